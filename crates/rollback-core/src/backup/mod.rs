@@ -1,0 +1,410 @@
+//! Backups: a content-addressed [`BackupStore`] of snapshots.
+//!
+//! A snapshot is a [`Manifest`] (what every captured path held: file bytes by blob id, mode,
+//! symlink target, or absence) plus the blobs it names. Blobs are named by their BLAKE3 hash,
+//! so a second snapshot of unchanged files writes no new blob bytes, and `verify` can re-hash
+//! everything. The manifest is written last, atomically: it is the snapshot's completion
+//! marker, and a crash before it leaves only unreferenced blobs for `prune` to collect.
+//!
+//! - [`store::FsBackupStore`]: the store on disk (state folder, `0700`/`0600`);
+//! - [`snapshot`]: capturing paths of a work tree into a manifest, and restoring them safely.
+
+pub mod snapshot;
+pub mod store;
+
+use std::fmt;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::fsutil::IoError;
+use crate::paths::RepoPath;
+use crate::time::Timestamp;
+use crate::vcs::CommitId;
+
+/// Errors from the backup store.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Reading or writing the store failed (disk full, permissions, ...).
+    #[error(transparent)]
+    Io(#[from] IoError),
+    /// No snapshot with that id.
+    #[error("no backup `{id}`")]
+    UnknownSnapshot {
+        /// The id asked for.
+        id: String,
+    },
+    /// A blob named by a manifest is missing.
+    #[error("backup `{snapshot}` is missing blob {blob} (for `{path}`)")]
+    MissingBlob {
+        /// The snapshot.
+        snapshot: String,
+        /// The blob id.
+        blob: String,
+        /// The path whose content it held.
+        path: RepoPath,
+    },
+    /// A blob whose bytes no longer hash to its name.
+    #[error("blob {blob} is corrupt: its content hashes to {actual}")]
+    CorruptBlob {
+        /// The blob's name.
+        blob: String,
+        /// What its content hashes to now.
+        actual: String,
+    },
+    /// A manifest that does not parse or fails validation.
+    #[error("backup manifest `{}` is invalid: {detail}", path.display())]
+    BadManifest {
+        /// The manifest file.
+        path: PathBuf,
+        /// What is wrong (with line and column for JSON errors).
+        detail: String,
+    },
+    /// A restore that would write outside the work tree (through `..`, an absolute path, or a
+    /// symlinked parent folder).
+    #[error("refusing to restore `{path}`: {reason}")]
+    UnsafeRestore {
+        /// The path in the manifest.
+        path: String,
+        /// Why it is unsafe.
+        reason: String,
+    },
+}
+
+/// Result of a backup-store call.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The name of a blob: the lowercase hex BLAKE3 hash of its content.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct BlobId(String);
+
+impl BlobId {
+    /// The id of `content`.
+    pub fn of(content: &[u8]) -> Self {
+        Self(blake3::hash(content).to_hex().to_string())
+    }
+
+    /// From a finished hasher.
+    pub fn from_hash(hash: blake3::Hash) -> Self {
+        Self(hash.to_hex().to_string())
+    }
+
+    /// Validates 64 lowercase hex digits (so a blob id is always a safe file name).
+    pub fn parse(hex: &str) -> Option<Self> {
+        (hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))).then(|| Self(hex.to_owned()))
+    }
+
+    /// The hex string.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for BlobId {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        BlobId::parse(&s).ok_or_else(|| format!("`{s}` is not a blob id"))
+    }
+}
+
+impl From<BlobId> for String {
+    fn from(b: BlobId) -> String {
+        b.0
+    }
+}
+
+impl fmt::Display for BlobId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for BlobId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "BlobId({})", &self.0[..12])
+    }
+}
+
+/// A snapshot id: `YYYYMMDD-HHMMSS-xxxxxx` (UTC time plus 6 random hex digits). Safe as a file
+/// name; sorts by time.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct SnapshotId(String);
+
+impl SnapshotId {
+    /// A new id for a snapshot taken now.
+    pub fn generate() -> Self {
+        Self(format!("{}-{}", Timestamp::now().compact(), crate::state::random_hex(6)))
+    }
+
+    /// Validates an id typed by a user or read from disk: ASCII letters, digits and `-`,
+    /// 1 to 64 characters.
+    pub fn parse(s: &str) -> Option<Self> {
+        (!s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+            .then(|| Self(s.to_owned()))
+    }
+
+    /// The id.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for SnapshotId {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        SnapshotId::parse(&s).ok_or_else(|| format!("`{s}` is not a snapshot id"))
+    }
+}
+
+impl From<SnapshotId> for String {
+    fn from(b: SnapshotId) -> String {
+        b.0
+    }
+}
+
+impl fmt::Display for SnapshotId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for SnapshotId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SnapshotId({})", self.0)
+    }
+}
+
+/// Why a path is in a snapshot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Origin {
+    /// Tracked, with changes in the work tree or the index.
+    Tracked,
+    /// Untracked (not ignored).
+    Untracked,
+    /// Ignored, but at a path the rollback target tracks (a reset would overwrite it), or
+    /// configured to be captured.
+    Ignored,
+}
+
+/// What one path held when the snapshot was taken.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum EntryKind {
+    /// A regular file.
+    File {
+        /// Its content.
+        blob: BlobId,
+        /// Its size in bytes.
+        size: u64,
+        /// Permission bits (`0o644`, `0o755`, ...), exactly as on disk.
+        mode: u32,
+    },
+    /// A symbolic link.
+    Symlink {
+        /// Where it points, as raw bytes (may be absolute or dangling; it is restored as is,
+        /// never followed).
+        target: SymlinkTarget,
+    },
+    /// Nothing was at this path (a tracked file deleted in the work tree).
+    Absent,
+}
+
+/// A symlink's target, raw bytes, serialized like [`RepoPath`] (string when UTF-8).
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct SymlinkTarget(pub Vec<u8>);
+
+impl Serialize for SymlinkTarget {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match std::str::from_utf8(&self.0) {
+            Ok(t) => s.serialize_str(t),
+            Err(_) => s.collect_seq(self.0.iter()),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for SymlinkTarget {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Text(String),
+            Bytes(Vec<u8>),
+        }
+        Ok(Self(match Raw::deserialize(d)? {
+            Raw::Text(t) => t.into_bytes(),
+            Raw::Bytes(b) => b,
+        }))
+    }
+}
+
+/// One captured path.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManifestEntry {
+    /// The path, relative to the work tree.
+    pub path: RepoPath,
+    /// Why it was captured.
+    pub origin: Origin,
+    /// What it held.
+    #[serde(flatten)]
+    pub kind: EntryKind,
+}
+
+/// An object of the index that a restore may need to write back into the object database.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StagedObject {
+    /// The path it was staged for (for messages).
+    pub path: RepoPath,
+    /// The git object id.
+    pub oid: CommitId,
+    /// Its content in the store.
+    pub blob: BlobId,
+}
+
+/// The git index at snapshot time: the raw index file plus the staged objects it names.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IndexSnapshot {
+    /// The raw `.git/index` file.
+    pub blob: BlobId,
+    /// Objects of staged changes.
+    pub staged: Vec<StagedObject>,
+}
+
+/// A snapshot: what every captured path held, and where HEAD was.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// Manifest format version (1).
+    pub format: u32,
+    /// The snapshot's id.
+    pub id: SnapshotId,
+    /// When it was taken.
+    pub created_at: Timestamp,
+    /// The run that took it, if any.
+    pub run_id: Option<String>,
+    /// The work tree's root, for messages only (restores go to the repository opened now).
+    pub workdir: PathBuf,
+    /// HEAD's commit at snapshot time.
+    pub head: CommitId,
+    /// HEAD's branch at snapshot time (`None`: detached).
+    pub branch: Option<String>,
+    /// Captured paths, sorted, unique.
+    pub entries: Vec<ManifestEntry>,
+    /// The index, if it was captured.
+    pub index: Option<IndexSnapshot>,
+}
+
+impl Manifest {
+    /// Total bytes of file content the snapshot refers to.
+    pub fn content_bytes(&self) -> u64 {
+        self.entries
+            .iter()
+            .map(|e| match e.kind {
+                EntryKind::File { size, .. } => size,
+                _ => 0,
+            })
+            .sum()
+    }
+
+    /// Every blob the manifest refers to (entries, index, staged objects).
+    pub fn blobs(&self) -> impl Iterator<Item = &BlobId> {
+        let entries = self.entries.iter().filter_map(|e| match &e.kind {
+            EntryKind::File { blob, .. } => Some(blob),
+            _ => None,
+        });
+        let index = self.index.iter().flat_map(|i| std::iter::once(&i.blob).chain(i.staged.iter().map(|s| &s.blob)));
+        entries.chain(index)
+    }
+}
+
+/// A line of `backups list`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotSummary {
+    /// The id.
+    pub id: SnapshotId,
+    /// When it was taken.
+    pub created_at: Timestamp,
+    /// The run that took it.
+    pub run_id: Option<String>,
+    /// HEAD at the time.
+    pub head: CommitId,
+    /// Branch at the time.
+    pub branch: Option<String>,
+    /// Number of captured paths.
+    pub entries: usize,
+    /// Bytes of file content.
+    pub bytes: u64,
+}
+
+/// What `backups verify` found.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VerifyReport {
+    /// Snapshots checked.
+    pub snapshots: usize,
+    /// Distinct blobs re-hashed.
+    pub blobs: usize,
+    /// Bytes re-hashed.
+    pub bytes: u64,
+    /// Problems, one line each (missing or corrupt blobs, bad manifests). Empty: all good.
+    pub problems: Vec<String>,
+}
+
+/// What `backups prune` did (or would do).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PruneReport {
+    /// Snapshots deleted.
+    pub removed_snapshots: Vec<SnapshotId>,
+    /// Snapshots kept.
+    pub kept_snapshots: usize,
+    /// Blobs deleted (no kept snapshot refers to them).
+    pub removed_blobs: usize,
+    /// Bytes freed.
+    pub freed_bytes: u64,
+}
+
+/// Counters of one `put`: how much was read and how much was newly written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PutStats {
+    /// Blobs offered.
+    pub blobs: usize,
+    /// Bytes offered.
+    pub bytes: u64,
+    /// Blobs that were not yet in the store.
+    pub new_blobs: usize,
+    /// Bytes written for them.
+    pub new_bytes: u64,
+}
+
+/// A content-addressed store of snapshots.
+pub trait BackupStore: Send + Sync {
+    /// Stores `content` unless a blob with its hash already exists; returns its id and whether
+    /// bytes were written.
+    fn put_blob(&self, content: &[u8]) -> Result<(BlobId, bool)>;
+
+    /// The bytes of a blob, checked against its hash.
+    fn get_blob(&self, id: &BlobId) -> Result<Vec<u8>>;
+
+    /// Whether a blob exists (not re-hashed).
+    fn has_blob(&self, id: &BlobId) -> Result<bool>;
+
+    /// Writes a manifest atomically. Every blob it names must already be stored. This is the
+    /// snapshot's completion marker.
+    fn put_manifest(&self, manifest: &Manifest) -> Result<()>;
+
+    /// Reads and validates a manifest.
+    fn manifest(&self, id: &SnapshotId) -> Result<Manifest>;
+
+    /// All complete snapshots, oldest first.
+    fn list(&self) -> Result<Vec<SnapshotSummary>>;
+
+    /// Re-hashes every blob of the named snapshots (all when `None`) and checks that each
+    /// manifest's blobs exist.
+    fn verify(&self, ids: Option<&[SnapshotId]>) -> Result<VerifyReport>;
+
+    /// Keeps the `keep` newest snapshots plus every one in `protect`, deletes the rest, then
+    /// deletes blobs no kept manifest refers to (including leftovers of interrupted
+    /// snapshots). With `dry_run`, only reports.
+    fn prune(&self, keep: usize, protect: &[SnapshotId], dry_run: bool) -> Result<PruneReport>;
+}

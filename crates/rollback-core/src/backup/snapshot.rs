@@ -1,0 +1,1 @@
+//! Capturing and restoring work-tree paths (in progress).

@@ -1,0 +1,153 @@
+//! The crate's error type and the families front-ends map to exit codes and exceptions.
+
+use std::path::PathBuf;
+
+use crate::{backup, config, journal, lock, registry, vcs};
+
+/// Every error `rollback-core` returns.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Configuration file problems.
+    #[error(transparent)]
+    Config(#[from] config::Error),
+    /// Known-good registry problems.
+    #[error(transparent)]
+    Registry(#[from] registry::Error),
+    /// Git problems.
+    #[error(transparent)]
+    Vcs(#[from] vcs::Error),
+    /// Backup store problems.
+    #[error(transparent)]
+    Backup(#[from] backup::Error),
+    /// Another run holds the lock.
+    #[error(transparent)]
+    Lock(#[from] lock::Error),
+    /// Journal problems.
+    #[error(transparent)]
+    Journal(#[from] journal::Error),
+    /// I/O on the state folder or the work tree.
+    #[error(transparent)]
+    Io(#[from] crate::fsutil::IoError),
+    /// A safety check refused the operation; nothing was changed.
+    #[error("{message}")]
+    Refused {
+        /// What was refused and why.
+        message: String,
+        /// What the operator can do.
+        hint: Option<String>,
+    },
+    /// The operator (or the confirm callback) said no; nothing was changed.
+    #[error("cancelled: {0}")]
+    Cancelled(String),
+    /// Bad arguments from the caller (unknown run id, conflicting options, ...).
+    #[error("{message}")]
+    Usage {
+        /// What is wrong.
+        message: String,
+        /// What to do instead.
+        hint: Option<String>,
+    },
+    /// A step of a run failed. The run is recorded as failed and can be resumed or undone.
+    #[error("step `{step}` of run {run_id} failed")]
+    StepFailed {
+        /// The run.
+        run_id: String,
+        /// The step's name.
+        step: String,
+        /// What went wrong.
+        #[source]
+        source: Box<Error>,
+    },
+    /// No known-good commit to roll back to, and none given.
+    #[error("no rollback target: the registry `{}` has no verified known-good commit that is not marked bad", registry.display())]
+    NoTarget {
+        /// The registry that was searched.
+        registry: PathBuf,
+    },
+    /// A callback supplied by a front-end (Python) raised; the run was stopped cleanly.
+    #[error("callback failed: {0}")]
+    Callback(String),
+}
+
+/// The crate's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Error families: each maps to one documented CLI exit code and one Python exception class.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// Bad usage, config, registry, revision or repository: fix the input. Nothing changed.
+    Usage,
+    /// Another run holds the lock. Nothing changed.
+    Locked,
+    /// A safety check refused. Nothing changed.
+    Refused,
+    /// The operator said no. Nothing changed.
+    Cancelled,
+    /// A step failed; the run can be resumed or undone.
+    Failed,
+}
+
+impl Error {
+    /// Shorthand for [`Error::Refused`].
+    pub fn refused(message: impl Into<String>, hint: impl Into<Option<String>>) -> Self {
+        Self::Refused { message: message.into(), hint: hint.into() }
+    }
+
+    /// Shorthand for [`Error::Usage`].
+    pub fn usage(message: impl Into<String>, hint: impl Into<Option<String>>) -> Self {
+        Self::Usage { message: message.into(), hint: hint.into() }
+    }
+
+    /// The family this error belongs to.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::Config(_) | Error::Registry(_) | Error::Usage { .. } | Error::NoTarget { .. } => ErrorKind::Usage,
+            Error::Vcs(e) => match e {
+                vcs::Error::NotARepository { .. }
+                | vcs::Error::BareRepository { .. }
+                | vcs::Error::UnknownRevision { .. }
+                | vcs::Error::AmbiguousRevision { .. } => ErrorKind::Usage,
+                vcs::Error::UnbornBranch { .. } => ErrorKind::Refused,
+                _ => ErrorKind::Failed,
+            },
+            Error::Backup(backup::Error::UnknownSnapshot { .. }) => ErrorKind::Usage,
+            Error::Backup(backup::Error::UnsafeRestore { .. }) => ErrorKind::Refused,
+            Error::Lock(lock::Error::Held { .. }) => ErrorKind::Locked,
+            Error::Refused { .. } => ErrorKind::Refused,
+            Error::Cancelled(_) => ErrorKind::Cancelled,
+            Error::Journal(journal::Error::UnknownRun { .. }) => ErrorKind::Usage,
+            Error::StepFailed { source, .. } if source.kind() == ErrorKind::Cancelled => ErrorKind::Cancelled,
+            _ => ErrorKind::Failed,
+        }
+    }
+
+    /// A line telling the operator what to do, when there is one.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            Error::Refused { hint, .. } | Error::Usage { hint, .. } => hint.clone(),
+            Error::Config(e) => e.hint(),
+            Error::Lock(e) => e.hint(),
+            Error::NoTarget { .. } => Some(
+                "pass `--target REV`, or mark a verified release with `forge-rollback known-good mark REV`".into(),
+            ),
+            Error::Vcs(vcs::Error::UnbornBranch { .. }) => {
+                Some("commit something first: there is nothing to roll back to".into())
+            }
+            Error::Vcs(vcs::Error::UnknownRevision { .. } | vcs::Error::AmbiguousRevision { .. }) => {
+                Some("give a longer hash, a branch or a tag; `git log --oneline` lists commits".into())
+            }
+            Error::Vcs(vcs::Error::NotARepository { .. }) => {
+                Some("run inside a git work tree, or pass `-C DIR`".into())
+            }
+            Error::StepFailed { run_id, .. } => Some(format!(
+                "fix the cause, then `forge-rollback resume {run_id}`; or put everything back with `forge-rollback undo {run_id}`"
+            )),
+            Error::Backup(backup::Error::Io(e)) | Error::Io(e) if e.kind() == std::io::ErrorKind::StorageFull => {
+                Some("the disk is full: free space and try again; the work tree was not touched".into())
+            }
+            _ => None,
+        }
+    }
+}

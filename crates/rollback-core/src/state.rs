@@ -1,0 +1,84 @@
+//! Where forge-rollback keeps its own state, outside the tracked tree.
+//!
+//! By default `<git common dir>/forge-rollback/`: no `git reset`, `git clean -ffdx` or checkout
+//! can reach it and nothing commits it (the old scripts kept backups in the work tree, where the
+//! next `git clean` deleted them). Layout:
+//!
+//! ```text
+//! forge-rollback/            0700
+//!   lock                     holder of the run lock (pid, host, start time)
+//!   runs/<run-id>/journal.jsonl
+//!   runs/<run-id>/run.json   the run's outcome, written last
+//!   runs/<run-id>/run.log    log lines in the seed's format
+//!   backups/blobs/ab/cdef…   content-addressed blobs
+//!   backups/snapshots/<id>.json
+//! ```
+
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use crate::fsutil::{self, IoError};
+
+/// The state folder and the paths inside it.
+#[derive(Clone, Debug)]
+pub struct StateDir {
+    root: PathBuf,
+}
+
+impl StateDir {
+    /// Uses `root` (created with mode `0700` by [`StateDir::ensure`]).
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
+    /// The default location for a repository whose common git folder is `git_dir`.
+    pub fn default_for(git_dir: &Path) -> Self {
+        Self::new(git_dir.join("forge-rollback"))
+    }
+
+    /// Creates the folder (and `runs/`, `backups/`) with mode `0700` if missing.
+    pub fn ensure(&self) -> Result<(), IoError> {
+        fsutil::create_private_dir(&self.runs_dir())?;
+        fsutil::create_private_dir(&self.backups_dir())
+    }
+
+    /// The root.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The lock file.
+    pub fn lock_path(&self) -> PathBuf {
+        self.root.join("lock")
+    }
+
+    /// Folder of all runs.
+    pub fn runs_dir(&self) -> PathBuf {
+        self.root.join("runs")
+    }
+
+    /// Folder of one run.
+    pub fn run_dir(&self, run_id: &str) -> PathBuf {
+        self.runs_dir().join(run_id)
+    }
+
+    /// The backup store's root.
+    pub fn backups_dir(&self) -> PathBuf {
+        self.root.join("backups")
+    }
+}
+
+/// `n` random lowercase hex digits from the OS's random source (falls back to time and pid).
+pub fn random_hex(n: usize) -> String {
+    let mut bytes = vec![0_u8; n.div_ceil(2)];
+    let ok = File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes)).is_ok();
+    if !ok {
+        let seed = format!("{:?}{}", std::time::SystemTime::now(), std::process::id());
+        let len = bytes.len();
+        bytes.copy_from_slice(&blake3::hash(seed.as_bytes()).as_bytes()[..len]);
+    }
+    let mut hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    hex.truncate(n);
+    hex
+}

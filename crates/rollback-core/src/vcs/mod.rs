@@ -1,0 +1,318 @@
+//! Version control: the [`VcsBackend`] trait and its two implementations.
+//!
+//! - [`git2::Git2Backend`]: libgit2 in process, no `git` binary needed;
+//! - [`cli::GitCliBackend`]: the `git` command line, run with a clean `GIT_*` environment.
+//!
+//! Both pass one conformance suite (`tests/it/vcs.rs`), so the engine does not care which it
+//! gets. The trait is synchronous: every operation is local disk work that blocks anyway; async
+//! callers run the engine on a blocking thread.
+
+pub mod cli;
+pub mod git2;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::paths::RepoPath;
+
+/// Errors from a version-control backend.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The folder is not inside a git work tree.
+    #[error("`{}` is not a git repository", path.display())]
+    NotARepository {
+        /// The folder that was opened.
+        path: PathBuf,
+        /// Why the backend said so.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
+    /// A bare repository has no work tree to roll back.
+    #[error("`{}` is a bare repository; there is no work tree to roll back", path.display())]
+    BareRepository {
+        /// The repository.
+        path: PathBuf,
+    },
+    /// HEAD points at a branch with no commits yet.
+    #[error("the current branch `{branch}` has no commits yet")]
+    UnbornBranch {
+        /// The unborn branch's short name.
+        branch: String,
+    },
+    /// A revision that names no commit.
+    #[error("unknown revision `{rev}`")]
+    UnknownRevision {
+        /// What the user typed.
+        rev: String,
+    },
+    /// A short hash that matches more than one object.
+    #[error("ambiguous revision `{rev}`: it matches more than one object")]
+    AmbiguousRevision {
+        /// What the user typed.
+        rev: String,
+    },
+    /// The `git` program could not be started.
+    #[error("could not run `git`")]
+    GitNotFound(#[source] std::io::Error),
+    /// A `git` command failed.
+    #[error("`git {args}` failed (exit {code}): {stderr}")]
+    Command {
+        /// The arguments, space-joined.
+        args: String,
+        /// The exit code, or -1 when killed by a signal.
+        code: i32,
+        /// What git printed on stderr, trimmed.
+        stderr: String,
+    },
+    /// A libgit2 call failed.
+    #[error("libgit2: {context}")]
+    Git2 {
+        /// What was being done.
+        context: String,
+        /// The libgit2 error.
+        #[source]
+        source: ::git2::Error,
+    },
+    /// Output of git that could not be parsed.
+    #[error("could not parse the output of `git {command}`: {detail}")]
+    Parse {
+        /// The git subcommand.
+        command: String,
+        /// What was wrong.
+        detail: String,
+    },
+    /// An I/O error on the work tree.
+    #[error(transparent)]
+    Io(#[from] crate::fsutil::IoError),
+}
+
+/// Result of a backend call.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A full, lowercase hexadecimal commit (or object) id.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct CommitId(String);
+
+impl CommitId {
+    /// Validates a full object id: 40 (SHA-1) or 64 (SHA-256) hex digits.
+    pub fn new(hex: impl Into<String>) -> Option<Self> {
+        let hex = hex.into().to_ascii_lowercase();
+        ((hex.len() == 40 || hex.len() == 64) && hex.bytes().all(|b| b.is_ascii_hexdigit())).then_some(Self(hex))
+    }
+
+    /// The full id.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The first 7 digits, for people.
+    pub fn short(&self) -> &str {
+        &self.0[..7]
+    }
+}
+
+impl TryFrom<String> for CommitId {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        CommitId::new(s.clone()).ok_or_else(|| format!("`{s}` is not a full commit id"))
+    }
+}
+
+impl From<CommitId> for String {
+    fn from(c: CommitId) -> String {
+        c.0
+    }
+}
+
+impl fmt::Display for CommitId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for CommitId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "CommitId({})", self.short())
+    }
+}
+
+/// Where HEAD is.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Head {
+    /// The commit HEAD resolves to.
+    pub commit: CommitId,
+    /// The branch's short name (`main`), or `None` when HEAD is detached.
+    pub branch: Option<String>,
+}
+
+/// One commit, summarized.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommitInfo {
+    /// Full id.
+    pub id: CommitId,
+    /// First line of the message.
+    pub summary: String,
+    /// Author name.
+    pub author: String,
+    /// Committer time, seconds since the epoch.
+    pub time: i64,
+}
+
+/// How a path differs between two trees, or between a tree and the index or work tree.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChangeKind {
+    /// Present only on the newer side.
+    Added,
+    /// Present on both sides with different content or mode.
+    Modified,
+    /// Present only on the older side.
+    Deleted,
+    /// A file became a symlink or the reverse (or a submodule).
+    TypeChanged,
+}
+
+/// A path that differs between two commits. Renames appear as a deletion plus an addition.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Change {
+    /// The path.
+    pub path: RepoPath,
+    /// How it differs, from the `from` commit's point of view to `to`.
+    pub kind: ChangeKind,
+}
+
+/// The state of one path in the work tree, as `git status` sees it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum StatusKind {
+    /// Tracked (in HEAD or the index) and different somewhere.
+    Tracked {
+        /// HEAD → index difference, if any (`git add`ed changes).
+        staged: Option<ChangeKind>,
+        /// Index → work tree difference, if any.
+        unstaged: Option<ChangeKind>,
+    },
+    /// Not tracked and not ignored. Listed file by file, never as a collapsed folder.
+    Untracked,
+    /// Ignored. Folders whose whole content is ignored may be listed once, as the folder.
+    Ignored,
+}
+
+/// One non-clean path in the work tree.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusEntry {
+    /// The path. For an ignored folder listed whole, the folder's path.
+    pub path: RepoPath,
+    /// Its state.
+    #[serde(flatten)]
+    pub kind: StatusKind,
+}
+
+/// An entry of the index that differs from HEAD, with the object it holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StagedBlob {
+    /// The path.
+    pub path: RepoPath,
+    /// The object id the index records for it.
+    pub oid: CommitId,
+    /// The object's bytes.
+    pub content: Vec<u8>,
+}
+
+/// A git backend. Paths are relative to [`VcsBackend::workdir`].
+pub trait VcsBackend: Send + Sync {
+    /// `"git2"` or `"git-cli"`.
+    fn name(&self) -> &'static str;
+
+    /// The root of the work tree.
+    fn workdir(&self) -> &Path;
+
+    /// The repository's common git folder (`.git`, shared by linked worktrees): state lives here.
+    fn git_dir(&self) -> &Path;
+
+    /// The index file of this work tree.
+    fn index_path(&self) -> PathBuf;
+
+    /// Where HEAD is. Errors with [`Error::UnbornBranch`] on a branch with no commits.
+    fn head(&self) -> Result<Head>;
+
+    /// Resolves a revision (full or short hash, branch, tag, `HEAD~2`, ...) to a commit.
+    fn resolve(&self, rev: &str) -> Result<CommitId>;
+
+    /// Summary of one commit.
+    fn commit_info(&self, id: &CommitId) -> Result<CommitInfo>;
+
+    /// Whether `ancestor` is `descendant` or one of its ancestors.
+    fn is_ancestor(&self, ancestor: &CommitId, descendant: &CommitId) -> Result<bool>;
+
+    /// Commits reachable from `to` but not from `from` (`git log from..to`), newest first,
+    /// at most `limit`.
+    fn commits_between(&self, from: &CommitId, to: &CommitId, limit: usize) -> Result<Vec<CommitInfo>>;
+
+    /// Paths that differ between the trees of `from` and `to`, sorted by path, no rename
+    /// detection.
+    fn diff(&self, from: &CommitId, to: &CommitId) -> Result<Vec<Change>>;
+
+    /// Every non-clean path of the work tree, sorted by path: tracked changes (staged and
+    /// unstaged), untracked files one by one, and ignored paths when `include_ignored`.
+    fn status(&self, include_ignored: bool) -> Result<Vec<StatusEntry>>;
+
+    /// Every path tracked in `commit`'s tree (files, symlinks, submodules), sorted.
+    fn tracked_paths(&self, commit: &CommitId) -> Result<Vec<RepoPath>>;
+
+    /// The bytes of `path` in `commit`, `None` if the commit has no such file.
+    fn read_file_at(&self, commit: &CommitId, path: &RepoPath) -> Result<Option<Vec<u8>>>;
+
+    /// Index entries that differ from HEAD, with their objects' content (the staged state a
+    /// snapshot must keep so that `undo` can restore the index).
+    fn staged_blobs(&self) -> Result<Vec<StagedBlob>>;
+
+    /// Whether the object database has this object.
+    fn has_object(&self, oid: &CommitId) -> Result<bool>;
+
+    /// Writes `content` as a blob into the object database; returns its id.
+    fn write_blob(&self, content: &[u8]) -> Result<CommitId>;
+
+    /// `git reset --hard <commit>`: moves the current branch (or a detached HEAD), the index
+    /// and the work tree to `commit`. Untracked files at paths `commit` tracks are overwritten;
+    /// other untracked and ignored files are left alone. `message` goes to the reflog.
+    fn reset_hard(&self, commit: &CommitId, message: &str) -> Result<()>;
+
+    /// Makes `branch` point at `commit` (creating it if needed), makes HEAD a symbolic ref to
+    /// it, and resets index and work tree hard to `commit`. Used by undo when the branch
+    /// changed since the snapshot.
+    fn checkout_branch_at(&self, branch: &str, commit: &CommitId, message: &str) -> Result<()>;
+
+    /// Creates or moves the reference `name` (full, e.g. `refs/forge-rollback/runs/ID/from`).
+    /// Keeps commits reachable so `git gc` cannot prune what an undo needs.
+    fn set_ref(&self, name: &str, commit: &CommitId, message: &str) -> Result<()>;
+
+    /// Deletes the reference `name`; no error if it does not exist.
+    fn delete_ref(&self, name: &str) -> Result<()>;
+
+    /// The commit a reference points to, `None` if it does not exist.
+    fn read_ref(&self, name: &str) -> Result<Option<CommitId>>;
+}
+
+/// Which implementation to use.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BackendKind {
+    /// libgit2 in process.
+    #[default]
+    Git2,
+    /// The `git` command line.
+    GitCli,
+}
+
+/// Opens the repository containing `dir` with the chosen backend.
+pub fn open(kind: BackendKind, dir: &Path) -> Result<Box<dyn VcsBackend>> {
+    Ok(match kind {
+        BackendKind::Git2 => Box::new(git2::Git2Backend::open(dir)?),
+        BackendKind::GitCli => Box::new(cli::GitCliBackend::open(dir)?),
+    })
+}
