@@ -1,0 +1,1 @@
+//! Backup store and snapshot tests.

@@ -1,0 +1,4 @@
+//! Integration tests of rollback-core against real git repositories and real files.
+
+mod backup;
+mod vcs;

@@ -1,0 +1,1 @@
+//! VcsBackend conformance suite: every test runs against both backends.
