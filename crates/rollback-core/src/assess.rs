@@ -1,1 +1,311 @@
-//! assess (in progress).
+//! Pre-rollback assessment: where HEAD is, where a rollback would go, what would change, what
+//! is at risk, and which level to use. Reads only; changes nothing.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::{Category, Config};
+use crate::paths::RepoPath;
+use crate::plan::Level;
+use crate::registry::{Entry, Registry};
+use crate::vcs::{ChangeKind, CommitId, CommitInfo, Head, StatusEntry, StatusKind, VcsBackend};
+
+/// Commits listed at most in an assessment (the total is still counted up to [`COUNT_LIMIT`]).
+pub const COMMITS_SHOWN: usize = 50;
+/// Commits counted at most between HEAD and the target.
+pub const COUNT_LIMIT: usize = 100_000;
+
+/// How the target was chosen.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TargetSource {
+    /// Given by the operator (`--target`).
+    Explicit,
+    /// The newest verified known-good commit of the registry.
+    Registry,
+}
+
+/// The rollback target.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Target {
+    /// The commit.
+    pub commit: CommitInfo,
+    /// What the operator typed, if anything.
+    pub rev: Option<String>,
+    /// How it was chosen.
+    pub source: TargetSource,
+    /// Its registry entry, if listed.
+    pub registry_entry: Option<Entry>,
+}
+
+/// A path that differs between HEAD and the target.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChangedFile {
+    /// The path.
+    pub path: RepoPath,
+    /// What the rollback does to it (`added`: the target has it and HEAD does not).
+    pub kind: ChangeKind,
+    /// Code, migrations, dependencies or env.
+    pub category: Category,
+}
+
+/// Uncommitted state of the work tree.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Dirty {
+    /// Tracked files changed in the work tree and not staged.
+    pub modified: Vec<RepoPath>,
+    /// Paths with staged changes.
+    pub staged: Vec<RepoPath>,
+    /// Untracked files.
+    pub untracked: Vec<RepoPath>,
+    /// Ignored paths (folders wholly ignored are listed once).
+    pub ignored: Vec<RepoPath>,
+    /// Untracked or ignored paths where the target has a tracked file: a reset replaces them.
+    pub at_target_paths: Vec<RepoPath>,
+}
+
+impl Dirty {
+    /// No tracked changes and no untracked files (ignored files do not count).
+    pub fn is_clean(&self) -> bool {
+        self.modified.is_empty() && self.staged.is_empty() && self.untracked.is_empty()
+    }
+}
+
+/// How serious a risk is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// For information.
+    Info,
+    /// Needs attention after the rollback.
+    Medium,
+    /// A run refuses it, or it leaves the service broken.
+    High,
+}
+
+/// Something that can go wrong.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Risk {
+    /// Stable identifier (`not_ancestor`, `detached_head`, ...).
+    pub code: String,
+    /// How serious.
+    pub severity: Severity,
+    /// For people.
+    pub message: String,
+}
+
+/// The result of `assess`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Assessment {
+    /// The work tree.
+    pub workdir: PathBuf,
+    /// The git backend.
+    pub backend: String,
+    /// Where HEAD is.
+    pub head: Head,
+    /// HEAD's summary.
+    pub head_summary: String,
+    /// Where a rollback would go.
+    pub target: Target,
+    /// Whether the target is an ancestor of HEAD (a real step back).
+    pub target_is_ancestor: bool,
+    /// Commits a rollback takes away (in HEAD, not in the target), newest first, at most
+    /// [`COMMITS_SHOWN`].
+    pub commits_rolled_back: Vec<CommitInfo>,
+    /// How many there are in all (up to [`COUNT_LIMIT`]).
+    pub commits_rolled_back_total: usize,
+    /// Tracked paths that differ, HEAD → target.
+    pub changes: Vec<ChangedFile>,
+    /// Count of changed paths per category.
+    pub changes_by_category: BTreeMap<Category, usize>,
+    /// Uncommitted state.
+    pub dirty: Dirty,
+    /// Risks, most serious first.
+    pub risks: Vec<Risk>,
+    /// The level that puts everything that changed back.
+    pub recommended_level: Level,
+    /// Why that level.
+    pub recommendation: String,
+    /// The registry file consulted.
+    pub registry: PathBuf,
+    /// Raw status, for the planner.
+    #[serde(skip)]
+    pub status: Vec<StatusEntry>,
+}
+
+impl Assessment {
+    /// Whether a risk with this code is present.
+    pub fn has_risk(&self, code: &str) -> bool {
+        self.risks.iter().any(|r| r.code == code)
+    }
+}
+
+/// Git operations that a reset would silently abort (their state lives in the git dir).
+fn operation_in_progress(vcs: &dyn VcsBackend) -> Option<&'static str> {
+    let index = vcs.index_path();
+    let dir = index.parent()?;
+    [
+        ("MERGE_HEAD", "a merge"),
+        ("CHERRY_PICK_HEAD", "a cherry-pick"),
+        ("REVERT_HEAD", "a revert"),
+        ("rebase-merge", "a rebase"),
+        ("rebase-apply", "a rebase or `git am`"),
+        ("BISECT_LOG", "a bisect"),
+    ]
+    .into_iter()
+    .find(|(f, _)| dir.join(f).exists())
+    .map(|(_, what)| what)
+}
+
+fn risk(code: &str, severity: Severity, message: String) -> Risk {
+    Risk { code: code.into(), severity, message }
+}
+
+/// Resolves the target: `rev` if given, else the registry's newest verified known-good commit.
+pub fn resolve_target(vcs: &dyn VcsBackend, registry: &Registry, registry_path: &std::path::Path, head: &CommitId, rev: Option<&str>) -> crate::Result<Target> {
+    if let Some(rev) = rev {
+        let id = vcs.resolve(rev)?;
+        let commit = vcs.commit_info(&id)?;
+        return Ok(Target { registry_entry: registry.find(&id).cloned(), commit, rev: Some(rev.to_owned()), source: TargetSource::Explicit });
+    }
+    match registry.pick_target(vcs, head)? {
+        Some((id, entry)) => Ok(Target { commit: vcs.commit_info(&id)?, rev: None, source: TargetSource::Registry, registry_entry: Some(entry) }),
+        None => Err(crate::Error::NoTarget { registry: registry_path.to_owned() }),
+    }
+}
+
+/// Assesses a rollback of the repository to `rev` (or the registry's choice).
+pub fn assess(vcs: &dyn VcsBackend, config: &Config, registry: &Registry, rev: Option<&str>) -> crate::Result<Assessment> {
+    let workdir = vcs.workdir().to_path_buf();
+    let registry_path = config.registry_path(&workdir);
+    let head = vcs.head()?;
+    let head_summary = vcs.commit_info(&head.commit)?.summary;
+    let target = resolve_target(vcs, registry, &registry_path, &head.commit, rev)?;
+    let to = target.commit.id.clone();
+
+    let target_is_ancestor = vcs.is_ancestor(&to, &head.commit)?;
+    let mut rolled = vcs.commits_between(&to, &head.commit, COUNT_LIMIT)?;
+    let commits_rolled_back_total = rolled.len();
+    rolled.truncate(COMMITS_SHOWN);
+
+    let changes: Vec<ChangedFile> = vcs
+        .diff(&head.commit, &to)?
+        .into_iter()
+        .map(|c| ChangedFile { category: config.categorize(&c.path), path: c.path, kind: c.kind })
+        .collect();
+    let mut changes_by_category = BTreeMap::new();
+    for c in &changes {
+        *changes_by_category.entry(c.category).or_insert(0) += 1;
+    }
+
+    let status = vcs.status(true)?;
+    let mut dirty = Dirty::default();
+    for e in &status {
+        match &e.kind {
+            StatusKind::Tracked { staged, unstaged } => {
+                if staged.is_some() {
+                    dirty.staged.push(e.path.clone());
+                }
+                if unstaged.is_some() {
+                    dirty.modified.push(e.path.clone());
+                }
+            }
+            StatusKind::Untracked => dirty.untracked.push(e.path.clone()),
+            StatusKind::Ignored => dirty.ignored.push(e.path.clone()),
+        }
+    }
+    let added: BTreeSet<&RepoPath> = changes.iter().filter(|c| c.kind == ChangeKind::Added).map(|c| &c.path).collect();
+    dirty.at_target_paths = status
+        .iter()
+        .filter(|e| matches!(e.kind, StatusKind::Untracked | StatusKind::Ignored))
+        .filter(|e| added.iter().any(|a| a.starts_with(&e.path) || e.path.starts_with(a)))
+        .map(|e| e.path.clone())
+        .collect();
+
+    let mut risks = Vec::new();
+    if head.branch.is_none() {
+        risks.push(risk("detached_head", Severity::High, "HEAD is detached: a rollback needs a branch to move".into()));
+    }
+    if let Some(op) = operation_in_progress(vcs) {
+        risks.push(risk("operation_in_progress", Severity::High, format!("{op} is in progress: a reset would abort it")));
+    }
+    if to == head.commit {
+        risks.push(risk("target_is_head", Severity::Info, format!("the target {} is HEAD: only uncommitted changes would be rolled back", to.short())));
+    } else if !target_is_ancestor {
+        risks.push(risk(
+            "not_ancestor",
+            Severity::High,
+            format!("the target {} is not an ancestor of HEAD: the rollback would also move to commits HEAD never had", to.short()),
+        ));
+    }
+    if target.registry_entry.as_ref().is_some_and(|e| e.known_bad) {
+        risks.push(risk("target_known_bad", Severity::High, format!("the target {} is marked bad in the registry", to.short())));
+    } else if !target.registry_entry.as_ref().is_some_and(|e| e.verified) {
+        risks.push(risk("target_unverified", Severity::Medium, format!("the target {} is not a verified known-good commit", to.short())));
+    }
+    let count = |c: Category| changes_by_category.get(&c).copied().unwrap_or(0);
+    if count(Category::Migrations) > 0 {
+        risks.push(risk(
+            "migrations_changed",
+            Severity::High,
+            format!("{} migration file(s) differ: a fast rollback would run the old code on the newer schema", count(Category::Migrations)),
+        ));
+    }
+    if count(Category::Dependencies) > 0 {
+        risks.push(risk(
+            "dependencies_changed",
+            Severity::Medium,
+            format!("{} dependency file(s) differ: reinstall dependencies after the rollback", count(Category::Dependencies)),
+        ));
+    }
+    if count(Category::Env) > 0 {
+        risks.push(risk("env_changed", Severity::Medium, format!("{} env/config file(s) differ", count(Category::Env))));
+    }
+    if !dirty.at_target_paths.is_empty() {
+        risks.push(risk(
+            "untracked_at_target_paths",
+            Severity::Medium,
+            format!("{} untracked or ignored path(s) sit where the target has files: they are snapshotted, then replaced", dirty.at_target_paths.len()),
+        ));
+    }
+    if !dirty.is_clean() {
+        risks.push(risk(
+            "dirty_tree",
+            Severity::Info,
+            format!(
+                "uncommitted work: {} modified, {} staged, {} untracked; all of it is snapshotted and `undo` restores it",
+                dirty.modified.len(),
+                dirty.staged.len(),
+                dirty.untracked.len()
+            ),
+        ));
+    }
+    risks.sort_by_key(|r| std::cmp::Reverse(r.severity));
+
+    let (recommended_level, recommendation) = if count(Category::Migrations) > 0 {
+        (Level::Full, "migration files changed: the schema must go back with the code".to_owned())
+    } else {
+        (Level::Fast, "no migration changes: rolling back the code is enough".to_owned())
+    };
+
+    Ok(Assessment {
+        workdir,
+        backend: vcs.name().into(),
+        head,
+        head_summary,
+        target,
+        target_is_ancestor,
+        commits_rolled_back: rolled,
+        commits_rolled_back_total,
+        changes,
+        changes_by_category,
+        dirty,
+        risks,
+        recommended_level,
+        recommendation,
+        registry: registry_path,
+        status,
+    })
+}

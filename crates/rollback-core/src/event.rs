@@ -1,1 +1,130 @@
-//! event (in progress).
+//! What the engine reports while it works.
+//!
+//! The engine never prints. It sends [`Event`]s to an [`Observer`]: the CLI turns them into
+//! log lines on stderr, the Python module into callbacks. Every log line is also written to the
+//! run's `run.log` in the seed's format, whoever observes.
+
+use serde::{Deserialize, Serialize};
+
+use crate::time::Timestamp;
+
+/// Severity of a log line, shown as the seed's `[INFO]`, `[SUCCESS]`, `[WARN]`, `[ERROR]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogLevel {
+    /// Progress.
+    Info,
+    /// Something finished well.
+    Success,
+    /// Something the operator should know; the run goes on.
+    Warn,
+    /// Something failed.
+    Error,
+}
+
+impl LogLevel {
+    /// `INFO`, `SUCCESS`, `WARN`, `ERROR`.
+    pub fn label(self) -> &'static str {
+        match self {
+            LogLevel::Info => "INFO",
+            LogLevel::Success => "SUCCESS",
+            LogLevel::Warn => "WARN",
+            LogLevel::Error => "ERROR",
+        }
+    }
+}
+
+/// One thing that happened.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    /// A log line.
+    Log {
+        /// When.
+        at: Timestamp,
+        /// Severity.
+        level: LogLevel,
+        /// The message (no secrets, no trailing period).
+        message: String,
+    },
+    /// A step began.
+    StepStarted {
+        /// The run.
+        run_id: String,
+        /// 1-based position.
+        index: usize,
+        /// Number of steps.
+        total: usize,
+        /// Machine name (`snapshot`, `reset`, ...).
+        step: String,
+    },
+    /// A step ended.
+    StepFinished {
+        /// The run.
+        run_id: String,
+        /// 1-based position.
+        index: usize,
+        /// Machine name.
+        step: String,
+        /// How long it took, in milliseconds.
+        millis: u64,
+        /// Whether it succeeded.
+        ok: bool,
+    },
+}
+
+impl Event {
+    /// The seed's log line: `2025-12-10 17:39:00 [INFO] message`, for log events.
+    pub fn log_line(&self) -> Option<String> {
+        match self {
+            Event::Log { at, level, message } => Some(format!("{} [{}] {message}", at.log_format(), level.label())),
+            _ => None,
+        }
+    }
+}
+
+/// Receives events. Called from the thread running the engine; must not block for long.
+pub trait Observer: Send + Sync {
+    /// One event.
+    fn event(&self, event: &Event);
+}
+
+/// An observer that drops everything.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NullObserver;
+
+impl Observer for NullObserver {
+    fn event(&self, _event: &Event) {}
+}
+
+/// An observer that keeps every event, for tests and for front-ends that show them afterwards.
+#[derive(Debug, Default)]
+pub struct Recorder {
+    events: std::sync::Mutex<Vec<Event>>,
+}
+
+impl Recorder {
+    /// Every event so far.
+    pub fn events(&self) -> Vec<Event> {
+        self.events.lock().map(|e| e.clone()).unwrap_or_default()
+    }
+
+    /// Every log message so far, as `LEVEL message`.
+    pub fn messages(&self) -> Vec<String> {
+        self.events()
+            .iter()
+            .filter_map(|e| match e {
+                Event::Log { level, message, .. } => Some(format!("{} {message}", level.label())),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+impl Observer for Recorder {
+    fn event(&self, event: &Event) {
+        if let Ok(mut e) = self.events.lock() {
+            e.push(event.clone());
+        }
+    }
+}

@@ -1,12 +1,319 @@
-//! Journal (stub).
+//! The run journal: one JSON object per line, fsync'ed after every record.
+//!
+//! A run writes `started` (with its whole plan), then `step_begin` and `step_end` (or
+//! `step_failed`) around every step, then `finished`. An undo appends `undone` to the journal
+//! of the run it undid. After a crash (`kill -9`, power loss) the journal says exactly which
+//! steps completed, so `resume` can finish the run and `undo` can put everything back. A last
+//! line cut short by a crash is ignored; damage anywhere else is an error naming the line.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::fsutil::{IoContext, IoError};
+use crate::plan::Plan;
+use crate::time::Timestamp;
+
 /// Journal errors.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// Unknown run.
+    /// No run with that id.
     #[error("no run `{run_id}`")]
     UnknownRun {
-        /// Run id.
+        /// The id asked for.
         run_id: String,
     },
+    /// A line that is not a valid record (other than a torn last line).
+    #[error("journal `{}` is damaged at line {line}: {detail}", path.display())]
+    Corrupt {
+        /// The journal file.
+        path: PathBuf,
+        /// 1-based line.
+        line: usize,
+        /// What is wrong.
+        detail: String,
+    },
+    /// Reading or writing failed.
+    #[error(transparent)]
+    Io(#[from] IoError),
+}
+
+/// The outcome of a run, as recorded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    /// Planned only (a dry run); nothing was written.
+    Planned,
+    /// Started and not finished: either still running, or interrupted by a crash.
+    Running,
+    /// Every step succeeded.
+    Succeeded,
+    /// A step failed; the run can be resumed or undone.
+    Failed,
+    /// The operator declined before anything changed.
+    Cancelled,
+    /// A later undo restored the state from before this run.
+    Undone,
+}
+
+impl RunStatus {
+    /// `succeeded`, `failed`, ...
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Planned => "planned",
+            RunStatus::Running => "running",
+            RunStatus::Succeeded => "succeeded",
+            RunStatus::Failed => "failed",
+            RunStatus::Cancelled => "cancelled",
+            RunStatus::Undone => "undone",
+        }
+    }
+}
+
+impl std::fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One journal line.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(tag = "record", rename_all = "snake_case")]
+pub enum Record {
+    /// The run began (under the lock) with this plan.
+    Started {
+        /// When.
+        at: Timestamp,
+        /// The run.
+        run_id: String,
+        /// The plan it executes.
+        plan: Plan,
+        /// Why (from `--reason`).
+        reason: Option<String>,
+    },
+    /// A step is about to run.
+    StepBegin {
+        /// When.
+        at: Timestamp,
+        /// 0-based index into the plan's steps.
+        index: usize,
+        /// Step name.
+        step: String,
+    },
+    /// A step completed.
+    StepEnd {
+        /// When.
+        at: Timestamp,
+        /// 0-based index.
+        index: usize,
+        /// Step name.
+        step: String,
+        /// What it did (snapshot id, counts, ...).
+        detail: serde_json::Value,
+    },
+    /// A step failed.
+    StepFailed {
+        /// When.
+        at: Timestamp,
+        /// 0-based index.
+        index: usize,
+        /// Step name.
+        step: String,
+        /// The error, whole chain, one line.
+        error: String,
+    },
+    /// A resume took over the run.
+    Resumed {
+        /// When.
+        at: Timestamp,
+    },
+    /// The run ended.
+    Finished {
+        /// When.
+        at: Timestamp,
+        /// How.
+        status: RunStatus,
+        /// The error, if it failed.
+        error: Option<String>,
+    },
+    /// A later undo restored the state from before this run.
+    Undone {
+        /// When.
+        at: Timestamp,
+        /// The undo's run id.
+        by: String,
+    },
+}
+
+/// An open journal, appending.
+#[derive(Debug)]
+pub struct Journal {
+    file: File,
+    path: PathBuf,
+}
+
+impl Journal {
+    /// Creates a new journal (fails if it exists).
+    pub fn create(path: &Path) -> Result<Self, Error> {
+        let file = OpenOptions::new().append(true).create_new(true).mode(0o600).open(path).at("create journal", path)?;
+        if let Some(dir) = path.parent() {
+            crate::fsutil::sync_dir(dir)?;
+        }
+        Ok(Self { file, path: path.to_owned() })
+    }
+
+    /// Opens an existing journal for appending.
+    pub fn open(path: &Path) -> Result<Self, Error> {
+        let file = OpenOptions::new().append(true).open(path).at("open journal", path)?;
+        Ok(Self { file, path: path.to_owned() })
+    }
+
+    /// Appends a record and fsyncs it.
+    pub fn append(&mut self, record: &Record) -> Result<(), Error> {
+        let mut line = serde_json::to_vec(record).map_err(|e| Error::Corrupt { path: self.path.clone(), line: 0, detail: e.to_string() })?;
+        line.push(b'\n');
+        self.file.write_all(&line).at("append to journal", &self.path)?;
+        self.file.sync_data().at("sync journal", &self.path)?;
+        Ok(())
+    }
+
+    /// The file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// Reads every record. A torn last line (a crash in the middle of a write) is dropped.
+pub fn read(path: &Path) -> Result<Vec<Record>, Error> {
+    let bytes = crate::fsutil::read(path)?;
+    let lines: Vec<&[u8]> = bytes.split(|b| *b == b'\n').collect();
+    let mut records = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        if line.is_empty() {
+            continue;
+        }
+        let is_last = i + 1 >= lines.len() || lines[i + 1..].iter().all(|l| l.is_empty());
+        match serde_json::from_slice::<Record>(line) {
+            Ok(r) => records.push(r),
+            // Only the final line can be cut short, and only if it lacks its newline.
+            Err(_) if is_last && !bytes.ends_with(b"\n") => break,
+            Err(e) => return Err(Error::Corrupt { path: path.to_owned(), line: i + 1, detail: e.to_string() }),
+        }
+    }
+    if !matches!(records.first(), Some(Record::Started { .. })) {
+        return Err(Error::Corrupt { path: path.to_owned(), line: 1, detail: "the first record is not `started`".into() });
+    }
+    Ok(records)
+}
+
+/// A run as reconstructed from its journal.
+#[derive(Clone, Debug)]
+pub struct RunState {
+    /// The run.
+    pub run_id: String,
+    /// When it started.
+    pub started_at: Timestamp,
+    /// Its plan.
+    pub plan: Plan,
+    /// Why.
+    pub reason: Option<String>,
+    /// For each step of the plan, its completion detail if it completed.
+    pub done: Vec<Option<serde_json::Value>>,
+    /// A step that began and neither ended nor failed (the crash point), if any.
+    pub interrupted_at: Option<usize>,
+    /// The last failure (step index and error), if the latest attempt failed.
+    pub failure: Option<(usize, String)>,
+    /// Recorded outcome.
+    pub status: RunStatus,
+    /// When it finished, if it did.
+    pub finished_at: Option<Timestamp>,
+    /// The undo that undid it.
+    pub undone_by: Option<String>,
+    /// Every record, for timelines.
+    pub records: Vec<Record>,
+}
+
+impl RunState {
+    /// Rebuilds the state from records.
+    pub fn from_records(path: &Path, records: Vec<Record>) -> Result<Self, Error> {
+        let Some(Record::Started { at, run_id, plan, reason }) = records.first().cloned() else {
+            return Err(Error::Corrupt { path: path.to_owned(), line: 1, detail: "the first record is not `started`".into() });
+        };
+        let mut state = RunState {
+            run_id,
+            started_at: at,
+            done: vec![None; plan.steps.len()],
+            plan,
+            reason,
+            interrupted_at: None,
+            failure: None,
+            status: RunStatus::Running,
+            finished_at: None,
+            undone_by: None,
+            records: Vec::new(),
+        };
+        for (n, r) in records.iter().enumerate().skip(1) {
+            let check = |index: usize| {
+                if index < state.done.len() {
+                    Ok(())
+                } else {
+                    Err(Error::Corrupt { path: path.to_owned(), line: n + 1, detail: format!("step {index} is not in the plan") })
+                }
+            };
+            match r {
+                Record::Started { .. } => {
+                    return Err(Error::Corrupt { path: path.to_owned(), line: n + 1, detail: "a second `started` record".into() });
+                }
+                Record::StepBegin { index, .. } => {
+                    check(*index)?;
+                    state.interrupted_at = Some(*index);
+                }
+                Record::StepEnd { index, detail, .. } => {
+                    check(*index)?;
+                    state.done[*index] = Some(detail.clone());
+                    state.interrupted_at = None;
+                }
+                Record::StepFailed { index, error, .. } => {
+                    check(*index)?;
+                    state.failure = Some((*index, error.clone()));
+                    state.interrupted_at = None;
+                }
+                Record::Resumed { .. } => {
+                    state.failure = None;
+                    state.status = RunStatus::Running;
+                    state.finished_at = None;
+                }
+                Record::Finished { at, status, .. } => {
+                    state.status = *status;
+                    state.finished_at = Some(*at);
+                }
+                Record::Undone { by, .. } => {
+                    state.undone_by = Some(by.clone());
+                    state.status = RunStatus::Undone;
+                }
+            }
+        }
+        state.records = records;
+        Ok(state)
+    }
+
+    /// Reads a journal file and rebuilds the state.
+    pub fn load(path: &Path) -> Result<Self, Error> {
+        let records = read(path)?;
+        Self::from_records(path, records)
+    }
+
+    /// The completion detail of the first step with this name, if it completed.
+    pub fn detail_of(&self, step: &str) -> Option<&serde_json::Value> {
+        self.plan.steps.iter().zip(&self.done).find(|(s, _)| s.name() == step).and_then(|(_, d)| d.as_ref())
+    }
+
+    /// The first step that has not completed.
+    pub fn next_step(&self) -> Option<usize> {
+        self.done.iter().position(Option::is_none)
+    }
 }

@@ -1,18 +1,229 @@
-//! The run lock (stub, replaced below).
+//! The run lock: one rollback, undo or resume at a time per repository.
+//!
+//! The lock is an `flock(2)` on `<state>/lock`, and the file holds who took it (pid, host, start
+//! time, command). The kernel releases an `flock` when its holder dies, even by `kill -9`, so
+//! a crashed run never blocks the next one: the next run finds the old holder's details in the
+//! file, says it is taking the lock over, and goes on. A live holder makes every other taker
+//! fail at once (no waiting) with [`Error::Held`], naming the holder.
+//!
+//! Releasing unlinks the file while still holding the lock. A taker that opened the old file
+//! just before checks, once it holds the lock, that its descriptor still is the file at the
+//! path, and starts over if not, so two takers can never both believe they hold it.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::fsutil::{IoContext, IoError};
+use crate::time::Timestamp;
+
+/// Who holds (or held) the lock.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LockHolder {
+    /// Process id.
+    pub pid: u32,
+    /// Host name.
+    pub host: String,
+    /// When it took the lock.
+    pub started_at: Timestamp,
+    /// What it is doing (`run`, `undo RUN`, ...).
+    pub command: String,
+}
+
+impl std::fmt::Display for LockHolder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "pid {} on {}, `{}` since {}", self.pid, self.host, self.command, self.started_at.log_format())
+    }
+}
+
 /// Lock errors.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// Held by another process.
-    #[error("another rollback is running (pid {pid})")]
+    /// Another live process holds the lock.
+    #[error("another rollback is running: {}", holder.as_ref().map_or_else(|| "holder unknown (it is just starting)".to_owned(), ToString::to_string))]
     Held {
-        /// Holder pid.
-        pid: u32,
+        /// The lock file.
+        path: PathBuf,
+        /// Its holder, if it had written its details yet.
+        holder: Option<LockHolder>,
     },
+    /// The lock file could not be opened or locked.
+    #[error(transparent)]
+    Io(#[from] IoError),
 }
+
 impl Error {
-    /// Hint.
+    /// What the operator can do.
     pub fn hint(&self) -> Option<String> {
-        None
+        match self {
+            Error::Held { holder: Some(h), .. } => Some(format!(
+                "wait for it to finish; the lock is released when pid {} exits, even if it is killed",
+                h.pid
+            )),
+            Error::Held { holder: None, .. } => Some("wait for it to finish and try again".into()),
+            Error::Io(_) => None,
+        }
+    }
+}
+
+/// A held lock. Dropping it releases the lock and removes the file.
+#[derive(Debug)]
+pub struct RunLock {
+    file: File,
+    path: PathBuf,
+    /// The previous holder, when it died without releasing (the lock was taken over).
+    pub taken_over: Option<LockHolder>,
+}
+
+fn host_name() -> String {
+    let mut buf = [0_u8; 256];
+    // SAFETY: the buffer is valid for its length; gethostname writes at most that many bytes.
+    #[allow(unsafe_code)]
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc != 0 {
+        return "unknown".into();
+    }
+    let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..end]).into_owned()
+}
+
+/// `flock(fd, LOCK_EX | LOCK_NB)`: `Ok(true)` when taken, `Ok(false)` when held elsewhere.
+fn try_flock(file: &File, path: &Path) -> Result<bool, IoError> {
+    // SAFETY: the descriptor is open for the duration of the call.
+    #[allow(unsafe_code)]
+    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if rc == 0 {
+        return Ok(true);
+    }
+    let err = std::io::Error::last_os_error();
+    if err.kind() == std::io::ErrorKind::WouldBlock {
+        Ok(false)
+    } else {
+        Err(IoError::new("lock", path, err))
+    }
+}
+
+fn read_holder(file: &mut File) -> Option<LockHolder> {
+    let mut text = String::new();
+    file.seek(SeekFrom::Start(0)).ok()?;
+    file.read_to_string(&mut text).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+fn open_lock_file(path: &Path) -> Result<File, IoError> {
+    OpenOptions::new().read(true).write(true).create(true).truncate(false).mode(0o600).open(path).at("open lock file", path)
+}
+
+impl RunLock {
+    /// Takes the lock at `path` for `command`, failing at once if a live process holds it.
+    pub fn acquire(path: &Path, command: &str) -> Result<Self, Error> {
+        loop {
+            let mut file = open_lock_file(path)?;
+            if !try_flock(&file, path)? {
+                return Err(Error::Held { path: path.to_owned(), holder: read_holder(&mut file) });
+            }
+            // The holder we raced with may have unlinked the file before we locked it.
+            let ours = file.metadata().at("read metadata of", path)?;
+            match std::fs::metadata(path) {
+                Ok(m) if m.ino() == ours.ino() && m.dev() == ours.dev() => {}
+                _ => continue,
+            }
+            let taken_over = read_holder(&mut file);
+            let me = LockHolder { pid: std::process::id(), host: host_name(), started_at: Timestamp::now(), command: command.to_owned() };
+            let json = serde_json::to_vec(&me).unwrap_or_default();
+            file.set_len(0).at("truncate", path)?;
+            file.seek(SeekFrom::Start(0)).at("seek", path)?;
+            file.write_all(&json).at("write", path)?;
+            file.sync_all().at("sync", path)?;
+            return Ok(Self { file, path: path.to_owned(), taken_over });
+        }
+    }
+
+    /// The lock file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for RunLock {
+    fn drop(&mut self) {
+        // Unlink while still locked; closing `file` then releases the flock.
+        let _ = std::fs::remove_file(&self.path);
+        let _ = self.file.sync_all();
+    }
+}
+
+/// Who holds the lock now, if anyone alive does.
+pub fn holder(path: &Path) -> Result<Option<LockHolder>, Error> {
+    let mut file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(IoError::new("open lock file", path, e).into()),
+    };
+    if try_flock(&file, path)? {
+        // Nobody alive holds it (the file is a leftover of a dead holder).
+        return Ok(None);
+    }
+    Ok(read_holder(&mut file))
+}
+
+/// Removes a leftover lock file of a dead holder (`forge-rollback unlock`). Refuses with
+/// [`Error::Held`] while a live process holds it: removing that file would let a second run in.
+/// Returns the dead holder's details, `None` if there was no file.
+pub fn unlock(path: &Path) -> Result<Option<LockHolder>, Error> {
+    let mut file = match OpenOptions::new().read(true).write(true).open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(IoError::new("open lock file", path, e).into()),
+    };
+    if !try_flock(&file, path)? {
+        return Err(Error::Held { path: path.to_owned(), holder: read_holder(&mut file) });
+    }
+    let previous = read_holder(&mut file);
+    std::fs::remove_file(path).at("remove", path)?;
+    Ok(previous)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn second_taker_fails_and_names_the_holder() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("lock");
+        let first = RunLock::acquire(&p, "run").unwrap();
+        assert!(first.taken_over.is_none());
+        let err = RunLock::acquire(&p, "run").unwrap_err();
+        let Error::Held { holder: Some(h), .. } = &err else { panic!("{err:?}") };
+        assert_eq!(h.pid, std::process::id());
+        assert_eq!(h.command, "run");
+        assert!(err.to_string().contains(&format!("pid {}", std::process::id())), "{err}");
+        assert_eq!(holder(&p).unwrap().map(|h| h.pid), Some(std::process::id()));
+        assert!(matches!(unlock(&p), Err(Error::Held { .. })));
+        drop(first);
+        assert!(!p.exists());
+        assert_eq!(holder(&p).unwrap(), None);
+        RunLock::acquire(&p, "run").unwrap();
+    }
+
+    #[test]
+    fn leftover_of_a_dead_holder_is_taken_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("lock");
+        let dead = LockHolder { pid: 999_999, host: "h".into(), started_at: Timestamp::from_unix(0), command: "run".into() };
+        std::fs::write(&p, serde_json::to_vec(&dead).unwrap()).unwrap();
+        assert_eq!(holder(&p).unwrap(), None);
+        let lock = RunLock::acquire(&p, "undo").unwrap();
+        assert_eq!(lock.taken_over, Some(dead.clone()));
+        drop(lock);
+        std::fs::write(&p, serde_json::to_vec(&dead).unwrap()).unwrap();
+        assert_eq!(unlock(&p).unwrap(), Some(dead));
+        assert!(!p.exists());
     }
 }

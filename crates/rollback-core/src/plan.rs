@@ -1,1 +1,262 @@
-//! plan (in progress).
+//! Plans: the ordered, typed steps of a rollback or an undo. Pure data: building one changes
+//! nothing, `--dry-run` prints one, and the journal stores the one a run executes.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::backup::{Origin, SnapshotId};
+use crate::paths::RepoPath;
+use crate::vcs::{Change, ChangeKind, CommitId, Head};
+
+/// How much a rollback puts back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    /// Code only: snapshot, reset, remove untracked files, clear caches.
+    Fast,
+    /// Code, database schema and env config.
+    Full,
+    /// Like full, with a human approving each step.
+    Manual,
+}
+
+impl Level {
+    /// `fast`, `full`, `manual`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Fast => "fast",
+            Level::Full => "full",
+            Level::Manual => "manual",
+        }
+    }
+}
+
+impl std::fmt::Display for Level {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a run does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunKind {
+    /// Move to an older, known-good commit.
+    Rollback,
+    /// Restore the state a snapshot recorded (undo of an earlier run).
+    Undo,
+}
+
+impl RunKind {
+    /// `rollback` or `undo`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunKind::Rollback => "rollback",
+            RunKind::Undo => "undo",
+        }
+    }
+}
+
+/// One path a snapshot captures.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Capture {
+    /// The path.
+    pub path: RepoPath,
+    /// Why.
+    pub origin: Origin,
+}
+
+/// One step, with the data it needs to run.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "step", rename_all = "snake_case")]
+pub enum Step {
+    /// Capture every path the next steps change or delete, plus the index, into the backup
+    /// store; verify it; pin HEAD with a ref so `git gc` keeps it.
+    Snapshot {
+        /// Paths to capture.
+        capture: Vec<Capture>,
+    },
+    /// Move the branch, index and work tree to `target`.
+    Reset {
+        /// The commit.
+        target: CommitId,
+        /// The branch to be on afterwards (`None`: stay detached).
+        branch: Option<String>,
+        /// Tracked paths that differ between HEAD and `target`.
+        changes: Vec<Change>,
+        /// Untracked or ignored entries in the way of paths `target` tracks: removed (they are
+        /// in the snapshot) before the reset, so both git backends behave the same.
+        clear_way: Vec<RepoPath>,
+        /// Tracked files with uncommitted changes that the reset overwrites (in the snapshot).
+        discards: Vec<RepoPath>,
+    },
+    /// Delete untracked files (all captured in the snapshot), then the folders they leave
+    /// empty.
+    RemoveUntracked {
+        /// The files, as planned.
+        paths: Vec<RepoPath>,
+        /// Whether the list is computed again after the reset (undo: what is untracked depends
+        /// on the commit restored).
+        recompute: bool,
+    },
+    /// Remove caches (`__pycache__`, `*.pyc`, configured globs) outside skipped folders. Not
+    /// snapshotted.
+    ClearCaches {
+        /// What matches now (found again when the step runs).
+        found: Vec<RepoPath>,
+    },
+    /// Write back every file the snapshot recorded (bytes, mode, symlink target, absence).
+    RestoreFiles {
+        /// The snapshot restored.
+        snapshot: SnapshotId,
+        /// Number of entries.
+        entries: usize,
+    },
+    /// Write back the index recorded by the snapshot (staged changes).
+    RestoreIndex {
+        /// The snapshot.
+        snapshot: SnapshotId,
+    },
+    /// Write the run's outcome; the completion marker.
+    Record,
+}
+
+impl Step {
+    /// The step's machine name (`snapshot`, `reset`, ...): journals, failpoints, JSON.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Step::Snapshot { .. } => "snapshot",
+            Step::Reset { .. } => "reset",
+            Step::RemoveUntracked { .. } => "remove_untracked",
+            Step::ClearCaches { .. } => "clear_caches",
+            Step::RestoreFiles { .. } => "restore_files",
+            Step::RestoreIndex { .. } => "restore_index",
+            Step::Record => "record",
+        }
+    }
+
+    /// One line for people.
+    pub fn title(&self) -> String {
+        match self {
+            Step::Snapshot { capture } => format!("snapshot {} path(s) and the index into the backup store, verify it", capture.len()),
+            Step::Reset { target, branch, changes, .. } => match branch {
+                Some(b) => format!("move branch `{b}`, index and work tree to {} ({} tracked path(s) change)", target.short(), changes.len()),
+                None => format!("move detached HEAD, index and work tree to {} ({} tracked path(s) change)", target.short(), changes.len()),
+            },
+            Step::RemoveUntracked { paths, recompute } => {
+                if *recompute {
+                    format!("remove untracked files the restored commit does not have (now {})", paths.len())
+                } else {
+                    format!("remove {} untracked file(s)", paths.len())
+                }
+            }
+            Step::ClearCaches { found } => format!("clear caches ({} found now)", found.len()),
+            Step::RestoreFiles { snapshot, entries } => format!("restore {entries} path(s) from backup {snapshot}"),
+            Step::RestoreIndex { snapshot } => format!("restore the index (staged changes) from backup {snapshot}"),
+            Step::Record => "record the outcome".into(),
+        }
+    }
+
+    /// The files this step touches, with what it does to each.
+    pub fn files(&self) -> Vec<(String, &RepoPath)> {
+        match self {
+            Step::Snapshot { capture } => capture
+                .iter()
+                .map(|c| {
+                    let why = match c.origin {
+                        Origin::Tracked => "capture (modified)",
+                        Origin::Untracked => "capture (untracked)",
+                        Origin::Ignored => "capture (ignored)",
+                    };
+                    (why.to_owned(), &c.path)
+                })
+                .collect(),
+            Step::Reset { changes, clear_way, discards, .. } => {
+                let mut v: Vec<(String, &RepoPath)> = clear_way.iter().map(|p| ("clear the way".to_owned(), p)).collect();
+                v.extend(discards.iter().map(|p| ("discard local changes".to_owned(), p)));
+                v.extend(changes.iter().map(|c| {
+                    let what = match c.kind {
+                        // `changes` are HEAD → target: "added" means the target has it.
+                        ChangeKind::Added => "add",
+                        ChangeKind::Deleted => "delete",
+                        ChangeKind::Modified => "update",
+                        ChangeKind::TypeChanged => "replace",
+                    };
+                    (what.to_owned(), &c.path)
+                }));
+                v
+            }
+            Step::RemoveUntracked { paths, .. } => paths.iter().map(|p| ("remove".to_owned(), p)).collect(),
+            Step::ClearCaches { found } => found.iter().map(|p| ("clear".to_owned(), p)).collect(),
+            Step::RestoreFiles { .. } | Step::RestoreIndex { .. } | Step::Record => Vec::new(),
+        }
+    }
+}
+
+/// An ordered list of steps and what they move between.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Plan {
+    /// Rollback or undo.
+    pub kind: RunKind,
+    /// The level (rollbacks).
+    pub level: Option<Level>,
+    /// The work tree.
+    pub workdir: PathBuf,
+    /// The git backend (`git2`, `git-cli`).
+    pub backend: String,
+    /// Where HEAD is now.
+    pub from: Head,
+    /// The commit the run moves to.
+    pub to: CommitId,
+    /// Its summary line.
+    pub to_summary: String,
+    /// For an undo: the run undone.
+    pub undo_of: Option<String>,
+    /// The steps, in order. The lock is taken before the first and released after the last.
+    pub steps: Vec<Step>,
+}
+
+/// Most files listed per step in human output (JSON lists all).
+pub const FILES_SHOWN: usize = 20;
+
+impl Plan {
+    /// The plan as text for people: numbered steps, each with the files it touches.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let what = match (self.kind, self.level) {
+            (RunKind::Rollback, Some(l)) => format!("{l} rollback"),
+            (RunKind::Rollback, None) => "rollback".into(),
+            (RunKind::Undo, _) => format!("undo of run {}", self.undo_of.as_deref().unwrap_or("?")),
+        };
+        let branch = self.from.branch.as_deref().map_or_else(|| "detached HEAD".to_owned(), |b| format!("branch {b}"));
+        let _ = writeln!(out, "Plan: {what} of {}", self.workdir.display());
+        let _ = writeln!(out, "  from {} ({branch})", self.from.commit.short());
+        let _ = writeln!(out, "  to   {} {}", self.to.short(), self.to_summary);
+        let _ = writeln!(out, "  0. take the run lock");
+        for (i, step) in self.steps.iter().enumerate() {
+            let _ = writeln!(out, "  {}. {}", i + 1, step.title());
+            let files = step.files();
+            for (action, path) in files.iter().take(FILES_SHOWN) {
+                let _ = writeln!(out, "       {action:<22} {path}");
+            }
+            if files.len() > FILES_SHOWN {
+                let _ = writeln!(out, "       … and {} more (see --json)", files.len() - FILES_SHOWN);
+            }
+        }
+        let _ = writeln!(out, "  {}. release the run lock", self.steps.len() + 1);
+        out
+    }
+
+    /// The snapshot step's captures, if the plan has one.
+    pub fn captures(&self) -> &[Capture] {
+        self.steps
+            .iter()
+            .find_map(|s| match s {
+                Step::Snapshot { capture } => Some(capture.as_slice()),
+                _ => None,
+            })
+            .unwrap_or(&[])
+    }
+}

@@ -1,9 +1,323 @@
-//! Registry (stub).
+//! The known-good commit registry: the runbook's `known-good-commits.json`, read and written in
+//! its own format.
+//!
+//! ```json
+//! { "version": "1.0", "description": "...", "last_updated": "2025-12-10T17:39:00Z",
+//!   "commits": [ { "hash": "<full hash>", "date": "...", "description": "...",
+//!                  "verified": true, "services_tested": [], "database_migrations": [],
+//!                  "notes": "" } ],
+//!   "verification_criteria": { "required_tests": [], "manual_verification_required": true,
+//!                              "minimum_uptime_hours": 24 },
+//!   "usage_notes": [], "update_procedure": { "steps": [] } }
+//! ```
+//!
+//! forge-rollback adds two optional keys to a commit, `"known_bad": true` and `"marked_at"`; a
+//! commit marked bad is never chosen as a target, nor accepted as one. Keys it does not know are
+//! kept as they were, so hand edits and other tools' fields survive a `mark`.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::time::Timestamp;
+use crate::vcs::{CommitId, VcsBackend};
+
 /// Registry errors.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// Parse.
-    #[error("bad registry")]
-    Parse,
+    /// The file is not valid JSON or not the registry's shape.
+    #[error("invalid registry `{}` at line {line}, column {column}: {message}", path.display())]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+        /// What the parser said.
+        message: String,
+    },
+    /// Reading or writing failed.
+    #[error(transparent)]
+    Io(#[from] crate::fsutil::IoError),
+    /// `unmark` of a commit the registry does not have.
+    #[error("commit {commit} is not in the registry `{}`", path.display())]
+    NotListed {
+        /// The commit.
+        commit: String,
+        /// The registry.
+        path: PathBuf,
+    },
+}
+
+/// One commit of the registry.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Entry {
+    /// The commit (full hash when written by forge-rollback; older files may hold short ones).
+    pub hash: String,
+    /// The commit's date.
+    #[serde(default)]
+    pub date: String,
+    /// The commit's summary or a note on the release.
+    #[serde(default)]
+    pub description: String,
+    /// Verified good.
+    #[serde(default)]
+    pub verified: bool,
+    /// Services checked on this commit.
+    #[serde(default)]
+    pub services_tested: Vec<String>,
+    /// Migrations this commit's schema is at.
+    #[serde(default)]
+    pub database_migrations: Vec<String>,
+    /// Free text.
+    #[serde(default)]
+    pub notes: String,
+    /// Known bad: never a rollback target.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub known_bad: bool,
+    /// When forge-rollback last marked it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub marked_at: Option<String>,
+    /// Keys forge-rollback does not know, kept as they were.
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
+}
+
+/// The registry file.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Registry {
+    /// Format version.
+    #[serde(default = "default_version")]
+    pub version: String,
+    /// What this file is.
+    #[serde(default)]
+    pub description: String,
+    /// When it was last written.
+    #[serde(default)]
+    pub last_updated: String,
+    /// The commits, in file order.
+    #[serde(default)]
+    pub commits: Vec<Entry>,
+    /// When a commit counts as verified.
+    #[serde(default)]
+    pub verification_criteria: serde_json::Value,
+    /// Notes for people.
+    #[serde(default)]
+    pub usage_notes: Vec<String>,
+    /// How to update the file.
+    #[serde(default)]
+    pub update_procedure: serde_json::Value,
+    /// Keys forge-rollback does not know.
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
+}
+
+fn default_version() -> String {
+    "1.0".into()
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Self {
+            version: default_version(),
+            description: "Known good commits for emergency rollback (maintained by forge-rollback)".into(),
+            last_updated: Timestamp::now().to_string(),
+            commits: Vec::new(),
+            verification_criteria: serde_json::json!({
+                "required_tests": [],
+                "manual_verification_required": true,
+                "minimum_uptime_hours": 24
+            }),
+            usage_notes: vec![
+                "forge-rollback picks the newest verified commit that is not known_bad".into(),
+                "mark releases with `forge-rollback known-good mark REV`, broken ones with `known-good bad REV`".into(),
+            ],
+            update_procedure: serde_json::json!({ "steps": [
+                "forge-rollback known-good mark <commit> --note \"...\"",
+                "git add <this file> && git commit -m \"Update known good commits\""
+            ]}),
+            extra: serde_json::Map::new(),
+        }
+    }
+}
+
+/// What a mark did.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct MarkOutcome {
+    /// The entry as it is now.
+    pub entry: Entry,
+    /// Whether the commit was already listed.
+    pub updated: bool,
+}
+
+impl Registry {
+    /// Parses registry JSON; `path` names it in errors.
+    pub fn parse(text: &[u8], path: &Path) -> Result<Self, Error> {
+        serde_json::from_slice(text).map_err(|e| Error::Parse {
+            path: path.to_owned(),
+            line: e.line(),
+            column: e.column(),
+            message: e.to_string().split(" at line ").next().unwrap_or_default().to_owned(),
+        })
+    }
+
+    /// Reads the registry; a missing file is an empty registry.
+    pub fn load(path: &Path) -> Result<Self, Error> {
+        match std::fs::read(path) {
+            Ok(bytes) => Self::parse(&bytes, path),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self { commits: Vec::new(), ..Self::default() }),
+            Err(e) => Err(crate::fsutil::IoError::new("read", path, e).into()),
+        }
+    }
+
+    /// The JSON text, pretty, with a trailing newline.
+    pub fn to_json(&self) -> Vec<u8> {
+        let mut out = serde_json::to_vec_pretty(self).unwrap_or_default();
+        out.push(b'\n');
+        out
+    }
+
+    /// Writes the registry atomically, keeping the file's permission bits (default `0644`: it
+    /// is meant to be committed).
+    pub fn save(&mut self, path: &Path) -> Result<(), Error> {
+        use std::os::unix::fs::PermissionsExt;
+        self.last_updated = Timestamp::now().to_string();
+        let mode = std::fs::metadata(path).map_or(0o644, |m| m.permissions().mode() & 0o7777);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| crate::fsutil::IoError::new("create folder", parent, e))?;
+        }
+        crate::fsutil::atomic_write_mode(path, &self.to_json(), mode)?;
+        Ok(())
+    }
+
+    /// The entry for `commit`, matching full hashes and the short hashes older files hold.
+    pub fn find(&self, commit: &CommitId) -> Option<&Entry> {
+        self.position(commit).map(|i| &self.commits[i])
+    }
+
+    fn position(&self, commit: &CommitId) -> Option<usize> {
+        self.commits.iter().position(|e| {
+            let h = e.hash.trim().to_ascii_lowercase();
+            h.len() >= 4 && commit.as_str().starts_with(&h)
+        })
+    }
+
+    fn upsert(&mut self, vcs: &dyn VcsBackend, commit: &CommitId, note: Option<&str>, bad: bool) -> crate::Result<MarkOutcome> {
+        let info = vcs.commit_info(commit)?;
+        let now = Timestamp::now().to_string();
+        let updated = self.position(commit).is_some();
+        let idx = if let Some(i) = self.position(commit) {
+            i
+        } else {
+            self.commits.push(Entry {
+                hash: commit.to_string(),
+                date: Timestamp::from_unix(info.time).to_string(),
+                description: info.summary.clone(),
+                verified: false,
+                services_tested: Vec::new(),
+                database_migrations: Vec::new(),
+                notes: String::new(),
+                known_bad: false,
+                marked_at: None,
+                extra: serde_json::Map::new(),
+            });
+            self.commits.len() - 1
+        };
+        let e = &mut self.commits[idx];
+        e.hash = commit.to_string();
+        e.verified = !bad;
+        e.known_bad = bad;
+        e.marked_at = Some(now);
+        if let Some(n) = note {
+            n.clone_into(&mut e.notes);
+        }
+        Ok(MarkOutcome { entry: e.clone(), updated })
+    }
+
+    /// Marks `commit` verified good (and not bad).
+    pub fn mark(&mut self, vcs: &dyn VcsBackend, commit: &CommitId, note: Option<&str>) -> crate::Result<MarkOutcome> {
+        self.upsert(vcs, commit, note, false)
+    }
+
+    /// Marks `commit` known bad (and not verified).
+    pub fn mark_bad(&mut self, vcs: &dyn VcsBackend, commit: &CommitId, note: Option<&str>) -> crate::Result<MarkOutcome> {
+        self.upsert(vcs, commit, note, true)
+    }
+
+    /// Removes `commit` from the registry.
+    pub fn unmark(&mut self, commit: &CommitId, path: &Path) -> Result<Entry, Error> {
+        let i = self.position(commit).ok_or_else(|| Error::NotListed { commit: commit.to_string(), path: path.to_owned() })?;
+        Ok(self.commits.remove(i))
+    }
+
+    /// Whether `commit` is marked bad.
+    pub fn is_bad(&self, commit: &CommitId) -> bool {
+        self.find(commit).is_some_and(|e| e.known_bad)
+    }
+
+    /// The rollback target when none is given: among verified, not-bad commits that resolve in
+    /// this repository and are not HEAD, the newest (by commit time) ancestor of HEAD; if no
+    /// listed commit is an ancestor, the newest of them (the engine then refuses it as a
+    /// non-ancestor unless allowed). Never a silent `HEAD~1`.
+    pub fn pick_target(&self, vcs: &dyn VcsBackend, head: &CommitId) -> crate::Result<Option<(CommitId, Entry)>> {
+        let mut best: Option<(bool, i64, CommitId, Entry)> = None;
+        for e in self.commits.iter().filter(|e| e.verified && !e.known_bad) {
+            let Ok(id) = vcs.resolve(e.hash.trim()) else { continue };
+            if &id == head {
+                continue;
+            }
+            let ancestor = vcs.is_ancestor(&id, head)?;
+            let time = vcs.commit_info(&id)?.time;
+            let better = best.as_ref().is_none_or(|(a, t, ..)| (ancestor, time) > (*a, *t));
+            if better {
+                best = Some((ancestor, time, id, e.clone()));
+            }
+        }
+        Ok(best.map(|(_, _, id, e)| (id, e)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SEED: &str = r#"{
+  "version": "1.0",
+  "description": "Known good commits for emergency rollback",
+  "last_updated": "2025-12-10T17:39:00Z",
+  "commits": [
+    { "hash": "0bf9c64", "date": "2025-12-10", "description": "Stable release", "verified": true,
+      "services_tested": ["fastapi", "flask", "gradio"], "database_migrations": [], "notes": "",
+      "deployed_by": "ops" }
+  ],
+  "verification_criteria": { "required_tests": ["health"], "manual_verification_required": true, "minimum_uptime_hours": 24 },
+  "usage_notes": ["Always verify"],
+  "update_procedure": { "steps": ["edit", "commit"] },
+  "owner": "team"
+}"#;
+
+    #[test]
+    fn seed_format_round_trips_with_unknown_keys() {
+        let r = Registry::parse(SEED.as_bytes(), Path::new("k.json")).unwrap();
+        assert_eq!(r.commits[0].services_tested, ["fastapi", "flask", "gradio"]);
+        assert_eq!(r.commits[0].extra["deployed_by"], "ops");
+        assert_eq!(r.extra["owner"], "team");
+        let back: serde_json::Value = serde_json::from_slice(&r.to_json()).unwrap();
+        let orig: serde_json::Value = serde_json::from_str(SEED).unwrap();
+        assert_eq!(back, orig);
+        let id = CommitId::new("0bf9c64".to_owned() + &"0".repeat(33)).unwrap();
+        assert!(r.find(&id).is_some());
+    }
+
+    #[test]
+    fn parse_error_has_line_and_column() {
+        let err = Registry::parse(b"{\n  \"commits\": [ { \"hash\": 5 } ]\n}", Path::new("k.json")).unwrap_err();
+        let Error::Parse { line, column, message, .. } = &err else { panic!() };
+        assert_eq!(*line, 2);
+        assert!(*column > 10, "{column}");
+        assert!(message.contains("invalid type"), "{message}");
+        assert!(err.to_string().starts_with("invalid registry `k.json` at line 2"), "{err}");
+    }
 }

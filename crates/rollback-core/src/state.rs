@@ -78,7 +78,11 @@ pub fn random_hex(n: usize) -> String {
         let len = bytes.len();
         bytes.copy_from_slice(&blake3::hash(seed.as_bytes()).as_bytes()[..len]);
     }
-    let mut hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let mut hex = String::with_capacity(n + 1);
+    for b in &bytes {
+        use std::fmt::Write as _;
+        let _ = write!(hex, "{b:02x}");
+    }
     hex.truncate(n);
     hex
 }

@@ -1,9 +1,1126 @@
-//! Engine (in progress).
-/// Handle.
-pub struct Rollback;
-/// Options.
-pub struct RunOptions;
-/// Outcome.
-pub struct RunOutcome;
-/// Status.
-pub enum RunStatus {}
+//! The engine: runs plans under the lock, journaled, snapshot first; undoes and resumes them.
+//!
+//! [`Rollback`] is the one entry point both front-ends use. A rollback run:
+//!
+//! 1. assesses and plans (reads only), checks safety, asks the [`Prompter`];
+//! 2. takes the lock, checks that HEAD has not moved, plans again from the state as it is now;
+//! 3. journals `started` with the plan, then for each step `step_begin`, the work, `step_end`;
+//! 4. `snapshot` captures everything later steps change or delete and verifies it, `reset`
+//!    moves branch, index and tree, `remove_untracked` deletes only what the snapshot holds,
+//!    `clear_caches`, `record` writes `run.json` (the completion marker).
+//!
+//! Every destructive step works from the snapshot's manifest, not from the plan, so a resumed
+//! run acts on what was actually captured. `undo` is itself a run (snapshot of the current
+//! state first, so an undo can be undone) that puts back the snapshot of the run it undoes.
+
+pub mod failpoint;
+pub mod planner;
+
+use std::collections::BTreeSet;
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Component, Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+
+use serde::{Deserialize, Serialize};
+
+use crate::assess::{self, Assessment};
+use crate::backup::store::FsBackupStore;
+use crate::backup::{self, BackupStore, EntryKind, IndexSnapshot, Manifest, Origin, SnapshotId, StagedObject};
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::event::{Event, LogLevel, Observer};
+use crate::fsutil::{self, IoContext};
+use crate::journal::{self, Journal, Record, RunState};
+pub use crate::journal::RunStatus;
+use crate::lock::{self, LockHolder, RunLock};
+use crate::paths::RepoPath;
+use crate::plan::{Level, Plan, RunKind, Step};
+use crate::prompt::{Confirmation, Prompter};
+use crate::registry::{MarkOutcome, Registry};
+use crate::state::StateDir;
+use crate::time::Timestamp;
+use crate::vcs::{self, BackendKind, CommitId, StatusKind, VcsBackend};
+
+/// Options of a rollback run.
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    /// The level; `None` uses the assessment's recommendation.
+    pub level: Option<Level>,
+    /// The target revision; `None` picks the registry's newest verified known-good commit.
+    pub target: Option<String>,
+    /// Plan and report only; write nothing.
+    pub dry_run: bool,
+    /// Allow a target that is not an ancestor of HEAD.
+    pub allow_non_ancestor: bool,
+    /// Why the rollback is happening (journaled).
+    pub reason: Option<String>,
+}
+
+/// What happened to one step.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StepReport {
+    /// Step name.
+    pub step: String,
+    /// `done`, `failed`, `interrupted` or `pending`.
+    pub status: String,
+    /// What it did, as journaled.
+    pub detail: Option<serde_json::Value>,
+}
+
+/// The result of `run`, `undo` or `resume`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunOutcome {
+    /// The run (`None` for a dry run).
+    pub run_id: Option<String>,
+    /// Rollback or undo.
+    pub kind: RunKind,
+    /// Outcome.
+    pub status: RunStatus,
+    /// Level of a rollback.
+    pub level: Option<Level>,
+    /// HEAD before.
+    pub from: CommitId,
+    /// Branch before.
+    pub branch: Option<String>,
+    /// The commit moved to.
+    pub to: CommitId,
+    /// The snapshot taken before any change (`undo RUN` restores it).
+    pub backup_id: Option<SnapshotId>,
+    /// For an undo: the run undone.
+    pub undo_of: Option<String>,
+    /// Start time.
+    pub started_at: Timestamp,
+    /// End time.
+    pub finished_at: Option<Timestamp>,
+    /// Wall time in milliseconds.
+    pub duration_ms: u64,
+    /// Steps, in plan order.
+    pub steps: Vec<StepReport>,
+    /// Things the operator should know.
+    pub warnings: Vec<String>,
+    /// The error of a failed run, whole chain on one line.
+    pub error: Option<String>,
+    /// The plan (dry runs only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plan: Option<Plan>,
+}
+
+/// A line of `runs list`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunSummary {
+    /// The run.
+    pub run_id: String,
+    /// Rollback or undo.
+    pub kind: RunKind,
+    /// Outcome; `running` with `interrupted` set means it crashed.
+    pub status: RunStatus,
+    /// Started and not finished, and nobody holds the lock: it crashed or was killed.
+    pub interrupted: bool,
+    /// Level.
+    pub level: Option<Level>,
+    /// HEAD before.
+    pub from: CommitId,
+    /// Target.
+    pub to: CommitId,
+    /// Snapshot.
+    pub backup_id: Option<SnapshotId>,
+    /// Undo of.
+    pub undo_of: Option<String>,
+    /// Undone by.
+    pub undone_by: Option<String>,
+    /// Start.
+    pub started_at: Timestamp,
+    /// End.
+    pub finished_at: Option<Timestamp>,
+    /// Reason given.
+    pub reason: Option<String>,
+}
+
+/// A repository opened for rollbacks.
+pub struct Rollback {
+    vcs: Box<dyn VcsBackend>,
+    config: Config,
+    state: StateDir,
+    store: OnceLock<Arc<dyn BackupStore>>,
+}
+
+impl std::fmt::Debug for Rollback {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Rollback").field("workdir", &self.vcs.workdir()).field("backend", &self.vcs.name()).field("state", &self.state).finish_non_exhaustive()
+    }
+}
+
+/// The ref that keeps a run's starting commit reachable.
+pub fn pin_ref(run_id: &str) -> String {
+    format!("refs/forge-rollback/runs/{run_id}/from")
+}
+
+fn normalize(p: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+fn new_run_id() -> String {
+    format!("{}-{}", Timestamp::now().compact(), crate::state::random_hex(6))
+}
+
+fn valid_run_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+}
+
+fn chain(e: &Error) -> String {
+    let mut s = e.to_string();
+    let mut src = std::error::Error::source(e);
+    while let Some(c) = src {
+        let part = c.to_string();
+        if !s.contains(&part) {
+            s.push_str(": ");
+            s.push_str(&part);
+        }
+        src = c.source();
+    }
+    s
+}
+
+/// Logging for one run: observer plus the run's `run.log`.
+struct Ctx<'a> {
+    observer: &'a dyn Observer,
+    log: Option<File>,
+    warnings: Vec<String>,
+}
+
+impl<'a> Ctx<'a> {
+    fn new(observer: &'a dyn Observer) -> Self {
+        Self { observer, log: None, warnings: Vec::new() }
+    }
+
+    fn open_log(&mut self, path: &Path) -> Result<()> {
+        let f = OpenOptions::new().create(true).append(true).mode(0o600).open(path).at("open log", path)?;
+        self.log = Some(f);
+        Ok(())
+    }
+
+    fn log(&mut self, level: LogLevel, message: impl Into<String>) {
+        let event = Event::Log { at: Timestamp::now(), level, message: message.into() };
+        if let (Some(f), Some(line)) = (self.log.as_mut(), event.log_line()) {
+            let _ = writeln!(f, "{line}");
+        }
+        if level == LogLevel::Warn
+            && let Event::Log { message, .. } = &event
+        {
+            self.warnings.push(message.clone());
+        }
+        self.observer.event(&event);
+    }
+}
+
+/// What the steps of one execution share.
+struct Exec<'a> {
+    run_id: String,
+    plan: &'a Plan,
+    journal: Journal,
+    /// The run's own snapshot, once taken.
+    manifest: Option<Manifest>,
+}
+
+impl Rollback {
+    /// Opens the repository containing `dir` with the configuration found there (or `config`).
+    pub fn open(dir: &Path, config: Option<&Path>) -> Result<Self> {
+        let probe = vcs::git2::Git2Backend::open(dir)?;
+        let workdir = probe.workdir().to_path_buf();
+        let config_path = config.map(|c| if c.is_absolute() { c.to_path_buf() } else { dir.join(c) });
+        let config = Config::discover(&workdir, config_path.as_deref())?;
+        let backend: Box<dyn VcsBackend> = match config.vcs.backend {
+            BackendKind::Git2 => Box::new(probe),
+            BackendKind::GitCli => vcs::open(BackendKind::GitCli, &workdir)?,
+        };
+        Self::with_backend(backend, config)
+    }
+
+    /// Uses an already opened backend and a loaded configuration.
+    pub fn with_backend(vcs: Box<dyn VcsBackend>, config: Config) -> Result<Self> {
+        let workdir = vcs.workdir().to_path_buf();
+        let git_dir = vcs.git_dir().to_path_buf();
+        let state = match &config.state.dir {
+            Some(d) => {
+                let d = normalize(&workdir.join(d));
+                if d.starts_with(&workdir) && !d.starts_with(&git_dir) {
+                    return Err(crate::config::Error::Invalid {
+                        path: config.source.clone().unwrap_or_else(|| PathBuf::from("<defaults>")),
+                        key: "state.dir".into(),
+                        message: format!("`{}` is inside the work tree, where a reset or clean could delete it", d.display()),
+                    }
+                    .into());
+                }
+                StateDir::new(d)
+            }
+            None => StateDir::default_for(&git_dir),
+        };
+        Ok(Self { vcs, config, state, store: OnceLock::new() })
+    }
+
+    /// Replaces the backup store (tests inject failing fakes).
+    #[must_use]
+    pub fn with_store(self, store: Arc<dyn BackupStore>) -> Self {
+        let _ = self.store.set(store);
+        self
+    }
+
+    /// The configuration in use.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The git backend.
+    pub fn vcs(&self) -> &dyn VcsBackend {
+        self.vcs.as_ref()
+    }
+
+    /// The state folder.
+    pub fn state_dir(&self) -> &StateDir {
+        &self.state
+    }
+
+    /// The work tree's root.
+    pub fn workdir(&self) -> &Path {
+        self.vcs.workdir()
+    }
+
+    fn store(&self) -> Result<Arc<dyn BackupStore>> {
+        if let Some(s) = self.store.get() {
+            return Ok(s.clone());
+        }
+        self.state.ensure()?;
+        let s: Arc<dyn BackupStore> = Arc::new(FsBackupStore::open(&self.state.backups_dir())?);
+        Ok(self.store.get_or_init(|| s).clone())
+    }
+
+    /// The registry path.
+    pub fn registry_path(&self) -> PathBuf {
+        self.config.registry_path(self.workdir())
+    }
+
+    /// Reads the registry.
+    pub fn registry(&self) -> Result<Registry> {
+        Ok(Registry::load(&self.registry_path())?)
+    }
+
+    // ----- assess and plan -------------------------------------------------------------
+
+    /// Assesses a rollback to `target` (or the registry's choice). Reads only.
+    pub fn assess(&self, target: Option<&str>) -> Result<Assessment> {
+        let registry = self.registry()?;
+        assess::assess(self.vcs.as_ref(), &self.config, &registry, target)
+    }
+
+    fn resolve_level(a: &Assessment, level: Option<Level>) -> Result<Level> {
+        let level = level.unwrap_or(a.recommended_level);
+        match level {
+            Level::Fast => Ok(level),
+            Level::Full | Level::Manual => Err(Error::usage(
+                format!(
+                    "{level} rollback is not available in this version of forge-rollback{}",
+                    if a.recommended_level == Level::Full { format!(" (recommended because {})", a.recommendation) } else { String::new() }
+                ),
+                Some("pass `--fast` to roll back the code only; the database schema stays where it is".to_owned()),
+            )),
+        }
+    }
+
+    /// Plans a rollback. Reads only.
+    pub fn plan(&self, level: Option<Level>, target: Option<&str>) -> Result<Plan> {
+        let a = self.assess(target)?;
+        let level = Self::resolve_level(&a, level)?;
+        planner::rollback_plan(self.vcs.as_ref(), &self.config, &a, level)
+    }
+
+    /// The reasons a run of this assessment would be refused (empty: it may go ahead).
+    fn refusals(&self, a: &Assessment, opts: &RunOptions) -> Vec<Error> {
+        let mut out = Vec::new();
+        if a.head.branch.is_none() {
+            out.push(Error::refused(
+                "HEAD is detached: forge-rollback moves a branch and will not roll back a detached HEAD",
+                Some("check out the branch you deploy from (`git switch main`) and run again".to_owned()),
+            ));
+        }
+        if a.has_risk("operation_in_progress") {
+            let msg = a.risks.iter().find(|r| r.code == "operation_in_progress").map(|r| r.message.clone()).unwrap_or_default();
+            out.push(Error::refused(msg, Some("finish or abort it (`git merge --abort`, `git rebase --abort`, ...) first".to_owned())));
+        }
+        if a.target.registry_entry.as_ref().is_some_and(|e| e.known_bad) {
+            out.push(Error::refused(
+                format!("the target {} is marked bad in the known-good registry", a.target.commit.id.short()),
+                Some(format!("pick another target, or `forge-rollback known-good unmark {}` if the mark is wrong", a.target.commit.id.short())),
+            ));
+        }
+        if a.target.commit.id == a.head.commit && a.dirty.is_clean() {
+            out.push(Error::refused(
+                format!("nothing to roll back: HEAD is already at {} and the tree is clean", a.target.commit.id.short()),
+                None,
+            ));
+        } else if !a.target_is_ancestor && !opts.allow_non_ancestor {
+            out.push(Error::refused(
+                format!("the target {} is not an ancestor of HEAD {}", a.target.commit.id.short(), a.head.commit.short()),
+                Some("pass `--allow-non-ancestor` if you really mean to move to a commit HEAD never had".to_owned()),
+            ));
+        }
+        out
+    }
+
+    fn unfinished_runs(&self) -> Result<Vec<RunSummary>> {
+        Ok(self.runs()?.into_iter().filter(|r| matches!(r.status, RunStatus::Running | RunStatus::Failed)).collect())
+    }
+
+    fn refuse_unfinished(&self) -> Result<()> {
+        if let Some(r) = self.unfinished_runs()?.first() {
+            let what = if r.interrupted || r.status == RunStatus::Running { "was interrupted" } else { "failed" };
+            return Err(Error::refused(
+                format!("run {} {what} half-way; the repository may be between two states", r.run_id),
+                Some(format!("finish it with `forge-rollback resume {0}` or put everything back with `forge-rollback undo {0}`", r.run_id)),
+            ));
+        }
+        Ok(())
+    }
+
+    fn summary(a: &Assessment, plan: &Plan, level: Level) -> String {
+        let discards = plan.steps.iter().find_map(|s| match s {
+            Step::Reset { discards, .. } => Some(discards.len()),
+            _ => None,
+        });
+        let removes = plan.steps.iter().find_map(|s| match s {
+            Step::RemoveUntracked { paths, .. } => Some(paths.len()),
+            _ => None,
+        });
+        format!(
+            "Rollback level: {level}\nRepository: {}\nFrom: {} ({}) {}\nTo:   {} {}\nCommits rolled back: {}\nTracked files that change: {}\nLocal changes discarded (snapshotted first): {}\nUntracked files removed (snapshotted first): {}\n",
+            a.workdir.display(),
+            a.head.commit.short(),
+            a.head.branch.as_deref().unwrap_or("detached"),
+            a.head_summary,
+            a.target.commit.id.short(),
+            a.target.commit.summary,
+            a.commits_rolled_back_total,
+            a.changes.len(),
+            discards.unwrap_or(0),
+            removes.unwrap_or(0),
+        )
+    }
+
+    // ----- run ------------------------------------------------------------------------
+
+    /// Runs a rollback: plan, safety checks, confirmation, then the steps under the lock.
+    pub fn run(&self, opts: &RunOptions, prompter: &dyn Prompter, observer: &dyn Observer) -> Result<RunOutcome> {
+        let mut ctx = Ctx::new(observer);
+        let a = self.assess(opts.target.as_deref())?;
+        let level = Self::resolve_level(&a, opts.level)?;
+        let plan = planner::rollback_plan(self.vcs.as_ref(), &self.config, &a, level)?;
+        let refusals = self.refusals(&a, opts);
+        if opts.dry_run {
+            let mut warnings: Vec<String> = a.risks.iter().filter(|r| r.severity > assess::Severity::Info).map(|r| r.message.clone()).collect();
+            warnings.extend(refusals.iter().map(|e| format!("a run would refuse: {e}")));
+            return Ok(RunOutcome {
+                run_id: None,
+                kind: RunKind::Rollback,
+                status: RunStatus::Planned,
+                level: Some(level),
+                from: a.head.commit.clone(),
+                branch: a.head.branch.clone(),
+                to: a.target.commit.id.clone(),
+                backup_id: None,
+                undo_of: None,
+                started_at: Timestamp::now(),
+                finished_at: None,
+                duration_ms: 0,
+                steps: plan.steps.iter().map(|s| StepReport { step: s.name().into(), status: "pending".into(), detail: None }).collect(),
+                warnings,
+                error: None,
+                plan: Some(plan),
+            });
+        }
+        if let Some(e) = refusals.into_iter().next() {
+            return Err(e);
+        }
+        self.refuse_unfinished()?;
+        if a.has_risk("migrations_changed") {
+            ctx.log(LogLevel::Warn, "migration files changed between HEAD and the target: the rolled-back code will run on the newer schema");
+        }
+        let request = Confirmation { action: "rollback".into(), summary: Self::summary(&a, &plan, level), plan: plan.clone() };
+        if !prompter.confirm(&request)? {
+            return Err(Error::Cancelled("the operator declined; nothing was changed".into()));
+        }
+
+        self.state.ensure()?;
+        let lock = self.take_lock(&mut ctx, "run")?;
+        failpoint::hit("after:lock")?;
+        self.refuse_unfinished()?;
+        // Plan again under the lock, from the state as it is now.
+        let now = self.assess(Some(a.target.commit.id.as_str()))?;
+        if now.head != a.head {
+            return Err(Error::refused(
+                format!("HEAD moved from {} to {} while the rollback was being confirmed", a.head.commit.short(), now.head.commit.short()),
+                Some("assess again and rerun".to_owned()),
+            ));
+        }
+        let plan = planner::rollback_plan(self.vcs.as_ref(), &self.config, &now, level)?;
+        let run_id = new_run_id();
+        let outcome = self.start_and_execute(&mut ctx, run_id, &plan, opts.reason.clone());
+        drop(lock);
+        outcome
+    }
+
+    fn take_lock(&self, ctx: &mut Ctx<'_>, command: &str) -> Result<RunLock> {
+        let lock = RunLock::acquire(&self.state.lock_path(), command)?;
+        if let Some(prev) = &lock.taken_over {
+            ctx.log(LogLevel::Warn, format!("took over a stale lock: its holder ({prev}) is gone"));
+        }
+        Ok(lock)
+    }
+
+    fn start_and_execute(&self, ctx: &mut Ctx<'_>, run_id: String, plan: &Plan, reason: Option<String>) -> Result<RunOutcome> {
+        let dir = self.state.run_dir(&run_id);
+        fsutil::create_private_dir(&dir)?;
+        ctx.open_log(&dir.join("run.log"))?;
+        let mut journal = Journal::create(&dir.join("journal.jsonl"))?;
+        let started = Timestamp::now();
+        journal.append(&Record::Started { at: started, run_id: run_id.clone(), plan: plan.clone(), reason })?;
+        match plan.kind {
+            RunKind::Rollback => {
+                ctx.log(LogLevel::Info, format!("Emergency rollback {run_id} initiated"));
+                ctx.log(LogLevel::Info, format!("Rollback level: {}", plan.level.map_or("fast", Level::as_str)));
+            }
+            RunKind::Undo => ctx.log(LogLevel::Info, format!("Undo {run_id} of run {} initiated", plan.undo_of.as_deref().unwrap_or("?"))),
+        }
+        ctx.log(LogLevel::Info, format!("From {} to {}", plan.from.commit.short(), plan.to.short()));
+        let mut ex = Exec { run_id, plan, journal, manifest: None };
+        let done = vec![None; plan.steps.len()];
+        self.execute(ctx, &mut ex, &done, 0)
+    }
+
+    /// Runs the steps from `start`; journals the end of the run; builds the outcome.
+    fn execute(&self, ctx: &mut Ctx<'_>, ex: &mut Exec<'_>, done: &[Option<serde_json::Value>], start: usize) -> Result<RunOutcome> {
+        let total = ex.plan.steps.len();
+        let mut failure: Option<(usize, Error)> = None;
+        for index in start..total {
+            let step = &ex.plan.steps[index];
+            let name = step.name();
+            ex.journal.append(&Record::StepBegin { at: Timestamp::now(), index, step: name.into() })?;
+            ctx.observer.event(&Event::StepStarted { run_id: ex.run_id.clone(), index: index + 1, total, step: name.into() });
+            let t0 = std::time::Instant::now();
+            let result = failpoint::hit(&format!("before:{name}"))
+                .and_then(|()| self.run_step(ctx, ex, step))
+                .and_then(|d| failpoint::hit(&format!("after:{name}")).map(|()| d));
+            let millis = u64::try_from(t0.elapsed().as_millis()).unwrap_or(u64::MAX);
+            match result {
+                Ok(detail) => {
+                    ex.journal.append(&Record::StepEnd { at: Timestamp::now(), index, step: name.into(), detail })?;
+                    ctx.observer.event(&Event::StepFinished { run_id: ex.run_id.clone(), index: index + 1, step: name.into(), millis, ok: true });
+                    failpoint::hit(&format!("end:{name}"))?;
+                }
+                Err(e) => {
+                    let text = chain(&e);
+                    ex.journal.append(&Record::StepFailed { at: Timestamp::now(), index, step: name.into(), error: text.clone() })?;
+                    ctx.observer.event(&Event::StepFinished { run_id: ex.run_id.clone(), index: index + 1, step: name.into(), millis, ok: false });
+                    ctx.log(LogLevel::Error, format!("step `{name}` failed: {text}"));
+                    failure = Some((index, e));
+                    break;
+                }
+            }
+        }
+        let finished = Timestamp::now();
+        let (status, error) = match &failure {
+            None => (RunStatus::Succeeded, None),
+            Some((_, e)) => (RunStatus::Failed, Some(chain(e))),
+        };
+        ex.journal.append(&Record::Finished { at: finished, status, error: error.clone() })?;
+        match (&failure, ex.plan.kind) {
+            (None, RunKind::Rollback) => ctx.log(LogLevel::Success, format!("Rollback complete: {} is at {}", self.workdir().display(), ex.plan.to.short())),
+            (None, RunKind::Undo) => ctx.log(LogLevel::Success, format!("Undo complete: the state before run {} is back", ex.plan.undo_of.as_deref().unwrap_or("?"))),
+            (Some(_), _) => ctx.log(
+                LogLevel::Error,
+                format!("Run {} FAILED; `forge-rollback resume {0}` finishes it, `forge-rollback undo {0}` puts everything back", ex.run_id),
+            ),
+        }
+        let state = RunState::load(ex.journal.path())?;
+        let mut outcome = self.outcome_of(&state);
+        outcome.warnings = std::mem::take(&mut ctx.warnings);
+        let _ = done;
+        if status == RunStatus::Succeeded {
+            let json = serde_json::to_vec_pretty(&outcome).unwrap_or_default();
+            fsutil::atomic_write(&self.state.run_dir(&ex.run_id).join("run.json"), &json)?;
+        }
+        Ok(outcome)
+    }
+
+    fn outcome_of(&self, state: &RunState) -> RunOutcome {
+        let plan = &state.plan;
+        let steps = plan
+            .steps
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let status = if state.done[i].is_some() {
+                    "done"
+                } else if state.failure.as_ref().is_some_and(|(f, _)| *f == i) {
+                    "failed"
+                } else if state.interrupted_at == Some(i) {
+                    "interrupted"
+                } else {
+                    "pending"
+                };
+                StepReport { step: s.name().into(), status: status.into(), detail: state.done[i].clone() }
+            })
+            .collect();
+        let backup_id = state.detail_of("snapshot").and_then(|d| d.get("snapshot")).and_then(|v| v.as_str()).and_then(SnapshotId::parse);
+        let finished_at = state.finished_at;
+        RunOutcome {
+            run_id: Some(state.run_id.clone()),
+            kind: plan.kind,
+            status: state.status,
+            level: plan.level,
+            from: plan.from.commit.clone(),
+            branch: plan.from.branch.clone(),
+            to: plan.to.clone(),
+            backup_id,
+            undo_of: plan.undo_of.clone(),
+            started_at: state.started_at,
+            finished_at,
+            duration_ms: finished_at.map_or(0, |f| f.millis_since(state.started_at)),
+            steps,
+            warnings: Vec::new(),
+            error: state.failure.as_ref().map(|(_, e)| e.clone()),
+            plan: None,
+        }
+    }
+
+    // ----- steps ----------------------------------------------------------------------
+
+    fn run_step(&self, ctx: &mut Ctx<'_>, ex: &mut Exec<'_>, step: &Step) -> Result<serde_json::Value> {
+        match step {
+            Step::Snapshot { .. } => self.step_snapshot(ctx, ex),
+            Step::Reset { target, branch, changes, .. } => self.step_reset(ctx, ex, target, branch.as_deref(), changes),
+            Step::RemoveUntracked { recompute, .. } => self.step_remove_untracked(ctx, ex, *recompute),
+            Step::ClearCaches { .. } => self.step_clear_caches(ctx, ex),
+            Step::RestoreFiles { snapshot, .. } => self.step_restore_files(ctx, snapshot),
+            Step::RestoreIndex { snapshot } => self.step_restore_index(ctx, snapshot),
+            Step::Record => self.step_record(ctx, ex),
+        }
+    }
+
+    fn reset_changes(plan: &Plan) -> &[vcs::Change] {
+        plan.steps
+            .iter()
+            .find_map(|s| match s {
+                Step::Reset { changes, .. } => Some(changes.as_slice()),
+                _ => None,
+            })
+            .unwrap_or(&[])
+    }
+
+    fn step_snapshot(&self, ctx: &mut Ctx<'_>, ex: &mut Exec<'_>) -> Result<serde_json::Value> {
+        ctx.log(LogLevel::Info, "Creating backup of current state...");
+        let head = self.vcs.head()?;
+        if head.commit != ex.plan.from.commit {
+            return Err(Error::refused(
+                format!("HEAD is at {}, not at {} where the run started", head.commit.short(), ex.plan.from.commit.short()),
+                None,
+            ));
+        }
+        let store = self.store()?;
+        let workdir = self.workdir();
+        let status = self.vcs.status(true)?;
+        let captures = planner::captures(workdir, &self.config, &status, Self::reset_changes(ex.plan));
+        let paths: Vec<(RepoPath, Origin)> = captures.into_iter().map(|c| (c.path, c.origin)).collect();
+        let (entries, mut stats) = backup::snapshot::capture(store.as_ref(), workdir, &paths)?;
+        let index_path = self.vcs.index_path();
+        let index = match std::fs::read(&index_path) {
+            Ok(bytes) => {
+                let (blob, new) = store.put_blob(&bytes)?;
+                stats.blobs += 1;
+                if new {
+                    stats.new_blobs += 1;
+                    stats.new_bytes += bytes.len() as u64;
+                }
+                let mut staged = Vec::new();
+                for s in self.vcs.staged_blobs()? {
+                    let (b, new) = store.put_blob(&s.content)?;
+                    if new {
+                        stats.new_blobs += 1;
+                        stats.new_bytes += s.content.len() as u64;
+                    }
+                    staged.push(StagedObject { path: s.path, oid: s.oid, blob: b });
+                }
+                Some(IndexSnapshot { blob, staged })
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(fsutil::IoError::new("read", &index_path, e).into()),
+        };
+        failpoint::hit("inside:snapshot")?;
+        let manifest = Manifest {
+            format: 1,
+            id: SnapshotId::generate(),
+            created_at: Timestamp::now(),
+            run_id: Some(ex.run_id.clone()),
+            workdir: workdir.to_path_buf(),
+            head: head.commit.clone(),
+            branch: head.branch.clone(),
+            entries,
+            index,
+        };
+        store.put_manifest(&manifest)?;
+        let report = store.verify(Some(std::slice::from_ref(&manifest.id)))?;
+        if !report.problems.is_empty() {
+            return Err(Error::refused(format!("the new backup {} failed verification: {}", manifest.id, report.problems.join("; ")), None));
+        }
+        self.vcs.set_ref(&pin_ref(&ex.run_id), &head.commit, "forge-rollback: keep the pre-rollback commit")?;
+        ctx.log(
+            LogLevel::Success,
+            format!(
+                "Backup {} created and verified: {} path(s), {} byte(s), {} new byte(s) stored",
+                manifest.id,
+                manifest.entries.len(),
+                manifest.content_bytes(),
+                stats.new_bytes
+            ),
+        );
+        let detail = serde_json::json!({
+            "snapshot": manifest.id,
+            "entries": manifest.entries.len(),
+            "bytes": manifest.content_bytes(),
+            "new_blobs": stats.new_blobs,
+            "new_bytes": stats.new_bytes,
+            "verified_blobs": report.blobs,
+        });
+        ex.manifest = Some(manifest);
+        Ok(detail)
+    }
+
+    fn own_manifest(&self, ex: &mut Exec<'_>) -> Result<Manifest> {
+        if let Some(m) = &ex.manifest {
+            return Ok(m.clone());
+        }
+        let state = RunState::load(ex.journal.path())?;
+        let id = state
+            .detail_of("snapshot")
+            .and_then(|d| d.get("snapshot"))
+            .and_then(|v| v.as_str())
+            .and_then(SnapshotId::parse)
+            .ok_or_else(|| Error::refused(format!("run {} has no completed snapshot", ex.run_id), None))?;
+        let m = self.store()?.manifest(&id)?;
+        ex.manifest = Some(m.clone());
+        Ok(m)
+    }
+
+    fn remove_entry(&self, path: &RepoPath) -> Result<bool> {
+        let full = path.to_fs(self.workdir());
+        match std::fs::symlink_metadata(&full) {
+            Ok(m) if m.is_dir() => {
+                std::fs::remove_dir_all(&full).at("remove folder", &full)?;
+                Ok(true)
+            }
+            Ok(_) => Ok(fsutil::remove_file_if_exists(&full)?),
+            Err(_) => Ok(false),
+        }
+    }
+
+    fn step_reset(&self, ctx: &mut Ctx<'_>, ex: &mut Exec<'_>, target: &CommitId, branch: Option<&str>, changes: &[vcs::Change]) -> Result<serde_json::Value> {
+        let manifest = self.own_manifest(ex)?;
+        let head = self.vcs.head()?;
+        let message = format!("forge-rollback: {} {} to {}", ex.plan.kind.as_str(), ex.run_id, target.short());
+        let mut cleared = 0;
+        if head.commit == ex.plan.from.commit {
+            for p in planner::clear_way_from(&manifest, changes) {
+                if self.remove_entry(&p)? {
+                    cleared += 1;
+                }
+            }
+            failpoint::hit("inside:reset")?;
+        } else if head.commit != *target {
+            return Err(Error::refused(
+                format!("HEAD is at {}, neither where run {} started ({}) nor its target ({})", head.commit.short(), ex.run_id, ex.plan.from.commit.short(), target.short()),
+                Some("something moved HEAD since the run stopped; `forge-rollback undo` restores the snapshot".to_owned()),
+            ));
+        }
+        ctx.log(LogLevel::Info, format!("Reverting code to commit: {target}"));
+        match branch {
+            Some(b) if head.branch.as_deref() != Some(b) => self.vcs.checkout_branch_at(b, target, &message)?,
+            _ => self.vcs.reset_hard(target, &message)?,
+        }
+        let mut kept_registry = false;
+        if ex.plan.kind == RunKind::Rollback {
+            kept_registry = self.keep_registry(ctx, &manifest)?;
+        }
+        Ok(serde_json::json!({ "target": target, "cleared": cleared, "changed": changes.len(), "kept_registry": kept_registry }))
+    }
+
+    /// Puts the known-good registry back as it was before the reset: the target's older copy
+    /// must not forget commits marked since (a bad release would become eligible again).
+    fn keep_registry(&self, ctx: &mut Ctx<'_>, manifest: &Manifest) -> Result<bool> {
+        let workdir = self.workdir();
+        let path = self.registry_path();
+        let Ok(rel) = RepoPath::from_fs(workdir, &normalize(&path)) else { return Ok(false) };
+        if !normalize(&path).starts_with(workdir) {
+            return Ok(false);
+        }
+        let before = match manifest.entries.iter().find(|e| e.path == rel) {
+            Some(e) => match &e.kind {
+                EntryKind::File { blob, .. } => Some(self.store()?.get_blob(blob)?),
+                _ => None,
+            },
+            None => self.vcs.read_file_at(&manifest.head, &rel)?,
+        };
+        let Some(before) = before else { return Ok(false) };
+        if std::fs::read(&path).ok().as_deref() == Some(&before[..]) {
+            return Ok(false);
+        }
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).at("create folder", parent)?;
+        }
+        fsutil::atomic_write_mode(&path, &before, 0o644)?;
+        ctx.log(LogLevel::Info, format!("Kept the known-good registry `{rel}` as it was before the reset (commit it to keep the marks)"));
+        Ok(true)
+    }
+
+    fn step_remove_untracked(&self, ctx: &mut Ctx<'_>, ex: &mut Exec<'_>, recompute: bool) -> Result<serde_json::Value> {
+        ctx.log(LogLevel::Info, "Cleaning untracked files...");
+        let manifest = self.own_manifest(ex)?;
+        let paths: Vec<RepoPath> = if recompute {
+            // Undo: remove what is untracked at the restored commit, was captured by this
+            // run's snapshot, and is not part of the state being restored.
+            let captured: BTreeSet<&RepoPath> = manifest.entries.iter().filter(|e| e.kind != EntryKind::Absent).map(|e| &e.path).collect();
+            let restored: BTreeSet<RepoPath> = match ex.plan.steps.iter().find_map(|s| match s {
+                Step::RestoreFiles { snapshot, .. } => Some(snapshot.clone()),
+                _ => None,
+            }) {
+                Some(id) => self.store()?.manifest(&id)?.entries.into_iter().filter(|e| e.kind != EntryKind::Absent).map(|e| e.path).collect(),
+                None => BTreeSet::new(),
+            };
+            let mut out = Vec::new();
+            for e in self.vcs.status(false)? {
+                if e.kind != StatusKind::Untracked || restored.contains(&e.path) {
+                    continue;
+                }
+                if captured.contains(&e.path) {
+                    out.push(e.path);
+                } else {
+                    ctx.log(LogLevel::Warn, format!("left `{}` in place: it is not in this run's snapshot", e.path));
+                }
+            }
+            out
+        } else {
+            planner::removals_from(&manifest, Self::reset_changes(ex.plan))
+        };
+        let workdir = self.workdir();
+        let mut removed = 0;
+        for p in &paths {
+            let full = p.to_fs(workdir);
+            match std::fs::symlink_metadata(&full) {
+                Ok(m) if !m.is_dir() => {
+                    fsutil::remove_file_if_exists(&full)?;
+                    removed += 1;
+                    if let Some(parent) = full.parent() {
+                        fsutil::remove_empty_parents(parent, workdir);
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(serde_json::json!({ "removed": removed }))
+    }
+
+    fn step_clear_caches(&self, ctx: &mut Ctx<'_>, ex: &mut Exec<'_>) -> Result<serde_json::Value> {
+        ctx.log(LogLevel::Info, "Clearing Python cache...");
+        let tracked: BTreeSet<RepoPath> = self.vcs.tracked_paths(&ex.plan.to)?.into_iter().collect();
+        let found = planner::find_caches(self.workdir(), &self.config, &tracked);
+        let mut removed = 0;
+        for p in &found {
+            if self.remove_entry(p)? {
+                removed += 1;
+            }
+        }
+        Ok(serde_json::json!({ "removed": removed }))
+    }
+
+    fn step_restore_files(&self, ctx: &mut Ctx<'_>, snapshot: &SnapshotId) -> Result<serde_json::Value> {
+        ctx.log(LogLevel::Info, format!("Restoring files from backup {snapshot}..."));
+        let store = self.store()?;
+        let m = store.manifest(snapshot)?;
+        let stats = backup::snapshot::restore(store.as_ref(), self.workdir(), &m.entries)?;
+        Ok(serde_json::to_value(stats).unwrap_or_default())
+    }
+
+    fn step_restore_index(&self, ctx: &mut Ctx<'_>, snapshot: &SnapshotId) -> Result<serde_json::Value> {
+        let store = self.store()?;
+        let m = store.manifest(snapshot)?;
+        let Some(index) = &m.index else { return Ok(serde_json::json!({ "restored": false })) };
+        ctx.log(LogLevel::Info, "Restoring the index (staged changes)...");
+        let mut written = 0;
+        for s in &index.staged {
+            if !self.vcs.has_object(&s.oid)? {
+                let content = store.get_blob(&s.blob)?;
+                let oid = self.vcs.write_blob(&content)?;
+                if oid != s.oid {
+                    return Err(Error::refused(format!("staged content of `{}` hashes to {oid}, not {}", s.path, s.oid), None));
+                }
+                written += 1;
+            }
+        }
+        let bytes = store.get_blob(&index.blob)?;
+        fsutil::atomic_write_mode(&self.vcs.index_path(), &bytes, 0o644)?;
+        Ok(serde_json::json!({ "restored": true, "objects_written": written }))
+    }
+
+    fn step_record(&self, ctx: &mut Ctx<'_>, ex: &mut Exec<'_>) -> Result<serde_json::Value> {
+        if let Some(orig) = &ex.plan.undo_of {
+            let path = self.state.run_dir(orig).join("journal.jsonl");
+            let mut j = Journal::open(&path)?;
+            j.append(&Record::Undone { at: Timestamp::now(), by: ex.run_id.clone() })?;
+        }
+        let head = self.vcs.head()?;
+        ctx.log(LogLevel::Info, format!("Recorded: HEAD is {} on {}", head.commit.short(), head.branch.as_deref().unwrap_or("detached HEAD")));
+        Ok(serde_json::json!({ "head": head.commit, "branch": head.branch }))
+    }
+
+    // ----- undo and resume ------------------------------------------------------------
+
+    fn load_run(&self, run_id: &str) -> Result<RunState> {
+        if !valid_run_id(run_id) {
+            return Err(journal::Error::UnknownRun { run_id: run_id.into() }.into());
+        }
+        let path = self.state.run_dir(run_id).join("journal.jsonl");
+        if !path.exists() {
+            return Err(journal::Error::UnknownRun { run_id: run_id.into() }.into());
+        }
+        Ok(RunState::load(&path)?)
+    }
+
+    /// Undoes run `run_id`: restores exactly the state its snapshot recorded (branch, HEAD,
+    /// every file's bytes, mode and symlink target, untracked files, the index). The undo is
+    /// itself a run with its own snapshot, so it can be undone too.
+    pub fn undo(&self, run_id: &str, prompter: &dyn Prompter, observer: &dyn Observer) -> Result<RunOutcome> {
+        let mut ctx = Ctx::new(observer);
+        let target = self.load_run(run_id)?;
+        if target.status == RunStatus::Undone {
+            return Err(Error::refused(
+                format!("run {run_id} was already undone by {}", target.undone_by.as_deref().unwrap_or("?")),
+                Some(format!("to get its result back, undo that run: `forge-rollback undo {}`", target.undone_by.as_deref().unwrap_or("?"))),
+            ));
+        }
+        let head = self.vcs.head()?;
+        let snapshot = target.detail_of("snapshot").and_then(|d| d.get("snapshot")).and_then(|v| v.as_str()).and_then(SnapshotId::parse);
+        let Some(snapshot) = snapshot else {
+            // Stopped before its snapshot completed: it changed nothing.
+            self.state.ensure()?;
+            let _lock = self.take_lock(&mut ctx, &format!("undo {run_id}"))?;
+            let mut j = Journal::open(&self.state.run_dir(run_id).join("journal.jsonl"))?;
+            j.append(&Record::Undone { at: Timestamp::now(), by: "nothing-changed".into() })?;
+            ctx.log(LogLevel::Info, format!("run {run_id} stopped before changing anything; marked as undone"));
+            let mut outcome = self.outcome_of(&self.load_run(run_id)?);
+            outcome.warnings = ctx.warnings;
+            return Ok(outcome);
+        };
+        let manifest = self.store()?.manifest(&snapshot)?;
+        let plan = planner::undo_plan(self.vcs.as_ref(), &self.config, &head, &manifest, run_id)?;
+        let summary = format!(
+            "Undo run {run_id}\nRepository: {}\nFrom: {} ({})\nBack to: {} on {} with {} path(s) from backup {}\n",
+            self.workdir().display(),
+            head.commit.short(),
+            head.branch.as_deref().unwrap_or("detached"),
+            manifest.head.short(),
+            manifest.branch.as_deref().unwrap_or("detached HEAD"),
+            manifest.entries.len(),
+            manifest.id
+        );
+        if !prompter.confirm(&Confirmation { action: "undo".into(), summary, plan: plan.clone() })? {
+            return Err(Error::Cancelled("the operator declined; nothing was changed".into()));
+        }
+        self.state.ensure()?;
+        let lock = self.take_lock(&mut ctx, &format!("undo {run_id}"))?;
+        failpoint::hit("after:lock")?;
+        // Other unfinished runs (not this one, which the undo settles) block an undo too.
+        if let Some(r) = self.unfinished_runs()?.into_iter().find(|r| r.run_id != run_id) {
+            return Err(Error::refused(
+                format!("run {} is unfinished", r.run_id),
+                Some(format!("resume or undo {} first", r.run_id)),
+            ));
+        }
+        let head_now = self.vcs.head()?;
+        let plan = if head_now == head { planner::undo_plan(self.vcs.as_ref(), &self.config, &head_now, &manifest, run_id)? } else {
+            return Err(Error::refused("HEAD moved while the undo was being confirmed".to_owned(), Some("run the undo again".to_owned())));
+        };
+        let out = self.start_and_execute(&mut ctx, new_run_id(), &plan, Some(format!("undo of {run_id}")));
+        drop(lock);
+        out
+    }
+
+    /// Finishes an interrupted or failed run from the first step that did not complete.
+    pub fn resume(&self, run_id: &str, observer: &dyn Observer) -> Result<RunOutcome> {
+        let mut ctx = Ctx::new(observer);
+        self.load_run(run_id)?;
+        self.state.ensure()?;
+        let lock = self.take_lock(&mut ctx, &format!("resume {run_id}"))?;
+        let state = self.load_run(run_id)?;
+        match state.status {
+            RunStatus::Running | RunStatus::Failed => {}
+            other => {
+                return Err(Error::refused(format!("run {run_id} is {other}: there is nothing to resume"), None));
+            }
+        }
+        let head = self.vcs.head()?;
+        let plan = state.plan.clone();
+        if head.commit != plan.from.commit && head.commit != plan.to {
+            return Err(Error::refused(
+                format!("HEAD is at {}, neither where run {run_id} started ({}) nor its target ({})", head.commit.short(), plan.from.commit.short(), plan.to.short()),
+                Some(format!("`forge-rollback undo {run_id}` restores the state from before the run")),
+            ));
+        }
+        let reset_idx = plan.steps.iter().position(|s| matches!(s, Step::Reset { .. }));
+        let reset_begun = state.records.iter().any(|r| matches!(r, Record::StepBegin { index, .. } if Some(*index) == reset_idx));
+        let mut start = state.next_step().unwrap_or(plan.steps.len());
+        let mut done = state.done.clone();
+        if !reset_begun && head.commit == plan.from.commit {
+            // Nothing destructive happened yet: capture the tree again as it is now.
+            start = 0;
+            done = vec![None; plan.steps.len()];
+        }
+        let dir = self.state.run_dir(run_id);
+        ctx.open_log(&dir.join("run.log"))?;
+        let mut journal = Journal::open(&dir.join("journal.jsonl"))?;
+        journal.append(&Record::Resumed { at: Timestamp::now() })?;
+        ctx.log(LogLevel::Info, format!("Resuming run {run_id} at step {} of {}", start + 1, plan.steps.len()));
+        let mut ex = Exec { run_id: run_id.to_owned(), plan: &plan, journal, manifest: None };
+        let out = self.execute(&mut ctx, &mut ex, &done, start);
+        drop(lock);
+        out
+    }
+
+    // ----- runs -----------------------------------------------------------------------
+
+    /// Every run, oldest first.
+    pub fn runs(&self) -> Result<Vec<RunSummary>> {
+        let dir = self.state.runs_dir();
+        let rd = match std::fs::read_dir(&dir) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(fsutil::IoError::new("read folder", &dir, e).into()),
+        };
+        let mut ids: Vec<String> = rd.flatten().filter_map(|e| e.file_name().to_str().map(str::to_owned)).filter(|n| valid_run_id(n)).collect();
+        ids.sort();
+        let live = lock::holder(&self.state.lock_path())?;
+        let mut out = Vec::new();
+        for id in ids {
+            let path = self.state.run_dir(&id).join("journal.jsonl");
+            if !path.exists() {
+                continue;
+            }
+            let s = RunState::load(&path)?;
+            out.push(RunSummary {
+                interrupted: s.status == RunStatus::Running && live.is_none(),
+                backup_id: s.detail_of("snapshot").and_then(|d| d.get("snapshot")).and_then(|v| v.as_str()).and_then(SnapshotId::parse),
+                run_id: s.run_id,
+                kind: s.plan.kind,
+                status: s.status,
+                level: s.plan.level,
+                from: s.plan.from.commit,
+                to: s.plan.to,
+                undo_of: s.plan.undo_of,
+                undone_by: s.undone_by,
+                started_at: s.started_at,
+                finished_at: s.finished_at,
+                reason: s.reason,
+            });
+        }
+        Ok(out)
+    }
+
+    /// One run's outcome, journal records and log lines.
+    pub fn run_details(&self, run_id: &str) -> Result<(RunOutcome, Vec<Record>, String)> {
+        let s = self.load_run(run_id)?;
+        let log = std::fs::read_to_string(self.state.run_dir(run_id).join("run.log")).unwrap_or_default();
+        let records = s.records.clone();
+        Ok((self.outcome_of(&s), records, log))
+    }
+
+    // ----- known-good registry --------------------------------------------------------
+
+    fn edit_registry(&self, rev: &str, f: impl FnOnce(&mut Registry, &CommitId) -> Result<MarkOutcome>) -> Result<MarkOutcome> {
+        let id = self.vcs.resolve(rev)?;
+        let path = self.registry_path();
+        let mut reg = Registry::load(&path)?;
+        let out = f(&mut reg, &id)?;
+        reg.save(&path)?;
+        Ok(out)
+    }
+
+    /// Marks `rev` verified known-good.
+    pub fn mark_good(&self, rev: &str, note: Option<&str>) -> Result<MarkOutcome> {
+        self.edit_registry(rev, |r, id| r.mark(self.vcs.as_ref(), id, note))
+    }
+
+    /// Marks `rev` known bad: never a target.
+    pub fn mark_bad(&self, rev: &str, note: Option<&str>) -> Result<MarkOutcome> {
+        self.edit_registry(rev, |r, id| r.mark_bad(self.vcs.as_ref(), id, note))
+    }
+
+    /// Removes `rev` from the registry.
+    pub fn unmark(&self, rev: &str) -> Result<crate::registry::Entry> {
+        let id = self.vcs.resolve(rev)?;
+        let path = self.registry_path();
+        let mut reg = Registry::load(&path)?;
+        let e = reg.unmark(&id, &path)?;
+        reg.save(&path)?;
+        Ok(e)
+    }
+
+    // ----- backups and lock -----------------------------------------------------------
+
+    /// Every snapshot, oldest first.
+    pub fn backups(&self) -> Result<Vec<backup::SnapshotSummary>> {
+        if !self.state.backups_dir().exists() && self.store.get().is_none() {
+            return Ok(Vec::new());
+        }
+        Ok(self.store()?.list()?)
+    }
+
+    /// Re-hashes every blob of the named snapshots (all when `None`).
+    pub fn verify_backups(&self, ids: Option<&[SnapshotId]>) -> Result<backup::VerifyReport> {
+        Ok(self.store()?.verify(ids)?)
+    }
+
+    /// Keeps the `keep` newest snapshots, plus those of unfinished runs and of runs that can
+    /// still be undone (newest `keep` of them); removes the rest, their pinned refs and
+    /// unreferenced blobs.
+    pub fn prune_backups(&self, keep: usize, dry_run: bool) -> Result<backup::PruneReport> {
+        let runs = self.runs()?;
+        let protect: Vec<SnapshotId> =
+            runs.iter().filter(|r| matches!(r.status, RunStatus::Running | RunStatus::Failed)).filter_map(|r| r.backup_id.clone()).collect();
+        let _lock = if dry_run { None } else { Some(RunLock::acquire(&self.state.lock_path(), "backups prune")?) };
+        let report = self.store()?.prune(keep, &protect, dry_run)?;
+        if !dry_run {
+            for r in runs.iter().filter(|r| r.backup_id.as_ref().is_some_and(|b| report.removed_snapshots.contains(b))) {
+                self.vcs.delete_ref(&pin_ref(&r.run_id))?;
+            }
+        }
+        Ok(report)
+    }
+
+    /// Who holds the run lock, if a live process does.
+    pub fn lock_holder(&self) -> Result<Option<LockHolder>> {
+        Ok(lock::holder(&self.state.lock_path())?)
+    }
+
+    /// Removes a dead holder's leftover lock file; refuses while the holder is alive.
+    pub fn unlock(&self) -> Result<Option<LockHolder>> {
+        Ok(lock::unlock(&self.state.lock_path())?)
+    }
+}

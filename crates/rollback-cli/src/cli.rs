@@ -1,0 +1,196 @@
+//! Command-line arguments.
+
+use std::path::PathBuf;
+
+use clap::{Args as ClapArgs, Parser, Subcommand};
+
+/// Emergency rollback of code, schema and config to the last known-good commit; every
+/// rollback can be undone.
+#[derive(Debug, Parser)]
+#[command(name = "forge-rollback", version, about, long_about = None, propagate_version = true)]
+pub struct Args {
+    /// Run as if started in DIR.
+    #[arg(short = 'C', global = true, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// Use this configuration file instead of discovering one.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Print data as JSON on stdout (log lines still go to stderr).
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Print no log lines, only the result and errors.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Write a commented default configuration file.
+    Init {
+        /// Overwrite an existing file.
+        #[arg(long)]
+        force: bool,
+        /// Print the default configuration instead of writing it.
+        #[arg(long)]
+        print: bool,
+        /// Where to write it (default: rollback/config/rollback.toml in the work tree).
+        #[arg(long, value_name = "FILE")]
+        path: Option<PathBuf>,
+    },
+    /// Show HEAD, the target, what changed between them, the dirty state and the risks.
+    Assess {
+        /// Roll back to this revision instead of the newest verified known-good commit.
+        #[arg(long, visible_alias = "commit", value_name = "REV")]
+        target: Option<String>,
+    },
+    /// Print the ordered steps of a rollback and the files each touches; writes nothing.
+    Plan {
+        #[command(flatten)]
+        level: LevelArgs,
+        /// Roll back to this revision.
+        #[arg(long, visible_alias = "commit", value_name = "REV")]
+        target: Option<String>,
+    },
+    /// Roll back: snapshot, reset, remove untracked files, clear caches, record.
+    Run(RunArgs),
+    /// Put back exactly the state from before a run (itself undoable).
+    Undo {
+        /// The run to undo (see `runs list`).
+        run: String,
+        /// Do not ask for confirmation.
+        #[arg(long, short = 'y', visible_alias = "auto-confirm")]
+        yes: bool,
+    },
+    /// Finish a run that was interrupted or failed, from the first step that did not complete.
+    Resume {
+        /// The run to resume.
+        run: String,
+    },
+    /// List runs, or show one.
+    Runs {
+        #[command(subcommand)]
+        command: RunsCommand,
+    },
+    /// The known-good commit registry.
+    #[command(name = "known-good")]
+    KnownGood {
+        #[command(subcommand)]
+        command: KnownGoodCommand,
+    },
+    /// The backup store.
+    Backups {
+        #[command(subcommand)]
+        command: BackupsCommand,
+    },
+    /// Remove the lock file left by a run that died (refused while its holder is alive).
+    Unlock,
+    /// Build a sample app repository in a temp dir, roll it back from a broken release, undo,
+    /// and show what happened.
+    Demo {
+        /// Keep the sample repository instead of deleting it.
+        #[arg(long)]
+        keep: bool,
+    },
+}
+
+/// `--fast`, `--full`, `--manual`.
+#[derive(Debug, ClapArgs)]
+#[group(multiple = false)]
+pub struct LevelArgs {
+    /// Code only (default unless the assessment recommends more).
+    #[arg(long)]
+    pub fast: bool,
+    /// Code, database schema and env config.
+    #[arg(long)]
+    pub full: bool,
+    /// Like full, approving each step.
+    #[arg(long)]
+    pub manual: bool,
+}
+
+/// `run` arguments.
+#[derive(Debug, ClapArgs)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub level: LevelArgs,
+    /// Roll back to this revision instead of the newest verified known-good commit.
+    #[arg(long, visible_alias = "commit", value_name = "REV")]
+    pub target: Option<String>,
+    /// Do not ask for confirmation.
+    #[arg(long, short = 'y', visible_alias = "auto-confirm")]
+    pub yes: bool,
+    /// Print the plan and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Allow a target that is not an ancestor of HEAD.
+    #[arg(long)]
+    pub allow_non_ancestor: bool,
+    /// Why: recorded in the journal and the run's log.
+    #[arg(long, value_name = "TEXT")]
+    pub reason: Option<String>,
+}
+
+/// `runs` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum RunsCommand {
+    /// Every run, oldest first.
+    List,
+    /// One run: outcome, steps, log.
+    Show {
+        /// The run.
+        run: String,
+    },
+}
+
+/// `known-good` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum KnownGoodCommand {
+    /// List the registry.
+    List,
+    /// Mark a commit verified good.
+    Mark {
+        /// The commit.
+        rev: String,
+        /// A note.
+        #[arg(long)]
+        note: Option<String>,
+    },
+    /// Mark a commit known bad: never a rollback target.
+    Bad {
+        /// The commit.
+        rev: String,
+        /// A note.
+        #[arg(long)]
+        note: Option<String>,
+    },
+    /// Remove a commit from the registry.
+    Unmark {
+        /// The commit.
+        rev: String,
+    },
+}
+
+/// `backups` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum BackupsCommand {
+    /// Every snapshot, oldest first.
+    List,
+    /// Re-hash every blob of the named snapshots (all by default).
+    Verify {
+        /// Snapshot ids.
+        ids: Vec<String>,
+    },
+    /// Delete old snapshots and the blobs only they use.
+    Prune {
+        /// How many of the newest snapshots to keep (those of unfinished runs are always kept).
+        #[arg(long)]
+        keep: usize,
+        /// Report what would be deleted.
+        #[arg(long)]
+        dry_run: bool,
+    },
+}

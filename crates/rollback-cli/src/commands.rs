@@ -1,0 +1,376 @@
+//! One function per command: call the core, print the result.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use rollback_core::assess::Assessment;
+use rollback_core::backup::SnapshotId;
+use rollback_core::engine::{RunOutcome, RunStatus};
+use rollback_core::plan::Level;
+use rollback_core::prompt::{AutoConfirm, Prompter};
+use rollback_core::{Rollback, RunOptions, config};
+
+use crate::cli::{Args, BackupsCommand, Command, KnownGoodCommand, LevelArgs, RunsCommand};
+use crate::exit;
+use crate::output::{LogPrinter, Output};
+use crate::terminal::TerminalPrompter;
+
+fn open(args: &Args) -> anyhow::Result<Rollback> {
+    let dir = args.dir.clone().unwrap_or_else(|| PathBuf::from("."));
+    Ok(Rollback::open(&dir, args.config.as_deref())?)
+}
+
+fn level(l: &LevelArgs) -> Option<Level> {
+    if l.full {
+        Some(Level::Full)
+    } else if l.manual {
+        Some(Level::Manual)
+    } else if l.fast {
+        Some(Level::Fast)
+    } else {
+        None
+    }
+}
+
+/// Runs the command; returns the exit code for outcomes that are not errors.
+pub fn dispatch(args: &Args, out: &Output) -> anyhow::Result<u8> {
+    let log = LogPrinter { quiet: args.quiet };
+    match &args.command {
+        Command::Init { force, print, path } => init(args, out, *force, *print, path.as_deref()),
+        Command::Assess { target } => {
+            let rb = open(args)?;
+            let a = rb.assess(target.as_deref())?;
+            if out.json {
+                out.json_value(&a)?;
+            } else {
+                out.text(&render_assessment(&a))?;
+            }
+            Ok(exit::OK)
+        }
+        Command::Plan { level: l, target } => {
+            let rb = open(args)?;
+            let plan = rb.plan(level(l), target.as_deref())?;
+            if out.json {
+                out.json_value(&plan)?;
+            } else {
+                out.text(&plan.render())?;
+            }
+            Ok(exit::OK)
+        }
+        Command::Run(r) => {
+            let rb = open(args)?;
+            let opts = RunOptions {
+                level: level(&r.level),
+                target: r.target.clone(),
+                dry_run: r.dry_run,
+                allow_non_ancestor: r.allow_non_ancestor,
+                reason: r.reason.clone(),
+            };
+            let prompter: &dyn Prompter = if r.yes { &AutoConfirm } else { &TerminalPrompter };
+            let outcome = rb.run(&opts, prompter, &log)?;
+            print_outcome(out, &outcome)
+        }
+        Command::Undo { run, yes } => {
+            let rb = open(args)?;
+            let prompter: &dyn Prompter = if *yes { &AutoConfirm } else { &TerminalPrompter };
+            let outcome = rb.undo(run, prompter, &log)?;
+            print_outcome(out, &outcome)
+        }
+        Command::Resume { run } => {
+            let rb = open(args)?;
+            let outcome = rb.resume(run, &log)?;
+            print_outcome(out, &outcome)
+        }
+        Command::Runs { command } => runs(args, out, command),
+        Command::KnownGood { command } => known_good(args, out, command),
+        Command::Backups { command } => backups(args, out, command),
+        Command::Unlock => {
+            let rb = open(args)?;
+            let removed = rb.unlock()?;
+            if out.json {
+                out.json_value(&serde_json::json!({ "removed": removed }))?;
+            } else {
+                match removed {
+                    Some(h) => out.text(&format!("removed the lock left by {h}\n"))?,
+                    None => out.text("no lock file: nothing to do\n")?,
+                }
+            }
+            Ok(exit::OK)
+        }
+        Command::Demo { keep } => {
+            let report = rollback_core::demo::run_demo(*keep, &log)?;
+            if out.json {
+                out.json_value(&report)?;
+            } else {
+                out.text(&report.render())?;
+            }
+            Ok(if report.identical { exit::OK } else { exit::FAILED })
+        }
+    }
+}
+
+fn init(args: &Args, out: &Output, force: bool, print: bool, path: Option<&Path>) -> anyhow::Result<u8> {
+    if print {
+        out.text(config::DEFAULT_TOML)?;
+        return Ok(exit::OK);
+    }
+    let base = args.dir.clone().unwrap_or_else(|| PathBuf::from("."));
+    let target = match path {
+        Some(p) => base.join(p),
+        None => {
+            let rb = open(args)?;
+            rb.workdir().join(config::DEFAULT_PATH)
+        }
+    };
+    config::write_default(&target, force)?;
+    if out.json {
+        out.json_value(&serde_json::json!({ "written": target }))?;
+    } else {
+        out.text(&format!("wrote {}\n", target.display()))?;
+    }
+    Ok(exit::OK)
+}
+
+fn print_outcome(out: &Output, o: &RunOutcome) -> anyhow::Result<u8> {
+    if out.json {
+        out.json_value(o)?;
+    } else if let Some(plan) = &o.plan {
+        let mut s = plan.render();
+        for w in &o.warnings {
+            let _ = writeln!(s, "warning: {w}");
+        }
+        s.push_str("dry run: nothing was changed\n");
+        out.text(&s)?;
+    } else {
+        out.text(&render_outcome(o))?;
+    }
+    Ok(match o.status {
+        RunStatus::Succeeded | RunStatus::Planned | RunStatus::Undone => exit::OK,
+        RunStatus::Cancelled => exit::CANCELLED,
+        RunStatus::Failed | RunStatus::Running => exit::FAILED,
+    })
+}
+
+fn render_outcome(o: &RunOutcome) -> String {
+    let mut s = String::new();
+    let id = o.run_id.as_deref().unwrap_or("-");
+    let _ = writeln!(s, "run:     {id} ({}{})", o.kind.as_str(), o.level.map(|l| format!(", {l}")).unwrap_or_default());
+    let _ = writeln!(s, "status:  {}", o.status);
+    let _ = writeln!(s, "from:    {} ({})", o.from, o.branch.as_deref().unwrap_or("detached"));
+    let _ = writeln!(s, "to:      {}", o.to);
+    if let Some(b) = &o.backup_id {
+        let _ = writeln!(s, "backup:  {b}");
+    }
+    if let Some(u) = &o.undo_of {
+        let _ = writeln!(s, "undoes:  {u}");
+    }
+    let _ = writeln!(s, "time:    {} ms", o.duration_ms);
+    for st in &o.steps {
+        let _ = writeln!(s, "  [{:<11}] {}", st.status, st.step);
+    }
+    if let Some(e) = &o.error {
+        let _ = writeln!(s, "error:   {e}");
+    }
+    if o.status == RunStatus::Succeeded && o.kind == rollback_core::plan::RunKind::Rollback {
+        let _ = writeln!(s, "undo with: forge-rollback undo {id}");
+    }
+    s
+}
+
+fn render_assessment(a: &Assessment) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "repository: {} (backend {})", a.workdir.display(), a.backend);
+    let _ = writeln!(s, "HEAD:       {} ({}) {}", a.head.commit.short(), a.head.branch.as_deref().unwrap_or("detached"), a.head_summary);
+    let src = match a.target.source {
+        rollback_core::assess::TargetSource::Explicit => "given",
+        rollback_core::assess::TargetSource::Registry => "newest verified known-good",
+    };
+    let _ = writeln!(s, "target:     {} {} ({src})", a.target.commit.id.short(), a.target.commit.summary);
+    let _ = writeln!(s, "ancestor:   {}", if a.target_is_ancestor { "yes" } else { "NO" });
+    let _ = writeln!(s, "commits rolled back: {}", a.commits_rolled_back_total);
+    for c in &a.commits_rolled_back {
+        let _ = writeln!(s, "  {} {}", c.id.short(), c.summary);
+    }
+    let _ = writeln!(s, "files changed: {}", a.changes.len());
+    for (cat, n) in &a.changes_by_category {
+        let _ = writeln!(s, "  {:<13} {n}", format!("{cat:?}").to_lowercase());
+    }
+    for c in a.changes.iter().take(rollback_core::plan::FILES_SHOWN) {
+        let _ = writeln!(s, "    {:<12} {:<13} {}", format!("{:?}", c.kind).to_lowercase(), format!("{:?}", c.category).to_lowercase(), c.path);
+    }
+    if a.changes.len() > rollback_core::plan::FILES_SHOWN {
+        let _ = writeln!(s, "    … and {} more (see --json)", a.changes.len() - rollback_core::plan::FILES_SHOWN);
+    }
+    let d = &a.dirty;
+    let _ = writeln!(
+        s,
+        "dirty:      {} modified, {} staged, {} untracked, {} ignored",
+        d.modified.len(),
+        d.staged.len(),
+        d.untracked.len(),
+        d.ignored.len()
+    );
+    if a.risks.is_empty() {
+        let _ = writeln!(s, "risks:      none");
+    } else {
+        let _ = writeln!(s, "risks:");
+        for r in &a.risks {
+            let _ = writeln!(s, "  [{:?}] {}: {}", r.severity, r.code, r.message);
+        }
+    }
+    let _ = writeln!(s, "recommended level: {} ({})", a.recommended_level, a.recommendation);
+    s
+}
+
+fn runs(args: &Args, out: &Output, command: &RunsCommand) -> anyhow::Result<u8> {
+    let rb = open(args)?;
+    match command {
+        RunsCommand::List => {
+            let runs = rb.runs()?;
+            if out.json {
+                out.json_value(&runs)?;
+            } else if runs.is_empty() {
+                out.text("no runs yet\n")?;
+            } else {
+                let mut s = String::new();
+                for r in &runs {
+                    let status = if r.interrupted { "interrupted".to_owned() } else { r.status.to_string() };
+                    let what = match (&r.undo_of, r.level) {
+                        (Some(u), _) => format!("undo of {u}"),
+                        (None, Some(l)) => format!("{l} rollback"),
+                        (None, None) => "rollback".into(),
+                    };
+                    let _ = writeln!(s, "{}  {:<11} {:<32} {} -> {}  {}", r.run_id, status, what, r.from.short(), r.to.short(), r.started_at.log_format());
+                }
+                out.text(&s)?;
+            }
+        }
+        RunsCommand::Show { run } => {
+            let (outcome, records, log) = rb.run_details(run)?;
+            if out.json {
+                out.json_value(&serde_json::json!({ "outcome": outcome, "journal": records }))?;
+            } else {
+                let mut s = render_outcome(&outcome);
+                if !log.is_empty() {
+                    s.push_str("log:\n");
+                    for line in log.lines() {
+                        let _ = writeln!(s, "  {line}");
+                    }
+                }
+                out.text(&s)?;
+            }
+        }
+    }
+    Ok(exit::OK)
+}
+
+fn known_good(args: &Args, out: &Output, command: &KnownGoodCommand) -> anyhow::Result<u8> {
+    let rb = open(args)?;
+    match command {
+        KnownGoodCommand::List => {
+            let reg = rb.registry()?;
+            if out.json {
+                out.json_value(&reg)?;
+            } else if reg.commits.is_empty() {
+                out.text(&format!("no commits in {}\n", rb.registry_path().display()))?;
+            } else {
+                let mut s = String::new();
+                for e in &reg.commits {
+                    let state = if e.known_bad { "BAD" } else if e.verified { "good" } else { "unverified" };
+                    let _ = writeln!(s, "{:<12} {:<10} {}  {}", &e.hash[..e.hash.len().min(12)], state, e.description, e.notes);
+                }
+                out.text(&s)?;
+            }
+        }
+        KnownGoodCommand::Mark { rev, note } | KnownGoodCommand::Bad { rev, note } => {
+            let bad = matches!(command, KnownGoodCommand::Bad { .. });
+            let o = if bad { rb.mark_bad(rev, note.as_deref())? } else { rb.mark_good(rev, note.as_deref())? };
+            if out.json {
+                out.json_value(&o)?;
+            } else {
+                out.text(&format!(
+                    "{} {} as {} in {}\n",
+                    if o.updated { "updated" } else { "added" },
+                    o.entry.hash,
+                    if bad { "known bad" } else { "verified known-good" },
+                    rb.registry_path().display()
+                ))?;
+            }
+        }
+        KnownGoodCommand::Unmark { rev } => {
+            let e = rb.unmark(rev)?;
+            if out.json {
+                out.json_value(&e)?;
+            } else {
+                out.text(&format!("removed {} from {}\n", e.hash, rb.registry_path().display()))?;
+            }
+        }
+    }
+    Ok(exit::OK)
+}
+
+fn backups(args: &Args, out: &Output, command: &BackupsCommand) -> anyhow::Result<u8> {
+    let rb = open(args)?;
+    match command {
+        BackupsCommand::List => {
+            let list = rb.backups()?;
+            if out.json {
+                out.json_value(&list)?;
+            } else if list.is_empty() {
+                out.text("no backups yet\n")?;
+            } else {
+                let mut s = String::new();
+                for b in &list {
+                    let _ = writeln!(
+                        s,
+                        "{}  {} {:>6} path(s) {:>10} byte(s)  run {}",
+                        b.id,
+                        b.head.short(),
+                        b.entries,
+                        b.bytes,
+                        b.run_id.as_deref().unwrap_or("-")
+                    );
+                }
+                out.text(&s)?;
+            }
+            Ok(exit::OK)
+        }
+        BackupsCommand::Verify { ids } => {
+            let parsed: Vec<SnapshotId> = ids
+                .iter()
+                .map(|i| SnapshotId::parse(i).ok_or_else(|| rollback_core::Error::usage(format!("`{i}` is not a backup id"), None)))
+                .collect::<Result<_, _>>()?;
+            let report = rb.verify_backups(if parsed.is_empty() { None } else { Some(&parsed) })?;
+            if out.json {
+                out.json_value(&report)?;
+            } else {
+                let mut s = format!("checked {} backup(s), {} blob(s), {} byte(s)\n", report.snapshots, report.blobs, report.bytes);
+                for p in &report.problems {
+                    let _ = writeln!(s, "problem: {p}");
+                }
+                if report.problems.is_empty() {
+                    s.push_str("all blobs match their hashes\n");
+                }
+                out.text(&s)?;
+            }
+            Ok(if report.problems.is_empty() { exit::OK } else { exit::FAILED })
+        }
+        BackupsCommand::Prune { keep, dry_run } => {
+            let report = rb.prune_backups(*keep, *dry_run).context("pruning backups")?;
+            if out.json {
+                out.json_value(&report)?;
+            } else {
+                out.text(&format!(
+                    "{}removed {} backup(s) and {} blob(s), freed {} byte(s); kept {} backup(s)\n",
+                    if *dry_run { "dry run: would have " } else { "" },
+                    report.removed_snapshots.len(),
+                    report.removed_blobs,
+                    report.freed_bytes,
+                    report.kept_snapshots
+                ))?;
+            }
+            Ok(exit::OK)
+        }
+    }
+}

@@ -1,0 +1,96 @@
+//! Printing: data on stdout (text or `--json`), log lines and errors on stderr.
+
+use std::io::{IsTerminal, Write};
+
+use rollback_core::ErrorKind;
+use rollback_core::event::{Event, Observer};
+
+use crate::exit;
+
+/// Where output goes and in which form.
+pub struct Output {
+    /// `--json`.
+    pub json: bool,
+    color: bool,
+}
+
+impl Output {
+    /// Colors only on a terminal and when `NO_COLOR` is unset.
+    pub fn new(json: bool) -> Self {
+        let color = std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stderr().is_terminal();
+        Self { json, color }
+    }
+
+    /// Writes text to stdout; a closed pipe is reported as an error the caller treats as
+    /// success.
+    pub fn text(&self, s: &str) -> std::io::Result<()> {
+        let mut out = std::io::stdout().lock();
+        out.write_all(s.as_bytes())?;
+        out.flush()
+    }
+
+    /// Writes a value as pretty JSON plus a newline.
+    pub fn json_value<T: serde::Serialize>(&self, v: &T) -> anyhow::Result<()> {
+        let mut s = serde_json::to_string_pretty(v)?;
+        s.push('\n');
+        self.text(&s)?;
+        Ok(())
+    }
+
+    /// Prints an error, its causes and a hint.
+    #[allow(clippy::print_stderr)]
+    pub fn error(&self, err: &anyhow::Error) {
+        let (red, yellow, reset) = if self.color { ("\x1b[31;1m", "\x1b[33;1m", "\x1b[0m") } else { ("", "", "") };
+        eprintln!("{red}error{reset}: {err}");
+        let mut last = err.to_string();
+        for cause in err.chain().skip(1) {
+            let text = cause.to_string();
+            if last.contains(&text) {
+                continue;
+            }
+            eprintln!("  caused by: {text}");
+            last = text;
+        }
+        if let Some(hint) = core_error(err).and_then(rollback_core::Error::hint) {
+            eprintln!("{yellow}hint{reset}: {hint}");
+        }
+    }
+}
+
+fn core_error(err: &anyhow::Error) -> Option<&rollback_core::Error> {
+    err.chain().find_map(|e| e.downcast_ref::<rollback_core::Error>())
+}
+
+/// Whether the error is stdout closing under us (`forge-rollback runs list | head`).
+pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|e| e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe))
+}
+
+/// The documented exit code of an error.
+pub fn exit_code(err: &anyhow::Error) -> u8 {
+    match core_error(err).map(rollback_core::Error::kind) {
+        Some(ErrorKind::Usage) => exit::USAGE,
+        Some(ErrorKind::Locked) => exit::LOCKED,
+        Some(ErrorKind::Refused) => exit::REFUSED,
+        Some(ErrorKind::Cancelled) => exit::CANCELLED,
+        _ => exit::FAILED,
+    }
+}
+
+/// Prints log events on stderr in the seed's format.
+pub struct LogPrinter {
+    /// `--quiet`.
+    pub quiet: bool,
+}
+
+impl Observer for LogPrinter {
+    #[allow(clippy::print_stderr)]
+    fn event(&self, event: &Event) {
+        if self.quiet {
+            return;
+        }
+        if let Some(line) = event.log_line() {
+            eprintln!("{line}");
+        }
+    }
+}

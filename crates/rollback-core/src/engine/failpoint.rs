@@ -1,0 +1,51 @@
+//! Failpoints: crash or fail the process at a named point, for crash-recovery tests.
+//!
+//! `FORGE_ROLLBACK_FAILPOINT=<point>` (comma-separated for several) arms a point; the action is
+//! `FORGE_ROLLBACK_FAILPOINT_ACTION`:
+//! - `kill` (default): the process sends itself `SIGKILL`, exactly like `kill -9`;
+//! - `error`: the step fails with an injected I/O error;
+//! - `pause`: wait until the file named by `FORGE_ROLLBACK_FAILPOINT_RELEASE` exists (at most
+//!   120 s), then go on: tests use it to hold the lock while a second run starts.
+//!
+//! Points: `after:lock`, and for every step `before:<step>` (its begin record is in the
+//! journal, nothing done yet), `after:<step>` (work done, end record not yet written) and
+//! `end:<step>` (end record written); plus `inside:snapshot` (blobs stored, manifest not yet
+//! written) and `inside:reset` (the way cleared, the reset not yet done). With the variable
+//! unset, a failpoint is one environment lookup.
+
+use std::time::{Duration, Instant};
+
+/// The variable naming armed points.
+pub const VAR: &str = "FORGE_ROLLBACK_FAILPOINT";
+
+/// Triggers `point` if armed.
+pub fn hit(point: &str) -> crate::Result<()> {
+    let Some(spec) = std::env::var_os(VAR) else { return Ok(()) };
+    if !spec.to_string_lossy().split(',').any(|p| p.trim() == point) {
+        return Ok(());
+    }
+    match std::env::var("FORGE_ROLLBACK_FAILPOINT_ACTION").as_deref() {
+        Ok("error") => Err(crate::fsutil::IoError::new(
+            "failpoint",
+            point,
+            std::io::Error::other(format!("injected failure at `{point}`")),
+        )
+        .into()),
+        Ok("pause") => {
+            let release = std::env::var_os("FORGE_ROLLBACK_FAILPOINT_RELEASE").unwrap_or_default();
+            let start = Instant::now();
+            while !std::path::Path::new(&release).exists() && start.elapsed() < Duration::from_secs(120) {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Ok(())
+        }
+        _ => {
+            // SAFETY: kill(2) on our own pid with a valid signal number.
+            #[allow(unsafe_code)]
+            unsafe {
+                libc::kill(libc::getpid(), libc::SIGKILL);
+            }
+            unreachable!("SIGKILL does not return")
+        }
+    }
+}

@@ -1,0 +1,208 @@
+//! Building plans. Pure reads of the repository; nothing is written.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use crate::assess::Assessment;
+use crate::backup::{EntryKind, Manifest, Origin};
+use crate::config::Config;
+use crate::paths::RepoPath;
+use crate::plan::{Capture, Level, Plan, RunKind, Step};
+use crate::vcs::{Change, ChangeKind, CommitId, Head, StatusEntry, StatusKind, VcsBackend};
+
+/// Whether `p` is in the way of a path the target adds: the same path, an ancestor of it
+/// (a file where the target needs a folder) or below it (a folder where the target needs a
+/// file).
+pub fn in_the_way(p: &RepoPath, added: &BTreeSet<&RepoPath>) -> bool {
+    added.iter().any(|a| a.starts_with(p) || p.starts_with(a))
+}
+
+/// Lists the files below an ignored folder that match the `clean.ignored` globs.
+fn ignored_files_below(workdir: &Path, dir: &RepoPath, config: &Config, out: &mut Vec<RepoPath>) {
+    let Ok(rd) = std::fs::read_dir(dir.to_fs(workdir)) else { return };
+    for entry in rd.flatten() {
+        let Ok(p) = RepoPath::from_fs(workdir, &entry.path()) else { continue };
+        let Ok(ft) = entry.file_type() else { continue };
+        if ft.is_dir() {
+            ignored_files_below(workdir, &p, config, out);
+        } else if config.clean_ignored(&p) {
+            out.push(p);
+        }
+    }
+}
+
+/// Every path a move from HEAD to a commit with `changes` (HEAD → target) must capture:
+/// tracked files with changes (staged or not), untracked files, whatever sits on disk at or
+/// around a path the target adds (an ignored `.env` the target tracks, a file where the target
+/// needs a folder, a folder where it needs a file), and ignored files configured to be
+/// cleaned. Other ignored files are left alone and not captured.
+pub fn captures(workdir: &Path, config: &Config, status: &[StatusEntry], changes: &[Change]) -> Vec<Capture> {
+    let mut out: BTreeMap<RepoPath, Origin> = BTreeMap::new();
+    for e in status {
+        match &e.kind {
+            StatusKind::Tracked { .. } => {
+                out.insert(e.path.clone(), Origin::Tracked);
+            }
+            StatusKind::Untracked => {
+                out.entry(e.path.clone()).or_insert(Origin::Untracked);
+            }
+            StatusKind::Ignored => {
+                if config.clean_ignored(&e.path) {
+                    out.entry(e.path.clone()).or_insert(Origin::Ignored);
+                } else if std::fs::symlink_metadata(e.path.to_fs(workdir)).is_ok_and(|m| m.is_dir()) {
+                    let mut below = Vec::new();
+                    ignored_files_below(workdir, &e.path, config, &mut below);
+                    for p in below {
+                        out.entry(p).or_insert(Origin::Ignored);
+                    }
+                }
+            }
+        }
+    }
+    // HEAD tracks these; the reset handles them and git keeps their content.
+    let tracked_at_head: BTreeSet<&RepoPath> = changes.iter().filter(|c| c.kind != ChangeKind::Added).map(|c| &c.path).collect();
+    for c in changes.iter().filter(|c| c.kind == ChangeKind::Added) {
+        for (i, p) in std::iter::once(c.path.clone()).chain(c.path.ancestors()).enumerate() {
+            if tracked_at_head.contains(&p) || out.contains_key(&p) {
+                continue;
+            }
+            match std::fs::symlink_metadata(p.to_fs(workdir)) {
+                // An ancestor folder is where it should be.
+                Ok(m) if m.is_dir() && i > 0 => {}
+                // The added path itself (file, symlink or a folder in its place), or a file
+                // where the target needs a folder: not tracked by HEAD, so untracked or ignored.
+                Ok(_) => {
+                    let origin = status
+                        .iter()
+                        .find(|e| p.starts_with(&e.path) && e.kind == StatusKind::Untracked)
+                        .map_or(Origin::Ignored, |_| Origin::Untracked);
+                    out.insert(p, origin);
+                }
+                Err(_) => {}
+            }
+        }
+    }
+    out.into_iter().map(|(path, origin)| Capture { path, origin }).collect()
+}
+
+/// Cache paths that exist now: matching folders (not descended) and files, outside skipped
+/// folders, never a tracked path or a folder holding tracked paths.
+pub fn find_caches(workdir: &Path, config: &Config, tracked: &BTreeSet<RepoPath>) -> Vec<RepoPath> {
+    fn walk(workdir: &Path, dir: &Path, config: &Config, tracked: &BTreeSet<RepoPath>, out: &mut Vec<RepoPath>) {
+        let Ok(rd) = std::fs::read_dir(dir) else { return };
+        let mut entries: Vec<_> = rd.flatten().collect();
+        entries.sort_by_key(std::fs::DirEntry::file_name);
+        for entry in entries {
+            let name = entry.file_name();
+            let Ok(ft) = entry.file_type() else { continue };
+            if ft.is_dir() && config.caches.skip_dirs.iter().any(|s| std::ffi::OsStr::new(s) == name) {
+                continue;
+            }
+            let Ok(p) = RepoPath::from_fs(workdir, &entry.path()) else { continue };
+            if config.is_cache(&p) {
+                let holds_tracked = tracked.range(p.clone()..).next().is_some_and(|t| t.starts_with(&p));
+                if !holds_tracked {
+                    out.push(p);
+                    continue;
+                }
+            }
+            if ft.is_dir() {
+                walk(workdir, &entry.path(), config, tracked, out);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(workdir, workdir, config, tracked, &mut out);
+    out
+}
+
+/// The fast-rollback plan for an assessment.
+pub fn rollback_plan(vcs: &dyn VcsBackend, config: &Config, a: &Assessment, level: Level) -> crate::Result<Plan> {
+    let workdir = vcs.workdir();
+    let changes: Vec<Change> = a.changes.iter().map(|c| Change { path: c.path.clone(), kind: c.kind }).collect();
+    let capture = captures(workdir, config, &a.status, &changes);
+    let added: BTreeSet<&RepoPath> = changes.iter().filter(|c| c.kind == ChangeKind::Added).map(|c| &c.path).collect();
+    let clear_way: Vec<RepoPath> =
+        capture.iter().filter(|c| c.origin != Origin::Tracked && in_the_way(&c.path, &added)).map(|c| c.path.clone()).collect();
+    let discards: Vec<RepoPath> = capture.iter().filter(|c| c.origin == Origin::Tracked).map(|c| c.path.clone()).collect();
+    let remove: Vec<RepoPath> =
+        capture.iter().filter(|c| c.origin != Origin::Tracked && !in_the_way(&c.path, &added)).map(|c| c.path.clone()).collect();
+    let tracked: BTreeSet<RepoPath> = vcs.tracked_paths(&a.target.commit.id)?.into_iter().collect();
+    let found = find_caches(workdir, config, &tracked);
+    Ok(Plan {
+        kind: RunKind::Rollback,
+        level: Some(level),
+        workdir: workdir.to_path_buf(),
+        backend: vcs.name().into(),
+        from: a.head.clone(),
+        to: a.target.commit.id.clone(),
+        to_summary: a.target.commit.summary.clone(),
+        undo_of: None,
+        steps: vec![
+            Step::Snapshot { capture },
+            Step::Reset { target: a.target.commit.id.clone(), branch: a.head.branch.clone(), changes, clear_way, discards },
+            Step::RemoveUntracked { paths: remove, recompute: false },
+            Step::ClearCaches { found },
+            Step::Record,
+        ],
+    })
+}
+
+/// The undo plan restoring `manifest` (taken by run `undo_of`) from the current state.
+pub fn undo_plan(vcs: &dyn VcsBackend, config: &Config, head: &Head, manifest: &Manifest, undo_of: &str) -> crate::Result<Plan> {
+    let workdir = vcs.workdir();
+    let to: CommitId = manifest.head.clone();
+    let changes = vcs.diff(&head.commit, &to)?;
+    let status = vcs.status(true)?;
+    let capture = captures(workdir, config, &status, &changes);
+    let added: BTreeSet<&RepoPath> = changes.iter().filter(|c| c.kind == ChangeKind::Added).map(|c| &c.path).collect();
+    let clear_way: Vec<RepoPath> =
+        capture.iter().filter(|c| c.origin != Origin::Tracked && in_the_way(&c.path, &added)).map(|c| c.path.clone()).collect();
+    let discards: Vec<RepoPath> = capture.iter().filter(|c| c.origin == Origin::Tracked).map(|c| c.path.clone()).collect();
+    let restored: BTreeSet<&RepoPath> = manifest.entries.iter().filter(|e| e.kind != EntryKind::Absent).map(|e| &e.path).collect();
+    let remove: Vec<RepoPath> = capture
+        .iter()
+        .filter(|c| c.origin == Origin::Untracked && !in_the_way(&c.path, &added) && !restored.contains(&c.path))
+        .map(|c| c.path.clone())
+        .collect();
+    Ok(Plan {
+        kind: RunKind::Undo,
+        level: None,
+        workdir: workdir.to_path_buf(),
+        backend: vcs.name().into(),
+        from: head.clone(),
+        to: to.clone(),
+        to_summary: vcs.commit_info(&to)?.summary,
+        undo_of: Some(undo_of.to_owned()),
+        steps: vec![
+            Step::Snapshot { capture },
+            Step::Reset { target: to, branch: manifest.branch.clone(), changes, clear_way, discards },
+            Step::RemoveUntracked { paths: remove, recompute: true },
+            Step::RestoreFiles { snapshot: manifest.id.clone(), entries: manifest.entries.len() },
+            Step::RestoreIndex { snapshot: manifest.id.clone() },
+            Step::Record,
+        ],
+    })
+}
+
+/// Captured paths that the reset must clear first, per the manifest actually taken.
+pub fn clear_way_from(manifest: &Manifest, changes: &[Change]) -> Vec<RepoPath> {
+    let added: BTreeSet<&RepoPath> = changes.iter().filter(|c| c.kind == ChangeKind::Added).map(|c| &c.path).collect();
+    manifest
+        .entries
+        .iter()
+        .filter(|e| e.origin != Origin::Tracked && e.kind != EntryKind::Absent && in_the_way(&e.path, &added))
+        .map(|e| e.path.clone())
+        .collect()
+}
+
+/// Captured untracked (and cleaned ignored) files a rollback removes after the reset.
+pub fn removals_from(manifest: &Manifest, changes: &[Change]) -> Vec<RepoPath> {
+    let added: BTreeSet<&RepoPath> = changes.iter().filter(|c| c.kind == ChangeKind::Added).map(|c| &c.path).collect();
+    manifest
+        .entries
+        .iter()
+        .filter(|e| e.origin != Origin::Tracked && e.kind != EntryKind::Absent && !in_the_way(&e.path, &added))
+        .map(|e| e.path.clone())
+        .collect()
+}
