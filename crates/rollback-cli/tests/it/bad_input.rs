@@ -1,0 +1,146 @@
+//! Bad input gets a clear error and a documented exit code, and changes nothing.
+
+use rollback_testkit::TestRepo;
+
+use crate::common::{fr, messy_repo, picture, run_in};
+
+#[track_caller]
+fn refused_unchanged(r: &TestRepo, args: &[&str], code: i32, needle: &str) -> String {
+    let before = picture(r);
+    let out = fr(r, args);
+    out.code(code);
+    assert!(out.stderr.contains(needle), "expected `{needle}` in:\n{}", out.stderr);
+    assert!(out.stderr.starts_with("error: "), "{}", out.stderr);
+    assert_eq!(picture(r), before, "{args:?} changed nothing");
+    out.stderr
+}
+
+#[test]
+fn unknown_and_ambiguous_revisions() {
+    let (r, _) = messy_repo();
+    let e = refused_unchanged(&r, &["run", "--fast", "--yes", "--target", "nope"], 2, "unknown revision `nope`");
+    assert!(e.contains("hint: give a longer hash"), "{e}");
+    refused_unchanged(&r, &["assess", "--target", "-rf"], 2, "unknown revision `-rf`");
+    refused_unchanged(&r, &["plan", "--target", "HEAD~99"], 2, "unknown revision");
+}
+
+#[test]
+fn not_a_repository_and_unborn_branch() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run_in(dir.path(), &["assess"], &[]);
+    out.code(2);
+    assert!(out.stderr.contains("is not a git repository"), "{}", out.stderr);
+    let r = TestRepo::new();
+    r.write("a.txt", "a");
+    let out = fr(&r, &["run", "--fast", "--yes", "--target", "HEAD"]);
+    out.code(4);
+    assert!(out.stderr.contains("the current branch `main` has no commits yet"), "{}", out.stderr);
+    assert!(!r.path().join(".git/forge-rollback").exists(), "no state created");
+}
+
+#[test]
+fn detached_head_is_refused() {
+    let (r, _) = messy_repo();
+    r.git(&["stash", "-q", "--include-untracked"]);
+    r.git(&["checkout", "-q", "--detach", "v2"]);
+    let e = refused_unchanged(&r, &["run", "--fast", "--yes", "--target", "v1"], 4, "HEAD is detached");
+    assert!(e.contains("hint: check out the branch"), "{e}");
+    let a = fr(&r, &["assess", "--target", "v1", "--json"]).json();
+    assert!(a["risks"].as_array().unwrap().iter().any(|x| x["code"] == "detached_head"));
+}
+
+#[test]
+fn no_target_without_registry_is_refused_never_head_minus_one() {
+    let (r, _) = messy_repo();
+    let e = refused_unchanged(&r, &["run", "--fast", "--yes"], 2, "no rollback target");
+    assert!(e.contains("known-good mark"), "{e}");
+}
+
+#[test]
+fn not_an_ancestor_is_refused_unless_allowed() {
+    let (r, _) = messy_repo();
+    r.git(&["stash", "-q", "--include-untracked"]);
+    r.git(&["checkout", "-q", "-b", "side", "v1"]);
+    r.write("side.py", "s\n");
+    r.commit_all("side work");
+    r.git(&["checkout", "-q", "main"]);
+    refused_unchanged(&r, &["run", "--fast", "--yes", "--target", "side"], 4, "is not an ancestor of HEAD");
+    let out = fr(&r, &["run", "--fast", "--yes", "--target", "side", "--allow-non-ancestor", "--json"]);
+    out.ok();
+    assert_eq!(r.read("side.py"), b"s\n");
+}
+
+#[test]
+fn no_terminal_and_no_yes_refuses_instead_of_hanging() {
+    let (r, _) = messy_repo();
+    let e = refused_unchanged(&r, &["run", "--fast", "--target", "v1"], 4, "no terminal to confirm the rollback on");
+    assert!(e.contains("hint: pass `--yes`"), "{e}");
+    assert!(!r.path().join(".git/forge-rollback").exists(), "refused before any state was written");
+}
+
+#[test]
+fn malformed_config_and_registry_name_line_and_column() {
+    let (r, _) = messy_repo();
+    r.write("forge-rollback.toml", "[caches]\nglobs = [\"**/*.pyc\"\nskip_dirs = 3\n");
+    let e = refused_unchanged(&r, &["assess", "--target", "v1"], 2, "invalid config `");
+    assert!(e.contains("forge-rollback.toml` at line 3"), "{e}");
+    r.write("forge-rollback.toml", "[vcs]\nbackend = \"svn\"\n");
+    refused_unchanged(&r, &["run", "--fast", "--yes", "--target", "v1"], 2, "at line 2, column 11");
+    r.write("forge-rollback.toml", "[database]\nurl = \"sqlite:///app.db\"\n");
+    refused_unchanged(&r, &["run", "--yes", "--target", "v1"], 2, "the `[database]` section is not supported");
+    r.remove("forge-rollback.toml");
+    r.write("rollback/config/known-good-commits.json", "{\n  \"commits\": [\n    {\"hash\": 12}\n  ]\n}\n");
+    refused_unchanged(&r, &["run", "--fast", "--yes"], 2, "known-good-commits.json` at line 3");
+    let out = fr(&r, &["--config", "/nonexistent/x.toml", "assess"]);
+    out.code(2);
+    assert!(out.stderr.contains("cannot read config `/nonexistent/x.toml`"), "{}", out.stderr);
+}
+
+#[test]
+fn state_dir_inside_the_work_tree_is_refused() {
+    let (r, _) = messy_repo();
+    r.write("forge-rollback.toml", "[state]\ndir = \"rollback/state\"\n");
+    refused_unchanged(&r, &["run", "--fast", "--yes", "--target", "v1"], 2, "is inside the work tree");
+}
+
+#[test]
+fn unknown_flags_and_commands_exit_2() {
+    let (r, _) = messy_repo();
+    fr(&r, &["run", "--fastest"]).code(2);
+    fr(&r, &["explode"]).code(2);
+    fr(&r, &["run", "--fast", "--full"]).code(2);
+    fr(&r, &["undo", "../../etc", "--yes"]).code(2);
+    fr(&r, &["resume", "20990101-000000-abcdef"]).code(2);
+}
+
+#[test]
+fn full_and_manual_levels_are_refused_until_available() {
+    let (r, _) = messy_repo();
+    let e = refused_unchanged(&r, &["run", "--full", "--yes", "--target", "v1"], 2, "full rollback is not available");
+    assert!(e.contains("hint: pass `--fast`"), "{e}");
+}
+
+#[test]
+fn plan_and_dry_run_write_nothing() {
+    let (r, _) = messy_repo();
+    let before = picture(&r);
+    fr(&r, &["plan", "--fast", "--target", "v1"]).ok();
+    let out = fr(&r, &["run", "--fast", "--dry-run", "--target", "v1", "--json"]);
+    out.ok();
+    let j = out.json();
+    assert_eq!(j["status"], "planned");
+    assert!(j["run_id"].is_null());
+    assert_eq!(j["plan"]["steps"][0]["step"], "snapshot");
+    assert_eq!(picture(&r), before);
+    assert!(!r.path().join(".git/forge-rollback").exists(), "not even the state folder");
+    let refs = r.git(&["for-each-ref", "refs/forge-rollback"]);
+    assert_eq!(refs, "");
+}
+
+#[test]
+fn nothing_to_roll_back_is_refused() {
+    let r = TestRepo::new();
+    r.write("a", "1");
+    r.commit_all("only");
+    refused_unchanged(&r, &["run", "--fast", "--yes", "--target", "HEAD"], 4, "nothing to roll back");
+}

@@ -1,0 +1,116 @@
+//! The process killed (`SIGKILL`) at every step boundary and inside the snapshot and reset
+//! steps: `resume` finishes the rollback, `undo` restores the state from before, every time.
+
+use crate::common::{Picture, fr, fr_env, messy_repo, picture};
+
+const POINTS: &[&str] = &[
+    "before:snapshot",
+    "inside:snapshot",
+    "after:snapshot",
+    "end:snapshot",
+    "before:reset",
+    "inside:reset",
+    "after:reset",
+    "end:reset",
+    "before:remove_untracked",
+    "after:remove_untracked",
+    "end:remove_untracked",
+    "before:clear_caches",
+    "after:clear_caches",
+    "end:clear_caches",
+    "before:record",
+    "after:record",
+];
+
+/// The state a successful rollback of `messy_repo` to v1 reaches (the repos are built
+/// deterministically, so commit ids and contents match).
+fn reference_after() -> Picture {
+    let (r, _) = messy_repo();
+    fr(&r, &["run", "--fast", "--yes", "--target", "v1"]).ok();
+    picture(&r)
+}
+
+fn crash_at(point: &str) -> (rollback_testkit::TestRepo, Picture, String) {
+    let (r, _) = messy_repo();
+    let before = picture(&r);
+    let out = fr_env(&r, &["run", "--fast", "--yes", "--target", "v1"], &[("FORGE_ROLLBACK_FAILPOINT", point)]);
+    assert_eq!(out.code, None, "{point}: killed by a signal\n{}", out.stderr);
+    let runs = fr(&r, &["runs", "list", "--json"]);
+    let list = runs.json();
+    let list = list.as_array().unwrap();
+    assert_eq!(list.len(), 1, "{point}");
+    assert_eq!(list[0]["status"], "running", "{point}");
+    assert_eq!(list[0]["interrupted"], true, "{point}");
+    (r, before, list[0]["run_id"].as_str().unwrap().to_owned())
+}
+
+#[test]
+fn resume_finishes_after_a_crash_at_every_point() {
+    let expected = reference_after();
+    for point in POINTS {
+        let (r, _, id) = crash_at(point);
+        // A new run is refused while this one is unfinished.
+        let blocked = fr(&r, &["run", "--fast", "--yes", "--target", "v1"]);
+        blocked.code(4);
+        assert!(blocked.stderr.contains(&id), "{point}: {}", blocked.stderr);
+        let out = fr(&r, &["resume", &id, "--json"]);
+        out.ok();
+        assert_eq!(out.json()["status"], "succeeded", "{point}");
+        assert!(out.stderr.contains("took over a stale lock"), "{point}: {}", out.stderr);
+        assert_eq!(picture(&r), expected, "{point}: resume reaches the rolled-back state");
+    }
+}
+
+#[test]
+fn undo_restores_after_a_crash_at_every_point() {
+    for point in POINTS {
+        let (r, before, id) = crash_at(point);
+        let out = fr(&r, &["undo", &id, "--yes", "--json"]);
+        out.ok();
+        let j = out.json();
+        assert_eq!(picture(&r), before, "{point}: undo restores the prior state");
+        let list = fr(&r, &["runs", "list", "--json"]).json();
+        let first = &list.as_array().unwrap()[0];
+        assert_eq!(first["status"], "undone", "{point}: {j}");
+    }
+}
+
+#[test]
+fn crash_right_after_taking_the_lock_changes_nothing_and_the_lock_is_taken_over() {
+    let (r, _) = messy_repo();
+    let before = picture(&r);
+    let out = fr_env(&r, &["run", "--fast", "--yes", "--target", "v1"], &[("FORGE_ROLLBACK_FAILPOINT", "after:lock")]);
+    assert_eq!(out.code, None);
+    assert_eq!(picture(&r), before);
+    let lock = std::fs::read_to_string(r.path().join(".git/forge-rollback/lock")).unwrap();
+    assert!(lock.contains("\"pid\""), "the dead holder's details stay in the file: {lock}");
+    let runs = fr(&r, &["runs", "list", "--json"]).json();
+    assert_eq!(runs.as_array().unwrap().len(), 0, "no run was started");
+    let out = fr(&r, &["run", "--fast", "--yes", "--target", "v1"]);
+    out.ok();
+    assert!(out.stderr.contains("[WARN] took over a stale lock: its holder (pid"), "{}", out.stderr);
+}
+
+#[test]
+fn a_failed_step_exits_1_and_can_be_resumed_or_undone() {
+    let (r, _) = messy_repo();
+    let before = picture(&r);
+    let out = fr_env(
+        &r,
+        &["run", "--fast", "--yes", "--json", "--target", "v1"],
+        &[("FORGE_ROLLBACK_FAILPOINT", "before:remove_untracked"), ("FORGE_ROLLBACK_FAILPOINT_ACTION", "error")],
+    );
+    out.code(1);
+    let j = out.json();
+    assert_eq!(j["status"], "failed");
+    assert!(j["error"].as_str().unwrap().contains("injected failure"), "{j}");
+    assert!(out.stderr.contains("[ERROR] step `remove_untracked` failed"), "{}", out.stderr);
+    let id = j["run_id"].as_str().unwrap();
+    let steps: Vec<(&str, &str)> = j["steps"].as_array().unwrap().iter().map(|s| (s["step"].as_str().unwrap(), s["status"].as_str().unwrap())).collect();
+    assert_eq!(
+        steps,
+        [("snapshot", "done"), ("reset", "done"), ("remove_untracked", "failed"), ("clear_caches", "pending"), ("record", "pending")]
+    );
+    fr(&r, &["undo", id, "--yes"]).ok();
+    assert_eq!(picture(&r), before);
+}

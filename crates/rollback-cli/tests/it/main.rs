@@ -1,0 +1,9 @@
+//! Integration tests of the `forge-rollback` binary against real git repositories in temp dirs.
+
+mod bad_input;
+mod common;
+mod crash;
+mod lock;
+mod registry;
+mod roundtrip;
+mod snapshots;
