@@ -1,4 +1,5 @@
 //! Integration tests of rollback-core against real git repositories and real files.
 
 mod backup;
+mod engine;
 mod vcs;
