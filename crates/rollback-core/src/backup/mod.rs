@@ -53,6 +53,23 @@ pub enum Error {
         /// What its content hashes to now.
         actual: String,
     },
+    /// A blob asked for by id that is not in the store.
+    #[error("blob {blob} is not in the backup store")]
+    BlobNotFound {
+        /// The blob id.
+        blob: String,
+    },
+    /// A path that is neither a regular file, a symlink nor a folder (a FIFO, a socket, a
+    /// device): it cannot be backed up.
+    #[error(
+        "cannot back up `{path}`: it is a {kind} (only files, symlinks and folders can be captured)"
+    )]
+    UnsupportedFileType {
+        /// The path in the work tree.
+        path: RepoPath,
+        /// What it is ("FIFO", "socket", ...).
+        kind: &'static str,
+    },
     /// A manifest that does not parse or fails validation.
     #[error("backup manifest `{}` is invalid: {detail}", path.display())]
     BadManifest {

@@ -1,1 +1,502 @@
-//! Capturing and restoring work-tree paths (in progress).
+//! Capturing paths of a work tree into manifest entries, and restoring them.
+//!
+//! # What is followed
+//!
+//! Nothing, ever, on the captured paths themselves:
+//! - [`capture`] looks at each path with `lstat`: a symlink is recorded as a symlink with its
+//!   raw target bytes (absolute and dangling targets included), never read through; a regular
+//!   file is opened with `O_NOFOLLOW`. A folder is walked (again without following symlinks
+//!   inside it) and every file and symlink below it is recorded; the folder itself is not.
+//!   A path below a parent that is a symlink or a file does not exist in the work tree and is
+//!   recorded as absent: capture never reads through a symlinked parent folder.
+//! - [`restore`] writes only below parent folders that are real folders. Before it changes
+//!   anything it checks every parent folder of every entry that exists on disk, and refuses
+//!   ([`Error::UnsafeRestore`]) when one is a symlink (it could lead outside the work tree) or a
+//!   file. Files are written through a temp file renamed over the path, and symlinks are
+//!   created with their exact raw target, so an existing symlink at the path is replaced, not
+//!   followed.
+//!
+//! # What is not captured
+//!
+//! Empty folders (git does not track them either), folder permission bits, owners, times and
+//! extended attributes. Entries named `.git` below a captured folder (a nested repository) are
+//! skipped: they cannot be represented as a [`RepoPath`]. FIFOs, sockets and devices are an
+//! error ([`Error::UnsupportedFileType`]).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::ffi::OsStr;
+use std::fs::{self, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::{Deserialize, Serialize};
+
+use super::{
+    BackupStore, BlobId, EntryKind, Error, ManifestEntry, Origin, PutStats, Result, SymlinkTarget,
+};
+use crate::fsutil::{IoContext, IoError};
+use crate::paths::RepoPath;
+
+/// Counters of one [`restore`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RestoreStats {
+    /// Regular files written.
+    pub files: usize,
+    /// Symlinks created.
+    pub symlinks: usize,
+    /// Files and symlinks removed (paths that were absent at snapshot time).
+    pub removed: usize,
+    /// Folders removed (absent at snapshot time, empty now).
+    pub removed_dirs: usize,
+    /// Folders that were absent at snapshot time but are not empty now, left in place.
+    pub kept_dirs: usize,
+    /// Absent entries skipped because a parent on disk is not a folder (so nothing can exist
+    /// at that path in the work tree).
+    pub skipped: usize,
+}
+
+/// The file-type name of `ft` for messages, when it cannot be captured.
+fn unsupported_kind(ft: fs::FileType) -> &'static str {
+    if ft.is_fifo() {
+        "FIFO"
+    } else if ft.is_socket() {
+        "socket"
+    } else if ft.is_block_device() {
+        "block device"
+    } else if ft.is_char_device() {
+        "character device"
+    } else {
+        "special file"
+    }
+}
+
+/// `lstat`, with `None` for a path that does not exist (or whose parent is not a folder).
+fn lstat(path: &Path) -> Result<Option<fs::Metadata>, IoError> {
+    match fs::symlink_metadata(path) {
+        Ok(m) => Ok(Some(m)),
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+            ) =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(IoError::new("read metadata of", path, e)),
+    }
+}
+
+/// Captures `paths` of the work tree at `workdir`: file content goes into `store` as blobs.
+///
+/// Per path (see the [module docs](self) for what is followed):
+/// - a regular file → [`EntryKind::File`] with its blob, size and permission bits
+///   (`mode & 0o7777`);
+/// - a symlink → [`EntryKind::Symlink`] with its raw target;
+/// - nothing → [`EntryKind::Absent`], plus an `Absent` entry for every missing parent folder,
+///   so that a restore removes folders that did not exist;
+/// - a folder → every file and symlink below it, with the same origin.
+///
+/// The result is sorted by path bytes, one entry per path (the first origin given wins).
+/// The [`PutStats`] count blobs offered to the store and the new ones it wrote.
+pub fn capture(
+    store: &dyn BackupStore,
+    workdir: &Path,
+    paths: &[(RepoPath, Origin)],
+) -> Result<(Vec<ManifestEntry>, PutStats)> {
+    let mut out: BTreeMap<RepoPath, ManifestEntry> = BTreeMap::new();
+    let mut stats = PutStats::default();
+    for (path, origin) in paths {
+        let origin = *origin;
+        let absent = |p: RepoPath| ManifestEntry {
+            path: p,
+            origin,
+            kind: EntryKind::Absent,
+        };
+        // Parents, outermost first: a missing one makes it and everything below it absent; a
+        // symlink or file in the way means the path cannot exist in the work tree.
+        let ancestors: Vec<RepoPath> = path.ancestors().collect();
+        let mut blocked = false;
+        for (i, anc) in ancestors.iter().enumerate().rev() {
+            match lstat(&anc.to_fs(workdir))? {
+                Some(m) if m.is_dir() => {}
+                Some(_) => {
+                    blocked = true;
+                    break;
+                }
+                None => {
+                    for missing in &ancestors[..=i] {
+                        out.entry(missing.clone())
+                            .or_insert_with(|| absent(missing.clone()));
+                    }
+                    blocked = true;
+                    break;
+                }
+            }
+        }
+        if blocked {
+            out.entry(path.clone())
+                .or_insert_with(|| absent(path.clone()));
+            continue;
+        }
+        capture_one(store, workdir, path, origin, &mut out, &mut stats)?;
+    }
+    Ok((out.into_values().collect(), stats))
+}
+
+/// Captures one path whose parents are real folders.
+fn capture_one(
+    store: &dyn BackupStore,
+    workdir: &Path,
+    path: &RepoPath,
+    origin: Origin,
+    out: &mut BTreeMap<RepoPath, ManifestEntry>,
+    stats: &mut PutStats,
+) -> Result<()> {
+    if out.contains_key(path) {
+        return Ok(());
+    }
+    let full = path.to_fs(workdir);
+    let Some(meta) = lstat(&full)? else {
+        out.insert(
+            path.clone(),
+            ManifestEntry {
+                path: path.clone(),
+                origin,
+                kind: EntryKind::Absent,
+            },
+        );
+        return Ok(());
+    };
+    let ft = meta.file_type();
+    let kind = if ft.is_symlink() {
+        let target = fs::read_link(&full).at("read symlink", &full)?;
+        EntryKind::Symlink {
+            target: SymlinkTarget(target.into_os_string().into_vec()),
+        }
+    } else if ft.is_file() {
+        // `O_NOFOLLOW`: if the file was swapped for a symlink since the `lstat`, fail rather
+        // than read through it. The mode comes from the open file itself.
+        let mut f = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+            .open(&full)
+            .at("open", &full)?;
+        let meta = f.metadata().at("read metadata of", &full)?;
+        if !meta.is_file() {
+            return Err(Error::UnsupportedFileType {
+                path: path.clone(),
+                kind: unsupported_kind(meta.file_type()),
+            });
+        }
+        let mut content = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
+        f.read_to_end(&mut content).at("read", &full)?;
+        let (blob, new) = store.put_blob(&content)?;
+        let size = content.len() as u64;
+        stats.blobs += 1;
+        stats.bytes += size;
+        if new {
+            stats.new_blobs += 1;
+            stats.new_bytes += size;
+        }
+        EntryKind::File {
+            blob,
+            size,
+            mode: meta.permissions().mode() & 0o7777,
+        }
+    } else if ft.is_dir() {
+        let mut children: Vec<_> = fs::read_dir(&full)
+            .at("list", &full)?
+            .map(|e| e.map(|e| e.file_name()))
+            .collect::<io::Result<_>>()
+            .at("list", &full)?;
+        children.sort();
+        for name in children {
+            if name.as_bytes().eq_ignore_ascii_case(b".git") {
+                continue;
+            }
+            let mut child = path.as_bytes().to_vec();
+            child.push(b'/');
+            child.extend_from_slice(name.as_bytes());
+            let child = RepoPath::new(child).map_err(|e| {
+                Error::from(IoError::new(
+                    "capture",
+                    full.join(&name),
+                    io::Error::new(io::ErrorKind::InvalidData, e),
+                ))
+            })?;
+            capture_one(store, workdir, &child, origin, out, stats)?;
+        }
+        return Ok(());
+    } else {
+        return Err(Error::UnsupportedFileType {
+            path: path.clone(),
+            kind: unsupported_kind(ft),
+        });
+    };
+    out.insert(
+        path.clone(),
+        ManifestEntry {
+            path: path.clone(),
+            origin,
+            kind,
+        },
+    );
+    Ok(())
+}
+
+/// A unique hidden temp name next to `path`.
+fn temp_path(path: &Path) -> PathBuf {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let mut name = b".".to_vec();
+    name.extend_from_slice(path.file_name().map_or(&b""[..], OsStr::as_bytes));
+    name.extend_from_slice(format!(".restore-{}-{n}", std::process::id()).as_bytes());
+    path.with_file_name(OsStr::from_bytes(&name))
+}
+
+fn unsafe_restore(path: &RepoPath, reason: impl Into<String>) -> Error {
+    Error::UnsafeRestore {
+        path: path.to_string(),
+        reason: reason.into(),
+    }
+}
+
+/// Restores `entries` into the work tree at `workdir`: each path gets back exactly what it
+/// held (bytes and mode, symlink target, or nothing).
+///
+/// Nothing is changed unless all of this holds first:
+/// - every parent folder of every entry that exists on disk is a real folder (not a symlink,
+///   not a file), and no file or symlink entry lies below another file or symlink entry;
+///   otherwise [`Error::UnsafeRestore`]. Absent entries below a parent that is not a folder
+///   are skipped: nothing can exist at such a path, and removing it would follow the link;
+/// - every blob needed is in the store and hashes to its name ([`Error::CorruptBlob`],
+///   [`Error::BlobNotFound`]).
+///
+/// Then absent entries are removed, deepest first (a file or symlink at the path is deleted,
+/// a folder only if it is empty), and files and symlinks are written: a file through a temp
+/// file in its folder with its exact mode (the umask does not narrow it), renamed over the
+/// path; a symlink created under a temp name and renamed over the path. Missing parent folders
+/// are created; a folder in the way is removed only if empty, else [`Error::UnsafeRestore`].
+/// Removals come first so that a path that was a file or symlink is free again when a folder
+/// the rollback created there held only paths that were absent. Finally one `syncfs` makes
+/// the restored tree durable.
+pub fn restore(
+    store: &dyn BackupStore,
+    workdir: &Path,
+    entries: &[ManifestEntry],
+) -> Result<RestoreStats> {
+    let mut stats = RestoreStats::default();
+    let written: BTreeSet<&RepoPath> = entries
+        .iter()
+        .filter(|e| !matches!(e.kind, EntryKind::Absent))
+        .map(|e| &e.path)
+        .collect();
+
+    // 1. Validate every entry against the tree as it is now.
+    let mut skip: BTreeSet<&RepoPath> = BTreeSet::new();
+    for e in entries {
+        let is_absent = matches!(e.kind, EntryKind::Absent);
+        for anc in e.path.ancestors() {
+            if !is_absent && written.contains(&anc) {
+                return Err(unsafe_restore(
+                    &e.path,
+                    format!("its parent `{anc}` is restored as a file or symlink"),
+                ));
+            }
+            let full = anc.to_fs(workdir);
+            match lstat(&full)? {
+                Some(m) if m.is_dir() => {}
+                Some(m) => {
+                    if is_absent {
+                        skip.insert(&e.path);
+                        break;
+                    }
+                    let what = if m.file_type().is_symlink() {
+                        "a symlink"
+                    } else {
+                        "not a folder"
+                    };
+                    return Err(unsafe_restore(
+                        &e.path,
+                        format!("its parent folder `{anc}` is {what}"),
+                    ));
+                }
+                None => {}
+            }
+        }
+    }
+
+    // 2. Fetch and hash-check every blob before touching the tree.
+    let mut blobs: HashMap<&BlobId, Vec<u8>> = HashMap::new();
+    for e in entries {
+        if let EntryKind::File { blob, .. } = &e.kind {
+            if !blobs.contains_key(blob) {
+                blobs.insert(blob, store.get_blob(blob)?);
+            }
+        }
+    }
+
+    // 3. Paths that were absent, deepest first.
+    let mut absent: Vec<&RepoPath> = entries
+        .iter()
+        .filter(|e| matches!(e.kind, EntryKind::Absent))
+        .map(|e| &e.path)
+        .collect();
+    absent.sort_unstable_by(|a, b| b.cmp(a));
+    for path in absent {
+        if skip.contains(path) {
+            stats.skipped += 1;
+            continue;
+        }
+        let full = path.to_fs(workdir);
+        match lstat(&full)? {
+            None => {}
+            Some(m) if m.is_dir() => match fs::remove_dir(&full) {
+                Ok(()) => stats.removed_dirs += 1,
+                Err(e) if e.kind() == io::ErrorKind::DirectoryNotEmpty => stats.kept_dirs += 1,
+                Err(e) => return Err(IoError::new("remove folder", full, e).into()),
+            },
+            Some(_) => {
+                fs::remove_file(&full).at("remove", &full)?;
+                stats.removed += 1;
+            }
+        }
+    }
+
+    // 4. Files and symlinks.
+    for e in entries {
+        let full = e.path.to_fs(workdir);
+        match &e.kind {
+            EntryKind::Absent => {}
+            EntryKind::File { blob, mode, .. } => {
+                prepare_target(workdir, &e.path, &full)?;
+                write_file(&full, &blobs[blob], *mode)?;
+                stats.files += 1;
+            }
+            EntryKind::Symlink { target } => {
+                prepare_target(workdir, &e.path, &full)?;
+                let tmp = temp_path(&full);
+                std::os::unix::fs::symlink(OsStr::from_bytes(&target.0), &tmp)
+                    .at("create symlink", &tmp)?;
+                if let Err(err) = fs::rename(&tmp, &full) {
+                    let _ = fs::remove_file(&tmp);
+                    return Err(IoError::new("rename into place", full, err).into());
+                }
+                stats.symlinks += 1;
+            }
+        }
+    }
+
+    crate::backup::store::syncfs(workdir)?;
+    Ok(stats)
+}
+
+/// Makes `full` ready to be renamed over: parent folders exist; a folder at the path is
+/// removed if empty, refused otherwise. Files and symlinks at the path stay (the rename
+/// replaces them atomically).
+fn prepare_target(workdir: &Path, path: &RepoPath, full: &Path) -> Result<()> {
+    if let Some(parent) = path.ancestors().next() {
+        let dir = parent.to_fs(workdir);
+        fs::create_dir_all(&dir).at("create folder", &dir)?;
+    }
+    if let Some(m) = lstat(full)? {
+        if m.is_dir() {
+            match fs::remove_dir(full) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::DirectoryNotEmpty => {
+                    return Err(unsafe_restore(
+                        path,
+                        "a folder that is not empty is in the way",
+                    ));
+                }
+                Err(e) => return Err(IoError::new("remove folder", full, e).into()),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Writes `content` with exactly `mode` through a temp file renamed over `full`.
+fn write_file(full: &Path, content: &[u8], mode: u32) -> Result<()> {
+    let tmp = temp_path(full);
+    let result = (|| {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)
+            .at("create", &tmp)?;
+        f.write_all(content).at("write", &tmp)?;
+        // Set after the write (a read-only mode must not block it) and explicitly, so the
+        // umask does not narrow it.
+        f.set_permissions(fs::Permissions::from_mode(mode))
+            .at("set permissions of", &tmp)?;
+        drop(f);
+        fs::rename(&tmp, full).at("rename into place", full)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    Ok(result?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backup::store::FsBackupStore;
+
+    fn rp(s: &str) -> RepoPath {
+        RepoPath::new(s).unwrap()
+    }
+
+    #[test]
+    fn missing_path_records_missing_parents_as_absent() {
+        let store_dir = tempfile::tempdir().unwrap();
+        let store = FsBackupStore::open(store_dir.path()).unwrap();
+        let wd = tempfile::tempdir().unwrap();
+        fs::create_dir(wd.path().join("a")).unwrap();
+        let (entries, stats) =
+            capture(&store, wd.path(), &[(rp("a/b/c/d.txt"), Origin::Tracked)]).unwrap();
+        let paths: Vec<String> = entries.iter().map(|e| e.path.to_string()).collect();
+        assert_eq!(paths, ["a/b", "a/b/c", "a/b/c/d.txt"]);
+        assert!(entries.iter().all(|e| e.kind == EntryKind::Absent));
+        assert_eq!(stats, PutStats::default());
+    }
+
+    #[test]
+    fn fifo_is_a_clear_error() {
+        let store_dir = tempfile::tempdir().unwrap();
+        let store = FsBackupStore::open(store_dir.path()).unwrap();
+        let wd = tempfile::tempdir().unwrap();
+        let fifo = wd.path().join("pipe");
+        let c = std::ffi::CString::new(fifo.as_os_str().as_bytes()).unwrap();
+        // SAFETY: `c` is a valid NUL-terminated path for the duration of the call.
+        #[allow(unsafe_code)]
+        let rc = unsafe { libc::mkfifo(c.as_ptr(), 0o600) };
+        assert_eq!(rc, 0);
+        let err = capture(&store, wd.path(), &[(rp("pipe"), Origin::Untracked)]).unwrap_err();
+        assert!(
+            matches!(&err, Error::UnsupportedFileType { path, kind: "FIFO" } if path.as_bytes() == b"pipe"),
+            "{err}"
+        );
+        assert!(err.to_string().contains("`pipe`"), "{err}");
+    }
+
+    #[test]
+    fn path_below_a_symlinked_folder_is_absent_not_read_through() {
+        let store_dir = tempfile::tempdir().unwrap();
+        let store = FsBackupStore::open(store_dir.path()).unwrap();
+        let wd = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        fs::write(outside.path().join("secret"), "s").unwrap();
+        std::os::unix::fs::symlink(outside.path(), wd.path().join("link")).unwrap();
+        let (entries, stats) =
+            capture(&store, wd.path(), &[(rp("link/secret"), Origin::Tracked)]).unwrap();
+        assert_eq!(entries.len(), 1);
+        assert_eq!(entries[0].kind, EntryKind::Absent);
+        assert_eq!(stats.blobs, 0);
+    }
+}

@@ -1,1 +1,552 @@
-//! The on-disk backup store (in progress).
+//! The on-disk backup store.
+//!
+//! Layout under the store's root (folders `0700`, files `0600`: backups hold `.env` files and
+//! other secrets):
+//!
+//! ```text
+//! blobs/<first 2 hex digits>/<remaining 62 hex digits>   file content, named by BLAKE3 hash
+//! snapshots/<snapshot id>.json                           one manifest per snapshot
+//! ```
+//!
+//! # Durability
+//!
+//! A snapshot may hold hundreds of small files, and one `fsync` per blob would dominate the run
+//! time of a rollback. So blobs are written without an fsync: a temp file in the blob's folder,
+//! then a rename into place. [`BackupStore::put_manifest`] then makes all of them durable at
+//! once with a single `syncfs(2)` on the store's file system, checks that every blob the
+//! manifest names exists, and only then writes the manifest with
+//! [`fsutil::atomic_write`](crate::fsutil::atomic_write) (temp file, fsync, rename, fsync of
+//! the folder).
+//!
+//! The manifest is the snapshot's completion marker: a snapshot exists only once its manifest
+//! does, and a manifest is only written after the blobs it names are on stable storage. A crash
+//! before that point leaves blobs (or temp files) that no manifest refers to; they are harmless
+//! and [`BackupStore::prune`] collects them.
+//!
+//! A blob that already exists with the right size is not written again (deduplication). A blob
+//! torn by a crash before the `syncfs` cannot be mistaken for a complete one by a later
+//! snapshot unless it has the right size; and `get_blob` and `verify` re-hash content, so a
+//! damaged blob is always reported as corrupt, never silently restored.
+//!
+//! `prune` deletes manifests first (and syncs their folder), then blobs, so a crash part-way
+//! through never leaves a manifest naming a deleted blob.
+//!
+//! The store assumes one writer at a time (the engine holds the repository's lock): `prune`
+//! running while another process is taking a snapshot would delete that snapshot's blobs.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::{
+    BackupStore, BlobId, EntryKind, Error, Manifest, PruneReport, Result, SnapshotId,
+    SnapshotSummary, VerifyReport,
+};
+use crate::fsutil::{self, IoContext, IoError};
+use crate::paths::RepoPath;
+
+/// The manifest format this store reads and writes.
+const FORMAT: u32 = 1;
+
+/// A content-addressed backup store in a folder (see the [module docs](self)).
+#[derive(Debug, Clone)]
+pub struct FsBackupStore {
+    root: PathBuf,
+    blobs: PathBuf,
+    snapshots: PathBuf,
+}
+
+/// Flushes every dirty page and inode of the file system holding `dir` with one `syncfs(2)`.
+pub(crate) fn syncfs(dir: &Path) -> Result<(), IoError> {
+    use std::os::fd::AsRawFd;
+    let f = File::open(dir).at("open", dir)?;
+    // SAFETY: `f` is an open file descriptor owned by this function for the whole call;
+    // `syncfs` only reads the descriptor and touches no memory of ours.
+    #[allow(unsafe_code)]
+    let rc = unsafe { libc::syncfs(f.as_raw_fd()) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(IoError::new(
+            "sync file system of",
+            dir,
+            io::Error::last_os_error(),
+        ))
+    }
+}
+
+/// A unique temp-file name in the folder of `path` (hidden, so listings skip it).
+fn temp_path(path: &Path) -> PathBuf {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    path.with_file_name(format!(".{name}.tmp-{}-{n}", std::process::id()))
+}
+
+/// Whether a file name in the store is a temp file (a write in progress or interrupted).
+fn is_temp(name: &std::ffi::OsStr) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    name.as_bytes().first() == Some(&b'.')
+}
+
+/// Every blob of a manifest with the path it holds content for (`None`: the git index).
+fn blob_refs(m: &Manifest) -> Vec<(&BlobId, Option<&RepoPath>)> {
+    let mut out: Vec<(&BlobId, Option<&RepoPath>)> = m
+        .entries
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EntryKind::File { blob, .. } => Some((blob, Some(&e.path))),
+            _ => None,
+        })
+        .collect();
+    if let Some(index) = &m.index {
+        out.push((&index.blob, None));
+        out.extend(index.staged.iter().map(|s| (&s.blob, Some(&s.path))));
+    }
+    out
+}
+
+/// How a path is named in messages.
+fn describe(path: Option<&RepoPath>) -> String {
+    path.map_or_else(|| "the git index".to_owned(), |p| format!("`{p}`"))
+}
+
+/// State of one blob found by `verify`.
+enum BlobCheck {
+    Ok,
+    Missing,
+    Corrupt(String),
+}
+
+impl FsBackupStore {
+    /// Opens the store at `root`, creating `root`, `root/blobs` and `root/snapshots` (mode
+    /// `0700`) if needed.
+    pub fn open(root: &Path) -> Result<Self> {
+        let store = Self {
+            root: root.to_path_buf(),
+            blobs: root.join("blobs"),
+            snapshots: root.join("snapshots"),
+        };
+        fsutil::create_private_dir(&store.root)?;
+        fsutil::create_private_dir(&store.blobs)?;
+        fsutil::create_private_dir(&store.snapshots)?;
+        Ok(store)
+    }
+
+    /// The store's root folder.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Where a blob's content lives.
+    pub fn blob_path(&self, id: &BlobId) -> PathBuf {
+        let hex = id.as_str();
+        self.blobs.join(&hex[..2]).join(&hex[2..])
+    }
+
+    /// Where a snapshot's manifest lives.
+    pub fn manifest_path(&self, id: &SnapshotId) -> PathBuf {
+        self.snapshots.join(format!("{id}.json"))
+    }
+
+    /// Ids of every manifest on disk, sorted (oldest first). Temp files are skipped; a
+    /// `.json` file whose name is not a snapshot id is an error.
+    fn snapshot_ids(&self) -> Result<Vec<SnapshotId>> {
+        let mut ids = Vec::new();
+        for entry in fs::read_dir(&self.snapshots).at("list", &self.snapshots)? {
+            let entry = entry.at("list", &self.snapshots)?;
+            let name = entry.file_name();
+            if is_temp(&name) {
+                continue;
+            }
+            let Some(stem) = name.to_str().and_then(|n| n.strip_suffix(".json")) else {
+                continue;
+            };
+            let id = SnapshotId::parse(stem).ok_or_else(|| Error::BadManifest {
+                path: entry.path(),
+                detail: format!("`{stem}` is not a snapshot id"),
+            })?;
+            ids.push(id);
+        }
+        ids.sort();
+        Ok(ids)
+    }
+
+    /// Checks what `manifest` (read from `path`) promises: format, id, sorted unique entries.
+    fn validate(manifest: &Manifest, path: &Path, expected: &SnapshotId) -> Result<()> {
+        let bad = |detail: String| Error::BadManifest {
+            path: path.to_path_buf(),
+            detail,
+        };
+        if manifest.format != FORMAT {
+            return Err(bad(format!(
+                "unsupported format {} (expected {FORMAT})",
+                manifest.format
+            )));
+        }
+        if &manifest.id != expected {
+            return Err(bad(format!(
+                "its id `{}` does not match its file name (`{expected}`)",
+                manifest.id
+            )));
+        }
+        for pair in manifest.entries.windows(2) {
+            if pair[0].path >= pair[1].path {
+                let what = if pair[0].path == pair[1].path {
+                    "duplicate entry"
+                } else {
+                    "entries not sorted at"
+                };
+                return Err(bad(format!("{what} `{}`", pair[1].path)));
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads one blob file and re-hashes it.
+    fn check_blob(&self, id: &BlobId) -> Result<(BlobCheck, u64)> {
+        let path = self.blob_path(id);
+        match fs::read(&path) {
+            Ok(bytes) => {
+                let actual = BlobId::of(&bytes);
+                let len = bytes.len() as u64;
+                if &actual == id {
+                    Ok((BlobCheck::Ok, len))
+                } else {
+                    Ok((BlobCheck::Corrupt(actual.to_string()), len))
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok((BlobCheck::Missing, 0)),
+            Err(e) => Err(IoError::new("read", path, e).into()),
+        }
+    }
+
+    /// Removes a file unless `dry_run`; returns its size.
+    fn remove_counted(path: &Path, size: u64, dry_run: bool) -> Result<u64> {
+        if !dry_run {
+            fsutil::remove_file_if_exists(path)?;
+        }
+        Ok(size)
+    }
+}
+
+impl BackupStore for FsBackupStore {
+    fn put_blob(&self, content: &[u8]) -> Result<(BlobId, bool)> {
+        let id = BlobId::of(content);
+        let path = self.blob_path(&id);
+        match fs::symlink_metadata(&path) {
+            Ok(meta) if meta.is_file() && meta.len() == content.len() as u64 => {
+                return Ok((id, false));
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(IoError::new("read metadata of", path, e).into()),
+        }
+        let dir = path.parent().unwrap_or(&self.blobs);
+        fsutil::create_private_dir(dir)?;
+        let tmp = temp_path(&path);
+        let result = (|| {
+            let mut f = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(fsutil::FILE_MODE)
+                .open(&tmp)
+                .at("create", &tmp)?;
+            f.write_all(content).at("write", &tmp)?;
+            drop(f);
+            // No fsync here: `put_manifest` flushes every blob with one `syncfs`.
+            fs::rename(&tmp, &path).at("rename into place", &path)
+        })();
+        if let Err(e) = result {
+            let _ = fs::remove_file(&tmp);
+            return Err(e.into());
+        }
+        Ok((id, true))
+    }
+
+    fn get_blob(&self, id: &BlobId) -> Result<Vec<u8>> {
+        let path = self.blob_path(id);
+        let bytes = match fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(Error::BlobNotFound {
+                    blob: id.to_string(),
+                });
+            }
+            Err(e) => return Err(IoError::new("read", path, e).into()),
+        };
+        let actual = BlobId::of(&bytes);
+        if &actual != id {
+            return Err(Error::CorruptBlob {
+                blob: id.to_string(),
+                actual: actual.to_string(),
+            });
+        }
+        Ok(bytes)
+    }
+
+    fn has_blob(&self, id: &BlobId) -> Result<bool> {
+        let path = self.blob_path(id);
+        match fs::symlink_metadata(&path) {
+            Ok(meta) => Ok(meta.is_file()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(IoError::new("read metadata of", path, e).into()),
+        }
+    }
+
+    fn put_manifest(&self, manifest: &Manifest) -> Result<()> {
+        let path = self.manifest_path(&manifest.id);
+        Self::validate(manifest, &path, &manifest.id)?;
+        // One flush for every blob written since the last manifest (see the module docs).
+        syncfs(&self.root)?;
+        for (blob, entry_path) in blob_refs(manifest) {
+            if !self.has_blob(blob)? {
+                let path = entry_path
+                    .cloned()
+                    .unwrap_or_else(|| RepoPath::new("(git index)").expect("a valid path"));
+                return Err(Error::MissingBlob {
+                    snapshot: manifest.id.to_string(),
+                    blob: blob.to_string(),
+                    path,
+                });
+            }
+        }
+        let json = serde_json::to_vec_pretty(manifest).map_err(|e| Error::BadManifest {
+            path: path.clone(),
+            detail: format!("cannot serialize: {e}"),
+        })?;
+        fsutil::atomic_write(&path, &json)?;
+        Ok(())
+    }
+
+    fn manifest(&self, id: &SnapshotId) -> Result<Manifest> {
+        let path = self.manifest_path(id);
+        let bytes = match fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(Error::UnknownSnapshot { id: id.to_string() });
+            }
+            Err(e) => return Err(IoError::new("read", path, e).into()),
+        };
+        let manifest: Manifest =
+            serde_json::from_slice(&bytes).map_err(|e| Error::BadManifest {
+                path: path.clone(),
+                // serde_json's message ends with "at line L column C".
+                detail: e.to_string(),
+            })?;
+        Self::validate(&manifest, &path, id)?;
+        Ok(manifest)
+    }
+
+    fn list(&self) -> Result<Vec<SnapshotSummary>> {
+        self.snapshot_ids()?
+            .iter()
+            .map(|id| {
+                let m = self.manifest(id)?;
+                Ok(SnapshotSummary {
+                    bytes: m.content_bytes(),
+                    entries: m.entries.len(),
+                    id: m.id,
+                    created_at: m.created_at,
+                    run_id: m.run_id,
+                    head: m.head,
+                    branch: m.branch,
+                })
+            })
+            .collect()
+    }
+
+    fn verify(&self, ids: Option<&[SnapshotId]>) -> Result<VerifyReport> {
+        let ids = match ids {
+            Some(ids) => ids.to_vec(),
+            None => self.snapshot_ids()?,
+        };
+        let mut report = VerifyReport::default();
+        let mut checked: HashMap<BlobId, BlobCheck> = HashMap::new();
+        for id in &ids {
+            let manifest = match self.manifest(id) {
+                Ok(m) => m,
+                Err(e @ Error::BadManifest { .. }) => {
+                    report.snapshots += 1;
+                    report.problems.push(format!("backup {id}: {e}"));
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            report.snapshots += 1;
+            for (blob, path) in blob_refs(&manifest) {
+                if !checked.contains_key(blob) {
+                    let (state, len) = self.check_blob(blob)?;
+                    if !matches!(state, BlobCheck::Missing) {
+                        report.blobs += 1;
+                        report.bytes += len;
+                    }
+                    checked.insert(blob.clone(), state);
+                }
+                match &checked[blob] {
+                    BlobCheck::Ok => {}
+                    BlobCheck::Missing => {
+                        report.problems.push(format!("backup {id}: blob {blob} for {} is missing", describe(path)));
+                    }
+                    BlobCheck::Corrupt(actual) => report.problems.push(format!(
+                        "backup {id}: blob {blob} for {} is corrupt (its content hashes to {actual})",
+                        describe(path)
+                    )),
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    fn prune(&self, keep: usize, protect: &[SnapshotId], dry_run: bool) -> Result<PruneReport> {
+        let ids = self.snapshot_ids()?;
+        let newest: BTreeSet<&SnapshotId> = ids.iter().rev().take(keep).collect();
+        let (kept, removed): (Vec<&SnapshotId>, Vec<&SnapshotId>) = ids
+            .iter()
+            .partition(|id| newest.contains(id) || protect.contains(id));
+
+        // Every blob a kept snapshot needs. A kept manifest that does not parse is an error:
+        // without it we cannot know which blobs are still needed.
+        let mut referenced: BTreeSet<BlobId> = BTreeSet::new();
+        for id in &kept {
+            let m = self.manifest(id)?;
+            referenced.extend(m.blobs().cloned());
+        }
+
+        let mut report = PruneReport {
+            removed_snapshots: removed.iter().map(|id| (*id).clone()).collect(),
+            kept_snapshots: kept.len(),
+            ..PruneReport::default()
+        };
+
+        // 1. Manifests (and leftover temp files of interrupted manifest writes), made durable
+        //    before any blob goes.
+        for id in &removed {
+            let path = self.manifest_path(id);
+            let size = fs::symlink_metadata(&path).map_or(0, |m| m.len());
+            report.freed_bytes += Self::remove_counted(&path, size, dry_run)?;
+        }
+        for entry in fs::read_dir(&self.snapshots).at("list", &self.snapshots)? {
+            let entry = entry.at("list", &self.snapshots)?;
+            if is_temp(&entry.file_name()) {
+                let size = entry.metadata().map_or(0, |m| m.len());
+                report.freed_bytes += Self::remove_counted(&entry.path(), size, dry_run)?;
+            }
+        }
+        if !dry_run {
+            fsutil::sync_dir(&self.snapshots)?;
+        }
+
+        // 2. Blobs no kept manifest refers to, and temp files of interrupted blob writes.
+        let mut fanout: BTreeMap<PathBuf, bool> = BTreeMap::new();
+        for dir in fs::read_dir(&self.blobs).at("list", &self.blobs)? {
+            let dir = dir.at("list", &self.blobs)?;
+            let prefix = dir.file_name();
+            let Some(prefix) = prefix.to_str().map(str::to_owned) else {
+                continue;
+            };
+            if !dir
+                .file_type()
+                .at("read metadata of", &dir.path())?
+                .is_dir()
+            {
+                continue;
+            }
+            let dir_path = dir.path();
+            let mut emptied = true;
+            for file in fs::read_dir(&dir_path).at("list", &dir_path)? {
+                let file = file.at("list", &dir_path)?;
+                let name = file.file_name();
+                let size = file.metadata().map_or(0, |m| m.len());
+                if is_temp(&name) {
+                    report.freed_bytes += Self::remove_counted(&file.path(), size, dry_run)?;
+                    continue;
+                }
+                let id = name
+                    .to_str()
+                    .and_then(|n| BlobId::parse(&format!("{prefix}{n}")));
+                match id {
+                    Some(id) if !referenced.contains(&id) => {
+                        report.freed_bytes += Self::remove_counted(&file.path(), size, dry_run)?;
+                        report.removed_blobs += 1;
+                    }
+                    // Referenced blobs, and files that are not ours: left alone.
+                    _ => emptied = false,
+                }
+            }
+            fanout.insert(dir_path, emptied);
+        }
+        if !dry_run {
+            for (dir, emptied) in fanout {
+                if emptied {
+                    let _ = fs::remove_dir(&dir);
+                }
+            }
+        }
+        Ok(report)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blob_paths_fan_out_by_two_hex_digits() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsBackupStore::open(dir.path()).unwrap();
+        let id = BlobId::of(b"hello");
+        let p = store.blob_path(&id);
+        assert_eq!(
+            p.parent().unwrap().file_name().unwrap().to_str().unwrap(),
+            &id.as_str()[..2]
+        );
+        assert_eq!(p.file_name().unwrap().to_str().unwrap(), &id.as_str()[2..]);
+        assert_eq!(p.file_name().unwrap().len(), 62);
+    }
+
+    #[test]
+    fn put_blob_deduplicates_and_leaves_no_temp_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsBackupStore::open(dir.path()).unwrap();
+        let (id, new) = store.put_blob(b"content").unwrap();
+        assert!(new);
+        let (id2, new2) = store.put_blob(b"content").unwrap();
+        assert_eq!(id, id2);
+        assert!(!new2);
+        let folder = store.blob_path(&id).parent().unwrap().to_path_buf();
+        assert_eq!(fs::read_dir(folder).unwrap().count(), 1);
+        assert_eq!(store.get_blob(&id).unwrap(), b"content");
+    }
+
+    #[test]
+    fn torn_blob_of_wrong_size_is_rewritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsBackupStore::open(dir.path()).unwrap();
+        let (id, _) = store.put_blob(b"0123456789").unwrap();
+        fs::write(store.blob_path(&id), b"01234").unwrap();
+        let (_, new) = store.put_blob(b"0123456789").unwrap();
+        assert!(new);
+        assert_eq!(store.get_blob(&id).unwrap(), b"0123456789");
+    }
+
+    #[test]
+    fn missing_blob_error_names_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsBackupStore::open(dir.path()).unwrap();
+        let id = BlobId::of(b"never stored");
+        let err = store.get_blob(&id).unwrap_err();
+        assert!(
+            matches!(&err, Error::BlobNotFound { blob } if blob == id.as_str()),
+            "{err}"
+        );
+        assert!(err.to_string().contains(id.as_str()));
+        assert!(!store.has_blob(&id).unwrap());
+    }
+}
