@@ -116,13 +116,7 @@ fn init(args: &Args, out: &Output, force: bool, print: bool, path: Option<&Path>
         return Ok(exit::OK);
     }
     let base = args.dir.clone().unwrap_or_else(|| PathBuf::from("."));
-    let target = match path {
-        Some(p) => base.join(p),
-        None => {
-            let rb = open(args)?;
-            rb.workdir().join(config::DEFAULT_PATH)
-        }
-    };
+    let target = if let Some(p) = path { base.join(p) } else { open(args)?.workdir().join(config::DEFAULT_PATH) };
     config::write_default(&target, force)?;
     if out.json {
         out.json_value(&serde_json::json!({ "written": target }))?;

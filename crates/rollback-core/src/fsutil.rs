@@ -82,11 +82,12 @@ pub fn atomic_write_mode(path: &Path, bytes: &[u8], mode: u32) -> Result<(), IoE
     let dir = path.parent().unwrap_or(Path::new("."));
     let tmp = temp_name(path);
     let result = (|| {
-        let mut f = OpenOptions::new().write(true).create_new(true).mode(mode).open(&tmp).at("create", &tmp)?;
-        f.write_all(bytes).at("write", &tmp)?;
+        // Errors name `path`, the file the caller asked for, not the temp file.
+        let mut f = OpenOptions::new().write(true).create_new(true).mode(mode).open(&tmp).at("write", path)?;
+        f.write_all(bytes).at("write", path)?;
         // The umask may have narrowed `mode`; restored files need their exact bits.
-        f.set_permissions(fs::Permissions::from_mode(mode)).at("set permissions of", &tmp)?;
-        f.sync_all().at("sync", &tmp)?;
+        f.set_permissions(fs::Permissions::from_mode(mode)).at("set permissions of", path)?;
+        f.sync_all().at("sync", path)?;
         drop(f);
         fs::rename(&tmp, path).at("rename into place", path)?;
         sync_dir(dir)

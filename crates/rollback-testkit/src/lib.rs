@@ -3,7 +3,7 @@
 //!
 //! Git is always run with a clean environment (no `GIT_*` variables, no user or system
 //! config), so tests behave the same on every machine and in CI.
-#![allow(clippy::missing_panics_doc)]
+#![allow(clippy::missing_panics_doc, clippy::return_self_not_must_use)]
 
 use std::collections::BTreeMap;
 use std::ffi::OsStr;

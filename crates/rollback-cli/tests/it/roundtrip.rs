@@ -1,6 +1,8 @@
 //! `run --fast` then `undo` gives back a byte-identical tree (content, mode, symlink target),
 //! the same HEAD, branch and index, for every kind of local state.
 
+use std::os::unix::ffi::OsStrExt;
+
 use rollback_testkit::TestRepo;
 
 use crate::common::{Picture, fr, messy_repo, picture, rollback, undo};
@@ -83,7 +85,6 @@ fn odd_file_names_survive() {
         .write("tab\there.txt", "tab\n")
         .write("caf\u{e9}/\u{65e5}\u{672c}.py", "x = 2\n")
         .write("dir with space/nested/\u{1f600}.txt", "emoji\n");
-    use std::os::unix::ffi::OsStrExt;
     r.write(std::ffi::OsStr::from_bytes(b"latin1-\xe9.txt"), "not utf-8 name\n");
     round_trip(&r, "good", |r| {
         assert!(!r.exists("new\nline.txt") && !r.exists("tab\there.txt"));
