@@ -20,7 +20,7 @@ fn unknown_and_ambiguous_revisions() {
     let (r, _) = messy_repo();
     let e = refused_unchanged(&r, &["run", "--fast", "--yes", "--target", "nope"], 2, "unknown revision `nope`");
     assert!(e.contains("hint: give a longer hash"), "{e}");
-    refused_unchanged(&r, &["assess", "--target", "-rf"], 2, "unknown revision `-rf`");
+    refused_unchanged(&r, &["assess", "--target=-rf"], 2, "unknown revision `-rf`");
     refused_unchanged(&r, &["plan", "--target", "HEAD~99"], 2, "unknown revision");
 }
 

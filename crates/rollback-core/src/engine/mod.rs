@@ -448,10 +448,11 @@ impl Rollback {
                 plan: Some(plan),
             });
         }
+        // An unfinished run comes first: until it is settled, the tree is between two states.
+        self.refuse_unfinished()?;
         if let Some(e) = refusals.into_iter().next() {
             return Err(e);
         }
-        self.refuse_unfinished()?;
         if a.has_risk("migrations_changed") {
             ctx.log(LogLevel::Warn, "migration files changed between HEAD and the target: the rolled-back code will run on the newer schema");
         }
@@ -1017,14 +1018,14 @@ impl Rollback {
         let mut ids: Vec<String> = rd.flatten().filter_map(|e| e.file_name().to_str().map(str::to_owned)).filter(|n| valid_run_id(n)).collect();
         ids.sort();
         let live = lock::holder(&self.state.lock_path())?;
-        let mut out = Vec::new();
+        let mut summaries = Vec::new();
         for id in ids {
             let path = self.state.run_dir(&id).join("journal.jsonl");
             if !path.exists() {
                 continue;
             }
             let s = RunState::load(&path)?;
-            out.push(RunSummary {
+            summaries.push(RunSummary {
                 interrupted: s.status == RunStatus::Running && live.is_none(),
                 backup_id: s.detail_of("snapshot").and_then(|d| d.get("snapshot")).and_then(|v| v.as_str()).and_then(SnapshotId::parse),
                 run_id: s.run_id,
@@ -1040,7 +1041,9 @@ impl Rollback {
                 reason: s.reason,
             });
         }
-        Ok(out)
+        // Ids sort by second only; two runs in the same second sort by their start time.
+        summaries.sort_by(|a, b| (a.started_at, &a.run_id).cmp(&(b.started_at, &b.run_id)));
+        Ok(summaries)
     }
 
     /// One run's outcome, journal records and log lines.
