@@ -1,0 +1,35 @@
+# Task runner. `make test` is the one command that runs every check (the same one CI runs).
+# `make help` lists the targets.
+
+CARGO ?= cargo
+
+.DEFAULT_GOAL := help
+.PHONY: help demo fmt lint test rust-test python-test bench doc
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+demo: ## run the CLI's demo
+	$(CARGO) run -q -p rollback-cli -- demo
+
+fmt: ## format all Rust code
+	$(CARGO) fmt --all
+
+lint: ## cargo fmt --check, clippy -D warnings (workspace and rollback-py)
+	scripts/test.sh lint
+
+test: ## every check: lint, Rust tests (nextest + doctests), Python build + stubtest + pytest
+	scripts/test.sh
+
+rust-test: ## Rust tests only (cargo nextest, or cargo test; then doctests)
+	scripts/test.sh rust
+
+python-test: ## build forge_rollback into .venv, run mypy.stubtest and pytest
+	scripts/test.sh python
+
+bench: ## benchmarks (scripts/bench.sh)
+	@if [ -x scripts/bench.sh ]; then scripts/bench.sh; \
+	else echo "error: benchmarks are not written yet (no scripts/bench.sh)" >&2; exit 1; fi
+
+doc: ## API docs (target/doc)
+	$(CARGO) doc --no-deps

@@ -1,0 +1,42 @@
+"""The package imports, is the native module, and carries the workspace's version."""
+
+import importlib.machinery
+import tomllib
+from pathlib import Path
+
+import forge_rollback
+from forge_rollback import _forge_rollback
+
+WORKSPACE_CARGO_TOML = Path(__file__).resolve().parents[3] / "Cargo.toml"
+
+
+def workspace_version() -> str:
+    with WORKSPACE_CARGO_TOML.open("rb") as f:
+        version = tomllib.load(f)["workspace"]["package"]["version"]
+    assert isinstance(version, str)
+    return version
+
+
+def test_version_is_the_workspace_version() -> None:
+    assert forge_rollback.__version__ == workspace_version()
+    assert _forge_rollback.__version__ == workspace_version()
+
+
+def test_native_module_path() -> None:
+    assert _forge_rollback.__name__ == "forge_rollback._forge_rollback"
+    assert _forge_rollback.__spec__ is not None
+    assert _forge_rollback.__spec__.name == "forge_rollback._forge_rollback"
+    # A compiled extension, not a Python file shadowing it.
+    assert _forge_rollback.__file__ is not None
+    assert _forge_rollback.__file__.endswith(tuple(importlib.machinery.EXTENSION_SUFFIXES))
+
+
+def test_native_module_has_a_docstring() -> None:
+    assert _forge_rollback.__doc__
+    assert "forge_rollback" in _forge_rollback.__doc__
+
+
+def test_all_names_exist() -> None:
+    assert "__version__" in forge_rollback.__all__
+    for name in forge_rollback.__all__:
+        assert hasattr(forge_rollback, name), name

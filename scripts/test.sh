@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# The one command that runs every check: `make test` calls this, and so does CI (.ci/run).
+#
+#   scripts/test.sh              # all stages: lint, rust, python
+#   scripts/test.sh lint python  # only those stages (make lint / rust-test / python-test)
+#
+# Runs from any directory, needs no stdin, and can be re-run: the venv (.venv at the repo root)
+# and cargo's target dir are reused. Independent steps all run even when one fails, so a single
+# CI run reports every problem; the exit status is non-zero if any step failed, and the last
+# line names them.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+ROOT=$PWD
+
+PYTHON=${PYTHON:-python3}
+VENV=$ROOT/.venv
+
+failed=()
+
+log() { printf '\n==> %s\n' "$*" >&2; }
+
+# step NAME COMMAND...: run one simple command (never a shell function: bash ignores `set -e`
+# inside anything run from `||`), record it if it fails, and return its status.
+step() {
+    local name=$1 t=$SECONDS rc=0
+    shift
+    log "$name"
+    "$@" || rc=$?
+    if ((rc != 0)); then
+        log "FAILED: $name (exit $rc, $((SECONDS - t))s)"
+        failed+=("$name")
+    fi
+    return "$rc"
+}
+
+stage_lint() {
+    step "cargo fmt --check" cargo fmt --all --check || :
+    step "cargo clippy" cargo clippy --all-targets --locked -- -D warnings || :
+    # rollback-py is not a default member (it is an extension module), so lint it by name.
+    step "cargo clippy -p rollback-py" \
+        cargo clippy -p rollback-py --all-targets --locked -- -D warnings || :
+}
+
+stage_rust() {
+    if cargo nextest --version >/dev/null 2>&1; then
+        step "cargo nextest run --profile ci" cargo nextest run --profile ci --locked || :
+    else
+        log "cargo-nextest is not installed; using cargo test"
+        step "cargo test" cargo test --locked || :
+    fi
+    # nextest does not run doctests.
+    step "cargo test --doc" cargo test --doc --locked || :
+}
+
+stage_python() {
+    local py=$VENV/bin/python
+    if [[ ! -x $py ]]; then
+        step "create $VENV" "$PYTHON" -m venv "$VENV" || return 0
+    fi
+    step "pip install -r requirements-dev.txt" \
+        "$py" -m pip install -q --disable-pip-version-check -r requirements-dev.txt || return 0
+
+    # Build the extension with `maturin develop` rather than `pip install ./crates/rollback-py`:
+    # - it uses the maturin pinned in requirements-dev.txt, with no isolated build env to fetch;
+    # - it builds the debug profile into the same target dir as the Rust tests, so dependencies
+    #   already compiled for `cargo nextest` (libgit2, blake3, ...) are reused, not rebuilt in
+    #   release mode;
+    # - it installs the package editable (a .pth to crates/rollback-py/python, the .so copied
+    #   next to __init__.py), so stubtest and pytest see the hand-written .pyi and py.typed.
+    # Both read the same pyproject.toml; `pip install ./crates/rollback-py` (what users run)
+    # builds the same module in release mode.
+    step "maturin develop" env VIRTUAL_ENV="$VENV" "$VENV/bin/maturin" develop --locked -q \
+        -m crates/rollback-py/Cargo.toml || return 0
+
+    # stubtest also checks the submodules (forge_rollback._forge_rollback); naming them too makes
+    # mypy load each stub twice ("Duplicate module").
+    step "mypy.stubtest forge_rollback" "$py" -m mypy.stubtest \
+        --mypy-config-file crates/rollback-py/pyproject.toml forge_rollback || :
+
+    local rc=0
+    step "pytest crates/rollback-py/tests" "$py" -m pytest -q crates/rollback-py/tests || rc=$?
+    if ((rc == 5)); then
+        echo "error: pytest collected no tests in crates/rollback-py/tests" >&2
+    fi
+}
+
+stages=("$@")
+((${#stages[@]})) || stages=(lint rust python)
+for s in "${stages[@]}"; do
+    case $s in
+        lint | rust | python) ;;
+        *)
+            echo "error: unknown stage '$s' (expected lint, rust or python)" >&2
+            exit 2
+            ;;
+    esac
+done
+
+start=$SECONDS
+for s in "${stages[@]}"; do
+    "stage_$s"
+done
+
+took="$((SECONDS - start))s"
+if ((${#failed[@]})); then
+    printf 'test.sh: FAILED (%s) in %s:\n' "${stages[*]}" "$took"
+    printf '  - %s\n' "${failed[@]}"
+    echo "test.sh: FAILED: ${#failed[@]} step(s) failed"
+    exit 1
+fi
+echo "test.sh: OK: all checks passed (${stages[*]}) in $took"
