@@ -87,6 +87,12 @@ impl Event {
 pub trait Observer: Send + Sync {
     /// One event.
     fn event(&self, event: &Event);
+
+    /// Asked before each step: `true` stops the run there, recorded as failed (so it can be
+    /// resumed or undone). Front-ends return `true` after a callback raised.
+    fn should_abort(&self) -> bool {
+        false
+    }
 }
 
 /// An observer that drops everything.

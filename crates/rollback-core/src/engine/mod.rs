@@ -504,17 +504,24 @@ impl Rollback {
         }
         ctx.log(LogLevel::Info, format!("From {} to {}", plan.from.commit.short(), plan.to.short()));
         let mut ex = Exec { run_id, plan, journal, manifest: None };
-        let done = vec![None; plan.steps.len()];
-        self.execute(ctx, &mut ex, &done, 0)
+        self.execute(ctx, &mut ex, 0)
     }
 
     /// Runs the steps from `start`; journals the end of the run; builds the outcome.
-    fn execute(&self, ctx: &mut Ctx<'_>, ex: &mut Exec<'_>, done: &[Option<serde_json::Value>], start: usize) -> Result<RunOutcome> {
+    fn execute(&self, ctx: &mut Ctx<'_>, ex: &mut Exec<'_>, start: usize) -> Result<RunOutcome> {
         let total = ex.plan.steps.len();
         let mut failure: Option<(usize, Error)> = None;
         for index in start..total {
             let step = &ex.plan.steps[index];
             let name = step.name();
+            if ctx.observer.should_abort() {
+                let e = Error::Callback(format!("stopped before step `{name}` because an event callback failed"));
+                let text = chain(&e);
+                ex.journal.append(&Record::StepFailed { at: Timestamp::now(), index, step: name.into(), error: text.clone() })?;
+                ctx.log(LogLevel::Error, text);
+                failure = Some((index, e));
+                break;
+            }
             ex.journal.append(&Record::StepBegin { at: Timestamp::now(), index, step: name.into() })?;
             ctx.observer.event(&Event::StepStarted { run_id: ex.run_id.clone(), index: index + 1, total, step: name.into() });
             let t0 = std::time::Instant::now();
@@ -555,7 +562,6 @@ impl Rollback {
         let state = RunState::load(ex.journal.path())?;
         let mut outcome = self.outcome_of(&state);
         outcome.warnings = std::mem::take(&mut ctx.warnings);
-        let _ = done;
         if status == RunStatus::Succeeded {
             let json = serde_json::to_vec_pretty(&outcome).unwrap_or_default();
             fsutil::atomic_write(&self.state.run_dir(&ex.run_id).join("run.json"), &json)?;
@@ -988,11 +994,9 @@ impl Rollback {
         let reset_idx = plan.steps.iter().position(|s| matches!(s, Step::Reset { .. }));
         let reset_begun = state.records.iter().any(|r| matches!(r, Record::StepBegin { index, .. } if Some(*index) == reset_idx));
         let mut start = state.next_step().unwrap_or(plan.steps.len());
-        let mut done = state.done.clone();
         if !reset_begun && head.commit == plan.from.commit {
             // Nothing destructive happened yet: capture the tree again as it is now.
             start = 0;
-            done = vec![None; plan.steps.len()];
         }
         let dir = self.state.run_dir(run_id);
         ctx.open_log(&dir.join("run.log"))?;
@@ -1000,7 +1004,7 @@ impl Rollback {
         journal.append(&Record::Resumed { at: Timestamp::now() })?;
         ctx.log(LogLevel::Info, format!("Resuming run {run_id} at step {} of {}", start + 1, plan.steps.len()));
         let mut ex = Exec { run_id: run_id.to_owned(), plan: &plan, journal, manifest: None };
-        let out = self.execute(&mut ctx, &mut ex, &done, start);
+        let out = self.execute(&mut ctx, &mut ex, start);
         drop(lock);
         out
     }
