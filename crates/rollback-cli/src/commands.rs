@@ -175,7 +175,13 @@ fn render_outcome(o: &RunOutcome) -> String {
 fn render_assessment(a: &Assessment) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "repository: {} (backend {})", a.workdir.display(), a.backend);
-    let _ = writeln!(s, "HEAD:       {} ({}) {}", a.head.commit.short(), a.head.branch.as_deref().unwrap_or("detached"), a.head_summary);
+    let _ = writeln!(
+        s,
+        "HEAD:       {} ({}) {}",
+        a.head.commit.short(),
+        a.head.branch.as_deref().unwrap_or("detached"),
+        a.head_summary
+    );
     let src = match a.target.source {
         rollback_core::assess::TargetSource::Explicit => "given",
         rollback_core::assess::TargetSource::Registry => "newest verified known-good",
@@ -191,7 +197,13 @@ fn render_assessment(a: &Assessment) -> String {
         let _ = writeln!(s, "  {:<13} {n}", format!("{cat:?}").to_lowercase());
     }
     for c in a.changes.iter().take(rollback_core::plan::FILES_SHOWN) {
-        let _ = writeln!(s, "    {:<12} {:<13} {}", format!("{:?}", c.kind).to_lowercase(), format!("{:?}", c.category).to_lowercase(), c.path);
+        let _ = writeln!(
+            s,
+            "    {:<12} {:<13} {}",
+            format!("{:?}", c.kind).to_lowercase(),
+            format!("{:?}", c.category).to_lowercase(),
+            c.path
+        );
     }
     if a.changes.len() > rollback_core::plan::FILES_SHOWN {
         let _ = writeln!(s, "    … and {} more (see --json)", a.changes.len() - rollback_core::plan::FILES_SHOWN);
@@ -235,7 +247,16 @@ fn runs(args: &Args, out: &Output, command: &RunsCommand) -> anyhow::Result<u8> 
                         (None, Some(l)) => format!("{l} rollback"),
                         (None, None) => "rollback".into(),
                     };
-                    let _ = writeln!(s, "{}  {:<11} {:<32} {} -> {}  {}", r.run_id, status, what, r.from.short(), r.to.short(), r.started_at.log_format());
+                    let _ = writeln!(
+                        s,
+                        "{}  {:<11} {:<32} {} -> {}  {}",
+                        r.run_id,
+                        status,
+                        what,
+                        r.from.short(),
+                        r.to.short(),
+                        r.started_at.log_format()
+                    );
                 }
                 out.text(&s)?;
             }
@@ -271,8 +292,21 @@ fn known_good(args: &Args, out: &Output, command: &KnownGoodCommand) -> anyhow::
             } else {
                 let mut s = String::new();
                 for e in &reg.commits {
-                    let state = if e.known_bad { "BAD" } else if e.verified { "good" } else { "unverified" };
-                    let _ = writeln!(s, "{:<12} {:<10} {}  {}", &e.hash[..e.hash.len().min(12)], state, e.description, e.notes);
+                    let state = if e.known_bad {
+                        "BAD"
+                    } else if e.verified {
+                        "good"
+                    } else {
+                        "unverified"
+                    };
+                    let _ = writeln!(
+                        s,
+                        "{:<12} {:<10} {}  {}",
+                        &e.hash[..e.hash.len().min(12)],
+                        state,
+                        e.description,
+                        e.notes
+                    );
                 }
                 out.text(&s)?;
             }
@@ -333,13 +367,19 @@ fn backups(args: &Args, out: &Output, command: &BackupsCommand) -> anyhow::Resul
         BackupsCommand::Verify { ids } => {
             let parsed: Vec<SnapshotId> = ids
                 .iter()
-                .map(|i| SnapshotId::parse(i).ok_or_else(|| rollback_core::Error::usage(format!("`{i}` is not a backup id"), None)))
+                .map(|i| {
+                    SnapshotId::parse(i)
+                        .ok_or_else(|| rollback_core::Error::usage(format!("`{i}` is not a backup id"), None))
+                })
                 .collect::<Result<_, _>>()?;
             let report = rb.verify_backups(if parsed.is_empty() { None } else { Some(&parsed) })?;
             if out.json {
                 out.json_value(&report)?;
             } else {
-                let mut s = format!("checked {} backup(s), {} blob(s), {} byte(s)\n", report.snapshots, report.blobs, report.bytes);
+                let mut s = format!(
+                    "checked {} backup(s), {} blob(s), {} byte(s)\n",
+                    report.snapshots, report.blobs, report.bytes
+                );
                 for p in &report.problems {
                     let _ = writeln!(s, "problem: {p}");
                 }

@@ -63,7 +63,8 @@ fn core_error(err: &anyhow::Error) -> Option<&rollback_core::Error> {
 
 /// Whether the error is stdout closing under us (`forge-rollback runs list | head`).
 pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
-    err.chain().any(|e| e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe))
+    err.chain()
+        .any(|e| e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe))
 }
 
 /// The documented exit code of an error.

@@ -164,20 +164,41 @@ fn risk(code: &str, severity: Severity, message: String) -> Risk {
 }
 
 /// Resolves the target: `rev` if given, else the registry's newest verified known-good commit.
-pub fn resolve_target(vcs: &dyn VcsBackend, registry: &Registry, registry_path: &std::path::Path, head: &CommitId, rev: Option<&str>) -> crate::Result<Target> {
+pub fn resolve_target(
+    vcs: &dyn VcsBackend,
+    registry: &Registry,
+    registry_path: &std::path::Path,
+    head: &CommitId,
+    rev: Option<&str>,
+) -> crate::Result<Target> {
     if let Some(rev) = rev {
         let id = vcs.resolve(rev)?;
         let commit = vcs.commit_info(&id)?;
-        return Ok(Target { registry_entry: registry.find(&id).cloned(), commit, rev: Some(rev.to_owned()), source: TargetSource::Explicit });
+        return Ok(Target {
+            registry_entry: registry.find(&id).cloned(),
+            commit,
+            rev: Some(rev.to_owned()),
+            source: TargetSource::Explicit,
+        });
     }
     match registry.pick_target(vcs, head)? {
-        Some((id, entry)) => Ok(Target { commit: vcs.commit_info(&id)?, rev: None, source: TargetSource::Registry, registry_entry: Some(entry) }),
+        Some((id, entry)) => Ok(Target {
+            commit: vcs.commit_info(&id)?,
+            rev: None,
+            source: TargetSource::Registry,
+            registry_entry: Some(entry),
+        }),
         None => Err(crate::Error::NoTarget { registry: registry_path.to_owned() }),
     }
 }
 
 /// Assesses a rollback of the repository to `rev` (or the registry's choice).
-pub fn assess(vcs: &dyn VcsBackend, config: &Config, registry: &Registry, rev: Option<&str>) -> crate::Result<Assessment> {
+pub fn assess(
+    vcs: &dyn VcsBackend,
+    config: &Config,
+    registry: &Registry,
+    rev: Option<&str>,
+) -> crate::Result<Assessment> {
     let workdir = vcs.workdir().to_path_buf();
     let registry_path = config.registry_path(&workdir);
     let head = vcs.head()?;
@@ -229,45 +250,77 @@ pub fn assess(vcs: &dyn VcsBackend, config: &Config, registry: &Registry, rev: O
         risks.push(risk("detached_head", Severity::High, "HEAD is detached: a rollback needs a branch to move".into()));
     }
     if let Some(op) = operation_in_progress(vcs) {
-        risks.push(risk("operation_in_progress", Severity::High, format!("{op} is in progress: a reset would abort it")));
+        risks.push(risk(
+            "operation_in_progress",
+            Severity::High,
+            format!("{op} is in progress: a reset would abort it"),
+        ));
     }
     if to == head.commit {
-        risks.push(risk("target_is_head", Severity::Info, format!("the target {} is HEAD: only uncommitted changes would be rolled back", to.short())));
+        risks.push(risk(
+            "target_is_head",
+            Severity::Info,
+            format!("the target {} is HEAD: only uncommitted changes would be rolled back", to.short()),
+        ));
     } else if !target_is_ancestor {
         risks.push(risk(
             "not_ancestor",
             Severity::High,
-            format!("the target {} is not an ancestor of HEAD: the rollback would also move to commits HEAD never had", to.short()),
+            format!(
+                "the target {} is not an ancestor of HEAD: the rollback would also move to commits HEAD never had",
+                to.short()
+            ),
         ));
     }
     if target.registry_entry.as_ref().is_some_and(|e| e.known_bad) {
-        risks.push(risk("target_known_bad", Severity::High, format!("the target {} is marked bad in the registry", to.short())));
+        risks.push(risk(
+            "target_known_bad",
+            Severity::High,
+            format!("the target {} is marked bad in the registry", to.short()),
+        ));
     } else if !target.registry_entry.as_ref().is_some_and(|e| e.verified) {
-        risks.push(risk("target_unverified", Severity::Medium, format!("the target {} is not a verified known-good commit", to.short())));
+        risks.push(risk(
+            "target_unverified",
+            Severity::Medium,
+            format!("the target {} is not a verified known-good commit", to.short()),
+        ));
     }
     let count = |c: Category| changes_by_category.get(&c).copied().unwrap_or(0);
     if count(Category::Migrations) > 0 {
         risks.push(risk(
             "migrations_changed",
             Severity::High,
-            format!("{} migration file(s) differ: a fast rollback would run the old code on the newer schema", count(Category::Migrations)),
+            format!(
+                "{} migration file(s) differ: a fast rollback would run the old code on the newer schema",
+                count(Category::Migrations)
+            ),
         ));
     }
     if count(Category::Dependencies) > 0 {
         risks.push(risk(
             "dependencies_changed",
             Severity::Medium,
-            format!("{} dependency file(s) differ: reinstall dependencies after the rollback", count(Category::Dependencies)),
+            format!(
+                "{} dependency file(s) differ: reinstall dependencies after the rollback",
+                count(Category::Dependencies)
+            ),
         ));
     }
     if count(Category::Env) > 0 {
-        risks.push(risk("env_changed", Severity::Medium, format!("{} env/config file(s) differ", count(Category::Env))));
+        risks.push(risk(
+            "env_changed",
+            Severity::Medium,
+            format!("{} env/config file(s) differ", count(Category::Env)),
+        ));
     }
     if !dirty.at_target_paths.is_empty() {
         risks.push(risk(
             "untracked_at_target_paths",
             Severity::Medium,
-            format!("{} untracked or ignored path(s) sit where the target has files: they are snapshotted, then replaced", dirty.at_target_paths.len()),
+            format!(
+                "{} untracked or ignored path(s) sit where the target has files: they are snapshotted, then replaced",
+                dirty.at_target_paths.len()
+            ),
         ));
     }
     if !dirty.is_clean() {

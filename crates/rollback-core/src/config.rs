@@ -116,7 +116,9 @@ impl Error {
             Error::Parse { .. } | Error::Invalid { .. } => {
                 Some("fix the file; `forge-rollback init --print` shows every key with its default".into())
             }
-            Error::Unsupported { .. } => Some("remove the section; `forge-rollback init --print` shows the supported keys".into()),
+            Error::Unsupported { .. } => {
+                Some("remove the section; `forge-rollback init --print` shows the supported keys".into())
+            }
             Error::Exists { .. } => Some("pass `--force` to overwrite it".into()),
             Error::Read { .. } => None,
         }
@@ -363,7 +365,11 @@ impl Config {
             }
         }
         if raw.registry.path.as_os_str().is_empty() {
-            return Err(Error::Invalid { path: shown, key: "registry.path".into(), message: "must not be empty".into() });
+            return Err(Error::Invalid {
+                path: shown,
+                key: "registry.path".into(),
+                message: "must not be empty".into(),
+            });
         }
         if let Some(dir) = &raw.state.dir
             && dir.as_os_str().is_empty()

@@ -71,7 +71,11 @@ impl DemoReport {
             if self.identical { "yes" } else { "NO" }
         );
         if self.kept {
-            let _ = writeln!(s, "  the sample repository is kept: cd {} && forge-rollback runs list", self.workdir.display());
+            let _ = writeln!(
+                s,
+                "  the sample repository is kept: cd {} && forge-rollback runs list",
+                self.workdir.display()
+            );
         }
         s
     }
@@ -96,7 +100,8 @@ fn commit(repo: &git2::Repository, message: &str, time: i64) -> crate::Result<gi
     index.write().map_err(git_err("write index"))?;
     let tree_id = index.write_tree().map_err(git_err("write tree"))?;
     let tree = repo.find_tree(tree_id).map_err(git_err("find tree"))?;
-    let sig = git2::Signature::new("Demo", "demo@example.com", &git2::Time::new(time, 0)).map_err(git_err("signature"))?;
+    let sig =
+        git2::Signature::new("Demo", "demo@example.com", &git2::Time::new(time, 0)).map_err(git_err("signature"))?;
     let parent = repo.head().ok().and_then(|h| h.peel_to_commit().ok());
     let parents: Vec<&git2::Commit<'_>> = parent.iter().collect();
     repo.commit(Some("HEAD"), &sig, &sig, message, &tree, &parents).map_err(git_err("commit"))
@@ -143,17 +148,29 @@ pub fn run_demo(keep: bool, observer: &dyn Observer) -> crate::Result<DemoReport
 fn demo_in(root: &Path, keep: bool, observer: &dyn Observer) -> crate::Result<DemoReport> {
     let repo = git2::Repository::init(root).map_err(git_err("init"))?;
     write(root, ".gitignore", ".env\n__pycache__/\n*.pyc\n.venv/\n")?;
-    write(root, "app/main.py", "from fastapi import FastAPI\napp = FastAPI()\n\n@app.get(\"/\")\ndef root():\n    return {\"status\": \"healthy\", \"release\": \"v1\"}\n")?;
+    write(
+        root,
+        "app/main.py",
+        "from fastapi import FastAPI\napp = FastAPI()\n\n@app.get(\"/\")\ndef root():\n    return {\"status\": \"healthy\", \"release\": \"v1\"}\n",
+    )?;
     write(root, "requirements.txt", "fastapi==0.110.0\nuvicorn==0.29.0\n")?;
     commit(&repo, "release v1", 1_765_000_000)?;
-    write(root, "app/main.py", "from fastapi import FastAPI\napp = FastAPI()\n\n@app.get(\"/\")\ndef root():\n    return {\"status\": \"healthy\", \"release\": \"v2\"}\n")?;
+    write(
+        root,
+        "app/main.py",
+        "from fastapi import FastAPI\napp = FastAPI()\n\n@app.get(\"/\")\ndef root():\n    return {\"status\": \"healthy\", \"release\": \"v2\"}\n",
+    )?;
     write(root, "app/users.py", "USERS: dict[str, str] = {}\n")?;
     let v2 = commit(&repo, "release v2: user registration", 1_765_000_600)?;
 
     let rb = Rollback::with_backend(vcs::open(BackendKind::Git2, root)?, Config::default())?;
     rb.mark_good(&v2.to_string(), Some("demo: verified after 24h uptime"))?;
 
-    write(root, "app/main.py", "from fastapi import FastAPI\napp = FastAPI()\n\n@app.get(\"/\")\ndef root():\n    raise RuntimeError(\"payments client not configured\")\n")?;
+    write(
+        root,
+        "app/main.py",
+        "from fastapi import FastAPI\napp = FastAPI()\n\n@app.get(\"/\")\ndef root():\n    raise RuntimeError(\"payments client not configured\")\n",
+    )?;
     write(root, "app/payments.py", "import stripe  # broken release\n")?;
     write(root, "requirements.txt", "fastapi==0.110.0\nuvicorn==0.29.0\nstripe==7.0.0\n")?;
     commit(&repo, "release v3: payments (broken)", 1_765_001_200)?;
@@ -173,7 +190,11 @@ fn demo_in(root: &Path, keep: bool, observer: &dyn Observer) -> crate::Result<De
     let index_before = std::fs::read(root.join(".git/index")).at("read", &root.join(".git/index"))?;
     let head_before = repo.head().map_err(git_err("head"))?.target();
 
-    let rollback = rb.run(&RunOptions { level: Some(Level::Fast), reason: Some("demo: v3 answers 500".into()), ..RunOptions::default() }, &AutoConfirm, observer)?;
+    let rollback = rb.run(
+        &RunOptions { level: Some(Level::Fast), reason: Some("demo: v3 answers 500".into()), ..RunOptions::default() },
+        &AutoConfirm,
+        observer,
+    )?;
     let main = std::fs::read_to_string(root.join("app/main.py")).unwrap_or_default();
     let rolled_back_to_v2 = main.contains("\"release\": \"v2\"");
     let run_id = rollback.run_id.clone().unwrap_or_default();
@@ -183,5 +204,13 @@ fn demo_in(root: &Path, keep: bool, observer: &dyn Observer) -> crate::Result<De
     let index_after = std::fs::read(root.join(".git/index")).at("read", &root.join(".git/index"))?;
     let head_after = repo.head().map_err(git_err("head"))?.target();
     let identical = before == after && index_before == index_after && head_before == head_after;
-    Ok(DemoReport { workdir: root.to_path_buf(), kept: keep, files_compared: before.len(), rollback, undo, rolled_back_to_v2, identical })
+    Ok(DemoReport {
+        workdir: root.to_path_buf(),
+        kept: keep,
+        files_compared: before.len(),
+        rollback,
+        undo,
+        rolled_back_to_v2,
+        identical,
+    })
 }

@@ -129,9 +129,9 @@ impl Error {
             Error::Refused { hint, .. } | Error::Usage { hint, .. } => hint.clone(),
             Error::Config(e) => e.hint(),
             Error::Lock(e) => e.hint(),
-            Error::NoTarget { .. } => Some(
-                "pass `--target REV`, or mark a verified release with `forge-rollback known-good mark REV`".into(),
-            ),
+            Error::NoTarget { .. } => {
+                Some("pass `--target REV`, or mark a verified release with `forge-rollback known-good mark REV`".into())
+            }
             Error::Vcs(vcs::Error::UnbornBranch { .. }) => {
                 Some("commit something first: there is nothing to roll back to".into())
             }

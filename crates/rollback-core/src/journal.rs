@@ -159,7 +159,8 @@ pub struct Journal {
 impl Journal {
     /// Creates a new journal (fails if it exists).
     pub fn create(path: &Path) -> Result<Self, Error> {
-        let file = OpenOptions::new().append(true).create_new(true).mode(0o600).open(path).at("create journal", path)?;
+        let file =
+            OpenOptions::new().append(true).create_new(true).mode(0o600).open(path).at("create journal", path)?;
         if let Some(dir) = path.parent() {
             crate::fsutil::sync_dir(dir)?;
         }
@@ -174,7 +175,11 @@ impl Journal {
 
     /// Appends a record and fsyncs it.
     pub fn append(&mut self, record: &Record) -> Result<(), Error> {
-        let mut line = serde_json::to_vec(record).map_err(|e| Error::Corrupt { path: self.path.clone(), line: 0, detail: e.to_string() })?;
+        let mut line = serde_json::to_vec(record).map_err(|e| Error::Corrupt {
+            path: self.path.clone(),
+            line: 0,
+            detail: e.to_string(),
+        })?;
         line.push(b'\n');
         self.file.write_all(&line).at("append to journal", &self.path)?;
         self.file.sync_data().at("sync journal", &self.path)?;
@@ -205,7 +210,11 @@ pub fn read(path: &Path) -> Result<Vec<Record>, Error> {
         }
     }
     if !matches!(records.first(), Some(Record::Started { .. })) {
-        return Err(Error::Corrupt { path: path.to_owned(), line: 1, detail: "the first record is not `started`".into() });
+        return Err(Error::Corrupt {
+            path: path.to_owned(),
+            line: 1,
+            detail: "the first record is not `started`".into(),
+        });
     }
     Ok(records)
 }
@@ -241,7 +250,11 @@ impl RunState {
     /// Rebuilds the state from records.
     pub fn from_records(path: &Path, records: Vec<Record>) -> Result<Self, Error> {
         let Some(Record::Started { at, run_id, plan, reason }) = records.first().cloned() else {
-            return Err(Error::Corrupt { path: path.to_owned(), line: 1, detail: "the first record is not `started`".into() });
+            return Err(Error::Corrupt {
+                path: path.to_owned(),
+                line: 1,
+                detail: "the first record is not `started`".into(),
+            });
         };
         let mut state = RunState {
             run_id,
@@ -261,12 +274,20 @@ impl RunState {
                 if index < state.done.len() {
                     Ok(())
                 } else {
-                    Err(Error::Corrupt { path: path.to_owned(), line: n + 1, detail: format!("step {index} is not in the plan") })
+                    Err(Error::Corrupt {
+                        path: path.to_owned(),
+                        line: n + 1,
+                        detail: format!("step {index} is not in the plan"),
+                    })
                 }
             };
             match r {
                 Record::Started { .. } => {
-                    return Err(Error::Corrupt { path: path.to_owned(), line: n + 1, detail: "a second `started` record".into() });
+                    return Err(Error::Corrupt {
+                        path: path.to_owned(),
+                        line: n + 1,
+                        detail: "a second `started` record".into(),
+                    });
                 }
                 Record::StepBegin { index, .. } => {
                     check(*index)?;

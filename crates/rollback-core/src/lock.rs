@@ -101,11 +101,7 @@ fn try_flock(file: &File, path: &Path) -> Result<bool, IoError> {
         return Ok(true);
     }
     let err = std::io::Error::last_os_error();
-    if err.kind() == std::io::ErrorKind::WouldBlock {
-        Ok(false)
-    } else {
-        Err(IoError::new("lock", path, err))
-    }
+    if err.kind() == std::io::ErrorKind::WouldBlock { Ok(false) } else { Err(IoError::new("lock", path, err)) }
 }
 
 fn read_holder(file: &mut File) -> Option<LockHolder> {
@@ -116,7 +112,14 @@ fn read_holder(file: &mut File) -> Option<LockHolder> {
 }
 
 fn open_lock_file(path: &Path) -> Result<File, IoError> {
-    OpenOptions::new().read(true).write(true).create(true).truncate(false).mode(0o600).open(path).at("open lock file", path)
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path)
+        .at("open lock file", path)
 }
 
 impl RunLock {
@@ -134,7 +137,12 @@ impl RunLock {
                 _ => continue,
             }
             let taken_over = read_holder(&mut file);
-            let me = LockHolder { pid: std::process::id(), host: host_name(), started_at: Timestamp::now(), command: command.to_owned() };
+            let me = LockHolder {
+                pid: std::process::id(),
+                host: host_name(),
+                started_at: Timestamp::now(),
+                command: command.to_owned(),
+            };
             let json = serde_json::to_vec(&me).unwrap_or_default();
             file.set_len(0).at("truncate", path)?;
             file.seek(SeekFrom::Start(0)).at("seek", path)?;
@@ -216,7 +224,8 @@ mod tests {
     fn leftover_of_a_dead_holder_is_taken_over() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("lock");
-        let dead = LockHolder { pid: 999_999, host: "h".into(), started_at: Timestamp::from_unix(0), command: "run".into() };
+        let dead =
+            LockHolder { pid: 999_999, host: "h".into(), started_at: Timestamp::from_unix(0), command: "run".into() };
         std::fs::write(&p, serde_json::to_vec(&dead).unwrap()).unwrap();
         assert_eq!(holder(&p).unwrap(), None);
         let lock = RunLock::acquire(&p, "undo").unwrap();

@@ -105,20 +105,13 @@ impl RepoPath {
     /// Parent paths, nearest first (`a/b/c` → `a/b`, `a`).
     pub fn ancestors(&self) -> impl Iterator<Item = RepoPath> + '_ {
         let bytes = &self.0;
-        bytes
-            .iter()
-            .enumerate()
-            .rev()
-            .filter(|(_, b)| **b == b'/')
-            .map(|(i, _)| RepoPath(bytes[..i].to_vec()))
+        bytes.iter().enumerate().rev().filter(|(_, b)| **b == b'/').map(|(i, _)| RepoPath(bytes[..i].to_vec()))
     }
 
     /// Whether `self` is `other` or lies below it.
     pub fn starts_with(&self, other: &RepoPath) -> bool {
         self.0 == other.0
-            || (self.0.len() > other.0.len()
-                && self.0.starts_with(&other.0)
-                && self.0[other.0.len()] == b'/')
+            || (self.0.len() > other.0.len() && self.0.starts_with(&other.0) && self.0[other.0.len()] == b'/')
     }
 }
 
@@ -179,7 +172,9 @@ mod tests {
 
     #[test]
     fn rejects_escaping_paths() {
-        for bad in [&b"/etc/passwd"[..], b"../x", b"a/../../x", b"a//b", b"./a", b"", b"a\0b", b".git/config", b"a/.GIT/x"] {
+        for bad in
+            [&b"/etc/passwd"[..], b"../x", b"a/../../x", b"a//b", b"./a", b"", b"a\0b", b".git/config", b"a/.GIT/x"]
+        {
             assert!(RepoPath::new(bad.to_vec()).is_err(), "{bad:?} accepted");
         }
         assert!(RepoPath::new(b"a b/\xff\nc".to_vec()).is_ok());

@@ -140,10 +140,20 @@ impl Step {
     /// One line for people.
     pub fn title(&self) -> String {
         match self {
-            Step::Snapshot { capture } => format!("snapshot {} path(s) and the index into the backup store, verify it", capture.len()),
+            Step::Snapshot { capture } => {
+                format!("snapshot {} path(s) and the index into the backup store, verify it", capture.len())
+            }
             Step::Reset { target, branch, changes, .. } => match branch {
-                Some(b) => format!("move branch `{b}`, index and work tree to {} ({} tracked path(s) change)", target.short(), changes.len()),
-                None => format!("move detached HEAD, index and work tree to {} ({} tracked path(s) change)", target.short(), changes.len()),
+                Some(b) => format!(
+                    "move branch `{b}`, index and work tree to {} ({} tracked path(s) change)",
+                    target.short(),
+                    changes.len()
+                ),
+                None => format!(
+                    "move detached HEAD, index and work tree to {} ({} tracked path(s) change)",
+                    target.short(),
+                    changes.len()
+                ),
             },
             Step::RemoveUntracked { paths, recompute } => {
                 if *recompute {
@@ -174,7 +184,8 @@ impl Step {
                 })
                 .collect(),
             Step::Reset { changes, clear_way, discards, .. } => {
-                let mut v: Vec<(String, &RepoPath)> = clear_way.iter().map(|p| ("clear the way".to_owned(), p)).collect();
+                let mut v: Vec<(String, &RepoPath)> =
+                    clear_way.iter().map(|p| ("clear the way".to_owned(), p)).collect();
                 v.extend(discards.iter().map(|p| ("discard local changes".to_owned(), p)));
                 v.extend(changes.iter().map(|c| {
                     let what = match c.kind {

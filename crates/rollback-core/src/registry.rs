@@ -204,7 +204,13 @@ impl Registry {
         })
     }
 
-    fn upsert(&mut self, vcs: &dyn VcsBackend, commit: &CommitId, note: Option<&str>, bad: bool) -> crate::Result<MarkOutcome> {
+    fn upsert(
+        &mut self,
+        vcs: &dyn VcsBackend,
+        commit: &CommitId,
+        note: Option<&str>,
+        bad: bool,
+    ) -> crate::Result<MarkOutcome> {
         let info = vcs.commit_info(commit)?;
         let now = Timestamp::now().to_string();
         let updated = self.position(commit).is_some();
@@ -242,13 +248,20 @@ impl Registry {
     }
 
     /// Marks `commit` known bad (and not verified).
-    pub fn mark_bad(&mut self, vcs: &dyn VcsBackend, commit: &CommitId, note: Option<&str>) -> crate::Result<MarkOutcome> {
+    pub fn mark_bad(
+        &mut self,
+        vcs: &dyn VcsBackend,
+        commit: &CommitId,
+        note: Option<&str>,
+    ) -> crate::Result<MarkOutcome> {
         self.upsert(vcs, commit, note, true)
     }
 
     /// Removes `commit` from the registry.
     pub fn unmark(&mut self, commit: &CommitId, path: &Path) -> Result<Entry, Error> {
-        let i = self.position(commit).ok_or_else(|| Error::NotListed { commit: commit.to_string(), path: path.to_owned() })?;
+        let i = self
+            .position(commit)
+            .ok_or_else(|| Error::NotListed { commit: commit.to_string(), path: path.to_owned() })?;
         Ok(self.commits.remove(i))
     }
 

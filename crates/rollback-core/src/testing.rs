@@ -75,7 +75,12 @@ impl BackupStore for MemBackupStore {
     }
 
     fn get_blob(&self, id: &BlobId) -> Result<Vec<u8>> {
-        self.blobs.lock().expect("lock").get(id).cloned().ok_or_else(|| Error::UnknownSnapshot { id: format!("blob {id}") })
+        self.blobs
+            .lock()
+            .expect("lock")
+            .get(id)
+            .cloned()
+            .ok_or_else(|| Error::UnknownSnapshot { id: format!("blob {id}") })
     }
 
     fn has_blob(&self, id: &BlobId) -> Result<bool> {
@@ -95,7 +100,12 @@ impl BackupStore for MemBackupStore {
     }
 
     fn manifest(&self, id: &SnapshotId) -> Result<Manifest> {
-        self.manifests.lock().expect("lock").get(id).cloned().ok_or_else(|| Error::UnknownSnapshot { id: id.to_string() })
+        self.manifests
+            .lock()
+            .expect("lock")
+            .get(id)
+            .cloned()
+            .ok_or_else(|| Error::UnknownSnapshot { id: id.to_string() })
     }
 
     fn list(&self) -> Result<Vec<SnapshotSummary>> {

@@ -63,11 +63,7 @@ impl TestRepo {
     /// Runs git in the repository; panics with its stderr if it fails.
     pub fn git(&self, args: &[&str]) -> String {
         let out = self.git_output(args);
-        assert!(
-            out.status.success(),
-            "git {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "git {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8_lossy(&out.stdout).trim_end().to_owned()
     }
 
@@ -160,7 +156,8 @@ impl TestRepo {
             .write("README.md", "sample app\n");
         let v1 = self.commit_all("release v1");
         self.git(&["tag", "v1"]);
-        self.write("app/users.py", "USERS = []\n").write("app/main.py", "def status():\n    return {\"status\": \"healthy\", \"v\": 2}\n");
+        self.write("app/users.py", "USERS = []\n")
+            .write("app/main.py", "def status():\n    return {\"status\": \"healthy\", \"v\": 2}\n");
         let v2 = self.commit_all("release v2: users");
         self.git(&["tag", "v2"]);
         self.write("app/main.py", "def status():\n    raise RuntimeError('boom')\n")
@@ -285,10 +282,17 @@ fn digits(b: &[u8], n: usize) -> bool {
 }
 
 fn match_datetime(b: &[u8]) -> Option<usize> {
-    if !(digits(b, 4) && b.get(4) == Some(&b'-') && digits(&b[5..], 2) && b.get(7) == Some(&b'-') && digits(&b[8..], 2)) {
+    if !(digits(b, 4) && b.get(4) == Some(&b'-') && digits(&b[5..], 2) && b.get(7) == Some(&b'-') && digits(&b[8..], 2))
+    {
         return None;
     }
-    if !matches!(b.get(10), Some(b' ' | b'T')) || !digits(&b[11..], 2) || b.get(13) != Some(&b':') || !digits(&b[14..], 2) || b.get(16) != Some(&b':') || !digits(&b[17..], 2) {
+    if !matches!(b.get(10), Some(b' ' | b'T'))
+        || !digits(&b[11..], 2)
+        || b.get(13) != Some(&b':')
+        || !digits(&b[14..], 2)
+        || b.get(16) != Some(&b':')
+        || !digits(&b[17..], 2)
+    {
         return None;
     }
     let mut n = 19;
@@ -320,7 +324,11 @@ mod tests {
 
     #[test]
     fn redacts_times_ids_and_paths() {
-        let s = redact("2025-12-10 17:39:00 [INFO] run 20251210-173900-a1b2c3 at /tmp/x ok 2025-12-10T17:39:00.120Z", Path::new("/tmp/x"), &[]);
+        let s = redact(
+            "2025-12-10 17:39:00 [INFO] run 20251210-173900-a1b2c3 at /tmp/x ok 2025-12-10T17:39:00.120Z",
+            Path::new("/tmp/x"),
+            &[],
+        );
         assert_eq!(s, "[TIME] [INFO] run [ID] at [REPO] ok [TIME]");
     }
 

@@ -106,10 +106,21 @@ fn a_failed_step_exits_1_and_can_be_resumed_or_undone() {
     assert!(j["error"].as_str().unwrap().contains("injected failure"), "{j}");
     assert!(out.stderr.contains("[ERROR] step `remove_untracked` failed"), "{}", out.stderr);
     let id = j["run_id"].as_str().unwrap();
-    let steps: Vec<(&str, &str)> = j["steps"].as_array().unwrap().iter().map(|s| (s["step"].as_str().unwrap(), s["status"].as_str().unwrap())).collect();
+    let steps: Vec<(&str, &str)> = j["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["step"].as_str().unwrap(), s["status"].as_str().unwrap()))
+        .collect();
     assert_eq!(
         steps,
-        [("snapshot", "done"), ("reset", "done"), ("remove_untracked", "failed"), ("clear_caches", "pending"), ("record", "pending")]
+        [
+            ("snapshot", "done"),
+            ("reset", "done"),
+            ("remove_untracked", "failed"),
+            ("clear_caches", "pending"),
+            ("record", "pending")
+        ]
     );
     fr(&r, &["undo", id, "--yes"]).ok();
     assert_eq!(picture(&r), before);

@@ -28,7 +28,11 @@ fn a_second_run_exits_with_the_lock_code_and_names_the_holder() {
         let second = fr(&r, args);
         if args[0] == "run" {
             second.code(3);
-            assert!(second.stderr.contains(&format!("another rollback is running: pid {}", first.id())), "{}", second.stderr);
+            assert!(
+                second.stderr.contains(&format!("another rollback is running: pid {}", first.id())),
+                "{}",
+                second.stderr
+            );
             assert!(second.stderr.contains("hint: wait for it to finish"), "{}", second.stderr);
         } else {
             // An unknown run is reported before the lock is even tried.
@@ -49,7 +53,11 @@ fn a_second_run_exits_with_the_lock_code_and_names_the_holder() {
 #[test]
 fn unlock_removes_a_dead_holders_file() {
     let (r, _) = messy_repo();
-    let out = crate::common::fr_env(&r, &["run", "--fast", "--yes", "--target", "v1"], &[("FORGE_ROLLBACK_FAILPOINT", "after:lock")]);
+    let out = crate::common::fr_env(
+        &r,
+        &["run", "--fast", "--yes", "--target", "v1"],
+        &[("FORGE_ROLLBACK_FAILPOINT", "after:lock")],
+    );
     assert_eq!(out.code, None);
     let un = fr(&r, &["unlock"]);
     un.ok();

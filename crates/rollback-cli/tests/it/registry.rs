@@ -12,7 +12,15 @@ fn mark_bad_unmark_and_target_choice() {
     fr(&r, &["known-good", "bad", "v3", "--note", "500 on /"]).ok();
 
     let reg: serde_json::Value = serde_json::from_slice(&r.read("rollback/config/known-good-commits.json")).unwrap();
-    for key in ["version", "description", "last_updated", "commits", "verification_criteria", "usage_notes", "update_procedure"] {
+    for key in [
+        "version",
+        "description",
+        "last_updated",
+        "commits",
+        "verification_criteria",
+        "usage_notes",
+        "update_procedure",
+    ] {
         assert!(reg.get(key).is_some(), "seed key {key}");
     }
     let commits = reg["commits"].as_array().unwrap();

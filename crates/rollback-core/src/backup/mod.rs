@@ -61,9 +61,7 @@ pub enum Error {
     },
     /// A path that is neither a regular file, a symlink nor a folder (a FIFO, a socket, a
     /// device): it cannot be backed up.
-    #[error(
-        "cannot back up `{path}`: it is a {kind} (only files, symlinks and folders can be captured)"
-    )]
+    #[error("cannot back up `{path}`: it is a {kind} (only files, symlinks and folders can be captured)")]
     UnsupportedFileType {
         /// The path in the work tree.
         path: RepoPath,

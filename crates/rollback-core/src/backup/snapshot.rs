@@ -34,9 +34,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::{Deserialize, Serialize};
 
-use super::{
-    BackupStore, BlobId, EntryKind, Error, ManifestEntry, Origin, PutStats, Result, SymlinkTarget,
-};
+use super::{BackupStore, BlobId, EntryKind, Error, ManifestEntry, Origin, PutStats, Result, SymlinkTarget};
 use crate::fsutil::{IoContext, IoError};
 use crate::paths::RepoPath;
 
@@ -77,14 +75,7 @@ fn unsupported_kind(ft: fs::FileType) -> &'static str {
 fn lstat(path: &Path) -> Result<Option<fs::Metadata>, IoError> {
     match fs::symlink_metadata(path) {
         Ok(m) => Ok(Some(m)),
-        Err(e)
-            if matches!(
-                e.kind(),
-                io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
-            ) =>
-        {
-            Ok(None)
-        }
+        Err(e) if matches!(e.kind(), io::ErrorKind::NotFound | io::ErrorKind::NotADirectory) => Ok(None),
         Err(e) => Err(IoError::new("read metadata of", path, e)),
     }
 }
@@ -110,11 +101,7 @@ pub fn capture(
     let mut stats = PutStats::default();
     for (path, origin) in paths {
         let origin = *origin;
-        let absent = |p: RepoPath| ManifestEntry {
-            path: p,
-            origin,
-            kind: EntryKind::Absent,
-        };
+        let absent = |p: RepoPath| ManifestEntry { path: p, origin, kind: EntryKind::Absent };
         // Parents, outermost first: a missing one makes it and everything below it absent; a
         // symlink or file in the way means the path cannot exist in the work tree.
         let ancestors: Vec<RepoPath> = path.ancestors().collect();
@@ -128,8 +115,7 @@ pub fn capture(
                 }
                 None => {
                     for missing in &ancestors[..=i] {
-                        out.entry(missing.clone())
-                            .or_insert_with(|| absent(missing.clone()));
+                        out.entry(missing.clone()).or_insert_with(|| absent(missing.clone()));
                     }
                     blocked = true;
                     break;
@@ -137,8 +123,7 @@ pub fn capture(
             }
         }
         if blocked {
-            out.entry(path.clone())
-                .or_insert_with(|| absent(path.clone()));
+            out.entry(path.clone()).or_insert_with(|| absent(path.clone()));
             continue;
         }
         capture_one(store, workdir, path, origin, &mut out, &mut stats)?;
@@ -160,22 +145,13 @@ fn capture_one(
     }
     let full = path.to_fs(workdir);
     let Some(meta) = lstat(&full)? else {
-        out.insert(
-            path.clone(),
-            ManifestEntry {
-                path: path.clone(),
-                origin,
-                kind: EntryKind::Absent,
-            },
-        );
+        out.insert(path.clone(), ManifestEntry { path: path.clone(), origin, kind: EntryKind::Absent });
         return Ok(());
     };
     let ft = meta.file_type();
     let kind = if ft.is_symlink() {
         let target = fs::read_link(&full).at("read symlink", &full)?;
-        EntryKind::Symlink {
-            target: SymlinkTarget(target.into_os_string().into_vec()),
-        }
+        EntryKind::Symlink { target: SymlinkTarget(target.into_os_string().into_vec()) }
     } else if ft.is_file() {
         // `O_NOFOLLOW`: if the file was swapped for a symlink since the `lstat`, fail rather
         // than read through it. The mode comes from the open file itself.
@@ -186,10 +162,7 @@ fn capture_one(
             .at("open", &full)?;
         let meta = f.metadata().at("read metadata of", &full)?;
         if !meta.is_file() {
-            return Err(Error::UnsupportedFileType {
-                path: path.clone(),
-                kind: unsupported_kind(meta.file_type()),
-            });
+            return Err(Error::UnsupportedFileType { path: path.clone(), kind: unsupported_kind(meta.file_type()) });
         }
         let mut content = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
         f.read_to_end(&mut content).at("read", &full)?;
@@ -201,11 +174,7 @@ fn capture_one(
             stats.new_blobs += 1;
             stats.new_bytes += size;
         }
-        EntryKind::File {
-            blob,
-            size,
-            mode: meta.permissions().mode() & 0o7777,
-        }
+        EntryKind::File { blob, size, mode: meta.permissions().mode() & 0o7777 }
     } else if ft.is_dir() {
         let mut children: Vec<_> = fs::read_dir(&full)
             .at("list", &full)?
@@ -221,29 +190,15 @@ fn capture_one(
             child.push(b'/');
             child.extend_from_slice(name.as_bytes());
             let child = RepoPath::new(child).map_err(|e| {
-                Error::from(IoError::new(
-                    "capture",
-                    full.join(&name),
-                    io::Error::new(io::ErrorKind::InvalidData, e),
-                ))
+                Error::from(IoError::new("capture", full.join(&name), io::Error::new(io::ErrorKind::InvalidData, e)))
             })?;
             capture_one(store, workdir, &child, origin, out, stats)?;
         }
         return Ok(());
     } else {
-        return Err(Error::UnsupportedFileType {
-            path: path.clone(),
-            kind: unsupported_kind(ft),
-        });
+        return Err(Error::UnsupportedFileType { path: path.clone(), kind: unsupported_kind(ft) });
     };
-    out.insert(
-        path.clone(),
-        ManifestEntry {
-            path: path.clone(),
-            origin,
-            kind,
-        },
-    );
+    out.insert(path.clone(), ManifestEntry { path: path.clone(), origin, kind });
     Ok(())
 }
 
@@ -258,10 +213,7 @@ fn temp_path(path: &Path) -> PathBuf {
 }
 
 fn unsafe_restore(path: &RepoPath, reason: impl Into<String>) -> Error {
-    Error::UnsafeRestore {
-        path: path.to_string(),
-        reason: reason.into(),
-    }
+    Error::UnsafeRestore { path: path.to_string(), reason: reason.into() }
 }
 
 /// Restores `entries` into the work tree at `workdir`: each path gets back exactly what it
@@ -283,17 +235,10 @@ fn unsafe_restore(path: &RepoPath, reason: impl Into<String>) -> Error {
 /// Removals come first so that a path that was a file or symlink is free again when a folder
 /// the rollback created there held only paths that were absent. Finally one `syncfs` makes
 /// the restored tree durable.
-pub fn restore(
-    store: &dyn BackupStore,
-    workdir: &Path,
-    entries: &[ManifestEntry],
-) -> Result<RestoreStats> {
+pub fn restore(store: &dyn BackupStore, workdir: &Path, entries: &[ManifestEntry]) -> Result<RestoreStats> {
     let mut stats = RestoreStats::default();
-    let written: BTreeSet<&RepoPath> = entries
-        .iter()
-        .filter(|e| !matches!(e.kind, EntryKind::Absent))
-        .map(|e| &e.path)
-        .collect();
+    let written: BTreeSet<&RepoPath> =
+        entries.iter().filter(|e| !matches!(e.kind, EntryKind::Absent)).map(|e| &e.path).collect();
 
     // 1. Validate every entry against the tree as it is now.
     let mut skip: BTreeSet<&RepoPath> = BTreeSet::new();
@@ -301,10 +246,7 @@ pub fn restore(
         let is_absent = matches!(e.kind, EntryKind::Absent);
         for anc in e.path.ancestors() {
             if !is_absent && written.contains(&anc) {
-                return Err(unsafe_restore(
-                    &e.path,
-                    format!("its parent `{anc}` is restored as a file or symlink"),
-                ));
+                return Err(unsafe_restore(&e.path, format!("its parent `{anc}` is restored as a file or symlink")));
             }
             let full = anc.to_fs(workdir);
             match lstat(&full)? {
@@ -314,15 +256,8 @@ pub fn restore(
                         skip.insert(&e.path);
                         break;
                     }
-                    let what = if m.file_type().is_symlink() {
-                        "a symlink"
-                    } else {
-                        "not a folder"
-                    };
-                    return Err(unsafe_restore(
-                        &e.path,
-                        format!("its parent folder `{anc}` is {what}"),
-                    ));
+                    let what = if m.file_type().is_symlink() { "a symlink" } else { "not a folder" };
+                    return Err(unsafe_restore(&e.path, format!("its parent folder `{anc}` is {what}")));
                 }
                 None => {}
             }
@@ -340,11 +275,8 @@ pub fn restore(
     }
 
     // 3. Paths that were absent, deepest first.
-    let mut absent: Vec<&RepoPath> = entries
-        .iter()
-        .filter(|e| matches!(e.kind, EntryKind::Absent))
-        .map(|e| &e.path)
-        .collect();
+    let mut absent: Vec<&RepoPath> =
+        entries.iter().filter(|e| matches!(e.kind, EntryKind::Absent)).map(|e| &e.path).collect();
     absent.sort_unstable_by(|a, b| b.cmp(a));
     for path in absent {
         if skip.contains(path) {
@@ -379,8 +311,7 @@ pub fn restore(
             EntryKind::Symlink { target } => {
                 prepare_target(workdir, &e.path, &full)?;
                 let tmp = temp_path(&full);
-                std::os::unix::fs::symlink(OsStr::from_bytes(&target.0), &tmp)
-                    .at("create symlink", &tmp)?;
+                std::os::unix::fs::symlink(OsStr::from_bytes(&target.0), &tmp).at("create symlink", &tmp)?;
                 if let Err(err) = fs::rename(&tmp, &full) {
                     let _ = fs::remove_file(&tmp);
                     return Err(IoError::new("rename into place", full, err).into());
@@ -407,10 +338,7 @@ fn prepare_target(workdir: &Path, path: &RepoPath, full: &Path) -> Result<()> {
             match fs::remove_dir(full) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::DirectoryNotEmpty => {
-                    return Err(unsafe_restore(
-                        path,
-                        "a folder that is not empty is in the way",
-                    ));
+                    return Err(unsafe_restore(path, "a folder that is not empty is in the way"));
                 }
                 Err(e) => return Err(IoError::new("remove folder", full, e).into()),
             }
@@ -423,17 +351,11 @@ fn prepare_target(workdir: &Path, path: &RepoPath, full: &Path) -> Result<()> {
 fn write_file(full: &Path, content: &[u8], mode: u32) -> Result<()> {
     let tmp = temp_path(full);
     let result = (|| {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)
-            .at("create", &tmp)?;
+        let mut f = OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp).at("create", &tmp)?;
         f.write_all(content).at("write", &tmp)?;
         // Set after the write (a read-only mode must not block it) and explicitly, so the
         // umask does not narrow it.
-        f.set_permissions(fs::Permissions::from_mode(mode))
-            .at("set permissions of", &tmp)?;
+        f.set_permissions(fs::Permissions::from_mode(mode)).at("set permissions of", &tmp)?;
         drop(f);
         fs::rename(&tmp, full).at("rename into place", full)
     })();
@@ -458,8 +380,7 @@ mod tests {
         let store = FsBackupStore::open(store_dir.path()).unwrap();
         let wd = tempfile::tempdir().unwrap();
         fs::create_dir(wd.path().join("a")).unwrap();
-        let (entries, stats) =
-            capture(&store, wd.path(), &[(rp("a/b/c/d.txt"), Origin::Tracked)]).unwrap();
+        let (entries, stats) = capture(&store, wd.path(), &[(rp("a/b/c/d.txt"), Origin::Tracked)]).unwrap();
         let paths: Vec<String> = entries.iter().map(|e| e.path.to_string()).collect();
         assert_eq!(paths, ["a/b", "a/b/c", "a/b/c/d.txt"]);
         assert!(entries.iter().all(|e| e.kind == EntryKind::Absent));
@@ -493,8 +414,7 @@ mod tests {
         let outside = tempfile::tempdir().unwrap();
         fs::write(outside.path().join("secret"), "s").unwrap();
         std::os::unix::fs::symlink(outside.path(), wd.path().join("link")).unwrap();
-        let (entries, stats) =
-            capture(&store, wd.path(), &[(rp("link/secret"), Origin::Tracked)]).unwrap();
+        let (entries, stats) = capture(&store, wd.path(), &[(rp("link/secret"), Origin::Tracked)]).unwrap();
         assert_eq!(entries.len(), 1);
         assert_eq!(entries[0].kind, EntryKind::Absent);
         assert_eq!(stats.blobs, 0);

@@ -42,8 +42,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::{
-    BackupStore, BlobId, EntryKind, Error, Manifest, PruneReport, Result, SnapshotId,
-    SnapshotSummary, VerifyReport,
+    BackupStore, BlobId, EntryKind, Error, Manifest, PruneReport, Result, SnapshotId, SnapshotSummary, VerifyReport,
 };
 use crate::fsutil::{self, IoContext, IoError};
 use crate::paths::RepoPath;
@@ -67,25 +66,14 @@ pub(crate) fn syncfs(dir: &Path) -> Result<(), IoError> {
     // `syncfs` only reads the descriptor and touches no memory of ours.
     #[allow(unsafe_code)]
     let rc = unsafe { libc::syncfs(f.as_raw_fd()) };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(IoError::new(
-            "sync file system of",
-            dir,
-            io::Error::last_os_error(),
-        ))
-    }
+    if rc == 0 { Ok(()) } else { Err(IoError::new("sync file system of", dir, io::Error::last_os_error())) }
 }
 
 /// A unique temp-file name in the folder of `path` (hidden, so listings skip it).
 fn temp_path(path: &Path) -> PathBuf {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     path.with_file_name(format!(".{name}.tmp-{}-{n}", std::process::id()))
 }
 
@@ -128,11 +116,7 @@ impl FsBackupStore {
     /// Opens the store at `root`, creating `root`, `root/blobs` and `root/snapshots` (mode
     /// `0700`) if needed.
     pub fn open(root: &Path) -> Result<Self> {
-        let store = Self {
-            root: root.to_path_buf(),
-            blobs: root.join("blobs"),
-            snapshots: root.join("snapshots"),
-        };
+        let store = Self { root: root.to_path_buf(), blobs: root.join("blobs"), snapshots: root.join("snapshots") };
         fsutil::create_private_dir(&store.root)?;
         fsutil::create_private_dir(&store.blobs)?;
         fsutil::create_private_dir(&store.snapshots)?;
@@ -180,29 +164,16 @@ impl FsBackupStore {
 
     /// Checks what `manifest` (read from `path`) promises: format, id, sorted unique entries.
     fn validate(manifest: &Manifest, path: &Path, expected: &SnapshotId) -> Result<()> {
-        let bad = |detail: String| Error::BadManifest {
-            path: path.to_path_buf(),
-            detail,
-        };
+        let bad = |detail: String| Error::BadManifest { path: path.to_path_buf(), detail };
         if manifest.format != FORMAT {
-            return Err(bad(format!(
-                "unsupported format {} (expected {FORMAT})",
-                manifest.format
-            )));
+            return Err(bad(format!("unsupported format {} (expected {FORMAT})", manifest.format)));
         }
         if &manifest.id != expected {
-            return Err(bad(format!(
-                "its id `{}` does not match its file name (`{expected}`)",
-                manifest.id
-            )));
+            return Err(bad(format!("its id `{}` does not match its file name (`{expected}`)", manifest.id)));
         }
         for pair in manifest.entries.windows(2) {
             if pair[0].path >= pair[1].path {
-                let what = if pair[0].path == pair[1].path {
-                    "duplicate entry"
-                } else {
-                    "entries not sorted at"
-                };
+                let what = if pair[0].path == pair[1].path { "duplicate entry" } else { "entries not sorted at" };
                 return Err(bad(format!("{what} `{}`", pair[1].path)));
             }
         }
@@ -216,11 +187,7 @@ impl FsBackupStore {
             Ok(bytes) => {
                 let actual = BlobId::of(&bytes);
                 let len = bytes.len() as u64;
-                if &actual == id {
-                    Ok((BlobCheck::Ok, len))
-                } else {
-                    Ok((BlobCheck::Corrupt(actual.to_string()), len))
-                }
+                if &actual == id { Ok((BlobCheck::Ok, len)) } else { Ok((BlobCheck::Corrupt(actual.to_string()), len)) }
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok((BlobCheck::Missing, 0)),
             Err(e) => Err(IoError::new("read", path, e).into()),
@@ -275,18 +242,13 @@ impl BackupStore for FsBackupStore {
         let bytes = match fs::read(&path) {
             Ok(b) => b,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                return Err(Error::BlobNotFound {
-                    blob: id.to_string(),
-                });
+                return Err(Error::BlobNotFound { blob: id.to_string() });
             }
             Err(e) => return Err(IoError::new("read", path, e).into()),
         };
         let actual = BlobId::of(&bytes);
         if &actual != id {
-            return Err(Error::CorruptBlob {
-                blob: id.to_string(),
-                actual: actual.to_string(),
-            });
+            return Err(Error::CorruptBlob { blob: id.to_string(), actual: actual.to_string() });
         }
         Ok(bytes)
     }
@@ -307,20 +269,12 @@ impl BackupStore for FsBackupStore {
         syncfs(&self.root)?;
         for (blob, entry_path) in blob_refs(manifest) {
             if !self.has_blob(blob)? {
-                let path = entry_path
-                    .cloned()
-                    .unwrap_or_else(|| RepoPath::new("(git index)").expect("a valid path"));
-                return Err(Error::MissingBlob {
-                    snapshot: manifest.id.to_string(),
-                    blob: blob.to_string(),
-                    path,
-                });
+                let path = entry_path.cloned().unwrap_or_else(|| RepoPath::new("(git index)").expect("a valid path"));
+                return Err(Error::MissingBlob { snapshot: manifest.id.to_string(), blob: blob.to_string(), path });
             }
         }
-        let json = serde_json::to_vec_pretty(manifest).map_err(|e| Error::BadManifest {
-            path: path.clone(),
-            detail: format!("cannot serialize: {e}"),
-        })?;
+        let json = serde_json::to_vec_pretty(manifest)
+            .map_err(|e| Error::BadManifest { path: path.clone(), detail: format!("cannot serialize: {e}") })?;
         fsutil::atomic_write(&path, &json)?;
         Ok(())
     }
@@ -334,12 +288,11 @@ impl BackupStore for FsBackupStore {
             }
             Err(e) => return Err(IoError::new("read", path, e).into()),
         };
-        let manifest: Manifest =
-            serde_json::from_slice(&bytes).map_err(|e| Error::BadManifest {
-                path: path.clone(),
-                // serde_json's message ends with "at line L column C".
-                detail: e.to_string(),
-            })?;
+        let manifest: Manifest = serde_json::from_slice(&bytes).map_err(|e| Error::BadManifest {
+            path: path.clone(),
+            // serde_json's message ends with "at line L column C".
+            detail: e.to_string(),
+        })?;
         Self::validate(&manifest, &path, id)?;
         Ok(manifest)
     }
@@ -407,9 +360,8 @@ impl BackupStore for FsBackupStore {
     fn prune(&self, keep: usize, protect: &[SnapshotId], dry_run: bool) -> Result<PruneReport> {
         let ids = self.snapshot_ids()?;
         let newest: BTreeSet<&SnapshotId> = ids.iter().rev().take(keep).collect();
-        let (kept, removed): (Vec<&SnapshotId>, Vec<&SnapshotId>) = ids
-            .iter()
-            .partition(|id| newest.contains(id) || protect.contains(id));
+        let (kept, removed): (Vec<&SnapshotId>, Vec<&SnapshotId>) =
+            ids.iter().partition(|id| newest.contains(id) || protect.contains(id));
 
         // Every blob a kept snapshot needs. A kept manifest that does not parse is an error:
         // without it we cannot know which blobs are still needed.
@@ -451,11 +403,7 @@ impl BackupStore for FsBackupStore {
             let Some(prefix) = prefix.to_str().map(str::to_owned) else {
                 continue;
             };
-            if !dir
-                .file_type()
-                .at("read metadata of", &dir.path())?
-                .is_dir()
-            {
+            if !dir.file_type().at("read metadata of", &dir.path())?.is_dir() {
                 continue;
             }
             let dir_path = dir.path();
@@ -468,9 +416,7 @@ impl BackupStore for FsBackupStore {
                     report.freed_bytes += Self::remove_counted(&file.path(), size, dry_run)?;
                     continue;
                 }
-                let id = name
-                    .to_str()
-                    .and_then(|n| BlobId::parse(&format!("{prefix}{n}")));
+                let id = name.to_str().and_then(|n| BlobId::parse(&format!("{prefix}{n}")));
                 match id {
                     Some(id) if !referenced.contains(&id) => {
                         report.freed_bytes += Self::remove_counted(&file.path(), size, dry_run)?;
@@ -503,10 +449,7 @@ mod tests {
         let store = FsBackupStore::open(dir.path()).unwrap();
         let id = BlobId::of(b"hello");
         let p = store.blob_path(&id);
-        assert_eq!(
-            p.parent().unwrap().file_name().unwrap().to_str().unwrap(),
-            &id.as_str()[..2]
-        );
+        assert_eq!(p.parent().unwrap().file_name().unwrap().to_str().unwrap(), &id.as_str()[..2]);
         assert_eq!(p.file_name().unwrap().to_str().unwrap(), &id.as_str()[2..]);
         assert_eq!(p.file_name().unwrap().len(), 62);
     }
@@ -542,10 +485,7 @@ mod tests {
         let store = FsBackupStore::open(dir.path()).unwrap();
         let id = BlobId::of(b"never stored");
         let err = store.get_blob(&id).unwrap_err();
-        assert!(
-            matches!(&err, Error::BlobNotFound { blob } if blob == id.as_str()),
-            "{err}"
-        );
+        assert!(matches!(&err, Error::BlobNotFound { blob } if blob == id.as_str()), "{err}");
         assert!(err.to_string().contains(id.as_str()));
         assert!(!store.has_blob(&id).unwrap());
     }

@@ -32,8 +32,8 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::event::{Event, LogLevel, Observer};
 use crate::fsutil::{self, IoContext};
-use crate::journal::{self, Journal, Record, RunState};
 pub use crate::journal::RunStatus;
+use crate::journal::{self, Journal, Record, RunState};
 use crate::lock::{self, LockHolder, RunLock};
 use crate::paths::RepoPath;
 use crate::plan::{Level, Plan, RunKind, Step};
@@ -148,7 +148,11 @@ pub struct Rollback {
 
 impl std::fmt::Debug for Rollback {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Rollback").field("workdir", &self.vcs.workdir()).field("backend", &self.vcs.name()).field("state", &self.state).finish_non_exhaustive()
+        f.debug_struct("Rollback")
+            .field("workdir", &self.vcs.workdir())
+            .field("backend", &self.vcs.name())
+            .field("state", &self.state)
+            .finish_non_exhaustive()
     }
 }
 
@@ -259,7 +263,10 @@ impl Rollback {
                     return Err(crate::config::Error::Invalid {
                         path: config.source.clone().unwrap_or_else(|| PathBuf::from("<defaults>")),
                         key: "state.dir".into(),
-                        message: format!("`{}` is inside the work tree, where a reset or clean could delete it", d.display()),
+                        message: format!(
+                            "`{}` is inside the work tree, where a reset or clean could delete it",
+                            d.display()
+                        ),
                     }
                     .into());
                 }
@@ -331,7 +338,11 @@ impl Rollback {
             Level::Full | Level::Manual => Err(Error::usage(
                 format!(
                     "{level} rollback is not available in this version of forge-rollback{}",
-                    if a.recommended_level == Level::Full { format!(" (recommended because {})", a.recommendation) } else { String::new() }
+                    if a.recommended_level == Level::Full {
+                        format!(" (recommended because {})", a.recommendation)
+                    } else {
+                        String::new()
+                    }
                 ),
                 Some("pass `--fast` to roll back the code only; the database schema stays where it is".to_owned()),
             )),
@@ -355,23 +366,41 @@ impl Rollback {
             ));
         }
         if a.has_risk("operation_in_progress") {
-            let msg = a.risks.iter().find(|r| r.code == "operation_in_progress").map(|r| r.message.clone()).unwrap_or_default();
-            out.push(Error::refused(msg, Some("finish or abort it (`git merge --abort`, `git rebase --abort`, ...) first".to_owned())));
+            let msg = a
+                .risks
+                .iter()
+                .find(|r| r.code == "operation_in_progress")
+                .map(|r| r.message.clone())
+                .unwrap_or_default();
+            out.push(Error::refused(
+                msg,
+                Some("finish or abort it (`git merge --abort`, `git rebase --abort`, ...) first".to_owned()),
+            ));
         }
         if a.target.registry_entry.as_ref().is_some_and(|e| e.known_bad) {
             out.push(Error::refused(
                 format!("the target {} is marked bad in the known-good registry", a.target.commit.id.short()),
-                Some(format!("pick another target, or `forge-rollback known-good unmark {}` if the mark is wrong", a.target.commit.id.short())),
+                Some(format!(
+                    "pick another target, or `forge-rollback known-good unmark {}` if the mark is wrong",
+                    a.target.commit.id.short()
+                )),
             ));
         }
         if a.target.commit.id == a.head.commit && a.dirty.is_clean() {
             out.push(Error::refused(
-                format!("nothing to roll back: HEAD is already at {} and the tree is clean", a.target.commit.id.short()),
+                format!(
+                    "nothing to roll back: HEAD is already at {} and the tree is clean",
+                    a.target.commit.id.short()
+                ),
                 None,
             ));
         } else if !a.target_is_ancestor && !opts.allow_non_ancestor {
             out.push(Error::refused(
-                format!("the target {} is not an ancestor of HEAD {}", a.target.commit.id.short(), a.head.commit.short()),
+                format!(
+                    "the target {} is not an ancestor of HEAD {}",
+                    a.target.commit.id.short(),
+                    a.head.commit.short()
+                ),
                 Some("pass `--allow-non-ancestor` if you really mean to move to a commit HEAD never had".to_owned()),
             ));
         }
@@ -387,7 +416,10 @@ impl Rollback {
             let what = if r.interrupted || r.status == RunStatus::Running { "was interrupted" } else { "failed" };
             return Err(Error::refused(
                 format!("run {} {what} half-way; the repository may be between two states", r.run_id),
-                Some(format!("finish it with `forge-rollback resume {0}` or put everything back with `forge-rollback undo {0}`", r.run_id)),
+                Some(format!(
+                    "finish it with `forge-rollback resume {0}` or put everything back with `forge-rollback undo {0}`",
+                    r.run_id
+                )),
             ));
         }
         Ok(())
@@ -427,7 +459,8 @@ impl Rollback {
         let plan = planner::rollback_plan(self.vcs.as_ref(), &self.config, &a, level)?;
         let refusals = self.refusals(&a, opts);
         if opts.dry_run {
-            let mut warnings: Vec<String> = a.risks.iter().filter(|r| r.severity > assess::Severity::Info).map(|r| r.message.clone()).collect();
+            let mut warnings: Vec<String> =
+                a.risks.iter().filter(|r| r.severity > assess::Severity::Info).map(|r| r.message.clone()).collect();
             warnings.extend(refusals.iter().map(|e| format!("a run would refuse: {e}")));
             return Ok(RunOutcome {
                 run_id: None,
@@ -442,7 +475,11 @@ impl Rollback {
                 started_at: Timestamp::now(),
                 finished_at: None,
                 duration_ms: 0,
-                steps: plan.steps.iter().map(|s| StepReport { step: s.name().into(), status: "pending".into(), detail: None }).collect(),
+                steps: plan
+                    .steps
+                    .iter()
+                    .map(|s| StepReport { step: s.name().into(), status: "pending".into(), detail: None })
+                    .collect(),
                 warnings,
                 error: None,
                 plan: Some(plan),
@@ -456,7 +493,8 @@ impl Rollback {
         if a.has_risk("migrations_changed") {
             ctx.log(LogLevel::Warn, "migration files changed between HEAD and the target: the rolled-back code will run on the newer schema");
         }
-        let request = Confirmation { action: "rollback".into(), summary: Self::summary(&a, &plan, level), plan: plan.clone() };
+        let request =
+            Confirmation { action: "rollback".into(), summary: Self::summary(&a, &plan, level), plan: plan.clone() };
         if !prompter.confirm(&request)? {
             return Err(Error::Cancelled("the operator declined; nothing was changed".into()));
         }
@@ -469,7 +507,11 @@ impl Rollback {
         let now = self.assess(Some(a.target.commit.id.as_str()))?;
         if now.head != a.head {
             return Err(Error::refused(
-                format!("HEAD moved from {} to {} while the rollback was being confirmed", a.head.commit.short(), now.head.commit.short()),
+                format!(
+                    "HEAD moved from {} to {} while the rollback was being confirmed",
+                    a.head.commit.short(),
+                    now.head.commit.short()
+                ),
                 Some("assess again and rerun".to_owned()),
             ));
         }
@@ -488,7 +530,13 @@ impl Rollback {
         Ok(lock)
     }
 
-    fn start_and_execute(&self, ctx: &mut Ctx<'_>, run_id: String, plan: &Plan, reason: Option<String>) -> Result<RunOutcome> {
+    fn start_and_execute(
+        &self,
+        ctx: &mut Ctx<'_>,
+        run_id: String,
+        plan: &Plan,
+        reason: Option<String>,
+    ) -> Result<RunOutcome> {
         let dir = self.state.run_dir(&run_id);
         fsutil::create_private_dir(&dir)?;
         ctx.open_log(&dir.join("run.log"))?;
@@ -500,7 +548,10 @@ impl Rollback {
                 ctx.log(LogLevel::Info, format!("Emergency rollback {run_id} initiated"));
                 ctx.log(LogLevel::Info, format!("Rollback level: {}", plan.level.map_or("fast", Level::as_str)));
             }
-            RunKind::Undo => ctx.log(LogLevel::Info, format!("Undo {run_id} of run {} initiated", plan.undo_of.as_deref().unwrap_or("?"))),
+            RunKind::Undo => ctx.log(
+                LogLevel::Info,
+                format!("Undo {run_id} of run {} initiated", plan.undo_of.as_deref().unwrap_or("?")),
+            ),
         }
         ctx.log(LogLevel::Info, format!("From {} to {}", plan.from.commit.short(), plan.to.short()));
         let mut ex = Exec { run_id, plan, journal, manifest: None };
@@ -517,13 +568,23 @@ impl Rollback {
             if ctx.observer.should_abort() {
                 let e = Error::Callback(format!("stopped before step `{name}` because an event callback failed"));
                 let text = chain(&e);
-                ex.journal.append(&Record::StepFailed { at: Timestamp::now(), index, step: name.into(), error: text.clone() })?;
+                ex.journal.append(&Record::StepFailed {
+                    at: Timestamp::now(),
+                    index,
+                    step: name.into(),
+                    error: text.clone(),
+                })?;
                 ctx.log(LogLevel::Error, text);
                 failure = Some((index, e));
                 break;
             }
             ex.journal.append(&Record::StepBegin { at: Timestamp::now(), index, step: name.into() })?;
-            ctx.observer.event(&Event::StepStarted { run_id: ex.run_id.clone(), index: index + 1, total, step: name.into() });
+            ctx.observer.event(&Event::StepStarted {
+                run_id: ex.run_id.clone(),
+                index: index + 1,
+                total,
+                step: name.into(),
+            });
             let t0 = std::time::Instant::now();
             let result = failpoint::hit(&format!("before:{name}"))
                 .and_then(|()| self.run_step(ctx, ex, step))
@@ -532,13 +593,30 @@ impl Rollback {
             match result {
                 Ok(detail) => {
                     ex.journal.append(&Record::StepEnd { at: Timestamp::now(), index, step: name.into(), detail })?;
-                    ctx.observer.event(&Event::StepFinished { run_id: ex.run_id.clone(), index: index + 1, step: name.into(), millis, ok: true });
+                    ctx.observer.event(&Event::StepFinished {
+                        run_id: ex.run_id.clone(),
+                        index: index + 1,
+                        step: name.into(),
+                        millis,
+                        ok: true,
+                    });
                     failpoint::hit(&format!("end:{name}"))?;
                 }
                 Err(e) => {
                     let text = chain(&e);
-                    ex.journal.append(&Record::StepFailed { at: Timestamp::now(), index, step: name.into(), error: text.clone() })?;
-                    ctx.observer.event(&Event::StepFinished { run_id: ex.run_id.clone(), index: index + 1, step: name.into(), millis, ok: false });
+                    ex.journal.append(&Record::StepFailed {
+                        at: Timestamp::now(),
+                        index,
+                        step: name.into(),
+                        error: text.clone(),
+                    })?;
+                    ctx.observer.event(&Event::StepFinished {
+                        run_id: ex.run_id.clone(),
+                        index: index + 1,
+                        step: name.into(),
+                        millis,
+                        ok: false,
+                    });
                     ctx.log(LogLevel::Error, format!("step `{name}` failed: {text}"));
                     failure = Some((index, e));
                     break;
@@ -588,7 +666,11 @@ impl Rollback {
                 StepReport { step: s.name().into(), status: status.into(), detail: state.done[i].clone() }
             })
             .collect();
-        let backup_id = state.detail_of("snapshot").and_then(|d| d.get("snapshot")).and_then(|v| v.as_str()).and_then(SnapshotId::parse);
+        let backup_id = state
+            .detail_of("snapshot")
+            .and_then(|d| d.get("snapshot"))
+            .and_then(|v| v.as_str())
+            .and_then(SnapshotId::parse);
         let finished_at = state.finished_at;
         RunOutcome {
             run_id: Some(state.run_id.clone()),
@@ -639,7 +721,11 @@ impl Rollback {
         let head = self.vcs.head()?;
         if head.commit != ex.plan.from.commit {
             return Err(Error::refused(
-                format!("HEAD is at {}, not at {} where the run started", head.commit.short(), ex.plan.from.commit.short()),
+                format!(
+                    "HEAD is at {}, not at {} where the run started",
+                    head.commit.short(),
+                    ex.plan.from.commit.short()
+                ),
                 None,
             ));
         }
@@ -687,7 +773,10 @@ impl Rollback {
         store.put_manifest(&manifest)?;
         let report = store.verify(Some(std::slice::from_ref(&manifest.id)))?;
         if !report.problems.is_empty() {
-            return Err(Error::refused(format!("the new backup {} failed verification: {}", manifest.id, report.problems.join("; ")), None));
+            return Err(Error::refused(
+                format!("the new backup {} failed verification: {}", manifest.id, report.problems.join("; ")),
+                None,
+            ));
         }
         self.vcs.set_ref(&pin_ref(&ex.run_id), &head.commit, "forge-rollback: keep the pre-rollback commit")?;
         ctx.log(
@@ -740,7 +829,14 @@ impl Rollback {
         }
     }
 
-    fn step_reset(&self, ctx: &mut Ctx<'_>, ex: &mut Exec<'_>, target: &CommitId, branch: Option<&str>, changes: &[vcs::Change]) -> Result<serde_json::Value> {
+    fn step_reset(
+        &self,
+        ctx: &mut Ctx<'_>,
+        ex: &mut Exec<'_>,
+        target: &CommitId,
+        branch: Option<&str>,
+        changes: &[vcs::Change],
+    ) -> Result<serde_json::Value> {
         let manifest = self.own_manifest(ex)?;
         let head = self.vcs.head()?;
         let message = format!("forge-rollback: {} {} to {}", ex.plan.kind.as_str(), ex.run_id, target.short());
@@ -754,8 +850,17 @@ impl Rollback {
             failpoint::hit("inside:reset")?;
         } else if head.commit != *target {
             return Err(Error::refused(
-                format!("HEAD is at {}, neither where run {} started ({}) nor its target ({})", head.commit.short(), ex.run_id, ex.plan.from.commit.short(), target.short()),
-                Some("something moved HEAD since the run stopped; `forge-rollback undo` restores the snapshot".to_owned()),
+                format!(
+                    "HEAD is at {}, neither where run {} started ({}) nor its target ({})",
+                    head.commit.short(),
+                    ex.run_id,
+                    ex.plan.from.commit.short(),
+                    target.short()
+                ),
+                Some(
+                    "something moved HEAD since the run stopped; `forge-rollback undo` restores the snapshot"
+                        .to_owned(),
+                ),
             ));
         }
         ctx.log(LogLevel::Info, format!("Reverting code to commit: {target}"));
@@ -767,7 +872,9 @@ impl Rollback {
         if ex.plan.kind == RunKind::Rollback {
             kept_registry = self.keep_registry(ctx, &manifest)?;
         }
-        Ok(serde_json::json!({ "target": target, "cleared": cleared, "changed": changes.len(), "kept_registry": kept_registry }))
+        Ok(
+            serde_json::json!({ "target": target, "cleared": cleared, "changed": changes.len(), "kept_registry": kept_registry }),
+        )
     }
 
     /// Puts the known-good registry back as it was before the reset: the target's older copy
@@ -794,22 +901,38 @@ impl Rollback {
             std::fs::create_dir_all(parent).at("create folder", parent)?;
         }
         fsutil::atomic_write_mode(&path, &before, 0o644)?;
-        ctx.log(LogLevel::Info, format!("Kept the known-good registry `{rel}` as it was before the reset (commit it to keep the marks)"));
+        ctx.log(
+            LogLevel::Info,
+            format!("Kept the known-good registry `{rel}` as it was before the reset (commit it to keep the marks)"),
+        );
         Ok(true)
     }
 
-    fn step_remove_untracked(&self, ctx: &mut Ctx<'_>, ex: &mut Exec<'_>, recompute: bool) -> Result<serde_json::Value> {
+    fn step_remove_untracked(
+        &self,
+        ctx: &mut Ctx<'_>,
+        ex: &mut Exec<'_>,
+        recompute: bool,
+    ) -> Result<serde_json::Value> {
         ctx.log(LogLevel::Info, "Cleaning untracked files...");
         let manifest = self.own_manifest(ex)?;
         let paths: Vec<RepoPath> = if recompute {
             // Undo: remove what is untracked at the restored commit, was captured by this
             // run's snapshot, and is not part of the state being restored.
-            let captured: BTreeSet<&RepoPath> = manifest.entries.iter().filter(|e| e.kind != EntryKind::Absent).map(|e| &e.path).collect();
+            let captured: BTreeSet<&RepoPath> =
+                manifest.entries.iter().filter(|e| e.kind != EntryKind::Absent).map(|e| &e.path).collect();
             let restored: BTreeSet<RepoPath> = match ex.plan.steps.iter().find_map(|s| match s {
                 Step::RestoreFiles { snapshot, .. } => Some(snapshot.clone()),
                 _ => None,
             }) {
-                Some(id) => self.store()?.manifest(&id)?.entries.into_iter().filter(|e| e.kind != EntryKind::Absent).map(|e| e.path).collect(),
+                Some(id) => self
+                    .store()?
+                    .manifest(&id)?
+                    .entries
+                    .into_iter()
+                    .filter(|e| e.kind != EntryKind::Absent)
+                    .map(|e| e.path)
+                    .collect(),
                 None => BTreeSet::new(),
             };
             let mut out = Vec::new();
@@ -877,7 +1000,10 @@ impl Rollback {
                 let content = store.get_blob(&s.blob)?;
                 let oid = self.vcs.write_blob(&content)?;
                 if oid != s.oid {
-                    return Err(Error::refused(format!("staged content of `{}` hashes to {oid}, not {}", s.path, s.oid), None));
+                    return Err(Error::refused(
+                        format!("staged content of `{}` hashes to {oid}, not {}", s.path, s.oid),
+                        None,
+                    ));
                 }
                 written += 1;
             }
@@ -894,7 +1020,14 @@ impl Rollback {
             j.append(&Record::Undone { at: Timestamp::now(), by: ex.run_id.clone() })?;
         }
         let head = self.vcs.head()?;
-        ctx.log(LogLevel::Info, format!("Recorded: HEAD is {} on {}", head.commit.short(), head.branch.as_deref().unwrap_or("detached HEAD")));
+        ctx.log(
+            LogLevel::Info,
+            format!(
+                "Recorded: HEAD is {} on {}",
+                head.commit.short(),
+                head.branch.as_deref().unwrap_or("detached HEAD")
+            ),
+        );
         Ok(serde_json::json!({ "head": head.commit, "branch": head.branch }))
     }
 
@@ -920,11 +1053,18 @@ impl Rollback {
         if target.status == RunStatus::Undone {
             return Err(Error::refused(
                 format!("run {run_id} was already undone by {}", target.undone_by.as_deref().unwrap_or("?")),
-                Some(format!("to get its result back, undo that run: `forge-rollback undo {}`", target.undone_by.as_deref().unwrap_or("?"))),
+                Some(format!(
+                    "to get its result back, undo that run: `forge-rollback undo {}`",
+                    target.undone_by.as_deref().unwrap_or("?")
+                )),
             ));
         }
         let head = self.vcs.head()?;
-        let snapshot = target.detail_of("snapshot").and_then(|d| d.get("snapshot")).and_then(|v| v.as_str()).and_then(SnapshotId::parse);
+        let snapshot = target
+            .detail_of("snapshot")
+            .and_then(|d| d.get("snapshot"))
+            .and_then(|v| v.as_str())
+            .and_then(SnapshotId::parse);
         let Some(snapshot) = snapshot else {
             // Stopped before its snapshot completed: it changed nothing.
             self.state.ensure()?;
@@ -962,8 +1102,13 @@ impl Rollback {
             ));
         }
         let head_now = self.vcs.head()?;
-        let plan = if head_now == head { planner::undo_plan(self.vcs.as_ref(), &self.config, &head_now, &manifest, run_id)? } else {
-            return Err(Error::refused("HEAD moved while the undo was being confirmed".to_owned(), Some("run the undo again".to_owned())));
+        let plan = if head_now == head {
+            planner::undo_plan(self.vcs.as_ref(), &self.config, &head_now, &manifest, run_id)?
+        } else {
+            return Err(Error::refused(
+                "HEAD moved while the undo was being confirmed".to_owned(),
+                Some("run the undo again".to_owned()),
+            ));
         };
         let out = self.start_and_execute(&mut ctx, new_run_id(), &plan, Some(format!("undo of {run_id}")));
         drop(lock);
@@ -987,12 +1132,18 @@ impl Rollback {
         let plan = state.plan.clone();
         if head.commit != plan.from.commit && head.commit != plan.to {
             return Err(Error::refused(
-                format!("HEAD is at {}, neither where run {run_id} started ({}) nor its target ({})", head.commit.short(), plan.from.commit.short(), plan.to.short()),
+                format!(
+                    "HEAD is at {}, neither where run {run_id} started ({}) nor its target ({})",
+                    head.commit.short(),
+                    plan.from.commit.short(),
+                    plan.to.short()
+                ),
                 Some(format!("`forge-rollback undo {run_id}` restores the state from before the run")),
             ));
         }
         let reset_idx = plan.steps.iter().position(|s| matches!(s, Step::Reset { .. }));
-        let reset_begun = state.records.iter().any(|r| matches!(r, Record::StepBegin { index, .. } if Some(*index) == reset_idx));
+        let reset_begun =
+            state.records.iter().any(|r| matches!(r, Record::StepBegin { index, .. } if Some(*index) == reset_idx));
         let mut start = state.next_step().unwrap_or(plan.steps.len());
         if !reset_begun && head.commit == plan.from.commit {
             // Nothing destructive happened yet: capture the tree again as it is now.
@@ -1019,7 +1170,11 @@ impl Rollback {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(e) => return Err(fsutil::IoError::new("read folder", &dir, e).into()),
         };
-        let mut ids: Vec<String> = rd.flatten().filter_map(|e| e.file_name().to_str().map(str::to_owned)).filter(|n| valid_run_id(n)).collect();
+        let mut ids: Vec<String> = rd
+            .flatten()
+            .filter_map(|e| e.file_name().to_str().map(str::to_owned))
+            .filter(|n| valid_run_id(n))
+            .collect();
         ids.sort();
         let live = lock::holder(&self.state.lock_path())?;
         let mut summaries = Vec::new();
@@ -1031,7 +1186,11 @@ impl Rollback {
             let s = RunState::load(&path)?;
             summaries.push(RunSummary {
                 interrupted: s.status == RunStatus::Running && live.is_none(),
-                backup_id: s.detail_of("snapshot").and_then(|d| d.get("snapshot")).and_then(|v| v.as_str()).and_then(SnapshotId::parse),
+                backup_id: s
+                    .detail_of("snapshot")
+                    .and_then(|d| d.get("snapshot"))
+                    .and_then(|v| v.as_str())
+                    .and_then(SnapshotId::parse),
                 run_id: s.run_id,
                 kind: s.plan.kind,
                 status: s.status,
@@ -1060,7 +1219,11 @@ impl Rollback {
 
     // ----- known-good registry --------------------------------------------------------
 
-    fn edit_registry(&self, rev: &str, f: impl FnOnce(&mut Registry, &CommitId) -> Result<MarkOutcome>) -> Result<MarkOutcome> {
+    fn edit_registry(
+        &self,
+        rev: &str,
+        f: impl FnOnce(&mut Registry, &CommitId) -> Result<MarkOutcome>,
+    ) -> Result<MarkOutcome> {
         let id = self.vcs.resolve(rev)?;
         let path = self.registry_path();
         let mut reg = Registry::load(&path)?;
@@ -1109,12 +1272,16 @@ impl Rollback {
     /// unreferenced blobs.
     pub fn prune_backups(&self, keep: usize, dry_run: bool) -> Result<backup::PruneReport> {
         let runs = self.runs()?;
-        let protect: Vec<SnapshotId> =
-            runs.iter().filter(|r| matches!(r.status, RunStatus::Running | RunStatus::Failed)).filter_map(|r| r.backup_id.clone()).collect();
+        let protect: Vec<SnapshotId> = runs
+            .iter()
+            .filter(|r| matches!(r.status, RunStatus::Running | RunStatus::Failed))
+            .filter_map(|r| r.backup_id.clone())
+            .collect();
         let _lock = if dry_run { None } else { Some(RunLock::acquire(&self.state.lock_path(), "backups prune")?) };
         let report = self.store()?.prune(keep, &protect, dry_run)?;
         if !dry_run {
-            for r in runs.iter().filter(|r| r.backup_id.as_ref().is_some_and(|b| report.removed_snapshots.contains(b))) {
+            for r in runs.iter().filter(|r| r.backup_id.as_ref().is_some_and(|b| report.removed_snapshots.contains(b)))
+            {
                 self.vcs.delete_ref(&pin_ref(&r.run_id))?;
             }
         }

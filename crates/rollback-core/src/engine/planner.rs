@@ -60,7 +60,8 @@ pub fn captures(workdir: &Path, config: &Config, status: &[StatusEntry], changes
         }
     }
     // HEAD tracks these; the reset handles them and git keeps their content.
-    let tracked_at_head: BTreeSet<&RepoPath> = changes.iter().filter(|c| c.kind != ChangeKind::Added).map(|c| &c.path).collect();
+    let tracked_at_head: BTreeSet<&RepoPath> =
+        changes.iter().filter(|c| c.kind != ChangeKind::Added).map(|c| &c.path).collect();
     for c in changes.iter().filter(|c| c.kind == ChangeKind::Added) {
         for (i, p) in std::iter::once(c.path.clone()).chain(c.path.ancestors()).enumerate() {
             if tracked_at_head.contains(&p) || out.contains_key(&p) {
@@ -122,11 +123,18 @@ pub fn rollback_plan(vcs: &dyn VcsBackend, config: &Config, a: &Assessment, leve
     let changes: Vec<Change> = a.changes.iter().map(|c| Change { path: c.path.clone(), kind: c.kind }).collect();
     let capture = captures(workdir, config, &a.status, &changes);
     let added: BTreeSet<&RepoPath> = changes.iter().filter(|c| c.kind == ChangeKind::Added).map(|c| &c.path).collect();
-    let clear_way: Vec<RepoPath> =
-        capture.iter().filter(|c| c.origin != Origin::Tracked && in_the_way(&c.path, &added)).map(|c| c.path.clone()).collect();
-    let discards: Vec<RepoPath> = capture.iter().filter(|c| c.origin == Origin::Tracked).map(|c| c.path.clone()).collect();
-    let remove: Vec<RepoPath> =
-        capture.iter().filter(|c| c.origin != Origin::Tracked && !in_the_way(&c.path, &added)).map(|c| c.path.clone()).collect();
+    let clear_way: Vec<RepoPath> = capture
+        .iter()
+        .filter(|c| c.origin != Origin::Tracked && in_the_way(&c.path, &added))
+        .map(|c| c.path.clone())
+        .collect();
+    let discards: Vec<RepoPath> =
+        capture.iter().filter(|c| c.origin == Origin::Tracked).map(|c| c.path.clone()).collect();
+    let remove: Vec<RepoPath> = capture
+        .iter()
+        .filter(|c| c.origin != Origin::Tracked && !in_the_way(&c.path, &added))
+        .map(|c| c.path.clone())
+        .collect();
     let tracked: BTreeSet<RepoPath> = vcs.tracked_paths(&a.target.commit.id)?.into_iter().collect();
     let found = find_caches(workdir, config, &tracked);
     Ok(Plan {
@@ -140,7 +148,13 @@ pub fn rollback_plan(vcs: &dyn VcsBackend, config: &Config, a: &Assessment, leve
         undo_of: None,
         steps: vec![
             Step::Snapshot { capture },
-            Step::Reset { target: a.target.commit.id.clone(), branch: a.head.branch.clone(), changes, clear_way, discards },
+            Step::Reset {
+                target: a.target.commit.id.clone(),
+                branch: a.head.branch.clone(),
+                changes,
+                clear_way,
+                discards,
+            },
             Step::RemoveUntracked { paths: remove, recompute: false },
             Step::ClearCaches { found },
             Step::Record,
@@ -149,17 +163,28 @@ pub fn rollback_plan(vcs: &dyn VcsBackend, config: &Config, a: &Assessment, leve
 }
 
 /// The undo plan restoring `manifest` (taken by run `undo_of`) from the current state.
-pub fn undo_plan(vcs: &dyn VcsBackend, config: &Config, head: &Head, manifest: &Manifest, undo_of: &str) -> crate::Result<Plan> {
+pub fn undo_plan(
+    vcs: &dyn VcsBackend,
+    config: &Config,
+    head: &Head,
+    manifest: &Manifest,
+    undo_of: &str,
+) -> crate::Result<Plan> {
     let workdir = vcs.workdir();
     let to: CommitId = manifest.head.clone();
     let changes = vcs.diff(&head.commit, &to)?;
     let status = vcs.status(true)?;
     let capture = captures(workdir, config, &status, &changes);
     let added: BTreeSet<&RepoPath> = changes.iter().filter(|c| c.kind == ChangeKind::Added).map(|c| &c.path).collect();
-    let clear_way: Vec<RepoPath> =
-        capture.iter().filter(|c| c.origin != Origin::Tracked && in_the_way(&c.path, &added)).map(|c| c.path.clone()).collect();
-    let discards: Vec<RepoPath> = capture.iter().filter(|c| c.origin == Origin::Tracked).map(|c| c.path.clone()).collect();
-    let restored: BTreeSet<&RepoPath> = manifest.entries.iter().filter(|e| e.kind != EntryKind::Absent).map(|e| &e.path).collect();
+    let clear_way: Vec<RepoPath> = capture
+        .iter()
+        .filter(|c| c.origin != Origin::Tracked && in_the_way(&c.path, &added))
+        .map(|c| c.path.clone())
+        .collect();
+    let discards: Vec<RepoPath> =
+        capture.iter().filter(|c| c.origin == Origin::Tracked).map(|c| c.path.clone()).collect();
+    let restored: BTreeSet<&RepoPath> =
+        manifest.entries.iter().filter(|e| e.kind != EntryKind::Absent).map(|e| &e.path).collect();
     let remove: Vec<RepoPath> = capture
         .iter()
         .filter(|c| c.origin == Origin::Untracked && !in_the_way(&c.path, &added) && !restored.contains(&c.path))

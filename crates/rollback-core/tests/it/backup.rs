@@ -50,11 +50,7 @@ fn file_entry(store: &FsBackupStore, path: &str, content: &[u8]) -> ManifestEntr
     ManifestEntry {
         path: rp(path),
         origin: Origin::Tracked,
-        kind: EntryKind::File {
-            blob,
-            size: content.len() as u64,
-            mode: 0o644,
-        },
+        kind: EntryKind::File { blob, size: content.len() as u64, mode: 0o644 },
     }
 }
 
@@ -63,10 +59,7 @@ fn mode_of(p: &Path) -> u32 {
 }
 
 fn blob_of(entries: &[ManifestEntry], path: &str) -> BlobId {
-    let e = entries
-        .iter()
-        .find(|e| e.path.as_bytes() == path.as_bytes())
-        .unwrap();
+    let e = entries.iter().find(|e| e.path.as_bytes() == path.as_bytes()).unwrap();
     match &e.kind {
         EntryKind::File { blob, .. } => blob.clone(),
         other => panic!("{path} is {other:?}"),
@@ -108,8 +101,7 @@ fn messy_tree(repo: &TestRepo) -> Vec<(RepoPath, Origin)> {
         "gone/sub/file.txt",
         "was-deleted.txt",
     ];
-    let mut paths: Vec<(RepoPath, Origin)> =
-        tracked.iter().map(|p| (rp(*p), Origin::Tracked)).collect();
+    let mut paths: Vec<(RepoPath, Origin)> = tracked.iter().map(|p| (rp(*p), Origin::Tracked)).collect();
     paths.push((rp(BAD), Origin::Untracked));
     paths.push((rp("dir"), Origin::Untracked));
     paths
@@ -129,41 +121,16 @@ fn round_trip_restores_the_exact_tree() {
     let mut sorted: Vec<&[u8]> = entries.iter().map(|e| e.path.as_bytes()).collect();
     sorted.sort_unstable();
     sorted.dedup();
-    assert_eq!(
-        sorted,
-        entries
-            .iter()
-            .map(|e| e.path.as_bytes())
-            .collect::<Vec<_>>()
-    );
+    assert_eq!(sorted, entries.iter().map(|e| e.path.as_bytes()).collect::<Vec<_>>());
     assert_eq!(stats.blobs, 11);
     assert_eq!(stats.new_blobs, 11);
-    let absent: Vec<String> = entries
-        .iter()
-        .filter(|e| e.kind == EntryKind::Absent)
-        .map(|e| e.path.to_string())
-        .collect();
-    assert_eq!(
-        absent,
-        ["gone", "gone/sub", "gone/sub/file.txt", "was-deleted.txt"]
-    );
+    let absent: Vec<String> =
+        entries.iter().filter(|e| e.kind == EntryKind::Absent).map(|e| e.path.to_string()).collect();
+    assert_eq!(absent, ["gone", "gone/sub", "gone/sub/file.txt", "was-deleted.txt"]);
     let find = |p: &[u8]| entries.iter().find(|e| e.path.as_bytes() == p).unwrap();
-    assert!(matches!(
-        find(b"run.sh").kind,
-        EntryKind::File {
-            mode: 0o755,
-            size: 18,
-            ..
-        }
-    ));
-    assert!(matches!(
-        find(b"secret.env").kind,
-        EntryKind::File { mode: 0o600, .. }
-    ));
-    assert!(matches!(
-        find(b"plain.txt").kind,
-        EntryKind::File { mode: 0o644, .. }
-    ));
+    assert!(matches!(find(b"run.sh").kind, EntryKind::File { mode: 0o755, size: 18, .. }));
+    assert!(matches!(find(b"secret.env").kind, EntryKind::File { mode: 0o600, .. }));
+    assert!(matches!(find(b"plain.txt").kind, EntryKind::File { mode: 0o644, .. }));
     assert_eq!(find(BAD).origin, Origin::Untracked);
     assert_eq!(find(b"dir/nested/deep.txt").origin, Origin::Untracked);
     match &find(b"link-abs").kind {
@@ -196,14 +163,7 @@ fn round_trip_restores_the_exact_tree() {
     assert_eq!(repo.tree(), before);
     assert_eq!(
         restored,
-        RestoreStats {
-            files: 11,
-            symlinks: 3,
-            removed: 2,
-            removed_dirs: 2,
-            kept_dirs: 0,
-            skipped: 0
-        }
+        RestoreStats { files: 11, symlinks: 3, removed: 2, removed_dirs: 2, kept_dirs: 0, skipped: 0 }
     );
     assert!(!repo.exists("gone"));
 
@@ -216,16 +176,11 @@ fn round_trip_restores_the_exact_tree() {
 fn restore_writes_exact_modes_despite_read_only_and_setuid_bits() {
     let (_d, store) = new_store();
     let repo = TestRepo::new();
-    repo.write("ro.txt", "read only\n")
-        .chmod("ro.txt", 0o444)
-        .write("x", "x")
-        .chmod("x", 0o4750);
+    repo.write("ro.txt", "read only\n").chmod("ro.txt", 0o444).write("x", "x").chmod("x", 0o4750);
     let before = repo.tree();
     let paths = [(rp("ro.txt"), Origin::Tracked), (rp("x"), Origin::Tracked)];
     let (entries, _) = capture(&store, repo.path(), &paths).unwrap();
-    repo.chmod("ro.txt", 0o644)
-        .write("ro.txt", "writable\n")
-        .chmod("x", 0o644);
+    repo.chmod("ro.txt", 0o644).write("ro.txt", "writable\n").chmod("x", 0o644);
     restore(&store, repo.path(), &entries).unwrap();
     assert_eq!(repo.tree(), before);
     assert_eq!(mode_of(&repo.path().join("ro.txt")), 0o444);
@@ -237,8 +192,7 @@ fn restore_puts_back_a_symlink_where_the_reset_made_a_folder() {
     // `a` was a symlink; the target commit tracks `a/b`, so `a/b` was captured as absent.
     let (_d, store) = new_store();
     let repo = TestRepo::new();
-    repo.write("target/b", "outside the link\n")
-        .symlink("a", "target");
+    repo.write("target/b", "outside the link\n").symlink("a", "target");
     let before = repo.tree();
     let paths = [(rp("a"), Origin::Untracked), (rp("a/b"), Origin::Tracked)];
     let (entries, _) = capture(&store, repo.path(), &paths).unwrap();
@@ -261,52 +215,19 @@ fn restore_puts_back_a_symlink_where_the_reset_made_a_folder() {
 fn second_capture_of_unchanged_files_writes_no_blobs() {
     let (_d, store) = new_store();
     let repo = TestRepo::new();
-    repo.write("a", "hello")
-        .write("b", "world")
-        .write("c", "hello");
-    let paths = [
-        (rp("a"), Origin::Tracked),
-        (rp("b"), Origin::Tracked),
-        (rp("c"), Origin::Tracked),
-    ];
+    repo.write("a", "hello").write("b", "world").write("c", "hello");
+    let paths = [(rp("a"), Origin::Tracked), (rp("b"), Origin::Tracked), (rp("c"), Origin::Tracked)];
 
     let (_, first) = capture(&store, repo.path(), &paths).unwrap();
-    assert_eq!(
-        first,
-        PutStats {
-            blobs: 3,
-            bytes: 15,
-            new_blobs: 2,
-            new_bytes: 10
-        }
-    );
+    assert_eq!(first, PutStats { blobs: 3, bytes: 15, new_blobs: 2, new_bytes: 10 });
 
     let (_, second) = capture(&store, repo.path(), &paths).unwrap();
-    assert_eq!(
-        second,
-        PutStats {
-            blobs: 3,
-            bytes: 15,
-            new_blobs: 0,
-            new_bytes: 0
-        }
-    );
+    assert_eq!(second, PutStats { blobs: 3, bytes: 15, new_blobs: 0, new_bytes: 0 });
 
     repo.write("b", "changed!");
     let (entries, third) = capture(&store, repo.path(), &paths).unwrap();
-    assert_eq!(
-        third,
-        PutStats {
-            blobs: 3,
-            bytes: 18,
-            new_blobs: 1,
-            new_bytes: 8
-        }
-    );
-    assert_eq!(
-        store.get_blob(&blob_of(&entries, "b")).unwrap(),
-        b"changed!"
-    );
+    assert_eq!(third, PutStats { blobs: 3, bytes: 18, new_blobs: 1, new_bytes: 8 });
+    assert_eq!(store.get_blob(&blob_of(&entries, "b")).unwrap(), b"changed!");
 }
 
 #[test]
@@ -318,9 +239,7 @@ fn store_folders_are_0700_and_files_0600() {
         assert_eq!(mode_of(d), 0o700, "{}", d.display());
     }
     let entry = file_entry(&store, "f", b"secret");
-    let EntryKind::File { blob, .. } = &entry.kind else {
-        unreachable!()
-    };
+    let EntryKind::File { blob, .. } = &entry.kind else { unreachable!() };
     let blob_path = store.blob_path(blob);
     assert_eq!(mode_of(&blob_path), 0o600);
     assert_eq!(mode_of(blob_path.parent().unwrap()), 0o700);
@@ -341,22 +260,12 @@ fn manifest_round_trips_and_lists_oldest_first() {
     let newer = sid("20251210-173900-bbbbbb");
     let older = sid("20251209-080000-aaaaaa");
     let e1 = file_entry(&store, "x/y", b"12345");
-    let absent = ManifestEntry {
-        path: rp("z"),
-        origin: Origin::Ignored,
-        kind: EntryKind::Absent,
-    };
+    let absent = ManifestEntry { path: rp("z"), origin: Origin::Ignored, kind: EntryKind::Absent };
     let m = manifest(&newer, vec![e1, absent]);
     store.put_manifest(&m).unwrap();
     store.put_manifest(&manifest(&older, vec![])).unwrap();
     // A leftover temp file of an interrupted manifest write is not a snapshot.
-    fs::write(
-        store
-            .root()
-            .join("snapshots/.20251211-000000-cccccc.json.tmp-1-0"),
-        "{",
-    )
-    .unwrap();
+    fs::write(store.root().join("snapshots/.20251211-000000-cccccc.json.tmp-1-0"), "{").unwrap();
 
     assert_eq!(store.manifest(&newer).unwrap(), m);
     let list = store.list().unwrap();
@@ -366,10 +275,7 @@ fn manifest_round_trips_and_lists_oldest_first() {
     assert_eq!(list[1].branch.as_deref(), Some("main"));
 
     let err = store.manifest(&sid("20200101-000000-000000")).unwrap_err();
-    assert!(
-        matches!(&err, Error::UnknownSnapshot { id } if id == "20200101-000000-000000"),
-        "{err}"
-    );
+    assert!(matches!(&err, Error::UnknownSnapshot { id } if id == "20200101-000000-000000"), "{err}");
 }
 
 #[test]
@@ -380,19 +286,11 @@ fn put_manifest_refuses_a_missing_blob() {
     let entry = ManifestEntry {
         path: rp("app/main.py"),
         origin: Origin::Tracked,
-        kind: EntryKind::File {
-            blob: blob.clone(),
-            size: 12,
-            mode: 0o644,
-        },
+        kind: EntryKind::File { blob: blob.clone(), size: 12, mode: 0o644 },
     };
     let err = store.put_manifest(&manifest(&id, vec![entry])).unwrap_err();
     match &err {
-        Error::MissingBlob {
-            snapshot,
-            blob: b,
-            path,
-        } => {
+        Error::MissingBlob { snapshot, blob: b, path } => {
             assert_eq!(snapshot, id.as_str());
             assert_eq!(b, blob.as_str());
             assert_eq!(path.as_bytes(), b"app/main.py");
@@ -411,24 +309,14 @@ fn verify_reports_corrupt_and_missing_blobs() {
     let b = file_entry(&store, "b.txt", b"bb");
     let s1 = sid("20251201-000000-000001");
     let s2 = sid("20251202-000000-000002");
-    store
-        .put_manifest(&manifest(&s1, vec![a.clone(), shared.clone()]))
-        .unwrap();
-    store
-        .put_manifest(&manifest(&s2, vec![b.clone(), shared]))
-        .unwrap();
+    store.put_manifest(&manifest(&s1, vec![a.clone(), shared.clone()])).unwrap();
+    store.put_manifest(&manifest(&s2, vec![b.clone(), shared])).unwrap();
 
     let clean = store.verify(None).unwrap();
     assert!(clean.problems.is_empty(), "{:?}", clean.problems);
-    assert_eq!(
-        (clean.snapshots, clean.blobs, clean.bytes),
-        (2, 3, 14 + 4 + 2)
-    );
+    assert_eq!((clean.snapshots, clean.blobs, clean.bytes), (2, 3, 14 + 4 + 2));
     let only_s1 = store.verify(Some(std::slice::from_ref(&s1))).unwrap();
-    assert_eq!(
-        (only_s1.snapshots, only_s1.blobs, only_s1.bytes),
-        (1, 2, 18)
-    );
+    assert_eq!((only_s1.snapshots, only_s1.blobs, only_s1.bytes), (1, 2, 18));
 
     // Flip one byte of a.txt's blob.
     let a_blob = blob_of(&[a], "a.txt");
@@ -439,9 +327,7 @@ fn verify_reports_corrupt_and_missing_blobs() {
     let report = store.verify(None).unwrap();
     assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
     assert!(
-        report.problems[0].starts_with(&format!(
-            "backup {s1}: blob {a_blob} for `a.txt` is corrupt"
-        )),
+        report.problems[0].starts_with(&format!("backup {s1}: blob {a_blob} for `a.txt` is corrupt")),
         "{:?}",
         report.problems
     );
@@ -459,10 +345,7 @@ fn verify_reports_corrupt_and_missing_blobs() {
     fs::remove_file(store.blob_path(&b_blob)).unwrap();
     let report = store.verify(None).unwrap();
     assert_eq!(report.problems.len(), 2, "{:?}", report.problems);
-    assert_eq!(
-        report.problems[1],
-        format!("backup {s2}: blob {b_blob} for `b.txt` is missing")
-    );
+    assert_eq!(report.problems[1], format!("backup {s2}: blob {b_blob} for `b.txt` is missing"));
     assert_eq!((report.snapshots, report.blobs), (2, 2));
     assert!(!store.has_blob(&b_blob).unwrap());
 }
@@ -470,17 +353,13 @@ fn verify_reports_corrupt_and_missing_blobs() {
 #[test]
 fn prune_keeps_newest_and_protected_and_collects_blobs() {
     let (_d, store) = new_store();
-    let ids: Vec<SnapshotId> = (1..=5)
-        .map(|i| sid(&format!("2025120{i}-120000-00000{i}")))
-        .collect();
+    let ids: Vec<SnapshotId> = (1..=5).map(|i| sid(&format!("2025120{i}-120000-00000{i}"))).collect();
     let mut unique = Vec::new();
     for (i, id) in ids.iter().enumerate() {
         let shared = file_entry(&store, "shared", b"in every snapshot");
         let own = file_entry(&store, "unique", format!("only in snapshot {i}").as_bytes());
         unique.push(blob_of(std::slice::from_ref(&own), "unique"));
-        store
-            .put_manifest(&manifest(id, vec![shared, own]))
-            .unwrap();
+        store.put_manifest(&manifest(id, vec![shared, own])).unwrap();
     }
     let shared_blob = BlobId::of(b"in every snapshot");
     // Leftovers of an interrupted snapshot: a blob no manifest names, and a temp file.
@@ -513,14 +392,7 @@ fn prune_keeps_newest_and_protected_and_collects_blobs() {
 
     // Nothing left to do.
     let again = store.prune(2, &protect, false).unwrap();
-    assert_eq!(
-        (
-            again.removed_snapshots.len(),
-            again.removed_blobs,
-            again.freed_bytes
-        ),
-        (0, 0, 0)
-    );
+    assert_eq!((again.removed_snapshots.len(), again.removed_blobs, again.freed_bytes), (0, 0, 0));
 }
 
 /// Writes a hand-edited copy of a valid manifest and returns what reading it gives.
@@ -530,16 +402,8 @@ fn read_tampered(edit: impl FnOnce(&mut serde_json::Value)) -> Error {
     let m = manifest(
         &id,
         vec![
-            ManifestEntry {
-                path: rp("a"),
-                origin: Origin::Tracked,
-                kind: EntryKind::Absent,
-            },
-            ManifestEntry {
-                path: rp("b"),
-                origin: Origin::Tracked,
-                kind: EntryKind::Absent,
-            },
+            ManifestEntry { path: rp("a"), origin: Origin::Tracked, kind: EntryKind::Absent },
+            ManifestEntry { path: rp("b"), origin: Origin::Tracked, kind: EntryKind::Absent },
         ],
     );
     let mut value = serde_json::to_value(&m).unwrap();
@@ -552,11 +416,7 @@ fn read_tampered(edit: impl FnOnce(&mut serde_json::Value)) -> Error {
 fn bad_manifest_detail(err: &Error) -> String {
     match err {
         Error::BadManifest { path, detail } => {
-            assert!(
-                path.ends_with("snapshots/20251210-173900-abcdef.json"),
-                "{}",
-                path.display()
-            );
+            assert!(path.ends_with("snapshots/20251210-173900-abcdef.json"), "{}", path.display());
             detail.clone()
         }
         other => panic!("expected BadManifest, got {other}"),
@@ -565,17 +425,12 @@ fn bad_manifest_detail(err: &Error) -> String {
 
 #[test]
 fn tampered_manifests_are_rejected() {
-    for (bad_path, expected) in [
-        ("../x", "`../x`"),
-        ("/etc/passwd", "absolute path `/etc/passwd`"),
-        (".git/config", "`.git` directory"),
-    ] {
+    for (bad_path, expected) in
+        [("../x", "`../x`"), ("/etc/passwd", "absolute path `/etc/passwd`"), (".git/config", "`.git` directory")]
+    {
         let err = read_tampered(|v| v["entries"][0]["path"] = bad_path.into());
         let detail = bad_manifest_detail(&err);
-        assert!(
-            detail.contains(expected) && detail.contains("line "),
-            "{bad_path}: {detail}"
-        );
+        assert!(detail.contains(expected) && detail.contains("line "), "{bad_path}: {detail}");
     }
 
     let err = read_tampered(|v| v["entries"].as_array_mut().unwrap().reverse());
@@ -588,16 +443,10 @@ fn tampered_manifests_are_rejected() {
     assert_eq!(bad_manifest_detail(&err), "duplicate entry `a`");
 
     let err = read_tampered(|v| v["format"] = 2.into());
-    assert_eq!(
-        bad_manifest_detail(&err),
-        "unsupported format 2 (expected 1)"
-    );
+    assert_eq!(bad_manifest_detail(&err), "unsupported format 2 (expected 1)");
 
     let err = read_tampered(|v| v["id"] = "20990101-000000-ffffff".into());
-    assert!(
-        bad_manifest_detail(&err).contains("does not match"),
-        "{err}"
-    );
+    assert!(bad_manifest_detail(&err).contains("does not match"), "{err}");
 
     let err = read_tampered(|v| v["entries"][0]["type"] = "fifo".into());
     assert!(bad_manifest_detail(&err).contains("line "), "{err}");
@@ -613,23 +462,13 @@ fn truncated_manifest_is_rejected_with_position_and_list_names_it() {
     fs::write(&path, &text[..text.len() / 2]).unwrap();
     let err = store.manifest(&id).unwrap_err();
     let detail = bad_manifest_detail(&err);
-    assert!(
-        detail.contains("EOF") && detail.contains("line ") && detail.contains("column "),
-        "{detail}"
-    );
+    assert!(detail.contains("EOF") && detail.contains("line ") && detail.contains("column "), "{detail}");
     let err = store.list().unwrap_err();
-    assert!(
-        err.to_string().contains("20251210-173900-abcdef.json"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("20251210-173900-abcdef.json"), "{err}");
     // `verify` reports it as a problem rather than failing.
     let report = store.verify(None).unwrap();
     assert_eq!(report.problems.len(), 1);
-    assert!(
-        report.problems[0].starts_with("backup 20251210-173900-abcdef: backup manifest"),
-        "{:?}",
-        report.problems
-    );
+    assert!(report.problems[0].starts_with("backup 20251210-173900-abcdef: backup manifest"), "{:?}", report.problems);
 }
 
 #[test]
@@ -637,13 +476,10 @@ fn restore_refuses_a_symlinked_parent_folder_and_writes_nothing() {
     let (_d, store) = new_store();
     let repo = TestRepo::new();
     let outside = tempfile::tempdir().unwrap();
-    repo.write("aaa.txt", "current\n")
-        .symlink("sub", outside.path());
+    repo.write("aaa.txt", "current\n").symlink("sub", outside.path());
     let before = repo.tree();
-    let entries = vec![
-        file_entry(&store, "aaa.txt", b"from the backup\n"),
-        file_entry(&store, "sub/evil.txt", b"escaped\n"),
-    ];
+    let entries =
+        vec![file_entry(&store, "aaa.txt", b"from the backup\n"), file_entry(&store, "sub/evil.txt", b"escaped\n")];
     let err = restore(&store, repo.path(), &entries).unwrap_err();
     match &err {
         Error::UnsafeRestore { path, reason } => {
@@ -665,17 +501,12 @@ fn restore_refuses_a_file_below_a_restored_symlink() {
         ManifestEntry {
             path: rp("s"),
             origin: Origin::Tracked,
-            kind: EntryKind::Symlink {
-                target: rollback_core::backup::SymlinkTarget(b"/tmp".to_vec()),
-            },
+            kind: EntryKind::Symlink { target: rollback_core::backup::SymlinkTarget(b"/tmp".to_vec()) },
         },
         file_entry(&store, "s/x", b"x"),
     ];
     let err = restore(&store, repo.path(), &entries).unwrap_err();
-    assert!(
-        matches!(&err, Error::UnsafeRestore { path, .. } if path == "s/x"),
-        "{err}"
-    );
+    assert!(matches!(&err, Error::UnsafeRestore { path, .. } if path == "s/x"), "{err}");
     assert_eq!(repo.tree(), before);
 }
 
@@ -683,34 +514,21 @@ fn restore_refuses_a_file_below_a_restored_symlink() {
 fn corrupt_blob_fails_restore_before_any_change() {
     let (_d, store) = new_store();
     let repo = TestRepo::new();
-    repo.write("a.txt", "original a\n")
-        .write("b.txt", "original b\n");
-    let paths = [
-        (rp("a.txt"), Origin::Tracked),
-        (rp("b.txt"), Origin::Tracked),
-        (rp("c.txt"), Origin::Tracked),
-    ];
+    repo.write("a.txt", "original a\n").write("b.txt", "original b\n");
+    let paths = [(rp("a.txt"), Origin::Tracked), (rp("b.txt"), Origin::Tracked), (rp("c.txt"), Origin::Tracked)];
     let (entries, _) = capture(&store, repo.path(), &paths).unwrap();
-    repo.write("a.txt", "changed a\n")
-        .write("b.txt", "changed b\n")
-        .write("c.txt", "new c\n");
+    repo.write("a.txt", "changed a\n").write("b.txt", "changed b\n").write("c.txt", "new c\n");
     let mutated = repo.tree();
 
     let b_blob = blob_of(&entries, "b.txt");
     fs::write(store.blob_path(&b_blob), "original B\n").unwrap();
     let err = restore(&store, repo.path(), &entries).unwrap_err();
-    assert!(
-        matches!(&err, Error::CorruptBlob { blob, .. } if blob == b_blob.as_str()),
-        "{err}"
-    );
+    assert!(matches!(&err, Error::CorruptBlob { blob, .. } if blob == b_blob.as_str()), "{err}");
     assert_eq!(repo.tree(), mutated);
 
     fs::remove_file(store.blob_path(&b_blob)).unwrap();
     let err = restore(&store, repo.path(), &entries).unwrap_err();
-    assert!(
-        matches!(&err, Error::BlobNotFound { blob } if blob == b_blob.as_str()),
-        "{err}"
-    );
+    assert!(matches!(&err, Error::BlobNotFound { blob } if blob == b_blob.as_str()), "{err}");
     assert_eq!(repo.tree(), mutated);
     assert_eq!(TreeState::capture(repo.path()), mutated);
 }

@@ -20,7 +20,9 @@ fn messy() -> TestRepo {
 }
 
 fn engine(r: &TestRepo, store: Arc<MemBackupStore>) -> Rollback {
-    Rollback::with_backend(vcs::open(BackendKind::Git2, r.path()).unwrap(), Config::default()).unwrap().with_store(store)
+    Rollback::with_backend(vcs::open(BackendKind::Git2, r.path()).unwrap(), Config::default())
+        .unwrap()
+        .with_store(store)
 }
 
 fn opts() -> RunOptions {
@@ -40,7 +42,11 @@ fn disk_full_while_snapshotting_leaves_the_tree_untouched() {
         assert!(out.error.as_deref().unwrap().contains("write `<memory store>`"), "{fail:?}: {:?}", out.error);
         assert_eq!(out.steps[0].status, "failed");
         assert!(out.steps[1..].iter().all(|s| s.status == "pending"), "{:?}", out.steps);
-        assert_eq!((r.tree(), r.head(), r.index_state()), (tree.clone(), head.clone(), index.clone()), "{fail:?}: tree untouched");
+        assert_eq!(
+            (r.tree(), r.head(), r.index_state()),
+            (tree.clone(), head.clone(), index.clone()),
+            "{fail:?}: tree untouched"
+        );
         assert_eq!(store.snapshot_count(), 0);
         assert_eq!(r.git(&["for-each-ref", "refs/forge-rollback"]), "", "no pin ref without a snapshot");
 
@@ -106,7 +112,10 @@ fn events_arrive_in_step_order_and_the_log_uses_the_seed_format() {
     assert_eq!(&first[19..27], " [INFO] ", "{first}");
     assert!(log.contains("[SUCCESS] Rollback complete"), "{log}");
     let messages = rec.messages();
-    assert!(messages.iter().any(|m| m.starts_with("SUCCESS Backup ") && m.contains("created and verified")), "{messages:?}");
+    assert!(
+        messages.iter().any(|m| m.starts_with("SUCCESS Backup ") && m.contains("created and verified")),
+        "{messages:?}"
+    );
 }
 
 #[test]
