@@ -298,7 +298,8 @@ impl BackupStore for FsBackupStore {
     }
 
     fn list(&self) -> Result<Vec<SnapshotSummary>> {
-        self.snapshot_ids()?
+        let mut list: Vec<SnapshotSummary> = self
+            .snapshot_ids()?
             .iter()
             .map(|id| {
                 let m = self.manifest(id)?;
@@ -312,7 +313,10 @@ impl BackupStore for FsBackupStore {
                     branch: m.branch,
                 })
             })
-            .collect()
+            .collect::<Result<_>>()?;
+        // Ids carry whole seconds only: order by creation time, then id.
+        list.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        Ok(list)
     }
 
     fn verify(&self, ids: Option<&[SnapshotId]>) -> Result<VerifyReport> {
@@ -358,7 +362,12 @@ impl BackupStore for FsBackupStore {
     }
 
     fn prune(&self, keep: usize, protect: &[SnapshotId], dry_run: bool) -> Result<PruneReport> {
-        let ids = self.snapshot_ids()?;
+        // Oldest first by creation time (ids carry whole seconds only); a manifest that does
+        // not parse sorts by its id alone.
+        let mut ids: Vec<(Option<crate::time::Timestamp>, SnapshotId)> =
+            self.snapshot_ids()?.into_iter().map(|id| (self.manifest(&id).ok().map(|m| m.created_at), id)).collect();
+        ids.sort();
+        let ids: Vec<SnapshotId> = ids.into_iter().map(|(_, id)| id).collect();
         let newest: BTreeSet<&SnapshotId> = ids.iter().rev().take(keep).collect();
         let (kept, removed): (Vec<&SnapshotId>, Vec<&SnapshotId>) =
             ids.iter().partition(|id| newest.contains(id) || protect.contains(id));

@@ -1,0 +1,107 @@
+//! `backups`, `runs show`, `init`, `demo`, and a state folder that cannot be used.
+
+use crate::common::{fr, messy_repo, picture, rollback, run_in, undo};
+
+#[test]
+fn backups_list_verify_detect_corruption_and_prune() {
+    let (r, _) = messy_repo();
+    let first = rollback(&r, "v1");
+    undo(&r, &first);
+    let second = rollback(&r, "v2");
+    let list = fr(&r, &["backups", "list", "--json"]).json();
+    let list = list.as_array().unwrap();
+    assert_eq!(list.len(), 3, "two rollbacks and one undo each took a snapshot");
+    assert_eq!(list[0]["run_id"], first.as_str());
+
+    let v = fr(&r, &["backups", "verify", "--json"]);
+    v.ok();
+    let v = v.json();
+    assert_eq!(v["snapshots"], 3);
+    assert_eq!(v["problems"].as_array().unwrap().len(), 0);
+
+    // Flip a byte of one blob: verify names it and exits 1.
+    let blobs = r.path().join(".git/forge-rollback/backups/blobs");
+    let fanout = std::fs::read_dir(&blobs).unwrap().flatten().next().unwrap().path();
+    let blob = std::fs::read_dir(&fanout).unwrap().flatten().next().unwrap().path();
+    let mut bytes = std::fs::read(&blob).unwrap();
+    bytes[0] ^= 0xff;
+    std::fs::write(&blob, &bytes).unwrap();
+    let bad = fr(&r, &["backups", "verify"]);
+    bad.code(1);
+    assert!(bad.stdout.contains("is corrupt"), "{}", bad.stdout);
+    bytes[0] ^= 0xff;
+    std::fs::write(&blob, &bytes).unwrap();
+
+    let dry = fr(&r, &["backups", "prune", "--keep", "1", "--dry-run", "--json"]).json();
+    assert_eq!(dry["removed_snapshots"].as_array().unwrap().len(), 2);
+    assert_eq!(fr(&r, &["backups", "list", "--json"]).json().as_array().unwrap().len(), 3, "dry run deletes nothing");
+    let pruned = fr(&r, &["backups", "prune", "--keep", "1", "--json"]).json();
+    assert_eq!(pruned["removed_snapshots"].as_array().unwrap().len(), 2);
+    assert_eq!(pruned["kept_snapshots"], 1);
+    assert_eq!(
+        r.git(&["for-each-ref", "--format=%(refname)", "refs/forge-rollback"]),
+        format!("refs/forge-rollback/runs/{second}/from")
+    );
+    // The newest run can still be undone.
+    let before_undo = picture(&r);
+    undo(&r, &second);
+    assert_ne!(picture(&r), before_undo);
+}
+
+#[test]
+fn runs_show_prints_steps_and_log() {
+    let (r, _) = messy_repo();
+    let id = rollback(&r, "v1");
+    let out = fr(&r, &["runs", "show", &id]);
+    out.ok();
+    assert!(out.stdout.contains("status:  succeeded"), "{}", out.stdout);
+    assert!(out.stdout.contains("[INFO] Reverting code to commit:"), "{}", out.stdout);
+    let j = fr(&r, &["runs", "show", &id, "--json"]).json();
+    let kinds: Vec<&str> = j["journal"].as_array().unwrap().iter().map(|rec| rec["record"].as_str().unwrap()).collect();
+    assert_eq!(kinds.first(), Some(&"started"));
+    assert_eq!(kinds.last(), Some(&"finished"));
+    assert_eq!(kinds.iter().filter(|k| **k == "step_end").count(), 5);
+    fr(&r, &["runs", "show", "20990101-000000-abcdef"]).code(2);
+}
+
+#[test]
+fn init_writes_a_config_that_loads_and_refuses_to_overwrite() {
+    let (r, _) = messy_repo();
+    let out = fr(&r, &["init"]);
+    out.ok();
+    let path = r.path().join("rollback/config/rollback.toml");
+    assert!(std::fs::read_to_string(&path).unwrap().contains("[caches]"));
+    fr(&r, &["assess", "--target", "v1"]).ok();
+    let again = fr(&r, &["init"]);
+    again.code(2);
+    assert!(again.stderr.contains("already exists") && again.stderr.contains("--force"), "{}", again.stderr);
+    fr(&r, &["init", "--force"]).ok();
+    let printed = fr(&r, &["init", "--print"]);
+    assert_eq!(printed.stdout, std::fs::read_to_string(&path).unwrap());
+}
+
+#[test]
+fn demo_rolls_back_and_undoes_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run_in(dir.path(), &["demo", "--json"], &[("TMPDIR", dir.path().to_str().unwrap())]);
+    out.ok();
+    let j = out.json();
+    assert_eq!(j["rolled_back_to_v2"], true);
+    assert_eq!(j["identical"], true);
+    assert_eq!(j["rollback"]["status"], "succeeded");
+    assert_eq!(j["undo"]["status"], "succeeded");
+    assert!(j["files_compared"].as_u64().unwrap() >= 6);
+    assert!(out.stderr.contains("[SUCCESS] Rollback complete"), "{}", out.stderr);
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "the sample repository is removed");
+}
+
+#[test]
+fn an_unusable_state_folder_fails_cleanly_and_changes_nothing() {
+    let (r, _) = messy_repo();
+    std::fs::write(r.path().join(".git/forge-rollback"), "not a folder").unwrap();
+    let before = picture(&r);
+    let out = fr(&r, &["run", "--fast", "--yes", "--target", "v1"]);
+    out.code(1);
+    assert!(out.stderr.contains(".git/forge-rollback"), "{}", out.stderr);
+    assert_eq!(picture(&r), before);
+}
