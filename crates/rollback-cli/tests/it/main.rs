@@ -6,5 +6,6 @@ mod common;
 mod crash;
 mod lock;
 mod registry;
+mod reliability;
 mod roundtrip;
 mod snapshots;

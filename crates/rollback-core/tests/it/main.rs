@@ -2,4 +2,5 @@
 
 mod backup;
 mod engine;
+mod parsers;
 mod vcs;

@@ -1,0 +1,1 @@
+//! Reliability matrix: generated dirty states, concurrency.

@@ -1,0 +1,1 @@
+//! Bad input for every parser: config TOML, registry JSON, manifests, journals.
