@@ -14,8 +14,7 @@ use std::process::{Command, Output, Stdio};
 
 use super::git2::{check_full_ref, sort_status};
 use super::{
-    Change, ChangeKind, CommitId, CommitInfo, Error, Head, Result, StagedBlob, StatusEntry,
-    StatusKind, VcsBackend,
+    Change, ChangeKind, CommitId, CommitInfo, Error, Head, Result, StagedBlob, StatusEntry, StatusKind, VcsBackend,
 };
 use crate::fsutil::IoContext;
 use crate::paths::RepoPath;
@@ -40,12 +39,7 @@ struct Git<'a> {
 
 impl<'a> Git<'a> {
     fn new(dir: &'a Path) -> Self {
-        Self {
-            dir,
-            args: Vec::new(),
-            stdin: None,
-            env: Vec::new(),
-        }
+        Self { dir, args: Vec::new(), stdin: None, env: Vec::new() }
     }
 
     fn arg(mut self, arg: impl AsRef<OsStr>) -> Self {
@@ -54,8 +48,7 @@ impl<'a> Git<'a> {
     }
 
     fn args<S: AsRef<OsStr>>(mut self, args: impl IntoIterator<Item = S>) -> Self {
-        self.args
-            .extend(args.into_iter().map(|a| a.as_ref().to_owned()));
+        self.args.extend(args.into_iter().map(|a| a.as_ref().to_owned()));
         self
     }
 
@@ -70,11 +63,7 @@ impl<'a> Git<'a> {
     }
 
     fn shown_args(&self) -> String {
-        self.args
-            .iter()
-            .map(|a| a.to_string_lossy())
-            .collect::<Vec<_>>()
-            .join(" ")
+        self.args.iter().map(|a| a.to_string_lossy()).collect::<Vec<_>>().join(" ")
     }
 
     /// Runs git; returns its output whatever the exit status.
@@ -95,11 +84,7 @@ impl<'a> Git<'a> {
             .args(&self.args)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
-            .stdin(if self.stdin.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            });
+            .stdin(if self.stdin.is_some() { Stdio::piped() } else { Stdio::null() });
         let mut child = cmd.spawn().map_err(Error::GitNotFound)?;
         let Some(input) = self.stdin else {
             return child.wait_with_output().map_err(Error::GitNotFound);
@@ -125,11 +110,7 @@ impl<'a> Git<'a> {
             let stderr = err_reader.join().unwrap_or_default();
             let status = child.wait().map_err(Error::GitNotFound)?;
             read.map_err(Error::GitNotFound)?;
-            Ok(Output {
-                status,
-                stdout,
-                stderr,
-            })
+            Ok(Output { status, stdout, stderr })
         })
     }
 
@@ -144,11 +125,7 @@ impl<'a> Git<'a> {
     /// Runs git; its stdout if it succeeded, else [`Error::Command`].
     fn run(&self) -> Result<Vec<u8>> {
         let out = self.output()?;
-        if out.status.success() {
-            Ok(out.stdout)
-        } else {
-            Err(self.command_error(&out))
-        }
+        if out.status.success() { Ok(out.stdout) } else { Err(self.command_error(&out)) }
     }
 
     /// Runs git where exit code 1 means "no" (`rev-parse -q --verify`, `merge-base
@@ -164,10 +141,7 @@ impl<'a> Git<'a> {
 }
 
 fn parse_err(command: &str, detail: impl Into<String>) -> Error {
-    Error::Parse {
-        command: command.to_owned(),
-        detail: detail.into(),
-    }
+    Error::Parse { command: command.to_owned(), detail: detail.into() }
 }
 
 /// Output without its final newline.
@@ -182,12 +156,7 @@ fn parse_id(command: &str, raw: &[u8]) -> Result<CommitId> {
     std::str::from_utf8(raw)
         .ok()
         .and_then(|s| CommitId::new(s.trim()))
-        .ok_or_else(|| {
-            parse_err(
-                command,
-                format!("`{}` is not an object id", String::from_utf8_lossy(raw)),
-            )
-        })
+        .ok_or_else(|| parse_err(command, format!("`{}` is not an object id", String::from_utf8_lossy(raw))))
 }
 
 fn parse_path(command: &str, raw: &[u8]) -> Result<RepoPath> {
@@ -219,22 +188,13 @@ type RawEntry<'o> = (u32, &'o [u8], &'o [u8], &'o [u8]);
 
 /// Splits one `ls-tree` record.
 fn split_entry<'o>(command: &str, rec: &'o [u8]) -> Result<RawEntry<'o>> {
-    let bad = || {
-        parse_err(
-            command,
-            format!("bad record `{}`", String::from_utf8_lossy(rec)),
-        )
-    };
+    let bad = || parse_err(command, format!("bad record `{}`", String::from_utf8_lossy(rec)));
     let tab = rec.iter().position(|b| *b == b'\t').ok_or_else(bad)?;
     let (meta, path) = (&rec[..tab], &rec[tab + 1..]);
     let mut fields = meta.split(|b| *b == b' ');
     let mode = fields.next().ok_or_else(bad)?;
-    let mode =
-        u32::from_str_radix(std::str::from_utf8(mode).map_err(|_| bad())?, 8).map_err(|_| bad())?;
-    let (second, third) = (
-        fields.next().ok_or_else(bad)?,
-        fields.next().ok_or_else(bad)?,
-    );
+    let mode = u32::from_str_radix(std::str::from_utf8(mode).map_err(|_| bad())?, 8).map_err(|_| bad())?;
+    let (second, third) = (fields.next().ok_or_else(bad)?, fields.next().ok_or_else(bad)?);
     Ok((mode, second, third, path))
 }
 
@@ -243,33 +203,20 @@ impl GitCliBackend {
     pub fn open(dir: &Path) -> Result<Self> {
         let not_repo = |e: Error| match e {
             Error::GitNotFound(_) => e,
-            other => Error::NotARepository {
-                path: dir.to_path_buf(),
-                source: Some(Box::new(other)),
-            },
+            other => Error::NotARepository { path: dir.to_path_buf(), source: Some(Box::new(other)) },
         };
         let query = |what: &str| -> Result<PathBuf> {
-            let out = Git::new(dir)
-                .args(["rev-parse", "--path-format=absolute", what])
-                .run()
-                .map_err(not_repo)?;
+            let out = Git::new(dir).args(["rev-parse", "--path-format=absolute", what]).run().map_err(not_repo)?;
             Ok(PathBuf::from(OsString::from_vec(one_line(out))))
         };
-        let bare = Git::new(dir)
-            .args(["rev-parse", "--is-bare-repository"])
-            .run()
-            .map_err(not_repo)?;
+        let bare = Git::new(dir).args(["rev-parse", "--is-bare-repository"]).run().map_err(not_repo)?;
         let git_dir = canonical(&query("--git-common-dir")?)?;
         if one_line(bare) == b"true" {
             return Err(Error::BareRepository { path: git_dir });
         }
         let worktree_git_dir = canonical(&query("--absolute-git-dir")?)?;
         let workdir = canonical(&query("--show-toplevel")?)?;
-        Ok(Self {
-            workdir,
-            git_dir,
-            worktree_git_dir,
-        })
+        Ok(Self { workdir, git_dir, worktree_git_dir })
     }
 
     fn git(&self) -> Git<'_> {
@@ -279,30 +226,17 @@ impl GitCliBackend {
     /// `rev-parse -q --verify <rev>^{commit}`: `None` if it names no commit.
     fn peel_commit(&self, rev: &str) -> Result<Option<CommitId>> {
         self.git()
-            .args([
-                "rev-parse",
-                "-q",
-                "--verify",
-                "--end-of-options",
-                &format!("{rev}^{{commit}}"),
-            ])
+            .args(["rev-parse", "-q", "--verify", "--end-of-options", &format!("{rev}^{{commit}}")])
             .run_maybe()?
             .map(|out| parse_id("rev-parse", &out))
             .transpose()
     }
 
     fn log(&self, args: &[&str]) -> Result<Vec<CommitInfo>> {
-        let out = self
-            .git()
-            .args(["log", "--no-show-signature", "--no-color", "-z", LOG_FORMAT])
-            .args(args)
-            .run()?;
+        let out = self.git().args(["log", "--no-show-signature", "--no-color", "-z", LOG_FORMAT]).args(args).run()?;
         let fields: Vec<&[u8]> = records(&out).collect();
         if fields.len() % 4 != 0 {
-            return Err(parse_err(
-                "log",
-                format!("{} fields, not a multiple of 4", fields.len()),
-            ));
+            return Err(parse_err("log", format!("{} fields, not a multiple of 4", fields.len())));
         }
         fields
             .chunks(4)
@@ -327,33 +261,19 @@ impl GitCliBackend {
             return Ok(Vec::new());
         }
         let input: String = oids.iter().flat_map(|o| [o.as_str(), "\n"]).collect();
-        let out = self
-            .git()
-            .args(["cat-file", "--batch"])
-            .stdin(input.as_bytes())
-            .run()?;
+        let out = self.git().args(["cat-file", "--batch"]).stdin(input.as_bytes()).run()?;
         let mut rest = &out[..];
         let mut blobs = Vec::with_capacity(oids.len());
         for oid in oids {
-            let nl = rest
-                .iter()
-                .position(|b| *b == b'\n')
-                .ok_or_else(|| parse_err("cat-file", "truncated"))?;
+            let nl = rest.iter().position(|b| *b == b'\n').ok_or_else(|| parse_err("cat-file", "truncated"))?;
             let header = String::from_utf8_lossy(&rest[..nl]).into_owned();
             let mut parts = header.split(' ');
             let (id, kind, size) = (parts.next(), parts.next(), parts.next());
             if id != Some(oid.as_str()) || kind != Some("blob") {
-                return Err(parse_err(
-                    "cat-file",
-                    format!("expected blob {oid}, got `{header}`"),
-                ));
+                return Err(parse_err("cat-file", format!("expected blob {oid}, got `{header}`")));
             }
-            let size: usize = size
-                .and_then(|s| s.parse().ok())
-                .ok_or_else(|| parse_err("cat-file", "bad size"))?;
-            let body = rest
-                .get(nl + 1..nl + 1 + size)
-                .ok_or_else(|| parse_err("cat-file", "truncated"))?;
+            let size: usize = size.and_then(|s| s.parse().ok()).ok_or_else(|| parse_err("cat-file", "bad size"))?;
+            let body = rest.get(nl + 1..nl + 1 + size).ok_or_else(|| parse_err("cat-file", "truncated"))?;
             blobs.push(body.to_vec());
             rest = rest.get(nl + 2 + size..).unwrap_or_default();
         }
@@ -371,9 +291,7 @@ impl GitCliBackend {
 
 fn reject_option(name: &str) -> Result<()> {
     if name.is_empty() || name.starts_with('-') {
-        return Err(Error::UnknownRevision {
-            rev: name.to_owned(),
-        });
+        return Err(Error::UnknownRevision { rev: name.to_owned() });
     }
     Ok(())
 }
@@ -396,40 +314,27 @@ impl VcsBackend for GitCliBackend {
     }
 
     fn head(&self) -> Result<Head> {
-        let branch = self
-            .git()
-            .args(["symbolic-ref", "-q", "HEAD"])
-            .run_maybe()?
-            .map(|out| {
-                let full = one_line(out);
-                let short = full.strip_prefix(b"refs/heads/").unwrap_or(&full);
-                String::from_utf8_lossy(short).into_owned()
-            });
+        let branch = self.git().args(["symbolic-ref", "-q", "HEAD"]).run_maybe()?.map(|out| {
+            let full = one_line(out);
+            let short = full.strip_prefix(b"refs/heads/").unwrap_or(&full);
+            String::from_utf8_lossy(short).into_owned()
+        });
         match self.peel_commit("HEAD")? {
             Some(commit) => Ok(Head { commit, branch }),
-            None => Err(Error::UnbornBranch {
-                branch: branch.unwrap_or_else(|| "HEAD".to_owned()),
-            }),
+            None => Err(Error::UnbornBranch { branch: branch.unwrap_or_else(|| "HEAD".to_owned()) }),
         }
     }
 
     fn resolve(&self, rev: &str) -> Result<CommitId> {
-        let unknown = || Error::UnknownRevision {
-            rev: rev.to_owned(),
-        };
+        let unknown = || Error::UnknownRevision { rev: rev.to_owned() };
         reject_option(rev)?;
         // First without peeling: `^{commit}` would make git prefer a commit among ambiguous
         // candidates, where libgit2 reports the ambiguity.
-        let out = self
-            .git()
-            .args(["rev-parse", "--verify", "--end-of-options", rev])
-            .output()?;
+        let out = self.git().args(["rev-parse", "--verify", "--end-of-options", rev]).output()?;
         if !out.status.success() {
             let stderr = String::from_utf8_lossy(&out.stderr);
             return Err(if stderr.contains("ambiguous") {
-                Error::AmbiguousRevision {
-                    rev: rev.to_owned(),
-                }
+                Error::AmbiguousRevision { rev: rev.to_owned() }
             } else {
                 unknown()
             });
@@ -441,10 +346,7 @@ impl VcsBackend for GitCliBackend {
     fn commit_info(&self, id: &CommitId) -> Result<CommitInfo> {
         let mut infos = self.log(&["--no-walk", "--end-of-options", id.as_str()])?;
         if infos.len() != 1 {
-            return Err(parse_err(
-                "log",
-                format!("{} commits for {id}", infos.len()),
-            ));
+            return Err(parse_err("log", format!("{} commits for {id}", infos.len())));
         }
         Ok(infos.remove(0))
     }
@@ -452,70 +354,37 @@ impl VcsBackend for GitCliBackend {
     fn is_ancestor(&self, ancestor: &CommitId, descendant: &CommitId) -> Result<bool> {
         Ok(self
             .git()
-            .args([
-                "merge-base",
-                "--is-ancestor",
-                "--end-of-options",
-                ancestor.as_str(),
-                descendant.as_str(),
-            ])
+            .args(["merge-base", "--is-ancestor", "--end-of-options", ancestor.as_str(), descendant.as_str()])
             .run_maybe()?
             .is_some())
     }
 
-    fn commits_between(
-        &self,
-        from: &CommitId,
-        to: &CommitId,
-        limit: usize,
-    ) -> Result<Vec<CommitInfo>> {
+    fn commits_between(&self, from: &CommitId, to: &CommitId, limit: usize) -> Result<Vec<CommitInfo>> {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        self.log(&[
-            "--date-order",
-            &format!("--max-count={limit}"),
-            "--end-of-options",
-            &format!("{from}..{to}"),
-        ])
+        self.log(&["--date-order", &format!("--max-count={limit}"), "--end-of-options", &format!("{from}..{to}")])
     }
 
     fn diff(&self, from: &CommitId, to: &CommitId) -> Result<Vec<Change>> {
         let out = self
             .git()
-            .args([
-                "diff-tree",
-                "-r",
-                "-z",
-                "--no-renames",
-                "--name-status",
-                "--end-of-options",
-            ])
+            .args(["diff-tree", "-r", "-z", "--no-renames", "--name-status", "--end-of-options"])
             .args([from.as_str(), to.as_str()])
             .run()?;
         let recs: Vec<&[u8]> = records(&out).collect();
         if recs.len() % 2 != 0 {
             return Err(parse_err("diff-tree", "odd number of fields"));
         }
-        let mut changes = recs
-            .chunks(2)
-            .map(|pair| {
-                let kind = pair[0]
-                    .first()
-                    .copied()
-                    .and_then(change_kind)
-                    .ok_or_else(|| {
-                        parse_err(
-                            "diff-tree",
-                            format!("status `{}`", String::from_utf8_lossy(pair[0])),
-                        )
+        let mut changes =
+            recs.chunks(2)
+                .map(|pair| {
+                    let kind = pair[0].first().copied().and_then(change_kind).ok_or_else(|| {
+                        parse_err("diff-tree", format!("status `{}`", String::from_utf8_lossy(pair[0])))
                     })?;
-                Ok(Change {
-                    path: parse_path("diff-tree", pair[1])?,
-                    kind,
+                    Ok(Change { path: parse_path("diff-tree", pair[1])?, kind })
                 })
-            })
-            .collect::<Result<Vec<_>>>()?;
+                .collect::<Result<Vec<_>>>()?;
         changes.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(changes)
     }
@@ -524,29 +393,13 @@ impl VcsBackend for GitCliBackend {
         // `matching`, not `traditional`: with `--untracked-files=all`, `traditional` lists every
         // file of an ignored folder; `matching` lists a folder that an ignore rule matches once,
         // as libgit2 does.
-        let ignored = if include_ignored {
-            "--ignored=matching"
-        } else {
-            "--ignored=no"
-        };
+        let ignored = if include_ignored { "--ignored=matching" } else { "--ignored=no" };
         let out = self
             .git()
-            .args([
-                "--no-optional-locks",
-                "status",
-                "--porcelain=v2",
-                "-z",
-                "--untracked-files=all",
-                "--no-renames",
-            ])
+            .args(["--no-optional-locks", "status", "--porcelain=v2", "-z", "--untracked-files=all", "--no-renames"])
             .arg(ignored)
             .run()?;
-        let bad = |rec: &[u8]| {
-            parse_err(
-                "status",
-                format!("bad record `{}`", String::from_utf8_lossy(rec)),
-            )
-        };
+        let bad = |rec: &[u8]| parse_err("status", format!("bad record `{}`", String::from_utf8_lossy(rec)));
         let mut entries = Vec::new();
         let mut recs = records(&out);
         while let Some(rec) = recs.next() {
@@ -559,24 +412,15 @@ impl VcsBackend for GitCliBackend {
                         _ => 9,
                     };
                     let mut parts = body.splitn(fields + 1, |b| *b == b' ');
-                    let xy = parts
-                        .next()
-                        .filter(|xy| xy.len() == 2)
-                        .ok_or_else(|| bad(rec))?;
+                    let xy = parts.next().filter(|xy| xy.len() == 2).ok_or_else(|| bad(rec))?;
                     let path = parts.nth(fields - 1).ok_or_else(|| bad(rec))?;
                     if tag == Some(b'2') {
                         recs.next(); // the original path of a rename or copy
                     }
                     let kind = if tag == Some(b'u') {
-                        StatusKind::Tracked {
-                            staged: None,
-                            unstaged: Some(ChangeKind::Modified),
-                        }
+                        StatusKind::Tracked { staged: None, unstaged: Some(ChangeKind::Modified) }
                     } else {
-                        StatusKind::Tracked {
-                            staged: change_kind(xy[0]),
-                            unstaged: change_kind(xy[1]),
-                        }
+                        StatusKind::Tracked { staged: change_kind(xy[0]), unstaged: change_kind(xy[1]) }
                     };
                     (path, kind)
                 }
@@ -586,10 +430,7 @@ impl VcsBackend for GitCliBackend {
                 _ => return Err(bad(rec)),
             };
             let path = path.strip_suffix(b"/").unwrap_or(path);
-            entries.push(StatusEntry {
-                path: parse_path("status", path)?,
-                kind,
-            });
+            entries.push(StatusEntry { path: parse_path("status", path)?, kind });
         }
         sort_status(&mut entries);
         Ok(entries)
@@ -598,19 +439,10 @@ impl VcsBackend for GitCliBackend {
     fn tracked_paths(&self, commit: &CommitId) -> Result<Vec<RepoPath>> {
         let out = self
             .git()
-            .args([
-                "ls-tree",
-                "-r",
-                "-z",
-                "--full-tree",
-                "--name-only",
-                "--end-of-options",
-            ])
+            .args(["ls-tree", "-r", "-z", "--full-tree", "--name-only", "--end-of-options"])
             .arg(commit.as_str())
             .run()?;
-        let mut paths = records(&out)
-            .map(|p| parse_path("ls-tree", p))
-            .collect::<Result<Vec<_>>>()?;
+        let mut paths = records(&out).map(|p| parse_path("ls-tree", p)).collect::<Result<Vec<_>>>()?;
         paths.sort();
         Ok(paths)
     }
@@ -618,13 +450,7 @@ impl VcsBackend for GitCliBackend {
     fn read_file_at(&self, commit: &CommitId, path: &RepoPath) -> Result<Option<Vec<u8>>> {
         let out = self
             .git()
-            .args([
-                "ls-tree",
-                "-z",
-                "--full-tree",
-                "--end-of-options",
-                commit.as_str(),
-            ])
+            .args(["ls-tree", "-z", "--full-tree", "--end-of-options", commit.as_str()])
             .arg(OsStr::from_bytes(path.as_bytes()))
             .run()?;
         for rec in records(&out) {
@@ -644,24 +470,12 @@ impl VcsBackend for GitCliBackend {
             Some(c) => c,
             None => parse_id(
                 "hash-object",
-                &one_line(
-                    self.git()
-                        .args(["hash-object", "-t", "tree", "--stdin"])
-                        .stdin(b"")
-                        .run()?,
-                ),
+                &one_line(self.git().args(["hash-object", "-t", "tree", "--stdin"]).stdin(b"").run()?),
             )?,
         };
         let out = self
             .git()
-            .args([
-                "diff-index",
-                "--cached",
-                "--ita-invisible-in-index",
-                "--raw",
-                "-z",
-                "--no-renames",
-            ])
+            .args(["diff-index", "--cached", "--ita-invisible-in-index", "--raw", "-z", "--no-renames"])
             .arg("--end-of-options")
             .arg(base.as_str())
             .run()?;
@@ -679,35 +493,20 @@ impl VcsBackend for GitCliBackend {
             if !matches!(status, "A" | "M" | "T") || dst_mode == "160000" {
                 continue;
             }
-            staged.push((
-                parse_path("diff-index", pair[1])?,
-                parse_id("diff-index", dst_oid.as_bytes())?,
-            ));
+            staged.push((parse_path("diff-index", pair[1])?, parse_id("diff-index", dst_oid.as_bytes())?));
         }
         staged.sort_by(|a, b| a.0.cmp(&b.0));
         let oids: Vec<&CommitId> = staged.iter().map(|(_, o)| o).collect();
         let contents = self.cat_blobs(&oids)?;
-        Ok(staged
-            .into_iter()
-            .zip(contents)
-            .map(|((path, oid), content)| StagedBlob { path, oid, content })
-            .collect())
+        Ok(staged.into_iter().zip(contents).map(|((path, oid), content)| StagedBlob { path, oid, content }).collect())
     }
 
     fn has_object(&self, oid: &CommitId) -> Result<bool> {
-        Ok(self
-            .git()
-            .args(["cat-file", "-e", "--end-of-options", oid.as_str()])
-            .run_maybe()?
-            .is_some())
+        Ok(self.git().args(["cat-file", "-e", "--end-of-options", oid.as_str()]).run_maybe()?.is_some())
     }
 
     fn write_blob(&self, content: &[u8]) -> Result<CommitId> {
-        let out = self
-            .git()
-            .args(["hash-object", "-w", "--no-filters", "--stdin"])
-            .stdin(content)
-            .run()?;
+        let out = self.git().args(["hash-object", "-w", "--no-filters", "--stdin"]).stdin(content).run()?;
         parse_id("hash-object", &one_line(out))
     }
 
@@ -719,53 +518,27 @@ impl VcsBackend for GitCliBackend {
         reject_option(branch)?;
         let full = format!("refs/heads/{branch}");
         self.git().args(["check-ref-format", &full]).run()?;
-        self.git()
-            .args([
-                "update-ref",
-                "-m",
-                message,
-                "--end-of-options",
-                &full,
-                commit.as_str(),
-            ])
-            .run()?;
-        self.git()
-            .args(["symbolic-ref", "-m", message, "HEAD", &full])
-            .run()?;
+        self.git().args(["update-ref", "-m", message, "--end-of-options", &full, commit.as_str()]).run()?;
+        self.git().args(["symbolic-ref", "-m", message, "HEAD", &full]).run()?;
         self.reset(commit, message)
     }
 
     fn set_ref(&self, name: &str, commit: &CommitId, message: &str) -> Result<()> {
         check_full_ref(name)?;
         self.git()
-            .args([
-                "update-ref",
-                "--no-deref",
-                "-m",
-                message,
-                "--end-of-options",
-                name,
-                commit.as_str(),
-            ])
+            .args(["update-ref", "--no-deref", "-m", message, "--end-of-options", name, commit.as_str()])
             .run()
             .map(drop)
     }
 
     fn delete_ref(&self, name: &str) -> Result<()> {
         check_full_ref(name)?;
-        self.git()
-            .args(["update-ref", "--no-deref", "-d", "--end-of-options", name])
-            .run()
-            .map(drop)
+        self.git().args(["update-ref", "--no-deref", "-d", "--end-of-options", name]).run().map(drop)
     }
 
     fn read_ref(&self, name: &str) -> Result<Option<CommitId>> {
         reject_option(name)?;
-        let exists = self
-            .git()
-            .args(["show-ref", "--verify", "-q", name])
-            .run_maybe()?
-            .is_some();
+        let exists = self.git().args(["show-ref", "--verify", "-q", name]).run_maybe()?.is_some();
         if !exists {
             return Ok(None);
         }

@@ -23,8 +23,7 @@ use git2::{
 };
 
 use super::{
-    Change, ChangeKind, CommitId, CommitInfo, Error, Head, Result, StagedBlob, StatusEntry,
-    StatusKind, VcsBackend,
+    Change, ChangeKind, CommitId, CommitInfo, Error, Head, Result, StagedBlob, StatusEntry, StatusKind, VcsBackend,
 };
 use crate::fsutil::IoContext;
 use crate::paths::RepoPath;
@@ -41,9 +40,7 @@ pub(super) fn check_full_ref(name: &str) -> Result<()> {
     if name.starts_with("refs/") && name.len() > "refs/".len() {
         Ok(())
     } else {
-        Err(Error::UnknownRevision {
-            rev: name.to_owned(),
-        })
+        Err(Error::UnknownRevision { rev: name.to_owned() })
     }
 }
 
@@ -57,11 +54,7 @@ pub(super) fn sort_status(entries: &mut [StatusEntry]) {
             StatusKind::Ignored => 2,
         }
     }
-    entries.sort_by(|a, b| {
-        a.path
-            .cmp(&b.path)
-            .then_with(|| rank(&a.kind).cmp(&rank(&b.kind)))
-    });
+    entries.sort_by(|a, b| a.path.cmp(&b.path).then_with(|| rank(&a.kind).cmp(&rank(&b.kind))));
 }
 
 /// libgit2 backend.
@@ -86,19 +79,12 @@ fn to_oid(id: &CommitId) -> Result<Oid> {
 }
 
 fn repo_path(bytes: &[u8]) -> Result<RepoPath> {
-    RepoPath::new(bytes.to_vec()).map_err(|e| Error::Parse {
-        command: "libgit2".to_owned(),
-        detail: format!("invalid path from libgit2: {e}"),
-    })
+    RepoPath::new(bytes.to_vec())
+        .map_err(|e| Error::Parse { command: "libgit2".to_owned(), detail: format!("invalid path from libgit2: {e}") })
 }
 
 /// Every non-tree entry below `tree`, as `(path, oid, mode)`, in tree order.
-fn walk_tree(
-    repo: &Repository,
-    tree: &Tree<'_>,
-    prefix: &[u8],
-    out: &mut Vec<(Vec<u8>, Oid, u32)>,
-) -> Result<()> {
+fn walk_tree(repo: &Repository, tree: &Tree<'_>, prefix: &[u8], out: &mut Vec<(Vec<u8>, Oid, u32)>) -> Result<()> {
     for entry in tree {
         let mut path = prefix.to_vec();
         if !path.is_empty() {
@@ -106,9 +92,7 @@ fn walk_tree(
         }
         path.extend_from_slice(entry.name_bytes());
         if entry.kind() == Some(ObjectType::Tree) {
-            let sub = repo
-                .find_tree(entry.id())
-                .map_err(git2_err(format!("read tree {}", entry.id())))?;
+            let sub = repo.find_tree(entry.id()).map_err(git2_err(format!("read tree {}", entry.id())))?;
             walk_tree(repo, &sub, &path, out)?;
         } else {
             let mode = u32::try_from(entry.filemode()).unwrap_or_default();
@@ -122,11 +106,7 @@ fn walk_tree(
 /// of its status (`logs/` ignored, `logs/kept.txt` tracked, `logs/new.txt` not reported).
 /// `git status --ignored=matching` lists it: files one by one, and a folder without tracked
 /// files once (even an empty one). Appends those entries to `out`.
-fn ignored_below_tracked(
-    repo: &Repository,
-    workdir: &Path,
-    out: &mut Vec<StatusEntry>,
-) -> Result<()> {
+fn ignored_below_tracked(repo: &Repository, workdir: &Path, out: &mut Vec<StatusEntry>) -> Result<()> {
     let index = fresh_index(repo)?;
     let mut tracked = HashSet::new();
     let mut dirs = BTreeSet::new();
@@ -140,18 +120,13 @@ fn ignored_below_tracked(
     }
     let mut roots: Vec<Vec<u8>> = Vec::new();
     for dir in &dirs {
-        let below_root = roots
-            .iter()
-            .any(|r| dir.len() > r.len() && dir.starts_with(r) && dir[r.len()] == b'/');
+        let below_root = roots.iter().any(|r| dir.len() > r.len() && dir.starts_with(r) && dir[r.len()] == b'/');
         if below_root {
             continue;
         }
         let ignored = repo
             .is_path_ignored(Path::new(OsStr::from_bytes(dir)))
-            .map_err(git2_err(format!(
-                "check whether `{}` is ignored",
-                String::from_utf8_lossy(dir)
-            )))?;
+            .map_err(git2_err(format!("check whether `{}` is ignored", String::from_utf8_lossy(dir))))?;
         if ignored {
             roots.push(dir.clone());
         }
@@ -187,23 +162,14 @@ fn walk_ignored(
         if tracked.contains(&rel) {
             continue;
         }
-        let is_dir = entry
-            .file_type()
-            .at("read type of", &entry.path())?
-            .is_dir();
+        let is_dir = entry.file_type().at("read type of", &entry.path())?.is_dir();
         if !is_dir {
-            out.push(StatusEntry {
-                path: repo_path(&rel)?,
-                kind: StatusKind::Ignored,
-            });
+            out.push(StatusEntry { path: repo_path(&rel)?, kind: StatusKind::Ignored });
         } else if dirs.contains(&rel) {
             walk_ignored(workdir, &rel, tracked, dirs, out)?;
         } else {
             // Even when empty, as git does.
-            out.push(StatusEntry {
-                path: repo_path(&rel)?,
-                kind: StatusKind::Ignored,
-            });
+            out.push(StatusEntry { path: repo_path(&rel)?, kind: StatusKind::Ignored });
         }
     }
     Ok(())
@@ -212,35 +178,18 @@ fn walk_ignored(
 impl Git2Backend {
     /// Opens the repository containing `dir`.
     pub fn open(dir: &Path) -> Result<Self> {
-        let repo = Repository::discover(dir).map_err(|e| Error::NotARepository {
-            path: dir.to_path_buf(),
-            source: Some(Box::new(e)),
-        })?;
+        let repo = Repository::discover(dir)
+            .map_err(|e| Error::NotARepository { path: dir.to_path_buf(), source: Some(Box::new(e)) })?;
         if repo.is_bare() {
-            return Err(Error::BareRepository {
-                path: repo.path().to_path_buf(),
-            });
+            return Err(Error::BareRepository { path: repo.path().to_path_buf() });
         }
         let Some(workdir) = repo.workdir() else {
-            return Err(Error::BareRepository {
-                path: repo.path().to_path_buf(),
-            });
+            return Err(Error::BareRepository { path: repo.path().to_path_buf() });
         };
         let workdir = workdir.canonicalize().at("resolve work tree", workdir)?;
-        let git_dir = repo
-            .commondir()
-            .canonicalize()
-            .at("resolve git folder", repo.commondir())?;
-        let worktree_git_dir = repo
-            .path()
-            .canonicalize()
-            .at("resolve git folder", repo.path())?;
-        Ok(Self {
-            repo: Mutex::new(repo),
-            workdir,
-            git_dir,
-            worktree_git_dir,
-        })
+        let git_dir = repo.commondir().canonicalize().at("resolve git folder", repo.commondir())?;
+        let worktree_git_dir = repo.path().canonicalize().at("resolve git folder", repo.path())?;
+        Ok(Self { repo: Mutex::new(repo), workdir, git_dir, worktree_git_dir })
     }
 
     fn repo(&self) -> MutexGuard<'_, Repository> {
@@ -250,48 +199,28 @@ impl Git2Backend {
     /// Forced checkout of `commit`'s tree, then HEAD (or the branch it points to) moved with
     /// `message`, then the index set to the tree: libgit2's own `git_reset` order, with our
     /// reflog message.
-    fn reset_locked(
-        repo: &Repository,
-        commit: &CommitId,
-        message: &str,
-        branch_ref: Option<&str>,
-    ) -> Result<()> {
+    fn reset_locked(repo: &Repository, commit: &CommitId, message: &str, branch_ref: Option<&str>) -> Result<()> {
         let oid = to_oid(commit)?;
-        let target = repo
-            .find_commit(oid)
-            .map_err(git2_err(format!("find commit {commit}")))?;
-        let tree = target
-            .tree()
-            .map_err(git2_err(format!("read tree of {commit}")))?;
+        let target = repo.find_commit(oid).map_err(git2_err(format!("find commit {commit}")))?;
+        let tree = target.tree().map_err(git2_err(format!("read tree of {commit}")))?;
         // Checkout compares with the index: make sure it is the one on disk.
         fresh_index(repo)?;
         let mut checkout = CheckoutBuilder::new();
         checkout.force();
-        repo.checkout_tree(tree.as_object(), Some(&mut checkout))
-            .map_err(git2_err(format!("check out {commit}")))?;
+        repo.checkout_tree(tree.as_object(), Some(&mut checkout)).map_err(git2_err(format!("check out {commit}")))?;
         if let Some(name) = branch_ref {
-            repo.reference(name, oid, true, message)
-                .map_err(git2_err(format!("move {name}")))?;
-            repo.reference_symbolic("HEAD", name, true, message)
-                .map_err(git2_err(format!("point HEAD at {name}")))?;
+            repo.reference(name, oid, true, message).map_err(git2_err(format!("move {name}")))?;
+            repo.reference_symbolic("HEAD", name, true, message).map_err(git2_err(format!("point HEAD at {name}")))?;
         } else {
             // HEAD's branch (its reflog and HEAD's get `message`), or HEAD itself when detached.
             let head = repo.find_reference("HEAD").map_err(git2_err("read HEAD"))?;
-            let name = head
-                .symbolic_target()
-                .map_err(git2_err("read HEAD's target"))?
-                .unwrap_or("HEAD")
-                .to_owned();
-            repo.reference(&name, oid, true, message)
-                .map_err(git2_err(format!("move {name}")))?;
+            let name = head.symbolic_target().map_err(git2_err("read HEAD's target"))?.unwrap_or("HEAD").to_owned();
+            repo.reference(&name, oid, true, message).map_err(git2_err(format!("move {name}")))?;
         }
         let mut index = fresh_index(repo)?;
-        index
-            .read_tree(&tree)
-            .map_err(git2_err("read tree into index"))?;
+        index.read_tree(&tree).map_err(git2_err("read tree into index"))?;
         index.write().map_err(git2_err("write index"))?;
-        repo.cleanup_state()
-            .map_err(git2_err("clean up merge state"))?;
+        repo.cleanup_state().map_err(git2_err("clean up merge state"))?;
         Ok(())
     }
 }
@@ -304,9 +233,7 @@ fn fresh_index(repo: &Repository) -> Result<git2::Index> {
 }
 
 fn is_intent_to_add(index: &git2::Index, path: &[u8]) -> bool {
-    index
-        .get_path(Path::new(OsStr::from_bytes(path)), 0)
-        .is_some_and(|e| e.flags_extended & INTENT_TO_ADD != 0)
+    index.get_path(Path::new(OsStr::from_bytes(path)), 0).is_some_and(|e| e.flags_extended & INTENT_TO_ADD != 0)
 }
 
 fn delta_kind(delta: Delta) -> Option<ChangeKind> {
@@ -370,34 +297,23 @@ impl VcsBackend for Git2Backend {
             String::from_utf8_lossy(short).into_owned()
         });
         let commit = match head_ref.resolve() {
-            Ok(r) => r
-                .peel_to_commit()
-                .map_err(git2_err("peel HEAD to a commit"))?,
+            Ok(r) => r.peel_to_commit().map_err(git2_err("peel HEAD to a commit"))?,
             Err(e) if e.code() == ErrorCode::NotFound || e.code() == ErrorCode::UnbornBranch => {
-                return Err(Error::UnbornBranch {
-                    branch: branch.unwrap_or_else(|| "HEAD".to_owned()),
-                });
+                return Err(Error::UnbornBranch { branch: branch.unwrap_or_else(|| "HEAD".to_owned()) });
             }
             Err(e) => return Err(git2_err("resolve HEAD")(e)),
         };
-        Ok(Head {
-            commit: to_id(commit.id()),
-            branch,
-        })
+        Ok(Head { commit: to_id(commit.id()), branch })
     }
 
     fn resolve(&self, rev: &str) -> Result<CommitId> {
-        let unknown = || Error::UnknownRevision {
-            rev: rev.to_owned(),
-        };
+        let unknown = || Error::UnknownRevision { rev: rev.to_owned() };
         if rev.is_empty() || rev.starts_with('-') {
             return Err(unknown());
         }
         let repo = self.repo();
         let object = repo.revparse_single(rev).map_err(|e| match e.code() {
-            ErrorCode::Ambiguous => Error::AmbiguousRevision {
-                rev: rev.to_owned(),
-            },
+            ErrorCode::Ambiguous => Error::AmbiguousRevision { rev: rev.to_owned() },
             ErrorCode::NotFound
             | ErrorCode::InvalidSpec
             | ErrorCode::Invalid
@@ -411,13 +327,10 @@ impl VcsBackend for Git2Backend {
 
     fn commit_info(&self, id: &CommitId) -> Result<CommitInfo> {
         let repo = self.repo();
-        let commit = repo
-            .find_commit(to_oid(id)?)
-            .map_err(git2_err(format!("find commit {id}")))?;
+        let commit = repo.find_commit(to_oid(id)?).map_err(git2_err(format!("find commit {id}")))?;
         Ok(CommitInfo {
             id: to_id(commit.id()),
-            summary: String::from_utf8_lossy(commit.summary_bytes().unwrap_or_default())
-                .into_owned(),
+            summary: String::from_utf8_lossy(commit.summary_bytes().unwrap_or_default()).into_owned(),
             author: String::from_utf8_lossy(commit.author().name_bytes()).into_owned(),
             time: commit.committer().when().seconds(),
         })
@@ -427,35 +340,23 @@ impl VcsBackend for Git2Backend {
         let repo = self.repo();
         let (a, d) = (to_oid(ancestor)?, to_oid(descendant)?);
         for oid in [a, d] {
-            repo.find_commit(oid)
-                .map_err(git2_err(format!("find commit {oid}")))?;
+            repo.find_commit(oid).map_err(git2_err(format!("find commit {oid}")))?;
         }
         if a == d {
             return Ok(true);
         }
-        repo.graph_descendant_of(d, a).map_err(git2_err(format!(
-            "check whether {ancestor} is an ancestor of {descendant}"
-        )))
+        repo.graph_descendant_of(d, a)
+            .map_err(git2_err(format!("check whether {ancestor} is an ancestor of {descendant}")))
     }
 
-    fn commits_between(
-        &self,
-        from: &CommitId,
-        to: &CommitId,
-        limit: usize,
-    ) -> Result<Vec<CommitInfo>> {
+    fn commits_between(&self, from: &CommitId, to: &CommitId, limit: usize) -> Result<Vec<CommitInfo>> {
         let ids = {
             let repo = self.repo();
             let mut walk = repo.revwalk().map_err(git2_err("start a revision walk"))?;
-            walk.set_sorting(Sort::TIME | Sort::TOPOLOGICAL)
-                .map_err(git2_err("sort the revision walk"))?;
-            walk.push(to_oid(to)?)
-                .map_err(git2_err(format!("walk from {to}")))?;
-            walk.hide(to_oid(from)?)
-                .map_err(git2_err(format!("hide {from}")))?;
-            walk.take(limit)
-                .map(|oid| oid.map(to_id).map_err(git2_err("walk commits")))
-                .collect::<Result<Vec<_>>>()?
+            walk.set_sorting(Sort::TIME | Sort::TOPOLOGICAL).map_err(git2_err("sort the revision walk"))?;
+            walk.push(to_oid(to)?).map_err(git2_err(format!("walk from {to}")))?;
+            walk.hide(to_oid(from)?).map_err(git2_err(format!("hide {from}")))?;
+            walk.take(limit).map(|oid| oid.map(to_id).map_err(git2_err("walk commits"))).collect::<Result<Vec<_>>>()?
         };
         ids.iter().map(|id| self.commit_info(id)).collect()
     }
@@ -463,9 +364,7 @@ impl VcsBackend for Git2Backend {
     fn diff(&self, from: &CommitId, to: &CommitId) -> Result<Vec<Change>> {
         let repo = self.repo();
         let tree_of = |id: &CommitId| -> Result<Tree<'_>> {
-            repo.find_commit(to_oid(id)?)
-                .and_then(|c| c.tree())
-                .map_err(git2_err(format!("read tree of {id}")))
+            repo.find_commit(to_oid(id)?).and_then(|c| c.tree()).map_err(git2_err(format!("read tree of {id}")))
         };
         let (old, new) = (tree_of(from)?, tree_of(to)?);
         let mut opts = DiffOptions::new();
@@ -478,19 +377,12 @@ impl VcsBackend for Git2Backend {
             let Some(kind) = delta_kind(delta.status()) else {
                 continue;
             };
-            let file = if kind == ChangeKind::Deleted {
-                delta.old_file()
-            } else {
-                delta.new_file()
-            };
+            let file = if kind == ChangeKind::Deleted { delta.old_file() } else { delta.new_file() };
             let path = file.path_bytes().ok_or_else(|| Error::Parse {
                 command: "libgit2 diff".to_owned(),
                 detail: "a change without a path".to_owned(),
             })?;
-            out.push(Change {
-                path: repo_path(path)?,
-                kind,
-            });
+            out.push(Change { path: repo_path(path)?, kind });
         }
         out.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(out)
@@ -508,9 +400,7 @@ impl VcsBackend for Git2Backend {
             .renames_head_to_index(false)
             .renames_index_to_workdir(false)
             .renames_from_rewrites(false);
-        let statuses = repo
-            .statuses(Some(&mut opts))
-            .map_err(git2_err("read status"))?;
+        let statuses = repo.statuses(Some(&mut opts)).map_err(git2_err("read status"))?;
         let index = fresh_index(&repo)?;
         let mut out = Vec::new();
         for entry in statuses.iter() {
@@ -521,10 +411,7 @@ impl VcsBackend for Git2Backend {
             if s.contains(Status::CONFLICTED) {
                 out.push(StatusEntry {
                     path,
-                    kind: StatusKind::Tracked {
-                        staged: None,
-                        unstaged: Some(ChangeKind::Modified),
-                    },
+                    kind: StatusKind::Tracked { staged: None, unstaged: Some(ChangeKind::Modified) },
                 });
                 continue;
             }
@@ -534,21 +421,12 @@ impl VcsBackend for Git2Backend {
                 (staged, unstaged) = (None, Some(ChangeKind::Added));
             }
             if staged.is_some() || unstaged.is_some() {
-                out.push(StatusEntry {
-                    path: path.clone(),
-                    kind: StatusKind::Tracked { staged, unstaged },
-                });
+                out.push(StatusEntry { path: path.clone(), kind: StatusKind::Tracked { staged, unstaged } });
             }
             if s.contains(Status::WT_NEW) {
-                out.push(StatusEntry {
-                    path,
-                    kind: StatusKind::Untracked,
-                });
+                out.push(StatusEntry { path, kind: StatusKind::Untracked });
             } else if s.contains(Status::IGNORED) {
-                out.push(StatusEntry {
-                    path,
-                    kind: StatusKind::Ignored,
-                });
+                out.push(StatusEntry { path, kind: StatusKind::Ignored });
             }
         }
         if include_ignored {
@@ -567,10 +445,7 @@ impl VcsBackend for Git2Backend {
             .map_err(git2_err(format!("read tree of {commit}")))?;
         let mut entries = Vec::new();
         walk_tree(&repo, &tree, b"", &mut entries)?;
-        let mut out = entries
-            .into_iter()
-            .map(|(p, _, _)| repo_path(&p))
-            .collect::<Result<Vec<_>>>()?;
+        let mut out = entries.into_iter().map(|(p, _, _)| repo_path(&p)).collect::<Result<Vec<_>>>()?;
         out.sort();
         Ok(out)
     }
@@ -589,9 +464,7 @@ impl VcsBackend for Git2Backend {
         if entry.kind() != Some(ObjectType::Blob) {
             return Ok(None);
         }
-        let blob = repo
-            .find_blob(entry.id())
-            .map_err(git2_err(format!("read blob {}", entry.id())))?;
+        let blob = repo.find_blob(entry.id()).map_err(git2_err(format!("read blob {}", entry.id())))?;
         Ok(Some(blob.content().to_vec()))
     }
 
@@ -611,16 +484,13 @@ impl VcsBackend for Git2Backend {
         let mut out = Vec::new();
         for entry in index.iter() {
             let stage = (entry.flags >> 12) & 0x3;
-            if stage != 0 || entry.mode == MODE_GITLINK || entry.flags_extended & INTENT_TO_ADD != 0
-            {
+            if stage != 0 || entry.mode == MODE_GITLINK || entry.flags_extended & INTENT_TO_ADD != 0 {
                 continue;
             }
             if head_entries.get(&entry.path) == Some(&(entry.id, entry.mode)) {
                 continue;
             }
-            let blob = repo
-                .find_blob(entry.id)
-                .map_err(git2_err(format!("read blob {}", entry.id)))?;
+            let blob = repo.find_blob(entry.id).map_err(git2_err(format!("read blob {}", entry.id)))?;
             out.push(StagedBlob {
                 path: repo_path(&entry.path)?,
                 oid: to_id(entry.id),
@@ -639,9 +509,7 @@ impl VcsBackend for Git2Backend {
 
     fn write_blob(&self, content: &[u8]) -> Result<CommitId> {
         let repo = self.repo();
-        repo.blob(content)
-            .map(to_id)
-            .map_err(git2_err("write blob"))
+        repo.blob(content).map(to_id).map_err(git2_err("write blob"))
     }
 
     fn reset_hard(&self, commit: &CommitId, message: &str) -> Result<()> {
@@ -657,20 +525,13 @@ impl VcsBackend for Git2Backend {
             });
         }
         let repo = self.repo();
-        Self::reset_locked(
-            &repo,
-            commit,
-            message,
-            Some(&format!("refs/heads/{branch}")),
-        )
+        Self::reset_locked(&repo, commit, message, Some(&format!("refs/heads/{branch}")))
     }
 
     fn set_ref(&self, name: &str, commit: &CommitId, message: &str) -> Result<()> {
         check_full_ref(name)?;
         let repo = self.repo();
-        repo.reference(name, to_oid(commit)?, true, message)
-            .map(drop)
-            .map_err(git2_err(format!("set {name}")))
+        repo.reference(name, to_oid(commit)?, true, message).map(drop).map_err(git2_err(format!("set {name}")))
     }
 
     fn delete_ref(&self, name: &str) -> Result<()> {
@@ -687,9 +548,7 @@ impl VcsBackend for Git2Backend {
         let repo = self.repo();
         match repo.find_reference(name) {
             Ok(r) => {
-                let commit = r
-                    .peel_to_commit()
-                    .map_err(git2_err(format!("peel {name} to a commit")))?;
+                let commit = r.peel_to_commit().map_err(git2_err(format!("peel {name} to a commit")))?;
                 Ok(Some(to_id(commit.id())))
             }
             Err(e) if e.code() == ErrorCode::NotFound => Ok(None),

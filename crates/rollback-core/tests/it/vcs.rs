@@ -14,8 +14,7 @@ use rollback_core::paths::RepoPath;
 use rollback_core::vcs::cli::GitCliBackend;
 use rollback_core::vcs::git2::Git2Backend;
 use rollback_core::vcs::{
-    Change, ChangeKind, CommitId, CommitInfo, Error, Head, StagedBlob, StatusEntry, StatusKind,
-    VcsBackend,
+    Change, ChangeKind, CommitId, CommitInfo, Error, Head, StagedBlob, StatusEntry, StatusKind, VcsBackend,
 };
 use rollback_testkit::{Node, TestRepo, clean_git_env};
 
@@ -46,36 +45,20 @@ fn cid(hex: &str) -> CommitId {
     CommitId::new(hex).unwrap()
 }
 
-fn tracked(
-    path: impl AsRef<[u8]>,
-    staged: Option<ChangeKind>,
-    unstaged: Option<ChangeKind>,
-) -> StatusEntry {
-    StatusEntry {
-        path: rp(path),
-        kind: StatusKind::Tracked { staged, unstaged },
-    }
+fn tracked(path: impl AsRef<[u8]>, staged: Option<ChangeKind>, unstaged: Option<ChangeKind>) -> StatusEntry {
+    StatusEntry { path: rp(path), kind: StatusKind::Tracked { staged, unstaged } }
 }
 
 fn untracked(path: impl AsRef<[u8]>) -> StatusEntry {
-    StatusEntry {
-        path: rp(path),
-        kind: StatusKind::Untracked,
-    }
+    StatusEntry { path: rp(path), kind: StatusKind::Untracked }
 }
 
 fn ignored(path: impl AsRef<[u8]>) -> StatusEntry {
-    StatusEntry {
-        path: rp(path),
-        kind: StatusKind::Ignored,
-    }
+    StatusEntry { path: rp(path), kind: StatusKind::Ignored }
 }
 
 fn change(path: impl AsRef<[u8]>, kind: ChangeKind) -> Change {
-    Change {
-        path: rp(path),
-        kind,
-    }
+    Change { path: rp(path), kind }
 }
 
 fn canon(p: &Path) -> PathBuf {
@@ -101,11 +84,7 @@ fn open_not_a_repository(factory: Factory) {
 
 fn open_bare_repository(factory: Factory) {
     let dir = tempfile::tempdir().unwrap();
-    let out = clean_git_env(&mut Command::new("git"))
-        .args(["init", "-q", "--bare"])
-        .arg(dir.path())
-        .output()
-        .unwrap();
+    let out = clean_git_env(&mut Command::new("git")).args(["init", "-q", "--bare"]).arg(dir.path()).output().unwrap();
     assert!(out.status.success());
     match factory(dir.path()) {
         Err(Error::BareRepository { path }) => assert_eq!(canon(&path), canon(dir.path())),
@@ -157,21 +136,9 @@ fn head_on_branch_and_detached(factory: Factory) {
     let r = TestRepo::new();
     let [v1, _, v3] = r.three_releases();
     let b = open(factory, &r);
-    assert_eq!(
-        b.head().unwrap(),
-        Head {
-            commit: cid(&v3),
-            branch: Some("main".into())
-        }
-    );
+    assert_eq!(b.head().unwrap(), Head { commit: cid(&v3), branch: Some("main".into()) });
     r.git(&["checkout", "-q", "--detach", "v1"]);
-    assert_eq!(
-        b.head().unwrap(),
-        Head {
-            commit: cid(&v1),
-            branch: None
-        }
-    );
+    assert_eq!(b.head().unwrap(), Head { commit: cid(&v1), branch: None });
 }
 
 fn resolve_revisions(factory: Factory) {
@@ -189,17 +156,7 @@ fn resolve_revisions(factory: Factory) {
     assert_eq!(b.resolve("HEAD").unwrap(), cid(&v3));
     assert_eq!(b.resolve("HEAD~1").unwrap(), cid(&v2));
     assert_eq!(b.resolve("HEAD~2").unwrap(), cid(&v1));
-    for bad in [
-        "nope",
-        "-h",
-        "--all",
-        "",
-        "HEAD~9",
-        "HEAD^{tree}",
-        "HEAD:README.md",
-        "v1..v2",
-        "refs/heads/nope",
-    ] {
+    for bad in ["nope", "-h", "--all", "", "HEAD~9", "HEAD^{tree}", "HEAD:README.md", "v1..v2", "refs/heads/nope"] {
         match b.resolve(bad) {
             Err(Error::UnknownRevision { rev }) => assert_eq!(rev, bad),
             other => panic!("{}: resolve({bad:?}) gave {other:?}", b.name()),
@@ -235,17 +192,11 @@ fn resolve_ambiguous_short_hash(factory: Factory) {
     let b = open(factory, &r);
     match b.resolve(&prefix) {
         Err(Error::AmbiguousRevision { rev }) => assert_eq!(rev, prefix),
-        other => panic!(
-            "{}: expected AmbiguousRevision for {prefix}, got {other:?}",
-            b.name()
-        ),
+        other => panic!("{}: expected AmbiguousRevision for {prefix}, got {other:?}", b.name()),
     }
     // A blob's full id names no commit.
     let blob = &seen[&prefix];
-    assert!(matches!(
-        b.resolve(blob),
-        Err(Error::UnknownRevision { .. })
-    ));
+    assert!(matches!(b.resolve(blob), Err(Error::UnknownRevision { .. })));
 }
 
 fn commit_info_and_ancestry(factory: Factory) {
@@ -278,22 +229,10 @@ fn commits_between_newest_first(factory: Factory) {
     let [v1, v2, v3] = r.three_releases();
     let b = open(factory, &r);
     let ids = |v: Vec<CommitInfo>| v.into_iter().map(|c| c.id).collect::<Vec<_>>();
-    assert_eq!(
-        ids(b.commits_between(&cid(&v1), &cid(&v3), 10).unwrap()),
-        [cid(&v3), cid(&v2)]
-    );
-    assert_eq!(
-        ids(b.commits_between(&cid(&v1), &cid(&v3), 1).unwrap()),
-        [cid(&v3)]
-    );
-    assert_eq!(
-        ids(b.commits_between(&cid(&v1), &cid(&v3), 0).unwrap()),
-        Vec::<CommitId>::new()
-    );
-    assert_eq!(
-        ids(b.commits_between(&cid(&v3), &cid(&v1), 10).unwrap()),
-        Vec::<CommitId>::new()
-    );
+    assert_eq!(ids(b.commits_between(&cid(&v1), &cid(&v3), 10).unwrap()), [cid(&v3), cid(&v2)]);
+    assert_eq!(ids(b.commits_between(&cid(&v1), &cid(&v3), 1).unwrap()), [cid(&v3)]);
+    assert_eq!(ids(b.commits_between(&cid(&v1), &cid(&v3), 0).unwrap()), Vec::<CommitId>::new());
+    assert_eq!(ids(b.commits_between(&cid(&v3), &cid(&v1), 10).unwrap()), Vec::<CommitId>::new());
     let full = b.commits_between(&cid(&v2), &cid(&v3), 5).unwrap();
     assert_eq!(
         full,
@@ -375,18 +314,12 @@ fn diff_kinds(factory: Factory) {
 
 fn diff_without_renames(factory: Factory) {
     let r = TestRepo::new();
-    r.write(
-        "a.txt",
-        "a fairly long line of content that stays the same\n",
-    );
+    r.write("a.txt", "a fairly long line of content that stays the same\n");
     let from = r.commit_all("from");
     r.git(&["mv", "a.txt", "b.txt"]);
     let to = r.commit_all("to");
     let b = open(factory, &r);
-    assert_eq!(
-        b.diff(&cid(&from), &cid(&to)).unwrap(),
-        [change("a.txt", Deleted), change("b.txt", Added)]
-    );
+    assert_eq!(b.diff(&cid(&from), &cid(&to)).unwrap(), [change("a.txt", Deleted), change("b.txt", Added)]);
 }
 
 fn tracked_paths_sorted(factory: Factory) {
@@ -399,50 +332,23 @@ fn tracked_paths_sorted(factory: Factory) {
         .symlink("link", "b.txt");
     let c = r.commit_all("c");
     let b = open(factory, &r);
-    let expected: Vec<RepoPath> = [
-        &b"a.b"[..],
-        b"a/z.txt",
-        b"b.txt",
-        b"bad\xff.txt",
-        b"link",
-        b"new\nline",
-    ]
-    .iter()
-    .map(rp)
-    .collect();
+    let expected: Vec<RepoPath> =
+        [&b"a.b"[..], b"a/z.txt", b"b.txt", b"bad\xff.txt", b"link", b"new\nline"].iter().map(rp).collect();
     assert_eq!(b.tracked_paths(&cid(&c)).unwrap(), expected);
 }
 
 fn read_file_at_commit(factory: Factory) {
     let r = TestRepo::new();
-    r.write("dir/f.txt", "v1\n")
-        .write(os(b"odd \"name\"\t\xff"), "odd")
-        .symlink("link", "dir/f.txt");
+    r.write("dir/f.txt", "v1\n").write(os(b"odd \"name\"\t\xff"), "odd").symlink("link", "dir/f.txt");
     let c1 = r.commit_all("one");
     r.write("dir/f.txt", "v2\n").write("-dash.txt", "dash");
     let c2 = r.commit_all("two");
     let b = open(factory, &r);
-    assert_eq!(
-        b.read_file_at(&cid(&c1), &rp("dir/f.txt")).unwrap(),
-        Some(b"v1\n".to_vec())
-    );
-    assert_eq!(
-        b.read_file_at(&cid(&c2), &rp("dir/f.txt")).unwrap(),
-        Some(b"v2\n".to_vec())
-    );
-    assert_eq!(
-        b.read_file_at(&cid(&c1), &rp(b"odd \"name\"\t\xff"))
-            .unwrap(),
-        Some(b"odd".to_vec())
-    );
-    assert_eq!(
-        b.read_file_at(&cid(&c1), &rp("link")).unwrap(),
-        Some(b"dir/f.txt".to_vec())
-    );
-    assert_eq!(
-        b.read_file_at(&cid(&c2), &rp("-dash.txt")).unwrap(),
-        Some(b"dash".to_vec())
-    );
+    assert_eq!(b.read_file_at(&cid(&c1), &rp("dir/f.txt")).unwrap(), Some(b"v1\n".to_vec()));
+    assert_eq!(b.read_file_at(&cid(&c2), &rp("dir/f.txt")).unwrap(), Some(b"v2\n".to_vec()));
+    assert_eq!(b.read_file_at(&cid(&c1), &rp(b"odd \"name\"\t\xff")).unwrap(), Some(b"odd".to_vec()));
+    assert_eq!(b.read_file_at(&cid(&c1), &rp("link")).unwrap(), Some(b"dir/f.txt".to_vec()));
+    assert_eq!(b.read_file_at(&cid(&c2), &rp("-dash.txt")).unwrap(), Some(b"dash".to_vec()));
     assert_eq!(b.read_file_at(&cid(&c1), &rp("-dash.txt")).unwrap(), None);
     assert_eq!(b.read_file_at(&cid(&c1), &rp("dir")).unwrap(), None);
     assert_eq!(b.read_file_at(&cid(&c1), &rp("dir/missing")).unwrap(), None);
@@ -506,9 +412,7 @@ fn status_kinds(factory: Factory) {
 
 fn status_ignored_folder_with_tracked_files(factory: Factory) {
     let r = TestRepo::new();
-    r.write("logs/kept.txt", "k")
-        .write("logs/t/tracked", "t")
-        .write("top.txt", "x");
+    r.write("logs/kept.txt", "k").write("logs/t/tracked", "t").write("top.txt", "x");
     r.commit_all("base");
     r.write(".gitignore", "logs/\nbuild/\n");
     r.git(&["add", ".gitignore"]);
@@ -533,10 +437,7 @@ fn status_ignored_folder_with_tracked_files(factory: Factory) {
             ignored("logs/y.txt"),
         ]
     );
-    assert_eq!(
-        b.status(false).unwrap(),
-        [tracked("logs/kept.txt", None, Some(Modified))]
-    );
+    assert_eq!(b.status(false).unwrap(), [tracked("logs/kept.txt", None, Some(Modified))]);
 }
 
 fn status_odd_names(factory: Factory) {
@@ -558,27 +459,15 @@ fn status_odd_names(factory: Factory) {
     for name in committed {
         r.write(os(name), "changed");
     }
-    let fresh: [&[u8]; 5] = [
-        b"un tracked\n.txt",
-        b"u\xfe/x.txt",
-        b"star*.txt",
-        b"co:lon.txt",
-        "\u{65e5}\u{672c}/\u{8a9e}".as_bytes(),
-    ];
+    let fresh: [&[u8]; 5] =
+        [b"un tracked\n.txt", b"u\xfe/x.txt", b"star*.txt", b"co:lon.txt", "\u{65e5}\u{672c}/\u{8a9e}".as_bytes()];
     for name in fresh {
         r.write(os(name), "new");
     }
     r.git(&["add", "--", "star*.txt"]);
     let b = open(factory, &r);
-    let mut expected: Vec<StatusEntry> = committed
-        .iter()
-        .map(|n| tracked(n, None, Some(Modified)))
-        .collect();
-    expected.extend([
-        untracked(b"un tracked\n.txt"),
-        untracked(b"u\xfe/x.txt"),
-        untracked(b"co:lon.txt"),
-    ]);
+    let mut expected: Vec<StatusEntry> = committed.iter().map(|n| tracked(n, None, Some(Modified))).collect();
+    expected.extend([untracked(b"un tracked\n.txt"), untracked(b"u\xfe/x.txt"), untracked(b"co:lon.txt")]);
     expected.push(tracked("star*.txt", Some(Added), None));
     expected.push(untracked("\u{65e5}\u{672c}/\u{8a9e}"));
     expected.sort_by(|a, b| a.path.cmp(&b.path));
@@ -599,10 +488,7 @@ fn status_conflict(factory: Factory) {
     let out = r.git_output(&["merge", "-q", "side"]);
     assert!(!out.status.success());
     let b = open(factory, &r);
-    assert_eq!(
-        b.status(false).unwrap(),
-        [tracked("f.txt", None, Some(Modified))]
-    );
+    assert_eq!(b.status(false).unwrap(), [tracked("f.txt", None, Some(Modified))]);
 }
 
 fn status_clean_and_unborn(factory: Factory) {
@@ -611,10 +497,7 @@ fn status_clean_and_unborn(factory: Factory) {
     let b = open(factory, &r);
     assert_eq!(b.status(true).unwrap(), [untracked("a.txt")]);
     r.git(&["add", "a.txt"]);
-    assert_eq!(
-        b.status(true).unwrap(),
-        [tracked("a.txt", Some(Added), None)]
-    );
+    assert_eq!(b.status(true).unwrap(), [tracked("a.txt", Some(Added), None)]);
     r.commit_all("a");
     assert_eq!(b.status(true).unwrap(), []);
 }
@@ -624,33 +507,20 @@ fn status_clean_and_unborn(factory: Factory) {
 
 fn staged_blobs_lists_index_changes(factory: Factory) {
     let r = TestRepo::new();
-    r.write("a.txt", "a\n")
-        .write("b.txt", "b\n")
-        .write("run.sh", "run\n")
-        .write("same.txt", "s\n");
+    r.write("a.txt", "a\n").write("b.txt", "b\n").write("run.sh", "run\n").write("same.txt", "s\n");
     r.commit_all("base");
-    r.write("a.txt", "a staged\n")
-        .write("c.txt", "c new\n")
-        .chmod("run.sh", 0o755);
+    r.write("a.txt", "a staged\n").write("c.txt", "c new\n").chmod("run.sh", 0o755);
     r.git(&["add", "a.txt", "c.txt", "run.sh"]);
     r.git(&["rm", "-q", "--cached", "b.txt"]);
-    r.write("a.txt", "a unstaged on top\n")
-        .write("ita.txt", "intent to add\n");
+    r.write("a.txt", "a unstaged on top\n").write("ita.txt", "intent to add\n");
     r.git(&["add", "-N", "ita.txt"]);
     let b = open(factory, &r);
     let oid = |path: &str| cid(&r.git(&["rev-parse", &format!(":{path}")]));
-    let blob = |path: &str, content: &str| StagedBlob {
-        path: rp(path),
-        oid: oid(path),
-        content: content.as_bytes().to_vec(),
-    };
+    let blob =
+        |path: &str, content: &str| StagedBlob { path: rp(path), oid: oid(path), content: content.as_bytes().to_vec() };
     assert_eq!(
         b.staged_blobs().unwrap(),
-        [
-            blob("a.txt", "a staged\n"),
-            blob("c.txt", "c new\n"),
-            blob("run.sh", "run\n")
-        ]
+        [blob("a.txt", "a staged\n"), blob("c.txt", "c new\n"), blob("run.sh", "run\n")]
     );
 }
 
@@ -661,10 +531,7 @@ fn staged_blobs_on_unborn_branch(factory: Factory) {
     assert_eq!(b.staged_blobs().unwrap(), []);
     r.git(&["add", "-A"]);
     let got = b.staged_blobs().unwrap();
-    assert_eq!(
-        got.iter().map(|s| s.path.clone()).collect::<Vec<_>>(),
-        [rp("x.txt"), rp("y/z.txt")]
-    );
+    assert_eq!(got.iter().map(|s| s.path.clone()).collect::<Vec<_>>(), [rp("x.txt"), rp("y/z.txt")]);
     assert_eq!(got[1].content, b"z\n");
     assert_eq!(got[1].oid, cid(&r.git(&["rev-parse", ":y/z.txt"])));
 }
@@ -684,10 +551,7 @@ fn write_blob_and_has_object(factory: Factory) {
     assert_eq!(r.git(&["cat-file", "-s", crlf.as_str()]), "6");
     let empty = b.write_blob(b"").unwrap();
     assert_eq!(empty, cid("e69de29bb2d1d6434b8b29ae775ad8c2e48c5391"));
-    assert!(
-        !b.has_object(&cid("0123456789012345678901234567890123456789"))
-            .unwrap()
-    );
+    assert!(!b.has_object(&cid("0123456789012345678901234567890123456789")).unwrap());
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -725,64 +589,28 @@ fn reset_hard_moves_branch_index_and_tree(factory: Factory) {
     let (a, _b, tree_a) = reset_fixture(&r);
     // Mess: edits, a staged new file, untracked and ignored files, and an untracked file at a
     // path that A tracks.
-    r.write("a.txt", "dirty edit\n")
-        .write("staged_new.txt", "staged\n");
+    r.write("a.txt", "dirty edit\n").write("staged_new.txt", "staged\n");
     r.git(&["add", "staged_new.txt"]);
     r.write("keep.tmp", "untracked\n")
         .write("cache/blob.bin", "ignored\n")
         .write("only_a.txt", "untracked in the way\n");
     let b = open(factory, &r);
     b.reset_hard(&cid(&a), "forge-rollback: to A").unwrap();
-    assert_eq!(
-        b.head().unwrap(),
-        Head {
-            commit: cid(&a),
-            branch: Some("main".into())
-        }
-    );
+    assert_eq!(b.head().unwrap(), Head { commit: cid(&a), branch: Some("main".into()) });
     assert_eq!(r.head(), a);
     let mut expected = tree_a.0.clone();
-    expected.insert(
-        b"keep.tmp".to_vec(),
-        Node::File {
-            content: b"untracked\n".to_vec(),
-            mode: 0o644,
-        },
-    );
+    expected.insert(b"keep.tmp".to_vec(), Node::File { content: b"untracked\n".to_vec(), mode: 0o644 });
     expected.insert(b"cache".to_vec(), Node::Dir);
-    expected.insert(
-        b"cache/blob.bin".to_vec(),
-        Node::File {
-            content: b"ignored\n".to_vec(),
-            mode: 0o644,
-        },
-    );
+    expected.insert(b"cache/blob.bin".to_vec(), Node::File { content: b"ignored\n".to_vec(), mode: 0o644 });
     assert_eq!(r.tree().0, expected);
     assert_eq!(r.read("only_a.txt"), b"only in A\n");
-    assert!(matches!(
-        r.tree().0.get(&b"run.sh"[..]),
-        Some(Node::File { mode: 0o755, .. })
-    ));
-    assert_eq!(
-        r.tree().0.get(&b"link"[..]),
-        Some(&Node::Symlink(b"a.txt".to_vec()))
-    );
+    assert!(matches!(r.tree().0.get(&b"run.sh"[..]), Some(Node::File { mode: 0o755, .. })));
+    assert_eq!(r.tree().0.get(&b"link"[..]), Some(&Node::Symlink(b"a.txt".to_vec())));
     assert!(!r.exists("staged_new.txt"));
-    assert_eq!(
-        b.status(true).unwrap(),
-        [ignored("cache"), untracked("keep.tmp")]
-    );
+    assert_eq!(b.status(true).unwrap(), [ignored("cache"), untracked("keep.tmp")]);
     assert_eq!(b.staged_blobs().unwrap(), []);
-    assert!(
-        last_reflog(&r, "main").contains("forge-rollback: to A"),
-        "{}",
-        last_reflog(&r, "main")
-    );
-    assert!(
-        last_reflog(&r, "HEAD").contains("forge-rollback: to A"),
-        "{}",
-        last_reflog(&r, "HEAD")
-    );
+    assert!(last_reflog(&r, "main").contains("forge-rollback: to A"), "{}", last_reflog(&r, "main"));
+    assert!(last_reflog(&r, "HEAD").contains("forge-rollback: to A"), "{}", last_reflog(&r, "HEAD"));
 }
 
 fn reset_hard_forward_and_detached(factory: Factory) {
@@ -793,23 +621,11 @@ fn reset_hard_forward_and_detached(factory: Factory) {
     assert_eq!(r.tree(), tree_a);
     let b = open(factory, &r);
     b.reset_hard(&cid(&b_id), "forward").unwrap();
-    assert_eq!(
-        b.head().unwrap(),
-        Head {
-            commit: cid(&b_id),
-            branch: None
-        }
-    );
+    assert_eq!(b.head().unwrap(), Head { commit: cid(&b_id), branch: None });
     assert_eq!(r.tree(), tree_b);
     assert_eq!(r.git(&["rev-parse", "main"]), b_id);
     b.reset_hard(&cid(&a), "back").unwrap();
-    assert_eq!(
-        b.head().unwrap(),
-        Head {
-            commit: cid(&a),
-            branch: None
-        }
-    );
+    assert_eq!(b.head().unwrap(), Head { commit: cid(&a), branch: None });
     assert_eq!(r.git(&["rev-parse", "main"]), b_id);
     assert_eq!(r.tree(), tree_a);
     assert_eq!(b.status(true).unwrap(), []);
@@ -833,13 +649,7 @@ fn reset_hard_during_a_conflicted_merge(factory: Factory) {
     assert_eq!(r.tree(), tree);
     assert_eq!(b.status(true).unwrap(), []);
     assert!(!r.path().join(".git/MERGE_HEAD").exists());
-    assert_eq!(
-        b.head().unwrap(),
-        Head {
-            commit: cid(&main),
-            branch: Some("main".into())
-        }
-    );
+    assert_eq!(b.head().unwrap(), Head { commit: cid(&main), branch: Some("main".into()) });
 }
 
 fn checkout_branch_at_from_other_branch(factory: Factory) {
@@ -850,29 +660,15 @@ fn checkout_branch_at_from_other_branch(factory: Factory) {
     let feature = r.commit_all("feature");
     r.write("a.txt", "dirty\n");
     let b = open(factory, &r);
-    b.checkout_branch_at("main", &cid(&a), "undo: back to main")
-        .unwrap();
-    assert_eq!(
-        b.head().unwrap(),
-        Head {
-            commit: cid(&a),
-            branch: Some("main".into())
-        }
-    );
+    b.checkout_branch_at("main", &cid(&a), "undo: back to main").unwrap();
+    assert_eq!(b.head().unwrap(), Head { commit: cid(&a), branch: Some("main".into()) });
     assert_eq!(r.branch().as_deref(), Some("main"));
     assert_eq!(r.tree(), tree_a);
     assert_eq!(r.git(&["rev-parse", "feature"]), feature);
     assert_eq!(b.status(true).unwrap(), []);
     // A branch that does not exist yet is created.
-    b.checkout_branch_at("rescue/one", &cid(&b_id), "undo: rescue")
-        .unwrap();
-    assert_eq!(
-        b.head().unwrap(),
-        Head {
-            commit: cid(&b_id),
-            branch: Some("rescue/one".into())
-        }
-    );
+    b.checkout_branch_at("rescue/one", &cid(&b_id), "undo: rescue").unwrap();
+    assert_eq!(b.head().unwrap(), Head { commit: cid(&b_id), branch: Some("rescue/one".into()) });
     assert_eq!(r.git(&["rev-parse", "main"]), a);
     assert!(!r.exists("only_a.txt"));
     assert!(last_reflog(&r, "rescue/one").contains("undo: rescue"));
@@ -886,15 +682,8 @@ fn checkout_branch_at_current_branch(factory: Factory) {
     let (a, b_id, tree_a) = reset_fixture(&r);
     let b = open(factory, &r);
     assert_eq!(b.head().unwrap().commit, cid(&b_id));
-    b.checkout_branch_at("main", &cid(&a), "undo: main to A")
-        .unwrap();
-    assert_eq!(
-        b.head().unwrap(),
-        Head {
-            commit: cid(&a),
-            branch: Some("main".into())
-        }
-    );
+    b.checkout_branch_at("main", &cid(&a), "undo: main to A").unwrap();
+    assert_eq!(b.head().unwrap(), Head { commit: cid(&a), branch: Some("main".into()) });
     assert_eq!(r.tree(), tree_a);
     assert_eq!(b.status(true).unwrap(), []);
     assert!(last_reflog(&r, "main").contains("undo: main to A"));
@@ -911,42 +700,20 @@ fn refs_set_read_delete(factory: Factory) {
     assert_eq!(r.git(&["rev-parse", name]), v1);
     b.set_ref(name, &cid(&v2), "rollback: move").unwrap();
     assert_eq!(b.read_ref(name).unwrap(), Some(cid(&v2)));
-    assert_eq!(
-        b.read_ref("refs/heads/main").unwrap(),
-        Some(b.head().unwrap().commit)
-    );
+    assert_eq!(b.read_ref("refs/heads/main").unwrap(), Some(b.head().unwrap().commit));
     assert_eq!(b.read_ref("refs/tags/v1").unwrap(), Some(cid(&v1)));
     b.delete_ref(name).unwrap();
     assert_eq!(b.read_ref(name).unwrap(), None);
-    assert!(
-        r.git_output(&["rev-parse", "--verify", "-q", name])
-            .stdout
-            .is_empty()
-    );
+    assert!(r.git_output(&["rev-parse", "--verify", "-q", name]).stdout.is_empty());
     b.delete_ref(name).unwrap();
     b.delete_ref("refs/forge-rollback/never").unwrap();
     // Only full names under refs/: HEAD and branches are never touched by mistake.
     for bad in ["HEAD", "main", "-d", "refs/"] {
-        assert!(
-            matches!(
-                b.set_ref(bad, &cid(&v1), "x"),
-                Err(Error::UnknownRevision { .. })
-            ),
-            "{bad}"
-        );
-        assert!(
-            matches!(b.delete_ref(bad), Err(Error::UnknownRevision { .. })),
-            "{bad}"
-        );
+        assert!(matches!(b.set_ref(bad, &cid(&v1), "x"), Err(Error::UnknownRevision { .. })), "{bad}");
+        assert!(matches!(b.delete_ref(bad), Err(Error::UnknownRevision { .. })), "{bad}");
     }
     assert!(b.set_ref("refs/bad..name", &cid(&v1), "x").is_err());
-    assert_eq!(
-        b.head().unwrap(),
-        Head {
-            commit: cid(&v3),
-            branch: Some("main".into())
-        }
-    );
+    assert_eq!(b.head().unwrap(), Head { commit: cid(&v3), branch: Some("main".into()) });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -959,37 +726,20 @@ fn messy_repo() -> (TestRepo, String, String) {
     // added.
     for dir in ["sub"] {
         r.write(format!("{dir}/inner.txt"), "inner\n");
-        for args in [
-            &["init", "-q", "-b", "main"][..],
-            &["add", "-A"],
-            &["commit", "-q", "-m", "inner"],
-        ] {
+        for args in [&["init", "-q", "-b", "main"][..], &["add", "-A"], &["commit", "-q", "-m", "inner"]] {
             let mut cmd = Command::new("git");
-            let out = clean_git_env(&mut cmd)
-                .current_dir(r.path().join(dir))
-                .args(args)
-                .output()
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
+            let out = clean_git_env(&mut cmd).current_dir(r.path().join(dir)).args(args).output().unwrap();
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         }
     }
     r.git(&["add", "sub"]);
     r.write("logs/kept.txt", "tracked inside an ignored folder\n");
     r.git(&["add", "logs/kept.txt"]);
     r.commit_all("more");
-    r.write("sub/inner.txt", "dirty submodule\n")
-        .write("logs/new.txt", "ignored\n");
+    r.write("sub/inner.txt", "dirty submodule\n").write("logs/new.txt", "ignored\n");
     r.write("nested/inner.txt", "inner\n");
     let mut cmd = Command::new("git");
-    let out = clean_git_env(&mut cmd)
-        .current_dir(r.path().join("nested"))
-        .args(["init", "-q"])
-        .output()
-        .unwrap();
+    let out = clean_git_env(&mut cmd).current_dir(r.path().join("nested")).args(["init", "-q"]).output().unwrap();
     assert!(out.status.success());
     r.write(".gitignore", "node_modules/\n*.pyc\n/build\nlogs/\n")
         .write("node_modules/pkg/index.js", "x")
@@ -1002,9 +752,7 @@ fn messy_repo() -> (TestRepo, String, String) {
         .write("empty_dir_file", "");
     std::fs::create_dir_all(r.path().join("really/empty")).unwrap();
     r.git(&["add", "staged only.txt", "mod.txt"]);
-    r.write("mod.txt", "edited again and again\n")
-        .remove("keep.txt")
-        .chmod("exec.sh", 0o644);
+    r.write("mod.txt", "edited again and again\n").remove("keep.txt").chmod("exec.sh", 0o644);
     r.git(&["rm", "-q", "--cached", "to_file"]);
     r.write("intent.txt", "added with -N\n");
     r.git(&["add", "-N", "intent.txt"]);
@@ -1031,14 +779,8 @@ fn both_backends_agree() {
     let d = g.diff(&cid(&from), &cid(&to)).unwrap();
     assert_eq!(d.len(), 10);
     assert_eq!(d, c.diff(&cid(&from), &cid(&to)).unwrap());
-    assert_eq!(
-        g.diff(&cid(&to), &cid(&from)).unwrap(),
-        c.diff(&cid(&to), &cid(&from)).unwrap()
-    );
-    assert_eq!(
-        g.tracked_paths(&cid(&to)).unwrap(),
-        c.tracked_paths(&cid(&to)).unwrap()
-    );
+    assert_eq!(g.diff(&cid(&to), &cid(&from)).unwrap(), c.diff(&cid(&to), &cid(&from)).unwrap());
+    assert_eq!(g.tracked_paths(&cid(&to)).unwrap(), c.tracked_paths(&cid(&to)).unwrap());
     assert_eq!(g.staged_blobs().unwrap(), c.staged_blobs().unwrap());
     assert_eq!(g.staged_blobs().unwrap().len(), 2);
     assert_eq!(g.head().unwrap(), c.head().unwrap());
