@@ -908,44 +908,55 @@ impl Rollback {
             Some(b) if head.branch.as_deref() != Some(b) => self.vcs.checkout_branch_at(b, target, &message)?,
             _ => self.vcs.reset_hard(target, &message)?,
         }
-        let mut kept_registry = false;
-        if ex.plan.kind == RunKind::Rollback {
-            kept_registry = self.keep_registry(ctx, &manifest)?;
-        }
-        Ok(
-            serde_json::json!({ "target": target, "cleared": cleared, "changed": changes.len(), "kept_registry": kept_registry }),
-        )
+        let kept = if ex.plan.kind == RunKind::Rollback { self.keep_tool_files(ctx, &manifest)? } else { Vec::new() };
+        Ok(serde_json::json!({ "target": target, "cleared": cleared, "changed": changes.len(), "kept": kept }))
     }
 
-    /// Puts the known-good registry back as it was before the reset: the target's older copy
-    /// must not forget commits marked since (a bad release would become eligible again).
-    fn keep_registry(&self, ctx: &mut Ctx<'_>, manifest: &Manifest) -> Result<bool> {
+    /// The tool's own files inside the work tree: the registry and the configuration file.
+    /// A rollback never removes them and leaves them with their pre-rollback content (the old
+    /// scripts reset their own config and backups away).
+    pub fn tool_files(&self) -> Vec<RepoPath> {
         let workdir = self.workdir();
-        let path = self.registry_path();
-        let Ok(rel) = RepoPath::from_fs(workdir, &normalize(&path)) else { return Ok(false) };
-        if !normalize(&path).starts_with(workdir) {
-            return Ok(false);
+        let mut out = Vec::new();
+        for path in std::iter::once(self.registry_path()).chain(self.config.source.clone()) {
+            let path = normalize(&if path.is_absolute() { path } else { workdir.join(path) });
+            if path.starts_with(workdir)
+                && let Ok(rel) = RepoPath::from_fs(workdir, &path)
+                && !out.contains(&rel)
+            {
+                out.push(rel);
+            }
         }
-        let before = match manifest.entries.iter().find(|e| e.path == rel) {
-            Some(e) => match &e.kind {
-                EntryKind::File { blob, .. } => Some(self.store()?.get_blob(blob)?),
-                _ => None,
-            },
-            None => self.vcs.read_file_at(&manifest.head, &rel)?,
-        };
-        let Some(before) = before else { return Ok(false) };
-        if std::fs::read(&path).ok().as_deref() == Some(&before[..]) {
-            return Ok(false);
+        out
+    }
+
+    /// Puts the registry and the config file back as they were before the reset: the target's
+    /// older copies must not forget commits marked since (a bad release would become eligible
+    /// again) nor settings changed since.
+    fn keep_tool_files(&self, ctx: &mut Ctx<'_>, manifest: &Manifest) -> Result<Vec<String>> {
+        let workdir = self.workdir();
+        let mut kept = Vec::new();
+        for rel in self.tool_files() {
+            let path = rel.to_fs(workdir);
+            let before = match manifest.entries.iter().find(|e| e.path == rel) {
+                Some(e) => match &e.kind {
+                    EntryKind::File { blob, .. } => Some(self.store()?.get_blob(blob)?),
+                    _ => None,
+                },
+                None => self.vcs.read_file_at(&manifest.head, &rel)?,
+            };
+            let Some(before) = before else { continue };
+            if std::fs::read(&path).ok().as_deref() == Some(&before[..]) {
+                continue;
+            }
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent).at("create folder", parent)?;
+            }
+            fsutil::atomic_write_mode(&path, &before, 0o644)?;
+            ctx.log(LogLevel::Info, format!("Kept `{rel}` as it was before the reset (commit it to keep it)"));
+            kept.push(rel.to_string());
         }
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).at("create folder", parent)?;
-        }
-        fsutil::atomic_write_mode(&path, &before, 0o644)?;
-        ctx.log(
-            LogLevel::Info,
-            format!("Kept the known-good registry `{rel}` as it was before the reset (commit it to keep the marks)"),
-        );
-        Ok(true)
+        Ok(kept)
     }
 
     fn step_remove_untracked(
@@ -988,7 +999,11 @@ impl Rollback {
             }
             out
         } else {
+            let keep = self.tool_files();
             planner::removals_from(&manifest, Self::reset_changes(ex.plan))
+                .into_iter()
+                .filter(|p| !keep.contains(p))
+                .collect()
         };
         let workdir = self.workdir();
         let mut removed = 0;
