@@ -190,6 +190,13 @@ impl Rollback {
         to_py(py, &report)
     }
 
+    /// Who holds the run lock (`{"pid", "host", "started_at", "command"}`), or `None`.
+    fn lock_holder(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        let core = &self.core;
+        let holder = py.detach(|| core.lock_holder()).map_err(PyRollbackError)?;
+        to_py(py, &holder)
+    }
+
     /// `assess` as a coroutine, run on the shared tokio runtime.
     #[pyo3(signature = (target = None))]
     fn aassess<'py>(&self, py: Python<'py>, target: Option<String>) -> PyResult<Bound<'py, PyAny>> {
