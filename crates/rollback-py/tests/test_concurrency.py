@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 import threading
+import time
 from typing import TYPE_CHECKING, Any
 
 import forge_rollback as fr
@@ -22,18 +24,22 @@ def test_run_releases_the_gil(big_repo: Repo) -> None:
         nonlocal counter
         while not stop.is_set():
             counter += 1
+            time.sleep(0)  # gives the GIL back, so thread A's callbacks can run
 
     def on_event(event: dict[str, Any]) -> None:
-        # Between these two events thread A runs only Rust (the snapshot of ~3000 files):
-        # thread B can only count if the GIL was released.
+        # Between these two events thread A runs only Rust (the snapshot of ~3000 files).
         if event["event"] == "step_started" and event["step"] == "snapshot":
             seen["start"] = counter
         if event["event"] == "step_finished" and event["step"] == "snapshot":
             seen["end"] = counter
 
+    # No forced GIL switches: thread B can only run while thread A has released the GIL
+    # itself. Were the engine to hold it, B could not count between the two events.
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1000.0)
     b = threading.Thread(target=spin)
-    b.start()
     try:
+        b.start()
         result: list[fr.RunResult] = []
         a = threading.Thread(target=lambda: result.append(rb.run("fast", target="v1", on_event=on_event)))
         a.start()
@@ -41,6 +47,7 @@ def test_run_releases_the_gil(big_repo: Repo) -> None:
     finally:
         stop.set()
         b.join()
+        sys.setswitchinterval(interval)
     assert result[0].status == "succeeded"
     assert seen["end"] > seen["start"]
 
