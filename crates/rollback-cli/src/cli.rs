@@ -129,9 +129,12 @@ pub struct RunArgs {
     /// Allow a target that is not an ancestor of HEAD.
     #[arg(long)]
     pub allow_non_ancestor: bool,
-    /// Why: recorded in the journal and the run's log.
+    /// Why: recorded in the journal and the incident report.
     #[arg(long, value_name = "TEXT")]
     pub reason: Option<String>,
+    /// How bad the incident is: critical, high, medium or low (for the incident report).
+    #[arg(long, value_name = "LEVEL", value_parser = ["critical", "high", "medium", "low"])]
+    pub severity: Option<String>,
 }
 
 /// `runs` subcommands.

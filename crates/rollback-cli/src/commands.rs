@@ -66,6 +66,7 @@ pub fn dispatch(args: &Args, out: &Output) -> anyhow::Result<u8> {
                 dry_run: r.dry_run,
                 allow_non_ancestor: r.allow_non_ancestor,
                 reason: r.reason.clone(),
+                severity: r.severity.as_deref().map(str::parse).transpose()?,
             };
             let prompter: &dyn Prompter = if r.yes { &AutoConfirm } else { &TerminalPrompter };
             let outcome = rb.run(&opts, prompter, &log)?;

@@ -31,6 +31,10 @@ fn parse_level(level: Option<&str>) -> PyResult<Option<Level>> {
     }
 }
 
+fn parse_severity(severity: Option<&str>) -> PyResult<Option<rollback_core::journal::Severity>> {
+    severity.map(str::parse).transpose().map_err(|e| PyRollbackError(e).into())
+}
+
 /// The prompter and observer of one call, and the slot their exceptions go to.
 struct Callbacks {
     prompter: PyPrompter,
@@ -112,8 +116,8 @@ impl Rollback {
     /// receives every engine event as a dict. A failed step returns a result with status
     /// `"failed"`; a declined confirmation raises `CancelledError`.
     #[pyo3(
-        signature = (level = None, target = None, *, confirm = None, on_event = None, dry_run = false, allow_non_ancestor = false, reason = None),
-        text_signature = "($self, level=None, target=None, *, confirm=True, on_event=None, dry_run=False, allow_non_ancestor=False, reason=None)"
+        signature = (level = None, target = None, *, confirm = None, on_event = None, dry_run = false, allow_non_ancestor = false, reason = None, severity = None),
+        text_signature = "($self, level=None, target=None, *, confirm=True, on_event=None, dry_run=False, allow_non_ancestor=False, reason=None, severity=None)"
     )]
     #[allow(clippy::too_many_arguments)]
     fn run(
@@ -126,8 +130,16 @@ impl Rollback {
         dry_run: bool,
         allow_non_ancestor: bool,
         reason: Option<String>,
+        severity: Option<&str>,
     ) -> PyResult<Py<PyAny>> {
-        let opts = RunOptions { level: parse_level(level)?, target, dry_run, allow_non_ancestor, reason };
+        let opts = RunOptions {
+            level: parse_level(level)?,
+            target,
+            dry_run,
+            allow_non_ancestor,
+            reason,
+            severity: parse_severity(severity)?,
+        };
         let cbs = Callbacks::new(confirm, on_event)?;
         let core = &self.core;
         let result = py.detach(|| core.run(&opts, &cbs.prompter, &cbs.observer));
@@ -214,8 +226,8 @@ impl Rollback {
     /// `run` as a coroutine, run on the shared tokio runtime; callbacks are called from a
     /// worker thread.
     #[pyo3(
-        signature = (level = None, target = None, *, confirm = None, on_event = None, dry_run = false, allow_non_ancestor = false, reason = None),
-        text_signature = "($self, level=None, target=None, *, confirm=True, on_event=None, dry_run=False, allow_non_ancestor=False, reason=None)"
+        signature = (level = None, target = None, *, confirm = None, on_event = None, dry_run = false, allow_non_ancestor = false, reason = None, severity = None),
+        text_signature = "($self, level=None, target=None, *, confirm=True, on_event=None, dry_run=False, allow_non_ancestor=False, reason=None, severity=None)"
     )]
     #[allow(clippy::too_many_arguments)]
     fn arun<'py>(
@@ -228,8 +240,16 @@ impl Rollback {
         dry_run: bool,
         allow_non_ancestor: bool,
         reason: Option<String>,
+        severity: Option<&str>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let opts = RunOptions { level: parse_level(level)?, target, dry_run, allow_non_ancestor, reason };
+        let opts = RunOptions {
+            level: parse_level(level)?,
+            target,
+            dry_run,
+            allow_non_ancestor,
+            reason,
+            severity: parse_severity(severity)?,
+        };
         let cbs = Callbacks::new(confirm, on_event)?;
         let core = self.core.clone();
         aio::coroutine(

@@ -33,7 +33,7 @@ use crate::error::{Error, Result};
 use crate::event::{Event, LogLevel, Observer};
 use crate::fsutil::{self, IoContext};
 pub use crate::journal::RunStatus;
-use crate::journal::{self, Journal, Record, RunState};
+use crate::journal::{self, Journal, Record, RunState, Severity};
 use crate::lock::{self, LockHolder, RunLock};
 use crate::paths::RepoPath;
 use crate::plan::{Level, Plan, RunKind, Step};
@@ -54,8 +54,10 @@ pub struct RunOptions {
     pub dry_run: bool,
     /// Allow a target that is not an ancestor of HEAD.
     pub allow_non_ancestor: bool,
-    /// Why the rollback is happening (journaled).
+    /// Why the rollback is happening (journaled, and in the incident report).
     pub reason: Option<String>,
+    /// How bad the incident is (journaled, and in the incident report).
+    pub severity: Option<Severity>,
 }
 
 /// What happened to one step.
@@ -523,7 +525,7 @@ impl Rollback {
         }
         let plan = planner::rollback_plan(self.vcs.as_ref(), &self.config, &now, level)?;
         let run_id = new_run_id();
-        let outcome = self.start_and_execute(&mut ctx, run_id, &plan, opts.reason.clone());
+        let outcome = self.start_and_execute(&mut ctx, run_id, &plan, opts.reason.clone(), opts.severity);
         drop(lock);
         outcome
     }
@@ -553,7 +555,7 @@ impl Rollback {
             ctx.log(LogLevel::Warn, "migration files changed between HEAD and the target: the rolled-back code will run on the newer schema");
         }
         let plan = planner::rollback_plan(self.vcs.as_ref(), &self.config, &a, level)?;
-        let outcome = self.start_and_execute(ctx, new_run_id(), &plan, opts.reason.clone());
+        let outcome = self.start_and_execute(ctx, new_run_id(), &plan, opts.reason.clone(), opts.severity);
         drop(lock);
         outcome
     }
@@ -572,13 +574,20 @@ impl Rollback {
         run_id: String,
         plan: &Plan,
         reason: Option<String>,
+        severity: Option<Severity>,
     ) -> Result<RunOutcome> {
         let dir = self.state.run_dir(&run_id);
         fsutil::create_private_dir(&dir)?;
         ctx.open_log(&dir.join("run.log"))?;
         let mut journal = Journal::create(&dir.join("journal.jsonl"))?;
         let started = Timestamp::now();
-        journal.append(&Record::Started { at: started, run_id: run_id.clone(), plan: plan.clone(), reason })?;
+        journal.append(&Record::Started {
+            at: started,
+            run_id: run_id.clone(),
+            plan: plan.clone(),
+            reason,
+            severity,
+        })?;
         match plan.kind {
             RunKind::Rollback => {
                 ctx.log(LogLevel::Info, format!("Emergency rollback {run_id} initiated"));
@@ -1165,7 +1174,7 @@ impl Rollback {
                 Some("run the undo again".to_owned()),
             ));
         };
-        let out = self.start_and_execute(&mut ctx, new_run_id(), &plan, Some(format!("undo of {run_id}")));
+        let out = self.start_and_execute(&mut ctx, new_run_id(), &plan, Some(format!("undo of {run_id}")), None);
         drop(lock);
         out
     }

@@ -1,0 +1,1 @@
+//! Incident reports (in progress).

@@ -1,0 +1,1 @@
+//! Incident reports rendered from real runs.
