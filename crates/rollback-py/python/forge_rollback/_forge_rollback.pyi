@@ -53,7 +53,7 @@ class Rollback:
         dry_run: bool = False,
         allow_non_ancestor: bool = False,
         reason: str | None = None,
-        severity: str | None = None,
+        severity: Literal["critical", "high", "medium", "low"] | None = None,
     ) -> RunResult: ...
     def undo(self, run_id: str, *, confirm: _Confirm = True, on_event: _OnEvent | None = None) -> RunResult: ...
     def resume(self, run_id: str, *, on_event: _OnEvent | None = None) -> RunResult: ...
@@ -73,7 +73,7 @@ class Rollback:
         dry_run: bool = False,
         allow_non_ancestor: bool = False,
         reason: str | None = None,
-        severity: str | None = None,
+        severity: Literal["critical", "high", "medium", "low"] | None = None,
     ) -> Awaitable[RunResult]: ...
     def aundo(
         self, run_id: str, *, confirm: _Confirm = True, on_event: _OnEvent | None = None
