@@ -187,6 +187,22 @@ impl Rollback {
         RunResult::new(&outcome)
     }
 
+    /// The incident report of a run: Markdown (`format="md"`, the runbook's template) or JSON
+    /// text (`format="json"`), as `forge-rollback report RUN` prints it.
+    #[pyo3(signature = (run_id, format = "md"))]
+    fn report(&self, py: Python<'_>, run_id: &str, format: &str) -> PyResult<String> {
+        if format != "md" && format != "json" {
+            return Err(PyRollbackError(rollback_core::Error::usage(
+                format!("unknown report format `{format}`"),
+                Some("use \"md\" or \"json\"".to_owned()),
+            ))
+            .into());
+        }
+        let core = &self.core;
+        let report = py.detach(|| core.report(run_id)).map_err(PyRollbackError)?;
+        Ok(if format == "json" { report.to_json() } else { report.to_markdown() })
+    }
+
     /// Every backup snapshot, oldest first, as dicts (`forge-rollback backups list --json`).
     fn backups(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         let core = &self.core;

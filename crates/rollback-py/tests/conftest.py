@@ -127,3 +127,22 @@ def repo(tmp_path: Path) -> Repo:
 def big_repo(tmp_path: Path) -> Repo:
     """Like `repo`, plus a few thousand untracked files, so a run takes a while."""
     return make_repo(tmp_path / "big", untracked=3000)
+
+
+WORKSPACE = Path(__file__).resolve().parents[3]
+
+
+def cli_binary() -> Path:
+    """The `forge-rollback` binary: `FORGE_ROLLBACK_BIN`, else the cargo target dir's debug build."""
+    if env := os.environ.get("FORGE_ROLLBACK_BIN"):
+        return Path(env)
+    target = Path(os.environ.get("CARGO_TARGET_DIR", WORKSPACE / "target"))
+    return target / "debug" / "forge-rollback"
+
+
+@pytest.fixture(scope="session")
+def cli() -> Path:
+    path = cli_binary()
+    if not path.is_file():
+        pytest.fail(f"no forge-rollback binary at {path}: run `cargo build -p rollback-cli` or set FORGE_ROLLBACK_BIN")
+    return path

@@ -20,22 +20,6 @@ import forge_rollback as fr
 if TYPE_CHECKING:  # pytest's importlib mode: conftest is not importable at run time
     from conftest import Repo
 
-WORKSPACE = Path(__file__).resolve().parents[3]
-
-
-def cli_binary() -> Path:
-    if env := os.environ.get("FORGE_ROLLBACK_BIN"):
-        return Path(env)
-    target = Path(os.environ.get("CARGO_TARGET_DIR", WORKSPACE / "target"))
-    return target / "debug" / "forge-rollback"
-
-
-@pytest.fixture(scope="module")
-def cli() -> Path:
-    path = cli_binary()
-    if not path.is_file():
-        pytest.fail(f"no forge-rollback binary at {path}: run `cargo build -p rollback-cli` or set FORGE_ROLLBACK_BIN")
-    return path
 
 
 def run_cli(cli: Path, repo: Repo, *args: str) -> str:

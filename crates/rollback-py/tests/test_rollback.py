@@ -185,3 +185,28 @@ def test_known_good_registry(repo: Repo) -> None:
     removed = kg.unmark("v1")
     assert removed["hash"] == repo.commit_of("v1")
     assert [c["hash"] for c in kg.list()["commits"]] == [repo.commit_of("v2")]
+
+
+def test_report_matches_the_cli_and_follows_the_template(repo: Repo, cli: Path) -> None:
+    import os
+    import subprocess
+
+    rb = fr.Rollback.open(repo.path)
+    r = rb.run("fast", target="v1", confirm=True, reason="v3 answers 500", severity="high")
+    md = rb.report(r.run_id)
+    headings = [line for line in md.splitlines() if line.startswith("## ")]
+    assert headings[:3] == ["## Issue Description", "## Symptoms", "## Root Cause"]
+    assert "**Severity**: High" in md
+    assert "v3 answers 500" in md
+    data = json.loads(rb.report(r.run_id, format="json"))
+    assert data["run_id"] == r.run_id
+    assert data["severity"] == "high"
+    on_disk = (repo.path / ".git" / "forge-rollback" / "runs" / r.run_id / "report.md").read_text()
+    assert on_disk == md
+    with pytest.raises(fr.ConfigError):
+        rb.report(r.run_id, format="pdf")
+    out = subprocess.run(
+        [str(cli), "-C", str(repo.path), "report", r.run_id],
+        capture_output=True, text=True, check=True, env={**os.environ, "NO_COLOR": "1"},
+    )
+    assert out.stdout == md

@@ -685,11 +685,29 @@ impl Rollback {
         let state = RunState::load(ex.journal.path())?;
         let mut outcome = self.outcome_of(&state);
         outcome.warnings = std::mem::take(&mut ctx.warnings);
+        self.write_report(&state, &outcome)?;
         if status == RunStatus::Succeeded {
             let json = serde_json::to_vec_pretty(&outcome).unwrap_or_default();
             fsutil::atomic_write(&self.state.run_dir(&ex.run_id).join("run.json"), &json)?;
         }
         Ok(outcome)
+    }
+
+    /// Writes `report.md` and `report.json` into the run's folder.
+    fn write_report(&self, state: &RunState, outcome: &RunOutcome) -> Result<()> {
+        let report = crate::report::build(state, outcome, self.vcs.as_ref());
+        let dir = self.state.run_dir(&state.run_id);
+        fsutil::atomic_write(&dir.join("report.md"), report.to_markdown().as_bytes())?;
+        fsutil::atomic_write(&dir.join("report.json"), report.to_json().as_bytes())?;
+        Ok(())
+    }
+
+    /// The incident report of a run, built from its journal as it is now (an undo done since
+    /// shows in it).
+    pub fn report(&self, run_id: &str) -> Result<crate::report::IncidentReport> {
+        let state = self.load_run(run_id)?;
+        let outcome = self.outcome_of(&state);
+        Ok(crate::report::build(&state, &outcome, self.vcs.as_ref()))
     }
 
     fn outcome_of(&self, state: &RunState) -> RunOutcome {
