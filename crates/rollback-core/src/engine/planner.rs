@@ -86,35 +86,23 @@ pub fn captures(workdir: &Path, config: &Config, status: &[StatusEntry], changes
     out.into_iter().map(|(path, origin)| Capture { path, origin }).collect()
 }
 
-/// Cache paths that exist now: matching folders (not descended) and files, outside skipped
-/// folders, never a tracked path or a folder holding tracked paths.
-pub fn find_caches(workdir: &Path, config: &Config, tracked: &BTreeSet<RepoPath>) -> Vec<RepoPath> {
-    fn walk(workdir: &Path, dir: &Path, config: &Config, tracked: &BTreeSet<RepoPath>, out: &mut Vec<RepoPath>) {
-        let Ok(rd) = std::fs::read_dir(dir) else { return };
-        let mut entries: Vec<_> = rd.flatten().collect();
-        entries.sort_by_key(std::fs::DirEntry::file_name);
-        for entry in entries {
-            let name = entry.file_name();
-            let Ok(ft) = entry.file_type() else { continue };
-            if ft.is_dir() && config.caches.skip_dirs.iter().any(|s| std::ffi::OsStr::new(s) == name) {
-                continue;
-            }
-            let Ok(p) = RepoPath::from_fs(workdir, &entry.path()) else { continue };
-            if config.is_cache(&p) {
-                let holds_tracked = tracked.range(p.clone()..).next().is_some_and(|t| t.starts_with(&p));
-                if !holds_tracked {
-                    out.push(p);
-                    continue;
-                }
-            }
-            if ft.is_dir() {
-                walk(workdir, &entry.path(), config, tracked, out);
-            }
-        }
-    }
-    let mut out = Vec::new();
-    walk(workdir, workdir, config, tracked, &mut out);
-    out
+/// Cache paths to clear, from the work tree's status: caches are never tracked, so git lists
+/// them as untracked files or ignored entries, and the cost follows what is dirty, not the size
+/// of the repository. Only entries git lists are taken, exactly: git lists a folder whole
+/// (`app/__pycache__`) only when nothing in it is tracked, so a tracked file inside a cache
+/// folder is never removed. Nothing under `caches.skip_dirs` (`.venv`, ...); nothing the
+/// target tracks or that stands in its way.
+pub fn find_caches(config: &Config, status: &[StatusEntry], changes: &[Change]) -> Vec<RepoPath> {
+    let added: BTreeSet<&RepoPath> = changes.iter().filter(|c| c.kind == ChangeKind::Added).map(|c| &c.path).collect();
+    let skipped = |p: &RepoPath| {
+        p.as_bytes().split(|b| *b == b'/').any(|c| config.caches.skip_dirs.iter().any(|s| s.as_bytes() == c))
+    };
+    status
+        .iter()
+        .filter(|e| matches!(e.kind, StatusKind::Untracked | StatusKind::Ignored))
+        .filter(|e| !skipped(&e.path) && config.is_cache(&e.path) && !in_the_way(&e.path, &added))
+        .map(|e| e.path.clone())
+        .collect()
 }
 
 /// Captures sorted by what the reset does to them.
@@ -155,8 +143,7 @@ pub fn rollback_plan(vcs: &dyn VcsBackend, config: &Config, a: &Assessment, leve
         .filter_map(|p| RepoPath::from_fs(workdir, &if p.is_absolute() { p } else { workdir.join(p) }).ok())
         .collect();
     let remove: Vec<RepoPath> = rest.into_iter().map(|c| c.path.clone()).filter(|p| !keep.contains(p)).collect();
-    let tracked: BTreeSet<RepoPath> = vcs.tracked_paths(&a.target.commit.id)?.into_iter().collect();
-    let found = find_caches(workdir, config, &tracked);
+    let found = find_caches(config, &a.status, &changes);
     Ok(Plan {
         kind: RunKind::Rollback,
         level: Some(level),
