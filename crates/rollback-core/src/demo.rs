@@ -146,7 +146,9 @@ pub fn run_demo(keep: bool, observer: &dyn Observer) -> crate::Result<DemoReport
 }
 
 fn demo_in(root: &Path, keep: bool, observer: &dyn Observer) -> crate::Result<DemoReport> {
-    let repo = git2::Repository::init(root).map_err(git_err("init"))?;
+    let mut init = git2::RepositoryInitOptions::new();
+    init.initial_head("main");
+    let repo = git2::Repository::init_opts(root, &init).map_err(git_err("init"))?;
     write(root, ".gitignore", ".env\n__pycache__/\n*.pyc\n.venv/\n")?;
     write(
         root,

@@ -24,6 +24,13 @@ pub trait Prompter: Send + Sync {
     /// `Ok(true)` to go ahead, `Ok(false)` to cancel (nothing changes), `Err` when no answer
     /// can be had (no terminal): the engine refuses.
     fn confirm(&self, request: &Confirmation) -> crate::Result<bool>;
+
+    /// `true` when the answer is always yes without looking (`--yes`): the engine then takes
+    /// the lock first and plans once, under it, instead of planning, asking, and planning
+    /// again.
+    fn is_automatic(&self) -> bool {
+        false
+    }
 }
 
 /// Approves everything (`--yes` / `--auto-confirm`).
@@ -33,6 +40,10 @@ pub struct AutoConfirm;
 impl Prompter for AutoConfirm {
     fn confirm(&self, _request: &Confirmation) -> crate::Result<bool> {
         Ok(true)
+    }
+
+    fn is_automatic(&self) -> bool {
+        true
     }
 }
 

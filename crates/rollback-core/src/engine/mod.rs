@@ -236,6 +236,9 @@ struct Exec<'a> {
     journal: Journal,
     /// The run's own snapshot, once taken.
     manifest: Option<Manifest>,
+    /// The plan was made under the lock just now: the snapshot can use its capture list
+    /// instead of scanning the tree again (a resume scans again).
+    fresh_plan: bool,
 }
 
 impl Rollback {
@@ -454,6 +457,9 @@ impl Rollback {
     /// Runs a rollback: plan, safety checks, confirmation, then the steps under the lock.
     pub fn run(&self, opts: &RunOptions, prompter: &dyn Prompter, observer: &dyn Observer) -> Result<RunOutcome> {
         let mut ctx = Ctx::new(observer);
+        if prompter.is_automatic() && !opts.dry_run {
+            return self.run_unattended(&mut ctx, opts);
+        }
         let a = self.assess(opts.target.as_deref())?;
         let level = Self::resolve_level(&a, opts.level)?;
         let plan = planner::rollback_plan(self.vcs.as_ref(), &self.config, &a, level)?;
@@ -522,6 +528,36 @@ impl Rollback {
         outcome
     }
 
+    /// `--yes`: no one to ask, so take the lock first and assess and plan once, under it.
+    fn run_unattended(&self, ctx: &mut Ctx<'_>, opts: &RunOptions) -> Result<RunOutcome> {
+        // Bad input is reported before anything is written, even the state folder.
+        let head = self.vcs.head()?;
+        let registry = self.registry()?;
+        assess::resolve_target(
+            self.vcs.as_ref(),
+            &registry,
+            &self.registry_path(),
+            &head.commit,
+            opts.target.as_deref(),
+        )?;
+        self.state.ensure()?;
+        let lock = self.take_lock(ctx, "run")?;
+        failpoint::hit("after:lock")?;
+        self.refuse_unfinished()?;
+        let a = self.assess(opts.target.as_deref())?;
+        let level = Self::resolve_level(&a, opts.level)?;
+        if let Some(e) = self.refusals(&a, opts).into_iter().next() {
+            return Err(e);
+        }
+        if a.has_risk("migrations_changed") {
+            ctx.log(LogLevel::Warn, "migration files changed between HEAD and the target: the rolled-back code will run on the newer schema");
+        }
+        let plan = planner::rollback_plan(self.vcs.as_ref(), &self.config, &a, level)?;
+        let outcome = self.start_and_execute(ctx, new_run_id(), &plan, opts.reason.clone());
+        drop(lock);
+        outcome
+    }
+
     fn take_lock(&self, ctx: &mut Ctx<'_>, command: &str) -> Result<RunLock> {
         let lock = RunLock::acquire(&self.state.lock_path(), command)?;
         if let Some(prev) = &lock.taken_over {
@@ -554,7 +590,7 @@ impl Rollback {
             ),
         }
         ctx.log(LogLevel::Info, format!("From {} to {}", plan.from.commit.short(), plan.to.short()));
-        let mut ex = Exec { run_id, plan, journal, manifest: None };
+        let mut ex = Exec { run_id, plan, journal, manifest: None, fresh_plan: true };
         self.execute(ctx, &mut ex, 0)
     }
 
@@ -731,8 +767,12 @@ impl Rollback {
         }
         let store = self.store()?;
         let workdir = self.workdir();
-        let status = self.vcs.status(true)?;
-        let captures = planner::captures(workdir, &self.config, &status, Self::reset_changes(ex.plan));
+        let captures = if ex.fresh_plan {
+            ex.plan.captures().to_vec()
+        } else {
+            let status = self.vcs.status(true)?;
+            planner::captures(workdir, &self.config, &status, Self::reset_changes(ex.plan))
+        };
         let paths: Vec<(RepoPath, Origin)> = captures.into_iter().map(|c| (c.path, c.origin)).collect();
         let (entries, mut stats) = backup::snapshot::capture(store.as_ref(), workdir, &paths)?;
         let index_path = self.vcs.index_path();
@@ -1154,7 +1194,7 @@ impl Rollback {
         let mut journal = Journal::open(&dir.join("journal.jsonl"))?;
         journal.append(&Record::Resumed { at: Timestamp::now() })?;
         ctx.log(LogLevel::Info, format!("Resuming run {run_id} at step {} of {}", start + 1, plan.steps.len()));
-        let mut ex = Exec { run_id: run_id.to_owned(), plan: &plan, journal, manifest: None };
+        let mut ex = Exec { run_id: run_id.to_owned(), plan: &plan, journal, manifest: None, fresh_plan: false };
         let out = self.execute(&mut ctx, &mut ex, start);
         drop(lock);
         out

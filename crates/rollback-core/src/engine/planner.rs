@@ -117,24 +117,39 @@ pub fn find_caches(workdir: &Path, config: &Config, tracked: &BTreeSet<RepoPath>
     out
 }
 
+/// Captures sorted by what the reset does to them.
+struct Split<'a> {
+    /// Untracked or ignored entries standing where the target has files: removed before the
+    /// reset.
+    clear_way: Vec<RepoPath>,
+    /// Tracked files whose local changes the reset overwrites.
+    discards: Vec<RepoPath>,
+    /// Untracked or ignored entries out of the target's way: removal candidates.
+    rest: Vec<&'a Capture>,
+}
+
+fn split<'a>(capture: &'a [Capture], changes: &[Change]) -> Split<'a> {
+    let added: BTreeSet<&RepoPath> = changes.iter().filter(|c| c.kind == ChangeKind::Added).map(|c| &c.path).collect();
+    let mut out = Split { clear_way: Vec::new(), discards: Vec::new(), rest: Vec::new() };
+    for c in capture {
+        if c.origin == Origin::Tracked {
+            out.discards.push(c.path.clone());
+        } else if in_the_way(&c.path, &added) {
+            out.clear_way.push(c.path.clone());
+        } else {
+            out.rest.push(c);
+        }
+    }
+    out
+}
+
 /// The fast-rollback plan for an assessment.
 pub fn rollback_plan(vcs: &dyn VcsBackend, config: &Config, a: &Assessment, level: Level) -> crate::Result<Plan> {
     let workdir = vcs.workdir();
     let changes: Vec<Change> = a.changes.iter().map(|c| Change { path: c.path.clone(), kind: c.kind }).collect();
     let capture = captures(workdir, config, &a.status, &changes);
-    let added: BTreeSet<&RepoPath> = changes.iter().filter(|c| c.kind == ChangeKind::Added).map(|c| &c.path).collect();
-    let clear_way: Vec<RepoPath> = capture
-        .iter()
-        .filter(|c| c.origin != Origin::Tracked && in_the_way(&c.path, &added))
-        .map(|c| c.path.clone())
-        .collect();
-    let discards: Vec<RepoPath> =
-        capture.iter().filter(|c| c.origin == Origin::Tracked).map(|c| c.path.clone()).collect();
-    let remove: Vec<RepoPath> = capture
-        .iter()
-        .filter(|c| c.origin != Origin::Tracked && !in_the_way(&c.path, &added))
-        .map(|c| c.path.clone())
-        .collect();
+    let Split { clear_way, discards, rest } = split(&capture, &changes);
+    let remove: Vec<RepoPath> = rest.into_iter().map(|c| c.path.clone()).collect();
     let tracked: BTreeSet<RepoPath> = vcs.tracked_paths(&a.target.commit.id)?.into_iter().collect();
     let found = find_caches(workdir, config, &tracked);
     Ok(Plan {
@@ -175,19 +190,12 @@ pub fn undo_plan(
     let changes = vcs.diff(&head.commit, &to)?;
     let status = vcs.status(true)?;
     let capture = captures(workdir, config, &status, &changes);
-    let added: BTreeSet<&RepoPath> = changes.iter().filter(|c| c.kind == ChangeKind::Added).map(|c| &c.path).collect();
-    let clear_way: Vec<RepoPath> = capture
-        .iter()
-        .filter(|c| c.origin != Origin::Tracked && in_the_way(&c.path, &added))
-        .map(|c| c.path.clone())
-        .collect();
-    let discards: Vec<RepoPath> =
-        capture.iter().filter(|c| c.origin == Origin::Tracked).map(|c| c.path.clone()).collect();
+    let Split { clear_way, discards, rest } = split(&capture, &changes);
     let restored: BTreeSet<&RepoPath> =
         manifest.entries.iter().filter(|e| e.kind != EntryKind::Absent).map(|e| &e.path).collect();
-    let remove: Vec<RepoPath> = capture
-        .iter()
-        .filter(|c| c.origin == Origin::Untracked && !in_the_way(&c.path, &added) && !restored.contains(&c.path))
+    let remove: Vec<RepoPath> = rest
+        .into_iter()
+        .filter(|c| c.origin == Origin::Untracked && !restored.contains(&c.path))
         .map(|c| c.path.clone())
         .collect();
     Ok(Plan {

@@ -1,33 +1,547 @@
-//! git command-line backend.
-use std::path::Path;
+//! git command-line backend: [`GitCliBackend`].
+//!
+//! Every call runs `git -C <workdir> -c core.quotepath=off ...` with a clean environment: all
+//! inherited `GIT_*` variables are removed (a `GIT_DIR` or `GIT_INDEX_FILE` exported by a hook
+//! must not redirect us), then `GIT_TERMINAL_PROMPT=0`, `LC_ALL=C` and
+//! `GIT_LITERAL_PATHSPECS=1` are set. Output is always read in a `-z` format, so paths are raw
+//! bytes and never quoted.
+
+use std::ffi::{OsStr, OsString};
+use std::io::{Read, Write};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use super::git2::{check_full_ref, sort_status};
+use super::{
+    Change, ChangeKind, CommitId, CommitInfo, Error, Head, Result, StagedBlob, StatusEntry, StatusKind, VcsBackend,
+};
+use crate::fsutil::IoContext;
+use crate::paths::RepoPath;
+
+/// `git log` format of one commit: id, summary, author, committer time, NUL-separated.
+const LOG_FORMAT: &str = "--format=%H%x00%s%x00%an%x00%ct";
+
 /// git command-line backend.
-pub struct GitCliBackend;
-impl GitCliBackend {
-    /// Opens the repository containing `dir`.
-    pub fn open(_dir: &Path) -> super::Result<Self> {
-        unimplemented!()
+pub struct GitCliBackend {
+    workdir: PathBuf,
+    git_dir: PathBuf,
+    worktree_git_dir: PathBuf,
+}
+
+/// A `git` invocation: arguments, optional stdin, extra environment.
+struct Git<'a> {
+    dir: &'a Path,
+    args: Vec<OsString>,
+    stdin: Option<&'a [u8]>,
+    env: Vec<(&'static str, &'a str)>,
+}
+
+impl<'a> Git<'a> {
+    fn new(dir: &'a Path) -> Self {
+        Self { dir, args: Vec::new(), stdin: None, env: Vec::new() }
+    }
+
+    fn arg(mut self, arg: impl AsRef<OsStr>) -> Self {
+        self.args.push(arg.as_ref().to_owned());
+        self
+    }
+
+    fn args<S: AsRef<OsStr>>(mut self, args: impl IntoIterator<Item = S>) -> Self {
+        self.args.extend(args.into_iter().map(|a| a.as_ref().to_owned()));
+        self
+    }
+
+    fn stdin(mut self, input: &'a [u8]) -> Self {
+        self.stdin = Some(input);
+        self
+    }
+
+    fn env(mut self, key: &'static str, value: &'a str) -> Self {
+        self.env.push((key, value));
+        self
+    }
+
+    fn shown_args(&self) -> String {
+        self.args.iter().map(|a| a.to_string_lossy()).collect::<Vec<_>>().join(" ")
+    }
+
+    /// Runs git; returns its output whatever the exit status.
+    fn output(&self) -> Result<Output> {
+        let mut cmd = Command::new("git");
+        for (key, _) in std::env::vars_os() {
+            if key.as_bytes().starts_with(b"GIT_") {
+                cmd.env_remove(&key);
+            }
+        }
+        cmd.env("GIT_TERMINAL_PROMPT", "0")
+            .env("LC_ALL", "C")
+            .env("GIT_LITERAL_PATHSPECS", "1")
+            .envs(self.env.iter().copied())
+            .arg("-C")
+            .arg(self.dir)
+            .args(["-c", "core.quotepath=off"])
+            .args(&self.args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .stdin(if self.stdin.is_some() { Stdio::piped() } else { Stdio::null() });
+        let mut child = cmd.spawn().map_err(Error::GitNotFound)?;
+        let Some(input) = self.stdin else {
+            return child.wait_with_output().map_err(Error::GitNotFound);
+        };
+        let mut pipe = child.stdin.take().expect("stdin is piped");
+        let mut stdout_pipe = child.stdout.take().expect("stdout is piped");
+        let mut stderr_pipe = child.stderr.take().expect("stderr is piped");
+        // Feed stdin and drain stderr on threads while reading stdout, so no pipe can fill up
+        // and deadlock.
+        std::thread::scope(|s| {
+            let writer = s.spawn(move || {
+                // git may exit early (an error) and close its stdin: that shows in its status.
+                let _ = pipe.write_all(input);
+            });
+            let err_reader = s.spawn(move || {
+                let mut buf = Vec::new();
+                let _ = stderr_pipe.read_to_end(&mut buf);
+                buf
+            });
+            let mut stdout = Vec::new();
+            let read = stdout_pipe.read_to_end(&mut stdout);
+            let _ = writer.join();
+            let stderr = err_reader.join().unwrap_or_default();
+            let status = child.wait().map_err(Error::GitNotFound)?;
+            read.map_err(Error::GitNotFound)?;
+            Ok(Output { status, stdout, stderr })
+        })
+    }
+
+    fn command_error(&self, out: &Output) -> Error {
+        Error::Command {
+            args: self.shown_args(),
+            code: out.status.code().unwrap_or(-1),
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+        }
+    }
+
+    /// Runs git; its stdout if it succeeded, else [`Error::Command`].
+    fn run(&self) -> Result<Vec<u8>> {
+        let out = self.output()?;
+        if out.status.success() { Ok(out.stdout) } else { Err(self.command_error(&out)) }
+    }
+
+    /// Runs git where exit code 1 means "no" (`rev-parse -q --verify`, `merge-base
+    /// --is-ancestor`, ...): `Some(stdout)` on success, `None` on exit 1.
+    fn run_maybe(&self) -> Result<Option<Vec<u8>>> {
+        let out = self.output()?;
+        match out.status.code() {
+            Some(0) => Ok(Some(out.stdout)),
+            Some(1) => Ok(None),
+            _ => Err(self.command_error(&out)),
+        }
     }
 }
-impl super::VcsBackend for GitCliBackend {
-    fn name(&self) -> &'static str { unimplemented!() }
-    fn workdir(&self) -> &Path { unimplemented!() }
-    fn git_dir(&self) -> &Path { unimplemented!() }
-    fn index_path(&self) -> std::path::PathBuf { unimplemented!() }
-    fn head(&self) -> super::Result<super::Head> { unimplemented!() }
-    fn resolve(&self, _: &str) -> super::Result<super::CommitId> { unimplemented!() }
-    fn commit_info(&self, _: &super::CommitId) -> super::Result<super::CommitInfo> { unimplemented!() }
-    fn is_ancestor(&self, _: &super::CommitId, _: &super::CommitId) -> super::Result<bool> { unimplemented!() }
-    fn commits_between(&self, _: &super::CommitId, _: &super::CommitId, _: usize) -> super::Result<Vec<super::CommitInfo>> { unimplemented!() }
-    fn diff(&self, _: &super::CommitId, _: &super::CommitId) -> super::Result<Vec<super::Change>> { unimplemented!() }
-    fn status(&self, _: bool) -> super::Result<Vec<super::StatusEntry>> { unimplemented!() }
-    fn tracked_paths(&self, _: &super::CommitId) -> super::Result<Vec<crate::paths::RepoPath>> { unimplemented!() }
-    fn read_file_at(&self, _: &super::CommitId, _: &crate::paths::RepoPath) -> super::Result<Option<Vec<u8>>> { unimplemented!() }
-    fn staged_blobs(&self) -> super::Result<Vec<super::StagedBlob>> { unimplemented!() }
-    fn has_object(&self, _: &super::CommitId) -> super::Result<bool> { unimplemented!() }
-    fn write_blob(&self, _: &[u8]) -> super::Result<super::CommitId> { unimplemented!() }
-    fn reset_hard(&self, _: &super::CommitId, _: &str) -> super::Result<()> { unimplemented!() }
-    fn checkout_branch_at(&self, _: &str, _: &super::CommitId, _: &str) -> super::Result<()> { unimplemented!() }
-    fn set_ref(&self, _: &str, _: &super::CommitId, _: &str) -> super::Result<()> { unimplemented!() }
-    fn delete_ref(&self, _: &str) -> super::Result<()> { unimplemented!() }
-    fn read_ref(&self, _: &str) -> super::Result<Option<super::CommitId>> { unimplemented!() }
+
+fn parse_err(command: &str, detail: impl Into<String>) -> Error {
+    Error::Parse { command: command.to_owned(), detail: detail.into() }
+}
+
+/// Output without its final newline.
+fn one_line(mut out: Vec<u8>) -> Vec<u8> {
+    if out.last() == Some(&b'\n') {
+        out.pop();
+    }
+    out
+}
+
+fn parse_id(command: &str, raw: &[u8]) -> Result<CommitId> {
+    std::str::from_utf8(raw)
+        .ok()
+        .and_then(|s| CommitId::new(s.trim()))
+        .ok_or_else(|| parse_err(command, format!("`{}` is not an object id", String::from_utf8_lossy(raw))))
+}
+
+fn parse_path(command: &str, raw: &[u8]) -> Result<RepoPath> {
+    RepoPath::new(raw.to_vec()).map_err(|e| parse_err(command, format!("invalid path: {e}")))
+}
+
+/// NUL-terminated records (the last terminator optional).
+fn records(out: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let out = out.strip_suffix(b"\0").unwrap_or(out);
+    out.split(|b| *b == 0).filter(move |_| !out.is_empty())
+}
+
+fn canonical(path: &Path) -> Result<PathBuf> {
+    Ok(path.canonicalize().at("resolve", path)?)
+}
+
+fn change_kind(c: u8) -> Option<ChangeKind> {
+    match c {
+        b'A' | b'C' => Some(ChangeKind::Added),
+        b'D' => Some(ChangeKind::Deleted),
+        b'M' | b'R' | b'U' => Some(ChangeKind::Modified),
+        b'T' => Some(ChangeKind::TypeChanged),
+        _ => None,
+    }
+}
+
+/// One `ls-tree` record: `(mode, type, oid, path)`.
+type RawEntry<'o> = (u32, &'o [u8], &'o [u8], &'o [u8]);
+
+/// Splits one `ls-tree` record.
+fn split_entry<'o>(command: &str, rec: &'o [u8]) -> Result<RawEntry<'o>> {
+    let bad = || parse_err(command, format!("bad record `{}`", String::from_utf8_lossy(rec)));
+    let tab = rec.iter().position(|b| *b == b'\t').ok_or_else(bad)?;
+    let (meta, path) = (&rec[..tab], &rec[tab + 1..]);
+    let mut fields = meta.split(|b| *b == b' ');
+    let mode = fields.next().ok_or_else(bad)?;
+    let mode = u32::from_str_radix(std::str::from_utf8(mode).map_err(|_| bad())?, 8).map_err(|_| bad())?;
+    let (second, third) = (fields.next().ok_or_else(bad)?, fields.next().ok_or_else(bad)?);
+    Ok((mode, second, third, path))
+}
+
+impl GitCliBackend {
+    /// Opens the repository containing `dir`.
+    pub fn open(dir: &Path) -> Result<Self> {
+        let not_repo = |e: Error| match e {
+            Error::GitNotFound(_) => e,
+            other => Error::NotARepository { path: dir.to_path_buf(), source: Some(Box::new(other)) },
+        };
+        let query = |what: &str| -> Result<PathBuf> {
+            let out = Git::new(dir).args(["rev-parse", "--path-format=absolute", what]).run().map_err(not_repo)?;
+            Ok(PathBuf::from(OsString::from_vec(one_line(out))))
+        };
+        let bare = Git::new(dir).args(["rev-parse", "--is-bare-repository"]).run().map_err(not_repo)?;
+        let git_dir = canonical(&query("--git-common-dir")?)?;
+        if one_line(bare) == b"true" {
+            return Err(Error::BareRepository { path: git_dir });
+        }
+        let worktree_git_dir = canonical(&query("--absolute-git-dir")?)?;
+        let workdir = canonical(&query("--show-toplevel")?)?;
+        Ok(Self { workdir, git_dir, worktree_git_dir })
+    }
+
+    fn git(&self) -> Git<'_> {
+        Git::new(&self.workdir)
+    }
+
+    /// `rev-parse -q --verify <rev>^{commit}`: `None` if it names no commit.
+    fn peel_commit(&self, rev: &str) -> Result<Option<CommitId>> {
+        self.git()
+            .args(["rev-parse", "-q", "--verify", "--end-of-options", &format!("{rev}^{{commit}}")])
+            .run_maybe()?
+            .map(|out| parse_id("rev-parse", &out))
+            .transpose()
+    }
+
+    fn log(&self, args: &[&str]) -> Result<Vec<CommitInfo>> {
+        let out = self.git().args(["log", "--no-show-signature", "--no-color", "-z", LOG_FORMAT]).args(args).run()?;
+        let fields: Vec<&[u8]> = records(&out).collect();
+        if fields.len() % 4 != 0 {
+            return Err(parse_err("log", format!("{} fields, not a multiple of 4", fields.len())));
+        }
+        fields
+            .chunks(4)
+            .map(|c| {
+                let time = std::str::from_utf8(c[3])
+                    .ok()
+                    .and_then(|t| t.trim().parse().ok())
+                    .ok_or_else(|| parse_err("log", "bad commit time"))?;
+                Ok(CommitInfo {
+                    id: parse_id("log", c[0])?,
+                    summary: String::from_utf8_lossy(c[1]).into_owned(),
+                    author: String::from_utf8_lossy(c[2]).into_owned(),
+                    time,
+                })
+            })
+            .collect()
+    }
+
+    /// Contents of blobs, through one `cat-file --batch`.
+    fn cat_blobs(&self, oids: &[&CommitId]) -> Result<Vec<Vec<u8>>> {
+        if oids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let input: String = oids.iter().flat_map(|o| [o.as_str(), "\n"]).collect();
+        let out = self.git().args(["cat-file", "--batch"]).stdin(input.as_bytes()).run()?;
+        let mut rest = &out[..];
+        let mut blobs = Vec::with_capacity(oids.len());
+        for oid in oids {
+            let nl = rest.iter().position(|b| *b == b'\n').ok_or_else(|| parse_err("cat-file", "truncated"))?;
+            let header = String::from_utf8_lossy(&rest[..nl]).into_owned();
+            let mut parts = header.split(' ');
+            let (id, kind, size) = (parts.next(), parts.next(), parts.next());
+            if id != Some(oid.as_str()) || kind != Some("blob") {
+                return Err(parse_err("cat-file", format!("expected blob {oid}, got `{header}`")));
+            }
+            let size: usize = size.and_then(|s| s.parse().ok()).ok_or_else(|| parse_err("cat-file", "bad size"))?;
+            let body = rest.get(nl + 1..nl + 1 + size).ok_or_else(|| parse_err("cat-file", "truncated"))?;
+            blobs.push(body.to_vec());
+            rest = rest.get(nl + 2 + size..).unwrap_or_default();
+        }
+        Ok(blobs)
+    }
+
+    fn reset(&self, commit: &CommitId, message: &str) -> Result<()> {
+        self.git()
+            .args(["reset", "-q", "--hard", "--end-of-options", commit.as_str()])
+            .env("GIT_REFLOG_ACTION", message)
+            .run()
+            .map(drop)
+    }
+}
+
+fn reject_option(name: &str) -> Result<()> {
+    if name.is_empty() || name.starts_with('-') {
+        return Err(Error::UnknownRevision { rev: name.to_owned() });
+    }
+    Ok(())
+}
+
+impl VcsBackend for GitCliBackend {
+    fn name(&self) -> &'static str {
+        "git-cli"
+    }
+
+    fn workdir(&self) -> &Path {
+        &self.workdir
+    }
+
+    fn git_dir(&self) -> &Path {
+        &self.git_dir
+    }
+
+    fn index_path(&self) -> PathBuf {
+        self.worktree_git_dir.join("index")
+    }
+
+    fn head(&self) -> Result<Head> {
+        let branch = self.git().args(["symbolic-ref", "-q", "HEAD"]).run_maybe()?.map(|out| {
+            let full = one_line(out);
+            let short = full.strip_prefix(b"refs/heads/").unwrap_or(&full);
+            String::from_utf8_lossy(short).into_owned()
+        });
+        match self.peel_commit("HEAD")? {
+            Some(commit) => Ok(Head { commit, branch }),
+            None => Err(Error::UnbornBranch { branch: branch.unwrap_or_else(|| "HEAD".to_owned()) }),
+        }
+    }
+
+    fn resolve(&self, rev: &str) -> Result<CommitId> {
+        let unknown = || Error::UnknownRevision { rev: rev.to_owned() };
+        reject_option(rev)?;
+        // First without peeling: `^{commit}` would make git prefer a commit among ambiguous
+        // candidates, where libgit2 reports the ambiguity.
+        let out = self.git().args(["rev-parse", "--verify", "--end-of-options", rev]).output()?;
+        if !out.status.success() {
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            return Err(if stderr.contains("ambiguous") {
+                Error::AmbiguousRevision { rev: rev.to_owned() }
+            } else {
+                unknown()
+            });
+        }
+        let oid = parse_id("rev-parse", &one_line(out.stdout))?;
+        self.peel_commit(oid.as_str())?.ok_or_else(unknown)
+    }
+
+    fn commit_info(&self, id: &CommitId) -> Result<CommitInfo> {
+        let mut infos = self.log(&["--no-walk", "--end-of-options", id.as_str()])?;
+        if infos.len() != 1 {
+            return Err(parse_err("log", format!("{} commits for {id}", infos.len())));
+        }
+        Ok(infos.remove(0))
+    }
+
+    fn is_ancestor(&self, ancestor: &CommitId, descendant: &CommitId) -> Result<bool> {
+        Ok(self
+            .git()
+            .args(["merge-base", "--is-ancestor", "--end-of-options", ancestor.as_str(), descendant.as_str()])
+            .run_maybe()?
+            .is_some())
+    }
+
+    fn commits_between(&self, from: &CommitId, to: &CommitId, limit: usize) -> Result<Vec<CommitInfo>> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        self.log(&["--date-order", &format!("--max-count={limit}"), "--end-of-options", &format!("{from}..{to}")])
+    }
+
+    fn diff(&self, from: &CommitId, to: &CommitId) -> Result<Vec<Change>> {
+        let out = self
+            .git()
+            .args(["diff-tree", "-r", "-z", "--no-renames", "--name-status", "--end-of-options"])
+            .args([from.as_str(), to.as_str()])
+            .run()?;
+        let recs: Vec<&[u8]> = records(&out).collect();
+        if recs.len() % 2 != 0 {
+            return Err(parse_err("diff-tree", "odd number of fields"));
+        }
+        let mut changes =
+            recs.chunks(2)
+                .map(|pair| {
+                    let kind = pair[0].first().copied().and_then(change_kind).ok_or_else(|| {
+                        parse_err("diff-tree", format!("status `{}`", String::from_utf8_lossy(pair[0])))
+                    })?;
+                    Ok(Change { path: parse_path("diff-tree", pair[1])?, kind })
+                })
+                .collect::<Result<Vec<_>>>()?;
+        changes.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(changes)
+    }
+
+    fn status(&self, include_ignored: bool) -> Result<Vec<StatusEntry>> {
+        // `matching`, not `traditional`: with `--untracked-files=all`, `traditional` lists every
+        // file of an ignored folder; `matching` lists a folder that an ignore rule matches once,
+        // as libgit2 does.
+        let ignored = if include_ignored { "--ignored=matching" } else { "--ignored=no" };
+        let out = self
+            .git()
+            .args(["--no-optional-locks", "status", "--porcelain=v2", "-z", "--untracked-files=all", "--no-renames"])
+            .arg(ignored)
+            .run()?;
+        let bad = |rec: &[u8]| parse_err("status", format!("bad record `{}`", String::from_utf8_lossy(rec)));
+        let mut entries = Vec::new();
+        let mut recs = records(&out);
+        while let Some(rec) = recs.next() {
+            let (tag, body) = (rec.first().copied(), rec.get(2..).unwrap_or_default());
+            let (path, kind) = match tag {
+                Some(b'1' | b'2' | b'u') => {
+                    let fields = match tag {
+                        Some(b'1') => 7,
+                        Some(b'2') => 8,
+                        _ => 9,
+                    };
+                    let mut parts = body.splitn(fields + 1, |b| *b == b' ');
+                    let xy = parts.next().filter(|xy| xy.len() == 2).ok_or_else(|| bad(rec))?;
+                    let path = parts.nth(fields - 1).ok_or_else(|| bad(rec))?;
+                    if tag == Some(b'2') {
+                        recs.next(); // the original path of a rename or copy
+                    }
+                    let kind = if tag == Some(b'u') {
+                        StatusKind::Tracked { staged: None, unstaged: Some(ChangeKind::Modified) }
+                    } else {
+                        StatusKind::Tracked { staged: change_kind(xy[0]), unstaged: change_kind(xy[1]) }
+                    };
+                    (path, kind)
+                }
+                Some(b'?') => (body, StatusKind::Untracked),
+                Some(b'!') => (body, StatusKind::Ignored),
+                Some(b'#') => continue,
+                _ => return Err(bad(rec)),
+            };
+            let path = path.strip_suffix(b"/").unwrap_or(path);
+            entries.push(StatusEntry { path: parse_path("status", path)?, kind });
+        }
+        sort_status(&mut entries);
+        Ok(entries)
+    }
+
+    fn tracked_paths(&self, commit: &CommitId) -> Result<Vec<RepoPath>> {
+        let out = self
+            .git()
+            .args(["ls-tree", "-r", "-z", "--full-tree", "--name-only", "--end-of-options"])
+            .arg(commit.as_str())
+            .run()?;
+        let mut paths = records(&out).map(|p| parse_path("ls-tree", p)).collect::<Result<Vec<_>>>()?;
+        paths.sort();
+        Ok(paths)
+    }
+
+    fn read_file_at(&self, commit: &CommitId, path: &RepoPath) -> Result<Option<Vec<u8>>> {
+        let out = self
+            .git()
+            .args(["ls-tree", "-z", "--full-tree", "--end-of-options", commit.as_str()])
+            .arg(OsStr::from_bytes(path.as_bytes()))
+            .run()?;
+        for rec in records(&out) {
+            let (_, kind, oid, p) = split_entry("ls-tree", rec)?;
+            if p == path.as_bytes() && kind == b"blob" {
+                let oid = parse_id("ls-tree", oid)?;
+                return Ok(self.cat_blobs(&[&oid])?.pop());
+            }
+        }
+        Ok(None)
+    }
+
+    fn staged_blobs(&self) -> Result<Vec<StagedBlob>> {
+        // `diff-index --cached` compares the index with HEAD's tree (the empty tree on an
+        // unborn branch) and, unlike `ls-files -s`, skips `git add -N` entries.
+        let base = match self.peel_commit("HEAD")? {
+            Some(c) => c,
+            None => parse_id(
+                "hash-object",
+                &one_line(self.git().args(["hash-object", "-t", "tree", "--stdin"]).stdin(b"").run()?),
+            )?,
+        };
+        let out = self
+            .git()
+            .args(["diff-index", "--cached", "--ita-invisible-in-index", "--raw", "-z", "--no-renames"])
+            .arg("--end-of-options")
+            .arg(base.as_str())
+            .run()?;
+        let recs: Vec<&[u8]> = records(&out).collect();
+        if recs.len() % 2 != 0 {
+            return Err(parse_err("diff-index", "odd number of fields"));
+        }
+        let mut staged = Vec::new();
+        for pair in recs.chunks(2) {
+            let meta = String::from_utf8_lossy(pair[0]);
+            let fields: Vec<&str> = meta.trim_start_matches(':').split(' ').collect();
+            let [_, dst_mode, _, dst_oid, status] = fields[..] else {
+                return Err(parse_err("diff-index", format!("bad record `{meta}`")));
+            };
+            if !matches!(status, "A" | "M" | "T") || dst_mode == "160000" {
+                continue;
+            }
+            staged.push((parse_path("diff-index", pair[1])?, parse_id("diff-index", dst_oid.as_bytes())?));
+        }
+        staged.sort_by(|a, b| a.0.cmp(&b.0));
+        let oids: Vec<&CommitId> = staged.iter().map(|(_, o)| o).collect();
+        let contents = self.cat_blobs(&oids)?;
+        Ok(staged.into_iter().zip(contents).map(|((path, oid), content)| StagedBlob { path, oid, content }).collect())
+    }
+
+    fn has_object(&self, oid: &CommitId) -> Result<bool> {
+        Ok(self.git().args(["cat-file", "-e", "--end-of-options", oid.as_str()]).run_maybe()?.is_some())
+    }
+
+    fn write_blob(&self, content: &[u8]) -> Result<CommitId> {
+        let out = self.git().args(["hash-object", "-w", "--no-filters", "--stdin"]).stdin(content).run()?;
+        parse_id("hash-object", &one_line(out))
+    }
+
+    fn reset_hard(&self, commit: &CommitId, message: &str) -> Result<()> {
+        self.reset(commit, message)
+    }
+
+    fn checkout_branch_at(&self, branch: &str, commit: &CommitId, message: &str) -> Result<()> {
+        reject_option(branch)?;
+        let full = format!("refs/heads/{branch}");
+        self.git().args(["check-ref-format", &full]).run()?;
+        self.git().args(["update-ref", "-m", message, "--end-of-options", &full, commit.as_str()]).run()?;
+        self.git().args(["symbolic-ref", "-m", message, "HEAD", &full]).run()?;
+        self.reset(commit, message)
+    }
+
+    fn set_ref(&self, name: &str, commit: &CommitId, message: &str) -> Result<()> {
+        check_full_ref(name)?;
+        self.git()
+            .args(["update-ref", "--no-deref", "-m", message, "--end-of-options", name, commit.as_str()])
+            .run()
+            .map(drop)
+    }
+
+    fn delete_ref(&self, name: &str) -> Result<()> {
+        check_full_ref(name)?;
+        self.git().args(["update-ref", "--no-deref", "-d", "--end-of-options", name]).run().map(drop)
+    }
+
+    fn read_ref(&self, name: &str) -> Result<Option<CommitId>> {
+        reject_option(name)?;
+        let exists = self.git().args(["show-ref", "--verify", "-q", name]).run_maybe()?.is_some();
+        if !exists {
+            return Ok(None);
+        }
+        self.peel_commit(name)
+    }
 }

@@ -1,33 +1,558 @@
-//! libgit2 backend.
-use std::path::Path;
-/// libgit2 backend.
-pub struct Git2Backend;
-impl Git2Backend {
-    /// Opens the repository containing `dir`.
-    pub fn open(_dir: &Path) -> super::Result<Self> {
-        unimplemented!()
+//! libgit2 backend: [`Git2Backend`].
+//!
+//! Everything runs in process through the `git2` crate; no `git` program is needed. The
+//! semantics follow `git` itself (the conformance suite in `tests/it/vcs.rs` runs the same
+//! tests against this backend and the command-line one). Where libgit2 differs from git, this
+//! backend corrects it:
+//! - status: libgit2 reports nothing below an ignored folder that holds tracked files; we walk
+//!   those folders ourselves (`ignored_below_tracked`). A `git add -N` entry is reported
+//!   as git does (not staged, added in the work tree), not as a staged addition;
+//! - `reset_hard` is libgit2's `git_reset` done step by step, so that the reflog gets our
+//!   message. The reflog entry is exactly `message`, where the command line's `git reset`
+//!   writes `message: updating HEAD`.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use git2::{
+    Delta, DiffOptions, ErrorCode, ObjectType, Oid, Repository, Sort, Status, StatusOptions, Tree,
+    build::CheckoutBuilder,
+};
+
+use super::{
+    Change, ChangeKind, CommitId, CommitInfo, Error, Head, Result, StagedBlob, StatusEntry, StatusKind, VcsBackend,
+};
+use crate::fsutil::IoContext;
+use crate::paths::RepoPath;
+
+/// Mode of a gitlink (submodule) entry.
+const MODE_GITLINK: u32 = 0o160_000;
+
+/// `GIT_INDEX_ENTRY_INTENT_TO_ADD`: a `git add -N` entry, not staged content.
+const INTENT_TO_ADD: u16 = 1 << 13;
+
+/// `set_ref` and `delete_ref` take full names under `refs/` only: never `HEAD` or a short
+/// branch name by mistake.
+pub(super) fn check_full_ref(name: &str) -> Result<()> {
+    if name.starts_with("refs/") && name.len() > "refs/".len() {
+        Ok(())
+    } else {
+        Err(Error::UnknownRevision { rev: name.to_owned() })
     }
 }
-impl super::VcsBackend for Git2Backend {
-    fn name(&self) -> &'static str { unimplemented!() }
-    fn workdir(&self) -> &Path { unimplemented!() }
-    fn git_dir(&self) -> &Path { unimplemented!() }
-    fn index_path(&self) -> std::path::PathBuf { unimplemented!() }
-    fn head(&self) -> super::Result<super::Head> { unimplemented!() }
-    fn resolve(&self, _: &str) -> super::Result<super::CommitId> { unimplemented!() }
-    fn commit_info(&self, _: &super::CommitId) -> super::Result<super::CommitInfo> { unimplemented!() }
-    fn is_ancestor(&self, _: &super::CommitId, _: &super::CommitId) -> super::Result<bool> { unimplemented!() }
-    fn commits_between(&self, _: &super::CommitId, _: &super::CommitId, _: usize) -> super::Result<Vec<super::CommitInfo>> { unimplemented!() }
-    fn diff(&self, _: &super::CommitId, _: &super::CommitId) -> super::Result<Vec<super::Change>> { unimplemented!() }
-    fn status(&self, _: bool) -> super::Result<Vec<super::StatusEntry>> { unimplemented!() }
-    fn tracked_paths(&self, _: &super::CommitId) -> super::Result<Vec<crate::paths::RepoPath>> { unimplemented!() }
-    fn read_file_at(&self, _: &super::CommitId, _: &crate::paths::RepoPath) -> super::Result<Option<Vec<u8>>> { unimplemented!() }
-    fn staged_blobs(&self) -> super::Result<Vec<super::StagedBlob>> { unimplemented!() }
-    fn has_object(&self, _: &super::CommitId) -> super::Result<bool> { unimplemented!() }
-    fn write_blob(&self, _: &[u8]) -> super::Result<super::CommitId> { unimplemented!() }
-    fn reset_hard(&self, _: &super::CommitId, _: &str) -> super::Result<()> { unimplemented!() }
-    fn checkout_branch_at(&self, _: &str, _: &super::CommitId, _: &str) -> super::Result<()> { unimplemented!() }
-    fn set_ref(&self, _: &str, _: &super::CommitId, _: &str) -> super::Result<()> { unimplemented!() }
-    fn delete_ref(&self, _: &str) -> super::Result<()> { unimplemented!() }
-    fn read_ref(&self, _: &str) -> super::Result<Option<super::CommitId>> { unimplemented!() }
+
+/// Sorts status entries by path bytes; for one path, the tracked entry comes before the
+/// untracked one (`git rm --cached` leaves both), as `git status` prints them.
+pub(super) fn sort_status(entries: &mut [StatusEntry]) {
+    fn rank(kind: &StatusKind) -> u8 {
+        match kind {
+            StatusKind::Tracked { .. } => 0,
+            StatusKind::Untracked => 1,
+            StatusKind::Ignored => 2,
+        }
+    }
+    entries.sort_by(|a, b| a.path.cmp(&b.path).then_with(|| rank(&a.kind).cmp(&rank(&b.kind))));
+}
+
+/// libgit2 backend.
+pub struct Git2Backend {
+    repo: Mutex<Repository>,
+    workdir: PathBuf,
+    git_dir: PathBuf,
+    worktree_git_dir: PathBuf,
+}
+
+fn git2_err(context: impl Into<String>) -> impl FnOnce(git2::Error) -> Error {
+    let context = context.into();
+    move |source| Error::Git2 { context, source }
+}
+
+fn to_id(oid: Oid) -> CommitId {
+    CommitId::new(oid.to_string()).expect("libgit2 prints full hex ids")
+}
+
+fn to_oid(id: &CommitId) -> Result<Oid> {
+    Oid::from_str(id.as_str()).map_err(git2_err(format!("parse object id {id}")))
+}
+
+fn repo_path(bytes: &[u8]) -> Result<RepoPath> {
+    RepoPath::new(bytes.to_vec())
+        .map_err(|e| Error::Parse { command: "libgit2".to_owned(), detail: format!("invalid path from libgit2: {e}") })
+}
+
+/// Every non-tree entry below `tree`, as `(path, oid, mode)`, in tree order.
+fn walk_tree(repo: &Repository, tree: &Tree<'_>, prefix: &[u8], out: &mut Vec<(Vec<u8>, Oid, u32)>) -> Result<()> {
+    for entry in tree {
+        let mut path = prefix.to_vec();
+        if !path.is_empty() {
+            path.push(b'/');
+        }
+        path.extend_from_slice(entry.name_bytes());
+        if entry.kind() == Some(ObjectType::Tree) {
+            let sub = repo.find_tree(entry.id()).map_err(git2_err(format!("read tree {}", entry.id())))?;
+            walk_tree(repo, &sub, &path, out)?;
+        } else {
+            let mode = u32::try_from(entry.filemode()).unwrap_or_default();
+            out.push((path, entry.id(), mode));
+        }
+    }
+    Ok(())
+}
+
+/// The ignored content of ignored folders that hold tracked files, which libgit2 leaves out
+/// of its status (`logs/` ignored, `logs/kept.txt` tracked, `logs/new.txt` not reported).
+/// `git status --ignored=matching` lists it: files one by one, and a folder without tracked
+/// files once (even an empty one). Appends those entries to `out`.
+fn ignored_below_tracked(repo: &Repository, workdir: &Path, out: &mut Vec<StatusEntry>) -> Result<()> {
+    let index = fresh_index(repo)?;
+    let mut tracked = HashSet::new();
+    let mut dirs = BTreeSet::new();
+    for entry in index.iter() {
+        for (i, b) in entry.path.iter().enumerate() {
+            if *b == b'/' {
+                dirs.insert(entry.path[..i].to_vec());
+            }
+        }
+        tracked.insert(entry.path);
+    }
+    let mut roots: Vec<Vec<u8>> = Vec::new();
+    for dir in &dirs {
+        let below_root = roots.iter().any(|r| dir.len() > r.len() && dir.starts_with(r) && dir[r.len()] == b'/');
+        if below_root {
+            continue;
+        }
+        let ignored = repo
+            .is_path_ignored(Path::new(OsStr::from_bytes(dir)))
+            .map_err(git2_err(format!("check whether `{}` is ignored", String::from_utf8_lossy(dir))))?;
+        if ignored {
+            roots.push(dir.clone());
+        }
+    }
+    for root in roots {
+        walk_ignored(workdir, &root, &tracked, &dirs, out)?;
+    }
+    Ok(())
+}
+
+fn walk_ignored(
+    workdir: &Path,
+    dir: &[u8],
+    tracked: &HashSet<Vec<u8>>,
+    dirs: &BTreeSet<Vec<u8>>,
+    out: &mut Vec<StatusEntry>,
+) -> Result<()> {
+    let fs_dir = workdir.join(OsStr::from_bytes(dir));
+    let entries = match std::fs::read_dir(&fs_dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(crate::fsutil::IoError::new("list", fs_dir, e).into()),
+    };
+    for entry in entries {
+        let entry = entry.at("list", &fs_dir)?;
+        let name = entry.file_name();
+        if name.as_bytes() == b".git" {
+            continue;
+        }
+        let mut rel = dir.to_vec();
+        rel.push(b'/');
+        rel.extend_from_slice(name.as_bytes());
+        if tracked.contains(&rel) {
+            continue;
+        }
+        let is_dir = entry.file_type().at("read type of", &entry.path())?.is_dir();
+        if !is_dir {
+            out.push(StatusEntry { path: repo_path(&rel)?, kind: StatusKind::Ignored });
+        } else if dirs.contains(&rel) {
+            walk_ignored(workdir, &rel, tracked, dirs, out)?;
+        } else {
+            // Even when empty, as git does.
+            out.push(StatusEntry { path: repo_path(&rel)?, kind: StatusKind::Ignored });
+        }
+    }
+    Ok(())
+}
+
+impl Git2Backend {
+    /// Opens the repository containing `dir`.
+    pub fn open(dir: &Path) -> Result<Self> {
+        let repo = Repository::discover(dir)
+            .map_err(|e| Error::NotARepository { path: dir.to_path_buf(), source: Some(Box::new(e)) })?;
+        if repo.is_bare() {
+            return Err(Error::BareRepository { path: repo.path().to_path_buf() });
+        }
+        let Some(workdir) = repo.workdir() else {
+            return Err(Error::BareRepository { path: repo.path().to_path_buf() });
+        };
+        let workdir = workdir.canonicalize().at("resolve work tree", workdir)?;
+        let git_dir = repo.commondir().canonicalize().at("resolve git folder", repo.commondir())?;
+        let worktree_git_dir = repo.path().canonicalize().at("resolve git folder", repo.path())?;
+        Ok(Self { repo: Mutex::new(repo), workdir, git_dir, worktree_git_dir })
+    }
+
+    fn repo(&self) -> MutexGuard<'_, Repository> {
+        self.repo.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Forced checkout of `commit`'s tree, then HEAD (or the branch it points to) moved with
+    /// `message`, then the index set to the tree: libgit2's own `git_reset` order, with our
+    /// reflog message.
+    fn reset_locked(repo: &Repository, commit: &CommitId, message: &str, branch_ref: Option<&str>) -> Result<()> {
+        let oid = to_oid(commit)?;
+        let target = repo.find_commit(oid).map_err(git2_err(format!("find commit {commit}")))?;
+        let tree = target.tree().map_err(git2_err(format!("read tree of {commit}")))?;
+        // Checkout compares with the index: make sure it is the one on disk.
+        fresh_index(repo)?;
+        let mut checkout = CheckoutBuilder::new();
+        checkout.force();
+        repo.checkout_tree(tree.as_object(), Some(&mut checkout)).map_err(git2_err(format!("check out {commit}")))?;
+        if let Some(name) = branch_ref {
+            repo.reference(name, oid, true, message).map_err(git2_err(format!("move {name}")))?;
+            repo.reference_symbolic("HEAD", name, true, message).map_err(git2_err(format!("point HEAD at {name}")))?;
+        } else {
+            // HEAD's branch (its reflog and HEAD's get `message`), or HEAD itself when detached.
+            let head = repo.find_reference("HEAD").map_err(git2_err("read HEAD"))?;
+            let name = head.symbolic_target().map_err(git2_err("read HEAD's target"))?.unwrap_or("HEAD").to_owned();
+            repo.reference(&name, oid, true, message).map_err(git2_err(format!("move {name}")))?;
+        }
+        let mut index = fresh_index(repo)?;
+        index.read_tree(&tree).map_err(git2_err("read tree into index"))?;
+        index.write().map_err(git2_err("write index"))?;
+        repo.cleanup_state().map_err(git2_err("clean up merge state"))?;
+        Ok(())
+    }
+}
+
+/// The repository's index, re-read if the file changed on disk (another process, `git add`).
+fn fresh_index(repo: &Repository) -> Result<git2::Index> {
+    let mut index = repo.index().map_err(git2_err("open index"))?;
+    index.read(false).map_err(git2_err("read index"))?;
+    Ok(index)
+}
+
+fn is_intent_to_add(index: &git2::Index, path: &[u8]) -> bool {
+    index.get_path(Path::new(OsStr::from_bytes(path)), 0).is_some_and(|e| e.flags_extended & INTENT_TO_ADD != 0)
+}
+
+fn delta_kind(delta: Delta) -> Option<ChangeKind> {
+    match delta {
+        Delta::Added | Delta::Copied => Some(ChangeKind::Added),
+        Delta::Deleted => Some(ChangeKind::Deleted),
+        Delta::Modified | Delta::Renamed | Delta::Conflicted => Some(ChangeKind::Modified),
+        Delta::Typechange => Some(ChangeKind::TypeChanged),
+        Delta::Unmodified | Delta::Ignored | Delta::Untracked | Delta::Unreadable => None,
+    }
+}
+
+fn staged_kind(s: Status) -> Option<ChangeKind> {
+    if s.contains(Status::INDEX_NEW) {
+        Some(ChangeKind::Added)
+    } else if s.contains(Status::INDEX_DELETED) {
+        Some(ChangeKind::Deleted)
+    } else if s.contains(Status::INDEX_TYPECHANGE) {
+        Some(ChangeKind::TypeChanged)
+    } else if s.intersects(Status::INDEX_MODIFIED | Status::INDEX_RENAMED) {
+        Some(ChangeKind::Modified)
+    } else {
+        None
+    }
+}
+
+fn unstaged_kind(s: Status) -> Option<ChangeKind> {
+    if s.contains(Status::WT_DELETED) {
+        Some(ChangeKind::Deleted)
+    } else if s.contains(Status::WT_TYPECHANGE) {
+        Some(ChangeKind::TypeChanged)
+    } else if s.intersects(Status::WT_MODIFIED | Status::WT_RENAMED) {
+        Some(ChangeKind::Modified)
+    } else {
+        None
+    }
+}
+
+impl VcsBackend for Git2Backend {
+    fn name(&self) -> &'static str {
+        "git2"
+    }
+
+    fn workdir(&self) -> &Path {
+        &self.workdir
+    }
+
+    fn git_dir(&self) -> &Path {
+        &self.git_dir
+    }
+
+    fn index_path(&self) -> PathBuf {
+        self.worktree_git_dir.join("index")
+    }
+
+    fn head(&self) -> Result<Head> {
+        let repo = self.repo();
+        let head_ref = repo.find_reference("HEAD").map_err(git2_err("read HEAD"))?;
+        let branch = head_ref.symbolic_target_bytes().map(|t| {
+            let short = t.strip_prefix(b"refs/heads/").unwrap_or(t);
+            String::from_utf8_lossy(short).into_owned()
+        });
+        let commit = match head_ref.resolve() {
+            Ok(r) => r.peel_to_commit().map_err(git2_err("peel HEAD to a commit"))?,
+            Err(e) if e.code() == ErrorCode::NotFound || e.code() == ErrorCode::UnbornBranch => {
+                return Err(Error::UnbornBranch { branch: branch.unwrap_or_else(|| "HEAD".to_owned()) });
+            }
+            Err(e) => return Err(git2_err("resolve HEAD")(e)),
+        };
+        Ok(Head { commit: to_id(commit.id()), branch })
+    }
+
+    fn resolve(&self, rev: &str) -> Result<CommitId> {
+        let unknown = || Error::UnknownRevision { rev: rev.to_owned() };
+        if rev.is_empty() || rev.starts_with('-') {
+            return Err(unknown());
+        }
+        let repo = self.repo();
+        let object = repo.revparse_single(rev).map_err(|e| match e.code() {
+            ErrorCode::Ambiguous => Error::AmbiguousRevision { rev: rev.to_owned() },
+            ErrorCode::NotFound
+            | ErrorCode::InvalidSpec
+            | ErrorCode::Invalid
+            | ErrorCode::Peel
+            | ErrorCode::UnbornBranch => unknown(),
+            _ => git2_err(format!("resolve `{rev}`"))(e),
+        })?;
+        let commit = object.peel_to_commit().map_err(|_| unknown())?;
+        Ok(to_id(commit.id()))
+    }
+
+    fn commit_info(&self, id: &CommitId) -> Result<CommitInfo> {
+        let repo = self.repo();
+        let commit = repo.find_commit(to_oid(id)?).map_err(git2_err(format!("find commit {id}")))?;
+        Ok(CommitInfo {
+            id: to_id(commit.id()),
+            summary: String::from_utf8_lossy(commit.summary_bytes().unwrap_or_default()).into_owned(),
+            author: String::from_utf8_lossy(commit.author().name_bytes()).into_owned(),
+            time: commit.committer().when().seconds(),
+        })
+    }
+
+    fn is_ancestor(&self, ancestor: &CommitId, descendant: &CommitId) -> Result<bool> {
+        let repo = self.repo();
+        let (a, d) = (to_oid(ancestor)?, to_oid(descendant)?);
+        for oid in [a, d] {
+            repo.find_commit(oid).map_err(git2_err(format!("find commit {oid}")))?;
+        }
+        if a == d {
+            return Ok(true);
+        }
+        repo.graph_descendant_of(d, a)
+            .map_err(git2_err(format!("check whether {ancestor} is an ancestor of {descendant}")))
+    }
+
+    fn commits_between(&self, from: &CommitId, to: &CommitId, limit: usize) -> Result<Vec<CommitInfo>> {
+        let ids = {
+            let repo = self.repo();
+            let mut walk = repo.revwalk().map_err(git2_err("start a revision walk"))?;
+            walk.set_sorting(Sort::TIME | Sort::TOPOLOGICAL).map_err(git2_err("sort the revision walk"))?;
+            walk.push(to_oid(to)?).map_err(git2_err(format!("walk from {to}")))?;
+            walk.hide(to_oid(from)?).map_err(git2_err(format!("hide {from}")))?;
+            walk.take(limit).map(|oid| oid.map(to_id).map_err(git2_err("walk commits"))).collect::<Result<Vec<_>>>()?
+        };
+        ids.iter().map(|id| self.commit_info(id)).collect()
+    }
+
+    fn diff(&self, from: &CommitId, to: &CommitId) -> Result<Vec<Change>> {
+        let repo = self.repo();
+        let tree_of = |id: &CommitId| -> Result<Tree<'_>> {
+            repo.find_commit(to_oid(id)?).and_then(|c| c.tree()).map_err(git2_err(format!("read tree of {id}")))
+        };
+        let (old, new) = (tree_of(from)?, tree_of(to)?);
+        let mut opts = DiffOptions::new();
+        opts.include_typechange(true).ignore_submodules(false);
+        let diff = repo
+            .diff_tree_to_tree(Some(&old), Some(&new), Some(&mut opts))
+            .map_err(git2_err(format!("diff {from} {to}")))?;
+        let mut out = Vec::new();
+        for delta in diff.deltas() {
+            let Some(kind) = delta_kind(delta.status()) else {
+                continue;
+            };
+            let file = if kind == ChangeKind::Deleted { delta.old_file() } else { delta.new_file() };
+            let path = file.path_bytes().ok_or_else(|| Error::Parse {
+                command: "libgit2 diff".to_owned(),
+                detail: "a change without a path".to_owned(),
+            })?;
+            out.push(Change { path: repo_path(path)?, kind });
+        }
+        out.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(out)
+    }
+
+    fn status(&self, include_ignored: bool) -> Result<Vec<StatusEntry>> {
+        let repo = self.repo();
+        let mut opts = StatusOptions::new();
+        opts.include_untracked(true)
+            .recurse_untracked_dirs(true)
+            .include_ignored(include_ignored)
+            .recurse_ignored_dirs(false)
+            .include_unmodified(false)
+            .exclude_submodules(false)
+            .renames_head_to_index(false)
+            .renames_index_to_workdir(false)
+            .renames_from_rewrites(false);
+        let statuses = repo.statuses(Some(&mut opts)).map_err(git2_err("read status"))?;
+        let index = fresh_index(&repo)?;
+        let mut out = Vec::new();
+        for entry in statuses.iter() {
+            let s = entry.status();
+            let raw = entry.path_bytes();
+            let raw = raw.strip_suffix(b"/").unwrap_or(raw);
+            let path = repo_path(raw)?;
+            if s.contains(Status::CONFLICTED) {
+                out.push(StatusEntry {
+                    path,
+                    kind: StatusKind::Tracked { staged: None, unstaged: Some(ChangeKind::Modified) },
+                });
+                continue;
+            }
+            let (mut staged, mut unstaged) = (staged_kind(s), unstaged_kind(s));
+            if staged == Some(ChangeKind::Added) && is_intent_to_add(&index, raw) {
+                // `git add -N`: git reports "not staged, added in the work tree".
+                (staged, unstaged) = (None, Some(ChangeKind::Added));
+            }
+            if staged.is_some() || unstaged.is_some() {
+                out.push(StatusEntry { path: path.clone(), kind: StatusKind::Tracked { staged, unstaged } });
+            }
+            if s.contains(Status::WT_NEW) {
+                out.push(StatusEntry { path, kind: StatusKind::Untracked });
+            } else if s.contains(Status::IGNORED) {
+                out.push(StatusEntry { path, kind: StatusKind::Ignored });
+            }
+        }
+        if include_ignored {
+            ignored_below_tracked(&repo, &self.workdir, &mut out)?;
+        }
+        sort_status(&mut out);
+        out.dedup();
+        Ok(out)
+    }
+
+    fn tracked_paths(&self, commit: &CommitId) -> Result<Vec<RepoPath>> {
+        let repo = self.repo();
+        let tree = repo
+            .find_commit(to_oid(commit)?)
+            .and_then(|c| c.tree())
+            .map_err(git2_err(format!("read tree of {commit}")))?;
+        let mut entries = Vec::new();
+        walk_tree(&repo, &tree, b"", &mut entries)?;
+        let mut out = entries.into_iter().map(|(p, _, _)| repo_path(&p)).collect::<Result<Vec<_>>>()?;
+        out.sort();
+        Ok(out)
+    }
+
+    fn read_file_at(&self, commit: &CommitId, path: &RepoPath) -> Result<Option<Vec<u8>>> {
+        let repo = self.repo();
+        let tree = repo
+            .find_commit(to_oid(commit)?)
+            .and_then(|c| c.tree())
+            .map_err(git2_err(format!("read tree of {commit}")))?;
+        let entry = match tree.get_path(Path::new(OsStr::from_bytes(path.as_bytes()))) {
+            Ok(e) => e,
+            Err(e) if e.code() == ErrorCode::NotFound => return Ok(None),
+            Err(e) => return Err(git2_err(format!("look up {path} in {commit}"))(e)),
+        };
+        if entry.kind() != Some(ObjectType::Blob) {
+            return Ok(None);
+        }
+        let blob = repo.find_blob(entry.id()).map_err(git2_err(format!("read blob {}", entry.id())))?;
+        Ok(Some(blob.content().to_vec()))
+    }
+
+    fn staged_blobs(&self) -> Result<Vec<StagedBlob>> {
+        let repo = self.repo();
+        let mut head_entries = HashMap::new();
+        match repo.head().and_then(|h| h.peel_to_tree()) {
+            Ok(tree) => {
+                let mut entries = Vec::new();
+                walk_tree(&repo, &tree, b"", &mut entries)?;
+                head_entries.extend(entries.into_iter().map(|(p, oid, mode)| (p, (oid, mode))));
+            }
+            Err(e) if e.code() == ErrorCode::UnbornBranch || e.code() == ErrorCode::NotFound => {}
+            Err(e) => return Err(git2_err("read HEAD's tree")(e)),
+        }
+        let index = fresh_index(&repo)?;
+        let mut out = Vec::new();
+        for entry in index.iter() {
+            let stage = (entry.flags >> 12) & 0x3;
+            if stage != 0 || entry.mode == MODE_GITLINK || entry.flags_extended & INTENT_TO_ADD != 0 {
+                continue;
+            }
+            if head_entries.get(&entry.path) == Some(&(entry.id, entry.mode)) {
+                continue;
+            }
+            let blob = repo.find_blob(entry.id).map_err(git2_err(format!("read blob {}", entry.id)))?;
+            out.push(StagedBlob {
+                path: repo_path(&entry.path)?,
+                oid: to_id(entry.id),
+                content: blob.content().to_vec(),
+            });
+        }
+        out.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(out)
+    }
+
+    fn has_object(&self, oid: &CommitId) -> Result<bool> {
+        let repo = self.repo();
+        let odb = repo.odb().map_err(git2_err("open object database"))?;
+        Ok(odb.exists(to_oid(oid)?))
+    }
+
+    fn write_blob(&self, content: &[u8]) -> Result<CommitId> {
+        let repo = self.repo();
+        repo.blob(content).map(to_id).map_err(git2_err("write blob"))
+    }
+
+    fn reset_hard(&self, commit: &CommitId, message: &str) -> Result<()> {
+        let repo = self.repo();
+        Self::reset_locked(&repo, commit, message, None)
+    }
+
+    fn checkout_branch_at(&self, branch: &str, commit: &CommitId, message: &str) -> Result<()> {
+        if branch.starts_with('-') || !git2::Branch::name_is_valid(branch).unwrap_or(false) {
+            return Err(Error::Git2 {
+                context: format!("check out branch `{branch}`"),
+                source: git2::Error::from_str("invalid branch name"),
+            });
+        }
+        let repo = self.repo();
+        Self::reset_locked(&repo, commit, message, Some(&format!("refs/heads/{branch}")))
+    }
+
+    fn set_ref(&self, name: &str, commit: &CommitId, message: &str) -> Result<()> {
+        check_full_ref(name)?;
+        let repo = self.repo();
+        repo.reference(name, to_oid(commit)?, true, message).map(drop).map_err(git2_err(format!("set {name}")))
+    }
+
+    fn delete_ref(&self, name: &str) -> Result<()> {
+        check_full_ref(name)?;
+        let repo = self.repo();
+        match repo.find_reference(name) {
+            Ok(mut r) => r.delete().map_err(git2_err(format!("delete {name}"))),
+            Err(e) if e.code() == ErrorCode::NotFound => Ok(()),
+            Err(e) => Err(git2_err(format!("find {name}"))(e)),
+        }
+    }
+
+    fn read_ref(&self, name: &str) -> Result<Option<CommitId>> {
+        let repo = self.repo();
+        match repo.find_reference(name) {
+            Ok(r) => {
+                let commit = r.peel_to_commit().map_err(git2_err(format!("peel {name} to a commit")))?;
+                Ok(Some(to_id(commit.id())))
+            }
+            Err(e) if e.code() == ErrorCode::NotFound => Ok(None),
+            Err(e) => Err(git2_err(format!("find {name}"))(e)),
+        }
+    }
 }
