@@ -9,6 +9,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 res = json.loads((ROOT / "target" / "bench-results.json").read_text())
@@ -20,7 +21,7 @@ for key, label, style in (("fr", "forge-rollback run --fast", "o-"), ("seed", "s
                           ("bare", "bare reset --hard + clean -fd", "^:")):
     a.plot(files, [roll[n][key]["median"] for n in roll], style, label=label)
 for x, n in zip(files, roll):
-    a.annotate(n, (x, roll[n]["fr"]["median"]), textcoords="offset points", xytext=(4, 6), fontsize=8)
+    a.annotate(n, (x, roll[n]["fr"]["median"]), textcoords="offset points", xytext=(-30, 8), fontsize=8)
 a.set_xscale("log")
 a.set_yscale("log")
 a.set_xlabel("tracked files in the repository")
@@ -35,6 +36,7 @@ b.plot(changed, [r["fr"]["median"] for r in fr], "o-", label="forge-rollback run
 b.plot(changed, [r["bare"]["median"] for r in fr], "^:", label="bare reset --hard + clean -fd")
 b.plot(changed, [r["fr_steps"].get("snapshot", 0) for r in fr], "x-.", label="snapshot step alone")
 b.set_xscale("log")
+b.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
 b.set_xlabel(f"changed files ({res['fractions_size']} repository)")
 b.set_ylabel("wall time, s (median)")
 b.set_title("Rollback time vs changed files")
