@@ -73,6 +73,11 @@ stage_python() {
     step "maturin develop" env VIRTUAL_ENV="$VENV" "$VENV/bin/maturin" develop --locked -q \
         -m crates/rollback-py/Cargo.toml || return 0
 
+    # The CLI-vs-Python JSON tests run the CLI binary built here.
+    step "cargo build -p rollback-cli" cargo build -q --locked -p rollback-cli || return 0
+    FORGE_ROLLBACK_BIN=$(cargo metadata --format-version 1 --no-deps | "$py" -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/debug/forge-rollback
+    export FORGE_ROLLBACK_BIN
+
     # stubtest also checks the submodules (forge_rollback._forge_rollback); naming them too makes
     # mypy load each stub twice ("Duplicate module").
     step "mypy.stubtest forge_rollback" "$py" -m mypy.stubtest \

@@ -86,6 +86,18 @@ pub enum Command {
         #[command(subcommand)]
         command: BackupsCommand,
     },
+    /// Print or write the incident report of a run (Markdown from the runbook's template, or
+    /// JSON).
+    Report {
+        /// The run.
+        run: String,
+        /// `md` or `json`.
+        #[arg(long, default_value = "md", value_parser = ["md", "json"])]
+        format: String,
+        /// Write to this file instead of stdout.
+        #[arg(long, short = 'o', value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
     /// Remove the lock file left by a run that died (refused while its holder is alive).
     Unlock,
     /// Build a sample app repository in a temp dir, roll it back from a broken release, undo,
@@ -129,9 +141,12 @@ pub struct RunArgs {
     /// Allow a target that is not an ancestor of HEAD.
     #[arg(long)]
     pub allow_non_ancestor: bool,
-    /// Why: recorded in the journal and the run's log.
+    /// Why: recorded in the journal and the incident report.
     #[arg(long, value_name = "TEXT")]
     pub reason: Option<String>,
+    /// How bad the incident is: critical, high, medium or low (for the incident report).
+    #[arg(long, value_name = "LEVEL", value_parser = ["critical", "high", "medium", "low"])]
+    pub severity: Option<String>,
 }
 
 /// `runs` subcommands.

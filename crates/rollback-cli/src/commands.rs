@@ -66,6 +66,7 @@ pub fn dispatch(args: &Args, out: &Output) -> anyhow::Result<u8> {
                 dry_run: r.dry_run,
                 allow_non_ancestor: r.allow_non_ancestor,
                 reason: r.reason.clone(),
+                severity: r.severity.as_deref().map(str::parse).transpose()?,
             };
             let prompter: &dyn Prompter = if r.yes { &AutoConfirm } else { &TerminalPrompter };
             let outcome = rb.run(&opts, prompter, &log)?;
@@ -85,6 +86,18 @@ pub fn dispatch(args: &Args, out: &Output) -> anyhow::Result<u8> {
         Command::Runs { command } => runs(args, out, command),
         Command::KnownGood { command } => known_good(args, out, command),
         Command::Backups { command } => backups(args, out, command),
+        Command::Report { run, format, output } => {
+            let rb = open(args)?;
+            let report = rb.report(run)?;
+            let text = if format == "json" || out.json { report.to_json() } else { report.to_markdown() };
+            match output {
+                Some(path) => {
+                    std::fs::write(path, &text).with_context(|| format!("writing `{}`", path.display()))?;
+                }
+                None => out.text(&text)?,
+            }
+            Ok(exit::OK)
+        }
         Command::Unlock => {
             let rb = open(args)?;
             let removed = rb.unlock()?;

@@ -80,6 +80,48 @@ impl std::fmt::Display for RunStatus {
     }
 }
 
+/// How bad the incident behind a run is (`--severity`), as in the runbook's report template.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// Production down or data at risk.
+    Critical,
+    /// Core features broken.
+    High,
+    /// Partial breakage.
+    Medium,
+    /// Minor.
+    Low,
+}
+
+impl Severity {
+    /// `critical`, `high`, `medium`, `low`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Critical => "critical",
+            Severity::High => "high",
+            Severity::Medium => "medium",
+            Severity::Low => "low",
+        }
+    }
+}
+
+impl std::str::FromStr for Severity {
+    type Err = crate::Error;
+    fn from_str(s: &str) -> Result<Self, crate::Error> {
+        match s.to_ascii_lowercase().as_str() {
+            "critical" => Ok(Severity::Critical),
+            "high" => Ok(Severity::High),
+            "medium" => Ok(Severity::Medium),
+            "low" => Ok(Severity::Low),
+            _ => Err(crate::Error::usage(
+                format!("unknown severity `{s}`"),
+                Some("use one of critical, high, medium, low".to_owned()),
+            )),
+        }
+    }
+}
+
 /// One journal line.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(tag = "record", rename_all = "snake_case")]
@@ -94,6 +136,9 @@ pub enum Record {
         plan: Plan,
         /// Why (from `--reason`).
         reason: Option<String>,
+        /// How bad (from `--severity`).
+        #[serde(default)]
+        severity: Option<Severity>,
     },
     /// A step is about to run.
     StepBegin {
@@ -230,6 +275,8 @@ pub struct RunState {
     pub plan: Plan,
     /// Why.
     pub reason: Option<String>,
+    /// How bad.
+    pub severity: Option<Severity>,
     /// For each step of the plan, its completion detail if it completed.
     pub done: Vec<Option<serde_json::Value>>,
     /// A step that began and neither ended nor failed (the crash point), if any.
@@ -249,7 +296,7 @@ pub struct RunState {
 impl RunState {
     /// Rebuilds the state from records.
     pub fn from_records(path: &Path, records: Vec<Record>) -> Result<Self, Error> {
-        let Some(Record::Started { at, run_id, plan, reason }) = records.first().cloned() else {
+        let Some(Record::Started { at, run_id, plan, reason, severity }) = records.first().cloned() else {
             return Err(Error::Corrupt {
                 path: path.to_owned(),
                 line: 1,
@@ -262,6 +309,7 @@ impl RunState {
             done: vec![None; plan.steps.len()],
             plan,
             reason,
+            severity,
             interrupted_at: None,
             failure: None,
             status: RunStatus::Running,

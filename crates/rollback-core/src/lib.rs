@@ -27,6 +27,7 @@ pub mod paths;
 pub mod plan;
 pub mod prompt;
 pub mod registry;
+pub mod report;
 pub mod state;
 #[cfg(feature = "testing")]
 pub mod testing;

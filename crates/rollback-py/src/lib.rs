@@ -3,7 +3,19 @@
 //! The Python package `forge_rollback` (`python/forge_rollback/`) re-exports what this module
 //! defines; its hand-written stub `_forge_rollback.pyi` must match it (checked by
 //! `mypy.stubtest` in `scripts/test.sh`).
+//!
+//! - [`rollback`]: `Rollback` and `KnownGood`, mirroring `rollback_core::Rollback`;
+//! - [`results`]: read-only result classes over the core's serde JSON;
+//! - [`callbacks`]: Python callables as the engine's `Prompter` and `Observer`;
+//! - [`error`]: the exception hierarchy;
+//! - [`aio`]: coroutines on the shared tokio runtime.
 use pyo3::prelude::*;
+
+mod aio;
+mod callbacks;
+mod error;
+mod results;
+mod rollback;
 
 /// Native part of `forge_rollback`: emergency rollback of code, database schema and config.
 ///
@@ -11,5 +23,12 @@ use pyo3::prelude::*;
 #[pymodule]
 fn _forge_rollback(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add_class::<rollback::Rollback>()?;
+    m.add_class::<rollback::KnownGood>()?;
+    m.add_class::<results::Assessment>()?;
+    m.add_class::<results::Plan>()?;
+    m.add_class::<results::RunResult>()?;
+    m.add_class::<results::RunSummary>()?;
+    error::register(m)?;
     Ok(())
 }

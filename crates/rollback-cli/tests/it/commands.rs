@@ -105,3 +105,28 @@ fn an_unusable_state_folder_fails_cleanly_and_changes_nothing() {
     assert!(out.stderr.contains(".git/forge-rollback"), "{}", out.stderr);
     assert_eq!(picture(&r), before);
 }
+
+#[test]
+fn report_prints_writes_and_follows_the_template() {
+    let (r, _) = messy_repo();
+    let out =
+        fr(&r, &["run", "--fast", "--yes", "--json", "--target", "v1", "--severity", "critical", "--reason", "500s"]);
+    out.ok();
+    let id = out.json()["run_id"].as_str().unwrap().to_owned();
+    let md = fr(&r, &["report", &id]);
+    md.ok();
+    let headings: Vec<&str> = md.stdout.lines().filter(|l| l.starts_with("## ")).collect();
+    let want =
+        ["## Issue Description", "## Symptoms", "## Root Cause", "## Rollback Details", "## Verification Results"];
+    assert_eq!(&headings[..5], want);
+    assert!(md.stdout.contains("**Severity**: Critical"), "{}", md.stdout);
+    let on_disk = std::fs::read_to_string(r.path().join(format!(".git/forge-rollback/runs/{id}/report.md"))).unwrap();
+    assert_eq!(md.stdout, on_disk, "written after the run");
+    let j = fr(&r, &["report", &id, "--format", "json"]).json();
+    assert_eq!(j["severity"], "critical");
+    assert_eq!(j["reason"], "500s");
+    let file = r.path().join(".git/report-out.md");
+    fr(&r, &["report", &id, "-o", file.to_str().unwrap()]).ok();
+    assert_eq!(std::fs::read_to_string(file).unwrap(), md.stdout);
+    fr(&r, &["run", "--fast", "--yes", "--target", "v1", "--severity", "apocalyptic"]).code(2);
+}

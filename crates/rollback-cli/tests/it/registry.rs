@@ -75,6 +75,39 @@ fn a_rollback_keeps_the_current_registry() {
     let registry = r.read("rollback/config/known-good-commits.json");
     let out = fr(&r, &["run", "--fast", "--yes", "--target", "with-registry"]);
     out.ok();
-    assert!(out.stderr.contains("Kept the known-good registry"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("Kept `rollback/config/known-good-commits.json` as it was before the reset"),
+        "{}",
+        out.stderr
+    );
     assert_eq!(r.read("rollback/config/known-good-commits.json"), registry);
+}
+
+#[test]
+fn uncommitted_registry_and_config_survive_a_rollback() {
+    let (r, [_, v2, _]) = messy_repo();
+    // Neither file is committed: both are untracked, like any other untracked file.
+    r.write("rollback/config/rollback.toml", "[caches]\nskip_dirs = [\".venv\"]\n");
+    fr(&r, &["known-good", "mark", &v2]).ok();
+    fr(&r, &["known-good", "bad", "v3"]).ok();
+    let registry = r.read("rollback/config/known-good-commits.json");
+    let config = r.read("rollback/config/rollback.toml");
+    let plan = fr(&r, &["plan", "--fast", "--json"]).json();
+    let removes = plan["steps"][2]["paths"].as_array().unwrap();
+    assert!(removes.iter().all(|p| !p.as_str().unwrap().starts_with("rollback/")), "{removes:?}");
+    let out = fr(&r, &["run", "--fast", "--yes"]);
+    out.ok();
+    assert_eq!(r.head(), v2);
+    assert_eq!(r.read("rollback/config/known-good-commits.json"), registry, "marks survive");
+    assert_eq!(r.read("rollback/config/rollback.toml"), config, "config survives");
+    assert!(!r.exists("notes"), "other untracked files are still removed");
+    // The next command still knows v3 is bad and v2 good.
+    let list = fr(&r, &["known-good", "list", "--json"]).json();
+    let states: Vec<(bool, bool)> = list["commits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["verified"].as_bool().unwrap(), c["known_bad"].as_bool().unwrap_or(false)))
+        .collect();
+    assert_eq!(states, [(true, false), (false, true)]);
 }

@@ -33,7 +33,7 @@ use crate::error::{Error, Result};
 use crate::event::{Event, LogLevel, Observer};
 use crate::fsutil::{self, IoContext};
 pub use crate::journal::RunStatus;
-use crate::journal::{self, Journal, Record, RunState};
+use crate::journal::{self, Journal, Record, RunState, Severity};
 use crate::lock::{self, LockHolder, RunLock};
 use crate::paths::RepoPath;
 use crate::plan::{Level, Plan, RunKind, Step};
@@ -54,8 +54,10 @@ pub struct RunOptions {
     pub dry_run: bool,
     /// Allow a target that is not an ancestor of HEAD.
     pub allow_non_ancestor: bool,
-    /// Why the rollback is happening (journaled).
+    /// Why the rollback is happening (journaled, and in the incident report).
     pub reason: Option<String>,
+    /// How bad the incident is (journaled, and in the incident report).
+    pub severity: Option<Severity>,
 }
 
 /// What happened to one step.
@@ -523,7 +525,7 @@ impl Rollback {
         }
         let plan = planner::rollback_plan(self.vcs.as_ref(), &self.config, &now, level)?;
         let run_id = new_run_id();
-        let outcome = self.start_and_execute(&mut ctx, run_id, &plan, opts.reason.clone());
+        let outcome = self.start_and_execute(&mut ctx, run_id, &plan, opts.reason.clone(), opts.severity);
         drop(lock);
         outcome
     }
@@ -553,7 +555,7 @@ impl Rollback {
             ctx.log(LogLevel::Warn, "migration files changed between HEAD and the target: the rolled-back code will run on the newer schema");
         }
         let plan = planner::rollback_plan(self.vcs.as_ref(), &self.config, &a, level)?;
-        let outcome = self.start_and_execute(ctx, new_run_id(), &plan, opts.reason.clone());
+        let outcome = self.start_and_execute(ctx, new_run_id(), &plan, opts.reason.clone(), opts.severity);
         drop(lock);
         outcome
     }
@@ -572,13 +574,20 @@ impl Rollback {
         run_id: String,
         plan: &Plan,
         reason: Option<String>,
+        severity: Option<Severity>,
     ) -> Result<RunOutcome> {
         let dir = self.state.run_dir(&run_id);
         fsutil::create_private_dir(&dir)?;
         ctx.open_log(&dir.join("run.log"))?;
         let mut journal = Journal::create(&dir.join("journal.jsonl"))?;
         let started = Timestamp::now();
-        journal.append(&Record::Started { at: started, run_id: run_id.clone(), plan: plan.clone(), reason })?;
+        journal.append(&Record::Started {
+            at: started,
+            run_id: run_id.clone(),
+            plan: plan.clone(),
+            reason,
+            severity,
+        })?;
         match plan.kind {
             RunKind::Rollback => {
                 ctx.log(LogLevel::Info, format!("Emergency rollback {run_id} initiated"));
@@ -676,11 +685,29 @@ impl Rollback {
         let state = RunState::load(ex.journal.path())?;
         let mut outcome = self.outcome_of(&state);
         outcome.warnings = std::mem::take(&mut ctx.warnings);
+        self.write_report(&state, &outcome)?;
         if status == RunStatus::Succeeded {
             let json = serde_json::to_vec_pretty(&outcome).unwrap_or_default();
             fsutil::atomic_write(&self.state.run_dir(&ex.run_id).join("run.json"), &json)?;
         }
         Ok(outcome)
+    }
+
+    /// Writes `report.md` and `report.json` into the run's folder.
+    fn write_report(&self, state: &RunState, outcome: &RunOutcome) -> Result<()> {
+        let report = crate::report::build(state, outcome, self.vcs.as_ref());
+        let dir = self.state.run_dir(&state.run_id);
+        fsutil::atomic_write(&dir.join("report.md"), report.to_markdown().as_bytes())?;
+        fsutil::atomic_write(&dir.join("report.json"), report.to_json().as_bytes())?;
+        Ok(())
+    }
+
+    /// The incident report of a run, built from its journal as it is now (an undo done since
+    /// shows in it).
+    pub fn report(&self, run_id: &str) -> Result<crate::report::IncidentReport> {
+        let state = self.load_run(run_id)?;
+        let outcome = self.outcome_of(&state);
+        Ok(crate::report::build(&state, &outcome, self.vcs.as_ref()))
     }
 
     fn outcome_of(&self, state: &RunState) -> RunOutcome {
@@ -908,44 +935,55 @@ impl Rollback {
             Some(b) if head.branch.as_deref() != Some(b) => self.vcs.checkout_branch_at(b, target, &message)?,
             _ => self.vcs.reset_hard(target, &message)?,
         }
-        let mut kept_registry = false;
-        if ex.plan.kind == RunKind::Rollback {
-            kept_registry = self.keep_registry(ctx, &manifest)?;
-        }
-        Ok(
-            serde_json::json!({ "target": target, "cleared": cleared, "changed": changes.len(), "kept_registry": kept_registry }),
-        )
+        let kept = if ex.plan.kind == RunKind::Rollback { self.keep_tool_files(ctx, &manifest)? } else { Vec::new() };
+        Ok(serde_json::json!({ "target": target, "cleared": cleared, "changed": changes.len(), "kept": kept }))
     }
 
-    /// Puts the known-good registry back as it was before the reset: the target's older copy
-    /// must not forget commits marked since (a bad release would become eligible again).
-    fn keep_registry(&self, ctx: &mut Ctx<'_>, manifest: &Manifest) -> Result<bool> {
+    /// The tool's own files inside the work tree: the registry and the configuration file.
+    /// A rollback never removes them and leaves them with their pre-rollback content (the old
+    /// scripts reset their own config and backups away).
+    pub fn tool_files(&self) -> Vec<RepoPath> {
         let workdir = self.workdir();
-        let path = self.registry_path();
-        let Ok(rel) = RepoPath::from_fs(workdir, &normalize(&path)) else { return Ok(false) };
-        if !normalize(&path).starts_with(workdir) {
-            return Ok(false);
+        let mut out = Vec::new();
+        for path in std::iter::once(self.registry_path()).chain(self.config.source.clone()) {
+            let path = normalize(&if path.is_absolute() { path } else { workdir.join(path) });
+            if path.starts_with(workdir)
+                && let Ok(rel) = RepoPath::from_fs(workdir, &path)
+                && !out.contains(&rel)
+            {
+                out.push(rel);
+            }
         }
-        let before = match manifest.entries.iter().find(|e| e.path == rel) {
-            Some(e) => match &e.kind {
-                EntryKind::File { blob, .. } => Some(self.store()?.get_blob(blob)?),
-                _ => None,
-            },
-            None => self.vcs.read_file_at(&manifest.head, &rel)?,
-        };
-        let Some(before) = before else { return Ok(false) };
-        if std::fs::read(&path).ok().as_deref() == Some(&before[..]) {
-            return Ok(false);
+        out
+    }
+
+    /// Puts the registry and the config file back as they were before the reset: the target's
+    /// older copies must not forget commits marked since (a bad release would become eligible
+    /// again) nor settings changed since.
+    fn keep_tool_files(&self, ctx: &mut Ctx<'_>, manifest: &Manifest) -> Result<Vec<String>> {
+        let workdir = self.workdir();
+        let mut kept = Vec::new();
+        for rel in self.tool_files() {
+            let path = rel.to_fs(workdir);
+            let before = match manifest.entries.iter().find(|e| e.path == rel) {
+                Some(e) => match &e.kind {
+                    EntryKind::File { blob, .. } => Some(self.store()?.get_blob(blob)?),
+                    _ => None,
+                },
+                None => self.vcs.read_file_at(&manifest.head, &rel)?,
+            };
+            let Some(before) = before else { continue };
+            if std::fs::read(&path).ok().as_deref() == Some(&before[..]) {
+                continue;
+            }
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent).at("create folder", parent)?;
+            }
+            fsutil::atomic_write_mode(&path, &before, 0o644)?;
+            ctx.log(LogLevel::Info, format!("Kept `{rel}` as it was before the reset (commit it to keep it)"));
+            kept.push(rel.to_string());
         }
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).at("create folder", parent)?;
-        }
-        fsutil::atomic_write_mode(&path, &before, 0o644)?;
-        ctx.log(
-            LogLevel::Info,
-            format!("Kept the known-good registry `{rel}` as it was before the reset (commit it to keep the marks)"),
-        );
-        Ok(true)
+        Ok(kept)
     }
 
     fn step_remove_untracked(
@@ -988,7 +1026,11 @@ impl Rollback {
             }
             out
         } else {
+            let keep = self.tool_files();
             planner::removals_from(&manifest, Self::reset_changes(ex.plan))
+                .into_iter()
+                .filter(|p| !keep.contains(p))
+                .collect()
         };
         let workdir = self.workdir();
         let mut removed = 0;
@@ -1150,7 +1192,7 @@ impl Rollback {
                 Some("run the undo again".to_owned()),
             ));
         };
-        let out = self.start_and_execute(&mut ctx, new_run_id(), &plan, Some(format!("undo of {run_id}")));
+        let out = self.start_and_execute(&mut ctx, new_run_id(), &plan, Some(format!("undo of {run_id}")), None);
         drop(lock);
         out
     }

@@ -149,7 +149,12 @@ pub fn rollback_plan(vcs: &dyn VcsBackend, config: &Config, a: &Assessment, leve
     let changes: Vec<Change> = a.changes.iter().map(|c| Change { path: c.path.clone(), kind: c.kind }).collect();
     let capture = captures(workdir, config, &a.status, &changes);
     let Split { clear_way, discards, rest } = split(&capture, &changes);
-    let remove: Vec<RepoPath> = rest.into_iter().map(|c| c.path.clone()).collect();
+    let keep: Vec<RepoPath> = [config.registry_path(workdir)]
+        .into_iter()
+        .chain(config.source.clone())
+        .filter_map(|p| RepoPath::from_fs(workdir, &if p.is_absolute() { p } else { workdir.join(p) }).ok())
+        .collect();
+    let remove: Vec<RepoPath> = rest.into_iter().map(|c| c.path.clone()).filter(|p| !keep.contains(p)).collect();
     let tracked: BTreeSet<RepoPath> = vcs.tracked_paths(&a.target.commit.id)?.into_iter().collect();
     let found = find_caches(workdir, config, &tracked);
     Ok(Plan {

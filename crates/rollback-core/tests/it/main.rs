@@ -3,4 +3,5 @@
 mod backup;
 mod engine;
 mod parsers;
+mod report;
 mod vcs;

@@ -1,0 +1,712 @@
+//! Incident reports: the runbook's "Rollback Incident Report" template, filled in from a run's
+//! journal, as Markdown for people and JSON for machines.
+//!
+//! What the tool knows it fills in: date, time, severity and reason as given, rollback type,
+//! the commits moved between, the duration and a timeline with real timestamps from the
+//! journal, whether anything can have been lost (from the snapshot step), each step's outcome.
+//! What only people know (symptoms, root cause, user impact, preventive measures, lessons)
+//! stays a clearly marked prompt (`_To fill in: ..._`).
+//!
+//! Nothing read from a file's content ever goes into a report: only paths' counts, commit ids
+//! and summaries, backup ids and the errors the engine journaled.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use crate::engine::RunOutcome;
+use crate::journal::{Record, RunState, RunStatus, Severity};
+use crate::plan::{Level, RunKind, Step};
+use crate::time::Timestamp;
+use crate::vcs::{CommitId, VcsBackend};
+
+/// A commit the run moved from or to.
+#[derive(Clone, Debug, Serialize)]
+pub struct CommitRef {
+    /// Full id.
+    pub hash: CommitId,
+    /// First line of its message (empty if it could not be read).
+    pub summary: String,
+}
+
+/// Whether the run can have lost anything, and why the tool says so.
+#[derive(Clone, Debug, Serialize)]
+pub struct DataLoss {
+    /// `Some(false)`: nothing can be lost; `None`: the tool cannot tell.
+    pub lost: Option<bool>,
+    /// One sentence for people.
+    pub explanation: String,
+}
+
+/// One step of the plan and what happened to it.
+#[derive(Clone, Debug, Serialize)]
+pub struct StepLine {
+    /// 1-based position in the plan.
+    pub number: usize,
+    /// Machine name (`snapshot`, `reset`, ...).
+    pub step: String,
+    /// What the step does, one line.
+    pub title: String,
+    /// `done`, `failed`, `interrupted` or `pending`.
+    pub status: String,
+    /// When its last attempt began.
+    pub started_at: Option<Timestamp>,
+    /// When its last attempt ended or failed.
+    pub ended_at: Option<Timestamp>,
+    /// Milliseconds from begin to end of its last attempt.
+    pub duration_ms: Option<u64>,
+    /// What it did, in counts and ids (never file contents).
+    pub result: Option<String>,
+    /// Its error, if it failed.
+    pub error: Option<String>,
+}
+
+/// The step that failed.
+#[derive(Clone, Debug, Serialize)]
+pub struct Failure {
+    /// 1-based position in the plan.
+    pub number: usize,
+    /// Step name.
+    pub step: String,
+    /// The error, whole chain, one line.
+    pub error: String,
+}
+
+/// One check's outcome.
+#[derive(Clone, Debug, Serialize)]
+pub struct CheckResult {
+    /// What was checked.
+    pub name: String,
+    /// Whether it passed.
+    pub passed: bool,
+    /// Details.
+    pub detail: String,
+}
+
+/// Verification results: what the tool checked itself, and the note about service checks.
+#[derive(Clone, Debug, Serialize)]
+pub struct Verification {
+    /// Checks the tool ran (the backup's verification).
+    pub checks: Vec<CheckResult>,
+    /// Service checks: none exist in this version.
+    pub service_checks: Vec<CheckResult>,
+    /// Explanation for people.
+    pub note: String,
+    /// The runbook's checklist, left for people to tick.
+    pub manual_checklist: Vec<String>,
+}
+
+/// One timeline entry, from one journal record.
+#[derive(Clone, Debug, Serialize)]
+pub struct TimelineEntry {
+    /// When.
+    pub at: Timestamp,
+    /// What happened.
+    pub event: String,
+}
+
+/// Commands that settle or reverse the run.
+#[derive(Clone, Debug, Serialize)]
+pub struct Commands {
+    /// Finishes a failed or interrupted run.
+    pub resume: Option<String>,
+    /// Puts back the state from before the run.
+    pub undo: Option<String>,
+}
+
+/// Everything the report says, serializable (the JSON form).
+#[derive(Clone, Debug, Serialize)]
+pub struct IncidentReport {
+    /// The run.
+    pub run_id: String,
+    /// Rollback or undo.
+    pub kind: RunKind,
+    /// Level of a rollback.
+    pub level: Option<Level>,
+    /// The template's "Rollback Type": `Fast`, `Full`, `Manual` or `Undo`.
+    pub rollback_type: String,
+    /// Outcome.
+    pub status: RunStatus,
+    /// From `--severity`.
+    pub severity: Option<Severity>,
+    /// From `--reason` (an undo's is `undo of RUN`).
+    pub reason: Option<String>,
+    /// When the run started.
+    pub started_at: Timestamp,
+    /// When it finished, if it did.
+    pub finished_at: Option<Timestamp>,
+    /// Wall time, if it finished.
+    pub duration_ms: Option<u64>,
+    /// The work tree.
+    pub workdir: PathBuf,
+    /// The git backend used.
+    pub backend: String,
+    /// The branch HEAD was on (`None`: detached).
+    pub branch: Option<String>,
+    /// The commit moved to.
+    pub target: CommitRef,
+    /// The commit HEAD was on before.
+    pub previous: CommitRef,
+    /// The verified snapshot taken before any change.
+    pub backup_id: Option<String>,
+    /// Whether anything can have been lost.
+    pub data_loss: DataLoss,
+    /// For an undo: the run it undid.
+    pub undo_of: Option<String>,
+    /// The undo that undid this run, if any.
+    pub undone_by: Option<String>,
+    /// The step that failed, if the run failed.
+    pub failure: Option<Failure>,
+    /// Every step of the plan.
+    pub steps: Vec<StepLine>,
+    /// Verification results.
+    pub verification: Verification,
+    /// One entry per journal record.
+    pub timeline: Vec<TimelineEntry>,
+    /// How to finish or reverse the run.
+    pub commands: Commands,
+    /// Warnings the engine gave during the run.
+    pub warnings: Vec<String>,
+    /// The template's fields only people can fill in.
+    pub to_fill_in: Vec<String>,
+}
+
+const MANUAL_CHECKLIST: [&str; 4] =
+    ["All services healthy", "Authentication working", "Core features functional", "Data integrity confirmed"];
+const ACTION_ITEMS: [&str; 4] =
+    ["Update deployment checklist", "Add new test coverage", "Improve monitoring", "Update documentation"];
+const NO_SERVICE_CHECKS: &str = "no service checks are configured in this version";
+
+fn commit_ref(vcs: &dyn VcsBackend, id: &CommitId, fallback: &str) -> CommitRef {
+    let summary = vcs.commit_info(id).map_or_else(|_| fallback.to_owned(), |c| c.summary);
+    CommitRef { hash: id.clone(), summary }
+}
+
+fn num(detail: &serde_json::Value, key: &str) -> u64 {
+    detail.get(key).and_then(serde_json::Value::as_u64).unwrap_or(0)
+}
+
+/// One line about what a step did, from its journaled detail: counts and ids only.
+fn step_result(step: &Step, detail: &serde_json::Value) -> String {
+    match step {
+        Step::Snapshot { .. } => format!(
+            "captured {} path(s), {} byte(s), and the index in backup {}; verified",
+            num(detail, "entries"),
+            num(detail, "bytes"),
+            detail.get("snapshot").and_then(serde_json::Value::as_str).unwrap_or("?")
+        ),
+        Step::Reset { target, .. } => format!(
+            "moved to {}: {} tracked path(s) changed, {} cleared out of the way",
+            target.short(),
+            num(detail, "changed"),
+            num(detail, "cleared")
+        ),
+        Step::RemoveUntracked { .. } => format!("removed {} untracked file(s)", num(detail, "removed")),
+        Step::ClearCaches { .. } => format!("removed {} cache path(s)", num(detail, "removed")),
+        Step::RestoreFiles { snapshot, .. } => format!(
+            "restored {} file(s) and {} symlink(s), removed {} path(s) from backup {snapshot}",
+            num(detail, "files"),
+            num(detail, "symlinks"),
+            num(detail, "removed")
+        ),
+        Step::RestoreIndex { .. } => {
+            if detail.get("restored").and_then(serde_json::Value::as_bool) == Some(true) {
+                "restored the index".to_owned()
+            } else {
+                "no index to restore".to_owned()
+            }
+        }
+        Step::Record => {
+            let head = detail.get("head").and_then(serde_json::Value::as_str).unwrap_or("?");
+            let head = head.get(..7).unwrap_or(head);
+            match detail.get("branch").and_then(serde_json::Value::as_str) {
+                Some(b) => format!("HEAD is {head} on `{b}`"),
+                None => format!("HEAD is {head} (detached)"),
+            }
+        }
+    }
+}
+
+fn rollback_type(kind: RunKind, level: Option<Level>) -> String {
+    match (kind, level) {
+        (RunKind::Undo, _) => "Undo".into(),
+        (RunKind::Rollback, Some(Level::Fast)) => "Fast".into(),
+        (RunKind::Rollback, Some(Level::Full)) => "Full".into(),
+        (RunKind::Rollback, Some(Level::Manual)) => "Manual".into(),
+        (RunKind::Rollback, None) => "Rollback".into(),
+    }
+}
+
+/// Builds the report of a run from its journal state, its outcome and the repository (for
+/// commit summaries).
+pub fn build(state: &RunState, outcome: &RunOutcome, vcs: &dyn VcsBackend) -> IncidentReport {
+    let plan = &state.plan;
+    let total = plan.steps.len();
+
+    // Last attempt's begin and end of each step (a resume may run a step again).
+    let mut began: Vec<Option<Timestamp>> = vec![None; total];
+    let mut ended: Vec<Option<Timestamp>> = vec![None; total];
+    let mut errors: Vec<Option<String>> = vec![None; total];
+    for r in &state.records {
+        match r {
+            Record::StepBegin { at, index, .. } if *index < total => {
+                began[*index] = Some(*at);
+                ended[*index] = None;
+                errors[*index] = None;
+            }
+            Record::StepEnd { at, index, .. } if *index < total => ended[*index] = Some(*at),
+            Record::StepFailed { at, index, error, .. } if *index < total => {
+                ended[*index] = Some(*at);
+                errors[*index] = Some(error.clone());
+            }
+            _ => {}
+        }
+    }
+
+    let steps: Vec<StepLine> = plan
+        .steps
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let status = outcome.steps.get(i).filter(|r| r.step == s.name()).map_or_else(
+                || {
+                    if state.done[i].is_some() {
+                        "done"
+                    } else if state.failure.as_ref().is_some_and(|(f, _)| *f == i) {
+                        "failed"
+                    } else if state.interrupted_at == Some(i) {
+                        "interrupted"
+                    } else {
+                        "pending"
+                    }
+                    .to_owned()
+                },
+                |r| r.status.clone(),
+            );
+            let duration_ms = match (began[i], ended[i]) {
+                (Some(b), Some(e)) => Some(e.millis_since(b)),
+                _ => None,
+            };
+            StepLine {
+                number: i + 1,
+                step: s.name().into(),
+                title: s.title(),
+                error: if status == "failed" { errors[i].clone() } else { None },
+                status,
+                started_at: began[i],
+                ended_at: ended[i],
+                duration_ms,
+                result: state.done[i].as_ref().map(|d| step_result(s, d)),
+            }
+        })
+        .collect();
+
+    let failure = state.failure.as_ref().map(|(i, e)| Failure {
+        number: i + 1,
+        step: plan.steps.get(*i).map_or("?", Step::name).into(),
+        error: e.clone(),
+    });
+
+    let snapshot_idx = plan.steps.iter().position(|s| matches!(s, Step::Snapshot { .. }));
+    let backup_id = snapshot_idx
+        .and_then(|i| state.done[i].as_ref())
+        .and_then(|d| d.get("snapshot"))
+        .and_then(serde_json::Value::as_str)
+        .map(str::to_owned);
+    let anything_else_began =
+        state.records.iter().any(|r| matches!(r, Record::StepBegin { index, .. } if Some(*index) != snapshot_idx));
+    let data_loss = match (&backup_id, anything_else_began) {
+        (Some(id), _) => DataLoss {
+            lost: Some(false),
+            explanation: format!(
+                "No — every changed or removed file was captured in verified backup {id} before any change"
+            ),
+        },
+        (None, false) => {
+            DataLoss { lost: Some(false), explanation: "No — the run stopped before changing anything".into() }
+        }
+        (None, true) => DataLoss {
+            lost: None,
+            explanation: "Unknown — steps after the snapshot began without a completed snapshot; compare the work \
+                          tree with the previous commit"
+                .into(),
+        },
+    };
+
+    let mut checks = Vec::new();
+    if let Some(id) = &backup_id {
+        checks.push(CheckResult {
+            name: "backup verified".into(),
+            passed: true,
+            detail: format!("backup {id} was read back and every blob's hash checked before any change"),
+        });
+    } else if let Some(i) = snapshot_idx {
+        if state.failure.as_ref().is_some_and(|(f, _)| *f == i) {
+            checks.push(CheckResult {
+                name: "backup verified".into(),
+                passed: false,
+                detail: "the snapshot step failed: no backup was stored, and nothing was changed".into(),
+            });
+        }
+    }
+    let verification = Verification {
+        checks,
+        service_checks: Vec::new(),
+        note: format!("{NO_SERVICE_CHECKS}: check the services by hand"),
+        manual_checklist: MANUAL_CHECKLIST.iter().map(|s| (*s).to_owned()).collect(),
+    };
+
+    let timeline = timeline(state);
+
+    let id = &state.run_id;
+    let settled = matches!(state.status, RunStatus::Undone | RunStatus::Cancelled | RunStatus::Planned);
+    let commands = Commands {
+        resume: matches!(state.status, RunStatus::Failed | RunStatus::Running)
+            .then(|| format!("forge-rollback resume {id}")),
+        undo: (!settled).then(|| format!("forge-rollback undo {id}")),
+    };
+
+    let mut to_fill_in = Vec::new();
+    if state.severity.is_none() {
+        to_fill_in.push("severity".to_owned());
+    }
+    if state.reason.is_none() {
+        to_fill_in.push("issue_description".to_owned());
+    }
+    for f in ["symptoms", "root_cause", "user_impact_duration", "verification_results", "preventive_measures"] {
+        to_fill_in.push(f.to_owned());
+    }
+    to_fill_in.push("lessons_learned".to_owned());
+
+    IncidentReport {
+        run_id: id.clone(),
+        kind: plan.kind,
+        level: plan.level,
+        rollback_type: rollback_type(plan.kind, plan.level),
+        status: state.status,
+        severity: state.severity,
+        reason: state.reason.clone(),
+        started_at: state.started_at,
+        finished_at: state.finished_at,
+        duration_ms: state.finished_at.map(|f| f.millis_since(state.started_at)),
+        workdir: plan.workdir.clone(),
+        backend: plan.backend.clone(),
+        branch: plan.from.branch.clone(),
+        target: commit_ref(vcs, &plan.to, &plan.to_summary),
+        previous: commit_ref(vcs, &plan.from.commit, ""),
+        backup_id,
+        data_loss,
+        undo_of: plan.undo_of.clone(),
+        undone_by: state.undone_by.clone(),
+        failure,
+        steps,
+        verification,
+        timeline,
+        commands,
+        warnings: outcome.warnings.clone(),
+        to_fill_in,
+    }
+}
+
+fn timeline(state: &RunState) -> Vec<TimelineEntry> {
+    let plan = &state.plan;
+    let total = plan.steps.len();
+    let mut out = Vec::new();
+    for r in &state.records {
+        let (at, event) = match r {
+            Record::Started { at, .. } => {
+                let what = match plan.kind {
+                    RunKind::Rollback => format!(
+                        "{} rollback initiated: {} → {} (run {})",
+                        rollback_type(plan.kind, plan.level),
+                        plan.from.commit.short(),
+                        plan.to.short(),
+                        state.run_id
+                    ),
+                    RunKind::Undo => format!(
+                        "Undo of run {} initiated: {} → {} (run {})",
+                        plan.undo_of.as_deref().unwrap_or("?"),
+                        plan.from.commit.short(),
+                        plan.to.short(),
+                        state.run_id
+                    ),
+                };
+                (*at, what)
+            }
+            Record::StepBegin { at, index, step } => (*at, format!("Step {}/{total} `{step}` started", index + 1)),
+            Record::StepEnd { at, index, step, detail } => {
+                let result = plan.steps.get(*index).map(|s| step_result(s, detail)).unwrap_or_default();
+                (*at, format!("Step {}/{total} `{step}` done: {result}", index + 1))
+            }
+            Record::StepFailed { at, index, step, error } => {
+                (*at, format!("Step {}/{total} `{step}` FAILED: {error}", index + 1))
+            }
+            Record::Resumed { at } => (*at, "Run resumed".to_owned()),
+            Record::Finished { at, status, .. } => {
+                let what = match status {
+                    RunStatus::Succeeded if plan.kind == RunKind::Undo => "Undo complete".to_owned(),
+                    RunStatus::Succeeded => "Rollback complete".to_owned(),
+                    RunStatus::Failed => "Run FAILED".to_owned(),
+                    other => format!("Run finished: {other}"),
+                };
+                (*at, what)
+            }
+            Record::Undone { at, by } => {
+                if by == "nothing-changed" {
+                    (*at, "Marked as undone: it had changed nothing".to_owned())
+                } else {
+                    (*at, format!("Undone by run {by}"))
+                }
+            }
+        };
+        out.push(TimelineEntry { at, event });
+    }
+    out
+}
+
+/// `17:39:02`.
+fn clock(t: Timestamp) -> String {
+    t.log_format().get(11..).unwrap_or_default().to_owned()
+}
+
+/// `850 ms`, `4.2 s`, `3 min 5 s`.
+fn human_duration(ms: u64) -> String {
+    if ms < 1000 {
+        format!("{ms} ms")
+    } else if ms < 60_000 {
+        format!("{}.{} s", ms / 1000, ms % 1000 / 100)
+    } else {
+        let s = ms / 1000;
+        format!("{} min {} s", s / 60, s % 60)
+    }
+}
+
+fn prompt(text: &str) -> String {
+    format!("> _To fill in: {text}_\n")
+}
+
+/// Table cells: no pipes or line breaks.
+fn cell(text: &str) -> String {
+    text.replace('|', "\\|").replace(['\n', '\r'], " ")
+}
+
+fn capitalized(s: &str) -> String {
+    let mut c = s.chars();
+    c.next().map(|f| f.to_uppercase().chain(c).collect()).unwrap_or_default()
+}
+
+impl IncidentReport {
+    /// The runbook's template, filled in.
+    pub fn to_markdown(&self) -> String {
+        let mut o = String::new();
+        let id = &self.run_id;
+        let _ = writeln!(o, "# Rollback Incident Report\n");
+        let _ = writeln!(o, "**Date**: {}  ", self.started_at.date());
+        let _ = writeln!(o, "**Time**: {} UTC  ", clock(self.started_at));
+        match self.severity {
+            Some(s) => {
+                let _ = writeln!(o, "**Severity**: {}  ", capitalized(s.as_str()));
+            }
+            None => {
+                let _ = writeln!(
+                    o,
+                    "**Severity**: _(not given: pass --severity critical|high|medium|low; to fill in: Critical / \
+                     High / Medium / Low)_  "
+                );
+            }
+        }
+        let _ = writeln!(o, "**Rollback Type**: {}  ", self.rollback_type);
+        let _ = writeln!(o, "**Status**: {}\n", capitalized(self.status.as_str()));
+
+        let _ = match self.kind {
+            RunKind::Rollback => writeln!(
+                o,
+                "Run `{id}` rolled back `{}` from {} to {}: **{}**.\n",
+                self.workdir.display(),
+                self.previous.hash.short(),
+                self.target.hash.short(),
+                self.status
+            ),
+            RunKind::Undo => writeln!(
+                o,
+                "Run `{id}` undid run `{}` in `{}`, moving from {} back to {}: **{}**.\n",
+                self.undo_of.as_deref().unwrap_or("?"),
+                self.workdir.display(),
+                self.previous.hash.short(),
+                self.target.hash.short(),
+                self.status
+            ),
+        };
+
+        let _ = writeln!(o, "## Issue Description\n");
+        match &self.reason {
+            Some(r) => {
+                let _ = writeln!(o, "{r}\n");
+            }
+            None => {
+                let _ = writeln!(o, "{}", prompt("what went wrong (not given: pass --reason TEXT)."));
+            }
+        }
+
+        let _ = writeln!(o, "## Symptoms\n");
+        let _ = writeln!(o, "{}", prompt("what people saw; the tool does not know."));
+        for s in ["Error messages observed", "Services affected", "User impact", "Time of first detection"] {
+            let _ = writeln!(o, "- {s}: _to fill in_");
+        }
+        o.push('\n');
+
+        let _ = writeln!(o, "## Root Cause\n");
+        let _ = writeln!(o, "{}", prompt("what caused the issue."));
+
+        let _ = writeln!(o, "## Rollback Details\n");
+        let commit = |c: &CommitRef| {
+            if c.summary.is_empty() { format!("`{}`", c.hash) } else { format!("`{}` — {}", c.hash, c.summary) }
+        };
+        let _ = writeln!(o, "- **Target Commit**: {}", commit(&self.target));
+        let _ = writeln!(o, "- **Previous Commit**: {}", commit(&self.previous));
+        let _ = writeln!(
+            o,
+            "- **Branch**: {}",
+            self.branch.as_deref().map_or_else(|| "detached HEAD".to_owned(), |b| format!("`{b}`"))
+        );
+        match (self.duration_ms, self.finished_at) {
+            (Some(ms), Some(f)) => {
+                let _ = writeln!(
+                    o,
+                    "- **Duration**: {} ({} → {} UTC)",
+                    human_duration(ms),
+                    clock(self.started_at),
+                    clock(f)
+                );
+            }
+            _ => {
+                let _ = writeln!(
+                    o,
+                    "- **Duration**: unknown: the run has not finished (started {} UTC)",
+                    clock(self.started_at)
+                );
+            }
+        }
+        let _ = writeln!(o, "- **Data Loss**: {}", self.data_loss.explanation);
+        let _ = writeln!(
+            o,
+            "- **User Impact Duration**: _to fill in: from first detection to recovery (the tool does not know)_"
+        );
+        let _ = writeln!(
+            o,
+            "- **Run**: `{id}` ({} of `{}`, git backend `{}`)",
+            self.kind.as_str(),
+            self.workdir.display(),
+            self.backend
+        );
+        let _ = writeln!(o, "- **Status**: {}", self.status);
+        if let Some(b) = &self.backup_id {
+            let _ = writeln!(o, "- **Backup**: `{b}`");
+        }
+        if let Some(u) = &self.undo_of {
+            let _ = writeln!(o, "- **Undo Of**: run `{u}` (this run put back the state from before it)");
+        }
+        if let Some(by) = &self.undone_by {
+            if by == "nothing-changed" {
+                let _ = writeln!(o, "- **Undone**: marked as undone; it had changed nothing");
+            } else {
+                let _ = writeln!(o, "- **Undone By**: run `{by}`");
+            }
+        }
+        if let Some(f) = &self.failure {
+            let _ = writeln!(o, "- **Failed Step**: {}. `{}`: {}", f.number, f.step, f.error);
+        }
+        if let Some(c) = &self.commands.resume {
+            let _ = writeln!(o, "- **Resume**: `{c}` finishes the run from the first step that did not complete");
+        }
+        match &self.commands.undo {
+            Some(c) => {
+                let _ = writeln!(o, "- **Undo**: `{c}` puts back the state from before this run");
+            }
+            None => {
+                let _ = writeln!(o, "- **Undo**: not available: the run is {}", self.status);
+            }
+        }
+        for w in &self.warnings {
+            let _ = writeln!(o, "- **Warning**: {w}");
+        }
+        o.push('\n');
+        let _ = writeln!(o, "### Steps\n");
+        let _ = writeln!(o, "| # | Step | Status | Duration | Result |");
+        let _ = writeln!(o, "|---|------|--------|----------|--------|");
+        for s in &self.steps {
+            let result = match (&s.result, &s.error) {
+                (Some(r), _) => cell(r),
+                (None, Some(e)) => cell(e),
+                (None, None) => String::new(),
+            };
+            let _ = writeln!(
+                o,
+                "| {} | `{}` | {} | {} | {} |",
+                s.number,
+                s.step,
+                s.status,
+                s.duration_ms.map(human_duration).unwrap_or_default(),
+                result
+            );
+        }
+        o.push('\n');
+
+        let _ = writeln!(o, "## Verification Results\n");
+        for c in &self.verification.checks {
+            let mark = if c.passed { "x" } else { " " };
+            let _ = writeln!(o, "- [{mark}] {} (checked by the tool: {})", capitalized(&c.name), c.detail);
+        }
+        if !self.verification.checks.is_empty() {
+            o.push('\n');
+        }
+        let _ = writeln!(o, "Service checks: {NO_SERVICE_CHECKS}.\n");
+        let _ = writeln!(o, "{}", prompt("check the services by hand and tick what holds:"));
+        for c in &self.verification.manual_checklist {
+            let _ = writeln!(o, "- [ ] {c}");
+        }
+        o.push('\n');
+
+        let _ = writeln!(o, "## Preventive Measures\n");
+        let _ = writeln!(o, "{}", prompt("how to prevent this in the future."));
+
+        let _ = writeln!(o, "## Action Items\n");
+        if let (Some(r), Some(u)) = (&self.commands.resume, &self.commands.undo) {
+            let _ = writeln!(o, "- [ ] Settle the failed run: `{r}` or `{u}`");
+        }
+        for a in ACTION_ITEMS {
+            let _ = writeln!(o, "- [ ] {a}");
+        }
+        o.push('\n');
+
+        let _ = writeln!(o, "## Timeline\n");
+        let _ = writeln!(
+            o,
+            "{}",
+            prompt(
+                "when the deployment was initiated, the issue detected, the rollback decided, and all systems normal."
+            )
+        );
+        for e in &self.timeline {
+            let _ = writeln!(o, "- **{}** - {}", clock(e.at), e.event);
+        }
+        o.push('\n');
+
+        let _ = writeln!(o, "## Lessons Learned\n");
+        let _ = writeln!(o, "{}", prompt("key takeaways from this incident."));
+        let _ = writeln!(
+            o,
+            "---\n\n_Generated by forge-rollback from the journal of run `{id}`; all times UTC. Lines marked \"to fill \
+             in\" are for people._"
+        );
+        o
+    }
+
+    /// The same facts as JSON (pretty, with a trailing newline).
+    pub fn to_json(&self) -> String {
+        let mut s = serde_json::to_string_pretty(self).unwrap_or_else(|_| "{}".to_owned());
+        s.push('\n');
+        s
+    }
+}

@@ -1,0 +1,243 @@
+//! Result classes: read-only views over the core's serde values.
+//!
+//! Each keeps the exact `serde_json::to_string_pretty` text the CLI prints for `--json`, so
+//! `to_json()` is byte-for-byte the CLI's output and `to_dict()` is `json.loads` of it; the
+//! attributes read from the same JSON.
+
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::PyAny;
+use serde::Serialize;
+
+use crate::error::PyRollbackError;
+
+/// `json.loads(text)`.
+pub fn json_loads(py: Python<'_>, text: &str) -> PyResult<Py<PyAny>> {
+    static LOADS: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+    let loads = LOADS.get_or_try_init(py, || py.import("json")?.getattr("loads").map(Bound::unbind))?;
+    loads.call1(py, (text,))
+}
+
+/// A value as Python data, through its serde JSON.
+pub fn to_py<T: Serialize>(py: Python<'_>, value: &T) -> PyResult<Py<PyAny>> {
+    json_loads(py, &to_json_text(value)?)
+}
+
+fn to_json_text<T: Serialize>(value: &T) -> PyResult<String> {
+    serde_json::to_string_pretty(value).map_err(|e| {
+        PyRollbackError(rollback_core::Error::usage(format!("cannot serialize the result: {e}"), None)).into()
+    })
+}
+
+/// The JSON of one result: the pretty text and the parsed value.
+#[derive(Debug)]
+pub struct Json {
+    text: String,
+    value: serde_json::Value,
+}
+
+impl Json {
+    pub fn new<T: Serialize>(value: &T) -> PyResult<Self> {
+        let text = to_json_text(value)?;
+        let value = serde_json::from_str(&text).map_err(|e| {
+            PyRollbackError(rollback_core::Error::usage(format!("cannot read back the result: {e}"), None))
+        })?;
+        Ok(Self { text, value })
+    }
+
+    fn field(&self, py: Python<'_>, key: &str) -> PyResult<Py<PyAny>> {
+        match self.value.get(key) {
+            None | Some(serde_json::Value::Null) => Ok(py.None()),
+            Some(v) => json_loads(py, &v.to_string()),
+        }
+    }
+
+    fn str_field(&self, key: &str) -> String {
+        match self.value.get(key) {
+            Some(serde_json::Value::String(s)) => s.clone(),
+            Some(serde_json::Value::Null) | None => "None".to_owned(),
+            Some(other) => other.to_string(),
+        }
+    }
+}
+
+/// Defines a frozen result class over [`Json`] with one getter per listed JSON key.
+macro_rules! result_class {
+    (
+        $(#[$doc:meta])*
+        $name:ident, repr = [$($repr:literal),*], {
+            $($(#[$fdoc:meta])* $getter:ident => $key:literal),* $(,)?
+        }
+    ) => {
+        $(#[$doc])*
+        #[pyclass(module = "forge_rollback._forge_rollback", frozen)]
+        #[derive(Debug)]
+        pub struct $name {
+            json: Json,
+        }
+
+        impl $name {
+            pub fn new<T: Serialize>(value: &T) -> PyResult<Self> {
+                Ok(Self { json: Json::new(value)? })
+            }
+        }
+
+        // `from_commit` is an attribute name, not a conversion.
+        #[allow(clippy::wrong_self_convention)]
+        #[pymethods]
+        impl $name {
+            $(
+                $(#[$fdoc])*
+                #[getter]
+                fn $getter(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+                    self.json.field(py, $key)
+                }
+            )*
+
+            /// A plain dict: `json.loads(self.to_json())`.
+            fn to_dict(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+                json_loads(py, &self.json.text)
+            }
+
+            /// The pretty-printed JSON the CLI prints with `--json`.
+            fn to_json(&self) -> String {
+                self.json.text.clone()
+            }
+
+            fn __repr__(&self) -> String {
+                let fields: Vec<String> = [$($repr),*].iter().map(|k| format!("{k}={}", self.json.str_field(k))).collect();
+                format!("{}({})", stringify!($name), fields.join(", "))
+            }
+        }
+    };
+}
+
+result_class! {
+    /// What a rollback would do and risk (`forge-rollback assess --json`).
+    Assessment, repr = ["recommended_level", "recommendation"], {
+        /// The work tree's root.
+        workdir => "workdir",
+        /// The git backend (`git2` or `git-cli`).
+        backend => "backend",
+        /// Where HEAD is: `{"commit": ..., "branch": ...}`.
+        head => "head",
+        /// HEAD's summary line.
+        head_summary => "head_summary",
+        /// Where a rollback would go (commit, source, registry entry).
+        target => "target",
+        /// Whether the target is an ancestor of HEAD.
+        target_is_ancestor => "target_is_ancestor",
+        /// Commits a rollback takes away, newest first (capped).
+        commits_rolled_back => "commits_rolled_back",
+        /// How many commits a rollback takes away in all.
+        commits_rolled_back_total => "commits_rolled_back_total",
+        /// Tracked paths that differ between HEAD and the target.
+        changes => "changes",
+        /// Count of changed paths per category.
+        changes_by_category => "changes_by_category",
+        /// Uncommitted state.
+        dirty => "dirty",
+        /// Risks, most serious first.
+        risks => "risks",
+        /// The level that puts everything that changed back.
+        recommended_level => "recommended_level",
+        /// Why that level.
+        recommendation => "recommendation",
+        /// The known-good registry consulted.
+        registry => "registry",
+    }
+}
+
+result_class! {
+    /// The ordered steps of a rollback or undo (`forge-rollback plan --json`).
+    Plan, repr = ["kind", "level", "to"], {
+        /// `rollback` or `undo`.
+        kind => "kind",
+        /// `fast`, `full`, `manual` (rollbacks) or `None`.
+        level => "level",
+        /// The work tree's root.
+        workdir => "workdir",
+        /// The git backend.
+        backend => "backend",
+        /// Where HEAD is now: `{"commit": ..., "branch": ...}`.
+        from_head => "from",
+        /// The commit the run moves to.
+        to_commit => "to",
+        /// The target's summary line.
+        to_summary => "to_summary",
+        /// For an undo: the run undone.
+        undo_of => "undo_of",
+        /// The steps, in order: one dict each, with a `step` key naming it.
+        steps => "steps",
+    }
+}
+
+result_class! {
+    /// The result of `run`, `undo` or `resume` (`forge-rollback run --json`).
+    RunResult, repr = ["run_id", "status", "from", "to"], {
+        /// The run's id (`None` for a dry run).
+        run_id => "run_id",
+        /// `rollback` or `undo`.
+        kind => "kind",
+        /// `succeeded`, `failed`, `planned` (dry run), ...
+        status => "status",
+        /// The level of a rollback.
+        level => "level",
+        /// HEAD before the run.
+        from_commit => "from",
+        /// The branch before the run.
+        branch => "branch",
+        /// The commit moved to.
+        to_commit => "to",
+        /// The snapshot taken before any change (`undo` restores it).
+        backup_id => "backup_id",
+        /// For an undo: the run undone.
+        undo_of => "undo_of",
+        /// Start time (RFC 3339).
+        started_at => "started_at",
+        /// End time (RFC 3339), if finished.
+        finished_at => "finished_at",
+        /// Wall time in milliseconds.
+        duration_ms => "duration_ms",
+        /// Steps, in plan order: `{"step", "status", "detail"}`.
+        steps => "steps",
+        /// Things the operator should know.
+        warnings => "warnings",
+        /// The error of a failed run, whole chain on one line.
+        error => "error",
+        /// The plan (dry runs only).
+        plan => "plan",
+    }
+}
+
+result_class! {
+    /// One run in `runs()` (`forge-rollback runs list --json`).
+    RunSummary, repr = ["run_id", "kind", "status"], {
+        /// The run's id.
+        run_id => "run_id",
+        /// `rollback` or `undo`.
+        kind => "kind",
+        /// Outcome; `running` with `interrupted` set means it crashed.
+        status => "status",
+        /// Started, not finished, and nobody holds the lock.
+        interrupted => "interrupted",
+        /// The level.
+        level => "level",
+        /// HEAD before.
+        from_commit => "from",
+        /// The target.
+        to_commit => "to",
+        /// The snapshot taken before any change.
+        backup_id => "backup_id",
+        /// For an undo: the run undone.
+        undo_of => "undo_of",
+        /// The run that undid this one.
+        undone_by => "undone_by",
+        /// Start time.
+        started_at => "started_at",
+        /// End time.
+        finished_at => "finished_at",
+        /// The reason given.
+        reason => "reason",
+    }
+}

@@ -1,0 +1,62 @@
+"""The Python results and the CLI's `--json` come from the same serde values.
+
+Needs the `forge-rollback` binary: `FORGE_ROLLBACK_BIN`, else
+`$CARGO_TARGET_DIR/debug/forge-rollback`, else `<workspace>/target/debug/forge-rollback`
+(`cargo build -p rollback-cli`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+import forge_rollback as fr
+
+if TYPE_CHECKING:  # pytest's importlib mode: conftest is not importable at run time
+    from conftest import Repo
+
+
+
+def run_cli(cli: Path, repo: Repo, *args: str) -> str:
+    out = subprocess.run(
+        [str(cli), "-C", str(repo.path), *args], capture_output=True, text=True, check=False
+    )
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
+def test_assess_json_matches_cli(cli: Path, repo: Repo) -> None:
+    stdout = run_cli(cli, repo, "assess", "--json", "--target", "v1")
+    a = fr.Rollback.open(repo.path).assess(target="v1")
+    assert json.loads(stdout) == a.to_dict()
+    assert stdout == a.to_json() + "\n"
+
+
+def test_plan_json_matches_cli(cli: Path, repo: Repo) -> None:
+    stdout = run_cli(cli, repo, "plan", "--fast", "--json", "--target", "v1")
+    p = fr.Rollback.open(repo.path).plan("fast", target="v1")
+    assert json.loads(stdout) == p.to_dict()
+    assert stdout == p.to_json() + "\n"
+
+
+def test_registry_runs_and_backups_json_match_cli(cli: Path, repo: Repo) -> None:
+    rb = fr.Rollback.open(repo.path)
+    rb.known_good.mark("v1", note="verified")
+    registry = json.loads(run_cli(cli, repo, "known-good", "list", "--json"))
+    assert registry == rb.known_good.list()
+    assert registry["commits"][0]["hash"] == repo.commit_of("v1")
+
+    r = rb.run("fast", target="v1")
+    assert r.status == "succeeded"
+
+    runs: list[dict[str, Any]] = json.loads(run_cli(cli, repo, "runs", "list", "--json"))
+    assert runs == [s.to_dict() for s in rb.runs()]
+    assert runs[0]["run_id"] == r.run_id
+
+    backups = json.loads(run_cli(cli, repo, "backups", "list", "--json"))
+    assert backups == rb.backups()

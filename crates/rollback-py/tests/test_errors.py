@@ -1,0 +1,182 @@
+"""Errors: one class per family, with kind, hint and message; callbacks that raise."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+import forge_rollback as fr
+
+if TYPE_CHECKING:  # pytest's importlib mode: conftest is not importable at run time
+    from conftest import Repo
+
+
+def test_hierarchy() -> None:
+    for cls in (
+        fr.ConfigError,
+        fr.VcsError,
+        fr.BackupError,
+        fr.LockHeldError,
+        fr.RefusedError,
+        fr.CancelledError,
+        fr.StepFailedError,
+    ):
+        assert issubclass(cls, fr.RollbackError)
+        assert cls.__doc__
+    assert issubclass(fr.RollbackError, Exception)
+
+
+def test_unknown_revision_is_a_config_error_with_a_hint(repo: Repo) -> None:
+    rb = fr.Rollback.open(repo.path)
+    with pytest.raises(fr.ConfigError) as info:
+        rb.assess(target="no-such-release")
+    err = info.value
+    assert err.kind == "usage"
+    assert "no-such-release" in err.message
+    assert str(err) == err.message
+    assert err.hint is not None and "git log" in err.hint
+    assert f"hint: {err.hint}" in getattr(err, "__notes__", [])
+
+
+def test_unknown_level_is_a_config_error(repo: Repo) -> None:
+    rb = fr.Rollback.open(repo.path)
+    with pytest.raises(fr.ConfigError, match="unknown rollback level `quick`"):
+        rb.plan("quick", target="v1")  # type: ignore[arg-type]
+
+
+def test_full_level_is_not_available_yet(repo: Repo) -> None:
+    rb = fr.Rollback.open(repo.path)
+    with pytest.raises(fr.ConfigError) as info:
+        rb.plan("full", target="v1")
+    assert info.value.hint is not None and "fast" in info.value.hint
+
+
+def test_not_a_repository(tmp_path: Path) -> None:
+    with pytest.raises(fr.ConfigError) as info:
+        fr.Rollback.open(tmp_path)
+    assert info.value.kind == "usage"
+    assert info.value.hint is not None
+
+
+def test_missing_config_file(repo: Repo) -> None:
+    with pytest.raises(fr.ConfigError) as info:
+        fr.Rollback.open(repo.path, config=repo.path / "nope.toml")
+    assert "nope.toml" in str(info.value)
+
+
+def test_detached_head_is_refused(repo: Repo) -> None:
+    repo.git("checkout", "-q", "--detach")
+    before = repo.state()
+    rb = fr.Rollback.open(repo.path)
+    with pytest.raises(fr.RefusedError) as info:
+        rb.run("fast", target="v1")
+    assert info.value.kind == "refused"
+    assert "detached" in info.value.message
+    assert info.value.hint is not None and "git switch" in info.value.hint
+    assert repo.state() == before
+    assert rb.runs() == []
+
+
+@pytest.mark.parametrize("confirm", [False, lambda summary, plan: False], ids=["false", "callback"])
+def test_declined_confirmation_is_cancelled_and_changes_nothing(repo: Repo, confirm: Any) -> None:
+    before = repo.state()
+    rb = fr.Rollback.open(repo.path)
+    with pytest.raises(fr.CancelledError) as info:
+        rb.run("fast", target="v1", confirm=confirm)
+    assert info.value.kind == "cancelled"
+    assert repo.state() == before
+    assert rb.runs() == []
+    assert rb.backups() == []
+
+
+def test_confirm_must_be_bool_or_callable(repo: Repo) -> None:
+    rb = fr.Rollback.open(repo.path)
+    with pytest.raises(TypeError, match="confirm must be a bool or a callable"):
+        rb.run("fast", target="v1", confirm="yes")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="on_event must be callable"):
+        rb.run("fast", target="v1", on_event=42)  # type: ignore[arg-type]
+
+
+def test_confirm_callback_raising_propagates_and_changes_nothing(repo: Repo) -> None:
+    before = repo.state()
+    rb = fr.Rollback.open(repo.path)
+    boom = KeyError("operator console unavailable")
+
+    def confirm(summary: str, plan: dict[str, Any]) -> bool:
+        raise boom
+
+    with pytest.raises(KeyError) as info:
+        rb.run("fast", target="v1", confirm=confirm)
+    assert info.value is boom
+    assert repo.state() == before
+    assert rb.runs() == []
+
+
+@pytest.mark.parametrize("fail_at", ["snapshot", "remove_untracked"])
+def test_event_callback_raising_stops_the_run_and_undo_restores(repo: Repo, fail_at: str) -> None:
+    """`fail_at` = the first step: stops after the snapshot; later: stops after the reset."""
+    before = repo.state()
+    rb = fr.Rollback.open(repo.path)
+    boom = ValueError("boom")
+    calls_after_raise: list[dict[str, Any]] = []
+    raised = False
+
+    def on_event(event: dict[str, Any]) -> None:
+        nonlocal raised
+        if raised:
+            calls_after_raise.append(event)
+        if event["event"] == "step_started" and event["step"] == fail_at:
+            raised = True
+            raise boom
+
+    with pytest.raises(ValueError) as info:
+        rb.run("fast", target="v1", on_event=on_event)
+    assert info.value is boom
+    assert calls_after_raise == []
+
+    [run] = rb.runs()
+    assert run.status == "failed"
+    details = rb.run_details(run.run_id)
+    steps = {s["step"]: s["status"] for s in details.steps}
+    # The step that was starting finishes; the engine stops before the next one.
+    assert steps[fail_at] == "done"
+    assert "callback" in (details.error or "")
+    if fail_at == "remove_untracked":
+        assert repo.head() == repo.commit_of("v1")
+
+    rb.undo(run.run_id)
+    assert repo.state() == before
+
+
+def test_second_run_while_one_holds_the_lock(repo: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    release = tmp_path / "release"
+    monkeypatch.setenv("FORGE_ROLLBACK_FAILPOINT", "after:lock")
+    monkeypatch.setenv("FORGE_ROLLBACK_FAILPOINT_ACTION", "pause")
+    monkeypatch.setenv("FORGE_ROLLBACK_FAILPOINT_RELEASE", str(release))
+    rb = fr.Rollback.open(repo.path)
+    results: list[fr.RunResult] = []
+
+    def first() -> None:
+        results.append(rb.run("fast", target="v1"))
+
+    t = threading.Thread(target=first)
+    t.start()
+    try:
+        for _ in range(3000):
+            holder = rb.lock_holder()
+            if holder is not None:
+                break
+            time.sleep(0.01)
+        assert holder is not None and holder["command"] == "run"
+        with pytest.raises(fr.LockHeldError) as info:
+            fr.Rollback.open(repo.path).run("fast", target="v2")
+        assert info.value.kind == "locked"
+        assert info.value.hint is not None
+    finally:
+        release.touch()
+        t.join(60)
+    assert results[0].status == "succeeded"

@@ -1,0 +1,212 @@
+"""assess / plan / run / undo against real git repositories, and the results' shape."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+import forge_rollback as fr
+
+if TYPE_CHECKING:  # pytest's importlib mode: conftest is not importable at run time
+    from conftest import Repo
+
+FAST_STEPS = ["snapshot", "reset", "remove_untracked", "clear_caches", "record"]
+
+
+def test_assess_and_plan(repo: Repo) -> None:
+    rb = fr.Rollback.open(repo.path)
+    a = rb.assess(target="v1")
+    assert isinstance(a, fr.Assessment)
+    assert a.head["commit"] == repo.commit_of("v3")
+    assert a.head["branch"] == "main"
+    assert a.target["commit"]["id"] == repo.commit_of("v1")
+    assert a.target_is_ancestor is True
+    assert a.commits_rolled_back_total == 2
+    assert {c["path"] for c in a.changes} >= {"app.py", "lib/util.py", "lib/feature.py"}
+    assert a.to_dict() == json.loads(a.to_json())
+    assert a.recommended_level == a.to_dict()["recommended_level"]
+    assert "Assessment(" in repr(a)
+
+    p = rb.plan("fast", target="v1")
+    assert isinstance(p, fr.Plan)
+    assert [s["step"] for s in p.steps] == FAST_STEPS
+    assert p.level == "fast"
+    assert p.to_commit == repo.commit_of("v1")
+    assert p.from_head == {"commit": repo.commit_of("v3"), "branch": "main"}
+    assert p.to_dict() == json.loads(p.to_json())
+
+
+def test_open_accepts_path_like_and_str(repo: Repo) -> None:
+    by_path = fr.Rollback.open(repo.path)
+    by_str = fr.Rollback.open(str(repo.path / "lib"))
+    assert Path(by_path.workdir) == Path(by_str.workdir) == repo.path
+
+
+def test_run_then_undo_round_trip(repo: Repo) -> None:
+    before = repo.state()
+    v1_tree_app = b"VERSION = 1\n"
+    rb = fr.Rollback.open(repo.path)
+    events: list[dict[str, Any]] = []
+
+    r = rb.run("fast", target="v1", confirm=True, on_event=events.append, reason="release v3 broke login")
+    assert isinstance(r, fr.RunResult)
+    assert r.status == "succeeded"
+    assert r.kind == "rollback"
+    assert r.level == "fast"
+    assert r.from_commit == repo.commit_of("v3")
+    assert r.to_commit == repo.commit_of("v1")
+    assert r.backup_id
+    assert r.error is None
+    assert [s["step"] for s in r.steps] == FAST_STEPS
+    assert all(s["status"] == "done" for s in r.steps)
+    assert r.to_dict() == json.loads(r.to_json())
+    assert r.run_id is not None
+
+    # The tree is v1's: HEAD, contents, no untracked files left.
+    assert repo.head() == repo.commit_of("v1")
+    assert repo.git("status", "--porcelain=v1", "-uall") == ""
+    assert (repo.path / "app.py").read_bytes() == v1_tree_app
+    assert not (repo.path / "notes with spaces.txt").exists()
+
+    # Every event was a dict: log lines and each step started / finished.
+    kinds = {e["event"] for e in events}
+    assert kinds == {"log", "step_started", "step_finished"}
+    started = [e["step"] for e in events if e["event"] == "step_started"]
+    assert started == FAST_STEPS
+    assert any(e["event"] == "log" and "Rollback complete" in e["message"] for e in events)
+
+    [summary] = rb.runs()
+    assert isinstance(summary, fr.RunSummary)
+    assert summary.run_id == r.run_id
+    assert summary.status == "succeeded"
+    assert summary.reason == "release v3 broke login"
+    assert summary.backup_id == r.backup_id
+
+    u = rb.undo(r.run_id, confirm=True)
+    assert u.status == "succeeded"
+    assert u.kind == "undo"
+    assert u.undo_of == r.run_id
+    assert repo.state() == before
+
+    statuses = {s.run_id: s.status for s in rb.runs()}
+    assert statuses == {r.run_id: "undone", u.run_id: "succeeded"}
+    assert rb.run_details(r.run_id).status == "undone"
+
+    backups = rb.backups()
+    assert {b["id"] for b in backups} >= {r.backup_id}
+    assert rb.verify_backups()["problems"] == []
+
+
+def test_dry_run_changes_nothing(repo: Repo) -> None:
+    before = repo.state()
+    rb = fr.Rollback.open(repo.path)
+    r = rb.run("fast", target="v1", dry_run=True)
+    assert r.status == "planned"
+    assert r.run_id is None
+    assert r.plan is not None
+    assert [s["step"] for s in r.plan["steps"]] == FAST_STEPS
+    assert repo.state() == before
+    assert rb.runs() == []
+
+
+def test_confirm_callback_gets_summary_and_plan(repo: Repo) -> None:
+    rb = fr.Rollback.open(repo.path)
+    seen: list[tuple[str, dict[str, Any]]] = []
+
+    def confirm(summary: str, plan: dict[str, Any]) -> bool:
+        seen.append((summary, plan))
+        return True
+
+    r = rb.run("fast", target="v1", confirm=confirm)
+    assert r.status == "succeeded"
+    [(summary, plan)] = seen
+    assert "Rollback level: fast" in summary
+    assert plan["to"] == repo.commit_of("v1")
+    assert [s["step"] for s in plan["steps"]] == FAST_STEPS
+
+
+def test_failed_step_returns_failed_result_and_undo_restores(repo: Repo, monkeypatch: pytest.MonkeyPatch) -> None:
+    before = repo.state()
+    rb = fr.Rollback.open(repo.path)
+    monkeypatch.setenv("FORGE_ROLLBACK_FAILPOINT", "before:remove_untracked")
+    monkeypatch.setenv("FORGE_ROLLBACK_FAILPOINT_ACTION", "error")
+    r = rb.run("fast", target="v1")
+    monkeypatch.delenv("FORGE_ROLLBACK_FAILPOINT")
+    # Mirrors the CLI (JSON printed, exit 1): a failed step is a result, not an exception.
+    assert r.status == "failed"
+    assert r.error is not None and "injected failure" in r.error
+    assert {s["step"]: s["status"] for s in r.steps}["remove_untracked"] == "failed"
+    assert repo.head() == repo.commit_of("v1")
+
+    # An unfinished run blocks new runs until it is resumed or undone.
+    with pytest.raises(fr.RefusedError) as info:
+        rb.run("fast", target="v2")
+    assert info.value.hint is not None and r.run_id is not None and r.run_id in info.value.hint
+
+    assert r.run_id is not None
+    rb.undo(r.run_id)
+    assert repo.state() == before
+
+
+def test_resume_finishes_a_failed_run(repo: Repo, monkeypatch: pytest.MonkeyPatch) -> None:
+    rb = fr.Rollback.open(repo.path)
+    monkeypatch.setenv("FORGE_ROLLBACK_FAILPOINT", "before:clear_caches")
+    monkeypatch.setenv("FORGE_ROLLBACK_FAILPOINT_ACTION", "error")
+    r = rb.run("fast", target="v1")
+    assert r.status == "failed" and r.run_id is not None
+    monkeypatch.delenv("FORGE_ROLLBACK_FAILPOINT")
+    done = rb.resume(r.run_id)
+    assert done.status == "succeeded"
+    assert done.run_id == r.run_id
+    assert repo.git("status", "--porcelain=v1", "-uall") == ""
+
+
+def test_known_good_registry(repo: Repo) -> None:
+    rb = fr.Rollback.open(repo.path)
+    kg = rb.known_good
+    assert isinstance(kg, fr.KnownGood)
+    assert kg.list()["commits"] == []
+    out = kg.mark("v2", note="ran a week")
+    assert out["updated"] is False
+    assert out["entry"]["hash"] == repo.commit_of("v2")
+    assert out["entry"]["verified"] is True
+    # With no explicit target, the newest verified known-good commit is the target.
+    assert rb.assess().target["commit"]["id"] == repo.commit_of("v2")
+
+    bad = kg.bad("v1", note="broke billing")
+    assert bad["entry"]["hash"] == repo.commit_of("v1")
+    with pytest.raises(fr.RefusedError) as info:
+        rb.run("fast", target="v1")
+    assert "marked bad" in str(info.value)
+
+    removed = kg.unmark("v1")
+    assert removed["hash"] == repo.commit_of("v1")
+    assert [c["hash"] for c in kg.list()["commits"]] == [repo.commit_of("v2")]
+
+
+def test_report_matches_the_cli_and_follows_the_template(repo: Repo, cli: Path) -> None:
+    import os
+    import subprocess
+
+    rb = fr.Rollback.open(repo.path)
+    r = rb.run("fast", target="v1", confirm=True, reason="v3 answers 500", severity="high")
+    md = rb.report(r.run_id)
+    headings = [line for line in md.splitlines() if line.startswith("## ")]
+    assert headings[:3] == ["## Issue Description", "## Symptoms", "## Root Cause"]
+    assert "**Severity**: High" in md
+    assert "v3 answers 500" in md
+    data = json.loads(rb.report(r.run_id, format="json"))
+    assert data["run_id"] == r.run_id
+    assert data["severity"] == "high"
+    on_disk = (repo.path / ".git" / "forge-rollback" / "runs" / r.run_id / "report.md").read_text()
+    assert on_disk == md
+    with pytest.raises(fr.ConfigError):
+        rb.report(r.run_id, format="pdf")
+    out = subprocess.run(
+        [str(cli), "-C", str(repo.path), "report", r.run_id],
+        capture_output=True, text=True, check=True, env={**os.environ, "NO_COLOR": "1"},
+    )
+    assert out.stdout == md
