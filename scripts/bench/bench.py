@@ -184,7 +184,7 @@ def bench_rollback(fr: Path, name: str, reps: int, fraction: float = 0.01, metho
                 steps.append(j["step_seconds"])
                 details.append(j["steps"][0]["detail"])
                 pre = t - sum(j["step_seconds"].values())
-                steps[-1]["(start, assess, plan, lock)"] = pre
+                steps[-1]["(outside the steps)"] = pre
             else:
                 t, _ = timed(["bash", "-c", SEED_PROCEDURE if m == "seed" else BARE], cwd=work)
             times[m].append(t)
@@ -422,7 +422,8 @@ def render(res: dict) -> None:
                  f"{fmt_s(r['seed']['median'])} | {fmt_s(r['bare']['median'])} | {ratio:.2f}x | {seed:.2f}x | {goal} |")
     L.append("")
     L.append("Where `run --fast` spends its time (medians, from the journal's per-step timestamps; the first "
-             "column is process start-up, assessment, planning and the lock, i.e. wall time minus the steps):")
+             "column is wall time minus the steps: process start-up, assessment, planning and the lock before "
+             "them, the incident report after them):")
     L.append("")
     names = list(res["rollback"])
     keys = list(res["rollback"][names[0]]["fr_steps"])
