@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Benchmarks: every figure of docs/PERFORMANCE.md in one run (`make bench`).
+#
+#   scripts/bench.sh [--sizes small,medium,large] [--reps N] [--large-reps N] [--render-only]
+#
+# Builds the release binary, installs `restic` and `hyperfine` with apt-get when they are missing
+# and we are root (skipped with a note otherwise), generates the sample repositories once under
+# target/bench-repos/, measures, rewrites the tables in docs/PERFORMANCE.md and draws
+# docs/performance.png (matplotlib in a venv at target/bench-venv). Not part of `make test`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+target_dir=${CARGO_TARGET_DIR:-$root/target}
+
+echo "building the release binary" >&2
+cargo build --release -q -p rollback-cli
+fr=$target_dir/release/forge-rollback
+
+missing=()
+command -v restic >/dev/null || missing+=(restic)
+command -v hyperfine >/dev/null || missing+=(hyperfine)
+if ((${#missing[@]})); then
+    if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
+        echo "installing ${missing[*]} with apt-get" >&2
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >&2 ||
+            echo "note: could not install ${missing[*]}; those figures are skipped" >&2
+    else
+        echo "note: ${missing[*]} not installed (needs root for apt-get); those figures are skipped" >&2
+    fi
+fi
+
+mkdir -p target
+python3 scripts/bench/bench.py --fr "$fr" "$@"
+
+venv=$root/target/bench-venv
+if [[ ! -x $venv/bin/python ]] || ! "$venv/bin/python" -c 'import matplotlib' 2>/dev/null; then
+    python3 -m venv "$venv" && "$venv/bin/pip" install -q matplotlib ||
+        { echo "note: no matplotlib; docs/performance.png not redrawn" >&2; exit 0; }
+fi
+"$venv/bin/python" scripts/bench/plot.py
