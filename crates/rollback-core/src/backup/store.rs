@@ -51,13 +51,11 @@ use crate::paths::RepoPath;
 const FORMAT: u32 = 1;
 
 /// A content-addressed backup store in a folder (see the [module docs](self)).
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct FsBackupStore {
     root: PathBuf,
     blobs: PathBuf,
     snapshots: PathBuf,
-    /// Whether this store wrote blob bytes that no `syncfs` has flushed yet.
-    unsynced: std::sync::atomic::AtomicBool,
 }
 
 /// Flushes every dirty page and inode of the file system holding `dir` with one `syncfs(2)`.
@@ -118,12 +116,7 @@ impl FsBackupStore {
     /// Opens the store at `root`, creating `root`, `root/blobs` and `root/snapshots` (mode
     /// `0700`) if needed.
     pub fn open(root: &Path) -> Result<Self> {
-        let store = Self {
-            root: root.to_path_buf(),
-            blobs: root.join("blobs"),
-            snapshots: root.join("snapshots"),
-            unsynced: std::sync::atomic::AtomicBool::new(false),
-        };
+        let store = Self { root: root.to_path_buf(), blobs: root.join("blobs"), snapshots: root.join("snapshots") };
         fsutil::create_private_dir(&store.root)?;
         fsutil::create_private_dir(&store.blobs)?;
         fsutil::create_private_dir(&store.snapshots)?;
@@ -237,7 +230,6 @@ impl BackupStore for FsBackupStore {
             // No fsync here: `put_manifest` flushes every blob with one `syncfs`.
             fs::rename(&tmp, &path).at("rename into place", &path)
         })();
-        self.unsynced.store(true, std::sync::atomic::Ordering::SeqCst);
         if let Err(e) = result {
             let _ = fs::remove_file(&tmp);
             return Err(e.into());
@@ -273,21 +265,8 @@ impl BackupStore for FsBackupStore {
     fn put_manifest(&self, manifest: &Manifest) -> Result<()> {
         let path = self.manifest_path(&manifest.id);
         Self::validate(manifest, &path, &manifest.id)?;
-        // One flush for every blob written since the last manifest (see the module docs). When
-        // this store wrote nothing new (a snapshot of files already stored), the reused blobs
-        // are fsync'ed one by one instead: cheap for clean files, and it does not wait for
-        // other processes' writes as `syncfs` does. (A reused blob may come from an earlier
-        // process that died before its own flush.)
-        if self.unsynced.swap(false, std::sync::atomic::Ordering::SeqCst) {
-            syncfs(&self.root)?;
-        } else {
-            for blob in manifest.blobs() {
-                let path = self.blob_path(blob);
-                if let Ok(f) = File::open(&path) {
-                    f.sync_all().at("sync", &path)?;
-                }
-            }
-        }
+        // One flush for every blob written since the last manifest (see the module docs).
+        syncfs(&self.root)?;
         for (blob, entry_path) in blob_refs(manifest) {
             if !self.has_blob(blob)? {
                 let path = entry_path.cloned().unwrap_or_else(|| RepoPath::new("(git index)").expect("a valid path"));
