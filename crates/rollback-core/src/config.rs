@@ -36,8 +36,9 @@ path = "rollback/config/known-good-commits.json"
 # dir = "/var/lib/forge-rollback/myapp"
 
 [vcs]
-# "git2" (libgit2, built in) or "git-cli" (the `git` program on PATH).
-backend = "git2"
+# "git-cli" (the `git` program on PATH, run with no inherited GIT_* variables; faster on
+# large trees) or "git2" (libgit2, built in: no git program needed).
+backend = "git-cli"
 
 [clean]
 # Ignored files are left alone by a rollback, except those matching these globs: they are

@@ -303,9 +303,10 @@ pub trait VcsBackend: Send + Sync {
 #[serde(rename_all = "kebab-case")]
 pub enum BackendKind {
     /// libgit2 in process.
-    #[default]
     Git2,
-    /// The `git` command line.
+    /// The `git` command line (the default: git's status scan and checkout are multi-threaded,
+    /// 17% faster on a 20k-file rollback, docs/PERFORMANCE.md).
+    #[default]
     GitCli,
 }
 
