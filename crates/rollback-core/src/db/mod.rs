@@ -1,15 +1,38 @@
-//! Database migrations: the [`DbMigrator`] trait.
+//! Database migrations: the [`DbMigrator`] trait, its two implementations, and database
+//! snapshots.
 //!
-//! Declared here so the engine and its plans can name database steps; the Alembic and native
-//! SQL implementations arrive with full rollback. Until then a configuration with a
-//! `[database]` section is refused by `config` with a clear message, never silently skipped.
+//! - [`config`]: the `[database]` section;
+//! - [`url`]: database URLs, shown without their password;
+//! - [`database`]: a connection to SQLite or PostgreSQL: revision table reads, scalar queries,
+//!   snapshots (SQLite online backup API, `pg_dump -Fc`) and restores;
+//! - [`graph`]: a migration graph and the downgrade path between two sets of heads;
+//! - [`alembic`]: the project's real Alembic, driven through `python -m alembic`;
+//! - [`sql`]: the native migrator (`NNNN_name.up.sql` / `.down.sql`, a checksummed tracking
+//!   table);
+//! - [`assess`]: what a rollback would do to the schema, and its risks.
+
+pub mod alembic;
+pub mod assess;
+pub mod config;
+pub mod database;
+pub mod graph;
+pub mod sql;
+pub mod url;
+
+use std::path::Path;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::vcs::{CommitId, VcsBackend};
 
-/// Errors from a migrator.
+pub use self::assess::DbAssessment;
+pub use self::config::{DatabaseConfig, MigratorKind};
+pub use self::database::{Database, DbDump};
+pub use self::graph::{Migration, MigrationGraph, Reversibility};
+
+/// Errors from a migrator or a database.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -22,30 +45,170 @@ pub enum Error {
         detail: String,
     },
     /// A migration failed.
-    #[error("migration `{revision}` failed: {detail}")]
+    #[error("migration `{revision}` failed on `{database}`: {detail}")]
     Migration {
+        /// The database, password removed.
+        database: String,
         /// The revision.
         revision: String,
         /// Why.
         detail: String,
     },
+    /// A query or statement failed.
+    #[error("query on `{database}` failed: {detail}")]
+    Query {
+        /// The database, password removed.
+        database: String,
+        /// Why.
+        detail: String,
+    },
+    /// Migration files that cannot be read or understood.
+    #[error("migration file `{path}` is invalid: {detail}")]
+    BadMigration {
+        /// The file, relative to the work tree.
+        path: String,
+        /// What is wrong.
+        detail: String,
+    },
+    /// The database is at a revision the migration files do not have.
+    #[error("database `{database}` is at revision `{revision}`, which no migration file defines")]
+    UnknownRevision {
+        /// The database, password removed.
+        database: String,
+        /// The revision.
+        revision: String,
+    },
+    /// No path from the current revisions down to the target's.
+    #[error("no downgrade path on `{database}` from {from} to {to}: {detail}")]
+    NoPath {
+        /// The database, password removed.
+        database: String,
+        /// Current revisions.
+        from: String,
+        /// Target revisions.
+        to: String,
+        /// Why.
+        detail: String,
+    },
+    /// A snapshot or restore failed (including an integrity check that failed).
+    #[error("snapshot of `{database}` failed: {detail}")]
+    Snapshot {
+        /// The database, password removed.
+        database: String,
+        /// Why.
+        detail: String,
+    },
+    /// `pg_dump`/`pg_restore` older than the server.
+    #[error("`{tool}` {client} is older than the PostgreSQL server {server} of `{database}`")]
+    ClientTooOld {
+        /// `pg_dump` or `pg_restore`.
+        tool: String,
+        /// The client's version.
+        client: String,
+        /// The server's version.
+        server: String,
+        /// The database, password removed.
+        database: String,
+    },
+    /// A program (`python`, `pg_dump`, ...) could not be started or timed out.
+    #[error("`{program}` failed: {detail}")]
+    Program {
+        /// The program.
+        program: String,
+        /// Why (stderr tail, secrets removed).
+        detail: String,
+    },
+    /// The configuration is unusable (bad URL, missing file, ...).
+    #[error("database config: {0}")]
+    Config(String),
 }
+
+impl Error {
+    /// What the operator can do.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            Error::ClientTooOld { .. } => Some(
+                "install a PostgreSQL client at least as new as the server, or point `database.pg_dump` and `database.pg_restore` at one"
+                    .into(),
+            ),
+            Error::Unreachable { .. } => Some("check that the database is up and the URL and credentials are right".into()),
+            _ => None,
+        }
+    }
+}
+
+/// Result of a database call.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// A schema revision (Alembic revision id or native migration number).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
 pub struct Revision(pub String);
+
+impl Revision {
+    /// The id.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for Revision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// One migration a downgrade undoes, with what is known about it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DowngradeStep {
+    /// The revision undone.
+    pub revision: Revision,
+    /// The revision(s) the schema is at afterwards.
+    pub down_to: Vec<Revision>,
+    /// The migration's message / file name.
+    pub description: String,
+    /// The migration file, relative to the work tree.
+    pub path: String,
+    /// `Some(reason)` when its downgrade cannot restore data (or cannot run at all).
+    pub irreversible: Option<String>,
+}
 
 /// A database migrator: reads where the schema is, where a commit expects it, and moves it.
 #[async_trait]
 pub trait DbMigrator: Send + Sync {
-    /// The revision(s) the database is at now.
-    async fn current(&self) -> Result<Vec<Revision>, Error>;
+    /// `alembic` or `sql`.
+    fn kind(&self) -> &'static str;
 
-    /// The head revision(s) of the migration files at `commit`, read through `vcs` without
-    /// checking the commit out.
-    async fn heads_at(&self, vcs: &dyn VcsBackend, commit: &CommitId) -> Result<Vec<Revision>, Error>;
+    /// The database it migrates.
+    fn database(&self) -> &Database;
 
-    /// Downgrades the database to `target` using the migration files in the work tree as they
-    /// are now (they hold the downgrade code).
-    async fn downgrade(&self, target: &[Revision]) -> Result<(), Error>;
+    /// The revision(s) the database is at now (empty: no migration applied).
+    async fn current(&self) -> Result<Vec<Revision>>;
+
+    /// The migration graph of the files in the work tree as they are now.
+    async fn graph_worktree(&self) -> Result<MigrationGraph>;
+
+    /// The migration graph of the files at `commit`, read through `vcs` without checking the
+    /// commit out.
+    async fn graph_at(&self, vcs: &dyn VcsBackend, commit: &CommitId) -> Result<MigrationGraph>;
+
+    /// The SQL a downgrade from `from` to `to` would run, where it can be shown (Alembic's
+    /// offline `--sql` mode; the native `.down.sql` text). `None` when it cannot.
+    async fn downgrade_sql(&self, from: &[Revision], to: &[Revision]) -> Result<Option<String>>;
+
+    /// Downgrades the database to `to` using the migration files in the work tree as they are
+    /// now (they hold the downgrade code). Each migration in its own transaction where the
+    /// database allows.
+    async fn downgrade(&self, to: &[Revision]) -> Result<()>;
+
+    /// Upgrades the database to `to` (all heads when empty) with the work tree's files. Used by
+    /// tests, the demo and operators preparing a database; never by a rollback.
+    async fn upgrade(&self, to: &[Revision]) -> Result<()>;
+}
+
+/// Opens the migrator the configuration names, for the work tree at `workdir`. Does not
+/// connect yet.
+pub fn open(config: &DatabaseConfig, workdir: &Path) -> Result<Arc<dyn DbMigrator>> {
+    let _ = (config, workdir);
+    todo!("db helper")
 }

@@ -1,0 +1,53 @@
+//! The one tokio runtime of the process.
+//!
+//! The engine is synchronous (its work is local disk I/O); database, HTTP, WebSocket and
+//! process work is async and runs here. The Python module hands the same runtime to
+//! `pyo3-async-runtimes`, so there is one runtime per process whichever front-end is used.
+
+use std::future::Future;
+use std::sync::OnceLock;
+
+use tokio::runtime::{Handle, Runtime};
+
+static RUNTIME: OnceLock<Runtime> = OnceLock::new();
+
+/// The shared multi-threaded runtime (two workers: checks are I/O-bound).
+pub fn runtime() -> &'static Runtime {
+    RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("forge-rollback")
+            .enable_all()
+            .build()
+            .expect("the tokio runtime can be built")
+    })
+}
+
+/// Runs `future` to completion on the shared runtime from synchronous code.
+///
+/// Safe to call from any thread, including one that is itself inside a tokio runtime (a
+/// `spawn_blocking` thread of the Python module): there the future is driven from a scoped
+/// helper thread, because a runtime cannot be blocked on from within another.
+pub fn block_on<F>(future: F) -> F::Output
+where
+    F: Future + Send,
+    F::Output: Send,
+{
+    if Handle::try_current().is_ok() {
+        std::thread::scope(|s| s.spawn(|| runtime().block_on(future)).join().expect("the runtime thread panicked"))
+    } else {
+        runtime().block_on(future)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn block_on_works_inside_and_outside_a_runtime() {
+        assert_eq!(block_on(async { 1 + 1 }), 2);
+        let inner = runtime().block_on(async { tokio::task::spawn_blocking(|| block_on(async { 40 + 2 })).await });
+        assert_eq!(inner.unwrap(), 42);
+    }
+}

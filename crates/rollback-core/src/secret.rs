@@ -1,0 +1,94 @@
+//! Secrets from the configuration: database URLs with passwords, deploy hook URLs, webhook
+//! URLs, `.env` values.
+//!
+//! A [`Secret`] can only be read through [`Secret::expose`]. Its `Debug`, `Display` and
+//! `Serialize` print [`REDACTED`], so a secret cannot reach a log line, a plan, a report, a JSON
+//! result or an error message by accident. [`redact_in`] scrubs known secret values out of
+//! text that came from elsewhere (a child process's stderr, an HTTP error).
+
+use serde::{Deserialize, Serialize};
+
+/// What a secret prints as.
+pub const REDACTED: &str = "***";
+
+/// A value that must never be printed.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The value itself: only to hand to a connection, a request or a child process.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether the value is empty.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Secret({REDACTED})")
+    }
+}
+
+impl std::fmt::Display for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(REDACTED)
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(REDACTED)
+    }
+}
+
+/// `text` with every occurrence of each secret value (of 4 bytes or more) replaced by
+/// [`REDACTED`].
+pub fn redact_in<'a>(text: &str, secrets: impl IntoIterator<Item = &'a str>) -> String {
+    let mut out = text.to_owned();
+    for s in secrets {
+        if s.len() >= 4 && out.contains(s) {
+            out = out.replace(s, REDACTED);
+        }
+    }
+    out
+}
+
+/// Reads a secret from the environment variable `var`, or takes `inline`; exactly one of the
+/// two should be set. `Ok(None)` when neither is.
+pub fn from_inline_or_env(inline: Option<&Secret>, var: Option<&str>) -> Result<Option<Secret>, String> {
+    match (inline, var) {
+        (Some(_), Some(v)) => Err(format!("set either the value or `{v}` in the environment, not both")),
+        (Some(s), None) => Ok(Some(s.clone())),
+        (None, Some(v)) => match std::env::var(v) {
+            Ok(val) if !val.is_empty() => Ok(Some(Secret(val))),
+            Ok(_) => Err(format!("the environment variable `{v}` is empty")),
+            Err(_) => Err(format!("the environment variable `{v}` is not set")),
+        },
+        (None, None) => Ok(None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn never_printed() {
+        let s = Secret::new("hunter2-very-secret");
+        assert_eq!(format!("{s} {s:?}"), "*** Secret(***)");
+        assert_eq!(serde_json::to_string(&s).unwrap(), "\"***\"");
+        assert_eq!(s.expose(), "hunter2-very-secret");
+        assert_eq!(redact_in("url https://x/hunter2-very-secret/y", ["hunter2-very-secret"]), "url https://x/***/y");
+        assert_eq!(redact_in("abc", ["a"]), "abc");
+    }
+}
