@@ -34,6 +34,10 @@ pub enum Command {
         /// Overwrite an existing file.
         #[arg(long)]
         force: bool,
+        /// Start from a preset: `forge` adds the runbook's service checks (FastAPI on :8000,
+        /// Flask on :5000, Gradio on :7860, a WebSocket, the auth flow).
+        #[arg(long, value_parser = ["forge"])]
+        preset: Option<String>,
         /// Print the default configuration instead of writing it.
         #[arg(long)]
         print: bool,
@@ -69,7 +73,19 @@ pub enum Command {
     Resume {
         /// The run to resume.
         run: String,
+        /// A manual run: run the remaining steps without asking.
+        #[arg(long, short = 'y', visible_alias = "auto-confirm")]
+        yes: bool,
     },
+    /// Run the configured service checks (`[[checks]]`) now, concurrently.
+    Verify {
+        /// Only these checks (by name).
+        #[arg(long = "check", value_name = "NAME")]
+        checks: Vec<String>,
+    },
+    /// Watch the services: verify every interval; roll back after N failed rounds in a row;
+    /// mark a commit known-good once it passed for the promotion window.
+    Watch(WatchArgs),
     /// List runs, or show one.
     Runs {
         #[command(subcommand)]
@@ -147,6 +163,33 @@ pub struct RunArgs {
     /// How bad the incident is: critical, high, medium or low (for the incident report).
     #[arg(long, value_name = "LEVEL", value_parser = ["critical", "high", "medium", "low"])]
     pub severity: Option<String>,
+    /// Run a downgrade through a migration whose downgrade cannot restore data.
+    #[arg(long)]
+    pub allow_irreversible: bool,
+}
+
+/// `watch` arguments (default from `[watch]`).
+#[derive(Debug, ClapArgs)]
+pub struct WatchArgs {
+    /// Seconds between rounds.
+    #[arg(long, value_name = "SECONDS")]
+    pub interval: Option<f64>,
+    /// Failed rounds in a row before rolling back.
+    #[arg(long, value_name = "N")]
+    pub failures: Option<u32>,
+    /// Level of the rollback it starts.
+    #[command(flatten)]
+    pub level: LevelArgs,
+    /// Hours a commit must pass every round before it is marked known-good (`0` promotes
+    /// after the first passing round; default: the registry's `minimum_uptime_hours`).
+    #[arg(long, value_name = "HOURS")]
+    pub promote_after: Option<f64>,
+    /// Report what it would do; never roll back or promote.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Stop after this many rounds (default: until SIGINT/SIGTERM).
+    #[arg(long, value_name = "N")]
+    pub rounds: Option<u64>,
 }
 
 /// `runs` subcommands.

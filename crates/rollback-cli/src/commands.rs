@@ -37,7 +37,9 @@ fn level(l: &LevelArgs) -> Option<Level> {
 pub fn dispatch(args: &Args, out: &Output) -> anyhow::Result<u8> {
     let log = LogPrinter { quiet: args.quiet };
     match &args.command {
-        Command::Init { force, print, path } => init(args, out, *force, *print, path.as_deref()),
+        Command::Init { force, print, path, preset } => {
+            init(args, out, *force, *print, path.as_deref(), preset.as_deref())
+        }
         Command::Assess { target } => {
             let rb = open(args)?;
             let a = rb.assess(target.as_deref())?;
@@ -67,6 +69,7 @@ pub fn dispatch(args: &Args, out: &Output) -> anyhow::Result<u8> {
                 allow_non_ancestor: r.allow_non_ancestor,
                 reason: r.reason.clone(),
                 severity: r.severity.as_deref().map(str::parse).transpose()?,
+                allow_irreversible: r.allow_irreversible,
             };
             let prompter: &dyn Prompter = if r.yes { &AutoConfirm } else { &TerminalPrompter };
             let outcome = rb.run(&opts, prompter, &log)?;
@@ -78,10 +81,64 @@ pub fn dispatch(args: &Args, out: &Output) -> anyhow::Result<u8> {
             let outcome = rb.undo(run, prompter, &log)?;
             print_outcome(out, &outcome)
         }
-        Command::Resume { run } => {
+        Command::Resume { run, yes } => {
             let rb = open(args)?;
-            let outcome = rb.resume(run, &log)?;
+            let prompter: &dyn Prompter = if *yes { &AutoConfirm } else { &TerminalPrompter };
+            let outcome = rb.resume_with(run, prompter, &log)?;
             print_outcome(out, &outcome)
+        }
+        Command::Verify { checks } => {
+            let rb = open(args)?;
+            if rb.config().checks.is_empty() {
+                return Err(rollback_core::Error::usage(
+                    "no `[[checks]]` are configured: there is nothing to verify".to_owned(),
+                    Some("`forge-rollback init --preset forge --print` shows the runbook's checks".to_owned()),
+                )
+                .into());
+            }
+            let only = (!checks.is_empty()).then_some(checks.as_slice());
+            let report = rb.verify(only)?;
+            if out.json {
+                out.json_value(&report)?;
+            } else {
+                out.text(&render_verification(&report))?;
+            }
+            Ok(if report.passed { exit::OK } else { exit::VERIFY_FAILED })
+        }
+        Command::Watch(w) => {
+            let rb = open(args)?;
+            let cfg = &rb.config().watch;
+            let opts = rollback_core::watch::WatchOptions {
+                interval: seconds(w.interval.unwrap_or(cfg.interval_secs), "--interval")?,
+                failures: w.failures.unwrap_or(cfg.failures),
+                level: level(&w.level).or(cfg.level),
+                promote_after: w
+                    .promote_after
+                    .or(cfg.promote_after_hours)
+                    .map(|h| seconds(h * 3600.0, "--promote-after"))
+                    .transpose()?,
+                dry_run: w.dry_run,
+                rounds: w.rounds,
+            };
+            let stop = rollback_core::watch::stop_on_signals();
+            let report = rb.watch(&opts, &stop, &log)?;
+            if out.json {
+                out.json_value(&report)?;
+            } else {
+                out.text(&format!(
+                    "watched {} round(s) ({} failed); rollbacks: {}; promoted: {}; stopped by {}\n",
+                    report.rounds,
+                    report.failed_rounds,
+                    if report.rollbacks.is_empty() { "none".to_owned() } else { report.rollbacks.join(", ") },
+                    if report.promoted.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        report.promoted.iter().map(|c| c.short().to_owned()).collect::<Vec<_>>().join(", ")
+                    },
+                    report.stopped_by
+                ))?;
+            }
+            Ok(exit::OK)
         }
         Command::Runs { command } => runs(args, out, command),
         Command::KnownGood { command } => known_good(args, out, command),
@@ -123,14 +180,30 @@ pub fn dispatch(args: &Args, out: &Output) -> anyhow::Result<u8> {
     }
 }
 
-fn init(args: &Args, out: &Output, force: bool, print: bool, path: Option<&Path>) -> anyhow::Result<u8> {
+/// A positive, finite number of seconds.
+fn seconds(s: f64, flag: &str) -> anyhow::Result<std::time::Duration> {
+    std::time::Duration::try_from_secs_f64(s)
+        .ok()
+        .filter(|d| !d.is_zero() || flag == "--promote-after")
+        .ok_or_else(|| rollback_core::Error::usage(format!("{flag} must be a positive number, not {s}"), None).into())
+}
+
+fn init(
+    args: &Args,
+    out: &Output,
+    force: bool,
+    print: bool,
+    path: Option<&Path>,
+    preset: Option<&str>,
+) -> anyhow::Result<u8> {
+    let text = config::preset(preset)?;
     if print {
-        out.text(config::DEFAULT_TOML)?;
+        out.text(&text)?;
         return Ok(exit::OK);
     }
     let base = args.dir.clone().unwrap_or_else(|| PathBuf::from("."));
     let target = if let Some(p) = path { base.join(p) } else { open(args)?.workdir().join(config::DEFAULT_PATH) };
-    config::write_default(&target, force)?;
+    config::write_text(&target, &text, force)?;
     if out.json {
         out.json_value(&serde_json::json!({ "written": target }))?;
     } else {
@@ -152,11 +225,40 @@ fn print_outcome(out: &Output, o: &RunOutcome) -> anyhow::Result<u8> {
     } else {
         out.text(&render_outcome(o))?;
     }
+    if o.verification.as_ref().is_some_and(|v| !v.passed) && o.status != RunStatus::Failed {
+        return Ok(exit::VERIFY_FAILED);
+    }
     Ok(match o.status {
         RunStatus::Succeeded | RunStatus::Planned | RunStatus::Undone => exit::OK,
         RunStatus::Cancelled => exit::CANCELLED,
+        RunStatus::VerificationFailed => exit::VERIFY_FAILED,
         RunStatus::Failed | RunStatus::Running => exit::FAILED,
     })
+}
+
+fn render_verification(v: &rollback_core::verify::VerificationReport) -> String {
+    let mut s = String::new();
+    for c in &v.checks {
+        let _ = writeln!(
+            s,
+            "  [{}] {:<20} {:<11} {:>6} ms  {}",
+            if c.passed { "ok" } else { "FAIL" },
+            c.name,
+            c.kind,
+            c.latency_ms,
+            c.reason
+        );
+    }
+    let failed = v.checks.iter().filter(|c| !c.passed).count();
+    let _ = writeln!(
+        s,
+        "verification: {} of {} check(s) passed in {} ms{}",
+        v.checks.len() - failed,
+        v.checks.len(),
+        v.duration_ms,
+        if failed > 0 { " — FAILED" } else { "" }
+    );
+    s
 }
 
 fn render_outcome(o: &RunOutcome) -> String {
@@ -176,10 +278,22 @@ fn render_outcome(o: &RunOutcome) -> String {
     for st in &o.steps {
         let _ = writeln!(s, "  [{:<11}] {}", st.status, st.step);
     }
+    if let Some(v) = &o.verification {
+        s.push_str(&render_verification(v));
+    }
     if let Some(e) = &o.error {
         let _ = writeln!(s, "error:   {e}");
     }
-    if o.status == RunStatus::Succeeded && o.kind == rollback_core::plan::RunKind::Rollback {
+    if let Some(u) = &o.undone_by {
+        let _ = writeln!(s, "undone:  by run {u}");
+    }
+    for w in &o.warnings {
+        let _ = writeln!(s, "warning: {w}");
+    }
+    if matches!(o.status, RunStatus::Succeeded | RunStatus::VerificationFailed | RunStatus::Cancelled)
+        && o.undone_by.is_none()
+        && o.kind == rollback_core::plan::RunKind::Rollback
+    {
         let _ = writeln!(s, "undo with: forge-rollback undo {id}");
     }
     s
@@ -236,6 +350,59 @@ fn render_assessment(a: &Assessment) -> String {
         let _ = writeln!(s, "risks:");
         for r in &a.risks {
             let _ = writeln!(s, "  [{:?}] {}: {}", r.severity, r.code, r.message);
+        }
+    }
+    if let Some(db) = &a.database {
+        let revs = |r: &[rollback_core::db::Revision]| {
+            if r.is_empty() { "base".to_owned() } else { r.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", ") }
+        };
+        let _ =
+            writeln!(s, "database:   {} ({}){}", db.database, db.kind, if db.reachable { "" } else { " UNREACHABLE" });
+        let _ = writeln!(s, "  current revision:  {}", revs(&db.current));
+        let _ = writeln!(s, "  HEAD's files head: {}", revs(&db.code_heads));
+        let _ = writeln!(s, "  target's head:     {}", revs(&db.target_heads));
+        if db.path.is_empty() {
+            let _ = writeln!(s, "  downgrade path:    none needed");
+        } else {
+            let _ = writeln!(s, "  downgrade path:");
+            for p in &db.path {
+                let warn = p.irreversible.as_ref().map(|r| format!("  IRREVERSIBLE: {r}")).unwrap_or_default();
+                let _ = writeln!(s, "    undo {} {} ({}){warn}", p.revision, p.description, p.path);
+            }
+        }
+    }
+    if let Some(env) = &a.env {
+        let files: Vec<String> = env.files.iter().map(ToString::to_string).collect();
+        match &env.target_record {
+            None => {
+                let _ = writeln!(s, "env:        {} (no record for the target)", files.join(", "));
+            }
+            Some(r) => {
+                let _ = writeln!(
+                    s,
+                    "env:        {} (recorded with the target on {})",
+                    files.join(", "),
+                    r.recorded_at.log_format()
+                );
+                if env.diffs.is_empty() {
+                    let _ = writeln!(s, "  same keys and values as recorded");
+                }
+                for d in &env.diffs {
+                    let mut parts = Vec::new();
+                    if d.only_now {
+                        parts.push("not in the record".to_owned());
+                    }
+                    if d.only_recorded {
+                        parts.push("missing now".to_owned());
+                    }
+                    for (what, keys) in [("added back", &d.added), ("removed", &d.removed), ("changed", &d.changed)] {
+                        if !keys.is_empty() {
+                            parts.push(format!("{what}: {}", keys.join(", ")));
+                        }
+                    }
+                    let _ = writeln!(s, "  {}: {}", d.file, parts.join("; "));
+                }
+            }
         }
     }
     let _ = writeln!(s, "recommended level: {} ({})", a.recommended_level, a.recommendation);
@@ -330,13 +497,24 @@ fn known_good(args: &Args, out: &Output, command: &KnownGoodCommand) -> anyhow::
             if out.json {
                 out.json_value(&o)?;
             } else {
-                out.text(&format!(
+                let mut text = format!(
                     "{} {} as {} in {}\n",
                     if o.updated { "updated" } else { "added" },
                     o.entry.hash,
                     if bad { "known bad" } else { "verified known-good" },
                     rb.registry_path().display()
-                ))?;
+                );
+                if let Some(env) = &o.env {
+                    let files: Vec<String> = env.files.iter().map(ToString::to_string).collect();
+                    let _ = writeln!(text, "recorded env files {} with it (backup {})", files.join(", "), env.snapshot);
+                }
+                if !o.entry.database_migrations.is_empty() {
+                    let _ = writeln!(text, "database at {}", o.entry.database_migrations.join(", "));
+                }
+                for n in &o.notes {
+                    let _ = writeln!(text, "note: {n}");
+                }
+                out.text(&text)?;
             }
         }
         KnownGoodCommand::Unmark { rev } => {

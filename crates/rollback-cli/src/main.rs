@@ -24,8 +24,11 @@ pub mod exit {
     pub const LOCKED: u8 = 3;
     /// A safety check refused; nothing was changed.
     pub const REFUSED: u8 = 4;
-    /// The operator declined; nothing was changed.
+    /// The operator declined (nothing was changed) or aborted a manual run.
     pub const CANCELLED: u8 = 5;
+    /// The rollback's steps ran, but the services failed verification (also `verify` with a
+    /// failing check).
+    pub const VERIFY_FAILED: u8 = 6;
 }
 
 fn main() -> ExitCode {

@@ -130,6 +130,12 @@ pub struct Assessment {
     pub recommendation: String,
     /// The registry file consulted.
     pub registry: PathBuf,
+    /// The database: where it is, where the target expects it, the downgrade path and its
+    /// risks (`None` without a `[database]` section).
+    pub database: Option<crate::db::DbAssessment>,
+    /// The env files: what a full rollback would change in them, key names only (`None`
+    /// without `[env] files`).
+    pub env: Option<crate::env::EnvAssessment>,
     /// Raw status, for the planner.
     #[serde(skip)]
     pub status: Vec<StatusEntry>,
@@ -159,7 +165,8 @@ fn operation_in_progress(vcs: &dyn VcsBackend) -> Option<&'static str> {
     .map(|(_, what)| what)
 }
 
-fn risk(code: &str, severity: Severity, message: String) -> Risk {
+/// A risk.
+pub fn risk(code: &str, severity: Severity, message: String) -> Risk {
     Risk { code: code.into(), severity, message }
 }
 
@@ -359,6 +366,8 @@ pub fn assess(
         recommended_level,
         recommendation,
         registry: registry_path,
+        database: None,
+        env: None,
         status,
     })
 }

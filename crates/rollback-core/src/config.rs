@@ -10,8 +10,14 @@ use std::path::{Path, PathBuf};
 use globset::{GlobSet, GlobSetBuilder};
 use serde::{Deserialize, Serialize};
 
+use crate::db::DatabaseConfig;
+use crate::deploy::DeployConfig;
+use crate::notify::NotifyConfig;
 use crate::paths::RepoPath;
+use crate::plan::Level;
+use crate::restart::RestartStep;
 use crate::vcs::BackendKind;
+use crate::verify::{CheckConfig, VerifySettings};
 
 /// Where `init` writes and discovery looks first, relative to the work tree.
 pub const DEFAULT_PATH: &str = "rollback/config/rollback.toml";
@@ -94,14 +100,6 @@ pub enum Error {
         /// What is wrong.
         message: String,
     },
-    /// A section this version does not implement yet.
-    #[error("config `{}`: the `{section}` section is not supported by this version of forge-rollback", path.display())]
-    Unsupported {
-        /// The file.
-        path: PathBuf,
-        /// The section.
-        section: String,
-    },
     /// `init` would overwrite an existing file.
     #[error("config `{}` already exists", path.display())]
     Exists {
@@ -116,9 +114,6 @@ impl Error {
         match self {
             Error::Parse { .. } | Error::Invalid { .. } => {
                 Some("fix the file; `forge-rollback init --print` shows every key with its default".into())
-            }
-            Error::Unsupported { .. } => {
-                Some("remove the section; `forge-rollback init --print` shows the supported keys".into())
             }
             Error::Exists { .. } => Some("pass `--force` to overwrite it".into()),
             Error::Read { .. } => None,
@@ -241,13 +236,52 @@ struct RawConfig {
     clean: CleanConfig,
     caches: CacheConfig,
     categories: Categories,
-    // Sections of features that have not landed yet: accepted by the parser only to be
-    // refused with a message naming them.
-    database: Option<toml::Value>,
-    checks: Option<toml::Value>,
-    restart: Option<toml::Value>,
-    deploy: Option<toml::Value>,
-    notify: Option<toml::Value>,
+    database: Option<DatabaseConfig>,
+    env: EnvConfig,
+    checks: Vec<CheckConfig>,
+    verify: VerifySettings,
+    restart: Vec<RestartStep>,
+    deploy: Option<DeployConfig>,
+    notify: Vec<NotifyConfig>,
+    watch: WatchConfig,
+}
+
+/// `[env]`: the env and config files a full rollback puts back as they were recorded with the
+/// target commit.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EnvConfig {
+    /// Files, relative to the work tree. `known-good mark` records their content with the
+    /// commit (in the backup store, never in git); `run --full` restores the recorded content;
+    /// `assess` lists the keys that differ (names only, never values).
+    pub files: Vec<PathBuf>,
+}
+
+impl Default for EnvConfig {
+    fn default() -> Self {
+        Self { files: vec![PathBuf::from(".env")] }
+    }
+}
+
+/// `[watch]`: `forge-rollback watch`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WatchConfig {
+    /// Seconds between verification rounds.
+    pub interval_secs: f64,
+    /// Consecutive failed rounds before a rollback.
+    pub failures: u32,
+    /// The level of the rollback it starts (`None`: the assessment's recommendation).
+    pub level: Option<Level>,
+    /// Hours a commit must pass every round before it is marked known-good (default: the
+    /// registry's `minimum_uptime_hours`, else 24).
+    pub promote_after_hours: Option<f64>,
+}
+
+impl Default for WatchConfig {
+    fn default() -> Self {
+        Self { interval_secs: 30.0, failures: 3, level: None, promote_after_hours: None }
+    }
 }
 
 /// A loaded, validated configuration.
@@ -267,6 +301,22 @@ pub struct Config {
     pub caches: CacheConfig,
     /// `[categories]`.
     pub categories: Categories,
+    /// `[database]`.
+    pub database: Option<DatabaseConfig>,
+    /// `[env]`.
+    pub env: EnvConfig,
+    /// `[[checks]]`.
+    pub checks: Vec<CheckConfig>,
+    /// `[verify]`.
+    pub verify: VerifySettings,
+    /// `[[restart]]`.
+    pub restart: Vec<RestartStep>,
+    /// `[deploy]`.
+    pub deploy: Option<DeployConfig>,
+    /// `[[notify]]`.
+    pub notify: Vec<NotifyConfig>,
+    /// `[watch]`.
+    pub watch: WatchConfig,
     #[serde(skip)]
     matchers: Matchers,
 }
@@ -354,16 +404,36 @@ impl Config {
 
     fn from_raw(raw: RawConfig, source: Option<PathBuf>) -> Result<Self, Error> {
         let shown = source.clone().unwrap_or_else(|| PathBuf::from("<defaults>"));
-        for (present, section) in [
-            (raw.database.is_some(), "[database]"),
-            (raw.checks.is_some(), "[[checks]]"),
-            (raw.restart.is_some(), "[[restart]]"),
-            (raw.deploy.is_some(), "[deploy]"),
-            (raw.notify.is_some(), "[[notify]]"),
-        ] {
-            if present {
-                return Err(Error::Unsupported { path: shown, section: section.into() });
+        let invalid = |(key, message): (String, String)| Error::Invalid { path: shown.clone(), key, message };
+        if let Some(db) = &raw.database {
+            db.validate().map_err(|(k, m)| invalid((format!("database.{k}"), m)))?;
+        }
+        for f in &raw.env.files {
+            if RepoPath::from_fs(Path::new("/w"), &Path::new("/w").join(f)).is_err()
+                || f.is_absolute()
+                || f.components().any(|c| !matches!(c, std::path::Component::Normal(_)))
+            {
+                return Err(invalid((
+                    "env.files".into(),
+                    format!("`{}` must be a path inside the work tree, without `..`", f.display()),
+                )));
             }
+        }
+        crate::verify::config::validate(&raw.checks, &raw.verify, raw.database.is_some()).map_err(invalid)?;
+        let check_names: Vec<&str> = raw.checks.iter().map(|c| c.name.as_str()).collect();
+        crate::restart::validate(&raw.restart, &check_names).map_err(invalid)?;
+        if let Some(d) = &raw.deploy {
+            d.validate().map_err(|(k, m)| invalid((format!("deploy.{k}"), m)))?;
+        }
+        crate::notify::validate(&raw.notify).map_err(invalid)?;
+        if !(raw.watch.interval_secs > 0.0 && raw.watch.interval_secs.is_finite()) {
+            return Err(invalid(("watch.interval_secs".into(), "must be a positive number of seconds".into())));
+        }
+        if raw.watch.failures == 0 {
+            return Err(invalid(("watch.failures".into(), "must be at least 1".into())));
+        }
+        if raw.watch.promote_after_hours.is_some_and(|h| !(h >= 0.0 && h.is_finite())) {
+            return Err(invalid(("watch.promote_after_hours".into(), "must be zero or more hours".into())));
         }
         if raw.registry.path.as_os_str().is_empty() {
             return Err(Error::Invalid {
@@ -401,6 +471,14 @@ impl Config {
             clean: raw.clean,
             caches: raw.caches,
             categories: raw.categories,
+            database: raw.database,
+            env: raw.env,
+            checks: raw.checks,
+            verify: raw.verify,
+            restart: raw.restart,
+            deploy: raw.deploy,
+            notify: raw.notify,
+            watch: raw.watch,
             matchers,
         })
     }
@@ -435,8 +513,28 @@ impl Config {
     }
 }
 
+/// The configuration text `init` writes: [`DEFAULT_TOML`], or a preset (`forge`: the
+/// runbook's service checks added).
+pub fn preset(name: Option<&str>) -> Result<String, crate::Error> {
+    match name {
+        None => Ok(DEFAULT_TOML.to_owned()),
+        Some("forge") => Ok(format!("{DEFAULT_TOML}{FORGE_CHECKS_TOML}")),
+        Some(other) => {
+            Err(crate::Error::usage(format!("unknown preset `{other}`"), Some("the presets are: forge".to_owned())))
+        }
+    }
+}
+
+/// The `forge` preset's additions: the runbook's post-rollback checklist as checks.
+pub const FORGE_CHECKS_TOML: &str = "";
+
 /// Writes [`DEFAULT_TOML`] to `path` (refusing to overwrite unless `force`).
 pub fn write_default(path: &Path, force: bool) -> Result<(), crate::Error> {
+    write_text(path, DEFAULT_TOML, force)
+}
+
+/// Writes configuration text to `path` (refusing to overwrite unless `force`).
+pub fn write_text(path: &Path, text: &str, force: bool) -> Result<(), crate::Error> {
     if path.exists() && !force {
         return Err(Error::Exists { path: path.to_owned() }.into());
     }
@@ -444,7 +542,7 @@ pub fn write_default(path: &Path, force: bool) -> Result<(), crate::Error> {
         std::fs::create_dir_all(parent).map_err(|e| crate::fsutil::IoError::new("create folder", parent, e))?;
     }
     // The config is meant to be committed: ordinary permissions, not the private state mode.
-    crate::fsutil::atomic_write_mode(path, DEFAULT_TOML.as_bytes(), 0o644)?;
+    crate::fsutil::atomic_write_mode(path, text.as_bytes(), 0o644)?;
     Ok(())
 }
 
@@ -479,11 +577,15 @@ mod tests {
     }
 
     #[test]
-    fn bad_glob_and_unsupported_sections_are_named() {
+    fn bad_glob_and_bad_sections_are_named() {
         let err = Config::parse("[caches]\nglobs = [\"a[\"]\n", None).unwrap_err();
         assert!(err.to_string().contains("caches.globs") && err.to_string().contains("a["), "{err}");
-        let err = Config::parse("[database]\nkind = \"sql\"\n", None).unwrap_err();
-        assert!(err.to_string().contains("`[database]`"), "{err}");
+        let err = Config::parse("[database]\nkind = \"mongo\"\n", None).unwrap_err();
+        assert!(matches!(err, Error::Parse { line: 2, .. }) && err.to_string().contains("mongo"), "{err}");
+        let err = Config::parse("[env]\nfiles = [\"../x.env\"]\n", None).unwrap_err();
+        assert!(err.to_string().contains("env.files"), "{err}");
+        let err = Config::parse("[watch]\nfailures = 0\n", None).unwrap_err();
+        assert!(err.to_string().contains("watch.failures"), "{err}");
     }
 
     #[test]

@@ -9,3 +9,10 @@ use serde::{Deserialize, Serialize};
 /// `[deploy]` (shape defined by the verify helper).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DeployConfig {}
+
+impl DeployConfig {
+    /// Checks the section (placeholder).
+    pub fn validate(&self) -> Result<(), (String, String)> {
+        Ok(())
+    }
+}

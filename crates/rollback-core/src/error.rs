@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use crate::{backup, config, journal, lock, registry, vcs};
+use crate::{backup, config, db, journal, lock, registry, vcs};
 
 /// Every error `rollback-core` returns.
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +29,17 @@ pub enum Error {
     /// I/O on the state folder or the work tree.
     #[error(transparent)]
     Io(#[from] crate::fsutil::IoError),
+    /// Database problems (never with a password in the message).
+    #[error(transparent)]
+    Db(#[from] db::Error),
+    /// Restart, deploy or notification problems.
+    #[error("{message}")]
+    Service {
+        /// What failed (no secrets).
+        message: String,
+        /// What the operator can do.
+        hint: Option<String>,
+    },
     /// A safety check refused the operation; nothing was changed.
     #[error("{message}")]
     Refused {
@@ -114,6 +125,7 @@ impl Error {
             },
             Error::Backup(backup::Error::UnknownSnapshot { .. }) => ErrorKind::Usage,
             Error::Backup(backup::Error::UnsafeRestore { .. }) => ErrorKind::Refused,
+            Error::Db(db::Error::Config(_)) => ErrorKind::Usage,
             Error::Lock(lock::Error::Held { .. }) => ErrorKind::Locked,
             Error::Refused { .. } => ErrorKind::Refused,
             Error::Cancelled(_) => ErrorKind::Cancelled,
@@ -126,7 +138,8 @@ impl Error {
     /// A line telling the operator what to do, when there is one.
     pub fn hint(&self) -> Option<String> {
         match self {
-            Error::Refused { hint, .. } | Error::Usage { hint, .. } => hint.clone(),
+            Error::Refused { hint, .. } | Error::Usage { hint, .. } | Error::Service { hint, .. } => hint.clone(),
+            Error::Db(e) => e.hint(),
             Error::Config(e) => e.hint(),
             Error::Lock(e) => e.hint(),
             Error::NoTarget { .. } => {

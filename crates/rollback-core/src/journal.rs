@@ -58,6 +58,8 @@ pub enum RunStatus {
     Cancelled,
     /// A later undo restored the state from before this run.
     Undone,
+    /// Every step ran, but the services failed verification afterwards.
+    VerificationFailed,
 }
 
 impl RunStatus {
@@ -70,6 +72,7 @@ impl RunStatus {
             RunStatus::Failed => "failed",
             RunStatus::Cancelled => "cancelled",
             RunStatus::Undone => "undone",
+            RunStatus::VerificationFailed => "verification_failed",
         }
     }
 }
@@ -170,6 +173,26 @@ pub enum Record {
         step: String,
         /// The error, whole chain, one line.
         error: String,
+    },
+    /// The operator answered for a step of a manual run.
+    Decision {
+        /// When.
+        at: Timestamp,
+        /// 0-based index.
+        index: usize,
+        /// Step name.
+        step: String,
+        /// `yes`, `no`, `inspect`, `abort` or `abort-undo`.
+        answer: String,
+    },
+    /// A step the operator chose to skip (manual runs).
+    StepSkipped {
+        /// When.
+        at: Timestamp,
+        /// 0-based index.
+        index: usize,
+        /// Step name.
+        step: String,
     },
     /// A resume took over the run.
     Resumed {
@@ -289,6 +312,8 @@ pub struct RunState {
     pub finished_at: Option<Timestamp>,
     /// The undo that undid it.
     pub undone_by: Option<String>,
+    /// Steps the operator skipped (manual runs).
+    pub skipped: Vec<usize>,
     /// Every record, for timelines.
     pub records: Vec<Record>,
 }
@@ -315,6 +340,7 @@ impl RunState {
             status: RunStatus::Running,
             finished_at: None,
             undone_by: None,
+            skipped: Vec::new(),
             records: Vec::new(),
         };
         for (n, r) in records.iter().enumerate().skip(1) {
@@ -349,6 +375,13 @@ impl RunState {
                 Record::StepFailed { index, error, .. } => {
                     check(*index)?;
                     state.failure = Some((*index, error.clone()));
+                    state.interrupted_at = None;
+                }
+                Record::Decision { index, .. } => check(*index)?,
+                Record::StepSkipped { index, .. } => {
+                    check(*index)?;
+                    state.done[*index] = Some(serde_json::json!({ "skipped": true }));
+                    state.skipped.push(*index);
                     state.interrupted_at = None;
                 }
                 Record::Resumed { .. } => {

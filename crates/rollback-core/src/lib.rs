@@ -19,6 +19,7 @@ pub mod db;
 pub mod demo;
 pub mod deploy;
 pub mod engine;
+pub mod env;
 pub mod error;
 pub mod event;
 pub mod fsutil;
@@ -40,6 +41,7 @@ pub mod testing;
 pub mod time;
 pub mod vcs;
 pub mod verify;
+pub mod watch;
 
 pub use engine::{Rollback, RunOptions, RunOutcome, RunStatus};
 pub use error::{Error, ErrorKind, Result};

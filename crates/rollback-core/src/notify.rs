@@ -7,3 +7,24 @@ use serde::{Deserialize, Serialize};
 /// One `[[notify]]` entry (shape defined by the verify helper).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct NotifyConfig {}
+
+/// Checks the `[[notify]]` list (placeholder).
+pub fn validate(configs: &[NotifyConfig]) -> Result<(), (String, String)> {
+    let _ = configs;
+    Ok(())
+}
+
+/// What happened (placeholder).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum NotifyKind {
+    /// A run started.
+    Started,
+    /// It succeeded.
+    Succeeded,
+    /// It failed.
+    Failed,
+    /// Verification failed.
+    VerificationFailed,
+    /// Cancelled.
+    Cancelled,
+}

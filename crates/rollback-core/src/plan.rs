@@ -7,6 +7,8 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::backup::{Origin, SnapshotId};
+use crate::db::{DowngradeStep, Revision};
+use crate::env::EnvFileDiff;
 use crate::paths::RepoPath;
 use crate::vcs::{Change, ChangeKind, CommitId, Head};
 
@@ -119,6 +121,71 @@ pub enum Step {
         /// The snapshot.
         snapshot: SnapshotId,
     },
+    /// Dump the database into the backup store (SQLite online backup + integrity check,
+    /// `pg_dump -Fc`) and verify it: a failed downgrade and `undo` restore it.
+    DbSnapshot {
+        /// The database, password removed.
+        database: String,
+        /// Its revisions when planned.
+        revisions: Vec<Revision>,
+    },
+    /// Downgrade the schema with the migration files in the work tree as they are now (they
+    /// hold the downgrade code), before the code moves. On failure the database is restored
+    /// from the snapshot and the code is left untouched.
+    Downgrade {
+        /// The database, password removed.
+        database: String,
+        /// `alembic` or `sql`.
+        migrator: String,
+        /// Revisions now.
+        from: Vec<Revision>,
+        /// The target commit's head revisions.
+        to: Vec<Revision>,
+        /// The migrations undone, in order.
+        path: Vec<DowngradeStep>,
+        /// The SQL it runs, where it can be shown (plans and dry runs only).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sql: Option<String>,
+    },
+    /// Write back the env files recorded with the target commit (`known-good mark`).
+    RestoreEnv {
+        /// The target commit.
+        commit: CommitId,
+        /// The env record used; `None`: none was recorded, the files stay as they are.
+        record: Option<SnapshotId>,
+        /// Per file, the keys that change (names only).
+        diffs: Vec<EnvFileDiff>,
+    },
+    /// Put the database back exactly as a snapshot recorded (undo of a full rollback).
+    RestoreDatabase {
+        /// The snapshot holding the dump.
+        snapshot: SnapshotId,
+        /// The database, password removed.
+        database: String,
+    },
+    /// Run the `[[restart]]` commands in order, each followed by its readiness wait.
+    Restart {
+        /// Their names.
+        steps: Vec<String>,
+        /// Their commands, for people.
+        commands: Vec<String>,
+    },
+    /// Deploy the rolled-back code (`[deploy]`): push, revert commit, deploy hook.
+    Deploy {
+        /// `none`, `push` or `revert-commit`.
+        strategy: String,
+        /// The remote, for push strategies.
+        remote: Option<String>,
+        /// The remote branch, for push strategies.
+        branch: Option<String>,
+        /// Whether a deploy hook is called (its URL is a secret and never shown).
+        hook: bool,
+    },
+    /// Run the `[[checks]]`, concurrently; a failure makes the run `verification_failed`.
+    Verify {
+        /// The checks' names.
+        checks: Vec<String>,
+    },
     /// Write the run's outcome; the completion marker.
     Record,
 }
@@ -133,7 +200,88 @@ impl Step {
             Step::ClearCaches { .. } => "clear_caches",
             Step::RestoreFiles { .. } => "restore_files",
             Step::RestoreIndex { .. } => "restore_index",
+            Step::DbSnapshot { .. } => "db_snapshot",
+            Step::Downgrade { .. } => "downgrade",
+            Step::RestoreEnv { .. } => "restore_env",
+            Step::RestoreDatabase { .. } => "restore_database",
+            Step::Restart { .. } => "restart",
+            Step::Deploy { .. } => "deploy",
+            Step::Verify { .. } => "verify",
             Step::Record => "record",
+        }
+    }
+
+    /// Whether manual mode may skip it: the snapshots every later step relies on, and the
+    /// final record, may not be skipped.
+    pub fn skippable(&self) -> bool {
+        !matches!(self, Step::Snapshot { .. } | Step::DbSnapshot { .. } | Step::Record)
+    }
+
+    /// More than [`Step::files`]: the SQL, commands and checks a step runs, line by line, for
+    /// plans and manual approval.
+    pub fn details(&self) -> Vec<String> {
+        let revs = |r: &[Revision]| {
+            if r.is_empty() {
+                "base (no migration)".to_owned()
+            } else {
+                r.iter().map(Revision::as_str).collect::<Vec<_>>().join(", ")
+            }
+        };
+        match self {
+            Step::DbSnapshot { database, revisions } => {
+                vec![format!("database {database} at {}", revs(revisions))]
+            }
+            Step::Downgrade { database, migrator, from, to, path, sql } => {
+                let mut v = vec![format!("{migrator} downgrade of {database}: {} -> {}", revs(from), revs(to))];
+                for p in path {
+                    let warn = p.irreversible.as_ref().map(|r| format!("  IRREVERSIBLE: {r}")).unwrap_or_default();
+                    v.push(format!("undo {} {} ({}){warn}", p.revision, p.description, p.path));
+                }
+                if let Some(sql) = sql {
+                    v.push("SQL:".into());
+                    v.extend(sql.lines().map(|l| format!("  {l}")));
+                }
+                v
+            }
+            Step::RestoreEnv { record, diffs, .. } => {
+                let mut v = Vec::new();
+                if record.is_none() {
+                    v.push("no env recorded for the target: env files are left as they are".into());
+                }
+                for d in diffs {
+                    let mut parts = Vec::new();
+                    if d.only_now {
+                        parts.push("remove the file".to_owned());
+                    }
+                    if d.only_recorded {
+                        parts.push("create the file".to_owned());
+                    }
+                    for (what, keys) in [("add", &d.added), ("remove", &d.removed), ("change", &d.changed)] {
+                        if !keys.is_empty() {
+                            parts.push(format!("{what} {}", keys.join(", ")));
+                        }
+                    }
+                    v.push(format!("{}: {}", d.file, parts.join("; ")));
+                }
+                v
+            }
+            Step::Restart { steps, commands } => steps.iter().zip(commands).map(|(n, c)| format!("{n}: {c}")).collect(),
+            Step::Deploy { strategy, remote, branch, hook } => {
+                let mut v = Vec::new();
+                if strategy != "none" {
+                    v.push(format!(
+                        "{strategy} to {} branch {}",
+                        remote.as_deref().unwrap_or("?"),
+                        branch.as_deref().unwrap_or("?")
+                    ));
+                }
+                if *hook {
+                    v.push("POST the deploy hook (URL not shown: it is a secret)".into());
+                }
+                v
+            }
+            Step::Verify { checks } => checks.iter().map(|c| format!("check {c}")).collect(),
+            _ => Vec::new(),
         }
     }
 
@@ -165,6 +313,26 @@ impl Step {
             Step::ClearCaches { found } => format!("clear caches ({} found now)", found.len()),
             Step::RestoreFiles { snapshot, entries } => format!("restore {entries} path(s) from backup {snapshot}"),
             Step::RestoreIndex { snapshot } => format!("restore the index (staged changes) from backup {snapshot}"),
+            Step::DbSnapshot { database, .. } => {
+                format!("snapshot database {database} into the backup store, verify it")
+            }
+            Step::Downgrade { database, path, .. } => {
+                format!("downgrade database {database}: undo {} migration(s) with the current files", path.len())
+            }
+            Step::RestoreEnv { record, diffs, .. } => match record {
+                Some(r) => {
+                    format!("restore env files recorded with the target (record {r}; {} file(s) differ)", diffs.len())
+                }
+                None => "restore env files: none recorded for the target, left as they are".into(),
+            },
+            Step::RestoreDatabase { snapshot, database } => {
+                format!("restore database {database} from backup {snapshot}")
+            }
+            Step::Restart { steps, .. } => format!("restart services ({} step(s))", steps.len()),
+            Step::Deploy { strategy, hook, .. } => {
+                format!("deploy ({strategy}{})", if *hook { ", deploy hook" } else { "" })
+            }
+            Step::Verify { checks } => format!("verify services ({} check(s), concurrently)", checks.len()),
             Step::Record => "record the outcome".into(),
         }
     }
@@ -179,6 +347,7 @@ impl Step {
                         Origin::Tracked => "capture (modified)",
                         Origin::Untracked => "capture (untracked)",
                         Origin::Ignored => "capture (ignored)",
+                        Origin::Env => "capture (env file)",
                     };
                     (why.to_owned(), &c.path)
                 })
@@ -201,7 +370,7 @@ impl Step {
             }
             Step::RemoveUntracked { paths, .. } => paths.iter().map(|p| ("remove".to_owned(), p)).collect(),
             Step::ClearCaches { found } => found.iter().map(|p| ("clear".to_owned(), p)).collect(),
-            Step::RestoreFiles { .. } | Step::RestoreIndex { .. } | Step::Record => Vec::new(),
+            _ => Vec::new(),
         }
     }
 }
@@ -248,6 +417,9 @@ impl Plan {
         let _ = writeln!(out, "  0. take the run lock");
         for (i, step) in self.steps.iter().enumerate() {
             let _ = writeln!(out, "  {}. {}", i + 1, step.title());
+            for line in step.details() {
+                let _ = writeln!(out, "       {line}");
+            }
             let files = step.files();
             for (action, path) in files.iter().take(FILES_SHOWN) {
                 let _ = writeln!(out, "       {action:<22} {path}");

@@ -150,6 +150,12 @@ pub struct MarkOutcome {
     pub entry: Entry,
     /// Whether the commit was already listed.
     pub updated: bool,
+    /// The env files recorded with the commit (`known-good mark` of HEAD, `[env] files`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub env: Option<crate::env::EnvRecord>,
+    /// Things the operator should know (env not recorded, database unreachable, ...).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 impl Registry {
@@ -239,7 +245,7 @@ impl Registry {
         if let Some(n) = note {
             n.clone_into(&mut e.notes);
         }
-        Ok(MarkOutcome { entry: e.clone(), updated })
+        Ok(MarkOutcome { entry: e.clone(), updated, env: None, notes: Vec::new() })
     }
 
     /// Marks `commit` verified good (and not bad).

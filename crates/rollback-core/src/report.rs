@@ -89,7 +89,7 @@ pub struct CheckResult {
 pub struct Verification {
     /// Checks the tool ran (the backup's verification).
     pub checks: Vec<CheckResult>,
-    /// Service checks: none exist in this version.
+    /// The configured service checks run at the end of the run (`[[checks]]`).
     pub service_checks: Vec<CheckResult>,
     /// Explanation for people.
     pub note: String,
@@ -160,6 +160,8 @@ pub struct IncidentReport {
     pub failure: Option<Failure>,
     /// Every step of the plan.
     pub steps: Vec<StepLine>,
+    /// Steps the operator skipped (manual runs).
+    pub skipped: Vec<String>,
     /// Verification results.
     pub verification: Verification,
     /// One entry per journal record.
@@ -176,7 +178,8 @@ const MANUAL_CHECKLIST: [&str; 4] =
     ["All services healthy", "Authentication working", "Core features functional", "Data integrity confirmed"];
 const ACTION_ITEMS: [&str; 4] =
     ["Update deployment checklist", "Add new test coverage", "Improve monitoring", "Update documentation"];
-const NO_SERVICE_CHECKS: &str = "no service checks are configured in this version";
+const NO_SERVICE_CHECKS: &str =
+    "no service checks ran (none are configured in `[[checks]]`, or the run did not reach them)";
 
 fn commit_ref(vcs: &dyn VcsBackend, id: &CommitId, fallback: &str) -> CommitRef {
     let summary = vcs.commit_info(id).map_or_else(|_| fallback.to_owned(), |c| c.summary);
@@ -187,8 +190,24 @@ fn num(detail: &serde_json::Value, key: &str) -> u64 {
     detail.get(key).and_then(serde_json::Value::as_u64).unwrap_or(0)
 }
 
+fn text<'a>(detail: &'a serde_json::Value, key: &str) -> &'a str {
+    detail.get(key).and_then(serde_json::Value::as_str).unwrap_or("?")
+}
+
+fn revisions(detail: &serde_json::Value, key: &str) -> String {
+    let revs: Vec<&str> = detail
+        .get(key)
+        .and_then(serde_json::Value::as_array)
+        .map(|a| a.iter().filter_map(serde_json::Value::as_str).collect())
+        .unwrap_or_default();
+    if revs.is_empty() { "base".to_owned() } else { revs.join(", ") }
+}
+
 /// One line about what a step did, from its journaled detail: counts and ids only.
 fn step_result(step: &Step, detail: &serde_json::Value) -> String {
+    if detail.get("skipped").and_then(serde_json::Value::as_bool) == Some(true) {
+        return "skipped by the operator".to_owned();
+    }
     match step {
         Step::Snapshot { .. } => format!(
             "captured {} path(s), {} byte(s), and the index in backup {}; verified",
@@ -216,6 +235,44 @@ fn step_result(step: &Step, detail: &serde_json::Value) -> String {
             } else {
                 "no index to restore".to_owned()
             }
+        }
+        Step::DbSnapshot { .. } => format!(
+            "dumped the database at revision {} ({} byte(s), {}) into backup {}; verified",
+            revisions(detail, "revisions"),
+            num(detail, "bytes"),
+            text(detail, "format"),
+            text(detail, "snapshot")
+        ),
+        Step::Downgrade { .. } => {
+            format!("database moved from {} to {}", revisions(detail, "from"), revisions(detail, "to"))
+        }
+        Step::RestoreEnv { .. } => {
+            if detail.get("recorded").and_then(serde_json::Value::as_bool) == Some(false) {
+                "no env recorded for the target: env files left as they were".to_owned()
+            } else {
+                let files = detail
+                    .get("files")
+                    .and_then(serde_json::Value::as_array)
+                    .map(|a| a.iter().filter_map(serde_json::Value::as_str).collect::<Vec<_>>().join(", "))
+                    .unwrap_or_default();
+                format!("restored env files recorded with the target: {files}")
+            }
+        }
+        Step::RestoreDatabase { snapshot, .. } => {
+            format!("database restored from backup {snapshot}, at revision {}", revisions(detail, "revisions"))
+        }
+        Step::Restart { .. } => {
+            let n = detail.get("steps").and_then(serde_json::Value::as_array).map_or(0, Vec::len);
+            format!("{n} restart step(s) succeeded")
+        }
+        Step::Deploy { .. } => text(detail, "summary").to_owned(),
+        Step::Verify { .. } => {
+            let checks = detail.get("checks").and_then(serde_json::Value::as_array);
+            let total = checks.map_or(0, Vec::len);
+            let passed = checks.map_or(0, |c| {
+                c.iter().filter(|c| c.get("passed").and_then(serde_json::Value::as_bool) == Some(true)).count()
+            });
+            format!("{passed} of {total} check(s) passed in {} ms", num(detail, "duration_ms"))
         }
         Step::Record => {
             let head = detail.get("head").and_then(serde_json::Value::as_str).unwrap_or("?");
@@ -316,12 +373,18 @@ pub fn build(state: &RunState, outcome: &RunOutcome, vcs: &dyn VcsBackend) -> In
         .map(str::to_owned);
     let anything_else_began =
         state.records.iter().any(|r| matches!(r, Record::StepBegin { index, .. } if Some(*index) != snapshot_idx));
+    let db_backup = state.detail_of("db_snapshot").and_then(|d| d.get("snapshot")).and_then(serde_json::Value::as_str);
     let data_loss = match (&backup_id, anything_else_began) {
         (Some(id), _) => DataLoss {
             lost: Some(false),
-            explanation: format!(
-                "No — every changed or removed file was captured in verified backup {id} before any change"
-            ),
+            explanation: match db_backup {
+                Some(db) => format!(
+                    "No — every changed or removed file was captured in verified backup {id}, and the database in verified backup {db}, before any change"
+                ),
+                None => {
+                    format!("No — every changed or removed file was captured in verified backup {id} before any change")
+                }
+            },
         },
         (None, false) => {
             DataLoss { lost: Some(false), explanation: "No — the run stopped before changing anything".into() }
@@ -350,12 +413,32 @@ pub fn build(state: &RunState, outcome: &RunOutcome, vcs: &dyn VcsBackend) -> In
             });
         }
     }
+    let service_checks: Vec<CheckResult> = outcome
+        .verification
+        .iter()
+        .flat_map(|v| &v.checks)
+        .map(|c| CheckResult {
+            name: format!("{} ({})", c.name, c.kind),
+            passed: c.passed,
+            detail: format!("{} in {} ms: {}", c.status, c.latency_ms, c.reason),
+        })
+        .collect();
+    let note = match &outcome.verification {
+        Some(v) if v.passed => format!("all {} service check(s) passed after the run", v.checks.len()),
+        Some(v) => format!(
+            "{} of {} service check(s) FAILED after the run",
+            v.checks.iter().filter(|c| !c.passed).count(),
+            v.checks.len()
+        ),
+        None => format!("{NO_SERVICE_CHECKS}: check the services by hand"),
+    };
     let verification = Verification {
         checks,
-        service_checks: Vec::new(),
-        note: format!("{NO_SERVICE_CHECKS}: check the services by hand"),
+        service_checks,
+        note,
         manual_checklist: MANUAL_CHECKLIST.iter().map(|s| (*s).to_owned()).collect(),
     };
+    let skipped = state.skipped.iter().filter_map(|i| plan.steps.get(*i)).map(|s| s.name().to_owned()).collect();
 
     let timeline = timeline(state);
 
@@ -401,6 +484,7 @@ pub fn build(state: &RunState, outcome: &RunOutcome, vcs: &dyn VcsBackend) -> In
         undone_by: state.undone_by.clone(),
         failure,
         steps,
+        skipped,
         verification,
         timeline,
         commands,
@@ -443,6 +527,17 @@ fn timeline(state: &RunState) -> Vec<TimelineEntry> {
                 (*at, format!("Step {}/{total} `{step}` FAILED: {error}", index + 1))
             }
             Record::Resumed { at } => (*at, "Run resumed".to_owned()),
+            Record::Decision { at, index, step, answer } => {
+                let what = match answer.as_str() {
+                    "yes" => "approved",
+                    "no" => "declined (skip)",
+                    "inspect" => "inspected",
+                    "abort-undo" => "aborted the run, with undo",
+                    _ => "aborted the run",
+                };
+                (*at, format!("Operator {what} step {}/{total} `{step}`", index + 1))
+            }
+            Record::StepSkipped { at, index, step } => (*at, format!("Step {}/{total} `{step}` SKIPPED", index + 1)),
             Record::Finished { at, status, .. } => {
                 let what = match status {
                     RunStatus::Succeeded if plan.kind == RunKind::Undo => "Undo complete".to_owned(),
@@ -617,6 +712,10 @@ impl IncidentReport {
         if let Some(f) = &self.failure {
             let _ = writeln!(o, "- **Failed Step**: {}. `{}`: {}", f.number, f.step, f.error);
         }
+        if !self.skipped.is_empty() {
+            let list: Vec<String> = self.skipped.iter().map(|s| format!("`{s}`")).collect();
+            let _ = writeln!(o, "- **Skipped Steps**: {} (by the operator)", list.join(", "));
+        }
         if let Some(c) = &self.commands.resume {
             let _ = writeln!(o, "- **Resume**: `{c}` finishes the run from the first step that did not complete");
         }
@@ -661,7 +760,16 @@ impl IncidentReport {
         if !self.verification.checks.is_empty() {
             o.push('\n');
         }
-        let _ = writeln!(o, "Service checks: {NO_SERVICE_CHECKS}.\n");
+        if self.verification.service_checks.is_empty() {
+            let _ = writeln!(o, "Service checks: {NO_SERVICE_CHECKS}.\n");
+        } else {
+            let _ = writeln!(o, "Service checks ({}):\n", self.verification.note);
+            for c in &self.verification.service_checks {
+                let mark = if c.passed { "x" } else { " " };
+                let _ = writeln!(o, "- [{mark}] {}: {}", c.name, cell(&c.detail));
+            }
+            o.push('\n');
+        }
         let _ = writeln!(o, "{}", prompt("check the services by hand and tick what holds:"));
         for c in &self.verification.manual_checklist {
             let _ = writeln!(o, "- [ ] {c}");

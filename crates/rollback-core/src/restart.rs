@@ -50,3 +50,9 @@ pub struct RestartResult {
     /// For people (stderr tail on failure, secrets removed).
     pub detail: String,
 }
+
+/// Checks the `[[restart]]` list (placeholder until the verify helper's version lands).
+pub fn validate(steps: &[RestartStep], check_names: &[&str]) -> Result<(), (String, String)> {
+    let _ = (steps, check_names);
+    Ok(())
+}

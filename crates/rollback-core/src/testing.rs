@@ -122,6 +122,7 @@ impl BackupStore for MemBackupStore {
                 branch: m.branch.clone(),
                 entries: m.entries.len(),
                 bytes: m.content_bytes(),
+                label: m.label.clone(),
             })
             .collect())
     }

@@ -13,7 +13,7 @@ use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::PyBool;
 use rollback_core::event::{Event, Observer};
-use rollback_core::prompt::{Confirmation, Prompter};
+use rollback_core::prompt::{Confirmation, Prompter, StepApproval, StepDecision, StepInspector};
 use rollback_core::{Error, Result};
 
 use crate::results::to_py;
@@ -68,13 +68,56 @@ impl Confirm {
 /// The engine's `Prompter`, answered from Python.
 pub struct PyPrompter {
     confirm: Confirm,
+    approve: Option<Py<PyAny>>,
     failure: Failure,
 }
 
 impl PyPrompter {
     pub fn new(confirm: Confirm, failure: Failure) -> Self {
-        Self { confirm, failure }
+        Self { confirm, approve: None, failure }
     }
+
+    /// With `approve`: `callable(step: dict) -> bool | str`, asked before each step of a
+    /// manual run.
+    pub fn with_approve(mut self, approve: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {
+        if let Some(a) = approve {
+            if !a.is_callable() {
+                return Err(PyTypeError::new_err(format!(
+                    "approve must be a callable(step) -> bool | str, not {}",
+                    a.get_type().name()?
+                )));
+            }
+            self.approve = Some(a.clone().unbind());
+        }
+        Ok(self)
+    }
+
+    /// Whether an `approve` callback was given.
+    pub fn has_approve(&self) -> bool {
+        self.approve.is_some()
+    }
+}
+
+/// Reads `approve`'s answer: `True`/`"yes"` run, `False`/`"no"` skip, `"abort"`, or
+/// `"abort-undo"`.
+fn decision(py: Python<'_>, answer: &Py<PyAny>) -> PyResult<StepDecision> {
+    let answer = answer.bind(py);
+    if let Ok(b) = answer.cast::<PyBool>() {
+        return Ok(if b.is_true() { StepDecision::Run } else { StepDecision::Skip });
+    }
+    if let Ok(s) = answer.extract::<String>() {
+        match s.to_lowercase().as_str() {
+            "yes" | "run" => return Ok(StepDecision::Run),
+            "no" | "skip" => return Ok(StepDecision::Skip),
+            "abort" => return Ok(StepDecision::Abort { undo: false }),
+            "abort-undo" => return Ok(StepDecision::Abort { undo: true }),
+            _ => {}
+        }
+    }
+    Err(pyo3::exceptions::PyValueError::new_err(format!(
+        "approve must return True (run), False (skip), \"abort\" or \"abort-undo\", not {}",
+        answer.repr()?
+    )))
 }
 
 impl Prompter for PyPrompter {
@@ -92,6 +135,24 @@ impl Prompter for PyPrompter {
                 self.failure.set(e);
                 Error::Callback(format!("the confirm callback raised {text}"))
             })
+        })
+    }
+
+    fn approve_step(&self, request: &StepApproval, _inspector: &dyn StepInspector) -> Result<StepDecision> {
+        let Some(callback) = &self.approve else { return Ok(StepDecision::Run) };
+        if self.failure.is_set() {
+            return Ok(StepDecision::Abort { undo: false });
+        }
+        Python::attach(|py| {
+            let answer = to_py(py, request).and_then(|step| callback.call1(py, (step,))).and_then(|a| decision(py, &a));
+            match answer {
+                Ok(d) => Ok(d),
+                Err(e) => {
+                    // The run stops here, recorded as cancelled; the exception is re-raised.
+                    self.failure.set(e);
+                    Ok(StepDecision::Abort { undo: false })
+                }
+            }
         })
     }
 }

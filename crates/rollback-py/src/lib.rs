@@ -22,6 +22,10 @@ mod rollback;
 /// Import `forge_rollback` rather than this module.
 #[pymodule]
 fn _forge_rollback(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    // One runtime per process: the async methods' futures and the engine's own async work
+    // (checks, database, webhooks) share the core's. `Err` means it is set already (the
+    // module was initialised before, e.g. in a subinterpreter): that is the same runtime.
+    let _ = pyo3_async_runtimes::tokio::init_with_runtime(rollback_core::rt::runtime());
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<rollback::Rollback>()?;
     m.add_class::<rollback::KnownGood>()?;
@@ -29,6 +33,7 @@ fn _forge_rollback(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<results::Plan>()?;
     m.add_class::<results::RunResult>()?;
     m.add_class::<results::RunSummary>()?;
+    m.add_class::<results::VerificationReport>()?;
     error::register(m)?;
     Ok(())
 }

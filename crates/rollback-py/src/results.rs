@@ -145,6 +145,12 @@ result_class! {
         recommendation => "recommendation",
         /// The known-good registry consulted.
         registry => "registry",
+        /// The database: current and target revisions, the downgrade path and its risks
+        /// (`None` without a `[database]` section).
+        database => "database",
+        /// The env files: what a full rollback would change, key names only (`None` when
+        /// there are none).
+        env => "env",
     }
 }
 
@@ -207,6 +213,25 @@ result_class! {
         error => "error",
         /// The plan (dry runs only).
         plan => "plan",
+        /// The verification round at the end of the run (dict), if checks are configured.
+        verification => "verification",
+        /// The run that undid this one (`on_failure = "undo"`, or a manual abort with undo).
+        undone_by => "undone_by",
+    }
+}
+
+result_class! {
+    /// One verification round (`forge-rollback verify --json`).
+    VerificationReport, repr = ["passed", "duration_ms"], {
+        /// Every check passed.
+        passed => "passed",
+        /// When the round began (RFC 3339).
+        started_at => "started_at",
+        /// Wall time of the round in milliseconds.
+        duration_ms => "duration_ms",
+        /// One dict per check: `name`, `kind`, `passed`, `status`, `latency_ms`, `reason`,
+        /// `attempts`.
+        checks => "checks",
     }
 }
 

@@ -13,7 +13,7 @@ use rollback_core::{Error, RunOptions};
 use crate::aio;
 use crate::callbacks::{Confirm, Failure, PyObserver, PyPrompter};
 use crate::error::PyRollbackError;
-use crate::results::{Assessment, Plan, RunResult, RunSummary, to_py};
+use crate::results::{Assessment, Plan, RunResult, RunSummary, VerificationReport, to_py};
 
 type Core = Arc<rollback_core::Rollback>;
 
@@ -44,9 +44,17 @@ struct Callbacks {
 
 impl Callbacks {
     fn new(confirm: Option<&Bound<'_, PyAny>>, on_event: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {
+        Self::with_approve(confirm, on_event, None)
+    }
+
+    fn with_approve(
+        confirm: Option<&Bound<'_, PyAny>>,
+        on_event: Option<&Bound<'_, PyAny>>,
+        approve: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Self> {
         let failure = Failure::default();
         Ok(Self {
-            prompter: PyPrompter::new(Confirm::from_arg(confirm)?, failure.clone()),
+            prompter: PyPrompter::new(Confirm::from_arg(confirm)?, failure.clone()).with_approve(approve)?,
             observer: PyObserver::new(on_event, failure.clone())?,
             failure,
         })
@@ -59,6 +67,38 @@ impl Callbacks {
         }
         result.map_err(|e| PyRollbackError(e).into())
     }
+}
+
+fn run_options(
+    level: Option<&str>,
+    target: Option<String>,
+    dry_run: bool,
+    allow_non_ancestor: bool,
+    reason: Option<String>,
+    severity: Option<&str>,
+    allow_irreversible: bool,
+) -> PyResult<RunOptions> {
+    Ok(RunOptions {
+        level: parse_level(level)?,
+        target,
+        dry_run,
+        allow_non_ancestor,
+        reason,
+        severity: parse_severity(severity)?,
+        allow_irreversible,
+    })
+}
+
+/// A manual run without an `approve` callback would run every step unasked.
+fn check_manual(opts: &RunOptions, cbs: &Callbacks) -> PyResult<()> {
+    if opts.level == Some(Level::Manual) && !opts.dry_run && !cbs.prompter.has_approve() {
+        return Err(PyRollbackError(Error::usage(
+            "a manual rollback asks before every step: pass `approve=callable(step) -> bool | str`".to_owned(),
+            Some("or use level=\"full\" to run every step".to_owned()),
+        ))
+        .into());
+    }
+    Ok(())
 }
 
 fn run_result(outcome: &rollback_core::RunOutcome) -> PyResult<Py<PyAny>> {
@@ -116,8 +156,8 @@ impl Rollback {
     /// receives every engine event as a dict. A failed step returns a result with status
     /// `"failed"`; a declined confirmation raises `CancelledError`.
     #[pyo3(
-        signature = (level = None, target = None, *, confirm = None, on_event = None, dry_run = false, allow_non_ancestor = false, reason = None, severity = None),
-        text_signature = "($self, level=None, target=None, *, confirm=True, on_event=None, dry_run=False, allow_non_ancestor=False, reason=None, severity=None)"
+        signature = (level = None, target = None, *, confirm = None, on_event = None, dry_run = false, allow_non_ancestor = false, reason = None, severity = None, approve = None, allow_irreversible = false),
+        text_signature = "($self, level=None, target=None, *, confirm=True, on_event=None, dry_run=False, allow_non_ancestor=False, reason=None, severity=None, approve=None, allow_irreversible=False)"
     )]
     #[allow(clippy::too_many_arguments)]
     fn run(
@@ -131,16 +171,12 @@ impl Rollback {
         allow_non_ancestor: bool,
         reason: Option<String>,
         severity: Option<&str>,
+        approve: Option<&Bound<'_, PyAny>>,
+        allow_irreversible: bool,
     ) -> PyResult<Py<PyAny>> {
-        let opts = RunOptions {
-            level: parse_level(level)?,
-            target,
-            dry_run,
-            allow_non_ancestor,
-            reason,
-            severity: parse_severity(severity)?,
-        };
-        let cbs = Callbacks::new(confirm, on_event)?;
+        let opts = run_options(level, target, dry_run, allow_non_ancestor, reason, severity, allow_irreversible)?;
+        let cbs = Callbacks::with_approve(confirm, on_event, approve)?;
+        check_manual(&opts, &cbs)?;
         let core = &self.core;
         let result = py.detach(|| core.run(&opts, &cbs.prompter, &cbs.observer));
         run_result(&cbs.finish(result)?)
@@ -164,13 +200,47 @@ impl Rollback {
         run_result(&cbs.finish(result)?)
     }
 
-    /// Finishes an interrupted or failed run from its first unfinished step.
-    #[pyo3(signature = (run_id, *, on_event = None))]
-    fn resume(&self, py: Python<'_>, run_id: &str, on_event: Option<&Bound<'_, PyAny>>) -> PyResult<Py<PyAny>> {
-        let cbs = Callbacks::new(None, on_event)?;
+    /// Finishes an interrupted or failed run from its first unfinished step. A manual run
+    /// asks `approve` before each remaining step (without it, they run unasked).
+    #[pyo3(signature = (run_id, *, on_event = None, approve = None))]
+    fn resume(
+        &self,
+        py: Python<'_>,
+        run_id: &str,
+        on_event: Option<&Bound<'_, PyAny>>,
+        approve: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Py<PyAny>> {
+        let cbs = Callbacks::with_approve(None, on_event, approve)?;
         let core = &self.core;
-        let result = py.detach(|| core.resume(run_id, &cbs.observer));
+        let result = if cbs.prompter.has_approve() {
+            py.detach(|| core.resume_with(run_id, &cbs.prompter, &cbs.observer))
+        } else {
+            py.detach(|| core.resume(run_id, &cbs.observer))
+        };
         run_result(&cbs.finish(result)?)
+    }
+
+    /// Runs the configured service checks now, concurrently (`forge-rollback verify --json`);
+    /// `checks` limits them to those names.
+    #[pyo3(signature = (checks = None))]
+    fn verify(&self, py: Python<'_>, checks: Option<Vec<String>>) -> PyResult<VerificationReport> {
+        let core = &self.core;
+        let report = py.detach(|| core.verify(checks.as_deref())).map_err(PyRollbackError)?;
+        VerificationReport::new(&report)
+    }
+
+    /// `verify` as a coroutine, run on the shared tokio runtime.
+    #[pyo3(signature = (checks = None))]
+    fn averify<'py>(&self, py: Python<'py>, checks: Option<Vec<String>>) -> PyResult<Bound<'py, PyAny>> {
+        let core = self.core.clone();
+        aio::coroutine(
+            py,
+            Box::new(move || {
+                let report = core.verify(checks.as_deref()).map_err(PyRollbackError)?;
+                let report = VerificationReport::new(&report)?;
+                Python::attach(|py| Ok(Py::new(py, report)?.into_any()))
+            }),
+        )
     }
 
     /// Every run, oldest first (`forge-rollback runs list --json`).
@@ -242,8 +312,8 @@ impl Rollback {
     /// `run` as a coroutine, run on the shared tokio runtime; callbacks are called from a
     /// worker thread.
     #[pyo3(
-        signature = (level = None, target = None, *, confirm = None, on_event = None, dry_run = false, allow_non_ancestor = false, reason = None, severity = None),
-        text_signature = "($self, level=None, target=None, *, confirm=True, on_event=None, dry_run=False, allow_non_ancestor=False, reason=None, severity=None)"
+        signature = (level = None, target = None, *, confirm = None, on_event = None, dry_run = false, allow_non_ancestor = false, reason = None, severity = None, approve = None, allow_irreversible = false),
+        text_signature = "($self, level=None, target=None, *, confirm=True, on_event=None, dry_run=False, allow_non_ancestor=False, reason=None, severity=None, approve=None, allow_irreversible=False)"
     )]
     #[allow(clippy::too_many_arguments)]
     fn arun<'py>(
@@ -257,16 +327,12 @@ impl Rollback {
         allow_non_ancestor: bool,
         reason: Option<String>,
         severity: Option<&str>,
+        approve: Option<&Bound<'_, PyAny>>,
+        allow_irreversible: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let opts = RunOptions {
-            level: parse_level(level)?,
-            target,
-            dry_run,
-            allow_non_ancestor,
-            reason,
-            severity: parse_severity(severity)?,
-        };
-        let cbs = Callbacks::new(confirm, on_event)?;
+        let opts = run_options(level, target, dry_run, allow_non_ancestor, reason, severity, allow_irreversible)?;
+        let cbs = Callbacks::with_approve(confirm, on_event, approve)?;
+        check_manual(&opts, &cbs)?;
         let core = self.core.clone();
         aio::coroutine(
             py,
@@ -320,7 +386,8 @@ impl KnownGood {
         to_py(py, &reg)
     }
 
-    /// Marks `rev` verified known-good; returns `{"entry": ..., "updated": bool}`.
+    /// Marks `rev` verified known-good; returns `{"entry": ..., "updated": bool}`, plus `env`
+    /// (the env files recorded with it, when `rev` is HEAD) and `notes`.
     #[pyo3(signature = (rev, note = None))]
     fn mark(&self, py: Python<'_>, rev: &str, note: Option<&str>) -> PyResult<Py<PyAny>> {
         let core = &self.core;

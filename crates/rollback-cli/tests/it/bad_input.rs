@@ -87,7 +87,7 @@ fn malformed_config_and_registry_name_line_and_column() {
     r.write("forge-rollback.toml", "[vcs]\nbackend = \"svn\"\n");
     refused_unchanged(&r, &["run", "--fast", "--yes", "--target", "v1"], 2, "at line 2, column 11");
     r.write("forge-rollback.toml", "[database]\nurl = \"sqlite:///app.db\"\n");
-    refused_unchanged(&r, &["run", "--yes", "--target", "v1"], 2, "the `[database]` section is not supported");
+    refused_unchanged(&r, &["run", "--yes", "--target", "v1"], 2, "missing field `kind`");
     r.remove("forge-rollback.toml");
     r.write("rollback/config/known-good-commits.json", "{\n  \"commits\": [\n    {\"hash\": 12}\n  ]\n}\n");
     refused_unchanged(&r, &["run", "--fast", "--yes"], 2, "known-good-commits.json` at line 3");
@@ -114,10 +114,10 @@ fn unknown_flags_and_commands_exit_2() {
 }
 
 #[test]
-fn full_and_manual_levels_are_refused_until_available() {
+fn manual_level_with_yes_is_refused() {
     let (r, _) = messy_repo();
-    let e = refused_unchanged(&r, &["run", "--full", "--yes", "--target", "v1"], 2, "full rollback is not available");
-    assert!(e.contains("hint: pass `--fast`"), "{e}");
+    let e = refused_unchanged(&r, &["run", "--manual", "--yes", "--target", "v1"], 2, "cannot run with `--yes`");
+    assert!(e.contains("hint: drop `--yes`"), "{e}");
 }
 
 #[test]

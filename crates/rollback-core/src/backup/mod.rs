@@ -203,6 +203,9 @@ pub enum Origin {
     /// Ignored, but at a path the rollback target tracks (a reset would overwrite it), or
     /// configured to be captured.
     Ignored,
+    /// An `[env] files` entry captured by a full rollback before it restores the target's env:
+    /// never removed as untracked, put back by `undo`.
+    Env,
 }
 
 /// What one path held when the snapshot was taken.
@@ -309,6 +312,29 @@ pub struct Manifest {
     pub entries: Vec<ManifestEntry>,
     /// The index, if it was captured.
     pub index: Option<IndexSnapshot>,
+    /// What the snapshot is for, when it is not a run's work-tree snapshot: `env` for the env
+    /// files recorded with a known-good commit (then `head` is that commit), `database` for a
+    /// run's database snapshot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    /// A database dump, for database snapshots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database: Option<DatabaseSnapshot>,
+}
+
+/// A database dump held by a snapshot.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DatabaseSnapshot {
+    /// The dump's content.
+    pub blob: BlobId,
+    /// What wrote it and how to read it back.
+    pub dump: crate::db::DbDump,
+    /// The database, password removed.
+    pub database: String,
+    /// `alembic` or `sql`.
+    pub migrator: String,
+    /// The schema revision(s) the database was at.
+    pub revisions: Vec<crate::db::Revision>,
 }
 
 impl Manifest {
@@ -330,7 +356,7 @@ impl Manifest {
             _ => None,
         });
         let index = self.index.iter().flat_map(|i| std::iter::once(&i.blob).chain(i.staged.iter().map(|s| &s.blob)));
-        entries.chain(index)
+        entries.chain(index).chain(self.database.iter().map(|d| &d.blob))
     }
 }
 
@@ -351,6 +377,9 @@ pub struct SnapshotSummary {
     pub entries: usize,
     /// Bytes of file content.
     pub bytes: u64,
+    /// `env`, `database`, or `None` for a run's work-tree snapshot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
 }
 
 /// What `backups verify` found.
@@ -400,6 +429,22 @@ pub trait BackupStore: Send + Sync {
 
     /// The bytes of a blob, checked against its hash.
     fn get_blob(&self, id: &BlobId) -> Result<Vec<u8>>;
+
+    /// Stores the content of the file at `path` (a database dump: possibly large). Returns its
+    /// id, its size and whether bytes were written.
+    fn put_blob_file(&self, path: &std::path::Path) -> Result<(BlobId, u64, bool)> {
+        let content = std::fs::read(path).map_err(|e| IoError::new("read", path, e))?;
+        let (id, new) = self.put_blob(&content)?;
+        Ok((id, content.len() as u64, new))
+    }
+
+    /// Writes a blob's content, checked against its hash, to a new file at `dest` (mode
+    /// `0600`).
+    fn get_blob_to_file(&self, id: &BlobId, dest: &std::path::Path) -> Result<()> {
+        let content = self.get_blob(id)?;
+        crate::fsutil::atomic_write(dest, &content)?;
+        Ok(())
+    }
 
     /// Whether a blob exists (not re-hashed).
     fn has_blob(&self, id: &BlobId) -> Result<bool>;

@@ -97,12 +97,33 @@ fn blob_refs(m: &Manifest) -> Vec<(&BlobId, Option<&RepoPath>)> {
         out.push((&index.blob, None));
         out.extend(index.staged.iter().map(|s| (&s.blob, Some(&s.path))));
     }
+    if let Some(db) = &m.database {
+        out.push((&db.blob, None));
+    }
     out
 }
 
 /// How a path is named in messages.
 fn describe(path: Option<&RepoPath>) -> String {
-    path.map_or_else(|| "the git index".to_owned(), |p| format!("`{p}`"))
+    path.map_or_else(|| "the git index or database dump".to_owned(), |p| format!("`{p}`"))
+}
+
+/// Hashes a file in 1 MiB chunks.
+fn hash_file(path: &Path) -> Result<(BlobId, u64), IoError> {
+    use std::io::Read;
+    let mut f = File::open(path).at("open", path)?;
+    let mut hasher = blake3::Hasher::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut len = 0u64;
+    loop {
+        let n = f.read(&mut buf).at("read", path)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        len += n as u64;
+    }
+    Ok((BlobId::from_hash(hasher.finalize()), len))
 }
 
 /// State of one blob found by `verify`.
@@ -253,6 +274,70 @@ impl BackupStore for FsBackupStore {
         Ok(bytes)
     }
 
+    fn put_blob_file(&self, src: &Path) -> Result<(BlobId, u64, bool)> {
+        let (id, len) = hash_file(src)?;
+        let path = self.blob_path(&id);
+        if fs::symlink_metadata(&path).is_ok_and(|m| m.is_file() && m.len() == len) {
+            return Ok((id, len, false));
+        }
+        let dir = path.parent().unwrap_or(&self.blobs);
+        fsutil::create_private_dir(dir)?;
+        let tmp = temp_path(&path);
+        let result = (|| {
+            let mut from = File::open(src).at("open", src)?;
+            let mut to = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(fsutil::FILE_MODE)
+                .open(&tmp)
+                .at("create", &tmp)?;
+            io::copy(&mut from, &mut to).at("write", &tmp)?;
+            drop(to);
+            // The content may have changed between hashing and copying: check again.
+            let (again, _) = hash_file(&tmp)?;
+            if again != id {
+                return Err(IoError::new("copy", src, io::Error::other("the file changed while it was being stored")));
+            }
+            fs::rename(&tmp, &path).at("rename into place", &path)
+        })();
+        if let Err(e) = result {
+            let _ = fs::remove_file(&tmp);
+            return Err(e.into());
+        }
+        Ok((id, len, true))
+    }
+
+    fn get_blob_to_file(&self, id: &BlobId, dest: &Path) -> Result<()> {
+        let path = self.blob_path(id);
+        if !path.is_file() {
+            return Err(Error::BlobNotFound { blob: id.to_string() });
+        }
+        let tmp = temp_path(dest);
+        let result = (|| {
+            let mut from = File::open(&path).at("open", &path)?;
+            let mut to = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(fsutil::FILE_MODE)
+                .open(&tmp)
+                .at("create", &tmp)?;
+            io::copy(&mut from, &mut to).at("write", &tmp)?;
+            to.sync_all().at("sync", &tmp)?;
+            Ok::<_, IoError>(())
+        })();
+        if let Err(e) = result {
+            let _ = fs::remove_file(&tmp);
+            return Err(e.into());
+        }
+        let (actual, _) = hash_file(&tmp)?;
+        if &actual != id {
+            let _ = fs::remove_file(&tmp);
+            return Err(Error::CorruptBlob { blob: id.to_string(), actual: actual.to_string() });
+        }
+        fs::rename(&tmp, dest).at("rename into place", dest)?;
+        Ok(())
+    }
+
     fn has_blob(&self, id: &BlobId) -> Result<bool> {
         let path = self.blob_path(id);
         match fs::symlink_metadata(&path) {
@@ -311,6 +396,7 @@ impl BackupStore for FsBackupStore {
                     run_id: m.run_id,
                     head: m.head,
                     branch: m.branch,
+                    label: m.label,
                 })
             })
             .collect::<Result<_>>()?;

@@ -14,7 +14,10 @@
 //! state first, so an undo can be undone) that puts back the snapshot of the run it undoes.
 
 pub mod failpoint;
+mod full;
+mod manual;
 pub mod planner;
+mod services;
 
 use std::collections::BTreeSet;
 use std::fs::{File, OpenOptions};
@@ -29,6 +32,7 @@ use crate::assess::{self, Assessment};
 use crate::backup::store::FsBackupStore;
 use crate::backup::{self, BackupStore, EntryKind, IndexSnapshot, Manifest, Origin, SnapshotId, StagedObject};
 use crate::config::Config;
+use crate::db::DbMigrator;
 use crate::error::{Error, Result};
 use crate::event::{Event, LogLevel, Observer};
 use crate::fsutil::{self, IoContext};
@@ -58,6 +62,8 @@ pub struct RunOptions {
     pub reason: Option<String>,
     /// How bad the incident is (journaled, and in the incident report).
     pub severity: Option<Severity>,
+    /// Allow a downgrade through a migration whose downgrade cannot restore data.
+    pub allow_irreversible: bool,
 }
 
 /// What happened to one step.
@@ -107,6 +113,10 @@ pub struct RunOutcome {
     /// The plan (dry runs only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub plan: Option<Plan>,
+    /// The verification round at the end of the run, if checks are configured.
+    pub verification: Option<crate::verify::VerificationReport>,
+    /// The undo that put this run back (`[verify] on_failure = "undo"`, or a manual abort).
+    pub undone_by: Option<String>,
 }
 
 /// A line of `runs list`.
@@ -146,6 +156,7 @@ pub struct Rollback {
     config: Config,
     state: StateDir,
     store: OnceLock<Arc<dyn BackupStore>>,
+    db: Option<Arc<dyn DbMigrator>>,
 }
 
 impl std::fmt::Debug for Rollback {
@@ -241,6 +252,12 @@ struct Exec<'a> {
     /// The plan was made under the lock just now: the snapshot can use its capture list
     /// instead of scanning the tree again (a resume scans again).
     fresh_plan: bool,
+    /// Manual runs: who approves each step.
+    manual: Option<&'a dyn Prompter>,
+    /// The verification round, once run.
+    verification: Option<crate::verify::VerificationReport>,
+    /// The operator aborted (manual runs); `true`: undo what ran.
+    aborted: Option<bool>,
 }
 
 impl Rollback {
@@ -279,7 +296,23 @@ impl Rollback {
             }
             None => StateDir::default_for(&git_dir),
         };
-        Ok(Self { vcs, config, state, store: OnceLock::new() })
+        let db = match &config.database {
+            Some(c) => Some(crate::db::open(c, &workdir)?),
+            None => None,
+        };
+        Ok(Self { vcs, config, state, store: OnceLock::new(), db })
+    }
+
+    /// Replaces the database migrator (tests inject failing fakes).
+    #[must_use]
+    pub fn with_db(mut self, db: Arc<dyn DbMigrator>) -> Self {
+        self.db = Some(db);
+        self
+    }
+
+    /// The database migrator, if `[database]` is configured.
+    pub fn db(&self) -> Option<&Arc<dyn DbMigrator>> {
+        self.db.as_ref()
     }
 
     /// Replaces the backup store (tests inject failing fakes).
@@ -309,6 +342,14 @@ impl Rollback {
         self.vcs.workdir()
     }
 
+    /// The backup store if it exists already; never creates the state folder (reads only).
+    fn existing_store(&self) -> Result<Option<Arc<dyn BackupStore>>> {
+        if self.store.get().is_none() && !self.state.backups_dir().exists() {
+            return Ok(None);
+        }
+        self.store().map(Some)
+    }
+
     fn store(&self) -> Result<Arc<dyn BackupStore>> {
         if let Some(s) = self.store.get() {
             return Ok(s.clone());
@@ -333,37 +374,32 @@ impl Rollback {
     /// Assesses a rollback to `target` (or the registry's choice). Reads only.
     pub fn assess(&self, target: Option<&str>) -> Result<Assessment> {
         let registry = self.registry()?;
-        assess::assess(self.vcs.as_ref(), &self.config, &registry, target)
+        let mut a = assess::assess(self.vcs.as_ref(), &self.config, &registry, target)?;
+        self.assess_database(&mut a)?;
+        self.assess_env(&mut a)?;
+        Ok(a)
     }
 
-    fn resolve_level(a: &Assessment, level: Option<Level>) -> Result<Level> {
-        let level = level.unwrap_or(a.recommended_level);
-        match level {
-            Level::Fast => Ok(level),
-            Level::Full | Level::Manual => Err(Error::usage(
-                format!(
-                    "{level} rollback is not available in this version of forge-rollback{}",
-                    if a.recommended_level == Level::Full {
-                        format!(" (recommended because {})", a.recommendation)
-                    } else {
-                        String::new()
-                    }
-                ),
-                Some("pass `--fast` to roll back the code only; the database schema stays where it is".to_owned()),
-            )),
-        }
+    fn resolve_level(a: &Assessment, level: Option<Level>) -> Level {
+        level.unwrap_or(a.recommended_level)
     }
 
-    /// Plans a rollback. Reads only.
+    /// Plans a rollback. Reads only. The downgrade step shows the SQL it would run where the
+    /// migrator can tell (Alembic's offline mode, the native `.down.sql` files).
     pub fn plan(&self, level: Option<Level>, target: Option<&str>) -> Result<Plan> {
         let a = self.assess(target)?;
-        let level = Self::resolve_level(&a, level)?;
-        planner::rollback_plan(self.vcs.as_ref(), &self.config, &a, level)
+        let level = Self::resolve_level(&a, level);
+        let mut plan = planner::rollback_plan(self.vcs.as_ref(), &self.config, &a, level)?;
+        self.fill_previews(&mut plan);
+        Ok(plan)
     }
 
     /// The reasons a run of this assessment would be refused (empty: it may go ahead).
-    fn refusals(&self, a: &Assessment, opts: &RunOptions) -> Vec<Error> {
+    fn refusals(&self, a: &Assessment, opts: &RunOptions, level: Level) -> Vec<Error> {
         let mut out = Vec::new();
+        if level != Level::Fast {
+            out.extend(self.database_refusals(a, opts));
+        }
         if a.head.branch.is_none() {
             out.push(Error::refused(
                 "HEAD is detached: forge-rollback moves a branch and will not roll back a detached HEAD",
@@ -463,9 +499,12 @@ impl Rollback {
             return self.run_unattended(&mut ctx, opts);
         }
         let a = self.assess(opts.target.as_deref())?;
-        let level = Self::resolve_level(&a, opts.level)?;
-        let plan = planner::rollback_plan(self.vcs.as_ref(), &self.config, &a, level)?;
-        let refusals = self.refusals(&a, opts);
+        let level = Self::resolve_level(&a, opts.level);
+        let mut plan = planner::rollback_plan(self.vcs.as_ref(), &self.config, &a, level)?;
+        let refusals = self.refusals(&a, opts, level);
+        if opts.dry_run || level == Level::Manual {
+            self.fill_previews(&mut plan);
+        }
         if opts.dry_run {
             let mut warnings: Vec<String> =
                 a.risks.iter().filter(|r| r.severity > assess::Severity::Info).map(|r| r.message.clone()).collect();
@@ -491,6 +530,8 @@ impl Rollback {
                 warnings,
                 error: None,
                 plan: Some(plan),
+                verification: None,
+                undone_by: None,
             });
         }
         // An unfinished run comes first: until it is settled, the tree is between two states.
@@ -498,9 +539,7 @@ impl Rollback {
         if let Some(e) = refusals.into_iter().next() {
             return Err(e);
         }
-        if a.has_risk("migrations_changed") {
-            ctx.log(LogLevel::Warn, "migration files changed between HEAD and the target: the rolled-back code will run on the newer schema");
-        }
+        Self::warn_schema(&mut ctx, &a, level);
         let request =
             Confirmation { action: "rollback".into(), summary: Self::summary(&a, &plan, level), plan: plan.clone() };
         if !prompter.confirm(&request)? {
@@ -523,15 +562,46 @@ impl Rollback {
                 Some("assess again and rerun".to_owned()),
             ));
         }
-        let plan = planner::rollback_plan(self.vcs.as_ref(), &self.config, &now, level)?;
+        let mut plan = planner::rollback_plan(self.vcs.as_ref(), &self.config, &now, level)?;
+        if level == Level::Manual {
+            self.fill_previews(&mut plan);
+        }
         let run_id = new_run_id();
-        let outcome = self.start_and_execute(&mut ctx, run_id, &plan, opts.reason.clone(), opts.severity);
+        let manual = (level == Level::Manual).then_some(prompter);
+        let outcome = self.start_and_execute(&mut ctx, run_id, &plan, opts.reason.clone(), opts.severity, manual);
         drop(lock);
         outcome
     }
 
+    /// Warns when the code will run on a schema it does not expect.
+    fn warn_schema(ctx: &mut Ctx<'_>, a: &Assessment, level: Level) {
+        if level != Level::Fast {
+            return;
+        }
+        match &a.database {
+            Some(db) if db.needs_downgrade => ctx.log(
+                LogLevel::Warn,
+                format!(
+                    "the database {} is at {}, the target expects {}: the rolled-back code will run on a newer schema (`--full` downgrades it)",
+                    db.database,
+                    full::show_revisions(&db.current),
+                    full::show_revisions(&db.target_heads)
+                ),
+            ),
+            Some(_) => {}
+            None if a.has_risk("migrations_changed") => ctx.log(LogLevel::Warn, "migration files changed between HEAD and the target: the rolled-back code will run on the newer schema"),
+            None => {}
+        }
+    }
+
     /// `--yes`: no one to ask, so take the lock first and assess and plan once, under it.
     fn run_unattended(&self, ctx: &mut Ctx<'_>, opts: &RunOptions) -> Result<RunOutcome> {
+        if opts.level == Some(Level::Manual) {
+            return Err(Error::usage(
+                "a manual rollback asks before every step: it cannot run with `--yes`".to_owned(),
+                Some("drop `--yes` to approve each step, or use `--full` to run them all".to_owned()),
+            ));
+        }
         // Bad input is reported before anything is written, even the state folder.
         let head = self.vcs.head()?;
         let registry = self.registry()?;
@@ -547,15 +617,13 @@ impl Rollback {
         failpoint::hit("after:lock")?;
         self.refuse_unfinished()?;
         let a = self.assess(opts.target.as_deref())?;
-        let level = Self::resolve_level(&a, opts.level)?;
-        if let Some(e) = self.refusals(&a, opts).into_iter().next() {
+        let level = Self::resolve_level(&a, opts.level);
+        if let Some(e) = self.refusals(&a, opts, level).into_iter().next() {
             return Err(e);
         }
-        if a.has_risk("migrations_changed") {
-            ctx.log(LogLevel::Warn, "migration files changed between HEAD and the target: the rolled-back code will run on the newer schema");
-        }
+        Self::warn_schema(ctx, &a, level);
         let plan = planner::rollback_plan(self.vcs.as_ref(), &self.config, &a, level)?;
-        let outcome = self.start_and_execute(ctx, new_run_id(), &plan, opts.reason.clone(), opts.severity);
+        let outcome = self.start_and_execute(ctx, new_run_id(), &plan, opts.reason.clone(), opts.severity, None);
         drop(lock);
         outcome
     }
@@ -575,6 +643,7 @@ impl Rollback {
         plan: &Plan,
         reason: Option<String>,
         severity: Option<Severity>,
+        manual: Option<&dyn Prompter>,
     ) -> Result<RunOutcome> {
         let dir = self.state.run_dir(&run_id);
         fsutil::create_private_dir(&dir)?;
@@ -599,7 +668,9 @@ impl Rollback {
             ),
         }
         ctx.log(LogLevel::Info, format!("From {} to {}", plan.from.commit.short(), plan.to.short()));
-        let mut ex = Exec { run_id, plan, journal, manifest: None, fresh_plan: true };
+        self.notify(ctx, crate::notify::NotifyKind::Started, &run_id, plan, None);
+        let mut ex =
+            Exec { run_id, plan, journal, manifest: None, fresh_plan: true, manual, verification: None, aborted: None };
         self.execute(ctx, &mut ex, 0)
     }
 
@@ -610,6 +681,16 @@ impl Rollback {
         for index in start..total {
             let step = &ex.plan.steps[index];
             let name = step.name();
+            if ex.manual.is_some() {
+                match self.approve(ctx, ex, index)? {
+                    crate::prompt::StepDecision::Run => {}
+                    crate::prompt::StepDecision::Skip => continue,
+                    crate::prompt::StepDecision::Abort { undo } => {
+                        ex.aborted = Some(undo);
+                        break;
+                    }
+                }
+            }
             if ctx.observer.should_abort() {
                 let e = Error::Callback(format!("stopped before step `{name}` because an event callback failed"));
                 let text = chain(&e);
@@ -669,19 +750,35 @@ impl Rollback {
             }
         }
         let finished = Timestamp::now();
-        let (status, error) = match &failure {
-            None => (RunStatus::Succeeded, None),
-            Some((_, e)) => (RunStatus::Failed, Some(chain(e))),
+        let verification_failed = ex.verification.as_ref().is_some_and(|v| !v.passed);
+        let (status, error) = match (&failure, ex.aborted) {
+            (Some((_, e)), _) => (RunStatus::Failed, Some(chain(e))),
+            (None, Some(_)) => (RunStatus::Cancelled, Some("the operator aborted the run".to_owned())),
+            (None, None) if verification_failed => (RunStatus::VerificationFailed, None),
+            (None, None) => (RunStatus::Succeeded, None),
         };
         ex.journal.append(&Record::Finished { at: finished, status, error: error.clone() })?;
-        match (&failure, ex.plan.kind) {
-            (None, RunKind::Rollback) => ctx.log(LogLevel::Success, format!("Rollback complete: {} is at {}", self.workdir().display(), ex.plan.to.short())),
-            (None, RunKind::Undo) => ctx.log(LogLevel::Success, format!("Undo complete: the state before run {} is back", ex.plan.undo_of.as_deref().unwrap_or("?"))),
-            (Some(_), _) => ctx.log(
+        let undo_hint = format!("`forge-rollback undo {}` puts everything back", ex.run_id);
+        match (status, ex.plan.kind) {
+            (RunStatus::Succeeded, RunKind::Rollback) => ctx.log(LogLevel::Success, format!("Rollback complete: {} is at {}", self.workdir().display(), ex.plan.to.short())),
+            (RunStatus::Succeeded, RunKind::Undo) => ctx.log(LogLevel::Success, format!("Undo complete: the state before run {} is back", ex.plan.undo_of.as_deref().unwrap_or("?"))),
+            (RunStatus::VerificationFailed, _) => ctx.log(
                 LogLevel::Error,
-                format!("Run {} FAILED; `forge-rollback resume {0}` finishes it, `forge-rollback undo {0}` puts everything back", ex.run_id),
+                format!("Run {} finished its steps but VERIFICATION FAILED: the services do not answer as expected; {undo_hint}", ex.run_id),
+            ),
+            (RunStatus::Cancelled, _) => ctx.log(LogLevel::Warn, format!("Run {} aborted by the operator; {undo_hint}", ex.run_id)),
+            _ => ctx.log(
+                LogLevel::Error,
+                format!("Run {} FAILED; `forge-rollback resume {0}` finishes it, {undo_hint}", ex.run_id),
             ),
         }
+        let kind = match status {
+            RunStatus::Succeeded => crate::notify::NotifyKind::Succeeded,
+            RunStatus::VerificationFailed => crate::notify::NotifyKind::VerificationFailed,
+            RunStatus::Cancelled => crate::notify::NotifyKind::Cancelled,
+            _ => crate::notify::NotifyKind::Failed,
+        };
+        self.notify(ctx, kind, &ex.run_id, ex.plan, error.as_deref());
         let state = RunState::load(ex.journal.path())?;
         let mut outcome = self.outcome_of(&state);
         outcome.warnings = std::mem::take(&mut ctx.warnings);
@@ -690,7 +787,44 @@ impl Rollback {
             let json = serde_json::to_vec_pretty(&outcome).unwrap_or_default();
             fsutil::atomic_write(&self.state.run_dir(&ex.run_id).join("run.json"), &json)?;
         }
+        let undo_now = match status {
+            RunStatus::VerificationFailed => {
+                ex.plan.kind == RunKind::Rollback
+                    && self.config.verify.on_failure == crate::verify::config::OnFailure::Undo
+            }
+            RunStatus::Cancelled => ex.aborted == Some(true),
+            _ => false,
+        };
+        if undo_now {
+            outcome = self.undo_after(ctx, &ex.run_id, outcome);
+        }
         Ok(outcome)
+    }
+
+    /// Undoes a run that just finished, under the lock it already holds (`on_failure =
+    /// "undo"`, or a manual abort with undo). The outcome returned is the original run's, with
+    /// `undone_by` set; a failed undo is a warning on it (the operator can run `undo` again).
+    fn undo_after(&self, ctx: &mut Ctx<'_>, run_id: &str, mut outcome: RunOutcome) -> RunOutcome {
+        ctx.log(LogLevel::Warn, format!("Undoing run {run_id} now"));
+        match self.undo_locked(ctx, run_id) {
+            Ok(undo) => {
+                outcome.undone_by = undo.run_id.clone();
+                if undo.status != RunStatus::Succeeded {
+                    outcome.warnings.push(format!(
+                        "the automatic undo {} ended {}: {}",
+                        undo.run_id.as_deref().unwrap_or("-"),
+                        undo.status,
+                        undo.error.as_deref().unwrap_or("see its log")
+                    ));
+                }
+            }
+            Err(e) => {
+                let text = chain(&e);
+                ctx.log(LogLevel::Error, format!("the automatic undo of {run_id} failed: {text}"));
+                outcome.warnings.push(format!("the automatic undo failed: {text}; run `forge-rollback undo {run_id}`"));
+            }
+        }
+        outcome
     }
 
     /// Writes `report.md` and `report.json` into the run's folder.
@@ -717,7 +851,9 @@ impl Rollback {
             .iter()
             .enumerate()
             .map(|(i, s)| {
-                let status = if state.done[i].is_some() {
+                let status = if state.skipped.contains(&i) {
+                    "skipped"
+                } else if state.done[i].is_some() {
                     "done"
                 } else if state.failure.as_ref().is_some_and(|(f, _)| *f == i) {
                     "failed"
@@ -750,8 +886,17 @@ impl Rollback {
             duration_ms: finished_at.map_or(0, |f| f.millis_since(state.started_at)),
             steps,
             warnings: Vec::new(),
-            error: state.failure.as_ref().map(|(_, e)| e.clone()),
+            error: state.failure.as_ref().map(|(_, e)| e.clone()).or_else(|| {
+                state.records.iter().rev().find_map(|r| match r {
+                    Record::Finished { error: Some(e), status: RunStatus::Cancelled, .. } => Some(e.clone()),
+                    _ => None,
+                })
+            }),
             plan: None,
+            verification: state
+                .detail_of("verify")
+                .and_then(|d| serde_json::from_value::<crate::verify::VerificationReport>(d.clone()).ok()),
+            undone_by: state.undone_by.clone(),
         }
     }
 
@@ -765,6 +910,13 @@ impl Rollback {
             Step::ClearCaches { .. } => self.step_clear_caches(ctx, ex),
             Step::RestoreFiles { snapshot, .. } => self.step_restore_files(ctx, snapshot),
             Step::RestoreIndex { snapshot } => self.step_restore_index(ctx, snapshot),
+            Step::DbSnapshot { .. } => self.step_db_snapshot(ctx, ex),
+            Step::Downgrade { to, from, .. } => self.step_downgrade(ctx, ex, from, to),
+            Step::RestoreEnv { record, .. } => self.step_restore_env(ctx, record.as_ref()),
+            Step::RestoreDatabase { snapshot, .. } => self.step_restore_database(ctx, snapshot),
+            Step::Restart { .. } => self.step_restart(ctx),
+            Step::Deploy { .. } => self.step_deploy(ctx, ex),
+            Step::Verify { .. } => self.step_verify(ctx, ex),
             Step::Record => self.step_record(ctx, ex),
         }
     }
@@ -836,6 +988,8 @@ impl Rollback {
             branch: head.branch.clone(),
             entries,
             index,
+            label: None,
+            database: None,
         };
         store.put_manifest(&manifest)?;
         let report = store.verify(Some(std::slice::from_ref(&manifest.id)))?;
@@ -1143,11 +1297,48 @@ impl Rollback {
     }
 
     /// Undoes run `run_id`: restores exactly the state its snapshot recorded (branch, HEAD,
-    /// every file's bytes, mode and symlink target, untracked files, the index). The undo is
-    /// itself a run with its own snapshot, so it can be undone too.
+    /// every file's bytes, mode and symlink target, untracked files, the index, and for a full
+    /// rollback the database and the env files). The undo is itself a run with its own
+    /// snapshot, so it can be undone too.
     pub fn undo(&self, run_id: &str, prompter: &dyn Prompter, observer: &dyn Observer) -> Result<RunOutcome> {
         let mut ctx = Ctx::new(observer);
         let target = self.load_run(run_id)?;
+        Self::refuse_undone(run_id, &target)?;
+        let head = self.vcs.head()?;
+        if let Some((manifest, db)) = self.undo_inputs(&target)? {
+            let plan = planner::undo_plan(self.vcs.as_ref(), &self.config, &head, &manifest, run_id, db.as_ref())?;
+            let summary = format!(
+                "Undo run {run_id}\nRepository: {}\nFrom: {} ({})\nBack to: {} on {} with {} path(s) from backup {}{}\n",
+                self.workdir().display(),
+                head.commit.short(),
+                head.branch.as_deref().unwrap_or("detached"),
+                manifest.head.short(),
+                manifest.branch.as_deref().unwrap_or("detached HEAD"),
+                manifest.entries.len(),
+                manifest.id,
+                db.as_ref()
+                    .map(|d| format!("\nDatabase: {} back from backup {}", d.database, d.snapshot))
+                    .unwrap_or_default()
+            );
+            if !prompter.confirm(&Confirmation { action: "undo".into(), summary, plan })? {
+                return Err(Error::Cancelled("the operator declined; nothing was changed".into()));
+            }
+        }
+        self.state.ensure()?;
+        let lock = self.take_lock(&mut ctx, &format!("undo {run_id}"))?;
+        failpoint::hit("after:lock")?;
+        if self.vcs.head()? != head {
+            return Err(Error::refused(
+                "HEAD moved while the undo was being confirmed".to_owned(),
+                Some("run the undo again".to_owned()),
+            ));
+        }
+        let out = self.undo_locked(&mut ctx, run_id);
+        drop(lock);
+        out
+    }
+
+    fn refuse_undone(run_id: &str, target: &RunState) -> Result<()> {
         if target.status == RunStatus::Undone {
             return Err(Error::refused(
                 format!("run {run_id} was already undone by {}", target.undone_by.as_deref().unwrap_or("?")),
@@ -1157,41 +1348,45 @@ impl Rollback {
                 )),
             ));
         }
-        let head = self.vcs.head()?;
+        Ok(())
+    }
+
+    /// The work-tree snapshot of a run and, if it took one, its database snapshot; `None`
+    /// when the run stopped before its snapshot completed (it changed nothing).
+    fn undo_inputs(&self, target: &RunState) -> Result<Option<(Manifest, Option<planner::DbRestore>)>> {
         let snapshot = target
             .detail_of("snapshot")
             .and_then(|d| d.get("snapshot"))
             .and_then(|v| v.as_str())
             .and_then(SnapshotId::parse);
-        let Some(snapshot) = snapshot else {
-            // Stopped before its snapshot completed: it changed nothing.
-            self.state.ensure()?;
-            let _lock = self.take_lock(&mut ctx, &format!("undo {run_id}"))?;
-            let mut j = Journal::open(&self.state.run_dir(run_id).join("journal.jsonl"))?;
-            j.append(&Record::Undone { at: Timestamp::now(), by: "nothing-changed".into() })?;
-            ctx.log(LogLevel::Info, format!("run {run_id} stopped before changing anything; marked as undone"));
-            let mut outcome = self.outcome_of(&self.load_run(run_id)?);
-            outcome.warnings = ctx.warnings;
-            return Ok(outcome);
-        };
+        let Some(snapshot) = snapshot else { return Ok(None) };
         let manifest = self.store()?.manifest(&snapshot)?;
-        let plan = planner::undo_plan(self.vcs.as_ref(), &self.config, &head, &manifest, run_id)?;
-        let summary = format!(
-            "Undo run {run_id}\nRepository: {}\nFrom: {} ({})\nBack to: {} on {} with {} path(s) from backup {}\n",
-            self.workdir().display(),
-            head.commit.short(),
-            head.branch.as_deref().unwrap_or("detached"),
-            manifest.head.short(),
-            manifest.branch.as_deref().unwrap_or("detached HEAD"),
-            manifest.entries.len(),
-            manifest.id
-        );
-        if !prompter.confirm(&Confirmation { action: "undo".into(), summary, plan: plan.clone() })? {
-            return Err(Error::Cancelled("the operator declined; nothing was changed".into()));
-        }
-        self.state.ensure()?;
-        let lock = self.take_lock(&mut ctx, &format!("undo {run_id}"))?;
-        failpoint::hit("after:lock")?;
+        let db_snapshot = target
+            .detail_of("db_snapshot")
+            .and_then(|d| d.get("snapshot"))
+            .and_then(|v| v.as_str())
+            .and_then(SnapshotId::parse);
+        let db = match db_snapshot {
+            Some(id) => {
+                let m = self.store()?.manifest(&id)?;
+                let Some(rec) = m.database else {
+                    return Err(Error::refused(format!("backup {id} holds no database dump"), None));
+                };
+                let current = match &self.db {
+                    Some(db) => crate::rt::block_on(db.current()).unwrap_or_default(),
+                    None => Vec::new(),
+                };
+                Some(planner::DbRestore { snapshot: id, database: rec.database, current })
+            }
+            None => None,
+        };
+        Ok(Some((manifest, db)))
+    }
+
+    /// The undo itself, under the lock the caller holds.
+    fn undo_locked(&self, ctx: &mut Ctx<'_>, run_id: &str) -> Result<RunOutcome> {
+        let target = self.load_run(run_id)?;
+        Self::refuse_undone(run_id, &target)?;
         // Other unfinished runs (not this one, which the undo settles) block an undo too.
         if let Some(r) = self.unfinished_runs()?.into_iter().find(|r| r.run_id != run_id) {
             return Err(Error::refused(
@@ -1199,22 +1394,34 @@ impl Rollback {
                 Some(format!("resume or undo {} first", r.run_id)),
             ));
         }
-        let head_now = self.vcs.head()?;
-        let plan = if head_now == head {
-            planner::undo_plan(self.vcs.as_ref(), &self.config, &head_now, &manifest, run_id)?
-        } else {
-            return Err(Error::refused(
-                "HEAD moved while the undo was being confirmed".to_owned(),
-                Some("run the undo again".to_owned()),
-            ));
+        let Some((manifest, db)) = self.undo_inputs(&target)? else {
+            // Stopped before its snapshot completed: it changed nothing.
+            let mut j = Journal::open(&self.state.run_dir(run_id).join("journal.jsonl"))?;
+            j.append(&Record::Undone { at: Timestamp::now(), by: "nothing-changed".into() })?;
+            ctx.log(LogLevel::Info, format!("run {run_id} stopped before changing anything; marked as undone"));
+            let mut outcome = self.outcome_of(&self.load_run(run_id)?);
+            outcome.warnings = std::mem::take(&mut ctx.warnings);
+            return Ok(outcome);
         };
-        let out = self.start_and_execute(&mut ctx, new_run_id(), &plan, Some(format!("undo of {run_id}")), None);
-        drop(lock);
-        out
+        if db.is_some() && self.db.is_none() {
+            return Err(Error::usage(
+                format!("run {run_id} changed the database, but no `[database]` is configured now"),
+                Some("restore the `[database]` section of the configuration, then undo again".to_owned()),
+            ));
+        }
+        let head = self.vcs.head()?;
+        let plan = planner::undo_plan(self.vcs.as_ref(), &self.config, &head, &manifest, run_id, db.as_ref())?;
+        self.start_and_execute(ctx, new_run_id(), &plan, Some(format!("undo of {run_id}")), None, None)
     }
 
     /// Finishes an interrupted or failed run from the first step that did not complete.
     pub fn resume(&self, run_id: &str, observer: &dyn Observer) -> Result<RunOutcome> {
+        self.resume_with(run_id, &crate::prompt::AutoConfirm, observer)
+    }
+
+    /// [`Rollback::resume`], asking `prompter` before each remaining step of a manual run
+    /// (an automatic prompter runs them unasked).
+    pub fn resume_with(&self, run_id: &str, prompter: &dyn Prompter, observer: &dyn Observer) -> Result<RunOutcome> {
         let mut ctx = Ctx::new(observer);
         self.load_run(run_id)?;
         self.state.ensure()?;
@@ -1239,11 +1446,14 @@ impl Rollback {
                 Some(format!("`forge-rollback undo {run_id}` restores the state from before the run")),
             ));
         }
-        let reset_idx = plan.steps.iter().position(|s| matches!(s, Step::Reset { .. }));
-        let reset_begun =
-            state.records.iter().any(|r| matches!(r, Record::StepBegin { index, .. } if Some(*index) == reset_idx));
+        // Steps that change the tree or the database: once one has begun, the snapshots taken
+        // before it are the only record of the prior state and must not be taken again.
+        let changes_begun = state.records.iter().any(|r| {
+            matches!(r, Record::StepBegin { index, .. }
+                if matches!(plan.steps.get(*index), Some(Step::Reset { .. } | Step::Downgrade { .. } | Step::RestoreDatabase { .. })))
+        });
         let mut start = state.next_step().unwrap_or(plan.steps.len());
-        if !reset_begun && head.commit == plan.from.commit {
+        if !changes_begun && head.commit == plan.from.commit {
             // Nothing destructive happened yet: capture the tree again as it is now.
             start = 0;
         }
@@ -1252,7 +1462,18 @@ impl Rollback {
         let mut journal = Journal::open(&dir.join("journal.jsonl"))?;
         journal.append(&Record::Resumed { at: Timestamp::now() })?;
         ctx.log(LogLevel::Info, format!("Resuming run {run_id} at step {} of {}", start + 1, plan.steps.len()));
-        let mut ex = Exec { run_id: run_id.to_owned(), plan: &plan, journal, manifest: None, fresh_plan: false };
+        let manual = (plan.level == Some(Level::Manual) && plan.kind == RunKind::Rollback && !prompter.is_automatic())
+            .then_some(prompter);
+        let mut ex = Exec {
+            run_id: run_id.to_owned(),
+            plan: &plan,
+            journal,
+            manifest: None,
+            fresh_plan: false,
+            manual,
+            verification: None,
+            aborted: None,
+        };
         let out = self.execute(&mut ctx, &mut ex, start);
         drop(lock);
         out
@@ -1330,9 +1551,46 @@ impl Rollback {
         Ok(out)
     }
 
-    /// Marks `rev` verified known-good.
+    /// Marks `rev` verified known-good. When `rev` is HEAD, also records the `[env] files`
+    /// with it (restored by a full rollback to it) and, with a `[database]`, fills the entry's
+    /// `database_migrations` with the database's revisions.
     pub fn mark_good(&self, rev: &str, note: Option<&str>) -> Result<MarkOutcome> {
-        self.edit_registry(rev, |r, id| r.mark(self.vcs.as_ref(), id, note))
+        let id = self.vcs.resolve(rev)?;
+        let is_head = self.vcs.head().is_ok_and(|h| h.commit == id);
+        let mut notes = Vec::new();
+        let revisions = match (&self.db, is_head) {
+            (Some(db), true) => match crate::rt::block_on(db.current()) {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    notes.push(format!("database revisions not recorded: {e}"));
+                    None
+                }
+            },
+            _ => None,
+        };
+        let mut out = self.edit_registry(rev, |r, id| {
+            let mut out = r.mark(self.vcs.as_ref(), id, note)?;
+            if let Some(revs) = &revisions {
+                if let Some(e) = r.commits.iter_mut().find(|e| e.hash == id.as_str()) {
+                    e.database_migrations = revs.iter().map(|r| r.0.clone()).collect();
+                    out.entry = e.clone();
+                }
+            }
+            Ok(out)
+        })?;
+        if is_head {
+            out.env = self.record_env(&id)?;
+            if out.env.is_none() && !self.config.env.files.is_empty() {
+                notes.push("no env file exists: nothing recorded for a full rollback to restore".into());
+            }
+        } else if !self.config.env.files.is_empty() {
+            notes.push(format!(
+                "env files not recorded: {} is not HEAD, and the files in the work tree belong to HEAD (mark a release while it is deployed)",
+                id.short()
+            ));
+        }
+        out.notes = notes;
+        Ok(out)
     }
 
     /// Marks `rev` known bad: never a target.
@@ -1370,11 +1628,35 @@ impl Rollback {
     /// unreferenced blobs.
     pub fn prune_backups(&self, keep: usize, dry_run: bool) -> Result<backup::PruneReport> {
         let runs = self.runs()?;
-        let protect: Vec<SnapshotId> = runs
-            .iter()
-            .filter(|r| matches!(r.status, RunStatus::Running | RunStatus::Failed))
-            .filter_map(|r| r.backup_id.clone())
-            .collect();
+        let mut protect: Vec<SnapshotId> = Vec::new();
+        for r in runs.iter().filter(|r| matches!(r.status, RunStatus::Running | RunStatus::Failed)) {
+            protect.extend(r.backup_id.clone());
+            // Its database snapshot too: a failed full run is undone from it.
+            if let Ok(state) = self.load_run(&r.run_id)
+                && let Some(id) = state
+                    .detail_of("db_snapshot")
+                    .and_then(|d| d.get("snapshot"))
+                    .and_then(|v| v.as_str())
+                    .and_then(SnapshotId::parse)
+            {
+                protect.push(id);
+            }
+        }
+        // The newest env record of every commit the registry lists as verified: a full
+        // rollback to it restores that env.
+        if let Ok(reg) = self.registry() {
+            let mut newest: std::collections::BTreeMap<CommitId, backup::SnapshotSummary> =
+                std::collections::BTreeMap::new();
+            for s in self.store()?.list()? {
+                if s.label.as_deref() == Some(crate::env::LABEL)
+                    && reg.find(&s.head).is_some_and(|e| e.verified && !e.known_bad)
+                    && newest.get(&s.head).is_none_or(|n| (n.created_at, &n.id) < (s.created_at, &s.id))
+                {
+                    newest.insert(s.head.clone(), s);
+                }
+            }
+            protect.extend(newest.into_values().map(|s| s.id));
+        }
         let _lock = if dry_run { None } else { Some(RunLock::acquire(&self.state.lock_path(), "backups prune")?) };
         let report = self.store()?.prune(keep, &protect, dry_run)?;
         if !dry_run {

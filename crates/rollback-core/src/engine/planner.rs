@@ -124,18 +124,63 @@ fn split<'a>(capture: &'a [Capture], changes: &[Change]) -> Split<'a> {
             out.discards.push(c.path.clone());
         } else if in_the_way(&c.path, &added) {
             out.clear_way.push(c.path.clone());
-        } else {
+        } else if c.origin != Origin::Env {
             out.rest.push(c);
         }
     }
     out
 }
 
-/// The fast-rollback plan for an assessment.
+/// Adds the configured env files to a capture list as [`Origin::Env`] (absent ones too, so an
+/// undo deletes what a restore created), keeping any that are already captured as they are.
+fn with_env_files(mut capture: Vec<Capture>, files: &[RepoPath]) -> Vec<Capture> {
+    for f in files {
+        match capture.iter_mut().find(|c| &c.path == f) {
+            Some(c) if c.origin != Origin::Tracked => c.origin = Origin::Env,
+            Some(_) => {}
+            None => capture.push(Capture { path: f.clone(), origin: Origin::Env }),
+        }
+    }
+    capture.sort_by(|a, b| a.path.cmp(&b.path));
+    capture
+}
+
+/// The restart, deploy and verify steps the configuration asks for, in that order.
+pub fn service_steps(config: &Config) -> Vec<Step> {
+    let mut steps = Vec::new();
+    if !config.restart.is_empty() {
+        steps.push(Step::Restart {
+            steps: config.restart.iter().map(|r| r.name.clone()).collect(),
+            commands: config.restart.iter().map(|r| r.argv.join(" ")).collect(),
+        });
+    }
+    if let Some(d) = &config.deploy
+        && let Some(step) = deploy_step(d)
+    {
+        steps.push(step);
+    }
+    if !config.checks.is_empty() {
+        steps.push(Step::Verify { checks: config.checks.iter().map(|c| c.name.clone()).collect() });
+    }
+    steps
+}
+
+fn deploy_step(d: &crate::deploy::DeployConfig) -> Option<Step> {
+    let _ = d;
+    None
+}
+
+/// The rollback plan for an assessment at `level`. Full and manual plans add, when the
+/// database must move, a database snapshot and the downgrade before the reset, and the env
+/// restore after it; every level ends with the configured restart, deploy and verify steps.
 pub fn rollback_plan(vcs: &dyn VcsBackend, config: &Config, a: &Assessment, level: Level) -> crate::Result<Plan> {
     let workdir = vcs.workdir();
     let changes: Vec<Change> = a.changes.iter().map(|c| Change { path: c.path.clone(), kind: c.kind }).collect();
-    let capture = captures(workdir, config, &a.status, &changes);
+    let full = level != Level::Fast;
+    let mut capture = captures(workdir, config, &a.status, &changes);
+    if full && let Some(env) = &a.env {
+        capture = with_env_files(capture, &env.files);
+    }
     let Split { clear_way, discards, rest } = split(&capture, &changes);
     let keep: Vec<RepoPath> = [config.registry_path(workdir)]
         .into_iter()
@@ -144,6 +189,39 @@ pub fn rollback_plan(vcs: &dyn VcsBackend, config: &Config, a: &Assessment, leve
         .collect();
     let remove: Vec<RepoPath> = rest.into_iter().map(|c| c.path.clone()).filter(|p| !keep.contains(p)).collect();
     let found = find_caches(config, &a.status, &changes);
+    let mut steps = vec![Step::Snapshot { capture }];
+    if full
+        && let Some(db) = &a.database
+        && db.needs_downgrade
+    {
+        steps.push(Step::DbSnapshot { database: db.database.clone(), revisions: db.current.clone() });
+        steps.push(Step::Downgrade {
+            database: db.database.clone(),
+            migrator: db.kind.clone(),
+            from: db.current.clone(),
+            to: db.target_heads.clone(),
+            path: db.path.clone(),
+            sql: None,
+        });
+    }
+    steps.push(Step::Reset {
+        target: a.target.commit.id.clone(),
+        branch: a.head.branch.clone(),
+        changes,
+        clear_way,
+        discards,
+    });
+    steps.push(Step::RemoveUntracked { paths: remove, recompute: false });
+    if full && let Some(env) = &a.env {
+        steps.push(Step::RestoreEnv {
+            commit: a.target.commit.id.clone(),
+            record: env.target_record.as_ref().map(|r| r.snapshot.clone()),
+            diffs: env.diffs.clone(),
+        });
+    }
+    steps.push(Step::ClearCaches { found });
+    steps.extend(service_steps(config));
+    steps.push(Step::Record);
     Ok(Plan {
         kind: RunKind::Rollback,
         level: Some(level),
@@ -153,20 +231,19 @@ pub fn rollback_plan(vcs: &dyn VcsBackend, config: &Config, a: &Assessment, leve
         to: a.target.commit.id.clone(),
         to_summary: a.target.commit.summary.clone(),
         undo_of: None,
-        steps: vec![
-            Step::Snapshot { capture },
-            Step::Reset {
-                target: a.target.commit.id.clone(),
-                branch: a.head.branch.clone(),
-                changes,
-                clear_way,
-                discards,
-            },
-            Step::RemoveUntracked { paths: remove, recompute: false },
-            Step::ClearCaches { found },
-            Step::Record,
-        ],
+        steps,
     })
+}
+
+/// A database snapshot an undo restores.
+#[derive(Clone, Debug)]
+pub struct DbRestore {
+    /// The snapshot.
+    pub snapshot: crate::backup::SnapshotId,
+    /// The database, password removed.
+    pub database: String,
+    /// Its revisions now, for the undo's own snapshot.
+    pub current: Vec<crate::db::Revision>,
 }
 
 /// The undo plan restoring `manifest` (taken by run `undo_of`) from the current state.
@@ -176,12 +253,15 @@ pub fn undo_plan(
     head: &Head,
     manifest: &Manifest,
     undo_of: &str,
+    db: Option<&DbRestore>,
 ) -> crate::Result<Plan> {
     let workdir = vcs.workdir();
     let to: CommitId = manifest.head.clone();
     let changes = vcs.diff(&head.commit, &to)?;
     let status = vcs.status(true)?;
-    let capture = captures(workdir, config, &status, &changes);
+    let env_files: Vec<RepoPath> =
+        manifest.entries.iter().filter(|e| e.origin == Origin::Env).map(|e| e.path.clone()).collect();
+    let capture = with_env_files(captures(workdir, config, &status, &changes), &env_files);
     let Split { clear_way, discards, rest } = split(&capture, &changes);
     let restored: BTreeSet<&RepoPath> =
         manifest.entries.iter().filter(|e| e.kind != EntryKind::Absent).map(|e| &e.path).collect();
@@ -199,14 +279,24 @@ pub fn undo_plan(
         to: to.clone(),
         to_summary: vcs.commit_info(&to)?.summary,
         undo_of: Some(undo_of.to_owned()),
-        steps: vec![
-            Step::Snapshot { capture },
-            Step::Reset { target: to, branch: manifest.branch.clone(), changes, clear_way, discards },
-            Step::RemoveUntracked { paths: remove, recompute: true },
-            Step::RestoreFiles { snapshot: manifest.id.clone(), entries: manifest.entries.len() },
-            Step::RestoreIndex { snapshot: manifest.id.clone() },
-            Step::Record,
-        ],
+        steps: {
+            let mut steps = vec![Step::Snapshot { capture }];
+            if let Some(db) = db {
+                // The database goes back first, like a rollback's downgrade: a failure there
+                // leaves the code untouched.
+                steps.push(Step::DbSnapshot { database: db.database.clone(), revisions: db.current.clone() });
+                steps.push(Step::RestoreDatabase { snapshot: db.snapshot.clone(), database: db.database.clone() });
+            }
+            steps.extend([
+                Step::Reset { target: to, branch: manifest.branch.clone(), changes, clear_way, discards },
+                Step::RemoveUntracked { paths: remove, recompute: true },
+                Step::RestoreFiles { snapshot: manifest.id.clone(), entries: manifest.entries.len() },
+                Step::RestoreIndex { snapshot: manifest.id.clone() },
+            ]);
+            steps.extend(service_steps(config));
+            steps.push(Step::Record);
+            steps
+        },
     })
 }
 
@@ -221,13 +311,15 @@ pub fn clear_way_from(manifest: &Manifest, changes: &[Change]) -> Vec<RepoPath> 
         .collect()
 }
 
-/// Captured untracked (and cleaned ignored) files a rollback removes after the reset.
+/// Captured untracked (and cleaned ignored) files a rollback removes after the reset. Env files
+/// captured by a full rollback are not removed: `restore_env` writes them.
 pub fn removals_from(manifest: &Manifest, changes: &[Change]) -> Vec<RepoPath> {
     let added: BTreeSet<&RepoPath> = changes.iter().filter(|c| c.kind == ChangeKind::Added).map(|c| &c.path).collect();
     manifest
         .entries
         .iter()
-        .filter(|e| e.origin != Origin::Tracked && e.kind != EntryKind::Absent && !in_the_way(&e.path, &added))
+        .filter(|e| matches!(e.origin, Origin::Untracked | Origin::Ignored))
+        .filter(|e| e.kind != EntryKind::Absent && !in_the_way(&e.path, &added))
         .map(|e| e.path.clone())
         .collect()
 }

@@ -42,6 +42,8 @@ fn manifest(id: &SnapshotId, entries: Vec<ManifestEntry>) -> Manifest {
         branch: Some("main".into()),
         entries,
         index: None,
+        label: None,
+        database: None,
     }
 }
 

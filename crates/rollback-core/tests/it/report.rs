@@ -191,7 +191,7 @@ fn succeeded_fast_rollback_report() {
     assert!(details.contains("| 3 | `remove_untracked` | done |"), "{details}");
     assert!(details.contains("removed 1 untracked file(s)"), "{details}");
     let verification = section(&md, "## Verification Results");
-    assert!(verification.contains("no service checks are configured in this version"));
+    assert!(verification.contains("no service checks ran"));
     assert!(verification.contains(&format!("- [x] Backup verified (checked by the tool: backup {backup}")));
     assert!(verification.contains("- [ ] All services healthy\n- [ ] Authentication working\n"));
     assert!(section(&md, "## Action Items").contains("- [ ] Update deployment checklist\n"));

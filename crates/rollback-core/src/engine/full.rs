@@ -1,0 +1,392 @@
+//! The database and env parts of the engine: assessing them, planning previews, and the
+//! `db_snapshot`, `downgrade`, `restore_database` and `restore_env` steps.
+
+use std::sync::Arc;
+
+use super::{Ctx, Exec, Rollback};
+use crate::assess::{self, Assessment, Severity};
+use crate::backup::{self, BackupStore, DatabaseSnapshot, EntryKind, Manifest, SnapshotId};
+use crate::db::{DbMigrator, Revision};
+use crate::engine::RunOptions;
+use crate::error::{Error, Result};
+use crate::event::LogLevel;
+use crate::fsutil;
+use crate::plan::{Level, Plan, Step};
+use crate::time::Timestamp;
+
+/// Revisions for people: `a, b`, or `base` when there are none.
+pub fn show_revisions(r: &[Revision]) -> String {
+    if r.is_empty() { "base".to_owned() } else { r.iter().map(Revision::as_str).collect::<Vec<_>>().join(", ") }
+}
+
+fn same(a: &[Revision], b: &[Revision]) -> bool {
+    let mut a = a.to_vec();
+    let mut b = b.to_vec();
+    a.sort();
+    b.sort();
+    a == b
+}
+
+/// Removes a temp file when dropped.
+struct TempFile(std::path::PathBuf);
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+impl Rollback {
+    fn migrator(&self) -> Result<&Arc<dyn DbMigrator>> {
+        self.db.as_ref().ok_or_else(|| {
+            Error::usage(
+                "this step needs a database, but no `[database]` is configured".to_owned(),
+                Some("add a `[database]` section (see docs/configuration.md)".to_owned()),
+            )
+        })
+    }
+
+    /// Adds the database assessment and its risks; recommends `full` when the schema must
+    /// move.
+    pub(super) fn assess_database(&self, a: &mut Assessment) -> Result<()> {
+        let Some(db) = &self.db else { return Ok(()) };
+        let target = a.target.commit.id.clone();
+        let d = crate::rt::block_on(crate::db::assess::assess(db.as_ref(), self.vcs.as_ref(), &target))?;
+        a.risks.extend(d.risks.iter().cloned());
+        // With a database configured, the database itself says whether the schema must move:
+        // changed migration files that do not move it (a comment, a new unapplied file) are not
+        // a reason for a full rollback.
+        if d.needs_downgrade {
+            a.recommended_level = Level::Full;
+            a.recommendation = format!(
+                "the database is at {}, the target expects {}: the schema must go back with the code",
+                show_revisions(&d.current),
+                show_revisions(&d.target_heads)
+            );
+        } else if a.recommended_level == Level::Full && d.reachable {
+            a.recommended_level = Level::Fast;
+            a.recommendation = format!(
+                "migration files changed, but the database is already at the target's revision {}: rolling back the code is enough",
+                show_revisions(&d.target_heads)
+            );
+            a.risks.retain(|r| r.code != "migrations_changed");
+        }
+        a.risks.sort_by_key(|r| std::cmp::Reverse(r.severity));
+        a.database = Some(d);
+        Ok(())
+    }
+
+    /// Adds what a full rollback would change in the env files (key names only).
+    pub(super) fn assess_env(&self, a: &mut Assessment) -> Result<()> {
+        let files = crate::env::files(&self.config);
+        if files.is_empty() {
+            return Ok(());
+        }
+        let target = a.target.commit.id.clone();
+        let found = match self.existing_store()? {
+            Some(store) => crate::env::find(store.as_ref(), &target)?.map(|(r, m)| (store, r, m)),
+            None => None,
+        };
+        let (record, diffs) = match found {
+            Some((store, record, manifest)) => {
+                let diffs = crate::env::compare(store.as_ref(), self.workdir(), &files, &manifest)?;
+                (Some(record), diffs)
+            }
+            None => (None, Vec::new()),
+        };
+        let existing: Vec<String> =
+            files.iter().filter(|f| f.to_fs(self.workdir()).exists()).map(ToString::to_string).collect();
+        if record.is_none() && existing.is_empty() {
+            // No env file here and none recorded: nothing to say.
+            return Ok(());
+        }
+        if record.is_none() {
+            a.risks.push(assess::risk(
+                "env_not_recorded",
+                Severity::Info,
+                format!(
+                    "no env recorded for the target {}: a full rollback leaves the env files ({}) as they are; `known-good mark` records them",
+                    target.short(),
+                    existing.join(", ")
+                ),
+            ));
+        } else if !diffs.is_empty() {
+            let keys: usize = diffs.iter().map(|d| d.added.len() + d.removed.len() + d.changed.len()).sum();
+            a.risks.push(assess::risk(
+                "env_differs",
+                Severity::Medium,
+                format!(
+                    "{} env file(s) differ from those recorded with the target ({keys} key(s)): a full rollback restores them",
+                    diffs.len()
+                ),
+            ));
+            if a.recommended_level == Level::Fast {
+                a.recommended_level = Level::Full;
+                a.recommendation =
+                    "the env files differ from those recorded with the target: they go back with the code".into();
+            }
+        }
+        a.risks.sort_by_key(|r| std::cmp::Reverse(r.severity));
+        a.env = Some(crate::env::EnvAssessment { files, target_record: record, diffs });
+        Ok(())
+    }
+
+    /// Why a full or manual run of this assessment must not start.
+    pub(super) fn database_refusals(&self, a: &Assessment, opts: &RunOptions) -> Vec<Error> {
+        let mut out = Vec::new();
+        let Some(d) = &a.database else { return out };
+        if !d.reachable {
+            out.push(Error::refused(
+                format!("the database {} cannot be reached: a full rollback needs it", d.database),
+                Some("bring the database back, or pass `--fast` to roll back the code only".to_owned()),
+            ));
+            return out;
+        }
+        for code in ["unknown_db_revision", "no_downgrade_path", "db_ahead_of_code"] {
+            if let Some(r) = d.risks.iter().find(|r| r.code == code) {
+                out.push(Error::refused(
+                    r.message.clone(),
+                    Some(
+                        "fix the database or the migration files first; `forge-rollback assess` shows the details"
+                            .to_owned(),
+                    ),
+                ));
+            }
+        }
+        if !opts.allow_irreversible
+            && let Some(step) = d.path.iter().find(|p| p.irreversible.is_some())
+        {
+            out.push(Error::refused(
+                format!(
+                    "the downgrade of migration {} ({}) cannot restore data: {}",
+                    step.revision,
+                    step.path,
+                    step.irreversible.as_deref().unwrap_or("")
+                ),
+                Some("pass `--allow-irreversible` to run it anyway (the database snapshot taken first still lets `undo` put everything back)".to_owned()),
+            ));
+        }
+        out
+    }
+
+    /// Fills what plans show but runs do not need: the downgrade's SQL.
+    pub(super) fn fill_previews(&self, plan: &mut Plan) {
+        let Some(db) = &self.db else { return };
+        for step in &mut plan.steps {
+            if let Step::Downgrade { from, to, sql, .. } = step {
+                *sql = crate::rt::block_on(db.downgrade_sql(from, to)).ok().flatten();
+            }
+        }
+    }
+
+    /// Dumps the database into a temp file in the state folder, then into the store.
+    fn dump_database(&self, run_id: Option<&str>, label: &str) -> Result<Manifest> {
+        let db = self.migrator()?;
+        let revisions = crate::rt::block_on(db.current())?;
+        let tmp_dir = self.state.root().join("tmp");
+        fsutil::create_private_dir(&tmp_dir)?;
+        let tmp = TempFile(tmp_dir.join(format!("db-{}.dump", crate::state::random_hex(8))));
+        let dump = crate::rt::block_on(db.database().snapshot(&tmp.0))?;
+        let store = self.store()?;
+        let (blob, _, _) = store.put_blob_file(&tmp.0)?;
+        let head = self.vcs.head()?;
+        let manifest = Manifest {
+            format: 1,
+            id: SnapshotId::generate(),
+            created_at: Timestamp::now(),
+            run_id: run_id.map(str::to_owned),
+            workdir: self.workdir().to_path_buf(),
+            head: head.commit,
+            branch: head.branch,
+            entries: Vec::new(),
+            index: None,
+            label: Some(label.to_owned()),
+            database: Some(DatabaseSnapshot {
+                blob,
+                dump,
+                database: db.database().describe(),
+                migrator: db.kind().to_owned(),
+                revisions,
+            }),
+        };
+        store.put_manifest(&manifest)?;
+        let report = store.verify(Some(std::slice::from_ref(&manifest.id)))?;
+        if !report.problems.is_empty() {
+            return Err(Error::refused(
+                format!("the database backup {} failed verification: {}", manifest.id, report.problems.join("; ")),
+                None,
+            ));
+        }
+        Ok(manifest)
+    }
+
+    /// Puts the database back from a snapshot's dump.
+    fn restore_database_from(&self, snapshot: &SnapshotId) -> Result<Manifest> {
+        let db = self.migrator()?;
+        let store = self.store()?;
+        let manifest = store.manifest(snapshot)?;
+        let Some(rec) = &manifest.database else {
+            return Err(Error::refused(format!("backup {snapshot} holds no database dump"), None));
+        };
+        let tmp_dir = self.state.root().join("tmp");
+        fsutil::create_private_dir(&tmp_dir)?;
+        let tmp = TempFile(tmp_dir.join(format!("restore-{}.dump", crate::state::random_hex(8))));
+        store.get_blob_to_file(&rec.blob, &tmp.0)?;
+        crate::rt::block_on(db.database().restore(&tmp.0, &rec.dump))?;
+        Ok(manifest)
+    }
+
+    /// The database snapshot this run took, if any.
+    fn own_db_snapshot(&self, ex: &Exec<'_>) -> Result<Option<SnapshotId>> {
+        let state = crate::journal::RunState::load(ex.journal.path())?;
+        Ok(state
+            .detail_of("db_snapshot")
+            .and_then(|d| d.get("snapshot"))
+            .and_then(|v| v.as_str())
+            .and_then(SnapshotId::parse))
+    }
+
+    pub(super) fn step_db_snapshot(&self, ctx: &mut Ctx<'_>, ex: &mut Exec<'_>) -> Result<serde_json::Value> {
+        let db = self.migrator()?;
+        ctx.log(LogLevel::Info, format!("Creating backup of database {}...", db.database().describe()));
+        let m = self.dump_database(Some(&ex.run_id), "database")?;
+        let rec = m.database.as_ref().expect("a database manifest");
+        ctx.log(
+            LogLevel::Success,
+            format!(
+                "Database backup {} created and verified: {} byte(s) ({}), at revision {}",
+                m.id,
+                rec.dump.size,
+                rec.dump.format,
+                show_revisions(&rec.revisions)
+            ),
+        );
+        Ok(serde_json::json!({
+            "snapshot": m.id,
+            "bytes": rec.dump.size,
+            "format": rec.dump.format,
+            "revisions": rec.revisions,
+        }))
+    }
+
+    pub(super) fn step_downgrade(
+        &self,
+        ctx: &mut Ctx<'_>,
+        ex: &mut Exec<'_>,
+        from: &[Revision],
+        to: &[Revision],
+    ) -> Result<serde_json::Value> {
+        let db = self.migrator()?.clone();
+        let snapshot = self.own_db_snapshot(ex)?.ok_or_else(|| {
+            Error::refused(
+                format!("run {} has no database snapshot: the downgrade will not run without one", ex.run_id),
+                None,
+            )
+        })?;
+        let current = crate::rt::block_on(db.current())?;
+        if same(&current, to) {
+            ctx.log(LogLevel::Info, format!("Database already at {}", show_revisions(to)));
+            return Ok(serde_json::json!({ "from": current, "to": to, "already": true }));
+        }
+        if !same(&current, from) {
+            if ex.fresh_plan {
+                return Err(Error::refused(
+                    format!(
+                        "the database moved to {} since the run was planned at {}",
+                        show_revisions(&current),
+                        show_revisions(from)
+                    ),
+                    Some("assess again and rerun".to_owned()),
+                ));
+            }
+            // A resumed run whose downgrade was cut short: start again from the snapshot.
+            ctx.log(
+                LogLevel::Warn,
+                format!(
+                    "database at {}: restoring backup {snapshot} before downgrading again",
+                    show_revisions(&current)
+                ),
+            );
+            self.restore_database_from(&snapshot)?;
+        }
+        ctx.log(
+            LogLevel::Info,
+            format!(
+                "Downgrading database {} from {} to {}...",
+                db.database().describe(),
+                show_revisions(from),
+                show_revisions(to)
+            ),
+        );
+        let result = crate::engine::failpoint::hit("inside:downgrade")
+            .and_then(|()| crate::rt::block_on(db.downgrade(to)).map_err(Error::from));
+        if let Err(e) = result {
+            let cause = super::chain(&e);
+            ctx.log(LogLevel::Error, format!("downgrade failed: {cause}"));
+            ctx.log(LogLevel::Info, format!("Restoring database from backup {snapshot}..."));
+            return match self.restore_database_from(&snapshot) {
+                Ok(_) => Err(Error::Service {
+                    message: format!(
+                        "the downgrade failed ({cause}); the database was restored from backup {snapshot} and the code was not touched"
+                    ),
+                    hint: Some(format!(
+                        "fix the migration, then `forge-rollback resume {0}`; or `forge-rollback undo {0}`",
+                        ex.run_id
+                    )),
+                }),
+                Err(r) => Err(Error::Service {
+                    message: format!(
+                        "the downgrade failed ({cause}) AND restoring the database from backup {snapshot} failed: {}",
+                        super::chain(&r)
+                    ),
+                    hint: Some(format!(
+                        "the code was not touched; restore the database by hand from backup {snapshot}, or retry `forge-rollback undo {}`",
+                        ex.run_id
+                    )),
+                }),
+            };
+        }
+        let now = crate::rt::block_on(db.current())?;
+        ctx.log(LogLevel::Success, format!("Database at {}", show_revisions(&now)));
+        Ok(serde_json::json!({ "from": current, "to": now }))
+    }
+
+    pub(super) fn step_restore_database(&self, ctx: &mut Ctx<'_>, snapshot: &SnapshotId) -> Result<serde_json::Value> {
+        let db = self.migrator()?.clone();
+        ctx.log(LogLevel::Info, format!("Restoring database {} from backup {snapshot}...", db.database().describe()));
+        let m = self.restore_database_from(snapshot)?;
+        let now = crate::rt::block_on(db.current())?;
+        ctx.log(LogLevel::Success, format!("Database restored, at revision {}", show_revisions(&now)));
+        Ok(serde_json::json!({ "snapshot": m.id, "revisions": now }))
+    }
+
+    pub(super) fn step_restore_env(&self, ctx: &mut Ctx<'_>, record: Option<&SnapshotId>) -> Result<serde_json::Value> {
+        let Some(record) = record else {
+            ctx.log(LogLevel::Warn, "no env recorded for the target: env files left as they are");
+            return Ok(serde_json::json!({ "restored": 0, "recorded": false }));
+        };
+        let store = self.store()?;
+        let m = store.manifest(record)?;
+        ctx.log(LogLevel::Info, format!("Restoring env files recorded with {} (record {record})...", m.head.short()));
+        let stats = backup::snapshot::restore(store.as_ref(), self.workdir(), &m.entries)?;
+        let files: Vec<String> = m
+            .entries
+            .iter()
+            .map(|e| format!("{}{}", e.path, if e.kind == EntryKind::Absent { " (removed)" } else { "" }))
+            .collect();
+        ctx.log(LogLevel::Success, format!("Env files restored: {}", files.join(", ")));
+        Ok(serde_json::json!({ "record": record, "files": files, "stats": stats }))
+    }
+
+    /// Records the `[env] files` as they are now, for `commit` (`known-good mark`).
+    pub fn record_env(&self, commit: &crate::vcs::CommitId) -> Result<Option<crate::env::EnvRecord>> {
+        let files = crate::env::files(&self.config);
+        if files.is_empty() {
+            return Ok(None);
+        }
+        self.state.ensure()?;
+        let head = self.vcs.head()?;
+        let store: Arc<dyn BackupStore> = self.store()?;
+        crate::env::record(store.as_ref(), self.workdir(), &head, commit, &files)
+    }
+}
