@@ -443,7 +443,9 @@ pub fn build(state: &RunState, outcome: &RunOutcome, vcs: &dyn VcsBackend) -> In
     let timeline = timeline(state);
 
     let id = &state.run_id;
-    let settled = matches!(state.status, RunStatus::Undone | RunStatus::Cancelled | RunStatus::Planned);
+    // A cancelled run that took its snapshot (a manual run aborted part-way) can be undone.
+    let settled = matches!(state.status, RunStatus::Undone | RunStatus::Planned)
+        || (state.status == RunStatus::Cancelled && backup_id.is_none());
     let commands = Commands {
         resume: matches!(state.status, RunStatus::Failed | RunStatus::Running)
             .then(|| format!("forge-rollback resume {id}")),
@@ -528,14 +530,15 @@ fn timeline(state: &RunState) -> Vec<TimelineEntry> {
             }
             Record::Resumed { at } => (*at, "Run resumed".to_owned()),
             Record::Decision { at, index, step, answer } => {
+                let n = index + 1;
                 let what = match answer.as_str() {
-                    "yes" => "approved",
-                    "no" => "declined (skip)",
-                    "inspect" => "inspected",
-                    "abort-undo" => "aborted the run, with undo",
-                    _ => "aborted the run",
+                    "yes" => format!("approved step {n}/{total} `{step}`"),
+                    "no" => format!("declined (skip) step {n}/{total} `{step}`"),
+                    "inspect" => format!("inspected step {n}/{total} `{step}`"),
+                    "abort-undo" => format!("aborted the run at step {n}/{total} `{step}`, with undo"),
+                    _ => format!("aborted the run at step {n}/{total} `{step}`"),
                 };
-                (*at, format!("Operator {what} step {}/{total} `{step}`", index + 1))
+                (*at, format!("Operator {what}"))
             }
             Record::StepSkipped { at, index, step } => (*at, format!("Step {}/{total} `{step}` SKIPPED", index + 1)),
             Record::Finished { at, status, .. } => {

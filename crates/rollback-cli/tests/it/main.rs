@@ -5,6 +5,7 @@ mod commands;
 mod common;
 mod crash;
 mod lock;
+mod manual;
 mod registry;
 mod reliability;
 mod roundtrip;

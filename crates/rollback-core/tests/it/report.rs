@@ -444,3 +444,74 @@ fn duration_redaction_is_exact() {
     );
     assert_eq!(redact_rest("removed 2 untracked file(s), 12 byte(s)"), "removed 2 untracked file(s), 12 byte(s)");
 }
+
+/// Answers a manual run from a script: step name → decision (default: run).
+struct Scripted(Vec<(&'static str, rollback_core::prompt::StepDecision)>);
+
+impl rollback_core::prompt::Prompter for Scripted {
+    fn confirm(&self, _: &rollback_core::prompt::Confirmation) -> rollback_core::Result<bool> {
+        Ok(true)
+    }
+
+    fn approve_step(
+        &self,
+        request: &rollback_core::prompt::StepApproval,
+        _: &dyn rollback_core::prompt::StepInspector,
+    ) -> rollback_core::Result<rollback_core::prompt::StepDecision> {
+        Ok(self
+            .0
+            .iter()
+            .find(|(name, _)| *name == request.name)
+            .map_or(rollback_core::prompt::StepDecision::Run, |(_, d)| *d))
+    }
+}
+
+#[test]
+fn cancelled_manual_run_report() {
+    use rollback_core::prompt::StepDecision;
+    let r = TestRepo::new();
+    let [v1, v2, v3] = r.three_releases();
+    r.write("app/main.py", "# local hotfix\n").write("scratch/notes.txt", "n\n");
+    let rb = engine(&r);
+    let opts = RunOptions {
+        level: Some(Level::Manual),
+        ..fast(Some("Checkout 500s; stepping through by hand"), Some(Severity::Critical))
+    };
+    let script =
+        Scripted(vec![("remove_untracked", StepDecision::Skip), ("clear_caches", StepDecision::Abort { undo: false })]);
+    let out = rb.run(&opts, &script, &Recorder::default()).unwrap();
+    assert_eq!(out.status, RunStatus::Cancelled);
+    assert_eq!(out.error.as_deref(), Some("the operator aborted the run"));
+    let run_id = out.run_id.clone().unwrap();
+    let backup = out.backup_id.clone().unwrap().to_string();
+    let statuses: Vec<(&str, &str)> = out.steps.iter().map(|s| (s.step.as_str(), s.status.as_str())).collect();
+    assert_eq!(
+        statuses,
+        [
+            ("snapshot", "done"),
+            ("reset", "done"),
+            ("remove_untracked", "skipped"),
+            ("clear_caches", "pending"),
+            ("record", "pending")
+        ]
+    );
+    let rep = report_of(&r, &rb, &out);
+    let md = rep.to_markdown();
+    assert_sections_in_order(&md);
+    assert!(md.contains("**Rollback Type**: Manual  \n**Status**: Cancelled\n"), "{md}");
+    let details = section(&md, "## Rollback Details");
+    assert!(details.contains("- **Skipped Steps**: `remove_untracked` (by the operator)"), "{details}");
+    assert!(details.contains(&format!("- **Undo**: `forge-rollback undo {run_id}`")), "{details}");
+    let json: Value = serde_json::from_str(&rep.to_json()).unwrap();
+    assert_eq!(json["status"], "cancelled");
+    assert_eq!(json["skipped"], serde_json::json!(["remove_untracked"]));
+    let events: Vec<String> =
+        json["timeline"].as_array().unwrap().iter().map(|e| e["event"].as_str().unwrap().to_owned()).collect();
+    assert!(events.iter().any(|e| e == "Operator declined (skip) step 3/5 `remove_untracked`"), "{events:?}");
+    assert!(events.iter().any(|e| e == "Operator aborted the run at step 4/5 `clear_caches`"), "{events:?}");
+    assert!(events.last().unwrap().contains("Run finished: cancelled"), "{events:?}");
+    insta::assert_snapshot!(
+        "cancelled_manual",
+        redacted(&md, r.path(), &[(&v1, "v1"), (&v2, "v2"), (&v3, "v3")], &[(&run_id, "RUN"), (&backup, "BACKUP")])
+    );
+}
