@@ -315,38 +315,28 @@ pub(crate) async fn snapshot(ctx: &Ctx<'_>, pg_dump: &str, pg_restore: &str, des
     Ok((server, result?))
 }
 
-/// Drops every user schema and large object, and recreates `public` with its owner, grants and
-/// comment. Runs inside the restore's transaction.
+/// Drops every user schema and large object, and recreates `public` as `initdb` makes it
+/// (the state `pg_dump` compares against: it only records how `public` differs from it).
+/// Runs inside the restore's transaction.
 const CLEAR_DATABASE: &str = r"
 DO $forge_rollback$
 DECLARE
     s record;
-    g record;
-    pub_exists boolean := false;
-    pub_owner text;
-    pub_owner_oid oid;
-    pub_acl aclitem[];
-    pub_comment text;
 BEGIN
-    SELECT true, n.nspowner::regrole::text, n.nspowner, n.nspacl, obj_description(n.oid, 'pg_namespace')
-      INTO pub_exists, pub_owner, pub_owner_oid, pub_acl, pub_comment
-      FROM pg_namespace n WHERE n.nspname = 'public';
     FOR s IN SELECT nspname FROM pg_namespace
               WHERE nspname NOT IN ('pg_catalog', 'information_schema') AND nspname !~ '^pg_(toast|temp_|toast_temp_)'
     LOOP
         EXECUTE format('DROP SCHEMA %I CASCADE', s.nspname);
     END LOOP;
     PERFORM lo_unlink(oid) FROM pg_largeobject_metadata;
-    IF pub_exists THEN
-        EXECUTE format('CREATE SCHEMA public AUTHORIZATION %s', pub_owner);
-        FOR g IN SELECT a.grantee, a.privilege_type FROM aclexplode(pub_acl) a WHERE a.grantee <> pub_owner_oid LOOP
-            EXECUTE format('GRANT %s ON SCHEMA public TO %s', g.privilege_type,
-                           CASE WHEN g.grantee = 0 THEN 'PUBLIC' ELSE g.grantee::regrole::text END);
-        END LOOP;
-        IF pub_comment IS NOT NULL THEN
-            EXECUTE format('COMMENT ON SCHEMA public IS %L', pub_comment);
-        END IF;
+    IF current_setting('server_version_num')::int >= 150000 THEN
+        EXECUTE 'CREATE SCHEMA public AUTHORIZATION pg_database_owner';
+        GRANT USAGE ON SCHEMA public TO PUBLIC;
+    ELSE
+        EXECUTE format('CREATE SCHEMA public AUTHORIZATION %I', (SELECT rolname FROM pg_roles WHERE oid = 10));
+        GRANT ALL ON SCHEMA public TO PUBLIC;
     END IF;
+    COMMENT ON SCHEMA public IS 'standard public schema';
 END
 $forge_rollback$;
 ";

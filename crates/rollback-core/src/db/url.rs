@@ -213,6 +213,9 @@ fn parse_sqlite(rest: &str, workdir: &Path) -> Result<DbUrl, String> {
     if rest.contains('?') {
         return Err("SQLite URLs take no query parameters".into());
     }
+    if rest.is_empty() {
+        return Err("an in-memory SQLite database cannot be rolled back; give a file (`sqlite:///app.db`)".into());
+    }
     let Some(file) = rest.strip_prefix('/') else {
         return Err("a SQLite URL is `sqlite:///relative/file.db` or `sqlite:////absolute/file.db` (three or four slashes)".into());
     };
