@@ -146,6 +146,7 @@ cmd_start() {
     password=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
     printf '%s\n' "$password" >"$dir/pwfile"
     if ((EUID == 0)); then
+        id postgres >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin postgres
         chown -R postgres: "$dir"
     fi
     as_owner "$bin/initdb" -D "$dir/data" -U forge --pwfile="$dir/pwfile" \
@@ -181,7 +182,7 @@ EOF
         echo "PG_BIN='$bin'"
     } >"$STATE"
     chmod 600 "$STATE"
-    echo "pg.sh: PostgreSQL $("$bin/pg_ctl" --version | awk '{print $NF}') on 127.0.0.1:$port ($dir)" >&2
+    echo "pg.sh: PostgreSQL $("$bin/pg_ctl" --version | awk '{print $3}') on 127.0.0.1:$port ($dir)" >&2
     print_env
 }
 

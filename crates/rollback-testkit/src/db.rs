@@ -5,6 +5,9 @@
 //! Tests never skip silently: without `FORGE_TEST_PG_URL` / `FORGE_TEST_PYTHON` they panic with
 //! the command that sets them up.
 
+// "PostgreSQL", "SQLAlchemy" are product names, not code.
+#![allow(clippy::doc_markdown)]
+
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -38,7 +41,9 @@ pub fn pg_ca() -> PathBuf {
 pub fn python() -> String {
     match std::env::var("FORGE_TEST_PYTHON") {
         Ok(p) if !p.is_empty() => p,
-        _ => panic!("FORGE_TEST_PYTHON is not set: the Alembic tests need the venv with requirements-dev.txt; {SETUP_HINT}"),
+        _ => panic!(
+            "FORGE_TEST_PYTHON is not set: the Alembic tests need the venv with requirements-dev.txt; {SETUP_HINT}"
+        ),
     }
 }
 
@@ -124,7 +129,13 @@ fn decode(s: &str) -> String {
 
 fn encode(s: &str) -> String {
     s.bytes()
-        .map(|b| if b.is_ascii_alphanumeric() || b"-._~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
         .collect()
 }
 
@@ -455,7 +466,8 @@ impl MigrationFixture {
                 repo.write(format!("{versions}/7c2d9e4f5a02_add_email.py"), REV2);
             }
             MigratorKind::Sql => {
-                repo.write(format!("{sql}/0002_add_email.up.sql"), SQL2_UP).write(format!("{sql}/0002_add_email.down.sql"), SQL2_DOWN);
+                repo.write(format!("{sql}/0002_add_email.up.sql"), SQL2_UP)
+                    .write(format!("{sql}/0002_add_email.down.sql"), SQL2_DOWN);
             }
         }
         let v2 = repo.commit_all("release v2: email");
@@ -491,7 +503,8 @@ impl MigrationFixture {
     pub fn migration_path(&self, n: usize) -> String {
         match self.kind {
             MigratorKind::Alembic => {
-                let names = ["3f1a0c9e2b01_create_users.py", "7c2d9e4f5a02_add_email.py", "b84e1d2c3f03_add_payments.py"];
+                let names =
+                    ["3f1a0c9e2b01_create_users.py", "7c2d9e4f5a02_add_email.py", "b84e1d2c3f03_add_payments.py"];
                 format!("migrations/versions/{}", names[n - 1])
             }
             MigratorKind::Sql => {

@@ -97,7 +97,9 @@ impl AlembicMigrator {
         let mut argv: Vec<&std::ffi::OsStr> = vec!["-m".as_ref(), "alembic".as_ref(), "-c".as_ref(), ini];
         argv.extend(args.iter().map(std::ffi::OsStr::new));
         let cmd = process::command(&self.python, argv, Some(&self.workdir), &env);
-        let out = process::output(&self.python, cmd, self.db.timeout()).await.map_err(|e| self.db.url().redact_in(&e.to_string()))?;
+        let out = process::output(&self.python, cmd, self.db.timeout())
+            .await
+            .map_err(|e| self.db.url().redact_in(&e.to_string()))?;
         if out.status.success() {
             Ok(out)
         } else {
@@ -144,7 +146,9 @@ pub(crate) async fn read_version_table(db: &Database, table: &'static str) -> Re
                 if exists.as_deref() != Some("t") {
                     return Ok(Vec::new());
                 }
-                let rows = postgres::rows(&client, &format!("SELECT version_num FROM {table}")).await.map_err(|e| pg.query_err(&e))?;
+                let rows = postgres::rows(&client, &format!("SELECT version_num FROM {table}"))
+                    .await
+                    .map_err(|e| pg.query_err(&e))?;
                 Ok(rows.into_iter().map(|r| Revision(r[0].clone())).collect())
             })
             .await?
@@ -229,7 +233,8 @@ impl DbMigrator for AlembicMigrator {
     }
 
     async fn upgrade(&self, to: &[Revision]) -> Result<()> {
-        let targets: Vec<String> = if to.is_empty() { vec!["heads".into()] } else { to.iter().map(|r| r.0.clone()).collect() };
+        let targets: Vec<String> =
+            if to.is_empty() { vec!["heads".into()] } else { to.iter().map(|r| r.0.clone()).collect() };
         for target in &targets {
             match self.alembic(&["upgrade", target]).await {
                 Ok(_) => {}
@@ -246,7 +251,10 @@ impl DbMigrator for AlembicMigrator {
         if let Some(missing) = expected.iter().find(|r| !reached.contains(*r)) {
             return Err(self.migration_err(
                 missing.as_str(),
-                format!("Alembic succeeded but `{VERSION_TABLE}` shows [{}]: does env.py connect with ${URL_ENV}?", join(&now)),
+                format!(
+                    "Alembic succeeded but `{VERSION_TABLE}` shows [{}]: does env.py connect with ${URL_ENV}?",
+                    join(&now)
+                ),
             ));
         }
         Ok(())

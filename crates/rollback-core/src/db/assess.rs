@@ -84,9 +84,10 @@ pub async fn assess(migrator: &dyn DbMigrator, vcs: &dyn VcsBackend, target: &Co
 
     let unknown: Vec<&Revision> = from.iter().filter(|r| code.get(r).is_none()).collect();
     for rev in &unknown {
-        let ahead = rev.as_str().parse::<u64>().ok().is_some_and(|n| {
-            code.migrations.iter().all(|m| m.revision.as_str().parse::<u64>().is_ok_and(|k| k < n))
-        });
+        let ahead =
+            rev.as_str().parse::<u64>().ok().is_some_and(|n| {
+                code.migrations.iter().all(|m| m.revision.as_str().parse::<u64>().is_ok_and(|k| k < n))
+            });
         if ahead {
             risks.push(risk(
                 "db_ahead_of_code",

@@ -85,7 +85,9 @@ impl DatabaseConfig {
         let err = |key: &str, msg: String| Err((format!("database.{key}"), msg));
         match (&self.url, &self.url_env) {
             (Some(_), Some(_)) => return err("url", "set either `url` or `url_env`, not both".into()),
-            (None, None) => return err("url", "set `url` (or `url_env`, the environment variable that holds it)".into()),
+            (None, None) => {
+                return err("url", "set `url` (or `url_env`, the environment variable that holds it)".into());
+            }
             (Some(url), None) => {
                 // Parsed against a placeholder folder: only the syntax is checked here.
                 if let Err(e) = DbUrl::parse(url, Path::new("/")) {
@@ -124,7 +126,10 @@ impl DatabaseConfig {
                 if !is_identifier(&self.table) {
                     return err(
                         "table",
-                        format!("`{}` is not a plain SQL identifier (letters, digits and `_`, not starting with a digit, at most 63 bytes)", self.table),
+                        format!(
+                            "`{}` is not a plain SQL identifier (letters, digits and `_`, not starting with a digit, at most 63 bytes)",
+                            self.table
+                        ),
                     );
                 }
             }
@@ -167,7 +172,10 @@ mod tests {
     fn defaults_are_valid() {
         let c = base("alembic");
         assert_eq!(c.validate(), Ok(()));
-        assert_eq!((c.python.as_str(), c.timeout_secs, c.table.as_str()), ("python3", 300, "forge_rollback_migrations"));
+        assert_eq!(
+            (c.python.as_str(), c.timeout_secs, c.table.as_str()),
+            ("python3", 300, "forge_rollback_migrations")
+        );
         assert_eq!(base("sql").validate(), Ok(()));
     }
 

@@ -88,8 +88,10 @@ impl Database {
     pub async fn ping(&self) -> Result<String> {
         match &self.url {
             DbUrl::Sqlite { .. } => {
-                self.with_sqlite(sqlite::Mode::ReadOnly, |c, db| sqlite::version(&c.conn).map_err(sqlite::query_err(db)))
-                    .await
+                self.with_sqlite(sqlite::Mode::ReadOnly, |c, db| {
+                    sqlite::version(&c.conn).map_err(sqlite::query_err(db))
+                })
+                .await
             }
             DbUrl::Postgres { .. } => {
                 let pg = self.pg();
@@ -113,7 +115,8 @@ impl Database {
             DbUrl::Postgres { .. } => {
                 let pg = self.pg();
                 let client = pg.connect().await?;
-                pg.within("the query", async { postgres::scalar(&client, sql).await.map_err(|e| pg.query_err(&e)) }).await
+                pg.within("the query", async { postgres::scalar(&client, sql).await.map_err(|e| pg.query_err(&e)) })
+                    .await
             }
         }
     }
@@ -134,7 +137,8 @@ impl Database {
                 Ok(DbDump { engine: "sqlite".into(), format: FORMAT_SQLITE.into(), size, server_version: version })
             }
             DbUrl::Postgres { .. } => {
-                let (server_version, size) = postgres::snapshot(&self.pg(), &self.pg_dump, &self.pg_restore, dest).await?;
+                let (server_version, size) =
+                    postgres::snapshot(&self.pg(), &self.pg_dump, &self.pg_restore, dest).await?;
                 Ok(DbDump { engine: "postgres".into(), format: FORMAT_PG.into(), size, server_version })
             }
         }
@@ -155,7 +159,10 @@ impl Database {
         if (dump.engine.as_str(), dump.format.as_str()) != expected {
             return Err(Error::Snapshot {
                 database: self.describe(),
-                detail: format!("the snapshot is a {} `{}` dump; this database needs {} `{}`", dump.engine, dump.format, expected.0, expected.1),
+                detail: format!(
+                    "the snapshot is a {} `{}` dump; this database needs {} `{}`",
+                    dump.engine, dump.format, expected.0, expected.1
+                ),
             });
         }
         match &self.url {
@@ -177,8 +184,10 @@ impl Database {
                 if self.sqlite_missing() {
                     return Ok(String::new());
                 }
-                self.with_sqlite(sqlite::Mode::ReadOnly, |c, db| sqlite::canonical_dump(&c.conn).map_err(sqlite::query_err(db)))
-                    .await
+                self.with_sqlite(sqlite::Mode::ReadOnly, |c, db| {
+                    sqlite::canonical_dump(&c.conn).map_err(sqlite::query_err(db))
+                })
+                .await
             }
             DbUrl::Postgres { .. } => {
                 let pg = self.pg();

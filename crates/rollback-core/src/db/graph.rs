@@ -84,7 +84,8 @@ impl MigrationGraph {
             }
         }
         // Kahn's algorithm: every migration must be reachable from the roots.
-        let mut pending: BTreeMap<&Revision, usize> = self.migrations.iter().map(|m| (&m.revision, m.down_revisions.len())).collect();
+        let mut pending: BTreeMap<&Revision, usize> =
+            self.migrations.iter().map(|m| (&m.revision, m.down_revisions.len())).collect();
         let children = self.children();
         let mut ready: Vec<&Revision> = pending.iter().filter(|(_, n)| **n == 0).map(|(r, _)| *r).collect();
         let mut done = 0;
@@ -141,14 +142,21 @@ impl MigrationGraph {
     /// [`Self::downgrade_path`], with errors naming `database`.
     pub fn downgrade_path_on(&self, database: &str, from: &[Revision], to: &[Revision]) -> Result<Vec<DowngradeStep>> {
         let show = |revs: &[Revision]| {
-            if revs.is_empty() { "base".to_owned() } else { revs.iter().map(Revision::as_str).collect::<Vec<_>>().join(", ") }
+            if revs.is_empty() {
+                "base".to_owned()
+            } else {
+                revs.iter().map(Revision::as_str).collect::<Vec<_>>().join(", ")
+            }
         };
-        let no_path = |detail: String| Error::NoPath { database: database.to_owned(), from: show(from), to: show(to), detail };
+        let no_path =
+            |detail: String| Error::NoPath { database: database.to_owned(), from: show(from), to: show(to), detail };
         if let Some(r) = from.iter().find(|r| self.get(r).is_none()) {
             return Err(Error::UnknownRevision { database: database.to_owned(), revision: r.0.clone() });
         }
         if let Some(r) = to.iter().find(|r| self.get(r).is_none()) {
-            return Err(no_path(format!("the target revision `{r}` is not defined by the migration files used to downgrade")));
+            return Err(no_path(format!(
+                "the target revision `{r}` is not defined by the migration files used to downgrade"
+            )));
         }
         let applied = self.ancestors_or_self(from);
         if let Some(r) = to.iter().find(|r| !applied.contains(*r)) {
@@ -181,7 +189,8 @@ impl MigrationGraph {
             };
             heads.remove(rev);
             for p in &m.down_revisions {
-                let covered = heads.iter().any(|h| h != p && self.ancestors_or_self(std::slice::from_ref(h)).contains(p));
+                let covered =
+                    heads.iter().any(|h| h != p && self.ancestors_or_self(std::slice::from_ref(h)).contains(p));
                 if !covered {
                     heads.insert(p.clone());
                 }

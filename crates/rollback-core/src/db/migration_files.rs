@@ -37,7 +37,9 @@ impl Source<'_> {
             Source::Worktree(root) => match std::fs::read(root.join(rel)) {
                 Ok(b) => Ok(Some(b)),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-                Err(e) => Err(Error::BadMigration { path: rel.display().to_string(), detail: format!("cannot read it: {e}") }),
+                Err(e) => {
+                    Err(Error::BadMigration { path: rel.display().to_string(), detail: format!("cannot read it: {e}") })
+                }
             },
             Source::Commit { vcs, commit } => {
                 let Ok(path) = RepoPath::from_fs(Path::new(""), rel) else {

@@ -87,7 +87,9 @@ impl Ctx<'_> {
             Ok(Ok(c)) => c,
             Ok(Err(e)) => return Err(self.unreachable(&error_detail(&e))),
             Err(_) => {
-                return Err(self.unreachable(&format!("no answer within {}s (database.timeout_secs)", self.timeout.as_secs())));
+                return Err(
+                    self.unreachable(&format!("no answer within {}s (database.timeout_secs)", self.timeout.as_secs()))
+                );
             }
         };
         let ms = self.timeout.as_millis();
@@ -283,7 +285,8 @@ pub(crate) async fn snapshot(ctx: &Ctx<'_>, pg_dump: &str, pg_restore: &str, des
     let partial = std::path::PathBuf::from(partial);
     let _ = std::fs::remove_file(&partial);
     let result = async {
-        let args = [std::ffi::OsStr::new("--format=custom"), "--no-password".as_ref(), "--file".as_ref(), partial.as_os_str()];
+        let args =
+            [std::ffi::OsStr::new("--format=custom"), "--no-password".as_ref(), "--file".as_ref(), partial.as_os_str()];
         let out = process::output(pg_dump, process::command(pg_dump, args, None, &env), ctx.timeout).await?;
         if !out.status.success() {
             return Err(snap_err(format!(
@@ -415,7 +418,8 @@ async fn replay(client: &Client, stdout: tokio::process::ChildStdout) -> Result<
             }
             return Err(format!("unexpected psql meta-command on line {line_no} of the restore script"));
         }
-        let text = std::str::from_utf8(&line).map_err(|_| format!("line {line_no} of the restore script is not UTF-8"))?;
+        let text =
+            std::str::from_utf8(&line).map_err(|_| format!("line {line_no} of the restore script is not UTF-8"))?;
         let trimmed = text.trim_end();
         if trimmed.starts_with("COPY ") && trimmed.ends_with("FROM stdin;") {
             if !sql.trim().is_empty() {
@@ -423,12 +427,17 @@ async fn replay(client: &Client, stdout: tokio::process::ChildStdout) -> Result<
             }
             sql.clear();
             let stmt = trimmed.trim_end_matches(';').to_owned();
-            let sink = client.copy_in::<_, Cursor<Vec<u8>>>(&stmt).await.map_err(|e| format!("{stmt}: {}", error_detail(&e)))?;
+            let sink = client
+                .copy_in::<_, Cursor<Vec<u8>>>(&stmt)
+                .await
+                .map_err(|e| format!("{stmt}: {}", error_detail(&e)))?;
             futures_util::pin_mut!(sink);
             let mut buf = Vec::with_capacity(CHUNK);
             loop {
                 line.clear();
-                if reader.read_until(b'\n', &mut line).await.map_err(|e| format!("reading pg_restore's output: {e}"))? == 0 {
+                if reader.read_until(b'\n', &mut line).await.map_err(|e| format!("reading pg_restore's output: {e}"))?
+                    == 0
+                {
                     return Err(format!("the data of `{stmt}` ends without `\\.`"));
                 }
                 line_no += 1;
@@ -468,7 +477,11 @@ pub(crate) async fn canonical_dump(ctx: &Ctx<'_>, client: &Client) -> Result<Str
     for r in q(format!("SELECT n.nspname, n.nspowner::regrole::text FROM pg_namespace n WHERE {}", user("n"))).await? {
         lines.push(format!("schema {} owner={}", r[0], r[1]));
     }
-    for r in q("SELECT e.extname, e.extversion, n.nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace".into()).await? {
+    for r in
+        q("SELECT e.extname, e.extversion, n.nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace"
+            .into())
+        .await?
+    {
         lines.push(format!("extension {} {} in {}", r[0], r[1], r[2]));
     }
     let rels = q(format!(
@@ -576,7 +589,11 @@ pub(crate) async fn canonical_dump(ctx: &Ctx<'_>, client: &Client) -> Result<Str
             lines.push(format!("relation {name} row {:?}", row[0]));
         }
     }
-    let count: usize = q("SELECT count(*) FROM pg_largeobject_metadata".into()).await?.first().and_then(|r| r[0].parse().ok()).unwrap_or(0);
+    let count: usize = q("SELECT count(*) FROM pg_largeobject_metadata".into())
+        .await?
+        .first()
+        .and_then(|r| r[0].parse().ok())
+        .unwrap_or(0);
     lines.push(format!("large_objects {count}"));
     lines.sort();
     let mut out = lines.join("\n");
@@ -590,7 +607,10 @@ mod tests {
 
     #[test]
     fn versions() {
-        assert_eq!(parse_client_version("pg_dump (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)\n").as_deref(), Some("15.18"));
+        assert_eq!(
+            parse_client_version("pg_dump (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)\n").as_deref(),
+            Some("15.18")
+        );
         assert_eq!(parse_client_version("pg_restore (PostgreSQL) 16beta1").as_deref(), Some("16beta1"));
         assert_eq!(parse_client_version("nonsense"), None);
         assert_eq!(major_of_version("15.18"), (15, 0));

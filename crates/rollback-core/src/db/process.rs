@@ -60,7 +60,9 @@ pub(crate) async fn output(program: &str, mut cmd: Command, timeout: Duration) -
     let child = spawn(program, &mut cmd)?;
     match tokio::time::timeout(timeout, child.wait_with_output()).await {
         Ok(Ok(out)) => Ok(Output { status: out.status, stdout: out.stdout, stderr: out.stderr }),
-        Ok(Err(e)) => Err(Error::Program { program: program.to_owned(), detail: format!("waiting for it failed: {e}") }),
+        Ok(Err(e)) => {
+            Err(Error::Program { program: program.to_owned(), detail: format!("waiting for it failed: {e}") })
+        }
         // Dropping the future drops the child, which kills it (kill_on_drop).
         Err(_) => Err(Error::Program {
             program: program.to_owned(),

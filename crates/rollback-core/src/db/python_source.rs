@@ -45,9 +45,8 @@ pub(crate) fn parse_revision_file(path: &str, bytes: &[u8]) -> Result<Migration>
     let Some(down) = down else {
         return Err(bad("no module-level `down_revision` (use `down_revision = None` for a first migration)".into()));
     };
-    let description = docstring_first_line(text).unwrap_or_else(|| {
-        Path::new(path).file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
-    });
+    let description = docstring_first_line(text)
+        .unwrap_or_else(|| Path::new(path).file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default());
     let downgrade = match function_body(text, "downgrade") {
         None => Reversibility::Irreversible { reason: "the migration has no `downgrade()` function".into() },
         Some(body) => body_reversibility(&body),
@@ -89,7 +88,9 @@ pub(crate) fn versions_dirs(ini_path: &Path, bytes: &[u8]) -> Result<Vec<PathBuf
         let replaced = v.replace("%(here)s", if here_s.is_empty() { "." } else { &here_s });
         let p = normalize(Path::new(&replaced));
         if p.is_absolute() {
-            return Err(bad(format!("`{v}` is an absolute path; set `database.versions_dir` relative to the work tree")));
+            return Err(bad(format!(
+                "`{v}` is an absolute path; set `database.versions_dir` relative to the work tree"
+            )));
         }
         Ok(p)
     };
@@ -290,7 +291,8 @@ fn literal_strings(value: &str) -> std::result::Result<Vec<String>, String> {
     let mut rest = inner.trim();
     while !rest.is_empty() {
         let (s, after) = string_literal(rest).ok_or_else(|| {
-            "expected a string literal, a tuple of string literals or None (computed values are not supported)".to_owned()
+            "expected a string literal, a tuple of string literals or None (computed values are not supported)"
+                .to_owned()
         })?;
         out.push(s);
         rest = after.trim_start();
@@ -363,7 +365,8 @@ fn docstring_first_line(text: &str) -> Option<String> {
 fn function_body(text: &str, name: &str) -> Option<Vec<String>> {
     let lines: Vec<&str> = text.lines().collect();
     let start = lines.iter().position(|l| {
-        l.strip_prefix("def ").is_some_and(|r| r.trim_start().strip_prefix(name).is_some_and(|r| r.trim_start().starts_with('(')))
+        l.strip_prefix("def ")
+            .is_some_and(|r| r.trim_start().strip_prefix(name).is_some_and(|r| r.trim_start().starts_with('(')))
     })?;
     let mut body = Vec::new();
     // The signature may span lines; it ends at the line whose code ends with `:`.
@@ -399,11 +402,7 @@ fn function_body(text: &str, name: &str) -> Option<Vec<String>> {
 /// A `downgrade()` body that only passes, holds a docstring, or raises `NotImplementedError`
 /// cannot undo anything.
 fn body_reversibility(body: &[String]) -> Reversibility {
-    let code: Vec<String> = body
-        .iter()
-        .map(|l| strip_comment(l).trim().to_owned())
-        .filter(|l| !l.is_empty())
-        .collect();
+    let code: Vec<String> = body.iter().map(|l| strip_comment(l).trim().to_owned()).filter(|l| !l.is_empty()).collect();
     if code.iter().any(|l| l.starts_with("raise NotImplementedError")) {
         return Reversibility::Irreversible { reason: "`downgrade()` raises NotImplementedError".into() };
     }
@@ -413,7 +412,11 @@ fn body_reversibility(body: &[String]) -> Reversibility {
         let body = first.trim_start_matches(['r', 'R', 'u', 'U']);
         if let Some(q) = ["\"\"\"", "'''"].into_iter().find(|q| body.starts_with(q)) {
             let closes_here = body.len() >= 6 && body[3..].contains(q);
-            let end = if closes_here { 0 } else { rest.iter().skip(1).position(|l| l.contains(q)).map_or(rest.len() - 1, |p| p + 1) };
+            let end = if closes_here {
+                0
+            } else {
+                rest.iter().skip(1).position(|l| l.contains(q)).map_or(rest.len() - 1, |p| p + 1)
+            };
             rest = &rest[end + 1..];
         } else if string_literal(first).is_some_and(|(_, after)| after.trim().is_empty()) {
             rest = &rest[1..];
@@ -570,20 +573,33 @@ def downgrade() -> None:
     #[test]
     fn ini_locations() {
         let ini = "[alembic]\nscript_location = %(here)s/alembic\nsqlalchemy.url = driver://user:pass@localhost/dbname\n\n[loggers]\nkeys = root\n";
-        assert_eq!(versions_dirs(Path::new("alembic.ini"), ini.as_bytes()).unwrap(), vec![PathBuf::from("alembic/versions")]);
+        assert_eq!(
+            versions_dirs(Path::new("alembic.ini"), ini.as_bytes()).unwrap(),
+            vec![PathBuf::from("alembic/versions")]
+        );
         assert_eq!(
             versions_dirs(Path::new("backend/alembic.ini"), ini.as_bytes()).unwrap(),
             vec![PathBuf::from("backend/alembic/versions")]
         );
         let ini = "[alembic]\nscript_location = migrations\n";
-        assert_eq!(versions_dirs(Path::new("alembic.ini"), ini.as_bytes()).unwrap(), vec![PathBuf::from("migrations/versions")]);
+        assert_eq!(
+            versions_dirs(Path::new("alembic.ini"), ini.as_bytes()).unwrap(),
+            vec![PathBuf::from("migrations/versions")]
+        );
         let ini = "[alembic]\nscript_location = db\nversion_locations = %(here)s/a/versions %(here)s/b/versions\n";
         assert_eq!(
             versions_dirs(Path::new("alembic.ini"), ini.as_bytes()).unwrap(),
             vec![PathBuf::from("a/versions"), PathBuf::from("b/versions")]
         );
         let ini = "[alembic]\nscript_location = myapp:migrations\n";
-        assert!(versions_dirs(Path::new("alembic.ini"), ini.as_bytes()).unwrap_err().to_string().contains("versions_dir"));
-        assert!(versions_dirs(Path::new("alembic.ini"), b"[other]\nx = 1\n").unwrap_err().to_string().contains("script_location"));
+        assert!(
+            versions_dirs(Path::new("alembic.ini"), ini.as_bytes()).unwrap_err().to_string().contains("versions_dir")
+        );
+        assert!(
+            versions_dirs(Path::new("alembic.ini"), b"[other]\nx = 1\n")
+                .unwrap_err()
+                .to_string()
+                .contains("script_location")
+        );
     }
 }

@@ -84,8 +84,10 @@ fn strip_sql_comments(text: &str) -> String {
 /// `DROP TABLE x` / `DROP COLUMN y` in an up migration.
 fn destructive_statements(text: &str) -> Vec<String> {
     let stripped = strip_sql_comments(text);
-    let words: Vec<&str> =
-        stripped.split(|c: char| c.is_whitespace() || c == ';' || c == ',' || c == '(').filter(|w| !w.is_empty()).collect();
+    let words: Vec<&str> = stripped
+        .split(|c: char| c.is_whitespace() || c == ';' || c == ',' || c == '(')
+        .filter(|w| !w.is_empty())
+        .collect();
     let is = |i: usize, w: &str| words.get(i).is_some_and(|x| x.eq_ignore_ascii_case(w));
     let mut out = Vec::new();
     for i in 0..words.len() {
@@ -116,11 +118,8 @@ fn is_sql_file(name: &str) -> bool {
 
 /// `0003_add_payments.up.sql` → `(3, "0003", "0003_add_payments", true)`.
 fn parse_name(file: &str) -> Option<(u64, String, String, bool)> {
-    let (stem, up) = if let Some(s) = file.strip_suffix(".up.sql") {
-        (s, true)
-    } else {
-        (file.strip_suffix(".down.sql")?, false)
-    };
+    let (stem, up) =
+        if let Some(s) = file.strip_suffix(".up.sql") { (s, true) } else { (file.strip_suffix(".down.sql")?, false) };
     let digits = stem.bytes().take_while(u8::is_ascii_digit).count();
     let (num, rest) = stem.split_at(digits);
     let label = rest.strip_prefix('_')?;
@@ -150,7 +149,15 @@ fn load(files: Vec<File>) -> Result<Vec<SqlMigration>> {
                 });
             }
             let down_path = f.path.replace(".up.sql", ".down.sql");
-            ups.push(SqlMigration { number, revision, name: stem, up_path: f.path, up: f.bytes, down_path, down: None });
+            ups.push(SqlMigration {
+                number,
+                revision,
+                name: stem,
+                up_path: f.path,
+                up: f.bytes,
+                down_path,
+                down: None,
+            });
         } else {
             downs.push((stem, f));
         }
@@ -251,8 +258,10 @@ impl SqlMigrator {
                         if !sqlite::table_exists(&c.conn, &table).map_err(&err)? {
                             return Ok(Vec::new());
                         }
-                        let mut stmt =
-                            c.conn.prepare(&format!("SELECT version, name, checksum FROM {table} ORDER BY version")).map_err(&err)?;
+                        let mut stmt = c
+                            .conn
+                            .prepare(&format!("SELECT version, name, checksum FROM {table} ORDER BY version"))
+                            .map_err(&err)?;
                         let rows = stmt
                             .query_map([], |r| Ok(Applied { version: r.get(0)?, name: r.get(1)?, checksum: r.get(2)? }))
                             .map_err(&err)?;
@@ -270,9 +279,12 @@ impl SqlMigrator {
                     if exists.as_deref() != Some("t") {
                         return Ok(Vec::new());
                     }
-                    let rows = postgres::rows(&client, &format!("SELECT version, name, checksum FROM {table} ORDER BY version"))
-                        .await
-                        .map_err(|e| pg.query_err(&e))?;
+                    let rows = postgres::rows(
+                        &client,
+                        &format!("SELECT version, name, checksum FROM {table} ORDER BY version"),
+                    )
+                    .await
+                    .map_err(|e| pg.query_err(&e))?;
                     rows.into_iter()
                         .map(|r| {
                             let version = r[0].parse().map_err(|_| Error::Query {
@@ -289,7 +301,11 @@ impl SqlMigrator {
     }
 
     fn migration_err(&self, revision: &str, detail: &str) -> Error {
-        Error::Migration { database: self.db.describe(), revision: revision.to_owned(), detail: self.db.url().redact_in(detail) }
+        Error::Migration {
+            database: self.db.describe(),
+            revision: revision.to_owned(),
+            detail: self.db.url().redact_in(detail),
+        }
     }
 
     /// Runs `steps` (each `(migration, apply)`: `true` = up and record, `false` = down and
@@ -357,7 +373,10 @@ impl SqlMigrator {
                             let sql = if up { m.up_sql().map_err(|e| e.to_string())? } else { m.down_sql()? };
                             let path = if up { &m.up_path } else { &m.down_path };
                             client.batch_execute("BEGIN").await.map_err(|e| postgres::error_detail(&e))?;
-                            client.batch_execute(sql).await.map_err(|e| format!("{path}: {}", postgres::error_detail(&e)))?;
+                            client
+                                .batch_execute(sql)
+                                .await
+                                .map_err(|e| format!("{path}: {}", postgres::error_detail(&e)))?;
                             let version = i64::try_from(m.number).unwrap_or(i64::MAX);
                             if up {
                                 client
@@ -366,18 +385,27 @@ impl SqlMigrator {
                                         &[&version, &m.name, &m.checksum()],
                                     )
                                     .await
-                                    .map_err(|e| format!("recording it in `{table}`: {}", postgres::error_detail(&e)))?;
+                                    .map_err(|e| {
+                                        format!("recording it in `{table}`: {}", postgres::error_detail(&e))
+                                    })?;
                             } else {
                                 client
-                                    .execute(&format!("DELETE FROM {table} WHERE version = $1"), &[&version])
-                                    .await
-                                    .map_err(|e| format!("forgetting it in `{table}`: {}", postgres::error_detail(&e)))?;
+                                        .execute(&format!("DELETE FROM {table} WHERE version = $1"), &[&version])
+                                        .await
+                                        .map_err(|e| {
+                                            format!("forgetting it in `{table}`: {}", postgres::error_detail(&e))
+                                        })?;
                             }
-                            client.batch_execute("COMMIT").await.map_err(|e| format!("COMMIT: {}", postgres::error_detail(&e)))
+                            client
+                                .batch_execute("COMMIT")
+                                .await
+                                .map_err(|e| format!("COMMIT: {}", postgres::error_detail(&e)))
                         };
                         let outcome = match tokio::time::timeout(self.db.timeout(), work).await {
                             Ok(r) => r,
-                            Err(_) => Err(format!("timed out after {}s (database.timeout_secs)", self.db.timeout().as_secs())),
+                            Err(_) => {
+                                Err(format!("timed out after {}s (database.timeout_secs)", self.db.timeout().as_secs()))
+                            }
                         };
                         if let Err(detail) = outcome {
                             let _ = client.batch_execute("ROLLBACK").await;
@@ -460,12 +488,14 @@ impl DbMigrator for SqlMigrator {
         let applied = self.applied().await?;
         let target = match to {
             [] => migrations.last().map_or(0, |m| m.number),
-            [one] => migrations.iter().find(|m| m.revision == one.0).map(|m| m.number).ok_or_else(|| Error::NoPath {
-                database: self.db.describe(),
-                from: applied.last().map_or_else(|| "base".into(), |a| a.revision().0),
-                to: one.0.clone(),
-                detail: "no migration file has this number".into(),
-            })?,
+            [one] => {
+                migrations.iter().find(|m| m.revision == one.0).map(|m| m.number).ok_or_else(|| Error::NoPath {
+                    database: self.db.describe(),
+                    from: applied.last().map_or_else(|| "base".into(), |a| a.revision().0),
+                    to: one.0.clone(),
+                    detail: "no migration file has this number".into(),
+                })?
+            }
             _ => return Err(Error::Config("the SQL migrator's graph is linear: upgrade to one revision".into())),
         };
         let top = applied.last().map_or(0, |a| a.version);
@@ -478,7 +508,10 @@ impl DbMigrator for SqlMigrator {
             if number < top {
                 return Err(self.migration_err(
                     &m.revision,
-                    &format!("`{}` was never applied but a later migration was; apply it by hand or renumber it", m.up_path),
+                    &format!(
+                        "`{}` was never applied but a later migration was; apply it by hand or renumber it",
+                        m.up_path
+                    ),
                 ));
             }
             run.push((m.clone(), true));

@@ -56,12 +56,10 @@ pub(crate) fn open(path: &Path, mode: Mode, timeout: Duration, database: &str) -
         return Err(unreachable("the database file does not exist".into()));
     }
     // No SQLITE_OPEN_URI: a plain path, never interpreted as a `file:` URI.
-    let conn = Connection::open_with_flags(path, flags)
-        .map_err(|e| unreachable(e.to_string()))?;
+    let conn = Connection::open_with_flags(path, flags).map_err(|e| unreachable(e.to_string()))?;
     conn.busy_timeout(timeout).map_err(|e| unreachable(e.to_string()))?;
     // Reading the schema fails on a file that is not a database.
-    conn.query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(()))
-        .map_err(|e| unreachable(e.to_string()))?;
+    conn.query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(())).map_err(|e| unreachable(e.to_string()))?;
     let done = std::sync::Arc::new((std::sync::Mutex::new(false), std::sync::Condvar::new()));
     let handle = conn.get_interrupt_handle();
     let d = done.clone();
@@ -117,7 +115,8 @@ pub(crate) fn table_exists(conn: &Connection, table: &str) -> rusqlite::Result<b
 /// `PRAGMA integrity_check` on `path`: `Err(problems)` when it is not `ok`.
 fn integrity_check(path: &Path, timeout: Duration, database: &str) -> Result<()> {
     let snap_err = |detail: String| Error::Snapshot { database: database.to_owned(), detail };
-    let conn = open(path, Mode::ReadOnly, timeout, database).map_err(|e| snap_err(format!("the copy cannot be opened: {e}")))?;
+    let conn = open(path, Mode::ReadOnly, timeout, database)
+        .map_err(|e| snap_err(format!("the copy cannot be opened: {e}")))?;
     let problems: Vec<String> = (|| {
         let mut stmt = conn.conn.prepare("PRAGMA integrity_check")?;
         let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
@@ -184,8 +183,7 @@ pub(crate) fn restore(src: &Path, path: &Path, timeout: Duration, database: &str
     let snap_err = |detail: String| Error::Snapshot { database: database.to_owned(), detail };
     let tmp = sibling(path, "restore");
     let result = (|| {
-        std::fs::copy(src, &tmp)
-            .map_err(|e| snap_err(format!("cannot copy the snapshot `{}`: {e}", src.display())))?;
+        std::fs::copy(src, &tmp).map_err(|e| snap_err(format!("cannot copy the snapshot `{}`: {e}", src.display())))?;
         integrity_check(&tmp, timeout, database)?;
         std::fs::File::open(&tmp).and_then(|f| f.sync_all()).map_err(|e| snap_err(format!("fsync: {e}")))?;
         for side in sidecars(path) {
@@ -238,7 +236,8 @@ pub(crate) fn canonical_dump(conn: &Connection) -> rusqlite::Result<String> {
     for (kind, name, table, sql) in &objects {
         if kind != "table" {
             if let Some(sql) = sql {
-                let _ = writeln!(out, "{kind} {name} on {table}: {}", sql.split_whitespace().collect::<Vec<_>>().join(" "));
+                let _ =
+                    writeln!(out, "{kind} {name} on {table}: {}", sql.split_whitespace().collect::<Vec<_>>().join(" "));
             }
             continue;
         }

@@ -121,7 +121,7 @@ impl DbUrl {
         let raw = url.expose().trim();
         let Some((scheme, rest)) = raw.split_once("://") else {
             return Err(
-                "not a database URL (expected `sqlite:///file.db` or `postgresql://user:password@host:5432/db`)".into()
+                "not a database URL (expected `sqlite:///file.db` or `postgresql://user:password@host:5432/db`)".into(),
             );
         };
         let scheme_lc = scheme.to_ascii_lowercase();
@@ -206,7 +206,8 @@ impl DbUrl {
 fn is_pg_scheme(s: &str) -> bool {
     s == "postgresql"
         || s == "postgres"
-        || s.strip_prefix("postgresql+").is_some_and(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
+        || s.strip_prefix("postgresql+")
+            .is_some_and(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
 }
 
 fn parse_sqlite(rest: &str, workdir: &Path) -> Result<DbUrl, String> {
@@ -217,7 +218,10 @@ fn parse_sqlite(rest: &str, workdir: &Path) -> Result<DbUrl, String> {
         return Err("an in-memory SQLite database cannot be rolled back; give a file (`sqlite:///app.db`)".into());
     }
     let Some(file) = rest.strip_prefix('/') else {
-        return Err("a SQLite URL is `sqlite:///relative/file.db` or `sqlite:////absolute/file.db` (three or four slashes)".into());
+        return Err(
+            "a SQLite URL is `sqlite:///relative/file.db` or `sqlite:////absolute/file.db` (three or four slashes)"
+                .into(),
+        );
     };
     if file.is_empty() || file == ":memory:" {
         return Err("an in-memory SQLite database cannot be rolled back; give a file (`sqlite:///app.db`)".into());
@@ -403,7 +407,10 @@ mod tests {
         for scheme in ["postgresql", "postgres", "postgresql+psycopg2", "postgresql+psycopg", "POSTGRESQL"] {
             let url = format!("{scheme}://app:s%40cr%2Ft@db.example.com:6543/shop?sslmode=require&application_name=x");
             let u = parse(&url).unwrap();
-            assert_eq!(u.redacted(), format!("{scheme}://app:***@db.example.com:6543/shop?sslmode=require&application_name=x"));
+            assert_eq!(
+                u.redacted(),
+                format!("{scheme}://app:***@db.example.com:6543/shop?sslmode=require&application_name=x")
+            );
             let p = u.pg_params().unwrap();
             assert_eq!(p.user.as_deref(), Some("app"));
             assert_eq!(p.password.as_ref().unwrap().expose(), "s@cr/t");

@@ -28,7 +28,7 @@ struct Case {
     root: PathBuf,
     fx: MigrationFixture,
     /// Kept alive for the test; dropped (and the database with it) at the end.
-    _pg: Option<PgDatabase>,
+    pg: Option<PgDatabase>,
     password: Option<String>,
     engine: Engine,
     migrator: Arc<dyn DbMigrator>,
@@ -58,7 +58,7 @@ fn setup(kind: Fx, engine: Engine) -> (TestRepo, Case) {
     let password = pg.as_ref().map(|p| p.server().password.clone());
     let migrator = db::open(&config(fx.kind_name(), &url), repo.path()).unwrap();
     let root = repo.path().to_owned();
-    (repo, Case { root, fx, _pg: pg, password, engine, migrator })
+    (repo, Case { root, fx, pg, password, engine, migrator })
 }
 
 impl Case {
@@ -129,7 +129,10 @@ fn upgrade_graphs_and_downgrade(kind: Fx, engine: Engine) {
         assert_eq!(m2.down_revisions, vec![r1.clone()]);
         assert_eq!(m2.path, c.fx.migration_path(2));
         assert_eq!(m2.destructive_upgrade.len(), 1, "{m2:?}");
-        assert!(m2.destructive_upgrade[0].starts_with("drop_column") && m2.destructive_upgrade[0].contains("legacy"), "{m2:?}");
+        assert!(
+            m2.destructive_upgrade[0].starts_with("drop_column") && m2.destructive_upgrade[0].contains("legacy"),
+            "{m2:?}"
+        );
         assert!(g.get(&r3).unwrap().destructive_upgrade.is_empty());
 
         // Older commits, read through both backends without checking them out.
@@ -144,7 +147,8 @@ fn upgrade_graphs_and_downgrade(kind: Fx, engine: Engine) {
         }
 
         let path = g.downgrade_path(std::slice::from_ref(&r3), std::slice::from_ref(&r1)).unwrap();
-        let steps: Vec<_> = path.iter().map(|s| (s.revision.clone(), s.down_to.clone(), s.irreversible.clone())).collect();
+        let steps: Vec<_> =
+            path.iter().map(|s| (s.revision.clone(), s.down_to.clone(), s.irreversible.clone())).collect();
         assert_eq!(steps, vec![(r3.clone(), vec![r2.clone()], None), (r2.clone(), vec![r1.clone()], None)]);
         let to_base = g.downgrade_path(std::slice::from_ref(&r3), &[]).unwrap();
         assert!(to_base[2].irreversible.is_some(), "{to_base:?}");
@@ -218,8 +222,11 @@ fn snapshot_restore_is_exact(kind: Fx, engine: Engine) {
             assert!(!c.root.join("app.db-wal").exists() && !c.root.join("app.db-shm").exists());
         } else {
             // The public schema is back with its default comment and grants.
-            let pg = c._pg.as_ref().unwrap();
-            assert_eq!(pg.psql("SELECT obj_description('public'::regnamespace, 'pg_namespace')"), "standard public schema");
+            let pg = c.pg.as_ref().unwrap();
+            assert_eq!(
+                pg.psql("SELECT obj_description('public'::regnamespace, 'pg_namespace')"),
+                "standard public schema"
+            );
             assert_eq!(pg.psql("SELECT has_schema_privilege('public', 'public', 'USAGE')"), "t");
         }
         // And the restored database migrates on as before.
@@ -228,7 +235,11 @@ fn snapshot_restore_is_exact(kind: Fx, engine: Engine) {
 
         let other = DbDump {
             engine: if c.engine == Engine::Sqlite { "postgres".into() } else { "sqlite".into() },
-            format: if c.engine == Engine::Sqlite { db::database::FORMAT_PG.into() } else { db::database::FORMAT_SQLITE.into() },
+            format: if c.engine == Engine::Sqlite {
+                db::database::FORMAT_PG.into()
+            } else {
+                db::database::FORMAT_SQLITE.into()
+            },
             ..info
         };
         let err = d.restore(&snap, &other).await.unwrap_err();
@@ -246,11 +257,18 @@ fn assess_reports_risks(kind: Fx, engine: Engine) {
         let a = db::assess::assess(m, vcs.as_ref(), &c.commit(1)).await.unwrap();
         assert_eq!((a.kind.as_str(), a.reachable), (c.fx.kind_name(), true));
         assert_eq!(a.database, c.db().describe());
-        assert_eq!((a.current.clone(), a.code_heads.clone(), a.target_heads.clone()), (vec![c.rev(3)], vec![c.rev(3)], vec![c.rev(1)]));
+        assert_eq!(
+            (a.current.clone(), a.code_heads.clone(), a.target_heads.clone()),
+            (vec![c.rev(3)], vec![c.rev(3)], vec![c.rev(1)])
+        );
         assert_eq!(a.path.iter().map(|s| s.revision.clone()).collect::<Vec<_>>(), vec![c.rev(3), c.rev(2)]);
         assert!(a.needs_downgrade);
         assert_eq!(codes(&a.risks), vec!["destructive_upgrade"], "{:?}", a.risks);
-        assert!(a.risks[0].message.contains(c.rev(2).as_str()) && a.risks[0].message.contains("legacy"), "{:?}", a.risks);
+        assert!(
+            a.risks[0].message.contains(c.rev(2).as_str()) && a.risks[0].message.contains("legacy"),
+            "{:?}",
+            a.risks
+        );
 
         let a0 = db::assess::assess(m, vcs.as_ref(), &c.commit(0)).await.unwrap();
         assert!(a0.target_heads.is_empty());
@@ -438,7 +456,9 @@ fn pg_server_down_is_unreachable_and_assess_says_so() {
             assert_no_secret(err, secret);
         }
         assert!(errs[0].to_string().to_lowercase().contains("refused"), "{}", errs[0]);
-        let a = db::assess::assess(migrator.as_ref(), vcs.as_ref(), &CommitId::new(fx.commits[1].clone()).unwrap()).await.unwrap();
+        let a = db::assess::assess(migrator.as_ref(), vcs.as_ref(), &CommitId::new(fx.commits[1].clone()).unwrap())
+            .await
+            .unwrap();
         assert!(!a.reachable);
         assert_eq!(codes(&a.risks), vec!["db_unreachable", "destructive_upgrade"], "{:?}", a.risks);
         assert_eq!(a.path.len(), 2, "the path assumes the database is at the code's heads");
@@ -492,7 +512,11 @@ fn script(dir: &Path, name: &str, body: &str) -> String {
 fn pg_dump_older_than_the_server_is_refused() {
     let pg = PgDatabase::new();
     let dir = tempfile::tempdir().unwrap();
-    let fake = script(dir.path(), "pg_dump", "if [ \"$1\" = --version ]; then echo 'pg_dump (PostgreSQL) 9.6.0'; exit 0; fi\nexit 1\n");
+    let fake = script(
+        dir.path(),
+        "pg_dump",
+        "if [ \"$1\" = --version ]; then echo 'pg_dump (PostgreSQL) 9.6.0'; exit 0; fi\nexit 1\n",
+    );
     let d = database(&pg.url(), dir.path(), &fake);
     let dest = dir.path().join("snap.dump");
     block_on(async {
@@ -664,9 +688,8 @@ fn open_refuses_bad_config_without_echoing_the_password() {
         ("mysql://u:hunter2-secret@h/d", "unsupported database URL scheme"),
         ("postgresql://u:hunter2-secret@h/d?sslcert=x", "unsupported query parameter `sslcert`"),
     ] {
-        let err = match db::open(&config("sql", url), repo.path()) {
-            Ok(_) => panic!("{needle}: accepted"),
-            Err(e) => e,
+        let Err(err) = db::open(&config("sql", url), repo.path()) else {
+            panic!("{needle}: accepted");
         };
         assert!(matches!(err, Error::Config(_)), "{err:?}");
         assert!(err.to_string().contains(needle), "{err}");
