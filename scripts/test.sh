@@ -4,6 +4,14 @@
 #   scripts/test.sh              # all stages: lint, rust, python
 #   scripts/test.sh lint python  # only those stages (make lint / rust-test / python-test)
 #
+# Before the rust and python stages, a setup stage prepares what their tests use:
+# - .venv with requirements-dev.txt (maturin, pytest, mypy, and the real Alembic, SQLAlchemy
+#   and psycopg2 the database tests drive), exported as FORGE_TEST_PYTHON;
+# - a PostgreSQL server (scripts/pg.sh: FORGE_TEST_PG_URL when it answers, else a throwaway
+#   cluster, installing PostgreSQL with apt-get if needed), exported as FORGE_TEST_PG_URL and
+#   FORGE_TEST_PG_CA, and stopped when this script exits, whatever happens.
+# `scripts/test.sh lint` alone needs neither.
+#
 # Runs from any directory, needs no stdin, and can be re-run: the venv (.venv at the repo root)
 # and cargo's target dir are reused. Independent steps all run even when one fails, so a single
 # CI run reports every problem; the exit status is non-zero if any step failed, and the last
@@ -53,13 +61,36 @@ stage_rust() {
     step "cargo test --doc" cargo test --doc --locked || :
 }
 
-stage_python() {
+# The venv and the PostgreSQL server the rust and python stages use. A failure here is
+# recorded and the stages still run: their tests then fail with a hint, never skip.
+venv_ok=0
+setup_venv() {
     local py=$VENV/bin/python
     if [[ ! -x $py ]]; then
         step "create $VENV" "$PYTHON" -m venv "$VENV" || return 0
     fi
     step "pip install -r requirements-dev.txt" \
         "$py" -m pip install -q --disable-pip-version-check -r requirements-dev.txt || return 0
+    venv_ok=1
+    export FORGE_TEST_PYTHON=$py
+}
+
+setup_postgres() {
+    local env_file
+    env_file=$(mktemp)
+    # Stop what pg.sh starts when this script exits, on success, failure or interrupt.
+    trap 'bash "$ROOT/scripts/pg.sh" stop' EXIT
+    trap 'exit 130' INT TERM
+    if step "start PostgreSQL (scripts/pg.sh start)" bash scripts/pg.sh start >"$env_file"; then
+        # shellcheck disable=SC1090
+        source "$env_file"
+    fi
+    rm -f "$env_file"
+}
+
+stage_python() {
+    local py=$VENV/bin/python
+    ((venv_ok)) || return 0
 
     # Build the extension with `maturin develop` rather than `pip install ./crates/rollback-py`:
     # - it uses the maturin pinned in requirements-dev.txt, with no isolated build env to fetch;
@@ -103,6 +134,11 @@ for s in "${stages[@]}"; do
 done
 
 start=$SECONDS
+if [[ " ${stages[*]} " == *" rust "* || " ${stages[*]} " == *" python "* ]]; then
+    log "setup: Python tools and PostgreSQL for the tests"
+    setup_venv
+    setup_postgres
+fi
 for s in "${stages[@]}"; do
     "stage_$s"
 done

@@ -1,3 +1,278 @@
 //! The Alembic migrator: the project's real Alembic (`python -m alembic -c alembic.ini`),
 //! revisions read from the database's `alembic_version` table, the revision graph parsed from
 //! the migration files (at HEAD from the tree, at other commits through the VCS backend).
+//!
+//! Alembic runs with the work tree as its working directory and a clean environment (see
+//! `process`): `PATH`, `HOME`, locale and TLS variables, `PYTHONDONTWRITEBYTECODE=1` (no
+//! `__pycache__` left in the tree), and the database URL in **`DATABASE_URL`** — plus in the
+//! variable named by `database.url_env` when that is set — never in argv. The project's
+//! `env.py` must connect with that variable (most do:
+//! `os.environ.get("DATABASE_URL")`); after every step the version table is read back through
+//! our own connection, so an `env.py` that migrated some other database is caught.
+//!
+//! A downgrade runs one revision per Alembic call (`alembic downgrade <rev>@<parent>`), so a
+//! failure names the revision and the database is left at the revision before it: on
+//! PostgreSQL the failed migration is rolled back whole (transactional DDL); on SQLite Alembic
+//! does not run DDL in a transaction, so statements of the failed migration that ran before the
+//! error stay applied (restore the snapshot).
+
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+
+use super::config::DatabaseConfig;
+use super::graph::MigrationGraph;
+use super::migration_files::Source;
+use super::{Database, DbMigrator, Error, Result, Revision, postgres, process, python_source, sqlite};
+use crate::vcs::{CommitId, VcsBackend};
+
+/// The environment variable Alembic's `env.py` gets the database URL from.
+pub const URL_ENV: &str = "DATABASE_URL";
+
+/// The table Alembic records the applied revisions in.
+pub const VERSION_TABLE: &str = "alembic_version";
+
+/// The project's Alembic.
+pub struct AlembicMigrator {
+    db: Database,
+    workdir: PathBuf,
+    python: String,
+    alembic_ini: PathBuf,
+    versions_dir: Option<PathBuf>,
+    url_env: Option<String>,
+}
+
+impl AlembicMigrator {
+    /// A migrator for the work tree at `workdir`, with `config`'s Python, `alembic.ini` and
+    /// versions folder.
+    pub fn new(db: Database, workdir: &Path, config: &DatabaseConfig) -> Self {
+        Self {
+            db,
+            workdir: workdir.to_owned(),
+            python: config.python.clone(),
+            alembic_ini: config.alembic_ini.clone(),
+            versions_dir: config.versions_dir.clone(),
+            url_env: config.url_env.clone(),
+        }
+    }
+
+    fn graph_from(&self, src: &Source<'_>) -> Result<MigrationGraph> {
+        let dirs = match &self.versions_dir {
+            Some(d) => vec![d.clone()],
+            None => match src.read(&self.alembic_ini)? {
+                Some(ini) => python_source::versions_dirs(&self.alembic_ini, &ini)?,
+                // A commit from before the project used Alembic has no migrations.
+                None if matches!(src, Source::Commit { .. }) => return Ok(MigrationGraph::default()),
+                None => {
+                    return Err(Error::Config(format!(
+                        "`{}` does not exist in the work tree (set `database.alembic_ini`)",
+                        self.alembic_ini.display()
+                    )));
+                }
+            },
+        };
+        let mut graph = MigrationGraph::default();
+        for dir in dirs {
+            for f in src.list(&dir, &python_source::is_revision_file)? {
+                graph.migrations.push(python_source::parse_revision_file(&f.path, &f.bytes)?);
+            }
+        }
+        graph.check()?;
+        Ok(graph)
+    }
+
+    /// Runs `python -m alembic -c <ini> <args>`; fails with the stderr tail.
+    async fn alembic(&self, args: &[&str]) -> std::result::Result<process::Output, String> {
+        let url = self.db.url().for_child();
+        let mut env: Vec<(&str, &str)> = vec![
+            (URL_ENV, url.expose()),
+            ("PYTHONDONTWRITEBYTECODE", "1"),
+            ("PYTHONUNBUFFERED", "1"),
+            ("PYTHONIOENCODING", "utf-8"),
+        ];
+        if let Some(var) = self.url_env.as_deref().filter(|v| *v != URL_ENV) {
+            env.push((var, url.expose()));
+        }
+        let ini = self.alembic_ini.as_os_str();
+        let mut argv: Vec<&std::ffi::OsStr> = vec!["-m".as_ref(), "alembic".as_ref(), "-c".as_ref(), ini];
+        argv.extend(args.iter().map(std::ffi::OsStr::new));
+        let cmd = process::command(&self.python, argv, Some(&self.workdir), &env);
+        let out = process::output(&self.python, cmd, self.db.timeout())
+            .await
+            .map_err(|e| self.db.url().redact_in(&e.to_string()))?;
+        if out.status.success() {
+            Ok(out)
+        } else {
+            Err(format!(
+                "`{} -m alembic {}` failed ({}): {}",
+                self.python,
+                args.join(" "),
+                process::describe_status(out.status),
+                process::tail(&out.stderr, &|s| self.db.url().redact_in(s))
+            ))
+        }
+    }
+
+    fn migration_err(&self, revision: &str, detail: String) -> Error {
+        Error::Migration { database: self.db.describe(), revision: revision.to_owned(), detail }
+    }
+}
+
+/// The revisions in Alembic's version table (empty when it does not exist yet).
+pub(crate) async fn read_version_table(db: &Database, table: &'static str) -> Result<Vec<Revision>> {
+    let mut revs = match db.url() {
+        super::url::DbUrl::Sqlite { .. } => {
+            if db.sqlite_missing() {
+                return Ok(Vec::new());
+            }
+            db.with_sqlite(sqlite::Mode::ReadOnly, move |c, database| {
+                let err = sqlite::query_err(database);
+                if !sqlite::table_exists(&c.conn, table).map_err(&err)? {
+                    return Ok(Vec::new());
+                }
+                let mut stmt = c.conn.prepare(&format!("SELECT version_num FROM {table}")).map_err(&err)?;
+                let rows = stmt.query_map([], |r| r.get::<_, String>(0)).map_err(&err)?;
+                rows.map(|r| r.map(Revision)).collect::<rusqlite::Result<Vec<_>>>().map_err(&err)
+            })
+            .await?
+        }
+        super::url::DbUrl::Postgres { .. } => {
+            let pg = db.pg();
+            let client = pg.connect().await?;
+            pg.within("reading the version table", async {
+                let exists = postgres::scalar(&client, &format!("SELECT to_regclass('{table}') IS NOT NULL"))
+                    .await
+                    .map_err(|e| pg.query_err(&e))?;
+                if exists.as_deref() != Some("t") {
+                    return Ok(Vec::new());
+                }
+                let rows = postgres::rows(&client, &format!("SELECT version_num FROM {table}"))
+                    .await
+                    .map_err(|e| pg.query_err(&e))?;
+                Ok(rows.into_iter().map(|r| Revision(r[0].clone())).collect())
+            })
+            .await?
+        }
+    };
+    revs.sort();
+    Ok(revs)
+}
+
+/// The last `Running upgrade a -> b` Alembic logged: the migration that was running.
+fn last_running(stderr: &str, verb: &str) -> Option<String> {
+    let marker = format!("Running {verb} ");
+    stderr.lines().rev().find_map(|l| {
+        let rest = &l[l.find(&marker)? + marker.len()..];
+        let to = rest.split_once("->")?.1;
+        Some(to.split(',').next()?.trim().to_owned())
+    })
+}
+
+#[async_trait]
+impl DbMigrator for AlembicMigrator {
+    fn kind(&self) -> &'static str {
+        "alembic"
+    }
+
+    fn database(&self) -> &Database {
+        &self.db
+    }
+
+    async fn current(&self) -> Result<Vec<Revision>> {
+        read_version_table(&self.db, VERSION_TABLE).await
+    }
+
+    async fn graph_worktree(&self) -> Result<MigrationGraph> {
+        self.graph_from(&Source::Worktree(&self.workdir))
+    }
+
+    async fn graph_at(&self, vcs: &dyn VcsBackend, commit: &CommitId) -> Result<MigrationGraph> {
+        self.graph_from(&Source::Commit { vcs, commit })
+    }
+
+    async fn downgrade_sql(&self, from: &[Revision], to: &[Revision]) -> Result<Option<String>> {
+        let ([from], to) = (from, to) else { return Ok(None) };
+        let to = match to {
+            [] => "base".to_owned(),
+            [one] => one.0.clone(),
+            _ => return Ok(None),
+        };
+        if from.0 == to {
+            return Ok(Some(String::new()));
+        }
+        let range = format!("{from}:{to}");
+        match self.alembic(&["downgrade", &range, "--sql"]).await {
+            Ok(out) => Ok(Some(self.db.url().redact_in(&String::from_utf8_lossy(&out.stdout)))),
+            Err(detail) => Err(self.migration_err(from.as_str(), detail)),
+        }
+    }
+
+    async fn downgrade(&self, to: &[Revision]) -> Result<()> {
+        let current = self.current().await?;
+        let graph = self.graph_worktree().await?;
+        let steps = graph.downgrade_path_on(&self.db.describe(), &current, to)?;
+        for step in steps {
+            let rev = step.revision.as_str();
+            let parent = graph.get(&step.revision).and_then(|m| m.down_revisions.first());
+            // `<rev>@<parent>` undoes `rev` alone, even at a branch point; `<rev>@base` for a root.
+            let target = format!("{rev}@{}", parent.map_or("base", Revision::as_str));
+            self.alembic(&["downgrade", &target]).await.map_err(|d| self.migration_err(rev, d))?;
+            let now = self.current().await?;
+            if now != step.down_to {
+                return Err(self.migration_err(
+                    rev,
+                    format!(
+                        "Alembic succeeded but `{VERSION_TABLE}` shows [{}] instead of [{}]: does env.py connect with ${URL_ENV}?",
+                        join(&now),
+                        join(&step.down_to)
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    async fn upgrade(&self, to: &[Revision]) -> Result<()> {
+        let targets: Vec<String> =
+            if to.is_empty() { vec!["heads".into()] } else { to.iter().map(|r| r.0.clone()).collect() };
+        for target in &targets {
+            match self.alembic(&["upgrade", target]).await {
+                Ok(_) => {}
+                Err(detail) => {
+                    let rev = last_running(&detail, "upgrade").unwrap_or_else(|| target.clone());
+                    return Err(self.migration_err(&rev, detail));
+                }
+            }
+        }
+        let graph = self.graph_worktree().await?;
+        let now = self.current().await?;
+        let expected = if to.is_empty() { graph.heads() } else { to.to_vec() };
+        let reached = graph.ancestors_or_self(&now);
+        if let Some(missing) = expected.iter().find(|r| !reached.contains(*r)) {
+            return Err(self.migration_err(
+                missing.as_str(),
+                format!(
+                    "Alembic succeeded but `{VERSION_TABLE}` shows [{}]: does env.py connect with ${URL_ENV}?",
+                    join(&now)
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn join(revs: &[Revision]) -> String {
+    revs.iter().map(Revision::as_str).collect::<Vec<_>>().join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn running_line() {
+        let log = "INFO  [alembic.runtime.migration] Running upgrade  -> 3f1a, create users\nINFO  [alembic.runtime.migration] Running upgrade 3f1a -> 7c2d, add email\nTraceback...";
+        assert_eq!(last_running(log, "upgrade").as_deref(), Some("7c2d"));
+        assert_eq!(last_running("nothing", "upgrade"), None);
+    }
+}

@@ -1,9 +1,10 @@
 //! The `[database]` section of the configuration.
 
-use std::path::PathBuf;
+use std::path::{Component, Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::url::DbUrl;
 use crate::secret::Secret;
 
 /// Which migrator.
@@ -81,6 +82,153 @@ fn default_pg_restore() -> String {
 impl DatabaseConfig {
     /// Checks values that parse but make no sense; `Err((key, message))`.
     pub fn validate(&self) -> Result<(), (String, String)> {
-        todo!("db helper")
+        let err = |key: &str, msg: String| Err((format!("database.{key}"), msg));
+        match (&self.url, &self.url_env) {
+            (Some(_), Some(_)) => return err("url", "set either `url` or `url_env`, not both".into()),
+            (None, None) => {
+                return err("url", "set `url` (or `url_env`, the environment variable that holds it)".into());
+            }
+            (Some(url), None) => {
+                // Parsed against a placeholder folder: only the syntax is checked here.
+                if let Err(e) = DbUrl::parse(url, Path::new("/")) {
+                    return err("url", e);
+                }
+            }
+            (None, Some(var)) => {
+                if var.is_empty() || !var.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+                    return err("url_env", format!("`{var}` is not an environment variable name"));
+                }
+            }
+        }
+        if self.timeout_secs == 0 {
+            return err("timeout_secs", "must be at least 1".into());
+        }
+        for (key, prog) in [("pg_dump", &self.pg_dump), ("pg_restore", &self.pg_restore)] {
+            if prog.trim().is_empty() {
+                return err(key, "must name a program".into());
+            }
+        }
+        match self.kind {
+            MigratorKind::Alembic => {
+                if self.python.trim().is_empty() {
+                    return err("python", "must name a Python interpreter".into());
+                }
+                if let Some(key) = escapes("alembic_ini", &self.alembic_ini)
+                    .or_else(|| self.versions_dir.as_deref().and_then(|d| escapes("versions_dir", d)))
+                {
+                    return err(key, "must be a path inside the work tree (relative, no `..`)".into());
+                }
+            }
+            MigratorKind::Sql => {
+                if let Some(key) = escapes("migrations_dir", &self.migrations_dir) {
+                    return err(key, "must be a path inside the work tree (relative, no `..`)".into());
+                }
+                if !is_identifier(&self.table) {
+                    return err(
+                        "table",
+                        format!(
+                            "`{}` is not a plain SQL identifier (letters, digits and `_`, not starting with a digit, at most 63 bytes)",
+                            self.table
+                        ),
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The URL: `url`, or the value of the `url_env` variable.
+    pub fn resolve_url(&self) -> Result<Secret, String> {
+        crate::secret::from_inline_or_env(self.url.as_ref(), self.url_env.as_deref())?
+            .ok_or_else(|| "set `database.url` or `database.url_env`".to_owned())
+    }
+}
+
+/// `Some(key)` when `path` is absolute or climbs out of the work tree.
+fn escapes<'a>(key: &'a str, path: &Path) -> Option<&'a str> {
+    let bad = path.as_os_str().is_empty()
+        || path.components().any(|c| !matches!(c, Component::Normal(_) | Component::CurDir));
+    bad.then_some(key)
+}
+
+/// A plain SQL identifier: `[A-Za-z_][A-Za-z0-9_]*`, at most 63 bytes (PostgreSQL's limit).
+pub fn is_identifier(s: &str) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty()
+        && b.len() <= 63
+        && (b[0].is_ascii_alphabetic() || b[0] == b'_')
+        && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'_')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base(kind: &str) -> DatabaseConfig {
+        toml::from_str(&format!("kind = \"{kind}\"\nurl = \"sqlite:///app.db\"\n")).unwrap()
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        let c = base("alembic");
+        assert_eq!(c.validate(), Ok(()));
+        assert_eq!(
+            (c.python.as_str(), c.timeout_secs, c.table.as_str()),
+            ("python3", 300, "forge_rollback_migrations")
+        );
+        assert_eq!(base("sql").validate(), Ok(()));
+    }
+
+    #[test]
+    fn rejects_nonsense() {
+        let key = |c: &DatabaseConfig| c.validate().unwrap_err().0;
+        let mut c = base("sql");
+        c.url_env = Some("DATABASE_URL".into());
+        assert_eq!(key(&c), "database.url");
+        c.url = None;
+        assert_eq!(c.validate(), Ok(()));
+        c.url_env = None;
+        assert_eq!(key(&c), "database.url");
+        c.url_env = Some("NOT A VAR".into());
+        assert_eq!(key(&c), "database.url_env");
+
+        let mut c = base("sql");
+        c.url = Some(Secret::new("mysql://u:hunter2@h/d"));
+        let (k, msg) = c.validate().unwrap_err();
+        assert_eq!(k, "database.url");
+        assert!(!msg.contains("hunter2"), "{msg}");
+
+        let mut c = base("sql");
+        c.timeout_secs = 0;
+        assert_eq!(key(&c), "database.timeout_secs");
+        let mut c = base("sql");
+        c.table = "x; drop table users".into();
+        assert_eq!(key(&c), "database.table");
+        let mut c = base("sql");
+        c.migrations_dir = "../elsewhere".into();
+        assert_eq!(key(&c), "database.migrations_dir");
+        let mut c = base("alembic");
+        c.alembic_ini = "/etc/alembic.ini".into();
+        assert_eq!(key(&c), "database.alembic_ini");
+        let mut c = base("alembic");
+        c.versions_dir = Some("a/../../b".into());
+        assert_eq!(key(&c), "database.versions_dir");
+        let mut c = base("alembic");
+        c.python = " ".into();
+        assert_eq!(key(&c), "database.python");
+        // Alembic does not use the tracking table: any name passes there.
+        let mut c = base("alembic");
+        c.table = "weird name".into();
+        assert_eq!(c.validate(), Ok(()));
+    }
+
+    #[test]
+    fn identifiers() {
+        assert!(is_identifier("forge_rollback_migrations"));
+        assert!(is_identifier("_t1"));
+        assert!(!is_identifier("1t"));
+        assert!(!is_identifier("a-b"));
+        assert!(!is_identifier(""));
+        assert!(!is_identifier(&"a".repeat(64)));
     }
 }

@@ -2,11 +2,12 @@
 //! (tokio-postgres), revision table reads, scalar queries, snapshots and restores.
 
 use std::path::Path;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::Result;
 use super::url::DbUrl;
+use super::{Error, Result, postgres, sqlite};
 
 /// What a snapshot wrote.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -47,39 +48,157 @@ impl Database {
         self.url.redacted()
     }
 
+    /// The longest any one operation may take.
+    pub fn timeout(&self) -> Duration {
+        Duration::from_secs(self.timeout_secs.max(1))
+    }
+
+    pub(crate) fn pg(&self) -> postgres::Ctx<'_> {
+        postgres::Ctx { url: &self.url, timeout: self.timeout() }
+    }
+
+    /// Runs `f` on an open SQLite connection, on the blocking pool.
+    pub(crate) async fn with_sqlite<T, F>(&self, mode: sqlite::Mode, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut sqlite::Handle, &str) -> Result<T> + Send + 'static,
+    {
+        let DbUrl::Sqlite { path } = &self.url else {
+            return Err(Error::Config("not a SQLite URL".into()));
+        };
+        let path = path.clone();
+        let database = self.describe();
+        let timeout = self.timeout();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = sqlite::open(&path, mode, timeout, &database)?;
+            f(&mut conn, &database)
+        })
+        .await
+        .map_err(|e| Error::Query { database: self.describe(), detail: format!("the SQLite task failed: {e}") })?
+    }
+
+    /// Whether the database exists yet (a SQLite file that was never created does not;
+    /// a PostgreSQL database always does once reachable).
+    pub(crate) fn sqlite_missing(&self) -> bool {
+        matches!(&self.url, DbUrl::Sqlite { path } if !path.exists())
+    }
+
     /// Connects and returns the server version: fails with [`super::Error::Unreachable`] when
     /// the database cannot be reached (wrong credentials included).
     pub async fn ping(&self) -> Result<String> {
-        let _ = (self.timeout_secs, &self.pg_dump, &self.pg_restore);
-        todo!("db helper")
+        match &self.url {
+            DbUrl::Sqlite { .. } => {
+                self.with_sqlite(sqlite::Mode::ReadOnly, |c, db| {
+                    sqlite::version(&c.conn).map_err(sqlite::query_err(db))
+                })
+                .await
+            }
+            DbUrl::Postgres { .. } => {
+                let pg = self.pg();
+                let client = pg.connect().await?;
+                Ok(pg.server_version(&client).await?.1)
+            }
+        }
     }
 
     /// Runs `sql` and returns the first column of the first row as text (`None`: no row or
     /// NULL). For `sql` verification checks.
     pub async fn query_scalar(&self, sql: &str) -> Result<Option<String>> {
-        let _ = sql;
-        todo!("db helper")
+        match &self.url {
+            DbUrl::Sqlite { .. } => {
+                let sql = sql.to_owned();
+                self.with_sqlite(sqlite::Mode::ReadWrite, move |c, db| {
+                    sqlite::query_scalar(&c.conn, &sql).map_err(sqlite::query_err(db))
+                })
+                .await
+            }
+            DbUrl::Postgres { .. } => {
+                let pg = self.pg();
+                let client = pg.connect().await?;
+                pg.within("the query", async { postgres::scalar(&client, sql).await.map_err(|e| pg.query_err(&e)) })
+                    .await
+            }
+        }
     }
 
     /// Writes a consistent snapshot of the whole database to `dest` (a new file): SQLite
     /// through the online backup API followed by `PRAGMA integrity_check` on the copy;
-    /// PostgreSQL through `pg_dump -Fc`, refusing a client older than the server.
+    /// PostgreSQL through `pg_dump -Fc` (connection settings in `PG*` variables, the password
+    /// never in argv), refusing a client older than the server, then checked with
+    /// `pg_restore --list`. The file appears at `dest` only once complete and checked.
     pub async fn snapshot(&self, dest: &Path) -> Result<DbDump> {
-        let _ = dest;
-        todo!("db helper")
+        match &self.url {
+            DbUrl::Sqlite { path } => {
+                let (path, dest, timeout, database) = (path.clone(), dest.to_owned(), self.timeout(), self.describe());
+                let (size, version) =
+                    tokio::task::spawn_blocking(move || sqlite::snapshot(&path, &dest, timeout, &database))
+                        .await
+                        .map_err(|e| Error::Snapshot { database: self.describe(), detail: e.to_string() })??;
+                Ok(DbDump { engine: "sqlite".into(), format: FORMAT_SQLITE.into(), size, server_version: version })
+            }
+            DbUrl::Postgres { .. } => {
+                let (server_version, size) =
+                    postgres::snapshot(&self.pg(), &self.pg_dump, &self.pg_restore, dest).await?;
+                Ok(DbDump { engine: "postgres".into(), format: FORMAT_PG.into(), size, server_version })
+            }
+        }
     }
 
     /// Puts the database back exactly as the snapshot at `src` recorded (schema and rows).
-    /// SQLite: the file is replaced atomically and stale `-wal`/`-shm` files are removed;
-    /// PostgreSQL: `pg_restore --clean --if-exists` into the same database, in one
-    /// transaction.
+    /// SQLite: the snapshot is copied next to the database, integrity-checked, and renamed over
+    /// it; stale `-wal`/`-shm`/`-journal` files are removed. PostgreSQL: in one transaction,
+    /// every user schema is dropped (objects created after the snapshot go too), `public` is
+    /// recreated with its owner and grants, and the archive is replayed (`pg_restore -f -`,
+    /// its data streamed with `COPY`); on any failure nothing changes. Needs the rights to drop
+    /// and create the schemas (the owner or a superuser).
     pub async fn restore(&self, src: &Path, dump: &DbDump) -> Result<()> {
-        let _ = (src, dump);
-        todo!("db helper")
+        let expected = match &self.url {
+            DbUrl::Sqlite { .. } => ("sqlite", FORMAT_SQLITE),
+            DbUrl::Postgres { .. } => ("postgres", FORMAT_PG),
+        };
+        if (dump.engine.as_str(), dump.format.as_str()) != expected {
+            return Err(Error::Snapshot {
+                database: self.describe(),
+                detail: format!(
+                    "the snapshot is a {} `{}` dump; this database needs {} `{}`",
+                    dump.engine, dump.format, expected.0, expected.1
+                ),
+            });
+        }
+        match &self.url {
+            DbUrl::Sqlite { path } => {
+                let (path, src, timeout, database) = (path.clone(), src.to_owned(), self.timeout(), self.describe());
+                tokio::task::spawn_blocking(move || sqlite::restore(&src, &path, timeout, &database))
+                    .await
+                    .map_err(|e| Error::Snapshot { database: self.describe(), detail: e.to_string() })?
+            }
+            DbUrl::Postgres { .. } => postgres::restore(&self.pg(), &self.pg_restore, src).await,
+        }
     }
 
     /// A canonical text dump of schema and rows (sorted), for comparing two states exactly.
+    /// A SQLite file that does not exist yet dumps as the empty string.
     pub async fn canonical_dump(&self) -> Result<String> {
-        todo!("db helper")
+        match &self.url {
+            DbUrl::Sqlite { .. } => {
+                if self.sqlite_missing() {
+                    return Ok(String::new());
+                }
+                self.with_sqlite(sqlite::Mode::ReadOnly, |c, db| {
+                    sqlite::canonical_dump(&c.conn).map_err(sqlite::query_err(db))
+                })
+                .await
+            }
+            DbUrl::Postgres { .. } => {
+                let pg = self.pg();
+                let client = pg.connect().await?;
+                pg.within("the canonical dump", postgres::canonical_dump(&pg, &client)).await
+            }
+        }
     }
 }
+
+/// [`DbDump::format`] of a SQLite snapshot.
+pub const FORMAT_SQLITE: &str = "sqlite-backup";
+/// [`DbDump::format`] of a PostgreSQL snapshot.
+pub const FORMAT_PG: &str = "pg-custom";

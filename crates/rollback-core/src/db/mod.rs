@@ -11,12 +11,21 @@
 //!   table);
 //! - [`assess`]: what a rollback would do to the schema, and its risks.
 
+// "SQLite" and "PostgreSQL" are product names, not code: they stay without backticks.
+#![allow(clippy::doc_markdown)]
+
 pub mod alembic;
 pub mod assess;
 pub mod config;
 pub mod database;
 pub mod graph;
+mod migration_files;
+mod postgres;
+mod process;
+mod python_source;
 pub mod sql;
+mod sqlite;
+mod tls;
 pub mod url;
 
 use std::path::Path;
@@ -121,6 +130,15 @@ pub enum Error {
     /// The configuration is unusable (bad URL, missing file, ...).
     #[error("database config: {0}")]
     Config(String),
+    /// Migration files could not be read from a commit.
+    #[error("cannot read the migration files of commit `{commit}`")]
+    Vcs {
+        /// The commit, short.
+        commit: String,
+        /// The backend's error.
+        #[source]
+        source: crate::vcs::Error,
+    },
 }
 
 impl Error {
@@ -204,11 +222,23 @@ pub trait DbMigrator: Send + Sync {
     /// Upgrades the database to `to` (all heads when empty) with the work tree's files. Used by
     /// tests, the demo and operators preparing a database; never by a rollback.
     async fn upgrade(&self, to: &[Revision]) -> Result<()>;
+
+    /// Applied migrations whose file in the work tree changed since they were applied (the
+    /// native migrator keeps checksums; Alembic records none, so it reports nothing).
+    async fn edited_migrations(&self) -> Result<Vec<Revision>> {
+        Ok(Vec::new())
+    }
 }
 
 /// Opens the migrator the configuration names, for the work tree at `workdir`. Does not
 /// connect yet.
 pub fn open(config: &DatabaseConfig, workdir: &Path) -> Result<Arc<dyn DbMigrator>> {
-    let _ = (config, workdir);
-    todo!("db helper")
+    config.validate().map_err(|(key, msg)| Error::Config(format!("`{key}`: {msg}")))?;
+    let url = config.resolve_url().map_err(Error::Config)?;
+    let url = url::DbUrl::parse(&url, workdir).map_err(Error::Config)?;
+    let db = Database::new(url, config.timeout_secs, config.pg_dump.clone(), config.pg_restore.clone());
+    Ok(match config.kind {
+        MigratorKind::Alembic => Arc::new(alembic::AlembicMigrator::new(db, workdir, config)),
+        MigratorKind::Sql => Arc::new(sql::SqlMigrator::new(db, workdir, config)?),
+    })
 }

@@ -1,0 +1,314 @@
+//! SQLite: connections with a deadline, snapshots through the online backup API, atomic
+//! restores, and a canonical dump. Everything here is blocking; [`super::Database`] runs it on
+//! tokio's blocking pool.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::types::ValueRef;
+use rusqlite::{Connection, OpenFlags};
+
+use super::{Error, Result};
+use crate::fsutil;
+
+/// An open connection whose statements are interrupted when the deadline passes.
+pub(crate) struct Handle {
+    pub conn: Connection,
+    timer: Option<std::thread::JoinHandle<()>>,
+    done: std::sync::Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>,
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        let (lock, cvar) = &*self.done;
+        if let Ok(mut done) = lock.lock() {
+            *done = true;
+            cvar.notify_all();
+        }
+        if let Some(t) = self.timer.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// How to open.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// Read only; the file must exist.
+    ReadOnly,
+    /// Read and write; the file must exist.
+    ReadWrite,
+    /// Read and write, creating the file.
+    Create,
+}
+
+/// Opens `path`; `database` names it in errors. Busy waits and statements are bounded by
+/// `timeout` (statements running past it are interrupted).
+pub(crate) fn open(path: &Path, mode: Mode, timeout: Duration, database: &str) -> Result<Handle> {
+    let flags = match mode {
+        Mode::ReadOnly => OpenFlags::SQLITE_OPEN_READ_ONLY,
+        Mode::ReadWrite => OpenFlags::SQLITE_OPEN_READ_WRITE,
+        Mode::Create => OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE,
+    } | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let unreachable = |detail: String| Error::Unreachable { database: database.to_owned(), detail };
+    if mode != Mode::Create && !path.exists() {
+        return Err(unreachable("the database file does not exist".into()));
+    }
+    // No SQLITE_OPEN_URI: a plain path, never interpreted as a `file:` URI.
+    let conn = Connection::open_with_flags(path, flags).map_err(|e| unreachable(e.to_string()))?;
+    conn.busy_timeout(timeout).map_err(|e| unreachable(e.to_string()))?;
+    // Reading the schema fails on a file that is not a database.
+    conn.query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(())).map_err(|e| unreachable(e.to_string()))?;
+    let done = std::sync::Arc::new((std::sync::Mutex::new(false), std::sync::Condvar::new()));
+    let handle = conn.get_interrupt_handle();
+    let d = done.clone();
+    let timer = std::thread::Builder::new()
+        .name("forge-rollback-sqlite-deadline".into())
+        .spawn(move || {
+            let (lock, cvar) = &*d;
+            let Ok(guard) = lock.lock() else { return };
+            if let Ok((done, _)) = cvar.wait_timeout_while(guard, timeout, |done| !*done) {
+                if !*done {
+                    handle.interrupt();
+                }
+            }
+        })
+        .ok();
+    Ok(Handle { conn, timer, done })
+}
+
+/// A query error naming the database.
+pub(crate) fn query_err(database: &str) -> impl Fn(rusqlite::Error) -> Error + '_ {
+    move |e| Error::Query { database: database.to_owned(), detail: e.to_string() }
+}
+
+/// `SELECT sqlite_version()`.
+pub(crate) fn version(conn: &Connection) -> rusqlite::Result<String> {
+    conn.query_row("SELECT sqlite_version()", [], |r| r.get(0))
+}
+
+/// The first column of the first row, as text.
+pub(crate) fn query_scalar(conn: &Connection, sql: &str) -> rusqlite::Result<Option<String>> {
+    let mut stmt = conn.prepare(sql)?;
+    let mut rows = stmt.query([])?;
+    match rows.next()? {
+        None => Ok(None),
+        Some(row) => Ok(match row.get_ref(0)? {
+            ValueRef::Null => None,
+            ValueRef::Integer(i) => Some(i.to_string()),
+            ValueRef::Real(f) => Some(f.to_string()),
+            ValueRef::Text(t) => Some(String::from_utf8_lossy(t).into_owned()),
+            ValueRef::Blob(b) => Some(hex(b)),
+        }),
+    }
+}
+
+/// Whether a table exists.
+pub(crate) fn table_exists(conn: &Connection, table: &str) -> rusqlite::Result<bool> {
+    conn.query_row("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1", [table], |r| {
+        r.get::<_, i64>(0)
+    })
+    .map(|n| n > 0)
+}
+
+/// `PRAGMA integrity_check` on `path`: `Err(problems)` when it is not `ok`.
+fn integrity_check(path: &Path, timeout: Duration, database: &str) -> Result<()> {
+    let snap_err = |detail: String| Error::Snapshot { database: database.to_owned(), detail };
+    let conn = open(path, Mode::ReadOnly, timeout, database)
+        .map_err(|e| snap_err(format!("the copy cannot be opened: {e}")))?;
+    let problems: Vec<String> = (|| {
+        let mut stmt = conn.conn.prepare("PRAGMA integrity_check")?;
+        let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+        rows.collect::<rusqlite::Result<Vec<String>>>()
+    })()
+    .map_err(|e| snap_err(format!("integrity check of `{}` failed to run: {e}", path.display())))?;
+    if problems == ["ok"] {
+        Ok(())
+    } else {
+        let shown: Vec<_> = problems.iter().take(5).map(String::as_str).collect();
+        Err(snap_err(format!("integrity check of `{}` failed: {}", path.display(), shown.join("; "))))
+    }
+}
+
+/// A temp file next to `path`.
+fn sibling(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(".{suffix}-{}", std::process::id()));
+    path.with_file_name(name)
+}
+
+fn sidecars(path: &Path) -> [PathBuf; 3] {
+    ["-wal", "-shm", "-journal"].map(|s| {
+        let mut p = path.as_os_str().to_os_string();
+        p.push(s);
+        PathBuf::from(p)
+    })
+}
+
+/// Online backup of `path` into `dest` (a new file), checked with `PRAGMA integrity_check`
+/// before it is put in place. Returns the bytes written and the SQLite version.
+pub(crate) fn snapshot(path: &Path, dest: &Path, timeout: Duration, database: &str) -> Result<(u64, String)> {
+    let snap_err = |detail: String| Error::Snapshot { database: database.to_owned(), detail };
+    if dest.exists() {
+        return Err(snap_err(format!("`{}` already exists", dest.display())));
+    }
+    let src = open(path, Mode::ReadOnly, timeout, database)?;
+    let tmp = sibling(dest, "partial");
+    let _ = std::fs::remove_file(&tmp);
+    let result = (|| {
+        src.conn
+            .backup(rusqlite::MAIN_DB, &tmp, None::<fn(rusqlite::backup::Progress)>)
+            .map_err(|e| snap_err(format!("online backup into `{}` failed: {e}", tmp.display())))?;
+        integrity_check(&tmp, timeout, database)?;
+        std::fs::File::open(&tmp).and_then(|f| f.sync_all()).map_err(|e| snap_err(format!("fsync: {e}")))?;
+        std::fs::rename(&tmp, dest).map_err(|e| snap_err(format!("rename into `{}`: {e}", dest.display())))?;
+        if let Some(dir) = dest.parent() {
+            fsutil::sync_dir(dir).map_err(|e| snap_err(e.to_string()))?;
+        }
+        let size = std::fs::metadata(dest).map_err(|e| snap_err(e.to_string()))?.len();
+        let version = version(&src.conn).map_err(|e| snap_err(e.to_string()))?;
+        Ok((size, version))
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Puts the snapshot at `src` in place of `path`: copied next to it, checked, then renamed
+/// over it; stale `-wal`, `-shm` and `-journal` files are removed first (SQLite would replay
+/// them onto the restored file). The live file is untouched when the check fails.
+pub(crate) fn restore(src: &Path, path: &Path, timeout: Duration, database: &str) -> Result<()> {
+    let snap_err = |detail: String| Error::Snapshot { database: database.to_owned(), detail };
+    let tmp = sibling(path, "restore");
+    let result = (|| {
+        std::fs::copy(src, &tmp).map_err(|e| snap_err(format!("cannot copy the snapshot `{}`: {e}", src.display())))?;
+        integrity_check(&tmp, timeout, database)?;
+        std::fs::File::open(&tmp).and_then(|f| f.sync_all()).map_err(|e| snap_err(format!("fsync: {e}")))?;
+        for side in sidecars(path) {
+            fsutil::remove_file_if_exists(&side).map_err(|e| snap_err(e.to_string()))?;
+        }
+        std::fs::rename(&tmp, path).map_err(|e| snap_err(format!("rename over `{}`: {e}", path.display())))?;
+        if let Some(dir) = path.parent() {
+            fsutil::sync_dir(dir).map_err(|e| snap_err(e.to_string()))?;
+        }
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().fold(String::with_capacity(b.len() * 2), |mut s, x| {
+        let _ = write!(s, "{x:02x}");
+        s
+    })
+}
+
+fn quote_ident(s: &str) -> String {
+    format!("\"{}\"", s.replace('"', "\"\""))
+}
+
+fn render(v: ValueRef<'_>) -> String {
+    match v {
+        ValueRef::Null => "NULL".into(),
+        ValueRef::Integer(i) => i.to_string(),
+        ValueRef::Real(f) => format!("{f:?}"),
+        ValueRef::Text(t) => format!("'{}'", String::from_utf8_lossy(t).replace('\'', "''")),
+        ValueRef::Blob(b) => format!("X'{}'", hex(b)),
+    }
+}
+
+/// Schema and rows, sorted. Tables are described from `PRAGMA table_xinfo` rather than their
+/// `CREATE` text (SQLite edits that text in place on `ALTER TABLE`, so equal schemas can have
+/// different texts); indexes, views and triggers by their SQL.
+pub(crate) fn canonical_dump(conn: &Connection) -> rusqlite::Result<String> {
+    let mut out = String::new();
+    let uv: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    let _ = writeln!(out, "user_version {uv}");
+    let objects: Vec<(String, String, String, Option<String>)> = {
+        let mut stmt = conn.prepare("SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY type, name")?;
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?.collect::<rusqlite::Result<_>>()?
+    };
+    for (kind, name, table, sql) in &objects {
+        if kind != "table" {
+            if let Some(sql) = sql {
+                let _ =
+                    writeln!(out, "{kind} {name} on {table}: {}", sql.split_whitespace().collect::<Vec<_>>().join(" "));
+            }
+            continue;
+        }
+        let _ = writeln!(out, "table {name}");
+        let q = quote_ident(name);
+        let mut stmt = conn.prepare(&format!("PRAGMA table_xinfo({q})"))?;
+        let cols = stmt.query_map([], |r| {
+            Ok(format!(
+                "  column {} {} type={} notnull={} default={} pk={} hidden={}",
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, i64>(3)?,
+                r.get::<_, Option<String>>(4)?.unwrap_or_else(|| "NULL".into()),
+                r.get::<_, i64>(5)?,
+                r.get::<_, i64>(6)?,
+            ))
+        })?;
+        for c in cols {
+            let _ = writeln!(out, "{}", c?);
+        }
+        let mut stmt = conn.prepare(&format!("PRAGMA foreign_key_list({q})"))?;
+        let mut fks: Vec<String> = stmt
+            .query_map([], |r| {
+                Ok(format!(
+                    "  foreign_key {} {} -> {}.{:?} on_update={} on_delete={}",
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, Option<String>>(4)?,
+                    r.get::<_, String>(5)?,
+                    r.get::<_, String>(6)?,
+                ))
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        fks.sort();
+        for f in fks {
+            let _ = writeln!(out, "{f}");
+        }
+        let mut stmt = conn.prepare(&format!("PRAGMA index_list({q})"))?;
+        let mut idx: Vec<(String, i64, String, i64)> = stmt
+            .query_map([], |r| Ok((r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        idx.sort();
+        for (iname, unique, origin, partial) in idx {
+            let mut stmt = conn.prepare(&format!("PRAGMA index_info({})", quote_ident(&iname)))?;
+            let cols: Vec<String> = stmt
+                .query_map([], |r| r.get::<_, Option<String>>(2).map(Option::unwrap_or_default))?
+                .collect::<rusqlite::Result<_>>()?;
+            let _ = writeln!(
+                out,
+                "  index {iname} unique={unique} origin={origin} partial={partial} ({})",
+                cols.join(", ")
+            );
+        }
+        let mut stmt = conn.prepare(&format!("SELECT * FROM {q}"))?;
+        let ncols = stmt.column_count();
+        let mut rows: Vec<String> = stmt
+            .query_map([], |r| {
+                let mut vals = Vec::with_capacity(ncols);
+                for i in 0..ncols {
+                    vals.push(render(r.get_ref(i)?));
+                }
+                Ok(format!("({})", vals.join(", ")))
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        rows.sort();
+        let _ = writeln!(out, "  rows {}", rows.len());
+        for r in rows {
+            let _ = writeln!(out, "    {r}");
+        }
+    }
+    Ok(out)
+}
