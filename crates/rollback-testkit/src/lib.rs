@@ -15,6 +15,8 @@ use std::process::{Command, Output};
 
 use tempfile::TempDir;
 
+pub mod server;
+
 /// Sets a clean git environment on `cmd`: no inherited `GIT_*`, no global or system config,
 /// a fixed identity and fixed dates.
 pub fn clean_git_env(cmd: &mut Command) -> &mut Command {
