@@ -123,7 +123,7 @@ fn plain_name(name: &str) -> bool {
         && !name.starts_with('-')
         && !name.contains("..")
         && !name.ends_with('/')
-        && !name.ends_with(".lock")
+        && !name.to_ascii_lowercase().ends_with(".lock")
         && name.chars().all(|c| !c.is_whitespace() && !c.is_control() && !"~^:?*[\\".contains(c))
 }
 
@@ -140,7 +140,10 @@ impl DeployConfig {
                 return Err(("deploy.remote".into(), format!("`{}` is not a remote name", self.remote)));
             }
             if !valid_secs(self.push_timeout_secs) {
-                return Err(("deploy.push_timeout_secs".into(), format!("must be more than 0 (got {})", self.push_timeout_secs)));
+                return Err((
+                    "deploy.push_timeout_secs".into(),
+                    format!("must be more than 0 (got {})", self.push_timeout_secs),
+                ));
             }
         }
         if let Some(b) = &self.branch
@@ -158,7 +161,10 @@ impl DeployConfig {
             return Err(("deploy.hook_url_env".into(), "names no environment variable".into()));
         }
         if !valid_secs(self.hook_timeout_secs) {
-            return Err(("deploy.hook_timeout_secs".into(), format!("must be more than 0 (got {})", self.hook_timeout_secs)));
+            return Err((
+                "deploy.hook_timeout_secs".into(),
+                format!("must be more than 0 (got {})", self.hook_timeout_secs),
+            ));
         }
         Ok(())
     }
@@ -246,8 +252,11 @@ pub enum Error {
         /// The timeout.
         limit: Duration,
     },
-    /// `push`: the remote branch is not where production was: someone pushed since.
-    #[error("the remote branch `{remote}/{branch}` is no longer at {expected}: someone pushed to it since, so the push was refused")]
+    /// `push`: the remote branch is not where production was: someone pushed since (or the
+    /// branch does not exist on the remote).
+    #[error(
+        "the remote branch `{remote}/{branch}` is not at {expected}, where production was (someone pushed to it since, or it does not exist): the push was refused"
+    )]
     RemoteMoved {
         /// The remote.
         remote: String,
@@ -257,7 +266,9 @@ pub enum Error {
         expected: String,
     },
     /// `revert-commit`: the remote branch has commits the rollback commit does not contain.
-    #[error("the remote `{remote}` refused the push to `{branch}` as a non-fast-forward: it has commits the rollback commit {commit} does not contain")]
+    #[error(
+        "the remote `{remote}` refused the push to `{branch}` as a non-fast-forward: it has commits the rollback commit {commit} does not contain"
+    )]
     NonFastForward {
         /// The remote.
         remote: String,
@@ -296,20 +307,30 @@ impl Error {
             Error::NoBranch => "set `branch` in `[deploy]`, or roll back with a branch checked out".into(),
             Error::Invalid { .. } => return None,
             Error::GitNotFound(_) => "install git, or set `strategy = \"none\"` in `[deploy]`".into(),
-            Error::Git { .. } => "check the remote's name, URL and credentials (`git remote -v`, `git push --dry-run`)".into(),
-            Error::GitTimeout { .. } => "check the network and the remote, or raise `[deploy] push_timeout_secs`".into(),
+            Error::Git { .. } => {
+                "check the remote's name, URL and credentials (`git remote -v`, `git push --dry-run`)".into()
+            }
+            Error::GitTimeout { .. } => {
+                "check the network and the remote, or raise `[deploy] push_timeout_secs`".into()
+            }
             Error::RemoteMoved { remote, branch, .. } => format!(
                 "someone deployed after the broken release: `git fetch {remote}` and look at `{remote}/{branch}` before deciding; the local rollback stands"
             ),
             Error::NonFastForward { remote, branch, .. } => format!(
                 "`git fetch {remote}` and look at `{remote}/{branch}`: a newer release may already be live; the local rollback stands"
             ),
-            Error::Rejected { .. } => "read the remote's reason: a protected branch or a pre-receive hook may refuse pushes".into(),
-            Error::HookUrl(_) => "set `hook_url` or the environment variable named by `hook_url_env` in `[deploy]`".into(),
+            Error::Rejected { .. } => {
+                "read the remote's reason: a protected branch or a pre-receive hook may refuse pushes".into()
+            }
+            Error::HookUrl(_) => {
+                "set `hook_url` or the environment variable named by `hook_url_env` in `[deploy]`".into()
+            }
             Error::Hook { pushed_commit: Some(_), .. } => {
                 "the push succeeded; trigger the deploy from the platform's dashboard, or retry the hook".into()
             }
-            Error::Hook { pushed_commit: None, .. } => "trigger the deploy from the platform's dashboard, or retry".into(),
+            Error::Hook { pushed_commit: None, .. } => {
+                "trigger the deploy from the platform's dashboard, or retry".into()
+            }
         })
     }
 }
@@ -343,19 +364,19 @@ pub async fn deploy(config: &DeployConfig, ctx: &DeployContext<'_>) -> Result<De
             return Err(Error::Invalid { what: "remote name", value: config.remote.clone() });
         }
         let git = Git { dir: ctx.workdir.to_owned(), limit: duration(config.push_timeout_secs) };
-        let pushed = match config.strategy {
-            DeployStrategy::Push => push(&git, &config.remote, branch, ctx.to, Some(ctx.from)).await?,
-            _ => {
-                let commit = revert_commit(&git, ctx).await?;
-                push(&git, &config.remote, branch, &commit, None).await?
-            }
+        let pushed = if config.strategy == DeployStrategy::Push {
+            push(&git, &config.remote, branch, ctx.to, Some(ctx.from)).await?
+        } else {
+            let commit = revert_commit(&git, ctx).await?;
+            push(&git, &config.remote, branch, &commit, None).await?
         };
         details.push(format!("pushed {} to {}/{branch}", short(&pushed), config.remote));
         report.remote = Some(config.remote.clone());
         report.branch = Some(branch.to_owned());
         report.pushed_commit = Some(pushed);
     }
-    let hook_url = from_inline_or_env(config.hook_url.as_ref(), config.hook_url_env.as_deref()).map_err(Error::HookUrl)?;
+    let hook_url =
+        from_inline_or_env(config.hook_url.as_ref(), config.hook_url_env.as_deref()).map_err(Error::HookUrl)?;
     if let Some(url) = hook_url {
         let commit = report.pushed_commit.clone().unwrap_or_else(|| ctx.to.to_owned());
         let body = serde_json::json!({
@@ -372,7 +393,8 @@ pub async fn deploy(config: &DeployConfig, ctx: &DeployContext<'_>) -> Result<De
         details.push(format!("deploy hook answered {status}"));
     }
     report.millis = millis(start.elapsed());
-    report.detail = if details.is_empty() { "nothing to deploy (no strategy, no hook)".to_owned() } else { details.join("; ") };
+    report.detail =
+        if details.is_empty() { "nothing to deploy (no strategy, no hook)".to_owned() } else { details.join("; ") };
     Ok(report)
 }
 
@@ -387,7 +409,8 @@ async fn call_hook(url: &Secret, body: &serde_json::Value, config: &DeployConfig
     let scrub = |text: String| redact_in(&text, secrets.iter().map(String::as_str));
     let client = client_without_redirects().map_err(|e| e.to_string())?;
     let limit = duration(config.hook_timeout_secs);
-    let request = client.post(parsed).header(reqwest::header::CONTENT_TYPE, "application/json").body(body.to_string()).send();
+    let request =
+        client.post(parsed).header(reqwest::header::CONTENT_TYPE, "application/json").body(body.to_string()).send();
     let response = match tokio::time::timeout(limit, request).await {
         Err(_) => return Err(timed_out(limit)),
         Ok(Err(e)) => return Err(scrub(describe_error(e, None))),
@@ -395,7 +418,10 @@ async fn call_hook(url: &Secret, body: &serde_json::Value, config: &DeployConfig
     };
     let status = response.status().as_u16();
     if !ExpectStatus::accepts(config.hook_expect_status.as_ref(), status) {
-        return Err(format!("status {status}, expected {}", ExpectStatus::describe(config.hook_expect_status.as_ref())));
+        return Err(format!(
+            "status {status}, expected {}",
+            ExpectStatus::describe(config.hook_expect_status.as_ref())
+        ));
     }
     Ok(status)
 }
@@ -415,8 +441,15 @@ pub(crate) fn secret_parts(raw: &str, url: &reqwest::Url) -> Vec<String> {
 }
 
 /// Variables that choose how git reaches a remote: kept when the rest of `GIT_*` is removed.
-const KEPT_GIT_VARS: [&str; 7] =
-    ["GIT_SSH", "GIT_SSH_COMMAND", "GIT_SSH_VARIANT", "GIT_ASKPASS", "GIT_PROXY_COMMAND", "GIT_SSL_CAINFO", "GIT_SSL_CAPATH"];
+const KEPT_GIT_VARS: [&str; 7] = [
+    "GIT_SSH",
+    "GIT_SSH_COMMAND",
+    "GIT_SSH_VARIANT",
+    "GIT_ASKPASS",
+    "GIT_PROXY_COMMAND",
+    "GIT_SSL_CAINFO",
+    "GIT_SSL_CAPATH",
+];
 
 struct Git {
     dir: PathBuf,
@@ -469,10 +502,7 @@ async fn push(git: &Git, remote: &str, branch: &str, commit: &str, lease: Option
     }
     // `--porcelain`: `<flag>\t<src>:<dst>\t<summary> (<reason>)`, `!` for a rejected ref.
     let line = stdout.lines().find(|l| l.starts_with('!') && l.contains(&format!(":{dst}\t")));
-    let reason = line
-        .and_then(|l| l.rsplit('\t').next())
-        .map(|s| s.trim().to_owned())
-        .unwrap_or_default();
+    let reason = line.and_then(|l| l.rsplit('\t').next()).map(|s| s.trim().to_owned()).unwrap_or_default();
     let (remote, branch) = (remote.to_owned(), branch.to_owned());
     if reason.contains("stale info") {
         return Err(Error::RemoteMoved { remote, branch, expected: lease.unwrap_or_default().to_owned() });
@@ -504,7 +534,11 @@ async fn revert_commit(git: &Git, ctx: &DeployContext<'_>) -> Result<String, Err
     let argv: Vec<&str> = args.iter().map(String::as_str).collect();
     let (_, id, _) = git.run(&argv, false).await?;
     if id.len() < 40 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(Error::Git { args: "commit-tree".into(), exit: "exit code 0".into(), stderr: format!("unexpected output `{id}`") });
+        return Err(Error::Git {
+            args: "commit-tree".into(),
+            exit: "exit code 0".into(),
+            stderr: format!("unexpected output `{id}`"),
+        });
     }
     Ok(id)
 }
@@ -528,7 +562,10 @@ mod tests {
         let raw = "https://user:pw@api.example.com/deploy/srv-123?key=abc";
         let url = reqwest::Url::parse(raw).unwrap();
         let parts = secret_parts(raw, &url);
-        let text = redact_in("POST https://api.example.com/deploy/srv-123?key=abc failed for key=abc", parts.iter().map(String::as_str));
+        let text = redact_in(
+            "POST https://api.example.com/deploy/srv-123?key=abc failed for key=abc",
+            parts.iter().map(String::as_str),
+        );
         assert!(!text.contains("srv-123") && !text.contains("key=abc"), "{text}");
     }
 }

@@ -160,7 +160,11 @@ pub fn describe_error(err: reqwest::Error, target: Option<&str>) -> String {
         return format!("cannot connect{to}: {}", chain(&err));
     }
     if err.is_body() || err.is_decode() {
-        return format!("error reading the response{}: {}", target.map(|t| format!(" of {t}")).unwrap_or_default(), chain(&err));
+        return format!(
+            "error reading the response{}: {}",
+            target.map(|t| format!(" of {t}")).unwrap_or_default(),
+            chain(&err)
+        );
     }
     if err.is_builder() {
         return format!("invalid request: {}", chain(&err));
@@ -177,7 +181,7 @@ pub fn host_port(url: &reqwest::Url) -> String {
     }
 }
 
-/// `application/x-www-form-urlencoded` encoding of `pairs` (what an OAuth2 password form
+/// `application/x-www-form-urlencoded` encoding of `pairs` (what an `OAuth2` password form
 /// sends).
 pub fn form_encode<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
     fn enc(out: &mut String, s: &str) {
@@ -210,7 +214,10 @@ mod tests {
 
     #[test]
     fn form_encoding() {
-        assert_eq!(form_encode([("username", "a b"), ("password", "p&w=d/é")]), "username=a+b&password=p%26w%3Dd%2F%C3%A9");
+        assert_eq!(
+            form_encode([("username", "a b"), ("password", "p&w=d/é")]),
+            "username=a+b&password=p%26w%3Dd%2F%C3%A9"
+        );
         assert_eq!(form_encode([]), "");
     }
 

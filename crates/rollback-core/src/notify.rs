@@ -14,6 +14,7 @@
 //! [`send_all`] sends to every webhook at once and returns when all are done: each webhook
 //! takes at most `timeout_secs × (retries + 1)`, waits between attempts included.
 
+use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -144,7 +145,9 @@ impl NotifyConfig {
             (Some(url), None) => {
                 crate::deploy::check_hook_url(url).map_err(|m| ("url".to_owned(), m))?;
             }
-            (None, Some(var)) if var.is_empty() => return Err(("url_env".into(), "names no environment variable".into())),
+            (None, Some(var)) if var.is_empty() => {
+                return Err(("url_env".into(), "names no environment variable".into()));
+            }
             (None, Some(_)) => {}
         }
         if !valid_secs(self.timeout_secs) {
@@ -264,7 +267,7 @@ async fn send_one(config: &NotifyConfig, name: String, event: &NotifyEvent) -> N
         result.detail = if result.detail.is_empty() { gave_up } else { format!("{}; {gave_up}", result.detail) };
     }
     if result.attempts > 1 {
-        result.detail.push_str(&format!(" ({} attempts)", result.attempts));
+        let _ = write!(result.detail, " ({} attempts)", result.attempts);
     }
     result.millis = millis(start.elapsed());
     result
@@ -280,7 +283,7 @@ async fn attempt_all(
     let url = match from_inline_or_env(config.url.as_ref(), config.url_env.as_deref()) {
         Ok(Some(u)) => u,
         Ok(None) => {
-            result.detail = "no URL (set `url` or `url_env`)".to_owned();
+            "no URL (set `url` or `url_env`)".clone_into(&mut result.detail);
             return;
         }
         Err(e) => {

@@ -106,7 +106,8 @@ where
         {
             let mut known: Vec<&str> = checks.iter().map(String::as_str).collect();
             known.sort_unstable();
-            let known = if known.is_empty() { "none is configured".to_owned() } else { format!("known: {}", known.join(", ")) };
+            let known =
+                if known.is_empty() { "none is configured".to_owned() } else { format!("known: {}", known.join(", ")) };
             return Err((key("ready"), format!("no check named `{ready}` ({known})")));
         }
     }
@@ -149,7 +150,7 @@ async fn run_step(step: &RestartStep, verifier: &dyn ServiceVerifier, workdir: &
         detail: String::new(),
     };
     if step.argv.first().is_none_or(String::is_empty) {
-        result.detail = "no program to run (`argv` is empty)".to_owned();
+        "no program to run (`argv` is empty)".clone_into(&mut result.detail);
         return result;
     }
     log(LogLevel::Info, format!("restart `{}`: running `{}`", step.name, step.argv.join(" ")));
@@ -182,7 +183,11 @@ async fn run_step(step: &RestartStep, verifier: &dyn ServiceVerifier, workdir: &
     let ready_limit = duration(step.ready_timeout_secs);
     log(
         LogLevel::Info,
-        format!("restart `{}`: waiting for check `{check}` to pass (up to {:.1} s)", step.name, ready_limit.as_secs_f64()),
+        format!(
+            "restart `{}`: waiting for check `{check}` to pass (up to {:.1} s)",
+            step.name,
+            ready_limit.as_secs_f64()
+        ),
     );
     match wait_ready(check, verifier, ready_limit).await {
         Ok(waited) => {
@@ -191,7 +196,8 @@ async fn run_step(step: &RestartStep, verifier: &dyn ServiceVerifier, workdir: &
             result.detail = format!("{exited}; ready after {:.1} s", waited.as_secs_f64());
         }
         Err(last) => {
-            result.detail = format!("{exited}, but check `{check}` did not pass within {:.1} s: {last}", ready_limit.as_secs_f64());
+            result.detail =
+                format!("{exited}, but check `{check}` did not pass within {:.1} s: {last}", ready_limit.as_secs_f64());
         }
     }
     result
@@ -213,7 +219,7 @@ async fn wait_ready(check: &str, verifier: &dyn ServiceVerifier, limit: Duration
                 // Not configured: waiting will not help.
                 Some(c) if c.kind == "unknown" => return Err(c.reason.clone()),
                 Some(c) => last.clone_from(&c.reason),
-                None => last = "the check produced no result".to_owned(),
+                None => "the check produced no result".clone_into(&mut last),
             },
             Err(_) if last.is_empty() => return Err("the check was still running when the wait ended".to_owned()),
             Err(_) => return Err(format!("{last} (the last attempt was still running when the wait ended)")),

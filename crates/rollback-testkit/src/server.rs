@@ -1,8 +1,8 @@
 //! A real HTTP/1.1 and WebSocket server on `127.0.0.1:0` for tests of checks, hooks and
 //! webhooks, shut down when dropped.
 //!
-//! It serves the seed's FastAPI app out of the box: `GET /` and `GET /health` answer
-//! `{"status":"healthy"}`; `POST /register` (JSON `username`, `password`), `POST /token` (OAuth2
+//! It serves the seed's `FastAPI` app out of the box: `GET /` and `GET /health` answer
+//! `{"status":"healthy"}`; `POST /register` (JSON `username`, `password`), `POST /token` (`OAuth2`
 //! password form) → `{"access_token": ..., "token_type": "bearer"}` and `GET /protected`
 //! (200 with the bearer token, 401 without) form the auth flow; `/ws/echo` is a WebSocket echo.
 //! Any path's [`Behaviour`] can be switched at run time ([`TestServer::set`]): slow, hanging,
@@ -12,6 +12,7 @@
 //! One thread per connection, one request per connection (`Connection: close`).
 
 use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -109,6 +110,7 @@ struct Shared {
     users: Mutex<HashMap<String, String>>,
     tokens: Mutex<HashMap<String, String>>,
     next_token: AtomicU64,
+    huge_bytes_sent: AtomicU64,
     connections: Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -199,6 +201,12 @@ impl TestServer {
     /// The requests to `path` (without query).
     pub fn requests_to(&self, path: &str) -> Vec<RecordedRequest> {
         self.requests().into_iter().filter(|r| r.path.split('?').next() == Some(path)).collect()
+    }
+
+    /// Bytes of [`Behaviour::HugeBody`] bodies handed to the kernel so far (a client that stops
+    /// reading makes this stop growing, give or take the socket buffers).
+    pub fn huge_bytes_sent(&self) -> u64 {
+        self.shared.huge_bytes_sent.load(Ordering::SeqCst)
     }
 
     /// Waits up to `timeout` until `path` has received `n` requests; returns them.
@@ -374,7 +382,7 @@ fn send(s: &Shared, stream: &mut TcpStream, code: u16, content_type: &str, extra
         body.len()
     );
     for (k, v) in extra {
-        head.push_str(&format!("{k}: {v}\r\n"));
+        let _ = write!(head, "{k}: {v}\r\n");
     }
     head.push_str("\r\n");
     if write_all(s, stream, head.as_bytes()) {
@@ -407,7 +415,7 @@ fn respond(s: &Shared, stream: &mut TcpStream, req: &RecordedRequest, path: &str
         Behaviour::HugeBody { bytes, content_length } => {
             let mut head = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n".to_owned();
             if *content_length {
-                head.push_str(&format!("Content-Length: {bytes}\r\n"));
+                let _ = write!(head, "Content-Length: {bytes}\r\n");
             }
             head.push_str("\r\n");
             if !write_all(s, stream, head.as_bytes()) {
@@ -420,6 +428,7 @@ fn respond(s: &Shared, stream: &mut TcpStream, req: &RecordedRequest, path: &str
                 if !write_all(s, stream, &chunk[..n]) {
                     return;
                 }
+                s.huge_bytes_sent.fetch_add(n as u64, Ordering::SeqCst);
                 left -= n as u64;
             }
         }

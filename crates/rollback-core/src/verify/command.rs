@@ -191,7 +191,8 @@ pub async fn run_command(
     })
     .await;
     drop(readers);
-    let take = |b: &Arc<Mutex<Vec<u8>>>| std::mem::take(&mut *b.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+    let take =
+        |b: &Arc<Mutex<Vec<u8>>>| std::mem::take(&mut *b.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
     Ok(ProgramOutput { status, timed_out, stdout: take(&out), stderr: take(&err), elapsed })
 }
 

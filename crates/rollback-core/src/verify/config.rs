@@ -124,6 +124,8 @@ fn number(v: &toml::Value) -> Option<f64> {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 #[non_exhaustive]
+// Built once from the config and cloned once per round: size does not matter here.
+#[allow(clippy::large_enum_variant)]
 pub enum CheckSpec {
     /// An HTTP request and what its response must be.
     Http(HttpCheck),
@@ -235,7 +237,7 @@ fn default_max_body() -> u64 {
 fn yes() -> bool {
     true
 }
-fn is_get(m: &String) -> bool {
+fn is_get(m: &str) -> bool {
     m.eq_ignore_ascii_case("GET")
 }
 
@@ -461,11 +463,7 @@ pub(crate) fn valid_secs(v: f64) -> bool {
 
 /// Checks the `[[checks]]` list: unique names, valid URLs, sane timeouts, a `sql` or
 /// `db-revision` check only with a `[database]`. `Err((key, message))`.
-pub fn validate(
-    checks: &[CheckConfig],
-    settings: &VerifySettings,
-    has_database: bool,
-) -> Result<(), (String, String)> {
+pub fn validate(checks: &[CheckConfig], settings: &VerifySettings, has_database: bool) -> Result<(), (String, String)> {
     if !valid_secs(settings.timeout_secs) {
         return Err(("verify.timeout_secs".into(), format!("must be more than 0 (got {})", settings.timeout_secs)));
     }
@@ -631,7 +629,10 @@ fn check_url(text: &str, schemes: &[&str], vars: &HashSet<String>) -> Result<(),
         ));
     }
     if !schemes.contains(&url.scheme()) {
-        return Err(format!("`{text}` must start with {}", schemes.iter().map(|s| format!("{s}://")).collect::<Vec<_>>().join(" or ")));
+        return Err(format!(
+            "`{text}` must start with {}",
+            schemes.iter().map(|s| format!("{s}://")).collect::<Vec<_>>().join(" or ")
+        ));
     }
     if url.host_str().is_none_or(str::is_empty) {
         return Err(format!("`{text}` has no host"));

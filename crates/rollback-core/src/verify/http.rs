@@ -65,7 +65,8 @@ pub(super) fn quote(text: &str) -> String {
 /// [`Outcome::Error`]s (could not send, bad URL, unset environment variable).
 pub(super) async fn send(req: &Request<'_>, vars: &mut Vars) -> Result<Response, Outcome> {
     let url_text = vars.render(&req.url).map_err(|e| Outcome::Error(format!("url: {e}")))?;
-    let url = reqwest::Url::parse(&url_text).map_err(|e| Outcome::Error(format!("`{url_text}` is not a valid URL: {e}")))?;
+    let url =
+        reqwest::Url::parse(&url_text).map_err(|e| Outcome::Error(format!("`{url_text}` is not a valid URL: {e}")))?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(Outcome::Error(format!("`{url_text}` is not an http:// or https:// URL")));
     }
@@ -113,6 +114,8 @@ pub(super) async fn send(req: &Request<'_>, vars: &mut Vars) -> Result<Response,
 pub(super) fn json_matches(actual: &serde_json::Value, expected: &serde_json::Value) -> bool {
     use serde_json::Value as V;
     match (actual, expected) {
+        // Exact equality is the point: `json_equals = 0.5` means 0.5.
+        #[allow(clippy::float_cmp)]
         (V::Number(a), V::Number(b)) => a == b || a.as_f64().zip(b.as_f64()).is_some_and(|(x, y)| x == y),
         (V::Array(a), V::Array(b)) => a.len() == b.len() && a.iter().zip(b).all(|(x, y)| json_matches(x, y)),
         (V::Object(a), V::Object(b)) => {
@@ -180,7 +183,11 @@ pub(super) async fn run(check: &HttpCheck, vars: &mut Vars) -> Outcome {
             && !json_matches(found, expected)
         {
             let what = if pointer.is_empty() { "the JSON body".to_owned() } else { format!("`{pointer}`") };
-            return Outcome::Failed(format!("{what} is {}, expected {}", quote(&found.to_string()), quote(&expected.to_string())));
+            return Outcome::Failed(format!(
+                "{what} is {}, expected {}",
+                quote(&found.to_string()),
+                quote(&expected.to_string())
+            ));
         }
     }
     Outcome::Passed(format!("status {}", resp.status))

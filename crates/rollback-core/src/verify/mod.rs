@@ -15,6 +15,7 @@ mod tcp;
 mod template;
 mod websocket;
 
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -273,18 +274,17 @@ async fn run_check(check: CheckConfig, ctx: Arc<Ctx>, limit: Duration) -> CheckR
     let start = Instant::now();
     let mut progress = Progress::default();
     let done = tokio::time::timeout(limit, attempts(&check, &ctx, &mut progress)).await;
-    let (status, reason) = match done {
-        Ok(outcome) => (outcome.status(), outcome.reason().to_owned()),
-        Err(_) => {
-            let mut reason = timed_out(limit);
-            if progress.attempts > 1 {
-                reason.push_str(&format!(" (during attempt {} of {})", progress.attempts, check.retries.saturating_add(1)));
-            }
-            if let Some(last) = &progress.last {
-                reason.push_str(&format!("; the attempt before: {}", last.reason()));
-            }
-            (Status::Timeout, reason)
+    let (status, reason) = if let Ok(outcome) = done {
+        (outcome.status(), outcome.reason().to_owned())
+    } else {
+        let mut reason = timed_out(limit);
+        if progress.attempts > 1 {
+            let _ = write!(reason, " (during attempt {} of {})", progress.attempts, check.retries.saturating_add(1));
         }
+        if let Some(last) = &progress.last {
+            let _ = write!(reason, "; the attempt before: {}", last.reason());
+        }
+        (Status::Timeout, reason)
     };
     CheckResult::new(check.name, check.spec.kind(), status, start.elapsed(), progress.attempts.max(1), reason)
 }

@@ -131,15 +131,12 @@ impl Vars {
         let mut env_values = Vec::new();
         let out = t.render_with(|name| {
             if let Some(var) = name.strip_prefix("env:") {
-                match std::env::var(var.trim()) {
-                    Ok(v) => {
-                        env_values.push(v.clone());
-                        v
-                    }
-                    Err(_) => {
-                        missing.get_or_insert_with(|| format!("the environment variable `{}` is not set", var.trim()));
-                        String::new()
-                    }
+                if let Ok(v) = std::env::var(var.trim()) {
+                    env_values.push(v.clone());
+                    v
+                } else {
+                    missing.get_or_insert_with(|| format!("the environment variable `{}` is not set", var.trim()));
+                    String::new()
                 }
             } else if let Some(v) = self.values.get(name) {
                 v.clone()

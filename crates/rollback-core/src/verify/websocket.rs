@@ -34,11 +34,10 @@ pub(super) async fn run(check: &WebSocketCheck) -> Outcome {
     let config = tungstenite::protocol::WebSocketConfig::default()
         .max_message_size(Some(MAX_MESSAGE_BYTES))
         .max_frame_size(Some(MAX_MESSAGE_BYTES));
-    let (mut ws, _) =
-        match tokio_tungstenite::connect_async_with_config(check.url.as_str(), Some(config), true).await {
-            Ok(c) => c,
-            Err(e) => return Outcome::Error(describe(e, &target)),
-        };
+    let (mut ws, _) = match tokio_tungstenite::connect_async_with_config(check.url.as_str(), Some(config), true).await {
+        Ok(c) => c,
+        Err(e) => return Outcome::Error(describe(e, &target)),
+    };
     if let Some(text) = &check.send
         && let Err(e) = ws.send(Message::text(text.as_str())).await
     {

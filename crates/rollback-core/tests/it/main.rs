@@ -1,7 +1,11 @@
 //! Integration tests of rollback-core against real git repositories and real files.
 
 mod backup;
+mod deploy;
 mod engine;
+mod notify;
 mod parsers;
 mod report;
+mod restart;
 mod vcs;
+mod verify;
