@@ -5,6 +5,9 @@
 //! follows up to [`MAX_REDIRECTS`] redirects, [`client_without_redirects`] follows none
 //! (deploy hooks and webhooks: a POST must not turn into a GET somewhere else). Neither uses a
 //! proxy: a check of `127.0.0.1:8000` must reach `127.0.0.1:8000`, whatever `HTTP_PROXY` says.
+//! Neither keeps idle connections: every request opens its own, so a health check proves the
+//! service still accepts connections, and a client shared by the whole process is never left
+//! holding a connection that belonged to a runtime that has since shut down.
 //!
 //! Also here: reading a body without buffering more than a cap ([`read_capped`]), and turning
 //! a `reqwest` error into a sentence a person can act on without the URL in it
@@ -50,6 +53,7 @@ fn build(policy: Policy) -> Result<reqwest::Client, Error> {
         .redirect(policy)
         .no_proxy()
         .connect_timeout(CONNECT_TIMEOUT)
+        .pool_max_idle_per_host(0)
         .build()
         .map_err(|e| Error { message: chain(&e.without_url()) })
 }

@@ -77,6 +77,11 @@ impl CheckConfig {
     pub fn kind(&self) -> &'static str {
         self.spec.kind()
     }
+
+    /// Its timeout in seconds: its own, else `[verify] timeout_secs`.
+    pub fn timeout_secs_or(&self, settings: &VerifySettings) -> f64 {
+        self.timeout_secs.unwrap_or(settings.timeout_secs)
+    }
 }
 
 impl<'de> Deserialize<'de> for CheckConfig {
@@ -731,6 +736,28 @@ mod tests {
         for bad in ["localhost", ":80", "h:0", "h:x", "h:70000"] {
             assert!(split_address(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn checks_deserialize_from_json_too() {
+        // The Python module hands configs over as JSON-like values.
+        let c: CheckConfig = serde_json::from_value(serde_json::json!({
+            "name": "api", "kind": "http", "url": "http://127.0.0.1:8000/", "expect_status": [200, 204],
+            "timeout_secs": 2, "retries": 1
+        }))
+        .unwrap();
+        assert_eq!((c.kind(), c.timeout_secs, c.retries), ("http", Some(2.0), 1));
+        let CheckSpec::Http(h) = &c.spec else { panic!("{c:?}") };
+        assert_eq!(h.expect_status, Some(ExpectStatus(vec![200, 204])));
+        // And serialize back to the same shape.
+        let back: CheckConfig = serde_json::from_value(serde_json::to_value(&c).unwrap()).unwrap();
+        assert_eq!(back, c);
+        let e = serde_json::from_value::<CheckConfig>(
+            serde_json::json!({"name": "x", "kind": "tcp", "address": "h:1", "port": 2}),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("unknown field `port`"), "{e}");
     }
 
     #[test]

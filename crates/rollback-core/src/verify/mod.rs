@@ -129,7 +129,7 @@ impl ServiceVerifier for Verifier {
         let permits = Arc::new(Semaphore::new(self.settings.concurrency.clamp(1, Semaphore::MAX_PERMITS)));
         let running = selected.into_iter().map(|check| {
             let (ctx, permits) = (ctx.clone(), permits.clone());
-            let limit = duration(check.timeout_secs.unwrap_or(self.settings.timeout_secs));
+            let limit = duration(check.timeout_secs_or(&self.settings));
             async move {
                 // Permits are handed out in config order; the timeout starts when the check
                 // does, not while it waits for a permit.

@@ -79,13 +79,33 @@ fn read_pid(path: &Path) -> u32 {
     }
 }
 
+/// Kills the processes it holds when dropped, so a failing test leaves nothing running.
+struct Reaper {
+    children: Vec<std::process::Child>,
+    pids: Vec<u32>,
+}
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        for pid in &self.pids {
+            let _ = std::process::Command::new("kill").args(["-9", &pid.to_string()]).status();
+        }
+    }
+}
+
 #[test]
 fn a_step_that_times_out_has_only_its_own_process_group_killed() {
     let dir = tempfile::tempdir().unwrap();
     let server = TestServer::start();
     let v = verifier(&server, "/health", dir.path());
     // An unrelated process running the same program: it must survive.
-    let mut bystander = std::process::Command::new("sleep").arg("300").spawn().unwrap();
+    let mut reaper =
+        Reaper { children: vec![std::process::Command::new("sleep").arg("300").spawn().unwrap()], pids: vec![] };
+    let bystander = reaper.children[0].id();
     let mut slow = step("slow", &["sh", "-c", "sleep 300 & echo $! > child.pid; echo stuck >&2; wait"]);
     slow.timeout_secs = 1.0;
     let start = Instant::now();
@@ -96,14 +116,13 @@ fn a_step_that_times_out_has_only_its_own_process_group_killed() {
     assert!(!r.ok && r.exit_code.is_none(), "{r:?}");
     assert_eq!(r.detail, "timed out after 1.0 s; its process group was killed: stuck");
     let child = read_pid(&dir.path().join("child.pid"));
+    reaper.pids.push(child);
     let end = Instant::now() + Duration::from_secs(10);
     while alive(child) && Instant::now() < end {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert!(!alive(child), "the step's own background child survived");
-    assert!(alive(bystander.id()), "an unrelated process was killed");
-    bystander.kill().unwrap();
-    bystander.wait().unwrap();
+    assert!(alive(bystander), "an unrelated process was killed");
 }
 
 #[test]
@@ -115,10 +134,10 @@ fn a_step_that_leaves_a_server_running_does_not_hold_the_restart() {
     let start = Instant::now();
     let (results, _) = run(&[step("daemon", &["sh", "-c", "sleep 300 & echo $! > daemon.pid"])], &v, dir.path());
     assert!(start.elapsed() < Duration::from_secs(10), "{:?}", start.elapsed());
-    assert!(results[0].ok, "{results:?}");
     let pid = read_pid(&dir.path().join("daemon.pid"));
+    let _reaper = Reaper { children: vec![], pids: vec![pid] };
+    assert!(results[0].ok, "{results:?}");
     assert!(alive(pid), "a successful step's background child must keep running");
-    let _ = std::process::Command::new("kill").arg(pid.to_string()).status();
 }
 
 #[test]

@@ -541,10 +541,30 @@ fn command_checks() {
     assert!(check(&r, "no-shell").passed, "{r:?}");
 }
 
+/// Kills the processes it holds when dropped, so a failing test leaves nothing running.
+struct Reaper {
+    children: Vec<std::process::Child>,
+    pids: Vec<u32>,
+}
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        for pid in &self.pids {
+            let _ = std::process::Command::new("kill").args(["-9", &pid.to_string()]).status();
+        }
+    }
+}
+
 #[test]
 fn a_command_that_times_out_has_its_process_group_killed_and_nothing_else() {
     let dir = tempfile::tempdir().unwrap();
-    let mut bystander = std::process::Command::new("sleep").arg("300").spawn().unwrap();
+    let mut reaper =
+        Reaper { children: vec![std::process::Command::new("sleep").arg("300").spawn().unwrap()], pids: vec![] };
+    let bystander = reaper.children[0].id();
     let text = command("slow", &["sh", "-c", "sleep 300 & echo $! > child.pid; wait"], "timeout_secs = 1");
     let start = Instant::now();
     let r = run(&verifier_with(&text, None, dir.path().to_owned()));
@@ -552,10 +572,9 @@ fn a_command_that_times_out_has_its_process_group_killed_and_nothing_else() {
     assert_eq!((c.status.as_str(), c.reason.as_str()), ("timeout", "timed out after 1.0 s"));
     assert!(start.elapsed() < Duration::from_secs(10));
     let pid: u32 = std::fs::read_to_string(dir.path().join("child.pid")).unwrap().trim().parse().unwrap();
+    reaper.pids.push(pid);
     assert!(wait_dead(pid), "the check's grandchild {pid} survived");
-    assert!(alive(bystander.id()), "an unrelated `sleep` was killed");
-    bystander.kill().unwrap();
-    bystander.wait().unwrap();
+    assert!(alive(bystander), "an unrelated `sleep` was killed");
 }
 
 /// A real SQLite database behind the `DbProbe` trait.
