@@ -2,14 +2,27 @@
 # Benchmarks: every figure of docs/PERFORMANCE.md in one run (`make bench`).
 #
 #   scripts/bench.sh [--sizes small,medium,large] [--reps N] [--large-reps N] [--render-only]
+#   scripts/bench.sh --verify-only [--reps N] [--render-only]   # only the verification benchmark
 #
 # Builds the release binary, installs `restic` and `hyperfine` with apt-get when they are missing
 # and we are root (skipped with a note otherwise), generates the sample repositories once under
 # target/bench-repos/, measures, rewrites the tables in docs/PERFORMANCE.md and draws
-# docs/performance.png (matplotlib in a venv at target/bench-venv). Not part of `make test`.
+# docs/performance.png (matplotlib in a venv at target/bench-venv). The verification benchmark
+# (`cargo bench --bench verify`: 50 HTTP checks, concurrent vs one at a time) runs last and
+# rewrites its own section (scripts/bench/verify.py). Not part of `make test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
+
+verify_only=0
+args=()
+for a in "$@"; do
+    if [[ $a == --verify-only ]]; then verify_only=1; else args+=("$a"); fi
+done
+if ((verify_only)); then
+    exec python3 scripts/bench/verify.py "${args[@]}"
+fi
+set -- "${args[@]}"
 target_dir=${CARGO_TARGET_DIR:-$root/target}
 
 echo "building the release binary" >&2
@@ -31,6 +44,7 @@ fi
 
 mkdir -p target
 python3 scripts/bench/bench.py --fr "$fr" "$@"
+python3 scripts/bench/verify.py "$@"
 
 venv=$root/target/bench-venv
 if [[ ! -x $venv/bin/python ]] || ! "$venv/bin/python" -c 'import matplotlib' 2>/dev/null; then

@@ -3,16 +3,569 @@
 //! `--force-with-lease`), `revert-commit` (a new commit whose tree is the target's, pushed
 //! without force, history kept); and an optional deploy hook (HTTP POST to a secret URL, as
 //! Render and Railway offer).
+//!
+//! ```toml
+//! [deploy]
+//! strategy = "revert-commit"     # "none" (default), "push" or "revert-commit"
+//! remote = "origin"              # default
+//! # branch = "main"              # default: the branch that was rolled back
+//! hook_url_env = "RENDER_DEPLOY_HOOK"   # or hook_url = "https://..." (a secret either way)
+//! hook_timeout_secs = 30
+//! hook_expect_status = [200, 201]       # default: any 2xx
+//! ```
+//!
+//! - `push`: `git push --porcelain --force-with-lease=refs/heads/<b>:<from> <remote>
+//!   <to>:refs/heads/<b>`, where `from` is the commit production runs (HEAD before the
+//!   rollback). If anyone pushed to the remote branch since, the push is refused
+//!   ([`Error::RemoteMoved`]) and nothing changes.
+//! - `revert-commit`: `git commit-tree <to>^{tree} -p <from>` makes a commit whose files are
+//!   the target's and whose parent is `from`, then a plain push (no force): history is kept,
+//!   and a remote that moved refuses it as a non-fast-forward ([`Error::NonFastForward`]).
+//!
+//! git runs with the inherited `GIT_*` variables removed (a `GIT_DIR` exported by a hook
+//! must not redirect it), except those that choose how to reach a remote (`GIT_SSH_COMMAND`,
+//! `GIT_ASKPASS`, ...), with `GIT_TERMINAL_PROMPT=0` (never wait on a password prompt) and
+//! `LC_ALL=C`. The hook's URL is a secret: it appears in no message, error or report.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-/// `[deploy]` (shape defined by the verify helper).
+use crate::http::{client_without_redirects, describe_error};
+use crate::secret::{Secret, from_inline_or_env, redact_in};
+use crate::verify::command::run_command;
+use crate::verify::config::{ExpectStatus, valid_secs};
+use crate::verify::{duration, millis, timed_out};
+
+/// How production gets the rolled-back code.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DeployStrategy {
+    /// No git push (a deploy hook may still be called).
+    #[default]
+    None,
+    /// Push the target commit to the remote branch, `--force-with-lease`.
+    Push,
+    /// Push a new commit (tree of the target, parent the current production commit), no force.
+    RevertCommit,
+}
+
+impl DeployStrategy {
+    /// As written in the config.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeployStrategy::None => "none",
+            DeployStrategy::Push => "push",
+            DeployStrategy::RevertCommit => "revert-commit",
+        }
+    }
+}
+
+fn default_remote() -> String {
+    "origin".to_owned()
+}
+fn default_hook_timeout() -> f64 {
+    30.0
+}
+fn default_push_timeout() -> f64 {
+    120.0
+}
+
+/// `[deploy]`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct DeployConfig {}
+#[serde(deny_unknown_fields)]
+pub struct DeployConfig {
+    /// `none`, `push` or `revert-commit`.
+    #[serde(default)]
+    pub strategy: DeployStrategy,
+    /// The remote pushed to.
+    #[serde(default = "default_remote")]
+    pub remote: String,
+    /// The remote branch (default: the branch that was rolled back).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub branch: Option<String>,
+    /// Longest a `git push` may take, in seconds.
+    #[serde(default = "default_push_timeout")]
+    pub push_timeout_secs: f64,
+    /// The deploy hook's URL (a secret).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hook_url: Option<Secret>,
+    /// The environment variable holding the deploy hook's URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hook_url_env: Option<String>,
+    /// Longest the hook may take, in seconds.
+    #[serde(default = "default_hook_timeout")]
+    pub hook_timeout_secs: f64,
+    /// The hook's expected status (default: any `2xx`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hook_expect_status: Option<ExpectStatus>,
+}
+
+impl Default for DeployConfig {
+    fn default() -> Self {
+        Self {
+            strategy: DeployStrategy::None,
+            remote: default_remote(),
+            branch: None,
+            push_timeout_secs: default_push_timeout(),
+            hook_url: None,
+            hook_url_env: None,
+            hook_timeout_secs: default_hook_timeout(),
+            hook_expect_status: None,
+        }
+    }
+}
+
+/// A name git accepts as a remote or branch, and that cannot be read as an option.
+fn plain_name(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with('-')
+        && !name.contains("..")
+        && !name.ends_with('/')
+        && !name.to_ascii_lowercase().ends_with(".lock")
+        && name.chars().all(|c| !c.is_whitespace() && !c.is_control() && !"~^:?*[\\".contains(c))
+}
 
 impl DeployConfig {
-    /// Checks the section (placeholder).
+    /// Whether there is anything to do (a push or a hook).
+    pub fn is_active(&self) -> bool {
+        self.strategy != DeployStrategy::None || self.hook_url.is_some() || self.hook_url_env.is_some()
+    }
+
+    /// Checks the section. `Err((key, message))`; the hook URL is never in the message.
     pub fn validate(&self) -> Result<(), (String, String)> {
+        if self.strategy != DeployStrategy::None {
+            if !plain_name(&self.remote) {
+                return Err(("deploy.remote".into(), format!("`{}` is not a remote name", self.remote)));
+            }
+            if !valid_secs(self.push_timeout_secs) {
+                return Err((
+                    "deploy.push_timeout_secs".into(),
+                    format!("must be more than 0 (got {})", self.push_timeout_secs),
+                ));
+            }
+        }
+        if let Some(b) = &self.branch
+            && !plain_name(b)
+        {
+            return Err(("deploy.branch".into(), format!("`{b}` is not a branch name")));
+        }
+        if self.hook_url.is_some() && self.hook_url_env.is_some() {
+            return Err(("deploy.hook_url".into(), "set either `hook_url` or `hook_url_env`, not both".into()));
+        }
+        if let Some(url) = &self.hook_url {
+            check_hook_url(url).map_err(|m| ("deploy.hook_url".to_owned(), m))?;
+        }
+        if self.hook_url_env.as_ref().is_some_and(String::is_empty) {
+            return Err(("deploy.hook_url_env".into(), "names no environment variable".into()));
+        }
+        if !valid_secs(self.hook_timeout_secs) {
+            return Err((
+                "deploy.hook_timeout_secs".into(),
+                format!("must be more than 0 (got {})", self.hook_timeout_secs),
+            ));
+        }
         Ok(())
+    }
+}
+
+/// A secret URL parsed; the message never contains it.
+pub(crate) fn check_hook_url(url: &Secret) -> Result<reqwest::Url, String> {
+    let parsed = reqwest::Url::parse(url.expose()).map_err(|e| format!("the URL is not valid ({e})"))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err("the URL must start with http:// or https://".to_owned());
+    }
+    if parsed.host_str().is_none_or(str::is_empty) {
+        return Err("the URL has no host".to_owned());
+    }
+    Ok(parsed)
+}
+
+/// What [`deploy`] needs to know about the run.
+#[derive(Clone, Copy, Debug)]
+pub struct DeployContext<'a> {
+    /// The work tree (its repository is the one pushed from).
+    pub workdir: &'a Path,
+    /// The run, named in the commit message and the hook's body.
+    pub run_id: &'a str,
+    /// The full id of the commit HEAD was at before the rollback: what production runs.
+    pub from: &'a str,
+    /// The full id of the rollback target.
+    pub to: &'a str,
+    /// The branch that was rolled back (`None`: HEAD was detached).
+    pub branch: Option<&'a str>,
+}
+
+/// What [`deploy`] did.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeployReport {
+    /// The strategy used.
+    pub strategy: DeployStrategy,
+    /// The remote pushed to (none for `none`).
+    pub remote: Option<String>,
+    /// The remote branch pushed to.
+    pub branch: Option<String>,
+    /// The commit the remote branch now points at (for `revert-commit`, the new commit).
+    pub pushed_commit: Option<String>,
+    /// The deploy hook's answer, when one was called.
+    pub hook_status: Option<u16>,
+    /// Wall time in milliseconds.
+    pub millis: u64,
+    /// For people ("pushed 1a2b3c4 to origin/main"); no secrets.
+    pub detail: String,
+}
+
+/// Deploy failures.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Nothing names the branch to push.
+    #[error("no branch to deploy: HEAD was detached and `[deploy] branch` is not set")]
+    NoBranch,
+    /// A commit id or name that cannot be handed to git safely.
+    #[error("`{value}` is not a valid {what}")]
+    Invalid {
+        /// What it should be (`commit id`, `branch name`).
+        what: &'static str,
+        /// The value.
+        value: String,
+    },
+    /// git could not be started.
+    #[error("cannot run `git`")]
+    GitNotFound(#[source] std::io::Error),
+    /// A git command failed.
+    #[error("`git {args}` failed ({exit}): {stderr}")]
+    Git {
+        /// Its arguments.
+        args: String,
+        /// How it exited.
+        exit: String,
+        /// Its error output.
+        stderr: String,
+    },
+    /// A git command ran past its timeout and was killed.
+    #[error("`git {args}` {}", timed_out(*limit))]
+    GitTimeout {
+        /// Its arguments.
+        args: String,
+        /// The timeout.
+        limit: Duration,
+    },
+    /// `push`: the remote branch is not where production was: someone pushed since (or the
+    /// branch does not exist on the remote).
+    #[error(
+        "the remote branch `{remote}/{branch}` is not at {expected}, where production was (someone pushed to it since, or it does not exist): the push was refused"
+    )]
+    RemoteMoved {
+        /// The remote.
+        remote: String,
+        /// The branch.
+        branch: String,
+        /// The commit it was expected at.
+        expected: String,
+    },
+    /// `revert-commit`: the remote branch has commits the rollback commit does not contain.
+    #[error(
+        "the remote `{remote}` refused the push to `{branch}` as a non-fast-forward: it has commits the rollback commit {commit} does not contain"
+    )]
+    NonFastForward {
+        /// The remote.
+        remote: String,
+        /// The branch.
+        branch: String,
+        /// The commit that was pushed.
+        commit: String,
+    },
+    /// The remote refused the push for another reason.
+    #[error("the remote `{remote}` refused the push to `{branch}`: {reason}")]
+    Rejected {
+        /// The remote.
+        remote: String,
+        /// The branch.
+        branch: String,
+        /// git's reason.
+        reason: String,
+    },
+    /// The deploy hook's URL is missing or invalid (never shown).
+    #[error("deploy hook: {0}")]
+    HookUrl(String),
+    /// The deploy hook failed; the push (if any) had succeeded.
+    #[error("the deploy hook failed: {reason}")]
+    Hook {
+        /// What went wrong (no URL).
+        reason: String,
+        /// What was pushed before the hook was called.
+        pushed_commit: Option<String>,
+    },
+}
+
+impl Error {
+    /// What the operator can do.
+    pub fn hint(&self) -> Option<String> {
+        Some(match self {
+            Error::NoBranch => "set `branch` in `[deploy]`, or roll back with a branch checked out".into(),
+            Error::Invalid { .. } => return None,
+            Error::GitNotFound(_) => "install git, or set `strategy = \"none\"` in `[deploy]`".into(),
+            Error::Git { .. } => {
+                "check the remote's name, URL and credentials (`git remote -v`, `git push --dry-run`)".into()
+            }
+            Error::GitTimeout { .. } => {
+                "check the network and the remote, or raise `[deploy] push_timeout_secs`".into()
+            }
+            Error::RemoteMoved { remote, branch, .. } => format!(
+                "someone deployed after the broken release: `git fetch {remote}` and look at `{remote}/{branch}` before deciding; the local rollback stands"
+            ),
+            Error::NonFastForward { remote, branch, .. } => format!(
+                "`git fetch {remote}` and look at `{remote}/{branch}`: a newer release may already be live; the local rollback stands"
+            ),
+            Error::Rejected { .. } => {
+                "read the remote's reason: a protected branch or a pre-receive hook may refuse pushes".into()
+            }
+            Error::HookUrl(_) => {
+                "set `hook_url` or the environment variable named by `hook_url_env` in `[deploy]`".into()
+            }
+            Error::Hook { pushed_commit: Some(_), .. } => {
+                "the push succeeded; trigger the deploy from the platform's dashboard, or retry the hook".into()
+            }
+            Error::Hook { pushed_commit: None, .. } => {
+                "trigger the deploy from the platform's dashboard, or retry".into()
+            }
+        })
+    }
+}
+
+/// Runs the configured strategy, then the hook. With neither configured it does nothing and
+/// says so in the report.
+pub async fn deploy(config: &DeployConfig, ctx: &DeployContext<'_>) -> Result<DeployReport, Error> {
+    let start = Instant::now();
+    for (what, id) in [("commit id", ctx.from), ("commit id", ctx.to)] {
+        if id.len() < 4 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(Error::Invalid { what, value: id.to_owned() });
+        }
+    }
+    let mut report = DeployReport {
+        strategy: config.strategy,
+        remote: None,
+        branch: None,
+        pushed_commit: None,
+        hook_status: None,
+        millis: 0,
+        detail: String::new(),
+    };
+    let mut details = Vec::new();
+    if config.strategy != DeployStrategy::None {
+        let branch = config.branch.as_deref().or(ctx.branch).ok_or(Error::NoBranch)?;
+        let branch = branch.strip_prefix("refs/heads/").unwrap_or(branch);
+        if !plain_name(branch) {
+            return Err(Error::Invalid { what: "branch name", value: branch.to_owned() });
+        }
+        if !plain_name(&config.remote) {
+            return Err(Error::Invalid { what: "remote name", value: config.remote.clone() });
+        }
+        let git = Git { dir: ctx.workdir.to_owned(), limit: duration(config.push_timeout_secs) };
+        let pushed = if config.strategy == DeployStrategy::Push {
+            push(&git, &config.remote, branch, ctx.to, Some(ctx.from)).await?
+        } else {
+            let commit = revert_commit(&git, ctx).await?;
+            push(&git, &config.remote, branch, &commit, None).await?
+        };
+        details.push(format!("pushed {} to {}/{branch}", short(&pushed), config.remote));
+        report.remote = Some(config.remote.clone());
+        report.branch = Some(branch.to_owned());
+        report.pushed_commit = Some(pushed);
+    }
+    let hook_url =
+        from_inline_or_env(config.hook_url.as_ref(), config.hook_url_env.as_deref()).map_err(Error::HookUrl)?;
+    if let Some(url) = hook_url {
+        let commit = report.pushed_commit.clone().unwrap_or_else(|| ctx.to.to_owned());
+        let body = serde_json::json!({
+            "event": "rollback",
+            "run_id": ctx.run_id,
+            "commit": commit,
+            "from": ctx.from,
+            "branch": report.branch.as_deref().or(config.branch.as_deref()).or(ctx.branch),
+        });
+        let status = call_hook(&url, &body, config)
+            .await
+            .map_err(|reason| Error::Hook { reason, pushed_commit: report.pushed_commit.clone() })?;
+        report.hook_status = Some(status);
+        details.push(format!("deploy hook answered {status}"));
+    }
+    report.millis = millis(start.elapsed());
+    report.detail =
+        if details.is_empty() { "nothing to deploy (no strategy, no hook)".to_owned() } else { details.join("; ") };
+    Ok(report)
+}
+
+fn short(id: &str) -> &str {
+    id.get(..12).unwrap_or(id)
+}
+
+/// POSTs `body` to the hook; its status, or why it failed (never the URL).
+async fn call_hook(url: &Secret, body: &serde_json::Value, config: &DeployConfig) -> Result<u16, String> {
+    let parsed = check_hook_url(url)?;
+    let secrets = secret_parts(url.expose(), &parsed);
+    let scrub = |text: String| redact_in(&text, secrets.iter().map(String::as_str));
+    let client = client_without_redirects().map_err(|e| e.to_string())?;
+    let limit = duration(config.hook_timeout_secs);
+    let request =
+        client.post(parsed).header(reqwest::header::CONTENT_TYPE, "application/json").body(body.to_string()).send();
+    let response = match tokio::time::timeout(limit, request).await {
+        Err(_) => return Err(timed_out(limit)),
+        Ok(Err(e)) => return Err(scrub(describe_error(e, None))),
+        Ok(Ok(r)) => r,
+    };
+    let status = response.status().as_u16();
+    if !ExpectStatus::accepts(config.hook_expect_status.as_ref(), status) {
+        return Err(format!(
+            "status {status}, expected {}",
+            ExpectStatus::describe(config.hook_expect_status.as_ref())
+        ));
+    }
+    Ok(status)
+}
+
+/// The URL and the parts of it that may carry its secret (path, query, user info).
+pub(crate) fn secret_parts(raw: &str, url: &reqwest::Url) -> Vec<String> {
+    let mut parts = vec![raw.to_owned(), url.as_str().to_owned()];
+    if url.path().len() > 1 {
+        parts.push(url.path().to_owned());
+    }
+    parts.extend(url.query().map(str::to_owned));
+    if !url.username().is_empty() {
+        parts.push(url.username().to_owned());
+    }
+    parts.extend(url.password().map(str::to_owned));
+    parts
+}
+
+/// Variables that choose how git reaches a remote: kept when the rest of `GIT_*` is removed.
+const KEPT_GIT_VARS: [&str; 7] = [
+    "GIT_SSH",
+    "GIT_SSH_COMMAND",
+    "GIT_SSH_VARIANT",
+    "GIT_ASKPASS",
+    "GIT_PROXY_COMMAND",
+    "GIT_SSL_CAINFO",
+    "GIT_SSL_CAPATH",
+];
+
+struct Git {
+    dir: PathBuf,
+    limit: Duration,
+}
+
+impl Git {
+    /// Runs `git -C <dir> args...`; stdout, or the error.
+    async fn run(&self, args: &[&str], accept_failure: bool) -> Result<(bool, String, String), Error> {
+        use std::os::unix::ffi::OsStrExt;
+        let mut cmd = tokio::process::Command::new("git");
+        for (key, _) in std::env::vars_os() {
+            let k = key.as_bytes();
+            if k.starts_with(b"GIT_") && !KEPT_GIT_VARS.iter().any(|kept| kept.as_bytes() == k) {
+                cmd.env_remove(&key);
+            }
+        }
+        cmd.env("GIT_TERMINAL_PROMPT", "0")
+            .env("LC_ALL", "C")
+            .arg("-C")
+            .arg(&self.dir)
+            .args(["-c", "core.quotepath=off"])
+            .args(args);
+        let shown = args.join(" ");
+        let out = run_command(cmd, "git", Some(self.limit)).await.map_err(|e| Error::GitNotFound(e.source))?;
+        if out.timed_out {
+            return Err(Error::GitTimeout { args: shown, limit: self.limit });
+        }
+        let ok = out.status.is_some_and(|s| s.success());
+        let stdout = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        let stderr = String::from_utf8_lossy(&out.stderr).trim().to_owned();
+        if !ok && !accept_failure {
+            return Err(Error::Git { args: shown, exit: out.describe_exit(), stderr });
+        }
+        Ok((ok, stdout, stderr))
+    }
+}
+
+/// Pushes `commit` to `remote`'s `branch`; with `lease`, only if the remote branch is at it.
+async fn push(git: &Git, remote: &str, branch: &str, commit: &str, lease: Option<&str>) -> Result<String, Error> {
+    let dst = format!("refs/heads/{branch}");
+    let refspec = format!("{commit}:{dst}");
+    let lease_arg = lease.map(|l| format!("--force-with-lease={dst}:{l}"));
+    let mut args = vec!["push", "--porcelain"];
+    args.extend(lease_arg.as_deref());
+    args.extend([remote, refspec.as_str()]);
+    let (ok, stdout, stderr) = git.run(&args, true).await?;
+    if ok {
+        return Ok(commit.to_owned());
+    }
+    // `--porcelain`: `<flag>\t<src>:<dst>\t<summary> (<reason>)`, `!` for a rejected ref.
+    let line = stdout.lines().find(|l| l.starts_with('!') && l.contains(&format!(":{dst}\t")));
+    let reason = line.and_then(|l| l.rsplit('\t').next()).map(|s| s.trim().to_owned()).unwrap_or_default();
+    let (remote, branch) = (remote.to_owned(), branch.to_owned());
+    if reason.contains("stale info") {
+        return Err(Error::RemoteMoved { remote, branch, expected: lease.unwrap_or_default().to_owned() });
+    }
+    if reason.contains("non-fast-forward") || reason.contains("fetch first") {
+        if let Some(expected) = lease {
+            return Err(Error::RemoteMoved { remote, branch, expected: expected.to_owned() });
+        }
+        return Err(Error::NonFastForward { remote, branch, commit: commit.to_owned() });
+    }
+    if !reason.is_empty() {
+        return Err(Error::Rejected { remote, branch, reason });
+    }
+    Err(Error::Git { args: args.join(" "), exit: "failed".to_owned(), stderr })
+}
+
+/// Makes the rollback commit: the target's tree on top of `from`; its id.
+async fn revert_commit(git: &Git, ctx: &DeployContext<'_>) -> Result<String, Error> {
+    // Use the repository's identity; if it has none, sign as forge-rollback rather than fail.
+    let author = git.run(&["var", "GIT_AUTHOR_IDENT"], true).await?.0;
+    let committer = git.run(&["var", "GIT_COMMITTER_IDENT"], true).await?.0;
+    let mut args: Vec<String> = Vec::new();
+    if !(author && committer) {
+        args.extend(["-c", "user.name=forge-rollback", "-c", "user.email=forge-rollback@localhost"].map(str::to_owned));
+    }
+    let message = format!("Roll back to {} (forge-rollback run {})", short(ctx.to), ctx.run_id);
+    args.extend(["commit-tree".to_owned(), format!("{}^{{tree}}", ctx.to), "-p".to_owned(), ctx.from.to_owned()]);
+    args.extend(["-m".to_owned(), message]);
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (_, id, _) = git.run(&argv, false).await?;
+    if id.len() < 40 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(Error::Git {
+            args: "commit-tree".into(),
+            exit: "exit code 0".into(),
+            stderr: format!("unexpected output `{id}`"),
+        });
+    }
+    Ok(id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        for ok in ["main", "release/1.2", "origin", "feat_x-y"] {
+            assert!(plain_name(ok), "{ok}");
+        }
+        for bad in ["", "-f", "a b", "a..b", "x.lock", "a:b", "x/", "a~1"] {
+            assert!(!plain_name(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn secret_parts_cover_path_and_query() {
+        let raw = "https://user:pw@api.example.com/deploy/srv-123?key=abc";
+        let url = reqwest::Url::parse(raw).unwrap();
+        let parts = secret_parts(raw, &url);
+        let text = redact_in(
+            "POST https://api.example.com/deploy/srv-123?key=abc failed for key=abc",
+            parts.iter().map(String::as_str),
+        );
+        assert!(!text.contains("srv-123") && !text.contains("key=abc"), "{text}");
     }
 }

@@ -1,30 +1,339 @@
 //! `[[notify]]`: webhooks on start, success, failure and verification failure. Slack-compatible
 //! (`{"text": ...}`) or a generic JSON event. A failing or hanging webhook is logged and never
 //! fails or delays a rollback beyond its timeout. Webhook URLs are secrets.
+//!
+//! ```toml
+//! [[notify]]
+//! url_env = "SLACK_WEBHOOK_URL"   # or url = "https://hooks.slack.com/..." (a secret either way)
+//! format = "slack"                # or "json" (default): the event as an object
+//! events = ["failed", "verification_failed"]   # default: all
+//! timeout_secs = 5
+//! retries = 1
+//! ```
+//!
+//! [`send_all`] sends to every webhook at once and returns when all are done: each webhook
+//! takes at most `timeout_secs × (retries + 1)`, waits between attempts included.
+
+use std::fmt::Write as _;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-/// One `[[notify]]` entry (shape defined by the verify helper).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct NotifyConfig {}
+use crate::deploy::secret_parts;
+use crate::event::LogLevel;
+use crate::http::{client_without_redirects, describe_error};
+use crate::secret::{Secret, from_inline_or_env, redact_in};
+use crate::time::Timestamp;
+use crate::verify::config::valid_secs;
+use crate::verify::{duration, millis, timed_out};
 
-/// Checks the `[[notify]]` list (placeholder).
+/// What happened to a run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NotifyEventKind {
+    /// A run began.
+    Started,
+    /// A run finished and (if configured) verification passed.
+    Succeeded,
+    /// A run failed.
+    Failed,
+    /// A run finished but verification failed.
+    VerificationFailed,
+    /// A run was cancelled.
+    Cancelled,
+}
+
+impl NotifyEventKind {
+    /// Every kind.
+    pub const ALL: [NotifyEventKind; 5] = [
+        NotifyEventKind::Started,
+        NotifyEventKind::Succeeded,
+        NotifyEventKind::Failed,
+        NotifyEventKind::VerificationFailed,
+        NotifyEventKind::Cancelled,
+    ];
+
+    /// As written in the config (`verification_failed`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NotifyEventKind::Started => "started",
+            NotifyEventKind::Succeeded => "succeeded",
+            NotifyEventKind::Failed => "failed",
+            NotifyEventKind::VerificationFailed => "verification_failed",
+            NotifyEventKind::Cancelled => "cancelled",
+        }
+    }
+
+    fn headline(self) -> &'static str {
+        match self {
+            NotifyEventKind::Started => "rollback started",
+            NotifyEventKind::Succeeded => "rollback succeeded",
+            NotifyEventKind::Failed => "rollback FAILED",
+            NotifyEventKind::VerificationFailed => "rollback done but verification FAILED",
+            NotifyEventKind::Cancelled => "rollback cancelled",
+        }
+    }
+}
+
+/// The body a webhook receives.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NotifyFormat {
+    /// The [`NotifyEvent`] as a JSON object.
+    #[default]
+    Json,
+    /// `{"text": "..."}` (Slack, Mattermost, Discord's `/slack` endpoint, ...).
+    Slack,
+}
+
+fn all_events() -> Vec<NotifyEventKind> {
+    NotifyEventKind::ALL.to_vec()
+}
+fn default_timeout() -> f64 {
+    5.0
+}
+fn default_retries() -> u32 {
+    1
+}
+
+/// One `[[notify]]` entry.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotifyConfig {
+    /// A name for logs and results (default: `webhook <n>`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The webhook URL (a secret).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<Secret>,
+    /// The environment variable holding the URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url_env: Option<String>,
+    /// `json` or `slack`.
+    #[serde(default)]
+    pub format: NotifyFormat,
+    /// The events sent (default: all).
+    #[serde(default = "all_events")]
+    pub events: Vec<NotifyEventKind>,
+    /// Longest one attempt may take, in seconds.
+    #[serde(default = "default_timeout")]
+    pub timeout_secs: f64,
+    /// Attempts after the first when one fails.
+    #[serde(default = "default_retries")]
+    pub retries: u32,
+}
+
+impl NotifyConfig {
+    /// A JSON webhook to `url` for every event, with the default timeout and retries.
+    pub fn new(url: Secret) -> Self {
+        Self {
+            name: None,
+            url: Some(url),
+            url_env: None,
+            format: NotifyFormat::Json,
+            events: all_events(),
+            timeout_secs: default_timeout(),
+            retries: default_retries(),
+        }
+    }
+
+    /// Checks the entry. `Err((field, message))`; the URL is never in the message.
+    pub fn validate(&self) -> Result<(), (String, String)> {
+        match (&self.url, &self.url_env) {
+            (None, None) => return Err(("url".into(), "set `url` or `url_env`".into())),
+            (Some(_), Some(_)) => return Err(("url".into(), "set either `url` or `url_env`, not both".into())),
+            (Some(url), None) => {
+                crate::deploy::check_hook_url(url).map_err(|m| ("url".to_owned(), m))?;
+            }
+            (None, Some(var)) if var.is_empty() => {
+                return Err(("url_env".into(), "names no environment variable".into()));
+            }
+            (None, Some(_)) => {}
+        }
+        if !valid_secs(self.timeout_secs) {
+            return Err(("timeout_secs".into(), format!("must be more than 0 (got {})", self.timeout_secs)));
+        }
+        if self.retries > MAX_RETRIES {
+            return Err(("retries".into(), format!("at most {MAX_RETRIES} (got {})", self.retries)));
+        }
+        Ok(())
+    }
+
+    fn label(&self, index: usize) -> String {
+        self.name.clone().unwrap_or_else(|| format!("webhook {}", index + 1))
+    }
+}
+
+/// Most retries a webhook may ask for (a webhook must not hold a rollback up for long).
+pub const MAX_RETRIES: u32 = 10;
+
+/// Checks every `[[notify]]` entry. `Err((key, message))` with keys like `notify[0].url`.
 pub fn validate(configs: &[NotifyConfig]) -> Result<(), (String, String)> {
-    let _ = configs;
+    for (i, c) in configs.iter().enumerate() {
+        c.validate().map_err(|(k, m)| (format!("notify[{i}].{k}"), m))?;
+    }
     Ok(())
 }
 
-/// What happened (placeholder).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum NotifyKind {
-    /// A run started.
-    Started,
-    /// It succeeded.
-    Succeeded,
-    /// It failed.
-    Failed,
-    /// Verification failed.
-    VerificationFailed,
-    /// Cancelled.
-    Cancelled,
+/// What is sent.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotifyEvent {
+    /// What happened.
+    pub kind: NotifyEventKind,
+    /// The run.
+    pub run_id: String,
+    /// How bad it is.
+    pub level: LogLevel,
+    /// The commit production ran before the rollback.
+    pub from: Option<String>,
+    /// The rollback target.
+    pub to: Option<String>,
+    /// The repository (its folder name or remote URL without credentials).
+    pub repository: String,
+    /// One line for people (no secrets).
+    pub message: String,
+    /// When.
+    pub time: Timestamp,
+}
+
+impl NotifyEvent {
+    /// The Slack text: `[forge-rollback] rollback FAILED in shop (run r1, 1a2b3c4 → 9f8e7d6): message`.
+    pub fn text(&self) -> String {
+        let short = |c: &Option<String>| c.as_deref().map(|c| c.get(..7).unwrap_or(c).to_owned());
+        let commits = match (short(&self.from), short(&self.to)) {
+            (Some(f), Some(t)) => format!(", {f} → {t}"),
+            (None, Some(t)) => format!(", to {t}"),
+            _ => String::new(),
+        };
+        let mut text =
+            format!("[forge-rollback] {} in {} (run {}{commits})", self.kind.headline(), self.repository, self.run_id);
+        if !self.message.is_empty() {
+            text.push_str(": ");
+            text.push_str(&self.message);
+        }
+        text
+    }
+
+    fn body(&self, format: NotifyFormat) -> serde_json::Value {
+        match format {
+            NotifyFormat::Slack => serde_json::json!({ "text": self.text() }),
+            NotifyFormat::Json => serde_json::to_value(self).unwrap_or(serde_json::Value::Null),
+        }
+    }
+}
+
+/// What happened to one webhook.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotifyResult {
+    /// The webhook's name (`webhook 2` without one).
+    pub name: String,
+    /// The event sent.
+    pub kind: NotifyEventKind,
+    /// Delivered (a `2xx` answer).
+    pub ok: bool,
+    /// Attempts made.
+    pub attempts: u32,
+    /// The last answer's status, if there was one.
+    pub status: Option<u16>,
+    /// Wall time in milliseconds.
+    pub millis: u64,
+    /// For logs: `status 200`, `status 500 (3 attempts)`, `timed out after 5.0 s`; never the URL.
+    pub detail: String,
+}
+
+/// Sends `event` to every webhook subscribed to its kind, at once; one result per webhook
+/// sent to (unsubscribed ones are left out). Never fails: problems are in the results. Each
+/// webhook takes at most its `timeout_secs × (retries + 1)`.
+pub async fn send_all(configs: &[NotifyConfig], event: &NotifyEvent) -> Vec<NotifyResult> {
+    let sends = configs
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.events.contains(&event.kind))
+        .map(|(i, c)| send_one(c, c.label(i), event));
+    futures_util::future::join_all(sends).await
+}
+
+async fn send_one(config: &NotifyConfig, name: String, event: &NotifyEvent) -> NotifyResult {
+    let start = Instant::now();
+    let mut result =
+        NotifyResult { name, kind: event.kind, ok: false, attempts: 0, status: None, millis: 0, detail: String::new() };
+    let per_attempt = duration(config.timeout_secs);
+    let attempts = config.retries.min(MAX_RETRIES) + 1;
+    let budget = per_attempt.saturating_mul(attempts);
+    let bounded = tokio::time::timeout(budget, attempt_all(config, event, per_attempt, attempts, &mut result)).await;
+    if bounded.is_err() {
+        result.ok = false;
+        let gave_up = format!("gave up after {:.1} s", budget.as_secs_f64());
+        result.detail = if result.detail.is_empty() { gave_up } else { format!("{}; {gave_up}", result.detail) };
+    }
+    if result.attempts > 1 {
+        let _ = write!(result.detail, " ({} attempts)", result.attempts);
+    }
+    result.millis = millis(start.elapsed());
+    result
+}
+
+async fn attempt_all(
+    config: &NotifyConfig,
+    event: &NotifyEvent,
+    per_attempt: Duration,
+    attempts: u32,
+    result: &mut NotifyResult,
+) {
+    let url = match from_inline_or_env(config.url.as_ref(), config.url_env.as_deref()) {
+        Ok(Some(u)) => u,
+        Ok(None) => {
+            "no URL (set `url` or `url_env`)".clone_into(&mut result.detail);
+            return;
+        }
+        Err(e) => {
+            result.detail = e;
+            return;
+        }
+    };
+    let parsed = match crate::deploy::check_hook_url(&url) {
+        Ok(p) => p,
+        Err(e) => {
+            result.detail = e;
+            return;
+        }
+    };
+    let secrets = secret_parts(url.expose(), &parsed);
+    let client = match client_without_redirects() {
+        Ok(c) => c,
+        Err(e) => {
+            result.detail = e.to_string();
+            return;
+        }
+    };
+    let body = event.body(config.format).to_string();
+    let mut pause = Duration::from_millis(200);
+    loop {
+        result.attempts += 1;
+        let request = client
+            .post(parsed.clone())
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body.clone())
+            .send();
+        match tokio::time::timeout(per_attempt, request).await {
+            Ok(Ok(resp)) => {
+                let status = resp.status().as_u16();
+                result.status = Some(status);
+                result.detail = format!("status {status}");
+                if resp.status().is_success() {
+                    result.ok = true;
+                    return;
+                }
+            }
+            Ok(Err(e)) => {
+                result.detail = redact_in(&describe_error(e, None), secrets.iter().map(String::as_str));
+            }
+            Err(_) => result.detail = timed_out(per_attempt),
+        }
+        if result.attempts >= attempts {
+            return;
+        }
+        tokio::time::sleep(pause).await;
+        pause = pause.saturating_mul(2);
+    }
 }

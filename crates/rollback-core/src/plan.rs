@@ -271,8 +271,8 @@ impl Step {
                 if strategy != "none" {
                     v.push(format!(
                         "{strategy} to {} branch {}",
-                        remote.as_deref().unwrap_or("?"),
-                        branch.as_deref().unwrap_or("?")
+                        remote.as_deref().unwrap_or("origin"),
+                        branch.as_deref().unwrap_or("(the rolled-back branch)")
                     ));
                 }
                 if *hook {

@@ -2,8 +2,29 @@
 //! no shell) with a timeout and an expected exit code, in order, then waits until a named
 //! check passes. No process is ever killed by name: a step that times out has its own child
 //! process group killed, nothing else.
+//!
+//! ```toml
+//! [[restart]]
+//! name = "api"
+//! argv = ["systemctl", "--user", "restart", "fastapi"]
+//! timeout_secs = 30
+//! ready = "fastapi"          # a [[checks]] name, polled until it passes
+//! ready_timeout_secs = 60
+//! ```
+//!
+//! A step's program may leave background children behind (a script that starts the server):
+//! they are left running, and the pipes they inherit do not keep [`run`] waiting.
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
+
+use crate::event::LogLevel;
+use crate::verify::command::run_program;
+use crate::verify::config::valid_secs;
+use crate::verify::{ServiceVerifier, duration, millis, timed_out};
 
 /// One `[[restart]]` entry.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -51,8 +72,163 @@ pub struct RestartResult {
     pub detail: String,
 }
 
-/// Checks the `[[restart]]` list (placeholder until the verify helper's version lands).
-pub fn validate(steps: &[RestartStep], check_names: &[&str]) -> Result<(), (String, String)> {
-    let _ = (steps, check_names);
+/// Where [`run`] sends its log lines.
+pub type Log<'a> = &'a (dyn Fn(LogLevel, String) + Send + Sync);
+
+/// Checks the `[[restart]]` list: names, argv, timeouts, and that each `ready` names a
+/// configured check. `Err((key, message))`.
+pub fn validate<I>(steps: &[RestartStep], check_names: I) -> Result<(), (String, String)>
+where
+    I: IntoIterator,
+    I::Item: AsRef<str>,
+{
+    let checks: HashSet<String> = check_names.into_iter().map(|n| n.as_ref().to_owned()).collect();
+    let mut names = HashSet::new();
+    for (i, s) in steps.iter().enumerate() {
+        let key = |k: &str| format!("restart[{i}].{k}");
+        if s.name.trim().is_empty() {
+            return Err((key("name"), "is empty".into()));
+        }
+        if !names.insert(s.name.as_str()) {
+            return Err((key("name"), format!("`{}` is used by two restart steps: names must be unique", s.name)));
+        }
+        if s.argv.first().is_none_or(String::is_empty) {
+            return Err((key("argv"), format!("restart `{}` needs a program to run", s.name)));
+        }
+        if !valid_secs(s.timeout_secs) {
+            return Err((key("timeout_secs"), format!("must be more than 0 (got {})", s.timeout_secs)));
+        }
+        if !valid_secs(s.ready_timeout_secs) {
+            return Err((key("ready_timeout_secs"), format!("must be more than 0 (got {})", s.ready_timeout_secs)));
+        }
+        if let Some(ready) = &s.ready
+            && !checks.contains(ready)
+        {
+            let mut known: Vec<&str> = checks.iter().map(String::as_str).collect();
+            known.sort_unstable();
+            let known =
+                if known.is_empty() { "none is configured".to_owned() } else { format!("known: {}", known.join(", ")) };
+            return Err((key("ready"), format!("no check named `{ready}` ({known})")));
+        }
+    }
     Ok(())
+}
+
+/// Runs `steps` in order in `workdir`, stopping at the first that fails; returns one result
+/// per step run. A step's readiness check is polled through `verifier` until it passes or
+/// `ready_timeout_secs` has passed.
+pub async fn run(
+    steps: &[RestartStep],
+    verifier: &dyn ServiceVerifier,
+    workdir: &Path,
+    log: Log<'_>,
+) -> Vec<RestartResult> {
+    let mut results = Vec::with_capacity(steps.len());
+    for step in steps {
+        let result = run_step(step, verifier, workdir, log).await;
+        let ok = result.ok;
+        if ok {
+            log(LogLevel::Success, format!("restart `{}`: {}", step.name, result.detail));
+        } else {
+            log(LogLevel::Error, format!("restart `{}` failed: {}", step.name, result.detail));
+        }
+        results.push(result);
+        if !ok {
+            break;
+        }
+    }
+    results
+}
+
+async fn run_step(step: &RestartStep, verifier: &dyn ServiceVerifier, workdir: &Path, log: Log<'_>) -> RestartResult {
+    let mut result = RestartResult {
+        name: step.name.clone(),
+        ok: false,
+        exit_code: None,
+        millis: 0,
+        ready_millis: None,
+        detail: String::new(),
+    };
+    if step.argv.first().is_none_or(String::is_empty) {
+        "no program to run (`argv` is empty)".clone_into(&mut result.detail);
+        return result;
+    }
+    log(LogLevel::Info, format!("restart `{}`: running `{}`", step.name, step.argv.join(" ")));
+    let limit = duration(step.timeout_secs);
+    let out = match run_program(&step.argv, workdir, Some(limit)).await {
+        Ok(o) => o,
+        Err(e) => {
+            result.detail = e.to_string();
+            return result;
+        }
+    };
+    result.millis = millis(out.elapsed);
+    result.exit_code = out.status.and_then(|s| s.code());
+    let tail = out.stderr_tail(5);
+    let with_tail = |text: String| if tail.is_empty() { text } else { format!("{text}: {tail}") };
+    if out.timed_out {
+        result.detail = with_tail(format!("{}; its process group was killed", timed_out(limit)));
+        return result;
+    }
+    if result.exit_code != Some(step.expect_exit) {
+        result.detail = with_tail(format!("{}, expected {}", out.describe_exit(), step.expect_exit));
+        return result;
+    }
+    let exited = format!("{} after {:.1} s", out.describe_exit(), out.elapsed.as_secs_f64());
+    let Some(check) = &step.ready else {
+        result.ok = true;
+        result.detail = exited;
+        return result;
+    };
+    let ready_limit = duration(step.ready_timeout_secs);
+    log(
+        LogLevel::Info,
+        format!(
+            "restart `{}`: waiting for check `{check}` to pass (up to {:.1} s)",
+            step.name,
+            ready_limit.as_secs_f64()
+        ),
+    );
+    match wait_ready(check, verifier, ready_limit).await {
+        Ok(waited) => {
+            result.ok = true;
+            result.ready_millis = Some(millis(waited));
+            result.detail = format!("{exited}; ready after {:.1} s", waited.as_secs_f64());
+        }
+        Err(last) => {
+            result.detail =
+                format!("{exited}, but check `{check}` did not pass within {:.1} s: {last}", ready_limit.as_secs_f64());
+        }
+    }
+    result
+}
+
+/// Polls `check` until it passes (`Ok(time waited)`) or `limit` has passed (`Err(last
+/// reason)`).
+async fn wait_ready(check: &str, verifier: &dyn ServiceVerifier, limit: Duration) -> Result<Duration, String> {
+    let start = Instant::now();
+    let deadline = start + limit;
+    let only = [check.to_owned()];
+    let mut pause = Duration::from_millis(100);
+    let mut last = String::new();
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, verifier.verify(Some(&only))).await {
+            Ok(report) if report.passed && !report.checks.is_empty() => return Ok(start.elapsed()),
+            Ok(report) => match report.checks.first() {
+                // Not configured: waiting will not help.
+                Some(c) if c.kind == "unknown" => return Err(c.reason.clone()),
+                Some(c) => last.clone_from(&c.reason),
+                None => "the check produced no result".clone_into(&mut last),
+            },
+            Err(_) if last.is_empty() => return Err("the check was still running when the wait ended".to_owned()),
+            Err(_) => return Err(format!("{last} (the last attempt was still running when the wait ended)")),
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(last);
+        }
+        tokio::time::sleep(pause.min(left)).await;
+        pause = (pause * 3 / 2).min(Duration::from_secs(1));
+    }
 }

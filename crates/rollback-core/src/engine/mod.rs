@@ -668,7 +668,7 @@ impl Rollback {
             ),
         }
         ctx.log(LogLevel::Info, format!("From {} to {}", plan.from.commit.short(), plan.to.short()));
-        self.notify(ctx, crate::notify::NotifyKind::Started, &run_id, plan, None);
+        self.notify(ctx, crate::notify::NotifyEventKind::Started, &run_id, plan, None);
         let mut ex =
             Exec { run_id, plan, journal, manifest: None, fresh_plan: true, manual, verification: None, aborted: None };
         self.execute(ctx, &mut ex, 0)
@@ -773,10 +773,10 @@ impl Rollback {
             ),
         }
         let kind = match status {
-            RunStatus::Succeeded => crate::notify::NotifyKind::Succeeded,
-            RunStatus::VerificationFailed => crate::notify::NotifyKind::VerificationFailed,
-            RunStatus::Cancelled => crate::notify::NotifyKind::Cancelled,
-            _ => crate::notify::NotifyKind::Failed,
+            RunStatus::Succeeded => crate::notify::NotifyEventKind::Succeeded,
+            RunStatus::VerificationFailed => crate::notify::NotifyEventKind::VerificationFailed,
+            RunStatus::Cancelled => crate::notify::NotifyEventKind::Cancelled,
+            _ => crate::notify::NotifyEventKind::Failed,
         };
         self.notify(ctx, kind, &ex.run_id, ex.plan, error.as_deref());
         let state = RunState::load(ex.journal.path())?;

@@ -166,8 +166,13 @@ pub fn service_steps(config: &Config) -> Vec<Step> {
 }
 
 fn deploy_step(d: &crate::deploy::DeployConfig) -> Option<Step> {
-    let _ = d;
-    None
+    let pushes = d.strategy != crate::deploy::DeployStrategy::None;
+    d.is_active().then(|| Step::Deploy {
+        strategy: d.strategy.as_str().to_owned(),
+        remote: pushes.then(|| d.remote.clone()),
+        branch: if pushes { d.branch.clone() } else { None },
+        hook: d.hook_url.is_some() || d.hook_url_env.is_some(),
+    })
 }
 
 /// The rollback plan for an assessment at `level`. Full and manual plans add, when the

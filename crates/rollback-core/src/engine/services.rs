@@ -1,13 +1,16 @@
-//! The service parts of the engine: restart, deploy, verify, notifications.
+//! The service parts of the engine: restart, deploy, verify, and webhook notifications.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
 
 use super::{Ctx, Exec, Rollback};
 use crate::db::DbMigrator;
-use crate::error::Result;
-use crate::plan::Plan;
+use crate::error::{Error, Result};
+use crate::event::LogLevel;
+use crate::notify::{NotifyEvent, NotifyEventKind};
+use crate::plan::{Plan, RunKind};
+use crate::time::Timestamp;
 use crate::verify::{DbProbe, ServiceVerifier, VerificationReport, Verifier};
 
 /// The configured database as `sql` and `db-revision` checks see it.
@@ -38,7 +41,7 @@ impl Rollback {
         if let Some(names) = only
             && let Some(unknown) = names.iter().find(|n| !self.config.checks.iter().any(|c| &c.name == *n))
         {
-            return Err(crate::Error::usage(
+            return Err(Error::usage(
                 format!("no check named `{unknown}`"),
                 Some(format!(
                     "configured checks: {}",
@@ -50,29 +53,146 @@ impl Rollback {
         Ok(crate::rt::block_on(verifier.verify(only)))
     }
 
+    /// Sends a webhook event to every `[[notify]]` subscribed to it. A failing or hanging
+    /// webhook is a warning, bounded by its own timeout; it never fails the run.
     pub(super) fn notify(
         &self,
         ctx: &mut Ctx<'_>,
-        kind: crate::notify::NotifyKind,
+        kind: NotifyEventKind,
         run_id: &str,
         plan: &Plan,
         error: Option<&str>,
     ) {
-        let _ = (ctx, kind, run_id, plan, error);
+        if self.config.notify.is_empty() {
+            return;
+        }
+        let what = match (plan.kind, plan.level) {
+            (RunKind::Undo, _) => format!("undo of run {}", plan.undo_of.as_deref().unwrap_or("?")),
+            (RunKind::Rollback, Some(l)) => format!("{l} rollback"),
+            (RunKind::Rollback, None) => "rollback".to_owned(),
+        };
+        let message = match (kind, error) {
+            (NotifyEventKind::Started, _) => format!("{what} started"),
+            (NotifyEventKind::Succeeded, _) => format!("{what} succeeded"),
+            (NotifyEventKind::VerificationFailed, _) => format!("{what}: the services failed verification"),
+            (_, Some(e)) => format!("{what}: {e}"),
+            (_, None) => what,
+        };
+        let event = NotifyEvent {
+            kind,
+            run_id: run_id.to_owned(),
+            level: match kind {
+                NotifyEventKind::Started => LogLevel::Info,
+                NotifyEventKind::Succeeded => LogLevel::Success,
+                NotifyEventKind::Cancelled => LogLevel::Warn,
+                NotifyEventKind::Failed | NotifyEventKind::VerificationFailed => LogLevel::Error,
+            },
+            from: Some(plan.from.commit.to_string()),
+            to: Some(plan.to.to_string()),
+            repository: self
+                .workdir()
+                .file_name()
+                .map_or_else(|| self.workdir().display().to_string(), |n| n.to_string_lossy().into_owned()),
+            message,
+            time: Timestamp::now(),
+        };
+        for r in crate::rt::block_on(crate::notify::send_all(&self.config.notify, &event)) {
+            if r.ok {
+                ctx.log(LogLevel::Info, format!("Notified webhook `{}` ({})", r.name, kind.as_str()));
+            } else {
+                ctx.log(LogLevel::Warn, format!("webhook `{}` ({}) failed: {}", r.name, kind.as_str(), r.detail));
+            }
+        }
     }
 
     pub(super) fn step_restart(&self, ctx: &mut Ctx<'_>) -> Result<serde_json::Value> {
-        let _ = ctx;
-        Ok(serde_json::Value::Null)
+        ctx.log(LogLevel::Info, format!("Restarting services ({} step(s))...", self.config.restart.len()));
+        let verifier = self.verifier();
+        let shared = Mutex::new(&mut *ctx);
+        let log = |level: LogLevel, message: String| {
+            shared.lock().unwrap_or_else(PoisonError::into_inner).log(level, message);
+        };
+        let results = crate::rt::block_on(crate::restart::run(&self.config.restart, &verifier, self.workdir(), &log));
+        drop(shared);
+        let detail = serde_json::json!({ "steps": results });
+        if let Some(bad) = results.iter().find(|r| !r.ok) {
+            return Err(Error::Service {
+                message: format!("restart step `{}` failed: {}", bad.name, bad.detail),
+                hint: Some("fix the service, then `forge-rollback resume RUN` runs the restart again".to_owned()),
+            });
+        }
+        if results.len() < self.config.restart.len() {
+            return Err(Error::Service { message: "the restart stopped early".to_owned(), hint: None });
+        }
+        ctx.log(LogLevel::Success, format!("Services restarted ({} step(s))", results.len()));
+        Ok(detail)
+    }
+
+    /// The commit production runs before this deploy: HEAD before the run, or for the undo
+    /// of a run that pushed a revert commit, that commit.
+    fn production_commit(&self, ex: &Exec<'_>) -> String {
+        if ex.plan.kind == RunKind::Undo
+            && let Some(orig) = &ex.plan.undo_of
+            && let Ok(state) = self.load_run(orig)
+            && let Some(pushed) =
+                state.detail_of("deploy").and_then(|d| d.get("pushed_commit")).and_then(|v| v.as_str())
+        {
+            return pushed.to_owned();
+        }
+        ex.plan.from.commit.to_string()
     }
 
     pub(super) fn step_deploy(&self, ctx: &mut Ctx<'_>, ex: &mut Exec<'_>) -> Result<serde_json::Value> {
-        let _ = (ctx, ex);
-        Ok(serde_json::Value::Null)
+        let Some(cfg) = &self.config.deploy else {
+            return Ok(serde_json::json!({ "summary": "no [deploy] configured" }));
+        };
+        ctx.log(LogLevel::Info, format!("Deploying ({})...", cfg.strategy.as_str()));
+        let from = self.production_commit(ex);
+        let to = ex.plan.to.to_string();
+        let dctx = crate::deploy::DeployContext {
+            workdir: self.workdir(),
+            run_id: &ex.run_id,
+            from: &from,
+            to: &to,
+            branch: ex.plan.from.branch.as_deref(),
+        };
+        match crate::rt::block_on(crate::deploy::deploy(cfg, &dctx)) {
+            Ok(report) => {
+                ctx.log(LogLevel::Success, format!("Deployed: {}", report.detail));
+                let mut detail = serde_json::to_value(&report).unwrap_or_default();
+                if let Some(o) = detail.as_object_mut() {
+                    o.insert("summary".into(), serde_json::Value::String(report.detail.clone()));
+                }
+                Ok(detail)
+            }
+            Err(e) => Err(Error::Service { message: format!("deploy failed: {e}"), hint: e.hint() }),
+        }
     }
 
     pub(super) fn step_verify(&self, ctx: &mut Ctx<'_>, ex: &mut Exec<'_>) -> Result<serde_json::Value> {
-        let _ = (ctx, ex);
-        Ok(serde_json::Value::Null)
+        ctx.log(LogLevel::Info, format!("Verifying services ({} check(s))...", self.config.checks.len()));
+        let report = self.verify(None)?;
+        for c in &report.checks {
+            if c.passed {
+                ctx.log(LogLevel::Success, format!("check `{}` passed in {} ms", c.name, c.latency_ms));
+            } else {
+                ctx.log(LogLevel::Error, format!("check `{}` {}: {}", c.name, c.status, c.reason));
+            }
+        }
+        let failed = report.checks.iter().filter(|c| !c.passed).count();
+        if failed == 0 {
+            ctx.log(
+                LogLevel::Success,
+                format!("All {} check(s) passed in {} ms", report.checks.len(), report.duration_ms),
+            );
+        } else {
+            ctx.log(
+                LogLevel::Error,
+                format!("{failed} of {} check(s) FAILED ({} ms)", report.checks.len(), report.duration_ms),
+            );
+        }
+        let detail = serde_json::to_value(&report).unwrap_or_default();
+        ex.verification = Some(report);
+        Ok(detail)
     }
 }

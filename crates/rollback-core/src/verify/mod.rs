@@ -6,15 +6,26 @@
 //! Every check runs concurrently on the shared tokio runtime, each under its own timeout: a
 //! round takes about as long as its slowest check, not their sum.
 
+pub mod command;
 pub mod config;
+mod flow;
+mod http;
+mod sql;
+mod tcp;
+mod template;
+mod websocket;
 
-use std::path::PathBuf;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
+use tokio::sync::Semaphore;
 
-pub use self::config::{CheckConfig, VerifySettings};
+pub use self::config::{CheckConfig, CheckSpec, OnFailure, VerifySettings};
+use self::template::Vars;
 use crate::time::Timestamp;
 
 /// The outcome of one check.
@@ -51,6 +62,9 @@ pub struct VerificationReport {
 }
 
 /// What `sql` and `db-revision` checks need from the database.
+///
+/// Implementations must not block the thread they are polled on (run blocking drivers in
+/// `tokio::task::spawn_blocking`): a check is bounded by its timeout only while it yields.
 #[async_trait]
 pub trait DbProbe: Send + Sync {
     /// The first column of the first row of `sql`, as text (`None`: no row or NULL).
@@ -103,7 +117,216 @@ impl Verifier {
 #[async_trait]
 impl ServiceVerifier for Verifier {
     async fn verify(&self, only: Option<&[String]>) -> VerificationReport {
-        let _ = (only, &self.settings, &self.db, &self.workdir);
-        todo!("verify helper")
+        let started_at = Timestamp::now();
+        let clock = Instant::now();
+        let selected: Vec<&CheckConfig> = match only {
+            Some(names) => self.checks.iter().filter(|c| names.contains(&c.name)).collect(),
+            None => self.checks.iter().collect(),
+        };
+        let unknown: Vec<&String> =
+            only.unwrap_or_default().iter().filter(|n| !self.checks.iter().any(|c| &c.name == *n)).collect();
+        let ctx = Arc::new(Ctx { db: self.db.clone(), workdir: self.workdir.clone() });
+        let permits = Arc::new(Semaphore::new(self.settings.concurrency.clamp(1, Semaphore::MAX_PERMITS)));
+        let running = selected.into_iter().map(|check| {
+            let (ctx, permits) = (ctx.clone(), permits.clone());
+            let limit = duration(check.timeout_secs_or(&self.settings));
+            async move {
+                // Permits are handed out in config order; the timeout starts when the check
+                // does, not while it waits for a permit.
+                let _permit = permits.acquire_owned().await.ok();
+                let (name, kind) = (check.name.clone(), check.kind());
+                let mut task = tokio::spawn(run_check(check.clone(), ctx, limit));
+                // A backstop, in case a check blocks its thread and its own timeout cannot fire.
+                let done = tokio::time::timeout(limit + BACKSTOP_GRACE, &mut task).await;
+                task.abort();
+                match done {
+                    Ok(Ok(result)) => result,
+                    Ok(Err(join)) => {
+                        CheckResult::new(name, kind, Status::Error, limit, 1, format!("the check crashed: {join}"))
+                    }
+                    Err(_) => CheckResult::new(name, kind, Status::Timeout, limit, 1, timed_out(limit)),
+                }
+            }
+        });
+        let mut checks = futures_util::future::join_all(running).await;
+        for name in unknown {
+            checks.push(CheckResult::new(
+                name.clone(),
+                "unknown",
+                Status::Error,
+                Duration::ZERO,
+                0,
+                format!("no check named `{name}` in the configuration"),
+            ));
+        }
+        VerificationReport {
+            passed: checks.iter().all(|c| c.passed),
+            started_at,
+            duration_ms: millis(clock.elapsed()),
+            checks,
+        }
+    }
+}
+
+/// Extra time the backstop gives a check past its own timeout.
+const BACKSTOP_GRACE: Duration = Duration::from_secs(1);
+
+/// What checks share.
+struct Ctx {
+    db: Option<Arc<dyn DbProbe>>,
+    workdir: PathBuf,
+}
+
+/// `passed`, `failed`, `timeout` or `error`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Status {
+    Passed,
+    Failed,
+    Timeout,
+    Error,
+}
+
+impl Status {
+    fn as_str(self) -> &'static str {
+        match self {
+            Status::Passed => "passed",
+            Status::Failed => "failed",
+            Status::Timeout => "timeout",
+            Status::Error => "error",
+        }
+    }
+}
+
+impl CheckResult {
+    fn new(name: String, kind: &str, status: Status, latency: Duration, attempts: u32, reason: String) -> Self {
+        Self {
+            name,
+            kind: kind.to_owned(),
+            passed: status == Status::Passed,
+            status: status.as_str().to_owned(),
+            latency_ms: millis(latency),
+            reason,
+            attempts,
+        }
+    }
+}
+
+/// What one attempt of a check found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// It passed (what was seen: "status 200").
+    Passed(String),
+    /// It ran and the answer was wrong.
+    Failed(String),
+    /// It could not run (refused connection, bad program, unset variable, ...).
+    Error(String),
+}
+
+impl Outcome {
+    fn status(&self) -> Status {
+        match self {
+            Outcome::Passed(_) => Status::Passed,
+            Outcome::Failed(_) => Status::Failed,
+            Outcome::Error(_) => Status::Error,
+        }
+    }
+
+    fn reason(&self) -> &str {
+        match self {
+            Outcome::Passed(r) | Outcome::Failed(r) | Outcome::Error(r) => r,
+        }
+    }
+
+    pub(crate) fn map_reason(self, f: impl FnOnce(String) -> String) -> Self {
+        match self {
+            Outcome::Passed(r) => Outcome::Passed(f(r)),
+            Outcome::Failed(r) => Outcome::Failed(f(r)),
+            Outcome::Error(r) => Outcome::Error(f(r)),
+        }
+    }
+}
+
+/// A number of seconds from the config as a duration: anything not positive and finite
+/// counts as the 10 s default, and nothing waits longer than a day.
+pub(crate) fn duration(secs: f64) -> Duration {
+    const DAY: f64 = 86_400.0;
+    if config::valid_secs(secs) { Duration::from_secs_f64(secs.min(DAY)) } else { Duration::from_secs(10) }
+}
+
+/// Milliseconds, saturating.
+pub(crate) fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// "timed out after 1.0 s".
+pub(crate) fn timed_out(limit: Duration) -> String {
+    format!("timed out after {:.1} s", limit.as_secs_f64())
+}
+
+/// Attempts made so far and the last one's outcome (already without secrets).
+#[derive(Default)]
+struct Progress {
+    attempts: u32,
+    last: Option<Outcome>,
+}
+
+async fn run_check(check: CheckConfig, ctx: Arc<Ctx>, limit: Duration) -> CheckResult {
+    let start = Instant::now();
+    let mut progress = Progress::default();
+    let done = tokio::time::timeout(limit, attempts(&check, &ctx, &mut progress)).await;
+    let (status, reason) = if let Ok(outcome) = done {
+        (outcome.status(), outcome.reason().to_owned())
+    } else {
+        let mut reason = timed_out(limit);
+        if progress.attempts > 1 {
+            let _ = write!(reason, " (during attempt {} of {})", progress.attempts, check.retries.saturating_add(1));
+        }
+        if let Some(last) = &progress.last {
+            let _ = write!(reason, "; the attempt before: {}", last.reason());
+        }
+        (Status::Timeout, reason)
+    };
+    CheckResult::new(check.name, check.spec.kind(), status, start.elapsed(), progress.attempts.max(1), reason)
+}
+
+async fn attempts(check: &CheckConfig, ctx: &Ctx, progress: &mut Progress) -> Outcome {
+    let mut backoff = config::valid_secs(check.backoff_secs).then(|| duration(check.backoff_secs));
+    loop {
+        progress.attempts += 1;
+        let mut vars = Vars::new();
+        let outcome = run_once(&check.spec, ctx, &mut vars).await;
+        let outcome = outcome.map_reason(|r| vars.redact(&r));
+        if matches!(outcome, Outcome::Passed(_)) || progress.attempts > check.retries {
+            return outcome;
+        }
+        progress.last = Some(outcome);
+        if let Some(wait) = backoff {
+            tokio::time::sleep(wait).await;
+            backoff = Some(wait.saturating_mul(2));
+        }
+    }
+}
+
+async fn run_once(spec: &CheckSpec, ctx: &Ctx, vars: &mut Vars) -> Outcome {
+    match spec {
+        CheckSpec::Http(c) => http::run(c, vars).await,
+        CheckSpec::Tcp(c) => tcp::run(c).await,
+        CheckSpec::Websocket(c) => websocket::run(c).await,
+        CheckSpec::Command(c) => command::run(c, &ctx.workdir).await,
+        CheckSpec::Sql(c) => sql::run_sql(c, ctx.db.as_deref()).await,
+        CheckSpec::DbRevision(_) => sql::run_revision(ctx.db.as_deref()).await,
+        CheckSpec::Flow(c) => flow::run(c, vars).await,
+    }
+}
+
+impl Verifier {
+    /// The work tree `command` checks run in.
+    pub fn workdir(&self) -> &Path {
+        &self.workdir
+    }
+
+    /// The `[verify]` settings.
+    pub fn settings(&self) -> &VerifySettings {
+        &self.settings
     }
 }

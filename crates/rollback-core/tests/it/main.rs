@@ -2,7 +2,11 @@
 
 mod backup;
 mod db;
+mod deploy;
 mod engine;
+mod notify;
 mod parsers;
 mod report;
+mod restart;
 mod vcs;
+mod verify;
