@@ -354,7 +354,11 @@ fn render_assessment(a: &Assessment) -> String {
     }
     if let Some(db) = &a.database {
         let revs = |r: &[rollback_core::db::Revision]| {
-            if r.is_empty() { "base".to_owned() } else { r.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", ") }
+            if r.is_empty() {
+                "base".to_owned()
+            } else {
+                r.iter().map(rollback_core::db::Revision::as_str).collect::<Vec<_>>().join(", ")
+            }
         };
         let _ =
             writeln!(s, "database:   {} ({}){}", db.database, db.kind, if db.reachable { "" } else { " UNREACHABLE" });

@@ -205,17 +205,16 @@ impl Rollback {
         if opts.failures == 0 {
             return Err(Error::usage("`failures` must be at least 1".to_owned(), None));
         }
-        let promote_after = match opts.promote_after {
-            Some(d) => d,
-            None => {
-                let hours = self
-                    .registry()?
-                    .verification_criteria
-                    .get("minimum_uptime_hours")
-                    .and_then(serde_json::Value::as_f64)
-                    .unwrap_or(24.0);
-                Duration::from_secs_f64(hours.max(0.0) * 3600.0)
-            }
+        let promote_after = if let Some(d) = opts.promote_after {
+            d
+        } else {
+            let hours = self
+                .registry()?
+                .verification_criteria
+                .get("minimum_uptime_hours")
+                .and_then(serde_json::Value::as_f64)
+                .unwrap_or(24.0);
+            Duration::from_secs_f64(hours.max(0.0) * 3600.0)
         };
         self.state_dir().ensure()?;
         let path = self.state_dir().root().join("watch.jsonl");

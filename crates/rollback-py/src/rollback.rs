@@ -223,6 +223,7 @@ impl Rollback {
     /// Runs the configured service checks now, concurrently (`forge-rollback verify --json`);
     /// `checks` limits them to those names.
     #[pyo3(signature = (checks = None))]
+    #[allow(clippy::needless_pass_by_value)] // PyO3 extracts a list of str as Vec<String>
     fn verify(&self, py: Python<'_>, checks: Option<Vec<String>>) -> PyResult<VerificationReport> {
         let core = &self.core;
         let report = py.detach(|| core.verify(checks.as_deref())).map_err(PyRollbackError)?;

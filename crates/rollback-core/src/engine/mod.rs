@@ -808,7 +808,7 @@ impl Rollback {
         ctx.log(LogLevel::Warn, format!("Undoing run {run_id} now"));
         match self.undo_locked(ctx, run_id) {
             Ok(undo) => {
-                outcome.undone_by = undo.run_id.clone();
+                outcome.undone_by.clone_from(&undo.run_id);
                 if undo.status != RunStatus::Succeeded {
                     outcome.warnings.push(format!(
                         "the automatic undo {} ended {}: {}",

@@ -113,7 +113,6 @@ impl Rollback {
             shared.lock().unwrap_or_else(PoisonError::into_inner).log(level, message);
         };
         let results = crate::rt::block_on(crate::restart::run(&self.config.restart, &verifier, self.workdir(), &log));
-        drop(shared);
         let detail = serde_json::json!({ "steps": results });
         if let Some(bad) = results.iter().find(|r| !r.ok) {
             return Err(Error::Service {
