@@ -526,7 +526,81 @@ pub fn preset(name: Option<&str>) -> Result<String, crate::Error> {
 }
 
 /// The `forge` preset's additions: the runbook's post-rollback checklist as checks.
-pub const FORGE_CHECKS_TOML: &str = "";
+pub const FORGE_CHECKS_TOML: &str = r#"
+# ---- The runbook's post-rollback checklist, as checks (`forge-rollback verify` runs them,
+# ---- concurrently; `run` runs them after every rollback). Adjust hosts and ports.
+
+[verify]
+# Per-check timeout when a check sets none, in seconds.
+timeout_secs = 10
+# After a rollback whose checks fail: "stop" (status verification_failed, exit 6) or "undo"
+# (put the pre-rollback state back at once).
+on_failure = "stop"
+
+# Service health: FastAPI responds at `/` with a healthy status.
+[[checks]]
+name = "fastapi"
+kind = "http"
+url = "http://127.0.0.1:8000/"
+expect_status = 200
+body_contains = "healthy"
+retries = 2
+
+# Service health: Flask responds at `/health`.
+[[checks]]
+name = "flask"
+kind = "http"
+url = "http://127.0.0.1:5000/health"
+expect_status = 200
+
+# Service health: the Gradio interface loads.
+[[checks]]
+name = "gradio"
+kind = "http"
+url = "http://127.0.0.1:7860/"
+expect_status = 200
+
+# Service health: WebSocket connections work.
+[[checks]]
+name = "websocket"
+kind = "websocket"
+url = "ws://127.0.0.1:8000/ws/health"
+
+# Authentication: registration, login, a JWT, and a protected endpoint that requires it.
+[[checks]]
+name = "auth"
+kind = "flow"
+base_url = "http://127.0.0.1:8000"
+timeout_secs = 20
+# A fresh user for every attempt, so registration works every time.
+vars = { user = "forge-check-{{random}}", password = "check-{{random}}" }
+
+[[checks.steps]]
+name = "register"
+method = "POST"
+url = "/register"
+json = { username = "{{user}}", password = "{{password}}" }
+expect_status = [200, 201]
+
+[[checks.steps]]
+name = "log in"
+method = "POST"
+url = "/token"
+form = { username = "{{user}}", password = "{{password}}" }
+capture = { token = "/access_token" }
+expect_status = 200
+
+[[checks.steps]]
+name = "protected with the token"
+url = "/protected"
+headers = { Authorization = "Bearer {{token}}" }
+expect_status = 200
+
+[[checks.steps]]
+name = "protected without a token"
+url = "/protected"
+expect_status = 401
+"#;
 
 /// Writes [`DEFAULT_TOML`] to `path` (refusing to overwrite unless `force`).
 pub fn write_default(path: &Path, force: bool) -> Result<(), crate::Error> {
@@ -549,6 +623,16 @@ pub fn write_text(path: &Path, text: &str, force: bool) -> Result<(), crate::Err
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_forge_preset_parses_and_lists_the_runbook_checks() {
+        let c = Config::parse(&preset(Some("forge")).unwrap(), None).unwrap();
+        let names: Vec<&str> = c.checks.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["fastapi", "flask", "gradio", "websocket", "auth"]);
+        let kinds: Vec<&str> = c.checks.iter().map(CheckConfig::kind).collect();
+        assert_eq!(kinds, ["http", "http", "http", "websocket", "flow"]);
+        assert!(preset(Some("nope")).is_err());
+    }
 
     #[test]
     fn default_file_equals_built_in_defaults() {
