@@ -87,7 +87,17 @@ fn demo_rolls_back_and_undoes_exactly() {
     out.ok();
     let j = out.json();
     assert_eq!(j["rolled_back_to_v2"], true);
+    assert_eq!(j["schema_is_v2s"], true);
+    assert_eq!(j["env_is_v2s"], true);
+    assert_eq!(j["database_revisions"], serde_json::json!([["0003"], ["0002"], ["0003"]]));
     assert_eq!(j["identical"], true);
+    assert_eq!(j["rollback"]["level"], "full");
+    let steps: Vec<&str> =
+        j["rollback"]["steps"].as_array().unwrap().iter().map(|s| s["step"].as_str().unwrap()).collect();
+    assert_eq!(
+        steps,
+        ["snapshot", "db_snapshot", "downgrade", "reset", "remove_untracked", "restore_env", "clear_caches", "record"]
+    );
     assert_eq!(j["rollback"]["status"], "succeeded");
     assert_eq!(j["undo"]["status"], "succeeded");
     assert!(j["files_compared"].as_u64().unwrap() >= 6);

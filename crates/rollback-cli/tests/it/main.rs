@@ -4,6 +4,7 @@ mod bad_input;
 mod commands;
 mod common;
 mod crash;
+mod full;
 mod lock;
 mod manual;
 mod registry;

@@ -15,6 +15,7 @@
 
 pub mod failpoint;
 mod full;
+pub use full::show_revisions;
 mod manual;
 pub mod planner;
 mod services;

@@ -4,6 +4,7 @@ mod backup;
 mod db;
 mod deploy;
 mod engine;
+mod full;
 mod notify;
 mod parsers;
 mod report;

@@ -1,0 +1,262 @@
+//! Full rollbacks through the engine on real databases: code, schema, rows and env go back
+//! together, and `undo` returns every one of them exactly. The same tests run for Alembic and
+//! the native SQL migrator, on SQLite and on a real PostgreSQL.
+
+use std::path::Path;
+
+use rollback_core::config::Config;
+use rollback_core::db::Revision;
+use rollback_core::event::Recorder;
+use rollback_core::plan::{Level, Step};
+use rollback_core::prompt::AutoConfirm;
+use rollback_core::rt::block_on;
+use rollback_core::vcs::{self, BackendKind};
+use rollback_core::{ErrorKind, Rollback, RunOptions, RunStatus};
+use rollback_testkit::db::{MigrationFixture, MigratorKind as Fx, PgDatabase, SQL_DIR, python};
+use rollback_testkit::{TestRepo, TreeState};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Engine {
+    Sqlite,
+    Postgres,
+}
+
+/// A sample app over v0..v3 with a database migrated release by release: v1 deployed with
+/// its `.env` and marked known-good (which records the env and the schema revision), then
+/// v3 deployed on top with rows in every table and a different `.env`.
+struct Deployed {
+    repo: TestRepo,
+    fx: MigrationFixture,
+    config: Config,
+    _pg: Option<PgDatabase>,
+    password: Option<String>,
+}
+
+const ENV_V1: &str = "SECRET_KEY=v1-key-7731\nFEATURE_EMAIL=off\n";
+const ENV_V3: &str = "SECRET_KEY=v3-key-9902\nFEATURE_EMAIL=on\nSTRIPE_KEY=sk_live_v3_4417\n";
+
+fn rev(d: &Deployed, i: usize) -> Revision {
+    Revision(d.fx.revisions[i].clone())
+}
+
+fn engine(d: &Deployed) -> Rollback {
+    Rollback::with_backend(vcs::open(BackendKind::GitCli, d.repo.path()).unwrap(), d.config.clone()).unwrap()
+}
+
+fn sql(rb: &Rollback, statement: &str) {
+    block_on(rb.db().unwrap().database().query_scalar(statement)).unwrap();
+}
+
+fn deploy(kind: Fx, db: Engine) -> Deployed {
+    let repo = TestRepo::new();
+    let fx = MigrationFixture::new(&repo, kind);
+    let (pg, url) = match db {
+        Engine::Sqlite => (None, "sqlite:///app.db".to_owned()),
+        Engine::Postgres => {
+            let pg = PgDatabase::new();
+            let url = pg.url();
+            (Some(pg), url)
+        }
+    };
+    let password = pg.as_ref().map(|p| p.server().password.clone());
+    let text = format!(
+        "[database]\nkind = \"{}\"\nurl = \"{url}\"\nmigrations_dir = \"{SQL_DIR}\"\npython = \"{}\"\ntimeout_secs = 120\n",
+        fx.kind_name(),
+        python()
+    );
+    let config = Config::parse(&text, Some(Path::new("/outside/forge-rollback.toml"))).unwrap();
+    let d = Deployed { repo, fx, config, _pg: pg, password };
+
+    // v1 is deployed: its schema, a row, its `.env`; after its uptime it is marked good.
+    d.repo.git(&["reset", "-q", "--hard", "v1"]);
+    let rb = engine(&d);
+    block_on(rb.db().unwrap().upgrade(&[])).unwrap();
+    sql(&rb, "INSERT INTO users (id, name, legacy) VALUES (1, 'ada', 'old-id-1')");
+    d.repo.write(".env", ENV_V1);
+    let mark = rb.mark_good("HEAD", Some("24h uptime")).unwrap();
+    assert_eq!(mark.entry.database_migrations, [d.fx.revisions[0].clone()]);
+    assert!(mark.env.is_some(), "the env was recorded with v1");
+
+    // v3 is deployed on top: migrations 2 and 3 run, rows are written, the `.env` changes.
+    d.repo.git(&["reset", "-q", "--hard", "v3"]);
+    block_on(rb.db().unwrap().upgrade(&[])).unwrap();
+    sql(&rb, "INSERT INTO users (id, name, email) VALUES (2, 'grace', 'grace@example.com')");
+    sql(&rb, "INSERT INTO payments (id, amount_cents, note) VALUES (10, 4200, 'after v3')");
+    d.repo.write(".env", ENV_V3);
+    d.repo.write("app/main.py", "# hotfix attempt in progress\n");
+    d
+}
+
+/// Everything a full undo must give back.
+#[derive(Debug, PartialEq, Eq)]
+struct State {
+    tree: TreeState,
+    head: String,
+    branch: Option<String>,
+    dump: String,
+}
+
+fn state(d: &Deployed, rb: &Rollback) -> State {
+    State {
+        // The SQLite file's bytes change on restore (pages are rewritten): compare its content
+        // through the dump instead. Caches are cleared, not restored.
+        tree: d.repo.tree().without(|p| {
+            let s = String::from_utf8_lossy(p);
+            s.starts_with("app.db") || s.contains("__pycache__")
+        }),
+        head: d.repo.head(),
+        branch: d.repo.branch(),
+        dump: block_on(rb.db().unwrap().database().canonical_dump()).unwrap(),
+    }
+}
+
+fn full(target: &str) -> RunOptions {
+    RunOptions { level: Some(Level::Full), target: Some(target.into()), ..RunOptions::default() }
+}
+
+fn full_rollback_across_two_revisions_then_undo(kind: Fx, db: Engine) {
+    let d = deploy(kind, db);
+    let rb = engine(&d);
+    let before = state(&d, &rb);
+    assert!(before.dump.contains("payments") && before.dump.contains("grace@example.com"), "{}", before.dump);
+
+    // assess: the database and the env both say "full".
+    let a = rb.assess(Some("v1")).unwrap();
+    let dba = a.database.as_ref().unwrap();
+    assert!(dba.reachable && dba.needs_downgrade);
+    assert_eq!(dba.current, [rev(&d, 2)]);
+    assert_eq!(dba.target_heads, [rev(&d, 0)]);
+    let path: Vec<&str> = dba.path.iter().map(|p| p.revision.as_str()).collect();
+    assert_eq!(path, [d.fx.revisions[2].as_str(), d.fx.revisions[1].as_str()]);
+    assert_eq!(a.recommended_level, Level::Full, "{}", a.recommendation);
+    let env = a.env.as_ref().unwrap();
+    let diff = &env.diffs[0];
+    assert_eq!(
+        (diff.removed.clone(), diff.changed.clone()),
+        (vec!["STRIPE_KEY".to_owned()], vec!["FEATURE_EMAIL".to_owned(), "SECRET_KEY".to_owned()])
+    );
+    let json = serde_json::to_string(&a).unwrap();
+    for secret in ["v1-key-7731", "v3-key-9902", "sk_live_v3_4417"] {
+        assert!(!json.contains(secret), "an env value leaked into the assessment");
+    }
+    if let Some(pw) = &d.password {
+        assert!(!json.contains(pw.as_str()), "the database password leaked into the assessment");
+    }
+
+    // The plan: database snapshot and downgrade before the reset, env after it.
+    let plan = rb.plan(Some(Level::Full), Some("v1")).unwrap();
+    let names: Vec<&str> = plan.steps.iter().map(Step::name).collect();
+    assert_eq!(
+        names,
+        ["snapshot", "db_snapshot", "downgrade", "reset", "remove_untracked", "restore_env", "clear_caches", "record"]
+    );
+    let Some(Step::Downgrade { sql: Some(preview), .. }) = plan.steps.iter().find(|s| s.name() == "downgrade") else {
+        panic!("the plan shows the downgrade SQL: {plan:#?}")
+    };
+    assert!(preview.to_lowercase().contains("drop table payments"), "{preview}");
+
+    let out = rb.run(&full("v1"), &AutoConfirm, &Recorder::default()).unwrap();
+    assert_eq!(out.status, RunStatus::Succeeded, "{:?}", out.error);
+    assert_eq!(block_on(rb.db().unwrap().current()).unwrap(), [rev(&d, 0)]);
+    let dump = block_on(rb.db().unwrap().database().canonical_dump()).unwrap();
+    assert!(!dump.contains("payments"), "v3's table is gone:\n{dump}");
+    assert!(dump.contains("ada"), "v1's rows stay:\n{dump}");
+    assert_eq!(d.repo.head(), d.fx.commits[1], "the code is v1's");
+    assert_eq!(String::from_utf8(d.repo.read(".env")).unwrap(), ENV_V1, "the env recorded with v1 is back");
+
+    let undo = rb.undo(out.run_id.as_deref().unwrap(), &AutoConfirm, &Recorder::default()).unwrap();
+    assert_eq!(undo.status, RunStatus::Succeeded, "{:?}", undo.error);
+    assert_eq!(state(&d, &rb), before, "schema, rows, code and env are back exactly");
+
+    // The undo is itself undoable: back on v1 with v1's schema and env.
+    let again = rb.undo(undo.run_id.as_deref().unwrap(), &AutoConfirm, &Recorder::default()).unwrap();
+    assert_eq!(again.status, RunStatus::Succeeded, "{:?}", again.error);
+    assert_eq!(block_on(rb.db().unwrap().current()).unwrap(), [rev(&d, 0)]);
+    assert_eq!(String::from_utf8(d.repo.read(".env")).unwrap(), ENV_V1);
+}
+
+fn a_failed_downgrade_leaves_database_and_code_as_they_were(kind: Fx, db: Engine) {
+    let d = deploy(kind, db);
+    // Migration 2's downgrade now fails after its first statement.
+    d.fx.break_second_downgrade(&d.repo);
+    let rb = engine(&d);
+    let before = state(&d, &rb);
+    let out = rb.run(&full("v1"), &AutoConfirm, &Recorder::default()).unwrap();
+    assert_eq!(out.status, RunStatus::Failed);
+    let error = out.error.clone().unwrap();
+    assert!(error.contains("the database was restored from backup"), "{error}");
+    assert!(error.contains("the code was not touched"), "{error}");
+    let failed: Vec<(&str, &str)> = out.steps.iter().map(|s| (s.step.as_str(), s.status.as_str())).collect();
+    assert_eq!(
+        &failed[..4],
+        [("snapshot", "done"), ("db_snapshot", "done"), ("downgrade", "failed"), ("reset", "pending")]
+    );
+    assert_eq!(state(&d, &rb), before, "database, code, env and the broken file are as they were");
+    if let Some(pw) = &d.password {
+        assert!(!error.contains(pw.as_str()));
+    }
+    // A new run is refused until this one is settled; undo settles it and changes nothing.
+    let blocked = rb.run(&full("v1"), &AutoConfirm, &Recorder::default()).unwrap_err();
+    assert_eq!(blocked.kind(), ErrorKind::Refused);
+    let undo = rb.undo(out.run_id.as_deref().unwrap(), &AutoConfirm, &Recorder::default()).unwrap();
+    assert_eq!(undo.status, RunStatus::Succeeded, "{:?}", undo.error);
+    assert_eq!(state(&d, &rb), before);
+}
+
+macro_rules! cases {
+    ($($name:ident: $kind:expr, $db:expr;)*) => {$(
+        mod $name {
+            use super::*;
+
+            #[test]
+            fn full_rollback_across_two_revisions_then_undo() {
+                super::full_rollback_across_two_revisions_then_undo($kind, $db);
+            }
+
+            #[test]
+            fn a_failed_downgrade_leaves_database_and_code_as_they_were() {
+                super::a_failed_downgrade_leaves_database_and_code_as_they_were($kind, $db);
+            }
+        }
+    )*};
+}
+
+cases! {
+    alembic_sqlite: Fx::Alembic, Engine::Sqlite;
+    alembic_postgres: Fx::Alembic, Engine::Postgres;
+    sql_sqlite: Fx::Sql, Engine::Sqlite;
+    sql_postgres: Fx::Sql, Engine::Postgres;
+}
+
+#[test]
+fn an_irreversible_downgrade_is_refused_unless_allowed() {
+    let d = deploy(Fx::Sql, Engine::Sqlite);
+    let rb = engine(&d);
+    let before = state(&d, &rb);
+    let a = rb.assess(Some("v0")).unwrap();
+    assert!(a.risks.iter().any(|r| r.code == "irreversible_downgrade"), "{:#?}", a.risks);
+    let err = rb.run(&full("v0"), &AutoConfirm, &Recorder::default()).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Refused);
+    assert!(err.to_string().contains("cannot restore data"), "{err}");
+    assert!(rollback_core::Error::hint(&err).unwrap().contains("--allow-irreversible"));
+    assert_eq!(state(&d, &rb), before, "refused: nothing changed");
+}
+
+#[test]
+fn an_unreachable_database_refuses_a_full_rollback_and_changes_nothing() {
+    let d = deploy(Fx::Sql, Engine::Postgres);
+    let pw = d.password.clone().unwrap();
+    let url = rollback_testkit::db::pg_url().replace(&format!(":{pw}@"), ":wrong-password@");
+    let text = format!("[database]\nkind = \"sql\"\nurl = \"{url}\"\nmigrations_dir = \"{SQL_DIR}\"\n");
+    let config = Config::parse(&text, None).unwrap();
+    let rb = Rollback::with_backend(vcs::open(BackendKind::GitCli, d.repo.path()).unwrap(), config).unwrap();
+    let tree = d.repo.tree();
+    let a = rb.assess(Some("v1")).unwrap();
+    assert!(!a.database.as_ref().unwrap().reachable);
+    let err = rb.run(&full("v1"), &AutoConfirm, &Recorder::default()).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Refused);
+    assert!(err.to_string().contains("cannot be reached"), "{err}");
+    assert!(!err.to_string().contains("wrong-password"), "{err}");
+    assert_eq!(d.repo.tree(), tree);
+    assert!(rb.runs().unwrap().is_empty(), "no run was started");
+}
