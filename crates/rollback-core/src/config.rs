@@ -63,6 +63,57 @@ skip_dirs = [".venv", "venv", ".tox", "node_modules", ".git"]
 migrations = ["**/migrations/**", "**/alembic/versions/**", "**/*.sql"]
 dependencies = ["**/requirements*.txt", "**/pyproject.toml", "**/poetry.lock", "**/uv.lock", "**/Pipfile", "**/Pipfile.lock", "**/setup.py", "**/setup.cfg", "**/package.json", "**/package-lock.json", "**/Cargo.toml", "**/Cargo.lock"]
 env = ["**/.env", "**/.env.*", "**/*.env", "**/*.ini", "**/*.cfg", "**/*.yaml", "**/*.yml", "**/config/**", "**/Procfile", "**/railway.json", "**/railway.toml"]
+
+[env]
+# Env and config files a full rollback puts back as they were when the target commit was
+# marked known-good (`known-good mark` of HEAD records them, in the backup store, never in
+# git). `assess` lists the keys that differ: names only, never values.
+files = [".env"]
+
+# ---- Full rollback: the database goes back with the code (docs/configuration.md).
+# [database]
+# kind = "alembic"                  # or "sql": NNNN_name.up.sql / .down.sql in migrations_dir
+# url_env = "DATABASE_URL"          # or url = "sqlite:///app.db" / "postgresql://..."; never printed
+# python = ".venv/bin/python"       # alembic: the interpreter with Alembic installed
+# alembic_ini = "alembic.ini"
+# migrations_dir = "migrations"     # sql
+# timeout_secs = 300
+
+# ---- Proving the services work after a rollback (`forge-rollback verify`; `init --preset forge`).
+# [verify]
+# timeout_secs = 10
+# on_failure = "stop"               # or "undo": put the pre-rollback state back at once
+#
+# [[checks]]
+# name = "fastapi"
+# kind = "http"                     # http, tcp, websocket, command, sql, db-revision, flow
+# url = "http://127.0.0.1:8000/"
+# expect_status = 200
+# body_contains = "healthy"
+
+# ---- Bringing services back, in order, each with a readiness wait. Never kills by name.
+# [[restart]]
+# name = "api"
+# argv = ["systemctl", "restart", "myapp"]
+# timeout_secs = 60
+# ready = "fastapi"
+
+# ---- Production: push the rolled-back code, or a revert commit, and/or call a deploy hook.
+# [deploy]
+# strategy = "push"                 # "none", "push" (--force-with-lease) or "revert-commit"
+# remote = "origin"
+# hook_url_env = "RENDER_DEPLOY_HOOK"
+
+# ---- Webhooks on start, success, failure, verification failure, cancel. URLs are secrets.
+# [[notify]]
+# url_env = "SLACK_WEBHOOK_URL"
+# format = "slack"
+
+# ---- forge-rollback watch
+# [watch]
+# interval_secs = 30
+# failures = 3
+# promote_after_hours = 24
 "#;
 
 /// Errors from loading or validating the configuration.
@@ -643,6 +694,18 @@ mod tests {
         assert_eq!(from_file.categories, built_in.categories);
         assert_eq!(from_file.vcs, built_in.vcs);
         assert_eq!(from_file.clean, built_in.clean);
+        assert_eq!(from_file.env, built_in.env);
+        assert_eq!(from_file.watch, built_in.watch);
+        assert!(from_file.database.is_none() && from_file.checks.is_empty() && from_file.deploy.is_none());
+        // Every commented example parses when uncommented.
+        let uncommented: String = DEFAULT_TOML
+            .lines()
+            .map(|l| l.strip_prefix("# ").filter(|r| r.starts_with('[') || r.contains(" = ")).unwrap_or(l))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let all = Config::parse(&uncommented.replace("url_env = \"DATABASE_URL\"", "url = \"sqlite:///app.db\""), None)
+            .unwrap_or_else(|e| panic!("{e}\n{uncommented}"));
+        assert!(all.database.is_some() && all.checks.len() == 1 && all.restart.len() == 1 && all.notify.len() == 1);
     }
 
     #[test]
