@@ -209,7 +209,7 @@ fn demo_in(root: &Path, keep: bool, observer: &dyn Observer) -> crate::Result<De
     )?;
     commit(&repo, "release v1", 1_765_000_000)?;
     let rb = Rollback::with_backend(vcs::open(BackendKind::Git2, root)?, config.clone())?;
-    let db = rb.db().cloned().expect("the demo configures a database");
+    let db = rb.db()?.cloned().expect("the demo configures a database");
     crate::rt::block_on(db.upgrade(&[]))?;
     sql(db.database(), "INSERT INTO users (id, name) VALUES (1, 'ada')")?;
 

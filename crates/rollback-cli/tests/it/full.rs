@@ -51,7 +51,7 @@ fn upgrade(r: &TestRepo) {
         config,
     )
     .unwrap();
-    rollback_core::rt::block_on(rb.db().unwrap().upgrade(&[])).unwrap();
+    rollback_core::rt::block_on(rb.db().unwrap().unwrap().upgrade(&[])).unwrap();
 }
 
 fn clean(text: &str, r: &TestRepo, fx: &MigrationFixture) -> String {

@@ -4,6 +4,7 @@ mod bad_input;
 mod commands;
 mod common;
 mod crash;
+mod crash_full;
 mod full;
 mod lock;
 mod manual;

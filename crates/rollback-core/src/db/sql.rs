@@ -346,6 +346,14 @@ impl SqlMigrator {
                             if let Err(detail) = run(&mut c.conn) {
                                 return Err(Error::Migration { database: database.to_owned(), revision: m.revision.clone(), detail });
                             }
+                            // Crash tests: a kill between two committed downgrades.
+                            if !up && let Err(e) = crate::engine::failpoint::hit("between:downgrades") {
+                                return Err(Error::Migration {
+                                    database: database.to_owned(),
+                                    revision: m.revision.clone(),
+                                    detail: e.to_string(),
+                                });
+                            }
                         }
                         Ok(())
                     })

@@ -10,8 +10,10 @@
 //! Points: `after:lock`, and for every step `before:<step>` (its begin record is in the
 //! journal, nothing done yet), `after:<step>` (work done, end record not yet written) and
 //! `end:<step>` (end record written); plus `inside:snapshot` (blobs stored, manifest not yet
-//! written) and `inside:reset` (the way cleared, the reset not yet done). With the variable
-//! unset, a failpoint is one environment lookup.
+//! written) and `inside:reset` (the way cleared, the reset not yet done); for full rollbacks
+//! `inside:downgrade` (the database snapshot taken, the downgrade not begun) and, in the native
+//! SQL migrator on SQLite, `between:downgrades` (after each committed downgrade of one
+//! migration). With the variable unset, a failpoint is one environment lookup.
 
 use std::time::{Duration, Instant};
 

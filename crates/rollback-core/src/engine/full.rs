@@ -38,7 +38,7 @@ impl Drop for TempFile {
 
 impl Rollback {
     fn migrator(&self) -> Result<&Arc<dyn DbMigrator>> {
-        self.db.as_ref().ok_or_else(|| {
+        self.db()?.ok_or_else(|| {
             Error::usage(
                 "this step needs a database, but no `[database]` is configured".to_owned(),
                 Some("add a `[database]` section (see docs/configuration.md)".to_owned()),
@@ -49,7 +49,7 @@ impl Rollback {
     /// Adds the database assessment and its risks; recommends `full` when the schema must
     /// move.
     pub(super) fn assess_database(&self, a: &mut Assessment) -> Result<()> {
-        let Some(db) = &self.db else { return Ok(()) };
+        let Some(db) = self.db()? else { return Ok(()) };
         let target = a.target.commit.id.clone();
         let d = crate::rt::block_on(crate::db::assess::assess(db.as_ref(), self.vcs.as_ref(), &target))?;
         a.risks.extend(d.risks.iter().cloned());
@@ -171,7 +171,7 @@ impl Rollback {
 
     /// Fills what plans show but runs do not need: the downgrade's SQL.
     pub(super) fn fill_previews(&self, plan: &mut Plan) {
-        let Some(db) = &self.db else { return };
+        let Ok(Some(db)) = self.db() else { return };
         for step in &mut plan.steps {
             if let Step::Downgrade { from, to, sql, .. } = step {
                 *sql = crate::rt::block_on(db.downgrade_sql(from, to)).ok().flatten();

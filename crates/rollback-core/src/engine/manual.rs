@@ -38,7 +38,7 @@ impl StepInspector for Inspector<'_> {
         if let Step::Reset { changes, .. } = self.step {
             let _ = writeln!(o, "Diff HEAD -> target: {} path(s)", changes.len());
         }
-        if let Some(db) = &self.rb.db {
+        if let Ok(Some(db)) = self.rb.db() {
             match crate::rt::block_on(db.current()) {
                 Ok(revs) => {
                     let _ = writeln!(
@@ -54,7 +54,7 @@ impl StepInspector for Inspector<'_> {
             }
         }
         if let Step::Downgrade { from, to, sql: None, .. } = self.step
-            && let Some(db) = &self.rb.db
+            && let Ok(Some(db)) = self.rb.db()
             && let Ok(Some(sql)) = crate::rt::block_on(db.downgrade_sql(from, to))
         {
             let _ = writeln!(o, "SQL:\n{sql}");

@@ -157,7 +157,7 @@ pub struct Rollback {
     config: Config,
     state: StateDir,
     store: OnceLock<Arc<dyn BackupStore>>,
-    db: Option<Arc<dyn DbMigrator>>,
+    db: OnceLock<Arc<dyn DbMigrator>>,
 }
 
 impl std::fmt::Debug for Rollback {
@@ -297,23 +297,26 @@ impl Rollback {
             }
             None => StateDir::default_for(&git_dir),
         };
-        let db = match &config.database {
-            Some(c) => Some(crate::db::open(c, &workdir)?),
-            None => None,
-        };
-        Ok(Self { vcs, config, state, store: OnceLock::new(), db })
+        Ok(Self { vcs, config, state, store: OnceLock::new(), db: OnceLock::new() })
     }
 
     /// Replaces the database migrator (tests inject failing fakes).
     #[must_use]
-    pub fn with_db(mut self, db: Arc<dyn DbMigrator>) -> Self {
-        self.db = Some(db);
+    pub fn with_db(self, db: Arc<dyn DbMigrator>) -> Self {
+        let _ = self.db.set(db);
         self
     }
 
-    /// The database migrator, if `[database]` is configured.
-    pub fn db(&self) -> Option<&Arc<dyn DbMigrator>> {
-        self.db.as_ref()
+    /// The database migrator, if `[database]` is configured. It is opened on first use (no
+    /// connection yet), so a `url_env` variable that is not set is an error for the commands
+    /// that need the database, not for `runs list`, `report` or `unlock`.
+    pub fn db(&self) -> Result<Option<&Arc<dyn DbMigrator>>> {
+        if let Some(d) = self.db.get() {
+            return Ok(Some(d));
+        }
+        let Some(c) = &self.config.database else { return Ok(None) };
+        let m = crate::db::open(c, self.workdir())?;
+        Ok(Some(self.db.get_or_init(|| m)))
     }
 
     /// Replaces the backup store (tests inject failing fakes).
@@ -1373,7 +1376,7 @@ impl Rollback {
                 let Some(rec) = m.database else {
                     return Err(Error::refused(format!("backup {id} holds no database dump"), None));
                 };
-                let current = match &self.db {
+                let current = match self.db()? {
                     Some(db) => crate::rt::block_on(db.current()).unwrap_or_default(),
                     None => Vec::new(),
                 };
@@ -1404,7 +1407,7 @@ impl Rollback {
             outcome.warnings = std::mem::take(&mut ctx.warnings);
             return Ok(outcome);
         };
-        if db.is_some() && self.db.is_none() {
+        if db.is_some() && self.db()?.is_none() {
             return Err(Error::usage(
                 format!("run {run_id} changed the database, but no `[database]` is configured now"),
                 Some("restore the `[database]` section of the configuration, then undo again".to_owned()),
@@ -1559,7 +1562,14 @@ impl Rollback {
         let id = self.vcs.resolve(rev)?;
         let is_head = self.vcs.head().is_ok_and(|h| h.commit == id);
         let mut notes = Vec::new();
-        let revisions = match (&self.db, is_head) {
+        let migrator = match self.db() {
+            Ok(m) => m,
+            Err(e) => {
+                notes.push(format!("database revisions not recorded: {e}"));
+                None
+            }
+        };
+        let revisions = match (migrator, is_head) {
             (Some(db), true) => match crate::rt::block_on(db.current()) {
                 Ok(r) => Some(r),
                 Err(e) => {

@@ -32,7 +32,9 @@ impl DbProbe for MigratorProbe {
 impl Rollback {
     /// The verifier of the configured checks.
     pub fn verifier(&self) -> Verifier {
-        let probe = self.db.clone().map(|d| Arc::new(MigratorProbe(d)) as Arc<dyn DbProbe>);
+        // A database that cannot be opened (an unset `url_env`) leaves `sql` checks without
+        // one: they fail with that reason instead of the whole round.
+        let probe = self.db().ok().flatten().cloned().map(|d| Arc::new(MigratorProbe(d)) as Arc<dyn DbProbe>);
         Verifier::new(self.config.checks.clone(), self.config.verify.clone(), probe, self.workdir().to_path_buf())
     }
 

@@ -44,7 +44,7 @@ fn engine(d: &Deployed) -> Rollback {
 }
 
 fn sql(rb: &Rollback, statement: &str) {
-    block_on(rb.db().unwrap().database().query_scalar(statement)).unwrap();
+    block_on(rb.db().unwrap().unwrap().database().query_scalar(statement)).unwrap();
 }
 
 fn deploy(kind: Fx, db: Engine) -> Deployed {
@@ -70,7 +70,7 @@ fn deploy(kind: Fx, db: Engine) -> Deployed {
     // v1 is deployed: its schema, a row, its `.env`; after its uptime it is marked good.
     d.repo.git(&["reset", "-q", "--hard", "v1"]);
     let rb = engine(&d);
-    block_on(rb.db().unwrap().upgrade(&[])).unwrap();
+    block_on(rb.db().unwrap().unwrap().upgrade(&[])).unwrap();
     sql(&rb, "INSERT INTO users (id, name, legacy) VALUES (1, 'ada', 'old-id-1')");
     d.repo.write(".env", ENV_V1);
     let mark = rb.mark_good("HEAD", Some("24h uptime")).unwrap();
@@ -79,7 +79,7 @@ fn deploy(kind: Fx, db: Engine) -> Deployed {
 
     // v3 is deployed on top: migrations 2 and 3 run, rows are written, the `.env` changes.
     d.repo.git(&["reset", "-q", "--hard", "v3"]);
-    block_on(rb.db().unwrap().upgrade(&[])).unwrap();
+    block_on(rb.db().unwrap().unwrap().upgrade(&[])).unwrap();
     sql(&rb, "INSERT INTO users (id, name, email) VALUES (2, 'grace', 'grace@example.com')");
     sql(&rb, "INSERT INTO payments (id, amount_cents, note) VALUES (10, 4200, 'after v3')");
     d.repo.write(".env", ENV_V3);
@@ -106,7 +106,7 @@ fn state(d: &Deployed, rb: &Rollback) -> State {
         }),
         head: d.repo.head(),
         branch: d.repo.branch(),
-        dump: block_on(rb.db().unwrap().database().canonical_dump()).unwrap(),
+        dump: block_on(rb.db().unwrap().unwrap().database().canonical_dump()).unwrap(),
     }
 }
 
@@ -157,8 +157,8 @@ fn full_rollback_across_two_revisions_then_undo(kind: Fx, db: Engine) {
 
     let out = rb.run(&full("v1"), &AutoConfirm, &Recorder::default()).unwrap();
     assert_eq!(out.status, RunStatus::Succeeded, "{:?}", out.error);
-    assert_eq!(block_on(rb.db().unwrap().current()).unwrap(), [rev(&d, 0)]);
-    let dump = block_on(rb.db().unwrap().database().canonical_dump()).unwrap();
+    assert_eq!(block_on(rb.db().unwrap().unwrap().current()).unwrap(), [rev(&d, 0)]);
+    let dump = block_on(rb.db().unwrap().unwrap().database().canonical_dump()).unwrap();
     assert!(!dump.contains("payments"), "v3's table is gone:\n{dump}");
     assert!(dump.contains("ada"), "v1's rows stay:\n{dump}");
     assert_eq!(d.repo.head(), d.fx.commits[1], "the code is v1's");
@@ -171,7 +171,7 @@ fn full_rollback_across_two_revisions_then_undo(kind: Fx, db: Engine) {
     // The undo is itself undoable: back on v1 with v1's schema and env.
     let again = rb.undo(undo.run_id.as_deref().unwrap(), &AutoConfirm, &Recorder::default()).unwrap();
     assert_eq!(again.status, RunStatus::Succeeded, "{:?}", again.error);
-    assert_eq!(block_on(rb.db().unwrap().current()).unwrap(), [rev(&d, 0)]);
+    assert_eq!(block_on(rb.db().unwrap().unwrap().current()).unwrap(), [rev(&d, 0)]);
     assert_eq!(String::from_utf8(d.repo.read(".env")).unwrap(), ENV_V1);
 }
 

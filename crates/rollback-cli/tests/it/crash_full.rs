@@ -1,0 +1,152 @@
+//! Full rollbacks killed (`SIGKILL`) at every step boundary around the database and env steps,
+//! between two committed downgrades, and inside the downgrade: `resume` reaches the state an
+//! uninterrupted full run reaches (files, HEAD, `.env`, every database row), and `undo` the
+//! state from before — every time.
+
+use rollback_testkit::db::{MigrationFixture, MigratorKind, SQL_DIR};
+use rollback_testkit::{TestRepo, TreeState};
+
+use crate::common::{fr, fr_env};
+
+const POINTS: &[&str] = &[
+    "after:lock",
+    "end:snapshot",
+    "before:db_snapshot",
+    "after:db_snapshot",
+    "end:db_snapshot",
+    "before:downgrade",
+    "inside:downgrade",
+    "between:downgrades",
+    "after:downgrade",
+    "end:downgrade",
+    "before:reset",
+    "end:reset",
+    "before:restore_env",
+    "after:restore_env",
+    "end:restore_env",
+    "before:record",
+];
+
+fn env() -> [(&'static str, &'static str); 1] {
+    [("APP_DATABASE_URL", "sqlite:///app.db")]
+}
+
+/// v0..v3 with the native migrator on SQLite; v1 deployed and marked (recording its `.env`),
+/// then v3 deployed on top with rows, a new `.env` and uncommitted work.
+fn deployed() -> TestRepo {
+    let r = TestRepo::new();
+    let _fx = MigrationFixture::new(&r, MigratorKind::Sql);
+    r.write(
+        "forge-rollback.toml",
+        format!("[database]\nkind = \"sql\"\nurl_env = \"APP_DATABASE_URL\"\nmigrations_dir = \"{SQL_DIR}\"\n"),
+    );
+    r.git(&["reset", "-q", "--hard", "v1"]);
+    migrate(&r);
+    r.write(".env", "TOKEN=v1\n");
+    fr_env(&r, &["known-good", "mark", "HEAD"], &env()).ok();
+    r.git(&["reset", "-q", "--hard", "v3"]);
+    migrate(&r);
+    r.write(".env", "TOKEN=v3\nNEW=1\n");
+    r.write("app/main.py", "# hotfix in progress\n");
+    r
+}
+
+fn migrate(r: &TestRepo) {
+    let config = rollback_core::config::Config::parse(
+        &format!("[database]\nkind = \"sql\"\nurl = \"sqlite:///app.db\"\nmigrations_dir = \"{SQL_DIR}\"\n"),
+        None,
+    )
+    .unwrap();
+    let rb = rollback_core::Rollback::with_backend(
+        rollback_core::vcs::open(rollback_core::vcs::BackendKind::GitCli, r.path()).unwrap(),
+        config,
+    )
+    .unwrap();
+    rollback_core::rt::block_on(rb.db().unwrap().unwrap().upgrade(&[])).unwrap();
+}
+
+#[derive(Debug, PartialEq, Eq)]
+struct State {
+    tree: TreeState,
+    head: String,
+    dump: String,
+}
+
+fn state(r: &TestRepo) -> State {
+    let config = rollback_core::config::Config::parse(
+        &format!("[database]\nkind = \"sql\"\nurl = \"sqlite:///app.db\"\nmigrations_dir = \"{SQL_DIR}\"\n"),
+        None,
+    )
+    .unwrap();
+    let db = rollback_core::db::open(config.database.as_ref().unwrap(), r.path()).unwrap();
+    State {
+        // The registry holds the time it was marked, and the database the time each migration
+        // was applied: runs on separately built repositories differ there only.
+        tree: r.tree().without(|p| {
+            let s = String::from_utf8_lossy(p);
+            s.starts_with("app.db") || s.contains("__pycache__") || s.ends_with("known-good-commits.json")
+        }),
+        head: r.head(),
+        dump: without_times(&rollback_core::rt::block_on(db.database().canonical_dump()).unwrap()),
+    }
+}
+
+/// `2026-11-30T11:17:08.958Z` → `[TIME]`.
+fn without_times(text: &str) -> String {
+    let b = text.as_bytes();
+    let shape = b"0000-00-00T00:00:00";
+    let mut out = String::new();
+    let mut i = 0;
+    while i < b.len() {
+        let fits = b.len() >= i + shape.len()
+            && shape.iter().zip(&b[i..]).all(|(s, c)| if *s == b'0' { c.is_ascii_digit() } else { s == c });
+        if fits {
+            let mut j = i + shape.len();
+            while j < b.len() && (b[j].is_ascii_digit() || b[j] == b'.' || b[j] == b'Z') {
+                j += 1;
+            }
+            out.push_str("[TIME]");
+            i = j;
+        } else {
+            let ch = text[i..].chars().next().unwrap();
+            out.push(ch);
+            i += ch.len_utf8();
+        }
+    }
+    out
+}
+
+#[test]
+fn a_full_rollback_killed_anywhere_resumes_or_undoes_to_a_consistent_state() {
+    let reference = {
+        let r = deployed();
+        fr_env(&r, &["run", "--full", "--yes", "--target", "v1"], &env()).ok();
+        state(&r)
+    };
+    assert!(!reference.dump.contains("payments"), "the reference run downgraded");
+    for point in POINTS {
+        for then in ["resume", "undo"] {
+            let r = deployed();
+            let before = state(&r);
+            let mut killed = env().to_vec();
+            killed.push(("FORGE_ROLLBACK_FAILPOINT", point));
+            let out = fr_env(&r, &["run", "--full", "--yes", "--target", "v1"], &killed);
+            assert_eq!(out.code, None, "{point}: killed\n{}", out.stderr);
+            let list = fr(&r, &["runs", "list", "--json"]).json();
+            let runs = list.as_array().unwrap();
+            if *point == "after:lock" {
+                // Killed before the run began: nothing was journaled and nothing changed.
+                assert!(runs.is_empty(), "{point}: {list:#}");
+                assert_eq!(state(&r), before, "{point}");
+                continue;
+            }
+            assert_eq!(runs.len(), 1, "{point}");
+            let id = runs[0]["run_id"].as_str().unwrap().to_owned();
+            let out = fr_env(&r, &[then, &id, "--yes", "--json"], &env());
+            assert_eq!(out.code, Some(0), "{point} then {then}:\n{}\n{}", out.stdout, out.stderr);
+            assert_eq!(out.json()["status"], "succeeded", "{point} then {then}");
+            let expected = if then == "resume" { &reference } else { &before };
+            assert_eq!(&state(&r), expected, "{point} then {then}");
+        }
+    }
+}
