@@ -260,3 +260,28 @@ fn an_unreachable_database_refuses_a_full_rollback_and_changes_nothing() {
     assert_eq!(d.repo.tree(), tree);
     assert!(rb.runs().unwrap().is_empty(), "no run was started");
 }
+
+#[test]
+fn unknown_revision_and_unparsable_files_refuse_a_full_rollback_and_change_nothing() {
+    let d = deploy(Fx::Sql, Engine::Sqlite);
+    let rb = engine(&d);
+    // A newer release migrated the database past anything these files define.
+    sql(
+        &rb,
+        "INSERT INTO forge_rollback_migrations (version, name, checksum, applied_at) VALUES (9, '0009_future', 'x', 'now')",
+    );
+    let before = state(&d, &rb);
+    let err = rb.run(&full("v1"), &AutoConfirm, &Recorder::default()).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Refused, "{err}");
+    assert!(err.to_string().contains("0009"), "{err}");
+    assert_eq!(state(&d, &rb), before);
+    sql(&rb, "DELETE FROM forge_rollback_migrations WHERE version = 9");
+
+    // A migration file that does not parse: the assessment fails, naming it.
+    let bad = d.fx.write_unparsable(&d.repo);
+    let before = state(&d, &rb);
+    let err = rb.run(&full("v1"), &AutoConfirm, &Recorder::default()).unwrap_err();
+    assert!(err.to_string().contains(&bad), "{err}");
+    assert_eq!(state(&d, &rb), before);
+    assert!(rb.runs().unwrap().is_empty(), "no run was started");
+}
