@@ -10,3 +10,4 @@ mod registry;
 mod reliability;
 mod roundtrip;
 mod snapshots;
+mod watch;
