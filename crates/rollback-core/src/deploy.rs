@@ -291,7 +291,7 @@ pub enum Error {
     #[error("deploy hook: {0}")]
     HookUrl(String),
     /// The deploy hook failed; the push (if any) had succeeded.
-    #[error("the deploy hook failed: {reason}")]
+    #[error("the deploy hook failed: {reason}{}", pushed_commit.as_deref().map(|c| format!(" (the push of {} succeeded)", short(c))).unwrap_or_default())]
     Hook {
         /// What went wrong (no URL).
         reason: String,
@@ -368,7 +368,15 @@ pub async fn deploy(config: &DeployConfig, ctx: &DeployContext<'_>) -> Result<De
             push(&git, &config.remote, branch, ctx.to, Some(ctx.from)).await?
         } else {
             let commit = revert_commit(&git, ctx).await?;
-            push(&git, &config.remote, branch, &commit, None).await?
+            match push(&git, &config.remote, branch, &commit, None).await {
+                Ok(pushed) => pushed,
+                // Run again after its push went through (a resume after the hook failed): the
+                // commit made now differs from the one on the remote only by its date.
+                Err(e @ Error::NonFastForward { .. }) => {
+                    pushed_before(&git, &config.remote, branch, ctx).await?.ok_or(e)?
+                }
+                Err(e) => return Err(e),
+            }
         };
         details.push(format!("pushed {} to {}/{branch}", short(&pushed), config.remote));
         report.remote = Some(config.remote.clone());
@@ -517,6 +525,34 @@ async fn push(git: &Git, remote: &str, branch: &str, commit: &str, lease: Option
         return Err(Error::Rejected { remote, branch, reason });
     }
     Err(Error::Git { args: args.join(" "), exit: "failed".to_owned(), stderr })
+}
+
+/// The remote branch's tip if it is this run's rollback commit (pushed by an earlier attempt
+/// of the same run): parent `from`, the target's tree, the run named in its message.
+async fn pushed_before(
+    git: &Git,
+    remote: &str,
+    branch: &str,
+    ctx: &DeployContext<'_>,
+) -> Result<Option<String>, Error> {
+    let (ok, out, _) = git.run(&["ls-remote", "--refs", remote, &format!("refs/heads/{branch}")], true).await?;
+    let Some(tip) =
+        out.split_whitespace().next().filter(|t| ok && t.len() >= 40 && t.bytes().all(|b| b.is_ascii_hexdigit()))
+    else {
+        return Ok(None);
+    };
+    // Known here only if this repository made it.
+    let (ok, info, _) = git.run(&["log", "-1", "--format=%P%x00%T%x00%B", tip, "--"], true).await?;
+    let (tree_ok, to_tree, _) =
+        git.run(&["rev-parse", "--verify", "--quiet", &format!("{}^{{tree}}", ctx.to)], true).await?;
+    let mut parts = info.splitn(3, '\0');
+    let (parents, tree, message) = (parts.next(), parts.next(), parts.next().unwrap_or_default());
+    let ours = ok
+        && tree_ok
+        && parents == Some(ctx.from)
+        && tree == Some(to_tree.as_str())
+        && message.contains(&format!("(forge-rollback run {})", ctx.run_id));
+    Ok(ours.then(|| tip.to_owned()))
 }
 
 /// Makes the rollback commit: the target's tree on top of `from`; its id.

@@ -141,21 +141,23 @@ pub struct WatchReport {
 /// and returns.
 pub fn stop_on_signals() -> Arc<AtomicBool> {
     let flag = Arc::new(AtomicBool::new(false));
-    let f = flag.clone();
-    crate::rt::runtime().spawn(async move {
-        #[cfg(unix)]
-        {
-            use tokio::signal::unix::{SignalKind, signal};
-            let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
-                return;
-            };
-            tokio::select! {
-                _ = int.recv() => {}
-                _ = term.recv() => {}
-            }
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        // Registered before this returns, not in the spawned task: a signal that comes as soon
+        // as the watch starts sets the flag instead of killing the process.
+        let _context = crate::rt::runtime().enter();
+        if let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) {
+            let f = flag.clone();
+            crate::rt::runtime().spawn(async move {
+                tokio::select! {
+                    _ = int.recv() => {}
+                    _ = term.recv() => {}
+                }
+                f.store(true, Ordering::SeqCst);
+            });
         }
-        f.store(true, Ordering::SeqCst);
-    });
+    }
     flag
 }
 

@@ -177,8 +177,7 @@ impl Background {
 
     /// Sends `SIGTERM` to it (by its pid, never by name).
     pub fn terminate(&self) {
-        let status =
-            Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().expect("run kill");
+        let status = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().expect("run kill");
         assert!(status.success(), "kill -TERM {} failed", self.child.id());
     }
 
@@ -231,7 +230,8 @@ pub fn bare_remote(repo: &TestRepo) -> tempfile::TempDir {
 
 /// `git rev-parse <rev>` in a bare repository.
 pub fn bare_rev(remote: &Path, rev: &str) -> String {
-    let out = clean_git_env(&mut Command::new("git")).arg("--git-dir").arg(remote).args(["rev-parse", rev]).output().unwrap();
+    let out =
+        clean_git_env(&mut Command::new("git")).arg("--git-dir").arg(remote).args(["rev-parse", rev]).output().unwrap();
     assert!(out.status.success(), "rev-parse {rev}: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }

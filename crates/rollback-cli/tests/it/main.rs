@@ -9,5 +9,6 @@ mod manual;
 mod registry;
 mod reliability;
 mod roundtrip;
+mod services;
 mod snapshots;
 mod watch;

@@ -261,7 +261,8 @@ fn a_dry_run_watch_decides_and_logs_but_changes_nothing() {
     let registry = w.repo.read("rollback/config/known-good-commits.json");
     let before = picture(&w.repo);
     w.server.set("/health", Behaviour::Status(502));
-    let out = w.fr(&["watch", "--dry-run", "--interval", "0.2", "--failures", "1", "--rounds", "2", "--promote-after", "1"]);
+    let out =
+        w.fr(&["watch", "--dry-run", "--interval", "0.2", "--failures", "1", "--rounds", "2", "--promote-after", "1"]);
     out.ok();
     let rollbacks = w.events("rollback");
     assert_eq!(rollbacks.len(), 2, "{rollbacks:?}");
