@@ -70,6 +70,9 @@ pub enum Behaviour {
         /// Its behaviour from now on.
         to: Box<Behaviour>,
     },
+    /// This status, with the request's headers and body as plain text (a debug error page that
+    /// shows what it was sent).
+    Echo(u16),
     /// The first `n` requests to this path get `first`, later ones `then` (a service that
     /// becomes ready after a while).
     After {
@@ -511,6 +514,15 @@ fn respond(s: &Shared, stream: &mut TcpStream, req: &RecordedRequest, path: &str
             lock(&s.routes).insert(other.clone(), (**to).clone());
             send_json(s, stream, 200, &serde_json::json!({ "switched": other }));
         }
+        Behaviour::Echo(code) => {
+            let mut text = format!("{} {}\n", req.method, req.path);
+            for (k, v) in &req.headers {
+                let _ = writeln!(text, "{k}: {v}");
+            }
+            text.push('\n');
+            text.push_str(&req.body_text());
+            send(s, stream, *code, "text/plain", &[], text.as_bytes());
+        }
         Behaviour::After { n, first, then } => {
             // The request is recorded before it is answered: it counts itself.
             let seen = lock(&s.requests).iter().filter(|r| r.path.split('?').next() == Some(path)).count();
@@ -627,5 +639,11 @@ mod tests {
         assert_eq!(get(&server, "/health"), "HTTP/1.1 502 Bad Gateway");
         assert_eq!(get(&server, "/deploy"), "HTTP/1.1 200 OK");
         assert_eq!(get(&server, "/health"), "HTTP/1.1 200 OK");
+        server.set("/echo", Behaviour::Echo(500));
+        let mut c = TcpStream::connect(server.addr()).unwrap();
+        c.write_all(b"GET /echo HTTP/1.1\r\nHost: x\r\nX-Token: t0k\r\n\r\n").unwrap();
+        let mut out = String::new();
+        c.read_to_string(&mut out).unwrap();
+        assert!(out.starts_with("HTTP/1.1 500") && out.contains("x-token: t0k"), "{out}");
     }
 }

@@ -9,6 +9,7 @@ mod manual;
 mod registry;
 mod reliability;
 mod roundtrip;
+mod secrets;
 mod services;
 mod snapshots;
 mod watch;

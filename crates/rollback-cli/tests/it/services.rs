@@ -480,7 +480,10 @@ fn a_restart_step_that_hangs_is_killed_by_its_own_process_group_only() {
     out.code(1);
     assert!(took < Duration::from_secs(20), "a 1 s restart timeout took {took:?}");
     let error = out.json()["error"].as_str().unwrap().to_owned();
-    assert!(error.contains("restart step `stuck` failed: timed out after 1.0 s; its process group was killed"), "{error}");
+    assert!(
+        error.contains("restart step `stuck` failed: timed out after 1.0 s; its process group was killed"),
+        "{error}"
+    );
     let step_pid = std::fs::read_to_string(&pidfile).unwrap().trim().to_owned();
     let alive = |pid: &str| std::process::Command::new("kill").args(["-0", pid]).status().unwrap().success();
     assert!(!alive(&step_pid), "the step's own process is gone");
