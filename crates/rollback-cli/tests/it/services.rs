@@ -491,3 +491,71 @@ fn a_restart_step_that_hangs_is_killed_by_its_own_process_group_only() {
     bystander.kill().unwrap();
     bystander.wait().unwrap();
 }
+
+#[test]
+fn undo_of_a_run_that_never_deployed_leaves_the_remote_alone() {
+    // revert-commit: the restart failed, so nothing was deployed.
+    let s = Svc::new();
+    std::fs::write(format!("{}.broken", s.marker().display()), "").unwrap();
+    s.write_cfg(&format!(
+        "{}{}[deploy]\nstrategy = \"revert-commit\"\n",
+        s.check_toml("api", "/health"),
+        s.restart_toml(None)
+    ));
+    let before = picture(&s.repo);
+    let out = s.fr(&["run", "--fast", "--yes", "--json", "--target", "v2"]);
+    out.code(1);
+    let id = out.json()["run_id"].as_str().unwrap().to_owned();
+    assert_eq!(s.remote_main(), s.ids[2]);
+    std::fs::remove_file(format!("{}.broken", s.marker().display())).unwrap();
+    let out = s.fr(&["undo", &id, "--yes", "--json"]);
+    assert_eq!(out.code, Some(0), "undo of a run that did not deploy\n{}\n{}", out.stdout, out.stderr);
+    assert_eq!(picture(&s.repo), before);
+    assert_eq!(s.remote_main(), s.ids[2], "production still runs the release it ran: nothing to push");
+
+    // push: someone deployed after the broken release, so the run's push was refused.
+    let s = Svc::new();
+    s.write_cfg(&format!("{}[deploy]\nstrategy = \"push\"\n", s.check_toml("api", "/health")));
+    let other = s.repo.git(&["commit-tree", "v3^{tree}", "-p", "v3", "-m", "hotfix pushed by someone else"]);
+    s.repo.git(&["push", "-q", "origin", &format!("{other}:refs/heads/main")]);
+    let before = picture(&s.repo);
+    let out = s.fr(&["run", "--fast", "--yes", "--json", "--target", "v2"]);
+    out.code(1);
+    let j = out.json();
+    let id = j["run_id"].as_str().unwrap().to_owned();
+    assert!(j["error"].as_str().unwrap().contains("is not at"), "{}", out.stdout);
+    assert_eq!(s.remote_main(), other, "the push was refused");
+    let out = s.fr(&["undo", &id, "--yes", "--json"]);
+    assert_eq!(out.code, Some(0), "undo of a run whose push was refused\n{}\n{}", out.stdout, out.stderr);
+    assert_eq!(picture(&s.repo), before);
+    assert_eq!(s.remote_main(), other, "the other deploy is left alone");
+    assert!(out.stderr.contains("did not change `origin`: the undo leaves it as it is"), "{}", out.stderr);
+}
+
+#[test]
+fn undo_of_a_run_whose_hook_failed_after_its_push_pushes_back() {
+    for strategy in ["push", "revert-commit"] {
+        let mut s = Svc::new();
+        s.hook(Behaviour::after(1, Behaviour::Status(500), Behaviour::Status(200)));
+        s.write_cfg(&format!(
+            "{}[deploy]\nstrategy = \"{strategy}\"\nhook_url_env = \"{HOOK_VAR}\"\n",
+            s.check_toml("api", "/health")
+        ));
+        let before = picture(&s.repo);
+        let out = s.fr(&["run", "--fast", "--yes", "--json", "--target", "v2"]);
+        out.code(1);
+        let id = out.json()["run_id"].as_str().unwrap().to_owned();
+        let pushed = s.remote_main();
+        assert_ne!(pushed, s.ids[2], "{strategy}: pushed before the hook failed");
+        let out = s.fr(&["undo", &id, "--yes", "--json"]);
+        assert_eq!(out.code, Some(0), "{strategy}\n{}\n{}", out.stdout, out.stderr);
+        assert_eq!(picture(&s.repo), before);
+        let now = s.remote_main();
+        if strategy == "push" {
+            assert_eq!(now, s.ids[2], "the broken release's commit is back");
+        } else {
+            assert_eq!(s.remote_rev(&format!("{now}^")), pushed, "on top of the run's rollback commit");
+            assert_eq!(s.remote_rev(&format!("{now}^{{tree}}")), s.repo.git(&["rev-parse", "v3^{tree}"]));
+        }
+    }
+}
