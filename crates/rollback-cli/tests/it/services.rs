@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use rollback_testkit::TestRepo;
-use rollback_testkit::server::{Behaviour, TestServer, refused_addr};
+use rollback_testkit::server::{Behaviour, RecordedRequest, TestServer, refused_addr};
 use serde_json::Value;
 
 use crate::common::{Out, bare_rev, fr, messy_repo, picture, script, steps_begun, toml_str};
@@ -33,7 +33,8 @@ impl Svc {
         script(
             tools.path(),
             "restart.sh",
-            "if [ -f \"$1.broken\" ]; then echo 'app failed to start: port 8000 in use' >&2; exit 3; fi\necho \"restarted in $(pwd)\" >> \"$1\"\n",
+            // restart.sh MARKER NAME [EXIT]: appends `NAME restarted in DIR` to MARKER, exits EXIT.
+            "if [ -f \"$1.broken\" ]; then echo 'app failed to start: port 8000 in use' >&2; exit 3; fi\necho \"$2 restarted in $(pwd)\" >> \"$1\"\nexit \"${3:-0}\"\n",
         );
         let cfg = tools.path().join("rollback.toml").display().to_string();
         Self { repo, ids, remote, server, tools, cfg, env: Vec::new() }
@@ -43,18 +44,27 @@ impl Svc {
         self.tools.path().join("restarted")
     }
 
-    /// The `[[restart]]` entry running the script (ready when `ready` passes, if given).
+    /// A `[[restart]]` entry running the script as `name`, exiting with `exit` (and expecting
+    /// it), ready when check `ready` passes, if given.
+    fn restart_named(&self, name: &str, exit: i32, ready: Option<&str>) -> String {
+        let argv = [
+            self.tools.path().join("restart.sh").display().to_string(),
+            self.marker().display().to_string(),
+            name.to_owned(),
+            exit.to_string(),
+        ];
+        let argv: Vec<String> = argv.iter().map(|a| toml_str(a)).collect();
+        let ready = ready.map(|r| format!("ready = {}\nready_timeout_secs = 30\n", toml_str(r))).unwrap_or_default();
+        format!(
+            "[[restart]]\nname = {}\nargv = [{}]\ntimeout_secs = 10\nexpect_exit = {exit}\n{ready}",
+            toml_str(name),
+            argv.join(", ")
+        )
+    }
+
+    /// The `[[restart]]` entry `app`.
     fn restart_toml(&self, ready: Option<&str>) -> String {
-        let argv = [self.tools.path().join("restart.sh").display().to_string(), self.marker().display().to_string()];
-        let mut s = format!(
-            "[[restart]]\nname = \"app\"\nargv = [{}, {}]\ntimeout_secs = 10\n",
-            toml_str(&argv[0]),
-            toml_str(&argv[1])
-        );
-        if let Some(r) = ready {
-            s.push_str(&format!("ready = {}\nready_timeout_secs = 30\n", toml_str(r)));
-        }
-        s
+        self.restart_named("app", 0, ready)
     }
 
     fn check_toml(&self, name: &str, path: &str) -> String {
@@ -125,9 +135,10 @@ fn push_deploy_restart_and_verify_run_in_order_and_undo_pushes_the_old_commit_ba
     // The service comes up a little after the restart: the readiness check waits for it.
     s.server.set("/health", Behaviour::after(2, Behaviour::Status(503), Behaviour::Healthy));
     s.write_cfg(&format!(
-        "{}{}[deploy]\nstrategy = \"push\"\nhook_url_env = \"{HOOK_VAR}\"\n",
+        "{}{}{}[deploy]\nstrategy = \"push\"\nhook_url_env = \"{HOOK_VAR}\"\n",
         s.check_toml("api", "/health"),
-        s.restart_toml(Some("api"))
+        s.restart_toml(Some("api")),
+        s.restart_named("worker", 3, None)
     ));
     let before = picture(&s.repo);
     assert_eq!(s.remote_main(), s.ids[2]);
@@ -139,12 +150,19 @@ fn push_deploy_restart_and_verify_run_in_order_and_undo_pushes_the_old_commit_ba
     assert_eq!(j["status"], "succeeded", "{}", out.stdout);
     assert_eq!(step_names(&j), done(&FAST_STEPS));
     assert_eq!(steps_begun(&s.repo, &id), FAST_STEPS, "journaled in order");
-    // Restart: the script ran once in the work tree, then the readiness wait saw the service up.
+    // Restart: both steps ran once, in order, in the work tree (the second exits 3, as
+    // expected); the first waited until the service was up.
     let marker = std::fs::read_to_string(s.marker()).unwrap();
-    assert_eq!(marker, format!("restarted in {}\n", s.repo.path().display()));
-    let restarted = &step(&j, "restart")["detail"]["steps"][0];
-    assert_eq!((restarted["name"].as_str(), restarted["ok"].as_bool()), (Some("app"), Some(true)), "{restarted}");
-    assert!(restarted["ready_millis"].is_u64(), "{restarted}");
+    let dir = s.repo.path().display();
+    assert_eq!(marker, format!("app restarted in {dir}\nworker restarted in {dir}\n"));
+    let restarted = &step(&j, "restart")["detail"]["steps"];
+    assert_eq!((restarted[0]["name"].as_str(), restarted[0]["ok"].as_bool()), (Some("app"), Some(true)), "{restarted}");
+    assert!(restarted[0]["ready_millis"].is_u64(), "{restarted}");
+    assert_eq!(
+        (restarted[1]["ok"].as_bool(), restarted[1]["exit_code"].as_i64()),
+        (Some(true), Some(3)),
+        "{restarted}"
+    );
     assert!(out.stderr.contains("restart `app`: waiting for check `api` to pass"), "{}", out.stderr);
     // Deploy: the remote branch is at the target, and the hook got one POST about it.
     assert_eq!(s.remote_main(), s.ids[1]);
@@ -167,7 +185,7 @@ fn push_deploy_restart_and_verify_run_in_order_and_undo_pushes_the_old_commit_ba
     assert_eq!(u["status"], "succeeded", "{}", out.stdout);
     assert_eq!(s.remote_main(), s.ids[2], "the undo pushed the old commit back");
     assert_eq!(picture(&s.repo), before);
-    assert_eq!(std::fs::read_to_string(s.marker()).unwrap().lines().count(), 2, "the undo restarted too");
+    assert_eq!(std::fs::read_to_string(s.marker()).unwrap().lines().count(), 4, "the undo restarted too");
     let posts = s.server.requests_to(hook);
     assert_eq!(posts.len(), 2);
     assert_eq!(posts[1].body_json()["commit"], s.ids[2].as_str());
@@ -223,6 +241,10 @@ fn a_failed_verification_exits_6_and_on_failure_undo_puts_tree_head_and_remote_b
     text.ok();
     assert!(text.stdout.contains("status:  verification_failed"), "{}", text.stdout);
     assert!(text.stdout.contains("[FAIL] api"), "{}", text.stdout);
+    let report = s.fr(&["report", &first]);
+    report.ok();
+    assert!(report.stdout.contains("1 of 1 service check(s) FAILED after the run"), "{}", report.stdout);
+    assert!(report.stdout.contains("- [ ] api (http): failed"), "{}", report.stdout);
     // Put it back by hand (the undo verifies against the same broken service: exit 6 too).
     s.fr(&["undo", &first, "--yes"]).code(6);
     assert_eq!(picture(&s.repo), before);
@@ -243,18 +265,31 @@ fn a_failed_verification_exits_6_and_on_failure_undo_puts_tree_head_and_remote_b
     assert_eq!(of(&second)["undone_by"], undone_by.as_str());
     assert_eq!(of(&undone_by)["undo_of"], second.as_str());
     assert!(out.stderr.contains(&format!("Undoing run {second} now")), "{}", out.stderr);
+    // The service fails before the rollback too: the undo's own verification says so.
+    let warnings = j["warnings"].to_string();
+    assert!(warnings.contains(&format!("the automatic undo {undone_by} ended verification_failed")), "{warnings}");
 }
 
 #[test]
 fn a_failing_restart_step_fails_the_run_and_resume_after_the_fix_finishes_it() {
     let s = Svc::new();
     std::fs::write(format!("{}.broken", s.marker().display()), "").unwrap();
-    s.write_cfg(&format!("{}{}[deploy]\nstrategy = \"push\"\n", s.check_toml("api", "/health"), s.restart_toml(None)));
+    s.server.set("/hooks/ops", Behaviour::Status(200));
+    s.write_cfg(&format!(
+        "{}{}[deploy]\nstrategy = \"push\"\n\n[[notify]]\nurl = {}\n",
+        s.check_toml("api", "/health"),
+        s.restart_toml(None),
+        toml_str(&s.server.url("/hooks/ops"))
+    ));
     let out = s.fr(&["run", "--fast", "--yes", "--json", "--target", "v2"]);
     out.code(1);
     let j = out.json();
     let id = j["run_id"].as_str().unwrap().to_owned();
     assert_eq!(j["status"], "failed");
+    assert_eq!(kinds(&s.server, "/hooks/ops"), ["started", "failed"]);
+    let failed = s.server.requests_to("/hooks/ops")[1].body_json();
+    let message = failed["message"].as_str().unwrap();
+    assert!(message.starts_with("fast rollback: restart step `app` failed"), "{failed}");
     let error = j["error"].as_str().unwrap();
     assert!(error.contains("restart step `app` failed: exit code 3, expected 0"), "{error}");
     assert!(error.contains("app failed to start: port 8000 in use"), "the script's stderr: {error}");
@@ -276,6 +311,7 @@ fn a_failing_restart_step_fails_the_run_and_resume_after_the_fix_finishes_it() {
     assert_eq!(j["status"], "succeeded", "{}", out.stdout);
     assert_eq!(s.remote_main(), s.ids[1]);
     assert_eq!(std::fs::read_to_string(s.marker()).unwrap().lines().count(), 1);
+    assert_eq!(kinds(&s.server, "/hooks/ops")[2..], ["succeeded"], "the resumed run's end is notified");
     let begun = steps_begun(&s.repo, &id);
     assert_eq!(&begun[begun.len() - 4..], ["restart", "deploy", "verify", "record"], "resumed at the restart");
     assert_eq!(begun.iter().filter(|s| *s == "reset").count(), 1, "the reset was not done again");
@@ -412,7 +448,7 @@ fn webhooks_get_started_then_succeeded_or_verification_failed() {
     out.ok();
     let id = out.json()["run_id"].as_str().unwrap().to_owned();
     assert_eq!(kinds(&s.server, "/hooks/all"), ["started", "succeeded"]);
-    let events: Vec<Value> = s.server.requests_to("/hooks/all").iter().map(|r| r.body_json()).collect();
+    let events: Vec<Value> = s.server.requests_to("/hooks/all").iter().map(RecordedRequest::body_json).collect();
     for e in &events {
         assert_eq!(e["run_id"], id.as_str());
         assert_eq!((e["from"].as_str(), e["to"].as_str()), (Some(s.ids[2].as_str()), Some(s.ids[1].as_str())));
