@@ -367,11 +367,7 @@ pub async fn deploy(config: &DeployConfig, ctx: &DeployContext<'_>) -> Result<De
         let pushed = if config.strategy == DeployStrategy::Push {
             push(&git, &config.remote, branch, ctx.to, Some(ctx.from)).await?
         } else {
-            // Production already has the target's files (an undo of a run that never deployed):
-            // no new commit, just make sure the remote is there.
-            let from_tree = git.tree_of(ctx.from).await?;
-            let same_tree = from_tree.is_some() && from_tree == git.tree_of(ctx.to).await?;
-            let commit = if same_tree { ctx.from.to_owned() } else { revert_commit(&git, ctx).await? };
+            let commit = revert_commit(&git, ctx).await?;
             match push(&git, &config.remote, branch, &commit, None).await {
                 Ok(pushed) => pushed,
                 // Run again after its push went through (a resume after the hook failed): the
@@ -541,10 +537,11 @@ async fn pushed_before(
 ) -> Result<Option<String>, Error> {
     let Some(tip) = remote_branch_tip(git, remote, branch).await? else { return Ok(None) };
     let (ok, parents, _) = git.run(&["log", "-1", "--format=%P", &tip, "--"], true).await?;
+    let tree = git.tree_of(&tip).await?;
     let ours = ok
         && parents == ctx.from
-        && git.tree_of(&tip).await?.is_some()
-        && git.tree_of(&tip).await? == git.tree_of(ctx.to).await?
+        && tree.is_some()
+        && tree == git.tree_of(ctx.to).await?
         && git.made_by_run(&tip, ctx.run_id).await?;
     Ok(ours.then_some(tip))
 }
