@@ -243,6 +243,11 @@ fn planted_secrets_appear_in_no_output_and_no_artifact_of_a_full_rollback() {
     v.code(6);
     let reason = v.json()["checks"][0]["reason"].as_str().unwrap().to_owned();
     assert!(reason.starts_with("status 500, expected 2xx: GET /debug"), "{reason}");
+    // A watch round that fails on both (reasons go to watch.jsonl and the log).
+    let watch = ["watch", "--rounds", "1", "--interval", "0.2", "--failures", "5", "--promote-after", "1"];
+    let w = run(&watch, &db_down);
+    w.ok();
+    assert!(w.stderr.contains("2 of 3 check(s) failed"), "{}", w.stderr);
     server.set("/debug", Behaviour::Echo(200));
     // The deploy hook is down: the run fails at the deploy, and says why without the URL.
     let hook_down = format!("http://{}/deploy/srv/{S_DEPLOY}?key={S_DEPLOY_QUERY}", refused_addr());

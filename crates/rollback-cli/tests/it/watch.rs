@@ -327,3 +327,23 @@ fn sigterm_during_a_rollback_lets_the_rollback_finish_then_stops() {
     assert_eq!(records[2]["outcome"], "verification_failed");
     assert_eq!(records[4]["reason"], "signal");
 }
+
+#[test]
+fn a_release_marked_bad_is_not_promoted_by_passing_rounds() {
+    let w = Watched::new(|_| String::new());
+    w.fr(&["known-good", "bad", "v3", "--note", "corrupts payments"]).ok();
+    let out = w.fr(&["watch", "--interval", "0.2", "--rounds", "2", "--promote-after", "0"]);
+    out.ok();
+    let bad = w.entry(&w.ids[2]).unwrap();
+    assert_eq!((bad["known_bad"].as_bool(), bad["verified"].as_bool()), (Some(true), Some(false)), "{bad}");
+    assert_eq!(bad["notes"], "corrupts payments");
+    let promotes = w.events("promote");
+    assert_eq!(promotes.len(), 1, "decided once: {promotes:?}");
+    assert_eq!(promotes[0]["done"], false);
+    assert!(
+        out.stderr.contains(&format!("not marking {} known-good: it is marked known bad", short(&w.ids[2]))),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stdout.contains("promoted: none"), "{}", out.stdout);
+}
