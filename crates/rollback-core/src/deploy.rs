@@ -291,7 +291,7 @@ pub enum Error {
     #[error("deploy hook: {0}")]
     HookUrl(String),
     /// The deploy hook failed; the push (if any) had succeeded.
-    #[error("the deploy hook failed: {reason}")]
+    #[error("the deploy hook failed: {reason}{}", pushed_commit.as_deref().map(|c| format!(" (the push of {} succeeded)", short(c))).unwrap_or_default())]
     Hook {
         /// What went wrong (no URL).
         reason: String,
@@ -368,7 +368,15 @@ pub async fn deploy(config: &DeployConfig, ctx: &DeployContext<'_>) -> Result<De
             push(&git, &config.remote, branch, ctx.to, Some(ctx.from)).await?
         } else {
             let commit = revert_commit(&git, ctx).await?;
-            push(&git, &config.remote, branch, &commit, None).await?
+            match push(&git, &config.remote, branch, &commit, None).await {
+                Ok(pushed) => pushed,
+                // Run again after its push went through (a resume after the hook failed): the
+                // commit made now differs from the one on the remote only by its date.
+                Err(e @ Error::NonFastForward { .. }) => {
+                    pushed_before(&git, &config.remote, branch, ctx).await.ok().flatten().ok_or(e)?
+                }
+                Err(e) => return Err(e),
+            }
         };
         details.push(format!("pushed {} to {}/{branch}", short(&pushed), config.remote));
         report.remote = Some(config.remote.clone());
@@ -517,6 +525,74 @@ async fn push(git: &Git, remote: &str, branch: &str, commit: &str, lease: Option
         return Err(Error::Rejected { remote, branch, reason });
     }
     Err(Error::Git { args: args.join(" "), exit: "failed".to_owned(), stderr })
+}
+
+/// The remote branch's tip if it is this run's rollback commit (pushed by an earlier attempt
+/// of the same run): parent `from`, the target's tree, the run named in its message.
+async fn pushed_before(
+    git: &Git,
+    remote: &str,
+    branch: &str,
+    ctx: &DeployContext<'_>,
+) -> Result<Option<String>, Error> {
+    let Some(tip) = remote_branch_tip(git, remote, branch).await? else { return Ok(None) };
+    let (ok, parents, _) = git.run(&["log", "-1", "--format=%P", &tip, "--"], true).await?;
+    let tree = git.tree_of(&tip).await?;
+    let ours = ok
+        && parents == ctx.from
+        && tree.is_some()
+        && tree == git.tree_of(ctx.to).await?
+        && git.made_by_run(&tip, ctx.run_id).await?;
+    Ok(ours.then_some(tip))
+}
+
+/// The commit `remote`'s `branch` points at; `None` when the branch does not exist there.
+async fn remote_branch_tip(git: &Git, remote: &str, branch: &str) -> Result<Option<String>, Error> {
+    let refname = format!("refs/heads/{branch}");
+    let (_, out, _) = git.run(&["ls-remote", "--refs", remote, &refname], false).await?;
+    Ok(out
+        .lines()
+        .filter_map(|l| l.split_once('\t'))
+        .find(|(_, name)| *name == refname)
+        .map(|(id, _)| id.to_owned())
+        .filter(|id| id.len() >= 40 && id.bytes().all(|b| b.is_ascii_hexdigit())))
+}
+
+/// Where `[deploy]`'s remote branch is now (`branch`: the branch rolled back, when `[deploy]
+/// branch` is not set); `None` when the branch does not exist there.
+pub async fn remote_tip(config: &DeployConfig, workdir: &Path, branch: Option<&str>) -> Result<Option<String>, Error> {
+    let branch = config.branch.as_deref().or(branch).ok_or(Error::NoBranch)?;
+    let branch = branch.strip_prefix("refs/heads/").unwrap_or(branch);
+    for (what, name) in [("branch name", branch), ("remote name", config.remote.as_str())] {
+        if !plain_name(name) {
+            return Err(Error::Invalid { what, value: name.to_owned() });
+        }
+    }
+    let git = Git { dir: workdir.to_owned(), limit: duration(config.push_timeout_secs) };
+    remote_branch_tip(&git, &config.remote, branch).await
+}
+
+/// Whether `commit` is a rollback commit that run `run_id` made (`revert-commit`).
+pub async fn made_by_run(config: &DeployConfig, workdir: &Path, commit: &str, run_id: &str) -> Result<bool, Error> {
+    if !commit.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Ok(false);
+    }
+    Git { dir: workdir.to_owned(), limit: duration(config.push_timeout_secs) }.made_by_run(commit, run_id).await
+}
+
+impl Git {
+    /// The tree of `commit`; `None` if the commit is not in this repository.
+    async fn tree_of(&self, commit: &str) -> Result<Option<String>, Error> {
+        let (ok, tree, _) =
+            self.run(&["rev-parse", "--verify", "--quiet", &format!("{commit}^{{tree}}")], true).await?;
+        Ok(ok.then_some(tree))
+    }
+
+    /// Whether `commit` is in this repository and names run `run_id` as its maker.
+    async fn made_by_run(&self, commit: &str, run_id: &str) -> Result<bool, Error> {
+        let (ok, message, _) = self.run(&["log", "-1", "--format=%B", commit, "--"], true).await?;
+        Ok(ok && message.contains(&format!("(forge-rollback run {run_id})")))
+    }
 }
 
 /// Makes the rollback commit: the target's tree on top of `from`; its id.

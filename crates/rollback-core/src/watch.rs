@@ -141,21 +141,23 @@ pub struct WatchReport {
 /// and returns.
 pub fn stop_on_signals() -> Arc<AtomicBool> {
     let flag = Arc::new(AtomicBool::new(false));
-    let f = flag.clone();
-    crate::rt::runtime().spawn(async move {
-        #[cfg(unix)]
-        {
-            use tokio::signal::unix::{SignalKind, signal};
-            let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
-                return;
-            };
-            tokio::select! {
-                _ = int.recv() => {}
-                _ = term.recv() => {}
-            }
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        // Registered before this returns, not in the spawned task: a signal that comes as soon
+        // as the watch starts sets the flag instead of killing the process.
+        let _context = crate::rt::runtime().enter();
+        if let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) {
+            let f = flag.clone();
+            crate::rt::runtime().spawn(async move {
+                tokio::select! {
+                    _ = int.recv() => {}
+                    _ = term.recv() => {}
+                }
+                f.store(true, Ordering::SeqCst);
+            });
         }
-        f.store(true, Ordering::SeqCst);
-    });
+    }
     flag
 }
 
@@ -337,12 +339,23 @@ impl Rollback {
         dry_run: bool,
         report: &mut WatchReport,
     ) -> Result<()> {
-        let already = self.registry()?.find(head).is_some_and(|e| e.verified && !e.known_bad);
-        if already {
+        let (good, bad) =
+            self.registry()?.find(head).map_or((false, false), |e| (e.verified && !e.known_bad, e.known_bad));
+        if good {
             return Ok(());
         }
         let hours = passed_for.as_secs_f64() / 3600.0;
-        if dry_run {
+        if bad {
+            // A bad mark is a person's (or a rollback's) decision that passing checks do not
+            // overturn: the checks may not see what made the release bad.
+            log.say(
+                LogLevel::Warn,
+                format!(
+                    "not marking {0} known-good: it is marked known bad (passed every round for {hours:.2} h; `forge-rollback known-good unmark {0}` if the mark is wrong)",
+                    head.short()
+                ),
+            );
+        } else if dry_run {
             log.say(
                 LogLevel::Info,
                 format!("dry run: would mark {} known-good (passed every round for {hours:.2} h)", head.short()),
@@ -362,7 +375,7 @@ impl Rollback {
             at: Timestamp::now(),
             commit: head.clone(),
             passed_for_secs: passed_for.as_secs_f64(),
-            done: !dry_run,
+            done: !dry_run && !bad,
         })
     }
 

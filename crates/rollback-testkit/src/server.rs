@@ -62,12 +62,43 @@ pub enum Behaviour {
     Protected,
     /// A WebSocket echo.
     WsEcho,
+    /// Makes `path` behave as `to` from now on, then answers `200 {"switched": path}` (a
+    /// deploy hook whose deploy heals the service).
+    Switch {
+        /// The path whose behaviour changes (without query).
+        path: String,
+        /// Its behaviour from now on.
+        to: Box<Behaviour>,
+    },
+    /// This status, with the request's headers and body as plain text (a debug error page that
+    /// shows what it was sent).
+    Echo(u16),
+    /// The first `n` requests to this path get `first`, later ones `then` (a service that
+    /// becomes ready after a while).
+    After {
+        /// Requests answered by `first`.
+        n: usize,
+        /// The behaviour of the first `n` requests.
+        first: Box<Behaviour>,
+        /// The behaviour of every later request.
+        then: Box<Behaviour>,
+    },
 }
 
 impl Behaviour {
     /// Healthy after `millis` ms.
     pub fn slow(millis: u64) -> Self {
         Behaviour::Slow(Duration::from_millis(millis), Box::new(Behaviour::Healthy))
+    }
+
+    /// [`Behaviour::Switch`]: requesting this path makes `path` behave as `to`.
+    pub fn switch(path: &str, to: Behaviour) -> Self {
+        Behaviour::Switch { path: path.to_owned(), to: Box::new(to) }
+    }
+
+    /// [`Behaviour::After`]: `first` for the first `n` requests, `then` afterwards.
+    pub fn after(n: usize, first: Behaviour, then: Behaviour) -> Self {
+        Behaviour::After { n, first: Box::new(first), then: Box::new(then) }
     }
 }
 
@@ -479,6 +510,25 @@ fn respond(s: &Shared, stream: &mut TcpStream, req: &RecordedRequest, path: &str
             }
         }
         Behaviour::WsEcho => ws_echo(s, stream, req, leftover),
+        Behaviour::Switch { path: other, to } => {
+            lock(&s.routes).insert(other.clone(), (**to).clone());
+            send_json(s, stream, 200, &serde_json::json!({ "switched": other }));
+        }
+        Behaviour::Echo(code) => {
+            let mut text = format!("{} {}\n", req.method, req.path);
+            for (k, v) in &req.headers {
+                let _ = writeln!(text, "{k}: {v}");
+            }
+            text.push('\n');
+            text.push_str(&req.body_text());
+            send(s, stream, *code, "text/plain", &[], text.as_bytes());
+        }
+        Behaviour::After { n, first, then } => {
+            // The request is recorded before it is answered: it counts itself.
+            let seen = lock(&s.requests).iter().filter(|r| r.path.split('?').next() == Some(path)).count();
+            let inner = if seen <= *n { first } else { then };
+            respond(s, stream, req, path, inner, leftover);
+        }
     }
 }
 
@@ -567,5 +617,33 @@ mod tests {
         let reqs = server.requests_to("/health");
         assert_eq!(reqs.len(), 1);
         assert_eq!(reqs[0].header("x-a"), Some("1"));
+    }
+
+    fn get(server: &TestServer, path: &str) -> String {
+        let mut c = TcpStream::connect(server.addr()).unwrap();
+        c.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes()).unwrap();
+        let mut out = String::new();
+        c.read_to_string(&mut out).unwrap();
+        out.lines().next().unwrap_or_default().to_owned()
+    }
+
+    #[test]
+    fn switch_and_after() {
+        let server = TestServer::start();
+        server.set("/ready", Behaviour::after(2, Behaviour::Status(503), Behaviour::Healthy));
+        assert_eq!(get(&server, "/ready"), "HTTP/1.1 503 Service Unavailable");
+        assert_eq!(get(&server, "/ready"), "HTTP/1.1 503 Service Unavailable");
+        assert_eq!(get(&server, "/ready"), "HTTP/1.1 200 OK");
+        server.set("/health", Behaviour::Status(502));
+        server.set("/deploy", Behaviour::switch("/health", Behaviour::Healthy));
+        assert_eq!(get(&server, "/health"), "HTTP/1.1 502 Bad Gateway");
+        assert_eq!(get(&server, "/deploy"), "HTTP/1.1 200 OK");
+        assert_eq!(get(&server, "/health"), "HTTP/1.1 200 OK");
+        server.set("/echo", Behaviour::Echo(500));
+        let mut c = TcpStream::connect(server.addr()).unwrap();
+        c.write_all(b"GET /echo HTTP/1.1\r\nHost: x\r\nX-Token: t0k\r\n\r\n").unwrap();
+        let mut out = String::new();
+        c.read_to_string(&mut out).unwrap();
+        assert!(out.starts_with("HTTP/1.1 500") && out.contains("x-token: t0k"), "{out}");
     }
 }

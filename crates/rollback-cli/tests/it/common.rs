@@ -120,3 +120,137 @@ pub fn undo(repo: &TestRepo, run_id: &str) -> serde_json::Value {
     out.ok();
     out.json()
 }
+
+// ----- helpers for the service, watch and secret tests ---------------------------------------
+
+/// A string as a TOML basic string (JSON's escapes are TOML's).
+pub fn toml_str(s: &str) -> String {
+    serde_json::to_string(s).unwrap()
+}
+
+/// The repository's state folder.
+pub fn state_dir(repo: &TestRepo) -> std::path::PathBuf {
+    repo.path().join(".git/forge-rollback")
+}
+
+/// Writes an executable `/bin/sh` script; returns its path.
+pub fn script(dir: &Path, name: &str, body: &str) -> String {
+    use std::os::unix::fs::PermissionsExt;
+    let p = dir.join(name);
+    std::fs::write(&p, format!("#!/bin/sh\n{body}")).unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    p.display().to_string()
+}
+
+/// Polls `f` every 20 ms until it is true; panics after `timeout` with `what`.
+#[track_caller]
+pub fn wait_until(what: &str, timeout: std::time::Duration, mut f: impl FnMut() -> bool) {
+    let start = std::time::Instant::now();
+    while !f() {
+        assert!(start.elapsed() < timeout, "timed out after {timeout:?} waiting for {what}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// The binary running in the background, its output going to files (a chatty child never
+/// blocks on a full pipe).
+pub struct Background {
+    pub child: std::process::Child,
+    out: tempfile::TempDir,
+}
+
+impl Background {
+    /// Starts `forge-rollback -C dir args...` with `env` added.
+    pub fn spawn(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Self {
+        let out = tempfile::tempdir().unwrap();
+        let mut cmd = command(dir, args);
+        cmd.envs(env.iter().copied())
+            .stdout(std::fs::File::create(out.path().join("stdout")).unwrap())
+            .stderr(std::fs::File::create(out.path().join("stderr")).unwrap());
+        Self { child: cmd.spawn().expect("spawn forge-rollback"), out }
+    }
+
+    /// What it printed on stderr so far.
+    pub fn stderr_so_far(&self) -> String {
+        std::fs::read_to_string(self.out.path().join("stderr")).unwrap_or_default()
+    }
+
+    /// Sends `SIGTERM` to it (by its pid, never by name).
+    pub fn terminate(&self) {
+        let status = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().expect("run kill");
+        assert!(status.success(), "kill -TERM {} failed", self.child.id());
+    }
+
+    /// Waits at most `timeout` for it to exit (killing it and panicking if it does not).
+    #[track_caller]
+    pub fn wait(mut self, timeout: std::time::Duration) -> Out {
+        let start = std::time::Instant::now();
+        let status = loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                break s;
+            }
+            if start.elapsed() > timeout {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                panic!("still running after {timeout:?}; stderr:\n{}", self.stderr_so_far());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        Out {
+            code: status.code(),
+            stdout: std::fs::read_to_string(self.out.path().join("stdout")).unwrap_or_default(),
+            stderr: std::fs::read_to_string(self.out.path().join("stderr")).unwrap_or_default(),
+        }
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        // A failed assertion must not leave the process behind.
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// A bare repository in a temp dir, added to `repo` as `origin`, with `main` pushed.
+pub fn bare_remote(repo: &TestRepo) -> tempfile::TempDir {
+    let dir = tempfile::Builder::new().prefix("fr-remote-").tempdir().unwrap();
+    let out = clean_git_env(&mut Command::new("git"))
+        .args(["init", "-q", "--bare", "-b", "main"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    repo.git(&["remote", "add", "origin", &dir.path().display().to_string()]);
+    repo.git(&["push", "-q", "origin", "main"]);
+    dir
+}
+
+/// `git rev-parse <rev>` in a bare repository.
+pub fn bare_rev(remote: &Path, rev: &str) -> String {
+    let out =
+        clean_git_env(&mut Command::new("git")).arg("--git-dir").arg(remote).args(["rev-parse", rev]).output().unwrap();
+    assert!(out.status.success(), "rev-parse {rev}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// The journal records of a run.
+pub fn journal(repo: &TestRepo, run_id: &str) -> Vec<serde_json::Value> {
+    let path = state_dir(repo).join("runs").join(run_id).join("journal.jsonl");
+    std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// The steps a run began, in journal order.
+pub fn steps_begun(repo: &TestRepo, run_id: &str) -> Vec<String> {
+    journal(repo, run_id)
+        .iter()
+        .filter(|r| r["record"] == "step_begin")
+        .map(|r| r["step"].as_str().unwrap().to_owned())
+        .collect()
+}

@@ -11,4 +11,7 @@ mod manual;
 mod registry;
 mod reliability;
 mod roundtrip;
+mod secrets;
+mod services;
 mod snapshots;
+mod watch;

@@ -4,6 +4,11 @@ use super::config::SqlCheck;
 use super::http::quote;
 use super::{DbProbe, Outcome};
 
+/// A database error on one line, whole: the cause is at its end (`quote` would cut it off).
+fn one_line(error: &str) -> String {
+    error.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
 fn no_database(kind: &str) -> Outcome {
     Outcome::Error(format!("a `{kind}` check needs a database, and none is configured (add a `[database]` section)"))
 }
@@ -13,7 +18,7 @@ pub(super) async fn run_sql(check: &SqlCheck, db: Option<&dyn DbProbe>) -> Outco
     let Some(db) = db else { return no_database("sql") };
     let value = match db.query_scalar(&check.query).await {
         Ok(v) => v,
-        Err(e) => return Outcome::Error(format!("the query failed: {}", quote(&e))),
+        Err(e) => return Outcome::Error(format!("the query failed: {}", one_line(&e))),
     };
     let shown = |v: &Option<String>| match v {
         Some(v) => format!("`{}`", quote(v)),
@@ -36,7 +41,7 @@ pub(super) async fn run_revision(db: Option<&dyn DbProbe>) -> Outcome {
     let Some(db) = db else { return no_database("db-revision") };
     let (mut at, mut expected) = match db.revisions().await {
         Ok(r) => r,
-        Err(e) => return Outcome::Error(format!("cannot read the database's revision: {}", quote(&e))),
+        Err(e) => return Outcome::Error(format!("cannot read the database's revision: {}", one_line(&e))),
     };
     at.sort();
     at.dedup();
