@@ -433,7 +433,7 @@ fn runs(args: &Args, out: &Output, command: &RunsCommand) -> anyhow::Result<u8> 
                     };
                     let _ = writeln!(
                         s,
-                        "{}  {:<11} {:<32} {} -> {}  {}",
+                        "{}  {:<19} {:<32} {} -> {}  {}",
                         r.run_id,
                         status,
                         what,

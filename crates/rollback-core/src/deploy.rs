@@ -488,7 +488,8 @@ impl Git {
         }
         let ok = out.status.is_some_and(|s| s.success());
         let stdout = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-        let stderr = String::from_utf8_lossy(&out.stderr).trim().to_owned();
+        // A remote URL with credentials in it may be echoed by git.
+        let stderr = crate::secret::redact_url_credentials(String::from_utf8_lossy(&out.stderr).trim());
         if !ok && !accept_failure {
             return Err(Error::Git { args: shown, exit: out.describe_exit(), stderr });
         }

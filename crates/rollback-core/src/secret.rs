@@ -63,6 +63,29 @@ pub fn redact_in<'a>(text: &str, secrets: impl IntoIterator<Item = &'a str>) -> 
     out
 }
 
+/// `text` with the credentials of every URL in it (`scheme://user:password@host`) replaced by
+/// [`REDACTED`]: for output of programs that may print a remote's URL (git).
+pub fn redact_url_credentials(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("://") {
+        let (head, tail) = rest.split_at(i + 3);
+        out.push_str(head);
+        // The authority ends at the first `/`, whitespace or quote; credentials end at its last `@`.
+        let end = tail.find(|c: char| c == '/' || c.is_whitespace() || c == '\'' || c == '"').unwrap_or(tail.len());
+        match tail[..end].rfind('@') {
+            Some(at) => {
+                out.push_str(REDACTED);
+                out.push_str(&tail[at..end]);
+            }
+            None => out.push_str(&tail[..end]),
+        }
+        rest = &tail[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
 /// Reads a secret from the environment variable `var`, or takes `inline`; exactly one of the
 /// two should be set. `Ok(None)` when neither is.
 pub fn from_inline_or_env(inline: Option<&Secret>, var: Option<&str>) -> Result<Option<Secret>, String> {
@@ -90,5 +113,10 @@ mod tests {
         assert_eq!(s.expose(), "hunter2-very-secret");
         assert_eq!(redact_in("url https://x/hunter2-very-secret/y", ["hunter2-very-secret"]), "url https://x/***/y");
         assert_eq!(redact_in("abc", ["a"]), "abc");
+        assert_eq!(
+            redact_url_credentials("fatal: unable to access 'https://deploy:tok3n@git.example.com/app.git/': 403"),
+            "fatal: unable to access 'https://***@git.example.com/app.git/': 403"
+        );
+        assert_eq!(redact_url_credentials("ssh://git@host/x and http://h/p"), "ssh://***@host/x and http://h/p");
     }
 }

@@ -132,6 +132,11 @@ pub struct WatchReport {
     pub promoted: Vec<CommitId>,
     /// `signal` or `rounds`.
     pub stopped_by: String,
+    /// Commits this watch rolled back to: it never rolls back from one of them again (the
+    /// failures outlived a rollback to a verified release, so the code is not their cause, and
+    /// walking down the registry marking every release bad would only make things worse).
+    #[serde(skip)]
+    rolled_back_to: Vec<CommitId>,
 }
 
 /// A stop flag set by SIGINT or SIGTERM, for front-ends that watch.
@@ -178,6 +183,18 @@ impl Log<'_> {
         self.file.write_all(&line).at("append to", &self.path)?;
         self.file.sync_data().at("sync", &self.path)?;
         Ok(())
+    }
+}
+
+/// `1.5 s`, `12 min`, `24.0 h`.
+fn human(d: Duration) -> String {
+    let s = d.as_secs_f64();
+    if s < 60.0 {
+        format!("{s:.1} s")
+    } else if s < 3600.0 {
+        format!("{:.0} min", s / 60.0)
+    } else {
+        format!("{:.1} h", s / 3600.0)
     }
 }
 
@@ -344,31 +361,28 @@ impl Rollback {
         if good {
             return Ok(());
         }
-        let hours = passed_for.as_secs_f64() / 3600.0;
+        let passed = human(passed_for);
         if bad {
             // A bad mark is a person's (or a rollback's) decision that passing checks do not
             // overturn: the checks may not see what made the release bad.
             log.say(
                 LogLevel::Warn,
                 format!(
-                    "not marking {0} known-good: it is marked known bad (passed every round for {hours:.2} h; `forge-rollback known-good unmark {0}` if the mark is wrong)",
+                    "not marking {0} known-good: it is marked known bad (passed every round for {passed}; `forge-rollback known-good unmark {0}` if the mark is wrong)",
                     head.short()
                 ),
             );
         } else if dry_run {
             log.say(
                 LogLevel::Info,
-                format!("dry run: would mark {} known-good (passed every round for {hours:.2} h)", head.short()),
+                format!("dry run: would mark {} known-good (passed every round for {passed})", head.short()),
             );
         } else {
-            let out = self.mark_good(head.as_str(), Some(&format!("watch: passed every round for {hours:.2} h")))?;
+            let out = self.mark_good(head.as_str(), Some(&format!("watch: passed every round for {passed}")))?;
             for n in &out.notes {
                 log.say(LogLevel::Warn, n.clone());
             }
-            log.say(
-                LogLevel::Success,
-                format!("Marked {} known-good (passed every round for {hours:.2} h)", head.short()),
-            );
+            log.say(LogLevel::Success, format!("Marked {} known-good (passed every round for {passed})", head.short()));
             report.promoted.push(head.clone());
         }
         log.record(&WatchRecord::Promote {
@@ -388,6 +402,23 @@ impl Rollback {
         report: &mut WatchReport,
     ) -> Result<()> {
         let at = Timestamp::now();
+        if report.rolled_back_to.contains(head) {
+            log.say(
+                LogLevel::Error,
+                format!(
+                    "{} failed rounds, but this watch already rolled back to {}: the failures outlived a rollback to a verified release, so they are not in the code; not rolling back again (investigate the services, the database, the network)",
+                    opts.failures,
+                    head.short()
+                ),
+            );
+            return log.record(&WatchRecord::Rollback {
+                at,
+                from: head.clone(),
+                run_id: None,
+                outcome: "not started: this watch already rolled back to HEAD; the failures are not in the code".into(),
+                because,
+            });
+        }
         if let Some(holder) = self.lock_holder()? {
             log.say(
                 LogLevel::Warn,
@@ -432,6 +463,9 @@ impl Rollback {
             Ok(outcome) => {
                 if let Some(id) = &outcome.run_id {
                     report.rollbacks.push(id.clone());
+                }
+                if matches!(outcome.status, RunStatus::Succeeded | RunStatus::VerificationFailed) {
+                    report.rolled_back_to.push(outcome.to.clone());
                 }
                 log.record(&WatchRecord::Rollback {
                     at,

@@ -347,3 +347,29 @@ fn a_release_marked_bad_is_not_promoted_by_passing_rounds() {
     );
     assert!(out.stdout.contains("promoted: none"), "{}", out.stdout);
 }
+
+#[test]
+fn failures_that_outlive_a_rollback_do_not_cascade_down_the_registry() {
+    // v1 and v2 are both known-good; the service keeps failing whatever the code (an outage).
+    let w = Watched::new(|_| String::new());
+    w.fr(&["known-good", "mark", "v1"]).ok();
+    w.server.set("/health", Behaviour::Status(503));
+    let out = w.fr(&["watch", "--interval", "0.2", "--failures", "2", "--rounds", "6", "--promote-after", "1"]);
+    out.ok();
+    // Six rounds, a decision every two failed rounds: one rollback, then two refusals.
+    let rollbacks = w.events("rollback");
+    assert_eq!(rollbacks.len(), 3, "{rollbacks:?}");
+    assert_eq!(rollbacks[0]["outcome"], "verification_failed", "the rollback's own checks failed too");
+    assert_eq!(rollbacks[0]["from"], w.ids[2].as_str());
+    // Afterwards HEAD is the release this watch rolled back to: no second rollback, to v1.
+    for r in &rollbacks[1..] {
+        assert_eq!(r["from"], w.ids[1].as_str());
+        assert!(r["run_id"].is_null(), "{r}");
+        assert!(r["outcome"].as_str().unwrap().contains("the failures are not in the code"), "{r}");
+    }
+    assert_eq!(w.runs().len(), 1);
+    assert_eq!(w.repo.head(), w.ids[1], "still on v2");
+    let v2 = w.entry(&w.ids[1]).unwrap();
+    assert!(v2["verified"] == true && v2["known_bad"] != true, "v2 was not marked bad: {v2}");
+    assert!(out.stderr.contains("not rolling back again"), "{}", out.stderr);
+}

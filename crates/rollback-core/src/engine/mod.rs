@@ -748,6 +748,10 @@ impl Rollback {
                         ok: false,
                     });
                     ctx.log(LogLevel::Error, format!("step `{name}` failed: {text}"));
+                    if let Some(hint) = e.hint() {
+                        // A warning, so it also reaches the outcome and the report.
+                        ctx.log(LogLevel::Warn, format!("hint: {hint}"));
+                    }
                     failure = Some((index, e));
                     break;
                 }
