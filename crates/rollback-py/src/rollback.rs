@@ -7,7 +7,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use pyo3::prelude::*;
+use rollback_core::db::Revision;
 use rollback_core::plan::Level;
+use rollback_core::verify::VerificationReport as VerificationReport_;
 use rollback_core::{Error, RunOptions};
 
 use crate::aio;
@@ -87,6 +89,18 @@ fn run_options(
         severity: parse_severity(severity)?,
         allow_irreversible,
     })
+}
+
+/// Runs the configured checks, refusing when none are configured (as `forge-rollback verify`
+/// does): an empty round would say "passed" about services nobody checked.
+fn verify(core: &rollback_core::Rollback, only: Option<&[String]>) -> Result<VerificationReport_, PyRollbackError> {
+    if core.config().checks.is_empty() {
+        return Err(PyRollbackError(Error::usage(
+            "no `[[checks]]` are configured: there is nothing to verify".to_owned(),
+            Some("add `[[checks]]` to the configuration (`forge-rollback init --preset forge --print` shows the runbook's checks)".to_owned()),
+        )));
+    }
+    core.verify(only).map_err(PyRollbackError)
 }
 
 /// A manual run without an `approve` callback would run every step unasked.
@@ -221,12 +235,13 @@ impl Rollback {
     }
 
     /// Runs the configured service checks now, concurrently (`forge-rollback verify --json`);
-    /// `checks` limits them to those names.
+    /// `checks` limits them to those names. A failing check is a result (`passed` is
+    /// `False`), not an exception; `report.raise_for_status()` raises `VerificationError`.
     #[pyo3(signature = (checks = None))]
     #[allow(clippy::needless_pass_by_value)] // PyO3 extracts a list of str as Vec<String>
     fn verify(&self, py: Python<'_>, checks: Option<Vec<String>>) -> PyResult<VerificationReport> {
         let core = &self.core;
-        let report = py.detach(|| core.verify(checks.as_deref())).map_err(PyRollbackError)?;
+        let report = py.detach(|| verify(core, checks.as_deref()))?;
         VerificationReport::new(&report)
     }
 
@@ -237,11 +252,36 @@ impl Rollback {
         aio::coroutine(
             py,
             Box::new(move || {
-                let report = core.verify(checks.as_deref()).map_err(PyRollbackError)?;
+                let report = verify(&core, checks.as_deref())?;
                 let report = VerificationReport::new(&report)?;
                 Python::attach(|py| Ok(Py::new(py, report)?.into_any()))
             }),
         )
+    }
+
+    /// Upgrades the configured database to `to` (default: the heads of the work tree's
+    /// migration files) with the work tree's migration files; returns the revisions it is at
+    /// afterwards. For preparing a database (a fresh deploy, tests): a rollback never upgrades.
+    #[pyo3(signature = (to = None))]
+    #[allow(clippy::needless_pass_by_value)] // PyO3 extracts a list of str as Vec<String>
+    fn upgrade_database(&self, py: Python<'_>, to: Option<Vec<String>>) -> PyResult<Vec<String>> {
+        let core = &self.core;
+        py.detach(|| {
+            let Some(db) = core.db() else {
+                return Err(PyRollbackError(Error::usage(
+                    "no `[database]` is configured: there is no database to upgrade".to_owned(),
+                    Some("add a `[database]` section (see docs/configuration.md)".to_owned()),
+                )));
+            };
+            let to: Vec<Revision> = to.unwrap_or_default().into_iter().map(Revision).collect();
+            rollback_core::rt::block_on(async {
+                db.upgrade(&to).await?;
+                db.current().await
+            })
+            .map(|revs| revs.into_iter().map(|r| r.0).collect())
+            .map_err(|e| PyRollbackError(Error::Db(e)))
+        })
+        .map_err(PyErr::from)
     }
 
     /// Every run, oldest first (`forge-rollback runs list --json`).
