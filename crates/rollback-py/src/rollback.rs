@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList};
 use rollback_core::db::Revision;
 use rollback_core::plan::Level;
 use rollback_core::verify::VerificationReport as VerificationReport_;
@@ -427,13 +428,25 @@ impl KnownGood {
         to_py(py, &reg)
     }
 
-    /// Marks `rev` verified known-good; returns `{"entry": ..., "updated": bool}`, plus `env`
-    /// (the env files recorded with it, when `rev` is HEAD) and `notes`.
+    /// Marks `rev` verified known-good; returns `{"entry": ..., "updated": bool, "env": ...,
+    /// "notes": [...]}`. When `rev` is HEAD, the `[env] files` are recorded with it (`env`:
+    /// the record, file names only; a full rollback to `rev` restores them) and, with a
+    /// `[database]`, the database's revisions go into the entry's `database_migrations`.
+    /// `notes` says what could not be recorded and why (`env` is `None` then).
     #[pyo3(signature = (rev, note = None))]
     fn mark(&self, py: Python<'_>, rev: &str, note: Option<&str>) -> PyResult<Py<PyAny>> {
         let core = &self.core;
         let out = py.detach(|| core.mark_good(rev, note)).map_err(PyRollbackError)?;
-        to_py(py, &out)
+        let out = to_py(py, &out)?;
+        // The CLI's JSON leaves out an empty `env` and `notes`; a dict has every key.
+        let dict = out.bind(py).cast::<PyDict>()?;
+        if !dict.contains("env")? {
+            dict.set_item("env", py.None())?;
+        }
+        if !dict.contains("notes")? {
+            dict.set_item("notes", PyList::empty(py))?;
+        }
+        Ok(out)
     }
 
     /// Marks `rev` known bad (never a target); returns `{"entry": ..., "updated": bool}`.

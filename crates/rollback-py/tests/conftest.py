@@ -638,3 +638,20 @@ def make_db_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any
     finally:
         for pg in made:
             pg.drop()
+
+
+@pytest.fixture
+def env_repo(tmp_path: Path) -> Repo:
+    """The sample app's releases without a database: v1 marked known-good while it ran (which
+    recorded its `.env`), HEAD at v3 with v3's `.env` and work in progress."""
+    repo = make_migration_repo(tmp_path / "env-app", "sql")
+    repo.git("reset", "-q", "--hard", "v1")
+    repo.write(".env", ENV_V1, mode=0o600)
+    out = fr.Rollback.open(repo.path).known_good.mark("HEAD", note="v1 ran a week")
+    assert out["env"] is not None and out["env"]["files"] == [".env"]
+    assert out["notes"] == []
+    repo.git("reset", "-q", "--hard", "v3")
+    repo.write(".env", ENV_V3, mode=0o600)
+    repo.write("app/main.py", (repo.path / "app/main.py").read_text() + "# hotfix in progress\n")
+    repo.write("notes with spaces.txt", "untracked\n")
+    return repo
