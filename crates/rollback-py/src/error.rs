@@ -30,7 +30,7 @@ use std::io;
 
 use pyo3::exceptions::{PyException, PyFileNotFoundError, PyPermissionError};
 use pyo3::prelude::*;
-use pyo3::types::PyType;
+use pyo3::types::{PyString, PyType};
 use rollback_core::{Error, ErrorKind, backup, config, db, fsutil, journal, lock, registry, vcs};
 
 use crate::results::to_py;
@@ -154,8 +154,8 @@ struct Fields {
     holder: Option<lock::LockHolder>,
 }
 
-fn show(p: &std::path::Path) -> Option<String> {
-    Some(p.display().to_string())
+fn show(p: &std::path::Path) -> String {
+    p.display().to_string()
 }
 
 impl Fields {
@@ -163,31 +163,35 @@ impl Fields {
         let mut f = Self::default();
         match e {
             Error::Config(c) => match c {
-                config::Error::Read { path, .. } | config::Error::Parse { path, .. } | config::Error::Exists { path } => {
-                    f.path = show(path);
+                config::Error::Read { path, .. }
+                | config::Error::Parse { path, .. }
+                | config::Error::Exists { path } => {
+                    f.path = Some(show(path));
                 }
                 config::Error::Invalid { path, key, .. } => {
-                    f.path = show(path);
+                    f.path = Some(show(path));
                     f.key = Some(key.clone());
                 }
                 _ => {}
             },
             Error::Registry(r) => match r {
-                registry::Error::Parse { path, .. } => f.path = show(path),
+                registry::Error::Parse { path, .. } => f.path = Some(show(path)),
                 registry::Error::NotListed { path, commit } => {
-                    f.path = show(path);
+                    f.path = Some(show(path));
                     f.revision = Some(commit.clone());
                 }
-                registry::Error::Io(io) => f.path = show(&io.path),
+                registry::Error::Io(io) => f.path = Some(show(&io.path)),
                 _ => {}
             },
-            Error::NoTarget { registry } => f.path = show(registry),
+            Error::NoTarget { registry } => f.path = Some(show(registry)),
             Error::Vcs(v) => match v {
                 vcs::Error::UnknownRevision { rev } | vcs::Error::AmbiguousRevision { rev } => {
                     f.revision = Some(rev.clone());
                 }
-                vcs::Error::NotARepository { path, .. } | vcs::Error::BareRepository { path } => f.path = show(path),
-                vcs::Error::Io(io) => f.path = show(&io.path),
+                vcs::Error::NotARepository { path, .. } | vcs::Error::BareRepository { path } => {
+                    f.path = Some(show(path));
+                }
+                vcs::Error::Io(io) => f.path = Some(show(&io.path)),
                 _ => {}
             },
             Error::Backup(b) => match b {
@@ -198,16 +202,15 @@ impl Fields {
                 }
                 backup::Error::UnsupportedFileType { path, .. } => f.path = Some(path.to_string()),
                 backup::Error::UnsafeRestore { path, .. } => f.path = Some(path.clone()),
-                backup::Error::BadManifest { path, .. } => f.path = show(path),
-                backup::Error::Io(io) => f.path = show(&io.path),
+                backup::Error::BadManifest { path, .. } => f.path = Some(show(path)),
+                backup::Error::Io(io) => f.path = Some(show(&io.path)),
                 _ => {}
             },
             Error::Db(d) => match d {
                 db::Error::Unreachable { database, .. }
                 | db::Error::Query { database, .. }
                 | db::Error::Snapshot { database, .. } => f.database = Some(database.clone()),
-                db::Error::Migration { database, revision, .. }
-                | db::Error::UnknownRevision { database, revision } => {
+                db::Error::Migration { database, revision, .. } | db::Error::UnknownRevision { database, revision } => {
                     f.database = Some(database.clone());
                     f.revision = Some(revision.clone());
                 }
@@ -225,7 +228,7 @@ impl Fields {
                 _ => {}
             },
             Error::Lock(lock::Error::Held { path, holder }) => {
-                f.path = show(path);
+                f.path = Some(show(path));
                 f.holder.clone_from(holder);
             }
             Error::Journal(journal::Error::UnknownRun { run_id }) => f.run_id = Some(run_id.clone()),
@@ -246,7 +249,9 @@ fn class_of<'py>(py: Python<'py>, e: &Error) -> (Bound<'py, PyType>, &'static [&
         (ErrorKind::Locked, _) => (py.get_type::<LockHeldError>(), &["holder", "path"]),
         (ErrorKind::Refused, _) => (py.get_type::<RefusedError>(), &[]),
         (ErrorKind::Cancelled, _) => (py.get_type::<CancelledError>(), &["run_id"]),
-        (_, Error::StepFailed { .. } | Error::Service { .. }) => (py.get_type::<StepFailedError>(), &["run_id", "step"]),
+        (_, Error::StepFailed { .. } | Error::Service { .. }) => {
+            (py.get_type::<StepFailedError>(), &["run_id", "step"])
+        }
         (_, Error::Vcs(_)) => (py.get_type::<VcsError>(), &["path"]),
         (_, Error::Backup(_)) => (py.get_type::<BackupError>(), &["snapshot", "path"]),
         (_, Error::Db(_)) => (py.get_type::<DatabaseError>(), &["database", "revision", "path", "program"]),
@@ -297,7 +302,7 @@ pub fn to_pyerr(py: Python<'_>, e: &Error) -> PyErr {
                             "step" => &f.step,
                             _ => &None,
                         };
-                        s.as_ref().map(|s| s.into_pyobject(py).map(|o| o.into_any().unbind()).unwrap_or_else(|_| py.None()))
+                        s.as_ref().map(|s| PyString::new(py, s).into_any().unbind())
                     }
                 };
                 let _ = value.setattr(*name, v);

@@ -263,7 +263,7 @@ result_class! {
                 return Ok(());
             }
             let message = format!("verification failed: {}", describe_failures(value));
-            Err(verification_error(slf.py(), message, None, None, slf.clone().into_any().unbind(), failed_checks(value)))
+            Err(verification_error(slf.py(), &message, None, None, slf.clone().into_any().unbind(), failed_checks(value)))
         }
     }
 }
@@ -337,18 +337,18 @@ fn describe_failures(report: &serde_json::Value) -> String {
 /// A `VerificationError` with its fields.
 fn verification_error(
     py: Python<'_>,
-    message: String,
-    hint: Option<String>,
+    message: &str,
+    hint: Option<&str>,
     run_id: Option<&str>,
     report: Py<PyAny>,
     failed: Vec<String>,
 ) -> PyErr {
-    let err = VerificationError::new_err(message.clone());
+    let err = VerificationError::new_err(message.to_owned());
     let value = err.value(py);
     let _ = value.setattr("run_id", run_id);
     let _ = value.setattr("report", report);
     let _ = value.setattr("failed", failed);
-    annotate(value, "failed", hint.as_deref(), &message);
+    annotate(value, "failed", hint, message);
     err
 }
 
@@ -385,15 +385,14 @@ fn run_status_error(py: Python<'_>, run: &serde_json::Value) -> PyResult<Option<
         }
         "verification_failed" => {
             let report = run.get("verification").cloned().unwrap_or(serde_json::Value::Null);
-            let message =
-                format!("run {run_id} finished its steps but verification failed{undone}: {}", describe_failures(&report));
+            let message = format!(
+                "run {run_id} finished its steps but verification failed{undone}: {}",
+                describe_failures(&report)
+            );
             let failed = failed_checks(&report);
-            let report = if report.is_null() {
-                py.None()
-            } else {
-                Py::new(py, VerificationReport::new(&report)?)?.into_any()
-            };
-            verification_error(py, message, undo_hint, Some(run_id), report, failed)
+            let report =
+                if report.is_null() { py.None() } else { Py::new(py, VerificationReport::new(&report)?)?.into_any() };
+            verification_error(py, &message, undo_hint.as_deref(), Some(run_id), report, failed)
         }
         "cancelled" => {
             let message = format!("run {run_id} was cancelled: {}{undone}", error.unwrap_or("the operator aborted it"));

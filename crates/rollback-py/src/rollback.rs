@@ -167,9 +167,19 @@ impl Rollback {
         Plan::new(&p)
     }
 
-    /// Runs a rollback. `confirm` is a bool or `callable(summary, plan) -> bool`; `on_event`
-    /// receives every engine event as a dict. A failed step returns a result with status
-    /// `"failed"`; a declined confirmation raises `CancelledError`.
+    /// Runs a rollback at `level` (`"fast"`, `"full"`, `"manual"`; default: the assessment's
+    /// recommendation) to `target` (default: the newest verified known-good commit).
+    ///
+    /// `confirm` is a bool or `callable(summary, plan) -> bool`; `on_event` receives every
+    /// engine event as a dict; `approve` (required for `"manual"`) is asked before each step:
+    /// `callable(step: dict) -> True | False | "abort" | "abort-undo"`. `allow_irreversible`
+    /// lets a full rollback run a downgrade that cannot restore data (the database snapshot
+    /// still lets `undo` put it back).
+    ///
+    /// A failed step, failed verification or a manual abort is a result (status `"failed"`,
+    /// `"verification_failed"`, `"cancelled"`; `raise_for_status()` raises them); a declined
+    /// confirmation raises `CancelledError`. Callbacks may be called from another thread; one
+    /// that raises stops the run cleanly before the next step and its exception is re-raised.
     #[pyo3(
         signature = (level = None, target = None, *, confirm = None, on_event = None, dry_run = false, allow_non_ancestor = false, reason = None, severity = None, approve = None, allow_irreversible = false),
         text_signature = "($self, level=None, target=None, *, confirm=True, on_event=None, dry_run=False, allow_non_ancestor=False, reason=None, severity=None, approve=None, allow_irreversible=False)"
@@ -351,8 +361,8 @@ impl Rollback {
         )
     }
 
-    /// `run` as a coroutine, run on the shared tokio runtime; callbacks are called from a
-    /// worker thread.
+    /// `run` as a coroutine, run on the shared tokio runtime; callbacks (`confirm`,
+    /// `on_event`, `approve`) are called from a worker thread.
     #[pyo3(
         signature = (level = None, target = None, *, confirm = None, on_event = None, dry_run = false, allow_non_ancestor = false, reason = None, severity = None, approve = None, allow_irreversible = false),
         text_signature = "($self, level=None, target=None, *, confirm=True, on_event=None, dry_run=False, allow_non_ancestor=False, reason=None, severity=None, approve=None, allow_irreversible=False)"
