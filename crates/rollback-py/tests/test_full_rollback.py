@@ -97,7 +97,7 @@ def test_full_rollback_and_undo_restore_code_schema_rows_and_env(
     assert r.level == "full"
     assert [s["step"] for s in r.steps] == FULL_STEPS
     assert all(s["status"] == "done" for s in r.steps)
-    assert r.raise_for_status() is None
+    r.raise_for_status()  # succeeded: no exception
     assert [e["step"] for e in events if e["event"] == "step_started"] == FULL_STEPS
 
     # The database went down to the target's schema before the code moved.
@@ -240,3 +240,33 @@ def test_postgres_password_is_in_no_error(make_db_app: Any, monkeypatch: pytest.
     for e in (refused.value, err, config.value):
         for text in (str(e), repr(e), e.message, e.hint or "", *getattr(e, "__notes__", [])):
             assert password not in text
+
+
+def test_irreversible_downgrade_is_refused_unless_allowed_and_a_failed_downgrade_restores(make_db_app: Any) -> None:
+    """v0 predates the database: going there undoes migration 1, whose downgrade cannot run."""
+    app: DbApp = make_db_app("sql", "sqlite")
+    before_code, before_db = app.code_state(), app.dump()
+    rb = app.open()
+
+    with pytest.raises(fr.RefusedError) as refused:
+        rb.run("full", target="v0", confirm=True)
+    assert "cannot restore data" in refused.value.message
+    assert refused.value.hint is not None and "irreversible" in refused.value.hint
+    assert rb.runs() == []
+
+    # Allowed, the downgrade runs and fails: the database is put back from the snapshot taken
+    # just before, the code is not touched, and the run is a failed result.
+    r = rb.run("full", target="v0", confirm=True, allow_irreversible=True)
+    assert r.status == "failed"
+    assert {s["step"]: s["status"] for s in r.steps}["downgrade"] == "failed"
+    assert r.error is not None and "restored from backup" in r.error
+    assert app.dump() == before_db
+    assert app.code_state() == before_code
+    with pytest.raises(fr.StepFailedError) as info:
+        r.raise_for_status()
+    assert (info.value.run_id, info.value.step, info.value.kind) == (r.run_id, "downgrade", "failed")
+
+    assert r.run_id is not None
+    assert rb.undo(r.run_id).status == "succeeded"
+    assert app.dump() == before_db
+    assert app.code_state() == before_code

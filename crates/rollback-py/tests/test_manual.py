@@ -28,7 +28,7 @@ def test_approve_runs_some_steps_and_skips_one(repo: Repo) -> None:
 
     def approve(step: dict[str, Any]) -> bool:
         asked.append(step)
-        return step["name"] != "remove_untracked"
+        return bool(step["name"] != "remove_untracked")
 
     r = rb.run("manual", target="v1", approve=approve)
     assert r.status == "succeeded", r.error
@@ -159,7 +159,7 @@ def test_approve_answering_nonsense_is_a_value_error(repo: Repo, answer: object)
     before = repo.state()
     rb = fr.Rollback.open(repo.path)
     with pytest.raises(ValueError, match='approve must return True \\(run\\), False \\(skip\\), "abort" or "abort-undo"'):
-        rb.run("manual", target="v1", approve=lambda step: answer)
+        rb.run("manual", target="v1", approve=lambda step: answer)  # type: ignore[arg-type, return-value]
     assert repo.state() == before
     [run] = rb.runs()
     assert run.status == "cancelled"
@@ -199,7 +199,7 @@ def test_resume_asks_before_each_remaining_step(repo: Repo, monkeypatch: pytest.
 
     def approve(step: dict[str, Any]) -> bool:
         asked.append(step["name"])
-        return step["name"] != "clear_caches"
+        return bool(step["name"] != "clear_caches")
 
     done = rb.resume(r.run_id, approve=approve)
     assert done.status == "succeeded"

@@ -6,7 +6,7 @@ import asyncio
 import json
 import socket
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -27,7 +27,7 @@ def closed_port() -> int:
     return port
 
 
-def serve(health: Callable[[str], tuple[int, dict[str, str]]]) -> Iterator[int]:
+def serve(health: Callable[[str], tuple[int, dict[str, str]]]) -> Generator[int, None, None]:
     """A real HTTP server on 127.0.0.1 answering `health(path)`; yields its port."""
 
     class Handler(BaseHTTPRequestHandler):
@@ -139,7 +139,7 @@ def test_verify_reports_each_check_and_does_not_raise(repo: Repo, tmp_path: Path
     assert only.passed is True
     assert [c["name"] for c in only.checks] == ["api"]
     assert only.failed == []
-    assert only.raise_for_status() is None
+    only.raise_for_status()  # all passed: no exception
 
 
 def test_verify_unknown_check_and_no_checks_are_config_errors(repo: Repo, tmp_path: Path, service: int) -> None:

@@ -3,8 +3,8 @@
 # (PyO3's `PyModule::add` / `add_class` append each name to the module's `__all__`.)
 
 import os
-from collections.abc import Awaitable, Callable
-from typing import Any, Literal, final
+from collections.abc import Callable, Coroutine
+from typing import Any, Literal, TypeVar, final
 
 __all__ = [
     "__version__",
@@ -29,14 +29,17 @@ __all__ = [
 
 __version__: str
 
+_T = TypeVar("_T")
+
 _Level = Literal["fast", "full", "manual"]
 _StrPath = str | os.PathLike[str]
 _Confirm = bool | Callable[[str, dict[str, Any]], object]
 _OnEvent = Callable[[dict[str, Any]], object]
 # `approve(step)`: True / "yes" / "run" runs the step, False / "no" / "skip" skips it, "abort"
-# stops the run, "abort-undo" stops it and undoes what ran.
-_Decision = bool | Literal["yes", "run", "no", "skip", "abort", "abort-undo"]
-_Approve = Callable[[dict[str, Any]], _Decision]
+# stops the run, "abort-undo" stops it and undoes what ran; anything else is a ValueError.
+_Approve = Callable[[dict[str, Any]], bool | str]
+# The async methods return real coroutines (`asyncio.run(rb.arun(...))` works).
+_Coro = Coroutine[Any, Any, _T]
 _Severity = Literal["critical", "high", "medium", "low"]
 
 @final
@@ -70,7 +73,7 @@ class Rollback:
         self, run_id: str, *, on_event: _OnEvent | None = None, approve: _Approve | None = None
     ) -> RunResult: ...
     def verify(self, checks: list[str] | None = None) -> VerificationReport: ...
-    def averify(self, checks: list[str] | None = None) -> Awaitable[VerificationReport]: ...
+    def averify(self, checks: list[str] | None = None) -> _Coro[VerificationReport]: ...
     def upgrade_database(self, to: list[str] | None = None) -> list[str]: ...
     def runs(self) -> list[RunSummary]: ...
     def run_details(self, run_id: str) -> RunResult: ...
@@ -78,7 +81,7 @@ class Rollback:
     def backups(self) -> list[dict[str, Any]]: ...
     def verify_backups(self) -> dict[str, Any]: ...
     def lock_holder(self) -> dict[str, Any] | None: ...
-    def aassess(self, target: str | None = None) -> Awaitable[Assessment]: ...
+    def aassess(self, target: str | None = None) -> _Coro[Assessment]: ...
     def arun(
         self,
         level: _Level | None = None,
@@ -92,10 +95,10 @@ class Rollback:
         severity: _Severity | None = None,
         approve: _Approve | None = None,
         allow_irreversible: bool = False,
-    ) -> Awaitable[RunResult]: ...
+    ) -> _Coro[RunResult]: ...
     def aundo(
         self, run_id: str, *, confirm: _Confirm = True, on_event: _OnEvent | None = None
-    ) -> Awaitable[RunResult]: ...
+    ) -> _Coro[RunResult]: ...
 
 @final
 class KnownGood:
