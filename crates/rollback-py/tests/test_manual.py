@@ -142,6 +142,10 @@ def test_approve_raising_stops_the_run_and_is_reraised(repo: Repo) -> None:
 
     [run] = rb.runs()
     assert run.status == "cancelled"
+    # The run's log says why it stopped.
+    log = (repo.path / ".git" / "forge-rollback" / "runs" / run.run_id / "run.log").read_text()
+    assert "no answer for step `reset`" in log
+    assert "the approve callback raised RuntimeError: the pager went off" in log
     details = rb.run_details(run.run_id)
     assert statuses(details) == {
         "snapshot": "done",
