@@ -3,9 +3,11 @@
 //! The engine calls them from whatever thread runs it (the caller's thread with the GIL
 //! released, or a tokio blocking thread for the async methods); each call re-acquires the GIL.
 //! A callback that raises never unwinds through the engine: its exception is parked in a
-//! [`Failure`] slot, the confirm callback answers `Err(Error::Callback)` (nothing changes) and the
-//! event callback makes `should_abort()` true (the engine stops cleanly before the next step and
-//! journals the run as failed). The binding then raises the parked, original exception.
+//! [`Failure`] slot; the confirm callback answers `Err(Error::Callback)` (nothing changes), the
+//! approve callback too (the engine logs it and stops the manual run before that step, journaled
+//! as cancelled), and the event callback makes `should_abort()` true (the engine stops cleanly
+//! before the next step and journals the run as failed). The binding then raises the parked,
+//! original exception.
 
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -145,14 +147,13 @@ impl Prompter for PyPrompter {
         }
         Python::attach(|py| {
             let answer = to_py(py, request).and_then(|step| callback.call1(py, (step,))).and_then(|a| decision(py, &a));
-            match answer {
-                Ok(d) => Ok(d),
-                Err(e) => {
-                    // The run stops here, recorded as cancelled; the exception is re-raised.
-                    self.failure.set(e);
-                    Ok(StepDecision::Abort { undo: false })
-                }
-            }
+            answer.map_err(|e| {
+                // No answer: the engine logs why and stops the run here, recorded as
+                // cancelled; the binding re-raises the exception.
+                let text = e.to_string();
+                self.failure.set(e);
+                Error::Callback(format!("the approve callback raised {text}"))
+            })
         })
     }
 }

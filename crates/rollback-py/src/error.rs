@@ -1,15 +1,39 @@
 //! Python exceptions of `rollback_core::Error`.
 //!
 //! One base class, `RollbackError`, and a subclass per error family; every instance carries
-//! `kind` (the core's [`ErrorKind`], lowercase), `hint` (what to do, or `None`) and `message`.
-//! Plain I/O errors become the built-in `FileNotFoundError` / `PermissionError` (with the same
-//! attributes), like polars' `crates/polars-python/src/error.rs`.
+//! `kind` (the core's [`ErrorKind`], lowercase), `hint` (what to do, or `None`) and `message`,
+//! and each family its own structured fields (always present, `None` when they do not apply):
+//!
+//! | class | raised for | fields |
+//! | --- | --- | --- |
+//! | `ConfigError` | kind `usage`: config, registry, revision, arguments, `[database]` config | `path`, `key`, `revision` |
+//! | `VcsError` | git failed | `path` |
+//! | `BackupError` | the backup store failed | `snapshot`, `path` |
+//! | `DatabaseError` | the database or a migration failed | `database` (URL without password), `revision`, `path`, `program` |
+//! | `LockHeldError` | kind `locked` | `holder` (dict or `None`), `path` |
+//! | `RefusedError` | kind `refused` | |
+//! | `CancelledError` | kind `cancelled` | `run_id` |
+//! | `StepFailedError` | a step failed (`RunResult.raise_for_status()`); `Error::Service` (restart, deploy) | `run_id`, `step` |
+//! | `VerificationError` | checks failed (`raise_for_status()` of a report or a run) | `run_id`, `report`, `failed` |
+//!
+//! The family follows the error's kind first (a database *config* error is a `ConfigError`,
+//! an unreachable database on a run is refused: `RefusedError`), then its origin. Plain I/O
+//! errors become the built-in `FileNotFoundError` / `PermissionError` (with `kind`, `hint`
+//! and `message` too), like polars' `crates/polars-python/src/error.rs`.
+//!
+//! `Error::Service` (restart, deploy and the downgrade's own restore) only arises inside a
+//! step: the engine records it and the run returns a `RunResult` with status `failed`, which
+//! `raise_for_status()` turns into `StepFailedError`; were one to escape the engine it would
+//! be a `StepFailedError` too, so `except StepFailedError` catches every failed step.
 
 use std::io;
 
 use pyo3::exceptions::{PyException, PyFileNotFoundError, PyPermissionError};
 use pyo3::prelude::*;
-use rollback_core::{Error, ErrorKind, backup, fsutil, journal, lock, registry, vcs};
+use pyo3::types::{PyString, PyType};
+use rollback_core::{Error, ErrorKind, backup, config, db, fsutil, journal, lock, registry, vcs};
+
+use crate::results::to_py;
 
 pyo3::create_exception!(
     forge_rollback,
@@ -21,15 +45,26 @@ pyo3::create_exception!(
     forge_rollback,
     ConfigError,
     RollbackError,
-    "Bad usage, configuration, registry, revision or repository (kind `usage`); nothing changed."
+    "Bad usage, configuration, registry, revision or repository (kind `usage`); nothing changed.\n\nFields: `path` (the config or registry file), `key` (the config key), `revision` (a revision that does not resolve)."
 );
-pyo3::create_exception!(forge_rollback, VcsError, RollbackError, "A git operation failed.");
-pyo3::create_exception!(forge_rollback, BackupError, RollbackError, "The backup store failed.");
+pyo3::create_exception!(forge_rollback, VcsError, RollbackError, "A git operation failed.\n\nFields: `path`.");
+pyo3::create_exception!(
+    forge_rollback,
+    BackupError,
+    RollbackError,
+    "The backup store failed.\n\nFields: `snapshot` (the backup id), `path`."
+);
+pyo3::create_exception!(
+    forge_rollback,
+    DatabaseError,
+    RollbackError,
+    "The database or a migration failed (unreachable, migration error, snapshot, `pg_dump`).\n\nFields: `database` (its URL without the password), `revision`, `path` (a migration file), `program`."
+);
 pyo3::create_exception!(
     forge_rollback,
     LockHeldError,
     RollbackError,
-    "Another run holds the lock (kind `locked`); nothing changed."
+    "Another run holds the lock (kind `locked`); nothing changed.\n\nFields: `holder` (`{\"pid\", \"host\", \"started_at\", \"command\"}` or `None`), `path` (the lock file)."
 );
 pyo3::create_exception!(
     forge_rollback,
@@ -41,13 +76,19 @@ pyo3::create_exception!(
     forge_rollback,
     CancelledError,
     RollbackError,
-    "The confirmation was declined (kind `cancelled`); nothing changed."
+    "The confirmation was declined, or a manual run was aborted (kind `cancelled`).\n\nFields: `run_id` (the aborted run; `None` when nothing started)."
 );
 pyo3::create_exception!(
     forge_rollback,
     StepFailedError,
     RollbackError,
-    "A step of a run failed; the run can be resumed or undone."
+    "A step of a run failed; the run can be resumed or undone.\n\nFields: `run_id`, `step`."
+);
+pyo3::create_exception!(
+    forge_rollback,
+    VerificationError,
+    RollbackError,
+    "Service checks failed: raised by `raise_for_status()` of a `VerificationReport` or of a run whose status is `verification_failed` (never by `verify()` or `run()` themselves).\n\nFields: `run_id` (`None` for `verify()`), `report` (the `VerificationReport`), `failed` (names of the failed checks)."
 );
 
 /// Local wrapper so `?` turns a core error into the right Python exception.
@@ -61,7 +102,7 @@ impl From<Error> for PyRollbackError {
 }
 
 /// `usage`, `locked`, `refused`, `cancelled`, `failed`.
-fn kind_name(kind: ErrorKind) -> &'static str {
+pub fn kind_name(kind: ErrorKind) -> &'static str {
     match kind {
         ErrorKind::Usage => "usage",
         ErrorKind::Locked => "locked",
@@ -99,6 +140,136 @@ fn plain_io(e: &Error) -> Option<&fsutil::IoError> {
     }
 }
 
+/// The structured fields an error carries; each exception class sets the ones it declares.
+#[derive(Debug, Default)]
+struct Fields {
+    path: Option<String>,
+    key: Option<String>,
+    revision: Option<String>,
+    snapshot: Option<String>,
+    database: Option<String>,
+    program: Option<String>,
+    run_id: Option<String>,
+    step: Option<String>,
+    holder: Option<lock::LockHolder>,
+}
+
+fn show(p: &std::path::Path) -> String {
+    p.display().to_string()
+}
+
+impl Fields {
+    fn of(e: &Error) -> Self {
+        let mut f = Self::default();
+        match e {
+            Error::Config(c) => match c {
+                config::Error::Read { path, .. }
+                | config::Error::Parse { path, .. }
+                | config::Error::Exists { path } => {
+                    f.path = Some(show(path));
+                }
+                config::Error::Invalid { path, key, .. } => {
+                    f.path = Some(show(path));
+                    f.key = Some(key.clone());
+                }
+                _ => {}
+            },
+            Error::Registry(r) => match r {
+                registry::Error::Parse { path, .. } => f.path = Some(show(path)),
+                registry::Error::NotListed { path, commit } => {
+                    f.path = Some(show(path));
+                    f.revision = Some(commit.clone());
+                }
+                registry::Error::Io(io) => f.path = Some(show(&io.path)),
+                _ => {}
+            },
+            Error::NoTarget { registry } => f.path = Some(show(registry)),
+            Error::Vcs(v) => match v {
+                vcs::Error::UnknownRevision { rev } | vcs::Error::AmbiguousRevision { rev } => {
+                    f.revision = Some(rev.clone());
+                }
+                vcs::Error::NotARepository { path, .. } | vcs::Error::BareRepository { path } => {
+                    f.path = Some(show(path));
+                }
+                vcs::Error::Io(io) => f.path = Some(show(&io.path)),
+                _ => {}
+            },
+            Error::Backup(b) => match b {
+                backup::Error::UnknownSnapshot { id } => f.snapshot = Some(id.clone()),
+                backup::Error::MissingBlob { snapshot, path, .. } => {
+                    f.snapshot = Some(snapshot.clone());
+                    f.path = Some(path.to_string());
+                }
+                backup::Error::UnsupportedFileType { path, .. } => f.path = Some(path.to_string()),
+                backup::Error::UnsafeRestore { path, .. } => f.path = Some(path.clone()),
+                backup::Error::BadManifest { path, .. } => f.path = Some(show(path)),
+                backup::Error::Io(io) => f.path = Some(show(&io.path)),
+                _ => {}
+            },
+            Error::Db(d) => match d {
+                db::Error::Unreachable { database, .. }
+                | db::Error::Query { database, .. }
+                | db::Error::Snapshot { database, .. } => f.database = Some(database.clone()),
+                db::Error::Migration { database, revision, .. } | db::Error::UnknownRevision { database, revision } => {
+                    f.database = Some(database.clone());
+                    f.revision = Some(revision.clone());
+                }
+                db::Error::NoPath { database, to, .. } => {
+                    f.database = Some(database.clone());
+                    f.revision = Some(to.clone());
+                }
+                db::Error::ClientTooOld { database, tool, .. } => {
+                    f.database = Some(database.clone());
+                    f.program = Some(tool.clone());
+                }
+                db::Error::BadMigration { path, .. } => f.path = Some(path.clone()),
+                db::Error::Program { program, .. } => f.program = Some(program.clone()),
+                db::Error::Vcs { commit, .. } => f.revision = Some(commit.clone()),
+                _ => {}
+            },
+            Error::Lock(lock::Error::Held { path, holder }) => {
+                f.path = Some(show(path));
+                f.holder.clone_from(holder);
+            }
+            Error::Journal(journal::Error::UnknownRun { run_id }) => f.run_id = Some(run_id.clone()),
+            Error::StepFailed { run_id, step, .. } => {
+                f.run_id = Some(run_id.clone());
+                f.step = Some(step.clone());
+            }
+            _ => {}
+        }
+        f
+    }
+}
+
+/// The exception class of a core error (I/O errors aside), and the fields it declares.
+fn class_of<'py>(py: Python<'py>, e: &Error) -> (Bound<'py, PyType>, &'static [&'static str]) {
+    match (e.kind(), e) {
+        (ErrorKind::Usage, _) => (py.get_type::<ConfigError>(), &["path", "key", "revision"]),
+        (ErrorKind::Locked, _) => (py.get_type::<LockHeldError>(), &["holder", "path"]),
+        (ErrorKind::Refused, _) => (py.get_type::<RefusedError>(), &[]),
+        (ErrorKind::Cancelled, _) => (py.get_type::<CancelledError>(), &["run_id"]),
+        (_, Error::StepFailed { .. } | Error::Service { .. }) => {
+            (py.get_type::<StepFailedError>(), &["run_id", "step"])
+        }
+        (_, Error::Vcs(_)) => (py.get_type::<VcsError>(), &["path"]),
+        (_, Error::Backup(_)) => (py.get_type::<BackupError>(), &["snapshot", "path"]),
+        (_, Error::Db(_)) => (py.get_type::<DatabaseError>(), &["database", "revision", "path", "program"]),
+        _ => (py.get_type::<RollbackError>(), &[]),
+    }
+}
+
+/// Sets `kind`, `hint`, `message` and a `hint: ...` note on an exception instance. Best
+/// effort: the exception itself must always come out.
+pub fn annotate(value: &Bound<'_, PyAny>, kind: &str, hint: Option<&str>, message: &str) {
+    let _ = value.setattr("kind", kind);
+    let _ = value.setattr("hint", hint);
+    let _ = value.setattr("message", message);
+    if let Some(h) = hint {
+        let _ = value.call_method1("add_note", (format!("hint: {h}"),));
+    }
+}
+
 /// Builds the Python exception for `e`.
 pub fn to_pyerr(py: Python<'_>, e: &Error) -> PyErr {
     let kind = e.kind();
@@ -111,25 +282,35 @@ pub fn to_pyerr(py: Python<'_>, e: &Error) -> PyErr {
         Some(io) if io.kind() == io::ErrorKind::PermissionDenied => {
             PyPermissionError::new_err((io.source.raw_os_error().unwrap_or(13), message.clone(), io.path.clone()))
         }
-        _ => match (kind, e) {
-            (ErrorKind::Usage, _) => ConfigError::new_err(message.clone()),
-            (ErrorKind::Locked, _) => LockHeldError::new_err(message.clone()),
-            (ErrorKind::Refused, _) => RefusedError::new_err(message.clone()),
-            (ErrorKind::Cancelled, _) => CancelledError::new_err(message.clone()),
-            (_, Error::StepFailed { .. }) => StepFailedError::new_err(message.clone()),
-            (_, Error::Vcs(_)) => VcsError::new_err(message.clone()),
-            (_, Error::Backup(_)) => BackupError::new_err(message.clone()),
-            _ => RollbackError::new_err(message.clone()),
-        },
+        _ => {
+            let (class, declared) = class_of(py, e);
+            let err = PyErr::from_type(class, message.clone());
+            let f = Fields::of(e);
+            let value = err.value(py);
+            for name in declared {
+                let v: Option<Py<PyAny>> = match *name {
+                    "holder" => f.holder.as_ref().and_then(|h| to_py(py, h).ok()),
+                    other => {
+                        let s = match other {
+                            "path" => &f.path,
+                            "key" => &f.key,
+                            "revision" => &f.revision,
+                            "snapshot" => &f.snapshot,
+                            "database" => &f.database,
+                            "program" => &f.program,
+                            "run_id" => &f.run_id,
+                            "step" => &f.step,
+                            _ => &None,
+                        };
+                        s.as_ref().map(|s| PyString::new(py, s).into_any().unbind())
+                    }
+                };
+                let _ = value.setattr(*name, v);
+            }
+            err
+        }
     };
-    let value = err.value(py);
-    // Attributes and the note are best effort: the exception itself must always come out.
-    let _ = value.setattr("kind", kind_name(kind));
-    let _ = value.setattr("hint", hint.as_deref());
-    let _ = value.setattr("message", &message);
-    if let Some(h) = &hint {
-        let _ = value.call_method1("add_note", (format!("hint: {h}"),));
-    }
+    annotate(err.value(py), kind_name(kind), hint.as_deref(), &message);
     err
 }
 
@@ -146,9 +327,29 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("ConfigError", py.get_type::<ConfigError>())?;
     m.add("VcsError", py.get_type::<VcsError>())?;
     m.add("BackupError", py.get_type::<BackupError>())?;
+    m.add("DatabaseError", py.get_type::<DatabaseError>())?;
     m.add("LockHeldError", py.get_type::<LockHeldError>())?;
     m.add("RefusedError", py.get_type::<RefusedError>())?;
     m.add("CancelledError", py.get_type::<CancelledError>())?;
     m.add("StepFailedError", py.get_type::<StepFailedError>())?;
+    m.add("VerificationError", py.get_type::<VerificationError>())?;
+    // Class-level defaults: an instance made in Python (`ConfigError("...")`, a test double)
+    // has every field too.
+    let defaults: [(Bound<'_, PyType>, &[&str]); 9] = [
+        (py.get_type::<RollbackError>(), &["hint"]),
+        (py.get_type::<ConfigError>(), &["path", "key", "revision"]),
+        (py.get_type::<VcsError>(), &["path"]),
+        (py.get_type::<BackupError>(), &["snapshot", "path"]),
+        (py.get_type::<DatabaseError>(), &["database", "revision", "path", "program"]),
+        (py.get_type::<LockHeldError>(), &["holder", "path"]),
+        (py.get_type::<CancelledError>(), &["run_id"]),
+        (py.get_type::<StepFailedError>(), &["run_id", "step"]),
+        (py.get_type::<VerificationError>(), &["run_id", "report"]),
+    ];
+    for (class, names) in defaults {
+        for name in names {
+            class.setattr(*name, py.None())?;
+        }
+    }
     Ok(())
 }

@@ -9,7 +9,7 @@ use pyo3::sync::PyOnceLock;
 use pyo3::types::PyAny;
 use serde::Serialize;
 
-use crate::error::PyRollbackError;
+use crate::error::{CancelledError, PyRollbackError, StepFailedError, VerificationError, annotate};
 
 /// `json.loads(text)`.
 pub fn json_loads(py: Python<'_>, text: &str) -> PyResult<Py<PyAny>> {
@@ -68,6 +68,7 @@ macro_rules! result_class {
         $name:ident, repr = [$($repr:literal),*], {
             $($(#[$fdoc:meta])* $getter:ident => $key:literal),* $(,)?
         }
+        $(methods { $($methods:tt)* })?
     ) => {
         $(#[$doc])*
         #[pyclass(module = "forge_rollback._forge_rollback", frozen)]
@@ -108,6 +109,8 @@ macro_rules! result_class {
                 let fields: Vec<String> = [$($repr),*].iter().map(|k| format!("{k}={}", self.json.str_field(k))).collect();
                 format!("{}({})", stringify!($name), fields.join(", "))
             }
+
+            $($($methods)*)?
         }
     };
 }
@@ -218,6 +221,18 @@ result_class! {
         /// The run that undid this one (`on_failure = "undo"`, or a manual abort with undo).
         undone_by => "undone_by",
     }
+    methods {
+        /// Raises the error family of a run that did not succeed: `StepFailedError` (status
+        /// `failed`, or `running`: interrupted), `VerificationError` (`verification_failed`),
+        /// `CancelledError` (`cancelled`). Returns `None` for `succeeded`, `planned` and
+        /// `undone`.
+        fn raise_for_status(&self, py: Python<'_>) -> PyResult<()> {
+            match run_status_error(py, &self.json.value)? {
+                Some(e) => Err(e),
+                None => Ok(()),
+            }
+        }
+    }
 }
 
 result_class! {
@@ -232,6 +247,24 @@ result_class! {
         /// One dict per check: `name`, `kind`, `passed`, `status`, `latency_ms`, `reason`,
         /// `attempts`.
         checks => "checks",
+    }
+    methods {
+        /// The names of the checks that did not pass, in config order.
+        #[getter]
+        fn failed(&self) -> Vec<String> {
+            failed_checks(&self.json.value)
+        }
+
+        /// Raises `VerificationError` (with this report as `report`) when a check failed;
+        /// returns `None` when every check passed.
+        fn raise_for_status(slf: &Bound<'_, Self>) -> PyResult<()> {
+            let value = &slf.get().json.value;
+            if value.get("passed").and_then(serde_json::Value::as_bool) == Some(true) {
+                return Ok(());
+            }
+            let message = format!("verification failed: {}", describe_failures(value));
+            Err(verification_error(slf.py(), &message, None, None, slf.clone().into_any().unbind(), failed_checks(value)))
+        }
     }
 }
 
@@ -265,4 +298,111 @@ result_class! {
         /// The reason given.
         reason => "reason",
     }
+}
+
+fn str_of<'a>(v: &'a serde_json::Value, key: &str) -> Option<&'a str> {
+    v.get(key).and_then(serde_json::Value::as_str)
+}
+
+/// The names of the checks of a verification report that did not pass.
+fn failed_checks(report: &serde_json::Value) -> Vec<String> {
+    report
+        .get("checks")
+        .and_then(serde_json::Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|c| c.get("passed").and_then(serde_json::Value::as_bool) != Some(true))
+        .filter_map(|c| str_of(c, "name").map(str::to_owned))
+        .collect()
+}
+
+/// "1 of 3 check(s): `api` (failed: status 500, expected 200), ...".
+fn describe_failures(report: &serde_json::Value) -> String {
+    let checks = report.get("checks").and_then(serde_json::Value::as_array).map_or(&[][..], Vec::as_slice);
+    let failed: Vec<String> = checks
+        .iter()
+        .filter(|c| c.get("passed").and_then(serde_json::Value::as_bool) != Some(true))
+        .map(|c| {
+            format!(
+                "`{}` ({}: {})",
+                str_of(c, "name").unwrap_or("?"),
+                str_of(c, "status").unwrap_or("failed"),
+                str_of(c, "reason").unwrap_or("")
+            )
+        })
+        .collect();
+    format!("{} of {} check(s) did not pass: {}", failed.len(), checks.len(), failed.join(", "))
+}
+
+/// A `VerificationError` with its fields.
+fn verification_error(
+    py: Python<'_>,
+    message: &str,
+    hint: Option<&str>,
+    run_id: Option<&str>,
+    report: Py<PyAny>,
+    failed: Vec<String>,
+) -> PyErr {
+    let err = VerificationError::new_err(message.to_owned());
+    let value = err.value(py);
+    let _ = value.setattr("run_id", run_id);
+    let _ = value.setattr("report", report);
+    let _ = value.setattr("failed", failed);
+    annotate(value, "failed", hint, message);
+    err
+}
+
+/// The exception `RunResult.raise_for_status()` raises, if any.
+fn run_status_error(py: Python<'_>, run: &serde_json::Value) -> PyResult<Option<PyErr>> {
+    let status = str_of(run, "status").unwrap_or("");
+    let run_id = str_of(run, "run_id").unwrap_or("?");
+    let undone_by = str_of(run, "undone_by");
+    let error = str_of(run, "error");
+    let undo_hint = undone_by.is_none().then(|| format!("put everything back with `undo(\"{run_id}\")`"));
+    let undone = undone_by.map(|u| format!(" (undone by run {u})")).unwrap_or_default();
+    let err = match status {
+        "failed" | "running" => {
+            let step = run
+                .get("steps")
+                .and_then(serde_json::Value::as_array)
+                .into_iter()
+                .flatten()
+                .find(|s| matches!(str_of(s, "status"), Some("failed" | "interrupted")))
+                .and_then(|s| str_of(s, "step"));
+            let what = if status == "failed" { "failed" } else { "was interrupted" };
+            let at = step.map(|s| format!(" at step `{s}`")).unwrap_or_default();
+            let cause = error.map(|e| format!(": {e}")).unwrap_or_default();
+            let message = format!("run {run_id} {what}{at}{cause}{undone}");
+            let hint = undone_by.is_none().then(|| {
+                format!("fix the cause, then `resume(\"{run_id}\")`; or put everything back with `undo(\"{run_id}\")`")
+            });
+            let err = StepFailedError::new_err(message.clone());
+            let value = err.value(py);
+            let _ = value.setattr("run_id", run_id);
+            let _ = value.setattr("step", step);
+            annotate(value, "failed", hint.as_deref(), &message);
+            err
+        }
+        "verification_failed" => {
+            let report = run.get("verification").cloned().unwrap_or(serde_json::Value::Null);
+            let message = format!(
+                "run {run_id} finished its steps but verification failed{undone}: {}",
+                describe_failures(&report)
+            );
+            let failed = failed_checks(&report);
+            let report =
+                if report.is_null() { py.None() } else { Py::new(py, VerificationReport::new(&report)?)?.into_any() };
+            verification_error(py, &message, undo_hint.as_deref(), Some(run_id), report, failed)
+        }
+        "cancelled" => {
+            let message = format!("run {run_id} was cancelled: {}{undone}", error.unwrap_or("the operator aborted it"));
+            let err = CancelledError::new_err(message.clone());
+            let value = err.value(py);
+            let _ = value.setattr("run_id", run_id);
+            annotate(value, "cancelled", undo_hint.as_deref(), &message);
+            err
+        }
+        _ => return Ok(None),
+    };
+    Ok(Some(err))
 }

@@ -7,7 +7,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList};
+use rollback_core::db::Revision;
 use rollback_core::plan::Level;
+use rollback_core::verify::VerificationReport as VerificationReport_;
 use rollback_core::{Error, RunOptions};
 
 use crate::aio;
@@ -89,6 +92,18 @@ fn run_options(
     })
 }
 
+/// Runs the configured checks, refusing when none are configured (as `forge-rollback verify`
+/// does): an empty round would say "passed" about services nobody checked.
+fn verify(core: &rollback_core::Rollback, only: Option<&[String]>) -> Result<VerificationReport_, PyRollbackError> {
+    if core.config().checks.is_empty() {
+        return Err(PyRollbackError(Error::usage(
+            "no `[[checks]]` are configured: there is nothing to verify".to_owned(),
+            Some("add `[[checks]]` to the configuration (`forge-rollback init --preset forge --print` shows the runbook's checks)".to_owned()),
+        )));
+    }
+    core.verify(only).map_err(PyRollbackError)
+}
+
 /// A manual run without an `approve` callback would run every step unasked.
 fn check_manual(opts: &RunOptions, cbs: &Callbacks) -> PyResult<()> {
     if opts.level == Some(Level::Manual) && !opts.dry_run && !cbs.prompter.has_approve() {
@@ -152,9 +167,19 @@ impl Rollback {
         Plan::new(&p)
     }
 
-    /// Runs a rollback. `confirm` is a bool or `callable(summary, plan) -> bool`; `on_event`
-    /// receives every engine event as a dict. A failed step returns a result with status
-    /// `"failed"`; a declined confirmation raises `CancelledError`.
+    /// Runs a rollback at `level` (`"fast"`, `"full"`, `"manual"`; default: the assessment's
+    /// recommendation) to `target` (default: the newest verified known-good commit).
+    ///
+    /// `confirm` is a bool or `callable(summary, plan) -> bool`; `on_event` receives every
+    /// engine event as a dict; `approve` (required for `"manual"`) is asked before each step:
+    /// `callable(step: dict) -> True | False | "abort" | "abort-undo"`. `allow_irreversible`
+    /// lets a full rollback run a downgrade that cannot restore data (the database snapshot
+    /// still lets `undo` put it back).
+    ///
+    /// A failed step, failed verification or a manual abort is a result (status `"failed"`,
+    /// `"verification_failed"`, `"cancelled"`; `raise_for_status()` raises them); a declined
+    /// confirmation raises `CancelledError`. Callbacks may be called from another thread; one
+    /// that raises stops the run cleanly before the next step and its exception is re-raised.
     #[pyo3(
         signature = (level = None, target = None, *, confirm = None, on_event = None, dry_run = false, allow_non_ancestor = false, reason = None, severity = None, approve = None, allow_irreversible = false),
         text_signature = "($self, level=None, target=None, *, confirm=True, on_event=None, dry_run=False, allow_non_ancestor=False, reason=None, severity=None, approve=None, allow_irreversible=False)"
@@ -221,12 +246,13 @@ impl Rollback {
     }
 
     /// Runs the configured service checks now, concurrently (`forge-rollback verify --json`);
-    /// `checks` limits them to those names.
+    /// `checks` limits them to those names. A failing check is a result (`passed` is
+    /// `False`), not an exception; `report.raise_for_status()` raises `VerificationError`.
     #[pyo3(signature = (checks = None))]
     #[allow(clippy::needless_pass_by_value)] // PyO3 extracts a list of str as Vec<String>
     fn verify(&self, py: Python<'_>, checks: Option<Vec<String>>) -> PyResult<VerificationReport> {
         let core = &self.core;
-        let report = py.detach(|| core.verify(checks.as_deref())).map_err(PyRollbackError)?;
+        let report = py.detach(|| verify(core, checks.as_deref()))?;
         VerificationReport::new(&report)
     }
 
@@ -237,11 +263,36 @@ impl Rollback {
         aio::coroutine(
             py,
             Box::new(move || {
-                let report = core.verify(checks.as_deref()).map_err(PyRollbackError)?;
+                let report = verify(&core, checks.as_deref())?;
                 let report = VerificationReport::new(&report)?;
                 Python::attach(|py| Ok(Py::new(py, report)?.into_any()))
             }),
         )
+    }
+
+    /// Upgrades the configured database to `to` (default: the heads of the work tree's
+    /// migration files) with the work tree's migration files; returns the revisions it is at
+    /// afterwards. For preparing a database (a fresh deploy, tests): a rollback never upgrades.
+    #[pyo3(signature = (to = None))]
+    #[allow(clippy::needless_pass_by_value)] // PyO3 extracts a list of str as Vec<String>
+    fn upgrade_database(&self, py: Python<'_>, to: Option<Vec<String>>) -> PyResult<Vec<String>> {
+        let core = &self.core;
+        py.detach(|| {
+            let Some(db) = core.db() else {
+                return Err(PyRollbackError(Error::usage(
+                    "no `[database]` is configured: there is no database to upgrade".to_owned(),
+                    Some("add a `[database]` section (see docs/configuration.md)".to_owned()),
+                )));
+            };
+            let to: Vec<Revision> = to.unwrap_or_default().into_iter().map(Revision).collect();
+            rollback_core::rt::block_on(async {
+                db.upgrade(&to).await?;
+                db.current().await
+            })
+            .map(|revs| revs.into_iter().map(|r| r.0).collect())
+            .map_err(|e| PyRollbackError(Error::Db(e)))
+        })
+        .map_err(PyErr::from)
     }
 
     /// Every run, oldest first (`forge-rollback runs list --json`).
@@ -310,8 +361,8 @@ impl Rollback {
         )
     }
 
-    /// `run` as a coroutine, run on the shared tokio runtime; callbacks are called from a
-    /// worker thread.
+    /// `run` as a coroutine, run on the shared tokio runtime; callbacks (`confirm`,
+    /// `on_event`, `approve`) are called from a worker thread.
     #[pyo3(
         signature = (level = None, target = None, *, confirm = None, on_event = None, dry_run = false, allow_non_ancestor = false, reason = None, severity = None, approve = None, allow_irreversible = false),
         text_signature = "($self, level=None, target=None, *, confirm=True, on_event=None, dry_run=False, allow_non_ancestor=False, reason=None, severity=None, approve=None, allow_irreversible=False)"
@@ -387,13 +438,25 @@ impl KnownGood {
         to_py(py, &reg)
     }
 
-    /// Marks `rev` verified known-good; returns `{"entry": ..., "updated": bool}`, plus `env`
-    /// (the env files recorded with it, when `rev` is HEAD) and `notes`.
+    /// Marks `rev` verified known-good; returns `{"entry": ..., "updated": bool, "env": ...,
+    /// "notes": [...]}`. When `rev` is HEAD, the `[env] files` are recorded with it (`env`:
+    /// the record, file names only; a full rollback to `rev` restores them) and, with a
+    /// `[database]`, the database's revisions go into the entry's `database_migrations`.
+    /// `notes` says what could not be recorded and why (`env` is `None` then).
     #[pyo3(signature = (rev, note = None))]
     fn mark(&self, py: Python<'_>, rev: &str, note: Option<&str>) -> PyResult<Py<PyAny>> {
         let core = &self.core;
         let out = py.detach(|| core.mark_good(rev, note)).map_err(PyRollbackError)?;
-        to_py(py, &out)
+        let out = to_py(py, &out)?;
+        // The CLI's JSON leaves out an empty `env` and `notes`; a dict has every key.
+        let dict = out.bind(py).cast::<PyDict>()?;
+        if !dict.contains("env")? {
+            dict.set_item("env", py.None())?;
+        }
+        if !dict.contains("notes")? {
+            dict.set_item("notes", PyList::empty(py))?;
+        }
+        Ok(out)
     }
 
     /// Marks `rev` known bad (never a target); returns `{"entry": ..., "updated": bool}`.

@@ -18,13 +18,15 @@ import pytest
 import forge_rollback as fr
 
 if TYPE_CHECKING:  # pytest's importlib mode: conftest is not importable at run time
-    from conftest import Repo
+    from conftest import DbApp, Repo
 
 
-
-def run_cli(cli: Path, repo: Repo, *args: str) -> str:
+def run_cli(cli: Path, repo: Repo, *args: str, config: Path | None = None) -> str:
+    """`forge-rollback -C REPO [--config FILE] ARGS`, in this process's environment (which
+    holds `DATABASE_URL` for the database tests)."""
+    extra = ["--config", str(config)] if config else []
     out = subprocess.run(
-        [str(cli), "-C", str(repo.path), *args], capture_output=True, text=True, check=False
+        [str(cli), "-C", str(repo.path), *extra, *args], capture_output=True, text=True, check=False
     )
     assert out.returncode == 0, out.stderr
     return out.stdout
@@ -60,3 +62,30 @@ def test_registry_runs_and_backups_json_match_cli(cli: Path, repo: Repo) -> None
 
     backups = json.loads(run_cli(cli, repo, "backups", "list", "--json"))
     assert backups == rb.backups()
+
+
+@pytest.mark.parametrize(("kind", "engine"), [("sql", "sqlite"), ("alembic", "sqlite"), ("alembic", "postgres")])
+def test_assess_and_plan_with_a_database_match_cli(cli: Path, make_db_app: Any, kind: str, engine: str) -> None:
+    """With `[database]` and an env record: the database assessment, the env diff (key names)
+    and the downgrade step with its SQL come out the same from both front-ends."""
+    app: DbApp = make_db_app(kind, engine)
+    rb = app.open()
+
+    # No target: the registry's newest verified known-good commit (v1).
+    stdout = run_cli(cli, app.repo, "assess", "--json", config=app.config)
+    a = rb.assess()
+    assert json.loads(stdout) == a.to_dict()
+    assert stdout == a.to_json() + "\n"
+    assert a.database is not None and a.database["needs_downgrade"] is True
+    assert a.env is not None and a.env["diffs"]
+
+    for level, target in [("full", "v2"), ("manual", "v1"), ("fast", "v1")]:
+        stdout = run_cli(cli, app.repo, "plan", f"--{level}", "--json", "--target", target, config=app.config)
+        p = rb.plan(level, target=target)  # type: ignore[arg-type]
+        assert json.loads(stdout) == p.to_dict()
+        assert stdout == p.to_json() + "\n"
+        steps = [s["step"] for s in p.steps]
+        assert ("downgrade" in steps) == (level != "fast")
+
+    if app.password:
+        assert app.password not in a.to_json()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from pathlib import Path
@@ -15,18 +16,28 @@ if TYPE_CHECKING:  # pytest's importlib mode: conftest is not importable at run 
     from conftest import Repo
 
 
+FIELDS: dict[type[fr.RollbackError], list[str]] = {
+    fr.ConfigError: ["path", "key", "revision"],
+    fr.VcsError: ["path"],
+    fr.BackupError: ["snapshot", "path"],
+    fr.DatabaseError: ["database", "revision", "path", "program"],
+    fr.LockHeldError: ["holder", "path"],
+    fr.RefusedError: [],
+    fr.CancelledError: ["run_id"],
+    fr.StepFailedError: ["run_id", "step"],
+    fr.VerificationError: ["run_id", "report"],
+}
+
+
 def test_hierarchy() -> None:
-    for cls in (
-        fr.ConfigError,
-        fr.VcsError,
-        fr.BackupError,
-        fr.LockHeldError,
-        fr.RefusedError,
-        fr.CancelledError,
-        fr.StepFailedError,
-    ):
+    for cls, fields in FIELDS.items():
         assert issubclass(cls, fr.RollbackError)
         assert cls.__doc__
+        # Every field exists on the class (None), so an instance made in Python has it too.
+        for name in fields:
+            assert getattr(cls, name) is None, (cls, name)
+        e = cls("made in Python")
+        assert e.hint is None
     assert issubclass(fr.RollbackError, Exception)
 
 
@@ -37,6 +48,8 @@ def test_unknown_revision_is_a_config_error_with_a_hint(repo: Repo) -> None:
     err = info.value
     assert err.kind == "usage"
     assert "no-such-release" in err.message
+    assert err.revision == "no-such-release"
+    assert err.path is None and err.key is None
     assert str(err) == err.message
     assert err.hint is not None and "git log" in err.hint
     assert f"hint: {err.hint}" in getattr(err, "__notes__", [])
@@ -48,11 +61,26 @@ def test_unknown_level_is_a_config_error(repo: Repo) -> None:
         rb.plan("quick", target="v1")  # type: ignore[arg-type]
 
 
-def test_full_level_is_not_available_yet(repo: Repo) -> None:
+def test_full_level_without_database_or_env_adds_nothing(repo: Repo) -> None:
     rb = fr.Rollback.open(repo.path)
+    assert rb.assess(target="v1").database is None
+    assert rb.assess(target="v1").env is None
+    assert [s["step"] for s in rb.plan("full", target="v1").steps] == [s["step"] for s in rb.plan("fast", target="v1").steps]
+
+
+def test_invalid_config_names_the_file_and_key(repo: Repo, tmp_path: Path) -> None:
+    config = tmp_path / "bad.toml"
+    config.write_text("[verify]\ntimeout_secs = 0\n")
     with pytest.raises(fr.ConfigError) as info:
-        rb.plan("full", target="v1")
-    assert info.value.hint is not None and "fast" in info.value.hint
+        fr.Rollback.open(repo.path, config=config)
+    assert info.value.path == str(config)
+    assert info.value.key == "verify.timeout_secs"
+    assert info.value.hint is not None
+
+
+def test_upgrade_database_without_a_database_is_a_config_error(repo: Repo) -> None:
+    with pytest.raises(fr.ConfigError, match="no `\\[database\\]` is configured"):
+        fr.Rollback.open(repo.path).upgrade_database()
 
 
 def test_not_a_repository(tmp_path: Path) -> None:
@@ -66,6 +94,7 @@ def test_missing_config_file(repo: Repo) -> None:
     with pytest.raises(fr.ConfigError) as info:
         fr.Rollback.open(repo.path, config=repo.path / "nope.toml")
     assert "nope.toml" in str(info.value)
+    assert info.value.path == str(repo.path / "nope.toml")
 
 
 def test_detached_head_is_refused(repo: Repo) -> None:
@@ -176,6 +205,9 @@ def test_second_run_while_one_holds_the_lock(repo: Repo, tmp_path: Path, monkeyp
             fr.Rollback.open(repo.path).run("fast", target="v2")
         assert info.value.kind == "locked"
         assert info.value.hint is not None
+        assert info.value.holder == holder
+        assert info.value.holder["pid"] == os.getpid()
+        assert info.value.path is not None and info.value.path.endswith("lock")
     finally:
         release.touch()
         t.join(60)

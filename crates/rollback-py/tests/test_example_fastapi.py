@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -44,10 +45,16 @@ def request(url: str, method: str = "GET", body: Any = None, token: str | None =
         return e.code, json.loads(e.read())
 
 
-@pytest.fixture
-def server(repo: Repo, tmp_path: Path) -> Iterator[str]:
+@contextlib.contextmanager
+def start(repo: Repo, tmp_path: Path, config: str | None = None) -> Iterator[str]:
+    """The example under uvicorn on a free port; `config` (with `{port}` for the app's own
+    port) becomes its FORGE_ROLLBACK_CONFIG."""
     port = free_port()
     env = {**os.environ, "FORGE_ROLLBACK_REPO": str(repo.path), "FORGE_ROLLBACK_ADMIN_TOKEN": TOKEN}
+    if config is not None:
+        path = tmp_path / "forge-rollback.toml"
+        path.write_text(config.replace("{port}", str(port)))
+        env["FORGE_ROLLBACK_CONFIG"] = str(path)
     log = (tmp_path / "uvicorn.log").open("wb")
     proc = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "app:app", "--app-dir", str(APP_DIR), "--host", "127.0.0.1", "--port", str(port)],
@@ -72,6 +79,12 @@ def server(repo: Repo, tmp_path: Path) -> Iterator[str]:
         proc.terminate()
         proc.wait(30)
         log.close()
+
+
+@pytest.fixture
+def server(repo: Repo, tmp_path: Path) -> Iterator[str]:
+    with start(repo, tmp_path) as url:
+        yield url
 
 
 def test_health(server: str) -> None:
@@ -102,3 +115,34 @@ def test_rollback_with_the_token(server: str, repo: Repo) -> None:
     assert body["status"] == "succeeded"
     assert body["to"] == repo.commit_of("v1")
     assert repo.head() == repo.commit_of("v1")
+
+
+def test_verify_endpoint(repo: Repo, tmp_path: Path) -> None:
+    """`GET /admin/verify` runs the checks with `averify`: one of them calls the app itself,
+    which keeps serving while the check waits; another probes a port nothing listens on."""
+    config = (
+        '[[checks]]\nname = "self"\nkind = "http"\nurl = "http://127.0.0.1:{port}/"\n'
+        'body_contains = "healthy"\ntimeout_secs = 20\n\n'
+        f'[[checks]]\nname = "down"\nkind = "tcp"\naddress = "127.0.0.1:{free_port()}"\ntimeout_secs = 20\n'
+    )
+    with start(repo, tmp_path, config) as url:
+        assert request(url + "/admin/verify")[0] == 401
+        status, body = request(url + "/admin/verify", token=TOKEN)
+        assert status == 503
+        assert body["passed"] is False
+        assert [(c["name"], c["status"]) for c in body["checks"]] == [("self", "passed"), ("down", "error")]
+
+        status, body = request(url + "/admin/verify?check=self", token=TOKEN)
+        assert status == 200
+        assert body["passed"] is True and [c["name"] for c in body["checks"]] == ["self"]
+
+        status, body = request(url + "/admin/verify?check=nope", token=TOKEN)
+        assert status == 400
+        assert body["error"] == "usage" and "`nope`" in body["message"]
+
+
+def test_verify_endpoint_without_checks_says_so(server: str) -> None:
+    status, body = request(server + "/admin/verify", token=TOKEN)
+    assert status == 400
+    assert body["error"] == "usage"
+    assert "no `[[checks]]`" in body["message"]

@@ -40,3 +40,29 @@ def test_all_names_exist() -> None:
     assert "__version__" in forge_rollback.__all__
     for name in forge_rollback.__all__:
         assert hasattr(forge_rollback, name), name
+
+
+def test_every_public_class_function_and_method_has_a_docstring() -> None:
+    missing = []
+    for name in forge_rollback.__all__:
+        obj = getattr(forge_rollback, name)
+        if isinstance(obj, str):  # __version__
+            continue
+        if not (obj.__doc__ or "").strip():
+            missing.append(name)
+        if isinstance(obj, type):
+            for attr, member in vars(obj).items():
+                if attr.startswith("_") or member is None:
+                    continue
+                if callable(member) or isinstance(member, property) or type(member).__name__ == "getset_descriptor":
+                    if not (getattr(member, "__doc__", None) or "").strip():
+                        missing.append(f"{name}.{attr}")
+    assert missing == []
+
+
+def test_docstrings_are_checked_on_members() -> None:
+    # The check above reaches methods and getters of the native classes.
+    assert forge_rollback.Rollback.verify.__doc__
+    assert "VerificationError" in (forge_rollback.Rollback.verify.__doc__ or "")
+    assert forge_rollback.RunResult.undone_by.__doc__
+    assert forge_rollback.VerificationReport.raise_for_status.__doc__

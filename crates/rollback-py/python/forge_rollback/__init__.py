@@ -8,7 +8,10 @@ this package re-exports its public names::
     rb = fr.Rollback.open(".")
     print(rb.assess(target="v1").recommended_level)
     result = rb.run("fast", target="v1", confirm=True)
+    result.raise_for_status()           # StepFailedError / VerificationError / CancelledError
     rb.undo(result.run_id)
+
+See docs/python.md for the whole API.
 """
 
 from forge_rollback._forge_rollback import (
@@ -16,6 +19,7 @@ from forge_rollback._forge_rollback import (
     BackupError,
     CancelledError,
     ConfigError,
+    DatabaseError,
     KnownGood,
     LockHeldError,
     Plan,
@@ -26,6 +30,8 @@ from forge_rollback._forge_rollback import (
     RunSummary,
     StepFailedError,
     VcsError,
+    VerificationError,
+    VerificationReport,
     __version__,
 )
 
@@ -35,6 +41,7 @@ __all__ = [
     "BackupError",
     "CancelledError",
     "ConfigError",
+    "DatabaseError",
     "KnownGood",
     "LockHeldError",
     "Plan",
@@ -45,4 +52,6 @@ __all__ = [
     "RunSummary",
     "StepFailedError",
     "VcsError",
+    "VerificationError",
+    "VerificationReport",
 ]

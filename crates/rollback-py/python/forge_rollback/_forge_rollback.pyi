@@ -3,8 +3,8 @@
 # (PyO3's `PyModule::add` / `add_class` append each name to the module's `__all__`.)
 
 import os
-from collections.abc import Awaitable, Callable
-from typing import Any, Literal, final
+from collections.abc import Callable, Coroutine
+from typing import Any, Literal, TypeVar, final
 
 __all__ = [
     "__version__",
@@ -14,22 +14,33 @@ __all__ = [
     "Plan",
     "RunResult",
     "RunSummary",
+    "VerificationReport",
     "RollbackError",
     "ConfigError",
     "VcsError",
     "BackupError",
+    "DatabaseError",
     "LockHeldError",
     "RefusedError",
     "CancelledError",
     "StepFailedError",
+    "VerificationError",
 ]
 
 __version__: str
+
+_T = TypeVar("_T")
 
 _Level = Literal["fast", "full", "manual"]
 _StrPath = str | os.PathLike[str]
 _Confirm = bool | Callable[[str, dict[str, Any]], object]
 _OnEvent = Callable[[dict[str, Any]], object]
+# `approve(step)`: True / "yes" / "run" runs the step, False / "no" / "skip" skips it, "abort"
+# stops the run, "abort-undo" stops it and undoes what ran; anything else is a ValueError.
+_Approve = Callable[[dict[str, Any]], bool | str]
+# The async methods return real coroutines (`asyncio.run(rb.arun(...))` works).
+_Coro = Coroutine[Any, Any, _T]
+_Severity = Literal["critical", "high", "medium", "low"]
 
 @final
 class Rollback:
@@ -53,17 +64,24 @@ class Rollback:
         dry_run: bool = False,
         allow_non_ancestor: bool = False,
         reason: str | None = None,
-        severity: Literal["critical", "high", "medium", "low"] | None = None,
+        severity: _Severity | None = None,
+        approve: _Approve | None = None,
+        allow_irreversible: bool = False,
     ) -> RunResult: ...
     def undo(self, run_id: str, *, confirm: _Confirm = True, on_event: _OnEvent | None = None) -> RunResult: ...
-    def resume(self, run_id: str, *, on_event: _OnEvent | None = None) -> RunResult: ...
+    def resume(
+        self, run_id: str, *, on_event: _OnEvent | None = None, approve: _Approve | None = None
+    ) -> RunResult: ...
+    def verify(self, checks: list[str] | None = None) -> VerificationReport: ...
+    def averify(self, checks: list[str] | None = None) -> _Coro[VerificationReport]: ...
+    def upgrade_database(self, to: list[str] | None = None) -> list[str]: ...
     def runs(self) -> list[RunSummary]: ...
     def run_details(self, run_id: str) -> RunResult: ...
     def report(self, run_id: str, format: Literal["md", "json"] = "md") -> str: ...
     def backups(self) -> list[dict[str, Any]]: ...
     def verify_backups(self) -> dict[str, Any]: ...
     def lock_holder(self) -> dict[str, Any] | None: ...
-    def aassess(self, target: str | None = None) -> Awaitable[Assessment]: ...
+    def aassess(self, target: str | None = None) -> _Coro[Assessment]: ...
     def arun(
         self,
         level: _Level | None = None,
@@ -74,11 +92,13 @@ class Rollback:
         dry_run: bool = False,
         allow_non_ancestor: bool = False,
         reason: str | None = None,
-        severity: Literal["critical", "high", "medium", "low"] | None = None,
-    ) -> Awaitable[RunResult]: ...
+        severity: _Severity | None = None,
+        approve: _Approve | None = None,
+        allow_irreversible: bool = False,
+    ) -> _Coro[RunResult]: ...
     def aundo(
         self, run_id: str, *, confirm: _Confirm = True, on_event: _OnEvent | None = None
-    ) -> Awaitable[RunResult]: ...
+    ) -> _Coro[RunResult]: ...
 
 @final
 class KnownGood:
@@ -123,6 +143,10 @@ class Assessment:
     def recommendation(self) -> str: ...
     @property
     def registry(self) -> str: ...
+    @property
+    def database(self) -> dict[str, Any] | None: ...
+    @property
+    def env(self) -> dict[str, Any] | None: ...
     def to_dict(self) -> dict[str, Any]: ...
     def to_json(self) -> str: ...
 
@@ -187,8 +211,31 @@ class RunResult:
     def error(self) -> str | None: ...
     @property
     def plan(self) -> dict[str, Any] | None: ...
+    @property
+    def verification(self) -> dict[str, Any] | None: ...
+    @property
+    def undone_by(self) -> str | None: ...
     def to_dict(self) -> dict[str, Any]: ...
     def to_json(self) -> str: ...
+    def raise_for_status(self) -> None: ...
+
+@final
+class VerificationReport:
+    """One verification round (`forge-rollback verify --json`)."""
+
+    @property
+    def passed(self) -> bool: ...
+    @property
+    def started_at(self) -> str: ...
+    @property
+    def duration_ms(self) -> int: ...
+    @property
+    def checks(self) -> list[dict[str, Any]]: ...
+    @property
+    def failed(self) -> list[str]: ...
+    def to_dict(self) -> dict[str, Any]: ...
+    def to_json(self) -> str: ...
+    def raise_for_status(self) -> None: ...
 
 @final
 class RunSummary:
@@ -233,20 +280,52 @@ class RollbackError(Exception):
 class ConfigError(RollbackError):
     """Bad usage, configuration, registry, revision or repository (kind `usage`); nothing changed."""
 
+    path: str | None
+    key: str | None
+    revision: str | None
+
 class VcsError(RollbackError):
     """A git operation failed."""
+
+    path: str | None
 
 class BackupError(RollbackError):
     """The backup store failed."""
 
+    snapshot: str | None
+    path: str | None
+
+class DatabaseError(RollbackError):
+    """The database or a migration failed (unreachable, migration error, snapshot, `pg_dump`)."""
+
+    database: str | None
+    revision: str | None
+    path: str | None
+    program: str | None
+
 class LockHeldError(RollbackError):
     """Another run holds the lock (kind `locked`); nothing changed."""
+
+    holder: dict[str, Any] | None
+    path: str | None
 
 class RefusedError(RollbackError):
     """A safety check refused the operation (kind `refused`); nothing changed."""
 
 class CancelledError(RollbackError):
-    """The confirmation was declined (kind `cancelled`); nothing changed."""
+    """The confirmation was declined, or a manual run was aborted (kind `cancelled`)."""
+
+    run_id: str | None
 
 class StepFailedError(RollbackError):
     """A step of a run failed; the run can be resumed or undone."""
+
+    run_id: str | None
+    step: str | None
+
+class VerificationError(RollbackError):
+    """Service checks failed (`raise_for_status()` of a report or of a run)."""
+
+    run_id: str | None
+    report: VerificationReport | None
+    failed: list[str]

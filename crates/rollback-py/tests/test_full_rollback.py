@@ -1,0 +1,272 @@
+"""Full rollbacks: code, database schema and `.env` together, then undo, on real databases.
+
+The sample app (conftest's `make_db_app`, mirroring crates/rollback-testkit/src/db.rs) runs
+release v3 with its database migrated to v3 and its `.env`; v1 was marked known-good while it
+ran, which recorded its `.env` and database revision. Every combination of {native SQL,
+Alembic} x {SQLite, PostgreSQL} rolls back and is undone; the database is compared through a
+canonical dump (SQLite: the sorted `iterdump()`; PostgreSQL: `pg_dump --schema-only` and every
+table's `COPY`, sorted), the work tree file by file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+import forge_rollback as fr
+
+if TYPE_CHECKING:  # pytest's importlib mode: conftest is not importable at run time
+    from conftest import DbApp, Repo
+
+# Kept in step with conftest.py (not importable at run time).
+ENV_V1 = "SECRET_KEY=v1-secret-value-4711\nPAYMENTS_ENABLED=0\nLEGACY_MODE=on\n"
+ENV_V3 = "SECRET_KEY=v3-secret-value-0815\nPAYMENTS_ENABLED=1\nSTRIPE_TOKEN=sk_live_v3_token_123\n"
+ENV_SECRETS = ["v1-secret-value-4711", "v3-secret-value-0815", "sk_live_v3_token_123"]
+
+FULL_STEPS = ["snapshot", "db_snapshot", "downgrade", "reset", "remove_untracked", "restore_env", "clear_caches", "record"]
+
+
+def texts_of(rb: fr.Rollback, *results: fr.RunResult) -> list[str]:
+    """Everything a caller can read back about the runs, as text."""
+    out = [r.to_json() for r in results]
+    out += [s.to_json() for s in rb.runs()]
+    for r in results:
+        assert r.run_id is not None
+        out += [rb.report(r.run_id), rb.report(r.run_id, format="json"), rb.run_details(r.run_id).to_json()]
+    out += [json.dumps(rb.known_good.list()), json.dumps(rb.backups())]
+    return out
+
+
+def state_files(repo: Repo) -> list[tuple[Path, str]]:
+    """The text files of the state folder: journals, logs, reports, manifests (not blobs:
+    those hold the `.env` and the database dumps, by design)."""
+    root = repo.path / ".git" / "forge-rollback"
+    out = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        if "blobs" in dirnames:
+            dirnames.remove("blobs")
+        for name in filenames:
+            p = Path(dirpath) / name
+            out.append((p, p.read_text(errors="replace")))
+    return out
+
+
+@pytest.mark.parametrize(
+    ("kind", "engine", "target"),
+    [
+        ("sql", "sqlite", "v1"),
+        ("alembic", "sqlite", "v2"),
+        ("sql", "postgres", "v2"),
+        ("alembic", "postgres", "v1"),
+    ],
+)
+def test_full_rollback_and_undo_restore_code_schema_rows_and_env(
+    make_db_app: Any, kind: str, engine: str, target: str
+) -> None:
+    app: DbApp = make_db_app(kind, engine)
+    repo = app.repo
+    before_code = app.code_state()
+    before_db = app.dump()
+    assert app.revision() == [app.revisions[2]]
+    target_rev = app.revisions[0] if target == "v1" else app.revisions[1]
+    rb = app.open()
+
+    a = rb.assess(target=target)
+    assert a.recommended_level == "full"
+    assert a.database is not None
+    assert a.database["current"] == [app.revisions[2]]
+    assert a.database["target_heads"] == [target_rev]
+    assert a.database["needs_downgrade"] is True
+    assert a.database["reachable"] is True
+    assert a.env is not None and a.env["files"] == [".env"]
+
+    p = rb.plan("full", target=target)
+    assert [s["step"] for s in p.steps] == FULL_STEPS
+    downgrade = next(s for s in p.steps if s["step"] == "downgrade")
+    assert downgrade["to"] == [target_rev]
+    # The plan shows the SQL the downgrade runs (Alembic's offline mode, the .down.sql files).
+    assert "payments" in (downgrade["sql"] or "").lower()
+
+    events: list[dict[str, Any]] = []
+    r = rb.run("full", target=target, confirm=True, on_event=events.append, reason="v3 corrupts payments")
+    assert r.status == "succeeded", r.error
+    assert r.level == "full"
+    assert [s["step"] for s in r.steps] == FULL_STEPS
+    assert all(s["status"] == "done" for s in r.steps)
+    r.raise_for_status()  # succeeded: no exception
+    assert [e["step"] for e in events if e["event"] == "step_started"] == FULL_STEPS
+
+    # The database went down to the target's schema before the code moved.
+    assert app.dump() != before_db
+    assert app.revision() == [target_rev]
+    assert "payments" not in app.tables()
+    if target == "v1":
+        assert app.columns("users") == ["id", "name", "legacy"]
+    else:
+        assert app.columns("users") == ["id", "name", "email"]
+    # Rows that survive the downgrade are still there.
+    assert sorted(row[0] for row in app.query("SELECT name FROM users")) == ["ada", "grace", "linus"]
+    # The code is the target's; uncommitted and untracked work is gone (in the snapshot); the
+    # registry (untracked here) is the tool's own file and stays.
+    assert repo.head() == repo.commit_of(target)
+    assert repo.git("status", "--porcelain=v1", "-uall") == "?? rollback/config/known-good-commits.json"
+    assert not (repo.path / "notes with spaces.txt").exists()
+    # `.env`: v1's as recorded when v1 was marked good; nothing was recorded for v2, so it stays.
+    env = repo.path / ".env"
+    assert env.read_text() == (ENV_V1 if target == "v1" else ENV_V3)
+    assert env.stat().st_mode & 0o777 == 0o600
+
+    assert r.run_id is not None
+    u = rb.undo(r.run_id, confirm=True)
+    assert u.status == "succeeded", u.error
+    assert u.undo_of == r.run_id
+    assert [s["step"] for s in u.steps][:3] == ["snapshot", "db_snapshot", "restore_database"]
+    assert app.dump() == before_db
+    assert app.code_state() == before_code
+    assert (repo.path / ".env").read_text() == ENV_V3
+    assert {s.run_id: s.status for s in rb.runs()} == {r.run_id: "undone", u.run_id: "succeeded"}
+
+    # No secret anywhere a caller or an operator reads: results, reports, registry, backups
+    # list, journals, logs, manifests.
+    secrets = [*ENV_SECRETS] + ([app.password] if app.password else [])
+    for text in texts_of(rb, r, u) + [a.to_json(), p.to_json()]:
+        for secret in secrets:
+            assert secret not in text
+    for path, text in state_files(repo):
+        for secret in secrets:
+            assert secret not in text, f"{secret!r} in {path}"
+
+
+def test_env_history_is_recorded_by_mark_and_restored_by_a_full_rollback(env_repo: Repo) -> None:
+    repo = env_repo
+    rb = fr.Rollback.open(repo.path)
+    # v1 was marked while it ran (the fixture): its `.env` is recorded. Marking a commit that
+    # is not HEAD records nothing and says why.
+    out = rb.known_good.mark("v2", note="never deployed")
+    assert out["env"] is None
+    assert any("env files not recorded" in n for n in out["notes"])
+    before = repo.state()
+
+    a = rb.assess(target="v1")
+    assert a.recommended_level == "full"
+    assert a.env is not None
+    assert a.env["target_record"]["commit"] == repo.commit_of("v1")
+    [diff] = a.env["diffs"]
+    assert diff["file"] == ".env"
+    assert diff["added"] == ["LEGACY_MODE"]
+    assert diff["removed"] == ["STRIPE_TOKEN"]
+    assert diff["changed"] == ["PAYMENTS_ENABLED", "SECRET_KEY"]
+    assert "env_differs" in [r["code"] for r in a.risks]
+    # Key names only: no value, old or new, in anything assess or plan shows.
+    p = rb.plan("full", target="v1")
+    assert "restore_env" in [s["step"] for s in p.steps]
+    for text in [a.to_json(), p.to_json(), json.dumps(rb.known_good.list())]:
+        for secret in ENV_SECRETS + ["PAYMENTS_ENABLED=1", "LEGACY_MODE=on"]:
+            assert secret not in text
+
+    # v2 has no record: a full rollback there leaves `.env` alone, and assess says so.
+    a2 = rb.assess(target="v2")
+    assert a2.env is not None and a2.env["target_record"] is None
+    assert "env_not_recorded" in [r["code"] for r in a2.risks]
+
+    # A fast rollback never touches `.env`.
+    fast = rb.run("fast", target="v1")
+    assert fast.status == "succeeded" and fast.run_id is not None
+    assert (repo.path / ".env").read_text() == ENV_V3
+    rb.undo(fast.run_id)
+    assert repo.state() == before
+
+    r = rb.run("full", target="v1", confirm=True)
+    assert r.status == "succeeded", r.error
+    assert (repo.path / ".env").read_text() == ENV_V1
+    assert (repo.path / ".env").stat().st_mode & 0o777 == 0o600
+    restore = next(s for s in r.steps if s["step"] == "restore_env")
+    assert restore["detail"]["files"] == [".env"]
+    assert r.run_id is not None
+    for text in texts_of(rb, r):
+        for secret in ENV_SECRETS:
+            assert secret not in text
+
+    rb.undo(r.run_id)
+    assert repo.state() == before
+    assert (repo.path / ".env").read_text() == ENV_V3
+
+
+def test_postgres_password_is_in_no_error(make_db_app: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    app: DbApp = make_db_app("sql", "postgres")
+    password = app.password
+    assert password
+    # The same server, on a port nothing listens on.
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    down = app.url.replace(f"@{app.url.split('@', 1)[1].split('/', 1)[0]}", f"@127.0.0.1:{port}")
+    assert password in down
+    monkeypatch.setenv("DATABASE_URL", down)
+    before = app.code_state()
+    rb = app.open()
+
+    # assess reads on: the database is unreachable, and says so.
+    a = rb.assess(target="v1")
+    assert a.database is not None and a.database["reachable"] is False
+    assert password not in a.to_json()
+
+    # A full run is refused before anything changes.
+    with pytest.raises(fr.RefusedError) as refused:
+        rb.run("full", target="v1", confirm=True)
+    assert "cannot be reached" in refused.value.message
+    assert app.code_state() == before
+
+    # An operation on the database itself: DatabaseError naming the database without password.
+    with pytest.raises(fr.DatabaseError) as info:
+        rb.upgrade_database()
+    err = info.value
+    assert err.kind == "failed"
+    assert err.database is not None and f"127.0.0.1:{port}" in err.database
+    assert err.hint is not None and "database is up" in err.hint
+
+    # The URL's variable unset: a config error naming the variable.
+    monkeypatch.delenv("DATABASE_URL")
+    with pytest.raises(fr.ConfigError) as config:
+        app.open()
+    assert "DATABASE_URL" in config.value.message
+
+    for e in (refused.value, err, config.value):
+        for text in (str(e), repr(e), e.message, e.hint or "", *getattr(e, "__notes__", [])):
+            assert password not in text
+
+
+def test_irreversible_downgrade_is_refused_unless_allowed_and_a_failed_downgrade_restores(make_db_app: Any) -> None:
+    """v0 predates the database: going there undoes migration 1, whose downgrade cannot run."""
+    app: DbApp = make_db_app("sql", "sqlite")
+    before_code, before_db = app.code_state(), app.dump()
+    rb = app.open()
+
+    with pytest.raises(fr.RefusedError) as refused:
+        rb.run("full", target="v0", confirm=True)
+    assert "cannot restore data" in refused.value.message
+    assert refused.value.hint is not None and "irreversible" in refused.value.hint
+    assert rb.runs() == []
+
+    # Allowed, the downgrade runs and fails: the database is put back from the snapshot taken
+    # just before, the code is not touched, and the run is a failed result.
+    r = rb.run("full", target="v0", confirm=True, allow_irreversible=True)
+    assert r.status == "failed"
+    assert {s["step"]: s["status"] for s in r.steps}["downgrade"] == "failed"
+    assert r.error is not None and "restored from backup" in r.error
+    assert app.dump() == before_db
+    assert app.code_state() == before_code
+    with pytest.raises(fr.StepFailedError) as info:
+        r.raise_for_status()
+    assert (info.value.run_id, info.value.step, info.value.kind) == (r.run_id, "downgrade", "failed")
+
+    assert r.run_id is not None
+    assert rb.undo(r.run_id).status == "succeeded"
+    assert app.dump() == before_db
+    assert app.code_state() == before_code
