@@ -698,11 +698,11 @@ mod tests {
         assert_eq!(from_file.watch, built_in.watch);
         assert!(from_file.database.is_none() && from_file.checks.is_empty() && from_file.deploy.is_none());
         // Every commented example parses when uncommented.
-        let uncommented: String = DEFAULT_TOML
+        let uncommented = DEFAULT_TOML
             .lines()
             .map(|l| l.strip_prefix("# ").filter(|r| r.starts_with('[') || r.contains(" = ")).unwrap_or(l))
-            .map(|l| format!("{l}\n"))
-            .collect();
+            .collect::<Vec<_>>()
+            .join("\n");
         let all = Config::parse(&uncommented.replace("url_env = \"DATABASE_URL\"", "url = \"sqlite:///app.db\""), None)
             .unwrap_or_else(|e| panic!("{e}\n{uncommented}"));
         assert!(all.database.is_some() && all.checks.len() == 1 && all.restart.len() == 1 && all.notify.len() == 1);
