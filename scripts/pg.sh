@@ -5,6 +5,11 @@
 #   scripts/pg.sh url               # the URL of the running server
 #   scripts/pg.sh stop              # stops the server `start` started (nothing if it reused one)
 #
+# Only the shell whose `start` created the server stops it: `start` then also prints
+# `export FORGE_TEST_PG_OWNED=1`, and `stop` does nothing without it (`stop --force` stops the
+# recorded server anyway). A second `start` that reuses a running server (another worktree with
+# a copied target/, a second test.sh) never takes it down under the first.
+#
 # `start` reuses the server named by FORGE_TEST_PG_URL when it is set and answers. Otherwise it
 # creates a throwaway cluster in a temp dir (installing PostgreSQL with apt-get when initdb and
 # pg_ctl are missing) and starts it:
@@ -105,6 +110,9 @@ print_env() {
     if [[ -n ${FORGE_TEST_PG_CA:-} ]]; then
         echo "export FORGE_TEST_PG_CA='$FORGE_TEST_PG_CA'"
     fi
+    if [[ ${1:-} == owned ]]; then
+        echo "export FORGE_TEST_PG_OWNED=1"
+    fi
 }
 
 running() {
@@ -183,11 +191,15 @@ EOF
     } >"$STATE"
     chmod 600 "$STATE"
     echo "pg.sh: PostgreSQL $("$bin/pg_ctl" --version | awk '{print $3}') on 127.0.0.1:$port ($dir)" >&2
-    print_env
+    print_env owned
 }
 
 cmd_stop() {
     [[ -f $STATE ]] || return 0
+    if [[ ${FORGE_TEST_PG_OWNED:-} != 1 && ${1:-} != --force ]]; then
+        echo "pg.sh: not stopping the recorded server: this shell did not start it (stop --force does)" >&2
+        return 0
+    fi
     local PG_DIR="" PG_BIN="" PG_EXTERNAL=""
     # shellcheck disable=SC1090
     source "$STATE"
@@ -208,10 +220,10 @@ cmd_url() {
 
 case ${1:-} in
     start) cmd_start ;;
-    stop) cmd_stop ;;
+    stop) cmd_stop "${2:-}" ;;
     url) cmd_url ;;
     *)
-        echo "usage: scripts/pg.sh start|stop|url" >&2
+        echo "usage: scripts/pg.sh start|stop [--force]|url" >&2
         exit 2
         ;;
 esac

@@ -89,13 +89,6 @@ pub fn dispatch(args: &Args, out: &Output) -> anyhow::Result<u8> {
         }
         Command::Verify { checks } => {
             let rb = open(args)?;
-            if rb.config().checks.is_empty() {
-                return Err(rollback_core::Error::usage(
-                    "no `[[checks]]` are configured: there is nothing to verify".to_owned(),
-                    Some("`forge-rollback init --preset forge --print` shows the runbook's checks".to_owned()),
-                )
-                .into());
-            }
             let only = (!checks.is_empty()).then_some(checks.as_slice());
             let report = rb.verify(only)?;
             if out.json {

@@ -92,15 +92,8 @@ fn run_options(
     })
 }
 
-/// Runs the configured checks, refusing when none are configured (as `forge-rollback verify`
-/// does): an empty round would say "passed" about services nobody checked.
+/// Runs the configured checks (the core refuses when none are configured).
 fn verify(core: &rollback_core::Rollback, only: Option<&[String]>) -> Result<VerificationReport_, PyRollbackError> {
-    if core.config().checks.is_empty() {
-        return Err(PyRollbackError(Error::usage(
-            "no `[[checks]]` are configured: there is nothing to verify".to_owned(),
-            Some("add `[[checks]]` to the configuration (`forge-rollback init --preset forge --print` shows the runbook's checks)".to_owned()),
-        )));
-    }
     core.verify(only).map_err(PyRollbackError)
 }
 
@@ -277,22 +270,9 @@ impl Rollback {
     #[allow(clippy::needless_pass_by_value)] // PyO3 extracts a list of str as Vec<String>
     fn upgrade_database(&self, py: Python<'_>, to: Option<Vec<String>>) -> PyResult<Vec<String>> {
         let core = &self.core;
-        py.detach(|| {
-            let Some(db) = core.db() else {
-                return Err(PyRollbackError(Error::usage(
-                    "no `[database]` is configured: there is no database to upgrade".to_owned(),
-                    Some("add a `[database]` section (see docs/configuration.md)".to_owned()),
-                )));
-            };
-            let to: Vec<Revision> = to.unwrap_or_default().into_iter().map(Revision).collect();
-            rollback_core::rt::block_on(async {
-                db.upgrade(&to).await?;
-                db.current().await
-            })
-            .map(|revs| revs.into_iter().map(|r| r.0).collect())
-            .map_err(|e| PyRollbackError(Error::Db(e)))
-        })
-        .map_err(PyErr::from)
+        let to: Vec<Revision> = to.unwrap_or_default().into_iter().map(Revision).collect();
+        let revs = py.detach(|| core.upgrade_database(&to)).map_err(PyRollbackError)?;
+        Ok(revs.into_iter().map(|r| r.0).collect())
     }
 
     /// Every run, oldest first (`forge-rollback runs list --json`).

@@ -378,6 +378,15 @@ impl Rollback {
         Ok(serde_json::json!({ "record": record, "files": files, "stats": stats }))
     }
 
+    /// Upgrades the configured database to `to` (all heads when empty) with the work tree's
+    /// migration files; returns its revisions afterwards. For preparing a database (a fresh
+    /// deploy, tests); a rollback never upgrades.
+    pub fn upgrade_database(&self, to: &[Revision]) -> Result<Vec<Revision>> {
+        let db = self.migrator()?;
+        crate::rt::block_on(db.upgrade(to))?;
+        Ok(crate::rt::block_on(db.current())?)
+    }
+
     /// Records the `[env] files` as they are now, for `commit` (`known-good mark`).
     pub fn record_env(&self, commit: &crate::vcs::CommitId) -> Result<Option<crate::env::EnvRecord>> {
         let files = crate::env::files(&self.config);

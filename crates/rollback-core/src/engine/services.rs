@@ -39,7 +39,18 @@ impl Rollback {
     }
 
     /// Runs the configured checks now (only those named in `only`, when given), concurrently.
+    /// Refused without checks: an empty round would say "passed" about services nobody
+    /// checked.
     pub fn verify(&self, only: Option<&[String]>) -> Result<VerificationReport> {
+        if self.config.checks.is_empty() {
+            return Err(Error::usage(
+                "no `[[checks]]` are configured: there is nothing to verify".to_owned(),
+                Some(
+                    "add `[[checks]]` to the configuration (`forge-rollback init --preset forge --print` shows the runbook's checks)"
+                        .to_owned(),
+                ),
+            ));
+        }
         if let Some(names) = only
             && let Some(unknown) = names.iter().find(|n| !self.config.checks.iter().any(|c| &c.name == *n))
         {
