@@ -231,10 +231,13 @@ def test_postgres_password_is_in_no_error(make_db_app: Any, monkeypatch: pytest.
     assert err.database is not None and f"127.0.0.1:{port}" in err.database
     assert err.hint is not None and "database is up" in err.hint
 
-    # The URL's variable unset: a config error naming the variable.
+    # The URL's variable unset: commands that never touch the database still work; the
+    # first one that needs it is a config error naming the variable.
     monkeypatch.delenv("DATABASE_URL")
+    unset = app.open()
+    assert isinstance(unset.runs(), list)
     with pytest.raises(fr.ConfigError) as config:
-        app.open()
+        unset.assess(target="v1")
     assert "DATABASE_URL" in config.value.message
 
     for e in (refused.value, err, config.value):

@@ -254,3 +254,22 @@ pub fn steps_begun(repo: &TestRepo, run_id: &str) -> Vec<String> {
         .map(|r| r["step"].as_str().unwrap().to_owned())
         .collect()
 }
+
+/// Applies every native SQL migration of the work tree (the `MigrationFixture` layout) to
+/// `app.db` through the engine's own migrator: what a deploy does (a rollback never upgrades).
+pub fn migrate_sqlite(r: &TestRepo) {
+    let config = rollback_core::config::Config::parse(
+        &format!(
+            "[database]\nkind = \"sql\"\nurl = \"sqlite:///app.db\"\nmigrations_dir = \"{}\"\n",
+            rollback_testkit::db::SQL_DIR
+        ),
+        None,
+    )
+    .unwrap();
+    let rb = rollback_core::Rollback::with_backend(
+        rollback_core::vcs::open(rollback_core::vcs::BackendKind::GitCli, r.path()).unwrap(),
+        config,
+    )
+    .unwrap();
+    rb.upgrade_database(&[]).unwrap();
+}

@@ -52,17 +52,7 @@ fn deployed() -> TestRepo {
 }
 
 fn migrate(r: &TestRepo) {
-    let config = rollback_core::config::Config::parse(
-        &format!("[database]\nkind = \"sql\"\nurl = \"sqlite:///app.db\"\nmigrations_dir = \"{SQL_DIR}\"\n"),
-        None,
-    )
-    .unwrap();
-    let rb = rollback_core::Rollback::with_backend(
-        rollback_core::vcs::open(rollback_core::vcs::BackendKind::GitCli, r.path()).unwrap(),
-        config,
-    )
-    .unwrap();
-    rollback_core::rt::block_on(rb.db().unwrap().unwrap().upgrade(&[])).unwrap();
+    crate::common::migrate_sqlite(r);
 }
 
 #[derive(Debug, PartialEq, Eq)]

@@ -38,20 +38,8 @@ fn sqlite(r: &TestRepo, sql: &str) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
-/// Applies every migration of the work tree through the engine's own migrator (a rollback
-/// never upgrades; this is what a deploy does).
 fn upgrade(r: &TestRepo) {
-    let config = rollback_core::config::Config::parse(
-        &format!("[database]\nkind = \"sql\"\nurl = \"sqlite:///app.db\"\nmigrations_dir = \"{SQL_DIR}\"\n"),
-        None,
-    )
-    .unwrap();
-    let rb = rollback_core::Rollback::with_backend(
-        rollback_core::vcs::open(rollback_core::vcs::BackendKind::GitCli, r.path()).unwrap(),
-        config,
-    )
-    .unwrap();
-    rollback_core::rt::block_on(rb.db().unwrap().unwrap().upgrade(&[])).unwrap();
+    crate::common::migrate_sqlite(r);
 }
 
 fn clean(text: &str, r: &TestRepo, fx: &MigrationFixture) -> String {
