@@ -58,10 +58,31 @@ fn build(policy: Policy) -> Result<reqwest::Client, Error> {
         .map_err(|e| Error { message: chain(&e.without_url()) })
 }
 
-/// The shared client that follows up to [`MAX_REDIRECTS`] redirects (checks).
+/// The shared client that follows up to [`MAX_REDIRECTS`] redirects (checks), on the same
+/// host only and never from `https` to `http`: a check's headers may carry tokens, and reqwest
+/// forwards every header but `Authorization` and cookies to wherever a redirect points. A
+/// redirect elsewhere is not followed: the check sees the `3xx` itself.
 pub fn client() -> Result<&'static reqwest::Client, Error> {
     static CLIENT: OnceLock<Result<reqwest::Client, Error>> = OnceLock::new();
-    CLIENT.get_or_init(|| build(Policy::limited(MAX_REDIRECTS))).as_ref().map_err(Clone::clone)
+    CLIENT
+        .get_or_init(|| {
+            build(Policy::custom(|attempt| {
+                let Some(first) = attempt.previous().first() else { return attempt.follow() };
+                let next = attempt.url();
+                if attempt.previous().len() > MAX_REDIRECTS {
+                    attempt.error(format!("too many redirects (more than {MAX_REDIRECTS})"))
+                } else {
+                    let same_host = first.host_str() == next.host_str();
+                    let same_origin = same_host
+                        && first.scheme() == next.scheme()
+                        && first.port_or_known_default() == next.port_or_known_default();
+                    let upgrade = same_host && first.scheme() == "http" && next.scheme() == "https";
+                    if same_origin || upgrade { attempt.follow() } else { attempt.stop() }
+                }
+            }))
+        })
+        .as_ref()
+        .map_err(Clone::clone)
 }
 
 /// The shared client that follows no redirect (deploy hooks, webhooks): a `3xx` is returned

@@ -233,7 +233,12 @@ impl Rollback {
                 .get("minimum_uptime_hours")
                 .and_then(serde_json::Value::as_f64)
                 .unwrap_or(24.0);
-            Duration::from_secs_f64(hours.max(0.0) * 3600.0)
+            Duration::try_from_secs_f64(hours.max(0.0) * 3600.0).map_err(|_| {
+                Error::usage(
+                    format!("the registry's `verification_criteria.minimum_uptime_hours` ({hours}) is not a usable number of hours"),
+                    Some("fix it in the registry, or pass `--promote-after HOURS`".to_owned()),
+                )
+            })?
         };
         self.state_dir().ensure()?;
         let path = self.state_dir().root().join("watch.jsonl");
@@ -464,8 +469,15 @@ impl Rollback {
                 if let Some(id) = &outcome.run_id {
                     report.rollbacks.push(id.clone());
                 }
-                if matches!(outcome.status, RunStatus::Succeeded | RunStatus::VerificationFailed) {
+                let verified = outcome.verification.as_ref().is_none_or(|v| v.passed);
+                if matches!(outcome.status, RunStatus::Succeeded | RunStatus::VerificationFailed | RunStatus::Undone) {
                     report.rolled_back_to.push(outcome.to.clone());
+                }
+                if !verified {
+                    // The checks failed on the known-good release too (and `on_failure = "undo"`
+                    // may have brought the broken one back): the failures are not in the code.
+                    // Rolling back again from either commit would only flap.
+                    report.rolled_back_to.push(head.clone());
                 }
                 log.record(&WatchRecord::Rollback {
                     at,
@@ -474,7 +486,9 @@ impl Rollback {
                     outcome: outcome.status.to_string(),
                     because,
                 })?;
-                if matches!(outcome.status, RunStatus::Succeeded | RunStatus::VerificationFailed) {
+                if outcome.status == RunStatus::Succeeded && verified {
+                    // Only when the known-good release passes where this one failed is there
+                    // evidence against this one.
                     self.mark_bad(head.as_str(), Some("watch: failed verification; rolled back from"))?;
                     log.say(
                         LogLevel::Info,

@@ -236,8 +236,9 @@ def test_postgres_password_is_in_no_error(make_db_app: Any, monkeypatch: pytest.
     monkeypatch.delenv("DATABASE_URL")
     unset = app.open()
     assert isinstance(unset.runs(), list)
+    assert any(r["code"] == "db_not_assessed" for r in unset.assess(target="v1").risks)
     with pytest.raises(fr.ConfigError) as config:
-        unset.assess(target="v1")
+        unset.plan("full", target="v1")
     assert "DATABASE_URL" in config.value.message
 
     for e in (refused.value, err, config.value):
@@ -257,12 +258,13 @@ def test_irreversible_downgrade_is_refused_unless_allowed_and_a_failed_downgrade
     assert refused.value.hint is not None and "irreversible" in refused.value.hint
     assert rb.runs() == []
 
-    # Allowed, the downgrade runs and fails: the database is put back from the snapshot taken
-    # just before, the code is not touched, and the run is a failed result.
+    # Allowed, the downgrade runs and fails: the native migrator refuses a path with a missing
+    # `.down.sql` before running any of it, so the database is as it was (no restore needed),
+    # the code is not touched, and the run is a failed result.
     r = rb.run("full", target="v0", confirm=True, allow_irreversible=True)
     assert r.status == "failed"
     assert {s["step"]: s["status"] for s in r.steps}["downgrade"] == "failed"
-    assert r.error is not None and "restored from backup" in r.error
+    assert r.error is not None and "the database is as it was" in r.error
     assert app.dump() == before_db
     assert app.code_state() == before_code
     with pytest.raises(fr.StepFailedError) as info:

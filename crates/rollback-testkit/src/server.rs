@@ -47,6 +47,8 @@ pub enum Behaviour {
     Hang,
     /// `302` to itself, forever.
     RedirectLoop,
+    /// `302` to this URL.
+    Redirect(String),
     /// `200` and a body of this many bytes, streamed; with or without `Content-Length`.
     HugeBody {
         /// Body size.
@@ -443,6 +445,7 @@ fn respond(s: &Shared, stream: &mut TcpStream, req: &RecordedRequest, path: &str
             }
         }
         Behaviour::RedirectLoop => send(s, stream, 302, "text/plain", &[("Location", path)], b"again"),
+        Behaviour::Redirect(to) => send(s, stream, 302, "text/plain", &[("Location", to.as_str())], b"moved"),
         Behaviour::HugeBody { bytes, content_length } => {
             let mut head = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n".to_owned();
             if *content_length {

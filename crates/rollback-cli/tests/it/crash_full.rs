@@ -1,7 +1,7 @@
 //! Full rollbacks killed (`SIGKILL`) at every step boundary around the database and env steps,
 //! between two committed downgrades, and inside the downgrade: `resume` reaches the state an
 //! uninterrupted full run reaches (files, HEAD, `.env`, every database row), and `undo` the
-//! state from before — every time.
+//! state from before (also after the resume) — every time.
 
 use rollback_testkit::db::{MigrationFixture, MigratorKind, SQL_DIR};
 use rollback_testkit::{TestRepo, TreeState};
@@ -137,6 +137,13 @@ fn a_full_rollback_killed_anywhere_resumes_or_undoes_to_a_consistent_state() {
             assert_eq!(out.json()["status"], "succeeded", "{point} then {then}");
             let expected = if then == "resume" { &reference } else { &before };
             assert_eq!(&state(&r), expected, "{point} then {then}");
+            if then == "resume" {
+                // And the resumed run undoes to the state from before, `.env` included (a
+                // resume that scanned the tree again must still have captured it).
+                let out = fr_env(&r, &["undo", &id, "--yes", "--json"], &env());
+                assert_eq!(out.code, Some(0), "{point} then resume, undo:\n{}", out.stderr);
+                assert_eq!(state(&r), before, "{point} then resume, undo");
+            }
         }
     }
 }

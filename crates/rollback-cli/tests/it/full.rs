@@ -132,9 +132,21 @@ fn fast_rollback_over_a_schema_change_warns() {
 }
 
 #[test]
-fn a_missing_database_url_variable_is_a_config_error() {
+fn a_missing_database_url_variable_blocks_full_rollbacks_only() {
     let (r, _) = deployed();
-    let out = fr(&r, &["assess", "--target", "v1"]);
-    out.code(2);
-    assert!(out.stderr.contains("APP_DATABASE_URL"), "{}", out.stderr);
+    // assess shows it as a risk and still says everything else.
+    let out = fr(&r, &["assess", "--target", "v1", "--json"]);
+    out.ok();
+    let risk = out.json()["risks"].as_array().unwrap().iter().find(|r| r["code"] == "db_not_assessed").cloned();
+    assert!(risk.unwrap()["message"].as_str().unwrap().contains("APP_DATABASE_URL"), "{}", out.stdout);
+    // A full plan or run is a config error naming the variable; nothing changes.
+    let tree = r.tree();
+    for args in [&["plan", "--full", "--target", "v1"][..], &["run", "--full", "--yes", "--target", "v1"]] {
+        let out = fr(&r, args);
+        out.code(2);
+        assert!(out.stderr.contains("APP_DATABASE_URL"), "{}", out.stderr);
+    }
+    assert_eq!(r.tree(), tree);
+    // A code-only rollback is not blocked by the database.
+    fr(&r, &["run", "--fast", "--yes", "--target", "v1"]).ok();
 }

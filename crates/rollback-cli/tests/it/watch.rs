@@ -373,3 +373,17 @@ fn failures_that_outlive_a_rollback_do_not_cascade_down_the_registry() {
     assert!(v2["verified"] == true && v2["known_bad"] != true, "v2 was not marked bad: {v2}");
     assert!(out.stderr.contains("not rolling back again"), "{}", out.stderr);
 }
+
+#[test]
+fn an_absurd_promotion_window_in_the_registry_is_a_usage_error_not_a_panic() {
+    let w = Watched::new(|_| String::new());
+    let path = w.repo.path().join("rollback/config/known-good-commits.json");
+    let mut reg: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    reg["verification_criteria"]["minimum_uptime_hours"] = serde_json::json!(1e300);
+    std::fs::write(&path, serde_json::to_vec_pretty(&reg).unwrap()).unwrap();
+    let out = w.fr(&["watch", "--interval", "0.2", "--rounds", "1"]);
+    out.code(2);
+    assert!(out.stderr.contains("minimum_uptime_hours"), "{}", out.stderr);
+    // The flag overrides it.
+    w.fr(&["watch", "--interval", "0.2", "--rounds", "1", "--promote-after", "1"]).ok();
+}

@@ -19,6 +19,12 @@ pub fn show_revisions(r: &[Revision]) -> String {
     if r.is_empty() { "base".to_owned() } else { r.iter().map(Revision::as_str).collect::<Vec<_>>().join(", ") }
 }
 
+/// What a failed downgrade's error says when the database was put back from its snapshot (an
+/// undo of that run then has no database to restore).
+pub(super) const DB_RESTORED: &str = "the database was restored from backup";
+/// What it says when the failed migration left the database as it was.
+pub(super) const DB_UNCHANGED: &str = "the failed migration was rolled back whole, so the database is as it was";
+
 fn same(a: &[Revision], b: &[Revision]) -> bool {
     let mut a = a.to_vec();
     let mut b = b.to_vec();
@@ -48,7 +54,37 @@ impl Rollback {
 
     /// Adds the database assessment and its risks; recommends `full` when the schema must
     /// move.
-    pub(super) fn assess_database(&self, a: &mut Assessment) -> Result<()> {
+    pub(super) fn assess_database(&self, a: &mut Assessment) {
+        // A code-only rollback must not be blocked by the database: an unset `url_env`, a
+        // migration file of the broken release that does not parse... `assess` shows it as a
+        // risk; full and manual runs (and their plans) fail with the error itself.
+        if let Err(e) = self.assess_database_strict(a) {
+            a.risks.push(assess::risk(
+                "db_not_assessed",
+                Severity::High,
+                format!(
+                    "the database could not be assessed: {}; a full rollback is not possible until this is fixed",
+                    super::chain(&e)
+                ),
+            ));
+            a.risks.sort_by_key(|r| std::cmp::Reverse(r.severity));
+        }
+    }
+
+    /// Full and manual levels need the database assessed: the error that stopped it.
+    pub(super) fn require_database(&self, a: &Assessment, level: Level) -> Result<()> {
+        if level == Level::Fast || self.config.database.is_none() || a.database.is_some() {
+            return Ok(());
+        }
+        let mut again = a.clone();
+        self.assess_database_strict(&mut again)?;
+        Err(Error::refused(
+            "the database could not be assessed when the run was planned".to_owned(),
+            Some("assess again and rerun".to_owned()),
+        ))
+    }
+
+    fn assess_database_strict(&self, a: &mut Assessment) -> Result<()> {
         let Some(db) = self.db()? else { return Ok(()) };
         let target = a.target.commit.id.clone();
         let d = crate::rt::block_on(crate::db::assess::assess(db.as_ref(), self.vcs.as_ref(), &target))?;
@@ -307,7 +343,8 @@ impl Rollback {
                     show_revisions(&current)
                 ),
             );
-            self.restore_database_from(&snapshot)?;
+            let kept = self.restore_after_failure(ctx, &ex.run_id, &snapshot)?;
+            ctx.log(LogLevel::Info, format!("Database restored from backup {snapshot}{kept}"));
         }
         ctx.log(
             LogLevel::Info,
@@ -323,11 +360,24 @@ impl Rollback {
         if let Err(e) = result {
             let cause = super::chain(&e);
             ctx.log(LogLevel::Error, format!("downgrade failed: {cause}"));
+            // Migrations that are atomic (the native migrator everywhere, anything on
+            // PostgreSQL) and failed on the first one left the database as it was: restoring
+            // the snapshot would only throw away the writes made since it was taken.
+            let atomic = db.kind() == "sql" || matches!(db.database().url(), crate::db::url::DbUrl::Postgres { .. });
+            if atomic && crate::rt::block_on(db.current()).is_ok_and(|now| same(&now, from)) {
+                return Err(Error::Service {
+                    message: format!("the downgrade failed ({cause}); {DB_UNCHANGED} and the code was not touched"),
+                    hint: Some(format!(
+                        "fix the migration, then `forge-rollback resume {0}`; or `forge-rollback undo {0}`",
+                        ex.run_id
+                    )),
+                });
+            }
             ctx.log(LogLevel::Info, format!("Restoring database from backup {snapshot}..."));
-            return match self.restore_database_from(&snapshot) {
-                Ok(_) => Err(Error::Service {
+            return match self.restore_after_failure(ctx, &ex.run_id, &snapshot) {
+                Ok(kept) => Err(Error::Service {
                     message: format!(
-                        "the downgrade failed ({cause}); the database was restored from backup {snapshot} and the code was not touched"
+                        "the downgrade failed ({cause}); {DB_RESTORED} {snapshot}{kept} and the code was not touched"
                     ),
                     hint: Some(format!(
                         "fix the migration, then `forge-rollback resume {0}`; or `forge-rollback undo {0}`",
@@ -349,6 +399,22 @@ impl Rollback {
         let now = crate::rt::block_on(db.current())?;
         ctx.log(LogLevel::Success, format!("Database at {}", show_revisions(&now)));
         Ok(serde_json::json!({ "from": current, "to": now }))
+    }
+
+    /// Restores the run's database snapshot after a failed or cut-short downgrade, dumping the
+    /// database as it is first, so the writes made since the snapshot stay recoverable. Returns
+    /// a note naming that dump (or saying why there is none).
+    fn restore_after_failure(&self, ctx: &mut Ctx<'_>, run_id: &str, snapshot: &SnapshotId) -> Result<String> {
+        let kept = match self.dump_database(Some(run_id), "database-before-restore") {
+            Ok(m) => format!(" (its state before the restore is kept in backup {})", m.id),
+            Err(e) => {
+                let text = super::chain(&e);
+                ctx.log(LogLevel::Warn, format!("could not keep the database's state before the restore: {text}"));
+                format!(" (its state before the restore could not be kept: {text})")
+            }
+        };
+        self.restore_database_from(snapshot)?;
+        Ok(kept)
     }
 
     pub(super) fn step_restore_database(&self, ctx: &mut Ctx<'_>, snapshot: &SnapshotId) -> Result<serde_json::Value> {

@@ -259,6 +259,10 @@ struct Exec<'a> {
     verification: Option<crate::verify::VerificationReport>,
     /// The operator aborted (manual runs); `true`: undo what ran.
     aborted: Option<bool>,
+    /// Steps the operator skipped earlier (a resumed manual run): never run.
+    skipped: BTreeSet<usize>,
+    /// The `started` webhooks, sent while the first steps run.
+    started_notice: Option<tokio::task::JoinHandle<Vec<crate::notify::NotifyResult>>>,
 }
 
 impl Rollback {
@@ -379,7 +383,7 @@ impl Rollback {
     pub fn assess(&self, target: Option<&str>) -> Result<Assessment> {
         let registry = self.registry()?;
         let mut a = assess::assess(self.vcs.as_ref(), &self.config, &registry, target)?;
-        self.assess_database(&mut a)?;
+        self.assess_database(&mut a);
         self.assess_env(&mut a)?;
         Ok(a)
     }
@@ -393,6 +397,7 @@ impl Rollback {
     pub fn plan(&self, level: Option<Level>, target: Option<&str>) -> Result<Plan> {
         let a = self.assess(target)?;
         let level = Self::resolve_level(&a, level);
+        self.require_database(&a, level)?;
         let mut plan = planner::rollback_plan(self.vcs.as_ref(), &self.config, &a, level)?;
         self.fill_previews(&mut plan);
         Ok(plan)
@@ -452,13 +457,37 @@ impl Rollback {
         out
     }
 
+    /// Runs that leave the repository between two states: interrupted, failed, or aborted
+    /// by the operator after a step past the snapshots began (a manual run stopped with the
+    /// schema downgraded and the code not yet reset, say). Until they are resumed or undone,
+    /// new runs are refused and `backups prune` keeps their snapshots.
     fn unfinished_runs(&self) -> Result<Vec<RunSummary>> {
-        Ok(self.runs()?.into_iter().filter(|r| matches!(r.status, RunStatus::Running | RunStatus::Failed)).collect())
+        Ok(self
+            .runs()?
+            .into_iter()
+            .filter(|r| match r.status {
+                RunStatus::Running | RunStatus::Failed => true,
+                RunStatus::Cancelled => self.load_run(&r.run_id).is_ok_and(|s| Self::changed_something(&s)),
+                _ => false,
+            })
+            .collect())
+    }
+
+    /// Whether a step that changes the tree, the database or the services began.
+    fn changed_something(s: &RunState) -> bool {
+        s.records.iter().any(|r| {
+            matches!(r, Record::StepBegin { index, .. }
+                if !matches!(s.plan.steps.get(*index), Some(Step::Snapshot { .. } | Step::DbSnapshot { .. } | Step::Record)))
+        })
     }
 
     fn refuse_unfinished(&self) -> Result<()> {
         if let Some(r) = self.unfinished_runs()?.first() {
-            let what = if r.interrupted || r.status == RunStatus::Running { "was interrupted" } else { "failed" };
+            let what = match r.status {
+                RunStatus::Cancelled => "was aborted",
+                _ if r.interrupted || r.status == RunStatus::Running => "was interrupted",
+                _ => "failed",
+            };
             return Err(Error::refused(
                 format!("run {} {what} half-way; the repository may be between two states", r.run_id),
                 Some(format!(
@@ -479,7 +508,7 @@ impl Rollback {
             Step::RemoveUntracked { paths, .. } => Some(paths.len()),
             _ => None,
         });
-        format!(
+        let mut s = format!(
             "Rollback level: {level}\nRepository: {}\nFrom: {} ({}) {}\nTo:   {} {}\nCommits rolled back: {}\nTracked files that change: {}\nLocal changes discarded (snapshotted first): {}\nUntracked files removed (snapshotted first): {}\n",
             a.workdir.display(),
             a.head.commit.short(),
@@ -491,7 +520,33 @@ impl Rollback {
             a.changes.len(),
             discards.unwrap_or(0),
             removes.unwrap_or(0),
-        )
+        );
+        // What else changes, beyond the work tree: the schema, the env, production.
+        for step in &plan.steps {
+            let line = match step {
+                Step::Downgrade { database, from, to, path, .. } => {
+                    let irreversible = path.iter().filter(|p| p.irreversible.is_some()).count();
+                    format!(
+                        "Database {database}: downgraded {} -> {} ({} migration(s) undone{}; snapshotted first)",
+                        full::show_revisions(from),
+                        full::show_revisions(to),
+                        path.len(),
+                        if irreversible > 0 { format!(", {irreversible} IRREVERSIBLE") } else { String::new() }
+                    )
+                }
+                Step::RestoreEnv { record: Some(_), diffs, .. } if !diffs.is_empty() => format!(
+                    "Env files replaced with those recorded for the target (snapshotted first): {}",
+                    diffs.iter().map(|d| d.file.to_string()).collect::<Vec<_>>().join(", ")
+                ),
+                Step::Restart { steps, .. } => format!("Services restarted: {}", steps.join(", ")),
+                Step::Deploy { .. } => format!("Production: {}", step.details().join("; ")),
+                Step::Verify { checks } => format!("Then verified: {} check(s)", checks.len()),
+                _ => continue,
+            };
+            s.push_str(&line);
+            s.push('\n');
+        }
+        s
     }
 
     // ----- run ------------------------------------------------------------------------
@@ -504,6 +559,7 @@ impl Rollback {
         }
         let a = self.assess(opts.target.as_deref())?;
         let level = Self::resolve_level(&a, opts.level);
+        self.require_database(&a, level)?;
         let mut plan = planner::rollback_plan(self.vcs.as_ref(), &self.config, &a, level)?;
         let refusals = self.refusals(&a, opts, level);
         if opts.dry_run || level == Level::Manual {
@@ -556,6 +612,7 @@ impl Rollback {
         self.refuse_unfinished()?;
         // Plan again under the lock, from the state as it is now.
         let now = self.assess(Some(a.target.commit.id.as_str()))?;
+        self.require_database(&now, level)?;
         if now.head != a.head {
             return Err(Error::refused(
                 format!(
@@ -622,6 +679,7 @@ impl Rollback {
         self.refuse_unfinished()?;
         let a = self.assess(opts.target.as_deref())?;
         let level = Self::resolve_level(&a, opts.level);
+        self.require_database(&a, level)?;
         if let Some(e) = self.refusals(&a, opts, level).into_iter().next() {
             return Err(e);
         }
@@ -672,9 +730,20 @@ impl Rollback {
             ),
         }
         ctx.log(LogLevel::Info, format!("From {} to {}", plan.from.commit.short(), plan.to.short()));
-        self.notify(ctx, crate::notify::NotifyEventKind::Started, &run_id, plan, None);
-        let mut ex =
-            Exec { run_id, plan, journal, manifest: None, fresh_plan: true, manual, verification: None, aborted: None };
+        // Sent while the first steps run: a slow webhook must not hold up an emergency.
+        let started_notice = self.notify_later(crate::notify::NotifyEventKind::Started, &run_id, plan);
+        let mut ex = Exec {
+            run_id,
+            plan,
+            journal,
+            manifest: None,
+            fresh_plan: true,
+            manual,
+            verification: None,
+            aborted: None,
+            skipped: BTreeSet::new(),
+            started_notice,
+        };
         self.execute(ctx, &mut ex, 0)
     }
 
@@ -685,6 +754,9 @@ impl Rollback {
         for index in start..total {
             let step = &ex.plan.steps[index];
             let name = step.name();
+            if ex.skipped.contains(&index) {
+                continue;
+            }
             if ex.manual.is_some() {
                 match self.approve(ctx, ex, index)? {
                     crate::prompt::StepDecision::Run => {}
@@ -786,6 +858,10 @@ impl Rollback {
             RunStatus::Cancelled => crate::notify::NotifyEventKind::Cancelled,
             _ => crate::notify::NotifyEventKind::Failed,
         };
+        if let Some(started) = ex.started_notice.take() {
+            let results = crate::rt::block_on(async { started.await.unwrap_or_default() });
+            Self::log_notified(ctx, crate::notify::NotifyEventKind::Started, &results);
+        }
         self.notify(ctx, kind, &ex.run_id, ex.plan, error.as_deref());
         let state = RunState::load(ex.journal.path())?;
         let mut outcome = self.outcome_of(&state);
@@ -957,8 +1033,15 @@ impl Rollback {
         let captures = if ex.fresh_plan {
             ex.plan.captures().to_vec()
         } else {
+            // A resume scans again; the env files a full plan (or an undo) captures are not in
+            // `git status` (they are ignored), so they come from the plan.
             let status = self.vcs.status(true)?;
-            planner::captures(workdir, &self.config, &status, Self::reset_changes(ex.plan))
+            let env: Vec<RepoPath> =
+                ex.plan.captures().iter().filter(|c| c.origin == Origin::Env).map(|c| c.path.clone()).collect();
+            planner::with_env_files(
+                planner::captures(workdir, &self.config, &status, Self::reset_changes(ex.plan)),
+                &env,
+            )
         };
         let paths: Vec<(RepoPath, Origin)> = captures.into_iter().map(|c| (c.path, c.origin)).collect();
         let (entries, mut stats) = backup::snapshot::capture(store.as_ref(), workdir, &paths)?;
@@ -1127,12 +1210,17 @@ impl Rollback {
         let mut kept = Vec::new();
         for rel in self.tool_files() {
             let path = rel.to_fs(workdir);
-            let before = match manifest.entries.iter().find(|e| e.path == rel) {
-                Some(e) => match &e.kind {
-                    EntryKind::File { blob, .. } => Some(self.store()?.get_blob(blob)?),
-                    _ => None,
-                },
-                None => self.vcs.read_file_at(&manifest.head, &rel)?,
+            // Content and mode as they were: a config holding an inline secret at 0600 stays
+            // 0600.
+            let (before, mode) = if let Some(e) = manifest.entries.iter().find(|e| e.path == rel) {
+                match &e.kind {
+                    EntryKind::File { blob, mode, .. } => (Some(self.store()?.get_blob(blob)?), *mode & 0o7777),
+                    _ => (None, 0o644),
+                }
+            } else {
+                let mode = std::fs::symlink_metadata(&path)
+                    .map_or(0o644, |m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o7777);
+                (self.vcs.read_file_at(&manifest.head, &rel)?, mode)
             };
             let Some(before) = before else { continue };
             if std::fs::read(&path).ok().as_deref() == Some(&before[..]) {
@@ -1141,7 +1229,7 @@ impl Rollback {
             if let Some(parent) = path.parent() {
                 std::fs::create_dir_all(parent).at("create folder", parent)?;
             }
-            fsutil::atomic_write_mode(&path, &before, 0o644)?;
+            fsutil::atomic_write_mode(&path, &before, mode)?;
             ctx.log(LogLevel::Info, format!("Kept `{rel}` as it was before the reset (commit it to keep it)"));
             kept.push(rel.to_string());
         }
@@ -1369,11 +1457,25 @@ impl Rollback {
             .and_then(SnapshotId::parse);
         let Some(snapshot) = snapshot else { return Ok(None) };
         let manifest = self.store()?.manifest(&snapshot)?;
+        // The database goes back only if the run changed it: its downgrade (or database
+        // restore) began and was neither skipped nor put back already after failing.
+        // Restoring a dump the run never diverged from would only discard the writes made
+        // since it was taken.
+        let changed_db = target.plan.steps.iter().enumerate().any(|(i, s)| {
+            matches!(s, Step::Downgrade { .. } | Step::RestoreDatabase { .. })
+                && target.records.iter().any(|r| matches!(r, Record::StepBegin { index, .. } if *index == i))
+                && !target.skipped.contains(&i)
+                && !target
+                    .failure
+                    .as_ref()
+                    .is_some_and(|(f, e)| *f == i && (e.contains(full::DB_RESTORED) || e.contains(full::DB_UNCHANGED)))
+        });
         let db_snapshot = target
             .detail_of("db_snapshot")
             .and_then(|d| d.get("snapshot"))
             .and_then(|v| v.as_str())
-            .and_then(SnapshotId::parse);
+            .and_then(SnapshotId::parse)
+            .filter(|_| changed_db);
         let db = match db_snapshot {
             Some(id) => {
                 let m = self.store()?.manifest(&id)?;
@@ -1437,6 +1539,8 @@ impl Rollback {
         let state = self.load_run(run_id)?;
         match state.status {
             RunStatus::Running | RunStatus::Failed => {}
+            // A manual run the operator aborted part-way can be finished later.
+            RunStatus::Cancelled if Self::changed_something(&state) => {}
             other => {
                 return Err(Error::refused(format!("run {run_id} is {other}: there is nothing to resume"), None));
             }
@@ -1481,6 +1585,8 @@ impl Rollback {
             manual,
             verification: None,
             aborted: None,
+            skipped: state.skipped.iter().copied().collect(),
+            started_notice: None,
         };
         let out = self.execute(&mut ctx, &mut ex, start);
         drop(lock);
@@ -1638,13 +1744,14 @@ impl Rollback {
         Ok(self.store()?.verify(ids)?)
     }
 
-    /// Keeps the `keep` newest snapshots, plus those of unfinished runs and of runs that can
-    /// still be undone (newest `keep` of them); removes the rest, their pinned refs and
-    /// unreferenced blobs.
+    /// Keeps the `keep` newest snapshots, plus the work-tree and database snapshots of
+    /// unfinished runs (interrupted, failed, aborted part-way) and the newest env record of
+    /// every verified known-good commit; removes the rest, the pinned refs of runs whose
+    /// snapshot went, and unreferenced blobs.
     pub fn prune_backups(&self, keep: usize, dry_run: bool) -> Result<backup::PruneReport> {
         let runs = self.runs()?;
         let mut protect: Vec<SnapshotId> = Vec::new();
-        for r in runs.iter().filter(|r| matches!(r.status, RunStatus::Running | RunStatus::Failed)) {
+        for r in &self.unfinished_runs()? {
             protect.extend(r.backup_id.clone());
             // Its database snapshot too: a failed full run is undone from it.
             if let Ok(state) = self.load_run(&r.run_id)

@@ -133,7 +133,7 @@ fn split<'a>(capture: &'a [Capture], changes: &[Change]) -> Split<'a> {
 
 /// Adds the configured env files to a capture list as [`Origin::Env`] (absent ones too, so an
 /// undo deletes what a restore created), keeping any that are already captured as they are.
-fn with_env_files(mut capture: Vec<Capture>, files: &[RepoPath]) -> Vec<Capture> {
+pub fn with_env_files(mut capture: Vec<Capture>, files: &[RepoPath]) -> Vec<Capture> {
     for f in files {
         match capture.iter_mut().find(|c| &c.path == f) {
             Some(c) if c.origin != Origin::Tracked => c.origin = Origin::Env,

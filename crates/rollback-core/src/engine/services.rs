@@ -79,6 +79,39 @@ impl Rollback {
         if self.config.notify.is_empty() {
             return;
         }
+        let event = self.event(kind, run_id, plan, error);
+        let results = crate::rt::block_on(crate::notify::send_all(&self.config.notify, &event));
+        Self::log_notified(ctx, kind, &results);
+    }
+
+    /// Starts sending a webhook event on the shared runtime and returns at once; the caller
+    /// collects the results later (`None`: no webhook configured).
+    pub(super) fn notify_later(
+        &self,
+        kind: NotifyEventKind,
+        run_id: &str,
+        plan: &Plan,
+    ) -> Option<tokio::task::JoinHandle<Vec<crate::notify::NotifyResult>>> {
+        if self.config.notify.is_empty() {
+            return None;
+        }
+        let event = self.event(kind, run_id, plan, None);
+        let configs = self.config.notify.clone();
+        Some(crate::rt::runtime().spawn(async move { crate::notify::send_all(&configs, &event).await }))
+    }
+
+    /// Logs what happened to each webhook.
+    pub(super) fn log_notified(ctx: &mut Ctx<'_>, kind: NotifyEventKind, results: &[crate::notify::NotifyResult]) {
+        for r in results {
+            if r.ok {
+                ctx.log(LogLevel::Info, format!("Notified webhook `{}` ({})", r.name, kind.as_str()));
+            } else {
+                ctx.log(LogLevel::Warn, format!("webhook `{}` ({}) failed: {}", r.name, kind.as_str(), r.detail));
+            }
+        }
+    }
+
+    fn event(&self, kind: NotifyEventKind, run_id: &str, plan: &Plan, error: Option<&str>) -> NotifyEvent {
         let what = match (plan.kind, plan.level) {
             (RunKind::Undo, _) => format!("undo of run {}", plan.undo_of.as_deref().unwrap_or("?")),
             (RunKind::Rollback, Some(l)) => format!("{l} rollback"),
@@ -91,7 +124,7 @@ impl Rollback {
             (_, Some(e)) => format!("{what}: {e}"),
             (_, None) => what,
         };
-        let event = NotifyEvent {
+        NotifyEvent {
             kind,
             run_id: run_id.to_owned(),
             level: match kind {
@@ -108,13 +141,6 @@ impl Rollback {
                 .map_or_else(|| self.workdir().display().to_string(), |n| n.to_string_lossy().into_owned()),
             message,
             time: Timestamp::now(),
-        };
-        for r in crate::rt::block_on(crate::notify::send_all(&self.config.notify, &event)) {
-            if r.ok {
-                ctx.log(LogLevel::Info, format!("Notified webhook `{}` ({})", r.name, kind.as_str()));
-            } else {
-                ctx.log(LogLevel::Warn, format!("webhook `{}` ({}) failed: {}", r.name, kind.as_str(), r.detail));
-            }
         }
     }
 

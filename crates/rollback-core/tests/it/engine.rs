@@ -151,3 +151,23 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+#[test]
+fn the_kept_config_file_keeps_its_mode() {
+    // The config is tracked, edited locally to hold an inline secret, and made private; the
+    // target has an older copy. After the reset it is put back with its content AND its mode.
+    let r = TestRepo::new();
+    r.write("forge-rollback.toml", "[caches]\nglobs = []\n");
+    r.commit_all("v1");
+    r.git(&["tag", "v1"]);
+    r.write("app.py", "v2\n").write("forge-rollback.toml", "[caches]\nglobs = [\"**/*.pyc\"]\n");
+    r.commit_all("v2");
+    r.write("forge-rollback.toml", "[caches]\nglobs = [\"**/*.pyc\"]\n# webhook token: s3cr3t\n")
+        .chmod("forge-rollback.toml", 0o600);
+    let rb = Rollback::open(r.path(), None).unwrap();
+    let out = rb.run(&opts(), &AutoConfirm, &Recorder::default()).unwrap();
+    assert_eq!(out.status, RunStatus::Succeeded, "{:?}", out.error);
+    let meta = std::fs::metadata(r.path().join("forge-rollback.toml")).unwrap();
+    assert_eq!(std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o777, 0o600);
+    assert!(String::from_utf8(r.read("forge-rollback.toml")).unwrap().contains("s3cr3t"));
+}

@@ -8,7 +8,7 @@ use rollback_core::config::Config;
 use rollback_core::db::Revision;
 use rollback_core::event::Recorder;
 use rollback_core::plan::{Level, Step};
-use rollback_core::prompt::AutoConfirm;
+use rollback_core::prompt::{AutoConfirm, Confirmation, Prompter, StepApproval, StepDecision, StepInspector};
 use rollback_core::rt::block_on;
 use rollback_core::vcs::{self, BackendKind};
 use rollback_core::{ErrorKind, Rollback, RunOptions, RunStatus};
@@ -284,4 +284,100 @@ fn unknown_revision_and_unparsable_files_refuse_a_full_rollback_and_change_nothi
     assert!(err.to_string().contains(&bad), "{err}");
     assert_eq!(state(&d, &rb), before);
     assert!(rb.runs().unwrap().is_empty(), "no run was started");
+}
+
+/// Answers a manual run from a script (step name → decision; default: run) and keeps the
+/// confirmation it was shown.
+struct Scripted {
+    answers: Vec<(&'static str, StepDecision)>,
+    summary: std::sync::Mutex<String>,
+}
+
+impl Scripted {
+    fn new(answers: Vec<(&'static str, StepDecision)>) -> Self {
+        Self { answers, summary: std::sync::Mutex::default() }
+    }
+}
+
+impl Prompter for Scripted {
+    fn confirm(&self, request: &Confirmation) -> rollback_core::Result<bool> {
+        request.summary.clone_into(&mut self.summary.lock().unwrap());
+        Ok(true)
+    }
+
+    fn approve_step(&self, request: &StepApproval, _: &dyn StepInspector) -> rollback_core::Result<StepDecision> {
+        Ok(self.answers.iter().find(|(n, _)| *n == request.name).map_or(StepDecision::Run, |(_, d)| *d))
+    }
+}
+
+fn manual(target: &str) -> RunOptions {
+    RunOptions { level: Some(Level::Manual), target: Some(target.into()), ..RunOptions::default() }
+}
+
+#[test]
+fn the_confirmation_names_the_database_downgrade_and_the_env() {
+    let d = deploy(Fx::Sql, Engine::Sqlite);
+    let rb = engine(&d);
+    let script = Scripted::new(vec![("snapshot", StepDecision::Abort { undo: false })]);
+    let out = rb.run(&manual("v1"), &script, &Recorder::default()).unwrap();
+    assert_eq!(out.status, RunStatus::Cancelled);
+    let summary = script.summary.lock().unwrap().clone();
+    assert!(
+        summary.contains("Database sqlite:///") && summary.contains("downgraded 0003 -> 0001 (2 migration(s) undone"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("Env files replaced with those recorded for the target (snapshotted first): .env"),
+        "{summary}"
+    );
+}
+
+#[test]
+fn an_undo_does_not_restore_a_database_the_run_never_changed() {
+    let d = deploy(Fx::Sql, Engine::Sqlite);
+    let rb = engine(&d);
+    // The operator takes the database snapshot but skips the downgrade.
+    let script = Scripted::new(vec![("downgrade", StepDecision::Skip)]);
+    let out = rb.run(&manual("v1"), &script, &Recorder::default()).unwrap();
+    assert_eq!(out.status, RunStatus::Succeeded, "{:?}", out.error);
+    assert!(out.steps.iter().any(|s| s.step == "db_snapshot" && s.status == "done"));
+    // Production keeps writing after the rollback; an undo must not throw that away.
+    sql(&rb, "INSERT INTO payments (id, amount_cents, note) VALUES (11, 99, 'written after the rollback')");
+    let undo = rb.undo(out.run_id.as_deref().unwrap(), &AutoConfirm, &Recorder::default()).unwrap();
+    assert_eq!(undo.status, RunStatus::Succeeded, "{:?}", undo.error);
+    assert!(!undo.steps.iter().any(|s| s.step == "restore_database"), "{:?}", undo.steps);
+    let dump = block_on(rb.db().unwrap().unwrap().database().canonical_dump()).unwrap();
+    assert!(dump.contains("written after the rollback"), "{dump}");
+}
+
+#[test]
+fn a_manual_run_aborted_half_way_blocks_new_runs_until_resumed_and_never_runs_skipped_steps() {
+    let d = deploy(Fx::Sql, Engine::Sqlite);
+    let rb = engine(&d);
+    let backup_of = |run: &str| {
+        let (outcome, _, _) = rb.run_details(run).unwrap();
+        outcome.backup_id.unwrap()
+    };
+    // Downgrade done, reset skipped, then aborted: schema at v1, code at v3.
+    let script =
+        Scripted::new(vec![("reset", StepDecision::Skip), ("remove_untracked", StepDecision::Abort { undo: false })]);
+    let out = rb.run(&manual("v1"), &script, &Recorder::default()).unwrap();
+    assert_eq!(out.status, RunStatus::Cancelled);
+    let id = out.run_id.clone().unwrap();
+    let backup = backup_of(&id);
+    assert_eq!(d.repo.head(), d.fx.commits[3], "the reset was skipped");
+    // Half-applied: a new run is refused, naming it.
+    let err = rb.run(&full("v1"), &AutoConfirm, &Recorder::default()).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Refused);
+    assert!(err.to_string().contains(&id) && err.to_string().contains("was aborted"), "{err}");
+    // Resumed without asking: the skipped reset stays skipped, the snapshot is not retaken.
+    let resumed = rb.resume(&id, &Recorder::default()).unwrap();
+    assert_eq!(resumed.status, RunStatus::Succeeded, "{:?}", resumed.error);
+    assert_eq!(d.repo.head(), d.fx.commits[3], "a declined step never runs");
+    assert_eq!(backup_of(&id), backup, "the snapshot from before any change is kept");
+    let statuses: Vec<(&str, &str)> = resumed.steps.iter().map(|s| (s.step.as_str(), s.status.as_str())).collect();
+    assert!(
+        statuses.contains(&("reset", "skipped")) && statuses.contains(&("remove_untracked", "done")),
+        "{statuses:?}"
+    );
 }

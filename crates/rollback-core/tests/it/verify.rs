@@ -356,6 +356,25 @@ fn a_redirect_loop_is_cut_short() {
 }
 
 #[test]
+fn a_redirect_to_another_origin_is_not_followed_so_header_tokens_stay_home() {
+    let home = TestServer::start();
+    let elsewhere = TestServer::start();
+    home.set("/health", Behaviour::Redirect(elsewhere.url("/collect")));
+    home.set("/same", Behaviour::Redirect(home.url("/")));
+    let text = [
+        http("away", &home.url("/health"), "headers = { X-Api-Key = \"tok-2291-secret\" }"),
+        http("same", &home.url("/same"), "headers = { X-Api-Key = \"tok-2291-secret\" }"),
+    ]
+    .concat();
+    let r = run(&verifier(&text));
+    let away = check(&r, "away");
+    assert!(!away.passed, "{away:?}");
+    assert!(away.reason.contains("302"), "the check sees the redirect itself: {}", away.reason);
+    assert!(elsewhere.requests().is_empty(), "nothing was sent to the other origin");
+    assert!(check(&r, "same").passed, "a redirect on the same origin is followed");
+}
+
+#[test]
 fn an_oversized_body_is_read_only_up_to_the_cap() {
     let s = TestServer::start();
     // 64 MB, with and without a Content-Length.
