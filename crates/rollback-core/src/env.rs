@@ -152,7 +152,7 @@ pub fn record(
     }
     let manifest = Manifest {
         format: 1,
-        id: SnapshotId::generate(),
+        id: SnapshotId::generate_labelled(LABEL),
         created_at: Timestamp::now(),
         run_id: None,
         workdir: workdir.to_path_buf(),
@@ -172,15 +172,20 @@ pub fn record(
     }))
 }
 
-/// The newest env record of `commit`, if any.
+/// The newest env record of `commit`, if any. Only the env records' manifests are read (their
+/// ids say they are env records): every `assess` asks, and a store holds many run snapshots.
 pub fn find(store: &dyn BackupStore, commit: &CommitId) -> crate::Result<Option<(EnvRecord, Manifest)>> {
-    let newest = store
-        .list()?
-        .into_iter()
-        .filter(|s| s.label.as_deref() == Some(LABEL) && &s.head == commit)
-        .max_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
-    let Some(summary) = newest else { return Ok(None) };
-    let manifest = store.manifest(&summary.id)?;
+    let mut newest: Option<Manifest> = None;
+    for id in store.ids()?.into_iter().filter(|id| id.has_label(LABEL)) {
+        let m = store.manifest(&id)?;
+        if m.label.as_deref() == Some(LABEL)
+            && &m.head == commit
+            && newest.as_ref().is_none_or(|n| (n.created_at, &n.id) < (m.created_at, &m.id))
+        {
+            newest = Some(m);
+        }
+    }
+    let Some(manifest) = newest else { return Ok(None) };
     let files = manifest.entries.iter().filter(|e| e.kind != EntryKind::Absent).map(|e| e.path.clone()).collect();
     Ok(Some((
         EnvRecord { commit: commit.clone(), snapshot: manifest.id.clone(), recorded_at: manifest.created_at, files },
@@ -213,6 +218,14 @@ pub fn compare(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn env_records_are_told_apart_by_their_ids() {
+        let env = SnapshotId::generate_labelled(LABEL);
+        assert!(env.has_label(LABEL) && SnapshotId::parse(env.as_str()).is_some_and(|p| p.has_label(LABEL)));
+        assert!(!SnapshotId::generate().has_label(LABEL));
+        assert!(!SnapshotId::generate_labelled("database").has_label(LABEL));
+    }
 
     #[test]
     fn keys_and_diff_never_hold_values() {

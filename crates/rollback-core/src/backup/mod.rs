@@ -154,6 +154,19 @@ impl SnapshotId {
         Self(format!("{}-{}", Timestamp::now().compact(), crate::state::random_hex(6)))
     }
 
+    /// A new id carrying a label (`YYYYMMDD-HHMMSS-<label>-xxxxxx`; the label is ASCII letters
+    /// and digits), so snapshots of one kind are found from their ids, without reading every
+    /// manifest.
+    pub fn generate_labelled(label: &str) -> Self {
+        debug_assert!(label.bytes().all(|b| b.is_ascii_alphanumeric()));
+        Self(format!("{}-{label}-{}", Timestamp::now().compact(), crate::state::random_hex(6)))
+    }
+
+    /// Whether the id was made by [`SnapshotId::generate_labelled`] with `label`.
+    pub fn has_label(&self, label: &str) -> bool {
+        self.0.split('-').nth(2) == Some(label)
+    }
+
     /// Validates an id typed by a user or read from disk: ASCII letters, digits and `-`,
     /// 1 to 64 characters.
     pub fn parse(s: &str) -> Option<Self> {
@@ -458,6 +471,14 @@ pub trait BackupStore: Send + Sync {
 
     /// All complete snapshots, oldest first.
     fn list(&self) -> Result<Vec<SnapshotSummary>>;
+
+    /// The ids of all complete snapshots, without reading their manifests where the store can
+    /// (sorted by id).
+    fn ids(&self) -> Result<Vec<SnapshotId>> {
+        let mut ids: Vec<SnapshotId> = self.list()?.into_iter().map(|s| s.id).collect();
+        ids.sort();
+        Ok(ids)
+    }
 
     /// Re-hashes every blob of the named snapshots (all when `None`) and checks that each
     /// manifest's blobs exist.

@@ -108,22 +108,39 @@ fn describe(path: Option<&RepoPath>) -> String {
     path.map_or_else(|| "the git index or database dump".to_owned(), |p| format!("`{p}`"))
 }
 
-/// Hashes a file in 1 MiB chunks.
-fn hash_file(path: &Path) -> Result<(BlobId, u64), IoError> {
+/// Copies `from` into `to` in 1 MiB chunks, hashing what passes: one read of the source.
+fn copy_hashing(from: &Path, to: &mut File, to_path: &Path) -> Result<(BlobId, u64), IoError> {
     use std::io::Read;
-    let mut f = File::open(path).at("open", path)?;
+    let mut f = File::open(from).at("open", from)?;
     let mut hasher = blake3::Hasher::new();
     let mut buf = vec![0u8; 1 << 20];
     let mut len = 0u64;
     loop {
-        let n = f.read(&mut buf).at("read", path)?;
+        let n = f.read(&mut buf).at("read", from)?;
         if n == 0 {
             break;
         }
         hasher.update(&buf[..n]);
+        to.write_all(&buf[..n]).at("write", to_path)?;
         len += n as u64;
     }
     Ok((BlobId::from_hash(hasher.finalize()), len))
+}
+
+/// Creates `tmp` (mode `0600`, it must not exist), lets `fill` write it, and removes it again
+/// if `fill` fails. Returns what `fill` returned.
+fn write_temp<T>(tmp: &Path, fill: impl FnOnce(&mut File) -> Result<T, IoError>) -> Result<T, IoError> {
+    let result = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(fsutil::FILE_MODE)
+        .open(tmp)
+        .at("create", tmp)
+        .and_then(|mut f| fill(&mut f));
+    if result.is_err() {
+        let _ = fs::remove_file(tmp);
+    }
+    result
 }
 
 /// State of one blob found by `verify`.
@@ -239,21 +256,11 @@ impl BackupStore for FsBackupStore {
         let dir = path.parent().unwrap_or(&self.blobs);
         fsutil::create_private_dir(dir)?;
         let tmp = temp_path(&path);
-        let result = (|| {
-            let mut f = OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(fsutil::FILE_MODE)
-                .open(&tmp)
-                .at("create", &tmp)?;
-            f.write_all(content).at("write", &tmp)?;
-            drop(f);
-            // No fsync here: `put_manifest` flushes every blob with one `syncfs`.
-            fs::rename(&tmp, &path).at("rename into place", &path)
-        })();
-        if let Err(e) = result {
+        write_temp(&tmp, |f| f.write_all(content).at("write", &tmp))?;
+        // No fsync here: `put_manifest` flushes every blob with one `syncfs`.
+        if let Err(e) = fs::rename(&tmp, &path) {
             let _ = fs::remove_file(&tmp);
-            return Err(e.into());
+            return Err(IoError::new("rename into place", &path, e).into());
         }
         Ok((id, true))
     }
@@ -275,32 +282,20 @@ impl BackupStore for FsBackupStore {
     }
 
     fn put_blob_file(&self, src: &Path) -> Result<(BlobId, u64, bool)> {
-        let (id, len) = hash_file(src)?;
+        // One pass: copy into a temp file in the blob folder while hashing, then move it to
+        // its name (or drop it when that blob is there already).
+        let tmp = temp_path(&self.blobs.join("incoming"));
+        let (id, len) = write_temp(&tmp, |f| copy_hashing(src, f, &tmp))?;
         let path = self.blob_path(&id);
         if fs::symlink_metadata(&path).is_ok_and(|m| m.is_file() && m.len() == len) {
+            fsutil::remove_file_if_exists(&tmp)?;
             return Ok((id, len, false));
         }
-        let dir = path.parent().unwrap_or(&self.blobs);
-        fsutil::create_private_dir(dir)?;
-        let tmp = temp_path(&path);
-        let result = (|| {
-            let mut from = File::open(src).at("open", src)?;
-            let mut to = OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(fsutil::FILE_MODE)
-                .open(&tmp)
-                .at("create", &tmp)?;
-            io::copy(&mut from, &mut to).at("write", &tmp)?;
-            drop(to);
-            // The content may have changed between hashing and copying: check again.
-            let (again, _) = hash_file(&tmp)?;
-            if again != id {
-                return Err(IoError::new("copy", src, io::Error::other("the file changed while it was being stored")));
-            }
+        let placed = path.parent().map_or(Ok(()), fsutil::create_private_dir).and_then(|()| {
+            // No fsync here: `put_manifest` flushes every blob with one `syncfs`.
             fs::rename(&tmp, &path).at("rename into place", &path)
-        })();
-        if let Err(e) = result {
+        });
+        if let Err(e) = placed {
             let _ = fs::remove_file(&tmp);
             return Err(e.into());
         }
@@ -313,29 +308,24 @@ impl BackupStore for FsBackupStore {
             return Err(Error::BlobNotFound { blob: id.to_string() });
         }
         let tmp = temp_path(dest);
-        let result = (|| {
-            let mut from = File::open(&path).at("open", &path)?;
-            let mut to = OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(fsutil::FILE_MODE)
-                .open(&tmp)
-                .at("create", &tmp)?;
-            io::copy(&mut from, &mut to).at("write", &tmp)?;
-            to.sync_all().at("sync", &tmp)?;
-            Ok::<_, IoError>(())
-        })();
-        if let Err(e) = result {
-            let _ = fs::remove_file(&tmp);
-            return Err(e.into());
-        }
-        let (actual, _) = hash_file(&tmp)?;
+        let actual = write_temp(&tmp, |f| {
+            let (actual, _) = copy_hashing(&path, f, &tmp)?;
+            f.sync_all().at("sync", &tmp)?;
+            Ok(actual)
+        })?;
         if &actual != id {
             let _ = fs::remove_file(&tmp);
             return Err(Error::CorruptBlob { blob: id.to_string(), actual: actual.to_string() });
         }
-        fs::rename(&tmp, dest).at("rename into place", dest)?;
+        if let Err(e) = fs::rename(&tmp, dest) {
+            let _ = fs::remove_file(&tmp);
+            return Err(IoError::new("rename into place", dest, e).into());
+        }
         Ok(())
+    }
+
+    fn ids(&self) -> Result<Vec<SnapshotId>> {
+        self.snapshot_ids()
     }
 
     fn has_blob(&self, id: &BlobId) -> Result<bool> {
@@ -499,6 +489,11 @@ impl BackupStore for FsBackupStore {
                 continue;
             };
             if !dir.file_type().at("read metadata of", &dir.path())?.is_dir() {
+                // A file being streamed in (`put_blob_file`) when a crash came.
+                if is_temp(&dir.file_name()) {
+                    let size = dir.metadata().map_or(0, |m| m.len());
+                    report.freed_bytes += Self::remove_counted(&dir.path(), size, dry_run)?;
+                }
                 continue;
             }
             let dir_path = dir.path();
@@ -537,6 +532,34 @@ impl BackupStore for FsBackupStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn files_stream_in_and_out_checked_against_their_hash() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsBackupStore::open(&dir.path().join("store")).unwrap();
+        let src = dir.path().join("dump");
+        let content: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&src, &content).unwrap();
+        let (id, len, new) = store.put_blob_file(&src).unwrap();
+        assert_eq!((id.clone(), len, new), (BlobId::of(&content), content.len() as u64, true));
+        assert!(!store.put_blob_file(&src).unwrap().2, "stored once");
+        let leftovers: Vec<_> =
+            std::fs::read_dir(&store.blobs).unwrap().flatten().filter(|e| is_temp(&e.file_name())).collect();
+        assert!(leftovers.is_empty(), "no temp file left behind");
+        let out = dir.path().join("back");
+        store.get_blob_to_file(&id, &out).unwrap();
+        assert_eq!(std::fs::read(&out).unwrap(), content);
+        // A damaged blob is refused and nothing is written.
+        let mut damaged = content.clone();
+        damaged[10] ^= 1;
+        std::fs::write(store.blob_path(&id), &damaged).unwrap();
+        let again = dir.path().join("again");
+        assert!(matches!(store.get_blob_to_file(&id, &again), Err(Error::CorruptBlob { .. })));
+        assert!(!again.exists());
+        // A temp file a crash left at the top of the blob folder is collected by prune.
+        std::fs::write(store.blobs.join(".incoming.tmp-1-1"), b"torn").unwrap();
+        assert_eq!(store.prune(0, &[], false).unwrap().freed_bytes, 4 + damaged.len() as u64);
+    }
 
     #[test]
     fn blob_paths_fan_out_by_two_hex_digits() {
