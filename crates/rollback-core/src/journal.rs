@@ -173,6 +173,10 @@ pub enum Record {
         step: String,
         /// The error, whole chain, one line.
         error: String,
+        /// What the step leaves behind despite failing, when it says (a failed downgrade:
+        /// `{"database_changed": false}` once the database is as it was before the step).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        detail: Option<serde_json::Value>,
     },
     /// The operator answered for a step of a manual run.
     Decision {
@@ -412,6 +416,30 @@ impl RunState {
     /// The completion detail of the first step with this name, if it completed.
     pub fn detail_of(&self, step: &str) -> Option<&serde_json::Value> {
         self.plan.steps.iter().zip(&self.done).find(|(s, _)| s.name() == step).and_then(|(_, d)| d.as_ref())
+    }
+
+    /// The snapshot id a completed step journaled (`snapshot` and `db_snapshot` steps).
+    pub fn snapshot_of(&self, step: &str) -> Option<crate::backup::SnapshotId> {
+        self.detail_of(step)
+            .and_then(|d| d.get("snapshot"))
+            .and_then(|v| v.as_str())
+            .and_then(crate::backup::SnapshotId::parse)
+    }
+
+    /// Whether step `index` changed what it works on: it began, was not skipped, and did not
+    /// end in a failure that says it left nothing changed (`"changed": false` in the
+    /// failure's detail, e.g. a downgrade whose database was put back).
+    pub fn step_changed(&self, index: usize, changed_key: &str) -> bool {
+        let last = self.records.iter().rev().find(|r| {
+            matches!(r, Record::StepBegin { index: i, .. } | Record::StepEnd { index: i, .. } | Record::StepFailed { index: i, .. } if *i == index)
+        });
+        match last {
+            None => false,
+            Some(Record::StepFailed { detail: Some(d), .. }) => {
+                d.get(changed_key).and_then(serde_json::Value::as_bool) != Some(false)
+            }
+            Some(_) => !self.skipped.contains(&index),
+        }
     }
 
     /// The first step that has not completed.

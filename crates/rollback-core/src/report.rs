@@ -525,7 +525,7 @@ fn timeline(state: &RunState) -> Vec<TimelineEntry> {
                 let result = plan.steps.get(*index).map(|s| step_result(s, detail)).unwrap_or_default();
                 (*at, format!("Step {}/{total} `{step}` done: {result}", index + 1))
             }
-            Record::StepFailed { at, index, step, error } => {
+            Record::StepFailed { at, index, step, error, .. } => {
                 (*at, format!("Step {}/{total} `{step}` FAILED: {error}", index + 1))
             }
             Record::Resumed { at } => (*at, "Run resumed".to_owned()),

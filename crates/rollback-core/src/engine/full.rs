@@ -19,12 +19,6 @@ pub fn show_revisions(r: &[Revision]) -> String {
     if r.is_empty() { "base".to_owned() } else { r.iter().map(Revision::as_str).collect::<Vec<_>>().join(", ") }
 }
 
-/// What a failed downgrade's error says when the database was put back from its snapshot (an
-/// undo of that run then has no database to restore).
-pub(super) const DB_RESTORED: &str = "the database was restored from backup";
-/// What it says when the failed migration left the database as it was.
-pub(super) const DB_UNCHANGED: &str = "the failed migration was rolled back whole, so the database is as it was";
-
 fn same(a: &[Revision], b: &[Revision]) -> bool {
     let mut a = a.to_vec();
     let mut b = b.to_vec();
@@ -275,11 +269,7 @@ impl Rollback {
     /// The database snapshot this run took, if any.
     fn own_db_snapshot(&self, ex: &Exec<'_>) -> Result<Option<SnapshotId>> {
         let state = crate::journal::RunState::load(ex.journal.path())?;
-        Ok(state
-            .detail_of("db_snapshot")
-            .and_then(|d| d.get("snapshot"))
-            .and_then(|v| v.as_str())
-            .and_then(SnapshotId::parse))
+        Ok(state.snapshot_of("db_snapshot"))
     }
 
     pub(super) fn step_db_snapshot(&self, ctx: &mut Ctx<'_>, ex: &mut Exec<'_>) -> Result<serde_json::Value> {
@@ -364,9 +354,13 @@ impl Rollback {
             // PostgreSQL) and failed on the first one left the database as it was: restoring
             // the snapshot would only throw away the writes made since it was taken.
             let atomic = db.kind() == "sql" || matches!(db.database().url(), crate::db::url::DbUrl::Postgres { .. });
+            // The journal says so, for `undo`: nothing to restore from this run.
+            ex.failure_detail = Some(serde_json::json!({ "database_changed": false }));
             if atomic && crate::rt::block_on(db.current()).is_ok_and(|now| same(&now, from)) {
                 return Err(Error::Service {
-                    message: format!("the downgrade failed ({cause}); {DB_UNCHANGED} and the code was not touched"),
+                    message: format!(
+                        "the downgrade failed ({cause}); the failed migration was rolled back whole, so the database is as it was and the code was not touched"
+                    ),
                     hint: Some(format!(
                         "fix the migration, then `forge-rollback resume {0}`; or `forge-rollback undo {0}`",
                         ex.run_id
@@ -377,22 +371,25 @@ impl Rollback {
             return match self.restore_after_failure(ctx, &ex.run_id, &snapshot) {
                 Ok(kept) => Err(Error::Service {
                     message: format!(
-                        "the downgrade failed ({cause}); {DB_RESTORED} {snapshot}{kept} and the code was not touched"
+                        "the downgrade failed ({cause}); the database was restored from backup {snapshot}{kept} and the code was not touched"
                     ),
                     hint: Some(format!(
                         "fix the migration, then `forge-rollback resume {0}`; or `forge-rollback undo {0}`",
                         ex.run_id
                     )),
                 }),
-                Err(r) => Err(Error::Service {
-                    message: format!(
-                        "the downgrade failed ({cause}) AND restoring the database from backup {snapshot} failed: {}",
-                        super::chain(&r)
-                    ),
-                    hint: Some(format!(
-                        "the code was not touched; restore the database by hand from backup {snapshot}, or retry `forge-rollback undo {}`",
-                        ex.run_id
-                    )),
+                Err(r) => Err({
+                    ex.failure_detail = Some(serde_json::json!({ "database_changed": true }));
+                    Error::Service {
+                        message: format!(
+                            "the downgrade failed ({cause}) AND restoring the database from backup {snapshot} failed: {}",
+                            super::chain(&r)
+                        ),
+                        hint: Some(format!(
+                            "the code was not touched; restore the database by hand from backup {snapshot}, or retry `forge-rollback undo {}`",
+                            ex.run_id
+                        )),
+                    }
                 }),
             };
         }

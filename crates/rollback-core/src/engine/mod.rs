@@ -259,6 +259,8 @@ struct Exec<'a> {
     verification: Option<crate::verify::VerificationReport>,
     /// The operator aborted (manual runs); `true`: undo what ran.
     aborted: Option<bool>,
+    /// Set by a step that fails but knows what it left behind; journaled with the failure.
+    failure_detail: Option<serde_json::Value>,
     /// Steps the operator skipped earlier (a resumed manual run): never run.
     skipped: BTreeSet<usize>,
     /// The `started` webhooks, sent while the first steps run.
@@ -741,6 +743,7 @@ impl Rollback {
             manual,
             verification: None,
             aborted: None,
+            failure_detail: None,
             skipped: BTreeSet::new(),
             started_notice,
         };
@@ -775,6 +778,7 @@ impl Rollback {
                     index,
                     step: name.into(),
                     error: text.clone(),
+                    detail: None,
                 })?;
                 ctx.log(LogLevel::Error, text);
                 failure = Some((index, e));
@@ -811,6 +815,7 @@ impl Rollback {
                         index,
                         step: name.into(),
                         error: text.clone(),
+                        detail: ex.failure_detail.take(),
                     })?;
                     ctx.observer.event(&Event::StepFinished {
                         run_id: ex.run_id.clone(),
@@ -949,11 +954,7 @@ impl Rollback {
                 StepReport { step: s.name().into(), status: status.into(), detail: state.done[i].clone() }
             })
             .collect();
-        let backup_id = state
-            .detail_of("snapshot")
-            .and_then(|d| d.get("snapshot"))
-            .and_then(|v| v.as_str())
-            .and_then(SnapshotId::parse);
+        let backup_id = state.snapshot_of("snapshot");
         let finished_at = state.finished_at;
         RunOutcome {
             run_id: Some(state.run_id.clone()),
@@ -1119,10 +1120,7 @@ impl Rollback {
         }
         let state = RunState::load(ex.journal.path())?;
         let id = state
-            .detail_of("snapshot")
-            .and_then(|d| d.get("snapshot"))
-            .and_then(|v| v.as_str())
-            .and_then(SnapshotId::parse)
+            .snapshot_of("snapshot")
             .ok_or_else(|| Error::refused(format!("run {} has no completed snapshot", ex.run_id), None))?;
         let m = self.store()?.manifest(&id)?;
         ex.manifest = Some(m.clone());
@@ -1450,11 +1448,7 @@ impl Rollback {
     /// The work-tree snapshot of a run and, if it took one, its database snapshot; `None`
     /// when the run stopped before its snapshot completed (it changed nothing).
     fn undo_inputs(&self, target: &RunState) -> Result<Option<(Manifest, Option<planner::DbRestore>)>> {
-        let snapshot = target
-            .detail_of("snapshot")
-            .and_then(|d| d.get("snapshot"))
-            .and_then(|v| v.as_str())
-            .and_then(SnapshotId::parse);
+        let snapshot = target.snapshot_of("snapshot");
         let Some(snapshot) = snapshot else { return Ok(None) };
         let manifest = self.store()?.manifest(&snapshot)?;
         // The database goes back only if the run changed it: its downgrade (or database
@@ -1463,19 +1457,9 @@ impl Rollback {
         // since it was taken.
         let changed_db = target.plan.steps.iter().enumerate().any(|(i, s)| {
             matches!(s, Step::Downgrade { .. } | Step::RestoreDatabase { .. })
-                && target.records.iter().any(|r| matches!(r, Record::StepBegin { index, .. } if *index == i))
-                && !target.skipped.contains(&i)
-                && !target
-                    .failure
-                    .as_ref()
-                    .is_some_and(|(f, e)| *f == i && (e.contains(full::DB_RESTORED) || e.contains(full::DB_UNCHANGED)))
+                && target.step_changed(i, "database_changed")
         });
-        let db_snapshot = target
-            .detail_of("db_snapshot")
-            .and_then(|d| d.get("snapshot"))
-            .and_then(|v| v.as_str())
-            .and_then(SnapshotId::parse)
-            .filter(|_| changed_db);
+        let db_snapshot = target.snapshot_of("db_snapshot").filter(|_| changed_db);
         let db = match db_snapshot {
             Some(id) => {
                 let m = self.store()?.manifest(&id)?;
@@ -1585,6 +1569,7 @@ impl Rollback {
             manual,
             verification: None,
             aborted: None,
+            failure_detail: None,
             skipped: state.skipped.iter().copied().collect(),
             started_notice: None,
         };
@@ -1619,11 +1604,7 @@ impl Rollback {
             let s = RunState::load(&path)?;
             summaries.push(RunSummary {
                 interrupted: s.status == RunStatus::Running && live.is_none(),
-                backup_id: s
-                    .detail_of("snapshot")
-                    .and_then(|d| d.get("snapshot"))
-                    .and_then(|v| v.as_str())
-                    .and_then(SnapshotId::parse),
+                backup_id: s.snapshot_of("snapshot"),
                 run_id: s.run_id,
                 kind: s.plan.kind,
                 status: s.status,
@@ -1755,11 +1736,7 @@ impl Rollback {
             protect.extend(r.backup_id.clone());
             // Its database snapshot too: a failed full run is undone from it.
             if let Ok(state) = self.load_run(&r.run_id)
-                && let Some(id) = state
-                    .detail_of("db_snapshot")
-                    .and_then(|d| d.get("snapshot"))
-                    .and_then(|v| v.as_str())
-                    .and_then(SnapshotId::parse)
+                && let Some(id) = state.snapshot_of("db_snapshot")
             {
                 protect.push(id);
             }
