@@ -132,11 +132,6 @@ pub struct WatchReport {
     pub promoted: Vec<CommitId>,
     /// `signal` or `rounds`.
     pub stopped_by: String,
-    /// Commits this watch rolled back to: it never rolls back from one of them again (the
-    /// failures outlived a rollback to a verified release, so the code is not their cause, and
-    /// walking down the registry marking every release bad would only make things worse).
-    #[serde(skip)]
-    rolled_back_to: Vec<CommitId>,
 }
 
 /// A stop flag set by SIGINT or SIGTERM, for front-ends that watch.
@@ -265,6 +260,12 @@ impl Rollback {
             ),
         );
         let mut report = WatchReport::default();
+        // Commits this watch will not roll back from (again): the releases it rolled back to,
+        // and the ones it left when the target failed the checks too. The failures outlived a
+        // rollback to a verified release, so the code is not their cause; walking down the
+        // registry marking releases bad, or flapping between rollback and undo, would only
+        // make things worse.
+        let mut settled: Vec<CommitId> = Vec::new();
         let mut failures = 0u32;
         let mut passing_since: Option<Instant> = None;
         let mut promoted_head = false;
@@ -330,7 +331,7 @@ impl Rollback {
                 })?;
                 if failures >= opts.failures {
                     failures = 0;
-                    self.watch_rollback(&mut log, opts, &head, failed, &mut report)?;
+                    self.watch_rollback(&mut log, opts, &head, failed, &mut report, &mut settled)?;
                 }
             }
             if sleep_until(round_start + opts.interval, stop) {
@@ -405,13 +406,14 @@ impl Rollback {
         head: &CommitId,
         because: Vec<String>,
         report: &mut WatchReport,
+        settled: &mut Vec<CommitId>,
     ) -> Result<()> {
         let at = Timestamp::now();
-        if report.rolled_back_to.contains(head) {
+        if settled.contains(head) {
             log.say(
                 LogLevel::Error,
                 format!(
-                    "{} failed rounds, but this watch already rolled back to {}: the failures outlived a rollback to a verified release, so they are not in the code; not rolling back again (investigate the services, the database, the network)",
+                    "{} failed rounds, but this watch already rolled back from or to {}: the failures outlived a rollback to a verified release, so they are not in the code; not rolling back again (investigate the services, the database, the network)",
                     opts.failures,
                     head.short()
                 ),
@@ -420,7 +422,9 @@ impl Rollback {
                 at,
                 from: head.clone(),
                 run_id: None,
-                outcome: "not started: this watch already rolled back to HEAD; the failures are not in the code".into(),
+                outcome:
+                    "not started: this watch already rolled back from or to HEAD; the failures are not in the code"
+                        .into(),
                 because,
             });
         }
@@ -471,13 +475,13 @@ impl Rollback {
                 }
                 let verified = outcome.verification.as_ref().is_none_or(|v| v.passed);
                 if matches!(outcome.status, RunStatus::Succeeded | RunStatus::VerificationFailed | RunStatus::Undone) {
-                    report.rolled_back_to.push(outcome.to.clone());
+                    settled.push(outcome.to.clone());
                 }
                 if !verified {
                     // The checks failed on the known-good release too (and `on_failure = "undo"`
                     // may have brought the broken one back): the failures are not in the code.
                     // Rolling back again from either commit would only flap.
-                    report.rolled_back_to.push(head.clone());
+                    settled.push(head.clone());
                 }
                 log.record(&WatchRecord::Rollback {
                     at,

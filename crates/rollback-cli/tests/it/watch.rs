@@ -389,3 +389,24 @@ fn an_absurd_promotion_window_in_the_registry_is_a_usage_error_not_a_panic() {
     // The flag overrides it.
     w.fr(&["watch", "--interval", "0.2", "--rounds", "1", "--promote-after", "1"]).ok();
 }
+
+#[test]
+fn with_on_failure_undo_a_watch_does_not_flap_between_rollback_and_undo() {
+    let w = Watched::new(|_| "[verify]\non_failure = \"undo\"\n".to_owned());
+    w.server.set("/health", Behaviour::Status(503));
+    let out = w.fr(&["watch", "--interval", "0.2", "--failures", "2", "--rounds", "6", "--promote-after", "1"]);
+    out.ok();
+    let rollbacks = w.events("rollback");
+    assert_eq!(rollbacks.len(), 3, "{rollbacks:?}");
+    // The one rollback failed its checks and was undone at once: back on v3 ...
+    assert!(rollbacks[0]["run_id"].is_string(), "{rollbacks:?}");
+    assert_eq!(w.repo.head(), w.ids[2]);
+    // ... and the watch does not roll back from v3 again, nor marks it bad.
+    for r in &rollbacks[1..] {
+        assert_eq!(r["from"], w.ids[2].as_str());
+        assert!(r["run_id"].is_null(), "{r}");
+    }
+    assert!(w.events("mark_bad").is_empty());
+    let runs = w.runs();
+    assert_eq!(runs.len(), 2, "one rollback and its undo: {runs:?}");
+}
