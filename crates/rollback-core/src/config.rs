@@ -653,11 +653,6 @@ url = "/protected"
 expect_status = 401
 "#;
 
-/// Writes [`DEFAULT_TOML`] to `path` (refusing to overwrite unless `force`).
-pub fn write_default(path: &Path, force: bool) -> Result<(), crate::Error> {
-    write_text(path, DEFAULT_TOML, force)
-}
-
 /// Writes configuration text to `path` (refusing to overwrite unless `force`).
 pub fn write_text(path: &Path, text: &str, force: bool) -> Result<(), crate::Error> {
     if path.exists() && !force {

@@ -344,3 +344,25 @@ mod tests {
         assert_eq!(t.0.get(&b"l"[..]), Some(&Node::Symlink(b"a b".to_vec())));
     }
 }
+
+/// Kills the processes it holds when dropped (children it spawned, and other pids by number),
+/// so a failing test leaves nothing running.
+#[derive(Debug, Default)]
+pub struct Reaper {
+    /// Children to kill and wait for.
+    pub children: Vec<std::process::Child>,
+    /// Other processes to `kill -9`.
+    pub pids: Vec<u32>,
+}
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        for pid in &self.pids {
+            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+        }
+    }
+}

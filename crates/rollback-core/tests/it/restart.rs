@@ -9,6 +9,7 @@ use rollback_core::restart::{self, RestartResult, RestartStep};
 use rollback_core::rt;
 use rollback_core::verify::config::{CheckSpec, HttpCheck};
 use rollback_core::verify::{CheckConfig, Verifier, VerifySettings};
+use rollback_testkit::Reaper;
 use rollback_testkit::server::{Behaviour, TestServer};
 
 fn step(name: &str, argv: &[&str]) -> RestartStep {
@@ -76,24 +77,6 @@ fn read_pid(path: &Path) -> u32 {
         }
         assert!(Instant::now() < end, "no pid in {}", path.display());
         std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// Kills the processes it holds when dropped, so a failing test leaves nothing running.
-struct Reaper {
-    children: Vec<std::process::Child>,
-    pids: Vec<u32>,
-}
-
-impl Drop for Reaper {
-    fn drop(&mut self) {
-        for c in &mut self.children {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        for pid in &self.pids {
-            let _ = std::process::Command::new("kill").args(["-9", &pid.to_string()]).status();
-        }
     }
 }
 

@@ -11,6 +11,7 @@ use rollback_core::verify::config::{self, CheckSpec};
 use rollback_core::verify::{
     CheckConfig, CheckResult, DbProbe, ServiceVerifier, VerificationReport, Verifier, VerifySettings,
 };
+use rollback_testkit::Reaper;
 use rollback_testkit::server::{Behaviour, TestServer, refused_addr};
 use serde::Deserialize;
 
@@ -558,24 +559,6 @@ fn command_checks() {
     assert_eq!(c.status, "error");
     assert!(c.reason.starts_with("cannot run `/nonexistent/program`"), "{c:?}");
     assert!(check(&r, "no-shell").passed, "{r:?}");
-}
-
-/// Kills the processes it holds when dropped, so a failing test leaves nothing running.
-struct Reaper {
-    children: Vec<std::process::Child>,
-    pids: Vec<u32>,
-}
-
-impl Drop for Reaper {
-    fn drop(&mut self) {
-        for c in &mut self.children {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        for pid in &self.pids {
-            let _ = std::process::Command::new("kill").args(["-9", &pid.to_string()]).status();
-        }
-    }
 }
 
 #[test]
