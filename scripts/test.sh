@@ -102,7 +102,7 @@ stage_python() {
     # Both read the same pyproject.toml; `pip install ./crates/rollback-py` (what users run)
     # builds the same module in release mode.
     step "maturin develop" env VIRTUAL_ENV="$VENV" "$VENV/bin/maturin" develop --locked -q \
-        -m crates/rollback-py/Cargo.toml || return 0
+        --features failpoints -m crates/rollback-py/Cargo.toml || return 0
 
     # The CLI-vs-Python JSON tests run the CLI binary built here.
     step "cargo build -p rollback-cli" cargo build -q --locked -p rollback-cli || return 0

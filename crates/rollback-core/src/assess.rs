@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{Category, Config};
+use crate::model::Level;
 use crate::paths::RepoPath;
-use crate::plan::Level;
 use crate::registry::{Entry, Registry};
 use crate::vcs::{ChangeKind, CommitId, CommitInfo, Head, StatusEntry, StatusKind, VcsBackend};
 
@@ -73,28 +73,7 @@ impl Dirty {
     }
 }
 
-/// How serious a risk is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    /// For information.
-    Info,
-    /// Needs attention after the rollback.
-    Medium,
-    /// A run refuses it, or it leaves the service broken.
-    High,
-}
-
-/// Something that can go wrong.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Risk {
-    /// Stable identifier (`not_ancestor`, `detached_head`, ...).
-    pub code: String,
-    /// How serious.
-    pub severity: Severity,
-    /// For people.
-    pub message: String,
-}
+pub use crate::model::{Risk, RiskCode, RiskSeverity as Severity};
 
 /// The result of `assess`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -143,7 +122,7 @@ pub struct Assessment {
 
 impl Assessment {
     /// Whether a risk with this code is present.
-    pub fn has_risk(&self, code: &str) -> bool {
+    pub fn has_risk(&self, code: RiskCode) -> bool {
         self.risks.iter().any(|r| r.code == code)
     }
 }
@@ -166,8 +145,8 @@ fn operation_in_progress(vcs: &dyn VcsBackend) -> Option<&'static str> {
 }
 
 /// A risk.
-pub fn risk(code: &str, severity: Severity, message: String) -> Risk {
-    Risk { code: code.into(), severity, message }
+pub fn risk(code: RiskCode, severity: Severity, message: String) -> Risk {
+    Risk::new(code, severity, message)
 }
 
 /// Resolves the target: `rev` if given, else the registry's newest verified known-good commit.
@@ -254,24 +233,28 @@ pub fn assess(
 
     let mut risks = Vec::new();
     if head.branch.is_none() {
-        risks.push(risk("detached_head", Severity::High, "HEAD is detached: a rollback needs a branch to move".into()));
+        risks.push(risk(
+            RiskCode::DetachedHead,
+            Severity::High,
+            "HEAD is detached: a rollback needs a branch to move".into(),
+        ));
     }
     if let Some(op) = operation_in_progress(vcs) {
         risks.push(risk(
-            "operation_in_progress",
+            RiskCode::OperationInProgress,
             Severity::High,
             format!("{op} is in progress: a reset would abort it"),
         ));
     }
     if to == head.commit {
         risks.push(risk(
-            "target_is_head",
+            RiskCode::TargetIsHead,
             Severity::Info,
             format!("the target {} is HEAD: only uncommitted changes would be rolled back", to.short()),
         ));
     } else if !target_is_ancestor {
         risks.push(risk(
-            "not_ancestor",
+            RiskCode::NotAncestor,
             Severity::High,
             format!(
                 "the target {} is not an ancestor of HEAD: the rollback would also move to commits HEAD never had",
@@ -281,13 +264,13 @@ pub fn assess(
     }
     if target.registry_entry.as_ref().is_some_and(|e| e.known_bad) {
         risks.push(risk(
-            "target_known_bad",
+            RiskCode::TargetKnownBad,
             Severity::High,
             format!("the target {} is marked bad in the registry", to.short()),
         ));
     } else if !target.registry_entry.as_ref().is_some_and(|e| e.verified) {
         risks.push(risk(
-            "target_unverified",
+            RiskCode::TargetUnverified,
             Severity::Medium,
             format!("the target {} is not a verified known-good commit", to.short()),
         ));
@@ -295,7 +278,7 @@ pub fn assess(
     let count = |c: Category| changes_by_category.get(&c).copied().unwrap_or(0);
     if count(Category::Migrations) > 0 {
         risks.push(risk(
-            "migrations_changed",
+            RiskCode::MigrationsChanged,
             Severity::High,
             format!(
                 "{} migration file(s) differ: a fast rollback would run the old code on the newer schema",
@@ -305,7 +288,7 @@ pub fn assess(
     }
     if count(Category::Dependencies) > 0 {
         risks.push(risk(
-            "dependencies_changed",
+            RiskCode::DependenciesChanged,
             Severity::Medium,
             format!(
                 "{} dependency file(s) differ: reinstall dependencies after the rollback",
@@ -315,14 +298,14 @@ pub fn assess(
     }
     if count(Category::Env) > 0 {
         risks.push(risk(
-            "env_changed",
+            RiskCode::EnvChanged,
             Severity::Medium,
             format!("{} env/config file(s) differ", count(Category::Env)),
         ));
     }
     if !dirty.at_target_paths.is_empty() {
         risks.push(risk(
-            "untracked_at_target_paths",
+            RiskCode::UntrackedAtTargetPaths,
             Severity::Medium,
             format!(
                 "{} untracked or ignored path(s) sit where the target has files: they are snapshotted, then replaced",
@@ -332,7 +315,7 @@ pub fn assess(
     }
     if !dirty.is_clean() {
         risks.push(risk(
-            "dirty_tree",
+            RiskCode::DirtyTree,
             Severity::Info,
             format!(
                 "uncommitted work: {} modified, {} staged, {} untracked; all of it is snapshotted and `undo` restores it",

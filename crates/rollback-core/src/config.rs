@@ -12,9 +12,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::db::DatabaseConfig;
 use crate::deploy::DeployConfig;
+use crate::model::Level;
 use crate::notify::NotifyConfig;
 use crate::paths::RepoPath;
-use crate::plan::Level;
 use crate::restart::RestartStep;
 use crate::vcs::BackendKind;
 use crate::verify::{CheckConfig, VerifySettings};

@@ -9,57 +9,9 @@ use serde::{Deserialize, Serialize};
 use crate::backup::{Origin, SnapshotId};
 use crate::db::{DowngradeStep, Revision};
 use crate::env::EnvFileDiff;
+pub use crate::model::{Level, RunKind};
 use crate::paths::RepoPath;
 use crate::vcs::{Change, ChangeKind, CommitId, Head};
-
-/// How much a rollback puts back.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Level {
-    /// Code only: snapshot, reset, remove untracked files, clear caches.
-    Fast,
-    /// Code, database schema and env config.
-    Full,
-    /// Like full, with a human approving each step.
-    Manual,
-}
-
-impl Level {
-    /// `fast`, `full`, `manual`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Level::Fast => "fast",
-            Level::Full => "full",
-            Level::Manual => "manual",
-        }
-    }
-}
-
-impl std::fmt::Display for Level {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// What a run does.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum RunKind {
-    /// Move to an older, known-good commit.
-    Rollback,
-    /// Restore the state a snapshot recorded (undo of an earlier run).
-    Undo,
-}
-
-impl RunKind {
-    /// `rollback` or `undo`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RunKind::Rollback => "rollback",
-            RunKind::Undo => "undo",
-        }
-    }
-}
 
 /// One path a snapshot captures.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -15,8 +15,8 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use crate::engine::RunOutcome;
 use crate::journal::{Record, RunState, RunStatus, Severity};
+use crate::outcome::RunOutcome;
 use crate::plan::{Level, RunKind, Step};
 use crate::time::Timestamp;
 use crate::vcs::{CommitId, VcsBackend};

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{DbMigrator, DowngradeStep, Revision};
-use crate::assess::{Risk, Severity};
+use crate::model::{Risk, RiskCode, RiskSeverity as Severity};
 use crate::vcs::{CommitId, VcsBackend};
 
 /// The database part of an assessment.
@@ -63,7 +63,7 @@ pub async fn assess(migrator: &dyn DbMigrator, vcs: &dyn VcsBackend, target: &Co
         Err(_) if migrator.database().sqlite_missing() => (true, Vec::new()),
         Err(e) => {
             risks.push(risk(
-                "db_unreachable",
+                RiskCode::DbUnreachable,
                 Severity::High,
                 format!("{e}; the downgrade path below assumes the database is at the code's heads"),
             ));
@@ -75,7 +75,7 @@ pub async fn assess(migrator: &dyn DbMigrator, vcs: &dyn VcsBackend, target: &Co
     for (which, heads) in [("the work tree's", &code_heads), ("the target's", &target_heads)] {
         if heads.len() > 1 {
             risks.push(risk(
-                "multiple_heads",
+                RiskCode::MultipleHeads,
                 Severity::Medium,
                 format!("{which} migrations have {} heads ({}); merge them", heads.len(), join(heads)),
             ));
@@ -90,13 +90,13 @@ pub async fn assess(migrator: &dyn DbMigrator, vcs: &dyn VcsBackend, target: &Co
             });
         if ahead {
             risks.push(risk(
-                "db_ahead_of_code",
+                RiskCode::DbAheadOfCode,
                 Severity::High,
                 format!("`{database}` is at migration {rev}, newer than every migration file in the work tree: a newer release migrated it, and the code to undo that is not here"),
             ));
         } else {
             risks.push(risk(
-                "unknown_db_revision",
+                RiskCode::UnknownDbRevision,
                 Severity::High,
                 format!("`{database}` is at revision `{rev}`, which no migration file in the work tree defines; it cannot be downgraded with these files"),
             ));
@@ -107,13 +107,13 @@ pub async fn assess(migrator: &dyn DbMigrator, vcs: &dyn VcsBackend, target: &Co
     if unknown.is_empty() {
         match code.downgrade_path_on(&database, &from, &target_heads) {
             Ok(steps) => path = steps,
-            Err(e) => risks.push(risk("no_downgrade_path", Severity::High, e.to_string())),
+            Err(e) => risks.push(risk(RiskCode::NoDowngradePath, Severity::High, e.to_string())),
         }
     }
     for step in &path {
         if let Some(reason) = &step.irreversible {
             risks.push(risk(
-                "irreversible_downgrade",
+                RiskCode::IrreversibleDowngrade,
                 Severity::High,
                 format!("migration `{}` ({}) cannot be undone: {reason}", step.revision, step.description),
             ));
@@ -121,7 +121,7 @@ pub async fn assess(migrator: &dyn DbMigrator, vcs: &dyn VcsBackend, target: &Co
         if let Some(m) = code.get(&step.revision) {
             if !m.destructive_upgrade.is_empty() {
                 risks.push(risk(
-                    "destructive_upgrade",
+                    RiskCode::DestructiveUpgrade,
                     Severity::Medium,
                     format!(
                         "migration `{}` ({}) removed data ({}); undoing it restores the schema, not the data (the snapshot has it)",
@@ -136,7 +136,7 @@ pub async fn assess(migrator: &dyn DbMigrator, vcs: &dyn VcsBackend, target: &Co
     if reachable {
         for rev in migrator.edited_migrations().await? {
             risks.push(risk(
-                "edited_migration",
+                RiskCode::EditedMigration,
                 Severity::Medium,
                 format!("migration `{rev}` was applied to `{database}` with other content than its file has now"),
             ));
@@ -158,8 +158,8 @@ pub async fn assess(migrator: &dyn DbMigrator, vcs: &dyn VcsBackend, target: &Co
     })
 }
 
-fn risk(code: &str, severity: Severity, message: String) -> Risk {
-    Risk { code: code.into(), severity, message }
+fn risk(code: RiskCode, severity: Severity, message: String) -> Risk {
+    Risk::new(code, severity, message)
 }
 
 fn join(revs: &[Revision]) -> String {

@@ -347,7 +347,7 @@ impl SqlMigrator {
                                 return Err(Error::Migration { database: database.to_owned(), revision: m.revision.clone(), detail });
                             }
                             // Crash tests: a kill between two committed downgrades.
-                            if !up && let Err(e) = crate::engine::failpoint::hit("between:downgrades") {
+                            if !up && let Err(e) = crate::failpoint::hit("between:downgrades") {
                                 return Err(Error::Migration {
                                     database: database.to_owned(),
                                     revision: m.revision.clone(),

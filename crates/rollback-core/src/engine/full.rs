@@ -11,6 +11,7 @@ use crate::engine::RunOptions;
 use crate::error::{Error, Result};
 use crate::event::LogLevel;
 use crate::fsutil;
+use crate::model::RiskCode;
 use crate::plan::{Level, Plan, Step};
 use crate::time::Timestamp;
 
@@ -54,7 +55,7 @@ impl Rollback {
         // risk; full and manual runs (and their plans) fail with the error itself.
         if let Err(e) = self.assess_database_strict(a) {
             a.risks.push(assess::risk(
-                "db_not_assessed",
+                RiskCode::DbNotAssessed,
                 Severity::High,
                 format!(
                     "the database could not be assessed: {}; a full rollback is not possible until this is fixed",
@@ -99,7 +100,7 @@ impl Rollback {
                 "migration files changed, but the database is already at the target's revision {}: rolling back the code is enough",
                 show_revisions(&d.target_heads)
             );
-            a.risks.retain(|r| r.code != "migrations_changed");
+            a.risks.retain(|r| r.code != RiskCode::MigrationsChanged);
         }
         a.risks.sort_by_key(|r| std::cmp::Reverse(r.severity));
         a.database = Some(d);
@@ -132,7 +133,7 @@ impl Rollback {
         }
         if record.is_none() {
             a.risks.push(assess::risk(
-                "env_not_recorded",
+                RiskCode::EnvNotRecorded,
                 Severity::Info,
                 format!(
                     "no env recorded for the target {}: a full rollback leaves the env files ({}) as they are; `known-good mark` records them",
@@ -143,7 +144,7 @@ impl Rollback {
         } else if !diffs.is_empty() {
             let keys: usize = diffs.iter().map(|d| d.added.len() + d.removed.len() + d.changed.len()).sum();
             a.risks.push(assess::risk(
-                "env_differs",
+                RiskCode::EnvDiffers,
                 Severity::Medium,
                 format!(
                     "{} env file(s) differ from those recorded with the target ({keys} key(s)): a full rollback restores them",
@@ -172,7 +173,7 @@ impl Rollback {
             ));
             return out;
         }
-        for code in ["unknown_db_revision", "no_downgrade_path", "db_ahead_of_code"] {
+        for code in [RiskCode::UnknownDbRevision, RiskCode::NoDowngradePath, RiskCode::DbAheadOfCode] {
             if let Some(r) = d.risks.iter().find(|r| r.code == code) {
                 out.push(Error::refused(
                     r.message.clone(),
@@ -345,7 +346,7 @@ impl Rollback {
                 show_revisions(to)
             ),
         );
-        let result = crate::engine::failpoint::hit("inside:downgrade")
+        let result = crate::failpoint::hit("inside:downgrade")
             .and_then(|()| crate::rt::block_on(db.downgrade(to)).map_err(Error::from));
         if let Err(e) = result {
             let cause = super::chain(&e);

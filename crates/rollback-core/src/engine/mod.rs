@@ -13,7 +13,6 @@
 //! run acts on what was actually captured. `undo` is itself a run (snapshot of the current
 //! state first, so an undo can be undone) that puts back the snapshot of the run it undoes.
 
-pub mod failpoint;
 mod full;
 pub use full::show_revisions;
 mod manual;
@@ -21,13 +20,13 @@ pub mod planner;
 mod services;
 
 use std::collections::BTreeSet;
+
+use crate::failpoint;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Component, Path, PathBuf};
 use std::sync::{Arc, OnceLock};
-
-use serde::{Deserialize, Serialize};
 
 use crate::assess::{self, Assessment};
 use crate::backup::store::FsBackupStore;
@@ -67,89 +66,7 @@ pub struct RunOptions {
     pub allow_irreversible: bool,
 }
 
-/// What happened to one step.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct StepReport {
-    /// Step name.
-    pub step: String,
-    /// `done`, `failed`, `interrupted` or `pending`.
-    pub status: String,
-    /// What it did, as journaled.
-    pub detail: Option<serde_json::Value>,
-}
-
-/// The result of `run`, `undo` or `resume`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct RunOutcome {
-    /// The run (`None` for a dry run).
-    pub run_id: Option<String>,
-    /// Rollback or undo.
-    pub kind: RunKind,
-    /// Outcome.
-    pub status: RunStatus,
-    /// Level of a rollback.
-    pub level: Option<Level>,
-    /// HEAD before.
-    pub from: CommitId,
-    /// Branch before.
-    pub branch: Option<String>,
-    /// The commit moved to.
-    pub to: CommitId,
-    /// The snapshot taken before any change (`undo RUN` restores it).
-    pub backup_id: Option<SnapshotId>,
-    /// For an undo: the run undone.
-    pub undo_of: Option<String>,
-    /// Start time.
-    pub started_at: Timestamp,
-    /// End time.
-    pub finished_at: Option<Timestamp>,
-    /// Wall time in milliseconds.
-    pub duration_ms: u64,
-    /// Steps, in plan order.
-    pub steps: Vec<StepReport>,
-    /// Things the operator should know.
-    pub warnings: Vec<String>,
-    /// The error of a failed run, whole chain on one line.
-    pub error: Option<String>,
-    /// The plan (dry runs only).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub plan: Option<Plan>,
-    /// The verification round at the end of the run, if checks are configured.
-    pub verification: Option<crate::verify::VerificationReport>,
-    /// The undo that put this run back (`[verify] on_failure = "undo"`, or a manual abort).
-    pub undone_by: Option<String>,
-}
-
-/// A line of `runs list`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct RunSummary {
-    /// The run.
-    pub run_id: String,
-    /// Rollback or undo.
-    pub kind: RunKind,
-    /// Outcome; `running` with `interrupted` set means it crashed.
-    pub status: RunStatus,
-    /// Started and not finished, and nobody holds the lock: it crashed or was killed.
-    pub interrupted: bool,
-    /// Level.
-    pub level: Option<Level>,
-    /// HEAD before.
-    pub from: CommitId,
-    /// Target.
-    pub to: CommitId,
-    /// Snapshot.
-    pub backup_id: Option<SnapshotId>,
-    /// Undo of.
-    pub undo_of: Option<String>,
-    /// Undone by.
-    pub undone_by: Option<String>,
-    /// Start.
-    pub started_at: Timestamp,
-    /// End.
-    pub finished_at: Option<Timestamp>,
-    /// Reason given.
-    pub reason: Option<String>,
-}
+pub use crate::outcome::{RunOutcome, RunSummary, StepReport};
 
 /// A repository opened for rollbacks.
 pub struct Rollback {
@@ -417,11 +334,11 @@ impl Rollback {
                 Some("check out the branch you deploy from (`git switch main`) and run again".to_owned()),
             ));
         }
-        if a.has_risk("operation_in_progress") {
+        if a.has_risk(crate::model::RiskCode::OperationInProgress) {
             let msg = a
                 .risks
                 .iter()
-                .find(|r| r.code == "operation_in_progress")
+                .find(|r| r.code == crate::model::RiskCode::OperationInProgress)
                 .map(|r| r.message.clone())
                 .unwrap_or_default();
             out.push(Error::refused(
@@ -652,7 +569,7 @@ impl Rollback {
                 ),
             ),
             Some(_) => {}
-            None if a.has_risk("migrations_changed") => ctx.log(LogLevel::Warn, "migration files changed between HEAD and the target: the rolled-back code will run on the newer schema"),
+            None if a.has_risk(crate::model::RiskCode::MigrationsChanged) => ctx.log(LogLevel::Warn, "migration files changed between HEAD and the target: the rolled-back code will run on the newer schema"),
             None => {}
         }
     }

@@ -14,14 +14,28 @@
 //! `inside:downgrade` (the database snapshot taken, the downgrade not begun) and, in the native
 //! SQL migrator on SQLite, `between:downgrades` (after each committed downgrade of one
 //! migration). With the variable unset, a failpoint is one environment lookup.
+//!
+//! Compiled in only with the `failpoints` cargo feature (the crash tests enable it); without
+//! it, [`hit`] is an empty inline function, so release binaries cannot be made to kill
+//! themselves through their environment.
 
+#[cfg(feature = "failpoints")]
 use std::time::{Duration, Instant};
 
 /// The variable naming armed points.
-pub const VAR: &str = "FORGE_ROLLBACK_FAILPOINT";
+#[cfg_attr(not(feature = "failpoints"), allow(dead_code))]
+pub(crate) const VAR: &str = "FORGE_ROLLBACK_FAILPOINT";
+
+/// Triggers `point` if armed (never, without the `failpoints` feature).
+#[cfg(not(feature = "failpoints"))]
+#[inline]
+pub(crate) fn hit(_point: &str) -> crate::Result<()> {
+    Ok(())
+}
 
 /// Triggers `point` if armed.
-pub fn hit(point: &str) -> crate::Result<()> {
+#[cfg(feature = "failpoints")]
+pub(crate) fn hit(point: &str) -> crate::Result<()> {
     let Some(spec) = std::env::var_os(VAR) else { return Ok(()) };
     if !spec.to_string_lossy().split(',').any(|p| p.trim() == point) {
         return Ok(());

@@ -1,0 +1,117 @@
+//! Risks an assessment finds: a stable code, a severity and a message for people.
+
+use serde::{Deserialize, Serialize};
+
+/// How serious a risk is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RiskSeverity {
+    /// For information.
+    Info,
+    /// Needs attention after the rollback.
+    Medium,
+    /// A run refuses it, or it leaves the service broken.
+    High,
+}
+
+macro_rules! risk_codes {
+    ($($(#[doc = $doc:literal])* $variant:ident = $code:literal,)*) => {
+        /// A risk's stable identifier; serialized as its snake_case code (`not_ancestor`, ...).
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(rename_all = "snake_case")]
+        #[non_exhaustive]
+        pub enum RiskCode {
+            $($(#[doc = $doc])* $variant,)*
+        }
+
+        impl RiskCode {
+            /// Every code, in declaration order.
+            pub const ALL: &'static [RiskCode] = &[$(RiskCode::$variant,)*];
+
+            /// The code as written in JSON (`not_ancestor`, ...).
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(RiskCode::$variant => $code,)*
+                }
+            }
+        }
+    };
+}
+
+risk_codes! {
+    /// HEAD is detached: there is no branch to move.
+    DetachedHead = "detached_head",
+    /// A merge, rebase, cherry-pick, revert or bisect is in progress.
+    OperationInProgress = "operation_in_progress",
+    /// The target is HEAD: only uncommitted changes would be rolled back.
+    TargetIsHead = "target_is_head",
+    /// The target is not an ancestor of HEAD.
+    NotAncestor = "not_ancestor",
+    /// The target is marked bad in the known-good registry.
+    TargetKnownBad = "target_known_bad",
+    /// The target is not a verified known-good commit.
+    TargetUnverified = "target_unverified",
+    /// Migration files differ between HEAD and the target.
+    MigrationsChanged = "migrations_changed",
+    /// Dependency files differ between HEAD and the target.
+    DependenciesChanged = "dependencies_changed",
+    /// Env or config files differ between HEAD and the target.
+    EnvChanged = "env_changed",
+    /// Untracked or ignored paths sit where the target has files.
+    UntrackedAtTargetPaths = "untracked_at_target_paths",
+    /// The tree has uncommitted work (it is snapshotted).
+    DirtyTree = "dirty_tree",
+    /// The database cannot be reached.
+    DbUnreachable = "db_unreachable",
+    /// The migration graph has several heads.
+    MultipleHeads = "multiple_heads",
+    /// The database is at a revision newer than HEAD's migration files.
+    DbAheadOfCode = "db_ahead_of_code",
+    /// The database is at a revision no migration file knows.
+    UnknownDbRevision = "unknown_db_revision",
+    /// No downgrade path leads from the database's revision to the target's.
+    NoDowngradePath = "no_downgrade_path",
+    /// A downgrade on the path cannot restore the data it removes.
+    IrreversibleDowngrade = "irreversible_downgrade",
+    /// A migration on the path dropped tables or columns: its downgrade brings the schema back,
+    /// not the data.
+    DestructiveUpgrade = "destructive_upgrade",
+    /// A migration file was edited after it was applied.
+    EditedMigration = "edited_migration",
+    /// The database could not be assessed at all.
+    DbNotAssessed = "db_not_assessed",
+    /// No env was recorded with the target.
+    EnvNotRecorded = "env_not_recorded",
+    /// The env files differ from those recorded with the target.
+    EnvDiffers = "env_differs",
+}
+
+impl std::fmt::Display for RiskCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq<&str> for RiskCode {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+/// Something that can go wrong.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Risk {
+    /// Stable identifier.
+    pub code: RiskCode,
+    /// How serious.
+    pub severity: RiskSeverity,
+    /// For people.
+    pub message: String,
+}
+
+impl Risk {
+    /// A risk.
+    pub fn new(code: RiskCode, severity: RiskSeverity, message: impl Into<String>) -> Self {
+        Self { code, severity, message: message.into() }
+    }
+}

@@ -1,0 +1,93 @@
+//! What a run returns and what `runs list` shows: read by the CLI, Python and the report.
+
+use serde::{Deserialize, Serialize};
+
+use crate::backup::SnapshotId;
+use crate::model::{Level, RunKind, RunStatus};
+use crate::plan::Plan;
+use crate::time::Timestamp;
+use crate::vcs::CommitId;
+
+/// What happened to one step.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StepReport {
+    /// Step name.
+    pub step: String,
+    /// `done`, `failed`, `interrupted` or `pending`.
+    pub status: String,
+    /// What it did, as journaled.
+    pub detail: Option<serde_json::Value>,
+}
+
+/// The result of `run`, `undo` or `resume`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunOutcome {
+    /// The run (`None` for a dry run).
+    pub run_id: Option<String>,
+    /// Rollback or undo.
+    pub kind: RunKind,
+    /// Outcome.
+    pub status: RunStatus,
+    /// Level of a rollback.
+    pub level: Option<Level>,
+    /// HEAD before.
+    pub from: CommitId,
+    /// Branch before.
+    pub branch: Option<String>,
+    /// The commit moved to.
+    pub to: CommitId,
+    /// The snapshot taken before any change (`undo RUN` restores it).
+    pub backup_id: Option<SnapshotId>,
+    /// For an undo: the run undone.
+    pub undo_of: Option<String>,
+    /// Start time.
+    pub started_at: Timestamp,
+    /// End time.
+    pub finished_at: Option<Timestamp>,
+    /// Wall time in milliseconds.
+    pub duration_ms: u64,
+    /// Steps, in plan order.
+    pub steps: Vec<StepReport>,
+    /// Things the operator should know.
+    pub warnings: Vec<String>,
+    /// The error of a failed run, whole chain on one line.
+    pub error: Option<String>,
+    /// The plan (dry runs only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plan: Option<Plan>,
+    /// The verification round at the end of the run, if checks are configured.
+    pub verification: Option<crate::verify::VerificationReport>,
+    /// The undo that put this run back (`[verify] on_failure = "undo"`, or a manual abort).
+    pub undone_by: Option<String>,
+}
+
+/// A line of `runs list`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunSummary {
+    /// The run.
+    pub run_id: String,
+    /// Rollback or undo.
+    pub kind: RunKind,
+    /// Outcome; `running` with `interrupted` set means it crashed.
+    pub status: RunStatus,
+    /// Started and not finished, and nobody holds the lock: it crashed or was killed.
+    pub interrupted: bool,
+    /// Level.
+    pub level: Option<Level>,
+    /// HEAD before.
+    pub from: CommitId,
+    /// Target.
+    pub to: CommitId,
+    /// Snapshot.
+    pub backup_id: Option<SnapshotId>,
+    /// Undo of.
+    pub undo_of: Option<String>,
+    /// Undone by.
+    pub undone_by: Option<String>,
+    /// Start.
+    pub started_at: Timestamp,
+    /// End.
+    pub finished_at: Option<Timestamp>,
+    /// Reason given.
+    pub reason: Option<String>,
+}
