@@ -3,13 +3,12 @@
 
 use std::sync::Arc;
 
-use super::{Ctx, Exec, Rollback};
+use super::Rollback;
 use crate::assess::{self, Assessment, Severity};
-use crate::backup::{self, BackupStore, DatabaseSnapshot, EntryKind, Manifest, SnapshotId};
+use crate::backup::{BackupStore, DatabaseSnapshot, Manifest, SnapshotId};
 use crate::db::{DbMigrator, Revision};
 use crate::engine::RunOptions;
 use crate::error::{Error, Result};
-use crate::event::LogLevel;
 use crate::fsutil;
 use crate::model::RiskCode;
 use crate::plan::{Level, Plan, Step};
@@ -20,7 +19,7 @@ pub fn show_revisions(r: &[Revision]) -> String {
     if r.is_empty() { "base".to_owned() } else { r.iter().map(Revision::as_str).collect::<Vec<_>>().join(", ") }
 }
 
-fn same(a: &[Revision], b: &[Revision]) -> bool {
+pub(crate) fn same(a: &[Revision], b: &[Revision]) -> bool {
     let mut a = a.to_vec();
     let mut b = b.to_vec();
     a.sort();
@@ -29,7 +28,7 @@ fn same(a: &[Revision], b: &[Revision]) -> bool {
 }
 
 /// Removes a temp file when dropped.
-struct TempFile(std::path::PathBuf);
+pub(crate) struct TempFile(pub(crate) std::path::PathBuf);
 
 impl Drop for TempFile {
     fn drop(&mut self) {
@@ -38,7 +37,7 @@ impl Drop for TempFile {
 }
 
 impl Rollback {
-    fn migrator(&self) -> Result<&Arc<dyn DbMigrator>> {
+    pub(crate) fn migrator(&self) -> Result<&Arc<dyn DbMigrator>> {
         self.db()?.ok_or_else(|| {
             Error::usage(
                 "this step needs a database, but no `[database]` is configured".to_owned(),
@@ -49,7 +48,7 @@ impl Rollback {
 
     /// Adds the database assessment and its risks; recommends `full` when the schema must
     /// move.
-    pub(super) fn assess_database(&self, a: &mut Assessment) {
+    pub(crate) fn assess_database(&self, a: &mut Assessment) {
         // A code-only rollback must not be blocked by the database: an unset `url_env`, a
         // migration file of the broken release that does not parse... `assess` shows it as a
         // risk; full and manual runs (and their plans) fail with the error itself.
@@ -59,7 +58,7 @@ impl Rollback {
                 Severity::High,
                 format!(
                     "the database could not be assessed: {}; a full rollback is not possible until this is fixed",
-                    super::chain(&e)
+                    crate::engine::support::chain(&e)
                 ),
             ));
             a.risks.sort_by_key(|r| std::cmp::Reverse(r.severity));
@@ -67,7 +66,7 @@ impl Rollback {
     }
 
     /// Full and manual levels need the database assessed: the error that stopped it.
-    pub(super) fn require_database(&self, a: &Assessment, level: Level) -> Result<()> {
+    pub(crate) fn require_database(&self, a: &Assessment, level: Level) -> Result<()> {
         if level == Level::Fast || self.config.database.is_none() || a.database.is_some() {
             return Ok(());
         }
@@ -79,7 +78,7 @@ impl Rollback {
         ))
     }
 
-    fn assess_database_strict(&self, a: &mut Assessment) -> Result<()> {
+    pub(crate) fn assess_database_strict(&self, a: &mut Assessment) -> Result<()> {
         let Some(db) = self.db()? else { return Ok(()) };
         let target = a.target.commit.id.clone();
         let d = crate::rt::block_on(crate::db::assess::assess(db.as_ref(), self.vcs.as_ref(), &target))?;
@@ -108,7 +107,7 @@ impl Rollback {
     }
 
     /// Adds what a full rollback would change in the env files (key names only).
-    pub(super) fn assess_env(&self, a: &mut Assessment) -> Result<()> {
+    pub(crate) fn assess_env(&self, a: &mut Assessment) -> Result<()> {
         let files = crate::env::files(&self.config);
         if files.is_empty() {
             return Ok(());
@@ -163,7 +162,7 @@ impl Rollback {
     }
 
     /// Why a full or manual run of this assessment must not start.
-    pub(super) fn database_refusals(&self, a: &Assessment, opts: &RunOptions) -> Vec<Error> {
+    pub(crate) fn database_refusals(&self, a: &Assessment, opts: &RunOptions) -> Vec<Error> {
         let mut out = Vec::new();
         let Some(d) = &a.database else { return out };
         if !d.reachable {
@@ -201,7 +200,7 @@ impl Rollback {
     }
 
     /// Fills what plans show but runs do not need: the downgrade's SQL.
-    pub(super) fn fill_previews(&self, plan: &mut Plan) {
+    pub(crate) fn fill_previews(&self, plan: &mut Plan) {
         let Ok(Some(db)) = self.db() else { return };
         for step in &mut plan.steps {
             if let Step::Downgrade { from, to, sql, .. } = step {
@@ -211,7 +210,7 @@ impl Rollback {
     }
 
     /// Dumps the database into a temp file in the state folder, then into the store.
-    fn dump_database(&self, run_id: Option<&str>, label: &str) -> Result<Manifest> {
+    pub(crate) fn dump_database(&self, run_id: Option<&str>, label: &str) -> Result<Manifest> {
         let db = self.migrator()?;
         let revisions = crate::rt::block_on(db.current())?;
         let tmp_dir = self.state.root().join("tmp");
@@ -252,7 +251,7 @@ impl Rollback {
     }
 
     /// Puts the database back from a snapshot's dump.
-    fn restore_database_from(&self, snapshot: &SnapshotId) -> Result<Manifest> {
+    pub(crate) fn restore_database_from(&self, snapshot: &SnapshotId) -> Result<Manifest> {
         let db = self.migrator()?;
         let store = self.store()?;
         let manifest = store.manifest(snapshot)?;
@@ -265,181 +264,6 @@ impl Rollback {
         store.get_blob_to_file(&rec.blob, &tmp.0)?;
         crate::rt::block_on(db.database().restore(&tmp.0, &rec.dump))?;
         Ok(manifest)
-    }
-
-    /// The database snapshot this run took, if any.
-    fn own_db_snapshot(&self, ex: &Exec<'_>) -> Result<Option<SnapshotId>> {
-        let state = crate::journal::RunState::load(ex.journal.path())?;
-        Ok(state.snapshot_of("db_snapshot"))
-    }
-
-    pub(super) fn step_db_snapshot(&self, ctx: &mut Ctx<'_>, ex: &mut Exec<'_>) -> Result<serde_json::Value> {
-        let db = self.migrator()?;
-        ctx.log(LogLevel::Info, format!("Creating backup of database {}...", db.database().describe()));
-        let m = self.dump_database(Some(&ex.run_id), "database")?;
-        let rec = m.database.as_ref().expect("a database manifest");
-        ctx.log(
-            LogLevel::Success,
-            format!(
-                "Database backup {} created and verified: {} byte(s) ({}), at revision {}",
-                m.id,
-                rec.dump.size,
-                rec.dump.format,
-                show_revisions(&rec.revisions)
-            ),
-        );
-        Ok(serde_json::json!({
-            "snapshot": m.id,
-            "bytes": rec.dump.size,
-            "format": rec.dump.format,
-            "revisions": rec.revisions,
-        }))
-    }
-
-    pub(super) fn step_downgrade(
-        &self,
-        ctx: &mut Ctx<'_>,
-        ex: &mut Exec<'_>,
-        from: &[Revision],
-        to: &[Revision],
-    ) -> Result<serde_json::Value> {
-        let db = self.migrator()?.clone();
-        let snapshot = self.own_db_snapshot(ex)?.ok_or_else(|| {
-            Error::refused(
-                format!("run {} has no database snapshot: the downgrade will not run without one", ex.run_id),
-                None,
-            )
-        })?;
-        let current = crate::rt::block_on(db.current())?;
-        if same(&current, to) {
-            ctx.log(LogLevel::Info, format!("Database already at {}", show_revisions(to)));
-            return Ok(serde_json::json!({ "from": current, "to": to, "already": true }));
-        }
-        if !same(&current, from) {
-            if ex.fresh_plan {
-                return Err(Error::refused(
-                    format!(
-                        "the database moved to {} since the run was planned at {}",
-                        show_revisions(&current),
-                        show_revisions(from)
-                    ),
-                    Some("assess again and rerun".to_owned()),
-                ));
-            }
-            // A resumed run whose downgrade was cut short: start again from the snapshot.
-            ctx.log(
-                LogLevel::Warn,
-                format!(
-                    "database at {}: restoring backup {snapshot} before downgrading again",
-                    show_revisions(&current)
-                ),
-            );
-            let kept = self.restore_after_failure(ctx, &ex.run_id, &snapshot)?;
-            ctx.log(LogLevel::Info, format!("Database restored from backup {snapshot}{kept}"));
-        }
-        ctx.log(
-            LogLevel::Info,
-            format!(
-                "Downgrading database {} from {} to {}...",
-                db.database().describe(),
-                show_revisions(from),
-                show_revisions(to)
-            ),
-        );
-        let result = crate::failpoint::hit("inside:downgrade")
-            .and_then(|()| crate::rt::block_on(db.downgrade(to)).map_err(Error::from));
-        if let Err(e) = result {
-            let cause = super::chain(&e);
-            ctx.log(LogLevel::Error, format!("downgrade failed: {cause}"));
-            // Migrations that are atomic (the native migrator everywhere, anything on
-            // PostgreSQL) and failed on the first one left the database as it was: restoring
-            // the snapshot would only throw away the writes made since it was taken.
-            let atomic = db.kind() == "sql" || matches!(db.database().url(), crate::db::url::DbUrl::Postgres { .. });
-            // The journal says so, for `undo`: nothing to restore from this run.
-            ex.failure_detail = Some(serde_json::json!({ "database_changed": false }));
-            if atomic && crate::rt::block_on(db.current()).is_ok_and(|now| same(&now, from)) {
-                return Err(Error::Service {
-                    message: format!(
-                        "the downgrade failed ({cause}); the failed migration was rolled back whole, so the database is as it was and the code was not touched"
-                    ),
-                    hint: Some(format!(
-                        "fix the migration, then `forge-rollback resume {0}`; or `forge-rollback undo {0}`",
-                        ex.run_id
-                    )),
-                });
-            }
-            ctx.log(LogLevel::Info, format!("Restoring database from backup {snapshot}..."));
-            return match self.restore_after_failure(ctx, &ex.run_id, &snapshot) {
-                Ok(kept) => Err(Error::Service {
-                    message: format!(
-                        "the downgrade failed ({cause}); the database was restored from backup {snapshot}{kept} and the code was not touched"
-                    ),
-                    hint: Some(format!(
-                        "fix the migration, then `forge-rollback resume {0}`; or `forge-rollback undo {0}`",
-                        ex.run_id
-                    )),
-                }),
-                Err(r) => Err({
-                    ex.failure_detail = Some(serde_json::json!({ "database_changed": true }));
-                    Error::Service {
-                        message: format!(
-                            "the downgrade failed ({cause}) AND restoring the database from backup {snapshot} failed: {}",
-                            super::chain(&r)
-                        ),
-                        hint: Some(format!(
-                            "the code was not touched; restore the database by hand from backup {snapshot}, or retry `forge-rollback undo {}`",
-                            ex.run_id
-                        )),
-                    }
-                }),
-            };
-        }
-        let now = crate::rt::block_on(db.current())?;
-        ctx.log(LogLevel::Success, format!("Database at {}", show_revisions(&now)));
-        Ok(serde_json::json!({ "from": current, "to": now }))
-    }
-
-    /// Restores the run's database snapshot after a failed or cut-short downgrade, dumping the
-    /// database as it is first, so the writes made since the snapshot stay recoverable. Returns
-    /// a note naming that dump (or saying why there is none).
-    fn restore_after_failure(&self, ctx: &mut Ctx<'_>, run_id: &str, snapshot: &SnapshotId) -> Result<String> {
-        let kept = match self.dump_database(Some(run_id), "database-before-restore") {
-            Ok(m) => format!(" (its state before the restore is kept in backup {})", m.id),
-            Err(e) => {
-                let text = super::chain(&e);
-                ctx.log(LogLevel::Warn, format!("could not keep the database's state before the restore: {text}"));
-                format!(" (its state before the restore could not be kept: {text})")
-            }
-        };
-        self.restore_database_from(snapshot)?;
-        Ok(kept)
-    }
-
-    pub(super) fn step_restore_database(&self, ctx: &mut Ctx<'_>, snapshot: &SnapshotId) -> Result<serde_json::Value> {
-        let db = self.migrator()?.clone();
-        ctx.log(LogLevel::Info, format!("Restoring database {} from backup {snapshot}...", db.database().describe()));
-        let m = self.restore_database_from(snapshot)?;
-        let now = crate::rt::block_on(db.current())?;
-        ctx.log(LogLevel::Success, format!("Database restored, at revision {}", show_revisions(&now)));
-        Ok(serde_json::json!({ "snapshot": m.id, "revisions": now }))
-    }
-
-    pub(super) fn step_restore_env(&self, ctx: &mut Ctx<'_>, record: Option<&SnapshotId>) -> Result<serde_json::Value> {
-        let Some(record) = record else {
-            ctx.log(LogLevel::Warn, "no env recorded for the target: env files left as they are");
-            return Ok(serde_json::json!({ "restored": 0, "recorded": false }));
-        };
-        let store = self.store()?;
-        let m = store.manifest(record)?;
-        ctx.log(LogLevel::Info, format!("Restoring env files recorded with {} (record {record})...", m.head.short()));
-        let stats = backup::snapshot::restore(store.as_ref(), self.workdir(), &m.entries)?;
-        let files: Vec<String> = m
-            .entries
-            .iter()
-            .map(|e| format!("{}{}", e.path, if e.kind == EntryKind::Absent { " (removed)" } else { "" }))
-            .collect();
-        ctx.log(LogLevel::Success, format!("Env files restored: {}", files.join(", ")));
-        Ok(serde_json::json!({ "record": record, "files": files, "stats": stats }))
     }
 
     /// Upgrades the configured database to `to` (all heads when empty) with the work tree's

@@ -41,12 +41,8 @@ impl StepInspector for Inspector<'_> {
         if let Ok(Some(db)) = self.rb.db() {
             match crate::rt::block_on(db.current()) {
                 Ok(revs) => {
-                    let _ = writeln!(
-                        o,
-                        "Database {}: now at {}",
-                        db.database().describe(),
-                        super::full::show_revisions(&revs)
-                    );
+                    let _ =
+                        writeln!(o, "Database {}: now at {}", db.database().describe(), super::show_revisions(&revs));
                 }
                 Err(e) => {
                     let _ = writeln!(o, "Database {}: cannot read its revision: {e}", db.database().describe());
@@ -118,7 +114,11 @@ impl Rollback {
                 Err(e) => {
                     ctx.log(
                         LogLevel::Error,
-                        format!("no answer for step `{}`: {}; stopping the run", step.name(), super::chain(&e)),
+                        format!(
+                            "no answer for step `{}`: {}; stopping the run",
+                            step.name(),
+                            crate::engine::support::chain(&e)
+                        ),
                     );
                     StepDecision::Abort { undo: false }
                 }

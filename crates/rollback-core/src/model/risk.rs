@@ -16,7 +16,7 @@ pub enum RiskSeverity {
 
 macro_rules! risk_codes {
     ($($(#[doc = $doc:literal])* $variant:ident = $code:literal,)*) => {
-        /// A risk's stable identifier; serialized as its snake_case code (`not_ancestor`, ...).
+        /// A risk's stable identifier; serialized as its `snake_case` code (`not_ancestor`, ...).
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
         #[serde(rename_all = "snake_case")]
         #[non_exhaustive]

@@ -1,0 +1,157 @@
+//! The known-good registry, the backup store and the lock, as operators manage them.
+
+use super::Rollback;
+use super::support::pin_ref;
+use crate::backup::{self, SnapshotId};
+use crate::error::Result;
+use crate::lock::{self, LockHolder, RunLock};
+use crate::registry::{MarkOutcome, Registry};
+use crate::vcs::CommitId;
+
+impl Rollback {
+    // ----- known-good registry --------------------------------------------------------
+
+    pub(crate) fn edit_registry(
+        &self,
+        rev: &str,
+        f: impl FnOnce(&mut Registry, &CommitId) -> Result<MarkOutcome>,
+    ) -> Result<MarkOutcome> {
+        let id = self.vcs.resolve(rev)?;
+        let path = self.registry_path();
+        let mut reg = Registry::load(&path)?;
+        let out = f(&mut reg, &id)?;
+        reg.save(&path)?;
+        Ok(out)
+    }
+
+    /// Marks `rev` verified known-good. When `rev` is HEAD, also records the `[env] files`
+    /// with it (restored by a full rollback to it) and, with a `[database]`, fills the entry's
+    /// `database_migrations` with the database's revisions.
+    pub fn mark_good(&self, rev: &str, note: Option<&str>) -> Result<MarkOutcome> {
+        let id = self.vcs.resolve(rev)?;
+        let is_head = self.vcs.head().is_ok_and(|h| h.commit == id);
+        let mut notes = Vec::new();
+        let migrator = match self.db() {
+            Ok(m) => m,
+            Err(e) => {
+                notes.push(format!("database revisions not recorded: {e}"));
+                None
+            }
+        };
+        let revisions = match (migrator, is_head) {
+            (Some(db), true) => match crate::rt::block_on(db.current()) {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    notes.push(format!("database revisions not recorded: {e}"));
+                    None
+                }
+            },
+            _ => None,
+        };
+        let mut out = self.edit_registry(rev, |r, id| {
+            let mut out = r.mark(self.vcs.as_ref(), id, note)?;
+            if let Some(revs) = &revisions {
+                if let Some(e) = r.commits.iter_mut().find(|e| e.hash == id.as_str()) {
+                    e.database_migrations = revs.iter().map(|r| r.0.clone()).collect();
+                    out.entry = e.clone();
+                }
+            }
+            Ok(out)
+        })?;
+        if is_head {
+            out.env = self.record_env(&id)?;
+            if out.env.is_none() && !self.config.env.files.is_empty() {
+                notes.push("no env file exists: nothing recorded for a full rollback to restore".into());
+            }
+        } else if !self.config.env.files.is_empty() {
+            notes.push(format!(
+                "env files not recorded: {} is not HEAD, and the files in the work tree belong to HEAD (mark a release while it is deployed)",
+                id.short()
+            ));
+        }
+        out.notes = notes;
+        Ok(out)
+    }
+
+    /// Marks `rev` known bad: never a target.
+    pub fn mark_bad(&self, rev: &str, note: Option<&str>) -> Result<MarkOutcome> {
+        self.edit_registry(rev, |r, id| r.mark_bad(self.vcs.as_ref(), id, note))
+    }
+
+    /// Removes `rev` from the registry.
+    pub fn unmark(&self, rev: &str) -> Result<crate::registry::Entry> {
+        let id = self.vcs.resolve(rev)?;
+        let path = self.registry_path();
+        let mut reg = Registry::load(&path)?;
+        let e = reg.unmark(&id, &path)?;
+        reg.save(&path)?;
+        Ok(e)
+    }
+
+    // ----- backups and lock -----------------------------------------------------------
+
+    /// Every snapshot, oldest first.
+    pub fn backups(&self) -> Result<Vec<backup::SnapshotSummary>> {
+        if !self.state.backups_dir().exists() && self.store.get().is_none() {
+            return Ok(Vec::new());
+        }
+        Ok(self.store()?.list()?)
+    }
+
+    /// Re-hashes every blob of the named snapshots (all when `None`).
+    pub fn verify_backups(&self, ids: Option<&[SnapshotId]>) -> Result<backup::VerifyReport> {
+        Ok(self.store()?.verify(ids)?)
+    }
+
+    /// Keeps the `keep` newest snapshots, plus the work-tree and database snapshots of
+    /// unfinished runs (interrupted, failed, aborted part-way) and the newest env record of
+    /// every verified known-good commit; removes the rest, the pinned refs of runs whose
+    /// snapshot went, and unreferenced blobs.
+    pub fn prune_backups(&self, keep: usize, dry_run: bool) -> Result<backup::PruneReport> {
+        let runs = self.runs()?;
+        let mut protect: Vec<SnapshotId> = Vec::new();
+        for r in &self.unfinished_runs()? {
+            protect.extend(r.backup_id.clone());
+            // Its database snapshot too: a failed full run is undone from it.
+            if let Ok(state) = self.load_run(&r.run_id)
+                && let Some(id) = state.snapshot_of("db_snapshot")
+            {
+                protect.push(id);
+            }
+        }
+        // The newest env record of every commit the registry lists as verified: a full
+        // rollback to it restores that env.
+        if let Ok(reg) = self.registry() {
+            let mut newest: std::collections::BTreeMap<CommitId, backup::SnapshotSummary> =
+                std::collections::BTreeMap::new();
+            for s in self.store()?.list()? {
+                if s.label.as_deref() == Some(crate::env::LABEL)
+                    && reg.find(&s.head).is_some_and(|e| e.verified && !e.known_bad)
+                    && newest.get(&s.head).is_none_or(|n| (n.created_at, &n.id) < (s.created_at, &s.id))
+                {
+                    newest.insert(s.head.clone(), s);
+                }
+            }
+            protect.extend(newest.into_values().map(|s| s.id));
+        }
+        let _lock = if dry_run { None } else { Some(RunLock::acquire(&self.state.lock_path(), "backups prune")?) };
+        let report = self.store()?.prune(keep, &protect, dry_run)?;
+        if !dry_run {
+            for r in runs.iter().filter(|r| r.backup_id.as_ref().is_some_and(|b| report.removed_snapshots.contains(b)))
+            {
+                self.vcs.delete_ref(&pin_ref(&r.run_id))?;
+            }
+        }
+        Ok(report)
+    }
+
+    /// Who holds the run lock, if a live process does.
+    pub fn lock_holder(&self) -> Result<Option<LockHolder>> {
+        Ok(lock::holder(&self.state.lock_path())?)
+    }
+
+    /// Removes a dead holder's leftover lock file; refuses while the holder is alive.
+    pub fn unlock(&self) -> Result<Option<LockHolder>> {
+        Ok(lock::unlock(&self.state.lock_path())?)
+    }
+}

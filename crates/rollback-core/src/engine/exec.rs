@@ -1,0 +1,318 @@
+//! Executing a plan: each step journaled (`step_begin`, work, `step_end`), then the run
+//! recorded: its status, webhooks, incident report and `run.json`.
+
+use std::collections::BTreeSet;
+
+use super::support::chain;
+use super::{Ctx, Rollback, RunOutcome, StepReport};
+use crate::backup::Manifest;
+use crate::error::{Error, Result};
+use crate::event::{Event, LogLevel};
+use crate::failpoint;
+use crate::fsutil;
+use crate::journal::{Journal, Record, RunState, RunStatus, Severity};
+use crate::plan::{Level, Plan, RunKind};
+use crate::prompt::Prompter;
+use crate::time::Timestamp;
+
+/// What the steps of one execution share.
+pub(crate) struct Exec<'a> {
+    pub(crate) run_id: String,
+    pub(crate) plan: &'a Plan,
+    pub(crate) journal: Journal,
+    /// The run's own snapshot, once taken.
+    pub(crate) manifest: Option<Manifest>,
+    /// The plan was made under the lock just now: the snapshot can use its capture list
+    /// instead of scanning the tree again (a resume scans again).
+    pub(crate) fresh_plan: bool,
+    /// Manual runs: who approves each step.
+    pub(crate) manual: Option<&'a dyn Prompter>,
+    /// The verification round, once run.
+    pub(crate) verification: Option<crate::verify::VerificationReport>,
+    /// The operator aborted (manual runs); `true`: undo what ran.
+    pub(crate) aborted: Option<bool>,
+    /// Set by a step that fails but knows what it left behind; journaled with the failure.
+    pub(crate) failure_detail: Option<serde_json::Value>,
+    /// Steps the operator skipped earlier (a resumed manual run): never run.
+    pub(crate) skipped: BTreeSet<usize>,
+    /// The `started` webhooks, sent while the first steps run.
+    pub(crate) started_notice: Option<tokio::task::JoinHandle<Vec<crate::notify::NotifyResult>>>,
+}
+
+impl Rollback {
+    pub(crate) fn start_and_execute(
+        &self,
+        ctx: &mut Ctx<'_>,
+        run_id: String,
+        plan: &Plan,
+        reason: Option<String>,
+        severity: Option<Severity>,
+        manual: Option<&dyn Prompter>,
+    ) -> Result<RunOutcome> {
+        let dir = self.state.run_dir(&run_id);
+        fsutil::create_private_dir(&dir)?;
+        ctx.open_log(&dir.join("run.log"))?;
+        let mut journal = Journal::create(&dir.join("journal.jsonl"))?;
+        let started = Timestamp::now();
+        journal.append(&Record::Started {
+            at: started,
+            run_id: run_id.clone(),
+            plan: plan.clone(),
+            reason,
+            severity,
+        })?;
+        match plan.kind {
+            RunKind::Rollback => {
+                ctx.log(LogLevel::Info, format!("Emergency rollback {run_id} initiated"));
+                ctx.log(LogLevel::Info, format!("Rollback level: {}", plan.level.map_or("fast", Level::as_str)));
+            }
+            RunKind::Undo => ctx.log(
+                LogLevel::Info,
+                format!("Undo {run_id} of run {} initiated", plan.undo_of.as_deref().unwrap_or("?")),
+            ),
+        }
+        ctx.log(LogLevel::Info, format!("From {} to {}", plan.from.commit.short(), plan.to.short()));
+        // Sent while the first steps run: a slow webhook must not hold up an emergency.
+        let started_notice = self.notify_later(crate::notify::NotifyEventKind::Started, &run_id, plan);
+        let mut ex = Exec {
+            run_id,
+            plan,
+            journal,
+            manifest: None,
+            fresh_plan: true,
+            manual,
+            verification: None,
+            aborted: None,
+            failure_detail: None,
+            skipped: BTreeSet::new(),
+            started_notice,
+        };
+        self.execute(ctx, &mut ex, 0)
+    }
+
+    /// Runs the steps from `start`; journals the end of the run; builds the outcome.
+    pub(crate) fn execute(&self, ctx: &mut Ctx<'_>, ex: &mut Exec<'_>, start: usize) -> Result<RunOutcome> {
+        let total = ex.plan.steps.len();
+        let mut failure: Option<(usize, Error)> = None;
+        for index in start..total {
+            let step = &ex.plan.steps[index];
+            let name = step.name();
+            if ex.skipped.contains(&index) {
+                continue;
+            }
+            if ex.manual.is_some() {
+                match self.approve(ctx, ex, index)? {
+                    crate::prompt::StepDecision::Run => {}
+                    crate::prompt::StepDecision::Skip => continue,
+                    crate::prompt::StepDecision::Abort { undo } => {
+                        ex.aborted = Some(undo);
+                        break;
+                    }
+                }
+            }
+            if ctx.observer.should_abort() {
+                let e = Error::Callback(format!("stopped before step `{name}` because an event callback failed"));
+                let text = chain(&e);
+                ex.journal.append(&Record::StepFailed {
+                    at: Timestamp::now(),
+                    index,
+                    step: name.into(),
+                    error: text.clone(),
+                    detail: None,
+                })?;
+                ctx.log(LogLevel::Error, text);
+                failure = Some((index, e));
+                break;
+            }
+            ex.journal.append(&Record::StepBegin { at: Timestamp::now(), index, step: name.into() })?;
+            ctx.observer.event(&Event::StepStarted {
+                run_id: ex.run_id.clone(),
+                index: index + 1,
+                total,
+                step: name.into(),
+            });
+            let t0 = std::time::Instant::now();
+            let result = failpoint::hit(&format!("before:{name}"))
+                .and_then(|()| self.run_step(ctx, ex, step))
+                .and_then(|d| failpoint::hit(&format!("after:{name}")).map(|()| d));
+            let millis = u64::try_from(t0.elapsed().as_millis()).unwrap_or(u64::MAX);
+            match result {
+                Ok(detail) => {
+                    ex.journal.append(&Record::StepEnd { at: Timestamp::now(), index, step: name.into(), detail })?;
+                    ctx.observer.event(&Event::StepFinished {
+                        run_id: ex.run_id.clone(),
+                        index: index + 1,
+                        step: name.into(),
+                        millis,
+                        ok: true,
+                    });
+                    failpoint::hit(&format!("end:{name}"))?;
+                }
+                Err(e) => {
+                    let text = chain(&e);
+                    ex.journal.append(&Record::StepFailed {
+                        at: Timestamp::now(),
+                        index,
+                        step: name.into(),
+                        error: text.clone(),
+                        detail: ex.failure_detail.take(),
+                    })?;
+                    ctx.observer.event(&Event::StepFinished {
+                        run_id: ex.run_id.clone(),
+                        index: index + 1,
+                        step: name.into(),
+                        millis,
+                        ok: false,
+                    });
+                    ctx.log(LogLevel::Error, format!("step `{name}` failed: {text}"));
+                    if let Some(hint) = e.hint() {
+                        // A warning, so it also reaches the outcome and the report.
+                        ctx.log(LogLevel::Warn, format!("hint: {hint}"));
+                    }
+                    failure = Some((index, e));
+                    break;
+                }
+            }
+        }
+        let finished = Timestamp::now();
+        let verification_failed = ex.verification.as_ref().is_some_and(|v| !v.passed);
+        let (status, error) = match (&failure, ex.aborted) {
+            (Some((_, e)), _) => (RunStatus::Failed, Some(chain(e))),
+            (None, Some(_)) => (RunStatus::Cancelled, Some("the operator aborted the run".to_owned())),
+            (None, None) if verification_failed => (RunStatus::VerificationFailed, None),
+            (None, None) => (RunStatus::Succeeded, None),
+        };
+        ex.journal.append(&Record::Finished { at: finished, status, error: error.clone() })?;
+        let undo_hint = format!("`forge-rollback undo {}` puts everything back", ex.run_id);
+        match (status, ex.plan.kind) {
+            (RunStatus::Succeeded, RunKind::Rollback) => ctx.log(LogLevel::Success, format!("Rollback complete: {} is at {}", self.workdir().display(), ex.plan.to.short())),
+            (RunStatus::Succeeded, RunKind::Undo) => ctx.log(LogLevel::Success, format!("Undo complete: the state before run {} is back", ex.plan.undo_of.as_deref().unwrap_or("?"))),
+            (RunStatus::VerificationFailed, _) => ctx.log(
+                LogLevel::Error,
+                format!("Run {} finished its steps but VERIFICATION FAILED: the services do not answer as expected; {undo_hint}", ex.run_id),
+            ),
+            (RunStatus::Cancelled, _) => ctx.log(LogLevel::Warn, format!("Run {} aborted by the operator; {undo_hint}", ex.run_id)),
+            _ => ctx.log(
+                LogLevel::Error,
+                format!("Run {} FAILED; `forge-rollback resume {0}` finishes it, {undo_hint}", ex.run_id),
+            )}
+        let kind = match status {
+            RunStatus::Succeeded => crate::notify::NotifyEventKind::Succeeded,
+            RunStatus::VerificationFailed => crate::notify::NotifyEventKind::VerificationFailed,
+            RunStatus::Cancelled => crate::notify::NotifyEventKind::Cancelled,
+            _ => crate::notify::NotifyEventKind::Failed,
+        };
+        if let Some(started) = ex.started_notice.take() {
+            let results = crate::rt::block_on(async { started.await.unwrap_or_default() });
+            Self::log_notified(ctx, crate::notify::NotifyEventKind::Started, &results);
+        }
+        self.notify(ctx, kind, &ex.run_id, ex.plan, error.as_deref());
+        let state = RunState::load(ex.journal.path())?;
+        let mut outcome = self.outcome_of(&state);
+        outcome.warnings = std::mem::take(&mut ctx.warnings);
+        self.write_report(&state, &outcome)?;
+        if status == RunStatus::Succeeded {
+            let json = serde_json::to_vec_pretty(&outcome).unwrap_or_default();
+            fsutil::atomic_write(&self.state.run_dir(&ex.run_id).join("run.json"), &json)?;
+        }
+        let undo_now = match status {
+            RunStatus::VerificationFailed => {
+                ex.plan.kind == RunKind::Rollback
+                    && self.config.verify.on_failure == crate::verify::config::OnFailure::Undo
+            }
+            RunStatus::Cancelled => ex.aborted == Some(true),
+            _ => false,
+        };
+        if undo_now {
+            outcome = self.undo_after(ctx, &ex.run_id, outcome);
+        }
+        Ok(outcome)
+    }
+
+    /// Undoes a run that just finished, under the lock it already holds (`on_failure =
+    /// "undo"`, or a manual abort with undo). The outcome returned is the original run's, with
+    /// `undone_by` set; a failed undo is a warning on it (the operator can run `undo` again).
+    pub(crate) fn undo_after(&self, ctx: &mut Ctx<'_>, run_id: &str, mut outcome: RunOutcome) -> RunOutcome {
+        ctx.log(LogLevel::Warn, format!("Undoing run {run_id} now"));
+        match self.undo_locked(ctx, run_id) {
+            Ok(undo) => {
+                outcome.undone_by.clone_from(&undo.run_id);
+                if undo.status != RunStatus::Succeeded {
+                    outcome.warnings.push(format!(
+                        "the automatic undo {} ended {}: {}",
+                        undo.run_id.as_deref().unwrap_or("-"),
+                        undo.status,
+                        undo.error.as_deref().unwrap_or("see its log")
+                    ));
+                }
+            }
+            Err(e) => {
+                let text = chain(&e);
+                ctx.log(LogLevel::Error, format!("the automatic undo of {run_id} failed: {text}"));
+                outcome.warnings.push(format!("the automatic undo failed: {text}; run `forge-rollback undo {run_id}`"));
+            }
+        }
+        outcome
+    }
+
+    /// Writes `report.md` and `report.json` into the run's folder.
+    pub(crate) fn write_report(&self, state: &RunState, outcome: &RunOutcome) -> Result<()> {
+        let report = crate::report::build(state, outcome, self.vcs.as_ref());
+        let dir = self.state.run_dir(&state.run_id);
+        fsutil::atomic_write(&dir.join("report.md"), report.to_markdown().as_bytes())?;
+        fsutil::atomic_write(&dir.join("report.json"), report.to_json().as_bytes())?;
+        Ok(())
+    }
+
+    pub(crate) fn outcome_of(&self, state: &RunState) -> RunOutcome {
+        let plan = &state.plan;
+        let steps = plan
+            .steps
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let status = if state.skipped.contains(&i) {
+                    "skipped"
+                } else if state.done[i].is_some() {
+                    "done"
+                } else if state.failure.as_ref().is_some_and(|(f, _)| *f == i) {
+                    "failed"
+                } else if state.interrupted_at == Some(i) {
+                    "interrupted"
+                } else {
+                    "pending"
+                };
+                StepReport { step: s.name().into(), status: status.into(), detail: state.done[i].clone() }
+            })
+            .collect();
+        let backup_id = state.snapshot_of("snapshot");
+        let finished_at = state.finished_at;
+        RunOutcome {
+            run_id: Some(state.run_id.clone()),
+            kind: plan.kind,
+            status: state.status,
+            level: plan.level,
+            from: plan.from.commit.clone(),
+            branch: plan.from.branch.clone(),
+            to: plan.to.clone(),
+            backup_id,
+            undo_of: plan.undo_of.clone(),
+            started_at: state.started_at,
+            finished_at,
+            duration_ms: finished_at.map_or(0, |f| f.millis_since(state.started_at)),
+            steps,
+            warnings: Vec::new(),
+            error: state.failure.as_ref().map(|(_, e)| e.clone()).or_else(|| {
+                state.records.iter().rev().find_map(|r| match r {
+                    Record::Finished { error: Some(e), status: RunStatus::Cancelled, .. } => Some(e.clone()),
+                    _ => None,
+                })
+            }),
+            plan: None,
+            verification: state
+                .detail_of("verify")
+                .and_then(|d| serde_json::from_value::<crate::verify::VerificationReport>(d.clone()).ok()),
+            undone_by: state.undone_by.clone(),
+        }
+    }
+}

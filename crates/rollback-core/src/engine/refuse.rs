@@ -1,0 +1,191 @@
+//! Refusals: the reasons a run must not start, checked before and again under the lock.
+
+use super::show_revisions;
+use super::{Ctx, Rollback, RunOptions, RunSummary};
+use crate::assess::Assessment;
+use crate::error::{Error, Result};
+use crate::event::LogLevel;
+use crate::journal::{Record, RunState, RunStatus};
+use crate::plan::{Level, Plan, Step};
+
+impl Rollback {
+    /// The reasons a run of this assessment would be refused (empty: it may go ahead).
+    pub(crate) fn refusals(&self, a: &Assessment, opts: &RunOptions, level: Level) -> Vec<Error> {
+        let mut out = Vec::new();
+        if level != Level::Fast {
+            out.extend(self.database_refusals(a, opts));
+        }
+        if a.head.branch.is_none() {
+            out.push(Error::refused(
+                "HEAD is detached: forge-rollback moves a branch and will not roll back a detached HEAD",
+                Some("check out the branch you deploy from (`git switch main`) and run again".to_owned()),
+            ));
+        }
+        if a.has_risk(crate::model::RiskCode::OperationInProgress) {
+            let msg = a
+                .risks
+                .iter()
+                .find(|r| r.code == crate::model::RiskCode::OperationInProgress)
+                .map(|r| r.message.clone())
+                .unwrap_or_default();
+            out.push(Error::refused(
+                msg,
+                Some("finish or abort it (`git merge --abort`, `git rebase --abort`, ...) first".to_owned()),
+            ));
+        }
+        if a.target.registry_entry.as_ref().is_some_and(|e| e.known_bad) {
+            out.push(Error::refused(
+                format!("the target {} is marked bad in the known-good registry", a.target.commit.id.short()),
+                Some(format!(
+                    "pick another target, or `forge-rollback known-good unmark {}` if the mark is wrong",
+                    a.target.commit.id.short()
+                )),
+            ));
+        }
+        if a.target.commit.id == a.head.commit && a.dirty.is_clean() {
+            out.push(Error::refused(
+                format!(
+                    "nothing to roll back: HEAD is already at {} and the tree is clean",
+                    a.target.commit.id.short()
+                ),
+                None,
+            ));
+        } else if !a.target_is_ancestor && !opts.allow_non_ancestor {
+            out.push(Error::refused(
+                format!(
+                    "the target {} is not an ancestor of HEAD {}",
+                    a.target.commit.id.short(),
+                    a.head.commit.short()
+                ),
+                Some("pass `--allow-non-ancestor` if you really mean to move to a commit HEAD never had".to_owned()),
+            ));
+        }
+        out
+    }
+
+    /// Runs that leave the repository between two states: interrupted, failed, or aborted
+    /// by the operator after a step past the snapshots began (a manual run stopped with the
+    /// schema downgraded and the code not yet reset, say). Until they are resumed or undone,
+    /// new runs are refused and `backups prune` keeps their snapshots.
+    pub(crate) fn unfinished_runs(&self) -> Result<Vec<RunSummary>> {
+        Ok(self
+            .runs()?
+            .into_iter()
+            .filter(|r| match r.status {
+                RunStatus::Running | RunStatus::Failed => true,
+                RunStatus::Cancelled => self.load_run(&r.run_id).is_ok_and(|s| Self::changed_something(&s)),
+                _ => false,
+            })
+            .collect())
+    }
+
+    /// Whether a step that changes the tree, the database or the services began.
+    pub(crate) fn changed_something(s: &RunState) -> bool {
+        s.records.iter().any(|r| {
+            matches!(r, Record::StepBegin { index, .. }
+                if !matches!(s.plan.steps.get(*index), Some(Step::Snapshot { .. } | Step::DbSnapshot { .. } | Step::Record)))
+        })
+    }
+
+    pub(crate) fn refuse_unfinished(&self) -> Result<()> {
+        if let Some(r) = self.unfinished_runs()?.first() {
+            let what = match r.status {
+                RunStatus::Cancelled => "was aborted",
+                _ if r.interrupted || r.status == RunStatus::Running => "was interrupted",
+                _ => "failed",
+            };
+            return Err(Error::refused(
+                format!("run {} {what} half-way; the repository may be between two states", r.run_id),
+                Some(format!(
+                    "finish it with `forge-rollback resume {0}` or put everything back with `forge-rollback undo {0}`",
+                    r.run_id
+                )),
+            ));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn refuse_undone(run_id: &str, target: &RunState) -> Result<()> {
+        if target.status == RunStatus::Undone {
+            return Err(Error::refused(
+                format!("run {run_id} was already undone by {}", target.undone_by.as_deref().unwrap_or("?")),
+                Some(format!(
+                    "to get its result back, undo that run: `forge-rollback undo {}`",
+                    target.undone_by.as_deref().unwrap_or("?")
+                )),
+            ));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn summary(a: &Assessment, plan: &Plan, level: Level) -> String {
+        let discards = plan.steps.iter().find_map(|s| match s {
+            Step::Reset { discards, .. } => Some(discards.len()),
+            _ => None,
+        });
+        let removes = plan.steps.iter().find_map(|s| match s {
+            Step::RemoveUntracked { paths, .. } => Some(paths.len()),
+            _ => None,
+        });
+        let mut s = format!(
+            "Rollback level: {level}\nRepository: {}\nFrom: {} ({}) {}\nTo:   {} {}\nCommits rolled back: {}\nTracked files that change: {}\nLocal changes discarded (snapshotted first): {}\nUntracked files removed (snapshotted first): {}\n",
+            a.workdir.display(),
+            a.head.commit.short(),
+            a.head.branch.as_deref().unwrap_or("detached"),
+            a.head_summary,
+            a.target.commit.id.short(),
+            a.target.commit.summary,
+            a.commits_rolled_back_total,
+            a.changes.len(),
+            discards.unwrap_or(0),
+            removes.unwrap_or(0),
+        );
+        // What else changes, beyond the work tree: the schema, the env, production.
+        for step in &plan.steps {
+            let line = match step {
+                Step::Downgrade { database, from, to, path, .. } => {
+                    let irreversible = path.iter().filter(|p| p.irreversible.is_some()).count();
+                    format!(
+                        "Database {database}: downgraded {} -> {} ({} migration(s) undone{}; snapshotted first)",
+                        show_revisions(from),
+                        show_revisions(to),
+                        path.len(),
+                        if irreversible > 0 { format!(", {irreversible} IRREVERSIBLE") } else { String::new() }
+                    )
+                }
+                Step::RestoreEnv { record: Some(_), diffs, .. } if !diffs.is_empty() => format!(
+                    "Env files replaced with those recorded for the target (snapshotted first): {}",
+                    diffs.iter().map(|d| d.file.to_string()).collect::<Vec<_>>().join(", ")
+                ),
+                Step::Restart { steps, .. } => format!("Services restarted: {}", steps.join(", ")),
+                Step::Deploy { .. } => format!("Production: {}", step.details().join("; ")),
+                Step::Verify { checks } => format!("Then verified: {} check(s)", checks.len()),
+                _ => continue,
+            };
+            s.push_str(&line);
+            s.push('\n');
+        }
+        s
+    }
+
+    /// Warns when the code will run on a schema it does not expect.
+    pub(crate) fn warn_schema(ctx: &mut Ctx<'_>, a: &Assessment, level: Level) {
+        if level != Level::Fast {
+            return;
+        }
+        match &a.database {
+            Some(db) if db.needs_downgrade => ctx.log(
+                LogLevel::Warn,
+                format!(
+                    "the database {} is at {}, the target expects {}: the rolled-back code will run on a newer schema (`--full` downgrades it)",
+                    db.database,
+                    show_revisions(&db.current),
+                    show_revisions(&db.target_heads)
+                ),
+            ),
+            Some(_) => {}
+            None if a.has_risk(crate::model::RiskCode::MigrationsChanged) => ctx.log(LogLevel::Warn, "migration files changed between HEAD and the target: the rolled-back code will run on the newer schema"),
+            None => {}
+        }
+    }
+}

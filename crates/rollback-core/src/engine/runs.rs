@@ -1,0 +1,84 @@
+//! Reading runs back: the list, one run's details, its incident report.
+
+use super::support::valid_run_id;
+use super::{Rollback, RunOutcome, RunSummary};
+use crate::error::Result;
+use crate::fsutil;
+use crate::journal::{self, Record, RunState, RunStatus};
+use crate::lock;
+
+impl Rollback {
+    // ----- undo and resume ------------------------------------------------------------
+
+    pub(crate) fn load_run(&self, run_id: &str) -> Result<RunState> {
+        if !valid_run_id(run_id) {
+            return Err(journal::Error::UnknownRun { run_id: run_id.into() }.into());
+        }
+        let path = self.state.run_dir(run_id).join("journal.jsonl");
+        if !path.exists() {
+            return Err(journal::Error::UnknownRun { run_id: run_id.into() }.into());
+        }
+        Ok(RunState::load(&path)?)
+    }
+
+    /// The incident report of a run, built from its journal as it is now (an undo done since
+    /// shows in it).
+    pub fn report(&self, run_id: &str) -> Result<crate::report::IncidentReport> {
+        let state = self.load_run(run_id)?;
+        let outcome = self.outcome_of(&state);
+        Ok(crate::report::build(&state, &outcome, self.vcs.as_ref()))
+    }
+
+    // ----- runs -----------------------------------------------------------------------
+
+    /// Every run, oldest first.
+    pub fn runs(&self) -> Result<Vec<RunSummary>> {
+        let dir = self.state.runs_dir();
+        let rd = match std::fs::read_dir(&dir) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(fsutil::IoError::new("read folder", &dir, e).into()),
+        };
+        let mut ids: Vec<String> = rd
+            .flatten()
+            .filter_map(|e| e.file_name().to_str().map(str::to_owned))
+            .filter(|n| valid_run_id(n))
+            .collect();
+        ids.sort();
+        let live = lock::holder(&self.state.lock_path())?;
+        let mut summaries = Vec::new();
+        for id in ids {
+            let path = self.state.run_dir(&id).join("journal.jsonl");
+            if !path.exists() {
+                continue;
+            }
+            let s = RunState::load(&path)?;
+            summaries.push(RunSummary {
+                interrupted: s.status == RunStatus::Running && live.is_none(),
+                backup_id: s.snapshot_of("snapshot"),
+                run_id: s.run_id,
+                kind: s.plan.kind,
+                status: s.status,
+                level: s.plan.level,
+                from: s.plan.from.commit,
+                to: s.plan.to,
+                undo_of: s.plan.undo_of,
+                undone_by: s.undone_by,
+                started_at: s.started_at,
+                finished_at: s.finished_at,
+                reason: s.reason,
+            });
+        }
+        // Ids sort by second only; two runs in the same second sort by their start time.
+        summaries.sort_by(|a, b| (a.started_at, &a.run_id).cmp(&(b.started_at, &b.run_id)));
+        Ok(summaries)
+    }
+
+    /// One run's outcome, journal records and log lines.
+    pub fn run_details(&self, run_id: &str) -> Result<(RunOutcome, Vec<Record>, String)> {
+        let s = self.load_run(run_id)?;
+        let log = std::fs::read_to_string(self.state.run_dir(run_id).join("run.log")).unwrap_or_default();
+        let records = s.records.clone();
+        Ok((self.outcome_of(&s), records, log))
+    }
+}

@@ -1,0 +1,80 @@
+//! `deploy`: push, revert commit, deploy hook (`[deploy]`).
+
+use crate::engine::{Ctx, Exec, Rollback};
+use crate::error::{Error, Result};
+use crate::event::LogLevel;
+use crate::plan::RunKind;
+
+impl Rollback {
+    /// The commit production runs before this deploy: HEAD before the run; for an undo, what
+    /// the run it undoes pushed. `None`: an undo of a run that did not change the remote
+    /// (it failed before its deploy, or its push was refused), which leaves the remote alone.
+    pub(crate) fn production_commit(&self, ex: &Exec<'_>, cfg: &crate::deploy::DeployConfig) -> Option<String> {
+        let here = ex.plan.from.commit.to_string();
+        if ex.plan.kind != RunKind::Undo {
+            return Some(here);
+        }
+        let Some(orig) = &ex.plan.undo_of else { return Some(here) };
+        let Ok(state) = self.load_run(orig) else { return Some(here) };
+        if let Some(deployed) = state.detail_of("deploy") {
+            return match deployed.get("pushed_commit").and_then(|v| v.as_str()) {
+                Some(pushed) => Some(pushed.to_owned()),
+                None if deployed.get("skipped").is_some_and(|v| v == true) => None,
+                None => Some(here),
+            };
+        }
+        if cfg.strategy == crate::deploy::DeployStrategy::None {
+            return Some(here);
+        }
+        // Its deploy did not complete: it may still have pushed (its hook failed after the
+        // push). The remote says: at the run's target, or at a commit the run made.
+        let branch = cfg.branch.as_deref().or(state.plan.from.branch.as_deref());
+        let tip = crate::rt::block_on(crate::deploy::remote_tip(cfg, self.workdir(), branch));
+        match tip {
+            Ok(Some(tip)) => {
+                let pushed_by_run = tip == state.plan.to.as_str()
+                    || crate::rt::block_on(crate::deploy::made_by_run(cfg, self.workdir(), &tip, orig))
+                        .unwrap_or(false);
+                pushed_by_run.then_some(tip)
+            }
+            Ok(None) => None,
+            // Unreachable now: the push will say so.
+            Err(_) => Some(here),
+        }
+    }
+
+    pub(crate) fn step_deploy(&self, ctx: &mut Ctx<'_>, ex: &mut Exec<'_>) -> Result<serde_json::Value> {
+        let Some(cfg) = &self.config.deploy else {
+            return Ok(serde_json::json!({ "summary": "no [deploy] configured" }));
+        };
+        ctx.log(LogLevel::Info, format!("Deploying ({})...", cfg.strategy.as_str()));
+        let Some(from) = self.production_commit(ex, cfg) else {
+            let summary = format!(
+                "run {} did not change `{}`: the undo leaves it as it is",
+                ex.plan.undo_of.as_deref().unwrap_or("?"),
+                cfg.remote
+            );
+            ctx.log(LogLevel::Info, summary.clone());
+            return Ok(serde_json::json!({ "summary": summary, "skipped": true }));
+        };
+        let to = ex.plan.to.to_string();
+        let dctx = crate::deploy::DeployContext {
+            workdir: self.workdir(),
+            run_id: &ex.run_id,
+            from: &from,
+            to: &to,
+            branch: ex.plan.from.branch.as_deref(),
+        };
+        match crate::rt::block_on(crate::deploy::deploy(cfg, &dctx)) {
+            Ok(report) => {
+                ctx.log(LogLevel::Success, format!("Deployed: {}", report.detail));
+                let mut detail = serde_json::to_value(&report).unwrap_or_default();
+                if let Some(o) = detail.as_object_mut() {
+                    o.insert("summary".into(), serde_json::Value::String(report.detail.clone()));
+                }
+                Ok(detail)
+            }
+            Err(e) => Err(Error::Service { message: format!("deploy failed: {e}"), hint: e.hint() }),
+        }
+    }
+}

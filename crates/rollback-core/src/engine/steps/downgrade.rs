@@ -1,0 +1,136 @@
+//! `downgrade`: move the schema back with the current migration files, before the code moves;
+//! on failure put the database back from its snapshot.
+
+use crate::backup::SnapshotId;
+use crate::db::Revision;
+use crate::engine::full::same;
+use crate::engine::show_revisions;
+use crate::engine::{Ctx, Exec, Rollback};
+use crate::error::{Error, Result};
+use crate::event::LogLevel;
+
+impl Rollback {
+    pub(crate) fn step_downgrade(
+        &self,
+        ctx: &mut Ctx<'_>,
+        ex: &mut Exec<'_>,
+        from: &[Revision],
+        to: &[Revision],
+    ) -> Result<serde_json::Value> {
+        let db = self.migrator()?.clone();
+        let snapshot = self.own_db_snapshot(ex)?.ok_or_else(|| {
+            Error::refused(
+                format!("run {} has no database snapshot: the downgrade will not run without one", ex.run_id),
+                None,
+            )
+        })?;
+        let current = crate::rt::block_on(db.current())?;
+        if same(&current, to) {
+            ctx.log(LogLevel::Info, format!("Database already at {}", show_revisions(to)));
+            return Ok(serde_json::json!({ "from": current, "to": to, "already": true }));
+        }
+        if !same(&current, from) {
+            if ex.fresh_plan {
+                return Err(Error::refused(
+                    format!(
+                        "the database moved to {} since the run was planned at {}",
+                        show_revisions(&current),
+                        show_revisions(from)
+                    ),
+                    Some("assess again and rerun".to_owned()),
+                ));
+            }
+            // A resumed run whose downgrade was cut short: start again from the snapshot.
+            ctx.log(
+                LogLevel::Warn,
+                format!(
+                    "database at {}: restoring backup {snapshot} before downgrading again",
+                    show_revisions(&current)
+                ),
+            );
+            let kept = self.restore_after_failure(ctx, &ex.run_id, &snapshot)?;
+            ctx.log(LogLevel::Info, format!("Database restored from backup {snapshot}{kept}"));
+        }
+        ctx.log(
+            LogLevel::Info,
+            format!(
+                "Downgrading database {} from {} to {}...",
+                db.database().describe(),
+                show_revisions(from),
+                show_revisions(to)
+            ),
+        );
+        let result = crate::failpoint::hit("inside:downgrade")
+            .and_then(|()| crate::rt::block_on(db.downgrade(to)).map_err(Error::from));
+        if let Err(e) = result {
+            let cause = crate::engine::support::chain(&e);
+            ctx.log(LogLevel::Error, format!("downgrade failed: {cause}"));
+            // Migrations that are atomic (the native migrator everywhere, anything on
+            // PostgreSQL) and failed on the first one left the database as it was: restoring
+            // the snapshot would only throw away the writes made since it was taken.
+            let atomic = db.kind() == "sql" || matches!(db.database().url(), crate::db::url::DbUrl::Postgres { .. });
+            // The journal says so, for `undo`: nothing to restore from this run.
+            ex.failure_detail = Some(serde_json::json!({ "database_changed": false }));
+            if atomic && crate::rt::block_on(db.current()).is_ok_and(|now| same(&now, from)) {
+                return Err(Error::Service {
+                    message: format!(
+                        "the downgrade failed ({cause}); the failed migration was rolled back whole, so the database is as it was and the code was not touched"
+                    ),
+                    hint: Some(format!(
+                        "fix the migration, then `forge-rollback resume {0}`; or `forge-rollback undo {0}`",
+                        ex.run_id
+                    )),
+                });
+            }
+            ctx.log(LogLevel::Info, format!("Restoring database from backup {snapshot}..."));
+            return match self.restore_after_failure(ctx, &ex.run_id, &snapshot) {
+                Ok(kept) => Err(Error::Service {
+                    message: format!(
+                        "the downgrade failed ({cause}); the database was restored from backup {snapshot}{kept} and the code was not touched"
+                    ),
+                    hint: Some(format!(
+                        "fix the migration, then `forge-rollback resume {0}`; or `forge-rollback undo {0}`",
+                        ex.run_id
+                    )),
+                }),
+                Err(r) => Err({
+                    ex.failure_detail = Some(serde_json::json!({ "database_changed": true }));
+                    Error::Service {
+                        message: format!(
+                            "the downgrade failed ({cause}) AND restoring the database from backup {snapshot} failed: {}",
+                            crate::engine::support::chain(&r)
+                        ),
+                        hint: Some(format!(
+                            "the code was not touched; restore the database by hand from backup {snapshot}, or retry `forge-rollback undo {}`",
+                            ex.run_id
+                        )),
+                    }
+                }),
+            };
+        }
+        let now = crate::rt::block_on(db.current())?;
+        ctx.log(LogLevel::Success, format!("Database at {}", show_revisions(&now)));
+        Ok(serde_json::json!({ "from": current, "to": now }))
+    }
+
+    /// Restores the run's database snapshot after a failed or cut-short downgrade, dumping the
+    /// database as it is first, so the writes made since the snapshot stay recoverable. Returns
+    /// a note naming that dump (or saying why there is none).
+    pub(crate) fn restore_after_failure(
+        &self,
+        ctx: &mut Ctx<'_>,
+        run_id: &str,
+        snapshot: &SnapshotId,
+    ) -> Result<String> {
+        let kept = match self.dump_database(Some(run_id), "database-before-restore") {
+            Ok(m) => format!(" (its state before the restore is kept in backup {})", m.id),
+            Err(e) => {
+                let text = crate::engine::support::chain(&e);
+                ctx.log(LogLevel::Warn, format!("could not keep the database's state before the restore: {text}"));
+                format!(" (its state before the restore could not be kept: {text})")
+            }
+        };
+        self.restore_database_from(snapshot)?;
+        Ok(kept)
+    }
+}

@@ -1,0 +1,26 @@
+//! `restore_env`: the env files recorded with the target commit.
+
+use crate::backup::{self, EntryKind, SnapshotId};
+use crate::engine::{Ctx, Rollback};
+use crate::error::Result;
+use crate::event::LogLevel;
+
+impl Rollback {
+    pub(crate) fn step_restore_env(&self, ctx: &mut Ctx<'_>, record: Option<&SnapshotId>) -> Result<serde_json::Value> {
+        let Some(record) = record else {
+            ctx.log(LogLevel::Warn, "no env recorded for the target: env files left as they are");
+            return Ok(serde_json::json!({ "restored": 0, "recorded": false }));
+        };
+        let store = self.store()?;
+        let m = store.manifest(record)?;
+        ctx.log(LogLevel::Info, format!("Restoring env files recorded with {} (record {record})...", m.head.short()));
+        let stats = backup::snapshot::restore(store.as_ref(), self.workdir(), &m.entries)?;
+        let files: Vec<String> = m
+            .entries
+            .iter()
+            .map(|e| format!("{}{}", e.path, if e.kind == EntryKind::Absent { " (removed)" } else { "" }))
+            .collect();
+        ctx.log(LogLevel::Success, format!("Env files restored: {}", files.join(", ")));
+        Ok(serde_json::json!({ "record": record, "files": files, "stats": stats }))
+    }
+}

@@ -1,0 +1,111 @@
+//! `snapshot`: capture everything later steps change or delete, plus the index; verify it;
+//! pin HEAD with a ref.
+
+use crate::backup::{self, IndexSnapshot, Manifest, Origin, SnapshotId, StagedObject};
+use crate::engine::support::pin_ref;
+use crate::engine::{Ctx, Exec, Rollback, planner};
+use crate::error::{Error, Result};
+use crate::event::LogLevel;
+use crate::failpoint;
+use crate::fsutil;
+use crate::paths::RepoPath;
+use crate::time::Timestamp;
+
+impl Rollback {
+    pub(crate) fn step_snapshot(&self, ctx: &mut Ctx<'_>, ex: &mut Exec<'_>) -> Result<serde_json::Value> {
+        ctx.log(LogLevel::Info, "Creating backup of current state...");
+        let head = self.vcs.head()?;
+        if head.commit != ex.plan.from.commit {
+            return Err(Error::refused(
+                format!(
+                    "HEAD is at {}, not at {} where the run started",
+                    head.commit.short(),
+                    ex.plan.from.commit.short()
+                ),
+                None,
+            ));
+        }
+        let store = self.store()?;
+        let workdir = self.workdir();
+        let captures = if ex.fresh_plan {
+            ex.plan.captures().to_vec()
+        } else {
+            // A resume scans again; the env files a full plan (or an undo) captures are not in
+            // `git status` (they are ignored), so they come from the plan.
+            let status = self.vcs.status(true)?;
+            let env: Vec<RepoPath> =
+                ex.plan.captures().iter().filter(|c| c.origin == Origin::Env).map(|c| c.path.clone()).collect();
+            planner::with_env_files(
+                planner::captures(workdir, &self.config, &status, Self::reset_changes(ex.plan)),
+                &env,
+            )
+        };
+        let paths: Vec<(RepoPath, Origin)> = captures.into_iter().map(|c| (c.path, c.origin)).collect();
+        let (entries, mut stats) = backup::snapshot::capture(store.as_ref(), workdir, &paths)?;
+        let index_path = self.vcs.index_path();
+        let index = match std::fs::read(&index_path) {
+            Ok(bytes) => {
+                let (blob, new) = store.put_blob(&bytes)?;
+                stats.blobs += 1;
+                if new {
+                    stats.new_blobs += 1;
+                    stats.new_bytes += bytes.len() as u64;
+                }
+                let mut staged = Vec::new();
+                for s in self.vcs.staged_blobs()? {
+                    let (b, new) = store.put_blob(&s.content)?;
+                    if new {
+                        stats.new_blobs += 1;
+                        stats.new_bytes += s.content.len() as u64;
+                    }
+                    staged.push(StagedObject { path: s.path, oid: s.oid, blob: b });
+                }
+                Some(IndexSnapshot { blob, staged })
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(fsutil::IoError::new("read", &index_path, e).into()),
+        };
+        failpoint::hit("inside:snapshot")?;
+        let manifest = Manifest {
+            format: 1,
+            id: SnapshotId::generate(),
+            created_at: Timestamp::now(),
+            run_id: Some(ex.run_id.clone()),
+            workdir: workdir.to_path_buf(),
+            head: head.commit.clone(),
+            branch: head.branch.clone(),
+            entries,
+            index,
+            label: None,
+            database: None,
+        };
+        store.put_manifest(&manifest)?;
+        let report = store.verify(Some(std::slice::from_ref(&manifest.id)))?;
+        if !report.problems.is_empty() {
+            return Err(Error::refused(
+                format!("the new backup {} failed verification: {}", manifest.id, report.problems.join("; ")),
+                None,
+            ));
+        }
+        self.vcs.set_ref(&pin_ref(&ex.run_id), &head.commit, "forge-rollback: keep the pre-rollback commit")?;
+        ctx.log(
+            LogLevel::Success,
+            format!(
+                "Backup {} created and verified: {} path(s), {} byte(s), {} new byte(s) stored",
+                manifest.id,
+                manifest.entries.len(),
+                manifest.content_bytes(),
+                stats.new_bytes
+            ),
+        );
+        let detail = serde_json::json!({
+            "snapshot": manifest.id,
+            "entries": manifest.entries.len(),
+            "bytes": manifest.content_bytes(),
+            "new_blobs": stats.new_blobs,
+            "new_bytes": stats.new_bytes,
+            "verified_blobs": report.blobs});
+        ex.manifest = Some(manifest);
+        Ok(detail)
+    }
+}

@@ -1,0 +1,35 @@
+//! `verify`: the configured checks, concurrently; a failure makes the run
+//! `verification_failed`.
+
+use crate::engine::{Ctx, Exec, Rollback};
+use crate::error::Result;
+use crate::event::LogLevel;
+
+impl Rollback {
+    pub(crate) fn step_verify(&self, ctx: &mut Ctx<'_>, ex: &mut Exec<'_>) -> Result<serde_json::Value> {
+        ctx.log(LogLevel::Info, format!("Verifying services ({} check(s))...", self.config.checks.len()));
+        let report = self.verify(None)?;
+        for c in &report.checks {
+            if c.passed {
+                ctx.log(LogLevel::Success, format!("check `{}` passed in {} ms", c.name, c.latency_ms));
+            } else {
+                ctx.log(LogLevel::Error, format!("check `{}` {}: {}", c.name, c.status, c.reason));
+            }
+        }
+        let failed = report.checks.iter().filter(|c| !c.passed).count();
+        if failed == 0 {
+            ctx.log(
+                LogLevel::Success,
+                format!("All {} check(s) passed in {} ms", report.checks.len(), report.duration_ms),
+            );
+        } else {
+            ctx.log(
+                LogLevel::Error,
+                format!("{failed} of {} check(s) FAILED ({} ms)", report.checks.len(), report.duration_ms),
+            );
+        }
+        let detail = serde_json::to_value(&report).unwrap_or_default();
+        ex.verification = Some(report);
+        Ok(detail)
+    }
+}

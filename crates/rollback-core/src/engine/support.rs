@@ -1,0 +1,84 @@
+//! Small pieces every part of the engine uses: run ids, the run's log, error chains.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Component, Path, PathBuf};
+
+use crate::error::{Error, Result};
+use crate::event::{Event, LogLevel, Observer};
+use crate::fsutil::IoContext;
+use crate::time::Timestamp;
+
+/// The ref that keeps a run's starting commit reachable.
+pub fn pin_ref(run_id: &str) -> String {
+    format!("refs/forge-rollback/runs/{run_id}/from")
+}
+
+pub(crate) fn normalize(p: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+pub(crate) fn new_run_id() -> String {
+    format!("{}-{}", Timestamp::now().compact(), crate::state::random_hex(6))
+}
+
+pub(crate) fn valid_run_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+}
+
+pub(crate) fn chain(e: &Error) -> String {
+    let mut s = e.to_string();
+    let mut src = std::error::Error::source(e);
+    while let Some(c) = src {
+        let part = c.to_string();
+        if !s.contains(&part) {
+            s.push_str(": ");
+            s.push_str(&part);
+        }
+        src = c.source();
+    }
+    s
+}
+
+/// Logging for one run: observer plus the run's `run.log`.
+pub(crate) struct Ctx<'a> {
+    pub(crate) observer: &'a dyn Observer,
+    pub(crate) log: Option<File>,
+    pub(crate) warnings: Vec<String>,
+}
+
+impl<'a> Ctx<'a> {
+    pub(crate) fn new(observer: &'a dyn Observer) -> Self {
+        Self { observer, log: None, warnings: Vec::new() }
+    }
+
+    pub(crate) fn open_log(&mut self, path: &Path) -> Result<()> {
+        let f = OpenOptions::new().create(true).append(true).mode(0o600).open(path).at("open log", path)?;
+        self.log = Some(f);
+        Ok(())
+    }
+
+    pub(crate) fn log(&mut self, level: LogLevel, message: impl Into<String>) {
+        let event = Event::Log { at: Timestamp::now(), level, message: message.into() };
+        if let (Some(f), Some(line)) = (self.log.as_mut(), event.log_line()) {
+            let _ = writeln!(f, "{line}");
+        }
+        if level == LogLevel::Warn
+            && let Event::Log { message, .. } = &event
+        {
+            self.warnings.push(message.clone());
+        }
+        self.observer.event(&event);
+    }
+}
