@@ -10,8 +10,8 @@ use crate::error::{Error, Result};
 use crate::event::{Event, LogLevel};
 use crate::failpoint;
 use crate::fsutil;
-use crate::journal::{Journal, Record, RunState, RunStatus, Severity};
-use crate::plan::{Level, Plan, RunKind};
+use crate::journal::{Journal, Record, RunState, RunStatus};
+use crate::plan::{Plan, RunKind};
 use crate::prompt::Prompter;
 use crate::time::Timestamp;
 
@@ -40,56 +40,6 @@ pub(crate) struct Exec<'a> {
 }
 
 impl Rollback {
-    pub(crate) fn start_and_execute(
-        &self,
-        ctx: &mut Ctx<'_>,
-        run_id: String,
-        plan: &Plan,
-        reason: Option<String>,
-        severity: Option<Severity>,
-        manual: Option<&dyn Prompter>,
-    ) -> Result<RunOutcome> {
-        let dir = self.state.run_dir(&run_id);
-        fsutil::create_private_dir(&dir)?;
-        ctx.open_log(&dir.join("run.log"))?;
-        let mut journal = Journal::create(&dir.join("journal.jsonl"))?;
-        let started = Timestamp::now();
-        journal.append(&Record::Started {
-            at: started,
-            run_id: run_id.clone(),
-            plan: plan.clone(),
-            reason,
-            severity,
-        })?;
-        match plan.kind {
-            RunKind::Rollback => {
-                ctx.log(LogLevel::Info, format!("Emergency rollback {run_id} initiated"));
-                ctx.log(LogLevel::Info, format!("Rollback level: {}", plan.level.map_or("fast", Level::as_str)));
-            }
-            RunKind::Undo => ctx.log(
-                LogLevel::Info,
-                format!("Undo {run_id} of run {} initiated", plan.undo_of.as_deref().unwrap_or("?")),
-            ),
-        }
-        ctx.log(LogLevel::Info, format!("From {} to {}", plan.from.commit.short(), plan.to.short()));
-        // Sent while the first steps run: a slow webhook must not hold up an emergency.
-        let started_notice = self.notify_later(crate::notify::NotifyEventKind::Started, &run_id, plan);
-        let mut ex = Exec {
-            run_id,
-            plan,
-            journal,
-            manifest: None,
-            fresh_plan: true,
-            manual,
-            verification: None,
-            aborted: None,
-            failure_detail: None,
-            skipped: BTreeSet::new(),
-            started_notice,
-        };
-        self.execute(ctx, &mut ex, 0)
-    }
-
     /// Runs the steps from `start`; journals the end of the run; builds the outcome.
     pub(crate) fn execute(&self, ctx: &mut Ctx<'_>, ex: &mut Exec<'_>, start: usize) -> Result<RunOutcome> {
         let total = ex.plan.steps.len();

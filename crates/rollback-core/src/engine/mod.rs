@@ -21,10 +21,13 @@ mod manual;
 mod pipeline;
 pub mod planner;
 mod refuse;
+mod resume;
+mod rollback_entry;
 mod runs;
 mod services;
 mod steps;
 mod support;
+mod undo;
 
 use exec::Exec;
 pub use support::pin_ref;

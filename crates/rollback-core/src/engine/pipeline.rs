@@ -1,137 +1,107 @@
-//! The run pipeline.
+//! The one run pipeline. Every entry point — a rollback (asked or unattended), `undo`,
+//! `resume`, and the automatic undo after a failed verification or a manual abort — goes
+//! through [`Rollback::drive`], which does the same things in the same order:
+//!
+//! 1. [`Entry::prepare`], without the lock and without writing: assess, refuse, plan, and ask
+//!    the [`Prompter`] (a dry run ends here);
+//! 2. take the lock;
+//! 3. [`Entry::settle`], under the lock: refuse again and plan again from the state as it is
+//!    now, into a [`Job`];
+//! 4. execute the job's steps, each journaled, then record the run (`exec.rs`).
+//!
+//! An entry is a small type ([`RollbackEntry`](super::rollback_entry::RollbackEntry),
+//! [`UndoEntry`](super::undo::UndoEntry), [`ResumeEntry`](super::resume::ResumeEntry)) that
+//! says what its stages do; the order lives only here.
 
-use super::support::new_run_id;
-use super::{Ctx, Exec, Rollback, RunOptions, RunOutcome, StepReport, planner};
-use crate::assess;
-use crate::backup::Manifest;
-use crate::error::{Error, Result};
+use std::collections::BTreeSet;
+
+use super::{Ctx, Exec, Rollback, RunOutcome};
+use crate::error::Result;
 use crate::event::{LogLevel, Observer};
 use crate::failpoint;
-use crate::journal::{Journal, Record, RunState, RunStatus};
+use crate::fsutil;
+use crate::journal::{Journal, Record, Severity};
 use crate::lock::RunLock;
-use crate::plan::{Level, RunKind, Step};
-use crate::prompt::{Confirmation, Prompter};
+use crate::plan::{Level, Plan, RunKind};
+use crate::prompt::Prompter;
 use crate::time::Timestamp;
 
+/// What a stage of an entry hands on: more work, or the outcome already.
+pub(crate) enum Next<T> {
+    /// Go on with this.
+    Go(T),
+    /// Nothing more to do (a dry run, an undo of a run that changed nothing).
+    Done(Box<RunOutcome>),
+}
+
+/// How a job's execution begins.
+pub(crate) enum Start {
+    /// A new run: its `started` record carries these.
+    New { reason: Option<String>, severity: Option<Severity> },
+    /// An interrupted or failed run, from step `at`, never running the steps in `skipped`.
+    Resumed { at: usize, skipped: BTreeSet<usize> },
+}
+
+/// A plan ready to execute under the lock.
+pub(crate) struct Job {
+    pub(crate) run_id: String,
+    pub(crate) plan: Plan,
+    pub(crate) start: Start,
+    /// Ask the prompter before each step (manual runs).
+    pub(crate) manual: bool,
+}
+
+/// One entry point of the pipeline: what it does before and under the lock.
+pub(crate) trait Entry {
+    /// What `prepare` hands to `settle`.
+    type Ready;
+    /// The lock holder's command, for `lock status` and a refused second run.
+    fn command(&self) -> String;
+    /// Reads only: assess, refuse, plan, confirm.
+    fn prepare(&self, rb: &Rollback, ctx: &mut Ctx<'_>, prompter: &dyn Prompter) -> Result<Next<Self::Ready>>;
+    /// Under the lock: refuse again, plan again, into a job.
+    fn settle(
+        &self,
+        rb: &Rollback,
+        ctx: &mut Ctx<'_>,
+        ready: Self::Ready,
+        prompter: &dyn Prompter,
+    ) -> Result<Next<Job>>;
+}
+
 impl Rollback {
-    // ----- run ------------------------------------------------------------------------
-
-    /// Runs a rollback: plan, safety checks, confirmation, then the steps under the lock.
-    pub fn run(&self, opts: &RunOptions, prompter: &dyn Prompter, observer: &dyn Observer) -> Result<RunOutcome> {
+    /// The pipeline: prepare → lock → settle → execute → record.
+    pub(crate) fn drive<E: Entry>(
+        &self,
+        entry: &E,
+        prompter: &dyn Prompter,
+        observer: &dyn Observer,
+    ) -> Result<RunOutcome> {
         let mut ctx = Ctx::new(observer);
-        if prompter.is_automatic() && !opts.dry_run {
-            return self.run_unattended(&mut ctx, opts);
-        }
-        let a = self.assess(opts.target.as_deref())?;
-        let level = Self::resolve_level(&a, opts.level);
-        self.require_database(&a, level)?;
-        let mut plan = planner::rollback_plan(self.vcs.as_ref(), &self.config, &a, level)?;
-        let refusals = self.refusals(&a, opts, level);
-        if opts.dry_run || level == Level::Manual {
-            self.fill_previews(&mut plan);
-        }
-        if opts.dry_run {
-            let mut warnings: Vec<String> =
-                a.risks.iter().filter(|r| r.severity > assess::Severity::Info).map(|r| r.message.clone()).collect();
-            warnings.extend(refusals.iter().map(|e| format!("a run would refuse: {e}")));
-            return Ok(RunOutcome {
-                run_id: None,
-                kind: RunKind::Rollback,
-                status: RunStatus::Planned,
-                level: Some(level),
-                from: a.head.commit.clone(),
-                branch: a.head.branch.clone(),
-                to: a.target.commit.id.clone(),
-                backup_id: None,
-                undo_of: None,
-                started_at: Timestamp::now(),
-                finished_at: None,
-                duration_ms: 0,
-                steps: plan
-                    .steps
-                    .iter()
-                    .map(|s| StepReport { step: s.name().into(), status: "pending".into(), detail: None })
-                    .collect(),
-                warnings,
-                error: None,
-                plan: Some(plan),
-                verification: None,
-                undone_by: None,
-            });
-        }
-        // An unfinished run comes first: until it is settled, the tree is between two states.
-        self.refuse_unfinished()?;
-        if let Some(e) = refusals.into_iter().next() {
-            return Err(e);
-        }
-        Self::warn_schema(&mut ctx, &a, level);
-        let request =
-            Confirmation { action: "rollback".into(), summary: Self::summary(&a, &plan, level), plan: plan.clone() };
-        if !prompter.confirm(&request)? {
-            return Err(Error::Cancelled("the operator declined; nothing was changed".into()));
-        }
-
+        let ready = match entry.prepare(self, &mut ctx, prompter)? {
+            Next::Go(ready) => ready,
+            Next::Done(outcome) => return Ok(*outcome),
+        };
         self.state.ensure()?;
-        let lock = self.take_lock(&mut ctx, "run")?;
+        let lock = self.take_lock(&mut ctx, &entry.command())?;
         failpoint::hit("after:lock")?;
-        self.refuse_unfinished()?;
-        // Plan again under the lock, from the state as it is now.
-        let now = self.assess(Some(a.target.commit.id.as_str()))?;
-        self.require_database(&now, level)?;
-        if now.head != a.head {
-            return Err(Error::refused(
-                format!(
-                    "HEAD moved from {} to {} while the rollback was being confirmed",
-                    a.head.commit.short(),
-                    now.head.commit.short()
-                ),
-                Some("assess again and rerun".to_owned()),
-            ));
-        }
-        let mut plan = planner::rollback_plan(self.vcs.as_ref(), &self.config, &now, level)?;
-        if level == Level::Manual {
-            self.fill_previews(&mut plan);
-        }
-        let run_id = new_run_id();
-        let manual = (level == Level::Manual).then_some(prompter);
-        let outcome = self.start_and_execute(&mut ctx, run_id, &plan, opts.reason.clone(), opts.severity, manual);
+        let outcome = self.settle_and_execute(&mut ctx, entry, ready, prompter);
         drop(lock);
         outcome
     }
 
-    /// `--yes`: no one to ask, so take the lock first and assess and plan once, under it.
-    pub(crate) fn run_unattended(&self, ctx: &mut Ctx<'_>, opts: &RunOptions) -> Result<RunOutcome> {
-        if opts.level == Some(Level::Manual) {
-            return Err(Error::usage(
-                "a manual rollback asks before every step: it cannot run with `--yes`".to_owned(),
-                Some("drop `--yes` to approve each step, or use `--full` to run them all".to_owned()),
-            ));
+    /// Stages 3 and 4, for a caller that holds the lock already (the automatic undo).
+    pub(crate) fn settle_and_execute<E: Entry>(
+        &self,
+        ctx: &mut Ctx<'_>,
+        entry: &E,
+        ready: E::Ready,
+        prompter: &dyn Prompter,
+    ) -> Result<RunOutcome> {
+        match entry.settle(self, ctx, ready, prompter)? {
+            Next::Go(job) => self.execute_job(ctx, &job, prompter),
+            Next::Done(outcome) => Ok(*outcome),
         }
-        // Bad input is reported before anything is written, even the state folder.
-        let head = self.vcs.head()?;
-        let registry = self.registry()?;
-        assess::resolve_target(
-            self.vcs.as_ref(),
-            &registry,
-            &self.registry_path(),
-            &head.commit,
-            opts.target.as_deref(),
-        )?;
-        self.state.ensure()?;
-        let lock = self.take_lock(ctx, "run")?;
-        failpoint::hit("after:lock")?;
-        self.refuse_unfinished()?;
-        let a = self.assess(opts.target.as_deref())?;
-        let level = Self::resolve_level(&a, opts.level);
-        self.require_database(&a, level)?;
-        if let Some(e) = self.refusals(&a, opts, level).into_iter().next() {
-            return Err(e);
-        }
-        Self::warn_schema(ctx, &a, level);
-        let plan = planner::rollback_plan(self.vcs.as_ref(), &self.config, &a, level)?;
-        let outcome = self.start_and_execute(ctx, new_run_id(), &plan, opts.reason.clone(), opts.severity, None);
-        drop(lock);
-        outcome
     }
 
     pub(crate) fn take_lock(&self, ctx: &mut Ctx<'_>, command: &str) -> Result<RunLock> {
@@ -142,178 +112,62 @@ impl Rollback {
         Ok(lock)
     }
 
-    /// Undoes run `run_id`: restores exactly the state its snapshot recorded (branch, HEAD,
-    /// every file's bytes, mode and symlink target, untracked files, the index, and for a full
-    /// rollback the database and the env files). The undo is itself a run with its own
-    /// snapshot, so it can be undone too.
-    pub fn undo(&self, run_id: &str, prompter: &dyn Prompter, observer: &dyn Observer) -> Result<RunOutcome> {
-        let mut ctx = Ctx::new(observer);
-        let target = self.load_run(run_id)?;
-        Self::refuse_undone(run_id, &target)?;
-        let head = self.vcs.head()?;
-        if let Some((manifest, db)) = self.undo_inputs(&target)? {
-            let plan = planner::undo_plan(self.vcs.as_ref(), &self.config, &head, &manifest, run_id, db.as_ref())?;
-            let summary = format!(
-                "Undo run {run_id}\nRepository: {}\nFrom: {} ({})\nBack to: {} on {} with {} path(s) from backup {}{}\n",
-                self.workdir().display(),
-                head.commit.short(),
-                head.branch.as_deref().unwrap_or("detached"),
-                manifest.head.short(),
-                manifest.branch.as_deref().unwrap_or("detached HEAD"),
-                manifest.entries.len(),
-                manifest.id,
-                db.as_ref()
-                    .map(|d| format!("\nDatabase: {} back from backup {}", d.database, d.snapshot))
-                    .unwrap_or_default()
-            );
-            if !prompter.confirm(&Confirmation { action: "undo".into(), summary, plan })? {
-                return Err(Error::Cancelled("the operator declined; nothing was changed".into()));
-            }
-        }
-        self.state.ensure()?;
-        let lock = self.take_lock(&mut ctx, &format!("undo {run_id}"))?;
-        failpoint::hit("after:lock")?;
-        if self.vcs.head()? != head {
-            return Err(Error::refused(
-                "HEAD moved while the undo was being confirmed".to_owned(),
-                Some("run the undo again".to_owned()),
-            ));
-        }
-        let out = self.undo_locked(&mut ctx, run_id);
-        drop(lock);
-        out
-    }
-
-    /// The work-tree snapshot of a run and, if it took one, its database snapshot; `None`
-    /// when the run stopped before its snapshot completed (it changed nothing).
-    pub(crate) fn undo_inputs(&self, target: &RunState) -> Result<Option<(Manifest, Option<planner::DbRestore>)>> {
-        let snapshot = target.snapshot_of("snapshot");
-        let Some(snapshot) = snapshot else { return Ok(None) };
-        let manifest = self.store()?.manifest(&snapshot)?;
-        // The database goes back only if the run changed it: its downgrade (or database
-        // restore) began and was neither skipped nor put back already after failing.
-        // Restoring a dump the run never diverged from would only discard the writes made
-        // since it was taken.
-        let changed_db = target.plan.steps.iter().enumerate().any(|(i, s)| {
-            matches!(s, Step::Downgrade { .. } | Step::RestoreDatabase { .. })
-                && target.step_changed(i, "database_changed")
-        });
-        let db_snapshot = target.snapshot_of("db_snapshot").filter(|_| changed_db);
-        let db = match db_snapshot {
-            Some(id) => {
-                let m = self.store()?.manifest(&id)?;
-                let Some(rec) = m.database else {
-                    return Err(Error::refused(format!("backup {id} holds no database dump"), None));
-                };
-                let current = match self.db()? {
-                    Some(db) => crate::rt::block_on(db.current()).unwrap_or_default(),
-                    None => Vec::new(),
-                };
-                Some(planner::DbRestore { snapshot: id, database: rec.database, current })
-            }
-            None => None,
-        };
-        Ok(Some((manifest, db)))
-    }
-
-    /// The undo itself, under the lock the caller holds.
-    pub(crate) fn undo_locked(&self, ctx: &mut Ctx<'_>, run_id: &str) -> Result<RunOutcome> {
-        let target = self.load_run(run_id)?;
-        Self::refuse_undone(run_id, &target)?;
-        // Other unfinished runs (not this one, which the undo settles) block an undo too.
-        if let Some(r) = self.unfinished_runs()?.into_iter().find(|r| r.run_id != run_id) {
-            return Err(Error::refused(
-                format!("run {} is unfinished", r.run_id),
-                Some(format!("resume or undo {} first", r.run_id)),
-            ));
-        }
-        let Some((manifest, db)) = self.undo_inputs(&target)? else {
-            // Stopped before its snapshot completed: it changed nothing.
-            let mut j = Journal::open(&self.state.run_dir(run_id).join("journal.jsonl"))?;
-            j.append(&Record::Undone { at: Timestamp::now(), by: "nothing-changed".into() })?;
-            ctx.log(LogLevel::Info, format!("run {run_id} stopped before changing anything; marked as undone"));
-            let mut outcome = self.outcome_of(&self.load_run(run_id)?);
-            outcome.warnings = std::mem::take(&mut ctx.warnings);
-            return Ok(outcome);
-        };
-        if db.is_some() && self.db()?.is_none() {
-            return Err(Error::usage(
-                format!("run {run_id} changed the database, but no `[database]` is configured now"),
-                Some("restore the `[database]` section of the configuration, then undo again".to_owned()),
-            ));
-        }
-        let head = self.vcs.head()?;
-        let plan = planner::undo_plan(self.vcs.as_ref(), &self.config, &head, &manifest, run_id, db.as_ref())?;
-        self.start_and_execute(ctx, new_run_id(), &plan, Some(format!("undo of {run_id}")), None, None)
-    }
-
-    /// Finishes an interrupted or failed run from the first step that did not complete.
-    pub fn resume(&self, run_id: &str, observer: &dyn Observer) -> Result<RunOutcome> {
-        self.resume_with(run_id, &crate::prompt::AutoConfirm, observer)
-    }
-
-    /// [`Rollback::resume`], asking `prompter` before each remaining step of a manual run
-    /// (an automatic prompter runs them unasked).
-    pub fn resume_with(&self, run_id: &str, prompter: &dyn Prompter, observer: &dyn Observer) -> Result<RunOutcome> {
-        let mut ctx = Ctx::new(observer);
-        self.load_run(run_id)?;
-        self.state.ensure()?;
-        let lock = self.take_lock(&mut ctx, &format!("resume {run_id}"))?;
-        let state = self.load_run(run_id)?;
-        match state.status {
-            RunStatus::Running | RunStatus::Failed => {}
-            // A manual run the operator aborted part-way can be finished later.
-            RunStatus::Cancelled if Self::changed_something(&state) => {}
-            other => {
-                return Err(Error::refused(format!("run {run_id} is {other}: there is nothing to resume"), None));
-            }
-        }
-        let head = self.vcs.head()?;
-        let plan = state.plan.clone();
-        if head.commit != plan.from.commit && head.commit != plan.to {
-            return Err(Error::refused(
-                format!(
-                    "HEAD is at {}, neither where run {run_id} started ({}) nor its target ({})",
-                    head.commit.short(),
-                    plan.from.commit.short(),
-                    plan.to.short()
-                ),
-                Some(format!("`forge-rollback undo {run_id}` restores the state from before the run")),
-            ));
-        }
-        // Steps that change the tree or the database: once one has begun, the snapshots taken
-        // before it are the only record of the prior state and must not be taken again.
-        let changes_begun = state.records.iter().any(|r| {
-            matches!(r, Record::StepBegin { index, .. }
-                if matches!(plan.steps.get(*index), Some(Step::Reset { .. } | Step::Downgrade { .. } | Step::RestoreDatabase { .. })))
-        });
-        let mut start = state.next_step().unwrap_or(plan.steps.len());
-        if !changes_begun && head.commit == plan.from.commit {
-            // Nothing destructive happened yet: capture the tree again as it is now.
-            start = 0;
-        }
+    /// Opens (or creates) the job's journal and log, then runs its steps.
+    fn execute_job(&self, ctx: &mut Ctx<'_>, job: &Job, prompter: &dyn Prompter) -> Result<RunOutcome> {
+        let Job { run_id, plan, start, manual } = job;
         let dir = self.state.run_dir(run_id);
-        ctx.open_log(&dir.join("run.log"))?;
-        let mut journal = Journal::open(&dir.join("journal.jsonl"))?;
-        journal.append(&Record::Resumed { at: Timestamp::now() })?;
-        ctx.log(LogLevel::Info, format!("Resuming run {run_id} at step {} of {}", start + 1, plan.steps.len()));
-        let manual = (plan.level == Some(Level::Manual) && plan.kind == RunKind::Rollback && !prompter.is_automatic())
-            .then_some(prompter);
+        let (journal, at, skipped, started_notice) = match start {
+            Start::New { reason, severity } => {
+                fsutil::create_private_dir(&dir)?;
+                ctx.open_log(&dir.join("run.log"))?;
+                let mut journal = Journal::create(&dir.join("journal.jsonl"))?;
+                journal.append(&Record::Started {
+                    at: Timestamp::now(),
+                    run_id: run_id.clone(),
+                    plan: plan.clone(),
+                    reason: reason.clone(),
+                    severity: *severity,
+                })?;
+                match plan.kind {
+                    RunKind::Rollback => {
+                        ctx.log(LogLevel::Info, format!("Emergency rollback {run_id} initiated"));
+                        ctx.log(
+                            LogLevel::Info,
+                            format!("Rollback level: {}", plan.level.map_or("fast", Level::as_str)),
+                        );
+                    }
+                    RunKind::Undo => ctx.log(
+                        LogLevel::Info,
+                        format!("Undo {run_id} of run {} initiated", plan.undo_of.as_deref().unwrap_or("?")),
+                    ),
+                }
+                ctx.log(LogLevel::Info, format!("From {} to {}", plan.from.commit.short(), plan.to.short()));
+                // Sent while the first steps run: a slow webhook must not hold up an emergency.
+                let notice = self.notify_later(crate::notify::NotifyEventKind::Started, run_id, plan);
+                (journal, 0, BTreeSet::new(), notice)
+            }
+            Start::Resumed { at, skipped } => {
+                ctx.open_log(&dir.join("run.log"))?;
+                let mut journal = Journal::open(&dir.join("journal.jsonl"))?;
+                journal.append(&Record::Resumed { at: Timestamp::now() })?;
+                ctx.log(LogLevel::Info, format!("Resuming run {run_id} at step {} of {}", at + 1, plan.steps.len()));
+                (journal, *at, skipped.clone(), None)
+            }
+        };
         let mut ex = Exec {
-            run_id: run_id.to_owned(),
-            plan: &plan,
+            run_id: run_id.clone(),
+            plan,
             journal,
             manifest: None,
-            fresh_plan: false,
-            manual,
+            // A new plan was made under the lock just now; a resumed one was not.
+            fresh_plan: matches!(start, Start::New { .. }),
+            manual: manual.then_some(prompter),
             verification: None,
             aborted: None,
             failure_detail: None,
-            skipped: state.skipped.iter().copied().collect(),
-            started_notice: None,
+            skipped,
+            started_notice,
         };
-        let out = self.execute(&mut ctx, &mut ex, start);
-        drop(lock);
-        out
+        self.execute(ctx, &mut ex, at)
     }
 }

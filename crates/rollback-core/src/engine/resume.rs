@@ -1,0 +1,85 @@
+//! The resume entry of the pipeline: finish an interrupted or failed run from the first step
+//! that did not complete.
+
+use super::pipeline::{Entry, Job, Next, Start};
+use super::{Ctx, Rollback, RunOutcome};
+use crate::error::{Error, Result};
+use crate::event::Observer;
+use crate::journal::{Record, RunStatus};
+use crate::plan::{Level, RunKind, Step};
+use crate::prompt::Prompter;
+
+pub(crate) struct ResumeEntry<'a> {
+    pub(crate) run_id: &'a str,
+}
+
+impl Entry for ResumeEntry<'_> {
+    type Ready = ();
+
+    fn command(&self) -> String {
+        format!("resume {}", self.run_id)
+    }
+
+    fn prepare(&self, rb: &Rollback, _ctx: &mut Ctx<'_>, _prompter: &dyn Prompter) -> Result<Next<()>> {
+        // An unknown run is reported before anything is written.
+        rb.load_run(self.run_id)?;
+        Ok(Next::Go(()))
+    }
+
+    fn settle(&self, rb: &Rollback, _ctx: &mut Ctx<'_>, (): (), prompter: &dyn Prompter) -> Result<Next<Job>> {
+        let run_id = self.run_id;
+        let state = rb.load_run(run_id)?;
+        match state.status {
+            RunStatus::Running | RunStatus::Failed => {}
+            // A manual run the operator aborted part-way can be finished later.
+            RunStatus::Cancelled if Rollback::changed_something(&state) => {}
+            other => {
+                return Err(Error::refused(format!("run {run_id} is {other}: there is nothing to resume"), None));
+            }
+        }
+        let head = rb.vcs.head()?;
+        let plan = state.plan.clone();
+        if head.commit != plan.from.commit && head.commit != plan.to {
+            return Err(Error::refused(
+                format!(
+                    "HEAD is at {}, neither where run {run_id} started ({}) nor its target ({})",
+                    head.commit.short(),
+                    plan.from.commit.short(),
+                    plan.to.short()
+                ),
+                Some(format!("`forge-rollback undo {run_id}` restores the state from before the run")),
+            ));
+        }
+        // Steps that change the tree or the database: once one has begun, the snapshots taken
+        // before it are the only record of the prior state and must not be taken again.
+        let changes_begun = state.records.iter().any(|r| {
+            matches!(r, Record::StepBegin { index, .. }
+                if matches!(plan.steps.get(*index), Some(Step::Reset { .. } | Step::Downgrade { .. } | Step::RestoreDatabase { .. })))
+        });
+        let mut at = state.next_step().unwrap_or(plan.steps.len());
+        if !changes_begun && head.commit == plan.from.commit {
+            // Nothing destructive happened yet: capture the tree again as it is now.
+            at = 0;
+        }
+        let manual = plan.level == Some(Level::Manual) && plan.kind == RunKind::Rollback && !prompter.is_automatic();
+        Ok(Next::Go(Job {
+            run_id: run_id.to_owned(),
+            plan,
+            start: Start::Resumed { at, skipped: state.skipped.iter().copied().collect() },
+            manual,
+        }))
+    }
+}
+
+impl Rollback {
+    /// Finishes an interrupted or failed run from the first step that did not complete.
+    pub fn resume(&self, run_id: &str, observer: &dyn Observer) -> Result<RunOutcome> {
+        self.resume_with(run_id, &crate::prompt::AutoConfirm, observer)
+    }
+
+    /// [`Rollback::resume`], asking `prompter` before each remaining step of a manual run
+    /// (an automatic prompter runs them unasked).
+    pub fn resume_with(&self, run_id: &str, prompter: &dyn Prompter, observer: &dyn Observer) -> Result<RunOutcome> {
+        self.drive(&ResumeEntry { run_id }, prompter, observer)
+    }
+}

@@ -1,0 +1,158 @@
+//! The rollback entry of the pipeline: `run`, asked (assess and confirm first, then plan again
+//! under the lock) or unattended (`--yes`: nobody to ask, so everything under the lock).
+
+use super::pipeline::{Entry, Job, Next, Start};
+use super::support::new_run_id;
+use super::{Ctx, Rollback, RunOptions, RunOutcome, StepReport, planner};
+use crate::assess::{self, Assessment};
+use crate::error::{Error, Result};
+use crate::event::Observer;
+use crate::journal::RunStatus;
+use crate::plan::{Level, RunKind};
+use crate::prompt::{Confirmation, Prompter};
+use crate::time::Timestamp;
+
+pub(crate) struct RollbackEntry<'a> {
+    pub(crate) opts: &'a RunOptions,
+}
+
+/// What was settled before the lock.
+pub(crate) enum Ready {
+    /// Assessed and confirmed: the run must find HEAD where the operator saw it.
+    Confirmed { assessment: Box<Assessment>, level: Level },
+    /// `--yes`: only the input was checked; assess under the lock.
+    Unattended,
+}
+
+impl Entry for RollbackEntry<'_> {
+    type Ready = Ready;
+
+    fn command(&self) -> String {
+        "run".to_owned()
+    }
+
+    fn prepare(&self, rb: &Rollback, ctx: &mut Ctx<'_>, prompter: &dyn Prompter) -> Result<Next<Ready>> {
+        let opts = self.opts;
+        if prompter.is_automatic() && !opts.dry_run {
+            if opts.level == Some(Level::Manual) {
+                return Err(Error::usage(
+                    "a manual rollback asks before every step: it cannot run with `--yes`".to_owned(),
+                    Some("drop `--yes` to approve each step, or use `--full` to run them all".to_owned()),
+                ));
+            }
+            // Bad input is reported before anything is written, even the state folder.
+            let head = rb.vcs.head()?;
+            let registry = rb.registry()?;
+            assess::resolve_target(
+                rb.vcs.as_ref(),
+                &registry,
+                &rb.registry_path(),
+                &head.commit,
+                opts.target.as_deref(),
+            )?;
+            return Ok(Next::Go(Ready::Unattended));
+        }
+        let a = rb.assess(opts.target.as_deref())?;
+        let level = Rollback::resolve_level(&a, opts.level);
+        rb.require_database(&a, level)?;
+        let mut plan = planner::rollback_plan(rb.vcs.as_ref(), &rb.config, &a, level)?;
+        let refusals = rb.refusals(&a, opts, level);
+        if opts.dry_run || level == Level::Manual {
+            rb.fill_previews(&mut plan);
+        }
+        if opts.dry_run {
+            let mut warnings: Vec<String> =
+                a.risks.iter().filter(|r| r.severity > assess::Severity::Info).map(|r| r.message.clone()).collect();
+            warnings.extend(refusals.iter().map(|e| format!("a run would refuse: {e}")));
+            return Ok(Next::Done(Box::new(RunOutcome {
+                run_id: None,
+                kind: RunKind::Rollback,
+                status: RunStatus::Planned,
+                level: Some(level),
+                from: a.head.commit.clone(),
+                branch: a.head.branch.clone(),
+                to: a.target.commit.id.clone(),
+                backup_id: None,
+                undo_of: None,
+                started_at: Timestamp::now(),
+                finished_at: None,
+                duration_ms: 0,
+                steps: plan
+                    .steps
+                    .iter()
+                    .map(|s| StepReport { step: s.name().into(), status: "pending".into(), detail: None })
+                    .collect(),
+                warnings,
+                error: None,
+                plan: Some(plan),
+                verification: None,
+                undone_by: None,
+            })));
+        }
+        // An unfinished run comes first: until it is settled, the tree is between two states.
+        rb.refuse_unfinished()?;
+        if let Some(e) = refusals.into_iter().next() {
+            return Err(e);
+        }
+        Rollback::warn_schema(ctx, &a, level);
+        let request = Confirmation {
+            action: "rollback".into(),
+            summary: Rollback::summary(&a, &plan, level),
+            plan: plan.clone(),
+        };
+        if !prompter.confirm(&request)? {
+            return Err(Error::Cancelled("the operator declined; nothing was changed".into()));
+        }
+        Ok(Next::Go(Ready::Confirmed { assessment: Box::new(a), level }))
+    }
+
+    fn settle(&self, rb: &Rollback, ctx: &mut Ctx<'_>, ready: Ready, _prompter: &dyn Prompter) -> Result<Next<Job>> {
+        let opts = self.opts;
+        rb.refuse_unfinished()?;
+        let (now, level) = match ready {
+            Ready::Unattended => {
+                let a = rb.assess(opts.target.as_deref())?;
+                let level = Rollback::resolve_level(&a, opts.level);
+                rb.require_database(&a, level)?;
+                if let Some(e) = rb.refusals(&a, opts, level).into_iter().next() {
+                    return Err(e);
+                }
+                Rollback::warn_schema(ctx, &a, level);
+                (a, level)
+            }
+            Ready::Confirmed { assessment: a, level } => {
+                // Plan again under the lock, from the state as it is now.
+                let now = rb.assess(Some(a.target.commit.id.as_str()))?;
+                rb.require_database(&now, level)?;
+                if now.head != a.head {
+                    return Err(Error::refused(
+                        format!(
+                            "HEAD moved from {} to {} while the rollback was being confirmed",
+                            a.head.commit.short(),
+                            now.head.commit.short()
+                        ),
+                        Some("assess again and rerun".to_owned()),
+                    ));
+                }
+                (now, level)
+            }
+        };
+        let mut plan = planner::rollback_plan(rb.vcs.as_ref(), &rb.config, &now, level)?;
+        if level == Level::Manual {
+            rb.fill_previews(&mut plan);
+        }
+        Ok(Next::Go(Job {
+            run_id: new_run_id(),
+            plan,
+            start: Start::New { reason: opts.reason.clone(), severity: opts.severity },
+            manual: level == Level::Manual,
+        }))
+    }
+}
+
+impl Rollback {
+    /// Runs a rollback: plan, safety checks, confirmation, then the steps under the lock.
+    pub fn run(&self, opts: &RunOptions, prompter: &dyn Prompter, observer: &dyn Observer) -> Result<RunOutcome> {
+        self.drive(&RollbackEntry { opts }, prompter, observer)
+    }
+}
