@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::detail::{FailureDetail, StepDetail};
 use crate::fsutil::{IoContext, IoError};
 use crate::plan::Plan;
 use crate::time::Timestamp;
@@ -96,7 +97,7 @@ pub enum Record {
         /// Step name.
         step: String,
         /// What it did (snapshot id, counts, ...).
-        detail: serde_json::Value,
+        detail: StepDetail,
     },
     /// A step failed.
     StepFailed {
@@ -111,7 +112,7 @@ pub enum Record {
         /// What the step leaves behind despite failing, when it says (a failed downgrade:
         /// `{"database_changed": false}` once the database is as it was before the step).
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        detail: Option<serde_json::Value>,
+        detail: Option<FailureDetail>,
     },
     /// The operator answered for a step of a manual run.
     Decision {
@@ -209,7 +210,7 @@ pub fn read(path: &Path) -> Result<Vec<Record>, Error> {
             continue;
         }
         let is_last = i + 1 >= lines.len() || lines[i + 1..].iter().all(|l| l.is_empty());
-        match serde_json::from_slice::<Record>(line) {
+        match serde_json::from_slice::<Record>(line).or_else(|e| upgrade(line).ok_or(e)) {
             Ok(r) => records.push(r),
             // Only the final line can be cut short, and only if it lacks its newline.
             Err(_) if is_last && !bytes.ends_with(b"\n") => break,
@@ -226,6 +227,24 @@ pub fn read(path: &Path) -> Result<Vec<Record>, Error> {
     Ok(records)
 }
 
+/// Reads a record written before step details carried their `"kind"` tag: the tag is the
+/// record's step name. `None` when that does not help either (the caller reports the first
+/// error).
+fn upgrade(line: &[u8]) -> Option<Record> {
+    let mut v: serde_json::Value = serde_json::from_slice(line).ok()?;
+    let obj = v.as_object_mut()?;
+    if obj.get("record")?.as_str()? != "step_end" {
+        return None;
+    }
+    let step = obj.get("step")?.as_str()?.to_owned();
+    let detail = obj.get_mut("detail")?.as_object_mut()?;
+    if detail.contains_key("kind") {
+        return None;
+    }
+    detail.insert("kind".into(), serde_json::Value::String(step));
+    serde_json::from_value(v).ok()
+}
+
 /// A run as reconstructed from its journal.
 #[derive(Clone, Debug)]
 pub struct RunState {
@@ -240,7 +259,7 @@ pub struct RunState {
     /// How bad.
     pub severity: Option<Severity>,
     /// For each step of the plan, its completion detail if it completed.
-    pub done: Vec<Option<serde_json::Value>>,
+    pub done: Vec<Option<StepDetail>>,
     /// A step that began and neither ended nor failed (the crash point), if any.
     pub interrupted_at: Option<usize>,
     /// The last failure (step index and error), if the latest attempt failed.
@@ -319,7 +338,7 @@ impl RunState {
                 Record::Decision { index, .. } => check(*index)?,
                 Record::StepSkipped { index, .. } => {
                     check(*index)?;
-                    state.done[*index] = Some(serde_json::json!({ "skipped": true }));
+                    state.done[*index] = Some(StepDetail::Skipped);
                     state.skipped.push(*index);
                     state.interrupted_at = None;
                 }
@@ -349,30 +368,25 @@ impl RunState {
     }
 
     /// The completion detail of the first step with this name, if it completed.
-    pub fn detail_of(&self, step: &str) -> Option<&serde_json::Value> {
+    pub fn detail_of(&self, step: &str) -> Option<&StepDetail> {
         self.plan.steps.iter().zip(&self.done).find(|(s, _)| s.name() == step).and_then(|(_, d)| d.as_ref())
     }
 
     /// The snapshot id a completed step journaled (`snapshot` and `db_snapshot` steps).
     pub fn snapshot_of(&self, step: &str) -> Option<crate::backup::SnapshotId> {
-        self.detail_of(step)
-            .and_then(|d| d.get("snapshot"))
-            .and_then(|v| v.as_str())
-            .and_then(crate::backup::SnapshotId::parse)
+        self.detail_of(step).and_then(StepDetail::snapshot).cloned()
     }
 
     /// Whether step `index` changed what it works on: it began, was not skipped, and did not
-    /// end in a failure that says it left nothing changed (`"changed": false` in the
-    /// failure's detail, e.g. a downgrade whose database was put back).
-    pub fn step_changed(&self, index: usize, changed_key: &str) -> bool {
+    /// end in a failure that says it left nothing changed (`database_changed: false` in the
+    /// failure's detail: a downgrade whose database was put back).
+    pub fn step_changed(&self, index: usize) -> bool {
         let last = self.records.iter().rev().find(|r| {
             matches!(r, Record::StepBegin { index: i, .. } | Record::StepEnd { index: i, .. } | Record::StepFailed { index: i, .. } if *i == index)
         });
         match last {
             None => false,
-            Some(Record::StepFailed { detail: Some(d), .. }) => {
-                d.get(changed_key).and_then(serde_json::Value::as_bool) != Some(false)
-            }
+            Some(Record::StepFailed { detail: Some(d), .. }) => d.database_changed,
             Some(_) => !self.skipped.contains(&index),
         }
     }

@@ -18,6 +18,7 @@ pub mod config;
 pub mod db;
 pub mod demo;
 pub mod deploy;
+pub mod detail;
 pub mod engine;
 pub mod env;
 pub mod error;

@@ -16,7 +16,7 @@ pub struct StepReport {
     /// `done`, `failed`, `interrupted` or `pending`.
     pub status: String,
     /// What it did, as journaled.
-    pub detail: Option<serde_json::Value>,
+    pub detail: Option<crate::detail::StepDetail>,
 }
 
 /// The result of `run`, `undo` or `resume`.

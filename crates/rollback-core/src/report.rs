@@ -15,6 +15,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
+use crate::detail::StepDetail;
 use crate::journal::{Record, RunState, RunStatus, Severity};
 use crate::outcome::RunOutcome;
 use crate::plan::{Level, RunKind, Step};
@@ -186,102 +187,62 @@ fn commit_ref(vcs: &dyn VcsBackend, id: &CommitId, fallback: &str) -> CommitRef 
     CommitRef { hash: id.clone(), summary }
 }
 
-fn num(detail: &serde_json::Value, key: &str) -> u64 {
-    detail.get(key).and_then(serde_json::Value::as_u64).unwrap_or(0)
-}
-
-fn text<'a>(detail: &'a serde_json::Value, key: &str) -> &'a str {
-    detail.get(key).and_then(serde_json::Value::as_str).unwrap_or("?")
-}
-
-fn revisions(detail: &serde_json::Value, key: &str) -> String {
-    let revs: Vec<&str> = detail
-        .get(key)
-        .and_then(serde_json::Value::as_array)
-        .map(|a| a.iter().filter_map(serde_json::Value::as_str).collect())
-        .unwrap_or_default();
-    if revs.is_empty() { "base".to_owned() } else { revs.join(", ") }
+fn revisions(revs: &[crate::db::Revision]) -> String {
+    crate::engine::show_revisions(revs)
 }
 
 /// One line about what a step did, from its journaled detail: counts and ids only.
-fn step_result(step: &Step, detail: &serde_json::Value) -> String {
-    if detail.get("skipped").and_then(serde_json::Value::as_bool) == Some(true) {
+fn step_result(step: &Step, detail: &StepDetail) -> String {
+    if detail.is_skipped() {
         return "skipped by the operator".to_owned();
     }
-    match step {
-        Step::Snapshot { .. } => format!(
-            "captured {} path(s), {} byte(s), and the index in backup {}; verified",
-            num(detail, "entries"),
-            num(detail, "bytes"),
-            detail.get("snapshot").and_then(serde_json::Value::as_str).unwrap_or("?")
-        ),
-        Step::Reset { target, .. } => format!(
-            "moved to {}: {} tracked path(s) changed, {} cleared out of the way",
-            target.short(),
-            num(detail, "changed"),
-            num(detail, "cleared")
-        ),
-        Step::RemoveUntracked { .. } => format!("removed {} untracked file(s)", num(detail, "removed")),
-        Step::ClearCaches { .. } => format!("removed {} cache path(s)", num(detail, "removed")),
-        Step::RestoreFiles { snapshot, .. } => format!(
+    match (step, detail) {
+        (_, StepDetail::Snapshot { entries, bytes, snapshot, .. }) => {
+            format!("captured {entries} path(s), {bytes} byte(s), and the index in backup {snapshot}; verified")
+        }
+        (Step::Reset { target, .. }, StepDetail::Reset { changed, cleared, .. }) => {
+            format!("moved to {}: {changed} tracked path(s) changed, {cleared} cleared out of the way", target.short())
+        }
+        (_, StepDetail::RemoveUntracked { removed }) => format!("removed {removed} untracked file(s)"),
+        (_, StepDetail::ClearCaches { removed }) => format!("removed {removed} cache path(s)"),
+        (Step::RestoreFiles { snapshot, .. }, StepDetail::RestoreFiles(stats)) => format!(
             "restored {} file(s) and {} symlink(s), removed {} path(s) from backup {snapshot}",
-            num(detail, "files"),
-            num(detail, "symlinks"),
-            num(detail, "removed")
+            stats.files, stats.symlinks, stats.removed
         ),
-        Step::RestoreIndex { .. } => {
-            if detail.get("restored").and_then(serde_json::Value::as_bool) == Some(true) {
-                "restored the index".to_owned()
-            } else {
-                "no index to restore".to_owned()
-            }
-        }
-        Step::DbSnapshot { .. } => format!(
-            "dumped the database at revision {} ({} byte(s), {}) into backup {}; verified",
-            revisions(detail, "revisions"),
-            num(detail, "bytes"),
-            text(detail, "format"),
-            text(detail, "snapshot")
+        (_, StepDetail::RestoreIndex { restored: true, .. }) => "restored the index".to_owned(),
+        (_, StepDetail::RestoreIndex { restored: false, .. }) => "no index to restore".to_owned(),
+        (_, StepDetail::DbSnapshot { revisions: revs, bytes, format, snapshot }) => format!(
+            "dumped the database at revision {} ({bytes} byte(s), {format}) into backup {snapshot}; verified",
+            revisions(revs)
         ),
-        Step::Downgrade { .. } => {
-            format!("database moved from {} to {}", revisions(detail, "from"), revisions(detail, "to"))
+        (_, StepDetail::Downgrade { from, to, .. }) => {
+            format!("database moved from {} to {}", revisions(from), revisions(to))
         }
-        Step::RestoreEnv { .. } => {
-            if detail.get("recorded").and_then(serde_json::Value::as_bool) == Some(false) {
-                "no env recorded for the target: env files left as they were".to_owned()
-            } else {
-                let files = detail
-                    .get("files")
-                    .and_then(serde_json::Value::as_array)
-                    .map(|a| a.iter().filter_map(serde_json::Value::as_str).collect::<Vec<_>>().join(", "))
-                    .unwrap_or_default();
-                format!("restored env files recorded with the target: {files}")
-            }
+        (_, StepDetail::RestoreEnv { recorded: Some(false), .. }) => {
+            "no env recorded for the target: env files left as they were".to_owned()
         }
-        Step::RestoreDatabase { snapshot, .. } => {
-            format!("database restored from backup {snapshot}, at revision {}", revisions(detail, "revisions"))
+        (_, StepDetail::RestoreEnv { files, .. }) => {
+            format!("restored env files recorded with the target: {}", files.join(", "))
         }
-        Step::Restart { .. } => {
-            let n = detail.get("steps").and_then(serde_json::Value::as_array).map_or(0, Vec::len);
-            format!("{n} restart step(s) succeeded")
+        (_, StepDetail::RestoreDatabase { snapshot, revisions: revs }) => {
+            format!("database restored from backup {snapshot}, at revision {}", revisions(revs))
         }
-        Step::Deploy { .. } => text(detail, "summary").to_owned(),
-        Step::Verify { .. } => {
-            let checks = detail.get("checks").and_then(serde_json::Value::as_array);
-            let total = checks.map_or(0, Vec::len);
-            let passed = checks.map_or(0, |c| {
-                c.iter().filter(|c| c.get("passed").and_then(serde_json::Value::as_bool) == Some(true)).count()
-            });
-            format!("{passed} of {total} check(s) passed in {} ms", num(detail, "duration_ms"))
+        (_, StepDetail::Restart { steps }) => format!("{} restart step(s) succeeded", steps.len()),
+        (_, StepDetail::Deploy { summary, .. }) => summary.clone(),
+        (_, StepDetail::Verify(v)) => {
+            let passed = v.checks.iter().filter(|c| c.passed).count();
+            format!("{passed} of {} check(s) passed in {} ms", v.checks.len(), v.duration_ms)
         }
-        Step::Record => {
-            let head = detail.get("head").and_then(serde_json::Value::as_str).unwrap_or("?");
+        (_, StepDetail::Record { head, branch }) => {
+            let head = head.as_str();
             let head = head.get(..7).unwrap_or(head);
-            match detail.get("branch").and_then(serde_json::Value::as_str) {
+            match branch {
                 Some(b) => format!("HEAD is {head} on `{b}`"),
                 None => format!("HEAD is {head} (detached)"),
             }
         }
+        // A detail that does not belong to its step (a hand-edited journal).
+        (_, other) => format!("{other:?}"),
     }
 }
 
@@ -366,14 +327,11 @@ pub fn build(state: &RunState, outcome: &RunOutcome, vcs: &dyn VcsBackend) -> In
     });
 
     let snapshot_idx = plan.steps.iter().position(|s| matches!(s, Step::Snapshot { .. }));
-    let backup_id = snapshot_idx
-        .and_then(|i| state.done[i].as_ref())
-        .and_then(|d| d.get("snapshot"))
-        .and_then(serde_json::Value::as_str)
-        .map(str::to_owned);
+    let backup_id =
+        snapshot_idx.and_then(|i| state.done[i].as_ref()).and_then(StepDetail::snapshot).map(ToString::to_string);
     let anything_else_began =
         state.records.iter().any(|r| matches!(r, Record::StepBegin { index, .. } if Some(*index) != snapshot_idx));
-    let db_backup = state.detail_of("db_snapshot").and_then(|d| d.get("snapshot")).and_then(serde_json::Value::as_str);
+    let db_backup = state.snapshot_of("db_snapshot").map(|s| s.to_string());
     let data_loss = match (&backup_id, anything_else_began) {
         (Some(id), _) => DataLoss {
             lost: Some(false),

@@ -8,6 +8,7 @@ mod crash_full;
 mod full;
 mod lock;
 mod manual;
+mod old_journal;
 mod registry;
 mod reliability;
 mod roundtrip;

@@ -32,7 +32,7 @@ pub(crate) struct Exec<'a> {
     /// The operator aborted (manual runs); `true`: undo what ran.
     pub(crate) aborted: Option<bool>,
     /// Set by a step that fails but knows what it left behind; journaled with the failure.
-    pub(crate) failure_detail: Option<serde_json::Value>,
+    pub(crate) failure_detail: Option<crate::detail::FailureDetail>,
     /// Steps the operator skipped earlier (a resumed manual run): never run.
     pub(crate) skipped: BTreeSet<usize>,
     /// The `started` webhooks, sent while the first steps run.
@@ -259,9 +259,10 @@ impl Rollback {
                 })
             }),
             plan: None,
-            verification: state
-                .detail_of("verify")
-                .and_then(|d| serde_json::from_value::<crate::verify::VerificationReport>(d.clone()).ok()),
+            verification: state.detail_of("verify").and_then(|d| match d {
+                crate::detail::StepDetail::Verify(v) => Some(v.clone()),
+                _ => None,
+            }),
             undone_by: state.undone_by.clone(),
         }
     }

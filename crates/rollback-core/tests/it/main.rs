@@ -5,6 +5,7 @@ mod db;
 mod deploy;
 mod engine;
 mod full;
+mod journal_compat;
 mod notify;
 mod parsers;
 mod report;

@@ -1,12 +1,13 @@
 //! `clear_caches`: remove `__pycache__`, `*.pyc` and configured cache globs.
 
+use crate::detail::StepDetail;
 use crate::engine::{Ctx, Exec, Rollback, planner};
 use crate::error::Result;
 use crate::event::LogLevel;
 use crate::plan::Step;
 
 impl Rollback {
-    pub(crate) fn step_clear_caches(&self, ctx: &mut Ctx<'_>, ex: &mut Exec<'_>) -> Result<serde_json::Value> {
+    pub(crate) fn step_clear_caches(&self, ctx: &mut Ctx<'_>, ex: &mut Exec<'_>) -> Result<StepDetail> {
         ctx.log(LogLevel::Info, "Clearing Python cache...");
         // A fresh plan listed the caches from the status taken under the lock; a resumed run
         // asks again.
@@ -32,6 +33,6 @@ impl Rollback {
                 }
             }
         }
-        Ok(serde_json::json!({ "removed": removed }))
+        Ok(StepDetail::ClearCaches { removed })
     }
 }

@@ -1,6 +1,7 @@
 //! `db_snapshot`: dump the database into the backup store and verify it.
 
 use crate::backup::SnapshotId;
+use crate::detail::StepDetail;
 use crate::engine::show_revisions;
 use crate::engine::{Ctx, Exec, Rollback};
 use crate::error::Result;
@@ -13,7 +14,7 @@ impl Rollback {
         Ok(state.snapshot_of("db_snapshot"))
     }
 
-    pub(crate) fn step_db_snapshot(&self, ctx: &mut Ctx<'_>, ex: &mut Exec<'_>) -> Result<serde_json::Value> {
+    pub(crate) fn step_db_snapshot(&self, ctx: &mut Ctx<'_>, ex: &mut Exec<'_>) -> Result<StepDetail> {
         let db = self.migrator()?;
         ctx.log(LogLevel::Info, format!("Creating backup of database {}...", db.database().describe()));
         let m = self.dump_database(Some(&ex.run_id), "database")?;
@@ -28,10 +29,11 @@ impl Rollback {
                 show_revisions(&rec.revisions)
             ),
         );
-        Ok(serde_json::json!({
-            "snapshot": m.id,
-            "bytes": rec.dump.size,
-            "format": rec.dump.format,
-            "revisions": rec.revisions}))
+        Ok(StepDetail::DbSnapshot {
+            snapshot: m.id,
+            bytes: rec.dump.size,
+            format: rec.dump.format.clone(),
+            revisions: rec.revisions.clone(),
+        })
     }
 }

@@ -1,5 +1,6 @@
 //! `deploy`: push, revert commit, deploy hook (`[deploy]`).
 
+use crate::detail::StepDetail;
 use crate::engine::{Ctx, Exec, Rollback};
 use crate::error::{Error, Result};
 use crate::event::LogLevel;
@@ -17,9 +18,13 @@ impl Rollback {
         let Some(orig) = &ex.plan.undo_of else { return Some(here) };
         let Ok(state) = self.load_run(orig) else { return Some(here) };
         if let Some(deployed) = state.detail_of("deploy") {
-            return match deployed.get("pushed_commit").and_then(|v| v.as_str()) {
-                Some(pushed) => Some(pushed.to_owned()),
-                None if deployed.get("skipped").is_some_and(|v| v == true) => None,
+            let pushed = match deployed {
+                StepDetail::Deploy { report: Some(r), .. } => r.pushed_commit.clone(),
+                _ => None,
+            };
+            return match pushed {
+                Some(pushed) => Some(pushed),
+                None if deployed.is_skipped() => None,
                 None => Some(here),
             };
         }
@@ -43,9 +48,9 @@ impl Rollback {
         }
     }
 
-    pub(crate) fn step_deploy(&self, ctx: &mut Ctx<'_>, ex: &mut Exec<'_>) -> Result<serde_json::Value> {
+    pub(crate) fn step_deploy(&self, ctx: &mut Ctx<'_>, ex: &mut Exec<'_>) -> Result<StepDetail> {
         let Some(cfg) = &self.config.deploy else {
-            return Ok(serde_json::json!({ "summary": "no [deploy] configured" }));
+            return Ok(StepDetail::Deploy { summary: "no [deploy] configured".into(), skipped: false, report: None });
         };
         ctx.log(LogLevel::Info, format!("Deploying ({})...", cfg.strategy.as_str()));
         let Some(from) = self.production_commit(ex, cfg) else {
@@ -55,7 +60,7 @@ impl Rollback {
                 cfg.remote
             );
             ctx.log(LogLevel::Info, summary.clone());
-            return Ok(serde_json::json!({ "summary": summary, "skipped": true }));
+            return Ok(StepDetail::Deploy { summary, skipped: true, report: None });
         };
         let to = ex.plan.to.to_string();
         let dctx = crate::deploy::DeployContext {
@@ -68,11 +73,7 @@ impl Rollback {
         match crate::rt::block_on(crate::deploy::deploy(cfg, &dctx)) {
             Ok(report) => {
                 ctx.log(LogLevel::Success, format!("Deployed: {}", report.detail));
-                let mut detail = serde_json::to_value(&report).unwrap_or_default();
-                if let Some(o) = detail.as_object_mut() {
-                    o.insert("summary".into(), serde_json::Value::String(report.detail.clone()));
-                }
-                Ok(detail)
+                Ok(StepDetail::Deploy { summary: report.detail.clone(), skipped: false, report: Some(report) })
             }
             Err(e) => Err(Error::Service { message: format!("deploy failed: {e}"), hint: e.hint() }),
         }

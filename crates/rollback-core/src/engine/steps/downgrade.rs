@@ -3,6 +3,7 @@
 
 use crate::backup::SnapshotId;
 use crate::db::Revision;
+use crate::detail::{FailureDetail, StepDetail};
 use crate::engine::full::same;
 use crate::engine::show_revisions;
 use crate::engine::{Ctx, Exec, Rollback};
@@ -16,7 +17,7 @@ impl Rollback {
         ex: &mut Exec<'_>,
         from: &[Revision],
         to: &[Revision],
-    ) -> Result<serde_json::Value> {
+    ) -> Result<StepDetail> {
         let db = self.migrator()?.clone();
         let snapshot = self.own_db_snapshot(ex)?.ok_or_else(|| {
             Error::refused(
@@ -27,7 +28,7 @@ impl Rollback {
         let current = crate::rt::block_on(db.current())?;
         if same(&current, to) {
             ctx.log(LogLevel::Info, format!("Database already at {}", show_revisions(to)));
-            return Ok(serde_json::json!({ "from": current, "to": to, "already": true }));
+            return Ok(StepDetail::Downgrade { from: current, to: to.to_vec(), already: true });
         }
         if !same(&current, from) {
             if ex.fresh_plan {
@@ -70,7 +71,7 @@ impl Rollback {
             // the snapshot would only throw away the writes made since it was taken.
             let atomic = db.kind() == "sql" || matches!(db.database().url(), crate::db::url::DbUrl::Postgres { .. });
             // The journal says so, for `undo`: nothing to restore from this run.
-            ex.failure_detail = Some(serde_json::json!({ "database_changed": false }));
+            ex.failure_detail = Some(FailureDetail { database_changed: false });
             if atomic && crate::rt::block_on(db.current()).is_ok_and(|now| same(&now, from)) {
                 return Err(Error::Service {
                     message: format!(
@@ -94,7 +95,7 @@ impl Rollback {
                     )),
                 }),
                 Err(r) => Err({
-                    ex.failure_detail = Some(serde_json::json!({ "database_changed": true }));
+                    ex.failure_detail = Some(FailureDetail { database_changed: true });
                     Error::Service {
                         message: format!(
                             "the downgrade failed ({cause}) AND restoring the database from backup {snapshot} failed: {}",
@@ -110,7 +111,7 @@ impl Rollback {
         }
         let now = crate::rt::block_on(db.current())?;
         ctx.log(LogLevel::Success, format!("Database at {}", show_revisions(&now)));
-        Ok(serde_json::json!({ "from": current, "to": now }))
+        Ok(StepDetail::Downgrade { from: current, to: now, already: false })
     }
 
     /// Restores the run's database snapshot after a failed or cut-short downgrade, dumping the

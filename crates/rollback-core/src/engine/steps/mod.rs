@@ -14,6 +14,7 @@ mod snapshot;
 mod verify;
 
 use crate::backup::Manifest;
+use crate::detail::StepDetail;
 use crate::engine::{Ctx, Exec, Rollback};
 use crate::error::{Error, Result};
 use crate::fsutil::{self, IoContext};
@@ -25,7 +26,7 @@ use crate::vcs;
 impl Rollback {
     // ----- steps ----------------------------------------------------------------------
 
-    pub(crate) fn run_step(&self, ctx: &mut Ctx<'_>, ex: &mut Exec<'_>, step: &Step) -> Result<serde_json::Value> {
+    pub(crate) fn run_step(&self, ctx: &mut Ctx<'_>, ex: &mut Exec<'_>, step: &Step) -> Result<StepDetail> {
         match step {
             Step::Snapshot { .. } => self.step_snapshot(ctx, ex),
             Step::Reset { target, branch, changes, .. } => self.step_reset(ctx, ex, target, branch.as_deref(), changes),

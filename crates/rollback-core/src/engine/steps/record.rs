@@ -1,5 +1,6 @@
 //! `record`: the completion marker; marks the run undone by an undo.
 
+use crate::detail::StepDetail;
 use crate::engine::{Ctx, Exec, Rollback};
 use crate::error::Result;
 use crate::event::LogLevel;
@@ -7,7 +8,7 @@ use crate::journal::{Journal, Record};
 use crate::time::Timestamp;
 
 impl Rollback {
-    pub(crate) fn step_record(&self, ctx: &mut Ctx<'_>, ex: &mut Exec<'_>) -> Result<serde_json::Value> {
+    pub(crate) fn step_record(&self, ctx: &mut Ctx<'_>, ex: &mut Exec<'_>) -> Result<StepDetail> {
         if let Some(orig) = &ex.plan.undo_of {
             let path = self.state.run_dir(orig).join("journal.jsonl");
             let mut j = Journal::open(&path)?;
@@ -22,6 +23,6 @@ impl Rollback {
                 head.branch.as_deref().unwrap_or("detached HEAD")
             ),
         );
-        Ok(serde_json::json!({ "head": head.commit, "branch": head.branch }))
+        Ok(StepDetail::Record { head: head.commit, branch: head.branch })
     }
 }

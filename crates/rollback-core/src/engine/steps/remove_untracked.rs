@@ -4,6 +4,7 @@
 use std::collections::BTreeSet;
 
 use crate::backup::EntryKind;
+use crate::detail::StepDetail;
 use crate::engine::{Ctx, Exec, Rollback, planner};
 use crate::error::Result;
 use crate::event::LogLevel;
@@ -18,7 +19,7 @@ impl Rollback {
         ctx: &mut Ctx<'_>,
         ex: &mut Exec<'_>,
         recompute: bool,
-    ) -> Result<serde_json::Value> {
+    ) -> Result<StepDetail> {
         ctx.log(LogLevel::Info, "Cleaning untracked files...");
         let manifest = self.own_manifest(ex)?;
         let paths: Vec<RepoPath> = if recompute {
@@ -74,6 +75,6 @@ impl Rollback {
                 _ => {}
             }
         }
-        Ok(serde_json::json!({ "removed": removed }))
+        Ok(StepDetail::RemoveUntracked { removed })
     }
 }

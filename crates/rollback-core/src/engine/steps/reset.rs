@@ -2,6 +2,7 @@
 //! holds in its way; the tool's own files keep their pre-rollback content.
 
 use crate::backup::{EntryKind, Manifest};
+use crate::detail::StepDetail;
 use crate::engine::support::normalize;
 use crate::engine::{Ctx, Exec, Rollback, planner};
 use crate::error::{Error, Result};
@@ -20,7 +21,7 @@ impl Rollback {
         target: &CommitId,
         branch: Option<&str>,
         changes: &[vcs::Change],
-    ) -> Result<serde_json::Value> {
+    ) -> Result<StepDetail> {
         let manifest = self.own_manifest(ex)?;
         let head = self.vcs.head()?;
         let message = format!("forge-rollback: {} {} to {}", ex.plan.kind.as_str(), ex.run_id, target.short());
@@ -53,7 +54,7 @@ impl Rollback {
             _ => self.vcs.reset_hard(target, &message)?,
         }
         let kept = if ex.plan.kind == RunKind::Rollback { self.keep_tool_files(ctx, &manifest)? } else { Vec::new() };
-        Ok(serde_json::json!({ "target": target, "cleared": cleared, "changed": changes.len(), "kept": kept }))
+        Ok(StepDetail::Reset { target: target.clone(), cleared, changed: changes.len(), kept })
     }
 
     /// The tool's own files inside the work tree: the registry and the configuration file.

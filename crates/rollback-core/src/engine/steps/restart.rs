@@ -2,12 +2,13 @@
 
 use std::sync::{Mutex, PoisonError};
 
+use crate::detail::StepDetail;
 use crate::engine::{Ctx, Rollback};
 use crate::error::{Error, Result};
 use crate::event::LogLevel;
 
 impl Rollback {
-    pub(crate) fn step_restart(&self, ctx: &mut Ctx<'_>) -> Result<serde_json::Value> {
+    pub(crate) fn step_restart(&self, ctx: &mut Ctx<'_>) -> Result<StepDetail> {
         ctx.log(LogLevel::Info, format!("Restarting services ({} step(s))...", self.config.restart.len()));
         let verifier = self.verifier();
         let shared = Mutex::new(&mut *ctx);
@@ -15,7 +16,6 @@ impl Rollback {
             shared.lock().unwrap_or_else(PoisonError::into_inner).log(level, message);
         };
         let results = crate::rt::block_on(crate::restart::run(&self.config.restart, &verifier, self.workdir(), &log));
-        let detail = serde_json::json!({ "steps": results });
         if let Some(bad) = results.iter().find(|r| !r.ok) {
             return Err(Error::Service {
                 message: format!("restart step `{}` failed: {}", bad.name, bad.detail),
@@ -26,6 +26,6 @@ impl Rollback {
             return Err(Error::Service { message: "the restart stopped early".to_owned(), hint: None });
         }
         ctx.log(LogLevel::Success, format!("Services restarted ({} step(s))", results.len()));
-        Ok(detail)
+        Ok(StepDetail::Restart { steps: results })
     }
 }

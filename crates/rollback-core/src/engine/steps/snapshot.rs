@@ -2,6 +2,7 @@
 //! pin HEAD with a ref.
 
 use crate::backup::{self, IndexSnapshot, Manifest, Origin, SnapshotId, StagedObject};
+use crate::detail::StepDetail;
 use crate::engine::support::pin_ref;
 use crate::engine::{Ctx, Exec, Rollback, planner};
 use crate::error::{Error, Result};
@@ -12,7 +13,7 @@ use crate::paths::RepoPath;
 use crate::time::Timestamp;
 
 impl Rollback {
-    pub(crate) fn step_snapshot(&self, ctx: &mut Ctx<'_>, ex: &mut Exec<'_>) -> Result<serde_json::Value> {
+    pub(crate) fn step_snapshot(&self, ctx: &mut Ctx<'_>, ex: &mut Exec<'_>) -> Result<StepDetail> {
         ctx.log(LogLevel::Info, "Creating backup of current state...");
         let head = self.vcs.head()?;
         if head.commit != ex.plan.from.commit {
@@ -98,13 +99,14 @@ impl Rollback {
                 stats.new_bytes
             ),
         );
-        let detail = serde_json::json!({
-            "snapshot": manifest.id,
-            "entries": manifest.entries.len(),
-            "bytes": manifest.content_bytes(),
-            "new_blobs": stats.new_blobs,
-            "new_bytes": stats.new_bytes,
-            "verified_blobs": report.blobs});
+        let detail = StepDetail::Snapshot {
+            snapshot: manifest.id.clone(),
+            entries: manifest.entries.len(),
+            bytes: manifest.content_bytes(),
+            new_blobs: stats.new_blobs as u64,
+            new_bytes: stats.new_bytes,
+            verified_blobs: report.blobs as u64,
+        };
         ex.manifest = Some(manifest);
         Ok(detail)
     }

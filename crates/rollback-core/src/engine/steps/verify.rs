@@ -1,12 +1,13 @@
 //! `verify`: the configured checks, concurrently; a failure makes the run
 //! `verification_failed`.
 
+use crate::detail::StepDetail;
 use crate::engine::{Ctx, Exec, Rollback};
 use crate::error::Result;
 use crate::event::LogLevel;
 
 impl Rollback {
-    pub(crate) fn step_verify(&self, ctx: &mut Ctx<'_>, ex: &mut Exec<'_>) -> Result<serde_json::Value> {
+    pub(crate) fn step_verify(&self, ctx: &mut Ctx<'_>, ex: &mut Exec<'_>) -> Result<StepDetail> {
         ctx.log(LogLevel::Info, format!("Verifying services ({} check(s))...", self.config.checks.len()));
         let report = self.verify(None)?;
         for c in &report.checks {
@@ -28,8 +29,7 @@ impl Rollback {
                 format!("{failed} of {} check(s) FAILED ({} ms)", report.checks.len(), report.duration_ms),
             );
         }
-        let detail = serde_json::to_value(&report).unwrap_or_default();
-        ex.verification = Some(report);
-        Ok(detail)
+        ex.verification = Some(report.clone());
+        Ok(StepDetail::Verify(report))
     }
 }

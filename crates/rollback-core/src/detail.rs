@@ -1,0 +1,165 @@
+//! What each step did, as journaled with its `step_end` record and read back by `resume`,
+//! `undo`, the incident report and Python: one typed variant per step kind.
+//!
+//! Journals are JSON lines with `"kind"` naming the variant. Journals written before the
+//! variant tag existed hold the same fields without it; [`crate::journal`] fills the tag in
+//! from the record's step name when it reads them, so old runs still resume and undo.
+
+use serde::{Deserialize, Serialize};
+
+use crate::backup::SnapshotId;
+use crate::backup::snapshot::RestoreStats;
+use crate::db::Revision;
+use crate::deploy::DeployReport;
+use crate::restart::RestartResult;
+use crate::vcs::CommitId;
+use crate::verify::VerificationReport;
+
+/// What a completed step did.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum StepDetail {
+    /// `snapshot`: the work-tree snapshot taken and verified.
+    Snapshot {
+        /// The snapshot (`undo RUN` restores it).
+        snapshot: SnapshotId,
+        /// Paths captured.
+        entries: usize,
+        /// Their bytes.
+        bytes: u64,
+        /// Blobs the store did not hold yet.
+        new_blobs: u64,
+        /// Their bytes.
+        new_bytes: u64,
+        /// Blobs read back and hashed.
+        verified_blobs: u64,
+    },
+    /// `reset`: branch, index and tree moved.
+    Reset {
+        /// The commit moved to.
+        target: CommitId,
+        /// Untracked or ignored entries removed from the target's way (all snapshotted).
+        cleared: usize,
+        /// Tracked paths that changed.
+        changed: usize,
+        /// The tool's own files put back as they were before the reset.
+        kept: Vec<String>,
+    },
+    /// `remove_untracked`: untracked files deleted (all snapshotted).
+    RemoveUntracked {
+        /// Files removed.
+        removed: usize,
+    },
+    /// `clear_caches`: caches removed.
+    ClearCaches {
+        /// Paths removed.
+        removed: usize,
+    },
+    /// `restore_files` (undo): files written back from a snapshot.
+    RestoreFiles(RestoreStats),
+    /// `restore_index` (undo): the index written back.
+    RestoreIndex {
+        /// Whether the snapshot held an index.
+        restored: bool,
+        /// Objects of staged changes written to the object store.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        objects_written: Option<usize>,
+    },
+    /// `db_snapshot`: the database dumped into the store.
+    DbSnapshot {
+        /// The snapshot holding the dump.
+        snapshot: SnapshotId,
+        /// Dump size.
+        bytes: u64,
+        /// `sqlite-backup` or `pg-custom`.
+        format: String,
+        /// The database's revisions when dumped.
+        revisions: Vec<Revision>,
+    },
+    /// `downgrade`: the schema moved back.
+    Downgrade {
+        /// Revisions before.
+        from: Vec<Revision>,
+        /// Revisions after.
+        to: Vec<Revision>,
+        /// The database was at the target already (a resumed run).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        already: bool,
+    },
+    /// `restore_env`: env files written back from the target's record.
+    RestoreEnv {
+        /// The env record used (`None`: none was recorded).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        record: Option<SnapshotId>,
+        /// The files, `(removed)` after those the record holds as absent.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        files: Vec<String>,
+        /// What the restore wrote.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        stats: Option<RestoreStats>,
+        /// `Some(false)`: no env was recorded, the files were left as they are.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        recorded: Option<bool>,
+        /// With `recorded: false`: `0`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        restored: Option<usize>,
+    },
+    /// `restore_database` (undo): the database back from a snapshot.
+    RestoreDatabase {
+        /// The snapshot restored.
+        snapshot: SnapshotId,
+        /// The database's revisions after.
+        revisions: Vec<Revision>,
+    },
+    /// `restart`: the `[[restart]]` steps' results.
+    Restart {
+        /// One per restart step, in order.
+        steps: Vec<RestartResult>,
+    },
+    /// `deploy`: what reached production.
+    Deploy {
+        /// For people; no secrets.
+        summary: String,
+        /// Left alone on purpose (an undo of a run that did not change the remote).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        skipped: bool,
+        /// The deploy's report, when one ran.
+        #[serde(flatten, default, skip_serializing_if = "Option::is_none")]
+        report: Option<DeployReport>,
+    },
+    /// `verify`: the verification round.
+    Verify(VerificationReport),
+    /// `record`: where HEAD ended.
+    Record {
+        /// HEAD.
+        head: CommitId,
+        /// The branch, if not detached.
+        branch: Option<String>,
+    },
+    /// A step the operator skipped (manual runs).
+    Skipped,
+}
+
+impl StepDetail {
+    /// The snapshot a `snapshot` or `db_snapshot` step took.
+    pub fn snapshot(&self) -> Option<&SnapshotId> {
+        match self {
+            StepDetail::Snapshot { snapshot, .. } | StepDetail::DbSnapshot { snapshot, .. } => Some(snapshot),
+            _ => None,
+        }
+    }
+
+    /// A step skipped by the operator, or a deploy left alone on purpose.
+    pub fn is_skipped(&self) -> bool {
+        matches!(self, StepDetail::Skipped | StepDetail::Deploy { skipped: true, .. })
+    }
+}
+
+/// What a failed step left behind, journaled with its `step_failed` record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailureDetail {
+    /// `false`: the step put the database back as it was before it (a failed downgrade whose
+    /// migration rolled back whole), so an undo has nothing to restore from it.
+    pub database_changed: bool,
+}
