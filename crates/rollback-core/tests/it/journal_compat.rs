@@ -10,7 +10,7 @@ use rollback_core::vcs::{CommitId, Head};
 
 const C: &str = "1111111111111111111111111111111111111111";
 
-/// `(step name, the detail exactly as the pre-`StepDetail` engine journaled it)`.
+/// Step name and the detail exactly as the engine journaled it before `StepDetail`.
 const OLD: &[(&str, &str)] = &[
     (
         "snapshot",
