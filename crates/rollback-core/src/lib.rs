@@ -47,5 +47,13 @@ pub mod vcs;
 pub mod verify;
 pub mod watch;
 
-pub use engine::{Rollback, RunOptions, RunOutcome, RunStatus};
+pub use backup::BackupStore;
+pub use db::DbMigrator;
+pub use detail::{FailureDetail, StepDetail};
+pub use engine::{Rollback, RollbackBuilder, RunOptions, RunOutcome, RunStatus};
 pub use error::{Error, ErrorKind, Result};
+pub use event::{Event, Observer};
+pub use model::{Level, Risk, RiskCode, RunKind};
+pub use prompt::{AutoConfirm, Prompter};
+pub use vcs::VcsBackend;
+pub use verify::{ServiceVerifier, VerificationReport};

@@ -14,6 +14,7 @@
 //! state first, so an undo can be undone) that puts back the snapshot of the run it undoes.
 
 mod admin;
+mod builder;
 mod exec;
 mod full;
 pub use full::show_revisions;
@@ -29,6 +30,7 @@ mod steps;
 mod support;
 mod undo;
 
+pub use builder::RollbackBuilder;
 use exec::Exec;
 pub use support::pin_ref;
 use support::{Ctx, normalize};
@@ -48,6 +50,7 @@ use crate::plan::{Level, Plan};
 use crate::registry::Registry;
 use crate::state::StateDir;
 use crate::vcs::{self, BackendKind, VcsBackend};
+use crate::verify::ServiceVerifier;
 
 /// Options of a rollback run.
 #[derive(Clone, Debug, Default)]
@@ -72,11 +75,12 @@ pub use crate::outcome::{RunOutcome, RunSummary, StepReport};
 
 /// A repository opened for rollbacks.
 pub struct Rollback {
-    vcs: Box<dyn VcsBackend>,
+    vcs: Arc<dyn VcsBackend>,
     config: Config,
     state: StateDir,
     store: OnceLock<Arc<dyn BackupStore>>,
     db: OnceLock<Arc<dyn DbMigrator>>,
+    verifier: OnceLock<Arc<dyn ServiceVerifier>>,
 }
 
 impl std::fmt::Debug for Rollback {
@@ -105,6 +109,11 @@ impl Rollback {
 
     /// Uses an already opened backend and a loaded configuration.
     pub fn with_backend(vcs: Box<dyn VcsBackend>, config: Config) -> Result<Self> {
+        Self::from_parts(Arc::from(vcs), config)
+    }
+
+    /// A rollback over `vcs` with `config`; the state folder is checked and chosen here.
+    fn from_parts(vcs: Arc<dyn VcsBackend>, config: Config) -> Result<Self> {
         let workdir = vcs.workdir().to_path_buf();
         let git_dir = vcs.git_dir().to_path_buf();
         let state = match &config.state.dir {
@@ -125,13 +134,13 @@ impl Rollback {
             }
             None => StateDir::default_for(&git_dir),
         };
-        Ok(Self { vcs, config, state, store: OnceLock::new(), db: OnceLock::new() })
+        Ok(Self { vcs, config, state, store: OnceLock::new(), db: OnceLock::new(), verifier: OnceLock::new() })
     }
 
-    /// Replaces the database migrator (tests inject failing fakes).
+    /// Replaces the database migrator (the one `[database]` configures, or one set before).
     #[must_use]
-    pub fn with_db(self, db: Arc<dyn DbMigrator>) -> Self {
-        let _ = self.db.set(db);
+    pub fn with_db(mut self, db: Arc<dyn DbMigrator>) -> Self {
+        self.db = OnceLock::from(db);
         self
     }
 
@@ -147,10 +156,18 @@ impl Rollback {
         Ok(Some(self.db.get_or_init(|| m)))
     }
 
-    /// Replaces the backup store (tests inject failing fakes).
+    /// Replaces the backup store (the folder store under the state folder, or one set before).
     #[must_use]
-    pub fn with_store(self, store: Arc<dyn BackupStore>) -> Self {
-        let _ = self.store.set(store);
+    pub fn with_store(mut self, store: Arc<dyn BackupStore>) -> Self {
+        self.store = OnceLock::from(store);
+        self
+    }
+
+    /// Replaces the service verifier (the one built from `[[checks]]`, or one set before):
+    /// runs verify with it, and plan a `verify` step when it names at least one check.
+    #[must_use]
+    pub fn with_verifier(mut self, verifier: Arc<dyn ServiceVerifier>) -> Self {
+        self.verifier = OnceLock::from(verifier);
         self
     }
 
@@ -222,7 +239,7 @@ impl Rollback {
         let a = self.assess(target)?;
         let level = Self::resolve_level(&a, level);
         self.require_database(&a, level)?;
-        let mut plan = planner::rollback_plan(self.vcs.as_ref(), &self.config, &a, level)?;
+        let mut plan = planner::rollback_plan(self.vcs.as_ref(), &self.config, &self.check_names(), &a, level)?;
         self.fill_previews(&mut plan);
         Ok(plan)
     }

@@ -146,7 +146,7 @@ pub fn with_env_files(mut capture: Vec<Capture>, files: &[RepoPath]) -> Vec<Capt
 }
 
 /// The restart, deploy and verify steps the configuration asks for, in that order.
-pub fn service_steps(config: &Config) -> Vec<Step> {
+pub fn service_steps(config: &Config, checks: &[String]) -> Vec<Step> {
     let mut steps = Vec::new();
     if !config.restart.is_empty() {
         steps.push(Step::Restart {
@@ -159,8 +159,8 @@ pub fn service_steps(config: &Config) -> Vec<Step> {
     {
         steps.push(step);
     }
-    if !config.checks.is_empty() {
-        steps.push(Step::Verify { checks: config.checks.iter().map(|c| c.name.clone()).collect() });
+    if !checks.is_empty() {
+        steps.push(Step::Verify { checks: checks.to_vec() });
     }
     steps
 }
@@ -178,7 +178,13 @@ fn deploy_step(d: &crate::deploy::DeployConfig) -> Option<Step> {
 /// The rollback plan for an assessment at `level`. Full and manual plans add, when the
 /// database must move, a database snapshot and the downgrade before the reset, and the env
 /// restore after it; every level ends with the configured restart, deploy and verify steps.
-pub fn rollback_plan(vcs: &dyn VcsBackend, config: &Config, a: &Assessment, level: Level) -> crate::Result<Plan> {
+pub fn rollback_plan(
+    vcs: &dyn VcsBackend,
+    config: &Config,
+    checks: &[String],
+    a: &Assessment,
+    level: Level,
+) -> crate::Result<Plan> {
     let workdir = vcs.workdir();
     let changes: Vec<Change> = a.changes.iter().map(|c| Change { path: c.path.clone(), kind: c.kind }).collect();
     let full = level != Level::Fast;
@@ -225,7 +231,7 @@ pub fn rollback_plan(vcs: &dyn VcsBackend, config: &Config, a: &Assessment, leve
         });
     }
     steps.push(Step::ClearCaches { found });
-    steps.extend(service_steps(config));
+    steps.extend(service_steps(config, checks));
     steps.push(Step::Record);
     Ok(Plan {
         kind: RunKind::Rollback,
@@ -255,6 +261,7 @@ pub struct DbRestore {
 pub fn undo_plan(
     vcs: &dyn VcsBackend,
     config: &Config,
+    checks: &[String],
     head: &Head,
     manifest: &Manifest,
     undo_of: &str,
@@ -298,7 +305,7 @@ pub fn undo_plan(
                 Step::RestoreFiles { snapshot: manifest.id.clone(), entries: manifest.entries.len() },
                 Step::RestoreIndex { snapshot: manifest.id.clone() },
             ]);
-            steps.extend(service_steps(config));
+            steps.extend(service_steps(config, checks));
             steps.push(Step::Record);
             steps
         },

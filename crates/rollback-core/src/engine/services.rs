@@ -38,11 +38,28 @@ impl Rollback {
         Verifier::new(self.config.checks.clone(), self.config.verify.clone(), probe, self.workdir().to_path_buf())
     }
 
-    /// Runs the configured checks now (only those named in `only`, when given), concurrently.
-    /// Refused without checks: an empty round would say "passed" about services nobody
-    /// checked.
+    /// The verifier runs and the `verify` step use: the one given to the builder, or the one
+    /// built from the configured `[[checks]]`.
+    pub(crate) fn service_verifier(&self) -> Arc<dyn ServiceVerifier> {
+        match self.verifier.get() {
+            Some(v) => v.clone(),
+            None => Arc::new(self.verifier()),
+        }
+    }
+
+    /// The names of the checks a run verifies with.
+    pub(crate) fn check_names(&self) -> Vec<String> {
+        match self.verifier.get() {
+            Some(v) => v.check_names(),
+            None => self.config.checks.iter().map(|c| c.name.clone()).collect(),
+        }
+    }
+
+    /// Runs the checks now (only those named in `only`, when given), concurrently. Refused
+    /// without checks: an empty round would say "passed" about services nobody checked.
     pub fn verify(&self, only: Option<&[String]>) -> Result<VerificationReport> {
-        if self.config.checks.is_empty() {
+        let names = self.check_names();
+        if names.is_empty() {
             return Err(Error::usage(
                 "no `[[checks]]` are configured: there is nothing to verify".to_owned(),
                 Some(
@@ -51,18 +68,15 @@ impl Rollback {
                 ),
             ));
         }
-        if let Some(names) = only
-            && let Some(unknown) = names.iter().find(|n| !self.config.checks.iter().any(|c| &c.name == *n))
+        if let Some(only_names) = only
+            && let Some(unknown) = only_names.iter().find(|n| !names.contains(n))
         {
             return Err(Error::usage(
                 format!("no check named `{unknown}`"),
-                Some(format!(
-                    "configured checks: {}",
-                    self.config.checks.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", ")
-                )),
+                Some(format!("configured checks: {}", names.join(", "))),
             ));
         }
-        let verifier = self.verifier();
+        let verifier = self.service_verifier();
         Ok(crate::rt::block_on(verifier.verify(only)))
     }
 

@@ -30,7 +30,15 @@ impl Entry for UndoEntry<'_> {
         Rollback::refuse_undone(run_id, &target)?;
         let head = rb.vcs.head()?;
         if let Some((manifest, db)) = rb.undo_inputs(&target)? {
-            let plan = planner::undo_plan(rb.vcs.as_ref(), &rb.config, &head, &manifest, run_id, db.as_ref())?;
+            let plan = planner::undo_plan(
+                rb.vcs.as_ref(),
+                &rb.config,
+                &rb.check_names(),
+                &head,
+                &manifest,
+                run_id,
+                db.as_ref(),
+            )?;
             let summary = format!(
                 "Undo run {run_id}\nRepository: {}\nFrom: {} ({})\nBack to: {} on {} with {} path(s) from backup {}{}\n",
                 rb.workdir().display(),
@@ -92,7 +100,8 @@ impl Entry for UndoEntry<'_> {
             ));
         }
         let head = rb.vcs.head()?;
-        let plan = planner::undo_plan(rb.vcs.as_ref(), &rb.config, &head, &manifest, run_id, db.as_ref())?;
+        let plan =
+            planner::undo_plan(rb.vcs.as_ref(), &rb.config, &rb.check_names(), &head, &manifest, run_id, db.as_ref())?;
         Ok(Next::Go(Job {
             run_id: new_run_id(),
             plan,

@@ -80,6 +80,10 @@ pub trait ServiceVerifier: Send + Sync {
     /// Runs the configured checks (only those named in `only`, when given), concurrently, each
     /// under its own timeout.
     async fn verify(&self, only: Option<&[String]>) -> VerificationReport;
+
+    /// The names of the checks [`ServiceVerifier::verify`] runs: a plan verifies when there
+    /// is at least one, and `only` may name any of them.
+    fn check_names(&self) -> Vec<String>;
 }
 
 /// The verifier built from the configuration.
@@ -116,6 +120,10 @@ impl Verifier {
 
 #[async_trait]
 impl ServiceVerifier for Verifier {
+    fn check_names(&self) -> Vec<String> {
+        self.checks.iter().map(|c| c.name.clone()).collect()
+    }
+
     async fn verify(&self, only: Option<&[String]>) -> VerificationReport {
         let started_at = Timestamp::now();
         let clock = Instant::now();

@@ -8,7 +8,7 @@ use crate::event::LogLevel;
 
 impl Rollback {
     pub(crate) fn step_verify(&self, ctx: &mut Ctx<'_>, ex: &mut Exec<'_>) -> Result<StepDetail> {
-        ctx.log(LogLevel::Info, format!("Verifying services ({} check(s))...", self.config.checks.len()));
+        ctx.log(LogLevel::Info, format!("Verifying services ({} check(s))...", self.check_names().len()));
         let report = self.verify(None)?;
         for c in &report.checks {
             if c.passed {
