@@ -6,10 +6,10 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 use rollback_core::assess::Assessment;
 use rollback_core::backup::SnapshotId;
-use rollback_core::engine::{RunOutcome, RunStatus};
 use rollback_core::plan::Level;
 use rollback_core::prompt::{AutoConfirm, Prompter};
 use rollback_core::{Rollback, RunOptions, config};
+use rollback_core::{RunOutcome, RunStatus};
 
 use crate::cli::{Args, BackupsCommand, Command, KnownGoodCommand, LevelArgs, RunsCommand};
 use crate::exit;

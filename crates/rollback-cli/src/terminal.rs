@@ -23,10 +23,8 @@ fn read_answer(prompt: &str) -> rollback_core::Result<Option<String>> {
     }
     let _ = std::io::stderr().flush();
     let mut line = String::new();
-    let n = std::io::stdin()
-        .lock()
-        .read_line(&mut line)
-        .map_err(|e| rollback_core::fsutil::IoError::new("read", "<stdin>", e))?;
+    let n =
+        std::io::stdin().lock().read_line(&mut line).map_err(|e| rollback_core::IoError::new("read", "<stdin>", e))?;
     Ok((n > 0).then(|| line.trim().to_lowercase()))
 }
 

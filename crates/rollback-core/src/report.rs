@@ -188,7 +188,7 @@ fn commit_ref(vcs: &dyn VcsBackend, id: &CommitId, fallback: &str) -> CommitRef 
 }
 
 fn revisions(revs: &[crate::db::Revision]) -> String {
-    crate::engine::show_revisions(revs)
+    crate::db::show_revisions(revs)
 }
 
 /// One line about what a step did, from its journaled detail: counts and ids only.

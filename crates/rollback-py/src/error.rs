@@ -31,7 +31,7 @@ use std::io;
 use pyo3::exceptions::{PyException, PyFileNotFoundError, PyPermissionError};
 use pyo3::prelude::*;
 use pyo3::types::{PyString, PyType};
-use rollback_core::{Error, ErrorKind, backup, config, db, fsutil, journal, lock, registry, vcs};
+use rollback_core::{Error, ErrorKind, IoError, backup, config, db, journal, lock, registry, vcs};
 
 use crate::results::to_py;
 
@@ -128,7 +128,7 @@ fn chain(e: &Error) -> String {
 }
 
 /// The I/O error under a core error that is nothing but an I/O error.
-fn plain_io(e: &Error) -> Option<&fsutil::IoError> {
+fn plain_io(e: &Error) -> Option<&IoError> {
     match e {
         Error::Io(io)
         | Error::Vcs(vcs::Error::Io(io))

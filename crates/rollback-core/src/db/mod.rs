@@ -242,3 +242,8 @@ pub fn open(config: &DatabaseConfig, workdir: &Path) -> Result<Arc<dyn DbMigrato
         MigratorKind::Sql => Arc::new(sql::SqlMigrator::new(db, workdir, config)?),
     })
 }
+
+/// Revisions for people: `a, b`, or `base` when there are none.
+pub fn show_revisions(r: &[Revision]) -> String {
+    if r.is_empty() { "base".to_owned() } else { r.iter().map(Revision::as_str).collect::<Vec<_>>().join(", ") }
+}

@@ -6,18 +6,13 @@ use std::sync::Arc;
 use super::Rollback;
 use crate::assess::{self, Assessment, Severity};
 use crate::backup::{BackupStore, DatabaseSnapshot, Manifest, SnapshotId};
-use crate::db::{DbMigrator, Revision};
+use crate::db::{DbMigrator, Revision, show_revisions};
 use crate::engine::RunOptions;
 use crate::error::{Error, Result};
 use crate::fsutil;
 use crate::model::RiskCode;
 use crate::plan::{Level, Plan, Step};
 use crate::time::Timestamp;
-
-/// Revisions for people: `a, b`, or `base` when there are none.
-pub fn show_revisions(r: &[Revision]) -> String {
-    if r.is_empty() { "base".to_owned() } else { r.iter().map(Revision::as_str).collect::<Vec<_>>().join(", ") }
-}
 
 pub(crate) fn same(a: &[Revision], b: &[Revision]) -> bool {
     let mut a = a.to_vec();

@@ -17,7 +17,7 @@ mod admin;
 mod builder;
 mod exec;
 mod full;
-pub use full::show_revisions;
+pub(crate) use crate::db::show_revisions;
 mod manual;
 mod pipeline;
 pub mod planner;
@@ -32,7 +32,6 @@ mod undo;
 
 pub use builder::RollbackBuilder;
 use exec::Exec;
-pub use support::pin_ref;
 use support::{Ctx, normalize};
 
 use std::path::{Path, PathBuf};
@@ -44,7 +43,6 @@ use crate::backup::store::FsBackupStore;
 use crate::config::Config;
 use crate::db::DbMigrator;
 use crate::error::Result;
-pub use crate::journal::RunStatus;
 use crate::journal::Severity;
 use crate::plan::{Level, Plan};
 use crate::registry::Registry;
