@@ -237,7 +237,7 @@ impl Rollback {
         let a = self.assess(target)?;
         let level = Self::resolve_level(&a, level);
         self.require_database(&a, level)?;
-        let mut plan = planner::rollback_plan(self.vcs.as_ref(), &self.config, &self.check_names(), &a, level)?;
+        let mut plan = planner::rollback_plan(self.vcs.as_ref(), &self.config, &self.check_names(), &a, level);
         self.fill_previews(&mut plan);
         Ok(plan)
     }

@@ -178,13 +178,7 @@ fn deploy_step(d: &crate::deploy::DeployConfig) -> Option<Step> {
 /// The rollback plan for an assessment at `level`. Full and manual plans add, when the
 /// database must move, a database snapshot and the downgrade before the reset, and the env
 /// restore after it; every level ends with the configured restart, deploy and verify steps.
-pub fn rollback_plan(
-    vcs: &dyn VcsBackend,
-    config: &Config,
-    checks: &[String],
-    a: &Assessment,
-    level: Level,
-) -> crate::Result<Plan> {
+pub fn rollback_plan(vcs: &dyn VcsBackend, config: &Config, checks: &[String], a: &Assessment, level: Level) -> Plan {
     let workdir = vcs.workdir();
     let changes: Vec<Change> = a.changes.iter().map(|c| Change { path: c.path.clone(), kind: c.kind }).collect();
     let full = level != Level::Fast;
@@ -233,7 +227,7 @@ pub fn rollback_plan(
     steps.push(Step::ClearCaches { found });
     steps.extend(service_steps(config, checks));
     steps.push(Step::Record);
-    Ok(Plan {
+    Plan {
         kind: RunKind::Rollback,
         level: Some(level),
         workdir: workdir.to_path_buf(),
@@ -243,7 +237,7 @@ pub fn rollback_plan(
         to_summary: a.target.commit.summary.clone(),
         undo_of: None,
         steps,
-    })
+    }
 }
 
 /// A database snapshot an undo restores.

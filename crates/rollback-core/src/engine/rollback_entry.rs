@@ -55,7 +55,7 @@ impl Entry for RollbackEntry<'_> {
         let a = rb.assess(opts.target.as_deref())?;
         let level = Rollback::resolve_level(&a, opts.level);
         rb.require_database(&a, level)?;
-        let mut plan = planner::rollback_plan(rb.vcs.as_ref(), &rb.config, &rb.check_names(), &a, level)?;
+        let mut plan = planner::rollback_plan(rb.vcs.as_ref(), &rb.config, &rb.check_names(), &a, level);
         let refusals = rb.refusals(&a, opts, level);
         if opts.dry_run || level == Level::Manual {
             rb.fill_previews(&mut plan);
@@ -137,7 +137,7 @@ impl Entry for RollbackEntry<'_> {
                 (now, level)
             }
         };
-        let mut plan = planner::rollback_plan(rb.vcs.as_ref(), &rb.config, &rb.check_names(), &now, level)?;
+        let mut plan = planner::rollback_plan(rb.vcs.as_ref(), &rb.config, &rb.check_names(), &now, level);
         if level == Level::Manual {
             rb.fill_previews(&mut plan);
         }
