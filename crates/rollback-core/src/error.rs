@@ -142,9 +142,11 @@ impl Error {
             Error::Db(e) => e.hint(),
             Error::Config(e) => e.hint(),
             Error::Lock(e) => e.hint(),
-            Error::NoTarget { .. } => {
-                Some("pass `--target REV`, or mark a verified release with `forge-rollback known-good mark REV`".into())
-            }
+            Error::NoTarget { .. } => Some(format!(
+                "pass {}, or mark a verified release with {}",
+                crate::hint::arg(crate::hint::Arg::Target("REV")),
+                crate::hint::mark_good("REV")
+            )),
             Error::Vcs(vcs::Error::UnbornBranch { .. }) => {
                 Some("commit something first: there is nothing to roll back to".into())
             }
@@ -155,7 +157,9 @@ impl Error {
                 Some("run inside a git work tree, or pass `-C DIR`".into())
             }
             Error::StepFailed { run_id, .. } => Some(format!(
-                "fix the cause, then `forge-rollback resume {run_id}`; or put everything back with `forge-rollback undo {run_id}`"
+                "fix the cause, then {}; or put everything back with {}",
+                crate::hint::resume(run_id),
+                crate::hint::undo(run_id)
             )),
             Error::Backup(backup::Error::Io(e)) | Error::Io(e) if e.kind() == std::io::ErrorKind::StorageFull => {
                 Some("the disk is full: free space and try again; the work tree was not touched".into())

@@ -102,6 +102,7 @@ pub mod error;
 pub mod event;
 mod failpoint;
 mod fsutil;
+pub mod hint;
 mod http;
 pub mod journal;
 pub mod lock;

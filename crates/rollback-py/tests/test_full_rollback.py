@@ -255,7 +255,8 @@ def test_irreversible_downgrade_is_refused_unless_allowed_and_a_failed_downgrade
     with pytest.raises(fr.RefusedError) as refused:
         rb.run("full", target="v0", confirm=True)
     assert "cannot restore data" in refused.value.message
-    assert refused.value.hint is not None and "irreversible" in refused.value.hint
+    assert refused.value.hint is not None and "`allow_irreversible=True`" in refused.value.hint
+    assert "--allow-irreversible" not in refused.value.hint
     assert rb.runs() == []
 
     # Allowed, the downgrade runs and fails: the native migrator refuses a path with a missing

@@ -145,6 +145,9 @@ def test_failed_step_returns_failed_result_and_undo_restores(repo: Repo, monkeyp
     with pytest.raises(fr.RefusedError) as info:
         rb.run("fast", target="v2")
     assert info.value.hint is not None and r.run_id is not None and r.run_id in info.value.hint
+    # In Python's words, not the CLI's.
+    assert f'resume("{r.run_id}")' in info.value.hint and f'undo("{r.run_id}")' in info.value.hint
+    assert "forge-rollback" not in info.value.hint
 
     assert r.run_id is not None
     rb.undo(r.run_id)

@@ -133,7 +133,7 @@ impl Rollback {
             (None, None) => (RunStatus::Succeeded, None),
         };
         ex.journal.append(&Record::Finished { at: finished, status, error: error.clone() })?;
-        let undo_hint = format!("`forge-rollback undo {}` puts everything back", ex.run_id);
+        let undo_hint = format!("{} puts everything back", crate::hint::undo(&ex.run_id));
         match (status, ex.plan.kind) {
             (RunStatus::Succeeded, RunKind::Rollback) => ctx.log(LogLevel::Success, format!("Rollback complete: {} is at {}", self.workdir().display(), ex.plan.to.short())),
             (RunStatus::Succeeded, RunKind::Undo) => ctx.log(LogLevel::Success, format!("Undo complete: the state before run {} is back", ex.plan.undo_of.as_deref().unwrap_or("?"))),
@@ -144,7 +144,7 @@ impl Rollback {
             (RunStatus::Cancelled, _) => ctx.log(LogLevel::Warn, format!("Run {} aborted by the operator; {undo_hint}", ex.run_id)),
             _ => ctx.log(
                 LogLevel::Error,
-                format!("Run {} FAILED; `forge-rollback resume {0}` finishes it, {undo_hint}", ex.run_id),
+                format!("Run {} FAILED; {} finishes it, {undo_hint}", ex.run_id, crate::hint::resume(&ex.run_id)),
             )}
         let kind = match status {
             RunStatus::Succeeded => crate::notify::NotifyEventKind::Succeeded,
@@ -199,7 +199,7 @@ impl Rollback {
             Err(e) => {
                 let text = chain(&e);
                 ctx.log(LogLevel::Error, format!("the automatic undo of {run_id} failed: {text}"));
-                outcome.warnings.push(format!("the automatic undo failed: {text}; run `forge-rollback undo {run_id}`"));
+                outcome.warnings.push(format!("the automatic undo failed: {text}; run {}", crate::hint::undo(run_id)));
             }
         }
         outcome

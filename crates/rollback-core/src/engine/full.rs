@@ -10,6 +10,7 @@ use crate::db::{DbMigrator, Revision, show_revisions};
 use crate::engine::RunOptions;
 use crate::error::{Error, Result};
 use crate::fsutil;
+use crate::hint::{self, Arg};
 use crate::model::RiskCode;
 use crate::plan::{Level, Plan, Step};
 use crate::time::Timestamp;
@@ -163,7 +164,7 @@ impl Rollback {
         if !d.reachable {
             out.push(Error::refused(
                 format!("the database {} cannot be reached: a full rollback needs it", d.database),
-                Some("bring the database back, or pass `--fast` to roll back the code only".to_owned()),
+                Some(format!("bring the database back, or pass {} to roll back the code only", hint::arg(Arg::Fast))),
             ));
             return out;
         }
@@ -171,10 +172,10 @@ impl Rollback {
             if let Some(r) = d.risks.iter().find(|r| r.code == code) {
                 out.push(Error::refused(
                     r.message.clone(),
-                    Some(
-                        "fix the database or the migration files first; `forge-rollback assess` shows the details"
-                            .to_owned(),
-                    ),
+                    Some(format!(
+                        "fix the database or the migration files first; {} shows the details",
+                        hint::assess()
+                    )),
                 ));
             }
         }
@@ -188,7 +189,10 @@ impl Rollback {
                     step.path,
                     step.irreversible.as_deref().unwrap_or("")
                 ),
-                Some("pass `--allow-irreversible` to run it anyway (the database snapshot taken first still lets `undo` put everything back)".to_owned()),
+                Some(format!(
+                    "pass {} to run it anyway (the database snapshot taken first still lets `undo` put everything back)",
+                    hint::arg(Arg::AllowIrreversible)
+                )),
             ));
         }
         out

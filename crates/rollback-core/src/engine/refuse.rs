@@ -5,6 +5,7 @@ use super::{Ctx, Rollback, RunOptions, RunSummary};
 use crate::assess::Assessment;
 use crate::error::{Error, Result};
 use crate::event::LogLevel;
+use crate::hint::{self, Arg};
 use crate::journal::{Record, RunState, RunStatus};
 use crate::plan::{Level, Plan, Step};
 
@@ -37,8 +38,8 @@ impl Rollback {
             out.push(Error::refused(
                 format!("the target {} is marked bad in the known-good registry", a.target.commit.id.short()),
                 Some(format!(
-                    "pick another target, or `forge-rollback known-good unmark {}` if the mark is wrong",
-                    a.target.commit.id.short()
+                    "pick another target, or {} if the mark is wrong",
+                    hint::unmark(a.target.commit.id.short())
                 )),
             ));
         }
@@ -57,7 +58,10 @@ impl Rollback {
                     a.target.commit.id.short(),
                     a.head.commit.short()
                 ),
-                Some("pass `--allow-non-ancestor` if you really mean to move to a commit HEAD never had".to_owned()),
+                Some(format!(
+                    "pass {} if you really mean to move to a commit HEAD never had",
+                    hint::arg(Arg::AllowNonAncestor)
+                )),
             ));
         }
         out
@@ -97,8 +101,9 @@ impl Rollback {
             return Err(Error::refused(
                 format!("run {} {what} half-way; the repository may be between two states", r.run_id),
                 Some(format!(
-                    "finish it with `forge-rollback resume {0}` or put everything back with `forge-rollback undo {0}`",
-                    r.run_id
+                    "finish it with {} or put everything back with {}",
+                    hint::resume(&r.run_id),
+                    hint::undo(&r.run_id)
                 )),
             ));
         }
@@ -110,8 +115,8 @@ impl Rollback {
             return Err(Error::refused(
                 format!("run {run_id} was already undone by {}", target.undone_by.as_deref().unwrap_or("?")),
                 Some(format!(
-                    "to get its result back, undo that run: `forge-rollback undo {}`",
-                    target.undone_by.as_deref().unwrap_or("?")
+                    "to get its result back, undo that run: {}",
+                    hint::undo(target.undone_by.as_deref().unwrap_or("?"))
                 )),
             ));
         }
@@ -177,10 +182,11 @@ impl Rollback {
             Some(db) if db.needs_downgrade => ctx.log(
                 LogLevel::Warn,
                 format!(
-                    "the database {} is at {}, the target expects {}: the rolled-back code will run on a newer schema (`--full` downgrades it)",
+                    "the database {} is at {}, the target expects {}: the rolled-back code will run on a newer schema ({} downgrades it)",
                     db.database,
                     show_revisions(&db.current),
-                    show_revisions(&db.target_heads)
+                    show_revisions(&db.target_heads),
+                    hint::arg(Arg::Full)
                 ),
             ),
             Some(_) => {}

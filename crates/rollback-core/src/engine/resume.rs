@@ -47,7 +47,7 @@ impl Entry for ResumeEntry<'_> {
                     plan.from.commit.short(),
                     plan.to.short()
                 ),
-                Some(format!("`forge-rollback undo {run_id}` restores the state from before the run")),
+                Some(format!("{} restores the state from before the run", crate::hint::undo(run_id))),
             ));
         }
         // Steps that change the tree or the database: once one has begun, the snapshots taken

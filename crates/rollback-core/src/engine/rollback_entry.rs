@@ -7,6 +7,7 @@ use super::{Ctx, Rollback, RunOptions, RunOutcome, StepReport, planner};
 use crate::assess::{self, Assessment};
 use crate::error::{Error, Result};
 use crate::event::Observer;
+use crate::hint::{self, Arg};
 use crate::journal::RunStatus;
 use crate::plan::{Level, RunKind};
 use crate::prompt::{Confirmation, Prompter};
@@ -36,8 +37,12 @@ impl Entry for RollbackEntry<'_> {
         if prompter.is_automatic() && !opts.dry_run {
             if opts.level == Some(Level::Manual) {
                 return Err(Error::usage(
-                    "a manual rollback asks before every step: it cannot run with `--yes`".to_owned(),
-                    Some("drop `--yes` to approve each step, or use `--full` to run them all".to_owned()),
+                    format!("a manual rollback asks before every step: it cannot run with {}", hint::arg(Arg::Yes)),
+                    Some(format!(
+                        "drop {} to approve each step, or use {} to run them all",
+                        hint::arg(Arg::Yes),
+                        hint::arg(Arg::Full)
+                    )),
                 ));
             }
             // Bad input is reported before anything is written, even the state folder.

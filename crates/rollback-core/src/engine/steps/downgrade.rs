@@ -78,8 +78,9 @@ impl Rollback {
                         "the downgrade failed ({cause}); the failed migration was rolled back whole, so the database is as it was and the code was not touched"
                     ),
                     hint: Some(format!(
-                        "fix the migration, then `forge-rollback resume {0}`; or `forge-rollback undo {0}`",
-                        ex.run_id
+                        "fix the migration, then {}; or {}",
+                        crate::hint::resume(&ex.run_id),
+                        crate::hint::undo(&ex.run_id)
                     )),
                 });
             }
@@ -90,8 +91,9 @@ impl Rollback {
                         "the downgrade failed ({cause}); the database was restored from backup {snapshot}{kept} and the code was not touched"
                     ),
                     hint: Some(format!(
-                        "fix the migration, then `forge-rollback resume {0}`; or `forge-rollback undo {0}`",
-                        ex.run_id
+                        "fix the migration, then {}; or {}",
+                        crate::hint::resume(&ex.run_id),
+                        crate::hint::undo(&ex.run_id)
                     )),
                 }),
                 Err(r) => Err({
@@ -102,8 +104,8 @@ impl Rollback {
                             crate::engine::support::chain(&r)
                         ),
                         hint: Some(format!(
-                            "the code was not touched; restore the database by hand from backup {snapshot}, or retry `forge-rollback undo {}`",
-                            ex.run_id
+                            "the code was not touched; restore the database by hand from backup {snapshot}, or retry {}",
+                            crate::hint::undo(&ex.run_id)
                         )),
                     }
                 }),

@@ -42,10 +42,10 @@ impl Rollback {
                     ex.plan.from.commit.short(),
                     target.short()
                 ),
-                Some(
-                    "something moved HEAD since the run stopped; `forge-rollback undo` restores the snapshot"
-                        .to_owned(),
-                ),
+                Some(format!(
+                    "something moved HEAD since the run stopped; {} restores the snapshot",
+                    crate::hint::undo(&ex.run_id)
+                )),
             ));
         }
         ctx.log(LogLevel::Info, format!("Reverting code to commit: {target}"));

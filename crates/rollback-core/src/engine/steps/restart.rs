@@ -19,7 +19,7 @@ impl Rollback {
         if let Some(bad) = results.iter().find(|r| !r.ok) {
             return Err(Error::Service {
                 message: format!("restart step `{}` failed: {}", bad.name, bad.detail),
-                hint: Some("fix the service, then `forge-rollback resume RUN` runs the restart again".to_owned()),
+                hint: Some(format!("fix the service, then {} runs the restart again", crate::hint::resume("RUN"))),
             });
         }
         if results.len() < self.config.restart.len() {
