@@ -45,8 +45,16 @@ impl Json {
         Ok(Self { text, value })
     }
 
+    /// The value of `key`. A key the core's JSON does not have at all (not even as `null`)
+    /// is an error, not a silent `None`: a field renamed in the core must fail the tests of
+    /// the getter that reads it. Only keys the core leaves out when empty may be absent.
     fn field(&self, py: Python<'_>, key: &str) -> PyResult<Py<PyAny>> {
+        /// Serialized only when present (`RunOutcome::plan`: dry runs).
+        const MAY_BE_ABSENT: &[&str] = &["plan"];
         match self.value.get(key) {
+            None if !MAY_BE_ABSENT.contains(&key) => Err(pyo3::exceptions::PyRuntimeError::new_err(format!(
+                "the result has no field `{key}`: forge_rollback and rollback-core disagree (a bug; please report it)"
+            ))),
             None | Some(serde_json::Value::Null) => Ok(py.None()),
             Some(v) => json_loads(py, &v.to_string()),
         }

@@ -655,3 +655,18 @@ def env_repo(tmp_path: Path) -> Repo:
     repo.write("app/main.py", (repo.path / "app/main.py").read_text() + "# hotfix in progress\n")
     repo.write("notes with spaces.txt", "untracked\n")
     return repo
+
+
+def _every_getter(obj: object) -> dict[str, object]:
+    """Reads every attribute a result class defines: a field renamed in the core raises."""
+    import inspect
+
+    names = [n for n, v in vars(type(obj)).items() if inspect.isgetsetdescriptor(v)]
+    assert names, f"{type(obj).__name__} has no attributes"
+    return {n: getattr(obj, n) for n in names}
+
+
+@pytest.fixture
+def every_getter() -> Any:
+    """`every_getter(result)`: every attribute of a result object, read once."""
+    return _every_getter

@@ -213,3 +213,18 @@ def test_report_matches_the_cli_and_follows_the_template(repo: Repo, cli: Path) 
         capture_output=True, text=True, check=True, env={**os.environ, "NO_COLOR": "1"},
     )
     assert out.stdout == md
+
+
+def test_every_result_attribute_reads_a_field_the_core_writes(repo: Repo, every_getter: Any) -> None:
+    rb = fr.Rollback.open(repo.path)
+    a = every_getter(rb.assess(target="v1"))
+    assert a["target_is_ancestor"] is True and a["commits_rolled_back_total"] == 2
+    p = every_getter(rb.plan("fast", target="v1"))
+    assert p["level"] == "fast" and p["undo_of"] is None
+    r = rb.run("fast", target="v1", confirm=True)
+    got = every_getter(r)
+    assert got["status"] == "succeeded" and got["run_id"] == r.run_id and got["plan"] is None
+    summary = every_getter(rb.runs()[0])
+    assert summary["run_id"] == r.run_id and summary["interrupted"] is False
+    dry = rb.run("fast", target="v1", dry_run=True)
+    assert every_getter(dry)["plan"] is not None

@@ -9,7 +9,7 @@ import threading
 from collections.abc import Callable, Generator, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any, TYPE_CHECKING
 
 import pytest
 
@@ -117,7 +117,9 @@ def check_round(report: fr.VerificationReport) -> None:
     assert "VerificationReport(passed=false" in repr(report)
 
 
-def test_verify_reports_each_check_and_does_not_raise(repo: Repo, tmp_path: Path, service: int) -> None:
+def test_verify_reports_each_check_and_does_not_raise(
+    repo: Repo, tmp_path: Path, service: int, every_getter: Any
+) -> None:
     rb = open_with(repo, tmp_path, checks_toml(service, closed_port()))
     before = repo.state()
     report = rb.verify()
@@ -135,6 +137,8 @@ def test_verify_reports_each_check_and_does_not_raise(repo: Repo, tmp_path: Path
     assert err.run_id is None
     assert "`broken`" in err.message and "`down`" in err.message
 
+    assert every_getter(report)["passed"] is False
+    assert every_getter(report)["passed"] is False
     only = rb.verify(checks=["api"])
     assert only.passed is True
     assert [c["name"] for c in only.checks] == ["api"]
