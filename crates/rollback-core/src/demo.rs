@@ -189,7 +189,7 @@ fn app(release: &str, body: &str) -> String {
     )
 }
 
-fn sql(db: &crate::db::Database, statement: &str) -> crate::Result<()> {
+fn sql(db: &dyn crate::db::Database, statement: &str) -> crate::Result<()> {
     crate::rt::block_on(db.query_scalar(statement))?;
     Ok(())
 }

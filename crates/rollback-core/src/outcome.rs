@@ -13,7 +13,7 @@ use crate::vcs::CommitId;
 pub struct StepReport {
     /// Step name.
     pub step: String,
-    /// `done`, `failed`, `interrupted` or `pending`.
+    /// `done`, `skipped` (by the operator), `failed`, `interrupted` or `pending`.
     pub status: String,
     /// What it did, as journaled.
     pub detail: Option<crate::detail::StepDetail>,

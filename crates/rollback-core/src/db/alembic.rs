@@ -23,7 +23,7 @@ use async_trait::async_trait;
 use super::config::DatabaseConfig;
 use super::graph::MigrationGraph;
 use super::migration_files::Source;
-use super::{Database, DbMigrator, Error, Result, Revision, postgres, process, python_source, sqlite};
+use super::{DbMigrator, Error, Result, Revision, UrlDatabase, postgres, process, python_source, sqlite};
 use crate::vcs::{CommitId, VcsBackend};
 
 /// The environment variable Alembic's `env.py` gets the database URL from.
@@ -34,7 +34,7 @@ pub const VERSION_TABLE: &str = "alembic_version";
 
 /// The project's Alembic.
 pub struct AlembicMigrator {
-    db: Database,
+    db: UrlDatabase,
     workdir: PathBuf,
     python: String,
     alembic_ini: PathBuf,
@@ -45,7 +45,7 @@ pub struct AlembicMigrator {
 impl AlembicMigrator {
     /// A migrator for the work tree at `workdir`, with `config`'s Python, `alembic.ini` and
     /// versions folder.
-    pub fn new(db: Database, workdir: &Path, config: &DatabaseConfig) -> Self {
+    pub fn new(db: UrlDatabase, workdir: &Path, config: &DatabaseConfig) -> Self {
         Self {
             db,
             workdir: workdir.to_owned(),
@@ -119,7 +119,7 @@ impl AlembicMigrator {
 }
 
 /// The revisions in Alembic's version table (empty when it does not exist yet).
-pub(crate) async fn read_version_table(db: &Database, table: &'static str) -> Result<Vec<Revision>> {
+pub(crate) async fn read_version_table(db: &UrlDatabase, table: &'static str) -> Result<Vec<Revision>> {
     let mut revs = match db.url() {
         super::url::DbUrl::Sqlite { .. } => {
             if db.sqlite_missing() {
@@ -174,7 +174,12 @@ impl DbMigrator for AlembicMigrator {
         "alembic"
     }
 
-    fn database(&self) -> &Database {
+    fn failed_migration_rolls_back_whole(&self) -> bool {
+        // PostgreSQL runs Alembic's DDL in its transaction; SQLite under Alembic does not.
+        matches!(self.db.url(), super::url::DbUrl::Postgres { .. })
+    }
+
+    fn database(&self) -> &dyn super::Database {
         &self.db
     }
 

@@ -60,7 +60,7 @@ pub async fn assess(migrator: &dyn DbMigrator, vcs: &dyn VcsBackend, target: &Co
     let (reachable, current) = match migrator.database().ping().await {
         Ok(_) => (true, migrator.current().await?),
         // A SQLite file that does not exist yet is a database with nothing applied.
-        Err(_) if migrator.database().sqlite_missing() => (true, Vec::new()),
+        Err(_) if !migrator.database().exists() => (true, Vec::new()),
         Err(e) => {
             risks.push(risk(
                 RiskCode::DbUnreachable,

@@ -7,6 +7,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::url::DbUrl;
+use async_trait::async_trait;
+
 use super::{Error, Result, postgres, sqlite};
 
 /// What a snapshot wrote.
@@ -23,16 +25,17 @@ pub struct DbDump {
     pub server_version: String,
 }
 
-/// The database a migrator works on.
+/// A SQLite file or a PostgreSQL database at a URL: the [`Database`] both built-in
+/// migrators work on.
 #[derive(Clone, Debug)]
-pub struct Database {
+pub struct UrlDatabase {
     url: DbUrl,
     timeout_secs: u64,
     pg_dump: String,
     pg_restore: String,
 }
 
-impl Database {
+impl UrlDatabase {
     /// A database at `url`; connects lazily.
     pub fn new(url: DbUrl, timeout_secs: u64, pg_dump: String, pg_restore: String) -> Self {
         Self { url, timeout_secs, pg_dump, pg_restore }
@@ -202,3 +205,69 @@ impl Database {
 pub const FORMAT_SQLITE: &str = "sqlite-backup";
 /// [`DbDump::format`] of a PostgreSQL snapshot.
 pub const FORMAT_PG: &str = "pg-custom";
+
+/// The database a migrator works on, as the engine needs it: to name it, reach it, read a
+/// value for `sql` checks, and snapshot and restore it exactly. [`UrlDatabase`] is the
+/// SQLite/PostgreSQL implementation; a migrator for another database brings its own, with its
+/// own dump format ([`DbDump::format`] names it, and only the same implementation restores it).
+#[async_trait]
+pub trait Database: Send + Sync {
+    /// The database for messages, password removed.
+    fn describe(&self) -> String;
+
+    /// Whether it exists yet (a SQLite file that was never created does not): a database
+    /// that does not exist is at no revision, not unreachable.
+    fn exists(&self) -> bool {
+        true
+    }
+
+    /// Connects and returns the server version; fails with [`Error::Unreachable`] when the
+    /// database cannot be reached.
+    async fn ping(&self) -> Result<String>;
+
+    /// Runs `sql` and returns the first column of the first row as text (`None`: no row or
+    /// NULL). For `sql` verification checks.
+    async fn query_scalar(&self, sql: &str) -> Result<Option<String>>;
+
+    /// Writes a consistent snapshot of the whole database to `dest` (a new file that appears
+    /// only once complete and checked).
+    async fn snapshot(&self, dest: &Path) -> Result<DbDump>;
+
+    /// Puts the database back exactly as the snapshot at `src` recorded; on failure nothing
+    /// changes.
+    async fn restore(&self, src: &Path, dump: &DbDump) -> Result<()>;
+
+    /// A canonical text dump of schema and rows, for comparing two states exactly.
+    async fn canonical_dump(&self) -> Result<String>;
+}
+
+#[async_trait]
+impl Database for UrlDatabase {
+    fn describe(&self) -> String {
+        UrlDatabase::describe(self)
+    }
+
+    fn exists(&self) -> bool {
+        !self.sqlite_missing()
+    }
+
+    async fn ping(&self) -> Result<String> {
+        UrlDatabase::ping(self).await
+    }
+
+    async fn query_scalar(&self, sql: &str) -> Result<Option<String>> {
+        UrlDatabase::query_scalar(self, sql).await
+    }
+
+    async fn snapshot(&self, dest: &Path) -> Result<DbDump> {
+        UrlDatabase::snapshot(self, dest).await
+    }
+
+    async fn restore(&self, src: &Path, dump: &DbDump) -> Result<()> {
+        UrlDatabase::restore(self, src, dump).await
+    }
+
+    async fn canonical_dump(&self) -> Result<String> {
+        UrlDatabase::canonical_dump(self).await
+    }
+}

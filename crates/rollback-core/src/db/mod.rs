@@ -38,7 +38,7 @@ use crate::vcs::{CommitId, VcsBackend};
 
 pub use self::assess::DbAssessment;
 pub use self::config::{DatabaseConfig, MigratorKind};
-pub use self::database::{Database, DbDump};
+pub use self::database::{Database, DbDump, UrlDatabase};
 pub use self::graph::{Migration, MigrationGraph, Reversibility};
 
 /// Errors from a migrator or a database.
@@ -198,7 +198,14 @@ pub trait DbMigrator: Send + Sync {
     fn kind(&self) -> &'static str;
 
     /// The database it migrates.
-    fn database(&self) -> &Database;
+    fn database(&self) -> &dyn Database;
+
+    /// Whether a migration that fails part-way is rolled back whole, leaving the database
+    /// at the revision before it (transactional DDL). When it is not, a failed downgrade is
+    /// put back from the database snapshot.
+    fn failed_migration_rolls_back_whole(&self) -> bool {
+        false
+    }
 
     /// The revision(s) the database is at now (empty: no migration applied).
     async fn current(&self) -> Result<Vec<Revision>>;
@@ -236,7 +243,7 @@ pub fn open(config: &DatabaseConfig, workdir: &Path) -> Result<Arc<dyn DbMigrato
     config.validate().map_err(|(key, msg)| Error::Config(format!("`{key}`: {msg}")))?;
     let url = config.resolve_url().map_err(Error::Config)?;
     let url = url::DbUrl::parse(&url, workdir).map_err(Error::Config)?;
-    let db = Database::new(url, config.timeout_secs, config.pg_dump.clone(), config.pg_restore.clone());
+    let db = UrlDatabase::new(url, config.timeout_secs, config.pg_dump.clone(), config.pg_restore.clone());
     Ok(match config.kind {
         MigratorKind::Alembic => Arc::new(alembic::AlembicMigrator::new(db, workdir, config)),
         MigratorKind::Sql => Arc::new(sql::SqlMigrator::new(db, workdir, config)?),

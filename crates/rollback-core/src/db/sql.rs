@@ -22,7 +22,7 @@ use super::config::{DatabaseConfig, is_identifier};
 use super::graph::{Migration, MigrationGraph, Reversibility};
 use super::migration_files::{File, Source};
 use super::url::DbUrl;
-use super::{Database, DbMigrator, Error, Result, Revision, postgres, sqlite};
+use super::{DbMigrator, Error, Result, Revision, UrlDatabase, postgres, sqlite};
 use crate::vcs::{CommitId, VcsBackend};
 
 /// One migration's files.
@@ -204,7 +204,7 @@ impl Applied {
 
 /// forge-rollback's native SQL migrator.
 pub struct SqlMigrator {
-    db: Database,
+    db: UrlDatabase,
     workdir: PathBuf,
     dir: PathBuf,
     table: String,
@@ -213,7 +213,7 @@ pub struct SqlMigrator {
 impl SqlMigrator {
     /// A migrator for the folder `config.migrations_dir` of the work tree at `workdir`, with
     /// the tracking table `config.table`.
-    pub fn new(db: Database, workdir: &Path, config: &DatabaseConfig) -> Result<Self> {
+    pub fn new(db: UrlDatabase, workdir: &Path, config: &DatabaseConfig) -> Result<Self> {
         if !is_identifier(&config.table) {
             return Err(Error::Config(format!("`{}` is not a plain SQL identifier (database.table)", config.table)));
         }
@@ -436,7 +436,12 @@ impl DbMigrator for SqlMigrator {
         "sql"
     }
 
-    fn database(&self) -> &Database {
+    fn failed_migration_rolls_back_whole(&self) -> bool {
+        // One transaction per migration, on SQLite and PostgreSQL alike.
+        true
+    }
+
+    fn database(&self) -> &dyn super::Database {
         &self.db
     }
 

@@ -1,5 +1,5 @@
 //! SQLite: connections with a deadline, snapshots through the online backup API, atomic
-//! restores, and a canonical dump. Everything here is blocking; [`super::Database`] runs it on
+//! restores, and a canonical dump. Everything here is blocking; [`super::UrlDatabase`] runs it on
 //! tokio's blocking pool.
 
 use std::fmt::Write as _;

@@ -1,5 +1,6 @@
-//! The database and env parts of the engine: assessing them, planning previews, and the
-//! `db_snapshot`, `downgrade`, `restore_database` and `restore_env` steps.
+//! The database and env parts of the engine: assessing them, refusing full runs they cannot
+//! support, planning previews, and the dump and restore the `db_snapshot`, `downgrade` and
+//! `restore_database` steps (under `steps/`) share.
 
 use std::sync::Arc;
 

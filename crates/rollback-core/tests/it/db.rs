@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use rollback_core::db::graph::Reversibility;
 use rollback_core::db::url::DbUrl;
-use rollback_core::db::{self, Database, DatabaseConfig, DbDump, DbMigrator, Error, Revision};
+use rollback_core::db::{self, Database, DatabaseConfig, DbDump, DbMigrator, Error, Revision, UrlDatabase};
 use rollback_core::rt::block_on;
 use rollback_core::secret::Secret;
 use rollback_core::vcs::{self, BackendKind, CommitId};
@@ -66,7 +66,7 @@ impl Case {
         self.migrator.as_ref()
     }
 
-    fn db(&self) -> &Database {
+    fn db(&self) -> &dyn Database {
         self.migrator.database()
     }
 
@@ -421,8 +421,8 @@ conformance! {
     sql_postgres => (Fx::Sql, Engine::Postgres);
 }
 
-fn database(url: &str, workdir: &Path, pg_dump: &str) -> Database {
-    Database::new(DbUrl::parse(&Secret::new(url), workdir).unwrap(), 60, pg_dump.into(), "pg_restore".into())
+fn database(url: &str, workdir: &Path, pg_dump: &str) -> UrlDatabase {
+    UrlDatabase::new(DbUrl::parse(&Secret::new(url), workdir).unwrap(), 60, pg_dump.into(), "pg_restore".into())
 }
 
 fn closed_port() -> u16 {

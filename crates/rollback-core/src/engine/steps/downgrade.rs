@@ -69,7 +69,7 @@ impl Rollback {
             // Migrations that are atomic (the native migrator everywhere, anything on
             // PostgreSQL) and failed on the first one left the database as it was: restoring
             // the snapshot would only throw away the writes made since it was taken.
-            let atomic = db.kind() == "sql" || matches!(db.database().url(), crate::db::url::DbUrl::Postgres { .. });
+            let atomic = db.failed_migration_rolls_back_whole();
             // The journal says so, for `undo`: nothing to restore from this run.
             ex.failure_detail = Some(FailureDetail { database_changed: false });
             if atomic && crate::rt::block_on(db.current()).is_ok_and(|now| same(&now, from)) {
