@@ -162,7 +162,7 @@ pub fn dispatch(args: &Args, out: &Output) -> anyhow::Result<ExitStatus> {
             Ok(ExitStatus::Success)
         }
         Command::Demo { keep } => {
-            let report = rollback_core::demo::run_demo(*keep, &log)?;
+            let report = crate::demo::run_demo(*keep, &log)?;
             if out.json {
                 out.json_value(&report)?;
             } else {

@@ -5,6 +5,7 @@
 
 mod cli;
 mod commands;
+mod demo;
 mod exit;
 mod output;
 mod terminal;
