@@ -6,13 +6,15 @@
 //!   write that fails — to check that the engine changes nothing;
 //! - conformance suites for the pluggable traits, each a list of named [`Case`]s run against
 //!   a backend the caller opens, a case panicking with a message naming what differs:
-//!   [`vcs`] for `VcsBackend`, [`store`] for `BackupStore`. rollback-core's own tests run
-//!   them against its git2 and git CLI backends and its store on disk; an implementer outside
+//!   [`vcs`] for `VcsBackend`, [`store`] for `BackupStore`, [`db`] for `DbMigrator`.
+//!   rollback-core's own tests run them against its git2 and git CLI backends, its store on
+//!   disk, and its SQL and Alembic migrators on SQLite and PostgreSQL; an implementer outside
 //!   this crate runs the same cases against theirs.
 //!
 //! The suites test against real things: repositories made by the `git` binary in temp dirs,
-//! real files. They need `git` on `PATH`.
+//! real files, a real database. They need `git` on `PATH`.
 
+pub mod db;
 mod repo;
 pub mod store;
 pub mod vcs;
