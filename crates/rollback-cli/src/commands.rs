@@ -12,7 +12,7 @@ use rollback_core::{Rollback, RunOptions, config};
 use rollback_core::{RunOutcome, RunStatus};
 
 use crate::cli::{Args, BackupsCommand, Command, KnownGoodCommand, LevelArgs, RunsCommand};
-use crate::exit;
+use crate::exit::ExitStatus;
 use crate::output::{LogPrinter, Output};
 use crate::terminal::TerminalPrompter;
 
@@ -33,8 +33,8 @@ fn level(l: &LevelArgs) -> Option<Level> {
     }
 }
 
-/// Runs the command; returns the exit code for outcomes that are not errors.
-pub fn dispatch(args: &Args, out: &Output) -> anyhow::Result<u8> {
+/// Runs the command; returns the exit status for outcomes that are not errors.
+pub fn dispatch(args: &Args, out: &Output) -> anyhow::Result<ExitStatus> {
     let log = LogPrinter { quiet: args.quiet };
     match &args.command {
         Command::Init { force, print, path, preset } => {
@@ -48,7 +48,7 @@ pub fn dispatch(args: &Args, out: &Output) -> anyhow::Result<u8> {
             } else {
                 out.text(&render_assessment(&a))?;
             }
-            Ok(exit::OK)
+            Ok(ExitStatus::Success)
         }
         Command::Plan { level: l, target } => {
             let rb = open(args)?;
@@ -58,7 +58,7 @@ pub fn dispatch(args: &Args, out: &Output) -> anyhow::Result<u8> {
             } else {
                 out.text(&plan.render())?;
             }
-            Ok(exit::OK)
+            Ok(ExitStatus::Success)
         }
         Command::Run(r) => {
             let rb = open(args)?;
@@ -96,7 +96,7 @@ pub fn dispatch(args: &Args, out: &Output) -> anyhow::Result<u8> {
             } else {
                 out.text(&render_verification(&report))?;
             }
-            Ok(if report.passed { exit::OK } else { exit::VERIFY_FAILED })
+            Ok(if report.passed { ExitStatus::Success } else { ExitStatus::VerificationFailed })
         }
         Command::Watch(w) => {
             let rb = open(args)?;
@@ -131,7 +131,7 @@ pub fn dispatch(args: &Args, out: &Output) -> anyhow::Result<u8> {
                     report.stopped_by
                 ))?;
             }
-            Ok(exit::OK)
+            Ok(ExitStatus::Success)
         }
         Command::Runs { command } => runs(args, out, command),
         Command::KnownGood { command } => known_good(args, out, command),
@@ -146,7 +146,7 @@ pub fn dispatch(args: &Args, out: &Output) -> anyhow::Result<u8> {
                 }
                 None => out.text(&text)?,
             }
-            Ok(exit::OK)
+            Ok(ExitStatus::Success)
         }
         Command::Unlock => {
             let rb = open(args)?;
@@ -159,16 +159,16 @@ pub fn dispatch(args: &Args, out: &Output) -> anyhow::Result<u8> {
                     None => out.text("no lock file: nothing to do\n")?,
                 }
             }
-            Ok(exit::OK)
+            Ok(ExitStatus::Success)
         }
         Command::Demo { keep } => {
-            let report = rollback_core::demo::run_demo(*keep, &log)?;
+            let report = crate::demo::run_demo(*keep, &log)?;
             if out.json {
                 out.json_value(&report)?;
             } else {
                 out.text(&report.render())?;
             }
-            Ok(if report.identical { exit::OK } else { exit::FAILED })
+            Ok(if report.identical { ExitStatus::Success } else { ExitStatus::Failure })
         }
     }
 }
@@ -188,11 +188,11 @@ fn init(
     print: bool,
     path: Option<&Path>,
     preset: Option<&str>,
-) -> anyhow::Result<u8> {
+) -> anyhow::Result<ExitStatus> {
     let text = config::preset(preset)?;
     if print {
         out.text(&text)?;
-        return Ok(exit::OK);
+        return Ok(ExitStatus::Success);
     }
     let base = args.dir.clone().unwrap_or_else(|| PathBuf::from("."));
     let target = if let Some(p) = path { base.join(p) } else { open(args)?.workdir().join(config::DEFAULT_PATH) };
@@ -202,10 +202,10 @@ fn init(
     } else {
         out.text(&format!("wrote {}\n", target.display()))?;
     }
-    Ok(exit::OK)
+    Ok(ExitStatus::Success)
 }
 
-fn print_outcome(out: &Output, o: &RunOutcome) -> anyhow::Result<u8> {
+fn print_outcome(out: &Output, o: &RunOutcome) -> anyhow::Result<ExitStatus> {
     if out.json {
         out.json_value(o)?;
     } else if let Some(plan) = &o.plan {
@@ -219,13 +219,13 @@ fn print_outcome(out: &Output, o: &RunOutcome) -> anyhow::Result<u8> {
         out.text(&render_outcome(o))?;
     }
     if o.verification.as_ref().is_some_and(|v| !v.passed) && o.status != RunStatus::Failed {
-        return Ok(exit::VERIFY_FAILED);
+        return Ok(ExitStatus::VerificationFailed);
     }
     Ok(match o.status {
-        RunStatus::Succeeded | RunStatus::Planned | RunStatus::Undone => exit::OK,
-        RunStatus::Cancelled => exit::CANCELLED,
-        RunStatus::VerificationFailed => exit::VERIFY_FAILED,
-        RunStatus::Failed | RunStatus::Running => exit::FAILED,
+        RunStatus::Succeeded | RunStatus::Planned | RunStatus::Undone => ExitStatus::Success,
+        RunStatus::Cancelled => ExitStatus::Cancelled,
+        RunStatus::VerificationFailed => ExitStatus::VerificationFailed,
+        RunStatus::Failed | RunStatus::Running => ExitStatus::Failure,
     })
 }
 
@@ -406,7 +406,7 @@ fn render_assessment(a: &Assessment) -> String {
     s
 }
 
-fn runs(args: &Args, out: &Output, command: &RunsCommand) -> anyhow::Result<u8> {
+fn runs(args: &Args, out: &Output, command: &RunsCommand) -> anyhow::Result<ExitStatus> {
     let rb = open(args)?;
     match command {
         RunsCommand::List => {
@@ -454,10 +454,10 @@ fn runs(args: &Args, out: &Output, command: &RunsCommand) -> anyhow::Result<u8> 
             }
         }
     }
-    Ok(exit::OK)
+    Ok(ExitStatus::Success)
 }
 
-fn known_good(args: &Args, out: &Output, command: &KnownGoodCommand) -> anyhow::Result<u8> {
+fn known_good(args: &Args, out: &Output, command: &KnownGoodCommand) -> anyhow::Result<ExitStatus> {
     let rb = open(args)?;
     match command {
         KnownGoodCommand::List => {
@@ -523,10 +523,10 @@ fn known_good(args: &Args, out: &Output, command: &KnownGoodCommand) -> anyhow::
             }
         }
     }
-    Ok(exit::OK)
+    Ok(ExitStatus::Success)
 }
 
-fn backups(args: &Args, out: &Output, command: &BackupsCommand) -> anyhow::Result<u8> {
+fn backups(args: &Args, out: &Output, command: &BackupsCommand) -> anyhow::Result<ExitStatus> {
     let rb = open(args)?;
     match command {
         BackupsCommand::List => {
@@ -550,7 +550,7 @@ fn backups(args: &Args, out: &Output, command: &BackupsCommand) -> anyhow::Resul
                 }
                 out.text(&s)?;
             }
-            Ok(exit::OK)
+            Ok(ExitStatus::Success)
         }
         BackupsCommand::Verify { ids } => {
             let parsed: Vec<SnapshotId> = ids
@@ -576,7 +576,7 @@ fn backups(args: &Args, out: &Output, command: &BackupsCommand) -> anyhow::Resul
                 }
                 out.text(&s)?;
             }
-            Ok(if report.problems.is_empty() { exit::OK } else { exit::FAILED })
+            Ok(if report.problems.is_empty() { ExitStatus::Success } else { ExitStatus::Failure })
         }
         BackupsCommand::Prune { keep, dry_run } => {
             let report = rb.prune_backups(*keep, *dry_run).context("pruning backups")?;
@@ -592,7 +592,7 @@ fn backups(args: &Args, out: &Output, command: &BackupsCommand) -> anyhow::Resul
                     report.kept_snapshots
                 ))?;
             }
-            Ok(exit::OK)
+            Ok(ExitStatus::Success)
         }
     }
 }

@@ -5,6 +5,8 @@
 
 mod cli;
 mod commands;
+mod demo;
+mod exit;
 mod output;
 mod terminal;
 
@@ -12,43 +14,26 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-/// Documented exit codes (docs/cli.md).
-pub mod exit {
-    /// Success.
-    pub const OK: u8 = 0;
-    /// A step failed, a run failed, or a check found problems.
-    pub const FAILED: u8 = 1;
-    /// Bad usage, configuration, registry or revision; nothing was changed.
-    pub const USAGE: u8 = 2;
-    /// Another rollback holds the lock; nothing was changed.
-    pub const LOCKED: u8 = 3;
-    /// A safety check refused; nothing was changed.
-    pub const REFUSED: u8 = 4;
-    /// The operator declined (nothing was changed) or aborted a manual run.
-    pub const CANCELLED: u8 = 5;
-    /// The rollback's steps ran, but the services failed verification (also `verify` with a
-    /// failing check).
-    pub const VERIFY_FAILED: u8 = 6;
-}
+use crate::exit::ExitStatus;
 
 fn main() -> ExitCode {
     let args = match cli::Args::try_parse() {
         Ok(a) => a,
         Err(e) => {
-            let code = if e.use_stderr() { exit::USAGE } else { exit::OK };
+            let status = if e.use_stderr() { ExitStatus::Usage } else { ExitStatus::Success };
             let _ = e.print();
-            return ExitCode::from(code);
+            return status.into();
         }
     };
     let out = output::Output::new(args.json);
     match commands::dispatch(&args, &out) {
-        Ok(code) => ExitCode::from(code),
+        Ok(status) => status.into(),
         Err(err) => {
             if output::is_broken_pipe(&err) {
-                return ExitCode::from(exit::OK);
+                return ExitStatus::Success.into();
             }
             out.error(&err);
-            ExitCode::from(output::exit_code(&err))
+            ExitStatus::of_error(&err).into()
         }
     }
 }

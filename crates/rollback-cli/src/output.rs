@@ -2,10 +2,7 @@
 
 use std::io::{IsTerminal, Write};
 
-use rollback_core::ErrorKind;
 use rollback_core::event::{Event, Observer};
-
-use crate::exit;
 
 /// Where output goes and in which form.
 pub struct Output {
@@ -65,17 +62,6 @@ fn core_error(err: &anyhow::Error) -> Option<&rollback_core::Error> {
 pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
     err.chain()
         .any(|e| e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe))
-}
-
-/// The documented exit code of an error.
-pub fn exit_code(err: &anyhow::Error) -> u8 {
-    match core_error(err).map(rollback_core::Error::kind) {
-        Some(ErrorKind::Usage) => exit::USAGE,
-        Some(ErrorKind::Locked) => exit::LOCKED,
-        Some(ErrorKind::Refused) => exit::REFUSED,
-        Some(ErrorKind::Cancelled) => exit::CANCELLED,
-        _ => exit::FAILED,
-    }
 }
 
 /// Prints log events on stderr in the seed's format.

@@ -93,7 +93,6 @@ pub mod assess;
 pub mod backup;
 pub mod config;
 pub mod db;
-pub mod demo;
 pub mod deploy;
 pub mod detail;
 mod engine;

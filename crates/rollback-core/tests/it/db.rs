@@ -1,18 +1,20 @@
 //! The database layer against real things: SQLite files, the PostgreSQL server
 //! `scripts/pg.sh` starts, the real Alembic from PyPI, real git repositories.
 //!
-//! One conformance suite runs for each of {alembic, sql} × {sqlite, postgres}; then the failure
-//! cases (server down, wrong password, old `pg_dump`, corrupt snapshots, TLS) each assert the
-//! error variant and that the message names the database without its password.
+//! The exported `DbMigrator` suite (`rollback_core::testing::db`) runs for each of
+//! {alembic, sql} × {sqlite, postgres} on the testkit's sample app; then the failure cases
+//! (server down, wrong password, old `pg_dump`, corrupt snapshots, TLS) each assert the error
+//! variant and that the message names the database without its password.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use rollback_core::db::graph::Reversibility;
+use rollback_core::RiskCode;
 use rollback_core::db::url::DbUrl;
-use rollback_core::db::{self, Database, DatabaseConfig, DbDump, DbMigrator, Error, Revision, UrlDatabase};
+use rollback_core::db::{self, DatabaseConfig, DbMigrator, Error, Revision, UrlDatabase};
 use rollback_core::rt::block_on;
 use rollback_core::secret::Secret;
+use rollback_core::testing::db::{self as suite, DbSample};
 use rollback_core::vcs::{self, BackendKind, CommitId};
 use rollback_testkit::TestRepo;
 use rollback_testkit::db::{MigrationFixture, MigratorKind as Fx, PgDatabase, SQL_DIR, pg_ca, python};
@@ -21,17 +23,6 @@ use rollback_testkit::db::{MigrationFixture, MigratorKind as Fx, PgDatabase, SQL
 enum Engine {
     Sqlite,
     Postgres,
-}
-
-struct Case {
-    /// The work tree (the `TestRepo` itself stays outside async blocks: it is not `Sync`).
-    root: PathBuf,
-    fx: MigrationFixture,
-    /// Kept alive for the test; dropped (and the database with it) at the end.
-    pg: Option<PgDatabase>,
-    password: Option<String>,
-    engine: Engine,
-    migrator: Arc<dyn DbMigrator>,
 }
 
 fn config(kind: &str, url: &str) -> DatabaseConfig {
@@ -43,8 +34,19 @@ fn config(kind: &str, url: &str) -> DatabaseConfig {
     }
     c
 }
+/// The testkit's sample app (`MigrationFixture`) for one migrator, on a fresh SQLite file or
+/// PostgreSQL database: what the suite migrates.
+struct Sample {
+    repo: TestRepo,
+    fx: MigrationFixture,
+    engine: Engine,
+    /// Kept alive for the test; dropped (and the database with it) at the end.
+    _pg: Option<PgDatabase>,
+    password: Option<String>,
+    migrator: Arc<dyn DbMigrator>,
+}
 
-fn setup(kind: Fx, engine: Engine) -> (TestRepo, Case) {
+fn sample(kind: Fx, engine: Engine) -> Box<dyn DbSample> {
     let repo = TestRepo::new();
     let fx = MigrationFixture::new(&repo, kind);
     let (pg, url) = match engine {
@@ -57,34 +59,72 @@ fn setup(kind: Fx, engine: Engine) -> (TestRepo, Case) {
     };
     let password = pg.as_ref().map(|p| p.server().password.clone());
     let migrator = db::open(&config(fx.kind_name(), &url), repo.path()).unwrap();
-    let root = repo.path().to_owned();
-    (repo, Case { root, fx, pg, password, engine, migrator })
+    Box::new(Sample { repo, fx, engine, _pg: pg, password, migrator })
 }
 
-impl Case {
-    fn m(&self) -> &dyn DbMigrator {
+impl DbSample for Sample {
+    fn workdir(&self) -> &Path {
+        self.repo.path()
+    }
+
+    fn migrator(&self) -> &dyn DbMigrator {
         self.migrator.as_ref()
-    }
-
-    fn db(&self) -> &dyn Database {
-        self.migrator.database()
-    }
-
-    fn rev(&self, n: usize) -> Revision {
-        Revision(self.fx.revisions[n - 1].clone())
     }
 
     fn commit(&self, n: usize) -> CommitId {
         CommitId::new(self.fx.commits[n].clone()).unwrap()
     }
 
-    /// The error names the database (password removed) and never shows the password.
-    fn check_err(&self, err: &Error) {
-        let shown = err.to_string();
-        assert!(shown.contains(&self.db().describe()) || matches!(err, Error::BadMigration { .. }), "{shown}");
-        if let Some(pw) = &self.password {
-            assert_no_secret(err, pw);
-        }
+    fn revision(&self, n: usize) -> Revision {
+        Revision(self.fx.revisions[n - 1].clone())
+    }
+
+    fn migration_path(&self, n: usize) -> String {
+        self.fx.migration_path(n)
+    }
+
+    fn password(&self) -> Option<&str> {
+        self.password.as_deref()
+    }
+
+    fn break_second_downgrade(&self) {
+        self.fx.break_second_downgrade(&self.repo);
+    }
+
+    fn write_unparsable_migration(&self) -> String {
+        self.fx.write_unparsable(&self.repo)
+    }
+
+    fn record_unknown_revision(&self) -> (Revision, RiskCode) {
+        let d = self.migrator.database();
+        let (unknown, code) = match self.fx.kind {
+            Fx::Alembic => {
+                block_on(d.query_scalar("UPDATE alembic_version SET version_num = 'deadbeef0000'")).unwrap();
+                ("deadbeef0000", RiskCode::UnknownDbRevision)
+            }
+            Fx::Sql => {
+                block_on(d.query_scalar(
+                    "INSERT INTO forge_rollback_migrations (version, name, checksum, applied_at) VALUES (9, '0009_from_a_newer_release', 'x', CURRENT_TIMESTAMP)",
+                ))
+                .unwrap();
+                ("0009", RiskCode::DbAheadOfCode)
+            }
+        };
+        (Revision(unknown.into()), code)
+    }
+
+    fn detects_edited_migrations(&self) -> bool {
+        // Alembic keeps no checksums.
+        self.fx.kind == Fx::Sql
+    }
+
+    fn rolls_back_failed_migrations(&self) -> bool {
+        // Alembic on SQLite: DDL is not transactional (documented on `db::alembic`).
+        !(self.fx.kind == Fx::Alembic && self.engine == Engine::Sqlite)
+    }
+
+    fn sqlite_file(&self) -> Option<std::path::PathBuf> {
+        (self.engine == Engine::Sqlite).then(|| self.repo.path().join("app.db"))
     }
 }
 
@@ -101,317 +141,63 @@ fn assert_no_secret(err: &(dyn std::error::Error + 'static), secret: &str) {
 fn codes(risks: &[rollback_core::assess::Risk]) -> Vec<&str> {
     risks.iter().map(|r| r.code.as_str()).collect()
 }
-
-fn upgrade_graphs_and_downgrade(kind: Fx, engine: Engine) {
-    let (repo, c) = setup(kind, engine);
-    let (r1, r2, r3) = (c.rev(1), c.rev(2), c.rev(3));
-    let backends = [BackendKind::Git2, BackendKind::GitCli].map(|b| (b, vcs::open(b, repo.path()).unwrap()));
-    block_on(async {
-        let m = c.m();
-        assert_eq!(m.current().await.unwrap(), Vec::<Revision>::new(), "a new database has no revision");
-        m.upgrade(std::slice::from_ref(&r1)).await.unwrap();
-        assert_eq!(m.current().await.unwrap(), vec![r1.clone()]);
-        let at_r1 = c.db().canonical_dump().await.unwrap();
-        assert!(at_r1.contains("users") && !at_r1.contains("payments"), "{at_r1}");
-        m.upgrade(&[]).await.unwrap();
-        assert_eq!(m.current().await.unwrap(), vec![r3.clone()]);
-        let at_r3 = c.db().canonical_dump().await.unwrap();
-        assert!(at_r3.contains("payments") && at_r3.contains("on two lines"), "{at_r3}");
-
-        let g = m.graph_worktree().await.unwrap();
-        assert_eq!(g.heads(), vec![r3.clone()]);
-        assert_eq!(g.migrations.len(), 3);
-        let m1 = g.get(&r1).unwrap();
-        assert!(matches!(m1.downgrade, Reversibility::Irreversible { .. }), "{m1:?}");
-        assert!(m1.down_revisions.is_empty());
-        let m2 = g.get(&r2).unwrap();
-        assert_eq!(m2.downgrade, Reversibility::Reversible);
-        assert_eq!(m2.down_revisions, vec![r1.clone()]);
-        assert_eq!(m2.path, c.fx.migration_path(2));
-        assert_eq!(m2.destructive_upgrade.len(), 1, "{m2:?}");
-        assert!(
-            m2.destructive_upgrade[0].starts_with("drop_column") && m2.destructive_upgrade[0].contains("legacy"),
-            "{m2:?}"
-        );
-        assert!(g.get(&r3).unwrap().destructive_upgrade.is_empty());
-
-        // Older commits, read through both backends without checking them out.
-        for (backend, vcs) in &backends {
-            let g1 = m.graph_at(vcs.as_ref(), &c.commit(1)).await.unwrap();
-            assert_eq!((g1.heads(), g1.migrations.len()), (vec![r1.clone()], 1), "{backend:?}");
-            let g2 = m.graph_at(vcs.as_ref(), &c.commit(2)).await.unwrap();
-            assert_eq!(g2.heads(), vec![r2.clone()], "{backend:?}");
-            assert_eq!(g2.get(&r2).unwrap(), m2, "{backend:?}: the same migration as in the work tree");
-            let g0 = m.graph_at(vcs.as_ref(), &c.commit(0)).await.unwrap();
-            assert!(g0.migrations.is_empty(), "{backend:?}");
-        }
-
-        let path = g.downgrade_path(std::slice::from_ref(&r3), std::slice::from_ref(&r1)).unwrap();
-        let steps: Vec<_> =
-            path.iter().map(|s| (s.revision.clone(), s.down_to.clone(), s.irreversible.clone())).collect();
-        assert_eq!(steps, vec![(r3.clone(), vec![r2.clone()], None), (r2.clone(), vec![r1.clone()], None)]);
-        let to_base = g.downgrade_path(std::slice::from_ref(&r3), &[]).unwrap();
-        assert!(to_base[2].irreversible.is_some(), "{to_base:?}");
-
-        let sql = m.downgrade_sql(std::slice::from_ref(&r3), std::slice::from_ref(&r1)).await.unwrap().unwrap();
-        let lower = sql.to_lowercase();
-        assert!(lower.contains("drop table payments"), "{sql}");
-        assert!(lower.contains("drop column email"), "{sql}");
-        if let Some(pw) = &c.password {
-            assert!(!sql.contains(pw.as_str()));
-        }
-        assert_eq!(m.current().await.unwrap(), vec![r3.clone()], "the preview changed nothing");
-
-        m.downgrade(std::slice::from_ref(&r1)).await.unwrap();
-        assert_eq!(m.current().await.unwrap(), vec![r1.clone()]);
-        assert_eq!(c.db().canonical_dump().await.unwrap(), at_r1, "two downgrades give back the schema and rows of r1");
-    });
-    assert_eq!(repo.head(), c.fx.commits[3], "nothing was checked out");
-    assert!(!repo.exists("migrations/versions/__pycache__"), "Alembic wrote bytecode into the work tree");
-}
-
-fn snapshot_restore_is_exact(kind: Fx, engine: Engine) {
-    let (_repo, c) = setup(kind, engine);
-    let dir = tempfile::tempdir().unwrap();
-    block_on(async {
-        let (m, d) = (c.m(), c.db());
-        m.upgrade(&[c.rev(2)]).await.unwrap();
-        d.query_scalar("INSERT INTO users (id, name, email) VALUES (1, 'ada', 'ada@example.com')").await.unwrap();
-        d.query_scalar("INSERT INTO users (id, name, email) VALUES (2, 'grace', NULL)").await.unwrap();
-        let before = d.canonical_dump().await.unwrap();
-        assert!(before.contains("ada@example.com"), "{before}");
-
-        let snap = dir.path().join("db.snapshot");
-        let info = d.snapshot(&snap).await.unwrap();
-        let (engine_name, format) = match c.engine {
-            Engine::Sqlite => ("sqlite", db::database::FORMAT_SQLITE),
-            Engine::Postgres => ("postgres", db::database::FORMAT_PG),
-        };
-        assert_eq!((info.engine.as_str(), info.format.as_str()), (engine_name, format));
-        assert_eq!(info.size, std::fs::metadata(&snap).unwrap().len());
-        assert!(info.size > 0 && !info.server_version.is_empty(), "{info:?}");
-        let again = d.snapshot(&snap).await.unwrap_err();
-        assert!(matches!(again, Error::Snapshot { .. }), "{again}");
-        c.check_err(&again);
-
-        // Rows and schema change; a later migration adds a table; a table appears by hand.
-        m.upgrade(&[]).await.unwrap();
-        d.query_scalar("UPDATE users SET name = 'changed' WHERE id = 1").await.unwrap();
-        d.query_scalar("DELETE FROM users WHERE id = 2").await.unwrap();
-        d.query_scalar("INSERT INTO users (id, name) VALUES (3, 'new')").await.unwrap();
-        d.query_scalar("CREATE TABLE scratch (x INTEGER)").await.unwrap();
-        if c.engine == Engine::Postgres {
-            d.query_scalar("CREATE SCHEMA extra").await.unwrap();
-            d.query_scalar("CREATE TABLE extra.later (x INTEGER)").await.unwrap();
-            d.query_scalar("COMMENT ON SCHEMA public IS 'changed after the snapshot'").await.unwrap();
-        } else {
-            // Stale WAL and shared-memory files must not be replayed onto the restored file.
-            std::fs::write(c.root.join("app.db-wal"), b"stale").unwrap();
-            std::fs::write(c.root.join("app.db-shm"), b"stale").unwrap();
-        }
-        let changed = d.canonical_dump().await.unwrap();
-        assert_ne!(changed, before);
-        assert!(changed.contains("payments") && changed.contains("scratch"));
-
-        d.restore(&snap, &info).await.unwrap();
-        let after = d.canonical_dump().await.unwrap();
-        assert_eq!(after, before, "the restore is exact");
-        assert!(!after.contains("payments") && !after.contains("scratch") && !after.contains("extra"), "{after}");
-        assert_eq!(m.current().await.unwrap(), vec![c.rev(2)]);
-        if c.engine == Engine::Sqlite {
-            assert!(!c.root.join("app.db-wal").exists() && !c.root.join("app.db-shm").exists());
-        } else {
-            // The public schema is back with its default comment and grants.
-            let pg = c.pg.as_ref().unwrap();
-            assert_eq!(
-                pg.psql("SELECT obj_description('public'::regnamespace, 'pg_namespace')"),
-                "standard public schema"
-            );
-            assert_eq!(pg.psql("SELECT has_schema_privilege('public', 'public', 'USAGE')"), "t");
-        }
-        // And the restored database migrates on as before.
-        m.upgrade(&[]).await.unwrap();
-        assert_eq!(m.current().await.unwrap(), vec![c.rev(3)]);
-
-        let other = DbDump {
-            engine: if c.engine == Engine::Sqlite { "postgres".into() } else { "sqlite".into() },
-            format: if c.engine == Engine::Sqlite {
-                db::database::FORMAT_PG.into()
-            } else {
-                db::database::FORMAT_SQLITE.into()
-            },
-            ..info
-        };
-        let err = d.restore(&snap, &other).await.unwrap_err();
-        assert!(matches!(err, Error::Snapshot { .. }), "{err}");
-        c.check_err(&err);
-    });
-}
-
-fn assess_reports_risks(kind: Fx, engine: Engine) {
-    let (repo, c) = setup(kind, engine);
-    let vcs = vcs::open(BackendKind::GitCli, repo.path()).unwrap();
-    block_on(async {
-        let m = c.m();
-        m.upgrade(&[]).await.unwrap();
-        let a = db::assess::assess(m, vcs.as_ref(), &c.commit(1)).await.unwrap();
-        assert_eq!((a.kind.as_str(), a.reachable), (c.fx.kind_name(), true));
-        assert_eq!(a.database, c.db().describe());
-        assert_eq!(
-            (a.current.clone(), a.code_heads.clone(), a.target_heads.clone()),
-            (vec![c.rev(3)], vec![c.rev(3)], vec![c.rev(1)])
-        );
-        assert_eq!(a.path.iter().map(|s| s.revision.clone()).collect::<Vec<_>>(), vec![c.rev(3), c.rev(2)]);
-        assert!(a.needs_downgrade);
-        assert_eq!(codes(&a.risks), vec!["destructive_upgrade"], "{:?}", a.risks);
-        assert!(
-            a.risks[0].message.contains(c.rev(2).as_str()) && a.risks[0].message.contains("legacy"),
-            "{:?}",
-            a.risks
-        );
-
-        let a0 = db::assess::assess(m, vcs.as_ref(), &c.commit(0)).await.unwrap();
-        assert!(a0.target_heads.is_empty());
-        assert_eq!(a0.path.len(), 3);
-        assert_eq!(codes(&a0.risks), vec!["irreversible_downgrade", "destructive_upgrade"], "{:?}", a0.risks);
-        assert!(a0.risks[0].message.contains(c.rev(1).as_str()));
-
-        let a3 = db::assess::assess(m, vcs.as_ref(), &c.commit(3)).await.unwrap();
-        assert!(!a3.needs_downgrade && a3.path.is_empty() && a3.risks.is_empty(), "{a3:?}");
-
-        // An applied migration whose file changed since.
-        let p = c.root.join(c.fx.migration_path(3));
-        let mut text = std::fs::read(&p).unwrap();
-        text.extend_from_slice(b"\n-- edited after it was applied\n");
-        std::fs::write(&p, text).unwrap();
-        let edited = db::assess::assess(m, vcs.as_ref(), &c.commit(3)).await.unwrap();
-        if c.fx.kind == Fx::Sql {
-            assert_eq!(codes(&edited.risks), vec!["edited_migration"], "{:?}", edited.risks);
-            assert!(edited.risks[0].message.contains("0003"));
-        } else {
-            // Alembic keeps no checksums.
-            assert!(edited.risks.is_empty(), "{:?}", edited.risks);
-        }
-    });
-}
-
-fn failed_downgrade_stops_at_the_failing_revision(kind: Fx, engine: Engine) {
-    let (repo, c) = setup(kind, engine);
-    block_on(c.m().upgrade(&[])).unwrap();
-    c.fx.break_second_downgrade(&repo);
-    block_on(async {
-        let m = c.m();
-        let err = m.downgrade(&[c.rev(1)]).await.unwrap_err();
-        match &err {
-            Error::Migration { revision, detail, database } => {
-                assert_eq!(revision, c.rev(2).as_str(), "{err}");
-                assert!(detail.contains("boom"), "{detail}");
-                assert_eq!(database, &c.db().describe());
-            }
-            other => panic!("expected a migration error, got {other:?}"),
-        }
-        c.check_err(&err);
-        // Migration 3 was undone in its own step; migration 2 is still recorded.
-        assert_eq!(m.current().await.unwrap(), vec![c.rev(2)]);
-        let dump = c.db().canonical_dump().await.unwrap();
-        assert!(!dump.contains("payments"), "{dump}");
-        // The failed migration was rolled back whole, except under Alembic on SQLite, whose
-        // DDL is not transactional (documented on `db::alembic`).
-        if !(c.fx.kind == Fx::Alembic && c.engine == Engine::Sqlite) {
-            assert!(!dump.contains("legacy"), "the failed migration's first statement stayed: {dump}");
-            assert!(dump.contains("email"), "{dump}");
-        }
-    });
-}
-
-fn unparsable_migration_file(kind: Fx, engine: Engine) {
-    let (repo, c) = setup(kind, engine);
-    let vcs = vcs::open(BackendKind::Git2, repo.path()).unwrap();
-    block_on(c.m().upgrade(&[])).unwrap();
-    let before = block_on(c.db().canonical_dump()).unwrap();
-    let path = c.fx.write_unparsable(&repo);
-    block_on(async {
-        let m = c.m();
-        let err = m.graph_worktree().await.unwrap_err();
-        assert!(matches!(&err, Error::BadMigration { path: p, .. } if *p == path), "{err}");
-        assert!(err.to_string().contains(&path), "{err}");
-        c.check_err(&err);
-        let err = m.downgrade(&[c.rev(1)]).await.unwrap_err();
-        assert!(matches!(err, Error::BadMigration { .. }), "{err}");
-        let err = db::assess::assess(m, vcs.as_ref(), &c.commit(1)).await.unwrap_err();
-        assert!(matches!(err, Error::BadMigration { .. }), "{err}");
-        assert_eq!(c.db().canonical_dump().await.unwrap(), before, "nothing ran");
-        // Committed files are read as committed: the old commits still parse.
-        assert_eq!(m.graph_at(vcs.as_ref(), &c.commit(3)).await.unwrap().migrations.len(), 3);
-    });
-}
-
-fn unknown_revision_in_the_database(kind: Fx, engine: Engine) {
-    let (repo, c) = setup(kind, engine);
-    let vcs = vcs::open(BackendKind::GitCli, repo.path()).unwrap();
-    block_on(async {
-        let (m, d) = (c.m(), c.db());
-        m.upgrade(&[]).await.unwrap();
-        let (unknown, code) = match c.fx.kind {
-            Fx::Alembic => {
-                d.query_scalar("UPDATE alembic_version SET version_num = 'deadbeef0000'").await.unwrap();
-                ("deadbeef0000", "unknown_db_revision")
-            }
-            Fx::Sql => {
-                d.query_scalar(
-                    "INSERT INTO forge_rollback_migrations (version, name, checksum, applied_at) VALUES (9, '0009_from_a_newer_release', 'x', CURRENT_TIMESTAMP)",
-                )
-                .await
-                .unwrap();
-                ("0009", "db_ahead_of_code")
-            }
-        };
-        assert_eq!(m.current().await.unwrap(), vec![Revision(unknown.into())]);
-        let err = m.downgrade(&[c.rev(1)]).await.unwrap_err();
-        assert!(matches!(&err, Error::UnknownRevision { revision, .. } if revision == unknown), "{err}");
-        c.check_err(&err);
-        let a = db::assess::assess(m, vcs.as_ref(), &c.commit(1)).await.unwrap();
-        assert_eq!(codes(&a.risks), vec![code], "{:?}", a.risks);
-        assert!(a.path.is_empty());
-    });
-}
-
 macro_rules! conformance {
-    ($($name:ident => ($kind:expr, $engine:expr);)*) => {$(
-        mod $name {
-            use super::*;
+    ($($name:ident => ($kind:expr, $engine:expr);)*) => {
+        $(
+            mod $name {
+                use super::*;
 
-            #[test]
-            fn upgrade_graphs_and_downgrade() {
-                super::upgrade_graphs_and_downgrade($kind, $engine);
-            }
+                fn make() -> Box<dyn DbSample> {
+                    sample($kind, $engine)
+                }
 
-            #[test]
-            fn snapshot_restore_is_exact() {
-                super::snapshot_restore_is_exact($kind, $engine);
-            }
+                #[test]
+                fn upgrade_graphs_and_downgrade() {
+                    suite::upgrade_graphs_and_downgrade(&make);
+                }
 
-            #[test]
-            fn assess_reports_risks() {
-                super::assess_reports_risks($kind, $engine);
-            }
+                #[test]
+                fn snapshot_restore_is_exact() {
+                    suite::snapshot_restore_is_exact(&make);
+                }
 
-            #[test]
-            fn failed_downgrade_stops_at_the_failing_revision() {
-                super::failed_downgrade_stops_at_the_failing_revision($kind, $engine);
-            }
+                #[test]
+                fn assess_reports_risks() {
+                    suite::assess_reports_risks(&make);
+                }
 
-            #[test]
-            fn unparsable_migration_file() {
-                super::unparsable_migration_file($kind, $engine);
-            }
+                #[test]
+                fn failed_downgrade_stops_at_the_failing_revision() {
+                    suite::failed_downgrade_stops_at_the_failing_revision(&make);
+                }
 
-            #[test]
-            fn unknown_revision_in_the_database() {
-                super::unknown_revision_in_the_database($kind, $engine);
+                #[test]
+                fn unparsable_migration_file() {
+                    suite::unparsable_migration_file(&make);
+                }
+
+                #[test]
+                fn unknown_revision_in_the_database() {
+                    suite::unknown_revision_in_the_database(&make);
+                }
             }
+        )*
+
+        /// A case added to the suite gets a test here too.
+        #[test]
+        fn every_case_of_the_suite_is_run() {
+            let here = [
+                "upgrade_graphs_and_downgrade",
+                "snapshot_restore_is_exact",
+                "assess_reports_risks",
+                "failed_downgrade_stops_at_the_failing_revision",
+                "unparsable_migration_file",
+                "unknown_revision_in_the_database",
+            ];
+            let suite: Vec<&str> = suite::CASES.iter().map(|c| c.name).collect();
+            assert_eq!(here.as_slice(), suite.as_slice());
         }
-    )*};
+    };
 }
 
 conformance! {

@@ -12,3 +12,5 @@ mod report;
 mod restart;
 mod vcs;
 mod verify;
+mod verify_http;
+mod verify_kinds;

@@ -1,55 +1,64 @@
 //! Service verification against a real HTTP/WebSocket server on 127.0.0.1, real programs and
-//! a real SQLite file.
+//! a real SQLite file: here, the `[[checks]]` configuration and how a set of checks runs
+//! (concurrently, under their timeouts, only those named); the checks of each kind are in
+//! `verify_http` and `verify_kinds`, which share the helpers below.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
 use rollback_core::rt;
 use rollback_core::verify::config::{self, CheckSpec};
 use rollback_core::verify::{
     CheckConfig, CheckResult, DbProbe, ServiceVerifier, VerificationReport, Verifier, VerifySettings,
 };
-use rollback_testkit::Reaper;
-use rollback_testkit::server::{Behaviour, TestServer, refused_addr};
+use rollback_testkit::server::{Behaviour, TestServer};
 use serde::Deserialize;
 
 #[derive(Deserialize)]
-struct Parsed {
+pub(crate) struct Parsed {
     #[serde(default)]
-    checks: Vec<CheckConfig>,
+    pub(crate) checks: Vec<CheckConfig>,
     #[serde(default)]
-    verify: VerifySettings,
+    pub(crate) verify: VerifySettings,
 }
 
-fn parse(text: &str) -> Parsed {
+pub(crate) fn parse(text: &str) -> Parsed {
     toml::from_str(text).unwrap_or_else(|e| panic!("{e}\n{text}"))
 }
 
-fn parse_err(text: &str) -> String {
+pub(crate) fn parse_err(text: &str) -> String {
     match toml::from_str::<Parsed>(text) {
         Ok(_) => panic!("accepted:\n{text}"),
         Err(e) => e.to_string(),
     }
 }
 
-fn verifier_with(text: &str, db: Option<Arc<dyn DbProbe>>, workdir: PathBuf) -> Verifier {
+pub(crate) fn verifier_with(text: &str, db: Option<Arc<dyn DbProbe>>, workdir: PathBuf) -> Verifier {
     let p = parse(text);
     config::validate(&p.checks, &p.verify, db.is_some()).unwrap_or_else(|e| panic!("{e:?}\n{text}"));
     Verifier::new(p.checks, p.verify, db, workdir)
 }
 
-fn verifier(text: &str) -> Verifier {
+pub(crate) fn verifier(text: &str) -> Verifier {
     verifier_with(text, None, std::env::temp_dir())
 }
 
-fn run(v: &Verifier) -> VerificationReport {
+pub(crate) fn run(v: &Verifier) -> VerificationReport {
     rt::block_on(v.verify(None))
 }
 
-fn check<'a>(r: &'a VerificationReport, name: &str) -> &'a CheckResult {
+pub(crate) fn check<'a>(r: &'a VerificationReport, name: &str) -> &'a CheckResult {
     r.checks.iter().find(|c| c.name == name).unwrap_or_else(|| panic!("no result for {name}: {r:#?}"))
+}
+
+pub(crate) fn http(name: &str, url: &str, extra: &str) -> String {
+    format!("[[checks]]\nname = \"{name}\"\nkind = \"http\"\nurl = \"{url}\"\n{extra}\n")
+}
+
+pub(crate) fn command(name: &str, argv: &[&str], extra: &str) -> String {
+    let argv: Vec<String> = argv.iter().map(|a| format!("{a:?}")).collect();
+    format!("[[checks]]\nname = \"{name}\"\nkind = \"command\"\nargv = [{}]\n{extra}\n", argv.join(", "))
 }
 
 /// The example of the issue, as written.
@@ -251,63 +260,6 @@ fn validation_names_the_key_and_the_problem() {
     }
 }
 
-fn http(name: &str, url: &str, extra: &str) -> String {
-    format!("[[checks]]\nname = \"{name}\"\nkind = \"http\"\nurl = \"{url}\"\n{extra}\n")
-}
-
-#[test]
-fn http_checks_pass_and_fail_with_reasons() {
-    let s = TestServer::start();
-    s.set("/bad", Behaviour::Status(502));
-    s.set("/degraded", Behaviour::Json(200, r#"{"status":"degraded","db":{"ok":false}}"#.into()));
-    s.set("/text", Behaviour::Text(200, "plain words".into()));
-    s.set("/created", Behaviour::Status(201));
-    let text = [
-        http("ok", &s.url("/"), "expect_status = 200\nbody_contains = \"healthy\""),
-        http("bad", &s.url("/bad"), "expect_status = 200"),
-        http("missing", &s.url("/degraded"), "body_contains = \"healthy\""),
-        http("pointer-ok", &s.url("/health"), "json_pointer = \"/status\"\njson_equals = \"healthy\""),
-        http("pointer-wrong", &s.url("/degraded"), "json_pointer = \"/status\"\njson_equals = \"healthy\""),
-        http("pointer-absent", &s.url("/degraded"), "json_pointer = \"/version\""),
-        http("nested", &s.url("/degraded"), "json_pointer = \"/db/ok\"\njson_equals = false"),
-        http("not-json", &s.url("/text"), "json_pointer = \"/status\""),
-        http("status-list", &s.url("/created"), "expect_status = [200, 201]"),
-        http("not-found", &s.url("/nowhere"), ""),
-    ]
-    .concat();
-    let r = run(&verifier(&text));
-    let expect = [
-        ("ok", "passed", "status 200"),
-        ("bad", "failed", "status 502, expected 200: status 502"),
-        ("missing", "failed", "body does not contain `healthy`"),
-        ("pointer-ok", "passed", "status 200"),
-        ("pointer-wrong", "failed", "`/status` is \"degraded\", expected \"healthy\""),
-        ("pointer-absent", "failed", "the JSON body has nothing at `/version`"),
-        ("nested", "passed", "status 200"),
-        ("not-json", "failed", "body is not JSON"),
-        ("status-list", "passed", "status 201"),
-        ("not-found", "failed", "status 404, expected 2xx"),
-    ];
-    for (name, status, reason) in expect {
-        let c = check(&r, name);
-        assert_eq!(c.status, status, "{c:?}");
-        assert!(c.reason.starts_with(reason), "{name}: {:?} does not start with {reason:?}", c.reason);
-        assert_eq!(c.passed, status == "passed");
-        assert_eq!((c.attempts, c.kind.as_str()), (1, "http"));
-    }
-    assert!(!r.passed);
-    assert_eq!(
-        r.checks.iter().map(|c| c.name.as_str()).collect::<Vec<_>>()[..3],
-        ["ok", "bad", "missing"],
-        "config order"
-    );
-    assert_eq!(s.requests_to("/bad").len(), 1);
-    // The report serializes as the engine and the CLI print it.
-    let json = serde_json::to_value(&r).unwrap();
-    assert_eq!(json["checks"][1]["status"], "failed");
-    assert!(json["started_at"].as_str().unwrap().ends_with('Z'));
-}
-
 #[test]
 fn an_empty_or_all_passing_set_passes() {
     let r = run(&verifier(""));
@@ -315,453 +267,6 @@ fn an_empty_or_all_passing_set_passes() {
     let s = TestServer::start();
     let r = run(&verifier(&http("ok", &s.url("/health"), "")));
     assert!(r.passed, "{r:?}");
-}
-
-#[test]
-fn refused_connections_are_errors_that_name_the_address() {
-    let addr = refused_addr();
-    let r = run(&verifier(&http("down", &format!("http://{addr}/"), "")));
-    let c = check(&r, "down");
-    assert_eq!(c.status, "error");
-    assert_eq!(c.reason, format!("connection refused to {addr}"));
-}
-
-#[test]
-fn a_hanging_endpoint_times_out_at_its_timeout() {
-    let s = TestServer::start();
-    s.set("/hang", Behaviour::Hang);
-    let start = Instant::now();
-    let r = run(&verifier(&http("hang", &s.url("/hang"), "timeout_secs = 1")));
-    let c = check(&r, "hang");
-    assert_eq!((c.status.as_str(), c.reason.as_str()), ("timeout", "timed out after 1.0 s"));
-    assert!(c.latency_ms >= 1000, "{c:?}");
-    assert!(start.elapsed() < Duration::from_secs(10), "{:?}", start.elapsed());
-}
-
-#[test]
-fn a_redirect_loop_is_cut_short() {
-    let s = TestServer::start();
-    s.set("/loop", Behaviour::RedirectLoop);
-    let text = [
-        http("loop", &s.url("/loop"), ""),
-        http("no-follow", &s.url("/loop"), "follow_redirects = false\nexpect_status = 302"),
-    ]
-    .concat();
-    let r = run(&verifier(&text));
-    let c = check(&r, "loop");
-    assert_eq!(c.status, "error");
-    assert_eq!(c.reason, "too many redirects (more than 5)");
-    assert!(check(&r, "no-follow").passed);
-    // The first request and five redirects, then the client stops (plus the no-follow one).
-    assert_eq!(s.requests_to("/loop").len(), 7);
-}
-
-#[test]
-fn a_redirect_to_another_origin_is_not_followed_so_header_tokens_stay_home() {
-    let home = TestServer::start();
-    let elsewhere = TestServer::start();
-    home.set("/health", Behaviour::Redirect(elsewhere.url("/collect")));
-    home.set("/same", Behaviour::Redirect(home.url("/")));
-    let text = [
-        http("away", &home.url("/health"), "headers = { X-Api-Key = \"tok-2291-secret\" }"),
-        http("same", &home.url("/same"), "headers = { X-Api-Key = \"tok-2291-secret\" }"),
-    ]
-    .concat();
-    let r = run(&verifier(&text));
-    let away = check(&r, "away");
-    assert!(!away.passed, "{away:?}");
-    assert!(away.reason.contains("302"), "the check sees the redirect itself: {}", away.reason);
-    assert!(elsewhere.requests().is_empty(), "nothing was sent to the other origin");
-    assert!(check(&r, "same").passed, "a redirect on the same origin is followed");
-}
-
-#[test]
-fn an_oversized_body_is_read_only_up_to_the_cap() {
-    let s = TestServer::start();
-    // 64 MB, with and without a Content-Length.
-    s.set("/huge", Behaviour::HugeBody { bytes: 64 << 20, content_length: true });
-    s.set("/stream", Behaviour::HugeBody { bytes: 64 << 20, content_length: false });
-    let text = [
-        http("huge", &s.url("/huge"), "body_contains = \"healthy\"\nmax_body_bytes = 65536"),
-        http("stream", &s.url("/stream"), "body_contains = \"healthy\"\nmax_body_bytes = 65536"),
-        http("json", &s.url("/stream"), "json_pointer = \"/status\"\nmax_body_bytes = 65536"),
-        http("found", &s.url("/stream"), "body_contains = \"xxxx\"\nmax_body_bytes = 65536"),
-        http("status-only", &s.url("/huge"), ""),
-    ]
-    .concat();
-    let start = Instant::now();
-    let r = run(&verifier(&text));
-    for name in ["huge", "stream"] {
-        let c = check(&r, name);
-        assert_eq!(c.status, "failed", "{c:?}");
-        assert!(c.reason.starts_with("body does not contain `healthy` in its first 65536 bytes"), "{c:?}");
-    }
-    assert!(check(&r, "json").reason.contains("larger than `max_body_bytes` (65536 bytes)"), "{r:?}");
-    assert!(check(&r, "found").passed && check(&r, "status-only").passed, "{r:?}");
-    assert!(start.elapsed() < Duration::from_secs(10), "{:?}", start.elapsed());
-    // Five 64 MB bodies were offered; the client stopped reading each after its cap, so the
-    // server could only push what the socket buffers took on top of that.
-    let sent = s.huge_bytes_sent();
-    assert!(sent < 5 * (16 << 20), "{sent} bytes sent: the bodies were read to the end");
-}
-
-#[test]
-fn retries_until_the_service_comes_back() {
-    let s = Arc::new(TestServer::start());
-    s.set("/flaky", Behaviour::Status(503));
-    let flip = {
-        let s = s.clone();
-        std::thread::spawn(move || {
-            s.wait_for_requests("/flaky", 2, Duration::from_secs(20));
-            s.set("/flaky", Behaviour::Healthy);
-        })
-    };
-    let r = run(&verifier(&http("flaky", &s.url("/flaky"), "retries = 20\nbackoff_secs = 0.05\ntimeout_secs = 30")));
-    flip.join().unwrap();
-    let c = check(&r, "flaky");
-    assert!(c.passed, "{c:?}");
-    assert!(c.attempts >= 3, "{c:?}");
-    assert_eq!(c.attempts as usize, s.requests_to("/flaky").len());
-    // Without enough retries the last failure is reported, with the attempts made.
-    s.set("/flaky", Behaviour::Status(503));
-    let r = run(&verifier(&http("flaky", &s.url("/flaky"), "retries = 2\nbackoff_secs = 0")));
-    let c = check(&r, "flaky");
-    assert_eq!((c.status.as_str(), c.attempts), ("failed", 3));
-    assert!(c.reason.starts_with("status 503, expected 2xx"), "{c:?}");
-}
-
-#[test]
-fn header_values_from_the_environment_are_sent_and_never_shown() {
-    const VAR: &str = "FORGE_ROLLBACK_TEST_VERIFY_TOKEN";
-    const TOKEN: &str = "s3cr3t-token-value-42";
-    // SAFETY: nextest runs each test in its own process; no other thread reads this variable.
-    #[allow(unsafe_code)]
-    unsafe {
-        std::env::set_var(VAR, format!("Bearer {TOKEN}"));
-    }
-    let s = TestServer::start();
-    // A server that echoes the token back in an error page.
-    s.set("/echo-token", Behaviour::Text(500, format!("invalid token Bearer {TOKEN} for user")));
-    let env = format!("headers_env = {{ Authorization = \"{VAR}\" }}");
-    let inline = format!("headers = {{ \"X-Api-Key\" = \"{TOKEN}\" }}");
-    let text = [
-        http("env", &s.url("/echo-token"), &env),
-        http("inline", &s.url("/echo-token"), &inline),
-        http("template", &s.url("/echo-token"), &format!("headers = {{ \"X-Key\" = \"{{{{env:{VAR}}}}}\" }}")),
-    ]
-    .concat();
-    let v = verifier(&text);
-    let r = run(&v);
-    let sent = s.requests_to("/echo-token");
-    assert_eq!(sent.len(), 3);
-    assert!(sent.iter().any(|q| q.header("authorization") == Some(&format!("Bearer {TOKEN}"))), "{sent:?}");
-    assert!(sent.iter().any(|q| q.header("x-api-key") == Some(TOKEN)), "{sent:?}");
-    assert!(sent.iter().any(|q| q.header("x-key") == Some(&format!("Bearer {TOKEN}"))), "{sent:?}");
-    for c in &r.checks {
-        assert_eq!(c.status, "failed", "{c:?}");
-        assert!(c.reason.contains("***"), "{c:?}");
-    }
-    let everything = format!("{r:?} {} {v:?} {:?}", serde_json::to_string(&r).unwrap(), v.checks());
-    assert!(!everything.contains(TOKEN), "{everything}");
-    // An unset variable is an error that names the variable, not a request without the header.
-    let text = http("unset", &s.url("/"), "headers_env = { Authorization = \"FORGE_ROLLBACK_SURELY_UNSET\" }");
-    let c = run(&verifier(&text)).checks.remove(0);
-    assert_eq!(c.status, "error");
-    assert_eq!(c.reason, "header `Authorization`: the environment variable `FORGE_ROLLBACK_SURELY_UNSET` is not set");
-}
-
-#[test]
-fn tcp_checks() {
-    let s = TestServer::start();
-    let down = refused_addr();
-    let text = format!(
-        "[[checks]]\nname = \"up\"\nkind = \"tcp\"\naddress = \"{}\"\n[[checks]]\nname = \"down\"\nkind = \"tcp\"\naddress = \"{down}\"\n",
-        s.addr()
-    );
-    let r = run(&verifier(&text));
-    assert!(check(&r, "up").passed, "{r:?}");
-    assert_eq!(check(&r, "up").reason, format!("connected to {}", s.addr()));
-    let c = check(&r, "down");
-    assert_eq!((c.status.as_str(), c.reason.clone()), ("error", format!("connection refused to {down}")));
-}
-
-#[test]
-fn websocket_checks() {
-    let s = TestServer::start();
-    let ws = |name: &str, url: &str, extra: &str| {
-        format!("[[checks]]\nname = \"{name}\"\nkind = \"websocket\"\nurl = \"{url}\"\n{extra}\n")
-    };
-    let down = refused_addr();
-    let text = [
-        ws("echo", &s.ws_url("/ws/echo"), "send = \"ping-7\"\nexpect_contains = \"ping-7\""),
-        ws("handshake", &s.ws_url("/ws/echo"), ""),
-        ws("wrong-reply", &s.ws_url("/ws/echo"), "send = \"hello\"\nexpect_contains = \"pong\""),
-        ws("not-ws", &s.ws_url("/health"), ""),
-        ws("down", &format!("ws://{down}/ws"), ""),
-    ]
-    .concat();
-    let r = run(&verifier(&text));
-    assert!(check(&r, "echo").passed, "{r:?}");
-    assert!(check(&r, "handshake").passed, "{r:?}");
-    let c = check(&r, "wrong-reply");
-    assert_eq!((c.status.as_str(), c.reason.as_str()), ("failed", "the reply does not contain `pong` (got hello)"));
-    let c = check(&r, "not-ws");
-    assert_eq!(c.status, "error");
-    assert!(c.reason.contains("handshake") && c.reason.contains("status 200"), "{c:?}");
-    assert_eq!(check(&r, "down").reason, format!("connection refused to {down}"));
-}
-
-fn command(name: &str, argv: &[&str], extra: &str) -> String {
-    let argv: Vec<String> = argv.iter().map(|a| format!("{a:?}")).collect();
-    format!("[[checks]]\nname = \"{name}\"\nkind = \"command\"\nargv = [{}]\n{extra}\n", argv.join(", "))
-}
-
-fn alive(pid: u32) -> bool {
-    // A zombie is dead for our purpose.
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .is_ok_and(|s| s.rsplit(')').next().is_some_and(|rest| !rest.trim_start().starts_with('Z')))
-}
-
-fn wait_dead(pid: u32) -> bool {
-    let end = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < end {
-        if !alive(pid) {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    false
-}
-
-#[test]
-fn command_checks() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir(dir.path().join("app")).unwrap();
-    std::fs::write(dir.path().join("app/marker"), "here").unwrap();
-    let text = [
-        command("ok", &["sh", "-c", "echo all good; cat marker"], "cwd = \"app\"\nstdout_contains = \"here\""),
-        command("exit", &["sh", "-c", "echo broken >&2; exit 3"], ""),
-        command("expected-3", &["sh", "-c", "exit 3"], "expect_exit = 3"),
-        command("stdout", &["echo", "nope"], "stdout_contains = \"yes\""),
-        command("missing", &["/nonexistent/program"], ""),
-        // No shell: the metacharacters reach `echo` as they are.
-        command("no-shell", &["echo", "$HOME; rm -rf /"], "stdout_contains = \"$HOME; rm -rf /\""),
-    ]
-    .concat();
-    let r = run(&verifier_with(&text, None, dir.path().to_owned()));
-    assert!(check(&r, "ok").passed, "{r:?}");
-    assert_eq!(check(&r, "ok").reason, "exit code 0");
-    let c = check(&r, "exit");
-    assert_eq!((c.status.as_str(), c.reason.as_str()), ("failed", "exit code 3, expected 0: broken"));
-    assert!(check(&r, "expected-3").passed);
-    assert_eq!(check(&r, "stdout").reason, "stdout does not contain `yes`");
-    let c = check(&r, "missing");
-    assert_eq!(c.status, "error");
-    assert!(c.reason.starts_with("cannot run `/nonexistent/program`"), "{c:?}");
-    assert!(check(&r, "no-shell").passed, "{r:?}");
-}
-
-#[test]
-fn a_command_that_times_out_has_its_process_group_killed_and_nothing_else() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut reaper =
-        Reaper { children: vec![std::process::Command::new("sleep").arg("300").spawn().unwrap()], pids: vec![] };
-    let bystander = reaper.children[0].id();
-    let text = command("slow", &["sh", "-c", "sleep 300 & echo $! > child.pid; wait"], "timeout_secs = 1");
-    let start = Instant::now();
-    let r = run(&verifier_with(&text, None, dir.path().to_owned()));
-    let c = check(&r, "slow");
-    assert_eq!((c.status.as_str(), c.reason.as_str()), ("timeout", "timed out after 1.0 s"));
-    assert!(start.elapsed() < Duration::from_secs(10));
-    let pid: u32 = std::fs::read_to_string(dir.path().join("child.pid")).unwrap().trim().parse().unwrap();
-    reaper.pids.push(pid);
-    assert!(wait_dead(pid), "the check's grandchild {pid} survived");
-    assert!(alive(bystander), "an unrelated `sleep` was killed");
-}
-
-/// A real SQLite database behind the `DbProbe` trait.
-struct Sqlite {
-    path: PathBuf,
-    expected: Vec<String>,
-}
-
-#[async_trait]
-impl DbProbe for Sqlite {
-    async fn query_scalar(&self, sql: &str) -> Result<Option<String>, String> {
-        let (path, sql) = (self.path.clone(), sql.to_owned());
-        tokio::task::spawn_blocking(move || {
-            use rusqlite::types::ValueRef;
-            let conn = rusqlite::Connection::open(path).map_err(|e| e.to_string())?;
-            let value = conn.query_row(&sql, [], |row| {
-                Ok(match row.get_ref(0)? {
-                    ValueRef::Null => None,
-                    ValueRef::Integer(i) => Some(i.to_string()),
-                    ValueRef::Real(f) => Some(f.to_string()),
-                    ValueRef::Text(t) | ValueRef::Blob(t) => Some(String::from_utf8_lossy(t).into_owned()),
-                })
-            });
-            match value {
-                Ok(v) => Ok(v),
-                Err(rusqlite::Error::QueryReturnedNoRows) => Ok(None),
-                Err(e) => Err(e.to_string()),
-            }
-        })
-        .await
-        .map_err(|e| e.to_string())?
-    }
-
-    async fn revisions(&self) -> Result<(Vec<String>, Vec<String>), String> {
-        let at = self.query_scalar("select version_num from alembic_version").await?;
-        Ok((at.into_iter().collect(), self.expected.clone()))
-    }
-}
-
-#[test]
-fn sql_and_db_revision_checks_through_a_real_sqlite_file() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("app.db");
-    let conn = rusqlite::Connection::open(&path).unwrap();
-    conn.execute_batch(
-        "create table users(name text); insert into users values ('a'), ('b'), ('c');
-         create table alembic_version(version_num text); insert into alembic_version values ('ae1027a6acf');",
-    )
-    .unwrap();
-    drop(conn);
-    let text = r#"
-[[checks]]
-name = "users"
-kind = "sql"
-query = "select count(*) from users"
-expect = "3"
-[[checks]]
-name = "wrong-count"
-kind = "sql"
-query = "select count(*) from users"
-expect = "4"
-[[checks]]
-name = "no-row"
-kind = "sql"
-query = "select name from users where name = 'zed'"
-expect = "zed"
-[[checks]]
-name = "bad-sql"
-kind = "sql"
-query = "select * from nowhere"
-[[checks]]
-name = "any"
-kind = "sql"
-query = "select name from users order by name"
-[[checks]]
-name = "schema"
-kind = "db-revision"
-"#;
-    let probe = |expected: &str| -> Option<Arc<dyn DbProbe>> {
-        Some(Arc::new(Sqlite { path: path.clone(), expected: vec![expected.to_owned()] }))
-    };
-    let r = run(&verifier_with(text, probe("ae1027a6acf"), dir.path().to_owned()));
-    assert!(check(&r, "users").passed, "{r:?}");
-    assert_eq!(check(&r, "wrong-count").reason, "the query returned `3`, expected `4`");
-    assert_eq!(check(&r, "no-row").reason, "the query returned no value (no row, or NULL), expected `zed`");
-    let c = check(&r, "bad-sql");
-    assert_eq!(c.status, "error");
-    assert!(c.reason.contains("no such table: nowhere"), "{c:?}");
-    assert_eq!(check(&r, "any").reason, "the query returned `a`");
-    assert_eq!(check(&r, "schema").reason, "the database is at ae1027a6acf, as the code expects");
-    let r = run(&verifier_with(text, probe("1975ea83b712"), dir.path().to_owned()));
-    let c = check(&r, "schema");
-    assert_eq!(c.status, "failed");
-    assert!(c.reason.starts_with("the database is at ae1027a6acf, the code expects 1975ea83b712"), "{c:?}");
-    // Without a database (config not validated), the checks say why they cannot run.
-    let p = parse(text);
-    let v = Verifier::new(p.checks, p.verify, None, dir.path().to_owned());
-    let r = run(&v);
-    assert!(check(&r, "schema").reason.contains("none is configured"), "{r:?}");
-    assert_eq!(check(&r, "users").status, "error");
-}
-
-fn auth_flow(s: &TestServer) -> String {
-    format!(
-        r#"
-[[checks]]
-name = "auth"
-kind = "flow"
-base_url = "{}"
-vars = {{ user = "probe-{{{{random}}}}", password = "pw-{{{{random}}}}" }}
-
-[[checks.steps]]
-name = "register"
-method = "POST"
-url = "/register"
-json = {{ username = "{{{{user}}}}", password = "{{{{password}}}}" }}
-expect_status = 200
-
-[[checks.steps]]
-name = "token"
-method = "POST"
-url = "/token"
-form = {{ username = "{{{{user}}}}", password = "{{{{password}}}}", grant_type = "password" }}
-expect_status = 200
-capture = {{ token = "/access_token" }}
-
-[[checks.steps]]
-name = "protected with token"
-url = "/protected"
-headers = {{ Authorization = "Bearer {{{{token}}}}" }}
-expect_status = 200
-body_contains = "probe-"
-
-[[checks.steps]]
-name = "protected without token"
-url = "/protected"
-expect_status = 401
-"#,
-        s.url("")
-    )
-}
-
-#[test]
-fn the_flow_check_runs_the_seeds_auth_checklist() {
-    let s = TestServer::start();
-    let v = verifier(&auth_flow(&s));
-    // Twice: `{{random}}` makes a new user each run, so `register` keeps working.
-    for round in 1..=2 {
-        let r = run(&v);
-        let c = check(&r, "auth");
-        assert!(c.passed, "round {round}: {c:?}");
-        assert_eq!((c.kind.as_str(), c.reason.as_str()), ("flow", "4 steps passed"));
-    }
-    let regs = s.requests_to("/register");
-    assert_eq!(regs.len(), 2);
-    let users: Vec<_> = regs.iter().map(|q| q.body_json()["username"].as_str().unwrap().to_owned()).collect();
-    assert_ne!(users[0], users[1]);
-    assert!(users[0].starts_with("probe-") && !users[0].contains('{'), "{users:?}");
-    let token = s.requests_to("/token");
-    assert_eq!(token[0].header("content-type"), Some("application/x-www-form-urlencoded"));
-    assert!(token[0].body_text().contains(&format!("username={}", users[0])), "{:?}", token[0]);
-    let protected = s.requests_to("/protected");
-    assert_eq!(protected.len(), 4);
-    assert!(protected[0].header("authorization").is_some_and(|a| a.starts_with("Bearer tok-")));
-    assert_eq!(protected[1].header("authorization"), None);
-}
-
-#[test]
-fn a_failing_flow_names_the_step_and_hides_captured_tokens() {
-    let s = TestServer::start();
-    let v = verifier(&auth_flow(&s));
-    // The protected endpoint breaks.
-    s.set("/protected", Behaviour::Status(500));
-    let c = run(&v).checks.remove(0);
-    assert_eq!(c.status, "failed");
-    assert!(c.reason.starts_with("step 3 `protected with token`: status 500, expected 200"), "{c:?}");
-    // A step whose capture finds nothing.
-    s.set("/token", Behaviour::Json(200, r#"{"token_type":"bearer"}"#.into()));
-    let c = run(&v).checks.remove(0);
-    assert_eq!(c.reason, "step 2 `token`: nothing at `/access_token` in the JSON body to capture as `token`");
-    // Captured values never reach the reason, even when a server echoes them.
-    s.set("/token", Behaviour::Json(200, r#"{"access_token":"tok-very-secret-1","token_type":"bearer"}"#.into()));
-    s.set("/protected", Behaviour::Text(500, "bad token tok-very-secret-1".into()));
-    let c = run(&v).checks.remove(0);
-    assert!(c.reason.contains("bad token ***") && !c.reason.contains("tok-very-secret-1"), "{c:?}");
 }
 
 #[test]

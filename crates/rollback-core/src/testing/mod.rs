@@ -1,8 +1,23 @@
-//! In-memory fakes for testing the engine's failure paths (feature `testing`).
+//! Test support for rollback-core and for implementers of its traits (feature `testing`).
 //!
-//! Real behaviour is tested against real git repositories and the real store; these fakes
-//! exist to make a dependency fail at a chosen moment — a disk that fills up in the middle of
-//! a snapshot, a manifest write that fails — and check that the engine changes nothing.
+//! Two kinds of things live here:
+//! - in-memory fakes that can be told to fail ([`MemBackupStore`]): they make a dependency
+//!   fail at a chosen moment — a disk that fills up in the middle of a snapshot, a manifest
+//!   write that fails — to check that the engine changes nothing;
+//! - conformance suites for the pluggable traits, each a list of named [`Case`]s run against
+//!   a backend the caller opens, a case panicking with a message naming what differs:
+//!   [`vcs`] for `VcsBackend`, [`store`] for `BackupStore`, [`db`] for `DbMigrator`.
+//!   rollback-core's own tests run them against its git2 and git CLI backends, its store on
+//!   disk, and its SQL and Alembic migrators on SQLite and PostgreSQL; an implementer outside
+//!   this crate runs the same cases against theirs.
+//!
+//! The suites test against real things: repositories made by the `git` binary in temp dirs,
+//! real files, a real database. They need `git` on `PATH`.
+
+pub mod db;
+mod repo;
+pub mod store;
+pub mod vcs;
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -11,6 +26,53 @@ use crate::backup::{
     BackupStore, BlobId, Error, Manifest, PruneReport, Result, SnapshotId, SnapshotSummary, VerifyReport,
 };
 use crate::fsutil::IoError;
+
+/// One named case of a conformance suite, run against what `T` opens (a function making a
+/// backend, a store or a sample database).
+pub struct Case<T: ?Sized> {
+    /// The case's name, as the suite's function is called.
+    pub name: &'static str,
+    /// Runs the case; panics when the backend does not conform.
+    pub run: fn(&T),
+}
+
+impl<T: ?Sized> Clone for Case<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T: ?Sized> Copy for Case<T> {}
+
+impl<T: ?Sized> std::fmt::Debug for Case<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Case").field("name", &self.name).finish_non_exhaustive()
+    }
+}
+
+/// Runs every case, each to the end even when an earlier one failed, then panics with the
+/// list of the cases that failed and their messages.
+pub(crate) fn run_cases<T: ?Sized>(suite: &str, cases: &[Case<T>], with: &T) {
+    let mut failed = Vec::new();
+    for case in cases {
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (case.run)(with)));
+        if let Err(panic) = outcome {
+            let message = panic
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| panic.downcast_ref::<&str>().copied())
+                .unwrap_or("(no message)");
+            failed.push(format!("{}: {message}", case.name));
+        }
+    }
+    assert!(
+        failed.is_empty(),
+        "{suite} conformance: {} of {} case(s) failed:\n  {}",
+        failed.len(),
+        cases.len(),
+        failed.join("\n  ")
+    );
+}
 
 /// Which call of [`MemBackupStore`] fails.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -147,5 +209,33 @@ impl BackupStore for MemBackupStore {
 
     fn prune(&self, _keep: usize, _protect: &[SnapshotId], _dry_run: bool) -> Result<PruneReport> {
         Ok(PruneReport::default())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Case, run_cases};
+
+    fn passes(_: &str) {}
+
+    fn fails(what: &str) {
+        panic!("broke on {what}");
+    }
+
+    /// A runner that swallowed a failure would make every suite pass against anything.
+    #[test]
+    fn run_cases_runs_every_case_and_names_each_failure() {
+        let cases = [
+            Case { name: "first", run: fails as fn(&str) },
+            Case { name: "second", run: passes },
+            Case { name: "third", run: fails },
+        ];
+        let panic = std::panic::catch_unwind(|| run_cases("Thing", &cases, "seven")).unwrap_err();
+        let message = panic.downcast_ref::<String>().expect("a formatted message");
+        assert_eq!(
+            message,
+            "Thing conformance: 2 of 3 case(s) failed:\n  first: broke on seven\n  third: broke on seven"
+        );
+        run_cases("Thing", &cases[1..2], "seven");
     }
 }
