@@ -6,7 +6,8 @@
 //!   write that fails — to check that the engine changes nothing;
 //! - conformance suites for the pluggable traits, each a list of named [`Case`]s run against
 //!   a backend the caller opens, a case panicking with a message naming what differs:
-//!   [`vcs`] for `VcsBackend`, [`store`] for `BackupStore`, [`db`] for `DbMigrator`.
+//!   [`vcs`] for `VcsBackend`, [`store`] for `BackupStore`, [`db`] for `DbMigrator`,
+//!   [`verify`] for `ServiceVerifier`.
 //!   rollback-core's own tests run them against its git2 and git CLI backends, its store on
 //!   disk, and its SQL and Alembic migrators on SQLite and PostgreSQL; an implementer outside
 //!   this crate runs the same cases against theirs.
@@ -18,6 +19,7 @@ pub mod db;
 mod repo;
 pub mod store;
 pub mod vcs;
+pub mod verify;
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;

@@ -326,3 +326,48 @@ fn only_the_named_checks_run() {
     assert!(!r.passed);
     assert!(s.requests_to("/health").is_empty());
 }
+
+/// Two command checks, one failing: the `ServiceVerifier` suite's minimum.
+const SUITE_CHECKS: &str = r#"
+[[checks]]
+name = "up"
+kind = "command"
+argv = ["true"]
+
+[[checks]]
+name = "down"
+kind = "command"
+argv = ["false"]
+"#;
+
+#[test]
+fn the_configured_verifier_passes_the_service_verifier_suite() {
+    rollback_core::testing::verify::run_all(&|| Arc::new(verifier(SUITE_CHECKS)) as Arc<dyn ServiceVerifier>);
+}
+
+/// Says every check passed whatever happened, and reports checks nobody asked for.
+struct Liar;
+
+#[async_trait::async_trait]
+impl ServiceVerifier for Liar {
+    async fn verify(&self, _only: Option<&[String]>) -> VerificationReport {
+        let mut r = run(&verifier(SUITE_CHECKS));
+        r.passed = true;
+        r
+    }
+
+    fn check_names(&self) -> Vec<String> {
+        vec!["up".into(), "down".into()]
+    }
+}
+
+#[test]
+fn the_service_verifier_suite_fails_a_verifier_that_lies() {
+    let err = std::panic::catch_unwind(|| {
+        rollback_core::testing::verify::run_all(&|| Arc::new(Liar) as Arc<dyn ServiceVerifier>);
+    })
+    .expect_err("a verifier that ignores `only` and says passed on a failure must not conform");
+    let text = err.downcast_ref::<String>().cloned().unwrap_or_default();
+    assert!(text.contains("only_runs_the_checks_named"), "{text}");
+    assert!(text.contains("passed_means_every_check_passed"), "{text}");
+}
