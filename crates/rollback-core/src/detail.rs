@@ -11,6 +11,7 @@ use crate::backup::SnapshotId;
 use crate::backup::snapshot::RestoreStats;
 use crate::db::Revision;
 use crate::deploy::DeployReport;
+use crate::production::Release;
 use crate::restart::RestartResult;
 use crate::vcs::CommitId;
 use crate::verify::VerificationReport;
@@ -127,6 +128,16 @@ pub enum StepDetail {
         /// The deploy's report, when one ran.
         #[serde(flatten, default, skip_serializing_if = "Option::is_none")]
         report: Option<DeployReport>,
+    },
+    /// `promote`: the release made live on the production target.
+    Promote {
+        /// The release live before.
+        from: Release,
+        /// The release live now.
+        to: Release,
+        /// It was live already (a resumed run whose promotion had gone through).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        already: bool,
     },
     /// `verify`: the verification round.
     Verify(VerificationReport),

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use crate::{backup, config, db, journal, lock, registry, vcs};
+use crate::{backup, config, db, journal, lock, production, registry, vcs};
 
 /// Every error `rollback-core` returns.
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +32,9 @@ pub enum Error {
     /// Database problems (never with a password in the message).
     #[error(transparent)]
     Db(#[from] db::Error),
+    /// A production target ([`production::Deployer`]) failed.
+    #[error(transparent)]
+    Production(#[from] production::Error),
     /// Restart, deploy or notification problems.
     #[error("{message}")]
     Service {
@@ -140,6 +143,7 @@ impl Error {
         match self {
             Error::Refused { hint, .. } | Error::Usage { hint, .. } | Error::Service { hint, .. } => hint.clone(),
             Error::Db(e) => e.hint(),
+            Error::Production(e) => e.hint(),
             Error::Config(e) => e.hint(),
             Error::Lock(e) => e.hint(),
             Error::NoTarget { .. } => Some(format!(

@@ -11,6 +11,7 @@ use crate::db::{DowngradeStep, Revision};
 use crate::env::EnvFileDiff;
 pub use crate::model::{Level, RunKind};
 use crate::paths::RepoPath;
+use crate::production::Release;
 use crate::vcs::{Change, ChangeKind, CommitId, Head};
 
 /// One path a snapshot captures.
@@ -133,6 +134,17 @@ pub enum Step {
         /// Whether a deploy hook is called (its URL is a secret and never shown).
         hook: bool,
     },
+    /// Make an earlier release live on the production target (a [`crate::production::Deployer`])
+    /// and wait until it serves. Both ids are in the plan, so a resumed run and an undo know
+    /// them after a crash.
+    Promote {
+        /// The target, in one line.
+        production: String,
+        /// The release live when the run was planned (an undo promotes it again).
+        from: Release,
+        /// The release to make live.
+        to: Release,
+    },
     /// Run the `[[checks]]`, concurrently; a failure makes the run `verification_failed`.
     Verify {
         /// The checks' names.
@@ -158,6 +170,7 @@ impl Step {
             Step::RestoreDatabase { .. } => "restore_database",
             Step::Restart { .. } => "restart",
             Step::Deploy { .. } => "deploy",
+            Step::Promote { .. } => "promote",
             Step::Verify { .. } => "verify",
             Step::Record => "record",
         }
@@ -232,6 +245,7 @@ impl Step {
                 }
                 v
             }
+            Step::Promote { production, from, to } => vec![format!("{production}: {from} -> {to}")],
             Step::Verify { checks } => checks.iter().map(|c| format!("check {c}")).collect(),
             _ => Vec::new(),
         }
@@ -284,6 +298,7 @@ impl Step {
             Step::Deploy { strategy, hook, .. } => {
                 format!("deploy ({strategy}{})", if *hook { ", deploy hook" } else { "" })
             }
+            Step::Promote { production, to, .. } => format!("promote {to} on {production}, wait until it serves"),
             Step::Verify { checks } => format!("verify services ({} check(s), concurrently)", checks.len()),
             Step::Record => "record the outcome".into(),
         }

@@ -229,6 +229,8 @@ fn step_result(step: &Step, detail: &StepDetail) -> String {
         }
         (_, StepDetail::Restart { steps }) => format!("{} restart step(s) succeeded", steps.len()),
         (_, StepDetail::Deploy { summary, .. }) => summary.clone(),
+        (_, StepDetail::Promote { to, already: true, .. }) => format!("{to} was live already"),
+        (_, StepDetail::Promote { from, to, .. }) => format!("production moved from {from} to {to}"),
         (_, StepDetail::Verify(v)) => {
             let passed = v.checks.iter().filter(|c| c.passed).count();
             format!("{passed} of {} check(s) passed in {} ms", v.checks.len(), v.duration_ms)

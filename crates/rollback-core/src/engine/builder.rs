@@ -8,6 +8,7 @@ use crate::backup::BackupStore;
 use crate::config::Config;
 use crate::db::DbMigrator;
 use crate::error::Result;
+use crate::production::Deployer;
 use crate::vcs::{self, BackendKind, VcsBackend};
 use crate::verify::ServiceVerifier;
 
@@ -31,6 +32,7 @@ pub struct RollbackBuilder {
     db: Option<Arc<dyn DbMigrator>>,
     store: Option<Arc<dyn BackupStore>>,
     verifier: Option<Arc<dyn ServiceVerifier>>,
+    deployer: Option<Arc<dyn Deployer>>,
 }
 
 impl std::fmt::Debug for RollbackBuilder {
@@ -50,6 +52,7 @@ impl Rollback {
             db: None,
             store: None,
             verifier: None,
+            deployer: None,
         }
     }
 }
@@ -92,6 +95,12 @@ impl RollbackBuilder {
         self
     }
 
+    /// The production target runs promote an earlier release on (a PaaS, a cluster).
+    pub fn deployer(mut self, deployer: Arc<dyn Deployer>) -> Self {
+        self.deployer = Some(deployer);
+        self
+    }
+
     /// Opens the repository and checks the configuration; changes nothing on disk.
     pub fn build(self) -> Result<Rollback> {
         let given = self.vcs.is_some();
@@ -120,6 +129,9 @@ impl RollbackBuilder {
         }
         if let Some(v) = self.verifier {
             rb = rb.with_verifier(v);
+        }
+        if let Some(d) = self.deployer {
+            rb = rb.with_deployer(d);
         }
         Ok(rb)
     }

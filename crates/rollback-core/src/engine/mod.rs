@@ -21,6 +21,7 @@ pub(crate) use crate::db::show_revisions;
 mod manual;
 mod pipeline;
 pub mod planner;
+mod production;
 mod refuse;
 mod resume;
 mod rollback_entry;
@@ -45,6 +46,7 @@ use crate::db::DbMigrator;
 use crate::error::Result;
 use crate::journal::Severity;
 use crate::plan::{Level, Plan};
+use crate::production::Deployer;
 use crate::registry::Registry;
 use crate::state::StateDir;
 use crate::vcs::{self, BackendKind, VcsBackend};
@@ -79,6 +81,7 @@ pub struct Rollback {
     store: OnceLock<Arc<dyn BackupStore>>,
     db: OnceLock<Arc<dyn DbMigrator>>,
     verifier: OnceLock<Arc<dyn ServiceVerifier>>,
+    deployer: Option<Arc<dyn Deployer>>,
 }
 
 impl std::fmt::Debug for Rollback {
@@ -132,7 +135,15 @@ impl Rollback {
             }
             None => StateDir::default_for(&git_dir),
         };
-        Ok(Self { vcs, config, state, store: OnceLock::new(), db: OnceLock::new(), verifier: OnceLock::new() })
+        Ok(Self {
+            vcs,
+            config,
+            state,
+            store: OnceLock::new(),
+            db: OnceLock::new(),
+            verifier: OnceLock::new(),
+            deployer: None,
+        })
     }
 
     /// Replaces the database migrator (the one `[database]` configures, or one set before).
@@ -158,6 +169,14 @@ impl Rollback {
     #[must_use]
     pub fn with_store(mut self, store: Arc<dyn BackupStore>) -> Self {
         self.store = OnceLock::from(store);
+        self
+    }
+
+    /// Adds a production target: runs then have a `promote` step that makes the target
+    /// commit's release live there, and an undo makes the earlier one live again.
+    #[must_use]
+    pub fn with_deployer(mut self, deployer: Arc<dyn Deployer>) -> Self {
+        self.deployer = Some(deployer);
         self
     }
 
@@ -238,6 +257,7 @@ impl Rollback {
         let level = Self::resolve_level(&a, level);
         self.require_database(&a, level)?;
         let mut plan = planner::rollback_plan(self.vcs.as_ref(), &self.config, &self.check_names(), &a, level);
+        self.plan_promotion(&mut plan)?;
         self.fill_previews(&mut plan);
         Ok(plan)
     }

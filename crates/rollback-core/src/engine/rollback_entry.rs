@@ -61,6 +61,7 @@ impl Entry for RollbackEntry<'_> {
         let level = Rollback::resolve_level(&a, opts.level);
         rb.require_database(&a, level)?;
         let mut plan = planner::rollback_plan(rb.vcs.as_ref(), &rb.config, &rb.check_names(), &a, level);
+        rb.plan_promotion(&mut plan)?;
         let refusals = rb.refusals(&a, opts, level);
         if opts.dry_run || level == Level::Manual {
             rb.fill_previews(&mut plan);
@@ -143,6 +144,7 @@ impl Entry for RollbackEntry<'_> {
             }
         };
         let mut plan = planner::rollback_plan(rb.vcs.as_ref(), &rb.config, &rb.check_names(), &now, level);
+        rb.plan_promotion(&mut plan)?;
         if level == Level::Manual {
             rb.fill_previews(&mut plan);
         }

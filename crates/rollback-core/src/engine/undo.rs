@@ -30,7 +30,7 @@ impl Entry for UndoEntry<'_> {
         Rollback::refuse_undone(run_id, &target)?;
         let head = rb.vcs.head()?;
         if let Some((manifest, db)) = rb.undo_inputs(&target)? {
-            let plan = planner::undo_plan(
+            let mut plan = planner::undo_plan(
                 rb.vcs.as_ref(),
                 &rb.config,
                 &rb.check_names(),
@@ -39,6 +39,7 @@ impl Entry for UndoEntry<'_> {
                 run_id,
                 db.as_ref(),
             )?;
+            rb.plan_repromotion(&mut plan, &target)?;
             let summary = format!(
                 "Undo run {run_id}\nRepository: {}\nFrom: {} ({})\nBack to: {} on {} with {} path(s) from backup {}{}\n",
                 rb.workdir().display(),
@@ -100,8 +101,9 @@ impl Entry for UndoEntry<'_> {
             ));
         }
         let head = rb.vcs.head()?;
-        let plan =
+        let mut plan =
             planner::undo_plan(rb.vcs.as_ref(), &rb.config, &rb.check_names(), &head, &manifest, run_id, db.as_ref())?;
+        rb.plan_repromotion(&mut plan, &target)?;
         Ok(Next::Go(Job {
             run_id: new_run_id(),
             plan,

@@ -7,7 +7,8 @@
 //! - conformance suites for the pluggable traits, each a list of named [`Case`]s run against
 //!   a backend the caller opens, a case panicking with a message naming what differs:
 //!   [`vcs`] for `VcsBackend`, [`store`] for `BackupStore`, [`db`] for `DbMigrator`,
-//!   [`verify`] for `ServiceVerifier`.
+//!   [`verify`] for `ServiceVerifier`, [`production`] for `Deployer` (with [`production::MemDeployer`],
+//!   a platform in memory that fails on command).
 //!   rollback-core's own tests run them against its git2 and git CLI backends, its store on
 //!   disk, and its SQL and Alembic migrators on SQLite and PostgreSQL; an implementer outside
 //!   this crate runs the same cases against theirs.
@@ -16,6 +17,7 @@
 //! real files, a real database. They need `git` on `PATH`.
 
 pub mod db;
+pub mod production;
 mod repo;
 pub mod store;
 pub mod vcs;

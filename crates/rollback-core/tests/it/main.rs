@@ -8,6 +8,7 @@ mod full;
 mod journal_compat;
 mod notify;
 mod parsers;
+mod production;
 mod report;
 mod restart;
 mod vcs;

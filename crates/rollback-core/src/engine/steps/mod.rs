@@ -4,6 +4,7 @@ mod db_snapshot;
 mod deploy;
 mod downgrade;
 mod env_restore;
+mod promote;
 mod record;
 mod remove_untracked;
 mod reset;
@@ -40,6 +41,7 @@ impl Rollback {
             Step::RestoreDatabase { snapshot, .. } => self.step_restore_database(ctx, snapshot),
             Step::Restart { .. } => self.step_restart(ctx),
             Step::Deploy { .. } => self.step_deploy(ctx, ex),
+            Step::Promote { production, from, to } => self.step_promote(ctx, production, from, to),
             Step::Verify { .. } => self.step_verify(ctx, ex),
             Step::Record => self.step_record(ctx, ex),
         }

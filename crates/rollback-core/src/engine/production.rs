@@ -1,0 +1,63 @@
+//! Planning the `promote` step on a production target ([`Deployer`]): which release is live,
+//! which one the target commit built, and, for an undo, which one goes back.
+
+use super::Rollback;
+use crate::error::{Error, Result};
+use crate::journal::{Record, RunState};
+use crate::plan::{Plan, Step};
+
+impl Rollback {
+    /// Adds `promote` to a rollback plan when a deployer is given: the release live now and
+    /// the one built from the target commit. A target the platform never built is refused.
+    pub(crate) fn plan_promotion(&self, plan: &mut Plan) -> Result<()> {
+        let Some(d) = &self.deployer else { return Ok(()) };
+        let production = d.describe();
+        let from = crate::rt::block_on(d.current())?;
+        let Some(to) = crate::rt::block_on(d.find(&plan.to))? else {
+            return Err(Error::refused(
+                format!("production: {production} has no release built from the target {}", plan.to.short()),
+                Some(
+                    "pick a target the platform built, or deploy it with the `push` or `revert-commit` strategy, which rebuilds one"
+                        .to_owned(),
+                ),
+            ));
+        };
+        insert_before_checks(plan, Step::Promote { production, from, to });
+        Ok(())
+    }
+
+    /// Adds `promote` to an undo plan when the run undone began promoting: the release live
+    /// before that run goes live again.
+    pub(crate) fn plan_repromotion(&self, plan: &mut Plan, undone: &RunState) -> Result<()> {
+        let promoted = undone.plan.steps.iter().enumerate().find_map(|(i, s)| match s {
+            Step::Promote { production, from, .. } if began(undone, i) => Some((production, from)),
+            _ => None,
+        });
+        let Some((production, before)) = promoted else { return Ok(()) };
+        let Some(d) = &self.deployer else {
+            return Err(Error::usage(
+                format!(
+                    "run {} changed production ({production}), but no production target is given now",
+                    undone.run_id
+                ),
+                Some("open the repository with the same deployer, then undo again".to_owned()),
+            ));
+        };
+        let from = crate::rt::block_on(d.current())?;
+        insert_before_checks(plan, Step::Promote { production: d.describe(), from, to: before.clone() });
+        Ok(())
+    }
+}
+
+/// Whether step `index` of the run began (a promotion that began may have gone through).
+fn began(state: &RunState, index: usize) -> bool {
+    state.records.iter().any(|r| matches!(r, Record::StepBegin { index: i, .. } if *i == index))
+        && !state.skipped.contains(&index)
+}
+
+/// Production moves after the code, restarts and pushes, and before the checks that prove it.
+fn insert_before_checks(plan: &mut Plan, step: Step) {
+    let at =
+        plan.steps.iter().position(|s| matches!(s, Step::Verify { .. } | Step::Record)).unwrap_or(plan.steps.len());
+    plan.steps.insert(at, step);
+}

@@ -1,0 +1,104 @@
+//! Production targets: where the release runs when it is not (only) this checkout — a PaaS or
+//! a cluster that keeps its earlier builds. [`Deployer`] is the seam: a platform adapter
+//! implements it, and the engine plans, journals, promotes, verifies and undoes through it.
+//!
+//! A run with a deployer has a `promote` step. Its plan records the release live when the run
+//! was planned and the release built from the target commit, so a resumed run knows both ids
+//! after a crash, and `undo` puts the first one back. A target commit the platform never
+//! built is refused when planning: rebuilding in an outage is the `push` or `revert-commit`
+//! strategy's job, not a promotion's.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::vcs::CommitId;
+
+/// One release the platform keeps (Railway deployment, Render deploy, Heroku release,
+/// Kubernetes revision, ...).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Release {
+    /// The platform's id for it.
+    pub id: String,
+    /// The commit it was built from, when the platform says.
+    pub commit: Option<CommitId>,
+    /// For people: "deployment 7 (built 3 days ago)".
+    pub summary: String,
+}
+
+impl std::fmt::Display for Release {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.commit {
+            Some(c) => write!(f, "{} (commit {})", self.summary, c.short()),
+            None => f.write_str(&self.summary),
+        }
+    }
+}
+
+/// What a production target can fail with.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The platform refused or failed a call.
+    #[error("{target}: {message}")]
+    Platform {
+        /// [`Deployer::describe`].
+        target: String,
+        /// What it said, secrets removed.
+        message: String,
+        /// What to do about it.
+        hint: Option<String>,
+    },
+    /// A promoted release did not start serving in time.
+    #[error("{target}: release {release} did not go live within {seconds} s")]
+    NotLive {
+        /// [`Deployer::describe`].
+        target: String,
+        /// The release's id.
+        release: String,
+        /// The wait.
+        seconds: u64,
+    },
+}
+
+impl Error {
+    /// What to do next.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            Error::Platform { hint, .. } => hint.clone(),
+            Error::NotLive { .. } => {
+                Some("look at the platform's logs; resume the run once the release serves, or undo it".into())
+            }
+        }
+    }
+}
+
+/// The module's result.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A production target that keeps its releases and can make an earlier one live again.
+///
+/// Calls run on the engine's tokio runtime and must not block its threads. Each must be safe
+/// to repeat: a resumed run may call `rollback` again for a release that is already live.
+#[async_trait]
+pub trait Deployer: Send + Sync {
+    /// The target in one line, for plans, logs and the report ("railway service api").
+    fn describe(&self) -> String;
+
+    /// The release live now.
+    async fn current(&self) -> Result<Release>;
+
+    /// The release built from `commit`, newest first if several; `None` when the platform has
+    /// none.
+    async fn find(&self, commit: &CommitId) -> Result<Option<Release>>;
+
+    /// Makes `to` the live release (a rollback, or an undo's re-promotion).
+    async fn rollback(&self, to: &Release) -> Result<()>;
+
+    /// Waits until `release` serves, at most `timeout`.
+    async fn wait_live(&self, release: &Release, timeout: Duration) -> Result<()>;
+}
+
+/// How long a promoted release may take to go live.
+pub const LIVE_TIMEOUT: Duration = Duration::from_secs(600);
