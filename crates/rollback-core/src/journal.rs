@@ -391,6 +391,22 @@ impl RunState {
         }
     }
 
+    /// Where step `index` stands: `skipped` (by the operator), `done`, `failed`,
+    /// `interrupted` (begun, and the process died) or `pending`.
+    pub fn step_status(&self, index: usize) -> &'static str {
+        if self.skipped.contains(&index) {
+            "skipped"
+        } else if self.done.get(index).is_some_and(Option::is_some) {
+            "done"
+        } else if self.failure.as_ref().is_some_and(|(f, _)| *f == index) {
+            "failed"
+        } else if self.interrupted_at == Some(index) {
+            "interrupted"
+        } else {
+            "pending"
+        }
+    }
+
     /// The first step that has not completed.
     pub fn next_step(&self) -> Option<usize> {
         self.done.iter().position(Option::is_none)

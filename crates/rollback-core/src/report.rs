@@ -289,21 +289,11 @@ pub fn build(state: &RunState, outcome: &RunOutcome, vcs: &dyn VcsBackend) -> In
         .iter()
         .enumerate()
         .map(|(i, s)| {
-            let status = outcome.steps.get(i).filter(|r| r.step == s.name()).map_or_else(
-                || {
-                    if state.done[i].is_some() {
-                        "done"
-                    } else if state.failure.as_ref().is_some_and(|(f, _)| *f == i) {
-                        "failed"
-                    } else if state.interrupted_at == Some(i) {
-                        "interrupted"
-                    } else {
-                        "pending"
-                    }
-                    .to_owned()
-                },
-                |r| r.status.clone(),
-            );
+            let status = outcome
+                .steps
+                .get(i)
+                .filter(|r| r.step == s.name())
+                .map_or_else(|| state.step_status(i).to_owned(), |r| r.status.clone());
             let duration_ms = match (began[i], ended[i]) {
                 (Some(b), Some(e)) => Some(e.millis_since(b)),
                 _ => None,

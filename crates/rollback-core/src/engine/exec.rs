@@ -40,6 +40,20 @@ pub(crate) struct Exec<'a> {
 }
 
 impl Rollback {
+    /// Journals that step `index` failed with `e` (and what it left behind, if it said);
+    /// returns the error's whole chain, as journaled.
+    fn journal_failure(ex: &mut Exec<'_>, index: usize, name: &str, e: &Error) -> Result<String> {
+        let text = chain(e);
+        ex.journal.append(&Record::StepFailed {
+            at: Timestamp::now(),
+            index,
+            step: name.into(),
+            error: text.clone(),
+            detail: ex.failure_detail.take(),
+        })?;
+        Ok(text)
+    }
+
     /// Runs the steps from `start`; journals the end of the run; builds the outcome.
     pub(crate) fn execute(&self, ctx: &mut Ctx<'_>, ex: &mut Exec<'_>, start: usize) -> Result<RunOutcome> {
         let total = ex.plan.steps.len();
@@ -62,14 +76,7 @@ impl Rollback {
             }
             if ctx.observer.should_abort() {
                 let e = Error::Callback(format!("stopped before step `{name}` because an event callback failed"));
-                let text = chain(&e);
-                ex.journal.append(&Record::StepFailed {
-                    at: Timestamp::now(),
-                    index,
-                    step: name.into(),
-                    error: text.clone(),
-                    detail: None,
-                })?;
+                let text = Self::journal_failure(ex, index, name, &e)?;
                 ctx.log(LogLevel::Error, text);
                 failure = Some((index, e));
                 break;
@@ -99,14 +106,7 @@ impl Rollback {
                     failpoint::hit(&format!("end:{name}"))?;
                 }
                 Err(e) => {
-                    let text = chain(&e);
-                    ex.journal.append(&Record::StepFailed {
-                        at: Timestamp::now(),
-                        index,
-                        step: name.into(),
-                        error: text.clone(),
-                        detail: ex.failure_detail.take(),
-                    })?;
+                    let text = Self::journal_failure(ex, index, name, &e)?;
                     ctx.observer.event(&Event::StepFinished {
                         run_id: ex.run_id.clone(),
                         index: index + 1,
@@ -220,19 +220,10 @@ impl Rollback {
             .steps
             .iter()
             .enumerate()
-            .map(|(i, s)| {
-                let status = if state.skipped.contains(&i) {
-                    "skipped"
-                } else if state.done[i].is_some() {
-                    "done"
-                } else if state.failure.as_ref().is_some_and(|(f, _)| *f == i) {
-                    "failed"
-                } else if state.interrupted_at == Some(i) {
-                    "interrupted"
-                } else {
-                    "pending"
-                };
-                StepReport { step: s.name().into(), status: status.into(), detail: state.done[i].clone() }
+            .map(|(i, s)| StepReport {
+                step: s.name().into(),
+                status: state.step_status(i).into(),
+                detail: state.done[i].clone(),
             })
             .collect();
         let backup_id = state.snapshot_of("snapshot");
