@@ -187,3 +187,26 @@ fn both_backends_roll_back_the_same_way() {
     }
     assert_eq!(trees[0], trees[1]);
 }
+
+/// An untracked file spelled `.GIT` (any case but `.git`) is an ordinary file on Linux that git
+/// can never track: both backends leave it out of status, so a rollback neither captures nor
+/// removes it, and `assess`, `run` and `undo` work instead of failing on it.
+#[test]
+fn an_untracked_dot_git_lookalike_is_left_alone_by_both_backends() {
+    for backend in ["git2", "git-cli"] {
+        let (r, _) = messy_repo();
+        r.write(".GIT", "not the git dir\n").write("notes/.Git/log.txt", "kept\n");
+        let cfg = r.path().join(".git/fr.toml");
+        std::fs::write(&cfg, format!("[vcs]\nbackend = \"{backend}\"\n")).unwrap();
+        let cfg = cfg.to_str().unwrap().to_owned();
+        fr(&r, &["--config", &cfg, "assess", "--target", "v1"]).ok();
+        let out = fr(&r, &["--config", &cfg, "run", "--fast", "--yes", "--json", "--target", "v1"]);
+        out.ok();
+        assert_eq!(r.read(".GIT"), b"not the git dir\n", "{backend}");
+        assert_eq!(r.read("notes/.Git/log.txt"), b"kept\n", "{backend}: never captured, never removed");
+        let id = out.json()["run_id"].as_str().unwrap().to_owned();
+        fr(&r, &["--config", &cfg, "undo", &id, "--yes"]).ok();
+        assert_eq!(r.read(".GIT"), b"not the git dir\n", "{backend}");
+        assert_eq!(r.head(), r.git(&["rev-parse", "v3"]), "{backend}");
+    }
+}

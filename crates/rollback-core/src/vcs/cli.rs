@@ -430,6 +430,9 @@ impl VcsBackend for GitCliBackend {
                 _ => return Err(bad(rec)),
             };
             let path = path.strip_suffix(b"/").unwrap_or(path);
+            if !matches!(kind, StatusKind::Tracked { .. }) && super::names_git_dir(path) {
+                continue;
+            }
             entries.push(StatusEntry { path: parse_path("status", path)?, kind });
         }
         sort_status(&mut entries);

@@ -407,6 +407,9 @@ impl VcsBackend for Git2Backend {
             let s = entry.status();
             let raw = entry.path_bytes();
             let raw = raw.strip_suffix(b"/").unwrap_or(raw);
+            if s.intersects(Status::WT_NEW | Status::IGNORED) && super::names_git_dir(raw) {
+                continue;
+            }
             let path = repo_path(raw)?;
             if s.contains(Status::CONFLICTED) {
                 out.push(StatusEntry {

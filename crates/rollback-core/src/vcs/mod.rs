@@ -317,3 +317,11 @@ pub fn open(kind: BackendKind, dir: &Path) -> Result<Box<dyn VcsBackend>> {
         BackendKind::GitCli => Box::new(cli::GitCliBackend::open(dir)?),
     })
 }
+
+/// Whether an untracked or ignored path has a component that spells `.git` in any letter case
+/// (`.GIT`, `sub/.Git/x`). Git never tracks such a path, so a rollback neither captures nor
+/// removes it: status leaves it out, and it stays exactly as it is. (On a case-insensitive
+/// file system it *is* the git directory; on Linux it is an ordinary file someone made.)
+pub(crate) fn names_git_dir(path: &[u8]) -> bool {
+    path.split(|b| *b == b'/').any(|c| c.eq_ignore_ascii_case(b".git"))
+}
