@@ -627,15 +627,17 @@ fn check_url(text: &str, schemes: &[&str], vars: &HashSet<String>) -> Result<(),
     check_template(text, vars)?;
     // Placeholders stand for text that is only known when the check runs.
     let probe = Template::parse(text)?.render_with(|_| "x".to_owned());
-    let url = reqwest::Url::parse(&probe).map_err(|e| format!("`{text}` is not a valid URL: {e}"))?;
+    // A password in the URL must not reach the error (it is printed, logged, reported).
+    let shown = crate::secret::redact_url_credentials(text);
+    let url = reqwest::Url::parse(&probe).map_err(|e| format!("`{shown}` is not a valid URL: {e}"))?;
     if url.scheme() == "wss" {
         return Err(format!(
-            "`{text}`: `wss://` is not supported; check the service with an `http` check on its `https://` URL"
+            "`{shown}`: `wss://` is not supported; check the service with an `http` check on its `https://` URL"
         ));
     }
     if !schemes.contains(&url.scheme()) {
         return Err(format!(
-            "`{text}` must start with {}",
+            "`{shown}` must start with {}",
             schemes.iter().map(|s| format!("{s}://")).collect::<Vec<_>>().join(" or ")
         ));
     }

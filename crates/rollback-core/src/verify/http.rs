@@ -65,10 +65,11 @@ pub(super) fn quote(text: &str) -> String {
 /// [`Outcome::Error`]s (could not send, bad URL, unset environment variable).
 pub(super) async fn send(req: &Request<'_>, vars: &mut Vars) -> Result<Response, Outcome> {
     let url_text = vars.render(&req.url).map_err(|e| Outcome::Error(format!("url: {e}")))?;
+    let shown = crate::secret::redact_url_credentials(&url_text);
     let url =
-        reqwest::Url::parse(&url_text).map_err(|e| Outcome::Error(format!("`{url_text}` is not a valid URL: {e}")))?;
+        reqwest::Url::parse(&url_text).map_err(|e| Outcome::Error(format!("`{shown}` is not a valid URL: {e}")))?;
     if !matches!(url.scheme(), "http" | "https") {
-        return Err(Outcome::Error(format!("`{url_text}` is not an http:// or https:// URL")));
+        return Err(Outcome::Error(format!("`{shown}` is not an http:// or https:// URL")));
     }
     let target = host_port(&url);
     let client = if req.follow_redirects { crate::http::client() } else { crate::http::client_without_redirects() }

@@ -7,6 +7,7 @@ use super::Outcome;
 use super::config::WebSocketCheck;
 use super::http::quote;
 use super::tcp::describe_io;
+use crate::secret::redact_url_credentials;
 
 /// Largest message read (bigger ones fail the check instead of being buffered).
 const MAX_MESSAGE_BYTES: usize = 1024 * 1024;
@@ -28,8 +29,8 @@ fn describe(err: tungstenite::Error, target: &str) -> String {
 pub(super) async fn run(check: &WebSocketCheck) -> Outcome {
     let target = match reqwest::Url::parse(&check.url) {
         Ok(u) if u.scheme() == "ws" => crate::http::host_port(&u),
-        Ok(_) => return Outcome::Error(format!("`{}` is not a ws:// URL", check.url)),
-        Err(e) => return Outcome::Error(format!("`{}` is not a valid URL: {e}", check.url)),
+        Ok(_) => return Outcome::Error(format!("`{}` is not a ws:// URL", redact_url_credentials(&check.url))),
+        Err(e) => return Outcome::Error(format!("`{}` is not a valid URL: {e}", redact_url_credentials(&check.url))),
     };
     let config = tungstenite::protocol::WebSocketConfig::default()
         .max_message_size(Some(MAX_MESSAGE_BYTES))

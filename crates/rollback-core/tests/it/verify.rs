@@ -207,6 +207,22 @@ fn unknown_keys_and_kinds_are_refused() {
 }
 
 #[test]
+fn a_password_in_a_check_url_never_reaches_the_error() {
+    for (kind, url) in [
+        ("http", "http://admin:hunter2-pw@127.0.0.1:99999/health"),
+        ("http", "ftp://admin:hunter2-pw@h/"),
+        ("websocket", "wss://admin:hunter2-pw@h/ws"),
+    ] {
+        let text = format!("[[checks]]\nname = \"a\"\nkind = \"{kind}\"\nurl = \"{url}\"\n");
+        let p = parse(&text);
+        let (key, msg) = config::validate(&p.checks, &p.verify, false).unwrap_err();
+        assert_eq!(key, "checks[0].url");
+        assert!(!msg.contains("hunter2-pw"), "{msg}");
+        assert!(msg.contains("***@"), "the URL is still recognisable: {msg}");
+    }
+}
+
+#[test]
 fn validation_names_the_key_and_the_problem() {
     let cases = [
         (format!("{EXAMPLE}{EXAMPLE}"), "checks[1].name", "used by two checks"),
