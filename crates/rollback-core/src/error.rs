@@ -145,6 +145,7 @@ impl Error {
             Error::Db(e) => e.hint(),
             Error::Production(e) => e.hint(),
             Error::Config(e) => e.hint(),
+            Error::Registry(e) => e.hint(),
             Error::Lock(e) => e.hint(),
             Error::NoTarget { .. } => Some(format!(
                 "pass {}, or mark a verified release with {}",

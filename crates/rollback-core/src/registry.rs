@@ -38,6 +38,17 @@ pub enum Error {
         /// What the parser said.
         message: String,
     },
+    /// An entry names its commit by something other than a hash (`HEAD~1`, a branch, a tag,
+    /// an option-like `-n`): a registry records commits, never revisions that move.
+    #[error("registry `{}` line {line}: `{hash}` is not a commit hash", path.display())]
+    BadHash {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line of the entry's hash.
+        line: usize,
+        /// What the entry holds.
+        hash: String,
+    },
     /// Reading or writing failed.
     #[error(transparent)]
     Io(#[from] crate::fsutil::IoError),
@@ -158,15 +169,43 @@ pub struct MarkOutcome {
     pub notes: Vec<String>,
 }
 
+impl Error {
+    /// What to do about it.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            Error::BadHash { .. } => Some(
+                "name each commit by its hash, 4 to 40 hex digits (`git rev-parse REV` prints it); mark releases with `known-good mark`, which writes full hashes"
+                    .into(),
+            ),
+            _ => None,
+        }
+    }
+}
+
+/// Whether `hash` is a commit hash, full or abbreviated (the runbook's file holds 7-digit
+/// ones): hex digits only, so no revision expression or option ever reaches git.
+fn is_hash(hash: &str) -> bool {
+    (4..=40).contains(&hash.len()) && hash.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
 impl Registry {
-    /// Parses registry JSON; `path` names it in errors.
+    /// Parses registry JSON; `path` names it in errors. An entry whose `hash` is not a hash is
+    /// an error naming its line, never a revision handed to git.
     pub fn parse(text: &[u8], path: &Path) -> Result<Self, Error> {
-        serde_json::from_slice(text).map_err(|e| Error::Parse {
+        let registry: Self = serde_json::from_slice(text).map_err(|e| Error::Parse {
             path: path.to_owned(),
             line: e.line(),
             column: e.column(),
             message: e.to_string().split(" at line ").next().unwrap_or_default().to_owned(),
-        })
+        })?;
+        if let Some(bad) = registry.commits.iter().find(|e| !is_hash(e.hash.trim())) {
+            // The line of the first place the value is written as a JSON string.
+            let quoted = serde_json::to_string(&bad.hash).unwrap_or_default();
+            let at = text.windows(quoted.len()).position(|w| w == quoted.as_bytes()).unwrap_or(0);
+            let line = text[..at].iter().filter(|b| **b == b'\n').count() + 1;
+            return Err(Error::BadHash { path: path.to_owned(), line, hash: bad.hash.clone() });
+        }
+        Ok(registry)
     }
 
     /// Reads the registry; a missing file is an empty registry.

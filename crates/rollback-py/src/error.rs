@@ -181,6 +181,10 @@ impl Fields {
                     f.revision = Some(commit.clone());
                 }
                 registry::Error::Io(io) => f.path = Some(show(&io.path)),
+                registry::Error::BadHash { path, hash, .. } => {
+                    f.path = Some(show(path));
+                    f.revision = Some(hash.clone());
+                }
                 _ => {}
             },
             Error::NoTarget { registry } => f.path = Some(show(registry)),

@@ -91,6 +91,18 @@ fn malformed_config_and_registry_name_line_and_column() {
     r.remove("forge-rollback.toml");
     r.write("rollback/config/known-good-commits.json", "{\n  \"commits\": [\n    {\"hash\": 12}\n  ]\n}\n");
     refused_unchanged(&r, &["run", "--fast", "--yes"], 2, "known-good-commits.json` at line 3");
+    // A revision that moves (or an option) is not a commit: refused with its line, never
+    // handed to git.
+    r.write(
+        "rollback/config/known-good-commits.json",
+        "{\n  \"commits\": [\n    {\"hash\": \"HEAD~1\", \"verified\": true}\n  ]\n}\n",
+    );
+    refused_unchanged(
+        &r,
+        &["run", "--fast", "--yes"],
+        2,
+        "known-good-commits.json` line 3: `HEAD~1` is not a commit hash",
+    );
     let out = fr(&r, &["--config", "/nonexistent/x.toml", "assess"]);
     out.code(2);
     assert!(out.stderr.contains("cannot read config `/nonexistent/x.toml`"), "{}", out.stderr);

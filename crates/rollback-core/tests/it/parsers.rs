@@ -339,3 +339,24 @@ fn restore_refuses_a_symlinked_grandparent_pointing_outside_the_tree() {
     assert!(!outside.path().join("b/evil.txt").exists(), "nothing written outside the tree");
     assert_eq!(repo.tree(), before, "nothing restored when any entry is unsafe");
 }
+
+#[test]
+fn a_registry_entry_that_is_not_a_hash_is_refused_with_its_line() {
+    use rollback_core::registry::{Error, Registry};
+    for bad in ["HEAD~1", ":/v1", "main@{1}", "-n", "--upload-pack=touch /tmp/x", "v1.2.0", "0bf9c64z", "abc"] {
+        let text = format!(
+            "{{\n  \"commits\": [\n    {{ \"hash\": \"0bf9c64\", \"verified\": true }},\n    {{ \"hash\": {}, \"verified\": true }}\n  ]\n}}\n",
+            serde_json::to_string(bad).unwrap()
+        );
+        let err = Registry::parse(text.as_bytes(), std::path::Path::new("known-good-commits.json")).unwrap_err();
+        match &err {
+            Error::BadHash { line, hash, .. } => assert_eq!((*line, hash.as_str()), (4, bad)),
+            other => panic!("{bad}: {other:?}"),
+        }
+        assert!(err.to_string().contains("line 4"), "{err}");
+        assert!(err.hint().unwrap().contains("git rev-parse"), "{bad}");
+    }
+    // The runbook's own file: 7-digit hashes, upper or lower case, full ones.
+    let ok = "{ \"commits\": [ { \"hash\": \"0bf9c64\" }, { \"hash\": \"0BF9C64A\" }, { \"hash\": \"0123456789abcdef0123456789abcdef01234567\" } ] }";
+    assert_eq!(Registry::parse(ok.as_bytes(), std::path::Path::new("k.json")).unwrap().commits.len(), 3);
+}
