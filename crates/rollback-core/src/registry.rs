@@ -202,7 +202,7 @@ impl Registry {
             // The line of the first place the value is written as a JSON string.
             let quoted = serde_json::to_string(&bad.hash).unwrap_or_default();
             let at = text.windows(quoted.len()).position(|w| w == quoted.as_bytes()).unwrap_or(0);
-            let line = text[..at].iter().filter(|b| **b == b'\n').count() + 1;
+            let line = text[..at].split(|b| *b == b'\n').count();
             return Err(Error::BadHash { path: path.to_owned(), line, hash: bad.hash.clone() });
         }
         Ok(registry)
