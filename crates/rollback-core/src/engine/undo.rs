@@ -1,5 +1,7 @@
 //! The undo entry of the pipeline: put back exactly what a run's snapshots recorded.
 
+use std::fmt::Write as _;
+
 use super::pipeline::{Entry, Job, Next, Start};
 use super::support::new_run_id;
 use super::{Ctx, Rollback, RunOutcome, planner};
@@ -10,7 +12,7 @@ use crate::journal::{Journal, Record, RunState};
 use crate::plan::Step;
 use crate::prompt::{Confirmation, Prompter};
 use crate::time::Timestamp;
-use crate::vcs::Head;
+use crate::vcs::{CommitId, CommitInfo, Head};
 
 pub(crate) struct UndoEntry<'a> {
     pub(crate) run_id: &'a str,
@@ -40,7 +42,8 @@ impl Entry for UndoEntry<'_> {
                 db.as_ref(),
             )?;
             rb.plan_repromotion(&mut plan, &target)?;
-            let summary = format!(
+            let made_since = rb.vcs.commits_between(&manifest.head, &head.commit, KEPT_SHOWN)?;
+            let mut summary = format!(
                 "Undo run {run_id}\nRepository: {}\nFrom: {} ({})\nBack to: {} on {} with {} path(s) from backup {}{}\n",
                 rb.workdir().display(),
                 head.commit.short(),
@@ -53,6 +56,14 @@ impl Entry for UndoEntry<'_> {
                     .map(|d| format!("\nDatabase: {} back from backup {}", d.database, d.snapshot))
                     .unwrap_or_default()
             );
+            if !made_since.is_empty() {
+                let _ = writeln!(
+                    summary,
+                    "Commits made since the run leave the branch, kept on branch `{}`: {}",
+                    kept_branch(run_id),
+                    show_commits(&made_since)
+                );
+            }
             if !prompter.confirm(&Confirmation { action: "undo".into(), summary, plan })? {
                 return Err(Error::Cancelled("the operator declined; nothing was changed".into()));
             }
@@ -101,6 +112,7 @@ impl Entry for UndoEntry<'_> {
             ));
         }
         let head = rb.vcs.head()?;
+        rb.keep_commits_made_since(ctx, run_id, &manifest.head, &head.commit)?;
         let mut plan =
             planner::undo_plan(rb.vcs.as_ref(), &rb.config, &rb.check_names(), &head, &manifest, run_id, db.as_ref())?;
         rb.plan_repromotion(&mut plan, &target)?;
@@ -113,7 +125,46 @@ impl Entry for UndoEntry<'_> {
     }
 }
 
+/// Commits named at most in a confirmation or a warning.
+const KEPT_SHOWN: usize = 10;
+
+/// The branch that keeps commits made on top of a rollback when it is undone.
+fn kept_branch(run_id: &str) -> String {
+    format!("forge-rollback/kept-{run_id}")
+}
+
+fn show_commits(commits: &[CommitInfo]) -> String {
+    commits.iter().map(|c| format!("{} {}", c.id.short(), c.summary)).collect::<Vec<_>>().join("; ")
+}
+
 impl Rollback {
+    /// Commits made on top of the rolled-back release (a hotfix) would leave the branch when
+    /// the undo moves it back: they are kept on a branch of their own, and said so, before
+    /// anything moves.
+    fn keep_commits_made_since(
+        &self,
+        ctx: &mut Ctx<'_>,
+        run_id: &str,
+        before: &CommitId,
+        head: &CommitId,
+    ) -> Result<()> {
+        let made_since = self.vcs.commits_between(before, head, KEPT_SHOWN)?;
+        if made_since.is_empty() {
+            return Ok(());
+        }
+        let branch = kept_branch(run_id);
+        self.vcs.set_ref(&format!("refs/heads/{branch}"), head, "forge-rollback: keep commits made since the run")?;
+        ctx.log(
+            LogLevel::Warn,
+            format!(
+                "{} commit(s) made since run {run_id} leave the branch with this undo; they are kept on branch `{branch}`: {}",
+                made_since.len(),
+                show_commits(&made_since)
+            ),
+        );
+        Ok(())
+    }
+
     /// Undoes run `run_id`: restores exactly the state its snapshot recorded (branch, HEAD,
     /// every file's bytes, mode and symlink target, untracked files, the index, and for a full
     /// rollback the database and the env files). The undo is itself a run with its own

@@ -11,6 +11,7 @@ mod parsers;
 mod production;
 mod report;
 mod restart;
+mod undo;
 mod vcs;
 mod verify;
 mod verify_http;
