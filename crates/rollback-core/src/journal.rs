@@ -78,6 +78,12 @@ pub enum Record {
         /// How bad (from `--severity`).
         #[serde(default)]
         severity: Option<Severity>,
+        /// The work tree it ran in, as its git folder relative to the repository's (`""`: the
+        /// main work tree, `worktrees/NAME`: a linked one). Linked work trees share the state
+        /// folder, so `undo` and `resume` check they run where the run did. `None` in journals
+        /// written before it was recorded.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        worktree: Option<String>,
     },
     /// A step is about to run.
     StepBegin {
@@ -258,6 +264,8 @@ pub struct RunState {
     pub reason: Option<String>,
     /// How bad.
     pub severity: Option<Severity>,
+    /// The work tree it ran in (see [`Record::Started`]); `None` if not recorded.
+    pub worktree: Option<String>,
     /// For each step of the plan, its completion detail if it completed.
     pub done: Vec<Option<StepDetail>>,
     /// A step that began and neither ended nor failed (the crash point), if any.
@@ -279,7 +287,7 @@ pub struct RunState {
 impl RunState {
     /// Rebuilds the state from records.
     pub fn from_records(path: &Path, records: Vec<Record>) -> Result<Self, Error> {
-        let Some(Record::Started { at, run_id, plan, reason, severity }) = records.first().cloned() else {
+        let Some(Record::Started { at, run_id, plan, reason, severity, worktree }) = records.first().cloned() else {
             return Err(Error::Corrupt {
                 path: path.to_owned(),
                 line: 1,
@@ -293,6 +301,7 @@ impl RunState {
             plan,
             reason,
             severity,
+            worktree,
             interrupted_at: None,
             failure: None,
             status: RunStatus::Running,

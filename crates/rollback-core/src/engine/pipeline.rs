@@ -127,6 +127,7 @@ impl Rollback {
                     plan: plan.clone(),
                     reason: reason.clone(),
                     severity: *severity,
+                    worktree: Some(super::support::worktree_id(self.vcs.as_ref())),
                 })?;
                 match plan.kind {
                     RunKind::Rollback => {

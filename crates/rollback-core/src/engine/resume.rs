@@ -29,6 +29,7 @@ impl Entry for ResumeEntry<'_> {
     fn settle(&self, rb: &Rollback, _ctx: &mut Ctx<'_>, (): (), prompter: &dyn Prompter) -> Result<Next<Job>> {
         let run_id = self.run_id;
         let state = rb.load_run(run_id)?;
+        super::support::refuse_other_worktree(rb.vcs.as_ref(), run_id, state.worktree.as_deref(), "resume")?;
         match state.status {
             RunStatus::Running | RunStatus::Failed => {}
             // A manual run the operator aborted part-way can be finished later.

@@ -82,3 +82,40 @@ impl<'a> Ctx<'a> {
         self.observer.event(&event);
     }
 }
+
+/// This work tree's identity in its repository: its git folder relative to the repository's
+/// (`""` for the main work tree, `worktrees/NAME` for a linked one). Stable when the
+/// repository moves, unlike the work tree's path.
+pub(crate) fn worktree_id(vcs: &dyn crate::vcs::VcsBackend) -> String {
+    let index = vcs.index_path();
+    let own = index.parent().unwrap_or(vcs.git_dir());
+    own.strip_prefix(vcs.git_dir()).map_or_else(|_| own.display().to_string(), |p| p.display().to_string())
+}
+
+/// A work tree identity for people.
+fn show_worktree(id: &str) -> String {
+    match id.strip_prefix("worktrees/") {
+        None if id.is_empty() => "the main work tree".to_owned(),
+        Some(name) => format!("linked work tree `{name}`"),
+        None => format!("the work tree of git folder `{id}`"),
+    }
+}
+
+/// Refuses to undo or resume `run_id` from another work tree than the one it ran in: linked
+/// work trees share the state folder, and the run's snapshot and plan describe its own.
+pub(crate) fn refuse_other_worktree(
+    vcs: &dyn crate::vcs::VcsBackend,
+    run_id: &str,
+    recorded: Option<&str>,
+    action: &str,
+) -> Result<()> {
+    let Some(recorded) = recorded else { return Ok(()) };
+    let here = worktree_id(vcs);
+    if here == recorded {
+        return Ok(());
+    }
+    Err(Error::refused(
+        format!("run {run_id} ran in {}; this is {}", show_worktree(recorded), show_worktree(&here)),
+        Some(format!("{action} it from the work tree it ran in (`git worktree list` shows where each one is)")),
+    ))
+}

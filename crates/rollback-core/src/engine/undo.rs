@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 
 use super::pipeline::{Entry, Job, Next, Start};
-use super::support::new_run_id;
+use super::support::{new_run_id, refuse_other_worktree};
 use super::{Ctx, Rollback, RunOutcome, planner};
 use crate::backup::Manifest;
 use crate::error::{Error, Result};
@@ -30,6 +30,7 @@ impl Entry for UndoEntry<'_> {
         let run_id = self.run_id;
         let target = rb.load_run(run_id)?;
         Rollback::refuse_undone(run_id, &target)?;
+        refuse_other_worktree(rb.vcs.as_ref(), run_id, target.worktree.as_deref(), "undo")?;
         let head = rb.vcs.head()?;
         if let Some((manifest, db)) = rb.undo_inputs(&target)? {
             let mut plan = planner::undo_plan(
@@ -89,6 +90,7 @@ impl Entry for UndoEntry<'_> {
         }
         let target = rb.load_run(run_id)?;
         Rollback::refuse_undone(run_id, &target)?;
+        refuse_other_worktree(rb.vcs.as_ref(), run_id, target.worktree.as_deref(), "undo")?;
         // Other unfinished runs (not this one, which the undo settles) block an undo too.
         if let Some(r) = rb.unfinished_runs()?.into_iter().find(|r| r.run_id != run_id) {
             return Err(Error::refused(

@@ -68,6 +68,7 @@ fn journal_with(lines: &[String], steps: usize) -> tempfile::TempDir {
         plan,
         reason: None,
         severity: None,
+        worktree: None,
     };
     let mut text = serde_json::to_string(&started).unwrap();
     text.push('\n');

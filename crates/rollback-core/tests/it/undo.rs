@@ -61,3 +61,38 @@ fn an_undo_with_nothing_committed_since_makes_no_branch() {
     rb.undo(&id, &AutoConfirm, &Recorder::default()).unwrap();
     assert_eq!(r.git(&["branch", "--list", "forge-rollback/*"]).trim(), "");
 }
+
+#[test]
+fn a_run_is_undone_and_resumed_only_from_the_work_tree_it_ran_in() {
+    let r = TestRepo::new();
+    r.three_releases();
+    let v3 = r.head();
+    // A linked work tree shares the repository and so the state folder.
+    let other = tempfile::tempdir().unwrap();
+    let b = other.path().join("B");
+    r.git(&["worktree", "add", "-q", "-b", "side", b.to_str().unwrap(), "v2"]);
+    let b_head = r.git(&["-C", b.to_str().unwrap(), "rev-parse", "HEAD"]);
+
+    let in_a = Rollback::builder(r.path()).config(Config::default()).build().unwrap();
+    let in_b = Rollback::builder(&b).config(Config::default()).build().unwrap();
+    let opts = RunOptions { level: Some(Level::Fast), target: Some("v1".into()), ..RunOptions::default() };
+    let id = in_a.run(&opts, &AutoConfirm, &Recorder::default()).unwrap().run_id.unwrap();
+    assert_eq!(in_b.runs().unwrap().len(), 1, "the state folder is shared");
+
+    for err in [
+        in_b.undo(&id, &AutoConfirm, &Recorder::default()).unwrap_err(),
+        in_b.resume(&id, &Recorder::default()).unwrap_err(),
+    ] {
+        assert_eq!(err.kind(), rollback_core::ErrorKind::Refused, "{err}");
+        assert!(err.to_string().contains("ran in the main work tree; this is linked work tree `B`"), "{err}");
+        assert!(rollback_core::Error::hint(&err).unwrap().contains("git worktree list"), "{err}");
+    }
+    assert_eq!(r.git(&["-C", b.to_str().unwrap(), "rev-parse", "HEAD"]), b_head, "B untouched");
+    assert_eq!(r.git(&["-C", b.to_str().unwrap(), "rev-parse", "--abbrev-ref", "HEAD"]).trim(), "side");
+    assert_eq!(r.head(), r.git(&["rev-parse", "v1"]), "A still rolled back");
+
+    // From A, where it ran, the undo works.
+    let undo = in_a.undo(&id, &AutoConfirm, &Recorder::default()).unwrap();
+    assert_eq!(undo.status, RunStatus::Succeeded);
+    assert_eq!(r.head(), v3);
+}
