@@ -1,4 +1,5 @@
-//! `undo` keeps what happened after the run: commits made on top of the rolled-back release.
+//! What happens around a run is kept: commits made on top of the rolled-back release (undo),
+//! files written while the run works, and runs undone or resumed only where they ran.
 
 use rollback_core::config::Config;
 use rollback_core::event::Recorder;
@@ -95,4 +96,47 @@ fn a_run_is_undone_and_resumed_only_from_the_work_tree_it_ran_in() {
     let undo = in_a.undo(&id, &AutoConfirm, &Recorder::default()).unwrap();
     assert_eq!(undo.status, RunStatus::Succeeded);
     assert_eq!(r.head(), v3);
+}
+
+/// Appends to a file when a step starts: a process writing a log during the rollback.
+struct Writer {
+    path: std::path::PathBuf,
+    at: &'static str,
+}
+
+impl rollback_core::event::Observer for Writer {
+    fn event(&self, event: &rollback_core::event::Event) {
+        if let rollback_core::event::Event::StepStarted { step, .. } = event
+            && step == self.at
+        {
+            use std::io::Write as _;
+            let mut f = std::fs::OpenOptions::new().append(true).open(&self.path).unwrap();
+            f.write_all(b"written during the rollback\n").unwrap();
+        }
+    }
+}
+
+#[test]
+fn an_untracked_file_written_after_the_snapshot_is_left_in_place_not_deleted() {
+    let r = TestRepo::new();
+    r.three_releases();
+    r.write("logs/app.log", "before\n").write("notes/todo.txt", "t\n");
+    let rb = Rollback::builder(r.path()).config(Config::default()).build().unwrap();
+    let opts = RunOptions { level: Some(Level::Fast), target: Some("v1".into()), ..RunOptions::default() };
+    let writer = Writer { path: r.path().join("logs/app.log"), at: "remove_untracked" };
+    let out = rb.run(&opts, &AutoConfirm, &writer).unwrap();
+    assert_eq!(out.status, RunStatus::Succeeded, "{:?}", out.error);
+    assert_eq!(
+        r.read("logs/app.log"),
+        b"before\nwritten during the rollback\n",
+        "the late bytes are in no backup: kept"
+    );
+    assert!(!r.exists("notes/todo.txt"), "an unchanged untracked file is removed as before");
+    assert!(
+        out.warnings
+            .iter()
+            .any(|w| w.contains("left `logs/app.log` in place") && w.contains("changed after the snapshot")),
+        "{:?}",
+        out.warnings
+    );
 }
