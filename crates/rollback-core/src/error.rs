@@ -167,7 +167,7 @@ impl Error {
                 crate::hint::undo(run_id)
             )),
             Error::Backup(backup::Error::Io(e)) | Error::Io(e) if e.kind() == std::io::ErrorKind::StorageFull => {
-                Some("the disk is full: free space and try again; the work tree was not touched".into())
+                Some("the disk is full: free space, then try again".into())
             }
             _ => None,
         }

@@ -241,9 +241,19 @@ pub fn restore(store: &dyn BackupStore, workdir: &Path, entries: &[ManifestEntry
         entries.iter().filter(|e| !matches!(e.kind, EntryKind::Absent)).map(|e| &e.path).collect();
 
     // 1. Validate every entry against the tree as it is now.
+    let absent_paths: BTreeSet<&RepoPath> =
+        entries.iter().filter(|e| matches!(e.kind, EntryKind::Absent)).map(|e| &e.path).collect();
     let mut skip: BTreeSet<&RepoPath> = BTreeSet::new();
     for e in entries {
         let is_absent = matches!(e.kind, EntryKind::Absent);
+        // A folder where a file or symlink goes must be gone by then: empty, or holding only
+        // paths this restore removes. Found now, before anything changes, not half-way.
+        if !is_absent {
+            let full = e.path.to_fs(workdir);
+            if lstat(&full)?.is_some_and(|m| m.is_dir()) && !emptied_by_restore(workdir, &full, &absent_paths)? {
+                return Err(unsafe_restore(&e.path, "a folder that is not empty is in the way"));
+            }
+        }
         for anc in e.path.ancestors() {
             if !is_absent && written.contains(&anc) {
                 return Err(unsafe_restore(&e.path, format!("its parent `{anc}` is restored as a file or symlink")));
@@ -323,6 +333,25 @@ pub fn restore(store: &dyn BackupStore, workdir: &Path, entries: &[ManifestEntry
 
     crate::backup::store::syncfs(workdir)?;
     Ok(stats)
+}
+
+/// Whether the folder `dir` holds nothing but paths the restore removes (`absent`), so that it
+/// is empty once they are gone.
+fn emptied_by_restore(workdir: &Path, dir: &Path, absent: &BTreeSet<&RepoPath>) -> Result<bool> {
+    let rd = fs::read_dir(dir).at("read folder", dir)?;
+    for entry in rd {
+        let entry = entry.at("read folder", dir)?;
+        let full = entry.path();
+        let is_dir = entry.file_type().at("read metadata of", &full)?.is_dir();
+        if is_dir {
+            if !emptied_by_restore(workdir, &full, absent)? {
+                return Ok(false);
+            }
+        } else if !RepoPath::from_fs(workdir, &full).is_ok_and(|p| absent.contains(&p)) {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 /// Makes `full` ready to be renamed over: parent folders exist; a folder at the path is

@@ -213,3 +213,35 @@ fn leftovers_of_interrupted_writes_are_no_snapshots_and_prune_removes_them() {
     assert!(!store.has_blob(&orphan).unwrap());
     assert_eq!(store.list().unwrap().len(), 1);
 }
+
+/// A folder that is not empty at a file's own path is found before anything is written or
+/// removed; one holding only paths the restore removes is fine.
+#[test]
+fn a_non_empty_folder_in_a_files_way_is_refused_before_any_change() {
+    let (_s, store) = new_store();
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    fs::write(w.join("a.txt"), "now\n").unwrap();
+    fs::write(w.join("gone.txt"), "remove me\n").unwrap();
+    fs::create_dir_all(w.join("z/app.cfg")).unwrap();
+    fs::write(w.join("z/app.cfg/keep.txt"), "someone's file\n").unwrap();
+    let entries = vec![
+        file_entry(&store, "a.txt", b"before\n"),
+        ManifestEntry { path: rp("gone.txt"), origin: Origin::Untracked, kind: EntryKind::Absent },
+        file_entry(&store, "z/app.cfg", b"cfg\n"),
+    ];
+    let err = rollback_core::backup::snapshot::restore(&store, w, &entries).unwrap_err();
+    assert!(matches!(&err, Error::UnsafeRestore { path, .. } if path == "z/app.cfg"), "{err}");
+    assert!(err.to_string().contains("not empty"), "{err}");
+    assert_eq!(fs::read_to_string(w.join("a.txt")).unwrap(), "now\n", "nothing restored before the refusal");
+    assert!(w.join("gone.txt").exists(), "nothing removed before the refusal");
+    assert_eq!(fs::read_to_string(w.join("z/app.cfg/keep.txt")).unwrap(), "someone's file\n");
+
+    // The same folder holding only what the restore removes empties, and the file goes there.
+    let entries = vec![
+        file_entry(&store, "z/app.cfg", b"cfg\n"),
+        ManifestEntry { path: rp("z/app.cfg/keep.txt"), origin: Origin::Untracked, kind: EntryKind::Absent },
+    ];
+    rollback_core::backup::snapshot::restore(&store, w, &entries).unwrap();
+    assert_eq!(fs::read_to_string(w.join("z/app.cfg")).unwrap(), "cfg\n");
+}
