@@ -184,6 +184,8 @@ pub(crate) fn restore(src: &Path, path: &Path, timeout: Duration, database: &str
     let tmp = sibling(path, "restore");
     let result = (|| {
         std::fs::copy(src, &tmp).map_err(|e| snap_err(format!("cannot copy the snapshot `{}`: {e}", src.display())))?;
+        keep_mode_and_owner(path, &tmp)
+            .map_err(|e| snap_err(format!("cannot give the restored file the database's mode and owner: {e}")))?;
         integrity_check(&tmp, timeout, database)?;
         std::fs::File::open(&tmp).and_then(|f| f.sync_all()).map_err(|e| snap_err(format!("fsync: {e}")))?;
         for side in sidecars(path) {
@@ -199,6 +201,26 @@ pub(crate) fn restore(src: &Path, path: &Path, timeout: Duration, database: &str
         let _ = std::fs::remove_file(&tmp);
     }
     result
+}
+
+/// Gives `new` the permission bits and owner of the database file at `path` (an app running
+/// as another user must still open it after a restore); `0644` when there is none yet.
+fn keep_mode_and_owner(path: &Path, new: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    match std::fs::metadata(path) {
+        Ok(m) => {
+            std::fs::set_permissions(new, std::fs::Permissions::from_mode(m.mode() & 0o7777))?;
+            let mine = std::fs::metadata(new)?;
+            if (mine.uid(), mine.gid()) != (m.uid(), m.gid()) {
+                std::os::unix::fs::chown(new, Some(m.uid()), Some(m.gid()))?;
+            }
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::set_permissions(new, std::fs::Permissions::from_mode(0o644))
+        }
+        Err(e) => Err(e),
+    }
 }
 
 fn hex(b: &[u8]) -> String {

@@ -384,3 +384,30 @@ fn a_manual_run_aborted_half_way_blocks_new_runs_until_resumed_and_never_runs_sk
         "{statuses:?}"
     );
 }
+
+/// A restored SQLite file keeps the database file's mode and owner: an app running as another
+/// user must still open it after `undo`.
+#[test]
+fn a_restored_sqlite_file_keeps_its_mode_and_owner() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let d = deploy(Fx::Sql, Engine::Sqlite);
+    let db = d.repo.path().join("app.db");
+    std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o664)).unwrap();
+    // As root (CI), hand the file to another owner, as an app user would own it.
+    let root = std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0);
+    if root {
+        std::os::unix::fs::chown(&db, Some(65534), Some(65534)).unwrap();
+    } else {
+        eprintln!("not root: the owner half of this test is skipped");
+    }
+    let before = std::fs::metadata(&db).unwrap();
+    let rb = engine(&d);
+    let run = rb.run(&full("v1"), &AutoConfirm, &Recorder::default()).unwrap();
+    assert_eq!(run.status, RunStatus::Succeeded, "{:?}", run.error);
+    let undo = rb.undo(run.run_id.as_deref().unwrap(), &AutoConfirm, &Recorder::default()).unwrap();
+    assert_eq!(undo.status, RunStatus::Succeeded, "{:?}", undo.error);
+    assert!(undo.steps.iter().any(|s| s.step == "restore_database" && s.status == "done"), "{:?}", undo.steps);
+    let after = std::fs::metadata(&db).unwrap();
+    assert_eq!(after.mode() & 0o7777, 0o664, "mode kept");
+    assert_eq!((after.uid(), after.gid()), (before.uid(), before.gid()), "owner kept");
+}
