@@ -140,3 +140,26 @@ fn an_untracked_file_written_after_the_snapshot_is_left_in_place_not_deleted() {
         out.warnings
     );
 }
+
+/// A release marked bad after a rollback stays marked bad when the rollback is undone: undo
+/// keeps the registry as it is, it does not put back the file from before the run.
+#[test]
+fn a_mark_made_after_the_run_survives_its_undo() {
+    let r = TestRepo::new();
+    r.three_releases();
+    let rb = Rollback::builder(r.path()).config(Config::default()).build().unwrap();
+    rb.mark_good("v1", Some("24h uptime")).unwrap();
+    let opts = RunOptions { level: Some(Level::Fast), target: Some("v1".into()), ..RunOptions::default() };
+    let id = rb.run(&opts, &AutoConfirm, &Recorder::default()).unwrap().run_id.unwrap();
+
+    // Production on v1; the operator (or `watch`) marks v3 bad.
+    rb.mark_bad("v3", Some("500s on /login")).unwrap();
+    let undo = rb.undo(&id, &AutoConfirm, &Recorder::default()).unwrap();
+    assert_eq!(undo.status, RunStatus::Succeeded, "{:?}", undo.error);
+
+    let reg = rb.registry().unwrap();
+    let v3 = r.git(&["rev-parse", "v3"]);
+    let v3_entry = reg.commits.iter().find(|e| e.hash == v3.trim()).expect("v3 still listed");
+    assert!(v3_entry.known_bad, "the bad mark survived the undo: {v3_entry:?}");
+    assert!(reg.commits.iter().any(|e| e.verified && e.notes == "24h uptime"), "older marks too");
+}

@@ -33,7 +33,7 @@ impl Rollback {
             Step::Reset { target, branch, changes, .. } => self.step_reset(ctx, ex, target, branch.as_deref(), changes),
             Step::RemoveUntracked { recompute, .. } => self.step_remove_untracked(ctx, ex, *recompute),
             Step::ClearCaches { .. } => self.step_clear_caches(ctx, ex),
-            Step::RestoreFiles { snapshot, .. } => self.step_restore_files(ctx, snapshot),
+            Step::RestoreFiles { snapshot, .. } => self.step_restore_files(ctx, ex, snapshot),
             Step::RestoreIndex { snapshot } => self.step_restore_index(ctx, snapshot),
             Step::DbSnapshot { .. } => self.step_db_snapshot(ctx, ex),
             Step::Downgrade { to, from, .. } => self.step_downgrade(ctx, ex, from, to),

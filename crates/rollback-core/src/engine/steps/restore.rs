@@ -2,17 +2,26 @@
 
 use crate::backup::{self, SnapshotId};
 use crate::detail::StepDetail;
-use crate::engine::{Ctx, Rollback};
+use crate::engine::{Ctx, Exec, Rollback};
 use crate::error::{Error, Result};
 use crate::event::LogLevel;
 use crate::fsutil;
 
 impl Rollback {
-    pub(crate) fn step_restore_files(&self, ctx: &mut Ctx<'_>, snapshot: &SnapshotId) -> Result<StepDetail> {
+    pub(crate) fn step_restore_files(
+        &self,
+        ctx: &mut Ctx<'_>,
+        ex: &mut Exec<'_>,
+        snapshot: &SnapshotId,
+    ) -> Result<StepDetail> {
         ctx.log(LogLevel::Info, format!("Restoring files from backup {snapshot}..."));
         let store = self.store()?;
         let m = store.manifest(snapshot)?;
         let stats = backup::snapshot::restore(store.as_ref(), self.workdir(), &m.entries)?;
+        // The registry and the config as they are now, not as they were before the run: a
+        // `known-good bad` mark made since (by an operator or `watch`) must survive the undo.
+        let own = self.own_manifest(ex)?;
+        self.keep_tool_files(ctx, &own)?;
         Ok(StepDetail::RestoreFiles(stats))
     }
 
