@@ -43,13 +43,29 @@ impl Rollback {
                 )),
             ));
         }
-        if a.target.commit.id == a.head.commit && a.dirty.is_clean() {
+        let at_head = a.target.commit.id == a.head.commit;
+        let schema_moves = a.database.as_ref().is_some_and(|d| d.needs_downgrade);
+        let env_moves = a.env.as_ref().is_some_and(|e| e.target_record.is_some() && !e.diffs.is_empty());
+        if at_head && a.dirty.is_clean() {
             out.push(Error::refused(
                 format!(
                     "nothing to roll back: HEAD is already at {} and the tree is clean",
                     a.target.commit.id.short()
                 ),
                 None,
+            ));
+        } else if at_head && level != Level::Fast && !schema_moves && !env_moves {
+            // A full rollback to HEAD would snapshot, "reset" to the same commit and restart
+            // the services: nothing a full rollback is for.
+            out.push(Error::refused(
+                format!(
+                    "nothing to roll back: HEAD is already at {}, the database is at its revision and the env is as recorded",
+                    a.target.commit.id.short()
+                ),
+                Some(format!(
+                    "to discard the uncommitted changes only (they are snapshotted first), use {}",
+                    hint::arg(Arg::Fast)
+                )),
             ));
         } else if !a.target_is_ancestor && !opts.allow_non_ancestor {
             out.push(Error::refused(

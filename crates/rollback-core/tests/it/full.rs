@@ -414,3 +414,18 @@ fn a_restored_sqlite_file_keeps_its_mode_and_owner() {
     assert_eq!(after.mode() & 0o7777, 0o664, "mode kept");
     assert_eq!((after.uid(), after.gid()), (before.uid(), before.gid()), "owner kept");
 }
+
+/// `--full --target HEAD` with the database at HEAD's revision and no recorded env to put back
+/// has nothing to do: refused, nothing written (it used to snapshot, "reset" and restart).
+#[test]
+fn a_full_rollback_to_head_with_nothing_to_move_is_refused() {
+    let d = deploy(Fx::Sql, Engine::Sqlite);
+    let rb = engine(&d);
+    let before = state(&d, &rb);
+    let err = rb.run(&full("HEAD"), &AutoConfirm, &Recorder::default()).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Refused, "{err}");
+    assert!(err.to_string().starts_with("nothing to roll back: HEAD is already at"), "{err}");
+    assert!(rollback_core::Error::hint(&err).unwrap().contains("--fast"), "{err}");
+    assert_eq!(state(&d, &rb), before);
+    assert!(rb.runs().unwrap().is_empty(), "no run was started");
+}
