@@ -59,8 +59,18 @@ pub async fn assess(migrator: &dyn DbMigrator, vcs: &dyn VcsBackend, target: &Co
 
     let (reachable, current) = match migrator.database().ping().await {
         Ok(_) => (true, migrator.current().await?),
-        // A SQLite file that does not exist yet is a database with nothing applied.
-        Err(_) if !migrator.database().exists() => (true, Vec::new()),
+        // A SQLite file that does not exist is a wrong path far more often than a database
+        // never created: a rollback must not plan "base" from it.
+        Err(_) if !migrator.database().exists() => {
+            risks.push(risk(
+                RiskCode::DbUnreachable,
+                Severity::High,
+                format!(
+                    "the SQLite database {database} does not exist: the configured path is wrong, or the database was never created"
+                ),
+            ));
+            (false, Vec::new())
+        }
         Err(e) => {
             risks.push(risk(
                 RiskCode::DbUnreachable,

@@ -256,6 +256,14 @@ impl Rollback {
         let a = self.assess(target)?;
         let level = Self::resolve_level(&a, level);
         self.require_database(&a, level)?;
+        // A plan to downgrade a database that cannot be reached (or a SQLite file that is not
+        // there) would show a path from a revision nobody read: say why instead.
+        if level != Level::Fast
+            && a.database.as_ref().is_some_and(|d| !d.reachable)
+            && let Some(e) = self.database_refusals(&a, &RunOptions::default()).into_iter().next()
+        {
+            return Err(e);
+        }
         let mut plan = planner::rollback_plan(self.vcs.as_ref(), &self.config, &self.check_names(), &a, level);
         self.plan_promotion(&mut plan)?;
         self.fill_previews(&mut plan);

@@ -429,3 +429,30 @@ fn a_full_rollback_to_head_with_nothing_to_move_is_refused() {
     assert_eq!(state(&d, &rb), before);
     assert!(rb.runs().unwrap().is_empty(), "no run was started");
 }
+
+/// A SQLite path with no file is a wrong path, not a database at "base": `assess` says so
+/// naming the path, `plan` and `run` at the full level refuse, a fast rollback still works.
+#[test]
+fn a_missing_sqlite_file_is_named_not_read_as_base() {
+    let repo = TestRepo::new();
+    let fx = MigrationFixture::new(&repo, Fx::Sql);
+    let text = format!(
+        "[database]\nkind = \"{}\"\nurl = \"sqlite:///data/typo.db\"\nmigrations_dir = \"{SQL_DIR}\"\n",
+        fx.kind_name()
+    );
+    let config = Config::parse(&text, Some(Path::new("/outside/forge-rollback.toml"))).unwrap();
+    let rb = Rollback::with_backend(vcs::open(BackendKind::GitCli, repo.path()).unwrap(), config).unwrap();
+    let a = rb.assess(Some("v1")).unwrap();
+    let risk = a.risks.iter().find(|r| r.code == "db_unreachable").expect("a db_unreachable risk");
+    assert!(risk.message.contains("data/typo.db") && risk.message.contains("does not exist"), "{}", risk.message);
+    for err in [
+        rb.plan(Some(Level::Full), Some("v1")).unwrap_err(),
+        rb.run(&full("v1"), &AutoConfirm, &Recorder::default()).unwrap_err(),
+    ] {
+        assert_eq!(err.kind(), ErrorKind::Refused, "{err}");
+        assert!(err.to_string().contains("data/typo.db"), "{err}");
+    }
+    assert!(!repo.exists("data/typo.db"), "nothing created the file");
+    let fast = RunOptions { level: Some(Level::Fast), target: Some("v1".into()), ..RunOptions::default() };
+    assert_eq!(rb.run(&fast, &AutoConfirm, &Recorder::default()).unwrap().status, RunStatus::Succeeded);
+}
