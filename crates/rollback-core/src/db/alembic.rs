@@ -93,10 +93,19 @@ impl AlembicMigrator {
         if let Some(var) = self.url_env.as_deref().filter(|v| *v != URL_ENV) {
             env.push((var, url.expose()));
         }
-        let ini = self.alembic_ini.as_os_str();
-        let mut argv: Vec<&std::ffi::OsStr> = vec!["-m".as_ref(), "alembic".as_ref(), "-c".as_ref(), ini];
+        // Alembic runs in the folder of its `alembic.ini`, as its users run it: a stock
+        // `env.py` reads `sqlalchemy.url = sqlite:///app.db` relative to there.
+        let ini = self.workdir.join(&self.alembic_ini);
+        let run_in = ini.parent().unwrap_or(&self.workdir);
+        let mut argv: Vec<&std::ffi::OsStr> = vec!["-m".as_ref(), "alembic".as_ref(), "-c".as_ref(), ini.as_os_str()];
         argv.extend(args.iter().map(std::ffi::OsStr::new));
-        let cmd = process::command(&self.python, argv, Some(&self.workdir), &env);
+        // A relative interpreter path (`.venv/bin/python`) is the work tree's.
+        let python = if self.python.contains('/') && !Path::new(&self.python).is_absolute() {
+            self.workdir.join(&self.python).to_string_lossy().into_owned()
+        } else {
+            self.python.clone()
+        };
+        let cmd = process::command(&python, argv, Some(run_in), &env);
         let out = process::output(&self.python, cmd, self.db.timeout())
             .await
             .map_err(|e| self.db.url().redact_in(&e.to_string()))?;
