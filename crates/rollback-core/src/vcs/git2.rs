@@ -9,7 +9,9 @@
 //!   as git does (not staged, added in the work tree), not as a staged addition;
 //! - `reset_hard` is libgit2's `git_reset` done step by step, so that the reflog gets our
 //!   message. The reflog entry is exactly `message`, where the command line's `git reset`
-//!   writes `message: updating HEAD`.
+//!   writes `message: updating HEAD`;
+//! - open: libgit2's `discover` forgets where the `.git` file was, and takes the git folder's
+//!   parent for the work tree (wrong for `git init --separate-git-dir`); `open_ext` keeps it.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::ffi::OsStr;
@@ -18,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use git2::{
-    Delta, DiffOptions, ErrorCode, ObjectType, Oid, Repository, Sort, Status, StatusOptions, Tree,
+    Delta, DiffOptions, ErrorCode, ObjectType, Oid, Repository, RepositoryOpenFlags, Sort, Status, StatusOptions, Tree,
     build::CheckoutBuilder,
 };
 
@@ -176,9 +178,11 @@ fn walk_ignored(
 }
 
 impl Git2Backend {
-    /// Opens the repository containing `dir`.
+    /// Opens the repository containing `dir`. The work tree is the folder holding the `.git`
+    /// folder or file (`git init --separate-git-dir`, submodules and linked worktrees have a
+    /// `.git` file), or `core.worktree`.
     pub fn open(dir: &Path) -> Result<Self> {
-        let repo = Repository::discover(dir)
+        let repo = Repository::open_ext(dir, RepositoryOpenFlags::CROSS_FS, std::iter::empty::<&OsStr>())
             .map_err(|e| Error::NotARepository { path: dir.to_path_buf(), source: Some(Box::new(e)) })?;
         if repo.is_bare() {
             return Err(Error::BareRepository { path: repo.path().to_path_buf() });

@@ -46,6 +46,8 @@ conformance!(
     open_bare_repository,
     open_discovers_from_subfolder,
     open_linked_worktree,
+    open_separate_git_dir,
+    open_submodule,
     unborn_branch,
     head_on_branch_and_detached,
     resolve_revisions,

@@ -22,6 +22,7 @@
 
 mod history;
 mod reset;
+mod shapes;
 mod status;
 
 use std::ffi::OsStr;
@@ -31,6 +32,7 @@ use std::process::Command;
 
 pub use self::history::*;
 pub use self::reset::*;
+pub use self::shapes::*;
 pub use self::status::*;
 use super::Case;
 use super::repo::{TestRepo, clean_git_env};
@@ -47,6 +49,8 @@ pub const CASES: &[Case<Open>] = &[
     Case { name: "open_bare_repository", run: open_bare_repository },
     Case { name: "open_discovers_from_subfolder", run: open_discovers_from_subfolder },
     Case { name: "open_linked_worktree", run: open_linked_worktree },
+    Case { name: "open_separate_git_dir", run: open_separate_git_dir },
+    Case { name: "open_submodule", run: open_submodule },
     Case { name: "unborn_branch", run: unborn_branch },
     Case { name: "head_on_branch_and_detached", run: head_on_branch_and_detached },
     Case { name: "resolve_revisions", run: resolve_revisions },
