@@ -66,12 +66,14 @@ pub const CASES: &[Case<Open>] = &[
     Case { name: "status_odd_names", run: status_odd_names },
     Case { name: "status_conflict", run: status_conflict },
     Case { name: "status_clean_and_unborn", run: status_clean_and_unborn },
+    Case { name: "status_shows_flagged_changes", run: status_shows_flagged_changes },
     Case { name: "staged_blobs_lists_index_changes", run: staged_blobs_lists_index_changes },
     Case { name: "staged_blobs_on_unborn_branch", run: staged_blobs_on_unborn_branch },
     Case { name: "write_blob_and_has_object", run: write_blob_and_has_object },
     Case { name: "reset_hard_moves_branch_index_and_tree", run: reset_hard_moves_branch_index_and_tree },
     Case { name: "reset_hard_forward_and_detached", run: reset_hard_forward_and_detached },
     Case { name: "reset_hard_during_a_conflicted_merge", run: reset_hard_during_a_conflicted_merge },
+    Case { name: "reset_hard_over_flagged_entries", run: reset_hard_over_flagged_entries },
     Case { name: "checkout_branch_at_from_other_branch", run: checkout_branch_at_from_other_branch },
     Case { name: "checkout_branch_at_current_branch", run: checkout_branch_at_current_branch },
     Case { name: "refs_set_read_delete", run: refs_set_read_delete },
@@ -99,15 +101,15 @@ fn cid(hex: &str) -> CommitId {
 }
 
 fn tracked(path: impl AsRef<[u8]>, staged: Option<ChangeKind>, unstaged: Option<ChangeKind>) -> StatusEntry {
-    StatusEntry { path: rp(path), kind: StatusKind::Tracked { staged, unstaged } }
+    StatusEntry::new(rp(path), StatusKind::Tracked { staged, unstaged })
 }
 
 fn untracked(path: impl AsRef<[u8]>) -> StatusEntry {
-    StatusEntry { path: rp(path), kind: StatusKind::Untracked }
+    StatusEntry::new(rp(path), StatusKind::Untracked)
 }
 
 fn ignored(path: impl AsRef<[u8]>) -> StatusEntry {
-    StatusEntry { path: rp(path), kind: StatusKind::Ignored }
+    StatusEntry::new(rp(path), StatusKind::Ignored)
 }
 
 fn change(path: impl AsRef<[u8]>, kind: ChangeKind) -> Change {
