@@ -14,5 +14,6 @@ mod reliability;
 mod roundtrip;
 mod secrets;
 mod services;
+mod shapes;
 mod snapshots;
 mod watch;

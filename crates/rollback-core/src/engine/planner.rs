@@ -186,7 +186,13 @@ pub fn rollback_plan(vcs: &dyn VcsBackend, config: &Config, checks: &[String], a
     if full && let Some(env) = &a.env {
         capture = with_env_files(capture, &env.files);
     }
-    let Split { clear_way, discards, rest } = split(&capture, &changes);
+    let Split { clear_way, mut discards, rest } = split(&capture, &changes);
+    // Flagged files git's status hides (assume-unchanged, skip-worktree) keep their local
+    // version when the target does not change them (the reset step puts it back): captured,
+    // not discarded.
+    let changed: BTreeSet<&RepoPath> = changes.iter().map(|c| &c.path).collect();
+    let hidden: BTreeSet<&RepoPath> = a.status.iter().filter(|e| e.hidden_by.is_some()).map(|e| &e.path).collect();
+    discards.retain(|p| changed.contains(p) || !hidden.contains(p));
     let keep: Vec<RepoPath> = [config.registry_path(workdir)]
         .into_iter()
         .chain(config.source.clone())

@@ -6,6 +6,7 @@
 //! `GIT_LITERAL_PATHSPECS=1` are set. Output is always read in a `-z` format, so paths are raw
 //! bytes and never quoted.
 
+use std::collections::{HashMap, HashSet};
 use std::ffi::{OsStr, OsString};
 use std::io::{Read, Write};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
@@ -14,7 +15,8 @@ use std::process::{Command, Output, Stdio};
 
 use super::git2::{check_full_ref, sort_status};
 use super::{
-    Change, ChangeKind, CommitId, CommitInfo, Error, Head, Result, StagedBlob, StatusEntry, StatusKind, VcsBackend,
+    Change, ChangeKind, CommitId, CommitInfo, Error, FlaggedEntry, Head, IndexFlag, Result, StagedBlob, StatusEntry,
+    StatusKind, VcsBackend,
 };
 use crate::fsutil::IoContext;
 use crate::paths::RepoPath;
@@ -34,7 +36,7 @@ struct Git<'a> {
     dir: &'a Path,
     args: Vec<OsString>,
     stdin: Option<&'a [u8]>,
-    env: Vec<(&'static str, &'a str)>,
+    env: Vec<(&'static str, OsString)>,
 }
 
 impl<'a> Git<'a> {
@@ -57,8 +59,8 @@ impl<'a> Git<'a> {
         self
     }
 
-    fn env(mut self, key: &'static str, value: &'a str) -> Self {
-        self.env.push((key, value));
+    fn env(mut self, key: &'static str, value: impl AsRef<OsStr>) -> Self {
+        self.env.push((key, value.as_ref().to_owned()));
         self
     }
 
@@ -77,7 +79,7 @@ impl<'a> Git<'a> {
         cmd.env("GIT_TERMINAL_PROMPT", "0")
             .env("LC_ALL", "C")
             .env("GIT_LITERAL_PATHSPECS", "1")
-            .envs(self.env.iter().copied())
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .arg("-C")
             .arg(self.dir)
             .args(["-c", "core.quotepath=off"])
@@ -198,6 +200,78 @@ fn split_entry<'o>(command: &str, rec: &'o [u8]) -> Result<RawEntry<'o>> {
     Ok((mode, second, third, path))
 }
 
+/// Parses `git status --porcelain=v2 -z` output (renames off), sorted.
+fn parse_status(out: &[u8]) -> Result<Vec<StatusEntry>> {
+    let bad = |rec: &[u8]| parse_err("status", format!("bad record `{}`", String::from_utf8_lossy(rec)));
+    let mut entries = Vec::new();
+    let mut recs = records(out);
+    while let Some(rec) = recs.next() {
+        let (tag, body) = (rec.first().copied(), rec.get(2..).unwrap_or_default());
+        let (path, kind) = match tag {
+            Some(b'1' | b'2' | b'u') => {
+                let fields = match tag {
+                    Some(b'1') => 7,
+                    Some(b'2') => 8,
+                    _ => 9,
+                };
+                let mut parts = body.splitn(fields + 1, |b| *b == b' ');
+                let xy = parts.next().filter(|xy| xy.len() == 2).ok_or_else(|| bad(rec))?;
+                let path = parts.nth(fields - 1).ok_or_else(|| bad(rec))?;
+                if tag == Some(b'2') {
+                    recs.next(); // the original path of a rename or copy
+                }
+                let kind = if tag == Some(b'u') {
+                    StatusKind::Tracked { staged: None, unstaged: Some(ChangeKind::Modified) }
+                } else {
+                    StatusKind::Tracked { staged: change_kind(xy[0]), unstaged: change_kind(xy[1]) }
+                };
+                (path, kind)
+            }
+            Some(b'?') => (body, StatusKind::Untracked),
+            Some(b'!') => (body, StatusKind::Ignored),
+            Some(b'#') => continue,
+            _ => return Err(bad(rec)),
+        };
+        let path = path.strip_suffix(b"/").unwrap_or(path);
+        if !matches!(kind, StatusKind::Tracked { .. }) && super::names_git_dir(path) {
+            continue;
+        }
+        entries.push(StatusEntry::new(parse_path("status", path)?, kind));
+    }
+    sort_status(&mut entries);
+    Ok(entries)
+}
+
+/// A flagged index entry with the mode and object id the index records.
+struct Flagged {
+    entry: FlaggedEntry,
+    mode: u32,
+    oid: Vec<u8>,
+}
+
+/// A copy of the index under the git folder, removed when dropped (with git's lock file).
+struct TempIndex(PathBuf);
+
+impl TempIndex {
+    /// Copies `index` into `dir` under a name no other call uses.
+    fn copy(index: &Path, dir: &Path) -> Result<Self> {
+        static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let temp = Self(dir.join(format!("forge-rollback-flags-{}-{n}.index", std::process::id())));
+        std::fs::copy(index, &temp.0).at("copy", index)?;
+        Ok(temp)
+    }
+}
+
+impl Drop for TempIndex {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+        let mut lock = self.0.clone().into_os_string();
+        lock.push(".lock");
+        let _ = std::fs::remove_file(lock);
+    }
+}
+
 impl GitCliBackend {
     /// Opens the repository containing `dir`.
     pub fn open(dir: &Path) -> Result<Self> {
@@ -280,7 +354,107 @@ impl GitCliBackend {
         Ok(blobs)
     }
 
+    /// The flagged index entries, each compared with its work-tree file as git would without
+    /// the flag: in a copy of the index with the flags cleared, `git status` (which refreshes
+    /// stat data and applies the clean filters). Absent skip-worktree files (sparse checkout)
+    /// are not compared.
+    fn flagged_entries(&self) -> Result<Vec<Flagged>> {
+        let out = self.git().args(["ls-files", "-z", "-v", "-s"]).run()?;
+        let mut found = Vec::new();
+        for rec in records(&out) {
+            let bad = || parse_err("ls-files", format!("bad record `{}`", String::from_utf8_lossy(rec)));
+            let (tag, rest) = (rec.first().copied().ok_or_else(bad)?, rec.get(2..).ok_or_else(bad)?);
+            let flag = match tag {
+                b'S' | b's' => IndexFlag::SkipWorktree,
+                b'a'..=b'z' => IndexFlag::AssumeUnchanged,
+                _ => continue,
+            };
+            let (mode, oid, stage, path) = split_entry("ls-files", rest)?;
+            if stage != b"0" || mode == 0o160_000 {
+                continue;
+            }
+            let entry = FlaggedEntry { path: parse_path("ls-files", path)?, flag, changed: None };
+            found.push(Flagged { entry, mode, oid: oid.to_vec() });
+        }
+        // An absent skip-worktree file is the normal state of a sparse checkout.
+        let compare: HashSet<RepoPath> = found
+            .iter()
+            .filter(|f| {
+                f.entry.flag == IndexFlag::AssumeUnchanged
+                    || std::fs::symlink_metadata(f.entry.path.to_fs(&self.workdir)).is_ok()
+            })
+            .map(|f| f.entry.path.clone())
+            .collect();
+        if compare.is_empty() {
+            return Ok(found);
+        }
+        let temp = TempIndex::copy(&self.index_path(), &self.worktree_git_dir)?;
+        let compared: Vec<&Flagged> = found.iter().filter(|f| compare.contains(&f.entry.path)).collect();
+        self.clear_flags(&compared, Some(&temp.0))?;
+        let out = self
+            .git()
+            .args(["--no-optional-locks", "status", "--porcelain=v2", "-z", "--untracked-files=no", "--ignored=no"])
+            .args(["--no-renames", "--ignore-submodules=all"])
+            .env("GIT_INDEX_FILE", &temp.0)
+            .run()?;
+        drop(temp);
+        let unstaged: HashMap<RepoPath, ChangeKind> = parse_status(&out)?
+            .into_iter()
+            .filter_map(|e| match e.kind {
+                StatusKind::Tracked { unstaged: Some(kind), .. } if compare.contains(&e.path) => Some((e.path, kind)),
+                _ => None,
+            })
+            .collect();
+        for f in &mut found {
+            f.entry.changed = unstaged.get(&f.entry.path).copied();
+        }
+        Ok(found)
+    }
+
+    /// Clears the flags of `entries` in the index, or in the index file `index`.
+    fn clear_flags(&self, entries: &[&Flagged], index: Option<&Path>) -> Result<()> {
+        for (flag, option) in
+            [(IndexFlag::AssumeUnchanged, "--no-assume-unchanged"), (IndexFlag::SkipWorktree, "--no-skip-worktree")]
+        {
+            let paths: Vec<u8> = entries
+                .iter()
+                .filter(|f| f.entry.flag == flag)
+                .flat_map(|f| f.entry.path.as_bytes().iter().copied().chain([0]))
+                .collect();
+            if paths.is_empty() {
+                continue;
+            }
+            let mut git = self.git().args(["update-index", "-z", option, "--stdin"]).stdin(&paths);
+            if let Some(index) = index {
+                git = git.env("GIT_INDEX_FILE", index);
+            }
+            git.run()?;
+        }
+        Ok(())
+    }
+
+    /// `git reset --hard`, after clearing the flags of changed flagged entries that `commit`
+    /// changes (git would refuse: "Entry '...' not uptodate"; a rollback has their content in
+    /// its snapshot). Entries `commit` has unchanged keep their flag, as git does.
     fn reset(&self, commit: &CommitId, message: &str) -> Result<()> {
+        let changed: Vec<Flagged> = self.flagged_entries()?.into_iter().filter(|f| f.entry.changed.is_some()).collect();
+        if !changed.is_empty() {
+            let out = self
+                .git()
+                .args(["ls-tree", "-z", "--full-tree", "--end-of-options", commit.as_str()])
+                .args(changed.iter().map(|f| OsStr::from_bytes(f.entry.path.as_bytes())))
+                .run()?;
+            let mut at_target = HashMap::new();
+            for rec in records(&out) {
+                let (mode, _, oid, path) = split_entry("ls-tree", rec)?;
+                at_target.insert(path, (mode, oid));
+            }
+            let differ: Vec<&Flagged> = changed
+                .iter()
+                .filter(|f| at_target.get(f.entry.path.as_bytes()) != Some(&(f.mode, &f.oid[..])))
+                .collect();
+            self.clear_flags(&differ, None)?;
+        }
         self.git()
             .args(["reset", "-q", "--hard", "--end-of-options", commit.as_str()])
             .env("GIT_REFLOG_ACTION", message)
@@ -399,44 +573,14 @@ impl VcsBackend for GitCliBackend {
             .args(["--no-optional-locks", "status", "--porcelain=v2", "-z", "--untracked-files=all", "--no-renames"])
             .arg(ignored)
             .run()?;
-        let bad = |rec: &[u8]| parse_err("status", format!("bad record `{}`", String::from_utf8_lossy(rec)));
-        let mut entries = Vec::new();
-        let mut recs = records(&out);
-        while let Some(rec) = recs.next() {
-            let (tag, body) = (rec.first().copied(), rec.get(2..).unwrap_or_default());
-            let (path, kind) = match tag {
-                Some(b'1' | b'2' | b'u') => {
-                    let fields = match tag {
-                        Some(b'1') => 7,
-                        Some(b'2') => 8,
-                        _ => 9,
-                    };
-                    let mut parts = body.splitn(fields + 1, |b| *b == b' ');
-                    let xy = parts.next().filter(|xy| xy.len() == 2).ok_or_else(|| bad(rec))?;
-                    let path = parts.nth(fields - 1).ok_or_else(|| bad(rec))?;
-                    if tag == Some(b'2') {
-                        recs.next(); // the original path of a rename or copy
-                    }
-                    let kind = if tag == Some(b'u') {
-                        StatusKind::Tracked { staged: None, unstaged: Some(ChangeKind::Modified) }
-                    } else {
-                        StatusKind::Tracked { staged: change_kind(xy[0]), unstaged: change_kind(xy[1]) }
-                    };
-                    (path, kind)
-                }
-                Some(b'?') => (body, StatusKind::Untracked),
-                Some(b'!') => (body, StatusKind::Ignored),
-                Some(b'#') => continue,
-                _ => return Err(bad(rec)),
-            };
-            let path = path.strip_suffix(b"/").unwrap_or(path);
-            if !matches!(kind, StatusKind::Tracked { .. }) && super::names_git_dir(path) {
-                continue;
-            }
-            entries.push(StatusEntry { path: parse_path("status", path)?, kind });
-        }
-        sort_status(&mut entries);
+        let mut entries = parse_status(&out)?;
+        let flagged: Vec<FlaggedEntry> = self.flagged_entries()?.into_iter().map(|f| f.entry).collect();
+        super::add_hidden_changes(&mut entries, &flagged);
         Ok(entries)
+    }
+
+    fn flagged(&self) -> Result<Vec<FlaggedEntry>> {
+        Ok(self.flagged_entries()?.into_iter().map(|f| f.entry).collect())
     }
 
     fn tracked_paths(&self, commit: &CommitId) -> Result<Vec<RepoPath>> {

@@ -9,7 +9,12 @@
 //!   as git does (not staged, added in the work tree), not as a staged addition;
 //! - `reset_hard` is libgit2's `git_reset` done step by step, so that the reflog gets our
 //!   message. The reflog entry is exactly `message`, where the command line's `git reset`
-//!   writes `message: updating HEAD`.
+//!   writes `message: updating HEAD`. libgit2's checkout knows nothing of assume-unchanged and
+//!   skip-worktree flags: we put back the flags git keeps and the changed skip-worktree files
+//!   git leaves alone. It has no sparse checkout either: files a sparse checkout leaves out of
+//!   the work tree are written by a reset (git leaves them out);
+//! - open: libgit2's `discover` forgets where the `.git` file was, and takes the git folder's
+//!   parent for the work tree (wrong for `git init --separate-git-dir`); `open_ext` keeps it.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::ffi::OsStr;
@@ -18,12 +23,13 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use git2::{
-    Delta, DiffOptions, ErrorCode, ObjectType, Oid, Repository, Sort, Status, StatusOptions, Tree,
-    build::CheckoutBuilder,
+    Delta, DiffOptions, ErrorCode, IndexEntry, ObjectType, Oid, Repository, RepositoryOpenFlags, Sort, Status,
+    StatusOptions, Tree, build::CheckoutBuilder,
 };
 
 use super::{
-    Change, ChangeKind, CommitId, CommitInfo, Error, Head, Result, StagedBlob, StatusEntry, StatusKind, VcsBackend,
+    Change, ChangeKind, CommitId, CommitInfo, Error, FlaggedEntry, Head, IndexFlag, Result, StagedBlob, StatusEntry,
+    StatusKind, VcsBackend,
 };
 use crate::fsutil::IoContext;
 use crate::paths::RepoPath;
@@ -33,6 +39,12 @@ const MODE_GITLINK: u32 = 0o160_000;
 
 /// `GIT_INDEX_ENTRY_INTENT_TO_ADD`: a `git add -N` entry, not staged content.
 const INTENT_TO_ADD: u16 = 1 << 13;
+
+/// `GIT_INDEX_ENTRY_VALID` (in `flags`): assume-unchanged.
+const ASSUME_UNCHANGED: u16 = 0x8000;
+
+/// `GIT_INDEX_ENTRY_SKIP_WORKTREE` (in `flags_extended`).
+const SKIP_WORKTREE: u16 = 1 << 14;
 
 /// `set_ref` and `delete_ref` take full names under `refs/` only: never `HEAD` or a short
 /// branch name by mistake.
@@ -164,21 +176,143 @@ fn walk_ignored(
         }
         let is_dir = entry.file_type().at("read type of", &entry.path())?.is_dir();
         if !is_dir {
-            out.push(StatusEntry { path: repo_path(&rel)?, kind: StatusKind::Ignored });
+            out.push(StatusEntry::new(repo_path(&rel)?, StatusKind::Ignored));
         } else if dirs.contains(&rel) {
             walk_ignored(workdir, &rel, tracked, dirs, out)?;
         } else {
             // Even when empty, as git does.
-            out.push(StatusEntry { path: repo_path(&rel)?, kind: StatusKind::Ignored });
+            out.push(StatusEntry::new(repo_path(&rel)?, StatusKind::Ignored));
         }
     }
     Ok(())
 }
 
+/// The flag of a stage-0, non-submodule index entry, if any.
+fn index_flag(e: &IndexEntry) -> Option<IndexFlag> {
+    if (e.flags >> 12) & 0x3 != 0 || e.mode == MODE_GITLINK {
+        None
+    } else if e.flags_extended & SKIP_WORKTREE != 0 {
+        Some(IndexFlag::SkipWorktree)
+    } else if e.flags & ASSUME_UNCHANGED != 0 {
+        Some(IndexFlag::AssumeUnchanged)
+    } else {
+        None
+    }
+}
+
+/// The flagged entries of the index with the object id and mode the index records, sorted by
+/// path. Each is compared with its file the way git would without the flag: the entry, flag
+/// cleared, in an in-memory index diffed against the work tree (stat data first, then the
+/// content through the clean filters, the executable bit, the file type). An absent
+/// skip-worktree file (sparse checkout) is not compared.
+fn flagged_locked(repo: &Repository, workdir: &Path) -> Result<Vec<(FlaggedEntry, Oid, u32)>> {
+    let index = fresh_index(repo)?;
+    let found: Vec<(IndexEntry, IndexFlag)> = index.iter().filter_map(|e| index_flag(&e).map(|f| (e, f))).collect();
+    if found.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut probe = git2::Index::new().map_err(git2_err("create an index in memory"))?;
+    let mut opts = DiffOptions::new();
+    opts.include_typechange(true).disable_pathspec_match(true).ignore_submodules(true);
+    let mut out = Vec::with_capacity(found.len());
+    for (mut e, flag) in found {
+        let path = repo_path(&e.path)?;
+        out.push((FlaggedEntry { path: path.clone(), flag, changed: None }, e.id, e.mode));
+        if flag == IndexFlag::SkipWorktree && std::fs::symlink_metadata(path.to_fs(workdir)).is_err() {
+            continue;
+        }
+        e.flags &= !ASSUME_UNCHANGED;
+        e.flags_extended &= !SKIP_WORKTREE;
+        probe.add(&e).map_err(git2_err("copy an index entry"))?;
+        opts.pathspec(OsStr::from_bytes(&e.path));
+    }
+    if probe.is_empty() {
+        return Ok(out);
+    }
+    let diff = repo
+        .diff_index_to_workdir(Some(&probe), Some(&mut opts))
+        .map_err(git2_err("compare flagged entries with the work tree"))?;
+    let mut changed = HashMap::new();
+    for delta in diff.deltas() {
+        if let (Some(kind), Some(path)) = (delta_kind(delta.status()), delta.old_file().path_bytes()) {
+            changed.insert(path.to_vec(), kind);
+        }
+    }
+    for (f, _, _) in &mut out {
+        f.changed = changed.get(f.path.as_bytes()).copied();
+    }
+    out.sort_by(|a, b| a.0.path.cmp(&b.0.path));
+    Ok(out)
+}
+
+/// A work-tree file kept as it is through a checkout.
+enum KeptFile {
+    File { path: PathBuf, content: Vec<u8>, mode: u32 },
+    Symlink { path: PathBuf, target: PathBuf },
+}
+
+impl KeptFile {
+    fn read(path: PathBuf) -> Result<Option<Self>> {
+        let Ok(meta) = std::fs::symlink_metadata(&path) else { return Ok(None) };
+        Ok(if meta.file_type().is_symlink() {
+            let target = std::fs::read_link(&path).at("read symlink", &path)?;
+            Some(Self::Symlink { path, target })
+        } else if meta.is_file() {
+            let content = std::fs::read(&path).at("read", &path)?;
+            Some(Self::File { path, content, mode: std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) })
+        } else {
+            None
+        })
+    }
+
+    fn put_back(&self) -> Result<()> {
+        match self {
+            Self::File { path, content, mode } => crate::fsutil::atomic_write_mode(path, content, mode & 0o7777)?,
+            Self::Symlink { path, target } => {
+                crate::fsutil::remove_file_if_exists(path)?;
+                std::os::unix::fs::symlink(target, path).at("create symlink", path)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What a reset does to flagged entries, worked out before the checkout (see
+/// [`VcsBackend::reset_hard`]).
+#[derive(Default)]
+struct FlagPlan {
+    /// The entries whose flag stays.
+    keep_flags: Vec<(Vec<u8>, IndexFlag)>,
+    /// The changed skip-worktree files git leaves alone.
+    keep_files: Vec<KeptFile>,
+}
+
+fn plan_flags(repo: &Repository, workdir: &Path, tree: &Tree<'_>) -> Result<FlagPlan> {
+    let mut plan = FlagPlan::default();
+    for (f, id, mode) in flagged_locked(repo, workdir)? {
+        let path = f.path.as_bytes();
+        let target = tree.get_path(Path::new(OsStr::from_bytes(path))).ok();
+        let same = target.as_ref().is_some_and(|t| t.id() == id && u32::try_from(t.filemode()).ok() == Some(mode));
+        let keep = match f.flag {
+            IndexFlag::AssumeUnchanged => same,
+            IndexFlag::SkipWorktree => target.is_some() && (same || f.changed.is_none()),
+        };
+        if same && f.flag == IndexFlag::SkipWorktree && f.changed.is_some() {
+            plan.keep_files.extend(KeptFile::read(f.path.to_fs(workdir))?);
+        }
+        if keep {
+            plan.keep_flags.push((path.to_vec(), f.flag));
+        }
+    }
+    Ok(plan)
+}
+
 impl Git2Backend {
-    /// Opens the repository containing `dir`.
+    /// Opens the repository containing `dir`. The work tree is the folder holding the `.git`
+    /// folder or file (`git init --separate-git-dir`, submodules and linked worktrees have a
+    /// `.git` file), or `core.worktree`.
     pub fn open(dir: &Path) -> Result<Self> {
-        let repo = Repository::discover(dir)
+        let repo = Repository::open_ext(dir, RepositoryOpenFlags::CROSS_FS, std::iter::empty::<&OsStr>())
             .map_err(|e| Error::NotARepository { path: dir.to_path_buf(), source: Some(Box::new(e)) })?;
         if repo.is_bare() {
             return Err(Error::BareRepository { path: repo.path().to_path_buf() });
@@ -199,12 +333,19 @@ impl Git2Backend {
     /// Forced checkout of `commit`'s tree, then HEAD (or the branch it points to) moved with
     /// `message`, then the index set to the tree: libgit2's own `git_reset` order, with our
     /// reflog message.
-    fn reset_locked(repo: &Repository, commit: &CommitId, message: &str, branch_ref: Option<&str>) -> Result<()> {
+    fn reset_locked(
+        &self,
+        repo: &Repository,
+        commit: &CommitId,
+        message: &str,
+        branch_ref: Option<&str>,
+    ) -> Result<()> {
         let oid = to_oid(commit)?;
         let target = repo.find_commit(oid).map_err(git2_err(format!("find commit {commit}")))?;
         let tree = target.tree().map_err(git2_err(format!("read tree of {commit}")))?;
         // Checkout compares with the index: make sure it is the one on disk.
         fresh_index(repo)?;
+        let FlagPlan { keep_flags, keep_files } = plan_flags(repo, &self.workdir, &tree)?;
         let mut checkout = CheckoutBuilder::new();
         checkout.force();
         repo.checkout_tree(tree.as_object(), Some(&mut checkout)).map_err(git2_err(format!("check out {commit}")))?;
@@ -219,7 +360,18 @@ impl Git2Backend {
         }
         let mut index = fresh_index(repo)?;
         index.read_tree(&tree).map_err(git2_err("read tree into index"))?;
+        for (path, flag) in keep_flags {
+            let Some(mut entry) = index.get_path(Path::new(OsStr::from_bytes(&path)), 0) else { continue };
+            match flag {
+                IndexFlag::AssumeUnchanged => entry.flags |= ASSUME_UNCHANGED,
+                IndexFlag::SkipWorktree => entry.flags_extended |= SKIP_WORKTREE,
+            }
+            index.add(&entry).map_err(git2_err("keep an index flag"))?;
+        }
         index.write().map_err(git2_err("write index"))?;
+        for file in &keep_files {
+            file.put_back()?;
+        }
         repo.cleanup_state().map_err(git2_err("clean up merge state"))?;
         Ok(())
     }
@@ -412,10 +564,10 @@ impl VcsBackend for Git2Backend {
             }
             let path = repo_path(raw)?;
             if s.contains(Status::CONFLICTED) {
-                out.push(StatusEntry {
+                out.push(StatusEntry::new(
                     path,
-                    kind: StatusKind::Tracked { staged: None, unstaged: Some(ChangeKind::Modified) },
-                });
+                    StatusKind::Tracked { staged: None, unstaged: Some(ChangeKind::Modified) },
+                ));
                 continue;
             }
             let (mut staged, mut unstaged) = (staged_kind(s), unstaged_kind(s));
@@ -424,12 +576,12 @@ impl VcsBackend for Git2Backend {
                 (staged, unstaged) = (None, Some(ChangeKind::Added));
             }
             if staged.is_some() || unstaged.is_some() {
-                out.push(StatusEntry { path: path.clone(), kind: StatusKind::Tracked { staged, unstaged } });
+                out.push(StatusEntry::new(path.clone(), StatusKind::Tracked { staged, unstaged }));
             }
             if s.contains(Status::WT_NEW) {
-                out.push(StatusEntry { path, kind: StatusKind::Untracked });
+                out.push(StatusEntry::new(path, StatusKind::Untracked));
             } else if s.contains(Status::IGNORED) {
-                out.push(StatusEntry { path, kind: StatusKind::Ignored });
+                out.push(StatusEntry::new(path, StatusKind::Ignored));
             }
         }
         if include_ignored {
@@ -437,7 +589,14 @@ impl VcsBackend for Git2Backend {
         }
         sort_status(&mut out);
         out.dedup();
+        let flagged: Vec<FlaggedEntry> = flagged_locked(&repo, &self.workdir)?.into_iter().map(|(f, ..)| f).collect();
+        super::add_hidden_changes(&mut out, &flagged);
         Ok(out)
+    }
+
+    fn flagged(&self) -> Result<Vec<FlaggedEntry>> {
+        let repo = self.repo();
+        Ok(flagged_locked(&repo, &self.workdir)?.into_iter().map(|(f, ..)| f).collect())
     }
 
     fn tracked_paths(&self, commit: &CommitId) -> Result<Vec<RepoPath>> {
@@ -517,7 +676,7 @@ impl VcsBackend for Git2Backend {
 
     fn reset_hard(&self, commit: &CommitId, message: &str) -> Result<()> {
         let repo = self.repo();
-        Self::reset_locked(&repo, commit, message, None)
+        self.reset_locked(&repo, commit, message, None)
     }
 
     fn checkout_branch_at(&self, branch: &str, commit: &CommitId, message: &str) -> Result<()> {
@@ -528,7 +687,7 @@ impl VcsBackend for Git2Backend {
             });
         }
         let repo = self.repo();
-        Self::reset_locked(&repo, commit, message, Some(&format!("refs/heads/{branch}")))
+        self.reset_locked(&repo, commit, message, Some(&format!("refs/heads/{branch}")))
     }
 
     fn set_ref(&self, name: &str, commit: &CommitId, message: &str) -> Result<()> {

@@ -10,6 +10,7 @@
 pub mod cli;
 pub mod git2;
 
+use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -210,6 +211,54 @@ pub struct StatusEntry {
     /// Its state.
     #[serde(flatten)]
     pub kind: StatusKind,
+    /// For a tracked file whose index entry is flagged so that `git status` does not look at
+    /// the work tree: the flag. `git status` hides such a change; a rollback still has to keep
+    /// it (see [`VcsBackend::flagged`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hidden_by: Option<IndexFlag>,
+}
+
+impl StatusEntry {
+    /// An entry that `git status` itself shows.
+    pub fn new(path: RepoPath, kind: StatusKind) -> Self {
+        Self { path, kind, hidden_by: None }
+    }
+}
+
+/// A flag of an index entry that makes git skip comparing the entry with its work-tree file,
+/// so that `git status`, `git diff` and `git add -u` never show local changes to it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IndexFlag {
+    /// `git update-index --assume-unchanged`: often used to keep a local edit of a tracked
+    /// config file out of sight.
+    AssumeUnchanged,
+    /// `git update-index --skip-worktree`, also set by sparse checkout on the files it leaves
+    /// out of the work tree (for those, an absent file is the normal state, not a change).
+    SkipWorktree,
+}
+
+impl IndexFlag {
+    /// The `git update-index` option that sets it, without the dashes.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::AssumeUnchanged => "assume-unchanged",
+            Self::SkipWorktree => "skip-worktree",
+        }
+    }
+}
+
+/// An index entry flagged [`IndexFlag::AssumeUnchanged`] or [`IndexFlag::SkipWorktree`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FlaggedEntry {
+    /// The path.
+    pub path: RepoPath,
+    /// The flag; [`IndexFlag::SkipWorktree`] when both are set.
+    pub flag: IndexFlag,
+    /// How the work-tree file differs from the index entry, as git sees it once the flag is
+    /// cleared (content after clean filters, executable bit, file type); `None` when it does
+    /// not differ, and for an absent skip-worktree file.
+    pub changed: Option<ChangeKind>,
 }
 
 /// An entry of the index that differs from HEAD, with the object it holds.
@@ -259,7 +308,15 @@ pub trait VcsBackend: Send + Sync {
 
     /// Every non-clean path of the work tree, sorted by path: tracked changes (staged and
     /// unstaged), untracked files one by one, and ignored paths when `include_ignored`.
+    ///
+    /// Unlike `git status`, it also lists the local changes of flagged entries (the `changed`
+    /// of [`VcsBackend::flagged`]) as unstaged changes, with [`StatusEntry::hidden_by`] set.
     fn status(&self, include_ignored: bool) -> Result<Vec<StatusEntry>>;
+
+    /// Every index entry flagged assume-unchanged or skip-worktree (stage 0, no submodules),
+    /// sorted by path, each compared with its work-tree file. Empty, and cheap, when nothing is
+    /// flagged.
+    fn flagged(&self) -> Result<Vec<FlaggedEntry>>;
 
     /// Every path tracked in `commit`'s tree (files, symlinks, submodules), sorted.
     fn tracked_paths(&self, commit: &CommitId) -> Result<Vec<RepoPath>>;
@@ -280,11 +337,21 @@ pub trait VcsBackend: Send + Sync {
     /// `git reset --hard <commit>`: moves the current branch (or a detached HEAD), the index
     /// and the work tree to `commit`. Untracked files at paths `commit` tracks are overwritten;
     /// other untracked and ignored files are left alone. `message` goes to the reflog.
+    ///
+    /// Flagged entries ([`VcsBackend::flagged`]) are handled as git does, except that a
+    /// changed one never makes the reset fail:
+    /// - where `commit` has the same blob and mode, the flag is kept; an assume-unchanged file
+    ///   gets the index's content back, a skip-worktree file is left as it is;
+    /// - where `commit` differs, a changed file gets `commit`'s content and loses its flag (git
+    ///   refuses: "Entry '...' not uptodate").
+    ///
+    /// An unchanged flagged entry that `commit` changes goes as git takes it (an assume-unchanged
+    /// flag is dropped, a skip-worktree flag kept).
     fn reset_hard(&self, commit: &CommitId, message: &str) -> Result<()>;
 
     /// Makes `branch` point at `commit` (creating it if needed), makes HEAD a symbolic ref to
     /// it, and resets index and work tree hard to `commit`. Used by undo when the branch
-    /// changed since the snapshot.
+    /// changed since the snapshot. Flagged entries as in [`VcsBackend::reset_hard`].
     fn checkout_branch_at(&self, branch: &str, commit: &CommitId, message: &str) -> Result<()>;
 
     /// Creates or moves the reference `name` (full, e.g. `refs/forge-rollback/runs/ID/from`).
@@ -324,4 +391,37 @@ pub fn open(kind: BackendKind, dir: &Path) -> Result<Box<dyn VcsBackend>> {
 /// file system it *is* the git directory; on Linux it is an ordinary file someone made.)
 pub(crate) fn names_git_dir(path: &[u8]) -> bool {
     path.split(|b| *b == b'/').any(|c| c.eq_ignore_ascii_case(b".git"))
+}
+
+/// Makes the tracked entries of flagged paths say what [`VcsBackend::flagged`] says: the
+/// local change, which git's status leaves out, as an unstaged change marked
+/// [`StatusEntry::hidden_by`]; and no change for an absent skip-worktree file (libgit2 lists
+/// those of a sparse checkout as deleted). Keeps `entries` sorted.
+pub(crate) fn add_hidden_changes(entries: &mut Vec<StatusEntry>, flagged: &[FlaggedEntry]) {
+    if flagged.is_empty() {
+        return;
+    }
+    let tracked: HashMap<RepoPath, usize> = entries
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| matches!(e.kind, StatusKind::Tracked { .. }))
+        .map(|(i, e)| (e.path.clone(), i))
+        .collect();
+    for f in flagged {
+        if let Some(&i) = tracked.get(&f.path) {
+            let entry = &mut entries[i];
+            if let StatusKind::Tracked { unstaged, .. } = &mut entry.kind {
+                *unstaged = f.changed;
+            }
+            entry.hidden_by = f.changed.map(|_| f.flag);
+        } else if let Some(kind) = f.changed {
+            entries.push(StatusEntry {
+                path: f.path.clone(),
+                kind: StatusKind::Tracked { staged: None, unstaged: Some(kind) },
+                hidden_by: Some(f.flag),
+            });
+        }
+    }
+    entries.retain(|e| !matches!(e.kind, StatusKind::Tracked { staged: None, unstaged: None }));
+    git2::sort_status(entries);
 }

@@ -1,7 +1,10 @@
 //! `reset`: move branch, index and tree to the target, after clearing what the snapshot
-//! holds in its way; the tool's own files keep their pre-rollback content.
+//! holds in its way; the tool's own files keep their pre-rollback content, and so do files
+//! flagged assume-unchanged or skip-worktree that the target does not change.
 
-use crate::backup::{EntryKind, Manifest};
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::backup::{self, EntryKind, Manifest, ManifestEntry, Origin};
 use crate::detail::StepDetail;
 use crate::engine::support::normalize;
 use crate::engine::{Ctx, Exec, Rollback, planner};
@@ -32,6 +35,9 @@ impl Rollback {
                     cleared += 1;
                 }
             }
+            if ex.plan.kind == RunKind::Rollback {
+                self.warn_flagged_overwritten(ctx, &ex.run_id, &manifest, changes)?;
+            }
             failpoint::hit("inside:reset")?;
         } else if head.commit != *target {
             return Err(Error::refused(
@@ -53,8 +59,73 @@ impl Rollback {
             Some(b) if head.branch.as_deref() != Some(b) => self.vcs.checkout_branch_at(b, target, &message)?,
             _ => self.vcs.reset_hard(target, &message)?,
         }
-        let kept = if ex.plan.kind == RunKind::Rollback { self.keep_tool_files(ctx, &manifest)? } else { Vec::new() };
+        let kept = if ex.plan.kind == RunKind::Rollback {
+            self.keep_flagged_files(ctx, &manifest, changes)?;
+            self.keep_tool_files(ctx, &manifest)?
+        } else {
+            Vec::new()
+        };
         Ok(StepDetail::Reset { target: target.clone(), cleared, changed: changes.len(), kept })
+    }
+
+    /// Flagged files (assume-unchanged, skip-worktree) with local changes that the target
+    /// changes: the target's version wins, and the operator is told where theirs is.
+    fn warn_flagged_overwritten(
+        &self,
+        ctx: &mut Ctx<'_>,
+        run_id: &str,
+        manifest: &Manifest,
+        changes: &[vcs::Change],
+    ) -> Result<()> {
+        let changed: BTreeSet<&RepoPath> = changes.iter().map(|c| &c.path).collect();
+        for f in self.vcs.flagged()? {
+            if f.changed.is_some() && changed.contains(&f.path) {
+                ctx.log(
+                    LogLevel::Warn,
+                    format!(
+                        "`{}` is marked {} and has local changes, but the target changes it: it gets the target's \
+                         version; yours is in backup {} ({} puts it back)",
+                        f.path,
+                        f.flag.as_str(),
+                        manifest.id,
+                        crate::hint::undo(run_id)
+                    ),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Puts back, from the snapshot, the local version of flagged files (assume-unchanged,
+    /// skip-worktree) that the target has as HEAD had them: git hides such an edit from
+    /// `git status` on purpose (local configuration), and a rollback that does not change
+    /// the file has no reason to take it away. The reset kept their flags
+    /// ([`vcs::VcsBackend::reset_hard`]), so they stay hidden.
+    fn keep_flagged_files(&self, ctx: &mut Ctx<'_>, manifest: &Manifest, changes: &[vcs::Change]) -> Result<()> {
+        let changed: BTreeSet<&RepoPath> = changes.iter().map(|c| &c.path).collect();
+        let flagged: BTreeMap<RepoPath, vcs::IndexFlag> =
+            self.vcs.flagged()?.into_iter().map(|f| (f.path, f.flag)).collect();
+        let keep: Vec<ManifestEntry> = manifest
+            .entries
+            .iter()
+            .filter(|e| e.origin == Origin::Tracked && flagged.contains_key(&e.path) && !changed.contains(&e.path))
+            .cloned()
+            .collect();
+        if keep.is_empty() {
+            return Ok(());
+        }
+        backup::snapshot::restore(self.store()?.as_ref(), self.workdir(), &keep)?;
+        for e in &keep {
+            ctx.log(
+                LogLevel::Info,
+                format!(
+                    "Kept the local version of `{}` (marked {}): the target has the same committed version",
+                    e.path,
+                    flagged[&e.path].as_str()
+                ),
+            );
+        }
+        Ok(())
     }
 
     /// The tool's own files inside the work tree: the registry and the configuration file.

@@ -22,6 +22,7 @@
 
 mod history;
 mod reset;
+mod shapes;
 mod status;
 
 use std::ffi::OsStr;
@@ -31,6 +32,7 @@ use std::process::Command;
 
 pub use self::history::*;
 pub use self::reset::*;
+pub use self::shapes::*;
 pub use self::status::*;
 use super::Case;
 use super::repo::{TestRepo, clean_git_env};
@@ -47,6 +49,8 @@ pub const CASES: &[Case<Open>] = &[
     Case { name: "open_bare_repository", run: open_bare_repository },
     Case { name: "open_discovers_from_subfolder", run: open_discovers_from_subfolder },
     Case { name: "open_linked_worktree", run: open_linked_worktree },
+    Case { name: "open_separate_git_dir", run: open_separate_git_dir },
+    Case { name: "open_submodule", run: open_submodule },
     Case { name: "unborn_branch", run: unborn_branch },
     Case { name: "head_on_branch_and_detached", run: head_on_branch_and_detached },
     Case { name: "resolve_revisions", run: resolve_revisions },
@@ -62,12 +66,14 @@ pub const CASES: &[Case<Open>] = &[
     Case { name: "status_odd_names", run: status_odd_names },
     Case { name: "status_conflict", run: status_conflict },
     Case { name: "status_clean_and_unborn", run: status_clean_and_unborn },
+    Case { name: "status_shows_flagged_changes", run: status_shows_flagged_changes },
     Case { name: "staged_blobs_lists_index_changes", run: staged_blobs_lists_index_changes },
     Case { name: "staged_blobs_on_unborn_branch", run: staged_blobs_on_unborn_branch },
     Case { name: "write_blob_and_has_object", run: write_blob_and_has_object },
     Case { name: "reset_hard_moves_branch_index_and_tree", run: reset_hard_moves_branch_index_and_tree },
     Case { name: "reset_hard_forward_and_detached", run: reset_hard_forward_and_detached },
     Case { name: "reset_hard_during_a_conflicted_merge", run: reset_hard_during_a_conflicted_merge },
+    Case { name: "reset_hard_over_flagged_entries", run: reset_hard_over_flagged_entries },
     Case { name: "checkout_branch_at_from_other_branch", run: checkout_branch_at_from_other_branch },
     Case { name: "checkout_branch_at_current_branch", run: checkout_branch_at_current_branch },
     Case { name: "refs_set_read_delete", run: refs_set_read_delete },
@@ -95,15 +101,15 @@ fn cid(hex: &str) -> CommitId {
 }
 
 fn tracked(path: impl AsRef<[u8]>, staged: Option<ChangeKind>, unstaged: Option<ChangeKind>) -> StatusEntry {
-    StatusEntry { path: rp(path), kind: StatusKind::Tracked { staged, unstaged } }
+    StatusEntry::new(rp(path), StatusKind::Tracked { staged, unstaged })
 }
 
 fn untracked(path: impl AsRef<[u8]>) -> StatusEntry {
-    StatusEntry { path: rp(path), kind: StatusKind::Untracked }
+    StatusEntry::new(rp(path), StatusKind::Untracked)
 }
 
 fn ignored(path: impl AsRef<[u8]>) -> StatusEntry {
-    StatusEntry { path: rp(path), kind: StatusKind::Ignored }
+    StatusEntry::new(rp(path), StatusKind::Ignored)
 }
 
 fn change(path: impl AsRef<[u8]>, kind: ChangeKind) -> Change {
