@@ -8,7 +8,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Permission bits of every folder forge-rollback creates for its state.
@@ -62,6 +62,29 @@ pub fn create_private_dir(dir: &Path) -> Result<(), IoError> {
         fs::set_permissions(dir, fs::Permissions::from_mode(DIR_MODE)).at("set permissions of", dir)?;
     }
     Ok(())
+}
+
+/// Where `path` really is: each existing prefix resolved with `realpath` (symlinks, `..`),
+/// the part that does not exist yet appended as written (`.` dropped, `..` taking the last
+/// part off). Relative paths are taken from the current folder.
+pub fn resolve(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                // `out` holds no symlink (or does not exist): its parent is lexical.
+                out.pop();
+            }
+            other => {
+                out.push(other);
+                if let Ok(real) = out.canonicalize() {
+                    out = real;
+                }
+            }
+        }
+    }
+    out
 }
 
 /// Fsyncs a folder so that a rename or a new entry in it survives a crash.
@@ -157,6 +180,18 @@ mod tests {
         fs::set_permissions(&d, fs::Permissions::from_mode(0o755)).unwrap();
         create_private_dir(&d).unwrap();
         assert_eq!(fs::metadata(&d).unwrap().permissions().mode() & 0o777, 0o700);
+    }
+
+    #[test]
+    fn resolve_follows_the_symlinks_of_the_part_that_exists() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().canonicalize().unwrap();
+        fs::create_dir_all(root.join("deep/a")).unwrap();
+        std::os::unix::fs::symlink(root.join("deep/a"), root.join("link")).unwrap();
+        // `..` after a symlink is the parent of where it points, as the kernel has it.
+        assert_eq!(resolve(&root.join("link/../b")), root.join("deep/b"));
+        assert_eq!(resolve(&root.join("link/./new/../x/y")), root.join("deep/a/x/y"));
+        assert_eq!(resolve(&root.join("plain/x")), root.join("plain/x"));
     }
 
     #[test]

@@ -11,6 +11,7 @@ mod parsers;
 mod production;
 mod report;
 mod restart;
+mod state_security;
 mod undo;
 mod vcs;
 mod verify;
