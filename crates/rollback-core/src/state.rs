@@ -46,7 +46,8 @@ impl StateDir {
     /// Creates the folder (and `runs/`, `backups/`) with mode `0700` if missing, and checks
     /// that it, those folders, the store's `blobs/` and `snapshots/` and the lock file belong to
     /// the user running forge-rollback and are no symlinks. Refuses ([`Error::Refused`]) before
-    /// changing anything otherwise: the state's owner decides what an undo writes.
+    /// changing anything otherwise: the state's owner decides what an undo writes. A file where
+    /// one of those folders belongs is an I/O error, as a damaged state folder always was.
     pub fn ensure(&self) -> Result<()> {
         let backups = self.backups_dir();
         let checked = (|| -> Result<(), IoError> {
@@ -60,11 +61,12 @@ impl StateDir {
             fsutil::create_private_dir(&backups)
         })();
         checked.map_err(|e| match e.unsafe_state() {
-            Some(refusal) => Error::refused(
+            // A file where a folder belongs is damage, not someone else's hand: an I/O failure.
+            Some(refusal) if !matches!(refusal.problem, fsutil::Problem::Kind { .. }) => Error::refused(
                 format!("refusing to use the state folder `{}`: {refusal}", self.root.display()),
                 Some(refusal.hint()),
             ),
-            None => e.into(),
+            _ => e.into(),
         })
     }
 
