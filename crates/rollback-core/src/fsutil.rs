@@ -57,13 +57,13 @@ impl IoError {
     }
 }
 
-/// The user id forge-rollback runs as (effective): the one its state must belong to.
+/// The user id forge-rollback runs as (effective): the one its state must belong to. Asked
+/// once (it is a system call, and forge-rollback never changes it).
 pub(crate) fn euid() -> u32 {
+    static EUID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
     // SAFETY: `geteuid` takes no arguments, touches no memory of ours and cannot fail.
     #[allow(unsafe_code)]
-    unsafe {
-        libc::geteuid()
-    }
+    *EUID.get_or_init(|| unsafe { libc::geteuid() })
 }
 
 /// A user's name from `/etc/passwd`, for messages; `uid N` when it has none there.
@@ -233,9 +233,14 @@ pub fn check_links(file: &Path, meta: &fs::Metadata) -> Result<(), UnsafeState> 
 
 /// Opens a file of the state folder with `opts`: never through a symlink (`O_NOFOLLOW`), and
 /// only if it is a regular file owned by the user running forge-rollback, checked on the open
-/// descriptor. `O_NONBLOCK` keeps a FIFO put in its place from blocking the open; it changes
-/// nothing for a regular file. A missing file is an error of kind `NotFound`.
-pub fn open_private(path: &Path, opts: &mut OpenOptions, action: &'static str) -> Result<File, IoError> {
+/// descriptor, whose metadata comes back with it. `O_NONBLOCK` keeps a FIFO put in its place
+/// from blocking the open; it changes nothing for a regular file. A missing file is an error of
+/// kind `NotFound`.
+pub fn open_private(
+    path: &Path,
+    opts: &mut OpenOptions,
+    action: &'static str,
+) -> Result<(File, fs::Metadata), IoError> {
     let file = match opts.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK).open(path) {
         Ok(f) => f,
         Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
@@ -246,7 +251,7 @@ pub fn open_private(path: &Path, opts: &mut OpenOptions, action: &'static str) -
     };
     let meta = file.metadata().at("read metadata of", path)?;
     check_meta(path, &meta, false)?;
-    Ok(file)
+    Ok((file, meta))
 }
 
 /// Shorthand: attach an action and a path to an `io::Result`.
@@ -346,9 +351,10 @@ pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<(), IoError> {
 
 /// Reads a file of the state folder (see [`open_private`]), with the path in the error.
 pub fn read(path: &Path) -> Result<Vec<u8>, IoError> {
-    let mut file = open_private(path, OpenOptions::new().read(true), "read")?;
-    let mut bytes = Vec::new();
-    file.read_to_end(&mut bytes).at("read", path)?;
+    let (file, meta) = open_private(path, OpenOptions::new().read(true), "read")?;
+    // Sized from the metadata we have: `File::read_to_end` would ask again (fstat, lseek).
+    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0).saturating_add(1));
+    file.take(u64::MAX).read_to_end(&mut bytes).at("read", path)?;
     Ok(bytes)
 }
 

@@ -123,8 +123,7 @@ fn check_folder(path: &Path) -> Result<bool, IoError> {
 /// Opens the lock file with `opts` (see [`fsutil::open_private`]) and refuses one with other
 /// names: it is truncated and written.
 fn open_lock_file(path: &Path, opts: &mut OpenOptions) -> Result<File, IoError> {
-    let file = fsutil::open_private(path, opts, "open lock file")?;
-    let meta = file.metadata().at("read metadata of", path)?;
+    let (file, meta) = fsutil::open_private(path, opts, "open lock file")?;
     fsutil::check_links(path, &meta)?;
     Ok(file)
 }

@@ -122,19 +122,6 @@ fn is_our_file(meta: &fs::Metadata) -> bool {
     meta.is_file() && meta.uid() == fsutil::euid()
 }
 
-/// Opens a blob or manifest (see [`fsutil::open_private`]).
-fn open_stored(path: &Path) -> Result<File, IoError> {
-    fsutil::open_private(path, OpenOptions::new().read(true), "open")
-}
-
-/// Reads a blob or manifest whole (see [`fsutil::open_private`]).
-fn read_stored(path: &Path) -> Result<Vec<u8>, IoError> {
-    use std::io::Read;
-    let mut bytes = Vec::new();
-    open_stored(path)?.read_to_end(&mut bytes).at("read", path)?;
-    Ok(bytes)
-}
-
 /// Copies `f` (opened at `from`) into `to` in 1 MiB chunks, hashing what passes: one read of
 /// the source.
 fn copy_hashing(mut f: File, from: &Path, to: &mut File, to_path: &Path) -> Result<(BlobId, u64), IoError> {
@@ -249,7 +236,7 @@ impl FsBackupStore {
     /// Reads one blob file and re-hashes it.
     fn check_blob(&self, id: &BlobId) -> Result<(BlobCheck, u64)> {
         let path = self.blob_path(id);
-        match read_stored(&path) {
+        match fsutil::read(&path) {
             Ok(bytes) => {
                 let actual = BlobId::of(&bytes);
                 let len = bytes.len() as u64;
@@ -295,7 +282,7 @@ impl BackupStore for FsBackupStore {
 
     fn get_blob(&self, id: &BlobId) -> Result<Vec<u8>> {
         let path = self.blob_path(id);
-        let bytes = match read_stored(&path) {
+        let bytes = match fsutil::read(&path) {
             Ok(b) => b,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 return Err(Error::BlobNotFound { blob: id.to_string() });
@@ -333,8 +320,8 @@ impl BackupStore for FsBackupStore {
 
     fn get_blob_to_file(&self, id: &BlobId, dest: &Path) -> Result<()> {
         let path = self.blob_path(id);
-        let blob = match open_stored(&path) {
-            Ok(f) => f,
+        let blob = match fsutil::open_private(&path, OpenOptions::new().read(true), "open") {
+            Ok((f, _)) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(Error::BlobNotFound { blob: id.to_string() }),
             Err(e) => return Err(e.into()),
         };
@@ -387,7 +374,7 @@ impl BackupStore for FsBackupStore {
 
     fn manifest(&self, id: &SnapshotId) -> Result<Manifest> {
         let path = self.manifest_path(id);
-        let bytes = match read_stored(&path) {
+        let bytes = match fsutil::read(&path) {
             Ok(b) => b,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 return Err(Error::UnknownSnapshot { id: id.to_string() });
