@@ -134,6 +134,13 @@ impl Error {
             Error::Cancelled(_) => ErrorKind::Cancelled,
             Error::Journal(journal::Error::UnknownRun { .. }) => ErrorKind::Usage,
             Error::StepFailed { source, .. } if source.kind() == ErrorKind::Cancelled => ErrorKind::Cancelled,
+            // forge-rollback refusing a path of its state folder: another owner, a symlink, more
+            // names (a file where a folder belongs is damage, an I/O failure).
+            Error::Io(e) | Error::Backup(backup::Error::Io(e))
+                if e.unsafe_state().is_some_and(|u| !matches!(u.problem, crate::fsutil::Problem::Kind { .. })) =>
+            {
+                ErrorKind::Refused
+            }
             _ => ErrorKind::Failed,
         }
     }
@@ -166,6 +173,9 @@ impl Error {
                 crate::hint::resume(run_id),
                 crate::hint::undo(run_id)
             )),
+            Error::Backup(backup::Error::Io(e)) | Error::Io(e) if e.unsafe_state().is_some() => {
+                e.unsafe_state().map(crate::fsutil::UnsafeState::hint)
+            }
             Error::Backup(backup::Error::Io(e)) | Error::Io(e) if e.kind() == std::io::ErrorKind::StorageFull => {
                 Some("the disk is full: free space, then try again".into())
             }

@@ -6,6 +6,10 @@
 //! file, says it is taking the lock over, and goes on. A live holder makes every other taker
 //! fail at once (no waiting) with [`Error::Held`], naming the holder.
 //!
+//! The lock file and its folder must belong to the user running forge-rollback, and the file is
+//! opened with `O_NOFOLLOW` and must have a single name: a `lock` symlink or hard link to
+//! another file (a root-owned one, say) is refused instead of truncated and written.
+//!
 //! Releasing unlinks the file while still holding the lock. A taker that opened the old file
 //! just before checks, once it holds the lock, that its descriptor still is the file at the
 //! path, and starts over if not, so two takers can never both believe they hold it.
@@ -18,7 +22,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::fsutil::{IoContext, IoError};
+use crate::fsutil::{self, IoContext, IoError};
 use crate::time::Timestamp;
 
 /// Who holds (or held) the lock.
@@ -66,7 +70,7 @@ impl Error {
                 h.pid
             )),
             Error::Held { holder: None, .. } => Some("wait for it to finish and try again".into()),
-            Error::Io(_) => None,
+            Error::Io(e) => e.unsafe_state().map(fsutil::UnsafeState::hint),
         }
     }
 }
@@ -111,28 +115,34 @@ fn read_holder(file: &mut File) -> Option<LockHolder> {
     serde_json::from_str(&text).ok()
 }
 
-fn open_lock_file(path: &Path) -> Result<File, IoError> {
-    OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o600)
-        .open(path)
-        .at("open lock file", path)
+/// Checks the lock's folder (ours, not a symlink); `Ok(false)` when it does not exist.
+fn check_folder(path: &Path) -> Result<bool, IoError> {
+    path.parent().map_or(Ok(true), fsutil::check_dir)
+}
+
+/// Opens the lock file with `opts` (see [`fsutil::open_private`]) and refuses one with other
+/// names: it is truncated and written.
+fn open_lock_file(path: &Path, opts: &mut OpenOptions) -> Result<File, IoError> {
+    let (file, meta) = fsutil::open_private(path, opts, "open lock file")?;
+    fsutil::check_links(path, &meta)?;
+    Ok(file)
 }
 
 impl RunLock {
     /// Takes the lock at `path` for `command`, failing at once if a live process holds it.
     pub fn acquire(path: &Path, command: &str) -> Result<Self, Error> {
+        check_folder(path)?;
         loop {
-            let mut file = open_lock_file(path)?;
+            let mut file = open_lock_file(
+                path,
+                OpenOptions::new().read(true).write(true).create(true).truncate(false).mode(0o600),
+            )?;
             if !try_flock(&file, path)? {
                 return Err(Error::Held { path: path.to_owned(), holder: read_holder(&mut file) });
             }
             // The holder we raced with may have unlinked the file before we locked it.
             let ours = file.metadata().at("read metadata of", path)?;
-            match std::fs::metadata(path) {
+            match std::fs::symlink_metadata(path) {
                 Ok(m) if m.ino() == ours.ino() && m.dev() == ours.dev() => {}
                 _ => continue,
             }
@@ -168,10 +178,13 @@ impl Drop for RunLock {
 
 /// Who holds the lock now, if anyone alive does.
 pub fn holder(path: &Path) -> Result<Option<LockHolder>, Error> {
-    let mut file = match File::open(path) {
+    if !check_folder(path)? {
+        return Ok(None);
+    }
+    let mut file = match open_lock_file(path, OpenOptions::new().read(true)) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(IoError::new("open lock file", path, e).into()),
+        Err(e) => return Err(e.into()),
     };
     if try_flock(&file, path)? {
         // Nobody alive holds it (the file is a leftover of a dead holder).
@@ -184,10 +197,13 @@ pub fn holder(path: &Path) -> Result<Option<LockHolder>, Error> {
 /// [`Error::Held`] while a live process holds it: removing that file would let a second run in.
 /// Returns the dead holder's details, `None` if there was no file.
 pub fn unlock(path: &Path) -> Result<Option<LockHolder>, Error> {
-    let mut file = match OpenOptions::new().read(true).write(true).open(path) {
+    if !check_folder(path)? {
+        return Ok(None);
+    }
+    let mut file = match open_lock_file(path, OpenOptions::new().read(true).write(true)) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(IoError::new("open lock file", path, e).into()),
+        Err(e) => return Err(e.into()),
     };
     if !try_flock(&file, path)? {
         return Err(Error::Held { path: path.to_owned(), holder: read_holder(&mut file) });

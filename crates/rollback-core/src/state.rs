@@ -13,11 +13,17 @@
 //!   backups/blobs/ab/cdef…   content-addressed blobs
 //!   backups/snapshots/<id>.json
 //! ```
+//!
+//! All of it must belong to the user running forge-rollback, with no symlinks: [`StateDir::ensure`]
+//! checks the folders above (and the lock file, when there is one) before any command writes,
+//! and refuses with [`Error::Refused`] otherwise. The lock and the backup store check again what
+//! they open, file by file (see [`fsutil`](crate::fsutil)).
 
 use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
+use crate::error::{Error, Result};
 use crate::fsutil::{self, IoError};
 
 /// The state folder and the paths inside it.
@@ -37,10 +43,31 @@ impl StateDir {
         Self::new(git_dir.join("forge-rollback"))
     }
 
-    /// Creates the folder (and `runs/`, `backups/`) with mode `0700` if missing.
-    pub fn ensure(&self) -> Result<(), IoError> {
-        fsutil::create_private_dir(&self.runs_dir())?;
-        fsutil::create_private_dir(&self.backups_dir())
+    /// Creates the folder (and `runs/`, `backups/`) with mode `0700` if missing, and checks
+    /// that it, those folders, the store's `blobs/` and `snapshots/` and the lock file belong to
+    /// the user running forge-rollback and are no symlinks. Refuses ([`Error::Refused`]) before
+    /// changing anything otherwise: the state's owner decides what an undo writes. A file where
+    /// one of those folders belongs is an I/O error, as a damaged state folder always was.
+    pub fn ensure(&self) -> Result<()> {
+        let backups = self.backups_dir();
+        let checked = (|| -> Result<(), IoError> {
+            // Everything first, so that a refusal changes nothing (not even a mode).
+            for dir in [&self.root, &self.runs_dir(), &backups, &backups.join("blobs"), &backups.join("snapshots")] {
+                fsutil::check_dir(dir)?;
+            }
+            fsutil::check_file(&self.lock_path())?;
+            fsutil::create_private_dir(&self.root)?;
+            fsutil::create_private_dir(&self.runs_dir())?;
+            fsutil::create_private_dir(&backups)
+        })();
+        checked.map_err(|e| match e.unsafe_state() {
+            // A file where a folder belongs is damage, not someone else's hand: an I/O failure.
+            Some(refusal) if !matches!(refusal.problem, fsutil::Problem::Kind { .. }) => Error::refused(
+                format!("refusing to use the state folder `{}`: {refusal}", self.root.display()),
+                Some(refusal.hint()),
+            ),
+            _ => e.into(),
+        })
     }
 
     /// The root.

@@ -31,13 +31,22 @@
 //! `prune` deletes manifests first (and syncs their folder), then blobs, so a crash part-way
 //! through never leaves a manifest naming a deleted blob.
 //!
+//! # Whose store
+//!
+//! The store's folders and files must belong to the user running forge-rollback: whoever else
+//! could write them could change what an undo writes into the work tree. [`FsBackupStore::open`]
+//! checks the three folders (and refuses a symlink in their place), a new fan-out folder is
+//! checked when it is made, and every blob and manifest is opened with `O_NOFOLLOW` and its
+//! owner read from the open descriptor ([`fsutil::open_private`]). A blob that is not ours
+//! never counts as stored: it is written again, over it. No walk over the store is needed.
+//!
 //! The store assumes one writer at a time (the engine holds the repository's lock): `prune`
 //! running while another process is taking a snapshot would delete that snapshot's blobs.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -108,10 +117,15 @@ fn describe(path: Option<&RepoPath>) -> String {
     path.map_or_else(|| "the git index or database dump".to_owned(), |p| format!("`{p}`"))
 }
 
-/// Copies `from` into `to` in 1 MiB chunks, hashing what passes: one read of the source.
-fn copy_hashing(from: &Path, to: &mut File, to_path: &Path) -> Result<(BlobId, u64), IoError> {
+/// Whether `meta` (from `lstat`) is a blob we can trust: a regular file of ours.
+fn is_our_file(meta: &fs::Metadata) -> bool {
+    meta.is_file() && meta.uid() == fsutil::euid()
+}
+
+/// Copies `f` (opened at `from`) into `to` in 1 MiB chunks, hashing what passes: one read of
+/// the source.
+fn copy_hashing(mut f: File, from: &Path, to: &mut File, to_path: &Path) -> Result<(BlobId, u64), IoError> {
     use std::io::Read;
-    let mut f = File::open(from).at("open", from)?;
     let mut hasher = blake3::Hasher::new();
     let mut buf = vec![0u8; 1 << 20];
     let mut len = 0u64;
@@ -152,7 +166,8 @@ enum BlobCheck {
 
 impl FsBackupStore {
     /// Opens the store at `root`, creating `root`, `root/blobs` and `root/snapshots` (mode
-    /// `0700`) if needed.
+    /// `0700`) if needed. Refuses folders that are symlinks or belong to another user (see
+    /// [Whose store](self#whose-store)).
     pub fn open(root: &Path) -> Result<Self> {
         let store = Self { root: root.to_path_buf(), blobs: root.join("blobs"), snapshots: root.join("snapshots") };
         fsutil::create_private_dir(&store.root)?;
@@ -221,14 +236,14 @@ impl FsBackupStore {
     /// Reads one blob file and re-hashes it.
     fn check_blob(&self, id: &BlobId) -> Result<(BlobCheck, u64)> {
         let path = self.blob_path(id);
-        match fs::read(&path) {
+        match fsutil::read(&path) {
             Ok(bytes) => {
                 let actual = BlobId::of(&bytes);
                 let len = bytes.len() as u64;
                 if &actual == id { Ok((BlobCheck::Ok, len)) } else { Ok((BlobCheck::Corrupt(actual.to_string()), len)) }
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok((BlobCheck::Missing, 0)),
-            Err(e) => Err(IoError::new("read", path, e).into()),
+            Err(e) => Err(e.into()),
         }
     }
 
@@ -246,7 +261,7 @@ impl BackupStore for FsBackupStore {
         let id = BlobId::of(content);
         let path = self.blob_path(&id);
         match fs::symlink_metadata(&path) {
-            Ok(meta) if meta.is_file() && meta.len() == content.len() as u64 => {
+            Ok(meta) if is_our_file(&meta) && meta.len() == content.len() as u64 => {
                 return Ok((id, false));
             }
             Ok(_) => {}
@@ -267,12 +282,12 @@ impl BackupStore for FsBackupStore {
 
     fn get_blob(&self, id: &BlobId) -> Result<Vec<u8>> {
         let path = self.blob_path(id);
-        let bytes = match fs::read(&path) {
+        let bytes = match fsutil::read(&path) {
             Ok(b) => b,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 return Err(Error::BlobNotFound { blob: id.to_string() });
             }
-            Err(e) => return Err(IoError::new("read", path, e).into()),
+            Err(e) => return Err(e.into()),
         };
         let actual = BlobId::of(&bytes);
         if &actual != id {
@@ -285,9 +300,10 @@ impl BackupStore for FsBackupStore {
         // One pass: copy into a temp file in the blob folder while hashing, then move it to
         // its name (or drop it when that blob is there already).
         let tmp = temp_path(&self.blobs.join("incoming"));
-        let (id, len) = write_temp(&tmp, |f| copy_hashing(src, f, &tmp))?;
+        let source = File::open(src).at("open", src)?;
+        let (id, len) = write_temp(&tmp, |f| copy_hashing(source, src, f, &tmp))?;
         let path = self.blob_path(&id);
-        if fs::symlink_metadata(&path).is_ok_and(|m| m.is_file() && m.len() == len) {
+        if fs::symlink_metadata(&path).is_ok_and(|m| is_our_file(&m) && m.len() == len) {
             fsutil::remove_file_if_exists(&tmp)?;
             return Ok((id, len, false));
         }
@@ -304,12 +320,14 @@ impl BackupStore for FsBackupStore {
 
     fn get_blob_to_file(&self, id: &BlobId, dest: &Path) -> Result<()> {
         let path = self.blob_path(id);
-        if !path.is_file() {
-            return Err(Error::BlobNotFound { blob: id.to_string() });
-        }
+        let blob = match fsutil::open_private(&path, OpenOptions::new().read(true), "open") {
+            Ok((f, _)) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(Error::BlobNotFound { blob: id.to_string() }),
+            Err(e) => return Err(e.into()),
+        };
         let tmp = temp_path(dest);
         let actual = write_temp(&tmp, |f| {
-            let (actual, _) = copy_hashing(&path, f, &tmp)?;
+            let (actual, _) = copy_hashing(blob, &path, f, &tmp)?;
             f.sync_all().at("sync", &tmp)?;
             Ok(actual)
         })?;
@@ -331,7 +349,7 @@ impl BackupStore for FsBackupStore {
     fn has_blob(&self, id: &BlobId) -> Result<bool> {
         let path = self.blob_path(id);
         match fs::symlink_metadata(&path) {
-            Ok(meta) => Ok(meta.is_file()),
+            Ok(meta) => Ok(is_our_file(&meta)),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
             Err(e) => Err(IoError::new("read metadata of", path, e).into()),
         }
@@ -356,12 +374,12 @@ impl BackupStore for FsBackupStore {
 
     fn manifest(&self, id: &SnapshotId) -> Result<Manifest> {
         let path = self.manifest_path(id);
-        let bytes = match fs::read(&path) {
+        let bytes = match fsutil::read(&path) {
             Ok(b) => b,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 return Err(Error::UnknownSnapshot { id: id.to_string() });
             }
-            Err(e) => return Err(IoError::new("read", path, e).into()),
+            Err(e) => return Err(e.into()),
         };
         let manifest: Manifest = serde_json::from_slice(&bytes).map_err(|e| Error::BadManifest {
             path: path.clone(),

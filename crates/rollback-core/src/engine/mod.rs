@@ -33,7 +33,7 @@ mod undo;
 
 pub use builder::RollbackBuilder;
 use exec::Exec;
-use support::{Ctx, normalize};
+use support::Ctx;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
@@ -114,19 +114,28 @@ impl Rollback {
     }
 
     /// A rollback over `vcs` with `config`; the state folder is checked and chosen here.
+    ///
+    /// A configured `state.dir` is resolved for real (symlinks and `..` of the part that
+    /// exists) before it is compared with the work tree, and the resolved path is the one used:
+    /// a symlink cannot bring the state into the tree, where a reset or clean would delete it.
     fn from_parts(vcs: Arc<dyn VcsBackend>, config: Config) -> Result<Self> {
-        let workdir = vcs.workdir().to_path_buf();
-        let git_dir = vcs.git_dir().to_path_buf();
+        let workdir = crate::fsutil::resolve(vcs.workdir());
+        let git_dir = crate::fsutil::resolve(vcs.git_dir());
         let state = match &config.state.dir {
-            Some(d) => {
-                let d = normalize(&workdir.join(d));
+            Some(configured) => {
+                let d = crate::fsutil::resolve(&workdir.join(configured));
                 if d.starts_with(&workdir) && !d.starts_with(&git_dir) {
+                    let shown = if support::normalize(&workdir.join(configured)) == d {
+                        format!("`{}` is", d.display())
+                    } else {
+                        format!("`{}` resolves to `{}`, which is", configured.display(), d.display())
+                    };
                     return Err(crate::config::Error::Invalid {
                         path: config.source.clone().unwrap_or_else(|| PathBuf::from("<defaults>")),
                         key: "state.dir".into(),
                         message: format!(
-                            "`{}` is inside the work tree, where a reset or clean could delete it",
-                            d.display()
+                            "{shown} inside the work tree `{}`, where a reset or clean could delete it",
+                            workdir.display()
                         ),
                     }
                     .into());

@@ -13,6 +13,7 @@ mod parsers;
 mod production;
 mod report;
 mod restart;
+mod state_security;
 mod vcs;
 mod verify;
 mod verify_http;
