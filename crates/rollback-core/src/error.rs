@@ -104,6 +104,22 @@ pub enum ErrorKind {
 }
 
 impl Error {
+    /// The error and its causes on one line, each cause once (as the engine journals it and
+    /// front-ends print it).
+    pub fn chain(&self) -> String {
+        let mut s = self.to_string();
+        let mut src = std::error::Error::source(self);
+        while let Some(c) = src {
+            let part = c.to_string();
+            if !s.contains(&part) {
+                s.push_str(": ");
+                s.push_str(&part);
+            }
+            src = c.source();
+        }
+        s
+    }
+
     /// Shorthand for [`Error::Refused`].
     pub fn refused(message: impl Into<String>, hint: impl Into<Option<String>>) -> Self {
         Self::Refused { message: message.into(), hint: hint.into() }

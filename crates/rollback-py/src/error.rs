@@ -114,17 +114,7 @@ pub fn kind_name(kind: ErrorKind) -> &'static str {
 
 /// The error and its causes on one line, each cause once (as the engine journals it).
 fn chain(e: &Error) -> String {
-    let mut s = e.to_string();
-    let mut src = std::error::Error::source(e);
-    while let Some(c) = src {
-        let part = c.to_string();
-        if !s.contains(&part) {
-            s.push_str(": ");
-            s.push_str(&part);
-        }
-        src = c.source();
-    }
-    s
+    e.chain()
 }
 
 /// The I/O error under a core error that is nothing but an I/O error.

@@ -38,17 +38,7 @@ pub(crate) fn valid_run_id(id: &str) -> bool {
 }
 
 pub(crate) fn chain(e: &Error) -> String {
-    let mut s = e.to_string();
-    let mut src = std::error::Error::source(e);
-    while let Some(c) = src {
-        let part = c.to_string();
-        if !s.contains(&part) {
-            s.push_str(": ");
-            s.push_str(&part);
-        }
-        src = c.source();
-    }
-    s
+    e.chain()
 }
 
 /// Logging for one run: observer plus the run's `run.log`.
