@@ -132,7 +132,7 @@ pub use engine::{Rollback, RollbackBuilder, RunOptions};
 pub use error::{Error, ErrorKind, Result};
 pub use event::{Event, Observer};
 pub use fsutil::IoError;
-pub use model::{Level, Risk, RiskCode, RiskSeverity, RunKind, RunStatus, Severity};
+pub use model::{DataLoss, Level, Risk, RiskCode, RiskSeverity, RunKind, RunStatus, Severity};
 pub use outcome::{RunOutcome, RunSummary, StepReport};
 pub use production::Deployer;
 pub use prompt::{AutoConfirm, Prompter};

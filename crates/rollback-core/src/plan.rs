@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::backup::{Origin, SnapshotId};
 use crate::db::{DowngradeStep, Revision};
 use crate::env::EnvFileDiff;
+use crate::model::DataLoss;
 pub use crate::model::{Level, RunKind};
 use crate::paths::RepoPath;
 use crate::production::Release;
@@ -363,6 +364,10 @@ pub struct Plan {
     pub undo_of: Option<String>,
     /// The steps, in order. The lock is taken before the first and released after the last.
     pub steps: Vec<Step>,
+    /// What the database downgrade would destroy in the live database (empty when nothing, or
+    /// when the plan has no downgrade).
+    #[serde(default)]
+    pub data_loss: Vec<DataLoss>,
 }
 
 /// Most files listed per step in human output (JSON lists all).

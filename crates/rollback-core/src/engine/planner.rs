@@ -243,6 +243,7 @@ pub fn rollback_plan(vcs: &dyn VcsBackend, config: &Config, checks: &[String], a
         to_summary: a.target.commit.summary.clone(),
         undo_of: None,
         steps,
+        data_loss: Vec::new(),
     }
 }
 
@@ -309,6 +310,7 @@ pub fn undo_plan(
             steps.push(Step::Record);
             steps
         },
+        data_loss: Vec::new(),
     })
 }
 

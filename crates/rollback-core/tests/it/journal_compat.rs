@@ -61,6 +61,7 @@ fn journal_with(lines: &[String], steps: usize) -> tempfile::TempDir {
         to_summary: "v1".into(),
         undo_of: None,
         steps: vec![Step::Record; steps],
+        data_loss: Vec::new(),
     };
     let started = Record::Started {
         at: Timestamp::now(),
