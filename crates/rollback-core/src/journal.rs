@@ -145,6 +145,22 @@ pub enum Record {
         /// When.
         at: Timestamp,
     },
+    /// The work tree was captured again after the run's snapshot (by a resume, or by the reset
+    /// finding a path changed since the snapshot): `snapshot` holds the latest content of every
+    /// path the run's snapshot held plus every path changed since, and is what `undo` restores
+    /// from then on.
+    Recaptured {
+        /// When.
+        at: Timestamp,
+        /// The new snapshot (a whole manifest, not a difference).
+        snapshot: crate::backup::SnapshotId,
+        /// The snapshot it replaces.
+        replaces: crate::backup::SnapshotId,
+        /// Paths whose content differs from the replaced snapshot.
+        changed: usize,
+        /// Why: `resume` or `reset`.
+        reason: String,
+    },
     /// The run ended.
     Finished {
         /// When.
@@ -282,6 +298,9 @@ pub struct RunState {
     pub skipped: Vec<usize>,
     /// Every record, for timelines.
     pub records: Vec<Record>,
+    /// The latest work-tree snapshot: the `snapshot` step's, or a later
+    /// [`Record::Recaptured`] one. `undo` restores from it.
+    pub tree_snapshot: Option<crate::backup::SnapshotId>,
 }
 
 impl RunState {
@@ -309,6 +328,7 @@ impl RunState {
             undone_by: None,
             skipped: Vec::new(),
             records: Vec::new(),
+            tree_snapshot: None,
         };
         for (n, r) in records.iter().enumerate().skip(1) {
             let check = |index: usize| {
@@ -336,6 +356,11 @@ impl RunState {
                 }
                 Record::StepEnd { index, detail, .. } => {
                     check(*index)?;
+                    if let StepDetail::Snapshot { snapshot, .. } = detail
+                        && state.plan.steps[*index].name() == "snapshot"
+                    {
+                        state.tree_snapshot = Some(snapshot.clone());
+                    }
                     state.done[*index] = Some(detail.clone());
                     state.interrupted_at = None;
                 }
@@ -351,6 +376,7 @@ impl RunState {
                     state.skipped.push(*index);
                     state.interrupted_at = None;
                 }
+                Record::Recaptured { snapshot, .. } => state.tree_snapshot = Some(snapshot.clone()),
                 Record::Resumed { .. } => {
                     state.failure = None;
                     state.status = RunStatus::Running;

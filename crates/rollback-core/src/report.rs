@@ -479,6 +479,10 @@ fn timeline(state: &RunState) -> Vec<TimelineEntry> {
                 (*at, format!("Step {}/{total} `{step}` FAILED: {error}", index + 1))
             }
             Record::Resumed { at } => (*at, "Run resumed".to_owned()),
+            Record::Recaptured { at, snapshot, changed, reason, .. } => (
+                *at,
+                format!("Captured the work tree again ({reason}): {changed} path(s) changed since the last backup, now in backup {snapshot}"),
+            ),
             Record::Decision { at, index, step, answer } => {
                 let n = index + 1;
                 let what = match answer.as_str() {

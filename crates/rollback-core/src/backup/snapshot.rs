@@ -202,6 +202,29 @@ fn capture_one(
     Ok(())
 }
 
+/// Whether the entry at `full` is still exactly what a snapshot captured as `captured`: a
+/// regular file of the same size and content, or a symlink with the same target. Anything
+/// else (changed, replaced by a folder, gone, or captured as absent) is `false`: a caller
+/// about to delete or overwrite the path must capture it again or leave it.
+pub fn still_as_captured(full: &Path, captured: &EntryKind) -> bool {
+    match captured {
+        EntryKind::File { blob, size, .. } => {
+            let Ok(meta) = fs::symlink_metadata(full) else { return false };
+            if !meta.is_file() || meta.len() != *size {
+                return false;
+            }
+            let Ok(mut file) = OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK).open(full)
+            else {
+                return false;
+            };
+            let mut hasher = blake3::Hasher::new();
+            io::copy(&mut file, &mut hasher).is_ok() && BlobId::from_hash(hasher.finalize()) == *blob
+        }
+        EntryKind::Symlink { target } => fs::read_link(full).is_ok_and(|t| t.as_os_str().as_bytes() == target.0.as_slice()),
+        EntryKind::Absent => false,
+    }
+}
+
 /// A unique hidden temp name next to `path`.
 fn temp_path(path: &Path) -> PathBuf {
     static COUNTER: AtomicU64 = AtomicU64::new(0);

@@ -226,7 +226,7 @@ impl Rollback {
                 detail: state.done[i].clone(),
             })
             .collect();
-        let backup_id = state.snapshot_of("snapshot");
+        let backup_id = state.tree_snapshot.clone();
         let finished_at = state.finished_at;
         RunOutcome {
             run_id: Some(state.run_id.clone()),

@@ -22,6 +22,7 @@ mod manual;
 mod pipeline;
 pub mod planner;
 mod production;
+mod recapture;
 mod refuse;
 mod resume;
 mod rollback_entry;

@@ -20,7 +20,7 @@ use crate::error::Result;
 use crate::event::{LogLevel, Observer};
 use crate::failpoint;
 use crate::fsutil;
-use crate::journal::{Journal, Record, Severity};
+use crate::journal::{Journal, Record, RunState, Severity};
 use crate::lock::RunLock;
 use crate::plan::{Level, Plan, RunKind};
 use crate::prompt::Prompter;
@@ -155,6 +155,10 @@ impl Rollback {
                 (journal, *at, skipped.clone(), None)
             }
         };
+        let resumed_at = match start {
+            Start::Resumed { at, .. } => Some(*at),
+            Start::New { .. } => None,
+        };
         let mut ex = Exec {
             run_id: run_id.clone(),
             plan,
@@ -169,6 +173,11 @@ impl Rollback {
             skipped,
             started_notice,
         };
+        // A resume past the snapshot first captures what changed since the run stopped: the
+        // operator may have fixed a file as the hint said, and the steps left would overwrite it.
+        if resumed_at.is_some_and(|at| at > 0) && RunState::load(ex.journal.path())?.tree_snapshot.is_some() {
+            self.recapture(ctx, &mut ex, super::recapture::Why::Resume)?;
+        }
         self.execute(ctx, &mut ex, at)
     }
 }

@@ -325,6 +325,56 @@ pub fn clear_way_from(manifest: &Manifest, changes: &[Change]) -> Vec<RepoPath> 
         .collect()
 }
 
+/// Folders on disk that are nested git repositories (they hold an entry named `.git`, in any
+/// letter case, at any depth) and sit at or below a path the move adds: the reset would
+/// delete them whole, their history with them, and a snapshot cannot hold a repository's
+/// `.git` safely (it would capture a live object database, locks and hooks). Sorted; each is
+/// the folder holding the `.git`.
+pub fn nested_repos_in_the_way(workdir: &Path, changes: &[Change]) -> Vec<RepoPath> {
+    fn walk(workdir: &Path, dir: &Path, out: &mut BTreeSet<RepoPath>) {
+        let Ok(rd) = std::fs::read_dir(dir) else { return };
+        for entry in rd.flatten() {
+            let Ok(ft) = entry.file_type() else { continue };
+            if entry.file_name().as_encoded_bytes().eq_ignore_ascii_case(b".git") {
+                if let Ok(p) = RepoPath::from_fs(workdir, dir) {
+                    out.insert(p);
+                }
+            } else if ft.is_dir() {
+                walk(workdir, &entry.path(), out);
+            }
+        }
+    }
+    let mut out = BTreeSet::new();
+    for c in changes.iter().filter(|c| c.kind == ChangeKind::Added) {
+        let full = c.path.to_fs(workdir);
+        if std::fs::symlink_metadata(&full).is_ok_and(|m| m.is_dir()) {
+            walk(workdir, &full, &mut out);
+        }
+    }
+    out.into_iter().collect()
+}
+
+/// The refusal for nested repositories in the way of a move (see
+/// [`nested_repos_in_the_way`]), naming them; `None` when there are none.
+pub fn refuse_nested_repos(workdir: &Path, changes: &[Change], what: &str) -> Option<crate::Error> {
+    let found = nested_repos_in_the_way(workdir, changes);
+    if found.is_empty() {
+        return None;
+    }
+    let names = found.iter().map(|p| format!("`{p}`")).collect::<Vec<_>>().join(", ");
+    Some(crate::Error::refused(
+        format!(
+            "{names}: a nested git repository (a folder with its own `.git`) where the {what} has a file; \
+             the move would delete it with its history, and backups do not hold a repository's `.git`"
+        ),
+        Some(
+            "move the nested repository out of the work tree (or make it a submodule), then run again; \
+             nothing was changed"
+                .to_owned(),
+        ),
+    ))
+}
+
 /// Captured untracked (and cleaned ignored) files a rollback removes after the reset. Env files
 /// captured by a full rollback are not removed: `restore_env` writes them.
 pub fn removals_from(manifest: &Manifest, changes: &[Change]) -> Vec<RepoPath> {

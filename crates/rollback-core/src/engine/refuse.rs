@@ -43,6 +43,9 @@ impl Rollback {
                 )),
             ));
         }
+        let changes: Vec<crate::vcs::Change> =
+            a.changes.iter().map(|c| crate::vcs::Change { path: c.path.clone(), kind: c.kind }).collect();
+        out.extend(super::planner::refuse_nested_repos(self.workdir(), &changes, "target"));
         let at_head = a.target.commit.id == a.head.commit;
         let schema_moves = a.database.as_ref().is_some_and(|d| d.needs_downgrade);
         let env_moves = a.env.as_ref().is_some_and(|e| e.target_record.is_some() && !e.diffs.is_empty());

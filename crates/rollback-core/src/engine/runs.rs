@@ -55,7 +55,7 @@ impl Rollback {
             let s = RunState::load(&path)?;
             summaries.push(RunSummary {
                 interrupted: s.status == RunStatus::Running && live.is_none(),
-                backup_id: s.snapshot_of("snapshot"),
+                backup_id: s.tree_snapshot.clone(),
                 run_id: s.run_id,
                 kind: s.plan.kind,
                 status: s.status,

@@ -43,6 +43,9 @@ impl Entry for UndoEntry<'_> {
                 db.as_ref(),
             )?;
             rb.plan_repromotion(&mut plan, &target)?;
+            if let Some(e) = planner::refuse_nested_repos(rb.workdir(), Rollback::reset_changes(&plan), "state being restored") {
+                return Err(e);
+            }
             let made_since = rb.vcs.commits_between(&manifest.head, &head.commit, KEPT_SHOWN)?;
             let mut summary = format!(
                 "Undo run {run_id}\nRepository: {}\nFrom: {} ({})\nBack to: {} on {} with {} path(s) from backup {}{}\n",
@@ -114,9 +117,12 @@ impl Entry for UndoEntry<'_> {
             ));
         }
         let head = rb.vcs.head()?;
-        rb.keep_commits_made_since(ctx, run_id, &manifest.head, &head.commit)?;
         let mut plan =
             planner::undo_plan(rb.vcs.as_ref(), &rb.config, &rb.check_names(), &head, &manifest, run_id, db.as_ref())?;
+        if let Some(e) = planner::refuse_nested_repos(rb.workdir(), Rollback::reset_changes(&plan), "state being restored") {
+            return Err(e);
+        }
+        rb.keep_commits_made_since(ctx, run_id, &manifest.head, &head.commit)?;
         rb.plan_repromotion(&mut plan, &target)?;
         Ok(Next::Go(Job {
             run_id: new_run_id(),
@@ -184,7 +190,7 @@ impl Rollback {
     /// The work-tree snapshot of a run and, if it took one, its database snapshot; `None`
     /// when the run stopped before its snapshot completed (it changed nothing).
     pub(crate) fn undo_inputs(&self, target: &RunState) -> Result<Option<(Manifest, Option<planner::DbRestore>)>> {
-        let snapshot = target.snapshot_of("snapshot");
+        let snapshot = target.tree_snapshot.clone();
         let Some(snapshot) = snapshot else { return Ok(None) };
         let manifest = self.store()?.manifest(&snapshot)?;
         // The database goes back only if the run changed it: its downgrade (or database

@@ -456,3 +456,47 @@ fn a_missing_sqlite_file_is_named_not_read_as_base() {
     let fast = RunOptions { level: Some(Level::Fast), target: Some("v1".into()), ..RunOptions::default() };
     assert_eq!(rb.run(&fast, &AutoConfirm, &Recorder::default()).unwrap().status, RunStatus::Succeeded);
 }
+
+/// Issue 12 case 3 (issue 13 case 4): the downgrade fails on a broken migration file; the
+/// operator fixes the file, as the hint says, and edits the env; `resume` captures both again
+/// before going on, and `undo` of the resumed run gives back the fixed file and the edited env,
+/// not the broken file and the old env.
+#[test]
+fn resume_captures_the_operators_fix_and_undo_gives_it_back() {
+    let d = deploy(Fx::Sql, Engine::Sqlite);
+    d.fx.break_second_downgrade(&d.repo);
+    let rb = engine(&d);
+    let out = rb.run(&full("v1"), &AutoConfirm, &Recorder::default()).unwrap();
+    assert_eq!(out.status, RunStatus::Failed);
+    let id = out.run_id.clone().unwrap();
+    let migration = format!("{SQL_DIR}/0002_add_email.down.sql");
+    let fixed = "-- fixed by the operator during the incident\nALTER TABLE users ADD COLUMN legacy VARCHAR(50);\nALTER TABLE users DROP COLUMN email;\n";
+    d.repo.write(&migration, fixed);
+    let env_edit = format!("{ENV_V3}HOTFIX_FLAG=1\n");
+    d.repo.write(".env", &env_edit);
+
+    let resumed = rb.resume(&id, &Recorder::default()).unwrap();
+    assert_eq!(resumed.status, RunStatus::Succeeded, "{:?}", resumed.error);
+    assert_eq!(d.repo.head(), d.fx.commits[1], "the code is v1's");
+    let (_, records, _) = rb.run_details(&id).unwrap();
+    let recaptured: Vec<_> = records
+        .iter()
+        .filter_map(|r| match r {
+            rollback_core::journal::Record::Recaptured { snapshot, changed, reason, .. } => {
+                Some((snapshot.clone(), *changed, reason.clone()))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(recaptured.len(), 1, "{records:?}");
+    assert_eq!(recaptured[0].1, 2, "the migration file and the env changed");
+    assert_eq!(recaptured[0].2, "resume");
+    assert_eq!(resumed.backup_id.as_ref(), Some(&recaptured[0].0), "the run's backup is the new one");
+
+    let undo = rb.undo(&id, &AutoConfirm, &Recorder::default()).unwrap();
+    assert_eq!(undo.status, RunStatus::Succeeded, "{:?}", undo.error);
+    assert_eq!(d.repo.head(), d.fx.commits[3], "back on v3");
+    assert_eq!(String::from_utf8(d.repo.read(&migration)).unwrap(), fixed, "the operator's fix is back");
+    assert_eq!(String::from_utf8(d.repo.read(".env")).unwrap(), env_edit, "the edited env is back");
+    assert_eq!(String::from_utf8(d.repo.read("app/main.py")).unwrap(), "# hotfix attempt in progress\n");
+}

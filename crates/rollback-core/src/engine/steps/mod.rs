@@ -63,7 +63,7 @@ impl Rollback {
         }
         let state = RunState::load(ex.journal.path())?;
         let id = state
-            .snapshot_of("snapshot")
+            .tree_snapshot
             .ok_or_else(|| Error::refused(format!("run {} has no completed snapshot", ex.run_id), None))?;
         let m = self.store()?.manifest(&id)?;
         ex.manifest = Some(m.clone());

@@ -3,10 +3,8 @@
 
 use std::collections::BTreeSet;
 
-use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
 
-use crate::backup::{BlobId, EntryKind};
+use crate::backup::{self, EntryKind};
 use crate::detail::StepDetail;
 use crate::engine::{Ctx, Exec, Rollback, planner};
 use crate::error::Result;
@@ -15,26 +13,6 @@ use crate::fsutil;
 use crate::paths::RepoPath;
 use crate::plan::Step;
 use crate::vcs::StatusKind;
-
-/// Whether the entry at `full` is still exactly what the snapshot captured (type, size and
-/// content; a symlink's target).
-fn unchanged_since_snapshot(full: &Path, captured: &EntryKind) -> bool {
-    match captured {
-        EntryKind::File { blob, size, .. } => {
-            let Ok(meta) = std::fs::symlink_metadata(full) else { return false };
-            if !meta.is_file() || meta.len() != *size {
-                return false;
-            }
-            let Ok(mut file) = std::fs::File::open(full) else { return false };
-            let mut hasher = blake3::Hasher::new();
-            std::io::copy(&mut file, &mut hasher).is_ok() && BlobId::from_hash(hasher.finalize()) == *blob
-        }
-        EntryKind::Symlink { target } => {
-            std::fs::read_link(full).is_ok_and(|t| t.as_os_str().as_bytes() == target.0.as_slice())
-        }
-        EntryKind::Absent => false,
-    }
-}
 
 impl Rollback {
     pub(crate) fn step_remove_untracked(
@@ -89,7 +67,7 @@ impl Rollback {
             let full = p.to_fs(workdir);
             let captured = manifest.entries.iter().find(|e| &e.path == p).map(|e| &e.kind);
             match std::fs::symlink_metadata(&full) {
-                Ok(m) if !m.is_dir() && !captured.is_some_and(|k| unchanged_since_snapshot(&full, k)) => {
+                Ok(m) if !m.is_dir() && !captured.is_some_and(|k| backup::snapshot::still_as_captured(&full, k)) => {
                     // Written after the snapshot (a log a process appends to): those bytes are
                     // in no backup, so the file stays.
                     ctx.log(

@@ -3,10 +3,12 @@
 //! flagged assume-unchanged or skip-worktree that the target does not change.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
 
 use crate::backup::{self, EntryKind, Manifest, ManifestEntry, Origin};
 use crate::detail::StepDetail;
 use crate::engine::support::normalize;
+use crate::engine::recapture::Why;
 use crate::engine::{Ctx, Exec, Rollback, planner};
 use crate::error::{Error, Result};
 use crate::event::LogLevel;
@@ -25,14 +27,44 @@ impl Rollback {
         branch: Option<&str>,
         changes: &[vcs::Change],
     ) -> Result<StepDetail> {
-        let manifest = self.own_manifest(ex)?;
+        let mut manifest = self.own_manifest(ex)?;
         let head = self.vcs.head()?;
         let message = format!("forge-rollback: {} {} to {}", ex.plan.kind.as_str(), ex.run_id, target.short());
         let mut cleared = 0;
         if head.commit == ex.plan.from.commit {
+            // Nothing is deleted that no backup holds: what is in the way must still be as
+            // the snapshot captured it; if something changed since, capture again first.
+            if !self.way_problems(&manifest, changes).is_empty() {
+                self.recapture(ctx, ex, Why::Reset)?;
+                manifest = self.own_manifest(ex)?;
+            }
+            if let Some(e) = planner::refuse_nested_repos(self.workdir(), changes, "target") {
+                return Err(e);
+            }
+            if let Some((path, _)) = self.way_problems(&manifest, changes).into_iter().next() {
+                return Err(Error::refused(
+                    format!("`{path}` is in the way of the reset and changed while the run was capturing it"),
+                    Some(format!(
+                        "stop whatever writes there, then {} (it captures it again)",
+                        crate::hint::resume(&ex.run_id)
+                    )),
+                ));
+            }
+            let workdir = self.workdir();
             for p in planner::clear_way_from(&manifest, changes) {
-                if self.remove_entry(&p)? {
+                let full = p.to_fs(workdir);
+                if fsutil::remove_file_if_exists(&full)? {
                     cleared += 1;
+                }
+                if let Some(parent) = full.parent() {
+                    fsutil::remove_empty_parents(parent, workdir);
+                }
+            }
+            // Folders left empty where the target has a file.
+            for c in changes.iter().filter(|c| c.kind == vcs::ChangeKind::Added) {
+                let full = c.path.to_fs(workdir);
+                if std::fs::symlink_metadata(&full).is_ok_and(|m| m.is_dir()) {
+                    std::fs::remove_dir(&full).at("remove folder", &full)?;
                 }
             }
             if ex.plan.kind == RunKind::Rollback {
@@ -66,6 +98,51 @@ impl Rollback {
             Vec::new()
         };
         Ok(StepDetail::Reset { target: target.clone(), cleared, changed: changes.len(), kept })
+    }
+
+    /// What sits in the way of the paths the move adds and is not exactly as `manifest`
+    /// holds it, with the reason: a captured file or symlink changed (or replaced by a
+    /// folder), or a file, symlink or other entry no backup holds (written after the
+    /// snapshot, or a nested repository's `.git`). Empty: the way can be cleared with nothing
+    /// lost.
+    fn way_problems(&self, manifest: &Manifest, changes: &[vcs::Change]) -> Vec<(RepoPath, &'static str)> {
+        let workdir = self.workdir();
+        let mut out = Vec::new();
+        let clear: BTreeSet<RepoPath> = planner::clear_way_from(manifest, changes).into_iter().collect();
+        for e in manifest.entries.iter().filter(|e| clear.contains(&e.path)) {
+            if !backup::snapshot::still_as_captured(&e.path.to_fs(workdir), &e.kind) {
+                out.push((e.path.clone(), "changed since the snapshot"));
+            }
+        }
+        fn walk(workdir: &Path, dir: &Path, clear: &BTreeSet<RepoPath>, out: &mut Vec<(RepoPath, &'static str)>) {
+            let Ok(rd) = std::fs::read_dir(dir) else { return };
+            for entry in rd.flatten() {
+                let full = entry.path();
+                let Ok(p) = RepoPath::from_fs(workdir, &full) else {
+                    // A `.git`: a nested repository, which no backup holds.
+                    out.extend(RepoPath::from_fs(workdir, dir).ok().map(|d| (d, "a nested repository")));
+                    continue;
+                };
+                match entry.file_type() {
+                    Ok(ft) if ft.is_dir() => walk(workdir, &full, clear, out),
+                    _ if clear.contains(&p) => {}
+                    _ => out.push((p, "in no backup")),
+                }
+            }
+        }
+        for c in changes.iter().filter(|c| c.kind == vcs::ChangeKind::Added) {
+            for (i, p) in std::iter::once(c.path.clone()).chain(c.path.ancestors()).enumerate() {
+                let full = p.to_fs(workdir);
+                match std::fs::symlink_metadata(&full) {
+                    Ok(m) if m.is_dir() && i == 0 => walk(workdir, &full, &clear, &mut out),
+                    Ok(m) if m.is_dir() => {}
+                    Ok(_) if clear.contains(&p) => {}
+                    Ok(_) => out.push((p, "in no backup")),
+                    Err(_) => {}
+                }
+            }
+        }
+        out
     }
 
     /// Flagged files (assume-unchanged, skip-worktree) with local changes that the target

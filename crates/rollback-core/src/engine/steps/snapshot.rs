@@ -1,7 +1,7 @@
 //! `snapshot`: capture everything later steps change or delete, plus the index; verify it;
 //! pin HEAD with a ref.
 
-use crate::backup::{self, IndexSnapshot, Manifest, Origin, SnapshotId, StagedObject};
+use crate::backup::{self, BackupStore, IndexSnapshot, Manifest, Origin, PutStats, SnapshotId, StagedObject};
 use crate::detail::StepDetail;
 use crate::engine::support::pin_ref;
 use crate::engine::{Ctx, Exec, Rollback, planner};
@@ -43,29 +43,10 @@ impl Rollback {
         };
         let paths: Vec<(RepoPath, Origin)> = captures.into_iter().map(|c| (c.path, c.origin)).collect();
         let (entries, mut stats) = backup::snapshot::capture(store.as_ref(), workdir, &paths)?;
-        let index_path = self.vcs.index_path();
-        let index = match std::fs::read(&index_path) {
-            Ok(bytes) => {
-                let (blob, new) = store.put_blob(&bytes)?;
-                stats.blobs += 1;
-                if new {
-                    stats.new_blobs += 1;
-                    stats.new_bytes += bytes.len() as u64;
-                }
-                let mut staged = Vec::new();
-                for s in self.vcs.staged_blobs()? {
-                    let (b, new) = store.put_blob(&s.content)?;
-                    if new {
-                        stats.new_blobs += 1;
-                        stats.new_bytes += s.content.len() as u64;
-                    }
-                    staged.push(StagedObject { path: s.path, oid: s.oid, blob: b });
-                }
-                Some(IndexSnapshot { blob, staged })
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(e) => return Err(fsutil::IoError::new("read", &index_path, e).into()),
-        };
+        let (index, index_stats) = self.capture_index(store.as_ref())?;
+        stats.blobs += index_stats.blobs;
+        stats.new_blobs += index_stats.new_blobs;
+        stats.new_bytes += index_stats.new_bytes;
         failpoint::hit("inside:snapshot")?;
         let manifest = Manifest {
             format: 1,
@@ -109,5 +90,32 @@ impl Rollback {
         };
         ex.manifest = Some(manifest);
         Ok(detail)
+    }
+
+    /// The index file and the staged objects it names, into `store` (`None`: no index).
+    pub(crate) fn capture_index(&self, store: &dyn BackupStore) -> Result<(Option<IndexSnapshot>, PutStats)> {
+        let mut stats = PutStats::default();
+        let index_path = self.vcs.index_path();
+        let bytes = match std::fs::read(&index_path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((None, stats)),
+            Err(e) => return Err(fsutil::IoError::new("read", &index_path, e).into()),
+        };
+        let (blob, new) = store.put_blob(&bytes)?;
+        stats.blobs += 1;
+        if new {
+            stats.new_blobs += 1;
+            stats.new_bytes += bytes.len() as u64;
+        }
+        let mut staged = Vec::new();
+        for s in self.vcs.staged_blobs()? {
+            let (b, new) = store.put_blob(&s.content)?;
+            if new {
+                stats.new_blobs += 1;
+                stats.new_bytes += s.content.len() as u64;
+            }
+            staged.push(StagedObject { path: s.path, oid: s.oid, blob: b });
+        }
+        Ok((Some(IndexSnapshot { blob, staged }), stats))
     }
 }

@@ -1,0 +1,155 @@
+//! Capturing the work tree again after a run's snapshot, so that nothing written since is
+//! lost: a resume does it before its first step (the operator may have fixed a migration file
+//! as the hint said, or edited an env file), and the reset does it when a path it must clear
+//! changed since the snapshot ([`super::steps`]).
+//!
+//! The new snapshot is a whole manifest: the latest content of every path the run's last
+//! snapshot held, plus every path changed since, with HEAD and branch as the run found them.
+//! It is journaled ([`Record::Recaptured`]) and replaces the run's snapshot for every later
+//! step and for `undo`, so `undo` of a resumed run gives back the latest content of every file.
+//!
+//! What "latest" means depends on where the tree stands:
+//! - HEAD where the run started (the reset has not moved it): everything `git status` shows,
+//!   the env files, what sits where the target adds a path, and every path of the last
+//!   snapshot, as they are now; except a path the run itself removed to clear the reset's way
+//!   (a reset interrupted half-way), which keeps the content the snapshot holds;
+//! - HEAD at the target (the reset is done): only the env files, and only while `restore_env`
+//!   has not begun: it is the one remaining step that overwrites a file the snapshot holds.
+//!   Edits to other files made on the rolled-back tree are captured by the undo's own
+//!   snapshot, as always.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::{Ctx, Exec, Rollback, planner};
+use crate::backup::{self, EntryKind, Manifest, ManifestEntry, Origin, SnapshotId};
+use crate::error::{Error, Result};
+use crate::event::LogLevel;
+use crate::journal::{Record, RunState};
+use crate::paths::RepoPath;
+use crate::time::Timestamp;
+
+/// Why the tree is captured again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Why {
+    /// A resume, before its first step.
+    Resume,
+    /// The reset found a path in its way changed since the snapshot.
+    Reset,
+}
+
+impl Why {
+    fn as_str(self) -> &'static str {
+        match self {
+            Why::Resume => "resume",
+            Why::Reset => "reset",
+        }
+    }
+}
+
+impl Rollback {
+    /// Captures what changed since the run's last snapshot into a new one (see the [module
+    /// docs](self)); returns whether one was taken (`false`: nothing changed, or nothing the
+    /// remaining steps could overwrite).
+    pub(crate) fn recapture(&self, ctx: &mut Ctx<'_>, ex: &mut Exec<'_>, why: Why) -> Result<bool> {
+        let old = self.own_manifest(ex)?;
+        let state = RunState::load(ex.journal.path())?;
+        let plan = ex.plan;
+        let begins = |name: &str| {
+            state
+                .records
+                .iter()
+                .filter(|r| matches!(r, Record::StepBegin { index, .. } if plan.steps.get(*index).is_some_and(|s| s.name() == name)))
+                .count()
+        };
+        // Whether an earlier attempt of the reset may have removed paths already (the reset
+        // calling this has journaled its own begin).
+        let reset_touched = begins("reset") > usize::from(why == Why::Reset);
+        let head = self.vcs.head()?;
+        let workdir = self.workdir();
+        let changes = Self::reset_changes(plan);
+        let env: Vec<RepoPath> =
+            plan.captures().iter().filter(|c| c.origin == Origin::Env).map(|c| c.path.clone()).collect();
+        let at_start = head.commit == old.head;
+        let paths: Vec<(RepoPath, Origin)> = if at_start {
+            let status = self.vcs.status(true)?;
+            let fresh = planner::with_env_files(planner::captures(workdir, &self.config, &status, changes), &env);
+            // The snapshot's own origins first: the first origin given wins.
+            old.entries.iter().map(|e| (e.path.clone(), e.origin)).chain(fresh.into_iter().map(|c| (c.path, c.origin))).collect()
+        } else if head.commit == plan.to && plan.steps.iter().any(|s| s.name() == "restore_env") && begins("restore_env") == 0 {
+            old.entries.iter().filter(|e| e.origin == Origin::Env).map(|e| (e.path.clone(), e.origin)).collect()
+        } else {
+            return Ok(false);
+        };
+        let store = self.store()?;
+        let (fresh, stats) = backup::snapshot::capture(store.as_ref(), workdir, &paths)?;
+        let removed_by_run: BTreeSet<RepoPath> =
+            if at_start && reset_touched { planner::clear_way_from(&old, changes).into_iter().collect() } else { BTreeSet::new() };
+        let fresh_paths: BTreeSet<RepoPath> = fresh.iter().map(|e| e.path.clone()).collect();
+        let mut merged: BTreeMap<RepoPath, ManifestEntry> =
+            old.entries.iter().map(|e| (e.path.clone(), e.clone())).collect();
+        for e in fresh {
+            if e.kind == EntryKind::Absent && removed_by_run.contains(&e.path) {
+                continue;
+            }
+            // A file or symlink of the old snapshot that is a folder now: the folder's content
+            // replaces it.
+            if e.kind != EntryKind::Absent {
+                for anc in e.path.ancestors() {
+                    if !fresh_paths.contains(&anc) && merged.get(&anc).is_some_and(|o| o.kind != EntryKind::Absent) {
+                        merged.remove(&anc);
+                    }
+                }
+            }
+            merged.insert(e.path.clone(), e);
+        }
+        let changed = merged.values().filter(|e| !old.entries.contains(e)).count()
+            + old.entries.iter().filter(|e| !merged.contains_key(&e.path)).count();
+        // The index as it is now, unless the reset may have rewritten it already.
+        let index = if at_start && !reset_touched { self.capture_index(store.as_ref())?.0 } else { old.index.clone() };
+        if changed == 0 && index == old.index {
+            ctx.log(LogLevel::Info, format!("Nothing changed since backup {}", old.id));
+            return Ok(false);
+        }
+        let manifest = Manifest {
+            format: 1,
+            id: SnapshotId::generate(),
+            created_at: Timestamp::now(),
+            run_id: Some(ex.run_id.clone()),
+            workdir: workdir.to_path_buf(),
+            head: old.head.clone(),
+            branch: old.branch.clone(),
+            entries: merged.into_values().collect(),
+            index,
+            label: None,
+            database: None,
+        };
+        store.put_manifest(&manifest)?;
+        let report = store.verify(Some(std::slice::from_ref(&manifest.id)))?;
+        if !report.problems.is_empty() {
+            return Err(Error::refused(
+                format!("the new backup {} failed verification: {}", manifest.id, report.problems.join("; ")),
+                None,
+            ));
+        }
+        ex.journal.append(&Record::Recaptured {
+            at: Timestamp::now(),
+            snapshot: manifest.id.clone(),
+            replaces: old.id.clone(),
+            changed,
+            reason: why.as_str().to_owned(),
+        })?;
+        ctx.log(
+            LogLevel::Info,
+            format!(
+                "Captured the work tree again before going on ({}): {changed} path(s) changed since backup {}; \
+                 backup {} holds them ({} new byte(s) stored) and is what `undo` restores",
+                why.as_str(),
+                old.id,
+                manifest.id,
+                stats.new_bytes
+            ),
+        );
+        ex.manifest = Some(manifest);
+        Ok(true)
+    }
+}
