@@ -1,0 +1,161 @@
+//! Content written after a run's snapshot is never lost (issue 13, cases 2 and 4; issue 12,
+//! case 3): `resume` captures what changed since the run stopped before it goes on, the reset
+//! captures again a path in its way that changed since the snapshot, and a nested repository
+//! where the target has a file is refused before anything changes.
+
+use std::time::{Duration, Instant};
+
+use rollback_testkit::TestRepo;
+
+use crate::common::{command, fr, fr_env, messy_repo, picture};
+
+fn run_id(out: &crate::common::Out) -> String {
+    out.json()["run_id"].as_str().unwrap().to_owned()
+}
+
+/// v1 has `docs/guide.md`, v2 deletes it; HEAD is v2 and an untracked `docs/guide.md` (the
+/// operator's draft) sits where v1 has its file: the reset must clear it.
+fn repo_with_a_draft_in_the_way() -> TestRepo {
+    let r = TestRepo::new();
+    r.write("app/main.py", "V = 1\n").write("docs/guide.md", "v1 guide\n");
+    r.commit_all("release v1");
+    r.git(&["tag", "v1"]);
+    r.git(&["rm", "-q", "docs/guide.md"]);
+    r.write("app/main.py", "V = 2\n");
+    r.commit_all("release v2");
+    r.write("docs/guide.md", "my draft\n");
+    r
+}
+
+/// Case 4 (b): the run is killed inside the reset (the way cleared, HEAD not moved); the
+/// operator then edits a tracked file and adds a note; `resume` captures both before it goes
+/// on, and `undo` gives back the latest content of every file. (The index comes back as the
+/// run's snapshot holds it: once the reset has begun, the index on disk may be the reset's.)
+#[test]
+fn an_edit_made_after_a_crash_inside_the_reset_survives_resume_and_undo() {
+    let (r, _) = messy_repo();
+    let out = fr_env(
+        &r,
+        &["run", "--fast", "--yes", "--json", "--target", "v1"],
+        &[("FORGE_ROLLBACK_FAILPOINT", "inside:reset")],
+    );
+    assert_eq!(out.code, None, "killed\n{}", out.stderr);
+    let id = fr(&r, &["runs", "list", "--json"]).json()[0]["run_id"].as_str().unwrap().to_owned();
+    r.write("app/main.py", "# edited after the crash\n").write("notes/after-crash.txt", "written while stopped\n");
+    let expected = picture(&r);
+
+    let resumed = fr(&r, &["resume", &id, "--json"]);
+    resumed.ok();
+    assert!(resumed.stderr.contains("Captured the work tree again before going on (resume)"), "{}", resumed.stderr);
+    assert_eq!(r.head(), r.git(&["rev-parse", "v1"]));
+    assert!(!r.exists("notes/after-crash.txt"), "the rollback removed it, as it removes untracked work");
+
+    fr(&r, &["undo", &id, "--yes", "--json"]).ok();
+    assert_eq!(picture(&r), expected, "the edit and the new file as they were at the resume");
+    assert_eq!(r.read("app/main.py"), b"# edited after the crash\n");
+}
+
+/// Case 4, second half: the reset cleared `docs/guide.md`, then failed; a folder with content
+/// is made at that path before `resume`. The resume captures the folder's content, the reset
+/// removes only what a backup holds, and `undo` gives the folder back.
+#[test]
+fn a_folder_made_where_the_reset_cleared_a_file_is_captured_not_deleted() {
+    let r = repo_with_a_draft_in_the_way();
+    let out = fr_env(
+        &r,
+        &["run", "--fast", "--yes", "--json", "--target", "v1"],
+        &[("FORGE_ROLLBACK_FAILPOINT", "inside:reset"), ("FORGE_ROLLBACK_FAILPOINT_ACTION", "error")],
+    );
+    out.code(1);
+    let id = run_id(&out);
+    assert!(!r.exists("docs/guide.md"), "the way was cleared before the failure");
+    r.write("docs/guide.md/part1.md", "chapter one, written while the run was stopped\n");
+    let expected = picture(&r);
+
+    fr(&r, &["resume", &id, "--json"]).ok();
+    assert_eq!(r.read("docs/guide.md"), b"v1 guide\n", "the target's file");
+
+    fr(&r, &["undo", &id, "--yes", "--json"]).ok();
+    assert_eq!(picture(&r), expected);
+}
+
+/// Case 8 for the reset's way: the draft in the way is appended to after the snapshot (the
+/// run held at `before:reset`); the reset captures it again instead of deleting bytes no
+/// backup holds, and `undo` gives back the appended content.
+#[test]
+fn a_path_in_the_way_written_after_the_snapshot_is_captured_again_by_the_reset() {
+    let r = repo_with_a_draft_in_the_way();
+    let release = r.path().join(".git/release-reset");
+    let child = command(r.path(), &["run", "--fast", "--yes", "--json", "--target", "v1"])
+        .env("FORGE_ROLLBACK_FAILPOINT", "before:reset")
+        .env("FORGE_ROLLBACK_FAILPOINT_ACTION", "pause")
+        .env("FORGE_ROLLBACK_FAILPOINT_RELEASE", &release)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the reset step has begun (its begin record is journaled before the pause).
+    let runs = r.path().join(".git/forge-rollback/runs");
+    let start = Instant::now();
+    while !std::fs::read_dir(&runs).ok().and_then(|mut d| d.next()).and_then(Result::ok).is_some_and(|d| {
+        std::fs::read_to_string(d.path().join("journal.jsonl"))
+            .is_ok_and(|j| j.lines().any(|l| l.contains(r#""record":"step_begin""#) && l.contains(r#""step":"reset""#)))
+    }) {
+        assert!(start.elapsed() < Duration::from_secs(60), "the run never reached the reset");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    r.write("docs/guide.md", "my draft\nand a paragraph added after the snapshot\n");
+    let expected = picture(&r);
+    std::fs::write(&release, "").unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("Captured the work tree again before going on (reset): 1 path(s) changed"), "{stderr}");
+    assert_eq!(r.read("docs/guide.md"), b"v1 guide\n");
+    let id = serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()["run_id"].as_str().unwrap().to_owned();
+
+    fr(&r, &["undo", &id, "--yes", "--json"]).ok();
+    assert_eq!(picture(&r), expected, "the appended paragraph is back");
+}
+
+/// Case 2: an untracked folder that is itself a git repository, where the target has a file.
+/// The reset would delete it with its history, so the run is refused before anything changes,
+/// naming it; a nested repository that is not in the way does not block anything.
+#[test]
+fn a_nested_repository_where_the_target_has_a_file_is_refused_naming_it() {
+    let r = TestRepo::new();
+    r.write("app/main.py", "V = 1\n").write("tools", "#!/bin/sh\necho v1 tool\n");
+    r.commit_all("release v1");
+    r.git(&["tag", "v1"]);
+    r.git(&["rm", "-q", "tools"]);
+    r.write("app/main.py", "V = 2\n");
+    r.commit_all("release v2");
+    // A vendored tool checked out as its own repository, with history of its own.
+    r.write("tools/vendor/lib.py", "LIB = 1\n");
+    let nested = r.path().join("tools/vendor");
+    for args in [&["init", "-q"][..], &["add", "lib.py"], &["-c", "user.name=t", "-c", "user.email=t@e", "commit", "-qm", "lib"]] {
+        let st = std::process::Command::new("git").args(args).current_dir(&nested).status().unwrap();
+        assert!(st.success());
+    }
+    let before = picture(&r);
+    let git_dir_before = rollback_testkit::TreeState::capture(&nested.join(".git"));
+    for level in ["--fast", "--full"] {
+        let out = fr(&r, &["run", level, "--yes", "--target", "v1"]);
+        out.code(4);
+        assert!(
+            out.stderr.contains("`tools/vendor`: a nested git repository (a folder with its own `.git`) where the target has a file"),
+            "{}",
+            out.stderr
+        );
+        assert!(out.stderr.contains("hint: move the nested repository out of the work tree"), "{}", out.stderr);
+    }
+    assert_eq!(picture(&r), before, "nothing changed");
+    assert_eq!(rollback_testkit::TreeState::capture(&nested.join(".git")), git_dir_before);
+    assert!(fr(&r, &["runs", "list", "--json"]).json().as_array().unwrap().is_empty(), "no run was started");
+
+    // Moved aside, the rollback goes ahead and its undo brings the repository back whole.
+    std::fs::rename(&nested, r.path().join(".git/vendor-aside")).unwrap();
+    let out = fr(&r, &["run", "--fast", "--yes", "--json", "--target", "v1"]);
+    out.ok();
+    assert_eq!(r.read("tools"), b"#!/bin/sh\necho v1 tool\n");
+}
