@@ -176,7 +176,7 @@ impl Rollback {
         // A resume past the snapshot first captures what changed since the run stopped: the
         // operator may have fixed a file as the hint said, and the steps left would overwrite it.
         if resumed_at.is_some_and(|at| at > 0) && RunState::load(ex.journal.path())?.tree_snapshot.is_some() {
-            self.recapture(ctx, &mut ex, super::recapture::Why::Resume)?;
+            self.recapture(ctx, &mut ex, super::recapture::Why::Resume, None)?;
         }
         self.execute(ctx, &mut ex, at)
     }

@@ -50,7 +50,16 @@ impl Rollback {
     /// Captures what changed since the run's last snapshot into a new one (see the [module
     /// docs](self)); returns whether one was taken (`false`: nothing changed, or nothing the
     /// remaining steps could overwrite).
-    pub(crate) fn recapture(&self, ctx: &mut Ctx<'_>, ex: &mut Exec<'_>, why: Why) -> Result<bool> {
+    ///
+    /// With `only`, just those paths are captured again, wherever HEAD is: untracked files,
+    /// whose content does not depend on the commit checked out.
+    pub(crate) fn recapture(
+        &self,
+        ctx: &mut Ctx<'_>,
+        ex: &mut Exec<'_>,
+        why: Why,
+        only: Option<&[RepoPath]>,
+    ) -> Result<bool> {
         let old = self.own_manifest(ex)?;
         let state = RunState::load(ex.journal.path())?;
         let plan = ex.plan;
@@ -70,7 +79,10 @@ impl Rollback {
         let env: Vec<RepoPath> =
             plan.captures().iter().filter(|c| c.origin == Origin::Env).map(|c| c.path.clone()).collect();
         let at_start = head.commit == old.head;
-        let paths: Vec<(RepoPath, Origin)> = if at_start {
+        let origin_of = |p: &RepoPath| old.entries.iter().find(|e| &e.path == p).map_or(Origin::Untracked, |e| e.origin);
+        let paths: Vec<(RepoPath, Origin)> = if let Some(only) = only {
+            only.iter().map(|p| (p.clone(), origin_of(p))).collect()
+        } else if at_start {
             let status = self.vcs.status(true)?;
             let fresh = planner::with_env_files(planner::captures(workdir, &self.config, &status, changes), &env);
             // The snapshot's own origins first: the first origin given wins.
@@ -83,7 +95,7 @@ impl Rollback {
         let store = self.store()?;
         let (fresh, stats) = backup::snapshot::capture(store.as_ref(), workdir, &paths)?;
         let removed_by_run: BTreeSet<RepoPath> =
-            if at_start && reset_touched { planner::clear_way_from(&old, changes).into_iter().collect() } else { BTreeSet::new() };
+            if only.is_none() && at_start && reset_touched { planner::clear_way_from(&old, changes).into_iter().collect() } else { BTreeSet::new() };
         let fresh_paths: BTreeSet<RepoPath> = fresh.iter().map(|e| e.path.clone()).collect();
         let mut merged: BTreeMap<RepoPath, ManifestEntry> =
             old.entries.iter().map(|e| (e.path.clone(), e.clone())).collect();
@@ -105,7 +117,7 @@ impl Rollback {
         let changed = merged.values().filter(|e| !old.entries.contains(e)).count()
             + old.entries.iter().filter(|e| !merged.contains_key(&e.path)).count();
         // The index as it is now, unless the reset may have rewritten it already.
-        let index = if at_start && !reset_touched { self.capture_index(store.as_ref())?.0 } else { old.index.clone() };
+        let index = if only.is_none() && at_start && !reset_touched { self.capture_index(store.as_ref())?.0 } else { old.index.clone() };
         if changed == 0 && index == old.index {
             ctx.log(LogLevel::Info, format!("Nothing changed since backup {}", old.id));
             return Ok(false);

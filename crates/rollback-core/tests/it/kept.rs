@@ -141,6 +141,30 @@ fn an_untracked_file_written_after_the_snapshot_is_left_in_place_not_deleted() {
     );
 }
 
+/// The undo of that run keeps the late bytes too: the file left in place holds the latest
+/// content, and the undo leaves it as it is (with a warning) instead of writing back the
+/// older content from the snapshot.
+#[test]
+fn undo_keeps_the_latest_content_of_a_file_written_during_the_run() {
+    let r = TestRepo::new();
+    r.three_releases();
+    r.write("logs/app.log", "before\n").write("notes/todo.txt", "t\n");
+    let rb = Rollback::builder(r.path()).config(Config::default()).build().unwrap();
+    let opts = RunOptions { level: Some(Level::Fast), target: Some("v1".into()), ..RunOptions::default() };
+    let writer = Writer { path: r.path().join("logs/app.log"), at: "remove_untracked" };
+    let out = rb.run(&opts, &AutoConfirm, &writer).unwrap();
+    assert_eq!(out.status, RunStatus::Succeeded, "{:?}", out.error);
+    let undo = rb.undo(out.run_id.as_deref().unwrap(), &AutoConfirm, &Recorder::default()).unwrap();
+    assert_eq!(undo.status, RunStatus::Succeeded, "{:?}", undo.error);
+    assert_eq!(r.read("logs/app.log"), b"before\nwritten during the rollback\n", "the latest content");
+    assert_eq!(r.read("notes/todo.txt"), b"t\n", "an unchanged file comes back from the snapshot");
+    assert!(
+        undo.warnings.iter().any(|w| w.contains("kept `logs/app.log` as it is now: it changed after backup")),
+        "{:?}",
+        undo.warnings
+    );
+}
+
 /// A release marked bad after a rollback stays marked bad when the rollback is undone: undo
 /// keeps the registry as it is, it does not put back the file from before the run.
 #[test]

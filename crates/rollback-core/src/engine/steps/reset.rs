@@ -35,7 +35,7 @@ impl Rollback {
             // Nothing is deleted that no backup holds: what is in the way must still be as
             // the snapshot captured it; if something changed since, capture again first.
             if !self.way_problems(&manifest, changes).is_empty() {
-                self.recapture(ctx, ex, Why::Reset)?;
+                self.recapture(ctx, ex, Why::Reset, None)?;
                 manifest = self.own_manifest(ex)?;
             }
             if let Some(e) = planner::refuse_nested_repos(self.workdir(), changes, "target") {

@@ -1,6 +1,6 @@
 //! `restore_files` and `restore_index` (undo): write back what a snapshot recorded.
 
-use crate::backup::{self, SnapshotId};
+use crate::backup::{self, EntryKind, ManifestEntry, Origin, SnapshotId};
 use crate::detail::StepDetail;
 use crate::engine::{Ctx, Exec, Rollback};
 use crate::error::{Error, Result};
@@ -17,7 +17,28 @@ impl Rollback {
         ctx.log(LogLevel::Info, format!("Restoring files from backup {snapshot}..."));
         let store = self.store()?;
         let m = store.manifest(snapshot)?;
-        let stats = backup::snapshot::restore(store.as_ref(), self.workdir(), &m.entries)?;
+        let workdir = self.workdir();
+        // An untracked file the run left in place because it changed after the snapshot (a
+        // log a process appends to), or that was written again since: what is on disk now is
+        // its latest content, and it stays; the content from before the run stays in the
+        // backup.
+        let (newer, entries): (Vec<ManifestEntry>, Vec<ManifestEntry>) = m.entries.iter().cloned().partition(|e| {
+            let full = e.path.to_fs(workdir);
+            matches!(e.origin, Origin::Untracked | Origin::Ignored)
+                && e.kind != EntryKind::Absent
+                && std::fs::symlink_metadata(&full).is_ok_and(|md| !md.is_dir())
+                && !backup::snapshot::still_as_captured(&full, &e.kind)
+        });
+        for e in &newer {
+            ctx.log(
+                LogLevel::Warn,
+                format!(
+                    "kept `{}` as it is now: it changed after backup {snapshot}, which still holds the content from before the run",
+                    e.path
+                ),
+            );
+        }
+        let stats = backup::snapshot::restore(store.as_ref(), workdir, &entries)?;
         // The registry and the config as they are now, not as they were before the run: a
         // `known-good bad` mark made since (by an operator or `watch`) must survive the undo.
         let own = self.own_manifest(ex)?;
