@@ -158,8 +158,26 @@ fn dir_copy(src: &Path) -> tempfile::TempDir {
     d
 }
 
-/// Builds one random dirty state on top of `v3` in `r`; returns a short description.
-fn make_dirty(r: &TestRepo, t: &Template, rng: &mut Rng) -> Vec<&'static str> {
+/// A file a process appends to while the run proceeds: the append happens while the run is
+/// held at the failpoint `point` (`before:<step>`), so it is deterministic.
+struct Writer {
+    path: &'static str,
+    point: &'static str,
+    bytes: Vec<u8>,
+}
+
+/// `git init` + one commit in `dir` (a nested repository with history of its own).
+fn nested_repo(dir: &Path, content: &[u8]) {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join("lib.py"), content).unwrap();
+    git_in(dir, &["init", "-q"]);
+    git_in(dir, &["add", "lib.py"]);
+    git_in(dir, &["-c", "user.name=n", "-c", "user.email=n@e", "commit", "-qm", "nested"]);
+}
+
+/// Builds one random dirty state on top of `v3` in `r`; returns a short description and, for
+/// some states, a file to append to during the run.
+fn make_dirty(r: &TestRepo, t: &Template, rng: &mut Rng) -> (Vec<&'static str>, Option<Writer>) {
     let mut kinds = Vec::new();
     let mut to_add: Vec<Vec<u8>> = Vec::new();
     let mut then_modify: Vec<String> = Vec::new();
@@ -168,7 +186,7 @@ fn make_dirty(r: &TestRepo, t: &Template, rng: &mut Rng) -> Vec<&'static str> {
     let mut tracked = t.tracked.clone();
     for _ in 0..ops {
         let path = rng.pick(&tracked).clone();
-        let op = rng.below(15);
+        let op = rng.below(18);
         if op <= 7 && (gone.contains(&path) || !r.exists(&path)) {
             continue;
         }
@@ -248,6 +266,9 @@ fn make_dirty(r: &TestRepo, t: &Template, rng: &mut Rng) -> Vec<&'static str> {
             }
             12 => {
                 // At a path the target (v1) tracks and HEAD does not.
+                if std::fs::symlink_metadata(r.path().join("old/nested/deep.txt")).is_ok_and(|m| m.is_dir()) {
+                    continue;
+                }
                 match rng.below(4) {
                     0 => r.write("old/legacy.py", rng.content("untracked at target path")),
                     1 => r.write("old/nested/deep.txt", rng.content("untracked at target path")),
@@ -266,6 +287,49 @@ fn make_dirty(r: &TestRepo, t: &Template, rng: &mut Rng) -> Vec<&'static str> {
                     r.remove("current").symlink("current", "run.sh");
                 }
                 kinds.push("symlink");
+            }
+            15 => {
+                // A local edit git hides on purpose.
+                if gone.contains(&path) || !r.exists(&path) || to_add.iter().any(|p| p == path.as_bytes()) {
+                    continue;
+                }
+                r.git(&["update-index", "--assume-unchanged", "--", &path]);
+                r.write(&path, rng.content("assume-unchanged edit"));
+                tracked.retain(|p| p != &path);
+                kinds.push("assume-unchanged");
+            }
+            16 => {
+                // An untracked folder that is its own repository: out of the way, or where
+                // the target has a file (the run must refuse, naming it).
+                let (dir, kind) = match rng.below(3) {
+                    0 => ("old/nested/deep.txt", "nested-repo-in-the-way"),
+                    1 => ("old/nested", "nested-repo-around-a-target-path"),
+                    _ => ("vendor/lib", "nested-repo"),
+                };
+                if r.exists(dir) || r.exists("old/nested/deep.txt") {
+                    continue;
+                }
+                nested_repo(&r.path().join(dir), &rng.content("nested repo"));
+                kinds.push(kind);
+            }
+            17 => {
+                // Hard links: two untracked names for one file, or an untracked name for a
+                // tracked file.
+                let n = rng.below(100);
+                let a = r.path().join(format!("hard/a{n}"));
+                if r.exists(format!("hard/a{n}")) {
+                    continue;
+                }
+                std::fs::create_dir_all(r.path().join("hard")).unwrap();
+                if rng.below(2) == 0 {
+                    std::fs::write(&a, rng.content("hard link")).unwrap();
+                    std::fs::hard_link(&a, r.path().join(format!("hard/b{n}"))).unwrap();
+                } else if r.exists(&path) {
+                    std::fs::hard_link(r.path().join(&path), &a).unwrap();
+                } else {
+                    continue;
+                }
+                kinds.push("hard-link");
             }
             _ => {
                 let name = format!("bin/tool{}", rng.below(10));
@@ -294,7 +358,56 @@ fn make_dirty(r: &TestRepo, t: &Template, rng: &mut Rng) -> Vec<&'static str> {
         r.write("untracked/always.txt", rng.content("untracked"));
         kinds.push("untracked");
     }
-    kinds
+    let writer = (rng.below(4) == 0).then(|| {
+        let path = if r.exists("old/legacy.py") { "live/app.txt" } else { *rng.pick(&["live/app.txt", "old/legacy.py"]) };
+        r.write(path, rng.content("log line before the run"));
+        kinds.push(if path == "old/legacy.py" { "written-during-run-in-the-way" } else { "written-during-run" });
+        // A file in the target's way is replaced by the target's version at the reset: what is
+        // appended after that goes to the target's file, which the undo's own snapshot keeps.
+        let point = if path == "old/legacy.py" { "before:reset" } else { *rng.pick(&["before:reset", "before:remove_untracked"]) };
+        Writer { path, point, bytes: rng.content("appended during the run") }
+    });
+    (kinds, writer)
+}
+
+/// Runs `args`, held at `w.point` until `w.bytes` are appended to `w.path`.
+fn run_with_writer(r: &TestRepo, args: &[&str], w: &Writer) -> crate::common::Out {
+    let release = r.path().join(".git/release-writer");
+    let child = command(r.path(), args)
+        .env("FORGE_ROLLBACK_FAILPOINT", w.point)
+        .env("FORGE_ROLLBACK_FAILPOINT_ACTION", "pause")
+        .env("FORGE_ROLLBACK_FAILPOINT_RELEASE", &release)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let step = w.point.trim_start_matches("before:");
+    let begun = |j: &str| j.lines().any(|l| l.contains(r#""record":"step_begin""#) && l.contains(&format!(r#""step":"{step}""#)));
+    let runs = r.path().join(".git/forge-rollback/runs");
+    let start = Instant::now();
+    let mut child = Some(child);
+    loop {
+        let journal = std::fs::read_dir(&runs).ok().and_then(|mut d| d.next()).and_then(Result::ok);
+        if journal.is_some_and(|d| std::fs::read_to_string(d.path().join("journal.jsonl")).is_ok_and(|j| begun(&j))) {
+            break;
+        }
+        // A refused run never reaches the step.
+        if child.as_mut().unwrap().try_wait().unwrap().is_some() {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(60), "the run never reached {}", w.point);
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let mut f = std::fs::OpenOptions::new().append(true).open(r.path().join(w.path)).unwrap();
+    f.write_all(&w.bytes).unwrap();
+    drop(f);
+    std::fs::write(&release, "").unwrap();
+    let o = child.take().unwrap().wait_with_output().unwrap();
+    crate::common::Out {
+        code: o.status.code(),
+        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+    }
 }
 
 fn is_cache(p: &[u8]) -> bool {
@@ -366,8 +479,14 @@ fn seed_procedure_loses(dir: &Path, before: &TreeState, stash: &str) -> usize {
         "{stash} >/dev/null 2>&1; git reset -q --hard v1 && git clean -fdq && \
          find . -name __pycache__ -type d -prune -exec rm -rf {{}} + && find . -name '*.pyc' -delete"
     );
-    let st = clean_git_env(&mut Command::new("bash")).current_dir(dir).args(["-c", &script]).status().unwrap();
-    assert!(st.success(), "the shell procedure failed in {}", dir.display());
+    // It may stop half-way (`git reset --hard` refuses an assume-unchanged file git cannot
+    // merge): what it lost by then is counted all the same.
+    let _ = clean_git_env(&mut Command::new("bash"))
+        .current_dir(dir)
+        .args(["-c", &script])
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
     let mut found = contents(&TreeState::capture(dir));
     found.extend(stash_contents(dir));
     contents(before).difference(&found).count()
@@ -388,14 +507,33 @@ struct Tally {
 fn check_state(i: u64, t: &Template, tally: &mut Tally) {
     let mut rng = Rng::new(SEED ^ i.wrapping_mul(0x9e37_79b9_7f4a_7c15));
     let r = repo_copy(&t.dir);
-    let kinds = make_dirty(&r, t, &mut rng);
+    let (kinds, writer) = make_dirty(&r, t, &mut rng);
     let stash_copy = dir_copy(r.path());
     let stash_u_copy = dir_copy(r.path());
-    let before = picture(&r);
+    let mut before = picture(&r);
 
-    let out = fr(&r, &["run", "--fast", "--yes", "--json", "--target", "v1"]);
+    let args = ["run", "--fast", "--yes", "--json", "--target", "v1"];
+    let out = match &writer {
+        Some(w) => {
+            let out = run_with_writer(&r, &args, w);
+            // The appended bytes belong to the state `undo` must give back.
+            if let Some(Node::File { content, .. }) = before.tree.0.get_mut(w.path.as_bytes()) {
+                content.extend_from_slice(&w.bytes);
+            }
+            out
+        }
+        None => fr(&r, &args),
+    };
     let mut lost = None;
-    if out.code == Some(0) {
+    let refused_nested = kinds.contains(&"nested-repo-in-the-way");
+    if refused_nested {
+        // Refused before anything changed, naming the nested repository.
+        if out.code != Some(4) || !out.stderr.contains("`old/nested/deep.txt`: a nested git repository") {
+            lost = Some(format!("a nested repository in the way was not refused: {:?} {}", out.code, out.stderr));
+        } else if picture(&r) != before {
+            lost = Some(format!("the refused run changed the state:\nbefore {:?}\nafter  {:?}", before, picture(&r)));
+        }
+    } else if out.code == Some(0) {
         let run_id = out.json()["run_id"].as_str().unwrap().to_owned();
         let head_after = r.head();
         if head_after != t_v1(&r) {
