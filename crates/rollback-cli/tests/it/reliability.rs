@@ -511,6 +511,8 @@ fn check_state(i: u64, t: &Template, tally: &mut Tally) {
     let stash_copy = dir_copy(r.path());
     let stash_u_copy = dir_copy(r.path());
     let mut before = picture(&r);
+    // The shell procedure runs on copies made before any append.
+    let before_seed = before.tree.clone();
 
     let args = ["run", "--fast", "--yes", "--json", "--target", "v1"];
     let out = match &writer {
@@ -553,13 +555,13 @@ fn check_state(i: u64, t: &Template, tally: &mut Tally) {
         tally.failures.push(format!("state {i} {kinds:?}: {why}"));
     }
     let distinct: BTreeSet<&'static str> = kinds.iter().copied().collect();
-    if seed_procedure_loses(stash_copy.path(), &before.tree, "git stash") > 0 {
+    if seed_procedure_loses(stash_copy.path(), &before_seed, "git stash") > 0 {
         tally.stash_lost += 1;
         for k in &distinct {
             *tally.stash_lost_kinds.entry(k).or_default() += 1;
         }
     }
-    if seed_procedure_loses(stash_u_copy.path(), &before.tree, "git stash -u") > 0 {
+    if seed_procedure_loses(stash_u_copy.path(), &before_seed, "git stash -u") > 0 {
         tally.stash_u_lost += 1;
         for k in &distinct {
             *tally.stash_u_lost_kinds.entry(k).or_default() += 1;
