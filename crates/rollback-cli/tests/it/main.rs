@@ -1,6 +1,7 @@
 //! Integration tests of the `forge-rollback` binary against real git repositories in temp dirs.
 
 mod bad_input;
+mod big_files;
 mod commands;
 mod common;
 mod crash;

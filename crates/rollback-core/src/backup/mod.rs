@@ -76,6 +76,17 @@ pub enum Error {
         /// What is wrong (with line and column for JSON errors).
         detail: String,
     },
+    /// The work tree's file system has no room for what a restore writes (checked before the
+    /// restore changes anything).
+    #[error("not enough space to restore into `{}`: {needed} byte(s) to write, {available} free", path.display())]
+    NoSpace {
+        /// The work tree.
+        path: std::path::PathBuf,
+        /// Bytes the restore writes.
+        needed: u64,
+        /// Bytes free.
+        available: u64,
+    },
     /// A restore that would write outside the work tree (through `..`, an absolute path, or a
     /// symlinked parent folder).
     #[error("refusing to restore `{path}`: {reason}")]
@@ -449,6 +460,33 @@ pub trait BackupStore: Send + Sync {
         let content = std::fs::read(path).map_err(|e| IoError::new("read", path, e))?;
         let (id, new) = self.put_blob(&content)?;
         Ok((id, content.len() as u64, new))
+    }
+
+    /// Stores what `file` holds from its current position to its end (a captured work-tree
+    /// file: possibly large; the default holds it in memory, [`store::FsBackupStore`] streams
+    /// it). `path` names it in errors. Returns its id, its size and whether bytes were written.
+    fn put_blob_from(&self, mut file: std::fs::File, path: &std::path::Path) -> Result<(BlobId, u64, bool)> {
+        use std::io::Read as _;
+        let mut content = Vec::new();
+        file.read_to_end(&mut content).map_err(|e| IoError::new("read", path, e))?;
+        let (id, new) = self.put_blob(&content)?;
+        Ok((id, content.len() as u64, new))
+    }
+
+    /// Checks a blob against its hash and returns its size, without holding it in memory
+    /// where the store can stream it.
+    fn check_blob(&self, id: &BlobId) -> Result<u64> {
+        Ok(self.get_blob(id)?.len() as u64)
+    }
+
+    /// Writes a blob's content, checked against its hash, to `out` (named `out_path` in
+    /// errors), streaming where the store can; no sync. On [`Error::CorruptBlob`] part of the
+    /// content may have been written: the caller discards `out`.
+    fn copy_blob_to(&self, id: &BlobId, out: &mut std::fs::File, out_path: &std::path::Path) -> Result<()> {
+        use std::io::Write as _;
+        let content = self.get_blob(id)?;
+        out.write_all(&content).map_err(|e| IoError::new("write", out_path, e))?;
+        Ok(())
     }
 
     /// Writes a blob's content, checked against its hash, to a new file at `dest` (mode

@@ -23,10 +23,10 @@
 //! skipped: they cannot be represented as a [`RepoPath`]. FIFOs, sockets and devices are an
 //! error ([`Error::UnsupportedFileType`]).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::ffi::OsStr;
 use std::fs::{self, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -155,7 +155,7 @@ fn capture_one(
     } else if ft.is_file() {
         // `O_NOFOLLOW`: if the file was swapped for a symlink since the `lstat`, fail rather
         // than read through it. The mode comes from the open file itself.
-        let mut f = OpenOptions::new()
+        let f = OpenOptions::new()
             .read(true)
             .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
             .open(&full)
@@ -164,10 +164,8 @@ fn capture_one(
         if !meta.is_file() {
             return Err(Error::UnsupportedFileType { path: path.clone(), kind: unsupported_kind(meta.file_type()) });
         }
-        let mut content = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
-        f.read_to_end(&mut content).at("read", &full)?;
-        let (blob, new) = store.put_blob(&content)?;
-        let size = content.len() as u64;
+        // Streamed into the store: a file bigger than memory is captured all the same.
+        let (blob, size, new) = store.put_blob_from(f, &full)?;
         stats.blobs += 1;
         stats.bytes += size;
         if new {
@@ -297,15 +295,17 @@ pub fn restore(store: &dyn BackupStore, workdir: &Path, entries: &[ManifestEntry
         }
     }
 
-    // 2. Fetch and hash-check every blob before touching the tree.
-    let mut blobs: HashMap<&BlobId, Vec<u8>> = HashMap::new();
+    // 2. Hash-check every blob before touching the tree (streamed: nothing is held in
+    //    memory), and check that the work tree's file system has room for every file written.
+    let mut checked: HashSet<&BlobId> = HashSet::new();
     for e in entries {
-        if let EntryKind::File { blob, .. } = &e.kind {
-            if !blobs.contains_key(blob) {
-                blobs.insert(blob, store.get_blob(blob)?);
-            }
+        if let EntryKind::File { blob, .. } = &e.kind
+            && checked.insert(blob)
+        {
+            store.check_blob(blob)?;
         }
     }
+    check_space(workdir, space_needed(workdir, entries))?;
 
     // 3. Paths that were absent, deepest first.
     let mut absent: Vec<&RepoPath> =
@@ -338,7 +338,7 @@ pub fn restore(store: &dyn BackupStore, workdir: &Path, entries: &[ManifestEntry
             EntryKind::Absent => {}
             EntryKind::File { blob, mode, .. } => {
                 prepare_target(workdir, &e.path, &full)?;
-                write_file(&full, &blobs[blob], *mode)?;
+                write_file(store, &full, blob, *mode)?;
                 stats.files += 1;
             }
             EntryKind::Symlink { target } => {
@@ -399,22 +399,67 @@ fn prepare_target(workdir: &Path, path: &RepoPath, full: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Writes `content` with exactly `mode` through a temp file renamed over `full`.
-fn write_file(full: &Path, content: &[u8], mode: u32) -> Result<()> {
+/// Bytes free for an unprivileged user on the file system holding `path`.
+pub fn free_space(path: &Path) -> Result<u64> {
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|e| IoError::new("check free space of", path, io::Error::new(io::ErrorKind::InvalidInput, e)))?;
+    // SAFETY: `c` is a valid NUL-terminated path and `st` a properly sized, writable struct
+    // for the duration of the call.
+    #[allow(unsafe_code)]
+    let (rc, st) = unsafe {
+        let mut st: libc::statvfs = std::mem::zeroed();
+        (libc::statvfs(c.as_ptr(), &raw mut st), st)
+    };
+    if rc != 0 {
+        return Err(IoError::new("check free space of", path, io::Error::last_os_error()).into());
+    }
+    #[allow(clippy::useless_conversion)] // the field types differ between platforms
+    Ok(u64::from(st.f_bavail).saturating_mul(u64::from(st.f_frsize)))
+}
+
+/// Bytes a restore of `entries` needs free in the work tree at `workdir` as it is now: what
+/// the files written add over the files they replace, plus room for the largest temp file
+/// that exists next to the file it replaces until the rename.
+pub fn space_needed(workdir: &Path, entries: &[ManifestEntry]) -> u64 {
+    let mut grow = 0u64;
+    let mut transient = 0u64;
+    for e in entries {
+        if let EntryKind::File { size, .. } = &e.kind {
+            let now = fs::symlink_metadata(e.path.to_fs(workdir)).map_or(0, |m| if m.is_file() { m.len() } else { 0 });
+            grow += size.saturating_sub(now);
+            transient = transient.max((*size).min(now));
+        }
+    }
+    grow + transient
+}
+
+/// Refuses ([`Error::NoSpace`]) when the file system of `workdir` has less than `needed`
+/// bytes free: found before a restore changes anything, not half-way.
+pub fn check_space(workdir: &Path, needed: u64) -> Result<()> {
+    let available = free_space(workdir)?;
+    if needed > available {
+        return Err(Error::NoSpace { path: workdir.to_path_buf(), needed, available });
+    }
+    Ok(())
+}
+
+/// Writes blob `blob` with exactly `mode` through a temp file renamed over `full`, streamed
+/// from the store.
+fn write_file(store: &dyn BackupStore, full: &Path, blob: &BlobId, mode: u32) -> Result<()> {
     let tmp = temp_path(full);
-    let result = (|| {
+    let result: Result<()> = (|| {
         let mut f = OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp).at("create", &tmp)?;
-        f.write_all(content).at("write", &tmp)?;
+        store.copy_blob_to(blob, &mut f, &tmp)?;
         // Set after the write (a read-only mode must not block it) and explicitly, so the
         // umask does not narrow it.
         f.set_permissions(fs::Permissions::from_mode(mode)).at("set permissions of", &tmp)?;
         drop(f);
-        fs::rename(&tmp, full).at("rename into place", full)
+        Ok(fs::rename(&tmp, full).at("rename into place", full)?)
     })();
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
     }
-    Ok(result?)
+    result
 }
 
 #[cfg(test)]

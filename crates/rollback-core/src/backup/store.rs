@@ -233,13 +233,14 @@ impl FsBackupStore {
         Ok(())
     }
 
-    /// Reads one blob file and re-hashes it.
-    fn check_blob(&self, id: &BlobId) -> Result<(BlobCheck, u64)> {
+    /// Re-hashes one blob file, streaming it (a blob may be bigger than memory).
+    fn recheck_blob(&self, id: &BlobId) -> Result<(BlobCheck, u64)> {
         let path = self.blob_path(id);
-        match fsutil::read(&path) {
-            Ok(bytes) => {
-                let actual = BlobId::of(&bytes);
-                let len = bytes.len() as u64;
+        match fsutil::open_private(&path, OpenOptions::new().read(true), "open") {
+            Ok((mut f, _)) => {
+                let mut hasher = blake3::Hasher::new();
+                let len = io::copy(&mut f, &mut hasher).at("read", &path)?;
+                let actual = BlobId::from_hash(hasher.finalize());
                 if &actual == id { Ok((BlobCheck::Ok, len)) } else { Ok((BlobCheck::Corrupt(actual.to_string()), len)) }
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok((BlobCheck::Missing, 0)),
@@ -297,10 +298,43 @@ impl BackupStore for FsBackupStore {
     }
 
     fn put_blob_file(&self, src: &Path) -> Result<(BlobId, u64, bool)> {
+        self.put_blob_from(File::open(src).at("open", src)?, src)
+    }
+
+    fn check_blob(&self, id: &BlobId) -> Result<u64> {
+        let path = self.blob_path(id);
+        let mut blob = match fsutil::open_private(&path, OpenOptions::new().read(true), "open") {
+            Ok((f, _)) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(Error::BlobNotFound { blob: id.to_string() }),
+            Err(e) => return Err(e.into()),
+        };
+        let mut hasher = blake3::Hasher::new();
+        let len = io::copy(&mut blob, &mut hasher).at("read", &path)?;
+        let actual = BlobId::from_hash(hasher.finalize());
+        if &actual != id {
+            return Err(Error::CorruptBlob { blob: id.to_string(), actual: actual.to_string() });
+        }
+        Ok(len)
+    }
+
+    fn copy_blob_to(&self, id: &BlobId, out: &mut File, out_path: &Path) -> Result<()> {
+        let path = self.blob_path(id);
+        let blob = match fsutil::open_private(&path, OpenOptions::new().read(true), "open") {
+            Ok((f, _)) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(Error::BlobNotFound { blob: id.to_string() }),
+            Err(e) => return Err(e.into()),
+        };
+        let (actual, _) = copy_hashing(blob, &path, out, out_path)?;
+        if &actual != id {
+            return Err(Error::CorruptBlob { blob: id.to_string(), actual: actual.to_string() });
+        }
+        Ok(())
+    }
+
+    fn put_blob_from(&self, source: File, src: &Path) -> Result<(BlobId, u64, bool)> {
         // One pass: copy into a temp file in the blob folder while hashing, then move it to
         // its name (or drop it when that blob is there already).
         let tmp = temp_path(&self.blobs.join("incoming"));
-        let source = File::open(src).at("open", src)?;
         let (id, len) = write_temp(&tmp, |f| copy_hashing(source, src, f, &tmp))?;
         let path = self.blob_path(&id);
         if fs::symlink_metadata(&path).is_ok_and(|m| is_our_file(&m) && m.len() == len) {
@@ -433,7 +467,7 @@ impl BackupStore for FsBackupStore {
             report.snapshots += 1;
             for (blob, path) in blob_refs(&manifest) {
                 if !checked.contains_key(blob) {
-                    let (state, len) = self.check_blob(blob)?;
+                    let (state, len) = self.recheck_blob(blob)?;
                     if !matches!(state, BlobCheck::Missing) {
                         report.blobs += 1;
                         report.bytes += len;

@@ -33,6 +33,7 @@ impl Entry for UndoEntry<'_> {
         refuse_other_worktree(rb.vcs.as_ref(), run_id, target.worktree.as_deref(), "undo")?;
         let head = rb.vcs.head()?;
         if let Some((manifest, db)) = rb.undo_inputs(&target)? {
+            refuse_no_space(rb, run_id, &manifest)?;
             let mut plan = planner::undo_plan(
                 rb.vcs.as_ref(),
                 &rb.config,
@@ -116,6 +117,7 @@ impl Entry for UndoEntry<'_> {
                 Some("restore the `[database]` section of the configuration, then undo again".to_owned()),
             ));
         }
+        refuse_no_space(rb, run_id, &manifest)?;
         let head = rb.vcs.head()?;
         let mut plan =
             planner::undo_plan(rb.vcs.as_ref(), &rb.config, &rb.check_names(), &head, &manifest, run_id, db.as_ref())?;
@@ -130,6 +132,26 @@ impl Entry for UndoEntry<'_> {
             start: Start::New { reason: Some(format!("undo of {run_id}")), severity: None },
             manual: false,
         }))
+    }
+}
+
+/// Refuses the undo before anything changes when the work tree's file system has no room for
+/// the files it writes back (an undo that ran out of space after moving HEAD would leave the
+/// tree between two states).
+fn refuse_no_space(rb: &Rollback, run_id: &str, manifest: &Manifest) -> Result<()> {
+    let needed = crate::backup::snapshot::space_needed(rb.workdir(), &manifest.entries);
+    match crate::backup::snapshot::check_space(rb.workdir(), needed) {
+        Err(crate::backup::Error::NoSpace { needed, available, path }) => Err(Error::refused(
+            format!(
+                "undo of run {run_id} writes back {needed} byte(s) of files, but `{}` has {available} byte(s) free",
+                path.display()
+            ),
+            Some(format!(
+                "free at least {} byte(s) there, then run the undo again; nothing was changed",
+                needed.saturating_sub(available)
+            )),
+        )),
+        other => Ok(other?),
     }
 }
 
