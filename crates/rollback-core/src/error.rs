@@ -192,10 +192,9 @@ impl Error {
             Error::Backup(backup::Error::Io(e)) | Error::Io(e) if e.unsafe_state().is_some() => {
                 e.unsafe_state().map(crate::fsutil::UnsafeState::hint)
             }
-            Error::Backup(backup::Error::NoSpace { needed, available, .. }) => Some(format!(
-                "free at least {} byte(s) there, then try again",
-                needed.saturating_sub(*available)
-            )),
+            Error::Backup(backup::Error::NoSpace { needed, available, .. }) => {
+                Some(format!("free at least {} byte(s) there, then try again", needed.saturating_sub(*available)))
+            }
             Error::Backup(backup::Error::Io(e)) | Error::Io(e) if e.kind() == std::io::ErrorKind::StorageFull => {
                 Some("the disk is full: free space, then try again".into())
             }

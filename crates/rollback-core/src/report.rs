@@ -481,7 +481,9 @@ fn timeline(state: &RunState) -> Vec<TimelineEntry> {
             Record::Resumed { at } => (*at, "Run resumed".to_owned()),
             Record::Recaptured { at, snapshot, changed, reason, .. } => (
                 *at,
-                format!("Captured the work tree again ({reason}): {changed} path(s) changed since the last backup, now in backup {snapshot}"),
+                format!(
+                    "Captured the work tree again ({reason}): {changed} path(s) changed since the last backup, now in backup {snapshot}"
+                ),
             ),
             Record::Decision { at, index, step, answer } => {
                 let n = index + 1;

@@ -92,3 +92,76 @@ fn two_untracked_files_bigger_than_the_memory_limit_round_trip() {
     assert!(is_big(&r.path().join("data/a.bin"), 0x1234_5678), "a.bin is back byte for byte");
     assert!(is_big(&r.path().join("data/b.bin"), 0x9abc_def0), "b.bin is back byte for byte");
 }
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = rollback_testkit::clean_git_env(&mut std::process::Command::new("git"))
+        .current_dir(dir)
+        .args(["-c", "user.name=t", "-c", "user.email=t@e"])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// The work tree's file system fills up after a rollback that removed a big untracked file:
+/// the undo is refused before it changes anything, saying how much to free; with room again it
+/// gives the file back.
+#[test]
+fn an_undo_without_room_for_its_files_is_refused_before_anything_changes() {
+    let fs = match crate::common::SmallFs::mount("4m") {
+        Ok(fs) => fs,
+        Err(why) => {
+            eprintln!("skipped: no size-limited file system here ({why})");
+            return;
+        }
+    };
+    let repo = fs.mountpoint.join("app");
+    std::fs::create_dir(&repo).unwrap();
+    git(&repo, &["init", "-q", "-b", "main"]);
+    std::fs::write(repo.join("main.py"), "V = 1\n").unwrap();
+    git(&repo, &["add", "-A"]);
+    git(&repo, &["commit", "-qm", "v1"]);
+    git(&repo, &["tag", "v1"]);
+    std::fs::write(repo.join("main.py"), "V = 2\n").unwrap();
+    git(&repo, &["commit", "-qam", "v2"]);
+    let data: Vec<u8> =
+        (0..1_500_000u32).map(|n| u8::try_from((n.wrapping_mul(2_654_435_761) >> 24) & 0xff).unwrap()).collect();
+    std::fs::write(repo.join("data.bin"), &data).unwrap();
+    // The state folder (and its blobs) on the ordinary disk.
+    let state = tempfile::tempdir().unwrap();
+    let config = state.path().join("rollback.toml");
+    std::fs::write(&config, format!("[state]\ndir = \"{}\"\n", state.path().join("state").display())).unwrap();
+    let cfg = config.to_str().unwrap();
+    let fr_at = |args: &[&str]| {
+        let mut all = vec!["--config", cfg];
+        all.extend_from_slice(args);
+        crate::common::run_in(&repo, &all, &[])
+    };
+    let out = fr_at(&["run", "--fast", "--yes", "--json", "--target", "v1"]);
+    out.ok();
+    let id = out.json()["run_id"].as_str().unwrap().to_owned();
+    assert!(!repo.join("data.bin").exists());
+
+    // Fill the file system: less room than the 1.5 MB the undo writes back.
+    let free = rollback_core::backup::snapshot::free_space(&repo).unwrap();
+    let filler = vec![0u8; usize::try_from(free).unwrap() - 500_000];
+    std::fs::write(fs.mountpoint.join("filler"), filler).unwrap();
+    let head = git(&repo, &["rev-parse", "HEAD"]);
+    let tree = rollback_testkit::TreeState::capture(&repo);
+    let refused = fr_at(&["undo", &id, "--yes"]);
+    refused.code(4);
+    assert!(
+        refused.stderr.contains(&format!("undo of run {id} writes back 1500000 byte(s) of files")),
+        "{}",
+        refused.stderr
+    );
+    assert!(refused.stderr.contains("then run the undo again; nothing was changed"), "{}", refused.stderr);
+    assert_eq!(git(&repo, &["rev-parse", "HEAD"]), head, "HEAD did not move");
+    assert_eq!(rollback_testkit::TreeState::capture(&repo), tree, "the tree did not change");
+
+    std::fs::remove_file(fs.mountpoint.join("filler")).unwrap();
+    fr_at(&["undo", &id, "--yes"]).ok();
+    assert_eq!(std::fs::read(repo.join("data.bin")).unwrap(), data);
+    assert_eq!(std::fs::read(repo.join("main.py")).unwrap(), b"V = 2\n");
+}

@@ -273,3 +273,32 @@ pub fn migrate_sqlite(r: &TestRepo) {
     .unwrap();
     rb.upgrade_database(&[]).unwrap();
 }
+
+/// A size-limited file system (tmpfs of `size`, e.g. `1m`), if this machine lets us mount one.
+pub struct SmallFs {
+    pub mountpoint: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl SmallFs {
+    pub fn mount(size: &str) -> Result<Self, String> {
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let mountpoint = dir.path().join("mnt");
+        std::fs::create_dir(&mountpoint).map_err(|e| e.to_string())?;
+        let out = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size},mode=0700"), "tmpfs"])
+            .arg(&mountpoint)
+            .output()
+            .map_err(|e| format!("cannot run mount: {e}"))?;
+        if out.status.success() {
+            return Ok(Self { mountpoint, _dir: dir });
+        }
+        Err(format!("mount -t tmpfs failed: {}", String::from_utf8_lossy(&out.stderr).trim()))
+    }
+}
+
+impl Drop for SmallFs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.mountpoint).status();
+    }
+}

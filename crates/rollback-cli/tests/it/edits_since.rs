@@ -133,7 +133,11 @@ fn a_nested_repository_where_the_target_has_a_file_is_refused_naming_it() {
     // A vendored tool checked out as its own repository, with history of its own.
     r.write("tools/vendor/lib.py", "LIB = 1\n");
     let nested = r.path().join("tools/vendor");
-    for args in [&["init", "-q"][..], &["add", "lib.py"], &["-c", "user.name=t", "-c", "user.email=t@e", "commit", "-qm", "lib"]] {
+    for args in [
+        &["init", "-q"][..],
+        &["add", "lib.py"],
+        &["-c", "user.name=t", "-c", "user.email=t@e", "commit", "-qm", "lib"],
+    ] {
         let st = std::process::Command::new("git").args(args).current_dir(&nested).status().unwrap();
         assert!(st.success());
     }
@@ -143,7 +147,9 @@ fn a_nested_repository_where_the_target_has_a_file_is_refused_naming_it() {
         let out = fr(&r, &["run", level, "--yes", "--target", "v1"]);
         out.code(4);
         assert!(
-            out.stderr.contains("`tools/vendor`: a nested git repository (a folder with its own `.git`) where the target has a file"),
+            out.stderr.contains(
+                "`tools/vendor`: a nested git repository (a folder with its own `.git`) where the target has a file"
+            ),
             "{}",
             out.stderr
         );

@@ -211,14 +211,17 @@ pub fn still_as_captured(full: &Path, captured: &EntryKind) -> bool {
             if !meta.is_file() || meta.len() != *size {
                 return false;
             }
-            let Ok(mut file) = OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK).open(full)
+            let Ok(mut file) =
+                OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK).open(full)
             else {
                 return false;
             };
             let mut hasher = blake3::Hasher::new();
             io::copy(&mut file, &mut hasher).is_ok() && BlobId::from_hash(hasher.finalize()) == *blob
         }
-        EntryKind::Symlink { target } => fs::read_link(full).is_ok_and(|t| t.as_os_str().as_bytes() == target.0.as_slice()),
+        EntryKind::Symlink { target } => {
+            fs::read_link(full).is_ok_and(|t| t.as_os_str().as_bytes() == target.0.as_slice())
+        }
         EntryKind::Absent => false,
     }
 }

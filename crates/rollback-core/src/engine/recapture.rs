@@ -79,23 +79,34 @@ impl Rollback {
         let env: Vec<RepoPath> =
             plan.captures().iter().filter(|c| c.origin == Origin::Env).map(|c| c.path.clone()).collect();
         let at_start = head.commit == old.head;
-        let origin_of = |p: &RepoPath| old.entries.iter().find(|e| &e.path == p).map_or(Origin::Untracked, |e| e.origin);
+        let origin_of =
+            |p: &RepoPath| old.entries.iter().find(|e| &e.path == p).map_or(Origin::Untracked, |e| e.origin);
         let paths: Vec<(RepoPath, Origin)> = if let Some(only) = only {
             only.iter().map(|p| (p.clone(), origin_of(p))).collect()
         } else if at_start {
             let status = self.vcs.status(true)?;
             let fresh = planner::with_env_files(planner::captures(workdir, &self.config, &status, changes), &env);
             // The snapshot's own origins first: the first origin given wins.
-            old.entries.iter().map(|e| (e.path.clone(), e.origin)).chain(fresh.into_iter().map(|c| (c.path, c.origin))).collect()
-        } else if head.commit == plan.to && plan.steps.iter().any(|s| s.name() == "restore_env") && begins("restore_env") == 0 {
+            old.entries
+                .iter()
+                .map(|e| (e.path.clone(), e.origin))
+                .chain(fresh.into_iter().map(|c| (c.path, c.origin)))
+                .collect()
+        } else if head.commit == plan.to
+            && plan.steps.iter().any(|s| s.name() == "restore_env")
+            && begins("restore_env") == 0
+        {
             old.entries.iter().filter(|e| e.origin == Origin::Env).map(|e| (e.path.clone(), e.origin)).collect()
         } else {
             return Ok(false);
         };
         let store = self.store()?;
         let (fresh, stats) = backup::snapshot::capture(store.as_ref(), workdir, &paths)?;
-        let removed_by_run: BTreeSet<RepoPath> =
-            if only.is_none() && at_start && reset_touched { planner::clear_way_from(&old, changes).into_iter().collect() } else { BTreeSet::new() };
+        let removed_by_run: BTreeSet<RepoPath> = if only.is_none() && at_start && reset_touched {
+            planner::clear_way_from(&old, changes).into_iter().collect()
+        } else {
+            BTreeSet::new()
+        };
         let fresh_paths: BTreeSet<RepoPath> = fresh.iter().map(|e| e.path.clone()).collect();
         let mut merged: BTreeMap<RepoPath, ManifestEntry> =
             old.entries.iter().map(|e| (e.path.clone(), e.clone())).collect();
@@ -117,7 +128,11 @@ impl Rollback {
         let changed = merged.values().filter(|e| !old.entries.contains(e)).count()
             + old.entries.iter().filter(|e| !merged.contains_key(&e.path)).count();
         // The index as it is now, unless the reset may have rewritten it already.
-        let index = if only.is_none() && at_start && !reset_touched { self.capture_index(store.as_ref())?.0 } else { old.index.clone() };
+        let index = if only.is_none() && at_start && !reset_touched {
+            self.capture_index(store.as_ref())?.0
+        } else {
+            old.index.clone()
+        };
         if changed == 0 && index == old.index {
             ctx.log(LogLevel::Info, format!("Nothing changed since backup {}", old.id));
             return Ok(false);

@@ -44,7 +44,9 @@ impl Entry for UndoEntry<'_> {
                 db.as_ref(),
             )?;
             rb.plan_repromotion(&mut plan, &target)?;
-            if let Some(e) = planner::refuse_nested_repos(rb.workdir(), Rollback::reset_changes(&plan), "state being restored") {
+            if let Some(e) =
+                planner::refuse_nested_repos(rb.workdir(), Rollback::reset_changes(&plan), "state being restored")
+            {
                 return Err(e);
             }
             let made_since = rb.vcs.commits_between(&manifest.head, &head.commit, KEPT_SHOWN)?;
@@ -121,7 +123,9 @@ impl Entry for UndoEntry<'_> {
         let head = rb.vcs.head()?;
         let mut plan =
             planner::undo_plan(rb.vcs.as_ref(), &rb.config, &rb.check_names(), &head, &manifest, run_id, db.as_ref())?;
-        if let Some(e) = planner::refuse_nested_repos(rb.workdir(), Rollback::reset_changes(&plan), "state being restored") {
+        if let Some(e) =
+            planner::refuse_nested_repos(rb.workdir(), Rollback::reset_changes(&plan), "state being restored")
+        {
             return Err(e);
         }
         rb.keep_commits_made_since(ctx, run_id, &manifest.head, &head.commit)?;

@@ -3,7 +3,6 @@
 
 use std::collections::BTreeSet;
 
-
 use crate::backup::{self, EntryKind};
 use crate::detail::StepDetail;
 use crate::engine::{Ctx, Exec, Rollback, planner};

@@ -7,8 +7,8 @@ use std::path::Path;
 
 use crate::backup::{self, EntryKind, Manifest, ManifestEntry, Origin};
 use crate::detail::StepDetail;
-use crate::engine::support::normalize;
 use crate::engine::recapture::Why;
+use crate::engine::support::normalize;
 use crate::engine::{Ctx, Exec, Rollback, planner};
 use crate::error::{Error, Result};
 use crate::event::LogLevel;
