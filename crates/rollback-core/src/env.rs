@@ -162,6 +162,7 @@ pub fn record(
         index: None,
         label: Some(LABEL.into()),
         database: None,
+        hard_links: Vec::new(),
     };
     store.put_manifest(&manifest)?;
     Ok(Some(EnvRecord {

@@ -205,3 +205,40 @@ fn separate_git_dir_rolls_back_the_app_not_the_repository_around_its_git_folder(
         assert_eq!(l.outer_state(), outer_before, "{backend}: the outer repository is untouched");
     }
 }
+
+fn inode(r: &TestRepo, path: &str) -> u64 {
+    std::os::unix::fs::MetadataExt::ino(&std::fs::symlink_metadata(r.path().join(path)).unwrap())
+}
+
+/// Case 15, hard links: files the snapshot holds that were one file (hard links to one
+/// another: two untracked names, or an untracked name for a dirty tracked file) are one file
+/// again after `undo`. A hard link to a clean tracked file git rewrites is not kept: git writes
+/// a new file there, and the untracked name keeps the content as it was (a separate file).
+#[test]
+fn hard_links_between_captured_files_come_back_as_hard_links() {
+    for backend in BACKENDS {
+        let r = TestRepo::new();
+        r.three_releases();
+        let (_cfg_dir, cfg) = config(backend);
+        r.write("data/a.bin", "shared bytes\n");
+        std::fs::hard_link(r.path().join("data/a.bin"), r.path().join("data/b.bin")).unwrap();
+        r.write("app/main.py", "# dirty and linked\n");
+        std::fs::hard_link(r.path().join("app/main.py"), r.path().join("main-link.py")).unwrap();
+        std::fs::hard_link(r.path().join("app/payments.py"), r.path().join("payments-link.py")).unwrap();
+        let before = picture(&r);
+        let out = fr(&r, &cfg, &["run", "--fast", "--yes", "--json", "--target", "v1"], &[]);
+        out.ok();
+        let undo = fr(&r, &cfg, &["undo", &run_id(&out), "--yes"], &[]);
+        undo.ok();
+        assert!(undo.stderr.contains("Re-made 2 hard link(s) between restored files"), "{backend}: {}", undo.stderr);
+        assert_eq!(picture(&r), before, "{backend}: content, modes, HEAD and index");
+        assert_eq!(inode(&r, "data/a.bin"), inode(&r, "data/b.bin"), "{backend}: untracked pair");
+        assert_eq!(inode(&r, "app/main.py"), inode(&r, "main-link.py"), "{backend}: dirty tracked + untracked");
+        assert_ne!(
+            inode(&r, "app/payments.py"),
+            inode(&r, "payments-link.py"),
+            "{backend}: clean tracked file git rewrote"
+        );
+        assert_eq!(r.read("payments-link.py"), b"PAY = 1\n", "{backend}");
+    }
+}

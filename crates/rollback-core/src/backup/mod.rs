@@ -344,6 +344,11 @@ pub struct Manifest {
     /// A database dump, for database snapshots.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub database: Option<DatabaseSnapshot>,
+    /// Captured files that were hard links to one another (one inode), each group sorted:
+    /// [`snapshot::relink`] makes them one file again after a restore. Empty in manifests
+    /// written before it was recorded.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hard_links: Vec<Vec<RepoPath>>,
 }
 
 /// A database dump held by a snapshot.

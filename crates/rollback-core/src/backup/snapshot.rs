@@ -200,6 +200,63 @@ fn capture_one(
     Ok(())
 }
 
+/// Groups of captured files that are hard links to one another now (same device and inode),
+/// each sorted, for [`Manifest::hard_links`](super::Manifest::hard_links).
+pub fn hard_link_groups(workdir: &Path, entries: &[ManifestEntry]) -> Vec<Vec<RepoPath>> {
+    use std::os::unix::fs::MetadataExt;
+    let mut by_inode: BTreeMap<(u64, u64), Vec<RepoPath>> = BTreeMap::new();
+    for e in entries {
+        if let EntryKind::File { .. } = &e.kind
+            && let Ok(m) = fs::symlink_metadata(e.path.to_fs(workdir))
+            && m.is_file()
+            && m.nlink() > 1
+        {
+            by_inode.entry((m.dev(), m.ino())).or_default().push(e.path.clone());
+        }
+    }
+    let mut groups: Vec<Vec<RepoPath>> = by_inode.into_values().filter(|g| g.len() > 1).collect();
+    for g in &mut groups {
+        g.sort();
+    }
+    groups.sort();
+    groups
+}
+
+/// Makes each group of `groups` one file again after a restore of `entries`: every other
+/// member becomes a hard link to the first, when all of them were restored from the same
+/// blob (a member left out of the restore, or changed, keeps its group apart). Returns how
+/// many links were made. A file system without hard links is an error naming the path.
+pub fn relink(workdir: &Path, entries: &[ManifestEntry], groups: &[Vec<RepoPath>]) -> Result<usize> {
+    let mut made = 0;
+    for g in groups {
+        let blobs: Vec<Option<&BlobId>> = g
+            .iter()
+            .map(|p| {
+                entries.iter().find(|e| &e.path == p).and_then(|e| match &e.kind {
+                    EntryKind::File { blob, .. } => Some(blob),
+                    _ => None,
+                })
+            })
+            .collect();
+        let Some(Some(first_blob)) = blobs.first() else { continue };
+        if blobs.iter().any(|b| *b != Some(*first_blob)) {
+            continue;
+        }
+        let first = g[0].to_fs(workdir);
+        for p in &g[1..] {
+            let full = p.to_fs(workdir);
+            let tmp = temp_path(&full);
+            fs::hard_link(&first, &tmp).at("link", &tmp)?;
+            if let Err(e) = fs::rename(&tmp, &full) {
+                let _ = fs::remove_file(&tmp);
+                return Err(IoError::new("rename into place", full, e).into());
+            }
+            made += 1;
+        }
+    }
+    Ok(made)
+}
+
 /// Whether the entry at `full` is still exactly what a snapshot captured as `captured`: a
 /// regular file of the same size and content, or a symlink with the same target. Anything
 /// else (changed, replaced by a folder, gone, or captured as absent) is `false`: a caller

@@ -238,6 +238,7 @@ impl Rollback {
                 migrator: db.kind().to_owned(),
                 revisions,
             }),
+            hard_links: Vec::new(),
         };
         store.put_manifest(&manifest)?;
         let report = store.verify(Some(std::slice::from_ref(&manifest.id)))?;

@@ -137,6 +137,16 @@ impl Rollback {
             ctx.log(LogLevel::Info, format!("Nothing changed since backup {}", old.id));
             return Ok(false);
         }
+        let entries: Vec<ManifestEntry> = merged.into_values().collect();
+        // Links as they are now, plus the old snapshot's groups whose files are unchanged.
+        let mut hard_links = backup::snapshot::hard_link_groups(workdir, &entries);
+        for g in &old.hard_links {
+            let same =
+                g.iter().all(|p| entries.iter().find(|e| &e.path == p) == old.entries.iter().find(|e| &e.path == p));
+            if same && !hard_links.iter().any(|h| h.iter().any(|p| g.contains(p))) {
+                hard_links.push(g.clone());
+            }
+        }
         let manifest = Manifest {
             format: 1,
             id: SnapshotId::generate(),
@@ -145,10 +155,11 @@ impl Rollback {
             workdir: workdir.to_path_buf(),
             head: old.head.clone(),
             branch: old.branch.clone(),
-            entries: merged.into_values().collect(),
+            entries,
             index,
             label: None,
             database: None,
+            hard_links,
         };
         store.put_manifest(&manifest)?;
         let report = store.verify(Some(std::slice::from_ref(&manifest.id)))?;

@@ -137,6 +137,7 @@ fn manifest(id: &SnapshotId, entries: Vec<ManifestEntry>) -> Manifest {
         index: None,
         label: None,
         database: None,
+        hard_links: Vec::new(),
     }
 }
 

@@ -39,6 +39,10 @@ impl Rollback {
             );
         }
         let stats = backup::snapshot::restore(store.as_ref(), workdir, &entries)?;
+        let linked = backup::snapshot::relink(workdir, &entries, &m.hard_links)?;
+        if linked > 0 {
+            ctx.log(LogLevel::Info, format!("Re-made {linked} hard link(s) between restored files"));
+        }
         // The registry and the config as they are now, not as they were before the run: a
         // `known-good bad` mark made since (by an operator or `watch`) must survive the undo.
         let own = self.own_manifest(ex)?;

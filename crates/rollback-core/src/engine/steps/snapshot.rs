@@ -47,6 +47,7 @@ impl Rollback {
         stats.blobs += index_stats.blobs;
         stats.new_blobs += index_stats.new_blobs;
         stats.new_bytes += index_stats.new_bytes;
+        let hard_links = backup::snapshot::hard_link_groups(workdir, &entries);
         failpoint::hit("inside:snapshot")?;
         let manifest = Manifest {
             format: 1,
@@ -60,6 +61,7 @@ impl Rollback {
             index,
             label: None,
             database: None,
+            hard_links,
         };
         store.put_manifest(&manifest)?;
         let report = store.verify(Some(std::slice::from_ref(&manifest.id)))?;
