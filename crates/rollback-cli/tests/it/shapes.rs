@@ -242,3 +242,44 @@ fn hard_links_between_captured_files_come_back_as_hard_links() {
         assert_eq!(r.read("payments-link.py"), b"PAY = 1\n", "{backend}");
     }
 }
+
+/// Case 15, end-of-line conversion: `core.autocrlf` turned on after the files were checked
+/// out (they are LF on disk, git calls them clean). The rollback captures the clean files it
+/// rewrites when a checkout may convert bytes, so `undo` gives them back byte for byte,
+/// not as CRLF.
+#[test]
+fn autocrlf_turned_on_after_checkout_undo_gives_clean_files_back_byte_for_byte() {
+    for backend in BACKENDS {
+        let r = TestRepo::new();
+        r.three_releases();
+        let (_cfg_dir, cfg) = config(backend);
+        r.git(&["config", "core.autocrlf", "true"]);
+        assert_eq!(r.git(&["status", "--porcelain"]), "", "{backend}: LF files are clean under autocrlf");
+        let before = picture(&r);
+        let out = fr(&r, &cfg, &["run", "--fast", "--yes", "--json", "--target", "v1"], &[]);
+        out.ok();
+        assert!(r.read("app/main.py").ends_with(b"\r\n"), "{backend}: the rollback's checkout converts");
+        fr(&r, &cfg, &["undo", &run_id(&out), "--yes"], &[]).ok();
+        assert_eq!(picture(&r), before, "{backend}: every file byte for byte");
+        assert_eq!(r.read("requirements.txt"), b"fastapi==0.111\nstripe==7\n", "{backend}");
+    }
+}
+
+/// What is not preserved: conversion turned on after the rollback, before its undo. The
+/// rollback had no reason to capture clean files (a checkout then wrote blobs as they are),
+/// so the undo's checkout writes them with the settings of the time of the undo: CRLF.
+/// Their content is otherwise the same.
+#[test]
+fn autocrlf_turned_on_between_rollback_and_undo_gives_checkout_bytes() {
+    for backend in BACKENDS {
+        let r = TestRepo::new();
+        r.three_releases();
+        let (_cfg_dir, cfg) = config(backend);
+        let out = fr(&r, &cfg, &["run", "--fast", "--yes", "--json", "--target", "v1"], &[]);
+        out.ok();
+        r.git(&["config", "core.autocrlf", "true"]);
+        fr(&r, &cfg, &["undo", &run_id(&out), "--yes"], &[]).ok();
+        assert_eq!(r.read("requirements.txt"), b"fastapi==0.111\r\nstripe==7\r\n", "{backend}");
+        assert_eq!(r.head(), r.git(&["rev-parse", "v3"]), "{backend}");
+    }
+}

@@ -87,11 +87,14 @@ impl Rollback {
             let status = self.vcs.status(true)?;
             let fresh = planner::with_env_files(planner::captures(workdir, &self.config, &status, changes), &env);
             // The snapshot's own origins first: the first origin given wins.
-            old.entries
+            let mut paths: Vec<(RepoPath, Origin)> = old
+                .entries
                 .iter()
                 .map(|e| (e.path.clone(), e.origin))
                 .chain(fresh.into_iter().map(|c| (c.path, c.origin)))
-                .collect()
+                .collect();
+            paths.extend(self.checkout_captures(&head.commit, changes, &paths)?);
+            paths
         } else if head.commit == plan.to
             && plan.steps.iter().any(|s| s.name() == "restore_env")
             && begins("restore_env") == 0

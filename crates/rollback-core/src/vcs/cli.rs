@@ -610,6 +610,11 @@ impl VcsBackend for GitCliBackend {
         Ok(None)
     }
 
+    fn config_value(&self, key: &str) -> Result<Option<String>> {
+        let out = self.git().args(["config", "--get", key]).run_maybe()?;
+        Ok(out.map(|v| String::from_utf8_lossy(&v).trim().to_owned()))
+    }
+
     fn staged_blobs(&self) -> Result<Vec<StagedBlob>> {
         // `diff-index --cached` compares the index with HEAD's tree (the empty tree on an
         // unborn branch) and, unlike `ls-files -s`, skips `git add -N` entries.

@@ -612,6 +612,16 @@ impl VcsBackend for Git2Backend {
         Ok(out)
     }
 
+    fn config_value(&self, key: &str) -> Result<Option<String>> {
+        let repo = self.repo();
+        let config = repo.config().map_err(git2_err("read the git configuration".to_owned()))?;
+        match config.get_string(key) {
+            Ok(v) => Ok(Some(v)),
+            Err(e) if e.code() == ErrorCode::NotFound => Ok(None),
+            Err(e) => Err(git2_err(format!("read `{key}` from the git configuration"))(e)),
+        }
+    }
+
     fn read_file_at(&self, commit: &CommitId, path: &RepoPath) -> Result<Option<Vec<u8>>> {
         let repo = self.repo();
         let tree = repo

@@ -324,6 +324,34 @@ pub trait VcsBackend: Send + Sync {
     /// The bytes of `path` in `commit`, `None` if the commit has no such file.
     fn read_file_at(&self, commit: &CommitId, path: &RepoPath) -> Result<Option<Vec<u8>>>;
 
+    /// The value of a git configuration key as git reads it (repository, global and system
+    /// files), `None` when unset. The default knows none (in-memory fakes).
+    fn config_value(&self, _key: &str) -> Result<Option<String>> {
+        Ok(None)
+    }
+
+    /// Whether a checkout may write a file's bytes differently from its blob: end-of-line
+    /// conversion or filters configured through `core.autocrlf` (`true` or `input`),
+    /// `core.eol`, `core.attributesFile`, `info/attributes`, or a `.gitattributes` file tracked
+    /// at `commit`. Then the bytes on disk of a clean file depend on the settings at the time
+    /// it was checked out, which git does not record.
+    fn checkout_converts(&self, commit: &CommitId) -> Result<bool> {
+        let autocrlf = self
+            .config_value("core.autocrlf")?
+            .is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "true" | "input" | "yes" | "on" | "1"));
+        if autocrlf
+            || self.config_value("core.eol")?.is_some()
+            || self.config_value("core.attributesFile")?.is_some()
+            || self.git_dir().join("info/attributes").exists()
+        {
+            return Ok(true);
+        }
+        Ok(self
+            .tracked_paths(commit)?
+            .iter()
+            .any(|p| p.as_bytes().rsplit(|b| *b == b'/').next() == Some(b".gitattributes")))
+    }
+
     /// Index entries that differ from HEAD, with their objects' content (the staged state a
     /// snapshot must keep so that `undo` can restore the index).
     fn staged_blobs(&self) -> Result<Vec<StagedBlob>>;

@@ -41,7 +41,8 @@ impl Rollback {
                 &env,
             )
         };
-        let paths: Vec<(RepoPath, Origin)> = captures.into_iter().map(|c| (c.path, c.origin)).collect();
+        let mut paths: Vec<(RepoPath, Origin)> = captures.into_iter().map(|c| (c.path, c.origin)).collect();
+        paths.extend(self.checkout_captures(&head.commit, Self::reset_changes(ex.plan), &paths)?);
         let (entries, mut stats) = backup::snapshot::capture(store.as_ref(), workdir, &paths)?;
         let (index, index_stats) = self.capture_index(store.as_ref())?;
         stats.blobs += index_stats.blobs;
@@ -92,6 +93,32 @@ impl Rollback {
         };
         ex.manifest = Some(manifest);
         Ok(detail)
+    }
+
+    /// Clean tracked files the reset rewrites or deletes, when a checkout may convert bytes
+    /// ([`crate::vcs::VcsBackend::checkout_converts`]): captured too, so `undo` gives back
+    /// their exact bytes rather than what a checkout with today's settings writes (a file
+    /// checked out before `core.autocrlf` was turned on would come back with CRLF). Without
+    /// conversion, git writes them back byte for byte and they are not captured.
+    pub(crate) fn checkout_captures(
+        &self,
+        head: &crate::vcs::CommitId,
+        changes: &[crate::vcs::Change],
+        already: &[(RepoPath, Origin)],
+    ) -> Result<Vec<(RepoPath, Origin)>> {
+        let rewritten: Vec<&RepoPath> = changes
+            .iter()
+            .filter(|c| c.kind != crate::vcs::ChangeKind::Added && !already.iter().any(|(p, _)| p == &c.path))
+            .map(|c| &c.path)
+            .collect();
+        if rewritten.is_empty() || !self.vcs.checkout_converts(head)? {
+            return Ok(Vec::new());
+        }
+        Ok(rewritten
+            .into_iter()
+            .filter(|p| std::fs::symlink_metadata(p.to_fs(self.workdir())).is_ok_and(|m| m.is_file()))
+            .map(|p| (p.clone(), Origin::Tracked))
+            .collect())
     }
 
     /// The index file and the staged objects it names, into `store` (`None`: no index).
