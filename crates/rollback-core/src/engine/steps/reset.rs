@@ -121,22 +121,6 @@ impl Rollback {
                 out.push((e.path.clone(), "changed since the snapshot"));
             }
         }
-        fn walk(workdir: &Path, dir: &Path, clear: &BTreeSet<RepoPath>, out: &mut Vec<(RepoPath, &'static str)>) {
-            let Ok(rd) = std::fs::read_dir(dir) else { return };
-            for entry in rd.flatten() {
-                let full = entry.path();
-                let Ok(p) = RepoPath::from_fs(workdir, &full) else {
-                    // A `.git`: a nested repository, which no backup holds.
-                    out.extend(RepoPath::from_fs(workdir, dir).ok().map(|d| (d, "a nested repository")));
-                    continue;
-                };
-                match entry.file_type() {
-                    Ok(ft) if ft.is_dir() => walk(workdir, &full, clear, out),
-                    _ if clear.contains(&p) => {}
-                    _ => out.push((p, "in no backup")),
-                }
-            }
-        }
         for c in changes.iter().filter(|c| c.kind == vcs::ChangeKind::Added) {
             for (i, p) in std::iter::once(c.path.clone()).chain(c.path.ancestors()).enumerate() {
                 let full = p.to_fs(workdir);
@@ -262,6 +246,25 @@ impl Rollback {
             kept.push(rel.to_string());
         }
         Ok(kept)
+    }
+}
+
+/// Adds to `out` every entry below the folder `dir` that `clear` does not hold: written after
+/// the snapshot, or a nested repository's `.git` (reported as the folder holding it).
+fn walk(workdir: &Path, dir: &Path, clear: &BTreeSet<RepoPath>, out: &mut Vec<(RepoPath, &'static str)>) {
+    let Ok(rd) = std::fs::read_dir(dir) else { return };
+    for entry in rd.flatten() {
+        let full = entry.path();
+        let Ok(p) = RepoPath::from_fs(workdir, &full) else {
+            // A `.git`: a nested repository, which no backup holds.
+            out.extend(RepoPath::from_fs(workdir, dir).ok().map(|d| (d, "a nested repository")));
+            continue;
+        };
+        match entry.file_type() {
+            Ok(ft) if ft.is_dir() => walk(workdir, &full, clear, out),
+            _ if clear.contains(&p) => {}
+            _ => out.push((p, "in no backup")),
+        }
     }
 }
 
