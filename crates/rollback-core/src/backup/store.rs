@@ -124,6 +124,10 @@ fn is_our_file(meta: &fs::Metadata) -> bool {
 
 /// Copies `f` (opened at `from`) into `to` in 1 MiB chunks, hashing what passes: one read of
 /// the source.
+/// Files up to this size are captured through memory ([`BackupStore::put_blob`]); bigger ones
+/// are streamed.
+const SMALL_BLOB: u64 = 4 << 20;
+
 fn copy_hashing(mut f: File, from: &Path, to: &mut File, to_path: &Path) -> Result<(BlobId, u64), IoError> {
     use std::io::Read;
     let mut hasher = blake3::Hasher::new();
@@ -331,7 +335,17 @@ impl BackupStore for FsBackupStore {
         Ok(())
     }
 
-    fn put_blob_from(&self, source: File, src: &Path) -> Result<(BlobId, u64, bool)> {
+    fn put_blob_from(&self, mut source: File, src: &Path) -> Result<(BlobId, u64, bool)> {
+        // A small file is read whole: hashed first, it is not written at all when that blob
+        // is there already (the common case of a second snapshot).
+        let len = source.metadata().at("read metadata of", src)?.len();
+        if len <= SMALL_BLOB {
+            use std::io::Read as _;
+            let mut content = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+            source.read_to_end(&mut content).at("read", src)?;
+            let (id, new) = self.put_blob(&content)?;
+            return Ok((id, content.len() as u64, new));
+        }
         // One pass: copy into a temp file in the blob folder while hashing, then move it to
         // its name (or drop it when that blob is there already).
         let tmp = temp_path(&self.blobs.join("incoming"));

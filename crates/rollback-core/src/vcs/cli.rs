@@ -610,6 +610,31 @@ impl VcsBackend for GitCliBackend {
         Ok(None)
     }
 
+    fn checkout_converts(&self, commit: &CommitId) -> Result<bool> {
+        // One process for the settings, one for the attribute files (the default asks three
+        // times, then lists every path).
+        let set = self
+            .git()
+            .args(["config", "-z", "--get-regexp", r"^core\.(autocrlf|eol|attributesfile)$"])
+            .run_maybe()?
+            .unwrap_or_default();
+        for rec in records(&set) {
+            let (key, value) = rec.split_at(rec.iter().position(|b| *b == b'\n').unwrap_or(rec.len()));
+            let value = String::from_utf8_lossy(value.strip_prefix(b"\n").unwrap_or(value)).to_ascii_lowercase();
+            if key != b"core.autocrlf" || matches!(value.as_str(), "true" | "input" | "yes" | "on" | "1") {
+                return Ok(true);
+            }
+        }
+        if self.git_dir().join("info/attributes").exists() {
+            return Ok(true);
+        }
+        let files = self
+            .git()
+            .args(["ls-tree", "-r", "-z", "--name-only", "--full-tree", "--end-of-options", commit.as_str()])
+            .run()?;
+        Ok(records(&files).any(|p| p.rsplit(|b| *b == b'/').next() == Some(&b".gitattributes"[..])))
+    }
+
     fn config_value(&self, key: &str) -> Result<Option<String>> {
         let out = self.git().args(["config", "--get", key]).run_maybe()?;
         Ok(out.map(|v| String::from_utf8_lossy(&v).trim().to_owned()))
