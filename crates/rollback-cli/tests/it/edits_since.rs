@@ -165,3 +165,41 @@ fn a_nested_repository_where_the_target_has_a_file_is_refused_naming_it() {
     out.ok();
     assert_eq!(r.read("tools"), b"#!/bin/sh\necho v1 tool\n");
 }
+
+/// The same for `undo`: a nested repository made after the rollback where the state before it
+/// has a file is refused by the undo, naming it, before anything changes.
+#[test]
+fn an_undo_over_a_nested_repository_is_refused_naming_it() {
+    let r = TestRepo::new();
+    r.write("app/main.py", "V = 1\n");
+    r.commit_all("release v1");
+    r.git(&["tag", "v1"]);
+    r.write("app/main.py", "V = 2\n").write("tools", "#!/bin/sh\necho v2 tool\n");
+    r.commit_all("release v2");
+    let out = fr(&r, &["run", "--fast", "--yes", "--json", "--target", "v1"]);
+    out.ok();
+    let id = run_id(&out);
+    assert!(!r.exists("tools"));
+    let nested = r.path().join("tools");
+    std::fs::create_dir(&nested).unwrap();
+    std::fs::write(nested.join("notes.md"), "kept in its own repository\n").unwrap();
+    for args in [
+        &["init", "-q"][..],
+        &["add", "notes.md"],
+        &["-c", "user.name=t", "-c", "user.email=t@e", "commit", "-qm", "n"],
+    ] {
+        assert!(std::process::Command::new("git").args(args).current_dir(&nested).status().unwrap().success());
+    }
+    let before = picture(&r);
+    let refused = fr(&r, &["undo", &id, "--yes"]);
+    refused.code(4);
+    assert!(
+        refused.stderr.contains(
+            "`tools`: a nested git repository (a folder with its own `.git`) where the state being restored has a file"
+        ),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(picture(&r), before, "nothing changed");
+    assert_eq!(r.head(), r.git(&["rev-parse", "v1"]));
+}
