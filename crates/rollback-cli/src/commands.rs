@@ -87,6 +87,35 @@ pub fn dispatch(args: &Args, out: &Output) -> anyhow::Result<ExitStatus> {
             let outcome = rb.resume_with(run, prompter, &log)?;
             print_outcome(out, &outcome)
         }
+        Command::Rehearse(r) => {
+            let rb = open(args)?;
+            let opts = rollback_core::RehearseOptions {
+                level: if r.full {
+                    Some(Level::Full)
+                } else if r.fast {
+                    Some(Level::Fast)
+                } else {
+                    None
+                },
+                target: r.target.clone(),
+                allow_non_ancestor: r.allow_non_ancestor,
+                allow_irreversible: r.allow_irreversible,
+            };
+            let rehearsal = rb.rehearse(&opts, &log)?;
+            if out.json {
+                out.json_value(&rehearsal)?;
+            } else {
+                out.text(&rehearsal.render())?;
+            }
+            let steps_passed = rehearsal.rollback.passed() && rehearsal.undo.as_ref().is_none_or(|u| u.passed());
+            Ok(if !steps_passed {
+                ExitStatus::Failure
+            } else if !rehearsal.undo_identical {
+                ExitStatus::RehearsalDiffered
+            } else {
+                ExitStatus::Success
+            })
+        }
         Command::Verify { checks } => {
             let rb = open(args)?;
             let only = (!checks.is_empty()).then_some(checks.as_slice());

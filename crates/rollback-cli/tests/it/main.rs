@@ -10,6 +10,7 @@ mod lock;
 mod manual;
 mod old_journal;
 mod registry;
+mod rehearse;
 mod reliability;
 mod roundtrip;
 mod secrets;

@@ -46,6 +46,11 @@ impl UrlDatabase {
         &self.url
     }
 
+    /// The same settings (timeout, `pg_dump`, `pg_restore`) for another database.
+    pub fn with_url(&self, url: DbUrl) -> Self {
+        Self { url, ..self.clone() }
+    }
+
     /// The database for messages, password removed.
     pub fn describe(&self) -> String {
         self.url.redacted()
@@ -239,6 +244,12 @@ pub trait Database: Send + Sync {
 
     /// A canonical text dump of schema and rows, for comparing two states exactly.
     async fn canonical_dump(&self) -> Result<String>;
+
+    /// The SQLite file or PostgreSQL database behind it, when it is one (what `rehearse`
+    /// knows how to copy).
+    fn url_database(&self) -> Option<&UrlDatabase> {
+        None
+    }
 }
 
 #[async_trait]
@@ -249,6 +260,10 @@ impl Database for UrlDatabase {
 
     fn exists(&self) -> bool {
         !self.sqlite_missing()
+    }
+
+    fn url_database(&self) -> Option<&UrlDatabase> {
+        Some(self)
     }
 
     async fn ping(&self) -> Result<String> {

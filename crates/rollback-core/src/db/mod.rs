@@ -23,6 +23,7 @@ mod migration_files;
 mod postgres;
 mod process;
 mod python_source;
+pub mod scratch;
 pub mod sql;
 mod sqlite;
 mod tls;
@@ -40,6 +41,7 @@ pub use self::assess::DbAssessment;
 pub use self::config::{DatabaseConfig, MigratorKind};
 pub use self::database::{Database, DbDump, UrlDatabase};
 pub use self::graph::{Migration, MigrationGraph, Reversibility};
+pub use self::scratch::ScratchCopy;
 
 /// Errors from a migrator or a database.
 #[derive(Debug, thiserror::Error)]

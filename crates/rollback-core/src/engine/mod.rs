@@ -23,6 +23,7 @@ mod pipeline;
 pub mod planner;
 mod production;
 mod refuse;
+mod rehearse;
 mod resume;
 mod rollback_entry;
 mod runs;
