@@ -18,7 +18,9 @@ use crate::terminal::TerminalPrompter;
 
 fn open(args: &Args) -> anyhow::Result<Rollback> {
     let dir = args.dir.clone().unwrap_or_else(|| PathBuf::from("."));
-    Ok(Rollback::open(&dir, args.config.as_deref())?)
+    // A locked database is said on stderr while the command waits, whichever command it is.
+    let notices = std::sync::Arc::new(LogPrinter { quiet: args.quiet });
+    Ok(Rollback::open(&dir, args.config.as_deref())?.with_notices(notices))
 }
 
 fn level(l: &LevelArgs) -> Option<Level> {

@@ -5,6 +5,7 @@ mod commands;
 mod common;
 mod crash;
 mod crash_full;
+mod db_lock;
 mod full;
 mod lock;
 mod manual;

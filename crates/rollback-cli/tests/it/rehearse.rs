@@ -132,7 +132,8 @@ fn steps(run: &serde_json::Value) -> Vec<(String, String)> {
 fn rehearse_full_then_check(kind: MigratorKind, engine: Engine) {
     let marker = tempfile::tempdir().unwrap();
     let restarted = marker.path().join("restarted");
-    let restart = format!("[[restart]]\nname = \"app\"\nargv = [\"touch\", \"{}\"]\ntimeout_secs = 10\n", restarted.display());
+    let restart =
+        format!("[[restart]]\nname = \"app\"\nargv = [\"touch\", \"{}\"]\ntimeout_secs = 10\n", restarted.display());
     let d = Deployed::new(kind, &engine, &restart);
     let before = d.fingerprint();
     let revisions = d.revisions();

@@ -20,6 +20,7 @@ pub mod config;
 pub mod database;
 pub mod graph;
 mod migration_files;
+pub mod notice;
 mod postgres;
 mod process;
 mod python_source;
@@ -41,6 +42,7 @@ pub use self::assess::DbAssessment;
 pub use self::config::{DatabaseConfig, MigratorKind};
 pub use self::database::{Database, DbDump, UrlDatabase};
 pub use self::graph::{Migration, MigrationGraph, Reversibility};
+pub use self::notice::{DbNotice, NoticeSink};
 pub use self::scratch::ScratchCopy;
 
 /// Errors from a migrator or a database.
@@ -129,6 +131,16 @@ pub enum Error {
         /// Why (stderr tail, secrets removed).
         detail: String,
     },
+    /// Another connection held a lock on the database for the whole wait.
+    #[error(
+        "database `{database}` is locked by another connection: still locked after {waited_secs}s (database.timeout_secs)"
+    )]
+    Locked {
+        /// The database, password removed.
+        database: String,
+        /// How long it waited, in seconds.
+        waited_secs: u64,
+    },
     /// The configuration is unusable (bad URL, missing file, ...).
     #[error("database config: {0}")]
     Config(String),
@@ -152,6 +164,10 @@ impl Error {
                     .into(),
             ),
             Error::Unreachable { .. } => Some("check that the database is up and the URL and credentials are right".into()),
+            Error::Locked { .. } => Some(
+                "find what holds the lock (a migration or a long transaction of the app: `fuser` on a SQLite file, `pg_locks` on PostgreSQL), let it finish or stop it, then run again"
+                    .into(),
+            ),
             _ => None,
         }
     }

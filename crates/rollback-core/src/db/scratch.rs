@@ -69,10 +69,9 @@ async fn drop_pg(origin: &UrlDatabase, name: &str) -> Result<()> {
         match forced {
             Ok(()) => Ok(()),
             // Before PostgreSQL 13 there is no `WITH (FORCE)`; nobody else knows the name.
-            Err(_) => client
-                .batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\""))
-                .await
-                .map_err(|e| pg.query_err(&e)),
+            Err(_) => {
+                client.batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\"")).await.map_err(|e| pg.query_err(&e))
+            }
         }
     })
     .await
@@ -88,9 +87,12 @@ impl UrlDatabase {
             DbUrl::Sqlite { path } => {
                 let (path, dest, timeout, database) =
                     (path.clone(), sqlite_dest.to_owned(), self.timeout(), self.describe());
-                tokio::task::spawn_blocking(move || sqlite::snapshot(&path, &dest, timeout, &database))
-                    .await
-                    .map_err(|e| Error::Snapshot { database: self.describe(), detail: e.to_string() })??;
+                let notices = self.notice_sink();
+                tokio::task::spawn_blocking(move || {
+                    sqlite::snapshot(&path, &dest, timeout, &database, notices.as_ref())
+                })
+                .await
+                .map_err(|e| Error::Snapshot { database: self.describe(), detail: e.to_string() })??;
                 Ok(ScratchCopy {
                     copy: self.with_url(DbUrl::Sqlite { path: sqlite_dest.to_owned() }),
                     origin: self.clone(),

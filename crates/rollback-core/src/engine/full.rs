@@ -163,8 +163,19 @@ impl Rollback {
         let mut out = Vec::new();
         let Some(d) = &a.database else { return out };
         if !d.reachable {
+            // Say why: a lock another connection holds reads very differently from a server
+            // that is down.
+            let why = d
+                .risks
+                .iter()
+                .find(|r| r.code == RiskCode::DbUnreachable)
+                .map(|r| r.message.split(crate::db::assess::PATH_ASSUMED).next().unwrap_or(&r.message).to_owned());
             out.push(Error::refused(
-                format!("the database {} cannot be reached: a full rollback needs it", d.database),
+                format!(
+                    "the database {} cannot be reached: a full rollback needs it{}",
+                    d.database,
+                    why.map(|w| format!(" ({w})")).unwrap_or_default()
+                ),
                 Some(format!("bring the database back, or pass {} to roll back the code only", hint::arg(Arg::Fast))),
             ));
             return out;

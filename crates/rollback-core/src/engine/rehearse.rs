@@ -27,7 +27,7 @@ use crate::prompt::AutoConfirm;
 use crate::rehearse::copy::copy_tree;
 use crate::rehearse::picture::Picture;
 use crate::rehearse::{
-    DIFFERENCES_SHOWN, RehearsedRun, RehearsedStep, Rehearsal, RehearseOptions, not_rehearsed_reason,
+    DIFFERENCES_SHOWN, Rehearsal, RehearseOptions, RehearsedRun, RehearsedStep, not_rehearsed_reason,
 };
 
 /// Passes every event on, and keeps each step's time per run.
@@ -194,8 +194,7 @@ impl Rollback {
             {
                 return true;
             }
-            rel.file_name().and_then(|n| n.to_str()).is_some_and(|n| skip_dirs.contains(&n))
-                && !rel.starts_with(".git")
+            rel.file_name().and_then(|n| n.to_str()).is_some_and(|n| skip_dirs.contains(&n)) && !rel.starts_with(".git")
         };
         copy_tree(self.workdir(), &tree, &skip)?;
         // The state folder: inside `.git` it came along; elsewhere it is copied next to the tree.
@@ -283,6 +282,9 @@ impl Rollback {
         let mut copy = Rollback::with_backend(vcs, cfg)?;
         // The real lock file came along with the state folder; nobody holds it in the copy.
         let _ = std::fs::remove_file(copy.state.lock_path());
+        if let Some(o) = self.notice_observer() {
+            copy = copy.with_notices(o);
+        }
         if let Some(m) = migrator {
             copy = copy.with_db(m);
         }

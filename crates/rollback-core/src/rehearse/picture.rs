@@ -45,11 +45,8 @@ impl Picture {
         walk(workdir, Path::new(""), skip, &mut files)?;
         let repo = git2::Repository::open(workdir).map_err(|e| git_err(workdir, &e))?;
         let head = repo.head().ok();
-        let commit = head
-            .as_ref()
-            .and_then(|h| h.peel_to_commit().ok())
-            .map(|c| c.id().to_string())
-            .unwrap_or_default();
+        let commit =
+            head.as_ref().and_then(|h| h.peel_to_commit().ok()).map(|c| c.id().to_string()).unwrap_or_default();
         let branch = head.as_ref().filter(|h| h.is_branch()).and_then(|h| h.shorthand().ok().map(str::to_owned));
         let index = repo.index().map_err(|e| git_err(workdir, &e))?;
         let index = index

@@ -3,6 +3,7 @@
 mod alembic_layout;
 mod backup;
 mod db;
+mod db_lock;
 mod deploy;
 mod engine;
 mod full;
