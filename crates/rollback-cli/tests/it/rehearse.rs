@@ -265,3 +265,56 @@ fn a_state_folder_outside_the_tree_is_copied_not_written() {
     assert_eq!(out.json()["passed"], true, "{}", out.stdout);
     assert_eq!((fingerprint(r.path()), fingerprint(state.path())), before);
 }
+
+/// An `env.py` that ignores the URL forge-rollback hands it would downgrade the real database
+/// from the copy: the stock one of `alembic init`, with the ini naming the real file by its
+/// absolute path. `plan --full` passes (that is the configured file), `rehearse` refuses
+/// (exit 4), and the real database is untouched.
+#[test]
+fn rehearse_refuses_an_env_py_that_would_reach_the_real_database() {
+    let r = TestRepo::new();
+    let init = std::process::Command::new(python())
+        .args(["-m", "alembic", "init", "migrations"])
+        .current_dir(r.path())
+        .output()
+        .unwrap();
+    assert!(init.status.success(), "alembic init: {}", String::from_utf8_lossy(&init.stderr));
+    let real = std::fs::canonicalize(r.path()).unwrap().join("app.db");
+    let stock = std::fs::read_to_string(r.path().join("alembic.ini")).unwrap();
+    r.write(
+        "alembic.ini",
+        stock.replace("driver://user:pass@localhost/dbname", &format!("sqlite:///{}", real.display())),
+    );
+    r.write(".gitignore", "app.db\n");
+    for (rev, down, table) in [("a1", "None", "users"), ("b2", "\"a1\"", "orders")] {
+        r.write(
+            format!("migrations/versions/{rev}.py"),
+            format!(
+                "revision = \"{rev}\"\ndown_revision = {down}\nbranch_labels = None\ndepends_on = None\nfrom alembic import op\nimport sqlalchemy as sa\n\ndef upgrade():\n    op.create_table(\"{table}\", sa.Column(\"id\", sa.Integer(), primary_key=True))\n\ndef downgrade():\n    op.drop_table(\"{table}\")\n"
+            ),
+        );
+        r.commit_all(rev);
+        r.git(&["tag", rev]);
+    }
+    let config = format!("[database]\nkind = \"alembic\"\nurl = \"sqlite:///app.db\"\npython = \"{}\"\n", python());
+    r.write(CONFIG, &config);
+    let rb = Rollback::with_backend(
+        vcs::open(BackendKind::GitCli, r.path()).unwrap(),
+        Config::parse(&config, None).unwrap(),
+    )
+    .unwrap();
+    rb.upgrade_database(&[]).unwrap();
+    fr(&r, &["plan", "--full", "--target", "a1"]).ok();
+    let before = fingerprint(r.path());
+
+    let out = fr(&r, &["rehearse", "--full", "--target", "a1"]);
+    out.code(4);
+    assert!(out.stderr.contains("the migration environment would not use the configured database"), "{}", out.stderr);
+    assert!(out.stderr.contains(&format!("connects to `sqlite:///{}`", real.display())), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("hint: make env.py connect with the URL forge-rollback hands it in $DATABASE_URL"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(fingerprint(r.path()), before);
+}

@@ -83,6 +83,16 @@ impl AlembicMigrator {
 
     /// Runs `python -m alembic -c <ini> <args>`; fails with the stderr tail.
     async fn alembic(&self, args: &[&str]) -> std::result::Result<process::Output, String> {
+        self.python_alembic(&["-m", "alembic"], args).await
+    }
+
+    /// Runs `python <lead> -c <ini> <args>` the way Alembic runs (folder, environment, URL in
+    /// the environment, deadline); fails with the stderr tail.
+    pub(super) async fn python_alembic(
+        &self,
+        lead: &[&str],
+        args: &[&str],
+    ) -> std::result::Result<process::Output, String> {
         let url = self.db.url().for_child();
         let mut env: Vec<(&str, &str)> = vec![
             (URL_ENV, url.expose()),
@@ -96,8 +106,9 @@ impl AlembicMigrator {
         // Alembic runs in the folder of its `alembic.ini`, as its users run it: a stock
         // `env.py` reads `sqlalchemy.url = sqlite:///app.db` relative to there.
         let ini = self.workdir.join(&self.alembic_ini);
-        let run_in = ini.parent().unwrap_or(&self.workdir);
-        let mut argv: Vec<&std::ffi::OsStr> = vec!["-m".as_ref(), "alembic".as_ref(), "-c".as_ref(), ini.as_os_str()];
+        let run_in = self.run_in();
+        let mut argv: Vec<&std::ffi::OsStr> = lead.iter().map(std::ffi::OsStr::new).collect();
+        argv.extend(["-c".as_ref(), ini.as_os_str()]);
         argv.extend(args.iter().map(std::ffi::OsStr::new));
         // A relative interpreter path (`.venv/bin/python`) is the work tree's.
         let python = if self.python.contains('/') && !Path::new(&self.python).is_absolute() {
@@ -105,7 +116,7 @@ impl AlembicMigrator {
         } else {
             self.python.clone()
         };
-        let cmd = process::command(&python, argv, Some(run_in), &env);
+        let cmd = process::command(&python, argv, Some(&run_in), &env);
         let out = process::output(&self.python, cmd, self.db.timeout())
             .await
             .map_err(|e| self.db.url().redact_in(&e.to_string()))?;
@@ -120,6 +131,17 @@ impl AlembicMigrator {
                 process::tail(&out.stderr, &|s| self.db.url().redact_in(s))
             ))
         }
+    }
+
+    /// The folder Alembic runs in: that of `alembic.ini`.
+    pub(super) fn run_in(&self) -> PathBuf {
+        let ini = self.workdir.join(&self.alembic_ini);
+        ini.parent().unwrap_or(&self.workdir).to_path_buf()
+    }
+
+    /// The database it migrates.
+    pub(super) fn url_database(&self) -> &UrlDatabase {
+        &self.db
     }
 
     fn migration_err(&self, revision: &str, detail: String) -> Error {
@@ -244,6 +266,10 @@ impl DbMigrator for AlembicMigrator {
             }
         }
         Ok(())
+    }
+
+    async fn check_environment(&self) -> Result<()> {
+        super::env_probe::check(self).await
     }
 
     async fn upgrade(&self, to: &[Revision]) -> Result<()> {

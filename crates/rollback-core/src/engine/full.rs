@@ -210,6 +210,18 @@ impl Rollback {
         out
     }
 
+    /// Refuses a full rollback whose migration environment would connect elsewhere than the
+    /// configured database (Alembic's stock `env.py` reads `sqlalchemy.url` from its ini):
+    /// the downgrade would run there. Other failures of the check are left to the steps that
+    /// run Alembic, which report them.
+    pub(crate) fn environment_refusal(&self) -> Option<Error> {
+        let db = self.db().ok().flatten()?;
+        match crate::rt::block_on(db.check_environment()) {
+            Err(e @ crate::db::Error::EnvElsewhere { .. }) => Some(Error::refused(e.to_string(), e.hint())),
+            _ => None,
+        }
+    }
+
     /// Fills what plans show but runs do not need: the downgrade's SQL.
     pub(crate) fn fill_previews(&self, plan: &mut Plan) {
         let Ok(Some(db)) = self.db() else { return };

@@ -313,6 +313,13 @@ impl Rollback {
         {
             return Err(e);
         }
+        // A migration environment that would downgrade another database than the configured one.
+        if level != Level::Fast
+            && a.database.as_ref().is_some_and(|d| d.reachable && d.needs_downgrade)
+            && let Some(e) = self.environment_refusal()
+        {
+            return Err(e);
+        }
         let mut plan = planner::rollback_plan(self.vcs.as_ref(), &self.config, &self.check_names(), &a, level);
         self.plan_promotion(&mut plan)?;
         self.fill_previews(&mut plan);

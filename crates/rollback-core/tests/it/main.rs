@@ -1,5 +1,6 @@
 //! Integration tests of rollback-core against real git repositories and real files.
 
+mod alembic_env_url;
 mod alembic_layout;
 mod backup;
 mod db;
