@@ -109,8 +109,7 @@ pub fn dispatch(args: &Args, out: &Output) -> anyhow::Result<ExitStatus> {
             } else {
                 out.text(&rehearsal.render())?;
             }
-            let steps_passed = rehearsal.rollback.passed() && rehearsal.undo.as_ref().is_none_or(|u| u.passed());
-            Ok(if !steps_passed {
+            Ok(if !rehearsal.steps_passed() {
                 ExitStatus::Failure
             } else if !rehearsal.undo_identical {
                 ExitStatus::RehearsalDiffered

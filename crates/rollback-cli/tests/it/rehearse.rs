@@ -43,6 +43,7 @@ fn fingerprint(root: &Path) -> BTreeMap<PathBuf, (u32, Vec<u8>)> {
     out
 }
 
+#[derive(Clone, Copy)]
 enum Engine {
     Sqlite,
     Postgres,
@@ -59,7 +60,7 @@ struct Deployed {
 }
 
 impl Deployed {
-    fn new(kind: MigratorKind, engine: &Engine, extra: &str) -> Self {
+    fn new(kind: MigratorKind, engine: Engine, extra: &str) -> Self {
         let repo = TestRepo::new();
         let fx = MigrationFixture::new(&repo, kind);
         let (pg, url) = match engine {
@@ -134,7 +135,7 @@ fn rehearse_full_then_check(kind: MigratorKind, engine: Engine) {
     let restarted = marker.path().join("restarted");
     let restart =
         format!("[[restart]]\nname = \"app\"\nargv = [\"touch\", \"{}\"]\ntimeout_secs = 10\n", restarted.display());
-    let d = Deployed::new(kind, &engine, &restart);
+    let d = Deployed::new(kind, engine, &restart);
     let before = d.fingerprint();
     let revisions = d.revisions();
 
@@ -200,7 +201,7 @@ fn rehearse_alembic_and_native_postgres_touch_nothing_real() {
 
 #[test]
 fn a_failing_downgrade_is_reported_exit_1_and_nothing_real_changes() {
-    let d = Deployed::new(MigratorKind::Sql, &Engine::Sqlite, "");
+    let d = Deployed::new(MigratorKind::Sql, Engine::Sqlite, "");
     d.fx.break_second_downgrade(&d.repo);
     let before = d.fingerprint();
     let out = fr(&d.repo, &["rehearse", "--full", "--target", "v1", "--allow-irreversible", "--json"]);

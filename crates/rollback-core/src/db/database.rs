@@ -50,6 +50,7 @@ impl UrlDatabase {
 
     /// The same settings (timeout, `pg_dump`, `pg_restore`, notice sink) for another
     /// database.
+    #[must_use]
     pub fn with_url(&self, url: DbUrl) -> Self {
         Self { url, ..self.clone() }
     }

@@ -22,7 +22,10 @@ pub struct ScratchCopy {
 
 impl std::fmt::Debug for ScratchCopy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ScratchCopy").field("copy", &self.copy.describe()).field("method", &self.method).finish()
+        f.debug_struct("ScratchCopy")
+            .field("copy", &self.copy.describe())
+            .field("method", &self.method)
+            .finish_non_exhaustive()
     }
 }
 

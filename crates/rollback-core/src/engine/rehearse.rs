@@ -306,7 +306,7 @@ impl Rollback {
         let a = copy.assess(Some(plan.to.as_str()))?;
         let real = planner::rollback_plan(copy.vcs.as_ref(), &self.config, &self.check_names(), &a, level);
         let mut not_rehearsed: Vec<&'static str> =
-            real.steps.iter().map(|s| s.name()).filter(|n| not_rehearsed_reason(n).is_some()).collect();
+            real.steps.iter().map(crate::plan::Step::name).filter(|n| not_rehearsed_reason(n).is_some()).collect();
         if self.deployer.is_some() {
             not_rehearsed.push("promote");
         }
@@ -351,9 +351,8 @@ impl Rollback {
         }
         let rollback = timer.rehearsed(&run, &not_rehearsed);
         let undo = undo.map(|u| timer.rehearsed(&u, &[]));
-        let passed = rollback.passed() && undo.as_ref().is_none_or(RehearsedRun::passed) && undo_identical;
-        Ok(Rehearsal {
-            passed,
+        let mut rehearsal = Rehearsal {
+            passed: false,
             level,
             from: plan.from.commit.clone(),
             to: plan.to.clone(),
@@ -370,7 +369,9 @@ impl Rollback {
             files_compared: before.file_count(),
             duration_ms: 0,
             warnings,
-        })
+        };
+        rehearsal.passed = rehearsal.steps_passed() && rehearsal.undo_identical;
+        Ok(rehearsal)
     }
 }
 

@@ -122,6 +122,12 @@ pub(crate) fn not_rehearsed_reason(step: &str) -> Option<&'static str> {
 }
 
 impl Rehearsal {
+    /// Whether every step of the rollback and of its undo succeeded on the copy (whether the
+    /// undo came back identical is [`Rehearsal::undo_identical`]).
+    pub fn steps_passed(&self) -> bool {
+        self.rollback.passed() && self.undo.as_ref().is_none_or(RehearsedRun::passed)
+    }
+
     /// For people: one line per step with its time, the forecast, the verdict.
     pub fn render(&self) -> String {
         let mut s = String::new();
