@@ -134,3 +134,60 @@ fn walk(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn repo() -> (tempfile::TempDir, git2::Repository) {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = git2::Repository::init(dir.path()).unwrap();
+        fs::write(dir.path().join("a.txt"), "a\n").unwrap();
+        let mut index = repo.index().unwrap();
+        index.add_path(Path::new("a.txt")).unwrap();
+        index.write().unwrap();
+        let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
+        let sig = git2::Signature::now("t", "t@invalid").unwrap();
+        repo.commit(Some("HEAD"), &sig, &sig, "one", &tree, &[]).unwrap();
+        drop(tree);
+        (dir, repo)
+    }
+
+    #[test]
+    fn the_same_state_has_no_differences_and_every_kind_of_change_is_named() {
+        let (dir, repo) = repo();
+        let root = dir.path();
+        let none = |_: &Path| false;
+        let before = Picture::take(root, &none, Some("rows 1".into())).unwrap();
+        assert_eq!(
+            before.differences(&Picture::take(root, &none, Some("rows 1".into())).unwrap()),
+            Vec::<String>::new()
+        );
+        assert_eq!(before.file_count(), 1);
+
+        fs::write(root.join("a.txt"), "b\n").unwrap();
+        fs::write(root.join("new.txt"), "n\n").unwrap();
+        let mut index = repo.index().unwrap();
+        index.add_path(Path::new("new.txt")).unwrap();
+        index.write().unwrap();
+        let after = Picture::take(root, &none, Some("rows 2".into())).unwrap();
+        assert_eq!(
+            before.differences(&after),
+            [
+                "a.txt changed",
+                "new.txt appeared",
+                "the index (staged changes) differs",
+                "the database (schema or rows) differs"
+            ]
+        );
+
+        // A mode alone is a change; what `skip` leaves out is not compared.
+        fs::write(root.join("a.txt"), "a\n").unwrap();
+        fs::set_permissions(root.join("a.txt"), fs::Permissions::from_mode(0o755)).unwrap();
+        let skip_new = |p: &Path| p == Path::new("new.txt");
+        let before = Picture::take(root, &skip_new, None).unwrap();
+        fs::set_permissions(root.join("a.txt"), fs::Permissions::from_mode(0o644)).unwrap();
+        fs::write(root.join("new.txt"), "other\n").unwrap();
+        assert_eq!(before.differences(&Picture::take(root, &skip_new, None).unwrap()), ["a.txt changed"]);
+    }
+}
