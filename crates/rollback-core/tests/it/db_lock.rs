@@ -74,3 +74,87 @@ fn the_notice_reaches_a_database_given_before_or_after_the_observer() {
     assert!(risk.message.contains("locked by another connection"), "{}", risk.message);
     assert!(recorder.messages().iter().any(|m| m.contains("still waiting for it")), "{:?}", recorder.messages());
 }
+
+/// A session that holds `LOCK TABLE payments IN ACCESS SHARE MODE` (an app's long read
+/// transaction) until killed.
+struct PgLockHolder {
+    child: std::process::Child,
+    server: rollback_testkit::db::PgParts,
+    dbname: String,
+}
+
+impl PgLockHolder {
+    fn take(pg: &rollback_testkit::db::PgDatabase, table: &str) -> Self {
+        let s = pg.server();
+        let child = std::process::Command::new("psql")
+            .args(["-X", "-q", "-c", &format!("BEGIN; LOCK TABLE {table} IN ACCESS SHARE MODE; SELECT pg_sleep(120);")])
+            .env("PGHOST", &s.host)
+            .env("PGPORT", s.port.to_string())
+            .env("PGUSER", &s.user)
+            .env("PGPASSWORD", &s.password)
+            .env("PGDATABASE", pg.name())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("psql");
+        let held = format!(
+            "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation WHERE c.relname = '{table}' AND l.mode = 'AccessShareLock' AND l.granted AND l.pid <> pg_backend_pid()"
+        );
+        // Wait (a bounded number of polls) until the lock is really held.
+        for _ in 0..200 {
+            if pg.psql(&held) == "1" {
+                return Self { child, server: s.clone(), dbname: pg.name().to_owned() };
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("the test session never got its lock on {table}");
+    }
+}
+
+impl Drop for PgLockHolder {
+    fn drop(&mut self) {
+        // The server notices a vanished client only when it next writes to it: end the
+        // session itself, so the lock goes now.
+        self.server.psql(
+            &self.dbname,
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() AND query LIKE '%pg_sleep(120)%'",
+        );
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn a_postgres_table_locked_by_the_app_is_said_and_named_by_the_native_downgrade() {
+    use rollback_core::rt::block_on;
+    let repo = TestRepo::new();
+    let fx = MigrationFixture::new(&repo, MigratorKind::Sql);
+    let pg = rollback_testkit::db::PgDatabase::new();
+    let text = format!(
+        "[database]\nkind = \"sql\"\nurl = \"{}\"\nmigrations_dir = \"{SQL_DIR}\"\ntimeout_secs = 3\n",
+        pg.url()
+    );
+    let rb = Rollback::with_backend(
+        vcs::open(BackendKind::GitCli, repo.path()).unwrap(),
+        Config::parse(&text, None).unwrap(),
+    )
+    .unwrap();
+    rb.upgrade_database(&[]).unwrap();
+    let recorder = Arc::new(Recorder::default());
+    let rb = rb.with_notices(recorder.clone());
+    let db = rb.db().unwrap().unwrap().clone();
+
+    let holder = PgLockHolder::take(&pg, "payments");
+    let to = [rollback_core::db::Revision(fx.revisions[1].clone())];
+    let err = block_on(db.downgrade(&to)).unwrap_err();
+    assert!(err.to_string().contains("is locked by another connection: still locked after 3s"), "{err}");
+    assert!(err.hint().unwrap().contains("pg_locks"), "{:?}", err.hint());
+    let said = recorder.messages();
+    assert_eq!(said.iter().filter(|m| m.contains("still waiting for it, up to 1s more")).count(), 1, "{said:?}");
+    // Nothing changed: the failed migration was rolled back whole.
+    assert_eq!(block_on(db.current()).unwrap(), [rollback_core::db::Revision(fx.revisions[2].clone())]);
+
+    drop(holder);
+    block_on(db.downgrade(&to)).unwrap();
+    assert_eq!(block_on(db.current()).unwrap(), to);
+}
