@@ -83,7 +83,38 @@ impl AlembicMigrator {
 
     /// Runs `python -m alembic -c <ini> <args>`; fails with the stderr tail.
     async fn alembic(&self, args: &[&str]) -> std::result::Result<process::Output, String> {
-        self.python_alembic(&["-m", "alembic"], args).await
+        self.python_alembic(&["-m", "alembic"], args, &[]).await
+    }
+
+    /// `alembic <args>` on PostgreSQL with a short `lock_timeout` first (through `PGOPTIONS`,
+    /// which libpq drivers read): when the migration waited too long for a lock another
+    /// session holds, the notice is sent and the command runs once more, waiting for the rest of
+    /// the timeout; still locked then, [`Error::Locked`]. Transactional DDL rolled the failed
+    /// attempt back whole. On SQLite (or a driver that ignores `PGOPTIONS`) it is `alembic`.
+    async fn alembic_lock_aware(&self, args: &[&str]) -> Result<std::result::Result<process::Output, String>> {
+        if !matches!(self.db.url(), super::url::DbUrl::Postgres { .. }) {
+            return Ok(self.alembic(args).await);
+        }
+        let timeout = self.db.timeout();
+        let first = timeout.min(sqlite::LOCK_NOTICE_AFTER);
+        let options = |d: std::time::Duration| format!("-c lock_timeout={}", d.as_millis().max(1));
+        let out = self.python_alembic(&["-m", "alembic"], args, &[("PGOPTIONS", &options(first))]).await;
+        let locked = |r: &std::result::Result<process::Output, String>| {
+            r.as_ref().is_err_and(|e| e.contains("LockNotAvailable") || e.contains("due to lock timeout"))
+        };
+        if !locked(&out) {
+            return Ok(out);
+        }
+        let rest = timeout.saturating_sub(first);
+        let gave_up = Error::Locked { database: self.db.describe(), waited_secs: timeout.as_secs() };
+        if rest.is_zero() {
+            return Err(gave_up);
+        }
+        if let Some(sink) = self.db.notice_sink() {
+            sink(&super::DbNotice::Locked { database: self.db.describe(), waiting_secs: rest.as_secs() });
+        }
+        let out = self.python_alembic(&["-m", "alembic"], args, &[("PGOPTIONS", &options(rest))]).await;
+        if locked(&out) { Err(gave_up) } else { Ok(out) }
     }
 
     /// Runs `python <lead> -c <ini> <args>` the way Alembic runs (folder, environment, URL in
@@ -92,6 +123,7 @@ impl AlembicMigrator {
         &self,
         lead: &[&str],
         args: &[&str],
+        extra_env: &[(&str, &str)],
     ) -> std::result::Result<process::Output, String> {
         let url = self.db.url().for_child();
         let mut env: Vec<(&str, &str)> = vec![
@@ -103,6 +135,7 @@ impl AlembicMigrator {
         if let Some(var) = self.url_env.as_deref().filter(|v| *v != URL_ENV) {
             env.push((var, url.expose()));
         }
+        env.extend_from_slice(extra_env);
         // Alembic runs in the folder of its `alembic.ini`, as its users run it: a stock
         // `env.py` reads `sqlalchemy.url = sqlite:///app.db` relative to there.
         let ini = self.workdir.join(&self.alembic_ini);
@@ -252,7 +285,7 @@ impl DbMigrator for AlembicMigrator {
             let parent = graph.get(&step.revision).and_then(|m| m.down_revisions.first());
             // `<rev>@<parent>` undoes `rev` alone, even at a branch point; `<rev>@base` for a root.
             let target = format!("{rev}@{}", parent.map_or("base", Revision::as_str));
-            self.alembic(&["downgrade", &target]).await.map_err(|d| self.migration_err(rev, d))?;
+            self.alembic_lock_aware(&["downgrade", &target]).await?.map_err(|d| self.migration_err(rev, d))?;
             let now = self.current().await?;
             if now != step.down_to {
                 return Err(self.migration_err(

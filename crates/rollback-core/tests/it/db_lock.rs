@@ -126,13 +126,24 @@ impl Drop for PgLockHolder {
 
 #[test]
 fn a_postgres_table_locked_by_the_app_is_said_and_named_by_the_native_downgrade() {
+    postgres_table_locked(MigratorKind::Sql);
+}
+
+#[test]
+fn a_postgres_table_locked_by_the_app_is_said_and_named_by_the_alembic_downgrade() {
+    postgres_table_locked(MigratorKind::Alembic);
+}
+
+fn postgres_table_locked(kind: MigratorKind) {
     use rollback_core::rt::block_on;
     let repo = TestRepo::new();
-    let fx = MigrationFixture::new(&repo, MigratorKind::Sql);
+    let fx = MigrationFixture::new(&repo, kind);
     let pg = rollback_testkit::db::PgDatabase::new();
     let text = format!(
-        "[database]\nkind = \"sql\"\nurl = \"{}\"\nmigrations_dir = \"{SQL_DIR}\"\ntimeout_secs = 3\n",
-        pg.url()
+        "[database]\nkind = \"{}\"\nurl = \"{}\"\nmigrations_dir = \"{SQL_DIR}\"\npython = \"{}\"\ntimeout_secs = 3\n",
+        fx.kind_name(),
+        pg.url(),
+        rollback_testkit::db::python()
     );
     let rb = Rollback::with_backend(
         vcs::open(BackendKind::GitCli, repo.path()).unwrap(),
