@@ -158,6 +158,7 @@ fn rehearse_full_then_check(kind: MigratorKind, engine: Engine) {
     }
     let undo = steps(&j["undo"]);
     assert!(undo.contains(&("restore_database".into(), "done".into())), "{undo:?}");
+    assert!(undo.contains(&("restart".into(), "not_rehearsed".into())), "{undo:?}");
     assert!(j["files_compared"].as_u64().unwrap() >= 8, "{}", out.stdout);
     assert_eq!(j["database_copy"], if d.pg.is_some() { "pg-temporary-database" } else { "sqlite-backup" });
 

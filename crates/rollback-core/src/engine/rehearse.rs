@@ -350,7 +350,8 @@ impl Rollback {
             warnings.push(format!("step `{n}` was not rehearsed: {}", not_rehearsed_reason(n).unwrap_or_default()));
         }
         let rollback = timer.rehearsed(&run, &not_rehearsed);
-        let undo = undo.map(|u| timer.rehearsed(&u, &[]));
+        // A real undo restarts, deploys, promotes and verifies too.
+        let undo = undo.map(|u| timer.rehearsed(&u, &not_rehearsed));
         let mut rehearsal = Rehearsal {
             passed: false,
             level,
