@@ -320,3 +320,31 @@ fn rehearse_refuses_an_env_py_that_would_reach_the_real_database() {
     );
     assert_eq!(fingerprint(r.path()), before);
 }
+
+/// A run in progress would change the tree while it is copied: exit 3, naming the holder.
+#[test]
+fn a_run_holding_the_lock_makes_rehearse_exit_3() {
+    use std::time::{Duration, Instant};
+    let (r, _) = messy_repo();
+    let release = r.path().join(".git/release-first-run");
+    let first = crate::common::command(r.path(), &["run", "--fast", "--yes", "--json", "--target", "v1"])
+        .env("FORGE_ROLLBACK_FAILPOINT", "after:lock")
+        .env("FORGE_ROLLBACK_FAILPOINT_ACTION", "pause")
+        .env("FORGE_ROLLBACK_FAILPOINT_RELEASE", &release)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lock = r.path().join(".git/forge-rollback/lock");
+    let start = Instant::now();
+    while !std::fs::read_to_string(&lock).is_ok_and(|s| s.contains("pid")) {
+        assert!(start.elapsed() < Duration::from_secs(60), "first run never took the lock");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = fr(&r, &["rehearse", "--fast", "--target", "v2"]);
+    out.code(3);
+    assert!(out.stderr.contains(&format!("another rollback is running: pid {}", first.id())), "{}", out.stderr);
+    std::fs::write(&release, "").unwrap();
+    let done = first.wait_with_output().unwrap();
+    assert!(done.status.success(), "{}", String::from_utf8_lossy(&done.stderr));
+}
