@@ -97,13 +97,15 @@ impl PgLockHolder {
             .stderr(std::process::Stdio::null())
             .spawn()
             .expect("psql");
+        // Killed, ended and waited for when dropped, whatever happens next.
+        let holder = Self { child, server: s.clone(), dbname: pg.name().to_owned() };
         let held = format!(
             "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation WHERE c.relname = '{table}' AND l.mode = 'AccessShareLock' AND l.granted AND l.pid <> pg_backend_pid()"
         );
         // Wait (a bounded number of polls) until the lock is really held.
         for _ in 0..200 {
             if pg.psql(&held) == "1" {
-                return Self { child, server: s.clone(), dbname: pg.name().to_owned() };
+                return holder;
             }
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
