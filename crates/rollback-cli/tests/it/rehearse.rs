@@ -348,3 +348,15 @@ fn a_run_holding_the_lock_makes_rehearse_exit_3() {
     let done = first.wait_with_output().unwrap();
     assert!(done.status.success(), "{}", String::from_utf8_lossy(&done.stderr));
 }
+
+#[test]
+fn the_text_report() {
+    let (r, ids) = messy_repo();
+    let out = fr(&r, &["rehearse", "--fast", "--target", "v2"]);
+    out.ok();
+    let head = r.head();
+    let text = rollback_testkit::redact(&out.stdout, r.path(), &[(&ids[1], "v2"), (&head, "v3")]);
+    insta::with_settings!({ filters => vec![(r"\s+\d+ ms", " [N] ms")] }, {
+        insta::assert_snapshot!("rehearse_fast_text", text);
+    });
+}

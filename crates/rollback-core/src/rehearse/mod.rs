@@ -141,7 +141,9 @@ impl Rehearsal {
         if let Some(db) = &self.database {
             let _ = writeln!(s, "database: {db} (copied: {})", self.database_copy.as_deref().unwrap_or("no"));
         }
-        if self.data_loss.is_empty() {
+        if self.database.is_none() {
+            let _ = writeln!(s, "database: not part of this rehearsal");
+        } else if self.data_loss.is_empty() {
             let _ = writeln!(s, "data loss forecast: none");
         } else {
             let _ = writeln!(s, "data loss forecast:");
@@ -176,8 +178,9 @@ impl Rehearsal {
         }
         let _ = writeln!(
             s,
-            "after the undo, {} file(s), HEAD, branch, index and database identical to before: {}",
+            "after the undo, {} file(s), HEAD, branch, index{} identical to before: {}",
             self.files_compared,
+            if self.database.is_some() { " and database" } else { "" },
             if self.undo_identical { "yes" } else { "NO" }
         );
         for d in &self.differences {

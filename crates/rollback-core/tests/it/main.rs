@@ -13,6 +13,7 @@ mod kept;
 mod notify;
 mod parsers;
 mod production;
+mod rehearse;
 mod report;
 mod restart;
 mod state_security;
