@@ -187,6 +187,24 @@ fn rehearse_native_sqlite_touches_nothing_real() {
     rehearse_full_then_check(MigratorKind::Sql, Engine::Sqlite);
 }
 
+/// The env recorded with `known-good mark` lives in the state folder's backup store: the copy
+/// has it (and not the snapshots of earlier runs), so the rehearsed rollback restores it.
+#[test]
+fn the_recorded_env_is_restored_on_the_copy_after_an_earlier_real_run() {
+    let d = Deployed::new(MigratorKind::Sql, Engine::Sqlite, "");
+    // An earlier real run and its undo: its snapshots stay in the store.
+    let run = fr(&d.repo, &["run", "--fast", "--yes", "--json", "--target", "v2"]);
+    run.ok();
+    let id = run.json()["run_id"].as_str().unwrap().to_owned();
+    fr(&d.repo, &["undo", &id, "--yes"]).ok();
+    let before = d.fingerprint();
+    let out = fr(&d.repo, &["rehearse", "--full", "--target", "v1", "--json"]);
+    out.ok();
+    assert_eq!(out.json()["passed"], true, "{}", out.stdout);
+    assert!(out.stderr.contains("Env files restored: .env"), "{}", out.stderr);
+    assert_eq!(d.fingerprint(), before);
+}
+
 #[test]
 fn rehearse_alembic_sqlite_touches_nothing_real() {
     rehearse_full_then_check(MigratorKind::Alembic, Engine::Sqlite);

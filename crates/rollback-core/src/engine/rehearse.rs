@@ -2,9 +2,9 @@
 //!
 //! The copy is a temp folder holding the work tree with its exact dirty state (tracked edits,
 //! staged changes, untracked and ignored files; not the folders named in `[caches]
-//! skip_dirs`, which a rollback never searches), the whole `.git`, a copy of the state folder
-//! (runs, backups and recorded env files: a run on the copy refuses and restores exactly as a
-//! real one would), the registry, and a copy of the database. A [`Rollback`] is opened over it
+//! skip_dirs`, which a rollback never searches), the whole `.git`, the state folder's runs and
+//! recorded env files (a run on the copy refuses and restores exactly as a real one would), the
+//! registry, and a copy of the database. A [`Rollback`] is opened over it
 //! with the real configuration, paths and URL rewritten to the copies, and `[[restart]]`,
 //! `[[checks]]`, `[deploy]` and `[[notify]]` removed: those reach real services, so the
 //! rehearsal says they were not rehearsed instead. Then `run` and `undo` go through the one
@@ -24,7 +24,7 @@ use crate::fsutil::{self, IoError};
 use crate::model::{Level, RunStatus};
 use crate::paths::RepoPath;
 use crate::prompt::AutoConfirm;
-use crate::rehearse::copy::copy_tree;
+use crate::rehearse::copy::{copy_state, copy_tree};
 use crate::rehearse::picture::Picture;
 use crate::rehearse::{
     DIFFERENCES_SHOWN, Rehearsal, RehearseOptions, RehearsedRun, RehearsedStep, not_rehearsed_reason,
@@ -196,12 +196,19 @@ impl Rollback {
             }
             rel.file_name().and_then(|n| n.to_str()).is_some_and(|n| skip_dirs.contains(&n)) && !rel.starts_with(".git")
         };
-        copy_tree(self.workdir(), &tree, &skip)?;
-        // The state folder: inside `.git` it came along; elsewhere it is copied next to the tree.
-        let git_dir = fsutil::resolve(self.vcs.git_dir());
+        // The state folder is copied on its own (its runs and env records only), also when it
+        // lives inside `.git`.
+        let workdir = fsutil::resolve(self.workdir());
         let state = fsutil::resolve(self.state.root());
-        if !state.starts_with(&git_dir) && state.exists() {
-            copy_tree(&state, &root.join("state"), &|_| false)?;
+        let state_in_tree = state.strip_prefix(&workdir).ok().map(Path::to_path_buf);
+        let skip_all = |rel: &Path| state_in_tree.as_deref() == Some(rel) || skip(rel);
+        copy_tree(self.workdir(), &tree, &skip_all)?;
+        if state.exists() {
+            let dest = match &state_in_tree {
+                Some(rel) => tree.join(rel),
+                None => root.join("state"),
+            };
+            copy_state(&state, &dest)?;
         }
         let registry = self.registry_path();
         if !fsutil::resolve(&registry).starts_with(fsutil::resolve(self.workdir())) && registry.exists() {
