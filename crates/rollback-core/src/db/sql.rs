@@ -327,10 +327,18 @@ impl SqlMigrator {
                     .with_sqlite(sqlite::Mode::Create, move |c, database| {
                         c.conn.execute_batch(&create).map_err(sqlite::query_err(database))?;
                         for (m, up) in steps {
-                            let run = |conn: &mut rusqlite::Connection| -> std::result::Result<(), String> {
-                                let tx = conn
-                                    .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-                                    .map_err(|e| format!("BEGIN IMMEDIATE: {e}"))?;
+                            match c.begin_immediate(database) {
+                                Ok(()) => {}
+                                Err(Error::Query { detail, .. }) => {
+                                    return Err(Error::Migration {
+                                        database: database.to_owned(),
+                                        revision: m.revision.clone(),
+                                        detail: format!("BEGIN IMMEDIATE: {detail}"),
+                                    });
+                                }
+                                Err(e) => return Err(e),
+                            }
+                            let run = |tx: &rusqlite::Connection| -> std::result::Result<(), String> {
                                 if up {
                                     let sql = m.up_sql().map_err(|e| e.to_string())?;
                                     tx.execute_batch(sql).map_err(|e| format!("{}: {e}", m.up_path))?;
@@ -345,9 +353,10 @@ impl SqlMigrator {
                                     tx.execute(&format!("DELETE FROM {table} WHERE version = ?1"), [i64::try_from(m.number).unwrap_or(i64::MAX)])
                                         .map_err(|e| format!("forgetting it in `{table}`: {e}"))?;
                                 }
-                                tx.commit().map_err(|e| format!("COMMIT: {e}"))
+                                tx.execute_batch("COMMIT").map_err(|e| format!("COMMIT: {e}"))
                             };
-                            if let Err(detail) = run(&mut c.conn) {
+                            if let Err(detail) = run(&c.conn) {
+                                let _ = c.conn.execute_batch("ROLLBACK");
                                 return Err(Error::Migration { database: database.to_owned(), revision: m.revision.clone(), detail });
                             }
                             // Crash tests: a kill between two committed downgrades.

@@ -15,6 +15,9 @@ use crate::fsutil;
 /// An open connection whose statements are interrupted when the deadline passes.
 pub(crate) struct Handle {
     pub conn: Connection,
+    /// The whole wait for a lock, and who hears of a long one.
+    timeout: Duration,
+    notices: Option<super::NoticeSink>,
     timer: Option<std::thread::JoinHandle<()>>,
     done: std::sync::Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>,
 }
@@ -115,7 +118,41 @@ pub(crate) fn open(
             }
         })
         .ok();
-    Ok(Handle { conn, timer, done })
+    Ok(Handle { conn, timeout, notices: notices.cloned(), timer, done })
+}
+
+impl Handle {
+    /// `BEGIN IMMEDIATE` (the write lock) by hand: a lock another connection holds is waited
+    /// for [`LOCK_NOTICE_AFTER`], announced, then waited for the rest of the timeout, as
+    /// [`open`] does; still held then, [`Error::Locked`]. The caller ends the transaction with
+    /// `COMMIT` or `ROLLBACK`.
+    pub(crate) fn begin_immediate(&mut self, database: &str) -> Result<()> {
+        let q = query_err(database);
+        let first = self.timeout.min(LOCK_NOTICE_AFTER);
+        let begin = |conn: &Connection, wait: Duration| {
+            conn.busy_timeout(wait)?;
+            conn.execute_batch("BEGIN IMMEDIATE")
+        };
+        let result = match begin(&self.conn, first) {
+            Err(e) if is_locked(&e) => {
+                let rest = self.timeout.saturating_sub(first);
+                let locked = Error::Locked { database: database.to_owned(), waited_secs: self.timeout.as_secs() };
+                if rest.is_zero() {
+                    return Err(locked);
+                }
+                if let Some(sink) = &self.notices {
+                    sink(&super::DbNotice::Locked { database: database.to_owned(), waiting_secs: rest.as_secs() });
+                }
+                match begin(&self.conn, rest) {
+                    Err(e) if is_locked(&e) => return Err(locked),
+                    other => other,
+                }
+            }
+            other => other,
+        };
+        self.conn.busy_timeout(self.timeout).map_err(&q)?;
+        result.map_err(q)
+    }
 }
 
 /// A query error naming the database.

@@ -75,6 +75,31 @@ fn the_notice_reaches_a_database_given_before_or_after_the_observer() {
     assert!(recorder.messages().iter().any(|m| m.contains("still waiting for it")), "{:?}", recorder.messages());
 }
 
+#[test]
+fn a_sqlite_writer_mid_transaction_is_said_when_the_native_downgrade_needs_the_write_lock() {
+    use rollback_core::rt::block_on;
+    let (repo, config) = deployed(3);
+    let recorder = Arc::new(Recorder::default());
+    let rb = Rollback::with_backend(vcs::open(BackendKind::GitCli, repo.path()).unwrap(), config)
+        .unwrap()
+        .with_notices(recorder.clone());
+    let db = rb.db().unwrap().unwrap().clone();
+    let before = block_on(db.current()).unwrap();
+    // An app's write transaction: readers go on, a second writer waits.
+    let writer = rusqlite::Connection::open(repo.path().join("app.db")).unwrap();
+    writer.execute_batch("BEGIN IMMEDIATE; INSERT INTO users (id, name, email) VALUES (9, 'w', 'w@x');").unwrap();
+    let to = [rollback_core::db::Revision("0002".into())];
+    let err = block_on(db.downgrade(&to)).unwrap_err();
+    assert!(err.to_string().contains("is locked by another connection: still locked after 3s"), "{err}");
+    let said = recorder.messages();
+    assert_eq!(said.iter().filter(|m| m.contains("still waiting for it, up to 1s more")).count(), 1, "{said:?}");
+    assert_eq!(block_on(db.current()).unwrap(), before, "nothing was downgraded");
+    writer.execute_batch("COMMIT").unwrap();
+    drop(writer);
+    block_on(db.downgrade(&to)).unwrap();
+    assert_eq!(block_on(db.current()).unwrap(), to);
+}
+
 /// A session that holds `LOCK TABLE payments IN ACCESS SHARE MODE` (an app's long read
 /// transaction) until killed.
 struct PgLockHolder {
