@@ -267,6 +267,17 @@ fn refusals_are_exit_4_and_bad_input_exit_2_with_nothing_copied_or_changed() {
     let out = fr(&r, &["rehearse", "--target", "no-such-rev"]);
     out.code(2);
     assert_eq!(fingerprint(r.path()), before);
+
+    // A SQLite file that is not there: nothing to rehearse on, and none is created.
+    r.write(
+        CONFIG,
+        format!("[database]\nkind = \"sql\"\nurl = \"sqlite:///missing.db\"\nmigrations_dir = \"{SQL_DIR}\"\n"),
+    );
+    let before = fingerprint(r.path());
+    let out = fr(&r, &["rehearse", "--full", "--target", "v2"]);
+    out.code(4);
+    assert!(out.stderr.contains("missing.db does not exist"), "{}", out.stderr);
+    assert_eq!(fingerprint(r.path()), before);
 }
 
 #[test]

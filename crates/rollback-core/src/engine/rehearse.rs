@@ -226,18 +226,18 @@ impl Rollback {
         let Some(url_db) = db.database().url_database() else {
             return Err(Error::usage("rehearse can copy SQLite and PostgreSQL databases only".to_owned(), None));
         };
+        if url_db.sqlite_missing() {
+            return Err(Error::refused(
+                format!("the database {} does not exist: there is nothing to rehearse on", url_db.describe()),
+                Some("check `database.url`, or rehearse with --fast".to_owned()),
+            ));
+        }
         let dest = match &layout.db_in_tree {
             Some(rel) => layout.tree.join(rel),
             None => layout.root.join("database").join("copy.db"),
         };
         if let Some(parent) = dest.parent() {
             std::fs::create_dir_all(parent).map_err(|e| IoError::new("create folder", parent, e))?;
-        }
-        if url_db.sqlite_missing() {
-            return Err(Error::refused(
-                format!("the database {} does not exist: there is nothing to rehearse on", url_db.describe()),
-                Some("check `database.url`, or rehearse with --fast".to_owned()),
-            ));
         }
         Ok(crate::rt::block_on(url_db.scratch_copy(&dest, &layout.root))?)
     }
@@ -287,8 +287,6 @@ impl Rollback {
             }
         };
         let mut copy = Rollback::with_backend(vcs, cfg)?;
-        // The real lock file came along with the state folder; nobody holds it in the copy.
-        let _ = std::fs::remove_file(copy.state.lock_path());
         if let Some(o) = self.notice_observer() {
             copy = copy.with_notices(o);
         }
