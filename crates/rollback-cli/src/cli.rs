@@ -77,6 +77,10 @@ pub enum Command {
         #[arg(long, short = 'y', visible_alias = "auto-confirm")]
         yes: bool,
     },
+    /// Rehearse a rollback and its undo on a throwaway copy of the work tree, `.git`, the state
+    /// folder and the database: report each step and its time, the data-loss forecast, and
+    /// whether the undo came back identical. Nothing real is changed.
+    Rehearse(RehearseArgs),
     /// Run the configured service checks (`[[checks]]`) now, concurrently.
     Verify {
         /// Only these checks (by name).
@@ -164,6 +168,26 @@ pub struct RunArgs {
     #[arg(long, value_name = "LEVEL", value_parser = ["critical", "high", "medium", "low"])]
     pub severity: Option<String>,
     /// Run a downgrade through a migration whose downgrade cannot restore data.
+    #[arg(long)]
+    pub allow_irreversible: bool,
+}
+
+/// `rehearse` arguments.
+#[derive(Debug, ClapArgs)]
+pub struct RehearseArgs {
+    /// Code, database schema and env config (default: the assessment's recommendation).
+    #[arg(long, conflicts_with = "fast")]
+    pub full: bool,
+    /// Code only; the database is neither copied nor read.
+    #[arg(long)]
+    pub fast: bool,
+    /// Roll back to this revision instead of the newest verified known-good commit.
+    #[arg(long, visible_alias = "commit", value_name = "REV")]
+    pub target: Option<String>,
+    /// Allow a target that is not an ancestor of HEAD.
+    #[arg(long)]
+    pub allow_non_ancestor: bool,
+    /// Rehearse a downgrade through a migration whose downgrade cannot restore data.
     #[arg(long)]
     pub allow_irreversible: bool,
 }

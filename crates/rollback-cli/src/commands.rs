@@ -18,7 +18,9 @@ use crate::terminal::TerminalPrompter;
 
 fn open(args: &Args) -> anyhow::Result<Rollback> {
     let dir = args.dir.clone().unwrap_or_else(|| PathBuf::from("."));
-    Ok(Rollback::open(&dir, args.config.as_deref())?)
+    // A locked database is said on stderr while the command waits, whichever command it is.
+    let notices = std::sync::Arc::new(LogPrinter { quiet: args.quiet });
+    Ok(Rollback::open(&dir, args.config.as_deref())?.with_notices(notices))
 }
 
 fn level(l: &LevelArgs) -> Option<Level> {
@@ -86,6 +88,34 @@ pub fn dispatch(args: &Args, out: &Output) -> anyhow::Result<ExitStatus> {
             let prompter: &dyn Prompter = if *yes { &AutoConfirm } else { &TerminalPrompter };
             let outcome = rb.resume_with(run, prompter, &log)?;
             print_outcome(out, &outcome)
+        }
+        Command::Rehearse(r) => {
+            let rb = open(args)?;
+            let opts = rollback_core::RehearseOptions {
+                level: if r.full {
+                    Some(Level::Full)
+                } else if r.fast {
+                    Some(Level::Fast)
+                } else {
+                    None
+                },
+                target: r.target.clone(),
+                allow_non_ancestor: r.allow_non_ancestor,
+                allow_irreversible: r.allow_irreversible,
+            };
+            let rehearsal = rb.rehearse(&opts, &log)?;
+            if out.json {
+                out.json_value(&rehearsal)?;
+            } else {
+                out.text(&rehearsal.render())?;
+            }
+            Ok(if !rehearsal.steps_passed() {
+                ExitStatus::Failure
+            } else if !rehearsal.undo_identical {
+                ExitStatus::RehearsalDiffered
+            } else {
+                ExitStatus::Success
+            })
         }
         Command::Verify { checks } => {
             let rb = open(args)?;

@@ -27,6 +27,8 @@ pub enum ExitStatus {
     /// The rollback's steps ran, but the services failed verification (also `verify` with a
     /// failing check).
     VerificationFailed = 6,
+    /// `rehearse`: every step ran on the copy, but the undo did not bring it back identical.
+    RehearsalDiffered = 7,
 }
 
 impl ExitStatus {
@@ -54,7 +56,7 @@ impl From<ExitStatus> for ExitCode {
 mod tests {
     use super::ExitStatus;
 
-    const ALL: [ExitStatus; 7] = [
+    const ALL: [ExitStatus; 8] = [
         ExitStatus::Success,
         ExitStatus::Failure,
         ExitStatus::Usage,
@@ -62,6 +64,7 @@ mod tests {
         ExitStatus::Refused,
         ExitStatus::Cancelled,
         ExitStatus::VerificationFailed,
+        ExitStatus::RehearsalDiffered,
     ];
 
     /// The table in docs/cli.md lists exactly the codes the enum has: a new variant, or a

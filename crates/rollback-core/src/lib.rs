@@ -113,6 +113,7 @@ pub mod plan;
 pub mod production;
 pub mod prompt;
 pub mod registry;
+pub mod rehearse;
 pub mod report;
 pub mod restart;
 pub mod rt;
@@ -136,5 +137,6 @@ pub use model::{DataLoss, Level, Risk, RiskCode, RiskSeverity, RunKind, RunStatu
 pub use outcome::{RunOutcome, RunSummary, StepReport};
 pub use production::Deployer;
 pub use prompt::{AutoConfirm, Prompter};
+pub use rehearse::{Rehearsal, RehearseOptions};
 pub use vcs::VcsBackend;
 pub use verify::{ServiceVerifier, VerificationReport};

@@ -83,6 +83,48 @@ impl AlembicMigrator {
 
     /// Runs `python -m alembic -c <ini> <args>`; fails with the stderr tail.
     async fn alembic(&self, args: &[&str]) -> std::result::Result<process::Output, String> {
+        self.python_alembic(&["-m", "alembic"], args, &[]).await
+    }
+
+    /// `alembic <args>` on PostgreSQL with a short `lock_timeout` first (through `PGOPTIONS`,
+    /// which libpq drivers read): when the migration waited too long for a lock another
+    /// session holds, the notice is sent and the command runs once more, waiting for the rest of
+    /// the timeout; still locked then, [`Error::Locked`]. Transactional DDL rolled the failed
+    /// attempt back whole. On SQLite (or a driver that ignores `PGOPTIONS`) it is `alembic`.
+    async fn alembic_lock_aware(&self, args: &[&str]) -> Result<std::result::Result<process::Output, String>> {
+        if !matches!(self.db.url(), super::url::DbUrl::Postgres { .. }) {
+            return Ok(self.alembic(args).await);
+        }
+        let timeout = self.db.timeout();
+        let first = timeout.min(sqlite::LOCK_NOTICE_AFTER);
+        let options = |d: std::time::Duration| format!("-c lock_timeout={}", d.as_millis().max(1));
+        let out = self.python_alembic(&["-m", "alembic"], args, &[("PGOPTIONS", &options(first))]).await;
+        let locked = |r: &std::result::Result<process::Output, String>| {
+            r.as_ref().is_err_and(|e| e.contains("LockNotAvailable") || e.contains("due to lock timeout"))
+        };
+        if !locked(&out) {
+            return Ok(out);
+        }
+        let rest = timeout.saturating_sub(first);
+        let gave_up = Error::Locked { database: self.db.describe(), waited_secs: timeout.as_secs() };
+        if rest.is_zero() {
+            return Err(gave_up);
+        }
+        if let Some(sink) = self.db.notice_sink() {
+            sink(&super::DbNotice::Locked { database: self.db.describe(), waiting_secs: rest.as_secs() });
+        }
+        let out = self.python_alembic(&["-m", "alembic"], args, &[("PGOPTIONS", &options(rest))]).await;
+        if locked(&out) { Err(gave_up) } else { Ok(out) }
+    }
+
+    /// Runs `python <lead> -c <ini> <args>` the way Alembic runs (folder, environment, URL in
+    /// the environment, deadline); fails with the stderr tail.
+    pub(super) async fn python_alembic(
+        &self,
+        lead: &[&str],
+        args: &[&str],
+        extra_env: &[(&str, &str)],
+    ) -> std::result::Result<process::Output, String> {
         let url = self.db.url().for_child();
         let mut env: Vec<(&str, &str)> = vec![
             (URL_ENV, url.expose()),
@@ -93,11 +135,13 @@ impl AlembicMigrator {
         if let Some(var) = self.url_env.as_deref().filter(|v| *v != URL_ENV) {
             env.push((var, url.expose()));
         }
+        env.extend_from_slice(extra_env);
         // Alembic runs in the folder of its `alembic.ini`, as its users run it: a stock
         // `env.py` reads `sqlalchemy.url = sqlite:///app.db` relative to there.
         let ini = self.workdir.join(&self.alembic_ini);
-        let run_in = ini.parent().unwrap_or(&self.workdir);
-        let mut argv: Vec<&std::ffi::OsStr> = vec!["-m".as_ref(), "alembic".as_ref(), "-c".as_ref(), ini.as_os_str()];
+        let run_in = self.run_in();
+        let mut argv: Vec<&std::ffi::OsStr> = lead.iter().map(std::ffi::OsStr::new).collect();
+        argv.extend(["-c".as_ref(), ini.as_os_str()]);
         argv.extend(args.iter().map(std::ffi::OsStr::new));
         // A relative interpreter path (`.venv/bin/python`) is the work tree's.
         let python = if self.python.contains('/') && !Path::new(&self.python).is_absolute() {
@@ -105,7 +149,7 @@ impl AlembicMigrator {
         } else {
             self.python.clone()
         };
-        let cmd = process::command(&python, argv, Some(run_in), &env);
+        let cmd = process::command(&python, argv, Some(&run_in), &env);
         let out = process::output(&self.python, cmd, self.db.timeout())
             .await
             .map_err(|e| self.db.url().redact_in(&e.to_string()))?;
@@ -120,6 +164,17 @@ impl AlembicMigrator {
                 process::tail(&out.stderr, &|s| self.db.url().redact_in(s))
             ))
         }
+    }
+
+    /// The folder Alembic runs in: that of `alembic.ini`.
+    pub(super) fn run_in(&self) -> PathBuf {
+        let ini = self.workdir.join(&self.alembic_ini);
+        ini.parent().unwrap_or(&self.workdir).to_path_buf()
+    }
+
+    /// The database it migrates.
+    pub(super) fn url_database(&self) -> &UrlDatabase {
+        &self.db
     }
 
     fn migration_err(&self, revision: &str, detail: String) -> Error {
@@ -230,7 +285,7 @@ impl DbMigrator for AlembicMigrator {
             let parent = graph.get(&step.revision).and_then(|m| m.down_revisions.first());
             // `<rev>@<parent>` undoes `rev` alone, even at a branch point; `<rev>@base` for a root.
             let target = format!("{rev}@{}", parent.map_or("base", Revision::as_str));
-            self.alembic(&["downgrade", &target]).await.map_err(|d| self.migration_err(rev, d))?;
+            self.alembic_lock_aware(&["downgrade", &target]).await?.map_err(|d| self.migration_err(rev, d))?;
             let now = self.current().await?;
             if now != step.down_to {
                 return Err(self.migration_err(
@@ -244,6 +299,10 @@ impl DbMigrator for AlembicMigrator {
             }
         }
         Ok(())
+    }
+
+    async fn check_environment(&self) -> Result<()> {
+        super::env_probe::check(self).await
     }
 
     async fn upgrade(&self, to: &[Revision]) -> Result<()> {

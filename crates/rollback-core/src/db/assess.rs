@@ -32,6 +32,9 @@ pub struct DbAssessment {
     pub risks: Vec<Risk>,
 }
 
+/// What the `db_unreachable` risk of a database that answered with an error adds to the error.
+pub(crate) const PATH_ASSUMED: &str = "; the downgrade path below assumes the database is at the code's heads";
+
 /// Assesses the database for a rollback to `target`. A database that cannot be reached is a
 /// risk, not an error (the assessment is still useful); files that do not parse are errors.
 ///
@@ -72,11 +75,7 @@ pub async fn assess(migrator: &dyn DbMigrator, vcs: &dyn VcsBackend, target: &Co
             (false, Vec::new())
         }
         Err(e) => {
-            risks.push(risk(
-                RiskCode::DbUnreachable,
-                Severity::High,
-                format!("{e}; the downgrade path below assumes the database is at the code's heads"),
-            ));
+            risks.push(risk(RiskCode::DbUnreachable, Severity::High, format!("{e}{PATH_ASSUMED}")));
             (false, Vec::new())
         }
     };

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::url::DbUrl;
 use async_trait::async_trait;
 
+use super::notice::{NoticeSink, Notices};
 use super::{Error, Result, postgres, sqlite};
 
 /// What a snapshot wrote.
@@ -33,17 +34,29 @@ pub struct UrlDatabase {
     timeout_secs: u64,
     pg_dump: String,
     pg_restore: String,
+    notices: Notices,
 }
 
 impl UrlDatabase {
     /// A database at `url`; connects lazily.
     pub fn new(url: DbUrl, timeout_secs: u64, pg_dump: String, pg_restore: String) -> Self {
-        Self { url, timeout_secs, pg_dump, pg_restore }
+        Self { url, timeout_secs, pg_dump, pg_restore, notices: Notices::default() }
     }
 
     /// The URL.
     pub fn url(&self) -> &DbUrl {
         &self.url
+    }
+
+    /// The same settings (timeout, `pg_dump`, `pg_restore`, notice sink) for another
+    /// database.
+    #[must_use]
+    pub fn with_url(&self, url: DbUrl) -> Self {
+        Self { url, ..self.clone() }
+    }
+
+    pub(crate) fn notice_sink(&self) -> Option<NoticeSink> {
+        self.notices.get()
     }
 
     /// The database for messages, password removed.
@@ -72,8 +85,9 @@ impl UrlDatabase {
         let path = path.clone();
         let database = self.describe();
         let timeout = self.timeout();
+        let notices = self.notice_sink();
         tokio::task::spawn_blocking(move || {
-            let mut conn = sqlite::open(&path, mode, timeout, &database)?;
+            let mut conn = sqlite::open(&path, mode, timeout, &database, notices.as_ref())?;
             f(&mut conn, &database)
         })
         .await
@@ -133,10 +147,12 @@ impl UrlDatabase {
         match &self.url {
             DbUrl::Sqlite { path } => {
                 let (path, dest, timeout, database) = (path.clone(), dest.to_owned(), self.timeout(), self.describe());
-                let (size, version) =
-                    tokio::task::spawn_blocking(move || sqlite::snapshot(&path, &dest, timeout, &database))
-                        .await
-                        .map_err(|e| Error::Snapshot { database: self.describe(), detail: e.to_string() })??;
+                let notices = self.notice_sink();
+                let (size, version) = tokio::task::spawn_blocking(move || {
+                    sqlite::snapshot(&path, &dest, timeout, &database, notices.as_ref())
+                })
+                .await
+                .map_err(|e| Error::Snapshot { database: self.describe(), detail: e.to_string() })??;
                 Ok(DbDump { engine: "sqlite".into(), format: FORMAT_SQLITE.into(), size, server_version: version })
             }
             DbUrl::Postgres { .. } => {
@@ -239,6 +255,16 @@ pub trait Database: Send + Sync {
 
     /// A canonical text dump of schema and rows, for comparing two states exactly.
     async fn canonical_dump(&self) -> Result<String>;
+
+    /// The SQLite file or PostgreSQL database behind it, when it is one (what `rehearse`
+    /// knows how to copy).
+    fn url_database(&self) -> Option<&UrlDatabase> {
+        None
+    }
+
+    /// Where to send notices while it works (a lock it waits for); databases that have none
+    /// to send ignore it.
+    fn set_notices(&self, _sink: NoticeSink) {}
 }
 
 #[async_trait]
@@ -249,6 +275,14 @@ impl Database for UrlDatabase {
 
     fn exists(&self) -> bool {
         !self.sqlite_missing()
+    }
+
+    fn url_database(&self) -> Option<&UrlDatabase> {
+        Some(self)
+    }
+
+    fn set_notices(&self, sink: NoticeSink) {
+        self.notices.set(sink);
     }
 
     async fn ping(&self) -> Result<String> {

@@ -18,11 +18,14 @@ pub mod alembic;
 pub mod assess;
 pub mod config;
 pub mod database;
+mod env_probe;
 pub mod graph;
 mod migration_files;
+pub mod notice;
 mod postgres;
 mod process;
 mod python_source;
+pub mod scratch;
 pub mod sql;
 mod sqlite;
 mod tls;
@@ -40,6 +43,8 @@ pub use self::assess::DbAssessment;
 pub use self::config::{DatabaseConfig, MigratorKind};
 pub use self::database::{Database, DbDump, UrlDatabase};
 pub use self::graph::{Migration, MigrationGraph, Reversibility};
+pub use self::notice::{DbNotice, NoticeSink};
+pub use self::scratch::ScratchCopy;
 
 /// Errors from a migrator or a database.
 #[derive(Debug, thiserror::Error)]
@@ -127,6 +132,29 @@ pub enum Error {
         /// Why (stderr tail, secrets removed).
         detail: String,
     },
+    /// Another connection held a lock on the database for the whole wait.
+    #[error(
+        "database `{database}` is locked by another connection: still locked after {waited_secs}s (database.timeout_secs)"
+    )]
+    Locked {
+        /// The database, password removed.
+        database: String,
+        /// How long it waited, in seconds.
+        waited_secs: u64,
+    },
+    /// The migration environment (Alembic's `env.py`) would connect to another database than
+    /// the configured one.
+    #[error(
+        "the migration environment would not use the configured database: {what} connects to `{env}`, forge-rollback is configured for `{configured}`"
+    )]
+    EnvElsewhere {
+        /// The configured database, password removed.
+        configured: String,
+        /// Where the environment would connect, password removed.
+        env: String,
+        /// Which environment (`alembic.ini`'s `env.py`).
+        what: String,
+    },
     /// The configuration is unusable (bad URL, missing file, ...).
     #[error("database config: {0}")]
     Config(String),
@@ -150,6 +178,15 @@ impl Error {
                     .into(),
             ),
             Error::Unreachable { .. } => Some("check that the database is up and the URL and credentials are right".into()),
+            Error::EnvElsewhere { .. } => Some(format!(
+                "make env.py connect with the URL forge-rollback hands it in ${}, e.g. `url = os.environ.get(\"{}\") or config.get_main_option(\"sqlalchemy.url\")`, or point `sqlalchemy.url` and `database.url` at the same database",
+                alembic::URL_ENV,
+                alembic::URL_ENV
+            )),
+            Error::Locked { .. } => Some(
+                "find what holds the lock (a migration or a long transaction of the app: `fuser` on a SQLite file, `pg_locks` on PostgreSQL), let it finish or stop it, then run again"
+                    .into(),
+            ),
             _ => None,
         }
     }
@@ -229,6 +266,14 @@ pub trait DbMigrator: Send + Sync {
     /// Upgrades the database to `to` (all heads when empty) with the work tree's files. Used by
     /// tests, the demo and operators preparing a database; never by a rollback.
     async fn upgrade(&self, to: &[Revision]) -> Result<()>;
+
+    /// Checks that the migration environment connects to the configured database (Alembic:
+    /// asks its `env.py` which URL it would use, without letting it connect); fails with
+    /// [`Error::EnvElsewhere`] when it would not. Migrators whose SQL forge-rollback runs
+    /// itself have nothing to check.
+    async fn check_environment(&self) -> Result<()> {
+        Ok(())
+    }
 
     /// Applied migrations whose file in the work tree changed since they were applied (the
     /// native migrator keeps checksums; Alembic records none, so it reports nothing).

@@ -205,6 +205,11 @@ pub(crate) fn child_env(params: &PgParams, timeout: Duration) -> Vec<(&'static s
 }
 
 /// A driver error as text: the server's message, or the chain of causes.
+/// Whether `e` is a lock wait that ran past `lock_timeout` (SQLSTATE 55P03).
+pub(crate) fn is_lock_timeout(e: &tokio_postgres::Error) -> bool {
+    e.code() == Some(&tokio_postgres::error::SqlState::LOCK_NOT_AVAILABLE)
+}
+
 pub(crate) fn error_detail(e: &tokio_postgres::Error) -> String {
     if let Some(db) = e.as_db_error() {
         let mut s = format!("{}: {}", db.severity(), db.message());

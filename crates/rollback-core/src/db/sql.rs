@@ -202,6 +202,10 @@ impl Applied {
     }
 }
 
+/// The failure of a migration statement that waited for a lock another session holds for
+/// longer than `lock_timeout` (SQLSTATE 55P03): retried once after the notice.
+const LOCKED: &str = "forge-rollback: lock_timeout";
+
 /// forge-rollback's native SQL migrator.
 pub struct SqlMigrator {
     db: UrlDatabase,
@@ -323,10 +327,18 @@ impl SqlMigrator {
                     .with_sqlite(sqlite::Mode::Create, move |c, database| {
                         c.conn.execute_batch(&create).map_err(sqlite::query_err(database))?;
                         for (m, up) in steps {
-                            let run = |conn: &mut rusqlite::Connection| -> std::result::Result<(), String> {
-                                let tx = conn
-                                    .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-                                    .map_err(|e| format!("BEGIN IMMEDIATE: {e}"))?;
+                            match c.begin_immediate(database) {
+                                Ok(()) => {}
+                                Err(Error::Query { detail, .. }) => {
+                                    return Err(Error::Migration {
+                                        database: database.to_owned(),
+                                        revision: m.revision.clone(),
+                                        detail: format!("BEGIN IMMEDIATE: {detail}"),
+                                    });
+                                }
+                                Err(e) => return Err(e),
+                            }
+                            let run = |tx: &rusqlite::Connection| -> std::result::Result<(), String> {
                                 if up {
                                     let sql = m.up_sql().map_err(|e| e.to_string())?;
                                     tx.execute_batch(sql).map_err(|e| format!("{}: {e}", m.up_path))?;
@@ -341,9 +353,10 @@ impl SqlMigrator {
                                     tx.execute(&format!("DELETE FROM {table} WHERE version = ?1"), [i64::try_from(m.number).unwrap_or(i64::MAX)])
                                         .map_err(|e| format!("forgetting it in `{table}`: {e}"))?;
                                 }
-                                tx.commit().map_err(|e| format!("COMMIT: {e}"))
+                                tx.execute_batch("COMMIT").map_err(|e| format!("COMMIT: {e}"))
                             };
-                            if let Err(detail) = run(&mut c.conn) {
+                            if let Err(detail) = run(&c.conn) {
+                                let _ = c.conn.execute_batch("ROLLBACK");
                                 return Err(Error::Migration { database: database.to_owned(), revision: m.revision.clone(), detail });
                             }
                             // Crash tests: a kill between two committed downgrades.
@@ -377,14 +390,17 @@ impl SqlMigrator {
                     })
                     .await?;
                     for (m, up) in steps {
-                        let work = async {
+                        let work = || async {
                             let sql = if up { m.up_sql().map_err(|e| e.to_string())? } else { m.down_sql()? };
                             let path = if up { &m.up_path } else { &m.down_path };
                             client.batch_execute("BEGIN").await.map_err(|e| postgres::error_detail(&e))?;
-                            client
-                                .batch_execute(sql)
-                                .await
-                                .map_err(|e| format!("{path}: {}", postgres::error_detail(&e)))?;
+                            client.batch_execute(sql).await.map_err(|e| {
+                                if postgres::is_lock_timeout(&e) {
+                                    LOCKED.to_owned()
+                                } else {
+                                    format!("{path}: {}", postgres::error_detail(&e))
+                                }
+                            })?;
                             let version = i64::try_from(m.number).unwrap_or(i64::MAX);
                             if up {
                                 client
@@ -409,12 +425,49 @@ impl SqlMigrator {
                                 .await
                                 .map_err(|e| format!("COMMIT: {}", postgres::error_detail(&e)))
                         };
-                        let outcome = match tokio::time::timeout(self.db.timeout(), work).await {
-                            Ok(r) => r,
-                            Err(_) => {
-                                Err(format!("timed out after {}s (database.timeout_secs)", self.db.timeout().as_secs()))
+                        let attempt = |lock_wait: std::time::Duration| {
+                            let work = work();
+                            let client = &client;
+                            async move {
+                                let ms = lock_wait.as_millis().max(1);
+                                client
+                                    .batch_execute(&format!("SET lock_timeout = {ms}"))
+                                    .await
+                                    .map_err(|e| postgres::error_detail(&e))?;
+                                match tokio::time::timeout(self.db.timeout(), work).await {
+                                    Ok(r) => r,
+                                    Err(_) => Err(format!(
+                                        "timed out after {}s (database.timeout_secs)",
+                                        self.db.timeout().as_secs()
+                                    )),
+                                }
                             }
                         };
+                        // A lock another session holds on a table the migration needs is said
+                        // after a short wait, then waited for the rest of the timeout.
+                        let timeout = self.db.timeout();
+                        let first = timeout.min(super::sqlite::LOCK_NOTICE_AFTER);
+                        let mut outcome = attempt(first).await;
+                        if outcome.as_ref().err().map(String::as_str) == Some(LOCKED) {
+                            let _ = client.batch_execute("ROLLBACK").await;
+                            let rest = timeout.saturating_sub(first);
+                            if !rest.is_zero() {
+                                if let Some(sink) = self.db.notice_sink() {
+                                    sink(&super::DbNotice::Locked {
+                                        database: self.db.describe(),
+                                        waiting_secs: rest.as_secs(),
+                                    });
+                                }
+                                outcome = attempt(rest).await;
+                            }
+                            if outcome.as_ref().err().map(String::as_str) == Some(LOCKED) {
+                                let _ = client.batch_execute("ROLLBACK").await;
+                                return Err(Error::Locked {
+                                    database: self.db.describe(),
+                                    waited_secs: timeout.as_secs(),
+                                });
+                            }
+                        }
                         if let Err(detail) = outcome {
                             let _ = client.batch_execute("ROLLBACK").await;
                             return Err(self.migration_err(&m.revision, &detail));

@@ -15,6 +15,9 @@ use crate::fsutil;
 /// An open connection whose statements are interrupted when the deadline passes.
 pub(crate) struct Handle {
     pub conn: Connection,
+    /// The whole wait for a lock, and who hears of a long one.
+    timeout: Duration,
+    notices: Option<super::NoticeSink>,
     timer: Option<std::thread::JoinHandle<()>>,
     done: std::sync::Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>,
 }
@@ -43,9 +46,26 @@ pub(crate) enum Mode {
     Create,
 }
 
+/// How long a lock held by another connection is waited for before the operator is told.
+pub(crate) const LOCK_NOTICE_AFTER: Duration = Duration::from_secs(2);
+
+/// Whether SQLite said another connection holds a lock.
+fn is_locked(e: &rusqlite::Error) -> bool {
+    matches!(e.sqlite_error_code(), Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked))
+}
+
 /// Opens `path`; `database` names it in errors. Busy waits and statements are bounded by
-/// `timeout` (statements running past it are interrupted).
-pub(crate) fn open(path: &Path, mode: Mode, timeout: Duration, database: &str) -> Result<Handle> {
+/// `timeout` (statements running past it are interrupted). A lock another connection holds
+/// (`BEGIN EXCLUSIVE`, a migration) is waited for [`LOCK_NOTICE_AFTER`], then `notices` hears
+/// of it and the wait goes on for the rest of `timeout`; still locked then, the error is
+/// [`Error::Locked`].
+pub(crate) fn open(
+    path: &Path,
+    mode: Mode,
+    timeout: Duration,
+    database: &str,
+    notices: Option<&super::NoticeSink>,
+) -> Result<Handle> {
     let flags = match mode {
         Mode::ReadOnly => OpenFlags::SQLITE_OPEN_READ_ONLY,
         Mode::ReadWrite => OpenFlags::SQLITE_OPEN_READ_WRITE,
@@ -57,9 +77,32 @@ pub(crate) fn open(path: &Path, mode: Mode, timeout: Duration, database: &str) -
     }
     // No SQLITE_OPEN_URI: a plain path, never interpreted as a `file:` URI.
     let conn = Connection::open_with_flags(path, flags).map_err(|e| unreachable(e.to_string()))?;
+    // Reading the schema fails on a file that is not a database, and waits for a lock.
+    let probe = |wait: Duration| {
+        conn.busy_timeout(wait)?;
+        conn.query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(()))
+    };
+    let first = timeout.min(LOCK_NOTICE_AFTER);
+    match probe(first) {
+        Ok(()) => {}
+        Err(e) if is_locked(&e) => {
+            let rest = timeout.saturating_sub(first);
+            let locked = || Error::Locked { database: database.to_owned(), waited_secs: timeout.as_secs() };
+            if rest.is_zero() {
+                return Err(locked());
+            }
+            if let Some(sink) = notices {
+                sink(&super::DbNotice::Locked { database: database.to_owned(), waiting_secs: rest.as_secs() });
+            }
+            match probe(rest) {
+                Ok(()) => {}
+                Err(e) if is_locked(&e) => return Err(locked()),
+                Err(e) => return Err(unreachable(e.to_string())),
+            }
+        }
+        Err(e) => return Err(unreachable(e.to_string())),
+    }
     conn.busy_timeout(timeout).map_err(|e| unreachable(e.to_string()))?;
-    // Reading the schema fails on a file that is not a database.
-    conn.query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(())).map_err(|e| unreachable(e.to_string()))?;
     let done = std::sync::Arc::new((std::sync::Mutex::new(false), std::sync::Condvar::new()));
     let handle = conn.get_interrupt_handle();
     let d = done.clone();
@@ -75,7 +118,41 @@ pub(crate) fn open(path: &Path, mode: Mode, timeout: Duration, database: &str) -
             }
         })
         .ok();
-    Ok(Handle { conn, timer, done })
+    Ok(Handle { conn, timeout, notices: notices.cloned(), timer, done })
+}
+
+impl Handle {
+    /// `BEGIN IMMEDIATE` (the write lock) by hand: a lock another connection holds is waited
+    /// for [`LOCK_NOTICE_AFTER`], announced, then waited for the rest of the timeout, as
+    /// [`open`] does; still held then, [`Error::Locked`]. The caller ends the transaction with
+    /// `COMMIT` or `ROLLBACK`.
+    pub(crate) fn begin_immediate(&mut self, database: &str) -> Result<()> {
+        let q = query_err(database);
+        let first = self.timeout.min(LOCK_NOTICE_AFTER);
+        let begin = |conn: &Connection, wait: Duration| {
+            conn.busy_timeout(wait)?;
+            conn.execute_batch("BEGIN IMMEDIATE")
+        };
+        let result = match begin(&self.conn, first) {
+            Err(e) if is_locked(&e) => {
+                let rest = self.timeout.saturating_sub(first);
+                let locked = Error::Locked { database: database.to_owned(), waited_secs: self.timeout.as_secs() };
+                if rest.is_zero() {
+                    return Err(locked);
+                }
+                if let Some(sink) = &self.notices {
+                    sink(&super::DbNotice::Locked { database: database.to_owned(), waiting_secs: rest.as_secs() });
+                }
+                match begin(&self.conn, rest) {
+                    Err(e) if is_locked(&e) => return Err(locked),
+                    other => other,
+                }
+            }
+            other => other,
+        };
+        self.conn.busy_timeout(self.timeout).map_err(&q)?;
+        result.map_err(q)
+    }
 }
 
 /// A query error naming the database.
@@ -115,7 +192,7 @@ pub(crate) fn table_exists(conn: &Connection, table: &str) -> rusqlite::Result<b
 /// `PRAGMA integrity_check` on `path`: `Err(problems)` when it is not `ok`.
 fn integrity_check(path: &Path, timeout: Duration, database: &str) -> Result<()> {
     let snap_err = |detail: String| Error::Snapshot { database: database.to_owned(), detail };
-    let conn = open(path, Mode::ReadOnly, timeout, database)
+    let conn = open(path, Mode::ReadOnly, timeout, database, None)
         .map_err(|e| snap_err(format!("the copy cannot be opened: {e}")))?;
     let problems: Vec<String> = (|| {
         let mut stmt = conn.conn.prepare("PRAGMA integrity_check")?;
@@ -148,12 +225,18 @@ fn sidecars(path: &Path) -> [PathBuf; 3] {
 
 /// Online backup of `path` into `dest` (a new file), checked with `PRAGMA integrity_check`
 /// before it is put in place. Returns the bytes written and the SQLite version.
-pub(crate) fn snapshot(path: &Path, dest: &Path, timeout: Duration, database: &str) -> Result<(u64, String)> {
+pub(crate) fn snapshot(
+    path: &Path,
+    dest: &Path,
+    timeout: Duration,
+    database: &str,
+    notices: Option<&super::NoticeSink>,
+) -> Result<(u64, String)> {
     let snap_err = |detail: String| Error::Snapshot { database: database.to_owned(), detail };
     if dest.exists() {
         return Err(snap_err(format!("`{}` already exists", dest.display())));
     }
-    let src = open(path, Mode::ReadOnly, timeout, database)?;
+    let src = open(path, Mode::ReadOnly, timeout, database, notices)?;
     let tmp = sibling(dest, "partial");
     let _ = std::fs::remove_file(&tmp);
     let result = (|| {

@@ -163,8 +163,19 @@ impl Rollback {
         let mut out = Vec::new();
         let Some(d) = &a.database else { return out };
         if !d.reachable {
+            // Say why: a lock another connection holds reads very differently from a server
+            // that is down.
+            let why = d
+                .risks
+                .iter()
+                .find(|r| r.code == RiskCode::DbUnreachable)
+                .map(|r| r.message.split(crate::db::assess::PATH_ASSUMED).next().unwrap_or(&r.message).to_owned());
             out.push(Error::refused(
-                format!("the database {} cannot be reached: a full rollback needs it", d.database),
+                format!(
+                    "the database {} cannot be reached: a full rollback needs it{}",
+                    d.database,
+                    why.map(|w| format!(" ({w})")).unwrap_or_default()
+                ),
                 Some(format!("bring the database back, or pass {} to roll back the code only", hint::arg(Arg::Fast))),
             ));
             return out;
@@ -197,6 +208,18 @@ impl Rollback {
             ));
         }
         out
+    }
+
+    /// Refuses a full rollback whose migration environment would connect elsewhere than the
+    /// configured database (Alembic's stock `env.py` reads `sqlalchemy.url` from its ini):
+    /// the downgrade would run there. Other failures of the check are left to the steps that
+    /// run Alembic, which report them.
+    pub(crate) fn environment_refusal(&self) -> Option<Error> {
+        let db = self.db().ok().flatten()?;
+        match crate::rt::block_on(db.check_environment()) {
+            Err(e @ crate::db::Error::EnvElsewhere { .. }) => Some(Error::refused(e.to_string(), e.hint())),
+            _ => None,
+        }
     }
 
     /// Fills what plans show but runs do not need: the downgrade's SQL.

@@ -24,6 +24,7 @@ pub mod planner;
 mod production;
 mod recapture;
 mod refuse;
+mod rehearse;
 mod resume;
 mod rollback_entry;
 mod runs;
@@ -74,6 +75,18 @@ pub struct RunOptions {
 
 pub use crate::outcome::{RunOutcome, RunSummary, StepReport};
 
+/// A database notice, as a warning log event to `observer`.
+fn notice_sink(observer: &Arc<dyn crate::event::Observer>) -> crate::db::NoticeSink {
+    let observer = observer.clone();
+    Arc::new(move |n: &crate::db::DbNotice| {
+        observer.event(&crate::event::Event::Log {
+            at: crate::time::Timestamp::now(),
+            level: crate::event::LogLevel::Warn,
+            message: n.to_string(),
+        });
+    })
+}
+
 /// A repository opened for rollbacks.
 pub struct Rollback {
     vcs: Arc<dyn VcsBackend>,
@@ -83,6 +96,8 @@ pub struct Rollback {
     db: OnceLock<Arc<dyn DbMigrator>>,
     verifier: OnceLock<Arc<dyn ServiceVerifier>>,
     deployer: Option<Arc<dyn Deployer>>,
+    /// Hears what happens outside a run's steps too (a locked database while assessing).
+    notices: Option<Arc<dyn crate::event::Observer>>,
 }
 
 impl std::fmt::Debug for Rollback {
@@ -153,12 +168,34 @@ impl Rollback {
             db: OnceLock::new(),
             verifier: OnceLock::new(),
             deployer: None,
+            notices: None,
         })
+    }
+
+    /// Sends what the database layer notices while it waits (another connection holding a
+    /// lock: said within about two seconds, with how long the wait goes on) to `observer`,
+    /// as [`crate::event::Event::Log`] warnings, for every command: `assess` and `plan` as
+    /// well as runs.
+    #[must_use]
+    pub fn with_notices(mut self, observer: Arc<dyn crate::event::Observer>) -> Self {
+        if let Some(db) = self.db.get() {
+            db.database().set_notices(notice_sink(&observer));
+        }
+        self.notices = Some(observer);
+        self
+    }
+
+    /// The observer given to [`Rollback::with_notices`].
+    pub(crate) fn notice_observer(&self) -> Option<Arc<dyn crate::event::Observer>> {
+        self.notices.clone()
     }
 
     /// Replaces the database migrator (the one `[database]` configures, or one set before).
     #[must_use]
     pub fn with_db(mut self, db: Arc<dyn DbMigrator>) -> Self {
+        if let Some(o) = &self.notices {
+            db.database().set_notices(notice_sink(o));
+        }
         self.db = OnceLock::from(db);
         self
     }
@@ -172,6 +209,9 @@ impl Rollback {
         }
         let Some(c) = &self.config.database else { return Ok(None) };
         let m = crate::db::open(c, self.workdir())?;
+        if let Some(o) = &self.notices {
+            m.database().set_notices(notice_sink(o));
+        }
         Ok(Some(self.db.get_or_init(|| m)))
     }
 
@@ -271,6 +311,13 @@ impl Rollback {
         if level != Level::Fast
             && a.database.as_ref().is_some_and(|d| !d.reachable)
             && let Some(e) = self.database_refusals(&a, &RunOptions::default()).into_iter().next()
+        {
+            return Err(e);
+        }
+        // A migration environment that would downgrade another database than the configured one.
+        if level != Level::Fast
+            && a.database.as_ref().is_some_and(|d| d.reachable && d.needs_downgrade)
+            && let Some(e) = self.environment_refusal()
         {
             return Err(e);
         }

@@ -15,6 +15,9 @@ impl Rollback {
         let mut out = Vec::new();
         if level != Level::Fast {
             out.extend(self.database_refusals(a, opts));
+            if a.database.as_ref().is_some_and(|d| d.reachable && d.needs_downgrade) {
+                out.extend(self.environment_refusal());
+            }
         }
         if a.head.branch.is_none() {
             out.push(Error::refused(

@@ -1,8 +1,10 @@
 //! Integration tests of rollback-core against real git repositories and real files.
 
+mod alembic_env_url;
 mod alembic_layout;
 mod backup;
 mod db;
+mod db_lock;
 mod deploy;
 mod engine;
 mod full;
@@ -11,6 +13,7 @@ mod kept;
 mod notify;
 mod parsers;
 mod production;
+mod rehearse;
 mod report;
 mod restart;
 mod state_security;

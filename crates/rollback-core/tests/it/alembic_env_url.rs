@@ -1,0 +1,109 @@
+//! A migration environment that would not use the configured URL (issue 12, case 8): the stock
+//! `env.py` of `alembic init` reads `sqlalchemy.url` from `alembic.ini`. When the ini names
+//! another database, `plan --full` and a full run refuse before anything runs, naming both
+//! URLs without their passwords, and the check itself connects nowhere (no stray SQLite file).
+
+use std::path::Path;
+use std::process::Command;
+
+use rollback_core::config::Config;
+use rollback_core::event::Recorder;
+use rollback_core::plan::Level;
+use rollback_core::prompt::AutoConfirm;
+use rollback_core::rt::block_on;
+use rollback_core::vcs::{self, BackendKind};
+use rollback_core::{ErrorKind, Rollback, RunOptions};
+use rollback_testkit::TestRepo;
+use rollback_testkit::db::{PgDatabase, python};
+
+const MIGRATION_1: &str = r#"revision = "a1"
+down_revision = None
+branch_labels = None
+depends_on = None
+from alembic import op
+import sqlalchemy as sa
+
+def upgrade():
+    op.create_table("users", sa.Column("id", sa.Integer(), primary_key=True))
+
+def downgrade():
+    op.drop_table("users")
+"#;
+
+const MIGRATION_2: &str = r#"revision = "b2"
+down_revision = "a1"
+branch_labels = None
+depends_on = None
+from alembic import op
+import sqlalchemy as sa
+
+def upgrade():
+    op.create_table("orders", sa.Column("id", sa.Integer(), primary_key=True))
+
+def downgrade():
+    op.drop_table("orders")
+"#;
+
+/// A repository made with `alembic init` (stock `env.py`), releases v1 (a1) and v2 (b2), the
+/// configured database upgraded to b2 while the ini still named it; then the ini is pointed at
+/// `elsewhere` (an uncommitted edit, as an operator's local change would be).
+fn repo_with_stock_env(configured: &str, elsewhere: &str) -> (TestRepo, Rollback) {
+    let r = TestRepo::new();
+    let init =
+        Command::new(python()).args(["-m", "alembic", "init", "migrations"]).current_dir(r.path()).output().unwrap();
+    assert!(init.status.success(), "alembic init: {}", String::from_utf8_lossy(&init.stderr));
+    let stock = std::fs::read_to_string(r.path().join("alembic.ini")).unwrap();
+    assert!(stock.contains("driver://user:pass@localhost/dbname"), "the stock ini names its URL as expected");
+    r.write("alembic.ini", stock.replace("driver://user:pass@localhost/dbname", configured));
+    r.write("migrations/versions/a1_users.py", MIGRATION_1);
+    r.commit_all("v1");
+    r.git(&["tag", "v1"]);
+    r.write("migrations/versions/b2_orders.py", MIGRATION_2);
+    r.commit_all("v2");
+    let text = format!("[database]\nkind = \"alembic\"\nurl = \"{configured}\"\npython = \"{}\"\n", python());
+    let config = Config::parse(&text, Some(Path::new("/outside/forge-rollback.toml"))).unwrap();
+    let rb = Rollback::with_backend(vcs::open(BackendKind::GitCli, r.path()).unwrap(), config).unwrap();
+    block_on(rb.db().unwrap().unwrap().upgrade(&[])).unwrap();
+    r.write("alembic.ini", stock.replace("driver://user:pass@localhost/dbname", elsewhere));
+    (r, rb)
+}
+
+#[test]
+fn plan_full_and_run_refuse_a_stock_env_py_whose_ini_names_another_sqlite_file() {
+    let (r, rb) = repo_with_stock_env("sqlite:///app.db", "sqlite:///other.db");
+    let err = rb.plan(Some(Level::Full), Some("v1")).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Refused, "{err}");
+    let text = err.to_string();
+    let root = std::fs::canonicalize(r.path()).unwrap();
+    assert!(text.contains("the migration environment would not use the configured database"), "{text}");
+    assert!(text.contains(&format!("connects to `sqlite:///{}/other.db`", root.display())), "{text}");
+    assert!(text.contains(&format!("configured for `sqlite:///{}/app.db`", r.path().display())), "{text}");
+    assert!(err.hint().unwrap().contains("$DATABASE_URL"), "{:?}", err.hint());
+    assert!(!r.exists("other.db"), "the check connected nowhere");
+
+    // A full run refuses the same way, before anything is written.
+    let tree = r.tree();
+    let full = RunOptions { level: Some(Level::Full), target: Some("v1".into()), ..RunOptions::default() };
+    let err = rb.run(&full, &AutoConfirm, &Recorder::default()).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Refused, "{err}");
+    assert_eq!(r.tree(), tree);
+    let revs: Vec<String> = block_on(rb.db().unwrap().unwrap().current()).unwrap().into_iter().map(|r| r.0).collect();
+    assert_eq!(revs, ["b2"]);
+
+    // Pointed back at the configured database, the plan goes through.
+    let stock = std::fs::read_to_string(r.path().join("alembic.ini")).unwrap();
+    r.write("alembic.ini", stock.replace("sqlite:///other.db", "sqlite:///app.db"));
+    assert_eq!(rb.plan(Some(Level::Full), Some("v1")).unwrap().level, Some(Level::Full));
+}
+
+#[test]
+fn a_postgres_url_elsewhere_is_named_without_its_password() {
+    let pg = PgDatabase::new();
+    let (_r, rb) = repo_with_stock_env(&pg.url(), "postgresql://app:hunter2@127.0.0.1:1/elsewhere");
+    let err = rb.plan(Some(Level::Full), Some("v1")).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Refused, "{err}");
+    let text = err.to_string();
+    assert!(text.contains("connects to `postgresql://app:***@127.0.0.1:1/elsewhere`"), "{text}");
+    assert!(text.contains(&format!("/{}`", pg.name())), "{text}");
+    assert!(!text.contains("hunter2") && !text.contains(&pg.server().password), "{text}");
+}

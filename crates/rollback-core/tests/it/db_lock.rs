@@ -1,0 +1,198 @@
+//! A database another connection holds locked: said within about two seconds through the
+//! notice channel (a warning event, for every command), and the final error names the lock.
+//! No timed assertions: a short `timeout_secs` keeps the tests short, and only what is said is
+//! checked.
+
+use std::sync::Arc;
+
+use rollback_core::config::Config;
+use rollback_core::event::Recorder;
+use rollback_core::vcs::{self, BackendKind};
+use rollback_core::{Level, Rollback};
+use rollback_testkit::TestRepo;
+use rollback_testkit::db::{MigrationFixture, MigratorKind, SQL_DIR};
+
+fn deployed(timeout: u64) -> (TestRepo, Config) {
+    let repo = TestRepo::new();
+    let _fx = MigrationFixture::new(&repo, MigratorKind::Sql);
+    let text = format!(
+        "[database]\nkind = \"sql\"\nurl = \"sqlite:///app.db\"\nmigrations_dir = \"{SQL_DIR}\"\ntimeout_secs = {timeout}\n"
+    );
+    let config = Config::parse(&text, None).unwrap();
+    let rb = Rollback::with_backend(vcs::open(BackendKind::GitCli, repo.path()).unwrap(), config.clone()).unwrap();
+    rb.upgrade_database(&[]).unwrap();
+    (repo, config)
+}
+
+/// Another connection holding `BEGIN EXCLUSIVE` until dropped.
+fn hold_exclusive(repo: &TestRepo) -> rusqlite::Connection {
+    let c = rusqlite::Connection::open(repo.path().join("app.db")).unwrap();
+    c.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    c
+}
+
+#[test]
+fn a_locked_sqlite_database_is_said_while_waiting_and_named_as_the_cause() {
+    let (repo, config) = deployed(3);
+    let recorder = Arc::new(Recorder::default());
+    let rb = Rollback::with_backend(vcs::open(BackendKind::GitCli, repo.path()).unwrap(), config)
+        .unwrap()
+        .with_notices(recorder.clone());
+    let holder = hold_exclusive(&repo);
+
+    let err = rb.plan(Some(Level::Full), Some("v2")).unwrap_err();
+    let text = err.chain();
+    assert!(text.contains("is locked by another connection: still locked after 3s"), "{text}");
+    let said = recorder.messages();
+    assert_eq!(
+        said.iter()
+            .filter(|m| m.contains("is locked by another connection; still waiting for it, up to 1s more"))
+            .count(),
+        1,
+        "{said:?}"
+    );
+    assert!(said.iter().all(|m| m.starts_with("WARN ")), "{said:?}");
+
+    // Once the lock is released the same call goes through, and nothing more is said.
+    drop(holder);
+    let plan = rb.plan(Some(Level::Full), Some("v2")).unwrap();
+    assert_eq!(plan.level, Some(Level::Full));
+    assert_eq!(recorder.messages().len(), said.len());
+}
+
+#[test]
+fn the_notice_reaches_a_database_given_before_or_after_the_observer() {
+    // `with_notices` after the database was opened: the sink is set on it too.
+    let (repo, config) = deployed(3);
+    let recorder = Arc::new(Recorder::default());
+    let rb = Rollback::with_backend(vcs::open(BackendKind::GitCli, repo.path()).unwrap(), config).unwrap();
+    let db = rb.db().unwrap().unwrap().clone();
+    let rb = rb.with_db(db).with_notices(recorder.clone());
+    let _holder = hold_exclusive(&repo);
+    let a = rb.assess(Some("v2")).unwrap();
+    let risk = a.risks.iter().find(|r| r.code.as_str() == "db_unreachable").expect("a db_unreachable risk");
+    assert!(risk.message.contains("locked by another connection"), "{}", risk.message);
+    assert!(recorder.messages().iter().any(|m| m.contains("still waiting for it")), "{:?}", recorder.messages());
+}
+
+#[test]
+fn a_sqlite_writer_mid_transaction_is_said_when_the_native_downgrade_needs_the_write_lock() {
+    use rollback_core::rt::block_on;
+    let (repo, config) = deployed(3);
+    let recorder = Arc::new(Recorder::default());
+    let rb = Rollback::with_backend(vcs::open(BackendKind::GitCli, repo.path()).unwrap(), config)
+        .unwrap()
+        .with_notices(recorder.clone());
+    let db = rb.db().unwrap().unwrap().clone();
+    let before = block_on(db.current()).unwrap();
+    // An app's write transaction: readers go on, a second writer waits.
+    let writer = rusqlite::Connection::open(repo.path().join("app.db")).unwrap();
+    writer.execute_batch("BEGIN IMMEDIATE; INSERT INTO users (id, name, email) VALUES (9, 'w', 'w@x');").unwrap();
+    let to = [rollback_core::db::Revision("0002".into())];
+    let err = block_on(db.downgrade(&to)).unwrap_err();
+    assert!(err.to_string().contains("is locked by another connection: still locked after 3s"), "{err}");
+    let said = recorder.messages();
+    assert_eq!(said.iter().filter(|m| m.contains("still waiting for it, up to 1s more")).count(), 1, "{said:?}");
+    assert_eq!(block_on(db.current()).unwrap(), before, "nothing was downgraded");
+    writer.execute_batch("COMMIT").unwrap();
+    drop(writer);
+    block_on(db.downgrade(&to)).unwrap();
+    assert_eq!(block_on(db.current()).unwrap(), to);
+}
+
+/// A session that holds `LOCK TABLE payments IN ACCESS SHARE MODE` (an app's long read
+/// transaction) until killed.
+struct PgLockHolder {
+    child: std::process::Child,
+    server: rollback_testkit::db::PgParts,
+    dbname: String,
+}
+
+impl PgLockHolder {
+    fn take(pg: &rollback_testkit::db::PgDatabase, table: &str) -> Self {
+        let s = pg.server();
+        let child = std::process::Command::new("psql")
+            .args(["-X", "-q", "-c", &format!("BEGIN; LOCK TABLE {table} IN ACCESS SHARE MODE; SELECT pg_sleep(120);")])
+            .env("PGHOST", &s.host)
+            .env("PGPORT", s.port.to_string())
+            .env("PGUSER", &s.user)
+            .env("PGPASSWORD", &s.password)
+            .env("PGDATABASE", pg.name())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("psql");
+        // Killed, ended and waited for when dropped, whatever happens next.
+        let holder = Self { child, server: s.clone(), dbname: pg.name().to_owned() };
+        let held = format!(
+            "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation WHERE c.relname = '{table}' AND l.mode = 'AccessShareLock' AND l.granted AND l.pid <> pg_backend_pid()"
+        );
+        // Wait (a bounded number of polls) until the lock is really held.
+        for _ in 0..200 {
+            if pg.psql(&held) == "1" {
+                return holder;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("the test session never got its lock on {table}");
+    }
+}
+
+impl Drop for PgLockHolder {
+    fn drop(&mut self) {
+        // The server notices a vanished client only when it next writes to it: end the
+        // session itself, so the lock goes now.
+        self.server.psql(
+            &self.dbname,
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() AND query LIKE '%pg_sleep(120)%'",
+        );
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn a_postgres_table_locked_by_the_app_is_said_and_named_by_the_native_downgrade() {
+    postgres_table_locked(MigratorKind::Sql);
+}
+
+#[test]
+fn a_postgres_table_locked_by_the_app_is_said_and_named_by_the_alembic_downgrade() {
+    postgres_table_locked(MigratorKind::Alembic);
+}
+
+fn postgres_table_locked(kind: MigratorKind) {
+    use rollback_core::rt::block_on;
+    let repo = TestRepo::new();
+    let fx = MigrationFixture::new(&repo, kind);
+    let pg = rollback_testkit::db::PgDatabase::new();
+    let text = format!(
+        "[database]\nkind = \"{}\"\nurl = \"{}\"\nmigrations_dir = \"{SQL_DIR}\"\npython = \"{}\"\ntimeout_secs = 3\n",
+        fx.kind_name(),
+        pg.url(),
+        rollback_testkit::db::python()
+    );
+    let rb = Rollback::with_backend(
+        vcs::open(BackendKind::GitCli, repo.path()).unwrap(),
+        Config::parse(&text, None).unwrap(),
+    )
+    .unwrap();
+    rb.upgrade_database(&[]).unwrap();
+    let recorder = Arc::new(Recorder::default());
+    let rb = rb.with_notices(recorder.clone());
+    let db = rb.db().unwrap().unwrap().clone();
+
+    let holder = PgLockHolder::take(&pg, "payments");
+    let to = [rollback_core::db::Revision(fx.revisions[1].clone())];
+    let err = block_on(db.downgrade(&to)).unwrap_err();
+    assert!(err.to_string().contains("is locked by another connection: still locked after 3s"), "{err}");
+    assert!(err.hint().unwrap().contains("pg_locks"), "{:?}", err.hint());
+    let said = recorder.messages();
+    assert_eq!(said.iter().filter(|m| m.contains("still waiting for it, up to 1s more")).count(), 1, "{said:?}");
+    // Nothing changed: the failed migration was rolled back whole.
+    assert_eq!(block_on(db.current()).unwrap(), [rollback_core::db::Revision(fx.revisions[2].clone())]);
+
+    drop(holder);
+    block_on(db.downgrade(&to)).unwrap();
+    assert_eq!(block_on(db.current()).unwrap(), to);
+}
