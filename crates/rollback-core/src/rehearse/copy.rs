@@ -165,6 +165,7 @@ mod state_tests {
             index: None,
             label: label.map(str::to_owned),
             database: None,
+            hard_links: Vec::new(),
         };
         store.put_manifest(&m).unwrap();
         (m, hex)
