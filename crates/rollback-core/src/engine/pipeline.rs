@@ -165,6 +165,7 @@ impl Rollback {
             manual: manual.then_some(prompter),
             verification: None,
             aborted: None,
+            abort_reason: None,
             failure_detail: None,
             skipped,
             started_notice,

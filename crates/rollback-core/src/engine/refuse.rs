@@ -107,6 +107,13 @@ impl Rollback {
         })
     }
 
+    /// Refuses while a live process holds the run lock, naming it. Asked before the
+    /// unfinished-run refusal outside the lock: a run that is still running is unfinished too,
+    /// and "resume or undo it" would be dangerous advice about a live run.
+    pub(crate) fn refuse_locked(&self) -> Result<()> {
+        Ok(crate::lock::refuse_held(&self.state.lock_path())?)
+    }
+
     pub(crate) fn refuse_unfinished(&self) -> Result<()> {
         if let Some(r) = self.unfinished_runs()?.first() {
             let what = match r.status {

@@ -95,7 +95,9 @@ impl Entry for RollbackEntry<'_> {
                 undone_by: None,
             })));
         }
-        // An unfinished run comes first: until it is settled, the tree is between two states.
+        // A live run first (it is unfinished too, but must not be resumed or undone), then an
+        // unfinished one: until it is settled, the tree is between two states.
+        rb.refuse_locked()?;
         rb.refuse_unfinished()?;
         if let Some(e) = refusals.into_iter().next() {
             return Err(e);

@@ -29,6 +29,7 @@ impl Entry for UndoEntry<'_> {
     fn prepare(&self, rb: &Rollback, _ctx: &mut Ctx<'_>, prompter: &dyn Prompter) -> Result<Next<Option<Head>>> {
         let run_id = self.run_id;
         let target = rb.load_run(run_id)?;
+        rb.refuse_locked()?;
         Rollback::refuse_undone(run_id, &target)?;
         refuse_other_worktree(rb.vcs.as_ref(), run_id, target.worktree.as_deref(), "undo")?;
         let head = rb.vcs.head()?;
