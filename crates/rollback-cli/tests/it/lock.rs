@@ -84,9 +84,11 @@ fn a_second_run_during_a_live_run_is_told_the_holder_not_to_resume_it() {
     );
     let runs = r.path().join(".git/forge-rollback/runs");
     let journal_says_reset = || {
-        std::fs::read_dir(&runs).into_iter().flatten().flatten().any(|d| {
-            std::fs::read_to_string(d.path().join("journal.jsonl")).is_ok_and(|j| j.contains("\"reset\""))
-        })
+        std::fs::read_dir(&runs)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|d| std::fs::read_to_string(d.path().join("journal.jsonl")).is_ok_and(|j| j.contains("\"reset\"")))
     };
     crate::common::wait_until("the first run to begin its reset", Duration::from_secs(60), journal_says_reset);
     let run_id = std::fs::read_dir(&runs).unwrap().next().unwrap().unwrap().file_name().into_string().unwrap();
