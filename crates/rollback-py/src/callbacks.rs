@@ -8,8 +8,9 @@
 //! before that step, journaled as cancelled). The binding then raises the parked, original
 //! exception.
 //!
-//! Answers are strict: `confirm` goes ahead only on `True` or the exact string `"yes"`
-//! (`False` declines; anything else is a `ValueError`, and nothing changes). An awaitable
+//! Answers are strict: `confirm` (the argument, or a callback's answer) goes ahead only on
+//! `True` or the exact string `"yes"`; `False` declines (`CancelledError`); anything else is a
+//! `ValueError`. Nothing changes unless it goes ahead. An awaitable
 //! answer is awaited on the caller's event loop in the async methods, and refused with a
 //! `TypeError` (the coroutine closed, so Python warns of nothing) in the sync ones.
 
@@ -65,6 +66,8 @@ pub fn resolve<'py>(call: &Call, what: &str, value: Bound<'py, PyAny>) -> PyResu
 pub enum Confirm {
     /// `True` or `"yes"`: go ahead without asking.
     Yes,
+    /// `False`: decline (`CancelledError`, nothing changes), as a callback answering `False`.
+    No,
     /// Not given: only a dry run (which never asks) may leave it out.
     NotGiven,
     /// Ask this callable.
@@ -87,6 +90,9 @@ impl Confirm {
             || arg.cast::<PyString>().is_ok_and(|s| s == "yes")
         {
             return Ok(Self::Yes);
+        }
+        if arg.cast::<PyBool>().is_ok() {
+            return Ok(Self::No);
         }
         if is_awaitable(arg)? {
             close(arg);
@@ -162,7 +168,7 @@ impl PyPrompter {
     }
 
     fn failed(&self, what: &str, e: PyErr) -> Error {
-        let text = with_python(|py| e.value(py).repr().map(|r| r.to_string()).unwrap_or_default()).unwrap_or_default();
+        let text = with_python(|_| e.to_string()).unwrap_or_default();
         self.call.park(e);
         Error::Callback(format!("the {what} callback raised {text}"))
     }
@@ -199,6 +205,7 @@ impl Prompter for PyPrompter {
         }
         let callback = match &self.confirm {
             Confirm::Yes => return Ok(true),
+            Confirm::No => return Ok(false),
             Confirm::NotGiven => return Err(Error::usage("no confirm was given", None)),
             Confirm::Callback(cb) => cb,
         };
