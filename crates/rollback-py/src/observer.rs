@@ -98,8 +98,10 @@ impl PyObserver {
         let outcome =
             cb.bind(py).call1((dict,)).and_then(|r| resolve(&self.call, "the on_event callback", r).map(|_| ()));
         if let Err(e) = outcome {
-            if e.is_instance_of::<AbortRollback>(py) {
-                let why = format!("aborted by the on_event callback: {}", e.value(py));
+            // `AbortRollback`, or what is no `Exception` (Ctrl-C arriving while the callback
+            // runs, `SystemExit`): stop the run, and raise it when the call returns.
+            if e.is_instance_of::<AbortRollback>(py) || !e.is_instance_of::<pyo3::exceptions::PyException>(py) {
+                let why = format!("{} raised by the on_event callback", e.get_type(py).name()?);
                 self.call.park(e);
                 self.call.cancel(&why);
             } else {
@@ -119,10 +121,17 @@ impl PyObserver {
 impl Observer for PyObserver {
     fn event(&self, event: &Event) {
         with_python(|py| {
-            if let Err(e) = self.emit(py, event) {
+            match self.emit(py, event) {
+                Ok(()) => {}
+                // Ctrl-C arriving while Python ran the logger: stop at the next step.
+                Err(e) if !e.is_instance_of::<pyo3::exceptions::PyException>(py) => {
+                    let why = format!("{}", e.get_type(py).name().map(|n| n.to_string()).unwrap_or_default());
+                    self.call.park(e);
+                    self.call.cancel(&format!("interrupted ({why})"));
+                }
                 // The logging machinery itself failed (a broken handler): Python's own
                 // "unraisable" report, never an abort.
-                e.write_unraisable(py, None);
+                Err(e) => e.write_unraisable(py, None),
             }
         });
     }
