@@ -101,7 +101,7 @@ impl PyObserver {
             // `AbortRollback`, or what is no `Exception` (Ctrl-C arriving while the callback
             // runs, `SystemExit`): stop the run, and raise it when the call returns.
             if e.is_instance_of::<AbortRollback>(py) || !e.is_instance_of::<pyo3::exceptions::PyException>(py) {
-                let why = format!("{} raised by the on_event callback", e.get_type(py).name()?);
+                let why = format!("{} raised by the on_event callback: {}", e.get_type(py).name()?, e.value(py));
                 self.call.park(e);
                 self.call.cancel(&why);
             } else {
@@ -125,7 +125,7 @@ impl Observer for PyObserver {
                 Ok(()) => {}
                 // Ctrl-C arriving while Python ran the logger: stop at the next step.
                 Err(e) if !e.is_instance_of::<pyo3::exceptions::PyException>(py) => {
-                    let why = format!("{}", e.get_type(py).name().map(|n| n.to_string()).unwrap_or_default());
+                    let why = e.get_type(py).name().map(|n| n.to_string()).unwrap_or_default();
                     self.call.park(e);
                     self.call.cancel(&format!("interrupted ({why})"));
                 }
