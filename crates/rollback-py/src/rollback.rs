@@ -357,30 +357,30 @@ impl Rollback {
 
     /// Undoes run `run_id`: puts back the snapshot it took (itself a run, undoable).
     /// `confirm` is required, as for `run`.
-    #[pyo3(signature = (run_id, *, confirm = None, on_event = None))]
+    #[pyo3(signature = (run_id, *, confirm, on_event = None))]
     fn undo(
         &self,
         py: Python<'_>,
         run_id: &str,
-        confirm: Option<&Bound<'_, PyAny>>,
+        confirm: &Bound<'_, PyAny>,
         on_event: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Py<PyAny>> {
-        let confirm = Confirm::from_arg(confirm, false, false, "undo")?;
+        let confirm = Confirm::from_arg(Some(confirm), false, false, "undo")?;
         let cbs = Callbacks::new(py, confirm, on_event, None, false)?;
         let core = &self.core;
         drive(py, &cbs, |cbs| core.undo(run_id, &cbs.prompter, &cbs.observer))
     }
 
     /// `undo` as a coroutine.
-    #[pyo3(signature = (run_id, *, confirm = None, on_event = None))]
+    #[pyo3(signature = (run_id, *, confirm, on_event = None))]
     fn aundo<'py>(
         &self,
         py: Python<'py>,
         run_id: String,
-        confirm: Option<&Bound<'_, PyAny>>,
+        confirm: &Bound<'_, PyAny>,
         on_event: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let confirm = Confirm::from_arg(confirm, false, true, "aundo")?;
+        let confirm = Confirm::from_arg(Some(confirm), false, true, "aundo")?;
         let cbs = Callbacks::new(py, confirm, on_event, None, true)?;
         let core = self.core.clone();
         drive_async(py, cbs, move |cbs| core.undo(&run_id, &cbs.prompter, &cbs.observer))
@@ -484,9 +484,10 @@ impl Rollback {
     }
 
     /// `report` as a coroutine.
-    #[pyo3(signature = (run_id, format = "md".to_owned()))]
-    fn areport<'py>(&self, py: Python<'py>, run_id: String, format: String) -> PyResult<Bound<'py, PyAny>> {
+    #[pyo3(signature = (run_id, format = "md"))]
+    fn areport<'py>(&self, py: Python<'py>, run_id: String, format: &str) -> PyResult<Bound<'py, PyAny>> {
         let core = self.core.clone();
+        let format = format.to_owned();
         aio::coroutine(py, None, job(move || report_work(&core, &run_id, &format), to_text))
     }
 
