@@ -197,6 +197,16 @@ impl Rollback {
         s
     }
 
+    /// A full or manual rollback with no `[database]` configured leaves the schema alone: said
+    /// out loud (a warning, so it reaches the result and the report), never silently.
+    pub(crate) fn no_database_warning(&self, level: Level) -> Option<String> {
+        (level != Level::Fast && self.config.database.is_none()).then(|| {
+            format!(
+                "no `[database]` is configured: this {level} rollback puts back the code and the env files only; the database schema, if there is one, stays where it is"
+            )
+        })
+    }
+
     /// Warns when the code will run on a schema it does not expect.
     pub(crate) fn warn_schema(ctx: &mut Ctx<'_>, a: &Assessment, level: Level) {
         if level != Level::Fast {

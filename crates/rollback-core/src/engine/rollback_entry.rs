@@ -6,7 +6,7 @@ use super::support::new_run_id;
 use super::{Ctx, Rollback, RunOptions, RunOutcome, StepReport, planner};
 use crate::assess::{self, Assessment};
 use crate::error::{Error, Result};
-use crate::event::Observer;
+use crate::event::{LogLevel, Observer};
 use crate::hint::{self, Arg};
 use crate::journal::RunStatus;
 use crate::plan::{Level, RunKind};
@@ -69,6 +69,7 @@ impl Entry for RollbackEntry<'_> {
         if opts.dry_run {
             let mut warnings: Vec<String> =
                 a.risks.iter().filter(|r| r.severity > assess::Severity::Info).map(|r| r.message.clone()).collect();
+            warnings.extend(rb.no_database_warning(level));
             warnings.extend(refusals.iter().map(|e| format!("a run would refuse: {e}")));
             return Ok(Next::Done(Box::new(RunOutcome {
                 run_id: None,
@@ -103,6 +104,9 @@ impl Entry for RollbackEntry<'_> {
             return Err(e);
         }
         Rollback::warn_schema(ctx, &a, level);
+        if let Some(w) = rb.no_database_warning(level) {
+            ctx.log(LogLevel::Warn, w);
+        }
         let request = Confirmation {
             action: "rollback".into(),
             summary: Rollback::summary(&a, &plan, level),
@@ -126,6 +130,9 @@ impl Entry for RollbackEntry<'_> {
                     return Err(e);
                 }
                 Rollback::warn_schema(ctx, &a, level);
+                if let Some(w) = rb.no_database_warning(level) {
+                    ctx.log(LogLevel::Warn, w);
+                }
                 (a, level)
             }
             Ready::Confirmed { assessment: a, level } => {
