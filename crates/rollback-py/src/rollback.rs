@@ -83,6 +83,7 @@ fn run_options(
     reason: Option<String>,
     severity: Option<&str>,
     allow_irreversible: bool,
+    actor: Option<String>,
 ) -> PyResult<RunOptions> {
     Ok(RunOptions {
         level: parse_level(level)?,
@@ -92,6 +93,7 @@ fn run_options(
         reason,
         severity: parse_severity(severity)?,
         allow_irreversible,
+        actor,
     })
 }
 
@@ -302,7 +304,7 @@ impl Rollback {
     /// `on_event` receives every engine event as a dict (they also go to the
     /// `forge_rollback` logger); `approve` (required for `"manual"`) is asked before each step.
     #[pyo3(
-        signature = (level = None, target = None, *, confirm = None, on_event = None, dry_run = false, allow_non_ancestor = false, reason = None, severity = None, approve = None, allow_irreversible = false)
+        signature = (level = None, target = None, *, confirm = None, on_event = None, dry_run = false, allow_non_ancestor = false, reason = None, severity = None, approve = None, allow_irreversible = false, actor = None)
     )]
     #[allow(clippy::too_many_arguments)]
     fn run(
@@ -318,8 +320,10 @@ impl Rollback {
         severity: Option<&str>,
         approve: Option<&Bound<'_, PyAny>>,
         allow_irreversible: bool,
+        actor: Option<String>,
     ) -> PyResult<Py<PyAny>> {
-        let opts = run_options(level, target, dry_run, allow_non_ancestor, reason, severity, allow_irreversible)?;
+        let opts =
+            run_options(level, target, dry_run, allow_non_ancestor, reason, severity, allow_irreversible, actor)?;
         let confirm = Confirm::from_arg(confirm, dry_run, false, "run")?;
         let cbs = Callbacks::new(py, confirm, on_event, approve, false)?;
         check_manual(&opts, &cbs)?;
@@ -330,7 +334,7 @@ impl Rollback {
     /// `run` as a coroutine; async callbacks (`confirm`, `on_event`, `approve`) are awaited on
     /// the caller's loop. Cancelling the task stops the run at its next step boundary.
     #[pyo3(
-        signature = (level = None, target = None, *, confirm = None, on_event = None, dry_run = false, allow_non_ancestor = false, reason = None, severity = None, approve = None, allow_irreversible = false)
+        signature = (level = None, target = None, *, confirm = None, on_event = None, dry_run = false, allow_non_ancestor = false, reason = None, severity = None, approve = None, allow_irreversible = false, actor = None)
     )]
     #[allow(clippy::too_many_arguments)]
     fn arun<'py>(
@@ -346,8 +350,10 @@ impl Rollback {
         severity: Option<&str>,
         approve: Option<&Bound<'_, PyAny>>,
         allow_irreversible: bool,
+        actor: Option<String>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let opts = run_options(level, target, dry_run, allow_non_ancestor, reason, severity, allow_irreversible)?;
+        let opts =
+            run_options(level, target, dry_run, allow_non_ancestor, reason, severity, allow_irreversible, actor)?;
         let confirm = Confirm::from_arg(confirm, dry_run, true, "arun")?;
         let cbs = Callbacks::new(py, confirm, on_event, approve, true)?;
         check_manual(&opts, &cbs)?;

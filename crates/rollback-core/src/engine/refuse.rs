@@ -43,6 +43,21 @@ impl Rollback {
                 )),
             ));
         }
+        let me = crate::restart::SelfIdentity::current();
+        for step in &self.config.restart {
+            if let Some(why) = crate::restart::targets_self(step, &me) {
+                out.push(Error::refused(
+                    format!(
+                        "`[[restart]]` `{}` would stop the process running this rollback ({why}): the run would die half-way, or wait on its own graceful shutdown",
+                        step.name
+                    ),
+                    Some(
+                        "run the rollback from another process (the CLI, a sidecar, a job runner), or restart the service from one (`systemd-run`, a deploy hook)"
+                            .to_owned(),
+                    ),
+                ));
+            }
+        }
         let at_head = a.target.commit.id == a.head.commit;
         let schema_moves = a.database.as_ref().is_some_and(|d| d.needs_downgrade);
         let env_moves = a.env.as_ref().is_some_and(|e| e.target_record.is_some() && !e.diffs.is_empty());

@@ -160,7 +160,7 @@ impl Entry for RollbackEntry<'_> {
         Ok(Next::Go(Job {
             run_id: new_run_id(),
             plan,
-            start: Start::New { reason: opts.reason.clone(), severity: opts.severity },
+            start: Start::New { reason: opts.reason.clone(), severity: opts.severity, actor: opts.actor.clone() },
             manual: level == Level::Manual,
         }))
     }

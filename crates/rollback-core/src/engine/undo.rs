@@ -122,7 +122,7 @@ impl Entry for UndoEntry<'_> {
         Ok(Next::Go(Job {
             run_id: new_run_id(),
             plan,
-            start: Start::New { reason: Some(format!("undo of {run_id}")), severity: None },
+            start: Start::New { reason: Some(format!("undo of {run_id}")), severity: None, actor: None },
             manual: false,
         }))
     }

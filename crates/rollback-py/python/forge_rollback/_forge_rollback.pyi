@@ -107,6 +107,7 @@ class Rollback:
         severity: Severity | None = None,
         approve: _Approve | None = None,
         allow_irreversible: bool = False,
+        actor: str | None = None,
     ) -> RunResult: ...
     @overload
     def run(
@@ -122,6 +123,7 @@ class Rollback:
         severity: Severity | None = None,
         approve: _Approve | None = None,
         allow_irreversible: bool = False,
+        actor: str | None = None,
     ) -> DryRunResult: ...
     @overload
     def run(
@@ -137,6 +139,7 @@ class Rollback:
         severity: Severity | None = None,
         approve: _Approve | None = None,
         allow_irreversible: bool = False,
+        actor: str | None = None,
     ) -> RunResult | DryRunResult: ...
     @overload
     def arun(
@@ -152,6 +155,7 @@ class Rollback:
         severity: Severity | None = None,
         approve: _AApprove | None = None,
         allow_irreversible: bool = False,
+        actor: str | None = None,
     ) -> _Coro[RunResult]: ...
     @overload
     def arun(
@@ -167,6 +171,7 @@ class Rollback:
         severity: Severity | None = None,
         approve: _AApprove | None = None,
         allow_irreversible: bool = False,
+        actor: str | None = None,
     ) -> _Coro[DryRunResult]: ...
     @overload
     def arun(
@@ -182,6 +187,7 @@ class Rollback:
         severity: Severity | None = None,
         approve: _AApprove | None = None,
         allow_irreversible: bool = False,
+        actor: str | None = None,
     ) -> _Coro[RunResult | DryRunResult]: ...
     def undo(self, run_id: str, *, confirm: _Confirm, on_event: _OnEvent | None = None) -> RunResult: ...
     def aundo(
