@@ -70,6 +70,8 @@ pub fn dispatch(args: &Args, out: &Output) -> anyhow::Result<ExitStatus> {
                 reason: r.reason.clone(),
                 severity: r.severity.as_deref().map(str::parse).transpose()?,
                 allow_irreversible: r.allow_irreversible,
+                // No `--actor` flag yet: runs from the CLI record none.
+                actor: None,
             };
             let prompter: &dyn Prompter = if r.yes { &AutoConfirm } else { &TerminalPrompter };
             let outcome = rb.run(&opts, prompter, &log)?;
