@@ -140,8 +140,12 @@ def test_cancelling_arun_stops_at_the_next_step_and_the_run_can_be_undone(repo: 
     [run] = rb.runs()
     assert (run.run_id, run.status) == (run_id, "cancelled")
     assert "cancelled" in rb.report(run_id)
-    # Half-done (the code is reset) but recorded and undoable.
+    # Half-done (the code is reset) but recorded: it can be finished, and undone.
     assert repo.head() == repo.commit_of("v1")
+    with pytest.raises(fr.RefusedError, match="half-way"):
+        rb.run("fast", target="v2", confirm=True)
+    resumed = rb.resume(run_id)
+    assert resumed.status == "succeeded" and resumed.run_id == run_id
     assert rb.undo(run_id, confirm=True).status == "succeeded"
     assert repo.state() == before
 
@@ -156,8 +160,8 @@ def test_wait_for_timeout_cancels_the_run_and_waits_for_it(
     rb = fr.Rollback.open(repo.path)
 
     async def main() -> BaseException:
-        # The run waits at `reset` until the release file exists: the timeout always comes
-        # first. The release is made after it, so the run then reaches its next step.
+        # The run cannot end before the timeout: it waits at `reset` until the release file,
+        # made after the timeout; then it stops at its next step boundary.
         loop = asyncio.get_running_loop()
         loop.call_later(0.5, release.touch)
         try:
@@ -262,15 +266,17 @@ mode = sys.argv[2]
 started = threading.Event()
 
 def on_event(event):
-    if event["event"] == "step_started" and event["step"] == "snapshot":
+    if event["event"] == "step_started" and event["step"] == ("reset" if mode == "asyncio" else "snapshot"):
         started.set()
 
 if mode == "asyncio":
     async def main():
-        # Started and left running: asyncio.run cancels it when main returns.
+        # Started and left running: asyncio.run cancels it when main returns. The run waits
+        # inside `reset` (a failpoint) until after that cancellation, so it cannot end first.
         asyncio.create_task(rb.arun("fast", target="v1", confirm=True, on_event=on_event))
         while not started.is_set():
             await asyncio.sleep(0.01)
+        asyncio.get_running_loop().call_later(0.2, open(sys.argv[3], "w").close)
     asyncio.run(main())
 else:
     threading.Thread(target=lambda: rb.run("fast", target="v1", confirm=True, on_event=on_event), daemon=True).start()
@@ -283,8 +289,20 @@ print("main done", flush=True)
 def test_interpreter_exit_during_a_run_stops_it_cleanly(big_repo: Repo, tmp_path: Path, mode: str) -> None:
     script = tmp_path / "exit_during_run.py"
     script.write_text(textwrap.dedent(EXIT_SCRIPT))
+    release = tmp_path / "release"
+    env = dict(os.environ)
+    if mode == "asyncio":
+        env.update(
+            FORGE_ROLLBACK_FAILPOINT="before:reset",
+            FORGE_ROLLBACK_FAILPOINT_ACTION="pause",
+            FORGE_ROLLBACK_FAILPOINT_RELEASE=str(release),
+        )
     out = subprocess.run(
-        [sys.executable, str(script), str(big_repo.path), mode], capture_output=True, text=True, timeout=300
+        [sys.executable, str(script), str(big_repo.path), mode, str(release)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
     )
     assert out.returncode == 0, out.stderr
     assert "panicked" not in out.stderr and "not initialized" not in out.stderr, out.stderr
