@@ -217,14 +217,16 @@ async def run_status(run_id: str, authorization: str | None = Header(default=Non
 
 
 @app.post("/admin/runs/{run_id}/undo")
-async def undo(run_id: str, authorization: str | None = Header(default=None)) -> JSONResponse:
+async def undo(
+    run_id: str, authorization: str | None = Header(default=None), x_actor: str | None = Header(default=None)
+) -> JSONResponse:
     """Undo a run in the background (202 with the undo's own run id)."""
-    require_admin(authorization)
+    actor = actor_of(require_admin(authorization), x_actor)
     try:
         rb = open_repo()
     except fr.RollbackError as e:
         return error_response(e)
-    return await start_job(lambda on_event: rb.aundo(run_id, confirm=True, on_event=on_event))
+    return await start_job(lambda on_event: rb.aundo(run_id, confirm=True, on_event=on_event, actor=actor))
 
 
 @app.get("/admin/runs/{run_id}/report", response_model=None)

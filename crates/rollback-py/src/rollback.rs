@@ -362,34 +362,36 @@ impl Rollback {
     }
 
     /// Undoes run `run_id`: puts back the snapshot it took (itself a run, undoable).
-    /// `confirm` is required, as for `run`.
-    #[pyo3(signature = (run_id, *, confirm, on_event = None))]
+    /// `confirm` is required, as for `run`; `actor` is recorded as for `run`.
+    #[pyo3(signature = (run_id, *, confirm, on_event = None, actor = None))]
     fn undo(
         &self,
         py: Python<'_>,
         run_id: &str,
         confirm: &Bound<'_, PyAny>,
         on_event: Option<&Bound<'_, PyAny>>,
+        actor: Option<&str>,
     ) -> PyResult<Py<PyAny>> {
         let confirm = Confirm::from_arg(Some(confirm), false, false, "undo")?;
         let cbs = Callbacks::new(py, confirm, on_event, None, false)?;
         let core = &self.core;
-        drive(py, &cbs, |cbs| core.undo(run_id, &cbs.prompter, &cbs.observer))
+        drive(py, &cbs, |cbs| core.undo_as(run_id, actor, &cbs.prompter, &cbs.observer))
     }
 
     /// `undo` as a coroutine.
-    #[pyo3(signature = (run_id, *, confirm, on_event = None))]
+    #[pyo3(signature = (run_id, *, confirm, on_event = None, actor = None))]
     fn aundo<'py>(
         &self,
         py: Python<'py>,
         run_id: String,
         confirm: &Bound<'_, PyAny>,
         on_event: Option<&Bound<'_, PyAny>>,
+        actor: Option<String>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let confirm = Confirm::from_arg(Some(confirm), false, true, "aundo")?;
         let cbs = Callbacks::new(py, confirm, on_event, None, true)?;
         let core = self.core.clone();
-        drive_async(py, cbs, move |cbs| core.undo(&run_id, &cbs.prompter, &cbs.observer))
+        drive_async(py, cbs, move |cbs| core.undo_as(&run_id, actor.as_deref(), &cbs.prompter, &cbs.observer))
     }
 
     /// Finishes an interrupted, failed or cancelled run from its first unfinished step. A

@@ -155,6 +155,8 @@ def test_rollback_with_the_token(server: str, repo: Repo) -> None:
     status, undo = request(f"{server}/admin/runs/{body['run_id']}/undo", "POST", token=TOKEN)
     assert status == 202, undo
     assert wait_for_status(server, undo["run_id"], "succeeded")["undo_of"] == body["run_id"]
+    status, report = request(f"{server}/admin/runs/{undo['run_id']}/report?format=json", token=TOKEN)
+    assert report["actor"] == "admin"
     assert repo.head() == repo.commit_of("v3")
     status, listed = request(server + "/admin/runs", token=TOKEN)
     assert [r["status"] for r in listed] == ["undone", "succeeded"]

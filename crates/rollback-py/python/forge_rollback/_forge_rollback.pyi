@@ -189,13 +189,16 @@ class Rollback:
         allow_irreversible: bool = False,
         actor: str | None = None,
     ) -> _Coro[RunResult | DryRunResult]: ...
-    def undo(self, run_id: str, *, confirm: _Confirm, on_event: _OnEvent | None = None) -> RunResult: ...
+    def undo(
+        self, run_id: str, *, confirm: _Confirm, on_event: _OnEvent | None = None, actor: str | None = None
+    ) -> RunResult: ...
     def aundo(
         self,
         run_id: str,
         *,
         confirm: _AConfirm,
         on_event: Callable[[Event], object | Awaitable[object]] | None = None,
+        actor: str | None = None,
     ) -> _Coro[RunResult]: ...
     def resume(
         self, run_id: str, *, on_event: _OnEvent | None = None, approve: _Approve | None = None
