@@ -60,7 +60,12 @@ impl PendingJob {
         });
         let (event_loop, settle_future) = (event_loop.unbind(), future.clone().unbind());
         rollback_core::rt::runtime().spawn_blocking(move || {
-            let convert = job();
+            // A panic must still settle the future, or its awaiter would wait forever.
+            let convert = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job)).unwrap_or_else(|_| {
+                Box::new(|_| {
+                    Err(PyRuntimeError::new_err("forge_rollback worker thread panicked (a bug; please report it)"))
+                })
+            });
             with_python(|py| {
                 let (ok, value) = match convert(py) {
                     Ok(v) => (true, v),

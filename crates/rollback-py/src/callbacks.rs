@@ -56,6 +56,13 @@ pub fn resolve<'py>(call: &Call, what: &str, value: Bound<'py, PyAny>) -> PyResu
             value.repr()?
         )));
     };
+    // A loop that no longer runs would never run the coroutine: the worker would wait forever.
+    if !event_loop.bind(py).call_method0("is_running")?.is_truthy()? {
+        close(&value);
+        return Err(PyTypeError::new_err(format!(
+            "{what} returned an awaitable, but the event loop that awaits this call no longer runs"
+        )));
+    }
     let coro = py.import("forge_rollback._aio")?.call_method1("as_coroutine", (value,))?;
     let future = py.import("asyncio")?.call_method1("run_coroutine_threadsafe", (coro, event_loop.bind(py)))?;
     // Waits with the GIL released (a `threading` lock), while the loop runs the coroutine.
