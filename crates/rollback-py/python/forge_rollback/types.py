@@ -13,7 +13,7 @@ so that ``mypy.stubtest`` sees a union at run time too.)
 
 from __future__ import annotations
 
-from typing import Any, Literal, TypeAlias, TypedDict
+from typing import Any, Literal, NotRequired, TypeAlias, TypedDict
 
 Level: TypeAlias = Literal["fast"] | Literal["full"] | Literal["manual"]
 RunKind: TypeAlias = Literal["rollback"] | Literal["undo"]
@@ -88,6 +88,43 @@ class Risk(TypedDict):
     code: str
     severity: RiskSeverity
     message: str
+
+
+class DatabaseAssessment(TypedDict):
+    """``Assessment.database``: where the schema is and where a full rollback takes it."""
+
+    kind: str
+    database: str
+    reachable: bool
+    current: list[str]
+    code_heads: list[str]
+    target_heads: list[str]
+    path: list[dict[str, Any]]
+    needs_downgrade: bool
+    risks: list[Risk]
+
+
+class MarkResult(TypedDict):
+    """What ``known_good.mark`` and ``known_good.bad`` return (``env`` and ``notes`` only from
+    ``mark``, where they are always present)."""
+
+    entry: RegistryEntry
+    updated: bool
+    env: NotRequired[dict[str, Any] | None]
+    notes: NotRequired[list[str]]
+
+
+class SnapshotSummary(TypedDict):
+    """One backup snapshot in ``backups()``."""
+
+    id: str
+    created_at: str
+    run_id: str | None
+    head: str
+    branch: str | None
+    entries: int
+    bytes: int
+    label: NotRequired[str]
 
 
 class StepReport(TypedDict):
@@ -175,6 +212,7 @@ __all__ = [
     "Check",
     "CheckStatus",
     "Commit",
+    "DatabaseAssessment",
     "Dirty",
     "Event",
     "EventLevel",
@@ -182,6 +220,7 @@ __all__ = [
     "Level",
     "LockHolder",
     "LogEvent",
+    "MarkResult",
     "PlanStep",
     "RegistryEntry",
     "Risk",
@@ -189,6 +228,7 @@ __all__ = [
     "RunKind",
     "RunStatus",
     "Severity",
+    "SnapshotSummary",
     "StepApproval",
     "StepFinishedEvent",
     "StepReport",
