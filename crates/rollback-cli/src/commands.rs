@@ -35,7 +35,12 @@ fn level(l: &LevelArgs) -> Option<Level> {
 
 /// Runs the command; returns the exit status for outcomes that are not errors.
 pub fn dispatch(args: &Args, out: &Output) -> anyhow::Result<ExitStatus> {
-    let log = LogPrinter { quiet: args.quiet };
+    let cancellable = match &args.command {
+        Command::Run(r) => level(&r.level) != Some(Level::Manual),
+        Command::Undo { .. } => true,
+        _ => false,
+    };
+    let log = LogPrinter::new(args.quiet, cancellable);
     match &args.command {
         Command::Init { force, print, path, preset } => {
             init(args, out, *force, *print, path.as_deref(), preset.as_deref())
