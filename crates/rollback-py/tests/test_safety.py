@@ -142,8 +142,11 @@ def test_cancelling_arun_stops_at_the_next_step_and_the_run_can_be_undone(repo: 
     assert "cancelled" in rb.report(run_id)
     # Half-done (the code is reset) but recorded: it can be finished, and undone.
     assert repo.head() == repo.commit_of("v1")
-    with pytest.raises(fr.RefusedError, match="half-way"):
+    with pytest.raises(fr.RefusedError, match="half-way") as refused:
         rb.run("fast", target="v2", confirm=True)
+    # The hint speaks Python: method calls, not `forge-rollback` commands.
+    assert refused.value.hint is not None
+    assert f'resume("{run_id}")' in refused.value.hint and "forge-rollback" not in refused.value.hint
     resumed = rb.resume(run_id)
     assert resumed.status == "succeeded" and resumed.run_id == run_id
     assert rb.undo(run_id, confirm=True).status == "succeeded"
