@@ -129,13 +129,14 @@ fn finish(py: Python<'_>, call: &Call, result: CoreResult<RunOutcome>) -> PyResu
         let value = err.value(py);
         let _ = value.setattr("run_id", run_id);
         let _ = value.setattr("result", Py::new(py, RunResult::new(outcome)?)?);
-        let _ = value.call_method1(
-            "add_note",
-            (format!(
-                "forge-rollback: run {run_id} stopped at a step boundary, status {}; undo(\"{run_id}\") puts everything back, resume(\"{run_id}\") finishes it",
-                outcome.status
-            ),),
-        );
+        let note = if outcome.status == rollback_core::journal::RunStatus::Cancelled {
+            format!(
+                "forge-rollback: run {run_id} stopped at a step boundary, status cancelled; undo(\"{run_id}\") puts everything back, resume(\"{run_id}\") finishes it"
+            )
+        } else {
+            format!("forge-rollback: run {run_id} had ended, status {}", outcome.status)
+        };
+        let _ = value.call_method1("add_note", (note,));
     }
     Err(err)
 }
