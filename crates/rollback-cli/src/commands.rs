@@ -37,7 +37,12 @@ fn level(l: &LevelArgs) -> Option<Level> {
 
 /// Runs the command; returns the exit status for outcomes that are not errors.
 pub fn dispatch(args: &Args, out: &Output) -> anyhow::Result<ExitStatus> {
-    let log = LogPrinter { quiet: args.quiet };
+    let cancellable = match &args.command {
+        Command::Run(r) => level(&r.level) != Some(Level::Manual),
+        Command::Undo { .. } => true,
+        _ => false,
+    };
+    let log = LogPrinter::new(args.quiet, cancellable);
     match &args.command {
         Command::Init { force, print, path, preset } => {
             init(args, out, *force, *print, path.as_deref(), preset.as_deref())
@@ -72,6 +77,8 @@ pub fn dispatch(args: &Args, out: &Output) -> anyhow::Result<ExitStatus> {
                 reason: r.reason.clone(),
                 severity: r.severity.as_deref().map(str::parse).transpose()?,
                 allow_irreversible: r.allow_irreversible,
+                // No `--actor` flag yet: runs from the CLI record none.
+                actor: None,
             };
             let prompter: &dyn Prompter = if r.yes { &AutoConfirm } else { &TerminalPrompter };
             let outcome = rb.run(&opts, prompter, &log)?;

@@ -1,6 +1,8 @@
 //! Printing: data on stdout (text or `--json`), log lines and errors on stderr.
 
 use std::io::{IsTerminal, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use rollback_core::event::{Event, Observer};
 
@@ -68,9 +70,30 @@ pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
 pub struct LogPrinter {
     /// `--quiet`.
     pub quiet: bool,
+    /// `run` (not manual: its step prompts must stay interruptible) and `undo`: from the first
+    /// step on, SIGINT and SIGTERM stop the run at its next step boundary (journaled
+    /// `cancelled`, exit 5) instead of killing the process. Before that (planning, the
+    /// confirmation prompt) they end the process as usual: nothing has changed.
+    pub cancel_on_signals: bool,
+    stop: OnceLock<Arc<AtomicBool>>,
+}
+
+impl LogPrinter {
+    pub fn new(quiet: bool, cancel_on_signals: bool) -> Self {
+        Self { quiet, cancel_on_signals, stop: OnceLock::new() }
+    }
 }
 
 impl Observer for LogPrinter {
+    fn cancelled(&self) -> Option<String> {
+        if !self.cancel_on_signals {
+            return None;
+        }
+        // First asked before the first step: the handlers go in once the run has begun.
+        let stop = self.stop.get_or_init(rollback_core::watch::stop_on_signals);
+        stop.load(Ordering::SeqCst).then(|| "interrupted (SIGINT or SIGTERM)".to_owned())
+    }
+
     #[allow(clippy::print_stderr)]
     fn event(&self, event: &Event) {
         if self.quiet {

@@ -181,9 +181,10 @@ impl Error {
             Error::Vcs(vcs::Error::UnknownRevision { .. } | vcs::Error::AmbiguousRevision { .. }) => {
                 Some("give a longer hash, a branch or a tag; `git log --oneline` lists commits".into())
             }
-            Error::Vcs(vcs::Error::NotARepository { .. }) => {
-                Some("run inside a git work tree, or pass `-C DIR`".into())
-            }
+            Error::Vcs(vcs::Error::NotARepository { .. }) => Some(crate::hint::in_work_tree()),
+            Error::Vcs(vcs::Error::GitNotFound(_)) => Some(
+                "install git, or set `backend = \"git2\"` under `[vcs]` in the configuration: the built-in libgit2 backend needs no `git` program".into(),
+            ),
             Error::StepFailed { run_id, .. } => Some(format!(
                 "fix the cause, then {}; or put everything back with {}",
                 crate::hint::resume(run_id),

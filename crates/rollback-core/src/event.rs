@@ -93,6 +93,13 @@ pub trait Observer: Send + Sync {
     fn should_abort(&self) -> bool {
         false
     }
+
+    /// Asked before each step: `Some(why)` stops the run there, recorded as `cancelled` with
+    /// `why` as its error (it can be resumed or undone like a manual abort). Front-ends return
+    /// it when their caller cancels: an asyncio task cancelled, Ctrl-C, interpreter exit.
+    fn cancelled(&self) -> Option<String> {
+        None
+    }
 }
 
 /// An observer that drops everything.

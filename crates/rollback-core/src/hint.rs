@@ -70,6 +70,14 @@ pub fn unmark(rev: &str) -> String {
     say(format!("`forge-rollback known-good unmark {rev}`"), format!("`known_good.unmark(\"{rev}\")`"))
 }
 
+/// Open a work tree.
+pub fn in_work_tree() -> String {
+    say(
+        "run inside a git work tree, or pass `-C DIR`".into(),
+        "open a folder inside a git work tree: `Rollback.open(\"/srv/app\")`".into(),
+    )
+}
+
 /// A run option, as the front-end spells it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]

@@ -84,6 +84,10 @@ pub enum Record {
         /// written before it was recorded.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         worktree: Option<String>,
+        /// Who asked for the run (`RunOptions::actor`); `None` when not given, and in older
+        /// journals.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        actor: Option<String>,
     },
     /// A step is about to run.
     StepBegin {
@@ -282,6 +286,8 @@ pub struct RunState {
     pub severity: Option<Severity>,
     /// The work tree it ran in (see [`Record::Started`]); `None` if not recorded.
     pub worktree: Option<String>,
+    /// Who asked for it, if given.
+    pub actor: Option<String>,
     /// For each step of the plan, its completion detail if it completed.
     pub done: Vec<Option<StepDetail>>,
     /// A step that began and neither ended nor failed (the crash point), if any.
@@ -306,7 +312,8 @@ pub struct RunState {
 impl RunState {
     /// Rebuilds the state from records.
     pub fn from_records(path: &Path, records: Vec<Record>) -> Result<Self, Error> {
-        let Some(Record::Started { at, run_id, plan, reason, severity, worktree }) = records.first().cloned() else {
+        let Some(Record::Started { at, run_id, plan, reason, severity, worktree, actor }) = records.first().cloned()
+        else {
             return Err(Error::Corrupt {
                 path: path.to_owned(),
                 line: 1,
@@ -321,6 +328,7 @@ impl RunState {
             reason,
             severity,
             worktree,
+            actor,
             interrupted_at: None,
             failure: None,
             status: RunStatus::Running,

@@ -193,6 +193,24 @@ pub fn holder(path: &Path) -> Result<Option<LockHolder>, Error> {
     Ok(read_holder(&mut file))
 }
 
+/// [`Error::Held`] when a live process holds the lock now, naming it; `Ok` when the lock is
+/// free (or nobody has taken it yet). Takes nothing: a run that must refuse for another
+/// reason asks this first, so a live run is always reported as the holder it is.
+pub fn refuse_held(path: &Path) -> Result<(), Error> {
+    if !check_folder(path)? {
+        return Ok(());
+    }
+    let mut file = match open_lock_file(path, OpenOptions::new().read(true)) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e.into()),
+    };
+    if try_flock(&file, path)? {
+        return Ok(());
+    }
+    Err(Error::Held { path: path.to_owned(), holder: read_holder(&mut file) })
+}
+
 /// Removes a leftover lock file of a dead holder (`forge-rollback unlock`). Refuses with
 /// [`Error::Held`] while a live process holds it: removing that file would let a second run in.
 /// Returns the dead holder's details, `None` if there was no file.

@@ -133,6 +133,9 @@ pub struct IncidentReport {
     pub severity: Option<Severity>,
     /// From `--reason` (an undo's is `undo of RUN`).
     pub reason: Option<String>,
+    /// Who asked for the run, if given (`RunOptions::actor`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor: Option<String>,
     /// When the run started.
     pub started_at: Timestamp,
     /// When it finished, if it did.
@@ -422,6 +425,7 @@ pub fn build(state: &RunState, outcome: &RunOutcome, vcs: &dyn VcsBackend) -> In
         status: state.status,
         severity: state.severity,
         reason: state.reason.clone(),
+        actor: state.actor.clone(),
         started_at: state.started_at,
         finished_at: state.finished_at,
         duration_ms: state.finished_at.map(|f| f.millis_since(state.started_at)),
@@ -569,6 +573,9 @@ impl IncidentReport {
                      High / Medium / Low)_  "
                 );
             }
+        }
+        if let Some(actor) = &self.actor {
+            let _ = writeln!(o, "**Triggered by**: {actor}  ");
         }
         let _ = writeln!(o, "**Rollback Type**: {}  ", self.rollback_type);
         let _ = writeln!(o, "**Status**: {}\n", capitalized(self.status.as_str()));

@@ -232,3 +232,107 @@ async fn wait_ready(check: &str, verifier: &dyn ServiceVerifier, limit: Duration
         pause = (pause * 3 / 2).min(Duration::from_secs(1));
     }
 }
+
+/// Who this process is, as a restart command could name it: its pid and its parent's (a
+/// server's worker and its master), its systemd unit, its supervisord program.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SelfIdentity {
+    /// This process and its parent.
+    pub pids: Vec<u32>,
+    /// The systemd unit it runs in (`app.service`), from `/proc/self/cgroup`.
+    pub systemd_unit: Option<String>,
+    /// Its supervisord program (`SUPERVISOR_PROCESS_NAME`).
+    pub supervisor_program: Option<String>,
+}
+
+impl SelfIdentity {
+    /// This process's identity.
+    pub fn current() -> Self {
+        // SAFETY: getppid(2) cannot fail and touches no memory.
+        #[allow(unsafe_code)]
+        let parent = unsafe { libc::getppid() };
+        let mut pids = vec![std::process::id()];
+        pids.extend(u32::try_from(parent).ok().filter(|p| *p > 1));
+        let systemd_unit = std::fs::read_to_string("/proc/self/cgroup").ok().and_then(|c| {
+            c.lines()
+                .filter_map(|l| l.rsplit('/').next())
+                .find(|last| last.ends_with(".service") && !last.starts_with("user@"))
+                .map(str::to_owned)
+        });
+        let supervisor_program = std::env::var("SUPERVISOR_PROCESS_NAME").ok().filter(|n| !n.is_empty());
+        Self { pids, systemd_unit, supervisor_program }
+    }
+}
+
+/// `systemctl` / `supervisorctl` verbs that stop a service.
+const STOPS: &[&str] = &["restart", "stop", "try-restart", "reload-or-restart", "try-reload-or-restart", "kill"];
+
+fn program_name(argv: &[String]) -> &str {
+    argv.first().map_or("", |p| p.rsplit('/').next().unwrap_or(p))
+}
+
+/// Why `step` would stop or restart the process `me` (the one running the rollback), if it
+/// would: a signal to its pid or its parent's, `systemctl` on its unit, `supervisorctl` on its
+/// program. Such a step kills the run half-way, or deadlocks against the server's graceful
+/// shutdown, which waits for the very request running the rollback.
+pub fn targets_self(step: &RestartStep, me: &SelfIdentity) -> Option<String> {
+    let args = step.argv.get(1..).unwrap_or_default();
+    let program = program_name(&step.argv);
+    if program.ends_with("kill")
+        && let Some(pid) = me.pids.iter().find(|p| args.iter().any(|a| a == &p.to_string()))
+    {
+        return Some(format!("it signals pid {pid}, which is this process or its parent"));
+    }
+    let stops = args.iter().any(|a| STOPS.contains(&a.as_str()));
+    if program == "systemctl"
+        && stops
+        && let Some(unit) = &me.systemd_unit
+    {
+        let bare = unit.trim_end_matches(".service");
+        if args.iter().any(|a| a == unit || a == bare) {
+            return Some(format!("it restarts the systemd unit `{unit}` this process runs in"));
+        }
+    }
+    if program == "supervisorctl"
+        && stops
+        && let Some(name) = &me.supervisor_program
+        && args.iter().any(|a| a == name || a.rsplit(':').next() == Some(name.as_str()) || a == "all")
+    {
+        return Some(format!("it restarts the supervisord program `{name}` this process runs as"));
+    }
+    None
+}
+
+#[cfg(test)]
+mod self_target_tests {
+    use super::*;
+
+    fn step(argv: &[&str]) -> RestartStep {
+        RestartStep {
+            name: "api".into(),
+            argv: argv.iter().map(|s| (*s).to_owned()).collect(),
+            timeout_secs: 30.0,
+            expect_exit: 0,
+            ready: None,
+            ready_timeout_secs: 60.0,
+        }
+    }
+
+    #[test]
+    fn a_restart_of_this_process_is_recognised_and_others_are_not() {
+        let me = SelfIdentity {
+            pids: vec![4242, 4000],
+            systemd_unit: Some("fastapi.service".into()),
+            supervisor_program: Some("web".into()),
+        };
+        assert!(targets_self(&step(&["kill", "-HUP", "4000"]), &me).is_some());
+        assert!(targets_self(&step(&["/bin/kill", "-TERM", "4242"]), &me).is_some());
+        assert!(targets_self(&step(&["systemctl", "--user", "restart", "fastapi"]), &me).is_some());
+        assert!(targets_self(&step(&["systemctl", "restart", "fastapi.service"]), &me).is_some());
+        assert!(targets_self(&step(&["supervisorctl", "restart", "group:web"]), &me).is_some());
+        assert_eq!(targets_self(&step(&["kill", "-HUP", "42420"]), &me), None);
+        assert_eq!(targets_self(&step(&["systemctl", "restart", "worker"]), &me), None);
+        assert_eq!(targets_self(&step(&["systemctl", "status", "fastapi"]), &me), None);
+        assert_eq!(targets_self(&step(&["./restart.sh", "4242"]), &me), None);
+    }
+}

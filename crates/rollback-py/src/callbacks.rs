@@ -1,93 +1,168 @@
-//! Python callbacks as the engine's `Prompter` and `Observer`.
+//! Python callbacks as the engine's `Prompter`: `confirm` and `approve`.
 //!
 //! The engine calls them from whatever thread runs it (the caller's thread with the GIL
-//! released, or a tokio blocking thread for the async methods); each call re-acquires the GIL.
-//! A callback that raises never unwinds through the engine: its exception is parked in a
-//! [`Failure`] slot; the confirm callback answers `Err(Error::Callback)` (nothing changes), the
-//! approve callback too (the engine logs it and stops the manual run before that step, journaled
-//! as cancelled), and the event callback makes `should_abort()` true (the engine stops cleanly
-//! before the next step and journals the run as failed). The binding then raises the parked,
-//! original exception.
+//! released, or a tokio blocking thread for the async methods); each call re-acquires the GIL
+//! through [`with_python`]. A callback that raises never unwinds through the engine: its
+//! exception is parked in the [`Call`]; the confirm callback answers `Err(Error::Callback)`
+//! (nothing changes), the approve callback too (the engine logs it and stops the manual run
+//! before that step, journaled as cancelled). The binding then raises the parked, original
+//! exception.
+//!
+//! Answers are strict: `confirm` (the argument, or a callback's answer) goes ahead only on
+//! `True` or the exact string `"yes"`; `False` declines (`CancelledError`); anything else is a
+//! `ValueError`. Nothing changes unless it goes ahead. An awaitable
+//! answer is awaited on the caller's event loop in the async methods, and refused with a
+//! `TypeError` (the coroutine closed, so Python warns of nothing) in the sync ones.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
-use pyo3::exceptions::PyTypeError;
+use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::PyBool;
-use rollback_core::event::{Event, Observer};
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyBool, PyString};
 use rollback_core::prompt::{Confirmation, Prompter, StepApproval, StepDecision, StepInspector};
 use rollback_core::{Error, Result};
 
-use crate::results::to_py;
+use crate::call::{Call, with_python};
+use crate::results::{Plan, to_py};
 
-/// The first exception a callback raised during one call into the engine.
-#[derive(Clone, Debug, Default)]
-pub struct Failure(Arc<Mutex<Option<PyErr>>>);
+fn inspect<'py>(py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyAny>> {
+    static INSPECT: PyOnceLock<Py<PyModule>> = PyOnceLock::new();
+    INSPECT.get_or_try_init(py, || py.import("inspect").map(Bound::unbind))?.bind(py).getattr(name)
+}
 
-impl Failure {
-    fn set(&self, err: PyErr) {
-        let mut slot = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        if slot.is_none() {
-            *slot = Some(err);
-        }
-    }
+fn is_awaitable(value: &Bound<'_, PyAny>) -> PyResult<bool> {
+    inspect(value.py(), "isawaitable")?.call1((value,))?.is_truthy()
+}
 
-    fn is_set(&self) -> bool {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner).is_some()
-    }
-
-    /// Takes the parked exception, if any.
-    pub fn take(&self) -> Option<PyErr> {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner).take()
+/// Closes a coroutine nobody will await (so Python does not warn "never awaited").
+fn close(value: &Bound<'_, PyAny>) {
+    if let Ok(close) = value.getattr("close") {
+        let _ = close.call0();
     }
 }
 
-/// The `confirm` argument: a bool, or `callable(summary, plan) -> bool`.
+/// `value`, awaited first if it is awaitable: on the call's event loop (async calls), else a
+/// `TypeError` naming `what`.
+pub fn resolve<'py>(call: &Call, what: &str, value: Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    if !is_awaitable(&value)? {
+        return Ok(value);
+    }
+    let py = value.py();
+    let Some(event_loop) = call.event_loop() else {
+        close(&value);
+        return Err(PyTypeError::new_err(format!(
+            "{what} returned {}: a sync call cannot await it; pass a plain function, or call the async method (`arun`, `aundo`, `aresume`), which awaits it",
+            value.repr()?
+        )));
+    };
+    // A loop that no longer runs would never run the coroutine: the worker would wait forever.
+    if !event_loop.bind(py).call_method0("is_running")?.is_truthy()? {
+        close(&value);
+        return Err(PyTypeError::new_err(format!(
+            "{what} returned an awaitable, but the event loop that awaits this call no longer runs"
+        )));
+    }
+    let coro = py.import("forge_rollback._aio")?.call_method1("as_coroutine", (value,))?;
+    let future = py.import("asyncio")?.call_method1("run_coroutine_threadsafe", (coro, event_loop.bind(py)))?;
+    // Waits with the GIL released (a `threading` lock), while the loop runs the coroutine.
+    future.call_method0("result")
+}
+
+/// The `confirm` argument.
 pub enum Confirm {
-    /// Always this answer.
-    Flag(bool),
+    /// `True` or `"yes"`: go ahead without asking.
+    Yes,
+    /// `False`: decline (`CancelledError`, nothing changes), as a callback answering `False`.
+    No,
+    /// Not given: only a dry run (which never asks) may leave it out.
+    NotGiven,
     /// Ask this callable.
     Callback(Py<PyAny>),
 }
 
 impl Confirm {
-    /// Reads the argument; anything else than a bool or a callable is a `TypeError`.
-    pub fn from_arg(arg: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {
-        let Some(arg) = arg else { return Ok(Self::Flag(true)) };
-        if let Ok(b) = arg.cast::<PyBool>() {
-            return Ok(Self::Flag(b.is_true()));
+    /// Reads the argument of `method`: `True`, `"yes"` or a callable; `None` only for a dry
+    /// run. An async function is accepted only by the async methods (`is_async`).
+    pub fn from_arg(arg: Option<&Bound<'_, PyAny>>, dry_run: bool, is_async: bool, method: &str) -> PyResult<Self> {
+        let Some(arg) = arg.filter(|a| !a.is_none()) else {
+            if dry_run {
+                return Ok(Self::NotGiven);
+            }
+            return Err(PyTypeError::new_err(format!(
+                "{method}() needs an explicit confirm: confirm=True (or \"yes\") to go ahead, or confirm=callable(summary, plan) that returns True or \"yes\"; dry_run=True shows the plan without it"
+            )));
+        };
+        if arg.cast::<PyBool>().is_ok_and(pyo3::types::PyBoolMethods::is_true)
+            || arg.cast::<PyString>().is_ok_and(|s| s == "yes")
+        {
+            return Ok(Self::Yes);
+        }
+        if arg.cast::<PyBool>().is_ok() {
+            return Ok(Self::No);
+        }
+        if is_awaitable(arg)? {
+            close(arg);
+            return Err(PyTypeError::new_err(format!(
+                "confirm is {} (a coroutine): pass the function itself, not its call",
+                arg.repr()?
+            )));
         }
         if arg.is_callable() {
+            if !is_async && inspect(arg.py(), "iscoroutinefunction")?.call1((arg,))?.is_truthy()? {
+                return Err(PyTypeError::new_err(format!(
+                    "confirm is an async function: {method}() cannot await it; use the async method (`a{method}`) or a plain function"
+                )));
+            }
             return Ok(Self::Callback(arg.clone().unbind()));
         }
-        Err(PyTypeError::new_err(format!(
-            "confirm must be a bool or a callable(summary, plan) -> bool, not {}",
-            arg.get_type().name()?
+        Err(PyValueError::new_err(format!(
+            "confirm must be True, \"yes\" or a callable(summary, plan) -> bool | str, not {}",
+            arg.repr()?
         )))
     }
+}
+
+/// Reads a confirm callback's answer: `True`/`"yes"` go ahead, `False` declines.
+fn confirmed(answer: &Bound<'_, PyAny>) -> PyResult<bool> {
+    if let Ok(b) = answer.cast::<PyBool>() {
+        return Ok(b.is_true());
+    }
+    if answer.cast::<PyString>().is_ok_and(|s| s == "yes") {
+        return Ok(true);
+    }
+    Err(PyValueError::new_err(format!(
+        "the confirm callback answered {}: only True or the exact string \"yes\" go ahead, False declines; nothing was changed",
+        answer.repr()?
+    )))
 }
 
 /// The engine's `Prompter`, answered from Python.
 pub struct PyPrompter {
     confirm: Confirm,
     approve: Option<Py<PyAny>>,
-    failure: Failure,
+    call: Arc<Call>,
 }
 
 impl PyPrompter {
-    pub fn new(confirm: Confirm, failure: Failure) -> Self {
-        Self { confirm, approve: None, failure }
+    pub fn new(confirm: Confirm, call: Arc<Call>) -> Self {
+        Self { confirm, approve: None, call }
     }
 
     /// With `approve`: `callable(step: dict) -> bool | str`, asked before each step of a
     /// manual run.
-    pub fn with_approve(mut self, approve: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {
-        if let Some(a) = approve {
+    pub fn with_approve(mut self, approve: Option<&Bound<'_, PyAny>>, is_async: bool) -> PyResult<Self> {
+        if let Some(a) = approve.filter(|a| !a.is_none()) {
             if !a.is_callable() {
                 return Err(PyTypeError::new_err(format!(
                     "approve must be a callable(step) -> bool | str, not {}",
                     a.get_type().name()?
                 )));
+            }
+            if !is_async && inspect(a.py(), "iscoroutinefunction")?.call1((a,))?.is_truthy()? {
+                return Err(PyTypeError::new_err(
+                    "approve is an async function: a sync call cannot await it; use the async method or a plain function",
+                ));
             }
             self.approve = Some(a.clone().unbind());
         }
@@ -98,12 +173,17 @@ impl PyPrompter {
     pub fn has_approve(&self) -> bool {
         self.approve.is_some()
     }
+
+    fn failed(&self, what: &str, e: PyErr) -> Error {
+        let text = with_python(|_| e.to_string()).unwrap_or_default();
+        self.call.park(e);
+        Error::Callback(format!("the {what} callback raised {text}"))
+    }
 }
 
 /// Reads `approve`'s answer: `True`/`"yes"` run, `False`/`"no"` skip, `"abort"`, or
 /// `"abort-undo"`.
-fn decision(py: Python<'_>, answer: &Py<PyAny>) -> PyResult<StepDecision> {
-    let answer = answer.bind(py);
+fn decision(answer: &Bound<'_, PyAny>) -> PyResult<StepDecision> {
     if let Ok(b) = answer.cast::<PyBool>() {
         return Ok(if b.is_true() { StepDecision::Run } else { StepDecision::Skip });
     }
@@ -116,81 +196,54 @@ fn decision(py: Python<'_>, answer: &Py<PyAny>) -> PyResult<StepDecision> {
             _ => {}
         }
     }
-    Err(pyo3::exceptions::PyValueError::new_err(format!(
+    Err(PyValueError::new_err(format!(
         "approve must return True (run), False (skip), \"abort\" or \"abort-undo\", not {}",
         answer.repr()?
     )))
 }
 
+const EXITING: &str = "the Python interpreter is exiting";
+
 impl Prompter for PyPrompter {
     fn confirm(&self, request: &Confirmation) -> Result<bool> {
+        // Cancelled (or Ctrl-C) while assessing: stop before anything is written.
+        if let Some(why) = self.call.cancelled() {
+            return Err(Error::Cancelled(format!("{why}; nothing was changed")));
+        }
         let callback = match &self.confirm {
-            Confirm::Flag(b) => return Ok(*b),
+            Confirm::Yes => return Ok(true),
+            Confirm::No => return Ok(false),
+            Confirm::NotGiven => return Err(Error::usage("no confirm was given", None)),
             Confirm::Callback(cb) => cb,
         };
-        Python::attach(|py| {
-            let answer = to_py(py, &request.plan)
-                .and_then(|plan| callback.call1(py, (request.summary.as_str(), plan)))
-                .and_then(|r| r.is_truthy(py));
-            answer.map_err(|e| {
-                let text = e.to_string();
-                self.failure.set(e);
-                Error::Callback(format!("the confirm callback raised {text}"))
-            })
-        })
+        let answer = with_python(|py| {
+            let plan = Py::new(py, Plan::new(&request.plan)?)?;
+            let answer = callback.bind(py).call1((request.summary.as_str(), plan))?;
+            confirmed(&resolve(&self.call, "the confirm callback", answer)?)
+        });
+        match answer {
+            None => Err(Error::Cancelled(format!("{EXITING}; nothing was changed"))),
+            Some(Ok(yes)) => Ok(yes),
+            Some(Err(e)) => Err(self.failed("confirm", e)),
+        }
     }
 
     fn approve_step(&self, request: &StepApproval, _inspector: &dyn StepInspector) -> Result<StepDecision> {
         let Some(callback) = &self.approve else { return Ok(StepDecision::Run) };
-        if self.failure.is_set() {
+        if self.call.has_parked() {
             return Ok(StepDecision::Abort { undo: false });
         }
-        Python::attach(|py| {
-            let answer = to_py(py, request).and_then(|step| callback.call1(py, (step,))).and_then(|a| decision(py, &a));
-            answer.map_err(|e| {
-                // No answer: the engine logs why and stops the run here, recorded as
-                // cancelled; the binding re-raises the exception.
-                let text = e.to_string();
-                self.failure.set(e);
-                Error::Callback(format!("the approve callback raised {text}"))
-            })
-        })
-    }
-}
-
-/// The engine's `Observer`, forwarding every event as a dict to a Python callable.
-pub struct PyObserver {
-    callback: Option<Py<PyAny>>,
-    failure: Failure,
-}
-
-impl PyObserver {
-    /// `callback` is the `on_event` argument; `None` drops events.
-    pub fn new(callback: Option<&Bound<'_, PyAny>>, failure: Failure) -> PyResult<Self> {
-        if let Some(cb) = callback
-            && !cb.is_callable()
-        {
-            return Err(PyTypeError::new_err(format!("on_event must be callable, not {}", cb.get_type().name()?)));
-        }
-        Ok(Self { callback: callback.map(|cb| cb.clone().unbind()), failure })
-    }
-}
-
-impl Observer for PyObserver {
-    fn event(&self, event: &Event) {
-        // After a callback raised, the run is stopping: do not call it again.
-        let Some(callback) = &self.callback else { return };
-        if self.failure.is_set() {
-            return;
-        }
-        Python::attach(|py| {
-            if let Err(e) = to_py(py, event).and_then(|dict| callback.call1(py, (dict,))) {
-                self.failure.set(e);
-            }
+        let answer = with_python(|py| {
+            let step = to_py(py, request)?;
+            let answer = callback.bind(py).call1((step,))?;
+            decision(&resolve(&self.call, "the approve callback", answer)?)
         });
-    }
-
-    fn should_abort(&self) -> bool {
-        self.failure.is_set()
+        match answer {
+            None => Ok(StepDecision::Abort { undo: false }),
+            Some(Ok(d)) => Ok(d),
+            // No answer: the engine logs why and stops the run here, recorded as cancelled;
+            // the binding re-raises the exception.
+            Some(Err(e)) => Err(self.failed("approve", e)),
+        }
     }
 }

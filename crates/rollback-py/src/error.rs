@@ -91,6 +91,13 @@ pyo3::create_exception!(
     "Service checks failed: raised by `raise_for_status()` of a `VerificationReport` or of a run whose status is `verification_failed` (never by `verify()` or `run()` themselves).\n\nFields: `run_id` (`None` for `verify()`), `report` (the `VerificationReport`), `failed` (names of the failed checks)."
 );
 
+pyo3::create_exception!(
+    forge_rollback,
+    AbortRollback,
+    PyException,
+    "Raise it from an `on_event` callback to stop the run before its next step (journaled `cancelled`, resumable and undoable); the call re-raises it with `run_id` and `result` set. Any other exception from `on_event` is logged and the run goes on."
+);
+
 /// Local wrapper so `?` turns a core error into the right Python exception.
 #[derive(Debug)]
 pub struct PyRollbackError(pub Error);
@@ -327,9 +334,11 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("CancelledError", py.get_type::<CancelledError>())?;
     m.add("StepFailedError", py.get_type::<StepFailedError>())?;
     m.add("VerificationError", py.get_type::<VerificationError>())?;
+    m.add("AbortRollback", py.get_type::<AbortRollback>())?;
     // Class-level defaults: an instance made in Python (`ConfigError("...")`, a test double)
     // has every field too.
-    let defaults: [(Bound<'_, PyType>, &[&str]); 9] = [
+    let defaults: [(Bound<'_, PyType>, &[&str]); 10] = [
+        (py.get_type::<AbortRollback>(), &["run_id", "result"]),
         (py.get_type::<RollbackError>(), &["hint"]),
         (py.get_type::<ConfigError>(), &["path", "key", "revision"]),
         (py.get_type::<VcsError>(), &["path"]),

@@ -4,16 +4,21 @@
 //! defines; its hand-written stub `_forge_rollback.pyi` must match it (checked by
 //! `mypy.stubtest` in `scripts/test.sh`).
 //!
-//! - [`rollback`]: `Rollback` and `KnownGood`, mirroring `rollback_core::Rollback`;
-//! - [`results`]: read-only result classes over the core's serde JSON;
-//! - [`callbacks`]: Python callables as the engine's `Prompter` and `Observer`;
+//! - [`rollback`]: `Rollback`, mirroring `rollback_core::Rollback`; [`known_good`]: `KnownGood`;
+//! - [`results`]: read-only result classes over the core's serde JSON, usable as values;
+//! - [`callbacks`]: Python callables as the engine's `Prompter`; [`observer`]: its
+//!   `Observer` (the `forge_rollback` logger and `on_event`);
+//! - [`call`]: one call's cancellation and parked exception, and interpreter exit;
 //! - [`error`]: the exception hierarchy;
 //! - [`aio`]: coroutines on the shared tokio runtime.
 use pyo3::prelude::*;
 
 mod aio;
+mod call;
 mod callbacks;
 mod error;
+mod known_good;
+mod observer;
 mod results;
 mod rollback;
 
@@ -31,12 +36,16 @@ fn _forge_rollback(m: &Bound<'_, PyModule>) -> PyResult<()> {
     rollback_core::hint::set_frontend(rollback_core::hint::Frontend::Python);
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<rollback::Rollback>()?;
-    m.add_class::<rollback::KnownGood>()?;
+    m.add_class::<known_good::KnownGood>()?;
     m.add_class::<results::Assessment>()?;
     m.add_class::<results::Plan>()?;
     m.add_class::<results::RunResult>()?;
+    m.add_class::<results::DryRunResult>()?;
     m.add_class::<results::RunSummary>()?;
     m.add_class::<results::VerificationReport>()?;
     error::register(m)?;
+    // Interpreter exit cancels live runs at their next step boundary and waits for them.
+    let at_exit = pyo3::wrap_pyfunction!(call::at_exit, m)?;
+    m.py().import("atexit")?.call_method1("register", (at_exit,))?;
     Ok(())
 }

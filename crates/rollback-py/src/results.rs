@@ -4,6 +4,9 @@
 //! `to_json()` is byte-for-byte the CLI's output and `to_dict()` is `json.loads` of it; the
 //! attributes read from the same JSON.
 
+// PyO3's expansion of `#[classmethod]` inside `result_class!` casts pointers.
+#![allow(clippy::ptr_as_ptr, clippy::borrow_as_ptr, clippy::ref_as_ptr)]
+
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::PyAny;
@@ -60,6 +63,19 @@ impl Json {
         }
     }
 
+    /// The object at `key` as a result class (`None` when absent or null).
+    fn sub<C: pyo3::PyClass + Into<pyo3::PyClassInitializer<C>>>(
+        &self,
+        py: Python<'_>,
+        key: &str,
+        make: fn(&serde_json::Value) -> PyResult<C>,
+    ) -> PyResult<Option<Py<C>>> {
+        match self.value.get(key) {
+            None | Some(serde_json::Value::Null) => Ok(None),
+            Some(v) => Ok(Some(Py::new(py, make(v)?)?)),
+        }
+    }
+
     fn str_field(&self, key: &str) -> String {
         match self.value.get(key) {
             Some(serde_json::Value::String(s)) => s.clone(),
@@ -70,10 +86,15 @@ impl Json {
 }
 
 /// Defines a frozen result class over [`Json`] with one getter per listed JSON key.
+///
+/// Every class is a value: `==` and `hash` by its JSON, pickling and `copy.deepcopy`
+/// (through `from_json`), `to_dict()`, `to_json()`, and `from_dict()` / `from_json()` to make
+/// one in a test (checked against the core's own type, so a fake cannot have a shape a real
+/// result never has).
 macro_rules! result_class {
     (
         $(#[$doc:meta])*
-        $name:ident, repr = [$($repr:literal),*], {
+        $name:ident($core:ty), repr = [$($repr:literal),*], {
             $($(#[$fdoc:meta])* $getter:ident => $key:literal),* $(,)?
         }
         $(methods { $($methods:tt)* })?
@@ -113,6 +134,47 @@ macro_rules! result_class {
                 self.json.text.clone()
             }
 
+            /// One made from `to_json()` text (tests, pickling); the text must have the
+            /// shape the core writes, else `ValueError`.
+            #[classmethod]
+            fn from_json(_cls: &Bound<'_, pyo3::types::PyType>, text: &str) -> PyResult<Self> {
+                let value: $core = serde_json::from_str(text).map_err(|e| {
+                    pyo3::exceptions::PyValueError::new_err(format!(concat!("not a ", stringify!($name), ": {}"), e))
+                })?;
+                Self::new(&value)
+            }
+
+            /// One made from a `to_dict()` dict (tests); `ValueError` for a shape the core
+            /// never writes.
+            #[classmethod]
+            fn from_dict(cls: &Bound<'_, pyo3::types::PyType>, data: &Bound<'_, PyAny>) -> PyResult<Self> {
+                let text: String = cls.py().import("json")?.call_method1("dumps", (data,))?.extract()?;
+                Self::from_json(cls, &text)
+            }
+
+            fn __eq__(&self, other: &Bound<'_, PyAny>) -> bool {
+                other.cast::<Self>().is_ok_and(|o| o.get().json.value == self.json.value)
+            }
+
+            fn __hash__(&self) -> u64 {
+                use std::hash::{Hash, Hasher};
+                let mut h = std::collections::hash_map::DefaultHasher::new();
+                self.json.text.hash(&mut h);
+                h.finish()
+            }
+
+            fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<(Bound<'py, PyAny>, (String,))> {
+                Ok((slf.get_type().getattr("from_json")?, (slf.get().json.text.clone(),)))
+            }
+
+            fn __copy__(slf: Py<Self>) -> Py<Self> {
+                slf
+            }
+
+            fn __deepcopy__(slf: Py<Self>, _memo: &Bound<'_, PyAny>) -> Py<Self> {
+                slf
+            }
+
             fn __repr__(&self) -> String {
                 let fields: Vec<String> = [$($repr),*].iter().map(|k| format!("{k}={}", self.json.str_field(k))).collect();
                 format!("{}({})", stringify!($name), fields.join(", "))
@@ -125,7 +187,7 @@ macro_rules! result_class {
 
 result_class! {
     /// What a rollback would do and risk (`forge-rollback assess --json`).
-    Assessment, repr = ["recommended_level", "recommendation"], {
+    Assessment(rollback_core::assess::Assessment), repr = ["recommended_level", "recommendation"], {
         /// The work tree's root.
         workdir => "workdir",
         /// The git backend (`git2` or `git-cli`).
@@ -167,7 +229,7 @@ result_class! {
 
 result_class! {
     /// The ordered steps of a rollback or undo (`forge-rollback plan --json`).
-    Plan, repr = ["kind", "level", "to"], {
+    Plan(rollback_core::plan::Plan), repr = ["kind", "level", "to"], {
         /// `rollback` or `undo`.
         kind => "kind",
         /// `fast`, `full`, `manual` (rollbacks) or `None`.
@@ -191,7 +253,7 @@ result_class! {
 
 result_class! {
     /// The result of `run`, `undo` or `resume` (`forge-rollback run --json`).
-    RunResult, repr = ["run_id", "status", "from", "to"], {
+    RunResult(rollback_core::RunOutcome), repr = ["run_id", "status", "from", "to"], {
         /// The run's id (`None` for a dry run).
         run_id => "run_id",
         /// `rollback` or `undo`.
@@ -222,14 +284,22 @@ result_class! {
         warnings => "warnings",
         /// The error of a failed run, whole chain on one line.
         error => "error",
-        /// The plan (dry runs only).
-        plan => "plan",
-        /// The verification round at the end of the run (dict), if checks are configured.
-        verification => "verification",
         /// The run that undid this one (`on_failure = "undo"`, or a manual abort with undo).
         undone_by => "undone_by",
     }
     methods {
+        /// The verification round at the end of the run, if checks are configured.
+        #[getter]
+        fn verification(&self, py: Python<'_>) -> PyResult<Option<Py<VerificationReport>>> {
+            self.json.sub(py, "verification", VerificationReport::new::<serde_json::Value>)
+        }
+
+        /// The plan (dry runs only).
+        #[getter]
+        fn plan(&self, py: Python<'_>) -> PyResult<Option<Py<Plan>>> {
+            self.json.sub(py, "plan", Plan::new::<serde_json::Value>)
+        }
+
         /// Raises the error family of a run that did not succeed: `StepFailedError` (status
         /// `failed`, or `running`: interrupted), `VerificationError` (`verification_failed`),
         /// `CancelledError` (`cancelled`). Returns `None` for `succeeded`, `planned` and
@@ -244,8 +314,38 @@ result_class! {
 }
 
 result_class! {
+    /// What `run(..., dry_run=True)` would do: the plan, and the warnings a real run would
+    /// give. Nothing was written, so there is no run id.
+    DryRunResult(rollback_core::RunOutcome), repr = ["status", "level", "to"], {
+        /// Always `planned`.
+        status => "status",
+        /// The level the run would have.
+        level => "level",
+        /// HEAD now.
+        from_commit => "from",
+        /// The branch now.
+        branch => "branch",
+        /// The commit the run would move to.
+        to_commit => "to",
+        /// The steps, all `pending`: `{"step", "status", "detail"}`.
+        steps => "steps",
+        /// The risks, and the reasons a real run would refuse.
+        warnings => "warnings",
+    }
+    methods {
+        /// The plan the run would execute.
+        #[getter]
+        fn plan(&self, py: Python<'_>) -> PyResult<Py<Plan>> {
+            self.json.sub(py, "plan", Plan::new::<serde_json::Value>)?.ok_or_else(|| {
+                pyo3::exceptions::PyRuntimeError::new_err("a dry run without its plan (a bug; please report it)")
+            })
+        }
+    }
+}
+
+result_class! {
     /// One verification round (`forge-rollback verify --json`).
-    VerificationReport, repr = ["passed", "duration_ms"], {
+    VerificationReport(rollback_core::verify::VerificationReport), repr = ["passed", "duration_ms"], {
         /// Every check passed.
         passed => "passed",
         /// When the round began (RFC 3339).
@@ -278,7 +378,7 @@ result_class! {
 
 result_class! {
     /// One run in `runs()` (`forge-rollback runs list --json`).
-    RunSummary, repr = ["run_id", "kind", "status"], {
+    RunSummary(rollback_core::RunSummary), repr = ["run_id", "kind", "status"], {
         /// The run's id.
         run_id => "run_id",
         /// `rollback` or `undo`.

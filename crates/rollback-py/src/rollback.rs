@@ -1,24 +1,28 @@
-//! `Rollback` and `KnownGood`: the Python face of `rollback_core::Rollback`.
+//! `Rollback`: the Python face of `rollback_core::Rollback`.
 //!
 //! Every method releases the GIL while the engine works (`py.detach`); callbacks re-acquire it.
-//! The `a*` methods return coroutines that run the same work on the shared tokio runtime.
+//! Each has an `a*` twin returning a coroutine that runs the same work on the shared tokio
+//! runtime ([`aio`]). The work and the conversion of its output are written once, as the
+//! `*_work` / `to_*` pairs below, and used by both.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList};
 use rollback_core::db::Revision;
 use rollback_core::plan::Level;
-use rollback_core::verify::VerificationReport as VerificationReport_;
-use rollback_core::{Error, RunOptions};
+use rollback_core::{Error, RunOptions, RunOutcome};
 
-use crate::aio;
-use crate::callbacks::{Confirm, Failure, PyObserver, PyPrompter};
-use crate::error::PyRollbackError;
-use crate::results::{Assessment, Plan, RunResult, RunSummary, VerificationReport, to_py};
+use crate::aio::{self, job};
+use crate::call::{Call, Live};
+use crate::callbacks::{Confirm, PyPrompter};
+use crate::error::{PyRollbackError, to_pyerr};
+use crate::known_good::KnownGood;
+use crate::observer::PyObserver;
+use crate::results::{Assessment, DryRunResult, Plan, RunResult, RunSummary, VerificationReport, to_py};
 
 type Core = Arc<rollback_core::Rollback>;
+type CoreResult<T> = rollback_core::Result<T>;
 
 fn parse_level(level: Option<&str>) -> PyResult<Option<Level>> {
     match level {
@@ -38,40 +42,39 @@ fn parse_severity(severity: Option<&str>) -> PyResult<Option<rollback_core::jour
     severity.map(str::parse).transpose().map_err(|e| PyRollbackError(e).into())
 }
 
-/// The prompter and observer of one call, and the slot their exceptions go to.
+/// Whether this thread is Python's main thread (where Ctrl-C arrives).
+fn on_main_thread(py: Python<'_>) -> PyResult<bool> {
+    let threading = py.import("threading")?;
+    Ok(threading.call_method0("current_thread")?.is(&threading.call_method0("main_thread")?))
+}
+
+/// The prompter and observer of one call, and the call they share.
 struct Callbacks {
     prompter: PyPrompter,
     observer: PyObserver,
-    failure: Failure,
+    call: Arc<Call>,
 }
 
 impl Callbacks {
-    fn new(confirm: Option<&Bound<'_, PyAny>>, on_event: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {
-        Self::with_approve(confirm, on_event, None)
-    }
-
-    fn with_approve(
-        confirm: Option<&Bound<'_, PyAny>>,
+    /// `is_async` for the `a*` methods (their callbacks may be async; no Ctrl-C watch).
+    fn new(
+        py: Python<'_>,
+        confirm: Confirm,
         on_event: Option<&Bound<'_, PyAny>>,
         approve: Option<&Bound<'_, PyAny>>,
+        is_async: bool,
     ) -> PyResult<Self> {
-        let failure = Failure::default();
+        let call = Call::new(!is_async && on_main_thread(py)?);
         Ok(Self {
-            prompter: PyPrompter::new(Confirm::from_arg(confirm)?, failure.clone()).with_approve(approve)?,
-            observer: PyObserver::new(on_event, failure.clone())?,
-            failure,
+            prompter: PyPrompter::new(confirm, call.clone()).with_approve(approve, is_async)?,
+            observer: PyObserver::new(on_event, call.clone())?,
+            call,
         })
-    }
-
-    /// The callback's original exception if one raised, else the engine's result.
-    fn finish<T>(&self, result: rollback_core::Result<T>) -> PyResult<T> {
-        if let Some(e) = self.failure.take() {
-            return Err(e);
-        }
-        result.map_err(|e| PyRollbackError(e).into())
     }
 }
 
+/// The options of a run, from `run`/`arun`'s arguments.
+#[allow(clippy::too_many_arguments)]
 fn run_options(
     level: Option<&str>,
     target: Option<String>,
@@ -80,6 +83,7 @@ fn run_options(
     reason: Option<String>,
     severity: Option<&str>,
     allow_irreversible: bool,
+    actor: Option<String>,
 ) -> PyResult<RunOptions> {
     Ok(RunOptions {
         level: parse_level(level)?,
@@ -89,12 +93,8 @@ fn run_options(
         reason,
         severity: parse_severity(severity)?,
         allow_irreversible,
+        actor,
     })
-}
-
-/// Runs the configured checks (the core refuses when none are configured).
-fn verify(core: &rollback_core::Rollback, only: Option<&[String]>) -> Result<VerificationReport_, PyRollbackError> {
-    core.verify(only).map_err(PyRollbackError)
 }
 
 /// A manual run without an `approve` callback would run every step unasked.
@@ -109,9 +109,127 @@ fn check_manual(opts: &RunOptions, cbs: &Callbacks) -> PyResult<()> {
     Ok(())
 }
 
-fn run_result(outcome: &rollback_core::RunOutcome) -> PyResult<Py<PyAny>> {
-    let r = RunResult::new(outcome)?;
-    Python::attach(|py| Ok(Py::new(py, r)?.into_any()))
+/// The Python result of a run: `RunResult`, or `DryRunResult` for a dry run; or the exception
+/// parked during the call (a callback's, `KeyboardInterrupt`, `AbortRollback`), with the run's
+/// `run_id` and `result` attached when the run happened.
+fn finish(py: Python<'_>, call: &Call, result: CoreResult<RunOutcome>) -> PyResult<Py<PyAny>> {
+    // Ctrl-C after the last step boundary: the run is over, say so with the exception.
+    let parked = call.take_parked().or_else(|| if call.signals { py.check_signals().err() } else { None });
+    let result = result.map_err(|e| to_pyerr(py, &e));
+    let Some(err) = parked else {
+        let outcome = result?;
+        if outcome.run_id.is_none() {
+            return Ok(Py::new(py, DryRunResult::new(&outcome)?)?.into_any());
+        }
+        return Ok(Py::new(py, RunResult::new(&outcome)?)?.into_any());
+    };
+    if let Ok(outcome) = &result
+        && let Some(run_id) = &outcome.run_id
+    {
+        let value = err.value(py);
+        let _ = value.setattr("run_id", run_id);
+        let _ = value.setattr("result", Py::new(py, RunResult::new(outcome)?)?);
+        let note = if outcome.status == rollback_core::journal::RunStatus::Cancelled {
+            format!(
+                "forge-rollback: run {run_id} stopped at a step boundary, status cancelled; undo(\"{run_id}\") puts everything back, resume(\"{run_id}\") finishes it"
+            )
+        } else {
+            format!("forge-rollback: run {run_id} had ended, status {}", outcome.status)
+        };
+        let _ = value.call_method1("add_note", (note,));
+    }
+    Err(err)
+}
+
+/// A sync run: the engine without the GIL, registered as live (interpreter exit waits for it).
+fn drive(
+    py: Python<'_>,
+    cbs: &Callbacks,
+    work: impl FnOnce(&Callbacks) -> CoreResult<RunOutcome> + Send,
+) -> PyResult<Py<PyAny>> {
+    let live = Live::register(&cbs.call);
+    let result = py.detach(|| work(cbs));
+    let out = finish(py, &cbs.call, result);
+    drop(live);
+    out
+}
+
+/// An async run: the same work as a coroutine.
+fn drive_async(
+    py: Python<'_>,
+    cbs: Callbacks,
+    work: impl FnOnce(&Callbacks) -> CoreResult<RunOutcome> + Send + 'static,
+) -> PyResult<Bound<'_, PyAny>> {
+    let call = cbs.call.clone();
+    aio::coroutine(
+        py,
+        Some(call),
+        job(
+            move || {
+                let result = work(&cbs);
+                (cbs, result)
+            },
+            |py, (cbs, result)| finish(py, &cbs.call, result),
+        ),
+    )
+}
+
+fn to_obj<T: pyo3::PyClass + Into<pyo3::PyClassInitializer<T>>>(
+    py: Python<'_>,
+    value: PyResult<T>,
+) -> PyResult<Py<PyAny>> {
+    Ok(Py::new(py, value?)?.into_any())
+}
+
+fn core_err(py: Python<'_>) -> impl Fn(Error) -> PyErr + '_ {
+    move |e| to_pyerr(py, &e)
+}
+
+fn to_assessment(py: Python<'_>, r: CoreResult<rollback_core::assess::Assessment>) -> PyResult<Py<PyAny>> {
+    to_obj(py, Assessment::new(&r.map_err(core_err(py))?))
+}
+
+fn to_plan(py: Python<'_>, r: CoreResult<rollback_core::plan::Plan>) -> PyResult<Py<PyAny>> {
+    to_obj(py, Plan::new(&r.map_err(core_err(py))?))
+}
+
+fn to_report(py: Python<'_>, r: CoreResult<rollback_core::verify::VerificationReport>) -> PyResult<Py<PyAny>> {
+    to_obj(py, VerificationReport::new(&r.map_err(core_err(py))?))
+}
+
+fn to_runs(py: Python<'_>, r: CoreResult<Vec<rollback_core::RunSummary>>) -> PyResult<Py<PyAny>> {
+    let runs = r.map_err(core_err(py))?;
+    let list: Vec<Py<RunSummary>> = runs.iter().map(|s| Py::new(py, RunSummary::new(s)?)).collect::<PyResult<_>>()?;
+    Ok(pyo3::types::PyList::new(py, list)?.into_any().unbind())
+}
+
+fn to_details(py: Python<'_>, r: CoreResult<RunOutcome>) -> PyResult<Py<PyAny>> {
+    to_obj(py, RunResult::new(&r.map_err(core_err(py))?))
+}
+
+/// Serialized as the CLI prints it (`--json`), as Python data.
+pub fn to_data<T: serde::Serialize>(py: Python<'_>, r: CoreResult<T>) -> PyResult<Py<PyAny>> {
+    to_py(py, &r.map_err(core_err(py))?)
+}
+
+fn to_revisions(py: Python<'_>, r: CoreResult<Vec<Revision>>) -> PyResult<Py<PyAny>> {
+    let revs: Vec<String> = r.map_err(core_err(py))?.into_iter().map(|r| r.0).collect();
+    Ok(pyo3::types::PyList::new(py, revs)?.into_any().unbind())
+}
+
+fn report_work(core: &Core, run_id: &str, format: &str) -> CoreResult<String> {
+    if format != "md" && format != "json" {
+        return Err(Error::usage(
+            format!("unknown report format `{format}`"),
+            Some("use \"md\" or \"json\"".to_owned()),
+        ));
+    }
+    let report = core.report(run_id)?;
+    Ok(if format == "json" { report.to_json() } else { report.to_markdown() })
+}
+
+fn to_text(py: Python<'_>, r: CoreResult<String>) -> PyResult<Py<PyAny>> {
+    Ok(pyo3::types::PyString::new(py, &r.map_err(core_err(py))?).into_any().unbind())
 }
 
 /// A git repository opened for rollbacks (`Rollback.open(path)`).
@@ -140,42 +258,54 @@ impl Rollback {
     /// The known-good registry of this repository.
     #[getter]
     fn known_good(&self) -> KnownGood {
-        KnownGood { core: self.core.clone() }
+        KnownGood::new(self.core.clone())
+    }
+
+    /// `known_good.list()` as a coroutine.
+    fn aknown_good<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        KnownGood::new(self.core.clone()).alist(py)
     }
 
     /// Assesses a rollback to `target` (default: the newest verified known-good commit).
     #[pyo3(signature = (target = None))]
-    fn assess(&self, py: Python<'_>, target: Option<&str>) -> PyResult<Assessment> {
+    fn assess(&self, py: Python<'_>, target: Option<&str>) -> PyResult<Py<PyAny>> {
         let core = &self.core;
-        let a = py.detach(|| core.assess(target)).map_err(PyRollbackError)?;
-        Assessment::new(&a)
+        to_assessment(py, py.detach(|| core.assess(target)))
+    }
+
+    /// `assess` as a coroutine.
+    #[pyo3(signature = (target = None))]
+    fn aassess<'py>(&self, py: Python<'py>, target: Option<String>) -> PyResult<Bound<'py, PyAny>> {
+        let core = self.core.clone();
+        aio::coroutine(py, None, job(move || core.assess(target.as_deref()), to_assessment))
     }
 
     /// Plans a rollback at `level` (`"fast"`, `"full"`, `"manual"`; default: recommended).
     #[pyo3(signature = (level = None, target = None))]
-    fn plan(&self, py: Python<'_>, level: Option<&str>, target: Option<&str>) -> PyResult<Plan> {
+    fn plan(&self, py: Python<'_>, level: Option<&str>, target: Option<&str>) -> PyResult<Py<PyAny>> {
         let level = parse_level(level)?;
         let core = &self.core;
-        let p = py.detach(|| core.plan(level, target)).map_err(PyRollbackError)?;
-        Plan::new(&p)
+        to_plan(py, py.detach(|| core.plan(level, target)))
+    }
+
+    /// `plan` as a coroutine (a full plan asks Alembic for its SQL: never on the loop).
+    #[pyo3(signature = (level = None, target = None))]
+    fn aplan<'py>(&self, py: Python<'py>, level: Option<&str>, target: Option<String>) -> PyResult<Bound<'py, PyAny>> {
+        let level = parse_level(level)?;
+        let core = self.core.clone();
+        aio::coroutine(py, None, job(move || core.plan(level, target.as_deref()), to_plan))
     }
 
     /// Runs a rollback at `level` (`"fast"`, `"full"`, `"manual"`; default: the assessment's
     /// recommendation) to `target` (default: the newest verified known-good commit).
     ///
-    /// `confirm` is a bool or `callable(summary, plan) -> bool`; `on_event` receives every
-    /// engine event as a dict; `approve` (required for `"manual"`) is asked before each step:
-    /// `callable(step: dict) -> True | False | "abort" | "abort-undo"`. `allow_irreversible`
-    /// lets a full rollback run a downgrade that cannot restore data (the database snapshot
-    /// still lets `undo` put it back).
-    ///
-    /// A failed step, failed verification or a manual abort is a result (status `"failed"`,
-    /// `"verification_failed"`, `"cancelled"`; `raise_for_status()` raises them); a declined
-    /// confirmation raises `CancelledError`. Callbacks may be called from another thread; one
-    /// that raises stops the run cleanly before the next step and its exception is re-raised.
+    /// `confirm` is required (except for a dry run): `True`, `"yes"`, or
+    /// `callable(summary, plan) -> bool | str` answering `True`/`"yes"` (go) or `False`
+    /// (decline: `CancelledError`, nothing changed); any other answer is a `ValueError`.
+    /// `on_event` receives every engine event as a dict (they also go to the
+    /// `forge_rollback` logger); `approve` (required for `"manual"`) is asked before each step.
     #[pyo3(
-        signature = (level = None, target = None, *, confirm = None, on_event = None, dry_run = false, allow_non_ancestor = false, reason = None, severity = None, approve = None, allow_irreversible = false),
-        text_signature = "($self, level=None, target=None, *, confirm=True, on_event=None, dry_run=False, allow_non_ancestor=False, reason=None, severity=None, approve=None, allow_irreversible=False)"
+        signature = (level = None, target = None, *, confirm = None, on_event = None, dry_run = false, allow_non_ancestor = false, reason = None, severity = None, approve = None, allow_irreversible = false, actor = None)
     )]
     #[allow(clippy::too_many_arguments)]
     fn run(
@@ -191,161 +321,21 @@ impl Rollback {
         severity: Option<&str>,
         approve: Option<&Bound<'_, PyAny>>,
         allow_irreversible: bool,
+        actor: Option<String>,
     ) -> PyResult<Py<PyAny>> {
-        let opts = run_options(level, target, dry_run, allow_non_ancestor, reason, severity, allow_irreversible)?;
-        let cbs = Callbacks::with_approve(confirm, on_event, approve)?;
+        let opts =
+            run_options(level, target, dry_run, allow_non_ancestor, reason, severity, allow_irreversible, actor)?;
+        let confirm = Confirm::from_arg(confirm, dry_run, false, "run")?;
+        let cbs = Callbacks::new(py, confirm, on_event, approve, false)?;
         check_manual(&opts, &cbs)?;
         let core = &self.core;
-        let result = py.detach(|| core.run(&opts, &cbs.prompter, &cbs.observer));
-        run_result(&cbs.finish(result)?)
+        drive(py, &cbs, |cbs| core.run(&opts, &cbs.prompter, &cbs.observer))
     }
 
-    /// Undoes run `run_id`: puts back the snapshot it took (itself a run, undoable).
+    /// `run` as a coroutine; async callbacks (`confirm`, `on_event`, `approve`) are awaited on
+    /// the caller's loop. Cancelling the task stops the run at its next step boundary.
     #[pyo3(
-        signature = (run_id, *, confirm = None, on_event = None),
-        text_signature = "($self, run_id, *, confirm=True, on_event=None)"
-    )]
-    fn undo(
-        &self,
-        py: Python<'_>,
-        run_id: &str,
-        confirm: Option<&Bound<'_, PyAny>>,
-        on_event: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<Py<PyAny>> {
-        let cbs = Callbacks::new(confirm, on_event)?;
-        let core = &self.core;
-        let result = py.detach(|| core.undo(run_id, &cbs.prompter, &cbs.observer));
-        run_result(&cbs.finish(result)?)
-    }
-
-    /// Finishes an interrupted or failed run from its first unfinished step. A manual run
-    /// asks `approve` before each remaining step (without it, they run unasked).
-    #[pyo3(signature = (run_id, *, on_event = None, approve = None))]
-    fn resume(
-        &self,
-        py: Python<'_>,
-        run_id: &str,
-        on_event: Option<&Bound<'_, PyAny>>,
-        approve: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<Py<PyAny>> {
-        let cbs = Callbacks::with_approve(None, on_event, approve)?;
-        let core = &self.core;
-        let result = if cbs.prompter.has_approve() {
-            py.detach(|| core.resume_with(run_id, &cbs.prompter, &cbs.observer))
-        } else {
-            py.detach(|| core.resume(run_id, &cbs.observer))
-        };
-        run_result(&cbs.finish(result)?)
-    }
-
-    /// Runs the configured service checks now, concurrently (`forge-rollback verify --json`);
-    /// `checks` limits them to those names. A failing check is a result (`passed` is
-    /// `False`), not an exception; `report.raise_for_status()` raises `VerificationError`.
-    #[pyo3(signature = (checks = None))]
-    #[allow(clippy::needless_pass_by_value)] // PyO3 extracts a list of str as Vec<String>
-    fn verify(&self, py: Python<'_>, checks: Option<Vec<String>>) -> PyResult<VerificationReport> {
-        let core = &self.core;
-        let report = py.detach(|| verify(core, checks.as_deref()))?;
-        VerificationReport::new(&report)
-    }
-
-    /// `verify` as a coroutine, run on the shared tokio runtime.
-    #[pyo3(signature = (checks = None))]
-    fn averify<'py>(&self, py: Python<'py>, checks: Option<Vec<String>>) -> PyResult<Bound<'py, PyAny>> {
-        let core = self.core.clone();
-        aio::coroutine(
-            py,
-            Box::new(move || {
-                let report = verify(&core, checks.as_deref())?;
-                let report = VerificationReport::new(&report)?;
-                Python::attach(|py| Ok(Py::new(py, report)?.into_any()))
-            }),
-        )
-    }
-
-    /// Upgrades the configured database to `to` (default: the heads of the work tree's
-    /// migration files) with the work tree's migration files; returns the revisions it is at
-    /// afterwards. For preparing a database (a fresh deploy, tests): a rollback never upgrades.
-    #[pyo3(signature = (to = None))]
-    #[allow(clippy::needless_pass_by_value)] // PyO3 extracts a list of str as Vec<String>
-    fn upgrade_database(&self, py: Python<'_>, to: Option<Vec<String>>) -> PyResult<Vec<String>> {
-        let core = &self.core;
-        let to: Vec<Revision> = to.unwrap_or_default().into_iter().map(Revision).collect();
-        let revs = py.detach(|| core.upgrade_database(&to)).map_err(PyRollbackError)?;
-        Ok(revs.into_iter().map(|r| r.0).collect())
-    }
-
-    /// Every run, oldest first (`forge-rollback runs list --json`).
-    fn runs(&self, py: Python<'_>) -> PyResult<Vec<RunSummary>> {
-        let core = &self.core;
-        let runs = py.detach(|| core.runs()).map_err(PyRollbackError)?;
-        runs.iter().map(RunSummary::new).collect()
-    }
-
-    /// One run's outcome: the `outcome` of `forge-rollback runs show --json`.
-    fn run_details(&self, py: Python<'_>, run_id: &str) -> PyResult<RunResult> {
-        let core = &self.core;
-        let (outcome, _, _) = py.detach(|| core.run_details(run_id)).map_err(PyRollbackError)?;
-        RunResult::new(&outcome)
-    }
-
-    /// The incident report of a run: Markdown (`format="md"`, the runbook's template) or JSON
-    /// text (`format="json"`), as `forge-rollback report RUN` prints it.
-    #[pyo3(signature = (run_id, format = "md"))]
-    fn report(&self, py: Python<'_>, run_id: &str, format: &str) -> PyResult<String> {
-        if format != "md" && format != "json" {
-            return Err(PyRollbackError(rollback_core::Error::usage(
-                format!("unknown report format `{format}`"),
-                Some("use \"md\" or \"json\"".to_owned()),
-            ))
-            .into());
-        }
-        let core = &self.core;
-        let report = py.detach(|| core.report(run_id)).map_err(PyRollbackError)?;
-        Ok(if format == "json" { report.to_json() } else { report.to_markdown() })
-    }
-
-    /// Every backup snapshot, oldest first, as dicts (`forge-rollback backups list --json`).
-    fn backups(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        let core = &self.core;
-        let list = py.detach(|| core.backups()).map_err(PyRollbackError)?;
-        to_py(py, &list)
-    }
-
-    /// Re-hashes every blob of every snapshot; a dict whose `problems` list is empty when all
-    /// is well (`forge-rollback backups verify --json`).
-    fn verify_backups(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        let core = &self.core;
-        let report = py.detach(|| core.verify_backups(None)).map_err(PyRollbackError)?;
-        to_py(py, &report)
-    }
-
-    /// Who holds the run lock (`{"pid", "host", "started_at", "command"}`), or `None`.
-    fn lock_holder(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        let core = &self.core;
-        let holder = py.detach(|| core.lock_holder()).map_err(PyRollbackError)?;
-        to_py(py, &holder)
-    }
-
-    /// `assess` as a coroutine, run on the shared tokio runtime.
-    #[pyo3(signature = (target = None))]
-    fn aassess<'py>(&self, py: Python<'py>, target: Option<String>) -> PyResult<Bound<'py, PyAny>> {
-        let core = self.core.clone();
-        aio::coroutine(
-            py,
-            Box::new(move || {
-                let a = core.assess(target.as_deref()).map_err(PyRollbackError)?;
-                let a = Assessment::new(&a)?;
-                Python::attach(|py| Ok(Py::new(py, a)?.into_any()))
-            }),
-        )
-    }
-
-    /// `run` as a coroutine, run on the shared tokio runtime; callbacks (`confirm`,
-    /// `on_event`, `approve`) are called from a worker thread.
-    #[pyo3(
-        signature = (level = None, target = None, *, confirm = None, on_event = None, dry_run = false, allow_non_ancestor = false, reason = None, severity = None, approve = None, allow_irreversible = false),
-        text_signature = "($self, level=None, target=None, *, confirm=True, on_event=None, dry_run=False, allow_non_ancestor=False, reason=None, severity=None, approve=None, allow_irreversible=False)"
+        signature = (level = None, target = None, *, confirm = None, on_event = None, dry_run = false, allow_non_ancestor = false, reason = None, severity = None, approve = None, allow_irreversible = false, actor = None)
     )]
     #[allow(clippy::too_many_arguments)]
     fn arun<'py>(
@@ -361,41 +351,190 @@ impl Rollback {
         severity: Option<&str>,
         approve: Option<&Bound<'_, PyAny>>,
         allow_irreversible: bool,
+        actor: Option<String>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let opts = run_options(level, target, dry_run, allow_non_ancestor, reason, severity, allow_irreversible)?;
-        let cbs = Callbacks::with_approve(confirm, on_event, approve)?;
+        let opts =
+            run_options(level, target, dry_run, allow_non_ancestor, reason, severity, allow_irreversible, actor)?;
+        let confirm = Confirm::from_arg(confirm, dry_run, true, "arun")?;
+        let cbs = Callbacks::new(py, confirm, on_event, approve, true)?;
         check_manual(&opts, &cbs)?;
         let core = self.core.clone();
-        aio::coroutine(
-            py,
-            Box::new(move || {
-                let result = core.run(&opts, &cbs.prompter, &cbs.observer);
-                run_result(&cbs.finish(result)?)
-            }),
-        )
+        drive_async(py, cbs, move |cbs| core.run(&opts, &cbs.prompter, &cbs.observer))
     }
 
-    /// `undo` as a coroutine, run on the shared tokio runtime.
-    #[pyo3(
-        signature = (run_id, *, confirm = None, on_event = None),
-        text_signature = "($self, run_id, *, confirm=True, on_event=None)"
-    )]
+    /// Undoes run `run_id`: puts back the snapshot it took (itself a run, undoable).
+    /// `confirm` is required, as for `run`; `actor` is recorded as for `run`.
+    #[pyo3(signature = (run_id, *, confirm, on_event = None, actor = None))]
+    fn undo(
+        &self,
+        py: Python<'_>,
+        run_id: &str,
+        confirm: &Bound<'_, PyAny>,
+        on_event: Option<&Bound<'_, PyAny>>,
+        actor: Option<&str>,
+    ) -> PyResult<Py<PyAny>> {
+        let confirm = Confirm::from_arg(Some(confirm), false, false, "undo")?;
+        let cbs = Callbacks::new(py, confirm, on_event, None, false)?;
+        let core = &self.core;
+        drive(py, &cbs, |cbs| core.undo_as(run_id, actor, &cbs.prompter, &cbs.observer))
+    }
+
+    /// `undo` as a coroutine.
+    #[pyo3(signature = (run_id, *, confirm, on_event = None, actor = None))]
     fn aundo<'py>(
         &self,
         py: Python<'py>,
         run_id: String,
-        confirm: Option<&Bound<'_, PyAny>>,
+        confirm: &Bound<'_, PyAny>,
         on_event: Option<&Bound<'_, PyAny>>,
+        actor: Option<String>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let cbs = Callbacks::new(confirm, on_event)?;
+        let confirm = Confirm::from_arg(Some(confirm), false, true, "aundo")?;
+        let cbs = Callbacks::new(py, confirm, on_event, None, true)?;
         let core = self.core.clone();
-        aio::coroutine(
-            py,
-            Box::new(move || {
-                let result = core.undo(&run_id, &cbs.prompter, &cbs.observer);
-                run_result(&cbs.finish(result)?)
-            }),
-        )
+        drive_async(py, cbs, move |cbs| core.undo_as(&run_id, actor.as_deref(), &cbs.prompter, &cbs.observer))
+    }
+
+    /// Finishes an interrupted, failed or cancelled run from its first unfinished step. A
+    /// manual run asks `approve` before each remaining step (without it, they run unasked).
+    #[pyo3(signature = (run_id, *, on_event = None, approve = None))]
+    fn resume(
+        &self,
+        py: Python<'_>,
+        run_id: &str,
+        on_event: Option<&Bound<'_, PyAny>>,
+        approve: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Py<PyAny>> {
+        let cbs = Callbacks::new(py, Confirm::Yes, on_event, approve, false)?;
+        let core = &self.core;
+        drive(py, &cbs, |cbs| resume_work(core, run_id, cbs))
+    }
+
+    /// `resume` as a coroutine.
+    #[pyo3(signature = (run_id, *, on_event = None, approve = None))]
+    fn aresume<'py>(
+        &self,
+        py: Python<'py>,
+        run_id: String,
+        on_event: Option<&Bound<'_, PyAny>>,
+        approve: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let cbs = Callbacks::new(py, Confirm::Yes, on_event, approve, true)?;
+        let core = self.core.clone();
+        drive_async(py, cbs, move |cbs| resume_work(&core, &run_id, cbs))
+    }
+
+    /// Runs the configured service checks now, concurrently (`forge-rollback verify --json`);
+    /// `checks` limits them to those names. A failing check is a result (`passed` is
+    /// `False`), not an exception; `report.raise_for_status()` raises `VerificationError`.
+    #[pyo3(signature = (checks = None))]
+    #[allow(clippy::needless_pass_by_value)] // PyO3 extracts a list of str as Vec<String>
+    fn verify(&self, py: Python<'_>, checks: Option<Vec<String>>) -> PyResult<Py<PyAny>> {
+        let core = &self.core;
+        to_report(py, py.detach(|| core.verify(checks.as_deref())))
+    }
+
+    /// `verify` as a coroutine.
+    #[pyo3(signature = (checks = None))]
+    fn averify<'py>(&self, py: Python<'py>, checks: Option<Vec<String>>) -> PyResult<Bound<'py, PyAny>> {
+        let core = self.core.clone();
+        aio::coroutine(py, None, job(move || core.verify(checks.as_deref()), to_report))
+    }
+
+    /// Upgrades the configured database to `to` (default: the heads of the work tree's
+    /// migration files) with the work tree's migration files; returns the revisions it is at
+    /// afterwards. For preparing a database (a fresh deploy, tests): a rollback never upgrades.
+    #[pyo3(signature = (to = None))]
+    #[allow(clippy::needless_pass_by_value)] // PyO3 extracts a list of str as Vec<String>
+    fn upgrade_database(&self, py: Python<'_>, to: Option<Vec<String>>) -> PyResult<Py<PyAny>> {
+        let core = &self.core;
+        let to: Vec<Revision> = to.unwrap_or_default().into_iter().map(Revision).collect();
+        to_revisions(py, py.detach(|| core.upgrade_database(&to)))
+    }
+
+    /// `upgrade_database` as a coroutine.
+    #[pyo3(signature = (to = None))]
+    fn aupgrade_database<'py>(&self, py: Python<'py>, to: Option<Vec<String>>) -> PyResult<Bound<'py, PyAny>> {
+        let core = self.core.clone();
+        let to: Vec<Revision> = to.unwrap_or_default().into_iter().map(Revision).collect();
+        aio::coroutine(py, None, job(move || core.upgrade_database(&to), to_revisions))
+    }
+
+    /// Every run, oldest first (`forge-rollback runs list --json`).
+    fn runs(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        let core = &self.core;
+        to_runs(py, py.detach(|| core.runs()))
+    }
+
+    /// `runs` as a coroutine.
+    fn aruns<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let core = self.core.clone();
+        aio::coroutine(py, None, job(move || core.runs(), to_runs))
+    }
+
+    /// One run's outcome: the `outcome` of `forge-rollback runs show --json`.
+    fn run_details(&self, py: Python<'_>, run_id: &str) -> PyResult<Py<PyAny>> {
+        let core = &self.core;
+        to_details(py, py.detach(|| core.run_details(run_id).map(|d| d.0)))
+    }
+
+    /// `run_details` as a coroutine.
+    fn arun_details<'py>(&self, py: Python<'py>, run_id: String) -> PyResult<Bound<'py, PyAny>> {
+        let core = self.core.clone();
+        aio::coroutine(py, None, job(move || core.run_details(&run_id).map(|d| d.0), to_details))
+    }
+
+    /// The incident report of a run: Markdown (`format="md"`, the runbook's template) or JSON
+    /// text (`format="json"`), as `forge-rollback report RUN` prints it.
+    #[pyo3(signature = (run_id, format = "md"))]
+    fn report(&self, py: Python<'_>, run_id: &str, format: &str) -> PyResult<Py<PyAny>> {
+        let core = &self.core;
+        to_text(py, py.detach(|| report_work(core, run_id, format)))
+    }
+
+    /// `report` as a coroutine.
+    #[pyo3(signature = (run_id, format = "md"))]
+    fn areport<'py>(&self, py: Python<'py>, run_id: String, format: &str) -> PyResult<Bound<'py, PyAny>> {
+        let core = self.core.clone();
+        let format = format.to_owned();
+        aio::coroutine(py, None, job(move || report_work(&core, &run_id, &format), to_text))
+    }
+
+    /// Every backup snapshot, oldest first, as dicts (`forge-rollback backups list --json`).
+    fn backups(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        let core = &self.core;
+        to_data(py, py.detach(|| core.backups()))
+    }
+
+    /// `backups` as a coroutine.
+    fn abackups<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let core = self.core.clone();
+        aio::coroutine(py, None, job(move || core.backups(), to_data))
+    }
+
+    /// Re-hashes every blob of every snapshot; a dict whose `problems` list is empty when all
+    /// is well (`forge-rollback backups verify --json`).
+    fn verify_backups(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        let core = &self.core;
+        to_data(py, py.detach(|| core.verify_backups(None)))
+    }
+
+    /// `verify_backups` as a coroutine.
+    fn averify_backups<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let core = self.core.clone();
+        aio::coroutine(py, None, job(move || core.verify_backups(None), to_data))
+    }
+
+    /// Who holds the run lock (`{"pid", "host", "started_at", "command"}`), or `None`.
+    fn lock_holder(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        let core = &self.core;
+        to_data(py, py.detach(|| core.lock_holder()))
+    }
+
+    /// `lock_holder` as a coroutine.
+    fn alock_holder<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let core = self.core.clone();
+        aio::coroutine(py, None, job(move || core.lock_holder(), to_data))
     }
 
     fn __repr__(&self) -> String {
@@ -403,54 +542,10 @@ impl Rollback {
     }
 }
 
-/// The known-good commit registry (`forge-rollback known-good ...`); results are dicts.
-#[pyclass(module = "forge_rollback._forge_rollback", frozen)]
-pub struct KnownGood {
-    core: Core,
-}
-
-#[pymethods]
-impl KnownGood {
-    /// The whole registry (`known-good list --json`).
-    fn list(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        let core = &self.core;
-        let reg = py.detach(|| core.registry()).map_err(PyRollbackError)?;
-        to_py(py, &reg)
-    }
-
-    /// Marks `rev` verified known-good; returns `{"entry": ..., "updated": bool, "env": ...,
-    /// "notes": [...]}`. When `rev` is HEAD, the `[env] files` are recorded with it (`env`:
-    /// the record, file names only; a full rollback to `rev` restores them) and, with a
-    /// `[database]`, the database's revisions go into the entry's `database_migrations`.
-    /// `notes` says what could not be recorded and why (`env` is `None` then).
-    #[pyo3(signature = (rev, note = None))]
-    fn mark(&self, py: Python<'_>, rev: &str, note: Option<&str>) -> PyResult<Py<PyAny>> {
-        let core = &self.core;
-        let out = py.detach(|| core.mark_good(rev, note)).map_err(PyRollbackError)?;
-        let out = to_py(py, &out)?;
-        // The CLI's JSON leaves out an empty `env` and `notes`; a dict has every key.
-        let dict = out.bind(py).cast::<PyDict>()?;
-        if !dict.contains("env")? {
-            dict.set_item("env", py.None())?;
-        }
-        if !dict.contains("notes")? {
-            dict.set_item("notes", PyList::empty(py))?;
-        }
-        Ok(out)
-    }
-
-    /// Marks `rev` known bad (never a target); returns `{"entry": ..., "updated": bool}`.
-    #[pyo3(signature = (rev, note = None))]
-    fn bad(&self, py: Python<'_>, rev: &str, note: Option<&str>) -> PyResult<Py<PyAny>> {
-        let core = &self.core;
-        let out = py.detach(|| core.mark_bad(rev, note)).map_err(PyRollbackError)?;
-        to_py(py, &out)
-    }
-
-    /// Removes `rev` from the registry; returns the removed entry.
-    fn unmark(&self, py: Python<'_>, rev: &str) -> PyResult<Py<PyAny>> {
-        let core = &self.core;
-        let entry = py.detach(|| core.unmark(rev)).map_err(PyRollbackError)?;
-        to_py(py, &entry)
+fn resume_work(core: &rollback_core::Rollback, run_id: &str, cbs: &Callbacks) -> CoreResult<RunOutcome> {
+    if cbs.prompter.has_approve() {
+        core.resume_with(run_id, &cbs.prompter, &cbs.observer)
+    } else {
+        core.resume(run_id, &cbs.observer)
     }
 }

@@ -53,7 +53,7 @@ def test_registry_runs_and_backups_json_match_cli(cli: Path, repo: Repo) -> None
     assert registry == rb.known_good.list()
     assert registry["commits"][0]["hash"] == repo.commit_of("v1")
 
-    r = rb.run("fast", target="v1")
+    r = rb.run("fast", target="v1", confirm=True)
     assert r.status == "succeeded"
 
     runs: list[dict[str, Any]] = json.loads(run_cli(cli, repo, "runs", "list", "--json"))

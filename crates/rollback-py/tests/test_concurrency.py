@@ -41,7 +41,7 @@ def test_run_releases_the_gil(big_repo: Repo) -> None:
     try:
         b.start()
         result: list[fr.RunResult] = []
-        a = threading.Thread(target=lambda: result.append(rb.run("fast", target="v1", on_event=on_event)))
+        a = threading.Thread(target=lambda: result.append(rb.run("fast", target="v1", on_event=on_event, confirm=True)))
         a.start()
         a.join(120)
     finally:
@@ -80,7 +80,7 @@ def test_arun_runs_beside_other_coroutines(big_repo: Repo) -> None:
         assessment = await rb.aassess(target="v1")
         result = await rb.arun("fast", target="v1", confirm=lambda s, p: True, on_event=on_event)
         assert result.run_id is not None
-        undone = await rb.aundo(result.run_id)
+        undone = await rb.aundo(result.run_id, confirm=True)
         done = True
         await task
         return result, undone, assessment

@@ -174,10 +174,10 @@ def test_env_history_is_recorded_by_mark_and_restored_by_a_full_rollback(env_rep
     assert "env_not_recorded" in [r["code"] for r in a2.risks]
 
     # A fast rollback never touches `.env`.
-    fast = rb.run("fast", target="v1")
+    fast = rb.run("fast", target="v1", confirm=True)
     assert fast.status == "succeeded" and fast.run_id is not None
     assert (repo.path / ".env").read_text() == ENV_V3
-    rb.undo(fast.run_id)
+    rb.undo(fast.run_id, confirm=True)
     assert repo.state() == before
 
     r = rb.run("full", target="v1", confirm=True)
@@ -191,7 +191,7 @@ def test_env_history_is_recorded_by_mark_and_restored_by_a_full_rollback(env_rep
         for secret in ENV_SECRETS:
             assert secret not in text
 
-    rb.undo(r.run_id)
+    rb.undo(r.run_id, confirm=True)
     assert repo.state() == before
     assert (repo.path / ".env").read_text() == ENV_V3
 
@@ -273,6 +273,6 @@ def test_irreversible_downgrade_is_refused_unless_allowed_and_a_failed_downgrade
     assert (info.value.run_id, info.value.step, info.value.kind) == (r.run_id, "downgrade", "failed")
 
     assert r.run_id is not None
-    assert rb.undo(r.run_id).status == "succeeded"
+    assert rb.undo(r.run_id, confirm=True).status == "succeeded"
     assert app.dump() == before_db
     assert app.code_state() == before_code

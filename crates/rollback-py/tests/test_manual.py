@@ -30,7 +30,7 @@ def test_approve_runs_some_steps_and_skips_one(repo: Repo) -> None:
         asked.append(step)
         return bool(step["name"] != "remove_untracked")
 
-    r = rb.run("manual", target="v1", approve=approve)
+    r = rb.run("manual", target="v1", approve=approve, confirm=True)
     assert r.status == "succeeded", r.error
     assert r.level == "manual"
     assert [s["name"] for s in asked] == STEPS
@@ -56,7 +56,7 @@ def test_approve_runs_some_steps_and_skips_one(repo: Repo) -> None:
     assert "remove_untracked" in rb.report(r.run_id or "")
 
     assert r.run_id is not None
-    rb.undo(r.run_id)
+    rb.undo(r.run_id, confirm=True)
     assert repo.state() == before
 
 
@@ -69,7 +69,7 @@ def test_a_step_that_cannot_be_skipped_is_asked_again(repo: Repo) -> None:
         # "No" to the snapshot once: it cannot be skipped, so the question comes back.
         return asked.count("snapshot") > 1
 
-    r = rb.run("manual", target="v1", approve=approve)
+    r = rb.run("manual", target="v1", approve=approve, confirm=True)
     assert r.status == "succeeded"
     assert asked == ["snapshot", "snapshot", *STEPS[1:]]
 
@@ -81,7 +81,7 @@ def test_abort_undo_puts_everything_back(repo: Repo) -> None:
     def approve(step: dict[str, Any]) -> bool | str:
         return "abort-undo" if step["name"] == "remove_untracked" else True
 
-    r = rb.run("manual", target="v1", approve=approve)
+    r = rb.run("manual", target="v1", approve=approve, confirm=True)
     # The result is the aborted run's; the undo ran at once, under the same lock.
     assert r.status == "cancelled"
     assert r.error == "the operator aborted the run"
@@ -102,7 +102,7 @@ def test_abort_undo_puts_everything_back(repo: Repo) -> None:
 def test_abort_stops_and_leaves_the_run_undoable(repo: Repo) -> None:
     before = repo.state()
     rb = fr.Rollback.open(repo.path)
-    r = rb.run("manual", target="v1", approve=lambda step: "abort" if step["name"] == "clear_caches" else "yes")
+    r = rb.run("manual", target="v1", approve=lambda step: "abort" if step["name"] == "clear_caches" else "yes", confirm=True)
     assert r.status == "cancelled"
     assert r.undone_by is None
     assert repo.head() == repo.commit_of("v1")
@@ -111,7 +111,7 @@ def test_abort_stops_and_leaves_the_run_undoable(repo: Repo) -> None:
         r.raise_for_status()
     assert info.value.hint is not None and f'undo("{r.run_id}")' in info.value.hint
     assert r.run_id is not None
-    rb.undo(r.run_id)
+    rb.undo(r.run_id, confirm=True)
     assert repo.state() == before
 
 
@@ -133,7 +133,7 @@ def test_approve_raising_stops_the_run_and_is_reraised(repo: Repo) -> None:
             started.append(event["step"])
 
     with pytest.raises(RuntimeError) as info:
-        rb.run("manual", target="v1", approve=approve, on_event=on_event)
+        rb.run("manual", target="v1", approve=approve, on_event=on_event, confirm=True)
     assert info.value is boom
     # Nothing after the step being approved ran, nor was asked about.
     assert asked == ["snapshot", "reset"]
@@ -155,7 +155,7 @@ def test_approve_raising_stops_the_run_and_is_reraised(repo: Repo) -> None:
         "record": "pending",
     }
     # Cancelled is settled: new runs are not blocked.
-    assert rb.run("fast", target="v2").status == "succeeded"
+    assert rb.run("fast", target="v2", confirm=True).status == "succeeded"
 
 
 @pytest.mark.parametrize("answer", ["maybe", 1, None])
@@ -163,7 +163,7 @@ def test_approve_answering_nonsense_is_a_value_error(repo: Repo, answer: object)
     before = repo.state()
     rb = fr.Rollback.open(repo.path)
     with pytest.raises(ValueError, match='approve must return True \\(run\\), False \\(skip\\), "abort" or "abort-undo"'):
-        rb.run("manual", target="v1", approve=lambda step: answer)  # type: ignore[arg-type, return-value]
+        rb.run("manual", target="v1", approve=lambda step: answer, confirm=True)  # type: ignore[arg-type, return-value]
     assert repo.state() == before
     [run] = rb.runs()
     assert run.status == "cancelled"
@@ -174,24 +174,24 @@ def test_manual_needs_approve(repo: Repo) -> None:
     before = repo.state()
     rb = fr.Rollback.open(repo.path)
     with pytest.raises(fr.ConfigError) as info:
-        rb.run("manual", target="v1")
+        rb.run("manual", target="v1", confirm=True)
     assert info.value.kind == "usage"
     assert "approve" in info.value.message
     with pytest.raises(TypeError, match="approve must be a callable"):
-        rb.run("manual", target="v1", approve="yes")  # type: ignore[arg-type]
+        rb.run("manual", target="v1", approve="yes", confirm=True)  # type: ignore[arg-type]
     assert repo.state() == before
     assert rb.runs() == []
     # A dry run asks nothing: it plans.
     planned = rb.run("manual", target="v1", dry_run=True)
     assert planned.status == "planned"
-    assert planned.plan is not None and [s["step"] for s in planned.plan["steps"]] == STEPS
+    assert [s["step"] for s in planned.plan.steps] == STEPS
 
 
 def test_resume_asks_before_each_remaining_step(repo: Repo, monkeypatch: pytest.MonkeyPatch) -> None:
     rb = fr.Rollback.open(repo.path)
     monkeypatch.setenv("FORGE_ROLLBACK_FAILPOINT", "before:remove_untracked")
     monkeypatch.setenv("FORGE_ROLLBACK_FAILPOINT_ACTION", "error")
-    r = rb.run("manual", target="v1", approve=lambda step: True)
+    r = rb.run("manual", target="v1", approve=lambda step: True, confirm=True)
     monkeypatch.delenv("FORGE_ROLLBACK_FAILPOINT")
     assert r.status == "failed" and r.run_id is not None
     with pytest.raises(fr.StepFailedError) as info:
@@ -220,7 +220,7 @@ def test_arun_calls_approve_from_a_worker_thread(repo: Repo) -> None:
         threads.add(threading.get_ident())
         return True
 
-    r = asyncio.run(rb.arun("manual", target="v1", approve=approve))
+    r = asyncio.run(rb.arun("manual", target="v1", approve=approve, confirm=True))
     assert r.status == "succeeded"
     assert threads and threading.get_ident() not in threads
 
@@ -236,7 +236,7 @@ def test_manual_full_rollback_shows_the_sql_and_abort_undo_restores_the_database
         # The database is downgraded and the code reset; then the operator changes their mind.
         return "abort-undo" if step["name"] == "remove_untracked" else True
 
-    r = rb.run("manual", target="v1", approve=approve)
+    r = rb.run("manual", target="v1", approve=approve, confirm=True)
     assert list(asked) == ["snapshot", "db_snapshot", "downgrade", "reset", "remove_untracked"]
     downgrade = asked["downgrade"]
     assert downgrade["step"]["sql"] is not None and "DROP TABLE payments" in downgrade["step"]["sql"]

@@ -104,19 +104,18 @@ def test_dry_run_changes_nothing(repo: Repo) -> None:
     before = repo.state()
     rb = fr.Rollback.open(repo.path)
     r = rb.run("fast", target="v1", dry_run=True)
+    assert isinstance(r, fr.DryRunResult)
     assert r.status == "planned"
-    assert r.run_id is None
-    assert r.plan is not None
-    assert [s["step"] for s in r.plan["steps"]] == FAST_STEPS
+    assert [s["step"] for s in r.plan.steps] == FAST_STEPS
     assert repo.state() == before
     assert rb.runs() == []
 
 
 def test_confirm_callback_gets_summary_and_plan(repo: Repo) -> None:
     rb = fr.Rollback.open(repo.path)
-    seen: list[tuple[str, dict[str, Any]]] = []
+    seen: list[tuple[str, fr.Plan]] = []
 
-    def confirm(summary: str, plan: dict[str, Any]) -> bool:
+    def confirm(summary: str, plan: fr.Plan) -> bool:
         seen.append((summary, plan))
         return True
 
@@ -124,8 +123,8 @@ def test_confirm_callback_gets_summary_and_plan(repo: Repo) -> None:
     assert r.status == "succeeded"
     [(summary, plan)] = seen
     assert "Rollback level: fast" in summary
-    assert plan["to"] == repo.commit_of("v1")
-    assert [s["step"] for s in plan["steps"]] == FAST_STEPS
+    assert plan.to_commit == repo.commit_of("v1")
+    assert [s["step"] for s in plan.steps] == FAST_STEPS
 
 
 def test_failed_step_returns_failed_result_and_undo_restores(repo: Repo, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -133,7 +132,7 @@ def test_failed_step_returns_failed_result_and_undo_restores(repo: Repo, monkeyp
     rb = fr.Rollback.open(repo.path)
     monkeypatch.setenv("FORGE_ROLLBACK_FAILPOINT", "before:remove_untracked")
     monkeypatch.setenv("FORGE_ROLLBACK_FAILPOINT_ACTION", "error")
-    r = rb.run("fast", target="v1")
+    r = rb.run("fast", target="v1", confirm=True)
     monkeypatch.delenv("FORGE_ROLLBACK_FAILPOINT")
     # Mirrors the CLI (JSON printed, exit 1): a failed step is a result, not an exception.
     assert r.status == "failed"
@@ -143,14 +142,14 @@ def test_failed_step_returns_failed_result_and_undo_restores(repo: Repo, monkeyp
 
     # An unfinished run blocks new runs until it is resumed or undone.
     with pytest.raises(fr.RefusedError) as info:
-        rb.run("fast", target="v2")
+        rb.run("fast", target="v2", confirm=True)
     assert info.value.hint is not None and r.run_id is not None and r.run_id in info.value.hint
     # In Python's words, not the CLI's.
     assert f'resume("{r.run_id}")' in info.value.hint and f'undo("{r.run_id}")' in info.value.hint
     assert "forge-rollback" not in info.value.hint
 
     assert r.run_id is not None
-    rb.undo(r.run_id)
+    rb.undo(r.run_id, confirm=True)
     assert repo.state() == before
 
 
@@ -158,7 +157,7 @@ def test_resume_finishes_a_failed_run(repo: Repo, monkeypatch: pytest.MonkeyPatc
     rb = fr.Rollback.open(repo.path)
     monkeypatch.setenv("FORGE_ROLLBACK_FAILPOINT", "before:clear_caches")
     monkeypatch.setenv("FORGE_ROLLBACK_FAILPOINT_ACTION", "error")
-    r = rb.run("fast", target="v1")
+    r = rb.run("fast", target="v1", confirm=True)
     assert r.status == "failed" and r.run_id is not None
     monkeypatch.delenv("FORGE_ROLLBACK_FAILPOINT")
     done = rb.resume(r.run_id)
@@ -182,7 +181,7 @@ def test_known_good_registry(repo: Repo) -> None:
     bad = kg.bad("v1", note="broke billing")
     assert bad["entry"]["hash"] == repo.commit_of("v1")
     with pytest.raises(fr.RefusedError) as info:
-        rb.run("fast", target="v1")
+        rb.run("fast", target="v1", confirm=True)
     assert "marked bad" in str(info.value)
 
     removed = kg.unmark("v1")

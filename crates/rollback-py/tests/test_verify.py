@@ -205,8 +205,8 @@ def test_run_whose_service_is_down_is_verification_failed(repo: Repo, tmp_path: 
     assert r.error is None
     assert r.undone_by is None
     assert r.verification is not None
-    assert r.verification["passed"] is False
-    [check] = r.verification["checks"]
+    assert r.verification.passed is False
+    [check] = r.verification.checks
     assert (check["name"], check["kind"], check["status"]) == ("api", "tcp", "error")
     assert {s["step"]: s["status"] for s in r.steps}["verify"] == "done"
     assert repo.head() == repo.commit_of("v1")
@@ -229,7 +229,7 @@ def test_run_whose_service_is_down_is_verification_failed(repo: Repo, tmp_path: 
 
     # Verification failed is not an unfinished run: undo puts everything back (its own
     # verification fails too, the service is still down).
-    u = rb.undo(r.run_id)
+    u = rb.undo(r.run_id, confirm=True)
     assert u.status == "verification_failed"
     assert repo.state() == before
 
@@ -257,9 +257,9 @@ def test_on_failure_undo_puts_the_tree_back(repo: Repo, tmp_path: Path) -> None:
         before = repo.state()
         r = rb.run("fast", target="v1", confirm=True)
         assert r.status == "verification_failed"
-        assert r.verification is not None and r.verification["passed"] is False
-        assert r.verification["checks"][0]["status"] == "failed"
-        assert "503" in r.verification["checks"][0]["reason"]
+        assert r.verification is not None and r.verification.passed is False
+        assert r.verification.checks[0]["status"] == "failed"
+        assert "503" in r.verification.checks[0]["reason"]
         assert r.undone_by is not None
         assert not any("automatic undo" in w for w in r.warnings)
         assert repo.state() == before

@@ -65,3 +65,91 @@ fn unlock_removes_a_dead_holders_file() {
     assert!(!r.path().join(".git/forge-rollback/lock").exists());
     fr(&r, &["unlock"]).ok();
 }
+
+/// A run paused half-way is journaled `running` and holds the lock: a second run is told who
+/// holds the lock (exit 3), never that the live run "was interrupted" and should be resumed or
+/// undone (exit 4), whether it asks first (no `--yes`) or not.
+#[test]
+fn a_second_run_during_a_live_run_is_told_the_holder_not_to_resume_it() {
+    let (r, _) = messy_repo();
+    let release = r.path().join(".git/release-first-run");
+    let first = crate::common::Background::spawn(
+        r.path(),
+        &["run", "--fast", "--yes", "--json", "--target", "v1"],
+        &[
+            ("FORGE_ROLLBACK_FAILPOINT", "before:reset"),
+            ("FORGE_ROLLBACK_FAILPOINT_ACTION", "pause"),
+            ("FORGE_ROLLBACK_FAILPOINT_RELEASE", release.to_str().unwrap()),
+        ],
+    );
+    let runs = r.path().join(".git/forge-rollback/runs");
+    let journal_says_reset = || {
+        std::fs::read_dir(&runs).into_iter().flatten().flatten().any(|d| {
+            std::fs::read_to_string(d.path().join("journal.jsonl"))
+                .is_ok_and(|j| j.lines().any(|l| l.contains("\"step_begin\"") && l.contains("\"reset\"")))
+        })
+    };
+    crate::common::wait_until("the first run to begin its reset", Duration::from_secs(60), journal_says_reset);
+    let run_id = std::fs::read_dir(&runs).unwrap().next().unwrap().unwrap().file_name().into_string().unwrap();
+    let before = picture(&r);
+    let holder = format!("another rollback is running: pid {}", first.child.id());
+    for args in [
+        &["run", "--fast", "--target", "v1"][..],
+        &["run", "--fast", "--yes", "--target", "v1"][..],
+        &["undo", run_id.as_str(), "--yes"][..],
+        &["resume", run_id.as_str()][..],
+    ] {
+        let second = fr(&r, args);
+        second.code(3);
+        assert!(second.stderr.contains(&holder), "{args:?}: {}", second.stderr);
+        assert!(!second.stderr.contains("half-way"), "{args:?}: {}", second.stderr);
+    }
+    assert_eq!(picture(&r), before, "the refused runs changed nothing");
+    std::fs::write(&release, "").unwrap();
+    let out = first.wait(Duration::from_secs(120));
+    out.ok();
+    assert_eq!(out.json()["status"], "succeeded");
+}
+
+/// Ctrl-C (SIGINT) once a run has begun stops it at its next step boundary instead of killing
+/// it half-way: journaled `cancelled` (exit 5), the lock released, and undone like any run.
+#[test]
+fn sigint_during_a_run_stops_it_at_the_next_step_as_cancelled() {
+    let (r, _) = messy_repo();
+    let before = picture(&r);
+    let release = r.path().join(".git/release-run");
+    let run = crate::common::Background::spawn(
+        r.path(),
+        &["run", "--fast", "--yes", "--json", "--target", "v1"],
+        &[
+            ("FORGE_ROLLBACK_FAILPOINT", "before:reset"),
+            ("FORGE_ROLLBACK_FAILPOINT_ACTION", "pause"),
+            ("FORGE_ROLLBACK_FAILPOINT_RELEASE", release.to_str().unwrap()),
+        ],
+    );
+    let runs = r.path().join(".git/forge-rollback/runs");
+    crate::common::wait_until("the run to begin its reset", Duration::from_secs(60), || {
+        std::fs::read_dir(&runs).into_iter().flatten().flatten().any(|d| {
+            std::fs::read_to_string(d.path().join("journal.jsonl"))
+                .is_ok_and(|j| j.lines().any(|l| l.contains("\"step_begin\"") && l.contains("\"reset\"")))
+        })
+    });
+    let status = std::process::Command::new("kill").args(["-INT", &run.child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    std::fs::write(&release, "").unwrap();
+    let out = run.wait(Duration::from_secs(120));
+    out.code(5);
+    let j = out.json();
+    assert_eq!(j["status"], "cancelled", "{}", out.stderr);
+    let steps: Vec<(&str, &str)> = j["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["step"].as_str().unwrap(), s["status"].as_str().unwrap()))
+        .collect();
+    assert!(steps.contains(&("reset", "done")) && steps.contains(&("remove_untracked", "pending")), "{steps:?}");
+    assert!(!r.path().join(".git/forge-rollback/lock").exists());
+    let run_id = j["run_id"].as_str().unwrap();
+    fr(&r, &["undo", run_id, "--yes"]).ok();
+    assert_eq!(picture(&r), before);
+}

@@ -29,8 +29,10 @@ pub(crate) struct Exec<'a> {
     pub(crate) manual: Option<&'a dyn Prompter>,
     /// The verification round, once run.
     pub(crate) verification: Option<crate::verify::VerificationReport>,
-    /// The operator aborted (manual runs); `true`: undo what ran.
+    /// The operator aborted (manual runs) or the caller cancelled; `true`: undo what ran.
     pub(crate) aborted: Option<bool>,
+    /// Why the run was cancelled, when the caller cancelled it (journaled as its error).
+    pub(crate) abort_reason: Option<String>,
     /// Set by a step that fails but knows what it left behind; journaled with the failure.
     pub(crate) failure_detail: Option<crate::detail::FailureDetail>,
     /// Steps the operator skipped earlier (a resumed manual run): never run.
@@ -63,6 +65,12 @@ impl Rollback {
             let name = step.name();
             if ex.skipped.contains(&index) {
                 continue;
+            }
+            if let Some(why) = ctx.observer.cancelled() {
+                ctx.log(LogLevel::Warn, format!("run {} cancelled before step `{name}`: {why}", ex.run_id));
+                ex.aborted = Some(false);
+                ex.abort_reason = Some(why);
+                break;
             }
             if ex.manual.is_some() {
                 match self.approve(ctx, ex, index)? {
@@ -125,10 +133,14 @@ impl Rollback {
             }
         }
         let finished = Timestamp::now();
+        let cancelled_by_caller = ex.abort_reason.take();
         let verification_failed = ex.verification.as_ref().is_some_and(|v| !v.passed);
         let (status, error) = match (&failure, ex.aborted) {
             (Some((_, e)), _) => (RunStatus::Failed, Some(chain(e))),
-            (None, Some(_)) => (RunStatus::Cancelled, Some("the operator aborted the run".to_owned())),
+            (None, Some(_)) => (
+                RunStatus::Cancelled,
+                Some(cancelled_by_caller.clone().unwrap_or_else(|| "the operator aborted the run".to_owned())),
+            ),
             (None, None) if verification_failed => (RunStatus::VerificationFailed, None),
             (None, None) => (RunStatus::Succeeded, None),
         };
@@ -141,6 +153,7 @@ impl Rollback {
                 LogLevel::Error,
                 format!("Run {} finished its steps but VERIFICATION FAILED: the services do not answer as expected; {undo_hint}", ex.run_id),
             ),
+            (RunStatus::Cancelled, _) if cancelled_by_caller.is_some() => ctx.log(LogLevel::Warn, format!("Run {} cancelled; {undo_hint}", ex.run_id)),
             (RunStatus::Cancelled, _) => ctx.log(LogLevel::Warn, format!("Run {} aborted by the operator; {undo_hint}", ex.run_id)),
             _ => ctx.log(
                 LogLevel::Error,

@@ -71,6 +71,8 @@ pub struct RunOptions {
     pub severity: Option<Severity>,
     /// Allow a downgrade through a migration whose downgrade cannot restore data.
     pub allow_irreversible: bool,
+    /// Who asked for the run (an operator, a token's subject): journaled, and in the report.
+    pub actor: Option<String>,
 }
 
 pub use crate::outcome::{RunOutcome, RunSummary, StepReport};

@@ -37,7 +37,7 @@ pub(crate) enum Next<T> {
 /// How a job's execution begins.
 pub(crate) enum Start {
     /// A new run: its `started` record carries these.
-    New { reason: Option<String>, severity: Option<Severity> },
+    New { reason: Option<String>, severity: Option<Severity>, actor: Option<String> },
     /// An interrupted or failed run, from step `at`, never running the steps in `skipped`.
     Resumed { at: usize, skipped: BTreeSet<usize> },
 }
@@ -117,7 +117,7 @@ impl Rollback {
         let Job { run_id, plan, start, manual } = job;
         let dir = self.state.run_dir(run_id);
         let (journal, at, skipped, started_notice) = match start {
-            Start::New { reason, severity } => {
+            Start::New { reason, severity, actor } => {
                 fsutil::create_private_dir(&dir)?;
                 ctx.open_log(&dir.join("run.log"))?;
                 let mut journal = Journal::create(&dir.join("journal.jsonl"))?;
@@ -128,6 +128,7 @@ impl Rollback {
                     reason: reason.clone(),
                     severity: *severity,
                     worktree: Some(super::support::worktree_id(self.vcs.as_ref())),
+                    actor: actor.clone(),
                 })?;
                 match plan.kind {
                     RunKind::Rollback => {
@@ -169,6 +170,7 @@ impl Rollback {
             manual: manual.then_some(prompter),
             verification: None,
             aborted: None,
+            abort_reason: None,
             failure_detail: None,
             skipped,
             started_notice,

@@ -49,6 +49,21 @@ impl Rollback {
         let changes: Vec<crate::vcs::Change> =
             a.changes.iter().map(|c| crate::vcs::Change { path: c.path.clone(), kind: c.kind }).collect();
         out.extend(super::planner::refuse_nested_repos(self.workdir(), &changes, "target"));
+        let me = crate::restart::SelfIdentity::current();
+        for step in &self.config.restart {
+            if let Some(why) = crate::restart::targets_self(step, &me) {
+                out.push(Error::refused(
+                    format!(
+                        "`[[restart]]` `{}` would stop the process running this rollback ({why}): the run would die half-way, or wait on its own graceful shutdown",
+                        step.name
+                    ),
+                    Some(
+                        "run the rollback from another process (the CLI, a sidecar, a job runner), or restart the service from one (`systemd-run`, a deploy hook)"
+                            .to_owned(),
+                    ),
+                ));
+            }
+        }
         let at_head = a.target.commit.id == a.head.commit;
         let schema_moves = a.database.as_ref().is_some_and(|d| d.needs_downgrade);
         let env_moves = a.env.as_ref().is_some_and(|e| e.target_record.is_some() && !e.diffs.is_empty());
@@ -111,6 +126,13 @@ impl Rollback {
             matches!(r, Record::StepBegin { index, .. }
                 if !matches!(s.plan.steps.get(*index), Some(Step::Snapshot { .. } | Step::DbSnapshot { .. } | Step::Record)))
         })
+    }
+
+    /// Refuses while a live process holds the run lock, naming it. Asked before the
+    /// unfinished-run refusal outside the lock: a run that is still running is unfinished too,
+    /// and "resume or undo it" would be dangerous advice about a live run.
+    pub(crate) fn refuse_locked(&self) -> Result<()> {
+        Ok(crate::lock::refuse_held(&self.state.lock_path())?)
     }
 
     pub(crate) fn refuse_unfinished(&self) -> Result<()> {
@@ -194,6 +216,16 @@ impl Rollback {
             s.push('\n');
         }
         s
+    }
+
+    /// A full or manual rollback with no `[database]` configured leaves the schema alone: said
+    /// out loud (a warning, so it reaches the result and the report), never silently.
+    pub(crate) fn no_database_warning(&self, level: Level) -> Option<String> {
+        (level != Level::Fast && self.config.database.is_none()).then(|| {
+            format!(
+                "no `[database]` is configured: this {level} rollback puts back the code and the env files only; the database schema, if there is one, stays where it is"
+            )
+        })
     }
 
     /// Warns when the code will run on a schema it does not expect.

@@ -6,7 +6,7 @@ use super::support::new_run_id;
 use super::{Ctx, Rollback, RunOptions, RunOutcome, StepReport, planner};
 use crate::assess::{self, Assessment};
 use crate::error::{Error, Result};
-use crate::event::Observer;
+use crate::event::{LogLevel, Observer};
 use crate::hint::{self, Arg};
 use crate::journal::RunStatus;
 use crate::plan::{Level, RunKind};
@@ -69,6 +69,7 @@ impl Entry for RollbackEntry<'_> {
         if opts.dry_run {
             let mut warnings: Vec<String> =
                 a.risks.iter().filter(|r| r.severity > assess::Severity::Info).map(|r| r.message.clone()).collect();
+            warnings.extend(rb.no_database_warning(level));
             warnings.extend(refusals.iter().map(|e| format!("a run would refuse: {e}")));
             return Ok(Next::Done(Box::new(RunOutcome {
                 run_id: None,
@@ -95,12 +96,17 @@ impl Entry for RollbackEntry<'_> {
                 undone_by: None,
             })));
         }
-        // An unfinished run comes first: until it is settled, the tree is between two states.
+        // A live run first (it is unfinished too, but must not be resumed or undone), then an
+        // unfinished one: until it is settled, the tree is between two states.
+        rb.refuse_locked()?;
         rb.refuse_unfinished()?;
         if let Some(e) = refusals.into_iter().next() {
             return Err(e);
         }
         Rollback::warn_schema(ctx, &a, level);
+        if let Some(w) = rb.no_database_warning(level) {
+            ctx.log(LogLevel::Warn, w);
+        }
         let request = Confirmation {
             action: "rollback".into(),
             summary: Rollback::summary(&a, &plan, level),
@@ -124,6 +130,9 @@ impl Entry for RollbackEntry<'_> {
                     return Err(e);
                 }
                 Rollback::warn_schema(ctx, &a, level);
+                if let Some(w) = rb.no_database_warning(level) {
+                    ctx.log(LogLevel::Warn, w);
+                }
                 (a, level)
             }
             Ready::Confirmed { assessment: a, level } => {
@@ -151,7 +160,7 @@ impl Entry for RollbackEntry<'_> {
         Ok(Next::Go(Job {
             run_id: new_run_id(),
             plan,
-            start: Start::New { reason: opts.reason.clone(), severity: opts.severity },
+            start: Start::New { reason: opts.reason.clone(), severity: opts.severity, actor: opts.actor.clone() },
             manual: level == Level::Manual,
         }))
     }

@@ -16,6 +16,8 @@ use crate::vcs::{CommitId, CommitInfo, Head};
 
 pub(crate) struct UndoEntry<'a> {
     pub(crate) run_id: &'a str,
+    /// Who asked for the undo (journaled, and in its report).
+    pub(crate) actor: Option<&'a str>,
 }
 
 impl Entry for UndoEntry<'_> {
@@ -29,6 +31,7 @@ impl Entry for UndoEntry<'_> {
     fn prepare(&self, rb: &Rollback, _ctx: &mut Ctx<'_>, prompter: &dyn Prompter) -> Result<Next<Option<Head>>> {
         let run_id = self.run_id;
         let target = rb.load_run(run_id)?;
+        rb.refuse_locked()?;
         Rollback::refuse_undone(run_id, &target)?;
         refuse_other_worktree(rb.vcs.as_ref(), run_id, target.worktree.as_deref(), "undo")?;
         let head = rb.vcs.head()?;
@@ -133,7 +136,11 @@ impl Entry for UndoEntry<'_> {
         Ok(Next::Go(Job {
             run_id: new_run_id(),
             plan,
-            start: Start::New { reason: Some(format!("undo of {run_id}")), severity: None },
+            start: Start::New {
+                reason: Some(format!("undo of {run_id}")),
+                severity: None,
+                actor: self.actor.map(str::to_owned),
+            },
             manual: false,
         }))
     }
@@ -204,13 +211,24 @@ impl Rollback {
     /// rollback the database and the env files). The undo is itself a run with its own
     /// snapshot, so it can be undone too.
     pub fn undo(&self, run_id: &str, prompter: &dyn Prompter, observer: &dyn Observer) -> Result<RunOutcome> {
-        self.drive(&UndoEntry { run_id }, prompter, observer)
+        self.undo_as(run_id, None, prompter, observer)
+    }
+
+    /// [`Rollback::undo`], recording who asked for it (`actor`) in its journal and report.
+    pub fn undo_as(
+        &self,
+        run_id: &str,
+        actor: Option<&str>,
+        prompter: &dyn Prompter,
+        observer: &dyn Observer,
+    ) -> Result<RunOutcome> {
+        self.drive(&UndoEntry { run_id, actor }, prompter, observer)
     }
 
     /// The undo, under the lock the caller holds (the automatic undo after a failed
     /// verification or a manual abort).
     pub(crate) fn undo_locked(&self, ctx: &mut Ctx<'_>, run_id: &str) -> Result<RunOutcome> {
-        self.settle_and_execute(ctx, &UndoEntry { run_id }, None, &crate::prompt::AutoConfirm)
+        self.settle_and_execute(ctx, &UndoEntry { run_id, actor: None }, None, &crate::prompt::AutoConfirm)
     }
 
     /// The work-tree snapshot of a run and, if it took one, its database snapshot; `None`

@@ -70,6 +70,7 @@ fn journal_with(lines: &[String], steps: usize) -> tempfile::TempDir {
         reason: None,
         severity: None,
         worktree: None,
+        actor: None,
     };
     let mut text = serde_json::to_string(&started).unwrap();
     text.push('\n');

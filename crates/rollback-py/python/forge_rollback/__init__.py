@@ -7,14 +7,21 @@ this package re-exports its public names::
 
     rb = fr.Rollback.open(".")
     print(rb.assess(target="v1").recommended_level)
-    result = rb.run("fast", target="v1", confirm=True)
+    result = rb.run("fast", target="v1", confirm=True)    # confirm is required: True or "yes"
     result.raise_for_status()           # StepFailedError / VerificationError / CancelledError
-    rb.undo(result.run_id)
+    rb.undo(result.run_id, confirm=True)
+
+Events go to the ``forge_rollback`` logger (``logging``), which has a ``NullHandler``: configure
+logging to see them.
 
 See docs/python.md for the whole API.
 """
 
+import logging as _logging
+from typing import Any as _Any
+
 from forge_rollback._forge_rollback import (
+    AbortRollback,
     Assessment,
     BackupError,
     CancelledError,
@@ -22,6 +29,7 @@ from forge_rollback._forge_rollback import (
     DatabaseError,
     KnownGood,
     LockHeldError,
+    DryRunResult,
     Plan,
     RefusedError,
     Rollback,
@@ -37,11 +45,13 @@ from forge_rollback._forge_rollback import (
 
 __all__ = [
     "__version__",
+    "AbortRollback",
     "Assessment",
     "BackupError",
     "CancelledError",
     "ConfigError",
     "DatabaseError",
+    "DryRunResult",
     "KnownGood",
     "LockHeldError",
     "Plan",
@@ -54,4 +64,17 @@ __all__ = [
     "VcsError",
     "VerificationError",
     "VerificationReport",
+    "json_default",
 ]
+
+# A library's logger: silent until the application configures logging.
+_logging.getLogger("forge_rollback").addHandler(_logging.NullHandler())
+
+_RESULTS = (Assessment, Plan, RunResult, DryRunResult, RunSummary, VerificationReport)
+
+
+def json_default(value: object) -> _Any:
+    """``json.dumps(result, default=forge_rollback.json_default)``: a result as its dict."""
+    if isinstance(value, _RESULTS):
+        return value.to_dict()
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")

@@ -1,0 +1,238 @@
+"""Typed shapes of the dicts ``forge_rollback`` hands out and takes.
+
+Results are classes (``RunResult``, ``Plan``, ...); what they carry inside, and what callbacks
+receive, are plain dicts (``json.loads`` of the CLI's ``--json``) typed here as ``TypedDict``s,
+so ``mypy --strict`` checks code that reads them. The statuses and levels are ``Literal``s.
+
+Dicts whose content depends on the step or the backend (a step's ``detail``, a plan step's
+fields beyond ``step``) are typed as far as every variant agrees, and ``dict[str, Any]`` below.
+
+(The ``Literal`` aliases are written as unions of one-value ``Literal``s, which is the same type,
+so that ``mypy.stubtest`` sees a union at run time too.)
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, NotRequired, TypeAlias, TypedDict
+
+Level: TypeAlias = Literal["fast"] | Literal["full"] | Literal["manual"]
+RunKind: TypeAlias = Literal["rollback"] | Literal["undo"]
+RunStatus: TypeAlias = Literal["planned"] | Literal["running"] | Literal["succeeded"] | Literal["failed"] | Literal["cancelled"] | Literal["undone"] | Literal["verification_failed"]
+StepStatus: TypeAlias = Literal["done"] | Literal["skipped"] | Literal["failed"] | Literal["interrupted"] | Literal["pending"]
+Severity: TypeAlias = Literal["critical"] | Literal["high"] | Literal["medium"] | Literal["low"]
+RiskSeverity: TypeAlias = Literal["info"] | Literal["medium"] | Literal["high"]
+CheckStatus: TypeAlias = Literal["passed"] | Literal["failed"] | Literal["timeout"] | Literal["error"]
+EventLevel: TypeAlias = Literal["info"] | Literal["success"] | Literal["warn"] | Literal["error"]
+
+
+class Head(TypedDict):
+    """Where HEAD is."""
+
+    commit: str
+    branch: str | None
+
+
+class Commit(TypedDict):
+    """One commit."""
+
+    id: str
+    summary: str
+    author: str
+    time: int
+
+
+class RegistryEntry(TypedDict, total=False):
+    """A known-good registry entry (the runbook's format; older files may lack keys)."""
+
+    hash: str
+    date: str
+    description: str
+    verified: bool
+    services_tested: list[str]
+    database_migrations: list[str]
+    notes: str
+    marked_at: str
+    known_bad: bool
+
+
+class Target(TypedDict):
+    """Where a rollback goes."""
+
+    commit: Commit
+    rev: str | None
+    source: Literal["explicit", "registry"]
+    registry_entry: RegistryEntry | None
+
+
+class ChangedFile(TypedDict):
+    """A tracked path that differs between HEAD and the target."""
+
+    path: str
+    kind: str
+    category: str
+
+
+class Dirty(TypedDict):
+    """Uncommitted state of the work tree."""
+
+    modified: list[str]
+    staged: list[str]
+    untracked: list[str]
+    ignored: list[str]
+    at_target_paths: list[str]
+
+
+class Risk(TypedDict):
+    """Something that can go wrong."""
+
+    code: str
+    severity: RiskSeverity
+    message: str
+
+
+class DatabaseAssessment(TypedDict):
+    """``Assessment.database``: where the schema is and where a full rollback takes it."""
+
+    kind: str
+    database: str
+    reachable: bool
+    current: list[str]
+    code_heads: list[str]
+    target_heads: list[str]
+    path: list[dict[str, Any]]
+    needs_downgrade: bool
+    risks: list[Risk]
+
+
+class MarkResult(TypedDict):
+    """What ``known_good.mark`` and ``known_good.bad`` return (``env`` and ``notes`` only from
+    ``mark``, where they are always present)."""
+
+    entry: RegistryEntry
+    updated: bool
+    env: NotRequired[dict[str, Any] | None]
+    notes: NotRequired[list[str]]
+
+
+class SnapshotSummary(TypedDict):
+    """One backup snapshot in ``backups()``."""
+
+    id: str
+    created_at: str
+    run_id: str | None
+    head: str
+    branch: str | None
+    entries: int
+    bytes: int
+    label: NotRequired[str]
+
+
+class StepReport(TypedDict):
+    """What happened to one step of a run."""
+
+    step: str
+    status: StepStatus
+    detail: dict[str, Any] | None
+
+
+class PlanStep(TypedDict):
+    """One step of a plan: ``step`` names it; the other keys depend on the step."""
+
+    step: str
+
+
+class Check(TypedDict):
+    """The outcome of one service check."""
+
+    name: str
+    kind: str
+    passed: bool
+    status: CheckStatus
+    latency_ms: int
+    reason: str
+    attempts: int
+
+
+class StepApproval(TypedDict):
+    """What ``approve`` gets before each step of a manual run."""
+
+    run_id: str
+    index: int
+    total: int
+    name: str
+    title: str
+    preview: list[str]
+    skippable: bool
+    step: PlanStep
+
+
+class LockHolder(TypedDict):
+    """Who holds the run lock."""
+
+    pid: int
+    host: str
+    started_at: str
+    command: str
+
+
+class LogEvent(TypedDict):
+    """A log line (also sent to the ``forge_rollback`` logger; ``success`` is logged at INFO)."""
+
+    event: Literal["log"]
+    at: str
+    level: EventLevel
+    message: str
+
+
+class StepStartedEvent(TypedDict):
+    """A step began."""
+
+    event: Literal["step_started"]
+    run_id: str
+    index: int
+    total: int
+    step: str
+
+
+class StepFinishedEvent(TypedDict):
+    """A step ended."""
+
+    event: Literal["step_finished"]
+    run_id: str
+    index: int
+    step: str
+    millis: int
+    ok: bool
+
+
+Event: TypeAlias = LogEvent | StepStartedEvent | StepFinishedEvent
+
+__all__ = [
+    "ChangedFile",
+    "Check",
+    "CheckStatus",
+    "Commit",
+    "DatabaseAssessment",
+    "Dirty",
+    "Event",
+    "EventLevel",
+    "Head",
+    "Level",
+    "LockHolder",
+    "LogEvent",
+    "MarkResult",
+    "PlanStep",
+    "RegistryEntry",
+    "Risk",
+    "RiskSeverity",
+    "RunKind",
+    "RunStatus",
+    "Severity",
+    "SnapshotSummary",
+    "StepApproval",
+    "StepFinishedEvent",
+    "StepReport",
+    "StepStartedEvent",
+    "StepStatus",
+    "Target",
+]

@@ -1,0 +1,186 @@
+//! One call into the engine from Python, and every live call of the process.
+//!
+//! A [`Call`] is shared by the prompter, the observer and the binding of one `run`/`undo`/
+//! `resume` (sync or async). It holds:
+//! - the cancellation asked for (an asyncio task cancelled, Ctrl-C, interpreter exit): the
+//!   engine asks [`Call::cancelled`] before each step and stops there, journaled `cancelled`;
+//! - the exception to raise when the call returns (a callback's, `KeyboardInterrupt`,
+//!   `AbortRollback`), so nothing ever unwinds through the engine;
+//! - for async calls, the event loop that awaits it, where async callbacks are awaited.
+//!
+//! Interpreter exit: an `atexit` hook ([`at_exit`]) cancels every live call and waits for each
+//! to stop at its next step boundary (a second Ctrl-C stops the wait; the run is then left
+//! `running` for `resume` or `undo`, as after a crash). From then on no worker thread touches
+//! Python again ([`with_python`] refuses), so a run outliving the interpreter never panics.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::time::Duration;
+
+use pyo3::prelude::*;
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The process's live calls, and whether Python is going away.
+#[derive(Default)]
+struct Registry {
+    /// Interpreter exit has begun: worker threads must not attach any more.
+    finalizing: bool,
+    /// Worker threads inside [`with_python`] now.
+    attached: usize,
+    live: HashMap<u64, Arc<Call>>,
+}
+
+static REGISTRY: OnceLock<(Mutex<Registry>, Condvar)> = OnceLock::new();
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+fn registry() -> &'static (Mutex<Registry>, Condvar) {
+    REGISTRY.get_or_init(Default::default)
+}
+
+/// Runs `f` with the GIL, unless the interpreter is exiting (then `None`): worker threads call
+/// Python only through this.
+pub fn with_python<R>(f: impl for<'py> FnOnce(Python<'py>) -> R) -> Option<R> {
+    let (m, cv) = registry();
+    {
+        let mut r = lock(m);
+        if r.finalizing {
+            return None;
+        }
+        r.attached += 1;
+    }
+    let out = Python::try_attach(f);
+    lock(m).attached -= 1;
+    cv.notify_all();
+    out
+}
+
+/// One call into the engine.
+#[derive(Default)]
+pub struct Call {
+    cancel: Mutex<Option<String>>,
+    /// The exception to raise when the call returns; the first one wins.
+    raise: Mutex<Option<PyErr>>,
+    /// The asyncio loop awaiting an async call (set when it is awaited).
+    event_loop: OnceLock<Py<PyAny>>,
+    /// A sync call on the main thread: Ctrl-C is looked for at each step boundary.
+    pub signals: bool,
+}
+
+impl Call {
+    /// A call whose callbacks may be async (awaited on the loop set by [`Call::set_loop`]).
+    pub fn new(signals: bool) -> Arc<Self> {
+        Arc::new(Self { signals, ..Self::default() })
+    }
+
+    /// Asks the run to stop at its next step boundary.
+    pub fn cancel(&self, why: &str) {
+        let mut c = lock(&self.cancel);
+        if c.is_none() {
+            *c = Some(why.to_owned());
+        }
+    }
+
+    /// Why the run must stop, if it must; on the main thread of a sync call, a pending Ctrl-C
+    /// (or any signal handler that raises) becomes the reason, and its exception is raised when
+    /// the call returns.
+    #[allow(clippy::redundant_closure)] // the closure is generic over 'py, the method is not
+    pub fn cancelled(&self) -> Option<String> {
+        if let Some(why) = lock(&self.cancel).clone() {
+            return Some(why);
+        }
+        if self.signals
+            && let Some(Err(e)) = with_python(|py| Python::check_signals(py))
+        {
+            let why = with_python(|py| e.get_type(py).name().map(|n| n.to_string()).ok()).flatten();
+            self.park(e);
+            self.cancel(&format!("interrupted ({})", why.as_deref().unwrap_or("signal")));
+        }
+        lock(&self.cancel).clone()
+    }
+
+    /// Keeps `err` to raise when the call returns (the first one kept wins).
+    pub fn park(&self, err: PyErr) {
+        let mut slot = lock(&self.raise);
+        if slot.is_none() {
+            *slot = Some(err);
+        }
+    }
+
+    /// Whether an exception is waiting to be raised.
+    pub fn has_parked(&self) -> bool {
+        lock(&self.raise).is_some()
+    }
+
+    /// Takes the exception to raise, if any.
+    pub fn take_parked(&self) -> Option<PyErr> {
+        lock(&self.raise).take()
+    }
+
+    /// The loop awaiting this call (async calls).
+    pub fn set_loop(&self, event_loop: Py<PyAny>) {
+        let _ = self.event_loop.set(event_loop);
+    }
+
+    /// The loop awaiting this call, if it is an async call that is being awaited.
+    pub fn event_loop(&self) -> Option<&Py<PyAny>> {
+        self.event_loop.get()
+    }
+}
+
+/// A call registered as live until dropped; interpreter exit cancels it and waits for it.
+pub struct Live {
+    id: u64,
+}
+
+impl Live {
+    pub fn register(call: &Arc<Call>) -> Self {
+        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+        let (m, _) = registry();
+        let mut r = lock(m);
+        if r.finalizing {
+            call.cancel("the Python interpreter is exiting");
+        }
+        r.live.insert(id, call.clone());
+        Self { id }
+    }
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        let (m, cv) = registry();
+        lock(m).live.remove(&self.id);
+        cv.notify_all();
+    }
+}
+
+/// The `atexit` hook: cancels every live call, waits for each to stop at its next step
+/// boundary, then keeps worker threads away from Python for good.
+#[pyfunction]
+pub fn at_exit(py: Python<'_>) {
+    let (m, cv) = registry();
+    for call in lock(m).live.values() {
+        call.cancel("the Python interpreter is exiting");
+    }
+    loop {
+        let done = py.detach(|| {
+            let r = lock(m);
+            let (r, _) = cv.wait_timeout(r, Duration::from_millis(50)).unwrap_or_else(PoisonError::into_inner);
+            r.live.is_empty()
+        });
+        // A second Ctrl-C stops the wait: the run is left `running`, as after a crash.
+        if done || py.check_signals().is_err() {
+            break;
+        }
+    }
+    lock(m).finalizing = true;
+    py.detach(|| {
+        let mut r = lock(m);
+        while r.attached > 0 {
+            r = cv.wait(r).unwrap_or_else(PoisonError::into_inner);
+        }
+    });
+}

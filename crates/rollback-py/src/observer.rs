@@ -1,0 +1,142 @@
+//! The engine's `Observer`: every event goes to the `forge_rollback` logger, and to the
+//! caller's `on_event` callback if there is one.
+//!
+//! Log lines keep their level (`success` is logged at `INFO`: `logging` has no such level; the
+//! event's own `level` field still says `success`); step events are logged at `DEBUG`. Each
+//! record carries the event dict as `record.forge_rollback_event`.
+//!
+//! An `on_event` callback that raises is logged (with its traceback) on the same logger and
+//! the run goes on: observing must not leave a rollback half-done. Raising
+//! `forge_rollback.AbortRollback` is the one way to stop it: the run stops before its next
+//! step, journaled `cancelled` (resumable, undoable), and the call re-raises it with `run_id`
+//! and `result` set. An awaitable returned by the callback is awaited on the caller's loop in
+//! the async methods; in the sync ones it is closed and logged as an error.
+
+use std::sync::Arc;
+
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyDict, PyTuple};
+use rollback_core::event::{Event, LogLevel, Observer};
+
+use crate::call::{Call, with_python};
+use crate::callbacks::resolve;
+use crate::error::AbortRollback;
+use crate::results::to_py;
+
+const DEBUG: u8 = 10;
+const INFO: u8 = 20;
+const WARNING: u8 = 30;
+const ERROR: u8 = 40;
+
+/// `logging.getLogger("forge_rollback")`.
+pub fn logger(py: Python<'_>) -> PyResult<&Bound<'_, PyAny>> {
+    static LOGGER: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+    LOGGER
+        .get_or_try_init(py, || py.import("logging")?.call_method1("getLogger", ("forge_rollback",)).map(Bound::unbind))
+        .map(|l| l.bind(py))
+}
+
+/// The `logging` level and message of an event.
+fn level_and_message(event: &Event) -> (u8, String) {
+    match event {
+        Event::Log { level, message, .. } => {
+            let level = match level {
+                LogLevel::Info | LogLevel::Success => INFO,
+                LogLevel::Warn => WARNING,
+                LogLevel::Error => ERROR,
+            };
+            (level, message.clone())
+        }
+        Event::StepStarted { run_id, index, total, step } => {
+            (DEBUG, format!("run {run_id}: step {index}/{total} `{step}` started"))
+        }
+        Event::StepFinished { run_id, index, step, millis, ok } => (
+            DEBUG,
+            format!("run {run_id}: step {index} `{step}` {} in {millis} ms", if *ok { "finished" } else { "failed" }),
+        ),
+    }
+}
+
+/// The engine's `Observer` for one call.
+pub struct PyObserver {
+    on_event: Option<Py<PyAny>>,
+    call: Arc<Call>,
+}
+
+impl PyObserver {
+    /// `on_event` is the argument (`None`: the logger only).
+    pub fn new(on_event: Option<&Bound<'_, PyAny>>, call: Arc<Call>) -> PyResult<Self> {
+        let on_event = on_event.filter(|cb| !cb.is_none());
+        if let Some(cb) = on_event
+            && !cb.is_callable()
+        {
+            return Err(pyo3::exceptions::PyTypeError::new_err(format!(
+                "on_event must be callable, not {}",
+                cb.get_type().name()?
+            )));
+        }
+        Ok(Self { on_event: on_event.map(|cb| cb.clone().unbind()), call })
+    }
+
+    fn emit(&self, py: Python<'_>, event: &Event) -> PyResult<()> {
+        let (level, message) = level_and_message(event);
+        let logger = logger(py)?;
+        let enabled = logger.call_method1("isEnabledFor", (level,))?.is_truthy()?;
+        if !enabled && self.on_event.is_none() {
+            return Ok(());
+        }
+        let dict = to_py(py, event)?;
+        if enabled {
+            let extra = PyDict::new(py);
+            extra.set_item("forge_rollback_event", dict.clone_ref(py))?;
+            let kwargs = PyDict::new(py);
+            kwargs.set_item("extra", extra)?;
+            logger.call_method("log", (level, message), Some(&kwargs))?;
+        }
+        let Some(cb) = &self.on_event else { return Ok(()) };
+        let outcome =
+            cb.bind(py).call1((dict,)).and_then(|r| resolve(&self.call, "the on_event callback", r).map(|_| ()));
+        if let Err(e) = outcome {
+            // `AbortRollback`, or what is no `Exception` (Ctrl-C arriving while the callback
+            // runs, `SystemExit`): stop the run, and raise it when the call returns.
+            if e.is_instance_of::<AbortRollback>(py) || !e.is_instance_of::<pyo3::exceptions::PyException>(py) {
+                let why = format!("{} raised by the on_event callback: {}", e.get_type(py).name()?, e.value(py));
+                self.call.park(e);
+                self.call.cancel(&why);
+            } else {
+                let kwargs = PyDict::new(py);
+                kwargs.set_item("exc_info", e.value(py))?;
+                logger.call_method(
+                    "error",
+                    PyTuple::new(py, ["the on_event callback raised; the run goes on (raise forge_rollback.AbortRollback to stop it)"])?,
+                    Some(&kwargs),
+                )?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Observer for PyObserver {
+    fn event(&self, event: &Event) {
+        with_python(|py| {
+            match self.emit(py, event) {
+                Ok(()) => {}
+                // Ctrl-C arriving while Python ran the logger: stop at the next step.
+                Err(e) if !e.is_instance_of::<pyo3::exceptions::PyException>(py) => {
+                    let why = e.get_type(py).name().map(|n| n.to_string()).unwrap_or_default();
+                    self.call.park(e);
+                    self.call.cancel(&format!("interrupted ({why})"));
+                }
+                // The logging machinery itself failed (a broken handler): Python's own
+                // "unraisable" report, never an abort.
+                Err(e) => e.write_unraisable(py, None),
+            }
+        });
+    }
+
+    fn cancelled(&self) -> Option<String> {
+        self.call.cancelled()
+    }
+}
