@@ -19,7 +19,7 @@ use crate::terminal::TerminalPrompter;
 fn open(args: &Args) -> anyhow::Result<Rollback> {
     let dir = args.dir.clone().unwrap_or_else(|| PathBuf::from("."));
     // A locked database is said on stderr while the command waits, whichever command it is.
-    let notices = std::sync::Arc::new(LogPrinter { quiet: args.quiet });
+    let notices = std::sync::Arc::new(LogPrinter::new(args.quiet, false));
     Ok(Rollback::open(&dir, args.config.as_deref())?.with_notices(notices))
 }
 
