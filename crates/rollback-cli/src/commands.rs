@@ -368,6 +368,13 @@ fn render_assessment(a: &Assessment) -> String {
             }
         }
     }
+    if !a.data_loss.is_empty() {
+        let _ = writeln!(
+            s,
+            "data loss:  a full rollback's downgrade destroys {}",
+            rollback_core::db::rows::describe(&a.data_loss)
+        );
+    }
     if let Some(env) = &a.env {
         let files: Vec<String> = env.files.iter().map(ToString::to_string).collect();
         match &env.target_record {

@@ -368,6 +368,10 @@ pub struct Plan {
     /// when the plan has no downgrade).
     #[serde(default)]
     pub data_loss: Vec<DataLoss>,
+    /// Risks found while planning: a data-loss forecast that could not be made
+    /// (`data_loss_unknown`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub risks: Vec<crate::model::Risk>,
 }
 
 /// Most files listed per step in human output (JSON lists all).
@@ -386,6 +390,12 @@ impl Plan {
         let _ = writeln!(out, "Plan: {what} of {}", self.workdir.display());
         let _ = writeln!(out, "  from {} ({branch})", self.from.commit.short());
         let _ = writeln!(out, "  to   {} {}", self.to.short(), self.to_summary);
+        if self.steps.iter().any(|s| matches!(s, Step::Downgrade { .. })) && self.risks.is_empty() {
+            let _ = writeln!(out, "  the downgrade destroys: {}", crate::db::rows::describe(&self.data_loss));
+        }
+        for r in &self.risks {
+            let _ = writeln!(out, "  risk {}: {}", r.code, r.message);
+        }
         let _ = writeln!(out, "  0. take the run lock");
         for (i, step) in self.steps.iter().enumerate() {
             let _ = writeln!(out, "  {}. {}", i + 1, step.title());

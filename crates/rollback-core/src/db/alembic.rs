@@ -33,6 +33,7 @@ pub const URL_ENV: &str = "DATABASE_URL";
 pub const VERSION_TABLE: &str = "alembic_version";
 
 /// The project's Alembic.
+#[derive(Clone)]
 pub struct AlembicMigrator {
     db: UrlDatabase,
     workdir: PathBuf,
@@ -190,6 +191,18 @@ impl DbMigrator for AlembicMigrator {
 
     fn database(&self) -> &dyn super::Database {
         &self.db
+    }
+
+    fn url_database(&self) -> Option<&UrlDatabase> {
+        Some(&self.db)
+    }
+
+    fn on_database(&self, db: UrlDatabase) -> Option<std::sync::Arc<dyn DbMigrator>> {
+        Some(std::sync::Arc::new(Self { db, ..self.clone() }))
+    }
+
+    fn bookkeeping_tables(&self) -> Vec<String> {
+        vec![VERSION_TABLE.to_owned()]
     }
 
     async fn current(&self) -> Result<Vec<Revision>> {

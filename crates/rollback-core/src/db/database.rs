@@ -46,6 +46,19 @@ impl UrlDatabase {
         &self.url
     }
 
+    /// The same settings (timeout, `pg_dump`, `pg_restore`) for the database at `url`.
+    pub(crate) fn with_url(&self, url: DbUrl) -> Self {
+        Self { url, ..self.clone() }
+    }
+
+    pub(crate) fn pg_dump(&self) -> &str {
+        &self.pg_dump
+    }
+
+    pub(crate) fn pg_restore(&self) -> &str {
+        &self.pg_restore
+    }
+
     /// The database for messages, password removed.
     pub fn describe(&self) -> String {
         self.url.redacted()

@@ -203,6 +203,7 @@ impl Applied {
 }
 
 /// forge-rollback's native SQL migrator.
+#[derive(Clone)]
 pub struct SqlMigrator {
     db: UrlDatabase,
     workdir: PathBuf,
@@ -443,6 +444,18 @@ impl DbMigrator for SqlMigrator {
 
     fn database(&self) -> &dyn super::Database {
         &self.db
+    }
+
+    fn url_database(&self) -> Option<&UrlDatabase> {
+        Some(&self.db)
+    }
+
+    fn on_database(&self, db: UrlDatabase) -> Option<std::sync::Arc<dyn DbMigrator>> {
+        Some(std::sync::Arc::new(Self { db, ..self.clone() }))
+    }
+
+    fn bookkeeping_tables(&self) -> Vec<String> {
+        vec![self.table.clone()]
     }
 
     async fn current(&self) -> Result<Vec<Revision>> {

@@ -244,6 +244,7 @@ pub fn rollback_plan(vcs: &dyn VcsBackend, config: &Config, checks: &[String], a
         undo_of: None,
         steps,
         data_loss: Vec::new(),
+        risks: Vec::new(),
     }
 }
 
@@ -311,6 +312,7 @@ pub fn undo_plan(
             steps
         },
         data_loss: Vec::new(),
+        risks: Vec::new(),
     })
 }
 

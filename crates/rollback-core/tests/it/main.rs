@@ -5,6 +5,7 @@ mod backup;
 mod db;
 mod deploy;
 mod engine;
+mod forecast;
 mod full;
 mod journal_compat;
 mod kept;

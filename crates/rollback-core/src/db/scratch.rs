@@ -1,0 +1,137 @@
+//! Throwaway copies of a database, for the data-loss forecast and the row-preserving undo: a
+//! SQLite file in a private temp folder, or a temporary PostgreSQL database on the same server
+//! (`forge_rollback_scratch_<random>`). A copy is made from the live database (SQLite online
+//! backup; `pg_dump -Fc` restored into the temporary database, which works while the app is
+//! connected, unlike `CREATE DATABASE … TEMPLATE`) or from a snapshot's dump, and always
+//! discarded by its maker, on success and on error alike.
+
+use std::path::{Path, PathBuf};
+
+use super::database::{DbDump, FORMAT_PG, FORMAT_SQLITE};
+use super::url::DbUrl;
+use super::{Error, Result, UrlDatabase, postgres, sqlite};
+
+/// A throwaway copy; [`ScratchCopy::discard`] removes it.
+pub struct ScratchCopy {
+    /// The copy, with the live database's settings (timeout, `pg_dump`, `pg_restore`).
+    pub db: UrlDatabase,
+    place: Place,
+}
+
+enum Place {
+    /// The copy's file (and its `-wal`/`-shm`/`-journal` companions).
+    File(PathBuf),
+    /// A database on the server of `admin` (the live database's URL, to connect from).
+    Pg { admin: DbUrl, name: String },
+}
+
+fn random_name() -> String {
+    format!("forge_rollback_scratch_{}", crate::state::random_hex(12))
+}
+
+impl UrlDatabase {
+    /// A copy of the database as it is now, made in `dir` (SQLite) or on the same server
+    /// (PostgreSQL). Nothing of the live database changes.
+    pub(crate) async fn scratch_copy(&self, dir: &Path) -> Result<ScratchCopy> {
+        match self.url() {
+            DbUrl::Sqlite { path } => {
+                let dest = dir.join(format!("{}.db", random_name()));
+                let (src, d, timeout, database) = (path.clone(), dest.clone(), self.timeout(), self.describe());
+                tokio::task::spawn_blocking(move || sqlite::snapshot(&src, &d, timeout, &database))
+                    .await
+                    .map_err(|e| Error::Snapshot { database: self.describe(), detail: e.to_string() })??;
+                Ok(self.file_copy(dest))
+            }
+            DbUrl::Postgres { .. } => {
+                let dump = dir.join(format!("{}.dump", random_name()));
+                let result = async {
+                    postgres::snapshot(&self.pg(), self.pg_dump(), self.pg_restore(), &dump).await?;
+                    self.pg_copy_from(&dump).await
+                }
+                .await;
+                let _ = std::fs::remove_file(&dump);
+                result
+            }
+        }
+    }
+
+    /// A copy of what the snapshot `file` (described by `dump`) holds.
+    pub(crate) async fn scratch_from_dump(&self, file: &Path, dump: &DbDump, dir: &Path) -> Result<ScratchCopy> {
+        match (self.url(), dump.format.as_str()) {
+            (DbUrl::Sqlite { .. }, FORMAT_SQLITE) => {
+                let dest = dir.join(format!("{}.db", random_name()));
+                std::fs::copy(file, &dest).map_err(|e| Error::Snapshot {
+                    database: self.describe(),
+                    detail: format!("cannot copy the snapshot `{}`: {e}", file.display()),
+                })?;
+                Ok(self.file_copy(dest))
+            }
+            (DbUrl::Postgres { .. }, FORMAT_PG) => self.pg_copy_from(file).await,
+            _ => Err(Error::Snapshot {
+                database: self.describe(),
+                detail: format!("the snapshot is a {} `{}` dump, not one of this database", dump.engine, dump.format),
+            }),
+        }
+    }
+
+    fn file_copy(&self, dest: PathBuf) -> ScratchCopy {
+        let url = DbUrl::Sqlite { path: dest.clone() };
+        ScratchCopy { db: self.with_url(url), place: Place::File(dest) }
+    }
+
+    /// Creates a temporary database and restores the archive `file` into it.
+    async fn pg_copy_from(&self, file: &Path) -> Result<ScratchCopy> {
+        let name = random_name();
+        let url = self.url().with_database(&name).map_err(Error::Config)?;
+        let pg = self.pg();
+        let client = pg.connect().await?;
+        pg.within("creating a scratch database", async {
+            client.batch_execute(&format!("CREATE DATABASE {name}")).await.map_err(|e| Error::Snapshot {
+                database: self.describe(),
+                detail: format!(
+                    "cannot create a scratch database (the role needs CREATEDB): {}",
+                    postgres::error_detail(&e)
+                ),
+            })
+        })
+        .await?;
+        drop(client);
+        let copy = ScratchCopy { db: self.with_url(url), place: Place::Pg { admin: self.url().clone(), name } };
+        match postgres::restore(&copy.db.pg(), self.pg_restore(), file).await {
+            Ok(()) => Ok(copy),
+            Err(e) => {
+                let _ = copy.discard().await;
+                Err(e)
+            }
+        }
+    }
+}
+
+impl ScratchCopy {
+    /// Removes the copy: its file, or its database (connections to it closed by force).
+    pub(crate) async fn discard(self) -> Result<()> {
+        match self.place {
+            Place::File(path) => {
+                for suffix in ["", "-wal", "-shm", "-journal"] {
+                    let mut p = path.as_os_str().to_os_string();
+                    p.push(suffix);
+                    let _ = std::fs::remove_file(PathBuf::from(p));
+                }
+                Ok(())
+            }
+            Place::Pg { admin, name } => {
+                let ctx = postgres::Ctx { url: &admin, timeout: self.db.timeout() };
+                let client = ctx.connect().await?;
+                ctx.within("dropping the scratch database", async {
+                    let (num, _) = ctx.server_version(&client).await?;
+                    let force = if num >= 130_000 { " WITH (FORCE)" } else { "" };
+                    client
+                        .batch_execute(&format!("DROP DATABASE IF EXISTS {name}{force}"))
+                        .await
+                        .map_err(|e| ctx.query_err(&e))
+                })
+                .await
+            }
+        }
+    }
+}

@@ -1,0 +1,149 @@
+//! The data-loss forecast: the planned downgrade run on a throwaway copy of the real database
+//! says exactly which tables and columns go, with their rows, in `plan`, `assess`, the
+//! confirmation and the report; the live database is only read, and the copy never stays.
+
+use std::sync::Mutex;
+
+use rollback_core::event::Recorder;
+use rollback_core::plan::Level;
+use rollback_core::prompt::{AutoConfirm, Confirmation, Prompter};
+use rollback_core::{DataLoss, ErrorKind, RiskCode, RunStatus};
+use rollback_testkit::db::{MigratorKind as Fx, PgParts, pg_url};
+
+use super::full::{Engine, deploy, engine, full, state};
+
+/// What the fixture's v3 → v1 downgrade destroys: migration 3 drops `payments` (three rows
+/// it seeded, one written after), migration 2 drops `users.email` (grace's address).
+fn expected() -> Vec<DataLoss> {
+    vec![
+        DataLoss { table: "payments".into(), column: None, rows: 4 },
+        DataLoss { table: "users".into(), column: Some("email".into()), rows: 1 },
+    ]
+}
+
+/// Declines, keeping what it was shown.
+#[derive(Default)]
+struct Decline(Mutex<String>);
+
+impl Prompter for Decline {
+    fn confirm(&self, request: &Confirmation) -> rollback_core::Result<bool> {
+        *self.0.lock().unwrap() = request.summary.clone();
+        Ok(false)
+    }
+}
+
+/// Databases named like scratch copies on the test server.
+fn scratch_databases() -> String {
+    PgParts::parse(&pg_url())
+        .psql("postgres", "SELECT datname FROM pg_database WHERE datname LIKE 'forge_rollback_scratch_%'")
+}
+
+fn forecast_counts_exactly_and_changes_nothing(kind: Fx, db: Engine) {
+    let d = deploy(kind, db);
+    let rb = engine(&d);
+    let before = state(&d, &rb);
+    let scratch_before = (db == Engine::Postgres).then(scratch_databases);
+
+    let plan = rb.plan(Some(Level::Full), Some("v1")).unwrap();
+    assert_eq!(plan.data_loss, expected());
+    assert!(plan.risks.is_empty(), "{:?}", plan.risks);
+    let json = serde_json::to_value(&plan).unwrap();
+    assert_eq!(
+        json["data_loss"],
+        serde_json::json!([
+            { "table": "payments", "column": null, "rows": 4 },
+            { "table": "users", "column": "email", "rows": 1 },
+        ])
+    );
+    assert!(
+        plan.render().contains("the downgrade destroys: payments (4 rows), users.email (1 value)"),
+        "{}",
+        plan.render()
+    );
+
+    let a = rb.assess(Some("v1")).unwrap();
+    assert_eq!(a.data_loss, expected());
+    let risk = a.risks.iter().find(|r| r.code == RiskCode::DowngradeDropsData).expect("a data-loss risk");
+    assert!(risk.message.contains("payments (4 rows), users.email (1 value)"), "{}", risk.message);
+
+    // The confirmation says it before anything happens; declining changes nothing.
+    let decline = Decline::default();
+    let err = rb.run(&full("v1"), &decline, &Recorder::default()).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Cancelled);
+    let summary = decline.0.lock().unwrap().clone();
+    assert!(summary.contains("The downgrade destroys: payments (4 rows), users.email (1 value)"), "{summary}");
+
+    assert_eq!(state(&d, &rb), before, "the forecast only read the live database");
+    if let Some(scratch) = scratch_before {
+        assert_eq!(scratch_databases(), scratch, "every scratch database was dropped");
+    }
+
+    // The run journals the forecast with its plan, and its report names every loss, the
+    // backup that keeps it and the command that brings it back.
+    let out = rb.run(&full("v1"), &AutoConfirm, &Recorder::default()).unwrap();
+    assert_eq!(out.status, RunStatus::Succeeded, "{:?}", out.error);
+    let run_id = out.run_id.clone().unwrap();
+    let report = rb.report(&run_id).unwrap();
+    assert_eq!(report.data_loss.lost, Some(true));
+    assert_eq!(report.data_loss.dropped, expected());
+    let db_backup = out
+        .steps
+        .iter()
+        .find_map(|s| s.detail.as_ref().filter(|_| s.step == "db_snapshot").and_then(|d| d.snapshot()))
+        .unwrap()
+        .to_string();
+    assert_eq!(report.data_loss.kept_in.as_deref(), Some(db_backup.as_str()));
+    let md = report.to_markdown();
+    for needle in [
+        "table `payments`: 4 row(s) dropped".to_owned(),
+        "column `users.email`: 1 value(s) dropped".to_owned(),
+        format!("verified database backup {db_backup}"),
+        format!("`forge-rollback undo {run_id}`"),
+    ] {
+        assert!(md.contains(&needle), "{needle} in:\n{md}");
+    }
+}
+
+macro_rules! cases {
+    ($($name:ident: $kind:expr, $db:expr;)*) => {$(
+        #[test]
+        fn $name() {
+            forecast_counts_exactly_and_changes_nothing($kind, $db);
+        }
+    )*};
+}
+
+cases! {
+    alembic_sqlite: Fx::Alembic, Engine::Sqlite;
+    alembic_postgres: Fx::Alembic, Engine::Postgres;
+    sql_sqlite: Fx::Sql, Engine::Sqlite;
+    sql_postgres: Fx::Sql, Engine::Postgres;
+}
+
+/// A downgrade that fails on the copy: the plan says the forecast is unknown (a typed risk),
+/// never "no loss", and the live database is untouched.
+#[test]
+fn a_downgrade_failing_on_the_copy_is_a_risk_not_silence() {
+    let d = deploy(Fx::Sql, Engine::Sqlite);
+    d.fx.break_second_downgrade(&d.repo);
+    let rb = engine(&d);
+    let before = state(&d, &rb);
+    let plan = rb.plan(Some(Level::Full), Some("v1")).unwrap();
+    assert!(plan.data_loss.is_empty());
+    let risk = plan.risks.iter().find(|r| r.code == RiskCode::DataLossUnknown).expect("data_loss_unknown");
+    assert!(risk.message.contains("boom_this_downgrade_fails_half_way"), "{}", risk.message);
+    assert!(plan.render().contains("risk data_loss_unknown"), "{}", plan.render());
+    let a = rb.assess(Some("v1")).unwrap();
+    assert!(a.risks.iter().any(|r| r.code == RiskCode::DataLossUnknown), "{:?}", a.risks);
+    assert_eq!(state(&d, &rb), before);
+}
+
+/// No downgrade, no copy: a fast plan has no forecast and nothing to report.
+#[test]
+fn no_downgrade_no_forecast() {
+    let d = deploy(Fx::Sql, Engine::Sqlite);
+    let rb = engine(&d);
+    let plan = rb.plan(Some(Level::Fast), Some("v1")).unwrap();
+    assert!(plan.data_loss.is_empty() && plan.risks.is_empty());
+    assert!(!plan.render().contains("destroys"), "{}", plan.render());
+}
