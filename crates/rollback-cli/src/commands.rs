@@ -75,10 +75,11 @@ pub fn dispatch(args: &Args, out: &Output) -> anyhow::Result<ExitStatus> {
             let outcome = rb.run(&opts, prompter, &log)?;
             print_outcome(out, &outcome)
         }
-        Command::Undo { run, yes } => {
+        Command::Undo { run, yes, restore_snapshot } => {
             let rb = open(args)?;
             let prompter: &dyn Prompter = if *yes { &AutoConfirm } else { &TerminalPrompter };
-            let outcome = rb.undo(run, prompter, &log)?;
+            let opts = rollback_core::UndoOptions { restore_snapshot: *restore_snapshot };
+            let outcome = rb.undo_with(run, &opts, prompter, &log)?;
             print_outcome(out, &outcome)
         }
         Command::Resume { run, yes } => {

@@ -110,12 +110,38 @@ pub enum Step {
         /// Per file, the keys that change (names only).
         diffs: Vec<EnvFileDiff>,
     },
-    /// Put the database back exactly as a snapshot recorded (undo of a full rollback).
+    /// Put the database back exactly as a snapshot recorded (undo of a full rollback whose
+    /// database did not change since, or `--restore-snapshot`).
     RestoreDatabase {
         /// The snapshot holding the dump.
         snapshot: SnapshotId,
         /// The database, password removed.
         database: String,
+        /// First write the database as it is now (the undo's own `db_snapshot`) to a file in
+        /// the state folder and say where (`--restore-snapshot`).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        keep_current: bool,
+    },
+    /// Bring the schema forward with the migration files just restored (undo of a full
+    /// rollback whose database changed since): an upgrade, so the rows written since stay.
+    UpgradeDatabase {
+        /// The database, password removed.
+        database: String,
+        /// Revisions now.
+        from: Vec<Revision>,
+        /// The revisions the run's database snapshot was at.
+        to: Vec<Revision>,
+    },
+    /// Put back, from the run's database snapshot, the tables and column values its downgrade
+    /// dropped: rows of whole tables that are not there, column values matched by primary key.
+    /// One transaction; running it again changes nothing more.
+    PutBackRows {
+        /// The run's database snapshot.
+        snapshot: SnapshotId,
+        /// The database, password removed.
+        database: String,
+        /// What goes back, with the snapshot's counts.
+        losses: Vec<DataLoss>,
     },
     /// Run the `[[restart]]` commands in order, each followed by its readiness wait.
     Restart {
@@ -169,6 +195,8 @@ impl Step {
             Step::Downgrade { .. } => "downgrade",
             Step::RestoreEnv { .. } => "restore_env",
             Step::RestoreDatabase { .. } => "restore_database",
+            Step::UpgradeDatabase { .. } => "upgrade_database",
+            Step::PutBackRows { .. } => "put_back_rows",
             Step::Restart { .. } => "restart",
             Step::Deploy { .. } => "deploy",
             Step::Promote { .. } => "promote",
@@ -292,8 +320,19 @@ impl Step {
                 }
                 None => "restore env files: none recorded for the target, left as they are".into(),
             },
-            Step::RestoreDatabase { snapshot, database } => {
-                format!("restore database {database} from backup {snapshot}")
+            Step::RestoreDatabase { snapshot, database, keep_current } => {
+                format!(
+                    "restore database {database} from backup {snapshot}{}",
+                    if *keep_current { " (its state now dumped into the state folder first)" } else { "" }
+                )
+            }
+            Step::UpgradeDatabase { database, from, to } => format!(
+                "upgrade database {database} from {} to {} with the restored migration files",
+                crate::db::show_revisions(from),
+                crate::db::show_revisions(to)
+            ),
+            Step::PutBackRows { snapshot, losses, .. } => {
+                format!("put back {} from backup {snapshot}", crate::db::rows::describe(losses))
             }
             Step::Restart { steps, .. } => format!("restart services ({} step(s))", steps.len()),
             Step::Deploy { strategy, hook, .. } => {

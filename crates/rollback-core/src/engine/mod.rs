@@ -15,6 +15,7 @@
 
 mod admin;
 mod builder;
+mod db_undo;
 mod exec;
 mod forecast;
 mod full;
@@ -73,6 +74,16 @@ pub struct RunOptions {
 }
 
 pub use crate::outcome::{RunOutcome, RunSummary, StepReport};
+
+/// Options of an undo.
+#[derive(Clone, Debug, Default)]
+pub struct UndoOptions {
+    /// Put the database back exactly as the run's snapshot holds it even when rows were
+    /// written since: the database as it is now is first dumped into the state folder (and
+    /// the undo says where). Without it, an undo whose database changed since the run brings
+    /// the schema forward and puts back only what the downgrade dropped, or refuses.
+    pub restore_snapshot: bool,
+}
 
 /// A repository opened for rollbacks.
 pub struct Rollback {

@@ -12,3 +12,11 @@ pub struct DataLoss {
     /// The rows of a dropped table, or the non-null values of a dropped column.
     pub rows: u64,
 }
+
+/// The state of a database's schema and rows at one moment, to tell later whether anything
+/// changed since: the BLAKE3 hash of its canonical dump (schema and every row, sorted).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct DbFingerprint {
+    /// Hex BLAKE3 of the canonical dump.
+    pub hash: String,
+}
