@@ -222,9 +222,9 @@ impl Rollback {
     /// `--restore-snapshot`: the database as it is now (this undo's own `db_snapshot`) written
     /// to a file in the state folder, before the restore; returns where.
     pub(crate) fn keep_current_database(&self, ctx: &mut Ctx<'_>, ex: &mut Exec<'_>) -> Result<PathBuf> {
-        let own = self.own_db_snapshot(ex)?.ok_or_else(|| {
-            Error::refused(format!("run {} has no database snapshot to keep", ex.run_id), None)
-        })?;
+        let own = self
+            .own_db_snapshot(ex)?
+            .ok_or_else(|| Error::refused(format!("run {} has no database snapshot to keep", ex.run_id), None))?;
         let manifest = self.store()?.manifest(&own)?;
         let Some(rec) = &manifest.database else {
             return Err(Error::refused(format!("backup {own} holds no database dump"), None));

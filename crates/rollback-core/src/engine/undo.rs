@@ -241,16 +241,15 @@ impl Rollback {
         // restore) began and was neither skipped nor put back already after failing.
         // Restoring a dump the run never diverged from would only discard the writes made
         // since it was taken.
-        let changed_db =
-            target.plan.steps.iter().enumerate().any(|(i, s)| {
-                matches!(
-                    s,
-                    Step::Downgrade { .. }
-                        | Step::RestoreDatabase { .. }
-                        | Step::UpgradeDatabase { .. }
-                        | Step::PutBackRows { .. }
-                ) && target.step_changed(i)
-            });
+        let changed_db = target.plan.steps.iter().enumerate().any(|(i, s)| {
+            matches!(
+                s,
+                Step::Downgrade { .. }
+                    | Step::RestoreDatabase { .. }
+                    | Step::UpgradeDatabase { .. }
+                    | Step::PutBackRows { .. }
+            ) && target.step_changed(i)
+        });
         let db_snapshot = target.snapshot_of("db_snapshot").filter(|_| changed_db);
         let db = match db_snapshot {
             Some(id) => {

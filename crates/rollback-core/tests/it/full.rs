@@ -90,10 +90,10 @@ pub(crate) fn deploy(kind: Fx, db: Engine) -> Deployed {
 /// Everything a full undo must give back.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct State {
-    tree: TreeState,
-    head: String,
-    branch: Option<String>,
-    dump: String,
+    pub(crate) tree: TreeState,
+    pub(crate) head: String,
+    pub(crate) branch: Option<String>,
+    pub(crate) dump: String,
 }
 
 pub(crate) fn state(d: &Deployed, rb: &Rollback) -> State {

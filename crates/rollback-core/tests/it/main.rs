@@ -14,6 +14,7 @@ mod parsers;
 mod production;
 mod report;
 mod restart;
+mod rows;
 mod state_security;
 mod vcs;
 mod verify;
