@@ -114,7 +114,11 @@ fn full_run_and_undo_through_the_binary() {
     // The report says where the database went and that it was backed up.
     let md = fr_env(&r, &["report", id], &env());
     md.ok();
-    assert!(md.stdout.contains("and the database in verified backup"), "{}", md.stdout);
+    // Its downgrade dropped `payments` with its rows: the report names them, the backup that
+    // keeps them and the command that brings them back.
+    assert!(md.stdout.contains("Yes, from the live database"), "{}", md.stdout);
+    assert!(md.stdout.contains("table `payments`: 3 row(s) dropped"), "{}", md.stdout);
+    assert!(md.stdout.contains(&format!("`forge-rollback undo {id}` brings them back")), "{}", md.stdout);
     assert!(md.stdout.contains("database moved from 0003 to 0002"), "{}", md.stdout);
 }
 

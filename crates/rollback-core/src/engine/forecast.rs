@@ -24,12 +24,25 @@ impl Rollback {
     /// Fills the plan's `data_loss` from its downgrade step, or says why it could not as a
     /// `data_loss_unknown` risk. Nothing to do (no copy at all) when the plan has no downgrade.
     pub(crate) fn forecast_plan(&self, plan: &mut Plan) {
-        let Some(to) = plan.steps.iter().find_map(|s| match s {
-            Step::Downgrade { to, .. } => Some(to.clone()),
+        let Some((to, path)) = plan.steps.iter().find_map(|s| match s {
+            Step::Downgrade { to, path, .. } => Some((to.clone(), path.clone())),
             _ => None,
         }) else {
             return;
         };
+        let irreversible: Vec<&str> =
+            path.iter().filter(|p| p.irreversible.is_some()).map(|p| p.revision.as_str()).collect();
+        if !irreversible.is_empty() {
+            plan.risks.push(Risk::new(
+                RiskCode::DataLossUnknown,
+                RiskSeverity::Medium,
+                format!(
+                    "the data-loss forecast cannot run a downgrade through irreversible migration(s) {}: what the downgrade destroys is unknown",
+                    irreversible.join(", ")
+                ),
+            ));
+            return;
+        }
         match self.forecast_downgrade(&to) {
             Ok(losses) => plan.data_loss = losses,
             Err(e) => plan.risks.push(unknown(&e)),
@@ -41,7 +54,13 @@ impl Rollback {
     pub(crate) fn forecast_assessment(&self, a: &mut Assessment) {
         let Some(d) = &a.database else { return };
         let blocked = [RiskCode::NoDowngradePath, RiskCode::UnknownDbRevision, RiskCode::DbAheadOfCode];
-        if !d.needs_downgrade || !d.reachable || d.risks.iter().any(|r| blocked.contains(&r.code)) {
+        // An irreversible migration on the path cannot run on the copy either; its own risk
+        // says so.
+        if !d.needs_downgrade
+            || !d.reachable
+            || d.risks.iter().any(|r| blocked.contains(&r.code))
+            || d.path.iter().any(|p| p.irreversible.is_some())
+        {
             return;
         }
         match self.forecast_downgrade(&d.target_heads.clone()) {
