@@ -26,7 +26,7 @@ fn env() -> [(&'static str, &'static str); 1] {
     [("APP_DATABASE_URL", "sqlite:///app.db")]
 }
 
-fn sqlite(r: &TestRepo, sql: &str) -> String {
+pub(crate) fn sqlite(r: &TestRepo, sql: &str) -> String {
     let out = std::process::Command::new(rollback_testkit::db::python())
         .args(["-c", "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.executescript(sys.argv[2]) if sys.argv[3]=='w' else print(sorted(c.execute(sys.argv[2]).fetchall())); c.commit()"])
         .arg(r.path().join("app.db"))

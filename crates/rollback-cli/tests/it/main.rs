@@ -5,6 +5,7 @@ mod commands;
 mod common;
 mod crash;
 mod crash_full;
+mod crash_rows;
 mod full;
 mod lock;
 mod manual;
