@@ -13,6 +13,7 @@ mod old_journal;
 mod registry;
 mod reliability;
 mod roundtrip;
+mod rows;
 mod secrets;
 mod services;
 mod shapes;
