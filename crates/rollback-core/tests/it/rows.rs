@@ -40,7 +40,9 @@ fn rows_survive_rollback_and_undo(kind: Fx, db: Engine) {
     let before = state(&d, &rb);
 
     // The forecast, exact.
+    let t0 = std::time::Instant::now();
     let plan = serde_json::to_value(rb.plan(Some(Level::Full), Some("v1")).unwrap()).unwrap();
+    let plan_ms = t0.elapsed().as_millis();
     assert_eq!(
         plan["data_loss"],
         serde_json::json!([
@@ -69,6 +71,7 @@ fn rows_survive_rollback_and_undo(kind: Fx, db: Engine) {
     );
     let names = steps(&undo);
     assert!(names.contains(&"upgrade_database") && names.contains(&"put_back_rows"), "{names:?}");
+    figures(&rb, kind, db, plan_ms, &undo);
     assert!(!names.contains(&"restore_database"), "{names:?}");
 
     // Every row: the dropped table's, the column's value by key, the one written since.
@@ -98,6 +101,31 @@ fn rows_survive_rollback_and_undo(kind: Fx, db: Engine) {
         let strip = |s: &str| s.lines().filter(|l| !l.contains("add_")).collect::<Vec<_>>().join("\n");
         assert_eq!(strip(&without_linus), strip(&before.dump), "schema and rows as before the rollback");
     }
+}
+
+/// Prints how long the forecast (a whole `plan --full`) and the undo's database steps took,
+/// for docs/RELIABILITY.md (`--nocapture`); nothing is asserted on times.
+#[allow(clippy::print_stderr)]
+fn figures(rb: &Rollback, kind: Fx, db: Engine, plan_ms: u128, undo: &rollback_core::RunOutcome) {
+    use rollback_core::journal::{Record, RunState};
+    let dir = rb.state_dir().run_dir(undo.run_id.as_deref().unwrap());
+    let state = RunState::load(&dir.join("journal.jsonl")).unwrap();
+    let ms = |step: &str| {
+        let at = |end: bool| {
+            state.records.iter().find_map(|r| match r {
+                Record::StepBegin { at, step: s, .. } if !end && s == step => Some(*at),
+                Record::StepEnd { at, step: s, .. } if end && s == step => Some(*at),
+                _ => None,
+            })
+        };
+        at(false).zip(at(true)).map_or(0, |(b, e)| e.millis_since(b))
+    };
+    eprintln!(
+        "figures {kind:?}/{db:?}: plan --full with forecast {plan_ms} ms; undo {} ms (upgrade_database {} ms, put_back_rows {} ms)",
+        undo.duration_ms,
+        ms("upgrade_database"),
+        ms("put_back_rows")
+    );
 }
 
 macro_rules! cases {
