@@ -233,8 +233,8 @@ pub async fn obstacles(live: &UrlDatabase, snap: &UrlDatabase, losses: &[DataLos
     let mut out = Vec::new();
     for l in losses {
         let Some(s) = snap_census.tables.get(&l.table) else { continue };
-        match &l.column {
-            Some(col) => {
+        if let Some(col) = &l.column {
+            {
                 if s.primary_key.is_empty() {
                     out.push(format!(
                         "{}.{col}: {} value(s) cannot be matched to rows, `{}` has no primary key",
@@ -258,7 +258,8 @@ pub async fn obstacles(live: &UrlDatabase, snap: &UrlDatabase, losses: &[DataLos
                     ));
                 }
             }
-            None => {
+        } else {
+            {
                 let Some(now) = live_census.tables.get(&l.table) else { continue };
                 if now.rows == 0 {
                     continue;
@@ -286,8 +287,8 @@ pub async fn obstacles(live: &UrlDatabase, snap: &UrlDatabase, losses: &[DataLos
 /// Rows of the snapshot with a value in `col` whose key is not in the live table.
 async fn deleted_since(live: &UrlDatabase, snap: &UrlDatabase, p: &Pair<'_>, col: &str) -> Result<u64> {
     let where_ = format!("s.{} IS NOT NULL", q(col));
-    match (live.url(), snap.url()) {
-        (DbUrl::Sqlite { .. }, DbUrl::Sqlite { path }) => {
+    if let (DbUrl::Sqlite { .. }, DbUrl::Sqlite { path }) = (live.url(), snap.url()) {
+        {
             let sql = format!(
                 "SELECT count(*) FROM snap.{} s WHERE {where_} AND NOT EXISTS (SELECT 1 FROM main.{} m WHERE {})",
                 p.snap,
@@ -296,7 +297,8 @@ async fn deleted_since(live: &UrlDatabase, snap: &UrlDatabase, p: &Pair<'_>, col
             );
             sqlite_attached(live, path, false, move |c| c.query_row(&sql, [], |r| r.get::<_, i64>(0))).await
         }
-        _ => {
+    } else {
+        {
             let keys = p.pk.iter().map(|k| format!("'{}', s.{}", k.replace('\'', "''"), q(k))).collect::<Vec<_>>();
             let out = format!(
                 "SELECT coalesce(json_agg(json_build_object({})), '[]')::text FROM {} s WHERE {where_}",
@@ -318,12 +320,11 @@ async fn deleted_since(live: &UrlDatabase, snap: &UrlDatabase, p: &Pair<'_>, col
 
 /// Rows under the same key in both tables with different content.
 async fn conflicts(live: &UrlDatabase, snap: &UrlDatabase, p: &Pair<'_>) -> Result<u64> {
-    match (live.url(), snap.url()) {
-        (DbUrl::Sqlite { .. }, DbUrl::Sqlite { path }) => {
-            let sql = sqlite_conflicts(p);
-            sqlite_attached(live, path, false, move |c| c.query_row(&sql, [], |r| r.get::<_, i64>(0))).await
-        }
-        _ => {
+    if let (DbUrl::Sqlite { .. }, DbUrl::Sqlite { path }) = (live.url(), snap.url()) {
+        let sql = sqlite_conflicts(p);
+        sqlite_attached(live, path, false, move |c| c.query_row(&sql, [], |r| r.get::<_, i64>(0))).await
+    } else {
+        {
             let json = pg_scalar(snap, &pg_rows_json(p)).await?;
             let sql = format!(
                 "SELECT count(*) FROM json_populate_recordset(NULL::{}, $1::text::json) s JOIN {} m ON {} WHERE ROW({}) IS DISTINCT FROM ROW({})",
@@ -402,7 +403,7 @@ pub async fn put_back(live: &UrlDatabase, snap: &UrlDatabase, losses: &[DataLoss
     for l in losses {
         let Some(p) = pair(&l.table, &live_census, &snap_census) else {
             if snap_census.tables.contains_key(&l.table) {
-                return Err(conflict(live, format!("`{}` does not exist after the upgrade", l.table)));
+                return Err(conflict(live, &format!("`{}` does not exist after the upgrade", l.table)));
             }
             continue;
         };
@@ -410,10 +411,10 @@ pub async fn put_back(live: &UrlDatabase, snap: &UrlDatabase, losses: &[DataLoss
             None => tables.push(p),
             Some(c) => {
                 if !live_census.tables[&l.table].columns.contains_key(c) {
-                    return Err(conflict(live, format!("`{}.{c}` does not exist after the upgrade", l.table)));
+                    return Err(conflict(live, &format!("`{}.{c}` does not exist after the upgrade", l.table)));
                 }
                 if p.pk.is_empty() {
-                    return Err(conflict(live, format!("`{}` has no primary key to match `{c}` by", l.table)));
+                    return Err(conflict(live, &format!("`{}` has no primary key to match `{c}` by", l.table)));
                 }
                 columns.push((p, c.clone()));
             }
@@ -434,7 +435,7 @@ pub async fn put_back(live: &UrlDatabase, snap: &UrlDatabase, losses: &[DataLoss
     }
 }
 
-fn conflict(db: &UrlDatabase, detail: String) -> Error {
+fn conflict(db: &UrlDatabase, detail: &str) -> Error {
     Error::Query { database: db.describe(), detail: format!("cannot put the dropped rows back: {detail}") }
 }
 
@@ -585,7 +586,7 @@ async fn pg_put_back(
                         stats.rows_present += present;
                         client.batch_execute("RELEASE SAVEPOINT forge_rollback_put_back").await.map_err(|e| err(&e))?;
                     }
-                    Ok(Err(why)) => return Err(conflict(live, why)),
+                    Ok(Err(why)) => return Err(conflict(live, &why)),
                     Err(e) => {
                         client
                             .batch_execute("ROLLBACK TO SAVEPOINT forge_rollback_put_back")
@@ -597,7 +598,7 @@ async fn pg_put_back(
                 }
             }
             if failed.len() == pending.len() {
-                return Err(last_error.map_or_else(|| conflict(live, "no progress".into()), |e| err(&e)));
+                return Err(last_error.map_or_else(|| conflict(live, "no progress"), |e| err(&e)));
             }
             pending = failed;
         }
@@ -618,7 +619,7 @@ async fn pg_put_back(
             if gone != 0 {
                 return Err(conflict(
                     live,
-                    format!("{}.{c}: {gone} value(s) belong to rows deleted since the run", p.name),
+                    &format!("{}.{c}: {gone} value(s) belong to rows deleted since the run", p.name),
                 ));
             }
             let n = client
@@ -644,7 +645,7 @@ async fn pg_put_back(
             let _ = client.batch_execute("ROLLBACK").await;
             Err(e)
         }
-        Err(_) => Err(conflict(live, format!("not done within {}s (database.timeout_secs)", pg.timeout.as_secs()))),
+        Err(_) => Err(conflict(live, &format!("not done within {}s (database.timeout_secs)", pg.timeout.as_secs()))),
     }
 }
 

@@ -27,7 +27,7 @@ struct Decline(Mutex<String>);
 
 impl Prompter for Decline {
     fn confirm(&self, request: &Confirmation) -> rollback_core::Result<bool> {
-        *self.0.lock().unwrap() = request.summary.clone();
+        self.0.lock().unwrap().clone_from(&request.summary);
         Ok(false)
     }
 }

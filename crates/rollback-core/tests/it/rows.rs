@@ -21,7 +21,7 @@ struct Keep(Mutex<String>);
 
 impl Prompter for Keep {
     fn confirm(&self, request: &Confirmation) -> rollback_core::Result<bool> {
-        *self.0.lock().unwrap() = request.summary.clone();
+        self.0.lock().unwrap().clone_from(&request.summary);
         Ok(true)
     }
 }
