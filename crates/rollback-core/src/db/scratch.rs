@@ -29,6 +29,18 @@ fn random_name() -> String {
     format!("forge_rollback_scratch_{}", crate::state::random_hex(12))
 }
 
+/// `forge_rollback_scratch_<random>_<source>`: the source database's name (letters, digits and
+/// `_` of it) tells an operator whose copy it is; at most 63 bytes, PostgreSQL's limit.
+fn pg_scratch_name(source: Option<&str>) -> String {
+    let mut name = format!("forge_rollback_scratch_{}", crate::state::random_hex(8));
+    if let Some(src) = source {
+        name.push('_');
+        name.extend(src.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '_').map(|c| c.to_ascii_lowercase()));
+    }
+    name.truncate(63);
+    name
+}
+
 impl UrlDatabase {
     /// A copy of the database as it is now, made in `dir` (SQLite) or on the same server
     /// (PostgreSQL). Nothing of the live database changes.
@@ -81,7 +93,7 @@ impl UrlDatabase {
 
     /// Creates a temporary database and restores the archive `file` into it.
     async fn pg_copy_from(&self, file: &Path) -> Result<ScratchCopy> {
-        let name = random_name();
+        let name = pg_scratch_name(self.url().pg_params().and_then(|p| p.dbname).as_deref());
         let url = self.url().with_database(&name).map_err(Error::Config)?;
         let pg = self.pg();
         let client = pg.connect().await?;

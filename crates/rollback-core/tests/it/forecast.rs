@@ -32,17 +32,20 @@ impl Prompter for Decline {
     }
 }
 
-/// Databases named like scratch copies on the test server.
-fn scratch_databases() -> String {
-    PgParts::parse(&pg_url())
-        .psql("postgres", "SELECT datname FROM pg_database WHERE datname LIKE 'forge_rollback_scratch_%'")
+/// Scratch copies of the database `source` on the test server (their names end with it).
+fn scratch_databases(source: &str) -> String {
+    PgParts::parse(&pg_url()).psql(
+        "postgres",
+        &format!("SELECT datname FROM pg_database WHERE datname LIKE 'forge\\_rollback\\_scratch\\_%\\_{source}'"),
+    )
 }
 
 fn forecast_counts_exactly_and_changes_nothing(kind: Fx, db: Engine) {
     let d = deploy(kind, db);
     let rb = engine(&d);
     let before = state(&d, &rb);
-    let scratch_before = (db == Engine::Postgres).then(scratch_databases);
+    let source = d.pg_name().map(str::to_owned);
+    let scratch_before = source.as_deref().map(scratch_databases);
 
     let plan = rb.plan(Some(Level::Full), Some("v1")).unwrap();
     assert_eq!(plan.data_loss, expected());
@@ -74,8 +77,8 @@ fn forecast_counts_exactly_and_changes_nothing(kind: Fx, db: Engine) {
     assert!(summary.contains("The downgrade destroys: payments (4 rows), users.email (1 value)"), "{summary}");
 
     assert_eq!(state(&d, &rb), before, "the forecast only read the live database");
-    if let Some(scratch) = scratch_before {
-        assert_eq!(scratch_databases(), scratch, "every scratch database was dropped");
+    if let (Some(scratch), Some(source)) = (scratch_before, &source) {
+        assert_eq!(scratch_databases(source), scratch, "every scratch database was dropped");
     }
 
     // The run journals the forecast with its plan, and its report names every loss, the

@@ -35,6 +35,13 @@ pub(crate) struct Deployed {
 const ENV_V1: &str = "SECRET_KEY=v1-key-7731\nFEATURE_EMAIL=off\n";
 const ENV_V3: &str = "SECRET_KEY=v3-key-9902\nFEATURE_EMAIL=on\nSTRIPE_KEY=sk_live_v3_4417\n";
 
+impl Deployed {
+    /// The PostgreSQL database's name, if it runs on one.
+    pub(crate) fn pg_name(&self) -> Option<&str> {
+        self._pg.as_ref().map(PgDatabase::name)
+    }
+}
+
 pub(crate) fn rev(d: &Deployed, i: usize) -> Revision {
     Revision(d.fx.revisions[i].clone())
 }
