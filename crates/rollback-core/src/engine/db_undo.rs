@@ -181,6 +181,7 @@ impl Rollback {
     pub(crate) fn step_put_back_rows(
         &self,
         ctx: &mut Ctx<'_>,
+        ex: &Exec<'_>,
         snapshot: &SnapshotId,
         losses: &[DataLoss],
     ) -> Result<StepDetail> {
@@ -203,6 +204,20 @@ impl Rollback {
             let stats = result?;
             discarded?;
             Ok::<_, crate::db::Error>(stats)
+        })
+        .map_err(|e| {
+            // One transaction: nothing was put back. The upgrade stays; the way on is to undo
+            // this undo, then restore the snapshot explicitly.
+            let undone = ex.plan.undo_of.as_deref().unwrap_or("RUN");
+            Error::Service {
+                message: format!("nothing was put back: {e}"),
+                hint: Some(format!(
+                    "{} returns to the state before this undo (the rows written since included); then {} with {} restores the snapshot after keeping the database in a file",
+                    crate::hint::undo(&ex.run_id),
+                    crate::hint::undo(undone),
+                    crate::hint::arg(crate::hint::Arg::RestoreSnapshot)
+                )),
+            }
         })?;
         ctx.log(
             LogLevel::Success,

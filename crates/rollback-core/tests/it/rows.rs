@@ -248,3 +248,40 @@ fn a_dropped_column_without_primary_key_is_refused() {
     );
     assert_eq!(state(&d, &rb), before);
 }
+
+/// A conflict only the upgrade creates: it seeds `payments` 1 as `first` again, while the
+/// snapshot holds it as `refunded`. `put_back_rows` changes nothing and fails the undo with the
+/// way out: undoing that undo gives back the rolled-back state (its new row included), and
+/// `restore_snapshot` then the snapshot.
+#[test]
+fn a_conflict_made_by_the_upgrade_changes_nothing_and_has_a_way_out() {
+    let d = deploy(Fx::Sql, Engine::Sqlite);
+    let rb = engine(&d);
+    sql(&rb, "UPDATE payments SET note = 'refunded' WHERE id = 1");
+    let before = state(&d, &rb);
+    let out = rb.run(&full("v1"), &AutoConfirm, &Recorder::default()).unwrap();
+    let run_id = out.run_id.clone().unwrap();
+    sql(&rb, "INSERT INTO users (id, name) VALUES (3, 'linus')");
+    let rolled = state(&d, &rb);
+
+    let undo = rb.undo(&run_id, &AutoConfirm, &Recorder::default()).unwrap();
+    assert_eq!(undo.status, RunStatus::Failed);
+    let error = undo.error.clone().unwrap();
+    assert!(error.contains("nothing was put back"), "{error}");
+    assert!(error.contains("payments: 1 row(s) exist under the same primary key with other content"), "{error}");
+    assert!(
+        undo.warnings.iter().any(|w| w.contains("restore_snapshot") || w.contains("--restore-snapshot")),
+        "{:?}",
+        undo.warnings
+    );
+    assert_eq!(scalar(&rb, "SELECT count(*) FROM payments WHERE id = 10").as_deref(), Some("0"), "one transaction");
+    assert_eq!(scalar(&rb, "SELECT email FROM users WHERE id = 2"), None, "one transaction");
+
+    let back = rb.undo(undo.run_id.as_deref().unwrap(), &AutoConfirm, &Recorder::default()).unwrap();
+    assert_eq!(back.status, RunStatus::Succeeded, "{:?}", back.error);
+    assert_eq!(state(&d, &rb), rolled, "the rolled-back state, linus included");
+    let opts = UndoOptions { restore_snapshot: true };
+    let restored = rb.undo_with(&run_id, &opts, &AutoConfirm, &Recorder::default()).unwrap();
+    assert_eq!(restored.status, RunStatus::Succeeded, "{:?}", restored.error);
+    assert_eq!(state(&d, &rb), before);
+}

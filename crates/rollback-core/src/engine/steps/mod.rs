@@ -43,7 +43,7 @@ impl Rollback {
                 self.step_restore_database(ctx, snapshot, kept)
             }
             Step::UpgradeDatabase { to, .. } => self.step_upgrade_database(ctx, to),
-            Step::PutBackRows { snapshot, losses, .. } => self.step_put_back_rows(ctx, snapshot, losses),
+            Step::PutBackRows { snapshot, losses, .. } => self.step_put_back_rows(ctx, ex, snapshot, losses),
             Step::Restart { .. } => self.step_restart(ctx),
             Step::Deploy { .. } => self.step_deploy(ctx, ex),
             Step::Promote { production, from, to } => self.step_promote(ctx, production, from, to),
