@@ -28,7 +28,7 @@ pub(crate) struct Deployed {
     pub(crate) repo: TestRepo,
     pub(crate) fx: MigrationFixture,
     pub(crate) config: Config,
-    _pg: Option<PgDatabase>,
+    pg: Option<PgDatabase>,
     pub(crate) password: Option<String>,
 }
 
@@ -38,7 +38,7 @@ const ENV_V3: &str = "SECRET_KEY=v3-key-9902\nFEATURE_EMAIL=on\nSTRIPE_KEY=sk_li
 impl Deployed {
     /// The PostgreSQL database's name, if it runs on one.
     pub(crate) fn pg_name(&self) -> Option<&str> {
-        self._pg.as_ref().map(PgDatabase::name)
+        self.pg.as_ref().map(PgDatabase::name)
     }
 }
 
@@ -72,7 +72,7 @@ pub(crate) fn deploy(kind: Fx, db: Engine) -> Deployed {
         python()
     );
     let config = Config::parse(&text, Some(Path::new("/outside/forge-rollback.toml"))).unwrap();
-    let d = Deployed { repo, fx, config, _pg: pg, password };
+    let d = Deployed { repo, fx, config, pg, password };
 
     // v1 is deployed: its schema, a row, its `.env`; after its uptime it is marked good.
     d.repo.git(&["reset", "-q", "--hard", "v1"]);
