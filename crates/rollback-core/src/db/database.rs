@@ -252,6 +252,13 @@ pub trait Database: Send + Sync {
 
     /// A canonical text dump of schema and rows, for comparing two states exactly.
     async fn canonical_dump(&self) -> Result<String>;
+
+    /// A short text that is the same for equal states and differs once the schema or a row
+    /// changes: what a run records when it ends, for its undo to tell whether anything was
+    /// written since. By default the BLAKE3 of [`Database::canonical_dump`].
+    async fn fingerprint(&self) -> Result<String> {
+        Ok(blake3::hash(self.canonical_dump().await?.as_bytes()).to_hex().to_string())
+    }
 }
 
 #[async_trait]
@@ -282,5 +289,29 @@ impl Database for UrlDatabase {
 
     async fn canonical_dump(&self) -> Result<String> {
         UrlDatabase::canonical_dump(self).await
+    }
+
+    /// The BLAKE3 of the schema and, per table, the row count and an order-independent digest
+    /// of the rows, computed in one pass (on PostgreSQL by the server): no table is held in
+    /// memory, unlike [`Database::canonical_dump`].
+    async fn fingerprint(&self) -> Result<String> {
+        let text = match &self.url {
+            DbUrl::Sqlite { .. } => {
+                if self.sqlite_missing() {
+                    String::new()
+                } else {
+                    self.with_sqlite(sqlite::Mode::ReadOnly, |c, db| {
+                        sqlite::digest_dump(&c.conn).map_err(sqlite::query_err(db))
+                    })
+                    .await?
+                }
+            }
+            DbUrl::Postgres { .. } => {
+                let pg = self.pg();
+                let client = pg.connect().await?;
+                pg.within("the database fingerprint", postgres::digest_dump(&pg, &client)).await?
+            }
+        };
+        Ok(blake3::hash(text.as_bytes()).to_hex().to_string())
     }
 }

@@ -42,8 +42,7 @@ impl Rollback {
     /// The database as it is now, as a fingerprint.
     pub(crate) fn db_fingerprint(&self) -> Result<DbFingerprint> {
         let db = self.migrator()?;
-        let dump = crate::rt::block_on(db.database().canonical_dump())?;
-        Ok(DbFingerprint { hash: blake3::hash(dump.as_bytes()).to_hex().to_string() })
+        Ok(DbFingerprint { hash: crate::rt::block_on(db.database().fingerprint())? })
     }
 
     /// The fingerprint a run records when it ends, if its plan touches the database.

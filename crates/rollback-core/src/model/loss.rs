@@ -14,9 +14,10 @@ pub struct DataLoss {
 }
 
 /// The state of a database's schema and rows at one moment, to tell later whether anything
-/// changed since: the BLAKE3 hash of its canonical dump (schema and every row, sorted).
+/// changed since: a BLAKE3 hash of its schema and, per table, the row count and an
+/// order-independent digest of the rows (see `Database::fingerprint`).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct DbFingerprint {
-    /// Hex BLAKE3 of the canonical dump.
+    /// Hex BLAKE3.
     pub hash: String,
 }

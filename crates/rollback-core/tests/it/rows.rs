@@ -285,3 +285,33 @@ fn a_conflict_made_by_the_upgrade_changes_nothing_and_has_a_way_out() {
     assert_eq!(restored.status, RunStatus::Succeeded, "{:?}", restored.error);
     assert_eq!(state(&d, &rb), before);
 }
+
+/// The fingerprint a run records sees every change of a row, and only changes.
+fn fingerprint_sees_every_change(db: Engine) {
+    let d = deploy(Fx::Sql, db);
+    let rb = engine(&d);
+    let fp = || block_on(rb.db().unwrap().unwrap().database().fingerprint()).unwrap();
+    let first = fp();
+    assert_eq!(fp(), first, "stable");
+    sql(&rb, "UPDATE payments SET note = 'firsT' WHERE id = 1");
+    let changed = fp();
+    assert_ne!(changed, first, "one changed value");
+    sql(&rb, "UPDATE payments SET note = 'first' WHERE id = 1");
+    assert_eq!(fp(), first, "changed back");
+    sql(&rb, "DELETE FROM payments WHERE id = 3");
+    assert_ne!(fp(), first, "one row fewer");
+    sql(&rb, "INSERT INTO payments (id, amount_cents, note) VALUES (3, 5, NULL)");
+    assert_eq!(fp(), first, "the same row again, wherever it is stored");
+    sql(&rb, "CREATE TABLE extra (x INTEGER)");
+    assert_ne!(fp(), first, "the schema");
+}
+
+#[test]
+fn fingerprint_sqlite() {
+    fingerprint_sees_every_change(Engine::Sqlite);
+}
+
+#[test]
+fn fingerprint_postgres() {
+    fingerprint_sees_every_change(Engine::Postgres);
+}
