@@ -315,3 +315,22 @@ fn fingerprint_sqlite() {
 fn fingerprint_postgres() {
     fingerprint_sees_every_change(Engine::Postgres);
 }
+
+/// A dropped table created again while rolled back: the upgrade could not create it, its rows
+/// could not be merged: refused before anything changes.
+#[test]
+fn a_table_created_again_since_the_run_is_refused() {
+    let d = deploy(Fx::Sql, Engine::Sqlite);
+    let rb = engine(&d);
+    let before = state(&d, &rb);
+    let out = rb.run(&full("v1"), &AutoConfirm, &Recorder::default()).unwrap();
+    sql(&rb, "CREATE TABLE payments (id INTEGER PRIMARY KEY, amount_cents INTEGER NOT NULL, note TEXT)");
+    sql(&rb, "INSERT INTO payments (id, amount_cents) VALUES (1, 77)");
+    refused_then_restore_snapshot(
+        &d,
+        &rb,
+        out.run_id.as_deref().unwrap(),
+        "payments: the table exists again since the run (1 row(s))",
+    );
+    assert_eq!(state(&d, &rb), before);
+}

@@ -41,59 +41,48 @@ pub(super) fn pair<'a>(name: &'a str, live: &Census, snap: &Census) -> Option<Pa
 
 /// Why putting `losses` back from the snapshot copy `snap` into `live` (not upgraded yet: the
 /// dropped tables and columns are missing there) cannot be done faithfully: a dropped column
-/// of a table without a primary key, rows holding a dropped value that were deleted since, a
-/// dropped table that exists again with other rows under the same keys. Empty: it can.
+/// of a table without a primary key (or whose key changed), rows holding a dropped value that
+/// were deleted since, a dropped table or column that exists again (the upgrade that re-creates
+/// it would fail). Empty: it can.
 pub async fn obstacles(live: &UrlDatabase, snap: &UrlDatabase, losses: &[DataLoss]) -> Result<Vec<String>> {
     let (live_census, snap_census) = (census(live).await?, census(snap).await?);
     let mut out = Vec::new();
     for l in losses {
         let Some(s) = snap_census.tables.get(&l.table) else { continue };
-        if let Some(col) = &l.column {
-            {
-                if s.primary_key.is_empty() {
-                    out.push(format!(
-                        "{}.{col}: {} value(s) cannot be matched to rows, `{}` has no primary key",
-                        l.table, l.rows, l.table
-                    ));
-                    continue;
-                }
-                let Some(p) = pair(&l.table, &live_census, &snap_census) else {
-                    out.push(format!("{}.{col}: {} value(s) lost, the table `{}` is gone", l.table, l.rows, l.table));
-                    continue;
-                };
-                if p.pk.iter().any(|k| !p.cols.contains(k)) {
-                    out.push(format!("{}.{col}: the primary key of `{}` changed since the run", l.table, l.table));
-                    continue;
-                }
-                let gone = deleted_since(live, snap, &p, col).await?;
-                if gone > 0 {
-                    out.push(format!(
-                        "{}.{col}: {gone} value(s) belong to rows deleted since the run (no row to put them in)",
-                        l.table
-                    ));
-                }
+        let Some(col) = &l.column else {
+            if let Some(now) = live_census.tables.get(&l.table) {
+                out.push(format!(
+                    "{}: the table exists again since the run ({} row(s)), so the upgrade cannot create it and its {} row(s) cannot be merged",
+                    l.table, now.rows, l.rows
+                ));
             }
-        } else {
-            {
-                let Some(now) = live_census.tables.get(&l.table) else { continue };
-                if now.rows == 0 {
-                    continue;
-                }
-                let Some(p) = pair(&l.table, &live_census, &snap_census).filter(|p| !p.pk.is_empty()) else {
-                    out.push(format!(
-                        "{}: the table exists again with {} row(s) and has no primary key to merge its {} row(s) by",
-                        l.table, now.rows, l.rows
-                    ));
-                    continue;
-                };
-                let conflicts = conflicts(live, snap, &p).await?;
-                if conflicts > 0 {
-                    out.push(format!(
-                        "{}: {conflicts} row(s) exist again under the same primary key with other content",
-                        l.table
-                    ));
-                }
-            }
+            continue;
+        };
+        if s.primary_key.is_empty() {
+            out.push(format!(
+                "{}.{col}: {} value(s) cannot be matched to rows, `{}` has no primary key",
+                l.table, l.rows, l.table
+            ));
+            continue;
+        }
+        let Some(p) = pair(&l.table, &live_census, &snap_census) else {
+            out.push(format!("{}.{col}: {} value(s) lost, the table `{}` is gone", l.table, l.rows, l.table));
+            continue;
+        };
+        if live_census.tables[&l.table].columns.contains_key(col) {
+            out.push(format!("{}.{col}: the column exists again since the run, so the upgrade cannot add it", l.table));
+            continue;
+        }
+        if p.pk.iter().any(|k| !p.cols.contains(k)) {
+            out.push(format!("{}.{col}: the primary key of `{}` changed since the run", l.table, l.table));
+            continue;
+        }
+        let gone = deleted_since(live, snap, &p, col).await?;
+        if gone > 0 {
+            out.push(format!(
+                "{}.{col}: {gone} value(s) belong to rows deleted since the run (no row to put them in)",
+                l.table
+            ));
         }
     }
     Ok(out)
@@ -128,28 +117,6 @@ async fn deleted_since(live: &UrlDatabase, snap: &UrlDatabase, p: &Pair<'_>, col
                 p.join("m", "s")
             );
             pg_count_with(live, &count, &json).await
-        }
-    }
-    .map(|n| u64::try_from(n).unwrap_or(0))
-}
-
-/// Rows under the same key in both tables with different content.
-async fn conflicts(live: &UrlDatabase, snap: &UrlDatabase, p: &Pair<'_>) -> Result<u64> {
-    if let (DbUrl::Sqlite { .. }, DbUrl::Sqlite { path }) = (live.url(), snap.url()) {
-        let sql = sqlite_conflicts(p);
-        sqlite_attached(live, path, false, move |c| c.query_row(&sql, [], |r| r.get::<_, i64>(0))).await
-    } else {
-        {
-            let json = pg_scalar(snap, &pg_rows_json(p)).await?;
-            let sql = format!(
-                "SELECT count(*) FROM json_populate_recordset(NULL::{}, $1::text::json) s JOIN {} m ON {} WHERE ROW({}) IS DISTINCT FROM ROW({})",
-                p.live,
-                p.live,
-                p.join("m", "s"),
-                p.col_list("m"),
-                p.col_list("s")
-            );
-            pg_count_with(live, &sql, &json).await
         }
     }
     .map(|n| u64::try_from(n).unwrap_or(0))
