@@ -41,6 +41,9 @@ pub struct AlembicMigrator {
     alembic_ini: PathBuf,
     versions_dir: Option<PathBuf>,
     url_env: Option<String>,
+    /// Works on a throwaway copy (the forecast): before it migrates anything it proves that
+    /// `env.py` connects to the copy, not to whatever `alembic.ini` names.
+    scratch: bool,
 }
 
 impl AlembicMigrator {
@@ -54,6 +57,7 @@ impl AlembicMigrator {
             alembic_ini: config.alembic_ini.clone(),
             versions_dir: config.versions_dir.clone(),
             url_env: config.url_env.clone(),
+            scratch: false,
         }
     }
 
@@ -120,6 +124,24 @@ impl AlembicMigrator {
                 process::describe_status(out.status),
                 process::tail(&out.stderr, &|s| self.db.url().redact_in(s))
             ))
+        }
+    }
+
+    /// Proves that Alembic's `env.py` connects to this (scratch) database: a revision only this
+    /// database holds is added to its version table, and `alembic current` must fail to locate
+    /// it. An `env.py` that ignores `$DATABASE_URL` (the stock one reads `alembic.ini`) would
+    /// otherwise run the forecast's downgrade on another database, perhaps the live one.
+    async fn probe_scratch(&self) -> Result<()> {
+        const PROBE: &str = "forge_rollback_probe";
+        self.db.query_scalar(&format!("INSERT INTO {VERSION_TABLE} (version_num) VALUES ('{PROBE}')")).await?;
+        let seen = self.alembic(&["current"]).await;
+        self.db.query_scalar(&format!("DELETE FROM {VERSION_TABLE} WHERE version_num = '{PROBE}'")).await?;
+        match seen {
+            Err(detail) if detail.contains(PROBE) => Ok(()),
+            Err(detail) => Err(Error::Config(format!("`alembic current` failed on the copy: {detail}"))),
+            Ok(_) => Err(Error::Config(format!(
+                "env.py does not connect to the database in ${URL_ENV}: Alembic did not see the copy's version table, so a downgrade there would change another database"
+            ))),
         }
     }
 
@@ -198,7 +220,7 @@ impl DbMigrator for AlembicMigrator {
     }
 
     fn on_database(&self, db: UrlDatabase) -> Option<std::sync::Arc<dyn DbMigrator>> {
-        Some(std::sync::Arc::new(Self { db, ..self.clone() }))
+        Some(std::sync::Arc::new(Self { db, scratch: true, ..self.clone() }))
     }
 
     fn bookkeeping_tables(&self) -> Vec<String> {
@@ -235,6 +257,9 @@ impl DbMigrator for AlembicMigrator {
     }
 
     async fn downgrade(&self, to: &[Revision]) -> Result<()> {
+        if self.scratch {
+            self.probe_scratch().await?;
+        }
         let current = self.current().await?;
         let graph = self.graph_worktree().await?;
         let steps = graph.downgrade_path_on(&self.db.describe(), &current, to)?;

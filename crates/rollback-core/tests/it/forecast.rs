@@ -150,3 +150,22 @@ fn no_downgrade_no_forecast() {
     assert!(plan.data_loss.is_empty() && plan.risks.is_empty());
     assert!(!plan.render().contains("destroys"), "{}", plan.render());
 }
+
+/// An `env.py` that ignores `$DATABASE_URL` and connects to the live database (as the stock
+/// one does through `alembic.ini`): the forecast must not downgrade the live database. It
+/// proves Alembic sees the copy before migrating anything, and says why it could not.
+#[test]
+fn an_env_py_that_ignores_the_copy_never_touches_the_live_database() {
+    let d = deploy(Fx::Alembic, Engine::Sqlite);
+    let live = format!("sqlite:///{}", d.repo.path().join("app.db").display());
+    let env_py = String::from_utf8(d.repo.read("migrations/env.py")).unwrap();
+    assert!(env_py.contains("os.environ.get(\"DATABASE_URL\")"), "{env_py}");
+    d.repo.write("migrations/env.py", env_py.replace("os.environ.get(\"DATABASE_URL\")", &format!("{live:?}")));
+    let rb = engine(&d);
+    let before = state(&d, &rb);
+    let plan = rb.plan(Some(Level::Full), Some("v1")).unwrap();
+    assert!(plan.data_loss.is_empty(), "{:?}", plan.data_loss);
+    let risk = plan.risks.iter().find(|r| r.code == RiskCode::DataLossUnknown).expect("data_loss_unknown");
+    assert!(risk.message.contains("env.py does not connect to the database in $DATABASE_URL"), "{}", risk.message);
+    assert_eq!(state(&d, &rb), before, "the live database was not downgraded");
+}
