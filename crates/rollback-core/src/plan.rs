@@ -131,6 +131,10 @@ pub enum Step {
         from: Vec<Revision>,
         /// The revisions the run's database snapshot was at.
         to: Vec<Revision>,
+        /// What the upgrade drops of the database as it is (rehearsed on a copy before the
+        /// undo): values written while rolled back into columns the newer schema lacks.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        drops: Vec<DataLoss>,
     },
     /// Put back, from the run's database snapshot, the tables and column values its downgrade
     /// dropped: rows of whole tables that are not there, column values matched by primary key.
@@ -326,10 +330,15 @@ impl Step {
                     if *keep_current { " (its state now dumped into the state folder first)" } else { "" }
                 )
             }
-            Step::UpgradeDatabase { database, from, to } => format!(
-                "upgrade database {database} from {} to {} with the restored migration files",
+            Step::UpgradeDatabase { database, from, to, drops } => format!(
+                "upgrade database {database} from {} to {} with the restored migration files{}",
                 crate::db::show_revisions(from),
-                crate::db::show_revisions(to)
+                crate::db::show_revisions(to),
+                if drops.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (it drops {})", crate::db::rows::describe(drops))
+                }
             ),
             Step::PutBackRows { snapshot, losses, .. } => {
                 format!("put back {} from backup {snapshot}", crate::db::rows::describe(losses))

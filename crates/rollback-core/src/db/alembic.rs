@@ -219,8 +219,15 @@ impl DbMigrator for AlembicMigrator {
         Some(&self.db)
     }
 
-    fn on_database(&self, db: UrlDatabase) -> Option<std::sync::Arc<dyn DbMigrator>> {
-        Some(std::sync::Arc::new(Self { db, scratch: true, ..self.clone() }))
+    fn on_database(&self, db: UrlDatabase, workdir: Option<&Path>) -> Option<std::sync::Arc<dyn DbMigrator>> {
+        // A relative interpreter (`.venv/bin/python`) stays the real work tree's.
+        let python = if self.python.contains('/') && !Path::new(&self.python).is_absolute() {
+            self.workdir.join(&self.python).to_string_lossy().into_owned()
+        } else {
+            self.python.clone()
+        };
+        let workdir = workdir.map_or_else(|| self.workdir.clone(), Path::to_path_buf);
+        Some(std::sync::Arc::new(Self { db, workdir, python, scratch: true, ..self.clone() }))
     }
 
     fn bookkeeping_tables(&self) -> Vec<String> {
@@ -285,6 +292,9 @@ impl DbMigrator for AlembicMigrator {
     }
 
     async fn upgrade(&self, to: &[Revision]) -> Result<()> {
+        if self.scratch {
+            self.probe_scratch().await?;
+        }
         let targets: Vec<String> =
             if to.is_empty() { vec!["heads".into()] } else { to.iter().map(|r| r.0.clone()).collect() };
         for target in &targets {

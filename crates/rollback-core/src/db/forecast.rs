@@ -20,7 +20,7 @@ pub async fn forecast(migrator: &dyn DbMigrator, to: &[Revision], scratch: &Path
     let copy = live.scratch_copy(scratch).await?;
     let result = async {
         let on_copy = migrator
-            .on_database(copy.db.clone())
+            .on_database(copy.db.clone(), None)
             .ok_or_else(|| Error::Config(format!("the `{}` migrator cannot run on a copy", migrator.kind())))?;
         let before = rows::census(&copy.db).await?;
         on_copy.downgrade(to).await?;

@@ -209,9 +209,11 @@ pub trait DbMigrator: Send + Sync {
         None
     }
 
-    /// The same migrator (same files, same settings) working on `db` instead: a throwaway copy
-    /// for the forecast. `None` when this migrator cannot be pointed elsewhere.
-    fn on_database(&self, _db: UrlDatabase) -> Option<Arc<dyn DbMigrator>> {
+    /// The same migrator (same settings) working on `db` instead, with the migration files of
+    /// the work tree at `workdir` (`None`: the same work tree): a throwaway copy for the
+    /// forecast and the undo's rehearsal. `None` when this migrator cannot be pointed
+    /// elsewhere.
+    fn on_database(&self, _db: UrlDatabase, _workdir: Option<&Path>) -> Option<Arc<dyn DbMigrator>> {
         None
     }
 

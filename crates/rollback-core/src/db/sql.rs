@@ -459,8 +459,9 @@ impl DbMigrator for SqlMigrator {
         Some(&self.db)
     }
 
-    fn on_database(&self, db: UrlDatabase) -> Option<std::sync::Arc<dyn DbMigrator>> {
-        Some(std::sync::Arc::new(Self { db, scratch: true, ..self.clone() }))
+    fn on_database(&self, db: UrlDatabase, workdir: Option<&Path>) -> Option<std::sync::Arc<dyn DbMigrator>> {
+        let workdir = workdir.map_or_else(|| self.workdir.clone(), Path::to_path_buf);
+        Some(std::sync::Arc::new(Self { db, workdir, scratch: true, ..self.clone() }))
     }
 
     fn bookkeeping_tables(&self) -> Vec<String> {

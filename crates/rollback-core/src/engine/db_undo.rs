@@ -20,7 +20,9 @@ use std::path::PathBuf;
 
 use super::planner::DbUndoMode;
 use super::{Ctx, Exec, Rollback};
-use crate::backup::{DatabaseSnapshot, SnapshotId};
+use std::os::unix::ffi::OsStrExt;
+
+use crate::backup::{DatabaseSnapshot, EntryKind, Manifest, SnapshotId};
 use crate::db::{Revision, rows, show_revisions};
 use crate::detail::StepDetail;
 use crate::error::{Error, Result};
@@ -80,6 +82,7 @@ impl Rollback {
     pub(crate) fn db_undo_mode(
         &self,
         target: &RunState,
+        files: &Manifest,
         snapshot: &SnapshotId,
         rec: &DatabaseSnapshot,
         restore_snapshot: bool,
@@ -150,11 +153,113 @@ impl Rollback {
         if !obstacles.is_empty() {
             return Err(refuse(obstacles.join("; ")));
         }
-        Ok(DbUndoMode::Forward { to: rec.revisions.clone(), losses })
+        let upgrade_drops = self
+            .rehearse_forward(files, rec, &file, &losses, dir.path())
+            .map_err(|e| refuse(format!("rehearsed on a copy, the undo fails: {}", super::support::chain(&e))))?;
+        Ok(DbUndoMode::Forward { to: rec.revisions.clone(), losses, upgrade_drops })
+    }
+
+    /// The undo's database steps, rehearsed on a copy of the database as it is now, with the
+    /// migration files of the tree the undo puts back (commit and snapshot, written under
+    /// `dir`): the upgrade, then the put-back from the snapshot copy. A conflict only the
+    /// upgrade creates (seed rows under the same keys with other content) is found here,
+    /// before anything changes. Returns what the upgrade itself drops of the database as it is
+    /// now (values written while rolled back into columns the newer schema does not have).
+    fn rehearse_forward(
+        &self,
+        files: &Manifest,
+        rec: &DatabaseSnapshot,
+        snapshot_file: &std::path::Path,
+        losses: &[DataLoss],
+        dir: &std::path::Path,
+    ) -> Result<Vec<DataLoss>> {
+        let tree = dir.join("tree");
+        self.materialize(files, &tree)?;
+        let db = self.migrator()?;
+        let live = db.url_database().ok_or_else(|| Error::refused("the database cannot be copied".to_owned(), None))?;
+        let on = |copy: &crate::db::UrlDatabase| {
+            db.on_database(copy.clone(), Some(&tree))
+                .ok_or_else(|| crate::db::Error::Config(format!("the `{}` migrator cannot run on a copy", db.kind())))
+        };
+        Ok(crate::rt::block_on(async {
+            let now = live.scratch_copy(dir).await?;
+            let snap = match live.scratch_from_dump(snapshot_file, &rec.dump, dir).await {
+                Ok(s) => s,
+                Err(e) => {
+                    let _ = now.discard().await;
+                    return Err(e);
+                }
+            };
+            let result = async {
+                let before = rows::census(&now.db).await?;
+                on(&now.db)?.upgrade(&rec.revisions).await?;
+                let after = rows::census(&now.db).await?;
+                rows::put_back(&now.db, &snap.db, losses).await?;
+                let drops: Vec<DataLoss> = rows::dropped(&before, &after, &db.bookkeeping_tables())
+                    .into_iter()
+                    .filter(|l| l.rows > 0)
+                    .collect();
+                Ok::<_, crate::db::Error>(drops)
+            }
+            .await;
+            let (a, b) = (now.discard().await, snap.discard().await);
+            let drops = result?;
+            a?;
+            b?;
+            Ok::<_, crate::db::Error>(drops)
+        })?)
+    }
+
+    /// Writes the tree an undo puts back into `dir`: every file of commit `files.head`, then
+    /// the files the snapshot holds (bytes, mode, symlinks, absences).
+    fn materialize(&self, files: &Manifest, dir: &std::path::Path) -> Result<()> {
+        use std::os::unix::fs::PermissionsExt;
+        let write = |path: &crate::paths::RepoPath, bytes: &[u8], mode: Option<u32>| -> Result<()> {
+            let dest = path.to_fs(dir);
+            if let Some(parent) = dest.parent() {
+                std::fs::create_dir_all(parent).map_err(|e| IoError::new("create folder", parent, e))?;
+            }
+            let _ = std::fs::remove_file(&dest);
+            std::fs::write(&dest, bytes).map_err(|e| IoError::new("write", &dest, e))?;
+            if let Some(m) = mode {
+                std::fs::set_permissions(&dest, std::fs::Permissions::from_mode(m))
+                    .map_err(|e| IoError::new("set the mode of", &dest, e))?;
+            }
+            Ok(())
+        };
+        for path in self.vcs.tracked_paths(&files.head)? {
+            if let Some(bytes) = self.vcs.read_file_at(&files.head, &path)? {
+                write(&path, &bytes, None)?;
+            }
+        }
+        let store = self.store()?;
+        for e in &files.entries {
+            match &e.kind {
+                EntryKind::File { blob, mode, .. } => write(&e.path, &store.get_blob(blob)?, Some(*mode))?,
+                EntryKind::Symlink { target } => {
+                    let dest = e.path.to_fs(dir);
+                    if let Some(parent) = dest.parent() {
+                        std::fs::create_dir_all(parent).map_err(|err| IoError::new("create folder", parent, err))?;
+                    }
+                    let _ = std::fs::remove_file(&dest);
+                    std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(&target.0), &dest)
+                        .map_err(|err| IoError::new("create symlink", &dest, err))?;
+                }
+                EntryKind::Absent => {
+                    let _ = std::fs::remove_file(e.path.to_fs(dir));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// `upgrade_database`: the schema forward to `to` with the work tree's (restored) files.
-    pub(crate) fn step_upgrade_database(&self, ctx: &mut Ctx<'_>, to: &[Revision]) -> Result<StepDetail> {
+    pub(crate) fn step_upgrade_database(
+        &self,
+        ctx: &mut Ctx<'_>,
+        to: &[Revision],
+        drops: &[DataLoss],
+    ) -> Result<StepDetail> {
         let db = self.migrator()?.clone();
         let from = crate::rt::block_on(db.current())?;
         if super::full::same(&from, to) {
@@ -170,6 +275,15 @@ impl Rollback {
                 show_revisions(to)
             ),
         );
+        if !drops.is_empty() {
+            ctx.log(
+                LogLevel::Warn,
+                format!(
+                    "the upgrade drops {} written while rolled back (kept in this undo's database snapshot)",
+                    rows::describe(drops)
+                ),
+            );
+        }
         crate::rt::block_on(db.upgrade(to))?;
         let now = crate::rt::block_on(db.current())?;
         ctx.log(LogLevel::Success, format!("Database at {}", show_revisions(&now)));

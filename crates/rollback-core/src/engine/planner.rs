@@ -278,6 +278,9 @@ pub enum DbUndoMode {
         to: Vec<crate::db::Revision>,
         /// Tables and columns to put back.
         losses: Vec<crate::model::DataLoss>,
+        /// What the upgrade itself drops of the database as it is now (rehearsed on a copy):
+        /// values written while rolled back into columns the newer schema does not have.
+        upgrade_drops: Vec<crate::model::DataLoss>,
     },
 }
 
@@ -329,11 +332,12 @@ pub fn undo_plan(
                         keep_current: *keep_current,
                     }),
                     // An upgrade needs the newer migration files: it runs once they are back.
-                    DbUndoMode::Forward { to, losses } => {
+                    DbUndoMode::Forward { to, losses, upgrade_drops } => {
                         after_files.push(Step::UpgradeDatabase {
                             database: db.database.clone(),
                             from: db.current.clone(),
                             to: to.clone(),
+                            drops: upgrade_drops.clone(),
                         });
                         if !losses.is_empty() {
                             after_files.push(Step::PutBackRows {

@@ -136,12 +136,20 @@ fn describe_db(d: &planner::DbRestore) -> String {
             "\nDatabase: {}: dump it as it is now into the state folder, then restore snapshot {} (writes made since the run stay only in that dump)",
             d.database, d.snapshot
         ),
-        planner::DbUndoMode::Forward { to, losses } => format!(
-            "\nDatabase: {} changed since the run: upgrade to {} and put back {} from backup {}; the rows written since stay",
+        planner::DbUndoMode::Forward { to, losses, upgrade_drops } => format!(
+            "\nDatabase: {} changed since the run: upgrade to {} and put back {} from backup {}; the rows written since stay{}",
             d.database,
             crate::db::show_revisions(to),
             if losses.is_empty() { "nothing".to_owned() } else { put_back_words(losses) },
-            d.snapshot
+            d.snapshot,
+            if upgrade_drops.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "\nThe upgrade drops, of what was written since: {} (kept in this undo's database snapshot)",
+                    crate::db::rows::describe(upgrade_drops)
+                )
+            }
         ),
     }
 }
@@ -262,7 +270,7 @@ impl Rollback {
                     None => Vec::new(),
                 };
                 let mode = if self.db()?.is_some() {
-                    self.db_undo_mode(target, &id, &rec, restore_snapshot)?
+                    self.db_undo_mode(target, &manifest, &id, &rec, restore_snapshot)?
                 } else {
                     planner::DbUndoMode::Restore { keep_current: restore_snapshot }
                 };

@@ -42,7 +42,7 @@ impl Rollback {
                 let kept = if *keep_current { Some(self.keep_current_database(ctx, ex)?) } else { None };
                 self.step_restore_database(ctx, snapshot, kept)
             }
-            Step::UpgradeDatabase { to, .. } => self.step_upgrade_database(ctx, to),
+            Step::UpgradeDatabase { to, drops, .. } => self.step_upgrade_database(ctx, to, drops),
             Step::PutBackRows { snapshot, losses, .. } => self.step_put_back_rows(ctx, ex, snapshot, losses),
             Step::Restart { .. } => self.step_restart(ctx),
             Step::Deploy { .. } => self.step_deploy(ctx, ex),
