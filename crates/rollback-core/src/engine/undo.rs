@@ -33,6 +33,11 @@ impl Entry for UndoEntry<'_> {
         Rollback::refuse_undone(run_id, &target)?;
         refuse_other_worktree(rb.vcs.as_ref(), run_id, target.worktree.as_deref(), "undo")?;
         let head = rb.vcs.head()?;
+        // Nobody to show a plan to (`--yes`): it is made once, under the lock. Its database
+        // part can cost a copy and a rehearsal.
+        if prompter.is_automatic() {
+            return Ok(Next::Go(Some(head)));
+        }
         if let Some((manifest, db)) = rb.undo_inputs(&target, self.restore_snapshot)? {
             let mut plan = planner::undo_plan(
                 rb.vcs.as_ref(),
