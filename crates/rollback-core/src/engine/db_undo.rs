@@ -149,7 +149,8 @@ impl Rollback {
             let out = result?;
             discarded?;
             Ok::<_, crate::db::Error>(out)
-        })?;
+        })
+        .map_err(|e| refuse(format!("it could not be compared with the snapshot on a copy: {e}")))?;
         if !obstacles.is_empty() {
             return Err(refuse(obstacles.join("; ")));
         }
