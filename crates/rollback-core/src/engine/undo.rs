@@ -33,9 +33,13 @@ impl Entry for UndoEntry<'_> {
         Rollback::refuse_undone(run_id, &target)?;
         refuse_other_worktree(rb.vcs.as_ref(), run_id, target.worktree.as_deref(), "undo")?;
         let head = rb.vcs.head()?;
-        // Nobody to show a plan to (`--yes`): it is made once, under the lock. Its database
-        // part can cost a copy and a rehearsal.
+        // Nobody to show a plan to (`--yes`): it is made once, under the lock (its database
+        // part can cost copies and a rehearsal). The run's snapshot is still read now, so a
+        // store that cannot be trusted is refused before the lock.
         if prompter.is_automatic() {
+            if let Some(id) = target.snapshot_of("snapshot") {
+                rb.store()?.manifest(&id)?;
+            }
             return Ok(Next::Go(Some(head)));
         }
         if let Some((manifest, db)) = rb.undo_inputs(&target, self.restore_snapshot)? {
