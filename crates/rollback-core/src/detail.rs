@@ -87,6 +87,12 @@ pub enum StepDetail {
         /// The database was at the target already (a resumed run).
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         already: bool,
+        /// The database as the downgrade left it, before the code moved and the services
+        /// restarted: `undo` compares the database with it to know whether anything was
+        /// written since. `None` in journals written before it was recorded, or when it could
+        /// not be read.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        db_after: Option<crate::model::DbFingerprint>,
     },
     /// `restore_env`: env files written back from the target's record.
     RestoreEnv {

@@ -153,11 +153,6 @@ pub enum Record {
         status: RunStatus,
         /// The error, if it failed.
         error: Option<String>,
-        /// The database as the run left it, when the run changed it: `undo` compares it with
-        /// the database then, to know whether anything was written since. `None` in journals
-        /// written before it was recorded.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        db_fingerprint: Option<crate::model::DbFingerprint>,
     },
     /// A later undo restored the state from before this run.
     Undone {
@@ -283,8 +278,6 @@ pub struct RunState {
     pub finished_at: Option<Timestamp>,
     /// The undo that undid it.
     pub undone_by: Option<String>,
-    /// The database as the run left it when it last finished (see [`Record::Finished`]).
-    pub db_fingerprint: Option<crate::model::DbFingerprint>,
     /// Steps the operator skipped (manual runs).
     pub skipped: Vec<usize>,
     /// Every record, for timelines.
@@ -314,7 +307,6 @@ impl RunState {
             status: RunStatus::Running,
             finished_at: None,
             undone_by: None,
-            db_fingerprint: None,
             skipped: Vec::new(),
             records: Vec::new(),
         };
@@ -364,10 +356,9 @@ impl RunState {
                     state.status = RunStatus::Running;
                     state.finished_at = None;
                 }
-                Record::Finished { at, status, db_fingerprint, .. } => {
+                Record::Finished { at, status, .. } => {
                     state.status = *status;
                     state.finished_at = Some(*at);
-                    state.db_fingerprint.clone_from(db_fingerprint);
                 }
                 Record::Undone { by, .. } => {
                     state.undone_by = Some(by.clone());

@@ -1,26 +1,28 @@
 //! How an undo puts a database back, and the steps that do it when rows were written since the
 //! run: `upgrade_database` and `put_back_rows`.
 //!
-//! A run that changed the database records, when it ends, a fingerprint of it (the hash of its
-//! canonical dump). The undo compares the database with it:
+//! A run's downgrade records, with its `step_end`, a fingerprint of the database it leaves
+//! (`Database::fingerprint`), taken before the code moves and the services restart: from then
+//! on the rolled-back app may write. The undo compares the database with it:
 //! - the same: nothing was written since, the snapshot goes back byte for byte
 //!   (`restore_database`);
 //! - different: the schema is brought forward with the restored migration files (an upgrade),
 //!   then what the downgrade dropped comes back from the run's snapshot, matched by primary
-//!   key, and the rows written since stay. What cannot be put back faithfully (a dropped column
-//!   of a table without a primary key, a value whose row was deleted since, a row that exists
-//!   again with other content) is refused before anything changes, naming it;
+//!   key, and the rows written since stay. Both are rehearsed on copies first; what cannot be
+//!   put back faithfully (a dropped column of a table without a primary key, a value whose row
+//!   was deleted since, a table or column created again, a row the upgrade creates under a key
+//!   the snapshot holds with other content) is refused before anything changes, naming it;
 //!   `--restore-snapshot` then restores the snapshot after keeping the database as it is in a
 //!   file of the state folder.
 //!
-//! Runs without a fingerprint (journals from before it was recorded, runs that crashed before
-//! they ended) and undos of undos go back by restoring the snapshot, as before.
+//! Runs without a fingerprint (journals from before it was recorded) and undos of undos go
+//! back by restoring the snapshot, as before.
 
+use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 
 use super::planner::DbUndoMode;
 use super::{Ctx, Exec, Rollback};
-use std::os::unix::ffi::OsStrExt;
 
 use crate::backup::{DatabaseSnapshot, EntryKind, Manifest, SnapshotId};
 use crate::db::{Revision, rows, show_revisions};
@@ -30,7 +32,6 @@ use crate::event::LogLevel;
 use crate::fsutil::{self, IoError};
 use crate::journal::RunState;
 use crate::model::{DataLoss, DbFingerprint};
-use crate::plan::{Plan, Step};
 
 /// A private temp folder for scratch copies, removed when dropped.
 fn scratch_dir() -> Result<tempfile::TempDir> {
@@ -47,27 +48,16 @@ impl Rollback {
         Ok(DbFingerprint { hash: crate::rt::block_on(db.database().fingerprint())? })
     }
 
-    /// The fingerprint a run records when it ends, if its plan touches the database.
-    pub(crate) fn fingerprint_after(&self, ctx: &mut Ctx<'_>, plan: &Plan) -> Option<DbFingerprint> {
-        let touches = plan.steps.iter().any(|s| {
-            matches!(
-                s,
-                Step::Downgrade { .. }
-                    | Step::RestoreDatabase { .. }
-                    | Step::UpgradeDatabase { .. }
-                    | Step::PutBackRows { .. }
-            )
-        });
-        if !touches {
-            return None;
-        }
+    /// The database's fingerprint right after a downgrade, for its undo; a warning (and
+    /// `None`: the undo will then restore the snapshot exactly) when it cannot be read.
+    pub(crate) fn fingerprint_after_downgrade(&self, ctx: &mut Ctx<'_>) -> Option<DbFingerprint> {
         match self.db_fingerprint() {
             Ok(f) => Some(f),
             Err(e) => {
                 ctx.log(
                     LogLevel::Warn,
                     format!(
-                        "could not record the database's state at the end of the run ({}): its undo will restore the database snapshot exactly",
+                        "could not record the database's state after the downgrade ({}): its undo will restore the database snapshot exactly",
                         super::support::chain(&e)
                     ),
                 );
@@ -91,10 +81,9 @@ impl Rollback {
             return Ok(DbUndoMode::Restore { keep_current: true });
         }
         let exact = DbUndoMode::Restore { keep_current: false };
-        let Some(recorded) = &target.db_fingerprint else { return Ok(exact) };
-        if !target.plan.steps.iter().any(|s| matches!(s, Step::Downgrade { .. })) {
+        let Some(StepDetail::Downgrade { db_after: Some(recorded), .. }) = target.detail_of("downgrade") else {
             return Ok(exact);
-        }
+        };
         if self.db_fingerprint()? == *recorded {
             return Ok(exact);
         }

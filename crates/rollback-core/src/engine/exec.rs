@@ -132,8 +132,7 @@ impl Rollback {
             (None, None) if verification_failed => (RunStatus::VerificationFailed, None),
             (None, None) => (RunStatus::Succeeded, None),
         };
-        let db_fingerprint = self.fingerprint_after(ctx, ex.plan);
-        ex.journal.append(&Record::Finished { at: finished, status, error: error.clone(), db_fingerprint })?;
+        ex.journal.append(&Record::Finished { at: finished, status, error: error.clone() })?;
         let undo_hint = format!("{} puts everything back", crate::hint::undo(&ex.run_id));
         match (status, ex.plan.kind) {
             (RunStatus::Succeeded, RunKind::Rollback) => ctx.log(LogLevel::Success, format!("Rollback complete: {} is at {}", self.workdir().display(), ex.plan.to.short())),

@@ -323,3 +323,34 @@ fn a_table_created_again_since_the_run_is_refused() {
     );
     assert_eq!(state(&d, &rb), before);
 }
+
+/// The app restarted by the run writes at once, before the run ends: that row is a write
+/// since the run (the fingerprint is taken right after the downgrade, before the code moves),
+/// so the undo keeps it instead of restoring the snapshot over it.
+#[test]
+fn a_row_written_by_the_restarted_app_before_the_run_ends_is_kept() {
+    let mut d = deploy(Fx::Sql, Engine::Sqlite);
+    let app_db = d.repo.path().join("app.db");
+    let write = format!(
+        "import sqlite3; c = sqlite3.connect({:?}); c.execute(\"INSERT OR IGNORE INTO users (id, name) VALUES (3, 'linus')\"); c.commit()",
+        app_db.display().to_string()
+    );
+    let text = format!(
+        "[database]\nkind = \"sql\"\nurl = \"sqlite:///app.db\"\nmigrations_dir = \"{SQL_DIR}\"\n\n[[restart]]\nname = \"app\"\nargv = [{:?}, \"-c\", {:?}]\n",
+        rollback_testkit::db::python(),
+        write
+    );
+    d.config = rollback_core::config::Config::parse(&text, Some(std::path::Path::new("/outside/forge-rollback.toml")))
+        .unwrap();
+    let rb = engine(&d);
+    let out = rb.run(&full("v1"), &AutoConfirm, &Recorder::default()).unwrap();
+    assert_eq!(out.status, RunStatus::Succeeded, "{:?}", out.error);
+    assert_eq!(scalar(&rb, "SELECT name FROM users WHERE id = 3").as_deref(), Some("linus"), "the app wrote");
+
+    let rb = engine(&d);
+    let undo = rb.undo(out.run_id.as_deref().unwrap(), &AutoConfirm, &Recorder::default()).unwrap();
+    assert_eq!(undo.status, RunStatus::Succeeded, "{:?}", undo.error);
+    assert!(steps(&undo).contains(&"put_back_rows"), "{:?}", steps(&undo));
+    assert_eq!(scalar(&rb, "SELECT name FROM users WHERE id = 3").as_deref(), Some("linus"), "kept");
+    assert_eq!(scalar(&rb, "SELECT count(*) FROM payments").as_deref(), Some("4"));
+}
