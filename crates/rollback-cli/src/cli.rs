@@ -61,13 +61,18 @@ pub enum Command {
     },
     /// Roll back: snapshot, reset, remove untracked files, clear caches, record.
     Run(RunArgs),
-    /// Put back exactly the state from before a run (itself undoable).
+    /// Put back the state from before a run (itself undoable); rows written to the database
+    /// since the run stay.
     Undo {
         /// The run to undo (see `runs list`).
         run: String,
         /// Do not ask for confirmation.
         #[arg(long, short = 'y', visible_alias = "auto-confirm")]
         yes: bool,
+        /// Restore the run's database snapshot as it was even if rows were written since: the
+        /// database as it is now is first dumped into the state folder (the path is printed).
+        #[arg(long)]
+        restore_snapshot: bool,
     },
     /// Finish a run that was interrupted or failed, from the first step that did not complete.
     Resume {

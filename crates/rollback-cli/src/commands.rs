@@ -84,10 +84,11 @@ pub fn dispatch(args: &Args, out: &Output) -> anyhow::Result<ExitStatus> {
             let outcome = rb.run(&opts, prompter, &log)?;
             print_outcome(out, &outcome)
         }
-        Command::Undo { run, yes } => {
+        Command::Undo { run, yes, restore_snapshot } => {
             let rb = open(args)?;
             let prompter: &dyn Prompter = if *yes { &AutoConfirm } else { &TerminalPrompter };
-            let outcome = rb.undo(run, prompter, &log)?;
+            let opts = rollback_core::UndoOptions { restore_snapshot: *restore_snapshot, ..Default::default() };
+            let outcome = rb.undo_with(run, &opts, prompter, &log)?;
             print_outcome(out, &outcome)
         }
         Command::Resume { run, yes } => {
@@ -404,6 +405,13 @@ fn render_assessment(a: &Assessment) -> String {
                 let _ = writeln!(s, "    undo {} {} ({}){warn}", p.revision, p.description, p.path);
             }
         }
+    }
+    if !a.data_loss.is_empty() {
+        let _ = writeln!(
+            s,
+            "data loss:  a full rollback's downgrade destroys {}",
+            rollback_core::db::rows::describe(&a.data_loss)
+        );
     }
     if let Some(env) = &a.env {
         let files: Vec<String> = env.files.iter().map(ToString::to_string).collect();

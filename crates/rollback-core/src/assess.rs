@@ -115,6 +115,10 @@ pub struct Assessment {
     /// The env files: what a full rollback would change in them, key names only (`None`
     /// without `[env] files`).
     pub env: Option<crate::env::EnvAssessment>,
+    /// What a full rollback's downgrade would destroy in the live database (the data-loss
+    /// forecast; empty when the schema does not move or nothing is lost).
+    #[serde(default)]
+    pub data_loss: Vec<crate::model::DataLoss>,
     /// Raw status, for the planner.
     #[serde(skip)]
     pub status: Vec<StatusEntry>,
@@ -351,6 +355,7 @@ pub fn assess(
         registry: registry_path,
         database: None,
         env: None,
+        data_loss: Vec::new(),
         status,
     })
 }

@@ -87,6 +87,12 @@ pub enum StepDetail {
         /// The database was at the target already (a resumed run).
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         already: bool,
+        /// The database as the downgrade left it, before the code moved and the services
+        /// restarted: `undo` compares the database with it to know whether anything was
+        /// written since. `None` in journals written before it was recorded, or when it could
+        /// not be read.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        db_after: Option<crate::model::DbFingerprint>,
     },
     /// `restore_env`: env files written back from the target's record.
     RestoreEnv {
@@ -112,6 +118,32 @@ pub enum StepDetail {
         snapshot: SnapshotId,
         /// The database's revisions after.
         revisions: Vec<Revision>,
+        /// Where the database as it was before the restore was written
+        /// (`--restore-snapshot`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        kept: Option<std::path::PathBuf>,
+    },
+    /// `upgrade_database` (undo of a database changed since its run): the schema brought
+    /// forward.
+    UpgradeDatabase {
+        /// Revisions before.
+        from: Vec<Revision>,
+        /// Revisions after.
+        to: Vec<Revision>,
+        /// The database was there already (a resumed undo).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        already: bool,
+    },
+    /// `put_back_rows`: the dropped rows and values back from the run's database snapshot.
+    PutBackRows {
+        /// The snapshot they came from.
+        snapshot: SnapshotId,
+        /// Rows inserted into dropped tables.
+        rows_inserted: u64,
+        /// Rows that were there already, identical.
+        rows_present: u64,
+        /// Column values written back.
+        values_set: u64,
     },
     /// `restart`: the `[[restart]]` steps' results.
     Restart {

@@ -94,6 +94,8 @@ pub enum Arg<'a> {
     AllowNonAncestor,
     /// The target revision.
     Target(&'a str),
+    /// Undo by restoring the database snapshot as it was, after keeping the database as it is.
+    RestoreSnapshot,
 }
 
 /// `arg` as the front-end spells it, in backticks.
@@ -105,6 +107,7 @@ pub fn arg(arg: Arg<'_>) -> String {
         Arg::AllowIrreversible => ("--allow-irreversible".to_owned(), "allow_irreversible=True".to_owned()),
         Arg::AllowNonAncestor => ("--allow-non-ancestor".to_owned(), "allow_non_ancestor=True".to_owned()),
         Arg::Target(rev) => (format!("--target {rev}"), format!("target=\"{rev}\"")),
+        Arg::RestoreSnapshot => ("--restore-snapshot".to_owned(), "restore_snapshot=True".to_owned()),
     };
     say(format!("`{cli}`"), format!("`{python}`"))
 }

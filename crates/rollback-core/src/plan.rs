@@ -110,12 +110,42 @@ pub enum Step {
         /// Per file, the keys that change (names only).
         diffs: Vec<EnvFileDiff>,
     },
-    /// Put the database back exactly as a snapshot recorded (undo of a full rollback).
+    /// Put the database back exactly as a snapshot recorded (undo of a full rollback whose
+    /// database did not change since, or `--restore-snapshot`).
     RestoreDatabase {
         /// The snapshot holding the dump.
         snapshot: SnapshotId,
         /// The database, password removed.
         database: String,
+        /// First write the database as it is now (the undo's own `db_snapshot`) to a file in
+        /// the state folder and say where (`--restore-snapshot`).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        keep_current: bool,
+    },
+    /// Bring the schema forward with the migration files just restored (undo of a full
+    /// rollback whose database changed since): an upgrade, so the rows written since stay.
+    UpgradeDatabase {
+        /// The database, password removed.
+        database: String,
+        /// Revisions now.
+        from: Vec<Revision>,
+        /// The revisions the run's database snapshot was at.
+        to: Vec<Revision>,
+        /// What the upgrade drops of the database as it is (rehearsed on a copy before the
+        /// undo): values written while rolled back into columns the newer schema lacks.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        drops: Vec<DataLoss>,
+    },
+    /// Put back, from the run's database snapshot, the tables and column values its downgrade
+    /// dropped: rows of whole tables that are not there, column values matched by primary key.
+    /// One transaction; running it again changes nothing more.
+    PutBackRows {
+        /// The run's database snapshot.
+        snapshot: SnapshotId,
+        /// The database, password removed.
+        database: String,
+        /// What goes back, with the snapshot's counts.
+        losses: Vec<DataLoss>,
     },
     /// Run the `[[restart]]` commands in order, each followed by its readiness wait.
     Restart {
@@ -169,6 +199,8 @@ impl Step {
             Step::Downgrade { .. } => "downgrade",
             Step::RestoreEnv { .. } => "restore_env",
             Step::RestoreDatabase { .. } => "restore_database",
+            Step::UpgradeDatabase { .. } => "upgrade_database",
+            Step::PutBackRows { .. } => "put_back_rows",
             Step::Restart { .. } => "restart",
             Step::Deploy { .. } => "deploy",
             Step::Promote { .. } => "promote",
@@ -292,8 +324,24 @@ impl Step {
                 }
                 None => "restore env files: none recorded for the target, left as they are".into(),
             },
-            Step::RestoreDatabase { snapshot, database } => {
-                format!("restore database {database} from backup {snapshot}")
+            Step::RestoreDatabase { snapshot, database, keep_current } => {
+                format!(
+                    "restore database {database} from backup {snapshot}{}",
+                    if *keep_current { " (its state now dumped into the state folder first)" } else { "" }
+                )
+            }
+            Step::UpgradeDatabase { database, from, to, drops } => format!(
+                "upgrade database {database} from {} to {} with the restored migration files{}",
+                crate::db::show_revisions(from),
+                crate::db::show_revisions(to),
+                if drops.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (it drops {})", crate::db::rows::describe(drops))
+                }
+            ),
+            Step::PutBackRows { snapshot, losses, .. } => {
+                format!("put back {} from backup {snapshot}", crate::db::rows::describe(losses))
             }
             Step::Restart { steps, .. } => format!("restart services ({} step(s))", steps.len()),
             Step::Deploy { strategy, hook, .. } => {
@@ -368,6 +416,10 @@ pub struct Plan {
     /// when the plan has no downgrade).
     #[serde(default)]
     pub data_loss: Vec<DataLoss>,
+    /// Risks found while planning: a data-loss forecast that could not be made
+    /// (`data_loss_unknown`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub risks: Vec<crate::model::Risk>,
 }
 
 /// Most files listed per step in human output (JSON lists all).
@@ -386,6 +438,12 @@ impl Plan {
         let _ = writeln!(out, "Plan: {what} of {}", self.workdir.display());
         let _ = writeln!(out, "  from {} ({branch})", self.from.commit.short());
         let _ = writeln!(out, "  to   {} {}", self.to.short(), self.to_summary);
+        if self.steps.iter().any(|s| matches!(s, Step::Downgrade { .. })) && self.risks.is_empty() {
+            let _ = writeln!(out, "  the downgrade destroys: {}", crate::db::rows::describe(&self.data_loss));
+        }
+        for r in &self.risks {
+            let _ = writeln!(out, "  risk {}: {}", r.code, r.message);
+        }
         let _ = writeln!(out, "  0. take the run lock");
         for (i, step) in self.steps.iter().enumerate() {
             let _ = writeln!(out, "  {}. {}", i + 1, step.title());

@@ -27,13 +27,13 @@ const POINTS: &[&str] = &[
     "before:record",
 ];
 
-fn env() -> [(&'static str, &'static str); 1] {
+pub(crate) fn env() -> [(&'static str, &'static str); 1] {
     [("APP_DATABASE_URL", "sqlite:///app.db")]
 }
 
 /// v0..v3 with the native migrator on SQLite; v1 deployed and marked (recording its `.env`),
 /// then v3 deployed on top with rows, a new `.env` and uncommitted work.
-fn deployed() -> TestRepo {
+pub(crate) fn deployed() -> TestRepo {
     let r = TestRepo::new();
     let _fx = MigrationFixture::new(&r, MigratorKind::Sql);
     r.write(
@@ -56,13 +56,13 @@ fn migrate(r: &TestRepo) {
 }
 
 #[derive(Debug, PartialEq, Eq)]
-struct State {
+pub(crate) struct State {
     tree: TreeState,
     head: String,
     dump: String,
 }
 
-fn state(r: &TestRepo) -> State {
+pub(crate) fn state(r: &TestRepo) -> State {
     let config = rollback_core::config::Config::parse(
         &format!("[database]\nkind = \"sql\"\nurl = \"sqlite:///app.db\"\nmigrations_dir = \"{SQL_DIR}\"\n"),
         None,

@@ -26,7 +26,7 @@ fn env() -> [(&'static str, &'static str); 1] {
     [("APP_DATABASE_URL", "sqlite:///app.db")]
 }
 
-fn sqlite(r: &TestRepo, sql: &str) -> String {
+pub(crate) fn sqlite(r: &TestRepo, sql: &str) -> String {
     let out = std::process::Command::new(rollback_testkit::db::python())
         .args(["-c", "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.executescript(sys.argv[2]) if sys.argv[3]=='w' else print(sorted(c.execute(sys.argv[2]).fetchall())); c.commit()"])
         .arg(r.path().join("app.db"))
@@ -114,7 +114,11 @@ fn full_run_and_undo_through_the_binary() {
     // The report says where the database went and that it was backed up.
     let md = fr_env(&r, &["report", id], &env());
     md.ok();
-    assert!(md.stdout.contains("and the database in verified backup"), "{}", md.stdout);
+    // Its downgrade dropped `payments` with its rows: the report names them, the backup that
+    // keeps them and the command that brings them back.
+    assert!(md.stdout.contains("Yes, from the live database"), "{}", md.stdout);
+    assert!(md.stdout.contains("table `payments`: 3 row(s) dropped"), "{}", md.stdout);
+    assert!(md.stdout.contains(&format!("`forge-rollback undo {id}` brings them back")), "{}", md.stdout);
     assert!(md.stdout.contains("database moved from 0003 to 0002"), "{}", md.stdout);
 }
 

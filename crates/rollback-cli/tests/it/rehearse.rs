@@ -177,7 +177,9 @@ fn rehearse_full_then_check(kind: MigratorKind, engine: Engine) {
     assert_eq!(d.fingerprint(), before);
     if let Some(pg) = &d.pg {
         // Its temporary database is gone.
-        let left = pg.server().psql("postgres", "SELECT count(*) FROM pg_database WHERE datname LIKE 'fr_rehearse_%'");
+        let left = pg
+            .server()
+            .psql("postgres", "SELECT count(*) FROM pg_database WHERE datname LIKE 'forge_rollback_scratch_%'");
         assert_eq!(left, "0");
     }
 }

@@ -33,6 +33,7 @@ pub const URL_ENV: &str = "DATABASE_URL";
 pub const VERSION_TABLE: &str = "alembic_version";
 
 /// The project's Alembic.
+#[derive(Clone)]
 pub struct AlembicMigrator {
     db: UrlDatabase,
     workdir: PathBuf,
@@ -40,6 +41,9 @@ pub struct AlembicMigrator {
     alembic_ini: PathBuf,
     versions_dir: Option<PathBuf>,
     url_env: Option<String>,
+    /// Works on a throwaway copy (the forecast): before it migrates anything it proves that
+    /// `env.py` connects to the copy, not to whatever `alembic.ini` names.
+    scratch: bool,
 }
 
 impl AlembicMigrator {
@@ -53,6 +57,7 @@ impl AlembicMigrator {
             alembic_ini: config.alembic_ini.clone(),
             versions_dir: config.versions_dir.clone(),
             url_env: config.url_env.clone(),
+            scratch: false,
         }
     }
 
@@ -177,6 +182,24 @@ impl AlembicMigrator {
         &self.db
     }
 
+    /// Proves that Alembic's `env.py` connects to this (scratch) database: a revision only this
+    /// database holds is added to its version table, and `alembic current` must fail to locate
+    /// it. An `env.py` that ignores `$DATABASE_URL` (the stock one reads `alembic.ini`) would
+    /// otherwise run the forecast's downgrade on another database, perhaps the live one.
+    async fn probe_scratch(&self) -> Result<()> {
+        const PROBE: &str = "forge_rollback_probe";
+        self.db.query_scalar(&format!("INSERT INTO {VERSION_TABLE} (version_num) VALUES ('{PROBE}')")).await?;
+        let seen = self.alembic(&["current"]).await;
+        self.db.query_scalar(&format!("DELETE FROM {VERSION_TABLE} WHERE version_num = '{PROBE}'")).await?;
+        match seen {
+            Err(detail) if detail.contains(PROBE) => Ok(()),
+            Err(detail) => Err(Error::Config(format!("`alembic current` failed on the copy: {detail}"))),
+            Ok(_) => Err(Error::Config(format!(
+                "env.py does not connect to the database in ${URL_ENV}: Alembic did not see the copy's version table, so a downgrade there would change another database"
+            ))),
+        }
+    }
+
     fn migration_err(&self, revision: &str, detail: String) -> Error {
         Error::Migration { database: self.db.describe(), revision: revision.to_owned(), detail }
     }
@@ -247,6 +270,25 @@ impl DbMigrator for AlembicMigrator {
         &self.db
     }
 
+    fn url_database(&self) -> Option<&UrlDatabase> {
+        Some(&self.db)
+    }
+
+    fn on_database(&self, db: UrlDatabase, workdir: Option<&Path>) -> Option<std::sync::Arc<dyn DbMigrator>> {
+        // A relative interpreter (`.venv/bin/python`) stays the real work tree's.
+        let python = if self.python.contains('/') && !Path::new(&self.python).is_absolute() {
+            self.workdir.join(&self.python).to_string_lossy().into_owned()
+        } else {
+            self.python.clone()
+        };
+        let workdir = workdir.map_or_else(|| self.workdir.clone(), Path::to_path_buf);
+        Some(std::sync::Arc::new(Self { db, workdir, python, scratch: true, ..self.clone() }))
+    }
+
+    fn bookkeeping_tables(&self) -> Vec<String> {
+        vec![VERSION_TABLE.to_owned()]
+    }
+
     async fn current(&self) -> Result<Vec<Revision>> {
         read_version_table(&self.db, VERSION_TABLE).await
     }
@@ -277,6 +319,9 @@ impl DbMigrator for AlembicMigrator {
     }
 
     async fn downgrade(&self, to: &[Revision]) -> Result<()> {
+        if self.scratch {
+            self.probe_scratch().await?;
+        }
         let current = self.current().await?;
         let graph = self.graph_worktree().await?;
         let steps = graph.downgrade_path_on(&self.db.describe(), &current, to)?;
@@ -306,6 +351,9 @@ impl DbMigrator for AlembicMigrator {
     }
 
     async fn upgrade(&self, to: &[Revision]) -> Result<()> {
+        if self.scratch {
+            self.probe_scratch().await?;
+        }
         let targets: Vec<String> =
             if to.is_empty() { vec!["heads".into()] } else { to.iter().map(|r| r.0.clone()).collect() };
         for target in &targets {

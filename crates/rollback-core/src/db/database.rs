@@ -59,6 +59,14 @@ impl UrlDatabase {
         self.notices.get()
     }
 
+    pub(crate) fn pg_dump(&self) -> &str {
+        &self.pg_dump
+    }
+
+    pub(crate) fn pg_restore(&self) -> &str {
+        &self.pg_restore
+    }
+
     /// The database for messages, password removed.
     pub fn describe(&self) -> String {
         self.url.redacted()
@@ -265,6 +273,13 @@ pub trait Database: Send + Sync {
     /// Where to send notices while it works (a lock it waits for); databases that have none
     /// to send ignore it.
     fn set_notices(&self, _sink: NoticeSink) {}
+
+    /// A short text that is the same for equal states and differs once the schema or a row
+    /// changes: what a run records when it ends, for its undo to tell whether anything was
+    /// written since. By default the BLAKE3 of [`Database::canonical_dump`].
+    async fn fingerprint(&self) -> Result<String> {
+        Ok(blake3::hash(self.canonical_dump().await?.as_bytes()).to_hex().to_string())
+    }
 }
 
 #[async_trait]
@@ -303,5 +318,29 @@ impl Database for UrlDatabase {
 
     async fn canonical_dump(&self) -> Result<String> {
         UrlDatabase::canonical_dump(self).await
+    }
+
+    /// The BLAKE3 of the schema and, per table, the row count and an order-independent digest
+    /// of the rows, computed in one pass (on PostgreSQL by the server): no table is held in
+    /// memory, unlike [`Database::canonical_dump`].
+    async fn fingerprint(&self) -> Result<String> {
+        let text = match &self.url {
+            DbUrl::Sqlite { .. } => {
+                if self.sqlite_missing() {
+                    String::new()
+                } else {
+                    self.with_sqlite(sqlite::Mode::ReadOnly, |c, db| {
+                        sqlite::digest_dump(&c.conn).map_err(sqlite::query_err(db))
+                    })
+                    .await?
+                }
+            }
+            DbUrl::Postgres { .. } => {
+                let pg = self.pg();
+                let client = pg.connect().await?;
+                pg.within("the database fingerprint", postgres::digest_dump(&pg, &client)).await?
+            }
+        };
+        Ok(blake3::hash(text.as_bytes()).to_hex().to_string())
     }
 }

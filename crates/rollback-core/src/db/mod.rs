@@ -19,12 +19,14 @@ pub mod assess;
 pub mod config;
 pub mod database;
 mod env_probe;
+pub mod forecast;
 pub mod graph;
 mod migration_files;
 pub mod notice;
 mod postgres;
 mod process;
 mod python_source;
+pub mod rows;
 pub mod scratch;
 pub mod sql;
 mod sqlite;
@@ -236,6 +238,25 @@ pub trait DbMigrator: Send + Sync {
 
     /// The database it migrates.
     fn database(&self) -> &dyn Database;
+
+    /// The database as a SQLite file or PostgreSQL URL, when it is one: what the data-loss
+    /// forecast and the row-preserving undo copy and compare. `None` for other databases.
+    fn url_database(&self) -> Option<&UrlDatabase> {
+        None
+    }
+
+    /// The same migrator (same settings) working on `db` instead, with the migration files of
+    /// the work tree at `workdir` (`None`: the same work tree): a throwaway copy for the
+    /// forecast and the undo's rehearsal. `None` when this migrator cannot be pointed
+    /// elsewhere.
+    fn on_database(&self, _db: UrlDatabase, _workdir: Option<&Path>) -> Option<Arc<dyn DbMigrator>> {
+        None
+    }
+
+    /// The migrator's own tables (the version table): never counted as data.
+    fn bookkeeping_tables(&self) -> Vec<String> {
+        Vec::new()
+    }
 
     /// Whether a migration that fails part-way is rolled back whole, leaving the database
     /// at the revision before it (transactional DDL). When it is not, a failed downgrade is

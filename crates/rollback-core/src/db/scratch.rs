@@ -1,31 +1,130 @@
-//! A throwaway copy of a database, for rehearsals: a SQLite file written with the online
-//! backup API, or a temporary PostgreSQL database on the same server filled by dump and
-//! restore (`CREATE DATABASE … TEMPLATE` fails while the application is connected). The
-//! original is only read.
+//! Throwaway copies of a database, for the data-loss forecast, the row-preserving undo and
+//! rehearsals: a
+//! SQLite file in a private temp folder, or a temporary PostgreSQL database on the same server
+//! (`forge_rollback_scratch_<random>`). A copy is made from the live database (SQLite online
+//! backup; `pg_dump -Fc` restored into the temporary database, which works while the app is
+//! connected, unlike `CREATE DATABASE … TEMPLATE`) or from a snapshot's dump, and always
+//! discarded by its maker, on success and on error alike.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
+use super::database::{DbDump, FORMAT_PG, FORMAT_SQLITE};
 use super::url::DbUrl;
-use super::{Error, Result, UrlDatabase, sqlite};
-use crate::secret::Secret;
+use super::{Error, Result, UrlDatabase, postgres, sqlite};
 
-/// A copy of a database that is removed again: the PostgreSQL database is dropped by
-/// [`ScratchCopy::remove`], or when the value is dropped (errors and panics included).
+/// A throwaway copy; [`ScratchCopy::discard`] removes it.
 pub struct ScratchCopy {
-    copy: UrlDatabase,
-    /// The original, to connect to when dropping the PostgreSQL copy.
-    origin: UrlDatabase,
-    /// The temporary PostgreSQL database still to drop.
-    pg_name: Option<String>,
-    method: &'static str,
+    /// The copy, with the live database's settings (timeout, `pg_dump`, `pg_restore`).
+    pub db: UrlDatabase,
+    place: Place,
 }
 
-impl std::fmt::Debug for ScratchCopy {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ScratchCopy")
-            .field("copy", &self.copy.describe())
-            .field("method", &self.method)
-            .finish_non_exhaustive()
+enum Place {
+    /// The copy's file (and its `-wal`/`-shm`/`-journal` companions).
+    File(PathBuf),
+    /// A database on the server of `admin` (the live database's URL, to connect from).
+    Pg { admin: DbUrl, name: String },
+}
+
+fn random_name() -> String {
+    format!("forge_rollback_scratch_{}", crate::state::random_hex(12))
+}
+
+/// `forge_rollback_scratch_<random>_<source>`: the source database's name (letters, digits and
+/// `_` of it) tells an operator whose copy it is; at most 63 bytes, PostgreSQL's limit.
+fn pg_scratch_name(source: Option<&str>) -> String {
+    let mut name = format!("forge_rollback_scratch_{}", crate::state::random_hex(8));
+    if let Some(src) = source {
+        name.push('_');
+        name.extend(src.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '_').map(|c| c.to_ascii_lowercase()));
+    }
+    name.truncate(63);
+    name
+}
+
+impl UrlDatabase {
+    /// A copy of the database as it is now, made in `dir` (SQLite) or on the same server
+    /// (PostgreSQL). Nothing of the live database changes.
+    pub(crate) async fn scratch_copy(&self, dir: &Path) -> Result<ScratchCopy> {
+        self.scratch_copy_to(&dir.join(format!("{}.db", random_name())), dir).await
+    }
+
+    /// Like [`UrlDatabase::scratch_copy`], with a SQLite copy written to exactly `sqlite_dest`
+    /// (a rehearsal puts it where the copied tree expects it); `work` holds a PostgreSQL dump
+    /// while it is restored.
+    pub async fn scratch_copy_to(&self, sqlite_dest: &Path, work: &Path) -> Result<ScratchCopy> {
+        match self.url() {
+            DbUrl::Sqlite { path } => {
+                let (src, d, timeout, database) =
+                    (path.clone(), sqlite_dest.to_owned(), self.timeout(), self.describe());
+                let notices = self.notice_sink();
+                tokio::task::spawn_blocking(move || sqlite::snapshot(&src, &d, timeout, &database, notices.as_ref()))
+                    .await
+                    .map_err(|e| Error::Snapshot { database: self.describe(), detail: e.to_string() })??;
+                Ok(self.file_copy(sqlite_dest.to_owned()))
+            }
+            DbUrl::Postgres { .. } => {
+                let dump = work.join(format!("{}.dump", random_name()));
+                let result = async {
+                    postgres::snapshot(&self.pg(), self.pg_dump(), self.pg_restore(), &dump).await?;
+                    self.pg_copy_from(&dump).await
+                }
+                .await;
+                let _ = std::fs::remove_file(&dump);
+                result
+            }
+        }
+    }
+
+    /// A copy of what the snapshot `file` (described by `dump`) holds.
+    pub(crate) async fn scratch_from_dump(&self, file: &Path, dump: &DbDump, dir: &Path) -> Result<ScratchCopy> {
+        match (self.url(), dump.format.as_str()) {
+            (DbUrl::Sqlite { .. }, FORMAT_SQLITE) => {
+                let dest = dir.join(format!("{}.db", random_name()));
+                std::fs::copy(file, &dest).map_err(|e| Error::Snapshot {
+                    database: self.describe(),
+                    detail: format!("cannot copy the snapshot `{}`: {e}", file.display()),
+                })?;
+                Ok(self.file_copy(dest))
+            }
+            (DbUrl::Postgres { .. }, FORMAT_PG) => self.pg_copy_from(file).await,
+            _ => Err(Error::Snapshot {
+                database: self.describe(),
+                detail: format!("the snapshot is a {} `{}` dump, not one of this database", dump.engine, dump.format),
+            }),
+        }
+    }
+
+    fn file_copy(&self, dest: PathBuf) -> ScratchCopy {
+        let url = DbUrl::Sqlite { path: dest.clone() };
+        ScratchCopy { db: self.with_url(url), place: Place::File(dest) }
+    }
+
+    /// Creates a temporary database and restores the archive `file` into it.
+    async fn pg_copy_from(&self, file: &Path) -> Result<ScratchCopy> {
+        let name = pg_scratch_name(self.url().pg_params().and_then(|p| p.dbname).as_deref());
+        let url = self.url().with_database(&name).map_err(Error::Config)?;
+        let pg = self.pg();
+        let client = pg.connect().await?;
+        pg.within("creating a scratch database", async {
+            client.batch_execute(&format!("CREATE DATABASE {name}")).await.map_err(|e| Error::Snapshot {
+                database: self.describe(),
+                detail: format!(
+                    "cannot create a scratch database (the role needs CREATEDB): {}",
+                    postgres::error_detail(&e)
+                ),
+            })
+        })
+        .await?;
+        drop(client);
+        let copy = ScratchCopy { db: self.with_url(url), place: Place::Pg { admin: self.url().clone(), name } };
+        match postgres::restore(&copy.db.pg(), self.pg_restore(), file).await {
+            Ok(()) => Ok(copy),
+            Err(e) => {
+                let _ = copy.discard().await;
+                Err(e)
+            }
+        }
     }
 }
 
@@ -35,134 +134,43 @@ pub const METHOD_SQLITE: &str = "sqlite-backup";
 pub const METHOD_PG: &str = "pg-temporary-database";
 
 impl ScratchCopy {
-    /// The copy, with the original's settings.
+    /// The copy, with the live database's settings.
     pub fn database(&self) -> &UrlDatabase {
-        &self.copy
+        &self.db
     }
 
-    /// `sqlite-backup` or `pg-temporary-database`.
+    /// How it was made: `sqlite-backup` or `pg-temporary-database`.
     pub fn method(&self) -> &'static str {
-        self.method
-    }
-
-    /// Drops the temporary PostgreSQL database now (a SQLite copy is a file in the caller's
-    /// folder: nothing to do).
-    pub async fn remove(mut self) -> Result<()> {
-        match self.pg_name.take() {
-            Some(name) => drop_pg(&self.origin, &name).await,
-            None => Ok(()),
+        match self.place {
+            Place::File(_) => METHOD_SQLITE,
+            Place::Pg { .. } => METHOD_PG,
         }
     }
-}
 
-impl Drop for ScratchCopy {
-    fn drop(&mut self) {
-        if let Some(name) = self.pg_name.take() {
-            let origin = self.origin.clone();
-            let _ = crate::rt::block_on(async move { drop_pg(&origin, &name).await });
-        }
-    }
-}
-
-async fn drop_pg(origin: &UrlDatabase, name: &str) -> Result<()> {
-    let pg = origin.pg();
-    let client = pg.connect().await?;
-    pg.within("dropping the rehearsal's temporary database", async {
-        let forced = client.batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")).await;
-        match forced {
-            Ok(()) => Ok(()),
-            // Before PostgreSQL 13 there is no `WITH (FORCE)`; nobody else knows the name.
-            Err(_) => {
-                client.batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\"")).await.map_err(|e| pg.query_err(&e))
+    /// Removes the copy: its file, or its database (connections to it closed by force).
+    pub async fn discard(self) -> Result<()> {
+        match self.place {
+            Place::File(path) => {
+                for suffix in ["", "-wal", "-shm", "-journal"] {
+                    let mut p = path.as_os_str().to_os_string();
+                    p.push(suffix);
+                    let _ = std::fs::remove_file(PathBuf::from(p));
+                }
+                Ok(())
             }
-        }
-    })
-    .await
-}
-
-impl UrlDatabase {
-    /// Copies this database: SQLite into the new file `sqlite_dest` through the online backup
-    /// API (a consistent copy while the app writes, integrity-checked); PostgreSQL into a new
-    /// database `fr_rehearse_<random>` on the same server, restored from a `pg_dump -Fc`
-    /// archive written into the folder `work`. Needs the right to create databases.
-    pub async fn scratch_copy(&self, sqlite_dest: &Path, work: &Path) -> Result<ScratchCopy> {
-        match self.url() {
-            DbUrl::Sqlite { path } => {
-                let (path, dest, timeout, database) =
-                    (path.clone(), sqlite_dest.to_owned(), self.timeout(), self.describe());
-                let notices = self.notice_sink();
-                tokio::task::spawn_blocking(move || {
-                    sqlite::snapshot(&path, &dest, timeout, &database, notices.as_ref())
+            Place::Pg { admin, name } => {
+                let ctx = postgres::Ctx { url: &admin, timeout: self.db.timeout() };
+                let client = ctx.connect().await?;
+                ctx.within("dropping the scratch database", async {
+                    let (num, _) = ctx.server_version(&client).await?;
+                    let force = if num >= 130_000 { " WITH (FORCE)" } else { "" };
+                    client
+                        .batch_execute(&format!("DROP DATABASE IF EXISTS {name}{force}"))
+                        .await
+                        .map_err(|e| ctx.query_err(&e))
                 })
                 .await
-                .map_err(|e| Error::Snapshot { database: self.describe(), detail: e.to_string() })??;
-                Ok(ScratchCopy {
-                    copy: self.with_url(DbUrl::Sqlite { path: sqlite_dest.to_owned() }),
-                    origin: self.clone(),
-                    pg_name: None,
-                    method: METHOD_SQLITE,
-                })
-            }
-            DbUrl::Postgres { url, .. } => {
-                let archive = work.join("database.dump");
-                let dump = self.snapshot(&archive).await?;
-                let name = format!("fr_rehearse_{}", crate::state::random_hex(10));
-                let pg = self.pg();
-                let client = pg.connect().await?;
-                pg.within("creating the rehearsal's temporary database", async {
-                    client.batch_execute(&format!("CREATE DATABASE \"{name}\"")).await.map_err(|e| pg.query_err(&e))
-                })
-                .await?;
-                drop(client);
-                let new_url = with_dbname(url, &name)
-                    .and_then(|u| DbUrl::parse(&u, Path::new("/")).ok())
-                    .ok_or_else(|| Error::Config("the PostgreSQL URL cannot name another database".into()))?;
-                let scratch = ScratchCopy {
-                    copy: self.with_url(new_url),
-                    origin: self.clone(),
-                    pg_name: Some(name),
-                    method: METHOD_PG,
-                };
-                scratch.copy.restore(&archive, &dump).await?;
-                let _ = std::fs::remove_file(&archive);
-                Ok(scratch)
             }
         }
-    }
-}
-
-/// `url` with its database replaced by `name` (a `dbname=` query parameter is dropped).
-fn with_dbname(url: &Secret, name: &str) -> Option<Secret> {
-    let raw = url.expose().trim();
-    let (scheme, rest) = raw.split_once("://")?;
-    let (main, query) = match rest.split_once('?') {
-        Some((m, q)) => (m, Some(q)),
-        None => (rest, None),
-    };
-    let host_start = main.rfind('@').map_or(0, |i| i + 1);
-    let netloc = match main[host_start..].find('/') {
-        Some(i) => &main[..host_start + i],
-        None => main,
-    };
-    let query: Vec<&str> =
-        query.map(|q| q.split('&').filter(|kv| !kv.starts_with("dbname=")).collect()).unwrap_or_default();
-    let query = if query.is_empty() { String::new() } else { format!("?{}", query.join("&")) };
-    Some(Secret::new(format!("{scheme}://{netloc}/{name}{query}")))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn another_database_on_the_same_server() {
-        let w = |u: &str| with_dbname(&Secret::new(u), "fr_x").map(|s| s.expose().to_owned());
-        assert_eq!(w("postgresql://u:p@h:5432/app").as_deref(), Some("postgresql://u:p@h:5432/fr_x"));
-        assert_eq!(
-            w("postgres://u:p%2Fq@h/app?sslmode=require&dbname=app").as_deref(),
-            Some("postgres://u:p%2Fq@h/fr_x?sslmode=require")
-        );
-        assert_eq!(w("postgresql://h").as_deref(), Some("postgresql://h/fr_x"));
-        assert_eq!(w("postgresql+psycopg2://u@h:1/a/b").as_deref(), Some("postgresql+psycopg2://u@h:1/fr_x"));
     }
 }

@@ -207,11 +207,14 @@ impl Applied {
 const LOCKED: &str = "forge-rollback: lock_timeout";
 
 /// forge-rollback's native SQL migrator.
+#[derive(Clone)]
 pub struct SqlMigrator {
     db: UrlDatabase,
     workdir: PathBuf,
     dir: PathBuf,
     table: String,
+    /// Works on a throwaway copy (the forecast): crash-test failpoints are not for it.
+    scratch: bool,
 }
 
 impl SqlMigrator {
@@ -221,7 +224,13 @@ impl SqlMigrator {
         if !is_identifier(&config.table) {
             return Err(Error::Config(format!("`{}` is not a plain SQL identifier (database.table)", config.table)));
         }
-        Ok(Self { db, workdir: workdir.to_owned(), dir: config.migrations_dir.clone(), table: config.table.clone() })
+        Ok(Self {
+            db,
+            workdir: workdir.to_owned(),
+            dir: config.migrations_dir.clone(),
+            table: config.table.clone(),
+            scratch: false,
+        })
     }
 
     fn load_worktree(&self) -> Result<Vec<SqlMigration>> {
@@ -320,6 +329,7 @@ impl SqlMigrator {
         }
         let create = self.create_table_sql();
         let table = self.table.clone();
+        let scratch = self.scratch;
         match self.db.url() {
             DbUrl::Sqlite { .. } => {
                 let result = self
@@ -360,7 +370,7 @@ impl SqlMigrator {
                                 return Err(Error::Migration { database: database.to_owned(), revision: m.revision.clone(), detail });
                             }
                             // Crash tests: a kill between two committed downgrades.
-                            if !up && let Err(e) = crate::failpoint::hit("between:downgrades") {
+                            if !up && !scratch && let Err(e) = crate::failpoint::hit("between:downgrades") {
                                 return Err(Error::Migration {
                                     database: database.to_owned(),
                                     revision: m.revision.clone(),
@@ -496,6 +506,19 @@ impl DbMigrator for SqlMigrator {
 
     fn database(&self) -> &dyn super::Database {
         &self.db
+    }
+
+    fn url_database(&self) -> Option<&UrlDatabase> {
+        Some(&self.db)
+    }
+
+    fn on_database(&self, db: UrlDatabase, workdir: Option<&Path>) -> Option<std::sync::Arc<dyn DbMigrator>> {
+        let workdir = workdir.map_or_else(|| self.workdir.clone(), Path::to_path_buf);
+        Some(std::sync::Arc::new(Self { db, workdir, scratch: true, ..self.clone() }))
+    }
+
+    fn bookkeeping_tables(&self) -> Vec<String> {
+        vec![self.table.clone()]
     }
 
     async fn current(&self) -> Result<Vec<Revision>> {

@@ -327,10 +327,23 @@ fn render(v: ValueRef<'_>) -> String {
     }
 }
 
+/// [`canonical_dump`]'s schema with each table's rows as their count and an order-independent
+/// digest (the wrapping sum of a 128-bit BLAKE3 prefix of every rendered row), read in one pass
+/// without holding the rows: the same on equal states, different once a row changes.
+pub(crate) fn digest_dump(conn: &Connection) -> rusqlite::Result<String> {
+    let mut out = canonical_dump_with(conn, true)?;
+    out.push_str("digest\n");
+    Ok(out)
+}
+
 /// Schema and rows, sorted. Tables are described from `PRAGMA table_xinfo` rather than their
 /// `CREATE` text (SQLite edits that text in place on `ALTER TABLE`, so equal schemas can have
 /// different texts); indexes, views and triggers by their SQL.
 pub(crate) fn canonical_dump(conn: &Connection) -> rusqlite::Result<String> {
+    canonical_dump_with(conn, false)
+}
+
+fn canonical_dump_with(conn: &Connection, digest: bool) -> rusqlite::Result<String> {
     let mut out = String::new();
     let uv: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     let _ = writeln!(out, "user_version {uv}");
@@ -400,6 +413,23 @@ pub(crate) fn canonical_dump(conn: &Connection) -> rusqlite::Result<String> {
         }
         let mut stmt = conn.prepare(&format!("SELECT * FROM {q}"))?;
         let ncols = stmt.column_count();
+        if digest {
+            let (mut count, mut sum) = (0u64, 0u128);
+            let mut rows = stmt.query([])?;
+            while let Some(r) = rows.next()? {
+                let mut h = blake3::Hasher::new();
+                for i in 0..ncols {
+                    h.update(render(r.get_ref(i)?).as_bytes());
+                    h.update(b"\x1f");
+                }
+                let mut b = [0u8; 16];
+                b.copy_from_slice(&h.finalize().as_bytes()[..16]);
+                sum = sum.wrapping_add(u128::from_le_bytes(b));
+                count += 1;
+            }
+            let _ = writeln!(out, "  rows {count} digest {sum:032x}");
+            continue;
+        }
         let mut rows: Vec<String> = stmt
             .query_map([], |r| {
                 let mut vals = Vec::with_capacity(ncols);

@@ -192,6 +192,32 @@ impl DbUrl {
         crate::secret::redact_in(text, secrets.iter().map(String::as_str))
     }
 
+    /// The same server and credentials, another database: `name` for PostgreSQL (the URL's
+    /// path replaced, a `dbname` parameter dropped), the file `name` for SQLite. For the
+    /// throwaway copies of the data-loss forecast and the row-preserving undo.
+    pub fn with_database(&self, name: &str) -> Result<DbUrl, String> {
+        match self {
+            DbUrl::Sqlite { .. } => Ok(DbUrl::Sqlite { path: PathBuf::from(name) }),
+            DbUrl::Postgres { url, .. } => {
+                let raw = url.expose().trim();
+                let (scheme, rest) = raw.split_once("://").ok_or("not a database URL")?;
+                let rest = rest.split('#').next().unwrap_or_default();
+                let netloc_end = rest.find(['/', '?']).unwrap_or(rest.len());
+                let (netloc, tail) = rest.split_at(netloc_end);
+                let query = tail.split_once('?').map(|(_, q)| q).unwrap_or_default();
+                let kept: Vec<&str> =
+                    query.split('&').filter(|kv| !kv.is_empty() && !kv.starts_with("dbname=")).collect();
+                let mut new = format!("{scheme}://{netloc}/{name}");
+                if !kept.is_empty() {
+                    new.push('?');
+                    new.push_str(&kept.join("&"));
+                }
+                let (_, redacted) = parse_pg(scheme, &new[scheme.len() + 3..])?;
+                Ok(DbUrl::Postgres { url: Secret::new(new), redacted })
+            }
+        }
+    }
+
     /// The URL to hand to a child process (Alembic's `env.py`): PostgreSQL as given, SQLite
     /// with its absolute path (`sqlite:////abs/app.db`), so the child's working directory
     /// does not matter.

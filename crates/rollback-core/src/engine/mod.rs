@@ -15,7 +15,9 @@
 
 mod admin;
 mod builder;
+mod db_undo;
 mod exec;
+mod forecast;
 mod full;
 pub(crate) use crate::db::show_revisions;
 mod manual;
@@ -87,6 +89,18 @@ fn notice_sink(observer: &Arc<dyn crate::event::Observer>) -> crate::db::NoticeS
             message: n.to_string(),
         });
     })
+}
+
+/// Options of an undo.
+#[derive(Clone, Debug, Default)]
+pub struct UndoOptions {
+    /// Put the database back exactly as the run's snapshot holds it even when rows were
+    /// written since: the database as it is now is first dumped into the state folder (and
+    /// the undo says where). Without it, an undo whose database changed since the run brings
+    /// the schema forward and puts back only what the downgrade dropped, or refuses.
+    pub restore_snapshot: bool,
+    /// Who asked for the undo (journaled, and in its report).
+    pub actor: Option<String>,
 }
 
 /// A repository opened for rollbacks.
@@ -289,8 +303,17 @@ impl Rollback {
 
     // ----- assess and plan -------------------------------------------------------------
 
-    /// Assesses a rollback to `target` (or the registry's choice). Reads only.
+    /// Assesses a rollback to `target` (or the registry's choice). Reads only. When the
+    /// database must go down, the data-loss forecast runs the downgrade on a throwaway copy
+    /// and says what it would destroy ([`Assessment::data_loss`]).
     pub fn assess(&self, target: Option<&str>) -> Result<Assessment> {
+        let mut a = self.assess_only(target)?;
+        self.forecast_assessment(&mut a);
+        Ok(a)
+    }
+
+    /// The assessment without the data-loss forecast (the plan makes its own).
+    pub(crate) fn assess_only(&self, target: Option<&str>) -> Result<Assessment> {
         let registry = self.registry()?;
         let mut a = assess::assess(self.vcs.as_ref(), &self.config, &registry, target)?;
         self.assess_database(&mut a);
@@ -305,7 +328,7 @@ impl Rollback {
     /// Plans a rollback. Reads only. The downgrade step shows the SQL it would run where the
     /// migrator can tell (Alembic's offline mode, the native `.down.sql` files).
     pub fn plan(&self, level: Option<Level>, target: Option<&str>) -> Result<Plan> {
-        let a = self.assess(target)?;
+        let a = self.assess_only(target)?;
         let level = Self::resolve_level(&a, level);
         self.require_database(&a, level)?;
         // A plan to downgrade a database that cannot be reached (or a SQLite file that is not
@@ -326,6 +349,7 @@ impl Rollback {
         let mut plan = planner::rollback_plan(self.vcs.as_ref(), &self.config, &self.check_names(), &a, level);
         self.plan_promotion(&mut plan)?;
         self.fill_previews(&mut plan);
+        self.forecast_plan(&mut plan);
         Ok(plan)
     }
 }

@@ -244,6 +244,7 @@ pub fn rollback_plan(vcs: &dyn VcsBackend, config: &Config, checks: &[String], a
         undo_of: None,
         steps,
         data_loss: Vec::new(),
+        risks: Vec::new(),
     }
 }
 
@@ -256,6 +257,31 @@ pub struct DbRestore {
     pub database: String,
     /// Its revisions now, for the undo's own snapshot.
     pub current: Vec<crate::db::Revision>,
+    /// How it goes back.
+    pub mode: DbUndoMode,
+}
+
+/// How an undo puts a database back.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DbUndoMode {
+    /// Exactly as the snapshot holds it, byte for byte: nothing was written since the run
+    /// (or `--restore-snapshot`, which first keeps the database as it is in a file:
+    /// `keep_current`).
+    Restore {
+        /// Dump the database as it is now into the state folder first.
+        keep_current: bool,
+    },
+    /// The database changed since the run: upgrade it to `to` with the restored migration
+    /// files, then put back what the downgrade dropped (`losses`, counted in the snapshot).
+    Forward {
+        /// The snapshot's revisions.
+        to: Vec<crate::db::Revision>,
+        /// Tables and columns to put back.
+        losses: Vec<crate::model::DataLoss>,
+        /// What the upgrade itself drops of the database as it is now (rehearsed on a copy):
+        /// values written while rolled back into columns the newer schema does not have.
+        upgrade_drops: Vec<crate::model::DataLoss>,
+    },
 }
 
 /// The undo plan restoring `manifest` (taken by run `undo_of`) from the current state.
@@ -294,11 +320,34 @@ pub fn undo_plan(
         undo_of: Some(undo_of.to_owned()),
         steps: {
             let mut steps = vec![Step::Snapshot { capture }];
+            let mut after_files = Vec::new();
             if let Some(db) = db {
-                // The database goes back first, like a rollback's downgrade: a failure there
-                // leaves the code untouched.
                 steps.push(Step::DbSnapshot { database: db.database.clone(), revisions: db.current.clone() });
-                steps.push(Step::RestoreDatabase { snapshot: db.snapshot.clone(), database: db.database.clone() });
+                match &db.mode {
+                    // A restore goes first, like a rollback's downgrade: a failure there leaves
+                    // the code untouched.
+                    DbUndoMode::Restore { keep_current } => steps.push(Step::RestoreDatabase {
+                        snapshot: db.snapshot.clone(),
+                        database: db.database.clone(),
+                        keep_current: *keep_current,
+                    }),
+                    // An upgrade needs the newer migration files: it runs once they are back.
+                    DbUndoMode::Forward { to, losses, upgrade_drops } => {
+                        after_files.push(Step::UpgradeDatabase {
+                            database: db.database.clone(),
+                            from: db.current.clone(),
+                            to: to.clone(),
+                            drops: upgrade_drops.clone(),
+                        });
+                        if !losses.is_empty() {
+                            after_files.push(Step::PutBackRows {
+                                snapshot: db.snapshot.clone(),
+                                database: db.database.clone(),
+                                losses: losses.clone(),
+                            });
+                        }
+                    }
+                }
             }
             steps.extend([
                 Step::Reset { target: to, branch: manifest.branch.clone(), changes, clear_way, discards },
@@ -306,11 +355,13 @@ pub fn undo_plan(
                 Step::RestoreFiles { snapshot: manifest.id.clone(), entries: manifest.entries.len() },
                 Step::RestoreIndex { snapshot: manifest.id.clone() },
             ]);
+            steps.extend(after_files);
             steps.extend(service_steps(config, checks));
             steps.push(Step::Record);
             steps
         },
         data_loss: Vec::new(),
+        risks: Vec::new(),
     })
 }
 

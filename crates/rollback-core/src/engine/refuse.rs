@@ -200,7 +200,14 @@ impl Rollback {
                         show_revisions(to),
                         path.len(),
                         if irreversible > 0 { format!(", {irreversible} IRREVERSIBLE") } else { String::new() }
-                    )
+                    ) + &match plan.risks.iter().find(|r| r.code == crate::model::RiskCode::DataLossUnknown) {
+                        Some(r) => format!("\nData loss: unknown, {}", r.message),
+                        None if plan.data_loss.iter().any(|l| l.rows > 0) => format!(
+                            "\nThe downgrade destroys: {} (kept in the database snapshot; `undo` puts them back)",
+                            crate::db::rows::describe(&plan.data_loss)
+                        ),
+                        None => "\nThe downgrade destroys no rows".to_owned(),
+                    }
                 }
                 Step::RestoreEnv { record: Some(_), diffs, .. } if !diffs.is_empty() => format!(
                     "Env files replaced with those recorded for the target (snapshotted first): {}",

@@ -122,7 +122,7 @@ impl Rollback {
         let result = self.rehearse_on(&copy, &layout, scratch.as_ref(), opts, observer);
         drop(copy);
         let removed = match scratch {
-            Some(s) => crate::rt::block_on(s.remove()).map_err(Error::from),
+            Some(s) => crate::rt::block_on(s.discard()).map_err(Error::from),
             None => Ok(()),
         };
         let mut rehearsal = result?;
@@ -239,7 +239,7 @@ impl Rollback {
         if let Some(parent) = dest.parent() {
             std::fs::create_dir_all(parent).map_err(|e| IoError::new("create folder", parent, e))?;
         }
-        Ok(crate::rt::block_on(url_db.scratch_copy(&dest, &layout.root))?)
+        Ok(crate::rt::block_on(url_db.scratch_copy_to(&dest, &layout.root))?)
     }
 
     /// A rollback over the copy: the real configuration with its paths and URL rewritten to

@@ -55,7 +55,7 @@ impl Entry for ResumeEntry<'_> {
         // before it are the only record of the prior state and must not be taken again.
         let changes_begun = state.records.iter().any(|r| {
             matches!(r, Record::StepBegin { index, .. }
-                if matches!(plan.steps.get(*index), Some(Step::Reset { .. } | Step::Downgrade { .. } | Step::RestoreDatabase { .. })))
+                if matches!(plan.steps.get(*index), Some(Step::Reset { .. } | Step::Downgrade { .. } | Step::RestoreDatabase { .. } | Step::UpgradeDatabase { .. } | Step::PutBackRows { .. })))
         });
         let mut at = state.next_step().unwrap_or(plan.steps.len());
         if !changes_begun && head.commit == plan.from.commit {

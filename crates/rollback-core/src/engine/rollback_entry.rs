@@ -9,6 +9,7 @@ use crate::error::{Error, Result};
 use crate::event::{LogLevel, Observer};
 use crate::hint::{self, Arg};
 use crate::journal::RunStatus;
+use crate::model::{DataLoss, Risk};
 use crate::plan::{Level, RunKind};
 use crate::prompt::{Confirmation, Prompter};
 use crate::time::Timestamp;
@@ -20,7 +21,12 @@ pub(crate) struct RollbackEntry<'a> {
 /// What was settled before the lock.
 pub(crate) enum Ready {
     /// Assessed and confirmed: the run must find HEAD where the operator saw it.
-    Confirmed { assessment: Box<Assessment>, level: Level },
+    Confirmed {
+        assessment: Box<Assessment>,
+        level: Level,
+        /// The data-loss forecast the operator confirmed, and why it is missing if it is.
+        forecast: (Vec<DataLoss>, Vec<Risk>),
+    },
     /// `--yes`: only the input was checked; assess under the lock.
     Unattended,
 }
@@ -57,7 +63,7 @@ impl Entry for RollbackEntry<'_> {
             )?;
             return Ok(Next::Go(Ready::Unattended));
         }
-        let a = rb.assess(opts.target.as_deref())?;
+        let a = rb.assess_only(opts.target.as_deref())?;
         let level = Rollback::resolve_level(&a, opts.level);
         rb.require_database(&a, level)?;
         let mut plan = planner::rollback_plan(rb.vcs.as_ref(), &rb.config, &rb.check_names(), &a, level);
@@ -65,6 +71,9 @@ impl Entry for RollbackEntry<'_> {
         let refusals = rb.refusals(&a, opts, level);
         if opts.dry_run || level == Level::Manual {
             rb.fill_previews(&mut plan);
+        }
+        if refusals.is_empty() || opts.dry_run {
+            rb.forecast_plan(&mut plan);
         }
         if opts.dry_run {
             let mut warnings: Vec<String> =
@@ -115,15 +124,15 @@ impl Entry for RollbackEntry<'_> {
         if !prompter.confirm(&request)? {
             return Err(Error::Cancelled("the operator declined; nothing was changed".into()));
         }
-        Ok(Next::Go(Ready::Confirmed { assessment: Box::new(a), level }))
+        Ok(Next::Go(Ready::Confirmed { assessment: Box::new(a), level, forecast: (plan.data_loss, plan.risks) }))
     }
 
     fn settle(&self, rb: &Rollback, ctx: &mut Ctx<'_>, ready: Ready, _prompter: &dyn Prompter) -> Result<Next<Job>> {
         let opts = self.opts;
         rb.refuse_unfinished()?;
-        let (now, level) = match ready {
+        let (now, level, forecast) = match ready {
             Ready::Unattended => {
-                let a = rb.assess(opts.target.as_deref())?;
+                let a = rb.assess_only(opts.target.as_deref())?;
                 let level = Rollback::resolve_level(&a, opts.level);
                 rb.require_database(&a, level)?;
                 if let Some(e) = rb.refusals(&a, opts, level).into_iter().next() {
@@ -133,11 +142,11 @@ impl Entry for RollbackEntry<'_> {
                 if let Some(w) = rb.no_database_warning(level) {
                     ctx.log(LogLevel::Warn, w);
                 }
-                (a, level)
+                (a, level, None)
             }
-            Ready::Confirmed { assessment: a, level } => {
+            Ready::Confirmed { assessment: a, level, forecast } => {
                 // Plan again under the lock, from the state as it is now.
-                let now = rb.assess(Some(a.target.commit.id.as_str()))?;
+                let now = rb.assess_only(Some(a.target.commit.id.as_str()))?;
                 rb.require_database(&now, level)?;
                 if now.head != a.head {
                     return Err(Error::refused(
@@ -149,11 +158,17 @@ impl Entry for RollbackEntry<'_> {
                         Some("assess again and rerun".to_owned()),
                     ));
                 }
-                (now, level)
+                (now, level, Some(forecast))
             }
         };
         let mut plan = planner::rollback_plan(rb.vcs.as_ref(), &rb.config, &rb.check_names(), &now, level);
         rb.plan_promotion(&mut plan)?;
+        // The journal keeps the forecast with the plan: the one the operator confirmed, or,
+        // unattended, one made now.
+        match forecast {
+            Some((losses, risks)) => (plan.data_loss, plan.risks) = (losses, risks),
+            None => rb.forecast_plan(&mut plan),
+        }
         if level == Level::Manual {
             rb.fill_previews(&mut plan);
         }

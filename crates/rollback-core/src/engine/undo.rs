@@ -18,6 +18,7 @@ pub(crate) struct UndoEntry<'a> {
     pub(crate) run_id: &'a str,
     /// Who asked for the undo (journaled, and in its report).
     pub(crate) actor: Option<&'a str>,
+    pub(crate) restore_snapshot: bool,
 }
 
 impl Entry for UndoEntry<'_> {
@@ -35,7 +36,16 @@ impl Entry for UndoEntry<'_> {
         Rollback::refuse_undone(run_id, &target)?;
         refuse_other_worktree(rb.vcs.as_ref(), run_id, target.worktree.as_deref(), "undo")?;
         let head = rb.vcs.head()?;
-        if let Some((manifest, db)) = rb.undo_inputs(&target)? {
+        // Nobody to show a plan to (`--yes`): it is made once, under the lock (its database
+        // part can cost copies and a rehearsal). The run's snapshot is still read now, so a
+        // store that cannot be trusted is refused before the lock.
+        if prompter.is_automatic() {
+            if let Some(id) = &target.tree_snapshot {
+                refuse_no_space(rb, run_id, &rb.store()?.manifest(id)?)?;
+            }
+            return Ok(Next::Go(Some(head)));
+        }
+        if let Some((manifest, db)) = rb.undo_inputs(&target, self.restore_snapshot)? {
             refuse_no_space(rb, run_id, &manifest)?;
             let mut plan = planner::undo_plan(
                 rb.vcs.as_ref(),
@@ -62,9 +72,7 @@ impl Entry for UndoEntry<'_> {
                 manifest.branch.as_deref().unwrap_or("detached HEAD"),
                 manifest.entries.len(),
                 manifest.id,
-                db.as_ref()
-                    .map(|d| format!("\nDatabase: {} back from backup {}", d.database, d.snapshot))
-                    .unwrap_or_default()
+                db.as_ref().map(describe_db).unwrap_or_default()
             );
             if !made_since.is_empty() {
                 let _ = writeln!(
@@ -107,7 +115,7 @@ impl Entry for UndoEntry<'_> {
                 Some(format!("resume or undo {} first", r.run_id)),
             ));
         }
-        let Some((manifest, db)) = rb.undo_inputs(&target)? else {
+        let Some((manifest, db)) = rb.undo_inputs(&target, self.restore_snapshot)? else {
             // Stopped before its snapshot completed: it changed nothing.
             let mut j = Journal::open(&rb.state.run_dir(run_id).join("journal.jsonl"))?;
             j.append(&Record::Undone { at: Timestamp::now(), by: "nothing-changed".into() })?;
@@ -166,6 +174,46 @@ fn refuse_no_space(rb: &Rollback, run_id: &str, manifest: &Manifest) -> Result<(
     }
 }
 
+/// The confirmation's database line: which way it goes back.
+fn describe_db(d: &planner::DbRestore) -> String {
+    match &d.mode {
+        planner::DbUndoMode::Restore { keep_current: false } => {
+            format!("\nDatabase: {} unchanged since the run: restore snapshot {}", d.database, d.snapshot)
+        }
+        planner::DbUndoMode::Restore { keep_current: true } => format!(
+            "\nDatabase: {}: dump it as it is now into the state folder, then restore snapshot {} (writes made since the run stay only in that dump)",
+            d.database, d.snapshot
+        ),
+        planner::DbUndoMode::Forward { to, losses, upgrade_drops } => format!(
+            "\nDatabase: {} changed since the run: upgrade to {} and put back {} from backup {}; the rows written since stay{}",
+            d.database,
+            crate::db::show_revisions(to),
+            if losses.is_empty() { "nothing".to_owned() } else { put_back_words(losses) },
+            d.snapshot,
+            if upgrade_drops.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "\nThe upgrade drops, of what was written since: {} (kept in this undo's database snapshot)",
+                    crate::db::rows::describe(upgrade_drops)
+                )
+            }
+        ),
+    }
+}
+
+/// `12 rows of payments, 3 values of users.nickname`.
+fn put_back_words(losses: &[crate::model::DataLoss]) -> String {
+    losses
+        .iter()
+        .map(|l| match &l.column {
+            None => format!("{} row(s) of {}", l.rows, l.table),
+            Some(c) => format!("{} value(s) of {}.{c}", l.rows, l.table),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Commits named at most in a confirmation or a warning.
 const KEPT_SHOWN: usize = 10;
 
@@ -210,8 +258,12 @@ impl Rollback {
     /// every file's bytes, mode and symlink target, untracked files, the index, and for a full
     /// rollback the database and the env files). The undo is itself a run with its own
     /// snapshot, so it can be undone too.
+    ///
+    /// When the run changed the database and rows were written since it ended, the schema is
+    /// brought forward and only what its downgrade dropped comes back (see
+    /// [`UndoOptions::restore_snapshot`] for the other way).
     pub fn undo(&self, run_id: &str, prompter: &dyn Prompter, observer: &dyn Observer) -> Result<RunOutcome> {
-        self.undo_as(run_id, None, prompter, observer)
+        self.undo_with(run_id, &super::UndoOptions::default(), prompter, observer)
     }
 
     /// [`Rollback::undo`], recording who asked for it (`actor`) in its journal and report.
@@ -222,18 +274,40 @@ impl Rollback {
         prompter: &dyn Prompter,
         observer: &dyn Observer,
     ) -> Result<RunOutcome> {
-        self.drive(&UndoEntry { run_id, actor }, prompter, observer)
+        let opts = super::UndoOptions { actor: actor.map(str::to_owned), ..super::UndoOptions::default() };
+        self.undo_with(run_id, &opts, prompter, observer)
+    }
+
+    /// [`Rollback::undo`] with options.
+    pub fn undo_with(
+        &self,
+        run_id: &str,
+        opts: &super::UndoOptions,
+        prompter: &dyn Prompter,
+        observer: &dyn Observer,
+    ) -> Result<RunOutcome> {
+        let entry = UndoEntry { run_id, actor: opts.actor.as_deref(), restore_snapshot: opts.restore_snapshot };
+        self.drive(&entry, prompter, observer)
     }
 
     /// The undo, under the lock the caller holds (the automatic undo after a failed
     /// verification or a manual abort).
     pub(crate) fn undo_locked(&self, ctx: &mut Ctx<'_>, run_id: &str) -> Result<RunOutcome> {
-        self.settle_and_execute(ctx, &UndoEntry { run_id, actor: None }, None, &crate::prompt::AutoConfirm)
+        self.settle_and_execute(
+            ctx,
+            &UndoEntry { run_id, actor: None, restore_snapshot: false },
+            None,
+            &crate::prompt::AutoConfirm,
+        )
     }
 
     /// The work-tree snapshot of a run and, if it took one, its database snapshot; `None`
     /// when the run stopped before its snapshot completed (it changed nothing).
-    pub(crate) fn undo_inputs(&self, target: &RunState) -> Result<Option<(Manifest, Option<planner::DbRestore>)>> {
+    pub(crate) fn undo_inputs(
+        &self,
+        target: &RunState,
+        restore_snapshot: bool,
+    ) -> Result<Option<(Manifest, Option<planner::DbRestore>)>> {
         let snapshot = target.tree_snapshot.clone();
         let Some(snapshot) = snapshot else { return Ok(None) };
         let manifest = self.store()?.manifest(&snapshot)?;
@@ -241,10 +315,15 @@ impl Rollback {
         // restore) began and was neither skipped nor put back already after failing.
         // Restoring a dump the run never diverged from would only discard the writes made
         // since it was taken.
-        let changed_db =
-            target.plan.steps.iter().enumerate().any(|(i, s)| {
-                matches!(s, Step::Downgrade { .. } | Step::RestoreDatabase { .. }) && target.step_changed(i)
-            });
+        let changed_db = target.plan.steps.iter().enumerate().any(|(i, s)| {
+            matches!(
+                s,
+                Step::Downgrade { .. }
+                    | Step::RestoreDatabase { .. }
+                    | Step::UpgradeDatabase { .. }
+                    | Step::PutBackRows { .. }
+            ) && target.step_changed(i)
+        });
         let db_snapshot = target.snapshot_of("db_snapshot").filter(|_| changed_db);
         let db = match db_snapshot {
             Some(id) => {
@@ -256,7 +335,12 @@ impl Rollback {
                     Some(db) => crate::rt::block_on(db.current()).unwrap_or_default(),
                     None => Vec::new(),
                 };
-                Some(planner::DbRestore { snapshot: id, database: rec.database, current })
+                let mode = if self.db()?.is_some() {
+                    self.db_undo_mode(target, &manifest, &id, &rec, restore_snapshot)?
+                } else {
+                    planner::DbUndoMode::Restore { keep_current: restore_snapshot }
+                };
+                Some(planner::DbRestore { snapshot: id, database: rec.database, current, mode })
             }
             None => None,
         };

@@ -84,6 +84,11 @@ risk_codes! {
     EnvNotRecorded = "env_not_recorded",
     /// The env files differ from those recorded with the target.
     EnvDiffers = "env_differs",
+    /// The downgrade drops tables or columns that hold rows (the data-loss forecast).
+    DowngradeDropsData = "downgrade_drops_data",
+    /// The data-loss forecast could not be made: the database could not be copied, or the
+    /// downgrade failed on the copy.
+    DataLossUnknown = "data_loss_unknown",
 }
 
 impl std::fmt::Display for RiskCode {

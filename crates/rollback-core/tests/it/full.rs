@@ -16,7 +16,7 @@ use rollback_testkit::db::{MigrationFixture, MigratorKind as Fx, PgDatabase, SQL
 use rollback_testkit::{TestRepo, TreeState};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Engine {
+pub(crate) enum Engine {
     Sqlite,
     Postgres,
 }
@@ -24,30 +24,37 @@ enum Engine {
 /// A sample app over v0..v3 with a database migrated release by release: v1 deployed with
 /// its `.env` and marked known-good (which records the env and the schema revision), then
 /// v3 deployed on top with rows in every table and a different `.env`.
-struct Deployed {
-    repo: TestRepo,
-    fx: MigrationFixture,
-    config: Config,
-    _pg: Option<PgDatabase>,
-    password: Option<String>,
+pub(crate) struct Deployed {
+    pub(crate) repo: TestRepo,
+    pub(crate) fx: MigrationFixture,
+    pub(crate) config: Config,
+    pg: Option<PgDatabase>,
+    pub(crate) password: Option<String>,
 }
 
 const ENV_V1: &str = "SECRET_KEY=v1-key-7731\nFEATURE_EMAIL=off\n";
 const ENV_V3: &str = "SECRET_KEY=v3-key-9902\nFEATURE_EMAIL=on\nSTRIPE_KEY=sk_live_v3_4417\n";
 
-fn rev(d: &Deployed, i: usize) -> Revision {
+impl Deployed {
+    /// The PostgreSQL database's name, if it runs on one.
+    pub(crate) fn pg_name(&self) -> Option<&str> {
+        self.pg.as_ref().map(PgDatabase::name)
+    }
+}
+
+pub(crate) fn rev(d: &Deployed, i: usize) -> Revision {
     Revision(d.fx.revisions[i].clone())
 }
 
-fn engine(d: &Deployed) -> Rollback {
+pub(crate) fn engine(d: &Deployed) -> Rollback {
     Rollback::with_backend(vcs::open(BackendKind::GitCli, d.repo.path()).unwrap(), d.config.clone()).unwrap()
 }
 
-fn sql(rb: &Rollback, statement: &str) {
+pub(crate) fn sql(rb: &Rollback, statement: &str) {
     block_on(rb.db().unwrap().unwrap().database().query_scalar(statement)).unwrap();
 }
 
-fn deploy(kind: Fx, db: Engine) -> Deployed {
+pub(crate) fn deploy(kind: Fx, db: Engine) -> Deployed {
     let repo = TestRepo::new();
     let fx = MigrationFixture::new(&repo, kind);
     let (pg, url) = match db {
@@ -65,7 +72,7 @@ fn deploy(kind: Fx, db: Engine) -> Deployed {
         python()
     );
     let config = Config::parse(&text, Some(Path::new("/outside/forge-rollback.toml"))).unwrap();
-    let d = Deployed { repo, fx, config, _pg: pg, password };
+    let d = Deployed { repo, fx, config, pg, password };
 
     // v1 is deployed: its schema, a row, its `.env`; after its uptime it is marked good.
     d.repo.git(&["reset", "-q", "--hard", "v1"]);
@@ -89,14 +96,14 @@ fn deploy(kind: Fx, db: Engine) -> Deployed {
 
 /// Everything a full undo must give back.
 #[derive(Debug, PartialEq, Eq)]
-struct State {
-    tree: TreeState,
-    head: String,
-    branch: Option<String>,
-    dump: String,
+pub(crate) struct State {
+    pub(crate) tree: TreeState,
+    pub(crate) head: String,
+    pub(crate) branch: Option<String>,
+    pub(crate) dump: String,
 }
 
-fn state(d: &Deployed, rb: &Rollback) -> State {
+pub(crate) fn state(d: &Deployed, rb: &Rollback) -> State {
     State {
         // The SQLite file's bytes change on restore (pages are rewritten): compare its content
         // through the dump instead. Caches are cleared, not restored.
@@ -110,7 +117,7 @@ fn state(d: &Deployed, rb: &Rollback) -> State {
     }
 }
 
-fn full(target: &str) -> RunOptions {
+pub(crate) fn full(target: &str) -> RunOptions {
     RunOptions { level: Some(Level::Full), target: Some(target.into()), ..RunOptions::default() }
 }
 

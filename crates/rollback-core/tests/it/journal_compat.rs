@@ -62,6 +62,7 @@ fn journal_with(lines: &[String], steps: usize) -> tempfile::TempDir {
         undo_of: None,
         steps: vec![Step::Record; steps],
         data_loss: Vec::new(),
+        risks: Vec::new(),
     };
     let started = Record::Started {
         at: Timestamp::now(),

@@ -28,7 +28,8 @@ impl Rollback {
         let current = crate::rt::block_on(db.current())?;
         if same(&current, to) {
             ctx.log(LogLevel::Info, format!("Database already at {}", show_revisions(to)));
-            return Ok(StepDetail::Downgrade { from: current, to: to.to_vec(), already: true });
+            let db_after = self.fingerprint_after_downgrade(ctx);
+            return Ok(StepDetail::Downgrade { from: current, to: to.to_vec(), already: true, db_after });
         }
         if !same(&current, from) {
             if ex.fresh_plan {
@@ -113,7 +114,10 @@ impl Rollback {
         }
         let now = crate::rt::block_on(db.current())?;
         ctx.log(LogLevel::Success, format!("Database at {}", show_revisions(&now)));
-        Ok(StepDetail::Downgrade { from: current, to: now, already: false })
+        // What the run leaves, taken before the code moves and the services restart: a row the
+        // app writes from then on is a write since the run, which its undo keeps.
+        let db_after = self.fingerprint_after_downgrade(ctx);
+        Ok(StepDetail::Downgrade { from: current, to: now, already: false, db_after })
     }
 
     /// Restores the run's database snapshot after a failed or cut-short downgrade, dumping the

@@ -38,7 +38,12 @@ impl Rollback {
             Step::DbSnapshot { .. } => self.step_db_snapshot(ctx, ex),
             Step::Downgrade { to, from, .. } => self.step_downgrade(ctx, ex, from, to),
             Step::RestoreEnv { record, .. } => self.step_restore_env(ctx, record.as_ref()),
-            Step::RestoreDatabase { snapshot, .. } => self.step_restore_database(ctx, snapshot),
+            Step::RestoreDatabase { snapshot, keep_current, .. } => {
+                let kept = if *keep_current { Some(self.keep_current_database(ctx, ex)?) } else { None };
+                self.step_restore_database(ctx, snapshot, kept)
+            }
+            Step::UpgradeDatabase { to, drops, .. } => self.step_upgrade_database(ctx, to, drops),
+            Step::PutBackRows { snapshot, losses, .. } => self.step_put_back_rows(ctx, ex, snapshot, losses),
             Step::Restart { .. } => self.step_restart(ctx),
             Step::Deploy { .. } => self.step_deploy(ctx, ex),
             Step::Promote { production, from, to } => self.step_promote(ctx, production, from, to),

@@ -8,12 +8,17 @@ use crate::error::Result;
 use crate::event::LogLevel;
 
 impl Rollback {
-    pub(crate) fn step_restore_database(&self, ctx: &mut Ctx<'_>, snapshot: &SnapshotId) -> Result<StepDetail> {
+    pub(crate) fn step_restore_database(
+        &self,
+        ctx: &mut Ctx<'_>,
+        snapshot: &SnapshotId,
+        kept: Option<std::path::PathBuf>,
+    ) -> Result<StepDetail> {
         let db = self.migrator()?.clone();
         ctx.log(LogLevel::Info, format!("Restoring database {} from backup {snapshot}...", db.database().describe()));
         let m = self.restore_database_from(snapshot)?;
         let now = crate::rt::block_on(db.current())?;
         ctx.log(LogLevel::Success, format!("Database restored, at revision {}", show_revisions(&now)));
-        Ok(StepDetail::RestoreDatabase { snapshot: m.id, revisions: now })
+        Ok(StepDetail::RestoreDatabase { snapshot: m.id, revisions: now, kept })
     }
 }

@@ -10,6 +10,8 @@
 //! Nothing read from a file's content ever goes into a report: only paths' counts, commit ids
 //! and summaries, backup ids and the errors the engine journaled.
 
+mod data_loss;
+
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
@@ -38,6 +40,16 @@ pub struct DataLoss {
     pub lost: Option<bool>,
     /// One sentence for people.
     pub explanation: String,
+    /// What the run's downgrade dropped from the live database, per table and column (the
+    /// forecast journaled with its plan), when the downgrade ran.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub dropped: Vec<crate::model::DataLoss>,
+    /// The database backup that keeps those rows.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kept_in: Option<String>,
+    /// The command that brings them back.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restore_command: Option<String>,
 }
 
 /// One step of the plan and what happened to it.
@@ -227,9 +239,17 @@ fn step_result(step: &Step, detail: &StepDetail) -> String {
         (_, StepDetail::RestoreEnv { files, .. }) => {
             format!("restored env files recorded with the target: {}", files.join(", "))
         }
-        (_, StepDetail::RestoreDatabase { snapshot, revisions: revs }) => {
-            format!("database restored from backup {snapshot}, at revision {}", revisions(revs))
+        (_, StepDetail::RestoreDatabase { snapshot, revisions: revs, kept }) => format!(
+            "database restored from backup {snapshot}, at revision {}{}",
+            revisions(revs),
+            kept.as_ref().map(|k| format!("; its state before is kept in {}", k.display())).unwrap_or_default()
+        ),
+        (_, StepDetail::UpgradeDatabase { from, to, .. }) => {
+            format!("database upgraded from {} to {}", revisions(from), revisions(to))
         }
+        (_, StepDetail::PutBackRows { snapshot, rows_inserted, rows_present, values_set }) => format!(
+            "from backup {snapshot}: {rows_inserted} row(s) put back ({rows_present} there already), {values_set} column value(s) written back"
+        ),
         (_, StepDetail::Restart { steps }) => format!("{} restart step(s) succeeded", steps.len()),
         (_, StepDetail::Deploy { summary, .. }) => summary.clone(),
         (_, StepDetail::Promote { to, already: true, .. }) => format!("{to} was live already"),
@@ -326,29 +346,7 @@ pub fn build(state: &RunState, outcome: &RunOutcome, vcs: &dyn VcsBackend) -> In
         snapshot_idx.and_then(|i| state.done[i].as_ref()).and_then(StepDetail::snapshot).map(ToString::to_string);
     let anything_else_began =
         state.records.iter().any(|r| matches!(r, Record::StepBegin { index, .. } if Some(*index) != snapshot_idx));
-    let db_backup = state.snapshot_of("db_snapshot").map(|s| s.to_string());
-    let data_loss = match (&backup_id, anything_else_began) {
-        (Some(id), _) => DataLoss {
-            lost: Some(false),
-            explanation: match db_backup {
-                Some(db) => format!(
-                    "No — every changed or removed file was captured in verified backup {id}, and the database in verified backup {db}, before any change"
-                ),
-                None => {
-                    format!("No — every changed or removed file was captured in verified backup {id} before any change")
-                }
-            },
-        },
-        (None, false) => {
-            DataLoss { lost: Some(false), explanation: "No — the run stopped before changing anything".into() }
-        }
-        (None, true) => DataLoss {
-            lost: None,
-            explanation: "Unknown — steps after the snapshot began without a completed snapshot; compare the work \
-                          tree with the previous commit"
-                .into(),
-        },
-    };
+    let data_loss = data_loss::of(state, backup_id.as_deref(), anything_else_began);
 
     let mut checks = Vec::new();
     if let Some(id) = &backup_id {
@@ -650,6 +648,9 @@ impl IncidentReport {
             }
         }
         let _ = writeln!(o, "- **Data Loss**: {}", self.data_loss.explanation);
+        for l in &self.data_loss.dropped {
+            let _ = writeln!(o, "  - {}", data_loss::line(l));
+        }
         let _ = writeln!(
             o,
             "- **User Impact Duration**: _to fill in: from first detection to recovery (the tool does not know)_"

@@ -1,0 +1,174 @@
+//! Matching rows between a live database and a copy of a snapshot by primary key, and what
+//! stands in the way of putting a downgrade's losses back faithfully.
+
+use super::{Census, census, q};
+use crate::db::url::DbUrl;
+use crate::db::{Result, UrlDatabase, postgres, sqlite};
+use crate::model::DataLoss;
+
+/// The SQL pieces for one table both sides have.
+pub(super) struct Pair<'a> {
+    pub(super) name: &'a str,
+    pub(super) live: String,
+    pub(super) snap: String,
+    pub(super) pk: Vec<String>,
+    /// Columns of the snapshot's table the live one has too.
+    pub(super) cols: Vec<String>,
+}
+
+impl Pair<'_> {
+    pub(super) fn join(&self, a: &str, b: &str) -> String {
+        self.pk.iter().map(|k| format!("{a}.{k} = {b}.{k}", k = q(k))).collect::<Vec<_>>().join(" AND ")
+    }
+    pub(super) fn col_list(&self, alias: &str) -> String {
+        self.cols.iter().map(|c| format!("{alias}.{}", q(c))).collect::<Vec<_>>().join(", ")
+    }
+    pub(super) fn bare_cols(&self) -> String {
+        self.cols.iter().map(|c| q(c)).collect::<Vec<_>>().join(", ")
+    }
+}
+
+pub(super) fn pair<'a>(name: &'a str, live: &Census, snap: &Census) -> Option<Pair<'a>> {
+    let (l, s) = (live.tables.get(name)?, snap.tables.get(name)?);
+    Some(Pair {
+        name,
+        live: l.sql.clone(),
+        snap: s.sql.clone(),
+        pk: s.primary_key.clone(),
+        cols: s.columns.keys().filter(|c| l.columns.contains_key(*c)).cloned().collect(),
+    })
+}
+
+/// Why putting `losses` back from the snapshot copy `snap` into `live` (not upgraded yet: the
+/// dropped tables and columns are missing there) cannot be done faithfully: a dropped column
+/// of a table without a primary key (or whose key changed), rows holding a dropped value that
+/// were deleted since, a dropped table or column that exists again (the upgrade that re-creates
+/// it would fail). Empty: it can.
+pub async fn obstacles(live: &UrlDatabase, snap: &UrlDatabase, losses: &[DataLoss]) -> Result<Vec<String>> {
+    let (live_census, snap_census) = (census(live).await?, census(snap).await?);
+    let mut out = Vec::new();
+    for l in losses {
+        let Some(s) = snap_census.tables.get(&l.table) else { continue };
+        let Some(col) = &l.column else {
+            if let Some(now) = live_census.tables.get(&l.table) {
+                out.push(format!(
+                    "{}: the table exists again since the run ({} row(s)), so the upgrade cannot create it and its {} row(s) cannot be merged",
+                    l.table, now.rows, l.rows
+                ));
+            }
+            continue;
+        };
+        if s.primary_key.is_empty() {
+            out.push(format!(
+                "{}.{col}: {} value(s) cannot be matched to rows, `{}` has no primary key",
+                l.table, l.rows, l.table
+            ));
+            continue;
+        }
+        let Some(p) = pair(&l.table, &live_census, &snap_census) else {
+            out.push(format!("{}.{col}: {} value(s) lost, the table `{}` is gone", l.table, l.rows, l.table));
+            continue;
+        };
+        if live_census.tables[&l.table].columns.contains_key(col) {
+            out.push(format!("{}.{col}: the column exists again since the run, so the upgrade cannot add it", l.table));
+            continue;
+        }
+        if p.pk.iter().any(|k| !p.cols.contains(k)) {
+            out.push(format!("{}.{col}: the primary key of `{}` changed since the run", l.table, l.table));
+            continue;
+        }
+        let gone = deleted_since(live, snap, &p, col).await?;
+        if gone > 0 {
+            out.push(format!(
+                "{}.{col}: {gone} value(s) belong to rows deleted since the run (no row to put them in)",
+                l.table
+            ));
+        }
+    }
+    Ok(out)
+}
+
+/// Rows of the snapshot with a value in `col` whose key is not in the live table.
+async fn deleted_since(live: &UrlDatabase, snap: &UrlDatabase, p: &Pair<'_>, col: &str) -> Result<u64> {
+    let where_ = format!("s.{} IS NOT NULL", q(col));
+    if let (DbUrl::Sqlite { .. }, DbUrl::Sqlite { path }) = (live.url(), snap.url()) {
+        {
+            let sql = format!(
+                "SELECT count(*) FROM snap.{} s WHERE {where_} AND NOT EXISTS (SELECT 1 FROM main.{} m WHERE {})",
+                p.snap,
+                p.live,
+                p.join("m", "s")
+            );
+            sqlite_attached(live, path, false, move |c| c.query_row(&sql, [], |r| r.get::<_, i64>(0))).await
+        }
+    } else {
+        {
+            let keys = p.pk.iter().map(|k| format!("'{}', s.{}", k.replace('\'', "''"), q(k))).collect::<Vec<_>>();
+            let out = format!(
+                "SELECT coalesce(json_agg(json_build_object({})), '[]')::text FROM {} s WHERE {where_}",
+                keys.join(", "),
+                p.snap
+            );
+            let json = pg_scalar(snap, &out).await?;
+            let count = format!(
+                "SELECT count(*) FROM json_populate_recordset(NULL::{}, $1::text::json) s WHERE NOT EXISTS (SELECT 1 FROM {} m WHERE {})",
+                p.live,
+                p.live,
+                p.join("m", "s")
+            );
+            pg_count_with(live, &count, &json).await
+        }
+    }
+    .map(|n| u64::try_from(n).unwrap_or(0))
+}
+
+pub(super) fn sqlite_conflicts(p: &Pair<'_>) -> String {
+    let same = p.cols.iter().map(|c| format!("m.{c} IS s.{c}", c = q(c))).collect::<Vec<_>>().join(" AND ");
+    format!(
+        "SELECT count(*) FROM snap.{} s JOIN main.{} m ON {} WHERE NOT ({})",
+        p.snap,
+        p.live,
+        p.join("m", "s"),
+        if same.is_empty() { "1".to_owned() } else { same }
+    )
+}
+
+pub(super) fn pg_rows_json(p: &Pair<'_>) -> String {
+    format!("SELECT coalesce(json_agg(s), '[]')::text FROM {} s", p.snap)
+}
+
+/// Runs `f` on a connection to `live` with the SQLite file `snap` attached as `snap`.
+pub(super) async fn sqlite_attached<T, F>(live: &UrlDatabase, snap: &std::path::Path, write: bool, f: F) -> Result<T>
+where
+    T: Send + 'static,
+    F: FnOnce(&rusqlite::Connection) -> rusqlite::Result<T> + Send + 'static,
+{
+    let snap = snap.to_string_lossy().into_owned();
+    let mode = if write { sqlite::Mode::ReadWrite } else { sqlite::Mode::ReadOnly };
+    live.with_sqlite(mode, move |c, name| {
+        let err = sqlite::query_err(name);
+        c.conn.execute("ATTACH DATABASE ?1 AS snap", [&snap]).map_err(&err)?;
+        let out = f(&c.conn).map_err(&err);
+        let _ = c.conn.execute("DETACH DATABASE snap", []);
+        out
+    })
+    .await
+}
+
+pub(super) async fn pg_scalar(db: &UrlDatabase, sql: &str) -> Result<String> {
+    let pg = db.pg();
+    let client = pg.connect().await?;
+    pg.within("reading rows", async {
+        postgres::scalar(&client, sql).await.map_err(|e| pg.query_err(&e)).map(Option::unwrap_or_default)
+    })
+    .await
+}
+
+pub(super) async fn pg_count_with(db: &UrlDatabase, sql: &str, json: &str) -> Result<i64> {
+    let pg = db.pg();
+    let client = pg.connect().await?;
+    pg.within("comparing rows", async {
+        client.query_one(sql, &[&json]).await.map(|r| r.get::<_, i64>(0)).map_err(|e| pg.query_err(&e))
+    })
+    .await
+}

@@ -1,0 +1,185 @@
+//! Rows and values: counting them per table and column (the census the data-loss forecast
+//! compares before and after a downgrade), and putting back, from a copy of a snapshot, the
+//! tables and column values a downgrade dropped (the row-preserving undo).
+//!
+//! Tables are named as people read them: `payments` (SQLite, or PostgreSQL's `public`
+//! schema), `billing.payments` (another PostgreSQL schema). Rows are matched by primary key;
+//! between two PostgreSQL databases they travel as JSON (`json_agg` out,
+//! `json_populate_recordset` in), so every type with a JSON form comes back as it was.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use tokio_postgres::Client;
+
+use super::url::DbUrl;
+use super::{Result, UrlDatabase, postgres, sqlite};
+use crate::model::DataLoss;
+
+mod compare;
+mod put_back;
+
+pub use compare::obstacles;
+pub use put_back::{PutBackStats, put_back};
+
+/// One table: its rows, the non-null values of each column, its primary key.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TableCensus {
+    /// Rows.
+    pub rows: u64,
+    /// Non-null values per column.
+    pub columns: BTreeMap<String, u64>,
+    /// The primary key's columns, in key order (empty: none).
+    pub primary_key: Vec<String>,
+    /// The table as SQL (quoted, schema-qualified on PostgreSQL).
+    pub(super) sql: String,
+}
+
+/// Every table of a database, by name.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Census {
+    /// The tables.
+    pub tables: BTreeMap<String, TableCensus>,
+}
+
+/// What dropped between `before` and `after`: whole tables (their rows), and columns of tables
+/// that stay (their non-null values). Tables named in `skip` (the migrator's own bookkeeping)
+/// are left out. Sorted by table, the whole table before its columns.
+pub fn dropped(before: &Census, after: &Census, skip: &[String]) -> Vec<DataLoss> {
+    let mut out = Vec::new();
+    for (name, t) in &before.tables {
+        if skip.iter().any(|s| s == name) {
+            continue;
+        }
+        match after.tables.get(name) {
+            None => out.push(DataLoss { table: name.clone(), column: None, rows: t.rows }),
+            Some(now) => {
+                for (col, values) in &t.columns {
+                    if !now.columns.contains_key(col) {
+                        out.push(DataLoss { table: name.clone(), column: Some(col.clone()), rows: *values });
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// `payments (12 rows), users.nickname (3 values)`; `nothing` when empty.
+pub fn describe(losses: &[DataLoss]) -> String {
+    if losses.is_empty() {
+        return "nothing".to_owned();
+    }
+    losses
+        .iter()
+        .map(|l| match &l.column {
+            None => format!("{} ({} row{})", l.table, l.rows, if l.rows == 1 { "" } else { "s" }),
+            Some(c) => format!("{}.{c} ({} value{})", l.table, l.rows, if l.rows == 1 { "" } else { "s" }),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+pub(super) fn q(s: &str) -> String {
+    format!("\"{}\"", s.replace('"', "\"\""))
+}
+
+/// Counts rows and non-null values of every table.
+pub async fn census(db: &UrlDatabase) -> Result<Census> {
+    match db.url() {
+        DbUrl::Sqlite { .. } => {
+            db.with_sqlite(sqlite::Mode::ReadOnly, |c, name| sqlite_census(&c.conn).map_err(sqlite::query_err(name)))
+                .await
+        }
+        DbUrl::Postgres { .. } => {
+            let pg = db.pg();
+            let client = pg.connect().await?;
+            pg.within("counting rows", pg_census(&pg, &client)).await
+        }
+    }
+}
+
+fn sqlite_census(conn: &rusqlite::Connection) -> rusqlite::Result<Census> {
+    let names: Vec<String> = {
+        let mut stmt = conn.prepare(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name",
+        )?;
+        stmt.query_map([], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?
+    };
+    let mut census = Census::default();
+    for name in names {
+        let mut cols: Vec<(String, i64)> = {
+            let mut stmt = conn.prepare(&format!("PRAGMA table_info({})", q(&name)))?;
+            stmt.query_map([], |r| Ok((r.get(1)?, r.get(5)?)))?.collect::<rusqlite::Result<_>>()?
+        };
+        let mut sql = "SELECT count(*)".to_owned();
+        for (c, _) in &cols {
+            let _ = write!(sql, ", count({})", q(c));
+        }
+        let _ = write!(sql, " FROM {}", q(&name));
+        let counts: Vec<i64> = conn.query_row(&sql, [], |r| (0..=cols.len()).map(|i| r.get(i)).collect())?;
+        let to_u64 = |n: i64| u64::try_from(n).unwrap_or(0);
+        let columns = cols.iter().zip(&counts[1..]).map(|((c, _), n)| (c.clone(), to_u64(*n))).collect();
+        cols.retain(|(_, pk)| *pk > 0);
+        cols.sort_by_key(|(_, pk)| *pk);
+        let t = TableCensus {
+            rows: to_u64(counts[0]),
+            columns,
+            primary_key: cols.into_iter().map(|(c, _)| c).collect(),
+            sql: q(&name),
+        };
+        census.tables.insert(name, t);
+    }
+    Ok(census)
+}
+
+fn pg_name(schema: &str, table: &str) -> String {
+    if schema == "public" { table.to_owned() } else { format!("{schema}.{table}") }
+}
+
+async fn pg_census(ctx: &postgres::Ctx<'_>, client: &Client) -> Result<Census> {
+    let rows = |sql: String| async move { postgres::rows(client, &sql).await.map_err(|e| ctx.query_err(&e)) };
+    let user = postgres::USER_SCHEMA.replace("nspname", "n.nspname");
+    let mut census = Census::default();
+    let tables = rows(format!(
+        "SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+          WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition AND {user}"
+    ))
+    .await?;
+    let columns = rows(format!(
+        "SELECT n.nspname, c.relname, a.attname FROM pg_attribute a
+           JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+          WHERE a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r', 'p') AND {user}
+          ORDER BY a.attnum"
+    ))
+    .await?;
+    let keys = rows(format!(
+        "SELECT n.nspname, c.relname, a.attname FROM pg_index i
+           JOIN pg_class c ON c.oid = i.indrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+           JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = ANY(i.indkey)
+          WHERE i.indisprimary AND {user}
+          ORDER BY array_position(i.indkey::int2[], a.attnum)"
+    ))
+    .await?;
+    for t in &tables {
+        let cols: Vec<&String> = columns.iter().filter(|c| c[0] == t[0] && c[1] == t[1]).map(|c| &c[2]).collect();
+        let sql = format!("{}.{}", q(&t[0]), q(&t[1]));
+        let mut select = "SELECT count(*)".to_owned();
+        for c in &cols {
+            let _ = write!(select, ", count({})", q(c));
+        }
+        let _ = write!(select, " FROM {sql}");
+        let counts = rows(select).await?.into_iter().next().unwrap_or_default();
+        let n = |i: usize| counts.get(i).and_then(|v| v.parse().ok()).unwrap_or(0);
+        census.tables.insert(
+            pg_name(&t[0], &t[1]),
+            TableCensus {
+                rows: n(0),
+                columns: cols.iter().enumerate().map(|(i, c)| ((*c).clone(), n(i + 1))).collect(),
+                primary_key: keys.iter().filter(|k| k[0] == t[0] && k[1] == t[1]).map(|k| k[2].clone()).collect(),
+                sql,
+            },
+        );
+    }
+    Ok(census)
+}

@@ -1,0 +1,365 @@
+//! How an undo puts a database back, and the steps that do it when rows were written since the
+//! run: `upgrade_database` and `put_back_rows`.
+//!
+//! A run's downgrade records, with its `step_end`, a fingerprint of the database it leaves
+//! (`Database::fingerprint`), taken before the code moves and the services restart: from then
+//! on the rolled-back app may write. The undo compares the database with it:
+//! - the same: nothing was written since, the snapshot goes back byte for byte
+//!   (`restore_database`);
+//! - different: the schema is brought forward with the restored migration files (an upgrade),
+//!   then what the downgrade dropped comes back from the run's snapshot, matched by primary
+//!   key, and the rows written since stay. Both are rehearsed on copies first; what cannot be
+//!   put back faithfully (a dropped column of a table without a primary key, a value whose row
+//!   was deleted since, a table or column created again, a row the upgrade creates under a key
+//!   the snapshot holds with other content) is refused before anything changes, naming it;
+//!   `--restore-snapshot` then restores the snapshot after keeping the database as it is in a
+//!   file of the state folder.
+//!
+//! Runs without a fingerprint (journals from before it was recorded) and undos of undos go
+//! back by restoring the snapshot, as before.
+
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
+
+use super::planner::DbUndoMode;
+use super::{Ctx, Exec, Rollback};
+
+use crate::backup::{DatabaseSnapshot, EntryKind, Manifest, SnapshotId};
+use crate::db::{Revision, rows, show_revisions};
+use crate::detail::StepDetail;
+use crate::error::{Error, Result};
+use crate::event::LogLevel;
+use crate::fsutil::{self, IoError};
+use crate::journal::RunState;
+use crate::model::{DataLoss, DbFingerprint};
+
+/// A private temp folder for scratch copies, removed when dropped.
+fn scratch_dir() -> Result<tempfile::TempDir> {
+    Ok(tempfile::Builder::new()
+        .prefix("forge-rollback-rows-")
+        .tempdir()
+        .map_err(|e| IoError::new("create a scratch folder in", std::env::temp_dir(), e))?)
+}
+
+impl Rollback {
+    /// The database as it is now, as a fingerprint.
+    pub(crate) fn db_fingerprint(&self) -> Result<DbFingerprint> {
+        let db = self.migrator()?;
+        Ok(DbFingerprint { hash: crate::rt::block_on(db.database().fingerprint())? })
+    }
+
+    /// The database's fingerprint right after a downgrade, for its undo; a warning (and
+    /// `None`: the undo will then restore the snapshot exactly) when it cannot be read.
+    pub(crate) fn fingerprint_after_downgrade(&self, ctx: &mut Ctx<'_>) -> Option<DbFingerprint> {
+        match self.db_fingerprint() {
+            Ok(f) => Some(f),
+            Err(e) => {
+                ctx.log(
+                    LogLevel::Warn,
+                    format!(
+                        "could not record the database's state after the downgrade ({}): its undo will restore the database snapshot exactly",
+                        super::support::chain(&e)
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    /// How an undo of `target` puts back the database its snapshot `rec` holds; refuses, before
+    /// anything changes, when rows written since would be lost and `restore_snapshot` is not
+    /// set.
+    pub(crate) fn db_undo_mode(
+        &self,
+        target: &RunState,
+        files: &Manifest,
+        snapshot: &SnapshotId,
+        rec: &DatabaseSnapshot,
+        restore_snapshot: bool,
+    ) -> Result<DbUndoMode> {
+        if restore_snapshot {
+            return Ok(DbUndoMode::Restore { keep_current: true });
+        }
+        let exact = DbUndoMode::Restore { keep_current: false };
+        let Some(StepDetail::Downgrade { db_after: Some(recorded), .. }) = target.detail_of("downgrade") else {
+            return Ok(exact);
+        };
+        if self.db_fingerprint()? == *recorded {
+            return Ok(exact);
+        }
+        let refuse = |what: String| {
+            Error::refused(
+                format!(
+                    "the database changed since run {} and its undo cannot keep those writes: {what}",
+                    target.run_id
+                ),
+                Some(format!(
+                    "pass {} to dump the database as it is now into the state folder, then restore the snapshot {snapshot} as it was (the writes made since stay only in that dump)",
+                    crate::hint::arg(crate::hint::Arg::RestoreSnapshot)
+                )),
+            )
+        };
+        let db = self.migrator()?;
+        let Some(live) = db.url_database() else {
+            return Err(refuse(format!("the `{}` migrator's database cannot be merged row by row", db.kind())));
+        };
+        let store = self.store()?;
+        let dir = scratch_dir()?;
+        let file = dir.path().join("snapshot.dump");
+        store.get_blob_to_file(&rec.blob, &file)?;
+        let (losses, obstacles) = crate::rt::block_on(async {
+            let copy = live.scratch_from_dump(&file, &rec.dump, dir.path()).await?;
+            let result = async {
+                let (snap, now) = (rows::census(&copy.db).await?, rows::census(live).await?);
+                let mut losses = rows::dropped(&snap, &now, &db.bookkeeping_tables());
+                // The forecast also names tables the downgrade dropped that exist again now.
+                for l in &target.plan.data_loss {
+                    if !losses.iter().any(|x| x.table == l.table && x.column == l.column) {
+                        losses.push(l.clone());
+                    }
+                }
+                let mut losses: Vec<DataLoss> = losses
+                    .into_iter()
+                    .filter_map(|l| {
+                        let t = snap.tables.get(&l.table)?;
+                        let rows = match &l.column {
+                            None => t.rows,
+                            Some(c) => *t.columns.get(c)?,
+                        };
+                        (rows > 0).then_some(DataLoss { rows, ..l })
+                    })
+                    .collect();
+                losses.sort_by(|a, b| (&a.table, &a.column).cmp(&(&b.table, &b.column)));
+                let obstacles = rows::obstacles(live, &copy.db, &losses).await?;
+                Ok::<_, crate::db::Error>((losses, obstacles))
+            }
+            .await;
+            let discarded = copy.discard().await;
+            let out = result?;
+            discarded?;
+            Ok::<_, crate::db::Error>(out)
+        })
+        .map_err(|e| refuse(format!("it could not be compared with the snapshot on a copy: {e}")))?;
+        if !obstacles.is_empty() {
+            return Err(refuse(obstacles.join("; ")));
+        }
+        let upgrade_drops = self
+            .rehearse_forward(files, rec, &file, &losses, dir.path())
+            .map_err(|e| refuse(format!("rehearsed on a copy, the undo fails: {}", super::support::chain(&e))))?;
+        Ok(DbUndoMode::Forward { to: rec.revisions.clone(), losses, upgrade_drops })
+    }
+
+    /// The undo's database steps, rehearsed on a copy of the database as it is now, with the
+    /// migration files of the tree the undo puts back (commit and snapshot, written under
+    /// `dir`): the upgrade, then the put-back from the snapshot copy. A conflict only the
+    /// upgrade creates (seed rows under the same keys with other content) is found here,
+    /// before anything changes. Returns what the upgrade itself drops of the database as it is
+    /// now (values written while rolled back into columns the newer schema does not have).
+    fn rehearse_forward(
+        &self,
+        files: &Manifest,
+        rec: &DatabaseSnapshot,
+        snapshot_file: &std::path::Path,
+        losses: &[DataLoss],
+        dir: &std::path::Path,
+    ) -> Result<Vec<DataLoss>> {
+        let tree = dir.join("tree");
+        self.materialize(files, &tree)?;
+        let db = self.migrator()?;
+        let live = db.url_database().ok_or_else(|| Error::refused("the database cannot be copied".to_owned(), None))?;
+        let on = |copy: &crate::db::UrlDatabase| {
+            db.on_database(copy.clone(), Some(&tree))
+                .ok_or_else(|| crate::db::Error::Config(format!("the `{}` migrator cannot run on a copy", db.kind())))
+        };
+        Ok(crate::rt::block_on(async {
+            let now = live.scratch_copy(dir).await?;
+            let snap = match live.scratch_from_dump(snapshot_file, &rec.dump, dir).await {
+                Ok(s) => s,
+                Err(e) => {
+                    let _ = now.discard().await;
+                    return Err(e);
+                }
+            };
+            let result = async {
+                let before = rows::census(&now.db).await?;
+                on(&now.db)?.upgrade(&rec.revisions).await?;
+                let after = rows::census(&now.db).await?;
+                rows::put_back(&now.db, &snap.db, losses).await?;
+                let drops: Vec<DataLoss> = rows::dropped(&before, &after, &db.bookkeeping_tables())
+                    .into_iter()
+                    .filter(|l| l.rows > 0)
+                    .collect();
+                Ok::<_, crate::db::Error>(drops)
+            }
+            .await;
+            let (a, b) = (now.discard().await, snap.discard().await);
+            let drops = result?;
+            a?;
+            b?;
+            Ok::<_, crate::db::Error>(drops)
+        })?)
+    }
+
+    /// Writes the tree an undo puts back into `dir`: every file of commit `files.head`, then
+    /// the files the snapshot holds (bytes, mode, symlinks, absences).
+    fn materialize(&self, files: &Manifest, dir: &std::path::Path) -> Result<()> {
+        use std::os::unix::fs::PermissionsExt;
+        let write = |path: &crate::paths::RepoPath, bytes: &[u8], mode: Option<u32>| -> Result<()> {
+            let dest = path.to_fs(dir);
+            if let Some(parent) = dest.parent() {
+                std::fs::create_dir_all(parent).map_err(|e| IoError::new("create folder", parent, e))?;
+            }
+            let _ = std::fs::remove_file(&dest);
+            std::fs::write(&dest, bytes).map_err(|e| IoError::new("write", &dest, e))?;
+            if let Some(m) = mode {
+                std::fs::set_permissions(&dest, std::fs::Permissions::from_mode(m))
+                    .map_err(|e| IoError::new("set the mode of", &dest, e))?;
+            }
+            Ok(())
+        };
+        for path in self.vcs.tracked_paths(&files.head)? {
+            if let Some(bytes) = self.vcs.read_file_at(&files.head, &path)? {
+                write(&path, &bytes, None)?;
+            }
+        }
+        let store = self.store()?;
+        for e in &files.entries {
+            match &e.kind {
+                EntryKind::File { blob, mode, .. } => write(&e.path, &store.get_blob(blob)?, Some(*mode))?,
+                EntryKind::Symlink { target } => {
+                    let dest = e.path.to_fs(dir);
+                    if let Some(parent) = dest.parent() {
+                        std::fs::create_dir_all(parent).map_err(|err| IoError::new("create folder", parent, err))?;
+                    }
+                    let _ = std::fs::remove_file(&dest);
+                    std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(&target.0), &dest)
+                        .map_err(|err| IoError::new("create symlink", &dest, err))?;
+                }
+                EntryKind::Absent => {
+                    let _ = std::fs::remove_file(e.path.to_fs(dir));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// `upgrade_database`: the schema forward to `to` with the work tree's (restored) files.
+    pub(crate) fn step_upgrade_database(
+        &self,
+        ctx: &mut Ctx<'_>,
+        to: &[Revision],
+        drops: &[DataLoss],
+    ) -> Result<StepDetail> {
+        let db = self.migrator()?.clone();
+        let from = crate::rt::block_on(db.current())?;
+        if super::full::same(&from, to) {
+            ctx.log(LogLevel::Info, format!("Database already at {}", show_revisions(to)));
+            return Ok(StepDetail::UpgradeDatabase { from: from.clone(), to: from, already: true });
+        }
+        ctx.log(
+            LogLevel::Info,
+            format!(
+                "Upgrading database {} from {} to {} (it changed since the run: its rows stay)...",
+                db.database().describe(),
+                show_revisions(&from),
+                show_revisions(to)
+            ),
+        );
+        if !drops.is_empty() {
+            ctx.log(
+                LogLevel::Warn,
+                format!(
+                    "the upgrade drops {} written while rolled back (kept in this undo's database snapshot)",
+                    rows::describe(drops)
+                ),
+            );
+        }
+        crate::rt::block_on(db.upgrade(to))?;
+        let now = crate::rt::block_on(db.current())?;
+        ctx.log(LogLevel::Success, format!("Database at {}", show_revisions(&now)));
+        Ok(StepDetail::UpgradeDatabase { from, to: now, already: false })
+    }
+
+    /// `put_back_rows`: what the downgrade dropped, back from the run's database snapshot.
+    pub(crate) fn step_put_back_rows(
+        &self,
+        ctx: &mut Ctx<'_>,
+        ex: &Exec<'_>,
+        snapshot: &SnapshotId,
+        losses: &[DataLoss],
+    ) -> Result<StepDetail> {
+        let db = self.migrator()?.clone();
+        let live = db.url_database().ok_or_else(|| {
+            Error::refused(format!("the `{}` migrator's database cannot be merged row by row", db.kind()), None)
+        })?;
+        let manifest = self.store()?.manifest(snapshot)?;
+        let Some(rec) = &manifest.database else {
+            return Err(Error::refused(format!("backup {snapshot} holds no database dump"), None));
+        };
+        ctx.log(LogLevel::Info, format!("Putting back {} from backup {snapshot}...", rows::describe(losses)));
+        let dir = scratch_dir()?;
+        let file = dir.path().join("snapshot.dump");
+        self.store()?.get_blob_to_file(&rec.blob, &file)?;
+        let stats = crate::rt::block_on(async {
+            let copy = live.scratch_from_dump(&file, &rec.dump, dir.path()).await?;
+            let result = rows::put_back(live, &copy.db, losses).await;
+            let discarded = copy.discard().await;
+            let stats = result?;
+            discarded?;
+            Ok::<_, crate::db::Error>(stats)
+        })
+        .map_err(|e| {
+            // One transaction: nothing was put back. The upgrade stays; the way on is to undo
+            // this undo, then restore the snapshot explicitly.
+            let undone = ex.plan.undo_of.as_deref().unwrap_or("RUN");
+            Error::Service {
+                message: format!("nothing was put back: {e}"),
+                hint: Some(format!(
+                    "{} returns to the state before this undo (the rows written since included); then {} with {} restores the snapshot after keeping the database in a file",
+                    crate::hint::undo(&ex.run_id),
+                    crate::hint::undo(undone),
+                    crate::hint::arg(crate::hint::Arg::RestoreSnapshot)
+                )),
+            }
+        })?;
+        ctx.log(
+            LogLevel::Success,
+            format!(
+                "{} row(s) put back ({} there already), {} column value(s) written back",
+                stats.rows_inserted, stats.rows_present, stats.values_set
+            ),
+        );
+        Ok(StepDetail::PutBackRows {
+            snapshot: snapshot.clone(),
+            rows_inserted: stats.rows_inserted,
+            rows_present: stats.rows_present,
+            values_set: stats.values_set,
+        })
+    }
+
+    /// `--restore-snapshot`: the database as it is now (this undo's own `db_snapshot`) written
+    /// to a file in the state folder, before the restore; returns where.
+    pub(crate) fn keep_current_database(&self, ctx: &mut Ctx<'_>, ex: &mut Exec<'_>) -> Result<PathBuf> {
+        let own = self
+            .own_db_snapshot(ex)?
+            .ok_or_else(|| Error::refused(format!("run {} has no database snapshot to keep", ex.run_id), None))?;
+        let manifest = self.store()?.manifest(&own)?;
+        let Some(rec) = &manifest.database else {
+            return Err(Error::refused(format!("backup {own} holds no database dump"), None));
+        };
+        let dir = self.state.root().join("dumps");
+        fsutil::create_private_dir(&dir)?;
+        let ext = if rec.dump.format == crate::db::database::FORMAT_SQLITE { "db" } else { "dump" };
+        let dest = dir.join(format!("{}-before-restore.{ext}", ex.run_id));
+        self.store()?.get_blob_to_file(&rec.blob, &dest)?;
+        ctx.log(
+            LogLevel::Warn,
+            format!(
+                "the database as it was before this restore (with the writes made since the run) is kept in {} ({}; also backup {own})",
+                dest.display(),
+                if ext == "db" { "a SQLite file" } else { "a `pg_dump -Fc` archive for pg_restore" }
+            ),
+        );
+        Ok(dest)
+    }
+}

@@ -1,0 +1,95 @@
+//! The data-loss forecast in plans, assessments and confirmations: the planned downgrade run
+//! on a throwaway copy of the database (see [`crate::db::forecast`]).
+
+use super::Rollback;
+use crate::assess::Assessment;
+use crate::db::Revision;
+use crate::error::Result;
+use crate::fsutil::IoError;
+use crate::model::{DataLoss, Risk, RiskCode, RiskSeverity};
+use crate::plan::{Plan, Step};
+
+impl Rollback {
+    /// What downgrading the database to `to` would destroy, measured on a copy made in a
+    /// private temp folder (removed afterwards) or a temporary PostgreSQL database.
+    pub(crate) fn forecast_downgrade(&self, to: &[Revision]) -> Result<Vec<DataLoss>> {
+        let db = self.migrator()?;
+        let dir = tempfile::Builder::new()
+            .prefix("forge-rollback-forecast-")
+            .tempdir()
+            .map_err(|e| IoError::new("create a scratch folder in", std::env::temp_dir(), e))?;
+        Ok(crate::rt::block_on(crate::db::forecast::forecast(db.as_ref(), to, dir.path()))?)
+    }
+
+    /// Fills the plan's `data_loss` from its downgrade step, or says why it could not as a
+    /// `data_loss_unknown` risk. Nothing to do (no copy at all) when the plan has no downgrade.
+    pub(crate) fn forecast_plan(&self, plan: &mut Plan) {
+        let Some((to, path)) = plan.steps.iter().find_map(|s| match s {
+            Step::Downgrade { to, path, .. } => Some((to.clone(), path.clone())),
+            _ => None,
+        }) else {
+            return;
+        };
+        let irreversible: Vec<&str> =
+            path.iter().filter(|p| p.irreversible.is_some()).map(|p| p.revision.as_str()).collect();
+        if !irreversible.is_empty() {
+            plan.risks.push(Risk::new(
+                RiskCode::DataLossUnknown,
+                RiskSeverity::Medium,
+                format!(
+                    "the data-loss forecast cannot run a downgrade through irreversible migration(s) {}: what the downgrade destroys is unknown",
+                    irreversible.join(", ")
+                ),
+            ));
+            return;
+        }
+        match self.forecast_downgrade(&to) {
+            Ok(losses) => plan.data_loss = losses,
+            Err(e) => plan.risks.push(unknown(&e)),
+        }
+    }
+
+    /// Adds the forecast to an assessment whose database must go down (and can: reachable,
+    /// with a path), with a `downgrade_drops_data` risk when rows would go.
+    pub(crate) fn forecast_assessment(&self, a: &mut Assessment) {
+        let Some(d) = &a.database else { return };
+        let blocked = [RiskCode::NoDowngradePath, RiskCode::UnknownDbRevision, RiskCode::DbAheadOfCode];
+        // An irreversible migration on the path cannot run on the copy either; its own risk
+        // says so.
+        if !d.needs_downgrade
+            || !d.reachable
+            || d.risks.iter().any(|r| blocked.contains(&r.code))
+            || d.path.iter().any(|p| p.irreversible.is_some())
+        {
+            return;
+        }
+        match self.forecast_downgrade(&d.target_heads.clone()) {
+            Ok(losses) => {
+                if losses.iter().any(|l| l.rows > 0) {
+                    a.risks.push(Risk::new(
+                        RiskCode::DowngradeDropsData,
+                        RiskSeverity::Medium,
+                        format!(
+                            "a full rollback's downgrade destroys {} in the live database (kept in its database snapshot; `undo` puts them back)",
+                            crate::db::rows::describe(&losses)
+                        ),
+                    ));
+                }
+                a.data_loss = losses;
+            }
+            Err(e) => a.risks.push(unknown(&e)),
+        }
+        a.risks.sort_by_key(|r| std::cmp::Reverse(r.severity));
+    }
+}
+
+fn unknown(e: &crate::Error) -> Risk {
+    Risk::new(
+        RiskCode::DataLossUnknown,
+        RiskSeverity::Medium,
+        format!(
+            "the data-loss forecast could not be made ({}): what the downgrade destroys is unknown",
+            super::support::chain(e)
+        ),
+    )
+}

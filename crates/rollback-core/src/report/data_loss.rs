@@ -1,0 +1,70 @@
+//! The report's "Data Loss" section: what the run can have lost, and, when its downgrade
+//! dropped tables or columns holding rows, each of them with its count, the database backup
+//! that keeps them and the command that brings them back.
+
+use super::DataLoss;
+use crate::journal::RunState;
+use crate::plan::Step;
+
+/// The section for `state`: `backup_id` is its verified work-tree snapshot, if taken.
+pub(super) fn of(state: &RunState, backup_id: Option<&str>, anything_else_began: bool) -> DataLoss {
+    let db_backup = state.snapshot_of("db_snapshot").map(|s| s.to_string());
+    let downgraded =
+        state.plan.steps.iter().zip(&state.done).any(|(s, d)| matches!(s, Step::Downgrade { .. }) && d.is_some());
+    let dropped: Vec<crate::model::DataLoss> =
+        if downgraded { state.plan.data_loss.iter().filter(|l| l.rows > 0).cloned().collect() } else { Vec::new() };
+    match (backup_id, anything_else_began) {
+        (Some(id), _) if !dropped.is_empty() => {
+            let db = db_backup.unwrap_or_else(|| "?".into());
+            let command = crate::hint::undo(&state.run_id);
+            DataLoss {
+                lost: Some(true),
+                explanation: format!(
+                    "Yes, from the live database — the downgrade dropped {}; they are kept in verified database backup {db} (files in verified backup {id}), and {command} brings them back, keeping the rows written since",
+                    crate::db::rows::describe(&dropped)
+                ),
+                dropped,
+                kept_in: Some(db),
+                restore_command: Some(command),
+            }
+        }
+        (Some(id), _) => DataLoss {
+            lost: Some(false),
+            explanation: match db_backup {
+                Some(db) => format!(
+                    "No — every changed or removed file was captured in verified backup {id}, and the database in verified backup {db}, before any change"
+                ),
+                None => {
+                    format!("No — every changed or removed file was captured in verified backup {id} before any change")
+                }
+            },
+            dropped,
+            kept_in: None,
+            restore_command: None,
+        },
+        (None, false) => DataLoss {
+            lost: Some(false),
+            explanation: "No — the run stopped before changing anything".into(),
+            dropped,
+            kept_in: None,
+            restore_command: None,
+        },
+        (None, true) => DataLoss {
+            lost: None,
+            explanation: "Unknown — steps after the snapshot began without a completed snapshot; compare the work \
+                          tree with the previous commit"
+                .into(),
+            dropped,
+            kept_in: None,
+            restore_command: None,
+        },
+    }
+}
+
+/// `table `payments`: 12 rows` / `column `users.nickname`: 3 values`.
+pub(super) fn line(l: &crate::model::DataLoss) -> String {
+    match &l.column {
+        None => format!("table `{}`: {} row(s) dropped", l.table, l.rows),
+        Some(c) => format!("column `{}.{c}`: {} value(s) dropped", l.table, l.rows),
+    }
+}
