@@ -22,7 +22,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::{Ctx, Exec, Rollback, planner};
 use crate::backup::{self, EntryKind, Manifest, ManifestEntry, Origin, SnapshotId};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::event::LogLevel;
 use crate::journal::{Record, RunState};
 use crate::paths::RepoPath;
@@ -164,14 +164,7 @@ impl Rollback {
             database: None,
             hard_links,
         };
-        store.put_manifest(&manifest)?;
-        let report = store.verify(Some(std::slice::from_ref(&manifest.id)))?;
-        if !report.problems.is_empty() {
-            return Err(Error::refused(
-                format!("the new backup {} failed verification: {}", manifest.id, report.problems.join("; ")),
-                None,
-            ));
-        }
+        super::support::put_verified(store.as_ref(), &manifest)?;
         ex.journal.append(&Record::Recaptured {
             at: Timestamp::now(),
             snapshot: manifest.id.clone(),

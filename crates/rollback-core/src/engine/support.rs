@@ -109,3 +109,21 @@ pub(crate) fn refuse_other_worktree(
         Some(format!("{action} it from the work tree it ran in (`git worktree list` shows where each one is)")),
     ))
 }
+
+/// Stores a new backup's manifest and reads the backup back: a backup that fails its own
+/// verification is refused before anything relies on it.
+/// Returns the verification report.
+pub(crate) fn put_verified(
+    store: &dyn crate::backup::BackupStore,
+    manifest: &crate::backup::Manifest,
+) -> Result<crate::backup::VerifyReport> {
+    store.put_manifest(manifest)?;
+    let report = store.verify(Some(std::slice::from_ref(&manifest.id)))?;
+    if !report.problems.is_empty() {
+        return Err(Error::refused(
+            format!("the new backup {} failed verification: {}", manifest.id, report.problems.join("; ")),
+            None,
+        ));
+    }
+    Ok(report)
+}

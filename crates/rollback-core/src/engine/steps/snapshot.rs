@@ -64,14 +64,7 @@ impl Rollback {
             database: None,
             hard_links,
         };
-        store.put_manifest(&manifest)?;
-        let report = store.verify(Some(std::slice::from_ref(&manifest.id)))?;
-        if !report.problems.is_empty() {
-            return Err(Error::refused(
-                format!("the new backup {} failed verification: {}", manifest.id, report.problems.join("; ")),
-                None,
-            ));
-        }
+        let report = crate::engine::support::put_verified(store.as_ref(), &manifest)?;
         self.vcs.set_ref(&pin_ref(&ex.run_id), &head.commit, "forge-rollback: keep the pre-rollback commit")?;
         ctx.log(
             LogLevel::Success,
