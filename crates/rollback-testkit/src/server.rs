@@ -75,6 +75,13 @@ pub enum Behaviour {
     /// This status, with the request's headers and body as plain text (a debug error page that
     /// shows what it was sent).
     Echo(u16),
+    /// Prometheus text-format metrics of an app whose requests fail at this rate: every
+    /// scrape adds 1000 requests to `http_requests_total`, `error_permille` of them with
+    /// `status="500"`, the rest `status="200"` (real counters, so `rate()` works on them).
+    Metrics {
+        /// Failed requests per thousand.
+        error_permille: u64,
+    },
     /// The first `n` requests to this path get `first`, later ones `then` (a service that
     /// becomes ready after a while).
     After {
@@ -144,6 +151,8 @@ struct Shared {
     tokens: Mutex<HashMap<String, String>>,
     next_token: AtomicU64,
     huge_bytes_sent: AtomicU64,
+    /// The `http_requests_total` counters of [`Behaviour::Metrics`]: ok, failed.
+    metric_counts: Mutex<(u64, u64)>,
     connections: Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -433,6 +442,20 @@ fn respond(s: &Shared, stream: &mut TcpStream, req: &RecordedRequest, path: &str
         Behaviour::Status(code) => send(s, stream, *code, "text/plain", &[], format!("status {code}").as_bytes()),
         Behaviour::Json(code, text) => send(s, stream, *code, "application/json", &[], text.as_bytes()),
         Behaviour::Text(code, text) => send(s, stream, *code, "text/plain", &[], text.as_bytes()),
+        Behaviour::Metrics { error_permille } => {
+            let (ok, failed) = {
+                let mut c = lock(&s.metric_counts);
+                let errors = (*error_permille).min(1000);
+                c.0 += 1000 - errors;
+                c.1 += errors;
+                *c
+            };
+            let text = format!(
+                "# HELP http_requests_total Requests served.\n# TYPE http_requests_total counter\n\
+                 http_requests_total{{status=\"200\"}} {ok}\nhttp_requests_total{{status=\"500\"}} {failed}\n"
+            );
+            send(s, stream, 200, "text/plain; version=0.0.4", &[], text.as_bytes());
+        }
         Behaviour::Slow(d, inner) => {
             pause(s, *d);
             if !stopped(s) {

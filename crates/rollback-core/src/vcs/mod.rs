@@ -391,6 +391,13 @@ pub trait VcsBackend: Send + Sync {
 
     /// The commit a reference points to, `None` if it does not exist.
     fn read_ref(&self, name: &str) -> Result<Option<CommitId>>;
+
+    /// When HEAD arrived at the commit it is at (seconds since the epoch), from HEAD's reflog:
+    /// the time of the last deploy on a machine that deploys by moving its checkout. `None`
+    /// when the backend keeps no such record (the default).
+    fn head_arrived_at(&self) -> Result<Option<i64>> {
+        Ok(None)
+    }
 }
 
 /// Which implementation to use.

@@ -30,7 +30,9 @@
 //! - `db-revision`: the database is at the revisions the work tree's migrations expect;
 //! - `flow`: `base_url`, `vars`, `vars_env` and `[[checks.steps]]` of HTTP requests, each with
 //!   the `http` request keys, `expect_status`, `body_contains` and `capture` (variable → JSON
-//!   pointer into the response).
+//!   pointer into the response);
+//! - `prometheus`: `url`, `query`, `min`/`max` (inclusive), `for`, `interval_secs`, `no_data`,
+//!   `baseline` + `max_increase`/`max_ratio` (see [`super::prometheus`]).
 //!
 //! Templates: `{{name}}` in URLs, header values and bodies is replaced by a flow variable, a
 //! captured value, `{{random}}` (a value unique to each attempt of the check, so a `register`
@@ -42,6 +44,7 @@ use std::path::{Component, Path, PathBuf};
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+pub use super::prometheus::{NoData, PrometheusCheck};
 use super::template::Template;
 use crate::secret::Secret;
 
@@ -146,11 +149,14 @@ pub enum CheckSpec {
     DbRevision(DbRevisionCheck),
     /// A sequence of HTTP requests sharing variables (a sign-up and sign-in checklist).
     Flow(FlowCheck),
+    /// A PromQL query's value lies in a range (and near its baseline).
+    Prometheus(PrometheusCheck),
 }
 
 impl CheckSpec {
     /// Every kind, as written in the config.
-    pub const KINDS: [&'static str; 7] = ["http", "tcp", "websocket", "command", "sql", "db-revision", "flow"];
+    pub const KINDS: [&'static str; 8] =
+        ["http", "tcp", "websocket", "command", "sql", "db-revision", "flow", "prometheus"];
 
     /// The kind as written in the config.
     pub fn kind(&self) -> &'static str {
@@ -162,6 +168,7 @@ impl CheckSpec {
             CheckSpec::Sql(_) => "sql",
             CheckSpec::DbRevision(_) => "db-revision",
             CheckSpec::Flow(_) => "flow",
+            CheckSpec::Prometheus(_) => "prometheus",
         }
     }
 }
@@ -493,6 +500,19 @@ pub fn validate(checks: &[CheckConfig], settings: &VerifySettings, has_database:
             return Err((key("backoff_secs"), format!("must be 0 or more (got {})", c.backoff_secs)));
         }
         validate_spec(&c.spec, has_database).map_err(|(k, m)| (key(&k), format!("check `{}`: {m}", c.name)))?;
+        if let CheckSpec::Prometheus(p) = &c.spec {
+            let waits = super::prometheus::waits_secs(p);
+            let timeout = c.timeout_secs_or(settings);
+            if waits >= timeout {
+                return Err((
+                    key("timeout_secs"),
+                    format!(
+                        "check `{}`: {timeout} s is not enough for `for = {}` evaluations {} s apart ({waits} s of waiting); raise `timeout_secs`",
+                        c.name, p.for_, p.interval_secs
+                    ),
+                ));
+            }
+        }
     }
     Ok(())
 }
@@ -546,6 +566,7 @@ fn validate_spec(spec: &CheckSpec, has_database: bool) -> Result<(), Invalid> {
             }
         }
         CheckSpec::Flow(f) => validate_flow(f)?,
+        CheckSpec::Prometheus(p) => super::prometheus::validate(p)?,
     }
     Ok(())
 }

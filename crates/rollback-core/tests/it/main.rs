@@ -21,3 +21,4 @@ mod vcs;
 mod verify;
 mod verify_http;
 mod verify_kinds;
+mod verify_prometheus;
