@@ -21,3 +21,4 @@ mod services;
 mod shapes;
 mod snapshots;
 mod watch;
+mod watch_prometheus;
