@@ -62,6 +62,8 @@ pub enum Behaviour {
     Token,
     /// `GET /protected` of the auth flow.
     Protected,
+    /// `DELETE /users/me` with the bearer token: deletes that user (and its tokens), `204`.
+    DeleteMe,
     /// A WebSocket echo.
     WsEcho,
     /// Makes `path` behave as `to` from now on, then answers `200 {"switched": path}` (a
@@ -193,6 +195,7 @@ impl TestServer {
                 ("/register", Behaviour::Register),
                 ("/token", Behaviour::Token),
                 ("/protected", Behaviour::Protected),
+                ("/users/me", Behaviour::DeleteMe),
                 ("/ws/echo", Behaviour::WsEcho),
             ] {
                 routes.insert(path.to_owned(), b);
@@ -233,6 +236,16 @@ impl TestServer {
     /// Makes `path` (without query) behave as `behaviour` from now on.
     pub fn set(&self, path: &str, behaviour: Behaviour) {
         lock(&self.shared.routes).insert(path.to_owned(), behaviour);
+    }
+
+    /// Registers a user of the auth flow (an account created once by an operator).
+    pub fn add_user(&self, name: &str, password: &str) {
+        lock(&self.shared.users).insert(name.to_owned(), password.to_owned());
+    }
+
+    /// The registered users of the auth flow (the "rows" a check may leave behind).
+    pub fn user_count(&self) -> usize {
+        lock(&self.shared.users).len()
     }
 
     /// Every request received so far, in order.
@@ -517,6 +530,19 @@ fn respond(s: &Shared, stream: &mut TcpStream, req: &RecordedRequest, path: &str
             let token = format!("tok-{}-{}", s.next_token.fetch_add(1, Ordering::SeqCst), user.len());
             lock(&s.tokens).insert(token.clone(), user);
             send_json(s, stream, 200, &serde_json::json!({"access_token": token, "token_type": "bearer"}));
+        }
+        Behaviour::DeleteMe => {
+            let token = req.header("authorization").and_then(|v| v.strip_prefix("Bearer ")).map(str::trim);
+            let user = token.and_then(|t| lock(&s.tokens).get(t).cloned());
+            match (req.method.as_str(), user) {
+                ("DELETE", Some(u)) => {
+                    lock(&s.users).remove(&u);
+                    lock(&s.tokens).retain(|_, owner| *owner != u);
+                    send(s, stream, 204, "text/plain", &[], b"");
+                }
+                ("DELETE", None) => send_json(s, stream, 401, &serde_json::json!({"detail": "Not authenticated"})),
+                _ => send_json(s, stream, 405, &serde_json::json!({"detail": "Method Not Allowed"})),
+            }
         }
         Behaviour::Protected => {
             let user = req

@@ -30,7 +30,7 @@
 //! - `db-revision`: the database is at the revisions the work tree's migrations expect;
 //! - `flow`: `base_url`, `vars`, `vars_env` and `[[checks.steps]]` of HTTP requests, each with
 //!   the `http` request keys, `expect_status`, `body_contains` and `capture` (variable → JSON
-//!   pointer into the response);
+//!   pointer into the response), and `[[checks.teardown]]` steps run after them, always;
 //! - `prometheus`: `url`, `query`, `min`/`max` (inclusive), `for`, `interval_secs`, `no_data`,
 //!   `baseline` + `max_increase`/`max_ratio` (see [`super::prometheus`]).
 //!
@@ -389,6 +389,10 @@ pub struct FlowCheck {
     pub vars_env: BTreeMap<String, String>,
     /// The requests, in order; the flow stops at the first that fails.
     pub steps: Vec<FlowStep>,
+    /// Requests run after `steps`, always (even after a failing step), each of them: they
+    /// undo what the steps created (delete the check's user, log out).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub teardown: Vec<FlowStep>,
 }
 
 /// One `[[checks.steps]]` of a flow.
@@ -594,8 +598,10 @@ fn validate_flow(f: &FlowCheck) -> Result<(), Invalid> {
     if let Some(base) = &f.base_url {
         check_url(base, &["http", "https"], &vars).map_err(|m| ("base_url".to_owned(), m))?;
     }
-    for (i, s) in f.steps.iter().enumerate() {
-        let key = |k: &str| format!("steps[{i}].{k}");
+    let all = f.steps.iter().enumerate().map(|(i, s)| (format!("steps[{i}]"), s));
+    let teardown = f.teardown.iter().enumerate().map(|(i, s)| (format!("teardown[{i}]"), s));
+    for (at, s) in all.chain(teardown) {
+        let key = |k: &str| format!("{at}.{k}");
         let full = match (&f.base_url, s.url.starts_with('/')) {
             (Some(base), true) => format!("{}{}", base.trim_end_matches('/'), s.url),
             (None, true) => return Err((key("url"), format!("`{}` is a path but the flow has no `base_url`", s.url))),

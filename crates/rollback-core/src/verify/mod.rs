@@ -268,7 +268,7 @@ impl Outcome {
         }
     }
 
-    fn reason(&self) -> &str {
+    pub(crate) fn reason(&self) -> &str {
         match self {
             Outcome::Passed(r) | Outcome::Failed(r) | Outcome::Error(r) | Outcome::Inconclusive(r) => r,
         }
