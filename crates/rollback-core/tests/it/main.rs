@@ -11,6 +11,7 @@ mod full;
 mod journal_compat;
 mod kept;
 mod notify;
+mod notify_formats;
 mod parsers;
 mod production;
 mod rehearse;
