@@ -505,17 +505,8 @@ pub fn validate(checks: &[CheckConfig], settings: &VerifySettings, has_database:
         }
         validate_spec(&c.spec, has_database).map_err(|(k, m)| (key(&k), format!("check `{}`: {m}", c.name)))?;
         if let CheckSpec::Prometheus(p) = &c.spec {
-            let waits = super::prometheus::waits_secs(p);
-            let timeout = c.timeout_secs_or(settings);
-            if waits >= timeout {
-                return Err((
-                    key("timeout_secs"),
-                    format!(
-                        "check `{}`: {timeout} s is not enough for `for = {}` evaluations {} s apart ({waits} s of waiting); raise `timeout_secs`",
-                        c.name, p.for_, p.interval_secs
-                    ),
-                ));
-            }
+            super::prometheus::check_timeout(p, c.timeout_secs_or(settings))
+                .map_err(|m| (key("timeout_secs"), format!("check `{}`: {m}", c.name)))?;
         }
     }
     Ok(())

@@ -187,10 +187,16 @@ pub(super) fn validate(p: &PrometheusCheck) -> Result<(), (String, String)> {
     Ok(())
 }
 
-/// The seconds the `for` evaluations of one run wait in all: the check's timeout must be
-/// longer.
-pub(super) fn waits_secs(p: &PrometheusCheck) -> f64 {
-    f64::from(p.for_.saturating_sub(1)) * p.interval_secs
+/// The check's timeout must be longer than the `for` evaluations of one run wait in all.
+pub(super) fn check_timeout(p: &PrometheusCheck, timeout: f64) -> Result<(), String> {
+    let waits = f64::from(p.for_.saturating_sub(1)) * p.interval_secs;
+    if waits >= timeout {
+        return Err(format!(
+            "{timeout} s is not enough for `for = {}` evaluations {} s apart ({waits} s of waiting); raise `timeout_secs`",
+            p.for_, p.interval_secs
+        ));
+    }
+    Ok(())
 }
 
 /// Most bytes of an API answer read.
