@@ -24,6 +24,9 @@
 //! [`send_all`] sends to every webhook at once and returns when all are done: each webhook
 //! takes at most `timeout_secs × (retries + 1)`, waits between attempts included.
 
+// "PagerDuty", "PromQL" are product names, not code.
+#![allow(clippy::doc_markdown)]
+
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 

@@ -5,6 +5,7 @@
 //! installs the Debian package `prometheus` when it is missing), else `prometheus` on `PATH`.
 //! Without either the tests panic with the command that sets it up: they never skip.
 
+use std::fmt::Write as _;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -136,7 +137,7 @@ fn encode(s: &str) -> String {
         if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
             out.push(char::from(b));
         } else {
-            out.push_str(&format!("%{b:02X}"));
+            let _ = write!(out, "%{b:02X}");
         }
     }
     out

@@ -149,7 +149,7 @@ pub enum CheckSpec {
     DbRevision(DbRevisionCheck),
     /// A sequence of HTTP requests sharing variables (a sign-up and sign-in checklist).
     Flow(FlowCheck),
-    /// A PromQL query's value lies in a range (and near its baseline).
+    /// A Prometheus query's value lies in a range (and near its baseline).
     Prometheus(PrometheusCheck),
 }
 

@@ -24,6 +24,10 @@
 //! when there is none). Like Flagger's and Argo Rollouts' analysis, the range is absolute and
 //! the baseline relative: both must hold.
 
+// "PagerDuty", "PromQL" are product names, not code.
+#![allow(clippy::doc_markdown)]
+
+use std::fmt::Write as _;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -278,16 +282,20 @@ async fn evaluate(p: &PrometheusCheck, deployed_at: Option<Timestamp>, seen: &mu
     let mut shown = format!("value {}", show(v));
     if let Some(window) = &p.baseline {
         match deployed_at {
-            None => shown.push_str(&format!(" (no deploy time known: baseline over {window} not compared)")),
+            None => {
+                let _ = write!(shown, " (no deploy time known: baseline over {window} not compared)");
+            }
             Some(at) => {
                 let secs = parse_window(window).map_or(600, |d| d.as_secs());
                 let q = format!("avg_over_time(({})[{secs}s:])", p.query);
                 match sample(&p.url, &q, Some(at)).await {
                     Err(e) => return Outcome::Error(format!("baseline: {e}")),
-                    Ok(None) => shown.push_str(&format!(", no baseline data in the {window} before {at}")),
+                    Ok(None) => {
+                        let _ = write!(shown, ", no baseline data in the {window} before {at}");
+                    }
                     Ok(Some(b)) => {
                         seen.baseline = Some(b);
-                        shown.push_str(&format!(", baseline {} over the {window} before {at}", show(b)));
+                        let _ = write!(shown, ", baseline {} over the {window} before {at}", show(b));
                         if let Some(inc) = p.max_increase
                             && v - b > inc
                         {

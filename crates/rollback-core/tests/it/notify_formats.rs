@@ -1,4 +1,4 @@
-//! The incident-tool formats of `[[notify]]` (PagerDuty change events, incident.io alert
+//! The incident-tool formats of `[[notify]]` (`PagerDuty` change events, incident.io alert
 //! events) and signed JSON webhooks, each against a real HTTP server that checks the shape of
 //! what it received; the signature is checked with `openssl`, an independent HMAC.
 
