@@ -104,6 +104,17 @@ fn watch_rolls_back_a_release_whose_error_rate_crosses_the_threshold() {
     assert_eq!((rounds[1]["passed"].as_bool(), rounds[1]["head"].as_str()), (Some(true), Some(w.ids[1].as_str())));
     assert!(out.stderr.contains("errors: value 0.2: above the maximum 0.05"), "{}", out.stderr);
     assert_eq!(w.prom.query(ERROR_RATE), Some(0.0));
+
+    // The run's incident report shows the query and the value its verification saw.
+    let run_id = rollbacks[0]["run_id"].as_str().unwrap();
+    let report = fr(&w.repo, &["--config", &w.cfg, "report", run_id, "--format", "json"]);
+    report.ok();
+    let checks = &report.json()["verification"]["service_checks"];
+    assert_eq!(checks[0]["metric"]["query"], ERROR_RATE, "{checks}");
+    assert_eq!(checks[0]["metric"]["value"], 0.0, "{checks}");
+    let md = fr(&w.repo, &["--config", &w.cfg, "report", run_id]);
+    md.ok();
+    assert!(md.stdout.contains("value 0 (query `sum(rate(http_requests_total"), "{}", md.stdout);
 }
 
 #[test]
