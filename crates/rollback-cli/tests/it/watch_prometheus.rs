@@ -25,6 +25,11 @@ impl Watched {
     /// requests, Prometheus scraping it, and a `prometheus` check with `max = 0.05`. The deploy
     /// hook heals the app (0 errors).
     fn new(error_permille: u64) -> Self {
+        Self::with_query(error_permille, ERROR_RATE, "")
+    }
+
+    /// [`Watched::new`] with the check's `query` and extra keys.
+    fn with_query(error_permille: u64, query: &str, extra: &str) -> Self {
         let repo = TestRepo::new();
         let ids = repo.three_releases();
         fr(&repo, &["known-good", "mark", "v2"]).ok();
@@ -42,7 +47,7 @@ impl Watched {
         std::fs::write(
             &cfg,
             format!(
-                "[[checks]]\nname = \"errors\"\nkind = \"prometheus\"\nurl = {}\nquery = '{ERROR_RATE}'\nmax = 0.05\nfor = 20\ninterval_secs = 1\ntimeout_secs = 60\n\
+                "[[checks]]\nname = \"errors\"\nkind = \"prometheus\"\nurl = {}\nquery = '{query}'\nmax = 0.05\nfor = 20\ninterval_secs = 1\ntimeout_secs = 60\n{extra}\n\
                  [deploy]\nhook_url = {}\n",
                 toml_str(&prom.url()),
                 toml_str(&app.url("/deploy/hook")),
@@ -53,6 +58,10 @@ impl Watched {
     }
 
     fn watch(&self, rounds: &str) -> crate::common::Out {
+        self.watch_promoting_after(rounds, "1")
+    }
+
+    fn watch_promoting_after(&self, rounds: &str, hours: &str) -> crate::common::Out {
         let out = fr(
             &self.repo,
             &[
@@ -66,7 +75,7 @@ impl Watched {
                 "--rounds",
                 rounds,
                 "--promote-after",
-                "1",
+                hours,
             ],
         );
         out.ok();
@@ -128,4 +137,23 @@ fn watch_leaves_a_healthy_release_alone() {
     assert_eq!(w.repo.head(), w.ids[2]);
     assert!(w.app.requests_to("/deploy/hook").is_empty());
     assert!(out.stderr.contains("round 3: all 1 check(s) passed"), "{}", out.stderr);
+}
+
+#[test]
+fn inconclusive_rounds_neither_roll_back_nor_promote() {
+    // A query with no data, and `no_data = "inconclusive"`.
+    let w = Watched::with_query(0, "no_such_metric_total", "no_data = \"inconclusive\"");
+    // 0.0001 h = 0.36 s: passing rounds would promote HEAD within the watch.
+    let out = w.watch_promoting_after("4", "0.0001");
+    let rounds = w.events("round");
+    assert_eq!(rounds.len(), 4, "{rounds:?}");
+    for r in &rounds {
+        assert_eq!((r["passed"].as_bool(), r["consecutive_failures"].as_u64()), (Some(false), Some(0)), "{r}");
+        assert_eq!(r["failed"], serde_json::json!([]), "{r}");
+        let why = r["inconclusive"][0].as_str().unwrap();
+        assert_eq!(why, "errors: the query returned no data (no_data = \"inconclusive\")");
+    }
+    assert!(w.events("rollback").is_empty() && w.events("promote").is_empty());
+    assert_eq!(w.repo.head(), w.ids[2]);
+    assert!(out.stderr.contains("round 4: inconclusive (0/1 failed in a row, unchanged)"), "{}", out.stderr);
 }
