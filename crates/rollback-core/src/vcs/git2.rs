@@ -716,25 +716,6 @@ impl VcsBackend for Git2Backend {
         }
     }
 
-    fn head_arrived_at(&self) -> Result<Option<i64>> {
-        let repo = self.repo();
-        let Ok(head) = repo.head().and_then(|h| h.peel_to_commit()) else {
-            return Ok(None);
-        };
-        let reflog = repo.reflog("HEAD").map_err(git2_err("read HEAD's reflog"))?;
-        // Newest first: the newest entry that moved HEAD onto its commit, before any entry
-        // that left it (checkouts of the same commit do not count as arrivals).
-        for entry in reflog.iter() {
-            if entry.id_new() != head.id() {
-                break;
-            }
-            if entry.id_old() != head.id() {
-                return Ok(Some(entry.committer().when().seconds()));
-            }
-        }
-        Ok(None)
-    }
-
     fn read_ref(&self, name: &str) -> Result<Option<CommitId>> {
         let repo = self.repo();
         match repo.find_reference(name) {

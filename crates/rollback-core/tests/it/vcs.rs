@@ -88,8 +88,9 @@ fn git_at(repo: &rollback_testkit::TestRepo, date: &str, args: &[&str]) {
 }
 
 /// `head_arrived_at`: when HEAD moved onto its commit (the reflog), not the commit's own date.
+/// A linked worktree reads its own reflog (its git dir).
 #[test]
-fn git2_knows_when_head_arrived_at_its_commit() {
+fn both_backends_know_when_head_arrived_at_its_commit() {
     const Y2001: i64 = 978_307_200;
     const Y2030: i64 = 1_893_456_000;
     let repo = rollback_testkit::TestRepo::new();
@@ -109,6 +110,13 @@ fn git2_knows_when_head_arrived_at_its_commit() {
     // A checkout of the same commit on another branch is not an arrival.
     git_at(&repo, "@1900000000 +0000", &["checkout", "-q", "-B", "other"]);
     assert_eq!(b.head_arrived_at().unwrap(), Some(Y2030));
-    // The git CLI backend keeps no such record.
-    assert_eq!(GitCliBackend::open(repo.path()).unwrap().head_arrived_at().unwrap(), None);
+    // The git CLI backend reads the same reflog.
+    assert_eq!(GitCliBackend::open(repo.path()).unwrap().head_arrived_at().unwrap(), Some(Y2030));
+    // A linked worktree has its own HEAD and reflog.
+    let linked = tempfile::tempdir().unwrap();
+    let wt = linked.path().join("wt");
+    git_at(&repo, "@1950000000 +0000", &["worktree", "add", "-q", wt.to_str().unwrap(), &v1]);
+    assert_eq!(Git2Backend::open(&wt).unwrap().head_arrived_at().unwrap(), Some(1_950_000_000));
+    assert_eq!(GitCliBackend::open(&wt).unwrap().head_arrived_at().unwrap(), Some(1_950_000_000));
+    assert_eq!(b.head_arrived_at().unwrap(), Some(Y2030));
 }
