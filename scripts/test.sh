@@ -9,7 +9,11 @@
 #   and psycopg2 the database tests drive), exported as FORGE_TEST_PYTHON;
 # - a PostgreSQL server (scripts/pg.sh: FORGE_TEST_PG_URL when it answers, else a throwaway
 #   cluster, installing PostgreSQL with apt-get if needed), exported as FORGE_TEST_PG_URL and
-#   FORGE_TEST_PG_CA, and stopped when this script exits, whatever happens.
+#   FORGE_TEST_PG_CA, and stopped when this script exits, whatever happens;
+# - Prometheus (scripts/prometheus.sh: installs the Debian package `prometheus` with apt-get if
+#   needed, starts a server on 127.0.0.1 and waits for its first scrape), exported as
+#   FORGE_TEST_PROM_BIN (the `prometheus` tests start their own server per test, scraping
+#   their own app) and stopped on exit like PostgreSQL.
 # `scripts/test.sh lint` alone needs neither.
 #
 # Runs from any directory, needs no stdin, and can be re-run: the venv (.venv at the repo root)
@@ -78,10 +82,21 @@ setup_venv() {
 setup_postgres() {
     local env_file
     env_file=$(mktemp)
-    # Stop what pg.sh starts when this script exits, on success, failure or interrupt.
-    trap 'bash "$ROOT/scripts/pg.sh" stop' EXIT
+    # Stop what pg.sh and prometheus.sh start when this script exits, on success, failure or
+    # interrupt.
+    trap 'bash "$ROOT/scripts/pg.sh" stop; bash "$ROOT/scripts/prometheus.sh" stop' EXIT
     trap 'exit 130' INT TERM
     if step "start PostgreSQL (scripts/pg.sh start)" bash scripts/pg.sh start >"$env_file"; then
+        # shellcheck disable=SC1090
+        source "$env_file"
+    fi
+    rm -f "$env_file"
+}
+
+setup_prometheus() {
+    local env_file
+    env_file=$(mktemp)
+    if step "start Prometheus (scripts/prometheus.sh start)" bash scripts/prometheus.sh start >"$env_file"; then
         # shellcheck disable=SC1090
         source "$env_file"
     fi
@@ -135,9 +150,10 @@ done
 
 start=$SECONDS
 if [[ " ${stages[*]} " == *" rust "* || " ${stages[*]} " == *" python "* ]]; then
-    log "setup: Python tools and PostgreSQL for the tests"
+    log "setup: Python tools, PostgreSQL and Prometheus for the tests"
     setup_venv
     setup_postgres
+    setup_prometheus
 fi
 for s in "${stages[@]}"; do
     "stage_$s"

@@ -273,12 +273,21 @@ fn render_verification(v: &rollback_core::verify::VerificationReport) -> String 
         let _ = writeln!(
             s,
             "  [{}] {:<20} {:<11} {:>6} ms  {}",
-            if c.passed { "ok" } else { "FAIL" },
+            if c.passed {
+                "ok"
+            } else if c.inconclusive() {
+                "??"
+            } else {
+                "FAIL"
+            },
             c.name,
             c.kind,
             c.latency_ms,
             c.reason
         );
+        if let Some(m) = &c.metric {
+            let _ = writeln!(s, "       query: {}", m.query);
+        }
     }
     let failed = v.checks.iter().filter(|c| !c.passed).count();
     let _ = writeln!(

@@ -35,6 +35,7 @@ impl ServiceVerifier for CodeSaysHealthy {
             latency_ms: 0,
             reason: if passed { "the app reports healthy".into() } else { format!("the app says {code:?}") },
             attempts: 1,
+            metric: None,
         };
         VerificationReport { passed, started_at, duration_ms: 0, checks: vec![check] }
     }

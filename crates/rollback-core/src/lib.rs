@@ -35,7 +35,7 @@
 //!         let passed = std::fs::read_to_string(&self.0).is_ok_and(|s| s.contains("healthy"));
 //!         let check = CheckResult {
 //!             name: "app".into(), kind: "custom".into(), passed, attempts: 1, latency_ms: 0,
-//!             status: if passed { "passed" } else { "failed" }.into(), reason: String::new(),
+//!             status: if passed { "passed" } else { "failed" }.into(), reason: String::new(), metric: None,
 //!         };
 //!         VerificationReport {
 //!             passed, started_at: rollback_core::time::Timestamp::now(), duration_ms: 0, checks: vec![check],

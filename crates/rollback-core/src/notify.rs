@@ -1,18 +1,31 @@
 //! `[[notify]]`: webhooks on start, success, failure and verification failure. Slack-compatible
-//! (`{"text": ...}`) or a generic JSON event. A failing or hanging webhook is logged and never
-//! fails or delays a rollback beyond its timeout. Webhook URLs are secrets.
+//! (`{"text": ...}`), a generic JSON event (optionally signed with HMAC-SHA256), a PagerDuty
+//! Events v2 change event, or an incident.io alert event. A failing or hanging webhook is
+//! logged and never fails or delays a rollback beyond its timeout. Webhook URLs, signing
+//! secrets, routing keys and tokens are secrets.
 //!
 //! ```toml
 //! [[notify]]
 //! url_env = "SLACK_WEBHOOK_URL"   # or url = "https://hooks.slack.com/..." (a secret either way)
-//! format = "slack"                # or "json" (default): the event as an object
+//! format = "slack"                # "json" (default), "slack", "pagerduty" or "incident-io"
 //! events = ["failed", "verification_failed"]   # default: all
 //! timeout_secs = 5
 //! retries = 1
+//! # secret_env = "WEBHOOK_SECRET"      # sign the body: X-Forge-Signature-256 (see sign)
+//! # routing_key_env = "PD_ROUTING_KEY" # pagerduty: the integration's routing key
+//! # token_env = "INCIDENT_IO_TOKEN"    # incident-io: the alert source's bearer token
 //! ```
+//!
+//! Signing: with `secret`/`secret_env`, every request carries `X-Forge-Timestamp: <unix
+//! seconds>` and `X-Forge-Signature-256: sha256=<hex>`, the hex of HMAC-SHA256 keyed with the
+//! secret over `<timestamp>.<body>` (the exact bytes sent). A receiver recomputes it, compares
+//! in constant time, and refuses timestamps older than a few minutes (replays).
 //!
 //! [`send_all`] sends to every webhook at once and returns when all are done: each webhook
 //! takes at most `timeout_secs × (retries + 1)`, waits between attempts included.
+
+// "PagerDuty", "PromQL" are product names, not code.
+#![allow(clippy::doc_markdown)]
 
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
@@ -77,14 +90,25 @@ impl NotifyEventKind {
 
 /// The body a webhook receives.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "kebab-case")]
 pub enum NotifyFormat {
     /// The [`NotifyEvent`] as a JSON object.
     #[default]
     Json,
     /// `{"text": "..."}` (Slack, Mattermost, Discord's `/slack` endpoint, ...).
     Slack,
+    /// A PagerDuty Events API v2 change event (`routing_key`, `payload.summary`,
+    /// `payload.custom_details`); the URL defaults to [`PAGERDUTY_CHANGE_URL`].
+    #[serde(rename = "pagerduty")]
+    PagerDuty,
+    /// An incident.io HTTP alert event (`title`, markdown `description`,
+    /// `deduplication_key` = the run id, `status` `firing` or `resolved`).
+    #[serde(rename = "incident-io")]
+    IncidentIo,
 }
+
+/// Where PagerDuty change events go when a `pagerduty` webhook sets no URL.
+pub const PAGERDUTY_CHANGE_URL: &str = "https://events.pagerduty.com/v2/change/enqueue";
 
 fn all_events() -> Vec<NotifyEventKind> {
     NotifyEventKind::ALL.to_vec()
@@ -121,6 +145,24 @@ pub struct NotifyConfig {
     /// Attempts after the first when one fails.
     #[serde(default = "default_retries")]
     pub retries: u32,
+    /// The HMAC-SHA256 signing secret (see the module docs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<Secret>,
+    /// The environment variable holding the signing secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_env: Option<String>,
+    /// `pagerduty`: the integration's routing key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub routing_key: Option<Secret>,
+    /// `pagerduty`: the environment variable holding the routing key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub routing_key_env: Option<String>,
+    /// `incident-io`: the alert source's bearer token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<Secret>,
+    /// `incident-io`: the environment variable holding the token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_env: Option<String>,
 }
 
 impl NotifyConfig {
@@ -134,12 +176,19 @@ impl NotifyConfig {
             events: all_events(),
             timeout_secs: default_timeout(),
             retries: default_retries(),
+            secret: None,
+            secret_env: None,
+            routing_key: None,
+            routing_key_env: None,
+            token: None,
+            token_env: None,
         }
     }
 
     /// Checks the entry. `Err((field, message))`; the URL is never in the message.
     pub fn validate(&self) -> Result<(), (String, String)> {
         match (&self.url, &self.url_env) {
+            (None, None) if self.format == NotifyFormat::PagerDuty => {}
             (None, None) => return Err(("url".into(), "set `url` or `url_env`".into())),
             (Some(_), Some(_)) => return Err(("url".into(), "set either `url` or `url_env`, not both".into())),
             (Some(url), None) => {
@@ -155,6 +204,32 @@ impl NotifyConfig {
         }
         if self.retries > MAX_RETRIES {
             return Err(("retries".into(), format!("at most {MAX_RETRIES} (got {})", self.retries)));
+        }
+        for (key, inline, env) in [
+            ("secret", self.secret.is_some(), &self.secret_env),
+            ("routing_key", self.routing_key.is_some(), &self.routing_key_env),
+            ("token", self.token.is_some(), &self.token_env),
+        ] {
+            match (inline, env) {
+                (true, Some(_)) => return Err((key.into(), format!("set either `{key}` or `{key}_env`, not both"))),
+                (false, Some(v)) if v.is_empty() => {
+                    return Err((format!("{key}_env"), "names no environment variable".into()));
+                }
+                _ => {}
+            }
+        }
+        let has = |inline: bool, env: &Option<String>| inline || env.is_some();
+        if self.format == NotifyFormat::PagerDuty && !has(self.routing_key.is_some(), &self.routing_key_env) {
+            return Err((
+                "routing_key".into(),
+                "a `pagerduty` webhook needs `routing_key` or `routing_key_env`".into(),
+            ));
+        }
+        if self.format != NotifyFormat::PagerDuty && has(self.routing_key.is_some(), &self.routing_key_env) {
+            return Err(("routing_key".into(), "only a `pagerduty` webhook takes a routing key".into()));
+        }
+        if self.format != NotifyFormat::IncidentIo && has(self.token.is_some(), &self.token_env) {
+            return Err(("token".into(), "only an `incident-io` webhook takes a token".into()));
         }
         Ok(())
     }
@@ -214,13 +289,103 @@ impl NotifyEvent {
         text
     }
 
-    fn body(&self, format: NotifyFormat) -> serde_json::Value {
+    /// `9f8e7d6 → 1a2b3c4`, or what is known of it.
+    fn commits(&self) -> String {
+        let short = |c: &Option<String>| c.as_deref().map_or("?", |c| c.get(..7).unwrap_or(c)).to_owned();
+        format!("{} → {}", short(&self.from), short(&self.to))
+    }
+
+    /// What an incident tool shows as a title: `forge-rollback: rollback FAILED in shop
+    /// (9f8e7d6 → 1a2b3c4)`.
+    pub fn title(&self) -> String {
+        format!("forge-rollback: {} in {} ({})", self.kind.headline(), self.repository, self.commits())
+    }
+
+    fn details(&self) -> serde_json::Value {
+        serde_json::json!({
+            "run_id": self.run_id,
+            "level": self.level,
+            "status": self.kind.as_str(),
+            "from": self.from,
+            "to": self.to,
+            "repository": self.repository,
+            "message": self.message,
+        })
+    }
+
+    fn markdown(&self) -> String {
+        let code = |c: &Option<String>| c.as_deref().map_or("unknown".to_owned(), |c| format!("`{c}`"));
+        let mut md = format!(
+            "**{}** in **{}**\n\n- run: `{}`\n- from: {}\n- to: {}\n- level: {}\n- at: {}\n",
+            self.kind.headline(),
+            self.repository,
+            self.run_id,
+            code(&self.from),
+            code(&self.to),
+            serde_json::to_value(self.level).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default(),
+            self.time
+        );
+        if !self.message.is_empty() {
+            let _ = write!(md, "\n{}\n", self.message);
+        }
+        md
+    }
+
+    /// The body for `format`; `key` is the PagerDuty routing key.
+    fn body(&self, format: NotifyFormat, key: Option<&Secret>) -> serde_json::Value {
         match format {
             NotifyFormat::Slack => serde_json::json!({ "text": self.text() }),
             NotifyFormat::Json => serde_json::to_value(self).unwrap_or(serde_json::Value::Null),
+            NotifyFormat::PagerDuty => serde_json::json!({
+                "routing_key": key.map(Secret::expose),
+                "payload": {
+                    // PagerDuty cuts summaries at 1024 characters.
+                    "summary": truncate(&format!("{}: {}", self.title(), self.message), 1024),
+                    "timestamp": self.time,
+                    "source": "forge-rollback",
+                    "custom_details": self.details(),
+                },
+            }),
+            NotifyFormat::IncidentIo => serde_json::json!({
+                "title": self.title(),
+                "description": self.markdown(),
+                "deduplication_key": self.run_id,
+                "status": match self.kind {
+                    NotifyEventKind::Started | NotifyEventKind::Failed | NotifyEventKind::VerificationFailed => "firing",
+                    NotifyEventKind::Succeeded | NotifyEventKind::Cancelled => "resolved",
+                },
+                "metadata": self.details(),
+            }),
         }
     }
 }
+
+fn truncate(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((i, _)) => text[..i].to_owned(),
+        None => text.to_owned(),
+    }
+}
+
+/// `sha256=<hex>`: HMAC-SHA256 keyed with `secret` over `<timestamp>.<body>`, the value of
+/// `X-Forge-Signature-256`.
+pub fn sign(secret: &[u8], timestamp: i64, body: &[u8]) -> String {
+    use hmac::{KeyInit, Mac};
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret).expect("HMAC takes keys of any length");
+    mac.update(timestamp.to_string().as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    let mut out = String::from("sha256=");
+    for b in mac.finalize().into_bytes() {
+        let _ = write!(out, "{b:02x}");
+    }
+    out
+}
+
+/// The signature header's name.
+pub const SIGNATURE_HEADER: &str = "X-Forge-Signature-256";
+/// The timestamp header's name.
+pub const TIMESTAMP_HEADER: &str = "X-Forge-Timestamp";
 
 /// What happened to one webhook.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -280,8 +445,21 @@ async fn attempt_all(
     attempts: u32,
     result: &mut NotifyResult,
 ) {
+    let secret = |inline: Option<&Secret>, env: Option<&str>| from_inline_or_env(inline, env);
+    let (signing, key, token) = match (
+        secret(config.secret.as_ref(), config.secret_env.as_deref()),
+        secret(config.routing_key.as_ref(), config.routing_key_env.as_deref()),
+        secret(config.token.as_ref(), config.token_env.as_deref()),
+    ) {
+        (Ok(s), Ok(k), Ok(t)) => (s, k, t),
+        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
+            result.detail = e;
+            return;
+        }
+    };
     let url = match from_inline_or_env(config.url.as_ref(), config.url_env.as_deref()) {
         Ok(Some(u)) => u,
+        Ok(None) if config.format == NotifyFormat::PagerDuty => Secret::new(PAGERDUTY_CHANGE_URL),
         Ok(None) => {
             "no URL (set `url` or `url_env`)".clone_into(&mut result.detail);
             return;
@@ -298,7 +476,8 @@ async fn attempt_all(
             return;
         }
     };
-    let secrets = secret_parts(url.expose(), &parsed);
+    let mut secrets = secret_parts(url.expose(), &parsed);
+    secrets.extend([&signing, &key, &token].into_iter().flatten().map(|s| s.expose().to_owned()));
     let client = match client_without_redirects() {
         Ok(c) => c,
         Err(e) => {
@@ -306,15 +485,23 @@ async fn attempt_all(
             return;
         }
     };
-    let body = event.body(config.format).to_string();
+    let body = event.body(config.format, key.as_ref()).to_string();
     let mut pause = Duration::from_millis(200);
     loop {
         result.attempts += 1;
-        let request = client
-            .post(parsed.clone())
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(body.clone())
-            .send();
+        let mut request =
+            client.post(parsed.clone()).header(reqwest::header::CONTENT_TYPE, "application/json").body(body.clone());
+        if let Some(s) = &signing {
+            // Signed per attempt: a retry carries a fresh timestamp.
+            let now = Timestamp::now().as_unix();
+            request = request
+                .header(TIMESTAMP_HEADER, now.to_string())
+                .header(SIGNATURE_HEADER, sign(s.expose().as_bytes(), now, body.as_bytes()));
+        }
+        if let Some(t) = &token {
+            request = request.bearer_auth(t.expose());
+        }
+        let request = request.send();
         match tokio::time::timeout(per_attempt, request).await {
             Ok(Ok(resp)) => {
                 let status = resp.status().as_u16();

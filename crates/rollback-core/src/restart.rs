@@ -10,19 +10,26 @@
 //! timeout_secs = 30
 //! ready = "fastapi"          # a [[checks]] name, polled until it passes
 //! ready_timeout_secs = 60
+//! cwd = "services/api"       # relative to the work tree (default: the work tree)
+//! env = { PORT = "8001" }    # set for the program, over what it inherits
+//! env_from = ["PATH", "HOME"] # when set: the only variables passed through
 //! ```
+//!
+//! By default the program inherits forge-rollback's whole environment and runs at the top of
+//! the work tree. With `env_from`, it gets only the variables named there (each must be set),
+//! plus `env`: secrets the tool holds (webhook URLs, database URLs) do not reach it.
 //!
 //! A step's program may leave background children behind (a script that starts the server):
 //! they are left running, and the pipes they inherit do not keep [`run`] waiting.
 
-use std::collections::HashSet;
-use std::path::Path;
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Component, Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
 use crate::event::LogLevel;
-use crate::verify::command::run_program;
+use crate::verify::command::run_command;
 use crate::verify::config::valid_secs;
 use crate::verify::{ServiceVerifier, duration, millis, timed_out};
 
@@ -46,6 +53,16 @@ pub struct RestartStep {
     /// Longest to wait for `ready`, in seconds.
     #[serde(default = "default_ready_timeout")]
     pub ready_timeout_secs: f64,
+    /// The folder it runs in, relative to the work tree (default: the work tree).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cwd: Option<PathBuf>,
+    /// Variables set for it, over those it inherits.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+    /// When set, the only variables of forge-rollback's environment it gets (each must be set);
+    /// `None`: it inherits all of them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub env_from: Option<Vec<String>>,
 }
 
 fn default_timeout() -> f64 {
@@ -101,6 +118,20 @@ where
         if !valid_secs(s.ready_timeout_secs) {
             return Err((key("ready_timeout_secs"), format!("must be more than 0 (got {})", s.ready_timeout_secs)));
         }
+        if let Some(cwd) = &s.cwd
+            && (cwd.is_absolute() || cwd.components().any(|c| matches!(c, Component::ParentDir)))
+        {
+            return Err((
+                key("cwd"),
+                format!("`{}` must be a folder inside the work tree (relative, no `..`)", cwd.display()),
+            ));
+        }
+        for name in s.env.keys().chain(s.env_from.iter().flatten()) {
+            if name.is_empty() || name.contains(['=', '\0']) {
+                let k = if s.env.contains_key(name) { key(&format!("env.{name}")) } else { key("env_from") };
+                return Err((k, format!("`{name}` is not an environment variable name")));
+            }
+        }
         if let Some(ready) = &s.ready
             && !checks.contains(ready)
         {
@@ -153,9 +184,16 @@ async fn run_step(step: &RestartStep, verifier: &dyn ServiceVerifier, workdir: &
         "no program to run (`argv` is empty)".clone_into(&mut result.detail);
         return result;
     }
+    let cmd = match command(step, workdir) {
+        Ok(c) => c,
+        Err(e) => {
+            result.detail = e;
+            return result;
+        }
+    };
     log(LogLevel::Info, format!("restart `{}`: running `{}`", step.name, step.argv.join(" ")));
     let limit = duration(step.timeout_secs);
-    let out = match run_program(&step.argv, workdir, Some(limit)).await {
+    let out = match run_command(cmd, &step.argv[0], Some(limit)).await {
         Ok(o) => o,
         Err(e) => {
             result.detail = e.to_string();
@@ -201,6 +239,37 @@ async fn run_step(step: &RestartStep, verifier: &dyn ServiceVerifier, workdir: &
         }
     }
     result
+}
+
+/// The step's program with its arguments, folder and environment; `Err`: why it cannot run.
+fn command(step: &RestartStep, workdir: &Path) -> Result<tokio::process::Command, String> {
+    let cwd = match &step.cwd {
+        Some(rel) => {
+            let dir = workdir.join(rel);
+            if !dir.is_dir() {
+                return Err(format!("`cwd` `{}` is not a folder in the work tree", rel.display()));
+            }
+            dir
+        }
+        None => workdir.to_path_buf(),
+    };
+    let mut cmd = tokio::process::Command::new(&step.argv[0]);
+    cmd.args(&step.argv[1..]).current_dir(cwd);
+    if let Some(names) = &step.env_from {
+        cmd.env_clear();
+        for name in names {
+            match std::env::var_os(name) {
+                Some(v) => {
+                    cmd.env(name, v);
+                }
+                None => {
+                    return Err(format!("`env_from` names `{name}`, which is not set in forge-rollback's environment"));
+                }
+            }
+        }
+    }
+    cmd.envs(&step.env);
+    Ok(cmd)
 }
 
 /// Polls `check` until it passes (`Ok(time waited)`) or `limit` has passed (`Err(last

@@ -78,6 +78,10 @@ pub enum WatchRecord {
         consecutive_failures: u32,
         /// The failing checks and why (`name: reason`).
         failed: Vec<String>,
+        /// Checks that could not decide (no data) and why: the round neither counts as
+        /// failed nor as passing.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        inconclusive: Vec<String>,
     },
     /// A rollback the watcher started (or, in a dry run, would have).
     Rollback {
@@ -289,9 +293,35 @@ impl Rollback {
             }
             let v = self.verify(None)?;
             report.rounds += 1;
-            let failed: Vec<String> =
-                v.checks.iter().filter(|c| !c.passed).map(|c| format!("{}: {}", c.name, c.reason)).collect();
-            if v.passed {
+            let failed: Vec<String> = v
+                .checks
+                .iter()
+                .filter(|c| !c.passed && !c.inconclusive())
+                .map(|c| format!("{}: {}", c.name, c.reason))
+                .collect();
+            let inconclusive: Vec<String> =
+                v.checks.iter().filter(|c| c.inconclusive()).map(|c| format!("{}: {}", c.name, c.reason)).collect();
+            if failed.is_empty() && !inconclusive.is_empty() {
+                // No evidence either way: no step towards a rollback, none towards promotion.
+                passing_since = None;
+                log.say(
+                    LogLevel::Warn,
+                    format!(
+                        "round {}: inconclusive ({failures}/{} failed in a row, unchanged): {}",
+                        report.rounds,
+                        opts.failures,
+                        inconclusive.join("; ")
+                    ),
+                );
+                log.record(&WatchRecord::Round {
+                    at: v.started_at,
+                    head: head.clone(),
+                    passed: false,
+                    consecutive_failures: failures,
+                    failed,
+                    inconclusive,
+                })?;
+            } else if v.passed {
                 failures = 0;
                 let since = *passing_since.get_or_insert(round_start);
                 log.say(LogLevel::Success, format!("round {}: all {} check(s) passed", report.rounds, v.checks.len()));
@@ -301,6 +331,7 @@ impl Rollback {
                     passed: true,
                     consecutive_failures: 0,
                     failed,
+                    inconclusive,
                 })?;
                 let passed_for = round_start.saturating_duration_since(since) + Duration::from_millis(v.duration_ms);
                 if !promoted_head && passed_for >= promote_after {
@@ -328,6 +359,7 @@ impl Rollback {
                     passed: false,
                     consecutive_failures: failures,
                     failed: failed.clone(),
+                    inconclusive,
                 })?;
                 if failures >= opts.failures {
                     failures = 0;

@@ -353,7 +353,7 @@ result_class! {
         /// Wall time of the round in milliseconds.
         duration_ms => "duration_ms",
         /// One dict per check: `name`, `kind`, `passed`, `status`, `latency_ms`, `reason`,
-        /// `attempts`.
+        /// `attempts`, and for a `prometheus` check `metric` (`query`, `value`, `baseline`).
         checks => "checks",
     }
     methods {

@@ -62,6 +62,8 @@ pub enum Behaviour {
     Token,
     /// `GET /protected` of the auth flow.
     Protected,
+    /// `DELETE /users/me` with the bearer token: deletes that user (and its tokens), `204`.
+    DeleteMe,
     /// A WebSocket echo.
     WsEcho,
     /// Makes `path` behave as `to` from now on, then answers `200 {"switched": path}` (a
@@ -75,6 +77,13 @@ pub enum Behaviour {
     /// This status, with the request's headers and body as plain text (a debug error page that
     /// shows what it was sent).
     Echo(u16),
+    /// Prometheus text-format metrics of an app whose requests fail at this rate: every
+    /// scrape adds 1000 requests to `http_requests_total`, `error_permille` of them with
+    /// `status="500"`, the rest `status="200"` (real counters, so `rate()` works on them).
+    Metrics {
+        /// Failed requests per thousand.
+        error_permille: u64,
+    },
     /// The first `n` requests to this path get `first`, later ones `then` (a service that
     /// becomes ready after a while).
     After {
@@ -144,6 +153,8 @@ struct Shared {
     tokens: Mutex<HashMap<String, String>>,
     next_token: AtomicU64,
     huge_bytes_sent: AtomicU64,
+    /// The `http_requests_total` counters of [`Behaviour::Metrics`]: ok, failed.
+    metric_counts: Mutex<(u64, u64)>,
     connections: Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -184,6 +195,7 @@ impl TestServer {
                 ("/register", Behaviour::Register),
                 ("/token", Behaviour::Token),
                 ("/protected", Behaviour::Protected),
+                ("/users/me", Behaviour::DeleteMe),
                 ("/ws/echo", Behaviour::WsEcho),
             ] {
                 routes.insert(path.to_owned(), b);
@@ -224,6 +236,16 @@ impl TestServer {
     /// Makes `path` (without query) behave as `behaviour` from now on.
     pub fn set(&self, path: &str, behaviour: Behaviour) {
         lock(&self.shared.routes).insert(path.to_owned(), behaviour);
+    }
+
+    /// Registers a user of the auth flow (an account created once by an operator).
+    pub fn add_user(&self, name: &str, password: &str) {
+        lock(&self.shared.users).insert(name.to_owned(), password.to_owned());
+    }
+
+    /// The registered users of the auth flow (the "rows" a check may leave behind).
+    pub fn user_count(&self) -> usize {
+        lock(&self.shared.users).len()
     }
 
     /// Every request received so far, in order.
@@ -433,6 +455,20 @@ fn respond(s: &Shared, stream: &mut TcpStream, req: &RecordedRequest, path: &str
         Behaviour::Status(code) => send(s, stream, *code, "text/plain", &[], format!("status {code}").as_bytes()),
         Behaviour::Json(code, text) => send(s, stream, *code, "application/json", &[], text.as_bytes()),
         Behaviour::Text(code, text) => send(s, stream, *code, "text/plain", &[], text.as_bytes()),
+        Behaviour::Metrics { error_permille } => {
+            let (ok, failed) = {
+                let mut c = lock(&s.metric_counts);
+                let errors = (*error_permille).min(1000);
+                c.0 += 1000 - errors;
+                c.1 += errors;
+                *c
+            };
+            let text = format!(
+                "# HELP http_requests_total Requests served.\n# TYPE http_requests_total counter\n\
+                 http_requests_total{{status=\"200\"}} {ok}\nhttp_requests_total{{status=\"500\"}} {failed}\n"
+            );
+            send(s, stream, 200, "text/plain; version=0.0.4", &[], text.as_bytes());
+        }
         Behaviour::Slow(d, inner) => {
             pause(s, *d);
             if !stopped(s) {
@@ -494,6 +530,19 @@ fn respond(s: &Shared, stream: &mut TcpStream, req: &RecordedRequest, path: &str
             let token = format!("tok-{}-{}", s.next_token.fetch_add(1, Ordering::SeqCst), user.len());
             lock(&s.tokens).insert(token.clone(), user);
             send_json(s, stream, 200, &serde_json::json!({"access_token": token, "token_type": "bearer"}));
+        }
+        Behaviour::DeleteMe => {
+            let token = req.header("authorization").and_then(|v| v.strip_prefix("Bearer ")).map(str::trim);
+            let user = token.and_then(|t| lock(&s.tokens).get(t).cloned());
+            match (req.method.as_str(), user) {
+                ("DELETE", Some(u)) => {
+                    lock(&s.users).remove(&u);
+                    lock(&s.tokens).retain(|_, owner| *owner != u);
+                    send(s, stream, 204, "text/plain", &[], b"");
+                }
+                ("DELETE", None) => send_json(s, stream, 401, &serde_json::json!({"detail": "Not authenticated"})),
+                _ => send_json(s, stream, 405, &serde_json::json!({"detail": "Method Not Allowed"})),
+            }
         }
         Behaviour::Protected => {
             let user = req

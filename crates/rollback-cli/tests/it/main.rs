@@ -23,3 +23,4 @@ mod services;
 mod shapes;
 mod snapshots;
 mod watch;
+mod watch_prometheus;

@@ -392,7 +392,9 @@ fn verify_exit_codes_json_and_check_selection() {
 
 #[test]
 fn the_forge_preset_parses_and_verify_reports_every_check_refused_when_nothing_listens() {
-    let s = Svc::new();
+    let mut s = Svc::new();
+    s.env.push(("FORGE_CHECK_USER".into(), "forge-check".into()));
+    s.env.push(("FORGE_CHECK_PASSWORD".into(), "pw".into()));
     let out = fr(&s.repo, &["init", "--preset", "forge", "--print"]);
     out.ok();
     let mut text = out.stdout.clone();
@@ -420,6 +422,33 @@ fn the_forge_preset_parses_and_verify_reports_every_check_refused_when_nothing_l
     let written = std::fs::read_to_string(s.repo.path().join("rollback/config/rollback.toml")).unwrap();
     assert_eq!(written, out_text_of_preset(&s.repo));
     fr(&s.repo, &["init", "--preset", "nope", "--print"]).code(2);
+}
+
+#[test]
+fn twenty_rounds_of_the_presets_auth_flow_leave_no_rows() {
+    let mut s = Svc::new();
+    let mut text = out_text_of_preset(&s.repo);
+    text = text.replace("http://127.0.0.1:8000", &s.server.url(""));
+    s.write_cfg(&text);
+    // The dedicated account, created once by the operator as the preset says.
+    s.server.add_user("forge-check", "check-pw");
+    s.env.push(("FORGE_CHECK_USER".into(), "forge-check".into()));
+    s.env.push(("FORGE_CHECK_PASSWORD".into(), "check-pw".into()));
+    let before = s.server.user_count();
+    for round in 0..20 {
+        let out = s.fr(&["verify", "--check", "auth", "--json"]);
+        out.ok();
+        assert_eq!(out.json()["checks"][0]["reason"], "3 steps passed", "round {round}");
+    }
+    assert_eq!(s.server.user_count(), before, "the auth check left rows behind");
+    assert_eq!(s.server.requests_to("/token").len(), 20);
+    assert!(s.server.requests_to("/register").is_empty());
+    // Without the account's credentials the check says which variable is missing.
+    s.env.clear();
+    let out = s.fr(&["verify", "--check", "auth", "--json"]);
+    out.code(6);
+    let reason = out.json()["checks"][0]["reason"].as_str().unwrap().to_owned();
+    assert!(reason.contains("environment variable `FORGE_CHECK_") && reason.ends_with("is not set"), "{reason}");
 }
 
 fn out_text_of_preset(repo: &TestRepo) -> String {

@@ -36,6 +36,17 @@ impl Rollback {
         // one: they fail with that reason instead of the whole round.
         let probe = self.db().ok().flatten().cloned().map(|d| Arc::new(MigratorProbe(d)) as Arc<dyn DbProbe>);
         Verifier::new(self.config.checks.clone(), self.config.verify.clone(), probe, self.workdir().to_path_buf())
+            .deployed_at(self.deployed_at())
+    }
+
+    /// When the running release was deployed, for `prometheus` baselines: when HEAD arrived
+    /// at its commit (the reflog), else the commit's own time. `None` when neither is known.
+    pub fn deployed_at(&self) -> Option<Timestamp> {
+        if let Ok(Some(secs)) = self.vcs().head_arrived_at() {
+            return Some(Timestamp::from_unix(secs));
+        }
+        let head = self.vcs().head().ok()?;
+        self.vcs().commit_info(&head.commit).ok().map(|c| Timestamp::from_unix(c.time))
     }
 
     /// The verifier runs and the `verify` step use: the one given to the builder, or the one

@@ -95,6 +95,9 @@ pub struct CheckResult {
     pub passed: bool,
     /// Details.
     pub detail: String,
+    /// A `prometheus` check's query, value and baseline.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metric: Option<crate::verify::MetricValue>,
 }
 
 /// Verification results: what the tool checked itself, and the note about service checks.
@@ -354,6 +357,7 @@ pub fn build(state: &RunState, outcome: &RunOutcome, vcs: &dyn VcsBackend) -> In
             name: "backup verified".into(),
             passed: true,
             detail: format!("backup {id} was read back and every blob's hash checked before any change"),
+            metric: None,
         });
     } else if let Some(i) = snapshot_idx {
         if state.failure.as_ref().is_some_and(|(f, _)| *f == i) {
@@ -361,6 +365,7 @@ pub fn build(state: &RunState, outcome: &RunOutcome, vcs: &dyn VcsBackend) -> In
                 name: "backup verified".into(),
                 passed: false,
                 detail: "the snapshot step failed: no backup was stored, and nothing was changed".into(),
+                metric: None,
             });
         }
     }
@@ -371,7 +376,11 @@ pub fn build(state: &RunState, outcome: &RunOutcome, vcs: &dyn VcsBackend) -> In
         .map(|c| CheckResult {
             name: format!("{} ({})", c.name, c.kind),
             passed: c.passed,
-            detail: format!("{} in {} ms: {}", c.status, c.latency_ms, c.reason),
+            detail: match &c.metric {
+                Some(m) => format!("{} in {} ms: {} (query `{}`)", c.status, c.latency_ms, c.reason, m.query),
+                None => format!("{} in {} ms: {}", c.status, c.latency_ms, c.reason),
+            },
+            metric: c.metric.clone(),
         })
         .collect();
     let note = match &outcome.verification {

@@ -391,6 +391,39 @@ pub trait VcsBackend: Send + Sync {
 
     /// The commit a reference points to, `None` if it does not exist.
     fn read_ref(&self, name: &str) -> Result<Option<CommitId>>;
+
+    /// When HEAD arrived at the commit it is at (seconds since the epoch), from HEAD's reflog
+    /// (`logs/HEAD` in the work tree's git directory): the time of the last deploy on a machine that
+    /// deploys by moving its checkout. `None` without a reflog entry for it.
+    fn head_arrived_at(&self) -> Result<Option<i64>> {
+        let head = self.head()?.commit;
+        // HEAD's reflog is the work tree's own (a linked worktree has its own), beside its index.
+        let log_path = self.index_path().with_file_name("logs").join("HEAD");
+        let Ok(log) = std::fs::read_to_string(log_path) else {
+            return Ok(None);
+        };
+        Ok(arrival(&log, head.as_str()))
+    }
+}
+
+/// In a reflog (`<old> <new> <name> <<email>> <seconds> <zone>\t<message>` lines, oldest
+/// first), when HEAD last arrived at `head`: the newest entry that moved it onto `head`, before
+/// any entry that left it (a checkout of the same commit is not an arrival).
+fn arrival(log: &str, head: &str) -> Option<i64> {
+    for line in log.lines().rev() {
+        let entry = line.split('\t').next().unwrap_or_default();
+        let mut ids = entry.splitn(3, ' ');
+        let (old, new, who) = (ids.next()?, ids.next()?, ids.next()?);
+        if new != head {
+            return None;
+        }
+        if old != head {
+            let mut tail = who.rsplitn(3, ' ');
+            let (_zone, secs) = (tail.next()?, tail.next()?);
+            return secs.parse().ok();
+        }
+    }
+    None
 }
 
 /// Which implementation to use.

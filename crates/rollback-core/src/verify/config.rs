@@ -30,7 +30,9 @@
 //! - `db-revision`: the database is at the revisions the work tree's migrations expect;
 //! - `flow`: `base_url`, `vars`, `vars_env` and `[[checks.steps]]` of HTTP requests, each with
 //!   the `http` request keys, `expect_status`, `body_contains` and `capture` (variable → JSON
-//!   pointer into the response).
+//!   pointer into the response), and `[[checks.teardown]]` steps run after them, always;
+//! - `prometheus`: `url`, `query`, `min`/`max` (inclusive), `for`, `interval_secs`, `no_data`,
+//!   `baseline` + `max_increase`/`max_ratio` (see [`super::prometheus`]).
 //!
 //! Templates: `{{name}}` in URLs, header values and bodies is replaced by a flow variable, a
 //! captured value, `{{random}}` (a value unique to each attempt of the check, so a `register`
@@ -42,6 +44,7 @@ use std::path::{Component, Path, PathBuf};
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+pub use super::prometheus::{NoData, PrometheusCheck};
 use super::template::Template;
 use crate::secret::Secret;
 
@@ -146,11 +149,14 @@ pub enum CheckSpec {
     DbRevision(DbRevisionCheck),
     /// A sequence of HTTP requests sharing variables (a sign-up and sign-in checklist).
     Flow(FlowCheck),
+    /// A Prometheus query's value lies in a range (and near its baseline).
+    Prometheus(PrometheusCheck),
 }
 
 impl CheckSpec {
     /// Every kind, as written in the config.
-    pub const KINDS: [&'static str; 7] = ["http", "tcp", "websocket", "command", "sql", "db-revision", "flow"];
+    pub const KINDS: [&'static str; 8] =
+        ["http", "tcp", "websocket", "command", "sql", "db-revision", "flow", "prometheus"];
 
     /// The kind as written in the config.
     pub fn kind(&self) -> &'static str {
@@ -162,6 +168,7 @@ impl CheckSpec {
             CheckSpec::Sql(_) => "sql",
             CheckSpec::DbRevision(_) => "db-revision",
             CheckSpec::Flow(_) => "flow",
+            CheckSpec::Prometheus(_) => "prometheus",
         }
     }
 }
@@ -382,6 +389,10 @@ pub struct FlowCheck {
     pub vars_env: BTreeMap<String, String>,
     /// The requests, in order; the flow stops at the first that fails.
     pub steps: Vec<FlowStep>,
+    /// Requests run after `steps`, always (even after a failing step), each of them: they
+    /// undo what the steps created (delete the check's user, log out).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub teardown: Vec<FlowStep>,
 }
 
 /// One `[[checks.steps]]` of a flow.
@@ -493,6 +504,10 @@ pub fn validate(checks: &[CheckConfig], settings: &VerifySettings, has_database:
             return Err((key("backoff_secs"), format!("must be 0 or more (got {})", c.backoff_secs)));
         }
         validate_spec(&c.spec, has_database).map_err(|(k, m)| (key(&k), format!("check `{}`: {m}", c.name)))?;
+        if let CheckSpec::Prometheus(p) = &c.spec {
+            super::prometheus::check_timeout(p, c.timeout_secs_or(settings))
+                .map_err(|m| (key("timeout_secs"), format!("check `{}`: {m}", c.name)))?;
+        }
     }
     Ok(())
 }
@@ -546,6 +561,7 @@ fn validate_spec(spec: &CheckSpec, has_database: bool) -> Result<(), Invalid> {
             }
         }
         CheckSpec::Flow(f) => validate_flow(f)?,
+        CheckSpec::Prometheus(p) => super::prometheus::validate(p)?,
     }
     Ok(())
 }
@@ -573,8 +589,10 @@ fn validate_flow(f: &FlowCheck) -> Result<(), Invalid> {
     if let Some(base) = &f.base_url {
         check_url(base, &["http", "https"], &vars).map_err(|m| ("base_url".to_owned(), m))?;
     }
-    for (i, s) in f.steps.iter().enumerate() {
-        let key = |k: &str| format!("steps[{i}].{k}");
+    let all = f.steps.iter().enumerate().map(|(i, s)| (format!("steps[{i}]"), s));
+    let teardown = f.teardown.iter().enumerate().map(|(i, s)| (format!("teardown[{i}]"), s));
+    for (at, s) in all.chain(teardown) {
+        let key = |k: &str| format!("{at}.{k}");
         let full = match (&f.base_url, s.url.starts_with('/')) {
             (Some(base), true) => format!("{}{}", base.trim_end_matches('/'), s.url),
             (None, true) => return Err((key("url"), format!("`{}` is a path but the flow has no `base_url`", s.url))),

@@ -30,12 +30,27 @@ pub(super) async fn run(flow: &FlowCheck, vars: &mut Vars) -> Outcome {
             Err(e) => return Outcome::Error(format!("variable `{name}`: {e}")),
         }
     }
+    let mut outcome = Outcome::Passed(format!("{} steps passed", flow.steps.len()));
     for (i, step) in flow.steps.iter().enumerate() {
         if let Err(o) = run_step(flow, step, vars).await {
-            return o.map_reason(|r| format!("{}: {r}", label(i, step)));
+            outcome = o.map_reason(|r| format!("{}: {r}", label(i, step)));
+            break;
         }
     }
-    Outcome::Passed(format!("{} steps passed", flow.steps.len()))
+    // Teardown runs whatever happened above, every step of it.
+    let mut failures = Vec::new();
+    for (i, step) in flow.teardown.iter().enumerate() {
+        if let Err(o) = run_step(flow, step, vars).await {
+            failures.push(format!("teardown {}: {}", label(i, step), o.reason()));
+        }
+    }
+    match (outcome, failures.is_empty()) {
+        (o, true) if flow.teardown.is_empty() => o,
+        (Outcome::Passed(r), true) => Outcome::Passed(format!("{r}, teardown done")),
+        (Outcome::Passed(_), false) => Outcome::Failed(failures.join("; ")),
+        (o, true) => o.map_reason(|r| format!("{r} (teardown done)")),
+        (o, false) => o.map_reason(|r| format!("{r}; {}", failures.join("; "))),
+    }
 }
 
 async fn run_step(flow: &FlowCheck, step: &FlowStep, vars: &mut Vars) -> Result<(), Outcome> {

@@ -1,7 +1,8 @@
 //! Service verification: the [`ServiceVerifier`] trait and the checks it runs.
 //!
 //! - [`config`]: `[[checks]]` and `[verify]`;
-//! - check kinds: `http`, `tcp`, `websocket`, `command`, `sql`, `db-revision`, `flow`.
+//! - check kinds: `http`, `tcp`, `websocket`, `command`, `sql`, `db-revision`, `flow`,
+//!   [`prometheus`].
 //!
 //! Every check runs concurrently on the shared tokio runtime, each under its own timeout: a
 //! round takes about as long as its slowest check, not their sum.
@@ -10,6 +11,7 @@ pub mod command;
 pub mod config;
 mod flow;
 mod http;
+pub mod prometheus;
 mod sql;
 mod tcp;
 mod template;
@@ -25,6 +27,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 
 pub use self::config::{CheckConfig, CheckSpec, OnFailure, VerifySettings};
+pub use self::prometheus::MetricValue;
 use self::template::Vars;
 use crate::time::Timestamp;
 
@@ -37,8 +40,9 @@ pub struct CheckResult {
     pub kind: String,
     /// Whether it passed.
     pub passed: bool,
-    /// `passed`, `failed`, `timeout` or `error` (could not run: refused connection, bad
-    /// program, ...).
+    /// `passed`, `failed`, `timeout`, `error` (could not run: refused connection, bad
+    /// program, ...) or `inconclusive` (a `prometheus` check with no data and `no_data =
+    /// "inconclusive"`: neither passed nor failed).
     pub status: String,
     /// How long it took, all attempts included, in milliseconds.
     pub latency_ms: u64,
@@ -46,6 +50,16 @@ pub struct CheckResult {
     pub reason: String,
     /// Attempts made (retries included).
     pub attempts: u32,
+    /// A `prometheus` check's query, value and baseline (the last attempt's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metric: Option<MetricValue>,
+}
+
+impl CheckResult {
+    /// Neither passed nor failed (`inconclusive`).
+    pub fn inconclusive(&self) -> bool {
+        self.status == Status::Inconclusive.as_str()
+    }
 }
 
 /// The outcome of one verification round.
@@ -92,6 +106,7 @@ pub struct Verifier {
     settings: VerifySettings,
     db: Option<Arc<dyn DbProbe>>,
     workdir: PathBuf,
+    deployed_at: Option<Timestamp>,
 }
 
 impl std::fmt::Debug for Verifier {
@@ -109,7 +124,14 @@ impl Verifier {
         db: Option<Arc<dyn DbProbe>>,
         workdir: PathBuf,
     ) -> Self {
-        Self { checks, settings, db, workdir }
+        Self { checks, settings, db, workdir, deployed_at: None }
+    }
+
+    /// When the running release was deployed: the end of `prometheus` baselines' windows.
+    #[must_use]
+    pub fn deployed_at(mut self, at: Option<Timestamp>) -> Self {
+        self.deployed_at = at;
+        self
     }
 
     /// The configured checks.
@@ -133,7 +155,7 @@ impl ServiceVerifier for Verifier {
         };
         let unknown: Vec<&String> =
             only.unwrap_or_default().iter().filter(|n| !self.checks.iter().any(|c| &c.name == *n)).collect();
-        let ctx = Arc::new(Ctx { db: self.db.clone(), workdir: self.workdir.clone() });
+        let ctx = Arc::new(Ctx { db: self.db.clone(), workdir: self.workdir.clone(), deployed_at: self.deployed_at });
         let permits = Arc::new(Semaphore::new(self.settings.concurrency.clamp(1, Semaphore::MAX_PERMITS)));
         let running = selected.into_iter().map(|check| {
             let (ctx, permits) = (ctx.clone(), permits.clone());
@@ -183,6 +205,7 @@ const BACKSTOP_GRACE: Duration = Duration::from_secs(1);
 struct Ctx {
     db: Option<Arc<dyn DbProbe>>,
     workdir: PathBuf,
+    deployed_at: Option<Timestamp>,
 }
 
 /// `passed`, `failed`, `timeout` or `error`.
@@ -192,6 +215,7 @@ enum Status {
     Failed,
     Timeout,
     Error,
+    Inconclusive,
 }
 
 impl Status {
@@ -201,6 +225,7 @@ impl Status {
             Status::Failed => "failed",
             Status::Timeout => "timeout",
             Status::Error => "error",
+            Status::Inconclusive => "inconclusive",
         }
     }
 }
@@ -215,6 +240,7 @@ impl CheckResult {
             latency_ms: millis(latency),
             reason,
             attempts,
+            metric: None,
         }
     }
 }
@@ -228,6 +254,8 @@ pub(crate) enum Outcome {
     Failed(String),
     /// It could not run (refused connection, bad program, unset variable, ...).
     Error(String),
+    /// Neither: no data to decide on (`prometheus` with `no_data = "inconclusive"`).
+    Inconclusive(String),
 }
 
 impl Outcome {
@@ -236,12 +264,13 @@ impl Outcome {
             Outcome::Passed(_) => Status::Passed,
             Outcome::Failed(_) => Status::Failed,
             Outcome::Error(_) => Status::Error,
+            Outcome::Inconclusive(_) => Status::Inconclusive,
         }
     }
 
-    fn reason(&self) -> &str {
+    pub(crate) fn reason(&self) -> &str {
         match self {
-            Outcome::Passed(r) | Outcome::Failed(r) | Outcome::Error(r) => r,
+            Outcome::Passed(r) | Outcome::Failed(r) | Outcome::Error(r) | Outcome::Inconclusive(r) => r,
         }
     }
 
@@ -250,6 +279,7 @@ impl Outcome {
             Outcome::Passed(r) => Outcome::Passed(f(r)),
             Outcome::Failed(r) => Outcome::Failed(f(r)),
             Outcome::Error(r) => Outcome::Error(f(r)),
+            Outcome::Inconclusive(r) => Outcome::Inconclusive(f(r)),
         }
     }
 }
@@ -276,6 +306,7 @@ pub(crate) fn timed_out(limit: Duration) -> String {
 struct Progress {
     attempts: u32,
     last: Option<Outcome>,
+    metric: Option<MetricValue>,
 }
 
 async fn run_check(check: CheckConfig, ctx: Arc<Ctx>, limit: Duration) -> CheckResult {
@@ -294,7 +325,10 @@ async fn run_check(check: CheckConfig, ctx: Arc<Ctx>, limit: Duration) -> CheckR
         }
         (Status::Timeout, reason)
     };
-    CheckResult::new(check.name, check.spec.kind(), status, start.elapsed(), progress.attempts.max(1), reason)
+    let mut result =
+        CheckResult::new(check.name, check.spec.kind(), status, start.elapsed(), progress.attempts.max(1), reason);
+    result.metric = progress.metric;
+    result
 }
 
 async fn attempts(check: &CheckConfig, ctx: &Ctx, progress: &mut Progress) -> Outcome {
@@ -302,9 +336,9 @@ async fn attempts(check: &CheckConfig, ctx: &Ctx, progress: &mut Progress) -> Ou
     loop {
         progress.attempts += 1;
         let mut vars = Vars::new();
-        let outcome = run_once(&check.spec, ctx, &mut vars).await;
+        let outcome = run_once(&check.spec, ctx, &mut vars, &mut progress.metric).await;
         let outcome = outcome.map_reason(|r| vars.redact(&r));
-        if matches!(outcome, Outcome::Passed(_)) || progress.attempts > check.retries {
+        if matches!(outcome, Outcome::Passed(_) | Outcome::Inconclusive(_)) || progress.attempts > check.retries {
             return outcome;
         }
         progress.last = Some(outcome);
@@ -315,7 +349,7 @@ async fn attempts(check: &CheckConfig, ctx: &Ctx, progress: &mut Progress) -> Ou
     }
 }
 
-async fn run_once(spec: &CheckSpec, ctx: &Ctx, vars: &mut Vars) -> Outcome {
+async fn run_once(spec: &CheckSpec, ctx: &Ctx, vars: &mut Vars, metric: &mut Option<MetricValue>) -> Outcome {
     match spec {
         CheckSpec::Http(c) => http::run(c, vars).await,
         CheckSpec::Tcp(c) => tcp::run(c).await,
@@ -324,6 +358,7 @@ async fn run_once(spec: &CheckSpec, ctx: &Ctx, vars: &mut Vars) -> Outcome {
         CheckSpec::Sql(c) => sql::run_sql(c, ctx.db.as_deref()).await,
         CheckSpec::DbRevision(_) => sql::run_revision(ctx.db.as_deref()).await,
         CheckSpec::Flow(c) => flow::run(c, vars).await,
+        CheckSpec::Prometheus(c) => prometheus::run(c, ctx.deployed_at, metric).await,
     }
 }
 

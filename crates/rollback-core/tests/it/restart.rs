@@ -224,3 +224,70 @@ fn validation() {
     let e = toml::from_str::<RestartStep>("name = \"a\"\nargv = [\"x\"]\nshell = true\n").unwrap_err().to_string();
     assert!(e.contains("unknown field `shell`"), "{e}");
 }
+
+fn step_toml(text: &str) -> RestartStep {
+    toml::from_str(text).unwrap_or_else(|e| panic!("{e}\n{text}"))
+}
+
+#[test]
+fn a_step_runs_in_its_cwd_with_its_env() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("services/api")).unwrap();
+    let server = TestServer::start();
+    let v = verifier(&server, "/health", dir.path());
+    // Default: the work tree, and the tool's whole environment (HOME is inherited), plus `env`.
+    let inherit = step_toml(
+        "name = \"a\"\nargv = [\"sh\", \"-c\", \"pwd > where.txt; env > env.txt\"]\nenv = { PORT = \"8001\" }\n",
+    );
+    let (results, _) = run(&[inherit], &v, dir.path());
+    assert!(results[0].ok, "{results:?}");
+    let top = std::fs::canonicalize(dir.path()).unwrap();
+    assert_eq!(std::fs::read_to_string(dir.path().join("where.txt")).unwrap().trim(), top.to_str().unwrap());
+    let env = std::fs::read_to_string(dir.path().join("env.txt")).unwrap();
+    assert!(env.lines().any(|l| l == "PORT=8001"), "{env}");
+    assert!(env.lines().any(|l| l.starts_with("HOME=")), "{env}");
+
+    // `cwd` is relative to the work tree; `env_from` passes only the variables it names.
+    let only = step_toml(
+        "name = \"b\"\nargv = [\"sh\", \"-c\", \"pwd > where.txt; env > env.txt\"]\ncwd = \"services/api\"\n\
+         env = { PORT = \"8002\" }\nenv_from = [\"PATH\"]\n",
+    );
+    let (results, _) = run(&[only], &v, dir.path());
+    assert!(results[0].ok, "{results:?}");
+    let api = dir.path().join("services/api");
+    assert_eq!(
+        std::fs::read_to_string(api.join("where.txt")).unwrap().trim(),
+        top.join("services/api").to_str().unwrap()
+    );
+    let env = std::fs::read_to_string(api.join("env.txt")).unwrap();
+    assert!(env.lines().any(|l| l == "PORT=8002"), "{env}");
+    assert!(env.lines().any(|l| l.starts_with("PATH=")), "{env}");
+    assert!(!env.lines().any(|l| l.starts_with("HOME=") || l.starts_with("CARGO")), "{env}");
+
+    // An unset variable in `env_from`, or a missing folder, fails the step before it runs.
+    let unset = step_toml(
+        "name = \"c\"\nargv = [\"sh\", \"-c\", \"touch ran\"]\nenv_from = [\"FORGE_TEST_SURELY_UNSET_VARIABLE\"]\n",
+    );
+    let (results, _) = run(&[unset], &v, dir.path());
+    assert!(!results[0].ok, "{results:?}");
+    assert_eq!(
+        results[0].detail,
+        "`env_from` names `FORGE_TEST_SURELY_UNSET_VARIABLE`, which is not set in forge-rollback's environment"
+    );
+    let gone = step_toml("name = \"d\"\nargv = [\"sh\", \"-c\", \"touch ran\"]\ncwd = \"services/web\"\n");
+    let (results, _) = run(&[gone], &v, dir.path());
+    assert_eq!(results[0].detail, "`cwd` `services/web` is not a folder in the work tree");
+    assert!(!dir.path().join("ran").exists());
+
+    // Bad keys are refused at load.
+    let checks: [&str; 0] = [];
+    for (text, key) in [
+        ("cwd = \"/srv/api\"", "restart[0].cwd"),
+        ("cwd = \"../api\"", "restart[0].cwd"),
+        ("env = { \"A=B\" = \"1\" }", "restart[0].env.A=B"),
+        ("env_from = [\"\"]", "restart[0].env_from"),
+    ] {
+        let s = step_toml(&format!("name = \"e\"\nargv = [\"true\"]\n{text}\n"));
+        assert_eq!(restart::validate(&[s], checks).unwrap_err().0, key, "{text}");
+    }
+}

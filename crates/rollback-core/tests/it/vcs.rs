@@ -75,3 +75,48 @@ conformance!(
     checkout_branch_at_current_branch,
     refs_set_read_delete,
 );
+
+/// Runs git in `repo` with its committer date (that of reflog entries too) set to `date`.
+fn git_at(repo: &rollback_testkit::TestRepo, date: &str, args: &[&str]) {
+    let mut cmd = std::process::Command::new("git");
+    rollback_testkit::clean_git_env(&mut cmd)
+        .current_dir(repo.path())
+        .env("GIT_COMMITTER_DATE", date)
+        .env("GIT_AUTHOR_DATE", date)
+        .args(args);
+    assert!(cmd.status().unwrap().success(), "git {args:?}");
+}
+
+/// `head_arrived_at`: when HEAD moved onto its commit (the reflog), not the commit's own date.
+/// A linked worktree reads its own reflog (its git dir).
+#[test]
+fn both_backends_know_when_head_arrived_at_its_commit() {
+    const Y2001: i64 = 978_307_200;
+    const Y2030: i64 = 1_893_456_000;
+    let repo = rollback_testkit::TestRepo::new();
+    let [v1, _, _] = repo.three_releases();
+    // A commit dated 2001: its reflog entry says 2001 too.
+    repo.write("old.txt", "old");
+    git_at(&repo, "@978307200 +0000", &["add", "-A"]);
+    git_at(&repo, "@978307200 +0000", &["commit", "-q", "-m", "old"]);
+    let b = Git2Backend::open(repo.path()).unwrap();
+    assert_eq!(b.head_arrived_at().unwrap(), Some(Y2001));
+    // Moving HEAD away and back onto it in 2030: it arrived in 2030, whatever the commit's date.
+    let old = repo.head();
+    git_at(&repo, "@1800000000 +0000", &["reset", "-q", "--hard", &v1]);
+    git_at(&repo, "@1893456000 +0000", &["reset", "-q", "--hard", &old]);
+    assert_eq!(b.head_arrived_at().unwrap(), Some(Y2030));
+    assert_eq!(b.commit_info(&b.head().unwrap().commit).unwrap().time, Y2001);
+    // A checkout of the same commit on another branch is not an arrival.
+    git_at(&repo, "@1900000000 +0000", &["checkout", "-q", "-B", "other"]);
+    assert_eq!(b.head_arrived_at().unwrap(), Some(Y2030));
+    // The git CLI backend reads the same reflog.
+    assert_eq!(GitCliBackend::open(repo.path()).unwrap().head_arrived_at().unwrap(), Some(Y2030));
+    // A linked worktree has its own HEAD and reflog.
+    let linked = tempfile::tempdir().unwrap();
+    let wt = linked.path().join("wt");
+    git_at(&repo, "@1950000000 +0000", &["worktree", "add", "-q", wt.to_str().unwrap(), &v1]);
+    assert_eq!(Git2Backend::open(&wt).unwrap().head_arrived_at().unwrap(), Some(1_950_000_000));
+    assert_eq!(GitCliBackend::open(&wt).unwrap().head_arrived_at().unwrap(), Some(1_950_000_000));
+    assert_eq!(b.head_arrived_at().unwrap(), Some(Y2030));
+}

@@ -300,3 +300,48 @@ fn a_failing_flow_names_the_step_and_hides_captured_tokens() {
     let c = run(&v).checks.remove(0);
     assert!(c.reason.contains("bad token ***") && !c.reason.contains("tok-very-secret-1"), "{c:?}");
 }
+
+/// [`auth_flow`] with a teardown step that deletes the user it registered.
+fn auth_flow_with_teardown(s: &TestServer) -> String {
+    format!(
+        "{}\n[[checks.teardown]]\nname = \"delete the user\"\nmethod = \"DELETE\"\nurl = \"/users/me\"\nheaders = {{ Authorization = \"Bearer {{{{token}}}}\" }}\nexpect_status = 204\n",
+        auth_flow(s)
+    )
+}
+
+#[test]
+fn flow_teardown_always_runs_and_leaves_no_rows() {
+    let s = TestServer::start();
+    let v = verifier(&auth_flow_with_teardown(&s));
+    for round in 1..=5 {
+        let c = run(&v).checks.remove(0);
+        assert!(c.passed, "round {round}: {c:?}");
+        assert_eq!(c.reason, "4 steps passed, teardown done");
+    }
+    assert_eq!(s.requests_to("/register").len(), 5);
+    assert_eq!(s.user_count(), 0, "every registered user was deleted");
+
+    // A failing step: the flow stops there, the teardown still runs.
+    s.set("/protected", Behaviour::Status(500));
+    let c = run(&v).checks.remove(0);
+    assert_eq!(c.status, "failed");
+    assert!(c.reason.starts_with("step 3 `protected with token`: status 500, expected 200"), "{c:?}");
+    assert!(c.reason.ends_with("(teardown done)"), "{c:?}");
+    assert_eq!(s.user_count(), 0);
+
+    // A failing teardown fails a flow whose steps passed, and says so.
+    s.set("/protected", Behaviour::Protected);
+    s.set("/users/me", Behaviour::Status(500));
+    let c = run(&v).checks.remove(0);
+    assert_eq!(c.status, "failed");
+    assert!(c.reason.starts_with("teardown step 1 `delete the user`: status 500, expected 204"), "{c:?}");
+    assert_eq!(s.user_count(), 1, "the failed teardown is reported, not hidden");
+
+    // Teardown steps are checked like steps: an unknown variable is refused at load.
+    let bad = auth_flow_with_teardown(&s)
+        .replace("Bearer {{token}}\" }\nexpect_status = 204", "Bearer {{nope}}\" }\nexpect_status = 204");
+    let p = crate::verify::parse(&bad);
+    let (key, msg) = rollback_core::verify::config::validate(&p.checks, &p.verify, false).unwrap_err();
+    assert_eq!(key, "checks[0].teardown[0].headers.Authorization");
+    assert!(msg.contains("unknown variable"), "{msg}");
+}

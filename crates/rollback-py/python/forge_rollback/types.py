@@ -21,7 +21,7 @@ RunStatus: TypeAlias = Literal["planned"] | Literal["running"] | Literal["succee
 StepStatus: TypeAlias = Literal["done"] | Literal["skipped"] | Literal["failed"] | Literal["interrupted"] | Literal["pending"]
 Severity: TypeAlias = Literal["critical"] | Literal["high"] | Literal["medium"] | Literal["low"]
 RiskSeverity: TypeAlias = Literal["info"] | Literal["medium"] | Literal["high"]
-CheckStatus: TypeAlias = Literal["passed"] | Literal["failed"] | Literal["timeout"] | Literal["error"]
+CheckStatus: TypeAlias = Literal["passed"] | Literal["failed"] | Literal["timeout"] | Literal["error"] | Literal["inconclusive"]
 EventLevel: TypeAlias = Literal["info"] | Literal["success"] | Literal["warn"] | Literal["error"]
 
 
@@ -141,6 +141,16 @@ class PlanStep(TypedDict):
     step: str
 
 
+class Metric(TypedDict):
+    """What a ``prometheus`` check measured."""
+
+    query: str
+    value: float | None
+    baseline: NotRequired[float]
+    baseline_window: NotRequired[str]
+    deployed_at: NotRequired[str]
+
+
 class Check(TypedDict):
     """The outcome of one service check."""
 
@@ -151,6 +161,7 @@ class Check(TypedDict):
     latency_ms: int
     reason: str
     attempts: int
+    metric: NotRequired[Metric]
 
 
 class StepApproval(TypedDict):
@@ -221,6 +232,7 @@ __all__ = [
     "LockHolder",
     "LogEvent",
     "MarkResult",
+    "Metric",
     "PlanStep",
     "RegistryEntry",
     "Risk",
