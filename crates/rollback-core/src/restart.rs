@@ -384,6 +384,9 @@ mod self_target_tests {
             expect_exit: 0,
             ready: None,
             ready_timeout_secs: 60.0,
+            cwd: None,
+            env: BTreeMap::new(),
+            env_from: None,
         }
     }
 
