@@ -49,6 +49,8 @@ pub enum DeployStrategy {
     Push,
     /// Push a new commit (tree of the target, parent the current production commit), no force.
     RevertCommit,
+    /// Promote the target commit's earlier deployment on Railway (`crate::platform::railway`).
+    Railway,
 }
 
 impl DeployStrategy {
@@ -58,7 +60,18 @@ impl DeployStrategy {
             DeployStrategy::None => "none",
             DeployStrategy::Push => "push",
             DeployStrategy::RevertCommit => "revert-commit",
+            DeployStrategy::Railway => "railway",
         }
+    }
+
+    /// Whether the strategy pushes with git (`push`, `revert-commit`).
+    pub fn pushes(self) -> bool {
+        matches!(self, DeployStrategy::Push | DeployStrategy::RevertCommit)
+    }
+
+    /// Whether the strategy promotes a release the platform keeps (`railway`).
+    pub fn is_platform(self) -> bool {
+        matches!(self, DeployStrategy::Railway)
     }
 }
 
@@ -100,6 +113,47 @@ pub struct DeployConfig {
     /// The hook's expected status (default: any `2xx`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hook_expect_status: Option<ExpectStatus>,
+    /// Platform strategies: the service's id on the platform (Railway service id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_id: Option<String>,
+    /// Railway: the environment's id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment_id: Option<String>,
+    /// Platform strategies: the environment variable holding the API token (default per
+    /// platform: `RAILWAY_TOKEN`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_env: Option<String>,
+    /// Railway: `project` (a project token, `Project-Access-Token` header; the default) or
+    /// `account` (an account or team token, `Authorization: Bearer`).
+    #[serde(default)]
+    pub token_kind: TokenKind,
+    /// Platform strategies: the API's URL (default: the platform's public API).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_url: Option<String>,
+    /// Platform strategies: longest wait for a promoted release to serve, in seconds.
+    #[serde(default = "default_live_timeout")]
+    pub live_timeout_secs: f64,
+    /// Platform strategies: how often to ask whether a promoted release serves, in seconds.
+    #[serde(default = "default_poll")]
+    pub poll_secs: f64,
+}
+
+/// How a platform token is sent.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TokenKind {
+    /// A project token (Railway: `Project-Access-Token: <token>`).
+    #[default]
+    Project,
+    /// An account or team token (`Authorization: Bearer <token>`).
+    Account,
+}
+
+fn default_live_timeout() -> f64 {
+    600.0
+}
+fn default_poll() -> f64 {
+    5.0
 }
 
 impl Default for DeployConfig {
@@ -113,6 +167,13 @@ impl Default for DeployConfig {
             hook_url_env: None,
             hook_timeout_secs: default_hook_timeout(),
             hook_expect_status: None,
+            service_id: None,
+            environment_id: None,
+            token_env: None,
+            token_kind: TokenKind::Project,
+            api_url: None,
+            live_timeout_secs: default_live_timeout(),
+            poll_secs: default_poll(),
         }
     }
 }
@@ -130,12 +191,13 @@ fn plain_name(name: &str) -> bool {
 impl DeployConfig {
     /// Whether there is anything to do (a push or a hook).
     pub fn is_active(&self) -> bool {
-        self.strategy != DeployStrategy::None || self.hook_url.is_some() || self.hook_url_env.is_some()
+        self.strategy.pushes() || self.hook_url.is_some() || self.hook_url_env.is_some()
     }
 
     /// Checks the section. `Err((key, message))`; the hook URL is never in the message.
     pub fn validate(&self) -> Result<(), (String, String)> {
-        if self.strategy != DeployStrategy::None {
+        self.validate_platform()?;
+        if self.strategy.pushes() {
             if !plain_name(&self.remote) {
                 return Err(("deploy.remote".into(), format!("`{}` is not a remote name", self.remote)));
             }
@@ -165,6 +227,58 @@ impl DeployConfig {
                 "deploy.hook_timeout_secs".into(),
                 format!("must be more than 0 (got {})", self.hook_timeout_secs),
             ));
+        }
+        Ok(())
+    }
+}
+
+impl DeployConfig {
+    /// The platform keys: required where the strategy needs them, refused where it has no use
+    /// for them.
+    fn validate_platform(&self) -> Result<(), (String, String)> {
+        let given = [
+            ("service_id", self.service_id.is_some()),
+            ("environment_id", self.environment_id.is_some()),
+            ("token_env", self.token_env.is_some()),
+            ("api_url", self.api_url.is_some()),
+        ];
+        if !self.strategy.is_platform() {
+            if let Some((key, _)) = given.iter().find(|(_, set)| *set) {
+                return Err((
+                    format!("deploy.{key}"),
+                    format!("is for a platform strategy (`railway`), not `{}`", self.strategy.as_str()),
+                ));
+            }
+            return Ok(());
+        }
+        for (key, value) in [("service_id", &self.service_id), ("environment_id", &self.environment_id)] {
+            match value {
+                None => {
+                    return Err((
+                        format!("deploy.{key}"),
+                        format!("is required by strategy `{}`", self.strategy.as_str()),
+                    ));
+                }
+                Some(v) if v.trim().is_empty() || v.chars().any(char::is_control) => {
+                    return Err((format!("deploy.{key}"), format!("`{v}` is not an id")));
+                }
+                Some(_) => {}
+            }
+        }
+        if self.token_env.as_ref().is_some_and(|v| v.is_empty() || v.contains('=') || v.contains('\0')) {
+            return Err(("deploy.token_env".into(), "names no environment variable".into()));
+        }
+        if let Some(url) = &self.api_url {
+            let parsed = reqwest::Url::parse(url)
+                .map_err(|e| ("deploy.api_url".to_owned(), format!("`{url}` is not a URL ({e})")))?;
+            if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none_or(str::is_empty) {
+                return Err(("deploy.api_url".into(), format!("`{url}` is not an http(s) URL with a host")));
+            }
+        }
+        for (key, v) in [("live_timeout_secs", self.live_timeout_secs), ("poll_secs", self.poll_secs)] {
+            if !valid_secs(v) {
+                return Err((format!("deploy.{key}"), format!("must be more than 0 (got {v})")));
+            }
         }
         Ok(())
     }
@@ -354,7 +468,7 @@ pub async fn deploy(config: &DeployConfig, ctx: &DeployContext<'_>) -> Result<De
         detail: String::new(),
     };
     let mut details = Vec::new();
-    if config.strategy != DeployStrategy::None {
+    if config.strategy.pushes() {
         let branch = config.branch.as_deref().or(ctx.branch).ok_or(Error::NoBranch)?;
         let branch = branch.strip_prefix("refs/heads/").unwrap_or(branch);
         if !plain_name(branch) {

@@ -110,6 +110,7 @@ pub mod notify;
 mod outcome;
 pub mod paths;
 pub mod plan;
+pub mod platform;
 pub mod production;
 pub mod prompt;
 pub mod registry;

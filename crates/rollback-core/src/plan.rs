@@ -234,7 +234,7 @@ impl Step {
             Step::Restart { steps, commands } => steps.iter().zip(commands).map(|(n, c)| format!("{n}: {c}")).collect(),
             Step::Deploy { strategy, remote, branch, hook } => {
                 let mut v = Vec::new();
-                if strategy != "none" {
+                if strategy != "none" && remote.is_some() {
                     v.push(format!(
                         "{strategy} to {} branch {}",
                         remote.as_deref().unwrap_or("origin"),

@@ -98,6 +98,13 @@ pub trait Deployer: Send + Sync {
 
     /// Waits until `release` serves, at most `timeout`.
     async fn wait_live(&self, release: &Release, timeout: Duration) -> Result<()>;
+
+    /// Whether `live` (from [`Deployer::current`]) serves `release`: the same release, or, on
+    /// platforms whose rollback makes a new release from an earlier one's image (Railway), one
+    /// built from the same commit.
+    fn serves(&self, live: &Release, release: &Release) -> bool {
+        live.id == release.id
+    }
 }
 
 /// How long a promoted release may take to go live.

@@ -16,6 +16,7 @@ use std::process::{Command, Output};
 use tempfile::TempDir;
 
 pub mod db;
+pub mod platform;
 pub mod server;
 
 /// Sets a clean git environment on `cmd`: no inherited `GIT_*`, no global or system config,

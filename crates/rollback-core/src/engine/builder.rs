@@ -130,7 +130,9 @@ impl RollbackBuilder {
         if let Some(v) = self.verifier {
             rb = rb.with_verifier(v);
         }
-        if let Some(d) = self.deployer {
+        // A deployer given wins over the one `[deploy] strategy` names.
+        let deployer = self.deployer.or_else(|| rb.config.deploy.as_ref().and_then(crate::platform::from_config));
+        if let Some(d) = deployer {
             rb = rb.with_deployer(d);
         }
         Ok(rb)

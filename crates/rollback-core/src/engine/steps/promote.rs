@@ -22,7 +22,7 @@ impl Rollback {
             ));
         };
         let live = crate::rt::block_on(d.current())?;
-        if live.id == to.id {
+        if d.serves(&live, to) {
             ctx.log(LogLevel::Info, format!("Production {production}: {to} is live already"));
             return Ok(StepDetail::Promote { from: from.clone(), to: to.clone(), already: true });
         }
