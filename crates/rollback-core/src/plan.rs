@@ -299,7 +299,9 @@ impl Step {
             Step::Deploy { strategy, hook, .. } => {
                 format!("deploy ({strategy}{})", if *hook { ", deploy hook" } else { "" })
             }
-            Step::Promote { production, to, .. } => format!("promote {to} on {production}, wait until it serves"),
+            Step::Promote { production, from, to } => {
+                format!("production: {production}, {from} -> {to}; wait until it serves")
+            }
             Step::Verify { checks } => format!("verify services ({} check(s), concurrently)", checks.len()),
             Step::Record => "record the outcome".into(),
         }

@@ -12,6 +12,7 @@ mod full;
 mod lock;
 mod manual;
 mod old_journal;
+mod platforms;
 mod registry;
 mod rehearse;
 mod reliability;

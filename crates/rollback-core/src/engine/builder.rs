@@ -131,8 +131,7 @@ impl RollbackBuilder {
             rb = rb.with_verifier(v);
         }
         // A deployer given wins over the one `[deploy] strategy` names.
-        let deployer = self.deployer.or_else(|| rb.config.deploy.as_ref().and_then(crate::platform::from_config));
-        if let Some(d) = deployer {
+        if let Some(d) = self.deployer {
             rb = rb.with_deployer(d);
         }
         Ok(rb)

@@ -160,6 +160,8 @@ impl Rollback {
             }
             None => StateDir::default_for(&git_dir),
         };
+        // `[deploy] strategy = "railway"`: its adapter; `with_deployer` may replace it.
+        let deployer = config.deploy.as_ref().and_then(crate::platform::from_config);
         Ok(Self {
             vcs,
             config,
@@ -167,7 +169,7 @@ impl Rollback {
             store: OnceLock::new(),
             db: OnceLock::new(),
             verifier: OnceLock::new(),
-            deployer: None,
+            deployer,
             notices: None,
         })
     }

@@ -122,12 +122,10 @@ impl Deployment {
     }
 
     fn release(&self) -> Release {
-        let created = self.created_at.as_deref().map(|c| format!(", created {c}")).unwrap_or_default();
-        Release {
-            id: self.id.clone(),
-            commit: self.commit(),
-            summary: format!("deployment {} ({}{created})", self.id, self.status),
-        }
+        // `createdAt` is RFC 3339: its date is enough for people.
+        let created =
+            self.created_at.as_deref().map(|c| format!(" (created {})", c.get(..10).unwrap_or(c))).unwrap_or_default();
+        Release { id: self.id.clone(), commit: self.commit(), summary: format!("deployment {}{created}", self.id) }
     }
 }
 
@@ -235,7 +233,7 @@ fn same_commit(a: &Release, b: &Release) -> bool {
 #[async_trait]
 impl Deployer for Railway {
     fn describe(&self) -> String {
-        format!("{}; variables roll back with the deployment", self.api.target)
+        format!("{}, variables roll back with the deployment", self.api.target)
     }
 
     async fn current(&self) -> Result<Release> {
