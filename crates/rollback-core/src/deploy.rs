@@ -51,6 +51,9 @@ pub enum DeployStrategy {
     RevertCommit,
     /// Promote the target commit's earlier deployment on Railway (`crate::platform::railway`).
     Railway,
+    /// Roll a Render service back to the target commit's earlier deploy
+    /// (`crate::platform::render`).
+    Render,
 }
 
 impl DeployStrategy {
@@ -61,6 +64,7 @@ impl DeployStrategy {
             DeployStrategy::Push => "push",
             DeployStrategy::RevertCommit => "revert-commit",
             DeployStrategy::Railway => "railway",
+            DeployStrategy::Render => "render",
         }
     }
 
@@ -69,9 +73,9 @@ impl DeployStrategy {
         matches!(self, DeployStrategy::Push | DeployStrategy::RevertCommit)
     }
 
-    /// Whether the strategy promotes a release the platform keeps (`railway`).
+    /// Whether the strategy promotes a release the platform keeps (`railway`, `render`).
     pub fn is_platform(self) -> bool {
-        matches!(self, DeployStrategy::Railway)
+        matches!(self, DeployStrategy::Railway | DeployStrategy::Render)
     }
 }
 
@@ -113,14 +117,15 @@ pub struct DeployConfig {
     /// The hook's expected status (default: any `2xx`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hook_expect_status: Option<ExpectStatus>,
-    /// Platform strategies: the service's id on the platform (Railway service id).
+    /// Platform strategies: the service's id on the platform (Railway service id, Render
+    /// `srv-...`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_id: Option<String>,
     /// Railway: the environment's id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub environment_id: Option<String>,
     /// Platform strategies: the environment variable holding the API token (default per
-    /// platform: `RAILWAY_TOKEN`).
+    /// platform: `RAILWAY_TOKEN`, `RENDER_API_KEY`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_env: Option<String>,
     /// Railway: `project` (a project token, `Project-Access-Token` header; the default) or
@@ -246,12 +251,22 @@ impl DeployConfig {
             if let Some((key, _)) = given.iter().find(|(_, set)| *set) {
                 return Err((
                     format!("deploy.{key}"),
-                    format!("is for a platform strategy (`railway`), not `{}`", self.strategy.as_str()),
+                    format!("is for a platform strategy (`railway`, `render`), not `{}`", self.strategy.as_str()),
                 ));
             }
             return Ok(());
         }
-        for (key, value) in [("service_id", &self.service_id), ("environment_id", &self.environment_id)] {
+        if self.strategy == DeployStrategy::Render && self.environment_id.is_some() {
+            return Err((
+                "deploy.environment_id".into(),
+                "is for `railway`; a Render service id names one environment already".into(),
+            ));
+        }
+        let required: &[(&str, &Option<String>)] = match self.strategy {
+            DeployStrategy::Railway => &[("service_id", &self.service_id), ("environment_id", &self.environment_id)],
+            _ => &[("service_id", &self.service_id)],
+        };
+        for &(key, value) in required {
             match value {
                 None => {
                     return Err((

@@ -13,6 +13,7 @@ mod kept;
 mod notify;
 mod parsers;
 mod platform_railway;
+mod platform_render;
 mod production;
 mod rehearse;
 mod report;
