@@ -1,18 +1,40 @@
-//! `[deploy] strategy = "railway"` through the binary, against `FakeRailway` (a local server
-//! speaking Railway's GraphQL API): the plan's production line and release ids, a kill at
+//! `[deploy] strategy = "railway"` and `"render"` through the binary, against `FakeRailway` and
+//! `FakeRender` (local servers speaking the platforms' APIs): the plan's production line and release ids, a kill at
 //! each point of the promote step followed by resume or undo, the refusal when Railway never
 //! built the target, a bad `[deploy]`, and a planted token that reaches no output or file.
 
 use std::path::{Path, PathBuf};
 
 use rollback_testkit::TestRepo;
-use rollback_testkit::platform::{FakeRailway, RailwayToken};
+use rollback_testkit::platform::{FakeRailway, FakeRender, RailwayToken};
 use tempfile::TempDir;
 
 use crate::common::{Out, fr_env, messy_repo, state_dir, toml_str};
 
 const VAR: &str = "FR_CLI_RAILWAY_TOKEN";
 const TOKEN: &str = "rw-cli-planted-9a8b7c6d5e";
+
+/// A fake platform of either kind.
+enum Fake {
+    Railway(FakeRailway),
+    Render(FakeRender),
+}
+
+impl Fake {
+    fn rollbacks(&self) -> Vec<String> {
+        match self {
+            Fake::Railway(f) => f.rollbacks(),
+            Fake::Render(f) => f.rollbacks(),
+        }
+    }
+
+    fn live_commit(&self) -> Option<String> {
+        match self {
+            Fake::Railway(f) => f.live_commit(),
+            Fake::Render(f) => f.live_commit(),
+        }
+    }
+}
 
 struct Setup {
     r: TestRepo,
@@ -29,17 +51,56 @@ fn setup(deployments: &[usize]) -> Setup {
     let list: Vec<(String, &str)> = deployments.iter().map(|&i| (format!("dep-{}", i + 1), ids[i].as_str())).collect();
     let refs: Vec<(&str, &str)> = list.iter().map(|(a, b)| (a.as_str(), *b)).collect();
     let f = FakeRailway::start(TOKEN, RailwayToken::Project, &refs);
+    let (dir, config) = write_config("railway", &f.api_url(), "environment_id = \"env-1\"\n");
+    Setup { r, ids, f, _dir: dir, config }
+}
+
+fn write_config(strategy: &str, api_url: &str, extra: &str) -> (TempDir, PathBuf) {
     let dir = TempDir::new().unwrap();
     let config = dir.path().join("forge-rollback.toml");
     std::fs::write(
         &config,
         format!(
-            "[deploy]\nstrategy = \"railway\"\nservice_id = \"srv-1\"\nenvironment_id = \"env-1\"\ntoken_env = \"{VAR}\"\napi_url = {}\nlive_timeout_secs = 3\npoll_secs = 0.05\n",
-            toml_str(&f.api_url())
+            "[deploy]\nstrategy = \"{strategy}\"\nservice_id = \"srv-1\"\n{extra}token_env = \"{VAR}\"\napi_url = {}\nlive_timeout_secs = 3\npoll_secs = 0.05\n",
+            toml_str(api_url)
         ),
     )
     .unwrap();
-    Setup { r, ids, f, _dir: dir, config }
+    (dir, config)
+}
+
+/// Either platform with deploys of v1, v2 and v3 (live), and the run through the binary.
+struct Any {
+    r: TestRepo,
+    ids: [String; 3],
+    f: Fake,
+    _dir: TempDir,
+    config: PathBuf,
+}
+
+fn setup_any(platform: &str) -> Any {
+    let (r, ids) = messy_repo();
+    let refs = [("dep-1", ids[0].as_str()), ("dep-2", ids[1].as_str()), ("dep-3", ids[2].as_str())];
+    let (f, (dir, config)) = if platform == "railway" {
+        let f = FakeRailway::start(TOKEN, RailwayToken::Project, &refs);
+        let c = write_config("railway", &f.api_url(), "environment_id = \"env-1\"\n");
+        (Fake::Railway(f), c)
+    } else {
+        let f = FakeRender::start(TOKEN, &refs);
+        let c = write_config("render", &f.api_url(), "");
+        (Fake::Render(f), c)
+    };
+    Any { r, ids, f, _dir: dir, config }
+}
+
+impl Any {
+    fn fr_env(&self, args: &[&str], env: &[(&str, &str)]) -> Out {
+        let mut all = vec!["--config", self.config.to_str().unwrap()];
+        all.extend_from_slice(args);
+        let mut vars = vec![(VAR, TOKEN)];
+        vars.extend_from_slice(env);
+        fr_env(&self.r, &all, &vars)
+    }
 }
 
 impl Setup {
@@ -75,28 +136,33 @@ fn plan_prints_the_production_line_and_plan_json_carries_railways_deployment_ids
 }
 
 #[test]
-fn a_kill_at_each_point_of_the_promote_step_is_resumed_or_undone() {
-    for point in ["before:promote", "after:promote", "end:promote"] {
-        for finish in ["resume", "undo"] {
-            let s = setup(&[0, 1, 2]);
-            let out = s.fr_env(&["run", "--fast", "--yes", "--target", "v1"], &[("FORGE_ROLLBACK_FAILPOINT", point)]);
-            assert_eq!(out.code, None, "{point}: killed\n{}", out.stderr);
-            let promoted = usize::from(point != "before:promote");
-            assert_eq!(s.f.rollbacks().len(), promoted, "{point}");
-            let id = s.fr(&["runs", "list", "--json"]).json()[0]["run_id"].as_str().unwrap().to_owned();
-            if finish == "resume" {
-                let j = s.fr(&["resume", &id, "--json"]).json();
-                assert_eq!(j["status"], "succeeded", "{point}: {j}");
-                assert_eq!(s.f.rollbacks(), ["dep-1"], "{point}: promoted once");
-                assert_eq!(s.f.live_commit().as_deref(), Some(s.ids[0].as_str()), "{point}");
-                assert_eq!(s.r.head(), s.ids[0], "{point}");
-            } else {
-                let j = s.fr(&["undo", &id, "--yes", "--json"]).json();
-                assert_eq!(j["status"], "succeeded", "{point}: {j}");
-                assert_eq!(s.f.live_commit().as_deref(), Some(s.ids[2].as_str()), "{point}: v3 serves again");
-                let again: Vec<String> = if promoted == 1 { vec!["dep-1".into(), "dep-3".into()] } else { Vec::new() };
-                assert_eq!(s.f.rollbacks(), again, "{point}: undo re-promotes only what was promoted");
-                assert_eq!(s.r.head(), s.ids[2], "{point}");
+fn a_kill_at_each_point_of_the_promote_step_is_resumed_or_undone_on_each_platform() {
+    for platform in ["railway", "render"] {
+        for point in ["before:promote", "after:promote", "end:promote"] {
+            for finish in ["resume", "undo"] {
+                let s = setup_any(platform);
+                let at = format!("{platform} {point} {finish}");
+                let out =
+                    s.fr_env(&["run", "--fast", "--yes", "--target", "v1"], &[("FORGE_ROLLBACK_FAILPOINT", point)]);
+                assert_eq!(out.code, None, "{at}: killed\n{}", out.stderr);
+                let promoted = usize::from(point != "before:promote");
+                assert_eq!(s.f.rollbacks().len(), promoted, "{at}");
+                let id = s.fr_env(&["runs", "list", "--json"], &[]).json()[0]["run_id"].as_str().unwrap().to_owned();
+                if finish == "resume" {
+                    let j = s.fr_env(&["resume", &id, "--json"], &[]).json();
+                    assert_eq!(j["status"], "succeeded", "{at}: {j}");
+                    assert_eq!(s.f.rollbacks(), ["dep-1"], "{at}: promoted once");
+                    assert_eq!(s.f.live_commit().as_deref(), Some(s.ids[0].as_str()), "{at}");
+                    assert_eq!(s.r.head(), s.ids[0], "{at}");
+                } else {
+                    let j = s.fr_env(&["undo", &id, "--yes", "--json"], &[]).json();
+                    assert_eq!(j["status"], "succeeded", "{at}: {j}");
+                    assert_eq!(s.f.live_commit().as_deref(), Some(s.ids[2].as_str()), "{at}: v3 serves again");
+                    let again: Vec<String> =
+                        if promoted == 1 { vec!["dep-1".into(), "dep-3".into()] } else { Vec::new() };
+                    assert_eq!(s.f.rollbacks(), again, "{at}: undo re-promotes only what was promoted");
+                    assert_eq!(s.r.head(), s.ids[2], "{at}");
+                }
             }
         }
     }
