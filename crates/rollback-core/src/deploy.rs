@@ -141,6 +141,15 @@ pub struct DeployConfig {
     /// Platform strategies: how often to ask whether a promoted release serves, in seconds.
     #[serde(default = "default_poll")]
     pub poll_secs: f64,
+    /// Platform strategies: after a rollback, turn the platform's automatic deploys off where
+    /// it has a switch (Render), so a push does not deploy the bad release again; undo turns
+    /// them back on.
+    #[serde(default = "default_freeze")]
+    pub freeze: bool,
+}
+
+fn default_freeze() -> bool {
+    true
 }
 
 /// How a platform token is sent.
@@ -179,6 +188,7 @@ impl Default for DeployConfig {
             api_url: None,
             live_timeout_secs: default_live_timeout(),
             poll_secs: default_poll(),
+            freeze: default_freeze(),
         }
     }
 }

@@ -145,6 +145,10 @@ pub enum Step {
         from: Release,
         /// The release to make live.
         to: Release,
+        /// Then turn the platform's automatic deploys off (`false`: the freeze after a
+        /// rollback) or back on (`true`: the undo of a run that froze them); absent: leave them.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        autodeploy: Option<bool>,
     },
     /// Run the `[[checks]]`, concurrently; a failure makes the run `verification_failed`.
     Verify {
@@ -246,7 +250,15 @@ impl Step {
                 }
                 v
             }
-            Step::Promote { production, from, to } => vec![format!("{production}: {from} -> {to}")],
+            Step::Promote { production, from, to, autodeploy } => {
+                let mut v = vec![format!("{production}: {from} -> {to}")];
+                match autodeploy {
+                    Some(false) => v.push("then turn automatic deploys off (undo turns them back on)".to_owned()),
+                    Some(true) => v.push("then turn automatic deploys back on".to_owned()),
+                    None => {}
+                }
+                v
+            }
             Step::Verify { checks } => checks.iter().map(|c| format!("check {c}")).collect(),
             _ => Vec::new(),
         }
@@ -299,8 +311,13 @@ impl Step {
             Step::Deploy { strategy, hook, .. } => {
                 format!("deploy ({strategy}{})", if *hook { ", deploy hook" } else { "" })
             }
-            Step::Promote { production, from, to } => {
-                format!("production: {production}, {from} -> {to}; wait until it serves")
+            Step::Promote { production, from, to, autodeploy } => {
+                let then = match autodeploy {
+                    Some(false) => "; then turn automatic deploys off",
+                    Some(true) => "; then turn automatic deploys back on",
+                    None => "",
+                };
+                format!("production: {production}, {from} -> {to}; wait until it serves{then}")
             }
             Step::Verify { checks } => format!("verify services ({} check(s), concurrently)", checks.len()),
             Step::Record => "record the outcome".into(),

@@ -105,6 +105,23 @@ pub trait Deployer: Send + Sync {
     fn serves(&self, live: &Release, release: &Release) -> bool {
         live.id == release.id
     }
+
+    /// Whether [`Deployer::set_autodeploy`] works on this target (the freeze after a
+    /// rollback: a push to the branch must not deploy the bad release straight back).
+    fn switches_autodeploy(&self) -> bool {
+        false
+    }
+
+    /// Turns the platform's automatic deploys on or off; returns whether they were on. Safe
+    /// to repeat.
+    async fn set_autodeploy(&self, on: bool) -> Result<bool> {
+        let _ = on;
+        Err(Error::Platform {
+            target: self.describe(),
+            message: "this target has no automatic-deploy switch".to_owned(),
+            hint: None,
+        })
+    }
 }
 
 /// How long a promoted release may take to go live.

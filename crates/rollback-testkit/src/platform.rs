@@ -381,6 +381,11 @@ impl FakeRender {
         lock(&self.state).auto_deploy.clone()
     }
 
+    /// Sets the service's `autoDeploy` (`yes` or `no`), as the dashboard would.
+    pub fn set_auto_deploy(&self, value: &str) {
+        value.clone_into(&mut lock(&self.state).auto_deploy);
+    }
+
     /// `/rollback` answers `400 {"message": message}` from now on (`None`: works).
     pub fn refuse_rollback(&self, message: Option<&str>) {
         lock(&self.state).refuse_rollback = message.map(str::to_owned);

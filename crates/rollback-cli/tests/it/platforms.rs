@@ -28,6 +28,14 @@ impl Fake {
         }
     }
 
+    /// Render's `autoDeploy`; Railway has no switch the adapter turns.
+    fn auto_deploy(&self) -> Option<String> {
+        match self {
+            Fake::Railway(_) => None,
+            Fake::Render(f) => Some(f.auto_deploy()),
+        }
+    }
+
     fn live_commit(&self) -> Option<String> {
         match self {
             Fake::Railway(f) => f.live_commit(),
@@ -154,6 +162,8 @@ fn a_kill_at_each_point_of_the_promote_step_is_resumed_or_undone_on_each_platfor
                     assert_eq!(s.f.rollbacks(), ["dep-1"], "{at}: promoted once");
                     assert_eq!(s.f.live_commit().as_deref(), Some(s.ids[0].as_str()), "{at}");
                     assert_eq!(s.r.head(), s.ids[0], "{at}");
+                    let frozen = (platform == "render").then(|| "no".to_owned());
+                    assert_eq!(s.f.auto_deploy(), frozen, "{at}: frozen after the rollback");
                 } else {
                     let j = s.fr_env(&["undo", &id, "--yes", "--json"], &[]).json();
                     assert_eq!(j["status"], "succeeded", "{at}: {j}");
@@ -162,6 +172,8 @@ fn a_kill_at_each_point_of_the_promote_step_is_resumed_or_undone_on_each_platfor
                         if promoted == 1 { vec!["dep-1".into(), "dep-3".into()] } else { Vec::new() };
                     assert_eq!(s.f.rollbacks(), again, "{at}: undo re-promotes only what was promoted");
                     assert_eq!(s.r.head(), s.ids[2], "{at}");
+                    let on = (platform == "render").then(|| "yes".to_owned());
+                    assert_eq!(s.f.auto_deploy(), on, "{at}: automatic deploys on again");
                 }
             }
         }

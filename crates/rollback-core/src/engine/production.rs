@@ -22,7 +22,9 @@ impl Rollback {
                 ),
             ));
         };
-        insert_before_checks(plan, Step::Promote { production, from, to });
+        // The freeze: where the target can, a push must not deploy the bad release again.
+        let freeze = self.config.deploy.as_ref().is_none_or(|c| c.freeze) && d.switches_autodeploy();
+        insert_before_checks(plan, Step::Promote { production, from, to, autodeploy: freeze.then_some(false) });
         Ok(())
     }
 
@@ -30,10 +32,20 @@ impl Rollback {
     /// before that run goes live again.
     pub(crate) fn plan_repromotion(&self, plan: &mut Plan, undone: &RunState) -> Result<()> {
         let promoted = undone.plan.steps.iter().enumerate().find_map(|(i, s)| match s {
-            Step::Promote { production, from, .. } if began(undone, i) => Some((production, from)),
+            Step::Promote { production, from, autodeploy, .. } if began(undone, i) => {
+                Some((production, from, *autodeploy, undone.done.get(i).cloned().flatten()))
+            }
             _ => None,
         });
-        let Some((production, before)) = promoted else { return Ok(()) };
+        let Some((production, before, froze, done)) = promoted else { return Ok(()) };
+        // Automatic deploys go back on if the run turned them off: its step says so, or it
+        // meant to and did not finish (they were on, or the plan would not have frozen).
+        let thaw = match done {
+            Some(crate::detail::StepDetail::Promote { autodeploy_was, .. }) => {
+                froze == Some(false) && autodeploy_was != Some(false)
+            }
+            _ => froze == Some(false),
+        };
         let Some(d) = &self.deployer else {
             return Err(Error::usage(
                 format!(
@@ -44,7 +56,10 @@ impl Rollback {
             ));
         };
         let from = crate::rt::block_on(d.current())?;
-        insert_before_checks(plan, Step::Promote { production: d.describe(), from, to: before.clone() });
+        insert_before_checks(
+            plan,
+            Step::Promote { production: d.describe(), from, to: before.clone(), autodeploy: thaw.then_some(true) },
+        );
         Ok(())
     }
 }

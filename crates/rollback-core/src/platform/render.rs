@@ -213,4 +213,48 @@ impl Deployer for Render {
     fn serves(&self, live: &Release, release: &Release) -> bool {
         live.id == release.id || (live.commit.is_some() && live.commit == release.commit)
     }
+
+    fn switches_autodeploy(&self) -> bool {
+        true
+    }
+
+    /// `GET /services/{id}` for `autoDeploy`, then `PATCH /services/{id} {"autoDeploy"}` if it
+    /// differs.
+    async fn set_autodeploy(&self, on: bool) -> Result<bool> {
+        #[derive(Deserialize)]
+        struct Service {
+            #[serde(rename = "autoDeploy")]
+            auto_deploy: String,
+        }
+        let token = self.api.token()?;
+        let resp = self
+            .api
+            .send(&token, |client| {
+                client.get(self.url("")).bearer_auth(token.expose()).header("Accept", "application/json")
+            })
+            .await?;
+        if resp.status != 200 {
+            return Err(self.api.status_error("reading the service", &resp, &token));
+        }
+        let was = resp.json::<Service>(&self.api)?.auto_deploy == "yes";
+        if was == on {
+            return Ok(was);
+        }
+        let body = serde_json::json!({"autoDeploy": if on { "yes" } else { "no" }}).to_string();
+        let resp = self
+            .api
+            .send(&token, |client| {
+                client
+                    .patch(self.url(""))
+                    .bearer_auth(token.expose())
+                    .header("Accept", "application/json")
+                    .header("Content-Type", "application/json")
+                    .body(body.clone())
+            })
+            .await?;
+        if resp.status != 200 {
+            return Err(self.api.status_error("switching autoDeploy", &resp, &token));
+        }
+        Ok(was)
+    }
 }

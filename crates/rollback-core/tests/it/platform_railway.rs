@@ -152,12 +152,17 @@ fn a_run_promotes_v1s_deployment_and_undo_promotes_v3s_again() {
     let rb = rollback(&r, &f, "FR_RW_RUN");
 
     let plan = rb.plan(Some(Level::Fast), Some("v1")).unwrap();
-    let Some(Step::Promote { production, from, to }) = plan.steps.iter().find(|s| matches!(s, Step::Promote { .. }))
+    let Some(Step::Promote { production, from, to, .. }) =
+        plan.steps.iter().find(|s| matches!(s, Step::Promote { .. }))
     else {
         panic!("a promote step: {plan:?}")
     };
     assert!(production.starts_with("railway service srv-1 (environment env-1)"), "{production}");
     assert!(production.contains("variables roll back"), "{production}");
+    assert!(
+        matches!(plan.steps.iter().find(|s| s.name() == "promote"), Some(Step::Promote { autodeploy: None, .. })),
+        "Railway has no autodeploy switch here: no freeze planned"
+    );
     assert_eq!((from.id.as_str(), to.id.as_str()), ("dep-3", "dep-1"));
     assert!(f.rollbacks().is_empty(), "planning changes nothing");
 

@@ -115,13 +115,18 @@ fn a_run_rolls_back_to_v1s_deploy_and_undo_to_v3s() {
     let f = fake(&v1, &v2, &v3);
     let rb = rollback(&r, &f, "FR_RND_RUN");
     let plan = rb.plan(Some(Level::Fast), Some("v1")).unwrap();
-    let Some(Step::Promote { production, from, to }) = plan.steps.iter().find(|s| matches!(s, Step::Promote { .. }))
+    let Some(Step::Promote { production, from, to, .. }) =
+        plan.steps.iter().find(|s| matches!(s, Step::Promote { .. }))
     else {
         panic!("a promote step: {plan:?}")
     };
     assert!(production.starts_with("render service srv-1"), "{production}");
     assert!(production.contains("environment variables stay"), "{production}");
     assert_eq!((from.id.as_str(), to.id.as_str()), ("dep-3", "dep-1"));
+    assert!(matches!(
+        plan.steps.iter().find(|s| s.name() == "promote"),
+        Some(Step::Promote { autodeploy: Some(false), .. })
+    ));
 
     let out = rb.run(&to_v1(), &AutoConfirm, &Recorder::default()).unwrap();
     assert_eq!(out.status, RunStatus::Succeeded, "{:?}", out.error);
@@ -130,11 +135,44 @@ fn a_run_rolls_back_to_v1s_deploy_and_undo_to_v3s() {
     let post = f.requests().into_iter().find(|q| q.method == "POST").unwrap();
     assert_eq!(post.path, "/v1/services/srv-1/rollback");
     assert_eq!(post.body_json(), serde_json::json!({"deployId": "dep-1"}));
+    // The freeze: autoDeploy off once the release serves, and the report says so.
+    assert_eq!(f.auto_deploy(), "no");
+    let patches: Vec<_> = f.requests().into_iter().filter(|q| q.method == "PATCH").collect();
+    assert_eq!(patches.len(), 1);
+    assert_eq!(patches[0].path, "/v1/services/srv-1");
+    assert_eq!(patches[0].body_json(), serde_json::json!({"autoDeploy": "no"}));
+    let report = rb.report(out.run_id.as_deref().unwrap()).unwrap().to_markdown();
+    assert!(report.contains("automatic deploys turned off"), "{report}");
 
     let undo = rb.undo(out.run_id.as_deref().unwrap(), &AutoConfirm, &Recorder::default()).unwrap();
     assert_eq!(undo.status, RunStatus::Succeeded, "{:?}", undo.error);
     assert_eq!(f.rollbacks(), ["dep-1", "dep-3"]);
     assert_eq!(f.live_commit().as_deref(), Some(v3.as_str()));
+    assert_eq!(f.auto_deploy(), "yes", "undo turns automatic deploys back on");
+}
+
+#[test]
+fn autodeploy_already_off_stays_off_after_undo_and_freeze_false_never_touches_it() {
+    let (r, v1, v2, v3) = repo();
+    set_token("FR_RND_FREEZE", TOKEN);
+    let f = fake(&v1, &v2, &v3);
+    f.set_auto_deploy("no");
+    let rb = rollback(&r, &f, "FR_RND_FREEZE");
+    let out = rb.run(&to_v1(), &AutoConfirm, &Recorder::default()).unwrap();
+    assert_eq!(out.status, RunStatus::Succeeded, "{:?}", out.error);
+    rb.undo(out.run_id.as_deref().unwrap(), &AutoConfirm, &Recorder::default()).unwrap();
+    assert_eq!(f.auto_deploy(), "no", "the operator had it off: undo leaves it off");
+    assert!(f.requests().iter().all(|q| q.method != "PATCH"));
+
+    let (r2, ..) = repo();
+    let f2 = fake(&v1, &v2, &v3);
+    let mut config = Config::default();
+    config.deploy = Some(DeployConfig { freeze: false, ..deploy_config(&f2, "FR_RND_FREEZE") });
+    let rb2 = Rollback::builder(r2.path()).config(config).build().unwrap();
+    let out = rb2.run(&to_v1(), &AutoConfirm, &Recorder::default()).unwrap();
+    assert_eq!(out.status, RunStatus::Succeeded, "{:?}", out.error);
+    assert_eq!(f2.auto_deploy(), "yes");
+    assert!(f2.requests().iter().all(|q| q.method != "PATCH" && q.path != "/v1/services/srv-1"));
 }
 
 #[test]

@@ -41,7 +41,9 @@ impl Rollback {
             Step::RestoreDatabase { snapshot, .. } => self.step_restore_database(ctx, snapshot),
             Step::Restart { .. } => self.step_restart(ctx),
             Step::Deploy { .. } => self.step_deploy(ctx, ex),
-            Step::Promote { production, from, to } => self.step_promote(ctx, production, from, to),
+            Step::Promote { production, from, to, autodeploy } => {
+                self.step_promote(ctx, production, from, to, *autodeploy)
+            }
             Step::Verify { .. } => self.step_verify(ctx, ex),
             Step::Record => self.step_record(ctx, ex),
         }
