@@ -521,7 +521,7 @@ fn render(st: &mut RenderState, req: &RecordedRequest) -> Reply {
         ("PATCH", "") => {
             let body = req.body_json();
             match body["autoDeploy"].as_str() {
-                Some(v @ ("yes" | "no")) => st.auto_deploy = v.to_owned(),
+                Some(v @ ("yes" | "no")) => v.clone_into(&mut st.auto_deploy),
                 Some(_) => return render_error(400, "invalid_auto_deploy", "autoDeploy must be yes or no"),
                 None => {}
             }
