@@ -178,6 +178,26 @@ pub fn dispatch(args: &Args, out: &Output) -> anyhow::Result<ExitStatus> {
             }
             Ok(ExitStatus::Success)
         }
+        Command::Gate { rev } => {
+            let gate = open(args)?.gate(rev)?;
+            if out.json {
+                out.json_value(&serde_json::to_value(&gate)?)?;
+            }
+            if gate.known_bad {
+                let why = gate.entry.as_ref().map(|e| e.notes.trim()).filter(|n| !n.is_empty());
+                eprintln!(
+                    "error: commit {} is marked known bad in the registry{}\nhint: deploy a fix on top of it; `forge-rollback known-good unmark {}` lifts the mark once it is safe",
+                    gate.commit.short(),
+                    why.map(|n| format!(" ({n})")).unwrap_or_default(),
+                    gate.commit.short()
+                );
+                return Ok(ExitStatus::Refused);
+            }
+            if !out.json {
+                out.text(&format!("commit {} is not marked known bad\n", gate.commit.short()))?;
+            }
+            Ok(ExitStatus::Success)
+        }
         Command::Unlock => {
             let rb = open(args)?;
             let removed = rb.unlock()?;

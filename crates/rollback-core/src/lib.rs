@@ -130,7 +130,7 @@ pub mod watch;
 pub use backup::BackupStore;
 pub use db::DbMigrator;
 pub use detail::{FailureDetail, StepDetail};
-pub use engine::{Rollback, RollbackBuilder, RunOptions};
+pub use engine::{Gate, Rollback, RollbackBuilder, RunOptions};
 pub use error::{Error, ErrorKind, Result};
 pub use event::{Event, Observer};
 pub use fsutil::IoError;

@@ -253,3 +253,26 @@ fn the_planted_token_reaches_no_output_log_journal_or_report() {
     let sent = s.f.requests().iter().filter(|q| q.header("project-access-token") == Some(TOKEN)).count();
     assert!(sent > 5, "the token was sent ({sent} requests)");
 }
+
+#[test]
+fn gate_exits_4_for_a_commit_marked_known_bad_and_0_otherwise() {
+    let (r, ids) = messy_repo();
+    crate::common::fr(&r, &["known-good", "bad", "v3", "--note", "500s on /token"]).ok();
+    let bad = crate::common::fr(&r, &["gate", "v3"]);
+    bad.code(4);
+    assert!(bad.stderr.contains(&format!("commit {} is marked known bad", &ids[2][..7])), "{}", bad.stderr);
+    assert!(bad.stderr.contains("500s on /token") && bad.stderr.contains("hint:"), "{}", bad.stderr);
+    let j = crate::common::fr(&r, &["gate", &ids[2], "--json"]);
+    j.code(4);
+    assert_eq!(j.json()["known_bad"], true);
+    assert_eq!(j.json()["commit"], ids[2].as_str());
+
+    let good = crate::common::fr(&r, &["gate", "v1"]);
+    good.ok();
+    assert!(good.stdout.contains("is not marked known bad"), "{}", good.stdout);
+    crate::common::fr(&r, &["gate", "no-such-rev"]).code(2);
+
+    // Lifting the mark opens the gate.
+    crate::common::fr(&r, &["known-good", "unmark", "v3"]).ok();
+    crate::common::fr(&r, &["gate", "v3"]).ok();
+}

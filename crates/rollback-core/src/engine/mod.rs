@@ -33,6 +33,7 @@ mod steps;
 mod support;
 mod undo;
 
+pub use admin::Gate;
 pub use builder::RollbackBuilder;
 use exec::Exec;
 use support::Ctx;
