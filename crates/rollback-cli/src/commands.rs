@@ -185,13 +185,17 @@ pub fn dispatch(args: &Args, out: &Output) -> anyhow::Result<ExitStatus> {
             }
             if gate.known_bad {
                 let why = gate.entry.as_ref().map(|e| e.notes.trim()).filter(|n| !n.is_empty());
-                eprintln!(
-                    "error: commit {} is marked known bad in the registry{}\nhint: deploy a fix on top of it; `forge-rollback known-good unmark {}` lifts the mark once it is safe",
-                    gate.commit.short(),
-                    why.map(|n| format!(" ({n})")).unwrap_or_default(),
-                    gate.commit.short()
-                );
-                return Ok(ExitStatus::Refused);
+                let short = gate.commit.short();
+                return Err(rollback_core::Error::refused(
+                    format!(
+                        "commit {short} is marked known bad in the registry{}",
+                        why.map(|n| format!(" ({n})")).unwrap_or_default()
+                    ),
+                    Some(format!(
+                        "deploy a fix on top of it; `forge-rollback known-good unmark {short}` lifts the mark once it is safe"
+                    )),
+                )
+                .into());
             }
             if !out.json {
                 out.text(&format!("commit {} is not marked known bad\n", gate.commit.short()))?;

@@ -54,6 +54,9 @@ pub enum DeployStrategy {
     /// Roll a Render service back to the target commit's earlier deploy
     /// (`crate::platform::render`).
     Render,
+    /// Roll a Heroku app back to the target commit's earlier release (code and config vars;
+    /// `crate::platform::heroku`).
+    Heroku,
 }
 
 impl DeployStrategy {
@@ -65,6 +68,7 @@ impl DeployStrategy {
             DeployStrategy::RevertCommit => "revert-commit",
             DeployStrategy::Railway => "railway",
             DeployStrategy::Render => "render",
+            DeployStrategy::Heroku => "heroku",
         }
     }
 
@@ -75,7 +79,7 @@ impl DeployStrategy {
 
     /// Whether the strategy promotes a release the platform keeps (`railway`, `render`).
     pub fn is_platform(self) -> bool {
-        matches!(self, DeployStrategy::Railway | DeployStrategy::Render)
+        matches!(self, DeployStrategy::Railway | DeployStrategy::Render | DeployStrategy::Heroku)
     }
 }
 
@@ -121,6 +125,9 @@ pub struct DeployConfig {
     /// `srv-...`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_id: Option<String>,
+    /// Heroku: the app's name or id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app: Option<String>,
     /// Railway: the environment's id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub environment_id: Option<String>,
@@ -182,6 +189,7 @@ impl Default for DeployConfig {
             hook_timeout_secs: default_hook_timeout(),
             hook_expect_status: None,
             service_id: None,
+            app: None,
             environment_id: None,
             token_env: None,
             token_kind: TokenKind::Project,
@@ -247,12 +255,16 @@ impl DeployConfig {
     }
 }
 
+/// A config key and its value, for the checks of the platform keys.
+type Key<'a> = (&'a str, &'a Option<String>);
+
 impl DeployConfig {
     /// The platform keys: required where the strategy needs them, refused where it has no use
     /// for them.
     fn validate_platform(&self) -> Result<(), (String, String)> {
         let given = [
             ("service_id", self.service_id.is_some()),
+            ("app", self.app.is_some()),
             ("environment_id", self.environment_id.is_some()),
             ("token_env", self.token_env.is_some()),
             ("api_url", self.api_url.is_some()),
@@ -261,7 +273,10 @@ impl DeployConfig {
             if let Some((key, _)) = given.iter().find(|(_, set)| *set) {
                 return Err((
                     format!("deploy.{key}"),
-                    format!("is for a platform strategy (`railway`, `render`), not `{}`", self.strategy.as_str()),
+                    format!(
+                        "is for a platform strategy (`railway`, `render`, `heroku`), not `{}`",
+                        self.strategy.as_str()
+                    ),
                 ));
             }
             return Ok(());
@@ -272,10 +287,18 @@ impl DeployConfig {
                 "is for `railway`; a Render service id names one environment already".into(),
             ));
         }
-        let required: &[(&str, &Option<String>)] = match self.strategy {
-            DeployStrategy::Railway => &[("service_id", &self.service_id), ("environment_id", &self.environment_id)],
-            _ => &[("service_id", &self.service_id)],
+        let (required, unused): (&[Key<'_>], &[Key<'_>]) = match self.strategy {
+            DeployStrategy::Railway => {
+                (&[("service_id", &self.service_id), ("environment_id", &self.environment_id)], &[("app", &self.app)])
+            }
+            DeployStrategy::Heroku => {
+                (&[("app", &self.app)], &[("service_id", &self.service_id), ("environment_id", &self.environment_id)])
+            }
+            _ => (&[("service_id", &self.service_id)], &[("app", &self.app)]),
         };
+        if let Some((key, _)) = unused.iter().find(|(_, v)| v.is_some()) {
+            return Err((format!("deploy.{key}"), format!("is not used by strategy `{}`", self.strategy.as_str())));
+        }
         for &(key, value) in required {
             match value {
                 None => {

@@ -1,12 +1,12 @@
-//! `[deploy] strategy = "railway"` and `"render"` through the binary, against `FakeRailway` and
-//! `FakeRender` (local servers speaking the platforms' APIs): the plan's production line and release ids, a kill at
+//! `[deploy] strategy = "railway"`, `"render"` and `"heroku"` through the binary, against
+//! `FakeRailway`, `FakeRender` and `FakeHeroku` (local servers speaking the platforms' APIs): the plan's production line and release ids, a kill at
 //! each point of the promote step followed by resume or undo, the refusal when Railway never
 //! built the target, a bad `[deploy]`, and a planted token that reaches no output or file.
 
 use std::path::{Path, PathBuf};
 
 use rollback_testkit::TestRepo;
-use rollback_testkit::platform::{FakeRailway, FakeRender, RailwayToken};
+use rollback_testkit::platform::{FakeHeroku, FakeRailway, FakeRender, RailwayToken};
 use tempfile::TempDir;
 
 use crate::common::{Out, fr_env, messy_repo, state_dir, toml_str};
@@ -18,6 +18,7 @@ const TOKEN: &str = "rw-cli-planted-9a8b7c6d5e";
 enum Fake {
     Railway(FakeRailway),
     Render(FakeRender),
+    Heroku(FakeHeroku),
 }
 
 impl Fake {
@@ -25,13 +26,14 @@ impl Fake {
         match self {
             Fake::Railway(f) => f.rollbacks(),
             Fake::Render(f) => f.rollbacks(),
+            Fake::Heroku(f) => f.rollbacks(),
         }
     }
 
     /// Render's `autoDeploy`; Railway has no switch the adapter turns.
     fn auto_deploy(&self) -> Option<String> {
         match self {
-            Fake::Railway(_) => None,
+            Fake::Railway(_) | Fake::Heroku(_) => None,
             Fake::Render(f) => Some(f.auto_deploy()),
         }
     }
@@ -40,6 +42,7 @@ impl Fake {
         match self {
             Fake::Railway(f) => f.live_commit(),
             Fake::Render(f) => f.live_commit(),
+            Fake::Heroku(f) => f.live_commit(),
         }
     }
 }
@@ -59,7 +62,7 @@ fn setup(deployments: &[usize]) -> Setup {
     let list: Vec<(String, &str)> = deployments.iter().map(|&i| (format!("dep-{}", i + 1), ids[i].as_str())).collect();
     let refs: Vec<(&str, &str)> = list.iter().map(|(a, b)| (a.as_str(), *b)).collect();
     let f = FakeRailway::start(TOKEN, RailwayToken::Project, &refs);
-    let (dir, config) = write_config("railway", &f.api_url(), "environment_id = \"env-1\"\n");
+    let (dir, config) = write_config("railway", &f.api_url(), "service_id = \"srv-1\"\nenvironment_id = \"env-1\"\n");
     Setup { r, ids, f, _dir: dir, config }
 }
 
@@ -69,7 +72,7 @@ fn write_config(strategy: &str, api_url: &str, extra: &str) -> (TempDir, PathBuf
     std::fs::write(
         &config,
         format!(
-            "[deploy]\nstrategy = \"{strategy}\"\nservice_id = \"srv-1\"\n{extra}token_env = \"{VAR}\"\napi_url = {}\nlive_timeout_secs = 3\npoll_secs = 0.05\n",
+            "[deploy]\nstrategy = \"{strategy}\"\n{extra}token_env = \"{VAR}\"\napi_url = {}\nlive_timeout_secs = 3\npoll_secs = 0.05\n",
             toml_str(api_url)
         ),
     )
@@ -91,12 +94,16 @@ fn setup_any(platform: &str) -> Any {
     let refs = [("dep-1", ids[0].as_str()), ("dep-2", ids[1].as_str()), ("dep-3", ids[2].as_str())];
     let (f, (dir, config)) = if platform == "railway" {
         let f = FakeRailway::start(TOKEN, RailwayToken::Project, &refs);
-        let c = write_config("railway", &f.api_url(), "environment_id = \"env-1\"\n");
+        let c = write_config("railway", &f.api_url(), "service_id = \"srv-1\"\nenvironment_id = \"env-1\"\n");
         (Fake::Railway(f), c)
-    } else {
+    } else if platform == "render" {
         let f = FakeRender::start(TOKEN, &refs);
-        let c = write_config("render", &f.api_url(), "");
+        let c = write_config("render", &f.api_url(), "service_id = \"srv-1\"\n");
         (Fake::Render(f), c)
+    } else {
+        let f = FakeHeroku::start(TOKEN, &[ids[0].as_str(), ids[1].as_str(), ids[2].as_str()]);
+        let c = write_config("heroku", &f.api_url(), "app = \"my-app\"\n");
+        (Fake::Heroku(f), c)
     };
     Any { r, ids, f, _dir: dir, config }
 }
@@ -145,7 +152,7 @@ fn plan_prints_the_production_line_and_plan_json_carries_railways_deployment_ids
 
 #[test]
 fn a_kill_at_each_point_of_the_promote_step_is_resumed_or_undone_on_each_platform() {
-    for platform in ["railway", "render"] {
+    for platform in ["railway", "render", "heroku"] {
         for point in ["before:promote", "after:promote", "end:promote"] {
             for finish in ["resume", "undo"] {
                 let s = setup_any(platform);
@@ -159,7 +166,8 @@ fn a_kill_at_each_point_of_the_promote_step_is_resumed_or_undone_on_each_platfor
                 if finish == "resume" {
                     let j = s.fr_env(&["resume", &id, "--json"], &[]).json();
                     assert_eq!(j["status"], "succeeded", "{at}: {j}");
-                    assert_eq!(s.f.rollbacks(), ["dep-1"], "{at}: promoted once");
+                    let first = if platform == "heroku" { "rel-1" } else { "dep-1" };
+                    assert_eq!(s.f.rollbacks(), [first], "{at}: promoted once");
                     assert_eq!(s.f.live_commit().as_deref(), Some(s.ids[0].as_str()), "{at}");
                     assert_eq!(s.r.head(), s.ids[0], "{at}");
                     let frozen = (platform == "render").then(|| "no".to_owned());
@@ -168,8 +176,8 @@ fn a_kill_at_each_point_of_the_promote_step_is_resumed_or_undone_on_each_platfor
                     let j = s.fr_env(&["undo", &id, "--yes", "--json"], &[]).json();
                     assert_eq!(j["status"], "succeeded", "{at}: {j}");
                     assert_eq!(s.f.live_commit().as_deref(), Some(s.ids[2].as_str()), "{at}: v3 serves again");
-                    let again: Vec<String> =
-                        if promoted == 1 { vec!["dep-1".into(), "dep-3".into()] } else { Vec::new() };
+                    let (one, three) = if platform == "heroku" { ("rel-1", "rel-3") } else { ("dep-1", "dep-3") };
+                    let again: Vec<String> = if promoted == 1 { vec![one.into(), three.into()] } else { Vec::new() };
                     assert_eq!(s.f.rollbacks(), again, "{at}: undo re-promotes only what was promoted");
                     assert_eq!(s.r.head(), s.ids[2], "{at}");
                     let on = (platform == "render").then(|| "yes".to_owned());

@@ -12,6 +12,7 @@ mod journal_compat;
 mod kept;
 mod notify;
 mod parsers;
+mod platform_heroku;
 mod platform_railway;
 mod platform_render;
 mod production;
