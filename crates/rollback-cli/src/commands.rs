@@ -399,6 +399,9 @@ fn render_assessment(a: &Assessment) -> String {
             let _ = writeln!(s, "  [{:?}] {}: {}", r.severity, r.code, r.message);
         }
     }
+    if let Some(p) = &a.production {
+        let _ = writeln!(s, "{}", p.line());
+    }
     if let Some(db) = &a.database {
         let revs = |r: &[rollback_core::db::Revision]| {
             if r.is_empty() {

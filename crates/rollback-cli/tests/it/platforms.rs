@@ -142,6 +142,18 @@ fn plan_prints_the_production_line_and_plan_json_carries_railways_deployment_ids
     assert!(line.contains("dep-3") && line.contains("dep-1"), "{line}");
     assert!(line.contains(&s.ids[2][..7]) && line.contains(&s.ids[0][..7]), "{line}");
 
+    let assess = s.fr(&["assess", "--target", "v1"]);
+    assess.ok();
+    let line = assess
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("production: railway service srv-1"))
+        .unwrap_or_else(|| panic!("{}", assess.stdout));
+    assert!(line.contains("dep-3") && line.contains("-> deployment dep-1"), "{line}");
+    let j = s.fr(&["assess", "--target", "v1", "--json"]).json();
+    assert_eq!(j["production"]["live"]["id"], "dep-3");
+    assert_eq!(j["production"]["release"]["id"], "dep-1");
+
     let j = s.fr(&["plan", "--fast", "--target", "v1", "--json"]).json();
     let promote = j["steps"].as_array().unwrap().iter().find(|st| st["step"] == "promote").expect("a promote step");
     assert_eq!(promote["from"]["id"], "dep-3");
@@ -192,6 +204,9 @@ fn a_kill_at_each_point_of_the_promote_step_is_resumed_or_undone_on_each_platfor
 fn a_target_railway_never_built_is_refused_with_exit_4_and_the_rebuild_hint() {
     let s = setup(&[1, 2]);
     let head = s.r.head();
+    let assess = s.fr(&["assess", "--target", "v1"]);
+    assess.ok();
+    assert!(assess.stdout.contains("no release built from the target"), "{}", assess.stdout);
     let out = s.fr(&["run", "--fast", "--yes", "--target", "v1"]);
     out.code(4);
     assert!(out.stderr.contains("has no release built from the target"), "{}", out.stderr);

@@ -292,6 +292,13 @@ impl Rollback {
 
     /// Assesses a rollback to `target` (or the registry's choice). Reads only.
     pub fn assess(&self, target: Option<&str>) -> Result<Assessment> {
+        let mut a = self.assess_local(target)?;
+        a.production = self.assess_production(&a.target.commit.id);
+        Ok(a)
+    }
+
+    /// [`Rollback::assess`] without asking the production target (plans ask it themselves).
+    pub(crate) fn assess_local(&self, target: Option<&str>) -> Result<Assessment> {
         let registry = self.registry()?;
         let mut a = assess::assess(self.vcs.as_ref(), &self.config, &registry, target)?;
         self.assess_database(&mut a);
@@ -306,7 +313,7 @@ impl Rollback {
     /// Plans a rollback. Reads only. The downgrade step shows the SQL it would run where the
     /// migrator can tell (Alembic's offline mode, the native `.down.sql` files).
     pub fn plan(&self, level: Option<Level>, target: Option<&str>) -> Result<Plan> {
-        let a = self.assess(target)?;
+        let a = self.assess_local(target)?;
         let level = Self::resolve_level(&a, level);
         self.require_database(&a, level)?;
         // A plan to downgrade a database that cannot be reached (or a SQLite file that is not

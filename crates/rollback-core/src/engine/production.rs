@@ -2,11 +2,36 @@
 //! which one the target commit built, and, for an undo, which one goes back.
 
 use super::Rollback;
+use crate::assess::ProductionAssessment;
 use crate::error::{Error, Result};
 use crate::journal::{Record, RunState};
 use crate::plan::{Plan, Step};
 
 impl Rollback {
+    /// What the production target says about a rollback to `target`; never an error (an
+    /// assessment reads; a platform that cannot be asked is reported in `problem`).
+    pub(crate) fn assess_production(&self, target: &crate::vcs::CommitId) -> Option<ProductionAssessment> {
+        let d = self.deployer.as_ref()?;
+        let mut p = ProductionAssessment { target: d.describe(), live: None, release: None, problem: None };
+        match crate::rt::block_on(d.current()) {
+            Ok(live) => p.live = Some(live),
+            Err(e) => p.problem = Some(e.to_string()),
+        }
+        if p.problem.is_none() {
+            match crate::rt::block_on(d.find(target)) {
+                Ok(Some(r)) => p.release = Some(r),
+                Ok(None) => {
+                    p.problem = Some(format!(
+                        "no release built from the target {} (the `push` or `revert-commit` strategy rebuilds one)",
+                        target.short()
+                    ));
+                }
+                Err(e) => p.problem = Some(e.to_string()),
+            }
+        }
+        Some(p)
+    }
+
     /// Adds `promote` to a rollback plan when a deployer is given: the release live now and
     /// the one built from the target commit. A target the platform never built is refused.
     pub(crate) fn plan_promotion(&self, plan: &mut Plan) -> Result<()> {
