@@ -151,7 +151,7 @@ pub struct DeployConfig {
     #[serde(default = "default_poll")]
     pub poll_secs: f64,
     /// Platform strategies: after a rollback, turn the platform's automatic deploys off where
-    /// it has a switch (Render), so a push does not deploy the bad release again; undo turns
+    /// it has a switch (Railway, Render), so a push does not deploy the bad release again; undo turns
     /// them back on.
     #[serde(default = "default_freeze")]
     pub freeze: bool,

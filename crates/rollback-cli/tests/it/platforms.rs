@@ -30,10 +30,11 @@ impl Fake {
         }
     }
 
-    /// Render's `autoDeploy`; Railway has no switch the adapter turns.
+    /// Automatic deploys (`yes`/`no`); Heroku has no switch the adapter turns.
     fn auto_deploy(&self) -> Option<String> {
         match self {
-            Fake::Railway(_) | Fake::Heroku(_) => None,
+            Fake::Railway(f) => Some(if f.auto_deploy() { "yes" } else { "no" }.to_owned()),
+            Fake::Heroku(_) => None,
             Fake::Render(f) => Some(f.auto_deploy()),
         }
     }
@@ -182,7 +183,7 @@ fn a_kill_at_each_point_of_the_promote_step_is_resumed_or_undone_on_each_platfor
                     assert_eq!(s.f.rollbacks(), [first], "{at}: promoted once");
                     assert_eq!(s.f.live_commit().as_deref(), Some(s.ids[0].as_str()), "{at}");
                     assert_eq!(s.r.head(), s.ids[0], "{at}");
-                    let frozen = (platform == "render").then(|| "no".to_owned());
+                    let frozen = (platform != "heroku").then(|| "no".to_owned());
                     assert_eq!(s.f.auto_deploy(), frozen, "{at}: frozen after the rollback");
                 } else {
                     let j = s.fr_env(&["undo", &id, "--yes", "--json"], &[]).json();
@@ -192,7 +193,7 @@ fn a_kill_at_each_point_of_the_promote_step_is_resumed_or_undone_on_each_platfor
                     let again: Vec<String> = if promoted == 1 { vec![one.into(), three.into()] } else { Vec::new() };
                     assert_eq!(s.f.rollbacks(), again, "{at}: undo re-promotes only what was promoted");
                     assert_eq!(s.r.head(), s.ids[2], "{at}");
-                    let on = (platform == "render").then(|| "yes".to_owned());
+                    let on = (platform != "heroku").then(|| "yes".to_owned());
                     assert_eq!(s.f.auto_deploy(), on, "{at}: automatic deploys on again");
                 }
             }

@@ -11,6 +11,9 @@
 //! - The wait polls the list until the newest live deployment serves the release; a newer
 //!   deployment of it that ends `FAILED` or `CRASHED` fails the wait at once.
 //!
+//! Freeze: `serviceInstanceAutoDeployStatus` / `serviceInstanceAutoDeployUpdate` (the
+//! project's id read from the deployments).
+//!
 //! Tokens: a project token goes in `Project-Access-Token`, an account or team token in
 //! `Authorization: Bearer` (`[deploy] token_kind`).
 
@@ -37,8 +40,12 @@ const MAX_PAGES: u32 = 20;
 
 const LIST: &str = "query Deployments($input: DeploymentListInput!, $first: Int, $after: String) { \
 deployments(input: $input, first: $first, after: $after) { \
-edges { node { id status createdAt canRollback meta } } pageInfo { hasNextPage endCursor } } }";
+edges { node { id projectId status createdAt canRollback meta } } pageInfo { hasNextPage endCursor } } }";
 const ROLLBACK: &str = "mutation DeploymentRollback($id: String!) { deploymentRollback(id: $id) }";
+const AUTODEPLOY_STATUS: &str = "query AutoDeployStatus($environmentId: String!, $projectId: String!, $serviceId: String!) { \
+serviceInstanceAutoDeployStatus(environmentId: $environmentId, projectId: $projectId, serviceId: $serviceId) { enabled canEnable reason } }";
+const AUTODEPLOY_UPDATE: &str = "mutation AutoDeployUpdate($input: ServiceInstanceAutoDeployUpdateInput!) { \
+serviceInstanceAutoDeployUpdate(input: $input) { enabled } }";
 
 /// A Railway service in one environment.
 #[derive(Debug)]
@@ -91,6 +98,8 @@ struct PageInfo {
 #[derive(Clone, Debug, Deserialize)]
 struct Deployment {
     id: String,
+    #[serde(rename = "projectId", default)]
+    project_id: Option<String>,
     status: String,
     #[serde(rename = "createdAt", default)]
     created_at: Option<String>,
@@ -104,6 +113,32 @@ struct Deployment {
 struct Meta {
     #[serde(rename = "commitHash", default)]
     commit_hash: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct AutoDeployStatusData {
+    #[serde(rename = "serviceInstanceAutoDeployStatus")]
+    status: AutoDeployStatus,
+}
+
+#[derive(Debug, Deserialize)]
+struct AutoDeployStatus {
+    enabled: bool,
+    #[serde(rename = "canEnable", default)]
+    can_enable: bool,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct AutoDeployUpdateData {
+    #[serde(rename = "serviceInstanceAutoDeployUpdate")]
+    result: AutoDeployEnabled,
+}
+
+#[derive(Debug, Deserialize)]
+struct AutoDeployEnabled {
+    enabled: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -303,5 +338,48 @@ impl Deployer for Railway {
 
     fn serves(&self, live: &Release, release: &Release) -> bool {
         live.id == release.id || same_commit(live, release)
+    }
+
+    fn switches_autodeploy(&self) -> bool {
+        true
+    }
+
+    /// `serviceInstanceAutoDeployStatus`, then `serviceInstanceAutoDeployUpdate` if it differs;
+    /// the project's id comes from the service's deployments.
+    async fn set_autodeploy(&self, on: bool) -> Result<bool> {
+        let page = self.deployments(1, |_| true).await?;
+        let Some(project_id) = page.iter().find_map(|d| d.project_id.clone()) else {
+            return Err(self.api.error("the service has no deployment to read its project from".to_owned(), None));
+        };
+        let ids = json!({"environmentId": self.environment_id, "projectId": project_id, "serviceId": self.service_id});
+        let status: AutoDeployStatusData =
+            self.graphql("reading auto-deploy", json!({"query": AUTODEPLOY_STATUS, "variables": ids})).await?;
+        let was = status.status.enabled;
+        if was == on {
+            return Ok(was);
+        }
+        if on && !status.status.can_enable {
+            return Err(self.api.error(
+                format!(
+                    "auto-deploy cannot be turned back on: {}",
+                    status.status.reason.as_deref().unwrap_or("Railway gave no reason")
+                ),
+                Some("turn it on in the service's settings once the source is connected".to_owned()),
+            ));
+        }
+        let mut input = ids;
+        input["enabled"] = json!(on);
+        let done: AutoDeployUpdateData = self
+            .graphql(
+                "serviceInstanceAutoDeployUpdate",
+                json!({"query": AUTODEPLOY_UPDATE, "variables": {"input": input}}),
+            )
+            .await?;
+        if done.result.enabled != on {
+            return Err(self
+                .api
+                .error(format!("serviceInstanceAutoDeployUpdate left enabled = {}", done.result.enabled), None));
+        }
+        Ok(was)
     }
 }

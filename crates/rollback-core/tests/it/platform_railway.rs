@@ -160,8 +160,11 @@ fn a_run_promotes_v1s_deployment_and_undo_promotes_v3s_again() {
     assert!(production.starts_with("railway service srv-1 (environment env-1)"), "{production}");
     assert!(production.contains("variables roll back"), "{production}");
     assert!(
-        matches!(plan.steps.iter().find(|s| s.name() == "promote"), Some(Step::Promote { autodeploy: None, .. })),
-        "Railway has no autodeploy switch here: no freeze planned"
+        matches!(
+            plan.steps.iter().find(|s| s.name() == "promote"),
+            Some(Step::Promote { autodeploy: Some(false), .. })
+        ),
+        "the freeze is planned"
     );
     assert_eq!((from.id.as_str(), to.id.as_str()), ("dep-3", "dep-1"));
     assert!(f.rollbacks().is_empty(), "planning changes nothing");
@@ -170,11 +173,23 @@ fn a_run_promotes_v1s_deployment_and_undo_promotes_v3s_again() {
     assert_eq!(out.status, RunStatus::Succeeded, "{:?}", out.error);
     assert_eq!(f.rollbacks(), ["dep-1"]);
     assert_eq!(f.live_commit().as_deref(), Some(v1.as_str()));
+    assert!(!f.auto_deploy(), "frozen: a push does not deploy the bad release again");
+    let update = f
+        .requests()
+        .into_iter()
+        .map(|q| q.body_json())
+        .find(|b| b["query"].as_str().unwrap_or("").contains("serviceInstanceAutoDeployUpdate("))
+        .expect("the auto-deploy mutation");
+    assert_eq!(
+        update["variables"]["input"],
+        serde_json::json!({"enabled": false, "environmentId": "env-1", "projectId": "prj-1", "serviceId": "srv-1"})
+    );
 
     let undo = rb.undo(out.run_id.as_deref().unwrap(), &AutoConfirm, &Recorder::default()).unwrap();
     assert_eq!(undo.status, RunStatus::Succeeded, "{:?}", undo.error);
     assert_eq!(f.rollbacks(), ["dep-1", "dep-3"], "undo re-promotes the deployment live before");
     assert_eq!(f.live_commit().as_deref(), Some(v3.as_str()));
+    assert!(f.auto_deploy(), "undo turns auto-deploy back on");
 }
 
 #[test]

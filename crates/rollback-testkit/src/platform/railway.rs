@@ -45,6 +45,7 @@ struct RailwayState {
     never_live: bool,
     end_failed: bool,
     rate_limited: u32,
+    auto_deploy: bool,
 }
 
 /// A fake Railway GraphQL API (`POST /graphql/v2`): `deployments` with cursor pagination
@@ -85,6 +86,7 @@ impl FakeRailway {
             never_live: false,
             end_failed: false,
             rate_limited: 0,
+            auto_deploy: true,
         }));
         let s = state.clone();
         let server = TestServer::with_handler(Arc::new(move |req| railway(&mut lock(&s), req)));
@@ -119,6 +121,16 @@ impl FakeRailway {
     /// The commit of the newest `SUCCESS` deployment.
     pub fn live_commit(&self) -> Option<String> {
         lock(&self.state).deployments.iter().find(|d| d.status == "SUCCESS").map(|d| d.commit.clone())
+    }
+
+    /// The service instance's auto-deploy (`serviceInstanceAutoDeployStatus.enabled`).
+    pub fn auto_deploy(&self) -> bool {
+        lock(&self.state).auto_deploy
+    }
+
+    /// Sets auto-deploy, as the dashboard would.
+    pub fn set_auto_deploy(&self, on: bool) {
+        lock(&self.state).auto_deploy = on;
     }
 
     /// `deploymentRollback` answers a GraphQL error with this message from now on (`None`: works).
@@ -230,6 +242,33 @@ fn railway(st: &mut RailwayState, req: &RecordedRequest) -> Reply {
         st.deployments.insert(0, new);
         return Reply::json(200, &json!({"data": {"deploymentRollback": true}}));
     }
+    let mine = |v: &Value| {
+        v["serviceId"] == st.service_id.as_str()
+            && v["environmentId"] == st.environment_id.as_str()
+            && v["projectId"] == "prj-1"
+    };
+    if query.contains("serviceInstanceAutoDeployStatus(") {
+        if !mine(vars) {
+            return gql_error("Service instance not found");
+        }
+        return Reply::json(
+            200,
+            &json!({"data": {"serviceInstanceAutoDeployStatus": {"enabled": st.auto_deploy, "canEnable": true, "reason": null}}}),
+        );
+    }
+    if query.contains("serviceInstanceAutoDeployUpdate(") {
+        let input = &vars["input"];
+        if !mine(input) {
+            return gql_error("Service instance not found");
+        }
+        let Some(on) = input["enabled"].as_bool() else {
+            return gql_error(
+                "Variable \"$input\" got invalid value; Field \"enabled\" of required type \"Boolean!\" was not provided.",
+            );
+        };
+        st.auto_deploy = on;
+        return Reply::json(200, &json!({"data": {"serviceInstanceAutoDeployUpdate": {"enabled": on}}}));
+    }
     if query.contains("deployments(") {
         settle(st);
         let input = &vars["input"];
@@ -249,7 +288,7 @@ fn railway(st: &mut RailwayState, req: &RecordedRequest) -> Reply {
             .take(first)
             .map(|(i, d)| {
                 json!({"cursor": format!("cursor-{i}"), "node": {
-                    "id": d.id, "status": d.status, "createdAt": format!("2026-12-0{}T10:00:00.000Z", 1 + i % 9),
+                    "id": d.id, "projectId": "prj-1", "status": d.status, "createdAt": format!("2026-12-0{}T10:00:00.000Z", 1 + i % 9),
                     "canRollback": d.can_rollback,
                     "meta": {"commitHash": d.commit, "branch": "main", "commitMessage": "release"},
                 }})
