@@ -123,6 +123,12 @@ pub enum Command {
         #[arg(long, short = 'o', value_name = "FILE")]
         output: Option<PathBuf>,
     },
+    /// Exit 4 if REV is marked known bad in the registry, 0 otherwise: for CI and git
+    /// pre-push / pre-receive hooks, so a release rolled back is not deployed again.
+    Gate {
+        /// The commit to check (a hash, tag, branch, `HEAD`).
+        rev: String,
+    },
     /// Remove the lock file left by a run that died (refused while its holder is alive).
     Unlock,
     /// Build a sample app repository in a temp dir, roll it back from a broken release, undo,

@@ -186,6 +186,30 @@ pub fn dispatch(args: &Args, out: &Output) -> anyhow::Result<ExitStatus> {
             }
             Ok(ExitStatus::Success)
         }
+        Command::Gate { rev } => {
+            let gate = open(args)?.gate(rev)?;
+            if out.json {
+                out.json_value(&serde_json::to_value(&gate)?)?;
+            }
+            if gate.known_bad {
+                let why = gate.entry.as_ref().map(|e| e.notes.trim()).filter(|n| !n.is_empty());
+                let short = gate.commit.short();
+                return Err(rollback_core::Error::refused(
+                    format!(
+                        "commit {short} is marked known bad in the registry{}",
+                        why.map(|n| format!(" ({n})")).unwrap_or_default()
+                    ),
+                    Some(format!(
+                        "deploy a fix on top of it; `forge-rollback known-good unmark {short}` lifts the mark once it is safe"
+                    )),
+                )
+                .into());
+            }
+            if !out.json {
+                out.text(&format!("commit {} is not marked known bad\n", gate.commit.short()))?;
+            }
+            Ok(ExitStatus::Success)
+        }
         Command::Unlock => {
             let rb = open(args)?;
             let removed = rb.unlock()?;
@@ -391,6 +415,9 @@ fn render_assessment(a: &Assessment) -> String {
         for r in &a.risks {
             let _ = writeln!(s, "  [{:?}] {}: {}", r.severity, r.code, r.message);
         }
+    }
+    if let Some(p) = &a.production {
+        let _ = writeln!(s, "{}", p.line());
     }
     if let Some(db) = &a.database {
         let revs = |r: &[rollback_core::db::Revision]| {

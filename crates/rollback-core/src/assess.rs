@@ -119,9 +119,37 @@ pub struct Assessment {
     /// forecast; empty when the schema does not move or nothing is lost).
     #[serde(default)]
     pub data_loss: Vec<crate::model::DataLoss>,
+    /// The production target, when one is configured: what is live, the target's release.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub production: Option<ProductionAssessment>,
     /// Raw status, for the planner.
     #[serde(skip)]
     pub status: Vec<StatusEntry>,
+}
+
+/// What a production target ([`crate::production::Deployer`]) said during an assessment.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct ProductionAssessment {
+    /// The target in one line.
+    pub target: String,
+    /// The release live now (absent if the platform could not be asked).
+    pub live: Option<crate::production::Release>,
+    /// The release built from the target commit (absent if none, or if not asked).
+    pub release: Option<crate::production::Release>,
+    /// Why the platform could not be asked, or that it never built the target.
+    pub problem: Option<String>,
+}
+
+impl ProductionAssessment {
+    /// One line: `production: <target>, <live> -> <release>`, or what is wrong.
+    pub fn line(&self) -> String {
+        match (&self.live, &self.release, &self.problem) {
+            (Some(live), Some(to), _) => format!("production: {}, {live} -> {to}", self.target),
+            (_, _, Some(p)) => format!("production: {}: {p}", self.target),
+            _ => format!("production: {}", self.target),
+        }
+    }
 }
 
 impl Assessment {
@@ -338,6 +366,7 @@ pub fn assess(
     };
 
     Ok(Assessment {
+        production: None,
         workdir,
         backend: vcs.name().into(),
         head,

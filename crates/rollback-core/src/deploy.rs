@@ -32,6 +32,8 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+mod platform_keys;
+
 use crate::http::{client_without_redirects, describe_error};
 use crate::secret::{Secret, from_inline_or_env, redact_in};
 use crate::verify::command::run_command;
@@ -49,6 +51,14 @@ pub enum DeployStrategy {
     Push,
     /// Push a new commit (tree of the target, parent the current production commit), no force.
     RevertCommit,
+    /// Promote the target commit's earlier deployment on Railway (`crate::platform::railway`).
+    Railway,
+    /// Roll a Render service back to the target commit's earlier deploy
+    /// (`crate::platform::render`).
+    Render,
+    /// Roll a Heroku app back to the target commit's earlier release (code and config vars;
+    /// `crate::platform::heroku`).
+    Heroku,
 }
 
 impl DeployStrategy {
@@ -58,7 +68,20 @@ impl DeployStrategy {
             DeployStrategy::None => "none",
             DeployStrategy::Push => "push",
             DeployStrategy::RevertCommit => "revert-commit",
+            DeployStrategy::Railway => "railway",
+            DeployStrategy::Render => "render",
+            DeployStrategy::Heroku => "heroku",
         }
+    }
+
+    /// Whether the strategy pushes with git (`push`, `revert-commit`).
+    pub fn pushes(self) -> bool {
+        matches!(self, DeployStrategy::Push | DeployStrategy::RevertCommit)
+    }
+
+    /// Whether the strategy promotes a release the platform keeps (`railway`, `render`).
+    pub fn is_platform(self) -> bool {
+        matches!(self, DeployStrategy::Railway | DeployStrategy::Render | DeployStrategy::Heroku)
     }
 }
 
@@ -100,6 +123,60 @@ pub struct DeployConfig {
     /// The hook's expected status (default: any `2xx`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hook_expect_status: Option<ExpectStatus>,
+    /// Platform strategies: the service's id on the platform (Railway service id, Render
+    /// `srv-...`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_id: Option<String>,
+    /// Heroku: the app's name or id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app: Option<String>,
+    /// Railway: the environment's id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment_id: Option<String>,
+    /// Platform strategies: the environment variable holding the API token (default per
+    /// platform: `RAILWAY_TOKEN`, `RENDER_API_KEY`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_env: Option<String>,
+    /// Railway: `project` (a project token, `Project-Access-Token` header; the default) or
+    /// `account` (an account or team token, `Authorization: Bearer`).
+    #[serde(default)]
+    pub token_kind: TokenKind,
+    /// Platform strategies: the API's URL (default: the platform's public API).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_url: Option<String>,
+    /// Platform strategies: longest wait for a promoted release to serve, in seconds.
+    #[serde(default = "default_live_timeout")]
+    pub live_timeout_secs: f64,
+    /// Platform strategies: how often to ask whether a promoted release serves, in seconds.
+    #[serde(default = "default_poll")]
+    pub poll_secs: f64,
+    /// Platform strategies: after a rollback, turn the platform's automatic deploys off where
+    /// it has a switch (Railway, Render), so a push does not deploy the bad release again; undo turns
+    /// them back on.
+    #[serde(default = "default_freeze")]
+    pub freeze: bool,
+}
+
+fn default_freeze() -> bool {
+    true
+}
+
+/// How a platform token is sent.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TokenKind {
+    /// A project token (Railway: `Project-Access-Token: <token>`).
+    #[default]
+    Project,
+    /// An account or team token (`Authorization: Bearer <token>`).
+    Account,
+}
+
+fn default_live_timeout() -> f64 {
+    600.0
+}
+fn default_poll() -> f64 {
+    5.0
 }
 
 impl Default for DeployConfig {
@@ -113,6 +190,15 @@ impl Default for DeployConfig {
             hook_url_env: None,
             hook_timeout_secs: default_hook_timeout(),
             hook_expect_status: None,
+            service_id: None,
+            app: None,
+            environment_id: None,
+            token_env: None,
+            token_kind: TokenKind::Project,
+            api_url: None,
+            live_timeout_secs: default_live_timeout(),
+            poll_secs: default_poll(),
+            freeze: default_freeze(),
         }
     }
 }
@@ -130,12 +216,13 @@ fn plain_name(name: &str) -> bool {
 impl DeployConfig {
     /// Whether there is anything to do (a push or a hook).
     pub fn is_active(&self) -> bool {
-        self.strategy != DeployStrategy::None || self.hook_url.is_some() || self.hook_url_env.is_some()
+        self.strategy.pushes() || self.hook_url.is_some() || self.hook_url_env.is_some()
     }
 
     /// Checks the section. `Err((key, message))`; the hook URL is never in the message.
     pub fn validate(&self) -> Result<(), (String, String)> {
-        if self.strategy != DeployStrategy::None {
+        self.validate_platform()?;
+        if self.strategy.pushes() {
             if !plain_name(&self.remote) {
                 return Err(("deploy.remote".into(), format!("`{}` is not a remote name", self.remote)));
             }
@@ -354,7 +441,7 @@ pub async fn deploy(config: &DeployConfig, ctx: &DeployContext<'_>) -> Result<De
         detail: String::new(),
     };
     let mut details = Vec::new();
-    if config.strategy != DeployStrategy::None {
+    if config.strategy.pushes() {
         let branch = config.branch.as_deref().or(ctx.branch).ok_or(Error::NoBranch)?;
         let branch = branch.strip_prefix("refs/heads/").unwrap_or(branch);
         if !plain_name(branch) {

@@ -170,6 +170,13 @@ pub enum StepDetail {
         /// It was live already (a resumed run whose promotion had gone through).
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         already: bool,
+        /// The platform's automatic deploys were set to this (`false`: frozen), and were
+        /// `autodeploy_was` before; absent when left alone.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        autodeploy: Option<bool>,
+        /// Whether automatic deploys were on before this step set them.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        autodeploy_was: Option<bool>,
     },
     /// `verify`: the verification round.
     Verify(VerificationReport),

@@ -175,6 +175,10 @@ pub enum Step {
         from: Release,
         /// The release to make live.
         to: Release,
+        /// Then turn the platform's automatic deploys off (`false`: the freeze after a
+        /// rollback) or back on (`true`: the undo of a run that froze them); absent: leave them.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        autodeploy: Option<bool>,
     },
     /// Run the `[[checks]]`, concurrently; a failure makes the run `verification_failed`.
     Verify {
@@ -266,7 +270,7 @@ impl Step {
             Step::Restart { steps, commands } => steps.iter().zip(commands).map(|(n, c)| format!("{n}: {c}")).collect(),
             Step::Deploy { strategy, remote, branch, hook } => {
                 let mut v = Vec::new();
-                if strategy != "none" {
+                if strategy != "none" && remote.is_some() {
                     v.push(format!(
                         "{strategy} to {} branch {}",
                         remote.as_deref().unwrap_or("origin"),
@@ -278,7 +282,15 @@ impl Step {
                 }
                 v
             }
-            Step::Promote { production, from, to } => vec![format!("{production}: {from} -> {to}")],
+            Step::Promote { production, from, to, autodeploy } => {
+                let mut v = vec![format!("{production}: {from} -> {to}")];
+                match autodeploy {
+                    Some(false) => v.push("then turn automatic deploys off (undo turns them back on)".to_owned()),
+                    Some(true) => v.push("then turn automatic deploys back on".to_owned()),
+                    None => {}
+                }
+                v
+            }
             Step::Verify { checks } => checks.iter().map(|c| format!("check {c}")).collect(),
             _ => Vec::new(),
         }
@@ -347,7 +359,14 @@ impl Step {
             Step::Deploy { strategy, hook, .. } => {
                 format!("deploy ({strategy}{})", if *hook { ", deploy hook" } else { "" })
             }
-            Step::Promote { production, to, .. } => format!("promote {to} on {production}, wait until it serves"),
+            Step::Promote { production, from, to, autodeploy } => {
+                let then = match autodeploy {
+                    Some(false) => "; then turn automatic deploys off",
+                    Some(true) => "; then turn automatic deploys back on",
+                    None => "",
+                };
+                format!("production: {production}, {from} -> {to}; wait until it serves{then}")
+            }
             Step::Verify { checks } => format!("verify services ({} check(s), concurrently)", checks.len()),
             Step::Record => "record the outcome".into(),
         }

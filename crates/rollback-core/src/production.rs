@@ -98,6 +98,30 @@ pub trait Deployer: Send + Sync {
 
     /// Waits until `release` serves, at most `timeout`.
     async fn wait_live(&self, release: &Release, timeout: Duration) -> Result<()>;
+
+    /// Whether `live` (from [`Deployer::current`]) serves `release`: the same release, or, on
+    /// platforms whose rollback makes a new release from an earlier one's image (Railway), one
+    /// built from the same commit.
+    fn serves(&self, live: &Release, release: &Release) -> bool {
+        live.id == release.id
+    }
+
+    /// Whether [`Deployer::set_autodeploy`] works on this target (the freeze after a
+    /// rollback: a push to the branch must not deploy the bad release straight back).
+    fn switches_autodeploy(&self) -> bool {
+        false
+    }
+
+    /// Turns the platform's automatic deploys on or off; returns whether they were on. Safe
+    /// to repeat.
+    async fn set_autodeploy(&self, on: bool) -> Result<bool> {
+        let _ = on;
+        Err(Error::Platform {
+            target: self.describe(),
+            message: "this target has no automatic-deploy switch".to_owned(),
+            hint: None,
+        })
+    }
 }
 
 /// How long a promoted release may take to go live.

@@ -16,6 +16,7 @@ use std::process::{Command, Output};
 use tempfile::TempDir;
 
 pub mod db;
+pub mod platform;
 pub mod prometheus;
 pub mod server;
 

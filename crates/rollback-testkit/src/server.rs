@@ -144,8 +144,31 @@ impl RecordedRequest {
     }
 }
 
+/// An answer a [`Handler`] gives: status, extra headers, a JSON (or text) body.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reply {
+    /// HTTP status.
+    pub status: u16,
+    /// Headers beyond `Content-Type`, `Content-Length` and `Connection`.
+    pub headers: Vec<(String, String)>,
+    /// The body, sent as `application/json`.
+    pub body: String,
+}
+
+impl Reply {
+    /// `status` with a JSON body.
+    pub fn json(status: u16, body: &serde_json::Value) -> Self {
+        Self { status, headers: Vec::new(), body: body.to_string() }
+    }
+}
+
+/// Answers every request of a server started with [`TestServer::with_handler`] (a fake
+/// platform API that keeps state between requests).
+pub type Handler = Arc<dyn Fn(&RecordedRequest) -> Reply + Send + Sync>;
+
 #[derive(Default)]
 struct Shared {
+    handler: Option<Handler>,
     stop: AtomicBool,
     routes: Mutex<HashMap<String, Behaviour>>,
     requests: Mutex<Vec<RecordedRequest>>,
@@ -184,9 +207,18 @@ impl std::fmt::Debug for TestServer {
 impl TestServer {
     /// Starts a server on `127.0.0.1` on a free port.
     pub fn start() -> Self {
+        Self::start_shared(Shared::default())
+    }
+
+    /// Starts a server on `127.0.0.1` on a free port whose every request `handler` answers.
+    pub fn with_handler(handler: Handler) -> Self {
+        Self::start_shared(Shared { handler: Some(handler), ..Shared::default() })
+    }
+
+    fn start_shared(shared: Shared) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
         let addr = listener.local_addr().expect("local address");
-        let shared = Arc::new(Shared::default());
+        let shared = Arc::new(shared);
         {
             let mut routes = lock(&shared.routes);
             for (path, b) in [
@@ -325,6 +357,14 @@ fn serve(s: &Shared, mut stream: TcpStream) {
     let _ = stream.set_nodelay(true);
     let Some((req, leftover)) = read_request(s, &mut stream) else { return };
     lock(&s.requests).push(req.clone());
+    if let Some(h) = &s.handler {
+        let reply = h(&req);
+        let extra: Vec<(&str, &str)> = reply.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        send(s, &mut stream, reply.status, "application/json", &extra, reply.body.as_bytes());
+        let _ = stream.flush();
+        let _ = stream.shutdown(Shutdown::Write);
+        return;
+    }
     let path = req.path.split('?').next().unwrap_or("").to_owned();
     let behaviour = lock(&s.routes).get(&path).cloned().unwrap_or(Behaviour::Status(404));
     respond(s, &mut stream, &req, &path, &behaviour, leftover);
@@ -421,7 +461,9 @@ fn reason(code: u16) -> &'static str {
         302 => "Found",
         400 => "Bad Request",
         401 => "Unauthorized",
+        403 => "Forbidden",
         404 => "Not Found",
+        429 => "Too Many Requests",
         426 => "Upgrade Required",
         500 => "Internal Server Error",
         502 => "Bad Gateway",

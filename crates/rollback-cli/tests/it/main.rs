@@ -13,6 +13,7 @@ mod full;
 mod lock;
 mod manual;
 mod old_journal;
+mod platforms;
 mod registry;
 mod rehearse;
 mod reliability;

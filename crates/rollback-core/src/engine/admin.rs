@@ -8,6 +8,18 @@ use crate::lock::{self, LockHolder, RunLock};
 use crate::registry::{MarkOutcome, Registry};
 use crate::vcs::CommitId;
 
+/// What [`Rollback::gate`] found.
+#[derive(Clone, Debug, serde::Serialize)]
+#[non_exhaustive]
+pub struct Gate {
+    /// The commit asked about.
+    pub commit: CommitId,
+    /// It is marked known bad: it must not be deployed again.
+    pub known_bad: bool,
+    /// Its registry entry, if it has one.
+    pub entry: Option<crate::registry::Entry>,
+}
+
 impl Rollback {
     // ----- known-good registry --------------------------------------------------------
 
@@ -76,6 +88,15 @@ impl Rollback {
     /// Marks `rev` known bad: never a target.
     pub fn mark_bad(&self, rev: &str, note: Option<&str>) -> Result<MarkOutcome> {
         self.edit_registry(rev, |r, id| r.mark_bad(self.vcs.as_ref(), id, note))
+    }
+
+    /// The gate for CI and git hooks: whether `rev` is marked known bad in the registry
+    /// (`forge-rollback gate REV` exits non-zero then). Reads only.
+    pub fn gate(&self, rev: &str) -> Result<Gate> {
+        let commit = self.vcs.resolve(rev)?;
+        let reg = Registry::load(&self.registry_path())?;
+        let entry = reg.find(&commit).cloned();
+        Ok(Gate { known_bad: entry.as_ref().is_some_and(|e| e.known_bad), commit, entry })
     }
 
     /// Removes `rev` from the registry.

@@ -130,6 +130,7 @@ impl RollbackBuilder {
         if let Some(v) = self.verifier {
             rb = rb.with_verifier(v);
         }
+        // A deployer given wins over the one `[deploy] strategy` names.
         if let Some(d) = self.deployer {
             rb = rb.with_deployer(d);
         }

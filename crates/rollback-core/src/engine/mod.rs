@@ -35,6 +35,7 @@ mod steps;
 mod support;
 mod undo;
 
+pub use admin::Gate;
 pub use builder::RollbackBuilder;
 use exec::Exec;
 use support::Ctx;
@@ -176,6 +177,8 @@ impl Rollback {
             }
             None => StateDir::default_for(&git_dir),
         };
+        // `[deploy] strategy = "railway"`: its adapter; `with_deployer` may replace it.
+        let deployer = config.deploy.as_ref().and_then(crate::platform::from_config);
         Ok(Self {
             vcs,
             config,
@@ -183,7 +186,7 @@ impl Rollback {
             store: OnceLock::new(),
             db: OnceLock::new(),
             verifier: OnceLock::new(),
-            deployer: None,
+            deployer,
             notices: None,
         })
     }
@@ -307,13 +310,15 @@ impl Rollback {
     /// database must go down, the data-loss forecast runs the downgrade on a throwaway copy
     /// and says what it would destroy ([`Assessment::data_loss`]).
     pub fn assess(&self, target: Option<&str>) -> Result<Assessment> {
-        let mut a = self.assess_only(target)?;
+        let mut a = self.assess_local(target)?;
         self.forecast_assessment(&mut a);
+        a.production = self.assess_production(&a.target.commit.id);
         Ok(a)
     }
 
-    /// The assessment without the data-loss forecast (the plan makes its own).
-    pub(crate) fn assess_only(&self, target: Option<&str>) -> Result<Assessment> {
+    /// [`Rollback::assess`] without the data-loss forecast and without asking the production
+    /// target (plans make both themselves).
+    pub(crate) fn assess_local(&self, target: Option<&str>) -> Result<Assessment> {
         let registry = self.registry()?;
         let mut a = assess::assess(self.vcs.as_ref(), &self.config, &registry, target)?;
         self.assess_database(&mut a);
@@ -328,7 +333,7 @@ impl Rollback {
     /// Plans a rollback. Reads only. The downgrade step shows the SQL it would run where the
     /// migrator can tell (Alembic's offline mode, the native `.down.sql` files).
     pub fn plan(&self, level: Option<Level>, target: Option<&str>) -> Result<Plan> {
-        let a = self.assess_only(target)?;
+        let a = self.assess_local(target)?;
         let level = Self::resolve_level(&a, level);
         self.require_database(&a, level)?;
         // A plan to downgrade a database that cannot be reached (or a SQLite file that is not

@@ -166,7 +166,7 @@ pub fn service_steps(config: &Config, checks: &[String]) -> Vec<Step> {
 }
 
 fn deploy_step(d: &crate::deploy::DeployConfig) -> Option<Step> {
-    let pushes = d.strategy != crate::deploy::DeployStrategy::None;
+    let pushes = d.strategy.pushes();
     d.is_active().then(|| Step::Deploy {
         strategy: d.strategy.as_str().to_owned(),
         remote: pushes.then(|| d.remote.clone()),

@@ -2,11 +2,36 @@
 //! which one the target commit built, and, for an undo, which one goes back.
 
 use super::Rollback;
+use crate::assess::ProductionAssessment;
 use crate::error::{Error, Result};
 use crate::journal::{Record, RunState};
 use crate::plan::{Plan, Step};
 
 impl Rollback {
+    /// What the production target says about a rollback to `target`; never an error (an
+    /// assessment reads; a platform that cannot be asked is reported in `problem`).
+    pub(crate) fn assess_production(&self, target: &crate::vcs::CommitId) -> Option<ProductionAssessment> {
+        let d = self.deployer.as_ref()?;
+        let mut p = ProductionAssessment { target: d.describe(), live: None, release: None, problem: None };
+        match crate::rt::block_on(d.current()) {
+            Ok(live) => p.live = Some(live),
+            Err(e) => p.problem = Some(e.to_string()),
+        }
+        if p.problem.is_none() {
+            match crate::rt::block_on(d.find(target)) {
+                Ok(Some(r)) => p.release = Some(r),
+                Ok(None) => {
+                    p.problem = Some(format!(
+                        "no release built from the target {} (the `push` or `revert-commit` strategy rebuilds one)",
+                        target.short()
+                    ));
+                }
+                Err(e) => p.problem = Some(e.to_string()),
+            }
+        }
+        Some(p)
+    }
+
     /// Adds `promote` to a rollback plan when a deployer is given: the release live now and
     /// the one built from the target commit. A target the platform never built is refused.
     pub(crate) fn plan_promotion(&self, plan: &mut Plan) -> Result<()> {
@@ -22,7 +47,9 @@ impl Rollback {
                 ),
             ));
         };
-        insert_before_checks(plan, Step::Promote { production, from, to });
+        // The freeze: where the target can, a push must not deploy the bad release again.
+        let freeze = self.config.deploy.as_ref().is_none_or(|c| c.freeze) && d.switches_autodeploy();
+        insert_before_checks(plan, Step::Promote { production, from, to, autodeploy: freeze.then_some(false) });
         Ok(())
     }
 
@@ -30,10 +57,20 @@ impl Rollback {
     /// before that run goes live again.
     pub(crate) fn plan_repromotion(&self, plan: &mut Plan, undone: &RunState) -> Result<()> {
         let promoted = undone.plan.steps.iter().enumerate().find_map(|(i, s)| match s {
-            Step::Promote { production, from, .. } if began(undone, i) => Some((production, from)),
+            Step::Promote { production, from, autodeploy, .. } if began(undone, i) => {
+                Some((production, from, *autodeploy, undone.done.get(i).cloned().flatten()))
+            }
             _ => None,
         });
-        let Some((production, before)) = promoted else { return Ok(()) };
+        let Some((production, before, froze, done)) = promoted else { return Ok(()) };
+        // Automatic deploys go back on if the run turned them off: its step says so, or it
+        // meant to and did not finish (they were on, or the plan would not have frozen).
+        let thaw = match done {
+            Some(crate::detail::StepDetail::Promote { autodeploy_was, .. }) => {
+                froze == Some(false) && autodeploy_was != Some(false)
+            }
+            _ => froze == Some(false),
+        };
         let Some(d) = &self.deployer else {
             return Err(Error::usage(
                 format!(
@@ -44,7 +81,10 @@ impl Rollback {
             ));
         };
         let from = crate::rt::block_on(d.current())?;
-        insert_before_checks(plan, Step::Promote { production: d.describe(), from, to: before.clone() });
+        insert_before_checks(
+            plan,
+            Step::Promote { production: d.describe(), from, to: before.clone(), autodeploy: thaw.then_some(true) },
+        );
         Ok(())
     }
 }

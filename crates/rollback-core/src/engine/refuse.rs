@@ -215,7 +215,7 @@ impl Rollback {
                 ),
                 Step::Restart { steps, .. } => format!("Services restarted: {}", steps.join(", ")),
                 Step::Deploy { .. } => format!("Production: {}", step.details().join("; ")),
-                Step::Promote { production, from, to } => format!("Production {production}: {from} -> {to}"),
+                Step::Promote { production, from, to, .. } => format!("Production {production}: {from} -> {to}"),
                 Step::Verify { checks } => format!("Then verified: {} check(s)", checks.len()),
                 _ => continue,
             };

@@ -63,7 +63,7 @@ impl Entry for RollbackEntry<'_> {
             )?;
             return Ok(Next::Go(Ready::Unattended));
         }
-        let a = rb.assess_only(opts.target.as_deref())?;
+        let a = rb.assess_local(opts.target.as_deref())?;
         let level = Rollback::resolve_level(&a, opts.level);
         rb.require_database(&a, level)?;
         let mut plan = planner::rollback_plan(rb.vcs.as_ref(), &rb.config, &rb.check_names(), &a, level);
@@ -132,7 +132,7 @@ impl Entry for RollbackEntry<'_> {
         rb.refuse_unfinished()?;
         let (now, level, forecast) = match ready {
             Ready::Unattended => {
-                let a = rb.assess_only(opts.target.as_deref())?;
+                let a = rb.assess_local(opts.target.as_deref())?;
                 let level = Rollback::resolve_level(&a, opts.level);
                 rb.require_database(&a, level)?;
                 if let Some(e) = rb.refusals(&a, opts, level).into_iter().next() {
@@ -146,7 +146,7 @@ impl Entry for RollbackEntry<'_> {
             }
             Ready::Confirmed { assessment: a, level, forecast } => {
                 // Plan again under the lock, from the state as it is now.
-                let now = rb.assess_only(Some(a.target.commit.id.as_str()))?;
+                let now = rb.assess_local(Some(a.target.commit.id.as_str()))?;
                 rb.require_database(&now, level)?;
                 if now.head != a.head {
                     return Err(Error::refused(

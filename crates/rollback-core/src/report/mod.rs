@@ -255,8 +255,21 @@ fn step_result(step: &Step, detail: &StepDetail) -> String {
         ),
         (_, StepDetail::Restart { steps }) => format!("{} restart step(s) succeeded", steps.len()),
         (_, StepDetail::Deploy { summary, .. }) => summary.clone(),
-        (_, StepDetail::Promote { to, already: true, .. }) => format!("{to} was live already"),
-        (_, StepDetail::Promote { from, to, .. }) => format!("production moved from {from} to {to}"),
+        (_, StepDetail::Promote { from, to, already, autodeploy, autodeploy_was }) => {
+            let moved = if *already {
+                format!("{to} was live already")
+            } else {
+                format!("production moved from {from} to {to}")
+            };
+            let switch = match (autodeploy, autodeploy_was) {
+                (Some(false), Some(true)) => "; automatic deploys turned off",
+                (Some(false), _) => "; automatic deploys were off already",
+                (Some(true), Some(false)) => "; automatic deploys turned back on",
+                (Some(true), _) => "; automatic deploys were on already",
+                (None, _) => "",
+            };
+            format!("{moved}{switch}")
+        }
         (_, StepDetail::Verify(v)) => {
             let passed = v.checks.iter().filter(|c| c.passed).count();
             format!("{passed} of {} check(s) passed in {} ms", v.checks.len(), v.duration_ms)

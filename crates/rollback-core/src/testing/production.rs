@@ -181,10 +181,13 @@ pub fn rollback_makes_a_release_live_and_back(make: &MakeDeployer) {
     let to = another_release(&t, &before);
     rt::block_on(d.rollback(&to)).expect("rollback");
     rt::block_on(d.wait_live(&to, Duration::from_secs(60))).expect("wait_live");
-    assert_eq!(rt::block_on(d.current()).expect("current").id, to.id);
+    let live = rt::block_on(d.current()).expect("current");
+    assert!(d.serves(&live, &to), "{live} serves {to}");
+    assert!(!d.serves(&live, &before), "{live} no longer serves {before}");
     rt::block_on(d.rollback(&before)).expect("rollback to the earlier release");
     rt::block_on(d.wait_live(&before, Duration::from_secs(60))).expect("wait_live");
-    assert_eq!(rt::block_on(d.current()).expect("current").id, before.id);
+    let live = rt::block_on(d.current()).expect("current");
+    assert!(d.serves(&live, &before), "{live} serves {before} again");
 }
 
 /// A resumed run may promote a release that is live already: that succeeds and changes nothing.
@@ -193,5 +196,5 @@ pub fn rollback_is_safe_to_repeat(make: &MakeDeployer) {
     let live = rt::block_on(d.current()).expect("current");
     rt::block_on(d.rollback(&live)).expect("promoting the live release again");
     rt::block_on(d.wait_live(&live, Duration::from_secs(60))).expect("wait_live");
-    assert_eq!(rt::block_on(d.current()).expect("current").id, live.id);
+    assert_eq!(rt::block_on(d.current()).expect("current").id, live.id, "nothing new was deployed");
 }

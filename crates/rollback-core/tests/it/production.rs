@@ -54,7 +54,7 @@ fn a_run_promotes_the_targets_release_and_undo_promotes_the_earlier_one_again() 
 
     let plan = rb.plan(Some(Level::Fast), Some("v1")).unwrap();
     let promote = plan.steps.iter().find(|s| matches!(s, Step::Promote { .. })).expect("a promote step");
-    let Step::Promote { production, from, to } = promote else { unreachable!() };
+    let Step::Promote { production, from, to, .. } = promote else { unreachable!() };
     assert_eq!((production.as_str(), from.id.as_str(), to.id.as_str()), ("memory platform api", "r3", "r1"));
     assert_eq!(plan.steps.last().map(Step::name), Some("record"));
 
@@ -63,7 +63,7 @@ fn a_run_promotes_the_targets_release_and_undo_promotes_the_earlier_one_again() 
     assert_eq!(d.live(), "r1");
     let detail = out.steps.iter().find(|s| s.step == "promote").and_then(|s| s.detail.clone());
     assert!(
-        matches!(&detail, Some(StepDetail::Promote { from, to, already: false }) if from.id == "r3" && to.id == "r1"),
+        matches!(&detail, Some(StepDetail::Promote { from, to, already: false, .. }) if from.id == "r3" && to.id == "r1"),
         "{detail:?}"
     );
     let report = rb.report(out.run_id.as_deref().unwrap()).unwrap().to_markdown();

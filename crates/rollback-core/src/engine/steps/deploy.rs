@@ -28,7 +28,7 @@ impl Rollback {
                 None => Some(here),
             };
         }
-        if cfg.strategy == crate::deploy::DeployStrategy::None {
+        if !cfg.strategy.pushes() {
             return Some(here);
         }
         // Its deploy did not complete: it may still have pushed (its hook failed after the

@@ -46,7 +46,9 @@ impl Rollback {
             Step::PutBackRows { snapshot, losses, .. } => self.step_put_back_rows(ctx, ex, snapshot, losses),
             Step::Restart { .. } => self.step_restart(ctx),
             Step::Deploy { .. } => self.step_deploy(ctx, ex),
-            Step::Promote { production, from, to } => self.step_promote(ctx, production, from, to),
+            Step::Promote { production, from, to, autodeploy } => {
+                self.step_promote(ctx, production, from, to, *autodeploy)
+            }
             Step::Verify { .. } => self.step_verify(ctx, ex),
             Step::Record => self.step_record(ctx, ex),
         }

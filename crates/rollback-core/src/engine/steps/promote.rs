@@ -1,11 +1,13 @@
 //! `promote`: make the planned release live on the production target and wait until it
-//! serves. Safe to repeat: a resumed run finds it live already.
+//! serves; then, if the plan says so, turn the platform's automatic deploys off (the freeze
+//! after a rollback) or back on (an undo). Safe to repeat: a resumed run finds the release
+//! live already, and setting the switch to what it is changes nothing.
 
 use crate::detail::StepDetail;
 use crate::engine::{Ctx, Rollback};
 use crate::error::{Error, Result};
 use crate::event::LogLevel;
-use crate::production::{LIVE_TIMEOUT, Release};
+use crate::production::{Deployer, LIVE_TIMEOUT, Release};
 
 impl Rollback {
     pub(crate) fn step_promote(
@@ -14,6 +16,7 @@ impl Rollback {
         production: &str,
         from: &Release,
         to: &Release,
+        autodeploy: Option<bool>,
     ) -> Result<StepDetail> {
         let Some(d) = &self.deployer else {
             return Err(Error::usage(
@@ -22,14 +25,34 @@ impl Rollback {
             ));
         };
         let live = crate::rt::block_on(d.current())?;
-        if live.id == to.id {
+        let already = d.serves(&live, to);
+        if already {
             ctx.log(LogLevel::Info, format!("Production {production}: {to} is live already"));
-            return Ok(StepDetail::Promote { from: from.clone(), to: to.clone(), already: true });
+        } else {
+            ctx.log(LogLevel::Info, format!("Production {production}: promoting {to} (live now: {live})..."));
+            crate::rt::block_on(d.rollback(to))?;
+            crate::rt::block_on(d.wait_live(to, LIVE_TIMEOUT))?;
+            ctx.log(LogLevel::Success, format!("Production {production}: {to} is live"));
         }
-        ctx.log(LogLevel::Info, format!("Production {production}: promoting {to} (live now: {live})..."));
-        crate::rt::block_on(d.rollback(to))?;
-        crate::rt::block_on(d.wait_live(to, LIVE_TIMEOUT))?;
-        ctx.log(LogLevel::Success, format!("Production {production}: {to} is live"));
-        Ok(StepDetail::Promote { from: from.clone(), to: to.clone(), already: false })
+        let autodeploy_was = match autodeploy {
+            Some(on) => Some(switch(ctx, d.as_ref(), production, on)?),
+            None => None,
+        };
+        Ok(StepDetail::Promote { from: from.clone(), to: to.clone(), already, autodeploy, autodeploy_was })
     }
+}
+
+/// Sets the automatic deploys and says so.
+fn switch(ctx: &mut Ctx<'_>, d: &dyn Deployer, production: &str, on: bool) -> Result<bool> {
+    let was = crate::rt::block_on(d.set_autodeploy(on))?;
+    let message = match (on, was) {
+        (false, true) => {
+            "automatic deploys turned off: a push to the branch will not deploy the bad release again (undo turns them back on)"
+        }
+        (false, false) => "automatic deploys were off already",
+        (true, false) => "automatic deploys turned back on",
+        (true, true) => "automatic deploys were on already",
+    };
+    ctx.log(if was == on { LogLevel::Info } else { LogLevel::Warn }, format!("Production {production}: {message}"));
+    Ok(was)
 }
