@@ -43,6 +43,7 @@ fn _forge_rollback(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<results::DryRunResult>()?;
     m.add_class::<results::RunSummary>()?;
     m.add_class::<results::VerificationReport>()?;
+    m.add_class::<results::Rehearsal>()?;
     error::register(m)?;
     // Interpreter exit cancels live runs at their next step boundary and waits for them.
     let at_exit = pyo3::wrap_pyfunction!(call::at_exit, m)?;

@@ -175,6 +175,34 @@ class LockHolder(TypedDict):
     command: str
 
 
+class DataLoss(TypedDict):
+    """What a downgrade destroys: a whole table (``column`` is ``None``) or one column, with
+    the rows (or non-null values) that go with it."""
+
+    table: str
+    column: str | None
+    rows: int
+
+
+class RehearsedStep(TypedDict):
+    """One step of a rehearsal; ``status`` ``not_rehearsed`` marks a step that would reach real
+    services (restart, deploy, promote, verify)."""
+
+    step: str
+    status: StepStatus | Literal["not_rehearsed"]
+    millis: int | None
+    note: NotRequired[str]
+
+
+class RehearsedRun(TypedDict):
+    """The rollback or its undo, as run on the throwaway copy."""
+
+    status: RunStatus
+    steps: list[RehearsedStep]
+    error: str | None
+    duration_ms: int
+
+
 class LogEvent(TypedDict):
     """A log line (also sent to the ``forge_rollback`` logger; ``success`` is logged at INFO)."""
 
@@ -212,6 +240,7 @@ __all__ = [
     "Check",
     "CheckStatus",
     "Commit",
+    "DataLoss",
     "DatabaseAssessment",
     "Dirty",
     "Event",
@@ -223,6 +252,8 @@ __all__ = [
     "MarkResult",
     "PlanStep",
     "RegistryEntry",
+    "RehearsedRun",
+    "RehearsedStep",
     "Risk",
     "RiskSeverity",
     "RunKind",
