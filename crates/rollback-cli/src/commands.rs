@@ -198,6 +198,14 @@ pub fn dispatch(args: &Args, out: &Output) -> anyhow::Result<ExitStatus> {
             }
             Ok(ExitStatus::Success)
         }
+        Command::Completions { shell } => {
+            crate::completions::completions(out, *shell)?;
+            Ok(ExitStatus::Success)
+        }
+        Command::Man => {
+            crate::completions::man(out)?;
+            Ok(ExitStatus::Success)
+        }
         Command::Demo { keep } => {
             let report = crate::demo::run_demo(*keep, &log)?;
             if out.json {

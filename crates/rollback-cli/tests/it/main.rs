@@ -4,6 +4,7 @@ mod bad_input;
 mod big_files;
 mod commands;
 mod common;
+mod completions;
 mod crash;
 mod crash_full;
 mod db_lock;
