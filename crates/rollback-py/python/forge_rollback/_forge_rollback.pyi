@@ -53,9 +53,13 @@ __all__ = [
     "StepFailedError",
     "VerificationError",
     "AbortRollback",
+    "cli_main",
 ]
 
 __version__: str
+
+def cli_main(argv: list[str]) -> int:
+    """Runs `forge-rollback` with `argv` (program name first); returns its exit code."""
 
 _T = TypeVar("_T")
 _R = TypeVar("_R")
