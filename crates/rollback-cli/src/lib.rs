@@ -13,6 +13,7 @@ mod completions;
 mod demo;
 mod exit;
 mod output;
+mod progress;
 mod terminal;
 
 use std::ffi::OsString;

@@ -13,6 +13,7 @@ mod full;
 mod lock;
 mod manual;
 mod old_journal;
+mod progress;
 mod registry;
 mod rehearse;
 mod reliability;

@@ -233,7 +233,21 @@ class StepFinishedEvent(TypedDict):
     ok: bool
 
 
-Event: TypeAlias = LogEvent | StepStartedEvent | StepFinishedEvent
+class ProgressEvent(TypedDict):
+    """How far long work inside a step has got: ``unit`` ``files`` counts the paths the
+    snapshot captured; ``busy`` (``total`` ``None``) means the step (a database dump or
+    restore, a migration run, a restart and its readiness wait) works until its
+    ``step_finished``."""
+
+    event: Literal["progress"]
+    run_id: str
+    step: str
+    unit: Literal["files"] | Literal["busy"]
+    done: int
+    total: int | None
+
+
+Event: TypeAlias = LogEvent | StepStartedEvent | StepFinishedEvent | ProgressEvent
 
 __all__ = [
     "ChangedFile",
@@ -251,6 +265,7 @@ __all__ = [
     "LogEvent",
     "MarkResult",
     "PlanStep",
+    "ProgressEvent",
     "RegistryEntry",
     "RehearsedRun",
     "RehearsedStep",
