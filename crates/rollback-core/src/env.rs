@@ -144,7 +144,7 @@ pub fn record(
     files: &[RepoPath],
 ) -> crate::Result<Option<EnvRecord>> {
     let paths: Vec<(RepoPath, Origin)> = files.iter().map(|f| (f.clone(), Origin::Ignored)).collect();
-    let (entries, _) = backup::snapshot::capture(store, workdir, &paths, &mut |_| {})?;
+    let (entries, _) = backup::snapshot::capture(store, workdir, &paths)?;
     let present: Vec<RepoPath> =
         entries.iter().filter(|e| e.kind != EntryKind::Absent).map(|e| e.path.clone()).collect();
     if present.is_empty() {

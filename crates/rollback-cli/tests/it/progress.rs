@@ -31,7 +31,7 @@ fn on_a_tty(repo: &TestRepo, args: &[&str], env: &[(&str, &str)]) -> String {
 fn busy_repo() -> TestRepo {
     let (r, _) = messy_repo();
     for i in 0..400 {
-        r.write(&format!("uploads/file {i}.txt"), &format!("{i}\n"));
+        r.write(format!("uploads/file {i}.txt"), format!("{i}\n"));
     }
     r
 }

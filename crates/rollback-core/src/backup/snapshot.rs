@@ -92,9 +92,17 @@ fn lstat(path: &Path) -> Result<Option<fs::Metadata>, IoError> {
 ///
 /// The result is sorted by path bytes, one entry per path (the first origin given wins).
 /// The [`PutStats`] count blobs offered to the store and the new ones it wrote.
-/// `progress(done)` is called with the number of `paths` captured so far, at most about 100
-/// times (and always at the end).
 pub fn capture(
+    store: &dyn BackupStore,
+    workdir: &Path,
+    paths: &[(RepoPath, Origin)],
+) -> Result<(Vec<ManifestEntry>, PutStats)> {
+    capture_with_progress(store, workdir, paths, &mut |_| {})
+}
+
+/// [`capture`], calling `progress(done)` with the number of `paths` captured so far, at most
+/// about 100 times (and always at the end).
+pub fn capture_with_progress(
     store: &dyn BackupStore,
     workdir: &Path,
     paths: &[(RepoPath, Origin)],
@@ -545,8 +553,7 @@ mod tests {
         let store = FsBackupStore::open(store_dir.path()).unwrap();
         let wd = tempfile::tempdir().unwrap();
         fs::create_dir(wd.path().join("a")).unwrap();
-        let (entries, stats) =
-            capture(&store, wd.path(), &[(rp("a/b/c/d.txt"), Origin::Tracked)], &mut |_| {}).unwrap();
+        let (entries, stats) = capture(&store, wd.path(), &[(rp("a/b/c/d.txt"), Origin::Tracked)]).unwrap();
         let paths: Vec<String> = entries.iter().map(|e| e.path.to_string()).collect();
         assert_eq!(paths, ["a/b", "a/b/c", "a/b/c/d.txt"]);
         assert!(entries.iter().all(|e| e.kind == EntryKind::Absent));
@@ -564,7 +571,7 @@ mod tests {
         #[allow(unsafe_code)]
         let rc = unsafe { libc::mkfifo(c.as_ptr(), 0o600) };
         assert_eq!(rc, 0);
-        let err = capture(&store, wd.path(), &[(rp("pipe"), Origin::Untracked)], &mut |_| {}).unwrap_err();
+        let err = capture(&store, wd.path(), &[(rp("pipe"), Origin::Untracked)]).unwrap_err();
         assert!(
             matches!(&err, Error::UnsupportedFileType { path, kind: "FIFO" } if path.as_bytes() == b"pipe"),
             "{err}"
@@ -580,8 +587,7 @@ mod tests {
         let outside = tempfile::tempdir().unwrap();
         fs::write(outside.path().join("secret"), "s").unwrap();
         std::os::unix::fs::symlink(outside.path(), wd.path().join("link")).unwrap();
-        let (entries, stats) =
-            capture(&store, wd.path(), &[(rp("link/secret"), Origin::Tracked)], &mut |_| {}).unwrap();
+        let (entries, stats) = capture(&store, wd.path(), &[(rp("link/secret"), Origin::Tracked)]).unwrap();
         assert_eq!(entries.len(), 1);
         assert_eq!(entries[0].kind, EntryKind::Absent);
         assert_eq!(stats.blobs, 0);

@@ -104,7 +104,7 @@ impl Rollback {
             return Ok(false);
         };
         let store = self.store()?;
-        let (fresh, stats) = backup::snapshot::capture(store.as_ref(), workdir, &paths, &mut |_| {})?;
+        let (fresh, stats) = backup::snapshot::capture(store.as_ref(), workdir, &paths)?;
         let removed_by_run: BTreeSet<RepoPath> = if only.is_none() && at_start && reset_touched {
             planner::clear_way_from(&old, changes).into_iter().collect()
         } else {

@@ -44,9 +44,10 @@ impl Rollback {
         let mut paths: Vec<(RepoPath, Origin)> = captures.into_iter().map(|c| (c.path, c.origin)).collect();
         paths.extend(self.checkout_captures(&head.commit, Self::reset_changes(ex.plan), &paths)?);
         let total = paths.len() as u64;
-        let (entries, mut stats) = backup::snapshot::capture(store.as_ref(), workdir, &paths, &mut |done| {
-            ctx.progress(&ex.run_id, "snapshot", ProgressUnit::Files, done, Some(total));
-        })?;
+        let (entries, mut stats) =
+            backup::snapshot::capture_with_progress(store.as_ref(), workdir, &paths, &mut |done| {
+                ctx.progress(&ex.run_id, "snapshot", ProgressUnit::Files, done, Some(total));
+            })?;
         let (index, index_stats) = self.capture_index(store.as_ref())?;
         stats.blobs += index_stats.blobs;
         stats.new_blobs += index_stats.new_blobs;
