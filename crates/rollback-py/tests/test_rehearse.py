@@ -95,3 +95,24 @@ def test_rehearse_with_an_unknown_level_is_a_usage_error(make_db_app: Any) -> No
     rb = app.open()
     with pytest.raises(fr.RollbackError, match="unknown rollback level `fastest`"):
         rb.rehearse("fastest")  # type: ignore[arg-type]
+
+
+def test_abort_rollback_from_on_event_stops_the_rehearsal(make_db_app: Any) -> None:
+    app: DbApp = make_db_app("sql", "sqlite")
+    before_code, before_db = app.code_state(), app.dump()
+    rb = app.open()
+    started: list[str] = []
+
+    def stop_after_first_step(event: Event) -> None:
+        if event["event"] == "step_started":
+            started.append(event["step"])
+        if event["event"] == "step_finished":
+            raise fr.AbortRollback("enough")
+
+    with pytest.raises(fr.AbortRollback, match="enough"):
+        rb.rehearse("full", target="v1", on_event=stop_after_first_step)
+    # The run on the copy stopped at the next step boundary: no step began after the first
+    # ended (the undo of the stopped run is cancelled the same way).
+    assert started == ["snapshot"], started
+    assert app.code_state() == before_code
+    assert app.dump() == before_db
