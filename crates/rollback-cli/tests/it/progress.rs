@@ -47,6 +47,26 @@ fn a_terminal_shows_the_snapshot_bar() {
     assert!(out.contains("status:  succeeded"), "{out}");
 }
 
+/// A full run on a real SQLite database: the database snapshot and the downgrade show a
+/// spinner while they work.
+#[test]
+fn a_terminal_shows_a_spinner_for_the_database_steps() {
+    use rollback_testkit::db::{MigrationFixture, MigratorKind, SQL_DIR};
+    let r = TestRepo::new();
+    let _fx = MigrationFixture::new(&r, MigratorKind::Sql);
+    r.write(
+        "forge-rollback.toml",
+        format!("[database]\nkind = \"sql\"\nurl = \"sqlite:///app.db\"\nmigrations_dir = \"{SQL_DIR}\"\n"),
+    );
+    crate::common::migrate_sqlite(&r);
+    let out = on_a_tty(&r, &["run", "--full", "--yes", "--target", "v1"], &[]);
+    assert!(out.contains("status:  succeeded"), "{out}");
+    for step in ["db_snapshot", "downgrade"] {
+        let spinner = ['-', '\\', '|', '/', ' '].iter().any(|c| out.contains(&format!("{step} {c} working (")));
+        assert!(spinner, "no spinner for {step}:\n{out}");
+    }
+}
+
 #[test]
 fn json_quiet_and_no_color_show_no_bar() {
     for (args, env) in [
