@@ -2,9 +2,10 @@
 # `make help` lists the targets.
 
 CARGO ?= cargo
+MATURIN ?= $(if $(wildcard .venv/bin/maturin),.venv/bin/maturin,maturin)
 
 .DEFAULT_GOAL := help
-.PHONY: help demo fmt lint test rust-test python-test bench doc
+.PHONY: help demo fmt lint test rust-test python-test wheel bench doc
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -26,6 +27,9 @@ rust-test: ## Rust tests only (cargo nextest, or cargo test; then doctests)
 
 python-test: ## build forge_rollback into .venv, run mypy.stubtest and pytest
 	scripts/test.sh python
+
+wheel: ## release wheel of forge_rollback + the forge-rollback command (abi3, manylinux) in target/wheels
+	$(MATURIN) build --release --locked -m crates/rollback-py/Cargo.toml --out target/wheels
 
 bench: ## benchmarks (scripts/bench.sh)
 	@if [ -x scripts/bench.sh ]; then scripts/bench.sh; \

@@ -129,6 +129,10 @@ stage_python() {
     step "mypy.stubtest forge_rollback" "$py" -m mypy.stubtest \
         --mypy-config-file crates/rollback-py/pyproject.toml forge_rollback || :
 
+    # The wheel carries the command line: built (dev profile), installed into a fresh venv, and
+    # `forge-rollback demo` / `import forge_rollback` run with no Rust toolchain on PATH.
+    step "wheel: forge-rollback command without a Rust toolchain" scripts/wheel-test.sh "$py" || :
+
     local rc=0
     step "pytest crates/rollback-py/tests" "$py" -m pytest -q crates/rollback-py/tests || rc=$?
     if ((rc == 5)); then

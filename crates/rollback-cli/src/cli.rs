@@ -138,6 +138,15 @@ pub enum Command {
         #[arg(long)]
         keep: bool,
     },
+    /// Print a shell completion script: `forge-rollback completions bash >
+    /// ~/.local/share/bash-completion/completions/forge-rollback`.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff): `forge-rollback man > ~/.local/share/man/man1/forge-rollback.1`.
+    Man,
 }
 
 /// `--fast`, `--full`, `--manual`.

@@ -42,7 +42,7 @@ pub fn dispatch(args: &Args, out: &Output) -> anyhow::Result<ExitStatus> {
         Command::Undo { .. } => true,
         _ => false,
     };
-    let log = LogPrinter::new(args.quiet, cancellable);
+    let log = LogPrinter::new(args.quiet, cancellable).with_progress(crate::progress::wanted(args.json, args.quiet));
     match &args.command {
         Command::Init { force, print, path, preset } => {
             init(args, out, *force, *print, path.as_deref(), preset.as_deref())
@@ -221,6 +221,14 @@ pub fn dispatch(args: &Args, out: &Output) -> anyhow::Result<ExitStatus> {
                     None => out.text("no lock file: nothing to do\n")?,
                 }
             }
+            Ok(ExitStatus::Success)
+        }
+        Command::Completions { shell } => {
+            crate::completions::completions(out, *shell)?;
+            Ok(ExitStatus::Success)
+        }
+        Command::Man => {
+            crate::completions::man(out)?;
             Ok(ExitStatus::Success)
         }
         Command::Demo { keep } => {

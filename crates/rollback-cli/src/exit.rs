@@ -1,9 +1,7 @@
 //! The documented exit statuses of `forge-rollback` (docs/cli.md, "Exit codes").
 //!
 //! One enum, so a command returns what happened (`ExitStatus::Refused`), not a bare number,
-//! and `main` turns it into the process's [`ExitCode`] in one place (uv's `ExitStatus`).
-
-use std::process::ExitCode;
+//! and `main` turns it into the process's exit code in one place (uv's `ExitStatus`).
 
 use rollback_core::ErrorKind;
 
@@ -46,9 +44,10 @@ impl ExitStatus {
     }
 }
 
-impl From<ExitStatus> for ExitCode {
-    fn from(status: ExitStatus) -> Self {
-        ExitCode::from(status as u8)
+impl ExitStatus {
+    /// The process's exit code.
+    pub fn code(self) -> u8 {
+        self as u8
     }
 }
 

@@ -6,6 +6,8 @@ use std::sync::{Arc, OnceLock};
 
 use rollback_core::event::{Event, Observer};
 
+use crate::progress::Bars;
+
 /// Where output goes and in which form.
 pub struct Output {
     /// `--json`.
@@ -76,11 +78,20 @@ pub struct LogPrinter {
     /// confirmation prompt) they end the process as usual: nothing has changed.
     pub cancel_on_signals: bool,
     stop: OnceLock<Arc<AtomicBool>>,
+    /// Progress bars (`None`: not drawn, see [`crate::progress::wanted`]).
+    bars: Option<Bars>,
 }
 
 impl LogPrinter {
     pub fn new(quiet: bool, cancel_on_signals: bool) -> Self {
-        Self { quiet, cancel_on_signals, stop: OnceLock::new() }
+        Self { quiet, cancel_on_signals, stop: OnceLock::new(), bars: None }
+    }
+
+    /// Draws progress bars on stderr when `on` (a terminal, no `--json`, `-q`, `NO_COLOR`).
+    #[must_use]
+    pub fn with_progress(mut self, on: bool) -> Self {
+        self.bars = on.then(Bars::default);
+        self
     }
 }
 
@@ -96,11 +107,17 @@ impl Observer for LogPrinter {
 
     #[allow(clippy::print_stderr)]
     fn event(&self, event: &Event) {
+        if let Some(bars) = &self.bars {
+            bars.event(event);
+        }
         if self.quiet {
             return;
         }
         if let Some(line) = event.log_line() {
-            eprintln!("{line}");
+            match &self.bars {
+                Some(bars) => bars.suspend(|| eprintln!("{line}")),
+                None => eprintln!("{line}"),
+            }
         }
     }
 }

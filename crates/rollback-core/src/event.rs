@@ -71,6 +71,43 @@ pub enum Event {
         /// Whether it succeeded.
         ok: bool,
     },
+    /// How far long work inside a step has got (the CLI draws a progress bar on a terminal).
+    /// `total` is `None` when it cannot be known ahead (a `pg_dump`, a migration tool, a
+    /// readiness wait): the step is busy until its `StepFinished`.
+    Progress {
+        /// The run.
+        run_id: String,
+        /// The step's machine name (`snapshot`, `db_snapshot`, `downgrade`, ...).
+        step: String,
+        /// What `done` and `total` count.
+        unit: ProgressUnit,
+        /// Done so far.
+        done: u64,
+        /// Everything to do, when known.
+        total: Option<u64>,
+    },
+}
+
+/// What a [`Event::Progress`] counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ProgressUnit {
+    /// Files (and other paths) captured.
+    Files,
+    /// Nothing countable: the step is busy (a database dump or restore, a migration run, a
+    /// restart and its readiness wait).
+    Busy,
+}
+
+impl ProgressUnit {
+    /// `files`, `busy`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProgressUnit::Files => "files",
+            ProgressUnit::Busy => "busy",
+        }
+    }
 }
 
 impl Event {

@@ -10,12 +10,14 @@
 //!   `Observer` (the `forge_rollback` logger and `on_event`);
 //! - [`call`]: one call's cancellation and parked exception, and interpreter exit;
 //! - [`error`]: the exception hierarchy;
-//! - [`aio`]: coroutines on the shared tokio runtime.
+//! - [`aio`]: coroutines on the shared tokio runtime;
+//! - [`cli`]: the `forge-rollback` command line, for the wheel's console script.
 use pyo3::prelude::*;
 
 mod aio;
 mod call;
 mod callbacks;
+mod cli;
 mod error;
 mod known_good;
 mod observer;
@@ -43,7 +45,9 @@ fn _forge_rollback(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<results::DryRunResult>()?;
     m.add_class::<results::RunSummary>()?;
     m.add_class::<results::VerificationReport>()?;
+    m.add_class::<results::Rehearsal>()?;
     error::register(m)?;
+    m.add_function(pyo3::wrap_pyfunction!(cli::cli_main, m)?)?;
     // Interpreter exit cancels live runs at their next step boundary and waits for them.
     let at_exit = pyo3::wrap_pyfunction!(call::at_exit, m)?;
     m.py().import("atexit")?.call_method1("register", (at_exit,))?;

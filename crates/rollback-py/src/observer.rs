@@ -55,6 +55,13 @@ fn level_and_message(event: &Event) -> (u8, String) {
             DEBUG,
             format!("run {run_id}: step {index} `{step}` {} in {millis} ms", if *ok { "finished" } else { "failed" }),
         ),
+        Event::Progress { run_id, step, unit, done, total } => (
+            DEBUG,
+            match total {
+                Some(total) => format!("run {run_id}: `{step}` {done}/{total} {}", unit.as_str()),
+                None => format!("run {run_id}: `{step}` busy"),
+            },
+        ),
     }
 }
 

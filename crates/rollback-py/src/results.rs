@@ -408,6 +408,41 @@ result_class! {
     }
 }
 
+result_class! {
+    /// A rollback and its undo rehearsed on a throwaway copy (`forge-rollback rehearse
+    /// --json`): nothing of the real tree, `.git`, state folder or database was written.
+    Rehearsal(rollback_core::Rehearsal), repr = ["passed", "level", "to", "undo_identical"], {
+        /// The rollback and its undo both succeeded and the undo came back identical.
+        passed => "passed",
+        /// The level rehearsed.
+        level => "level",
+        /// HEAD.
+        from_commit => "from",
+        /// The target.
+        to_commit => "to",
+        /// The real database, password removed (`None`: none configured, or a fast rehearsal).
+        database => "database",
+        /// How the database was copied (`sqlite-backup`, `pg-temporary-database`), if it was.
+        database_copy => "database_copy",
+        /// What the downgrade would destroy in the live database: `{"table", "column", "rows"}`.
+        data_loss => "data_loss",
+        /// The rollback on the copy: `{"status", "steps", "error", "duration_ms"}`.
+        rollback => "rollback",
+        /// Its undo on the copy (`None`: the rollback stopped before changing anything).
+        undo => "undo",
+        /// The copy's tree, HEAD, branch, index and database after the undo are exactly as before.
+        undo_identical => "undo_identical",
+        /// What the undo did not bring back (paths, `HEAD`, `index`, `database`; at most 20).
+        differences => "differences",
+        /// Files compared between before and after.
+        files_compared => "files_compared",
+        /// Wall time of the whole rehearsal (copy included), in milliseconds.
+        duration_ms => "duration_ms",
+        /// Things to know (steps not rehearsed, warnings of the runs on the copy).
+        warnings => "warnings",
+    }
+}
+
 fn str_of<'a>(v: &'a serde_json::Value, key: &str) -> Option<&'a str> {
     v.get(key).and_then(serde_json::Value::as_str)
 }

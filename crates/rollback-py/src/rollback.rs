@@ -19,7 +19,7 @@ use crate::callbacks::{Confirm, PyPrompter};
 use crate::error::{PyRollbackError, to_pyerr};
 use crate::known_good::KnownGood;
 use crate::observer::PyObserver;
-use crate::results::{Assessment, DryRunResult, Plan, RunResult, RunSummary, VerificationReport, to_py};
+use crate::results::{Assessment, DryRunResult, Plan, Rehearsal, RunResult, RunSummary, VerificationReport, to_py};
 
 type Core = Arc<rollback_core::Rollback>;
 type CoreResult<T> = rollback_core::Result<T>;
@@ -195,6 +195,27 @@ fn to_plan(py: Python<'_>, r: CoreResult<rollback_core::plan::Plan>) -> PyResult
 
 fn to_report(py: Python<'_>, r: CoreResult<rollback_core::verify::VerificationReport>) -> PyResult<Py<PyAny>> {
     to_obj(py, VerificationReport::new(&r.map_err(core_err(py))?))
+}
+
+/// The options of a rehearsal, from `rehearse`/`arehearse`'s arguments.
+fn rehearse_options(
+    level: Option<&str>,
+    target: Option<String>,
+    allow_non_ancestor: bool,
+    allow_irreversible: bool,
+) -> PyResult<rollback_core::RehearseOptions> {
+    Ok(rollback_core::RehearseOptions { level: parse_level(level)?, target, allow_non_ancestor, allow_irreversible })
+}
+
+/// A rehearsal's result, or the exception parked during it (`AbortRollback` from `on_event`,
+/// Ctrl-C). Nothing real was written either way, so there is no run to attach.
+fn finish_rehearsal(py: Python<'_>, call: &Call, result: CoreResult<rollback_core::Rehearsal>) -> PyResult<Py<PyAny>> {
+    let parked = call.take_parked().or_else(|| if call.signals { py.check_signals().err() } else { None });
+    let result = result.map_err(core_err(py));
+    if let Some(err) = parked {
+        return Err(err);
+    }
+    to_obj(py, Rehearsal::new(&result?))
 }
 
 fn to_runs(py: Python<'_>, r: CoreResult<Vec<rollback_core::RunSummary>>) -> PyResult<Py<PyAny>> {
@@ -422,6 +443,55 @@ impl Rollback {
         let cbs = Callbacks::new(py, Confirm::Yes, on_event, approve, true)?;
         let core = self.core.clone();
         drive_async(py, cbs, move |cbs| resume_work(&core, &run_id, cbs))
+    }
+
+    /// Rehearses a rollback at `level` to `target` (defaults as for `run`) and its undo on a
+    /// throwaway copy of the work tree, `.git`, the state folder and the database; nothing real
+    /// is written, so no `confirm` is asked. Steps that reach real services (restart, deploy,
+    /// promote, verify) are reported as not rehearsed. A rehearsal that fails is a result
+    /// (`passed` is `False`), not an exception. `on_event` receives the runs' events on the copy.
+    #[pyo3(signature = (level = None, target = None, *, on_event = None, allow_non_ancestor = false, allow_irreversible = false))]
+    fn rehearse(
+        &self,
+        py: Python<'_>,
+        level: Option<&str>,
+        target: Option<String>,
+        on_event: Option<&Bound<'_, PyAny>>,
+        allow_non_ancestor: bool,
+        allow_irreversible: bool,
+    ) -> PyResult<Py<PyAny>> {
+        let opts = rehearse_options(level, target, allow_non_ancestor, allow_irreversible)?;
+        let call = Call::new(on_main_thread(py)?);
+        let observer = PyObserver::new(on_event, call.clone())?;
+        let core = &self.core;
+        let live = Live::register(&call);
+        let result = py.detach(|| core.rehearse(&opts, &observer));
+        let out = finish_rehearsal(py, &call, result);
+        drop(live);
+        out
+    }
+
+    /// `rehearse` as a coroutine; an async `on_event` is awaited on the caller's loop.
+    /// Cancelling the task stops the rehearsal at its next step boundary.
+    #[pyo3(signature = (level = None, target = None, *, on_event = None, allow_non_ancestor = false, allow_irreversible = false))]
+    fn arehearse<'py>(
+        &self,
+        py: Python<'py>,
+        level: Option<&str>,
+        target: Option<String>,
+        on_event: Option<&Bound<'_, PyAny>>,
+        allow_non_ancestor: bool,
+        allow_irreversible: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let opts = rehearse_options(level, target, allow_non_ancestor, allow_irreversible)?;
+        let call = Call::new(false);
+        let observer = PyObserver::new(on_event, call.clone())?;
+        let core = self.core.clone();
+        aio::coroutine(
+            py,
+            Some(call.clone()),
+            job(move || core.rehearse(&opts, &observer), move |py, result| finish_rehearsal(py, &call, result)),
+        )
     }
 
     /// Runs the configured service checks now, concurrently (`forge-rollback verify --json`);

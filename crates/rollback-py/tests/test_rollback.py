@@ -71,9 +71,9 @@ def test_run_then_undo_round_trip(repo: Repo) -> None:
     assert (repo.path / "app.py").read_bytes() == v1_tree_app
     assert not (repo.path / "notes with spaces.txt").exists()
 
-    # Every event was a dict: log lines and each step started / finished.
+    # Every event was a dict: log lines, each step started / finished, the snapshot's progress.
     kinds = {e["event"] for e in events}
-    assert kinds == {"log", "step_started", "step_finished"}
+    assert kinds == {"log", "step_started", "step_finished", "progress"}
     started = [e["step"] for e in events if e["event"] == "step_started"]
     assert started == FAST_STEPS
     assert any(e["event"] == "log" and "Rollback complete" in e["message"] for e in events)

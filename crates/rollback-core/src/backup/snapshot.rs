@@ -97,9 +97,24 @@ pub fn capture(
     workdir: &Path,
     paths: &[(RepoPath, Origin)],
 ) -> Result<(Vec<ManifestEntry>, PutStats)> {
+    capture_with_progress(store, workdir, paths, &mut |_| {})
+}
+
+/// [`capture`], calling `progress(done)` with the number of `paths` captured so far, at most
+/// about 100 times (and always at the end).
+pub fn capture_with_progress(
+    store: &dyn BackupStore,
+    workdir: &Path,
+    paths: &[(RepoPath, Origin)],
+    progress: &mut dyn FnMut(u64),
+) -> Result<(Vec<ManifestEntry>, PutStats)> {
     let mut out: BTreeMap<RepoPath, ManifestEntry> = BTreeMap::new();
     let mut stats = PutStats::default();
-    for (path, origin) in paths {
+    let every = paths.len().div_ceil(100).max(1);
+    for (done, (path, origin)) in paths.iter().enumerate() {
+        if done % every == 0 {
+            progress(done as u64);
+        }
         let origin = *origin;
         let absent = |p: RepoPath| ManifestEntry { path: p, origin, kind: EntryKind::Absent };
         // Parents, outermost first: a missing one makes it and everything below it absent; a
@@ -128,6 +143,7 @@ pub fn capture(
         }
         capture_one(store, workdir, path, origin, &mut out, &mut stats)?;
     }
+    progress(paths.len() as u64);
     Ok((out.into_values().collect(), stats))
 }
 

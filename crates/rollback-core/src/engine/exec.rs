@@ -7,13 +7,16 @@ use super::support::chain;
 use super::{Ctx, Rollback, RunOutcome, StepReport};
 use crate::backup::Manifest;
 use crate::error::{Error, Result};
-use crate::event::{Event, LogLevel};
+use crate::event::{Event, LogLevel, ProgressUnit};
 use crate::failpoint;
 use crate::fsutil;
 use crate::journal::{Journal, Record, RunState, RunStatus};
 use crate::plan::{Plan, RunKind};
 use crate::prompt::Prompter;
 use crate::time::Timestamp;
+
+/// Steps reported as busy ([`ProgressUnit::Busy`]) while they run.
+const BUSY_STEPS: &[&str] = &["db_snapshot", "downgrade", "restore_database", "restart"];
 
 /// What the steps of one execution share.
 pub(crate) struct Exec<'a> {
@@ -96,6 +99,11 @@ impl Rollback {
                 total,
                 step: name.into(),
             });
+            // Long work that cannot be counted ahead (a dump or restore, a migration tool, a
+            // restart and its readiness wait): busy until its `StepFinished`.
+            if BUSY_STEPS.contains(&name) {
+                ctx.progress(&ex.run_id, name, ProgressUnit::Busy, 0, None);
+            }
             let t0 = std::time::Instant::now();
             let result = failpoint::hit(&format!("before:{name}"))
                 .and_then(|()| self.run_step(ctx, ex, step))

@@ -49,6 +49,10 @@ impl Observer for Timer<'_> {
     fn should_abort(&self) -> bool {
         self.inner.should_abort()
     }
+
+    fn cancelled(&self) -> Option<String> {
+        self.inner.cancelled()
+    }
 }
 
 impl Timer<'_> {

@@ -6,7 +6,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Component, Path, PathBuf};
 
 use crate::error::{Error, Result};
-use crate::event::{Event, LogLevel, Observer};
+use crate::event::{Event, LogLevel, Observer, ProgressUnit};
 use crate::fsutil::IoContext;
 use crate::time::Timestamp;
 
@@ -57,6 +57,11 @@ impl<'a> Ctx<'a> {
         let f = OpenOptions::new().create(true).append(true).mode(0o600).open(path).at("open log", path)?;
         self.log = Some(f);
         Ok(())
+    }
+
+    /// Progress of long work inside `step` of run `run_id` (not written to `run.log`).
+    pub(crate) fn progress(&self, run_id: &str, step: &str, unit: ProgressUnit, done: u64, total: Option<u64>) {
+        self.observer.event(&Event::Progress { run_id: run_id.to_owned(), step: step.to_owned(), unit, done, total });
     }
 
     pub(crate) fn log(&mut self, level: LogLevel, message: impl Into<String>) {

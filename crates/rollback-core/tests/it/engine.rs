@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use rollback_core::config::Config;
-use rollback_core::event::{Event, Recorder};
+use rollback_core::event::{Event, ProgressUnit, Recorder};
 use rollback_core::plan::Level;
 use rollback_core::prompt::{AutoConfirm, Decline};
 use rollback_core::testing::{FailOn, MemBackupStore};
@@ -72,6 +72,43 @@ fn declining_changes_nothing_and_writes_no_state() {
     assert!(!r.path().join(".git/forge-rollback").exists());
 }
 
+/// The snapshot counts the paths it captures, from 0 up to its total, inside its step; a fast
+/// run has no busy steps.
+#[test]
+fn the_snapshot_reports_its_progress_in_files() {
+    let r = messy();
+    for i in 0..30 {
+        r.write(format!("uploads/{i}.txt"), "x\n");
+    }
+    let rec = Recorder::default();
+    let rb = Rollback::with_backend(vcs::open(BackendKind::Git2, r.path()).unwrap(), Config::default()).unwrap();
+    let out = rb.run(&opts(), &AutoConfirm, &rec).unwrap();
+    let run_id = out.run_id.unwrap();
+    let events = rec.events();
+    let start = events.iter().position(|e| matches!(e, Event::StepStarted { step, .. } if step == "snapshot")).unwrap();
+    let end = events.iter().position(|e| matches!(e, Event::StepFinished { step, .. } if step == "snapshot")).unwrap();
+    let progress: Vec<(usize, &str, ProgressUnit, u64, Option<u64>)> = events
+        .iter()
+        .enumerate()
+        .filter_map(|(i, e)| match e {
+            Event::Progress { run_id: id, step, unit, done, total } => {
+                assert_eq!(id, &run_id);
+                Some((i, step.as_str(), *unit, *done, *total))
+            }
+            _ => None,
+        })
+        .collect();
+    assert!(
+        progress.iter().all(|p| p.1 == "snapshot" && p.2 == ProgressUnit::Files && start < p.0 && p.0 < end),
+        "{progress:?}"
+    );
+    let total = progress[0].4.unwrap();
+    assert!(total >= 30, "{progress:?}");
+    assert_eq!(progress.first().unwrap().3, 0);
+    assert_eq!(progress.last().unwrap().3, total);
+    assert!(progress.windows(2).all(|w| w[0].3 <= w[1].3));
+}
+
 #[test]
 fn events_arrive_in_step_order_and_the_log_uses_the_seed_format() {
     let r = messy();
@@ -85,7 +122,7 @@ fn events_arrive_in_step_order_and_the_log_uses_the_seed_format() {
         .filter_map(|e| match e {
             Event::StepStarted { step, index, total, .. } => Some(format!("start {index}/{total} {step}")),
             Event::StepFinished { step, ok, .. } => Some(format!("end {step} {ok}")),
-            Event::Log { .. } => None,
+            Event::Log { .. } | Event::Progress { .. } => None,
         })
         .collect();
     assert_eq!(

@@ -32,6 +32,7 @@ from forge_rollback._forge_rollback import (
     DryRunResult,
     Plan,
     RefusedError,
+    Rehearsal,
     Rollback,
     RollbackError,
     RunResult,
@@ -56,6 +57,7 @@ __all__ = [
     "LockHeldError",
     "Plan",
     "RefusedError",
+    "Rehearsal",
     "Rollback",
     "RollbackError",
     "RunResult",
@@ -70,7 +72,7 @@ __all__ = [
 # A library's logger: silent until the application configures logging.
 _logging.getLogger("forge_rollback").addHandler(_logging.NullHandler())
 
-_RESULTS = (Assessment, Plan, RunResult, DryRunResult, RunSummary, VerificationReport)
+_RESULTS = (Assessment, Plan, RunResult, DryRunResult, RunSummary, VerificationReport, Rehearsal)
 
 
 def json_default(value: object) -> _Any:

@@ -10,6 +10,7 @@ from forge_rollback.types import (
     ChangedFile,
     Check,
     Commit,
+    DataLoss,
     DatabaseAssessment,
     Dirty,
     Event,
@@ -19,6 +20,7 @@ from forge_rollback.types import (
     MarkResult,
     PlanStep,
     RegistryEntry,
+    RehearsedRun,
     Risk,
     RunKind,
     RunStatus,
@@ -39,6 +41,7 @@ __all__ = [
     "DryRunResult",
     "RunSummary",
     "VerificationReport",
+    "Rehearsal",
     "RollbackError",
     "ConfigError",
     "VcsError",
@@ -50,9 +53,13 @@ __all__ = [
     "StepFailedError",
     "VerificationError",
     "AbortRollback",
+    "cli_main",
 ]
 
 __version__: str
+
+def cli_main(argv: list[str]) -> int:
+    """Runs `forge-rollback` with `argv` (program name first); returns its exit code."""
 
 _T = TypeVar("_T")
 _R = TypeVar("_R")
@@ -214,6 +221,24 @@ class Rollback:
         on_event: Callable[[Event], object | Awaitable[object]] | None = None,
         approve: _AApprove | None = None,
     ) -> _Coro[RunResult]: ...
+    def rehearse(
+        self,
+        level: Level | None = None,
+        target: str | None = None,
+        *,
+        on_event: _OnEvent | None = None,
+        allow_non_ancestor: bool = False,
+        allow_irreversible: bool = False,
+    ) -> Rehearsal: ...
+    def arehearse(
+        self,
+        level: Level | None = None,
+        target: str | None = None,
+        *,
+        on_event: Callable[[Event], object | Awaitable[object]] | None = None,
+        allow_non_ancestor: bool = False,
+        allow_irreversible: bool = False,
+    ) -> _Coro[Rehearsal]: ...
     def verify(self, checks: list[str] | None = None) -> VerificationReport: ...
     def averify(self, checks: list[str] | None = None) -> _Coro[VerificationReport]: ...
     def upgrade_database(self, to: list[str] | None = None) -> list[str]: ...
@@ -404,6 +429,43 @@ class VerificationReport(_Value):
     @property
     def failed(self) -> list[str]: ...
     def raise_for_status(self) -> None: ...
+
+@final
+class Rehearsal(_Value):
+    """A rollback and its undo rehearsed on a throwaway copy (`forge-rollback rehearse --json`)."""
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Rehearsal: ...
+    @classmethod
+    def from_json(cls, text: str) -> Rehearsal: ...
+    @property
+    def passed(self) -> bool: ...
+    @property
+    def level(self) -> Level: ...
+    @property
+    def from_commit(self) -> str: ...
+    @property
+    def to_commit(self) -> str: ...
+    @property
+    def database(self) -> str | None: ...
+    @property
+    def database_copy(self) -> str | None: ...
+    @property
+    def data_loss(self) -> list[DataLoss]: ...
+    @property
+    def rollback(self) -> RehearsedRun: ...
+    @property
+    def undo(self) -> RehearsedRun | None: ...
+    @property
+    def undo_identical(self) -> bool: ...
+    @property
+    def differences(self) -> list[str]: ...
+    @property
+    def files_compared(self) -> int: ...
+    @property
+    def duration_ms(self) -> int: ...
+    @property
+    def warnings(self) -> list[str]: ...
 
 @final
 class RunSummary(_Value):

@@ -186,6 +186,34 @@ class LockHolder(TypedDict):
     command: str
 
 
+class DataLoss(TypedDict):
+    """What a downgrade destroys: a whole table (``column`` is ``None``) or one column, with
+    the rows (or non-null values) that go with it."""
+
+    table: str
+    column: str | None
+    rows: int
+
+
+class RehearsedStep(TypedDict):
+    """One step of a rehearsal; ``status`` ``not_rehearsed`` marks a step that would reach real
+    services (restart, deploy, promote, verify)."""
+
+    step: str
+    status: StepStatus | Literal["not_rehearsed"]
+    millis: int | None
+    note: NotRequired[str]
+
+
+class RehearsedRun(TypedDict):
+    """The rollback or its undo, as run on the throwaway copy."""
+
+    status: RunStatus
+    steps: list[RehearsedStep]
+    error: str | None
+    duration_ms: int
+
+
 class LogEvent(TypedDict):
     """A log line (also sent to the ``forge_rollback`` logger; ``success`` is logged at INFO)."""
 
@@ -216,13 +244,28 @@ class StepFinishedEvent(TypedDict):
     ok: bool
 
 
-Event: TypeAlias = LogEvent | StepStartedEvent | StepFinishedEvent
+class ProgressEvent(TypedDict):
+    """How far long work inside a step has got: ``unit`` ``files`` counts the paths the
+    snapshot captured; ``busy`` (``total`` ``None``) means the step (a database dump or
+    restore, a migration run, a restart and its readiness wait) works until its
+    ``step_finished``."""
+
+    event: Literal["progress"]
+    run_id: str
+    step: str
+    unit: Literal["files"] | Literal["busy"]
+    done: int
+    total: int | None
+
+
+Event: TypeAlias = LogEvent | StepStartedEvent | StepFinishedEvent | ProgressEvent
 
 __all__ = [
     "ChangedFile",
     "Check",
     "CheckStatus",
     "Commit",
+    "DataLoss",
     "DatabaseAssessment",
     "Dirty",
     "Event",
@@ -234,7 +277,10 @@ __all__ = [
     "MarkResult",
     "Metric",
     "PlanStep",
+    "ProgressEvent",
     "RegistryEntry",
+    "RehearsedRun",
+    "RehearsedStep",
     "Risk",
     "RiskSeverity",
     "RunKind",

@@ -6,7 +6,7 @@ use crate::detail::StepDetail;
 use crate::engine::support::pin_ref;
 use crate::engine::{Ctx, Exec, Rollback, planner};
 use crate::error::{Error, Result};
-use crate::event::LogLevel;
+use crate::event::{LogLevel, ProgressUnit};
 use crate::failpoint;
 use crate::fsutil;
 use crate::paths::RepoPath;
@@ -43,7 +43,11 @@ impl Rollback {
         };
         let mut paths: Vec<(RepoPath, Origin)> = captures.into_iter().map(|c| (c.path, c.origin)).collect();
         paths.extend(self.checkout_captures(&head.commit, Self::reset_changes(ex.plan), &paths)?);
-        let (entries, mut stats) = backup::snapshot::capture(store.as_ref(), workdir, &paths)?;
+        let total = paths.len() as u64;
+        let (entries, mut stats) =
+            backup::snapshot::capture_with_progress(store.as_ref(), workdir, &paths, &mut |done| {
+                ctx.progress(&ex.run_id, "snapshot", ProgressUnit::Files, done, Some(total));
+            })?;
         let (index, index_stats) = self.capture_index(store.as_ref())?;
         stats.blobs += index_stats.blobs;
         stats.new_blobs += index_stats.new_blobs;
