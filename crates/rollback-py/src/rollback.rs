@@ -11,7 +11,7 @@ use std::sync::Arc;
 use pyo3::prelude::*;
 use rollback_core::db::Revision;
 use rollback_core::plan::Level;
-use rollback_core::{Error, RunOptions, RunOutcome};
+use rollback_core::{Error, RunOptions, RunOutcome, UndoOptions};
 
 use crate::aio::{self, job};
 use crate::call::{Call, Live};
@@ -384,24 +384,29 @@ impl Rollback {
     }
 
     /// Undoes run `run_id`: puts back the snapshot it took (itself a run, undoable).
-    /// `confirm` is required, as for `run`; `actor` is recorded as for `run`.
-    #[pyo3(signature = (run_id, *, confirm, on_event = None, actor = None))]
+    /// `confirm` is required, as for `run`; `actor` is recorded as for `run`. When rows were
+    /// written since the run, the undo keeps them (the schema is brought forward and only what
+    /// the downgrade dropped is put back) or refuses; `restore_snapshot=True` instead keeps the
+    /// database as it is in a dump in the state folder, then restores the run's snapshot.
+    #[pyo3(signature = (run_id, *, confirm, on_event = None, actor = None, restore_snapshot = false))]
     fn undo(
         &self,
         py: Python<'_>,
         run_id: &str,
         confirm: &Bound<'_, PyAny>,
         on_event: Option<&Bound<'_, PyAny>>,
-        actor: Option<&str>,
+        actor: Option<String>,
+        restore_snapshot: bool,
     ) -> PyResult<Py<PyAny>> {
         let confirm = Confirm::from_arg(Some(confirm), false, false, "undo")?;
         let cbs = Callbacks::new(py, confirm, on_event, None, false)?;
         let core = &self.core;
-        drive(py, &cbs, |cbs| core.undo_as(run_id, actor, &cbs.prompter, &cbs.observer))
+        let opts = UndoOptions { restore_snapshot, actor };
+        drive(py, &cbs, |cbs| core.undo_with(run_id, &opts, &cbs.prompter, &cbs.observer))
     }
 
     /// `undo` as a coroutine.
-    #[pyo3(signature = (run_id, *, confirm, on_event = None, actor = None))]
+    #[pyo3(signature = (run_id, *, confirm, on_event = None, actor = None, restore_snapshot = false))]
     fn aundo<'py>(
         &self,
         py: Python<'py>,
@@ -409,11 +414,13 @@ impl Rollback {
         confirm: &Bound<'_, PyAny>,
         on_event: Option<&Bound<'_, PyAny>>,
         actor: Option<String>,
+        restore_snapshot: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
         let confirm = Confirm::from_arg(Some(confirm), false, true, "aundo")?;
         let cbs = Callbacks::new(py, confirm, on_event, None, true)?;
         let core = self.core.clone();
-        drive_async(py, cbs, move |cbs| core.undo_as(&run_id, actor.as_deref(), &cbs.prompter, &cbs.observer))
+        let opts = UndoOptions { restore_snapshot, actor };
+        drive_async(py, cbs, move |cbs| core.undo_with(&run_id, &opts, &cbs.prompter, &cbs.observer))
     }
 
     /// Finishes an interrupted, failed or cancelled run from its first unfinished step. A

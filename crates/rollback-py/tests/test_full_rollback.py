@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -276,3 +277,43 @@ def test_irreversible_downgrade_is_refused_unless_allowed_and_a_failed_downgrade
     assert rb.undo(r.run_id, confirm=True).status == "succeeded"
     assert app.dump() == before_db
     assert app.code_state() == before_code
+
+
+@pytest.mark.parametrize("restore_snapshot", [False, True])
+def test_undo_keeps_rows_written_while_rolled_back_unless_restore_snapshot(
+    make_db_app: Any, restore_snapshot: bool
+) -> None:
+    app: DbApp = make_db_app("sql", "sqlite")
+    rb = app.open()
+    payments = app.query("SELECT count(*) FROM payments")[0][0]
+    assert payments > 0
+    # The forecast: what the downgrade to v1 destroys, counted on a copy of the live database.
+    loss = {(d["table"], d["column"]): d["rows"] for d in rb.plan("full", target="v1").to_dict()["data_loss"]}
+    assert loss[("payments", None)] == payments
+    r = rb.run("full", target="v1", confirm=True)
+    assert r.status == "succeeded", r.error
+    # A user registers while the app runs rolled back.
+    con = sqlite3.connect(app.sqlite_path)
+    con.execute("INSERT INTO users (name) VALUES ('zoe')")
+    con.commit()
+    con.close()
+
+    u = rb.undo(r.run_id, confirm=True, restore_snapshot=restore_snapshot)
+    assert u.status == "succeeded", u.error
+    names = sorted(row[0] for row in app.query("SELECT name FROM users"))
+    assert app.query("SELECT count(*) FROM payments")[0][0] == payments
+    assert app.revision() == [app.revisions[2]]
+    if restore_snapshot:
+        # The snapshot exactly; the database as it was kept in a dump the undo names.
+        assert "zoe" not in names
+        dumps = list((app.repo.path / ".git" / "forge-rollback" / "dumps").glob("*-before-restore.db"))
+        assert len(dumps) == 1
+        kept = sqlite3.connect(dumps[0])
+        assert ("zoe",) in kept.execute("SELECT name FROM users").fetchall()
+        kept.close()
+    else:
+        assert "zoe" in names
+        assert [s["step"] for s in u.steps if s["step"] in ("upgrade_database", "put_back_rows")] == [
+            "upgrade_database",
+            "put_back_rows",
+        ]

@@ -69,6 +69,13 @@ def test_run_verification_is_a_verification_report(repo: Repo) -> None:
     assert info.value.report == r.verification
 
 
+def same_registry(a: dict, b: dict) -> bool:
+    """Two reads of the registry: equal but for `last_updated`, which a registry that was never
+    written gets from the clock at each read."""
+    strip = lambda d: {k: v for k, v in d.items() if k != "last_updated"}  # noqa: E731
+    return strip(a) == strip(b)
+
+
 def test_every_io_method_has_an_async_twin(repo: Repo) -> None:
     rb = fr.Rollback.open(repo.path)
 
@@ -82,7 +89,7 @@ def test_every_io_method_has_an_async_twin(repo: Repo) -> None:
         areport = json.loads(await rb.areport(r.run_id, format="json"))
         assert areport.keys() == json.loads(rb.report(r.run_id, format="json")).keys()
         assert r.run_id in await rb.areport(r.run_id)
-        assert (await rb.aknown_good()) == rb.known_good.list()
+        assert same_registry(await rb.aknown_good(), rb.known_good.list())
         assert (await rb.abackups()) == rb.backups()
         assert (await rb.averify_backups()) == rb.verify_backups()
         assert (await rb.alock_holder()) is None
@@ -90,7 +97,7 @@ def test_every_io_method_has_an_async_twin(repo: Repo) -> None:
         assert marked["entry"]["hash"] == repo.commit_of("v1")
         assert (await rb.known_good.aunmark("HEAD"))["hash"] == repo.commit_of("v1")
         assert (await rb.known_good.abad("v3"))["entry"]["hash"] == repo.commit_of("v3")
-        assert (await rb.known_good.alist()) == rb.known_good.list()
+        assert same_registry(await rb.known_good.alist(), rb.known_good.list())
         undone = await rb.aundo(r.run_id, confirm=True)
         assert undone.status == "succeeded"
 

@@ -201,7 +201,13 @@ class Rollback:
         actor: str | None = None,
     ) -> _Coro[RunResult | DryRunResult]: ...
     def undo(
-        self, run_id: str, *, confirm: _Confirm, on_event: _OnEvent | None = None, actor: str | None = None
+        self,
+        run_id: str,
+        *,
+        confirm: _Confirm,
+        on_event: _OnEvent | None = None,
+        actor: str | None = None,
+        restore_snapshot: bool = False,
     ) -> RunResult: ...
     def aundo(
         self,
@@ -210,6 +216,7 @@ class Rollback:
         confirm: _AConfirm,
         on_event: Callable[[Event], object | Awaitable[object]] | None = None,
         actor: str | None = None,
+        restore_snapshot: bool = False,
     ) -> _Coro[RunResult]: ...
     def resume(
         self, run_id: str, *, on_event: _OnEvent | None = None, approve: _Approve | None = None
