@@ -7,7 +7,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
 use crate::aio::{self, job};
-use crate::rollback::to_data;
+use crate::results::to_data;
 
 type Core = Arc<rollback_core::Rollback>;
 

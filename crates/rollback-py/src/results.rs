@@ -21,6 +21,11 @@ pub fn json_loads(py: Python<'_>, text: &str) -> PyResult<Py<PyAny>> {
     loads.call1(py, (text,))
 }
 
+/// A core result serialized as the CLI prints it (`--json`), as Python data.
+pub fn to_data<T: Serialize>(py: Python<'_>, r: rollback_core::Result<T>) -> PyResult<Py<PyAny>> {
+    to_py(py, &r.map_err(|e| crate::error::to_pyerr(py, &e))?)
+}
+
 /// A value as Python data, through its serde JSON.
 pub fn to_py<T: Serialize>(py: Python<'_>, value: &T) -> PyResult<Py<PyAny>> {
     json_loads(py, &to_json_text(value)?)

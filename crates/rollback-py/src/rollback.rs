@@ -19,7 +19,7 @@ use crate::callbacks::{Confirm, PyPrompter};
 use crate::error::{PyRollbackError, to_pyerr};
 use crate::known_good::KnownGood;
 use crate::observer::PyObserver;
-use crate::results::{Assessment, DryRunResult, Plan, Rehearsal, RunResult, RunSummary, VerificationReport, to_py};
+use crate::results::{Assessment, DryRunResult, Plan, Rehearsal, RunResult, RunSummary, VerificationReport, to_data};
 
 type Core = Arc<rollback_core::Rollback>;
 type CoreResult<T> = rollback_core::Result<T>;
@@ -226,11 +226,6 @@ fn to_runs(py: Python<'_>, r: CoreResult<Vec<rollback_core::RunSummary>>) -> PyR
 
 fn to_details(py: Python<'_>, r: CoreResult<RunOutcome>) -> PyResult<Py<PyAny>> {
     to_obj(py, RunResult::new(&r.map_err(core_err(py))?))
-}
-
-/// Serialized as the CLI prints it (`--json`), as Python data.
-pub fn to_data<T: serde::Serialize>(py: Python<'_>, r: CoreResult<T>) -> PyResult<Py<PyAny>> {
-    to_py(py, &r.map_err(core_err(py))?)
 }
 
 fn to_revisions(py: Python<'_>, r: CoreResult<Vec<Revision>>) -> PyResult<Py<PyAny>> {
