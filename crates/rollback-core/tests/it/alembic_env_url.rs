@@ -16,33 +16,7 @@ use rollback_core::{ErrorKind, Rollback, RunOptions};
 use rollback_testkit::TestRepo;
 use rollback_testkit::db::{PgDatabase, python};
 
-const MIGRATION_1: &str = r#"revision = "a1"
-down_revision = None
-branch_labels = None
-depends_on = None
-from alembic import op
-import sqlalchemy as sa
-
-def upgrade():
-    op.create_table("users", sa.Column("id", sa.Integer(), primary_key=True))
-
-def downgrade():
-    op.drop_table("users")
-"#;
-
-const MIGRATION_2: &str = r#"revision = "b2"
-down_revision = "a1"
-branch_labels = None
-depends_on = None
-from alembic import op
-import sqlalchemy as sa
-
-def upgrade():
-    op.create_table("orders", sa.Column("id", sa.Integer(), primary_key=True))
-
-def downgrade():
-    op.drop_table("orders")
-"#;
+use super::alembic_layout::{MIGRATION_1, MIGRATION_2};
 
 /// A repository made with `alembic init` (stock `env.py`), releases v1 (a1) and v2 (b2), the
 /// configured database upgraded to b2 while the ini still named it; then the ini is pointed at

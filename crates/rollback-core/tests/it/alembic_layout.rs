@@ -14,7 +14,8 @@ use rollback_core::{Rollback, RunOptions, RunStatus};
 use rollback_testkit::TestRepo;
 use rollback_testkit::db::python;
 
-const MIGRATION_1: &str = r#"revision = "a1"
+/// Two Alembic revisions, a1 (users) and b2 (orders), shared with `alembic_env_url`.
+pub(crate) const MIGRATION_1: &str = r#"revision = "a1"
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -28,7 +29,7 @@ def downgrade():
     op.drop_table("users")
 "#;
 
-const MIGRATION_2: &str = r#"revision = "b2"
+pub(crate) const MIGRATION_2: &str = r#"revision = "b2"
 down_revision = "a1"
 branch_labels = None
 depends_on = None
