@@ -2,12 +2,13 @@
 //! printed), JSON requests, a bounded wait on `429 Too Many Requests` as `Retry-After` asks,
 //! and errors that carry the platform's own message with any secret removed.
 
-use std::time::Duration;
+use std::future::Future;
+use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
 
 use crate::http::{client_without_redirects, describe_error, host_port};
-use crate::production::{Error, Result};
+use crate::production::{Error, Release, Result};
 use crate::secret::{Secret, redact_in};
 
 /// Most `429` answers waited out for one call.
@@ -125,6 +126,45 @@ impl Api {
             _ => None,
         };
         self.error(redact_in(&format!("{what} failed ({}): {said}", resp.status), [token.expose()]), hint)
+    }
+}
+
+/// What one look at a promoted release found.
+#[derive(Debug)]
+pub enum Poll {
+    /// It serves.
+    Live,
+    /// It will not serve (its deploy failed): the wait ends with this error.
+    Failed(Error),
+    /// Not yet.
+    Pending,
+}
+
+/// Looks with `check` every `interval` until the release serves, fails, or `timeout` passes
+/// (then [`Error::NotLive`] naming `target`, the deployer's description). The last look is
+/// taken at the deadline, never after it.
+pub async fn poll_live<F, Fut>(
+    target: impl FnOnce() -> String,
+    release: &Release,
+    timeout: Duration,
+    interval: Duration,
+    mut check: F,
+) -> Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<Poll>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        match check().await? {
+            Poll::Live => return Ok(()),
+            Poll::Failed(e) => return Err(e),
+            Poll::Pending => {}
+        }
+        if Instant::now() >= deadline {
+            return Err(Error::NotLive { target: target(), release: release.id.clone(), seconds: timeout.as_secs() });
+        }
+        tokio::time::sleep(interval.min(deadline.saturating_duration_since(Instant::now()))).await;
     }
 }
 

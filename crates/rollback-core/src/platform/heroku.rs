@@ -16,14 +16,14 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::Deserialize;
 
-use super::api::{Api, Response};
+use super::api::{Api, Poll, Response, poll_live};
 use crate::deploy::DeployConfig;
-use crate::production::{Deployer, Error, Release, Result};
+use crate::production::{Deployer, Release, Result};
 use crate::secret::Secret;
 use crate::vcs::CommitId;
 
@@ -220,35 +220,27 @@ impl Deployer for Heroku {
     }
 
     async fn wait_live(&self, release: &Release, timeout: Duration) -> Result<()> {
-        let wait = timeout.min(self.live_timeout);
-        let deadline = Instant::now() + wait;
-        loop {
+        let check = || async {
             let page = self.releases(1, 5, |_| true).await?;
             if let Some(cur) = page.iter().find(|r| r.current && r.status == "succeeded")
                 && self.serves(&self.release(cur).await?, release)
             {
-                return Ok(());
+                return Ok(Poll::Live);
             }
             if let Some(newest) = page.first()
                 && newest.status == "failed"
                 && self.commit_of(newest).await?.is_some_and(|c| Some(&c) == release.commit.as_ref())
             {
-                return Err(self.api.error(
+                return Ok(Poll::Failed(self.api.error(
                     format!("release v{} of {} failed (its release phase)", newest.version, release),
                     Some(
                         "read `heroku releases:output` for it; resume the run once it succeeds, or undo it".to_owned(),
                     ),
-                ));
+                )));
             }
-            if Instant::now() >= deadline {
-                return Err(Error::NotLive {
-                    target: self.describe(),
-                    release: release.id.clone(),
-                    seconds: wait.as_secs(),
-                });
-            }
-            tokio::time::sleep(self.poll.min(deadline.saturating_duration_since(Instant::now()))).await;
-        }
+            Ok(Poll::Pending)
+        };
+        poll_live(|| self.describe(), release, timeout.min(self.live_timeout), self.poll, check).await
     }
 
     fn serves(&self, live: &Release, release: &Release) -> bool {

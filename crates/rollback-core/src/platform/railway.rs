@@ -17,13 +17,13 @@
 //! Tokens: a project token goes in `Project-Access-Token`, an account or team token in
 //! `Authorization: Bearer` (`[deploy] token_kind`).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::api::{Api, Response};
+use super::api::{Api, Poll, Response, poll_live};
 use crate::deploy::{DeployConfig, TokenKind};
 use crate::production::{Deployer, Error, Release, Result};
 use crate::secret::Secret;
@@ -305,14 +305,12 @@ impl Deployer for Railway {
     }
 
     async fn wait_live(&self, release: &Release, timeout: Duration) -> Result<()> {
-        let wait = timeout.min(self.live_timeout);
-        let deadline = Instant::now() + wait;
-        loop {
+        let check = || async {
             let page = self.deployments(1, |_| true).await?;
             if let Some(live) = page.iter().find(|d| d.is_live())
                 && self.serves(&live.release(), release)
             {
-                return Ok(());
+                return Ok(Poll::Live);
             }
             // The newest deployment is the promotion: a failed one will not come live.
             if let Some(newest) = page.first()
@@ -320,20 +318,14 @@ impl Deployer for Railway {
                 && newest.commit() == release.commit
                 && matches!(newest.status.as_str(), "FAILED" | "CRASHED" | "REMOVED" | "SKIPPED")
             {
-                return Err(self.api.error(
+                return Ok(Poll::Failed(self.api.error(
                     format!("deployment {} of {} ended {}", newest.id, release, newest.status),
                     Some("read the deployment's logs on Railway; resume the run once it serves, or undo it".to_owned()),
-                ));
+                )));
             }
-            if Instant::now() >= deadline {
-                return Err(Error::NotLive {
-                    target: self.describe(),
-                    release: release.id.clone(),
-                    seconds: wait.as_secs(),
-                });
-            }
-            tokio::time::sleep(self.poll.min(deadline.saturating_duration_since(Instant::now()))).await;
-        }
+            Ok(Poll::Pending)
+        };
+        poll_live(|| self.describe(), release, timeout.min(self.live_timeout), self.poll, check).await
     }
 
     fn serves(&self, live: &Release, release: &Release) -> bool {

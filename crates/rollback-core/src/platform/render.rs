@@ -12,14 +12,14 @@
 //!   deploy of it ending `build_failed`, `update_failed`, `pre_deploy_failed` or `canceled`
 //!   fails the wait at once.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::Deserialize;
 
-use super::api::Api;
+use super::api::{Api, Poll, poll_live};
 use crate::deploy::DeployConfig;
-use crate::production::{Deployer, Error, Release, Result};
+use crate::production::{Deployer, Release, Result};
 use crate::vcs::CommitId;
 
 /// Render's public API.
@@ -180,34 +180,26 @@ impl Deployer for Render {
     }
 
     async fn wait_live(&self, release: &Release, timeout: Duration) -> Result<()> {
-        let wait = timeout.min(self.live_timeout);
-        let deadline = Instant::now() + wait;
-        loop {
+        let check = || async {
             let page = self.deploys(1, 10, |_| true).await?;
             if let Some(live) = page.iter().find(|d| d.status == "live")
                 && self.serves(&live.release(), release)
             {
-                return Ok(());
+                return Ok(Poll::Live);
             }
             if let Some(newest) = page.first()
                 && newest.commit().is_some()
                 && newest.commit() == release.commit
                 && matches!(newest.status.as_str(), "build_failed" | "update_failed" | "pre_deploy_failed" | "canceled")
             {
-                return Err(self.api.error(
+                return Ok(Poll::Failed(self.api.error(
                     format!("deploy {} of {} ended {}", newest.id, release, newest.status),
                     Some("read the deploy's logs on Render; resume the run once it serves, or undo it".to_owned()),
-                ));
+                )));
             }
-            if Instant::now() >= deadline {
-                return Err(Error::NotLive {
-                    target: self.describe(),
-                    release: release.id.clone(),
-                    seconds: wait.as_secs(),
-                });
-            }
-            tokio::time::sleep(self.poll.min(deadline.saturating_duration_since(Instant::now()))).await;
-        }
+            Ok(Poll::Pending)
+        };
+        poll_live(|| self.describe(), release, timeout.min(self.live_timeout), self.poll, check).await
     }
 
     fn serves(&self, live: &Release, release: &Release) -> bool {
