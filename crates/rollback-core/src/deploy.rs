@@ -59,6 +59,9 @@ pub enum DeployStrategy {
     /// Roll a Heroku app back to the target commit's earlier release (code and config vars;
     /// `crate::platform::heroku`).
     Heroku,
+    /// Redeploy the target commit's earlier release image onto a Fly.io app's Machines
+    /// (`crate::platform::fly`).
+    Fly,
 }
 
 impl DeployStrategy {
@@ -71,6 +74,7 @@ impl DeployStrategy {
             DeployStrategy::Railway => "railway",
             DeployStrategy::Render => "render",
             DeployStrategy::Heroku => "heroku",
+            DeployStrategy::Fly => "fly",
         }
     }
 
@@ -81,7 +85,7 @@ impl DeployStrategy {
 
     /// Whether the strategy promotes a release the platform keeps (`railway`, `render`).
     pub fn is_platform(self) -> bool {
-        matches!(self, DeployStrategy::Railway | DeployStrategy::Render | DeployStrategy::Heroku)
+        matches!(self, DeployStrategy::Railway | DeployStrategy::Render | DeployStrategy::Heroku | DeployStrategy::Fly)
     }
 }
 
@@ -127,7 +131,7 @@ pub struct DeployConfig {
     /// `srv-...`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_id: Option<String>,
-    /// Heroku: the app's name or id.
+    /// Heroku: the app's name or id; Fly.io: the app's name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub app: Option<String>,
     /// Railway: the environment's id.
@@ -144,6 +148,10 @@ pub struct DeployConfig {
     /// Platform strategies: the API's URL (default: the platform's public API).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_url: Option<String>,
+    /// Fly.io: the GraphQL API's URL, where releases are listed (default
+    /// `https://api.fly.io/graphql`; `api_url` is the Machines API's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub graphql_url: Option<String>,
     /// Platform strategies: longest wait for a promoted release to serve, in seconds.
     #[serde(default = "default_live_timeout")]
     pub live_timeout_secs: f64,
@@ -196,6 +204,7 @@ impl Default for DeployConfig {
             token_env: None,
             token_kind: TokenKind::Project,
             api_url: None,
+            graphql_url: None,
             live_timeout_secs: default_live_timeout(),
             poll_secs: default_poll(),
             freeze: default_freeze(),

@@ -112,6 +112,13 @@ pub trait Deployer: Send + Sync {
         false
     }
 
+    /// For a target without the switch ([`Deployer::switches_autodeploy`] false): why, and what
+    /// the operator does instead to keep the bad release from coming back. A plan with
+    /// `freeze` on carries it as the risk `no_autodeploy_switch`.
+    fn no_autodeploy_switch(&self) -> Option<String> {
+        None
+    }
+
     /// Turns the platform's automatic deploys on or off; returns whether they were on. Safe
     /// to repeat.
     async fn set_autodeploy(&self, on: bool) -> Result<bool> {

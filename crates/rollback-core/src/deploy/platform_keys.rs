@@ -1,5 +1,5 @@
 //! The checks of `[deploy]`'s platform keys (`service_id`, `environment_id`, `app`,
-//! `token_env`, `api_url`, the waits): required where the strategy needs them, refused where it
+//! `token_env`, `api_url`, `graphql_url`, the waits): required where the strategy needs them, refused where it
 //! has no use for them.
 
 use super::{DeployConfig, DeployStrategy};
@@ -18,13 +18,14 @@ impl DeployConfig {
             ("environment_id", self.environment_id.is_some()),
             ("token_env", self.token_env.is_some()),
             ("api_url", self.api_url.is_some()),
+            ("graphql_url", self.graphql_url.is_some()),
         ];
         if !self.strategy.is_platform() {
             if let Some((key, _)) = given.iter().find(|(_, set)| *set) {
                 return Err((
                     format!("deploy.{key}"),
                     format!(
-                        "is for a platform strategy (`railway`, `render`, `heroku`), not `{}`",
+                        "is for a platform strategy (`railway`, `render`, `heroku`, `fly`), not `{}`",
                         self.strategy.as_str()
                     ),
                 ));
@@ -41,7 +42,7 @@ impl DeployConfig {
             DeployStrategy::Railway => {
                 (&[("service_id", &self.service_id), ("environment_id", &self.environment_id)], &[("app", &self.app)])
             }
-            DeployStrategy::Heroku => {
+            DeployStrategy::Heroku | DeployStrategy::Fly => {
                 (&[("app", &self.app)], &[("service_id", &self.service_id), ("environment_id", &self.environment_id)])
             }
             _ => (&[("service_id", &self.service_id)], &[("app", &self.app)]),
@@ -66,11 +67,15 @@ impl DeployConfig {
         if self.token_env.as_ref().is_some_and(|v| v.is_empty() || v.contains('=') || v.contains('\0')) {
             return Err(("deploy.token_env".into(), "names no environment variable".into()));
         }
-        if let Some(url) = &self.api_url {
+        if self.strategy != DeployStrategy::Fly && self.graphql_url.is_some() {
+            return Err(("deploy.graphql_url".into(), format!("is not used by strategy `{}`", self.strategy.as_str())));
+        }
+        for (key, url) in [("api_url", &self.api_url), ("graphql_url", &self.graphql_url)] {
+            let Some(url) = url else { continue };
             let parsed = reqwest::Url::parse(url)
-                .map_err(|e| ("deploy.api_url".to_owned(), format!("`{url}` is not a URL ({e})")))?;
+                .map_err(|e| (format!("deploy.{key}"), format!("`{url}` is not a URL ({e})")))?;
             if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none_or(str::is_empty) {
-                return Err(("deploy.api_url".into(), format!("`{url}` is not an http(s) URL with a host")));
+                return Err((format!("deploy.{key}"), format!("`{url}` is not an http(s) URL with a host")));
             }
         }
         for (key, v) in [("live_timeout_secs", self.live_timeout_secs), ("poll_secs", self.poll_secs)] {

@@ -5,6 +5,7 @@ use super::Rollback;
 use crate::assess::ProductionAssessment;
 use crate::error::{Error, Result};
 use crate::journal::{Record, RunState};
+use crate::model::{Risk, RiskCode, RiskSeverity};
 use crate::plan::{Plan, Step};
 
 impl Rollback {
@@ -50,7 +51,19 @@ impl Rollback {
         // The freeze: where the target can, a push must not deploy the bad release again.
         let freeze = self.config.deploy.as_ref().is_none_or(|c| c.freeze) && d.switches_autodeploy();
         insert_before_checks(plan, Step::Promote { production, from, to, autodeploy: freeze.then_some(false) });
+        plan.risks.extend(self.no_freeze_risk());
         Ok(())
+    }
+
+    /// The risk `no_autodeploy_switch`: `freeze` is on, but the target has no switch to turn.
+    pub(crate) fn no_freeze_risk(&self) -> Option<Risk> {
+        let d = self.deployer.as_ref()?;
+        let wanted = self.config.deploy.as_ref().is_none_or(|c| c.freeze);
+        if !wanted || d.switches_autodeploy() {
+            return None;
+        }
+        let why = d.no_autodeploy_switch().unwrap_or_else(|| format!("{} has no automatic-deploy switch", d.describe()));
+        Some(Risk::new(RiskCode::NoAutodeploySwitch, RiskSeverity::Medium, format!("freeze: {why}")))
     }
 
     /// Adds `promote` to an undo plan when the run undone began promoting: the release live

@@ -89,6 +89,9 @@ risk_codes! {
     /// The data-loss forecast could not be made: the database could not be copied, or the
     /// downgrade failed on the copy.
     DataLossUnknown = "data_loss_unknown",
+    /// The production target has no automatic-deploy switch to turn off after the rollback
+    /// (Fly.io, Heroku): a push or CI deploy can bring the bad release back.
+    NoAutodeploySwitch = "no_autodeploy_switch",
 }
 
 impl std::fmt::Display for RiskCode {

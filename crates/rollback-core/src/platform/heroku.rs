@@ -13,6 +13,11 @@
 //! - The wait polls the newest releases until the current one serves the release with status
 //!   `succeeded`; a newer release of it with status `failed` (its release phase failed) fails
 //!   the wait at once.
+//!
+//! Freeze: the Platform API has no automatic-deploy switch. GitHub auto-deploy lives in an
+//! undocumented service the Heroku CLI only calls when it sets a pipeline up
+//! (`kolkrabbi.heroku.com/apps/{app}/github`), so it is not driven here:
+//! [`Deployer::no_autodeploy_switch`] tells the operator what to do instead.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -245,5 +250,14 @@ impl Deployer for Heroku {
 
     fn serves(&self, live: &Release, release: &Release) -> bool {
         live.id == release.id || (live.commit.is_some() && live.commit == release.commit)
+    }
+
+    fn no_autodeploy_switch(&self) -> Option<String> {
+        Some(
+            "Heroku's Platform API cannot switch automatic deploys: turn them off in the Dashboard (the app's \
+             Deploy tab, \"Disable Automatic Deploys\"), or ship through pipeline promotion; guard CI deploys \
+             with `forge-rollback gate <commit>`"
+                .to_owned(),
+        )
     }
 }
