@@ -62,7 +62,8 @@ impl Rollback {
         if !wanted || d.switches_autodeploy() {
             return None;
         }
-        let why = d.no_autodeploy_switch().unwrap_or_else(|| format!("{} has no automatic-deploy switch", d.describe()));
+        let why =
+            d.no_autodeploy_switch().unwrap_or_else(|| format!("{} has no automatic-deploy switch", d.describe()));
         Some(Risk::new(RiskCode::NoAutodeploySwitch, RiskSeverity::Medium, format!("freeze: {why}")))
     }
 

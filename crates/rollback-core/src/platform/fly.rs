@@ -167,22 +167,15 @@ impl Machine {
 
 impl ImageConfig {
     fn label(&self, name: &str) -> Option<&str> {
-        self.labels
-            .as_ref()
-            .and_then(|l| l.get(name))
-            .map(String::as_str)
-            .or_else(|| self.config.as_ref()?.label(name))
+        self.labels.as_ref().and_then(|l| l.get(name)).map(String::as_str).or_else(|| self.config.as_ref()?.label(name))
     }
 }
 
 impl FlyRelease {
     fn commit(&self) -> Option<CommitId> {
         let image = self.image.as_ref()?;
-        let labelled = image
-            .config
-            .as_ref()
-            .and_then(|c| COMMIT_LABELS.iter().find_map(|l| c.label(l)))
-            .and_then(CommitId::new);
+        let labelled =
+            image.config.as_ref().and_then(|c| COMMIT_LABELS.iter().find_map(|l| c.label(l))).and_then(CommitId::new);
         labelled.or_else(|| image.tag.as_deref().and_then(CommitId::new))
     }
 
@@ -245,9 +238,14 @@ impl Fly {
         if !answer.errors.is_empty() {
             let said = answer.errors.iter().map(|e| e.message.as_str()).collect::<Vec<_>>().join("; ");
             let hint = said.to_ascii_lowercase().contains("not authorized").then(|| {
-                format!("check the token in {} ({}) and that it can see this app", self.api.token_env, self.api.token_what)
+                format!(
+                    "check the token in {} ({}) and that it can see this app",
+                    self.api.token_env, self.api.token_what
+                )
             });
-            return Err(self.api.error(crate::secret::redact_in(&format!("{what} failed: {said}"), [token.expose()]), hint));
+            return Err(self
+                .api
+                .error(crate::secret::redact_in(&format!("{what} failed: {said}"), [token.expose()]), hint));
         }
         answer.data.and_then(|d| d.app).ok_or_else(|| {
             self.api.error(
@@ -366,7 +364,8 @@ impl Deployer for Fly {
                 Some("check `app` in `[deploy]`; an app that was never deployed has nothing to roll back".to_owned()),
             ));
         };
-        let named: Vec<&str> = machines.iter().filter(|m| m.image() == Some(image)).filter_map(Machine::release_id).collect();
+        let named: Vec<&str> =
+            machines.iter().filter(|m| m.image() == Some(image)).filter_map(Machine::release_id).collect();
         let all = self.releases(MAX_PAGES, |r| r.image_ref.as_deref() == Some(image)).await?;
         let of_image: Vec<&FlyRelease> = all.iter().filter(|r| r.image_ref.as_deref() == Some(image)).collect();
         let found = of_image.iter().find(|r| named.contains(&r.id.as_str())).or_else(|| of_image.first());

@@ -14,6 +14,7 @@ mod kept;
 mod notify;
 mod notify_formats;
 mod parsers;
+mod platform_fly;
 mod platform_heroku;
 mod platform_railway;
 mod platform_render;

@@ -6,10 +6,12 @@
 
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
+mod fly;
 mod heroku;
 mod railway;
 mod render;
 
+pub use fly::{FakeFly, FlyMachine};
 pub use heroku::{FakeHeroku, HerokuRelease};
 pub use railway::{FakeRailway, RailwayDeployment, RailwayToken};
 pub use render::{FakeRender, RenderDeploy};
