@@ -430,3 +430,34 @@ impl Deployer for Fly {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn release(tag: &str, config: &str) -> FlyRelease {
+        serde_json::from_value(json!({
+            "id": "rel-1", "version": 1, "status": "complete", "imageRef": format!("registry.fly.io/a:{tag}"),
+            "image": {"tag": tag, "config": serde_json::from_str::<Value>(config).unwrap()},
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_releases_commit_comes_from_a_label_then_from_a_full_commit_tag() {
+        let sha = "0123456789abcdef0123456789abcdef01234567";
+        let oci = format!(r#"{{"config": {{"Labels": {{"org.opencontainers.image.revision": "{sha}"}}}}}}"#);
+        assert_eq!(release("deployment-01", &oci).commit().unwrap().as_str(), sha);
+        let docker = format!(r#"{{"Labels": {{"GH_SHA": "{sha}"}}}}"#);
+        assert_eq!(release("deployment-01", &docker).commit().unwrap().as_str(), sha);
+        assert_eq!(release(sha, r#"{"config": {"Labels": null}}"#).commit().unwrap().as_str(), sha);
+        assert_eq!(release("deployment-01", r#"{"config": {}}"#).commit(), None);
+        assert_eq!(release("0123456", "{}").commit(), None, "a short tag is not a commit id");
+    }
+
+    #[test]
+    fn a_flyv1_token_is_sent_as_it_is_and_any_other_as_bearer() {
+        assert_eq!(authorization(&Secret::new("FlyV1 fm2_abc")), "FlyV1 fm2_abc");
+        assert_eq!(authorization(&Secret::new("abc")), "Bearer abc");
+    }
+}

@@ -6,6 +6,7 @@
 use rollback_core::config::Config;
 use rollback_core::deploy::{DeployConfig, DeployStrategy};
 use rollback_core::event::Recorder;
+use rollback_core::model::{RiskCode, RiskSeverity};
 use rollback_core::plan::{Level, Step};
 use rollback_core::platform::heroku::Heroku;
 use rollback_core::production::Deployer;
@@ -146,6 +147,34 @@ fn a_run_rolls_back_to_v1s_release_and_undo_to_v3s() {
     assert_eq!(undo.status, RunStatus::Succeeded, "{:?}", undo.error);
     assert_eq!(f.rollbacks(), ["rel-1", "rel-3"]);
     assert_eq!(f.live_commit().as_deref(), Some(v3.as_str()));
+}
+
+#[test]
+fn freeze_on_heroku_is_a_risk_saying_what_to_do_and_calls_nothing_but_the_rollback() {
+    let (r, v1, v2, v3) = repo();
+    set_token("FR_HK_FREEZE", TOKEN);
+    let f = fake(&v1, &v2, &v3);
+    let rb = rollback(&r, &f, "FR_HK_FREEZE");
+    let a = rb.assess(Some("v1")).unwrap();
+    let risk = a.risks.iter().find(|r| r.code == RiskCode::NoAutodeploySwitch).expect("the freeze risk");
+    assert_eq!(risk.severity, RiskSeverity::Medium);
+    for must in ["cannot switch automatic deploys", "Dashboard", "Disable Automatic Deploys", "pipeline promotion"] {
+        assert!(risk.message.contains(must), "{must}: {}", risk.message);
+    }
+    let plan = rb.plan(Some(Level::Fast), Some("v1")).unwrap();
+    assert!(plan.risks.iter().any(|r| r.code == RiskCode::NoAutodeploySwitch), "{:?}", plan.risks);
+    let out = rb.run(&to_v1(), &AutoConfirm, &Recorder::default()).unwrap();
+    assert_eq!(out.status, RunStatus::Succeeded, "{:?}", out.error);
+    for q in f.requests() {
+        let allowed = q.method == "GET" || (q.method == "POST" && q.path == "/apps/my-app/releases");
+        assert!(allowed, "{} {}", q.method, q.path);
+    }
+    assert_eq!(f.rollbacks(), ["rel-1"]);
+
+    let mut config = Config::default();
+    config.deploy = Some(DeployConfig { freeze: false, ..deploy_config(&f, "FR_HK_FREEZE") });
+    let quiet = Rollback::builder(r.path()).config(config).build().unwrap();
+    assert!(quiet.assess(Some("v2")).unwrap().risks.iter().all(|r| r.code != RiskCode::NoAutodeploySwitch));
 }
 
 #[test]
