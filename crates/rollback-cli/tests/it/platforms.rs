@@ -1,12 +1,12 @@
-//! `[deploy] strategy = "railway"`, `"render"` and `"heroku"` through the binary, against
-//! `FakeRailway`, `FakeRender` and `FakeHeroku` (local servers speaking the platforms' APIs): the plan's production line and release ids, a kill at
+//! `[deploy] strategy = "railway"`, `"render"`, `"heroku"` and `"fly"` through the binary, against
+//! `FakeRailway`, `FakeRender`, `FakeHeroku` and `FakeFly` (local servers speaking the platforms' APIs): the plan's production line and release ids, a kill at
 //! each point of the promote step followed by resume or undo, the refusal when Railway never
 //! built the target, a bad `[deploy]`, and a planted token that reaches no output or file.
 
 use std::path::{Path, PathBuf};
 
 use rollback_testkit::TestRepo;
-use rollback_testkit::platform::{FakeHeroku, FakeRailway, FakeRender, RailwayToken};
+use rollback_testkit::platform::{FakeFly, FakeHeroku, FakeRailway, FakeRender, RailwayToken};
 use tempfile::TempDir;
 
 use crate::common::{Out, fr_env, messy_repo, state_dir, toml_str};
@@ -19,6 +19,7 @@ enum Fake {
     Railway(FakeRailway),
     Render(FakeRender),
     Heroku(FakeHeroku),
+    Fly(FakeFly),
 }
 
 impl Fake {
@@ -27,14 +28,15 @@ impl Fake {
             Fake::Railway(f) => f.rollbacks(),
             Fake::Render(f) => f.rollbacks(),
             Fake::Heroku(f) => f.rollbacks(),
+            Fake::Fly(f) => f.rollbacks(),
         }
     }
 
-    /// Automatic deploys (`yes`/`no`); Heroku has no switch the adapter turns.
+    /// Automatic deploys (`yes`/`no`); Heroku and Fly have no switch the adapter turns.
     fn auto_deploy(&self) -> Option<String> {
         match self {
             Fake::Railway(f) => Some(if f.auto_deploy() { "yes" } else { "no" }.to_owned()),
-            Fake::Heroku(_) => None,
+            Fake::Heroku(_) | Fake::Fly(_) => None,
             Fake::Render(f) => Some(f.auto_deploy()),
         }
     }
@@ -44,6 +46,7 @@ impl Fake {
             Fake::Railway(f) => f.live_commit(),
             Fake::Render(f) => f.live_commit(),
             Fake::Heroku(f) => f.live_commit(),
+            Fake::Fly(f) => f.live_commit(),
         }
     }
 }
@@ -101,10 +104,15 @@ fn setup_any(platform: &str) -> Any {
         let f = FakeRender::start(TOKEN, &refs);
         let c = write_config("render", &f.api_url(), "service_id = \"srv-1\"\n");
         (Fake::Render(f), c)
-    } else {
+    } else if platform == "heroku" {
         let f = FakeHeroku::start(TOKEN, &[ids[0].as_str(), ids[1].as_str(), ids[2].as_str()]);
         let c = write_config("heroku", &f.api_url(), "app = \"my-app\"\n");
         (Fake::Heroku(f), c)
+    } else {
+        let f = FakeFly::start(TOKEN, &[ids[0].as_str(), ids[1].as_str(), ids[2].as_str()]);
+        let extra = format!("app = \"my-app\"\ngraphql_url = {}\n", toml_str(&f.graphql_url()));
+        let c = write_config("fly", &f.api_url(), &extra);
+        (Fake::Fly(f), c)
     };
     Any { r, ids, f, _dir: dir, config }
 }
@@ -165,7 +173,7 @@ fn plan_prints_the_production_line_and_plan_json_carries_railways_deployment_ids
 
 #[test]
 fn a_kill_at_each_point_of_the_promote_step_is_resumed_or_undone_on_each_platform() {
-    for platform in ["railway", "render", "heroku"] {
+    for platform in ["railway", "render", "heroku", "fly"] {
         for point in ["before:promote", "after:promote", "end:promote"] {
             for finish in ["resume", "undo"] {
                 let s = setup_any(platform);
@@ -179,26 +187,67 @@ fn a_kill_at_each_point_of_the_promote_step_is_resumed_or_undone_on_each_platfor
                 if finish == "resume" {
                     let j = s.fr_env(&["resume", &id, "--json"], &[]).json();
                     assert_eq!(j["status"], "succeeded", "{at}: {j}");
-                    let first = if platform == "heroku" { "rel-1" } else { "dep-1" };
+                    let first = if matches!(platform, "heroku" | "fly") { "rel-1" } else { "dep-1" };
                     assert_eq!(s.f.rollbacks(), [first], "{at}: promoted once");
                     assert_eq!(s.f.live_commit().as_deref(), Some(s.ids[0].as_str()), "{at}");
                     assert_eq!(s.r.head(), s.ids[0], "{at}");
-                    let frozen = (platform != "heroku").then(|| "no".to_owned());
+                    let frozen = matches!(platform, "railway" | "render").then(|| "no".to_owned());
                     assert_eq!(s.f.auto_deploy(), frozen, "{at}: frozen after the rollback");
                 } else {
                     let j = s.fr_env(&["undo", &id, "--yes", "--json"], &[]).json();
                     assert_eq!(j["status"], "succeeded", "{at}: {j}");
                     assert_eq!(s.f.live_commit().as_deref(), Some(s.ids[2].as_str()), "{at}: v3 serves again");
-                    let (one, three) = if platform == "heroku" { ("rel-1", "rel-3") } else { ("dep-1", "dep-3") };
+                    let (one, three) =
+                        if matches!(platform, "heroku" | "fly") { ("rel-1", "rel-3") } else { ("dep-1", "dep-3") };
                     let again: Vec<String> = if promoted == 1 { vec![one.into(), three.into()] } else { Vec::new() };
                     assert_eq!(s.f.rollbacks(), again, "{at}: undo re-promotes only what was promoted");
                     assert_eq!(s.r.head(), s.ids[2], "{at}");
-                    let on = (platform != "heroku").then(|| "yes".to_owned());
+                    let on = matches!(platform, "railway" | "render").then(|| "yes".to_owned());
                     assert_eq!(s.f.auto_deploy(), on, "{at}: automatic deploys on again");
                 }
             }
         }
     }
+}
+
+#[test]
+fn on_fly_and_heroku_plan_says_there_is_no_autodeploy_switch_and_freeze_false_silences_it() {
+    for (platform, says) in [("fly", "no autodeploy on Fly"), ("heroku", "Disable Automatic Deploys")] {
+        let s = setup_any(platform);
+        let out = s.fr_env(&["plan", "--fast", "--target", "v1"], &[]);
+        out.ok();
+        let line =
+            out.stdout.lines().find(|l| l.contains("no_autodeploy_switch")).unwrap_or_else(|| panic!("{}", out.stdout));
+        assert!(line.contains(says) && line.contains("forge-rollback gate"), "{platform}: {line}");
+        let j = s.fr_env(&["assess", "--target", "v1", "--json"], &[]).json();
+        assert!(j["risks"].as_array().unwrap().iter().any(|r| r["code"] == "no_autodeploy_switch"), "{platform}: {j}");
+        assert!(s.f.rollbacks().is_empty(), "{platform}: planning changes nothing");
+
+        let config = std::fs::read_to_string(&s.config).unwrap();
+        std::fs::write(&s.config, config.replace("[deploy]\n", "[deploy]\nfreeze = false\n")).unwrap();
+        let out = s.fr_env(&["plan", "--fast", "--target", "v1"], &[]);
+        out.ok();
+        assert!(!out.stdout.contains("no_autodeploy_switch"), "{platform}: {}", out.stdout);
+    }
+}
+
+#[test]
+fn a_fly_strategy_needs_app_and_graphql_url_is_only_for_fly() {
+    let s = setup_any("fly");
+    std::fs::write(&s.config, "[deploy]\nstrategy = \"fly\"\n").unwrap();
+    let out = s.fr_env(&["plan", "--fast", "--target", "v1"], &[]);
+    out.code(2);
+    assert!(out.stderr.contains("deploy.app") && out.stderr.contains("required"), "{}", out.stderr);
+    std::fs::write(&s.config, "[deploy]\nstrategy = \"fly\"\napp = \"my-app\"\ngraphql_url = \"ftp://x\"\n").unwrap();
+    let out = s.fr_env(&["plan", "--fast", "--target", "v1"], &[]);
+    out.code(2);
+    assert!(out.stderr.contains("deploy.graphql_url"), "{}", out.stderr);
+    std::fs::write(&s.config, "[deploy]\nstrategy = \"render\"\nservice_id = \"srv-1\"\ngraphql_url = \"https://x\"\n")
+        .unwrap();
+    let out = s.fr_env(&["plan", "--fast", "--target", "v1"], &[]);
+    out.code(2);
+    assert!(out.stderr.contains("deploy.graphql_url") && out.stderr.contains("not used"), "{}", out.stderr);
+    assert!(s.f.rollbacks().is_empty());
 }
 
 #[test]
