@@ -57,8 +57,9 @@ impl Json {
     /// is an error, not a silent `None`: a field renamed in the core must fail the tests of
     /// the getter that reads it. Only keys the core leaves out when empty may be absent.
     fn field(&self, py: Python<'_>, key: &str) -> PyResult<Py<PyAny>> {
-        /// Serialized only when present (`RunOutcome::plan`: dry runs).
-        const MAY_BE_ABSENT: &[&str] = &["plan"];
+        /// Serialized only when present (`RunOutcome::plan`: dry runs; `Assessment::production`:
+        /// a platform strategy).
+        const MAY_BE_ABSENT: &[&str] = &["plan", "production"];
         match self.value.get(key) {
             None if !MAY_BE_ABSENT.contains(&key) => Err(pyo3::exceptions::PyRuntimeError::new_err(format!(
                 "the result has no field `{key}`: forge_rollback and rollback-core disagree (a bug; please report it)"
@@ -229,6 +230,24 @@ result_class! {
         /// The env files: what a full rollback would change, key names only (`None` when
         /// there are none).
         env => "env",
+        /// The production target (a platform `[deploy] strategy`): `target`, the `live`
+        /// release, the target commit's `release` (each `{"id", "commit", "summary"}`), and
+        /// the `problem` when the platform could not be asked or never built the target
+        /// (`None` without a platform strategy).
+        production => "production",
+    }
+    methods {
+        /// `production: <target>, <live> -> <release>` (or what is wrong), as `assess` prints
+        /// it; `None` without a platform strategy.
+        #[getter]
+        fn production_line(&self) -> PyResult<Option<String>> {
+            match self.json.value.get("production") {
+                None | Some(serde_json::Value::Null) => Ok(None),
+                Some(v) => serde_json::from_value::<rollback_core::assess::ProductionAssessment>(v.clone())
+                    .map(|p| Some(p.line()))
+                    .map_err(|e| pyo3::exceptions::PyRuntimeError::new_err(format!("not a production assessment: {e}"))),
+            }
+        }
     }
 }
 

@@ -19,6 +19,7 @@ from forge_rollback.types import (
     LockHolder,
     MarkResult,
     PlanStep,
+    ProductionAssessment,
     RegistryEntry,
     RehearsedRun,
     Risk,
@@ -318,6 +319,10 @@ class Assessment(_Value):
     def database(self) -> DatabaseAssessment | None: ...
     @property
     def env(self) -> dict[str, Any] | None: ...
+    @property
+    def production(self) -> ProductionAssessment | None: ...
+    @property
+    def production_line(self) -> str | None: ...
 
 @final
 class Plan(_Value):

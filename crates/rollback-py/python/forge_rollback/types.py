@@ -104,6 +104,25 @@ class DatabaseAssessment(TypedDict):
     risks: list[Risk]
 
 
+class Release(TypedDict):
+    """One release a production platform keeps (Railway deployment, Render deploy, Heroku or
+    Fly.io release)."""
+
+    id: str
+    commit: str | None
+    summary: str
+
+
+class ProductionAssessment(TypedDict):
+    """``Assessment.production``: what the production target (``[deploy] strategy`` a platform)
+    runs now and the release a rollback would promote."""
+
+    target: str
+    live: Release | None
+    release: Release | None
+    problem: str | None
+
+
 class MarkResult(TypedDict):
     """What ``known_good.mark`` and ``known_good.bad`` return (``env`` and ``notes`` only from
     ``mark``, where they are always present)."""
@@ -277,10 +296,12 @@ __all__ = [
     "MarkResult",
     "Metric",
     "PlanStep",
+    "ProductionAssessment",
     "ProgressEvent",
     "RegistryEntry",
     "RehearsedRun",
     "RehearsedStep",
+    "Release",
     "Risk",
     "RiskSeverity",
     "RunKind",
