@@ -12,7 +12,9 @@
 //!   --image-label <sha>`).
 //! - The live release: the image most Machines run (`GET /v1/apps/{app}/machines`,
 //!   `config.image`), matched to the release their `config.metadata.fly_release_id` names,
-//!   else to the newest release of that image.
+//!   else to the newest release of that image. When the Machines run different images, it
+//!   is returned without its commit and serves nothing: a resumed rollback or an undo then
+//!   updates the Machines still on the other image.
 //! - Rollback: `app { release(id) { imageRef } }`, then for each Machine not on it `POST
 //!   /v1/apps/{app}/machines/{id} {"config": <its config, image and release metadata
 //!   replaced>}`. Machines already on the image are left alone, so a resumed run updates only
@@ -377,7 +379,11 @@ impl Deployer for Fly {
         };
         let mut live = r.release();
         if n < machines.len() {
+            // Half way between two images (a deploy under way, or a rollback that failed half
+            // way): no release is live in full, so this one serves nothing ([`Fly::serves`])
+            // and a promotion of either goes through.
             live.summary = format!("{} on {n} of {} machines", live.summary, machines.len());
+            live.commit = None;
         }
         Ok(live)
     }
@@ -418,8 +424,10 @@ impl Deployer for Fly {
         poll_live(|| self.describe(), release, timeout.min(self.live_timeout), self.poll, check).await
     }
 
+    /// Only a release with its commit known serves: [`Deployer::current`] leaves the commit
+    /// out when the Machines run different images, and a promotion must then go through.
     fn serves(&self, live: &Release, release: &Release) -> bool {
-        live.id == release.id || (live.commit.is_some() && live.commit == release.commit)
+        live.commit.is_some() && (live.id == release.id || live.commit == release.commit)
     }
 
     fn no_autodeploy_switch(&self) -> Option<String> {

@@ -242,6 +242,41 @@ fn a_refused_update_names_flys_error_and_resume_finishes() {
 }
 
 #[test]
+fn a_rollback_that_fails_half_way_is_resumed_on_the_rest_or_undone_on_what_moved() {
+    let (r, v1, v2, v3) = repo();
+    set_token("FR_FLY_HALF", TOKEN);
+    let f = fake(&v1, &v2, &v3);
+    let rb = rollback(&r, &f, "FR_FLY_HALF");
+    f.refuse_update_after(1, Some("machine m-2 is being migrated"));
+    let out = rb.run(&to_v1(), &AutoConfirm, &Recorder::default()).unwrap();
+    assert_eq!(out.status, RunStatus::Failed);
+    assert!(out.error.clone().unwrap_or_default().contains("updating machine m-2"), "{:?}", out.error);
+    assert_eq!(f.updates(), [("m-1".to_owned(), IMAGE_1.to_owned())], "m-1 moved, m-2 was refused");
+    f.refuse_update(None);
+    let resumed = rb.resume(out.run_id.as_deref().unwrap(), &Recorder::default()).unwrap();
+    assert_eq!(resumed.status, RunStatus::Succeeded, "{:?}", resumed.error);
+    assert_eq!(
+        f.updates(),
+        [("m-1".to_owned(), IMAGE_1.to_owned()), ("m-2".to_owned(), IMAGE_1.to_owned())],
+        "resume updated only m-2"
+    );
+    assert_eq!(f.live_commit().as_deref(), Some(v1.as_str()));
+
+    // The same failure, undone: only m-1 moved, so only m-1 goes back.
+    let (r2, ..) = repo();
+    let f2 = fake(&v1, &v2, &v3);
+    let rb2 = rollback(&r2, &f2, "FR_FLY_HALF");
+    f2.refuse_update_after(1, Some("machine m-2 is being migrated"));
+    let out = rb2.run(&to_v1(), &AutoConfirm, &Recorder::default()).unwrap();
+    assert_eq!(out.status, RunStatus::Failed);
+    f2.refuse_update(None);
+    let undo = rb2.undo(out.run_id.as_deref().unwrap(), &AutoConfirm, &Recorder::default()).unwrap();
+    assert_eq!(undo.status, RunStatus::Succeeded, "{:?}", undo.error);
+    assert_eq!(f2.updates(), [("m-1".to_owned(), IMAGE_1.to_owned()), ("m-1".to_owned(), IMAGE_3.to_owned())]);
+    assert_eq!(f2.live_commit().as_deref(), Some(v3.as_str()));
+}
+
+#[test]
 fn a_machine_that_never_starts_or_fails_fails_the_wait_and_resume_does_not_update_twice() {
     let (r, v1, v2, v3) = repo();
     set_token("FR_FLY_NEVERLIVE", TOKEN);

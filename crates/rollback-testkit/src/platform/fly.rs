@@ -35,8 +35,12 @@ struct FlyState {
     /// Oldest first.
     releases: Vec<FlyRelease>,
     machines: Vec<FlyMachine>,
+    /// Updates accepted: (machine, image, release id).
+    accepted: Vec<(String, String, String)>,
     page_max: usize,
     refuse_update: Option<String>,
+    /// Updates that still succeed before `refuse_update` applies.
+    refuse_after: u32,
     never_start: bool,
     fail_start: bool,
     rate_limited: u32,
@@ -93,8 +97,10 @@ impl FakeFly {
             app: "my-app".into(),
             releases,
             machines,
+            accepted: Vec::new(),
             page_max: 2,
             refuse_update: None,
+            refuse_after: 0,
             never_start: false,
             fail_start: false,
             rate_limited: 0,
@@ -119,25 +125,19 @@ impl FakeFly {
         self.server.requests()
     }
 
-    /// The Machine updates received: `(machine id, image)`, in order.
+    /// The Machine updates accepted: `(machine id, image)`, in order (refused ones are in
+    /// [`FakeFly::requests`] only).
     pub fn updates(&self) -> Vec<(String, String)> {
-        self.requests()
-            .iter()
-            .filter(|r| r.method == "POST" && r.path.contains("/machines/"))
-            .map(|r| {
-                let id = r.path.rsplit('/').next().unwrap_or("").to_owned();
-                (id, r.body_json()["config"]["image"].as_str().unwrap_or("").to_owned())
-            })
-            .collect()
+        lock(&self.state).accepted.iter().map(|(m, i, _)| (m.clone(), i.clone())).collect()
     }
 
-    /// The releases rolled to, one per run of Machine updates for the same release.
+    /// The releases rolled to (`metadata.fly_release_id` of accepted updates), one per run of
+    /// updates for the same release.
     pub fn rollbacks(&self) -> Vec<String> {
         let mut out: Vec<String> = Vec::new();
-        for r in self.requests().iter().filter(|r| r.method == "POST" && r.path.contains("/machines/")) {
-            let id = r.body_json()["config"]["metadata"]["fly_release_id"].as_str().unwrap_or("").to_owned();
-            if out.last() != Some(&id) {
-                out.push(id);
+        for (_, _, release) in &lock(&self.state).accepted {
+            if out.last() != Some(release) {
+                out.push(release.clone());
             }
         }
         out
@@ -160,7 +160,15 @@ impl FakeFly {
 
     /// Machine updates answer `422 {"error": message}` from now on (`None`: work).
     pub fn refuse_update(&self, message: Option<&str>) {
-        lock(&self.state).refuse_update = message.map(str::to_owned);
+        self.refuse_update_after(0, message);
+    }
+
+    /// The next `ok` Machine updates work, the ones after answer `422 {"error": message}`
+    /// (a rollback that fails half way).
+    pub fn refuse_update_after(&self, ok: u32, message: Option<&str>) {
+        let mut st = lock(&self.state);
+        st.refuse_update = message.map(str::to_owned);
+        st.refuse_after = ok;
     }
 
     /// Updated Machines stay `starting` forever (`true`) or start (`false`).
@@ -259,15 +267,22 @@ fn fly(st: &mut FlyState, req: &RecordedRequest) -> Reply {
                 return fly_error(400, "config.image is required");
             }
             if let Some(m) = &st.refuse_update {
-                return fly_error(422, m);
+                if st.refuse_after == 0 {
+                    return fly_error(422, m);
+                }
+                st.refuse_after -= 1;
             }
             let Some(machine) = st.machines.iter_mut().find(|m| m.id == id) else {
                 return fly_error(404, "machine not found");
             };
+            let image = config["image"].as_str().unwrap_or("").to_owned();
+            let release = config["metadata"]["fly_release_id"].as_str().unwrap_or("").to_owned();
             machine.config = config;
             machine.state = "replacing".into();
             machine.polls_left = 1;
-            Reply::json(200, &machine_json(machine))
+            let reply = Reply::json(200, &machine_json(machine));
+            st.accepted.push((id.to_owned(), image, release));
+            reply
         }
         _ => fly_error(404, "not found"),
     }
