@@ -10,6 +10,7 @@ import pytest
 
 import forge_rollback as fr
 from forge_rollback._forge_rollback import cli_main  # what `python -m forge_rollback` runs
+from forge_rollback.types import Event
 
 if TYPE_CHECKING:  # pytest's importlib mode: conftest is not importable at run time
     from conftest import Repo
@@ -80,7 +81,7 @@ def test_python_words_after_the_cli_ran_in_this_process(
     # A failed run: its log line, its error and the next run's refusal in Python's words.
     monkeypatch.setenv("FORGE_ROLLBACK_FAILPOINT", "before:remove_untracked")
     monkeypatch.setenv("FORGE_ROLLBACK_FAILPOINT_ACTION", "error")
-    events: list[fr.Event] = []
+    events: list[Event] = []
     with caplog.at_level("ERROR", logger="forge_rollback"):
         failed = rb.run("fast", target="v1", confirm=True, on_event=events.append)
     monkeypatch.delenv("FORGE_ROLLBACK_FAILPOINT")
@@ -88,8 +89,8 @@ def test_python_words_after_the_cli_ran_in_this_process(
     run_id = failed.run_id
     line = f'Run {run_id} FAILED; `resume("{run_id}")` finishes it, `undo("{run_id}")` puts everything back'
     assert line in caplog.messages, caplog.messages
-    logged = [e for e in events if e["event"] == "log" and e["message"] == f"Run {run_id} FAILED"]
-    assert logged and logged[0].get("hint") == f'`resume("{run_id}")` finishes it, `undo("{run_id}")` puts everything back'
+    hints = [e.get("hint") for e in events if e["event"] == "log" and e["message"] == f"Run {run_id} FAILED"]
+    assert hints == [f'`resume("{run_id}")` finishes it, `undo("{run_id}")` puts everything back']
 
     # The CLI in between speaks its own words about the same run...
     assert cli_main([*cli, "run", "--fast", "--yes", "--target", "v1"]) == 4
