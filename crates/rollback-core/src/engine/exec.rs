@@ -173,10 +173,10 @@ impl Rollback {
                 undo_hint(),
             ),
             (RunStatus::Cancelled, _) if cancelled_by_caller.is_some() => {
-                ctx.log_hint(LogLevel::Warn, format!("Run {} cancelled", ex.run_id), undo_hint())
+                ctx.log_hint(LogLevel::Warn, format!("Run {} cancelled", ex.run_id), undo_hint());
             }
             (RunStatus::Cancelled, _) => {
-                ctx.log_hint(LogLevel::Warn, format!("Run {} aborted by the operator", ex.run_id), undo_hint())
+                ctx.log_hint(LogLevel::Warn, format!("Run {} aborted by the operator", ex.run_id), undo_hint());
             }
             _ => ctx.log_hint(
                 LogLevel::Error,
