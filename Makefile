@@ -2,7 +2,6 @@
 # `make help` lists the targets.
 
 CARGO ?= cargo
-MATURIN ?= $(if $(wildcard .venv/bin/maturin),.venv/bin/maturin,maturin)
 
 .DEFAULT_GOAL := help
 .PHONY: help demo fmt lint test rust-test python-test wheel wheel-check bench doc

@@ -9,7 +9,7 @@
 #   scripts/wheel.sh check    # build it, then `auditwheel show` must report manylinux_2_28, and
 #                             # scripts/wheel-test.sh installs and runs it with no Rust toolchain
 #
-# A release build: ~6 min on 2 shared cores (all of it compiled for the explicit target, apart
+# A release build: 6 to 10 min on 2 shared cores (all of it compiled for the explicit target, apart
 # from the debug build the tests use), so CI's wheel-test stays on the fast dev wheel and this
 # is run on its own (`make wheel-check`).
 set -euo pipefail
