@@ -2,10 +2,9 @@
 # `make help` lists the targets.
 
 CARGO ?= cargo
-MATURIN ?= $(if $(wildcard .venv/bin/maturin),.venv/bin/maturin,maturin)
 
 .DEFAULT_GOAL := help
-.PHONY: help demo fmt lint test rust-test python-test wheel bench doc
+.PHONY: help demo fmt lint test rust-test python-test wheel wheel-check bench doc
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -28,8 +27,11 @@ rust-test: ## Rust tests only (cargo nextest, or cargo test; then doctests)
 python-test: ## build forge_rollback into .venv, run mypy.stubtest and pytest
 	scripts/test.sh python
 
-wheel: ## release wheel of forge_rollback + the forge-rollback command (abi3, manylinux) in target/wheels
-	$(MATURIN) build --release --locked -m crates/rollback-py/Cargo.toml --out target/wheels
+wheel: ## portable release wheel (module + forge-rollback command; abi3, manylinux_2_28, via zig) in target/wheels
+	scripts/wheel.sh
+
+wheel-check: ## build the portable wheel, check its manylinux_2_28 tag with auditwheel, install and run it without Rust
+	scripts/wheel.sh check
 
 bench: ## benchmarks (scripts/bench.sh)
 	@if [ -x scripts/bench.sh ]; then scripts/bench.sh; \

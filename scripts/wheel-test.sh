@@ -8,7 +8,9 @@
 # ~7 s when nothing changed, against ~4.5 min for a release build (`make wheel`: 8.5 MB wheel,
 # 24 MB in dev).
 #
-#   scripts/wheel-test.sh [PYTHON]   # PYTHON: the interpreter with maturin (default .venv's)
+#   scripts/wheel-test.sh [PYTHON [WHEEL]]   # PYTHON: the interpreter with maturin (default
+#                                            # .venv's); WHEEL: test this built wheel instead
+#                                            # (scripts/wheel.sh check passes the portable one)
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -19,9 +21,14 @@ OUT=$TARGET/wheels/test
 VENV=$TARGET/tmp/wheel-venv
 
 rm -rf "$OUT" "$VENV"
-"$PY" -m maturin build --locked -q -m crates/rollback-py/Cargo.toml --out "$OUT"
-wheel=$(ls "$OUT"/forge_rollback-*.whl)
-echo "built $(basename "$wheel") ($(du -h "$wheel" | cut -f1))"
+if [[ -n ${2:-} ]]; then
+    wheel=$(realpath "$2")
+    echo "testing $(basename "$wheel") ($(du -h "$wheel" | cut -f1))"
+else
+    "$PY" -m maturin build --locked -q -m crates/rollback-py/Cargo.toml --out "$OUT"
+    wheel=$(ls "$OUT"/forge_rollback-*.whl)
+    echo "built $(basename "$wheel") ($(du -h "$wheel" | cut -f1))"
+fi
 "$PY" -m venv "$VENV"
 "$VENV/bin/python" -m pip install -q --disable-pip-version-check --no-index --no-deps "$wheel"
 

@@ -201,7 +201,7 @@ pub fn dispatch(args: &Args, out: &Output) -> anyhow::Result<ExitStatus> {
                     ),
                     Some(format!(
                         "deploy a fix on top of it; `forge-rollback known-good unmark {short}` lifts the mark once it is safe"
-                    )),
+                    ).into()),
                 )
                 .into());
             }

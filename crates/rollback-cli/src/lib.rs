@@ -26,9 +26,6 @@ use crate::exit::ExitStatus;
 /// returns its exit code (docs/cli.md, "Exit codes"). Data goes to stdout, everything else to
 /// stderr, as the binary does.
 pub fn main(argv: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> u8 {
-    // Hints name CLI commands and flags (the Python module, in the same process, sets them to
-    // Python's words when it is imported; the console script runs only this).
-    rollback_core::hint::set_frontend(rollback_core::hint::Frontend::Cli);
     let args = match cli::Args::try_parse_from(argv) {
         Ok(a) => a,
         Err(e) => {

@@ -52,7 +52,8 @@ impl Output {
             eprintln!("  caused by: {text}");
             last = text;
         }
-        if let Some(hint) = core_error(err).and_then(rollback_core::Error::hint) {
+        // The core's hint, in the CLI's words (commands and `--flags`).
+        if let Some(hint) = core_error(err).and_then(|e| e.hint_for(rollback_core::hint::Frontend::Cli)) {
             eprintln!("{yellow}hint{reset}: {hint}");
         }
     }

@@ -11,7 +11,7 @@ pub struct TerminalPrompter;
 fn no_terminal(what: &str) -> rollback_core::Error {
     rollback_core::Error::refused(
         format!("no terminal to confirm the {what} on"),
-        Some("pass `--yes` (or `--auto-confirm`) to run without confirmation".to_owned()),
+        Some("pass `--yes` (or `--auto-confirm`) to run without confirmation".into()),
     )
 }
 

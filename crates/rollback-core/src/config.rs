@@ -161,11 +161,13 @@ pub enum Error {
 
 impl Error {
     /// What the operator can do.
-    pub fn hint(&self) -> Option<String> {
+    pub fn hint(&self) -> Option<crate::hint::Hint> {
+        use crate::hint::{Action, hint};
         match self {
             Error::Parse { .. } | Error::Invalid { .. } => {
-                Some("fix the file; `forge-rollback init --print` shows every key with its default".into())
+                Some(hint!["fix the file; ", Action::PrintConfig { preset: None }, " shows every key with its default"])
             }
+            // Only `forge-rollback init` writes a configuration.
             Error::Exists { .. } => Some("pass `--force` to overwrite it".into()),
             Error::Read { .. } => None,
         }
@@ -571,7 +573,7 @@ pub fn preset(name: Option<&str>) -> Result<String, crate::Error> {
         None => Ok(DEFAULT_TOML.to_owned()),
         Some("forge") => Ok(format!("{DEFAULT_TOML}{FORGE_CHECKS_TOML}")),
         Some(other) => {
-            Err(crate::Error::usage(format!("unknown preset `{other}`"), Some("the presets are: forge".to_owned())))
+            Err(crate::Error::usage(format!("unknown preset `{other}`"), Some("the presets are: forge".into())))
         }
     }
 }

@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use crate::hint::{Action, Frontend, Hint, hint};
 use crate::{backup, config, db, journal, lock, production, registry, vcs};
 
 /// Every error `rollback-core` returns.
@@ -41,7 +42,7 @@ pub enum Error {
         /// What failed (no secrets).
         message: String,
         /// What the operator can do.
-        hint: Option<String>,
+        hint: Option<Hint>,
     },
     /// A safety check refused the operation; nothing was changed.
     #[error("{message}")]
@@ -49,7 +50,7 @@ pub enum Error {
         /// What was refused and why.
         message: String,
         /// What the operator can do.
-        hint: Option<String>,
+        hint: Option<Hint>,
     },
     /// The operator (or the confirm callback) said no; nothing was changed.
     #[error("cancelled: {0}")]
@@ -60,7 +61,7 @@ pub enum Error {
         /// What is wrong.
         message: String,
         /// What to do instead.
-        hint: Option<String>,
+        hint: Option<Hint>,
     },
     /// A step of a run failed. The run is recorded as failed and can be resumed or undone.
     #[error("step `{step}` of run {run_id} failed")]
@@ -121,13 +122,18 @@ impl Error {
     }
 
     /// Shorthand for [`Error::Refused`].
-    pub fn refused(message: impl Into<String>, hint: impl Into<Option<String>>) -> Self {
-        Self::Refused { message: message.into(), hint: hint.into() }
+    pub fn refused(message: impl Into<String>, hint: Option<Hint>) -> Self {
+        Self::Refused { message: message.into(), hint }
     }
 
     /// Shorthand for [`Error::Usage`].
-    pub fn usage(message: impl Into<String>, hint: impl Into<Option<String>>) -> Self {
-        Self::Usage { message: message.into(), hint: hint.into() }
+    pub fn usage(message: impl Into<String>, hint: Option<Hint>) -> Self {
+        Self::Usage { message: message.into(), hint }
+    }
+
+    /// The hint in `frontend`'s words ([`Error::hint`] rendered).
+    pub fn hint_for(&self, frontend: Frontend) -> Option<String> {
+        self.hint().map(|h| h.render(frontend))
     }
 
     /// The family this error belongs to.
@@ -161,35 +167,47 @@ impl Error {
         }
     }
 
-    /// A line telling the operator what to do, when there is one.
-    pub fn hint(&self) -> Option<String> {
-        match self {
+    /// What to do next, when there is something: data each front-end renders
+    /// ([`Hint::render`]).
+    pub fn hint(&self) -> Option<Hint> {
+        self.text_hint().map(Hint::from).or_else(|| match self {
             Error::Refused { hint, .. } | Error::Usage { hint, .. } | Error::Service { hint, .. } => hint.clone(),
+            Error::Config(e) => e.hint(),
+            Error::NoTarget { .. } => Some(hint![
+                "pass ",
+                Action::Target { rev: "REV".into() },
+                ", or mark a verified release with ",
+                Action::MarkGood { rev: "REV".into() }
+            ]),
+            Error::Vcs(vcs::Error::NotARepository { .. }) => {
+                Some(hint!["run inside a git work tree, or point at one with ", Action::OpenWorkTree])
+            }
+            Error::StepFailed { run_id, .. } => Some(hint![
+                "fix the cause, then ",
+                Action::resume(run_id),
+                "; or put everything back with ",
+                Action::undo(run_id)
+            ]),
+            _ => None,
+        })
+    }
+
+    /// Hints that name no action: the same words for every front-end.
+    fn text_hint(&self) -> Option<String> {
+        match self {
             Error::Db(e) => e.hint(),
             Error::Production(e) => e.hint(),
-            Error::Config(e) => e.hint(),
             Error::Registry(e) => e.hint(),
             Error::Lock(e) => e.hint(),
-            Error::NoTarget { .. } => Some(format!(
-                "pass {}, or mark a verified release with {}",
-                crate::hint::arg(crate::hint::Arg::Target("REV")),
-                crate::hint::mark_good("REV")
-            )),
             Error::Vcs(vcs::Error::UnbornBranch { .. }) => {
                 Some("commit something first: there is nothing to roll back to".into())
             }
             Error::Vcs(vcs::Error::UnknownRevision { .. } | vcs::Error::AmbiguousRevision { .. }) => {
                 Some("give a longer hash, a branch or a tag; `git log --oneline` lists commits".into())
             }
-            Error::Vcs(vcs::Error::NotARepository { .. }) => Some(crate::hint::in_work_tree()),
             Error::Vcs(vcs::Error::GitNotFound(_)) => Some(
                 "install git, or set `backend = \"git2\"` under `[vcs]` in the configuration: the built-in libgit2 backend needs no `git` program".into(),
             ),
-            Error::StepFailed { run_id, .. } => Some(format!(
-                "fix the cause, then {}; or put everything back with {}",
-                crate::hint::resume(run_id),
-                crate::hint::undo(run_id)
-            )),
             Error::Backup(backup::Error::Io(e)) | Error::Io(e) if e.unsafe_state().is_some() => {
                 e.unsafe_state().map(crate::fsutil::UnsafeState::hint)
             }

@@ -6,6 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::hint::{Frontend, Hint};
 use crate::time::Timestamp;
 
 /// Severity of a log line, shown as the seed's `[INFO]`, `[SUCCESS]`, `[WARN]`, `[ERROR]`.
@@ -46,6 +47,10 @@ pub enum Event {
         level: LogLevel,
         /// The message (no secrets, no trailing period).
         message: String,
+        /// What to do about it, rendered by each front-end after the message
+        /// ([`Event::text`]).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        hint: Option<Hint>,
     },
     /// A step began.
     StepStarted {
@@ -112,9 +117,26 @@ impl ProgressUnit {
 
 impl Event {
     /// The seed's log line: `2025-12-10 17:39:00 [INFO] message`, for log events.
+    /// In the CLI's words (`run.log` is read by operators).
     pub fn log_line(&self) -> Option<String> {
+        self.log_line_for(Frontend::Cli)
+    }
+
+    /// [`Event::log_line`] in `frontend`'s words.
+    pub fn log_line_for(&self, frontend: Frontend) -> Option<String> {
         match self {
-            Event::Log { at, level, message } => Some(format!("{} [{}] {message}", at.log_format(), level.label())),
+            Event::Log { at, level, .. } => {
+                Some(format!("{} [{}] {}", at.log_format(), level.label(), self.text(frontend).unwrap_or_default()))
+            }
+            _ => None,
+        }
+    }
+
+    /// A log event's message and its hint in `frontend`'s words (`message; hint`).
+    pub fn text(&self, frontend: Frontend) -> Option<String> {
+        match self {
+            Event::Log { message, hint: None, .. } => Some(message.clone()),
+            Event::Log { message, hint: Some(h), .. } => Some(format!("{message}; {}", h.render(frontend))),
             _ => None,
         }
     }
@@ -164,7 +186,7 @@ impl Recorder {
         self.events()
             .iter()
             .filter_map(|e| match e {
-                Event::Log { level, message, .. } => Some(format!("{} {message}", level.label())),
+                Event::Log { level, .. } => Some(format!("{} {}", level.label(), e.text(Frontend::Cli)?)),
                 _ => None,
             })
             .collect()

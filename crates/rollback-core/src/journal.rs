@@ -55,7 +55,7 @@ impl std::str::FromStr for Severity {
             "low" => Ok(Severity::Low),
             _ => Err(crate::Error::usage(
                 format!("unknown severity `{s}`"),
-                Some("use one of critical, high, medium, low".to_owned()),
+                Some("use one of critical, high, medium, low".into()),
             )),
         }
     }

@@ -64,7 +64,7 @@ impl StateDir {
             // A file where a folder belongs is damage, not someone else's hand: an I/O failure.
             Some(refusal) if !matches!(refusal.problem, fsutil::Problem::Kind { .. }) => Error::refused(
                 format!("refusing to use the state folder `{}`: {refusal}", self.root.display()),
-                Some(refusal.hint()),
+                Some(refusal.hint().into()),
             ),
             _ => e.into(),
         })

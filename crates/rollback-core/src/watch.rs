@@ -173,7 +173,7 @@ struct Log<'a> {
 
 impl Log<'_> {
     fn say(&self, level: LogLevel, message: impl Into<String>) {
-        self.observer.event(&Event::Log { at: Timestamp::now(), level, message: message.into() });
+        self.observer.event(&Event::Log { at: Timestamp::now(), level, message: message.into(), hint: None });
     }
 
     fn record(&mut self, r: &WatchRecord) -> Result<()> {
@@ -217,7 +217,7 @@ impl Rollback {
         if self.config().checks.is_empty() {
             return Err(Error::usage(
                 "nothing to watch: no `[[checks]]` are configured".to_owned(),
-                Some("add checks (`forge-rollback init --preset forge --print` shows examples)".to_owned()),
+                Some("add checks (`forge-rollback init --preset forge --print` shows examples)".into()),
             ));
         }
         if opts.failures == 0 {
@@ -235,7 +235,7 @@ impl Rollback {
             Duration::try_from_secs_f64(hours.max(0.0) * 3600.0).map_err(|_| {
                 Error::usage(
                     format!("the registry's `verification_criteria.minimum_uptime_hours` ({hours}) is not a usable number of hours"),
-                    Some("fix it in the registry, or pass `--promote-after HOURS`".to_owned()),
+                    Some("fix it in the registry, or pass `--promote-after HOURS`".into()),
                 )
             })?
         };

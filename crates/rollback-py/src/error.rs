@@ -275,7 +275,9 @@ pub fn annotate(value: &Bound<'_, PyAny>, kind: &str, hint: Option<&str>, messag
 pub fn to_pyerr(py: Python<'_>, e: &Error) -> PyErr {
     let kind = e.kind();
     let message = chain(e);
-    let hint = e.hint();
+    // The core's hint in Python's words (`undo("RUN")`, `level="full"`), whatever else
+    // (the CLI through `cli_main`) ran in this process.
+    let hint = e.hint_for(rollback_core::hint::Frontend::Python);
     let err = match plain_io(e) {
         Some(io) if io.kind() == io::ErrorKind::NotFound => {
             PyFileNotFoundError::new_err((io.source.raw_os_error().unwrap_or(2), message.clone(), io.path.clone()))

@@ -33,9 +33,6 @@ fn _forge_rollback(m: &Bound<'_, PyModule>) -> PyResult<()> {
     // (checks, database, webhooks) share the core's. `Err` means it is set already (the
     // module was initialised before, e.g. in a subinterpreter): that is the same runtime.
     let _ = pyo3_async_runtimes::tokio::init_with_runtime(rollback_core::rt::runtime());
-    // Hints from the core name Python methods and arguments (`undo("RUN")`,
-    // `allow_irreversible=True`), not CLI commands.
-    rollback_core::hint::set_frontend(rollback_core::hint::Frontend::Python);
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<rollback::Rollback>()?;
     m.add_class::<known_good::KnownGood>()?;

@@ -18,6 +18,7 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyTuple};
 use rollback_core::event::{Event, LogLevel, Observer};
+use rollback_core::hint::Frontend;
 
 use crate::call::{Call, with_python};
 use crate::callbacks::resolve;
@@ -40,13 +41,14 @@ pub fn logger(py: Python<'_>) -> PyResult<&Bound<'_, PyAny>> {
 /// The `logging` level and message of an event.
 fn level_and_message(event: &Event) -> (u8, String) {
     match event {
-        Event::Log { level, message, .. } => {
+        Event::Log { level, .. } => {
             let level = match level {
                 LogLevel::Info | LogLevel::Success => INFO,
                 LogLevel::Warn => WARNING,
                 LogLevel::Error => ERROR,
             };
-            (level, message.clone())
+            // The message and its hint in Python's words.
+            (level, event.text(Frontend::Python).unwrap_or_default())
         }
         Event::StepStarted { run_id, index, total, step } => {
             (DEBUG, format!("run {run_id}: step {index}/{total} `{step}` started"))
@@ -94,6 +96,11 @@ impl PyObserver {
             return Ok(());
         }
         let dict = to_py(py, event)?;
+        // A log event's hint is data in the core: the callback and the logger get it in
+        // Python's words.
+        if let Event::Log { hint: Some(h), .. } = event {
+            dict.bind(py).set_item("hint", h.render(Frontend::Python))?;
+        }
         if enabled {
             let extra = PyDict::new(py);
             extra.set_item("forge_rollback_event", dict.clone_ref(py))?;

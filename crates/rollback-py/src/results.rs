@@ -10,6 +10,7 @@
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::PyAny;
+use rollback_core::hint::{Action, Frontend, Hint, Part};
 use serde::Serialize;
 
 use crate::error::{CancelledError, PyRollbackError, StepFailedError, VerificationError, annotate};
@@ -525,7 +526,10 @@ fn run_status_error(py: Python<'_>, run: &serde_json::Value) -> PyResult<Option<
     let run_id = str_of(run, "run_id").unwrap_or("?");
     let undone_by = str_of(run, "undone_by");
     let error = str_of(run, "error");
-    let undo_hint = undone_by.is_none().then(|| format!("put everything back with `undo(\"{run_id}\")`"));
+    // In Python's words, built as the core builds its hints.
+    let py_words = |parts: Vec<Part>| Hint::from_parts(parts).render(Frontend::Python);
+    let undo_hint =
+        undone_by.is_none().then(|| py_words(vec!["put everything back with ".into(), Action::undo(run_id).into()]));
     let undone = undone_by.map(|u| format!(" (undone by run {u})")).unwrap_or_default();
     let err = match status {
         "failed" | "running" => {
@@ -541,7 +545,12 @@ fn run_status_error(py: Python<'_>, run: &serde_json::Value) -> PyResult<Option<
             let cause = error.map(|e| format!(": {e}")).unwrap_or_default();
             let message = format!("run {run_id} {what}{at}{cause}{undone}");
             let hint = undone_by.is_none().then(|| {
-                format!("fix the cause, then `resume(\"{run_id}\")`; or put everything back with `undo(\"{run_id}\")`")
+                py_words(vec![
+                    "fix the cause, then ".into(),
+                    Action::resume(run_id).into(),
+                    "; or put everything back with ".into(),
+                    Action::undo(run_id).into(),
+                ])
             });
             let err = StepFailedError::new_err(message.clone());
             let value = err.value(py);

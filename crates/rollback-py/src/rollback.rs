@@ -32,7 +32,7 @@ fn parse_level(level: Option<&str>) -> PyResult<Option<Level>> {
         Some("manual") => Ok(Some(Level::Manual)),
         Some(other) => Err(PyRollbackError(Error::usage(
             format!("unknown rollback level `{other}`"),
-            Some("use \"fast\", \"full\" or \"manual\" (or None for the recommended level)".to_owned()),
+            Some("use \"fast\", \"full\" or \"manual\" (or None for the recommended level)".into()),
         ))
         .into()),
     }
@@ -102,7 +102,7 @@ fn check_manual(opts: &RunOptions, cbs: &Callbacks) -> PyResult<()> {
     if opts.level == Some(Level::Manual) && !opts.dry_run && !cbs.prompter.has_approve() {
         return Err(PyRollbackError(Error::usage(
             "a manual rollback asks before every step: pass `approve=callable(step) -> bool | str`".to_owned(),
-            Some("or use level=\"full\" to run every step".to_owned()),
+            Some("or use level=\"full\" to run every step".into()),
         ))
         .into());
     }
@@ -235,10 +235,7 @@ fn to_revisions(py: Python<'_>, r: CoreResult<Vec<Revision>>) -> PyResult<Py<PyA
 
 fn report_work(core: &Core, run_id: &str, format: &str) -> CoreResult<String> {
     if format != "md" && format != "json" {
-        return Err(Error::usage(
-            format!("unknown report format `{format}`"),
-            Some("use \"md\" or \"json\"".to_owned()),
-        ));
+        return Err(Error::usage(format!("unknown report format `{format}`"), Some("use \"md\" or \"json\"".into())));
     }
     let report = core.report(run_id)?;
     Ok(if format == "json" { report.to_json() } else { report.to_markdown() })

@@ -44,7 +44,7 @@ def test_script_hints_name_cli_commands_not_python_methods(cli: Path, tmp_path: 
     binary, script = both(cli, ["-C", str(tmp_path), "assess"], tmp_path)
     assert binary.returncode == 2
     assert script.returncode == 2
-    assert "pass `-C DIR`" in script.stderr, script.stderr
+    assert "point at one with `-C DIR`" in script.stderr, script.stderr
     assert "Rollback.open" not in script.stderr
     assert script.stderr == binary.stderr
 

@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING
 import pytest
 
 import forge_rollback as fr
+from forge_rollback._forge_rollback import cli_main  # what `python -m forge_rollback` runs
+from forge_rollback.types import Event
 
 if TYPE_CHECKING:  # pytest's importlib mode: conftest is not importable at run time
     from conftest import Repo
@@ -23,6 +25,8 @@ def test_full_rollback_without_a_database_says_so(repo: Repo) -> None:
     r = rb.run("full", target="v1", confirm=True)
     assert r.status == "succeeded" and r.level == "full"
     assert any(NO_DATABASE in w for w in r.warnings)
+    for w in [*planned.warnings, *r.warnings]:
+        _no_cli_words(w)
     # A fast rollback never touches the database: nothing to say.
     undone = rb.undo(r.run_id, confirm=True)
     fast = rb.run("fast", target="v1", confirm=True)
@@ -40,6 +44,7 @@ def test_missing_git_program_hints_at_the_git2_backend(
     with pytest.raises(fr.VcsError) as info:
         fr.Rollback.open(repo.path).assess(target="v1")
     assert info.value.hint is not None and 'backend = "git2"' in info.value.hint
+    _no_cli_words(info.value.hint)
 
 
 def test_hints_name_python_calls_not_cli_flags(tmp_path: Path) -> None:
@@ -47,3 +52,57 @@ def test_hints_name_python_calls_not_cli_flags(tmp_path: Path) -> None:
         fr.Rollback.open(tmp_path)
     assert info.value.hint is not None
     assert "Rollback.open" in info.value.hint and "-C DIR" not in info.value.hint
+
+
+def _no_cli_words(text: str) -> None:
+    assert "forge-rollback " not in text and "`--" not in text, text
+
+
+def test_python_words_after_the_cli_ran_in_this_process(
+    repo: Repo,
+    capfd: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The wheel ships the CLI inside the module: `cli_main` (or `python -m forge_rollback`)
+    running first must not turn later Python errors into CLI words, nor the reverse."""
+    cli = ["forge-rollback", "-C", str(repo.path)]
+    assert cli_main([*cli, "run", "--fast", "--yes"]) == 2
+    err = capfd.readouterr().err
+    assert "hint: pass `--target REV`, or mark a verified release with `forge-rollback known-good mark REV`" in err
+
+    rb = fr.Rollback.open(repo.path)
+    with pytest.raises(fr.RollbackError) as no_target:
+        rb.run("fast", confirm=True)
+    hint = no_target.value.hint
+    assert hint == 'pass `target="REV"`, or mark a verified release with `known_good.mark("REV")`'
+    assert f"hint: {hint}" in no_target.value.__notes__
+
+    # A failed run: its log line, its error and the next run's refusal in Python's words.
+    monkeypatch.setenv("FORGE_ROLLBACK_FAILPOINT", "before:remove_untracked")
+    monkeypatch.setenv("FORGE_ROLLBACK_FAILPOINT_ACTION", "error")
+    events: list[Event] = []
+    with caplog.at_level("ERROR", logger="forge_rollback"):
+        failed = rb.run("fast", target="v1", confirm=True, on_event=events.append)
+    monkeypatch.delenv("FORGE_ROLLBACK_FAILPOINT")
+    assert failed.status == "failed"
+    run_id = failed.run_id
+    line = f'Run {run_id} FAILED; `resume("{run_id}")` finishes it, `undo("{run_id}")` puts everything back'
+    assert line in caplog.messages, caplog.messages
+    hints = [e.get("hint") for e in events if e["event"] == "log" and e["message"] == f"Run {run_id} FAILED"]
+    assert hints == [f'`resume("{run_id}")` finishes it, `undo("{run_id}")` puts everything back']
+
+    # The CLI in between speaks its own words about the same run...
+    assert cli_main([*cli, "run", "--fast", "--yes", "--target", "v1"]) == 4
+    err = capfd.readouterr().err
+    assert f"`forge-rollback resume {run_id}` or put everything back with `forge-rollback undo {run_id}`" in err
+
+    # ...and Python, after it, still speaks Python's.
+    with pytest.raises(fr.RefusedError) as refused:
+        rb.run("fast", target="v1", confirm=True)
+    assert refused.value.hint == (
+        f'finish it with `resume("{run_id}")` or put everything back with `undo("{run_id}")`'
+    )
+    _no_cli_words(str(refused.value) + " ".join(refused.value.__notes__))
+    assert rb.undo(run_id, confirm=True).status == "succeeded"
+

@@ -128,7 +128,7 @@ fn unknown_flags_and_commands_exit_2() {
 #[test]
 fn manual_level_with_yes_is_refused() {
     let (r, _) = messy_repo();
-    let e = refused_unchanged(&r, &["run", "--manual", "--yes", "--target", "v1"], 2, "cannot run with `--yes`");
+    let e = refused_unchanged(&r, &["run", "--manual", "--yes", "--target", "v1"], 2, "cannot run unattended");
     assert!(e.contains("hint: drop `--yes`"), "{e}");
 }
 

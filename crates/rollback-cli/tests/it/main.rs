@@ -11,6 +11,7 @@ mod crash_rows;
 mod db_lock;
 mod edits_since;
 mod full;
+mod hints;
 mod lock;
 mod manual;
 mod old_journal;

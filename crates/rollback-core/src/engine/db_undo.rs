@@ -93,10 +93,13 @@ impl Rollback {
                     "the database changed since run {} and its undo cannot keep those writes: {what}",
                     target.run_id
                 ),
-                Some(format!(
-                    "pass {} to dump the database as it is now into the state folder, then restore the snapshot {snapshot} as it was (the writes made since stay only in that dump)",
-                    crate::hint::arg(crate::hint::Arg::RestoreSnapshot)
-                )),
+                Some(crate::hint::hint![
+                    "pass ",
+                    crate::hint::Action::RestoreSnapshot,
+                    format!(
+                        " to dump the database as it is now into the state folder, then restore the snapshot {snapshot} as it was (the writes made since stay only in that dump)"
+                    )
+                ]),
             )
         };
         let db = self.migrator()?;
@@ -314,12 +317,14 @@ impl Rollback {
             let undone = ex.plan.undo_of.as_deref().unwrap_or("RUN");
             Error::Service {
                 message: format!("nothing was put back: {e}"),
-                hint: Some(format!(
-                    "{} returns to the state before this undo (the rows written since included); then {} with {} restores the snapshot after keeping the database in a file",
-                    crate::hint::undo(&ex.run_id),
-                    crate::hint::undo(undone),
-                    crate::hint::arg(crate::hint::Arg::RestoreSnapshot)
-                )),
+                hint: Some(crate::hint::hint![
+                    crate::hint::Action::undo(&ex.run_id),
+                    " returns to the state before this undo (the rows written since included); then ",
+                    crate::hint::Action::undo(undone),
+                    " with ",
+                    crate::hint::Action::RestoreSnapshot,
+                    " restores the snapshot after keeping the database in a file"
+                ]),
             }
         })?;
         ctx.log(

@@ -10,6 +10,7 @@ use crate::error::{Error, Result};
 use crate::event::{Event, LogLevel, ProgressUnit};
 use crate::failpoint;
 use crate::fsutil;
+use crate::hint::{Action, hint};
 use crate::journal::{Journal, Record, RunState, RunStatus};
 use crate::plan::{Plan, RunKind};
 use crate::prompt::Prompter;
@@ -153,20 +154,41 @@ impl Rollback {
             (None, None) => (RunStatus::Succeeded, None),
         };
         ex.journal.append(&Record::Finished { at: finished, status, error: error.clone() })?;
-        let undo_hint = format!("{} puts everything back", crate::hint::undo(&ex.run_id));
+        let undo_hint = || Some(hint![Action::undo(&ex.run_id), " puts everything back"]);
         match (status, ex.plan.kind) {
-            (RunStatus::Succeeded, RunKind::Rollback) => ctx.log(LogLevel::Success, format!("Rollback complete: {} is at {}", self.workdir().display(), ex.plan.to.short())),
-            (RunStatus::Succeeded, RunKind::Undo) => ctx.log(LogLevel::Success, format!("Undo complete: the state before run {} is back", ex.plan.undo_of.as_deref().unwrap_or("?"))),
-            (RunStatus::VerificationFailed, _) => ctx.log(
-                LogLevel::Error,
-                format!("Run {} finished its steps but VERIFICATION FAILED: the services do not answer as expected; {undo_hint}", ex.run_id),
+            (RunStatus::Succeeded, RunKind::Rollback) => ctx.log(
+                LogLevel::Success,
+                format!("Rollback complete: {} is at {}", self.workdir().display(), ex.plan.to.short()),
             ),
-            (RunStatus::Cancelled, _) if cancelled_by_caller.is_some() => ctx.log(LogLevel::Warn, format!("Run {} cancelled; {undo_hint}", ex.run_id)),
-            (RunStatus::Cancelled, _) => ctx.log(LogLevel::Warn, format!("Run {} aborted by the operator; {undo_hint}", ex.run_id)),
-            _ => ctx.log(
+            (RunStatus::Succeeded, RunKind::Undo) => ctx.log(
+                LogLevel::Success,
+                format!("Undo complete: the state before run {} is back", ex.plan.undo_of.as_deref().unwrap_or("?")),
+            ),
+            (RunStatus::VerificationFailed, _) => ctx.log_hint(
                 LogLevel::Error,
-                format!("Run {} FAILED; {} finishes it, {undo_hint}", ex.run_id, crate::hint::resume(&ex.run_id)),
-            )}
+                format!(
+                    "Run {} finished its steps but VERIFICATION FAILED: the services do not answer as expected",
+                    ex.run_id
+                ),
+                undo_hint(),
+            ),
+            (RunStatus::Cancelled, _) if cancelled_by_caller.is_some() => {
+                ctx.log_hint(LogLevel::Warn, format!("Run {} cancelled", ex.run_id), undo_hint());
+            }
+            (RunStatus::Cancelled, _) => {
+                ctx.log_hint(LogLevel::Warn, format!("Run {} aborted by the operator", ex.run_id), undo_hint());
+            }
+            _ => ctx.log_hint(
+                LogLevel::Error,
+                format!("Run {} FAILED", ex.run_id),
+                Some(hint![
+                    Action::resume(&ex.run_id),
+                    " finishes it, ",
+                    Action::undo(&ex.run_id),
+                    " puts everything back"
+                ]),
+            ),
+        }
         let kind = match status {
             RunStatus::Succeeded => crate::notify::NotifyEventKind::Succeeded,
             RunStatus::VerificationFailed => crate::notify::NotifyEventKind::VerificationFailed,
@@ -220,7 +242,8 @@ impl Rollback {
             Err(e) => {
                 let text = chain(&e);
                 ctx.log(LogLevel::Error, format!("the automatic undo of {run_id} failed: {text}"));
-                outcome.warnings.push(format!("the automatic undo failed: {text}; run {}", crate::hint::undo(run_id)));
+                let again = hint!["run ", Action::undo(run_id)];
+                outcome.warnings.push(format!("the automatic undo failed: {text}; {again}"));
             }
         }
         outcome

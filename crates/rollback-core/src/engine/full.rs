@@ -11,7 +11,7 @@ use crate::db::{DbMigrator, Revision, show_revisions};
 use crate::engine::RunOptions;
 use crate::error::{Error, Result};
 use crate::fsutil;
-use crate::hint::{self, Arg};
+use crate::hint::{Action, hint};
 use crate::model::RiskCode;
 use crate::plan::{Level, Plan, Step};
 use crate::time::Timestamp;
@@ -38,7 +38,7 @@ impl Rollback {
         self.db()?.ok_or_else(|| {
             Error::usage(
                 "this step needs a database, but no `[database]` is configured".to_owned(),
-                Some("add a `[database]` section (see docs/configuration.md)".to_owned()),
+                Some("add a `[database]` section (see docs/configuration.md)".into()),
             )
         })
     }
@@ -71,7 +71,7 @@ impl Rollback {
         self.assess_database_strict(&mut again)?;
         Err(Error::refused(
             "the database could not be assessed when the run was planned".to_owned(),
-            Some("assess again and rerun".to_owned()),
+            Some("assess again and rerun".into()),
         ))
     }
 
@@ -176,7 +176,7 @@ impl Rollback {
                     d.database,
                     why.map(|w| format!(" ({w})")).unwrap_or_default()
                 ),
-                Some(format!("bring the database back, or pass {} to roll back the code only", hint::arg(Arg::Fast))),
+                Some(hint!["bring the database back, or pass ", Action::Fast, " to roll back the code only"]),
             ));
             return out;
         }
@@ -184,10 +184,11 @@ impl Rollback {
             if let Some(r) = d.risks.iter().find(|r| r.code == code) {
                 out.push(Error::refused(
                     r.message.clone(),
-                    Some(format!(
-                        "fix the database or the migration files first; {} shows the details",
-                        hint::assess()
-                    )),
+                    Some(hint![
+                        "fix the database or the migration files first; ",
+                        Action::Assess,
+                        " shows the details"
+                    ]),
                 ));
             }
         }
@@ -201,10 +202,11 @@ impl Rollback {
                     step.path,
                     step.irreversible.as_deref().unwrap_or("")
                 ),
-                Some(format!(
-                    "pass {} to run it anyway (the database snapshot taken first still lets `undo` put everything back)",
-                    hint::arg(Arg::AllowIrreversible)
-                )),
+                Some(hint![
+                    "pass ",
+                    Action::AllowIrreversible,
+                    " to run it anyway (the database snapshot taken first still lets `undo` put everything back)"
+                ]),
             ));
         }
         out
@@ -217,7 +219,9 @@ impl Rollback {
     pub(crate) fn environment_refusal(&self) -> Option<Error> {
         let db = self.db().ok().flatten()?;
         match crate::rt::block_on(db.check_environment()) {
-            Err(e @ crate::db::Error::EnvElsewhere { .. }) => Some(Error::refused(e.to_string(), e.hint())),
+            Err(e @ crate::db::Error::EnvElsewhere { .. }) => {
+                Some(Error::refused(e.to_string(), e.hint().map(Into::into)))
+            }
             _ => None,
         }
     }

@@ -88,6 +88,7 @@ fn notice_sink(observer: &Arc<dyn crate::event::Observer>) -> crate::db::NoticeS
             at: crate::time::Timestamp::now(),
             level: crate::event::LogLevel::Warn,
             message: n.to_string(),
+            hint: None,
         });
     })
 }

@@ -421,7 +421,7 @@ pub fn refuse_nested_repos(workdir: &Path, changes: &[Change], what: &str) -> Op
         Some(
             "move the nested repository out of the work tree (or make it a submodule), then run again; \
              nothing was changed"
-                .to_owned(),
+                .into(),
         ),
     ))
 }

@@ -44,7 +44,7 @@ impl Rollback {
                 format!("production: {production} has no release built from the target {}", plan.to.short()),
                 Some(
                     "pick a target the platform built, or deploy it with the `push` or `revert-commit` strategy, which rebuilds one"
-                        .to_owned(),
+                        .into(),
                 ),
             ));
         };
@@ -91,7 +91,7 @@ impl Rollback {
                     "run {} changed production ({production}), but no production target is given now",
                     undone.run_id
                 ),
-                Some("open the repository with the same deployer, then undo again".to_owned()),
+                Some("open the repository with the same deployer, then undo again".into()),
             ));
         };
         let from = crate::rt::block_on(d.current())?;

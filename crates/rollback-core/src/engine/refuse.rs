@@ -5,7 +5,7 @@ use super::{Ctx, Rollback, RunOptions, RunSummary};
 use crate::assess::Assessment;
 use crate::error::{Error, Result};
 use crate::event::LogLevel;
-use crate::hint::{self, Arg};
+use crate::hint::{Action, hint};
 use crate::journal::{Record, RunState, RunStatus};
 use crate::plan::{Level, Plan, Step};
 
@@ -22,7 +22,7 @@ impl Rollback {
         if a.head.branch.is_none() {
             out.push(Error::refused(
                 "HEAD is detached: forge-rollback moves a branch and will not roll back a detached HEAD",
-                Some("check out the branch you deploy from (`git switch main`) and run again".to_owned()),
+                Some("check out the branch you deploy from (`git switch main`) and run again".into()),
             ));
         }
         if a.has_risk(crate::model::RiskCode::OperationInProgress) {
@@ -34,16 +34,17 @@ impl Rollback {
                 .unwrap_or_default();
             out.push(Error::refused(
                 msg,
-                Some("finish or abort it (`git merge --abort`, `git rebase --abort`, ...) first".to_owned()),
+                Some("finish or abort it (`git merge --abort`, `git rebase --abort`, ...) first".into()),
             ));
         }
         if a.target.registry_entry.as_ref().is_some_and(|e| e.known_bad) {
             out.push(Error::refused(
                 format!("the target {} is marked bad in the known-good registry", a.target.commit.id.short()),
-                Some(format!(
-                    "pick another target, or {} if the mark is wrong",
-                    hint::unmark(a.target.commit.id.short())
-                )),
+                Some(hint![
+                    "pick another target, or ",
+                    Action::Unmark { rev: a.target.commit.id.short().to_owned() },
+                    " if the mark is wrong"
+                ]),
             ));
         }
         let changes: Vec<crate::vcs::Change> =
@@ -59,7 +60,7 @@ impl Rollback {
                     ),
                     Some(
                         "run the rollback from another process (the CLI, a sidecar, a job runner), or restart the service from one (`systemd-run`, a deploy hook)"
-                            .to_owned(),
+                            .into(),
                     ),
                 ));
             }
@@ -83,10 +84,7 @@ impl Rollback {
                     "nothing to roll back: HEAD is already at {}, the database is at its revision and the env is as recorded",
                     a.target.commit.id.short()
                 ),
-                Some(format!(
-                    "to discard the uncommitted changes only (they are snapshotted first), use {}",
-                    hint::arg(Arg::Fast)
-                )),
+                Some(hint!["to discard the uncommitted changes only (they are snapshotted first), use ", Action::Fast]),
             ));
         } else if !a.target_is_ancestor && !opts.allow_non_ancestor {
             out.push(Error::refused(
@@ -95,10 +93,11 @@ impl Rollback {
                     a.target.commit.id.short(),
                     a.head.commit.short()
                 ),
-                Some(format!(
-                    "pass {} if you really mean to move to a commit HEAD never had",
-                    hint::arg(Arg::AllowNonAncestor)
-                )),
+                Some(hint![
+                    "pass ",
+                    Action::AllowNonAncestor,
+                    " if you really mean to move to a commit HEAD never had"
+                ]),
             ));
         }
         out
@@ -144,11 +143,12 @@ impl Rollback {
             };
             return Err(Error::refused(
                 format!("run {} {what} half-way; the repository may be between two states", r.run_id),
-                Some(format!(
-                    "finish it with {} or put everything back with {}",
-                    hint::resume(&r.run_id),
-                    hint::undo(&r.run_id)
-                )),
+                Some(hint![
+                    "finish it with ",
+                    Action::resume(&r.run_id),
+                    " or put everything back with ",
+                    Action::undo(&r.run_id)
+                ]),
             ));
         }
         Ok(())
@@ -158,10 +158,10 @@ impl Rollback {
         if target.status == RunStatus::Undone {
             return Err(Error::refused(
                 format!("run {run_id} was already undone by {}", target.undone_by.as_deref().unwrap_or("?")),
-                Some(format!(
-                    "to get its result back, undo that run: {}",
-                    hint::undo(target.undone_by.as_deref().unwrap_or("?"))
-                )),
+                Some(hint![
+                    "to get its result back, undo that run: ",
+                    Action::undo(target.undone_by.as_deref().unwrap_or("?"))
+                ]),
             ));
         }
         Ok(())
@@ -241,15 +241,15 @@ impl Rollback {
             return;
         }
         match &a.database {
-            Some(db) if db.needs_downgrade => ctx.log(
+            Some(db) if db.needs_downgrade => ctx.log_hint(
                 LogLevel::Warn,
                 format!(
-                    "the database {} is at {}, the target expects {}: the rolled-back code will run on a newer schema ({} downgrades it)",
+                    "the database {} is at {}, the target expects {}: the rolled-back code will run on a newer schema",
                     db.database,
                     show_revisions(&db.current),
                     show_revisions(&db.target_heads),
-                    hint::arg(Arg::Full)
                 ),
+                Some(hint![Action::Full, " downgrades it"]),
             ),
             Some(_) => {}
             None if a.has_risk(crate::model::RiskCode::MigrationsChanged) => ctx.log(LogLevel::Warn, "migration files changed between HEAD and the target: the rolled-back code will run on the newer schema"),

@@ -159,13 +159,13 @@ impl Rollback {
                     self.workdir().display(),
                     git_dir.display()
                 ),
-                Some("rehearse from a plain clone of the repository".to_owned()),
+                Some("rehearse from a plain clone of the repository".into()),
             ));
         }
         if opts.level != Some(Level::Fast) && self.config.database.is_none() && self.db.get().is_some() {
             return Err(Error::usage(
                 "rehearse copies the database that `[database]` configures; this one was given in code".to_owned(),
-                Some("configure it in `[database]`, or rehearse with --fast".to_owned()),
+                Some(crate::hint::hint!["configure it in `[database]`, or rehearse with ", crate::hint::Action::Fast]),
             ));
         }
         Ok(())
@@ -233,7 +233,7 @@ impl Rollback {
         if url_db.sqlite_missing() {
             return Err(Error::refused(
                 format!("the database {} does not exist: there is nothing to rehearse on", url_db.describe()),
-                Some("check `database.url`, or rehearse with --fast".to_owned()),
+                Some(crate::hint::hint!["check `database.url`, or rehearse with ", crate::hint::Action::Fast]),
             ));
         }
         let dest = match &layout.db_in_tree {

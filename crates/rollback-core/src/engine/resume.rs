@@ -48,7 +48,7 @@ impl Entry for ResumeEntry<'_> {
                     plan.from.commit.short(),
                     plan.to.short()
                 ),
-                Some(format!("{} restores the state from before the run", crate::hint::undo(run_id))),
+                Some(crate::hint::hint![crate::hint::Action::undo(run_id), " restores the state from before the run"]),
             ));
         }
         // Steps that change the tree or the database: once one has begun, the snapshots taken

@@ -7,7 +7,7 @@ use super::{Ctx, Rollback, RunOptions, RunOutcome, StepReport, planner};
 use crate::assess::{self, Assessment};
 use crate::error::{Error, Result};
 use crate::event::{LogLevel, Observer};
-use crate::hint::{self, Arg};
+use crate::hint::{Action, hint};
 use crate::journal::RunStatus;
 use crate::model::{DataLoss, Risk};
 use crate::plan::{Level, RunKind};
@@ -43,12 +43,14 @@ impl Entry for RollbackEntry<'_> {
         if prompter.is_automatic() && !opts.dry_run {
             if opts.level == Some(Level::Manual) {
                 return Err(Error::usage(
-                    format!("a manual rollback asks before every step: it cannot run with {}", hint::arg(Arg::Yes)),
-                    Some(format!(
-                        "drop {} to approve each step, or use {} to run them all",
-                        hint::arg(Arg::Yes),
-                        hint::arg(Arg::Full)
-                    )),
+                    "a manual rollback asks before every step: it cannot run unattended",
+                    Some(hint![
+                        "drop ",
+                        Action::Yes,
+                        " to approve each step, or use ",
+                        Action::Full,
+                        " to run them all"
+                    ]),
                 ));
             }
             // Bad input is reported before anything is written, even the state folder.
@@ -155,7 +157,7 @@ impl Entry for RollbackEntry<'_> {
                             a.head.commit.short(),
                             now.head.commit.short()
                         ),
-                        Some("assess again and rerun".to_owned()),
+                        Some("assess again and rerun".into()),
                     ));
                 }
                 (now, level, Some(forecast))

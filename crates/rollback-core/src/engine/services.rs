@@ -73,10 +73,11 @@ impl Rollback {
         if names.is_empty() {
             return Err(Error::usage(
                 "no `[[checks]]` are configured: there is nothing to verify".to_owned(),
-                Some(
-                    "add `[[checks]]` to the configuration (`forge-rollback init --preset forge --print` shows the runbook's checks)"
-                        .to_owned(),
-                ),
+                Some(crate::hint::hint![
+                    "add `[[checks]]` to the configuration (",
+                    crate::hint::Action::PrintConfig { preset: Some("forge".into()) },
+                    " shows the runbook's checks)"
+                ]),
             ));
         }
         if let Some(only_names) = only
@@ -84,7 +85,7 @@ impl Rollback {
         {
             return Err(Error::usage(
                 format!("no check named `{unknown}`"),
-                Some(format!("configured checks: {}", names.join(", "))),
+                Some(format!("configured checks: {}", names.join(", ")).into()),
             ));
         }
         let verifier = self.service_verifier();

@@ -8,6 +8,7 @@ use std::path::{Component, Path, PathBuf};
 use crate::error::{Error, Result};
 use crate::event::{Event, LogLevel, Observer, ProgressUnit};
 use crate::fsutil::IoContext;
+use crate::hint::{Frontend, Hint};
 use crate::time::Timestamp;
 
 /// The ref that keeps a run's starting commit reachable.
@@ -65,14 +66,20 @@ impl<'a> Ctx<'a> {
     }
 
     pub(crate) fn log(&mut self, level: LogLevel, message: impl Into<String>) {
-        let event = Event::Log { at: Timestamp::now(), level, message: message.into() };
+        self.log_hint(level, message, None);
+    }
+
+    /// A log line with what to do about it, which each front-end renders in its words.
+    /// `run.log` and the run's warnings (read by operators, in reports) get the CLI's.
+    pub(crate) fn log_hint(&mut self, level: LogLevel, message: impl Into<String>, hint: Option<Hint>) {
+        let event = Event::Log { at: Timestamp::now(), level, message: message.into(), hint };
         if let (Some(f), Some(line)) = (self.log.as_mut(), event.log_line()) {
             let _ = writeln!(f, "{line}");
         }
         if level == LogLevel::Warn
-            && let Event::Log { message, .. } = &event
+            && let Some(text) = event.text(Frontend::Cli)
         {
-            self.warnings.push(message.clone());
+            self.warnings.push(text);
         }
         self.observer.event(&event);
     }
@@ -111,7 +118,7 @@ pub(crate) fn refuse_other_worktree(
     }
     Err(Error::refused(
         format!("run {run_id} ran in {}; this is {}", show_worktree(recorded), show_worktree(&here)),
-        Some(format!("{action} it from the work tree it ran in (`git worktree list` shows where each one is)")),
+        Some(format!("{action} it from the work tree it ran in (`git worktree list` shows where each one is)").into()),
     ))
 }
 

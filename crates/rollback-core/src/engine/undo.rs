@@ -102,7 +102,7 @@ impl Entry for UndoEntry<'_> {
         {
             return Err(Error::refused(
                 "HEAD moved while the undo was being confirmed".to_owned(),
-                Some("run the undo again".to_owned()),
+                Some("run the undo again".into()),
             ));
         }
         let target = rb.load_run(run_id)?;
@@ -112,7 +112,7 @@ impl Entry for UndoEntry<'_> {
         if let Some(r) = rb.unfinished_runs()?.into_iter().find(|r| r.run_id != run_id) {
             return Err(Error::refused(
                 format!("run {} is unfinished", r.run_id),
-                Some(format!("resume or undo {} first", r.run_id)),
+                Some(format!("resume or undo {} first", r.run_id).into()),
             ));
         }
         let Some((manifest, db)) = rb.undo_inputs(&target, self.restore_snapshot)? else {
@@ -127,7 +127,7 @@ impl Entry for UndoEntry<'_> {
         if db.is_some() && rb.db()?.is_none() {
             return Err(Error::usage(
                 format!("run {run_id} changed the database, but no `[database]` is configured now"),
-                Some("restore the `[database]` section of the configuration, then undo again".to_owned()),
+                Some("restore the `[database]` section of the configuration, then undo again".into()),
             ));
         }
         refuse_no_space(rb, run_id, &manifest)?;
@@ -165,10 +165,13 @@ fn refuse_no_space(rb: &Rollback, run_id: &str, manifest: &Manifest) -> Result<(
                 "undo of run {run_id} writes back {needed} byte(s) of files, but `{}` has {available} byte(s) free",
                 path.display()
             ),
-            Some(format!(
-                "free at least {} byte(s) there, then run the undo again; nothing was changed",
-                needed.saturating_sub(available)
-            )),
+            Some(
+                format!(
+                    "free at least {} byte(s) there, then run the undo again; nothing was changed",
+                    needed.saturating_sub(available)
+                )
+                .into(),
+            ),
         )),
         other => Ok(other?),
     }

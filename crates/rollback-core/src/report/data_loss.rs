@@ -16,7 +16,8 @@ pub(super) fn of(state: &RunState, backup_id: Option<&str>, anything_else_began:
     match (backup_id, anything_else_began) {
         (Some(id), _) if !dropped.is_empty() => {
             let db = db_backup.unwrap_or_else(|| "?".into());
-            let command = crate::hint::undo(&state.run_id);
+            // The report is read by operators: the CLI's words.
+            let command = crate::hint::Action::undo(&state.run_id).render(crate::hint::Frontend::Cli);
             DataLoss {
                 lost: Some(true),
                 explanation: format!(

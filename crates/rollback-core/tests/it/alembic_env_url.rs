@@ -52,7 +52,7 @@ fn plan_full_and_run_refuse_a_stock_env_py_whose_ini_names_another_sqlite_file()
     assert!(text.contains("the migration environment would not use the configured database"), "{text}");
     assert!(text.contains(&format!("connects to `sqlite:///{}/other.db`", root.display())), "{text}");
     assert!(text.contains(&format!("configured for `sqlite:///{}/app.db`", r.path().display())), "{text}");
-    assert!(err.hint().unwrap().contains("$DATABASE_URL"), "{:?}", err.hint());
+    assert!(err.hint().unwrap().to_string().contains("$DATABASE_URL"), "{:?}", err.hint());
     assert!(!r.exists("other.db"), "the check connected nowhere");
 
     // A full run refuses the same way, before anything is written.

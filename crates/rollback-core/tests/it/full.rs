@@ -248,7 +248,7 @@ fn an_irreversible_downgrade_is_refused_unless_allowed() {
     let err = rb.run(&full("v0"), &AutoConfirm, &Recorder::default()).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Refused);
     assert!(err.to_string().contains("cannot restore data"), "{err}");
-    assert!(rollback_core::Error::hint(&err).unwrap().contains("--allow-irreversible"));
+    assert!(rollback_core::Error::hint(&err).unwrap().to_string().contains("--allow-irreversible"));
     assert_eq!(state(&d, &rb), before, "refused: nothing changed");
 }
 
@@ -432,7 +432,7 @@ fn a_full_rollback_to_head_with_nothing_to_move_is_refused() {
     let err = rb.run(&full("HEAD"), &AutoConfirm, &Recorder::default()).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Refused, "{err}");
     assert!(err.to_string().starts_with("nothing to roll back: HEAD is already at"), "{err}");
-    assert!(rollback_core::Error::hint(&err).unwrap().contains("--fast"), "{err}");
+    assert!(rollback_core::Error::hint(&err).unwrap().to_string().contains("--fast"), "{err}");
     assert_eq!(state(&d, &rb), before);
     assert!(rb.runs().unwrap().is_empty(), "no run was started");
 }

@@ -86,7 +86,7 @@ fn a_run_is_undone_and_resumed_only_from_the_work_tree_it_ran_in() {
     ] {
         assert_eq!(err.kind(), rollback_core::ErrorKind::Refused, "{err}");
         assert!(err.to_string().contains("ran in the main work tree; this is linked work tree `B`"), "{err}");
-        assert!(rollback_core::Error::hint(&err).unwrap().contains("git worktree list"), "{err}");
+        assert!(rollback_core::Error::hint(&err).unwrap().to_string().contains("git worktree list"), "{err}");
     }
     assert_eq!(r.git(&["-C", b.to_str().unwrap(), "rev-parse", "HEAD"]), b_head, "B untouched");
     assert_eq!(r.git(&["-C", b.to_str().unwrap(), "rev-parse", "--abbrev-ref", "HEAD"]).trim(), "side");

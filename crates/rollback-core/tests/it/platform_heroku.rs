@@ -184,7 +184,7 @@ fn a_target_heroku_never_released_is_refused() {
     let f = FakeHeroku::start(TOKEN, &[v2.as_str(), v3.as_str()]);
     let err = rollback(&r, &f, "FR_HK_NEVER").run(&to_v1(), &AutoConfirm, &Recorder::default()).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Refused, "{err}");
-    assert!(rollback_core::Error::hint(&err).unwrap().contains("`push` or `revert-commit`"), "{err}");
+    assert!(rollback_core::Error::hint(&err).unwrap().to_string().contains("`push` or `revert-commit`"), "{err}");
     assert!(f.rollbacks().is_empty());
 }
 

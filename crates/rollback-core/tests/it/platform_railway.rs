@@ -202,7 +202,7 @@ fn a_target_railway_never_built_is_refused_with_the_rebuild_hint() {
     let err = rb.run(&to_v1(), &AutoConfirm, &Recorder::default()).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Refused, "{err}");
     assert!(err.to_string().contains("no release built from the target"), "{err}");
-    assert!(rollback_core::Error::hint(&err).unwrap().contains("`push` or `revert-commit`"), "{err}");
+    assert!(rollback_core::Error::hint(&err).unwrap().to_string().contains("`push` or `revert-commit`"), "{err}");
     assert_eq!(r.git(&["rev-parse", "HEAD"]), head);
     assert!(f.rollbacks().is_empty());
 }

@@ -85,7 +85,7 @@ fn a_target_the_platform_never_built_is_refused_before_anything_changes() {
     let err = rb.run(&to_v1(), &AutoConfirm, &Recorder::default()).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Refused, "{err}");
     assert!(err.to_string().contains("no release built from the target"), "{err}");
-    assert!(rollback_core::Error::hint(&err).unwrap().contains("revert-commit"), "{err}");
+    assert!(rollback_core::Error::hint(&err).unwrap().to_string().contains("revert-commit"), "{err}");
     assert_eq!(r.git(&["rev-parse", "HEAD"]), head);
     assert!(rb.runs().unwrap().is_empty(), "refused before a run began");
     assert!(d.promoted().is_empty());

@@ -198,7 +198,7 @@ fn refused_then_restore_snapshot(d: &Deployed, rb: &Rollback, run_id: &str, reas
     assert_eq!(err.kind(), ErrorKind::Refused, "{err}");
     assert!(err.to_string().contains(reason), "{err}");
     assert!(err.to_string().starts_with("the database changed since run"), "{err}");
-    assert!(rollback_core::Error::hint(&err).unwrap().contains("--restore-snapshot"), "{err:?}");
+    assert!(rollback_core::Error::hint(&err).unwrap().to_string().contains("--restore-snapshot"), "{err:?}");
     assert_eq!(state(d, rb), rolled, "refused: nothing changed");
     assert_eq!(rb.runs().unwrap().len(), runs, "no undo run was started");
 

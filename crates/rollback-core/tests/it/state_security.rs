@@ -125,7 +125,7 @@ fn assert_refused(err: &rollback_core::Error, message: &[&str], hint: &str) {
     for m in message {
         assert!(text.contains(m), "the message says `{m}`: {text}");
     }
-    let h = err.hint().unwrap_or_default();
+    let h = err.hint().map(|h| h.to_string()).unwrap_or_default();
     assert!(h.contains(hint), "the hint says `{hint}`: {h}");
 }
 
@@ -215,7 +215,7 @@ fn a_state_folder_owned_by_another_user_is_refused() {
         ],
         &format!("chown -R root {}", state.display()),
     );
-    assert!(err.hint().unwrap().contains(&format!("run forge-rollback as its owner ({})", other.name)));
+    assert!(err.hint().unwrap().to_string().contains(&format!("run forge-rollback as its owner ({})", other.name)));
     // Reading commands refuse it too, and `unlock` removes nothing of theirs.
     for e in [rb.lock_holder().map(drop).unwrap_err(), rb.unlock().map(drop).unwrap_err()] {
         assert!(chain(&e).contains(&format!("`{}` belongs to {}", state.display(), other.name)), "{}", chain(&e));

@@ -240,6 +240,8 @@ class LogEvent(TypedDict):
     at: str
     level: EventLevel
     message: str
+    hint: NotRequired[str]
+    """What to do about it, in Python's words (the logged message ends with it too)."""
 
 
 class StepStartedEvent(TypedDict):

@@ -75,7 +75,7 @@ impl Rollback {
                 ctx.log(LogLevel::Success, format!("Deployed: {}", report.detail));
                 Ok(StepDetail::Deploy { summary: report.detail.clone(), skipped: false, report: Some(report) })
             }
-            Err(e) => Err(Error::Service { message: format!("deploy failed: {e}"), hint: e.hint() }),
+            Err(e) => Err(Error::Service { message: format!("deploy failed: {e}"), hint: e.hint().map(Into::into) }),
         }
     }
 }

@@ -39,7 +39,7 @@ impl Rollback {
                         show_revisions(&current),
                         show_revisions(from)
                     ),
-                    Some("assess again and rerun".to_owned()),
+                    Some("assess again and rerun".into()),
                 ));
             }
             // A resumed run whose downgrade was cut short: start again from the snapshot.
@@ -78,11 +78,12 @@ impl Rollback {
                     message: format!(
                         "the downgrade failed ({cause}); the failed migration was rolled back whole, so the database is as it was and the code was not touched"
                     ),
-                    hint: Some(format!(
-                        "fix the migration, then {}; or {}",
-                        crate::hint::resume(&ex.run_id),
-                        crate::hint::undo(&ex.run_id)
-                    )),
+                    hint: Some(crate::hint::hint![
+                        "fix the migration, then ",
+                        crate::hint::Action::resume(&ex.run_id),
+                        "; or ",
+                        crate::hint::Action::undo(&ex.run_id)
+                    ]),
                 });
             }
             ctx.log(LogLevel::Info, format!("Restoring database from backup {snapshot}..."));
@@ -91,11 +92,12 @@ impl Rollback {
                     message: format!(
                         "the downgrade failed ({cause}); the database was restored from backup {snapshot}{kept} and the code was not touched"
                     ),
-                    hint: Some(format!(
-                        "fix the migration, then {}; or {}",
-                        crate::hint::resume(&ex.run_id),
-                        crate::hint::undo(&ex.run_id)
-                    )),
+                    hint: Some(crate::hint::hint![
+                        "fix the migration, then ",
+                        crate::hint::Action::resume(&ex.run_id),
+                        "; or ",
+                        crate::hint::Action::undo(&ex.run_id)
+                    ]),
                 }),
                 Err(r) => Err({
                     ex.failure_detail = Some(FailureDetail { database_changed: true });
@@ -104,10 +106,12 @@ impl Rollback {
                             "the downgrade failed ({cause}) AND restoring the database from backup {snapshot} failed: {}",
                             crate::engine::support::chain(&r)
                         ),
-                        hint: Some(format!(
-                            "the code was not touched; restore the database by hand from backup {snapshot}, or retry {}",
-                            crate::hint::undo(&ex.run_id)
-                        )),
+                        hint: Some(crate::hint::hint![
+                            format!(
+                                "the code was not touched; restore the database by hand from backup {snapshot}, or retry "
+                            ),
+                            crate::hint::Action::undo(&ex.run_id)
+                        ]),
                     }
                 }),
             };

@@ -21,7 +21,7 @@ impl Rollback {
         let Some(d) = &self.deployer else {
             return Err(Error::usage(
                 format!("this run promotes a release on {production}, but no production target is given"),
-                Some("open the repository with the same deployer, then resume".to_owned()),
+                Some("open the repository with the same deployer, then resume".into()),
             ));
         };
         let live = crate::rt::block_on(d.current())?;

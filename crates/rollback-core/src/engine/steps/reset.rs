@@ -44,10 +44,11 @@ impl Rollback {
             if let Some((path, _)) = self.way_problems(&manifest, changes).into_iter().next() {
                 return Err(Error::refused(
                     format!("`{path}` is in the way of the reset and changed while the run was capturing it"),
-                    Some(format!(
-                        "stop whatever writes there, then {} (it captures it again)",
-                        crate::hint::resume(&ex.run_id)
-                    )),
+                    Some(crate::hint::hint![
+                        "stop whatever writes there, then ",
+                        crate::hint::Action::resume(&ex.run_id),
+                        " (it captures it again)"
+                    ]),
                 ));
             }
             let workdir = self.workdir();
@@ -80,10 +81,11 @@ impl Rollback {
                     ex.plan.from.commit.short(),
                     target.short()
                 ),
-                Some(format!(
-                    "something moved HEAD since the run stopped; {} restores the snapshot",
-                    crate::hint::undo(&ex.run_id)
-                )),
+                Some(crate::hint::hint![
+                    "something moved HEAD since the run stopped; ",
+                    crate::hint::Action::undo(&ex.run_id),
+                    " restores the snapshot"
+                ]),
             ));
         }
         // A tracked file the reset rewrites may be a hard link to another file (captured
@@ -148,16 +150,16 @@ impl Rollback {
         let changed: BTreeSet<&RepoPath> = changes.iter().map(|c| &c.path).collect();
         for f in self.vcs.flagged()? {
             if f.changed.is_some() && changed.contains(&f.path) {
-                ctx.log(
+                ctx.log_hint(
                     LogLevel::Warn,
                     format!(
                         "`{}` is marked {} and has local changes, but the target changes it: it gets the target's \
-                         version; yours is in backup {} ({} puts it back)",
+                         version; yours is in backup {}",
                         f.path,
                         f.flag.as_str(),
                         manifest.id,
-                        crate::hint::undo(run_id)
                     ),
+                    Some(crate::hint::hint![crate::hint::Action::undo(run_id), " puts it back"]),
                 );
             }
         }

@@ -19,7 +19,11 @@ impl Rollback {
         if let Some(bad) = results.iter().find(|r| !r.ok) {
             return Err(Error::Service {
                 message: format!("restart step `{}` failed: {}", bad.name, bad.detail),
-                hint: Some(format!("fix the service, then {} runs the restart again", crate::hint::resume("RUN"))),
+                hint: Some(crate::hint::hint![
+                    "fix the service, then ",
+                    crate::hint::Action::resume("RUN"),
+                    " runs the restart again"
+                ]),
             });
         }
         if results.len() < self.config.restart.len() {

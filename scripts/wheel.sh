@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# The portable wheel: forge_rollback + the forge-rollback command, abi3 (CPython >= 3.11),
+# manylinux_2_28 whatever the build host's glibc. maturin links with zig (`--zig`), which
+# targets glibc 2.28's symbols; the C code (vendored libgit2, bundled SQLite, ring) is compiled
+# by zig's clang for the same target. The tools (requirements-wheel.txt) go into
+# target/wheel-build-venv, made on first use.
+#
+#   scripts/wheel.sh          # build target/wheels/forge_rollback-*-manylinux_2_28_x86_64.whl
+#   scripts/wheel.sh check    # build it, then `auditwheel show` must report manylinux_2_28, and
+#                             # scripts/wheel-test.sh installs and runs it with no Rust toolchain
+#
+# A release build: 6 to 10 min on 2 shared cores (all of it compiled for the explicit target, apart
+# from the debug build the tests use), so CI's wheel-test stays on the fast dev wheel and this
+# is run on its own (`make wheel-check`).
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+ROOT=$PWD
+PYTHON=${PYTHON:-python3}
+POLICY=manylinux_2_28
+TARGET=$(cargo metadata --format-version 1 --no-deps | "$PYTHON" -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
+VENV=$TARGET/wheel-build-venv
+OUT=$TARGET/wheels
+
+if [[ ! -x $VENV/bin/python ]] || ! cmp -s requirements-wheel.txt "$VENV/requirements-wheel.txt"; then
+    "$PYTHON" -m venv "$VENV"
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r requirements-wheel.txt
+    cp requirements-wheel.txt "$VENV/requirements-wheel.txt"
+fi
+
+# maturin runs zig as `python -m ziglang` with the first python on PATH: the venv's.
+rm -f "$OUT"/forge_rollback-*-"$POLICY"_*.whl
+PATH="$VENV/bin:$PATH" "$VENV/bin/maturin" build --release --locked --zig --compatibility "$POLICY" \
+    -m crates/rollback-py/Cargo.toml --out "$OUT"
+wheel=$(ls "$OUT"/forge_rollback-*-"$POLICY"_x86_64.whl)
+echo "built $wheel ($(du -h "$wheel" | cut -f1))"
+
+if [[ ${1:-} == check ]]; then
+    shown=$("$VENV/bin/auditwheel" show "$wheel")
+    echo "$shown"
+    if ! grep -q "consistent with the following platform tag: \"${POLICY}_x86_64\"" <<<"$(tr '\n' ' ' <<<"$shown" | tr -s ' ')"; then
+        echo "error: auditwheel does not place $(basename "$wheel") in $POLICY" >&2
+        exit 1
+    fi
+    scripts/wheel-test.sh "$VENV/bin/python" "$wheel"
+fi
