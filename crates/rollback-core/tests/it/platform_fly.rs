@@ -211,7 +211,7 @@ fn a_target_fly_never_released_is_refused() {
     let rb = rollback(&r, &f, "FR_FLY_NEVER");
     let err = rb.run(&to_v1(), &AutoConfirm, &Recorder::default()).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Refused, "{err}");
-    assert!(rollback_core::Error::hint(&err).unwrap().contains("`push` or `revert-commit`"), "{err}");
+    assert!(rollback_core::Error::hint(&err).unwrap().to_string().contains("`push` or `revert-commit`"), "{err}");
     assert!(f.updates().is_empty());
 }
 
