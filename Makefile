@@ -4,7 +4,7 @@
 CARGO ?= cargo
 
 .DEFAULT_GOAL := help
-.PHONY: help demo fmt lint test rust-test python-test wheel wheel-check bench doc
+.PHONY: help demo fmt lint test rust-test python-test wheel wheel-check bench bench-fleet doc
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -18,13 +18,13 @@ fmt: ## format all Rust code
 lint: ## cargo fmt --check, clippy -D warnings (workspace and rollback-py)
 	scripts/test.sh lint
 
-test: ## every check: lint, Rust tests (nextest + doctests), Python build + stubtest + pytest
+test: ## every check: lint, Rust tests (nextest + doctests), Python build + stubtest + pytest (+ Ansible fleet tests)
 	scripts/test.sh
 
 rust-test: ## Rust tests only (cargo nextest, or cargo test; then doctests)
 	scripts/test.sh rust
 
-python-test: ## build forge_rollback into .venv, run mypy.stubtest and pytest
+python-test: ## build forge_rollback into .venv, run mypy.stubtest and pytest (incl. ansible/tests)
 	scripts/test.sh python
 
 wheel: ## portable release wheel (module + forge-rollback command; abi3, manylinux_2_28, via zig) in target/wheels
@@ -36,6 +36,10 @@ wheel-check: ## build the portable wheel, check its manylinux_2_28 tag with audi
 bench: ## benchmarks (scripts/bench.sh)
 	@if [ -x scripts/bench.sh ]; then scripts/bench.sh; \
 	else echo "error: benchmarks are not written yet (no scripts/bench.sh)" >&2; exit 1; fi
+
+bench-fleet: ## fleet benchmark: the Ansible playbook on 4 hosts vs 1 (docs/PERFORMANCE.md, needs .venv: make python-test)
+	$(CARGO) build -q -p rollback-cli
+	$(if $(wildcard .venv/bin/python),.venv/bin/python,python3) scripts/bench/fleet.py
 
 doc: ## API docs (target/doc)
 	$(CARGO) doc --no-deps

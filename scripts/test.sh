@@ -5,8 +5,9 @@
 #   scripts/test.sh lint python  # only those stages (make lint / rust-test / python-test)
 #
 # Before the rust and python stages, a setup stage prepares what their tests use:
-# - .venv with requirements-dev.txt (maturin, pytest, mypy, and the real Alembic, SQLAlchemy
-#   and psycopg2 the database tests drive), exported as FORGE_TEST_PYTHON;
+# - .venv with requirements-dev.txt (maturin, pytest, mypy, the real Alembic, SQLAlchemy
+#   and psycopg2 the database tests drive, and ansible-core for the fleet tests), exported as
+#   FORGE_TEST_PYTHON;
 # - a PostgreSQL server (scripts/pg.sh: FORGE_TEST_PG_URL when it answers, else a throwaway
 #   cluster, installing PostgreSQL with apt-get if needed), exported as FORGE_TEST_PG_URL and
 #   FORGE_TEST_PG_CA, and stopped when this script exits, whatever happens;
@@ -137,6 +138,14 @@ stage_python() {
     step "pytest crates/rollback-py/tests" "$py" -m pytest -q crates/rollback-py/tests || rc=$?
     if ((rc == 5)); then
         echo "error: pytest collected no tests in crates/rollback-py/tests" >&2
+    fi
+
+    # The Ansible collection (ansible/ansible_collections/forge/rollback) with the venv's real
+    # ansible-core against a 4-host fleet of temp work trees, driving the CLI built above.
+    rc=0
+    step "pytest ansible/tests (fleet rollback with ansible-core)" "$py" -m pytest -q ansible/tests || rc=$?
+    if ((rc == 5)); then
+        echo "error: pytest collected no tests in ansible/tests" >&2
     fi
 }
 

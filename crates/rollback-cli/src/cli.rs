@@ -58,6 +58,9 @@ pub enum Command {
         /// Roll back to this revision.
         #[arg(long, visible_alias = "commit", value_name = "REV")]
         target: Option<String>,
+        /// Only the database part of a full rollback (see `run --database-only`).
+        #[arg(long)]
+        database_only: bool,
     },
     /// Roll back: snapshot, reset, remove untracked files, clear caches, record.
     Run(RunArgs),
@@ -190,6 +193,11 @@ pub struct RunArgs {
     /// Run a downgrade through a migration whose downgrade cannot restore data.
     #[arg(long)]
     pub allow_irreversible: bool,
+    /// Only the database part of a full rollback: snapshot the database and downgrade it to
+    /// the target's revision; the code, env files and services stay as they are (a fleet runs
+    /// it once, before any host's code moves). `undo RUN` upgrades it back.
+    #[arg(long)]
+    pub database_only: bool,
 }
 
 /// `rehearse` arguments.

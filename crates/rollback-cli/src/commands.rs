@@ -57,9 +57,14 @@ pub fn dispatch(args: &Args, out: &Output) -> anyhow::Result<ExitStatus> {
             }
             Ok(ExitStatus::Success)
         }
-        Command::Plan { level: l, target } => {
+        Command::Plan { level: l, target, database_only } => {
             let rb = open(args)?;
-            let plan = rb.plan(level(l), target.as_deref())?;
+            let plan = rb.plan_with(&RunOptions {
+                level: level(l),
+                target: target.clone(),
+                database_only: *database_only,
+                ..RunOptions::default()
+            })?;
             if out.json {
                 out.json_value(&plan)?;
             } else {
@@ -79,6 +84,7 @@ pub fn dispatch(args: &Args, out: &Output) -> anyhow::Result<ExitStatus> {
                 allow_irreversible: r.allow_irreversible,
                 // No `--actor` flag yet: runs from the CLI record none.
                 actor: None,
+                database_only: r.database_only,
             };
             let prompter: &dyn Prompter = if r.yes { &AutoConfirm } else { &TerminalPrompter };
             let outcome = rb.run(&opts, prompter, &log)?;

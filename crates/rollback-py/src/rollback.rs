@@ -94,6 +94,8 @@ fn run_options(
         severity: parse_severity(severity)?,
         allow_irreversible,
         actor,
+        // Not offered to Python yet: `forge-rollback run --database-only` has it.
+        database_only: false,
     })
 }
 

@@ -8,6 +8,7 @@ mod completions;
 mod crash;
 mod crash_full;
 mod crash_rows;
+mod database_only;
 mod db_lock;
 mod edits_since;
 mod full;

@@ -30,6 +30,7 @@ mod rehearse;
 mod resume;
 mod rollback_entry;
 mod runs;
+mod scope;
 mod services;
 mod steps;
 mod support;
@@ -76,6 +77,11 @@ pub struct RunOptions {
     pub allow_irreversible: bool,
     /// Who asked for the run (an operator, a token's subject): journaled, and in the report.
     pub actor: Option<String>,
+    /// Only the database part of a full rollback: snapshot the database and downgrade it to
+    /// the target's revision, leaving the code, the env files and the services as they are
+    /// (`run --database-only`). A fleet runs it once, on one host, before any host's code
+    /// moves; `undo RUN` brings the schema and the rows back like any full run's undo.
+    pub database_only: bool,
 }
 
 pub use crate::outcome::{RunOutcome, RunSummary, StepReport};
@@ -335,9 +341,21 @@ impl Rollback {
     /// Plans a rollback. Reads only. The downgrade step shows the SQL it would run where the
     /// migrator can tell (Alembic's offline mode, the native `.down.sql` files).
     pub fn plan(&self, level: Option<Level>, target: Option<&str>) -> Result<Plan> {
-        let a = self.assess_local(target)?;
-        let level = Self::resolve_level(&a, level);
+        self.plan_with(&RunOptions { level, target: target.map(str::to_owned), ..RunOptions::default() })
+    }
+
+    /// [`Rollback::plan`] for the level, target and scope of `opts` (`database_only`: the plan
+    /// of `run --database-only`).
+    pub fn plan_with(&self, opts: &RunOptions) -> Result<Plan> {
+        Self::check_scope(opts)?;
+        let a = self.assess_local(opts.target.as_deref())?;
+        let level = Self::level_for(&a, opts);
         self.require_database(&a, level)?;
+        if opts.database_only
+            && let Some(e) = self.database_only_refusal(&a)
+        {
+            return Err(e);
+        }
         // A plan to downgrade a database that cannot be reached (or a SQLite file that is not
         // there) would show a path from a revision nobody read: say why instead.
         if level != Level::Fast
@@ -353,8 +371,7 @@ impl Rollback {
         {
             return Err(e);
         }
-        let mut plan = planner::rollback_plan(self.vcs.as_ref(), &self.config, &self.check_names(), &a, level);
-        self.plan_promotion(&mut plan)?;
+        let mut plan = self.scoped_plan(&a, level, opts)?;
         self.fill_previews(&mut plan);
         self.forecast_plan(&mut plan);
         Ok(plan)

@@ -248,6 +248,17 @@ pub fn rollback_plan(vcs: &dyn VcsBackend, config: &Config, checks: &[String], a
     }
 }
 
+/// Only the database part of a full rollback `plan`: the file snapshot (unchanged: it pins
+/// HEAD and keeps the local changes and the index, so `undo` puts back exactly the tree it
+/// found, uncommitted edits included), the database snapshot, the downgrade and the record. The
+/// code, the env files and the services are left as they are.
+pub fn database_only(mut plan: Plan) -> Plan {
+    plan.steps.retain(|s| {
+        matches!(s, Step::Snapshot { .. } | Step::DbSnapshot { .. } | Step::Downgrade { .. } | Step::Record)
+    });
+    plan
+}
+
 /// A database snapshot an undo restores.
 #[derive(Clone, Debug)]
 pub struct DbRestore {

@@ -65,7 +65,11 @@ impl Rollback {
                 ));
             }
         }
-        let at_head = a.target.commit.id == a.head.commit;
+        if opts.database_only {
+            out.extend(self.database_only_refusal(a));
+        }
+        // A database-only run leaves the code where it is: HEAD at the target is no refusal.
+        let at_head = a.target.commit.id == a.head.commit && !opts.database_only;
         let schema_moves = a.database.as_ref().is_some_and(|d| d.needs_downgrade);
         let env_moves = a.env.as_ref().is_some_and(|e| e.target_record.is_some() && !e.diffs.is_empty());
         if at_head && a.dirty.is_clean() {

@@ -3,7 +3,7 @@
 
 use super::pipeline::{Entry, Job, Next, Start};
 use super::support::new_run_id;
-use super::{Ctx, Rollback, RunOptions, RunOutcome, StepReport, planner};
+use super::{Ctx, Rollback, RunOptions, RunOutcome, StepReport};
 use crate::assess::{self, Assessment};
 use crate::error::{Error, Result};
 use crate::event::{LogLevel, Observer};
@@ -40,6 +40,7 @@ impl Entry for RollbackEntry<'_> {
 
     fn prepare(&self, rb: &Rollback, ctx: &mut Ctx<'_>, prompter: &dyn Prompter) -> Result<Next<Ready>> {
         let opts = self.opts;
+        Rollback::check_scope(opts)?;
         if prompter.is_automatic() && !opts.dry_run {
             if opts.level == Some(Level::Manual) {
                 return Err(Error::usage(
@@ -66,10 +67,9 @@ impl Entry for RollbackEntry<'_> {
             return Ok(Next::Go(Ready::Unattended));
         }
         let a = rb.assess_local(opts.target.as_deref())?;
-        let level = Rollback::resolve_level(&a, opts.level);
+        let level = Rollback::level_for(&a, opts);
         rb.require_database(&a, level)?;
-        let mut plan = planner::rollback_plan(rb.vcs.as_ref(), &rb.config, &rb.check_names(), &a, level);
-        rb.plan_promotion(&mut plan)?;
+        let mut plan = rb.scoped_plan(&a, level, opts)?;
         let refusals = rb.refusals(&a, opts, level);
         if opts.dry_run || level == Level::Manual {
             rb.fill_previews(&mut plan);
@@ -135,7 +135,7 @@ impl Entry for RollbackEntry<'_> {
         let (now, level, forecast) = match ready {
             Ready::Unattended => {
                 let a = rb.assess_local(opts.target.as_deref())?;
-                let level = Rollback::resolve_level(&a, opts.level);
+                let level = Rollback::level_for(&a, opts);
                 rb.require_database(&a, level)?;
                 if let Some(e) = rb.refusals(&a, opts, level).into_iter().next() {
                     return Err(e);
@@ -163,8 +163,7 @@ impl Entry for RollbackEntry<'_> {
                 (now, level, Some(forecast))
             }
         };
-        let mut plan = planner::rollback_plan(rb.vcs.as_ref(), &rb.config, &rb.check_names(), &now, level);
-        rb.plan_promotion(&mut plan)?;
+        let mut plan = rb.scoped_plan(&now, level, opts)?;
         // The journal keeps the forecast with the plan: the one the operator confirmed, or,
         // unattended, one made now.
         match forecast {
