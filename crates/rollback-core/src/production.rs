@@ -112,6 +112,15 @@ pub trait Deployer: Send + Sync {
         false
     }
 
+    /// Who else deploys to this target and would bring the rolled-back release straight back
+    /// (a GitOps controller such as Argo CD or Flux), each with how to stop it: `Some(empty)`
+    /// when the target was asked and nothing else deploys it, `None` when the target cannot
+    /// tell. Assess and plan show each as the risk `production_auto_sync`; the promote step
+    /// warns of each.
+    async fn auto_deployers(&self) -> Result<Option<Vec<String>>> {
+        Ok(None)
+    }
+
     /// Turns the platform's automatic deploys on or off; returns whether they were on. Safe
     /// to repeat.
     async fn set_autodeploy(&self, on: bool) -> Result<bool> {

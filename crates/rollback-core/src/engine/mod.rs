@@ -313,6 +313,7 @@ impl Rollback {
         let mut a = self.assess_local(target)?;
         self.forecast_assessment(&mut a);
         a.production = self.assess_production(&a.target.commit.id);
+        a.risks.extend(self.production_risks());
         Ok(a)
     }
 

@@ -32,6 +32,26 @@ impl Rollback {
         Some(p)
     }
 
+    /// The risk `production_auto_sync` for each GitOps controller (or other deployer) the
+    /// production target names; none when it cannot tell or cannot be asked (the assessment's
+    /// `problem` says why).
+    pub(crate) fn production_risks(&self) -> Vec<crate::model::Risk> {
+        let Some(d) = &self.deployer else { return Vec::new() };
+        match crate::rt::block_on(d.auto_deployers()) {
+            Ok(Some(found)) => found
+                .into_iter()
+                .map(|m| {
+                    crate::model::Risk::new(
+                        crate::model::RiskCode::ProductionAutoSync,
+                        crate::model::RiskSeverity::Medium,
+                        m,
+                    )
+                })
+                .collect(),
+            Ok(None) | Err(_) => Vec::new(),
+        }
+    }
+
     /// Adds `promote` to a rollback plan when a deployer is given: the release live now and
     /// the one built from the target commit. A target the platform never built is refused.
     pub(crate) fn plan_promotion(&self, plan: &mut Plan) -> Result<()> {
@@ -50,6 +70,7 @@ impl Rollback {
         // The freeze: where the target can, a push must not deploy the bad release again.
         let freeze = self.config.deploy.as_ref().is_none_or(|c| c.freeze) && d.switches_autodeploy();
         insert_before_checks(plan, Step::Promote { production, from, to, autodeploy: freeze.then_some(false) });
+        plan.risks.extend(self.production_risks());
         Ok(())
     }
 

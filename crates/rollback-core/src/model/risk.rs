@@ -89,6 +89,9 @@ risk_codes! {
     /// The data-loss forecast could not be made: the database could not be copied, or the
     /// downgrade failed on the copy.
     DataLossUnknown = "data_loss_unknown",
+    /// Something else deploys the production target (Argo CD or Flux auto-sync) and would
+    /// re-apply the rolled-back release.
+    ProductionAutoSync = "production_auto_sync",
 }
 
 impl std::fmt::Display for RiskCode {

@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod heroku;
+pub mod kubernetes;
 pub mod railway;
 pub mod render;
 
@@ -19,6 +20,7 @@ pub fn from_config(config: &DeployConfig) -> Option<Arc<dyn Deployer>> {
         DeployStrategy::Railway => Some(Arc::new(railway::Railway::from_config(config))),
         DeployStrategy::Render => Some(Arc::new(render::Render::from_config(config))),
         DeployStrategy::Heroku => Some(Arc::new(heroku::Heroku::from_config(config))),
+        DeployStrategy::Kubernetes => Some(Arc::new(kubernetes::Kubernetes::from_config(config))),
         DeployStrategy::None | DeployStrategy::Push | DeployStrategy::RevertCommit => None,
     }
 }

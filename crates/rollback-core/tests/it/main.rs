@@ -15,6 +15,7 @@ mod notify;
 mod notify_formats;
 mod parsers;
 mod platform_heroku;
+mod platform_kubernetes;
 mod platform_railway;
 mod platform_render;
 mod production;

@@ -7,10 +7,12 @@
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 mod heroku;
+mod kubernetes;
 mod railway;
 mod render;
 
 pub use heroku::{FakeHeroku, HerokuRelease};
+pub use kubernetes::{FakeKubernetes, KubeRevision, kube_template};
 pub use railway::{FakeRailway, RailwayDeployment, RailwayToken};
 pub use render::{FakeRender, RenderDeploy};
 
