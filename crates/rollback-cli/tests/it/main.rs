@@ -15,6 +15,7 @@ mod lock;
 mod manual;
 mod old_journal;
 mod platforms;
+mod platforms_kubernetes;
 mod progress;
 mod registry;
 mod rehearse;
