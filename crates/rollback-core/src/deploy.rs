@@ -187,6 +187,11 @@ pub struct DeployConfig {
     /// (default `forge-rollback/commit`; the image tag is read when it is absent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub commit_annotation: Option<String>,
+    /// Kubernetes, `--full`: the command (argv) that downgrades the database, run as a Job with
+    /// the live release's image before the rollout (`"{revision}"` becomes the target
+    /// revisions, or `base`). Unset: the downgrade runs here, as for other strategies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub migrate_command: Option<Vec<String>>,
 }
 
 fn default_freeze() -> bool {
@@ -238,6 +243,7 @@ impl Default for DeployConfig {
             kubeconfig: None,
             context: None,
             commit_annotation: None,
+            migrate_command: None,
         }
     }
 }

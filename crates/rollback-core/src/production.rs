@@ -121,6 +121,26 @@ pub trait Deployer: Send + Sync {
         Ok(None)
     }
 
+    /// Whether the database downgrade of a `--full` rollback runs on the target (a Kubernetes
+    /// Job with the live release's image, where the newer migration files are) instead of
+    /// here.
+    fn runs_downgrades(&self) -> bool {
+        false
+    }
+
+    /// Runs the downgrade to `revisions` (empty: `base`) on the target and waits until it
+    /// ends; what ran, for the log ("job forge-rollback-downgrade-... with image ..."). A
+    /// repeat for the same `run_id` waits for a job of it still running rather than start
+    /// another.
+    async fn run_downgrade(&self, run_id: &str, revisions: &[String]) -> Result<String> {
+        let _ = (run_id, revisions);
+        Err(Error::Platform {
+            target: self.describe(),
+            message: "this target does not run downgrades".to_owned(),
+            hint: None,
+        })
+    }
+
     /// Turns the platform's automatic deploys on or off; returns whether they were on. Safe
     /// to repeat.
     async fn set_autodeploy(&self, on: bool) -> Result<bool> {

@@ -215,3 +215,125 @@ fn the_planted_token_reaches_no_output_log_journal_or_report() {
     let sent = s.f.requests().iter().filter(|q| q.header("authorization") == Some(&format!("Bearer {TOKEN}"))).count();
     assert!(sent > 5, "the token was sent ({sent} requests)");
 }
+
+/// An Alembic app over v0..v3 on SQLite at v3, its Deployment with revisions of v1..v3, and a
+/// `migrate_command` that the fake runs (as a kubelet would) in the work tree: the live
+/// release's image, whose migration files are v3's.
+fn full_setup() -> (TestRepo, rollback_testkit::db::MigrationFixture, FakeKubernetes, TempDir, PathBuf) {
+    use rollback_testkit::db::{MigrationFixture, MigratorKind, python};
+    let r = TestRepo::new();
+    let fx = MigrationFixture::new(&r, MigratorKind::Alembic);
+    let url = [("DATABASE_URL", "sqlite:///app.db")];
+    let up = std::process::Command::new(python())
+        .args(["-m", "alembic", "upgrade", "head"])
+        .current_dir(r.path())
+        .envs(url)
+        .output()
+        .unwrap();
+    assert!(up.status.success(), "{}", String::from_utf8_lossy(&up.stderr));
+    let f = FakeKubernetes::deployment(TOKEN, &[&fx.commits[1], &fx.commits[2], &fx.commits[3]], true);
+    f.run_jobs_in(r.path(), &url);
+    let dir = TempDir::new().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "current-context: f\nclusters:\n- name: f\n  cluster: {{server: '{}'}}\ncontexts:\n- name: f\n  context: {{cluster: f, user: u, namespace: prod}}\nusers:\n- name: u\n  user: {{token: {TOKEN}}}\n",
+            f.url()
+        ),
+    )
+    .unwrap();
+    let config = dir.path().join("forge-rollback.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[database]\nkind = \"alembic\"\nurl = \"sqlite:///app.db\"\npython = {py}\n\n[deploy]\nstrategy = \"kubernetes\"\ndeployment = \"api\"\ncontainer = \"web\"\nkubeconfig = {}\nmigrate_command = [{py}, \"-m\", \"alembic\", \"downgrade\", \"{{revision}}\"]\nlive_timeout_secs = 30\npoll_secs = 0.05\n",
+            toml_str(kubeconfig.to_str().unwrap()),
+            py = toml_str(&python()),
+        ),
+    )
+    .unwrap();
+    (r, fx, f, dir, config)
+}
+
+fn alembic_version(r: &TestRepo) -> String {
+    let out = std::process::Command::new(rollback_testkit::db::python())
+        .args(["-c", "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute('select version_num from alembic_version').fetchone()[0])"])
+        .arg(r.path().join("app.db"))
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+#[test]
+fn full_runs_the_downgrade_as_a_job_with_the_live_image_before_the_rollout_and_undo_puts_both_back() {
+    let (r, fx, f, _dir, config) = full_setup();
+    let fr = |args: &[&str]| {
+        let mut all = vec!["--config", config.to_str().unwrap()];
+        all.extend_from_slice(args);
+        fr_env(&r, &all, &[])
+    };
+    let plan = fr(&["plan", "--full", "--target", "v2"]);
+    plan.ok();
+    assert!(
+        plan.stdout.contains("(as a job on the production target, with the live release's image)"),
+        "{}",
+        plan.stdout
+    );
+    assert!(f.jobs().is_empty(), "planning runs no job");
+
+    let out = fr(&["run", "--full", "--yes", "--json", "--target", "v2"]);
+    out.ok();
+    let j = out.json();
+    assert_eq!(j["status"], "succeeded", "{j}");
+    let steps: Vec<&str> = j["steps"].as_array().unwrap().iter().map(|s| s["step"].as_str().unwrap()).collect();
+    assert_eq!(&steps[..4], ["snapshot", "db_snapshot", "downgrade", "reset"]);
+    assert!(steps.contains(&"promote"));
+    assert!(out.stderr.contains("Downgrade job forge-rollback-downgrade-"), "{}", out.stderr);
+    assert_eq!(alembic_version(&r), fx.revisions[1]);
+    assert_eq!(r.head(), fx.commits[2]);
+    assert_eq!(f.live_commit().as_deref(), Some(fx.commits[2].as_str()));
+
+    let jobs = f.jobs();
+    assert_eq!(jobs.len(), 1);
+    let body = &jobs[0].body;
+    let pod = &body["spec"]["template"]["spec"];
+    let container = &pod["containers"][0];
+    assert_eq!(pod["containers"].as_array().unwrap().len(), 1);
+    assert_eq!(container["name"], "web");
+    assert_eq!(container["image"], format!("registry.example/api:{}", &fx.commits[3][..12]), "the live (v3) image");
+    let argv: Vec<&str> = container["command"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    assert_eq!(&argv[1..], ["-m", "alembic", "downgrade", fx.revisions[1].as_str()]);
+    assert_eq!(container["env"][0]["name"], "RELEASE", "the template's env is kept");
+    assert_eq!((pod["restartPolicy"].as_str(), body["spec"]["backoffLimit"].as_i64()), (Some("Never"), Some(0)));
+    assert!(body["spec"]["template"]["metadata"]["labels"].get("app").is_none(), "no Service selects the job's pod");
+    // The Job ran before the rollout's PATCH.
+    let reqs = f.requests();
+    let post = reqs.iter().position(|q| q.method == "POST").unwrap();
+    let patch = reqs.iter().position(|q| q.method == "PATCH").unwrap();
+    assert!(post < patch, "the downgrade runs before the rollout");
+    assert_eq!(reqs[post].path, "/apis/batch/v1/namespaces/prod/jobs");
+
+    let id = j["run_id"].as_str().unwrap();
+    let undo = fr(&["undo", id, "--yes", "--json"]);
+    undo.ok();
+    assert_eq!(undo.json()["status"], "succeeded");
+    assert_eq!(alembic_version(&r), fx.revisions[2]);
+    assert_eq!(r.head(), fx.commits[3]);
+    assert_eq!(f.live_commit().as_deref(), Some(fx.commits[3].as_str()));
+    assert_eq!(f.jobs().len(), 1, "undo restores the database here, from the run's snapshot");
+}
+
+#[test]
+fn a_failed_downgrade_job_stops_the_run_before_the_code_or_the_rollout_move() {
+    let (r, fx, f, _dir, config) = full_setup();
+    f.jobs_fail(true);
+    let out = fr_env(&r, &["--config", config.to_str().unwrap(), "run", "--full", "--yes", "--target", "v2"], &[]);
+    out.code(1);
+    assert!(out.stderr.contains("the downgrade job forge-rollback-downgrade-"), "{}", out.stderr);
+    assert!(out.stderr.contains("BackoffLimitExceeded"), "{}", out.stderr);
+    assert!(out.stderr.contains("kubectl logs job/forge-rollback-downgrade-"), "{}", out.stderr);
+    assert_eq!(r.head(), fx.commits[3], "the code was not touched");
+    assert_eq!(alembic_version(&r), fx.revisions[2]);
+    assert!(f.patches().is_empty(), "no rollout");
+}

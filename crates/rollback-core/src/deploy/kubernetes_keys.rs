@@ -40,7 +40,10 @@ impl DeployConfig {
         ];
         if self.strategy != DeployStrategy::Kubernetes {
             let set = names.iter().find(|(_, v)| v.is_some()).map(|(k, _)| *k);
-            if let Some(key) = set.or(self.kubeconfig.as_ref().map(|_| "kubeconfig")) {
+            let set = set
+                .or(self.kubeconfig.as_ref().map(|_| "kubeconfig"))
+                .or(self.migrate_command.as_ref().map(|_| "migrate_command"));
+            if let Some(key) = set {
                 return Err((
                     format!("deploy.{key}"),
                     format!("is for strategy `kubernetes`, not `{}`", self.strategy.as_str()),
@@ -90,6 +93,14 @@ impl DeployConfig {
             && !annotation_key(a)
         {
             return Err(("deploy.commit_annotation".into(), format!("`{a}` is not an annotation key")));
+        }
+        if let Some(argv) = &self.migrate_command
+            && (argv.first().is_none_or(|a| a.trim().is_empty()) || argv.iter().any(|a| a.contains('\0')))
+        {
+            return Err((
+                "deploy.migrate_command".into(),
+                "must name a program, e.g. [\"alembic\", \"downgrade\", \"{revision}\"]".into(),
+            ));
         }
         if self.kubeconfig.as_ref().is_some_and(|p| p.as_os_str().is_empty()) {
             return Err(("deploy.kubeconfig".into(), "names no file".into()));

@@ -71,6 +71,13 @@ impl Rollback {
         let freeze = self.config.deploy.as_ref().is_none_or(|c| c.freeze) && d.switches_autodeploy();
         insert_before_checks(plan, Step::Promote { production, from, to, autodeploy: freeze.then_some(false) });
         plan.risks.extend(self.production_risks());
+        if d.runs_downgrades() {
+            for step in &mut plan.steps {
+                if let Step::Downgrade { migrator, .. } = step {
+                    migrator.push_str(" (as a job on the production target, with the live release's image)");
+                }
+            }
+        }
         Ok(())
     }
 

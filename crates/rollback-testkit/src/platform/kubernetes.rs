@@ -48,6 +48,25 @@ struct KubeState {
     refuse_patch: Option<String>,
     rate_limited: u32,
     page_max: usize,
+    /// The Jobs created: name, body, reads left before it ends, whether it succeeded.
+    jobs: Vec<FakeJob>,
+    /// Where a Job's command runs (the "image"), with which environment; `None`: Jobs succeed
+    /// without running anything.
+    job_runner: Option<(std::path::PathBuf, Vec<(String, String)>)>,
+    job_fails: bool,
+}
+
+/// A Job the fake was asked to create.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FakeJob {
+    /// Its name.
+    pub name: String,
+    /// The body `POST`ed.
+    pub body: Value,
+    polls_left: u32,
+    succeeded: bool,
+    /// What its command printed (stdout and stderr), when it ran.
+    pub output: String,
 }
 
 /// A fake Kubernetes API server speaking the REST shapes `kubectl` uses:
@@ -140,6 +159,9 @@ impl FakeKubernetes {
             refuse_patch: None,
             rate_limited: 0,
             page_max: 2,
+            jobs: Vec::new(),
+            job_runner: None,
+            job_fails: false,
         }));
         let s = state.clone();
         let server = TestServer::with_handler(Arc::new(move |req| kube(&mut lock(&s), req)));
@@ -213,6 +235,23 @@ impl FakeKubernetes {
     /// `PATCH` answers `422 Invalid` with `message` (`None`: works).
     pub fn refuse_patch(&self, message: Option<&str>) {
         lock(&self.state).refuse_patch = message.map(str::to_owned);
+    }
+
+    /// Jobs run their container's `command` as a local process in `dir` with `env` (the
+    /// kubelet of this fake), and succeed when it exits 0.
+    pub fn run_jobs_in(&self, dir: &std::path::Path, env: &[(&str, &str)]) {
+        lock(&self.state).job_runner =
+            Some((dir.to_owned(), env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()));
+    }
+
+    /// Jobs fail (`BackoffLimitExceeded`) without running.
+    pub fn jobs_fail(&self, on: bool) {
+        lock(&self.state).job_fails = on;
+    }
+
+    /// The Jobs created, in order.
+    pub fn jobs(&self) -> Vec<FakeJob> {
+        lock(&self.state).jobs.clone()
     }
 
     /// The next `n` requests get `429` with `Retry-After: 1`.
@@ -329,6 +368,9 @@ fn kube(st: &mut KubeState, req: &RecordedRequest) -> Reply {
         return status(401, "Unauthorized", "Unauthorized");
     }
     let path = req.path.split('?').next().unwrap_or("");
+    if let Some(rest) = path.strip_prefix(&format!("/apis/batch/v1/namespaces/{NAMESPACE}/jobs")) {
+        return jobs(st, req, rest);
+    }
     let (workloads, revisions) =
         if st.statefulset { ("statefulsets", "controllerrevisions") } else { ("deployments", "replicasets") };
     let base = format!("/apis/apps/v1/namespaces/{NAMESPACE}/");
@@ -414,6 +456,81 @@ fn kube(st: &mut KubeState, req: &RecordedRequest) -> Reply {
                 st.generation += 1;
             }
             Reply::json(200, &workload_json(st))
+        }
+        _ => status(404, "NotFound", "the server could not find the requested resource"),
+    }
+}
+
+fn job_json(j: &FakeJob) -> Value {
+    let mut body = j.body.clone();
+    body["status"] = if j.polls_left > 0 {
+        json!({"active": 1, "startTime": "2026-12-04T10:00:00Z"})
+    } else if j.succeeded {
+        json!({"succeeded": 1, "conditions": [{"type": "Complete", "status": "True"}]})
+    } else {
+        json!({"failed": 1, "conditions": [{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded", "message": "Job has reached the specified backoff limit"}]})
+    };
+    body
+}
+
+fn run_job(st: &KubeState, body: &Value) -> (bool, String) {
+    if st.job_fails {
+        return (false, String::new());
+    }
+    let Some((dir, env)) = &st.job_runner else { return (true, String::new()) };
+    let argv: Vec<String> = body
+        .pointer("/spec/template/spec/containers/0/command")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+        .unwrap_or_default();
+    let Some((program, args)) = argv.split_first() else { return (false, "no command".into()) };
+    match std::process::Command::new(program).args(args).current_dir(dir).envs(env.iter().map(|(k, v)| (k, v))).output()
+    {
+        Ok(o) => (
+            o.status.success(),
+            format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr)),
+        ),
+        Err(e) => (false, e.to_string()),
+    }
+}
+
+fn jobs(st: &mut KubeState, req: &RecordedRequest, rest: &str) -> Reply {
+    match (req.method.as_str(), rest) {
+        ("POST", "") => {
+            if req.header("content-type") != Some("application/json") {
+                return status(415, "UnsupportedMediaType", "the body of the request was in an unknown format");
+            }
+            let body = req.body_json();
+            let name = body.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("").to_owned();
+            if body["kind"] != "Job" || body["apiVersion"] != "batch/v1" || name.is_empty() {
+                return status(422, "Invalid", "expected a batch/v1 Job with a name");
+            }
+            if body.pointer("/spec/template/spec/restartPolicy").and_then(Value::as_str) != Some("Never") {
+                return status(
+                    422,
+                    "Invalid",
+                    "spec.template.spec.restartPolicy: Required value: valid values: \"OnFailure\", \"Never\"",
+                );
+            }
+            if st.jobs.iter().any(|j| j.name == name) {
+                return status(409, "AlreadyExists", &format!("jobs.batch \"{name}\" already exists"));
+            }
+            let (succeeded, output) = run_job(st, &body);
+            let job = FakeJob { name, body, polls_left: 1, succeeded, output };
+            let reply = job_json(&job);
+            st.jobs.push(job);
+            Reply::json(201, &reply)
+        }
+        ("GET", r) if r.starts_with('/') => {
+            let name = &r[1..];
+            match st.jobs.iter_mut().find(|j| j.name == name) {
+                Some(j) => {
+                    let reply = job_json(j);
+                    j.polls_left = j.polls_left.saturating_sub(1);
+                    Reply::json(200, &reply)
+                }
+                None => status(404, "NotFound", &format!("jobs.batch \"{name}\" not found")),
+            }
         }
         _ => status(404, "NotFound", "the server could not find the requested resource"),
     }

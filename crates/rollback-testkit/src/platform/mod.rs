@@ -12,7 +12,7 @@ mod railway;
 mod render;
 
 pub use heroku::{FakeHeroku, HerokuRelease};
-pub use kubernetes::{FakeKubernetes, KubeRevision, kube_template};
+pub use kubernetes::{FakeJob, FakeKubernetes, KubeRevision, kube_template};
 pub use railway::{FakeRailway, RailwayDeployment, RailwayToken};
 pub use render::{FakeRender, RenderDeploy};
 

@@ -21,11 +21,14 @@
 //!   ControllerRevision's `data` as `application/strategic-merge-patch+json`.
 //! - `wait_live`: `kubectl rollout status`'s rules (see [`rollout`]); a Deployment whose
 //!   `Progressing` condition says `ProgressDeadlineExceeded` fails at once.
+//! - `--full` with `[deploy] migrate_command`: the downgrade runs as a Job made from the live
+//!   pod template, before the rollout ([`job`]).
 //! - No automatic-deploy switch: a GitOps controller (Argo CD, Flux) found in the workload's
 //!   labels and annotations is named, with how to suspend it; their APIs are not called.
 
 pub mod client;
 pub mod config;
+pub mod job;
 pub mod rollout;
 
 use std::sync::{Arc, Mutex, PoisonError};
@@ -80,6 +83,8 @@ pub struct Kubernetes {
     name: String,
     namespace: String,
     commit_annotation: String,
+    container: Option<String>,
+    migrate_command: Option<Vec<String>>,
     creds: std::result::Result<Credentials, ConfigError>,
     client: Mutex<Option<Arc<Client>>>,
     live_timeout: Duration,
@@ -110,6 +115,8 @@ impl Kubernetes {
             name,
             namespace,
             commit_annotation: c.commit_annotation.clone().unwrap_or_else(|| DEFAULT_COMMIT_ANNOTATION.to_owned()),
+            container: c.container.clone(),
+            migrate_command: c.migrate_command.clone(),
             creds,
             client: Mutex::new(None),
             live_timeout: Duration::from_secs_f64(c.live_timeout_secs),
@@ -304,6 +311,14 @@ impl Deployer for Kubernetes {
             }
             tokio::time::sleep(self.poll.min(deadline.saturating_duration_since(Instant::now()))).await;
         }
+    }
+
+    fn runs_downgrades(&self) -> bool {
+        self.migrate_command.is_some()
+    }
+
+    async fn run_downgrade(&self, run_id: &str, revisions: &[String]) -> Result<String> {
+        self.downgrade_job(run_id, revisions).await
     }
 
     async fn auto_deployers(&self) -> Result<Option<Vec<String>>> {
