@@ -197,6 +197,23 @@ fn the_image_tag_names_the_commit_when_templates_carry_no_annotation() {
     assert_eq!(rt::block_on(k.find(&never)).unwrap(), None);
 }
 
+/// Standard base64 with padding, as kubeconfigs carry `*-data`.
+fn b64(s: &str) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in s.as_bytes().chunks(3) {
+        let n = chunk.iter().enumerate().fold(0u32, |acc, (i, &b)| acc | (u32::from(b) << (16 - 8 * i)));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(A[((n >> (18 - 6 * i)) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
 fn message(e: &Error) -> (String, String) {
     (e.to_string(), e.hint().unwrap_or_default())
 }
@@ -300,17 +317,6 @@ fn kubeconfig_token_file_ca_and_client_certificate_are_read_relative_to_the_file
     std::fs::write(dir.path().join("certs/token"), format!("{TOKEN}\n")).unwrap();
     std::fs::write(dir.path().join("certs/client.crt"), CLIENT_CRT).unwrap();
     std::fs::write(dir.path().join("certs/client.key"), CLIENT_KEY).unwrap();
-    let b64 = |s: &str| {
-        let out = std::process::Command::new("base64")
-            .arg("-w0")
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        use std::io::Write;
-        out.stdin.as_ref().unwrap().write_all(s.as_bytes()).unwrap();
-        String::from_utf8(out.wait_with_output().unwrap().stdout).unwrap()
-    };
     let path = dir.path().join("kubeconfig");
     std::fs::write(
         &path,
@@ -322,7 +328,7 @@ fn kubeconfig_token_file_ca_and_client_certificate_are_read_relative_to_the_file
     .unwrap();
     let a = config::load(&sources(&path)).unwrap();
     assert_eq!(a.server, "https://k8s.example:6443");
-    assert_eq!(a.token.as_ref().map(|t| t.expose()), Some(TOKEN));
+    assert_eq!(a.token.as_ref().map(rollback_core::secret::Secret::expose), Some(TOKEN));
     assert_eq!(a.ca_pem.as_deref(), Some(CA.as_bytes()));
     assert_eq!((a.namespace.as_deref(), a.insecure, a.identity_pem.is_none()), (Some("staging"), false, true));
     // The CA parses, the client is built.

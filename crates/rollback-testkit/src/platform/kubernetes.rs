@@ -383,7 +383,8 @@ fn kube(st: &mut KubeState, req: &RecordedRequest) -> Reply {
             if st.polls_left > 0 && !st.never_complete && !st.deadline_exceeded {
                 st.polls_left -= 1;
                 if st.polls_left == 0 {
-                    st.current_revision = replicas_status(st)["updateRevision"].as_str().unwrap_or("").to_owned();
+                    let update = replicas_status(st)["updateRevision"].as_str().unwrap_or("").to_owned();
+                    st.current_revision = update;
                 }
             }
             Reply::json(200, &workload_json(st))
@@ -449,11 +450,11 @@ fn kube(st: &mut KubeState, req: &RecordedRequest) -> Reply {
                     "spec.template.metadata.labels: pod-template-hash is set by the controller",
                 );
             }
-            if !st.paused {
-                roll(st, template);
-            } else {
+            if st.paused {
                 st.template = template;
                 st.generation += 1;
+            } else {
+                roll(st, template);
             }
             Reply::json(200, &workload_json(st))
         }

@@ -34,12 +34,11 @@ impl Rollback {
             crate::rt::block_on(d.wait_live(to, LIVE_TIMEOUT))?;
             ctx.log(LogLevel::Success, format!("Production {production}: {to} is live"));
         }
-        let autodeploy_was = match autodeploy {
-            Some(on) => Some(switch(ctx, d.as_ref(), production, on)?),
-            None => {
-                others(ctx, d.as_ref(), production);
-                None
-            }
+        let autodeploy_was = if let Some(on) = autodeploy {
+            Some(switch(ctx, d.as_ref(), production, on)?)
+        } else {
+            others(ctx, d.as_ref(), production);
+            None
         };
         Ok(StepDetail::Promote { from: from.clone(), to: to.clone(), already, autodeploy, autodeploy_was })
     }

@@ -90,17 +90,16 @@ impl Client {
         self.creds.namespace.as_deref()
     }
 
-    fn error(&self, message: String, hint: Option<String>) -> Error {
-        let secrets =
-            self.creds.token.iter().map(|t| t.expose()).chain(self.creds.identity_pem.iter().map(|p| p.expose()));
-        Error::Platform { target: self.target.clone(), message: redact_in(&message, secrets), hint }
+    fn error(&self, message: &str, hint: Option<String>) -> Error {
+        let secrets = self.creds.token.iter().chain(&self.creds.identity_pem).map(crate::secret::Secret::expose);
+        Error::Platform { target: self.target.clone(), message: redact_in(message, secrets), hint }
     }
 
     /// Sends one request (again after each `429`); the status and body.
     async fn send(&self, method: reqwest::Method, path: &str, body: Option<(&str, String)>) -> Result<(u16, Vec<u8>)> {
         let url = format!("{}{path}", self.creds.server);
         let host = reqwest::Url::parse(&url).map(|u| host_port(&u)).map_err(|e| {
-            self.error(format!("the API server's URL `{}` is not valid ({e})", self.creds.server), None)
+            self.error(&format!("the API server's URL `{}` is not valid ({e})", self.creds.server), None)
         })?;
         let mut attempt = 0;
         loop {
@@ -112,7 +111,7 @@ impl Client {
             if let Some((content_type, b)) = &body {
                 req = req.header("Content-Type", *content_type).body(b.clone());
             }
-            let mut resp = req.send().await.map_err(|e| self.error(describe_error(e, Some(&host)), None))?;
+            let mut resp = req.send().await.map_err(|e| self.error(&describe_error(e, Some(&host)), None))?;
             let status = resp.status().as_u16();
             let wait = resp
                 .headers()
@@ -121,7 +120,7 @@ impl Client {
                 .map(|v| v.trim().parse::<u64>().map_or(Duration::ZERO, Duration::from_secs));
             let bytes = crate::http::read_capped(&mut resp, MAX_BODY)
                 .await
-                .map_err(|e| self.error(describe_error(e, Some(&host)), None))?
+                .map_err(|e| self.error(&describe_error(e, Some(&host)), None))?
                 .bytes;
             if status != 429 {
                 return Ok((status, bytes));
@@ -131,7 +130,7 @@ impl Client {
                 Some(w) if attempt <= MAX_RETRIES && w <= MAX_RETRY_AFTER => tokio::time::sleep(w).await,
                 _ => {
                     return Err(self.error(
-                        format!("rate limited (429): {}", status_of(&bytes).message),
+                        &format!("rate limited (429): {}", status_of(&bytes).message),
                         Some("the API server is overloaded; retry later".to_owned()),
                     ));
                 }
@@ -157,12 +156,12 @@ impl Client {
             ),
             _ => None,
         };
-        self.error(format!("{what} failed ({status}): {said}"), hint)
+        self.error(&format!("{what} failed ({status}): {said}"), hint)
     }
 
     fn parse<T: DeserializeOwned>(&self, what: &str, body: &[u8]) -> Result<T> {
         serde_json::from_slice(body)
-            .map_err(|e| self.error(format!("{what}: unexpected answer from the API server ({e})"), None))
+            .map_err(|e| self.error(&format!("{what}: unexpected answer from the API server ({e})"), None))
     }
 
     /// `GET path`; `None` on `404`.
@@ -197,7 +196,7 @@ impl Client {
                 return Ok(all);
             }
         }
-        Err(self.error(format!("{what}: more than {} items", PAGE * MAX_PAGES), None))
+        Err(self.error(&format!("{what}: more than {} items", PAGE * MAX_PAGES), None))
     }
 
     /// `PATCH path` with `body` as `content_type`.

@@ -154,7 +154,7 @@ struct File {
 /// The credentials `sources` lead to.
 pub fn load(sources: &Sources) -> Result<Credentials, ConfigError> {
     let mut creds = if let Some(path) = &sources.kubeconfig {
-        from_files(&[path.clone()], sources, true)?
+        from_files(std::slice::from_ref(path), sources, true)?
     } else if let Some(list) = &sources.kubeconfig_env {
         let paths: Vec<PathBuf> = std::env::split_paths(list).filter(|p| !p.as_os_str().is_empty()).collect();
         from_files(&paths, sources, false)?

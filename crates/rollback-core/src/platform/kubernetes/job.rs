@@ -93,7 +93,7 @@ impl Kubernetes {
     }
 
     /// The Job for the downgrade to `revisions`, from the live template.
-    fn job_body(&self, name: &str, run_id: &str, template: &Value, argv: Vec<String>) -> Result<Value> {
+    fn job_body(&self, name: &str, run_id: &str, template: &Value, argv: &[String]) -> Result<Value> {
         let pod = template.get("spec").cloned().unwrap_or(Value::Null);
         let containers = pod.get("containers").and_then(Value::as_array).cloned().unwrap_or_default();
         let chosen = match &self.container {
@@ -147,7 +147,7 @@ impl Kubernetes {
                 Some(_) => {}
                 None => {
                     let w = self.workload(&client).await?;
-                    let body = self.job_body(&name, run_id, w.template(), expand(argv, revisions))?;
+                    let body = self.job_body(&name, run_id, w.template(), &expand(argv, revisions))?;
                     client.create("creating the downgrade job", &self.jobs_path(), body.to_string()).await?;
                 }
             }
