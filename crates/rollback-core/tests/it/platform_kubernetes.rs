@@ -475,11 +475,16 @@ fn live_kubernetes_read_only() {
         }
         return;
     };
+    live_check(path.into(), ns, name);
+}
+
+/// What the live test checks, read-only: the live revision, its commit's revision, the marks.
+fn live_check(path: PathBuf, namespace: String, name: String) {
     let c = DeployConfig {
         strategy: DeployStrategy::Kubernetes,
-        namespace: Some(ns),
+        namespace: Some(namespace),
         deployment: Some(name),
-        kubeconfig: Some(path.into()),
+        kubeconfig: Some(path),
         ..DeployConfig::default()
     };
     let k = Kubernetes::from_config(&c);
@@ -490,4 +495,53 @@ fn live_kubernetes_read_only() {
         assert!(k.serves(&live, &found));
     }
     rt::block_on(k.auto_deployers()).expect("reads the workload's marks");
+}
+
+#[test]
+fn the_live_check_passes_against_the_fake() {
+    let c = ids();
+    let f = FakeKubernetes::deployment(TOKEN, &strs(&c), true);
+    let (_dir, path) = kubeconfig(&f.url(), &token_user());
+    live_check(path, "prod".into(), "api".into());
+    assert!(f.requests().iter().all(|r| r.method == "GET"), "read-only");
+}
+
+fn job_adapter(f: &FakeKubernetes, container: Option<&str>) -> (TempDir, Kubernetes) {
+    let (dir, path) = kubeconfig(&f.url(), &token_user());
+    let c = DeployConfig {
+        container: container.map(str::to_owned),
+        migrate_command: Some(["alembic", "downgrade", "{revision}"].map(str::to_owned).to_vec()),
+        ..deploy_config(&path, false)
+    };
+    (dir, Kubernetes::with_sources(&c, &sources(&path)))
+}
+
+#[test]
+fn downgrade_jobs_are_named_after_the_run_and_a_running_one_is_waited_for_not_doubled() {
+    let c = ids();
+    let f = FakeKubernetes::deployment(TOKEN, &strs(&c), true);
+    let (_dir, k) = job_adapter(&f, None);
+    assert!(k.runs_downgrades());
+    // A crashed run left its Job running: the repeat waits for it.
+    f.add_running_job("forge-rollback-downgrade-run-1", 3);
+    let ran = rt::block_on(k.run_downgrade("run-1", &["abc".into()])).unwrap();
+    assert_eq!(ran, "job forge-rollback-downgrade-run-1");
+    assert!(f.requests().iter().all(|r| r.method == "GET"), "no second job");
+    // It finished: a new attempt is a new Job.
+    let ran = rt::block_on(k.run_downgrade("run-1", &[])).unwrap();
+    assert_eq!(ran, "job forge-rollback-downgrade-run-1-2");
+    let jobs = f.jobs();
+    let argv = &jobs[1].body["spec"]["template"]["spec"]["containers"][0]["command"];
+    assert_eq!(argv, &serde_json::json!(["alembic", "downgrade", "base"]));
+    let post = f.requests().into_iter().find(|r| r.method == "POST").unwrap();
+    assert_eq!(
+        (post.path.as_str(), post.header("content-type")),
+        ("/apis/batch/v1/namespaces/prod/jobs", Some("application/json"))
+    );
+    assert_eq!(post.header("authorization"), Some(format!("Bearer {TOKEN}").as_str()));
+
+    let (_d, k) = job_adapter(&f, Some("worker"));
+    let (msg, hint) = message(&rt::block_on(k.run_downgrade("run-2", &[])).unwrap_err());
+    assert!(msg.contains("has no container named `worker`"), "{msg}");
+    assert!(hint.contains("`container`"), "{hint}");
 }

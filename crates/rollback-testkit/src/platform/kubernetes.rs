@@ -244,6 +244,19 @@ impl FakeKubernetes {
             Some((dir.to_owned(), env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()));
     }
 
+    /// Adds a Job named `name` that is running and succeeds after `reads` reads (one a crashed
+    /// run left behind).
+    pub fn add_running_job(&self, name: &str, reads: u32) {
+        let body = json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name, "namespace": NAMESPACE}});
+        lock(&self.state).jobs.push(FakeJob {
+            name: name.to_owned(),
+            body,
+            polls_left: reads,
+            succeeded: true,
+            output: String::new(),
+        });
+    }
+
     /// Jobs fail (`BackoffLimitExceeded`) without running.
     pub fn jobs_fail(&self, on: bool) {
         lock(&self.state).job_fails = on;
