@@ -50,6 +50,17 @@ pub enum Error {
         /// What to do about it.
         hint: Option<String>,
     },
+    /// The target is in a state a rollback must not touch (a paused Kubernetes Deployment):
+    /// refused before anything changes.
+    #[error("{target}: {message}")]
+    Refused {
+        /// [`Deployer::describe`].
+        target: String,
+        /// Why.
+        message: String,
+        /// What to do about it.
+        hint: Option<String>,
+    },
     /// A promoted release did not start serving in time.
     #[error("{target}: release {release} did not go live within {seconds} s")]
     NotLive {
@@ -66,7 +77,7 @@ impl Error {
     /// What to do next.
     pub fn hint(&self) -> Option<String> {
         match self {
-            Error::Platform { hint, .. } => hint.clone(),
+            Error::Platform { hint, .. } | Error::Refused { hint, .. } => hint.clone(),
             Error::NotLive { .. } => {
                 Some("look at the platform's logs; resume the run once the release serves, or undo it".into())
             }

@@ -130,7 +130,7 @@ fn a_target_with_no_revision_is_refused_with_exit_4_and_a_paused_deployment_is_r
 
     s.f.set_paused(true);
     let out = s.fr(&["run", "--fast", "--yes", "--target", "v2"]);
-    assert_ne!(out.code, Some(0));
+    out.code(4);
     assert!(out.stderr.contains("deployment api is paused"), "{}", out.stderr);
     assert!(out.stderr.contains("kubectl rollout resume deployment/api -n prod"), "{}", out.stderr);
     assert_eq!(s.r.head(), head, "nothing changed");
@@ -336,4 +336,42 @@ fn a_failed_downgrade_job_stops_the_run_before_the_code_or_the_rollout_move() {
     assert_eq!(r.head(), fx.commits[3], "the code was not touched");
     assert_eq!(alembic_version(&r), fx.revisions[2]);
     assert!(f.patches().is_empty(), "no rollout");
+}
+
+#[test]
+fn a_kill_around_the_downgrade_job_is_resumed_without_a_second_job_or_undone() {
+    for (point, finish) in [
+        ("inside:downgrade", "resume"),
+        ("after:downgrade", "resume"),
+        ("end:downgrade", "undo"),
+        ("before:promote", "resume"),
+    ] {
+        let at = format!("{point} {finish}");
+        let (r, fx, f, _dir, config) = full_setup();
+        let fr = |args: &[&str], env: &[(&str, &str)]| {
+            let mut all = vec!["--config", config.to_str().unwrap()];
+            all.extend_from_slice(args);
+            fr_env(&r, &all, env)
+        };
+        let out = fr(&["run", "--full", "--yes", "--target", "v2"], &[("FORGE_ROLLBACK_FAILPOINT", point)]);
+        assert_eq!(out.code, None, "{at}: killed\n{}", out.stderr);
+        let ran = usize::from(point != "inside:downgrade");
+        assert_eq!(f.jobs().len(), ran, "{at}");
+        let id = fr(&["runs", "list", "--json"], &[]).json()[0]["run_id"].as_str().unwrap().to_owned();
+        if finish == "resume" {
+            let j = fr(&["resume", &id, "--json"], &[]).json();
+            assert_eq!(j["status"], "succeeded", "{at}: {j}");
+            assert_eq!(f.jobs().len(), 1, "{at}: one job in all");
+            assert_eq!(alembic_version(&r), fx.revisions[1], "{at}");
+            assert_eq!(f.live_commit().as_deref(), Some(fx.commits[2].as_str()), "{at}");
+            assert_eq!(r.head(), fx.commits[2], "{at}");
+        } else {
+            let j = fr(&["undo", &id, "--yes", "--json"], &[]).json();
+            assert_eq!(j["status"], "succeeded", "{at}: {j}");
+            assert_eq!(alembic_version(&r), fx.revisions[2], "{at}");
+            assert_eq!(f.live_commit().as_deref(), Some(fx.commits[3].as_str()), "{at}");
+            assert!(f.patches().is_empty(), "{at}: the rollout never began");
+            assert_eq!(r.head(), fx.commits[3], "{at}");
+        }
+    }
 }

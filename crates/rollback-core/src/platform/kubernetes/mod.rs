@@ -197,13 +197,14 @@ impl Kubernetes {
 
     fn refuse_paused(&self, w: &Workload) -> Result<()> {
         if self.kind == Kind::Deployment && w.paused() {
-            return Err(self.error(
-                format!("deployment {} is paused: a rollout would not start", self.name),
-                Some(format!(
+            return Err(Error::Refused {
+                target: self.target(),
+                message: format!("deployment {} is paused: a rollout would not start", self.name),
+                hint: Some(format!(
                     "resume it first (`kubectl rollout resume deployment/{} -n {}`), or roll back by hand",
                     self.name, self.namespace
                 )),
-            ));
+            });
         }
         Ok(())
     }
