@@ -545,3 +545,116 @@ fn downgrade_jobs_are_named_after_the_run_and_a_running_one_is_waited_for_not_do
     assert!(msg.contains("has no container named `worker`"), "{msg}");
     assert!(hint.contains("`container`"), "{hint}");
 }
+
+/// An HTTPS front for the fake on 127.0.0.1: TLS with `server.crt` (signed by the test CA),
+/// client certificates verified against the CA when presented, each request forwarded to the
+/// fake (one request per connection, as the fake does). Records the client certificates seen.
+struct TlsFront {
+    port: u16,
+    client_certs: std::sync::Arc<std::sync::Mutex<Vec<bool>>>,
+}
+
+impl TlsFront {
+    fn start(upstream: &str) -> Self {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        use std::io::{Read, Write};
+        use std::sync::{Arc, Mutex};
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let mut roots = rustls::RootCertStore::empty();
+        for c in CertificateDer::pem_slice_iter(CA.as_bytes()) {
+            roots.add(c.unwrap()).unwrap();
+        }
+        let verifier =
+            rustls::server::WebPkiClientVerifier::builder(Arc::new(roots)).allow_unauthenticated().build().unwrap();
+        let certs: Vec<CertificateDer<'static>> =
+            CertificateDer::pem_slice_iter(include_bytes!("kube/server.crt")).map(Result::unwrap).collect();
+        let key = PrivateKeyDer::from_pem_slice(include_bytes!("kube/server.key")).unwrap();
+        let config = Arc::new(
+            rustls::ServerConfig::builder().with_client_cert_verifier(verifier).with_single_cert(certs, key).unwrap(),
+        );
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let upstream = reqwest::Url::parse(upstream).unwrap();
+        let up = format!("{}:{}", upstream.host_str().unwrap(), upstream.port().unwrap());
+        let client_certs = Arc::new(Mutex::new(Vec::new()));
+        let seen = client_certs.clone();
+        std::thread::spawn(move || {
+            for tcp in listener.incoming() {
+                let Ok(tcp) = tcp else { return };
+                let (config, up, seen) = (config.clone(), up.clone(), seen.clone());
+                std::thread::spawn(move || {
+                    let conn = rustls::ServerConnection::new(config).unwrap();
+                    let mut tls = rustls::StreamOwned::new(conn, tcp);
+                    let mut req = Vec::new();
+                    let mut buf = [0u8; 8192];
+                    // Headers, then the body its Content-Length announces.
+                    loop {
+                        let Ok(n) = tls.read(&mut buf) else { return };
+                        if n == 0 {
+                            return;
+                        }
+                        req.extend_from_slice(&buf[..n]);
+                        if let Some(end) = req.windows(4).position(|w| w == b"\r\n\r\n") {
+                            let head = String::from_utf8_lossy(&req[..end]).to_ascii_lowercase();
+                            let len = head
+                                .lines()
+                                .find_map(|l| l.strip_prefix("content-length:"))
+                                .and_then(|v| v.trim().parse::<usize>().ok())
+                                .unwrap_or(0);
+                            if req.len() >= end + 4 + len {
+                                break;
+                            }
+                        }
+                    }
+                    seen.lock().unwrap().push(tls.conn.peer_certificates().is_some_and(|c| !c.is_empty()));
+                    let mut backend = std::net::TcpStream::connect(&up).unwrap();
+                    backend.write_all(&req).unwrap();
+                    let mut resp = Vec::new();
+                    backend.read_to_end(&mut resp).unwrap();
+                    let _ = tls.write_all(&resp);
+                    tls.conn.send_close_notify();
+                    let _ = tls.flush();
+                });
+            }
+        });
+        Self { port, client_certs }
+    }
+
+    fn url(&self) -> String {
+        format!("https://127.0.0.1:{}", self.port)
+    }
+}
+
+#[test]
+fn https_with_the_kubeconfigs_ca_and_client_certificate_reaches_the_api_server() {
+    let c = ids();
+    let f = FakeKubernetes::deployment(TOKEN, &strs(&c), true);
+    let front = TlsFront::start(&f.url());
+    let user = format!(
+        "    token: {TOKEN}\n    client-certificate-data: {}\n    client-key-data: {}\n",
+        b64(CLIENT_CRT),
+        b64(CLIENT_KEY)
+    );
+    let cluster = |extra: &str| format!("{}\n{extra}", front.url());
+    let with = |server: String, user: &str| {
+        let (dir, path) = kubeconfig(&server, user);
+        let k = Kubernetes::with_sources(&deploy_config(&path, false), &sources(&path));
+        (dir, k)
+    };
+    // The CA and the client certificate from the kubeconfig: TLS verifies, the client is known.
+    let (_d1, k) = with(cluster(&format!("    certificate-authority-data: {}", b64(CA))), &user);
+    assert_eq!(rt::block_on(k.current()).unwrap().commit.as_ref(), Some(&c[2]));
+    let seen = front.client_certs.lock().unwrap().clone();
+    assert!(!seen.is_empty() && seen.iter().all(|&presented| presented), "the client certificate was sent: {seen:?}");
+    // No CA: the server's certificate is not trusted.
+    let (_d2, k) = with(cluster(""), &token_user());
+    let (msg, _) = message(&rt::block_on(k.current()).unwrap_err());
+    assert!(msg.to_lowercase().contains("certificate"), "{msg}");
+    // insecure-skip-tls-verify: accepted, without a client certificate.
+    front.client_certs.lock().unwrap().clear();
+    let (_d3, k) = with(cluster("    insecure-skip-tls-verify: true"), &token_user());
+    assert_eq!(rt::block_on(k.current()).unwrap().commit.as_ref(), Some(&c[2]));
+    let seen = front.client_certs.lock().unwrap().clone();
+    assert!(!seen.is_empty() && seen.iter().all(|&presented| !presented), "{seen:?}");
+}
