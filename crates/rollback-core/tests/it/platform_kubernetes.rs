@@ -150,8 +150,14 @@ fn a_rollback_patches_the_template_without_the_hash_label_and_an_undo_finds_the_
     let ops = patches[0].1.as_array().unwrap();
     assert_eq!(
         (ops.len(), ops[0]["op"].as_str(), ops[0]["path"].as_str()),
-        (1, Some("replace"), Some("/spec/template"))
+        (2, Some("replace"), Some("/spec/template"))
     );
+    // As kubectl: the ReplicaSet's annotations, but the Deployment's own revision and
+    // last-applied-configuration.
+    assert_eq!((ops[1]["op"].as_str(), ops[1]["path"].as_str()), (Some("replace"), Some("/metadata/annotations")));
+    assert_eq!(ops[1]["value"]["kubernetes.io/change-cause"], format!("deploy {}", c[0].as_str()).as_str());
+    assert_eq!(ops[1]["value"]["deployment.kubernetes.io/revision"], "3");
+    assert_eq!(ops[1]["value"]["kubectl.kubernetes.io/last-applied-configuration"], "{\"kind\":\"Deployment\"}");
     assert!(ops[0]["value"].pointer("/metadata/labels/pod-template-hash").is_none());
     assert_eq!(ops[0]["value"], rollback_testkit::platform::kube_template(c[0].as_str(), true));
     rt::block_on(k.wait_live(&to, Duration::from_secs(5))).unwrap();

@@ -38,6 +38,8 @@ struct KubeState {
     paused: bool,
     labels: Value,
     annotations: Value,
+    /// Annotations the controller copied from the Deployment to its ReplicaSets.
+    copied: serde_json::Map<String, Value>,
     revisions: Vec<KubeRevision>,
     /// Reads of the workload left before a rollout completes.
     polls_left: u32,
@@ -150,8 +152,13 @@ impl FakeKubernetes {
             template: live.template.clone(),
             paused: false,
             labels: json!({"app": NAME}),
-            annotations: json!({"deployment.kubernetes.io/revision": live.number.to_string()}),
+            annotations: json!({
+                "deployment.kubernetes.io/revision": live.number.to_string(),
+                "kubectl.kubernetes.io/last-applied-configuration": "{\"kind\":\"Deployment\"}",
+                "kubernetes.io/change-cause": change_cause(&live.template),
+            }),
             current_revision: live.name.clone(),
+            copied: serde_json::Map::new(),
             revisions,
             polls_left: 0,
             never_complete: false,
@@ -218,8 +225,14 @@ impl FakeKubernetes {
     /// Adds a label or annotation to the workload (Argo CD, Flux marks).
     pub fn mark(&self, label: bool, key: &str, value: &str) {
         let mut st = lock(&self.state);
-        let map = if label { &mut st.labels } else { &mut st.annotations };
-        map[key] = json!(value);
+        if label {
+            st.labels[key] = json!(value);
+        } else {
+            // The controller copies a Deployment's annotations to its ReplicaSets: as if the
+            // mark had been there when they were made.
+            st.annotations[key] = json!(value);
+            st.copied.insert(key.to_owned(), json!(value));
+        }
     }
 
     /// Rollouts never complete.
@@ -271,6 +284,11 @@ impl FakeKubernetes {
     pub fn rate_limit(&self, n: u32) {
         lock(&self.state).rate_limited = n;
     }
+}
+
+/// The `kubernetes.io/change-cause` a release's ReplicaSet carries: `deploy <commit>`.
+fn change_cause(template: &Value) -> String {
+    format!("deploy {}", template.pointer("/spec/containers/0/env/0/value").and_then(Value::as_str).unwrap_or("?"))
 }
 
 fn without_hash(mut t: Value) -> Value {
@@ -338,7 +356,12 @@ fn revision_json(st: &KubeState, r: &KubeRevision) -> Value {
         t["$patch"] = json!("replace");
         json!({"kind": "ControllerRevision", "apiVersion": "apps/v1", "metadata": meta(json!({})), "revision": r.number, "data": {"spec": {"template": t}}})
     } else {
-        json!({"kind": "ReplicaSet", "apiVersion": "apps/v1", "metadata": meta(json!({"deployment.kubernetes.io/revision": r.number.to_string()})),
+        json!({"kind": "ReplicaSet", "apiVersion": "apps/v1", "metadata": meta({
+            let mut a = st.copied.clone();
+            a.insert("deployment.kubernetes.io/revision".into(), json!(r.number.to_string()));
+            a.insert("kubernetes.io/change-cause".into(), json!(change_cause(&r.template)));
+            Value::Object(a)
+        }),
                "spec": {"replicas": 0, "selector": {"matchLabels": {"app": NAME}}, "template": with_hash(&r.template, &r.name)}})
     }
 }
@@ -448,12 +471,13 @@ fn kube(st: &mut KubeState, req: &RecordedRequest) -> Reply {
                 if req.header("content-type") != Some("application/json-patch+json") {
                     return status(415, "UnsupportedMediaType", "the body of the request was in an unknown format");
                 }
-                let op = body
-                    .as_array()
-                    .and_then(|ops| ops.iter().find(|o| o["op"] == "replace" && o["path"] == "/spec/template"));
-                let Some(op) = op else {
+                let ops = body.as_array().cloned().unwrap_or_default();
+                let Some(op) = ops.iter().find(|o| o["op"] == "replace" && o["path"] == "/spec/template") else {
                     return status(422, "Invalid", "expected a replace of /spec/template");
                 };
+                if let Some(a) = ops.iter().find(|o| o["op"] == "replace" && o["path"] == "/metadata/annotations") {
+                    st.annotations = a["value"].clone();
+                }
                 op["value"].clone()
             };
             if template.pointer("/metadata/labels/pod-template-hash").is_some() {

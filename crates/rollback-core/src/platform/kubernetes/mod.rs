@@ -17,7 +17,9 @@
 //!   container's image tag (`api:1a2b3c4`, `api:sha-1a2b3c4d`).
 //! - `rollback(to)`: a Deployment gets `PATCH` `application/json-patch+json`
 //!   `[{"op":"replace","path":"/spec/template","value":<the ReplicaSet's template without
-//!   pod-template-hash>}]`; a paused Deployment is refused. A StatefulSet gets the
+//!   pod-template-hash>}, {"op":"replace","path":"/metadata/annotations","value":<...>}]`
+//!   (the Deployment's own last-applied-configuration and revision annotations, the
+//!   ReplicaSet's others, as kubectl computes them); a paused Deployment is refused. A StatefulSet gets the
 //!   ControllerRevision's `data` as `application/strategic-merge-patch+json`.
 //! - `wait_live`: `kubectl rollout status`'s rules (see [`rollout`]); a Deployment whose
 //!   `Progressing` condition says `ProgressDeadlineExceeded` fails at once.
@@ -260,7 +262,12 @@ impl Deployer for Kubernetes {
         let what = format!("rolling back to {} {}", self.kind.revision(), rev.name);
         match self.kind {
             Kind::Deployment => {
-                let body = json!([{"op": "replace", "path": "/spec/template", "value": rev.template}]).to_string();
+                // kubectl's patch: the template, and the annotations it computes.
+                let body = json!([
+                    {"op": "replace", "path": "/spec/template", "value": rev.template},
+                    {"op": "replace", "path": "/metadata/annotations", "value": w.annotations_for(rev)},
+                ])
+                .to_string();
                 client.patch(&what, &path, "application/json-patch+json", body).await
             }
             Kind::StatefulSet => {

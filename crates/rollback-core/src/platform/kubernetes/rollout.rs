@@ -157,7 +157,20 @@ pub struct Revision {
     /// What to send to make it live: the template (Deployment) or the revision's data
     /// (StatefulSet).
     pub patch: Value,
+    /// The ReplicaSet's annotations (a Deployment's rollback copies them, as kubectl does).
+    pub annotations: BTreeMap<String, String>,
 }
+
+/// Deployment annotations a rollback keeps rather than copy from the ReplicaSet (kubectl's
+/// `annotationsToSkip`).
+const KEPT_ANNOTATIONS: [&str; 6] = [
+    "kubectl.kubernetes.io/last-applied-configuration",
+    REVISION_ANNOTATION,
+    "deployment.kubernetes.io/revision-history",
+    "deployment.kubernetes.io/desired-replicas",
+    "deployment.kubernetes.io/max-replicas",
+    "deprecated.deployment.rollback.to",
+];
 
 impl Workload {
     /// `?labelSelector=` for its revisions.
@@ -189,7 +202,8 @@ impl Workload {
             .filter_map(|rs| {
                 let number = rs.metadata.annotations.get(REVISION_ANNOTATION)?.parse().ok()?;
                 let template = without_hash(rs.spec.template);
-                Some(Revision { name: rs.metadata.name, number, patch: template.clone(), template })
+                let annotations = rs.metadata.annotations;
+                Some(Revision { name: rs.metadata.name, number, patch: template.clone(), template, annotations })
             })
             .collect();
         out.sort_by_key(|r| std::cmp::Reverse(r.number));
@@ -206,10 +220,31 @@ impl Workload {
                 if let Some(m) = template.as_object_mut() {
                     m.remove("$patch");
                 }
-                Revision { name: cr.metadata.name, number: cr.revision, template, patch: cr.data }
+                Revision {
+                    name: cr.metadata.name,
+                    number: cr.revision,
+                    template,
+                    patch: cr.data,
+                    annotations: BTreeMap::new(),
+                }
             })
             .collect();
         out.sort_by_key(|r| std::cmp::Reverse(r.number));
+        out
+    }
+
+    /// The Deployment's annotations after a rollback to `rev`, as kubectl computes them: its
+    /// own for the keys in [`KEPT_ANNOTATIONS`], the ReplicaSet's for the rest.
+    pub fn annotations_for(&self, rev: &Revision) -> BTreeMap<String, String> {
+        let mut out: BTreeMap<String, String> = KEPT_ANNOTATIONS
+            .iter()
+            .filter_map(|k| self.metadata.annotations.get(*k).map(|v| ((*k).to_owned(), v.clone())))
+            .collect();
+        for (k, v) in &rev.annotations {
+            if !KEPT_ANNOTATIONS.contains(&k.as_str()) {
+                out.insert(k.clone(), v.clone());
+            }
+        }
         out
     }
 
@@ -262,9 +297,11 @@ impl Workload {
         {
             return Ok(Some(format!("{} of {want} pods are ready", st.ready_replicas)));
         }
-        let partition = spec.update_strategy.as_ref().and_then(|u| u.rolling_update.as_ref()).and_then(|r| r.partition);
-        if let (Some(p), Some(want)) = (partition, spec.replicas) {
-            if st.updated_replicas < want - p {
+        // As kubectl: with `rollingUpdate` set (the API server defaults it), the partition decides.
+        if let Some(ru) = spec.update_strategy.as_ref().and_then(|u| u.rolling_update.as_ref()) {
+            if let (Some(p), Some(want)) = (ru.partition, spec.replicas)
+                && st.updated_replicas < want - p
+            {
                 return Ok(Some(format!("{} of {} partitioned pods are updated", st.updated_replicas, want - p)));
             }
             return Ok(None);
