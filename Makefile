@@ -4,10 +4,10 @@
 CARGO ?= cargo
 
 .DEFAULT_GOAL := help
-.PHONY: help demo fmt lint test rust-test python-test wheel wheel-check bench bench-fleet doc
+.PHONY: help demo fmt lint test rust-test python-test wheel wheel-check bench bench-fleet doc test-k8s
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
 demo: ## run the CLI's demo
 	$(CARGO) run -q -p rollback-cli -- demo
@@ -32,6 +32,11 @@ wheel: ## portable release wheel (module + forge-rollback command; abi3, manylin
 
 wheel-check: ## build the portable wheel, check its manylinux_2_28 tag with auditwheel, install and run it without Rust
 	scripts/wheel.sh check
+
+test-k8s: ## opt-in: the Kubernetes adapter against your cluster (FORGE_TEST_KUBECONFIG, FORGE_TEST_K8S_NAMESPACE, FORGE_TEST_K8S_DEPLOYMENT)
+	@if [ -z "$$FORGE_TEST_KUBECONFIG" ] || [ -z "$$FORGE_TEST_K8S_NAMESPACE" ] || [ -z "$$FORGE_TEST_K8S_DEPLOYMENT" ]; then \
+		echo "error: set FORGE_TEST_KUBECONFIG, FORGE_TEST_K8S_NAMESPACE and FORGE_TEST_K8S_DEPLOYMENT (a cluster you provide: kind, k3d, minikube or real; no local API server can be built here, see docs/platforms.md)" >&2; exit 2; fi
+	$(CARGO) test -p rollback-core --test it live_kubernetes_read_only -- --nocapture
 
 bench: ## benchmarks (scripts/bench.sh)
 	@if [ -x scripts/bench.sh ]; then scripts/bench.sh; \

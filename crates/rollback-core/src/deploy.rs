@@ -32,6 +32,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+mod kubernetes_keys;
 mod platform_keys;
 
 use crate::http::{client_without_redirects, describe_error};
@@ -62,6 +63,9 @@ pub enum DeployStrategy {
     /// Redeploy the target commit's earlier release image onto a Fly.io app's Machines
     /// (`crate::platform::fly`).
     Fly,
+    /// Roll a Kubernetes Deployment or StatefulSet back to the revision built from the target
+    /// commit, as `kubectl rollout undo` does (`crate::platform::kubernetes`).
+    Kubernetes,
 }
 
 impl DeployStrategy {
@@ -75,6 +79,7 @@ impl DeployStrategy {
             DeployStrategy::Render => "render",
             DeployStrategy::Heroku => "heroku",
             DeployStrategy::Fly => "fly",
+            DeployStrategy::Kubernetes => "kubernetes",
         }
     }
 
@@ -85,7 +90,14 @@ impl DeployStrategy {
 
     /// Whether the strategy promotes a release the platform keeps (`railway`, `render`).
     pub fn is_platform(self) -> bool {
-        matches!(self, DeployStrategy::Railway | DeployStrategy::Render | DeployStrategy::Heroku | DeployStrategy::Fly)
+        matches!(
+            self,
+            DeployStrategy::Railway
+                | DeployStrategy::Render
+                | DeployStrategy::Heroku
+                | DeployStrategy::Fly
+                | DeployStrategy::Kubernetes
+        )
     }
 }
 
@@ -163,6 +175,35 @@ pub struct DeployConfig {
     /// them back on.
     #[serde(default = "default_freeze")]
     pub freeze: bool,
+    /// Kubernetes: the namespace (default: the kubeconfig context's, the service account's, or
+    /// `default`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// Kubernetes: the Deployment rolled back (or `statefulset`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployment: Option<String>,
+    /// Kubernetes: the StatefulSet rolled back (or `deployment`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub statefulset: Option<String>,
+    /// Kubernetes: the container of the pod template whose image runs jobs (default: the first).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
+    /// Kubernetes: the kubeconfig file (default: `$KUBECONFIG`, then `~/.kube/config`; in a pod,
+    /// the service account).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Kubernetes: the kubeconfig context (default: its `current-context`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<String>,
+    /// Kubernetes: the pod-template annotation naming the commit a revision was built from
+    /// (default `forge-rollback/commit`; the image tag is read when it is absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit_annotation: Option<String>,
+    /// Kubernetes, `--full`: the command (argv) that downgrades the database, run as a Job with
+    /// the live release's image before the rollout (`"{revision}"` becomes the target
+    /// revisions, or `base`). Unset: the downgrade runs here, as for other strategies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub migrate_command: Option<Vec<String>>,
 }
 
 fn default_freeze() -> bool {
@@ -208,6 +249,14 @@ impl Default for DeployConfig {
             live_timeout_secs: default_live_timeout(),
             poll_secs: default_poll(),
             freeze: default_freeze(),
+            namespace: None,
+            deployment: None,
+            statefulset: None,
+            container: None,
+            kubeconfig: None,
+            context: None,
+            commit_annotation: None,
+            migrate_command: None,
         }
     }
 }

@@ -152,7 +152,7 @@ impl Error {
             Error::Backup(backup::Error::UnsafeRestore { .. }) => ErrorKind::Refused,
             Error::Db(db::Error::Config(_)) => ErrorKind::Usage,
             Error::Lock(lock::Error::Held { .. }) => ErrorKind::Locked,
-            Error::Refused { .. } => ErrorKind::Refused,
+            Error::Refused { .. } | Error::Production(production::Error::Refused { .. }) => ErrorKind::Refused,
             Error::Cancelled(_) => ErrorKind::Cancelled,
             Error::Journal(journal::Error::UnknownRun { .. }) => ErrorKind::Usage,
             Error::StepFailed { source, .. } if source.kind() == ErrorKind::Cancelled => ErrorKind::Cancelled,

@@ -50,6 +50,17 @@ pub enum Error {
         /// What to do about it.
         hint: Option<String>,
     },
+    /// The target is in a state a rollback must not touch (a paused Kubernetes Deployment):
+    /// refused before anything changes.
+    #[error("{target}: {message}")]
+    Refused {
+        /// [`Deployer::describe`].
+        target: String,
+        /// Why.
+        message: String,
+        /// What to do about it.
+        hint: Option<String>,
+    },
     /// A promoted release did not start serving in time.
     #[error("{target}: release {release} did not go live within {seconds} s")]
     NotLive {
@@ -66,7 +77,7 @@ impl Error {
     /// What to do next.
     pub fn hint(&self) -> Option<String> {
         match self {
-            Error::Platform { hint, .. } => hint.clone(),
+            Error::Platform { hint, .. } | Error::Refused { hint, .. } => hint.clone(),
             Error::NotLive { .. } => {
                 Some("look at the platform's logs; resume the run once the release serves, or undo it".into())
             }
@@ -117,6 +128,35 @@ pub trait Deployer: Send + Sync {
     /// `freeze` on carries it as the risk `no_autodeploy_switch`.
     fn no_autodeploy_switch(&self) -> Option<String> {
         None
+    }
+
+    /// Who else deploys to this target and would bring the rolled-back release straight back
+    /// (a GitOps controller such as Argo CD or Flux), each with how to stop it: `Some(empty)`
+    /// when the target was asked and nothing else deploys it, `None` when the target cannot
+    /// tell. Assess and plan show each as the risk `production_auto_sync`; the promote step
+    /// warns of each.
+    async fn auto_deployers(&self) -> Result<Option<Vec<String>>> {
+        Ok(None)
+    }
+
+    /// Whether the database downgrade of a `--full` rollback runs on the target (a Kubernetes
+    /// Job with the live release's image, where the newer migration files are) instead of
+    /// here.
+    fn runs_downgrades(&self) -> bool {
+        false
+    }
+
+    /// Runs the downgrade to `revisions` (empty: `base`) on the target and waits until it
+    /// ends; what ran, for the log ("job forge-rollback-downgrade-... with image ..."). A
+    /// repeat for the same `run_id` waits for a job of it still running rather than start
+    /// another.
+    async fn run_downgrade(&self, run_id: &str, revisions: &[String]) -> Result<String> {
+        let _ = (run_id, revisions);
+        Err(Error::Platform {
+            target: self.describe(),
+            message: "this target does not run downgrades".to_owned(),
+            hint: None,
+        })
     }
 
     /// Turns the platform's automatic deploys on or off; returns whether they were on. Safe

@@ -17,6 +17,7 @@ mod lock;
 mod manual;
 mod old_journal;
 mod platforms;
+mod platforms_kubernetes;
 mod progress;
 mod registry;
 mod rehearse;

@@ -12,6 +12,7 @@ impl DeployConfig {
     /// The platform keys: required where the strategy needs them, refused where it has no use
     /// for them.
     pub(super) fn validate_platform(&self) -> Result<(), (String, String)> {
+        self.validate_kubernetes()?;
         let given = [
             ("service_id", self.service_id.is_some()),
             ("app", self.app.is_some()),
@@ -45,6 +46,8 @@ impl DeployConfig {
             DeployStrategy::Heroku | DeployStrategy::Fly => {
                 (&[("app", &self.app)], &[("service_id", &self.service_id), ("environment_id", &self.environment_id)])
             }
+            // Checked by `validate_kubernetes`.
+            DeployStrategy::Kubernetes => (&[], &[]),
             _ => (&[("service_id", &self.service_id)], &[("app", &self.app)]),
         };
         if let Some((key, _)) = unused.iter().find(|(_, v)| v.is_some()) {

@@ -320,7 +320,7 @@ impl Rollback {
         let mut a = self.assess_local(target)?;
         self.forecast_assessment(&mut a);
         a.production = self.assess_production(&a.target.commit.id);
-        a.risks.extend(self.no_freeze_risk());
+        a.risks.extend(self.production_risks());
         Ok(a)
     }
 

@@ -33,6 +33,29 @@ impl Rollback {
         Some(p)
     }
 
+    /// The risk `production_auto_sync` for each GitOps controller (or other deployer) the
+    /// production target names. When it cannot tell or cannot be asked (the assessment's
+    /// `problem` says why) and has no automatic-deploy switch to turn off, the risk
+    /// `no_autodeploy_switch` instead (freeze on).
+    pub(crate) fn production_risks(&self) -> Vec<crate::model::Risk> {
+        let Some(d) = &self.deployer else { return Vec::new() };
+        match crate::rt::block_on(d.auto_deployers()) {
+            Ok(Some(found)) => found
+                .into_iter()
+                .map(|m| {
+                    crate::model::Risk::new(
+                        crate::model::RiskCode::ProductionAutoSync,
+                        crate::model::RiskSeverity::Medium,
+                        m,
+                    )
+                })
+                .collect(),
+            // The target cannot tell who else deploys it: without a switch to turn off,
+            // a push or CI deploy may bring the bad release back.
+            Ok(None) | Err(_) => self.no_freeze_risk().into_iter().collect(),
+        }
+    }
+
     /// Adds `promote` to a rollback plan when a deployer is given: the release live now and
     /// the one built from the target commit. A target the platform never built is refused.
     pub(crate) fn plan_promotion(&self, plan: &mut Plan) -> Result<()> {
@@ -51,12 +74,19 @@ impl Rollback {
         // The freeze: where the target can, a push must not deploy the bad release again.
         let freeze = self.config.deploy.as_ref().is_none_or(|c| c.freeze) && d.switches_autodeploy();
         insert_before_checks(plan, Step::Promote { production, from, to, autodeploy: freeze.then_some(false) });
-        plan.risks.extend(self.no_freeze_risk());
+        plan.risks.extend(self.production_risks());
+        if d.runs_downgrades() {
+            for step in &mut plan.steps {
+                if let Step::Downgrade { migrator, .. } = step {
+                    migrator.push_str(" (as a job on the production target, with the live release's image)");
+                }
+            }
+        }
         Ok(())
     }
 
     /// The risk `no_autodeploy_switch`: `freeze` is on, but the target has no switch to turn.
-    pub(crate) fn no_freeze_risk(&self) -> Option<Risk> {
+    fn no_freeze_risk(&self) -> Option<Risk> {
         let d = self.deployer.as_ref()?;
         let wanted = self.config.deploy.as_ref().is_none_or(|c| c.freeze);
         if !wanted || d.switches_autodeploy() {

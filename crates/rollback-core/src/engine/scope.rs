@@ -4,6 +4,7 @@
 use super::{Rollback, RunOptions, planner};
 use crate::assess::Assessment;
 use crate::error::{Error, Result};
+use crate::hint::{Action, hint};
 use crate::plan::{Level, Plan};
 
 impl Rollback {
@@ -15,7 +16,7 @@ impl Rollback {
                     "a database-only rollback is the database part of a full rollback: it cannot be {}",
                     opts.level.map(|l| l.to_string()).unwrap_or_default()
                 ),
-                Some("drop the level (or say full) to downgrade the database only".to_owned()),
+                Some(hint!["drop the level (or pass ", Action::Full, ") to downgrade the database only"]),
             ));
         }
         Ok(())
@@ -32,7 +33,7 @@ impl Rollback {
         if self.config.database.is_none() {
             return Some(Error::usage(
                 "a database-only rollback needs a `[database]` section in the configuration",
-                Some("configure the database (see configuration.md), or roll back the code without it".to_owned()),
+                Some("configure the database (see configuration.md), or roll back the code without it".into()),
             ));
         }
         match &a.database {

@@ -92,6 +92,9 @@ risk_codes! {
     /// The production target has no automatic-deploy switch to turn off after the rollback
     /// (Fly.io, Heroku): a push or CI deploy can bring the bad release back.
     NoAutodeploySwitch = "no_autodeploy_switch",
+    /// Something else deploys the production target (Argo CD or Flux auto-sync) and would
+    /// re-apply the rolled-back release.
+    ProductionAutoSync = "production_auto_sync",
 }
 
 impl std::fmt::Display for RiskCode {

@@ -6,6 +6,7 @@
 pub mod api;
 pub mod fly;
 pub mod heroku;
+pub mod kubernetes;
 pub mod railway;
 pub mod render;
 
@@ -21,6 +22,7 @@ pub fn from_config(config: &DeployConfig) -> Option<Arc<dyn Deployer>> {
         DeployStrategy::Render => Some(Arc::new(render::Render::from_config(config))),
         DeployStrategy::Heroku => Some(Arc::new(heroku::Heroku::from_config(config))),
         DeployStrategy::Fly => Some(Arc::new(fly::Fly::from_config(config))),
+        DeployStrategy::Kubernetes => Some(Arc::new(kubernetes::Kubernetes::from_config(config))),
         DeployStrategy::None | DeployStrategy::Push | DeployStrategy::RevertCommit => None,
     }
 }

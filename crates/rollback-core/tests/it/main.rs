@@ -16,6 +16,7 @@ mod notify_formats;
 mod parsers;
 mod platform_fly;
 mod platform_heroku;
+mod platform_kubernetes;
 mod platform_railway;
 mod platform_render;
 mod production;

@@ -8,11 +8,13 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 mod fly;
 mod heroku;
+mod kubernetes;
 mod railway;
 mod render;
 
 pub use fly::{FakeFly, FlyMachine};
 pub use heroku::{FakeHeroku, HerokuRelease};
+pub use kubernetes::{FakeJob, FakeKubernetes, KubeRevision, kube_template};
 pub use railway::{FakeRailway, RailwayDeployment, RailwayToken};
 pub use render::{FakeRender, RenderDeploy};
 

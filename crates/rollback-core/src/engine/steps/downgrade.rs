@@ -53,17 +53,27 @@ impl Rollback {
             let kept = self.restore_after_failure(ctx, &ex.run_id, &snapshot)?;
             ctx.log(LogLevel::Info, format!("Database restored from backup {snapshot}{kept}"));
         }
+        // `[deploy]` may run it on the production target (a Kubernetes Job with the live image).
+        let remote = self.deployer.as_ref().filter(|d| d.runs_downgrades());
         ctx.log(
             LogLevel::Info,
             format!(
-                "Downgrading database {} from {} to {}...",
+                "Downgrading database {} from {} to {}{}...",
                 db.database().describe(),
                 show_revisions(from),
-                show_revisions(to)
+                show_revisions(to),
+                if remote.is_some() { " on the production target, with the live release's image" } else { "" }
             ),
         );
-        let result = crate::failpoint::hit("inside:downgrade")
-            .and_then(|()| crate::rt::block_on(db.downgrade(to)).map_err(Error::from));
+        let result = crate::failpoint::hit("inside:downgrade").and_then(|()| match remote {
+            Some(d) => {
+                let revisions: Vec<String> = to.iter().map(|r| r.as_str().to_owned()).collect();
+                let ran = crate::rt::block_on(d.run_downgrade(&ex.run_id, &revisions))?;
+                ctx.log(LogLevel::Info, format!("Downgrade {ran} succeeded"));
+                Ok(())
+            }
+            None => crate::rt::block_on(db.downgrade(to)).map_err(Error::from),
+        });
         if let Err(e) = result {
             let cause = crate::engine::support::chain(&e);
             ctx.log(LogLevel::Error, format!("downgrade failed: {cause}"));

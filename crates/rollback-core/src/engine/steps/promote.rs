@@ -34,11 +34,36 @@ impl Rollback {
             crate::rt::block_on(d.wait_live(to, LIVE_TIMEOUT))?;
             ctx.log(LogLevel::Success, format!("Production {production}: {to} is live"));
         }
-        let autodeploy_was = match autodeploy {
-            Some(on) => Some(switch(ctx, d.as_ref(), production, on)?),
-            None => None,
+        let autodeploy_was = if let Some(on) = autodeploy {
+            Some(switch(ctx, d.as_ref(), production, on)?)
+        } else {
+            others(ctx, d.as_ref(), production);
+            None
         };
         Ok(StepDetail::Promote { from: from.clone(), to: to.clone(), already, autodeploy, autodeploy_was })
+    }
+}
+
+/// On a target with no switch, says who else deploys it (a GitOps controller that will
+/// re-apply the release in git), or that nothing does.
+fn others(ctx: &mut Ctx<'_>, d: &dyn Deployer, production: &str) {
+    if d.switches_autodeploy() {
+        return;
+    }
+    match crate::rt::block_on(d.auto_deployers()) {
+        Ok(Some(found)) if found.is_empty() => ctx.log(
+            LogLevel::Info,
+            format!(
+                "Production {production}: no automatic deploys found (no Argo CD or Flux marks): nothing to freeze"
+            ),
+        ),
+        Ok(Some(found)) => {
+            for m in found {
+                ctx.log(LogLevel::Warn, format!("Production {production}: {m}"));
+            }
+        }
+        Ok(None) => {}
+        Err(e) => ctx.log(LogLevel::Warn, format!("Production {production}: cannot tell who else deploys it: {e}")),
     }
 }
 

@@ -1,0 +1,377 @@
+//! `[deploy] strategy = "kubernetes"` through the binary, against `FakeKubernetes` (a local
+//! server speaking the `apps/v1` API, with a controller that rolls templates out): the plan's
+//! revision ids, a kill at each point of the promote step followed by resume or undo, the
+//! refusal when no revision of the target exists, a paused Deployment, the freeze messages
+//! (none to turn off; Argo CD named with how to suspend it), and a planted token.
+
+use std::path::PathBuf;
+
+use rollback_testkit::TestRepo;
+use rollback_testkit::platform::FakeKubernetes;
+use tempfile::TempDir;
+
+use crate::common::{Out, fr_env, messy_repo, state_dir, toml_str};
+
+const TOKEN: &str = "k8s-cli-planted-5f4e3d2c1b";
+
+struct Setup {
+    r: TestRepo,
+    ids: [String; 3],
+    f: FakeKubernetes,
+    _dir: TempDir,
+    config: PathBuf,
+    kubeconfig: PathBuf,
+}
+
+/// The messy repo at v3; the Deployment has revisions of `built` (indexes into v1..v3), the
+/// last one live. Config and kubeconfig live outside the work tree.
+fn setup(built: &[usize]) -> Setup {
+    let (r, ids) = messy_repo();
+    let commits: Vec<&str> = built.iter().map(|&i| ids[i].as_str()).collect();
+    let f = FakeKubernetes::deployment(TOKEN, &commits, true);
+    let dir = TempDir::new().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\ncurrent-context: fake\nclusters:\n- name: fake\n  cluster:\n    server: {}\ncontexts:\n- name: fake\n  context: {{cluster: fake, user: ci, namespace: prod}}\nusers:\n- name: ci\n  user:\n    token: {TOKEN}\n",
+            f.url()
+        ),
+    )
+    .unwrap();
+    let config = dir.path().join("forge-rollback.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[deploy]\nstrategy = \"kubernetes\"\ndeployment = \"api\"\nkubeconfig = {}\nlive_timeout_secs = 3\npoll_secs = 0.05\n",
+            toml_str(kubeconfig.to_str().unwrap())
+        ),
+    )
+    .unwrap();
+    Setup { r, ids, f, _dir: dir, config, kubeconfig }
+}
+
+impl Setup {
+    fn fr(&self, args: &[&str]) -> Out {
+        self.fr_env(args, &[])
+    }
+
+    fn fr_env(&self, args: &[&str], env: &[(&str, &str)]) -> Out {
+        let mut all = vec!["--config", self.config.to_str().unwrap()];
+        all.extend_from_slice(args);
+        fr_env(&self.r, &all, env)
+    }
+
+    fn name_of(&self, i: usize) -> String {
+        self.f.revisions()[i].name.clone()
+    }
+}
+
+#[test]
+fn plan_json_carries_the_replicaset_names_and_assess_names_the_revisions() {
+    let s = setup(&[0, 1, 2]);
+    let j = s.fr(&["plan", "--fast", "--target", "v1", "--json"]).json();
+    let promote = j["steps"].as_array().unwrap().iter().find(|st| st["step"] == "promote").expect("a promote step");
+    assert_eq!(promote["from"]["id"], s.name_of(2).as_str());
+    assert_eq!(promote["to"]["id"], s.name_of(0).as_str());
+    assert_eq!(promote["to"]["commit"], s.ids[0].as_str());
+    assert!(promote["production"].as_str().unwrap().starts_with("kubernetes deployment prod/api"), "{promote}");
+    assert!(promote.get("autodeploy").is_none(), "no switch to turn: {promote}");
+
+    let assess = s.fr(&["assess", "--target", "v1"]);
+    assess.ok();
+    let line = assess
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("production: kubernetes deployment prod/api"))
+        .unwrap_or_else(|| panic!("{}", assess.stdout));
+    assert!(line.contains("revision 3 (replicaset") && line.contains("-> revision 1 (replicaset"), "{line}");
+    assert!(line.contains("ConfigMaps, Secrets and the database stay as they are"), "{line}");
+    assert!(s.f.patches().is_empty(), "planning changes nothing");
+}
+
+#[test]
+fn a_kill_at_each_point_of_the_promote_step_is_resumed_or_undone() {
+    for point in ["before:promote", "after:promote", "end:promote"] {
+        for finish in ["resume", "undo"] {
+            let s = setup(&[0, 1, 2]);
+            let at = format!("{point} {finish}");
+            let out = s.fr_env(&["run", "--fast", "--yes", "--target", "v1"], &[("FORGE_ROLLBACK_FAILPOINT", point)]);
+            assert_eq!(out.code, None, "{at}: killed\n{}", out.stderr);
+            let promoted = usize::from(point != "before:promote");
+            assert_eq!(s.f.patches().len(), promoted, "{at}");
+            let id = s.fr(&["runs", "list", "--json"]).json()[0]["run_id"].as_str().unwrap().to_owned();
+            if finish == "resume" {
+                let j = s.fr(&["resume", &id, "--json"]).json();
+                assert_eq!(j["status"], "succeeded", "{at}: {j}");
+                assert_eq!(s.f.patches().len(), 1, "{at}: patched once");
+                assert_eq!(s.f.live_commit().as_deref(), Some(s.ids[0].as_str()), "{at}");
+                assert_eq!(s.r.head(), s.ids[0], "{at}");
+            } else {
+                let j = s.fr(&["undo", &id, "--yes", "--json"]).json();
+                assert_eq!(j["status"], "succeeded", "{at}: {j}");
+                assert_eq!(s.f.live_commit().as_deref(), Some(s.ids[2].as_str()), "{at}: v3 serves again");
+                assert_eq!(s.f.patches().len(), 2 * promoted, "{at}: undo patches back only what was patched");
+                assert_eq!(s.f.revisions().len(), 3, "{at}: the ReplicaSets were reused");
+                assert_eq!(s.r.head(), s.ids[2], "{at}");
+            }
+        }
+    }
+}
+
+#[test]
+fn a_target_with_no_revision_is_refused_with_exit_4_and_a_paused_deployment_is_refused() {
+    let s = setup(&[1, 2]);
+    let head = s.r.head();
+    let out = s.fr(&["run", "--fast", "--yes", "--target", "v1"]);
+    out.code(4);
+    assert!(out.stderr.contains("has no release built from the target"), "{}", out.stderr);
+    assert!(out.stderr.contains("`push` or `revert-commit`"), "{}", out.stderr);
+
+    s.f.set_paused(true);
+    let out = s.fr(&["run", "--fast", "--yes", "--target", "v2"]);
+    out.code(4);
+    assert!(out.stderr.contains("deployment api is paused"), "{}", out.stderr);
+    assert!(out.stderr.contains("kubectl rollout resume deployment/api -n prod"), "{}", out.stderr);
+    assert_eq!(s.r.head(), head, "nothing changed");
+    assert!(s.f.patches().is_empty());
+}
+
+#[test]
+fn freeze_says_nothing_deploys_it_or_names_argo_cd_with_how_to_suspend_it() {
+    let s = setup(&[0, 1, 2]);
+    let out = s.fr(&["run", "--fast", "--yes", "--target", "v2"]);
+    out.ok();
+    assert!(
+        out.stderr.contains("no automatic deploys found (no Argo CD or Flux marks): nothing to freeze"),
+        "{}",
+        out.stderr
+    );
+
+    let s = setup(&[0, 1, 2]);
+    s.f.mark(false, "argocd.argoproj.io/tracking-id", "shop:apps/Deployment:prod/api");
+    let plan = s.fr(&["plan", "--fast", "--target", "v1"]);
+    plan.ok();
+    assert!(
+        plan.stdout.contains("risk production_auto_sync: Argo CD manages api (application shop)"),
+        "{}",
+        plan.stdout
+    );
+    let assess = s.fr(&["assess", "--target", "v1", "--json"]).json();
+    assert!(assess["risks"].as_array().unwrap().iter().any(|r| r["code"] == "production_auto_sync"), "{assess}");
+    let out = s.fr(&["run", "--fast", "--yes", "--target", "v1"]);
+    out.ok();
+    assert!(out.stderr.contains("argocd app set shop --sync-policy none"), "{}", out.stderr);
+}
+
+fn files(dir: &std::path::Path, out: &mut Vec<PathBuf>) {
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            files(&p, out);
+        } else {
+            out.push(p);
+        }
+    }
+}
+
+#[test]
+fn the_planted_token_reaches_no_output_log_journal_or_report() {
+    let s = setup(&[0, 1, 2]);
+    s.f.rate_limit(1);
+    let mut seen = Vec::new();
+    for args in [
+        &["assess", "--target", "v1"][..],
+        &["plan", "--fast", "--target", "v1", "--json"],
+        &["run", "--fast", "--yes", "--target", "v1"],
+    ] {
+        let out = s.fr(args);
+        out.ok();
+        seen.push(format!("{}{}", out.stdout, out.stderr));
+    }
+    let id = s.fr(&["runs", "list", "--json"]).json()[0]["run_id"].as_str().unwrap().to_owned();
+    let out = s.fr(&["undo", &id, "--yes"]);
+    out.ok();
+    seen.push(format!("{}{}", out.stdout, out.stderr));
+    // A refused token: the server's Status is shown, the token is not.
+    let text = std::fs::read_to_string(&s.kubeconfig).unwrap();
+    std::fs::write(&s.kubeconfig, text.replace(TOKEN, "k8s-wrong-token-0000")).unwrap();
+    let bad = s.fr(&["plan", "--fast", "--target", "v1"]);
+    bad.code(1);
+    assert!(bad.stderr.contains("failed (401): Unauthorized"), "{}", bad.stderr);
+    assert!(!bad.stderr.contains("k8s-wrong-token"), "{}", bad.stderr);
+    let mut paths = Vec::new();
+    files(&state_dir(&s.r), &mut paths);
+    let names: Vec<String> = paths.iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
+    for must in ["journal.jsonl", "run.log", "report.md", "report.json"] {
+        assert!(names.iter().any(|n| n == must), "{must} in {names:?}");
+    }
+    for p in paths {
+        seen.push(String::from_utf8_lossy(&std::fs::read(p).unwrap()).into_owned());
+    }
+    let all = seen.join("\n");
+    assert!(all.contains(&s.name_of(0)), "the run promoted v1's ReplicaSet");
+    assert!(!all.contains(TOKEN), "the token leaked");
+    let sent = s.f.requests().iter().filter(|q| q.header("authorization") == Some(&format!("Bearer {TOKEN}"))).count();
+    assert!(sent > 5, "the token was sent ({sent} requests)");
+}
+
+/// An Alembic app over v0..v3 on SQLite at v3, its Deployment with revisions of v1..v3, and a
+/// `migrate_command` that the fake runs (as a kubelet would) in the work tree: the live
+/// release's image, whose migration files are v3's.
+fn full_setup() -> (TestRepo, rollback_testkit::db::MigrationFixture, FakeKubernetes, TempDir, PathBuf) {
+    use rollback_testkit::db::{MigrationFixture, MigratorKind, python};
+    let r = TestRepo::new();
+    let fx = MigrationFixture::new(&r, MigratorKind::Alembic);
+    let url = [("DATABASE_URL", "sqlite:///app.db")];
+    let up = std::process::Command::new(python())
+        .args(["-m", "alembic", "upgrade", "head"])
+        .current_dir(r.path())
+        .envs(url)
+        .output()
+        .unwrap();
+    assert!(up.status.success(), "{}", String::from_utf8_lossy(&up.stderr));
+    let f = FakeKubernetes::deployment(TOKEN, &[&fx.commits[1], &fx.commits[2], &fx.commits[3]], true);
+    f.run_jobs_in(r.path(), &url);
+    let dir = TempDir::new().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "current-context: f\nclusters:\n- name: f\n  cluster: {{server: '{}'}}\ncontexts:\n- name: f\n  context: {{cluster: f, user: u, namespace: prod}}\nusers:\n- name: u\n  user: {{token: {TOKEN}}}\n",
+            f.url()
+        ),
+    )
+    .unwrap();
+    let config = dir.path().join("forge-rollback.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[database]\nkind = \"alembic\"\nurl = \"sqlite:///app.db\"\npython = {py}\n\n[deploy]\nstrategy = \"kubernetes\"\ndeployment = \"api\"\ncontainer = \"web\"\nkubeconfig = {}\nmigrate_command = [{py}, \"-m\", \"alembic\", \"downgrade\", \"{{revision}}\"]\nlive_timeout_secs = 30\npoll_secs = 0.05\n",
+            toml_str(kubeconfig.to_str().unwrap()),
+            py = toml_str(&python()),
+        ),
+    )
+    .unwrap();
+    (r, fx, f, dir, config)
+}
+
+fn alembic_version(r: &TestRepo) -> String {
+    let out = std::process::Command::new(rollback_testkit::db::python())
+        .args(["-c", "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute('select version_num from alembic_version').fetchone()[0])"])
+        .arg(r.path().join("app.db"))
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+#[test]
+fn full_runs_the_downgrade_as_a_job_with_the_live_image_before_the_rollout_and_undo_puts_both_back() {
+    let (r, fx, f, _dir, config) = full_setup();
+    let fr = |args: &[&str]| {
+        let mut all = vec!["--config", config.to_str().unwrap()];
+        all.extend_from_slice(args);
+        fr_env(&r, &all, &[])
+    };
+    let plan = fr(&["plan", "--full", "--target", "v2"]);
+    plan.ok();
+    assert!(
+        plan.stdout.contains("(as a job on the production target, with the live release's image)"),
+        "{}",
+        plan.stdout
+    );
+    assert!(f.jobs().is_empty(), "planning runs no job");
+
+    let out = fr(&["run", "--full", "--yes", "--json", "--target", "v2"]);
+    out.ok();
+    let j = out.json();
+    assert_eq!(j["status"], "succeeded", "{j}");
+    let steps: Vec<&str> = j["steps"].as_array().unwrap().iter().map(|s| s["step"].as_str().unwrap()).collect();
+    assert_eq!(&steps[..4], ["snapshot", "db_snapshot", "downgrade", "reset"]);
+    assert!(steps.contains(&"promote"));
+    assert!(out.stderr.contains("Downgrade job forge-rollback-downgrade-"), "{}", out.stderr);
+    assert_eq!(alembic_version(&r), fx.revisions[1]);
+    assert_eq!(r.head(), fx.commits[2]);
+    assert_eq!(f.live_commit().as_deref(), Some(fx.commits[2].as_str()));
+
+    let jobs = f.jobs();
+    assert_eq!(jobs.len(), 1);
+    let body = &jobs[0].body;
+    let pod = &body["spec"]["template"]["spec"];
+    let container = &pod["containers"][0];
+    assert_eq!(pod["containers"].as_array().unwrap().len(), 1);
+    assert_eq!(container["name"], "web");
+    assert_eq!(container["image"], format!("registry.example/api:{}", &fx.commits[3][..12]), "the live (v3) image");
+    let argv: Vec<&str> = container["command"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    assert_eq!(&argv[1..], ["-m", "alembic", "downgrade", fx.revisions[1].as_str()]);
+    assert_eq!(container["env"][0]["name"], "RELEASE", "the template's env is kept");
+    assert_eq!((pod["restartPolicy"].as_str(), body["spec"]["backoffLimit"].as_i64()), (Some("Never"), Some(0)));
+    assert!(body["spec"]["template"]["metadata"]["labels"].get("app").is_none(), "no Service selects the job's pod");
+    // The Job ran before the rollout's PATCH.
+    let reqs = f.requests();
+    let post = reqs.iter().position(|q| q.method == "POST").unwrap();
+    let patch = reqs.iter().position(|q| q.method == "PATCH").unwrap();
+    assert!(post < patch, "the downgrade runs before the rollout");
+    assert_eq!(reqs[post].path, "/apis/batch/v1/namespaces/prod/jobs");
+
+    let id = j["run_id"].as_str().unwrap();
+    let undo = fr(&["undo", id, "--yes", "--json"]);
+    undo.ok();
+    assert_eq!(undo.json()["status"], "succeeded");
+    assert_eq!(alembic_version(&r), fx.revisions[2]);
+    assert_eq!(r.head(), fx.commits[3]);
+    assert_eq!(f.live_commit().as_deref(), Some(fx.commits[3].as_str()));
+    assert_eq!(f.jobs().len(), 1, "undo restores the database here, from the run's snapshot");
+}
+
+#[test]
+fn a_failed_downgrade_job_stops_the_run_before_the_code_or_the_rollout_move() {
+    let (r, fx, f, _dir, config) = full_setup();
+    f.jobs_fail(true);
+    let out = fr_env(&r, &["--config", config.to_str().unwrap(), "run", "--full", "--yes", "--target", "v2"], &[]);
+    out.code(1);
+    assert!(out.stderr.contains("the downgrade job forge-rollback-downgrade-"), "{}", out.stderr);
+    assert!(out.stderr.contains("BackoffLimitExceeded"), "{}", out.stderr);
+    assert!(out.stderr.contains("kubectl logs job/forge-rollback-downgrade-"), "{}", out.stderr);
+    assert_eq!(r.head(), fx.commits[3], "the code was not touched");
+    assert_eq!(alembic_version(&r), fx.revisions[2]);
+    assert!(f.patches().is_empty(), "no rollout");
+}
+
+#[test]
+fn a_kill_around_the_downgrade_job_is_resumed_without_a_second_job_or_undone() {
+    for (point, finish) in [
+        ("inside:downgrade", "resume"),
+        ("after:downgrade", "resume"),
+        ("end:downgrade", "undo"),
+        ("before:promote", "resume"),
+    ] {
+        let at = format!("{point} {finish}");
+        let (r, fx, f, _dir, config) = full_setup();
+        let fr = |args: &[&str], env: &[(&str, &str)]| {
+            let mut all = vec!["--config", config.to_str().unwrap()];
+            all.extend_from_slice(args);
+            fr_env(&r, &all, env)
+        };
+        let out = fr(&["run", "--full", "--yes", "--target", "v2"], &[("FORGE_ROLLBACK_FAILPOINT", point)]);
+        assert_eq!(out.code, None, "{at}: killed\n{}", out.stderr);
+        let ran = usize::from(point != "inside:downgrade");
+        assert_eq!(f.jobs().len(), ran, "{at}");
+        let id = fr(&["runs", "list", "--json"], &[]).json()[0]["run_id"].as_str().unwrap().to_owned();
+        if finish == "resume" {
+            let j = fr(&["resume", &id, "--json"], &[]).json();
+            assert_eq!(j["status"], "succeeded", "{at}: {j}");
+            assert_eq!(f.jobs().len(), 1, "{at}: one job in all");
+            assert_eq!(alembic_version(&r), fx.revisions[1], "{at}");
+            assert_eq!(f.live_commit().as_deref(), Some(fx.commits[2].as_str()), "{at}");
+            assert_eq!(r.head(), fx.commits[2], "{at}");
+        } else {
+            let j = fr(&["undo", &id, "--yes", "--json"], &[]).json();
+            assert_eq!(j["status"], "succeeded", "{at}: {j}");
+            assert_eq!(alembic_version(&r), fx.revisions[2], "{at}");
+            assert_eq!(f.live_commit().as_deref(), Some(fx.commits[3].as_str()), "{at}");
+            assert!(f.patches().is_empty(), "{at}: the rollout never began");
+            assert_eq!(r.head(), fx.commits[3], "{at}");
+        }
+    }
+}

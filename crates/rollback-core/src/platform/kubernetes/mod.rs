@@ -1,0 +1,337 @@
+//! Kubernetes: roll a Deployment or a StatefulSet back to the revision built from the target
+//! commit, as `kubectl rollout undo` does, over the REST API (`apps/v1`).
+//!
+//! - A Deployment's revisions are its ReplicaSets: listed with the Deployment's
+//!   `spec.selector.matchLabels` as `labelSelector`, kept when an `ownerReferences` entry
+//!   carries the Deployment's uid, numbered by their `deployment.kubernetes.io/revision`
+//!   annotation. A StatefulSet's are its ControllerRevisions (`revision` field).
+//! - A release's id is the ReplicaSet's (ControllerRevision's) *name*, not its number: a
+//!   rollback renumbers the revision it brings back (kubectl's "revision 1" becomes revision
+//!   4), but the object, named from its template's hash, stays. An undo therefore finds the
+//!   release that was live before by its template, whatever its number is now.
+//! - `current()`: the revision whose template is the Deployment's (kubectl's
+//!   `EqualIgnoreHash`), or the StatefulSet's `status.updateRevision`.
+//! - `find(commit)`: the newest revision whose pod template names the commit, in the
+//!   `[deploy] commit_annotation` annotation (default `forge-rollback/commit`; a full id or a
+//!   prefix of at least 7 digits) or, when the template has no such annotation, in a
+//!   container's image tag (`api:1a2b3c4`, `api:sha-1a2b3c4d`).
+//! - `rollback(to)`: a Deployment gets `PATCH` `application/json-patch+json`
+//!   `[{"op":"replace","path":"/spec/template","value":<the ReplicaSet's template without
+//!   pod-template-hash>}, {"op":"replace","path":"/metadata/annotations","value":<...>}]`
+//!   (the Deployment's own last-applied-configuration and revision annotations, the
+//!   ReplicaSet's others, as kubectl computes them); a paused Deployment is refused. A StatefulSet gets the
+//!   ControllerRevision's `data` as `application/strategic-merge-patch+json`.
+//! - `wait_live`: `kubectl rollout status`'s rules (see [`rollout`]); a Deployment whose
+//!   `Progressing` condition says `ProgressDeadlineExceeded` fails at once.
+//! - `--full` with `[deploy] migrate_command`: the downgrade runs as a Job made from the live
+//!   pod template, before the rollout ([`job`]).
+//! - No automatic-deploy switch: a GitOps controller (Argo CD, Flux) found in the workload's
+//!   labels and annotations is named, with how to suspend it; their APIs are not called.
+
+pub mod client;
+pub mod config;
+pub mod job;
+pub mod rollout;
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use serde_json::json;
+
+use self::client::Client;
+use self::config::{ConfigError, Credentials, Sources};
+use self::rollout::{ControllerRevision, DEFAULT_COMMIT_ANNOTATION, ReplicaSet, Revision, Workload};
+use crate::deploy::DeployConfig;
+use crate::production::{Deployer, Error, Release, Result};
+use crate::vcs::CommitId;
+
+/// A Deployment or a StatefulSet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// `apps/v1` Deployment.
+    Deployment,
+    /// `apps/v1` StatefulSet.
+    StatefulSet,
+}
+
+impl Kind {
+    fn resource(self) -> &'static str {
+        match self {
+            Kind::Deployment => "deployments",
+            Kind::StatefulSet => "statefulsets",
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Deployment => "deployment",
+            Kind::StatefulSet => "statefulset",
+        }
+    }
+
+    fn revision(self) -> &'static str {
+        match self {
+            Kind::Deployment => "replicaset",
+            Kind::StatefulSet => "controllerrevision",
+        }
+    }
+}
+
+/// One workload on one cluster.
+#[derive(Debug)]
+pub struct Kubernetes {
+    kind: Kind,
+    name: String,
+    namespace: String,
+    commit_annotation: String,
+    container: Option<String>,
+    migrate_command: Option<Vec<String>>,
+    creds: std::result::Result<Credentials, ConfigError>,
+    client: Mutex<Option<Arc<Client>>>,
+    live_timeout: Duration,
+    poll: Duration,
+}
+
+impl Kubernetes {
+    /// The adapter `[deploy]` describes (`strategy = "kubernetes"`, validated), with
+    /// credentials from this process's environment.
+    pub fn from_config(c: &DeployConfig) -> Self {
+        Self::with_sources(c, &Sources::from_env(c.kubeconfig.clone(), c.context.clone(), c.api_url.clone()))
+    }
+
+    /// The adapter, with credentials from `sources`.
+    pub fn with_sources(c: &DeployConfig, sources: &Sources) -> Self {
+        let creds = config::load(sources);
+        let (kind, name) = match (&c.deployment, &c.statefulset) {
+            (_, Some(s)) => (Kind::StatefulSet, s.clone()),
+            (d, None) => (Kind::Deployment, d.clone().unwrap_or_default()),
+        };
+        let namespace = c
+            .namespace
+            .clone()
+            .or_else(|| creds.as_ref().ok().and_then(|k| k.namespace.clone()))
+            .unwrap_or_else(|| "default".to_owned());
+        Self {
+            kind,
+            name,
+            namespace,
+            commit_annotation: c.commit_annotation.clone().unwrap_or_else(|| DEFAULT_COMMIT_ANNOTATION.to_owned()),
+            container: c.container.clone(),
+            migrate_command: c.migrate_command.clone(),
+            creds,
+            client: Mutex::new(None),
+            live_timeout: Duration::from_secs_f64(c.live_timeout_secs),
+            poll: Duration::from_secs_f64(c.poll_secs),
+        }
+    }
+
+    fn target(&self) -> String {
+        format!("kubernetes {} {}/{}", self.kind.name(), self.namespace, self.name)
+    }
+
+    fn error(&self, message: String, hint: Option<String>) -> Error {
+        Error::Platform { target: self.target(), message, hint }
+    }
+
+    fn client(&self) -> Result<Arc<Client>> {
+        let mut slot = self.client.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(c) = slot.as_ref() {
+            return Ok(c.clone());
+        }
+        let creds = self.creds.clone().map_err(|e| self.error(e.message, Some(e.hint)))?;
+        let c = Arc::new(Client::new(creds, self.target())?);
+        *slot = Some(c.clone());
+        Ok(c)
+    }
+
+    fn path(&self, resource: &str) -> String {
+        format!("/apis/apps/v1/namespaces/{}/{resource}", self.namespace)
+    }
+
+    async fn workload(&self, client: &Client) -> Result<Workload> {
+        let path = format!("{}/{}", self.path(self.kind.resource()), self.name);
+        client.get(&format!("reading the {}", self.kind.name()), &path).await?.ok_or_else(|| {
+            self.error(
+                format!("{} {} not found in namespace {}", self.kind.name(), self.name, self.namespace),
+                Some(
+                    "check `namespace` and the workload's name in `[deploy]`, and the kubeconfig's context".to_owned(),
+                ),
+            )
+        })
+    }
+
+    /// The workload and its revisions, newest first.
+    async fn revisions(&self, client: &Client) -> Result<(Workload, Vec<Revision>)> {
+        let w = self.workload(client).await?;
+        let query = w.selector_query();
+        let revs = match self.kind {
+            Kind::Deployment => {
+                let sets: Vec<ReplicaSet> =
+                    client.list("listing replicasets", &format!("{}?{query}", self.path("replicasets"))).await?;
+                w.replica_set_revisions(sets)
+            }
+            Kind::StatefulSet => {
+                let revs: Vec<ControllerRevision> = client
+                    .list("listing controllerrevisions", &format!("{}?{query}", self.path("controllerrevisions")))
+                    .await?;
+                w.controller_revisions(revs)
+            }
+        };
+        Ok((w, revs))
+    }
+
+    fn live_revision<'a>(&self, w: &Workload, revs: &'a [Revision]) -> Option<&'a Revision> {
+        match self.kind {
+            Kind::Deployment => revs.iter().find(|r| w.runs(r)),
+            Kind::StatefulSet => revs.iter().find(|r| Some(r.name.as_str()) == w.update_revision()),
+        }
+    }
+
+    fn release(&self, rev: &Revision, commit: Option<&CommitId>) -> Release {
+        let image = rollout::first_image(&rev.template).map(|i| format!(", image {i}")).unwrap_or_default();
+        Release {
+            id: rev.name.clone(),
+            commit: rollout::template_commit(&rev.template, &self.commit_annotation, commit),
+            summary: format!("revision {} ({} {}{image})", rev.number, self.kind.revision(), rev.name),
+        }
+    }
+
+    fn refuse_paused(&self, w: &Workload) -> Result<()> {
+        if self.kind == Kind::Deployment && w.paused() {
+            return Err(Error::Refused {
+                target: self.target(),
+                message: format!("deployment {} is paused: a rollout would not start", self.name),
+                hint: Some(format!(
+                    "resume it first (`kubectl rollout resume deployment/{} -n {}`), or roll back by hand",
+                    self.name, self.namespace
+                )),
+            });
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Deployer for Kubernetes {
+    fn describe(&self) -> String {
+        format!(
+            "{} (pod template: image, command and env; ConfigMaps, Secrets and the database stay as they are)",
+            self.target()
+        )
+    }
+
+    async fn current(&self) -> Result<Release> {
+        let client = self.client()?;
+        let (w, revs) = self.revisions(&client).await?;
+        let live = self.live_revision(&w, &revs).or(revs.first()).ok_or_else(|| {
+            self.error(
+                format!("{} {} has no revision", self.kind.name(), self.name),
+                Some(format!("`kubectl rollout history {}/{}` lists none either", self.kind.name(), self.name)),
+            )
+        })?;
+        Ok(self.release(live, None))
+    }
+
+    async fn find(&self, commit: &CommitId) -> Result<Option<Release>> {
+        let client = self.client()?;
+        let (w, revs) = self.revisions(&client).await?;
+        self.refuse_paused(&w)?;
+        Ok(revs
+            .iter()
+            .find(|r| {
+                rollout::template_commit(&r.template, &self.commit_annotation, Some(commit)).as_ref() == Some(commit)
+            })
+            .map(|r| self.release(r, Some(commit))))
+    }
+
+    async fn rollback(&self, to: &Release) -> Result<()> {
+        let client = self.client()?;
+        let (w, revs) = self.revisions(&client).await?;
+        self.refuse_paused(&w)?;
+        let Some(rev) = revs.iter().find(|r| r.name == to.id) else {
+            return Err(self.error(
+                format!("{} {} is gone (no revision of the {} has that name now)", self.kind.revision(), to.id, self.kind.name()),
+                Some("the workload's revisionHistoryLimit may have pruned it; deploy the commit with the `push` strategy instead".to_owned()),
+            ));
+        };
+        if self.live_revision(&w, &revs).is_some_and(|live| live.name == rev.name) {
+            return Ok(());
+        }
+        let path = format!("{}/{}", self.path(self.kind.resource()), self.name);
+        let what = format!("rolling back to {} {}", self.kind.revision(), rev.name);
+        match self.kind {
+            Kind::Deployment => {
+                // kubectl's patch: the template, and the annotations it computes.
+                let body = json!([
+                    {"op": "replace", "path": "/spec/template", "value": rev.template},
+                    {"op": "replace", "path": "/metadata/annotations", "value": w.annotations_for(rev)},
+                ])
+                .to_string();
+                client.patch(&what, &path, "application/json-patch+json", body).await
+            }
+            Kind::StatefulSet => {
+                client.patch(&what, &path, "application/strategic-merge-patch+json", rev.patch.to_string()).await
+            }
+        }
+    }
+
+    async fn wait_live(&self, release: &Release, timeout: Duration) -> Result<()> {
+        let client = self.client()?;
+        let wait = timeout.min(self.live_timeout);
+        let deadline = Instant::now() + wait;
+        let (_, revs) = self.revisions(&client).await?;
+        let rev = revs.into_iter().find(|r| r.name == release.id);
+        loop {
+            let w = self.workload(&client).await?;
+            let serves = match (&rev, self.kind) {
+                (Some(r), Kind::Deployment) => w.runs(r),
+                (_, Kind::StatefulSet) => w.update_revision() == Some(release.id.as_str()),
+                (None, Kind::Deployment) => false,
+            };
+            if serves {
+                let status = match self.kind {
+                    Kind::Deployment => w.deployment_status(),
+                    Kind::StatefulSet => w.statefulset_status(),
+                };
+                match status {
+                    Ok(None) => return Ok(()),
+                    Ok(Some(_waiting)) => {}
+                    Err(why) => {
+                        return Err(self.error(
+                            format!("the rollout of {release} failed: {why}"),
+                            Some(format!(
+                                "`kubectl describe {}/{} -n {}` shows why; resume the run once it serves, or undo it",
+                                self.kind.name(),
+                                self.name,
+                                self.namespace
+                            )),
+                        ));
+                    }
+                }
+            }
+            if Instant::now() >= deadline {
+                return Err(Error::NotLive {
+                    target: self.describe(),
+                    release: release.id.clone(),
+                    seconds: wait.as_secs(),
+                });
+            }
+            tokio::time::sleep(self.poll.min(deadline.saturating_duration_since(Instant::now()))).await;
+        }
+    }
+
+    fn runs_downgrades(&self) -> bool {
+        self.migrate_command.is_some()
+    }
+
+    async fn run_downgrade(&self, run_id: &str, revisions: &[String]) -> Result<String> {
+        self.downgrade_job(run_id, revisions).await
+    }
+
+    async fn auto_deployers(&self) -> Result<Option<Vec<String>>> {
+        let client = self.client()?;
+        let w = self.workload(&client).await?;
+        Ok(Some(w.gitops(&self.namespace)))
+    }
+}

@@ -1,0 +1,575 @@
+//! The fake Kubernetes API server: `apps/v1` Deployments with their ReplicaSets, or a
+//! StatefulSet with its ControllerRevisions, in namespace `prod`, and a controller that rolls a
+//! patched template out over a few reads.
+
+use std::sync::{Arc, Mutex};
+
+use serde_json::{Value, json};
+
+use super::lock;
+use crate::server::{RecordedRequest, Reply, TestServer};
+
+/// The namespace of the fake's workload.
+pub const NAMESPACE: &str = "prod";
+/// The workload's name.
+pub const NAME: &str = "api";
+const UID: &str = "uid-api-0001";
+
+/// One revision the fake keeps (a ReplicaSet or a ControllerRevision).
+#[derive(Clone, Debug, PartialEq)]
+pub struct KubeRevision {
+    /// Its name (`api-<hash>`).
+    pub name: String,
+    /// Its revision number.
+    pub number: i64,
+    /// Its pod template (without `pod-template-hash`).
+    pub template: Value,
+    /// The uid of the object that owns it.
+    pub owner: String,
+}
+
+#[derive(Debug)]
+struct KubeState {
+    token: String,
+    statefulset: bool,
+    generation: i64,
+    observed: i64,
+    template: Value,
+    paused: bool,
+    labels: Value,
+    annotations: Value,
+    /// Annotations the controller copied from the Deployment to its ReplicaSets.
+    copied: serde_json::Map<String, Value>,
+    revisions: Vec<KubeRevision>,
+    /// Reads of the workload left before a rollout completes.
+    polls_left: u32,
+    /// The revision the StatefulSet's pods run (`status.currentRevision`).
+    current_revision: String,
+    never_complete: bool,
+    deadline_exceeded: bool,
+    refuse_patch: Option<String>,
+    rate_limited: u32,
+    page_max: usize,
+    /// The Jobs created: name, body, reads left before it ends, whether it succeeded.
+    jobs: Vec<FakeJob>,
+    /// Where a Job's command runs (the "image"), with which environment; `None`: Jobs succeed
+    /// without running anything.
+    job_runner: Option<(std::path::PathBuf, Vec<(String, String)>)>,
+    job_fails: bool,
+}
+
+/// A Job the fake was asked to create.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FakeJob {
+    /// Its name.
+    pub name: String,
+    /// The body `POST`ed.
+    pub body: Value,
+    polls_left: u32,
+    succeeded: bool,
+    /// What its command printed (stdout and stderr), when it ran.
+    pub output: String,
+}
+
+/// A fake Kubernetes API server speaking the REST shapes `kubectl` uses:
+/// `GET`/`PATCH /apis/apps/v1/namespaces/prod/deployments/api` (`application/json-patch+json`)
+/// or `.../statefulsets/api` (`application/strategic-merge-patch+json`), `GET
+/// .../replicasets` and `.../controllerrevisions` (`labelSelector` required and applied;
+/// `limit` with `continue` tokens, at most 2 items a page whatever `limit` asks). Bearer auth;
+/// errors are `Status` objects; `429` with `Retry-After` on command.
+///
+/// A patch of the template makes the controller reuse the revision with the same template
+/// (renumbered to the next revision, as the real controller does) or make a new one; the
+/// rollout completes after two reads of the workload, or never (`never_complete`), or fails
+/// with `ProgressDeadlineExceeded` (`deadline_exceeded`).
+pub struct FakeKubernetes {
+    server: TestServer,
+    state: Arc<Mutex<KubeState>>,
+}
+
+/// The pod template the fake gives a commit: the commit in the `forge-rollback/commit`
+/// annotation (`annotate`) or only in the image tag.
+pub fn kube_template(commit: &str, annotate: bool) -> Value {
+    let annotations = if annotate { json!({"forge-rollback/commit": commit}) } else { json!({}) };
+    json!({
+        "metadata": {"creationTimestamp": null, "labels": {"app": NAME}, "annotations": annotations},
+        "spec": {
+            "containers": [{
+                "name": "web",
+                "image": format!("registry.example/api:{}", &commit[..commit.len().min(12)]),
+                "env": [{"name": "RELEASE", "value": commit}],
+                "resources": {}, "terminationMessagePath": "/dev/termination-log", "imagePullPolicy": "IfNotPresent",
+            }],
+            "restartPolicy": "Always", "dnsPolicy": "ClusterFirst",
+        },
+    })
+}
+
+/// A short, stable hash of a template (the controller's `pod-template-hash`).
+fn hash(template: &Value) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in template.to_string().bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{:010x}", h & 0xff_ffff_ffff)
+}
+
+fn status(code: u16, reason: &str, message: &str) -> Reply {
+    Reply::json(
+        code,
+        &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": message, "reason": reason, "code": code}),
+    )
+}
+
+impl FakeKubernetes {
+    /// Deployment `prod/api` (2 replicas) with a ReplicaSet per commit, revisions 1.. in order,
+    /// the last one live; `annotate`: whether templates carry the commit annotation.
+    pub fn deployment(token: &str, commits: &[&str], annotate: bool) -> Self {
+        Self::start(token, commits, annotate, false)
+    }
+
+    /// StatefulSet `prod/api` with a ControllerRevision per commit, the last one live.
+    pub fn statefulset(token: &str, commits: &[&str]) -> Self {
+        Self::start(token, commits, true, true)
+    }
+
+    fn start(token: &str, commits: &[&str], annotate: bool, statefulset: bool) -> Self {
+        let revisions: Vec<KubeRevision> = commits
+            .iter()
+            .zip(1..)
+            .map(|(c, n)| {
+                let template = kube_template(c, annotate);
+                KubeRevision { name: format!("{NAME}-{}", hash(&template)), number: n, template, owner: UID.into() }
+            })
+            .collect();
+        let live = revisions.last().expect("at least one commit");
+        let state = Arc::new(Mutex::new(KubeState {
+            token: token.to_owned(),
+            statefulset,
+            generation: i64::try_from(commits.len()).unwrap_or(1),
+            observed: i64::try_from(commits.len()).unwrap_or(1),
+            template: live.template.clone(),
+            paused: false,
+            labels: json!({"app": NAME}),
+            annotations: json!({
+                "deployment.kubernetes.io/revision": live.number.to_string(),
+                "kubectl.kubernetes.io/last-applied-configuration": "{\"kind\":\"Deployment\"}",
+                "kubernetes.io/change-cause": change_cause(&live.template),
+            }),
+            current_revision: live.name.clone(),
+            copied: serde_json::Map::new(),
+            revisions,
+            polls_left: 0,
+            never_complete: false,
+            deadline_exceeded: false,
+            refuse_patch: None,
+            rate_limited: 0,
+            page_max: 2,
+            jobs: Vec::new(),
+            job_runner: None,
+            job_fails: false,
+        }));
+        let s = state.clone();
+        let server = TestServer::with_handler(Arc::new(move |req| kube(&mut lock(&s), req)));
+        Self { server, state }
+    }
+
+    /// The API server's URL (`[deploy] api_url`, or a kubeconfig's `server`).
+    pub fn url(&self) -> String {
+        self.server.url("")
+    }
+
+    /// Every request received, in order.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.server.requests()
+    }
+
+    /// The `PATCH`es received: content type and body.
+    pub fn patches(&self) -> Vec<(String, Value)> {
+        self.requests()
+            .iter()
+            .filter(|r| r.method == "PATCH")
+            .map(|r| (r.header("content-type").unwrap_or("").to_owned(), r.body_json()))
+            .collect()
+    }
+
+    /// The commit the workload's template carries (its `RELEASE` env value).
+    pub fn live_commit(&self) -> Option<String> {
+        lock(&self.state).template.pointer("/spec/containers/0/env/0/value").and_then(Value::as_str).map(str::to_owned)
+    }
+
+    /// The revisions, in creation order.
+    pub fn revisions(&self) -> Vec<KubeRevision> {
+        lock(&self.state).revisions.clone()
+    }
+
+    /// Adds a ReplicaSet (ControllerRevision) of `commit` owned by another object, with the
+    /// workload's labels: the adapter must not take it for one of the workload's.
+    pub fn add_foreign_revision(&self, commit: &str) {
+        let mut st = lock(&self.state);
+        let template = kube_template(commit, true);
+        st.revisions.push(KubeRevision {
+            name: format!("other-{}", hash(&template)),
+            number: 99,
+            template,
+            owner: "uid-other".into(),
+        });
+    }
+
+    /// Sets `spec.paused`.
+    pub fn set_paused(&self, on: bool) {
+        lock(&self.state).paused = on;
+    }
+
+    /// Adds a label or annotation to the workload (Argo CD, Flux marks).
+    pub fn mark(&self, label: bool, key: &str, value: &str) {
+        let mut st = lock(&self.state);
+        if label {
+            st.labels[key] = json!(value);
+        } else {
+            // The controller copies a Deployment's annotations to its ReplicaSets: as if the
+            // mark had been there when they were made.
+            st.annotations[key] = json!(value);
+            st.copied.insert(key.to_owned(), json!(value));
+        }
+    }
+
+    /// Rollouts never complete.
+    pub fn never_complete(&self, on: bool) {
+        lock(&self.state).never_complete = on;
+    }
+
+    /// Rollouts fail with `ProgressDeadlineExceeded`.
+    pub fn deadline_exceeded(&self, on: bool) {
+        lock(&self.state).deadline_exceeded = on;
+    }
+
+    /// `PATCH` answers `422 Invalid` with `message` (`None`: works).
+    pub fn refuse_patch(&self, message: Option<&str>) {
+        lock(&self.state).refuse_patch = message.map(str::to_owned);
+    }
+
+    /// Jobs run their container's `command` as a local process in `dir` with `env` (the
+    /// kubelet of this fake), and succeed when it exits 0.
+    pub fn run_jobs_in(&self, dir: &std::path::Path, env: &[(&str, &str)]) {
+        lock(&self.state).job_runner =
+            Some((dir.to_owned(), env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()));
+    }
+
+    /// Adds a Job named `name` that is running and succeeds after `reads` reads (one a crashed
+    /// run left behind).
+    pub fn add_running_job(&self, name: &str, reads: u32) {
+        let body = json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name, "namespace": NAMESPACE}});
+        lock(&self.state).jobs.push(FakeJob {
+            name: name.to_owned(),
+            body,
+            polls_left: reads,
+            succeeded: true,
+            output: String::new(),
+        });
+    }
+
+    /// Jobs fail (`BackoffLimitExceeded`) without running.
+    pub fn jobs_fail(&self, on: bool) {
+        lock(&self.state).job_fails = on;
+    }
+
+    /// The Jobs created, in order.
+    pub fn jobs(&self) -> Vec<FakeJob> {
+        lock(&self.state).jobs.clone()
+    }
+
+    /// The next `n` requests get `429` with `Retry-After: 1`.
+    pub fn rate_limit(&self, n: u32) {
+        lock(&self.state).rate_limited = n;
+    }
+}
+
+/// The `kubernetes.io/change-cause` a release's ReplicaSet carries: `deploy <commit>`.
+fn change_cause(template: &Value) -> String {
+    format!("deploy {}", template.pointer("/spec/containers/0/env/0/value").and_then(Value::as_str).unwrap_or("?"))
+}
+
+fn without_hash(mut t: Value) -> Value {
+    if let Some(l) = t.pointer_mut("/metadata/labels").and_then(Value::as_object_mut) {
+        l.remove("pod-template-hash");
+    }
+    t
+}
+
+fn with_hash(t: &Value, name: &str) -> Value {
+    let mut t = t.clone();
+    let h = name.rsplit('-').next().unwrap_or("");
+    t["metadata"]["labels"]["pod-template-hash"] = json!(h);
+    t
+}
+
+fn query<'a>(path: &'a str, key: &str) -> Option<&'a str> {
+    let (_, q) = path.split_once('?')?;
+    q.split('&').filter_map(|kv| kv.split_once('=')).find(|(k, _)| *k == key).map(|(_, v)| v)
+}
+
+fn replicas_status(st: &KubeState) -> Value {
+    let done = st.polls_left == 0 && !st.never_complete && !st.deadline_exceeded;
+    let updated = if done { 2 } else { 1 };
+    let mut s = json!({
+        "observedGeneration": st.observed, "replicas": if done { 2 } else { 3 }, "updatedReplicas": updated,
+        "availableReplicas": if done { 2 } else { 1 }, "readyReplicas": if done { 2 } else { 1 },
+    });
+    if st.statefulset {
+        let update = st.revisions.iter().find(|r| r.owner == UID && without_hash(r.template.clone()) == st.template);
+        s["updateRevision"] = json!(update.map(|r| r.name.clone()));
+        s["currentRevision"] = json!(st.current_revision);
+    } else if st.deadline_exceeded {
+        s["conditions"] = json!([{"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded", "message": format!("ReplicaSet \"{NAME}\" has timed out progressing.")}]);
+    } else {
+        s["conditions"] = json!([{"type": "Progressing", "status": "True", "reason": if done { "NewReplicaSetAvailable" } else { "ReplicaSetUpdated" }, "message": "progressing"}]);
+    }
+    s
+}
+
+fn workload_json(st: &KubeState) -> Value {
+    let kind = if st.statefulset { "StatefulSet" } else { "Deployment" };
+    let mut spec = json!({"replicas": 2, "selector": {"matchLabels": {"app": NAME}}, "template": st.template});
+    if st.statefulset {
+        spec["updateStrategy"] = json!({"type": "RollingUpdate", "rollingUpdate": {"partition": 0}});
+        spec["updateStrategy"]["rollingUpdate"] = json!({});
+    } else {
+        spec["paused"] = json!(st.paused);
+        spec["revisionHistoryLimit"] = json!(10);
+    }
+    json!({
+        "kind": kind, "apiVersion": "apps/v1",
+        "metadata": {"name": NAME, "namespace": NAMESPACE, "uid": UID, "generation": st.generation, "resourceVersion": format!("{}", 1000 + st.generation), "labels": st.labels, "annotations": st.annotations},
+        "spec": spec, "status": replicas_status(st),
+    })
+}
+
+fn revision_json(st: &KubeState, r: &KubeRevision) -> Value {
+    let meta = |ann: Value| {
+        json!({"name": r.name, "namespace": NAMESPACE, "uid": format!("uid-{}", r.name), "labels": {"app": NAME, "pod-template-hash": r.name.rsplit('-').next()}, "annotations": ann,
+               "ownerReferences": [{"apiVersion": "apps/v1", "kind": if st.statefulset { "StatefulSet" } else { "Deployment" }, "name": NAME, "uid": r.owner, "controller": true, "blockOwnerDeletion": true}]})
+    };
+    if st.statefulset {
+        let mut t = r.template.clone();
+        t["$patch"] = json!("replace");
+        json!({"kind": "ControllerRevision", "apiVersion": "apps/v1", "metadata": meta(json!({})), "revision": r.number, "data": {"spec": {"template": t}}})
+    } else {
+        json!({"kind": "ReplicaSet", "apiVersion": "apps/v1", "metadata": meta({
+            let mut a = st.copied.clone();
+            a.insert("deployment.kubernetes.io/revision".into(), json!(r.number.to_string()));
+            a.insert("kubernetes.io/change-cause".into(), json!(change_cause(&r.template)));
+            Value::Object(a)
+        }),
+               "spec": {"replicas": 0, "selector": {"matchLabels": {"app": NAME}}, "template": with_hash(&r.template, &r.name)}})
+    }
+}
+
+/// The controller: the revision of `template` becomes the newest (reused or new).
+fn roll(st: &mut KubeState, template: Value) {
+    let next = st.revisions.iter().filter(|r| r.owner == UID).map(|r| r.number).max().unwrap_or(0) + 1;
+    if st.template == template {
+        return;
+    }
+    st.template = template.clone();
+    st.generation += 1;
+    st.observed = st.generation;
+    st.polls_left = 2;
+    if let Some(r) = st.revisions.iter_mut().find(|r| r.owner == UID && r.template == template) {
+        r.number = next;
+    } else {
+        st.revisions.push(KubeRevision {
+            name: format!("{NAME}-{}", hash(&template)),
+            number: next,
+            template,
+            owner: UID.into(),
+        });
+    }
+    st.annotations["deployment.kubernetes.io/revision"] = json!(next.to_string());
+}
+
+fn kube(st: &mut KubeState, req: &RecordedRequest) -> Reply {
+    if st.rate_limited > 0 {
+        st.rate_limited -= 1;
+        let mut r = status(
+            429,
+            "TooManyRequests",
+            "the server has received too many requests and has asked us to try again later",
+        );
+        r.headers.push(("Retry-After".into(), "1".into()));
+        return r;
+    }
+    if req.header("authorization") != Some(format!("Bearer {}", st.token).as_str()) {
+        return status(401, "Unauthorized", "Unauthorized");
+    }
+    let path = req.path.split('?').next().unwrap_or("");
+    if let Some(rest) = path.strip_prefix(&format!("/apis/batch/v1/namespaces/{NAMESPACE}/jobs")) {
+        return jobs(st, req, rest);
+    }
+    let (workloads, revisions) =
+        if st.statefulset { ("statefulsets", "controllerrevisions") } else { ("deployments", "replicasets") };
+    let base = format!("/apis/apps/v1/namespaces/{NAMESPACE}/");
+    let Some(rest) = path.strip_prefix(&base) else {
+        return status(404, "NotFound", "the server could not find the requested resource");
+    };
+    let one = format!("{workloads}/{NAME}");
+    match (req.method.as_str(), rest) {
+        ("GET", r) if r == one => {
+            if st.polls_left > 0 && !st.never_complete && !st.deadline_exceeded {
+                st.polls_left -= 1;
+                if st.polls_left == 0 {
+                    let update = replicas_status(st)["updateRevision"].as_str().unwrap_or("").to_owned();
+                    st.current_revision = update;
+                }
+            }
+            Reply::json(200, &workload_json(st))
+        }
+        ("GET", r) if r.starts_with(&format!("{workloads}/")) => {
+            status(404, "NotFound", &format!("{workloads}.apps \"{}\" not found", &r[workloads.len() + 1..]))
+        }
+        ("GET", r) if r == revisions => {
+            if query(&req.path, "labelSelector") != Some(&format!("app%3D{NAME}")) {
+                return status(400, "BadRequest", "expected labelSelector app=api");
+            }
+            let limit = query(&req.path, "limit").and_then(|l| l.parse::<usize>().ok()).unwrap_or(usize::MAX);
+            let start = match query(&req.path, "continue") {
+                None => 0,
+                Some(c) => match c.strip_prefix("c-").and_then(|n| n.parse().ok()) {
+                    Some(n) => n,
+                    None => return status(410, "Expired", "the provided continue parameter is too old"),
+                },
+            };
+            let take = limit.min(st.page_max);
+            let items: Vec<Value> = st.revisions.iter().skip(start).take(take).map(|r| revision_json(st, r)).collect();
+            let more = start + take < st.revisions.len();
+            let meta = if more {
+                json!({"resourceVersion": "5000", "continue": format!("c-{}", start + take)})
+            } else {
+                json!({"resourceVersion": "5000"})
+            };
+            let kind = if st.statefulset { "ControllerRevisionList" } else { "ReplicaSetList" };
+            Reply::json(200, &json!({"kind": kind, "apiVersion": "apps/v1", "metadata": meta, "items": items}))
+        }
+        ("PATCH", r) if r == one => {
+            if let Some(m) = &st.refuse_patch {
+                return status(422, "Invalid", m);
+            }
+            let body = req.body_json();
+            let template = if st.statefulset {
+                if req.header("content-type") != Some("application/strategic-merge-patch+json") {
+                    return status(415, "UnsupportedMediaType", "the body of the request was in an unknown format");
+                }
+                let Some(mut t) = body.pointer("/spec/template").cloned() else {
+                    return status(422, "Invalid", "spec.template: Required value");
+                };
+                if let Some(o) = t.as_object_mut() {
+                    o.remove("$patch");
+                }
+                t
+            } else {
+                if req.header("content-type") != Some("application/json-patch+json") {
+                    return status(415, "UnsupportedMediaType", "the body of the request was in an unknown format");
+                }
+                let ops = body.as_array().cloned().unwrap_or_default();
+                let Some(op) = ops.iter().find(|o| o["op"] == "replace" && o["path"] == "/spec/template") else {
+                    return status(422, "Invalid", "expected a replace of /spec/template");
+                };
+                if let Some(a) = ops.iter().find(|o| o["op"] == "replace" && o["path"] == "/metadata/annotations") {
+                    st.annotations = a["value"].clone();
+                }
+                op["value"].clone()
+            };
+            if template.pointer("/metadata/labels/pod-template-hash").is_some() {
+                return status(
+                    422,
+                    "Invalid",
+                    "spec.template.metadata.labels: pod-template-hash is set by the controller",
+                );
+            }
+            if st.paused {
+                st.template = template;
+                st.generation += 1;
+            } else {
+                roll(st, template);
+            }
+            Reply::json(200, &workload_json(st))
+        }
+        _ => status(404, "NotFound", "the server could not find the requested resource"),
+    }
+}
+
+fn job_json(j: &FakeJob) -> Value {
+    let mut body = j.body.clone();
+    body["status"] = if j.polls_left > 0 {
+        json!({"active": 1, "startTime": "2026-12-04T10:00:00Z"})
+    } else if j.succeeded {
+        json!({"succeeded": 1, "conditions": [{"type": "Complete", "status": "True"}]})
+    } else {
+        json!({"failed": 1, "conditions": [{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded", "message": "Job has reached the specified backoff limit"}]})
+    };
+    body
+}
+
+fn run_job(st: &KubeState, body: &Value) -> (bool, String) {
+    if st.job_fails {
+        return (false, String::new());
+    }
+    let Some((dir, env)) = &st.job_runner else { return (true, String::new()) };
+    let argv: Vec<String> = body
+        .pointer("/spec/template/spec/containers/0/command")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+        .unwrap_or_default();
+    let Some((program, args)) = argv.split_first() else { return (false, "no command".into()) };
+    match std::process::Command::new(program).args(args).current_dir(dir).envs(env.iter().map(|(k, v)| (k, v))).output()
+    {
+        Ok(o) => (
+            o.status.success(),
+            format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr)),
+        ),
+        Err(e) => (false, e.to_string()),
+    }
+}
+
+fn jobs(st: &mut KubeState, req: &RecordedRequest, rest: &str) -> Reply {
+    match (req.method.as_str(), rest) {
+        ("POST", "") => {
+            if req.header("content-type") != Some("application/json") {
+                return status(415, "UnsupportedMediaType", "the body of the request was in an unknown format");
+            }
+            let body = req.body_json();
+            let name = body.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("").to_owned();
+            if body["kind"] != "Job" || body["apiVersion"] != "batch/v1" || name.is_empty() {
+                return status(422, "Invalid", "expected a batch/v1 Job with a name");
+            }
+            if body.pointer("/spec/template/spec/restartPolicy").and_then(Value::as_str) != Some("Never") {
+                return status(
+                    422,
+                    "Invalid",
+                    "spec.template.spec.restartPolicy: Required value: valid values: \"OnFailure\", \"Never\"",
+                );
+            }
+            if st.jobs.iter().any(|j| j.name == name) {
+                return status(409, "AlreadyExists", &format!("jobs.batch \"{name}\" already exists"));
+            }
+            let (succeeded, output) = run_job(st, &body);
+            let job = FakeJob { name, body, polls_left: 1, succeeded, output };
+            let reply = job_json(&job);
+            st.jobs.push(job);
+            Reply::json(201, &reply)
+        }
+        ("GET", r) if r.starts_with('/') => {
+            let name = &r[1..];
+            match st.jobs.iter_mut().find(|j| j.name == name) {
+                Some(j) => {
+                    let reply = job_json(j);
+                    j.polls_left = j.polls_left.saturating_sub(1);
+                    Reply::json(200, &reply)
+                }
+                None => status(404, "NotFound", &format!("jobs.batch \"{name}\" not found")),
+            }
+        }
+        _ => status(404, "NotFound", "the server could not find the requested resource"),
+    }
+}
