@@ -84,6 +84,7 @@ fn run_options(
     severity: Option<&str>,
     allow_irreversible: bool,
     actor: Option<String>,
+    database_only: bool,
 ) -> PyResult<RunOptions> {
     Ok(RunOptions {
         level: parse_level(level)?,
@@ -94,8 +95,7 @@ fn run_options(
         severity: parse_severity(severity)?,
         allow_irreversible,
         actor,
-        // Not offered to Python yet: `forge-rollback run --database-only` has it.
-        database_only: false,
+        database_only,
     })
 }
 
@@ -295,20 +295,33 @@ impl Rollback {
         aio::coroutine(py, None, job(move || core.assess(target.as_deref()), to_assessment))
     }
 
-    /// Plans a rollback at `level` (`"fast"`, `"full"`, `"manual"`; default: recommended).
-    #[pyo3(signature = (level = None, target = None))]
-    fn plan(&self, py: Python<'_>, level: Option<&str>, target: Option<&str>) -> PyResult<Py<PyAny>> {
-        let level = parse_level(level)?;
+    /// Plans a rollback at `level` (`"fast"`, `"full"`, `"manual"`; default: recommended);
+    /// `database_only`: only the database part of a full rollback (`run(database_only=True)`).
+    #[pyo3(signature = (level = None, target = None, *, database_only = false))]
+    fn plan(
+        &self,
+        py: Python<'_>,
+        level: Option<&str>,
+        target: Option<String>,
+        database_only: bool,
+    ) -> PyResult<Py<PyAny>> {
+        let opts = RunOptions { level: parse_level(level)?, target, database_only, ..RunOptions::default() };
         let core = &self.core;
-        to_plan(py, py.detach(|| core.plan(level, target)))
+        to_plan(py, py.detach(|| core.plan_with(&opts)))
     }
 
     /// `plan` as a coroutine (a full plan asks Alembic for its SQL: never on the loop).
-    #[pyo3(signature = (level = None, target = None))]
-    fn aplan<'py>(&self, py: Python<'py>, level: Option<&str>, target: Option<String>) -> PyResult<Bound<'py, PyAny>> {
-        let level = parse_level(level)?;
+    #[pyo3(signature = (level = None, target = None, *, database_only = false))]
+    fn aplan<'py>(
+        &self,
+        py: Python<'py>,
+        level: Option<&str>,
+        target: Option<String>,
+        database_only: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let opts = RunOptions { level: parse_level(level)?, target, database_only, ..RunOptions::default() };
         let core = self.core.clone();
-        aio::coroutine(py, None, job(move || core.plan(level, target.as_deref()), to_plan))
+        aio::coroutine(py, None, job(move || core.plan_with(&opts), to_plan))
     }
 
     /// Runs a rollback at `level` (`"fast"`, `"full"`, `"manual"`; default: the assessment's
@@ -320,7 +333,7 @@ impl Rollback {
     /// `on_event` receives every engine event as a dict (they also go to the
     /// `forge_rollback` logger); `approve` (required for `"manual"`) is asked before each step.
     #[pyo3(
-        signature = (level = None, target = None, *, confirm = None, on_event = None, dry_run = false, allow_non_ancestor = false, reason = None, severity = None, approve = None, allow_irreversible = false, actor = None)
+        signature = (level = None, target = None, *, confirm = None, on_event = None, dry_run = false, allow_non_ancestor = false, reason = None, severity = None, approve = None, allow_irreversible = false, actor = None, database_only = false)
     )]
     #[allow(clippy::too_many_arguments)]
     fn run(
@@ -337,9 +350,19 @@ impl Rollback {
         approve: Option<&Bound<'_, PyAny>>,
         allow_irreversible: bool,
         actor: Option<String>,
+        database_only: bool,
     ) -> PyResult<Py<PyAny>> {
-        let opts =
-            run_options(level, target, dry_run, allow_non_ancestor, reason, severity, allow_irreversible, actor)?;
+        let opts = run_options(
+            level,
+            target,
+            dry_run,
+            allow_non_ancestor,
+            reason,
+            severity,
+            allow_irreversible,
+            actor,
+            database_only,
+        )?;
         let confirm = Confirm::from_arg(confirm, dry_run, false, "run")?;
         let cbs = Callbacks::new(py, confirm, on_event, approve, false)?;
         check_manual(&opts, &cbs)?;
@@ -350,7 +373,7 @@ impl Rollback {
     /// `run` as a coroutine; async callbacks (`confirm`, `on_event`, `approve`) are awaited on
     /// the caller's loop. Cancelling the task stops the run at its next step boundary.
     #[pyo3(
-        signature = (level = None, target = None, *, confirm = None, on_event = None, dry_run = false, allow_non_ancestor = false, reason = None, severity = None, approve = None, allow_irreversible = false, actor = None)
+        signature = (level = None, target = None, *, confirm = None, on_event = None, dry_run = false, allow_non_ancestor = false, reason = None, severity = None, approve = None, allow_irreversible = false, actor = None, database_only = false)
     )]
     #[allow(clippy::too_many_arguments)]
     fn arun<'py>(
@@ -367,9 +390,19 @@ impl Rollback {
         approve: Option<&Bound<'_, PyAny>>,
         allow_irreversible: bool,
         actor: Option<String>,
+        database_only: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let opts =
-            run_options(level, target, dry_run, allow_non_ancestor, reason, severity, allow_irreversible, actor)?;
+        let opts = run_options(
+            level,
+            target,
+            dry_run,
+            allow_non_ancestor,
+            reason,
+            severity,
+            allow_irreversible,
+            actor,
+            database_only,
+        )?;
         let confirm = Confirm::from_arg(confirm, dry_run, true, "arun")?;
         let cbs = Callbacks::new(py, confirm, on_event, approve, true)?;
         check_manual(&opts, &cbs)?;

@@ -317,3 +317,30 @@ def test_undo_keeps_rows_written_while_rolled_back_unless_restore_snapshot(
             "upgrade_database",
             "put_back_rows",
         ]
+
+
+def test_database_only_downgrades_the_schema_leaves_the_code_and_undo_brings_it_back(make_db_app: Any) -> None:
+    """`run(database_only=True)` is `forge-rollback run --database-only`: the database part of a
+    full rollback (what a fleet runs once, before any code moves), undoable like any run."""
+    app: DbApp = make_db_app("alembic", "sqlite")
+    before_code = app.code_state()
+    before_db = app.dump()
+    rb = app.open()
+
+    plan = rb.plan(target="v1", database_only=True)
+    assert plan.level == "full"
+    assert [s["step"] for s in plan.steps] == ["snapshot", "db_snapshot", "downgrade", "record"]
+    with pytest.raises(fr.ConfigError):
+        rb.plan("fast", target="v1", database_only=True)
+
+    result = rb.run(target="v1", confirm=True, database_only=True)
+    assert result.status == "succeeded"
+    assert [s["step"] for s in result.steps] == ["snapshot", "db_snapshot", "downgrade", "record"]
+    assert app.revision() == [app.revisions[0]]
+    assert app.code_state() == before_code, "a database-only run moves no code, no .env"
+
+    undone = rb.undo(result.run_id, confirm=True)
+    assert undone.status == "succeeded"
+    assert app.revision() == [app.revisions[2]]
+    assert app.dump() == before_db
+    assert app.code_state() == before_code

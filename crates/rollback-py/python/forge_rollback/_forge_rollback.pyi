@@ -103,8 +103,10 @@ class Rollback:
     def aknown_good(self) -> _Coro[dict[str, Any]]: ...
     def assess(self, target: str | None = None) -> Assessment: ...
     def aassess(self, target: str | None = None) -> _Coro[Assessment]: ...
-    def plan(self, level: Level | None = None, target: str | None = None) -> Plan: ...
-    def aplan(self, level: Level | None = None, target: str | None = None) -> _Coro[Plan]: ...
+    def plan(self, level: Level | None = None, target: str | None = None, *, database_only: bool = False) -> Plan: ...
+    def aplan(
+        self, level: Level | None = None, target: str | None = None, *, database_only: bool = False
+    ) -> _Coro[Plan]: ...
     @overload
     def run(
         self,
@@ -120,6 +122,7 @@ class Rollback:
         approve: _Approve | None = None,
         allow_irreversible: bool = False,
         actor: str | None = None,
+        database_only: bool = False,
     ) -> RunResult: ...
     @overload
     def run(
@@ -136,6 +139,7 @@ class Rollback:
         approve: _Approve | None = None,
         allow_irreversible: bool = False,
         actor: str | None = None,
+        database_only: bool = False,
     ) -> DryRunResult: ...
     @overload
     def run(
@@ -152,6 +156,7 @@ class Rollback:
         approve: _Approve | None = None,
         allow_irreversible: bool = False,
         actor: str | None = None,
+        database_only: bool = False,
     ) -> RunResult | DryRunResult: ...
     @overload
     def arun(
@@ -168,6 +173,7 @@ class Rollback:
         approve: _AApprove | None = None,
         allow_irreversible: bool = False,
         actor: str | None = None,
+        database_only: bool = False,
     ) -> _Coro[RunResult]: ...
     @overload
     def arun(
@@ -184,6 +190,7 @@ class Rollback:
         approve: _AApprove | None = None,
         allow_irreversible: bool = False,
         actor: str | None = None,
+        database_only: bool = False,
     ) -> _Coro[DryRunResult]: ...
     @overload
     def arun(
@@ -200,6 +207,7 @@ class Rollback:
         approve: _AApprove | None = None,
         allow_irreversible: bool = False,
         actor: str | None = None,
+        database_only: bool = False,
     ) -> _Coro[RunResult | DryRunResult]: ...
     def undo(
         self,
