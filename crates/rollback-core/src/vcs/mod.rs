@@ -442,7 +442,7 @@ pub enum BackendKind {
 pub fn open(kind: BackendKind, dir: &Path) -> Result<Box<dyn VcsBackend>> {
     Ok(match kind {
         BackendKind::Git2 => Box::new(git2::Git2Backend::open(dir)?),
-        BackendKind::GitCli => Box::new(cli::GitCliBackend::open(dir)?),
+        BackendKind::GitCli => Box::new(cli::GitCliBackend::open_with_reader(dir)?),
     })
 }
 

@@ -17,9 +17,15 @@ fn open_cli(dir: &Path) -> Result<Box<dyn VcsBackend>, Error> {
     Ok(Box::new(GitCliBackend::open(dir)?))
 }
 
+/// The command line with its libgit2 reader: what `vcs::open` and the engine use.
+fn open_cli_reader(dir: &Path) -> Result<Box<dyn VcsBackend>, Error> {
+    Ok(Box::new(GitCliBackend::open_with_reader(dir)?))
+}
+
 #[test]
 fn both_backends_agree() {
     suite::backends_agree(&open_git2, &open_cli);
+    suite::backends_agree(&open_cli, &open_cli_reader);
 }
 
 macro_rules! conformance {
@@ -29,6 +35,9 @@ macro_rules! conformance {
         }
         mod git_cli {
             $(#[test] fn $case() { super::suite::$case(&super::open_cli) })*
+        }
+        mod git_cli_reader {
+            $(#[test] fn $case() { super::suite::$case(&super::open_cli_reader) })*
         }
 
         /// A case added to the suite gets a test here too.
