@@ -129,3 +129,36 @@ fn both_backends_know_when_head_arrived_at_its_commit() {
     assert_eq!(GitCliBackend::open(&wt).unwrap().head_arrived_at().unwrap(), Some(1_950_000_000));
     assert_eq!(b.head_arrived_at().unwrap(), Some(Y2030));
 }
+
+/// With its libgit2 reader, the command-line backend answers reads without starting `git`:
+/// with no `git` on `PATH`, HEAD, revisions, commits, ancestry, diffs, trees, refs and the
+/// flagged entries are still read, where the backend without a reader cannot even read HEAD.
+#[test]
+fn git_cli_reader_reads_without_a_git_process() {
+    let repo = rollback_testkit::TestRepo::new();
+    let [v1, _, v3] = repo.three_releases();
+    repo.git(&["update-ref", "refs/forge-rollback/pin", &v1]);
+    repo.write("staged.txt", "staged\n");
+    repo.git(&["add", "staged.txt"]);
+    let with_reader = GitCliBackend::open_with_reader(repo.path()).unwrap();
+    let without = GitCliBackend::open(repo.path()).unwrap();
+    let empty = tempfile::tempdir().unwrap();
+    // SAFETY: nextest runs each test in its own process; no other thread reads PATH.
+    #[allow(unsafe_code)]
+    unsafe {
+        std::env::set_var("PATH", empty.path());
+    }
+    assert!(matches!(without.head(), Err(Error::GitNotFound(_))));
+    let b: &dyn VcsBackend = &with_reader;
+    let head = b.head().unwrap();
+    assert_eq!(head.commit.as_str(), v3);
+    let v1_id = b.resolve("HEAD~2").unwrap();
+    assert_eq!(v1_id.as_str(), v1);
+    assert_eq!(b.commit_info(&v1_id).unwrap().id, v1_id);
+    assert!(b.is_ancestor(&v1_id, &head.commit).unwrap());
+    assert_eq!(b.commits_between(&v1_id, &head.commit, 10).unwrap().len(), 2);
+    assert!(!b.diff(&head.commit, &v1_id).unwrap().is_empty());
+    assert!(!b.tracked_paths(&v1_id).unwrap().is_empty());
+    assert_eq!(b.read_ref("refs/forge-rollback/pin").unwrap(), Some(v1_id));
+    assert!(b.flagged().unwrap().is_empty());
+}
