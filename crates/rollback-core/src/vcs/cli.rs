@@ -16,11 +16,10 @@
 
 use std::collections::{HashMap, HashSet};
 use std::ffi::{OsStr, OsString};
-use std::io::{Read, Write};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
 
+use super::command::Git;
 use super::git2::{Git2Backend, check_full_ref, sort_status};
 use super::{
     Change, ChangeKind, CommitId, CommitInfo, Error, FlaggedEntry, Head, IndexFlag, Result, StagedBlob, StatusEntry,
@@ -39,117 +38,6 @@ pub struct GitCliBackend {
     worktree_git_dir: PathBuf,
     /// In-process reads of objects, refs and index flags (see the module docs).
     reader: Option<Git2Backend>,
-}
-
-/// A `git` invocation: arguments, optional stdin, extra environment.
-struct Git<'a> {
-    dir: &'a Path,
-    args: Vec<OsString>,
-    stdin: Option<&'a [u8]>,
-    env: Vec<(&'static str, OsString)>,
-}
-
-impl<'a> Git<'a> {
-    fn new(dir: &'a Path) -> Self {
-        Self { dir, args: Vec::new(), stdin: None, env: Vec::new() }
-    }
-
-    fn arg(mut self, arg: impl AsRef<OsStr>) -> Self {
-        self.args.push(arg.as_ref().to_owned());
-        self
-    }
-
-    fn args<S: AsRef<OsStr>>(mut self, args: impl IntoIterator<Item = S>) -> Self {
-        self.args.extend(args.into_iter().map(|a| a.as_ref().to_owned()));
-        self
-    }
-
-    fn stdin(mut self, input: &'a [u8]) -> Self {
-        self.stdin = Some(input);
-        self
-    }
-
-    fn env(mut self, key: &'static str, value: impl AsRef<OsStr>) -> Self {
-        self.env.push((key, value.as_ref().to_owned()));
-        self
-    }
-
-    fn shown_args(&self) -> String {
-        self.args.iter().map(|a| a.to_string_lossy()).collect::<Vec<_>>().join(" ")
-    }
-
-    /// Runs git; returns its output whatever the exit status.
-    fn output(&self) -> Result<Output> {
-        let mut cmd = Command::new("git");
-        for (key, _) in std::env::vars_os() {
-            if key.as_bytes().starts_with(b"GIT_") {
-                cmd.env_remove(&key);
-            }
-        }
-        cmd.env("GIT_TERMINAL_PROMPT", "0")
-            .env("LC_ALL", "C")
-            .env("GIT_LITERAL_PATHSPECS", "1")
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .arg("-C")
-            .arg(self.dir)
-            .args(["-c", "core.quotepath=off"])
-            .args(&self.args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .stdin(if self.stdin.is_some() { Stdio::piped() } else { Stdio::null() });
-        let mut child = cmd.spawn().map_err(Error::GitNotFound)?;
-        let Some(input) = self.stdin else {
-            return child.wait_with_output().map_err(Error::GitNotFound);
-        };
-        let mut pipe = child.stdin.take().expect("stdin is piped");
-        let mut stdout_pipe = child.stdout.take().expect("stdout is piped");
-        let mut stderr_pipe = child.stderr.take().expect("stderr is piped");
-        // Feed stdin and drain stderr on threads while reading stdout, so no pipe can fill up
-        // and deadlock.
-        std::thread::scope(|s| {
-            let writer = s.spawn(move || {
-                // git may exit early (an error) and close its stdin: that shows in its status.
-                let _ = pipe.write_all(input);
-            });
-            let err_reader = s.spawn(move || {
-                let mut buf = Vec::new();
-                let _ = stderr_pipe.read_to_end(&mut buf);
-                buf
-            });
-            let mut stdout = Vec::new();
-            let read = stdout_pipe.read_to_end(&mut stdout);
-            let _ = writer.join();
-            let stderr = err_reader.join().unwrap_or_default();
-            let status = child.wait().map_err(Error::GitNotFound)?;
-            read.map_err(Error::GitNotFound)?;
-            Ok(Output { status, stdout, stderr })
-        })
-    }
-
-    fn command_error(&self, out: &Output) -> Error {
-        Error::Command {
-            args: self.shown_args(),
-            code: out.status.code().unwrap_or(-1),
-            stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
-        }
-    }
-
-    /// Runs git; its stdout if it succeeded, else [`Error::Command`].
-    fn run(&self) -> Result<Vec<u8>> {
-        let out = self.output()?;
-        if out.status.success() { Ok(out.stdout) } else { Err(self.command_error(&out)) }
-    }
-
-    /// Runs git where exit code 1 means "no" (`rev-parse -q --verify`, `merge-base
-    /// --is-ancestor`, ...): `Some(stdout)` on success, `None` on exit 1.
-    fn run_maybe(&self) -> Result<Option<Vec<u8>>> {
-        let out = self.output()?;
-        match out.status.code() {
-            Some(0) => Ok(Some(out.stdout)),
-            Some(1) => Ok(None),
-            _ => Err(self.command_error(&out)),
-        }
-    }
 }
 
 fn parse_err(command: &str, detail: impl Into<String>) -> Error {
@@ -674,6 +562,9 @@ impl VcsBackend for GitCliBackend {
     }
 
     fn checkout_converts(&self, commit: &CommitId) -> Result<bool> {
+        if let Some(r) = &self.reader {
+            return r.checkout_converts(commit);
+        }
         // One process for the settings, one for the attribute files (the default asks three
         // times, then lists every path).
         let set = self
@@ -691,15 +582,11 @@ impl VcsBackend for GitCliBackend {
         if self.git_dir().join("info/attributes").exists() {
             return Ok(true);
         }
-        let is_attributes = |p: &[u8]| p.rsplit(|b| *b == b'/').next() == Some(&b".gitattributes"[..]);
-        if let Some(r) = &self.reader {
-            return Ok(r.tracked_paths(commit)?.iter().any(|p| is_attributes(p.as_bytes())));
-        }
         let files = self
             .git()
             .args(["ls-tree", "-r", "-z", "--name-only", "--full-tree", "--end-of-options", commit.as_str()])
             .run()?;
-        Ok(records(&files).any(is_attributes))
+        Ok(records(&files).any(|p| p.rsplit(|b| *b == b'/').next() == Some(&b".gitattributes"[..])))
     }
 
     fn config_value(&self, key: &str) -> Result<Option<String>> {

@@ -8,6 +8,7 @@
 //! callers run the engine on a blocking thread.
 
 pub mod cli;
+mod command;
 pub mod git2;
 
 use std::collections::HashMap;
