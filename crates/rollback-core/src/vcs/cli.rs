@@ -561,12 +561,12 @@ impl VcsBackend for GitCliBackend {
         Ok(None)
     }
 
-    fn checkout_converts(&self, commit: &CommitId) -> Result<bool> {
+    fn checkout_converts(&self, commit: &CommitId, paths: &[&RepoPath]) -> Result<bool> {
         if let Some(r) = &self.reader {
-            return r.checkout_converts(commit);
+            return r.checkout_converts(commit, paths);
         }
         // One process for the settings, one for the attribute files (the default asks three
-        // times, then lists every path).
+        // times, then reads each attribute file that could apply).
         let set = self
             .git()
             .args(["config", "-z", "--get-regexp", r"^core\.(autocrlf|eol|attributesfile)$"])
@@ -582,11 +582,15 @@ impl VcsBackend for GitCliBackend {
         if self.git_dir().join("info/attributes").exists() {
             return Ok(true);
         }
+        let wanted = super::attribute_files_for(paths);
+        if wanted.is_empty() {
+            return Ok(false);
+        }
         let files = self
             .git()
             .args(["ls-tree", "-r", "-z", "--name-only", "--full-tree", "--end-of-options", commit.as_str()])
             .run()?;
-        Ok(records(&files).any(|p| p.rsplit(|b| *b == b'/').next() == Some(&b".gitattributes"[..])))
+        Ok(records(&files).any(|p| wanted.iter().any(|w| w.as_bytes() == p)))
     }
 
     fn config_value(&self, key: &str) -> Result<Option<String>> {

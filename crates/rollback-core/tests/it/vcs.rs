@@ -162,3 +162,31 @@ fn git_cli_reader_reads_without_a_git_process() {
     assert_eq!(b.read_ref("refs/forge-rollback/pin").unwrap(), Some(v1_id));
     assert!(b.flagged().unwrap().is_empty());
 }
+
+/// A checkout converts a path's bytes only through attribute files in its folder or above
+/// (or settings): an attributes file elsewhere in the tree does not count, for any backend.
+#[test]
+fn checkout_converts_looks_at_the_attribute_files_above_the_paths() {
+    let repo = rollback_testkit::TestRepo::new();
+    repo.write("docs/.gitattributes", "*.txt text eol=crlf\n");
+    repo.write("docs/guide/a.txt", "a\n");
+    repo.write("src/main.txt", "m\n");
+    repo.git(&["add", "-A"]);
+    repo.git(&["commit", "-q", "-m", "attributes"]);
+    let path = |s: &str| rollback_core::paths::RepoPath::new(s).unwrap();
+    let (docs, src) = (path("docs/guide/a.txt"), path("src/main.txt"));
+    for open in [open_git2, open_cli, open_cli_reader] {
+        let b = open(repo.path()).unwrap();
+        let head = b.head().unwrap().commit;
+        assert!(!b.checkout_converts(&head, &[&src]).unwrap(), "{}: src/ has no attributes", b.name());
+        assert!(b.checkout_converts(&head, &[&src, &docs]).unwrap(), "{}: docs/ has", b.name());
+    }
+    repo.write(".gitattributes", "* -text\n");
+    repo.git(&["add", "-A"]);
+    repo.git(&["commit", "-q", "-m", "root attributes"]);
+    for open in [open_git2, open_cli, open_cli_reader] {
+        let b = open(repo.path()).unwrap();
+        let head = b.head().unwrap().commit;
+        assert!(b.checkout_converts(&head, &[&src]).unwrap(), "{}: the root's apply to all", b.name());
+    }
+}
