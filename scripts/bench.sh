@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # Benchmarks: every figure of docs/PERFORMANCE.md in one run (`make bench`).
 #
-#   scripts/bench.sh [--sizes small,medium,large] [--reps N] [--large-reps N] [--render-only]
+#   scripts/bench.sh [--sizes small,medium,large] [--reps N] [--large-reps N] [--baseline BIN] [--render-only]
 #   scripts/bench.sh --verify-only [--reps N] [--render-only]   # only the verification benchmark
 #
 # Builds the release binary, installs `restic` and `hyperfine` with apt-get when they are missing
 # and we are root (skipped with a note otherwise), generates the sample repositories once under
-# target/bench-repos/, measures, rewrites the tables in docs/PERFORMANCE.md and draws
-# docs/performance.png (matplotlib in a venv at target/bench-venv). The verification benchmark
-# (`cargo bench --bench verify`: 50 HTTP checks, concurrent vs one at a time) runs last and
-# rewrites its own section (scripts/bench/verify.py). Not part of `make test`.
+# target/bench-repos/, measures (`--baseline BIN`: an earlier forge-rollback binary, run side
+# by side with this one in the rollback table, so a change's gain is measured in one run),
+# rewrites the tables in docs/PERFORMANCE.md and draws docs/performance.png (matplotlib in a
+# venv at target/bench-venv). The verification benchmark (`cargo bench --bench verify`: 50
+# HTTP checks, concurrent vs one at a time) runs last and rewrites its own section
+# (scripts/bench/verify.py). Not part of `make test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD

@@ -74,7 +74,7 @@ impl Callbacks {
 }
 
 /// The options of a run, from `run`/`arun`'s arguments.
-#[allow(clippy::too_many_arguments)]
+#[allow(clippy::too_many_arguments, clippy::fn_params_excessive_bools)]
 fn run_options(
     level: Option<&str>,
     target: Option<String>,
@@ -335,7 +335,7 @@ impl Rollback {
     #[pyo3(
         signature = (level = None, target = None, *, confirm = None, on_event = None, dry_run = false, allow_non_ancestor = false, reason = None, severity = None, approve = None, allow_irreversible = false, actor = None, database_only = false)
     )]
-    #[allow(clippy::too_many_arguments)]
+    #[allow(clippy::too_many_arguments, clippy::fn_params_excessive_bools)] // Python keyword arguments
     fn run(
         &self,
         py: Python<'_>,
@@ -375,7 +375,7 @@ impl Rollback {
     #[pyo3(
         signature = (level = None, target = None, *, confirm = None, on_event = None, dry_run = false, allow_non_ancestor = false, reason = None, severity = None, approve = None, allow_irreversible = false, actor = None, database_only = false)
     )]
-    #[allow(clippy::too_many_arguments)]
+    #[allow(clippy::too_many_arguments, clippy::fn_params_excessive_bools)] // Python keyword arguments
     fn arun<'py>(
         &self,
         py: Python<'py>,

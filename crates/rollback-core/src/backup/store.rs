@@ -48,7 +48,8 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use super::{
     BackupStore, BlobId, EntryKind, Error, Manifest, PruneReport, Result, SnapshotId, SnapshotSummary, VerifyReport,
@@ -65,7 +66,16 @@ pub struct FsBackupStore {
     root: PathBuf,
     blobs: PathBuf,
     snapshots: PathBuf,
+    /// A blob was written (or rewritten) through this store (or a clone) since its last
+    /// `syncfs`.
+    unflushed: Arc<AtomicBool>,
+    /// `syncfs` calls made by `put_manifest` (for tests).
+    flushes: Arc<AtomicU64>,
 }
+
+/// Newest manifests read at most to find that a snapshot's blobs are all already named by
+/// a complete snapshot (so `put_manifest` need not flush; see the module docs).
+const COVERING_MANIFESTS: usize = 3;
 
 /// Flushes every dirty page and inode of the file system holding `dir` with one `syncfs(2)`.
 pub(crate) fn syncfs(dir: &Path) -> Result<(), IoError> {
@@ -173,7 +183,13 @@ impl FsBackupStore {
     /// `0700`) if needed. Refuses folders that are symlinks or belong to another user (see
     /// [Whose store](self#whose-store)).
     pub fn open(root: &Path) -> Result<Self> {
-        let store = Self { root: root.to_path_buf(), blobs: root.join("blobs"), snapshots: root.join("snapshots") };
+        let store = Self {
+            root: root.to_path_buf(),
+            blobs: root.join("blobs"),
+            snapshots: root.join("snapshots"),
+            unflushed: Arc::new(AtomicBool::new(false)),
+            flushes: Arc::new(AtomicU64::new(0)),
+        };
         fsutil::create_private_dir(&store.root)?;
         fsutil::create_private_dir(&store.blobs)?;
         fsutil::create_private_dir(&store.snapshots)?;
@@ -237,6 +253,24 @@ impl FsBackupStore {
         Ok(())
     }
 
+    /// Whether every blob `manifest` names is named by one of the [`COVERING_MANIFESTS`]
+    /// newest complete snapshots too: a manifest is written only after the blobs it names
+    /// are on stable storage, so those blobs need no flush now. A manifest that does not
+    /// read counts for nothing.
+    fn covered(&self, manifest: &Manifest) -> Result<bool> {
+        let mut wanted: BTreeSet<&BlobId> = blob_refs(manifest).into_iter().map(|(b, _)| b).collect();
+        for id in self.snapshot_ids()?.iter().rev().filter(|id| **id != manifest.id).take(COVERING_MANIFESTS) {
+            let Ok(earlier) = self.manifest(id) else { continue };
+            for (blob, _) in blob_refs(&earlier) {
+                wanted.remove(blob);
+            }
+            if wanted.is_empty() {
+                return Ok(true);
+            }
+        }
+        Ok(wanted.is_empty())
+    }
+
     /// Re-hashes one blob file, streaming it (a blob may be bigger than memory).
     fn recheck_blob(&self, id: &BlobId) -> Result<(BlobCheck, u64)> {
         let path = self.blob_path(id);
@@ -278,6 +312,7 @@ impl BackupStore for FsBackupStore {
         let tmp = temp_path(&path);
         write_temp(&tmp, |f| f.write_all(content).at("write", &tmp))?;
         // No fsync here: `put_manifest` flushes every blob with one `syncfs`.
+        self.unflushed.store(true, Ordering::SeqCst);
         if let Err(e) = fs::rename(&tmp, &path) {
             let _ = fs::remove_file(&tmp);
             return Err(IoError::new("rename into place", &path, e).into());
@@ -357,6 +392,7 @@ impl BackupStore for FsBackupStore {
         }
         let placed = path.parent().map_or(Ok(()), fsutil::create_private_dir).and_then(|()| {
             // No fsync here: `put_manifest` flushes every blob with one `syncfs`.
+            self.unflushed.store(true, Ordering::SeqCst);
             fs::rename(&tmp, &path).at("rename into place", &path)
         });
         if let Err(e) = placed {
@@ -406,8 +442,13 @@ impl BackupStore for FsBackupStore {
     fn put_manifest(&self, manifest: &Manifest) -> Result<()> {
         let path = self.manifest_path(&manifest.id);
         Self::validate(manifest, &path, &manifest.id)?;
-        // One flush for every blob written since the last manifest (see the module docs).
-        syncfs(&self.root)?;
+        // One flush for every blob written since the last manifest (see the module docs),
+        // unless none was and every blob named is named by a complete snapshot already.
+        if self.unflushed.load(Ordering::SeqCst) || !self.covered(manifest)? {
+            syncfs(&self.root)?;
+            self.flushes.fetch_add(1, Ordering::SeqCst);
+            self.unflushed.store(false, Ordering::SeqCst);
+        }
         for (blob, entry_path) in blob_refs(manifest) {
             if !self.has_blob(blob)? {
                 let path = entry_path.cloned().unwrap_or_else(|| RepoPath::new("(git index)").expect("a valid path"));
@@ -598,6 +639,57 @@ impl BackupStore for FsBackupStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn manifest_of(blobs: &[&BlobId]) -> Manifest {
+        let entries = blobs
+            .iter()
+            .enumerate()
+            .map(|(i, b)| super::super::ManifestEntry {
+                path: RepoPath::new(format!("f{i}")).unwrap(),
+                origin: super::super::Origin::Untracked,
+                kind: EntryKind::File { blob: (*b).clone(), size: 1, mode: 0o644 },
+            })
+            .collect();
+        Manifest {
+            format: FORMAT,
+            id: SnapshotId::generate(),
+            created_at: crate::time::Timestamp::now(),
+            run_id: None,
+            workdir: PathBuf::from("/w"),
+            head: crate::vcs::CommitId::new("a".repeat(40)).unwrap(),
+            branch: None,
+            entries,
+            index: None,
+            label: None,
+            database: None,
+            hard_links: Vec::new(),
+        }
+    }
+
+    /// `put_manifest` flushes when a blob was written, or when a blob it names is in no
+    /// complete snapshot yet (left by a run that crashed before its flush); not when every
+    /// blob is already named by a complete snapshot.
+    #[test]
+    fn put_manifest_flushes_only_blobs_no_complete_snapshot_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsBackupStore::open(dir.path()).unwrap();
+        let flushes = || store.flushes.load(Ordering::SeqCst);
+        let (a, _) = store.put_blob(b"a").unwrap();
+        store.put_manifest(&manifest_of(&[&a])).unwrap();
+        assert_eq!(flushes(), 1, "a new blob is flushed");
+        assert!(!store.put_blob(b"a").unwrap().1);
+        store.put_manifest(&manifest_of(&[&a])).unwrap();
+        assert_eq!(flushes(), 1, "nothing new: no flush");
+        // A blob another process wrote and never flushed (it crashed before its manifest).
+        let other = FsBackupStore::open(dir.path()).unwrap();
+        let (b, _) = other.put_blob(b"b").unwrap();
+        assert!(!store.put_blob(b"b").unwrap().1);
+        store.put_manifest(&manifest_of(&[&a, &b])).unwrap();
+        assert_eq!(flushes(), 2, "a blob no complete snapshot names is flushed");
+        assert!(store.put_blob(b"c").unwrap().1);
+        store.put_manifest(&manifest_of(&[&a])).unwrap();
+        assert_eq!(flushes(), 3, "a blob written since the last flush is flushed");
+    }
 
     #[test]
     fn files_stream_in_and_out_checked_against_their_hash() {

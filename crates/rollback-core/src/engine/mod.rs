@@ -143,7 +143,7 @@ impl Rollback {
         let config = Config::discover(&workdir, config_path.as_deref())?;
         let backend: Box<dyn VcsBackend> = match config.vcs.backend {
             BackendKind::Git2 => Box::new(probe),
-            BackendKind::GitCli => vcs::open(BackendKind::GitCli, &workdir)?,
+            BackendKind::GitCli => Box::new(vcs::cli::GitCliBackend::with_reader(probe)),
         };
         Self::with_backend(backend, config)
     }

@@ -5,15 +5,22 @@
 //! must not redirect us), then `GIT_TERMINAL_PROMPT=0`, `LC_ALL=C` and
 //! `GIT_LITERAL_PATHSPECS=1` are set. Output is always read in a `-z` format, so paths are raw
 //! bytes and never quoted.
+//!
+//! Opened with a libgit2 reader ([`GitCliBackend::with_reader`], what [`super::open`] and the
+//! engine do), the queries that only read objects and refs (HEAD, revisions, commits, ancestry,
+//! tree diffs, trees, refs) run in process through it, and so does the check for flagged index
+//! entries: a `git` process costs a fork and an exec, and under load a scheduling wait, for an
+//! answer libgit2 reads in microseconds. The work-tree scan (`status`), the checkout and every
+//! write stay with `git` itself (its status scan and checkout are multi-threaded). A revision
+//! libgit2 does not know is asked of `git` too, so git's revision syntax keeps the last word.
 
 use std::collections::{HashMap, HashSet};
 use std::ffi::{OsStr, OsString};
-use std::io::{Read, Write};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
 
-use super::git2::{check_full_ref, sort_status};
+use super::command::Git;
+use super::git2::{Git2Backend, check_full_ref, sort_status};
 use super::{
     Change, ChangeKind, CommitId, CommitInfo, Error, FlaggedEntry, Head, IndexFlag, Result, StagedBlob, StatusEntry,
     StatusKind, VcsBackend,
@@ -29,117 +36,8 @@ pub struct GitCliBackend {
     workdir: PathBuf,
     git_dir: PathBuf,
     worktree_git_dir: PathBuf,
-}
-
-/// A `git` invocation: arguments, optional stdin, extra environment.
-struct Git<'a> {
-    dir: &'a Path,
-    args: Vec<OsString>,
-    stdin: Option<&'a [u8]>,
-    env: Vec<(&'static str, OsString)>,
-}
-
-impl<'a> Git<'a> {
-    fn new(dir: &'a Path) -> Self {
-        Self { dir, args: Vec::new(), stdin: None, env: Vec::new() }
-    }
-
-    fn arg(mut self, arg: impl AsRef<OsStr>) -> Self {
-        self.args.push(arg.as_ref().to_owned());
-        self
-    }
-
-    fn args<S: AsRef<OsStr>>(mut self, args: impl IntoIterator<Item = S>) -> Self {
-        self.args.extend(args.into_iter().map(|a| a.as_ref().to_owned()));
-        self
-    }
-
-    fn stdin(mut self, input: &'a [u8]) -> Self {
-        self.stdin = Some(input);
-        self
-    }
-
-    fn env(mut self, key: &'static str, value: impl AsRef<OsStr>) -> Self {
-        self.env.push((key, value.as_ref().to_owned()));
-        self
-    }
-
-    fn shown_args(&self) -> String {
-        self.args.iter().map(|a| a.to_string_lossy()).collect::<Vec<_>>().join(" ")
-    }
-
-    /// Runs git; returns its output whatever the exit status.
-    fn output(&self) -> Result<Output> {
-        let mut cmd = Command::new("git");
-        for (key, _) in std::env::vars_os() {
-            if key.as_bytes().starts_with(b"GIT_") {
-                cmd.env_remove(&key);
-            }
-        }
-        cmd.env("GIT_TERMINAL_PROMPT", "0")
-            .env("LC_ALL", "C")
-            .env("GIT_LITERAL_PATHSPECS", "1")
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .arg("-C")
-            .arg(self.dir)
-            .args(["-c", "core.quotepath=off"])
-            .args(&self.args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .stdin(if self.stdin.is_some() { Stdio::piped() } else { Stdio::null() });
-        let mut child = cmd.spawn().map_err(Error::GitNotFound)?;
-        let Some(input) = self.stdin else {
-            return child.wait_with_output().map_err(Error::GitNotFound);
-        };
-        let mut pipe = child.stdin.take().expect("stdin is piped");
-        let mut stdout_pipe = child.stdout.take().expect("stdout is piped");
-        let mut stderr_pipe = child.stderr.take().expect("stderr is piped");
-        // Feed stdin and drain stderr on threads while reading stdout, so no pipe can fill up
-        // and deadlock.
-        std::thread::scope(|s| {
-            let writer = s.spawn(move || {
-                // git may exit early (an error) and close its stdin: that shows in its status.
-                let _ = pipe.write_all(input);
-            });
-            let err_reader = s.spawn(move || {
-                let mut buf = Vec::new();
-                let _ = stderr_pipe.read_to_end(&mut buf);
-                buf
-            });
-            let mut stdout = Vec::new();
-            let read = stdout_pipe.read_to_end(&mut stdout);
-            let _ = writer.join();
-            let stderr = err_reader.join().unwrap_or_default();
-            let status = child.wait().map_err(Error::GitNotFound)?;
-            read.map_err(Error::GitNotFound)?;
-            Ok(Output { status, stdout, stderr })
-        })
-    }
-
-    fn command_error(&self, out: &Output) -> Error {
-        Error::Command {
-            args: self.shown_args(),
-            code: out.status.code().unwrap_or(-1),
-            stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
-        }
-    }
-
-    /// Runs git; its stdout if it succeeded, else [`Error::Command`].
-    fn run(&self) -> Result<Vec<u8>> {
-        let out = self.output()?;
-        if out.status.success() { Ok(out.stdout) } else { Err(self.command_error(&out)) }
-    }
-
-    /// Runs git where exit code 1 means "no" (`rev-parse -q --verify`, `merge-base
-    /// --is-ancestor`, ...): `Some(stdout)` on success, `None` on exit 1.
-    fn run_maybe(&self) -> Result<Option<Vec<u8>>> {
-        let out = self.output()?;
-        match out.status.code() {
-            Some(0) => Ok(Some(out.stdout)),
-            Some(1) => Ok(None),
-            _ => Err(self.command_error(&out)),
-        }
-    }
+    /// In-process reads of objects, refs and index flags (see the module docs).
+    reader: Option<Git2Backend>,
 }
 
 fn parse_err(command: &str, detail: impl Into<String>) -> Error {
@@ -290,7 +188,27 @@ impl GitCliBackend {
         }
         let worktree_git_dir = canonical(&query("--absolute-git-dir")?)?;
         let workdir = canonical(&query("--show-toplevel")?)?;
-        Ok(Self { workdir, git_dir, worktree_git_dir })
+        Ok(Self { workdir, git_dir, worktree_git_dir, reader: None })
+    }
+
+    /// The command-line backend over the repository `reader` has open, reading objects, refs
+    /// and index flags through it (see the module docs). No `git` process runs to open it.
+    pub fn with_reader(reader: Git2Backend) -> Self {
+        Self {
+            workdir: reader.workdir().to_path_buf(),
+            git_dir: reader.git_dir().to_path_buf(),
+            worktree_git_dir: reader.index_path().parent().map(Path::to_path_buf).unwrap_or_default(),
+            reader: Some(reader),
+        }
+    }
+
+    /// Opens the repository containing `dir` with a libgit2 reader, or without one when
+    /// libgit2 cannot open it (a repository format it does not know): `git` answers all.
+    pub fn open_with_reader(dir: &Path) -> Result<Self> {
+        match Git2Backend::open(dir) {
+            Ok(reader) => Ok(Self::with_reader(reader)),
+            Err(_) => Self::open(dir),
+        }
     }
 
     fn git(&self) -> Git<'_> {
@@ -359,6 +277,11 @@ impl GitCliBackend {
     /// stat data and applies the clean filters). Absent skip-worktree files (sparse checkout)
     /// are not compared.
     fn flagged_entries(&self) -> Result<Vec<Flagged>> {
+        if let Some(r) = &self.reader
+            && !r.any_flagged()?
+        {
+            return Ok(Vec::new());
+        }
         let out = self.git().args(["ls-files", "-z", "-v", "-s"]).run()?;
         let mut found = Vec::new();
         for rec in records(&out) {
@@ -488,6 +411,9 @@ impl VcsBackend for GitCliBackend {
     }
 
     fn head(&self) -> Result<Head> {
+        if let Some(r) = &self.reader {
+            return r.head();
+        }
         let branch = self.git().args(["symbolic-ref", "-q", "HEAD"]).run_maybe()?.map(|out| {
             let full = one_line(out);
             let short = full.strip_prefix(b"refs/heads/").unwrap_or(&full);
@@ -500,6 +426,13 @@ impl VcsBackend for GitCliBackend {
     }
 
     fn resolve(&self, rev: &str) -> Result<CommitId> {
+        if let Some(r) = &self.reader {
+            match r.resolve(rev) {
+                // Syntax libgit2 does not know may still name a commit for git.
+                Err(Error::UnknownRevision { .. }) => {}
+                other => return other,
+            }
+        }
         let unknown = || Error::UnknownRevision { rev: rev.to_owned() };
         reject_option(rev)?;
         // First without peeling: `^{commit}` would make git prefer a commit among ambiguous
@@ -518,6 +451,9 @@ impl VcsBackend for GitCliBackend {
     }
 
     fn commit_info(&self, id: &CommitId) -> Result<CommitInfo> {
+        if let Some(r) = &self.reader {
+            return r.commit_info(id);
+        }
         let mut infos = self.log(&["--no-walk", "--end-of-options", id.as_str()])?;
         if infos.len() != 1 {
             return Err(parse_err("log", format!("{} commits for {id}", infos.len())));
@@ -526,6 +462,9 @@ impl VcsBackend for GitCliBackend {
     }
 
     fn is_ancestor(&self, ancestor: &CommitId, descendant: &CommitId) -> Result<bool> {
+        if let Some(r) = &self.reader {
+            return r.is_ancestor(ancestor, descendant);
+        }
         Ok(self
             .git()
             .args(["merge-base", "--is-ancestor", "--end-of-options", ancestor.as_str(), descendant.as_str()])
@@ -534,6 +473,9 @@ impl VcsBackend for GitCliBackend {
     }
 
     fn commits_between(&self, from: &CommitId, to: &CommitId, limit: usize) -> Result<Vec<CommitInfo>> {
+        if let Some(r) = &self.reader {
+            return r.commits_between(from, to, limit);
+        }
         if limit == 0 {
             return Ok(Vec::new());
         }
@@ -541,6 +483,9 @@ impl VcsBackend for GitCliBackend {
     }
 
     fn diff(&self, from: &CommitId, to: &CommitId) -> Result<Vec<Change>> {
+        if let Some(r) = &self.reader {
+            return r.diff(from, to);
+        }
         let out = self
             .git()
             .args(["diff-tree", "-r", "-z", "--no-renames", "--name-status", "--end-of-options"])
@@ -584,6 +529,9 @@ impl VcsBackend for GitCliBackend {
     }
 
     fn tracked_paths(&self, commit: &CommitId) -> Result<Vec<RepoPath>> {
+        if let Some(r) = &self.reader {
+            return r.tracked_paths(commit);
+        }
         let out = self
             .git()
             .args(["ls-tree", "-r", "-z", "--full-tree", "--name-only", "--end-of-options"])
@@ -595,6 +543,9 @@ impl VcsBackend for GitCliBackend {
     }
 
     fn read_file_at(&self, commit: &CommitId, path: &RepoPath) -> Result<Option<Vec<u8>>> {
+        if let Some(r) = &self.reader {
+            return r.read_file_at(commit, path);
+        }
         let out = self
             .git()
             .args(["ls-tree", "-z", "--full-tree", "--end-of-options", commit.as_str()])
@@ -610,9 +561,12 @@ impl VcsBackend for GitCliBackend {
         Ok(None)
     }
 
-    fn checkout_converts(&self, commit: &CommitId) -> Result<bool> {
+    fn checkout_converts(&self, commit: &CommitId, paths: &[&RepoPath]) -> Result<bool> {
+        if let Some(r) = &self.reader {
+            return r.checkout_converts(commit, paths);
+        }
         // One process for the settings, one for the attribute files (the default asks three
-        // times, then lists every path).
+        // times, then reads each attribute file that could apply).
         let set = self
             .git()
             .args(["config", "-z", "--get-regexp", r"^core\.(autocrlf|eol|attributesfile)$"])
@@ -628,11 +582,15 @@ impl VcsBackend for GitCliBackend {
         if self.git_dir().join("info/attributes").exists() {
             return Ok(true);
         }
+        let wanted = super::attribute_files_for(paths);
+        if wanted.is_empty() {
+            return Ok(false);
+        }
         let files = self
             .git()
             .args(["ls-tree", "-r", "-z", "--name-only", "--full-tree", "--end-of-options", commit.as_str()])
             .run()?;
-        Ok(records(&files).any(|p| p.rsplit(|b| *b == b'/').next() == Some(&b".gitattributes"[..])))
+        Ok(records(&files).any(|p| wanted.iter().any(|w| w.as_bytes() == p)))
     }
 
     fn config_value(&self, key: &str) -> Result<Option<String>> {
@@ -643,7 +601,15 @@ impl VcsBackend for GitCliBackend {
     fn staged_blobs(&self) -> Result<Vec<StagedBlob>> {
         // `diff-index --cached` compares the index with HEAD's tree (the empty tree on an
         // unborn branch) and, unlike `ls-files -s`, skips `git add -N` entries.
-        let base = match self.peel_commit("HEAD")? {
+        let head = match &self.reader {
+            Some(r) => match r.head() {
+                Ok(h) => Some(h.commit),
+                Err(Error::UnbornBranch { .. }) => None,
+                Err(e) => return Err(e),
+            },
+            None => self.peel_commit("HEAD")?,
+        };
+        let base = match head {
             Some(c) => c,
             None => parse_id(
                 "hash-object",
@@ -679,6 +645,9 @@ impl VcsBackend for GitCliBackend {
     }
 
     fn has_object(&self, oid: &CommitId) -> Result<bool> {
+        if let Some(r) = &self.reader {
+            return r.has_object(oid);
+        }
         Ok(self.git().args(["cat-file", "-e", "--end-of-options", oid.as_str()]).run_maybe()?.is_some())
     }
 
@@ -714,6 +683,9 @@ impl VcsBackend for GitCliBackend {
     }
 
     fn read_ref(&self, name: &str) -> Result<Option<CommitId>> {
+        if let Some(r) = &self.reader {
+            return r.read_ref(name);
+        }
         reject_option(name)?;
         let exists = self.git().args(["show-ref", "--verify", "-q", name]).run_maybe()?.is_some();
         if !exists {

@@ -326,6 +326,14 @@ impl Git2Backend {
         Ok(Self { repo: Mutex::new(repo), workdir, git_dir, worktree_git_dir })
     }
 
+    /// Whether any stage-0 entry of the index (gitlinks aside) is flagged assume-unchanged or
+    /// skip-worktree: the common answer, no, needs no `git ls-files` (see [`super::cli`]).
+    pub(crate) fn any_flagged(&self) -> Result<bool> {
+        let repo = self.repo();
+        let index = fresh_index(&repo)?;
+        Ok(index.iter().any(|e| index_flag(&e).is_some()))
+    }
+
     fn repo(&self) -> MutexGuard<'_, Repository> {
         self.repo.lock().unwrap_or_else(PoisonError::into_inner)
     }

@@ -8,6 +8,7 @@
 //! callers run the engine on a blocking thread.
 
 pub mod cli;
+mod command;
 pub mod git2;
 
 use std::collections::HashMap;
@@ -330,12 +331,14 @@ pub trait VcsBackend: Send + Sync {
         Ok(None)
     }
 
-    /// Whether a checkout may write a file's bytes differently from its blob: end-of-line
-    /// conversion or filters configured through `core.autocrlf` (`true` or `input`),
-    /// `core.eol`, `core.attributesFile`, `info/attributes`, or a `.gitattributes` file tracked
-    /// at `commit`. Then the bytes on disk of a clean file depend on the settings at the time
-    /// it was checked out, which git does not record.
-    fn checkout_converts(&self, commit: &CommitId) -> Result<bool> {
+    /// Whether a checkout may write the bytes of one of `paths` differently from its blob:
+    /// end-of-line conversion or filters configured through `core.autocrlf` (`true` or
+    /// `input`), `core.eol`, `core.attributesFile`, `info/attributes`, or a `.gitattributes`
+    /// file tracked at `commit` in the root folder or a folder holding one of `paths` (an
+    /// attributes file applies to paths at or below its folder only). Then the bytes on disk of
+    /// a clean file depend on the settings at the time it was checked out, which git does not
+    /// record.
+    fn checkout_converts(&self, commit: &CommitId, paths: &[&RepoPath]) -> Result<bool> {
         let autocrlf = self
             .config_value("core.autocrlf")?
             .is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "true" | "input" | "yes" | "on" | "1"));
@@ -346,10 +349,12 @@ pub trait VcsBackend: Send + Sync {
         {
             return Ok(true);
         }
-        Ok(self
-            .tracked_paths(commit)?
-            .iter()
-            .any(|p| p.as_bytes().rsplit(|b| *b == b'/').next() == Some(b".gitattributes")))
+        for file in attribute_files_for(paths) {
+            if self.read_file_at(commit, &file)?.is_some() {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// Index entries that differ from HEAD, with their objects' content (the staged state a
@@ -442,8 +447,31 @@ pub enum BackendKind {
 pub fn open(kind: BackendKind, dir: &Path) -> Result<Box<dyn VcsBackend>> {
     Ok(match kind {
         BackendKind::Git2 => Box::new(git2::Git2Backend::open(dir)?),
-        BackendKind::GitCli => Box::new(cli::GitCliBackend::open(dir)?),
+        BackendKind::GitCli => Box::new(cli::GitCliBackend::open_with_reader(dir)?),
     })
+}
+
+/// The `.gitattributes` files that could apply to `paths`: one in the root folder and one in
+/// each folder that holds one of them, each once.
+pub(crate) fn attribute_files_for(paths: &[&RepoPath]) -> std::collections::BTreeSet<RepoPath> {
+    let mut out = std::collections::BTreeSet::new();
+    if paths.is_empty() {
+        return out;
+    }
+    out.insert(RepoPath::new(".gitattributes").expect("a valid path"));
+    for p in paths {
+        for dir in p.ancestors() {
+            let mut file = dir.as_bytes().to_vec();
+            file.extend_from_slice(b"/.gitattributes");
+            if let Ok(f) = RepoPath::new(file)
+                && !out.insert(f)
+            {
+                // Its parents are in already.
+                break;
+            }
+        }
+    }
+    out
 }
 
 /// Whether an untracked or ignored path has a component that spells `.git` in any letter case

@@ -17,9 +17,15 @@ fn open_cli(dir: &Path) -> Result<Box<dyn VcsBackend>, Error> {
     Ok(Box::new(GitCliBackend::open(dir)?))
 }
 
+/// The command line with its libgit2 reader: what `vcs::open` and the engine use.
+fn open_cli_reader(dir: &Path) -> Result<Box<dyn VcsBackend>, Error> {
+    Ok(Box::new(GitCliBackend::open_with_reader(dir)?))
+}
+
 #[test]
 fn both_backends_agree() {
     suite::backends_agree(&open_git2, &open_cli);
+    suite::backends_agree(&open_cli, &open_cli_reader);
 }
 
 macro_rules! conformance {
@@ -29,6 +35,9 @@ macro_rules! conformance {
         }
         mod git_cli {
             $(#[test] fn $case() { super::suite::$case(&super::open_cli) })*
+        }
+        mod git_cli_reader {
+            $(#[test] fn $case() { super::suite::$case(&super::open_cli_reader) })*
         }
 
         /// A case added to the suite gets a test here too.
@@ -119,4 +128,65 @@ fn both_backends_know_when_head_arrived_at_its_commit() {
     assert_eq!(Git2Backend::open(&wt).unwrap().head_arrived_at().unwrap(), Some(1_950_000_000));
     assert_eq!(GitCliBackend::open(&wt).unwrap().head_arrived_at().unwrap(), Some(1_950_000_000));
     assert_eq!(b.head_arrived_at().unwrap(), Some(Y2030));
+}
+
+/// With its libgit2 reader, the command-line backend answers reads without starting `git`:
+/// with no `git` on `PATH`, HEAD, revisions, commits, ancestry, diffs, trees, refs and the
+/// flagged entries are still read, where the backend without a reader cannot even read HEAD.
+#[test]
+fn git_cli_reader_reads_without_a_git_process() {
+    let repo = rollback_testkit::TestRepo::new();
+    let [v1, _, v3] = repo.three_releases();
+    repo.git(&["update-ref", "refs/forge-rollback/pin", &v1]);
+    repo.write("staged.txt", "staged\n");
+    repo.git(&["add", "staged.txt"]);
+    let with_reader = GitCliBackend::open_with_reader(repo.path()).unwrap();
+    let without = GitCliBackend::open(repo.path()).unwrap();
+    let empty = tempfile::tempdir().unwrap();
+    // SAFETY: nextest runs each test in its own process; no other thread reads PATH.
+    #[allow(unsafe_code)]
+    unsafe {
+        std::env::set_var("PATH", empty.path());
+    }
+    assert!(matches!(without.head(), Err(Error::GitNotFound(_))));
+    let b: &dyn VcsBackend = &with_reader;
+    let head = b.head().unwrap();
+    assert_eq!(head.commit.as_str(), v3);
+    let v1_id = b.resolve("HEAD~2").unwrap();
+    assert_eq!(v1_id.as_str(), v1);
+    assert_eq!(b.commit_info(&v1_id).unwrap().id, v1_id);
+    assert!(b.is_ancestor(&v1_id, &head.commit).unwrap());
+    assert_eq!(b.commits_between(&v1_id, &head.commit, 10).unwrap().len(), 2);
+    assert!(!b.diff(&head.commit, &v1_id).unwrap().is_empty());
+    assert!(!b.tracked_paths(&v1_id).unwrap().is_empty());
+    assert_eq!(b.read_ref("refs/forge-rollback/pin").unwrap(), Some(v1_id));
+    assert!(b.flagged().unwrap().is_empty());
+}
+
+/// A checkout converts a path's bytes only through attribute files in its folder or above
+/// (or settings): an attributes file elsewhere in the tree does not count, for any backend.
+#[test]
+fn checkout_converts_looks_at_the_attribute_files_above_the_paths() {
+    let repo = rollback_testkit::TestRepo::new();
+    repo.write("docs/.gitattributes", "*.txt text eol=crlf\n");
+    repo.write("docs/guide/a.txt", "a\n");
+    repo.write("src/main.txt", "m\n");
+    repo.git(&["add", "-A"]);
+    repo.git(&["commit", "-q", "-m", "attributes"]);
+    let path = |s: &str| rollback_core::paths::RepoPath::new(s).unwrap();
+    let (docs, src) = (path("docs/guide/a.txt"), path("src/main.txt"));
+    for open in [open_git2, open_cli, open_cli_reader] {
+        let b = open(repo.path()).unwrap();
+        let head = b.head().unwrap().commit;
+        assert!(!b.checkout_converts(&head, &[&src]).unwrap(), "{}: src/ has no attributes", b.name());
+        assert!(b.checkout_converts(&head, &[&src, &docs]).unwrap(), "{}: docs/ has", b.name());
+    }
+    repo.write(".gitattributes", "* -text\n");
+    repo.git(&["add", "-A"]);
+    repo.git(&["commit", "-q", "-m", "root attributes"]);
+    for open in [open_git2, open_cli, open_cli_reader] {
+        let b = open(repo.path()).unwrap();
+        let head = b.head().unwrap().commit;
+        assert!(b.checkout_converts(&head, &[&src]).unwrap(), "{}: the root's apply to all", b.name());
+    }
 }

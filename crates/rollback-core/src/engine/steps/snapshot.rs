@@ -108,7 +108,7 @@ impl Rollback {
             .filter(|c| c.kind != crate::vcs::ChangeKind::Added && !already.iter().any(|(p, _)| p == &c.path))
             .map(|c| &c.path)
             .collect();
-        if rewritten.is_empty() || !self.vcs.checkout_converts(head)? {
+        if rewritten.is_empty() || !self.vcs.checkout_converts(head, &rewritten)? {
             return Ok(Vec::new());
         }
         Ok(rewritten

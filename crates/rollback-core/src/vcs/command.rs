@@ -1,0 +1,121 @@
+//! One `git` invocation of the command-line backend ([`super::cli`]): arguments, optional
+//! stdin, a clean environment; its output, or [`Error::Command`].
+
+use std::ffi::{OsStr, OsString};
+use std::io::{Read, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use super::{Error, Result};
+
+/// A `git` invocation: arguments, optional stdin, extra environment.
+pub(super) struct Git<'a> {
+    dir: &'a Path,
+    args: Vec<OsString>,
+    stdin: Option<&'a [u8]>,
+    env: Vec<(&'static str, OsString)>,
+}
+
+impl<'a> Git<'a> {
+    pub(super) fn new(dir: &'a Path) -> Self {
+        Self { dir, args: Vec::new(), stdin: None, env: Vec::new() }
+    }
+
+    pub(super) fn arg(mut self, arg: impl AsRef<OsStr>) -> Self {
+        self.args.push(arg.as_ref().to_owned());
+        self
+    }
+
+    pub(super) fn args<S: AsRef<OsStr>>(mut self, args: impl IntoIterator<Item = S>) -> Self {
+        self.args.extend(args.into_iter().map(|a| a.as_ref().to_owned()));
+        self
+    }
+
+    pub(super) fn stdin(mut self, input: &'a [u8]) -> Self {
+        self.stdin = Some(input);
+        self
+    }
+
+    pub(super) fn env(mut self, key: &'static str, value: impl AsRef<OsStr>) -> Self {
+        self.env.push((key, value.as_ref().to_owned()));
+        self
+    }
+
+    fn shown_args(&self) -> String {
+        self.args.iter().map(|a| a.to_string_lossy()).collect::<Vec<_>>().join(" ")
+    }
+
+    /// Runs git; returns its output whatever the exit status.
+    pub(super) fn output(&self) -> Result<Output> {
+        let mut cmd = Command::new("git");
+        for (key, _) in std::env::vars_os() {
+            if key.as_bytes().starts_with(b"GIT_") {
+                cmd.env_remove(&key);
+            }
+        }
+        cmd.env("GIT_TERMINAL_PROMPT", "0")
+            .env("LC_ALL", "C")
+            .env("GIT_LITERAL_PATHSPECS", "1")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .arg("-C")
+            .arg(self.dir)
+            .args(["-c", "core.quotepath=off"])
+            .args(&self.args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .stdin(if self.stdin.is_some() { Stdio::piped() } else { Stdio::null() });
+        let mut child = cmd.spawn().map_err(Error::GitNotFound)?;
+        let Some(input) = self.stdin else {
+            return child.wait_with_output().map_err(Error::GitNotFound);
+        };
+        let mut pipe = child.stdin.take().expect("stdin is piped");
+        let mut stdout_pipe = child.stdout.take().expect("stdout is piped");
+        let mut stderr_pipe = child.stderr.take().expect("stderr is piped");
+        // Feed stdin and drain stderr on threads while reading stdout, so no pipe can fill up
+        // and deadlock.
+        std::thread::scope(|s| {
+            let writer = s.spawn(move || {
+                // git may exit early (an error) and close its stdin: that shows in its status.
+                let _ = pipe.write_all(input);
+            });
+            let err_reader = s.spawn(move || {
+                let mut buf = Vec::new();
+                let _ = stderr_pipe.read_to_end(&mut buf);
+                buf
+            });
+            let mut stdout = Vec::new();
+            let read = stdout_pipe.read_to_end(&mut stdout);
+            let _ = writer.join();
+            let stderr = err_reader.join().unwrap_or_default();
+            let status = child.wait().map_err(Error::GitNotFound)?;
+            read.map_err(Error::GitNotFound)?;
+            Ok(Output { status, stdout, stderr })
+        })
+    }
+
+    fn command_error(&self, out: &Output) -> Error {
+        Error::Command {
+            args: self.shown_args(),
+            code: out.status.code().unwrap_or(-1),
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+        }
+    }
+
+    /// Runs git; its stdout if it succeeded, else [`Error::Command`].
+    pub(super) fn run(&self) -> Result<Vec<u8>> {
+        let out = self.output()?;
+        if out.status.success() { Ok(out.stdout) } else { Err(self.command_error(&out)) }
+    }
+
+    /// Runs git where exit code 1 means "no" (`rev-parse -q --verify`, `merge-base
+    /// --is-ancestor`, ...): `Some(stdout)` on success, `None` on exit 1.
+    pub(super) fn run_maybe(&self) -> Result<Option<Vec<u8>>> {
+        let out = self.output()?;
+        match out.status.code() {
+            Some(0) => Ok(Some(out.stdout)),
+            Some(1) => Ok(None),
+            _ => Err(self.command_error(&out)),
+        }
+    }
+}
