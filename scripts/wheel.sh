@@ -10,8 +10,8 @@
 #                             # scripts/wheel-test.sh installs and runs it with no Rust toolchain
 #
 # A release build: 6 to 10 min on 2 shared cores (all of it compiled for the explicit target, apart
-# from the debug build the tests use), so CI's wheel-test stays on the fast dev wheel and this
-# is run on its own (`make wheel-check`).
+# from the debug build the tests use). `make test` (CI) runs `check`, so every CI run builds and
+# tests the wheel that is shipped; FORGE_TEST_DEV_WHEEL=1 swaps in the fast dev wheel locally.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
