@@ -15,7 +15,7 @@
 //! then a rename into place. [`BackupStore::put_manifest`] then makes all of them durable at
 //! once with a single `syncfs(2)` on the store's file system, checks that every blob the
 //! manifest names exists, and only then writes the manifest with
-//! [`fsutil::atomic_write`](crate::fsutil::atomic_write) (temp file, fsync, rename, fsync of
+//! `fsutil::atomic_write` (temp file, fsync, rename, fsync of
 //! the folder).
 //!
 //! The manifest is the snapshot's completion marker: a snapshot exists only once its manifest
@@ -37,7 +37,7 @@
 //! could write them could change what an undo writes into the work tree. [`FsBackupStore::open`]
 //! checks the three folders (and refuses a symlink in their place), a new fan-out folder is
 //! checked when it is made, and every blob and manifest is opened with `O_NOFOLLOW` and its
-//! owner read from the open descriptor ([`fsutil::open_private`]). A blob that is not ours
+//! owner read from the open descriptor (`fsutil::open_private`). A blob that is not ours
 //! never counts as stored: it is written again, over it. No walk over the store is needed.
 //!
 //! The store assumes one writer at a time (the engine holds the repository's lock): `prune`

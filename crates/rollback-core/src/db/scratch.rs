@@ -49,7 +49,7 @@ impl UrlDatabase {
         self.scratch_copy_to(&dir.join(format!("{}.db", random_name())), dir).await
     }
 
-    /// Like [`UrlDatabase::scratch_copy`], with a SQLite copy written to exactly `sqlite_dest`
+    /// Like `UrlDatabase::scratch_copy`, with a SQLite copy written to exactly `sqlite_dest`
     /// (a rehearsal puts it where the copied tree expects it); `work` holds a PostgreSQL dump
     /// while it is restored.
     pub async fn scratch_copy_to(&self, sqlite_dest: &Path, work: &Path) -> Result<ScratchCopy> {

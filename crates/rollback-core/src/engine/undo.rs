@@ -264,7 +264,7 @@ impl Rollback {
     ///
     /// When the run changed the database and rows were written since it ended, the schema is
     /// brought forward and only what its downgrade dropped comes back (see
-    /// [`UndoOptions::restore_snapshot`] for the other way).
+    /// [`UndoOptions::restore_snapshot`](crate::UndoOptions::restore_snapshot) for the other way).
     pub fn undo(&self, run_id: &str, prompter: &dyn Prompter, observer: &dyn Observer) -> Result<RunOutcome> {
         self.undo_with(run_id, &super::UndoOptions::default(), prompter, observer)
     }

@@ -2,8 +2,8 @@
 //! `.git`, the state folder and the database, reported step by step. Nothing of the real tree,
 //! `.git`, state folder or database is written.
 //!
-//! - [`copy`]: the throwaway copy (files with their bytes and modes, `.git`, the state folder);
-//! - [`picture`]: what the copy looks like (tree, HEAD, index, database), to tell whether the
+//! - `copy`: the throwaway copy (files with their bytes and modes, `.git`, the state folder);
+//! - `picture`: what the copy looks like (tree, HEAD, index, database), to tell whether the
 //!   undo brought it back;
 //! - this module: the options and the typed result, read by the CLI, Python and CI.
 //!

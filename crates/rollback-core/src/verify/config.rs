@@ -20,7 +20,7 @@
 //!   (header → environment variable holding its value: tokens), one of `body` / `json` /
 //!   `form`, `expect_status` (one code or a list; default any `2xx`), `body_contains`,
 //!   `json_pointer` + `json_equals`, `max_body_bytes` (1 MiB: no more is ever read),
-//!   `follow_redirects` (true; at most [`crate::http::MAX_REDIRECTS`]);
+//!   `follow_redirects` (true; at most `http::MAX_REDIRECTS`);
 //! - `tcp`: `address` (`host:port`) accepts a connection;
 //! - `websocket`: `url` (`ws://`), optional `send` text, optional `expect_contains` in the
 //!   first text reply;
@@ -292,7 +292,7 @@ pub struct HttpCheck {
     /// Most bytes of the body read (no more is ever buffered).
     #[serde(default = "default_max_body")]
     pub max_body_bytes: u64,
-    /// Follow redirects (at most [`crate::http::MAX_REDIRECTS`]).
+    /// Follow redirects (at most `http::MAX_REDIRECTS`).
     #[serde(default = "yes")]
     pub follow_redirects: bool,
 }

@@ -234,7 +234,7 @@ impl Workload {
     }
 
     /// The Deployment's annotations after a rollback to `rev`, as kubectl computes them: its
-    /// own for the keys in [`KEPT_ANNOTATIONS`], the ReplicaSet's for the rest.
+    /// own for the keys in `KEPT_ANNOTATIONS`, the ReplicaSet's for the rest.
     pub fn annotations_for(&self, rev: &Revision) -> BTreeMap<String, String> {
         let mut out: BTreeMap<String, String> = KEPT_ANNOTATIONS
             .iter()
