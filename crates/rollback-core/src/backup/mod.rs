@@ -10,6 +10,7 @@
 //! - [`snapshot`]: capturing paths of a work tree into a manifest, and restoring them safely.
 
 pub mod snapshot;
+pub mod statcache;
 pub mod store;
 
 use std::fmt;
@@ -504,6 +505,15 @@ pub trait BackupStore: Send + Sync {
 
     /// Whether a blob exists (not re-hashed).
     fn has_blob(&self, id: &BlobId) -> Result<bool>;
+
+    /// The stat of a blob's file in the store, when the store keeps blobs as files of ours
+    /// (`None`: not there, or a store that cannot tell). For the
+    /// [stat cache](statcache): a blob whose file keeps the stat it had when it was last
+    /// hashed need not be hashed again.
+    fn blob_stat(&self, id: &BlobId) -> Result<Option<statcache::FileStat>> {
+        let _ = id;
+        Ok(None)
+    }
 
     /// Writes a manifest atomically. Every blob it names must already be stored. This is the
     /// snapshot's completion marker.

@@ -34,6 +34,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::{Deserialize, Serialize};
 
+use super::statcache::{FileStat, StatCache};
 use super::{BackupStore, BlobId, EntryKind, Error, ManifestEntry, Origin, PutStats, Result, SymlinkTarget};
 use crate::fsutil::{IoContext, IoError};
 use crate::paths::RepoPath;
@@ -108,6 +109,19 @@ pub fn capture_with_progress(
     paths: &[(RepoPath, Origin)],
     progress: &mut dyn FnMut(u64),
 ) -> Result<(Vec<ManifestEntry>, PutStats)> {
+    capture_cached(store, workdir, paths, None, progress)
+}
+
+/// [`capture_with_progress`] with a [stat cache](super::statcache): a regular file whose
+/// stat matches a reusable entry (and whose blob is in the store with the file's size) is
+/// not read; every file captured is recorded in `cache`.
+pub fn capture_cached(
+    store: &dyn BackupStore,
+    workdir: &Path,
+    paths: &[(RepoPath, Origin)],
+    mut cache: Option<&mut StatCache>,
+    progress: &mut dyn FnMut(u64),
+) -> Result<(Vec<ManifestEntry>, PutStats)> {
     let mut out: BTreeMap<RepoPath, ManifestEntry> = BTreeMap::new();
     let mut stats = PutStats::default();
     let every = paths.len().div_ceil(100).max(1);
@@ -141,7 +155,7 @@ pub fn capture_with_progress(
             out.entry(path.clone()).or_insert_with(|| absent(path.clone()));
             continue;
         }
-        capture_one(store, workdir, path, origin, &mut out, &mut stats)?;
+        capture_one(store, workdir, path, origin, &mut out, &mut stats, cache.as_deref_mut())?;
     }
     progress(paths.len() as u64);
     Ok((out.into_values().collect(), stats))
@@ -155,6 +169,7 @@ fn capture_one(
     origin: Origin,
     out: &mut BTreeMap<RepoPath, ManifestEntry>,
     stats: &mut PutStats,
+    mut cache: Option<&mut StatCache>,
 ) -> Result<()> {
     if out.contains_key(path) {
         return Ok(());
@@ -180,13 +195,33 @@ fn capture_one(
         if !meta.is_file() {
             return Err(Error::UnsupportedFileType { path: path.clone(), kind: unsupported_kind(meta.file_type()) });
         }
-        // Streamed into the store: a file bigger than memory is captured all the same.
-        let (blob, size, new) = store.put_blob_from(f, &full)?;
+        let stat = FileStat::of(&meta);
+        let known = match cache.as_deref() {
+            Some(c) => match c.file(path, &stat) {
+                Some(blob) if store.blob_stat(blob)?.is_some_and(|b| b.size == stat.size) => Some(blob.clone()),
+                _ => None,
+            },
+            None => None,
+        };
+        let (blob, size) = match known {
+            Some(blob) => {
+                drop(f);
+                (blob, stat.size)
+            }
+            None => {
+                // Streamed into the store: a file bigger than memory is captured all the same.
+                let (blob, size, new) = store.put_blob_from(f, &full)?;
+                if new {
+                    stats.new_blobs += 1;
+                    stats.new_bytes += size;
+                }
+                (blob, size)
+            }
+        };
         stats.blobs += 1;
         stats.bytes += size;
-        if new {
-            stats.new_blobs += 1;
-            stats.new_bytes += size;
+        if let Some(c) = cache.as_deref_mut() {
+            c.record_file(path, stat, &blob);
         }
         EntryKind::File { blob, size, mode: meta.permissions().mode() & 0o7777 }
     } else if ft.is_dir() {
@@ -206,7 +241,7 @@ fn capture_one(
             let child = RepoPath::new(child).map_err(|e| {
                 Error::from(IoError::new("capture", full.join(&name), io::Error::new(io::ErrorKind::InvalidData, e)))
             })?;
-            capture_one(store, workdir, &child, origin, out, stats)?;
+            capture_one(store, workdir, &child, origin, out, stats, cache.as_deref_mut())?;
         }
         return Ok(());
     } else {

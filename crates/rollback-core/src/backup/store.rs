@@ -439,6 +439,16 @@ impl BackupStore for FsBackupStore {
         }
     }
 
+    fn blob_stat(&self, id: &BlobId) -> Result<Option<super::statcache::FileStat>> {
+        let path = self.blob_path(id);
+        match fs::symlink_metadata(&path) {
+            Ok(meta) if is_our_file(&meta) => Ok(Some(super::statcache::FileStat::of(&meta))),
+            Ok(_) => Ok(None),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(IoError::new("read metadata of", path, e).into()),
+        }
+    }
+
     fn put_manifest(&self, manifest: &Manifest) -> Result<()> {
         let path = self.manifest_path(&manifest.id);
         Self::validate(manifest, &path, &manifest.id)?;

@@ -132,7 +132,7 @@ impl Rollback {
             + old.entries.iter().filter(|e| !merged.contains_key(&e.path)).count();
         // The index as it is now, unless the reset may have rewritten it already.
         let index = if only.is_none() && at_start && !reset_touched {
-            self.capture_index(store.as_ref())?.0
+            self.capture_index(store.as_ref(), None)?.0
         } else {
             old.index.clone()
         };

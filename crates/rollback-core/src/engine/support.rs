@@ -130,12 +130,63 @@ pub(crate) fn put_verified(
     manifest: &crate::backup::Manifest,
 ) -> Result<crate::backup::VerifyReport> {
     store.put_manifest(manifest)?;
+    refuse_unless_verified(store, manifest)
+}
+
+/// Re-hashes every blob of `manifest` (written already); a problem refuses the run.
+fn refuse_unless_verified(
+    store: &dyn crate::backup::BackupStore,
+    manifest: &crate::backup::Manifest,
+) -> Result<crate::backup::VerifyReport> {
     let report = store.verify(Some(std::slice::from_ref(&manifest.id)))?;
     if !report.problems.is_empty() {
         return Err(Error::refused(
             format!("the new backup {} failed verification: {}", manifest.id, report.problems.join("; ")),
             None,
         ));
+    }
+    Ok(report)
+}
+
+/// [`put_verified`] with a stat cache: a blob whose store file keeps the stat it had when an
+/// earlier snapshot (or undo) hashed it and found it right is not hashed again (blob files are
+/// written once, under their hash, and never changed); every other blob is re-hashed. Each
+/// blob found right is recorded in `cache`. `backups verify` still re-hashes everything.
+pub(crate) fn put_verified_cached(
+    store: &dyn crate::backup::BackupStore,
+    manifest: &crate::backup::Manifest,
+    cache: &mut crate::backup::statcache::StatCache,
+) -> Result<crate::backup::VerifyReport> {
+    store.put_manifest(manifest)?;
+    let mut report = crate::backup::VerifyReport { snapshots: 1, ..Default::default() };
+    let mut seen = std::collections::HashSet::new();
+    for blob in manifest.blobs() {
+        if !seen.insert(blob) {
+            continue;
+        }
+        let stat = store.blob_stat(blob)?;
+        if let Some(stat) = stat
+            && cache.blob_verified(blob, &stat)
+        {
+            report.blobs += 1;
+            report.bytes += stat.size;
+            cache.record_blob(blob, stat);
+            continue;
+        }
+        match store.check_blob(blob) {
+            Ok(len) => {
+                report.blobs += 1;
+                report.bytes += len;
+                if let Some(stat) = stat {
+                    cache.record_blob(blob, stat);
+                }
+            }
+            // The full verification names every problem, with the path of each blob.
+            Err(crate::backup::Error::CorruptBlob { .. } | crate::backup::Error::BlobNotFound { .. }) => {
+                return refuse_unless_verified(store, manifest);
+            }
+            Err(e) => return Err(e.into()),
+        }
     }
     Ok(report)
 }

@@ -12,6 +12,7 @@ mod restart;
 mod restore;
 mod restore_database;
 mod snapshot;
+mod statcache;
 mod verify;
 
 use crate::backup::Manifest;

@@ -54,6 +54,7 @@ impl Rollback {
         let store = self.store()?;
         let m = store.manifest(snapshot)?;
         let Some(index) = &m.index else {
+            self.record_restored(&m);
             return Ok(StepDetail::RestoreIndex { restored: false, objects_written: None });
         };
         ctx.log(LogLevel::Info, "Restoring the index (staged changes)...");
@@ -73,6 +74,7 @@ impl Rollback {
         }
         let bytes = store.get_blob(&index.blob)?;
         fsutil::atomic_write_mode(&self.vcs.index_path(), &bytes, 0o644)?;
+        self.record_restored(&m);
         Ok(StepDetail::RestoreIndex { restored: true, objects_written: Some(written) })
     }
 }

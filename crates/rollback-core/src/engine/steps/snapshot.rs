@@ -1,6 +1,7 @@
 //! `snapshot`: capture everything later steps change or delete, plus the index; verify it;
 //! pin HEAD with a ref.
 
+use crate::backup::statcache::{FileStat, IndexRecord, StatCache};
 use crate::backup::{self, BackupStore, IndexSnapshot, Manifest, Origin, PutStats, SnapshotId, StagedObject};
 use crate::detail::StepDetail;
 use crate::engine::support::pin_ref;
@@ -44,11 +45,13 @@ impl Rollback {
         let mut paths: Vec<(RepoPath, Origin)> = captures.into_iter().map(|c| (c.path, c.origin)).collect();
         paths.extend(self.checkout_captures(&head.commit, Self::reset_changes(ex.plan), &paths)?);
         let total = paths.len() as u64;
+        // Read before the first `stat`: its moment bounds what the next snapshot may reuse.
+        let mut cache = StatCache::load(&self.stat_cache_path(), workdir);
         let (entries, mut stats) =
-            backup::snapshot::capture_with_progress(store.as_ref(), workdir, &paths, &mut |done| {
+            backup::snapshot::capture_cached(store.as_ref(), workdir, &paths, Some(&mut cache), &mut |done| {
                 ctx.progress(&ex.run_id, "snapshot", ProgressUnit::Files, done, Some(total));
             })?;
-        let (index, index_stats) = self.capture_index(store.as_ref())?;
+        let (index, index_stats) = self.capture_index(store.as_ref(), Some((&mut cache, &head.commit)))?;
         stats.blobs += index_stats.blobs;
         stats.new_blobs += index_stats.new_blobs;
         stats.new_bytes += index_stats.new_bytes;
@@ -68,7 +71,8 @@ impl Rollback {
             database: None,
             hard_links,
         };
-        let report = crate::engine::support::put_verified(store.as_ref(), &manifest)?;
+        let report = crate::engine::support::put_verified_cached(store.as_ref(), &manifest, &mut cache)?;
+        self.save_stat_cache(&cache, store.as_ref());
         self.vcs.set_ref(&pin_ref(&ex.run_id), &head.commit, "forge-rollback: keep the pre-rollback commit")?;
         ctx.log(
             LogLevel::Success,
@@ -119,14 +123,38 @@ impl Rollback {
     }
 
     /// The index file and the staged objects it names, into `store` (`None`: no index).
-    pub(crate) fn capture_index(&self, store: &dyn BackupStore) -> Result<(Option<IndexSnapshot>, PutStats)> {
+    ///
+    /// With a stat cache and HEAD's commit: when the index file keeps the stat of a reusable
+    /// cache entry taken with the same HEAD, and the store still holds its blobs, what was
+    /// taken then is taken again without reading the index or asking git for the staged
+    /// objects; otherwise the index is read and recorded in the cache.
+    pub(crate) fn capture_index(
+        &self,
+        store: &dyn BackupStore,
+        mut cache: Option<(&mut StatCache, &crate::vcs::CommitId)>,
+    ) -> Result<(Option<IndexSnapshot>, PutStats)> {
+        use std::io::Read as _;
         let mut stats = PutStats::default();
         let index_path = self.vcs.index_path();
-        let bytes = match std::fs::read(&index_path) {
-            Ok(bytes) => bytes,
+        let mut file = match std::fs::File::open(&index_path) {
+            Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((None, stats)),
             Err(e) => return Err(fsutil::IoError::new("read", &index_path, e).into()),
         };
+        let stat = FileStat::of(&file.metadata().map_err(|e| fsutil::IoError::new("read", &index_path, e))?);
+        if let Some((c, head)) = cache.as_mut()
+            && let Some(known) = c.index(&stat, head)
+            && store.blob_stat(&known.blob)?.is_some_and(|b| b.size == stat.size)
+            && known.staged.iter().try_fold(true, |all, s| Ok::<_, Error>(all && store.has_blob(&s.blob)?))?
+        {
+            let known = known.clone();
+            stats.blobs += 1;
+            c.record_index(IndexRecord { stat, head: (*head).clone(), snapshot: known.clone() });
+            return Ok((Some(known), stats));
+        }
+        let mut bytes = Vec::with_capacity(usize::try_from(stat.size).unwrap_or(0));
+        file.read_to_end(&mut bytes).map_err(|e| fsutil::IoError::new("read", &index_path, e))?;
+        drop(file);
         let (blob, new) = store.put_blob(&bytes)?;
         stats.blobs += 1;
         if new {
@@ -142,6 +170,10 @@ impl Rollback {
             }
             staged.push(StagedObject { path: s.path, oid: s.oid, blob: b });
         }
-        Ok((Some(IndexSnapshot { blob, staged }), stats))
+        let snapshot = IndexSnapshot { blob, staged };
+        if let Some((c, head)) = cache {
+            c.record_index(IndexRecord { stat, head: head.clone(), snapshot: snapshot.clone() });
+        }
+        Ok((Some(snapshot), stats))
     }
 }
