@@ -25,6 +25,7 @@ mod report;
 mod restart;
 mod rows;
 mod state_security;
+mod statcache;
 mod vcs;
 mod verify;
 mod verify_http;
