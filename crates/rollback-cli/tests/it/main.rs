@@ -28,5 +28,6 @@ mod secrets;
 mod services;
 mod shapes;
 mod snapshots;
+mod statcache;
 mod watch;
 mod watch_prometheus;

@@ -316,6 +316,10 @@ mod tests {
         let whole = 1_700_000_009_000_000_000;
         assert_eq!(granularity_ns(&stat(whole, whole + 5)), COARSE_GRANULARITY_NS);
         assert!(!reusable(&stat(whole, whole + 5), &stat(whole, whole + 5), t), "1 s old on a 2 s file system");
-        assert!(reusable(&stat(whole - 2_000_000_000, whole - 1_999_999_999), &stat(whole - 2_000_000_000, whole - 1_999_999_999), t + 1));
+        assert!(reusable(
+            &stat(whole - 2_000_000_000, whole - 1_999_999_999),
+            &stat(whole - 2_000_000_000, whole - 1_999_999_999),
+            t + 1
+        ));
     }
 }
