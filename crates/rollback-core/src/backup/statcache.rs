@@ -213,6 +213,14 @@ impl StatCache {
         (&rec.head == head && reusable(&rec.stat, now, self.old_taken_ns)).then_some(&rec.snapshot)
     }
 
+    /// What the snapshot took from an index whose content hashes to `blob` (read and hashed
+    /// now, so no racy rule applies) with HEAD at `head`: the staged objects are a function of
+    /// the index's content and HEAD's tree.
+    pub fn index_with_content(&self, blob: &BlobId, head: &CommitId) -> Option<&IndexSnapshot> {
+        let rec = self.old_index.as_ref()?;
+        (&rec.head == head && &rec.snapshot.blob == blob).then_some(&rec.snapshot)
+    }
+
     /// Records the index (stat taken after this cache's moment).
     pub fn record_index(&mut self, record: IndexRecord) {
         self.index = Some(record);

@@ -31,6 +31,9 @@ use crate::paths::RepoPath;
 /// `git log` format of one commit: id, summary, author, committer time, NUL-separated.
 const LOG_FORMAT: &str = "--format=%H%x00%s%x00%an%x00%ct";
 
+/// Where the tool's own refs live: written in process when a reader is open.
+const OWN_REFS: &str = "refs/forge-rollback/";
+
 /// git command-line backend.
 pub struct GitCliBackend {
     workdir: PathBuf,
@@ -671,6 +674,19 @@ impl VcsBackend for GitCliBackend {
 
     fn set_ref(&self, name: &str, commit: &CommitId, message: &str) -> Result<()> {
         check_full_ref(name)?;
+        // The tool's own refs (the pin of each run) through libgit2: no `git` process. Git
+        // syncs a ref file it writes (`core.fsync`'s default); libgit2 does not, so the file is
+        // synced here. Other refs (branches) stay `git update-ref`'s, hooks and all.
+        if let Some(r) = &self.reader
+            && name.starts_with(OWN_REFS)
+        {
+            r.set_ref(name, commit, message)?;
+            let file = self.git_dir.join(name);
+            if let Ok(f) = std::fs::File::open(&file) {
+                f.sync_all().map_err(|e| Error::Io(crate::fsutil::IoError::new("sync", &file, e)))?;
+            }
+            return Ok(());
+        }
         self.git()
             .args(["update-ref", "--no-deref", "-m", message, "--end-of-options", name, commit.as_str()])
             .run()

@@ -127,7 +127,9 @@ impl Rollback {
     /// With a stat cache and HEAD's commit: when the index file keeps the stat of a reusable
     /// cache entry taken with the same HEAD, and the store still holds its blobs, what was
     /// taken then is taken again without reading the index or asking git for the staged
-    /// objects; otherwise the index is read and recorded in the cache.
+    /// objects. Otherwise the index is read; when its content is the cached one (same hash,
+    /// same HEAD) the staged objects are the cached ones, without asking git. The index is
+    /// recorded in the cache either way.
     pub(crate) fn capture_index(
         &self,
         store: &dyn BackupStore,
@@ -160,6 +162,15 @@ impl Rollback {
         if new {
             stats.new_blobs += 1;
             stats.new_bytes += bytes.len() as u64;
+        }
+        // The same content with the same HEAD: the same staged objects, without asking git.
+        if let Some((c, head)) = cache.as_mut()
+            && let Some(known) = c.index_with_content(&blob, head)
+            && known.staged.iter().try_fold(true, |all, s| Ok::<_, Error>(all && store.has_blob(&s.blob)?))?
+        {
+            let known = known.clone();
+            c.record_index(IndexRecord { stat, head: (*head).clone(), snapshot: known.clone() });
+            return Ok((Some(known), stats));
         }
         let mut staged = Vec::new();
         for s in self.vcs.staged_blobs()? {
