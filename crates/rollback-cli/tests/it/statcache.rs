@@ -39,7 +39,7 @@ fn a_blob_changed_in_place_after_an_undo_recorded_it_fails_the_next_snapshot() {
     // Damage the blob in place: same size, mtime put back. Only the ctime tells.
     let path = state.join("backups/blobs").join(&blob[..2]).join(&blob[2..]);
     let mtime = fs::metadata(&path).unwrap().modified().unwrap();
-    let len = fs::metadata(&path).unwrap().len() as usize;
+    let len = usize::try_from(fs::metadata(&path).unwrap().len()).unwrap();
     fs::write(&path, vec![b'x'; len]).unwrap();
     fs::File::options().write(true).open(&path).unwrap().set_modified(mtime).unwrap();
 

@@ -203,20 +203,17 @@ fn capture_one(
             },
             None => None,
         };
-        let (blob, size) = match known {
-            Some(blob) => {
-                drop(f);
-                (blob, stat.size)
+        let (blob, size) = if let Some(blob) = known {
+            drop(f);
+            (blob, stat.size)
+        } else {
+            // Streamed into the store: a file bigger than memory is captured all the same.
+            let (blob, size, new) = store.put_blob_from(f, &full)?;
+            if new {
+                stats.new_blobs += 1;
+                stats.new_bytes += size;
             }
-            None => {
-                // Streamed into the store: a file bigger than memory is captured all the same.
-                let (blob, size, new) = store.put_blob_from(f, &full)?;
-                if new {
-                    stats.new_blobs += 1;
-                    stats.new_bytes += size;
-                }
-                (blob, size)
-            }
+            (blob, size)
         };
         stats.blobs += 1;
         stats.bytes += size;

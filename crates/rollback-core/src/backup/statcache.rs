@@ -99,7 +99,9 @@ fn coarse_tick_ns() -> i64 {
     if rc != 0 {
         return 0;
     }
-    i64::from(ts.tv_sec).saturating_mul(1_000_000_000).saturating_add(i64::from(ts.tv_nsec))
+    #[allow(clippy::useless_conversion)] // the field types differ between platforms
+    let ns = i64::from(ts.tv_sec).saturating_mul(1_000_000_000).saturating_add(i64::from(ts.tv_nsec));
+    ns
 }
 
 /// Whether an entry recorded as `recorded` in a cache taken at `taken_ns` may be reused for a
