@@ -125,6 +125,7 @@ pub fn capture_cached(
     let mut out: BTreeMap<RepoPath, ManifestEntry> = BTreeMap::new();
     let mut stats = PutStats::default();
     let every = paths.len().div_ceil(100).max(1);
+    let mut folders: HashSet<RepoPath> = HashSet::new();
     for (done, (path, origin)) in paths.iter().enumerate() {
         if done % every == 0 {
             progress(done as u64);
@@ -136,8 +137,14 @@ pub fn capture_cached(
         let ancestors: Vec<RepoPath> = path.ancestors().collect();
         let mut blocked = false;
         for (i, anc) in ancestors.iter().enumerate().rev() {
+            // A folder seen as a real folder earlier in this capture is not looked at again.
+            if folders.contains(anc) {
+                continue;
+            }
             match lstat(&anc.to_fs(workdir))? {
-                Some(m) if m.is_dir() => {}
+                Some(m) if m.is_dir() => {
+                    folders.insert(anc.clone());
+                }
                 Some(_) => {
                     blocked = true;
                     break;
