@@ -191,43 +191,47 @@ fn capture_one(
         let target = fs::read_link(&full).at("read symlink", &full)?;
         EntryKind::Symlink { target: SymlinkTarget(target.into_os_string().into_vec()) }
     } else if ft.is_file() {
-        // `O_NOFOLLOW`: if the file was swapped for a symlink since the `lstat`, fail rather
-        // than read through it. The mode comes from the open file itself.
-        let f = OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-            .open(&full)
-            .at("open", &full)?;
-        let meta = f.metadata().at("read metadata of", &full)?;
-        if !meta.is_file() {
-            return Err(Error::UnsupportedFileType { path: path.clone(), kind: unsupported_kind(meta.file_type()) });
-        }
-        let stat = FileStat::of(&meta);
+        // The `lstat` above says all the cache compares: a reusable entry whose blob is stored
+        // with the file's size means the file is not even opened.
+        let seen = FileStat::of(&meta);
         let known = match cache.as_deref() {
-            Some(c) => match c.file(path, &stat) {
-                Some(blob) if store.blob_stat(blob)?.is_some_and(|b| b.size == stat.size) => Some(blob.clone()),
+            Some(c) => match c.file(path, &seen) {
+                Some(blob) if store.blob_stat(blob)?.is_some_and(|b| b.size == seen.size) => Some(blob.clone()),
                 _ => None,
             },
             None => None,
         };
-        let (blob, size) = if let Some(blob) = known {
-            drop(f);
-            (blob, stat.size)
+        let (blob, size, stat) = if let Some(blob) = known {
+            (blob, seen.size, seen)
         } else {
+            // `O_NOFOLLOW`: if the file was swapped for a symlink since the `lstat`, fail
+            // rather than read through it. The stat recorded comes from the open file itself.
+            let f = OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+                .open(&full)
+                .at("open", &full)?;
+            let meta = f.metadata().at("read metadata of", &full)?;
+            if !meta.is_file() {
+                return Err(Error::UnsupportedFileType {
+                    path: path.clone(),
+                    kind: unsupported_kind(meta.file_type()),
+                });
+            }
             // Streamed into the store: a file bigger than memory is captured all the same.
             let (blob, size, new) = store.put_blob_from(f, &full)?;
             if new {
                 stats.new_blobs += 1;
                 stats.new_bytes += size;
             }
-            (blob, size)
+            (blob, size, FileStat::of(&meta))
         };
         stats.blobs += 1;
         stats.bytes += size;
         if let Some(c) = cache.as_deref_mut() {
             c.record_file(path, stat, &blob);
         }
-        EntryKind::File { blob, size, mode: meta.permissions().mode() & 0o7777 }
+        EntryKind::File { blob, size, mode: stat.mode & 0o7777 }
     } else if ft.is_dir() {
         let mut children: Vec<_> = fs::read_dir(&full)
             .at("list", &full)?
