@@ -53,3 +53,20 @@ fn a_blob_changed_in_place_after_an_undo_recorded_it_fails_the_next_snapshot() {
     );
     assert_eq!(fs::read_to_string(r.path().join("app/main.py")).unwrap(), "# hotfix in progress\n", "nothing changed");
 }
+
+#[test]
+fn staged_content_changed_since_the_cache_is_taken_again() {
+    let (r, _) = messy_repo();
+    let first = rollback(&r, "v1");
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    undo(&r, &first);
+    let cache: serde_json::Value =
+        serde_json::from_slice(&fs::read(state_dir(&r).join("statcache.json")).unwrap()).unwrap();
+    assert!(cache["index"]["snapshot"]["staged"].as_array().is_some_and(|s| !s.is_empty()), "{cache}");
+    // Same HEAD, new staged content: the index's stat and content differ from the cache.
+    r.write("app/new_staged.py", "STAGED = 2\n");
+    r.git(&["add", "app/new_staged.py"]);
+    let second = rollback(&r, "v1");
+    undo(&r, &second);
+    assert_eq!(r.git(&["show", ":app/new_staged.py"]), "STAGED = 2");
+}
