@@ -24,6 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 REPOS = ROOT / "target" / "bench-repos"
 WORK = ROOT / "target" / "bench-work"
+TRASH = ROOT / "target" / "bench-trash"
 RESULTS = ROOT / "target" / "bench-results.json"
 DOC = ROOT / "docs" / "PERFORMANCE.md"
 GEN = Path(__file__).with_name("genrepo.py")
@@ -100,7 +101,13 @@ def prepare(src: Path) -> Path:
         refs = run(["git", "for-each-ref", "--format=%(refname)", "refs/forge-rollback"], cwd=work).stdout.decode()
         for ref in refs.split():
             run(["git", "update-ref", "-d", ref], cwd=work)
-        shutil.rmtree(work / ".git" / "forge-rollback", ignore_errors=True)
+        # Moved aside, deleted at the end: deleting a run's hundreds of blob files just before
+        # the next run would slow that run's file creations (ext4 scans recently freed inodes
+        # when it allocates one), which is the bench's doing, not the tool's.
+        state = work / ".git" / "forge-rollback"
+        if state.exists():
+            TRASH.mkdir(parents=True, exist_ok=True)
+            state.rename(TRASH / f"state-{time.monotonic_ns()}")
         for rel in listed:
             (work / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src / rel, work / rel)
@@ -381,8 +388,9 @@ def main() -> None:
     res["total_minutes"] = (time.perf_counter() - t0) / 60
     res["reps"] = {n: reps(n) for n in sizes}
     RESULTS.write_text(json.dumps(res, indent=2))
-    if WORK.exists():
-        shutil.rmtree(WORK)
+    for done in (WORK, TRASH):
+        if done.exists():
+            shutil.rmtree(done)
     render(res)
     log(f"done in {res['total_minutes']:.1f} min; results in {RESULTS}")
 
@@ -406,8 +414,8 @@ def render(res: dict) -> None:
     L: list[str] = []
     L.append(f"Measured {m['date']} on {m['nproc']} cores ({m['cpu']}), {m['memory_gib']} GiB RAM, "
              f"{m['filesystem']} file system, Linux {m['kernel']}, {m['git']}, {m['forge_rollback']} (release build). "
-             f"Load average at start: {', '.join(f'{x:.2f}' for x in m['load_average_at_start'])} "
-             "(a shared machine: other jobs were compiling). "
+             f"Load average at start: {', '.join(f'{x:.2f}' for x in m['load_average_at_start'])}"
+             f"{' (a shared machine: other jobs were running)' if m['load_average_at_start'][0] > 1 else ''}. "
              f"Repetitions: {', '.join(f'{k} {v}' for k, v in res.get('reps', {}).items())}; every figure is a median. "
              f"Whole run: {res.get('total_minutes', 0):.0f} min.")
     L.append("")

@@ -2,7 +2,7 @@
 //! is at risk, and which level to use. Reads only; changes nothing.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
@@ -210,6 +210,41 @@ pub fn resolve_target(
     }
 }
 
+/// What the history says about a rollback: the part of [`assess`] that does not look at the
+/// work tree.
+struct History {
+    head: Head,
+    head_summary: String,
+    target: Target,
+    target_is_ancestor: bool,
+    rolled: Vec<CommitInfo>,
+    commits_rolled_back_total: usize,
+    changes: Vec<ChangedFile>,
+}
+
+fn history(
+    vcs: &dyn VcsBackend,
+    config: &Config,
+    registry: &Registry,
+    registry_path: &Path,
+    rev: Option<&str>,
+) -> crate::Result<History> {
+    let head = vcs.head()?;
+    let head_summary = vcs.commit_info(&head.commit)?.summary;
+    let target = resolve_target(vcs, registry, registry_path, &head.commit, rev)?;
+    let to = &target.commit.id;
+    let target_is_ancestor = vcs.is_ancestor(to, &head.commit)?;
+    let mut rolled = vcs.commits_between(to, &head.commit, COUNT_LIMIT)?;
+    let commits_rolled_back_total = rolled.len();
+    rolled.truncate(COMMITS_SHOWN);
+    let changes: Vec<ChangedFile> = vcs
+        .diff(&head.commit, to)?
+        .into_iter()
+        .map(|c| ChangedFile { category: config.categorize(&c.path), path: c.path, kind: c.kind })
+        .collect();
+    Ok(History { head, head_summary, target, target_is_ancestor, rolled, commits_rolled_back_total, changes })
+}
+
 /// Assesses a rollback of the repository to `rev` (or the registry's choice).
 pub fn assess(
     vcs: &dyn VcsBackend,
@@ -219,27 +254,25 @@ pub fn assess(
 ) -> crate::Result<Assessment> {
     let workdir = vcs.workdir().to_path_buf();
     let registry_path = config.registry_path(&workdir);
-    let head = vcs.head()?;
-    let head_summary = vcs.commit_info(&head.commit)?.summary;
-    let target = resolve_target(vcs, registry, &registry_path, &head.commit, rev)?;
+    // The status scan (a stat of every tracked file, a walk for untracked ones) runs on its
+    // own thread while the history questions are answered: with the `git-cli` back-end it is
+    // a `git` process, so the two use both cores. A history error is reported first, as if
+    // the scan had not started.
+    let (history, status) = std::thread::scope(|s| {
+        let status = s.spawn(|| vcs.status(true));
+        let history = history(vcs, config, registry, &registry_path, rev);
+        let status = status.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (history, status)
+    });
+    let History { head, head_summary, target, target_is_ancestor, rolled, commits_rolled_back_total, changes } =
+        history?;
     let to = target.commit.id.clone();
-
-    let target_is_ancestor = vcs.is_ancestor(&to, &head.commit)?;
-    let mut rolled = vcs.commits_between(&to, &head.commit, COUNT_LIMIT)?;
-    let commits_rolled_back_total = rolled.len();
-    rolled.truncate(COMMITS_SHOWN);
-
-    let changes: Vec<ChangedFile> = vcs
-        .diff(&head.commit, &to)?
-        .into_iter()
-        .map(|c| ChangedFile { category: config.categorize(&c.path), path: c.path, kind: c.kind })
-        .collect();
     let mut changes_by_category = BTreeMap::new();
     for c in &changes {
         *changes_by_category.entry(c.category).or_insert(0) += 1;
     }
 
-    let status = vcs.status(true)?;
+    let status = status?;
     let mut dirty = Dirty::default();
     for e in &status {
         match &e.kind {

@@ -126,9 +126,13 @@ pub fn capture_cached(
     let mut stats = PutStats::default();
     let every = paths.len().div_ceil(100).max(1);
     let mut folders: HashSet<RepoPath> = HashSet::new();
+    let mut pending: Vec<Pending> = Vec::new();
+    let mut queued: HashSet<RepoPath> = HashSet::new();
+    // Progress counts paths: the walk's share first, then the stored files' share of the rest.
+    let total = paths.len() as u64;
     for (done, (path, origin)) in paths.iter().enumerate() {
         if done % every == 0 {
-            progress(done as u64);
+            progress(done as u64 / 2);
         }
         let origin = *origin;
         let absent = |p: RepoPath| ManifestEntry { path: p, origin, kind: EntryKind::Absent };
@@ -162,23 +166,75 @@ pub fn capture_cached(
             out.entry(path.clone()).or_insert_with(|| absent(path.clone()));
             continue;
         }
-        capture_one(store, workdir, path, origin, &mut out, &mut stats, cache.as_deref_mut())?;
+        capture_one(
+            store,
+            workdir,
+            path,
+            origin,
+            &mut out,
+            &mut pending,
+            &mut queued,
+            &mut stats,
+            cache.as_deref_mut(),
+        )?;
     }
-    progress(paths.len() as u64);
+    let walked = total / 2;
+    let queue = (pending.len() as u64).max(1);
+    let stored = store_pending(store, workdir, &pending, &mut |n| progress(walked + n * (total - walked) / queue))?;
+    let mut new_seen: HashSet<BlobId> = HashSet::new();
+    for (Pending { path, origin }, (blob, size, new, stat, stored)) in pending.into_iter().zip(stored) {
+        // Two files with the same content race to store one blob: it is new once.
+        if new && new_seen.insert(blob.clone()) {
+            stats.new_blobs += 1;
+            stats.new_bytes += size;
+        }
+        stats.blobs += 1;
+        stats.bytes += size;
+        if let Some(c) = cache.as_deref_mut() {
+            c.record_file(&path, stat, &blob);
+            if let Some(stored) = stored {
+                c.record_written_blob(&blob, stored);
+            }
+        }
+        let kind = EntryKind::File { blob, size, mode: stat.mode & 0o7777 };
+        out.insert(path.clone(), ManifestEntry { path, origin, kind });
+    }
+    progress(total);
     Ok((out.into_values().collect(), stats))
 }
 
-/// Captures one path whose parents are real folders.
+/// A regular file the walk found and the cache could not vouch for: read and stored after the
+/// walk, on several threads.
+struct Pending {
+    path: RepoPath,
+    origin: Origin,
+}
+
+/// What storing one [`Pending`] file gave: its blob, size, whether the blob was new, the stat
+/// of the open file, and the stat of the new blob's store file.
+type Stored = (BlobId, u64, bool, FileStat, Option<FileStat>);
+
+/// The fewest files a thread is started for: below this, threads cost more than they give.
+const PARALLEL_FROM: usize = 32;
+
+/// Files a thread takes from the queue at a time.
+const CHUNK: usize = 8;
+
+/// The walk: what [`capture_cached`] records per path, except that regular files the cache
+/// does not vouch for are queued in `pending` (their entries come later).
+#[allow(clippy::too_many_arguments)]
 fn capture_one(
     store: &dyn BackupStore,
     workdir: &Path,
     path: &RepoPath,
     origin: Origin,
     out: &mut BTreeMap<RepoPath, ManifestEntry>,
+    pending: &mut Vec<Pending>,
+    queued: &mut HashSet<RepoPath>,
     stats: &mut PutStats,
     mut cache: Option<&mut StatCache>,
 ) -> Result<()> {
-    if out.contains_key(path) {
+    if out.contains_key(path) || queued.contains(path) {
         return Ok(());
     }
     let full = path.to_fs(workdir);
@@ -201,37 +257,17 @@ fn capture_one(
             },
             None => None,
         };
-        let (blob, size, stat) = if let Some(blob) = known {
-            (blob, seen.size, seen)
-        } else {
-            // `O_NOFOLLOW`: if the file was swapped for a symlink since the `lstat`, fail
-            // rather than read through it. The stat recorded comes from the open file itself.
-            let f = OpenOptions::new()
-                .read(true)
-                .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-                .open(&full)
-                .at("open", &full)?;
-            let meta = f.metadata().at("read metadata of", &full)?;
-            if !meta.is_file() {
-                return Err(Error::UnsupportedFileType {
-                    path: path.clone(),
-                    kind: unsupported_kind(meta.file_type()),
-                });
-            }
-            // Streamed into the store: a file bigger than memory is captured all the same.
-            let (blob, size, new) = store.put_blob_from(f, &full)?;
-            if new {
-                stats.new_blobs += 1;
-                stats.new_bytes += size;
-            }
-            (blob, size, FileStat::of(&meta))
+        let Some(blob) = known else {
+            queued.insert(path.clone());
+            pending.push(Pending { path: path.clone(), origin });
+            return Ok(());
         };
         stats.blobs += 1;
-        stats.bytes += size;
+        stats.bytes += seen.size;
         if let Some(c) = cache.as_deref_mut() {
-            c.record_file(path, stat, &blob);
+            c.record_file(path, seen, &blob);
         }
-        EntryKind::File { blob, size, mode: stat.mode & 0o7777 }
+        EntryKind::File { blob, size: seen.size, mode: seen.mode & 0o7777 }
     } else if ft.is_dir() {
         let mut children: Vec<_> = fs::read_dir(&full)
             .at("list", &full)?
@@ -249,7 +285,7 @@ fn capture_one(
             let child = RepoPath::new(child).map_err(|e| {
                 Error::from(IoError::new("capture", full.join(&name), io::Error::new(io::ErrorKind::InvalidData, e)))
             })?;
-            capture_one(store, workdir, &child, origin, out, stats, cache.as_deref_mut())?;
+            capture_one(store, workdir, &child, origin, out, pending, queued, stats, cache.as_deref_mut())?;
         }
         return Ok(());
     } else {
@@ -257,6 +293,92 @@ fn capture_one(
     };
     out.insert(path.clone(), ManifestEntry { path: path.clone(), origin, kind });
     Ok(())
+}
+
+/// Reads one regular file into the store.
+fn store_file(store: &dyn BackupStore, workdir: &Path, path: &RepoPath) -> Result<Stored> {
+    let full = path.to_fs(workdir);
+    // `O_NOFOLLOW`: if the file was swapped for a symlink since the walk's `lstat`, fail
+    // rather than read through it. The stat recorded comes from the open file itself.
+    let f = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(&full)
+        .at("open", &full)?;
+    let meta = f.metadata().at("read metadata of", &full)?;
+    if !meta.is_file() {
+        return Err(Error::UnsupportedFileType { path: path.clone(), kind: unsupported_kind(meta.file_type()) });
+    }
+    // Streamed into the store: a file bigger than memory is captured all the same.
+    let (blob, size, new) = store.put_blob_from(f, &full)?;
+    // Hashed while it was written: the verification after the capture need not read it back.
+    let stored = if new { store.blob_stat(&blob)? } else { None };
+    Ok((blob, size, new, FileStat::of(&meta), stored))
+}
+
+/// Stores the `pending` files, on up to as many threads as there are cores (at least
+/// [`PARALLEL_FROM`] files each), calling `progress` with the number stored so far. The first
+/// error in path order wins; files are read no matter what the others give.
+fn store_pending(
+    store: &dyn BackupStore,
+    workdir: &Path,
+    pending: &[Pending],
+    progress: &mut dyn FnMut(u64),
+) -> Result<Vec<Stored>> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, std::num::NonZero::get)
+        .min(pending.len() / PARALLEL_FROM)
+        .max(1);
+    let every = pending.len().div_ceil(100).max(1);
+    if threads == 1 {
+        let mut out = Vec::with_capacity(pending.len());
+        for (i, p) in pending.iter().enumerate() {
+            if i % every == 0 {
+                progress(i as u64);
+            }
+            out.push(store_file(store, workdir, &p.path)?);
+        }
+        return Ok(out);
+    }
+    // Chunks of the queue go to whichever thread is free; results keep the queue's order.
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let done = std::sync::atomic::AtomicUsize::new(0);
+    let mut results: Vec<Option<Result<Stored>>> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut got = Vec::new();
+                    loop {
+                        let from = next.fetch_add(CHUNK, Ordering::Relaxed);
+                        if from >= pending.len() {
+                            break got;
+                        }
+                        for (i, p) in pending.iter().enumerate().skip(from).take(CHUNK) {
+                            got.push((i, store_file(store, workdir, &p.path)));
+                        }
+                        done.fetch_add(CHUNK.min(pending.len() - from), Ordering::Relaxed);
+                    }
+                })
+            })
+            .collect();
+        let mut reported = 0;
+        while workers.iter().any(|w| !w.is_finished()) {
+            let now = done.load(Ordering::Relaxed);
+            if now >= reported + every {
+                progress(now as u64);
+                reported = now;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        let mut results: Vec<Option<Result<Stored>>> = (0..pending.len()).map(|_| None).collect();
+        for w in workers {
+            for (i, r) in w.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)) {
+                results[i] = Some(r);
+            }
+        }
+        results
+    });
+    results.iter_mut().map(|r| r.take().expect("every queued file was stored")).collect()
 }
 
 /// Groups of captured files that are hard links to one another now (same device and inode),

@@ -26,7 +26,7 @@
 //! holds observations only, so losing it, a crash before it is written, or a crash that
 //! leaves it empty or torn (it then does not read) costs time, never data.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -163,6 +163,7 @@ pub struct StatCache {
     files: BTreeMap<RepoPath, (FileStat, BlobId)>,
     index: Option<IndexRecord>,
     blobs: BTreeMap<BlobId, FileStat>,
+    written: HashSet<BlobId>,
 }
 
 impl StatCache {
@@ -178,6 +179,7 @@ impl StatCache {
             files: BTreeMap::new(),
             index: None,
             blobs: BTreeMap::new(),
+            written: HashSet::new(),
         }
     }
 
@@ -207,6 +209,28 @@ impl StatCache {
     /// Records that `path`, with stat `stat` (taken after this cache's moment), held `blob`.
     pub fn record_file(&mut self, path: &RepoPath, stat: FileStat, blob: &BlobId) {
         self.files.insert(path.clone(), (stat, blob.clone()));
+    }
+
+    /// Whether `path`, whose stat is `now`, still holds `blob` as recorded since this cache's
+    /// moment: same stat, and its times older than the moment by more than the file system's
+    /// granularity (a write within the same tick could keep the stat). The check a step makes
+    /// before it deletes a file the snapshot of this same run took, instead of hashing it again.
+    pub fn still_recorded(&self, path: &RepoPath, now: &FileStat, blob: &BlobId) -> bool {
+        self.files.get(path).is_some_and(|(stat, b)| b == blob && reusable(stat, now, self.taken_ns))
+    }
+
+    /// Records that the store's file of `blob`, with stat `stat`, was written from content
+    /// hashed while writing it (this process, this snapshot): it needs no second hash before
+    /// the snapshot counts as verified.
+    pub fn record_written_blob(&mut self, blob: &BlobId, stat: FileStat) {
+        self.written.insert(blob.clone());
+        self.blobs.insert(blob.clone(), stat);
+    }
+
+    /// Whether `blob` was written by this process since the cache was loaded (see
+    /// [`StatCache::record_written_blob`]) and its store file keeps the stat it had then.
+    pub fn written_now(&self, blob: &BlobId, now: &FileStat) -> bool {
+        self.written.contains(blob) && self.blobs.get(blob) == Some(now)
     }
 
     /// What the snapshot took from the index when it had stat `now` and HEAD was `head`.

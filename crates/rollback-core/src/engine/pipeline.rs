@@ -165,6 +165,7 @@ impl Rollback {
             plan,
             journal,
             manifest: None,
+            captured: None,
             // A new plan was made under the lock just now; a resumed one was not.
             fresh_plan: matches!(start, Start::New { .. }),
             manual: manual.then_some(prompter),

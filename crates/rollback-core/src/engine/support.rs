@@ -150,7 +150,8 @@ fn refuse_unless_verified(
 
 /// [`put_verified`] with a stat cache: a blob whose store file keeps the stat it had when an
 /// earlier snapshot (or undo) hashed it and found it right is not hashed again (blob files are
-/// written once, under their hash, and never changed); every other blob is re-hashed. Each
+/// written once, under their hash, and never changed), nor is one this snapshot wrote from
+/// content it hashed while writing (same stat as then); every other blob is re-hashed. Each
 /// blob found right is recorded in `cache`. `backups verify` still re-hashes everything.
 pub(crate) fn put_verified_cached(
     store: &dyn crate::backup::BackupStore,
@@ -166,7 +167,7 @@ pub(crate) fn put_verified_cached(
         }
         let stat = store.blob_stat(blob)?;
         if let Some(stat) = stat
-            && cache.blob_verified(blob, &stat)
+            && (cache.blob_verified(blob, &stat) || cache.written_now(blob, &stat))
         {
             report.blobs += 1;
             report.bytes += stat.size;

@@ -329,6 +329,10 @@ impl Git2Backend {
     /// Whether any stage-0 entry of the index (gitlinks aside) is flagged assume-unchanged or
     /// skip-worktree: the common answer, no, needs no `git ls-files` (see [`super::cli`]).
     pub(crate) fn any_flagged(&self) -> Result<bool> {
+        // The common case read straight from the file; libgit2 when the walk cannot tell.
+        if let Some(answer) = super::index_scan::any_flagged(&self.index_path()) {
+            return Ok(answer);
+        }
         let repo = self.repo();
         let index = fresh_index(&repo)?;
         Ok(index.iter().any(|e| index_flag(&e).is_some()))
@@ -603,6 +607,9 @@ impl VcsBackend for Git2Backend {
     }
 
     fn flagged(&self) -> Result<Vec<FlaggedEntry>> {
+        if super::index_scan::any_flagged(&self.index_path()) == Some(false) {
+            return Ok(Vec::new());
+        }
         let repo = self.repo();
         Ok(flagged_locked(&repo, &self.workdir)?.into_iter().map(|(f, ..)| f).collect())
     }

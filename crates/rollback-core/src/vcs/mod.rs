@@ -10,6 +10,7 @@
 pub mod cli;
 mod command;
 pub mod git2;
+mod index_scan;
 
 use std::collections::HashMap;
 use std::fmt;

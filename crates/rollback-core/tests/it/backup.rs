@@ -246,3 +246,45 @@ fn a_non_empty_folder_in_a_files_way_is_refused_before_any_change() {
     rollback_core::backup::snapshot::restore(&store, w, &entries).unwrap();
     assert_eq!(fs::read_to_string(w.join("z/app.cfg")).unwrap(), "cfg\n");
 }
+
+/// A capture big enough to store its files on several threads gives the same manifest as one
+/// file at a time would: every path once, in order, each blob holding its file's bytes; a
+/// content shared by many files is one new blob; a restore gives the tree back exactly.
+#[test]
+fn a_capture_of_hundreds_of_files_stored_in_parallel_is_exact() {
+    use rollback_core::backup::snapshot::{capture, restore};
+    let (_d, store) = new_store();
+    let repo = rollback_testkit::TestRepo::new();
+    let mut paths = Vec::new();
+    for i in 0..300 {
+        // 100 distinct contents, each in three files; every tenth file under a folder.
+        let path = if i % 10 == 0 { format!("dir{}/f{i}.txt", i % 7) } else { format!("f{i}.txt") };
+        repo.write(&path, format!("content {}\n", i % 100).repeat(1 + i % 5));
+        paths.push((rp(path), Origin::Untracked));
+    }
+    repo.symlink("link", "f1.txt");
+    paths.push((rp("link"), Origin::Untracked));
+    paths.push((rp("missing/file.txt"), Origin::Untracked));
+    let before = repo.tree();
+
+    let (entries, stats) = capture(&store, repo.path(), &paths).unwrap();
+    assert_eq!(entries.len(), 300 + 1 + 2, "300 files, a symlink, a missing file and its folder");
+    assert!(entries.windows(2).all(|w| w[0].path < w[1].path), "sorted, each path once");
+    assert_eq!(stats.blobs, 300);
+    let distinct: std::collections::BTreeSet<String> =
+        (0..300).map(|i| format!("content {}\n", i % 100).repeat(1 + i % 5)).collect();
+    assert_eq!(stats.new_blobs, distinct.len(), "a shared content is one new blob");
+    for e in &entries {
+        if let EntryKind::File { blob, size, .. } = &e.kind {
+            let on_disk = fs::read(e.path.to_fs(repo.path())).unwrap();
+            assert_eq!(store.get_blob(blob).unwrap(), on_disk, "{}", e.path);
+            assert_eq!(*size, on_disk.len() as u64);
+        }
+    }
+
+    for (p, _) in paths.iter().take(300) {
+        fs::remove_file(p.to_fs(repo.path())).unwrap();
+    }
+    restore(&store, repo.path(), &entries).unwrap();
+    assert_eq!(repo.tree(), before);
+}

@@ -187,3 +187,47 @@ fn a_mark_made_after_the_run_survives_its_undo() {
     assert!(v3_entry.known_bad, "the bad mark survived the undo: {v3_entry:?}");
     assert!(reg.commits.iter().any(|e| e.verified && e.notes == "24h uptime"), "older marks too");
 }
+
+/// Swaps a file's content for other bytes of the same length when a step starts, and puts
+/// its modification time back: only the change time (and the content) tells.
+struct Swapper {
+    path: std::path::PathBuf,
+    at: &'static str,
+}
+
+impl rollback_core::event::Observer for Swapper {
+    fn event(&self, event: &rollback_core::event::Event) {
+        if let rollback_core::event::Event::StepStarted { step, .. } = event
+            && step == self.at
+        {
+            let mtime = std::fs::metadata(&self.path).unwrap().modified().unwrap();
+            std::fs::write(&self.path, b"AFTER!\n").unwrap();
+            std::fs::File::options().write(true).open(&self.path).unwrap().set_modified(mtime).unwrap();
+        }
+    }
+}
+
+/// The clean-up step trusts a file's stat (size, times, inode) when this run's snapshot read
+/// it an hour after it was last written, instead of reading it again. Same-size bytes with the
+/// old modification time put back still change the change time: the file is seen as changed
+/// and kept, and an untouched file with an old time is removed.
+#[test]
+fn an_untracked_file_swapped_for_same_size_bytes_with_its_old_mtime_is_still_kept() {
+    let r = TestRepo::new();
+    r.three_releases();
+    r.write("logs/app.log", "BEFORE\n").write("notes/todo.txt", "t\n");
+    let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    for p in ["logs/app.log", "notes/todo.txt"] {
+        std::fs::File::options().write(true).open(r.path().join(p)).unwrap().set_modified(hour_ago).unwrap();
+    }
+    // The change time cannot be set back: wait out its tick so the files are not "racy".
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    let rb = Rollback::builder(r.path()).config(Config::default()).build().unwrap();
+    let opts = RunOptions { level: Some(Level::Fast), target: Some("v1".into()), ..RunOptions::default() };
+    let swapper = Swapper { path: r.path().join("logs/app.log"), at: "remove_untracked" };
+    let out = rb.run(&opts, &AutoConfirm, &swapper).unwrap();
+    assert_eq!(out.status, RunStatus::Succeeded, "{:?}", out.error);
+    assert_eq!(r.read("logs/app.log"), b"AFTER!\n", "bytes in no backup are kept");
+    assert!(!r.exists("notes/todo.txt"), "the unchanged file is removed");
+    assert!(out.warnings.iter().any(|w| w.contains("left `logs/app.log` in place")), "{:?}", out.warnings);
+}

@@ -93,6 +93,7 @@ impl Rollback {
             verified_blobs: report.blobs as u64,
         };
         ex.manifest = Some(manifest);
+        ex.captured = Some(cache);
         Ok(detail)
     }
 
