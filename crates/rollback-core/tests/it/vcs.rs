@@ -171,6 +171,8 @@ fn checkout_converts_looks_at_the_attribute_files_above_the_paths() {
     repo.write("docs/.gitattributes", "*.txt text eol=crlf\n");
     repo.write("docs/guide/a.txt", "a\n");
     repo.write("src/main.txt", "m\n");
+    repo.write("lib/a/b/.gitattributes", "*.txt text\n");
+    repo.write("lib/a/b/c/d.txt", "d\n");
     repo.git(&["add", "-A"]);
     repo.git(&["commit", "-q", "-m", "attributes"]);
     let path = |s: &str| rollback_core::paths::RepoPath::new(s).unwrap();
@@ -180,6 +182,9 @@ fn checkout_converts_looks_at_the_attribute_files_above_the_paths() {
         let head = b.head().unwrap().commit;
         assert!(!b.checkout_converts(&head, &[&src]).unwrap(), "{}: src/ has no attributes", b.name());
         assert!(b.checkout_converts(&head, &[&src, &docs]).unwrap(), "{}: docs/ has", b.name());
+        let (deep, new) = (path("lib/a/b/c/d.txt"), path("not/in/the/tree.txt"));
+        assert!(b.checkout_converts(&head, &[&deep]).unwrap(), "{}: lib/a/b/ has, three folders up", b.name());
+        assert!(!b.checkout_converts(&head, &[&new]).unwrap(), "{}: a folder the tree lacks", b.name());
     }
     repo.write(".gitattributes", "* -text\n");
     repo.git(&["add", "-A"]);
