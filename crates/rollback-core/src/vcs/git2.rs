@@ -75,6 +75,9 @@ pub struct Git2Backend {
     workdir: PathBuf,
     git_dir: PathBuf,
     worktree_git_dir: PathBuf,
+    /// The repository names objects with SHA-1 (no `extensions.objectFormat`, or `sha1`): the
+    /// only format [`super::index_scan`] reads.
+    sha1: bool,
 }
 
 fn git2_err(context: impl Into<String>) -> impl FnOnce(git2::Error) -> Error {
@@ -323,14 +326,18 @@ impl Git2Backend {
         let workdir = workdir.canonicalize().at("resolve work tree", workdir)?;
         let git_dir = repo.commondir().canonicalize().at("resolve git folder", repo.commondir())?;
         let worktree_git_dir = repo.path().canonicalize().at("resolve git folder", repo.path())?;
-        Ok(Self { repo: Mutex::new(repo), workdir, git_dir, worktree_git_dir })
+        let sha1 = repo
+            .config()
+            .and_then(|c| c.get_string("extensions.objectformat"))
+            .map_or(true, |f| f.eq_ignore_ascii_case("sha1"));
+        Ok(Self { repo: Mutex::new(repo), workdir, git_dir, worktree_git_dir, sha1 })
     }
 
     /// Whether any stage-0 entry of the index (gitlinks aside) is flagged assume-unchanged or
     /// skip-worktree: the common answer, no, needs no `git ls-files` (see [`super::cli`]).
     pub(crate) fn any_flagged(&self) -> Result<bool> {
         // The common case read straight from the file; libgit2 when the walk cannot tell.
-        if let Some(answer) = super::index_scan::any_flagged(&self.index_path()) {
+        if let Some(answer) = self.sha1.then(|| super::index_scan::any_flagged(&self.index_path())).flatten() {
             return Ok(answer);
         }
         let repo = self.repo();
@@ -632,7 +639,7 @@ impl VcsBackend for Git2Backend {
     }
 
     fn flagged(&self) -> Result<Vec<FlaggedEntry>> {
-        if super::index_scan::any_flagged(&self.index_path()) == Some(false) {
+        if self.sha1 && super::index_scan::any_flagged(&self.index_path()) == Some(false) {
             return Ok(Vec::new());
         }
         let repo = self.repo();

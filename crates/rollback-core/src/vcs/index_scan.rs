@@ -4,9 +4,11 @@
 //! libgit2 answers it too, but parses every entry into a map and hashes the whole file first
 //! (about 9 ms for the 20,000 entries of the medium benchmark, 40 ms for 100,000), and a run
 //! asks before and after the reset. This walk reads the flag words only. It understands index
-//! versions 2, 3 and 4 with SHA-1 object ids, and gives up ([`None`]) on anything else: another
-//! version or hash length, a split index (`link` extension), a file that does not add up. The
-//! caller then asks libgit2, so a surprise costs time, never a wrong answer. Like git itself
+//! versions 2, 3 and 4 with SHA-1 object ids (the back-end does not call it for a repository
+//! whose `extensions.objectFormat` is another), and gives up ([`None`]) on anything else: another
+//! version, a split index (`link` extension), a file that does not add up (a SHA-256 index read
+//! as SHA-1 does not). The caller then asks libgit2, so a surprise costs time, never a wrong
+//! answer. Like git itself
 //! (`verify_index_checksum` is off outside `fsck`), the trailing checksum is not verified.
 
 use std::path::Path;
@@ -191,6 +193,22 @@ mod tests {
         assert_eq!(scan(b"not an index"), None);
         git(dir.path(), &["update-index", "--split-index"]);
         assert_eq!(scan(&index(&dir)), None, "split index");
+    }
+
+    #[test]
+    fn an_index_of_a_sha256_repository_is_left_to_libgit2() {
+        for version in ["2", "3", "4"] {
+            let dir = tempfile::tempdir().unwrap();
+            let d = dir.path();
+            git(d, &["init", "-q", "--object-format=sha256"]);
+            git(d, &["config", "index.version", version]);
+            for name in ["a", "abcdefgh", "sub/b.txt", "zz"] {
+                std::fs::create_dir_all(d.join(name).parent().unwrap()).unwrap();
+                std::fs::write(d.join(name), name).unwrap();
+            }
+            git(d, &["add", "-A"]);
+            assert_eq!(scan(&std::fs::read(d.join(".git/index")).unwrap()), None, "index v{version}");
+        }
     }
 
     #[test]
