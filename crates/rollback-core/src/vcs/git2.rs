@@ -396,7 +396,14 @@ impl Git2Backend {
     }
 }
 
-/// The repository's index, re-read if the file changed on disk (another process, `git add`).
+/// `a/b/c` → (`a/b`, `c`); `c` → (empty, `c`).
+fn split_last(path: &[u8]) -> (&[u8], &[u8]) {
+    match path.iter().rposition(|b| *b == b'/') {
+        Some(i) => (&path[..i], &path[i + 1..]),
+        None => (&[], path),
+    }
+}
+
 /// The tree of folder `dir` (`/`-separated, empty for the root, which `trees` must hold),
 /// from `trees` or read and kept there; `None` when the folder is not in the tree.
 fn subtree<'r>(
@@ -407,10 +414,7 @@ fn subtree<'r>(
     if let Some(t) = trees.get(dir) {
         return Ok(t.clone());
     }
-    let (parent, name) = match dir.iter().rposition(|b| *b == b'/') {
-        Some(i) => (&dir[..i], &dir[i + 1..]),
-        None => (&b""[..], dir),
-    };
+    let (parent, name) = split_last(dir);
     let found = match subtree(repo, trees, parent)? {
         Some(p) => match p.get_name_bytes(name) {
             Some(e) if e.kind() == Some(ObjectType::Tree) => Some(repo.find_tree(e.id())?),
@@ -422,6 +426,7 @@ fn subtree<'r>(
     Ok(found)
 }
 
+/// The repository's index, re-read if the file changed on disk (another process, `git add`).
 fn fresh_index(repo: &Repository) -> Result<git2::Index> {
     let mut index = repo.index().map_err(git2_err("open index"))?;
     index.read(false).map_err(git2_err("read index"))?;
@@ -669,37 +674,21 @@ impl VcsBackend for Git2Backend {
         }
     }
 
-    /// The trait's rule, with one configuration snapshot and one tree: an attribute file only
-    /// has to exist at `commit`, so its blob is not read.
-    fn checkout_converts(&self, commit: &CommitId, paths: &[&RepoPath]) -> Result<bool> {
-        let repo = self.repo();
-        let config = repo.config().map_err(git2_err("read the git configuration".to_owned()))?;
-        // Set, or unreadable (taken as set: capturing more is the safe side).
-        let set = |key: &str| !matches!(config.get_string(key), Err(e) if e.code() == ErrorCode::NotFound);
-        let autocrlf = config
-            .get_string("core.autocrlf")
-            .is_ok_and(|v| matches!(v.to_ascii_lowercase().as_str(), "true" | "input" | "yes" | "on" | "1"));
-        if autocrlf || set("core.eol") || set("core.attributesFile") || self.git_dir.join("info/attributes").exists() {
-            return Ok(true);
-        }
-        let wanted = super::attribute_files_for(paths);
-        if wanted.is_empty() {
+    /// Looks the files up folder by folder, each folder's tree read once (the candidates
+    /// share their parents; a lookup by path reads every tree from the root again), and reads
+    /// no blob.
+    fn any_file_at(&self, commit: &CommitId, files: &BTreeSet<RepoPath>) -> Result<bool> {
+        if files.is_empty() {
             return Ok(false);
         }
+        let repo = self.repo();
         let root = repo
             .find_commit(to_oid(commit)?)
             .and_then(|c| c.tree())
             .map_err(git2_err(format!("read tree of {commit}")))?;
-        // Each folder's tree is read once: the candidates share their parents, and a tree
-        // looked up by path is read again from the root each time.
-        let mut trees: HashMap<Vec<u8>, Option<Tree<'_>>> = HashMap::new();
-        trees.insert(Vec::new(), Some(root));
-        for file in wanted {
-            let bytes = file.as_bytes();
-            let (dir, name) = match bytes.iter().rposition(|b| *b == b'/') {
-                Some(i) => (&bytes[..i], &bytes[i + 1..]),
-                None => (&b""[..], bytes),
-            };
+        let mut trees: HashMap<Vec<u8>, Option<Tree<'_>>> = HashMap::from([(Vec::new(), Some(root))]);
+        for file in files {
+            let (dir, name) = split_last(file.as_bytes());
             let tree = subtree(&repo, &mut trees, dir).map_err(git2_err(format!("look up {file} in {commit}")))?;
             if tree.is_some_and(|t| t.get_name_bytes(name).is_some_and(|e| e.kind() == Some(ObjectType::Blob))) {
                 return Ok(true);

@@ -350,8 +350,14 @@ pub trait VcsBackend: Send + Sync {
         {
             return Ok(true);
         }
-        for file in attribute_files_for(paths) {
-            if self.read_file_at(commit, &file)?.is_some() {
+        self.any_file_at(commit, &attribute_files_for(paths))
+    }
+
+    /// Whether any of `files` is a file (a blob) in `commit`'s tree. The default reads each
+    /// with [`VcsBackend::read_file_at`]; a back-end can look them up without reading them.
+    fn any_file_at(&self, commit: &CommitId, files: &std::collections::BTreeSet<RepoPath>) -> Result<bool> {
+        for file in files {
+            if self.read_file_at(commit, file)?.is_some() {
                 return Ok(true);
             }
         }
