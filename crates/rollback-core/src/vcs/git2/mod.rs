@@ -23,28 +23,24 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use git2::{
-    Delta, DiffOptions, ErrorCode, IndexEntry, ObjectType, Oid, Repository, RepositoryOpenFlags, Sort, Status,
-    StatusOptions, Tree, build::CheckoutBuilder,
+    Delta, DiffOptions, ErrorCode, ObjectType, Oid, Repository, RepositoryOpenFlags, Sort, Status, StatusOptions, Tree,
+    build::CheckoutBuilder,
 };
 
 use super::{
-    Change, ChangeKind, CommitId, CommitInfo, Error, FlaggedEntry, Head, IndexFlag, Result, StagedBlob, StatusEntry,
-    StatusKind, VcsBackend,
+    Change, ChangeKind, CommitId, CommitInfo, Error, FlaggedEntry, Head, Result, StagedBlob, StatusEntry, StatusKind,
+    VcsBackend,
 };
 use crate::fsutil::IoContext;
 use crate::paths::RepoPath;
+
+mod flags;
 
 /// Mode of a gitlink (submodule) entry.
 const MODE_GITLINK: u32 = 0o160_000;
 
 /// `GIT_INDEX_ENTRY_INTENT_TO_ADD`: a `git add -N` entry, not staged content.
 const INTENT_TO_ADD: u16 = 1 << 13;
-
-/// `GIT_INDEX_ENTRY_VALID` (in `flags`): assume-unchanged.
-const ASSUME_UNCHANGED: u16 = 0x8000;
-
-/// `GIT_INDEX_ENTRY_SKIP_WORKTREE` (in `flags_extended`).
-const SKIP_WORKTREE: u16 = 1 << 14;
 
 /// `set_ref` and `delete_ref` take full names under `refs/` only: never `HEAD` or a short
 /// branch name by mistake.
@@ -190,126 +186,6 @@ fn walk_ignored(
     Ok(())
 }
 
-/// The flag of a stage-0, non-submodule index entry, if any.
-fn index_flag(e: &IndexEntry) -> Option<IndexFlag> {
-    if (e.flags >> 12) & 0x3 != 0 || e.mode == MODE_GITLINK {
-        None
-    } else if e.flags_extended & SKIP_WORKTREE != 0 {
-        Some(IndexFlag::SkipWorktree)
-    } else if e.flags & ASSUME_UNCHANGED != 0 {
-        Some(IndexFlag::AssumeUnchanged)
-    } else {
-        None
-    }
-}
-
-/// The flagged entries of the index with the object id and mode the index records, sorted by
-/// path. Each is compared with its file the way git would without the flag: the entry, flag
-/// cleared, in an in-memory index diffed against the work tree (stat data first, then the
-/// content through the clean filters, the executable bit, the file type). An absent
-/// skip-worktree file (sparse checkout) is not compared.
-fn flagged_locked(repo: &Repository, workdir: &Path) -> Result<Vec<(FlaggedEntry, Oid, u32)>> {
-    let index = fresh_index(repo)?;
-    let found: Vec<(IndexEntry, IndexFlag)> = index.iter().filter_map(|e| index_flag(&e).map(|f| (e, f))).collect();
-    if found.is_empty() {
-        return Ok(Vec::new());
-    }
-    let mut probe = git2::Index::new().map_err(git2_err("create an index in memory"))?;
-    let mut opts = DiffOptions::new();
-    opts.include_typechange(true).disable_pathspec_match(true).ignore_submodules(true);
-    let mut out = Vec::with_capacity(found.len());
-    for (mut e, flag) in found {
-        let path = repo_path(&e.path)?;
-        out.push((FlaggedEntry { path: path.clone(), flag, changed: None }, e.id, e.mode));
-        if flag == IndexFlag::SkipWorktree && std::fs::symlink_metadata(path.to_fs(workdir)).is_err() {
-            continue;
-        }
-        e.flags &= !ASSUME_UNCHANGED;
-        e.flags_extended &= !SKIP_WORKTREE;
-        probe.add(&e).map_err(git2_err("copy an index entry"))?;
-        opts.pathspec(OsStr::from_bytes(&e.path));
-    }
-    if probe.is_empty() {
-        return Ok(out);
-    }
-    let diff = repo
-        .diff_index_to_workdir(Some(&probe), Some(&mut opts))
-        .map_err(git2_err("compare flagged entries with the work tree"))?;
-    let mut changed = HashMap::new();
-    for delta in diff.deltas() {
-        if let (Some(kind), Some(path)) = (delta_kind(delta.status()), delta.old_file().path_bytes()) {
-            changed.insert(path.to_vec(), kind);
-        }
-    }
-    for (f, _, _) in &mut out {
-        f.changed = changed.get(f.path.as_bytes()).copied();
-    }
-    out.sort_by(|a, b| a.0.path.cmp(&b.0.path));
-    Ok(out)
-}
-
-/// A work-tree file kept as it is through a checkout.
-enum KeptFile {
-    File { path: PathBuf, content: Vec<u8>, mode: u32 },
-    Symlink { path: PathBuf, target: PathBuf },
-}
-
-impl KeptFile {
-    fn read(path: PathBuf) -> Result<Option<Self>> {
-        let Ok(meta) = std::fs::symlink_metadata(&path) else { return Ok(None) };
-        Ok(if meta.file_type().is_symlink() {
-            let target = std::fs::read_link(&path).at("read symlink", &path)?;
-            Some(Self::Symlink { path, target })
-        } else if meta.is_file() {
-            let content = std::fs::read(&path).at("read", &path)?;
-            Some(Self::File { path, content, mode: std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) })
-        } else {
-            None
-        })
-    }
-
-    fn put_back(&self) -> Result<()> {
-        match self {
-            Self::File { path, content, mode } => crate::fsutil::atomic_write_mode(path, content, mode & 0o7777)?,
-            Self::Symlink { path, target } => {
-                crate::fsutil::remove_file_if_exists(path)?;
-                std::os::unix::fs::symlink(target, path).at("create symlink", path)?;
-            }
-        }
-        Ok(())
-    }
-}
-
-/// What a reset does to flagged entries, worked out before the checkout (see
-/// [`VcsBackend::reset_hard`]).
-#[derive(Default)]
-struct FlagPlan {
-    /// The entries whose flag stays.
-    keep_flags: Vec<(Vec<u8>, IndexFlag)>,
-    /// The changed skip-worktree files git leaves alone.
-    keep_files: Vec<KeptFile>,
-}
-
-fn plan_flags(repo: &Repository, workdir: &Path, tree: &Tree<'_>) -> Result<FlagPlan> {
-    let mut plan = FlagPlan::default();
-    for (f, id, mode) in flagged_locked(repo, workdir)? {
-        let path = f.path.as_bytes();
-        let target = tree.get_path(Path::new(OsStr::from_bytes(path))).ok();
-        let same = target.as_ref().is_some_and(|t| t.id() == id && u32::try_from(t.filemode()).ok() == Some(mode));
-        let keep = match f.flag {
-            IndexFlag::AssumeUnchanged => same,
-            IndexFlag::SkipWorktree => target.is_some() && (same || f.changed.is_none()),
-        };
-        if same && f.flag == IndexFlag::SkipWorktree && f.changed.is_some() {
-            plan.keep_files.extend(KeptFile::read(f.path.to_fs(workdir))?);
-        }
-        if keep {
-            plan.keep_flags.push((path.to_vec(), f.flag));
-        }
-    }
-    Ok(plan)
-}
-
 impl Git2Backend {
     /// Opens the repository containing `dir`. The work tree is the folder holding the `.git`
     /// folder or file (`git init --separate-git-dir`, submodules and linked worktrees have a
@@ -342,7 +218,7 @@ impl Git2Backend {
         }
         let repo = self.repo();
         let index = fresh_index(&repo)?;
-        Ok(index.iter().any(|e| index_flag(&e).is_some()))
+        Ok(index.iter().any(|e| flags::index_flag(&e).is_some()))
     }
 
     fn repo(&self) -> MutexGuard<'_, Repository> {
@@ -364,7 +240,7 @@ impl Git2Backend {
         let tree = target.tree().map_err(git2_err(format!("read tree of {commit}")))?;
         // Checkout compares with the index: make sure it is the one on disk.
         fresh_index(repo)?;
-        let FlagPlan { keep_flags, keep_files } = plan_flags(repo, &self.workdir, &tree)?;
+        let plan = flags::plan(repo, &self.workdir, &tree)?;
         let mut checkout = CheckoutBuilder::new();
         checkout.force();
         repo.checkout_tree(tree.as_object(), Some(&mut checkout)).map_err(git2_err(format!("check out {commit}")))?;
@@ -379,18 +255,9 @@ impl Git2Backend {
         }
         let mut index = fresh_index(repo)?;
         index.read_tree(&tree).map_err(git2_err("read tree into index"))?;
-        for (path, flag) in keep_flags {
-            let Some(mut entry) = index.get_path(Path::new(OsStr::from_bytes(&path)), 0) else { continue };
-            match flag {
-                IndexFlag::AssumeUnchanged => entry.flags |= ASSUME_UNCHANGED,
-                IndexFlag::SkipWorktree => entry.flags_extended |= SKIP_WORKTREE,
-            }
-            index.add(&entry).map_err(git2_err("keep an index flag"))?;
-        }
+        plan.keep_flags_in(&mut index)?;
         index.write().map_err(git2_err("write index"))?;
-        for file in &keep_files {
-            file.put_back()?;
-        }
+        plan.put_back_files()?;
         repo.cleanup_state().map_err(git2_err("clean up merge state"))?;
         Ok(())
     }
@@ -638,17 +505,17 @@ impl VcsBackend for Git2Backend {
         }
         sort_status(&mut out);
         out.dedup();
-        let flagged: Vec<FlaggedEntry> = flagged_locked(&repo, &self.workdir)?.into_iter().map(|(f, ..)| f).collect();
+        let flagged: Vec<FlaggedEntry> = flags::flagged(&repo, &self.workdir)?.into_iter().map(|(f, ..)| f).collect();
         super::add_hidden_changes(&mut out, &flagged);
         Ok(out)
     }
 
     fn flagged(&self) -> Result<Vec<FlaggedEntry>> {
-        if self.sha1 && super::index_scan::any_flagged(&self.index_path()) == Some(false) {
+        if !self.any_flagged()? {
             return Ok(Vec::new());
         }
         let repo = self.repo();
-        Ok(flagged_locked(&repo, &self.workdir)?.into_iter().map(|(f, ..)| f).collect())
+        Ok(flags::flagged(&repo, &self.workdir)?.into_iter().map(|(f, ..)| f).collect())
     }
 
     fn tracked_paths(&self, commit: &CommitId) -> Result<Vec<RepoPath>> {
