@@ -317,8 +317,9 @@ fn store_file(store: &dyn BackupStore, workdir: &Path, path: &RepoPath) -> Resul
 }
 
 /// Stores the `pending` files, on up to as many threads as there are cores (at least
-/// [`PARALLEL_FROM`] files each), calling `progress` with the number stored so far. The first
-/// error in path order wins; files are read no matter what the others give.
+/// [`PARALLEL_FROM`] files each; this thread is one of them), calling `progress` with the
+/// number stored so far. The first error in path order wins; files are read no matter what
+/// the others give.
 fn store_pending(
     store: &dyn BackupStore,
     workdir: &Path,
@@ -330,55 +331,41 @@ fn store_pending(
         .min(pending.len() / PARALLEL_FROM)
         .max(1);
     let every = pending.len().div_ceil(100).max(1);
-    if threads == 1 {
-        let mut out = Vec::with_capacity(pending.len());
-        for (i, p) in pending.iter().enumerate() {
-            if i % every == 0 {
-                progress(i as u64);
-            }
-            out.push(store_file(store, workdir, &p.path)?);
-        }
-        return Ok(out);
-    }
-    // Chunks of the queue go to whichever thread is free; results keep the queue's order.
     let next = std::sync::atomic::AtomicUsize::new(0);
     let done = std::sync::atomic::AtomicUsize::new(0);
-    let mut results: Vec<Option<Result<Stored>>> = std::thread::scope(|s| {
-        let workers: Vec<_> = (0..threads)
-            .map(|_| {
-                s.spawn(|| {
-                    let mut got = Vec::new();
-                    loop {
-                        let from = next.fetch_add(CHUNK, Ordering::Relaxed);
-                        if from >= pending.len() {
-                            break got;
-                        }
-                        for (i, p) in pending.iter().enumerate().skip(from).take(CHUNK) {
-                            got.push((i, store_file(store, workdir, &p.path)));
-                        }
-                        done.fetch_add(CHUNK.min(pending.len() - from), Ordering::Relaxed);
-                    }
-                })
-            })
-            .collect();
+    // Takes chunks of the queue until it is empty, calling `report` with the files stored by
+    // every thread so far after each chunk; gives each file's place in the queue with its result.
+    let work = |report: &mut dyn FnMut(usize)| {
+        let mut got = Vec::new();
+        loop {
+            let from = next.fetch_add(CHUNK, Ordering::Relaxed);
+            if from >= pending.len() {
+                break got;
+            }
+            for (i, p) in pending.iter().enumerate().skip(from).take(CHUNK) {
+                got.push((i, store_file(store, workdir, &p.path)));
+            }
+            let taken = CHUNK.min(pending.len() - from);
+            report(done.fetch_add(taken, Ordering::Relaxed) + taken);
+        }
+    };
+    let mut results: Vec<Option<Result<Stored>>> = (0..pending.len()).map(|_| None).collect();
+    std::thread::scope(|s| {
+        let helpers: Vec<_> = (1..threads).map(|_| s.spawn(|| work(&mut |_| {}))).collect();
         let mut reported = 0;
-        while workers.iter().any(|w| !w.is_finished()) {
-            let now = done.load(Ordering::Relaxed);
+        let mine = work(&mut |now| {
             if now >= reported + every {
                 progress(now as u64);
                 reported = now;
             }
-            std::thread::sleep(std::time::Duration::from_millis(2));
+        });
+        let theirs =
+            helpers.into_iter().flat_map(|h| h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)));
+        for (i, r) in mine.into_iter().chain(theirs) {
+            results[i] = Some(r);
         }
-        let mut results: Vec<Option<Result<Stored>>> = (0..pending.len()).map(|_| None).collect();
-        for w in workers {
-            for (i, r) in w.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)) {
-                results[i] = Some(r);
-            }
-        }
-        results
     });
-    results.iter_mut().map(|r| r.take().expect("every queued file was stored")).collect()
+    results.into_iter().map(|r| r.expect("every queued file was taken by a thread")).collect()
 }
 
 /// Groups of captured files that are hard links to one another now (same device and inode),
