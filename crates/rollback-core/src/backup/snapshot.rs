@@ -451,6 +451,20 @@ pub fn still_as_captured(full: &Path, captured: &EntryKind) -> bool {
     }
 }
 
+/// [`still_as_captured`], by the stat `cache` recorded when it captured `path` (full path
+/// `full`) as a file, if it did and the stat qualifies ([`StatCache::still_recorded`]);
+/// otherwise, or without a cache, by reading the entry.
+pub fn still_as_recorded(cache: Option<&StatCache>, path: &RepoPath, full: &Path, captured: &EntryKind) -> bool {
+    if let (Some(cache), EntryKind::File { blob, .. }) = (cache, captured)
+        && let Ok(meta) = fs::symlink_metadata(full)
+        && meta.is_file()
+        && cache.still_recorded(path, &FileStat::of(&meta), blob)
+    {
+        return true;
+    }
+    still_as_captured(full, captured)
+}
+
 /// A unique hidden temp name next to `path`.
 fn temp_path(path: &Path) -> PathBuf {
     static COUNTER: AtomicU64 = AtomicU64::new(0);

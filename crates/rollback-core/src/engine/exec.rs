@@ -28,7 +28,8 @@ pub(crate) struct Exec<'a> {
     pub(crate) manifest: Option<Manifest>,
     /// The stat of each file that snapshot read, as it read it (this process only; a resume
     /// has none and hashes again): lets a later step see that a file it is about to delete is
-    /// still the one the snapshot holds without reading it.
+    /// still the one the snapshot holds without reading it
+    /// ([`crate::backup::snapshot::still_as_recorded`]).
     pub(crate) captured: Option<crate::backup::statcache::StatCache>,
     /// The plan was made under the lock just now: the snapshot can use its capture list
     /// instead of scanning the tree again (a resume scans again).
@@ -47,25 +48,6 @@ pub(crate) struct Exec<'a> {
     pub(crate) skipped: BTreeSet<usize>,
     /// The `started` webhooks, sent while the first steps run.
     pub(crate) started_notice: Option<tokio::task::JoinHandle<Vec<crate::notify::NotifyResult>>>,
-}
-
-/// Whether the entry at `path` (full path `full`) is still what this run's snapshot
-/// captured as `kind`: by its stat when the snapshot was taken in this process (see
-/// [`Exec::captured`]), else by reading it ([`crate::backup::snapshot::still_as_captured`]).
-pub(crate) fn still_as_snapshot_took(
-    captured: Option<&crate::backup::statcache::StatCache>,
-    path: &crate::paths::RepoPath,
-    full: &std::path::Path,
-    kind: &crate::backup::EntryKind,
-) -> bool {
-    if let (Some(cache), crate::backup::EntryKind::File { blob, .. }) = (captured, kind)
-        && let Ok(meta) = std::fs::symlink_metadata(full)
-        && meta.is_file()
-        && cache.still_recorded(path, &crate::backup::statcache::FileStat::of(&meta), blob)
-    {
-        return true;
-    }
-    crate::backup::snapshot::still_as_captured(full, kind)
 }
 
 impl Rollback {

@@ -3,9 +3,8 @@
 
 use std::collections::BTreeSet;
 
-use crate::backup::EntryKind;
+use crate::backup::{self, EntryKind};
 use crate::detail::StepDetail;
-use crate::engine::exec::still_as_snapshot_took;
 use crate::engine::{Ctx, Exec, Rollback, planner};
 use crate::error::Result;
 use crate::event::LogLevel;
@@ -67,7 +66,7 @@ impl Rollback {
             let full = p.to_fs(workdir);
             // The manifest's entries are sorted by path.
             let captured = manifest.entries.binary_search_by(|e| e.path.cmp(p)).ok().map(|i| &manifest.entries[i].kind);
-            let unchanged = |k| still_as_snapshot_took(ex.captured.as_ref(), p, &full, k);
+            let unchanged = |k| backup::snapshot::still_as_recorded(ex.captured.as_ref(), p, &full, k);
             match std::fs::symlink_metadata(&full) {
                 Ok(m) if !m.is_dir() && !captured.is_some_and(unchanged) => {
                     // Written after the snapshot (a log a process appends to): those bytes are
