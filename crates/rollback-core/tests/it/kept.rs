@@ -98,21 +98,31 @@ fn a_run_is_undone_and_resumed_only_from_the_work_tree_it_ran_in() {
     assert_eq!(r.head(), v3);
 }
 
-/// Appends to a file when a step starts: a process writing a log during the rollback.
-struct Writer {
-    path: std::path::PathBuf,
+/// Runs `action` when step `at` starts: a process touching the work tree during the rollback.
+struct OnStep<F: Fn() + Send + Sync> {
     at: &'static str,
+    action: F,
 }
 
-impl rollback_core::event::Observer for Writer {
+impl<F: Fn() + Send + Sync> rollback_core::event::Observer for OnStep<F> {
     fn event(&self, event: &rollback_core::event::Event) {
         if let rollback_core::event::Event::StepStarted { step, .. } = event
             && step == self.at
         {
-            use std::io::Write as _;
-            let mut f = std::fs::OpenOptions::new().append(true).open(&self.path).unwrap();
-            f.write_all(b"written during the rollback\n").unwrap();
+            (self.action)();
         }
+    }
+}
+
+/// Appends to `path` when `remove_untracked` starts: a process writing a log.
+fn log_writer(path: std::path::PathBuf) -> OnStep<impl Fn() + Send + Sync> {
+    OnStep {
+        at: "remove_untracked",
+        action: move || {
+            use std::io::Write as _;
+            let mut f = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
+            f.write_all(b"written during the rollback\n").unwrap();
+        },
     }
 }
 
@@ -123,7 +133,7 @@ fn an_untracked_file_written_after_the_snapshot_is_left_in_place_not_deleted() {
     r.write("logs/app.log", "before\n").write("notes/todo.txt", "t\n");
     let rb = Rollback::builder(r.path()).config(Config::default()).build().unwrap();
     let opts = RunOptions { level: Some(Level::Fast), target: Some("v1".into()), ..RunOptions::default() };
-    let writer = Writer { path: r.path().join("logs/app.log"), at: "remove_untracked" };
+    let writer = log_writer(r.path().join("logs/app.log"));
     let out = rb.run(&opts, &AutoConfirm, &writer).unwrap();
     assert_eq!(out.status, RunStatus::Succeeded, "{:?}", out.error);
     assert_eq!(
@@ -151,7 +161,7 @@ fn undo_keeps_the_latest_content_of_a_file_written_during_the_run() {
     r.write("logs/app.log", "before\n").write("notes/todo.txt", "t\n");
     let rb = Rollback::builder(r.path()).config(Config::default()).build().unwrap();
     let opts = RunOptions { level: Some(Level::Fast), target: Some("v1".into()), ..RunOptions::default() };
-    let writer = Writer { path: r.path().join("logs/app.log"), at: "remove_untracked" };
+    let writer = log_writer(r.path().join("logs/app.log"));
     let out = rb.run(&opts, &AutoConfirm, &writer).unwrap();
     assert_eq!(out.status, RunStatus::Succeeded, "{:?}", out.error);
     let undo = rb.undo(out.run_id.as_deref().unwrap(), &AutoConfirm, &Recorder::default()).unwrap();
@@ -188,25 +198,6 @@ fn a_mark_made_after_the_run_survives_its_undo() {
     assert!(reg.commits.iter().any(|e| e.verified && e.notes == "24h uptime"), "older marks too");
 }
 
-/// Swaps a file's content for other bytes of the same length when a step starts, and puts
-/// its modification time back: only the change time (and the content) tells.
-struct Swapper {
-    path: std::path::PathBuf,
-    at: &'static str,
-}
-
-impl rollback_core::event::Observer for Swapper {
-    fn event(&self, event: &rollback_core::event::Event) {
-        if let rollback_core::event::Event::StepStarted { step, .. } = event
-            && step == self.at
-        {
-            let mtime = std::fs::metadata(&self.path).unwrap().modified().unwrap();
-            std::fs::write(&self.path, b"AFTER!\n").unwrap();
-            std::fs::File::options().write(true).open(&self.path).unwrap().set_modified(mtime).unwrap();
-        }
-    }
-}
-
 /// The clean-up step trusts a file's stat (size, times, inode) when this run's snapshot read
 /// it an hour after it was last written, instead of reading it again. Same-size bytes with the
 /// old modification time put back still change the change time: the file is seen as changed
@@ -224,7 +215,16 @@ fn an_untracked_file_swapped_for_same_size_bytes_with_its_old_mtime_is_still_kep
     std::thread::sleep(std::time::Duration::from_millis(50));
     let rb = Rollback::builder(r.path()).config(Config::default()).build().unwrap();
     let opts = RunOptions { level: Some(Level::Fast), target: Some("v1".into()), ..RunOptions::default() };
-    let swapper = Swapper { path: r.path().join("logs/app.log"), at: "remove_untracked" };
+    // Same-size bytes, and the modification time put back: only the change time tells.
+    let log = r.path().join("logs/app.log");
+    let swapper = OnStep {
+        at: "remove_untracked",
+        action: || {
+            let mtime = std::fs::metadata(&log).unwrap().modified().unwrap();
+            std::fs::write(&log, b"AFTER!\n").unwrap();
+            std::fs::File::options().write(true).open(&log).unwrap().set_modified(mtime).unwrap();
+        },
+    };
     let out = rb.run(&opts, &AutoConfirm, &swapper).unwrap();
     assert_eq!(out.status, RunStatus::Succeeded, "{:?}", out.error);
     assert_eq!(r.read("logs/app.log"), b"AFTER!\n", "bytes in no backup are kept");
