@@ -101,8 +101,8 @@ pub fn capture(
     capture_with_progress(store, workdir, paths, &mut |_| {})
 }
 
-/// [`capture`], calling `progress(done)` with the number of `paths` captured so far, at most
-/// about 100 times (and always at the end).
+/// [`capture`], calling `progress(done)` with the number of `paths` captured so far: rising,
+/// from 0, at most 101 times, and `paths.len()` last.
 pub fn capture_with_progress(
     store: &dyn BackupStore,
     workdir: &Path,
@@ -124,16 +124,14 @@ pub fn capture_cached(
 ) -> Result<(Vec<ManifestEntry>, PutStats)> {
     let mut out: BTreeMap<RepoPath, ManifestEntry> = BTreeMap::new();
     let mut stats = PutStats::default();
-    let every = paths.len().div_ceil(100).max(1);
     let mut folders: HashSet<RepoPath> = HashSet::new();
     let mut pending: Vec<Pending> = Vec::new();
     let mut queued: HashSet<RepoPath> = HashSet::new();
     // Progress counts paths: the walk's share first, then the stored files' share of the rest.
     let total = paths.len() as u64;
+    let mut progress = Throttle::new(total, progress);
     for (done, (path, origin)) in paths.iter().enumerate() {
-        if done % every == 0 {
-            progress(done as u64 / 2);
-        }
+        progress.at(done as u64 / 2);
         let origin = *origin;
         let absent = |p: RepoPath| ManifestEntry { path: p, origin, kind: EntryKind::Absent };
         // Parents, outermost first: a missing one makes it and everything below it absent; a
@@ -180,7 +178,7 @@ pub fn capture_cached(
     }
     let walked = total / 2;
     let queue = (pending.len() as u64).max(1);
-    let stored = store_pending(store, workdir, &pending, &mut |n| progress(walked + n * (total - walked) / queue))?;
+    let stored = store_pending(store, workdir, &pending, &mut |n| progress.at(walked + n * (total - walked) / queue))?;
     let mut new_seen: HashSet<BlobId> = HashSet::new();
     for (Pending { path, origin }, (blob, size, new, stat, stored)) in pending.into_iter().zip(stored) {
         // Two files with the same content race to store one blob: it is new once.
@@ -199,8 +197,40 @@ pub fn capture_cached(
         let kind = EntryKind::File { blob, size, mode: stat.mode & 0o7777 };
         out.insert(path.clone(), ManifestEntry { path, origin, kind });
     }
-    progress(total);
+    progress.end();
     Ok((out.into_values().collect(), stats))
+}
+
+/// Passes on a rising count out of `total` at most about 100 times: the first value, then
+/// values at least 1% past the last one passed, and `total` once at the end (101 calls at most).
+struct Throttle<'a> {
+    total: u64,
+    step: u64,
+    last: Option<u64>,
+    report: &'a mut dyn FnMut(u64),
+}
+
+impl<'a> Throttle<'a> {
+    fn new(total: u64, report: &'a mut dyn FnMut(u64)) -> Self {
+        Throttle { total, step: total.div_ceil(100).max(1), last: None, report }
+    }
+
+    fn at(&mut self, done: u64) {
+        let due = match self.last {
+            None => true,
+            Some(last) => done >= last + self.step && done < self.total,
+        };
+        if due {
+            (self.report)(done);
+            self.last = Some(done);
+        }
+    }
+
+    fn end(&mut self) {
+        if self.last != Some(self.total) {
+            (self.report)(self.total);
+        }
+    }
 }
 
 /// A regular file the walk found and the cache could not vouch for: read and stored after the
@@ -330,7 +360,6 @@ fn store_pending(
         .map_or(1, std::num::NonZero::get)
         .min(pending.len() / PARALLEL_FROM)
         .max(1);
-    let every = pending.len().div_ceil(100).max(1);
     let next = std::sync::atomic::AtomicUsize::new(0);
     let done = std::sync::atomic::AtomicUsize::new(0);
     // Takes chunks of the queue until it is empty, calling `report` with the files stored by
@@ -352,13 +381,7 @@ fn store_pending(
     let mut results: Vec<Option<Result<Stored>>> = (0..pending.len()).map(|_| None).collect();
     std::thread::scope(|s| {
         let helpers: Vec<_> = (1..threads).map(|_| s.spawn(|| work(&mut |_| {}))).collect();
-        let mut reported = 0;
-        let mine = work(&mut |now| {
-            if now >= reported + every {
-                progress(now as u64);
-                reported = now;
-            }
-        });
+        let mine = work(&mut |now| progress(now as u64));
         let theirs =
             helpers.into_iter().flat_map(|h| h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)));
         for (i, r) in mine.into_iter().chain(theirs) {

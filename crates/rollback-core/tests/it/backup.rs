@@ -288,3 +288,24 @@ fn a_capture_of_hundreds_of_files_stored_in_parallel_is_exact() {
     restore(&store, repo.path(), &entries).unwrap();
     assert_eq!(repo.tree(), before);
 }
+
+#[test]
+fn the_progress_of_a_capture_rises_from_zero_to_the_total_in_at_most_101_calls() {
+    use rollback_core::backup::snapshot::capture_with_progress;
+    let (_d, store) = new_store();
+    let repo = rollback_testkit::TestRepo::new();
+    let mut paths = Vec::new();
+    for i in 0..1000 {
+        let path = format!("f{i}.txt");
+        repo.write(&path, format!("{i}\n"));
+        paths.push((rp(path), Origin::Untracked));
+    }
+    let mut seen = Vec::new();
+    capture_with_progress(&store, repo.path(), &paths, &mut |done| seen.push(done)).unwrap();
+    assert_eq!(seen.first(), Some(&0));
+    assert_eq!(seen.last(), Some(&1000));
+    assert!(seen.windows(2).all(|w| w[0] < w[1]), "rising: {seen:?}");
+    // Both halves (the walk, then the stores) report, but through one throttle.
+    assert!(seen.iter().any(|&d| d > 500 && d < 1000), "the stores report too: {seen:?}");
+    assert!(seen.len() <= 101, "{} calls: {seen:?}", seen.len());
+}
