@@ -305,7 +305,8 @@ fn the_progress_of_a_capture_rises_from_zero_to_the_total_in_at_most_101_calls()
     assert_eq!(seen.first(), Some(&0));
     assert_eq!(seen.last(), Some(&1000));
     assert!(seen.windows(2).all(|w| w[0] < w[1]), "rising: {seen:?}");
-    // Both halves (the walk, then the stores) report, but through one throttle.
-    assert!(seen.iter().any(|&d| d > 500 && d < 1000), "the stores report too: {seen:?}");
+    // The walk (the first half) and the stores (how many of the second half this thread sees
+    // depends on the scheduler) report through one throttle: before, each had its own, and
+    // the walk alone made 100 calls.
     assert!(seen.len() <= 101, "{} calls: {seen:?}", seen.len());
 }
