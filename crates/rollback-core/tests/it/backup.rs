@@ -255,13 +255,14 @@ fn a_capture_of_hundreds_of_files_stored_in_parallel_is_exact() {
     use rollback_core::backup::snapshot::{capture, restore};
     let (_d, store) = new_store();
     let repo = rollback_testkit::TestRepo::new();
-    let mut paths = Vec::new();
-    for i in 0..300 {
-        // 100 distinct contents, each in three files; every tenth file under a folder.
-        let path = if i % 10 == 0 { format!("dir{}/f{i}.txt", i % 7) } else { format!("f{i}.txt") };
-        repo.write(&path, format!("content {}\n", i % 100).repeat(1 + i % 5));
-        paths.push((rp(path), Origin::Untracked));
-    }
+    // 100 distinct contents, each in three files; every tenth file under a folder.
+    let mut paths = write_untracked(
+        &repo,
+        (0..300).map(|i| {
+            let path = if i % 10 == 0 { format!("dir{}/f{i}.txt", i % 7) } else { format!("f{i}.txt") };
+            (path, format!("content {}\n", i % 100).repeat(1 + i % 5))
+        }),
+    );
     repo.symlink("link", "f1.txt");
     paths.push((rp("link"), Origin::Untracked));
     paths.push((rp("missing/file.txt"), Origin::Untracked));
@@ -294,12 +295,7 @@ fn the_progress_of_a_capture_rises_from_zero_to_the_total_in_at_most_101_calls()
     use rollback_core::backup::snapshot::capture_with_progress;
     let (_d, store) = new_store();
     let repo = rollback_testkit::TestRepo::new();
-    let mut paths = Vec::new();
-    for i in 0..1000 {
-        let path = format!("f{i}.txt");
-        repo.write(&path, format!("{i}\n"));
-        paths.push((rp(path), Origin::Untracked));
-    }
+    let paths = write_untracked(&repo, (0..1000).map(|i| (format!("f{i}.txt"), format!("{i}\n"))));
     let mut seen = Vec::new();
     capture_with_progress(&store, repo.path(), &paths, &mut |done| seen.push(done)).unwrap();
     assert_eq!(seen.first(), Some(&0));
@@ -309,4 +305,18 @@ fn the_progress_of_a_capture_rises_from_zero_to_the_total_in_at_most_101_calls()
     // depends on the scheduler) report through one throttle: before, each had its own, and
     // the walk alone made 100 calls.
     assert!(seen.len() <= 101, "{} calls: {seen:?}", seen.len());
+}
+
+/// Writes each `(path, content)` into `repo` and lists the paths as untracked captures.
+fn write_untracked(
+    repo: &rollback_testkit::TestRepo,
+    files: impl IntoIterator<Item = (String, String)>,
+) -> Vec<(RepoPath, Origin)> {
+    files
+        .into_iter()
+        .map(|(path, content)| {
+            repo.write(&path, content);
+            (rp(path), Origin::Untracked)
+        })
+        .collect()
 }
