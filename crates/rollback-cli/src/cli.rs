@@ -148,8 +148,14 @@ pub enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
-    /// Print the man page (roff): `forge-rollback man > ~/.local/share/man/man1/forge-rollback.1`.
-    Man,
+    /// Print the man page (roff): `forge-rollback man > ~/.local/share/man/man1/forge-rollback.1`;
+    /// with `--dir`, write it and one page per subcommand into a folder.
+    Man {
+        /// Write every page (`forge-rollback.1`, `forge-rollback-run.1`, ...) into this folder
+        /// (created if missing) instead of printing the main page.
+        #[arg(long = "dir", id = "pages_dir", value_name = "DIR")]
+        pages_dir: Option<PathBuf>,
+    },
 }
 
 /// `--fast`, `--full`, `--manual`.

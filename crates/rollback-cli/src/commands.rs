@@ -233,8 +233,19 @@ pub fn dispatch(args: &Args, out: &Output) -> anyhow::Result<ExitStatus> {
             crate::completions::completions(out, *shell)?;
             Ok(ExitStatus::Success)
         }
-        Command::Man => {
+        Command::Man { pages_dir: None } => {
             crate::completions::man(out)?;
+            Ok(ExitStatus::Success)
+        }
+        Command::Man { pages_dir: Some(dir) } => {
+            let pages = crate::completions::man_pages(dir)?;
+            if out.json {
+                out.json_value(&serde_json::json!({ "pages": pages }))?;
+            } else {
+                for p in &pages {
+                    out.text(&format!("{}\n", p.display()))?;
+                }
+            }
             Ok(ExitStatus::Success)
         }
         Command::Demo { keep } => {

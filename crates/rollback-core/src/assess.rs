@@ -206,7 +206,7 @@ pub fn resolve_target(
             source: TargetSource::Registry,
             registry_entry: Some(entry),
         }),
-        None => Err(crate::Error::NoTarget { registry: registry_path.to_owned() }),
+        None => Err(crate::Error::NoTarget { registry: registry_path.to_owned(), head: head.clone() }),
     }
 }
 

@@ -75,10 +75,16 @@ pub enum Error {
         source: Box<Error>,
     },
     /// No known-good commit to roll back to, and none given.
-    #[error("no rollback target: the registry `{}` has no verified known-good commit that is not marked bad", registry.display())]
+    #[error(
+        "no rollback target: the registry `{}` has no verified known-good commit other than HEAD ({}) that is not marked bad",
+        registry.display(),
+        head.short()
+    )]
     NoTarget {
         /// The registry that was searched.
         registry: PathBuf,
+        /// HEAD, which is never its own target.
+        head: crate::vcs::CommitId,
     },
     /// A callback supplied by a front-end (Python) raised; the run was stopped cleanly.
     #[error("callback failed: {0}")]

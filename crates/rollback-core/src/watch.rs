@@ -223,6 +223,13 @@ impl Rollback {
         if opts.failures == 0 {
             return Err(Error::usage("`failures` must be at least 1".to_owned(), None));
         }
+        if opts.level == Some(Level::Manual) {
+            // It would only find out when a rollback is due, and then not roll back.
+            return Err(Error::usage(
+                "a watcher rolls back unattended; a manual rollback asks before every step".to_owned(),
+                Some("watch with `--fast` or `--full`, or leave the level to the assessment".into()),
+            ));
+        }
         let promote_after = if let Some(d) = opts.promote_after {
             d
         } else {

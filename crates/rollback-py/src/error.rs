@@ -184,7 +184,7 @@ impl Fields {
                 }
                 _ => {}
             },
-            Error::NoTarget { registry } => f.path = Some(show(registry)),
+            Error::NoTarget { registry, .. } => f.path = Some(show(registry)),
             Error::Vcs(v) => match v {
                 vcs::Error::UnknownRevision { rev } | vcs::Error::AmbiguousRevision { rev } => {
                     f.revision = Some(rev.clone());

@@ -54,6 +54,11 @@ fn no_target_without_registry_is_refused_never_head_minus_one() {
     let (r, _) = messy_repo();
     let e = refused_unchanged(&r, &["run", "--fast", "--yes"], 2, "no rollback target");
     assert!(e.contains("known-good mark"), "{e}");
+    // HEAD is never its own target, and the message says so: HEAD marked good is still none.
+    fr(&r, &["known-good", "mark", "HEAD"]).ok();
+    let head = r.git(&["rev-parse", "--short=7", "HEAD"]);
+    let e = refused_unchanged(&r, &["assess"], 2, "no rollback target");
+    assert!(e.contains(&format!("other than HEAD ({head})")), "{e}");
 }
 
 #[test]

@@ -63,6 +63,88 @@ fn bash_completion_registers_and_completes_every_subcommand() {
     assert!(stdout.contains("got:rehearse"), "`reh` did not complete to `rehearse`: {stdout}\n{stderr}");
 }
 
+/// What real bash completes for the words `line` (the last one being completed).
+fn bash_completes(script: &str, line: &[&str]) -> String {
+    let words = line.iter().map(|w| format!("'{w}'")).collect::<Vec<_>>().join(" ");
+    let (cur, prev) = (line[line.len() - 1], line[line.len() - 2]);
+    let probe = format!(
+        "{script}\nCOMP_WORDS=({words}); COMP_CWORD={}; COMP_LINE='{}'; COMP_POINT=${{#COMP_LINE}}\n_forge__rollback forge-rollback '{cur}' '{prev}'\nprintf '%s\\n' \"${{COMPREPLY[@]}}\"\n",
+        line.len() - 1,
+        line.join(" "),
+    );
+    let (ok, stdout, stderr) = sh("bash", &["-s"], &probe);
+    assert!(ok, "bash rejected the script: {stderr}");
+    stdout
+}
+
+#[test]
+fn bash_completion_completes_the_flags_and_subcommands_after_a_subcommand() {
+    // clap_complete 4.6.12 names the `case` arms of a hyphenated program differently from the
+    // state its loop computes (clap-rs/clap#6421): nothing after a subcommand completed.
+    let dir = tempfile::tempdir().unwrap();
+    let out = run_in(dir.path(), &["completions", "bash"], &[]);
+    out.ok();
+    let script = &out.stdout;
+    assert!(!script.contains("forge__subcmd__rollback"), "an arm the loop never reaches is left");
+    for (line, want) in [
+        (&["forge-rollback", "run", "--ta"][..], "--target"),
+        (&["forge-rollback", "undo", "--restore"], "--restore-snapshot"),
+        (&["forge-rollback", "known-good", "ma"], "mark"),
+        (&["forge-rollback", "backups", "ver"], "verify"),
+        (&["forge-rollback", "man", "--d"], "--dir"),
+    ] {
+        let got = bash_completes(script, line);
+        assert_eq!(got.lines().collect::<Vec<_>>(), [want], "{line:?}");
+    }
+}
+
+#[test]
+fn man_dir_writes_a_page_for_every_subcommand_where_it_is_told() {
+    let dir = tempfile::tempdir().unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let pages = dir.path().join("man1");
+    // Started in `dir` with `-C elsewhere`: a relative `--dir` is taken from where the command
+    // was started (as `report --output`), and `-C` does not leak into it.
+    let o =
+        crate::common::command(elsewhere.path(), &["man", "--dir", "man1"]).current_dir(dir.path()).output().unwrap();
+    let out = crate::common::Out {
+        code: o.status.code(),
+        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+    };
+    out.ok();
+    assert_eq!(std::fs::read_dir(elsewhere.path()).unwrap().count(), 0);
+    let listed: Vec<&str> = out.stdout.lines().collect();
+    for c in COMMANDS.iter().chain(&["known-good-mark", "backups-verify", "runs-show"]) {
+        let page = pages.join(format!("forge-rollback-{c}.1"));
+        assert!(page.is_file(), "no page for `{c}`");
+        // Listed as the operator wrote the folder.
+        assert!(listed.contains(&format!("man1/forge-rollback-{c}.1").as_str()), "`{c}` not listed: {listed:?}");
+    }
+    assert!(pages.join("forge-rollback.1").is_file());
+    let run = std::fs::read_to_string(pages.join("forge-rollback-run.1")).unwrap();
+    assert!(run.contains(".TH forge-rollback-run 1"), "{run}");
+    for flag in ["target", "fast", "allow\\-irreversible"] {
+        assert!(run.contains(&format!("\\-\\-{flag}")), "the run page has no --{flag}");
+    }
+    let (ok, text, warnings) = sh("groff", &["-man", "-Tutf8", "-ww", "-P-cbou"], &run);
+    assert!(ok && warnings.is_empty(), "groff: {warnings}");
+    assert!(text.contains("--target"), "{text}");
+}
+
+#[test]
+fn man_dir_that_cannot_be_made_is_an_io_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("file");
+    std::fs::write(&file, "x").unwrap();
+    let target = file.join("man1");
+    let out = run_in(dir.path(), &["man", "--dir", target.to_str().unwrap()], &[]);
+    out.code(1);
+    assert!(out.stderr.contains(&format!("create folder {}", target.display())), "{}", out.stderr);
+    assert!(out.stdout.is_empty());
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "x");
+}
+
 #[test]
 fn zsh_and_fish_completions_name_the_program() {
     let dir = tempfile::tempdir().unwrap();

@@ -111,6 +111,47 @@ fn a_second_run_during_a_live_run_is_told_the_holder_not_to_resume_it() {
     assert_eq!(out.json()["status"], "succeeded");
 }
 
+/// A live run that has already moved HEAD onto the only known-good commit: a second `run`
+/// with no `--target` finds no target in the registry, but is told who holds the lock (exit 3),
+/// not that there is no target (exit 2), with `--yes` or without.
+#[test]
+fn a_second_run_without_a_target_during_a_live_run_is_told_the_holder() {
+    let (r, _) = messy_repo();
+    fr(&r, &["known-good", "mark", "v1"]).ok();
+    let release = r.path().join(".git/release-first-run");
+    let first = crate::common::Background::spawn(
+        r.path(),
+        &["run", "--fast", "--yes", "--json"],
+        &[
+            ("FORGE_ROLLBACK_FAILPOINT", "before:remove_untracked"),
+            ("FORGE_ROLLBACK_FAILPOINT_ACTION", "pause"),
+            ("FORGE_ROLLBACK_FAILPOINT_RELEASE", release.to_str().unwrap()),
+        ],
+    );
+    let runs = r.path().join(".git/forge-rollback/runs");
+    crate::common::wait_until("the first run to finish its reset", Duration::from_secs(60), || {
+        std::fs::read_dir(&runs).into_iter().flatten().flatten().any(|d| {
+            std::fs::read_to_string(d.path().join("journal.jsonl"))
+                .is_ok_and(|j| j.lines().any(|l| l.contains("\"step_begin\"") && l.contains("\"remove_untracked\"")))
+        })
+    });
+    assert_eq!(r.git(&["rev-parse", "HEAD"]), r.git(&["rev-parse", "v1^{commit}"]), "HEAD is on the only target");
+    let holder = format!("another rollback is running: pid {}", first.child.id());
+    for args in [&["run", "--fast", "--yes"][..], &["run", "--fast"][..]] {
+        let second = fr(&r, args);
+        second.code(3);
+        assert!(second.stderr.contains(&holder), "{args:?}: {}", second.stderr);
+    }
+    std::fs::write(&release, "").unwrap();
+    let out = first.wait(Duration::from_secs(120));
+    out.ok();
+    assert_eq!(out.json()["status"], "succeeded");
+    // With the lock free, the same command says what is wrong: no target left.
+    let alone = fr(&r, &["run", "--fast", "--yes"]);
+    alone.code(2);
+    assert!(alone.stderr.contains("no rollback target"), "{}", alone.stderr);
+}
+
 /// Ctrl-C (SIGINT) once a run has begun stops it at its next step boundary instead of killing
 /// it half-way: journaled `cancelled` (exit 5), the lock released, and undone like any run.
 #[test]

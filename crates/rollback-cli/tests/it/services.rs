@@ -293,6 +293,13 @@ fn a_failing_restart_step_fails_the_run_and_resume_after_the_fix_finishes_it() {
     let error = j["error"].as_str().unwrap();
     assert!(error.contains("restart step `app` failed: exit code 3, expected 0"), "{error}");
     assert!(error.contains("app failed to start: port 8000 in use"), "the script's stderr: {error}");
+    // The hint names this run, not a placeholder.
+    assert!(
+        out.stderr
+            .contains(&format!("hint: fix the service, then `forge-rollback resume {id}` runs the restart again")),
+        "{}",
+        out.stderr
+    );
     let statuses: Vec<(String, String)> = step_names(&j).into_iter().skip(4).collect();
     assert_eq!(
         statuses,

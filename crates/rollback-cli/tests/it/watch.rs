@@ -390,6 +390,19 @@ fn an_absurd_promotion_window_in_the_registry_is_a_usage_error_not_a_panic() {
     w.fr(&["watch", "--interval", "0.2", "--rounds", "1", "--promote-after", "1"]).ok();
 }
 
+/// A watcher cannot ask before every step: `--manual` (or `[watch] level = "manual"`) is
+/// refused before the first round, not found out when a rollback is due.
+#[test]
+fn a_manual_watch_is_refused_before_it_watches() {
+    let w = Watched::new(|_| String::new());
+    w.server.set("/health", Behaviour::Status(503));
+    let out = w.fr(&["watch", "--manual", "--interval", "0.2", "--failures", "1", "--rounds", "1"]);
+    out.code(2);
+    assert!(out.stderr.contains("a watcher rolls back unattended"), "{}", out.stderr);
+    assert!(w.server.requests().is_empty(), "no round was run");
+    assert!(w.records().is_empty() && w.runs().is_empty());
+}
+
 #[test]
 fn with_on_failure_undo_a_watch_does_not_flap_between_rollback_and_undo() {
     let w = Watched::new(|_| "[verify]\non_failure = \"undo\"\n".to_owned());

@@ -55,18 +55,33 @@ impl Entry for RollbackEntry<'_> {
                 ));
             }
             // Bad input is reported before anything is written, even the state folder.
-            let head = rb.vcs.head()?;
-            let registry = rb.registry()?;
-            assess::resolve_target(
-                rb.vcs.as_ref(),
-                &registry,
-                &rb.registry_path(),
-                &head.commit,
-                opts.target.as_deref(),
-            )?;
+            let checked = (|| -> Result<()> {
+                let head = rb.vcs.head()?;
+                let registry = rb.registry()?;
+                assess::resolve_target(
+                    rb.vcs.as_ref(),
+                    &registry,
+                    &rb.registry_path(),
+                    &head.commit,
+                    opts.target.as_deref(),
+                )?;
+                Ok(())
+            })();
+            if let Err(e) = checked {
+                // A live run may be why (it has moved HEAD onto the target): name it instead.
+                rb.refuse_locked()?;
+                return Err(e);
+            }
             return Ok(Next::Go(Ready::Unattended));
         }
-        let a = rb.assess_local(opts.target.as_deref())?;
+        let a = match rb.assess_local(opts.target.as_deref()) {
+            Ok(a) => a,
+            Err(e) if opts.dry_run => return Err(e),
+            Err(e) => {
+                rb.refuse_locked()?;
+                return Err(e);
+            }
+        };
         let level = Rollback::level_for(&a, opts);
         rb.require_database(&a, level)?;
         let mut plan = rb.scoped_plan(&a, level, opts)?;

@@ -45,7 +45,7 @@ impl Rollback {
             }
             Step::UpgradeDatabase { to, drops, .. } => self.step_upgrade_database(ctx, to, drops),
             Step::PutBackRows { snapshot, losses, .. } => self.step_put_back_rows(ctx, ex, snapshot, losses),
-            Step::Restart { .. } => self.step_restart(ctx),
+            Step::Restart { .. } => self.step_restart(ctx, &ex.run_id),
             Step::Deploy { .. } => self.step_deploy(ctx, ex),
             Step::Promote { production, from, to, autodeploy } => {
                 self.step_promote(ctx, production, from, to, *autodeploy)

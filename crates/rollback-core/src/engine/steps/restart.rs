@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 use crate::event::LogLevel;
 
 impl Rollback {
-    pub(crate) fn step_restart(&self, ctx: &mut Ctx<'_>) -> Result<StepDetail> {
+    pub(crate) fn step_restart(&self, ctx: &mut Ctx<'_>, run_id: &str) -> Result<StepDetail> {
         ctx.log(LogLevel::Info, format!("Restarting services ({} step(s))...", self.config.restart.len()));
         let verifier = self.verifier();
         let shared = Mutex::new(&mut *ctx);
@@ -21,7 +21,7 @@ impl Rollback {
                 message: format!("restart step `{}` failed: {}", bad.name, bad.detail),
                 hint: Some(crate::hint::hint![
                     "fix the service, then ",
-                    crate::hint::Action::resume("RUN"),
+                    crate::hint::Action::resume(run_id),
                     " runs the restart again"
                 ]),
             });
