@@ -354,7 +354,11 @@ fn render_outcome(o: &RunOutcome) -> String {
     let mut s = String::new();
     let id = o.run_id.as_deref().unwrap_or("-");
     let _ = writeln!(s, "run:     {id} ({}{})", o.kind.as_str(), o.level.map(|l| format!(", {l}")).unwrap_or_default());
-    let _ = writeln!(s, "status:  {}", o.status);
+    if o.interrupted {
+        let _ = writeln!(s, "status:  interrupted (the process died half-way; resume or undo it)");
+    } else {
+        let _ = writeln!(s, "status:  {}", o.status);
+    }
     let _ = writeln!(s, "from:    {} ({})", o.from, o.branch.as_deref().unwrap_or("detached"));
     let _ = writeln!(s, "to:      {}", o.to);
     if let Some(b) = &o.backup_id {

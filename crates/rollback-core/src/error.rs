@@ -188,6 +188,13 @@ impl Error {
             Error::Vcs(vcs::Error::NotARepository { .. }) => {
                 Some(hint!["run inside a git work tree, or point at one with ", Action::OpenWorkTree])
             }
+            Error::StepFailed { run_id, source, .. } if source.index_locked() => Some(hint![
+                "once no other git command runs here, remove the `index.lock` a killed one left in the git folder, then ",
+                Action::resume(run_id),
+                " (or ",
+                Action::undo(run_id),
+                ")"
+            ]),
             Error::StepFailed { run_id, .. } => Some(hint![
                 "fix the cause, then ",
                 Action::resume(run_id),
@@ -196,6 +203,22 @@ impl Error {
             ]),
             _ => None,
         })
+    }
+
+    /// git found `index.lock` in the git folder: another git command is running, or one that
+    /// was killed (`kill -9`, a power loss) left it behind, and git will not remove it itself.
+    pub fn index_locked(&self) -> bool {
+        match self {
+            Error::Vcs(vcs::Error::Command { stderr: text, .. }) => {
+                text.contains("index.lock") && text.contains("File exists")
+            }
+            Error::Vcs(e @ vcs::Error::Git2 { .. }) => {
+                let text =
+                    format!("{e}: {}", std::error::Error::source(e).map(ToString::to_string).unwrap_or_default());
+                text.contains("index.lock") && text.contains("exists")
+            }
+            _ => false,
+        }
     }
 
     /// Hints that name no action: the same words for every front-end.
@@ -211,6 +234,9 @@ impl Error {
             Error::Vcs(vcs::Error::UnknownRevision { .. } | vcs::Error::AmbiguousRevision { .. }) => {
                 Some("give a longer hash, a branch or a tag; `git log --oneline` lists commits".into())
             }
+            _ if self.index_locked() => Some(
+                "another git command is running here, or a killed one left `index.lock` in the git folder: once none runs, remove that file, then try again (`resume` a run that failed on it)".into(),
+            ),
             Error::Vcs(vcs::Error::GitNotFound(_)) => Some(
                 "install git, or set `backend = \"git2\"` under `[vcs]` in the configuration: the built-in libgit2 backend needs no `git` program".into(),
             ),

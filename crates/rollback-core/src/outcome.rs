@@ -59,6 +59,11 @@ pub struct RunOutcome {
     pub verification: Option<crate::verify::VerificationReport>,
     /// The undo that put this run back (`[verify] on_failure = "undo"`, or a manual abort).
     pub undone_by: Option<String>,
+    /// Read back from its journal ([`crate::Rollback::run_details`]): started and not finished,
+    /// and nobody holds the lock, so it crashed or was killed (`status` stays `running`, as
+    /// the journal says; `resume` or `undo` it). Always `false` for a run just made.
+    #[serde(default)]
+    pub interrupted: bool,
 }
 
 /// A line of `runs list`.

@@ -311,6 +311,9 @@ result_class! {
         error => "error",
         /// The run that undid this one (`on_failure = "undo"`, or a manual abort with undo).
         undone_by => "undone_by",
+        /// Read back by `run_details`: `running` in its journal, but no process holds the lock
+        /// (killed half-way: `resume` or `undo` it). `False` for a run just made.
+        interrupted => "interrupted",
     }
     methods {
         /// The verification round at the end of the run, if checks are configured.

@@ -41,7 +41,13 @@ fn crash_at(point: &str) -> (rollback_testkit::TestRepo, Picture, String) {
     assert_eq!(list.len(), 1, "{point}");
     assert_eq!(list[0]["status"], "running", "{point}");
     assert_eq!(list[0]["interrupted"], true, "{point}");
-    (r, before, list[0]["run_id"].as_str().unwrap().to_owned())
+    let id = list[0]["run_id"].as_str().unwrap().to_owned();
+    // `runs show` says the same as `runs list`: nothing is running any more.
+    let shown = fr(&r, &["runs", "show", &id, "--json"]).json();
+    assert_eq!(shown["outcome"]["interrupted"], true, "{point}");
+    let text = fr(&r, &["runs", "show", &id]);
+    assert!(text.stdout.contains("status:  interrupted (the process died half-way"), "{point}: {}", text.stdout);
+    (r, before, id)
 }
 
 #[test]

@@ -44,3 +44,26 @@ fn a_refusal_names_cli_commands_and_flags() {
     );
     assert!(!refused.stderr.contains("undo(\""), "no Python words: {}", refused.stderr);
 }
+
+/// A git command killed half-way leaves `.git/index.lock`, and git will not remove it: the
+/// reset fails on it, and the hints say to remove it (not only "resume"), after which resume
+/// finishes the run.
+#[test]
+fn a_stale_index_lock_is_named_and_resume_finishes_once_it_is_gone() {
+    let (r, _) = messy_repo();
+    let lock = r.path().join(".git/index.lock");
+    std::fs::write(&lock, "").unwrap();
+    let failed = fr(&r, &["run", "--fast", "--yes", "--json", "--target", "v1"]);
+    failed.code(1);
+    let id = failed.json()["run_id"].as_str().unwrap().to_owned();
+    assert!(
+        failed.stderr.contains("hint: another git command is running here, or a killed one left `index.lock` in the git folder: once none runs, remove that file, then try again (`resume` a run that failed on it)"),
+        "{}",
+        failed.stderr
+    );
+    assert!(failed.stderr.contains(&format!("`forge-rollback resume {id}` finishes it")), "{}", failed.stderr);
+    std::fs::remove_file(&lock).unwrap();
+    let out = fr(&r, &["resume", &id, "--json"]);
+    out.ok();
+    assert_eq!(out.json()["status"], "succeeded");
+}

@@ -11,6 +11,7 @@ mod crash_rows;
 mod database_only;
 mod db_lock;
 mod edits_since;
+mod file_folder;
 mod full;
 mod hints;
 mod lock;

@@ -8,7 +8,7 @@ use rollback_testkit::{TestRepo, TreeState};
 
 use crate::common::{Out, Picture, picture, run_in};
 
-const BACKENDS: [&str; 2] = ["git2", "git-cli"];
+pub(crate) const BACKENDS: [&str; 2] = ["git2", "git-cli"];
 const FLAGS: [&str; 2] = ["--assume-unchanged", "--skip-worktree"];
 
 /// The local edit git hides.
@@ -17,7 +17,7 @@ const LOCAL: &[u8] = b"DEBUG = True  # my laptop\nDATABASE_URL = 'sqlite:///dev.
 const COMMITTED: &[u8] = b"DEBUG = False\n";
 
 /// A configuration choosing `backend`, in its own temp dir (outside every work tree).
-fn config(backend: &str) -> (tempfile::TempDir, String) {
+pub(crate) fn config(backend: &str) -> (tempfile::TempDir, String) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("forge-rollback.toml");
     std::fs::write(&path, format!("[vcs]\nbackend = \"{backend}\"\n")).unwrap();
@@ -25,7 +25,7 @@ fn config(backend: &str) -> (tempfile::TempDir, String) {
     (dir, path)
 }
 
-fn fr(r: &TestRepo, cfg: &str, args: &[&str], env: &[(&str, &str)]) -> Out {
+pub(crate) fn fr(r: &TestRepo, cfg: &str, args: &[&str], env: &[(&str, &str)]) -> Out {
     let mut all = vec!["--config", cfg];
     all.extend_from_slice(args);
     run_in(r.path(), &all, env)
@@ -53,7 +53,7 @@ fn full_picture(r: &TestRepo) -> (Picture, String) {
     (picture(r), r.git(&["ls-files", "-v", "-s"]))
 }
 
-fn run_id(out: &Out) -> String {
+pub(crate) fn run_id(out: &Out) -> String {
     out.json()["run_id"].as_str().unwrap().to_owned()
 }
 

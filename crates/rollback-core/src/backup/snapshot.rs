@@ -127,6 +127,9 @@ pub fn capture_cached(
     let mut folders: HashSet<RepoPath> = HashSet::new();
     let mut pending: Vec<Pending> = Vec::new();
     let mut queued: HashSet<RepoPath> = HashSet::new();
+    // A path listed on its own is captured with its own origin, not as part of a folder above
+    // it (a tracked file with local edits inside a folder the target turns into a file).
+    let listed: HashSet<&RepoPath> = paths.iter().map(|(p, _)| p).collect();
     // Progress counts paths: the walk's share first, then the stored files' share of the rest.
     let total = paths.len() as u64;
     let mut progress = Throttle::new(total, progress);
@@ -164,17 +167,24 @@ pub fn capture_cached(
             out.entry(path.clone()).or_insert_with(|| absent(path.clone()));
             continue;
         }
-        capture_one(
+        let folder = capture_one(
             store,
             workdir,
             path,
             origin,
+            &listed,
             &mut out,
             &mut pending,
             &mut queued,
             &mut stats,
             cache.as_deref_mut(),
         )?;
+        // A tracked file that is a folder now: nothing is at the path itself (what the folder
+        // holds is captured below it), so a restore removes what is there before it writes
+        // the folder's files back.
+        if folder && origin == Origin::Tracked {
+            out.entry(path.clone()).or_insert_with(|| absent(path.clone()));
+        }
     }
     let walked = total / 2;
     let queue = (pending.len() as u64).max(1);
@@ -251,26 +261,28 @@ const PARALLEL_FROM: usize = 32;
 const CHUNK: usize = 8;
 
 /// The walk: what [`capture_cached`] records per path, except that regular files the cache
-/// does not vouch for are queued in `pending` (their entries come later).
+/// does not vouch for are queued in `pending` (their entries come later). `true` when `path`
+/// is a folder (its content was walked).
 #[allow(clippy::too_many_arguments)]
 fn capture_one(
     store: &dyn BackupStore,
     workdir: &Path,
     path: &RepoPath,
     origin: Origin,
+    listed: &HashSet<&RepoPath>,
     out: &mut BTreeMap<RepoPath, ManifestEntry>,
     pending: &mut Vec<Pending>,
     queued: &mut HashSet<RepoPath>,
     stats: &mut PutStats,
     mut cache: Option<&mut StatCache>,
-) -> Result<()> {
+) -> Result<bool> {
     if out.contains_key(path) || queued.contains(path) {
-        return Ok(());
+        return Ok(false);
     }
     let full = path.to_fs(workdir);
     let Some(meta) = lstat(&full)? else {
         out.insert(path.clone(), ManifestEntry { path: path.clone(), origin, kind: EntryKind::Absent });
-        return Ok(());
+        return Ok(false);
     };
     let ft = meta.file_type();
     let kind = if ft.is_symlink() {
@@ -290,7 +302,7 @@ fn capture_one(
         let Some(blob) = known else {
             queued.insert(path.clone());
             pending.push(Pending { path: path.clone(), origin });
-            return Ok(());
+            return Ok(false);
         };
         stats.blobs += 1;
         stats.bytes += seen.size;
@@ -315,14 +327,17 @@ fn capture_one(
             let child = RepoPath::new(child).map_err(|e| {
                 Error::from(IoError::new("capture", full.join(&name), io::Error::new(io::ErrorKind::InvalidData, e)))
             })?;
-            capture_one(store, workdir, &child, origin, out, pending, queued, stats, cache.as_deref_mut())?;
+            if listed.contains(&child) {
+                continue;
+            }
+            capture_one(store, workdir, &child, origin, listed, out, pending, queued, stats, cache.as_deref_mut())?;
         }
-        return Ok(());
+        return Ok(true);
     } else {
         return Err(Error::UnsupportedFileType { path: path.clone(), kind: unsupported_kind(ft) });
     };
     out.insert(path.clone(), ManifestEntry { path: path.clone(), origin, kind });
-    Ok(())
+    Ok(false)
 }
 
 /// Reads one regular file into the store.
@@ -507,8 +522,9 @@ fn unsafe_restore(path: &RepoPath, reason: impl Into<String>) -> Error {
 ///
 /// Nothing is changed unless all of this holds first:
 /// - every parent folder of every entry that exists on disk is a real folder (not a symlink,
-///   not a file), and no file or symlink entry lies below another file or symlink entry;
-///   otherwise [`Error::UnsafeRestore`]. Absent entries below a parent that is not a folder
+///   not a file), or is itself an absent entry (removed before anything is written), and no
+///   file or symlink entry lies below another file or symlink entry; otherwise
+///   [`Error::UnsafeRestore`]. Absent entries below a parent that is not a folder
 ///   are skipped: nothing can exist at such a path, and removing it would follow the link;
 /// - every blob needed is in the store and hashes to its name ([`Error::CorruptBlob`],
 ///   [`Error::BlobNotFound`]).
@@ -551,6 +567,11 @@ pub fn restore(store: &dyn BackupStore, workdir: &Path, entries: &[ManifestEntry
                     if is_absent {
                         skip.insert(&e.path);
                         break;
+                    }
+                    if absent_paths.contains(&anc) {
+                        // Nothing was there when the snapshot was taken: step 3 removes this
+                        // file or symlink, and the folder is made in its place.
+                        continue;
                     }
                     let what = if m.file_type().is_symlink() { "a symlink" } else { "not a folder" };
                     return Err(unsafe_restore(&e.path, format!("its parent folder `{anc}` is {what}")));

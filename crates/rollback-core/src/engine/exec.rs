@@ -304,6 +304,7 @@ impl Rollback {
                 _ => None,
             }),
             undone_by: state.undone_by.clone(),
+            interrupted: false,
         }
     }
 }

@@ -120,6 +120,7 @@ impl Entry for RollbackEntry<'_> {
                 plan: Some(plan),
                 verification: None,
                 undone_by: None,
+                interrupted: false,
             })));
         }
         // A live run first (it is unfinished too, but must not be resumed or undone), then an

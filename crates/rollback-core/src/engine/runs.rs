@@ -79,6 +79,8 @@ impl Rollback {
         let s = self.load_run(run_id)?;
         let log = std::fs::read_to_string(self.state.run_dir(run_id).join("run.log")).unwrap_or_default();
         let records = s.records.clone();
-        Ok((self.outcome_of(&s), records, log))
+        let mut outcome = self.outcome_of(&s);
+        outcome.interrupted = s.status == RunStatus::Running && lock::holder(&self.state.lock_path())?.is_none();
+        Ok((outcome, records, log))
     }
 }

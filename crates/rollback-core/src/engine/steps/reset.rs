@@ -61,11 +61,15 @@ impl Rollback {
                     fsutil::remove_empty_parents(parent, workdir);
                 }
             }
-            // Folders left empty where the target has a file.
+            // Folders left empty where the target has a file. One that still holds files HEAD
+            // tracks is the move's to empty (its local edits are in the snapshot).
             for c in changes.iter().filter(|c| c.kind == vcs::ChangeKind::Added) {
                 let full = c.path.to_fs(workdir);
                 if std::fs::symlink_metadata(&full).is_ok_and(|m| m.is_dir()) {
-                    std::fs::remove_dir(&full).at("remove folder", &full)?;
+                    match std::fs::remove_dir(&full) {
+                        Err(e) if e.kind() == std::io::ErrorKind::DirectoryNotEmpty => {}
+                        other => other.at("remove folder", &full)?,
+                    }
                 }
             }
             if ex.plan.kind == RunKind::Rollback {
@@ -123,13 +127,21 @@ impl Rollback {
                 out.push((e.path.clone(), "changed since the snapshot"));
             }
         }
+        // A tracked file the move itself deletes (a file in HEAD that is a folder in the
+        // target) is git's to remove: HEAD's commit holds it, and the snapshot its local edits.
+        let handled: BTreeSet<RepoPath> = changes
+            .iter()
+            .filter(|c| c.kind == vcs::ChangeKind::Deleted)
+            .map(|c| c.path.clone())
+            .chain(clear.iter().cloned())
+            .collect();
         for c in changes.iter().filter(|c| c.kind == vcs::ChangeKind::Added) {
             for (i, p) in std::iter::once(c.path.clone()).chain(c.path.ancestors()).enumerate() {
                 let full = p.to_fs(workdir);
                 match std::fs::symlink_metadata(&full) {
-                    Ok(m) if m.is_dir() && i == 0 => walk(workdir, &full, &clear, &mut out),
+                    Ok(m) if m.is_dir() && i == 0 => walk(workdir, &full, &handled, &mut out),
                     Ok(m) if m.is_dir() => {}
-                    Ok(_) if clear.contains(&p) => {}
+                    Ok(_) if handled.contains(&p) => {}
                     Ok(_) => out.push((p, "in no backup")),
                     Err(_) => {}
                 }
@@ -251,9 +263,10 @@ impl Rollback {
     }
 }
 
-/// Adds to `out` every entry below the folder `dir` that `clear` does not hold: written after
-/// the snapshot, or a nested repository's `.git` (reported as the folder holding it).
-fn walk(workdir: &Path, dir: &Path, clear: &BTreeSet<RepoPath>, out: &mut Vec<(RepoPath, &'static str)>) {
+/// Adds to `out` every entry below the folder `dir` that `handled` does not hold (cleared from
+/// the snapshot, or a tracked file the move deletes): written after the snapshot, or a nested
+/// repository's `.git` (reported as the folder holding it).
+fn walk(workdir: &Path, dir: &Path, handled: &BTreeSet<RepoPath>, out: &mut Vec<(RepoPath, &'static str)>) {
     let Ok(rd) = std::fs::read_dir(dir) else { return };
     for entry in rd.flatten() {
         let full = entry.path();
@@ -263,8 +276,8 @@ fn walk(workdir: &Path, dir: &Path, clear: &BTreeSet<RepoPath>, out: &mut Vec<(R
             continue;
         };
         match entry.file_type() {
-            Ok(ft) if ft.is_dir() => walk(workdir, &full, clear, out),
-            _ if clear.contains(&p) => {}
+            Ok(ft) if ft.is_dir() => walk(workdir, &full, handled, out),
+            _ if handled.contains(&p) => {}
             _ => out.push((p, "in no backup")),
         }
     }

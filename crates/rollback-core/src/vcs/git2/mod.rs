@@ -240,6 +240,7 @@ impl Git2Backend {
         let tree = target.tree().map_err(git2_err(format!("read tree of {commit}")))?;
         // Checkout compares with the index: make sure it is the one on disk.
         fresh_index(repo)?;
+        let before = repo.head().and_then(|h| h.peel_to_tree()).ok();
         let plan = flags::plan(repo, &self.workdir, &tree)?;
         let mut checkout = CheckoutBuilder::new();
         checkout.force();
@@ -257,10 +258,53 @@ impl Git2Backend {
         index.read_tree(&tree).map_err(git2_err("read tree into index"))?;
         plan.keep_flags_in(&mut index)?;
         index.write().map_err(git2_err("write index"))?;
+        if let Some(before) = &before {
+            write_missing_added(repo, &self.workdir, before, &tree)?;
+        }
         plan.put_back_files()?;
         repo.cleanup_state().map_err(git2_err("clean up merge state"))?;
         Ok(())
     }
+}
+
+/// Writes the files and symlinks `after` adds to `before` (or turns from a folder into a file)
+/// that the checkout left missing. libgit2 (1.9) does not write a file that replaces a folder
+/// when the folder is already gone from the work tree (a reset clears what is in its way
+/// first): `git reset --hard` does. Written as stored, as such a file is rare enough not to
+/// warrant eol or filter conversion.
+fn write_missing_added(repo: &Repository, workdir: &Path, before: &Tree<'_>, after: &Tree<'_>) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let diff = repo
+        .diff_tree_to_tree(Some(before), Some(after), Some(DiffOptions::new().include_typechange(true)))
+        .map_err(git2_err("compare the trees of the reset"))?;
+    for delta in diff.deltas().filter(|d| matches!(d.status(), Delta::Added | Delta::Typechange)) {
+        let new = delta.new_file();
+        let Some(rel) = new.path() else { continue };
+        let full = workdir.join(rel);
+        if std::fs::symlink_metadata(&full).is_ok() {
+            continue;
+        }
+        let mode = u32::from(new.mode());
+        if !matches!(mode, 0o100_644 | 0o100_755 | 0o120_000) {
+            continue;
+        }
+        let blob = repo.find_blob(new.id()).map_err(git2_err(format!("read {}", rel.display())))?;
+        if let Some(parent) = full.parent() {
+            std::fs::create_dir_all(parent).at("create folder", parent)?;
+        }
+        if mode == 0o120_000 {
+            std::os::unix::fs::symlink(OsStr::from_bytes(blob.content()), &full).at("create symlink", &full)?;
+        } else {
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(if mode == 0o100_755 { 0o777 } else { 0o666 })
+                .open(&full)
+                .at("write", &full)?;
+            std::io::Write::write_all(&mut f, blob.content()).at("write", &full)?;
+        }
+    }
+    Ok(())
 }
 
 /// `a/b/c` → (`a/b`, `c`); `c` → (empty, `c`).

@@ -1,0 +1,109 @@
+//! A path that is a file on one side and a folder on the other: in the commits (a module
+//! turned into a package, and back), or in the work tree (a tracked file replaced by a folder).
+//! The rollback leaves the target's tree and the undo gives back the exact picture, with both
+//! backends. Before: the undo (or, the other way round, the rollback) refused with "`p` is in
+//! the way of the reset", or the restore with "its parent folder `p` is not a folder"; with
+//! libgit2 the rollback left `p` missing.
+
+use rollback_testkit::TestRepo;
+
+use crate::common::picture;
+use crate::shapes::{BACKENDS, config, fr, run_id};
+
+/// Runs `run --fast --target HEAD~1` and its undo with `backend`: the rollback leaves
+/// `HEAD~1`'s tree with nothing else to show, and the undo the picture from before.
+fn roll_back_and_undo(r: &TestRepo, backend: &str, then: impl Fn(&TestRepo)) {
+    let (_dir, cfg) = config(backend);
+    let before = picture(r);
+    let target = r.git(&["rev-parse", "HEAD~1"]);
+    let out = fr(r, &cfg, &["run", "--fast", "--yes", "--json", "--target", "HEAD~1"], &[]);
+    out.ok();
+    assert_eq!(r.head(), target, "{backend}");
+    then(r);
+    let undone = fr(r, &cfg, &["undo", &run_id(&out), "--yes"], &[]);
+    undone.ok();
+    assert_eq!(picture(r), before, "{backend}: the undo gives back the state from before");
+}
+
+/// `p` is a file in one commit and a folder holding `p/q` in the other.
+fn swap(file_first: bool) -> TestRepo {
+    let r = TestRepo::new();
+    let side = |r: &TestRepo, file: bool| {
+        if file {
+            r.write("p", "a module\n");
+        } else {
+            r.write("p/q", "a package\n");
+        }
+    };
+    r.write("README", "app\n");
+    side(&r, file_first);
+    r.commit_all("c1");
+    let p = r.path().join("p");
+    if file_first { std::fs::remove_file(&p) } else { std::fs::remove_dir_all(&p) }.unwrap();
+    side(&r, !file_first);
+    r.commit_all("c2");
+    r
+}
+
+#[test]
+fn a_file_that_is_a_folder_at_head_rolls_back_and_undoes_exactly() {
+    for backend in BACKENDS {
+        let r = swap(true);
+        roll_back_and_undo(&r, backend, |r| {
+            assert_eq!(r.git(&["status", "--porcelain", "--untracked-files=all"]), "", "{backend}");
+            assert_eq!(r.read("p"), b"a module\n", "{backend}");
+        });
+    }
+}
+
+#[test]
+fn a_folder_that_is_a_file_at_head_rolls_back_and_undoes_exactly() {
+    for backend in BACKENDS {
+        let r = swap(false);
+        roll_back_and_undo(&r, backend, |r| {
+            assert_eq!(r.git(&["status", "--porcelain", "--untracked-files=all"]), "", "{backend}");
+            assert_eq!(r.read("p/q"), b"a package\n", "{backend}");
+        });
+    }
+}
+
+/// The folder HEAD has where the target has a file holds a local edit, an untracked file and
+/// an ignored one: all three come back on undo.
+#[test]
+fn local_work_in_a_folder_the_target_turns_into_a_file_comes_back_on_undo() {
+    for backend in BACKENDS {
+        // c1: the file `p`; c2: the folder `p/`; c3 (HEAD): an ignore rule.
+        let r = swap(true);
+        r.write(".gitignore", "*.secret\n");
+        r.commit_all("ignore secrets");
+        r.write("p/q", "an edit\n");
+        r.write("p/new.txt", "untracked\n");
+        r.write("p/prod.secret", "ignored\n");
+        let (_dir, cfg) = config(backend);
+        let before = picture(&r);
+        let out = fr(&r, &cfg, &["run", "--fast", "--yes", "--json", "--target", "HEAD~2"], &[]);
+        out.ok();
+        assert_eq!(r.read("p"), b"a module\n", "{backend}");
+        fr(&r, &cfg, &["undo", &run_id(&out), "--yes"], &[]).ok();
+        assert_eq!(picture(&r), before, "{backend}");
+        assert_eq!(r.read("p/prod.secret"), b"ignored\n", "{backend}");
+    }
+}
+
+/// A tracked file removed and a folder made in its place, with a file in it.
+#[test]
+fn a_tracked_file_replaced_by_a_folder_in_the_work_tree_comes_back_on_undo() {
+    for backend in BACKENDS {
+        let r = TestRepo::new();
+        r.write("repl", "x\n");
+        r.commit_all("c1");
+        r.write("other", "y\n");
+        r.commit_all("c2");
+        r.remove("repl");
+        r.write("repl/inner", "inner\n");
+        roll_back_and_undo(&r, backend, |r| {
+            assert_eq!(r.read("repl"), b"x\n", "{backend}: HEAD~1 has the file");
+        });
+        assert_eq!(r.read("repl/inner"), b"inner\n");
+    }
+}
