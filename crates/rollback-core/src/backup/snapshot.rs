@@ -23,39 +23,22 @@
 //! skipped: they cannot be represented as a [`RepoPath`]. FIFOs, sockets and devices are an
 //! error ([`Error::UnsupportedFileType`]).
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
-use std::ffi::OsStr;
+use std::collections::{BTreeMap, HashSet};
 use std::fs::{self, OpenOptions};
 use std::io;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::os::unix::fs::{FileTypeExt, OpenOptionsExt, PermissionsExt};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-
-use serde::{Deserialize, Serialize};
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+use std::path::Path;
+use std::sync::atomic::Ordering;
 
 use super::statcache::{FileStat, StatCache};
 use super::{BackupStore, BlobId, EntryKind, Error, ManifestEntry, Origin, PutStats, Result, SymlinkTarget};
 use crate::fsutil::{IoContext, IoError};
 use crate::paths::RepoPath;
 
-/// Counters of one [`restore`].
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RestoreStats {
-    /// Regular files written.
-    pub files: usize,
-    /// Symlinks created.
-    pub symlinks: usize,
-    /// Files and symlinks removed (paths that were absent at snapshot time).
-    pub removed: usize,
-    /// Folders removed (absent at snapshot time, empty now).
-    pub removed_dirs: usize,
-    /// Folders that were absent at snapshot time but are not empty now, left in place.
-    pub kept_dirs: usize,
-    /// Absent entries skipped because a parent on disk is not a folder (so nothing can exist
-    /// at that path in the work tree).
-    pub skipped: usize,
-}
+mod put_back;
+
+pub use put_back::{RestoreStats, check_space, free_space, relink, restore, space_needed};
 
 /// The file-type name of `ft` for messages, when it cannot be captured.
 fn unsupported_kind(ft: fs::FileType) -> &'static str {
@@ -428,41 +411,6 @@ pub fn hard_link_groups(workdir: &Path, entries: &[ManifestEntry]) -> Vec<Vec<Re
     groups
 }
 
-/// Makes each group of `groups` one file again after a restore of `entries`: every other
-/// member becomes a hard link to the first, when all of them were restored from the same
-/// blob (a member left out of the restore, or changed, keeps its group apart). Returns how
-/// many links were made. A file system without hard links is an error naming the path.
-pub fn relink(workdir: &Path, entries: &[ManifestEntry], groups: &[Vec<RepoPath>]) -> Result<usize> {
-    let mut made = 0;
-    for g in groups {
-        let blobs: Vec<Option<&BlobId>> = g
-            .iter()
-            .map(|p| {
-                entries.iter().find(|e| &e.path == p).and_then(|e| match &e.kind {
-                    EntryKind::File { blob, .. } => Some(blob),
-                    _ => None,
-                })
-            })
-            .collect();
-        let Some(Some(first_blob)) = blobs.first() else { continue };
-        if blobs.iter().any(|b| *b != Some(*first_blob)) {
-            continue;
-        }
-        let first = g[0].to_fs(workdir);
-        for p in &g[1..] {
-            let full = p.to_fs(workdir);
-            let tmp = temp_path(&full);
-            fs::hard_link(&first, &tmp).at("link", &tmp)?;
-            if let Err(e) = fs::rename(&tmp, &full) {
-                let _ = fs::remove_file(&tmp);
-                return Err(IoError::new("rename into place", full, e).into());
-            }
-            made += 1;
-        }
-    }
-    Ok(made)
-}
-
 /// Whether the entry at `full` is still exactly what a snapshot captured as `captured`: a
 /// regular file of the same size and content, or a symlink with the same target. Anything
 /// else (changed, replaced by a folder, gone, or captured as absent) is `false`: a caller
@@ -501,251 +449,6 @@ pub fn still_as_recorded(cache: Option<&StatCache>, path: &RepoPath, full: &Path
         return true;
     }
     still_as_captured(full, captured)
-}
-
-/// A unique hidden temp name next to `path`.
-fn temp_path(path: &Path) -> PathBuf {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let mut name = b".".to_vec();
-    name.extend_from_slice(path.file_name().map_or(&b""[..], OsStr::as_bytes));
-    name.extend_from_slice(format!(".restore-{}-{n}", std::process::id()).as_bytes());
-    path.with_file_name(OsStr::from_bytes(&name))
-}
-
-fn unsafe_restore(path: &RepoPath, reason: impl Into<String>) -> Error {
-    Error::UnsafeRestore { path: path.to_string(), reason: reason.into() }
-}
-
-/// Restores `entries` into the work tree at `workdir`: each path gets back exactly what it
-/// held (bytes and mode, symlink target, or nothing).
-///
-/// Nothing is changed unless all of this holds first:
-/// - every parent folder of every entry that exists on disk is a real folder (not a symlink,
-///   not a file), or is itself an absent entry (removed before anything is written), and no
-///   file or symlink entry lies below another file or symlink entry; otherwise
-///   [`Error::UnsafeRestore`]. Absent entries below a parent that is not a folder
-///   are skipped: nothing can exist at such a path, and removing it would follow the link;
-/// - every blob needed is in the store and hashes to its name ([`Error::CorruptBlob`],
-///   [`Error::BlobNotFound`]).
-///
-/// Then absent entries are removed, deepest first (a file or symlink at the path is deleted,
-/// a folder only if it is empty), and files and symlinks are written: a file through a temp
-/// file in its folder with its exact mode (the umask does not narrow it), renamed over the
-/// path; a symlink created under a temp name and renamed over the path. Missing parent folders
-/// are created; a folder in the way is removed only if empty, else [`Error::UnsafeRestore`].
-/// Removals come first so that a path that was a file or symlink is free again when a folder
-/// the rollback created there held only paths that were absent. Finally one `syncfs` makes
-/// the restored tree durable.
-pub fn restore(store: &dyn BackupStore, workdir: &Path, entries: &[ManifestEntry]) -> Result<RestoreStats> {
-    let mut stats = RestoreStats::default();
-    let written: BTreeSet<&RepoPath> =
-        entries.iter().filter(|e| !matches!(e.kind, EntryKind::Absent)).map(|e| &e.path).collect();
-
-    // 1. Validate every entry against the tree as it is now.
-    let absent_paths: BTreeSet<&RepoPath> =
-        entries.iter().filter(|e| matches!(e.kind, EntryKind::Absent)).map(|e| &e.path).collect();
-    let mut skip: BTreeSet<&RepoPath> = BTreeSet::new();
-    for e in entries {
-        let is_absent = matches!(e.kind, EntryKind::Absent);
-        // A folder where a file or symlink goes must be gone by then: empty, or holding only
-        // paths this restore removes. Found now, before anything changes, not half-way.
-        if !is_absent {
-            let full = e.path.to_fs(workdir);
-            if lstat(&full)?.is_some_and(|m| m.is_dir()) && !emptied_by_restore(workdir, &full, &absent_paths)? {
-                return Err(unsafe_restore(&e.path, "a folder that is not empty is in the way"));
-            }
-        }
-        for anc in e.path.ancestors() {
-            if !is_absent && written.contains(&anc) {
-                return Err(unsafe_restore(&e.path, format!("its parent `{anc}` is restored as a file or symlink")));
-            }
-            let full = anc.to_fs(workdir);
-            match lstat(&full)? {
-                Some(m) if m.is_dir() => {}
-                Some(m) => {
-                    if is_absent {
-                        skip.insert(&e.path);
-                        break;
-                    }
-                    if absent_paths.contains(&anc) {
-                        // Nothing was there when the snapshot was taken: step 3 removes this
-                        // file or symlink, and the folder is made in its place.
-                        continue;
-                    }
-                    let what = if m.file_type().is_symlink() { "a symlink" } else { "not a folder" };
-                    return Err(unsafe_restore(&e.path, format!("its parent folder `{anc}` is {what}")));
-                }
-                None => {}
-            }
-        }
-    }
-
-    // 2. Hash-check every blob before touching the tree (streamed: nothing is held in
-    //    memory), and check that the work tree's file system has room for every file written.
-    let mut checked: HashSet<&BlobId> = HashSet::new();
-    for e in entries {
-        if let EntryKind::File { blob, .. } = &e.kind
-            && checked.insert(blob)
-        {
-            store.check_blob(blob)?;
-        }
-    }
-    check_space(workdir, space_needed(workdir, entries))?;
-
-    // 3. Paths that were absent, deepest first.
-    let mut absent: Vec<&RepoPath> =
-        entries.iter().filter(|e| matches!(e.kind, EntryKind::Absent)).map(|e| &e.path).collect();
-    absent.sort_unstable_by(|a, b| b.cmp(a));
-    for path in absent {
-        if skip.contains(path) {
-            stats.skipped += 1;
-            continue;
-        }
-        let full = path.to_fs(workdir);
-        match lstat(&full)? {
-            None => {}
-            Some(m) if m.is_dir() => match fs::remove_dir(&full) {
-                Ok(()) => stats.removed_dirs += 1,
-                Err(e) if e.kind() == io::ErrorKind::DirectoryNotEmpty => stats.kept_dirs += 1,
-                Err(e) => return Err(IoError::new("remove folder", full, e).into()),
-            },
-            Some(_) => {
-                fs::remove_file(&full).at("remove", &full)?;
-                stats.removed += 1;
-            }
-        }
-    }
-
-    // 4. Files and symlinks.
-    for e in entries {
-        let full = e.path.to_fs(workdir);
-        match &e.kind {
-            EntryKind::Absent => {}
-            EntryKind::File { blob, mode, .. } => {
-                prepare_target(workdir, &e.path, &full)?;
-                write_file(store, &full, blob, *mode)?;
-                stats.files += 1;
-            }
-            EntryKind::Symlink { target } => {
-                prepare_target(workdir, &e.path, &full)?;
-                let tmp = temp_path(&full);
-                std::os::unix::fs::symlink(OsStr::from_bytes(&target.0), &tmp).at("create symlink", &tmp)?;
-                if let Err(err) = fs::rename(&tmp, &full) {
-                    let _ = fs::remove_file(&tmp);
-                    return Err(IoError::new("rename into place", full, err).into());
-                }
-                stats.symlinks += 1;
-            }
-        }
-    }
-
-    crate::backup::store::syncfs(workdir)?;
-    Ok(stats)
-}
-
-/// Whether the folder `dir` holds nothing but paths the restore removes (`absent`), so that it
-/// is empty once they are gone.
-fn emptied_by_restore(workdir: &Path, dir: &Path, absent: &BTreeSet<&RepoPath>) -> Result<bool> {
-    let rd = fs::read_dir(dir).at("read folder", dir)?;
-    for entry in rd {
-        let entry = entry.at("read folder", dir)?;
-        let full = entry.path();
-        let is_dir = entry.file_type().at("read metadata of", &full)?.is_dir();
-        if is_dir {
-            if !emptied_by_restore(workdir, &full, absent)? {
-                return Ok(false);
-            }
-        } else if !RepoPath::from_fs(workdir, &full).is_ok_and(|p| absent.contains(&p)) {
-            return Ok(false);
-        }
-    }
-    Ok(true)
-}
-
-/// Makes `full` ready to be renamed over: parent folders exist; a folder at the path is
-/// removed if empty, refused otherwise. Files and symlinks at the path stay (the rename
-/// replaces them atomically).
-fn prepare_target(workdir: &Path, path: &RepoPath, full: &Path) -> Result<()> {
-    if let Some(parent) = path.ancestors().next() {
-        let dir = parent.to_fs(workdir);
-        fs::create_dir_all(&dir).at("create folder", &dir)?;
-    }
-    if let Some(m) = lstat(full)? {
-        if m.is_dir() {
-            match fs::remove_dir(full) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::DirectoryNotEmpty => {
-                    return Err(unsafe_restore(path, "a folder that is not empty is in the way"));
-                }
-                Err(e) => return Err(IoError::new("remove folder", full, e).into()),
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Bytes free for an unprivileged user on the file system holding `path`.
-pub fn free_space(path: &Path) -> Result<u64> {
-    let c = std::ffi::CString::new(path.as_os_str().as_bytes())
-        .map_err(|e| IoError::new("check free space of", path, io::Error::new(io::ErrorKind::InvalidInput, e)))?;
-    // SAFETY: `c` is a valid NUL-terminated path and `st` a properly sized, writable struct
-    // for the duration of the call.
-    #[allow(unsafe_code)]
-    let (rc, st) = unsafe {
-        let mut st: libc::statvfs = std::mem::zeroed();
-        (libc::statvfs(c.as_ptr(), &raw mut st), st)
-    };
-    if rc != 0 {
-        return Err(IoError::new("check free space of", path, io::Error::last_os_error()).into());
-    }
-    #[allow(clippy::useless_conversion)] // the field types differ between platforms
-    Ok(u64::from(st.f_bavail).saturating_mul(u64::from(st.f_frsize)))
-}
-
-/// Bytes a restore of `entries` needs free in the work tree at `workdir` as it is now: what
-/// the files written add over the files they replace, plus room for the largest temp file
-/// that exists next to the file it replaces until the rename.
-pub fn space_needed(workdir: &Path, entries: &[ManifestEntry]) -> u64 {
-    let mut grow = 0u64;
-    let mut transient = 0u64;
-    for e in entries {
-        if let EntryKind::File { size, .. } = &e.kind {
-            let now = fs::symlink_metadata(e.path.to_fs(workdir)).map_or(0, |m| if m.is_file() { m.len() } else { 0 });
-            grow += size.saturating_sub(now);
-            transient = transient.max((*size).min(now));
-        }
-    }
-    grow + transient
-}
-
-/// Refuses ([`Error::NoSpace`]) when the file system of `workdir` has less than `needed`
-/// bytes free: found before a restore changes anything, not half-way.
-pub fn check_space(workdir: &Path, needed: u64) -> Result<()> {
-    let available = free_space(workdir)?;
-    if needed > available {
-        return Err(Error::NoSpace { path: workdir.to_path_buf(), needed, available });
-    }
-    Ok(())
-}
-
-/// Writes blob `blob` with exactly `mode` through a temp file renamed over `full`, streamed
-/// from the store.
-fn write_file(store: &dyn BackupStore, full: &Path, blob: &BlobId, mode: u32) -> Result<()> {
-    let tmp = temp_path(full);
-    let result: Result<()> = (|| {
-        let mut f = OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp).at("create", &tmp)?;
-        store.copy_blob_to(blob, &mut f, &tmp)?;
-        // Set after the write (a read-only mode must not block it) and explicitly, so the
-        // umask does not narrow it.
-        f.set_permissions(fs::Permissions::from_mode(mode)).at("set permissions of", &tmp)?;
-        drop(f);
-        Ok(fs::rename(&tmp, full).at("rename into place", full)?)
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
 }
 
 #[cfg(test)]
