@@ -188,13 +188,6 @@ impl Error {
             Error::Vcs(vcs::Error::NotARepository { .. }) => {
                 Some(hint!["run inside a git work tree, or point at one with ", Action::OpenWorkTree])
             }
-            Error::StepFailed { run_id, source, .. } if source.index_locked() => Some(hint![
-                "once no other git command runs here, remove the `index.lock` a killed one left in the git folder, then ",
-                Action::resume(run_id),
-                " (or ",
-                Action::undo(run_id),
-                ")"
-            ]),
             Error::StepFailed { run_id, .. } => Some(hint![
                 "fix the cause, then ",
                 Action::resume(run_id),
@@ -207,15 +200,13 @@ impl Error {
 
     /// git found `index.lock` in the git folder: another git command is running, or one that
     /// was killed (`kill -9`, a power loss) left it behind, and git will not remove it itself.
-    pub fn index_locked(&self) -> bool {
+    fn index_locked(&self) -> bool {
         match self {
             Error::Vcs(vcs::Error::Command { stderr: text, .. }) => {
                 text.contains("index.lock") && text.contains("File exists")
             }
-            Error::Vcs(e @ vcs::Error::Git2 { .. }) => {
-                let text =
-                    format!("{e}: {}", std::error::Error::source(e).map(ToString::to_string).unwrap_or_default());
-                text.contains("index.lock") && text.contains("exists")
+            Error::Vcs(vcs::Error::Git2 { source, .. }) => {
+                source.code() == git2::ErrorCode::Locked && source.class() == git2::ErrorClass::Index
             }
             _ => false,
         }

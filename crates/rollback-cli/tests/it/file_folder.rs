@@ -10,15 +10,15 @@ use rollback_testkit::TestRepo;
 use crate::common::picture;
 use crate::shapes::{BACKENDS, config, fr, run_id};
 
-/// Runs `run --fast --target HEAD~1` and its undo with `backend`: the rollback leaves
-/// `HEAD~1`'s tree with nothing else to show, and the undo the picture from before.
-fn roll_back_and_undo(r: &TestRepo, backend: &str, then: impl Fn(&TestRepo)) {
+/// Runs `run --fast --target TARGET` and its undo with `backend`: the rollback moves HEAD to
+/// `target` (`then` checks the tree there), and the undo gives back the picture from before.
+fn roll_back_and_undo(r: &TestRepo, backend: &str, target: &str, then: impl Fn(&TestRepo)) {
     let (_dir, cfg) = config(backend);
     let before = picture(r);
-    let target = r.git(&["rev-parse", "HEAD~1"]);
-    let out = fr(r, &cfg, &["run", "--fast", "--yes", "--json", "--target", "HEAD~1"], &[]);
+    let commit = r.git(&["rev-parse", target]);
+    let out = fr(r, &cfg, &["run", "--fast", "--yes", "--json", "--target", target], &[]);
     out.ok();
-    assert_eq!(r.head(), target, "{backend}");
+    assert_eq!(r.head(), commit, "{backend}");
     then(r);
     let undone = fr(r, &cfg, &["undo", &run_id(&out), "--yes"], &[]);
     undone.ok();
@@ -45,25 +45,17 @@ fn swap(file_first: bool) -> TestRepo {
     r
 }
 
+/// Both ways: a file at HEAD~1 that is a folder at HEAD, and a folder that is a file.
 #[test]
-fn a_file_that_is_a_folder_at_head_rolls_back_and_undoes_exactly() {
+fn a_file_that_is_a_folder_on_the_other_side_rolls_back_and_undoes_exactly() {
     for backend in BACKENDS {
-        let r = swap(true);
-        roll_back_and_undo(&r, backend, |r| {
-            assert_eq!(r.git(&["status", "--porcelain", "--untracked-files=all"]), "", "{backend}");
-            assert_eq!(r.read("p"), b"a module\n", "{backend}");
-        });
-    }
-}
-
-#[test]
-fn a_folder_that_is_a_file_at_head_rolls_back_and_undoes_exactly() {
-    for backend in BACKENDS {
-        let r = swap(false);
-        roll_back_and_undo(&r, backend, |r| {
-            assert_eq!(r.git(&["status", "--porcelain", "--untracked-files=all"]), "", "{backend}");
-            assert_eq!(r.read("p/q"), b"a package\n", "{backend}");
-        });
+        for (file_first, path, content) in [(true, "p", "a module\n"), (false, "p/q", "a package\n")] {
+            let r = swap(file_first);
+            roll_back_and_undo(&r, backend, "HEAD~1", |r| {
+                assert_eq!(r.git(&["status", "--porcelain", "--untracked-files=all"]), "", "{backend}");
+                assert_eq!(r.read(path), content.as_bytes(), "{backend}");
+            });
+        }
     }
 }
 
@@ -79,13 +71,10 @@ fn local_work_in_a_folder_the_target_turns_into_a_file_comes_back_on_undo() {
         r.write("p/q", "an edit\n");
         r.write("p/new.txt", "untracked\n");
         r.write("p/prod.secret", "ignored\n");
-        let (_dir, cfg) = config(backend);
-        let before = picture(&r);
-        let out = fr(&r, &cfg, &["run", "--fast", "--yes", "--json", "--target", "HEAD~2"], &[]);
-        out.ok();
-        assert_eq!(r.read("p"), b"a module\n", "{backend}");
-        fr(&r, &cfg, &["undo", &run_id(&out), "--yes"], &[]).ok();
-        assert_eq!(picture(&r), before, "{backend}");
+        roll_back_and_undo(&r, backend, "HEAD~2", |r| {
+            assert_eq!(r.read("p"), b"a module\n", "{backend}");
+        });
+        assert_eq!(r.read("p/q"), b"an edit\n", "{backend}");
         assert_eq!(r.read("p/prod.secret"), b"ignored\n", "{backend}");
     }
 }
@@ -101,7 +90,7 @@ fn a_tracked_file_replaced_by_a_folder_in_the_work_tree_comes_back_on_undo() {
         r.commit_all("c2");
         r.remove("repl");
         r.write("repl/inner", "inner\n");
-        roll_back_and_undo(&r, backend, |r| {
+        roll_back_and_undo(&r, backend, "HEAD~1", |r| {
             assert_eq!(r.read("repl"), b"x\n", "{backend}: HEAD~1 has the file");
         });
         assert_eq!(r.read("repl/inner"), b"inner\n");

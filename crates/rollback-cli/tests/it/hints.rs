@@ -50,20 +50,24 @@ fn a_refusal_names_cli_commands_and_flags() {
 /// finishes the run.
 #[test]
 fn a_stale_index_lock_is_named_and_resume_finishes_once_it_is_gone() {
-    let (r, _) = messy_repo();
-    let lock = r.path().join(".git/index.lock");
-    std::fs::write(&lock, "").unwrap();
-    let failed = fr(&r, &["run", "--fast", "--yes", "--json", "--target", "v1"]);
-    failed.code(1);
-    let id = failed.json()["run_id"].as_str().unwrap().to_owned();
-    assert!(
-        failed.stderr.contains("hint: another git command is running here, or a killed one left `index.lock` in the git folder: once none runs, remove that file, then try again (`resume` a run that failed on it)"),
-        "{}",
-        failed.stderr
-    );
-    assert!(failed.stderr.contains(&format!("`forge-rollback resume {id}` finishes it")), "{}", failed.stderr);
-    std::fs::remove_file(&lock).unwrap();
-    let out = fr(&r, &["resume", &id, "--json"]);
-    out.ok();
-    assert_eq!(out.json()["status"], "succeeded");
+    for backend in crate::shapes::BACKENDS {
+        let (_dir, cfg) = crate::shapes::config(backend);
+        let fr = |r: &rollback_testkit::TestRepo, args: &[&str]| crate::shapes::fr(r, &cfg, args, &[]);
+        let (r, _) = messy_repo();
+        let lock = r.path().join(".git/index.lock");
+        std::fs::write(&lock, "").unwrap();
+        let failed = fr(&r, &["run", "--fast", "--yes", "--json", "--target", "v1"]);
+        failed.code(1);
+        let id = failed.json()["run_id"].as_str().unwrap().to_owned();
+        assert!(
+            failed.stderr.contains("hint: another git command is running here, or a killed one left `index.lock` in the git folder: once none runs, remove that file, then try again (`resume` a run that failed on it)"),
+            "{backend}: {}",
+            failed.stderr
+        );
+        assert!(failed.stderr.contains(&format!("`forge-rollback resume {id}` finishes it")), "{}", failed.stderr);
+        std::fs::remove_file(&lock).unwrap();
+        let out = fr(&r, &["resume", &id, "--json"]);
+        out.ok();
+        assert_eq!(out.json()["status"], "succeeded", "{backend}");
+    }
 }

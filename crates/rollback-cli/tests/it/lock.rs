@@ -2,7 +2,34 @@
 
 use std::time::{Duration, Instant};
 
-use crate::common::{command, fr, messy_repo, picture};
+use rollback_testkit::TestRepo;
+
+use crate::common::{Background, command, fr, messy_repo, picture};
+
+/// `args` started in the background and paused by a failpoint before `step`, once its journal
+/// says the step has begun; writing the returned file lets it go on.
+fn paused_before(r: &TestRepo, args: &[&str], step: &str) -> (Background, std::path::PathBuf) {
+    let release = r.path().join(".git/release-paused-run");
+    let point = format!("before:{step}");
+    let run = Background::spawn(
+        r.path(),
+        args,
+        &[
+            ("FORGE_ROLLBACK_FAILPOINT", point.as_str()),
+            ("FORGE_ROLLBACK_FAILPOINT_ACTION", "pause"),
+            ("FORGE_ROLLBACK_FAILPOINT_RELEASE", release.to_str().unwrap()),
+        ],
+    );
+    let runs = r.path().join(".git/forge-rollback/runs");
+    let begun = format!("\"{step}\"");
+    crate::common::wait_until(&format!("the run to begin `{step}`"), Duration::from_secs(60), || {
+        std::fs::read_dir(&runs).into_iter().flatten().flatten().any(|d| {
+            std::fs::read_to_string(d.path().join("journal.jsonl"))
+                .is_ok_and(|j| j.lines().any(|l| l.contains("\"step_begin\"") && l.contains(&begun)))
+        })
+    });
+    (run, release)
+}
 
 #[test]
 fn a_second_run_exits_with_the_lock_code_and_names_the_holder() {
@@ -72,24 +99,8 @@ fn unlock_removes_a_dead_holders_file() {
 #[test]
 fn a_second_run_during_a_live_run_is_told_the_holder_not_to_resume_it() {
     let (r, _) = messy_repo();
-    let release = r.path().join(".git/release-first-run");
-    let first = crate::common::Background::spawn(
-        r.path(),
-        &["run", "--fast", "--yes", "--json", "--target", "v1"],
-        &[
-            ("FORGE_ROLLBACK_FAILPOINT", "before:reset"),
-            ("FORGE_ROLLBACK_FAILPOINT_ACTION", "pause"),
-            ("FORGE_ROLLBACK_FAILPOINT_RELEASE", release.to_str().unwrap()),
-        ],
-    );
+    let (first, release) = paused_before(&r, &["run", "--fast", "--yes", "--json", "--target", "v1"], "reset");
     let runs = r.path().join(".git/forge-rollback/runs");
-    let journal_says_reset = || {
-        std::fs::read_dir(&runs).into_iter().flatten().flatten().any(|d| {
-            std::fs::read_to_string(d.path().join("journal.jsonl"))
-                .is_ok_and(|j| j.lines().any(|l| l.contains("\"step_begin\"") && l.contains("\"reset\"")))
-        })
-    };
-    crate::common::wait_until("the first run to begin its reset", Duration::from_secs(60), journal_says_reset);
     let run_id = std::fs::read_dir(&runs).unwrap().next().unwrap().unwrap().file_name().into_string().unwrap();
     let before = picture(&r);
     let holder = format!("another rollback is running: pid {}", first.child.id());
@@ -118,23 +129,7 @@ fn a_second_run_during_a_live_run_is_told_the_holder_not_to_resume_it() {
 fn a_second_run_without_a_target_during_a_live_run_is_told_the_holder() {
     let (r, _) = messy_repo();
     fr(&r, &["known-good", "mark", "v1"]).ok();
-    let release = r.path().join(".git/release-first-run");
-    let first = crate::common::Background::spawn(
-        r.path(),
-        &["run", "--fast", "--yes", "--json"],
-        &[
-            ("FORGE_ROLLBACK_FAILPOINT", "before:remove_untracked"),
-            ("FORGE_ROLLBACK_FAILPOINT_ACTION", "pause"),
-            ("FORGE_ROLLBACK_FAILPOINT_RELEASE", release.to_str().unwrap()),
-        ],
-    );
-    let runs = r.path().join(".git/forge-rollback/runs");
-    crate::common::wait_until("the first run to finish its reset", Duration::from_secs(60), || {
-        std::fs::read_dir(&runs).into_iter().flatten().flatten().any(|d| {
-            std::fs::read_to_string(d.path().join("journal.jsonl"))
-                .is_ok_and(|j| j.lines().any(|l| l.contains("\"step_begin\"") && l.contains("\"remove_untracked\"")))
-        })
-    });
+    let (first, release) = paused_before(&r, &["run", "--fast", "--yes", "--json"], "remove_untracked");
     assert_eq!(r.git(&["rev-parse", "HEAD"]), r.git(&["rev-parse", "v1^{commit}"]), "HEAD is on the only target");
     let holder = format!("another rollback is running: pid {}", first.child.id());
     for args in [&["run", "--fast", "--yes"][..], &["run", "--fast"][..]] {
@@ -158,23 +153,7 @@ fn a_second_run_without_a_target_during_a_live_run_is_told_the_holder() {
 fn sigint_during_a_run_stops_it_at_the_next_step_as_cancelled() {
     let (r, _) = messy_repo();
     let before = picture(&r);
-    let release = r.path().join(".git/release-run");
-    let run = crate::common::Background::spawn(
-        r.path(),
-        &["run", "--fast", "--yes", "--json", "--target", "v1"],
-        &[
-            ("FORGE_ROLLBACK_FAILPOINT", "before:reset"),
-            ("FORGE_ROLLBACK_FAILPOINT_ACTION", "pause"),
-            ("FORGE_ROLLBACK_FAILPOINT_RELEASE", release.to_str().unwrap()),
-        ],
-    );
-    let runs = r.path().join(".git/forge-rollback/runs");
-    crate::common::wait_until("the run to begin its reset", Duration::from_secs(60), || {
-        std::fs::read_dir(&runs).into_iter().flatten().flatten().any(|d| {
-            std::fs::read_to_string(d.path().join("journal.jsonl"))
-                .is_ok_and(|j| j.lines().any(|l| l.contains("\"step_begin\"") && l.contains("\"reset\"")))
-        })
-    });
+    let (run, release) = paused_before(&r, &["run", "--fast", "--yes", "--json", "--target", "v1"], "reset");
     let status = std::process::Command::new("kill").args(["-INT", &run.child.id().to_string()]).status().unwrap();
     assert!(status.success());
     std::fs::write(&release, "").unwrap();

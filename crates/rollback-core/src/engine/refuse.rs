@@ -138,6 +138,15 @@ impl Rollback {
         Ok(crate::lock::refuse_held(&self.state.lock_path())?)
     }
 
+    /// Checks that the target `rev` names (or, without one, the registry's) resolves from
+    /// HEAD, without assessing anything: bad input found before anything is written.
+    pub(crate) fn check_target(&self, rev: Option<&str>) -> Result<()> {
+        let head = self.vcs.head()?;
+        let registry = self.registry()?;
+        crate::assess::resolve_target(self.vcs.as_ref(), &registry, &self.registry_path(), &head.commit, rev)?;
+        Ok(())
+    }
+
     pub(crate) fn refuse_unfinished(&self) -> Result<()> {
         if let Some(r) = self.unfinished_runs()?.first() {
             let what = match r.status {

@@ -142,15 +142,7 @@ impl Rollback {
         if let Some(holder) = crate::lock::holder(&self.state.lock_path())? {
             return Err(crate::lock::Error::Held { path: self.state.lock_path(), holder: Some(holder) }.into());
         }
-        let head = self.vcs.head()?;
-        let registry = self.registry()?;
-        crate::assess::resolve_target(
-            self.vcs.as_ref(),
-            &registry,
-            &self.registry_path(),
-            &head.commit,
-            opts.target.as_deref(),
-        )?;
+        self.check_target(opts.target.as_deref())?;
         let git_dir = fsutil::resolve(self.vcs.git_dir());
         if git_dir != fsutil::resolve(&self.workdir().join(".git")) {
             return Err(Error::usage(

@@ -55,19 +55,7 @@ impl Entry for RollbackEntry<'_> {
                 ));
             }
             // Bad input is reported before anything is written, even the state folder.
-            let checked = (|| -> Result<()> {
-                let head = rb.vcs.head()?;
-                let registry = rb.registry()?;
-                assess::resolve_target(
-                    rb.vcs.as_ref(),
-                    &registry,
-                    &rb.registry_path(),
-                    &head.commit,
-                    opts.target.as_deref(),
-                )?;
-                Ok(())
-            })();
-            if let Err(e) = checked {
+            if let Err(e) = rb.check_target(opts.target.as_deref()) {
                 // A live run may be why (it has moved HEAD onto the target): name it instead.
                 rb.refuse_locked()?;
                 return Err(e);
