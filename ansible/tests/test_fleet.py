@@ -257,6 +257,21 @@ def recap(out: str) -> dict[str, dict[str, int]]:
     return stats
 
 
+def wait_gone(pids: list[int], timeout: float = 30) -> None:
+    """Until every one of `pids` has exited (gone, or a zombie: its files, and so its `flock`,
+    are closed). A SIGKILLed process exits a moment after the signal, not at once."""
+    deadline = time.monotonic() + timeout
+    for pid in pids:
+        while time.monotonic() < deadline:
+            try:
+                state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+            except OSError:
+                break
+            if state in ("Z", "X"):
+                break
+            time.sleep(0.01)
+
+
 def descendants(root: int) -> list[int]:
     """The processes below `root` (by parent pid), from /proc."""
     children: dict[int, list[int]] = {}
@@ -510,12 +525,14 @@ def test_the_controller_killed_mid_batch_then_a_rerun_resumes_and_finishes(fleet
         # The controller and every process it started (the modules and the forge-rollback they
         # run, which Ansible's local connection starts in sessions of their own): as when the
         # controller's machine dies.
-        for pid in [proc.pid, *descendants(proc.pid)]:
+        killed = [proc.pid, *descendants(proc.pid)]
+        for pid in killed:
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
         proc.wait()
+        wait_gone(killed)
     code = [r for r in fleet.runs("web1") if r["level"] == "fast"]
     assert len(code) == 1 and code[0]["interrupted"], code
     assert fleet.revision() == [REVISIONS[0]]
