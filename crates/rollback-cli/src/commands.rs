@@ -378,7 +378,7 @@ fn render_outcome(o: &RunOutcome) -> String {
         let _ = writeln!(s, "error:   {e}");
     }
     if let Some(u) = &o.undone_by {
-        let _ = writeln!(s, "undone:  by run {u}");
+        let _ = writeln!(s, "undone:  {}", rollback_core::journal::undone_by_words(u));
     }
     for w in &o.warnings {
         let _ = writeln!(s, "warning: {w}");
@@ -419,10 +419,11 @@ fn render_assessment(a: &Assessment) -> String {
     for c in a.changes.iter().take(rollback_core::plan::FILES_SHOWN) {
         let _ = writeln!(
             s,
-            "    {:<12} {:<13} {}",
+            "    {:<12} {:<13} {}{}",
             format!("{:?}", c.kind).to_lowercase(),
             format!("{:?}", c.category).to_lowercase(),
-            c.path
+            c.path,
+            if c.submodule { " (submodule)" } else { "" }
         );
     }
     if a.changes.len() > rollback_core::plan::FILES_SHOWN {

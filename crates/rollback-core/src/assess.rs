@@ -10,7 +10,7 @@ use crate::config::{Category, Config};
 use crate::model::Level;
 use crate::paths::RepoPath;
 use crate::registry::{Entry, Registry};
-use crate::vcs::{ChangeKind, CommitId, CommitInfo, Head, StatusEntry, StatusKind, VcsBackend};
+use crate::vcs::{Change, ChangeKind, CommitId, CommitInfo, Head, StatusEntry, StatusKind, VcsBackend};
 
 /// Commits listed at most in an assessment (the total is still counted up to [`COUNT_LIMIT`]).
 pub const COMMITS_SHOWN: usize = 50;
@@ -49,6 +49,17 @@ pub struct ChangedFile {
     pub kind: ChangeKind,
     /// Code, migrations, dependencies or env.
     pub category: Category,
+    /// A submodule on either side: the rollback moves the commit recorded for it, not its
+    /// work tree.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub submodule: bool,
+}
+
+impl ChangedFile {
+    /// The change as the reset step plans it.
+    pub fn change(&self) -> Change {
+        Change { path: self.path.clone(), kind: self.kind, submodule: self.submodule }
+    }
 }
 
 /// Uncommitted state of the work tree.
@@ -176,6 +187,27 @@ fn operation_in_progress(vcs: &dyn VcsBackend) -> Option<&'static str> {
     .map(|(_, what)| what)
 }
 
+/// The command that checks out the commits recorded for the submodules at `paths` (a reset
+/// moves the record only; git updates a submodule's files on `git submodule update`).
+pub fn submodule_update(paths: &[&RepoPath]) -> String {
+    let args = paths.iter().map(|p| shell_word(&p.to_string())).collect::<Vec<_>>().join(" ");
+    format!("git submodule update --recursive -- {args}")
+}
+
+/// `paths` for people: `a`, `b`.
+pub(crate) fn show_paths(paths: &[&RepoPath]) -> String {
+    paths.iter().map(|p| format!("`{p}`")).collect::<Vec<_>>().join(", ")
+}
+
+/// `word` as one shell word: as it is when it is plain, else single-quoted.
+fn shell_word(word: &str) -> String {
+    if !word.is_empty() && word.bytes().all(|b| b.is_ascii_alphanumeric() || b"._/-+@,".contains(&b)) {
+        word.to_owned()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
+}
+
 /// A risk.
 pub fn risk(code: RiskCode, severity: Severity, message: String) -> Risk {
     Risk::new(code, severity, message)
@@ -240,7 +272,12 @@ fn history(
     let changes: Vec<ChangedFile> = vcs
         .diff(&head.commit, to)?
         .into_iter()
-        .map(|c| ChangedFile { category: config.categorize(&c.path), path: c.path, kind: c.kind })
+        .map(|c| ChangedFile {
+            category: config.categorize(&c.path),
+            path: c.path,
+            kind: c.kind,
+            submodule: c.submodule,
+        })
         .collect();
     Ok(History { head, head_summary, target, target_is_ancestor, rolled, commits_rolled_back_total, changes })
 }
@@ -366,6 +403,19 @@ pub fn assess(
             RiskCode::EnvChanged,
             Severity::Medium,
             format!("{} env/config file(s) differ", count(Category::Env)),
+        ));
+    }
+    let submodules: Vec<&RepoPath> = changes.iter().filter(|c| c.submodule).map(|c| &c.path).collect();
+    if !submodules.is_empty() {
+        risks.push(risk(
+            RiskCode::SubmoduleChanged,
+            Severity::Medium,
+            format!(
+                "{} submodule(s) record another commit at the target ({}): the reset moves the record, not the submodule's files; run `{}` after the rollback, and again after its undo",
+                submodules.len(),
+                show_paths(&submodules),
+                submodule_update(&submodules)
+            ),
         ));
     }
     if !dirty.at_target_paths.is_empty() {

@@ -178,9 +178,24 @@ pub enum Record {
     Undone {
         /// When.
         at: Timestamp,
-        /// The undo's run id.
+        /// The undo's run id, or [`NOTHING_CHANGED`] for a run marked undone because it
+        /// stopped before changing anything.
         by: String,
     },
+}
+
+/// `Record::Undone`'s `by` (and `undone_by` in outcomes) of a run that stopped before changing
+/// anything: marked undone without an undo run.
+pub const NOTHING_CHANGED: &str = "nothing-changed";
+
+/// How a run was undone, for people, after "undone": `by run ID`, or that it had changed
+/// nothing.
+pub fn undone_by_words(by: &str) -> String {
+    if by == NOTHING_CHANGED {
+        "with nothing to undo: it stopped before changing anything".to_owned()
+    } else {
+        format!("by run {by}")
+    }
 }
 
 /// An open journal, appending.

@@ -533,7 +533,8 @@ fn run_status_error(py: Python<'_>, run: &serde_json::Value) -> PyResult<Option<
     let py_words = |parts: Vec<Part>| Hint::from_parts(parts).render(Frontend::Python);
     let undo_hint =
         undone_by.is_none().then(|| py_words(vec!["put everything back with ".into(), Action::undo(run_id).into()]));
-    let undone = undone_by.map(|u| format!(" (undone by run {u})")).unwrap_or_default();
+    let undone =
+        undone_by.map(|u| format!(" (undone {})", rollback_core::journal::undone_by_words(u))).unwrap_or_default();
     let err = match status {
         "failed" | "running" => {
             let step = run

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -227,3 +228,40 @@ def test_every_result_attribute_reads_a_field_the_core_writes(repo: Repo, every_
     assert summary["run_id"] == r.run_id and summary["interrupted"] is False
     dry = rb.run("fast", target="v1", dry_run=True)
     assert every_getter(dry)["plan"] is not None
+
+
+
+def test_a_rollback_that_moves_a_submodule_warns_and_assess_marks_it(tmp_path: Path) -> None:
+    """The core's submodule notice reaches Python as the CLI prints it: a risk and a marked
+    change in the assessment, a warning on the result with the command to run."""
+
+    def git(cwd: Path, *args: str) -> None:
+        cmd = ["git", "-c", "protocol.file.allow=always", *args]
+        subprocess.run(cmd, cwd=cwd, check=True, capture_output=True)
+
+    lib, app = tmp_path / "lib", tmp_path / "app"
+    for d in (lib, app):
+        d.mkdir()
+        git(d, "init", "-q", "-b", "main")
+    (lib / "lib.py").write_text("V = 1\n")
+    git(lib, "add", "-A")
+    git(lib, "commit", "-q", "-m", "lib v1")
+    (app / "app.py").write_text("import lib\n")
+    git(app, "submodule", "add", "-q", str(lib), "vendor/lib")
+    git(app, "add", "-A")
+    git(app, "commit", "-q", "-m", "app with lib v1")
+    (lib / "lib.py").write_text("V = 2\n")
+    git(lib, "commit", "-q", "-am", "lib v2")
+    git(app / "vendor/lib", "pull", "-q", "origin", "main")
+    git(app, "commit", "-q", "-am", "lib v2")
+
+    rb = fr.Rollback.open(app)
+    a = rb.assess(target="HEAD~1")
+    assert [c for c in a.changes if c.get("submodule")] == [
+        {"path": "vendor/lib", "kind": "modified", "category": "code", "submodule": True}
+    ]
+    assert "submodule_changed" in {r["code"] for r in a.risks}
+
+    r = rb.run("fast", target="HEAD~1", confirm=True)
+    assert r.status == "succeeded"
+    assert any("git submodule update --recursive -- vendor/lib" in w for w in r.warnings), r.warnings

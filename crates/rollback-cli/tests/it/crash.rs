@@ -132,3 +132,32 @@ fn a_failed_step_exits_1_and_can_be_resumed_or_undone() {
     fr(&r, &["undo", id, "--yes"]).ok();
     assert_eq!(picture(&r), before);
 }
+
+/// A run that failed before its snapshot completed changed nothing: its undo marks it undone,
+/// and `runs show` and a second undo say so in words (before: "undone: by run nothing-changed",
+/// and a hint to run `undo nothing-changed`).
+#[test]
+fn a_run_that_changed_nothing_is_marked_undone_in_words() {
+    let (r, _) = messy_repo();
+    let before = picture(&r);
+    let out = fr_env(
+        &r,
+        &["run", "--fast", "--yes", "--json", "--target", "v1"],
+        &[("FORGE_ROLLBACK_FAILPOINT", "inside:snapshot"), ("FORGE_ROLLBACK_FAILPOINT_ACTION", "error")],
+    );
+    out.code(1);
+    let id = out.json()["run_id"].as_str().unwrap().to_owned();
+    fr(&r, &["undo", &id, "--yes"]).ok();
+    assert_eq!(picture(&r), before);
+    let show = fr(&r, &["runs", "show", &id]);
+    assert!(
+        show.ok().stdout.contains("undone:  with nothing to undo: it stopped before changing anything\n"),
+        "{}",
+        show.stdout
+    );
+    assert!(!show.stdout.contains("nothing-changed"), "{}", show.stdout);
+    let again = fr(&r, &["undo", &id, "--yes"]);
+    again.code(4);
+    assert!(again.stderr.contains("is already undone: it stopped before changing anything"), "{}", again.stderr);
+    assert!(!again.stderr.contains("nothing-changed"), "{}", again.stderr);
+}

@@ -30,5 +30,6 @@ mod services;
 mod shapes;
 mod snapshots;
 mod statcache;
+mod submodules;
 mod watch;
 mod watch_prometheus;

@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use crate::assess::Assessment;
+use crate::assess::{Assessment, ChangedFile};
 use crate::backup::{EntryKind, Manifest, Origin};
 use crate::config::Config;
 use crate::paths::RepoPath;
@@ -180,7 +180,7 @@ fn deploy_step(d: &crate::deploy::DeployConfig) -> Option<Step> {
 /// restore after it; every level ends with the configured restart, deploy and verify steps.
 pub fn rollback_plan(vcs: &dyn VcsBackend, config: &Config, checks: &[String], a: &Assessment, level: Level) -> Plan {
     let workdir = vcs.workdir();
-    let changes: Vec<Change> = a.changes.iter().map(|c| Change { path: c.path.clone(), kind: c.kind }).collect();
+    let changes: Vec<Change> = a.changes.iter().map(ChangedFile::change).collect();
     let full = level != Level::Fast;
     let mut capture = captures(workdir, config, &a.status, &changes);
     if full && let Some(env) = &a.env {

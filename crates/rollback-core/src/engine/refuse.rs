@@ -2,7 +2,7 @@
 
 use super::show_revisions;
 use super::{Ctx, Rollback, RunOptions, RunSummary};
-use crate::assess::Assessment;
+use crate::assess::{Assessment, ChangedFile};
 use crate::error::{Error, Result};
 use crate::event::LogLevel;
 use crate::hint::{Action, hint};
@@ -47,8 +47,7 @@ impl Rollback {
                 ]),
             ));
         }
-        let changes: Vec<crate::vcs::Change> =
-            a.changes.iter().map(|c| crate::vcs::Change { path: c.path.clone(), kind: c.kind }).collect();
+        let changes: Vec<crate::vcs::Change> = a.changes.iter().map(ChangedFile::change).collect();
         out.extend(super::planner::refuse_nested_repos(self.workdir(), &changes, "target"));
         let me = crate::restart::SelfIdentity::current();
         for step in &self.config.restart {
@@ -169,6 +168,12 @@ impl Rollback {
 
     pub(crate) fn refuse_undone(run_id: &str, target: &RunState) -> Result<()> {
         if target.status == RunStatus::Undone {
+            if target.undone_by.as_deref() == Some(crate::journal::NOTHING_CHANGED) {
+                return Err(Error::refused(
+                    format!("run {run_id} is already undone: it stopped before changing anything"),
+                    None,
+                ));
+            }
             return Err(Error::refused(
                 format!("run {run_id} was already undone by {}", target.undone_by.as_deref().unwrap_or("?")),
                 Some(hint![

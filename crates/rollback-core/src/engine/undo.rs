@@ -118,7 +118,7 @@ impl Entry for UndoEntry<'_> {
         let Some((manifest, db)) = rb.undo_inputs(&target, self.restore_snapshot)? else {
             // Stopped before its snapshot completed: it changed nothing.
             let mut j = Journal::open(&rb.state.run_dir(run_id).join("journal.jsonl"))?;
-            j.append(&Record::Undone { at: Timestamp::now(), by: "nothing-changed".into() })?;
+            j.append(&Record::Undone { at: Timestamp::now(), by: crate::journal::NOTHING_CHANGED.into() })?;
             ctx.log(LogLevel::Info, format!("run {run_id} stopped before changing anything; marked as undone"));
             let mut outcome = rb.outcome_of(&rb.load_run(run_id)?);
             outcome.warnings = std::mem::take(&mut ctx.warnings);

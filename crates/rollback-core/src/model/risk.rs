@@ -57,6 +57,9 @@ risk_codes! {
     DependenciesChanged = "dependencies_changed",
     /// Env or config files differ between HEAD and the target.
     EnvChanged = "env_changed",
+    /// A submodule's recorded commit differs between HEAD and the target: the reset moves the
+    /// record, not the submodule's work tree.
+    SubmoduleChanged = "submodule_changed",
     /// Untracked or ignored paths sit where the target has files.
     UntrackedAtTargetPaths = "untracked_at_target_paths",
     /// The tree has uncommitted work (it is snapshotted).

@@ -155,7 +155,7 @@ impl IncidentReport {
             let _ = writeln!(o, "- **Undo Of**: run `{u}` (this run put back the state from before it)");
         }
         if let Some(by) = &self.undone_by {
-            if by == "nothing-changed" {
+            if by == crate::journal::NOTHING_CHANGED {
                 let _ = writeln!(o, "- **Undone**: marked as undone; it had changed nothing");
             } else {
                 let _ = writeln!(o, "- **Undone By**: run `{by}`");

@@ -531,7 +531,7 @@ fn timeline(state: &RunState) -> Vec<TimelineEntry> {
                 (*at, what)
             }
             Record::Undone { at, by } => {
-                if by == "nothing-changed" {
+                if by == crate::journal::NOTHING_CHANGED {
                     (*at, "Marked as undone: it had changed nothing".to_owned())
                 } else {
                     (*at, format!("Undone by run {by}"))

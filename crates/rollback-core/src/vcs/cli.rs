@@ -491,22 +491,31 @@ impl VcsBackend for GitCliBackend {
         }
         let out = self
             .git()
-            .args(["diff-tree", "-r", "-z", "--no-renames", "--name-status", "--end-of-options"])
+            .args(["diff-tree", "-r", "-z", "--no-renames", "--raw", "--end-of-options"])
             .args([from.as_str(), to.as_str()])
             .run()?;
         let recs: Vec<&[u8]> = records(&out).collect();
         if recs.len() % 2 != 0 {
             return Err(parse_err("diff-tree", "odd number of fields"));
         }
-        let mut changes =
-            recs.chunks(2)
-                .map(|pair| {
-                    let kind = pair[0].first().copied().and_then(change_kind).ok_or_else(|| {
-                        parse_err("diff-tree", format!("status `{}`", String::from_utf8_lossy(pair[0])))
-                    })?;
-                    Ok(Change { path: parse_path("diff-tree", pair[1])?, kind })
-                })
-                .collect::<Result<Vec<_>>>()?;
+        let mut changes = recs
+            .chunks(2)
+            .map(|pair| {
+                // `:old-mode new-mode old-id new-id status`
+                let meta = String::from_utf8_lossy(pair[0]);
+                let fields: Vec<&str> = meta.trim_start_matches(':').split(' ').collect();
+                let [src_mode, dst_mode, _, _, status] = fields[..] else {
+                    return Err(parse_err("diff-tree", format!("bad record `{meta}`")));
+                };
+                let kind = status
+                    .bytes()
+                    .next()
+                    .and_then(change_kind)
+                    .ok_or_else(|| parse_err("diff-tree", format!("status `{status}`")))?;
+                let submodule = src_mode == "160000" || dst_mode == "160000";
+                Ok(Change { path: parse_path("diff-tree", pair[1])?, kind, submodule })
+            })
+            .collect::<Result<Vec<_>>>()?;
         changes.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(changes)
     }

@@ -186,6 +186,10 @@ pub struct Change {
     pub path: RepoPath,
     /// How it differs, from the `from` commit's point of view to `to`.
     pub kind: ChangeKind,
+    /// A submodule (gitlink) on either side: a reset moves the commit recorded for it, not
+    /// the submodule's own work tree (`git submodule update` does that).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub submodule: bool,
 }
 
 /// The state of one path in the work tree, as `git status` sees it.

@@ -65,6 +65,7 @@ conformance!(
     commits_between_newest_first,
     diff_kinds,
     diff_without_renames,
+    diff_marks_submodules,
     tracked_paths_sorted,
     read_file_at_commit,
     status_kinds,

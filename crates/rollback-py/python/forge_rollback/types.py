@@ -65,11 +65,13 @@ class Target(TypedDict):
 
 
 class ChangedFile(TypedDict):
-    """A tracked path that differs between HEAD and the target."""
+    """A tracked path that differs between HEAD and the target (``submodule``, present and true
+    only for a submodule: the rollback moves the commit recorded for it, not its files)."""
 
     path: str
     kind: str
     category: str
+    submodule: NotRequired[bool]
 
 
 class Dirty(TypedDict):

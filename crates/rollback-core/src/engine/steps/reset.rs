@@ -104,6 +104,18 @@ impl Rollback {
             Some(b) if head.branch.as_deref() != Some(b) => self.vcs.checkout_branch_at(b, target, &message)?,
             _ => self.vcs.reset_hard(target, &message)?,
         }
+        let submodules: Vec<&RepoPath> = changes.iter().filter(|c| c.submodule).map(|c| &c.path).collect();
+        if !submodules.is_empty() {
+            ctx.log(
+                LogLevel::Warn,
+                format!(
+                    "the reset moved the commit recorded for {} submodule(s) ({}), not their files: run `{}` to check those commits out",
+                    submodules.len(),
+                    crate::assess::show_paths(&submodules),
+                    crate::assess::submodule_update(&submodules)
+                ),
+            );
+        }
         let kept = if ex.plan.kind == RunKind::Rollback {
             self.keep_flagged_files(ctx, &manifest, changes)?;
             self.keep_tool_files(ctx, &manifest)?

@@ -5,7 +5,7 @@ use std::process::Command;
 use super::{Added, Deleted, Modified, Open, TypeChanged, backend, canon, change, cid, os, rp};
 use crate::paths::RepoPath;
 use crate::testing::repo::{TestRepo, clean_git_env};
-use crate::vcs::{CommitId, CommitInfo, Error, Head};
+use crate::vcs::{Change, CommitId, CommitInfo, Error, Head};
 
 // ---------------------------------------------------------------------------------------------
 // Opening
@@ -274,6 +274,39 @@ pub fn diff_without_renames(open: &Open) {
     let to = r.commit_all("to");
     let b = backend(open, &r);
     assert_eq!(b.diff(&cid(&from), &cid(&to)).unwrap(), [change("a.txt", Deleted), change("b.txt", Added)]);
+}
+
+/// A submodule (gitlink) on either side of a change is marked: moved to another commit,
+/// added, removed, and a file that became one. Plain files are not.
+pub fn diff_marks_submodules(open: &Open) {
+    let r = TestRepo::new();
+    let (one, two) = ("1".repeat(40), "2".repeat(40));
+    r.write("a.txt", "a\n").write("f", "a file\n").write("gone/keep.txt", "k\n");
+    r.git(&["add", "-A"]);
+    r.git(&["update-index", "--add", "--cacheinfo", &format!("160000,{one},vendor/lib")]);
+    r.git(&["update-index", "--add", "--cacheinfo", &format!("160000,{one},gone/sub")]);
+    r.git(&["commit", "-q", "-m", "from"]);
+    let from = r.git(&["rev-parse", "HEAD"]);
+    r.write("a.txt", "b\n");
+    r.git(&["add", "a.txt"]);
+    r.git(&["update-index", "--cacheinfo", &format!("160000,{two},vendor/lib")]);
+    r.git(&["update-index", "--add", "--cacheinfo", &format!("160000,{one},new/sub")]);
+    r.git(&["rm", "-q", "--cached", "gone/sub", "f"]);
+    r.git(&["update-index", "--add", "--cacheinfo", &format!("160000,{two},f")]);
+    r.git(&["commit", "-q", "-m", "to"]);
+    let to = r.git(&["rev-parse", "HEAD"]);
+    let b = backend(open, &r);
+    let sub = |path: &str, kind| Change { submodule: true, ..change(path, kind) };
+    assert_eq!(
+        b.diff(&cid(&from), &cid(&to)).unwrap(),
+        [
+            change("a.txt", Modified),
+            sub("f", TypeChanged),
+            sub("gone/sub", Deleted),
+            sub("new/sub", Added),
+            sub("vendor/lib", Modified),
+        ]
+    );
 }
 
 /// Tracked paths at a commit, sorted bytewise, odd names included.

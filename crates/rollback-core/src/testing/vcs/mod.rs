@@ -59,6 +59,7 @@ pub const CASES: &[Case<Open>] = &[
     Case { name: "commits_between_newest_first", run: commits_between_newest_first },
     Case { name: "diff_kinds", run: diff_kinds },
     Case { name: "diff_without_renames", run: diff_without_renames },
+    Case { name: "diff_marks_submodules", run: diff_marks_submodules },
     Case { name: "tracked_paths_sorted", run: tracked_paths_sorted },
     Case { name: "read_file_at_commit", run: read_file_at_commit },
     Case { name: "status_kinds", run: status_kinds },
@@ -113,7 +114,7 @@ fn ignored(path: impl AsRef<[u8]>) -> StatusEntry {
 }
 
 fn change(path: impl AsRef<[u8]>, kind: ChangeKind) -> Change {
-    Change { path: rp(path), kind }
+    Change { path: rp(path), kind, submodule: false }
 }
 
 fn canon(p: &Path) -> PathBuf {

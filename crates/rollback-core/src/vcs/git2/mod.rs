@@ -494,7 +494,8 @@ impl VcsBackend for Git2Backend {
                 command: "libgit2 diff".to_owned(),
                 detail: "a change without a path".to_owned(),
             })?;
-            out.push(Change { path: repo_path(path)?, kind });
+            let submodule = [delta.old_file(), delta.new_file()].iter().any(|f| f.mode() == git2::FileMode::Commit);
+            out.push(Change { path: repo_path(path)?, kind, submodule });
         }
         out.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(out)
