@@ -173,6 +173,10 @@ pub enum Record {
         status: RunStatus,
         /// The error, if it failed.
         error: Option<String>,
+        /// The warnings logged until then (what the run's outcome and incident report list),
+        /// so that a report made later has them too.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        warnings: Vec<String>,
     },
     /// A later undo restored the state from before this run.
     Undone {
@@ -315,6 +319,8 @@ pub struct RunState {
     pub finished_at: Option<Timestamp>,
     /// The undo that undid it.
     pub undone_by: Option<String>,
+    /// The warnings of the latest attempt, as its [`Record::Finished`] has them.
+    pub warnings: Vec<String>,
     /// Steps the operator skipped (manual runs).
     pub skipped: Vec<usize>,
     /// Every record, for timelines.
@@ -349,6 +355,7 @@ impl RunState {
             status: RunStatus::Running,
             finished_at: None,
             undone_by: None,
+            warnings: Vec::new(),
             skipped: Vec::new(),
             records: Vec::new(),
             tree_snapshot: None,
@@ -405,9 +412,10 @@ impl RunState {
                     state.status = RunStatus::Running;
                     state.finished_at = None;
                 }
-                Record::Finished { at, status, .. } => {
+                Record::Finished { at, status, warnings, .. } => {
                     state.status = *status;
                     state.finished_at = Some(*at);
+                    state.warnings.clone_from(warnings);
                 }
                 Record::Undone { by, .. } => {
                     state.undone_by = Some(by.clone());

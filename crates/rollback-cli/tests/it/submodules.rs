@@ -65,6 +65,10 @@ fn a_rollback_that_moves_a_submodule_says_so_and_what_to_run() {
         assert!(warnings(&undone).iter().any(|w| w.contains(UPDATE)), "{backend}: {undone}");
         app.git(&["submodule", "update", "--recursive", "--", "vendor/lib"]);
         assert_eq!(app.read("vendor/lib/lib.txt"), b"v2\n", "{backend}");
+        // A report made later, once the run is undone, still has the warning.
+        let report = fr(&app, &cfg, &["report", &run_id(&out)], &[]);
+        assert!(report.ok().stdout.contains("**Undone By**"), "{backend}: {}", report.stdout);
+        assert!(report.stdout.contains(&format!("- **Warning**: the reset moved the commit recorded for 1 submodule(s) (`vendor/lib`), not their files: run `{UPDATE}`")), "{backend}: {}", report.stdout);
         assert_eq!(app.git(&["status", "--porcelain"]), "", "{backend}");
     }
 }

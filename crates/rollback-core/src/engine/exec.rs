@@ -158,7 +158,9 @@ impl Rollback {
             (None, None) if verification_failed => (RunStatus::VerificationFailed, None),
             (None, None) => (RunStatus::Succeeded, None),
         };
-        ex.journal.append(&Record::Finished { at: finished, status, error: error.clone() })?;
+        let warnings = ctx.warnings.clone();
+        ex.journal.append(&Record::Finished { at: finished, status, error: error.clone(), warnings })?;
+        let recorded = ctx.warnings.len();
         let undo_hint = || Some(hint![Action::undo(&ex.run_id), " puts everything back"]);
         match (status, ex.plan.kind) {
             (RunStatus::Succeeded, RunKind::Rollback) => ctx.log(
@@ -207,7 +209,8 @@ impl Rollback {
         self.notify(ctx, kind, &ex.run_id, ex.plan, error.as_deref());
         let state = RunState::load(ex.journal.path())?;
         let mut outcome = self.outcome_of(&state);
-        outcome.warnings = std::mem::take(&mut ctx.warnings);
+        // The journal has this attempt's warnings up to its end; then the notifications' results.
+        outcome.warnings.extend(ctx.warnings.drain(..).skip(recorded));
         self.write_report(&state, &outcome)?;
         if status == RunStatus::Succeeded {
             let json = serde_json::to_vec_pretty(&outcome).unwrap_or_default();
@@ -291,7 +294,7 @@ impl Rollback {
             finished_at,
             duration_ms: finished_at.map_or(0, |f| f.millis_since(state.started_at)),
             steps,
-            warnings: Vec::new(),
+            warnings: state.warnings.clone(),
             error: state.failure.as_ref().map(|(_, e)| e.clone()).or_else(|| {
                 state.records.iter().rev().find_map(|r| match r {
                     Record::Finished { error: Some(e), status: RunStatus::Cancelled, .. } => Some(e.clone()),
