@@ -195,8 +195,8 @@ pub fn submodule_update(paths: &[&RepoPath]) -> String {
 }
 
 /// `paths` for people: `a`, `b`.
-pub(crate) fn show_paths(paths: &[&RepoPath]) -> String {
-    paths.iter().map(|p| format!("`{p}`")).collect::<Vec<_>>().join(", ")
+pub(crate) fn show_paths<'a>(paths: impl IntoIterator<Item = &'a RepoPath>) -> String {
+    paths.into_iter().map(|p| format!("`{p}`")).collect::<Vec<_>>().join(", ")
 }
 
 /// `word` as one shell word: as it is when it is plain, else single-quoted.
@@ -413,7 +413,7 @@ pub fn assess(
             format!(
                 "{} submodule(s) record another commit at the target ({}): the reset moves the record, not the submodule's files; run `{}` after the rollback, and again after its undo",
                 submodules.len(),
-                show_paths(&submodules),
+                show_paths(submodules.iter().copied()),
                 submodule_update(&submodules)
             ),
         ));

@@ -65,6 +65,16 @@ pub fn fr_env(repo: &TestRepo, args: &[&str], env: &[(&str, &str)]) -> Out {
     run_in(repo.path(), args, env)
 }
 
+/// `run --fast --yes --json --target v1`, stopped by an injected error at the failpoint `point`:
+/// a failed run (exit 1), to be resumed or undone.
+#[track_caller]
+pub fn failed_run(repo: &TestRepo, point: &str) -> Out {
+    let env = [("FORGE_ROLLBACK_FAILPOINT", point), ("FORGE_ROLLBACK_FAILPOINT_ACTION", "error")];
+    let out = fr_env(repo, &["run", "--fast", "--yes", "--json", "--target", "v1"], &env);
+    out.code(1);
+    out
+}
+
 /// The tree without Python caches (cleared by a rollback, not restored by undo).
 pub fn tree_no_caches(repo: &TestRepo) -> TreeState {
     repo.tree().without(|p| {

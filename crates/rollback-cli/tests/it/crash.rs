@@ -1,7 +1,7 @@
 //! The process killed (`SIGKILL`) at every step boundary and inside the snapshot and reset
 //! steps: `resume` finishes the rollback, `undo` restores the state from before, every time.
 
-use crate::common::{Picture, fr, fr_env, messy_repo, picture};
+use crate::common::{Picture, failed_run, fr, fr_env, messy_repo, picture};
 
 const POINTS: &[&str] = &[
     "before:snapshot",
@@ -102,12 +102,7 @@ fn crash_right_after_taking_the_lock_changes_nothing_and_the_lock_is_taken_over(
 fn a_failed_step_exits_1_and_can_be_resumed_or_undone() {
     let (r, _) = messy_repo();
     let before = picture(&r);
-    let out = fr_env(
-        &r,
-        &["run", "--fast", "--yes", "--json", "--target", "v1"],
-        &[("FORGE_ROLLBACK_FAILPOINT", "before:remove_untracked"), ("FORGE_ROLLBACK_FAILPOINT_ACTION", "error")],
-    );
-    out.code(1);
+    let out = failed_run(&r, "before:remove_untracked");
     let j = out.json();
     assert_eq!(j["status"], "failed");
     assert!(j["error"].as_str().unwrap().contains("injected failure"), "{j}");
@@ -140,12 +135,7 @@ fn a_failed_step_exits_1_and_can_be_resumed_or_undone() {
 fn a_run_that_changed_nothing_is_marked_undone_in_words() {
     let (r, _) = messy_repo();
     let before = picture(&r);
-    let out = fr_env(
-        &r,
-        &["run", "--fast", "--yes", "--json", "--target", "v1"],
-        &[("FORGE_ROLLBACK_FAILPOINT", "inside:snapshot"), ("FORGE_ROLLBACK_FAILPOINT_ACTION", "error")],
-    );
-    out.code(1);
+    let out = failed_run(&r, "inside:snapshot");
     let id = out.json()["run_id"].as_str().unwrap().to_owned();
     fr(&r, &["undo", &id, "--yes"]).ok();
     assert_eq!(picture(&r), before);

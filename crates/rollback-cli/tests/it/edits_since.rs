@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use rollback_testkit::TestRepo;
 
-use crate::common::{command, fr, fr_env, messy_repo, picture};
+use crate::common::{command, failed_run, fr, fr_env, messy_repo, picture};
 
 fn run_id(out: &crate::common::Out) -> String {
     out.json()["run_id"].as_str().unwrap().to_owned()
@@ -61,12 +61,7 @@ fn an_edit_made_after_a_crash_inside_the_reset_survives_resume_and_undo() {
 #[test]
 fn a_folder_made_where_the_reset_cleared_a_file_is_captured_not_deleted() {
     let r = repo_with_a_draft_in_the_way();
-    let out = fr_env(
-        &r,
-        &["run", "--fast", "--yes", "--json", "--target", "v1"],
-        &[("FORGE_ROLLBACK_FAILPOINT", "inside:reset"), ("FORGE_ROLLBACK_FAILPOINT_ACTION", "error")],
-    );
-    out.code(1);
+    let out = failed_run(&r, "inside:reset");
     let id = run_id(&out);
     assert!(!r.exists("docs/guide.md"), "the way was cleared before the failure");
     r.write("docs/guide.md/part1.md", "chapter one, written while the run was stopped\n");

@@ -1,6 +1,6 @@
 //! The core's hints are data; the CLI renders them as commands and `--flags`.
 
-use crate::common::{fr, fr_env, messy_repo};
+use crate::common::{failed_run, fr, messy_repo};
 
 #[test]
 fn a_refusal_names_cli_commands_and_flags() {
@@ -18,12 +18,7 @@ fn a_refusal_names_cli_commands_and_flags() {
 
     // A failed run: the log line, the error and the next run's refusal say `resume RUN` /
     // `undo RUN` as commands.
-    let failed = fr_env(
-        &r,
-        &["run", "--fast", "--yes", "--json", "--target", "v1"],
-        &[("FORGE_ROLLBACK_FAILPOINT", "before:remove_untracked"), ("FORGE_ROLLBACK_FAILPOINT_ACTION", "error")],
-    );
-    failed.code(1);
+    let failed = failed_run(&r, "before:remove_untracked");
     let id = failed.json()["run_id"].as_str().unwrap().to_owned();
     assert!(
         failed.stderr.contains(&format!(

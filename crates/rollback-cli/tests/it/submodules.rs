@@ -82,10 +82,18 @@ fn a_rollback_that_leaves_the_submodule_alone_does_not_warn() {
         app.write("app.py", "three\n");
         app.commit_all("three");
         let (_dir, cfg) = config(backend);
+        let a = fr(&app, &cfg, &["assess", "--json", "--target", "HEAD~1"], &[]);
+        let a = a.ok().json();
+        let changed: Vec<(&str, bool)> = a["changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| (c["path"].as_str().unwrap(), c["submodule"] == true))
+            .collect();
+        assert_eq!(changed, [("app.py", false)], "{backend}");
+        assert!(!a["risks"].to_string().contains("submodule"), "{backend}: {a}");
         let out = fr(&app, &cfg, &["run", "--fast", "--yes", "--json", "--target", "HEAD~1"], &[]);
         let run = out.ok().json();
         assert!(!warnings(&run).iter().any(|w| w.contains("submodule")), "{backend}: {run}");
-        let a = fr(&app, &cfg, &["assess", "--json", "--target", "HEAD"], &[]);
-        assert!(!a.ok().json()["risks"].to_string().contains("submodule"), "{backend}");
     }
 }

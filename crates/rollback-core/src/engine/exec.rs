@@ -160,7 +160,6 @@ impl Rollback {
         };
         let warnings = ctx.warnings.clone();
         ex.journal.append(&Record::Finished { at: finished, status, error: error.clone(), warnings })?;
-        let recorded = ctx.warnings.len();
         let undo_hint = || Some(hint![Action::undo(&ex.run_id), " puts everything back"]);
         match (status, ex.plan.kind) {
             (RunStatus::Succeeded, RunKind::Rollback) => ctx.log(
@@ -209,8 +208,8 @@ impl Rollback {
         self.notify(ctx, kind, &ex.run_id, ex.plan, error.as_deref());
         let state = RunState::load(ex.journal.path())?;
         let mut outcome = self.outcome_of(&state);
-        // The journal has this attempt's warnings up to its end; then the notifications' results.
-        outcome.warnings.extend(ctx.warnings.drain(..).skip(recorded));
+        // The journal's (this attempt's up to its `finished` record), and the notifications' since.
+        outcome.warnings = std::mem::take(&mut ctx.warnings);
         self.write_report(&state, &outcome)?;
         if status == RunStatus::Succeeded {
             let json = serde_json::to_vec_pretty(&outcome).unwrap_or_default();

@@ -423,7 +423,7 @@ pub fn refuse_nested_repos(workdir: &Path, changes: &[Change], what: &str) -> Op
     if found.is_empty() {
         return None;
     }
-    let names = found.iter().map(|p| format!("`{p}`")).collect::<Vec<_>>().join(", ");
+    let names = crate::assess::show_paths(&found);
     Some(crate::Error::refused(
         format!(
             "{names}: a nested git repository (a folder with its own `.git`) where the {what} has a file; \

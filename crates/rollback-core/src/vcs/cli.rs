@@ -47,6 +47,26 @@ fn parse_err(command: &str, detail: impl Into<String>) -> Error {
     Error::Parse { command: command.to_owned(), detail: detail.into() }
 }
 
+/// The mode of a gitlink (submodule) entry in `--raw` output.
+const GITLINK_MODE: &str = "160000";
+
+/// A `--raw -z` listing (`diff-tree`, `diff-index`): each change's metadata
+/// (`:src-mode dst-mode src-id dst-id status`, as five fields) and its path's bytes.
+fn raw_changes<'a>(command: &str, out: &'a [u8]) -> Result<Vec<([&'a str; 5], &'a [u8])>> {
+    let recs: Vec<&[u8]> = records(out).collect();
+    if recs.len() % 2 != 0 {
+        return Err(parse_err(command, "odd number of fields"));
+    }
+    recs.chunks(2)
+        .map(|pair| {
+            let bad = || parse_err(command, format!("bad record `{}`", String::from_utf8_lossy(pair[0])));
+            let meta = std::str::from_utf8(pair[0]).map_err(|_| bad())?;
+            let fields: Vec<&str> = meta.trim_start_matches(':').split(' ').collect();
+            Ok((<[&str; 5]>::try_from(fields).map_err(|_| bad())?, pair[1]))
+        })
+        .collect()
+}
+
 /// Output without its final newline.
 fn one_line(mut out: Vec<u8>) -> Vec<u8> {
     if out.last() == Some(&b'\n') {
@@ -494,26 +514,16 @@ impl VcsBackend for GitCliBackend {
             .args(["diff-tree", "-r", "-z", "--no-renames", "--raw", "--end-of-options"])
             .args([from.as_str(), to.as_str()])
             .run()?;
-        let recs: Vec<&[u8]> = records(&out).collect();
-        if recs.len() % 2 != 0 {
-            return Err(parse_err("diff-tree", "odd number of fields"));
-        }
-        let mut changes = recs
-            .chunks(2)
-            .map(|pair| {
-                // `:old-mode new-mode old-id new-id status`
-                let meta = String::from_utf8_lossy(pair[0]);
-                let fields: Vec<&str> = meta.trim_start_matches(':').split(' ').collect();
-                let [src_mode, dst_mode, _, _, status] = fields[..] else {
-                    return Err(parse_err("diff-tree", format!("bad record `{meta}`")));
-                };
+        let mut changes = raw_changes("diff-tree", &out)?
+            .into_iter()
+            .map(|([src_mode, dst_mode, _, _, status], path)| {
                 let kind = status
                     .bytes()
                     .next()
                     .and_then(change_kind)
                     .ok_or_else(|| parse_err("diff-tree", format!("status `{status}`")))?;
-                let submodule = src_mode == "160000" || dst_mode == "160000";
-                Ok(Change { path: parse_path("diff-tree", pair[1])?, kind, submodule })
+                let submodule = src_mode == GITLINK_MODE || dst_mode == GITLINK_MODE;
+                Ok(Change { path: parse_path("diff-tree", path)?, kind, submodule })
             })
             .collect::<Result<Vec<_>>>()?;
         changes.sort_by(|a, b| a.path.cmp(&b.path));
@@ -634,21 +644,12 @@ impl VcsBackend for GitCliBackend {
             .arg("--end-of-options")
             .arg(base.as_str())
             .run()?;
-        let recs: Vec<&[u8]> = records(&out).collect();
-        if recs.len() % 2 != 0 {
-            return Err(parse_err("diff-index", "odd number of fields"));
-        }
         let mut staged = Vec::new();
-        for pair in recs.chunks(2) {
-            let meta = String::from_utf8_lossy(pair[0]);
-            let fields: Vec<&str> = meta.trim_start_matches(':').split(' ').collect();
-            let [_, dst_mode, _, dst_oid, status] = fields[..] else {
-                return Err(parse_err("diff-index", format!("bad record `{meta}`")));
-            };
-            if !matches!(status, "A" | "M" | "T") || dst_mode == "160000" {
+        for ([_, dst_mode, _, dst_oid, status], path) in raw_changes("diff-index", &out)? {
+            if !matches!(status, "A" | "M" | "T") || dst_mode == GITLINK_MODE {
                 continue;
             }
-            staged.push((parse_path("diff-index", pair[1])?, parse_id("diff-index", dst_oid.as_bytes())?));
+            staged.push((parse_path("diff-index", path)?, parse_id("diff-index", dst_oid.as_bytes())?));
         }
         staged.sort_by(|a, b| a.0.cmp(&b.0));
         let oids: Vec<&CommitId> = staged.iter().map(|(_, o)| o).collect();

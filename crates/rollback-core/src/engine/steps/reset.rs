@@ -111,7 +111,7 @@ impl Rollback {
                 format!(
                     "the reset moved the commit recorded for {} submodule(s) ({}), not their files: run `{}` to check those commits out",
                     submodules.len(),
-                    crate::assess::show_paths(&submodules),
+                    crate::assess::show_paths(submodules.iter().copied()),
                     crate::assess::submodule_update(&submodules)
                 ),
             );
