@@ -156,7 +156,7 @@ impl Error {
             },
             Error::Backup(backup::Error::UnknownSnapshot { .. }) => ErrorKind::Usage,
             Error::Backup(backup::Error::UnsafeRestore { .. }) => ErrorKind::Refused,
-            Error::Db(db::Error::Config(_)) => ErrorKind::Usage,
+            Error::Db(db::Error::Config(_) | db::Error::UrlEnv { .. }) => ErrorKind::Usage,
             Error::Lock(lock::Error::Held { .. }) => ErrorKind::Locked,
             Error::Refused { .. } | Error::Production(production::Error::Refused { .. }) => ErrorKind::Refused,
             Error::Cancelled(_) => ErrorKind::Cancelled,
@@ -188,6 +188,10 @@ impl Error {
             Error::Vcs(vcs::Error::NotARepository { .. }) => {
                 Some(hint!["run inside a git work tree, or point at one with ", Action::OpenWorkTree])
             }
+            Error::Vcs(vcs::Error::BareRepository { .. }) => Some(hint![
+                "roll back the clone the app runs from, not the repository it pulls from: run there, or point at it with ",
+                Action::OpenWorkTree
+            ]),
             Error::StepFailed { run_id, .. } => Some(hint![
                 "fix the cause, then ",
                 Action::resume(run_id),

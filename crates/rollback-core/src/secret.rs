@@ -86,17 +86,44 @@ pub fn redact_url_credentials(text: &str) -> String {
     out
 }
 
+/// Why an environment variable gives no secret.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EnvProblem {
+    /// Not in the environment.
+    Unset,
+    /// Set to the empty string.
+    Empty,
+    /// Set, but not valid UTF-8.
+    NotUnicode,
+}
+
+impl std::fmt::Display for EnvProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            EnvProblem::Unset => "is not set",
+            EnvProblem::Empty => "is empty",
+            EnvProblem::NotUnicode => "is not valid UTF-8",
+        })
+    }
+}
+
+/// The value of the environment variable `var`, which must be set and not empty.
+pub fn from_env(var: &str) -> Result<Secret, EnvProblem> {
+    match std::env::var(var) {
+        Ok(val) if !val.is_empty() => Ok(Secret(val)),
+        Ok(_) => Err(EnvProblem::Empty),
+        Err(std::env::VarError::NotPresent) => Err(EnvProblem::Unset),
+        Err(std::env::VarError::NotUnicode(_)) => Err(EnvProblem::NotUnicode),
+    }
+}
+
 /// Reads a secret from the environment variable `var`, or takes `inline`; exactly one of the
 /// two should be set. `Ok(None)` when neither is.
 pub fn from_inline_or_env(inline: Option<&Secret>, var: Option<&str>) -> Result<Option<Secret>, String> {
     match (inline, var) {
         (Some(_), Some(v)) => Err(format!("set either the value or `{v}` in the environment, not both")),
         (Some(s), None) => Ok(Some(s.clone())),
-        (None, Some(v)) => match std::env::var(v) {
-            Ok(val) if !val.is_empty() => Ok(Some(Secret(val))),
-            Ok(_) => Err(format!("the environment variable `{v}` is empty")),
-            Err(_) => Err(format!("the environment variable `{v}` is not set")),
-        },
+        (None, Some(v)) => from_env(v).map(Some).map_err(|problem| format!("the environment variable `{v}` {problem}")),
         (None, None) => Ok(None),
     }
 }

@@ -54,6 +54,35 @@ def test_hints_name_python_calls_not_cli_flags(tmp_path: Path) -> None:
     assert "Rollback.open" in info.value.hint and "-C DIR" not in info.value.hint
 
 
+def test_an_unset_database_url_variable_names_the_variable_and_the_key(
+    repo: Repo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("FORGE_TEST_SURELY_UNSET_DB_URL", raising=False)
+    (repo.path / "migrations").mkdir(exist_ok=True)
+    (repo.path / "forge-rollback.toml").write_text(
+        '[database]\nkind = "sql"\nurl_env = "FORGE_TEST_SURELY_UNSET_DB_URL"\nmigrations_dir = "migrations"\n'
+    )
+    head = repo.git("rev-parse", "HEAD")
+    with pytest.raises(fr.ConfigError) as info:
+        fr.Rollback.open(repo.path).run("full", target="v1", confirm=True)
+    err = info.value
+    assert err.kind == "usage"
+    assert err.message == "database config: the environment variable `FORGE_TEST_SURELY_UNSET_DB_URL` is not set"
+    assert err.key == "database.url_env"
+    assert err.hint is not None and "set `FORGE_TEST_SURELY_UNSET_DB_URL` to the database URL" in err.hint
+    assert repo.git("rev-parse", "HEAD") == head, "nothing rolled back"
+
+
+def test_a_bare_repository_hints_at_the_clone_the_app_runs_from(repo: Repo, tmp_path: Path) -> None:
+    bare = tmp_path / "app.git"
+    repo.git("clone", "-q", "--bare", str(repo.path), str(bare))
+    with pytest.raises(fr.ConfigError) as info:
+        fr.Rollback.open(bare)
+    assert "is a bare repository" in info.value.message
+    assert info.value.hint is not None and 'Rollback.open("/srv/app")' in info.value.hint
+    _no_cli_words(info.value.hint)
+
+
 def _no_cli_words(text: str) -> None:
     assert "forge-rollback " not in text and "`--" not in text, text
 

@@ -113,6 +113,61 @@ fn malformed_config_and_registry_name_line_and_column() {
     assert!(out.stderr.contains("cannot read config `/nonexistent/x.toml`"), "{}", out.stderr);
 }
 
+/// `database.url_env` naming a variable that is unset or empty: the error names the variable
+/// and what is wrong with it, the hint says where to set it, and nothing changes.
+#[test]
+fn a_database_url_variable_that_is_unset_or_empty_is_named_with_a_hint() {
+    let (r, _) = messy_repo();
+    r.write("migrations/.keep", "");
+    r.write(
+        "forge-rollback.toml",
+        "[database]\nkind = \"sql\"\nurl_env = \"FORGE_TEST_SURELY_UNSET_DB_URL\"\nmigrations_dir = \"migrations\"\n",
+    );
+    let e = refused_unchanged(
+        &r,
+        &["run", "--full", "--yes", "--target", "v1"],
+        2,
+        "error: database config: the environment variable `FORGE_TEST_SURELY_UNSET_DB_URL` is not set",
+    );
+    assert!(
+        e.contains(
+            "hint: set `FORGE_TEST_SURELY_UNSET_DB_URL` to the database URL in the environment forge-rollback runs in"
+        ),
+        "{e}"
+    );
+    let before = picture(&r);
+    let out = crate::common::fr_env(
+        &r,
+        &["run", "--full", "--yes", "--target", "v1"],
+        &[("FORGE_TEST_SURELY_UNSET_DB_URL", "")],
+    );
+    out.code(2);
+    assert!(
+        out.stderr.contains("the environment variable `FORGE_TEST_SURELY_UNSET_DB_URL` is empty"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("hint: set `FORGE_TEST_SURELY_UNSET_DB_URL`"), "{}", out.stderr);
+    assert_eq!(picture(&r), before);
+}
+
+/// A bare repository (what a deploy pulls from) has no work tree: the hint says to run in
+/// the clone the app runs from.
+#[test]
+fn a_bare_repository_is_refused_with_a_hint() {
+    let (r, _) = messy_repo();
+    let bare = crate::common::bare_remote(&r);
+    let out = run_in(bare.path(), &["run", "--fast", "--yes", "--target", "v1"], &[]);
+    out.code(2);
+    assert!(out.stderr.contains("is a bare repository; there is no work tree to roll back"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("hint: roll back the clone the app runs from, not the repository it pulls from: run there, or point at it with `-C DIR`"),
+        "{}",
+        out.stderr
+    );
+    assert!(!bare.path().join("forge-rollback").exists(), "no state created");
+}
+
 #[test]
 fn state_dir_inside_the_work_tree_is_refused() {
     let (r, _) = messy_repo();

@@ -160,6 +160,14 @@ pub enum Error {
     /// The configuration is unusable (bad URL, missing file, ...).
     #[error("database config: {0}")]
     Config(String),
+    /// `database.url_env` names a variable that gives no URL.
+    #[error("database config: the environment variable `{var}` {problem}")]
+    UrlEnv {
+        /// The variable (`database.url_env`).
+        var: String,
+        /// Unset, empty or not UTF-8.
+        problem: crate::secret::EnvProblem,
+    },
     /// Migration files could not be read from a commit.
     #[error("cannot read the migration files of commit `{commit}`")]
     Vcs {
@@ -184,6 +192,9 @@ impl Error {
                 "make env.py connect with the URL forge-rollback hands it in ${}, e.g. `url = os.environ.get(\"{}\") or config.get_main_option(\"sqlalchemy.url\")`, or point `sqlalchemy.url` and `database.url` at the same database",
                 alembic::URL_ENV,
                 alembic::URL_ENV
+            )),
+            Error::UrlEnv { var, .. } => Some(format!(
+                "set `{var}` to the database URL in the environment forge-rollback runs in (where the app gets it from: its service's environment, the platform's variables), or name the variable that holds it in `database.url_env`"
             )),
             Error::Locked { .. } => Some(
                 "find what holds the lock (a migration or a long transaction of the app: `fuser` on a SQLite file, `pg_locks` on PostgreSQL), let it finish or stop it, then run again"
@@ -307,7 +318,7 @@ pub trait DbMigrator: Send + Sync {
 /// connect yet.
 pub fn open(config: &DatabaseConfig, workdir: &Path) -> Result<Arc<dyn DbMigrator>> {
     config.validate().map_err(|(key, msg)| Error::Config(format!("`{key}`: {msg}")))?;
-    let url = config.resolve_url().map_err(Error::Config)?;
+    let url = config.resolve_url()?;
     let url = url::DbUrl::parse(&url, workdir).map_err(Error::Config)?;
     let db = UrlDatabase::new(url, config.timeout_secs, config.pg_dump.clone(), config.pg_restore.clone());
     Ok(match config.kind {
