@@ -67,7 +67,7 @@ pub(crate) fn euid() -> u32 {
 }
 
 /// A user's name from `/etc/passwd`, for messages; `uid N` when it has none there.
-fn user_name(uid: u32) -> String {
+pub(crate) fn user_name(uid: u32) -> String {
     let passwd = fs::read_to_string("/etc/passwd").unwrap_or_default();
     passwd
         .lines()

@@ -83,6 +83,32 @@ def test_a_bare_repository_hints_at_the_clone_the_app_runs_from(repo: Repo, tmp_
     _no_cli_words(info.value.hint)
 
 
+def test_git2_refuses_a_file_written_through_a_filter_program(repo: Repo, tmp_path: Path) -> None:
+    """The git2 back-end runs no filter program (git LFS, git-crypt): it refuses before writing."""
+    rot13 = "tr A-Za-z N-ZA-Mn-za-m"
+    repo.git("config", "filter.rot13.smudge", rot13)
+    repo.git("config", "filter.rot13.clean", rot13)
+    repo.git("stash", "-q", "--include-untracked")
+    repo.write(".gitattributes", "*.secret filter=rot13\n")
+    repo.write("app.secret", "password one\n")
+    repo.git("add", "-A")
+    repo.git("commit", "-qm", "secret one")
+    repo.git("tag", "secret-one")
+    repo.write("app.secret", "password two\n")
+    repo.git("commit", "-qam", "secret two")
+    config = tmp_path / "git2.toml"
+    config.write_text('[vcs]\nbackend = "git2"\n')
+    head = repo.head()
+    with pytest.raises(fr.RefusedError) as info:
+        fr.Rollback.open(repo.path, config=config).run("fast", target="secret-one", confirm=True)
+    assert "`app.secret` needs git's `rot13` filter" in info.value.message
+    assert info.value.hint is not None and 'backend = "git-cli"' in info.value.hint
+    assert repo.head() == head and (repo.path / "app.secret").read_text() == "password two\n"
+    done = fr.Rollback.open(repo.path).run("fast", target="secret-one", confirm=True)
+    assert done.status == "succeeded"
+    assert (repo.path / "app.secret").read_text() == "password one\n"
+
+
 def _no_cli_words(text: str) -> None:
     assert "forge-rollback " not in text and "`--" not in text, text
 

@@ -168,6 +168,52 @@ fn a_bare_repository_is_refused_with_a_hint() {
     assert!(!bare.path().join("forge-rollback").exists(), "no state created");
 }
 
+/// A repository another user owns (an operator's `sudo` on the deploy user's checkout): git
+/// refuses it, and so both back-ends did, as "not a git repository" with a hint to run inside
+/// one. Now the error names the owner, and the hint says to run as that user or to trust the
+/// repository. Giving the repository away needs root (`chown`), as CI runs.
+#[test]
+fn a_repository_another_user_owns_names_its_owner() {
+    let uid = std::process::Command::new("id").arg("-u").output().unwrap();
+    if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
+        #[allow(clippy::print_stderr)] // a skip says why
+        {
+            eprintln!("skipped: giving a repository to another user needs root");
+        }
+        return;
+    }
+    for backend in crate::shapes::BACKENDS {
+        let (r, _) = messy_repo();
+        let (_dir, cfg) = crate::shapes::config(backend);
+        let before = picture(&r);
+        let chown = |owner: &str| {
+            let out = std::process::Command::new("chown").args(["-R", owner]).arg(r.path()).output().unwrap();
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        };
+        chown("nobody");
+        let out = crate::shapes::fr(&r, &cfg, &["run", "--fast", "--yes", "--target", "v1"], &[]);
+        chown("root");
+        out.code(2);
+        let path = r.path().canonicalize().unwrap();
+        assert!(
+            out.stderr.contains(&format!(
+                "error: `{}` belongs to nobody, not to root who runs forge-rollback, and git refuses a repository another user owns",
+                path.display()
+            )),
+            "{backend}: {}",
+            out.stderr
+        );
+        assert!(
+            out.stderr.contains(&format!("hint: run forge-rollback as nobody (`sudo -u nobody …`), so that its backups and journal belong to the repository's owner too; or, if you trust the repository, let git use it: `git config --global --add safe.directory {}`", path.display())),
+            "{backend}: {}",
+            out.stderr
+        );
+        assert!(!out.stderr.contains("is not a git repository"), "{backend}: {}", out.stderr);
+        assert_eq!(picture(&r), before, "{backend}");
+        assert!(!r.path().join(".git/forge-rollback").exists(), "{backend}: no state created");
+    }
+}
+
 #[test]
 fn state_dir_inside_the_work_tree_is_refused() {
     let (r, _) = messy_repo();

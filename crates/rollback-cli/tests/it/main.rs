@@ -12,6 +12,7 @@ mod database_only;
 mod db_lock;
 mod edits_since;
 mod file_folder;
+mod filters;
 mod full;
 mod hints;
 mod lock;

@@ -49,6 +49,22 @@ impl Rollback {
         }
         let changes: Vec<crate::vcs::Change> = a.changes.iter().map(ChangedFile::change).collect();
         out.extend(super::planner::refuse_nested_repos(self.workdir(), &changes, "target"));
+        // Every file the reset writes: what the target changes, and local changes it reverts.
+        let written: Vec<&crate::paths::RepoPath> = changes
+            .iter()
+            .filter(|c| c.kind != crate::vcs::ChangeKind::Deleted)
+            .map(|c| &c.path)
+            .chain(a.dirty.modified.iter())
+            .chain(a.dirty.staged.iter())
+            .collect();
+        match self.vcs.filter_not_run(&a.target.commit.id, &written) {
+            Ok(None) => {}
+            Ok(Some(e)) => {
+                let e = Error::from(e);
+                out.push(Error::refused(e.to_string(), e.hint()));
+            }
+            Err(e) => out.push(e.into()),
+        }
         let me = crate::restart::SelfIdentity::current();
         for step in &self.config.restart {
             if let Some(why) = crate::restart::targets_self(step, &me) {

@@ -198,6 +198,7 @@ impl GitCliBackend {
     pub fn open(dir: &Path) -> Result<Self> {
         let not_repo = |e: Error| match e {
             Error::GitNotFound(_) => e,
+            Error::Command { stderr, .. } if stderr.contains("detected dubious ownership") => super::not_owned(dir),
             other => Error::NotARepository { path: dir.to_path_buf(), source: Some(Box::new(other)) },
         };
         let query = |what: &str| -> Result<PathBuf> {

@@ -33,6 +33,20 @@ pub enum Error {
         #[source]
         source: Option<Box<dyn std::error::Error + Send + Sync>>,
     },
+    /// The repository belongs to another user, and git does not use a repository another
+    /// user owns unless `safe.directory` names it.
+    #[error(
+        "`{}` belongs to {owner}, not to {me} who runs forge-rollback, and git refuses a repository another user owns",
+        path.display()
+    )]
+    NotOwned {
+        /// The work tree (the folder holding `.git`), or the folder opened.
+        path: PathBuf,
+        /// Its owner's name (`uid N` when it has none).
+        owner: String,
+        /// The user running forge-rollback.
+        me: String,
+    },
     /// A bare repository has no work tree to roll back.
     #[error("`{}` is a bare repository; there is no work tree to roll back", path.display())]
     BareRepository {
@@ -60,6 +74,17 @@ pub enum Error {
     /// The `git` program could not be started.
     #[error("could not run `git`")]
     GitNotFound(#[source] std::io::Error),
+    /// Writing a file needs a filter program (git LFS, git-crypt) that this back-end cannot
+    /// run: it would write what the repository stores instead of the file.
+    #[error(
+        "`{path}` needs git's `{driver}` filter (`filter.{driver}` in the git configuration), which the git2 back-end cannot run: it would write what the repository stores (for LFS a pointer, for git-crypt ciphertext) instead of the file"
+    )]
+    FilterNotRun {
+        /// The file, relative to the work tree.
+        path: String,
+        /// The filter driver's name (`lfs`).
+        driver: String,
+    },
     /// A `git` command failed.
     #[error("`git {args}` failed (exit {code}): {stderr}")]
     Command {
@@ -357,6 +382,16 @@ pub trait VcsBackend: Send + Sync {
         self.any_file_at(commit, &attribute_files_for(paths))
     }
 
+    /// The first of `paths` that a checkout of `commit` writes through a filter program this
+    /// back-end cannot run ([`Error::FilterNotRun`]: `filter=NAME` in the attributes, with
+    /// `filter.NAME.smudge` or `.process` configured, as git LFS and git-crypt set up), or an
+    /// attribute file of `commit` among `paths` that assigns one. The default: none, for a
+    /// back-end that runs git's filters.
+    fn filter_not_run(&self, commit: &CommitId, paths: &[&RepoPath]) -> Result<Option<Error>> {
+        let _ = (commit, paths);
+        Ok(None)
+    }
+
     /// Whether any of `files` is a file (a blob) in `commit`'s tree. The default reads each
     /// with [`VcsBackend::read_file_at`]; a back-end can look them up without reading them.
     fn any_file_at(&self, commit: &CommitId, files: &std::collections::BTreeSet<RepoPath>) -> Result<bool> {
@@ -483,6 +518,16 @@ pub(crate) fn attribute_files_for(paths: &[&RepoPath]) -> std::collections::BTre
         }
     }
     out
+}
+
+/// [`Error::NotOwned`] for the repository around `dir`: the nearest folder from `dir` up that
+/// holds a `.git` (else `dir`), with its owner.
+pub(crate) fn not_owned(dir: &Path) -> Error {
+    use std::os::unix::fs::MetadataExt as _;
+    let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+    let path = dir.ancestors().find(|d| d.join(".git").symlink_metadata().is_ok()).unwrap_or(&dir).to_path_buf();
+    let owner = path.metadata().map_or_else(|_| "another user".to_owned(), |m| crate::fsutil::user_name(m.uid()));
+    Error::NotOwned { path, owner, me: crate::fsutil::user_name(crate::fsutil::euid()) }
 }
 
 /// Whether an untracked or ignored path has a component that spells `.git` in any letter case

@@ -196,3 +196,44 @@ fn checkout_converts_looks_at_the_attribute_files_above_the_paths() {
         assert!(b.checkout_converts(&head, &[&src]).unwrap(), "{}: the root's apply to all", b.name());
     }
 }
+
+/// A reset that would write a file through a filter program (`filter=rot13`, a smudge command
+/// in the configuration, as git LFS and git-crypt set up): the git2 backend stops before it
+/// writes anything, whether the commits change the file or only a local edit is reverted, and
+/// `filter_not_run` names it beforehand; the command-line backend runs the filter.
+#[test]
+fn a_reset_through_a_filter_program_is_refused_by_git2_before_writing() {
+    let repo = rollback_testkit::TestRepo::new();
+    let rot13 = "tr A-Za-z N-ZA-Mn-za-m";
+    repo.git(&["config", "filter.rot13.smudge", rot13]);
+    repo.git(&["config", "filter.rot13.clean", rot13]);
+    repo.write(".gitattributes", "*.secret filter=rot13\n");
+    repo.write("app.secret", "one\n");
+    repo.commit_all("v1");
+    let v1 = rollback_core::vcs::CommitId::new(repo.head()).unwrap();
+    repo.write("app.secret", "two\n");
+    repo.commit_all("v2");
+    let v2 = rollback_core::vcs::CommitId::new(repo.head()).unwrap();
+    let secret = rollback_core::paths::RepoPath::new("app.secret").unwrap();
+    let b = Git2Backend::open(repo.path()).unwrap();
+    let refused =
+        |e: Error| matches!(&e, Error::FilterNotRun { path, driver } if path == "app.secret" && driver == "rot13");
+
+    // The commits change it.
+    assert!(b.filter_not_run(&v1, &[&secret]).unwrap().is_some_and(refused));
+    let index = repo.index_state();
+    assert!(b.reset_hard(&v1, "test").is_err_and(refused));
+    assert_eq!((repo.head(), repo.read("app.secret"), repo.index_state()), (v2.to_string(), b"two\n".to_vec(), index));
+
+    // Only a local edit, reverted by a reset to HEAD.
+    repo.write("app.secret", "edited\n");
+    assert!(b.reset_hard(&v2, "test").is_err_and(refused));
+    assert_eq!(repo.read("app.secret"), b"edited\n");
+
+    // The command-line backend writes it through the filter, and does not refuse.
+    let cli = GitCliBackend::open(repo.path()).unwrap();
+    assert!(cli.filter_not_run(&v1, &[&secret]).unwrap().is_none());
+    cli.reset_hard(&v1, "test").unwrap();
+    assert_eq!(repo.read("app.secret"), b"one\n");
+    assert_eq!(repo.git(&["status", "--porcelain"]), "");
+}

@@ -23,8 +23,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use git2::{
-    Delta, DiffOptions, ErrorCode, ObjectType, Oid, Repository, RepositoryOpenFlags, Sort, Status, StatusOptions, Tree,
-    build::CheckoutBuilder,
+    CheckoutNotificationType, Delta, DiffOptions, ErrorCode, ObjectType, Oid, Repository, RepositoryOpenFlags, Sort,
+    Status, StatusOptions, Tree, build::CheckoutBuilder,
 };
 
 use super::{
@@ -34,6 +34,7 @@ use super::{
 use crate::fsutil::IoContext;
 use crate::paths::RepoPath;
 
+mod filters;
 mod flags;
 
 /// Mode of a gitlink (submodule) entry.
@@ -191,8 +192,12 @@ impl Git2Backend {
     /// folder or file (`git init --separate-git-dir`, submodules and linked worktrees have a
     /// `.git` file), or `core.worktree`.
     pub fn open(dir: &Path) -> Result<Self> {
-        let repo = Repository::open_ext(dir, RepositoryOpenFlags::CROSS_FS, std::iter::empty::<&OsStr>())
-            .map_err(|e| Error::NotARepository { path: dir.to_path_buf(), source: Some(Box::new(e)) })?;
+        let repo = Repository::open_ext(dir, RepositoryOpenFlags::CROSS_FS, std::iter::empty::<&OsStr>()).map_err(
+            |e| match e.code() {
+                ErrorCode::Owner => super::not_owned(dir),
+                _ => Error::NotARepository { path: dir.to_path_buf(), source: Some(Box::new(e)) },
+            },
+        )?;
         if repo.is_bare() {
             return Err(Error::BareRepository { path: repo.path().to_path_buf() });
         }
@@ -242,9 +247,36 @@ impl Git2Backend {
         fresh_index(repo)?;
         let before = repo.head().and_then(|h| h.peel_to_tree()).ok();
         let plan = flags::plan(repo, &self.workdir, &tree)?;
+        // libgit2 notifies every file it will write before it writes any: one that needs a
+        // filter program it cannot run stops the checkout with nothing changed.
+        let drivers = filters::configured_drivers(repo)?;
+        let mut refused: Option<Result<Error>> = None;
         let mut checkout = CheckoutBuilder::new();
         checkout.force();
-        repo.checkout_tree(tree.as_object(), Some(&mut checkout)).map_err(git2_err(format!("check out {commit}")))?;
+        if !drivers.is_empty() {
+            checkout.notify_on(CheckoutNotificationType::UPDATED | CheckoutNotificationType::DIRTY);
+            checkout.notify(|_, path, _, target, _| {
+                let Some(path) = path else { return true };
+                let content = || target.and_then(|t| repo.find_blob(t.id()).ok()).map(|b| b.content().to_vec());
+                match filters::refusal(repo, path, content, &drivers) {
+                    Ok(None) => true,
+                    Ok(Some(e)) => {
+                        refused = Some(Ok(e));
+                        false
+                    }
+                    Err(e) => {
+                        refused = Some(Err(e));
+                        false
+                    }
+                }
+            });
+        }
+        let checked_out = repo.checkout_tree(tree.as_object(), Some(&mut checkout));
+        drop(checkout);
+        if let Some(why) = refused {
+            return Err(why?);
+        }
+        checked_out.map_err(git2_err(format!("check out {commit}")))?;
         if let Some(name) = branch_ref {
             repo.reference(name, oid, true, message).map_err(git2_err(format!("move {name}")))?;
             repo.reference_symbolic("HEAD", name, true, message).map_err(git2_err(format!("point HEAD at {name}")))?;
@@ -259,7 +291,7 @@ impl Git2Backend {
         plan.keep_flags_in(&mut index)?;
         index.write().map_err(git2_err("write index"))?;
         if let Some(before) = &before {
-            write_missing_added(repo, &self.workdir, before, &tree)?;
+            write_missing_added(repo, &self.workdir, before, &tree, &drivers)?;
         }
         plan.put_back_files()?;
         repo.cleanup_state().map_err(git2_err("clean up merge state"))?;
@@ -271,8 +303,14 @@ impl Git2Backend {
 /// that the checkout left missing. libgit2 (1.9) does not write a file that replaces a folder
 /// when the folder is already gone from the work tree (a reset clears what is in its way
 /// first): `git reset --hard` does. Written as stored, as such a file is rare enough not to
-/// warrant eol or filter conversion.
-fn write_missing_added(repo: &Repository, workdir: &Path, before: &Tree<'_>, after: &Tree<'_>) -> Result<()> {
+/// warrant eol conversion; one that needs a filter program of `drivers` is refused.
+fn write_missing_added(
+    repo: &Repository,
+    workdir: &Path,
+    before: &Tree<'_>,
+    after: &Tree<'_>,
+    drivers: &BTreeSet<String>,
+) -> Result<()> {
     use std::os::unix::fs::OpenOptionsExt as _;
     let diff = repo
         .diff_tree_to_tree(Some(before), Some(after), Some(DiffOptions::new().include_typechange(true)))
@@ -289,6 +327,11 @@ fn write_missing_added(repo: &Repository, workdir: &Path, before: &Tree<'_>, aft
             continue;
         }
         let blob = repo.find_blob(new.id()).map_err(git2_err(format!("read {}", rel.display())))?;
+        if !drivers.is_empty()
+            && let Some(e) = filters::refusal(repo, rel, || Some(blob.content().to_vec()), drivers)?
+        {
+            return Err(e);
+        }
         if let Some(parent) = full.parent() {
             std::fs::create_dir_all(parent).at("create folder", parent)?;
         }
@@ -584,6 +627,31 @@ impl VcsBackend for Git2Backend {
             Err(e) if e.code() == ErrorCode::NotFound => Ok(None),
             Err(e) => Err(git2_err(format!("read `{key}` from the git configuration"))(e)),
         }
+    }
+
+    fn filter_not_run(&self, commit: &CommitId, paths: &[&RepoPath]) -> Result<Option<Error>> {
+        let repo = self.repo();
+        let drivers = filters::configured_drivers(&repo)?;
+        if drivers.is_empty() {
+            return Ok(None);
+        }
+        for path in paths {
+            let rel = Path::new(OsStr::from_bytes(path.as_bytes()));
+            let found = filters::refusal(
+                &repo,
+                rel,
+                || {
+                    let tree = repo.find_commit(to_oid(commit).ok()?).and_then(|c| c.tree()).ok()?;
+                    let entry = tree.get_path(rel).ok()?;
+                    repo.find_blob(entry.id()).ok().map(|b| b.content().to_vec())
+                },
+                &drivers,
+            )?;
+            if found.is_some() {
+                return Ok(found);
+            }
+        }
+        Ok(None)
     }
 
     /// Looks the files up folder by folder, each folder's tree read once (the candidates

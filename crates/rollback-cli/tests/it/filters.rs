@@ -1,0 +1,136 @@
+//! Files git writes through a filter program (git LFS, git-crypt: `filter=NAME` in the
+//! attributes, `filter.NAME.smudge` in the configuration). libgit2 runs no such program: the
+//! git2 back-end wrote the stored bytes (an LFS pointer, ciphertext) and reported success. Now
+//! it refuses before it writes anything, and the git-cli back-end rolls such files back through
+//! the filter. The filter here is a real one git runs: ROT13 through `tr`, stored scrambled,
+//! written plain, as git-crypt stores ciphertext.
+
+use rollback_testkit::TestRepo;
+
+use crate::common::picture;
+use crate::shapes::{config, fr, run_id};
+
+const ROT13: &str = "tr A-Za-z N-ZA-Mn-za-m";
+const REFUSED: &str = "`app.secret` needs git's `rot13` filter (`filter.rot13` in the git configuration), which the git2 back-end cannot run";
+const HINT: &str = "hint: set `backend = \"git-cli\"` under `[vcs]` in the configuration, so that the `git` program writes the files and runs the `rot13` filter; nothing was written";
+
+fn with_filter(r: &TestRepo) {
+    r.git(&["config", "filter.rot13.smudge", ROT13]);
+    r.git(&["config", "filter.rot13.clean", ROT13]);
+}
+
+/// v1 and v2 of `app.secret`, stored through the filter (HEAD at v2).
+fn app_with_a_filtered_file() -> TestRepo {
+    let r = TestRepo::new();
+    with_filter(&r);
+    r.write(".gitattributes", "*.secret filter=rot13\n");
+    r.write("app.secret", "password one\n");
+    r.write("app.py", "v1\n");
+    r.commit_all("v1");
+    r.git(&["tag", "v1"]);
+    r.write("app.secret", "password two\n");
+    r.write("app.py", "v2\n");
+    r.commit_all("v2");
+    assert_eq!(r.git(&["cat-file", "-p", "HEAD:app.secret"]), "cnffjbeq gjb", "stored scrambled");
+    r
+}
+
+#[test]
+fn git_cli_rolls_a_filtered_file_back_through_the_filter_and_git2_refuses() {
+    let r = app_with_a_filtered_file();
+    let (_g2, git2) = config("git2");
+    let before = picture(&r);
+    let refused = fr(&r, &git2, &["run", "--fast", "--yes", "--target", "v1"], &[]);
+    refused.code(4);
+    assert!(refused.stderr.contains(REFUSED), "{}", refused.stderr);
+    assert!(refused.stderr.contains(HINT), "{}", refused.stderr);
+    assert_eq!(picture(&r), before, "nothing changed");
+
+    let (_cli, cli) = config("git-cli");
+    let out = fr(&r, &cli, &["run", "--fast", "--yes", "--json", "--target", "v1"], &[]);
+    assert_eq!(out.ok().json()["status"], "succeeded");
+    assert_eq!(r.read("app.secret"), b"password one\n", "written through the filter");
+    assert_eq!(r.git(&["status", "--porcelain"]), "");
+    fr(&r, &cli, &["undo", &run_id(&out), "--yes"], &[]).ok();
+    assert_eq!(r.read("app.secret"), b"password two\n");
+    assert_eq!(picture(&r), before, "the undo gives back the state before");
+}
+
+/// A local edit of a filtered file is reverted by the reset, through the same checkout: the
+/// git2 back-end refuses that too, though the commits do not change the file.
+#[test]
+fn git2_refuses_to_revert_a_local_edit_of_a_filtered_file() {
+    let r = app_with_a_filtered_file();
+    r.write("app.secret", "password edited\n");
+    r.write("app.py", "v1\n");
+    r.git(&["commit", "-qam", "v3: app.py only"]);
+    r.write("app.secret", "password edited again\n");
+    let (_g2, git2) = config("git2");
+    let before = picture(&r);
+    let refused = fr(&r, &git2, &["run", "--fast", "--yes", "--target", "HEAD~1"], &[]);
+    refused.code(4);
+    assert!(refused.stderr.contains(REFUSED), "{}", refused.stderr);
+    assert_eq!(picture(&r), before);
+}
+
+/// The undo of a run made through git-cli, started through git2: the reset finds the filtered
+/// file before libgit2 writes anything, the undo fails at that step with nothing written, and
+/// resuming it through git-cli finishes it.
+#[test]
+fn an_undo_through_git2_stops_before_writing_and_resumes_through_git_cli() {
+    let r = app_with_a_filtered_file();
+    let (_cli, cli) = config("git-cli");
+    let (_g2, git2) = config("git2");
+    let before = picture(&r);
+    let out = fr(&r, &cli, &["run", "--fast", "--yes", "--json", "--target", "v1"], &[]);
+    let rolled_back = picture(&r);
+    let failed = fr(&r, &git2, &["undo", &run_id(&out), "--yes", "--json"], &[]);
+    failed.code(1);
+    let undo = failed.json();
+    assert_eq!(undo["status"], "failed", "{undo}");
+    assert!(failed.stderr.contains(REFUSED), "{}", failed.stderr);
+    assert!(failed.stderr.contains(HINT), "{}", failed.stderr);
+    assert_eq!(picture(&r), rolled_back, "the reset wrote nothing");
+    assert_eq!(r.read("app.secret"), b"password one\n");
+
+    let resumed = fr(&r, &cli, &["resume", &run_id(&failed), "--yes", "--json"], &[]);
+    assert_eq!(resumed.ok().json()["status"], "succeeded");
+    assert_eq!(picture(&r), before);
+}
+
+/// The target brings the attribute that applies a configured filter (HEAD has none): writing
+/// its `.gitattributes` would start filtering, so git2 refuses on that file.
+#[test]
+fn git2_refuses_a_target_whose_attributes_apply_a_filter() {
+    let r = TestRepo::new();
+    with_filter(&r);
+    r.write(".gitattributes", "*.secret filter=rot13\n");
+    r.write("app.secret", "password one\n");
+    r.commit_all("v1");
+    r.git(&["tag", "v1"]);
+    r.git(&["rm", "-q", ".gitattributes", "app.secret"]);
+    r.write("app.py", "v2\n");
+    r.commit_all("v2: no secrets");
+    let (_g2, git2) = config("git2");
+    let before = picture(&r);
+    let refused = fr(&r, &git2, &["run", "--fast", "--yes", "--target", "v1"], &[]);
+    refused.code(4);
+    assert!(refused.stderr.contains("`.gitattributes` needs git's `rot13` filter"), "{}", refused.stderr);
+    assert_eq!(picture(&r), before);
+}
+
+/// A filter defined in the configuration but applied by no attribute changes nothing.
+#[test]
+fn a_configured_filter_that_no_attribute_applies_does_not_refuse() {
+    let r = TestRepo::new();
+    with_filter(&r);
+    r.write("app.py", "v1\n");
+    r.commit_all("v1");
+    r.git(&["tag", "v1"]);
+    r.write("app.py", "v2\n");
+    r.commit_all("v2");
+    let (_g2, git2) = config("git2");
+    let out = fr(&r, &git2, &["run", "--fast", "--yes", "--json", "--target", "v1"], &[]);
+    assert_eq!(out.ok().json()["status"], "succeeded");
+    assert_eq!(r.read("app.py"), b"v1\n");
+}
