@@ -200,7 +200,7 @@ pub(crate) fn show_paths<'a>(paths: impl IntoIterator<Item = &'a RepoPath>) -> S
 }
 
 /// `word` as one shell word: as it is when it is plain, else single-quoted.
-fn shell_word(word: &str) -> String {
+pub(crate) fn shell_word(word: &str) -> String {
     if !word.is_empty() && word.bytes().all(|b| b.is_ascii_alphanumeric() || b"._/-+@,".contains(&b)) {
         word.to_owned()
     } else {

@@ -148,7 +148,7 @@ impl Error {
             Error::Config(_) | Error::Registry(_) | Error::Usage { .. } | Error::NoTarget { .. } => ErrorKind::Usage,
             Error::Vcs(e) => match e {
                 vcs::Error::NotARepository { .. }
-                | vcs::Error::NotOwned { .. }
+                | vcs::Error::NotOwned(_)
                 | vcs::Error::BareRepository { .. }
                 | vcs::Error::UnknownRevision { .. }
                 | vcs::Error::AmbiguousRevision { .. } => ErrorKind::Usage,
@@ -233,10 +233,15 @@ impl Error {
             _ if self.index_locked() => Some(
                 "another git command is running here, or a killed one left `index.lock` in the git folder: once none runs, remove that file, then try again (`resume` a run that failed on it)".into(),
             ),
-            Error::Vcs(vcs::Error::NotOwned { path, owner, .. }) => Some(format!(
-                "run forge-rollback as {owner} (`sudo -u {owner} …`), so that its backups and journal belong to the repository's owner too; or, if you trust the repository, let git use it: `git config --global --add safe.directory {}`",
-                path.display()
-            )),
+            Error::Vcs(vcs::Error::NotOwned(o)) => {
+                // `sudo -u` takes a name, or `#UID` for a user with none.
+                let user = if o.owner.starts_with("uid ") { format!("'#{}'", o.owner_uid) } else { o.owner.clone() };
+                Some(format!(
+                    "run as {} (`sudo -u {user} …`), so that backups and the journal belong to the repository's owner too; or, if you trust the repository, let git use it: `git config --global --add safe.directory {}`",
+                    o.owner,
+                    crate::assess::shell_word(&o.worktree.display().to_string())
+                ))
+            }
             Error::Vcs(vcs::Error::FilterNotRun { driver, .. }) => Some(format!(
                 "set `backend = \"git-cli\"` under `[vcs]` in the configuration, so that the `git` program writes the files and runs the `{driver}` filter; nothing was written (a run that stopped on this: `resume` it after the change)"
             )),

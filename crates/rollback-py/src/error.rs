@@ -189,12 +189,12 @@ impl Fields {
                 vcs::Error::UnknownRevision { rev } | vcs::Error::AmbiguousRevision { rev } => {
                     f.revision = Some(rev.clone());
                 }
-                vcs::Error::NotARepository { path, .. }
-                | vcs::Error::BareRepository { path }
-                | vcs::Error::NotOwned { path, .. } => {
+                vcs::Error::NotARepository { path, .. } | vcs::Error::BareRepository { path } => {
                     f.path = Some(show(path));
                 }
+                vcs::Error::NotOwned(o) => f.path = Some(show(&o.path)),
                 vcs::Error::Io(io) => f.path = Some(show(&io.path)),
+                vcs::Error::FilterNotRun { path, .. } => f.path = Some(path.clone()),
                 _ => {}
             },
             Error::Backup(b) => match b {

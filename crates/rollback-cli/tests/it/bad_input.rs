@@ -204,13 +204,30 @@ fn a_repository_another_user_owns_names_its_owner() {
             out.stderr
         );
         assert!(
-            out.stderr.contains(&format!("hint: run forge-rollback as nobody (`sudo -u nobody …`), so that its backups and journal belong to the repository's owner too; or, if you trust the repository, let git use it: `git config --global --add safe.directory {}`", path.display())),
+            out.stderr.contains(&format!("hint: run as nobody (`sudo -u nobody …`), so that backups and the journal belong to the repository's owner too; or, if you trust the repository, let git use it: `git config --global --add safe.directory {}`", path.display())),
             "{backend}: {}",
             out.stderr
         );
         assert!(!out.stderr.contains("is not a git repository"), "{backend}: {}", out.stderr);
         assert_eq!(picture(&r), before, "{backend}");
         assert!(!r.path().join(".git/forge-rollback").exists(), "{backend}: no state created");
+
+        // The work tree is ours, its `.git` is not: git refuses that too, and the error names it.
+        let chown_git = |owner: &str| {
+            let out =
+                std::process::Command::new("chown").args(["-R", owner]).arg(r.path().join(".git")).output().unwrap();
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        };
+        chown_git("nobody");
+        let out = crate::shapes::fr(&r, &cfg, &["assess", "--target", "v1"], &[]);
+        chown_git("root");
+        out.code(2);
+        assert!(
+            out.stderr.contains(&format!("error: `{}/.git` belongs to nobody, not to root", path.display())),
+            "{backend}: {}",
+            out.stderr
+        );
+        assert!(out.stderr.contains(&format!("safe.directory {}`", path.display())), "{backend}: {}", out.stderr);
     }
 }
 

@@ -57,45 +57,70 @@ fn git_cli_rolls_a_filtered_file_back_through_the_filter_and_git2_refuses() {
 }
 
 /// A local edit of a filtered file is reverted by the reset, through the same checkout: the
-/// git2 back-end refuses that too, though the commits do not change the file.
+/// git2 back-end refuses that too, though the commits do not change the file. A staged new
+/// file the reset removes (the target has no file there) needs no filter, and is no refusal.
 #[test]
-fn git2_refuses_to_revert_a_local_edit_of_a_filtered_file() {
+fn git2_refuses_to_revert_a_local_edit_of_a_filtered_file_not_to_remove_a_staged_one() {
     let r = app_with_a_filtered_file();
+    r.write("app.py", "v3\n");
+    r.git(&["commit", "-qm", "v3: app.py only", "--", "app.py"]);
+    assert_eq!(r.git(&["diff", "--name-only", "HEAD~1", "HEAD"]), "app.py");
     r.write("app.secret", "password edited\n");
-    r.write("app.py", "v1\n");
-    r.git(&["commit", "-qam", "v3: app.py only"]);
-    r.write("app.secret", "password edited again\n");
     let (_g2, git2) = config("git2");
     let before = picture(&r);
     let refused = fr(&r, &git2, &["run", "--fast", "--yes", "--target", "HEAD~1"], &[]);
     refused.code(4);
     assert!(refused.stderr.contains(REFUSED), "{}", refused.stderr);
     assert_eq!(picture(&r), before);
+
+    r.git(&["checkout", "--", "app.secret"]);
+    r.write("new.secret", "password new\n");
+    r.git(&["add", "new.secret"]);
+    let out = fr(&r, &git2, &["run", "--fast", "--yes", "--json", "--target", "HEAD~1"], &[]);
+    assert_eq!(out.ok().json()["status"], "succeeded");
+    assert!(!r.exists("new.secret"), "removed by the reset, kept in the backup");
+    fr(&r, &git2, &["undo", &run_id(&out), "--yes"], &[]).ok();
+    assert_eq!(r.read("new.secret"), b"password new\n");
 }
 
-/// The undo of a run made through git-cli, started through git2: the reset finds the filtered
-/// file before libgit2 writes anything, the undo fails at that step with nothing written, and
-/// resuming it through git-cli finishes it.
+/// The undo of a run made through git-cli, asked through git2: refused before anything
+/// changes (its reset would write the filtered file back); through git-cli it goes.
 #[test]
-fn an_undo_through_git2_stops_before_writing_and_resumes_through_git_cli() {
+fn an_undo_through_git2_is_refused_and_goes_through_git_cli() {
     let r = app_with_a_filtered_file();
     let (_cli, cli) = config("git-cli");
     let (_g2, git2) = config("git2");
     let before = picture(&r);
     let out = fr(&r, &cli, &["run", "--fast", "--yes", "--json", "--target", "v1"], &[]);
     let rolled_back = picture(&r);
-    let failed = fr(&r, &git2, &["undo", &run_id(&out), "--yes", "--json"], &[]);
+    let refused = fr(&r, &git2, &["undo", &run_id(&out), "--yes"], &[]);
+    refused.code(4);
+    assert!(refused.stderr.contains(REFUSED), "{}", refused.stderr);
+    assert_eq!(picture(&r), rolled_back);
+    fr(&r, &cli, &["undo", &run_id(&out), "--yes"], &[]).ok();
+    assert_eq!(picture(&r), before);
+}
+
+/// A run stopped after its snapshot and resumed through git2: the reset step finds the
+/// filtered file before libgit2 writes anything, fails with nothing written, and a resume
+/// through git-cli finishes the run.
+#[test]
+fn a_resume_through_git2_stops_at_the_reset_before_writing() {
+    let r = app_with_a_filtered_file();
+    let (_cli, cli) = config("git-cli");
+    let (_g2, git2) = config("git2");
+    let env = [("FORGE_ROLLBACK_FAILPOINT", "before:reset"), ("FORGE_ROLLBACK_FAILPOINT_ACTION", "error")];
+    let stopped = fr(&r, &cli, &["run", "--fast", "--yes", "--json", "--target", "v1"], &env);
+    stopped.code(1);
+    let before = picture(&r);
+    let failed = fr(&r, &git2, &["resume", &run_id(&stopped), "--yes", "--json"], &[]);
     failed.code(1);
-    let undo = failed.json();
-    assert_eq!(undo["status"], "failed", "{undo}");
     assert!(failed.stderr.contains(REFUSED), "{}", failed.stderr);
     assert!(failed.stderr.contains(HINT), "{}", failed.stderr);
-    assert_eq!(picture(&r), rolled_back, "the reset wrote nothing");
-    assert_eq!(r.read("app.secret"), b"password one\n");
-
-    let resumed = fr(&r, &cli, &["resume", &run_id(&failed), "--yes", "--json"], &[]);
+    assert_eq!(picture(&r), before, "the reset wrote nothing");
+    let resumed = fr(&r, &cli, &["resume", &run_id(&stopped), "--yes", "--json"], &[]);
     assert_eq!(resumed.ok().json()["status"], "succeeded");
-    assert_eq!(picture(&r), before);
+    assert_eq!(r.read("app.secret"), b"password one\n");
 }
 
 /// The target brings the attribute that applies a configured filter (HEAD has none): writing
@@ -115,7 +140,13 @@ fn git2_refuses_a_target_whose_attributes_apply_a_filter() {
     let before = picture(&r);
     let refused = fr(&r, &git2, &["run", "--fast", "--yes", "--target", "v1"], &[]);
     refused.code(4);
-    assert!(refused.stderr.contains("`.gitattributes` needs git's `rot13` filter"), "{}", refused.stderr);
+    assert!(
+        refused
+            .stderr
+            .contains("`.gitattributes` of the target applies git's `rot13` filter to files the checkout writes"),
+        "{}",
+        refused.stderr
+    );
     assert_eq!(picture(&r), before);
 }
 
@@ -133,4 +164,33 @@ fn a_configured_filter_that_no_attribute_applies_does_not_refuse() {
     let out = fr(&r, &git2, &["run", "--fast", "--yes", "--json", "--target", "v1"], &[]);
     assert_eq!(out.ok().json()["status"], "succeeded");
     assert_eq!(r.read("app.py"), b"v1\n");
+}
+
+/// A target that deletes a filtered file: the reset only removes it, so git2 may roll back; its
+/// undo would write the file back, so the undo is refused (through git-cli it goes), and with
+/// `on_failure = "undo"` (an undo at once if verification fails) the run is refused up front.
+#[test]
+fn a_deleted_filtered_file_refuses_the_undo_and_an_undo_on_failure_run() {
+    let r = app_with_a_filtered_file();
+    r.write("more.secret", "password more\n");
+    r.commit_all("v3: more secrets");
+    let (_g2, git2) = config("git2");
+    let (_cli, cli) = config("git-cli");
+    let dir = tempfile::tempdir().unwrap();
+    let undo_on_failure = dir.path().join("forge-rollback.toml");
+    std::fs::write(&undo_on_failure, "[vcs]\nbackend = \"git2\"\n[verify]\non_failure = \"undo\"\n").unwrap();
+    let before = picture(&r);
+    let refused = fr(&r, undo_on_failure.to_str().unwrap(), &["run", "--fast", "--yes", "--target", "HEAD~1"], &[]);
+    refused.code(4);
+    assert!(refused.stderr.contains("`more.secret` needs git's `rot13` filter"), "{}", refused.stderr);
+    assert_eq!(picture(&r), before);
+
+    let out = fr(&r, &git2, &["run", "--fast", "--yes", "--json", "--target", "HEAD~1"], &[]);
+    assert_eq!(out.ok().json()["status"], "succeeded");
+    assert!(!r.exists("more.secret"));
+    let refused = fr(&r, &git2, &["undo", &run_id(&out), "--yes"], &[]);
+    refused.code(4);
+    assert!(refused.stderr.contains("`more.secret` needs git's `rot13` filter"), "{}", refused.stderr);
+    fr(&r, &cli, &["undo", &run_id(&out), "--yes"], &[]).ok();
+    assert_eq!(picture(&r), before);
 }

@@ -437,6 +437,21 @@ pub fn refuse_nested_repos(workdir: &Path, changes: &[Change], what: &str) -> Op
     ))
 }
 
+/// The refusal when a reset to `commit` would have to write one of `paths` (those that are
+/// regular files of `commit`) through a filter program the back-end cannot run
+/// ([`VcsBackend::filter_not_run`]: the git2 back-end and git LFS, git-crypt); `None` when it
+/// can write them all.
+pub fn refuse_filters(vcs: &dyn VcsBackend, commit: &CommitId, paths: &[&RepoPath]) -> Option<crate::Error> {
+    match vcs.filter_not_run(commit, paths) {
+        Ok(None) => None,
+        Ok(Some(e)) => {
+            let e = crate::Error::from(e);
+            Some(crate::Error::refused(e.to_string(), e.hint()))
+        }
+        Err(e) => Some(e.into()),
+    }
+}
+
 /// Captured untracked (and cleaned ignored) files a rollback removes after the reset. Env files
 /// captured by a full rollback are not removed: `restore_env` writes them.
 pub fn removals_from(manifest: &Manifest, changes: &[Change]) -> Vec<RepoPath> {

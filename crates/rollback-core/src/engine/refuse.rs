@@ -49,21 +49,17 @@ impl Rollback {
         }
         let changes: Vec<crate::vcs::Change> = a.changes.iter().map(ChangedFile::change).collect();
         out.extend(super::planner::refuse_nested_repos(self.workdir(), &changes, "target"));
-        // Every file the reset writes: what the target changes, and local changes it reverts.
-        let written: Vec<&crate::paths::RepoPath> = changes
-            .iter()
-            .filter(|c| c.kind != crate::vcs::ChangeKind::Deleted)
-            .map(|c| &c.path)
-            .chain(a.dirty.modified.iter())
-            .chain(a.dirty.staged.iter())
-            .collect();
-        match self.vcs.filter_not_run(&a.target.commit.id, &written) {
-            Ok(None) => {}
-            Ok(Some(e)) => {
-                let e = Error::from(e);
-                out.push(Error::refused(e.to_string(), e.hint()));
+        if !opts.database_only {
+            // What the reset writes: what the target changes, and local changes it reverts
+            // (paths the target has no file at are removed, not written).
+            let touched: Vec<&crate::paths::RepoPath> =
+                changes.iter().map(|c| &c.path).chain(&a.dirty.modified).chain(&a.dirty.staged).collect();
+            out.extend(super::planner::refuse_filters(self.vcs.as_ref(), &a.target.commit.id, &touched));
+            // An undo at once when verification fails writes HEAD's files back the same way.
+            if self.config.verify.on_failure == crate::verify::config::OnFailure::Undo {
+                let changed: Vec<&crate::paths::RepoPath> = changes.iter().map(|c| &c.path).collect();
+                out.extend(super::planner::refuse_filters(self.vcs.as_ref(), &a.head.commit, &changed));
             }
-            Err(e) => out.push(e.into()),
         }
         let me = crate::restart::SelfIdentity::current();
         for step in &self.config.restart {

@@ -57,9 +57,7 @@ impl Entry for UndoEntry<'_> {
                 db.as_ref(),
             )?;
             rb.plan_repromotion(&mut plan, &target)?;
-            if let Some(e) =
-                planner::refuse_nested_repos(rb.workdir(), Rollback::reset_changes(&plan), "state being restored")
-            {
+            if let Some(e) = refuse_reset(rb, &plan, &manifest) {
                 return Err(e);
             }
             let made_since = rb.vcs.commits_between(&manifest.head, &head.commit, KEPT_SHOWN)?;
@@ -134,9 +132,7 @@ impl Entry for UndoEntry<'_> {
         let head = rb.vcs.head()?;
         let mut plan =
             planner::undo_plan(rb.vcs.as_ref(), &rb.config, &rb.check_names(), &head, &manifest, run_id, db.as_ref())?;
-        if let Some(e) =
-            planner::refuse_nested_repos(rb.workdir(), Rollback::reset_changes(&plan), "state being restored")
-        {
+        if let Some(e) = refuse_reset(rb, &plan, &manifest) {
             return Err(e);
         }
         rb.keep_commits_made_since(ctx, run_id, &manifest.head, &head.commit)?;
@@ -152,6 +148,16 @@ impl Entry for UndoEntry<'_> {
             manual: false,
         }))
     }
+}
+
+/// Why the undo's reset back to the snapshot's commit cannot go ahead: a nested repository in
+/// its way, or a file the back-end would have to write through a filter program it cannot run.
+fn refuse_reset(rb: &Rollback, plan: &crate::plan::Plan, manifest: &Manifest) -> Option<Error> {
+    let changes = Rollback::reset_changes(plan);
+    planner::refuse_nested_repos(rb.workdir(), changes, "state being restored").or_else(|| {
+        let paths: Vec<&crate::paths::RepoPath> = changes.iter().map(|c| &c.path).collect();
+        planner::refuse_filters(rb.vcs.as_ref(), &manifest.head, &paths)
+    })
 }
 
 /// Refuses the undo before anything changes when the work tree's file system has no room for

@@ -231,6 +231,8 @@ impl GitCliBackend {
     pub fn open_with_reader(dir: &Path) -> Result<Self> {
         match Git2Backend::open(dir) {
             Ok(reader) => Ok(Self::with_reader(reader)),
+            // What `git` would refuse too: said as libgit2 found it, even without `git`.
+            Err(e @ (Error::NotOwned(_) | Error::BareRepository { .. })) => Err(e),
             Err(_) => Self::open(dir),
         }
     }

@@ -36,17 +36,10 @@ pub enum Error {
     /// The repository belongs to another user, and git does not use a repository another
     /// user owns unless `safe.directory` names it.
     #[error(
-        "`{}` belongs to {owner}, not to {me} who runs forge-rollback, and git refuses a repository another user owns",
-        path.display()
+        "`{}` belongs to {}, not to {} who runs forge-rollback, and git refuses a repository another user owns",
+        .0.path.display(), .0.owner, .0.me
     )]
-    NotOwned {
-        /// The work tree (the folder holding `.git`), or the folder opened.
-        path: PathBuf,
-        /// Its owner's name (`uid N` when it has none).
-        owner: String,
-        /// The user running forge-rollback.
-        me: String,
-    },
+    NotOwned(Box<Ownership>),
     /// A bare repository has no work tree to roll back.
     #[error("`{}` is a bare repository; there is no work tree to roll back", path.display())]
     BareRepository {
@@ -76,14 +69,14 @@ pub enum Error {
     GitNotFound(#[source] std::io::Error),
     /// Writing a file needs a filter program (git LFS, git-crypt) that this back-end cannot
     /// run: it would write what the repository stores instead of the file.
-    #[error(
-        "`{path}` needs git's `{driver}` filter (`filter.{driver}` in the git configuration), which the git2 back-end cannot run: it would write what the repository stores (for LFS a pointer, for git-crypt ciphertext) instead of the file"
-    )]
+    #[error("{}", filter_not_run(path, driver, *by_attributes))]
     FilterNotRun {
         /// The file, relative to the work tree.
         path: String,
         /// The filter driver's name (`lfs`).
         driver: String,
+        /// `path` is an attribute file that starts applying the driver to a pattern.
+        by_attributes: bool,
     },
     /// A `git` command failed.
     #[error("`git {args}` failed (exit {code}): {stderr}")]
@@ -520,14 +513,62 @@ pub(crate) fn attribute_files_for(paths: &[&RepoPath]) -> std::collections::BTre
     out
 }
 
-/// [`Error::NotOwned`] for the repository around `dir`: the nearest folder from `dir` up that
-/// holds a `.git` (else `dir`), with its owner.
+/// Who owns what, for [`Error::NotOwned`].
+#[derive(Debug)]
+pub struct Ownership {
+    /// What belongs to another user: the work tree, its `.git`, or the git folder.
+    pub path: PathBuf,
+    /// The work tree (the folder holding `.git`), or the folder opened.
+    pub worktree: PathBuf,
+    /// The owner's name (`uid N` when it has none).
+    pub owner: String,
+    /// The owner's user id.
+    pub owner_uid: u32,
+    /// The user running forge-rollback.
+    pub me: String,
+}
+
+/// [`Error::FilterNotRun`]'s message.
+fn filter_not_run(path: &str, driver: &str, by_attributes: bool) -> String {
+    let what = if by_attributes {
+        format!("`{path}` of the target applies git's `{driver}` filter to files the checkout writes")
+    } else {
+        format!("`{path}` needs git's `{driver}` filter")
+    };
+    format!(
+        "{what} (`filter.{driver}` in the git configuration), which the git2 back-end cannot run: it would write what the repository stores (for LFS a pointer, for git-crypt ciphertext) instead of the file"
+    )
+}
+
+/// [`Error::NotOwned`] for the repository around `dir`: its work tree is the nearest folder
+/// from `dir` up that holds a `.git` (else `dir`); what belongs to another user is the first of
+/// the work tree, its `.git` and the git folder a `.git` file points to that is not ours (git
+/// checks them all), else the work tree.
 pub(crate) fn not_owned(dir: &Path) -> Error {
     use std::os::unix::fs::MetadataExt as _;
     let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
-    let path = dir.ancestors().find(|d| d.join(".git").symlink_metadata().is_ok()).unwrap_or(&dir).to_path_buf();
-    let owner = path.metadata().map_or_else(|_| "another user".to_owned(), |m| crate::fsutil::user_name(m.uid()));
-    Error::NotOwned { path, owner, me: crate::fsutil::user_name(crate::fsutil::euid()) }
+    let worktree = dir.ancestors().find(|d| d.join(".git").symlink_metadata().is_ok()).unwrap_or(&dir).to_path_buf();
+    let dot_git = worktree.join(".git");
+    let pointed = std::fs::read_to_string(&dot_git).ok().and_then(|text| {
+        let to = text.lines().next()?.strip_prefix("gitdir: ")?.trim().to_owned();
+        Some(worktree.join(to))
+    });
+    let me = crate::fsutil::euid();
+    let owned = |p: &Path| std::fs::symlink_metadata(p).ok().map(|m| (p.to_path_buf(), m.uid()));
+    let (path, uid) = [Some(worktree.as_path()), Some(dot_git.as_path()), pointed.as_deref()]
+        .into_iter()
+        .flatten()
+        .filter_map(owned)
+        .find(|(_, uid)| *uid != me)
+        .or_else(|| owned(&worktree))
+        .unwrap_or_else(|| (worktree.clone(), me));
+    Error::NotOwned(Box::new(Ownership {
+        path,
+        worktree,
+        owner: crate::fsutil::user_name(uid),
+        owner_uid: uid,
+        me: crate::fsutil::user_name(me),
+    }))
 }
 
 /// Whether an untracked or ignored path has a component that spells `.git` in any letter case

@@ -216,8 +216,7 @@ fn a_reset_through_a_filter_program_is_refused_by_git2_before_writing() {
     let v2 = rollback_core::vcs::CommitId::new(repo.head()).unwrap();
     let secret = rollback_core::paths::RepoPath::new("app.secret").unwrap();
     let b = Git2Backend::open(repo.path()).unwrap();
-    let refused =
-        |e: Error| matches!(&e, Error::FilterNotRun { path, driver } if path == "app.secret" && driver == "rot13");
+    let refused = |e: Error| matches!(&e, Error::FilterNotRun { path, driver, by_attributes: false } if path == "app.secret" && driver == "rot13");
 
     // The commits change it.
     assert!(b.filter_not_run(&v1, &[&secret]).unwrap().is_some_and(refused));

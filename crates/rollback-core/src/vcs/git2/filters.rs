@@ -7,11 +7,18 @@
 //! through this back-end would report success with LFS pointers or ciphertext where the
 //! release's files belong, so the back-end finds such files before it writes anything and
 //! refuses ([`Error::FilterNotRun`]); the `git-cli` back-end runs the filters.
+//!
+//! Which files: a regular file the checkout writes whose attributes, read as they are before
+//! the checkout (the index's `.gitattributes` first, then the work tree's), give it a configured
+//! driver; and an attribute file the checkout writes that assigns a configured driver to a
+//! pattern its current version does not. Git itself reads the attributes of the tree it checks
+//! out, so a target that drops a filter (a release from before LFS) is refused too, though git
+//! would write those files unfiltered: the refusal errs on the side of writing nothing wrong.
 
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use git2::{AttrCheckFlags, AttrValue, Repository};
+use git2::{AttrCheckFlags, AttrValue, CheckoutNotificationType, Repository, build::CheckoutBuilder};
 
 use super::git2_err;
 use crate::vcs::{Error, Result};
@@ -21,26 +28,28 @@ use crate::vcs::{Error, Result};
 pub(super) fn configured_drivers(repo: &Repository) -> Result<BTreeSet<String>> {
     let config = repo.config().map_err(git2_err("read the git configuration"))?;
     let mut out = BTreeSet::new();
-    let entries =
-        config.entries(Some(r"^filter\..+\.(smudge|process)$")).map_err(git2_err("read the git configuration"))?;
-    entries
-        .for_each(|e| {
-            let (Ok(name), Ok(value)) = (e.name(), e.value()) else { return };
-            if value.trim().is_empty() {
-                return;
-            }
-            // `filter.<driver>.smudge`: the driver's name may itself hold dots.
-            if let Some(driver) = name.strip_prefix("filter.").and_then(|rest| rest.rsplit_once('.')).map(|(d, _)| d) {
-                out.insert(driver.to_owned());
-            }
+    config
+        .entries(Some(r"^filter\..+\.(smudge|process)$"))
+        .and_then(|entries| {
+            entries.for_each(|e| {
+                // A bare `smudge` line has no value (and git ignores it).
+                if !e.has_value() || e.value_bytes().trim_ascii().is_empty() {
+                    return;
+                }
+                // `filter.<driver>.smudge`: the driver's name may itself hold dots.
+                let name = String::from_utf8_lossy(e.name_bytes());
+                if let Some((driver, _)) = name.strip_prefix("filter.").and_then(|rest| rest.rsplit_once('.')) {
+                    out.insert(driver.to_owned());
+                }
+            })
         })
         .map_err(git2_err("read the git configuration"))?;
     Ok(out)
 }
 
 /// The driver among `drivers` that the attributes give `path` (relative to the work tree),
-/// as a checkout reads them (the index's `.gitattributes` first, then the work tree's).
-pub(super) fn driver_for(repo: &Repository, path: &Path, drivers: &BTreeSet<String>) -> Result<Option<String>> {
+/// read as a checkout reads them (the index's `.gitattributes` first, then the work tree's).
+fn driver_for(repo: &Repository, path: &Path, drivers: &BTreeSet<String>) -> Result<Option<String>> {
     let value = repo
         .get_attr_bytes(path, "filter", AttrCheckFlags::INDEX_THEN_FILE)
         .map_err(git2_err(format!("read the attributes of {}", path.display())))?;
@@ -52,33 +61,108 @@ pub(super) fn driver_for(repo: &Repository, path: &Path, drivers: &BTreeSet<Stri
     Ok(drivers.iter().find(|d| d.as_bytes() == name).cloned())
 }
 
-/// The first driver among `drivers` that the attribute file `content` assigns to any pattern
-/// (`*.bin filter=lfs`): a checkout that writes this file starts applying it.
-pub(super) fn named_in_attributes(content: &[u8], drivers: &BTreeSet<String>) -> Option<String> {
-    content
-        .split(|b| *b == b'\n')
-        .filter(|line| !line.trim_ascii_start().starts_with(b"#"))
-        .flat_map(|line| line.split(u8::is_ascii_whitespace).filter(|t| !t.is_empty()).skip(1))
-        .filter_map(|attr| attr.strip_prefix(b"filter="))
-        .find_map(|name| drivers.iter().find(|d| d.as_bytes() == name).cloned())
+/// The `(pattern, driver)` pairs of the attribute file `content` whose driver is one of
+/// `drivers` (`*.bin filter=lfs`).
+fn assigned(content: &[u8], drivers: &BTreeSet<String>) -> BTreeSet<(Vec<u8>, String)> {
+    let mut out = BTreeSet::new();
+    for line in content.split(|b| *b == b'\n') {
+        let mut words = line.split(u8::is_ascii_whitespace).filter(|t| !t.is_empty());
+        let Some(pattern) = words.next().filter(|p| !p.starts_with(b"#")) else { continue };
+        for name in words.filter_map(|w| w.strip_prefix(b"filter=")) {
+            if let Some(d) = drivers.iter().find(|d| d.as_bytes() == name) {
+                out.insert((pattern.to_vec(), d.clone()));
+            }
+        }
+    }
+    out
 }
 
-/// Whether writing `path` (with `content` when it is an attribute file) needs one of
-/// `drivers`: the refusal naming it, or `None`.
+/// The first driver among `drivers` that the attribute file's `new` content assigns to a
+/// pattern its `old` content (`None`: no such file) does not.
+fn newly_assigned(new: &[u8], old: Option<&[u8]>, drivers: &BTreeSet<String>) -> Option<String> {
+    let before = old.map(|o| assigned(o, drivers)).unwrap_or_default();
+    assigned(new, drivers).into_iter().find(|pair| !before.contains(pair)).map(|(_, d)| d)
+}
+
+/// The refusal for writing the regular file `path` when it needs one of `drivers`: through its
+/// attributes, or, for an attribute file, through a driver its `new` content assigns that its
+/// `old` content did not.
 pub(super) fn refusal(
     repo: &Repository,
     path: &Path,
-    new_content: impl FnOnce() -> Option<Vec<u8>>,
+    new: impl FnOnce() -> Option<Vec<u8>>,
+    old: impl FnOnce() -> Option<Vec<u8>>,
     drivers: &BTreeSet<String>,
 ) -> Result<Option<Error>> {
-    let driver = match driver_for(repo, path, drivers)? {
-        Some(d) => Some(d),
-        None if path.file_name().is_some_and(|n| n == ".gitattributes") => {
-            new_content().and_then(|c| named_in_attributes(&c, drivers))
+    if let Some(driver) = driver_for(repo, path, drivers)? {
+        return Ok(Some(Error::FilterNotRun { path: path.display().to_string(), driver, by_attributes: false }));
+    }
+    if path.file_name().is_none_or(|n| n != ".gitattributes") {
+        return Ok(None);
+    }
+    let Some(new) = new() else { return Ok(None) };
+    Ok(newly_assigned(&new, old().as_deref(), drivers).map(|driver| Error::FilterNotRun {
+        path: path.display().to_string(),
+        driver,
+        by_attributes: true,
+    }))
+}
+
+/// What the checkout's notifications found: the refusal, or a notification that did not
+/// finish (a panic inside it, which libgit2 would take for "stop" and git2 for success).
+#[derive(Default)]
+pub(super) struct Guard {
+    refused: Option<Error>,
+    unfinished: bool,
+}
+
+impl Guard {
+    /// Makes `checkout` announce every file it will write, before it writes any, and stop at the
+    /// first that needs one of `drivers`; a no-op without drivers.
+    pub(super) fn watch<'a>(
+        &'a mut self,
+        checkout: &mut CheckoutBuilder<'a>,
+        repo: &'a Repository,
+        drivers: &'a BTreeSet<String>,
+    ) {
+        if drivers.is_empty() {
+            return;
         }
-        None => None,
-    };
-    Ok(driver.map(|driver| Error::FilterNotRun { path: path.display().to_string(), driver }))
+        // Every write is an update (a forced checkout announces a local edit it reverts as
+        // dirty, then as updated); a file only removed is never updated.
+        checkout.notify_on(CheckoutNotificationType::UPDATED);
+        checkout.notify(move |_, path, baseline, target, _| {
+            let (Some(path), Some(target)) = (path, target) else { return true };
+            if !matches!(u32::from(target.mode()), 0o100_644 | 0o100_755) {
+                return true;
+            }
+            self.unfinished = true;
+            let blob = |id| repo.find_blob(id).ok().map(|b| b.content().to_vec());
+            let verdict = refusal(repo, path, || blob(target.id()), || baseline.and_then(|b| blob(b.id())), drivers);
+            self.unfinished = false;
+            match verdict {
+                Ok(None) => true,
+                Ok(Some(e)) | Err(e) => {
+                    self.refused = Some(e);
+                    false
+                }
+            }
+        });
+    }
+
+    /// The checkout's result, with the refusal first.
+    pub(super) fn result(self, checked_out: std::result::Result<(), git2::Error>, what: &str) -> Result<()> {
+        if let Some(e) = self.refused {
+            return Err(e);
+        }
+        if self.unfinished {
+            return Err(Error::Git2 {
+                context: what.to_owned(),
+                source: git2::Error::from_str("a check of the files to write stopped half-way"),
+            });
+        }
+        checked_out.map_err(git2_err(what.to_owned()))
+    }
 }
 
 #[cfg(test)]
@@ -86,20 +170,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn attribute_files_name_drivers_in_patterns_only() {
+    fn attribute_files_assign_drivers_to_patterns() {
         let drivers: BTreeSet<String> = ["lfs".to_owned(), "git-crypt".to_owned()].into();
+        let new = |s: &[u8]| newly_assigned(s, None, &drivers);
+        assert_eq!(new(b"*.bin filter=lfs diff=lfs merge=lfs -text\n").as_deref(), Some("lfs"));
+        assert_eq!(new(b"secrets/** filter=git-crypt diff=git-crypt").as_deref(), Some("git-crypt"));
+        assert_eq!(new(b"# *.bin filter=lfs\n*.txt text\n"), None);
+        assert_eq!(new(b"*.x filter=other\n"), None);
+        assert_eq!(new(b"  *.bin\t  filter=lfs\r\n").as_deref(), Some("lfs"));
+        // A pattern is never an attribute.
+        assert_eq!(new(b"filter=lfs text\n"), None);
+        // Only what the old content did not assign: an edit elsewhere in the file is no refusal.
+        let old: &[u8] = b"*.bin filter=lfs\n";
+        assert_eq!(newly_assigned(b"*.bin filter=lfs\n*.sh eol=lf\n", Some(old), &drivers), None);
         assert_eq!(
-            named_in_attributes(b"*.bin filter=lfs diff=lfs merge=lfs -text\n", &drivers).as_deref(),
+            newly_assigned(b"*.bin filter=lfs\n*.psd filter=lfs\n", Some(old), &drivers).as_deref(),
             Some("lfs")
         );
-        assert_eq!(
-            named_in_attributes(b"secrets/** filter=git-crypt diff=git-crypt", &drivers).as_deref(),
-            Some("git-crypt")
-        );
-        assert_eq!(named_in_attributes(b"# *.bin filter=lfs\n*.txt text\n", &drivers), None);
-        assert_eq!(named_in_attributes(b"*.x filter=other\n", &drivers), None);
-        // A pattern is never an attribute.
-        assert_eq!(named_in_attributes(b"filter=lfs text\n", &drivers), None);
-        assert_eq!(named_in_attributes(b"  *.bin\t  filter=lfs\n", &drivers).as_deref(), Some("lfs"));
     }
 }

@@ -23,8 +23,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use git2::{
-    CheckoutNotificationType, Delta, DiffOptions, ErrorCode, ObjectType, Oid, Repository, RepositoryOpenFlags, Sort,
-    Status, StatusOptions, Tree, build::CheckoutBuilder,
+    Delta, DiffOptions, ErrorCode, ObjectType, Oid, Repository, RepositoryOpenFlags, Sort, Status, StatusOptions, Tree,
+    build::CheckoutBuilder,
 };
 
 use super::{
@@ -247,36 +247,27 @@ impl Git2Backend {
         fresh_index(repo)?;
         let before = repo.head().and_then(|h| h.peel_to_tree()).ok();
         let plan = flags::plan(repo, &self.workdir, &tree)?;
-        // libgit2 notifies every file it will write before it writes any: one that needs a
-        // filter program it cannot run stops the checkout with nothing changed.
+        // libgit2 announces every file it will write before it writes any: one that needs a
+        // filter program it cannot run stops the checkout with nothing changed. The files it
+        // leaves to `write_missing_added` are checked first.
         let drivers = filters::configured_drivers(repo)?;
-        let mut refused: Option<Result<Error>> = None;
+        if !drivers.is_empty()
+            && let Some(before) = &before
+        {
+            for (path, id) in added_blobs(repo, before, &tree)? {
+                let blob = || repo.find_blob(id).ok().map(|b| b.content().to_vec());
+                if let Some(e) = filters::refusal(repo, &path, blob, || None, &drivers)? {
+                    return Err(e);
+                }
+            }
+        }
+        let mut guard = filters::Guard::default();
         let mut checkout = CheckoutBuilder::new();
         checkout.force();
-        if !drivers.is_empty() {
-            checkout.notify_on(CheckoutNotificationType::UPDATED | CheckoutNotificationType::DIRTY);
-            checkout.notify(|_, path, _, target, _| {
-                let Some(path) = path else { return true };
-                let content = || target.and_then(|t| repo.find_blob(t.id()).ok()).map(|b| b.content().to_vec());
-                match filters::refusal(repo, path, content, &drivers) {
-                    Ok(None) => true,
-                    Ok(Some(e)) => {
-                        refused = Some(Ok(e));
-                        false
-                    }
-                    Err(e) => {
-                        refused = Some(Err(e));
-                        false
-                    }
-                }
-            });
-        }
+        guard.watch(&mut checkout, repo, &drivers);
         let checked_out = repo.checkout_tree(tree.as_object(), Some(&mut checkout));
         drop(checkout);
-        if let Some(why) = refused {
-            return Err(why?);
-        }
-        checked_out.map_err(git2_err(format!("check out {commit}")))?;
+        guard.result(checked_out, &format!("check out {commit}"))?;
         if let Some(name) = branch_ref {
             repo.reference(name, oid, true, message).map_err(git2_err(format!("move {name}")))?;
             repo.reference_symbolic("HEAD", name, true, message).map_err(git2_err(format!("point HEAD at {name}")))?;
@@ -291,7 +282,7 @@ impl Git2Backend {
         plan.keep_flags_in(&mut index)?;
         index.write().map_err(git2_err("write index"))?;
         if let Some(before) = &before {
-            write_missing_added(repo, &self.workdir, before, &tree, &drivers)?;
+            write_missing_added(repo, &self.workdir, before, &tree)?;
         }
         plan.put_back_files()?;
         repo.cleanup_state().map_err(git2_err("clean up merge state"))?;
@@ -303,14 +294,8 @@ impl Git2Backend {
 /// that the checkout left missing. libgit2 (1.9) does not write a file that replaces a folder
 /// when the folder is already gone from the work tree (a reset clears what is in its way
 /// first): `git reset --hard` does. Written as stored, as such a file is rare enough not to
-/// warrant eol conversion; one that needs a filter program of `drivers` is refused.
-fn write_missing_added(
-    repo: &Repository,
-    workdir: &Path,
-    before: &Tree<'_>,
-    after: &Tree<'_>,
-    drivers: &BTreeSet<String>,
-) -> Result<()> {
+/// warrant eol conversion (one that needs a filter program was refused before the checkout).
+fn write_missing_added(repo: &Repository, workdir: &Path, before: &Tree<'_>, after: &Tree<'_>) -> Result<()> {
     use std::os::unix::fs::OpenOptionsExt as _;
     let diff = repo
         .diff_tree_to_tree(Some(before), Some(after), Some(DiffOptions::new().include_typechange(true)))
@@ -327,11 +312,6 @@ fn write_missing_added(
             continue;
         }
         let blob = repo.find_blob(new.id()).map_err(git2_err(format!("read {}", rel.display())))?;
-        if !drivers.is_empty()
-            && let Some(e) = filters::refusal(repo, rel, || Some(blob.content().to_vec()), drivers)?
-        {
-            return Err(e);
-        }
         if let Some(parent) = full.parent() {
             std::fs::create_dir_all(parent).at("create folder", parent)?;
         }
@@ -348,6 +328,31 @@ fn write_missing_added(
         }
     }
     Ok(())
+}
+
+/// The regular files (not symlinks) that `after` adds to `before` or turns a folder or a
+/// symlink into: the files [`write_missing_added`] may write.
+fn added_blobs(repo: &Repository, before: &Tree<'_>, after: &Tree<'_>) -> Result<Vec<(PathBuf, Oid)>> {
+    let diff = repo
+        .diff_tree_to_tree(Some(before), Some(after), Some(DiffOptions::new().include_typechange(true)))
+        .map_err(git2_err("compare the trees of the reset"))?;
+    Ok(diff
+        .deltas()
+        .filter(|d| matches!(d.status(), Delta::Added | Delta::Typechange))
+        .filter(|d| matches!(u32::from(d.new_file().mode()), 0o100_644 | 0o100_755))
+        .filter_map(|d| Some((d.new_file().path()?.to_path_buf(), d.new_file().id())))
+        .collect())
+}
+
+/// The tree of `commit`.
+fn tree_of<'r>(repo: &'r Repository, commit: &CommitId) -> Result<Tree<'r>> {
+    repo.find_commit(to_oid(commit)?).and_then(|c| c.tree()).map_err(git2_err(format!("read tree of {commit}")))
+}
+
+/// The blob of the regular file at `path` in `tree`, if it is one.
+fn regular_blob(tree: &Tree<'_>, path: &Path) -> Option<Oid> {
+    let entry = tree.get_path(path).ok()?;
+    matches!(entry.filemode(), 0o100_644 | 0o100_755).then(|| entry.id())
 }
 
 /// `a/b/c` → (`a/b`, `c`); `c` → (empty, `c`).
@@ -635,20 +640,16 @@ impl VcsBackend for Git2Backend {
         if drivers.is_empty() {
             return Ok(None);
         }
+        let target = tree_of(&repo, commit)?;
+        let head = repo.head().and_then(|h| h.peel_to_tree()).ok();
         for path in paths {
-            let rel = Path::new(OsStr::from_bytes(path.as_bytes()));
-            let found = filters::refusal(
-                &repo,
-                rel,
-                || {
-                    let tree = repo.find_commit(to_oid(commit).ok()?).and_then(|c| c.tree()).ok()?;
-                    let entry = tree.get_path(rel).ok()?;
-                    repo.find_blob(entry.id()).ok().map(|b| b.content().to_vec())
-                },
-                &drivers,
-            )?;
-            if found.is_some() {
-                return Ok(found);
+            // Only a regular file of `commit` is written through a filter; a path it does not
+            // have is removed, a symlink or a submodule is never filtered.
+            let Some(id) = regular_blob(&target, path.as_path()) else { continue };
+            let blob = |id| repo.find_blob(id).ok().map(|b| b.content().to_vec());
+            let old = || head.as_ref().and_then(|h| regular_blob(h, path.as_path())).and_then(blob);
+            if let Some(e) = filters::refusal(&repo, path.as_path(), || blob(id), old, &drivers)? {
+                return Ok(Some(e));
             }
         }
         Ok(None)
@@ -679,10 +680,7 @@ impl VcsBackend for Git2Backend {
 
     fn read_file_at(&self, commit: &CommitId, path: &RepoPath) -> Result<Option<Vec<u8>>> {
         let repo = self.repo();
-        let tree = repo
-            .find_commit(to_oid(commit)?)
-            .and_then(|c| c.tree())
-            .map_err(git2_err(format!("read tree of {commit}")))?;
+        let tree = tree_of(&repo, commit)?;
         let entry = match tree.get_path(Path::new(OsStr::from_bytes(path.as_bytes()))) {
             Ok(e) => e,
             Err(e) if e.code() == ErrorCode::NotFound => return Ok(None),
