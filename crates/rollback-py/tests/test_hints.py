@@ -70,6 +70,7 @@ def test_an_unset_database_url_variable_names_the_variable_and_the_key(
     assert err.message == "database config: the environment variable `FORGE_TEST_SURELY_UNSET_DB_URL` is not set"
     assert err.key == "database.url_env"
     assert err.hint is not None and "set `FORGE_TEST_SURELY_UNSET_DB_URL` to the database URL" in err.hint
+    _no_cli_words(err.hint)
     assert repo.git("rev-parse", "HEAD") == head, "nothing rolled back"
 
 

@@ -131,7 +131,7 @@ fn a_database_url_variable_that_is_unset_or_empty_is_named_with_a_hint() {
     );
     assert!(
         e.contains(
-            "hint: set `FORGE_TEST_SURELY_UNSET_DB_URL` to the database URL in the environment forge-rollback runs in"
+            "hint: set `FORGE_TEST_SURELY_UNSET_DB_URL` to the database URL in the environment of the process that runs the rollback"
         ),
         "{e}"
     );

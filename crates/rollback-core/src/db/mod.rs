@@ -194,7 +194,7 @@ impl Error {
                 alembic::URL_ENV
             )),
             Error::UrlEnv { var, .. } => Some(format!(
-                "set `{var}` to the database URL in the environment forge-rollback runs in (where the app gets it from: its service's environment, the platform's variables), or name the variable that holds it in `database.url_env`"
+                "set `{var}` to the database URL in the environment of the process that runs the rollback (where the app gets it from: its service's environment, the platform's variables), or name the variable that holds it in `database.url_env`"
             )),
             Error::Locked { .. } => Some(
                 "find what holds the lock (a migration or a long transaction of the app: `fuser` on a SQLite file, `pg_locks` on PostgreSQL), let it finish or stop it, then run again"
