@@ -190,22 +190,13 @@ fn operation_in_progress(vcs: &dyn VcsBackend) -> Option<&'static str> {
 /// The command that checks out the commits recorded for the submodules at `paths` (a reset
 /// moves the record only; git updates a submodule's files on `git submodule update`).
 pub fn submodule_update(paths: &[&RepoPath]) -> String {
-    let args = paths.iter().map(|p| shell_word(&p.to_string())).collect::<Vec<_>>().join(" ");
+    let args = paths.iter().map(|p| crate::hint::shell_word(&p.to_string())).collect::<Vec<_>>().join(" ");
     format!("git submodule update --recursive -- {args}")
 }
 
 /// `paths` for people: `a`, `b`.
 pub(crate) fn show_paths<'a>(paths: impl IntoIterator<Item = &'a RepoPath>) -> String {
     paths.into_iter().map(|p| format!("`{p}`")).collect::<Vec<_>>().join(", ")
-}
-
-/// `word` as one shell word: as it is when it is plain, else single-quoted.
-pub(crate) fn shell_word(word: &str) -> String {
-    if !word.is_empty() && word.bytes().all(|b| b.is_ascii_alphanumeric() || b"._/-+@,".contains(&b)) {
-        word.to_owned()
-    } else {
-        format!("'{}'", word.replace('\'', r"'\''"))
-    }
 }
 
 /// A risk.

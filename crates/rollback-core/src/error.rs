@@ -152,7 +152,7 @@ impl Error {
                 | vcs::Error::BareRepository { .. }
                 | vcs::Error::UnknownRevision { .. }
                 | vcs::Error::AmbiguousRevision { .. } => ErrorKind::Usage,
-                vcs::Error::UnbornBranch { .. } => ErrorKind::Refused,
+                vcs::Error::UnbornBranch { .. } | vcs::Error::FilterNotRun { .. } => ErrorKind::Refused,
                 _ => ErrorKind::Failed,
             },
             Error::Backup(backup::Error::UnknownSnapshot { .. }) => ErrorKind::Usage,
@@ -239,7 +239,7 @@ impl Error {
                 Some(format!(
                     "run as {} (`sudo -u {user} …`), so that backups and the journal belong to the repository's owner too; or, if you trust the repository, let git use it: `git config --global --add safe.directory {}`",
                     o.owner,
-                    crate::assess::shell_word(&o.worktree.display().to_string())
+                    crate::hint::shell_word(&o.worktree.display().to_string())
                 ))
             }
             Error::Vcs(vcs::Error::FilterNotRun { driver, .. }) => Some(format!(

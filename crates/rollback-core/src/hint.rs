@@ -21,6 +21,16 @@ pub enum Frontend {
     Python,
 }
 
+/// `word` as one shell word, for a command in a hint: as it is when it is plain, else
+/// single-quoted.
+pub(crate) fn shell_word(word: &str) -> String {
+    if !word.is_empty() && word.bytes().all(|b| b.is_ascii_alphanumeric() || b"._/-+@,".contains(&b)) {
+        word.to_owned()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
+}
+
 /// Something the caller can do, named the same way by every front-end.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(tag = "action", rename_all = "snake_case")]

@@ -139,12 +139,14 @@ impl DatabaseConfig {
 
     /// The URL: `url`, or the value of the `url_env` variable.
     pub fn resolve_url(&self) -> Result<Secret, super::Error> {
-        if let (None, Some(var)) = (&self.url, &self.url_env) {
-            return crate::secret::from_env(var).map_err(|problem| super::Error::UrlEnv { var: var.clone(), problem });
+        match (&self.url, &self.url_env) {
+            (Some(url), None) => Ok(url.clone()),
+            (None, Some(var)) => {
+                crate::secret::from_env(var).map_err(|problem| super::Error::UrlEnv { var: var.clone(), problem })
+            }
+            // `validate` refuses both and neither, naming the key.
+            _ => Err(super::Error::Config("set exactly one of `database.url` and `database.url_env`".to_owned())),
         }
-        crate::secret::from_inline_or_env(self.url.as_ref(), self.url_env.as_deref())
-            .map_err(super::Error::Config)?
-            .ok_or_else(|| super::Error::Config("set `database.url` or `database.url_env`".to_owned()))
     }
 }
 

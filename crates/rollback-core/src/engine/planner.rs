@@ -442,14 +442,7 @@ pub fn refuse_nested_repos(workdir: &Path, changes: &[Change], what: &str) -> Op
 /// ([`VcsBackend::filter_not_run`]: the git2 back-end and git LFS, git-crypt); `None` when it
 /// can write them all.
 pub fn refuse_filters(vcs: &dyn VcsBackend, commit: &CommitId, paths: &[&RepoPath]) -> Option<crate::Error> {
-    match vcs.filter_not_run(commit, paths) {
-        Ok(None) => None,
-        Ok(Some(e)) => {
-            let e = crate::Error::from(e);
-            Some(crate::Error::refused(e.to_string(), e.hint()))
-        }
-        Err(e) => Some(e.into()),
-    }
+    vcs.filter_not_run(commit, paths).map_or_else(|e| Some(e.into()), |found| found.map(Into::into))
 }
 
 /// Captured untracked (and cleaned ignored) files a rollback removes after the reset. Env files

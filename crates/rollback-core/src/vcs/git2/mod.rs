@@ -40,6 +40,9 @@ mod flags;
 /// Mode of a gitlink (submodule) entry.
 const MODE_GITLINK: u32 = 0o160_000;
 
+/// Mode of a symlink entry.
+const MODE_SYMLINK: u32 = 0o120_000;
+
 /// `GIT_INDEX_ENTRY_INTENT_TO_ADD`: a `git add -N` entry, not staged content.
 const INTENT_TO_ADD: u16 = 1 << 13;
 
@@ -250,13 +253,15 @@ impl Git2Backend {
         // libgit2 announces every file it will write before it writes any: one that needs a
         // filter program it cannot run stops the checkout with nothing changed. The files it
         // leaves to `write_missing_added` are checked first.
+        let added = match &before {
+            Some(before) => added_entries(repo, before, &tree)?,
+            None => Vec::new(),
+        };
         let drivers = filters::configured_drivers(repo)?;
-        if !drivers.is_empty()
-            && let Some(before) = &before
-        {
-            for (path, id) in added_blobs(repo, before, &tree)? {
-                let blob = || repo.find_blob(id).ok().map(|b| b.content().to_vec());
-                if let Some(e) = filters::refusal(repo, &path, blob, || None, &drivers)? {
+        if !drivers.is_empty() {
+            for (path, id, _) in added.iter().filter(|(_, _, mode)| *mode != MODE_SYMLINK) {
+                let blob = || repo.find_blob(*id).ok().map(|b| b.content().to_vec());
+                if let Some(e) = filters::refusal(repo, path, blob, || None, &drivers)? {
                     return Err(e);
                 }
             }
@@ -281,47 +286,36 @@ impl Git2Backend {
         index.read_tree(&tree).map_err(git2_err("read tree into index"))?;
         plan.keep_flags_in(&mut index)?;
         index.write().map_err(git2_err("write index"))?;
-        if let Some(before) = &before {
-            write_missing_added(repo, &self.workdir, before, &tree)?;
-        }
+        write_missing_added(repo, &self.workdir, &added)?;
         plan.put_back_files()?;
         repo.cleanup_state().map_err(git2_err("clean up merge state"))?;
         Ok(())
     }
 }
 
-/// Writes the files and symlinks `after` adds to `before` (or turns from a folder into a file)
-/// that the checkout left missing. libgit2 (1.9) does not write a file that replaces a folder
-/// when the folder is already gone from the work tree (a reset clears what is in its way
-/// first): `git reset --hard` does. Written as stored, as such a file is rare enough not to
-/// warrant eol conversion (one that needs a filter program was refused before the checkout).
-fn write_missing_added(repo: &Repository, workdir: &Path, before: &Tree<'_>, after: &Tree<'_>) -> Result<()> {
+/// Writes the files and symlinks of `added` ([`added_entries`]) that the checkout left
+/// missing. libgit2 (1.9) does not write a file that replaces a folder when the folder is
+/// already gone from the work tree (a reset clears what is in its way first): `git reset
+/// --hard` does. Written as stored, as such a file is rare enough not to warrant eol
+/// conversion (one that needs a filter program was refused before the checkout).
+fn write_missing_added(repo: &Repository, workdir: &Path, added: &[(PathBuf, Oid, u32)]) -> Result<()> {
     use std::os::unix::fs::OpenOptionsExt as _;
-    let diff = repo
-        .diff_tree_to_tree(Some(before), Some(after), Some(DiffOptions::new().include_typechange(true)))
-        .map_err(git2_err("compare the trees of the reset"))?;
-    for delta in diff.deltas().filter(|d| matches!(d.status(), Delta::Added | Delta::Typechange)) {
-        let new = delta.new_file();
-        let Some(rel) = new.path() else { continue };
+    for (rel, id, mode) in added {
         let full = workdir.join(rel);
         if std::fs::symlink_metadata(&full).is_ok() {
             continue;
         }
-        let mode = u32::from(new.mode());
-        if !matches!(mode, 0o100_644 | 0o100_755 | 0o120_000) {
-            continue;
-        }
-        let blob = repo.find_blob(new.id()).map_err(git2_err(format!("read {}", rel.display())))?;
+        let blob = repo.find_blob(*id).map_err(git2_err(format!("read {}", rel.display())))?;
         if let Some(parent) = full.parent() {
             std::fs::create_dir_all(parent).at("create folder", parent)?;
         }
-        if mode == 0o120_000 {
+        if *mode == MODE_SYMLINK {
             std::os::unix::fs::symlink(OsStr::from_bytes(blob.content()), &full).at("create symlink", &full)?;
         } else {
             let mut f = std::fs::OpenOptions::new()
                 .write(true)
                 .create_new(true)
-                .mode(if mode == 0o100_755 { 0o777 } else { 0o666 })
+                .mode(if *mode == 0o100_755 { 0o777 } else { 0o666 })
                 .open(&full)
                 .at("write", &full)?;
             std::io::Write::write_all(&mut f, blob.content()).at("write", &full)?;
@@ -330,17 +324,18 @@ fn write_missing_added(repo: &Repository, workdir: &Path, before: &Tree<'_>, aft
     Ok(())
 }
 
-/// The regular files (not symlinks) that `after` adds to `before` or turns a folder or a
-/// symlink into: the files [`write_missing_added`] may write.
-fn added_blobs(repo: &Repository, before: &Tree<'_>, after: &Tree<'_>) -> Result<Vec<(PathBuf, Oid)>> {
+/// The files and symlinks `after` adds to `before` or turns a folder (or another kind of
+/// entry) into, with their blob and mode: what [`write_missing_added`] may have to write.
+fn added_entries(repo: &Repository, before: &Tree<'_>, after: &Tree<'_>) -> Result<Vec<(PathBuf, Oid, u32)>> {
     let diff = repo
         .diff_tree_to_tree(Some(before), Some(after), Some(DiffOptions::new().include_typechange(true)))
         .map_err(git2_err("compare the trees of the reset"))?;
     Ok(diff
         .deltas()
         .filter(|d| matches!(d.status(), Delta::Added | Delta::Typechange))
-        .filter(|d| matches!(u32::from(d.new_file().mode()), 0o100_644 | 0o100_755))
-        .filter_map(|d| Some((d.new_file().path()?.to_path_buf(), d.new_file().id())))
+        .map(|d| d.new_file())
+        .filter(|f| matches!(u32::from(f.mode()), 0o100_644 | 0o100_755 | MODE_SYMLINK))
+        .filter_map(|f| Some((f.path()?.to_path_buf(), f.id(), u32::from(f.mode()))))
         .collect())
 }
 
