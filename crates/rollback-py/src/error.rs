@@ -11,7 +11,7 @@
 //! | `BackupError` | the backup store failed | `snapshot`, `path` |
 //! | `DatabaseError` | the database or a migration failed | `database` (URL without password), `revision`, `path`, `program` |
 //! | `LockHeldError` | kind `locked` | `holder` (dict or `None`), `path` |
-//! | `RefusedError` | kind `refused` | |
+//! | `RefusedError` | kind `refused` | `path` (the work-tree file refused, when there is one) |
 //! | `CancelledError` | kind `cancelled` | `run_id` |
 //! | `StepFailedError` | a step failed (`RunResult.raise_for_status()`); `Error::Service` (restart, deploy) | `run_id`, `step` |
 //! | `VerificationError` | checks failed (`raise_for_status()` of a report or a run) | `run_id`, `report`, `failed` |
@@ -246,19 +246,28 @@ impl Fields {
     }
 }
 
+/// The fields each exception class declares: set on every instance the engine raises, and
+/// `None` on the class, so an instance made in Python has them too.
+const CONFIG_FIELDS: &[&str] = &["path", "key", "revision"];
+const VCS_FIELDS: &[&str] = &["path"];
+const BACKUP_FIELDS: &[&str] = &["snapshot", "path"];
+const DATABASE_FIELDS: &[&str] = &["database", "revision", "path", "program"];
+const LOCK_FIELDS: &[&str] = &["holder", "path"];
+const REFUSED_FIELDS: &[&str] = &["path"];
+const CANCELLED_FIELDS: &[&str] = &["run_id"];
+const STEP_FIELDS: &[&str] = &["run_id", "step"];
+
 /// The exception class of a core error (I/O errors aside), and the fields it declares.
 fn class_of<'py>(py: Python<'py>, e: &Error) -> (Bound<'py, PyType>, &'static [&'static str]) {
     match (e.kind(), e) {
-        (ErrorKind::Usage, _) => (py.get_type::<ConfigError>(), &["path", "key", "revision"]),
-        (ErrorKind::Locked, _) => (py.get_type::<LockHeldError>(), &["holder", "path"]),
-        (ErrorKind::Refused, _) => (py.get_type::<RefusedError>(), &[]),
-        (ErrorKind::Cancelled, _) => (py.get_type::<CancelledError>(), &["run_id"]),
-        (_, Error::StepFailed { .. } | Error::Service { .. }) => {
-            (py.get_type::<StepFailedError>(), &["run_id", "step"])
-        }
-        (_, Error::Vcs(_)) => (py.get_type::<VcsError>(), &["path"]),
-        (_, Error::Backup(_)) => (py.get_type::<BackupError>(), &["snapshot", "path"]),
-        (_, Error::Db(_)) => (py.get_type::<DatabaseError>(), &["database", "revision", "path", "program"]),
+        (ErrorKind::Usage, _) => (py.get_type::<ConfigError>(), CONFIG_FIELDS),
+        (ErrorKind::Locked, _) => (py.get_type::<LockHeldError>(), LOCK_FIELDS),
+        (ErrorKind::Refused, _) => (py.get_type::<RefusedError>(), REFUSED_FIELDS),
+        (ErrorKind::Cancelled, _) => (py.get_type::<CancelledError>(), CANCELLED_FIELDS),
+        (_, Error::StepFailed { .. } | Error::Service { .. }) => (py.get_type::<StepFailedError>(), STEP_FIELDS),
+        (_, Error::Vcs(_)) => (py.get_type::<VcsError>(), VCS_FIELDS),
+        (_, Error::Backup(_)) => (py.get_type::<BackupError>(), BACKUP_FIELDS),
+        (_, Error::Db(_)) => (py.get_type::<DatabaseError>(), DATABASE_FIELDS),
         _ => (py.get_type::<RollbackError>(), &[]),
     }
 }
@@ -342,16 +351,17 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("AbortRollback", py.get_type::<AbortRollback>())?;
     // Class-level defaults: an instance made in Python (`ConfigError("...")`, a test double)
     // has every field too.
-    let defaults: [(Bound<'_, PyType>, &[&str]); 10] = [
+    let defaults: [(Bound<'_, PyType>, &[&str]); 11] = [
         (py.get_type::<AbortRollback>(), &["run_id", "result"]),
         (py.get_type::<RollbackError>(), &["hint"]),
-        (py.get_type::<ConfigError>(), &["path", "key", "revision"]),
-        (py.get_type::<VcsError>(), &["path"]),
-        (py.get_type::<BackupError>(), &["snapshot", "path"]),
-        (py.get_type::<DatabaseError>(), &["database", "revision", "path", "program"]),
-        (py.get_type::<LockHeldError>(), &["holder", "path"]),
-        (py.get_type::<CancelledError>(), &["run_id"]),
-        (py.get_type::<StepFailedError>(), &["run_id", "step"]),
+        (py.get_type::<ConfigError>(), CONFIG_FIELDS),
+        (py.get_type::<VcsError>(), VCS_FIELDS),
+        (py.get_type::<BackupError>(), BACKUP_FIELDS),
+        (py.get_type::<DatabaseError>(), DATABASE_FIELDS),
+        (py.get_type::<LockHeldError>(), LOCK_FIELDS),
+        (py.get_type::<RefusedError>(), REFUSED_FIELDS),
+        (py.get_type::<CancelledError>(), CANCELLED_FIELDS),
+        (py.get_type::<StepFailedError>(), STEP_FIELDS),
         (py.get_type::<VerificationError>(), &["run_id", "report"]),
     ];
     for (class, names) in defaults {

@@ -22,7 +22,7 @@ FIELDS: dict[type[fr.RollbackError], list[str]] = {
     fr.BackupError: ["snapshot", "path"],
     fr.DatabaseError: ["database", "revision", "path", "program"],
     fr.LockHeldError: ["holder", "path"],
-    fr.RefusedError: [],
+    fr.RefusedError: ["path"],
     fr.CancelledError: ["run_id"],
     fr.StepFailedError: ["run_id", "step"],
     fr.VerificationError: ["run_id", "report"],
@@ -106,6 +106,7 @@ def test_detached_head_is_refused(repo: Repo) -> None:
     assert info.value.kind == "refused"
     assert "detached" in info.value.message
     assert info.value.hint is not None and "git switch" in info.value.hint
+    assert info.value.path is None
     assert repo.state() == before
     assert rb.runs() == []
 

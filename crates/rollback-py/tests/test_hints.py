@@ -103,6 +103,7 @@ def test_git2_refuses_a_file_written_through_a_filter_program(repo: Repo, tmp_pa
     with pytest.raises(fr.RefusedError) as info:
         fr.Rollback.open(repo.path, config=config).run("fast", target="secret-one", confirm=True)
     assert "`app.secret` needs git's `rot13` filter" in info.value.message
+    assert info.value.path == "app.secret"
     assert info.value.hint is not None and 'backend = "git-cli"' in info.value.hint
     assert repo.head() == head and (repo.path / "app.secret").read_text() == "password two\n"
     done = fr.Rollback.open(repo.path).run("fast", target="secret-one", confirm=True)

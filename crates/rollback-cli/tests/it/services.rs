@@ -456,6 +456,14 @@ fn twenty_rounds_of_the_presets_auth_flow_leave_no_rows() {
     out.code(6);
     let reason = out.json()["checks"][0]["reason"].as_str().unwrap().to_owned();
     assert!(reason.contains("environment variable `FORGE_CHECK_") && reason.ends_with("is not set"), "{reason}");
+    // Set but empty (a secret the deploy did not fill in) is said so.
+    s.env.push(("FORGE_CHECK_USER".into(), String::new()));
+    s.env.push(("FORGE_CHECK_PASSWORD".into(), "check-pw".into()));
+    let out = s.fr(&["verify", "--check", "auth", "--json"]);
+    out.code(6);
+    let reason = out.json()["checks"][0]["reason"].as_str().unwrap().to_owned();
+    assert!(reason.ends_with("the environment variable `FORGE_CHECK_USER` is empty"), "{reason}");
+    assert_eq!(s.server.requests_to("/token").len(), 20, "no request without the account");
 }
 
 fn out_text_of_preset(repo: &TestRepo) -> String {

@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 
 use crate::http::{client_without_redirects, describe_error, host_port};
 use crate::production::{Error, Release, Result};
-use crate::secret::{Secret, redact_in};
+use crate::secret::{self, EnvProblem, Secret, redact_in};
 
 /// Most `429` answers waited out for one call.
 pub const MAX_RETRIES: u32 = 4;
@@ -57,18 +57,20 @@ impl Api {
         Error::Platform { target: self.target.clone(), message, hint }
     }
 
-    /// The token, read now from its variable.
+    /// The token, read now from its variable (white space around it dropped).
     pub fn token(&self) -> Result<Secret> {
-        match std::env::var(&self.token_env) {
-            Ok(t) if !t.trim().is_empty() => Ok(Secret::new(t.trim())),
-            _ => Err(self.error(
-                format!("the environment variable {} is not set", self.token_env),
-                Some(format!(
-                    "export {} with {}, or name another variable in `[deploy] token_env`",
-                    self.token_env, self.token_what
-                )),
+        let problem = match secret::from_env(&self.token_env) {
+            Ok(t) if !t.expose().trim().is_empty() => return Ok(Secret::new(t.expose().trim())),
+            Ok(_) => EnvProblem::Empty,
+            Err(problem) => problem,
+        };
+        Err(self.error(
+            format!("the environment variable {} {problem}", self.token_env),
+            Some(format!(
+                "export {} with {}, or name another variable in `[deploy] token_env`",
+                self.token_env, self.token_what
             )),
-        }
+        ))
     }
 
     /// Sends the request `build` makes (called again for each retry), waiting out `429`s.

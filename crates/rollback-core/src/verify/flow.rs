@@ -19,9 +19,11 @@ fn label(i: usize, step: &FlowStep) -> String {
 /// Runs a `flow` check once.
 pub(super) async fn run(flow: &FlowCheck, vars: &mut Vars) -> Outcome {
     for (name, var) in &flow.vars_env {
-        match std::env::var(var) {
-            Ok(v) if !v.is_empty() => vars.set_secret(name, v),
-            _ => return Outcome::Error(format!("variable `{name}`: the environment variable `{var}` is not set")),
+        match crate::secret::from_env(var) {
+            Ok(v) => vars.set_secret(name, v.expose().to_owned()),
+            Err(problem) => {
+                return Outcome::Error(format!("variable `{name}`: the environment variable `{var}` {problem}"));
+            }
         }
     }
     for (name, value) in &flow.vars {

@@ -84,14 +84,11 @@ pub(super) async fn send(req: &Request<'_>, vars: &mut Vars) -> Result<Response,
         builder = builder.header(name.as_str(), value);
     }
     for (name, var) in req.headers_env.into_iter().flatten() {
-        let value = match std::env::var(var) {
-            Ok(v) if !v.is_empty() => v,
-            _ => {
-                return Err(Outcome::Error(format!("header `{name}`: the environment variable `{var}` is not set")));
-            }
-        };
-        vars.add_secret(&value);
-        builder = builder.header(name.as_str(), value);
+        let value = crate::secret::from_env(var).map_err(|problem| {
+            Outcome::Error(format!("header `{name}`: the environment variable `{var}` {problem}"))
+        })?;
+        vars.add_secret(value.expose());
+        builder = builder.header(name.as_str(), value.expose());
     }
     if let Some(body) = req.body {
         builder = builder.body(vars.render(body).map_err(|e| Outcome::Error(format!("body: {e}")))?);

@@ -126,6 +126,12 @@ fn a_missing_token_variable_is_named_with_a_hint() {
     let d = Railway::from_config(&deploy_config(&f, "FR_RW_UNSET_VARIABLE", TokenKind::Project));
     let err = rt::block_on(d.current()).unwrap_err();
     assert!(err.to_string().contains("FR_RW_UNSET_VARIABLE is not set"), "{err}");
+    assert!(err.hint().unwrap().contains("export FR_RW_UNSET_VARIABLE"), "{:?}", err.hint());
+    // Set but blank (an empty secret in the platform's UI): said so, not "not set".
+    set_token("FR_RW_BLANK_VARIABLE", " \n");
+    let d = Railway::from_config(&deploy_config(&f, "FR_RW_BLANK_VARIABLE", TokenKind::Project));
+    let err = rt::block_on(d.current()).unwrap_err();
+    assert!(err.to_string().contains("FR_RW_BLANK_VARIABLE is empty"), "{err}");
     assert!(f.requests().is_empty(), "nothing is sent without a token");
 }
 

@@ -177,6 +177,7 @@ fn retries_until_the_service_comes_back() {
 #[test]
 fn header_values_from_the_environment_are_sent_and_never_shown() {
     const VAR: &str = "FORGE_ROLLBACK_TEST_VERIFY_TOKEN";
+    const EMPTY: &str = "FORGE_ROLLBACK_TEST_VERIFY_EMPTY";
     const TOKEN: &str = "s3cr3t-token-value-42";
     // SAFETY: nextest runs each test in its own process; no other thread reads this variable.
     #[allow(unsafe_code)]
@@ -212,4 +213,16 @@ fn header_values_from_the_environment_are_sent_and_never_shown() {
     let c = run(&verifier(&text)).checks.remove(0);
     assert_eq!(c.status, "error");
     assert_eq!(c.reason, "header `Authorization`: the environment variable `FORGE_ROLLBACK_SURELY_UNSET` is not set");
+    // A variable set to nothing is said to be empty, and no request goes out with an empty header.
+    // SAFETY: as above.
+    #[allow(unsafe_code)]
+    unsafe {
+        std::env::set_var(EMPTY, "");
+    }
+    let before = s.requests_to("/").len();
+    let text = http("empty", &s.url("/"), &format!("headers_env = {{ Authorization = \"{EMPTY}\" }}"));
+    let c = run(&verifier(&text)).checks.remove(0);
+    assert_eq!(c.status, "error");
+    assert_eq!(c.reason, format!("header `Authorization`: the environment variable `{EMPTY}` is empty"));
+    assert_eq!(s.requests_to("/").len(), before);
 }

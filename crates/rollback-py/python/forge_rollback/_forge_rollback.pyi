@@ -566,6 +566,8 @@ class LockHeldError(RollbackError):
 class RefusedError(RollbackError):
     """A safety check refused the operation (kind `refused`); nothing changed."""
 
+    path: str | None
+
 class CancelledError(RollbackError):
     """The confirmation was declined, or a manual run was aborted (kind `cancelled`)."""
 
