@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::secret::redact_in;
+use crate::secret::{EnvProblem, redact_in};
 
 /// A parsed template: literal text and variable names, in order.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -131,12 +131,20 @@ impl Vars {
         let mut env_values = Vec::new();
         let out = t.render_with(|name| {
             if let Some(var) = name.strip_prefix("env:") {
-                if let Ok(v) = std::env::var(var.trim()) {
-                    env_values.push(v.clone());
-                    v
-                } else {
-                    missing.get_or_insert_with(|| format!("the environment variable `{}` is not set", var.trim()));
-                    String::new()
+                // An empty value is a value here (a template may concatenate it).
+                match std::env::var(var.trim()) {
+                    Ok(v) => {
+                        env_values.push(v.clone());
+                        v
+                    }
+                    Err(e) => {
+                        let problem = match e {
+                            std::env::VarError::NotPresent => EnvProblem::Unset,
+                            std::env::VarError::NotUnicode(_) => EnvProblem::NotUnicode,
+                        };
+                        missing.get_or_insert_with(|| format!("the environment variable `{}` {problem}", var.trim()));
+                        String::new()
+                    }
                 }
             } else if let Some(v) = self.values.get(name) {
                 v.clone()
@@ -192,6 +200,18 @@ mod tests {
         assert_eq!(v.redact("bearer tok-123456"), "bearer ***");
         assert_eq!(v.render("{{nope}}").unwrap_err(), "unknown variable `{{nope}}`");
         assert!(v.render("{{env:FORGE_ROLLBACK_SURELY_UNSET_VAR}}").unwrap_err().contains("is not set"));
+        // SAFETY: nextest runs each test in its own process; no other thread reads these.
+        #[allow(unsafe_code)]
+        unsafe {
+            use std::os::unix::ffi::OsStrExt;
+            std::env::set_var("FORGE_ROLLBACK_TEST_TEMPLATE_LATIN1", std::ffi::OsStr::from_bytes(b"caf\xe9"));
+            std::env::set_var("FORGE_ROLLBACK_TEST_TEMPLATE_EMPTY", "");
+        }
+        assert_eq!(
+            v.render("{{env:FORGE_ROLLBACK_TEST_TEMPLATE_LATIN1}}").unwrap_err(),
+            "the environment variable `FORGE_ROLLBACK_TEST_TEMPLATE_LATIN1` is not valid UTF-8"
+        );
+        assert_eq!(v.render("[{{env:FORGE_ROLLBACK_TEST_TEMPLATE_EMPTY}}]").unwrap(), "[]");
         let r = v.render("{{random}}").unwrap();
         assert_eq!(r.len(), 12);
         assert_eq!(v.render("{{random}}").unwrap(), r, "stable within one attempt");
