@@ -107,13 +107,36 @@ impl std::fmt::Display for EnvProblem {
     }
 }
 
+impl From<std::env::VarError> for EnvProblem {
+    fn from(e: std::env::VarError) -> Self {
+        match e {
+            std::env::VarError::NotPresent => EnvProblem::Unset,
+            std::env::VarError::NotUnicode(_) => EnvProblem::NotUnicode,
+        }
+    }
+}
+
+/// An environment variable that gives no value, and why: "the environment variable `VAR` is
+/// not set" (or "is empty", "is not valid UTF-8").
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("the environment variable `{var}` {problem}")]
+pub struct EnvError {
+    /// The variable.
+    pub var: String,
+    /// Why it gives no value.
+    pub problem: EnvProblem,
+}
+
+/// The value of the environment variable `var`, which must be set and UTF-8; it may be empty.
+pub fn env_value(var: &str) -> Result<String, EnvError> {
+    std::env::var(var).map_err(|e| EnvError { var: var.to_owned(), problem: e.into() })
+}
+
 /// The value of the environment variable `var`, which must be set and not empty.
-pub fn from_env(var: &str) -> Result<Secret, EnvProblem> {
-    match std::env::var(var) {
-        Ok(val) if !val.is_empty() => Ok(Secret(val)),
-        Ok(_) => Err(EnvProblem::Empty),
-        Err(std::env::VarError::NotPresent) => Err(EnvProblem::Unset),
-        Err(std::env::VarError::NotUnicode(_)) => Err(EnvProblem::NotUnicode),
+pub fn from_env(var: &str) -> Result<Secret, EnvError> {
+    match env_value(var)? {
+        val if val.is_empty() => Err(EnvError { var: var.to_owned(), problem: EnvProblem::Empty }),
+        val => Ok(Secret(val)),
     }
 }
 
@@ -123,7 +146,7 @@ pub fn from_inline_or_env(inline: Option<&Secret>, var: Option<&str>) -> Result<
     match (inline, var) {
         (Some(_), Some(v)) => Err(format!("set either the value or `{v}` in the environment, not both")),
         (Some(s), None) => Ok(Some(s.clone())),
-        (None, Some(v)) => from_env(v).map(Some).map_err(|problem| format!("the environment variable `{v}` {problem}")),
+        (None, Some(v)) => from_env(v).map(Some).map_err(|e| e.to_string()),
         (None, None) => Ok(None),
     }
 }

@@ -228,7 +228,7 @@ impl Fields {
                 db::Error::BadMigration { path, .. } => f.path = Some(path.clone()),
                 db::Error::Program { program, .. } => f.program = Some(program.clone()),
                 db::Error::Vcs { commit, .. } => f.revision = Some(commit.clone()),
-                db::Error::UrlEnv { .. } => f.key = Some("database.url_env".to_owned()),
+                db::Error::UrlEnv(_) => f.key = Some("database.url_env".to_owned()),
                 _ => {}
             },
             Error::Lock(lock::Error::Held { path, holder }) => {

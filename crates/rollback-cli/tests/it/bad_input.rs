@@ -186,13 +186,13 @@ fn a_repository_another_user_owns_names_its_owner() {
         let (r, _) = messy_repo();
         let (_dir, cfg) = crate::shapes::config(backend);
         let before = picture(&r);
-        let chown = |owner: &str| {
-            let out = std::process::Command::new("chown").args(["-R", owner]).arg(r.path()).output().unwrap();
+        let chown = |owner: &str, path: &std::path::Path| {
+            let out = std::process::Command::new("chown").args(["-R", owner]).arg(path).output().unwrap();
             assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         };
-        chown("nobody");
+        chown("nobody", r.path());
         let out = crate::shapes::fr(&r, &cfg, &["run", "--fast", "--yes", "--target", "v1"], &[]);
-        chown("root");
+        chown("root", r.path());
         out.code(2);
         let path = r.path().canonicalize().unwrap();
         assert!(
@@ -213,14 +213,9 @@ fn a_repository_another_user_owns_names_its_owner() {
         assert!(!r.path().join(".git/forge-rollback").exists(), "{backend}: no state created");
 
         // The work tree is ours, its `.git` is not: git refuses that too, and the error names it.
-        let chown_git = |owner: &str| {
-            let out =
-                std::process::Command::new("chown").args(["-R", owner]).arg(r.path().join(".git")).output().unwrap();
-            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        };
-        chown_git("nobody");
+        chown("nobody", &r.path().join(".git"));
         let out = crate::shapes::fr(&r, &cfg, &["assess", "--target", "v1"], &[]);
-        chown_git("root");
+        chown("root", &r.path().join(".git"));
         out.code(2);
         assert!(
             out.stderr.contains(&format!("error: `{}/.git` belongs to nobody, not to root", path.display())),

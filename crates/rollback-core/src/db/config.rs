@@ -141,9 +141,7 @@ impl DatabaseConfig {
     pub fn resolve_url(&self) -> Result<Secret, super::Error> {
         match (&self.url, &self.url_env) {
             (Some(url), None) => Ok(url.clone()),
-            (None, Some(var)) => {
-                crate::secret::from_env(var).map_err(|problem| super::Error::UrlEnv { var: var.clone(), problem })
-            }
+            (None, Some(var)) => crate::secret::from_env(var).map_err(super::Error::UrlEnv),
             // `validate` refuses both and neither, naming the key.
             _ => Err(super::Error::Config("set exactly one of `database.url` and `database.url_env`".to_owned())),
         }

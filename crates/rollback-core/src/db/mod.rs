@@ -160,14 +160,9 @@ pub enum Error {
     /// The configuration is unusable (bad URL, missing file, ...).
     #[error("database config: {0}")]
     Config(String),
-    /// `database.url_env` names a variable that gives no URL.
-    #[error("database config: the environment variable `{var}` {problem}")]
-    UrlEnv {
-        /// The variable (`database.url_env`).
-        var: String,
-        /// Unset, empty or not UTF-8.
-        problem: crate::secret::EnvProblem,
-    },
+    /// `database.url_env` names a variable that gives no URL (unset, empty or not UTF-8).
+    #[error("database config: {0}")]
+    UrlEnv(crate::secret::EnvError),
     /// Migration files could not be read from a commit.
     #[error("cannot read the migration files of commit `{commit}`")]
     Vcs {
@@ -193,7 +188,7 @@ impl Error {
                 alembic::URL_ENV,
                 alembic::URL_ENV
             )),
-            Error::UrlEnv { var, .. } => Some(format!(
+            Error::UrlEnv(crate::secret::EnvError { var, .. }) => Some(format!(
                 "set `{var}` to the database URL in the environment of the process that runs the rollback (where the app gets it from: its service's environment, the platform's variables), or name the variable that holds it in `database.url_env`"
             )),
             Error::Locked { .. } => Some(

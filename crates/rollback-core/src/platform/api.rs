@@ -62,7 +62,7 @@ impl Api {
         let problem = match secret::from_env(&self.token_env) {
             Ok(t) if !t.expose().trim().is_empty() => return Ok(Secret::new(t.expose().trim())),
             Ok(_) => EnvProblem::Empty,
-            Err(problem) => problem,
+            Err(e) => e.problem,
         };
         Err(self.error(
             format!("the environment variable {} {problem}", self.token_env),

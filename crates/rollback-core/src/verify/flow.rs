@@ -21,9 +21,7 @@ pub(super) async fn run(flow: &FlowCheck, vars: &mut Vars) -> Outcome {
     for (name, var) in &flow.vars_env {
         match crate::secret::from_env(var) {
             Ok(v) => vars.set_secret(name, v.expose().to_owned()),
-            Err(problem) => {
-                return Outcome::Error(format!("variable `{name}`: the environment variable `{var}` {problem}"));
-            }
+            Err(e) => return Outcome::Error(format!("variable `{name}`: {e}")),
         }
     }
     for (name, value) in &flow.vars {

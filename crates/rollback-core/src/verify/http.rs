@@ -84,9 +84,7 @@ pub(super) async fn send(req: &Request<'_>, vars: &mut Vars) -> Result<Response,
         builder = builder.header(name.as_str(), value);
     }
     for (name, var) in req.headers_env.into_iter().flatten() {
-        let value = crate::secret::from_env(var).map_err(|problem| {
-            Outcome::Error(format!("header `{name}`: the environment variable `{var}` {problem}"))
-        })?;
+        let value = crate::secret::from_env(var).map_err(|e| Outcome::Error(format!("header `{name}`: {e}")))?;
         vars.add_secret(value.expose());
         builder = builder.header(name.as_str(), value.expose());
     }

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::secret::{EnvProblem, redact_in};
+use crate::secret::redact_in;
 
 /// A parsed template: literal text and variable names, in order.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -132,17 +132,13 @@ impl Vars {
         let out = t.render_with(|name| {
             if let Some(var) = name.strip_prefix("env:") {
                 // An empty value is a value here (a template may concatenate it).
-                match std::env::var(var.trim()) {
+                match crate::secret::env_value(var.trim()) {
                     Ok(v) => {
                         env_values.push(v.clone());
                         v
                     }
                     Err(e) => {
-                        let problem = match e {
-                            std::env::VarError::NotPresent => EnvProblem::Unset,
-                            std::env::VarError::NotUnicode(_) => EnvProblem::NotUnicode,
-                        };
-                        missing.get_or_insert_with(|| format!("the environment variable `{}` {problem}", var.trim()));
+                        missing.get_or_insert_with(|| e.to_string());
                         String::new()
                     }
                 }

@@ -133,7 +133,7 @@ impl Guard {
         checkout.notify_on(CheckoutNotificationType::UPDATED);
         checkout.notify(move |_, path, baseline, target, _| {
             let (Some(path), Some(target)) = (path, target) else { return true };
-            if !matches!(u32::from(target.mode()), 0o100_644 | 0o100_755) {
+            if !super::is_regular(u32::from(target.mode())) {
                 return true;
             }
             self.unfinished = true;

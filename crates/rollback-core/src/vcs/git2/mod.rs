@@ -43,6 +43,12 @@ const MODE_GITLINK: u32 = 0o160_000;
 /// Mode of a symlink entry.
 const MODE_SYMLINK: u32 = 0o120_000;
 
+/// Whether a tree or index entry's `mode` is a regular file (executable or not): what git's
+/// filters apply to.
+fn is_regular(mode: u32) -> bool {
+    matches!(mode, 0o100_644 | 0o100_755)
+}
+
 /// `GIT_INDEX_ENTRY_INTENT_TO_ADD`: a `git add -N` entry, not staged content.
 const INTENT_TO_ADD: u16 = 1 << 13;
 
@@ -334,7 +340,7 @@ fn added_entries(repo: &Repository, before: &Tree<'_>, after: &Tree<'_>) -> Resu
         .deltas()
         .filter(|d| matches!(d.status(), Delta::Added | Delta::Typechange))
         .map(|d| d.new_file())
-        .filter(|f| matches!(u32::from(f.mode()), 0o100_644 | 0o100_755 | MODE_SYMLINK))
+        .filter(|f| is_regular(u32::from(f.mode())) || u32::from(f.mode()) == MODE_SYMLINK)
         .filter_map(|f| Some((f.path()?.to_path_buf(), f.id(), u32::from(f.mode()))))
         .collect())
 }
@@ -347,7 +353,7 @@ fn tree_of<'r>(repo: &'r Repository, commit: &CommitId) -> Result<Tree<'r>> {
 /// The blob of the regular file at `path` in `tree`, if it is one.
 fn regular_blob(tree: &Tree<'_>, path: &Path) -> Option<Oid> {
     let entry = tree.get_path(path).ok()?;
-    matches!(entry.filemode(), 0o100_644 | 0o100_755).then(|| entry.id())
+    u32::try_from(entry.filemode()).is_ok_and(is_regular).then(|| entry.id())
 }
 
 /// `a/b/c` → (`a/b`, `c`); `c` → (empty, `c`).
