@@ -90,6 +90,7 @@ pub use crate::model::{Risk, RiskCode, RiskSeverity as Severity};
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Assessment {
     /// The work tree.
+    #[serde(with = "crate::paths::os_path")]
     pub workdir: PathBuf,
     /// The git backend.
     pub backend: String,
@@ -119,6 +120,7 @@ pub struct Assessment {
     /// Why that level.
     pub recommendation: String,
     /// The registry file consulted.
+    #[serde(with = "crate::paths::os_path")]
     pub registry: PathBuf,
     /// The database: where it is, where the target expects it, the downgrade path and its
     /// risks (`None` without a `[database]` section).

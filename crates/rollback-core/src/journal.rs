@@ -38,6 +38,14 @@ pub enum Error {
         /// What is wrong.
         detail: String,
     },
+    /// A record that cannot be written as JSON (nothing was written).
+    #[error("cannot write a record to journal `{}`: {detail}", path.display())]
+    Unwritable {
+        /// The journal file.
+        path: PathBuf,
+        /// What serde said.
+        detail: String,
+    },
     /// Reading or writing failed.
     #[error(transparent)]
     Io(#[from] IoError),
@@ -210,14 +218,29 @@ pub struct Journal {
 }
 
 impl Journal {
-    /// Creates a new journal (fails if it exists).
-    pub fn create(path: &Path) -> Result<Self, Error> {
-        let file =
-            OpenOptions::new().append(true).create_new(true).mode(0o600).open(path).at("create journal", path)?;
-        if let Some(dir) = path.parent() {
-            crate::fsutil::sync_dir(dir)?;
-        }
-        Ok(Self { file, path: path.to_owned() })
+    /// Creates a new journal holding `first` (the run's `started` record); fails if it
+    /// exists. The file appears with its first record in it or not at all (written to a temp
+    /// file, synced, then linked into place): a crash half-way, or a record that cannot be
+    /// written, never leaves an empty journal, which would read as damaged and stop every
+    /// later command that lists the runs.
+    pub fn create(path: &Path, first: &Record) -> Result<Self, Error> {
+        let line = line_of(first, path)?;
+        let dir = path.parent().unwrap_or(Path::new("."));
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let tmp = path.with_file_name(format!(".{name}.new-{}", std::process::id()));
+        let _ = std::fs::remove_file(&tmp);
+        let written = (|| {
+            let mut f =
+                OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp).at("create journal", path)?;
+            f.write_all(&line).at("create journal", path)?;
+            f.sync_data().at("sync journal", path)?;
+            // A link, not a rename: it fails if the journal exists.
+            std::fs::hard_link(&tmp, path).at("create journal", path)
+        })();
+        let _ = std::fs::remove_file(&tmp);
+        written?;
+        crate::fsutil::sync_dir(dir)?;
+        Self::open(path)
     }
 
     /// Opens an existing journal for appending.
@@ -228,12 +251,7 @@ impl Journal {
 
     /// Appends a record and fsyncs it.
     pub fn append(&mut self, record: &Record) -> Result<(), Error> {
-        let mut line = serde_json::to_vec(record).map_err(|e| Error::Corrupt {
-            path: self.path.clone(),
-            line: 0,
-            detail: e.to_string(),
-        })?;
-        line.push(b'\n');
+        let line = line_of(record, &self.path)?;
         self.file.write_all(&line).at("append to journal", &self.path)?;
         self.file.sync_data().at("sync journal", &self.path)?;
         Ok(())
@@ -243,6 +261,14 @@ impl Journal {
     pub fn path(&self) -> &Path {
         &self.path
     }
+}
+
+/// `record` as one journal line: its JSON and a newline.
+fn line_of(record: &Record, path: &Path) -> Result<Vec<u8>, Error> {
+    let mut line =
+        serde_json::to_vec(record).map_err(|e| Error::Unwritable { path: path.to_owned(), detail: e.to_string() })?;
+    line.push(b'\n');
+    Ok(line)
 }
 
 /// Reads every record. A torn last line (a crash in the middle of a write) is dropped.
@@ -476,5 +502,50 @@ impl RunState {
     /// The first step that has not completed.
     pub fn next_step(&self) -> Option<usize> {
         self.done.iter().position(Option::is_none)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn started(workdir: &[u8]) -> Record {
+        use std::os::unix::ffi::OsStrExt;
+        let mut plan: Plan = serde_json::from_value(serde_json::json!({
+            "kind": "rollback", "level": "fast", "workdir": "/w", "backend": "git-cli",
+            "from": {"commit": "a".repeat(40), "branch": "main"}, "to": "b".repeat(40),
+            "to_summary": "v1", "undo_of": null, "steps": [],
+        }))
+        .unwrap();
+        plan.workdir = std::ffi::OsStr::from_bytes(workdir).into();
+        Record::Started {
+            at: Timestamp::now(),
+            run_id: "20261205-000000-abcdef".into(),
+            plan,
+            reason: None,
+            severity: None,
+            worktree: None,
+            actor: None,
+        }
+    }
+
+    #[test]
+    fn a_new_journal_holds_its_first_record_and_never_replaces_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.jsonl");
+        // A work tree in a folder whose name is not UTF-8 (it was unwritable, and left an
+        // empty journal that every later `runs list` called damaged).
+        let mut j = Journal::create(&path, &started(b"/srv/caf\xe9")).unwrap();
+        j.append(&Record::StepBegin { at: Timestamp::now(), index: 0, step: "snapshot".into() }).unwrap();
+        let records = read(&path).unwrap();
+        assert_eq!(records.len(), 2);
+        let Record::Started { plan, .. } = &records[0] else { panic!("first record: {:?}", records[0]) };
+        assert_eq!(plan.workdir.as_os_str().as_encoded_bytes(), b"/srv/caf\xe9");
+        let before = std::fs::read(&path).unwrap();
+        let err = Journal::create(&path, &started(b"/w")).unwrap_err();
+        assert!(err.to_string().contains("create journal"), "{err}");
+        assert_eq!(std::fs::read(&path).unwrap(), before, "the existing journal is untouched");
+        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(left, [std::ffi::OsString::from("journal.jsonl")], "no temp file left behind");
     }
 }

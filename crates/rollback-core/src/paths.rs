@@ -166,6 +166,65 @@ impl<'de> Deserialize<'de> for RepoPath {
     }
 }
 
+/// Serde for a file-system path (`#[serde(with = "crate::paths::os_path")]`), in
+/// [`RepoPath`]'s form: a JSON string when it is valid UTF-8, an array of its bytes otherwise.
+/// serde's own form refuses a path that is not UTF-8, which would make a work tree in such a
+/// folder impossible to journal, report or print as JSON.
+pub mod os_path {
+    use std::ffi::OsString;
+    use std::os::unix::ffi::{OsStrExt, OsStringExt};
+    use std::path::{Path, PathBuf};
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    /// Writes `path` as a string, or as its bytes when it is not UTF-8.
+    pub fn serialize<S: Serializer>(path: &Path, s: S) -> Result<S::Ok, S::Error> {
+        let bytes = path.as_os_str().as_bytes();
+        match std::str::from_utf8(bytes) {
+            Ok(text) => s.serialize_str(text),
+            Err(_) => s.collect_seq(bytes.iter()),
+        }
+    }
+
+    /// Reads either form back.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<PathBuf, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Text(String),
+            Bytes(Vec<u8>),
+        }
+        let bytes = match Raw::deserialize(d)? {
+            Raw::Text(t) => t.into_bytes(),
+            Raw::Bytes(b) => b,
+        };
+        Ok(PathBuf::from(OsString::from_vec(bytes)))
+    }
+
+    /// The same for an optional path (`None` is `null`).
+    pub mod option {
+        use std::path::PathBuf;
+
+        use serde::{Deserialize, Deserializer, Serializer};
+
+        /// Writes `null`, or the path as [`super::serialize`] does.
+        #[allow(clippy::ref_option)] // the signature serde's `with` calls
+        pub fn serialize<S: Serializer>(path: &Option<PathBuf>, s: S) -> Result<S::Ok, S::Error> {
+            match path {
+                Some(p) => super::serialize(p, s),
+                None => s.serialize_none(),
+            }
+        }
+
+        /// Reads `null` or either form of a path.
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<PathBuf>, D::Error> {
+            #[derive(Deserialize)]
+            struct Wrapped(#[serde(with = "super")] PathBuf);
+            Ok(Option::<Wrapped>::deserialize(d)?.map(|Wrapped(p)| p))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -418,6 +418,7 @@ pub struct Plan {
     /// The level (rollbacks).
     pub level: Option<Level>,
     /// The work tree.
+    #[serde(with = "crate::paths::os_path")]
     pub workdir: PathBuf,
     /// The git backend (`git2`, `git-cli`).
     pub backend: String,

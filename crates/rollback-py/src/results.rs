@@ -83,6 +83,21 @@ impl Json {
         }
     }
 
+    /// A file-system path at `key`, as a Python `str` (`os.fsdecode` of its bytes): the JSON
+    /// holds a string, or the list of its bytes when it is not UTF-8.
+    fn path_field(&self, key: &str) -> PyResult<std::ffi::OsString> {
+        let typed: Option<std::path::PathBuf> = self.value.get(key).and_then(|v| {
+            #[derive(serde::Deserialize)]
+            struct Wrapped(#[serde(with = "rollback_core::paths::os_path")] std::path::PathBuf);
+            serde_json::from_value::<Wrapped>(v.clone()).ok().map(|Wrapped(p)| p)
+        });
+        typed.map(std::path::PathBuf::into_os_string).ok_or_else(|| {
+            pyo3::exceptions::PyRuntimeError::new_err(format!(
+                "the result has no path `{key}`: forge_rollback and rollback-core disagree (a bug; please report it)"
+            ))
+        })
+    }
+
     fn str_field(&self, key: &str) -> String {
         match self.value.get(key) {
             Some(serde_json::Value::String(s)) => s.clone(),
@@ -116,6 +131,19 @@ macro_rules! result_class {
         impl $name {
             pub fn new<T: Serialize>(value: &T) -> PyResult<Self> {
                 Ok(Self { json: Json::new(value)? })
+            }
+
+            /// One made from a part of another result's JSON, read back as the core's type
+            /// first: its `to_json()` is then the CLI's text (the core's field order), not
+            /// the generic value's (sorted keys).
+            pub fn from_value(value: &serde_json::Value) -> PyResult<Self> {
+                let typed: $core = serde_json::from_value(value.clone()).map_err(|e| {
+                    pyo3::exceptions::PyRuntimeError::new_err(format!(
+                        concat!("not a ", stringify!($name), " ({}): forge_rollback and rollback-core disagree (a bug; please report it)"),
+                        e
+                    ))
+                })?;
+                Self::new(&typed)
             }
         }
 
@@ -163,10 +191,12 @@ macro_rules! result_class {
                 other.cast::<Self>().is_ok_and(|o| o.get().json.value == self.json.value)
             }
 
+            /// By the same content `==` compares (the parsed value, whose keys are sorted),
+            /// not by the text: equal results hash equal however they were made.
             fn __hash__(&self) -> u64 {
                 use std::hash::{Hash, Hasher};
                 let mut h = std::collections::hash_map::DefaultHasher::new();
-                self.json.text.hash(&mut h);
+                self.json.value.to_string().hash(&mut h);
                 h.finish()
             }
 
@@ -195,8 +225,6 @@ macro_rules! result_class {
 result_class! {
     /// What a rollback would do and risk (`forge-rollback assess --json`).
     Assessment(rollback_core::assess::Assessment), repr = ["recommended_level", "recommendation"], {
-        /// The work tree's root.
-        workdir => "workdir",
         /// The git backend (`git2` or `git-cli`).
         backend => "backend",
         /// Where HEAD is: `{"commit": ..., "branch": ...}`.
@@ -238,6 +266,12 @@ result_class! {
         production => "production",
     }
     methods {
+        /// The work tree's root.
+        #[getter]
+        fn workdir(&self) -> PyResult<std::ffi::OsString> {
+            self.json.path_field("workdir")
+        }
+
         /// `production: <target>, <live> -> <release>` (or what is wrong), as `assess` prints
         /// it; `None` without a platform strategy.
         #[getter]
@@ -259,8 +293,6 @@ result_class! {
         kind => "kind",
         /// `fast`, `full`, `manual` (rollbacks) or `None`.
         level => "level",
-        /// The work tree's root.
-        workdir => "workdir",
         /// The git backend.
         backend => "backend",
         /// Where HEAD is now: `{"commit": ..., "branch": ...}`.
@@ -273,6 +305,13 @@ result_class! {
         undo_of => "undo_of",
         /// The steps, in order: one dict each, with a `step` key naming it.
         steps => "steps",
+    }
+    methods {
+        /// The work tree's root.
+        #[getter]
+        fn workdir(&self) -> PyResult<std::ffi::OsString> {
+            self.json.path_field("workdir")
+        }
     }
 }
 
@@ -319,13 +358,13 @@ result_class! {
         /// The verification round at the end of the run, if checks are configured.
         #[getter]
         fn verification(&self, py: Python<'_>) -> PyResult<Option<Py<VerificationReport>>> {
-            self.json.sub(py, "verification", VerificationReport::new::<serde_json::Value>)
+            self.json.sub(py, "verification", VerificationReport::from_value)
         }
 
         /// The plan (dry runs only).
         #[getter]
         fn plan(&self, py: Python<'_>) -> PyResult<Option<Py<Plan>>> {
-            self.json.sub(py, "plan", Plan::new::<serde_json::Value>)
+            self.json.sub(py, "plan", Plan::from_value)
         }
 
         /// Raises the error family of a run that did not succeed: `StepFailedError` (status
@@ -364,7 +403,7 @@ result_class! {
         /// The plan the run would execute.
         #[getter]
         fn plan(&self, py: Python<'_>) -> PyResult<Py<Plan>> {
-            self.json.sub(py, "plan", Plan::new::<serde_json::Value>)?.ok_or_else(|| {
+            self.json.sub(py, "plan", Plan::from_value)?.ok_or_else(|| {
                 pyo3::exceptions::PyRuntimeError::new_err("a dry run without its plan (a bug; please report it)")
             })
         }
@@ -570,8 +609,11 @@ fn run_status_error(py: Python<'_>, run: &serde_json::Value) -> PyResult<Option<
                 describe_failures(&report)
             );
             let failed = failed_checks(&report);
-            let report =
-                if report.is_null() { py.None() } else { Py::new(py, VerificationReport::new(&report)?)?.into_any() };
+            let report = if report.is_null() {
+                py.None()
+            } else {
+                Py::new(py, VerificationReport::from_value(&report)?)?.into_any()
+            };
             verification_error(py, &message, undo_hint.as_deref(), Some(run_id), report, failed)
         }
         "cancelled" => {

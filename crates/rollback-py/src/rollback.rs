@@ -266,8 +266,10 @@ impl Rollback {
 
     /// The work tree's root.
     #[getter]
-    fn workdir(&self) -> PathBuf {
-        self.core.workdir().to_path_buf()
+    fn workdir(&self) -> std::ffi::OsString {
+        // A `str` (as the stub says and `Assessment.workdir` is), not a `pathlib.Path`; a
+        // folder name that is not UTF-8 comes through as `os.fsdecode` gives it.
+        self.core.workdir().as_os_str().to_owned()
     }
 
     /// The known-good registry of this repository.

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
+import os
 import pickle
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -32,6 +34,52 @@ def test_results_are_values(repo: Repo) -> None:
     assert rb.runs()[0] == s and rb.runs()[0] is not s
     assert a != p
     assert {s: 1}[rb.runs()[0]] == 1
+
+
+def test_a_result_inside_another_is_the_same_value_with_the_same_hash_and_text(repo: Repo) -> None:
+    # A plan read from a dry run against one asked for, and pickled copies: equal, equal
+    # hashes (one set entry), and the CLI's text (`plan --json`) in both.
+    rb = fr.Rollback.open(repo.path)
+    nested = rb.run("fast", target="v1", dry_run=True).plan
+    direct = rb.plan("fast", target="v1")
+    copied = pickle.loads(pickle.dumps(nested))
+    assert nested == direct == copied
+    assert hash(nested) == hash(direct) == hash(copied)
+    assert len({nested, direct, copied}) == 1
+    assert nested.to_json() == direct.to_json()
+    # A verification round inside a run, and its pickled copy.
+    real = rb.run("fast", target="v1", confirm=True)
+    round_ = {"passed": True, "started_at": real.started_at, "duration_ms": 3, "checks": []}
+    r = fr.RunResult.from_dict({**real.to_dict(), "verification": round_})
+    report = r.verification
+    assert report is not None
+    again = pickle.loads(pickle.dumps(report))
+    assert report == again and hash(report) == hash(again) and len({report, again}) == 1
+    assert report.to_json() == fr.VerificationReport.from_dict(round_).to_json()
+
+
+def test_workdir_is_a_str_and_paths_that_are_not_utf8_are_their_bytes(repo: Repo) -> None:
+    # The work tree moved into a folder whose name is not UTF-8.
+    root = os.fsdecode(os.fsencode(str(repo.path.parent)) + b"/caf\xe9")
+    os.rename(repo.path, root)
+    (Path(root) / os.fsdecode(b"r\xe9sum\xe9.txt")).write_bytes(b"x\n")
+    rb = fr.Rollback.open(root)
+    a = rb.assess(target="v1")
+    plan = rb.plan("fast", target="v1")
+    for workdir in (rb.workdir, a.workdir, plan.workdir):
+        assert isinstance(workdir, str) and os.fsencode(workdir) == os.fsencode(root)
+    # The dicts are the CLI's JSON: a name that is not UTF-8 is the list of its bytes, and
+    # `path_str` gives the `str` `os.fsdecode` would.
+    assert a.to_dict()["workdir"] == list(os.fsencode(root))
+    names = [fr.path_str(p) for p in a.dirty["untracked"]]
+    assert os.fsdecode(b"r\xe9sum\xe9.txt") in names and "notes with spaces.txt" in names
+    assert fr.path_str("plain.txt") == "plain.txt"
+    r = rb.run("fast", target="v1", confirm=True)
+    assert r.status == "succeeded" and not (Path(root) / os.fsdecode(b"r\xe9sum\xe9.txt")).exists()
+    rb.undo(r.run_id, confirm=True)
+    assert (Path(root) / os.fsdecode(b"r\xe9sum\xe9.txt")).read_bytes() == b"x\n"
+    assert [s.run_id for s in rb.runs()][0] == r.run_id
+    assert (Path(root) / "app.py").read_text() == "VERSION = 3  # hotfix in progress\n"
 
 
 def test_results_can_be_built_for_tests_and_are_checked(repo: Repo) -> None:

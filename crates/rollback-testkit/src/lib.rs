@@ -53,7 +53,13 @@ impl Default for TestRepo {
 impl TestRepo {
     /// `git init -b main` in a new temp dir.
     pub fn new() -> Self {
-        let dir = tempfile::Builder::new().prefix("fr-test-").tempdir().expect("temp dir");
+        Self::with_prefix("fr-test-")
+    }
+
+    /// [`TestRepo::new`] in a temp dir whose name starts with `prefix` (which need not be
+    /// UTF-8).
+    pub fn with_prefix(prefix: impl AsRef<OsStr>) -> Self {
+        let dir = tempfile::Builder::new().prefix(&prefix).tempdir().expect("temp dir");
         let repo = Self { dir, clock: std::cell::Cell::new(1_765_000_000) };
         repo.git(&["init", "-q", "-b", "main"]);
         repo.git(&["config", "core.autocrlf", "false"]);

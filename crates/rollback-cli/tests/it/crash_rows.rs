@@ -65,3 +65,32 @@ fn an_undo_keeping_rows_killed_anywhere_resumes_or_undoes_to_a_consistent_state(
         }
     }
 }
+
+/// A full run whose downgrade failed leaves the database as it was, and the app goes on
+/// writing to it; the operator fixes the migration and resumes. The rows written between the
+/// failure and the resume were in no snapshot, so the downgrade dropped them for good and the
+/// undo put back only what the first snapshot held. A resume now takes both snapshots again
+/// when nothing has changed yet, and `undo` gives every row back.
+#[test]
+fn rows_written_after_a_failed_downgrade_survive_its_resume_and_undo() {
+    let r = deployed();
+    let failing =
+        [env()[0], ("FORGE_ROLLBACK_FAILPOINT", "inside:downgrade"), ("FORGE_ROLLBACK_FAILPOINT_ACTION", "error")];
+    let run = fr_env(&r, &["run", "--full", "--yes", "--target", "v1", "--json"], &failing);
+    run.code(1);
+    let id = run.json()["run_id"].as_str().unwrap().to_owned();
+    // Still on v3's schema: the app writes into the table and the column the downgrade drops.
+    sqlite(&r, "INSERT INTO users (id, name, email) VALUES (7, 'ada', 'ada@example.com')");
+    sqlite(&r, "INSERT INTO payments (id, amount_cents, note) VALUES (70, 990, 'after the failure')");
+    let before = state(&r);
+
+    let resumed = fr_env(&r, &["resume", &id, "--yes", "--json"], &env());
+    resumed.ok();
+    assert_eq!(resumed.json()["status"], "succeeded", "{}", resumed.stdout);
+    assert_eq!(sqlite(&r, "SELECT count(*) FROM sqlite_master WHERE name = 'payments'"), "[(0,)]\n", "rolled back");
+    let undone = fr_env(&r, &["undo", &id, "--yes", "--json"], &env());
+    undone.ok();
+    assert_eq!(state(&r), before, "the rows written after the failure are back with everything else");
+    assert_eq!(sqlite(&r, "SELECT note FROM payments WHERE id = 70"), "[('after the failure',)]\n");
+    assert_eq!(sqlite(&r, "SELECT email FROM users WHERE id = 7"), "[('ada@example.com',)]\n");
+}

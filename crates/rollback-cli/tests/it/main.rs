@@ -26,6 +26,7 @@ mod rehearse;
 mod reliability;
 mod roundtrip;
 mod rows;
+mod rows_sqlite_exact;
 mod secrets;
 mod services;
 mod shapes;

@@ -210,3 +210,25 @@ fn an_untracked_dot_git_lookalike_is_left_alone_by_both_backends() {
         assert_eq!(r.head(), r.git(&["rev-parse", "v3"]), "{backend}");
     }
 }
+
+/// A work tree in a folder whose name is not UTF-8: `--json` writes the path as its bytes (as
+/// it writes such file names), and the run, the list of runs, the report and the undo work.
+/// The journal's first record could not be written before, which left an empty journal that
+/// every later command called damaged.
+#[test]
+fn work_tree_in_a_folder_whose_name_is_not_utf8() {
+    let r = TestRepo::with_prefix(std::ffi::OsStr::from_bytes(b"fr-test-caf\xe9-"));
+    r.three_releases();
+    r.write("notes.txt", "draft\n").write("app/main.py", "# hotfix\n");
+    let bytes: Vec<u64> = r.path().as_os_str().as_bytes().iter().map(|b| u64::from(*b)).collect();
+    let a = fr(&r, &["assess", "--target", "v1", "--json"]);
+    assert_eq!(a.ok().json()["workdir"], serde_json::json!(bytes));
+    let (_, run_id) = round_trip(&r, "v1", |r| assert!(!r.exists("notes.txt")));
+    let runs = fr(&r, &["runs", "list", "--json"]);
+    let list = runs.ok().json();
+    let listed: Vec<&str> = list.as_array().unwrap().iter().map(|s| s["run_id"].as_str().unwrap()).collect();
+    assert_eq!(listed.len(), 2, "the run and its undo: {}", runs.stdout);
+    assert_eq!(listed[0], run_id);
+    let report = fr(&r, &["report", &run_id, "--json"]);
+    assert_eq!(report.ok().json()["workdir"], serde_json::json!(bytes));
+}

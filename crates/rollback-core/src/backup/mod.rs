@@ -328,6 +328,7 @@ pub struct Manifest {
     /// The run that took it, if any.
     pub run_id: Option<String>,
     /// The work tree's root, for messages only (restores go to the repository opened now).
+    #[serde(with = "crate::paths::os_path")]
     pub workdir: PathBuf,
     /// HEAD's commit at snapshot time.
     pub head: CommitId,

@@ -144,6 +144,7 @@ struct BlobRecord {
 #[derive(Serialize, Deserialize)]
 struct Stored {
     format: u32,
+    #[serde(with = "crate::paths::os_path")]
     workdir: PathBuf,
     taken_ns: i64,
     files: Vec<FileRecord>,

@@ -166,7 +166,7 @@ impl AlembicMigrator {
                 self.python,
                 args.join(" "),
                 process::describe_status(out.status),
-                process::tail(&out.stderr, &|s| self.db.url().redact_in(s))
+                failure(&out, &|s| self.db.url().redact_in(s))
             ))
         }
     }
@@ -202,6 +202,26 @@ impl AlembicMigrator {
 
     fn migration_err(&self, revision: &str, detail: String) -> Error {
         Error::Migration { database: self.db.describe(), revision: revision.to_owned(), detail }
+    }
+}
+
+/// Why Alembic failed: the tail of its standard error, plus the `FAILED: ...` lines it printed
+/// on standard output that the tail does not hold. Alembic prints its own failures (an unknown
+/// revision, a bad configuration) there; they reach standard error too only when `env.py`
+/// sets up logging to it.
+fn failure(out: &process::Output, redact: &dyn Fn(&str) -> String) -> String {
+    let err = process::tail(&out.stderr, redact);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let failed: Vec<String> = stdout
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.strip_prefix("FAILED:").is_some_and(|what| !err.contains(what.trim())))
+        .map(redact)
+        .collect();
+    match (err.is_empty(), failed.is_empty()) {
+        (_, true) => err,
+        (true, false) => failed.join("; "),
+        (false, false) => format!("{err}; {}", failed.join("; ")),
     }
 }
 

@@ -172,8 +172,10 @@ impl UrlDatabase {
     }
 
     /// Puts the database back exactly as the snapshot at `src` recorded (schema and rows).
-    /// SQLite: the snapshot is copied next to the database, integrity-checked, and renamed over
-    /// it; stale `-wal`/`-shm`/`-journal` files are removed. PostgreSQL: in one transaction,
+    /// SQLite: the snapshot is copied next to the database and integrity-checked, then written
+    /// into the live database through SQLite's online backup API (its write lock waited for as
+    /// any lock is, announced after 2 s; connections the app has open see the result); a file
+    /// that is missing or not a SQLite database is replaced by the checked copy. PostgreSQL: in one transaction,
     /// every user schema is dropped (objects created after the snapshot go too), `public` is
     /// recreated with its owner and grants, and the archive is replayed (`pg_restore -f -`,
     /// its data streamed with `COPY`); on any failure nothing changes. Needs the rights to drop
@@ -195,7 +197,8 @@ impl UrlDatabase {
         match &self.url {
             DbUrl::Sqlite { path } => {
                 let (path, src, timeout, database) = (path.clone(), src.to_owned(), self.timeout(), self.describe());
-                tokio::task::spawn_blocking(move || sqlite::restore(&src, &path, timeout, &database))
+                let notices = self.notice_sink();
+                tokio::task::spawn_blocking(move || sqlite::restore(&src, &path, timeout, &database, notices.as_ref()))
                     .await
                     .map_err(|e| Error::Snapshot { database: self.describe(), detail: e.to_string() })?
             }

@@ -259,17 +259,38 @@ pub(crate) fn snapshot(
     result
 }
 
-/// Puts the snapshot at `src` in place of `path`: copied next to it, checked, then renamed
-/// over it; stale `-wal`, `-shm` and `-journal` files are removed first (SQLite would replay
-/// them onto the restored file). The live file is untouched when the check fails.
-pub(crate) fn restore(src: &Path, path: &Path, timeout: Duration, database: &str) -> Result<()> {
+/// Puts the snapshot at `src` back into the database at `path`, exactly (schema, rows, header
+/// pragmas such as `user_version`). The snapshot is first copied next to the database and the
+/// copy checked with `PRAGMA integrity_check`; nothing is written when the check fails.
+///
+/// A live database is written through SQLite itself, with the online backup API: it takes the
+/// write lock like any writer (a lock another connection holds is waited for as [`open`]
+/// waits, then [`Error::Locked`], the database unchanged), writes through the database's own
+/// rollback journal or WAL with `synchronous = FULL`, and keeps its inode, so its mode and
+/// owner stay, and connections the app opened before see the restored content and go on
+/// writing. A database in WAL mode stays in WAL mode.
+///
+/// Only when there is no database to lock (the file does not exist, or is not a SQLite
+/// database at all) is the checked copy renamed into place instead, after removing stale
+/// `-wal`, `-shm` and `-journal` files that SQLite would replay onto it.
+pub(crate) fn restore(
+    src: &Path,
+    path: &Path,
+    timeout: Duration,
+    database: &str,
+    notices: Option<&super::NoticeSink>,
+) -> Result<()> {
     let snap_err = |detail: String| Error::Snapshot { database: database.to_owned(), detail };
     let tmp = sibling(path, "restore");
     let result = (|| {
         std::fs::copy(src, &tmp).map_err(|e| snap_err(format!("cannot copy the snapshot `{}`: {e}", src.display())))?;
+        integrity_check(&tmp, timeout, database)?;
+        let at = live(path).map_err(|e| snap_err(format!("cannot read `{}`: {e}", path.display())))?;
+        if let Live::Database { wal } = at {
+            return restore_live(&tmp, path, wal, timeout, database, notices);
+        }
         keep_mode_and_owner(path, &tmp)
             .map_err(|e| snap_err(format!("cannot give the restored file the database's mode and owner: {e}")))?;
-        integrity_check(&tmp, timeout, database)?;
         std::fs::File::open(&tmp).and_then(|f| f.sync_all()).map_err(|e| snap_err(format!("fsync: {e}")))?;
         for side in sidecars(path) {
             fsutil::remove_file_if_exists(&side).map_err(|e| snap_err(e.to_string()))?;
@@ -280,10 +301,106 @@ pub(crate) fn restore(src: &Path, path: &Path, timeout: Duration, database: &str
         }
         Ok(())
     })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
+    // The copy is gone after a rename; after a restore through SQLite (or a failure) it and
+    // whatever SQLite made next to it while reading it are removed.
+    let _ = std::fs::remove_file(&tmp);
+    for side in sidecars(&tmp) {
+        let _ = std::fs::remove_file(side);
     }
     result
+}
+
+/// What is at the database's path, from the first bytes of the file.
+enum Live {
+    /// Nothing to lock: no file, or one without the `SQLite format 3` header.
+    Absent,
+    /// A database (an empty file is an empty one); `wal`: its header says WAL mode.
+    Database { wal: bool },
+}
+
+fn live(path: &Path) -> std::io::Result<Live> {
+    use std::io::Read as _;
+    const MAGIC: &[u8; 16] = b"SQLite format 3\0";
+    let mut f = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Live::Absent),
+        Err(e) => return Err(e),
+    };
+    let mut head = Vec::with_capacity(20);
+    f.by_ref().take(20).read_to_end(&mut head)?;
+    Ok(match head.get(..MAGIC.len()) {
+        _ if head.is_empty() => Live::Database { wal: false },
+        Some(m) if m == MAGIC => Live::Database { wal: head.get(18) == Some(&2) },
+        _ => Live::Absent,
+    })
+}
+
+/// Copies the checked snapshot at `checked` into the live database at `path` with the online
+/// backup API, in one step: one write transaction, committed through the database's journal
+/// or WAL. The write lock (and, in rollback-journal mode, the exclusive lock to commit) is
+/// waited for [`LOCK_NOTICE_AFTER`], announced, then waited for the rest of `timeout`; still
+/// held then, the transaction is rolled back and the error is [`Error::Locked`].
+fn restore_live(
+    checked: &Path,
+    path: &Path,
+    wal: bool,
+    timeout: Duration,
+    database: &str,
+    notices: Option<&super::NoticeSink>,
+) -> Result<()> {
+    let snap_err = |detail: String| Error::Snapshot { database: database.to_owned(), detail };
+    let failed = |e: rusqlite::Error| snap_err(format!("online restore into `{}` failed: {e}", path.display()));
+    let from = open(checked, Mode::ReadOnly, timeout, database, None)
+        .map_err(|e| snap_err(format!("the copy cannot be opened: {e}")))?;
+    let mut to = open(path, Mode::ReadWrite, timeout, database, notices)?;
+    if !wal {
+        // A `-wal` file left next to a rollback-journal database puts the connection in WAL
+        // mode, and a backup in WAL mode marks the file WAL for good: leave WAL first, as
+        // SQLite would on the last close (its frames are checkpointed, then it is removed).
+        // Other connections using it in WAL mode keep it; the restore is the same either way.
+        let mode = query_scalar(&to.conn, "PRAGMA journal_mode").map_err(failed)?;
+        if mode.as_deref() == Some("wal") {
+            to.conn.busy_timeout(Duration::ZERO).map_err(failed)?;
+            let _ = query_scalar(&to.conn, "PRAGMA journal_mode = DELETE");
+        }
+    }
+    let page_size = |c: &Connection| c.query_row("PRAGMA page_size", [], |r| r.get::<_, i64>(0));
+    let (theirs, ours) = (page_size(&from.conn).map_err(failed)?, page_size(&to.conn).map_err(failed)?);
+    if theirs != ours && query_scalar(&to.conn, "PRAGMA journal_mode").map_err(failed)?.as_deref() == Some("wal") {
+        return Err(snap_err(format!(
+            "the snapshot has {theirs}-byte pages, the database {ours}-byte pages: SQLite cannot restore \
+             it in WAL mode; with the app stopped, run `PRAGMA journal_mode = DELETE` on it and restore again"
+        )));
+    }
+    // The commit is durable whatever the build's or the file's default.
+    to.conn.pragma_update(None, "synchronous", "FULL").map_err(failed)?;
+    // Each attempt is its own backup: dropping one that met a lock rolls its transaction back.
+    let mut attempt = |wait: Duration| -> Result<bool> {
+        to.conn.busy_timeout(wait).map_err(failed)?;
+        let backup = rusqlite::backup::Backup::new(&from.conn, &mut to.conn).map_err(failed)?;
+        loop {
+            match backup.step(-1).map_err(failed)? {
+                rusqlite::backup::StepResult::Done => return Ok(true),
+                rusqlite::backup::StepResult::More => {}
+                rusqlite::backup::StepResult::Busy | rusqlite::backup::StepResult::Locked => return Ok(false),
+                // `StepResult` is non-exhaustive; any other answer is a lock too.
+                _ => return Ok(false),
+            }
+        }
+    };
+    let first = timeout.min(LOCK_NOTICE_AFTER);
+    if attempt(first)? {
+        return Ok(());
+    }
+    let locked = || Error::Locked { database: database.to_owned(), waited_secs: timeout.as_secs() };
+    let rest = timeout.saturating_sub(first);
+    if rest.is_zero() {
+        return Err(locked());
+    }
+    if let Some(sink) = notices {
+        sink(&super::DbNotice::Locked { database: database.to_owned(), waiting_secs: rest.as_secs() });
+    }
+    if attempt(rest)? { Ok(()) } else { Err(locked()) }
 }
 
 /// Gives `new` the permission bits and owner of the database file at `path` (an app running

@@ -120,16 +120,18 @@ impl Rollback {
             Start::New { reason, severity, actor } => {
                 fsutil::create_private_dir(&dir)?;
                 ctx.open_log(&dir.join("run.log"))?;
-                let mut journal = Journal::create(&dir.join("journal.jsonl"))?;
-                journal.append(&Record::Started {
-                    at: Timestamp::now(),
-                    run_id: run_id.clone(),
-                    plan: plan.clone(),
-                    reason: reason.clone(),
-                    severity: *severity,
-                    worktree: Some(super::support::worktree_id(self.vcs.as_ref())),
-                    actor: actor.clone(),
-                })?;
+                let journal = Journal::create(
+                    &dir.join("journal.jsonl"),
+                    &Record::Started {
+                        at: Timestamp::now(),
+                        run_id: run_id.clone(),
+                        plan: plan.clone(),
+                        reason: reason.clone(),
+                        severity: *severity,
+                        worktree: Some(super::support::worktree_id(self.vcs.as_ref())),
+                        actor: actor.clone(),
+                    },
+                )?;
                 match plan.kind {
                     RunKind::Rollback => {
                         ctx.log(LogLevel::Info, format!("Emergency rollback {run_id} initiated"));

@@ -5,7 +5,7 @@ use super::pipeline::{Entry, Job, Next, Start};
 use super::{Ctx, Rollback, RunOutcome};
 use crate::error::{Error, Result};
 use crate::event::Observer;
-use crate::journal::{Record, RunStatus};
+use crate::journal::RunStatus;
 use crate::plan::{Level, RunKind, Step};
 use crate::prompt::Prompter;
 
@@ -51,11 +51,21 @@ impl Entry for ResumeEntry<'_> {
                 Some(crate::hint::hint![crate::hint::Action::undo(run_id), " restores the state from before the run"]),
             ));
         }
-        // Steps that change the tree or the database: once one has begun, the snapshots taken
-        // before it are the only record of the prior state and must not be taken again.
-        let changes_begun = state.records.iter().any(|r| {
-            matches!(r, Record::StepBegin { index, .. }
-                if matches!(plan.steps.get(*index), Some(Step::Reset { .. } | Step::Downgrade { .. } | Step::RestoreDatabase { .. } | Step::UpgradeDatabase { .. } | Step::PutBackRows { .. })))
+        // Steps that change the tree or the database: once one has changed something, the
+        // snapshots taken before it are the only record of the prior state and must not be
+        // taken again. A downgrade that failed and left the database as it was (put back from
+        // the snapshot, or its failed migration rolled back whole) changed nothing: the app
+        // may have written rows since, and they are in no snapshot yet, so both snapshots are
+        // taken again before the downgrade runs a second time.
+        let changes_begun = plan.steps.iter().enumerate().any(|(index, step)| {
+            matches!(
+                step,
+                Step::Reset { .. }
+                    | Step::Downgrade { .. }
+                    | Step::RestoreDatabase { .. }
+                    | Step::UpgradeDatabase { .. }
+                    | Step::PutBackRows { .. }
+            ) && state.step_changed(index)
         });
         let mut at = state.next_step().unwrap_or(plan.steps.len());
         if !changes_begun && head.commit == plan.from.commit {

@@ -158,6 +158,7 @@ pub struct IncidentReport {
     /// Wall time, if it finished.
     pub duration_ms: Option<u64>,
     /// The work tree.
+    #[serde(with = "crate::paths::os_path")]
     pub workdir: PathBuf,
     /// The git backend used.
     pub backend: String,

@@ -169,3 +169,21 @@ fn an_env_py_that_ignores_the_copy_never_touches_the_live_database() {
     assert!(risk.message.contains("env.py does not connect to the database in $DATABASE_URL"), "{}", risk.message);
     assert_eq!(state(&d, &rb), before, "the live database was not downgraded");
 }
+
+/// An `env.py` that sets up no logging (not every project keeps `alembic init`'s
+/// `fileConfig`): Alembic then prints its failures on standard output only, and the proof that
+/// it sees the copy read nothing there, so the forecast was "unknown" with an empty reason and
+/// a row-keeping undo refused. The proof reads both streams now.
+#[test]
+fn an_env_py_without_logging_still_gets_its_forecast() {
+    let d = deploy(Fx::Alembic, Engine::Sqlite);
+    let env_py = String::from_utf8(d.repo.read("migrations/env.py")).unwrap();
+    assert!(env_py.contains("    fileConfig(config.config_file_name)\n"), "{env_py}");
+    d.repo.write("migrations/env.py", env_py.replace("    fileConfig(config.config_file_name)\n", "    pass\n"));
+    let rb = engine(&d);
+    let before = state(&d, &rb);
+    let plan = rb.plan(Some(Level::Full), Some("v1")).unwrap();
+    assert!(plan.risks.iter().all(|r| r.code != RiskCode::DataLossUnknown), "{:?}", plan.risks);
+    assert!(plan.data_loss.iter().any(|l| l.table == "payments" && l.column.is_none()), "{:?}", plan.data_loss);
+    assert_eq!(state(&d, &rb), before, "the live database is untouched");
+}

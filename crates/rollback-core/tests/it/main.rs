@@ -24,6 +24,7 @@ mod rehearse;
 mod report;
 mod restart;
 mod rows;
+mod sqlite_restore;
 mod statcache;
 mod state_security;
 mod vcs;

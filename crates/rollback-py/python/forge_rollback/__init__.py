@@ -18,6 +18,7 @@ See docs/python.md for the whole API.
 """
 
 import logging as _logging
+import os as _os
 from typing import Any as _Any
 
 from forge_rollback._forge_rollback import (
@@ -67,6 +68,7 @@ __all__ = [
     "VerificationError",
     "VerificationReport",
     "json_default",
+    "path_str",
 ]
 
 # A library's logger: silent until the application configures logging.
@@ -80,3 +82,15 @@ def json_default(value: object) -> _Any:
     if isinstance(value, _RESULTS):
         return value.to_dict()
     raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+def path_str(path: str | list[int]) -> str:
+    """A work-tree path of a result's dict as a ``str``.
+
+    The CLI's JSON, and so ``to_dict()`` and the dicts of the results, write a file name that
+    is not valid UTF-8 as the list of its bytes (``types.PathJson``); this gives it as
+    ``os.fsdecode`` does (``os.fsencode`` gives the bytes back). A ``str`` is returned as it is.
+    """
+    if isinstance(path, str):
+        return path
+    return _os.fsdecode(bytes(path))

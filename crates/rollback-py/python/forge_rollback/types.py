@@ -23,6 +23,9 @@ Severity: TypeAlias = Literal["critical"] | Literal["high"] | Literal["medium"] 
 RiskSeverity: TypeAlias = Literal["info"] | Literal["medium"] | Literal["high"]
 CheckStatus: TypeAlias = Literal["passed"] | Literal["failed"] | Literal["timeout"] | Literal["error"] | Literal["inconclusive"]
 EventLevel: TypeAlias = Literal["info"] | Literal["success"] | Literal["warn"] | Literal["error"]
+PathJson: TypeAlias = str | list[int]
+"""A path in the work tree as the CLI's JSON writes it: a ``str``, or the list of its bytes when
+the name is not valid UTF-8. ``forge_rollback.path_str`` turns either into a ``str``."""
 
 
 class Head(TypedDict):
@@ -68,7 +71,7 @@ class ChangedFile(TypedDict):
     """A tracked path that differs between HEAD and the target (``submodule``, present and true
     only for a submodule: the rollback moves the commit recorded for it, not its files)."""
 
-    path: str
+    path: PathJson
     kind: str
     category: str
     submodule: NotRequired[bool]
@@ -77,11 +80,11 @@ class ChangedFile(TypedDict):
 class Dirty(TypedDict):
     """Uncommitted state of the work tree."""
 
-    modified: list[str]
-    staged: list[str]
-    untracked: list[str]
-    ignored: list[str]
-    at_target_paths: list[str]
+    modified: list[PathJson]
+    staged: list[PathJson]
+    untracked: list[PathJson]
+    ignored: list[PathJson]
+    at_target_paths: list[PathJson]
 
 
 class Risk(TypedDict):

@@ -70,6 +70,19 @@ fn conflict(db: &UrlDatabase, detail: &str) -> Error {
     Error::Query { database: db.describe(), detail: format!("cannot put the dropped rows back: {detail}") }
 }
 
+/// The rows of `a` that are not in `b`, as a multiset (`a EXCEPT ALL b`, which SQLite lacks):
+/// a row with 4 identical copies in `a` and 1 in `b` comes out 3 times. Each copy is numbered
+/// among its identical copies (`PARTITION BY` and `EXCEPT` hold NULLs equal), so `EXCEPT`
+/// compares copy by copy. The columns are `p`'s, plus the copy's number.
+fn sqlite_except_all(p: &Pair<'_>, a: &str, b: &str) -> String {
+    let c = p.bare_cols();
+    let numbered = |t: &str| format!("SELECT {c}, row_number() OVER (PARTITION BY {c}) AS {COPY} FROM {t}");
+    format!("{} EXCEPT {}", numbered(a), numbered(b))
+}
+
+/// The name of the copy number [`sqlite_except_all`] adds.
+const COPY: &str = "\"forge_rollback copy\"";
+
 /// The statements of a SQLite put-back, made before moving to the blocking pool.
 struct SqlitePlan {
     /// Per table: name, conflicts query, insert, count of the snapshot's rows, whether it has a
@@ -81,29 +94,36 @@ struct SqlitePlan {
 
 impl SqlitePlan {
     fn table(p: &Pair<'_>) -> (String, String, String, String, bool) {
-        let insert = if p.pk.is_empty() {
-            format!("INSERT INTO main.{} ({}) SELECT {} FROM snap.{} s", p.live, p.bare_cols(), p.col_list("s"), p.snap)
-        } else {
-            format!(
-                "INSERT INTO main.{} ({}) SELECT {} FROM snap.{} s WHERE NOT EXISTS (SELECT 1 FROM main.{} m WHERE {})",
-                p.live,
-                p.bare_cols(),
-                p.col_list("s"),
-                p.snap,
-                p.live,
-                p.join("m", "s")
-            )
-        };
-        let conflicts = if p.pk.is_empty() {
-            // Without a key the table must be empty, or hold exactly the snapshot's rows.
-            format!(
-                "SELECT CASE WHEN (SELECT count(*) FROM main.{l}) = 0 THEN 0 WHEN (SELECT count(*) FROM (SELECT {c} FROM main.{l} EXCEPT SELECT {c} FROM snap.{s})) + (SELECT count(*) FROM (SELECT {c} FROM snap.{s} EXCEPT SELECT {c} FROM main.{l})) = 0 THEN -1 ELSE (SELECT count(*) FROM main.{l}) END",
-                l = p.live,
-                s = p.snap,
-                c = p.bare_cols()
+        let (conflicts, insert) = if p.pk.is_empty() {
+            // Without a key rows are matched as a multiset (SQLite has no `EXCEPT ALL`: each
+            // copy of a row is numbered within its identical copies, and rows are compared
+            // with their number). The table must hold no row the snapshot does not (counting
+            // copies); the snapshot's copies not there yet are put back.
+            (
+                format!(
+                    "SELECT count(*) FROM ({})",
+                    sqlite_except_all(p, &format!("main.{}", p.live), &format!("snap.{}", p.snap))
+                ),
+                format!(
+                    "INSERT INTO main.{} ({c}) SELECT {c} FROM ({})",
+                    p.live,
+                    sqlite_except_all(p, &format!("snap.{}", p.snap), &format!("main.{}", p.live)),
+                    c = p.bare_cols()
+                ),
             )
         } else {
-            sqlite_conflicts(p)
+            (
+                sqlite_conflicts(p),
+                format!(
+                    "INSERT INTO main.{} ({}) SELECT {} FROM snap.{} s WHERE NOT EXISTS (SELECT 1 FROM main.{} m WHERE {})",
+                    p.live,
+                    p.bare_cols(),
+                    p.col_list("s"),
+                    p.snap,
+                    p.live,
+                    p.join("m", "s")
+                ),
+            )
         };
         (p.name.to_owned(), conflicts, insert, format!("SELECT count(*) FROM snap.{}", p.snap), !p.pk.is_empty())
     }
@@ -119,7 +139,7 @@ impl SqlitePlan {
             p.join("m", "s")
         );
         let update = format!(
-            "UPDATE main.{l} SET {c} = (SELECT s.{c} FROM snap.{s} s WHERE {outer}) WHERE EXISTS (SELECT 1 FROM snap.{s} s WHERE {outer} AND s.{c} IS NOT NULL AND s.{c} IS NOT main.{l}.{c})",
+            "UPDATE main.{l} SET {c} = (SELECT s.{c} FROM snap.{s} s WHERE {outer}) WHERE EXISTS (SELECT 1 FROM snap.{s} s WHERE {outer} AND s.{c} IS NOT main.{l}.{c})",
             l = p.live,
             s = p.snap
         );
@@ -134,10 +154,6 @@ impl SqlitePlan {
             for (name, conflicts, insert, total, keyed) in &self.tables {
                 let n: i64 = conn.query_row(conflicts, [], |r| r.get(0))?;
                 let total: i64 = conn.query_row(total, [], |r| r.get(0))?;
-                if !*keyed && n == -1 {
-                    stats.rows_present += u64::try_from(total).unwrap_or(0);
-                    continue;
-                }
                 if n != 0 {
                     return Ok(Err(if *keyed {
                         format!("{name}: {n} row(s) exist under the same primary key with other content")
@@ -187,10 +203,9 @@ async fn pg_put_back(
             pg_scalar(
                 snap,
                 &format!(
-                    "SELECT coalesce(json_agg(json_build_object({})), '[]')::text FROM {} s WHERE s.{} IS NOT NULL",
+                    "SELECT coalesce(json_agg(json_build_object({})), '[]')::text FROM {} s",
                     fields.join(", "),
-                    p.snap,
-                    q(c)
+                    p.snap
                 ),
             )
             .await?,
@@ -238,9 +253,10 @@ async fn pg_put_back(
             let gone: i64 = client
                 .query_one(
                     &format!(
-                        "SELECT count(*) FROM {src} s WHERE NOT EXISTS (SELECT 1 FROM {} m WHERE {})",
+                        "SELECT count(*) FROM {src} s WHERE s.{col} IS NOT NULL AND NOT EXISTS (SELECT 1 FROM {} m WHERE {})",
                         p.live,
-                        p.join("m", "s")
+                        p.join("m", "s"),
+                        col = q(c)
                     ),
                     &[json],
                 )
@@ -291,33 +307,41 @@ async fn pg_put_back_table(
     let total: i64 = client.query_one(&format!("SELECT count(*) FROM {src}"), &[&json]).await?.get(0);
     let total = u64::try_from(total).unwrap_or(0);
     let inserted = if p.pk.is_empty() {
+        // Matched as a multiset: the table must hold no row the snapshot does not (counting
+        // identical copies); the snapshot's copies not there yet are put back. An empty table
+        // takes them all without comparing (no equality needed, e.g. for `json` columns).
         let now: i64 = client.query_one(&format!("SELECT count(*) FROM {}", p.live), &[]).await?.get(0);
-        if now != 0 {
-            let differ: i64 = client
+        let other: i64 = if now == 0 {
+            0
+        } else {
+            client
                 .query_one(
                     &format!(
-                        "SELECT (SELECT count(*) FROM (SELECT {c} FROM {l} EXCEPT ALL SELECT {c} FROM {src} s) a) + (SELECT count(*) FROM (SELECT {c} FROM {src} s EXCEPT ALL SELECT {c} FROM {l}) b)",
+                        "SELECT count(*) FROM (SELECT {c} FROM {l} EXCEPT ALL SELECT {c} FROM {src} s) a",
                         c = p.bare_cols(),
                         l = p.live
                     ),
                     &[&json],
                 )
                 .await?
-                .get(0);
-            if differ != 0 {
-                return Ok(Err(format!(
-                    "{}: the table holds {now} other row(s) and has no primary key to merge by",
-                    p.name
-                )));
-            }
-            return Ok(Ok((0, total)));
+                .get(0)
+        };
+        if other != 0 {
+            return Ok(Err(format!(
+                "{}: the table holds {other} other row(s) and has no primary key to merge by",
+                p.name
+            )));
         }
-        client
-            .execute(
-                &format!("INSERT INTO {} ({}) SELECT {} FROM {src} s", p.live, p.bare_cols(), p.col_list("s")),
-                &[&json],
+        let insert = if now == 0 {
+            format!("INSERT INTO {} ({}) SELECT {} FROM {src} s", p.live, p.bare_cols(), p.col_list("s"))
+        } else {
+            format!(
+                "INSERT INTO {l} ({c}) SELECT {c} FROM (SELECT {c} FROM {src} s EXCEPT ALL SELECT {c} FROM {l}) b",
+                c = p.bare_cols(),
+                l = p.live
             )
-            .await?
+        };
+        client.execute(&insert, &[&json]).await?
     } else {
         let conflicts: i64 = client
             .query_one(
@@ -381,4 +405,36 @@ async fn pg_put_back_table(
         }
     }
     Ok(Ok((inserted, total.saturating_sub(inserted))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `a EXCEPT ALL b` on SQLite: copies counted, NULLs equal.
+    #[test]
+    fn sqlite_except_all_counts_copies_and_holds_nulls_equal() {
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        conn.execute_batch(
+            "CREATE TABLE a (kind TEXT, n INTEGER); CREATE TABLE b (kind TEXT, n INTEGER);
+             INSERT INTO a VALUES ('x', 1), ('x', 1), ('x', 1), ('x', 1), (NULL, 2), (NULL, 2), ('y', NULL);
+             INSERT INTO b VALUES ('x', 1), (NULL, 2), ('z', 3);",
+        )
+        .unwrap();
+        let p = Pair {
+            name: "a",
+            live: q("a"),
+            snap: q("b"),
+            pk: Vec::new(),
+            cols: vec!["kind".to_owned(), "n".to_owned()],
+        };
+        let rows = |a: &str, b: &str| -> Vec<(Option<String>, Option<i64>)> {
+            let sql = format!("SELECT kind, n FROM ({}) ORDER BY kind, n", sqlite_except_all(&p, a, b));
+            let mut stmt = conn.prepare(&sql).unwrap();
+            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().map(Result::unwrap).collect()
+        };
+        let x = (Some("x".to_owned()), Some(1));
+        assert_eq!(rows("a", "b"), [(None, Some(2)), x.clone(), x.clone(), x, (Some("y".to_owned()), None)]);
+        assert_eq!(rows("b", "a"), [(Some("z".to_owned()), Some(3))]);
+    }
 }
