@@ -56,6 +56,16 @@ pub enum Error {
         /// Its holder, if it had written its details yet.
         holder: Option<LockHolder>,
     },
+    /// A git process is writing the repository: its index lock file stayed in place for as
+    /// long as a run waits for it (a `git` the previous holder started and that outlived it,
+    /// or one the operator runs).
+    #[error("a git process is writing the repository: `{}` exists (waited {waited_secs} s)", index_lock.display())]
+    GitBusy {
+        /// The index lock file (`.git/index.lock`).
+        index_lock: PathBuf,
+        /// How long the run waited for it to go.
+        waited_secs: u64,
+    },
     /// The lock file could not be opened or locked.
     #[error(transparent)]
     Io(#[from] IoError),
@@ -70,6 +80,10 @@ impl Error {
                 h.pid
             )),
             Error::Held { holder: None, .. } => Some("wait for it to finish and try again".into()),
+            Error::GitBusy { index_lock, .. } => Some(format!(
+                "wait for that git to finish and try again; if no git process is running, a crash left the file: remove `{}`",
+                index_lock.display()
+            )),
             Error::Io(e) => e.unsafe_state().map(fsutil::UnsafeState::hint),
         }
     }

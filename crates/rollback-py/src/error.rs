@@ -235,6 +235,7 @@ impl Fields {
                 f.path = Some(show(path));
                 f.holder.clone_from(holder);
             }
+            Error::Lock(lock::Error::GitBusy { index_lock, .. }) => f.path = Some(show(index_lock)),
             Error::Journal(journal::Error::UnknownRun { run_id }) => f.run_id = Some(run_id.clone()),
             Error::StepFailed { run_id, step, .. } => {
                 f.run_id = Some(run_id.clone());

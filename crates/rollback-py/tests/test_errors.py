@@ -144,6 +144,22 @@ def test_confirm_callback_raising_propagates_and_changes_nothing(repo: Repo) -> 
     assert rb.runs() == []
 
 
+def test_a_git_writing_the_repository_is_a_lock_held_error_naming_the_file(repo: Repo) -> None:
+    # `.git/index.lock` that stays: a git process is writing the repository (or a killed one
+    # left the file); the run waits for it, then refuses as the CLI does (exit 3).
+    index_lock = repo.path / ".git" / "index.lock"
+    index_lock.write_bytes(b"")
+    before = repo.state()
+    with pytest.raises(fr.LockHeldError) as info:
+        fr.Rollback.open(repo.path).run("fast", target="v1", confirm=True)
+    assert info.value.kind == "locked" and info.value.holder is None
+    assert info.value.path is not None and info.value.path.endswith("index.lock")
+    assert "a git process is writing the repository" in str(info.value)
+    assert info.value.hint is not None and "remove" in info.value.hint
+    assert repo.state() == before
+    assert fr.Rollback.open(repo.path).runs() == []
+
+
 def test_second_run_while_one_holds_the_lock(repo: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     release = tmp_path / "release"
     monkeypatch.setenv("FORGE_ROLLBACK_FAILPOINT", "after:lock")

@@ -55,6 +55,36 @@ fn an_edit_made_after_a_crash_inside_the_reset_survives_resume_and_undo() {
     assert_eq!(r.read("app/main.py"), b"# edited after the crash\n");
 }
 
+/// A reset cut short while git was writing (the process group killed by a power loss, or
+/// git killed with it): some files already hold the target's content, one the target lacks is
+/// gone, the rest are as they were. Those are the reset's work, not the operator's: `resume`
+/// keeps what the snapshot holds for them, so `undo` gives back the uncommitted hotfix git had
+/// overwritten and the tracked file it had deleted.
+#[test]
+fn files_a_cut_short_reset_wrote_are_not_taken_for_edits_by_resume() {
+    let (r, _) = messy_repo();
+    let before = picture(&r);
+    let out = fr_env(
+        &r,
+        &["run", "--fast", "--yes", "--json", "--target", "v1"],
+        &[("FORGE_ROLLBACK_FAILPOINT", "inside:reset")],
+    );
+    assert_eq!(out.code, None, "killed\n{}", out.stderr);
+    let id = fr(&r, &["runs", "list", "--json"]).json()[0]["run_id"].as_str().unwrap().to_owned();
+    // What `git reset --hard v1` had done when it died: v1's content over the local hotfix and
+    // over a clean file, a file v1 lacks removed; `app/users.py` not reached yet.
+    r.write("app/main.py", "def status():\n    return {\"status\": \"healthy\"}\n");
+    r.write("requirements.txt", "fastapi==0.110\n");
+    r.remove("app/payments.py");
+
+    let resumed = fr(&r, &["resume", &id, "--json"]);
+    resumed.ok();
+    assert_eq!(r.head(), r.git(&["rev-parse", "v1"]));
+    fr(&r, &["undo", &id, "--yes", "--json"]).ok();
+    assert_eq!(r.read("app/main.py"), b"# hotfix in progress\n", "the hotfix git had overwritten");
+    assert_eq!(picture(&r), before, "everything as before the run");
+}
+
 /// Case 4, second half: the reset cleared `docs/guide.md`, then failed; a folder with content
 /// is made at that path before `resume`. The resume captures the folder's content, the reset
 /// removes only what a backup holds, and `undo` gives the folder back.

@@ -40,18 +40,25 @@ fn a_refusal_names_cli_commands_and_flags() {
     assert!(!refused.stderr.contains("undo(\""), "no Python words: {}", refused.stderr);
 }
 
-/// A git command killed half-way leaves `.git/index.lock`, and git will not remove it: the
-/// reset fails on it, and the hints say to remove it (not only "resume"), after which resume
-/// finishes the run.
+/// A git command that takes `.git/index.lock` while the run is under way (here: made just
+/// before the reset) fails the reset, and the hints say to remove it (not only "resume"),
+/// after which resume finishes the run. (A lock file there before the run starts is waited
+/// for, then refused: `lock::a_git_still_writing_the_repository_is_waited_for_then_refused`.)
 #[test]
 fn a_stale_index_lock_is_named_and_resume_finishes_once_it_is_gone() {
     for backend in crate::shapes::BACKENDS {
         let (_dir, cfg) = crate::shapes::config(backend);
         let fr = |r: &rollback_testkit::TestRepo, args: &[&str]| crate::shapes::fr(r, &cfg, args, &[]);
         let (r, _) = messy_repo();
+        let (paused, release) = crate::lock::paused_before(
+            &r,
+            &["--config", &cfg, "run", "--fast", "--yes", "--json", "--target", "v1"],
+            "reset",
+        );
         let lock = r.path().join(".git/index.lock");
         std::fs::write(&lock, "").unwrap();
-        let failed = fr(&r, &["run", "--fast", "--yes", "--json", "--target", "v1"]);
+        std::fs::write(&release, "").unwrap();
+        let failed = paused.wait(std::time::Duration::from_secs(120));
         failed.code(1);
         let id = failed.json()["run_id"].as_str().unwrap().to_owned();
         assert!(
@@ -61,6 +68,7 @@ fn a_stale_index_lock_is_named_and_resume_finishes_once_it_is_gone() {
         );
         assert!(failed.stderr.contains(&format!("`forge-rollback resume {id}` finishes it")), "{}", failed.stderr);
         std::fs::remove_file(&lock).unwrap();
+        std::fs::remove_file(&release).unwrap();
         let out = fr(&r, &["resume", &id, "--json"]);
         out.ok();
         assert_eq!(out.json()["status"], "succeeded", "{backend}");

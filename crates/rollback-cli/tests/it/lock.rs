@@ -8,7 +8,7 @@ use crate::common::{Background, command, fr, messy_repo, picture};
 
 /// `args` started in the background and paused by a failpoint before `step`, once its journal
 /// says the step has begun; writing the returned file lets it go on.
-fn paused_before(r: &TestRepo, args: &[&str], step: &str) -> (Background, std::path::PathBuf) {
+pub(crate) fn paused_before(r: &TestRepo, args: &[&str], step: &str) -> (Background, std::path::PathBuf) {
     let release = r.path().join(".git/release-paused-run");
     let point = format!("before:{step}");
     let run = Background::spawn(
@@ -171,5 +171,81 @@ fn sigint_during_a_run_stops_it_at_the_next_step_as_cancelled() {
     assert!(!r.path().join(".git/forge-rollback/lock").exists());
     let run_id = j["run_id"].as_str().unwrap();
     fr(&r, &["undo", run_id, "--yes"]).ok();
+    assert_eq!(picture(&r), before);
+}
+
+/// `.git/index.lock` in place when a run starts: a git is writing the repository (a `reset
+/// --hard` that outlived a run killed with `kill -9`, or the operator's own). The run waits for
+/// it, saying so; when it goes the run goes on, and when it stays the run is refused with the
+/// lock's exit code, naming the file, with nothing changed.
+#[test]
+fn a_git_still_writing_the_repository_is_waited_for_then_refused() {
+    let (r, _) = messy_repo();
+    let index_lock = r.path().join(".git/index.lock");
+    std::fs::write(&index_lock, "").unwrap();
+    let before = picture(&r);
+    let refused = fr(&r, &["run", "--fast", "--yes", "--target", "v1"]);
+    refused.code(3);
+    assert!(
+        refused.stderr.contains(&format!("a git process is writing the repository: `{}` exists", index_lock.display())),
+        "{}",
+        refused.stderr
+    );
+    assert!(refused.stderr.contains("waiting for a git process that is writing the repository"), "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("if no git process is running, a crash left the file: remove"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(picture(&r), before, "nothing changed");
+    assert_eq!(fr(&r, &["runs", "list", "--json"]).json(), serde_json::json!([]), "no run journaled");
+
+    // The git finishes while the run waits: the run goes on.
+    let run = Background::spawn(r.path(), &["run", "--fast", "--yes", "--json", "--target", "v1"], &[]);
+    crate::common::wait_until("the run to say it waits", Duration::from_secs(60), || {
+        run.stderr_so_far().contains("waiting for a git process")
+    });
+    std::fs::remove_file(&index_lock).unwrap();
+    let out = run.wait(Duration::from_secs(120));
+    out.ok();
+    assert_eq!(out.json()["status"], "succeeded", "{}", out.stderr);
+}
+
+/// Ctrl-C at a terminal signals the whole foreground process group, the `git reset --hard`
+/// forge-rollback started included. git now runs in a process group of its own: it finishes
+/// writing the work tree, and the run stops at the next step boundary (exit 5, `cancelled`),
+/// where before git died half-way and the run failed (exit 1) on a half-written tree.
+#[test]
+fn ctrl_c_at_the_terminal_lets_the_reset_finish_and_stops_at_the_step_boundary() {
+    use std::os::unix::process::CommandExt as _;
+    let (r, _) = messy_repo();
+    let before = picture(&r);
+    // A smudge filter on the file the reset writes: it says when git runs it, then takes its
+    // time, so the signal arrives while git is writing the work tree.
+    let started = r.path().join(".git/filter-started");
+    r.git(&["config", "filter.slow.smudge", &format!("touch '{}'; sleep 2; cat", started.display())]);
+    r.git(&["config", "filter.slow.clean", "cat"]);
+    std::fs::write(r.path().join(".git/info/attributes"), "app/main.py filter=slow\n").unwrap();
+    let out_dir = tempfile::tempdir().unwrap();
+    let mut cmd = command(r.path(), &["run", "--fast", "--yes", "--json", "--target", "v1"]);
+    // Its own group, as a shell's job is: the signal below must not reach the test itself.
+    cmd.process_group(0)
+        .stdout(std::fs::File::create(out_dir.path().join("stdout")).unwrap())
+        .stderr(std::fs::File::create(out_dir.path().join("stderr")).unwrap());
+    let mut child = cmd.spawn().unwrap();
+    crate::common::wait_until("git to run the filter", Duration::from_secs(60), || started.exists());
+    let group = format!("-{}", child.id());
+    assert!(std::process::Command::new("kill").args(["-INT", "--", &group]).status().unwrap().success());
+    let status = child.wait().unwrap();
+    let stdout = std::fs::read_to_string(out_dir.path().join("stdout")).unwrap();
+    let stderr = std::fs::read_to_string(out_dir.path().join("stderr")).unwrap();
+    assert_eq!(status.code(), Some(5), "{stdout}\n{stderr}");
+    let j: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(j["status"], "cancelled", "{stderr}");
+    let reset = j["steps"].as_array().unwrap().iter().find(|s| s["step"] == "reset").unwrap();
+    assert_eq!(reset["status"], "done", "{stderr}");
+    assert_eq!(r.head(), r.git(&["rev-parse", "v1"]), "the reset finished");
+    assert_eq!(r.git(&["status", "--porcelain", "--untracked-files=no"]), "", "and wrote every tracked file");
+    fr(&r, &["undo", j["run_id"].as_str().unwrap(), "--yes"]).ok();
     assert_eq!(picture(&r), before);
 }

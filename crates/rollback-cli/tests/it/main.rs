@@ -33,5 +33,6 @@ mod shapes;
 mod snapshots;
 mod statcache;
 mod submodules;
+mod symlink_folder;
 mod watch;
 mod watch_prometheus;

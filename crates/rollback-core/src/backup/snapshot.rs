@@ -437,6 +437,28 @@ pub fn still_as_captured(full: &Path, captured: &EntryKind) -> bool {
     }
 }
 
+/// `lstat` of `path` in the work tree at `workdir`, as [`capture`] sees it: `None` when
+/// nothing is there, and also when a parent is a symlink or a file (the path does not exist in
+/// the work tree, whatever such a link leads to; capture records it as absent). Parents are
+/// looked at outermost first, so nothing is ever looked at through a symlink.
+pub fn lstat_in_tree(workdir: &Path, path: &RepoPath) -> Option<fs::Metadata> {
+    let ancestors: Vec<RepoPath> = path.ancestors().collect();
+    for anc in ancestors.iter().rev() {
+        if !fs::symlink_metadata(anc.to_fs(workdir)).is_ok_and(|m| m.is_dir()) {
+            return None;
+        }
+    }
+    fs::symlink_metadata(path.to_fs(workdir)).ok()
+}
+
+/// [`still_as_captured`] for `path` of the work tree at `workdir`, where a path below a parent
+/// that is a symlink or a file does not exist ([`lstat_in_tree`]): one captured as a file or
+/// symlink whose parent turned into a symlink since is not as captured, whatever the link leads
+/// to.
+pub fn still_in_tree_as_captured(workdir: &Path, path: &RepoPath, captured: &EntryKind) -> bool {
+    lstat_in_tree(workdir, path).is_some() && still_as_captured(&path.to_fs(workdir), captured)
+}
+
 /// [`still_as_captured`], by the stat `cache` recorded when it captured `path` (full path
 /// `full`) as a file, if it did and the stat qualifies ([`StatCache::still_recorded`]);
 /// otherwise, or without a cache, by reading the entry.

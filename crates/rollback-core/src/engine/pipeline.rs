@@ -26,6 +26,12 @@ use crate::plan::{Level, Plan, RunKind};
 use crate::prompt::Prompter;
 use crate::time::Timestamp;
 
+/// How long a run waits for a git process writing the repository before it refuses.
+const GIT_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// When it says that it waits.
+const GIT_NOTICE_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// What a stage of an entry hands on: more work, or the outcome already.
 pub(crate) enum Next<T> {
     /// Go on with this.
@@ -109,7 +115,38 @@ impl Rollback {
         if let Some(prev) = &lock.taken_over {
             ctx.log(LogLevel::Warn, format!("took over a stale lock: its holder ({prev}) is gone"));
         }
+        self.wait_for_git(ctx)?;
         Ok(lock)
+    }
+
+    /// Waits, up to [`GIT_WAIT`], for no git process to be writing the repository: git holds
+    /// `index.lock` for as long as a `reset --hard` writes the work tree. A run killed with
+    /// `kill -9` leaves the `git` it started running, and a run that took the lock over at once
+    /// would capture and reset a tree that git is still writing.
+    fn wait_for_git(&self, ctx: &mut Ctx<'_>) -> Result<()> {
+        let mut index_lock = self.vcs.index_path().into_os_string();
+        index_lock.push(".lock");
+        let index_lock = std::path::PathBuf::from(index_lock);
+        let start = std::time::Instant::now();
+        let mut told = false;
+        while std::fs::symlink_metadata(&index_lock).is_ok() {
+            if start.elapsed() >= GIT_WAIT {
+                return Err(crate::lock::Error::GitBusy { index_lock, waited_secs: GIT_WAIT.as_secs() }.into());
+            }
+            if !told && start.elapsed() >= GIT_NOTICE_AFTER {
+                told = true;
+                ctx.log(
+                    LogLevel::Warn,
+                    format!(
+                        "waiting for a git process that is writing the repository (`{}` exists), up to {} s",
+                        index_lock.display(),
+                        GIT_WAIT.as_secs()
+                    ),
+                );
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        Ok(())
     }
 
     /// Opens (or creates) the job's journal and log, then runs its steps.

@@ -408,9 +408,9 @@ pub fn nested_repos_in_the_way(workdir: &Path, changes: &[Change]) -> Vec<RepoPa
     }
     let mut out = BTreeSet::new();
     for c in changes.iter().filter(|c| c.kind == ChangeKind::Added) {
-        let full = c.path.to_fs(workdir);
-        if std::fs::symlink_metadata(&full).is_ok_and(|m| m.is_dir()) {
-            walk(workdir, &full, &mut out);
+        // Not through a symlinked parent: what it leads to is not in the work tree.
+        if crate::backup::snapshot::lstat_in_tree(workdir, &c.path).is_some_and(|m| m.is_dir()) {
+            walk(workdir, &c.path.to_fs(workdir), &mut out);
         }
     }
     out.into_iter().collect()

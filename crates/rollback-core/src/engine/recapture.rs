@@ -110,11 +110,19 @@ impl Rollback {
         } else {
             BTreeSet::new()
         };
+        // An earlier reset was cut short (killed with the process, or by a signal): git had
+        // written some of the target's files already. They are the reset's work, not edits:
+        // the snapshot keeps what it holds there.
+        let written_by_reset: BTreeSet<RepoPath> = if only.is_none() && at_start && reset_touched {
+            self.written_by_reset(&fresh, &old.head, &plan.to)?
+        } else {
+            BTreeSet::new()
+        };
         let fresh_paths: BTreeSet<RepoPath> = fresh.iter().map(|e| e.path.clone()).collect();
         let mut merged: BTreeMap<RepoPath, ManifestEntry> =
             old.entries.iter().map(|e| (e.path.clone(), e.clone())).collect();
         for e in fresh {
-            if e.kind == EntryKind::Absent && removed_by_run.contains(&e.path) {
+            if (e.kind == EntryKind::Absent && removed_by_run.contains(&e.path)) || written_by_reset.contains(&e.path) {
                 continue;
             }
             // A file or symlink of the old snapshot that is a folder now: the folder's content
@@ -185,5 +193,33 @@ impl Rollback {
         );
         ex.manifest = Some(manifest);
         Ok(true)
+    }
+
+    /// Of the `fresh` captures, the paths where a `reset --hard` to `to` that was cut short
+    /// may have left what is there now: the target's content (a file git wrote), or nothing
+    /// where the target or HEAD (`head`) tracks a file (one git removed, or unlinked and had
+    /// not written again). An edit that happens to equal the target's content is counted as
+    /// the reset's too: `undo` then gives back what the snapshot holds, which loses nothing.
+    fn written_by_reset(
+        &self,
+        fresh: &[ManifestEntry],
+        head: &crate::vcs::CommitId,
+        to: &crate::vcs::CommitId,
+    ) -> Result<BTreeSet<RepoPath>> {
+        let mut out = BTreeSet::new();
+        for e in fresh {
+            let at_target = self.vcs.read_file_at(to, &e.path)?;
+            let reset_made = match (&e.kind, &at_target) {
+                (EntryKind::Absent, Some(_)) => true,
+                (EntryKind::Absent, None) => self.vcs.read_file_at(head, &e.path)?.is_some(),
+                (EntryKind::File { blob, .. }, Some(bytes)) => backup::BlobId::of(bytes) == *blob,
+                (EntryKind::Symlink { target }, Some(bytes)) => target.0 == *bytes,
+                (_, None) => false,
+            };
+            if reset_made {
+                out.insert(e.path.clone());
+            }
+        }
+        Ok(out)
     }
 }

@@ -60,7 +60,7 @@ impl Entry for UndoEntry<'_> {
             if let Some(e) = refuse_reset(rb, &plan, &manifest) {
                 return Err(e);
             }
-            let made_since = rb.vcs.commits_between(&manifest.head, &head.commit, KEPT_SHOWN)?;
+            let made_since = rb.commits_made_since(&target, &manifest.head, &head.commit)?;
             let mut summary = format!(
                 "Undo run {run_id}\nRepository: {}\nFrom: {} ({})\nBack to: {} on {} with {} path(s) from backup {}{}\n",
                 rb.workdir().display(),
@@ -135,7 +135,7 @@ impl Entry for UndoEntry<'_> {
         if let Some(e) = refuse_reset(rb, &plan, &manifest) {
             return Err(e);
         }
-        rb.keep_commits_made_since(ctx, run_id, &manifest.head, &head.commit)?;
+        rb.keep_commits_made_since(ctx, &target, &manifest.head, &head.commit)?;
         rb.plan_repromotion(&mut plan, &target)?;
         Ok(Next::Go(Job {
             run_id: new_run_id(),
@@ -242,11 +242,12 @@ impl Rollback {
     fn keep_commits_made_since(
         &self,
         ctx: &mut Ctx<'_>,
-        run_id: &str,
+        run: &RunState,
         before: &CommitId,
         head: &CommitId,
     ) -> Result<()> {
-        let made_since = self.vcs.commits_between(before, head, KEPT_SHOWN)?;
+        let run_id = run.run_id.as_str();
+        let made_since = self.commits_made_since(run, before, head)?;
         if made_since.is_empty() {
             return Ok(());
         }
@@ -261,6 +262,37 @@ impl Rollback {
             ),
         );
         Ok(())
+    }
+
+    /// The commits on `head` made since `run` (which started at `before`), that the undo's
+    /// move back to `before` takes off the branch; newest first, at most [`KEPT_SHOWN`].
+    ///
+    /// A commit that was there when the run started is not one: it is reachable from where
+    /// this run, or a run before it, started or moved to (an undo of an undo moves away from
+    /// the commits its run moved to; undos out of order move back past commits an earlier
+    /// run started from). A commit made since cannot be reachable from those, which all
+    /// existed before it. Runs that cannot be read, or endpoints gone from the repository,
+    /// only make the list longer (more is kept, nothing lost).
+    fn commits_made_since(&self, run: &RunState, before: &CommitId, head: &CommitId) -> Result<Vec<CommitInfo>> {
+        let candidates = self.vcs.commits_between(before, head, KEPT_SHOWN)?;
+        if candidates.is_empty() {
+            return Ok(candidates);
+        }
+        let mut known: Vec<CommitId> = vec![run.plan.from.commit.clone(), run.plan.to.clone()];
+        let started = (run.started_at, run.run_id.as_str());
+        for r in self.runs().unwrap_or_default() {
+            if (r.started_at, r.run_id.as_str()) <= started {
+                known.extend([r.from, r.to]);
+            }
+        }
+        known.sort();
+        known.dedup();
+        known.retain(|k| k != before);
+        let reachable = |c: &CommitId, k: &CommitId| self.vcs.is_ancestor(c, k).unwrap_or(false);
+        if known.iter().any(|k| reachable(head, k)) {
+            return Ok(Vec::new());
+        }
+        Ok(candidates.into_iter().filter(|c| !known.iter().any(|k| reachable(&c.id, k))).collect())
     }
 
     /// Undoes run `run_id`: restores exactly the state its snapshot recorded (branch, HEAD,

@@ -4,6 +4,7 @@
 use std::ffi::{OsStr, OsString};
 use std::io::{Read, Write};
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::process::CommandExt as _;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
@@ -65,6 +66,10 @@ impl<'a> Git<'a> {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .stdin(if self.stdin.is_some() { Stdio::piped() } else { Stdio::null() });
+        // Its own process group: a Ctrl-C at the terminal goes to forge-rollback's group, which
+        // stops the run at the next step boundary, and must not kill a `reset --hard` half-way
+        // through writing the work tree.
+        cmd.process_group(0);
         let mut child = cmd.spawn().map_err(Error::GitNotFound)?;
         let Some(input) = self.stdin else {
             return child.wait_with_output().map_err(Error::GitNotFound);

@@ -41,9 +41,9 @@ impl Rollback {
             if let Some(e) = planner::refuse_nested_repos(self.workdir(), changes, "target") {
                 return Err(e);
             }
-            if let Some((path, _)) = self.way_problems(&manifest, changes).into_iter().next() {
+            if let Some((path, problem)) = self.way_problems(&manifest, changes).into_iter().next() {
                 return Err(Error::refused(
-                    format!("`{path}` is in the way of the reset and changed while the run was capturing it"),
+                    format!("`{path}` is in the way of the reset and {}", problem.while_capturing()),
                     Some(crate::hint::hint![
                         "stop whatever writes there, then ",
                         crate::hint::Action::resume(&ex.run_id),
@@ -62,10 +62,11 @@ impl Rollback {
                 }
             }
             // Folders left empty where the target has a file. One that still holds files HEAD
-            // tracks is the move's to empty (its local edits are in the snapshot).
+            // tracks is the move's to empty (its local edits are in the snapshot). One seen
+            // through a symlinked parent is not in the work tree: git replaces the link.
             for c in changes.iter().filter(|c| c.kind == vcs::ChangeKind::Added) {
                 let full = c.path.to_fs(workdir);
-                if std::fs::symlink_metadata(&full).is_ok_and(|m| m.is_dir()) {
+                if backup::snapshot::lstat_in_tree(workdir, &c.path).is_some_and(|m| m.is_dir()) {
                     match std::fs::remove_dir(&full) {
                         Err(e) if e.kind() == std::io::ErrorKind::DirectoryNotEmpty => {}
                         other => other.at("remove folder", &full)?,
@@ -127,16 +128,20 @@ impl Rollback {
 
     /// What sits in the way of the paths the move adds and is not exactly as `manifest`
     /// holds it, with the reason: a captured file or symlink changed (or replaced by a
-    /// folder), or a file, symlink or other entry no backup holds (written after the
-    /// snapshot, or a nested repository's `.git`). Empty: the way can be cleared with nothing
-    /// lost.
-    fn way_problems(&self, manifest: &Manifest, changes: &[vcs::Change]) -> Vec<(RepoPath, &'static str)> {
+    /// folder, or now below a symlinked parent), or a file, symlink or other entry no backup
+    /// holds (written after the snapshot, or a nested repository's `.git`). Empty: the way can
+    /// be cleared with nothing lost.
+    ///
+    /// The work tree is looked at as the snapshot's capture sees it, never through a symlink:
+    /// below a parent that is a symlink or a file nothing exists (capture recorded such a path
+    /// as absent), so only that parent itself can be in the way.
+    fn way_problems(&self, manifest: &Manifest, changes: &[vcs::Change]) -> Vec<(RepoPath, WayProblem)> {
         let workdir = self.workdir();
         let mut out = Vec::new();
         let clear: BTreeSet<RepoPath> = planner::clear_way_from(manifest, changes).into_iter().collect();
         for e in manifest.entries.iter().filter(|e| clear.contains(&e.path)) {
-            if !backup::snapshot::still_as_captured(&e.path.to_fs(workdir), &e.kind) {
-                out.push((e.path.clone(), "changed since the snapshot"));
+            if !backup::snapshot::still_in_tree_as_captured(workdir, &e.path, &e.kind) {
+                out.push((e.path.clone(), WayProblem::Changed));
             }
         }
         // A tracked file the move itself deletes (a file in HEAD that is a folder in the
@@ -148,14 +153,26 @@ impl Rollback {
             .chain(clear.iter().cloned())
             .collect();
         for c in changes.iter().filter(|c| c.kind == vcs::ChangeKind::Added) {
-            for (i, p) in std::iter::once(c.path.clone()).chain(c.path.ancestors()).enumerate() {
+            // Outermost parent first, down to the path itself; the first one that is not a
+            // real folder ends the way down.
+            let mut down: Vec<RepoPath> = c.path.ancestors().collect();
+            down.reverse();
+            down.push(c.path.clone());
+            for p in down {
                 let full = p.to_fs(workdir);
                 match std::fs::symlink_metadata(&full) {
-                    Ok(m) if m.is_dir() && i == 0 => walk(workdir, &full, &handled, &mut out),
-                    Ok(m) if m.is_dir() => {}
-                    Ok(_) if handled.contains(&p) => {}
-                    Ok(_) => out.push((p, "in no backup")),
-                    Err(_) => {}
+                    Ok(m) if m.is_dir() => {
+                        if p == c.path {
+                            walk(workdir, &full, &handled, &mut out);
+                        }
+                    }
+                    Ok(_) => {
+                        if !handled.contains(&p) {
+                            out.push((p, WayProblem::InNoBackup));
+                        }
+                        break;
+                    }
+                    Err(_) => break,
                 }
             }
         }
@@ -275,22 +292,44 @@ impl Rollback {
     }
 }
 
+/// Why a path in the way of the reset cannot be cleared ([`Rollback::way_problems`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum WayProblem {
+    /// A captured file or symlink is no longer as the snapshot holds it.
+    Changed,
+    /// A file, symlink or other entry that no backup holds.
+    InNoBackup,
+    /// A folder holding a `.git`: a nested repository.
+    NestedRepo,
+}
+
+impl WayProblem {
+    /// The end of the refusal when the problem is still there right after a fresh capture.
+    fn while_capturing(self) -> &'static str {
+        match self {
+            WayProblem::Changed => "changed while the run was capturing it",
+            WayProblem::InNoBackup => "is in no backup (it was written while the run was capturing)",
+            WayProblem::NestedRepo => "holds a nested repository (`.git`), which no backup holds",
+        }
+    }
+}
+
 /// Adds to `out` every entry below the folder `dir` that `handled` does not hold (cleared from
 /// the snapshot, or a tracked file the move deletes): written after the snapshot, or a nested
 /// repository's `.git` (reported as the folder holding it).
-fn walk(workdir: &Path, dir: &Path, handled: &BTreeSet<RepoPath>, out: &mut Vec<(RepoPath, &'static str)>) {
+fn walk(workdir: &Path, dir: &Path, handled: &BTreeSet<RepoPath>, out: &mut Vec<(RepoPath, WayProblem)>) {
     let Ok(rd) = std::fs::read_dir(dir) else { return };
     for entry in rd.flatten() {
         let full = entry.path();
         let Ok(p) = RepoPath::from_fs(workdir, &full) else {
             // A `.git`: a nested repository, which no backup holds.
-            out.extend(RepoPath::from_fs(workdir, dir).ok().map(|d| (d, "a nested repository")));
+            out.extend(RepoPath::from_fs(workdir, dir).ok().map(|d| (d, WayProblem::NestedRepo)));
             continue;
         };
         match entry.file_type() {
             Ok(ft) if ft.is_dir() => walk(workdir, &full, handled, out),
             _ if handled.contains(&p) => {}
-            _ => out.push((p, "in no backup")),
+            _ => out.push((p, WayProblem::InNoBackup)),
         }
     }
 }
