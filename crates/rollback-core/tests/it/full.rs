@@ -465,9 +465,11 @@ fn a_missing_sqlite_file_is_named_not_read_as_base() {
 }
 
 /// Issue 12 case 3 (issue 13 case 4): the downgrade fails on a broken migration file; the
-/// operator fixes the file, as the hint says, and edits the env; `resume` captures both again
-/// before going on, and `undo` of the resumed run gives back the fixed file and the edited env,
-/// not the broken file and the old env.
+/// operator fixes the file, as the hint says, and edits the env; `resume` captures both before
+/// going on, and `undo` of the resumed run gives back the fixed file and the edited env, not
+/// the broken file and the old env. The failed downgrade left the database as it was, so
+/// nothing had changed yet: the resume takes both snapshots again (rows the app wrote since
+/// the failure are in the new database snapshot), rather than capturing on top of the old one.
 #[test]
 fn resume_captures_the_operators_fix_and_undo_gives_it_back() {
     let d = deploy(Fx::Sql, Engine::Sqlite);
@@ -486,19 +488,21 @@ fn resume_captures_the_operators_fix_and_undo_gives_it_back() {
     assert_eq!(resumed.status, RunStatus::Succeeded, "{:?}", resumed.error);
     assert_eq!(d.repo.head(), d.fx.commits[1], "the code is v1's");
     let (_, records, _) = rb.run_details(&id).unwrap();
-    let recaptured: Vec<_> = records
+    let snapshots: Vec<_> = records
         .iter()
         .filter_map(|r| match r {
-            rollback_core::journal::Record::Recaptured { snapshot, changed, reason, .. } => {
-                Some((snapshot.clone(), *changed, reason.clone()))
+            rollback_core::journal::Record::StepEnd { step, detail, .. }
+                if step == "snapshot" || step == "db_snapshot" =>
+            {
+                detail.snapshot().cloned().map(|s| (step.clone(), s))
             }
             _ => None,
         })
         .collect();
-    assert_eq!(recaptured.len(), 1, "{records:?}");
-    assert_eq!(recaptured[0].1, 2, "the migration file and the env changed");
-    assert_eq!(recaptured[0].2, "resume");
-    assert_eq!(resumed.backup_id.as_ref(), Some(&recaptured[0].0), "the run's backup is the new one");
+    let steps: Vec<&str> = snapshots.iter().map(|(step, _)| step.as_str()).collect();
+    assert_eq!(steps, ["snapshot", "db_snapshot", "snapshot", "db_snapshot"], "{records:?}");
+    assert!(!records.iter().any(|r| matches!(r, rollback_core::journal::Record::Recaptured { .. })), "{records:?}");
+    assert_eq!(resumed.backup_id.as_ref(), Some(&snapshots[2].1), "the run's backup is the new one");
 
     let undo = rb.undo(&id, &AutoConfirm, &Recorder::default()).unwrap();
     assert_eq!(undo.status, RunStatus::Succeeded, "{:?}", undo.error);
