@@ -141,28 +141,38 @@ impl fmt::Debug for RepoPath {
     }
 }
 
+/// Writes path bytes as a JSON string when they are valid UTF-8, as the array of the bytes
+/// otherwise.
+fn serialize_bytes<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => s.serialize_str(text),
+        Err(_) => s.collect_seq(bytes.iter()),
+    }
+}
+
+/// Reads either form [`serialize_bytes`] writes.
+fn deserialize_bytes<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Text(String),
+        Bytes(Vec<u8>),
+    }
+    Ok(match Raw::deserialize(d)? {
+        Raw::Text(t) => t.into_bytes(),
+        Raw::Bytes(b) => b,
+    })
+}
+
 impl Serialize for RepoPath {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match std::str::from_utf8(&self.0) {
-            Ok(text) => s.serialize_str(text),
-            Err(_) => s.collect_seq(self.0.iter()),
-        }
+        serialize_bytes(&self.0, s)
     }
 }
 
 impl<'de> Deserialize<'de> for RepoPath {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Text(String),
-            Bytes(Vec<u8>),
-        }
-        let bytes = match Raw::deserialize(d)? {
-            Raw::Text(t) => t.into_bytes(),
-            Raw::Bytes(b) => b,
-        };
-        RepoPath::new(bytes).map_err(serde::de::Error::custom)
+        RepoPath::new(deserialize_bytes(d)?).map_err(serde::de::Error::custom)
     }
 }
 
@@ -175,30 +185,16 @@ pub mod os_path {
     use std::os::unix::ffi::{OsStrExt, OsStringExt};
     use std::path::{Path, PathBuf};
 
-    use serde::{Deserialize, Deserializer, Serializer};
+    use serde::{Deserializer, Serializer};
 
     /// Writes `path` as a string, or as its bytes when it is not UTF-8.
     pub fn serialize<S: Serializer>(path: &Path, s: S) -> Result<S::Ok, S::Error> {
-        let bytes = path.as_os_str().as_bytes();
-        match std::str::from_utf8(bytes) {
-            Ok(text) => s.serialize_str(text),
-            Err(_) => s.collect_seq(bytes.iter()),
-        }
+        super::serialize_bytes(path.as_os_str().as_bytes(), s)
     }
 
     /// Reads either form back.
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<PathBuf, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Text(String),
-            Bytes(Vec<u8>),
-        }
-        let bytes = match Raw::deserialize(d)? {
-            Raw::Text(t) => t.into_bytes(),
-            Raw::Bytes(b) => b,
-        };
-        Ok(PathBuf::from(OsString::from_vec(bytes)))
+        Ok(PathBuf::from(OsString::from_vec(super::deserialize_bytes(d)?)))
     }
 
     /// The same for an optional path (`None` is `null`).
