@@ -234,8 +234,15 @@ impl Journal {
                 OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp).at("create journal", path)?;
             f.write_all(&line).at("create journal", path)?;
             f.sync_data().at("sync journal", path)?;
-            // A link, not a rename: it fails if the journal exists.
-            std::fs::hard_link(&tmp, path).at("create journal", path)
+            // A link, not a rename: it fails if the journal exists. A file system without hard
+            // links gets a rename, after the same check (the run's folder is new, and the run
+            // holds the lock).
+            match std::fs::hard_link(&tmp, path) {
+                Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists && std::fs::symlink_metadata(path).is_err() => {
+                    std::fs::rename(&tmp, path).at("create journal", path)
+                }
+                other => other.at("create journal", path),
+            }
         })();
         let _ = std::fs::remove_file(&tmp);
         written?;
