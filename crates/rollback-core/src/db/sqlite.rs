@@ -54,6 +54,31 @@ fn is_locked(e: &rusqlite::Error) -> bool {
     matches!(e.sqlite_error_code(), Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked))
 }
 
+/// The wait for a lock another connection holds, as every SQLite operation here waits:
+/// `attempt(wait)` (which gives `None` when it met the lock after waiting `wait`) runs for up
+/// to [`LOCK_NOTICE_AFTER`], then `notices` hears of the lock and it runs again for the rest of
+/// `timeout`; still locked then, [`Error::Locked`].
+fn within_lock_wait<T>(
+    timeout: Duration,
+    database: &str,
+    notices: Option<&super::NoticeSink>,
+    mut attempt: impl FnMut(Duration) -> Result<Option<T>>,
+) -> Result<T> {
+    let first = timeout.min(LOCK_NOTICE_AFTER);
+    if let Some(done) = attempt(first)? {
+        return Ok(done);
+    }
+    let locked = || Error::Locked { database: database.to_owned(), waited_secs: timeout.as_secs() };
+    let rest = timeout.saturating_sub(first);
+    if rest.is_zero() {
+        return Err(locked());
+    }
+    if let Some(sink) = notices {
+        sink(&super::DbNotice::Locked { database: database.to_owned(), waiting_secs: rest.as_secs() });
+    }
+    attempt(rest)?.ok_or_else(locked)
+}
+
 /// Opens `path`; `database` names it in errors. Busy waits and statements are bounded by
 /// `timeout` (statements running past it are interrupted). A lock another connection holds
 /// (`BEGIN EXCLUSIVE`, a migration) is waited for [`LOCK_NOTICE_AFTER`], then `notices` hears
@@ -79,29 +104,15 @@ pub(crate) fn open(
     let conn = Connection::open_with_flags(path, flags).map_err(|e| unreachable(e.to_string()))?;
     // Reading the schema fails on a file that is not a database, and waits for a lock.
     let probe = |wait: Duration| {
-        conn.busy_timeout(wait)?;
-        conn.query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(()))
-    };
-    let first = timeout.min(LOCK_NOTICE_AFTER);
-    match probe(first) {
-        Ok(()) => {}
-        Err(e) if is_locked(&e) => {
-            let rest = timeout.saturating_sub(first);
-            let locked = || Error::Locked { database: database.to_owned(), waited_secs: timeout.as_secs() };
-            if rest.is_zero() {
-                return Err(locked());
-            }
-            if let Some(sink) = notices {
-                sink(&super::DbNotice::Locked { database: database.to_owned(), waiting_secs: rest.as_secs() });
-            }
-            match probe(rest) {
-                Ok(()) => {}
-                Err(e) if is_locked(&e) => return Err(locked()),
-                Err(e) => return Err(unreachable(e.to_string())),
-            }
+        let read =
+            conn.busy_timeout(wait).and_then(|()| conn.query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(())));
+        match read {
+            Ok(()) => Ok(Some(())),
+            Err(e) if is_locked(&e) => Ok(None),
+            Err(e) => Err(unreachable(e.to_string())),
         }
-        Err(e) => return Err(unreachable(e.to_string())),
-    }
+    };
+    within_lock_wait(timeout, database, notices, probe)?;
     conn.busy_timeout(timeout).map_err(|e| unreachable(e.to_string()))?;
     let done = std::sync::Arc::new((std::sync::Mutex::new(false), std::sync::Condvar::new()));
     let handle = conn.get_interrupt_handle();
@@ -128,30 +139,16 @@ impl Handle {
     /// `COMMIT` or `ROLLBACK`.
     pub(crate) fn begin_immediate(&mut self, database: &str) -> Result<()> {
         let q = query_err(database);
-        let first = self.timeout.min(LOCK_NOTICE_AFTER);
-        let begin = |conn: &Connection, wait: Duration| {
-            conn.busy_timeout(wait)?;
-            conn.execute_batch("BEGIN IMMEDIATE")
+        let conn = &self.conn;
+        let begin = |wait: Duration| match conn.busy_timeout(wait).and_then(|()| conn.execute_batch("BEGIN IMMEDIATE"))
+        {
+            Ok(()) => Ok(Some(())),
+            Err(e) if is_locked(&e) => Ok(None),
+            Err(e) => Err(q(e)),
         };
-        let result = match begin(&self.conn, first) {
-            Err(e) if is_locked(&e) => {
-                let rest = self.timeout.saturating_sub(first);
-                let locked = Error::Locked { database: database.to_owned(), waited_secs: self.timeout.as_secs() };
-                if rest.is_zero() {
-                    return Err(locked);
-                }
-                if let Some(sink) = &self.notices {
-                    sink(&super::DbNotice::Locked { database: database.to_owned(), waiting_secs: rest.as_secs() });
-                }
-                match begin(&self.conn, rest) {
-                    Err(e) if is_locked(&e) => return Err(locked),
-                    other => other,
-                }
-            }
-            other => other,
-        };
+        let result = within_lock_wait(self.timeout, database, self.notices.as_ref(), begin);
         self.conn.busy_timeout(self.timeout).map_err(&q)?;
-        result.map_err(q)
+        result
     }
 }
 
@@ -375,32 +372,19 @@ fn restore_live(
     // The commit is durable whatever the build's or the file's default.
     to.conn.pragma_update(None, "synchronous", "FULL").map_err(failed)?;
     // Each attempt is its own backup: dropping one that met a lock rolls its transaction back.
-    let mut attempt = |wait: Duration| -> Result<bool> {
+    let attempt = |wait: Duration| -> Result<Option<()>> {
         to.conn.busy_timeout(wait).map_err(failed)?;
         let backup = rusqlite::backup::Backup::new(&from.conn, &mut to.conn).map_err(failed)?;
         loop {
             match backup.step(-1).map_err(failed)? {
-                rusqlite::backup::StepResult::Done => return Ok(true),
+                rusqlite::backup::StepResult::Done => return Ok(Some(())),
                 rusqlite::backup::StepResult::More => {}
-                rusqlite::backup::StepResult::Busy | rusqlite::backup::StepResult::Locked => return Ok(false),
-                // `StepResult` is non-exhaustive; any other answer is a lock too.
-                _ => return Ok(false),
+                // Busy, Locked, and (`StepResult` is non-exhaustive) any other answer.
+                _ => return Ok(None),
             }
         }
     };
-    let first = timeout.min(LOCK_NOTICE_AFTER);
-    if attempt(first)? {
-        return Ok(());
-    }
-    let locked = || Error::Locked { database: database.to_owned(), waited_secs: timeout.as_secs() };
-    let rest = timeout.saturating_sub(first);
-    if rest.is_zero() {
-        return Err(locked());
-    }
-    if let Some(sink) = notices {
-        sink(&super::DbNotice::Locked { database: database.to_owned(), waiting_secs: rest.as_secs() });
-    }
-    if attempt(rest)? { Ok(()) } else { Err(locked()) }
+    within_lock_wait(timeout, database, notices, attempt)
 }
 
 /// Gives `new` the permission bits and owner of the database file at `path` (an app running
