@@ -155,6 +155,30 @@ fn psql_program() -> PathBuf {
     found.pop().unwrap_or_else(|| panic!("psql not found; {SETUP_HINT}"))
 }
 
+/// The database engine a test runs against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Engine {
+    /// `app.db` in the work tree.
+    Sqlite,
+    /// A fresh database on the test server.
+    Postgres,
+}
+
+impl Engine {
+    /// The database's URL (SQLite: `sqlite:///app.db`, relative to the work tree), and the
+    /// PostgreSQL database to keep alive for as long as the test uses it.
+    pub fn database(self) -> (Option<PgDatabase>, String) {
+        match self {
+            Engine::Sqlite => (None, "sqlite:///app.db".to_owned()),
+            Engine::Postgres => {
+                let pg = PgDatabase::new();
+                let url = pg.url();
+                (Some(pg), url)
+            }
+        }
+    }
+}
+
 /// A fresh, uniquely named database on the test server, dropped on drop.
 pub struct PgDatabase {
     server: PgParts,

@@ -13,6 +13,17 @@ fn run_id(out: &crate::common::Out) -> String {
     out.json()["run_id"].as_str().unwrap().to_owned()
 }
 
+/// `run --fast --target v1` killed inside the reset (the way cleared, HEAD not moved); its id.
+fn killed_inside_the_reset(r: &TestRepo) -> String {
+    let out = fr_env(
+        r,
+        &["run", "--fast", "--yes", "--json", "--target", "v1"],
+        &[("FORGE_ROLLBACK_FAILPOINT", "inside:reset")],
+    );
+    assert_eq!(out.code, None, "killed\n{}", out.stderr);
+    fr(r, &["runs", "list", "--json"]).json()[0]["run_id"].as_str().unwrap().to_owned()
+}
+
 /// v1 has `docs/guide.md`, v2 deletes it; HEAD is v2 and an untracked `docs/guide.md` (the
 /// operator's draft) sits where v1 has its file: the reset must clear it.
 fn repo_with_a_draft_in_the_way() -> TestRepo {
@@ -34,13 +45,7 @@ fn repo_with_a_draft_in_the_way() -> TestRepo {
 #[test]
 fn an_edit_made_after_a_crash_inside_the_reset_survives_resume_and_undo() {
     let (r, _) = messy_repo();
-    let out = fr_env(
-        &r,
-        &["run", "--fast", "--yes", "--json", "--target", "v1"],
-        &[("FORGE_ROLLBACK_FAILPOINT", "inside:reset")],
-    );
-    assert_eq!(out.code, None, "killed\n{}", out.stderr);
-    let id = fr(&r, &["runs", "list", "--json"]).json()[0]["run_id"].as_str().unwrap().to_owned();
+    let id = killed_inside_the_reset(&r);
     r.write("app/main.py", "# edited after the crash\n").write("notes/after-crash.txt", "written while stopped\n");
     let expected = picture(&r);
 
@@ -64,13 +69,7 @@ fn an_edit_made_after_a_crash_inside_the_reset_survives_resume_and_undo() {
 fn files_a_cut_short_reset_wrote_are_not_taken_for_edits_by_resume() {
     let (r, _) = messy_repo();
     let before = picture(&r);
-    let out = fr_env(
-        &r,
-        &["run", "--fast", "--yes", "--json", "--target", "v1"],
-        &[("FORGE_ROLLBACK_FAILPOINT", "inside:reset")],
-    );
-    assert_eq!(out.code, None, "killed\n{}", out.stderr);
-    let id = fr(&r, &["runs", "list", "--json"]).json()[0]["run_id"].as_str().unwrap().to_owned();
+    let id = killed_inside_the_reset(&r);
     // What `git reset --hard v1` had done when it died: v1's content over the local hotfix and
     // over a clean file, a file v1 lacks removed; `app/users.py` not reached yet.
     r.write("app/main.py", "def status():\n    return {\"status\": \"healthy\"}\n");

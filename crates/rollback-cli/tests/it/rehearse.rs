@@ -14,7 +14,7 @@ use rollback_core::rt::block_on;
 use rollback_core::vcs::{self, BackendKind};
 use rollback_core::{Rollback, db::Revision};
 use rollback_testkit::TestRepo;
-use rollback_testkit::db::{MigrationFixture, MigratorKind, PgDatabase, SQL_DIR, python};
+use rollback_testkit::db::{Engine, MigrationFixture, MigratorKind, PgDatabase, SQL_DIR, python};
 
 use crate::common::{fr, messy_repo};
 
@@ -43,12 +43,6 @@ fn fingerprint(root: &Path) -> BTreeMap<PathBuf, (u32, Vec<u8>)> {
     out
 }
 
-#[derive(Clone, Copy)]
-enum Engine {
-    Sqlite,
-    Postgres,
-}
-
 /// A sample app deployed release by release: v1 with its `.env`, marked known-good (which
 /// records the env), then v3 with rows in every table, another `.env`, and uncommitted work
 /// (an edit, a staged file, an untracked note).
@@ -63,14 +57,7 @@ impl Deployed {
     fn new(kind: MigratorKind, engine: Engine, extra: &str) -> Self {
         let repo = TestRepo::new();
         let fx = MigrationFixture::new(&repo, kind);
-        let (pg, url) = match engine {
-            Engine::Sqlite => (None, "sqlite:///app.db".to_owned()),
-            Engine::Postgres => {
-                let pg = PgDatabase::new();
-                let url = pg.url();
-                (Some(pg), url)
-            }
-        };
+        let (pg, url) = engine.database();
         let config = format!(
             "[database]\nkind = \"{}\"\nurl = \"{url}\"\nmigrations_dir = \"{SQL_DIR}\"\npython = \"{}\"\ntimeout_secs = 120\n{extra}",
             fx.kind_name(),

@@ -8,7 +8,7 @@ use rollback_core::config::Config;
 use rollback_core::rt::block_on;
 use rollback_core::vcs::{self, BackendKind};
 use rollback_testkit::TestRepo;
-use rollback_testkit::db::{MigrationFixture, MigratorKind, PgDatabase, python};
+use rollback_testkit::db::{Engine, MigrationFixture, MigratorKind, PgDatabase, python};
 
 use crate::common::fr;
 
@@ -52,12 +52,6 @@ def downgrade():
         b.drop_column("plan")
 "#;
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Engine {
-    Sqlite,
-    Postgres,
-}
-
 struct Deployed {
     repo: TestRepo,
     config: String,
@@ -72,14 +66,7 @@ impl Deployed {
         repo.write("migrations/versions/e4e4e4e4e404_v4.py", migration);
         repo.commit_all("release v4");
         repo.git(&["tag", "v4"]);
-        let (pg, url) = match engine {
-            Engine::Sqlite => (None, "sqlite:///app.db".to_owned()),
-            Engine::Postgres => {
-                let pg = PgDatabase::new();
-                let url = pg.url();
-                (Some(pg), url)
-            }
-        };
+        let (pg, url) = engine.database();
         let config =
             format!("[database]\nkind = \"alembic\"\nurl = \"{url}\"\npython = \"{}\"\ntimeout_secs = 120\n", python());
         repo.write(CONFIG, &config);

@@ -17,13 +17,7 @@ use rollback_core::secret::Secret;
 use rollback_core::testing::db::{self as suite, DbSample};
 use rollback_core::vcs::{self, BackendKind, CommitId};
 use rollback_testkit::TestRepo;
-use rollback_testkit::db::{MigrationFixture, MigratorKind as Fx, PgDatabase, SQL_DIR, pg_ca, python};
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Engine {
-    Sqlite,
-    Postgres,
-}
+use rollback_testkit::db::{Engine, MigrationFixture, MigratorKind as Fx, PgDatabase, SQL_DIR, pg_ca, python};
 
 fn config(kind: &str, url: &str) -> DatabaseConfig {
     let mut c: DatabaseConfig = toml::from_str(&format!("kind = \"{kind}\"\nurl = \"{url}\"\n")).unwrap();
@@ -49,14 +43,7 @@ struct Sample {
 fn sample(kind: Fx, engine: Engine) -> Box<dyn DbSample> {
     let repo = TestRepo::new();
     let fx = MigrationFixture::new(&repo, kind);
-    let (pg, url) = match engine {
-        Engine::Sqlite => (None, "sqlite:///app.db".to_owned()),
-        Engine::Postgres => {
-            let pg = PgDatabase::new();
-            let url = pg.url();
-            (Some(pg), url)
-        }
-    };
+    let (pg, url) = engine.database();
     let password = pg.as_ref().map(|p| p.server().password.clone());
     let migrator = db::open(&config(fx.kind_name(), &url), repo.path()).unwrap();
     Box::new(Sample { repo, fx, engine, _pg: pg, password, migrator })

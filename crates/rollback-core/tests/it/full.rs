@@ -12,14 +12,9 @@ use rollback_core::prompt::{AutoConfirm, Confirmation, Prompter, StepApproval, S
 use rollback_core::rt::block_on;
 use rollback_core::vcs::{self, BackendKind};
 use rollback_core::{ErrorKind, Rollback, RunOptions, RunStatus};
+pub(crate) use rollback_testkit::db::Engine;
 use rollback_testkit::db::{MigrationFixture, MigratorKind as Fx, PgDatabase, SQL_DIR, python};
 use rollback_testkit::{TestRepo, TreeState};
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Engine {
-    Sqlite,
-    Postgres,
-}
 
 /// A sample app over v0..v3 with a database migrated release by release: v1 deployed with
 /// its `.env` and marked known-good (which records the env and the schema revision), then
@@ -57,14 +52,7 @@ pub(crate) fn sql(rb: &Rollback, statement: &str) {
 pub(crate) fn deploy(kind: Fx, db: Engine) -> Deployed {
     let repo = TestRepo::new();
     let fx = MigrationFixture::new(&repo, kind);
-    let (pg, url) = match db {
-        Engine::Sqlite => (None, "sqlite:///app.db".to_owned()),
-        Engine::Postgres => {
-            let pg = PgDatabase::new();
-            let url = pg.url();
-            (Some(pg), url)
-        }
-    };
+    let (pg, url) = db.database();
     let password = pg.as_ref().map(|p| p.server().password.clone());
     let text = format!(
         "[database]\nkind = \"{}\"\nurl = \"{url}\"\nmigrations_dir = \"{SQL_DIR}\"\npython = \"{}\"\ntimeout_secs = 120\n",

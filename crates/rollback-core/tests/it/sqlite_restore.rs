@@ -65,6 +65,16 @@ fn seeded_rows() -> Vec<(i64, String)> {
     vec![(1, "ada".into()), (2, "grace".into())]
 }
 
+/// The app's connection `app`, open across the restore, reads the snapshot's rows and header
+/// and writes on; a connection opened now at `path` sees its row.
+fn reads_the_snapshot_and_writes_on(app: &rusqlite::Connection, path: &Path) {
+    assert_eq!(names(app), seeded_rows(), "the app's connection reads the restored database");
+    assert_eq!(header(app), (7, 4242));
+    app.execute("INSERT INTO users VALUES (4, 'after')", []).unwrap();
+    let fresh = rusqlite::Connection::open(path).unwrap();
+    assert_eq!(names(&fresh), [seeded_rows(), vec![(4, "after".into())]].concat());
+}
+
 #[test]
 fn a_connection_opened_before_the_restore_reads_the_restored_rows_and_writes_on() {
     let dir = tempfile::tempdir().unwrap();
@@ -85,16 +95,12 @@ fn a_connection_opened_before_the_restore_reads_the_restored_rows_and_writes_on(
         d.restore(&snap, &info).await.unwrap();
         assert_eq!(d.canonical_dump().await.unwrap(), before, "the restore is exact");
 
-        // The app's connection sees the restored database, not the file it opened...
-        assert_eq!(names(&app), seeded_rows());
-        assert_eq!(header(&app), (7, 4242));
+        // The app's connection sees the restored database, not the file it opened, and
+        // writes into it, where every other connection sees the row.
+        reads_the_snapshot_and_writes_on(&app, &path);
         assert!(app.prepare("SELECT * FROM scratch").is_err(), "a table made after the snapshot is gone");
         let meta = std::fs::metadata(&path).unwrap();
         assert_eq!((meta.ino(), meta.mode() & 0o7777), (ino, 0o640), "the same file, with its mode");
-        // ...and writes into it, where every other connection sees the row.
-        app.execute("INSERT INTO users VALUES (4, 'after')", []).unwrap();
-        let fresh = rusqlite::Connection::open(&path).unwrap();
-        assert_eq!(names(&fresh).last(), Some(&(4, "after".to_owned())));
         assert!(d.canonical_dump().await.unwrap().contains("(4, 'after')"));
     });
 }
@@ -159,12 +165,8 @@ fn a_restore_waits_for_the_write_transaction_then_puts_the_snapshot_back() {
         // The restore came after the commit, in the same file: the snapshot is back, whole, for
         // every connection, the app's included (its row was committed, then restored over).
         assert_eq!(d.canonical_dump().await.unwrap(), before);
-        assert_eq!(names(&app), seeded_rows(), "the app's connection reads the restored file");
-        assert_eq!(header(&app), (7, 4242));
-        app.execute("INSERT INTO users VALUES (4, 'after')", []).unwrap();
-        let fresh = rusqlite::Connection::open(&path).unwrap();
-        assert_eq!(names(&fresh), [seeded_rows(), vec![(4, "after".into())]].concat());
-        assert_eq!(header(&fresh), (7, 4242));
+        reads_the_snapshot_and_writes_on(&app, &path);
+        assert_eq!(header(&rusqlite::Connection::open(&path).unwrap()), (7, 4242));
     });
 }
 
@@ -194,9 +196,7 @@ fn a_wal_database_is_restored_exactly_and_stays_in_wal_mode() {
         let mode: String = fresh.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
         assert_eq!(mode, "wal");
         assert_eq!(names(&reader), seeded_rows());
-        assert_eq!(names(&app), seeded_rows());
-        assert_eq!(header(&app), (7, 4242));
-        app.execute("INSERT INTO users VALUES (4, 'after')", []).unwrap();
+        reads_the_snapshot_and_writes_on(&app, &path);
         assert_eq!(names(&fresh).last(), Some(&(4, "after".to_owned())));
         let ok: String = fresh.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
         assert_eq!(ok, "ok");
