@@ -322,26 +322,48 @@ fn temp_name(path: &Path) -> PathBuf {
     path.with_file_name(format!(".{name}.tmp-{}-{n}", std::process::id()))
 }
 
-/// Writes `bytes` to `path` atomically with mode `mode`: temp file in the same folder,
-/// `sync_all`, rename over `path`, fsync the folder.
-pub fn atomic_write_mode(path: &Path, bytes: &[u8], mode: u32) -> Result<(), IoError> {
+/// Writes `bytes` with mode `mode` to a new temp file next to `path`, synced; hands it to
+/// `place` (which puts it at `path`), then fsyncs the folder. The temp file is gone afterwards,
+/// whatever happened. Errors name `path`, the file the caller asked for.
+fn write_then_place(
+    path: &Path,
+    bytes: &[u8],
+    mode: u32,
+    place: impl FnOnce(&Path) -> Result<(), IoError>,
+) -> Result<(), IoError> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let tmp = temp_name(path);
     let result = (|| {
-        // Errors name `path`, the file the caller asked for, not the temp file.
         let mut f = OpenOptions::new().write(true).create_new(true).mode(mode).open(&tmp).at("write", path)?;
         f.write_all(bytes).at("write", path)?;
         // The umask may have narrowed `mode`; restored files need their exact bits.
         f.set_permissions(fs::Permissions::from_mode(mode)).at("set permissions of", path)?;
         f.sync_all().at("sync", path)?;
         drop(f);
-        fs::rename(&tmp, path).at("rename into place", path)?;
+        place(&tmp)?;
         sync_dir(dir)
     })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
+    let _ = fs::remove_file(&tmp);
     result
+}
+
+/// Writes `bytes` to `path` atomically with mode `mode`: temp file in the same folder,
+/// `sync_all`, rename over `path`, fsync the folder.
+pub fn atomic_write_mode(path: &Path, bytes: &[u8], mode: u32) -> Result<(), IoError> {
+    write_then_place(path, bytes, mode, |tmp| fs::rename(tmp, path).at("rename into place", path))
+}
+
+/// Creates `path` with `bytes` and mode `mode`, atomically and only if nothing is there: the
+/// file appears whole or not at all (a temp file, synced, then linked into place; a link
+/// fails if `path` exists). A file system without hard links gets a rename after the same
+/// check, which is atomic only against writers that do not race for the same new name.
+pub fn atomic_create(path: &Path, bytes: &[u8], mode: u32) -> Result<(), IoError> {
+    write_then_place(path, bytes, mode, |tmp| match fs::hard_link(tmp, path) {
+        Err(e) if e.kind() != io::ErrorKind::AlreadyExists && fs::symlink_metadata(path).is_err() => {
+            fs::rename(tmp, path).at("create", path)
+        }
+        other => other.at("create", path),
+    })
 }
 
 /// [`atomic_write_mode`] with the private file mode `0600`.

@@ -8,7 +8,6 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -219,34 +218,12 @@ pub struct Journal {
 
 impl Journal {
     /// Creates a new journal holding `first` (the run's `started` record); fails if it
-    /// exists. The file appears with its first record in it or not at all (written to a temp
-    /// file, synced, then linked into place): a crash half-way, or a record that cannot be
+    /// exists. The file appears with its first record in it or not at all
+    /// ([`crate::fsutil::atomic_create`]): a crash half-way, or a record that cannot be
     /// written, never leaves an empty journal, which would read as damaged and stop every
     /// later command that lists the runs.
     pub fn create(path: &Path, first: &Record) -> Result<Self, Error> {
-        let line = line_of(first, path)?;
-        let dir = path.parent().unwrap_or(Path::new("."));
-        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let tmp = path.with_file_name(format!(".{name}.new-{}", std::process::id()));
-        let _ = std::fs::remove_file(&tmp);
-        let written = (|| {
-            let mut f =
-                OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp).at("create journal", path)?;
-            f.write_all(&line).at("create journal", path)?;
-            f.sync_data().at("sync journal", path)?;
-            // A link, not a rename: it fails if the journal exists. A file system without hard
-            // links gets a rename, after the same check (the run's folder is new, and the run
-            // holds the lock).
-            match std::fs::hard_link(&tmp, path) {
-                Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists && std::fs::symlink_metadata(path).is_err() => {
-                    std::fs::rename(&tmp, path).at("create journal", path)
-                }
-                other => other.at("create journal", path),
-            }
-        })();
-        let _ = std::fs::remove_file(&tmp);
-        written?;
-        crate::fsutil::sync_dir(dir)?;
+        crate::fsutil::atomic_create(path, &line_of(first, path)?, 0o600)?;
         Self::open(path)
     }
 
@@ -550,7 +527,7 @@ mod tests {
         assert_eq!(plan.workdir.as_os_str().as_encoded_bytes(), b"/srv/caf\xe9");
         let before = std::fs::read(&path).unwrap();
         let err = Journal::create(&path, &started(b"/w")).unwrap_err();
-        assert!(err.to_string().contains("create journal"), "{err}");
+        assert!(err.to_string().contains(&format!("create `{}`", path.display())), "{err}");
         assert_eq!(std::fs::read(&path).unwrap(), before, "the existing journal is untouched");
         let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(left, [std::ffi::OsString::from("journal.jsonl")], "no temp file left behind");
