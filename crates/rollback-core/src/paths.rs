@@ -196,29 +196,6 @@ pub mod os_path {
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<PathBuf, D::Error> {
         Ok(PathBuf::from(OsString::from_vec(super::deserialize_bytes(d)?)))
     }
-
-    /// The same for an optional path (`None` is `null`).
-    pub mod option {
-        use std::path::PathBuf;
-
-        use serde::{Deserialize, Deserializer, Serializer};
-
-        /// Writes `null`, or the path as [`super::serialize`] does.
-        #[allow(clippy::ref_option)] // the signature serde's `with` calls
-        pub fn serialize<S: Serializer>(path: &Option<PathBuf>, s: S) -> Result<S::Ok, S::Error> {
-            match path {
-                Some(p) => super::serialize(p, s),
-                None => s.serialize_none(),
-            }
-        }
-
-        /// Reads `null` or either form of a path.
-        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<PathBuf>, D::Error> {
-            #[derive(Deserialize)]
-            struct Wrapped(#[serde(with = "super")] PathBuf);
-            Ok(Option::<Wrapped>::deserialize(d)?.map(|Wrapped(p)| p))
-        }
-    }
 }
 
 #[cfg(test)]

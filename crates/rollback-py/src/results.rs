@@ -86,11 +86,7 @@ impl Json {
     /// A file-system path at `key`, as a Python `str` (`os.fsdecode` of its bytes): the JSON
     /// holds a string, or the list of its bytes when it is not UTF-8.
     fn path_field(&self, key: &str) -> PyResult<std::ffi::OsString> {
-        let typed: Option<std::path::PathBuf> = self.value.get(key).and_then(|v| {
-            #[derive(serde::Deserialize)]
-            struct Wrapped(#[serde(with = "rollback_core::paths::os_path")] std::path::PathBuf);
-            serde_json::from_value::<Wrapped>(v.clone()).ok().map(|Wrapped(p)| p)
-        });
+        let typed = self.value.get(key).and_then(|v| rollback_core::paths::os_path::deserialize(v.clone()).ok());
         typed.map(std::path::PathBuf::into_os_string).ok_or_else(|| {
             pyo3::exceptions::PyRuntimeError::new_err(format!(
                 "the result has no path `{key}`: forge_rollback and rollback-core disagree (a bug; please report it)"
