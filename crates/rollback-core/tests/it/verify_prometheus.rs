@@ -51,9 +51,16 @@ fn verify_fails_over_the_threshold_and_passes_under_it() {
     assert_eq!(json["checks"][0]["metric"]["query"], ERROR_RATE);
     assert!(near(json["checks"][0]["metric"]["value"].as_f64(), 0.2), "{json}");
 
-    // `min` is inclusive too, and `for` asks for that many failing evaluations in a row.
-    let r = run(&verifier(&prom_check("in-range", &prom.url(), "min = 0.2\nmax = 0.2")));
+    // `min` is inclusive too, and `for` asks for that many failing evaluations in a row. (The
+    // bound is met by a constant the query returns exactly: the error rate's ratio of two rates
+    // comes back as 0.2 or 0.19999999999999998 from one evaluation to the next.)
+    let exact = format!(
+        "[[checks]]\nname = \"in-range\"\nkind = \"prometheus\"\nurl = \"{}\"\nquery = 'vector(0.25)'\nmin = 0.25\nmax = 0.25\n",
+        prom.url()
+    );
+    let r = run(&verifier(&exact));
     assert!(check(&r, "in-range").passed, "{r:?}");
+    assert_eq!(check(&r, "in-range").reason, "value 0.25");
     let r = run(&verifier(&prom_check("for", &prom.url(), "max = 0.05\nfor = 3\ninterval_secs = 0.2")));
     let c = check(&r, "for");
     assert_eq!(c.reason, "value 0.2: above the maximum 0.05 (3 evaluations in a row)");
