@@ -13,7 +13,8 @@
 //! written) and `inside:reset` (the way cleared, the reset not yet done); for full rollbacks
 //! `inside:downgrade` (the database snapshot taken, the downgrade not begun) and, in the native
 //! SQL migrator on SQLite, `between:downgrades` (after each committed downgrade of one
-//! migration). With the variable unset, a failpoint is one environment lookup.
+//! migration); in an undo's guarded database restore, `inside:restore_database` (the database
+//! checked unchanged under the lock, the restore not begun). With the variable unset, a failpoint is one environment lookup.
 //!
 //! Compiled in only with the `failpoints` cargo feature (the crash tests enable it); without
 //! it, [`hit`] is an empty inline function, so release binaries cannot be made to kill

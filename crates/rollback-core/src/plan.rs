@@ -121,6 +121,12 @@ pub enum Step {
         /// the state folder and say where (`--restore-snapshot`).
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         keep_current: bool,
+        /// Restore only if the database still has this fingerprint (the one the run recorded
+        /// after its downgrade, which the undo found unchanged when it chose to restore),
+        /// checked under the lock the restore writes under: rows the app committed since are
+        /// never overwritten; the step fails instead, the database unchanged.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        unchanged_since: Option<crate::model::DbFingerprint>,
     },
     /// Bring the schema forward with the migration files just restored (undo of a full
     /// rollback whose database changed since): an upgrade, so the rows written since stay.
@@ -336,7 +342,7 @@ impl Step {
                 }
                 None => "restore env files: none recorded for the target, left as they are".into(),
             },
-            Step::RestoreDatabase { snapshot, database, keep_current } => {
+            Step::RestoreDatabase { snapshot, database, keep_current, .. } => {
                 format!(
                     "restore database {database} from backup {snapshot}{}",
                     if *keep_current { " (its state now dumped into the state folder first)" } else { "" }

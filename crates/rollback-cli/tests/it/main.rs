@@ -34,5 +34,6 @@ mod snapshots;
 mod statcache;
 mod submodules;
 mod symlink_folder;
+mod undo_race;
 mod watch;
 mod watch_prometheus;

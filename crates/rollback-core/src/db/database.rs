@@ -181,6 +181,20 @@ impl UrlDatabase {
     /// its data streamed with `COPY`); on any failure nothing changes. Needs the rights to drop
     /// and create the schemas (the owner or a superuser).
     pub async fn restore(&self, src: &Path, dump: &DbDump) -> Result<()> {
+        self.restore_guarded(src, dump, None).await
+    }
+
+    /// [`UrlDatabase::restore`], but only over a database whose fingerprint is still
+    /// `guard.expect`, checked under the lock the restore then writes under: no other
+    /// connection commits between the check and the restore (SQLite in WAL mode: see
+    /// `sqlite::restore_live`). Written since: [`Error::ChangedSince`], nothing restored.
+    /// PostgreSQL takes `EXCLUSIVE` locks on every table of the user schemas in the restore's
+    /// transaction before it fingerprints them (readers go on, writers wait for the commit).
+    pub async fn restore_unchanged(&self, src: &Path, dump: &DbDump, guard: &super::Unchanged) -> Result<()> {
+        self.restore_guarded(src, dump, Some(guard)).await
+    }
+
+    async fn restore_guarded(&self, src: &Path, dump: &DbDump, guard: Option<&super::Unchanged>) -> Result<()> {
         let expected = match &self.url {
             DbUrl::Sqlite { .. } => ("sqlite", FORMAT_SQLITE),
             DbUrl::Postgres { .. } => ("postgres", FORMAT_PG),
@@ -197,12 +211,14 @@ impl UrlDatabase {
         match &self.url {
             DbUrl::Sqlite { path } => {
                 let (path, src, timeout, database) = (path.clone(), src.to_owned(), self.timeout(), self.describe());
-                let notices = self.notice_sink();
-                tokio::task::spawn_blocking(move || sqlite::restore(&src, &path, timeout, &database, notices.as_ref()))
-                    .await
-                    .map_err(|e| Error::Snapshot { database: self.describe(), detail: e.to_string() })?
+                let (notices, guard) = (self.notice_sink(), guard.cloned());
+                tokio::task::spawn_blocking(move || {
+                    sqlite::restore(&src, &path, timeout, &database, notices.as_ref(), guard.as_ref())
+                })
+                .await
+                .map_err(|e| Error::Snapshot { database: self.describe(), detail: e.to_string() })?
             }
-            DbUrl::Postgres { .. } => postgres::restore(&self.pg(), &self.pg_restore, src).await,
+            DbUrl::Postgres { .. } => postgres::restore(&self.pg(), &self.pg_restore, src, guard).await,
         }
     }
 
@@ -264,6 +280,19 @@ pub trait Database: Send + Sync {
     /// changes.
     async fn restore(&self, src: &Path, dump: &DbDump) -> Result<()>;
 
+    /// [`Database::restore`], but only over a database whose fingerprint is still
+    /// `guard.expect` ([`Error::ChangedSince`] otherwise, nothing restored): an undo's exact
+    /// restore must not overwrite rows written after it chose to restore. Implementations
+    /// should check under the lock the restore writes under, as [`UrlDatabase`] does; by
+    /// default the fingerprint is compared just before the restore, which leaves the time the
+    /// fingerprint takes for a writer to slip in.
+    async fn restore_unchanged(&self, src: &Path, dump: &DbDump, guard: &super::Unchanged) -> Result<()> {
+        if self.fingerprint().await? != guard.expect {
+            return Err(Error::ChangedSince { database: self.describe(), since: guard.since.clone() });
+        }
+        self.restore(src, dump).await
+    }
+
     /// A canonical text dump of schema and rows, for comparing two states exactly.
     async fn canonical_dump(&self) -> Result<String>;
 
@@ -281,7 +310,7 @@ pub trait Database: Send + Sync {
     /// changes: what a run records when it ends, for its undo to tell whether anything was
     /// written since. By default the BLAKE3 of [`Database::canonical_dump`].
     async fn fingerprint(&self) -> Result<String> {
-        Ok(blake3::hash(self.canonical_dump().await?.as_bytes()).to_hex().to_string())
+        Ok(super::fingerprint_of(&self.canonical_dump().await?))
     }
 }
 
@@ -319,6 +348,10 @@ impl Database for UrlDatabase {
         UrlDatabase::restore(self, src, dump).await
     }
 
+    async fn restore_unchanged(&self, src: &Path, dump: &DbDump, guard: &super::Unchanged) -> Result<()> {
+        UrlDatabase::restore_unchanged(self, src, dump, guard).await
+    }
+
     async fn canonical_dump(&self) -> Result<String> {
         UrlDatabase::canonical_dump(self).await
     }
@@ -344,6 +377,6 @@ impl Database for UrlDatabase {
                 pg.within("the database fingerprint", postgres::digest_dump(&pg, &client)).await?
             }
         };
-        Ok(blake3::hash(text.as_bytes()).to_hex().to_string())
+        Ok(super::fingerprint_of(&text))
     }
 }

@@ -144,6 +144,17 @@ pub enum Error {
         /// How long it waited, in seconds.
         waited_secs: u64,
     },
+    /// A restore that must only replace a database nobody wrote to found it written since:
+    /// checked under the lock the restore then writes under, nothing restored.
+    #[error(
+        "database `{database}` was written to since {since}: restoring the snapshot now would overwrite those writes; nothing was restored"
+    )]
+    ChangedSince {
+        /// The database, password removed.
+        database: String,
+        /// Since when (`the run`, `the undo began`).
+        since: String,
+    },
     /// The migration environment (Alembic's `env.py`) would connect to another database than
     /// the configured one.
     #[error(
@@ -202,6 +213,23 @@ impl Error {
 
 /// Result of a database call.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The condition of a guarded restore ([`Database::restore_unchanged`]): the database must still
+/// have the fingerprint `expect` ([`Database::fingerprint`]) when the restore takes its lock.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Unchanged {
+    /// The fingerprint the database must still have.
+    pub expect: String,
+    /// Since when it must be unchanged, for the error (`run 20261205-…`).
+    pub since: String,
+}
+
+/// The fingerprint of a database from its digest text ([`Database::fingerprint`]): one formula
+/// wherever a fingerprint is taken, so that a restore's check under its lock compares like
+/// with like.
+pub(crate) fn fingerprint_of(digest: &str) -> String {
+    blake3::hash(digest.as_bytes()).to_hex().to_string()
+}
 
 /// A schema revision (Alembic revision id or native migration number).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

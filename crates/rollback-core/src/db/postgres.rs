@@ -349,8 +349,35 @@ END
 $forge_rollback$;
 ";
 
-/// Puts the database back exactly as the archive `src` recorded, in one transaction.
-pub(crate) async fn restore(ctx: &Ctx<'_>, pg_restore: &str, src: &Path) -> Result<()> {
+/// Takes `EXCLUSIVE` locks on every table of the user schemas, in the caller's transaction:
+/// readers go on, writers wait until it ends. What a guarded restore holds while it checks the
+/// database's fingerprint and replaces the database.
+const LOCK_USER_TABLES: &str = r"
+DO $forge_rollback$
+DECLARE
+    r record;
+BEGIN
+    FOR r IN SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+              WHERE c.relkind IN ('r', 'p')
+                AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_(toast|temp_|toast_temp_)'
+              ORDER BY 1, 2
+    LOOP
+        EXECUTE format('LOCK TABLE %I.%I IN EXCLUSIVE MODE', r.nspname, r.relname);
+    END LOOP;
+END
+$forge_rollback$;
+";
+
+/// Puts the database back exactly as the archive `src` recorded, in one transaction. With a
+/// `guard`, the transaction first locks every user table against writers
+/// ([`LOCK_USER_TABLES`]) and compares the database's fingerprint with `guard.expect`: written
+/// since, [`Error::ChangedSince`] and nothing changes; else the restore runs under those locks.
+pub(crate) async fn restore(
+    ctx: &Ctx<'_>,
+    pg_restore: &str,
+    src: &Path,
+    guard: Option<&super::Unchanged>,
+) -> Result<()> {
     let snap_err = |detail: String| Error::Snapshot { database: ctx.database(), detail: ctx.url.redact_in(&detail) };
     if !src.is_file() {
         return Err(snap_err(format!("the snapshot `{}` does not exist", src.display())));
@@ -373,6 +400,15 @@ pub(crate) async fn restore(ctx: &Ctx<'_>, pg_restore: &str, src: &Path) -> Resu
 
     let work = async {
         client.batch_execute("BEGIN").await.map_err(|e| snap_err(format!("BEGIN: {}", error_detail(&e))))?;
+        if let Some(g) = guard {
+            client.batch_execute(LOCK_USER_TABLES).await.map_err(|e| {
+                snap_err(format!("locking the tables against writers before the restore failed: {}", error_detail(&e)))
+            })?;
+            if super::fingerprint_of(&digest_dump(ctx, &client).await?) != g.expect {
+                return Err(Error::ChangedSince { database: ctx.database(), since: g.since.clone() });
+            }
+            crate::failpoint::hit("inside:restore_database").map_err(|e| snap_err(e.to_string()))?;
+        }
         client
             .batch_execute(CLEAR_DATABASE)
             .await

@@ -118,7 +118,7 @@ impl UrlDatabase {
         .await?;
         drop(client);
         let copy = ScratchCopy { db: self.with_url(url), place: Place::Pg { admin: self.url().clone(), name } };
-        match postgres::restore(&copy.db.pg(), self.pg_restore(), file).await {
+        match postgres::restore(&copy.db.pg(), self.pg_restore(), file, None).await {
             Ok(()) => Ok(copy),
             Err(e) => {
                 let _ = copy.discard().await;

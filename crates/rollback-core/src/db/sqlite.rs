@@ -270,12 +270,17 @@ pub(crate) fn snapshot(
 /// Only when there is no database to lock (the file does not exist, or is not a SQLite
 /// database at all) is the checked copy renamed into place instead, after removing stale
 /// `-wal`, `-shm` and `-journal` files that SQLite would replay onto it.
+///
+/// `guard`: restore only a database whose fingerprint is still `guard.expect`; see
+/// [`restore_live`] for how the check and the restore share one lock. A database written since
+/// is [`Error::ChangedSince`], nothing restored.
 pub(crate) fn restore(
     src: &Path,
     path: &Path,
     timeout: Duration,
     database: &str,
     notices: Option<&super::NoticeSink>,
+    guard: Option<&super::Unchanged>,
 ) -> Result<()> {
     let snap_err = |detail: String| Error::Snapshot { database: database.to_owned(), detail };
     let tmp = sibling(path, "restore");
@@ -284,7 +289,14 @@ pub(crate) fn restore(
         integrity_check(&tmp, timeout, database)?;
         let at = live(path).map_err(|e| snap_err(format!("cannot read `{}`: {e}", path.display())))?;
         if let Live::Database { wal } = at {
-            return restore_live(&tmp, path, wal, timeout, database, notices);
+            return restore_live(&tmp, path, wal, timeout, database, notices, guard);
+        }
+        // Nothing to lock: a missing file fingerprints as the empty text (as
+        // `Database::fingerprint` says), anything else that is not a database as changed.
+        if let Some(g) = guard
+            && (path.exists() || g.expect != super::fingerprint_of(""))
+        {
+            return Err(Error::ChangedSince { database: database.to_owned(), since: g.since.clone() });
         }
         keep_mode_and_owner(path, &tmp)
             .map_err(|e| snap_err(format!("cannot give the restored file the database's mode and owner: {e}")))?;
@@ -337,6 +349,18 @@ fn live(path: &Path) -> std::io::Result<Live> {
 /// or WAL. The write lock (and, in rollback-journal mode, the exclusive lock to commit) is
 /// waited for [`LOCK_NOTICE_AFTER`], announced, then waited for the rest of `timeout`; still
 /// held then, the transaction is rolled back and the error is [`Error::Locked`].
+///
+/// With a `guard`, the database's fingerprint is compared with `guard.expect` under the write
+/// lock first (`BEGIN IMMEDIATE`), so that no writer commits between the check and the restore:
+/// - rollback-journal mode: once the lock is held, the connection is put in
+///   `locking_mode = EXCLUSIVE`, so it keeps the lock after the check's transaction ends and
+///   the backup writes under it; other connections read on, and their writes wait (their busy
+///   timeout) until the restore is committed;
+/// - WAL mode: SQLite cannot hold a lock between two transactions there (exclusive locking
+///   needs every other connection closed), so the backup starts right after the check's
+///   transaction ends, on the same thread: a writer waiting for the lock retries after its
+///   busy handler's sleep, by when the backup holds it. What is left is the instant between
+///   two statements, against the whole undo before this check existed.
 fn restore_live(
     checked: &Path,
     path: &Path,
@@ -344,6 +368,7 @@ fn restore_live(
     timeout: Duration,
     database: &str,
     notices: Option<&super::NoticeSink>,
+    guard: Option<&super::Unchanged>,
 ) -> Result<()> {
     let snap_err = |detail: String| Error::Snapshot { database: database.to_owned(), detail };
     let failed = |e: rusqlite::Error| snap_err(format!("online restore into `{}` failed: {e}", path.display()));
@@ -371,6 +396,9 @@ fn restore_live(
     }
     // The commit is durable whatever the build's or the file's default.
     to.conn.pragma_update(None, "synchronous", "FULL").map_err(failed)?;
+    if let Some(g) = guard {
+        check_unchanged(&mut to, database, g)?;
+    }
     // Each attempt is its own backup: dropping one that met a lock rolls its transaction back.
     let attempt = |wait: Duration| -> Result<Option<()>> {
         to.conn.busy_timeout(wait).map_err(failed)?;
@@ -385,6 +413,32 @@ fn restore_live(
         }
     };
     within_lock_wait(timeout, database, notices, attempt)
+}
+
+/// [`restore_live`]'s check: under the write lock, the database's fingerprint must still be
+/// `guard.expect`. In rollback-journal mode the write lock is kept for the backup that follows
+/// (`locking_mode = EXCLUSIVE`; it goes with the connection), and readers go on reading.
+/// Tests stop here with the failpoint `inside:restore_database`, the lock held.
+fn check_unchanged(to: &mut Handle, database: &str, guard: &super::Unchanged) -> Result<()> {
+    let q = query_err(database);
+    let wal = query_scalar(&to.conn, "PRAGMA journal_mode").map_err(&q)?.as_deref() == Some("wal");
+    to.begin_immediate(database)?;
+    // Only once the write lock is held: a connection in exclusive locking mode keeps the
+    // shared lock of a failed attempt, which would stop the writer it waits for from
+    // committing.
+    if !wal {
+        to.conn.pragma_update(None, "locking_mode", "EXCLUSIVE").map_err(&q)?;
+    }
+    let now = digest_dump(&to.conn).map(|d| super::fingerprint_of(&d));
+    // The transaction only read: ended by a rollback, which (unlike a commit) does not wait
+    // for the app's readers, and in exclusive locking mode keeps the write lock.
+    let ended = to.conn.execute_batch("ROLLBACK");
+    if now.map_err(&q)? != guard.expect {
+        return Err(Error::ChangedSince { database: database.to_owned(), since: guard.since.clone() });
+    }
+    ended.map_err(&q)?;
+    crate::failpoint::hit("inside:restore_database")
+        .map_err(|e| Error::Snapshot { database: database.to_owned(), detail: e.to_string() })
 }
 
 /// Gives `new` the permission bits and owner of the database file at `path` (an app running

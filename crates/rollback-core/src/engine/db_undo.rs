@@ -78,14 +78,15 @@ impl Rollback {
         restore_snapshot: bool,
     ) -> Result<DbUndoMode> {
         if restore_snapshot {
-            return Ok(DbUndoMode::Restore { keep_current: true });
+            return Ok(DbUndoMode::Restore { keep_current: true, unchanged_since: None });
         }
-        let exact = DbUndoMode::Restore { keep_current: false };
         let Some(StepDetail::Downgrade { db_after: Some(recorded), .. }) = target.detail_of("downgrade") else {
-            return Ok(exact);
+            return Ok(DbUndoMode::Restore { keep_current: false, unchanged_since: None });
         };
         if self.db_fingerprint()? == *recorded {
-            return Ok(exact);
+            // Nothing written since the run: its snapshot goes back exactly, provided nothing
+            // is written before the restore either (checked under the restore's lock).
+            return Ok(DbUndoMode::Restore { keep_current: false, unchanged_since: Some(recorded.clone()) });
         }
         let refuse = |what: String| {
             Error::refused(

@@ -279,7 +279,14 @@ impl Rollback {
     }
 
     /// Puts the database back from a snapshot's dump.
-    pub(crate) fn restore_database_from(&self, snapshot: &SnapshotId) -> Result<Manifest> {
+    ///
+    /// `guard`: only over a database that still has its fingerprint
+    /// ([`crate::db::Database::restore_unchanged`]).
+    pub(crate) fn restore_database_from(
+        &self,
+        snapshot: &SnapshotId,
+        guard: Option<&crate::db::Unchanged>,
+    ) -> Result<Manifest> {
         let db = self.migrator()?;
         let store = self.store()?;
         let manifest = store.manifest(snapshot)?;
@@ -290,7 +297,12 @@ impl Rollback {
         fsutil::create_private_dir(&tmp_dir)?;
         let tmp = TempFile(tmp_dir.join(format!("restore-{}.dump", crate::state::random_hex(8))));
         store.get_blob_to_file(&rec.blob, &tmp.0)?;
-        crate::rt::block_on(db.database().restore(&tmp.0, &rec.dump))?;
+        crate::rt::block_on(async {
+            match guard {
+                Some(g) => db.database().restore_unchanged(&tmp.0, &rec.dump, g).await,
+                None => db.database().restore(&tmp.0, &rec.dump).await,
+            }
+        })?;
         Ok(manifest)
     }
 

@@ -281,6 +281,9 @@ pub enum DbUndoMode {
     Restore {
         /// Dump the database as it is now into the state folder first.
         keep_current: bool,
+        /// The fingerprint the database had when the undo chose to restore it exactly; the
+        /// restore checks it still has it (see [`Step::RestoreDatabase`]).
+        unchanged_since: Option<crate::model::DbFingerprint>,
     },
     /// The database changed since the run: upgrade it to `to` with the restored migration
     /// files, then put back what the downgrade dropped (`losses`, counted in the snapshot).
@@ -337,10 +340,11 @@ pub fn undo_plan(
                 match &db.mode {
                     // A restore goes first, like a rollback's downgrade: a failure there leaves
                     // the code untouched.
-                    DbUndoMode::Restore { keep_current } => steps.push(Step::RestoreDatabase {
+                    DbUndoMode::Restore { keep_current, unchanged_since } => steps.push(Step::RestoreDatabase {
                         snapshot: db.snapshot.clone(),
                         database: db.database.clone(),
                         keep_current: *keep_current,
+                        unchanged_since: unchanged_since.clone(),
                     }),
                     // An upgrade needs the newer migration files: it runs once they are back.
                     DbUndoMode::Forward { to, losses, upgrade_drops } => {

@@ -142,6 +142,21 @@ impl Rollback {
         })
     }
 
+    /// Whether a failed run is an undo of `run_id` that left everything as it was: every step
+    /// it began only took a snapshot, or failed saying it changed nothing (an exact database
+    /// restore that found rows written since). Undoing `run_id` again takes its place.
+    pub(crate) fn failed_undo_that_changed_nothing(s: &RunState, run_id: &str) -> bool {
+        s.status == RunStatus::Failed
+            && s.plan.undo_of.as_deref() == Some(run_id)
+            && s.records.iter().all(|r| match r {
+                Record::StepBegin { index, .. } => {
+                    matches!(s.plan.steps.get(*index), Some(Step::Snapshot { .. } | Step::DbSnapshot { .. }))
+                        || (s.failure.as_ref().is_some_and(|(f, _)| f == index) && !s.step_changed(*index))
+                }
+                _ => true,
+            })
+    }
+
     /// Refuses while a live process holds the run lock, naming it. Asked before the
     /// unfinished-run refusal outside the lock: a run that is still running is unfinished too,
     /// and "resume or undo it" would be dangerous advice about a live run.

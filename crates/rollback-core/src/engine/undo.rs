@@ -106,8 +106,21 @@ impl Entry for UndoEntry<'_> {
         let target = rb.load_run(run_id)?;
         Rollback::refuse_undone(run_id, &target)?;
         refuse_other_worktree(rb.vcs.as_ref(), run_id, target.worktree.as_deref(), "undo")?;
-        // Other unfinished runs (not this one, which the undo settles) block an undo too.
-        if let Some(r) = rb.unfinished_runs()?.into_iter().find(|r| r.run_id != run_id) {
+        // Other unfinished runs (not this one, which the undo settles) block an undo too, but
+        // for an earlier undo of this run that changed nothing: this one takes its place.
+        for r in rb.unfinished_runs()?.into_iter().filter(|r| r.run_id != run_id) {
+            if Rollback::failed_undo_that_changed_nothing(&rb.load_run(&r.run_id)?, run_id) {
+                let mut j = Journal::open(&rb.state.run_dir(&r.run_id).join("journal.jsonl"))?;
+                j.append(&Record::Undone { at: Timestamp::now(), by: crate::journal::NOTHING_CHANGED.into() })?;
+                ctx.log(
+                    LogLevel::Info,
+                    format!(
+                        "undo {} of run {run_id} failed having changed nothing; this undo takes its place",
+                        r.run_id
+                    ),
+                );
+                continue;
+            }
             return Err(Error::refused(
                 format!("run {} is unfinished", r.run_id),
                 Some(format!("resume or undo {} first", r.run_id).into()),
@@ -186,10 +199,10 @@ fn refuse_no_space(rb: &Rollback, run_id: &str, manifest: &Manifest) -> Result<(
 /// The confirmation's database line: which way it goes back.
 fn describe_db(d: &planner::DbRestore) -> String {
     match &d.mode {
-        planner::DbUndoMode::Restore { keep_current: false } => {
+        planner::DbUndoMode::Restore { keep_current: false, .. } => {
             format!("\nDatabase: {} unchanged since the run: restore snapshot {}", d.database, d.snapshot)
         }
-        planner::DbUndoMode::Restore { keep_current: true } => format!(
+        planner::DbUndoMode::Restore { keep_current: true, .. } => format!(
             "\nDatabase: {}: dump it as it is now into the state folder, then restore snapshot {} (writes made since the run stay only in that dump)",
             d.database, d.snapshot
         ),
@@ -379,7 +392,7 @@ impl Rollback {
                 let mode = if self.db()?.is_some() {
                     self.db_undo_mode(target, &manifest, &id, &rec, restore_snapshot)?
                 } else {
-                    planner::DbUndoMode::Restore { keep_current: restore_snapshot }
+                    planner::DbUndoMode::Restore { keep_current: restore_snapshot, unchanged_since: None }
                 };
                 Some(planner::DbRestore { snapshot: id, database: rec.database, current, mode })
             }

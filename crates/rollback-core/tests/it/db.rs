@@ -261,7 +261,7 @@ fn pg_wrong_password_is_unreachable() {
 }
 
 /// The newest `pg_dump` installed (the one matching the server).
-fn real_pg_dump() -> String {
+pub(crate) fn real_pg_dump() -> String {
     let mut bins: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
         .into_iter()
         .flatten()

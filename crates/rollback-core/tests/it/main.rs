@@ -23,6 +23,7 @@ mod production;
 mod rehearse;
 mod report;
 mod restart;
+mod restore_guard;
 mod rows;
 mod sqlite_restore;
 mod statcache;

@@ -151,7 +151,7 @@ impl Rollback {
                 format!(" (its state before the restore could not be kept: {text})")
             }
         };
-        self.restore_database_from(snapshot)?;
+        self.restore_database_from(snapshot, None)?;
         Ok(kept)
     }
 }

@@ -39,9 +39,9 @@ impl Rollback {
             Step::DbSnapshot { .. } => self.step_db_snapshot(ctx, ex),
             Step::Downgrade { to, from, .. } => self.step_downgrade(ctx, ex, from, to),
             Step::RestoreEnv { record, .. } => self.step_restore_env(ctx, record.as_ref()),
-            Step::RestoreDatabase { snapshot, keep_current, .. } => {
+            Step::RestoreDatabase { snapshot, keep_current, unchanged_since, .. } => {
                 let kept = if *keep_current { Some(self.keep_current_database(ctx, ex)?) } else { None };
-                self.step_restore_database(ctx, snapshot, kept)
+                self.step_restore_database(ctx, ex, snapshot, kept, unchanged_since.as_ref())
             }
             Step::UpgradeDatabase { to, drops, .. } => self.step_upgrade_database(ctx, to, drops),
             Step::PutBackRows { snapshot, losses, .. } => self.step_put_back_rows(ctx, ex, snapshot, losses),

@@ -1,22 +1,51 @@
 //! `restore_database` (undo of a full rollback): the database exactly as a snapshot holds it.
 
 use crate::backup::SnapshotId;
-use crate::detail::StepDetail;
+use crate::detail::{FailureDetail, StepDetail};
 use crate::engine::show_revisions;
-use crate::engine::{Ctx, Rollback};
-use crate::error::Result;
+use crate::engine::{Ctx, Exec, Rollback};
+use crate::error::{Error, Result};
 use crate::event::LogLevel;
+use crate::model::DbFingerprint;
 
 impl Rollback {
+    /// `unchanged_since`: the undo chose this exact restore because nothing had been written
+    /// since the run; the restore checks, under its lock, that nothing has been written since
+    /// either. Written since: the step fails with the database unchanged (journaled so), and
+    /// the way on is to undo the run again, which then keeps those rows.
     pub(crate) fn step_restore_database(
         &self,
         ctx: &mut Ctx<'_>,
+        ex: &mut Exec<'_>,
         snapshot: &SnapshotId,
         kept: Option<std::path::PathBuf>,
+        unchanged_since: Option<&DbFingerprint>,
     ) -> Result<StepDetail> {
         let db = self.migrator()?.clone();
         ctx.log(LogLevel::Info, format!("Restoring database {} from backup {snapshot}...", db.database().describe()));
-        let m = self.restore_database_from(snapshot)?;
+        let undone = ex.plan.undo_of.clone().unwrap_or_else(|| "RUN".to_owned());
+        let guard = unchanged_since.map(|f| crate::db::Unchanged {
+            expect: f.hash.clone(),
+            since: format!("this undo of run {undone} began"),
+        });
+        let m = match self.restore_database_from(snapshot, guard.as_ref()) {
+            Ok(m) => m,
+            Err(Error::Db(e @ crate::db::Error::ChangedSince { .. })) => {
+                ex.failure_detail = Some(FailureDetail { database_changed: false });
+                return Err(Error::Service {
+                    message: format!("{e}, and this undo changed nothing else"),
+                    hint: Some(crate::hint::hint![
+                        crate::hint::Action::undo(&undone),
+                        " again: it finds the rows written since and keeps them (it upgrades the schema and puts back what the downgrade dropped); or, to restore the snapshot anyway, ",
+                        crate::hint::Action::undo(&undone),
+                        " with ",
+                        crate::hint::Action::RestoreSnapshot,
+                        " (the database as it is now is kept in a file first)"
+                    ]),
+                });
+            }
+            Err(e) => return Err(e),
+        };
         let now = crate::rt::block_on(db.current())?;
         ctx.log(LogLevel::Success, format!("Database restored, at revision {}", show_revisions(&now)));
         Ok(StepDetail::RestoreDatabase { snapshot: m.id, revisions: now, kept })

@@ -1,0 +1,131 @@
+//! Rows the app commits while an undo runs: the undo chose to restore the run's database
+//! snapshot exactly (nothing had been written since the run), and a row lands before its
+//! `restore_database`. The restore checks, under the lock it writes under, that the database
+//! is still as the undo found it: the row is never overwritten. The undo fails having changed
+//! nothing, and undoing the run again keeps the row (schema brought forward, dropped data put
+//! back). While the restore holds its lock, the app's writers wait. Native SQL migrator on a
+//! real SQLite file, through the binary.
+
+use std::time::Duration;
+
+use crate::common::{Background, fr_env, journal};
+use crate::crash_full::{deployed, env, state};
+use crate::full::sqlite;
+use rollback_testkit::TestRepo;
+
+/// `undo RUN --yes` in the background, paused at failpoint `point` once its journal has begun
+/// step `step`; returns it and the file that releases it.
+fn undo_paused(r: &TestRepo, run_id: &str, point: &str, step: &str) -> (Background, std::path::PathBuf) {
+    let release = r.path().join(".git/release-paused-undo");
+    let mut vars = env().to_vec();
+    let release_str = release.to_str().unwrap().to_owned();
+    vars.extend([
+        ("FORGE_ROLLBACK_FAILPOINT", point),
+        ("FORGE_ROLLBACK_FAILPOINT_ACTION", "pause"),
+        ("FORGE_ROLLBACK_FAILPOINT_RELEASE", release_str.as_str()),
+    ]);
+    let undo = Background::spawn(r.path(), &["undo", run_id, "--yes"], &vars);
+    let runs = r.path().join(".git/forge-rollback/runs");
+    let begun = format!("\"{step}\"");
+    crate::common::wait_until(&format!("the undo to begin `{step}`"), Duration::from_secs(60), || {
+        std::fs::read_dir(&runs).into_iter().flatten().flatten().any(|d| {
+            std::fs::read_to_string(d.path().join("journal.jsonl")).is_ok_and(|j| {
+                j.contains("\"undo_of\"") && j.lines().any(|l| l.contains("\"step_begin\"") && l.contains(&begun))
+            })
+        })
+    });
+    (undo, release)
+}
+
+/// A full rollback of the deployed v3 to v1; returns its run id.
+fn rolled_back(r: &TestRepo) -> String {
+    let run = fr_env(r, &["run", "--full", "--yes", "--target", "v1", "--json"], &env());
+    run.ok();
+    run.json()["run_id"].as_str().unwrap().to_owned()
+}
+
+#[test]
+fn a_row_written_while_an_undo_runs_is_never_overwritten_and_undoing_again_keeps_it() {
+    let r = deployed();
+    let payments = sqlite(&r, "SELECT id, amount_cents FROM payments");
+    let id = rolled_back(&r);
+    let v1 = r.head();
+
+    // The undo found nothing written since the run and chose the exact restore; it has taken
+    // its snapshots. The app writes now.
+    let (undo, release) = undo_paused(&r, &id, "before:restore_database", "restore_database");
+    sqlite(&r, "INSERT INTO users (id, name) VALUES (7, 'signed up during the undo')");
+    let written = state(&r);
+    std::fs::write(&release, "").unwrap();
+    let out = undo.wait(Duration::from_secs(120));
+    out.code(1);
+    assert!(
+        out.stderr.contains("was written to since this undo of run")
+            && out.stderr.contains("restoring the snapshot now would overwrite those writes; nothing was restored"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains(&format!("forge-rollback undo {id}")), "the way on is named:\n{}", out.stderr);
+    assert_eq!(state(&r), written, "the failed undo changed nothing: files, HEAD and every row");
+    assert_eq!(r.head(), v1);
+
+    // Undoing the run again takes the failed undo's place, sees the row and keeps it.
+    let again = fr_env(&r, &["undo", &id, "--yes", "--json"], &env());
+    again.ok();
+    assert!(again.stderr.contains("failed having changed nothing; this undo takes its place"), "{}", again.stderr);
+    let steps: Vec<String> = again.json()["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["step"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert!(steps.contains(&"upgrade_database".to_owned()) && steps.contains(&"put_back_rows".to_owned()), "{steps:?}");
+    assert_eq!(
+        sqlite(&r, "SELECT id, name FROM users WHERE id = 7"),
+        "[(7, 'signed up during the undo')]\n",
+        "the row written during the first undo is kept"
+    );
+    assert_eq!(sqlite(&r, "SELECT id, amount_cents FROM payments"), payments, "the dropped table is back");
+    let failed = std::fs::read_dir(r.path().join(".git/forge-rollback/runs"))
+        .unwrap()
+        .flatten()
+        .map(|d| d.file_name().to_string_lossy().into_owned())
+        .find(|run| {
+            run != &id
+                && run != again.json()["run_id"].as_str().unwrap()
+                && journal(&r, run).iter().any(|rec| rec["record"] == "step_failed")
+        })
+        .expect("the failed undo's journal");
+    assert_eq!(journal(&r, &failed).last().unwrap()["by"], "nothing-changed", "the failed undo is closed");
+}
+
+#[test]
+fn the_exact_restore_holds_the_write_lock_from_its_check_to_its_commit() {
+    let r = deployed();
+    let before = state(&r);
+    let id = rolled_back(&r);
+
+    // Paused inside the restore, after its check: the app reads, its writes wait.
+    let (undo, release) = undo_paused(&r, &id, "inside:restore_database", "restore_database");
+    // A writer that takes the write lock and lets it go, changing nothing (a write that got
+    // in before the restore's check would make the undo refuse instead).
+    let app_write_lock = || {
+        let c = rusqlite::Connection::open(r.path().join("app.db")).unwrap();
+        c.busy_timeout(Duration::ZERO).unwrap();
+        c.execute_batch("BEGIN IMMEDIATE; ROLLBACK;")
+    };
+    crate::common::wait_until(
+        "the restore to hold the write lock",
+        Duration::from_secs(60),
+        || matches!(app_write_lock(), Err(e) if e.to_string().contains("locked")),
+    );
+    let c = rusqlite::Connection::open(r.path().join("app.db")).unwrap();
+    c.busy_timeout(Duration::ZERO).unwrap();
+    let read: rusqlite::Result<i64> = c.query_row("SELECT count(*) FROM users", [], |row| row.get(0));
+    assert!(read.is_ok(), "readers go on reading: {read:?}");
+    drop(c);
+    std::fs::write(&release, "").unwrap();
+    undo.wait(Duration::from_secs(120)).ok();
+    assert_eq!(state(&r), before, "the snapshot is back exactly");
+    app_write_lock().expect("once the restore is committed, the app writes again");
+}
