@@ -4,7 +4,7 @@
 //! is still as the undo found it: the row is never overwritten. The undo fails having changed
 //! nothing, and undoing the run again keeps the row (schema brought forward, dropped data put
 //! back). While the restore holds its lock, the app's writers wait. Native SQL migrator on a
-//! real SQLite file, through the binary.
+//! real SQLite file in rollback-journal and in WAL mode, through the binary.
 
 use std::time::Duration;
 
@@ -37,6 +37,13 @@ fn undo_paused(r: &TestRepo, run_id: &str, point: &str, step: &str) -> (Backgrou
     (undo, release)
 }
 
+/// The deployed app's database in WAL mode (it stays so through snapshots and restores).
+fn in_wal_mode(r: &TestRepo) {
+    let c = rusqlite::Connection::open(r.path().join("app.db")).unwrap();
+    let mode: String = c.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0)).unwrap();
+    assert_eq!(mode, "wal");
+}
+
 /// A full rollback of the deployed v3 to v1; returns its run id.
 fn rolled_back(r: &TestRepo) -> String {
     let run = fr_env(r, &["run", "--full", "--yes", "--target", "v1", "--json"], &env());
@@ -44,9 +51,11 @@ fn rolled_back(r: &TestRepo) -> String {
     run.json()["run_id"].as_str().unwrap().to_owned()
 }
 
-#[test]
-fn a_row_written_while_an_undo_runs_is_never_overwritten_and_undoing_again_keeps_it() {
+fn a_row_written_while_an_undo_runs_is_never_overwritten_and_undoing_again_keeps_it(wal: bool) {
     let r = deployed();
+    if wal {
+        in_wal_mode(&r);
+    }
     let payments = sqlite(&r, "SELECT id, amount_cents FROM payments");
     let id = rolled_back(&r);
     let v1 = r.head();
@@ -100,8 +109,20 @@ fn a_row_written_while_an_undo_runs_is_never_overwritten_and_undoing_again_keeps
 }
 
 #[test]
-fn the_exact_restore_holds_the_write_lock_from_its_check_to_its_commit() {
+fn a_row_written_while_an_undo_runs_is_never_overwritten_and_undoing_again_keeps_it_journal() {
+    a_row_written_while_an_undo_runs_is_never_overwritten_and_undoing_again_keeps_it(false);
+}
+
+#[test]
+fn a_row_written_while_an_undo_runs_is_never_overwritten_and_undoing_again_keeps_it_wal() {
+    a_row_written_while_an_undo_runs_is_never_overwritten_and_undoing_again_keeps_it(true);
+}
+
+fn the_exact_restore_holds_the_write_lock_from_its_check_to_its_commit(wal: bool) {
     let r = deployed();
+    if wal {
+        in_wal_mode(&r);
+    }
     let before = state(&r);
     let id = rolled_back(&r);
 
@@ -128,4 +149,14 @@ fn the_exact_restore_holds_the_write_lock_from_its_check_to_its_commit() {
     undo.wait(Duration::from_secs(120)).ok();
     assert_eq!(state(&r), before, "the snapshot is back exactly");
     app_write_lock().expect("once the restore is committed, the app writes again");
+}
+
+#[test]
+fn the_exact_restore_holds_the_write_lock_from_its_check_to_its_commit_journal() {
+    the_exact_restore_holds_the_write_lock_from_its_check_to_its_commit(false);
+}
+
+#[test]
+fn the_exact_restore_holds_the_write_lock_from_its_check_to_its_commit_wal() {
+    the_exact_restore_holds_the_write_lock_from_its_check_to_its_commit(true);
 }

@@ -351,16 +351,15 @@ fn live(path: &Path) -> std::io::Result<Live> {
 /// held then, the transaction is rolled back and the error is [`Error::Locked`].
 ///
 /// With a `guard`, the database's fingerprint is compared with `guard.expect` under the write
-/// lock first (`BEGIN IMMEDIATE`), so that no writer commits between the check and the restore:
-/// - rollback-journal mode: once the lock is held, the connection is put in
-///   `locking_mode = EXCLUSIVE`, so it keeps the lock after the check's transaction ends and
-///   the backup writes under it; other connections read on, and their writes wait (their busy
-///   timeout) until the restore is committed;
-/// - WAL mode: SQLite cannot hold a lock between two transactions there (exclusive locking
-///   needs every other connection closed), so the backup starts right after the check's
-///   transaction ends, on the same thread: a writer waiting for the lock retries after its
-///   busy handler's sleep, by when the backup holds it. What is left is the instant between
-///   two statements, against the whole undo before this check existed.
+/// lock the restore then writes under, so that no writer commits between the check and the
+/// restore; other connections read on, and their writes wait (their busy timeout) until the
+/// restore is committed:
+/// - rollback-journal mode: `BEGIN IMMEDIATE`, then `locking_mode = EXCLUSIVE`, so the
+///   connection keeps the lock after the check's transaction ends and the backup writes under
+///   it ([`hold_write_lock_if_unchanged`]);
+/// - WAL mode (where exclusive locking needs every other connection closed): the backup's
+///   first step, of no pages, opens its write transaction, and a second connection makes the
+///   check before the pages are copied.
 fn restore_live(
     checked: &Path,
     path: &Path,
@@ -396,13 +395,31 @@ fn restore_live(
     }
     // The commit is durable whatever the build's or the file's default.
     to.conn.pragma_update(None, "synchronous", "FULL").map_err(failed)?;
-    if let Some(g) = guard {
-        check_unchanged(&mut to, database, g)?;
+    let in_wal = query_scalar(&to.conn, "PRAGMA journal_mode").map_err(failed)?.as_deref() == Some("wal");
+    if let Some(g) = guard.filter(|_| !in_wal) {
+        hold_write_lock_if_unchanged(&mut to, database, g)?;
     }
+    let wal_guard = guard.filter(|_| in_wal);
     // Each attempt is its own backup: dropping one that met a lock rolls its transaction back.
     let attempt = |wait: Duration| -> Result<Option<()>> {
         to.conn.busy_timeout(wait).map_err(failed)?;
         let backup = rusqlite::backup::Backup::new(&from.conn, &mut to.conn).map_err(failed)?;
+        if let Some(g) = wal_guard {
+            // A first step of no pages opens the backup's write transaction on the database
+            // and keeps it until the backup ends: no other connection commits from here on.
+            // (The copy of a WAL database is never empty, so this step cannot finish it.)
+            match backup.step(0).map_err(failed)? {
+                rusqlite::backup::StepResult::More => {}
+                rusqlite::backup::StepResult::Done => {
+                    return Err(snap_err("the snapshot holds no page to restore".into()));
+                }
+                _ => return Ok(None),
+            }
+            // WAL readers read on beside a writer: a second connection sees every commit made
+            // before the lock was taken, which is what the backup would overwrite.
+            let check = open(path, Mode::ReadWrite, timeout, database, None)?;
+            unchanged(&check, database, g)?;
+        }
         loop {
             match backup.step(-1).map_err(failed)? {
                 rusqlite::backup::StepResult::Done => return Ok(Some(())),
@@ -415,28 +432,32 @@ fn restore_live(
     within_lock_wait(timeout, database, notices, attempt)
 }
 
-/// [`restore_live`]'s check: under the write lock, the database's fingerprint must still be
-/// `guard.expect`. In rollback-journal mode the write lock is kept for the backup that follows
-/// (`locking_mode = EXCLUSIVE`; it goes with the connection), and readers go on reading.
-/// Tests stop here with the failpoint `inside:restore_database`, the lock held.
-fn check_unchanged(to: &mut Handle, database: &str, guard: &super::Unchanged) -> Result<()> {
+/// [`restore_live`]'s check in rollback-journal mode: takes the write lock (`BEGIN
+/// IMMEDIATE`), then checks the database is [`unchanged`], and keeps the lock for the backup
+/// that follows (`locking_mode = EXCLUSIVE`, which goes with the connection); readers go on
+/// reading, writers wait until the restore is committed.
+fn hold_write_lock_if_unchanged(to: &mut Handle, database: &str, guard: &super::Unchanged) -> Result<()> {
     let q = query_err(database);
-    let wal = query_scalar(&to.conn, "PRAGMA journal_mode").map_err(&q)?.as_deref() == Some("wal");
     to.begin_immediate(database)?;
     // Only once the write lock is held: a connection in exclusive locking mode keeps the
     // shared lock of a failed attempt, which would stop the writer it waits for from
     // committing.
-    if !wal {
-        to.conn.pragma_update(None, "locking_mode", "EXCLUSIVE").map_err(&q)?;
-    }
-    let now = digest_dump(&to.conn).map(|d| super::fingerprint_of(&d));
+    to.conn.pragma_update(None, "locking_mode", "EXCLUSIVE").map_err(&q)?;
+    let checked = unchanged(to, database, guard);
     // The transaction only read: ended by a rollback, which (unlike a commit) does not wait
     // for the app's readers, and in exclusive locking mode keeps the write lock.
-    let ended = to.conn.execute_batch("ROLLBACK");
-    if now.map_err(&q)? != guard.expect {
+    let ended = to.conn.execute_batch("ROLLBACK").map_err(&q);
+    checked.and(ended)
+}
+
+/// Whether the database `c` reads still has the fingerprint `guard.expect` (else
+/// [`Error::ChangedSince`]); the caller holds the write lock. Tests stop here with the
+/// failpoint `inside:restore_database`, the lock held, once the check has passed.
+fn unchanged(c: &Handle, database: &str, guard: &super::Unchanged) -> Result<()> {
+    let now = digest_dump(&c.conn).map_err(query_err(database))?;
+    if super::fingerprint_of(&now) != guard.expect {
         return Err(Error::ChangedSince { database: database.to_owned(), since: guard.since.clone() });
     }
-    ended.map_err(&q)?;
     crate::failpoint::hit("inside:restore_database")
         .map_err(|e| Error::Snapshot { database: database.to_owned(), detail: e.to_string() })
 }
