@@ -77,6 +77,13 @@ pub enum StepDetail {
         format: String,
         /// The database's revisions when dumped.
         revisions: Vec<Revision>,
+        /// In an undo: the fingerprint of the database the dump holds (the same before and
+        /// after the dump; `None` when the app wrote meanwhile). A `restore_database` the undo
+        /// did not choose for "nothing written since the run" (`--restore-snapshot`, the undo of
+        /// an undo) checks, under its lock, that the database still has it: rows written after
+        /// this dump would be in no backup.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        holds: Option<crate::model::DbFingerprint>,
     },
     /// `downgrade`: the schema moved back.
     Downgrade {

@@ -13,9 +13,15 @@ use crate::crash_full::{deployed, env, state};
 use crate::full::sqlite;
 use rollback_testkit::TestRepo;
 
-/// `undo RUN --yes` in the background, paused at failpoint `point` once its journal has begun
-/// step `step`; returns it and the file that releases it.
-fn undo_paused(r: &TestRepo, run_id: &str, point: &str, step: &str) -> (Background, std::path::PathBuf) {
+/// `undo RUN --yes [extra]` in the background, paused at failpoint `point` once its journal has
+/// begun step `step`; returns it and the file that releases it.
+fn undo_paused(
+    r: &TestRepo,
+    run_id: &str,
+    extra: &[&str],
+    point: &str,
+    step: &str,
+) -> (Background, std::path::PathBuf) {
     let release = r.path().join(".git/release-paused-undo");
     let mut vars = env().to_vec();
     let release_str = release.to_str().unwrap().to_owned();
@@ -24,7 +30,7 @@ fn undo_paused(r: &TestRepo, run_id: &str, point: &str, step: &str) -> (Backgrou
         ("FORGE_ROLLBACK_FAILPOINT_ACTION", "pause"),
         ("FORGE_ROLLBACK_FAILPOINT_RELEASE", release_str.as_str()),
     ]);
-    let undo = Background::spawn(r.path(), &["undo", run_id, "--yes"], &vars);
+    let undo = Background::spawn(r.path(), &[&["undo", run_id, "--yes"][..], extra].concat(), &vars);
     let runs = r.path().join(".git/forge-rollback/runs");
     let begun = format!("\"{step}\"");
     crate::common::wait_until(&format!("the undo to begin `{step}`"), Duration::from_secs(60), || {
@@ -62,7 +68,7 @@ fn a_row_written_while_an_undo_runs_is_never_overwritten_and_undoing_again_keeps
 
     // The undo found nothing written since the run and chose the exact restore; it has taken
     // its snapshots. The app writes now.
-    let (undo, release) = undo_paused(&r, &id, "before:restore_database", "restore_database");
+    let (undo, release) = undo_paused(&r, &id, &[], "before:restore_database", "restore_database");
     sqlite(&r, "INSERT INTO users (id, name) VALUES (7, 'signed up during the undo')");
     let written = state(&r);
     std::fs::write(&release, "").unwrap();
@@ -127,7 +133,7 @@ fn the_exact_restore_holds_the_write_lock_from_its_check_to_its_commit(wal: bool
     let id = rolled_back(&r);
 
     // Paused inside the restore, after its check: the app reads, its writes wait.
-    let (undo, release) = undo_paused(&r, &id, "inside:restore_database", "restore_database");
+    let (undo, release) = undo_paused(&r, &id, &[], "inside:restore_database", "restore_database");
     // A writer that takes the write lock and lets it go, changing nothing (a write that got
     // in before the restore's check would make the undo refuse instead).
     let app_write_lock = || {
@@ -159,4 +165,49 @@ fn the_exact_restore_holds_the_write_lock_from_its_check_to_its_commit_journal()
 #[test]
 fn the_exact_restore_holds_the_write_lock_from_its_check_to_its_commit_wal() {
     the_exact_restore_holds_the_write_lock_from_its_check_to_its_commit(true);
+}
+
+/// `--restore-snapshot` restores the run's snapshot although rows were written since, after
+/// keeping the database in a file: a row written after that file was made is in no backup, so
+/// the restore refuses it the same way; `resume` dumps again (the row with it) and restores.
+#[test]
+fn restore_snapshot_refuses_a_row_written_after_its_own_dump_and_resume_keeps_it_in_the_dump() {
+    let r = deployed();
+    let before = state(&r);
+    let id = rolled_back(&r);
+    sqlite(&r, "INSERT INTO users (id, name) VALUES (5, 'written while rolled back')");
+
+    let (undo, release) = undo_paused(&r, &id, &["--restore-snapshot"], "before:restore_database", "restore_database");
+    sqlite(&r, "INSERT INTO users (id, name) VALUES (6, 'written during the undo')");
+    let written = state(&r);
+    std::fs::write(&release, "").unwrap();
+    let out = undo.wait(Duration::from_secs(120));
+    out.code(1);
+    assert!(out.stderr.contains("was written to since this undo dumped it (backup"), "{}", out.stderr);
+    assert!(out.stderr.contains("forge-rollback resume"), "the way on is named:\n{}", out.stderr);
+    assert_eq!(state(&r), written, "nothing changed");
+
+    let undo_id = std::fs::read_dir(r.path().join(".git/forge-rollback/runs"))
+        .unwrap()
+        .flatten()
+        .map(|d| d.file_name().to_string_lossy().into_owned())
+        .find(|run| run != &id)
+        .unwrap();
+    fr_env(&r, &["resume", &undo_id, "--yes"], &env()).ok();
+    assert_eq!(state(&r), before, "the snapshot is back exactly");
+    let kept = std::fs::read_dir(r.path().join(".git/forge-rollback/dumps"))
+        .unwrap()
+        .flatten()
+        .map(|d| d.path())
+        .find(|p| p.to_string_lossy().contains(&undo_id))
+        .expect("the kept database");
+    let c = rusqlite::Connection::open(&kept).unwrap();
+    let names: Vec<String> = c
+        .prepare("SELECT name FROM users WHERE id IN (5, 6) ORDER BY id")
+        .unwrap()
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap();
+    assert_eq!(names, ["written while rolled back", "written during the undo"], "both rows are in the kept file");
 }

@@ -230,7 +230,7 @@ fn step_result(step: &Step, detail: &StepDetail) -> String {
         ),
         (_, StepDetail::RestoreIndex { restored: true, .. }) => "restored the index".to_owned(),
         (_, StepDetail::RestoreIndex { restored: false, .. }) => "no index to restore".to_owned(),
-        (_, StepDetail::DbSnapshot { revisions: revs, bytes, format, snapshot }) => format!(
+        (_, StepDetail::DbSnapshot { revisions: revs, bytes, format, snapshot, .. }) => format!(
             "dumped the database at revision {} ({bytes} byte(s), {format}) into backup {snapshot}; verified",
             revisions(revs)
         ),

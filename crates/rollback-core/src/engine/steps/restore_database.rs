@@ -12,7 +12,9 @@ impl Rollback {
     /// `unchanged_since`: the undo chose this exact restore because nothing had been written
     /// since the run; the restore checks, under its lock, that nothing has been written since
     /// either. Written since: the step fails with the database unchanged (journaled so), and
-    /// the way on is to undo the run again, which then keeps those rows.
+    /// the way on is to undo the run again, which then keeps those rows. Without it, the check
+    /// is against what this undo's own dump holds (`holds` of its `db_snapshot`), and the way
+    /// on is `resume`, which dumps again.
     pub(crate) fn step_restore_database(
         &self,
         ctx: &mut Ctx<'_>,
@@ -24,12 +26,36 @@ impl Rollback {
         let db = self.migrator()?.clone();
         ctx.log(LogLevel::Info, format!("Restoring database {} from backup {snapshot}...", db.database().describe()));
         let undone = ex.plan.undo_of.clone().unwrap_or_else(|| "RUN".to_owned());
-        let guard = unchanged_since.map(|f| crate::db::Unchanged {
-            expect: f.hash.clone(),
-            since: format!("this undo of run {undone} began"),
-        });
+        // The undo chose this restore for "nothing written since the run": checked against
+        // the run's own record. Else (`--restore-snapshot`, the undo of an undo): against
+        // what this undo's dump holds, so that no row is overwritten that is in no backup.
+        let own = match unchanged_since {
+            Some(_) => None,
+            None => crate::journal::RunState::load(ex.journal.path())?.detail_of("db_snapshot").cloned(),
+        };
+        let guard = match (unchanged_since, &own) {
+            (Some(f), _) => {
+                Some(crate::db::Unchanged { expect: f.hash.clone(), since: format!("this undo of run {undone} began") })
+            }
+            (None, Some(StepDetail::DbSnapshot { holds: Some(f), snapshot, .. })) => Some(crate::db::Unchanged {
+                expect: f.hash.clone(),
+                since: format!("this undo dumped it (backup {snapshot})"),
+            }),
+            _ => None,
+        };
         let m = match self.restore_database_from(snapshot, guard.as_ref()) {
             Ok(m) => m,
+            Err(Error::Db(e @ crate::db::Error::ChangedSince { .. })) if unchanged_since.is_none() => {
+                ex.failure_detail = Some(FailureDetail { database_changed: false });
+                return Err(Error::Service {
+                    message: format!("{e}, and this undo changed nothing else"),
+                    hint: Some(crate::hint::hint![
+                        "stop the app's writes, then ",
+                        crate::hint::Action::resume(&ex.run_id),
+                        ": it dumps the database again (those writes with it) and restores after that"
+                    ]),
+                });
+            }
             Err(Error::Db(e @ crate::db::Error::ChangedSince { .. })) => {
                 ex.failure_detail = Some(FailureDetail { database_changed: false });
                 return Err(Error::Service {
