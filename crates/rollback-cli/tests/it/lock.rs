@@ -9,17 +9,26 @@ use crate::common::{Background, command, fr, messy_repo, picture};
 /// `args` started in the background and paused by a failpoint before `step`, once its journal
 /// says the step has begun; writing the returned file lets it go on.
 pub(crate) fn paused_before(r: &TestRepo, args: &[&str], step: &str) -> (Background, std::path::PathBuf) {
+    paused_at(r, args, &[], &format!("before:{step}"), step)
+}
+
+/// `args` started in the background with `env` added, paused by the failpoint `point`, once its
+/// journal says `step` has begun; writing the returned file lets it go on.
+pub(crate) fn paused_at(
+    r: &TestRepo,
+    args: &[&str],
+    env: &[(&str, &str)],
+    point: &str,
+    step: &str,
+) -> (Background, std::path::PathBuf) {
     let release = r.path().join(".git/release-paused-run");
-    let point = format!("before:{step}");
-    let run = Background::spawn(
-        r.path(),
-        args,
-        &[
-            ("FORGE_ROLLBACK_FAILPOINT", point.as_str()),
-            ("FORGE_ROLLBACK_FAILPOINT_ACTION", "pause"),
-            ("FORGE_ROLLBACK_FAILPOINT_RELEASE", release.to_str().unwrap()),
-        ],
-    );
+    let mut vars = env.to_vec();
+    vars.extend([
+        ("FORGE_ROLLBACK_FAILPOINT", point),
+        ("FORGE_ROLLBACK_FAILPOINT_ACTION", "pause"),
+        ("FORGE_ROLLBACK_FAILPOINT_RELEASE", release.to_str().unwrap()),
+    ]);
+    let run = Background::spawn(r.path(), args, &vars);
     let runs = r.path().join(".git/forge-rollback/runs");
     let begun = format!("\"{step}\"");
     crate::common::wait_until(&format!("the run to begin `{step}`"), Duration::from_secs(60), || {

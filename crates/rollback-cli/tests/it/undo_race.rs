@@ -11,6 +11,7 @@ use std::time::Duration;
 use crate::common::{Background, fr_env, journal};
 use crate::crash_full::{deployed, env, state};
 use crate::full::sqlite;
+use crate::lock::paused_at;
 use rollback_testkit::TestRepo;
 
 /// `undo RUN --yes [extra]` in the background, paused at failpoint `point` once its journal has
@@ -22,25 +23,17 @@ fn undo_paused(
     point: &str,
     step: &str,
 ) -> (Background, std::path::PathBuf) {
-    let release = r.path().join(".git/release-paused-undo");
-    let mut vars = env().to_vec();
-    let release_str = release.to_str().unwrap().to_owned();
-    vars.extend([
-        ("FORGE_ROLLBACK_FAILPOINT", point),
-        ("FORGE_ROLLBACK_FAILPOINT_ACTION", "pause"),
-        ("FORGE_ROLLBACK_FAILPOINT_RELEASE", release_str.as_str()),
-    ]);
-    let undo = Background::spawn(r.path(), &[&["undo", run_id, "--yes"][..], extra].concat(), &vars);
-    let runs = r.path().join(".git/forge-rollback/runs");
-    let begun = format!("\"{step}\"");
-    crate::common::wait_until(&format!("the undo to begin `{step}`"), Duration::from_secs(60), || {
-        std::fs::read_dir(&runs).into_iter().flatten().flatten().any(|d| {
-            std::fs::read_to_string(d.path().join("journal.jsonl")).is_ok_and(|j| {
-                j.contains("\"undo_of\"") && j.lines().any(|l| l.contains("\"step_begin\"") && l.contains(&begun))
-            })
-        })
-    });
-    (undo, release)
+    paused_at(r, &[&["undo", run_id, "--yes"][..], extra].concat(), &env(), point, step)
+}
+
+/// The ids of the runs in the state folder but `known`.
+fn other_runs(r: &TestRepo, known: &[&str]) -> Vec<String> {
+    std::fs::read_dir(r.path().join(".git/forge-rollback/runs"))
+        .unwrap()
+        .flatten()
+        .map(|d| d.file_name().to_string_lossy().into_owned())
+        .filter(|run| !known.contains(&run.as_str()))
+        .collect()
 }
 
 /// The deployed app's database in WAL mode (it stays so through snapshots and restores).
@@ -101,17 +94,10 @@ fn a_row_written_while_an_undo_runs_is_never_overwritten_and_undoing_again_keeps
         "the row written during the first undo is kept"
     );
     assert_eq!(sqlite(&r, "SELECT id, amount_cents FROM payments"), payments, "the dropped table is back");
-    let failed = std::fs::read_dir(r.path().join(".git/forge-rollback/runs"))
-        .unwrap()
-        .flatten()
-        .map(|d| d.file_name().to_string_lossy().into_owned())
-        .find(|run| {
-            run != &id
-                && run != again.json()["run_id"].as_str().unwrap()
-                && journal(&r, run).iter().any(|rec| rec["record"] == "step_failed")
-        })
-        .expect("the failed undo's journal");
-    assert_eq!(journal(&r, &failed).last().unwrap()["by"], "nothing-changed", "the failed undo is closed");
+    let [failed] = other_runs(&r, &[&id, again.json()["run_id"].as_str().unwrap()]).try_into().unwrap();
+    let records = journal(&r, &failed);
+    assert!(records.iter().any(|rec| rec["record"] == "step_failed"), "{records:?}");
+    assert_eq!(records.last().unwrap()["by"], "nothing-changed", "the failed undo is closed");
 }
 
 #[test]
@@ -187,12 +173,7 @@ fn restore_snapshot_refuses_a_row_written_after_its_own_dump_and_resume_keeps_it
     assert!(out.stderr.contains("forge-rollback resume"), "the way on is named:\n{}", out.stderr);
     assert_eq!(state(&r), written, "nothing changed");
 
-    let undo_id = std::fs::read_dir(r.path().join(".git/forge-rollback/runs"))
-        .unwrap()
-        .flatten()
-        .map(|d| d.file_name().to_string_lossy().into_owned())
-        .find(|run| run != &id)
-        .unwrap();
+    let [undo_id] = other_runs(&r, &[&id]).try_into().unwrap();
     fr_env(&r, &["resume", &undo_id, "--yes"], &env()).ok();
     assert_eq!(state(&r), before, "the snapshot is back exactly");
     let kept = std::fs::read_dir(r.path().join(".git/forge-rollback/dumps"))

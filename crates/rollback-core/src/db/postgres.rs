@@ -349,28 +349,29 @@ END
 $forge_rollback$;
 ";
 
-/// Takes `EXCLUSIVE` locks on every table of the user schemas, in the caller's transaction:
-/// readers go on, writers wait until it ends. What a guarded restore holds while it checks the
-/// database's fingerprint and replaces the database.
-const LOCK_USER_TABLES: &str = r"
-DO $forge_rollback$
+/// Takes `EXCLUSIVE` locks on every table of the user schemas ([`USER_SCHEMA`]), in the
+/// caller's transaction: readers go on, writers wait until it ends. What a guarded restore
+/// holds while it checks the database's fingerprint and replaces the database.
+fn lock_user_tables() -> String {
+    format!(
+        r"DO $forge_rollback$
 DECLARE
     r record;
 BEGIN
     FOR r IN SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-              WHERE c.relkind IN ('r', 'p')
-                AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_(toast|temp_|toast_temp_)'
-              ORDER BY 1, 2
+              WHERE c.relkind IN ('r', 'p') AND {} ORDER BY 1, 2
     LOOP
         EXECUTE format('LOCK TABLE %I.%I IN EXCLUSIVE MODE', r.nspname, r.relname);
     END LOOP;
 END
-$forge_rollback$;
-";
+$forge_rollback$;",
+        USER_SCHEMA.replace("nspname", "n.nspname")
+    )
+}
 
 /// Puts the database back exactly as the archive `src` recorded, in one transaction. With a
 /// `guard`, the transaction first locks every user table against writers
-/// ([`LOCK_USER_TABLES`]) and compares the database's fingerprint with `guard.expect`: written
+/// ([`lock_user_tables`]) and compares the database's fingerprint with `guard.expect`: written
 /// since, [`Error::ChangedSince`] and nothing changes; else the restore runs under those locks.
 pub(crate) async fn restore(
     ctx: &Ctx<'_>,
@@ -401,7 +402,7 @@ pub(crate) async fn restore(
     let work = async {
         client.batch_execute("BEGIN").await.map_err(|e| snap_err(format!("BEGIN: {}", error_detail(&e))))?;
         if let Some(g) = guard {
-            client.batch_execute(LOCK_USER_TABLES).await.map_err(|e| {
+            client.batch_execute(&lock_user_tables()).await.map_err(|e| {
                 snap_err(format!("locking the tables against writers before the restore failed: {}", error_detail(&e)))
             })?;
             if super::fingerprint_of(&digest_dump(ctx, &client).await?) != g.expect {

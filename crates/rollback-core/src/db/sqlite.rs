@@ -385,9 +385,11 @@ fn restore_live(
             let _ = query_scalar(&to.conn, "PRAGMA journal_mode = DELETE");
         }
     }
+    // The mode the restore writes in, once a stale `-wal` is left.
+    let in_wal = query_scalar(&to.conn, "PRAGMA journal_mode").map_err(failed)?.as_deref() == Some("wal");
     let page_size = |c: &Connection| c.query_row("PRAGMA page_size", [], |r| r.get::<_, i64>(0));
     let (theirs, ours) = (page_size(&from.conn).map_err(failed)?, page_size(&to.conn).map_err(failed)?);
-    if theirs != ours && query_scalar(&to.conn, "PRAGMA journal_mode").map_err(failed)?.as_deref() == Some("wal") {
+    if theirs != ours && in_wal {
         return Err(snap_err(format!(
             "the snapshot has {theirs}-byte pages, the database {ours}-byte pages: SQLite cannot restore \
              it in WAL mode; with the app stopped, run `PRAGMA journal_mode = DELETE` on it and restore again"
@@ -395,7 +397,6 @@ fn restore_live(
     }
     // The commit is durable whatever the build's or the file's default.
     to.conn.pragma_update(None, "synchronous", "FULL").map_err(failed)?;
-    let in_wal = query_scalar(&to.conn, "PRAGMA journal_mode").map_err(failed)?.as_deref() == Some("wal");
     if let Some(g) = guard.filter(|_| !in_wal) {
         hold_write_lock_if_unchanged(&mut to, database, g)?;
     }

@@ -110,8 +110,7 @@ impl Entry for UndoEntry<'_> {
         // for an earlier undo of this run that changed nothing: this one takes its place.
         for r in rb.unfinished_runs()?.into_iter().filter(|r| r.run_id != run_id) {
             if Rollback::failed_undo_that_changed_nothing(&rb.load_run(&r.run_id)?, run_id) {
-                let mut j = Journal::open(&rb.state.run_dir(&r.run_id).join("journal.jsonl"))?;
-                j.append(&Record::Undone { at: Timestamp::now(), by: crate::journal::NOTHING_CHANGED.into() })?;
+                mark_undone_nothing_changed(rb, &r.run_id)?;
                 ctx.log(
                     LogLevel::Info,
                     format!(
@@ -128,8 +127,7 @@ impl Entry for UndoEntry<'_> {
         }
         let Some((manifest, db)) = rb.undo_inputs(&target, self.restore_snapshot)? else {
             // Stopped before its snapshot completed: it changed nothing.
-            let mut j = Journal::open(&rb.state.run_dir(run_id).join("journal.jsonl"))?;
-            j.append(&Record::Undone { at: Timestamp::now(), by: crate::journal::NOTHING_CHANGED.into() })?;
+            mark_undone_nothing_changed(rb, run_id)?;
             ctx.log(LogLevel::Info, format!("run {run_id} stopped before changing anything; marked as undone"));
             let mut outcome = rb.outcome_of(&rb.load_run(run_id)?);
             outcome.warnings = std::mem::take(&mut ctx.warnings);
@@ -161,6 +159,12 @@ impl Entry for UndoEntry<'_> {
             manual: false,
         }))
     }
+}
+
+/// Closes a run that changed nothing: undone, by nobody ([`crate::journal::NOTHING_CHANGED`]).
+fn mark_undone_nothing_changed(rb: &Rollback, run_id: &str) -> Result<()> {
+    let mut j = Journal::open(&rb.state.run_dir(run_id).join("journal.jsonl"))?;
+    Ok(j.append(&Record::Undone { at: Timestamp::now(), by: crate::journal::NOTHING_CHANGED.into() })?)
 }
 
 /// Why the undo's reset back to the snapshot's commit cannot go ahead: a nested repository in

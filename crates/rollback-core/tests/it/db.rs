@@ -194,7 +194,7 @@ conformance! {
     sql_postgres => (Fx::Sql, Engine::Postgres);
 }
 
-fn database(url: &str, workdir: &Path, pg_dump: &str) -> UrlDatabase {
+pub(crate) fn database(url: &str, workdir: &Path, pg_dump: &str) -> UrlDatabase {
     UrlDatabase::new(DbUrl::parse(&Secret::new(url), workdir).unwrap(), 60, pg_dump.into(), "pg_restore".into())
 }
 

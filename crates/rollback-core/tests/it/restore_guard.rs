@@ -8,48 +8,35 @@
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use rollback_core::db::url::DbUrl;
 use rollback_core::db::{Database, Error, Unchanged, UrlDatabase};
 use rollback_core::rt::block_on;
-use rollback_core::secret::Secret;
 use rollback_testkit::db::PgDatabase;
 
-fn database(url: &str, dir: &Path) -> UrlDatabase {
-    let url = DbUrl::parse(&Secret::new(url), dir).unwrap();
-    UrlDatabase::new(url, 60, crate::db::real_pg_dump(), "pg_restore".into())
-}
+use crate::sqlite_restore::{Snapshotted, snapshotted};
 
 fn guard(expect: String) -> Unchanged {
     Unchanged { expect, since: "the test's undo began".into() }
 }
 
-/// `app.db` in `dir` with two users; `wal` puts it in WAL mode.
-fn seed_sqlite(dir: &Path, wal: bool) -> UrlDatabase {
-    let c = rusqlite::Connection::open(dir.join("app.db")).unwrap();
-    if wal {
-        let mode: String = c.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)).unwrap();
-        assert_eq!(mode, "wal");
-    }
-    c.execute_batch(
-        "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT NOT NULL);
-         INSERT INTO users VALUES (1, 'ada'), (2, 'grace');",
-    )
-    .unwrap();
-    database("sqlite:///app.db", dir)
-}
-
-/// Snapshot, then "the downgrade" (a table dropped), then the fingerprint the undo saw.
-fn snapshot_then_downgrade(d: &UrlDatabase, dir: &Path, sql: impl Fn(&str)) -> (rollback_core::db::DbDump, String) {
-    let snap = dir.join("db.snapshot");
-    let info = block_on(d.snapshot(&snap)).unwrap();
+/// "The downgrade" (a table dropped and made again, one row fewer) through `sql`; returns the
+/// fingerprint the undo then sees.
+fn downgrade(d: &UrlDatabase, sql: impl Fn(&str)) -> String {
     sql(
         "DROP TABLE users; CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT NOT NULL); INSERT INTO users VALUES (1, 'ada');",
     );
-    (info, block_on(d.fingerprint()).unwrap())
+    block_on(d.fingerprint()).unwrap()
 }
 
-fn sqlite_exec(dir: &Path) -> impl Fn(&str) + '_ {
-    move |sql| rusqlite::Connection::open(dir.join("app.db")).unwrap().execute_batch(sql).unwrap()
+/// The seeded SQLite database of `sqlite_restore`, snapshotted, then downgraded; with the
+/// fingerprint the undo saw.
+fn sqlite_downgraded(wal: bool) -> (Snapshotted, String) {
+    let s = snapshotted(wal, 60);
+    let seen = downgrade(&s.d, sqlite_exec(&s.path));
+    (s, seen)
+}
+
+fn sqlite_exec(path: &Path) -> impl Fn(&str) + '_ {
+    move |sql| rusqlite::Connection::open(path).unwrap().execute_batch(sql).unwrap()
 }
 
 fn assert_changed_since(err: &Error, d: &UrlDatabase) {
@@ -64,14 +51,10 @@ fn assert_changed_since(err: &Error, d: &UrlDatabase) {
 }
 
 fn sqlite_restores_over_an_unchanged_database_and_refuses_a_changed_one(wal: bool) {
-    let dir = tempfile::tempdir().unwrap();
-    let d = seed_sqlite(dir.path(), wal);
-    let before = block_on(d.canonical_dump()).unwrap();
-    let (info, seen) = snapshot_then_downgrade(&d, dir.path(), sqlite_exec(dir.path()));
-    let snap = dir.path().join("db.snapshot");
+    let (Snapshotted { dir: _dir, path, d, snap, info, before }, seen) = sqlite_downgraded(wal);
 
     // Written since: refused, the row stays.
-    sqlite_exec(dir.path())("INSERT INTO users VALUES (7, 'written while rolled back')");
+    sqlite_exec(&path)("INSERT INTO users VALUES (7, 'written while rolled back')");
     let written = block_on(d.canonical_dump()).unwrap();
     let err = block_on(d.restore_unchanged(&snap, &info, &guard(seen.clone()))).unwrap_err();
     assert_changed_since(&err, &d);
@@ -97,23 +80,21 @@ fn sqlite_restores_over_an_unchanged_database_and_refuses_a_changed_one_wal() {
 /// commits a moment later. A check made before taking the lock would see the old rows, pass,
 /// and the restore would then overwrite the committed row; made under the lock, it sees it.
 fn sqlite_a_write_committed_while_the_restore_waits_is_kept(wal: bool) {
-    let dir = tempfile::tempdir().unwrap();
-    let d = seed_sqlite(dir.path(), wal);
-    let (info, seen) = snapshot_then_downgrade(&d, dir.path(), sqlite_exec(dir.path()));
-    let path = dir.path().join("app.db");
+    let (Snapshotted { dir: _dir, path, d, snap, info, .. }, seen) = sqlite_downgraded(wal);
     let (held_tx, held_rx) = std::sync::mpsc::channel();
+    let app_path = path.clone();
     let app = std::thread::spawn(move || {
-        let c = rusqlite::Connection::open(&path).unwrap();
+        let c = rusqlite::Connection::open(&app_path).unwrap();
         c.execute_batch("BEGIN IMMEDIATE; INSERT INTO users VALUES (9, 'paid');").unwrap();
         held_tx.send(()).unwrap();
         std::thread::sleep(std::time::Duration::from_millis(300));
         c.execute_batch("COMMIT")
     });
     held_rx.recv().unwrap();
-    let restored = block_on(d.restore_unchanged(&dir.path().join("db.snapshot"), &info, &guard(seen)));
+    let restored = block_on(d.restore_unchanged(&snap, &info, &guard(seen)));
     app.join().unwrap().expect("the app's transaction commits");
     assert_changed_since(&restored.unwrap_err(), &d);
-    let c = rusqlite::Connection::open(dir.path().join("app.db")).unwrap();
+    let c = rusqlite::Connection::open(&path).unwrap();
     let rows: Vec<(i64, String)> = c
         .prepare("SELECT id, name FROM users ORDER BY id")
         .unwrap()
@@ -136,13 +117,11 @@ fn sqlite_a_write_committed_while_the_restore_waits_is_kept_wal() {
 
 #[test]
 fn sqlite_a_deleted_database_file_counts_as_changed() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = seed_sqlite(dir.path(), false);
-    let (info, seen) = snapshot_then_downgrade(&d, dir.path(), sqlite_exec(dir.path()));
-    std::fs::remove_file(dir.path().join("app.db")).unwrap();
-    let err = block_on(d.restore_unchanged(&dir.path().join("db.snapshot"), &info, &guard(seen))).unwrap_err();
+    let (Snapshotted { dir: _dir, path, d, snap, info, .. }, seen) = sqlite_downgraded(false);
+    std::fs::remove_file(&path).unwrap();
+    let err = block_on(d.restore_unchanged(&snap, &info, &guard(seen))).unwrap_err();
     assert_changed_since(&err, &d);
-    assert!(!dir.path().join("app.db").exists(), "nothing was written");
+    assert!(!path.exists(), "nothing was written");
 }
 
 /// `psql` on `pg`'s database with `script` on stdin, in the background.
@@ -173,12 +152,13 @@ fn postgres_a_write_committed_while_the_restore_waits_is_kept_and_an_unchanged_d
         "CREATE TABLE users (id integer PRIMARY KEY, name text NOT NULL);
          INSERT INTO users VALUES (1, 'ada'), (2, 'grace');",
     );
-    let d = database(&pg.url(), dir.path());
+    let d = crate::db::database(&pg.url(), dir.path(), &crate::db::real_pg_dump());
     let before = block_on(d.canonical_dump()).unwrap();
-    let (info, seen) = snapshot_then_downgrade(&d, dir.path(), |sql| {
+    let snap = dir.path().join("db.snapshot");
+    let info = block_on(d.snapshot(&snap)).unwrap();
+    let seen = downgrade(&d, |sql| {
         pg.psql(sql);
     });
-    let snap = dir.path().join("db.snapshot");
 
     // The app's transaction has inserted (it holds a row lock on the table) and commits half a
     // second later; the restore starts in between.

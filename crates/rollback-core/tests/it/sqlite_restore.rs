@@ -8,7 +8,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use rollback_core::db::url::DbUrl;
-use rollback_core::db::{Error, UrlDatabase};
+use rollback_core::db::{DbDump, Error, UrlDatabase};
 use rollback_core::rt::block_on;
 use rollback_core::secret::Secret;
 
@@ -61,6 +61,29 @@ fn header(c: &rusqlite::Connection) -> (i64, i64) {
     (uv, app)
 }
 
+/// A seeded database (`wal`: in WAL mode), opened with `timeout_secs`, and its snapshot.
+pub(crate) struct Snapshotted {
+    pub dir: tempfile::TempDir,
+    /// `app.db`.
+    pub path: PathBuf,
+    pub d: UrlDatabase,
+    /// The snapshot file.
+    pub snap: PathBuf,
+    pub info: DbDump,
+    /// The canonical dump when the snapshot was taken.
+    pub before: String,
+}
+
+pub(crate) fn snapshotted(wal: bool, timeout_secs: u64) -> Snapshotted {
+    let dir = tempfile::tempdir().unwrap();
+    let path = seed(dir.path(), wal);
+    let d = database(dir.path(), timeout_secs);
+    let snap = dir.path().join("db.snapshot");
+    let info = block_on(d.snapshot(&snap)).unwrap();
+    let before = block_on(d.canonical_dump()).unwrap();
+    Snapshotted { dir, path, d, snap, info, before }
+}
+
 fn seeded_rows() -> Vec<(i64, String)> {
     vec![(1, "ada".into()), (2, "grace".into())]
 }
@@ -77,14 +100,8 @@ fn reads_the_snapshot_and_writes_on(app: &rusqlite::Connection, path: &Path) {
 
 #[test]
 fn a_connection_opened_before_the_restore_reads_the_restored_rows_and_writes_on() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = seed(dir.path(), false);
-    let d = database(dir.path(), 10);
+    let Snapshotted { dir: _dir, path, d, snap, info, before } = snapshotted(false, 10);
     block_on(async {
-        let snap = dir.path().join("db.snapshot");
-        let info = d.snapshot(&snap).await.unwrap();
-        let before = d.canonical_dump().await.unwrap();
-
         // The app's connection, open across the restore.
         let app = rusqlite::Connection::open(&path).unwrap();
         change(&app);
@@ -107,13 +124,9 @@ fn a_connection_opened_before_the_restore_reads_the_restored_rows_and_writes_on(
 
 #[test]
 fn an_open_write_transaction_is_waited_for_and_reported_as_locked_changing_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = seed(dir.path(), false);
     // One second: the whole wait, then the lock is reported.
-    let d = database(dir.path(), 1);
+    let Snapshotted { dir: _dir, path, d, snap, info, .. } = snapshotted(false, 1);
     block_on(async {
-        let snap = dir.path().join("db.snapshot");
-        let info = d.snapshot(&snap).await.unwrap();
         let app = rusqlite::Connection::open(&path).unwrap();
         change(&app);
         let changed = d.canonical_dump().await.unwrap();
@@ -137,13 +150,8 @@ fn an_open_write_transaction_is_waited_for_and_reported_as_locked_changing_nothi
 
 #[test]
 fn a_restore_waits_for_the_write_transaction_then_puts_the_snapshot_back() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = seed(dir.path(), false);
-    let d = database(dir.path(), 60);
+    let Snapshotted { dir: _dir, path, d, snap, info, before } = snapshotted(false, 60);
     block_on(async {
-        let snap = dir.path().join("db.snapshot");
-        let info = d.snapshot(&snap).await.unwrap();
-        let before = d.canonical_dump().await.unwrap();
         change(&rusqlite::Connection::open(&path).unwrap());
 
         // The app holds the write lock with an uncommitted insert, and commits a moment later.
@@ -209,14 +217,8 @@ fn a_wal_database_is_restored_exactly_and_stays_in_wal_mode() {
 
 #[test]
 fn a_missing_or_clobbered_database_file_is_replaced_by_the_snapshot() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = seed(dir.path(), false);
-    let d = database(dir.path(), 10);
+    let Snapshotted { dir, path, d, snap, info, before } = snapshotted(false, 10);
     block_on(async {
-        let snap = dir.path().join("db.snapshot");
-        let info = d.snapshot(&snap).await.unwrap();
-        let before = d.canonical_dump().await.unwrap();
-
         // No file to lock: the checked copy is put in place.
         std::fs::remove_file(&path).unwrap();
         d.restore(&snap, &info).await.unwrap();
@@ -238,13 +240,8 @@ fn a_missing_or_clobbered_database_file_is_replaced_by_the_snapshot() {
 
 #[test]
 fn stale_wal_files_next_to_a_rollback_journal_database_leave_it_in_that_mode() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = seed(dir.path(), false);
-    let d = database(dir.path(), 10);
+    let Snapshotted { dir: _dir, path, d, snap, info, before } = snapshotted(false, 10);
     block_on(async {
-        let snap = dir.path().join("db.snapshot");
-        let info = d.snapshot(&snap).await.unwrap();
-        let before = d.canonical_dump().await.unwrap();
         change(&rusqlite::Connection::open(&path).unwrap());
         let sides = ["-wal", "-shm"].map(|s| PathBuf::from(format!("{}{s}", path.display())));
         for f in &sides {

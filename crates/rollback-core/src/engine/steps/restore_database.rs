@@ -29,45 +29,40 @@ impl Rollback {
         // The undo chose this restore for "nothing written since the run": checked against
         // the run's own record. Else (`--restore-snapshot`, the undo of an undo): against
         // what this undo's dump holds, so that no row is overwritten that is in no backup.
-        let own = match unchanged_since {
-            Some(_) => None,
-            None => crate::journal::RunState::load(ex.journal.path())?.detail_of("db_snapshot").cloned(),
-        };
-        let guard = match (unchanged_since, &own) {
-            (Some(f), _) => {
+        let guard = match unchanged_since {
+            Some(f) => {
                 Some(crate::db::Unchanged { expect: f.hash.clone(), since: format!("this undo of run {undone} began") })
             }
-            (None, Some(StepDetail::DbSnapshot { holds: Some(f), snapshot, .. })) => Some(crate::db::Unchanged {
-                expect: f.hash.clone(),
-                since: format!("this undo dumped it (backup {snapshot})"),
-            }),
-            _ => None,
+            None => match crate::journal::RunState::load(ex.journal.path())?.detail_of("db_snapshot") {
+                Some(StepDetail::DbSnapshot { holds: Some(f), snapshot, .. }) => Some(crate::db::Unchanged {
+                    expect: f.hash.clone(),
+                    since: format!("this undo dumped it (backup {snapshot})"),
+                }),
+                _ => None,
+            },
         };
         let m = match self.restore_database_from(snapshot, guard.as_ref()) {
             Ok(m) => m,
-            Err(Error::Db(e @ crate::db::Error::ChangedSince { .. })) if unchanged_since.is_none() => {
-                ex.failure_detail = Some(FailureDetail { database_changed: false });
-                return Err(Error::Service {
-                    message: format!("{e}, and this undo changed nothing else"),
-                    hint: Some(crate::hint::hint![
-                        "stop the app's writes, then ",
-                        crate::hint::Action::resume(&ex.run_id),
-                        ": it dumps the database again (those writes with it) and restores after that"
-                    ]),
-                });
-            }
             Err(Error::Db(e @ crate::db::Error::ChangedSince { .. })) => {
                 ex.failure_detail = Some(FailureDetail { database_changed: false });
-                return Err(Error::Service {
-                    message: format!("{e}, and this undo changed nothing else"),
-                    hint: Some(crate::hint::hint![
+                let hint = match unchanged_since {
+                    Some(_) => crate::hint::hint![
                         crate::hint::Action::undo(&undone),
                         " again: it finds the rows written since and keeps them (it upgrades the schema and puts back what the downgrade dropped); or, to restore the snapshot anyway, ",
                         crate::hint::Action::undo(&undone),
                         " with ",
                         crate::hint::Action::RestoreSnapshot,
                         " (the database as it is now is kept in a file first)"
-                    ]),
+                    ],
+                    None => crate::hint::hint![
+                        "stop the app's writes, then ",
+                        crate::hint::Action::resume(&ex.run_id),
+                        ": it dumps the database again (those writes with it) and restores after that"
+                    ],
+                };
+                return Err(Error::Service {
+                    message: format!("{e}, and this undo changed nothing else"),
+                    hint: Some(hint),
                 });
             }
             Err(e) => return Err(e),
