@@ -12,7 +12,7 @@ use rollback_core::db::{Database, Error, Unchanged, UrlDatabase};
 use rollback_core::rt::block_on;
 use rollback_testkit::db::PgDatabase;
 
-use crate::sqlite_restore::{Snapshotted, snapshotted};
+use crate::sqlite_restore::{Snapshotted, commits_in_a_moment, snapshotted};
 
 fn guard(expect: String) -> Unchanged {
     Unchanged { expect, since: "the test's undo began".into() }
@@ -81,18 +81,9 @@ fn sqlite_restores_over_an_unchanged_database_and_refuses_a_changed_one_wal() {
 /// and the restore would then overwrite the committed row; made under the lock, it sees it.
 fn sqlite_a_write_committed_while_the_restore_waits_is_kept(wal: bool) {
     let (Snapshotted { dir: _dir, path, d, snap, info, .. }, seen) = sqlite_downgraded(wal);
-    let (held_tx, held_rx) = std::sync::mpsc::channel();
-    let app_path = path.clone();
-    let app = std::thread::spawn(move || {
-        let c = rusqlite::Connection::open(&app_path).unwrap();
-        c.execute_batch("BEGIN IMMEDIATE; INSERT INTO users VALUES (9, 'paid');").unwrap();
-        held_tx.send(()).unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(300));
-        c.execute_batch("COMMIT")
-    });
-    held_rx.recv().unwrap();
+    let app = commits_in_a_moment(&path, "INSERT INTO users VALUES (9, 'paid')");
     let restored = block_on(d.restore_unchanged(&snap, &info, &guard(seen)));
-    app.join().unwrap().expect("the app's transaction commits");
+    app.join().unwrap().1.expect("the app's transaction commits");
     assert_changed_since(&restored.unwrap_err(), &d);
     let c = rusqlite::Connection::open(&path).unwrap();
     let rows: Vec<(i64, String)> = c

@@ -74,6 +74,26 @@ pub(crate) struct Snapshotted {
     pub before: String,
 }
 
+/// The app, on a thread: holds the write lock with `insert` not yet committed when this
+/// returns, and commits 300 ms later; joining gives its connection and the commit's result.
+pub(crate) fn commits_in_a_moment(
+    path: &Path,
+    insert: &'static str,
+) -> std::thread::JoinHandle<(rusqlite::Connection, rusqlite::Result<()>)> {
+    let (held_tx, held_rx) = std::sync::mpsc::channel();
+    let path = path.to_owned();
+    let app = std::thread::spawn(move || {
+        let c = rusqlite::Connection::open(&path).unwrap();
+        c.execute_batch(&format!("BEGIN IMMEDIATE; {insert};")).unwrap();
+        held_tx.send(()).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let committed = c.execute_batch("COMMIT");
+        (c, committed)
+    });
+    held_rx.recv().unwrap();
+    app
+}
+
 pub(crate) fn snapshotted(wal: bool, timeout_secs: u64) -> Snapshotted {
     let dir = tempfile::tempdir().unwrap();
     let path = seed(dir.path(), wal);
@@ -154,18 +174,7 @@ fn a_restore_waits_for_the_write_transaction_then_puts_the_snapshot_back() {
     block_on(async {
         change(&rusqlite::Connection::open(&path).unwrap());
 
-        // The app holds the write lock with an uncommitted insert, and commits a moment later.
-        let (held_tx, held_rx) = std::sync::mpsc::channel();
-        let app_path = path.clone();
-        let app = std::thread::spawn(move || {
-            let c = rusqlite::Connection::open(&app_path).unwrap();
-            c.execute_batch("BEGIN IMMEDIATE; INSERT INTO users VALUES (9, 'pending');").unwrap();
-            held_tx.send(()).unwrap();
-            std::thread::sleep(std::time::Duration::from_millis(300));
-            let committed = c.execute_batch("COMMIT");
-            (c, committed)
-        });
-        held_rx.recv().unwrap();
+        let app = commits_in_a_moment(&path, "INSERT INTO users VALUES (9, 'pending')");
         let restored = d.restore(&snap, &info).await;
         let (app, committed) = app.join().unwrap();
         committed.expect("the app's transaction commits: its journal was not taken from it");
