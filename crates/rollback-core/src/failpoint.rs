@@ -4,8 +4,9 @@
 //! `FORGE_ROLLBACK_FAILPOINT_ACTION`:
 //! - `kill` (default): the process sends itself `SIGKILL`, exactly like `kill -9`;
 //! - `error`: the step fails with an injected I/O error;
-//! - `pause`: wait until the file named by `FORGE_ROLLBACK_FAILPOINT_RELEASE` exists (at most
-//!   120 s), then go on: tests use it to hold the lock while a second run starts.
+//! - `pause`: write the point's name to `<release>.reached`, then wait until the file named by
+//!   `FORGE_ROLLBACK_FAILPOINT_RELEASE` (`<release>`) exists (at most 120 s), then go on: tests
+//!   use it to hold the lock while a second run starts.
 //!
 //! Points: `after:lock`, and for every step `before:<step>` (its begin record is in the
 //! journal, nothing done yet), `after:<step>` (work done, end record not yet written) and
@@ -14,7 +15,8 @@
 //! `inside:downgrade` (the database snapshot taken, the downgrade not begun) and, in the native
 //! SQL migrator on SQLite, `between:downgrades` (after each committed downgrade of one
 //! migration); in an undo's guarded database restore, `inside:restore_database` (the database
-//! checked unchanged under the lock, the restore not begun). With the variable unset, a failpoint is one environment lookup.
+//! checked unchanged under the lock, the restore not begun); `before:prune` (`backups prune`, its lock
+//! taken, about to read the runs and decide what to keep). With the variable unset, a failpoint is one environment lookup.
 //!
 //! Compiled in only with the `failpoints` cargo feature (the crash tests enable it); without
 //! it, [`hit`] is an empty inline function, so release binaries cannot be made to kill
@@ -51,6 +53,10 @@ pub(crate) fn hit(point: &str) -> crate::Result<()> {
         .into()),
         Ok("pause") => {
             let release = std::env::var_os("FORGE_ROLLBACK_FAILPOINT_RELEASE").unwrap_or_default();
+            // Says it got here: tests wait for this file before they act on the paused process.
+            let mut reached = release.clone();
+            reached.push(".reached");
+            let _ = std::fs::write(&reached, point);
             let start = Instant::now();
             while !std::path::Path::new(&release).exists() && start.elapsed() < Duration::from_secs(120) {
                 std::thread::sleep(Duration::from_millis(10));

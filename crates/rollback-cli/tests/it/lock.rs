@@ -258,3 +258,38 @@ fn ctrl_c_at_the_terminal_lets_the_reset_finish_and_stops_at_the_step_boundary()
     fr(&r, &["undo", j["run_id"].as_str().unwrap(), "--yes"]).ok();
     assert_eq!(picture(&r), before);
 }
+
+/// `backups prune` decides what to keep under the run lock: a rollback that starts while it
+/// reads the runs is refused (exit 3, naming the prune), so it can never fail after that
+/// reading and lose the snapshot it is undone from.
+#[test]
+fn backups_prune_holds_the_lock_while_it_decides() {
+    let (r, _) = messy_repo();
+    let first = crate::common::rollback(&r, "v1");
+    crate::common::undo(&r, &first);
+    let release = r.path().join(".git/release-prune");
+    let prune = Background::spawn(
+        r.path(),
+        &["backups", "prune", "--keep", "0", "--json"],
+        &[
+            ("FORGE_ROLLBACK_FAILPOINT", "before:prune"),
+            ("FORGE_ROLLBACK_FAILPOINT_ACTION", "pause"),
+            ("FORGE_ROLLBACK_FAILPOINT_RELEASE", release.to_str().unwrap()),
+        ],
+    );
+    // Paused where it is about to read the runs (`before:prune`).
+    let paused = r.path().join(".git/release-prune.reached");
+    crate::common::wait_until("prune to reach `before:prune`", Duration::from_secs(60), || paused.exists());
+    let before = picture(&r);
+    let refused = fr(&r, &["run", "--fast", "--yes", "--target", "v1"]);
+    refused.code(3);
+    assert!(refused.stderr.contains("another rollback is running"), "{}", refused.stderr);
+    assert_eq!(picture(&r), before, "the refused run changed nothing");
+    std::fs::write(&release, "").unwrap();
+    let pruned = prune.wait(Duration::from_secs(60));
+    pruned.ok();
+    assert_eq!(pruned.json()["kept_snapshots"], 0, "{}", pruned.stdout);
+    // The lock is free again: the next rollback runs, and its own snapshot lets it be undone.
+    let next = crate::common::rollback(&r, "v1");
+    crate::common::undo(&r, &next);
+}

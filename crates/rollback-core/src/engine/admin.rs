@@ -128,7 +128,17 @@ impl Rollback {
     /// unfinished runs (interrupted, failed, aborted part-way) and the newest env record of
     /// every verified known-good commit; removes the rest, the pinned refs of runs whose
     /// snapshot went, and unreferenced blobs.
+    ///
+    /// Takes the run lock before it reads the runs: a rollback that started (or failed) after
+    /// that reading would otherwise lose the snapshot it is undone from.
     pub fn prune_backups(&self, keep: usize, dry_run: bool) -> Result<backup::PruneReport> {
+        let _lock = if dry_run {
+            None
+        } else {
+            self.state.ensure()?;
+            Some(RunLock::acquire(&self.state.lock_path(), "backups prune")?)
+        };
+        crate::failpoint::hit("before:prune")?;
         let runs = self.runs()?;
         let mut protect: Vec<SnapshotId> = Vec::new();
         for r in &self.unfinished_runs()? {
@@ -155,7 +165,6 @@ impl Rollback {
             }
             protect.extend(newest.into_values().map(|s| s.id));
         }
-        let _lock = if dry_run { None } else { Some(RunLock::acquire(&self.state.lock_path(), "backups prune")?) };
         let report = self.store()?.prune(keep, &protect, dry_run)?;
         if !dry_run {
             for r in runs.iter().filter(|r| r.backup_id.as_ref().is_some_and(|b| report.removed_snapshots.contains(b)))
