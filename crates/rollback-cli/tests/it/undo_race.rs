@@ -153,6 +153,42 @@ fn the_exact_restore_holds_the_write_lock_from_its_check_to_its_commit_wal() {
     the_exact_restore_holds_the_write_lock_from_its_check_to_its_commit(true);
 }
 
+/// The app holds the write lock (a long transaction) for all of the restore's wait: the undo
+/// fails as locked having changed nothing, and once the app lets go, undoing the run again
+/// takes the failed undo's place and restores the snapshot.
+#[test]
+fn an_undo_whose_restore_waited_out_the_apps_lock_changed_nothing_and_undoing_again_takes_its_place() {
+    let r = deployed();
+    let config = r.path().join("forge-rollback.toml");
+    let mut toml = std::fs::read_to_string(&config).unwrap();
+    toml.push_str("timeout_secs = 2\n");
+    std::fs::write(&config, toml).unwrap();
+    let before = state(&r);
+    let id = rolled_back(&r);
+    let rolled = state(&r);
+
+    let (undo, release) = undo_paused(&r, &id, &[], "before:restore_database", "restore_database");
+    let app = rusqlite::Connection::open(r.path().join("app.db")).unwrap();
+    app.execute_batch("BEGIN IMMEDIATE").unwrap();
+    std::fs::write(&release, "").unwrap();
+    let out = undo.wait(Duration::from_secs(120));
+    out.code(1);
+    assert!(
+        out.stderr.contains("is locked by another connection") && out.stderr.contains("this undo changed nothing"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains(&format!("forge-rollback undo {id}` again")), "the way on is named:\n{}", out.stderr);
+    app.execute_batch("ROLLBACK").unwrap();
+    drop(app);
+    assert_eq!(state(&r), rolled, "the failed undo changed nothing");
+
+    let again = fr_env(&r, &["undo", &id, "--yes", "--json"], &env());
+    again.ok();
+    assert!(again.stderr.contains("failed having changed nothing; this undo takes its place"), "{}", again.stderr);
+    assert_eq!(state(&r), before, "the snapshot is back exactly");
+}
+
 /// `--restore-snapshot` restores the run's snapshot although rows were written since, after
 /// keeping the database in a file: a row written after that file was made is in no backup, so
 /// the restore refuses it the same way; `resume` dumps again (the row with it) and restores.

@@ -65,6 +65,23 @@ impl Rollback {
                     hint: Some(hint),
                 });
             }
+            // The app held the database's write lock for all of `timeout_secs`: the restore
+            // never began (SQLite gives up before its first write; a PostgreSQL restore is
+            // one transaction). Journaled as such, so that undoing the run again may take
+            // this undo's place, as after a refusal.
+            Err(Error::Db(e @ crate::db::Error::Locked { .. })) => {
+                ex.failure_detail = Some(FailureDetail { database_changed: false });
+                return Err(Error::Service {
+                    message: format!("{e}, and this undo changed nothing"),
+                    hint: Some(crate::hint::hint![
+                        "find what holds the lock (a long transaction or a migration of the app: `fuser` on a SQLite file, `pg_locks` on PostgreSQL) and let it finish or stop it; then ",
+                        crate::hint::Action::resume(&ex.run_id),
+                        " restores, or ",
+                        crate::hint::Action::undo(&undone),
+                        " again takes this undo's place"
+                    ]),
+                });
+            }
             Err(e) => return Err(e),
         };
         let now = crate::rt::block_on(db.current())?;
