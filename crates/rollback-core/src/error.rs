@@ -227,9 +227,12 @@ impl Error {
             Error::Vcs(vcs::Error::UnbornBranch { .. }) => {
                 Some("commit something first: there is nothing to roll back to".into())
             }
-            Error::Vcs(vcs::Error::UnknownRevision { .. } | vcs::Error::AmbiguousRevision { .. }) => {
+            Error::Vcs(vcs::Error::UnknownRevision { .. }) => {
                 Some("give a longer hash, a branch or a tag; `git log --oneline` lists commits".into())
             }
+            Error::Vcs(vcs::Error::AmbiguousRevision { rev }) => Some(format!(
+                "give a longer hash, or the ref in full (`refs/tags/{rev}`, `refs/heads/{rev}`); `git show-ref {rev}` lists the refs of that name"
+            )),
             _ if self.index_locked() => Some(
                 "another git command is running here, or a killed one left `index.lock` in the git folder: once none runs, remove that file, then try again (`resume` a run that failed on it)".into(),
             ),

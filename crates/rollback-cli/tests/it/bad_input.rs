@@ -22,6 +22,18 @@ fn unknown_and_ambiguous_revisions() {
     assert!(e.contains("hint: give a longer hash"), "{e}");
     refused_unchanged(&r, &["assess", "--target=-rf"], 2, "unknown revision `-rf`");
     refused_unchanged(&r, &["plan", "--target", "HEAD~99"], 2, "unknown revision");
+
+    // A tag and a branch of one name, on different commits: git would take the tag.
+    let (v1, v2) = (r.git(&["rev-parse", "v1"]), r.git(&["rev-parse", "v2"]));
+    r.git(&["tag", "release", v1.trim()]);
+    r.git(&["branch", "release", v2.trim()]);
+    let e =
+        refused_unchanged(&r, &["run", "--fast", "--yes", "--target", "release"], 2, "ambiguous revision `release`");
+    assert!(e.contains("`refs/tags/release`, `refs/heads/release`"), "{e}");
+    refused_unchanged(&r, &["known-good", "mark", "release"], 2, "ambiguous revision `release`");
+    let plan = fr(&r, &["plan", "--target", "refs/heads/release", "--json"]);
+    plan.ok();
+    assert_eq!(plan.json()["to"].as_str(), Some(v2.trim()), "{}", plan.stdout);
 }
 
 #[test]

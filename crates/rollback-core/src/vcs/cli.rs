@@ -382,6 +382,35 @@ impl GitCliBackend {
         Ok(())
     }
 
+    /// Whether the refs `rev`'s leading name may name (and the object it may abbreviate) lead
+    /// to different commits ([`super::RefCandidates`]); asked only after git warned.
+    fn names_commits_apart(&self, rev: &str) -> Result<bool> {
+        let Some(c) = super::RefCandidates::of(rev) else { return Ok(false) };
+        let out = self.git().args(["for-each-ref", "--format=%(refname)%00%(objectname)"]).args(&c.refs).run()?;
+        let lines = |out: &[u8]| -> Vec<Vec<u8>> {
+            out.split(|b| *b == b'\n').filter(|l| !l.is_empty()).map(<[u8]>::to_vec).collect()
+        };
+        // Patterns also match refs below them (`refs/tags/NAME/x`): only exact names count.
+        let mut ids: Vec<String> = lines(&out)
+            .iter()
+            .filter_map(|l| l.split(|b| *b == 0).collect::<Vec<_>>().get(..2).map(<[&[u8]]>::to_vec))
+            .filter(|f| c.refs.iter().any(|r| r.as_bytes() == f[0]))
+            .map(|f| String::from_utf8_lossy(f[1]).into_owned())
+            .collect();
+        if let Some(hex) = c.short_hash.filter(|_| !ids.is_empty()) {
+            // The object the name abbreviates, when exactly one has that prefix.
+            let all = self.git().args(["rev-parse", &format!("--disambiguate={hex}")]).run_maybe()?.unwrap_or_default();
+            if let [only] = &lines(&all)[..] {
+                ids.push(String::from_utf8_lossy(only).into_owned());
+            }
+        }
+        let mut commits = Vec::new();
+        for id in &ids {
+            commits.extend(self.peel_commit(id)?);
+        }
+        Ok(commits.windows(2).any(|w| w[0] != w[1]))
+    }
+
     /// `git reset --hard`, after clearing the flags of changed flagged entries that `commit`
     /// changes (git would refuse: "Entry '...' not uptodate"; a rollback has their content in
     /// its snapshot). Entries `commit` has unchanged keep their flag, as git does.
@@ -463,8 +492,15 @@ impl VcsBackend for GitCliBackend {
         reject_option(rev)?;
         // First without peeling: `^{commit}` would make git prefer a commit among ambiguous
         // candidates, where libgit2 reports the ambiguity.
-        let out = self.git().args(["rev-parse", "--verify", "--end-of-options", rev]).output()?;
-        if !out.status.success() {
+        let out = self
+            .git()
+            .args(["-c", "core.warnAmbiguousRefs=true", "rev-parse", "--verify", "--end-of-options", rev])
+            .output()?;
+        // Success with "warning: refname '…' is ambiguous": git picked one of several refs
+        // (or a ref over a short hash) by its own preference; a rollback does not guess when
+        // they lead to different commits.
+        let warned = String::from_utf8_lossy(&out.stderr).contains("is ambiguous");
+        if !out.status.success() || (warned && self.names_commits_apart(rev)?) {
             let stderr = String::from_utf8_lossy(&out.stderr);
             return Err(if stderr.contains("ambiguous") {
                 Error::AmbiguousRevision { rev: rev.to_owned() }

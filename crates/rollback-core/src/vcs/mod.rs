@@ -58,8 +58,11 @@ pub enum Error {
         /// What the user typed.
         rev: String,
     },
-    /// A short hash that matches more than one object.
-    #[error("ambiguous revision `{rev}`: it matches more than one object")]
+    /// A short hash that matches more than one object, or a name that several refs have
+    /// (a tag and a branch called the same, on different commits).
+    #[error(
+        "ambiguous revision `{rev}`: it names more than one commit (a short hash several objects share, or a name several refs have, such as a tag and a branch)"
+    )]
     AmbiguousRevision {
         /// What the user typed.
         rev: String,
@@ -569,6 +572,39 @@ pub(crate) fn not_owned(dir: &Path) -> Error {
         owner_uid: uid,
         me: crate::fsutil::user_name(me),
     }))
+}
+
+/// What a revision's leading name (up to `~`, `^`, `:` or `@`) may name, by git's rules: the
+/// full ref names git tries for it, in its order of preference (`refs/NAME`, `refs/tags/NAME`,
+/// `refs/heads/NAME`, `refs/remotes/NAME`, `refs/remotes/NAME/HEAD`; git's first rule, the bare
+/// name, is for pseudo-refs such as `HEAD`), and whether it could be a short hash too. Git
+/// warns when more than one of these exists and takes the first; a rollback refuses instead
+/// when they lead to different commits ([`Error::AmbiguousRevision`]).
+pub(crate) struct RefCandidates {
+    /// The full ref names to look up.
+    pub refs: [String; 5],
+    /// The name is 4 to 39 hex digits: also a possible short hash.
+    pub short_hash: Option<String>,
+}
+
+impl RefCandidates {
+    pub(crate) fn of(rev: &str) -> Option<Self> {
+        let name = rev.split(['~', '^', ':', '@']).next().unwrap_or_default();
+        if name.is_empty() {
+            return None;
+        }
+        let hex = (4..40).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_hexdigit());
+        Some(Self {
+            refs: [
+                format!("refs/{name}"),
+                format!("refs/tags/{name}"),
+                format!("refs/heads/{name}"),
+                format!("refs/remotes/{name}"),
+                format!("refs/remotes/{name}/HEAD"),
+            ],
+            short_hash: hex.then(|| name.to_owned()),
+        })
+    }
 }
 
 /// Whether an untracked or ignored path has a component that spells `.git` in any letter case

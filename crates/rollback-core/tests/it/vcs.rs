@@ -61,6 +61,7 @@ conformance!(
     head_on_branch_and_detached,
     resolve_revisions,
     resolve_ambiguous_short_hash,
+    resolve_ambiguous_ref_name,
     commit_info_and_ancestry,
     commits_between_newest_first,
     diff_kinds,

@@ -112,6 +112,32 @@ pub fn resolve_revisions(open: &Open) {
     }
 }
 
+/// A name that a tag and a branch both have, on different commits, is `AmbiguousRevision` (git
+/// takes the tag, with a warning), and so is a revision built on it; so is a branch named like
+/// the short hash of another commit. On the same commit, or named in full, it resolves.
+pub fn resolve_ambiguous_ref_name(open: &Open) {
+    let r = TestRepo::new();
+    let [v1, v2, v3] = r.three_releases();
+    r.git(&["tag", "release", &v1]);
+    r.git(&["branch", "release", &v2]);
+    r.git(&["tag", "same", &v3]);
+    r.git(&["branch", "same", &v3]);
+    let short = &v1[..8];
+    r.git(&["branch", short, &v3]);
+    let b = backend(open, &r);
+    for rev in ["release", "release^0", short] {
+        match b.resolve(rev) {
+            Err(Error::AmbiguousRevision { rev: got }) => assert_eq!(got, rev),
+            other => panic!("{}: expected AmbiguousRevision for {rev}, got {other:?}", b.name()),
+        }
+    }
+    assert_eq!(b.resolve("refs/tags/release").unwrap(), cid(&v1));
+    assert_eq!(b.resolve("tags/release").unwrap(), cid(&v1));
+    assert_eq!(b.resolve("refs/heads/release^0").unwrap(), cid(&v2));
+    assert_eq!(b.resolve("same").unwrap(), cid(&v3));
+    assert_eq!(b.resolve(&v1).unwrap(), cid(&v1), "a full hash is never ambiguous");
+}
+
 /// A short id shared by two objects is `AmbiguousRevision`; a blob's id is no commit.
 pub fn resolve_ambiguous_short_hash(open: &Open) {
     let r = TestRepo::new();

@@ -55,6 +55,7 @@ pub const CASES: &[Case<Open>] = &[
     Case { name: "head_on_branch_and_detached", run: head_on_branch_and_detached },
     Case { name: "resolve_revisions", run: resolve_revisions },
     Case { name: "resolve_ambiguous_short_hash", run: resolve_ambiguous_short_hash },
+    Case { name: "resolve_ambiguous_ref_name", run: resolve_ambiguous_ref_name },
     Case { name: "commit_info_and_ancestry", run: commit_info_and_ancestry },
     Case { name: "commits_between_newest_first", run: commits_between_newest_first },
     Case { name: "diff_kinds", run: diff_kinds },
