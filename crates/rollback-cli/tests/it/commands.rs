@@ -48,6 +48,27 @@ fn backups_list_verify_detect_corruption_and_prune() {
     assert_ne!(picture(&r), before_undo);
 }
 
+/// A full run takes two snapshots (the work tree, then the database): `prune --keep 1` keeps
+/// both, since the run is undone from both.
+#[test]
+fn prune_keeps_every_snapshot_of_a_kept_run() {
+    use crate::crash_full::{deployed, env, state};
+    let r = deployed();
+    let before = state(&r);
+    let run = crate::common::fr_env(&r, &["run", "--full", "--yes", "--target", "v1", "--json"], &env());
+    run.ok();
+    let id = run.json()["run_id"].as_str().unwrap().to_owned();
+    let of_run =
+        |list: &serde_json::Value| list.as_array().unwrap().iter().filter(|s| s["run_id"] == id.as_str()).count();
+    assert_eq!(of_run(&fr(&r, &["backups", "list", "--json"]).json()), 2, "files and database");
+    let dry = fr(&r, &["backups", "prune", "--keep", "1", "--dry-run", "--json"]);
+    dry.ok();
+    fr(&r, &["backups", "prune", "--keep", "1", "--json"]).ok();
+    assert_eq!(of_run(&fr(&r, &["backups", "list", "--json"]).json()), 2, "both kept");
+    crate::common::fr_env(&r, &["undo", &id, "--yes"], &env()).ok();
+    assert_eq!(state(&r), before, "the run is undone whole: files, HEAD and rows");
+}
+
 #[test]
 fn runs_show_prints_steps_and_log() {
     let (r, _) = messy_repo();

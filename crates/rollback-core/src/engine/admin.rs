@@ -124,10 +124,10 @@ impl Rollback {
         Ok(self.store()?.verify(ids)?)
     }
 
-    /// Keeps the `keep` newest snapshots, plus the work-tree and database snapshots of
-    /// unfinished runs (interrupted, failed, aborted part-way) and the newest env record of
-    /// every verified known-good commit; removes the rest, the pinned refs of runs whose
-    /// snapshot went, and unreferenced blobs.
+    /// Keeps the `keep` newest snapshots and the other snapshots of their runs, plus the
+    /// work-tree and database snapshots of unfinished runs (interrupted, failed, aborted
+    /// part-way) and the newest env record of every verified known-good commit; removes the
+    /// rest, the pinned refs of runs whose snapshot went, and unreferenced blobs.
     ///
     /// Takes the run lock before it reads the runs: a rollback that started (or failed) after
     /// that reading would otherwise lose the snapshot it is undone from.
@@ -150,12 +150,25 @@ impl Rollback {
                 protect.push(id);
             }
         }
+        let summaries = self.store()?.list()?;
+        // A run's snapshots (its work tree, its database) go together: a run is undone from
+        // both, so keeping one of the `keep` newest keeps the others its run took.
+        let mut newest: Vec<&backup::SnapshotSummary> = summaries.iter().collect();
+        newest.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
+        let kept_runs: std::collections::BTreeSet<&str> =
+            newest.iter().take(keep).filter_map(|s| s.run_id.as_deref()).collect();
+        protect.extend(
+            summaries
+                .iter()
+                .filter(|s| s.run_id.as_deref().is_some_and(|r| kept_runs.contains(r)))
+                .map(|s| s.id.clone()),
+        );
         // The newest env record of every commit the registry lists as verified: a full
         // rollback to it restores that env.
         if let Ok(reg) = self.registry() {
             let mut newest: std::collections::BTreeMap<CommitId, backup::SnapshotSummary> =
                 std::collections::BTreeMap::new();
-            for s in self.store()?.list()? {
+            for s in summaries {
                 if s.label.as_deref() == Some(crate::env::LABEL)
                     && reg.find(&s.head).is_some_and(|e| e.verified && !e.known_bad)
                     && newest.get(&s.head).is_none_or(|n| (n.created_at, &n.id) < (s.created_at, &s.id))
