@@ -191,6 +191,12 @@ impl Background {
         assert!(status.success(), "kill -TERM {} failed", self.child.id());
     }
 
+    /// Sends `SIGKILL` to it (by its pid), as an operator's `kill -9` does.
+    pub fn kill_9(&self) {
+        let status = Command::new("kill").args(["-KILL", &self.child.id().to_string()]).status().expect("run kill");
+        assert!(status.success(), "kill -KILL {} failed", self.child.id());
+    }
+
     /// Waits at most `timeout` for it to exit (killing it and panicking if it does not).
     #[track_caller]
     pub fn wait(mut self, timeout: std::time::Duration) -> Out {

@@ -17,6 +17,7 @@ mod full;
 mod hints;
 mod lock;
 mod manual;
+mod migration_child;
 mod old_journal;
 mod platforms;
 mod platforms_kubernetes;

@@ -52,15 +52,15 @@ def downgrade():
         b.drop_column("plan")
 "#;
 
-struct Deployed {
-    repo: TestRepo,
+pub(crate) struct Deployed {
+    pub(crate) repo: TestRepo,
     config: String,
     _pg: Option<PgDatabase>,
 }
 
 impl Deployed {
     /// The Alembic fixture's v0..v3, then v4 with `migration`, deployed with every upgrade.
-    fn new(engine: Engine, migration: &str) -> Self {
+    pub(crate) fn new(engine: Engine, migration: &str) -> Self {
         let repo = TestRepo::new();
         let _fx = MigrationFixture::new(&repo, MigratorKind::Alembic);
         repo.write("migrations/versions/e4e4e4e4e404_v4.py", migration);
@@ -80,7 +80,7 @@ impl Deployed {
         Rollback::with_backend(vcs::open(BackendKind::GitCli, self.repo.path()).unwrap(), config).unwrap()
     }
 
-    fn sql(&self, statement: &str) -> Option<String> {
+    pub(crate) fn sql(&self, statement: &str) -> Option<String> {
         block_on(self.engine().db().unwrap().unwrap().database().query_scalar(statement)).unwrap()
     }
 
