@@ -193,8 +193,9 @@ pub struct RunArgs {
     /// Why: recorded in the journal and the incident report.
     #[arg(long, value_name = "TEXT")]
     pub reason: Option<String>,
-    /// How bad the incident is: critical, high, medium or low (for the incident report).
-    #[arg(long, value_name = "LEVEL", value_parser = ["critical", "high", "medium", "low"])]
+    /// How bad the incident is: critical, high, medium or low, in any case (for the incident
+    /// report).
+    #[arg(long, value_name = "LEVEL", value_parser = ["critical", "high", "medium", "low"], ignore_case = true)]
     pub severity: Option<String>,
     /// Run a downgrade through a migration whose downgrade cannot restore data.
     #[arg(long)]

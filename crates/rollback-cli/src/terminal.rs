@@ -2,10 +2,13 @@
 
 use std::io::{BufRead, IsTerminal, Write};
 
-use rollback_core::prompt::{Confirmation, Prompter, StepApproval, StepDecision, StepInspector};
+use rollback_core::prompt::{
+    Confirmation, Prompter, StepAnswer, StepApproval, StepDecision, StepInspector, confirms, yes_no,
+};
 
 /// Shows the summary and wants a typed `yes`. Without a terminal it refuses instead of
-/// hanging. In a manual run it asks before every step.
+/// hanging. In a manual run it asks before every step. What an answer means is the core's
+/// rule ([`confirms`], [`StepAnswer::parse`], [`yes_no`]), the same as for Python.
 pub struct TerminalPrompter;
 
 fn no_terminal(what: &str) -> rollback_core::Error {
@@ -15,7 +18,7 @@ fn no_terminal(what: &str) -> rollback_core::Error {
     )
 }
 
-/// One line from stdin, trimmed and lowercased; `None` at end of input.
+/// One line from stdin, trimmed; `None` at end of input.
 fn read_answer(prompt: &str) -> rollback_core::Result<Option<String>> {
     #[allow(clippy::print_stderr)]
     {
@@ -25,7 +28,7 @@ fn read_answer(prompt: &str) -> rollback_core::Result<Option<String>> {
     let mut line = String::new();
     let n =
         std::io::stdin().lock().read_line(&mut line).map_err(|e| rollback_core::IoError::new("read", "<stdin>", e))?;
-    Ok((n > 0).then(|| line.trim().to_lowercase()))
+    Ok((n > 0).then(|| line.trim().to_owned()))
 }
 
 impl Prompter for TerminalPrompter {
@@ -36,7 +39,7 @@ impl Prompter for TerminalPrompter {
         }
         eprintln!("WARNING: this will change the working tree of the deployed system");
         eprint!("{}", request.summary);
-        Ok(read_answer("Type `yes` to proceed: ")?.as_deref() == Some("yes"))
+        Ok(read_answer("Type `yes` to proceed: ")?.as_deref().is_some_and(confirms))
     }
 
     #[allow(clippy::print_stderr)]
@@ -59,22 +62,25 @@ impl Prompter for TerminalPrompter {
                 eprintln!("end of input: aborting");
                 return Ok(StepDecision::Abort { undo: false });
             };
-            match answer.as_str() {
-                "yes" | "y" => return Ok(StepDecision::Run),
-                "no" | "n" | "skip" if request.skippable => return Ok(StepDecision::Skip),
-                "no" | "n" | "skip" => eprintln!("this step cannot be skipped: every later step relies on it"),
-                "inspect" | "i" => eprint!("{}", inspector.inspect()),
-                "abort" | "a" => {
+            match StepAnswer::parse(&answer) {
+                Some(StepAnswer::Run) => return Ok(StepDecision::Run),
+                Some(StepAnswer::Skip) if request.skippable => return Ok(StepDecision::Skip),
+                Some(StepAnswer::Skip) => eprintln!("this step cannot be skipped: every later step relies on it"),
+                Some(StepAnswer::Inspect) => eprint!("{}", inspector.inspect()),
+                Some(StepAnswer::AbortUndo) => return Ok(StepDecision::Abort { undo: true }),
+                Some(StepAnswer::Abort) => {
                     let undo = loop {
-                        match read_answer("Undo what this run changed so far? [yes/no]: ")?.as_deref() {
-                            Some("yes" | "y") => break true,
-                            Some("no" | "n") | None => break false,
-                            Some(_) => eprintln!("answer yes or no"),
+                        let Some(answer) = read_answer("Undo what this run changed so far? [yes/no]: ")? else {
+                            break false;
+                        };
+                        match yes_no(&answer) {
+                            Some(undo) => break undo,
+                            None => eprintln!("answer yes or no"),
                         }
                     };
                     return Ok(StepDecision::Abort { undo });
                 }
-                other => eprintln!("`{other}`? answer {choices}"),
+                None => eprintln!("`{answer}`? answer {choices}"),
             }
         }
     }

@@ -7,6 +7,10 @@
 //! In a manual run the engine also asks before every step ([`Prompter::approve_step`]): the
 //! operator answers `yes` (run it), `no` (skip it), `inspect` (show more, then ask again) or
 //! `abort` (stop, and optionally undo what ran).
+//!
+//! What an answer means is decided here, once, for the CLI and the Python module alike:
+//! [`confirms`] for the confirmation, [`StepAnswer::parse`] for a step, [`yes_no`] for a
+//! yes/no follow-up.
 
 use serde::{Deserialize, Serialize};
 
@@ -60,6 +64,66 @@ pub enum StepDecision {
     },
 }
 
+/// Whether a typed confirmation goes ahead: the word `yes`, ignoring surrounding whitespace
+/// and ASCII case (`yes`, `YES`, `  Yes  `). Nothing else goes ahead (`y`, `no`, `yes please`,
+/// an empty line): the CLI declines, Python raises `ValueError`. The one rule for both.
+#[must_use]
+pub fn confirms(answer: &str) -> bool {
+    yes_no(answer) == Some(true)
+}
+
+/// A yes/no answer: `yes` is `Some(true)`, `no` is `Some(false)` (surrounding whitespace and
+/// ASCII case ignored); anything else is `None` (ask again).
+#[must_use]
+pub fn yes_no(answer: &str) -> Option<bool> {
+    let answer = answer.trim();
+    if answer.eq_ignore_ascii_case("yes") {
+        Some(true)
+    } else if answer.eq_ignore_ascii_case("no") {
+        Some(false)
+    } else {
+        None
+    }
+}
+
+/// An answer to a manual run's question before a step, typed on the CLI's terminal or
+/// returned as a string by Python's `approve` callback: one vocabulary for both.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StepAnswer {
+    /// `yes` or `run`.
+    Run,
+    /// `no` or `skip`.
+    Skip,
+    /// `inspect`: show more, then ask again (only a terminal can; Python's `approve` gets the
+    /// preview in its argument and refuses it).
+    Inspect,
+    /// `abort`: stop (the CLI then asks whether to undo what ran; for Python it does not undo).
+    Abort,
+    /// `abort-undo`: stop and undo what ran.
+    AbortUndo,
+}
+
+impl StepAnswer {
+    /// Reads an answer, ignoring surrounding whitespace and ASCII case; `None` for any other
+    /// word (the CLI asks again, Python raises `ValueError`): an unknown answer never runs a
+    /// step.
+    #[must_use]
+    pub fn parse(answer: &str) -> Option<Self> {
+        let answer = answer.trim();
+        [
+            ("yes", Self::Run),
+            ("run", Self::Run),
+            ("no", Self::Skip),
+            ("skip", Self::Skip),
+            ("inspect", Self::Inspect),
+            ("abort", Self::Abort),
+            ("abort-undo", Self::AbortUndo),
+        ]
+        .into_iter()
+        .find_map(|(word, parsed)| answer.eq_ignore_ascii_case(word).then_some(parsed))
+    }
+}
+
 /// More about a step, computed only when the operator asks (`inspect`).
 pub trait StepInspector {
     /// The diff, the database's current revision, the backup's manifest: whatever applies.
@@ -107,5 +171,36 @@ pub struct Decline;
 impl Prompter for Decline {
     fn confirm(&self, _request: &Confirmation) -> crate::Result<bool> {
         Ok(false)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn confirmation_is_the_word_yes_in_any_ascii_case_trimmed() {
+        for yes in ["yes", "YES", "  Yes  ", "yEs\n"] {
+            assert!(confirms(yes), "{yes:?}");
+        }
+        for not in ["y", "no", "", "yes please", "ye s", "true", "1", "ｙｅｓ"] {
+            assert!(!confirms(not), "{not:?}");
+        }
+    }
+
+    #[test]
+    fn step_answers_are_the_documented_words_only() {
+        assert_eq!(StepAnswer::parse(" YES "), Some(StepAnswer::Run));
+        assert_eq!(StepAnswer::parse("Run"), Some(StepAnswer::Run));
+        assert_eq!(StepAnswer::parse("no"), Some(StepAnswer::Skip));
+        assert_eq!(StepAnswer::parse("SKIP"), Some(StepAnswer::Skip));
+        assert_eq!(StepAnswer::parse("inspect"), Some(StepAnswer::Inspect));
+        assert_eq!(StepAnswer::parse("Abort"), Some(StepAnswer::Abort));
+        assert_eq!(StepAnswer::parse("abort-undo"), Some(StepAnswer::AbortUndo));
+        for unknown in ["y", "n", "a", "i", "maybe", "", "ok", "abort undo"] {
+            assert_eq!(StepAnswer::parse(unknown), None, "{unknown:?}");
+        }
+        assert_eq!(yes_no(" No"), Some(false));
+        assert_eq!(yes_no("n"), None);
     }
 }

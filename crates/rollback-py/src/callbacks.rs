@@ -8,9 +8,12 @@
 //! before that step, journaled as cancelled). The binding then raises the parked, original
 //! exception.
 //!
-//! Answers are strict: `confirm` (the argument, or a callback's answer) goes ahead only on
-//! `True` or the exact string `"yes"`; `False` declines (`CancelledError`); anything else is a
-//! `ValueError`. Nothing changes unless it goes ahead. An awaitable
+//! Answers are strict, and read by the core's rules, the same as the CLI's terminal:
+//! `confirm` (the argument, or a callback's answer) goes ahead only on `True` or the string
+//! `"yes"` ([`rollback_core::prompt::confirms`]: surrounding whitespace and ASCII case
+//! ignored); `False` declines (`CancelledError`); anything else is a `ValueError`. Nothing
+//! changes unless it goes ahead. `approve`'s string answers are
+//! [`rollback_core::prompt::StepAnswer`]'s words. An awaitable
 //! answer is awaited on the caller's event loop in the async methods, and refused with a
 //! `TypeError` (the coroutine closed, so Python warns of nothing) in the sync ones.
 
@@ -20,7 +23,7 @@ use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBool, PyString};
-use rollback_core::prompt::{Confirmation, Prompter, StepApproval, StepDecision, StepInspector};
+use rollback_core::prompt::{Confirmation, Prompter, StepAnswer, StepApproval, StepDecision, StepInspector, confirms};
 use rollback_core::{Error, Result};
 
 use crate::call::{Call, with_python};
@@ -94,7 +97,7 @@ impl Confirm {
             )));
         };
         if arg.cast::<PyBool>().is_ok_and(pyo3::types::PyBoolMethods::is_true)
-            || arg.cast::<PyString>().is_ok_and(|s| s == "yes")
+            || arg.cast::<PyString>().is_ok_and(|s| s.to_str().is_ok_and(confirms))
         {
             return Ok(Self::Yes);
         }
@@ -128,11 +131,11 @@ fn confirmed(answer: &Bound<'_, PyAny>) -> PyResult<bool> {
     if let Ok(b) = answer.cast::<PyBool>() {
         return Ok(b.is_true());
     }
-    if answer.cast::<PyString>().is_ok_and(|s| s == "yes") {
+    if answer.cast::<PyString>().is_ok_and(|s| s.to_str().is_ok_and(confirms)) {
         return Ok(true);
     }
     Err(PyValueError::new_err(format!(
-        "the confirm callback answered {}: only True or the exact string \"yes\" go ahead, False declines; nothing was changed",
+        "the confirm callback answered {}: only True or the string \"yes\" (any case) go ahead, False declines; nothing was changed",
         answer.repr()?
     )))
 }
@@ -181,23 +184,23 @@ impl PyPrompter {
     }
 }
 
-/// Reads `approve`'s answer: `True`/`"yes"` run, `False`/`"no"` skip, `"abort"`, or
-/// `"abort-undo"`.
+/// Reads `approve`'s answer: `True` runs, `False` skips; a string is read as the CLI reads a
+/// typed answer ([`StepAnswer::parse`]), except `"inspect"`, which only a terminal can do.
 fn decision(answer: &Bound<'_, PyAny>) -> PyResult<StepDecision> {
     if let Ok(b) = answer.cast::<PyBool>() {
         return Ok(if b.is_true() { StepDecision::Run } else { StepDecision::Skip });
     }
-    if let Ok(s) = answer.extract::<String>() {
-        match s.to_lowercase().as_str() {
-            "yes" | "run" => return Ok(StepDecision::Run),
-            "no" | "skip" => return Ok(StepDecision::Skip),
-            "abort" => return Ok(StepDecision::Abort { undo: false }),
-            "abort-undo" => return Ok(StepDecision::Abort { undo: true }),
-            _ => {}
+    if let Ok(s) = answer.cast::<PyString>() {
+        match s.to_str().ok().and_then(StepAnswer::parse) {
+            Some(StepAnswer::Run) => return Ok(StepDecision::Run),
+            Some(StepAnswer::Skip) => return Ok(StepDecision::Skip),
+            Some(StepAnswer::Abort) => return Ok(StepDecision::Abort { undo: false }),
+            Some(StepAnswer::AbortUndo) => return Ok(StepDecision::Abort { undo: true }),
+            Some(StepAnswer::Inspect) | None => {}
         }
     }
     Err(PyValueError::new_err(format!(
-        "approve must return True (run), False (skip), \"abort\" or \"abort-undo\", not {}",
+        "approve must return True or \"yes\"/\"run\" (run), False or \"no\"/\"skip\" (skip), \"abort\" or \"abort-undo\", not {}",
         answer.repr()?
     )))
 }

@@ -336,6 +336,27 @@ impl From<PyRollbackError> for PyErr {
     }
 }
 
+/// The `message` of an exception made in Python (`ConfigError("...")`, a test double): its
+/// `str()`. A non-data descriptor on `RollbackError`, so the `message` [`annotate`] sets on an
+/// instance the core raised wins.
+#[pyclass(module = "forge_rollback._forge_rollback", name = "_HandMadeMessage", frozen)]
+struct HandMadeMessage;
+
+#[pymethods]
+impl HandMadeMessage {
+    fn __get__(
+        slf: Py<Self>,
+        py: Python<'_>,
+        instance: Option<&Bound<'_, PyAny>>,
+        _owner: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Py<PyAny>> {
+        match instance.filter(|i| !i.is_none()) {
+            Some(exc) => Ok(exc.str()?.into_any().unbind()),
+            None => Ok(slf.into_any().into_bound(py).unbind()),
+        }
+    }
+}
+
 /// Adds the exception classes to the module.
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
@@ -370,5 +391,22 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
             class.setattr(*name, py.None())?;
         }
     }
+    // ... and its family's `kind`, and its `message` (what it was made with).
+    let kinds: [(Bound<'_, PyType>, ErrorKind); 10] = [
+        (py.get_type::<RollbackError>(), ErrorKind::Failed),
+        (py.get_type::<ConfigError>(), ErrorKind::Usage),
+        (py.get_type::<VcsError>(), ErrorKind::Failed),
+        (py.get_type::<BackupError>(), ErrorKind::Failed),
+        (py.get_type::<DatabaseError>(), ErrorKind::Failed),
+        (py.get_type::<LockHeldError>(), ErrorKind::Locked),
+        (py.get_type::<RefusedError>(), ErrorKind::Refused),
+        (py.get_type::<CancelledError>(), ErrorKind::Cancelled),
+        (py.get_type::<StepFailedError>(), ErrorKind::Failed),
+        (py.get_type::<VerificationError>(), ErrorKind::Failed),
+    ];
+    for (class, kind) in kinds {
+        class.setattr("kind", kind_name(kind))?;
+    }
+    py.get_type::<RollbackError>().setattr("message", Py::new(py, HandMadeMessage)?)?;
     Ok(())
 }

@@ -112,7 +112,7 @@ impl Json {
 macro_rules! result_class {
     (
         $(#[$doc:meta])*
-        $name:ident($core:ty), repr = [$($repr:literal),*], {
+        $name:ident($core:ty), repr = [$($repr:literal),*], $(check = $check:path,)? {
             $($(#[$fdoc:meta])* $getter:ident => $key:literal),* $(,)?
         }
         $(methods { $($methods:tt)* })?
@@ -172,6 +172,9 @@ macro_rules! result_class {
                 let value: $core = serde_json::from_str(text).map_err(|e| {
                     pyo3::exceptions::PyValueError::new_err(format!(concat!("not a ", stringify!($name), ": {}"), e))
                 })?;
+                $($check(&value).map_err(|e| {
+                    pyo3::exceptions::PyValueError::new_err(format!(concat!("not a ", stringify!($name), ": {}"), e))
+                })?;)?
                 Self::new(&value)
             }
 
@@ -311,14 +314,35 @@ result_class! {
     }
 }
 
+/// The shape of a run that happened (`RunResult`): a run id, a status other than `planned`.
+fn real_run(outcome: &rollback_core::RunOutcome) -> Result<(), String> {
+    if outcome.run_id.is_none() || outcome.status == rollback_core::journal::RunStatus::Planned {
+        return Err("a run that happened has a `run_id` and a status other than `planned` (a dry run's result is a DryRunResult)".into());
+    }
+    Ok(())
+}
+
+/// The shape of a dry run (`DryRunResult`): no run id, status `planned`, the plan.
+fn dry_run(outcome: &rollback_core::RunOutcome) -> Result<(), String> {
+    if outcome.run_id.is_some()
+        || outcome.status != rollback_core::journal::RunStatus::Planned
+        || outcome.plan.is_none()
+    {
+        return Err(
+            "a dry run has no `run_id`, status `planned` and its `plan` (a real run's result is a RunResult)".into()
+        );
+    }
+    Ok(())
+}
+
 result_class! {
     /// The result of `run`, `undo` or `resume` (`forge-rollback run --json`).
-    RunResult(rollback_core::RunOutcome), repr = ["run_id", "status", "from", "to"], {
-        /// The run's id (`None` for a dry run).
+    RunResult(rollback_core::RunOutcome), repr = ["run_id", "status", "from", "to"], check = real_run, {
+        /// The run's id.
         run_id => "run_id",
         /// `rollback` or `undo`.
         kind => "kind",
-        /// `succeeded`, `failed`, `planned` (dry run), ...
+        /// `succeeded`, `failed`, `verification_failed`, `cancelled`, `undone` or `running`.
         status => "status",
         /// The level of a rollback.
         level => "level",
@@ -365,8 +389,7 @@ result_class! {
 
         /// Raises the error family of a run that did not succeed: `StepFailedError` (status
         /// `failed`, or `running`: interrupted), `VerificationError` (`verification_failed`),
-        /// `CancelledError` (`cancelled`). Returns `None` for `succeeded`, `planned` and
-        /// `undone`.
+        /// `CancelledError` (`cancelled`). Returns `None` for `succeeded` and `undone`.
         fn raise_for_status(&self, py: Python<'_>) -> PyResult<()> {
             match run_status_error(py, &self.json.value)? {
                 Some(e) => Err(e),
@@ -379,7 +402,7 @@ result_class! {
 result_class! {
     /// What `run(..., dry_run=True)` would do: the plan, and the warnings a real run would
     /// give. Nothing was written, so there is no run id.
-    DryRunResult(rollback_core::RunOutcome), repr = ["status", "level", "to"], {
+    DryRunResult(rollback_core::RunOutcome), repr = ["status", "level", "to"], check = dry_run, {
         /// Always `planned`.
         status => "status",
         /// The level the run would have.

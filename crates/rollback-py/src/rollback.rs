@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use pyo3::prelude::*;
 use rollback_core::db::Revision;
-use rollback_core::plan::Level;
+use rollback_core::plan::{Level, RunKind};
 use rollback_core::{Error, RunOptions, RunOutcome, UndoOptions};
 
 use crate::aio::{self, job};
@@ -247,6 +247,12 @@ fn to_text(py: Python<'_>, r: CoreResult<String>) -> PyResult<Py<PyAny>> {
     Ok(pyo3::types::PyString::new(py, &r.map_err(core_err(py))?).into_any().unbind())
 }
 
+/// A path argument: `str`, `bytes` or `os.PathLike` (`os.fsdecode` reads it, so the message
+/// for anything else names what is accepted, and bytes that are not UTF-8 keep their bytes).
+fn path_arg(value: &Bound<'_, PyAny>) -> PyResult<PathBuf> {
+    value.py().import("os")?.call_method1("fsdecode", (value,))?.extract()
+}
+
 /// A git repository opened for rollbacks (`Rollback.open(path)`).
 #[pyclass(module = "forge_rollback._forge_rollback", frozen)]
 pub struct Rollback {
@@ -256,10 +262,19 @@ pub struct Rollback {
 #[pymethods]
 impl Rollback {
     /// Opens the repository containing `dir`, with its `forge-rollback.toml` or `config`.
+    /// Both are `str`, `bytes` or `os.PathLike`; a relative `config` is relative to the
+    /// current directory, as every Python file API reads it (not to `dir`).
     #[staticmethod]
     #[pyo3(signature = (dir, config = None))]
-    #[allow(clippy::needless_pass_by_value)] // PyO3 extracts path-likes as PathBuf
-    fn open(py: Python<'_>, dir: PathBuf, config: Option<PathBuf>) -> PyResult<Self> {
+    fn open(py: Python<'_>, dir: &Bound<'_, PyAny>, config: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {
+        let dir = path_arg(dir)?;
+        let config = config.filter(|c| !c.is_none()).map(path_arg).transpose()?;
+        let config = config
+            .map(|c| {
+                std::path::absolute(&c)
+                    .map_err(|e| PyRollbackError(rollback_core::IoError::new("resolve", c, e).into()))
+            })
+            .transpose()?;
         let core = py.detach(|| rollback_core::Rollback::open(&dir, config.as_deref())).map_err(PyRollbackError)?;
         Ok(Self { core: Arc::new(core) })
     }
@@ -453,7 +468,8 @@ impl Rollback {
     }
 
     /// Finishes an interrupted, failed or cancelled run from its first unfinished step. A
-    /// manual run asks `approve` before each remaining step (without it, they run unasked).
+    /// manual run asks `approve` before each remaining step; without `approve` it raises
+    /// `ConfigError` and nothing changes (`approve=lambda step: True` runs the rest unasked).
     #[pyo3(signature = (run_id, *, on_event = None, approve = None))]
     fn resume(
         &self,
@@ -648,10 +664,20 @@ impl Rollback {
     }
 }
 
+/// Resumes `run_id`: a manual rollback asks `approve` before each remaining step, and without
+/// it is refused before anything changes (as `run("manual")` is; the CLI asks on its terminal,
+/// and only `--yes` runs them unasked).
 fn resume_work(core: &rollback_core::Rollback, run_id: &str, cbs: &Callbacks) -> CoreResult<RunOutcome> {
     if cbs.prompter.has_approve() {
-        core.resume_with(run_id, &cbs.prompter, &cbs.observer)
-    } else {
-        core.resume(run_id, &cbs.observer)
+        return core.resume_with(run_id, &cbs.prompter, &cbs.observer);
     }
+    // The engine asks per step exactly for a manual rollback (engine/resume.rs).
+    let (run, _, _) = core.run_details(run_id)?;
+    if run.kind == RunKind::Rollback && run.level == Some(Level::Manual) {
+        return Err(Error::usage(
+            format!("run {run_id} is a manual rollback: resuming it asks before each remaining step, and no `approve` was given"),
+            Some(format!("pass `approve=callable(step) -> bool | str` to resume(\"{run_id}\"); `approve=lambda step: True` runs the rest unasked").into()),
+        ));
+    }
+    core.resume(run_id, &cbs.observer)
 }

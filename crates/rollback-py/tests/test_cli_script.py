@@ -90,3 +90,20 @@ def test_script_sigint_during_a_run_stops_it_at_the_next_step_as_cancelled(repo:
     assert steps["reset"] == "done" and steps["remove_untracked"] == "pending", steps
     assert "KeyboardInterrupt" not in stderr
     assert not (repo.path / ".git" / "forge-rollback" / "lock").exists()
+
+
+def test_severity_is_read_in_any_case_by_the_cli_and_python(repo: Repo) -> None:
+    """`--severity HIGH` and `severity="HIGH"`: the core's rule (any ASCII case) for both."""
+    import json
+
+    import forge_rollback as fr
+
+    rb = fr.Rollback.open(repo.path)
+    py_run = rb.run("fast", target="v2", confirm=True, severity="HIGH")
+    argv = ["forge-rollback", "-C", str(repo.path), "run", "--fast", "--yes", "--target", "v1"]
+    assert fr.cli_main([*argv, "--severity", "HIGH"]) == 0
+    cli_run = rb.runs()[-1]
+    assert cli_run.run_id != py_run.run_id
+    for run_id in (cli_run.run_id, py_run.run_id):
+        assert json.loads(rb.report(run_id, format="json"))["severity"] == "high"
+    assert fr.cli_main([*argv, "--severity", "apocalyptic"]) == 2

@@ -41,6 +41,57 @@ def test_hierarchy() -> None:
     assert issubclass(fr.RollbackError, Exception)
 
 
+def test_an_exception_made_by_hand_has_its_kind_and_message() -> None:
+    kinds = {
+        fr.RollbackError: "failed",
+        fr.ConfigError: "usage",
+        fr.VcsError: "failed",
+        fr.BackupError: "failed",
+        fr.DatabaseError: "failed",
+        fr.LockHeldError: "locked",
+        fr.RefusedError: "refused",
+        fr.CancelledError: "cancelled",
+        fr.StepFailedError: "failed",
+        fr.VerificationError: "failed",
+    }
+    for cls, kind in kinds.items():
+        e = cls("made in Python")
+        assert (e.kind, e.message, e.hint) == (kind, "made in Python", None), cls
+        assert cls().message == ""
+    # The message set on an instance (as on every error the core raises) wins.
+    e = fr.CancelledError("made in Python")
+    e.message = "set later"
+    assert e.message == "set later"
+
+
+def test_open_accepts_str_bytes_and_path_likes_and_says_so(repo: Repo) -> None:
+    want = fr.Rollback.open(repo.path).workdir
+    assert fr.Rollback.open(os.fsencode(repo.path)).workdir == want
+    assert fr.Rollback.open(str(repo.path), config=None).workdir == want
+    with pytest.raises(TypeError, match="expected str, bytes or os.PathLike object, not int"):
+        fr.Rollback.open(3)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="expected str, bytes or os.PathLike object, not int"):
+        fr.Rollback.open(repo.path, config=3)  # type: ignore[arg-type]
+
+
+def test_a_relative_config_is_relative_to_the_current_directory(
+    repo: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As `open()` and every Python file API read a relative path; never the repository's
+    file of the same name."""
+    check = '[[checks]]\nname = "{}"\nkind = "command"\nargv = ["true"]\n'
+    (tmp_path / "ops.toml").write_text(check.format("from-cwd"))
+    (repo.path / "ops.toml").write_text(check.format("from-repo"))
+    monkeypatch.chdir(tmp_path)
+    rb = fr.Rollback.open(repo.path.name, config="ops.toml")
+    assert [c["name"] for c in rb.verify().checks] == ["from-cwd"]
+    assert [c["name"] for c in fr.Rollback.open("repo", config=b"ops.toml").verify().checks] == ["from-cwd"]
+    (tmp_path / "ops.toml").unlink()
+    with pytest.raises(fr.ConfigError) as info:
+        fr.Rollback.open("repo", config="ops.toml")
+    assert info.value.path == str(tmp_path / "ops.toml")
+
+
 def test_unknown_revision_is_a_config_error_with_a_hint(repo: Repo) -> None:
     rb = fr.Rollback.open(repo.path)
     with pytest.raises(fr.ConfigError) as info:

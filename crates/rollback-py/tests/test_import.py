@@ -66,3 +66,10 @@ def test_docstrings_are_checked_on_members() -> None:
     assert "VerificationError" in (forge_rollback.Rollback.verify.__doc__ or "")
     assert forge_rollback.RunResult.undone_by.__doc__
     assert forge_rollback.VerificationReport.raise_for_status.__doc__
+
+
+def test_cli_main_is_exported_as_the_docs_name_it() -> None:
+    """docs/python.md: `forge_rollback.cli_main(argv)` runs the command line in-process."""
+    assert "cli_main" in forge_rollback.__all__
+    assert forge_rollback.cli_main is _forge_rollback.cli_main
+    assert forge_rollback.cli_main(["forge-rollback", "--version"]) == 0

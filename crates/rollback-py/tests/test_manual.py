@@ -158,16 +158,30 @@ def test_approve_raising_stops_the_run_and_is_reraised(repo: Repo) -> None:
     assert rb.run("fast", target="v2", confirm=True).status == "succeeded"
 
 
-@pytest.mark.parametrize("answer", ["maybe", 1, None])
+# "inspect" is a terminal's answer (the step's `preview` is what it shows); one-letter forms and
+# other words are not answers: none of them runs the step.
+@pytest.mark.parametrize("answer", ["maybe", 1, None, "inspect", "y", "n", "a", "abort undo", "ok"])
 def test_approve_answering_nonsense_is_a_value_error(repo: Repo, answer: object) -> None:
     before = repo.state()
     rb = fr.Rollback.open(repo.path)
-    with pytest.raises(ValueError, match='approve must return True \\(run\\), False \\(skip\\), "abort" or "abort-undo"'):
+    with pytest.raises(ValueError, match='approve must return True or "yes"/"run" \\(run\\), False or "no"/"skip" \\(skip\\), "abort" or "abort-undo"'):
         rb.run("manual", target="v1", approve=lambda step: answer, confirm=True)  # type: ignore[arg-type, return-value]
     assert repo.state() == before
     [run] = rb.runs()
     assert run.status == "cancelled"
     assert all(s == "pending" for s in statuses(rb.run_details(run.run_id)).values())
+
+
+@pytest.mark.parametrize(
+    ("answer", "reset"),
+    [("YES", "done"), ("  run ", "done"), ("No", "skipped"), (" SKIP\n", "skipped"), ("Abort", "pending")],
+)
+def test_approve_string_answers_are_the_clis_words_in_any_case(repo: Repo, answer: str, reset: str) -> None:
+    """The words the CLI's terminal reads (core `StepAnswer::parse`): trimmed, any ASCII case."""
+    rb = fr.Rollback.open(repo.path)
+    r = rb.run("manual", target="v1", confirm=True, approve=lambda step: answer if step["name"] == "reset" else True)
+    assert statuses(r)["reset"] == reset
+    assert r.status == ("cancelled" if reset == "pending" else "succeeded")
 
 
 def test_manual_needs_approve(repo: Repo) -> None:
@@ -209,6 +223,36 @@ def test_resume_asks_before_each_remaining_step(repo: Repo, monkeypatch: pytest.
     assert done.status == "succeeded"
     assert asked == ["remove_untracked", "clear_caches", "record"]
     assert statuses(done)["clear_caches"] == "skipped"
+    assert not (repo.path / "notes with spaces.txt").exists()
+
+
+def test_resume_of_a_manual_run_without_approve_is_a_config_error(repo: Repo) -> None:
+    """As `run("manual")` without `approve`, and the CLI's `resume` without `--yes` (which asks
+    on its terminal): nothing runs unasked."""
+    rb = fr.Rollback.open(repo.path)
+    r = rb.run("manual", target="v1", confirm=True, approve=lambda s: "abort" if s["name"] == "remove_untracked" else True)
+    assert r.status == "cancelled"
+    before = repo.state()
+    assert (repo.path / "notes with spaces.txt").exists()
+
+    with pytest.raises(fr.ConfigError) as info:
+        rb.resume(r.run_id)
+    assert info.value.kind == "usage"
+    assert "manual" in info.value.message and "approve" in info.value.message
+    assert info.value.hint is not None and "approve=lambda step: True" in info.value.hint
+
+    async def aresume() -> fr.RunResult:
+        return await rb.aresume(r.run_id)
+
+    with pytest.raises(fr.ConfigError, match="approve"):
+        asyncio.run(aresume())
+    assert repo.state() == before
+    assert rb.run_details(r.run_id).status == "cancelled"
+    assert statuses(rb.run_details(r.run_id))["remove_untracked"] == "pending"
+
+    # With approve it finishes; `lambda step: True` runs the rest unasked.
+    done = rb.resume(r.run_id, approve=lambda step: True)
+    assert done.status == "succeeded"
     assert not (repo.path / "notes with spaces.txt").exists()
 
 

@@ -43,22 +43,32 @@ def test_run_without_confirm_is_refused(repo: Repo) -> None:
     assert rb.run("fast", target="v1", dry_run=True).status == "planned"
 
 
-@pytest.mark.parametrize("answer", ["no", "", "YES", "y", 1, None, "yes please"])
+@pytest.mark.parametrize("answer", ["no", "", "y", " y ", 1, None, "yes please", "ye s", "\uff59\uff45\uff53"])
 def test_confirm_answers_other_than_true_or_yes_raise_value_error(repo: Repo, answer: Any) -> None:
     before = repo.state()
     rb = fr.Rollback.open(repo.path)
-    with pytest.raises(ValueError, match="only True or the exact string \"yes\" go ahead"):
+    with pytest.raises(ValueError, match="only True or the string \"yes\" \\(any case\\) go ahead"):
         rb.run("fast", target="v1", confirm=lambda summary, plan: answer)
     assert_nothing_changed(repo, rb, before)
 
 
-@pytest.mark.parametrize("value", ["no", "YES", 1, "y"])
+@pytest.mark.parametrize("value", ["no", "Y", 1, "y", "yes!"])
 def test_confirm_argument_other_than_true_or_yes_raises_value_error(repo: Repo, value: Any) -> None:
     before = repo.state()
     rb = fr.Rollback.open(repo.path)
     with pytest.raises(ValueError, match="confirm must be True, \"yes\" or a callable"):
         rb.run("fast", target="v1", confirm=value)
     assert_nothing_changed(repo, rb, before)
+
+
+@pytest.mark.parametrize("typed", ["YES", "  Yes  ", "yes\n"])
+def test_yes_in_any_case_goes_ahead_as_on_the_clis_terminal(repo: Repo, typed: str) -> None:
+    """The CLI's `Type `yes` to proceed:` and `confirm` read answers by the same core rule
+    (`prompt::confirms`): the word `yes`, trimmed, in any ASCII case."""
+    rb = fr.Rollback.open(repo.path)
+    r = rb.run("fast", target="v1", confirm=lambda summary, plan: typed)
+    assert r.status == "succeeded"
+    assert rb.undo(r.run_id, confirm=typed).status == "succeeded"  # type: ignore[arg-type]
 
 
 def test_typed_yes_goes_ahead(repo: Repo) -> None:

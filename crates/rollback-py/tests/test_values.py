@@ -95,6 +95,29 @@ def test_results_can_be_built_for_tests_and_are_checked(repo: Repo) -> None:
         fr.RunResult.from_json("{}")
 
 
+def test_from_dict_refuses_a_dry_run_as_a_run_and_a_run_as_a_dry_run(repo: Repo) -> None:
+    """A `RunResult` always has a `run_id` (a `str`) and a real status; a `DryRunResult` is
+    always `planned`, with no run id, and has its plan: the stub's types hold for fakes too."""
+    rb = fr.Rollback.open(repo.path)
+    dry = rb.run("fast", target="v1", dry_run=True).to_dict()
+    real = rb.run("fast", target="v1", confirm=True).to_dict()
+    with pytest.raises(ValueError, match="not a RunResult: a run that happened has a `run_id`"):
+        fr.RunResult.from_dict(dry)
+    with pytest.raises(ValueError, match="not a RunResult"):
+        fr.RunResult.from_dict({**real, "status": "planned"})
+    with pytest.raises(ValueError, match="not a RunResult"):
+        fr.RunResult.from_dict({**real, "run_id": None})
+    with pytest.raises(ValueError, match="not a DryRunResult: a dry run has no `run_id`"):
+        fr.DryRunResult.from_dict(real)
+    with pytest.raises(ValueError, match="not a DryRunResult"):
+        fr.DryRunResult.from_dict({**dry, "status": "succeeded"})
+    with pytest.raises(ValueError, match="not a DryRunResult"):
+        fr.DryRunResult.from_dict({k: v for k, v in dry.items() if k != "plan"})
+    # The real shapes still round-trip.
+    assert fr.RunResult.from_dict(real).to_dict() == real
+    assert fr.DryRunResult.from_dict(dry).to_dict() == dry
+
+
 def test_a_run_has_a_str_run_id_and_a_dry_run_is_its_own_type(repo: Repo) -> None:
     rb = fr.Rollback.open(repo.path)
     planned = rb.run("fast", target="v1", dry_run=True)

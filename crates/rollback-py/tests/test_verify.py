@@ -153,6 +153,17 @@ def test_verify_unknown_check_and_no_checks_are_config_errors(repo: Repo, tmp_pa
     assert "`nope`" in info.value.message
     assert info.value.hint is not None and "api, broken, down" in info.value.hint
 
+    # An empty selection is no check at all (None means every configured check).
+    with pytest.raises(fr.ConfigError, match="no check was selected") as info:
+        rb.verify(checks=[])
+    assert info.value.hint is not None and "api, broken, down" in info.value.hint
+
+    async def averify_none() -> fr.VerificationReport:
+        return await rb.averify([])
+
+    with pytest.raises(fr.ConfigError, match="no check was selected"):
+        asyncio.run(averify_none())
+
     # No checks configured: a round would "pass" without looking at anything.
     with pytest.raises(fr.ConfigError, match="no `\\[\\[checks\\]\\]` are configured"):
         fr.Rollback.open(repo.path).verify()

@@ -144,6 +144,30 @@ fn abort_with_undo_puts_everything_back() {
     assert!(report["undone_by"].is_string());
 }
 
+/// Answers are read by the core's rules, the same as Python's `confirm` and `approve`: the
+/// documented words, trimmed, in any ASCII case; other words (one-letter ones included) are
+/// asked again and run nothing; `abort-undo` stops and undoes without a second question.
+#[test]
+fn answers_are_the_documented_words_in_any_case() {
+    let (r, _) = messy_repo();
+    let before = picture(&r);
+    let mut p = spawn(&r, &["run", "--manual", "--target", "v1"], &[]);
+    p.exp_string("Type `yes` to proceed:").unwrap();
+    p.send_line("  Yes  ").unwrap();
+    assert_eq!(next_step(&mut p), "snapshot");
+    p.send_line("y").unwrap();
+    p.exp_string("`y`? answer yes/inspect/abort").unwrap();
+    p.send_line("YES").unwrap();
+    assert_eq!(next_step(&mut p), "reset");
+    p.send_line("Run").unwrap();
+    let third = next_step(&mut p);
+    p.send_line(" Abort-Undo ").unwrap();
+    p.exp_string("status:  cancelled").unwrap();
+    assert_eq!(exit_code(&mut p), 5, "aborted before `{third}`");
+    assert_eq!(picture(&r), before, "the undo put back the tree, HEAD, branch and index");
+    assert_eq!(only_run(&r)["status"], "undone");
+}
+
 #[test]
 fn abort_without_undo_leaves_a_cancelled_run_that_can_be_undone_later() {
     let (r, _) = messy_repo();

@@ -67,9 +67,18 @@ impl Rollback {
     }
 
     /// Runs the checks now (only those named in `only`, when given), concurrently. Refused
-    /// without checks: an empty round would say "passed" about services nobody checked.
+    /// without checks, and with `only` empty: an empty round would say "passed" about services
+    /// nobody checked.
     pub fn verify(&self, only: Option<&[String]>) -> Result<VerificationReport> {
         let names = self.check_names();
+        if only.is_some_and(<[String]>::is_empty) && !names.is_empty() {
+            return Err(Error::usage(
+                "no check was selected: the list of check names is empty, so there is nothing to verify".to_owned(),
+                Some(
+                    format!("configured checks: {}; leave the selection out to run them all", names.join(", ")).into(),
+                ),
+            ));
+        }
         if names.is_empty() {
             return Err(Error::usage(
                 "no `[[checks]]` are configured: there is nothing to verify".to_owned(),

@@ -43,6 +43,7 @@ from forge_rollback._forge_rollback import (
     VerificationError,
     VerificationReport,
     __version__,
+    cli_main,
 )
 
 __all__ = [
@@ -67,6 +68,7 @@ __all__ = [
     "VcsError",
     "VerificationError",
     "VerificationReport",
+    "cli_main",
     "json_default",
     "path_str",
 ]

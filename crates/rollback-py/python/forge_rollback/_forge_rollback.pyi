@@ -65,16 +65,21 @@ def cli_main(argv: list[str]) -> int:
 _T = TypeVar("_T")
 _R = TypeVar("_R")
 
-_StrPath = str | os.PathLike[str]
-# Goes ahead on True or the exact string "yes"; False declines (CancelledError); any other
-# answer is a ValueError. Nothing changes unless it goes ahead.
+# `Rollback.open` reads its paths with `os.fsdecode`; a relative `config` is relative to the
+# current directory.
+_Path = str | bytes | os.PathLike[str] | os.PathLike[bytes]
+# Goes ahead on True or the string "yes" (surrounding whitespace and ASCII case ignored, the
+# rule of the CLI's typed `yes`); False declines (CancelledError); any other answer ("no",
+# "y", None, 1) is a ValueError. Nothing changes unless it goes ahead.
 _Answer = bool | str
 _Confirm = Literal[True, "yes"] | Callable[[str, Plan], _Answer]
 _AConfirm = Literal[True, "yes"] | Callable[[str, Plan], _Answer | Awaitable[_Answer]]
 # An exception other than AbortRollback is logged and the run goes on.
 _OnEvent = Callable[[Event], object]
 # `approve(step)`: True / "yes" / "run" runs the step, False / "no" / "skip" skips it, "abort"
-# stops the run, "abort-undo" stops it and undoes what ran; anything else is a ValueError.
+# stops the run, "abort-undo" stops it and undoes what ran (strings: the words the CLI's step
+# question reads, surrounding whitespace and ASCII case ignored); anything else ("inspect",
+# "y", None) is a ValueError and runs nothing.
 _Approve = Callable[[StepApproval], bool | str]
 _AApprove = Callable[[StepApproval], bool | str | Awaitable[bool | str]]
 # The async methods return real coroutines (`asyncio.run(rb.arun(...))` works).
@@ -95,7 +100,7 @@ class Rollback:
     """A git repository opened for rollbacks (`Rollback.open(path)`)."""
 
     @staticmethod
-    def open(dir: _StrPath, config: _StrPath | None = None) -> Rollback: ...
+    def open(dir: _Path, config: _Path | None = None) -> Rollback: ...
     @property
     def workdir(self) -> str: ...
     @property
