@@ -529,7 +529,13 @@ fn runs(args: &Args, out: &Output, command: &RunsCommand) -> anyhow::Result<Exit
             } else {
                 let mut s = String::new();
                 for r in &runs {
-                    let status = if r.interrupted { "interrupted".to_owned() } else { r.status.to_string() };
+                    let status = if r.damaged.is_some() {
+                        "damaged".to_owned()
+                    } else if r.interrupted {
+                        "interrupted".to_owned()
+                    } else {
+                        r.status.to_string()
+                    };
                     let what = match (&r.undo_of, r.level) {
                         (Some(u), _) => format!("undo of {u}"),
                         (None, Some(l)) => format!("{l} rollback"),
@@ -545,6 +551,9 @@ fn runs(args: &Args, out: &Output, command: &RunsCommand) -> anyhow::Result<Exit
                         r.to.short(),
                         r.started_at.log_format()
                     );
+                    if let Some(d) = &r.damaged {
+                        let _ = writeln!(s, "    {d}");
+                    }
                 }
                 out.text(&s)?;
             }

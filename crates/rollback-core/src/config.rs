@@ -53,7 +53,9 @@ ignored = []
 
 [caches]
 # Cleared after the reset: matching folders are removed whole, matching files one by one.
-# Tracked files are never removed. Caches are not snapshotted and undo does not restore them.
+# Tracked files are never removed. Caches are not snapshotted and undo does not restore them,
+# so a glob must name something (`**`, `*`, `**/*` are refused), and the [env] files, the
+# SQLite database and this file are never cleared, whatever the globs match.
 globs = ["**/__pycache__", "**/*.pyc", "**/*.pyo", "**/.pytest_cache"]
 # Folders never searched for caches (virtual environments, dependencies).
 skip_dirs = [".venv", "venv", ".tox", "node_modules", ".git"]
@@ -418,6 +420,34 @@ fn build_set(path: &Path, key: &str, globs: &[String]) -> Result<GlobSet, Error>
     b.build().map_err(|e| Error::Invalid { path: path.to_owned(), key: key.to_owned(), message: e.to_string() })
 }
 
+/// Whether a cache glob names nothing: every `/`-separated part of it is made only of
+/// wildcards (`*`, `**`, `?`, a `[...]` class, `{`, `}`, `,`) and dots, so that it matches any
+/// name at some depth (`**`, `*`, `**/*`, `/**`, `*/*`, `*.*`, `**/.*`, `?*`). Such a glob
+/// would clear the work tree's untracked and ignored files (`.env`, a SQLite database) as
+/// caches, which are not snapshotted. A glob with one literal character other than a dot
+/// (`**/*.pyc`, `build/*`, `**/.cache`) names what it clears.
+pub fn matches_nearly_everything(glob: &str) -> bool {
+    let mut literal = false;
+    let mut chars = glob.chars();
+    let mut in_class = false;
+    while let Some(c) = chars.next() {
+        match c {
+            ']' if in_class => in_class = false,
+            _ if in_class => {}
+            '[' => in_class = true,
+            '\\' => {
+                // An escaped character is literal (`\*` is a star).
+                if chars.next().is_some_and(|e| e != '.') {
+                    literal = true;
+                }
+            }
+            '*' | '?' | '{' | '}' | ',' | '/' | '.' => {}
+            _ => literal = true,
+        }
+    }
+    !literal
+}
+
 impl Default for Config {
     fn default() -> Self {
         Self::from_raw(RawConfig::default(), None).expect("the defaults are valid")
@@ -508,6 +538,15 @@ impl Config {
                     message: format!("`{name}` must be a single folder name"),
                 });
             }
+        }
+        if let Some(g) = raw.caches.globs.iter().find(|g| matches_nearly_everything(g)) {
+            return Err(Error::Invalid {
+                path: shown,
+                key: "caches.globs".into(),
+                message: format!(
+                    "`{g}` names no file or folder (every part of it is wildcards or dots), so it matches nearly everything; caches are deleted without a snapshot: name them (`**/__pycache__`, `**/*.pyc`, `build/cache`)"
+                ),
+            });
         }
         let matchers = Matchers {
             clean_ignored: build_set(&shown, "clean.ignored", &raw.clean.ignored)?,
@@ -730,6 +769,25 @@ mod tests {
         assert!(err.to_string().contains("env.files"), "{err}");
         let err = Config::parse("[watch]\nfailures = 0\n", None).unwrap_err();
         assert!(err.to_string().contains("watch.failures"), "{err}");
+    }
+
+    #[test]
+    fn a_cache_glob_that_names_nothing_is_refused() {
+        for g in
+            ["**", "*", "**/*", "/**", "*/*", "**/**", "*.*", "**/*.*", "**/.*", ".*", "?*", "[a-z]*", "{*,?}", "./**"]
+        {
+            let err = Config::parse(&format!("[caches]\nglobs = ['**/*.pyc', '{g}']\n"), Some(Path::new("c.toml")))
+                .expect_err(g);
+            let Error::Invalid { key, message, .. } = &err else { panic!("{g}: {err:?}") };
+            assert_eq!(key, "caches.globs", "{g}");
+            assert!(message.contains(&format!("`{g}`")), "{g}: {message}");
+        }
+        for g in ["**/__pycache__", "**/*.pyc", "build/*", "**/.cache", "*.log", "**/.pytest_cache", "\\**"] {
+            let c = Config::parse(&format!("[caches]\nglobs = ['{g}']\n"), None).unwrap_or_else(|e| panic!("{g}: {e}"));
+            assert_eq!(c.caches.globs, [g]);
+        }
+        // The defaults name what they clear.
+        assert!(Config::default().caches.globs.iter().all(|g| !matches_nearly_everything(g)));
     }
 
     #[test]

@@ -162,6 +162,9 @@ impl Error {
             Error::Refused { .. } | Error::Production(production::Error::Refused { .. }) => ErrorKind::Refused,
             Error::Cancelled(_) => ErrorKind::Cancelled,
             Error::Journal(journal::Error::UnknownRun { .. }) => ErrorKind::Usage,
+            // A journal that cannot be read is not acted on: nothing changed, and the operator
+            // must look (like the other refusals, not a failed step to resume).
+            Error::Journal(journal::Error::Corrupt { .. }) => ErrorKind::Refused,
             Error::StepFailed { source, .. } if source.kind() == ErrorKind::Cancelled => ErrorKind::Cancelled,
             // forge-rollback refusing a path of its state folder: another owner, a symlink, more
             // names (a file where a folder belongs is damage, an I/O failure).
@@ -260,6 +263,10 @@ impl Error {
             Error::Backup(backup::Error::Io(e)) | Error::Io(e) if e.kind() == std::io::ErrorKind::StorageFull => {
                 Some("the disk is full: free space, then try again".into())
             }
+            Error::Journal(journal::Error::Corrupt { path, .. }) => Some(format!(
+                "the run's records stop being readable at that line (a torn last line is not damage; this is): look at `{}`, mend the line or, once you know the state the run left, move its folder out of the state folder's `runs/` (keep it); `runs list` lists it as damaged",
+                path.display()
+            )),
             _ => None,
         }
     }

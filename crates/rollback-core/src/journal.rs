@@ -7,7 +7,8 @@
 //! line cut short by a crash is ignored; damage anywhere else is an error naming the line.
 
 use std::fs::{File, OpenOptions};
-use std::io::Write;
+use std::io::{Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -227,9 +228,37 @@ impl Journal {
         Self::open(path)
     }
 
-    /// Opens an existing journal for appending.
+    /// Opens an existing journal for appending. A torn last line (a crash or a power loss in
+    /// the middle of an append, which [`read`] ignores) is dealt with first, so that the next
+    /// record starts on a line of its own: a whole record that only lost its newline gets it
+    /// back; anything else is cut off (the file truncated to its last complete line and
+    /// synced), after the cut bytes are kept in `journal.jsonl.torn` next to it. Appending
+    /// after the torn bytes instead would glue the next record to them, and the journal would
+    /// then read as damaged for good.
     pub fn open(path: &Path) -> Result<Self, Error> {
-        let file = OpenOptions::new().append(true).open(path).at("open journal", path)?;
+        let (mut file, _) =
+            crate::fsutil::open_private(path, OpenOptions::new().read(true).append(true), "open journal")?;
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes).at("read journal", path)?;
+        let complete = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+        let tail = &bytes[complete..];
+        if !tail.is_empty() {
+            if parse_line(tail).is_some() {
+                file.write_all(b"\n").at("append to journal", path)?;
+            } else if complete == 0 {
+                // Not even the `started` record is whole (it is written with the file, so
+                // this is damage from outside): nothing is cut.
+                return Err(Error::Corrupt {
+                    path: path.to_owned(),
+                    line: 1,
+                    detail: "the first record is not `started`".into(),
+                });
+            } else {
+                keep_torn(path, tail)?;
+                file.set_len(complete as u64).at("cut the torn last line of journal", path)?;
+            }
+            file.sync_data().at("sync journal", path)?;
+        }
         Ok(Self { file, path: path.to_owned() })
     }
 
@@ -247,6 +276,34 @@ impl Journal {
     }
 }
 
+/// Where [`Journal::open`] keeps the bytes of a torn last line it cuts off.
+pub fn torn_path(journal: &Path) -> PathBuf {
+    let mut name = journal.file_name().unwrap_or_default().to_owned();
+    name.push(".torn");
+    journal.with_file_name(name)
+}
+
+/// Appends the torn bytes, and a newline, to [`torn_path`] (mode `0600`), synced.
+fn keep_torn(journal: &Path, tail: &[u8]) -> Result<(), Error> {
+    let side = torn_path(journal);
+    let (mut f, _) = crate::fsutil::open_private(
+        &side,
+        OpenOptions::new().append(true).create(true).mode(0o600),
+        "keep the torn last line of journal in",
+    )?;
+    f.write_all(tail).and_then(|()| f.write_all(b"\n")).at("write", &side)?;
+    f.sync_all().at("sync", &side)?;
+    if let Some(dir) = side.parent() {
+        crate::fsutil::sync_dir(dir)?;
+    }
+    Ok(())
+}
+
+/// One line as a record, older forms included; `None` when it is not one.
+fn parse_line(line: &[u8]) -> Option<Record> {
+    serde_json::from_slice::<Record>(line).ok().or_else(|| upgrade(line))
+}
+
 /// `record` as one journal line: its JSON and a newline.
 fn line_of(record: &Record, path: &Path) -> Result<Vec<u8>, Error> {
     let mut line =
@@ -257,9 +314,21 @@ fn line_of(record: &Record, path: &Path) -> Result<Vec<u8>, Error> {
 
 /// Reads every record. A torn last line (a crash in the middle of a write) is dropped.
 pub fn read(path: &Path) -> Result<Vec<Record>, Error> {
+    match read_readable(path)? {
+        (records, None) => Ok(records),
+        (_, Some(damage)) => Err(damage),
+    }
+}
+
+/// Reads the records up to the first damaged line, and that damage ([`Error::Corrupt`]), if
+/// any. A torn last line (a crash in the middle of a write: the final line, without its
+/// newline) is not damage and is dropped; any other line that is not a record is. I/O errors
+/// are errors.
+pub fn read_readable(path: &Path) -> Result<(Vec<Record>, Option<Error>), Error> {
     let bytes = crate::fsutil::read(path)?;
     let lines: Vec<&[u8]> = bytes.split(|b| *b == b'\n').collect();
     let mut records = Vec::new();
+    let mut damage = None;
     for (i, line) in lines.iter().enumerate() {
         if line.is_empty() {
             continue;
@@ -269,17 +338,18 @@ pub fn read(path: &Path) -> Result<Vec<Record>, Error> {
             Ok(r) => records.push(r),
             // Only the final line can be cut short, and only if it lacks its newline.
             Err(_) if is_last && !bytes.ends_with(b"\n") => break,
-            Err(e) => return Err(Error::Corrupt { path: path.to_owned(), line: i + 1, detail: e.to_string() }),
+            Err(e) => {
+                damage = Some(Error::Corrupt { path: path.to_owned(), line: i + 1, detail: e.to_string() });
+                break;
+            }
         }
     }
     if !matches!(records.first(), Some(Record::Started { .. })) {
-        return Err(Error::Corrupt {
-            path: path.to_owned(),
-            line: 1,
-            detail: "the first record is not `started`".into(),
-        });
+        records.clear();
+        damage =
+            Some(Error::Corrupt { path: path.to_owned(), line: 1, detail: "the first record is not `started`".into() });
     }
-    Ok(records)
+    Ok((records, damage))
 }
 
 /// Reads a record written before step details carried their `"kind"` tag: the tag is the
@@ -443,6 +513,25 @@ impl RunState {
         Self::from_records(path, records)
     }
 
+    /// Like [`RunState::load`], but a damaged journal gives the state its records before the
+    /// first damage say, with the damage ([`Error::Corrupt`]); an error only when not even the
+    /// `started` record can be read. For listing runs: what lies past the damage is unknown,
+    /// so nothing may be undone or resumed from such a state.
+    pub fn load_readable(path: &Path) -> Result<(Self, Option<Error>), Error> {
+        let (mut records, mut damage) = read_readable(path)?;
+        loop {
+            match Self::from_records(path, records.clone()) {
+                Ok(state) => return Ok((state, damage)),
+                // A record that does not fit the run (a step not in the plan): damage there.
+                Err(Error::Corrupt { line, path, detail }) if line >= 2 && line <= records.len() => {
+                    records.truncate(line - 1);
+                    damage = Some(Error::Corrupt { path, line, detail });
+                }
+                Err(e) => return Err(damage.unwrap_or(e)),
+            }
+        }
+    }
+
     /// The completion detail of the first step with this name, if it completed.
     pub fn detail_of(&self, step: &str) -> Option<&StepDetail> {
         self.plan.steps.iter().zip(&self.done).find(|(s, _)| s.name() == step).and_then(|(_, d)| d.as_ref())
@@ -531,5 +620,84 @@ mod tests {
         assert_eq!(std::fs::read(&path).unwrap(), before, "the existing journal is untouched");
         let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(left, [std::ffi::OsString::from("journal.jsonl")], "no temp file left behind");
+    }
+    fn finished() -> Record {
+        Record::Finished { at: Timestamp::now(), status: RunStatus::Succeeded, error: None, warnings: Vec::new() }
+    }
+
+    /// A journal holding `started` and `resumed`, with `extra` written after them.
+    fn journal_with(dir: &Path, extra: &[u8]) -> PathBuf {
+        let path = dir.join("journal.jsonl");
+        let mut j = Journal::create(&path, &started(b"/w")).unwrap();
+        j.append(&Record::Resumed { at: Timestamp::now() }).unwrap();
+        drop(j);
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(extra).unwrap();
+        path
+    }
+
+    #[test]
+    fn the_next_writer_cuts_a_torn_last_line_and_keeps_it_aside() {
+        let dir = tempfile::tempdir().unwrap();
+        // A power loss in the middle of appending `finished`.
+        let whole = line_of(&finished(), Path::new("j")).unwrap();
+        let torn = &whole[..whole.len() - 20];
+        let path = journal_with(dir.path(), torn);
+        assert_eq!(read(&path).unwrap().len(), 2, "the reader ignores the torn line");
+        let mut j = Journal::open(&path).unwrap();
+        j.append(&Record::Undone { at: Timestamp::now(), by: "r2".into() }).unwrap();
+        drop(j);
+        let records = read(&path).unwrap();
+        assert_eq!(records.len(), 3, "{records:?}");
+        assert!(matches!(&records[2], Record::Undone { by, .. } if by == "r2"), "{records:?}");
+        assert!(std::fs::read(&path).unwrap().ends_with(b"\n"));
+        // The cut bytes are kept, each piece on a line of its own.
+        let kept = std::fs::read(torn_path(&path)).unwrap();
+        assert_eq!(kept, [torn, b"\n"].concat());
+        assert_eq!(
+            std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(torn_path(&path)).unwrap().permissions())
+                & 0o777,
+            0o600
+        );
+        // Opening a sound journal changes nothing.
+        let before = std::fs::read(&path).unwrap();
+        drop(Journal::open(&path).unwrap());
+        assert_eq!(std::fs::read(&path).unwrap(), before);
+    }
+
+    #[test]
+    fn a_whole_last_record_that_lost_its_newline_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let whole = line_of(&finished(), Path::new("j")).unwrap();
+        let path = journal_with(dir.path(), &whole[..whole.len() - 1]);
+        assert_eq!(read(&path).unwrap().len(), 3);
+        Journal::open(&path).unwrap().append(&Record::Undone { at: Timestamp::now(), by: "r2".into() }).unwrap();
+        let records = read(&path).unwrap();
+        assert!(matches!(records[2], Record::Finished { .. }) && matches!(records[3], Record::Undone { .. }));
+        assert!(!torn_path(&path).exists(), "nothing was cut");
+    }
+
+    #[test]
+    fn only_the_last_line_may_be_torn() {
+        let dir = tempfile::tempdir().unwrap();
+        // A bad line in the middle is damage, named by its line.
+        let path = journal_with(
+            dir.path(),
+            b"{\"record\":\"step_e\n{\"record\":\"resumed\",\"at\":\"2026-12-05T00:00:00Z\"}\n",
+        );
+        let err = read(&path).unwrap_err();
+        assert!(matches!(err, Error::Corrupt { line: 3, .. }), "{err}");
+        assert!(err.to_string().contains("damaged at line 3"), "{err}");
+        // So is a bad last line that has its newline: it was written whole.
+        let dir = tempfile::tempdir().unwrap();
+        let path = journal_with(dir.path(), b"{\"record\":\"nonsense\"}\n");
+        assert!(matches!(read(&path).unwrap_err(), Error::Corrupt { line: 3, .. }));
+        // The records before the damage still read, for listing.
+        let (state, damage) = RunState::load_readable(&path).unwrap();
+        assert!(matches!(damage, Some(Error::Corrupt { line: 3, .. })), "{damage:?}");
+        assert_eq!((state.records.len(), state.status), (2, RunStatus::Running));
+        // The writer does not "mend" real damage: it has a newline, nothing is cut.
+        drop(Journal::open(&path).unwrap());
+        assert!(!torn_path(&path).exists());
     }
 }

@@ -95,4 +95,10 @@ pub struct RunSummary {
     pub finished_at: Option<Timestamp>,
     /// Reason given.
     pub reason: Option<String>,
+    /// Its journal is damaged (a line other than a torn last one is not a record): what is
+    /// wrong, naming the file and line. The other fields are what the records before the
+    /// damage say; the run cannot be shown, resumed or undone until the journal is mended.
+    /// `None` (`null`) for a readable journal.
+    #[serde(default)]
+    pub damaged: Option<String>,
 }

@@ -491,6 +491,9 @@ result_class! {
         finished_at => "finished_at",
         /// The reason given.
         reason => "reason",
+        /// Why its journal cannot be read to the end (file and line), for a damaged journal;
+        /// the other fields then say what the records before the damage say.
+        damaged => "damaged",
     }
 }
 

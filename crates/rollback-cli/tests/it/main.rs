@@ -2,6 +2,7 @@
 
 mod bad_input;
 mod big_files;
+mod cache_guard;
 mod commands;
 mod common;
 mod completions;
@@ -35,6 +36,7 @@ mod snapshots;
 mod statcache;
 mod submodules;
 mod symlink_folder;
+mod torn_journal;
 mod undo_race;
 mod watch;
 mod watch_prometheus;

@@ -155,8 +155,11 @@ impl Rollback {
         // both, so keeping one of the `keep` newest keeps the others its run took.
         let mut newest: Vec<&backup::SnapshotSummary> = summaries.iter().collect();
         newest.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
-        let kept_runs: std::collections::BTreeSet<&str> =
+        let mut kept_runs: std::collections::BTreeSet<&str> =
             newest.iter().take(keep).filter_map(|s| s.run_id.as_deref()).collect();
+        // A run whose journal is damaged may be unfinished, and which of its snapshots it
+        // needs cannot be read: all of them stay.
+        kept_runs.extend(runs.iter().filter(|r| r.damaged.is_some()).map(|r| r.run_id.as_str()));
         protect.extend(
             summaries
                 .iter()

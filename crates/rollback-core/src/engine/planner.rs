@@ -91,8 +91,8 @@ pub fn captures(workdir: &Path, config: &Config, status: &[StatusEntry], changes
 /// of the repository. Only entries git lists are taken, exactly: git lists a folder whole
 /// (`app/__pycache__`) only when nothing in it is tracked, so a tracked file inside a cache
 /// folder is never removed. Nothing under `caches.skip_dirs` (`.venv`, ...); nothing the
-/// target tracks or that stands in its way.
-pub fn find_caches(config: &Config, status: &[StatusEntry], changes: &[Change]) -> Vec<RepoPath> {
+/// target tracks or that stands in its way; nothing [`CacheGuard`] protects.
+pub fn find_caches(config: &Config, status: &[StatusEntry], changes: &[Change], guard: &CacheGuard) -> Vec<RepoPath> {
     let added: BTreeSet<&RepoPath> = changes.iter().filter(|c| c.kind == ChangeKind::Added).map(|c| &c.path).collect();
     let skipped = |p: &RepoPath| {
         p.as_bytes().split(|b| *b == b'/').any(|c| config.caches.skip_dirs.iter().any(|s| s.as_bytes() == c))
@@ -101,8 +101,81 @@ pub fn find_caches(config: &Config, status: &[StatusEntry], changes: &[Change]) 
         .iter()
         .filter(|e| matches!(e.kind, StatusKind::Untracked | StatusKind::Ignored))
         .filter(|e| !skipped(&e.path) && config.is_cache(&e.path) && !in_the_way(&e.path, &added))
+        .filter(|e| !guard.protects(&e.path))
         .map(|e| e.path.clone())
         .collect()
+}
+
+/// What `clear_caches` never deletes, whatever `[caches] globs` match (caches are deleted
+/// without a snapshot): the `[env] files`; the configured SQLite database file and its `-wal`,
+/// `-shm` and `-journal` files (when its URL can be read now); the configuration file; the
+/// registry; the state folder; a folder holding any of them, or a `.git` (a nested repository)
+/// at any depth. Paths inside `.git` are never work-tree paths ([`RepoPath::new`] refuses
+/// them), and tracked files are never listed as caches (see [`find_caches`]).
+#[derive(Clone, Debug)]
+pub struct CacheGuard {
+    workdir: std::path::PathBuf,
+    paths: Vec<RepoPath>,
+}
+
+impl CacheGuard {
+    /// The protected paths of `config` in `workdir`.
+    pub fn new(config: &Config, workdir: &Path) -> Self {
+        let mut paths: Vec<RepoPath> = Vec::new();
+        let mut add = |p: &Path| {
+            let abs = if p.is_absolute() { p.to_path_buf() } else { workdir.join(p) };
+            // As written, and resolved for real (symlinks, `..`): either may be how the status
+            // names it.
+            let resolved_root = crate::fsutil::resolve(workdir);
+            for (path, root) in [(abs.clone(), workdir.to_path_buf()), (crate::fsutil::resolve(&abs), resolved_root)] {
+                if let Ok(rel) = path.strip_prefix(&root)
+                    && let Ok(rp) = RepoPath::from_fs(Path::new(""), rel)
+                    && !paths.contains(&rp)
+                {
+                    paths.push(rp);
+                }
+            }
+        };
+        for f in &config.env.files {
+            add(f);
+        }
+        if let Some(db) = &config.database
+            && let Ok(url) = db.resolve_url()
+            && let Ok(crate::db::url::DbUrl::Sqlite { path }) = crate::db::url::DbUrl::parse(&url, workdir)
+        {
+            add(&path);
+            for suffix in ["-wal", "-shm", "-journal"] {
+                let mut side = path.clone().into_os_string();
+                side.push(suffix);
+                add(Path::new(&side));
+            }
+        }
+        if let Some(source) = &config.source {
+            // Given on the command line: relative to the current folder, not the work tree.
+            add(&crate::fsutil::resolve(source));
+        }
+        add(&config.registry.path);
+        if let Some(dir) = &config.state.dir {
+            add(dir);
+        }
+        Self { workdir: workdir.to_path_buf(), paths }
+    }
+
+    /// Whether `path` must not be cleared: it is a protected path, lies inside one, or is a
+    /// folder holding one (or a `.git`).
+    pub fn protects(&self, path: &RepoPath) -> bool {
+        self.paths.iter().any(|q| q.starts_with(path) || path.starts_with(q)) || holds_git(&path.to_fs(&self.workdir))
+    }
+}
+
+/// Whether `dir` is a folder with a `.git` (file or folder) at any depth. Symlinks are not
+/// followed.
+fn holds_git(dir: &Path) -> bool {
+    let Ok(rd) = std::fs::read_dir(dir) else { return false };
+    rd.flatten().any(|e| {
+        e.file_name().as_encoded_bytes().eq_ignore_ascii_case(b".git")
+            || e.file_type().is_ok_and(|t| t.is_dir()) && holds_git(&e.path())
+    })
 }
 
 /// Captures sorted by what the reset does to them.
@@ -199,7 +272,7 @@ pub fn rollback_plan(vcs: &dyn VcsBackend, config: &Config, checks: &[String], a
         .filter_map(|p| RepoPath::from_fs(workdir, &if p.is_absolute() { p } else { workdir.join(p) }).ok())
         .collect();
     let remove: Vec<RepoPath> = rest.into_iter().map(|c| c.path.clone()).filter(|p| !keep.contains(p)).collect();
-    let found = find_caches(config, &a.status, &changes);
+    let found = find_caches(config, &a.status, &changes, &CacheGuard::new(config, workdir));
     let mut steps = vec![Step::Snapshot { capture }];
     if full
         && let Some(db) = &a.database
@@ -460,4 +533,59 @@ pub fn removals_from(manifest: &Manifest, changes: &[Change]) -> Vec<RepoPath> {
         .filter(|e| e.kind != EntryKind::Absent && !in_the_way(&e.path, &added))
         .map(|e| e.path.clone())
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn caches_never_include_what_the_guard_protects() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = dir.path();
+        let cfg_path = w.join("forge-rollback.toml");
+        std::fs::write(&cfg_path, "").unwrap();
+        std::fs::create_dir_all(w.join("vendor/lib/.git")).unwrap();
+        std::fs::create_dir_all(w.join("build")).unwrap();
+        let text = r#"
+[caches]
+globs = ["**/*.pyc", ".env", "config", "data/*", "forge-rollback.toml", "vendor", "build", "*.tmp", "state/**", "known.json"]
+[env]
+files = [".env", "config/prod.env"]
+[database]
+kind = "sql"
+url = "sqlite:///data/app.db"
+[registry]
+path = "known.json"
+[state]
+dir = "state"
+"#;
+        let config = Config::parse(text, Some(&cfg_path)).unwrap();
+        let p = |s: &str| RepoPath::new(s).unwrap();
+        let status: Vec<StatusEntry> = [
+            ".env",
+            "config",
+            "data/app.db",
+            "data/app.db-wal",
+            "data/app.db-shm",
+            "data/app.db-journal",
+            "data/other.txt",
+            "forge-rollback.toml",
+            "vendor",
+            "build",
+            "junk.tmp",
+            "app/x.pyc",
+            "state/runs/x",
+            "known.json",
+        ]
+        .into_iter()
+        .map(|s| StatusEntry::new(p(s), StatusKind::Ignored))
+        .collect();
+        let guard = CacheGuard::new(&config, w);
+        let found = find_caches(&config, &status, &[], &guard);
+        assert_eq!(found, [p("data/other.txt"), p("build"), p("junk.tmp"), p("app/x.pyc")]);
+        // Without the guard every one of them matches a glob.
+        let unguarded = CacheGuard { workdir: w.join("nowhere"), paths: Vec::new() };
+        assert_eq!(find_caches(&config, &status, &[], &unguarded).len(), status.len());
+    }
 }

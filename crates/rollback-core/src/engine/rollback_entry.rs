@@ -114,6 +114,7 @@ impl Entry for RollbackEntry<'_> {
         // A live run first (it is unfinished too, but must not be resumed or undone), then an
         // unfinished one: until it is settled, the tree is between two states.
         rb.refuse_locked()?;
+        rb.refuse_damaged()?;
         rb.refuse_unfinished()?;
         if let Some(e) = refusals.into_iter().next() {
             return Err(e);
@@ -135,6 +136,7 @@ impl Entry for RollbackEntry<'_> {
 
     fn settle(&self, rb: &Rollback, ctx: &mut Ctx<'_>, ready: Ready, _prompter: &dyn Prompter) -> Result<Next<Job>> {
         let opts = self.opts;
+        rb.refuse_damaged()?;
         rb.refuse_unfinished()?;
         let (now, level, forecast) = match ready {
             Ready::Unattended => {

@@ -2,7 +2,7 @@
 
 use super::support::valid_run_id;
 use super::{Rollback, RunOutcome, RunSummary};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::fsutil;
 use crate::journal::{self, Record, RunState, RunStatus};
 use crate::lock;
@@ -52,8 +52,11 @@ impl Rollback {
             if !path.exists() {
                 continue;
             }
-            let s = RunState::load(&path)?;
+            // One damaged journal does not hide the other runs: it is listed as damaged, with
+            // what its readable records say (see `refuse_damaged`).
+            let (s, damage) = RunState::load_readable(&path)?;
             summaries.push(RunSummary {
+                damaged: damage.map(|d| d.to_string()),
                 interrupted: s.status == RunStatus::Running && live.is_none(),
                 backup_id: s.tree_snapshot.clone(),
                 run_id: s.run_id,
@@ -72,6 +75,40 @@ impl Rollback {
         // Ids sort by second only; two runs in the same second sort by their start time.
         summaries.sort_by(|a, b| (a.started_at, &a.run_id).cmp(&(b.started_at, &b.run_id)));
         Ok(summaries)
+    }
+
+    /// Refuses while a run whose journal is damaged might be unfinished: the records before
+    /// the damage do not show it finished (`succeeded`, `undone`, `verification_failed`, or
+    /// cancelled before it changed anything). Once a run's journal says it finished, no later
+    /// record can make it unfinished again (only a failed or interrupted run is resumed), so a
+    /// damaged run that finished blocks nothing. Asked before the unfinished-run refusal,
+    /// whose advice (resume or undo it) cannot work on a journal that cannot be read.
+    pub(crate) fn refuse_damaged(&self) -> Result<()> {
+        for r in self.runs()? {
+            let Some(damage) = &r.damaged else { continue };
+            let unfinished = match r.status {
+                RunStatus::Running | RunStatus::Failed => true,
+                RunStatus::Cancelled => {
+                    let path = self.state.run_dir(&r.run_id).join("journal.jsonl");
+                    RunState::load_readable(&path).map_or(true, |(s, _)| Self::changed_something(&s))
+                }
+                _ => false,
+            };
+            if unfinished {
+                return Err(Error::refused(
+                    format!("run {} may be unfinished, and its journal cannot be read to the end: {damage}", r.run_id),
+                    Some(crate::hint::hint![
+                        "check the state the run left by hand (`git status`, ",
+                        crate::hint::Action::Assess,
+                        format!(
+                            "); then mend the journal, or move the folder `{}` out of the state folder's `runs/` (keep it: its snapshots are in the backup store) so the run no longer counts",
+                            self.state.run_dir(&r.run_id).display()
+                        )
+                    ]),
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// One run's outcome, journal records and log lines.

@@ -11,6 +11,7 @@ impl Rollback {
         ctx.log(LogLevel::Info, "Clearing Python cache...");
         // A fresh plan listed the caches from the status taken under the lock; a resumed run
         // asks again.
+        let guard = planner::CacheGuard::new(&self.config, self.workdir());
         let found = match (
             ex.fresh_plan,
             ex.plan.steps.iter().find_map(|s| match s {
@@ -19,10 +20,12 @@ impl Rollback {
             }),
         ) {
             (true, Some(found)) => found.clone(),
-            _ => planner::find_caches(&self.config, &self.vcs.status(true)?, Self::reset_changes(ex.plan)),
+            _ => planner::find_caches(&self.config, &self.vcs.status(true)?, Self::reset_changes(ex.plan), &guard),
         };
         let mut removed = 0;
-        for p in &found {
+        // Whatever the plan says (a plan journaled by another version, say), a protected path
+        // is never cleared: caches are deleted without a snapshot.
+        for p in found.iter().filter(|p| !guard.protects(p)) {
             if self.remove_entry(p)? {
                 removed += 1;
             }
