@@ -23,6 +23,7 @@ mod old_journal;
 mod platforms;
 mod platforms_kubernetes;
 mod progress;
+mod put_back_triggers;
 mod registry;
 mod rehearse;
 mod reliability;

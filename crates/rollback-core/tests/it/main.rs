@@ -25,6 +25,7 @@ mod report;
 mod restart;
 mod restore_guard;
 mod rows;
+mod rows_put_back;
 mod sqlite_restore;
 mod statcache;
 mod state_security;

@@ -1,6 +1,8 @@
 //! Matching rows between a live database and a copy of a snapshot by primary key, and what
 //! stands in the way of putting a downgrade's losses back faithfully.
 
+use std::fmt::Write as _;
+
 use super::{Census, census, q};
 use crate::db::url::DbUrl;
 use crate::db::{Result, UrlDatabase, postgres, sqlite};
@@ -12,8 +14,13 @@ pub(super) struct Pair<'a> {
     pub(super) live: String,
     pub(super) snap: String,
     pub(super) pk: Vec<String>,
-    /// Columns of the snapshot's table the live one has too.
+    /// Columns of the snapshot's table the live one has too (and writes: not the ones the
+    /// live database computes).
     pub(super) cols: Vec<String>,
+    /// Of `cols`, the live table's `GENERATED ALWAYS AS IDENTITY` ones.
+    pub(super) identity: Vec<String>,
+    /// Of `cols`, the live table's `json`/`jsonb` ones, with their type as SQL.
+    pub(super) json: Vec<(String, String)>,
 }
 
 impl Pair<'_> {
@@ -23,6 +30,18 @@ impl Pair<'_> {
     pub(super) fn col_list(&self, alias: &str) -> String {
         self.cols.iter().map(|c| format!("{alias}.{}", q(c))).collect::<Vec<_>>().join(", ")
     }
+    /// `alias.col` as compared: a `json` value by its text (`json` has no `=`).
+    pub(super) fn cmp(&self, alias: &str, col: &str) -> String {
+        if self.json.iter().any(|(j, _)| j == col) {
+            format!("{alias}.{}::text", q(col))
+        } else {
+            format!("{alias}.{}", q(col))
+        }
+    }
+    /// The columns of `alias` as compared (see [`Pair::cmp`]).
+    pub(super) fn cmp_list(&self, alias: &str) -> String {
+        self.cols.iter().map(|c| self.cmp(alias, c)).collect::<Vec<_>>().join(", ")
+    }
     pub(super) fn bare_cols(&self) -> String {
         self.cols.iter().map(|c| q(c)).collect::<Vec<_>>().join(", ")
     }
@@ -30,13 +49,87 @@ impl Pair<'_> {
 
 pub(super) fn pair<'a>(name: &'a str, live: &Census, snap: &Census) -> Option<Pair<'a>> {
     let (l, s) = (live.tables.get(name)?, snap.tables.get(name)?);
+    let cols: Vec<String> =
+        s.columns.keys().filter(|c| l.columns.contains_key(*c) && !l.generated.contains(*c)).cloned().collect();
     Some(Pair {
         name,
         live: l.sql.clone(),
         snap: s.sql.clone(),
         pk: s.primary_key.clone(),
-        cols: s.columns.keys().filter(|c| l.columns.contains_key(*c)).cloned().collect(),
+        identity: cols.iter().filter(|c| l.identity.contains(*c)).cloned().collect(),
+        json: l.json.iter().filter(|(c, _)| cols.contains(c)).map(|(c, t)| (c.clone(), t.clone())).collect(),
+        cols,
     })
+}
+
+fn lit(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+/// The session settings both ends of a PostgreSQL put-back use, so that every value's text
+/// form reads back as the same value (dates in ISO form, floats with all their digits).
+const PG_TEXT_SETTINGS: [(&str, &str); 3] =
+    [("DateStyle", "ISO, YMD"), ("IntervalStyle", "postgres"), ("extra_float_digits", "3")];
+
+/// The values of `cols` of the snapshot's table, as a
+/// JSON array with one `[{column: text}, {json column: text}]` per row: every value in its
+/// text form, JSON `null` only for SQL `NULL`. (`json_agg` of the rows would make a `json`
+/// value that is JSON `null` the same as SQL `NULL`: `json_populate_recordset` reads both as
+/// SQL `NULL`.) Read it with [`pg_read`]; [`pg_rows_in`] turns it back into rows.
+pub(super) fn pg_rows_out(p: &Pair<'_>, cols: &[String]) -> String {
+    let object = |json: bool| {
+        let cols: Vec<&String> = cols.iter().filter(|c| p.json.iter().any(|(j, _)| j == *c) == json).collect();
+        format!(
+            "json_object(ARRAY[{}]::text[], ARRAY[{}]::text[])",
+            cols.iter().map(|c| lit(c)).collect::<Vec<_>>().join(", "),
+            cols.iter().map(|c| format!("s.{}::text", q(c))).collect::<Vec<_>>().join(", ")
+        )
+    };
+    format!(
+        "SELECT coalesce(json_agg(json_build_array({}, {})), '[]')::text FROM {} s",
+        object(false),
+        object(true),
+        p.snap
+    )
+}
+
+/// The rows [`pg_rows_out`] wrote (the statement's `$1`), as a relation with the columns
+/// `cols` of the live table, typed as there: each value is read by its type's input function
+/// (`json_populate_record` of its text form); a `json`/`jsonb` value is cast from its text.
+pub(super) fn pg_rows_in(p: &Pair<'_>, cols: &[String]) -> String {
+    let select = cols
+        .iter()
+        .map(|c| match p.json.iter().find(|(j, _)| j == c) {
+            Some((_, ty)) => format!("(e.value -> 1 ->> {})::{ty} AS {}", lit(c), q(c)),
+            None => format!("r.{c}", c = q(c)),
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "(SELECT {select} FROM json_array_elements($1::text::json) e, LATERAL json_populate_record(NULL::{}, e.value -> 0) r)",
+        p.live
+    )
+}
+
+/// `SET` (`SET LOCAL` when `local`) of [`PG_TEXT_SETTINGS`].
+pub(super) fn pg_text_settings(local: bool) -> String {
+    let mut out = String::new();
+    for (k, v) in PG_TEXT_SETTINGS {
+        let _ = write!(out, "SET {}{k} TO {};", if local { "LOCAL " } else { "" }, lit(v));
+    }
+    out
+}
+
+/// The result of `sql` (one text value) on `db`, in a session with [`PG_TEXT_SETTINGS`].
+pub(super) async fn pg_read(db: &UrlDatabase, sql: &str) -> Result<String> {
+    let pg = db.pg();
+    let client = pg.connect().await?;
+    let set = pg_text_settings(false);
+    pg.within("reading rows", async {
+        client.batch_execute(&set).await.map_err(|e| pg.query_err(&e))?;
+        postgres::scalar(&client, sql).await.map_err(|e| pg.query_err(&e)).map(Option::unwrap_or_default)
+    })
+    .await
 }
 
 /// Why putting `losses` back from the snapshot copy `snap` into `live` (not upgraded yet: the
@@ -58,6 +151,10 @@ pub async fn obstacles(live: &UrlDatabase, snap: &UrlDatabase, losses: &[DataLos
             }
             continue;
         };
+        if s.generated.contains(col) {
+            // Computed by the database: the upgrade that adds it back computes it again.
+            continue;
+        }
         if s.primary_key.is_empty() {
             out.push(format!(
                 "{}.{col}: {} value(s) cannot be matched to rows, `{}` has no primary key",
@@ -131,10 +228,6 @@ pub(super) fn sqlite_conflicts(p: &Pair<'_>) -> String {
         p.join("m", "s"),
         if same.is_empty() { "1".to_owned() } else { same }
     )
-}
-
-pub(super) fn pg_rows_json(p: &Pair<'_>) -> String {
-    format!("SELECT coalesce(json_agg(s), '[]')::text FROM {} s", p.snap)
 }
 
 /// Runs `f` on a connection to `live` with the SQLite file `snap` attached as `snap`.

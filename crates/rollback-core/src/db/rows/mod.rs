@@ -4,10 +4,12 @@
 //!
 //! Tables are named as people read them: `payments` (SQLite, or PostgreSQL's `public`
 //! schema), `billing.payments` (another PostgreSQL schema). Rows are matched by primary key;
-//! between two PostgreSQL databases they travel as JSON (`json_agg` out,
-//! `json_populate_recordset` in), so every type with a JSON form comes back as it was.
+//! between two PostgreSQL databases they travel as JSON holding each value's text form, read
+//! back by its type's input function (`json_populate_record`) as a dump would be, so every
+//! type comes back as it was; `json`/`jsonb` values travel as their text too, so that JSON
+//! `null` stays apart from SQL `NULL`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
 use tokio_postgres::Client;
@@ -18,6 +20,7 @@ use crate::model::DataLoss;
 
 mod compare;
 mod put_back;
+mod triggers;
 
 pub use compare::obstacles;
 pub use put_back::{PutBackStats, put_back};
@@ -33,6 +36,16 @@ pub struct TableCensus {
     pub primary_key: Vec<String>,
     /// The table as SQL (quoted, schema-qualified on PostgreSQL).
     pub(super) sql: String,
+    /// Columns the database computes (PostgreSQL `GENERATED ALWAYS AS (…) STORED`): never
+    /// written, the database recomputes them. (SQLite's generated columns are not listed at
+    /// all: `PRAGMA table_info` hides them.)
+    pub(super) generated: BTreeSet<String>,
+    /// `GENERATED ALWAYS AS IDENTITY` columns (PostgreSQL): written with `OVERRIDING SYSTEM
+    /// VALUE`.
+    pub(super) identity: BTreeSet<String>,
+    /// Columns of type `json` or `jsonb` (or a domain over them), with their type as SQL: their
+    /// values travel as text, so that JSON `null` stays distinct from SQL `NULL`.
+    pub(super) json: BTreeMap<String, String>,
 }
 
 /// Every table of a database, by name.
@@ -127,6 +140,7 @@ fn sqlite_census(conn: &rusqlite::Connection) -> rusqlite::Result<Census> {
             columns,
             primary_key: cols.into_iter().map(|(c, _)| c).collect(),
             sql: q(&name),
+            ..TableCensus::default()
         };
         census.tables.insert(name, t);
     }
@@ -146,12 +160,25 @@ async fn pg_census(ctx: &postgres::Ctx<'_>, client: &Client) -> Result<Census> {
           WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition AND {user}"
     ))
     .await?;
+    // The fourth column: the type as SQL of a `json`/`jsonb` column (or a domain over one).
     let columns = rows(format!(
-        "SELECT n.nspname, c.relname, a.attname FROM pg_attribute a
+        "SELECT n.nspname, c.relname, a.attname,
+                CASE WHEN coalesce(nullif(t.typbasetype, 0), t.oid) IN ('json'::regtype, 'jsonb'::regtype)
+                     THEN format_type(a.atttypid, a.atttypmod) ELSE '' END
+           FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
            JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
           WHERE a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r', 'p') AND {user}
           ORDER BY a.attnum"
     ))
+    .await?;
+    // Identity and generated columns, through `information_schema` (its columns exist on every
+    // server version; `pg_attribute.attgenerated` only since PostgreSQL 12).
+    let computed = rows(
+        "SELECT table_schema, table_name, column_name, coalesce(identity_generation, ''), coalesce(is_generated, '')
+           FROM information_schema.columns
+          WHERE identity_generation = 'ALWAYS' OR is_generated = 'ALWAYS'"
+            .to_owned(),
+    )
     .await?;
     let keys = rows(format!(
         "SELECT n.nspname, c.relname, a.attname FROM pg_index i
@@ -162,7 +189,8 @@ async fn pg_census(ctx: &postgres::Ctx<'_>, client: &Client) -> Result<Census> {
     ))
     .await?;
     for t in &tables {
-        let cols: Vec<&String> = columns.iter().filter(|c| c[0] == t[0] && c[1] == t[1]).map(|c| &c[2]).collect();
+        let of_table = |c: &&Vec<String>| c[0] == t[0] && c[1] == t[1];
+        let cols: Vec<&String> = columns.iter().filter(of_table).map(|c| &c[2]).collect();
         let sql = format!("{}.{}", q(&t[0]), q(&t[1]));
         let mut select = "SELECT count(*)".to_owned();
         for c in &cols {
@@ -178,6 +206,19 @@ async fn pg_census(ctx: &postgres::Ctx<'_>, client: &Client) -> Result<Census> {
                 columns: cols.iter().enumerate().map(|(i, c)| ((*c).clone(), n(i + 1))).collect(),
                 primary_key: keys.iter().filter(|k| k[0] == t[0] && k[1] == t[1]).map(|k| k[2].clone()).collect(),
                 sql,
+                generated: computed
+                    .iter()
+                    .filter(of_table)
+                    .filter(|c| c[4] == "ALWAYS")
+                    .map(|c| c[2].clone())
+                    .collect(),
+                identity: computed.iter().filter(of_table).filter(|c| c[3] == "ALWAYS").map(|c| c[2].clone()).collect(),
+                json: columns
+                    .iter()
+                    .filter(of_table)
+                    .filter(|c| !c[3].is_empty())
+                    .map(|c| (c[2].clone(), c[3].clone()))
+                    .collect(),
             },
         );
     }

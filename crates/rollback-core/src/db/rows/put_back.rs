@@ -4,7 +4,10 @@
 use serde::{Deserialize, Serialize};
 use tokio_postgres::Client;
 
-use super::compare::{Pair, pair, pg_rows_json, pg_scalar, sqlite_attached, sqlite_conflicts};
+use super::compare::{
+    Pair, pair, pg_read, pg_rows_in, pg_rows_out, pg_text_settings, sqlite_attached, sqlite_conflicts,
+};
+use super::triggers::{drop_triggers, triggers_off};
 use super::{census, q};
 use crate::db::url::DbUrl;
 use crate::db::{Error, Result, UrlDatabase};
@@ -44,6 +47,10 @@ pub async fn put_back(live: &UrlDatabase, snap: &UrlDatabase, losses: &[DataLoss
                 if !live_census.tables[&l.table].columns.contains_key(c) {
                     return Err(conflict(live, &format!("`{}.{c}` does not exist after the upgrade", l.table)));
                 }
+                if live_census.tables[&l.table].generated.contains(c) {
+                    // Computed by the database: the upgrade computed it again.
+                    continue;
+                }
                 if p.pk.is_empty() {
                     return Err(conflict(live, &format!("`{}` has no primary key to match `{c}` by", l.table)));
                 }
@@ -54,9 +61,14 @@ pub async fn put_back(live: &UrlDatabase, snap: &UrlDatabase, losses: &[DataLoss
     match (live.url(), snap.url()) {
         (DbUrl::Sqlite { .. }, DbUrl::Sqlite { path }) => {
             let database = live.describe();
+            let mut written: Vec<String> =
+                tables.iter().map(|p| p.name).chain(columns.iter().map(|(p, _)| p.name)).map(str::to_owned).collect();
+            written.sort_unstable();
+            written.dedup();
             let plan = SqlitePlan {
                 tables: tables.iter().map(SqlitePlan::table).collect(),
                 columns: columns.iter().map(|(p, c)| SqlitePlan::column(p, c)).collect(),
+                written,
             };
             sqlite_attached(live, path, true, move |c| plan.run(c))
                 .await?
@@ -90,6 +102,8 @@ struct SqlitePlan {
     tables: Vec<(String, String, String, String, bool)>,
     /// Per column: name, rows-gone query, update.
     columns: Vec<(String, String, String)>,
+    /// The tables written to, whose triggers must not fire.
+    written: Vec<String>,
 }
 
 impl SqlitePlan {
@@ -150,29 +164,16 @@ impl SqlitePlan {
     fn run(self, conn: &rusqlite::Connection) -> rusqlite::Result<std::result::Result<PutBackStats, String>> {
         conn.execute_batch("BEGIN IMMEDIATE")?;
         let result = (|| -> rusqlite::Result<std::result::Result<PutBackStats, String>> {
-            let mut stats = PutBackStats::default();
-            for (name, conflicts, insert, total, keyed) in &self.tables {
-                let n: i64 = conn.query_row(conflicts, [], |r| r.get(0))?;
-                let total: i64 = conn.query_row(total, [], |r| r.get(0))?;
-                if n != 0 {
-                    return Ok(Err(if *keyed {
-                        format!("{name}: {n} row(s) exist under the same primary key with other content")
-                    } else {
-                        format!("{name}: the table holds {n} other row(s) and has no primary key to merge by")
-                    }));
-                }
-                let inserted = u64::try_from(conn.execute(insert, [])?).unwrap_or(0);
-                stats.rows_inserted += inserted;
-                stats.rows_present += u64::try_from(total).unwrap_or(0).saturating_sub(inserted);
+            // A put-back restores state, it is no new event: the triggers of the tables it
+            // writes must not fire. SQLite cannot turn a trigger off, so they are dropped and
+            // created again from their exact SQL, in this transaction (the schema's content is
+            // as before; the triggers' rows move to the end of `sqlite_schema`).
+            let triggers = drop_triggers(conn, &self.written)?;
+            let stats = self.write(conn)?;
+            for sql in &triggers {
+                conn.execute_batch(sql)?;
             }
-            for (name, gone, update) in &self.columns {
-                let n: i64 = conn.query_row(gone, [], |r| r.get(0))?;
-                if n != 0 {
-                    return Ok(Err(format!("{name}: {n} value(s) belong to rows deleted since the run")));
-                }
-                stats.values_set += u64::try_from(conn.execute(update, [])?).unwrap_or(0);
-            }
-            Ok(Ok(stats))
+            Ok(stats)
         })();
         match &result {
             Ok(Ok(_)) => conn.execute_batch("COMMIT")?,
@@ -181,6 +182,33 @@ impl SqlitePlan {
             }
         }
         result
+    }
+
+    /// The inserts and updates; `Ok(Err(why))`: a conflict.
+    fn write(&self, conn: &rusqlite::Connection) -> rusqlite::Result<std::result::Result<PutBackStats, String>> {
+        let mut stats = PutBackStats::default();
+        for (name, conflicts, insert, total, keyed) in &self.tables {
+            let n: i64 = conn.query_row(conflicts, [], |r| r.get(0))?;
+            let total: i64 = conn.query_row(total, [], |r| r.get(0))?;
+            if n != 0 {
+                return Ok(Err(if *keyed {
+                    format!("{name}: {n} row(s) exist under the same primary key with other content")
+                } else {
+                    format!("{name}: the table holds {n} other row(s) and has no primary key to merge by")
+                }));
+            }
+            let inserted = u64::try_from(conn.execute(insert, [])?).unwrap_or(0);
+            stats.rows_inserted += inserted;
+            stats.rows_present += u64::try_from(total).unwrap_or(0).saturating_sub(inserted);
+        }
+        for (name, gone, update) in &self.columns {
+            let n: i64 = conn.query_row(gone, [], |r| r.get(0))?;
+            if n != 0 {
+                return Ok(Err(format!("{name}: {n} value(s) belong to rows deleted since the run")));
+            }
+            stats.values_set += u64::try_from(conn.execute(update, [])?).unwrap_or(0);
+        }
+        Ok(Ok(stats))
     }
 }
 
@@ -193,29 +221,29 @@ async fn pg_put_back(
     // Read everything from the snapshot copy first: the live transaction stays short.
     let mut table_rows = Vec::new();
     for p in tables {
-        table_rows.push(pg_scalar(snap, &pg_rows_json(p)).await?);
+        table_rows.push(pg_read(snap, &pg_rows_out(p, &p.cols)).await?);
     }
     let mut column_rows = Vec::new();
     for (p, c) in columns {
-        let mut fields: Vec<String> = p.pk.iter().map(|k| format!("'{}', s.{}", k.replace('\'', "''"), q(k))).collect();
-        fields.push(format!("'{}', s.{}", c.replace('\'', "''"), q(c)));
-        column_rows.push(
-            pg_scalar(
-                snap,
-                &format!(
-                    "SELECT coalesce(json_agg(json_build_object({})), '[]')::text FROM {} s",
-                    fields.join(", "),
-                    p.snap
-                ),
-            )
-            .await?,
-        );
+        column_rows.push(pg_read(snap, &pg_rows_out(p, &key_and(p, c))).await?);
     }
     let pg = live.pg();
     let client = pg.connect().await?;
     let err = |e: &tokio_postgres::Error| pg.query_err(e);
     let work = async {
         client.batch_execute("BEGIN").await.map_err(|e| err(&e))?;
+        client.batch_execute(&pg_text_settings(true)).await.map_err(|e| err(&e))?;
+        // A put-back restores state, it is no new event: the user triggers of the tables it
+        // writes are turned off for this transaction (foreign-key checks stay on).
+        let mut written: Vec<&str> =
+            tables.iter().chain(columns.iter().map(|(p, _)| p)).map(|p| p.live.as_str()).collect();
+        written.sort_unstable();
+        written.dedup();
+        let mut triggers = Vec::new();
+        for table in written {
+            triggers
+                .extend(triggers_off(&client, table).await.map_err(|e| denied(live, &e).unwrap_or_else(|| err(&e)))?);
+        }
         let mut stats = PutBackStats::default();
         // Tables in dependency order: a table whose insert fails (a foreign key to a table not
         // back yet) is tried again after the others.
@@ -249,7 +277,7 @@ async fn pg_put_back(
             pending = failed;
         }
         for ((p, c), json) in columns.iter().zip(&column_rows) {
-            let src = format!("json_populate_recordset(NULL::{}, $1::text::json)", p.live);
+            let src = pg_rows_in(p, &key_and(p, c));
             let gone: i64 = client
                 .query_one(
                     &format!(
@@ -269,11 +297,23 @@ async fn pg_put_back(
                     &format!("{}.{c}: {gone} value(s) belong to rows deleted since the run", p.name),
                 ));
             }
+            // An identity column that is `GENERATED ALWAYS` can only be updated to DEFAULT:
+            // `BY DEFAULT` for this transaction.
+            let always = p.identity.contains(c);
+            let identity = |how: &str| format!("ALTER TABLE {} ALTER COLUMN {} SET GENERATED {how}", p.live, q(c));
+            if always {
+                client
+                    .batch_execute(&identity("BY DEFAULT"))
+                    .await
+                    .map_err(|e| denied(live, &e).unwrap_or_else(|| err(&e)))?;
+            }
             let n = client
                 .execute(
                     &format!(
-                        "UPDATE {l} m SET {col} = s.{col} FROM {src} s WHERE {} AND m.{col} IS DISTINCT FROM s.{col}",
+                        "UPDATE {l} m SET {col} = s.{col} FROM {src} s WHERE {} AND {} IS DISTINCT FROM {}",
                         p.join("m", "s"),
+                        p.cmp("m", c),
+                        p.cmp("s", c),
                         l = p.live,
                         col = q(c)
                     ),
@@ -281,7 +321,17 @@ async fn pg_put_back(
                 )
                 .await
                 .map_err(|e| err(&e))?;
+            if always {
+                client.batch_execute(&identity("ALWAYS")).await.map_err(|e| err(&e))?;
+            }
+            advance_sequences(&client, p, Some(c)).await.map_err(|e| err(&e))?;
             stats.values_set += n;
+        }
+        for (table, name, how) in &triggers {
+            client
+                .batch_execute(&format!("ALTER TABLE {table} ENABLE {how} TRIGGER {}", q(name)))
+                .await
+                .map_err(|e| err(&e))?;
         }
         client.batch_execute("COMMIT").await.map_err(|e| err(&e))?;
         Ok(stats)
@@ -296,6 +346,67 @@ async fn pg_put_back(
     }
 }
 
+/// The primary key's columns and `col`.
+fn key_and(p: &Pair<'_>, col: &str) -> Vec<String> {
+    p.pk.iter().cloned().chain(std::iter::once(col.to_owned())).collect()
+}
+
+/// A clear error when the put-back lacks a right it needs (turning a table's triggers off, or
+/// an identity column's `GENERATED ALWAYS` for the transaction, takes owning the table).
+fn denied(db: &UrlDatabase, e: &tokio_postgres::Error) -> Option<Error> {
+    if e.code() != Some(&tokio_postgres::error::SqlState::INSUFFICIENT_PRIVILEGE) {
+        return None;
+    }
+    let detail = e.as_db_error().map_or_else(|| e.to_string(), |d| d.message().to_owned());
+    Some(conflict(
+        db,
+        &format!(
+            "turning off a table's triggers (or an identity column's GENERATED ALWAYS) while its rows are put back takes owning the table, and this role does not ({detail}); run the undo as the table's owner (the role the migrations run as). Nothing was changed"
+        ),
+    ))
+}
+
+/// Moves the sequences behind the columns of `p`'s table (all of them, or `only` that one)
+/// past the values in them: keys put back are never handed out again. Serial and identity
+/// columns alike (`pg_get_serial_sequence` finds both).
+async fn advance_sequences(
+    client: &Client,
+    p: &Pair<'_>,
+    only: Option<&str>,
+) -> std::result::Result<(), tokio_postgres::Error> {
+    let seqs = client
+        .query(
+            &format!(
+                "SELECT a.attname::text, pg_get_serial_sequence('{}', a.attname) FROM pg_attribute a WHERE a.attrelid = '{}'::regclass AND a.attnum > 0 AND NOT a.attisdropped",
+                p.live.replace('\'', "''"),
+                p.live.replace('\'', "''")
+            ),
+            &[],
+        )
+        .await?;
+    for row in seqs {
+        let (col, seq): (String, Option<String>) = (row.get(0), row.get(1));
+        if only.is_some_and(|o| o != col) {
+            continue;
+        }
+        if let Some(seq) = seq {
+            client
+                .execute(
+                    &format!(
+                        "SELECT setval('{}', GREATEST((SELECT coalesce(max({}), 0) FROM {}), (SELECT last_value FROM {}), 1))",
+                        seq.replace('\'', "''"),
+                        q(&col),
+                        p.live,
+                        seq
+                    ),
+                    &[],
+                )
+                .await?;
+        }
+    }
+    Ok(())
+}
+
 /// One table's rows back: `Ok(Err(why))` on a conflict; `Err` on a database error (a foreign
 /// key not satisfied yet: tried again later).
 async fn pg_put_back_table(
@@ -303,8 +414,10 @@ async fn pg_put_back_table(
     p: &Pair<'_>,
     json: &str,
 ) -> std::result::Result<std::result::Result<(u64, u64), String>, tokio_postgres::Error> {
-    let src = format!("json_populate_recordset(NULL::{}, $1::text::json)", p.live);
-    let total: i64 = client.query_one(&format!("SELECT count(*) FROM {src}"), &[&json]).await?.get(0);
+    let src = pg_rows_in(p, &p.cols);
+    // Identity values are put back as they were.
+    let overriding = if p.identity.is_empty() { "" } else { " OVERRIDING SYSTEM VALUE" };
+    let total: i64 = client.query_one(&format!("SELECT count(*) FROM {src} s"), &[&json]).await?.get(0);
     let total = u64::try_from(total).unwrap_or(0);
     let inserted = if p.pk.is_empty() {
         // Matched as a multiset: the table must hold no row the snapshot does not (counting
@@ -333,10 +446,10 @@ async fn pg_put_back_table(
             )));
         }
         let insert = if now == 0 {
-            format!("INSERT INTO {} ({}) SELECT {} FROM {src} s", p.live, p.bare_cols(), p.col_list("s"))
+            format!("INSERT INTO {} ({}){overriding} SELECT {} FROM {src} s", p.live, p.bare_cols(), p.col_list("s"))
         } else {
             format!(
-                "INSERT INTO {l} ({c}) SELECT {c} FROM (SELECT {c} FROM {src} s EXCEPT ALL SELECT {c} FROM {l}) b",
+                "INSERT INTO {l} ({c}){overriding} SELECT {c} FROM (SELECT {c} FROM {src} s EXCEPT ALL SELECT {c} FROM {l}) b",
                 c = p.bare_cols(),
                 l = p.live
             )
@@ -349,8 +462,8 @@ async fn pg_put_back_table(
                     "SELECT count(*) FROM {src} s JOIN {} m ON {} WHERE ROW({}) IS DISTINCT FROM ROW({})",
                     p.live,
                     p.join("m", "s"),
-                    p.col_list("m"),
-                    p.col_list("s")
+                    p.cmp_list("m"),
+                    p.cmp_list("s")
                 ),
                 &[&json],
             )
@@ -365,7 +478,7 @@ async fn pg_put_back_table(
         client
             .execute(
                 &format!(
-                    "INSERT INTO {} ({}) SELECT {} FROM {src} s WHERE NOT EXISTS (SELECT 1 FROM {} m WHERE {})",
+                    "INSERT INTO {} ({}){overriding} SELECT {} FROM {src} s WHERE NOT EXISTS (SELECT 1 FROM {} m WHERE {})",
                     p.live,
                     p.bare_cols(),
                     p.col_list("s"),
@@ -377,33 +490,7 @@ async fn pg_put_back_table(
             .await?
     };
     // Sequences behind the keys put back must not hand out those keys again.
-    let seqs = client
-        .query(
-            &format!(
-                "SELECT a.attname, pg_get_serial_sequence('{}', a.attname) FROM pg_attribute a WHERE a.attrelid = '{}'::regclass AND a.attnum > 0 AND NOT a.attisdropped",
-                p.live.replace('\'', "''"),
-                p.live.replace('\'', "''")
-            ),
-            &[],
-        )
-        .await?;
-    for row in seqs {
-        let (col, seq): (String, Option<String>) = (row.get(0), row.get(1));
-        if let Some(seq) = seq {
-            client
-                .execute(
-                    &format!(
-                        "SELECT setval('{}', GREATEST((SELECT coalesce(max({}), 0) FROM {}), (SELECT last_value FROM {}), 1))",
-                        seq.replace('\'', "''"),
-                        q(&col),
-                        p.live,
-                        seq
-                    ),
-                    &[],
-                )
-                .await?;
-        }
-    }
+    advance_sequences(client, p, None).await?;
     Ok(Ok((inserted, total.saturating_sub(inserted))))
 }
 
@@ -427,6 +514,8 @@ mod tests {
             snap: q("b"),
             pk: Vec::new(),
             cols: vec!["kind".to_owned(), "n".to_owned()],
+            identity: Vec::new(),
+            json: Vec::new(),
         };
         let rows = |a: &str, b: &str| -> Vec<(Option<String>, Option<i64>)> {
             let sql = format!("SELECT kind, n FROM ({}) ORDER BY kind, n", sqlite_except_all(&p, a, b));
