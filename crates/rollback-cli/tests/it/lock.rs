@@ -183,6 +183,48 @@ fn sigint_during_a_run_stops_it_at_the_next_step_as_cancelled() {
     assert_eq!(picture(&r), before);
 }
 
+/// A run cancelled (SIGINT) after its snapshot and before anything changed can still be
+/// resumed, as documented for a cancelled run: it captures the tree again and rolls back.
+#[test]
+fn a_run_cancelled_before_it_changed_anything_can_be_resumed() {
+    let (r, _) = messy_repo();
+    let (run, release) =
+        paused_at(&r, &["run", "--fast", "--yes", "--json", "--target", "v1"], &[], "end:snapshot", "snapshot");
+    let status = std::process::Command::new("kill").args(["-INT", &run.child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    std::fs::write(&release, "").unwrap();
+    let out = run.wait(Duration::from_secs(120));
+    out.code(5);
+    let run_id = out.json()["run_id"].as_str().unwrap().to_owned();
+    let resumed = fr(&r, &["resume", &run_id, "--yes", "--json"]);
+    resumed.ok();
+    assert_eq!(resumed.json()["status"], "succeeded", "{}", resumed.stderr);
+    assert_eq!(r.head(), r.git(&["rev-parse", "v1"]).trim());
+}
+
+/// A run that failed having changed nothing (its snapshot could not be taken) says so, and
+/// blocks no new run: there is nothing to finish or put back.
+#[test]
+fn a_run_that_failed_having_changed_nothing_blocks_no_new_run() {
+    let (r, _) = messy_repo();
+    let before = picture(&r);
+    let failed = crate::common::failed_run(&r, "inside:snapshot");
+    let id = failed.json()["run_id"].as_str().unwrap().to_owned();
+    assert!(
+        failed.stderr.contains(&format!(
+            "[ERROR] Run {id} FAILED, having changed nothing; `forge-rollback resume {id}` tries again"
+        )),
+        "{}",
+        failed.stderr
+    );
+    assert_eq!(picture(&r), before);
+    let next = fr(&r, &["run", "--fast", "--yes", "--json", "--target", "v1"]);
+    next.ok();
+    let next_id = next.json()["run_id"].as_str().unwrap().to_owned();
+    crate::common::undo(&r, &next_id);
+    assert_eq!(picture(&r), before);
+}
+
 /// `.git/index.lock` in place when a run starts: a git is writing the repository (a `reset
 /// --hard` that outlived a run killed with `kill -9`, or the operator's own). The run waits for
 /// it, saying so; when it goes the run goes on, and when it stays the run is refused with the

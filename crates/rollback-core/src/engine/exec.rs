@@ -160,7 +160,12 @@ impl Rollback {
         };
         let warnings = ctx.warnings.clone();
         ex.journal.append(&Record::Finished { at: finished, status, error: error.clone(), warnings })?;
-        let undo_hint = || Some(hint![Action::undo(&ex.run_id), " puts everything back"]);
+        // The undo of an undo rolls back again: say what it puts back.
+        let back = match ex.plan.kind {
+            RunKind::Undo => " puts back what this undo changed",
+            RunKind::Rollback => " puts everything back",
+        };
+        let undo_hint = || Some(hint![Action::undo(&ex.run_id), back]);
         match (status, ex.plan.kind) {
             (RunStatus::Succeeded, RunKind::Rollback) => ctx.log(
                 LogLevel::Success,
@@ -184,16 +189,27 @@ impl Rollback {
             (RunStatus::Cancelled, _) => {
                 ctx.log_hint(LogLevel::Warn, format!("Run {} aborted by the operator", ex.run_id), undo_hint());
             }
-            _ => ctx.log_hint(
-                LogLevel::Error,
-                format!("Run {} FAILED", ex.run_id),
-                Some(hint![
-                    Action::resume(&ex.run_id),
-                    " finishes it, ",
-                    Action::undo(&ex.run_id),
-                    " puts everything back"
-                ]),
-            ),
+            // Failed having changed nothing (a snapshot that could not be taken, a downgrade
+            // put back, an undo's restore refused): nothing to finish or put back.
+            _ if RunState::load(ex.journal.path()).is_ok_and(|s| !Self::changed_something(&s)) => {
+                let again = match (ex.plan.kind, ex.plan.undo_of.as_deref()) {
+                    (RunKind::Undo, Some(of)) => hint![
+                        Action::undo(of),
+                        " again takes this undo's place, ",
+                        Action::resume(&ex.run_id),
+                        " tries this one again"
+                    ],
+                    _ => hint![Action::resume(&ex.run_id), " tries again; a new run is not blocked by this one"],
+                };
+                ctx.log_hint(LogLevel::Error, format!("Run {} FAILED, having changed nothing", ex.run_id), Some(again));
+            }
+            _ => {
+                ctx.log_hint(
+                    LogLevel::Error,
+                    format!("Run {} FAILED", ex.run_id),
+                    Some(hint![Action::resume(&ex.run_id), " finishes it, ", Action::undo(&ex.run_id), back]),
+                );
+            }
         }
         let kind = match status {
             RunStatus::Succeeded => crate::notify::NotifyEventKind::Succeeded,

@@ -127,34 +127,37 @@ impl Rollback {
             .runs()?
             .into_iter()
             .filter(|r| match r.status {
-                RunStatus::Running | RunStatus::Failed => true,
+                RunStatus::Running => true,
+                // A run that failed (or was cancelled) having changed nothing is no state to
+                // finish or put back: it blocks no new run.
+                RunStatus::Failed => self.load_run(&r.run_id).map_or(true, |s| Self::changed_something(&s)),
                 RunStatus::Cancelled => self.load_run(&r.run_id).is_ok_and(|s| Self::changed_something(&s)),
                 _ => false,
             })
             .collect())
     }
 
-    /// Whether a step that changes the tree, the database or the services began.
+    /// Whether a step that changes the tree, the database or the services began, other than
+    /// the failed step when its failure says it changed nothing (a downgrade whose database
+    /// was put back, an exact restore that found rows written since, a restore that never got
+    /// the database's lock). Snapshots and the record change nothing.
     pub(crate) fn changed_something(s: &RunState) -> bool {
-        s.records.iter().any(|r| {
-            matches!(r, Record::StepBegin { index, .. }
-                if !matches!(s.plan.steps.get(*index), Some(Step::Snapshot { .. } | Step::DbSnapshot { .. } | Step::Record)))
+        s.records.iter().any(|r| match r {
+            Record::StepBegin { index, .. } => {
+                let changes_nothing =
+                    matches!(s.plan.steps.get(*index), Some(Step::Snapshot { .. } | Step::DbSnapshot { .. } | Step::Record));
+                let failed_changing_nothing =
+                    s.failure.as_ref().is_some_and(|(f, _)| f == index) && !s.step_changed(*index);
+                !changes_nothing && !failed_changing_nothing
+            }
+            _ => false,
         })
     }
 
-    /// Whether a failed run is an undo of `run_id` that left everything as it was: every step
-    /// it began only took a snapshot, or failed saying it changed nothing (an exact database
-    /// restore that found rows written since). Undoing `run_id` again takes its place.
+    /// Whether a failed run is an undo of `run_id` that left everything as it was
+    /// ([`Self::changed_something`]). Undoing `run_id` again takes its place.
     pub(crate) fn failed_undo_that_changed_nothing(s: &RunState, run_id: &str) -> bool {
-        s.status == RunStatus::Failed
-            && s.plan.undo_of.as_deref() == Some(run_id)
-            && s.records.iter().all(|r| match r {
-                Record::StepBegin { index, .. } => {
-                    matches!(s.plan.steps.get(*index), Some(Step::Snapshot { .. } | Step::DbSnapshot { .. }))
-                        || (s.failure.as_ref().is_some_and(|(f, _)| f == index) && !s.step_changed(*index))
-                }
-                _ => true,
-            })
+        s.status == RunStatus::Failed && s.plan.undo_of.as_deref() == Some(run_id) && !Self::changed_something(s)
     }
 
     /// Refuses while a live process holds the run lock, naming it. Asked before the

@@ -31,9 +31,10 @@ impl Entry for ResumeEntry<'_> {
         let state = rb.load_run(run_id)?;
         super::support::refuse_other_worktree(rb.vcs.as_ref(), run_id, state.worktree.as_deref(), "resume")?;
         match state.status {
-            RunStatus::Running | RunStatus::Failed => {}
-            // A manual run the operator aborted part-way can be finished later.
-            RunStatus::Cancelled if Rollback::changed_something(&state) => {}
+            // A cancelled run (a manual run aborted part-way; Ctrl-C, SIGTERM or the caller's
+            // cancel between steps) can be finished later, whether or not it had changed
+            // anything yet: the snapshots are taken again then (below).
+            RunStatus::Running | RunStatus::Failed | RunStatus::Cancelled => {}
             other => {
                 return Err(Error::refused(format!("run {run_id} is {other}: there is nothing to resume"), None));
             }

@@ -8,7 +8,7 @@ use super::{Ctx, Rollback, RunOutcome, planner};
 use crate::backup::Manifest;
 use crate::error::{Error, Result};
 use crate::event::{LogLevel, Observer};
-use crate::journal::{Journal, Record, RunState};
+use crate::journal::{Journal, Record, RunState, RunStatus};
 use crate::plan::Step;
 use crate::prompt::{Confirmation, Prompter};
 use crate::time::Timestamp;
@@ -106,10 +106,10 @@ impl Entry for UndoEntry<'_> {
         let target = rb.load_run(run_id)?;
         Rollback::refuse_undone(run_id, &target)?;
         refuse_other_worktree(rb.vcs.as_ref(), run_id, target.worktree.as_deref(), "undo")?;
-        // Other unfinished runs (not this one, which the undo settles) block an undo too, but
-        // for an earlier undo of this run that changed nothing: this one takes its place.
-        for r in rb.unfinished_runs()?.into_iter().filter(|r| r.run_id != run_id) {
-            if Rollback::failed_undo_that_changed_nothing(&rb.load_run(&r.run_id)?, run_id) {
+        // An earlier undo of this run that failed having changed nothing: this one takes its
+        // place (it is closed, so that it is not resumed later over this one's work).
+        for r in rb.runs()?.into_iter().filter(|r| r.run_id != run_id && r.status == RunStatus::Failed) {
+            if rb.load_run(&r.run_id).is_ok_and(|s| Rollback::failed_undo_that_changed_nothing(&s, run_id)) {
                 mark_undone_nothing_changed(rb, &r.run_id)?;
                 ctx.log(
                     LogLevel::Info,
@@ -118,8 +118,10 @@ impl Entry for UndoEntry<'_> {
                         r.run_id
                     ),
                 );
-                continue;
             }
+        }
+        // Other unfinished runs (not this one, which the undo settles) block an undo too.
+        if let Some(r) = rb.unfinished_runs()?.into_iter().find(|r| r.run_id != run_id) {
             return Err(Error::refused(
                 format!("run {} is unfinished", r.run_id),
                 Some(format!("resume or undo {} first", r.run_id).into()),
