@@ -316,10 +316,38 @@ pub fn sync_dir(dir: &Path) -> Result<(), IoError> {
 }
 
 fn temp_name(path: &Path) -> PathBuf {
+    temp_sibling(path, "tmp")
+}
+
+/// The longest file name (one path component, in bytes) Linux file systems take: `NAME_MAX`.
+pub const NAME_MAX: usize = 255;
+
+/// A unique hidden temp name in the folder of `path`, for a file about to be renamed over it
+/// (same folder: the rename is atomic): `.` + the start of `path`'s file name + `.{tag}-PID-N`,
+/// never longer than [`NAME_MAX`] bytes whatever the name's length. The name is cut as raw
+/// bytes (names need not be UTF-8), never inside a UTF-8 character.
+pub fn temp_sibling(path: &Path, tag: &str) -> PathBuf {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    path.with_file_name(format!(".{name}.tmp-{}-{n}", std::process::id()))
+    let suffix = format!(".{tag}-{}-{n}", std::process::id());
+    let name = path.file_name().map_or(&b""[..], OsStr::as_bytes);
+    let room = NAME_MAX.saturating_sub(1 + suffix.len());
+    let mut cut = name.len().min(room);
+    // A UTF-8 character is at most 4 bytes: step back over at most 3 continuation bytes.
+    for _ in 0..3 {
+        if cut > 0 && cut < name.len() && name[cut] & 0xC0 == 0x80 {
+            cut -= 1;
+        } else {
+            break;
+        }
+    }
+    let mut temp = Vec::with_capacity(1 + cut + suffix.len());
+    temp.push(b'.');
+    temp.extend_from_slice(&name[..cut]);
+    temp.extend_from_slice(suffix.as_bytes());
+    path.with_file_name(OsStr::from_bytes(&temp))
 }
 
 /// Writes `bytes` with mode `mode` to a new temp file next to `path`, synced; hands it to
@@ -473,6 +501,35 @@ mod tests {
         fs::hard_link(real.join("f"), dir.path().join("g")).unwrap();
         assert!(matches!(problem(check_file(&real.join("f")).unwrap_err()), Some(Problem::Links { links: 2 })));
         assert_eq!(read(&real.join("f")).unwrap(), b"x", "reading is fine");
+    }
+
+    #[test]
+    fn temp_names_fit_in_name_max_and_never_split_a_character() {
+        use std::ffi::OsStr;
+        use std::os::unix::ffi::OsStrExt;
+        let dir = tempfile::tempdir().unwrap();
+        let cjk = "報告書".repeat(28) + "例"; // 255 bytes
+        let raw: Vec<u8> = std::iter::repeat_n(&b"\xff-"[..], 127).flatten().copied().chain([b'x']).collect();
+        for name in [cjk.as_bytes(), &raw[..], b"short"] {
+            assert_eq!(name.len() == 255, name != b"short");
+            let path = dir.path().join(OsStr::from_bytes(name));
+            let tmp = temp_sibling(&path, "restore");
+            let tmp_name = tmp.file_name().unwrap().as_bytes();
+            assert!(tmp_name.len() <= NAME_MAX, "{}", tmp_name.len());
+            assert_eq!(tmp.parent(), path.parent());
+            assert!(tmp_name.starts_with(b".") && tmp_name.windows(9).any(|w| w == b".restore-"));
+            if name == cjk.as_bytes() {
+                let kept = std::str::from_utf8(tmp_name).expect("cut on a character boundary");
+                assert!(kept.starts_with(".報告書"), "{kept}");
+            }
+            // The file system takes it, and the rename over the long name works.
+            fs::write(&tmp, b"x").unwrap();
+            fs::rename(&tmp, &path).unwrap();
+        }
+        assert_eq!(temp_sibling(Path::new("/a/short"), "tmp").parent(), Some(Path::new("/a")));
+        assert!(temp_sibling(Path::new("/a/short"), "tmp").file_name().unwrap().as_bytes().starts_with(b".short.tmp-"));
+        atomic_write(&dir.path().join(cjk.as_str()), b"atomic").unwrap();
+        assert_eq!(fs::read(dir.path().join(cjk.as_str())).unwrap(), b"atomic");
     }
 
     #[test]

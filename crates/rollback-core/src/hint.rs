@@ -83,6 +83,11 @@ pub enum Action {
     },
     /// Undo by restoring the database snapshot as it was, after keeping the database as it is.
     RestoreSnapshot,
+    /// Re-hash the blobs of backup `id` and list what is missing or corrupt.
+    VerifyBackup {
+        /// The snapshot.
+        id: String,
+    },
 }
 
 impl Action {
@@ -121,6 +126,7 @@ impl Action {
             Action::AllowNonAncestor => "--allow-non-ancestor".to_owned(),
             Action::Target { rev } => format!("--target {rev}"),
             Action::RestoreSnapshot => "--restore-snapshot".to_owned(),
+            Action::VerifyBackup { id } => format!("forge-rollback backups verify {id}"),
         }
     }
 
@@ -141,6 +147,7 @@ impl Action {
             Action::AllowNonAncestor => "allow_non_ancestor=True".to_owned(),
             Action::Target { rev } => format!("target=\"{rev}\""),
             Action::RestoreSnapshot => "restore_snapshot=True".to_owned(),
+            Action::VerifyBackup { .. } => "verify_backups()".to_owned(),
         }
     }
 }

@@ -48,6 +48,31 @@ fn backups_list_verify_detect_corruption_and_prune() {
     assert_ne!(picture(&r), before_undo);
 }
 
+/// A blob of the run's backup is corrupt: the undo finds it before it changes anything (it
+/// used to reset HEAD and clean the tree first, then fail in `restore_files`, half-way).
+#[test]
+fn an_undo_from_a_damaged_backup_is_refused_with_nothing_changed() {
+    let (r, _) = messy_repo();
+    let before = picture(&r);
+    let id = rollback(&r, "v1");
+    let rolled_back = picture(&r);
+    let blobs = r.path().join(".git/forge-rollback/backups/blobs");
+    let fanout = std::fs::read_dir(&blobs).unwrap().flatten().find(|d| d.path().is_dir()).unwrap().path();
+    let blob = std::fs::read_dir(&fanout).unwrap().flatten().next().unwrap().path();
+    let good = std::fs::read(&blob).unwrap();
+    let mut bad = good.clone();
+    bad[0] ^= 0xff;
+    std::fs::write(&blob, &bad).unwrap();
+    let refused = fr(&r, &["undo", &id, "--yes"]);
+    refused.code(4);
+    assert!(refused.stderr.contains("which the undo restores the files from, is damaged"), "{}", refused.stderr);
+    assert!(refused.stderr.contains("`forge-rollback backups verify "), "{}", refused.stderr);
+    assert_eq!(picture(&r), rolled_back, "nothing changed");
+    std::fs::write(&blob, &good).unwrap();
+    undo(&r, &id);
+    assert_eq!(picture(&r), before);
+}
+
 /// A full run takes two snapshots (the work tree, then the database): `prune --keep 1` keeps
 /// both, since the run is undone from both.
 #[test]

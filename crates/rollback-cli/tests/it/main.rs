@@ -38,6 +38,7 @@ mod statcache;
 mod submodules;
 mod symlink_folder;
 mod torn_journal;
+mod undo_put_back;
 mod undo_race;
 mod watch;
 mod watch_prometheus;

@@ -90,10 +90,7 @@ pub(crate) fn syncfs(dir: &Path) -> Result<(), IoError> {
 
 /// A unique temp-file name in the folder of `path` (hidden, so listings skip it).
 fn temp_path(path: &Path) -> PathBuf {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    path.with_file_name(format!(".{name}.tmp-{}-{n}", std::process::id()))
+    fsutil::temp_sibling(path, "tmp")
 }
 
 /// Whether a file name in the store is a temp file (a write in progress or interrupted).

@@ -62,9 +62,8 @@ fn die_with_parent(cmd: &mut Command) {
     let arm = move || {
         // SAFETY: `prctl` and `getppid` are async-signal-safe, as a `pre_exec` hook must be.
         #[allow(unsafe_code)]
-        let (armed, ppid) = unsafe {
-            (libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong), libc::getppid())
-        };
+        let (armed, ppid) =
+            unsafe { (libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong), libc::getppid()) };
         if armed != 0 {
             return Err(std::io::Error::last_os_error());
         }

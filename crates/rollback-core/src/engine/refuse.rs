@@ -144,8 +144,10 @@ impl Rollback {
     pub(crate) fn changed_something(s: &RunState) -> bool {
         s.records.iter().any(|r| match r {
             Record::StepBegin { index, .. } => {
-                let changes_nothing =
-                    matches!(s.plan.steps.get(*index), Some(Step::Snapshot { .. } | Step::DbSnapshot { .. } | Step::Record));
+                let changes_nothing = matches!(
+                    s.plan.steps.get(*index),
+                    Some(Step::Snapshot { .. } | Step::DbSnapshot { .. } | Step::Record)
+                );
                 let failed_changing_nothing =
                     s.failure.as_ref().is_some_and(|(f, _)| f == index) && !s.step_changed(*index);
                 !changes_nothing && !failed_changing_nothing

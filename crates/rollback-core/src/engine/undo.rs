@@ -371,6 +371,23 @@ impl Rollback {
         let snapshot = target.tree_snapshot.clone();
         let Some(snapshot) = snapshot else { return Ok(None) };
         let manifest = self.store()?.manifest(&snapshot)?;
+        // Every blob the undo writes back is checked now, before anything changes: a damaged
+        // backup found by `restore_files` would leave the tree half-way, HEAD already moved.
+        let report = self.store()?.verify(Some(std::slice::from_ref(&snapshot)))?;
+        if let Some(first) = report.problems.first() {
+            let more = match report.problems.len() {
+                1 => String::new(),
+                n => format!(" (and {} more)", n - 1),
+            };
+            return Err(Error::refused(
+                format!("backup {snapshot}, which the undo restores the files from, is damaged: {first}{more}"),
+                Some(crate::hint::hint![
+                    "nothing was changed; ",
+                    crate::hint::Action::VerifyBackup { id: snapshot.to_string() },
+                    " lists every problem: put the state folder's `backups/` back from a copy (a file-system snapshot, a backup of the server) and undo again"
+                ]),
+            ));
+        }
         // The database goes back only if the run changed it: its downgrade (or database
         // restore) began and was neither skipped nor put back already after failing.
         // Restoring a dump the run never diverged from would only discard the writes made

@@ -50,14 +50,16 @@ fn disk_full_while_snapshotting_leaves_the_tree_untouched() {
         assert_eq!(store.snapshot_count(), 0);
         assert_eq!(r.git(&["for-each-ref", "refs/forge-rollback"]), "", "no pin ref without a snapshot");
 
-        // A new run is refused until the failed one is settled; its undo changes nothing.
-        let err = rb.run(&opts(), &AutoConfirm, &Recorder::default()).unwrap_err();
-        assert_eq!(err.kind(), ErrorKind::Refused, "{err}");
+        // The failed run changed nothing: a new run is not refused, and the failed one's
+        // undo changes nothing either.
+        let ok = rb.run(&opts(), &AutoConfirm, &Recorder::default()).unwrap();
+        assert_eq!(ok.status, RunStatus::Succeeded, "{fail:?}");
+        let back = rb.undo(ok.run_id.as_deref().unwrap(), &AutoConfirm, &Recorder::default()).unwrap();
+        assert_eq!(back.status, RunStatus::Succeeded, "{fail:?}");
+        assert_eq!((r.tree(), r.head()), (tree.clone(), head.clone()));
         let undo = rb.undo(out.run_id.as_deref().unwrap(), &AutoConfirm, &Recorder::default()).unwrap();
         assert_eq!(undo.status, RunStatus::Undone);
         assert_eq!((r.tree(), r.head()), (tree, head));
-        let ok = rb.run(&opts(), &AutoConfirm, &Recorder::default()).unwrap();
-        assert_eq!(ok.status, RunStatus::Succeeded, "{fail:?}");
     }
 }
 

@@ -8,7 +8,6 @@ use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::{Deserialize, Serialize};
 
@@ -70,14 +69,10 @@ pub fn relink(workdir: &Path, entries: &[ManifestEntry], groups: &[Vec<RepoPath>
     Ok(made)
 }
 
-/// A unique hidden temp name next to `path`.
+/// A unique hidden temp name next to `path` (`.<name>.restore-PID-N`, the name cut so that it
+/// fits in `NAME_MAX` however long `path`'s is).
 fn temp_path(path: &Path) -> PathBuf {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let mut name = b".".to_vec();
-    name.extend_from_slice(path.file_name().map_or(&b""[..], OsStr::as_bytes));
-    name.extend_from_slice(format!(".restore-{}-{n}", std::process::id()).as_bytes());
-    path.with_file_name(OsStr::from_bytes(&name))
+    crate::fsutil::temp_sibling(path, "restore")
 }
 
 fn unsafe_restore(path: &RepoPath, reason: impl Into<String>) -> Error {
@@ -92,18 +87,21 @@ fn unsafe_restore(path: &RepoPath, reason: impl Into<String>) -> Error {
 ///   not a file), or is itself an absent entry (removed before anything is written), and no
 ///   file or symlink entry lies below another file or symlink entry; otherwise
 ///   [`Error::UnsafeRestore`]. Absent entries below a parent that is not a folder
-///   are skipped: nothing can exist at such a path, and removing it would follow the link;
+///   are skipped: nothing can exist at such a path, and removing it would follow the link.
+///   Parents are looked at outermost first, and a path only when all of them are real
+///   folders: nothing is ever looked at through a symlink;
 /// - every blob needed is in the store and hashes to its name ([`Error::CorruptBlob`],
 ///   [`Error::BlobNotFound`]).
 ///
 /// Then absent entries are removed, deepest first (a file or symlink at the path is deleted,
 /// a folder only if it is empty), and files and symlinks are written: a file through a temp
 /// file in its folder with its exact mode (the umask does not narrow it), renamed over the
-/// path; a symlink created under a temp name and renamed over the path. Missing parent folders
-/// are created; a folder in the way is removed only if empty, else [`Error::UnsafeRestore`].
-/// Removals come first so that a path that was a file or symlink is free again when a folder
-/// the rollback created there held only paths that were absent. Finally one `syncfs` makes
-/// the restored tree durable.
+/// path; a symlink created under a temp name and renamed over the path (temp names fit in
+/// `NAME_MAX` whatever the name's length). Missing parent folders are created one by one, and
+/// a parent that is not a real folder then is refused; a folder in the way is removed only if
+/// empty, else [`Error::UnsafeRestore`]. Removals come first so that a path that was a file
+/// or symlink is free again when a folder the rollback created there held only paths that were
+/// absent. Finally one `syncfs` makes the restored tree durable.
 pub fn restore(store: &dyn BackupStore, workdir: &Path, entries: &[ManifestEntry]) -> Result<RestoreStats> {
     let mut stats = RestoreStats::default();
     let written: BTreeSet<&RepoPath> =
@@ -115,35 +113,45 @@ pub fn restore(store: &dyn BackupStore, workdir: &Path, entries: &[ManifestEntry
     let mut skip: BTreeSet<&RepoPath> = BTreeSet::new();
     for e in entries {
         let is_absent = matches!(e.kind, EntryKind::Absent);
-        // A folder where a file or symlink goes must be gone by then: empty, or holding only
-        // paths this restore removes. Found now, before anything changes, not half-way.
-        if !is_absent {
-            let full = e.path.to_fs(workdir);
-            if lstat(&full)?.is_some_and(|m| m.is_dir()) && !emptied_by_restore(workdir, &full, &absent_paths)? {
-                return Err(unsafe_restore(&e.path, "a folder that is not empty is in the way"));
-            }
-        }
-        for anc in e.path.ancestors() {
-            if !is_absent && written.contains(&anc) {
+        // Parents, outermost first, so that none is looked at through a symlink.
+        let ancestors: Vec<RepoPath> = e.path.ancestors().collect();
+        // Whether every parent is a real folder now, so that the path itself can be looked at.
+        let mut in_tree = true;
+        for anc in ancestors.iter().rev() {
+            if !is_absent && written.contains(anc) {
                 return Err(unsafe_restore(&e.path, format!("its parent `{anc}` is restored as a file or symlink")));
+            }
+            if !in_tree {
+                continue;
             }
             let full = anc.to_fs(workdir);
             match lstat(&full)? {
                 Some(m) if m.is_dir() => {}
                 Some(m) => {
+                    in_tree = false;
                     if is_absent {
                         skip.insert(&e.path);
                         break;
                     }
-                    if absent_paths.contains(&anc) {
-                        // Nothing was there when the snapshot was taken: step 3 removes this
-                        // file or symlink, and the folder is made in its place.
+                    if absent_paths.contains(anc) {
+                        // Nothing was there when the snapshot was taken (a symlink the run's
+                        // reset put back where a folder was): step 3 removes this file or
+                        // symlink, and the folder is made in its place.
                         continue;
                     }
                     let what = if m.file_type().is_symlink() { "a symlink" } else { "not a folder" };
                     return Err(unsafe_restore(&e.path, format!("its parent folder `{anc}` is {what}")));
                 }
-                None => {}
+                None => in_tree = false,
+            }
+        }
+        // A folder where a file or symlink goes must be gone by then: empty, or holding only
+        // paths this restore removes. Found now, before anything changes, not half-way. Below a
+        // parent that is not a folder nothing is at the path (never looked at through a link).
+        if !is_absent && in_tree {
+            let full = e.path.to_fs(workdir);
+            if lstat(&full)?.is_some_and(|m| m.is_dir()) && !emptied_by_restore(workdir, &full, &absent_paths)? {
+                return Err(unsafe_restore(&e.path, "a folder that is not empty is in the way"));
             }
         }
     }
@@ -185,17 +193,18 @@ pub fn restore(store: &dyn BackupStore, workdir: &Path, entries: &[ManifestEntry
     }
 
     // 4. Files and symlinks.
+    let mut folders: HashSet<RepoPath> = HashSet::new();
     for e in entries {
         let full = e.path.to_fs(workdir);
         match &e.kind {
             EntryKind::Absent => {}
             EntryKind::File { blob, mode, .. } => {
-                prepare_target(workdir, &e.path, &full)?;
+                prepare_target(workdir, &e.path, &full, &mut folders)?;
                 write_file(store, &full, blob, *mode)?;
                 stats.files += 1;
             }
             EntryKind::Symlink { target } => {
-                prepare_target(workdir, &e.path, &full)?;
+                prepare_target(workdir, &e.path, &full, &mut folders)?;
                 let tmp = temp_path(&full);
                 std::os::unix::fs::symlink(OsStr::from_bytes(&target.0), &tmp).at("create symlink", &tmp)?;
                 if let Err(err) = fs::rename(&tmp, &full) {
@@ -230,14 +239,35 @@ fn emptied_by_restore(workdir: &Path, dir: &Path, absent: &BTreeSet<&RepoPath>) 
     Ok(true)
 }
 
-/// Makes `full` ready to be renamed over: parent folders exist; a folder at the path is
+/// Makes `full` ready to be renamed over: parent folders exist, each a real folder (looked at
+/// with `lstat`, outermost first, and made one by one: nothing is created or written through a
+/// symlink; `folders` holds those known to be real folders already); a folder at the path is
 /// removed if empty, refused otherwise. Files and symlinks at the path stay (the rename
 /// replaces them atomically).
-fn prepare_target(workdir: &Path, path: &RepoPath, full: &Path) -> Result<()> {
-    if let Some(parent) = path.ancestors().next() {
-        let dir = parent.to_fs(workdir);
-        fs::create_dir_all(&dir).at("create folder", &dir)?;
+fn prepare_target(workdir: &Path, path: &RepoPath, full: &Path, folders: &mut HashSet<RepoPath>) -> Result<()> {
+    let ancestors: Vec<RepoPath> = path.ancestors().collect();
+    for anc in ancestors.iter().rev() {
+        if folders.contains(anc) {
+            continue;
+        }
+        let dir = anc.to_fs(workdir);
+        let found = match lstat(&dir)? {
+            None => match fs::create_dir(&dir) {
+                Ok(()) => None,
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => lstat(&dir)?,
+                Err(e) => return Err(IoError::new("create folder", dir, e).into()),
+            },
+            found => found,
+        };
+        if let Some(m) = found
+            && !m.is_dir()
+        {
+            let what = if m.file_type().is_symlink() { "a symlink" } else { "not a folder" };
+            return Err(unsafe_restore(path, format!("its parent folder `{anc}` is {what}")));
+        }
+        folders.insert(anc.clone());
     }
+    folders.remove(path);
     if let Some(m) = lstat(full)? {
         if m.is_dir() {
             match fs::remove_dir(full) {
@@ -278,7 +308,8 @@ pub fn space_needed(workdir: &Path, entries: &[ManifestEntry]) -> u64 {
     let mut transient = 0u64;
     for e in entries {
         if let EntryKind::File { size, .. } = &e.kind {
-            let now = fs::symlink_metadata(e.path.to_fs(workdir)).map_or(0, |m| if m.is_file() { m.len() } else { 0 });
+            // What is in the tree at the path: nothing below a parent that is a symlink.
+            let now = super::lstat_in_tree(workdir, &e.path).map_or(0, |m| if m.is_file() { m.len() } else { 0 });
             grow += size.saturating_sub(now);
             transient = transient.max((*size).min(now));
         }

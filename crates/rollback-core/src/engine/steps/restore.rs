@@ -21,13 +21,15 @@ impl Rollback {
         // An untracked file the run left in place because it changed after the snapshot (a
         // log a process appends to), or that was written again since: what is on disk now is
         // its latest content, and it stays; the content from before the run stays in the
-        // backup.
+        // backup. A path whose parent is a symlink now (one the run's reset put back where a
+        // folder was) is not that file changed since: it is not in the tree at all, whatever
+        // the link leads to, and is never looked at through the link; the restore puts the
+        // folder and the file back in the link's place.
         let (newer, entries): (Vec<ManifestEntry>, Vec<ManifestEntry>) = m.entries.iter().cloned().partition(|e| {
-            let full = e.path.to_fs(workdir);
             matches!(e.origin, Origin::Untracked | Origin::Ignored)
                 && e.kind != EntryKind::Absent
-                && std::fs::symlink_metadata(&full).is_ok_and(|md| !md.is_dir())
-                && !backup::snapshot::still_as_captured(&full, &e.kind)
+                && backup::snapshot::lstat_in_tree(workdir, &e.path).is_some_and(|md| !md.is_dir())
+                && !backup::snapshot::still_as_captured(&e.path.to_fs(workdir), &e.kind)
         });
         for e in &newer {
             ctx.log(
