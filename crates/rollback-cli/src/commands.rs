@@ -700,17 +700,36 @@ fn backups(args: &Args, out: &Output, command: &BackupsCommand) -> anyhow::Resul
         }
         BackupsCommand::Prune { keep, dry_run } => {
             let report = rb.prune_backups(*keep, *dry_run).context("pruning backups")?;
+            let lost = rb.runs_no_longer_undoable(&report.removed_snapshots).context("pruning backups")?;
             if out.json {
-                out.json_value(&report)?;
+                /// The store's report, and the runs it leaves without a backup to undo from.
+                #[derive(serde::Serialize)]
+                struct Pruned<'a> {
+                    #[serde(flatten)]
+                    report: &'a rollback_core::backup::PruneReport,
+                    runs_no_longer_undoable: &'a [String],
+                }
+                out.json_value(&Pruned { report: &report, runs_no_longer_undoable: &lost })?;
             } else {
-                out.text(&format!(
+                let mut s = format!(
                     "{}removed {} backup(s) and {} blob(s), freed {} byte(s); kept {} backup(s)\n",
                     if *dry_run { "dry run: would have " } else { "" },
                     report.removed_snapshots.len(),
                     report.removed_blobs,
                     report.freed_bytes,
                     report.kept_snapshots
-                ))?;
+                );
+                if !lost.is_empty() {
+                    let _ = writeln!(
+                        s,
+                        "{} run(s) {} no longer be undone (their backups {} removed): {}",
+                        lost.len(),
+                        if *dry_run { "could" } else { "can" },
+                        if *dry_run { "would be" } else { "were" },
+                        lost.join(", ")
+                    );
+                }
+                out.text(&s)?;
             }
             Ok(ExitStatus::Success)
         }

@@ -40,5 +40,6 @@ mod symlink_folder;
 mod torn_journal;
 mod undo_put_back;
 mod undo_race;
+mod undo_refusals;
 mod watch;
 mod watch_prometheus;

@@ -191,6 +191,20 @@ impl Rollback {
         Ok(report)
     }
 
+    /// The runs not undone yet whose work-tree backup is among `removed` (a
+    /// [`backup::PruneReport::removed_snapshots`]): without it they can no longer be undone.
+    pub fn runs_no_longer_undoable(&self, removed: &[SnapshotId]) -> Result<Vec<String>> {
+        Ok(self
+            .runs()?
+            .into_iter()
+            .filter(|r| {
+                r.status != crate::journal::RunStatus::Undone
+                    && r.backup_id.as_ref().is_some_and(|b| removed.contains(b))
+            })
+            .map(|r| r.run_id)
+            .collect())
+    }
+
     /// Who holds the run lock, if a live process does.
     pub fn lock_holder(&self) -> Result<Option<LockHolder>> {
         Ok(lock::holder(&self.state.lock_path())?)

@@ -35,6 +35,7 @@ mod services;
 mod steps;
 mod support;
 mod undo;
+mod undo_checks;
 
 pub use admin::Gate;
 pub use builder::RollbackBuilder;

@@ -4,6 +4,7 @@ use std::fmt::Write as _;
 
 use super::pipeline::{Entry, Job, Next, Start};
 use super::support::{new_run_id, refuse_other_worktree};
+use super::undo_checks::{refuse_db_unreachable, refuse_no_space, refuse_reset};
 use super::{Ctx, Rollback, RunOutcome, planner};
 use crate::backup::Manifest;
 use crate::error::{Error, Result};
@@ -41,11 +42,12 @@ impl Entry for UndoEntry<'_> {
         // store that cannot be trusted is refused before the lock.
         if prompter.is_automatic() {
             if let Some(id) = &target.tree_snapshot {
-                refuse_no_space(rb, run_id, &rb.store()?.manifest(id)?)?;
+                refuse_no_space(rb, run_id, &rb.run_manifest(run_id, id)?)?;
             }
             return Ok(Next::Go(Some(head)));
         }
         if let Some((manifest, db)) = rb.undo_inputs(&target, self.restore_snapshot)? {
+            rb.refuse_head_moved_since(&target, &manifest, &head.commit)?;
             refuse_no_space(rb, run_id, &manifest)?;
             let mut plan = planner::undo_plan(
                 rb.vcs.as_ref(),
@@ -141,8 +143,9 @@ impl Entry for UndoEntry<'_> {
                 Some("restore the `[database]` section of the configuration, then undo again".into()),
             ));
         }
-        refuse_no_space(rb, run_id, &manifest)?;
         let head = rb.vcs.head()?;
+        rb.refuse_head_moved_since(&target, &manifest, &head.commit)?;
+        refuse_no_space(rb, run_id, &manifest)?;
         let mut plan =
             planner::undo_plan(rb.vcs.as_ref(), &rb.config, &rb.check_names(), &head, &manifest, run_id, db.as_ref())?;
         if let Some(e) = refuse_reset(rb, &plan, &manifest) {
@@ -167,39 +170,6 @@ impl Entry for UndoEntry<'_> {
 fn mark_undone_nothing_changed(rb: &Rollback, run_id: &str) -> Result<()> {
     let mut j = Journal::open(&rb.state.run_dir(run_id).join("journal.jsonl"))?;
     Ok(j.append(&Record::Undone { at: Timestamp::now(), by: crate::journal::NOTHING_CHANGED.into() })?)
-}
-
-/// Why the undo's reset back to the snapshot's commit cannot go ahead: a nested repository in
-/// its way, or a file the back-end would have to write through a filter program it cannot run.
-fn refuse_reset(rb: &Rollback, plan: &crate::plan::Plan, manifest: &Manifest) -> Option<Error> {
-    let changes = Rollback::reset_changes(plan);
-    planner::refuse_nested_repos(rb.workdir(), changes, "state being restored").or_else(|| {
-        let paths: Vec<&crate::paths::RepoPath> = changes.iter().map(|c| &c.path).collect();
-        planner::refuse_filters(rb.vcs.as_ref(), &manifest.head, &paths)
-    })
-}
-
-/// Refuses the undo before anything changes when the work tree's file system has no room for
-/// the files it writes back (an undo that ran out of space after moving HEAD would leave the
-/// tree between two states).
-fn refuse_no_space(rb: &Rollback, run_id: &str, manifest: &Manifest) -> Result<()> {
-    let needed = crate::backup::snapshot::space_needed(rb.workdir(), &manifest.entries);
-    match crate::backup::snapshot::check_space(rb.workdir(), needed) {
-        Err(crate::backup::Error::NoSpace { needed, available, path }) => Err(Error::refused(
-            format!(
-                "undo of run {run_id} writes back {needed} byte(s) of files, but `{}` has {available} byte(s) free",
-                path.display()
-            ),
-            Some(
-                format!(
-                    "free at least {} byte(s) there, then run the undo again; nothing was changed",
-                    needed.saturating_sub(available)
-                )
-                .into(),
-            ),
-        )),
-        other => Ok(other?),
-    }
 }
 
 /// The confirmation's database line: which way it goes back.
@@ -292,7 +262,12 @@ impl Rollback {
     /// run started from). A commit made since cannot be reachable from those, which all
     /// existed before it. Runs that cannot be read, or endpoints gone from the repository,
     /// only make the list longer (more is kept, nothing lost).
-    fn commits_made_since(&self, run: &RunState, before: &CommitId, head: &CommitId) -> Result<Vec<CommitInfo>> {
+    pub(super) fn commits_made_since(
+        &self,
+        run: &RunState,
+        before: &CommitId,
+        head: &CommitId,
+    ) -> Result<Vec<CommitInfo>> {
         let candidates = self.vcs.commits_between(before, head, KEPT_SHOWN)?;
         if candidates.is_empty() {
             return Ok(candidates);
@@ -370,7 +345,7 @@ impl Rollback {
     ) -> Result<Option<(Manifest, Option<planner::DbRestore>)>> {
         let snapshot = target.tree_snapshot.clone();
         let Some(snapshot) = snapshot else { return Ok(None) };
-        let manifest = self.store()?.manifest(&snapshot)?;
+        let manifest = self.run_manifest(&target.run_id, &snapshot)?;
         // Every blob the undo writes back is checked now, before anything changes: a damaged
         // backup found by `restore_files` would leave the tree half-way, HEAD already moved.
         let report = self.store()?.verify(Some(std::slice::from_ref(&snapshot)))?;
@@ -404,10 +379,16 @@ impl Rollback {
         let db_snapshot = target.snapshot_of("db_snapshot").filter(|_| changed_db);
         let db = match db_snapshot {
             Some(id) => {
-                let m = self.store()?.manifest(&id)?;
+                let m = self.run_manifest(&target.run_id, &id)?;
                 let Some(rec) = m.database else {
                     return Err(Error::refused(format!("backup {id} holds no database dump"), None));
                 };
+                // The database must answer before anything is decided or changed: a server
+                // that is down, or a lock another connection holds, refuses the undo like it
+                // refuses a full run (waiting for the lock once, here).
+                if let Some(db) = self.db()? {
+                    refuse_db_unreachable(db.as_ref(), &target.run_id)?;
+                }
                 let current = match self.db()? {
                     Some(db) => crate::rt::block_on(db.current()).unwrap_or_default(),
                     None => Vec::new(),

@@ -303,8 +303,10 @@ impl GitCliBackend {
     /// stat data and applies the clean filters). Absent skip-worktree files (sparse checkout)
     /// are not compared.
     fn flagged_entries(&self) -> Result<Vec<Flagged>> {
+        // libgit2 cannot read every index git writes (a split index, `core.splitIndex`: its
+        // `link` extension): then `git` answers, below.
         if let Some(r) = &self.reader
-            && !r.any_flagged()?
+            && !r.any_flagged().unwrap_or(true)
         {
             return Ok(Vec::new());
         }

@@ -81,6 +81,12 @@ pub enum Error {
         /// `path` is an attribute file that starts applying the driver to a pattern.
         by_attributes: bool,
     },
+    /// The index is split (`core.splitIndex`, `git update-index --split-index`): its `link`
+    /// extension is one libgit2 cannot read, so the `git2` back-end cannot use the repository.
+    #[error(
+        "the repository's index is a split index (`core.splitIndex`, or `git update-index --split-index`), which the `git2` back-end (libgit2) cannot read"
+    )]
+    SplitIndex,
     /// A `git` command failed.
     #[error("`git {args}` failed (exit {code}): {stderr}")]
     Command {

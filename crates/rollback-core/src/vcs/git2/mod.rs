@@ -106,7 +106,15 @@ pub struct Git2Backend {
 
 fn git2_err(context: impl Into<String>) -> impl FnOnce(git2::Error) -> Error {
     let context = context.into();
-    move |source| Error::Git2 { context, source }
+    // A split index (its `link` extension), met by whichever call reads the index first, is
+    // refused as such, naming the way out, not as a raw libgit2 error.
+    move |source| {
+        if source.message().contains("mandatory extension: 'link'") {
+            Error::SplitIndex
+        } else {
+            Error::Git2 { context, source }
+        }
+    }
 }
 
 fn to_id(oid: Oid) -> CommitId {

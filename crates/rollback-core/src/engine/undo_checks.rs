@@ -1,0 +1,164 @@
+//! What an undo checks before it changes anything: that its reset can be made, the database
+//! answers, there is room for the files, HEAD is where the run left it, and its backup is
+//! still there. Each refuses (exit 4) with nothing changed.
+
+use super::{Rollback, planner};
+use crate::backup::Manifest;
+use crate::error::{Error, Result};
+use crate::journal::{RunState, RunStatus};
+use crate::plan::Step;
+use crate::vcs::CommitId;
+
+/// Why the undo's reset back to the snapshot's commit cannot go ahead: a nested repository in
+/// its way, or a file the back-end would have to write through a filter program it cannot run.
+pub(super) fn refuse_reset(rb: &Rollback, plan: &crate::plan::Plan, manifest: &Manifest) -> Option<Error> {
+    let changes = Rollback::reset_changes(plan);
+    planner::refuse_nested_repos(rb.workdir(), changes, "state being restored").or_else(|| {
+        let paths: Vec<&crate::paths::RepoPath> = changes.iter().map(|c| &c.path).collect();
+        planner::refuse_filters(rb.vcs.as_ref(), &manifest.head, &paths)
+    })
+}
+
+/// Refuses the undo of a run that changed the database, before anything changes, when the
+/// database does not answer: a server down or a wrong URL, or a lock another connection held
+/// for all of `database.timeout_secs` (the same refusal as a full run's, exit 4).
+pub(super) fn refuse_db_unreachable(db: &dyn crate::db::DbMigrator, run_id: &str) -> Result<()> {
+    // A SQLite file deleted while rolled back is not refused here: the undo's own database
+    // snapshot fails on it, and `touch` then `resume` restores the run's snapshot.
+    if !db.database().exists() {
+        return Ok(());
+    }
+    let e = match crate::rt::block_on(db.database().ping()) {
+        Ok(_) => return Ok(()),
+        Err(e @ (crate::db::Error::Unreachable { .. } | crate::db::Error::Locked { .. })) => e,
+        Err(e) => return Err(e.into()),
+    };
+    let locked = matches!(e, crate::db::Error::Locked { .. });
+    Err(Error::refused(
+        format!(
+            "the database {} cannot be reached: the undo of run {run_id} needs it ({e}); nothing was changed",
+            db.database().describe()
+        ),
+        Some(if locked {
+            crate::hint::hint![
+                "find what holds the lock (a migration or a long transaction of the app: `fuser` on a SQLite file, `pg_locks` on PostgreSQL), let it finish or stop it, then ",
+                crate::hint::Action::undo(run_id),
+                " again"
+            ]
+        } else {
+            crate::hint::hint![
+                "bring the database back (check that it is up and the URL and credentials are right), then ",
+                crate::hint::Action::undo(run_id),
+                " again"
+            ]
+        }),
+    ))
+}
+
+/// Refuses the undo before anything changes when the work tree's file system has no room for
+/// the files it writes back (an undo that ran out of space after moving HEAD would leave the
+/// tree between two states).
+pub(super) fn refuse_no_space(rb: &Rollback, run_id: &str, manifest: &Manifest) -> Result<()> {
+    let needed = crate::backup::snapshot::space_needed(rb.workdir(), &manifest.entries);
+    match crate::backup::snapshot::check_space(rb.workdir(), needed) {
+        Err(crate::backup::Error::NoSpace { needed, available, path }) => Err(Error::refused(
+            format!(
+                "undo of run {run_id} writes back {needed} byte(s) of files, but `{}` has {available} byte(s) free",
+                path.display()
+            ),
+            Some(
+                format!(
+                    "free at least {} byte(s) there, then run the undo again; nothing was changed",
+                    needed.saturating_sub(available)
+                )
+                .into(),
+            ),
+        )),
+        other => Ok(other?),
+    }
+}
+
+impl Rollback {
+    /// Refuses the undo of `run` when HEAD is not where the run left it (the commit its reset
+    /// moved to, or where it started if it never moved HEAD), unless only commits made since
+    /// lie on top of it (those are kept on a branch, [`Self::keep_commits_made_since`]):
+    /// another rollback or undo (or git) moved HEAD since, and moving the branch back to where
+    /// the run started would take the newer state off it, with nothing to say so.
+    pub(super) fn refuse_head_moved_since(&self, run: &RunState, manifest: &Manifest, head: &CommitId) -> Result<()> {
+        let reset = run.plan.steps.iter().enumerate().find_map(|(i, s)| match s {
+            Step::Reset { target, .. } => Some((i, target)),
+            _ => None,
+        });
+        let left = match reset {
+            Some((i, to)) if run.step_changed(i) => {
+                // A reset that did not finish may have left HEAD where it was.
+                if run.step_status(i) != "done" && *head == run.plan.from.commit {
+                    return Ok(());
+                }
+                to.clone()
+            }
+            _ => run.plan.from.commit.clone(),
+        };
+        if *head == left
+            || (self.vcs.is_ancestor(&left, head).unwrap_or(false)
+                && !self.commits_made_since(run, &manifest.head, head)?.is_empty())
+        {
+            return Ok(());
+        }
+        let run_id = run.run_id.as_str();
+        let started = (run.started_at, run_id);
+        let mut later: Vec<_> = self
+            .runs()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|r| (r.started_at, r.run_id.as_str()) > started && r.status != RunStatus::Undone)
+            .collect();
+        later.sort_by(|a, b| (b.started_at, &b.run_id).cmp(&(a.started_at, &a.run_id)));
+        let message = format!(
+            "HEAD is at {}, not where run {run_id} left it ({}): {} moved it since, and undoing run {run_id} now would move the branch back to {} from where that left it; nothing was changed",
+            head.short(),
+            left.short(),
+            match later.as_slice() {
+                [] => "something other than forge-rollback (git)".to_owned(),
+                [one] => format!("another rollback or undo (run {})", one.run_id),
+                many => format!(
+                    "other rollbacks or undos (runs {})",
+                    many.iter().map(|r| r.run_id.as_str()).collect::<Vec<_>>().join(", ")
+                ),
+            },
+            manifest.head.short()
+        );
+        let hint = match later.first() {
+            Some(newest) => crate::hint::hint![
+                "undo the later runs first, newest first (",
+                crate::hint::Action::undo(&newest.run_id),
+                format!("), until HEAD is back at {}; then undo this run", left.short())
+            ],
+            None => format!(
+                "if HEAD belongs where run {run_id} left it, move it back to {} (`git reset --keep {}` on the branch), then undo again",
+                left.short(),
+                left.short()
+            )
+            .into(),
+        };
+        Err(Error::refused(message, Some(hint)))
+    }
+
+    /// The manifest of snapshot `id`, which run `run_id` is undone from; a snapshot gone from
+    /// the store (`backups prune` removed it, or it was deleted) refuses the undo: nothing
+    /// can put the run's state back any more.
+    pub(super) fn run_manifest(&self, run_id: &str, id: &crate::backup::SnapshotId) -> Result<Manifest> {
+        match self.store()?.manifest(id) {
+            Err(crate::backup::Error::UnknownSnapshot { .. }) => Err(Error::refused(
+                format!(
+                    "run {run_id} can no longer be undone: its backup {id} is gone from the store (pruned by `backups prune`, or removed); nothing was changed"
+                ),
+                Some(
+                    "the state from before the run is in no backup any more: put the state folder's `backups/` back from a copy (a file-system snapshot, a backup of the server) and undo again, or restore that state by hand (the run's report names the commit it started from)"
+                        .into(),
+                ),
+            )),
+            other => Ok(other?),
+        }
+    }
+}
