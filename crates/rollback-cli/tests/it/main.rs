@@ -41,5 +41,6 @@ mod torn_journal;
 mod undo_put_back;
 mod undo_race;
 mod undo_refusals;
+mod undo_shapes;
 mod watch;
 mod watch_prometheus;

@@ -1,6 +1,7 @@
 //! Building plans. Pure reads of the repository; nothing is written.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use crate::assess::{Assessment, ChangedFile};
@@ -62,6 +63,18 @@ pub fn captures(workdir: &Path, config: &Config, status: &[StatusEntry], changes
     // HEAD tracks these; the reset handles them and git keeps their content.
     let tracked_at_head: BTreeSet<&RepoPath> =
         changes.iter().filter(|c| c.kind != ChangeKind::Added).map(|c| &c.path).collect();
+    // ... but not their permission bits beyond the x bit: a clean file the reset rewrites or
+    // deletes whose mode is not the one a checkout writes (`chmod 600 settings.py`) is
+    // captured, so that the undo gives it back with its mode. One `lstat` per such path.
+    let umask = umask();
+    for c in changes.iter().filter(|c| c.kind != ChangeKind::Added && !c.submodule) {
+        if !out.contains_key(&c.path)
+            && std::fs::symlink_metadata(c.path.to_fs(workdir))
+                .is_ok_and(|m| m.is_file() && !checkout_writes(m.permissions().mode(), umask))
+        {
+            out.insert(c.path.clone(), Origin::Tracked);
+        }
+    }
     for c in changes.iter().filter(|c| c.kind == ChangeKind::Added) {
         for (i, p) in std::iter::once(c.path.clone()).chain(c.path.ancestors()).enumerate() {
             if tracked_at_head.contains(&p) || out.contains_key(&p) {
@@ -84,6 +97,35 @@ pub fn captures(workdir: &Path, config: &Config, status: &[StatusEntry], changes
         }
     }
     out.into_iter().map(|(path, origin)| Capture { path, origin }).collect()
+}
+
+/// Whether a checkout writes a file with exactly the permission bits of `mode` (`st_mode`)
+/// under `umask`: `0666` or `0777` (by the file's x bit) narrowed by the umask, as `git`
+/// does, which is also `0644` or `0755` narrowed by it, as libgit2 does. When the two differ
+/// (a umask of `002`) no mode is taken to be what a checkout writes.
+fn checkout_writes(mode: u32, umask: u32) -> bool {
+    let (wide, narrow) = if mode & 0o100 != 0 { (0o777, 0o755) } else { (0o666, 0o644) };
+    let bits = mode & 0o7777;
+    bits == wide & !umask && bits == narrow & !umask
+}
+
+/// The process's umask: from `/proc/self/status` where it is there (reading it changes
+/// nothing), else by setting it and putting it back.
+fn umask() -> u32 {
+    let from_proc = std::fs::read_to_string("/proc/self/status").ok().and_then(|s| {
+        s.lines().find_map(|l| l.strip_prefix("Umask:")).and_then(|v| u32::from_str_radix(v.trim(), 8).ok())
+    });
+    from_proc.unwrap_or_else(|| {
+        // SAFETY: `umask` cannot fail; the old value is put back at once.
+        #[allow(unsafe_code)]
+        let old = unsafe {
+            let old = libc::umask(0o022);
+            libc::umask(old);
+            old
+        };
+        #[allow(clippy::useless_conversion)] // `mode_t` differs between platforms
+        u32::from(old)
+    })
 }
 
 /// Cache paths to clear, from the work tree's status: caches are never tracked, so git lists
@@ -189,12 +231,16 @@ struct Split<'a> {
     rest: Vec<&'a Capture>,
 }
 
-fn split<'a>(capture: &'a [Capture], changes: &[Change]) -> Split<'a> {
+fn split<'a>(capture: &'a [Capture], changes: &[Change], status: &[StatusEntry]) -> Split<'a> {
     let added: BTreeSet<&RepoPath> = changes.iter().filter(|c| c.kind == ChangeKind::Added).map(|c| &c.path).collect();
+    // A clean tracked file captured for its mode only has no local changes to discard.
+    let listed: BTreeSet<&RepoPath> = status.iter().map(|e| &e.path).collect();
     let mut out = Split { clear_way: Vec::new(), discards: Vec::new(), rest: Vec::new() };
     for c in capture {
         if c.origin == Origin::Tracked {
-            out.discards.push(c.path.clone());
+            if listed.contains(&c.path) {
+                out.discards.push(c.path.clone());
+            }
         } else if in_the_way(&c.path, &added) {
             out.clear_way.push(c.path.clone());
         } else if c.origin != Origin::Env {
@@ -259,7 +305,7 @@ pub fn rollback_plan(vcs: &dyn VcsBackend, config: &Config, checks: &[String], a
     if full && let Some(env) = &a.env {
         capture = with_env_files(capture, &env.files);
     }
-    let Split { clear_way, mut discards, rest } = split(&capture, &changes);
+    let Split { clear_way, mut discards, rest } = split(&capture, &changes, &a.status);
     // Flagged files git's status hides (assume-unchanged, skip-worktree) keep their local
     // version when the target does not change them (the reset step puts it back): captured,
     // not discarded.
@@ -388,7 +434,7 @@ pub fn undo_plan(
     let env_files: Vec<RepoPath> =
         manifest.entries.iter().filter(|e| e.origin == Origin::Env).map(|e| e.path.clone()).collect();
     let capture = with_env_files(captures(workdir, config, &status, &changes), &env_files);
-    let Split { clear_way, discards, rest } = split(&capture, &changes);
+    let Split { clear_way, discards, rest } = split(&capture, &changes, &status);
     let restored: BTreeSet<&RepoPath> =
         manifest.entries.iter().filter(|e| e.kind != EntryKind::Absent).map(|e| &e.path).collect();
     let remove: Vec<RepoPath> = rest
@@ -538,6 +584,25 @@ pub fn removals_from(manifest: &Manifest, changes: &[Change]) -> Vec<RepoPath> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn checkout_writes_only_the_mode_every_backend_writes_under_the_umask() {
+        for (mode, umask, writes) in [
+            (0o100_644, 0o022, true),
+            (0o100_755, 0o022, true),
+            (0o100_600, 0o022, false),
+            (0o100_640, 0o022, false),
+            (0o100_750, 0o022, false),
+            (0o104_755, 0o022, false),
+            (0o100_600, 0o077, true),
+            (0o100_700, 0o077, true),
+            // `git` writes 0664, libgit2 0644: neither is taken as what a checkout writes.
+            (0o100_664, 0o002, false),
+            (0o100_644, 0o002, false),
+        ] {
+            assert_eq!(checkout_writes(mode, umask), writes, "{mode:o} under {umask:03o}");
+        }
+    }
 
     #[test]
     fn caches_never_include_what_the_guard_protects() {

@@ -99,9 +99,10 @@ fn unsafe_restore(path: &RepoPath, reason: impl Into<String>) -> Error {
 /// path; a symlink created under a temp name and renamed over the path (temp names fit in
 /// `NAME_MAX` whatever the name's length). Missing parent folders are created one by one, and
 /// a parent that is not a real folder then is refused; a folder in the way is removed only if
-/// empty, else [`Error::UnsafeRestore`]. Removals come first so that a path that was a file
-/// or symlink is free again when a folder the rollback created there held only paths that were
-/// absent. Finally one `syncfs` makes the restored tree durable.
+/// it holds nothing but (empty) folders, deepest first (what the checks allow once the absent
+/// entries are gone), else [`Error::UnsafeRestore`]. Removals come first so that a path that
+/// was a file or symlink is free again when a folder the rollback created there held only
+/// paths that were absent. Finally one `syncfs` makes the restored tree durable.
 pub fn restore(store: &dyn BackupStore, workdir: &Path, entries: &[ManifestEntry]) -> Result<RestoreStats> {
     let mut stats = RestoreStats::default();
     let written: BTreeSet<&RepoPath> =
@@ -242,8 +243,9 @@ fn emptied_by_restore(workdir: &Path, dir: &Path, absent: &BTreeSet<&RepoPath>) 
 /// Makes `full` ready to be renamed over: parent folders exist, each a real folder (looked at
 /// with `lstat`, outermost first, and made one by one: nothing is created or written through a
 /// symlink; `folders` holds those known to be real folders already); a folder at the path is
-/// removed if empty, refused otherwise. Files and symlinks at the path stay (the rename
-/// replaces them atomically).
+/// removed if it holds nothing but (empty) folders, deepest first and never through a link,
+/// refused otherwise before any of it is removed. Files and symlinks at the path stay (the
+/// rename replaces them atomically).
 fn prepare_target(workdir: &Path, path: &RepoPath, full: &Path, folders: &mut HashSet<RepoPath>) -> Result<()> {
     let ancestors: Vec<RepoPath> = path.ancestors().collect();
     for anc in ancestors.iter().rev() {
@@ -268,18 +270,47 @@ fn prepare_target(workdir: &Path, path: &RepoPath, full: &Path, folders: &mut Ha
         folders.insert(anc.clone());
     }
     folders.remove(path);
-    if let Some(m) = lstat(full)? {
-        if m.is_dir() {
-            match fs::remove_dir(full) {
+    if lstat(full)?.is_some_and(|m| m.is_dir()) {
+        // What the checks allowed: a folder that holds nothing but folders (the absent
+        // entries below it were removed already). Anything else in it is found before any of
+        // it is removed.
+        let mut below = Vec::new();
+        if !only_folders(full, &mut below)? {
+            return Err(unsafe_restore(path, "a folder that is not empty is in the way"));
+        }
+        if !below.is_empty() {
+            folders.retain(|f| !f.starts_with(path));
+        }
+        // Deepest first: every folder is listed after the one holding it.
+        for dir in below.iter().rev().map(PathBuf::as_path).chain(std::iter::once(full)) {
+            match fs::remove_dir(dir) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::DirectoryNotEmpty => {
                     return Err(unsafe_restore(path, "a folder that is not empty is in the way"));
                 }
-                Err(e) => return Err(IoError::new("remove folder", full, e).into()),
+                Err(e) => return Err(IoError::new("remove folder", dir, e).into()),
             }
         }
     }
     Ok(())
+}
+
+/// Whether the folder `dir` holds nothing but folders, at any depth; those are pushed onto
+/// `below`, each after the folder holding it. Symlinks are not followed (one is "something
+/// else", whatever it leads to).
+fn only_folders(dir: &Path, below: &mut Vec<PathBuf>) -> Result<bool> {
+    for entry in fs::read_dir(dir).at("read folder", dir)? {
+        let entry = entry.at("read folder", dir)?;
+        let full = entry.path();
+        if !entry.file_type().at("read metadata of", &full)?.is_dir() {
+            return Ok(false);
+        }
+        below.push(full.clone());
+        if !only_folders(&full, below)? {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 /// Bytes free for an unprivileged user on the file system holding `path`.
