@@ -7,6 +7,9 @@
 
 use std::path::{Path, PathBuf};
 
+mod glob;
+pub use glob::matches_nearly_everything;
+
 use globset::{GlobSet, GlobSetBuilder};
 use serde::{Deserialize, Serialize};
 
@@ -418,34 +421,6 @@ fn build_set(path: &Path, key: &str, globs: &[String]) -> Result<GlobSet, Error>
         b.add(glob);
     }
     b.build().map_err(|e| Error::Invalid { path: path.to_owned(), key: key.to_owned(), message: e.to_string() })
-}
-
-/// Whether a cache glob names nothing: every `/`-separated part of it is made only of
-/// wildcards (`*`, `**`, `?`, a `[...]` class, `{`, `}`, `,`) and dots, so that it matches any
-/// name at some depth (`**`, `*`, `**/*`, `/**`, `*/*`, `*.*`, `**/.*`, `?*`). Such a glob
-/// would clear the work tree's untracked and ignored files (`.env`, a SQLite database) as
-/// caches, which are not snapshotted. A glob with one literal character other than a dot
-/// (`**/*.pyc`, `build/*`, `**/.cache`) names what it clears.
-pub fn matches_nearly_everything(glob: &str) -> bool {
-    let mut literal = false;
-    let mut chars = glob.chars();
-    let mut in_class = false;
-    while let Some(c) = chars.next() {
-        match c {
-            ']' if in_class => in_class = false,
-            _ if in_class => {}
-            '[' => in_class = true,
-            '\\' => {
-                // An escaped character is literal (`\*` is a star).
-                if chars.next().is_some_and(|e| e != '.') {
-                    literal = true;
-                }
-            }
-            '*' | '?' | '{' | '}' | ',' | '/' | '.' => {}
-            _ => literal = true,
-        }
-    }
-    !literal
 }
 
 impl Default for Config {
