@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 
 use super::pipeline::{Entry, Job, Next, Start};
 use super::support::{new_run_id, refuse_other_worktree};
-use super::undo_checks::{refuse_db_unreachable, refuse_no_space, refuse_reset};
+use super::undo_checks::{refuse_damaged_backup, refuse_db_unreachable, refuse_no_space, refuse_reset};
 use super::{Ctx, Rollback, RunOutcome, planner};
 use crate::backup::Manifest;
 use crate::error::{Error, Result};
@@ -137,6 +137,8 @@ impl Entry for UndoEntry<'_> {
             outcome.warnings = std::mem::take(&mut ctx.warnings);
             return Ok(Next::Done(Box::new(outcome)));
         };
+        // Under the lock, once (not again for the confirmation's plan).
+        refuse_damaged_backup(rb, &manifest.id)?;
         if db.is_some() && rb.db()?.is_none() {
             return Err(Error::usage(
                 format!("run {run_id} changed the database, but no `[database]` is configured now"),
@@ -346,23 +348,6 @@ impl Rollback {
         let snapshot = target.tree_snapshot.clone();
         let Some(snapshot) = snapshot else { return Ok(None) };
         let manifest = self.run_manifest(&target.run_id, &snapshot)?;
-        // Every blob the undo writes back is checked now, before anything changes: a damaged
-        // backup found by `restore_files` would leave the tree half-way, HEAD already moved.
-        let report = self.store()?.verify(Some(std::slice::from_ref(&snapshot)))?;
-        if let Some(first) = report.problems.first() {
-            let more = match report.problems.len() {
-                1 => String::new(),
-                n => format!(" (and {} more)", n - 1),
-            };
-            return Err(Error::refused(
-                format!("backup {snapshot}, which the undo restores the files from, is damaged: {first}{more}"),
-                Some(crate::hint::hint![
-                    "nothing was changed; ",
-                    crate::hint::Action::VerifyBackup { id: snapshot.to_string() },
-                    " lists every problem: put the state folder's `backups/` back from a copy (a file-system snapshot, a backup of the server) and undo again"
-                ]),
-            ));
-        }
         // The database goes back only if the run changed it: its downgrade (or database
         // restore) began and was neither skipped nor put back already after failing.
         // Restoring a dump the run never diverged from would only discard the writes made
