@@ -77,11 +77,12 @@ pub enum StepDetail {
         format: String,
         /// The database's revisions when dumped.
         revisions: Vec<Revision>,
-        /// In an undo: the fingerprint of the database the dump holds (the same before and
-        /// after the dump; `None` when the app wrote meanwhile). A `restore_database` the undo
-        /// did not choose for "nothing written since the run" (`--restore-snapshot`, the undo of
-        /// an undo) checks, under its lock, that the database still has it: rows written after
-        /// this dump would be in no backup.
+        /// In an undo: the fingerprint of the database when it was dumped. A `restore_database`
+        /// the undo did not choose for "nothing written since the run" (`--restore-snapshot`,
+        /// journals without fingerprints) checks, under its lock, that the database still has
+        /// it (then it is the same before and after the dump: what the dump holds): rows
+        /// written after this dump would be in no backup. The undo of this undo compares the
+        /// database with it when none of this undo's database steps completed.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         holds: Option<crate::model::DbFingerprint>,
     },
@@ -129,6 +130,11 @@ pub enum StepDetail {
         /// (`--restore-snapshot`).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         kept: Option<std::path::PathBuf>,
+        /// The database as this step left it, for the undo of this undo: compared with the
+        /// database then, to know whether anything was written since. `None` in journals
+        /// written before it was recorded, or when it could not be read.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        db_after: Option<crate::model::DbFingerprint>,
     },
     /// `upgrade_database` (undo of a database changed since its run): the schema brought
     /// forward.
@@ -140,6 +146,11 @@ pub enum StepDetail {
         /// The database was there already (a resumed undo).
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         already: bool,
+        /// The database as this step left it, for the undo of this undo: compared with the
+        /// database then, to know whether anything was written since. `None` in journals
+        /// written before it was recorded, or when it could not be read.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        db_after: Option<crate::model::DbFingerprint>,
     },
     /// `put_back_rows`: the dropped rows and values back from the run's database snapshot.
     PutBackRows {
@@ -151,6 +162,11 @@ pub enum StepDetail {
         rows_present: u64,
         /// Column values written back.
         values_set: u64,
+        /// The database as this step left it, for the undo of this undo: compared with the
+        /// database then, to know whether anything was written since. `None` in journals
+        /// written before it was recorded, or when it could not be read.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        db_after: Option<crate::model::DbFingerprint>,
     },
     /// `restart`: the `[[restart]]` steps' results.
     Restart {

@@ -38,6 +38,7 @@ mod statcache;
 mod submodules;
 mod symlink_folder;
 mod torn_journal;
+mod undo_of_failed_undo;
 mod undo_put_back;
 mod undo_race;
 mod undo_refusals;

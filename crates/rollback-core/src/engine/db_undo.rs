@@ -15,8 +15,10 @@
 //!   `--restore-snapshot` then restores the snapshot after keeping the database as it is in a
 //!   file of the state folder.
 //!
-//! Runs without a fingerprint (journals from before it was recorded) and undos of undos go
-//! back by restoring the snapshot, as before.
+//! The undo of an undo compares the database with what that undo's last database step
+//! recorded the same way; when rows were written since and the undo had brought the schema
+//! forward, it goes back down (see `db_back`). Runs without a fingerprint (journals from
+//! before it was recorded) go back by restoring the snapshot, as before.
 
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
@@ -32,9 +34,10 @@ use crate::event::LogLevel;
 use crate::fsutil::{self, IoError};
 use crate::journal::RunState;
 use crate::model::{DataLoss, DbFingerprint};
+use crate::plan::RunKind;
 
 /// A private temp folder for scratch copies, removed when dropped.
-fn scratch_dir() -> Result<tempfile::TempDir> {
+pub(super) fn scratch_dir() -> Result<tempfile::TempDir> {
     Ok(tempfile::Builder::new()
         .prefix("forge-rollback-rows-")
         .tempdir()
@@ -51,13 +54,20 @@ impl Rollback {
     /// The database's fingerprint right after a downgrade, for its undo; a warning (and
     /// `None`: the undo will then restore the snapshot exactly) when it cannot be read.
     pub(crate) fn fingerprint_after_downgrade(&self, ctx: &mut Ctx<'_>) -> Option<DbFingerprint> {
+        self.fingerprint_after(ctx, "downgrade")
+    }
+
+    /// The database's fingerprint right after a step that changed it (`what`: `downgrade`,
+    /// `restore`, `upgrade`, `put-back`), for the undo of its run; a warning (and `None`: that
+    /// undo will then restore the snapshot exactly) when it cannot be read.
+    pub(crate) fn fingerprint_after(&self, ctx: &mut Ctx<'_>, what: &str) -> Option<DbFingerprint> {
         match self.db_fingerprint() {
             Ok(f) => Some(f),
             Err(e) => {
                 ctx.log(
                     LogLevel::Warn,
                     format!(
-                        "could not record the database's state after the downgrade ({}): its undo will restore the database snapshot exactly",
+                        "could not record the database's state after the {what} ({}): its undo will restore the database snapshot exactly",
                         super::support::chain(&e)
                     ),
                 );
@@ -80,7 +90,16 @@ impl Rollback {
         if restore_snapshot {
             return Ok(DbUndoMode::Restore { keep_current: true, unchanged_since: None });
         }
-        let Some(StepDetail::Downgrade { db_after: Some(recorded), .. }) = target.detail_of("downgrade") else {
+        let is_undo = target.plan.kind == RunKind::Undo;
+        let recorded = if is_undo {
+            super::db_back::left_by_undo(target)
+        } else {
+            match target.detail_of("downgrade") {
+                Some(StepDetail::Downgrade { db_after, .. }) => db_after.as_ref(),
+                _ => None,
+            }
+        };
+        let Some(recorded) = recorded else {
             return Ok(DbUndoMode::Restore { keep_current: false, unchanged_since: None });
         };
         if self.db_fingerprint()? == *recorded {
@@ -107,6 +126,10 @@ impl Rollback {
         let Some(live) = db.url_database() else {
             return Err(refuse(format!("the `{}` migrator's database cannot be merged row by row", db.kind())));
         };
+        // The undo of an undo that brought the schema forward goes down again.
+        if is_undo && let Some(path) = self.path_down_to(&rec.revisions)? {
+            return self.backward_mode(live, rec, path, &refuse);
+        }
         let store = self.store()?;
         let dir = scratch_dir()?;
         let file = dir.path().join("snapshot.dump");
@@ -258,7 +281,8 @@ impl Rollback {
         let from = crate::rt::block_on(db.current())?;
         if super::full::same(&from, to) {
             ctx.log(LogLevel::Info, format!("Database already at {}", show_revisions(to)));
-            return Ok(StepDetail::UpgradeDatabase { from: from.clone(), to: from, already: true });
+            let db_after = self.fingerprint_after(ctx, "upgrade");
+            return Ok(StepDetail::UpgradeDatabase { from: from.clone(), to: from, already: true, db_after });
         }
         ctx.log(
             LogLevel::Info,
@@ -281,7 +305,8 @@ impl Rollback {
         crate::rt::block_on(db.upgrade(to))?;
         let now = crate::rt::block_on(db.current())?;
         ctx.log(LogLevel::Success, format!("Database at {}", show_revisions(&now)));
-        Ok(StepDetail::UpgradeDatabase { from, to: now, already: false })
+        let db_after = self.fingerprint_after(ctx, "upgrade");
+        Ok(StepDetail::UpgradeDatabase { from, to: now, already: false, db_after })
     }
 
     /// `put_back_rows`: what the downgrade dropped, back from the run's database snapshot.
@@ -340,6 +365,7 @@ impl Rollback {
             rows_inserted: stats.rows_inserted,
             rows_present: stats.rows_present,
             values_set: stats.values_set,
+            db_after: self.fingerprint_after(ctx, "put-back"),
         })
     }
 

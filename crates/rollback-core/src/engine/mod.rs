@@ -15,6 +15,7 @@
 
 mod admin;
 mod builder;
+mod db_back;
 mod db_undo;
 mod exec;
 mod forecast;

@@ -415,6 +415,22 @@ pub enum DbUndoMode {
         /// values written while rolled back into columns the newer schema does not have.
         upgrade_drops: Vec<crate::model::DataLoss>,
     },
+    /// The undo of an undo that brought the schema forward, when the database changed since:
+    /// downgrade it to `to` with the work tree's migration files (as a run does), then put
+    /// back what that undo's upgrade dropped (`losses`, counted in the snapshot).
+    Backward {
+        /// The migrator, for the downgrade step.
+        migrator: String,
+        /// The snapshot's revisions.
+        to: Vec<crate::db::Revision>,
+        /// The migrations undone.
+        path: Vec<crate::db::DowngradeStep>,
+        /// Tables and columns to put back from the snapshot after the downgrade.
+        losses: Vec<crate::model::DataLoss>,
+        /// What the downgrade drops of the database as it is now (rehearsed on a copy; kept
+        /// in this undo's database snapshot).
+        drops: Vec<crate::model::DataLoss>,
+    },
 }
 
 /// The undo plan restoring `manifest` (taken by run `undo_of`) from the current state.
@@ -465,6 +481,24 @@ pub fn undo_plan(
                         keep_current: *keep_current,
                         unchanged_since: unchanged_since.clone(),
                     }),
+                    // A downgrade needs the newer migration files: it runs before they go.
+                    DbUndoMode::Backward { migrator, to, path, losses, .. } => {
+                        steps.push(Step::Downgrade {
+                            database: db.database.clone(),
+                            migrator: migrator.clone(),
+                            from: db.current.clone(),
+                            to: to.clone(),
+                            path: path.clone(),
+                            sql: None,
+                        });
+                        if !losses.is_empty() {
+                            steps.push(Step::PutBackRows {
+                                snapshot: db.snapshot.clone(),
+                                database: db.database.clone(),
+                                losses: losses.clone(),
+                            });
+                        }
+                    }
                     // An upgrade needs the newer migration files: it runs once they are back.
                     DbUndoMode::Forward { to, losses, upgrade_drops } => {
                         after_files.push(Step::UpgradeDatabase {
@@ -494,7 +528,10 @@ pub fn undo_plan(
             steps.push(Step::Record);
             steps
         },
-        data_loss: Vec::new(),
+        data_loss: match db.map(|d| &d.mode) {
+            Some(DbUndoMode::Backward { drops, .. }) => drops.clone(),
+            _ => Vec::new(),
+        },
         risks: Vec::new(),
     })
 }

@@ -177,12 +177,35 @@ fn mark_undone_nothing_changed(rb: &Rollback, run_id: &str) -> Result<()> {
 /// The confirmation's database line: which way it goes back.
 fn describe_db(d: &planner::DbRestore) -> String {
     match &d.mode {
-        planner::DbUndoMode::Restore { keep_current: false, .. } => {
+        planner::DbUndoMode::Restore { keep_current: false, unchanged_since: Some(_) } => {
             format!("\nDatabase: {} unchanged since the run: restore snapshot {}", d.database, d.snapshot)
         }
+        planner::DbUndoMode::Restore { keep_current: false, unchanged_since: None } => format!(
+            "\nDatabase: {}: restore snapshot {} exactly (the run recorded no state of the database to compare with: writes made since it stay only in this undo's own database snapshot)",
+            d.database, d.snapshot
+        ),
         planner::DbUndoMode::Restore { keep_current: true, .. } => format!(
             "\nDatabase: {}: dump it as it is now into the state folder, then restore snapshot {} (writes made since the run stay only in that dump)",
             d.database, d.snapshot
+        ),
+        planner::DbUndoMode::Backward { to, path, losses, drops, .. } => format!(
+            "\nDatabase: {} changed since that undo: downgrade to {} ({} migration(s), as the run did; the rows written since stay where the older schema has room for them){}{}",
+            d.database,
+            crate::db::show_revisions(to),
+            path.len(),
+            if drops.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "\nThe downgrade drops: {} (kept in this undo's database snapshot; its undo puts them back)",
+                    crate::db::rows::describe(drops)
+                )
+            },
+            if losses.is_empty() {
+                String::new()
+            } else {
+                format!("\nThen put back {} from backup {}", put_back_words(losses), d.snapshot)
+            }
         ),
         planner::DbUndoMode::Forward { to, losses, upgrade_drops } => format!(
             "\nDatabase: {} changed since the run: upgrade to {} and put back {} from backup {}; the rows written since stay{}",

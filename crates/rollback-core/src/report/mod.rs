@@ -243,7 +243,7 @@ fn step_result(step: &Step, detail: &StepDetail) -> String {
         (_, StepDetail::RestoreEnv { files, .. }) => {
             format!("restored env files recorded with the target: {}", files.join(", "))
         }
-        (_, StepDetail::RestoreDatabase { snapshot, revisions: revs, kept }) => format!(
+        (_, StepDetail::RestoreDatabase { snapshot, revisions: revs, kept, .. }) => format!(
             "database restored from backup {snapshot}, at revision {}{}",
             revisions(revs),
             kept.as_ref().map(|k| format!("; its state before is kept in {}", k.display())).unwrap_or_default()
@@ -251,7 +251,7 @@ fn step_result(step: &Step, detail: &StepDetail) -> String {
         (_, StepDetail::UpgradeDatabase { from, to, .. }) => {
             format!("database upgraded from {} to {}", revisions(from), revisions(to))
         }
-        (_, StepDetail::PutBackRows { snapshot, rows_inserted, rows_present, values_set }) => format!(
+        (_, StepDetail::PutBackRows { snapshot, rows_inserted, rows_present, values_set, .. }) => format!(
             "from backup {snapshot}: {rows_inserted} row(s) put back ({rows_present} there already), {values_set} column value(s) written back"
         ),
         (_, StepDetail::Restart { steps }) => format!("{} restart step(s) succeeded", steps.len()),

@@ -26,6 +26,7 @@ mod restart;
 mod restore_guard;
 mod rows;
 mod rows_put_back;
+mod rows_redo;
 mod sqlite_restore;
 mod statcache;
 mod state_security;

@@ -17,7 +17,7 @@ use super::full::{Deployed, Engine, deploy, engine, full, rev, sql, state};
 
 /// Confirms, keeping what it was shown.
 #[derive(Default)]
-struct Keep(Mutex<String>);
+pub(crate) struct Keep(pub(crate) Mutex<String>);
 
 impl Prompter for Keep {
     fn confirm(&self, request: &Confirmation) -> rollback_core::Result<bool> {
@@ -26,11 +26,11 @@ impl Prompter for Keep {
     }
 }
 
-fn scalar(rb: &Rollback, statement: &str) -> Option<String> {
+pub(crate) fn scalar(rb: &Rollback, statement: &str) -> Option<String> {
     block_on(rb.db().unwrap().unwrap().database().query_scalar(statement)).unwrap()
 }
 
-fn steps(out: &rollback_core::RunOutcome) -> Vec<&str> {
+pub(crate) fn steps(out: &rollback_core::RunOutcome) -> Vec<&str> {
     out.steps.iter().map(|s| s.step.as_str()).collect()
 }
 

@@ -23,10 +23,18 @@ impl Rollback {
         // fingerprint, the same before and after the dump.
         let guarded = ex.plan.kind == RunKind::Undo
             && ex.plan.steps.iter().any(|s| matches!(s, Step::RestoreDatabase { unchanged_since: None, .. }));
-        let before = if guarded { Some(self.db_fingerprint()?) } else { None };
+        // Any other undo records it too, unchecked: the undo of this undo compares the
+        // database with it when none of this undo's database steps completed.
+        let before = if guarded {
+            Some(self.db_fingerprint()?)
+        } else if ex.plan.kind == RunKind::Undo {
+            self.db_fingerprint().ok()
+        } else {
+            None
+        };
         let m = self.dump_database(Some(&ex.run_id), "database")?;
         let holds = match before {
-            Some(before) if self.db_fingerprint()? != before => {
+            Some(before) if guarded && self.db_fingerprint()? != before => {
                 return Err(Error::Service {
                     message: format!(
                         "the database was written to while this undo dumped it (backup {}): the restore that follows would lose those writes; nothing was changed",

@@ -48,7 +48,7 @@ impl Rollback {
                 let hint = match unchanged_since {
                     Some(_) => crate::hint::hint![
                         crate::hint::Action::undo(&undone),
-                        " again: it finds the rows written since and keeps them (it upgrades the schema and puts back what the downgrade dropped); or, to restore the snapshot anyway, ",
+                        " again: it finds the rows written since and keeps them (it migrates the schema and puts back what the migration dropped); or, to restore the snapshot anyway, ",
                         crate::hint::Action::undo(&undone),
                         " with ",
                         crate::hint::Action::RestoreSnapshot,
@@ -86,6 +86,7 @@ impl Rollback {
         };
         let now = crate::rt::block_on(db.current())?;
         ctx.log(LogLevel::Success, format!("Database restored, at revision {}", show_revisions(&now)));
-        Ok(StepDetail::RestoreDatabase { snapshot: m.id, revisions: now, kept })
+        let db_after = self.fingerprint_after(ctx, "restore");
+        Ok(StepDetail::RestoreDatabase { snapshot: m.id, revisions: now, kept, db_after })
     }
 }
