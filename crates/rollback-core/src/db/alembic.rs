@@ -1,4 +1,5 @@
-//! The Alembic migrator: the project's real Alembic (`python -m alembic -c alembic.ini`),
+//! The Alembic migrator: the project's real Alembic (`alembic -c alembic.ini`, started by
+//! `alembic_driver`),
 //! revisions read from the database's `alembic_version` table, the revision graph parsed from
 //! the migration files (at HEAD from the tree, at other commits through the VCS backend).
 //!
@@ -23,7 +24,9 @@ use async_trait::async_trait;
 use super::config::DatabaseConfig;
 use super::graph::MigrationGraph;
 use super::migration_files::Source;
-use super::{DbMigrator, Error, Result, Revision, UrlDatabase, postgres, process, python_source, sqlite};
+use super::{
+    DbMigrator, Error, Result, Revision, UrlDatabase, alembic_driver, postgres, process, python_source, sqlite,
+};
 use crate::vcs::{CommitId, VcsBackend};
 
 /// The environment variable Alembic's `env.py` gets the database URL from.
@@ -44,13 +47,21 @@ pub struct AlembicMigrator {
     /// Works on a throwaway copy (the forecast): before it migrates anything it proves that
     /// `env.py` connects to the copy, not to whatever `alembic.ini` names.
     scratch: bool,
+    /// The live database's URL and the folder of the real `alembic.ini`, also in a copy's
+    /// migrator: an ini naming the live database is pointed at the handed one (see
+    /// `alembic_driver`).
+    live_url: crate::secret::Secret,
+    live_dir: PathBuf,
 }
 
 impl AlembicMigrator {
     /// A migrator for the work tree at `workdir`, with `config`'s Python, `alembic.ini` and
     /// versions folder.
     pub fn new(db: UrlDatabase, workdir: &Path, config: &DatabaseConfig) -> Self {
+        let ini = workdir.join(&config.alembic_ini);
         Self {
+            live_url: db.url().for_child(),
+            live_dir: ini.parent().unwrap_or(workdir).to_path_buf(),
             db,
             workdir: workdir.to_owned(),
             python: config.python.clone(),
@@ -86,9 +97,10 @@ impl AlembicMigrator {
         Ok(graph)
     }
 
-    /// Runs `python -m alembic -c <ini> <args>`; fails with the stderr tail.
+    /// Runs Alembic's command line (`python -c DRIVER -c <ini> <args>`, see
+    /// `alembic_driver`); fails with the stderr tail.
     async fn alembic(&self, args: &[&str]) -> std::result::Result<process::Output, String> {
-        self.python_alembic(&["-m", "alembic"], args, &[]).await
+        self.python_alembic(&["-c", &alembic_driver::driver()], args, &[]).await
     }
 
     /// `alembic <args>` on PostgreSQL with a short `lock_timeout` first (through `PGOPTIONS`,
@@ -103,7 +115,8 @@ impl AlembicMigrator {
         let timeout = self.db.timeout();
         let first = timeout.min(sqlite::LOCK_NOTICE_AFTER);
         let options = |d: std::time::Duration| format!("-c lock_timeout={}", d.as_millis().max(1));
-        let out = self.python_alembic(&["-m", "alembic"], args, &[("PGOPTIONS", &options(first))]).await;
+        let out =
+            self.python_alembic(&["-c", &alembic_driver::driver()], args, &[("PGOPTIONS", &options(first))]).await;
         let locked = |r: &std::result::Result<process::Output, String>| {
             r.as_ref().is_err_and(|e| e.contains("LockNotAvailable") || e.contains("due to lock timeout"))
         };
@@ -118,7 +131,7 @@ impl AlembicMigrator {
         if let Some(sink) = self.db.notice_sink() {
             sink(&super::DbNotice::Locked { database: self.db.describe(), waiting_secs: rest.as_secs() });
         }
-        let out = self.python_alembic(&["-m", "alembic"], args, &[("PGOPTIONS", &options(rest))]).await;
+        let out = self.python_alembic(&["-c", &alembic_driver::driver()], args, &[("PGOPTIONS", &options(rest))]).await;
         if locked(&out) { Err(gave_up) } else { Ok(out) }
     }
 
@@ -140,6 +153,9 @@ impl AlembicMigrator {
         if let Some(var) = self.url_env.as_deref().filter(|v| *v != URL_ENV) {
             env.push((var, url.expose()));
         }
+        let live_dir = self.live_dir.to_string_lossy();
+        env.push(("FORGE_ROLLBACK_LIVE_URL", self.live_url.expose()));
+        env.push(("FORGE_ROLLBACK_LIVE_DIR", &live_dir));
         env.extend_from_slice(extra_env);
         // Alembic runs in the folder of its `alembic.ini`, as its users run it: a stock
         // `env.py` reads `sqlalchemy.url = sqlite:///app.db` relative to there.

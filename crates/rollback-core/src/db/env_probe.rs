@@ -58,7 +58,8 @@ const MARK: &str = "FORGE-ROLLBACK-ENV-URL ";
 /// creates no engine (it is handed a connection some other way) cannot be asked, and passes.
 pub(super) async fn check(m: &AlembicMigrator) -> Result<()> {
     let db = m.url_database();
-    let out = m.python_alembic(&["-c", PROBE], &["current"], &[]).await.map_err(|detail| Error::Program {
+    let script = format!("{}{PROBE}", super::alembic_driver::PATCH);
+    let out = m.python_alembic(&["-c", &script], &["current"], &[]).await.map_err(|detail| Error::Program {
         program: "alembic current (forge-rollback's check of env.py)".to_owned(),
         detail,
     })?;

@@ -15,6 +15,7 @@
 #![allow(clippy::doc_markdown)]
 
 pub mod alembic;
+mod alembic_driver;
 pub mod assess;
 pub mod config;
 pub mod database;

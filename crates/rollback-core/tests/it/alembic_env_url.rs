@@ -81,3 +81,43 @@ fn a_postgres_url_elsewhere_is_named_without_its_password() {
     assert!(text.contains(&format!("/{}`", pg.name())), "{text}");
     assert!(!text.contains("hunter2") && !text.contains(&pg.server().password), "{text}");
 }
+
+/// The stock `env.py` with an ini naming the configured database: the forecast and the undo's
+/// rehearsal run on copies with it (the driver points the ini's URL at the copy), so the plan
+/// counts what the downgrade destroys and the undo keeps the rows written while rolled back.
+#[test]
+fn a_stock_env_py_naming_the_configured_sqlite_file_works_on_copies_too() {
+    stock_env_py_on_copies("sqlite:///app.db");
+}
+
+#[test]
+fn a_stock_env_py_naming_the_configured_postgres_database_works_on_copies_too() {
+    let pg = PgDatabase::new();
+    stock_env_py_on_copies(&pg.url());
+}
+
+fn stock_env_py_on_copies(url: &str) {
+    let (r, rb) = repo_with_stock_env(url, url);
+    let db = rb.db().unwrap().unwrap();
+    let sql = |s: &str| block_on(db.database().query_scalar(s)).unwrap();
+    sql("INSERT INTO orders (id) VALUES (1), (2), (3)");
+    let plan = rb.plan(Some(Level::Full), Some("v1")).unwrap();
+    assert!(plan.risks.iter().all(|r| r.code != rollback_core::RiskCode::DataLossUnknown), "{:?}", plan.risks);
+    assert_eq!(
+        serde_json::to_value(&plan.data_loss).unwrap(),
+        serde_json::json!([{ "table": "orders", "column": null, "rows": 3 }])
+    );
+    let full = RunOptions { level: Some(Level::Full), target: Some("v1".into()), ..RunOptions::default() };
+    let run = rb.run(&full, &AutoConfirm, &Recorder::default()).unwrap();
+    assert_eq!(run.status, rollback_core::RunStatus::Succeeded, "{:?}", run.error);
+
+    // Rolled back, a user signs up; the undo keeps them and puts the orders back.
+    sql("INSERT INTO users (id) VALUES (7)");
+    let undo = rb.undo(run.run_id.as_deref().unwrap(), &AutoConfirm, &Recorder::default()).unwrap();
+    assert_eq!(undo.status, rollback_core::RunStatus::Succeeded, "{:?}", undo.error);
+    let steps: Vec<&str> = undo.steps.iter().map(|s| s.step.as_str()).collect();
+    assert!(steps.contains(&"upgrade_database") && steps.contains(&"put_back_rows"), "{steps:?}");
+    assert_eq!(sql("SELECT count(*) FROM orders").as_deref(), Some("3"));
+    assert_eq!(sql("SELECT count(*) FROM users WHERE id = 7").as_deref(), Some("1"));
+    assert!(!r.exists("migrations/app.db"), "no stray database");
+}
