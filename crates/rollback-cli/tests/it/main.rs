@@ -11,6 +11,7 @@ mod crash_full;
 mod crash_rows;
 mod database_only;
 mod db_lock;
+mod downgrade_failure_rows;
 mod edits_since;
 mod file_folder;
 mod filters;

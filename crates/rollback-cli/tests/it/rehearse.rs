@@ -163,10 +163,13 @@ fn rehearse_full_then_check(kind: MigratorKind, engine: Engine) {
     assert!(text.stdout.contains("identical to before: yes"), "{}", text.stdout);
     assert_eq!(d.fingerprint(), before);
     if let Some(pg) = &d.pg {
-        // Its temporary database is gone.
-        let left = pg
-            .server()
-            .psql("postgres", "SELECT count(*) FROM pg_database WHERE datname LIKE 'forge_rollback_scratch_%'");
+        // Its temporary databases are gone (named after the database they copy: other tests'
+        // copies on the same server may exist meanwhile).
+        let source = &pg.name()[..pg.name().len().min(31)];
+        let left = pg.server().psql(
+            "postgres",
+            &format!("SELECT count(*) FROM pg_database WHERE datname LIKE 'forge_rollback_scratch_%{source}'"),
+        );
         assert_eq!(left, "0");
     }
 }

@@ -19,10 +19,12 @@ use super::{Result, UrlDatabase, postgres, sqlite};
 use crate::model::DataLoss;
 
 mod compare;
+mod keep;
 mod put_back;
 mod triggers;
 
 pub use compare::obstacles;
+pub use keep::{Kept, NotKept, keep_written};
 pub use put_back::{PutBackStats, put_back};
 
 /// One table: its rows, the non-null values of each column, its primary key.

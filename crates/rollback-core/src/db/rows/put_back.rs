@@ -369,7 +369,7 @@ fn denied(db: &UrlDatabase, e: &tokio_postgres::Error) -> Option<Error> {
 /// Moves the sequences behind the columns of `p`'s table (all of them, or `only` that one)
 /// past the values in them: keys put back are never handed out again. Serial and identity
 /// columns alike (`pg_get_serial_sequence` finds both).
-async fn advance_sequences(
+pub(super) async fn advance_sequences(
     client: &Client,
     p: &Pair<'_>,
     only: Option<&str>,

@@ -1,7 +1,9 @@
 //! `downgrade`: move the schema back with the current migration files, before the code moves;
-//! on failure put the database back from its snapshot.
+//! on failure put the database back from its snapshot, with the rows written meanwhile
+//! ([`after_failure`]).
 
-use crate::backup::SnapshotId;
+mod after_failure;
+
 use crate::db::Revision;
 use crate::detail::{FailureDetail, StepDetail};
 use crate::engine::full::same;
@@ -26,6 +28,7 @@ impl Rollback {
             )
         })?;
         let current = crate::rt::block_on(db.current())?;
+        let mut rows_put_back = 0;
         if same(&current, to) {
             ctx.log(LogLevel::Info, format!("Database already at {}", show_revisions(to)));
             let db_after = self.fingerprint_after_downgrade(ctx);
@@ -50,9 +53,33 @@ impl Rollback {
                     show_revisions(&current)
                 ),
             );
-            let kept = self.restore_after_failure(ctx, &ex.run_id, &snapshot)?;
-            ctx.log(LogLevel::Info, format!("Database restored from backup {snapshot}{kept}"));
+            let restored = self.restore_after_failure(ctx, &ex.run_id, &snapshot, from)?;
+            ctx.log(LogLevel::Info, format!("Database restored from backup {snapshot}{}", restored.note));
+            rows_put_back = restored.rows_put_back;
+        } else if !ex.fresh_plan
+            && !db.failed_migration_rolls_back_whole()
+            && !Self::db_snapshot_taken_now(ex)?
+            && self.differs_from_snapshot(&snapshot)?
+        {
+            // Still at `from`, but a migration killed half-way may have committed DDL already
+            // (SQLite drops a table at once) while its version row never moved: the database is
+            // not the snapshot's. Start again from the snapshot, keeping the rows written since.
+            ctx.log(
+                LogLevel::Warn,
+                format!(
+                    "database at {} but not as backup {snapshot} holds it (a downgrade cut short may have changed it): restoring the backup before downgrading again",
+                    show_revisions(&current)
+                ),
+            );
+            let restored = self.restore_after_failure(ctx, &ex.run_id, &snapshot, from)?;
+            ctx.log(LogLevel::Info, format!("Database restored from backup {snapshot}{}", restored.note));
+            rows_put_back = restored.rows_put_back;
         }
+        // Rows put back just now are in no snapshot of this run: the fingerprint its undo
+        // compares with must not say "nothing written since" (which restores the snapshot
+        // exactly and would drop them). The database's before the downgrade never equals one
+        // after it (the version moves), so the undo keeps every row written since the snapshot.
+        let before_downgrade = if rows_put_back > 0 { Some(self.db_fingerprint()?) } else { None };
         // `[deploy]` may run it on the production target (a Kubernetes Job with the live image).
         let remote = self.deployer.as_ref().filter(|d| d.runs_downgrades());
         ctx.log(
@@ -97,10 +124,11 @@ impl Rollback {
                 });
             }
             ctx.log(LogLevel::Info, format!("Restoring database from backup {snapshot}..."));
-            return match self.restore_after_failure(ctx, &ex.run_id, &snapshot) {
-                Ok(kept) => Err(Error::Service {
+            return match self.restore_after_failure(ctx, &ex.run_id, &snapshot, from) {
+                Ok(restored) => Err(Error::Service {
                     message: format!(
-                        "the downgrade failed ({cause}); the database was restored from backup {snapshot}{kept} and the code was not touched"
+                        "the downgrade failed ({cause}); the database was restored from backup {snapshot}{} and the code was not touched",
+                        restored.note
                     ),
                     hint: Some(crate::hint::hint![
                         "fix the migration, then ",
@@ -130,28 +158,7 @@ impl Rollback {
         ctx.log(LogLevel::Success, format!("Database at {}", show_revisions(&now)));
         // What the run leaves, taken before the code moves and the services restart: a row the
         // app writes from then on is a write since the run, which its undo keeps.
-        let db_after = self.fingerprint_after_downgrade(ctx);
+        let db_after = before_downgrade.or_else(|| self.fingerprint_after_downgrade(ctx));
         Ok(StepDetail::Downgrade { from: current, to: now, already: false, db_after })
-    }
-
-    /// Restores the run's database snapshot after a failed or cut-short downgrade, dumping the
-    /// database as it is first, so the writes made since the snapshot stay recoverable. Returns
-    /// a note naming that dump (or saying why there is none).
-    pub(crate) fn restore_after_failure(
-        &self,
-        ctx: &mut Ctx<'_>,
-        run_id: &str,
-        snapshot: &SnapshotId,
-    ) -> Result<String> {
-        let kept = match self.dump_database(Some(run_id), "database-before-restore") {
-            Ok(m) => format!(" (its state before the restore is kept in backup {})", m.id),
-            Err(e) => {
-                let text = crate::engine::support::chain(&e);
-                ctx.log(LogLevel::Warn, format!("could not keep the database's state before the restore: {text}"));
-                format!(" (its state before the restore could not be kept: {text})")
-            }
-        };
-        self.restore_database_from(snapshot, None)?;
-        Ok(kept)
     }
 }
