@@ -28,6 +28,7 @@ mod put_back_triggers;
 mod registry;
 mod rehearse;
 mod reliability;
+mod resume_mid_reset;
 mod roundtrip;
 mod rows;
 mod rows_sqlite_exact;

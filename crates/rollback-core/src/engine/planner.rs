@@ -536,13 +536,21 @@ pub fn undo_plan(
     })
 }
 
-/// Captured paths that the reset must clear first, per the manifest actually taken.
+/// Captured paths that the reset must clear first, per the manifest actually taken: what is
+/// in the way of a path the target adds and is not a file HEAD tracks (git removes those, and
+/// HEAD's commit holds them). A captured tracked entry HEAD does not have is cleared too: a
+/// staged new file (`git add x` where the target has `x/y`), or a file below a tracked file
+/// that is a folder now.
 pub fn clear_way_from(manifest: &Manifest, changes: &[Change]) -> Vec<RepoPath> {
     let added: BTreeSet<&RepoPath> = changes.iter().filter(|c| c.kind == ChangeKind::Added).map(|c| &c.path).collect();
+    // In the way of an added path and tracked by HEAD: the move deletes it, so it is a change.
+    let at_head: BTreeSet<&RepoPath> =
+        changes.iter().filter(|c| c.kind != ChangeKind::Added).map(|c| &c.path).collect();
     manifest
         .entries
         .iter()
-        .filter(|e| e.origin != Origin::Tracked && e.kind != EntryKind::Absent && in_the_way(&e.path, &added))
+        .filter(|e| e.origin != Origin::Tracked || !at_head.contains(&e.path))
+        .filter(|e| e.kind != EntryKind::Absent && in_the_way(&e.path, &added))
         .map(|e| e.path.clone())
         .collect()
 }

@@ -12,7 +12,8 @@
 //! - HEAD where the run started (the reset has not moved it): everything `git status` shows,
 //!   the env files, what sits where the target adds a path, and every path of the last
 //!   snapshot, as they are now; except a path the run itself removed to clear the reset's way
-//!   (a reset interrupted half-way), which keeps the content the snapshot holds;
+//!   (a reset interrupted half-way), and what git's reset, cut short, wrote or removed
+//!   ([`Rollback::left_by_reset`]), which keep the content the snapshot holds;
 //! - HEAD at the target (the reset is done): only the env files, and only while `restore_env`
 //!   has not begun: it is the one remaining step that overwrites a file the snapshot holds.
 //!   Edits to other files made on the rolled-back tree are captured by the undo's own
@@ -27,6 +28,7 @@ use crate::event::LogLevel;
 use crate::journal::{Record, RunState};
 use crate::paths::RepoPath;
 use crate::time::Timestamp;
+use crate::vcs::CommitId;
 
 /// Why the tree is captured again.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -63,13 +65,7 @@ impl Rollback {
         let old = self.own_manifest(ex)?;
         let state = RunState::load(ex.journal.path())?;
         let plan = ex.plan;
-        let begins = |name: &str| {
-            state
-                .records
-                .iter()
-                .filter(|r| matches!(r, Record::StepBegin { index, .. } if plan.steps.get(*index).is_some_and(|s| s.name() == name)))
-                .count()
-        };
+        let begins = |name: &str| step_begins(&state, plan, name);
         // Whether an earlier attempt of the reset may have removed paths already (the reset
         // calling this has journaled its own begin).
         let reset_touched = begins("reset") > usize::from(why == Why::Reset);
@@ -110,11 +106,13 @@ impl Rollback {
         } else {
             BTreeSet::new()
         };
+        // Folders the clearing removed once they were empty: gone by the run's doing too.
+        let removed_by_run_or_above = |p: &RepoPath| removed_by_run.iter().any(|r| r.starts_with(p));
         // An earlier reset was cut short (killed with the process, or by a signal): git had
         // written some of the target's files already. They are the reset's work, not edits:
         // the snapshot keeps what it holds there.
         let written_by_reset: BTreeSet<RepoPath> = if only.is_none() && at_start && reset_touched {
-            self.written_by_reset(&fresh, &old.head, &plan.to)?
+            self.written_by_reset(store.as_ref(), &fresh, &old, &plan.to)?
         } else {
             BTreeSet::new()
         };
@@ -122,7 +120,7 @@ impl Rollback {
         let mut merged: BTreeMap<RepoPath, ManifestEntry> =
             old.entries.iter().map(|e| (e.path.clone(), e.clone())).collect();
         for e in fresh {
-            if (e.kind == EntryKind::Absent && removed_by_run.contains(&e.path)) || written_by_reset.contains(&e.path) {
+            if (e.kind == EntryKind::Absent && removed_by_run_or_above(&e.path)) || written_by_reset.contains(&e.path) {
                 continue;
             }
             // A file or symlink of the old snapshot that is a folder now: the folder's content
@@ -196,30 +194,86 @@ impl Rollback {
     }
 
     /// Of the `fresh` captures, the paths where a `reset --hard` to `to` that was cut short
-    /// may have left what is there now: the target's content (a file git wrote), or nothing
-    /// where the target or HEAD (`head`) tracks a file (one git removed, or unlinked and had
-    /// not written again). An edit that happens to equal the target's content is counted as
-    /// the reset's too: `undo` then gives back what the snapshot holds, which loses nothing.
+    /// may have left what is there now ([`Rollback::left_by_reset`], from `old`'s HEAD), or
+    /// nothing where `old`'s index staged a file (a staged new file the target lacks: git
+    /// removes it).
     fn written_by_reset(
         &self,
+        store: &dyn backup::BackupStore,
         fresh: &[ManifestEntry],
-        head: &crate::vcs::CommitId,
-        to: &crate::vcs::CommitId,
+        old: &Manifest,
+        to: &CommitId,
     ) -> Result<BTreeSet<RepoPath>> {
+        let staged: BTreeSet<&RepoPath> = old.index.iter().flat_map(|i| i.staged.iter().map(|s| &s.path)).collect();
         let mut out = BTreeSet::new();
         for e in fresh {
-            let at_target = self.vcs.read_file_at(to, &e.path)?;
-            let reset_made = match (&e.kind, &at_target) {
-                (EntryKind::Absent, Some(_)) => true,
-                (EntryKind::Absent, None) => self.vcs.read_file_at(head, &e.path)?.is_some(),
-                (EntryKind::File { blob, .. }, Some(bytes)) => backup::BlobId::of(bytes) == *blob,
-                (EntryKind::Symlink { target }, Some(bytes)) => target.0 == *bytes,
-                (_, None) => false,
+            if e.kind == EntryKind::Absent && staged.contains(&e.path) {
+                out.insert(e.path.clone());
+                continue;
+            }
+            let bytes = || match &e.kind {
+                EntryKind::File { blob, .. } => Ok(store.get_blob(blob)?),
+                _ => Ok(Vec::new()),
             };
-            if reset_made {
+            if self.left_by_reset(&e.path, &e.kind, bytes, &old.head, to)? {
                 out.insert(e.path.clone());
             }
         }
         Ok(out)
     }
+
+    /// Whether `found` at `path` is what a `reset --hard` from `head` to `to` that was cut short
+    /// (the process and its git killed by a power loss, or by a signal) may have left there,
+    /// git's own output rather than an edit:
+    /// - nothing, where the target or HEAD tracks a file (one git removed, or unlinked and had
+    ///   not written again);
+    /// - a file or symlink whose content is exactly what the target or HEAD has at `path`;
+    /// - a file holding the first bytes of the target's content and less than all of it
+    ///   (empty included): git writes a file from its start, and was killed while writing it.
+    ///
+    /// Anything else is kept as an edit. An edit that happens to look like one of these is
+    /// counted as the reset's too: the commits hold that content (a cut-short one is a part of
+    /// the target's), and `undo` gives back what the run's snapshot holds at `path`.
+    /// `bytes` gives a file's content; it is read only for the cut-short check.
+    pub(crate) fn left_by_reset(
+        &self,
+        path: &RepoPath,
+        found: &EntryKind,
+        bytes: impl FnOnce() -> Result<Vec<u8>>,
+        head: &CommitId,
+        to: &CommitId,
+    ) -> Result<bool> {
+        let at_target = self.vcs.read_file_at(to, path)?;
+        let at_head = || self.vcs.read_file_at(head, path);
+        Ok(match found {
+            EntryKind::Absent => at_target.is_some() || at_head()?.is_some(),
+            EntryKind::Symlink { target } => {
+                at_target.as_deref() == Some(&target.0[..]) || at_head()?.as_deref() == Some(&target.0[..])
+            }
+            EntryKind::File { blob, size, .. } => {
+                let same = |b: &[u8]| backup::BlobId::of(b) == *blob;
+                match at_target.as_deref() {
+                    Some(t) if same(t) => true,
+                    Some(t) if *size < t.len() as u64 && t.starts_with(&bytes()?) => true,
+                    _ => at_head()?.as_deref().is_some_and(same),
+                }
+            }
+        })
+    }
+}
+
+/// How many times the journal `state` shows step `name` of `plan` begun.
+fn step_begins(state: &RunState, plan: &crate::plan::Plan, name: &str) -> usize {
+    state
+        .records
+        .iter()
+        .filter(|r| matches!(r, Record::StepBegin { index, .. } if plan.steps.get(*index).is_some_and(|s| s.name() == name)))
+        .count()
+}
+
+/// Whether an attempt of the run's reset began before the one running now (the reset calling
+/// this has journaled its own begin) and was cut short: HEAD has not moved, but git may have
+/// written, or removed, part of the tree already ([`Rollback::left_by_reset`]).
+pub(crate) fn earlier_reset_began(ex: &Exec<'_>) -> Result<bool> {
+    Ok(step_begins(&RunState::load(ex.journal.path())?, ex.plan, "reset") > 1)
 }

@@ -32,16 +32,19 @@ impl Rollback {
         let message = format!("forge-rollback: {} {} to {}", ex.plan.kind.as_str(), ex.run_id, target.short());
         let mut cleared = 0;
         if head.commit == ex.plan.from.commit {
+            // An earlier attempt was cut short (the process and its git killed half-way): what
+            // git wrote or removed then is its own work, not an edit, and is no problem.
+            let cut_short = crate::engine::recapture::earlier_reset_began(ex)?.then_some(target);
             // Nothing is deleted that no backup holds: what is in the way must still be as
             // the snapshot captured it; if something changed since, capture again first.
-            if !self.way_problems(&manifest, changes).is_empty() {
+            if !self.way_problems(&manifest, changes, cut_short)?.is_empty() {
                 self.recapture(ctx, ex, Why::Reset, None)?;
                 manifest = self.own_manifest(ex)?;
             }
             if let Some(e) = planner::refuse_nested_repos(self.workdir(), changes, "target") {
                 return Err(e);
             }
-            if let Some((path, problem)) = self.way_problems(&manifest, changes).into_iter().next() {
+            if let Some((path, problem)) = self.way_problems(&manifest, changes, cut_short)?.into_iter().next() {
                 return Err(Error::refused(
                     format!("`{path}` is in the way of the reset and {}", problem.while_capturing()),
                     Some(crate::hint::hint![
@@ -54,7 +57,11 @@ impl Rollback {
             let workdir = self.workdir();
             for p in planner::clear_way_from(&manifest, changes) {
                 let full = p.to_fs(workdir);
-                if fsutil::remove_file_if_exists(&full)? {
+                // Only a file or symlink in the work tree: after a cut-short reset the path may
+                // be gone, or below a file git wrote, or a folder of git's (checked above).
+                if backup::snapshot::lstat_in_tree(workdir, &p).is_some_and(|m| !m.is_dir())
+                    && fsutil::remove_file_if_exists(&full)?
+                {
                     cleared += 1;
                 }
                 if let Some(parent) = full.parent() {
@@ -135,12 +142,27 @@ impl Rollback {
     /// The work tree is looked at as the snapshot's capture sees it, never through a symlink:
     /// below a parent that is a symlink or a file nothing exists (capture recorded such a path
     /// as absent), so only that parent itself can be in the way.
-    fn way_problems(&self, manifest: &Manifest, changes: &[vcs::Change]) -> Vec<(RepoPath, WayProblem)> {
+    ///
+    /// With `cut_short` (the target of an earlier attempt of this reset that was cut short),
+    /// what that attempt may have left is no problem: a captured path in the way that is gone
+    /// (the attempt cleared it) or holds git's output, and a path the target adds that holds
+    /// it ([`Rollback::left_by_reset`]): git writes it again, and `undo` gives back what the
+    /// snapshot holds.
+    fn way_problems(
+        &self,
+        manifest: &Manifest,
+        changes: &[vcs::Change],
+        cut_short: Option<&CommitId>,
+    ) -> Result<Vec<(RepoPath, WayProblem)>> {
         let workdir = self.workdir();
         let mut out = Vec::new();
+        let left_by_reset = |p: &RepoPath| match cut_short {
+            Some(to) => self.tree_left_by_reset(p, &manifest.head, to),
+            None => Ok(false),
+        };
         let clear: BTreeSet<RepoPath> = planner::clear_way_from(manifest, changes).into_iter().collect();
         for e in manifest.entries.iter().filter(|e| clear.contains(&e.path)) {
-            if !backup::snapshot::still_in_tree_as_captured(workdir, &e.path, &e.kind) {
+            if !backup::snapshot::still_in_tree_as_captured(workdir, &e.path, &e.kind) && !left_by_reset(&e.path)? {
                 out.push((e.path.clone(), WayProblem::Changed));
             }
         }
@@ -167,7 +189,7 @@ impl Rollback {
                         }
                     }
                     Ok(_) => {
-                        if !handled.contains(&p) {
+                        if !handled.contains(&p) && !left_by_reset(&p)? {
                             out.push((p, WayProblem::InNoBackup));
                         }
                         break;
@@ -176,7 +198,42 @@ impl Rollback {
                 }
             }
         }
-        out
+        Ok(out)
+    }
+
+    /// Whether what is at `path` in the work tree now is what a cut-short reset from `head`
+    /// to `to` may have left ([`Rollback::left_by_reset`]): nothing (looked at as capture
+    /// does, never through a symlink), such a file or symlink, or a folder holding only such
+    /// files and symlinks (folders git made for the target's files).
+    fn tree_left_by_reset(&self, path: &RepoPath, head: &CommitId, to: &CommitId) -> Result<bool> {
+        let workdir = self.workdir();
+        let full = path.to_fs(workdir);
+        let Some(meta) = backup::snapshot::lstat_in_tree(workdir, path) else { return Ok(true) };
+        if meta.is_dir() {
+            let rd = std::fs::read_dir(&full).at("read folder", &full)?;
+            for entry in rd {
+                let entry = entry.at("read folder", &full)?;
+                // A `.git` is no path of the tree: a nested repository, never git's output.
+                let Ok(p) = RepoPath::from_fs(workdir, &entry.path()) else { return Ok(false) };
+                if !self.tree_left_by_reset(&p, head, to)? {
+                    return Ok(false);
+                }
+            }
+            return Ok(true);
+        }
+        let found = if meta.file_type().is_symlink() {
+            let target = std::fs::read_link(&full).at("read symlink", &full)?;
+            EntryKind::Symlink {
+                target: backup::SymlinkTarget(std::os::unix::ffi::OsStrExt::as_bytes(target.as_os_str()).to_vec()),
+            }
+        } else if meta.is_file() {
+            let bytes = std::fs::read(&full).at("read", &full)?;
+            let found = EntryKind::File { blob: backup::BlobId::of(&bytes), size: bytes.len() as u64, mode: 0 };
+            return self.left_by_reset(path, &found, || Ok(bytes), head, to);
+        } else {
+            return Ok(false);
+        };
+        self.left_by_reset(path, &found, || Ok(Vec::new()), head, to)
     }
 
     /// Flagged files (assume-unchanged, skip-worktree) with local changes that the target
