@@ -37,6 +37,7 @@ mod services;
 mod shapes;
 mod snapshots;
 mod statcache;
+mod submodule_shapes;
 mod submodules;
 mod symlink_folder;
 mod torn_journal;

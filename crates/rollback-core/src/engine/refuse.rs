@@ -1,5 +1,7 @@
 //! Refusals: the reasons a run must not start, checked before and again under the lock.
 
+mod nested_writes;
+
 use super::show_revisions;
 use super::{Ctx, Rollback, RunOptions, RunSummary};
 use crate::assess::{Assessment, ChangedFile};
@@ -49,6 +51,10 @@ impl Rollback {
         }
         let changes: Vec<crate::vcs::Change> = a.changes.iter().map(ChangedFile::change).collect();
         out.extend(super::planner::refuse_nested_repos(self.workdir(), &changes, "target"));
+        if !opts.database_only {
+            let target = &a.target.commit.id;
+            out.extend(nested_writes::refuse_writes_into_repos(self.workdir(), self.vcs.as_ref(), target, &changes));
+        }
         if !opts.database_only {
             // What the reset writes: what the target changes, and local changes it reverts
             // (paths the target has no file at are removed, not written).

@@ -82,6 +82,8 @@ conformance!(
     reset_hard_forward_and_detached,
     reset_hard_during_a_conflicted_merge,
     reset_hard_over_flagged_entries,
+    reset_hard_never_writes_through_a_symlinked_folder,
+    reset_hard_over_things_in_the_way,
     checkout_branch_at_from_other_branch,
     checkout_branch_at_current_branch,
     refs_set_read_delete,

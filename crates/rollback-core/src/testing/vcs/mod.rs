@@ -21,6 +21,7 @@
 //! ```
 
 mod history;
+mod in_the_way;
 mod reset;
 mod shapes;
 mod status;
@@ -31,6 +32,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 pub use self::history::*;
+pub use self::in_the_way::*;
 pub use self::reset::*;
 pub use self::shapes::*;
 pub use self::status::*;
@@ -76,6 +78,11 @@ pub const CASES: &[Case<Open>] = &[
     Case { name: "reset_hard_forward_and_detached", run: reset_hard_forward_and_detached },
     Case { name: "reset_hard_during_a_conflicted_merge", run: reset_hard_during_a_conflicted_merge },
     Case { name: "reset_hard_over_flagged_entries", run: reset_hard_over_flagged_entries },
+    Case {
+        name: "reset_hard_never_writes_through_a_symlinked_folder",
+        run: reset_hard_never_writes_through_a_symlinked_folder,
+    },
+    Case { name: "reset_hard_over_things_in_the_way", run: reset_hard_over_things_in_the_way },
     Case { name: "checkout_branch_at_from_other_branch", run: checkout_branch_at_from_other_branch },
     Case { name: "checkout_branch_at_current_branch", run: checkout_branch_at_current_branch },
     Case { name: "refs_set_read_delete", run: refs_set_read_delete },

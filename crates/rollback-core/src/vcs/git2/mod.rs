@@ -37,6 +37,7 @@ use crate::paths::RepoPath;
 mod filters;
 mod flags;
 mod refs;
+mod way;
 
 use refs::names_commits_apart;
 
@@ -271,7 +272,7 @@ impl Git2Backend {
         // filter program it cannot run stops the checkout with nothing changed. The files it
         // leaves to `write_missing_added` are checked first.
         let added = match &before {
-            Some(before) => added_entries(repo, before, &tree)?,
+            Some(before) => way::added_entries(repo, before, &tree)?,
             None => Vec::new(),
         };
         let drivers = filters::configured_drivers(repo)?;
@@ -283,9 +284,21 @@ impl Git2Backend {
                 }
             }
         }
+        // What git's checkout clears first, libgit2's does not, or through symlinks.
+        let (mut target_entries, mut head_entries) = (Vec::new(), Vec::new());
+        walk_tree(repo, &tree, b"", &mut target_entries)?;
+        if let Some(before) = &before {
+            walk_tree(repo, before, b"", &mut head_entries)?;
+        }
+        let indexed: Vec<Vec<u8>> = fresh_index(repo)?.iter().map(|e| e.path).collect();
+        let way = way::plan(&self.workdir, &target_entries, &head_entries, &indexed)?;
+        way.clear(repo, &self.workdir)?;
         let mut guard = filters::Guard::default();
         let mut checkout = CheckoutBuilder::new();
         checkout.force();
+        for spec in way.pathspecs() {
+            checkout.path(spec);
+        }
         guard.watch(&mut checkout, repo, &drivers);
         let checked_out = repo.checkout_tree(tree.as_object(), Some(&mut checkout));
         drop(checkout);
@@ -303,57 +316,11 @@ impl Git2Backend {
         index.read_tree(&tree).map_err(git2_err("read tree into index"))?;
         plan.keep_flags_in(&mut index)?;
         index.write().map_err(git2_err("write index"))?;
-        write_missing_added(repo, &self.workdir, &added)?;
+        way::write_missing_added(repo, &self.workdir, &added)?;
         plan.put_back_files()?;
         repo.cleanup_state().map_err(git2_err("clean up merge state"))?;
         Ok(())
     }
-}
-
-/// Writes the files and symlinks of `added` ([`added_entries`]) that the checkout left
-/// missing. libgit2 (1.9) does not write a file that replaces a folder when the folder is
-/// already gone from the work tree (a reset clears what is in its way first): `git reset
-/// --hard` does. Written as stored, as such a file is rare enough not to warrant eol
-/// conversion (one that needs a filter program was refused before the checkout).
-fn write_missing_added(repo: &Repository, workdir: &Path, added: &[(PathBuf, Oid, u32)]) -> Result<()> {
-    use std::os::unix::fs::OpenOptionsExt as _;
-    for (rel, id, mode) in added {
-        let full = workdir.join(rel);
-        if std::fs::symlink_metadata(&full).is_ok() {
-            continue;
-        }
-        let blob = repo.find_blob(*id).map_err(git2_err(format!("read {}", rel.display())))?;
-        if let Some(parent) = full.parent() {
-            std::fs::create_dir_all(parent).at("create folder", parent)?;
-        }
-        if *mode == MODE_SYMLINK {
-            std::os::unix::fs::symlink(OsStr::from_bytes(blob.content()), &full).at("create symlink", &full)?;
-        } else {
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(if *mode == 0o100_755 { 0o777 } else { 0o666 })
-                .open(&full)
-                .at("write", &full)?;
-            std::io::Write::write_all(&mut f, blob.content()).at("write", &full)?;
-        }
-    }
-    Ok(())
-}
-
-/// The files and symlinks `after` adds to `before` or turns a folder (or another kind of
-/// entry) into, with their blob and mode: what [`write_missing_added`] may have to write.
-fn added_entries(repo: &Repository, before: &Tree<'_>, after: &Tree<'_>) -> Result<Vec<(PathBuf, Oid, u32)>> {
-    let diff = repo
-        .diff_tree_to_tree(Some(before), Some(after), Some(DiffOptions::new().include_typechange(true)))
-        .map_err(git2_err("compare the trees of the reset"))?;
-    Ok(diff
-        .deltas()
-        .filter(|d| matches!(d.status(), Delta::Added | Delta::Typechange))
-        .map(|d| d.new_file())
-        .filter(|f| is_regular(u32::from(f.mode())) || u32::from(f.mode()) == MODE_SYMLINK)
-        .filter_map(|f| Some((f.path()?.to_path_buf(), f.id(), u32::from(f.mode()))))
-        .collect())
 }
 
 /// The tree of `commit`.
