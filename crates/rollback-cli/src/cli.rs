@@ -268,13 +268,16 @@ pub enum RunsCommand {
 pub enum KnownGoodCommand {
     /// List the registry.
     List,
-    /// Mark a commit verified good.
+    /// Mark a commit verified good (refused for a commit marked known bad, unless --lift-bad).
     Mark {
         /// The commit.
         rev: String,
         /// A note.
         #[arg(long)]
         note: Option<String>,
+        /// Mark it known-good even if it is marked known bad, lifting that mark.
+        #[arg(long)]
+        lift_bad: bool,
     },
     /// Mark a commit known bad: never a rollback target.
     Bad {

@@ -608,9 +608,12 @@ fn known_good(args: &Args, out: &Output, command: &KnownGoodCommand) -> anyhow::
                 out.text(&s)?;
             }
         }
-        KnownGoodCommand::Mark { rev, note } | KnownGoodCommand::Bad { rev, note } => {
+        KnownGoodCommand::Mark { rev, note, .. } | KnownGoodCommand::Bad { rev, note } => {
+            let o = match command {
+                KnownGoodCommand::Mark { lift_bad, .. } => rb.mark_good_with(rev, note.as_deref(), *lift_bad)?,
+                _ => rb.mark_bad(rev, note.as_deref())?,
+            };
             let bad = matches!(command, KnownGoodCommand::Bad { .. });
-            let o = if bad { rb.mark_bad(rev, note.as_deref())? } else { rb.mark_good(rev, note.as_deref())? };
             if out.json {
                 out.json_value(&o)?;
             } else {
@@ -656,19 +659,7 @@ fn backups(args: &Args, out: &Output, command: &BackupsCommand) -> anyhow::Resul
             } else if list.is_empty() {
                 out.text("no backups yet\n")?;
             } else {
-                let mut s = String::new();
-                for b in &list {
-                    let _ = writeln!(
-                        s,
-                        "{}  {} {:>6} path(s) {:>10} byte(s)  run {}",
-                        b.id,
-                        b.head.short(),
-                        b.entries,
-                        b.bytes,
-                        b.run_id.as_deref().unwrap_or("-")
-                    );
-                }
-                out.text(&s)?;
+                out.text(&render_backups(&list))?;
             }
             Ok(ExitStatus::Success)
         }
@@ -734,4 +725,24 @@ fn backups(args: &Args, out: &Output, command: &BackupsCommand) -> anyhow::Resul
             Ok(ExitStatus::Success)
         }
     }
+}
+
+/// One line per snapshot: a database snapshot says which database and how big its dump is
+/// (it captures no paths).
+fn render_backups(list: &[rollback_core::backup::SnapshotSummary]) -> String {
+    let mut s = String::new();
+    for b in list {
+        let what = match &b.database {
+            Some(d) => format!(
+                "database {} ({} dump, {} byte(s), at {})",
+                d.database,
+                d.engine,
+                d.size,
+                if d.revisions.is_empty() { "base".to_owned() } else { d.revisions.join(", ") }
+            ),
+            None => format!("{:>6} path(s) {:>10} byte(s)", b.entries, b.bytes),
+        };
+        let _ = writeln!(s, "{}  {} {what}  run {}", b.id, b.head.short(), b.run_id.as_deref().unwrap_or("-"));
+    }
+    s
 }

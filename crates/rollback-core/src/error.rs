@@ -184,7 +184,20 @@ impl Error {
     pub fn hint(&self) -> Option<Hint> {
         self.text_hint().map(Hint::from).or_else(|| match self {
             Error::Refused { hint, .. } | Error::Usage { hint, .. } | Error::Service { hint, .. } => hint.clone(),
+            Error::Config(config::Error::Read { path, source }) if source.kind() == std::io::ErrorKind::NotFound => {
+                let path = std::path::absolute(path).unwrap_or_else(|_| path.clone()).display().to_string();
+                Some(hint![
+                    format!("there is no file at `{path}`: write the commented default there with "),
+                    Action::InitConfig { path },
+                    ", or give the path of an existing one: ",
+                    Action::ConfigFile,
+                    " (without it, `rollback/config/rollback.toml` or `forge-rollback.toml` of the work tree is used, else the defaults)"
+                ])
+            }
             Error::Config(e) => e.hint(),
+            Error::Journal(journal::Error::UnknownRun { .. }) => {
+                Some(hint![Action::ListRuns, " lists the runs and their ids"])
+            }
             Error::NoTarget { .. } => Some(hint![
                 "pass ",
                 Action::Target { rev: "REV".into() },

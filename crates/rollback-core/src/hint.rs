@@ -88,6 +88,17 @@ pub enum Action {
         /// The snapshot.
         id: String,
     },
+    /// Mark known-good a commit marked known bad, lifting that mark.
+    LiftBad,
+    /// List the runs, with their ids.
+    ListRuns,
+    /// Write the commented default configuration to `path`.
+    InitConfig {
+        /// Where (the path a configuration was looked for at).
+        path: String,
+    },
+    /// Use the configuration at another path.
+    ConfigFile,
 }
 
 impl Action {
@@ -127,6 +138,10 @@ impl Action {
             Action::Target { rev } => format!("--target {rev}"),
             Action::RestoreSnapshot => "--restore-snapshot".to_owned(),
             Action::VerifyBackup { id } => format!("forge-rollback backups verify {id}"),
+            Action::LiftBad => "--lift-bad".to_owned(),
+            Action::ListRuns => "forge-rollback runs list".to_owned(),
+            Action::InitConfig { path } => format!("forge-rollback init --path {}", shell_word(path)),
+            Action::ConfigFile => "--config FILE".to_owned(),
         }
     }
 
@@ -148,6 +163,11 @@ impl Action {
             Action::Target { rev } => format!("target=\"{rev}\""),
             Action::RestoreSnapshot => "restore_snapshot=True".to_owned(),
             Action::VerifyBackup { .. } => "verify_backups()".to_owned(),
+            Action::LiftBad => "lift_bad=True".to_owned(),
+            Action::ListRuns => "runs()".to_owned(),
+            // The module has no `init`: the command the wheel ships, through this Python.
+            Action::InitConfig { path } => format!("python -m forge_rollback init --path {}", shell_word(path)),
+            Action::ConfigFile => "Rollback.open(dir, config=\"FILE\")".to_owned(),
         }
     }
 }

@@ -49,6 +49,17 @@ impl StateDir {
     /// changing anything otherwise: the state's owner decides what an undo writes. A file where
     /// one of those folders belongs is an I/O error, as a damaged state folder always was.
     pub fn ensure(&self) -> Result<()> {
+        self.checked(true)
+    }
+
+    /// The checks of [`StateDir::ensure`], for commands that only read: whatever of the state
+    /// folder exists belongs to the user and has no symlinks. Creates nothing and changes no
+    /// mode: a command that reads leaves the machine as it found it.
+    pub fn check(&self) -> Result<()> {
+        self.checked(false)
+    }
+
+    fn checked(&self, create: bool) -> Result<()> {
         let backups = self.backups_dir();
         let checked = (|| -> Result<(), IoError> {
             // Everything first, so that a refusal changes nothing (not even a mode).
@@ -56,6 +67,9 @@ impl StateDir {
                 fsutil::check_dir(dir)?;
             }
             fsutil::check_file(&self.lock_path())?;
+            if !create {
+                return Ok(());
+            }
             fsutil::create_private_dir(&self.root)?;
             fsutil::create_private_dir(&self.runs_dir())?;
             fsutil::create_private_dir(&backups)

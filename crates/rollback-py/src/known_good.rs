@@ -54,18 +54,26 @@ impl KnownGood {
     /// "notes": [...]}`. When `rev` is HEAD, the `[env] files` are recorded with it (`env`:
     /// the record, file names only; a full rollback to `rev` restores them) and, with a
     /// `[database]`, the database's revisions go into the entry's `database_migrations`.
-    /// `notes` says what could not be recorded and why (`env` is `None` then).
-    #[pyo3(signature = (rev, note = None))]
-    fn mark(&self, py: Python<'_>, rev: &str, note: Option<&str>) -> PyResult<Py<PyAny>> {
+    /// `notes` says what could not be recorded and why (`env` is `None` then). A commit
+    /// marked known bad raises `RefusedError` (nothing written) unless `lift_bad=True`, which
+    /// lifts that mark and says so in `notes`.
+    #[pyo3(signature = (rev, note = None, *, lift_bad = false))]
+    fn mark(&self, py: Python<'_>, rev: &str, note: Option<&str>, lift_bad: bool) -> PyResult<Py<PyAny>> {
         let core = &self.core;
-        to_marked(py, py.detach(|| core.mark_good(rev, note)))
+        to_marked(py, py.detach(|| core.mark_good_with(rev, note, lift_bad)))
     }
 
     /// `mark` as a coroutine.
-    #[pyo3(signature = (rev, note = None))]
-    fn amark<'py>(&self, py: Python<'py>, rev: String, note: Option<String>) -> PyResult<Bound<'py, PyAny>> {
+    #[pyo3(signature = (rev, note = None, *, lift_bad = false))]
+    fn amark<'py>(
+        &self,
+        py: Python<'py>,
+        rev: String,
+        note: Option<String>,
+        lift_bad: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let core = self.core.clone();
-        aio::coroutine(py, None, job(move || core.mark_good(&rev, note.as_deref()), to_marked))
+        aio::coroutine(py, None, job(move || core.mark_good_with(&rev, note.as_deref(), lift_bad), to_marked))
     }
 
     /// Marks `rev` known bad (never a target); returns `{"entry": ..., "updated": bool}`.

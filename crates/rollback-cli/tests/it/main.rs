@@ -25,6 +25,7 @@ mod platforms;
 mod platforms_kubernetes;
 mod progress;
 mod put_back_triggers;
+mod readonly_and_hints;
 mod registry;
 mod rehearse;
 mod reliability;

@@ -404,13 +404,55 @@ pub struct SnapshotSummary {
     pub head: CommitId,
     /// Branch at the time.
     pub branch: Option<String>,
-    /// Number of captured paths.
+    /// Number of captured paths (none in a database snapshot).
     pub entries: usize,
-    /// Bytes of file content.
+    /// Bytes the snapshot holds: its files' content, and its database dump.
     pub bytes: u64,
     /// `env`, `database`, or `None` for a run's work-tree snapshot.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub label: Option<String>,
+    /// The database dump a database snapshot holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database: Option<DumpSummary>,
+}
+
+/// What a database snapshot holds, for `backups list`: which database, and the dump's size.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DumpSummary {
+    /// The database, password removed.
+    pub database: String,
+    /// `sqlite` or `postgres`.
+    pub engine: String,
+    /// The dump's format (`sqlite-backup`, `pg-custom`).
+    pub format: String,
+    /// The dump's size in bytes.
+    pub size: u64,
+    /// The schema revision(s) the database was at.
+    pub revisions: Vec<String>,
+}
+
+impl SnapshotSummary {
+    /// The summary of `m`.
+    pub fn of(m: &Manifest) -> Self {
+        let database = m.database.as_ref().map(|d| DumpSummary {
+            database: d.database.clone(),
+            engine: d.dump.engine.clone(),
+            format: d.dump.format.clone(),
+            size: d.dump.size,
+            revisions: d.revisions.iter().map(|r| r.as_str().to_owned()).collect(),
+        });
+        Self {
+            id: m.id.clone(),
+            created_at: m.created_at,
+            run_id: m.run_id.clone(),
+            head: m.head.clone(),
+            branch: m.branch.clone(),
+            entries: m.entries.len(),
+            bytes: m.content_bytes() + database.as_ref().map_or(0, |d| d.size),
+            label: m.label.clone(),
+            database,
+        }
+    }
 }
 
 /// What `backups verify` found.

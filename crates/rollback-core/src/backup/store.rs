@@ -193,6 +193,22 @@ impl FsBackupStore {
         Ok(store)
     }
 
+    /// Opens the store at `root` to read it, creating nothing and changing no mode: `None`
+    /// when it holds no snapshot folder (nothing was ever stored there).
+    pub fn open_existing(root: &Path) -> Result<Option<Self>> {
+        let snapshots = root.join("snapshots");
+        if !fsutil::check_dir(&snapshots)? {
+            return Ok(None);
+        }
+        Ok(Some(Self {
+            root: root.to_path_buf(),
+            blobs: root.join("blobs"),
+            snapshots,
+            unflushed: Arc::new(AtomicBool::new(false)),
+            flushes: Arc::new(AtomicU64::new(0)),
+        }))
+    }
+
     /// The store's root folder.
     pub fn root(&self) -> &Path {
         &self.root
@@ -490,19 +506,7 @@ impl BackupStore for FsBackupStore {
         let mut list: Vec<SnapshotSummary> = self
             .snapshot_ids()?
             .iter()
-            .map(|id| {
-                let m = self.manifest(id)?;
-                Ok(SnapshotSummary {
-                    bytes: m.content_bytes(),
-                    entries: m.entries.len(),
-                    id: m.id,
-                    created_at: m.created_at,
-                    run_id: m.run_id,
-                    head: m.head,
-                    branch: m.branch,
-                    label: m.label,
-                })
-            })
+            .map(|id| Ok(SnapshotSummary::of(&self.manifest(id)?)))
             .collect::<Result<_>>()?;
         // Ids carry whole seconds only: order by creation time, then id.
         list.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));

@@ -1,9 +1,13 @@
 //! The known-good registry, the backup store and the lock, as operators manage them.
 
+use std::sync::Arc;
+
 use super::Rollback;
 use super::support::pin_ref;
-use crate::backup::{self, SnapshotId};
-use crate::error::Result;
+use crate::backup::store::FsBackupStore;
+use crate::backup::{self, BackupStore, SnapshotId};
+use crate::error::{Error, Result};
+use crate::hint::{Action, hint};
 use crate::lock::{self, LockHolder, RunLock};
 use crate::registry::{MarkOutcome, Registry};
 use crate::vcs::CommitId;
@@ -38,9 +42,19 @@ impl Rollback {
 
     /// Marks `rev` verified known-good. When `rev` is HEAD, also records the `[env] files`
     /// with it (restored by a full rollback to it) and, with a `[database]`, fills the entry's
-    /// `database_migrations` with the database's revisions.
+    /// `database_migrations` with the database's revisions. A commit marked known bad is
+    /// refused ([`Error::Refused`], nothing written): see [`Rollback::mark_good_with`].
     pub fn mark_good(&self, rev: &str, note: Option<&str>) -> Result<MarkOutcome> {
+        self.mark_good_with(rev, note, false)
+    }
+
+    /// [`Rollback::mark_good`]; with `lift_bad`, a commit marked known bad is marked
+    /// known-good too, and the outcome's notes name the mark lifted (when it was made, why).
+    /// Without it such a commit is refused: a bad mark is a decision that a `mark` typed for
+    /// the wrong commit must not undo silently.
+    pub fn mark_good_with(&self, rev: &str, note: Option<&str>, lift_bad: bool) -> Result<MarkOutcome> {
         let id = self.vcs.resolve(rev)?;
+        let lifted = self.check_bad_mark(&id, lift_bad)?;
         let is_head = self.vcs.head().is_ok_and(|h| h.commit == id);
         let mut notes = Vec::new();
         let migrator = match self.db() {
@@ -81,8 +95,44 @@ impl Rollback {
                 id.short()
             ));
         }
+        notes.extend(lifted);
         out.notes = notes;
         Ok(out)
+    }
+
+    /// Refuses to mark `id` known-good while it is marked known bad, unless `lift_bad`; then
+    /// the note saying which mark goes.
+    fn check_bad_mark(&self, id: &CommitId, lift_bad: bool) -> Result<Option<String>> {
+        let reg = Registry::load(&self.registry_path())?;
+        let Some(e) = reg.find(id).filter(|e| e.known_bad) else { return Ok(None) };
+        let mark = match (e.marked_at.as_deref(), e.notes.trim()) {
+            (Some(at), "") => format!("marked {at}"),
+            (Some(at), why) => format!("marked {at}: {why}"),
+            (None, "") => "no note".to_owned(),
+            (None, why) => why.to_owned(),
+        };
+        if lift_bad {
+            return Ok(Some(format!("lifted the known-bad mark of {} ({mark})", id.short())));
+        }
+        Err(Error::refused(
+            format!(
+                "commit {} is marked known bad in the registry ({mark}): marking it known-good would lift that mark",
+                id.short()
+            ),
+            Some(hint![
+                "if the mark is wrong, pass ",
+                Action::LiftBad,
+                " to lift it and mark the commit known-good; a release that fixes it needs no flag"
+            ]),
+        ))
+    }
+
+    /// Whether `e` is the refusal of a target marked known bad ([`Rollback::refusals`]): the
+    /// one refusal whose way out is to take the commit out of the registry. No flag of `run`
+    /// overrides it, so a dry run is refused with it too.
+    pub(crate) fn is_known_bad_refusal(e: &Error) -> bool {
+        matches!(e, Error::Refused { .. })
+            && e.hint().is_some_and(|h| h.actions().any(|a| matches!(a, Action::Unmark { .. })))
     }
 
     /// Marks `rev` known bad: never a target.
@@ -111,17 +161,33 @@ impl Rollback {
 
     // ----- backups and lock -----------------------------------------------------------
 
-    /// Every snapshot, oldest first.
-    pub fn backups(&self) -> Result<Vec<backup::SnapshotSummary>> {
-        if !self.state.backups_dir().exists() && self.store.get().is_none() {
-            return Ok(Vec::new());
+    /// The backup store for a command that only reads: opened without creating the state
+    /// folder or anything in it, nor changing a mode (`None`: nothing was ever stored). The
+    /// state folder's ownership is checked as for a command that writes.
+    fn store_to_read(&self) -> Result<Option<Arc<dyn BackupStore>>> {
+        if let Some(s) = self.store.get() {
+            return Ok(Some(s.clone()));
         }
-        Ok(self.store()?.list()?)
+        self.state.check()?;
+        let store = FsBackupStore::open_existing(&self.state.backups_dir())?;
+        Ok(store.map(|s| Arc::new(s) as Arc<dyn BackupStore>))
     }
 
-    /// Re-hashes every blob of the named snapshots (all when `None`).
+    /// Every snapshot, oldest first. Reads only.
+    pub fn backups(&self) -> Result<Vec<backup::SnapshotSummary>> {
+        Ok(self.store_to_read()?.map(|s| s.list()).transpose()?.unwrap_or_default())
+    }
+
+    /// Re-hashes every blob of the named snapshots (all when `None`). Reads only: with no
+    /// backup store, there is nothing to check (and a named snapshot is unknown).
     pub fn verify_backups(&self, ids: Option<&[SnapshotId]>) -> Result<backup::VerifyReport> {
-        Ok(self.store()?.verify(ids)?)
+        match self.store_to_read()? {
+            Some(store) => Ok(store.verify(ids)?),
+            None => match ids.and_then(<[SnapshotId]>::first) {
+                Some(id) => Err(backup::Error::UnknownSnapshot { id: id.to_string() }.into()),
+                None => Ok(backup::VerifyReport::default()),
+            },
+        }
     }
 
     /// Keeps the `keep` newest snapshots and the other snapshots of their runs, plus the
@@ -131,12 +197,21 @@ impl Rollback {
     ///
     /// Takes the run lock before it reads the runs: a rollback that started (or failed) after
     /// that reading would otherwise lose the snapshot it is undone from.
+    /// `dry_run` reads only: no lock is taken and nothing is created.
     pub fn prune_backups(&self, keep: usize, dry_run: bool) -> Result<backup::PruneReport> {
         let _lock = if dry_run {
             None
         } else {
             self.state.ensure()?;
             Some(RunLock::acquire(&self.state.lock_path(), "backups prune")?)
+        };
+        let store = if dry_run {
+            match self.store_to_read()? {
+                Some(store) => store,
+                None => return Ok(backup::PruneReport::default()),
+            }
+        } else {
+            self.store()?
         };
         crate::failpoint::hit("before:prune")?;
         let runs = self.runs()?;
@@ -150,7 +225,7 @@ impl Rollback {
                 protect.push(id);
             }
         }
-        let summaries = self.store()?.list()?;
+        let summaries = store.list()?;
         // A run's snapshots (its work tree, its database) go together: a run is undone from
         // both, so keeping one of the `keep` newest keeps the others its run took.
         let mut newest: Vec<&backup::SnapshotSummary> = summaries.iter().collect();
@@ -181,7 +256,7 @@ impl Rollback {
             }
             protect.extend(newest.into_values().map(|s| s.id));
         }
-        let report = self.store()?.prune(keep, &protect, dry_run)?;
+        let report = store.prune(keep, &protect, dry_run)?;
         if !dry_run {
             for r in runs.iter().filter(|r| r.backup_id.as_ref().is_some_and(|b| report.removed_snapshots.contains(b)))
             {

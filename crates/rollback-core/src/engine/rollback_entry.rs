@@ -73,7 +73,7 @@ impl Entry for RollbackEntry<'_> {
         let level = Rollback::level_for(&a, opts);
         rb.require_database(&a, level)?;
         let mut plan = rb.scoped_plan(&a, level, opts)?;
-        let refusals = rb.refusals(&a, opts, level);
+        let mut refusals = rb.refusals(&a, opts, level);
         if opts.dry_run || level == Level::Manual {
             rb.fill_previews(&mut plan);
         }
@@ -81,6 +81,11 @@ impl Entry for RollbackEntry<'_> {
             rb.forecast_plan(&mut plan);
         }
         if opts.dry_run {
+            // A target marked known bad is refused outright, as the run would refuse it: no
+            // flag of `run` lifts the mark, so a dry run that exits 0 would be a lie.
+            if let Some(i) = refusals.iter().position(Rollback::is_known_bad_refusal) {
+                return Err(refusals.swap_remove(i));
+            }
             let mut warnings: Vec<String> =
                 a.risks.iter().filter(|r| r.severity > assess::Severity::Info).map(|r| r.message.clone()).collect();
             warnings.extend(rb.no_database_warning(level));

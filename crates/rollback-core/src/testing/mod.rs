@@ -175,22 +175,7 @@ impl BackupStore for MemBackupStore {
     }
 
     fn list(&self) -> Result<Vec<SnapshotSummary>> {
-        Ok(self
-            .manifests
-            .lock()
-            .expect("lock")
-            .values()
-            .map(|m| SnapshotSummary {
-                id: m.id.clone(),
-                created_at: m.created_at,
-                run_id: m.run_id.clone(),
-                head: m.head.clone(),
-                branch: m.branch.clone(),
-                entries: m.entries.len(),
-                bytes: m.content_bytes(),
-                label: m.label.clone(),
-            })
-            .collect())
+        Ok(self.manifests.lock().expect("lock").values().map(SnapshotSummary::of).collect())
     }
 
     fn verify(&self, ids: Option<&[SnapshotId]>) -> Result<VerifyReport> {

@@ -138,6 +138,16 @@ class MarkResult(TypedDict):
     notes: NotRequired[list[str]]
 
 
+class DumpSummary(TypedDict):
+    """The database dump a database snapshot holds (``SnapshotSummary["database"]``)."""
+
+    database: str
+    engine: str
+    format: str
+    size: int
+    revisions: list[str]
+
+
 class SnapshotSummary(TypedDict):
     """One backup snapshot in ``backups()``."""
 
@@ -149,6 +159,7 @@ class SnapshotSummary(TypedDict):
     entries: int
     bytes: int
     label: NotRequired[str]
+    database: NotRequired[DumpSummary]
 
 
 class StepReport(TypedDict):
@@ -294,6 +305,7 @@ __all__ = [
     "DataLoss",
     "DatabaseAssessment",
     "Dirty",
+    "DumpSummary",
     "Event",
     "EventLevel",
     "Head",

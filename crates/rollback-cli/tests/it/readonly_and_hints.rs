@@ -1,0 +1,207 @@
+//! Operator-facing fixes: a dry run refused like the run it rehearses, commands that read
+//! leaving no state folder behind, a bad mark never lifted silently, hints for an unknown run
+//! and a missing `--config`, and database snapshots listed for what they are.
+
+use rollback_testkit::TestRepo;
+use rollback_testkit::db::{MigrationFixture, MigratorKind, SQL_DIR};
+
+use crate::common::{fr, fr_env, messy_repo, picture, state_dir};
+
+/// The registry file, as bytes (to show a command did not write it).
+fn registry(r: &TestRepo) -> Vec<u8> {
+    r.read("rollback/config/known-good-commits.json")
+}
+
+#[test]
+fn a_dry_run_to_a_target_marked_bad_is_refused_like_the_run() {
+    let (r, _) = messy_repo();
+    fr(&r, &["known-good", "bad", "v1", "--note", "broke login"]).ok();
+    let before = picture(&r);
+    let real = fr(&r, &["run", "--fast", "--yes", "--target", "v1"]);
+    real.code(4);
+    let error = real.stderr.lines().find(|l| l.starts_with("error: ")).expect("an error line").to_owned();
+    assert!(error.contains("is marked bad in the known-good registry"), "{}", real.stderr);
+    for args in [
+        &["run", "--fast", "--dry-run", "--target", "v1"][..],
+        &["run", "--full", "--dry-run", "--target", "v1"],
+        &["run", "--fast", "--dry-run", "--yes", "--target", "v1", "--json"],
+    ] {
+        let dry = fr(&r, args);
+        dry.code(4);
+        assert!(dry.stderr.contains(&error), "{args:?}: the run's refusal\n{}", dry.stderr);
+        assert!(
+            dry.stderr.contains("hint: pick another target, or `forge-rollback known-good unmark "),
+            "{}",
+            dry.stderr
+        );
+        assert!(!dry.stdout.contains("dry run: nothing was changed"), "no plan passed off as fine: {}", dry.stdout);
+    }
+    assert_eq!(picture(&r), before);
+    // Other refusals stay what they were: the plan, the refusal as a warning, exit 0.
+    let side = r.git(&["commit-tree", "v1^{tree}", "-m", "side"]);
+    let other = fr(&r, &["run", "--fast", "--dry-run", "--target", side.trim()]);
+    other.ok();
+    assert!(other.stdout.contains("warning: a run would refuse: the target "), "{}", other.stdout);
+    assert!(other.stdout.contains("is not an ancestor of HEAD"), "{}", other.stdout);
+    // Once the mark is lifted, the dry run plans.
+    fr(&r, &["known-good", "unmark", "v1"]).ok();
+    fr(&r, &["run", "--fast", "--dry-run", "--target", "v1"]).ok();
+}
+
+#[test]
+fn commands_that_read_create_no_state_folder() {
+    let (r, _) = messy_repo();
+    fr(&r, &["known-good", "mark", "v2"]).ok();
+    let state = state_dir(&r);
+    let commands: [&[&str]; 13] = [
+        &["runs", "list"],
+        &["runs", "list", "--json"],
+        &["backups", "list"],
+        &["backups", "verify"],
+        &["backups", "verify", "--json"],
+        &["backups", "prune", "--keep", "0", "--dry-run"],
+        &["backups", "prune", "--keep", "0", "--dry-run", "--json"],
+        &["assess"],
+        &["plan", "--full"],
+        &["run", "--fast", "--dry-run"],
+        &["known-good", "list"],
+        &["gate", "v2"],
+        &["unlock"],
+    ];
+    for args in commands {
+        let before = picture(&r);
+        let out = fr(&r, args);
+        out.ok();
+        assert!(!state.exists(), "`{}` created the state folder {}", args.join(" "), state.display());
+        assert_eq!(picture(&r), before, "`{}` changed the tree", args.join(" "));
+    }
+    let empty = fr(&r, &["backups", "verify", "--json"]).json();
+    assert_eq!((empty["snapshots"].as_u64(), empty["problems"].as_array().map(Vec::len)), (Some(0), Some(0)));
+    // A named backup that cannot exist is unknown, as it is once the store exists.
+    let unknown = fr(&r, &["backups", "verify", "20250101-000000-abcdef"]);
+    unknown.code(2);
+    assert!(unknown.stderr.contains("no backup `20250101-000000-abcdef`"), "{}", unknown.stderr);
+    assert!(!state.exists());
+
+    // A state folder with its backups but no `runs/` (or with folders at other modes) is read
+    // as it is: nothing created in it, no mode changed.
+    std::fs::create_dir_all(state.join("backups/snapshots")).unwrap();
+    std::fs::create_dir_all(state.join("backups/blobs")).unwrap();
+    let modes = || {
+        ["", "backups", "backups/snapshots", "backups/blobs"]
+            .map(|p| std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(state.join(p)).unwrap().permissions()))
+    };
+    let before = modes();
+    for args in [&["backups", "verify"][..], &["backups", "prune", "--keep", "0", "--dry-run"], &["backups", "list"]] {
+        fr(&r, args).ok();
+        assert!(!state.join("runs").exists(), "`{}` created runs/", args.join(" "));
+        assert_eq!(modes(), before, "`{}` changed a mode", args.join(" "));
+    }
+}
+
+#[test]
+fn marking_a_commit_marked_bad_known_good_is_refused_unless_the_mark_is_lifted() {
+    let (r, [v1, ..]) = messy_repo();
+    fr(&r, &["known-good", "bad", "v1", "--note", "broke login"]).ok();
+    let before = registry(&r);
+    let out = fr(&r, &["known-good", "mark", "v1", "--note", "looks fine"]);
+    out.code(4);
+    let short = &v1[..7];
+    assert!(
+        out.stderr.contains(&format!("error: commit {short} is marked known bad in the registry (marked ")),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains(": broke login): marking it known-good would lift that mark"), "{}", out.stderr);
+    assert!(out.stderr.contains("hint: if the mark is wrong, pass `--lift-bad` to lift it"), "{}", out.stderr);
+    assert_eq!(registry(&r), before, "nothing written");
+    let json = fr(&r, &["known-good", "mark", "v1", "--json"]);
+    json.code(4);
+    assert!(json.stdout.is_empty(), "{}", json.stdout);
+
+    let lifted = fr(&r, &["known-good", "mark", "v1", "--lift-bad", "--note", "fixed upstream"]);
+    lifted.ok();
+    assert!(lifted.stdout.contains(&format!("updated {v1} as verified known-good")), "{}", lifted.stdout);
+    assert!(
+        lifted.stdout.contains(&format!("note: lifted the known-bad mark of {short} (marked ")),
+        "the lifted mark is named: {}",
+        lifted.stdout
+    );
+    assert!(lifted.stdout.contains(": broke login)"), "{}", lifted.stdout);
+    let reg: serde_json::Value = serde_json::from_slice(&registry(&r)).unwrap();
+    assert_eq!(reg["commits"][0]["verified"], true);
+    assert!(reg["commits"][0].get("known_bad").is_none(), "{reg}");
+    // Marking a commit that is good already, or not listed, needs no flag.
+    fr(&r, &["known-good", "mark", "v1"]).ok();
+    fr(&r, &["known-good", "mark", "v2"]).ok();
+}
+
+#[test]
+fn an_unknown_run_id_hints_at_runs_list() {
+    let (r, _) = messy_repo();
+    for args in [
+        &["undo", "NOSUCH", "--yes"][..],
+        &["resume", "NOSUCH", "--yes"],
+        &["runs", "show", "NOSUCH"],
+        &["report", "NOSUCH"],
+        &["undo", "20250101-000000-abcdef", "--yes"],
+    ] {
+        let out = fr(&r, args);
+        out.code(2);
+        assert!(out.stderr.contains("error: no run `"), "{args:?}: {}", out.stderr);
+        assert!(
+            out.stderr.contains("hint: `forge-rollback runs list` lists the runs and their ids"),
+            "{args:?}: {}",
+            out.stderr
+        );
+    }
+}
+
+#[test]
+fn a_missing_config_file_hints_at_the_path_and_how_to_make_one() {
+    let (r, _) = messy_repo();
+    let out = fr(&r, &["--config", "ops/rollback.toml", "assess"]);
+    out.code(2);
+    let path = r.path().join("ops/rollback.toml");
+    let path = path.display();
+    assert!(out.stderr.contains(&format!("error: cannot read config `{path}`")), "{}", out.stderr);
+    assert!(
+        out.stderr.contains(&format!(
+            "hint: there is no file at `{path}`: write the commented default there with `forge-rollback init --path {path}`, or give the path of an existing one: `--config FILE`"
+        )),
+        "{}",
+        out.stderr
+    );
+    // The hint's command does write it there, and the config is then read.
+    fr(&r, &["init", "--path", &path.to_string()]).ok();
+    fr(&r, &["--config", "ops/rollback.toml", "known-good", "list"]).ok();
+}
+
+#[test]
+fn backups_list_shows_a_database_dump_as_one() {
+    let r = TestRepo::new();
+    let _fx = MigrationFixture::new(&r, MigratorKind::Sql);
+    r.write(
+        "forge-rollback.toml",
+        format!("[database]\nkind = \"sql\"\nurl = \"sqlite:///app.db\"\nmigrations_dir = \"{SQL_DIR}\"\n"),
+    );
+    crate::common::migrate_sqlite(&r);
+    let run = fr_env(&r, &["run", "--full", "--yes", "--json", "--target", "v1"], &[]);
+    run.ok();
+    let list = fr(&r, &["backups", "list", "--json"]).json();
+    let dumps: Vec<&serde_json::Value> = list.as_array().unwrap().iter().filter(|b| b["label"] == "database").collect();
+    assert_eq!(dumps.len(), 1, "{list}");
+    let d = &dumps[0]["database"];
+    assert_eq!(d["engine"], "sqlite", "{list}");
+    assert!(d["database"].as_str().unwrap().contains("app.db"), "{list}");
+    let dump_size = d["size"].as_u64().unwrap();
+    assert!(dump_size > 0 && dumps[0]["bytes"].as_u64() == Some(dump_size), "{list}");
+
+    let text = fr(&r, &["backups", "list"]);
+    text.ok();
+    let id = dumps[0]["id"].as_str().unwrap();
+    let line = text.stdout.lines().find(|l| l.starts_with(id)).unwrap();
+    assert!(line.contains(&format!("(sqlite dump, {dump_size} byte(s), at ")), "{line}");
+    assert!(line.contains("database ") && line.contains("app.db"), "{line}");
+    assert!(!line.contains("path(s)"), "a dump captures no paths: {line}");
+}
