@@ -14,7 +14,7 @@ fn run_id(out: &crate::common::Out) -> String {
 }
 
 /// `run --fast --target v1` killed inside the reset (the way cleared, HEAD not moved); its id.
-fn killed_inside_the_reset(r: &TestRepo) -> String {
+pub(crate) fn killed_inside_the_reset(r: &TestRepo) -> String {
     let out = fr_env(
         r,
         &["run", "--fast", "--yes", "--json", "--target", "v1"],

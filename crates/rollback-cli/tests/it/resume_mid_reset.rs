@@ -14,6 +14,7 @@ use std::fmt::Write as _;
 use rollback_testkit::{Node, TestRepo};
 
 use crate::common::{Picture, fr, fr_env, picture};
+use crate::edits_since::killed_inside_the_reset;
 
 /// v1's long file: git writes it in more than one `write`, so a kill can cut it short.
 fn big_v1() -> String {
@@ -42,17 +43,6 @@ fn repo_where_the_target_adds_files() -> TestRepo {
         .write("notes.txt", "incident notes\n");
     r.git(&["add", "app/staged.py"]);
     r
-}
-
-/// `run --fast --target v1` killed inside the reset; its id.
-fn killed_inside_the_reset(r: &TestRepo) -> String {
-    let out = fr_env(
-        r,
-        &["run", "--fast", "--yes", "--json", "--target", "v1"],
-        &[("FORGE_ROLLBACK_FAILPOINT", "inside:reset")],
-    );
-    assert_eq!(out.code, None, "killed\n{}", out.stderr);
-    fr(r, &["runs", "list", "--json"]).json()[0]["run_id"].as_str().unwrap().to_owned()
 }
 
 /// What `git reset --hard v1` had done when it was killed: removed `app/new.py` (v1 lacks it)

@@ -7,7 +7,7 @@ use tokio_postgres::Client;
 use super::compare::{
     Pair, pair, pg_read, pg_rows_in, pg_rows_out, pg_text_settings, sqlite_attached, sqlite_conflicts,
 };
-use super::triggers::{drop_triggers, triggers_off};
+use super::triggers::{drop_triggers, triggers_off, triggers_on_and_commit};
 use super::{census, q};
 use crate::db::url::DbUrl;
 use crate::db::{Error, Result, UrlDatabase};
@@ -327,13 +327,7 @@ async fn pg_put_back(
             advance_sequences(&client, p, Some(c)).await.map_err(|e| err(&e))?;
             stats.values_set += n;
         }
-        for (table, name, how) in &triggers {
-            client
-                .batch_execute(&format!("ALTER TABLE {table} ENABLE {how} TRIGGER {}", q(name)))
-                .await
-                .map_err(|e| err(&e))?;
-        }
-        client.batch_execute("COMMIT").await.map_err(|e| err(&e))?;
+        triggers_on_and_commit(&client, &triggers).await.map_err(|e| err(&e))?;
         Ok(stats)
     };
     match tokio::time::timeout(pg.timeout, work).await {

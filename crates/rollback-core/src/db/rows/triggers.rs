@@ -52,3 +52,15 @@ pub(super) async fn triggers_off(
     }
     Ok(out)
 }
+
+/// Turns on again, each as it was, the triggers [`triggers_off`] turned off, then commits the
+/// transaction they were off in.
+pub(super) async fn triggers_on_and_commit(
+    client: &Client,
+    triggers: &[(String, String, &'static str)],
+) -> std::result::Result<(), tokio_postgres::Error> {
+    for (table, name, how) in triggers {
+        client.batch_execute(&format!("ALTER TABLE {table} ENABLE {how} TRIGGER {}", q(name))).await?;
+    }
+    client.batch_execute("COMMIT").await
+}
