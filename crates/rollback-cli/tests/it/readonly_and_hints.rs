@@ -101,7 +101,7 @@ fn commands_that_read_create_no_state_folder() {
 
 #[test]
 fn marking_a_commit_marked_bad_known_good_is_refused_unless_the_mark_is_lifted() {
-    let (r, [v1, ..]) = messy_repo();
+    let (r, [v1, v2, _]) = messy_repo();
     fr(&r, &["known-good", "bad", "v1", "--note", "broke login"]).ok();
     let before = registry(&r);
     let out = fr(&r, &["known-good", "mark", "v1", "--note", "looks fine"]);
@@ -134,6 +134,16 @@ fn marking_a_commit_marked_bad_known_good_is_refused_unless_the_mark_is_lifted()
     // Marking a commit that is good already, or not listed, needs no flag.
     fr(&r, &["known-good", "mark", "v1"]).ok();
     fr(&r, &["known-good", "mark", "v2"]).ok();
+
+    // Lifted without a note of its own: the bad mark's note does not stay on the good entry.
+    fr(&r, &["known-good", "bad", "v2", "--note", "broke checkout"]).ok();
+    fr(&r, &["known-good", "mark", "v2", "--lift-bad"]).ok();
+    let reg: serde_json::Value = serde_json::from_slice(&registry(&r)).unwrap();
+    let entry = reg["commits"].as_array().unwrap().iter().find(|e| e["hash"] == v2.as_str()).unwrap();
+    let note = entry["notes"].as_str().unwrap();
+    assert!(note.starts_with(&format!("lifted the known-bad mark of {} (marked ", &v2[..7])), "{entry}");
+    assert!(note.ends_with(": broke checkout)"), "{entry}");
+    assert_eq!(entry["verified"], true);
 }
 
 #[test]

@@ -55,6 +55,9 @@ impl Rollback {
     pub fn mark_good_with(&self, rev: &str, note: Option<&str>, lift_bad: bool) -> Result<MarkOutcome> {
         let id = self.vcs.resolve(rev)?;
         let lifted = self.check_bad_mark(&id, lift_bad)?;
+        // A lifted mark's note ("broke login") must not stay on the known-good entry: without
+        // a note of its own, the entry says which mark was lifted.
+        let note = note.or(lifted.as_deref());
         let is_head = self.vcs.head().is_ok_and(|h| h.commit == id);
         let mut notes = Vec::new();
         let migrator = match self.db() {
