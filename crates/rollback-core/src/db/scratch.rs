@@ -76,6 +76,24 @@ impl UrlDatabase {
         }
     }
 
+    /// A copy of the database as it is now and one of the dump in `file`, in `dir`; the first
+    /// is discarded again when the second cannot be made.
+    pub(crate) async fn scratch_now_and_dump(
+        &self,
+        file: &Path,
+        dump: &DbDump,
+        dir: &Path,
+    ) -> Result<(ScratchCopy, ScratchCopy)> {
+        let now = self.scratch_copy(dir).await?;
+        match self.scratch_from_dump(file, dump, dir).await {
+            Ok(snap) => Ok((now, snap)),
+            Err(e) => {
+                let _ = now.discard().await;
+                Err(e)
+            }
+        }
+    }
+
     /// A copy of what the snapshot `file` (described by `dump`) holds.
     pub(crate) async fn scratch_from_dump(&self, file: &Path, dump: &DbDump, dir: &Path) -> Result<ScratchCopy> {
         match (self.url(), dump.format.as_str()) {

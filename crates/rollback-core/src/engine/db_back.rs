@@ -90,14 +90,7 @@ impl Rollback {
                 .ok_or_else(|| crate::db::Error::Config(format!("the `{}` migrator cannot run on a copy", db.kind())))
         };
         let rehearsed = crate::rt::block_on(async {
-            let now = live.scratch_copy(dir.path()).await?;
-            let snap = match live.scratch_from_dump(&file, &rec.dump, dir.path()).await {
-                Ok(s) => s,
-                Err(e) => {
-                    let _ = now.discard().await;
-                    return Err(e);
-                }
-            };
+            let (now, snap) = live.scratch_now_and_dump(&file, &rec.dump, dir.path()).await?;
             let result = async {
                 let before = rows::census(&now.db).await?;
                 // What the snapshot holds that the database as it is now has no room for:

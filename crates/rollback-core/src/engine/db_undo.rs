@@ -199,14 +199,7 @@ impl Rollback {
                 .ok_or_else(|| crate::db::Error::Config(format!("the `{}` migrator cannot run on a copy", db.kind())))
         };
         Ok(crate::rt::block_on(async {
-            let now = live.scratch_copy(dir).await?;
-            let snap = match live.scratch_from_dump(snapshot_file, &rec.dump, dir).await {
-                Ok(s) => s,
-                Err(e) => {
-                    let _ = now.discard().await;
-                    return Err(e);
-                }
-            };
+            let (now, snap) = live.scratch_now_and_dump(snapshot_file, &rec.dump, dir).await?;
             let result = async {
                 let before = rows::census(&now.db).await?;
                 on(&now.db)?.upgrade(&rec.revisions).await?;
