@@ -134,7 +134,7 @@ pub use engine::{Gate, Rollback, RollbackBuilder, RunOptions, UndoOptions};
 pub use error::{Error, ErrorKind, Result};
 pub use event::{Event, Observer};
 pub use fsutil::IoError;
-pub use model::{DataLoss, DbFingerprint, Level, Risk, RiskCode, RiskSeverity, RunKind, RunStatus, Severity};
+pub use model::{DataLoss, DbFingerprint, Level, LossKind, Risk, RiskCode, RiskSeverity, RunKind, RunStatus, Severity};
 pub use outcome::{RunOutcome, RunSummary, StepReport};
 pub use production::Deployer;
 pub use prompt::{AutoConfirm, Prompter};

@@ -152,6 +152,11 @@ pub enum Step {
         database: String,
         /// What goes back, with the snapshot's counts.
         losses: Vec<DataLoss>,
+        /// The revisions the run's downgrade went to, when it deleted rows from tables that
+        /// stay (`LossKind::Removed` losses): it runs again on a second copy of the snapshot,
+        /// and the rows that copy no longer has are the ones to put back. Empty otherwise.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        deleted_at: Vec<crate::db::Revision>,
     },
     /// Run the `[[restart]]` commands in order, each followed by its readiness wait.
     Restart {

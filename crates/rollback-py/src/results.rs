@@ -513,7 +513,7 @@ result_class! {
         database => "database",
         /// How the database was copied (`sqlite-backup`, `pg-temporary-database`), if it was.
         database_copy => "database_copy",
-        /// What the downgrade would destroy in the live database: `{"table", "column", "rows"}`.
+        /// What the downgrade would destroy in the live database: `{"table", "column", "rows", "kind"}`.
         data_loss => "data_loss",
         /// The rollback on the copy: `{"status", "steps", "error", "duration_ms"}`.
         rollback => "rollback",

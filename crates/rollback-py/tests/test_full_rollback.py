@@ -288,8 +288,10 @@ def test_undo_keeps_rows_written_while_rolled_back_unless_restore_snapshot(
     payments = app.query("SELECT count(*) FROM payments")[0][0]
     assert payments > 0
     # The forecast: what the downgrade to v1 destroys, counted on a copy of the live database.
-    loss = {(d["table"], d["column"]): d["rows"] for d in rb.plan("full", target="v1").to_dict()["data_loss"]}
+    forecast = rb.plan("full", target="v1").to_dict()["data_loss"]
+    loss = {(d["table"], d["column"]): d["rows"] for d in forecast}
     assert loss[("payments", None)] == payments
+    assert {d["kind"] for d in forecast} == {"dropped"}
     r = rb.run("full", target="v1", confirm=True)
     assert r.status == "succeeded", r.error
     # A user registers while the app runs rolled back.

@@ -16,8 +16,8 @@ fn plan_json_forecast_refused_undo_then_restore_snapshot() {
     assert_eq!(
         plan.json()["data_loss"],
         serde_json::json!([
-            { "table": "payments", "column": null, "rows": 3 },
-            { "table": "users", "column": "email", "rows": 1 },
+            { "table": "payments", "column": null, "rows": 3, "kind": "dropped" },
+            { "table": "users", "column": "email", "rows": 1, "kind": "dropped" },
         ])
     );
     let run = fr_env(&r, &["run", "--full", "--yes", "--target", "v1", "--json"], &env());

@@ -106,8 +106,12 @@ impl Rollback {
                 on(&now.db)?.downgrade(&rec.revisions).await?;
                 let after = rows::census(&now.db).await?;
                 rows::put_back(&now.db, &snap.db, &losses).await?;
-                let drops: Vec<DataLoss> =
-                    rows::dropped(&before, &after, &skip).into_iter().filter(|l| l.rows > 0).collect();
+                // What the downgrade destroys, as a run's forecast says it (its undo reads it).
+                let drops: Vec<DataLoss> = rows::dropped(&before, &after, &skip)
+                    .into_iter()
+                    .chain(rows::removed(&before, &after, &skip))
+                    .filter(|l| l.rows > 0)
+                    .collect();
                 Ok::<_, crate::db::Error>(Ok((losses, drops)))
             }
             .await;

@@ -33,7 +33,7 @@ use crate::error::{Error, Result};
 use crate::event::LogLevel;
 use crate::fsutil::{self, IoError};
 use crate::journal::RunState;
-use crate::model::{DataLoss, DbFingerprint};
+use crate::model::{DataLoss, DbFingerprint, LossKind};
 use crate::plan::RunKind;
 
 /// A private temp folder for scratch copies, removed when dropped.
@@ -139,9 +139,10 @@ impl Rollback {
             let result = async {
                 let (snap, now) = (rows::census(&copy.db).await?, rows::census(live).await?);
                 let mut losses = rows::dropped(&snap, &now, &db.bookkeeping_tables());
-                // The forecast also names tables the downgrade dropped that exist again now.
+                // The forecast also names tables the downgrade dropped that exist again now,
+                // and the rows it deleted from tables that stay (counted by the forecast only).
                 for l in &target.plan.data_loss {
-                    if !losses.iter().any(|x| x.table == l.table && x.column == l.column) {
+                    if !losses.iter().any(|x| x.table == l.table && x.column == l.column && x.kind == l.kind) {
                         losses.push(l.clone());
                     }
                 }
@@ -149,14 +150,15 @@ impl Rollback {
                     .into_iter()
                     .filter_map(|l| {
                         let t = snap.tables.get(&l.table)?;
-                        let rows = match &l.column {
-                            None => t.rows,
-                            Some(c) => *t.columns.get(c)?,
+                        let rows = match (&l.column, l.kind) {
+                            (None, LossKind::Removed) => l.rows,
+                            (None, LossKind::Dropped) => t.rows,
+                            (Some(c), _) => *t.columns.get(c)?,
                         };
                         (rows > 0).then_some(DataLoss { rows, ..l })
                     })
                     .collect();
-                losses.sort_by(|a, b| (&a.table, &a.column).cmp(&(&b.table, &b.column)));
+                losses.sort_by(|a, b| (&a.table, &a.column, a.kind).cmp(&(&b.table, &b.column, b.kind)));
                 let obstacles = rows::obstacles(live, &copy.db, &losses).await?;
                 Ok::<_, crate::db::Error>((losses, obstacles))
             }
@@ -170,24 +172,42 @@ impl Rollback {
         if !obstacles.is_empty() {
             return Err(refuse(obstacles.join("; ")));
         }
+        // Rows the downgrade deleted from tables that stay are told by running it again.
+        let deleted_at = if losses.iter().any(|l| l.kind == LossKind::Removed) {
+            target
+                .plan
+                .steps
+                .iter()
+                .find_map(|s| match s {
+                    crate::plan::Step::Downgrade { to, .. } => Some(to.clone()),
+                    _ => None,
+                })
+                .ok_or_else(|| {
+                    refuse("the rows its downgrade deleted cannot be told: it has no downgrade step".into())
+                })?
+        } else {
+            Vec::new()
+        };
         let upgrade_drops = self
-            .rehearse_forward(files, rec, &file, &losses, dir.path())
+            .rehearse_forward(files, rec, &file, &losses, &deleted_at, dir.path())
             .map_err(|e| refuse(format!("rehearsed on a copy, the undo fails: {}", super::support::chain(&e))))?;
-        Ok(DbUndoMode::Forward { to: rec.revisions.clone(), losses, upgrade_drops })
+        Ok(DbUndoMode::Forward { to: rec.revisions.clone(), losses, upgrade_drops, deleted_at })
     }
 
     /// The undo's database steps, rehearsed on a copy of the database as it is now, with the
     /// migration files of the tree the undo puts back (commit and snapshot, written under
-    /// `dir`): the upgrade, then the put-back from the snapshot copy. A conflict only the
-    /// upgrade creates (seed rows under the same keys with other content) is found here,
-    /// before anything changes. Returns what the upgrade itself drops of the database as it is
-    /// now (values written while rolled back into columns the newer schema does not have).
+    /// `dir`): the upgrade, then the put-back from the snapshot copy (the rows the run's
+    /// downgrade deleted told first, see [`mark_deleted`]). A conflict only the upgrade creates
+    /// (seed rows under the same keys with other content) is found here, before anything
+    /// changes. Returns what the upgrade itself drops of the database as it is now (values
+    /// written while rolled back into columns the newer schema does not have).
     fn rehearse_forward(
         &self,
         files: &Manifest,
         rec: &DatabaseSnapshot,
         snapshot_file: &std::path::Path,
         losses: &[DataLoss],
+        deleted_at: &[Revision],
         dir: &std::path::Path,
     ) -> Result<Vec<DataLoss>> {
         let tree = dir.join("tree");
@@ -204,6 +224,8 @@ impl Rollback {
                 let before = rows::census(&now.db).await?;
                 on(&now.db)?.upgrade(&rec.revisions).await?;
                 let after = rows::census(&now.db).await?;
+                let from = Dumped { live, file: snapshot_file, dump: &rec.dump, dir };
+                mark_deleted(from, &on, &snap.db, deleted_at, losses).await?;
                 rows::put_back(&now.db, &snap.db, losses).await?;
                 let drops: Vec<DataLoss> = rows::dropped(&before, &after, &db.bookkeeping_tables())
                     .into_iter()
@@ -302,13 +324,15 @@ impl Rollback {
         Ok(StepDetail::UpgradeDatabase { from, to: now, already: false, db_after })
     }
 
-    /// `put_back_rows`: what the downgrade dropped, back from the run's database snapshot.
+    /// `put_back_rows`: what the downgrade dropped (or deleted from tables that stay), back
+    /// from the run's database snapshot.
     pub(crate) fn step_put_back_rows(
         &self,
         ctx: &mut Ctx<'_>,
         ex: &Exec<'_>,
         snapshot: &SnapshotId,
         losses: &[DataLoss],
+        deleted_at: &[Revision],
     ) -> Result<StepDetail> {
         let db = self.migrator()?.clone();
         let live = db.url_database().ok_or_else(|| {
@@ -324,7 +348,18 @@ impl Rollback {
         self.store()?.get_blob_to_file(&rec.blob, &file)?;
         let stats = crate::rt::block_on(async {
             let copy = live.scratch_from_dump(&file, &rec.dump, dir.path()).await?;
-            let result = rows::put_back(live, &copy.db, losses).await;
+            // The migration files are the run's again: the downgrade runs as it did.
+            let on = |c: &crate::db::UrlDatabase| {
+                db.on_database(c.clone(), None).ok_or_else(|| {
+                    crate::db::Error::Config(format!("the `{}` migrator cannot run on a copy", db.kind()))
+                })
+            };
+            let result = async {
+                let from = Dumped { live, file: &file, dump: &rec.dump, dir: dir.path() };
+                mark_deleted(from, &on, &copy.db, deleted_at, losses).await?;
+                rows::put_back(live, &copy.db, losses).await
+            }
+            .await;
             let discarded = copy.discard().await;
             let stats = result?;
             discarded?;
@@ -387,4 +422,40 @@ impl Rollback {
         );
         Ok(dest)
     }
+}
+
+/// A database snapshot on disk, and where to make scratch copies of it.
+struct Dumped<'a> {
+    /// The live database (its engine and settings).
+    live: &'a crate::db::UrlDatabase,
+    /// The dump.
+    file: &'a std::path::Path,
+    dump: &'a crate::db::DbDump,
+    /// Where SQLite copies go.
+    dir: &'a std::path::Path,
+}
+
+/// Tells, in the snapshot copy `snap`, the rows the run's downgrade deleted from tables that
+/// stay (`LossKind::Removed` losses; see `rows::mark_removed`): that downgrade, to `deleted_at`,
+/// runs again with `on`'s migrator on one more copy of the snapshot `from`, discarded after.
+/// Nothing to do when `losses` has none.
+async fn mark_deleted(
+    from: Dumped<'_>,
+    on: &(dyn Fn(&crate::db::UrlDatabase) -> crate::db::Result<std::sync::Arc<dyn crate::db::DbMigrator>> + Sync),
+    snap: &crate::db::UrlDatabase,
+    deleted_at: &[Revision],
+    losses: &[DataLoss],
+) -> crate::db::Result<()> {
+    if !losses.iter().any(|l| l.kind == LossKind::Removed) {
+        return Ok(());
+    }
+    let down = from.live.scratch_from_dump(from.file, from.dump, from.dir).await?;
+    let result = async {
+        on(&down.db)?.downgrade(deleted_at).await?;
+        rows::mark_removed(snap, &down.db, losses).await
+    }
+    .await;
+    let discarded = down.discard().await;
+    result?;
+    discarded
 }

@@ -414,6 +414,9 @@ pub enum DbUndoMode {
         /// What the upgrade itself drops of the database as it is now (rehearsed on a copy):
         /// values written while rolled back into columns the newer schema does not have.
         upgrade_drops: Vec<crate::model::DataLoss>,
+        /// The revisions the run's downgrade went to, when it deleted rows from tables that
+        /// stay (see `Step::PutBackRows::deleted_at`); empty otherwise.
+        deleted_at: Vec<crate::db::Revision>,
     },
     /// The undo of an undo that brought the schema forward, when the database changed since:
     /// downgrade it to `to` with the work tree's migration files (as a run does), then put
@@ -496,11 +499,12 @@ pub fn undo_plan(
                                 snapshot: db.snapshot.clone(),
                                 database: db.database.clone(),
                                 losses: losses.clone(),
+                                deleted_at: Vec::new(),
                             });
                         }
                     }
                     // An upgrade needs the newer migration files: it runs once they are back.
-                    DbUndoMode::Forward { to, losses, upgrade_drops } => {
+                    DbUndoMode::Forward { to, losses, upgrade_drops, deleted_at } => {
                         after_files.push(Step::UpgradeDatabase {
                             database: db.database.clone(),
                             from: db.current.clone(),
@@ -512,6 +516,7 @@ pub fn undo_plan(
                                 snapshot: db.snapshot.clone(),
                                 database: db.database.clone(),
                                 losses: losses.clone(),
+                                deleted_at: deleted_at.clone(),
                             });
                         }
                     }

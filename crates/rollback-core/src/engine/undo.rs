@@ -207,7 +207,7 @@ fn describe_db(d: &planner::DbRestore) -> String {
                 format!("\nThen put back {} from backup {}", put_back_words(losses), d.snapshot)
             }
         ),
-        planner::DbUndoMode::Forward { to, losses, upgrade_drops } => format!(
+        planner::DbUndoMode::Forward { to, losses, upgrade_drops, .. } => format!(
             "\nDatabase: {} changed since the run: upgrade to {} and put back {} from backup {}; the rows written since stay{}",
             d.database,
             crate::db::show_revisions(to),
@@ -229,9 +229,12 @@ fn describe_db(d: &planner::DbRestore) -> String {
 fn put_back_words(losses: &[crate::model::DataLoss]) -> String {
     losses
         .iter()
-        .map(|l| match &l.column {
-            None => format!("{} row(s) of {}", l.rows, l.table),
-            Some(c) => format!("{} value(s) of {}.{c}", l.rows, l.table),
+        .map(|l| match (&l.column, l.kind) {
+            (None, crate::model::LossKind::Dropped) => format!("{} row(s) of {}", l.rows, l.table),
+            (None, crate::model::LossKind::Removed) => {
+                format!("{} row(s) the downgrade deleted from {}", l.rows, l.table)
+            }
+            (Some(c), _) => format!("{} value(s) of {}.{c}", l.rows, l.table),
         })
         .collect::<Vec<_>>()
         .join(", ")

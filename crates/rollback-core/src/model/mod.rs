@@ -6,6 +6,6 @@ mod loss;
 mod risk;
 mod run;
 
-pub use loss::{DataLoss, DbFingerprint};
+pub use loss::{DataLoss, DbFingerprint, LossKind};
 pub use risk::{Risk, RiskCode, RiskSeverity};
 pub use run::{Level, RunKind, RunStatus, Severity};

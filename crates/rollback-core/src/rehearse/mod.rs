@@ -148,14 +148,13 @@ impl Rehearsal {
         } else {
             let _ = writeln!(s, "data loss forecast:");
             for d in &self.data_loss {
-                match &d.column {
-                    Some(c) => {
-                        let _ = writeln!(s, "  column {}.{c}: {} value(s)", d.table, d.rows);
+                let _ = match (&d.column, d.kind) {
+                    (Some(c), _) => writeln!(s, "  column {}.{c}: {} value(s)", d.table, d.rows),
+                    (None, crate::model::LossKind::Dropped) => writeln!(s, "  table {}: {} row(s)", d.table, d.rows),
+                    (None, crate::model::LossKind::Removed) => {
+                        writeln!(s, "  table {}: {} row(s) deleted, the table stays", d.table, d.rows)
                     }
-                    None => {
-                        let _ = writeln!(s, "  table {}: {} row(s)", d.table, d.rows);
-                    }
-                }
+                };
             }
         }
         let run = |s: &mut String, title: &str, r: &RehearsedRun| {

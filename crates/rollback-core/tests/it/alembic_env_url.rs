@@ -105,7 +105,7 @@ fn stock_env_py_on_copies(url: &str) {
     assert!(plan.risks.iter().all(|r| r.code != rollback_core::RiskCode::DataLossUnknown), "{:?}", plan.risks);
     assert_eq!(
         serde_json::to_value(&plan.data_loss).unwrap(),
-        serde_json::json!([{ "table": "orders", "column": null, "rows": 3 }])
+        serde_json::json!([{ "table": "orders", "column": null, "rows": 3, "kind": "dropped" }])
     );
     let full = RunOptions { level: Some(Level::Full), target: Some("v1".into()), ..RunOptions::default() };
     let run = rb.run(&full, &AutoConfirm, &Recorder::default()).unwrap();

@@ -15,10 +15,7 @@ use super::full::{Engine, deploy, engine, full, state};
 /// What the fixture's v3 → v1 downgrade destroys: migration 3 drops `payments` (three rows
 /// it seeded, one written after), migration 2 drops `users.email` (grace's address).
 fn expected() -> Vec<DataLoss> {
-    vec![
-        DataLoss { table: "payments".into(), column: None, rows: 4 },
-        DataLoss { table: "users".into(), column: Some("email".into()), rows: 1 },
-    ]
+    vec![DataLoss::table("payments", 4), DataLoss::column("users", "email", 1)]
 }
 
 /// Declines, keeping what it was shown.
@@ -54,8 +51,8 @@ fn forecast_counts_exactly_and_changes_nothing(kind: Fx, db: Engine) {
     assert_eq!(
         json["data_loss"],
         serde_json::json!([
-            { "table": "payments", "column": null, "rows": 4 },
-            { "table": "users", "column": "email", "rows": 1 },
+            { "table": "payments", "column": null, "rows": 4, "kind": "dropped" },
+            { "table": "users", "column": "email", "rows": 1, "kind": "dropped" },
         ])
     );
     assert!(

@@ -46,8 +46,8 @@ fn rows_survive_rollback_and_undo(kind: Fx, db: Engine) {
     assert_eq!(
         plan["data_loss"],
         serde_json::json!([
-            { "table": "payments", "column": null, "rows": 4 },
-            { "table": "users", "column": "email", "rows": 1 },
+            { "table": "payments", "column": null, "rows": 4, "kind": "dropped" },
+            { "table": "users", "column": "email", "rows": 1, "kind": "dropped" },
         ])
     );
 
@@ -250,7 +250,7 @@ fn a_dropped_column_without_primary_key_is_refused() {
     sql(&rb, "INSERT INTO audit (msg, level) VALUES ('boot', 'info')");
     let before = state(&d, &rb);
     let plan = rb.plan(Some(Level::Full), Some("v4")).unwrap();
-    assert_eq!(plan.data_loss, [DataLoss { table: "audit".into(), column: Some("level".into()), rows: 1 }]);
+    assert_eq!(plan.data_loss, [DataLoss::column("audit", "level", 1)]);
     assert!(plan.steps.iter().any(|s| matches!(s, Step::Downgrade { .. })));
     let out = rb.run(&full("v4"), &AutoConfirm, &Recorder::default()).unwrap();
     assert_eq!(out.status, RunStatus::Succeeded, "{:?}", out.error);

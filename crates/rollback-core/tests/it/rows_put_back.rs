@@ -19,11 +19,11 @@ fn database(url: &str, workdir: &Path) -> UrlDatabase {
 }
 
 fn table(name: &str, rows: u64) -> DataLoss {
-    DataLoss { table: name.into(), column: None, rows }
+    DataLoss::table(name, rows)
 }
 
 fn column(name: &str, col: &str, rows: u64) -> DataLoss {
-    DataLoss { table: name.into(), column: Some(col.into()), rows }
+    DataLoss::column(name, col, rows)
 }
 
 /// Two PostgreSQL databases: the snapshot copy and the live one.

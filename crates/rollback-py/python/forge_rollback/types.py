@@ -223,11 +223,14 @@ class LockHolder(TypedDict):
 
 class DataLoss(TypedDict):
     """What a downgrade destroys: a whole table (``column`` is ``None``) or one column, with
-    the rows (or non-null values) that go with it."""
+    the rows (or non-null values) that go with it (``kind`` ``"dropped"``); or rows it deletes
+    from a table that stays (``kind`` ``"removed"``, ``column`` ``None``, ``rows`` how many
+    fewer)."""
 
     table: str
     column: str | None
     rows: int
+    kind: Literal["dropped"] | Literal["removed"]
 
 
 class RehearsedStep(TypedDict):

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use super::{Census, census, q};
 use crate::db::url::DbUrl;
 use crate::db::{Result, UrlDatabase, postgres, sqlite};
-use crate::model::DataLoss;
+use crate::model::{DataLoss, LossKind};
 
 /// The SQL pieces for one table both sides have.
 pub(super) struct Pair<'a> {
@@ -136,12 +136,30 @@ pub(super) async fn pg_read(db: &UrlDatabase, sql: &str) -> Result<String> {
 /// dropped tables and columns are missing there) cannot be done faithfully: a dropped column
 /// of a table without a primary key (or whose key changed), rows holding a dropped value that
 /// were deleted since, a dropped table or column that exists again (the upgrade that re-creates
-/// it would fail). Empty: it can.
+/// it would fail), rows deleted from a table without a primary key. Empty: it can.
 pub async fn obstacles(live: &UrlDatabase, snap: &UrlDatabase, losses: &[DataLoss]) -> Result<Vec<String>> {
     let (live_census, snap_census) = (census(live).await?, census(snap).await?);
     let mut out = Vec::new();
     for l in losses {
         let Some(s) = snap_census.tables.get(&l.table) else { continue };
+        if l.kind == LossKind::Removed {
+            // The table stays: rows the downgrade deleted go back by key (the conflicts are
+            // found when the put-back is rehearsed).
+            if s.primary_key.is_empty() {
+                out.push(format!(
+                    "{}: {} row(s) the downgrade deleted cannot be told from rows deleted since, `{}` has no primary key",
+                    l.table, l.rows, l.table
+                ));
+            } else if !pair(&l.table, &live_census, &snap_census)
+                .is_some_and(|p| p.pk.iter().all(|k| p.cols.contains(k)))
+            {
+                out.push(format!(
+                    "{}: {} row(s) the downgrade deleted cannot be put back, the table or its primary key changed since the run",
+                    l.table, l.rows
+                ));
+            }
+            continue;
+        }
         let Some(col) = &l.column else {
             if let Some(now) = live_census.tables.get(&l.table) {
                 out.push(format!(
@@ -174,7 +192,11 @@ pub async fn obstacles(live: &UrlDatabase, snap: &UrlDatabase, losses: &[DataLos
             out.push(format!("{}.{col}: the primary key of `{}` changed since the run", l.table, l.table));
             continue;
         }
-        let gone = deleted_since(live, snap, &p, col).await?;
+        // Rows the downgrade deleted from this table are not in the live one either: whether a
+        // value's row was deleted since is then seen when the put-back is rehearsed, after
+        // those rows are back.
+        let deleted_too = losses.iter().any(|x| x.table == l.table && x.kind == LossKind::Removed);
+        let gone = if deleted_too { 0 } else { deleted_since(live, snap, &p, col).await? };
         if gone > 0 {
             out.push(format!(
                 "{}.{col}: {gone} value(s) belong to rows deleted since the run (no row to put them in)",

@@ -21,11 +21,13 @@ use crate::model::DataLoss;
 mod compare;
 mod keep;
 mod put_back;
+mod removed;
 mod triggers;
 
 pub use compare::obstacles;
 pub use keep::{Kept, NotKept, keep_written};
 pub use put_back::{PutBackStats, put_back};
+pub use removed::mark_removed;
 
 /// One table: its rows, the non-null values of each column, its primary key.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -67,11 +69,11 @@ pub fn dropped(before: &Census, after: &Census, skip: &[String]) -> Vec<DataLoss
             continue;
         }
         match after.tables.get(name) {
-            None => out.push(DataLoss { table: name.clone(), column: None, rows: t.rows }),
+            None => out.push(DataLoss::table(name, t.rows)),
             Some(now) => {
                 for (col, values) in &t.columns {
                     if !now.columns.contains_key(col) {
-                        out.push(DataLoss { table: name.clone(), column: Some(col.clone()), rows: *values });
+                        out.push(DataLoss::column(name, col, *values));
                     }
                 }
             }
@@ -80,19 +82,27 @@ pub fn dropped(before: &Census, after: &Census, skip: &[String]) -> Vec<DataLoss
     out
 }
 
+/// Rows deleted between `before` and `after` from tables that stay: one `Removed` loss per
+/// table that has fewer rows after (by how many fewer). A downgrade that deletes rows and
+/// inserts as many others is not seen. Tables named in `skip` are left out.
+pub fn removed(before: &Census, after: &Census, skip: &[String]) -> Vec<DataLoss> {
+    before
+        .tables
+        .iter()
+        .filter(|(name, _)| !skip.iter().any(|s| s == *name))
+        .filter_map(|(name, t)| {
+            let now = after.tables.get(name)?;
+            (now.rows < t.rows).then(|| DataLoss::removed(name, t.rows - now.rows))
+        })
+        .collect()
+}
+
 /// `payments (12 rows), users.nickname (3 values)`; `nothing` when empty.
 pub fn describe(losses: &[DataLoss]) -> String {
     if losses.is_empty() {
         return "nothing".to_owned();
     }
-    losses
-        .iter()
-        .map(|l| match &l.column {
-            None => format!("{} ({} row{})", l.table, l.rows, if l.rows == 1 { "" } else { "s" }),
-            Some(c) => format!("{}.{c} ({} value{})", l.table, l.rows, if l.rows == 1 { "" } else { "s" }),
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
+    losses.iter().map(DataLoss::describe).collect::<Vec<_>>().join(", ")
 }
 
 pub(super) fn q(s: &str) -> String {

@@ -8,33 +8,45 @@ use super::compare::{
     Pair, pair, pg_read, pg_rows_in, pg_rows_out, pg_text_settings, sqlite_attached, sqlite_conflicts,
 };
 use super::triggers::{drop_triggers, triggers_off, triggers_on_and_commit};
-use super::{census, q};
+use super::{census, q, removed};
 use crate::db::url::DbUrl;
 use crate::db::{Error, Result, UrlDatabase};
-use crate::model::DataLoss;
+use crate::model::{DataLoss, LossKind};
 
 /// What a put-back did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PutBackStats {
-    /// Rows inserted into dropped tables.
+    /// Rows inserted into dropped tables (and tables the downgrade deleted rows from).
     pub rows_inserted: u64,
-    /// Rows of dropped tables that were there already, identical (re-created by the upgrade,
-    /// or a resumed put-back).
+    /// Of those, rows that were there already, identical (re-created by the upgrade, or a
+    /// resumed put-back).
     pub rows_present: u64,
     /// Column values written back.
     pub values_set: u64,
 }
 
 /// Puts back into `live` (upgraded: the dropped tables and columns exist again) what the
-/// snapshot copy `snap` holds of `losses`: the rows of whole tables that are not there yet, and
-/// the values of dropped columns, matched by primary key. One transaction: on any conflict
+/// snapshot copy `snap` holds of `losses`: the rows of whole tables that are not there yet, the
+/// values of dropped columns, matched by primary key, and the rows the downgrade deleted from
+/// tables that stay (from their markers: see `mark_removed`, which must have run on `snap`). One transaction: on any conflict
 /// (a row under the same key with other content, a value whose row is gone) nothing changes.
 /// Running it again after it committed changes nothing more.
 pub async fn put_back(live: &UrlDatabase, snap: &UrlDatabase, losses: &[DataLoss]) -> Result<PutBackStats> {
     let (live_census, snap_census) = (census(live).await?, census(snap).await?);
     let mut tables = Vec::new();
     let mut columns = Vec::new();
-    for l in losses {
+    for (i, l) in losses.iter().enumerate() {
+        if l.kind == LossKind::Removed {
+            // From the marker `mark_removed` made: only the rows the downgrade deleted.
+            let mut p = pair(&l.table, &live_census, &snap_census)
+                .filter(|_| snap_census.tables.contains_key(&removed::marker_name(i)))
+                .ok_or_else(|| {
+                    conflict(live, &format!("the rows the downgrade deleted from `{}` were not told apart", l.table))
+                })?;
+            p.snap = removed::marker(snap, i);
+            tables.push(p);
+            continue;
+        }
         let Some(p) = pair(&l.table, &live_census, &snap_census) else {
             if snap_census.tables.contains_key(&l.table) {
                 return Err(conflict(live, &format!("`{}` does not exist after the upgrade", l.table)));

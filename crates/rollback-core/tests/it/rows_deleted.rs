@@ -1,0 +1,174 @@
+//! Rows a downgrade deletes from a table that stays (a data migration's downgrade: "the old
+//! release cannot show refunds, delete them") are named by the forecast and put back by the
+//! undo when rows were written since, told apart from rows the app deleted while rolled back:
+//! the downgrade runs again on a copy of the snapshot, and only the rows it deletes there come
+//! back. For Alembic and the native migrator, on SQLite and a real PostgreSQL.
+
+use rollback_core::event::Recorder;
+use rollback_core::plan::Level;
+use rollback_core::prompt::AutoConfirm;
+use rollback_core::rt::block_on;
+use rollback_core::{DataLoss, ErrorKind, RunStatus};
+use rollback_testkit::db::{MigratorKind as Fx, SQL_DIR};
+
+use super::full::{Deployed, Engine, deploy, engine, full, sql, state};
+use super::rows::{Keep, scalar, steps};
+
+const REV4: &str = r#""""refunds: a payment can refund another; the old release cannot show refunds
+
+Revision ID: d00d4e5f6a04
+Revises: b84e1d2c3f03
+"""
+from alembic import op
+import sqlalchemy as sa
+
+revision = "d00d4e5f6a04"
+down_revision = "b84e1d2c3f03"
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    op.add_column("payments", sa.Column("refund_of", sa.Integer()))
+
+
+def downgrade():
+    op.execute("DELETE FROM payments WHERE amount_cents < 0")
+    with op.batch_alter_table("payments") as b:
+        b.drop_column("refund_of")
+"#;
+
+/// Releases v4 on top of the deployed v3 (migration 4 deletes refunds on its way down), runs
+/// it, and records two refunds.
+fn deploy_v4(kind: Fx, db: Engine) -> Deployed {
+    let d = deploy(kind, db);
+    let path = match kind {
+        Fx::Alembic => {
+            let p = "migrations/versions/d00d4e5f6a04_refunds.py".to_owned();
+            d.repo.write(&p, REV4);
+            vec![p]
+        }
+        Fx::Sql => {
+            let (up, down) = (format!("{SQL_DIR}/0004_refunds.up.sql"), format!("{SQL_DIR}/0004_refunds.down.sql"));
+            d.repo.write(&up, "ALTER TABLE payments ADD COLUMN refund_of INTEGER;\n");
+            d.repo.write(
+                &down,
+                "DELETE FROM payments WHERE amount_cents < 0;\nALTER TABLE payments DROP COLUMN refund_of;\n",
+            );
+            vec![up, down]
+        }
+    };
+    let mut add = vec!["add"];
+    add.extend(path.iter().map(String::as_str));
+    d.repo.git(&add);
+    d.repo.git(&["commit", "-q", "-m", "release v4: refunds"]);
+    d.repo.git(&["tag", "v4"]);
+    let rb = engine(&d);
+    block_on(rb.db().unwrap().unwrap().upgrade(&[])).unwrap();
+    sql(&rb, "INSERT INTO payments (id, amount_cents, note, refund_of) VALUES (11, -500, 'refund of 10', 10)");
+    sql(&rb, "INSERT INTO payments (id, amount_cents, note, refund_of) VALUES (12, -90, 'refund: it''s late', 2)");
+    d
+}
+
+/// The ids of `payments`, in order: `1,2,3`.
+fn ids(rb: &rollback_core::Rollback, db: Engine) -> String {
+    match db {
+        Engine::Postgres => scalar(rb, "SELECT string_agg(id::text, ',' ORDER BY id) FROM payments"),
+        Engine::Sqlite => scalar(rb, "SELECT group_concat(id, ',') FROM (SELECT id FROM payments ORDER BY id)"),
+    }
+    .unwrap_or_default()
+}
+
+fn deleted_rows_come_back_and_rows_deleted_since_stay_gone(kind: Fx, db: Engine) {
+    let d = deploy_v4(kind, db);
+    let rb = engine(&d);
+
+    let plan = rb.plan(Some(Level::Full), Some("v3")).unwrap();
+    assert_eq!(
+        plan.data_loss,
+        [DataLoss::column("payments", "refund_of", 2), DataLoss::removed("payments", 2)],
+        "the forecast counts the deleted rows"
+    );
+    let forecast = "payments.refund_of (2 values), payments (2 rows deleted, the table stays)";
+    assert!(plan.render().contains(forecast), "{}", plan.render());
+
+    let keep = Keep::default();
+    let run = rb.run(&full("v3"), &keep, &Recorder::default()).unwrap();
+    assert_eq!(run.status, RunStatus::Succeeded, "{:?}", run.error);
+    let summary = keep.0.lock().unwrap().clone();
+    assert!(summary.contains(&format!("The downgrade destroys: {forecast}")), "{summary}");
+    assert_eq!(ids(&rb, db), "1,2,3,10");
+
+    // Rolled back: a payment comes in, and payment 10 is deleted by the app.
+    sql(&rb, "INSERT INTO payments (id, amount_cents, note) VALUES (13, 300, 'while rolled back')");
+    sql(&rb, "DELETE FROM payments WHERE id = 10");
+
+    let keep = Keep::default();
+    let undo = rb.undo(run.run_id.as_deref().unwrap(), &keep, &Recorder::default()).unwrap();
+    assert_eq!(undo.status, RunStatus::Succeeded, "{:?}", undo.error);
+    let summary = keep.0.lock().unwrap().clone();
+    assert!(
+        summary.contains("put back 2 row(s) the downgrade deleted from payments, 2 value(s) of payments.refund_of"),
+        "{summary}"
+    );
+    let names = steps(&undo);
+    assert!(names.contains(&"upgrade_database") && names.contains(&"put_back_rows"), "{names:?}");
+    // The refunds are back as they were; 13 stays; 10, deleted while rolled back, stays gone.
+    assert_eq!(ids(&rb, db), "1,2,3,11,12,13");
+    assert_eq!(scalar(&rb, "SELECT note FROM payments WHERE id = 12").as_deref(), Some("refund: it's late"));
+    assert_eq!(scalar(&rb, "SELECT amount_cents FROM payments WHERE id = 11").as_deref(), Some("-500"));
+    assert_eq!(scalar(&rb, "SELECT refund_of FROM payments WHERE id = 11").as_deref(), Some("10"));
+    assert_eq!(scalar(&rb, "SELECT count(refund_of) FROM payments").as_deref(), Some("2"));
+
+    // v4 breaks again: the undo of that undo goes back down, deleting the refunds again (named
+    // and kept in its snapshot), and keeps what was written since.
+    sql(&rb, "INSERT INTO payments (id, amount_cents, note) VALUES (14, 40, 'after the undo')");
+    let keep = Keep::default();
+    let again = rb.undo(undo.run_id.as_deref().unwrap(), &keep, &Recorder::default()).unwrap();
+    assert_eq!(again.status, RunStatus::Succeeded, "{:?}", again.error);
+    let summary = keep.0.lock().unwrap().clone();
+    assert!(summary.contains(&format!("The downgrade drops: {forecast}")), "{summary}");
+    assert_eq!(ids(&rb, db), "1,2,3,13,14");
+
+    // Rolled back again: a payment comes in; the undo of this goes forward with the refunds.
+    sql(&rb, "INSERT INTO payments (id, amount_cents, note) VALUES (15, 60, 'rolled back again')");
+    let third = rb.undo(again.run_id.as_deref().unwrap(), &AutoConfirm, &Recorder::default()).unwrap();
+    assert_eq!(third.status, RunStatus::Succeeded, "{:?}", third.error);
+    assert!(steps(&third).contains(&"put_back_rows"), "{:?}", steps(&third));
+    assert_eq!(ids(&rb, db), "1,2,3,11,12,13,14,15");
+    assert_eq!(scalar(&rb, "SELECT refund_of FROM payments WHERE id = 12").as_deref(), Some("2"));
+}
+
+/// A row the app wrote while rolled back under a deleted row's key, with other content: the
+/// undo is refused before anything changes, naming it.
+fn a_key_taken_since_is_refused_before_anything_changes(kind: Fx, db: Engine) {
+    let d = deploy_v4(kind, db);
+    let rb = engine(&d);
+    let run = rb.run(&full("v3"), &AutoConfirm, &Recorder::default()).unwrap();
+    assert_eq!(run.status, RunStatus::Succeeded, "{:?}", run.error);
+    sql(&rb, "INSERT INTO payments (id, amount_cents, note) VALUES (12, 77, 'someone else')");
+    let before = state(&d, &rb);
+    let err = rb.undo(run.run_id.as_deref().unwrap(), &AutoConfirm, &Recorder::default()).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Refused, "{err}");
+    let text = err.to_string();
+    assert!(text.contains("payments: 1 row(s) exist under the same primary key with other content"), "{text}");
+    assert_eq!(state(&d, &rb), before, "nothing changed");
+}
+
+macro_rules! cases {
+    ($($name:ident: $f:ident, $kind:expr, $db:expr;)*) => {$(
+        #[test]
+        fn $name() {
+            $f($kind, $db);
+        }
+    )*};
+}
+
+cases! {
+    deleted_rows_alembic_sqlite: deleted_rows_come_back_and_rows_deleted_since_stay_gone, Fx::Alembic, Engine::Sqlite;
+    deleted_rows_alembic_postgres: deleted_rows_come_back_and_rows_deleted_since_stay_gone, Fx::Alembic, Engine::Postgres;
+    deleted_rows_sql_sqlite: deleted_rows_come_back_and_rows_deleted_since_stay_gone, Fx::Sql, Engine::Sqlite;
+    deleted_rows_sql_postgres: deleted_rows_come_back_and_rows_deleted_since_stay_gone, Fx::Sql, Engine::Postgres;
+    deleted_rows_key_taken_sqlite: a_key_taken_since_is_refused_before_anything_changes, Fx::Alembic, Engine::Sqlite;
+    deleted_rows_key_taken_postgres: a_key_taken_since_is_refused_before_anything_changes, Fx::Sql, Engine::Postgres;
+}
