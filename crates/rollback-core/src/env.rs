@@ -216,6 +216,49 @@ pub fn compare(
     Ok(out)
 }
 
+/// Whether two captured entries hold the same content (a file's bytes, a symlink's target, or
+/// nothing); permission bits are not content.
+pub(crate) fn same_content(a: &EntryKind, b: &EntryKind) -> bool {
+    match (a, b) {
+        (EntryKind::File { blob: x, .. }, EntryKind::File { blob: y, .. }) => x == y,
+        (EntryKind::Symlink { target: x }, EntryKind::Symlink { target: y }) => x == y,
+        (EntryKind::Absent, EntryKind::Absent) => true,
+        _ => false,
+    }
+}
+
+/// Whether `file` in the work tree holds `kind`'s content now (read, never followed).
+pub(crate) fn holds(workdir: &Path, file: &RepoPath, kind: &EntryKind) -> bool {
+    match kind {
+        EntryKind::Absent => backup::snapshot::lstat_in_tree(workdir, file).is_none(),
+        k => {
+            backup::snapshot::lstat_in_tree(workdir, file).is_some()
+                && backup::snapshot::still_as_captured(&file.to_fs(workdir), k)
+        }
+    }
+}
+
+/// The env files of `restored` (the snapshot an undo puts back) that were changed since the
+/// run being undone left them: each holds now (`is_now`) neither what the run wrote there
+/// (`left`, from its `restore_env` record or the snapshot its own undo restored) nor what the
+/// undo puts back. The undo overwrites those edits: they stay only in its own snapshot.
+pub(crate) fn edited_since(
+    restored: &Manifest,
+    left: &BTreeMap<RepoPath, EntryKind>,
+    is_now: &dyn Fn(&RepoPath, &EntryKind) -> bool,
+) -> Vec<RepoPath> {
+    restored
+        .entries
+        .iter()
+        .filter(|e| e.origin == Origin::Env)
+        .filter(|e| !is_now(&e.path, &e.kind))
+        // A file the run did not write is as the run left it when it holds what the undo
+        // puts back (the content from before the run).
+        .filter(|e| left.get(&e.path).is_none_or(|k| !is_now(&e.path, k)))
+        .map(|e| e.path.clone())
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -42,6 +42,7 @@ mod submodule_shapes;
 mod submodules;
 mod symlink_folder;
 mod torn_journal;
+mod undo_env_edits;
 mod undo_of_failed_undo;
 mod undo_put_back;
 mod undo_race;

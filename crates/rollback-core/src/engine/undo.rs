@@ -82,6 +82,15 @@ impl Entry for UndoEntry<'_> {
                     show_commits(&made_since)
                 );
             }
+            // A record that cannot be read refuses nothing: the undo's warning says so.
+            let workdir = rb.workdir();
+            let edited = rb.env_edited_since(&target, &manifest, &|p, k| crate::env::holds(workdir, p, k));
+            for file in edited.unwrap_or_default() {
+                let _ = writeln!(
+                    summary,
+                    "Env file `{file}` was changed since the run left it: this undo puts back the version from before the run; the changed version stays in this undo's backup (undoing this undo brings it back)"
+                );
+            }
             if !prompter.confirm(&Confirmation { action: "undo".into(), summary, plan })? {
                 return Err(Error::Cancelled("the operator declined; nothing was changed".into()));
             }

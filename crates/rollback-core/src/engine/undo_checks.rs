@@ -1,13 +1,115 @@
 //! What an undo checks before it changes anything: that its reset can be made, the database
 //! answers, there is room for the files, HEAD is where the run left it, and its backup is
-//! still there. Each refuses (exit 4) with nothing changed.
+//! still there. Each refuses (exit 4) with nothing changed. And what it says without refusing:
+//! the env files changed since the run left them, which it puts back over those edits.
 
-use super::{Rollback, planner};
-use crate::backup::Manifest;
+use std::collections::BTreeMap;
+
+use super::{Ctx, Exec, Rollback, planner};
+use crate::backup::{EntryKind, Manifest, Origin};
 use crate::error::{Error, Result};
+use crate::event::LogLevel;
+use crate::hint::{Action, hint};
 use crate::journal::{RunState, RunStatus};
+use crate::paths::RepoPath;
 use crate::plan::Step;
 use crate::vcs::CommitId;
+
+impl Rollback {
+    /// The env files of `restored` (run `run`'s snapshot) changed since `run` left them, that
+    /// the undo puts the content from before the run back over ([`crate::env::edited_since`]);
+    /// `is_now` tells what a file holds now. What the run wrote there comes from the steps of
+    /// it that wrote env files: its `restore_env` (the record of the target's env), or, for an
+    /// undo, its `restore_files`. A record that cannot be read any more is an error: what the
+    /// run wrote from it is not known.
+    pub(super) fn env_edited_since(
+        &self,
+        run: &RunState,
+        restored: &Manifest,
+        is_now: &dyn Fn(&RepoPath, &EntryKind) -> bool,
+    ) -> Result<Vec<RepoPath>> {
+        if !restored.entries.iter().any(|e| e.origin == Origin::Env) {
+            return Ok(Vec::new());
+        }
+        let store = self.store()?;
+        let mut left: BTreeMap<RepoPath, EntryKind> = BTreeMap::new();
+        for (i, step) in run.plan.steps.iter().enumerate() {
+            match step {
+                Step::RestoreEnv { record: Some(id), .. } | Step::RestoreFiles { snapshot: id, .. }
+                    if run.step_changed(i) =>
+                {
+                    left.extend(store.manifest(id)?.entries.into_iter().map(|e| (e.path, e.kind)));
+                }
+                _ => {}
+            }
+        }
+        Ok(crate::env::edited_since(restored, &left, is_now))
+    }
+
+    /// Before an undo's `restore_files` writes back `restored`: a warning (in the undo's
+    /// output, result and report) for each env file changed since the run left it (a secret
+    /// rotated while rolled back), naming the file, the undo's own snapshot that keeps the
+    /// changed version, and how to get it back. The undo goes on: the env of the release it
+    /// returns to is what the operator asked for. What each file holds now is read from the
+    /// undo's own snapshot, taken before anything changed.
+    pub(crate) fn warn_env_edited_since(&self, ctx: &mut Ctx<'_>, ex: &mut Exec<'_>, restored: &Manifest) {
+        let Some(run_id) = ex.plan.undo_of.clone() else { return };
+        if !restored.entries.iter().any(|e| e.origin == Origin::Env) {
+            return;
+        }
+        let workdir = self.workdir();
+        let found = self.own_manifest(ex).and_then(|own| {
+            let run = self.load_run(&run_id)?;
+            let now = |p: &RepoPath| own.entries.iter().find(|o| &o.path == p).map(|o| o.kind.clone());
+            let is_now = |p: &RepoPath, k: &EntryKind| match now(p) {
+                Some(o) => crate::env::same_content(&o, k),
+                None => crate::env::holds(workdir, p, k),
+            };
+            let files = self.env_edited_since(&run, restored, &is_now)?;
+            let files: Vec<(Option<EntryKind>, RepoPath)> = files.into_iter().map(|f| (now(&f), f)).collect();
+            Ok((own.id.clone(), files))
+        });
+        let (own, files) = match found {
+            Ok(found) => found,
+            Err(e) => {
+                ctx.log(
+                    LogLevel::Warn,
+                    format!(
+                        "could not tell whether env files were changed since run {run_id} left them ({}); this undo's snapshot keeps them as they were before it",
+                        e.chain()
+                    ),
+                );
+                return;
+            }
+        };
+        for (now, file) in files {
+            let (changed, kept) = match now {
+                Some(EntryKind::File { blob, .. }) => {
+                    let hex = blob.as_str();
+                    (
+                        "was changed",
+                        format!(
+                            "the changed version is kept in backup {own}, this undo's snapshot (blob `backups/blobs/{}/{}` in the state folder)",
+                            &hex[..2],
+                            &hex[2..]
+                        ),
+                    )
+                }
+                Some(EntryKind::Absent) => {
+                    ("was removed", format!("backup {own}, this undo's snapshot, records it as absent"))
+                }
+                _ => ("was changed", format!("the changed version is kept in backup {own}, this undo's snapshot")),
+            };
+            ctx.log_hint(
+                LogLevel::Warn,
+                format!(
+                    "env file `{file}` {changed} since run {run_id} left it: this undo puts back the version from before that run; {kept}"
+                ),
+                Some(hint!["undoing this undo brings it back (", Action::undo(&ex.run_id), ")"]),
+            );
+        }
+    }
+}
 
 /// Why the undo's reset back to the snapshot's commit cannot go ahead: a nested repository in
 /// its way, or a file the back-end would have to write through a filter program it cannot run.

@@ -17,6 +17,7 @@ impl Rollback {
         ctx.log(LogLevel::Info, format!("Restoring files from backup {snapshot}..."));
         let store = self.store()?;
         let m = store.manifest(snapshot)?;
+        self.warn_env_edited_since(ctx, ex, &m);
         let workdir = self.workdir();
         // An untracked file the run left in place because it changed after the snapshot (a
         // log a process appends to), or that was written again since: what is on disk now is
