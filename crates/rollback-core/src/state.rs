@@ -52,6 +52,32 @@ impl StateDir {
         self.checked(true)
     }
 
+    /// [`StateDir::ensure`]; `true` when the folder did not exist before this call made it.
+    pub fn ensure_new(&self) -> Result<bool> {
+        let existed = std::fs::symlink_metadata(&self.root).is_ok();
+        self.ensure()?;
+        Ok(!existed)
+    }
+
+    /// Takes back what a command that changed nothing made of a state folder that did not
+    /// exist before it ([`StateDir::ensure_new`]): the folders of the layout that are empty,
+    /// innermost first, then the root if it is empty. Anything with content stays (a run, a
+    /// backup, another process's lock).
+    pub fn remove_if_empty(&self) {
+        let backups = self.backups_dir();
+        for dir in [
+            backups.join("blobs"),
+            backups.join("snapshots"),
+            backups,
+            self.runs_dir(),
+            self.root.join("tmp"),
+            self.root.join("dumps"),
+        ] {
+            let _ = std::fs::remove_dir(dir);
+        }
+        let _ = std::fs::remove_dir(&self.root);
+    }
+
     /// The checks of [`StateDir::ensure`], for commands that only read: whatever of the state
     /// folder exists belongs to the user and has no symlinks. Creates nothing and changes no
     /// mode: a command that reads leaves the machine as it found it.

@@ -1,5 +1,5 @@
 //! Operator-facing fixes: a dry run refused like the run it rehearses, commands that read
-//! leaving no state folder behind, a bad mark never lifted silently, hints for an unknown run
+//! (and runs that are refused) leaving no state folder behind, a bad mark never lifted silently, hints for an unknown run
 //! and a missing `--config`, and database snapshots listed for what they are.
 
 use rollback_testkit::TestRepo;
@@ -97,6 +97,29 @@ fn commands_that_read_create_no_state_folder() {
         assert!(!state.join("runs").exists(), "`{}` created runs/", args.join(" "));
         assert_eq!(modes(), before, "`{}` changed a mode", args.join(" "));
     }
+}
+
+#[test]
+fn a_refused_run_leaves_no_state_folder_behind() {
+    let (r, _) = messy_repo();
+    let state = state_dir(&r);
+    r.git(&["checkout", "-q", "--detach"]);
+    let before = picture(&r);
+    let out = fr(&r, &["run", "--fast", "--yes", "--target", "v1"]);
+    out.code(4);
+    assert!(out.stderr.contains("HEAD is detached"), "{}", out.stderr);
+    assert!(!state.exists(), "a refused run left the state folder {}", state.display());
+    assert_eq!(picture(&r), before);
+
+    // A state folder that was there before is left as it is, runs and all.
+    r.git(&["checkout", "-q", "main"]);
+    fr(&r, &["run", "--fast", "--yes", "--target", "v1"]).ok();
+    r.git(&["checkout", "-q", "--detach"]);
+    let runs = || std::fs::read_dir(state.join("runs")).unwrap().count();
+    assert_eq!(runs(), 1);
+    fr(&r, &["run", "--fast", "--yes", "--target", "v1"]).code(4);
+    assert_eq!(runs(), 1);
+    assert!(state.join("backups/snapshots").is_dir());
 }
 
 #[test]

@@ -130,14 +130,6 @@ impl Rollback {
         ))
     }
 
-    /// Whether `e` is the refusal of a target marked known bad ([`Rollback::refusals`]): the
-    /// one refusal whose way out is to take the commit out of the registry. No flag of `run`
-    /// overrides it, so a dry run is refused with it too.
-    pub(crate) fn is_known_bad_refusal(e: &Error) -> bool {
-        matches!(e, Error::Refused { .. })
-            && e.hint().is_some_and(|h| h.actions().any(|a| matches!(a, Action::Unmark { .. })))
-    }
-
     /// Marks `rev` known bad: never a target.
     pub fn mark_bad(&self, rev: &str, note: Option<&str>) -> Result<MarkOutcome> {
         self.edit_registry(rev, |r, id| r.mark_bad(self.vcs.as_ref(), id, note))

@@ -88,11 +88,18 @@ impl Rollback {
             Next::Go(ready) => ready,
             Next::Done(outcome) => return Ok(*outcome),
         };
-        self.state.ensure()?;
-        let lock = self.take_lock(&mut ctx, &entry.command())?;
-        failpoint::hit("after:lock")?;
-        let outcome = self.settle_and_execute(&mut ctx, entry, ready, prompter);
-        drop(lock);
+        let created = self.state.ensure_new()?;
+        let outcome = (|| {
+            let lock = self.take_lock(&mut ctx, &entry.command())?;
+            failpoint::hit("after:lock")?;
+            let outcome = self.settle_and_execute(&mut ctx, entry, ready, prompter);
+            drop(lock);
+            outcome
+        })();
+        // Refused under the lock (or no lock): a state folder this call made holds nothing.
+        if created && outcome.is_err() {
+            self.state.remove_if_empty();
+        }
         outcome
     }
 

@@ -12,6 +12,22 @@ use crate::journal::{Record, RunState, RunStatus};
 use crate::plan::{Level, Plan, Step};
 
 impl Rollback {
+    /// The refusal of a target marked known bad in the registry: the one refusal whose way out
+    /// is to take the commit out of the registry. No flag of `run` overrides it, so a dry run
+    /// is refused with it too.
+    pub(crate) fn known_bad_refusal(a: &Assessment) -> Option<Error> {
+        a.target.registry_entry.as_ref().filter(|e| e.known_bad).map(|_| {
+            Error::refused(
+                format!("the target {} is marked bad in the known-good registry", a.target.commit.id.short()),
+                Some(hint![
+                    "pick another target, or ",
+                    Action::Unmark { rev: a.target.commit.id.short().to_owned() },
+                    " if the mark is wrong"
+                ]),
+            )
+        })
+    }
+
     /// The reasons a run of this assessment would be refused (empty: it may go ahead).
     pub(crate) fn refusals(&self, a: &Assessment, opts: &RunOptions, level: Level) -> Vec<Error> {
         let mut out = Vec::new();
@@ -39,16 +55,7 @@ impl Rollback {
                 Some("finish or abort it (`git merge --abort`, `git rebase --abort`, ...) first".into()),
             ));
         }
-        if a.target.registry_entry.as_ref().is_some_and(|e| e.known_bad) {
-            out.push(Error::refused(
-                format!("the target {} is marked bad in the known-good registry", a.target.commit.id.short()),
-                Some(hint![
-                    "pick another target, or ",
-                    Action::Unmark { rev: a.target.commit.id.short().to_owned() },
-                    " if the mark is wrong"
-                ]),
-            ));
-        }
+        out.extend(Self::known_bad_refusal(a));
         let changes: Vec<crate::vcs::Change> = a.changes.iter().map(ChangedFile::change).collect();
         out.extend(super::planner::refuse_nested_repos(self.workdir(), &changes, "target"));
         if !opts.database_only {

@@ -73,7 +73,7 @@ impl Entry for RollbackEntry<'_> {
         let level = Rollback::level_for(&a, opts);
         rb.require_database(&a, level)?;
         let mut plan = rb.scoped_plan(&a, level, opts)?;
-        let mut refusals = rb.refusals(&a, opts, level);
+        let refusals = rb.refusals(&a, opts, level);
         if opts.dry_run || level == Level::Manual {
             rb.fill_previews(&mut plan);
         }
@@ -83,8 +83,8 @@ impl Entry for RollbackEntry<'_> {
         if opts.dry_run {
             // A target marked known bad is refused outright, as the run would refuse it: no
             // flag of `run` lifts the mark, so a dry run that exits 0 would be a lie.
-            if let Some(i) = refusals.iter().position(Rollback::is_known_bad_refusal) {
-                return Err(refusals.swap_remove(i));
+            if let Some(e) = Rollback::known_bad_refusal(&a) {
+                return Err(e);
             }
             let mut warnings: Vec<String> =
                 a.risks.iter().filter(|r| r.severity > assess::Severity::Info).map(|r| r.message.clone()).collect();
