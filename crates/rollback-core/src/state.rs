@@ -43,9 +43,9 @@ impl StateDir {
         Self::new(git_dir.join("forge-rollback"))
     }
 
-    /// Creates the folder (and `runs/`, `backups/`) with mode `0700` if missing, and checks
-    /// that it, those folders, the store's `blobs/` and `snapshots/` and the lock file belong to
-    /// the user running forge-rollback and are no symlinks. Refuses ([`Error::Refused`]) before
+    /// Creates the folder (and `runs/`, `backups/`, its `blobs/` and `snapshots/`) with mode
+    /// `0700` if missing, and checks that it, those folders and the lock file belong to the user
+    /// running forge-rollback and are no symlinks. Refuses ([`Error::Refused`]) before
     /// changing anything otherwise: the state's owner decides what an undo writes. A file where
     /// one of those folders belongs is an I/O error, as a damaged state folder always was.
     pub fn ensure(&self) -> Result<()> {
@@ -98,7 +98,11 @@ impl StateDir {
             }
             fsutil::create_private_dir(&self.root)?;
             fsutil::create_private_dir(&self.runs_dir())?;
-            fsutil::create_private_dir(&backups)
+            fsutil::create_private_dir(&backups)?;
+            // The store's own folders too: a `Rollback` keeps its store open, and a refused run
+            // takes back the folders it made (`remove_if_empty`) under it.
+            fsutil::create_private_dir(&backups.join("blobs"))?;
+            fsutil::create_private_dir(&backups.join("snapshots"))
         })();
         checked.map_err(|e| match e.unsafe_state() {
             // A file where a folder belongs is damage, not someone else's hand: an I/O failure.

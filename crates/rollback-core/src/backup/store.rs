@@ -229,7 +229,13 @@ impl FsBackupStore {
     /// `.json` file whose name is not a snapshot id is an error.
     fn snapshot_ids(&self) -> Result<Vec<SnapshotId>> {
         let mut ids = Vec::new();
-        for entry in fs::read_dir(&self.snapshots).at("list", &self.snapshots)? {
+        // No folder, no snapshots: a refused run takes back the state folder it made, under a
+        // store that stays open (`StateDir::remove_if_empty`).
+        let listing = match fs::read_dir(&self.snapshots) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(ids),
+            listing => listing.at("list", &self.snapshots)?,
+        };
+        for entry in listing {
             let entry = entry.at("list", &self.snapshots)?;
             let name = entry.file_name();
             if is_temp(&name) {

@@ -2,7 +2,8 @@
 //! guessed from migration text. The database is copied (see `scratch`), the planned
 //! downgrade runs on the copy with the configured migrator and the work tree's files, and the
 //! tables and columns before and after are compared: a dropped table counts its rows, a
-//! dropped column its non-null values, a table that stays the rows it has fewer. The copy is discarded afterwards, on error too. The live
+//! dropped column its non-null values, a table that stays the rows it has fewer; and the
+//! values of columns that stay are compared with the live database's, row by row. The copy is discarded afterwards, on error too. The live
 //! database is only read.
 
 use std::path::Path;
@@ -28,6 +29,7 @@ pub async fn forecast(migrator: &dyn DbMigrator, to: &[Revision], scratch: &Path
         let skip = migrator.bookkeeping_tables();
         let mut losses = rows::dropped(&before, &after, &skip);
         losses.extend(rows::removed(&before, &after, &skip));
+        losses.extend(rows::changed(live, &copy.db, &skip).await?);
         losses.sort_by(|a, b| a.table.cmp(&b.table));
         Ok(losses)
     }

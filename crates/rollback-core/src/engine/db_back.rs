@@ -110,6 +110,7 @@ impl Rollback {
                 let drops: Vec<DataLoss> = rows::dropped(&before, &after, &skip)
                     .into_iter()
                     .chain(rows::removed(&before, &after, &skip))
+                    .chain(rows::changed(live, &now.db, &skip).await?)
                     .filter(|l| l.rows > 0)
                     .collect();
                 Ok::<_, crate::db::Error>(Ok((losses, drops)))

@@ -150,10 +150,11 @@ impl Rollback {
                     .into_iter()
                     .filter_map(|l| {
                         let t = snap.tables.get(&l.table)?;
+                        // Deleted and changed rows are counted by the forecast only.
                         let rows = match (&l.column, l.kind) {
-                            (None, LossKind::Removed) => l.rows,
+                            (_, LossKind::Removed | LossKind::Changed) => l.rows,
                             (None, LossKind::Dropped) => t.rows,
-                            (Some(c), _) => *t.columns.get(c)?,
+                            (Some(c), LossKind::Dropped) => *t.columns.get(c)?,
                         };
                         (rows > 0).then_some(DataLoss { rows, ..l })
                     })
@@ -172,8 +173,9 @@ impl Rollback {
         if !obstacles.is_empty() {
             return Err(refuse(obstacles.join("; ")));
         }
-        // Rows the downgrade deleted from tables that stay are told by running it again.
-        let deleted_at = if losses.iter().any(|l| l.kind == LossKind::Removed) {
+        // Rows the downgrade deleted from tables that stay, and values it changed in columns
+        // that stay, are told by running it again.
+        let deleted_at = if rows::needs_marks(&losses) {
             target
                 .plan
                 .steps
@@ -436,7 +438,8 @@ struct Dumped<'a> {
 }
 
 /// Tells, in the snapshot copy `snap`, the rows the run's downgrade deleted from tables that
-/// stay (`LossKind::Removed` losses; see `rows::mark_removed`): that downgrade, to `deleted_at`,
+/// stay and the values it changed in columns that stay (`Removed` and `Changed` losses; see
+/// `rows::mark_downgraded`): that downgrade, to `deleted_at`,
 /// runs again with `on`'s migrator on one more copy of the snapshot `from`, discarded after.
 /// Nothing to do when `losses` has none.
 async fn mark_deleted(
@@ -446,13 +449,13 @@ async fn mark_deleted(
     deleted_at: &[Revision],
     losses: &[DataLoss],
 ) -> crate::db::Result<()> {
-    if !losses.iter().any(|l| l.kind == LossKind::Removed) {
+    if !rows::needs_marks(losses) {
         return Ok(());
     }
     let down = from.live.scratch_from_dump(from.file, from.dump, from.dir).await?;
     let result = async {
         on(&down.db)?.downgrade(deleted_at).await?;
-        rows::mark_removed(snap, &down.db, losses).await
+        rows::mark_downgraded(snap, &down.db, losses).await
     }
     .await;
     let discarded = down.discard().await;

@@ -239,10 +239,13 @@ fn put_back_words(losses: &[crate::model::DataLoss]) -> String {
     losses
         .iter()
         .map(|l| match (&l.column, l.kind) {
-            (None, crate::model::LossKind::Dropped) => format!("{} row(s) of {}", l.rows, l.table),
             (None, crate::model::LossKind::Removed) => {
                 format!("{} row(s) the downgrade deleted from {}", l.rows, l.table)
             }
+            (Some(c), crate::model::LossKind::Changed) => {
+                format!("{} value(s) of {}.{c} the downgrade changed", l.rows, l.table)
+            }
+            (None, _) => format!("{} row(s) of {}", l.rows, l.table),
             (Some(c), _) => format!("{} value(s) of {}.{c}", l.rows, l.table),
         })
         .collect::<Vec<_>>()

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 /// One table or column a downgrade drops, with the rows that go with it; or rows it deletes
-/// from a table that stays.
+/// from a table that stays, or values it changes in a column that stays.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct DataLoss {
     /// The table.
@@ -13,8 +13,9 @@ pub struct DataLoss {
     /// The rows of a dropped table, the non-null values of a dropped column, or (`Removed`)
     /// how many rows fewer the table has.
     pub rows: u64,
-    /// Dropped with its table or column, or deleted from a table that stays. (Absent from
-    /// journals written before it existed: those only knew drops.)
+    /// Dropped with its table or column, deleted from a table that stays, or changed in a
+    /// column that stays. (Absent from journals written before it existed: those only knew
+    /// drops.)
     #[serde(default)]
     pub kind: LossKind,
 }
@@ -30,6 +31,10 @@ pub enum LossKind {
     /// downgrade, `DELETE FROM payments WHERE amount < 0`). Counted: the table's rows before
     /// minus after.
     Removed,
+    /// The column stays, with other values in rows that stay: the downgrade changed them (an
+    /// `UPDATE` mapping a value the older release does not know, a type it narrows). Counted:
+    /// the rows, matched by primary key, whose value differs.
+    Changed,
 }
 
 impl DataLoss {
@@ -48,16 +53,24 @@ impl DataLoss {
         Self { table: table.to_owned(), column: None, rows, kind: LossKind::Removed }
     }
 
+    /// `values` changed in a column that stays.
+    pub fn changed(table: &str, column: &str, values: u64) -> Self {
+        Self { table: table.to_owned(), column: Some(column.to_owned()), rows: values, kind: LossKind::Changed }
+    }
+
     /// `payments (12 rows)`, `users.nickname (3 values)`, `refunds (2 rows deleted, the table
-    /// stays)`.
+    /// stays)`, `orders.status (3 values changed)`.
     pub fn describe(&self) -> String {
         let s = |n: u64| if n == 1 { "" } else { "s" };
         match (&self.column, self.kind) {
-            (None, LossKind::Dropped) => format!("{} ({} row{})", self.table, self.rows, s(self.rows)),
+            (Some(c), LossKind::Changed) => {
+                format!("{}.{c} ({} value{} changed)", self.table, self.rows, s(self.rows))
+            }
             (Some(c), _) => format!("{}.{c} ({} value{})", self.table, self.rows, s(self.rows)),
             (None, LossKind::Removed) => {
                 format!("{} ({} row{} deleted, the table stays)", self.table, self.rows, s(self.rows))
             }
+            (None, _) => format!("{} ({} row{})", self.table, self.rows, s(self.rows)),
         }
     }
 }

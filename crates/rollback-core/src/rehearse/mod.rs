@@ -149,11 +149,14 @@ impl Rehearsal {
             let _ = writeln!(s, "data loss forecast:");
             for d in &self.data_loss {
                 let _ = match (&d.column, d.kind) {
+                    (Some(c), crate::model::LossKind::Changed) => {
+                        writeln!(s, "  column {}.{c}: {} value(s) changed, the column stays", d.table, d.rows)
+                    }
                     (Some(c), _) => writeln!(s, "  column {}.{c}: {} value(s)", d.table, d.rows),
-                    (None, crate::model::LossKind::Dropped) => writeln!(s, "  table {}: {} row(s)", d.table, d.rows),
                     (None, crate::model::LossKind::Removed) => {
                         writeln!(s, "  table {}: {} row(s) deleted, the table stays", d.table, d.rows)
                     }
+                    (None, _) => writeln!(s, "  table {}: {} row(s)", d.table, d.rows),
                 };
             }
         }

@@ -65,10 +65,13 @@ pub(super) fn of(state: &RunState, backup_id: Option<&str>, anything_else_began:
 /// `table `payments`: 12 rows` / `column `users.nickname`: 3 values`.
 pub(super) fn line(l: &crate::model::DataLoss) -> String {
     match (&l.column, l.kind) {
-        (None, crate::model::LossKind::Dropped) => format!("table `{}`: {} row(s) dropped", l.table, l.rows),
         (None, crate::model::LossKind::Removed) => {
             format!("table `{}`: {} row(s) deleted (the table stays)", l.table, l.rows)
         }
+        (Some(c), crate::model::LossKind::Changed) => {
+            format!("column `{}.{c}`: {} value(s) changed (the column stays)", l.table, l.rows)
+        }
+        (None, _) => format!("table `{}`: {} row(s) dropped", l.table, l.rows),
         (Some(c), _) => format!("column `{}.{c}`: {} value(s) dropped", l.table, l.rows),
     }
 }

@@ -25,7 +25,7 @@ mod report;
 mod restart;
 mod restore_guard;
 mod rows;
-mod rows_deleted;
+mod rows_downgraded;
 mod rows_put_back;
 mod rows_redo;
 mod sqlite_restore;

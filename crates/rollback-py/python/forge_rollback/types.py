@@ -225,12 +225,13 @@ class DataLoss(TypedDict):
     """What a downgrade destroys: a whole table (``column`` is ``None``) or one column, with
     the rows (or non-null values) that go with it (``kind`` ``"dropped"``); or rows it deletes
     from a table that stays (``kind`` ``"removed"``, ``column`` ``None``, ``rows`` how many
-    fewer)."""
+    fewer); or values it changes in a column that stays (``kind`` ``"changed"``, ``rows`` how
+    many)."""
 
     table: str
     column: str | None
     rows: int
-    kind: Literal["dropped"] | Literal["removed"]
+    kind: Literal["dropped"] | Literal["removed"] | Literal["changed"]
 
 
 class RehearsedStep(TypedDict):

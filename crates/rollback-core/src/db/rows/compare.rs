@@ -9,6 +9,7 @@ use crate::db::{Result, UrlDatabase, postgres, sqlite};
 use crate::model::{DataLoss, LossKind};
 
 /// The SQL pieces for one table both sides have.
+#[derive(Clone)]
 pub(super) struct Pair<'a> {
     pub(super) name: &'a str,
     pub(super) live: String,
@@ -142,6 +143,26 @@ pub async fn obstacles(live: &UrlDatabase, snap: &UrlDatabase, losses: &[DataLos
     let mut out = Vec::new();
     for l in losses {
         let Some(s) = snap_census.tables.get(&l.table) else { continue };
+        if l.kind == LossKind::Changed {
+            // The column stays: values the downgrade changed go back by key where they are
+            // still what it left.
+            let col = l.column.as_deref().unwrap_or_default();
+            let keyed = pair(&l.table, &live_census, &snap_census).is_some_and(|p| {
+                !p.pk.is_empty() && p.pk.iter().all(|k| p.cols.contains(k)) && p.cols.iter().any(|c| c == col)
+            });
+            if s.primary_key.is_empty() {
+                out.push(format!(
+                    "{}.{col}: {} value(s) the downgrade changed cannot be matched to rows, `{}` has no primary key",
+                    l.table, l.rows, l.table
+                ));
+            } else if !keyed {
+                out.push(format!(
+                    "{}.{col}: {} value(s) the downgrade changed cannot be put back, the table, the column or its primary key changed since the run",
+                    l.table, l.rows
+                ));
+            }
+            continue;
+        }
         if l.kind == LossKind::Removed {
             // The table stays: rows the downgrade deleted go back by key (the conflicts are
             // found when the put-back is rehearsed).

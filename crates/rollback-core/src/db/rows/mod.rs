@@ -16,18 +16,19 @@ use tokio_postgres::Client;
 
 use super::url::DbUrl;
 use super::{Result, UrlDatabase, postgres, sqlite};
-use crate::model::DataLoss;
+use crate::model::{DataLoss, LossKind};
 
+mod changed;
 mod compare;
 mod keep;
 mod put_back;
 mod removed;
 mod triggers;
 
+pub use changed::changed;
 pub use compare::obstacles;
 pub use keep::{Kept, NotKept, keep_written};
 pub use put_back::{PutBackStats, put_back};
-pub use removed::mark_removed;
 
 /// One table: its rows, the non-null values of each column, its primary key.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -95,6 +96,22 @@ pub fn removed(before: &Census, after: &Census, skip: &[String]) -> Vec<DataLoss
             (now.rows < t.rows).then(|| DataLoss::removed(name, t.rows - now.rows))
         })
         .collect()
+}
+
+/// Writes into the snapshot copy `snap` what tells, row by row, the rows the run's downgrade
+/// deleted from tables that stay and the values it changed in columns that stay (`Removed` and
+/// `Changed` entries of `losses`), by comparing it with `downgraded`, another copy of the same
+/// snapshot taken down as the run did. `put_back` reads them; nothing to do without such
+/// entries.
+pub async fn mark_downgraded(snap: &UrlDatabase, downgraded: &UrlDatabase, losses: &[DataLoss]) -> Result<()> {
+    removed::mark_removed(snap, downgraded, losses).await?;
+    changed::mark_changed(snap, downgraded, losses).await
+}
+
+/// Whether putting `losses` back needs [`mark_downgraded`] (and so the run's downgrade run
+/// again on a copy).
+pub fn needs_marks(losses: &[DataLoss]) -> bool {
+    losses.iter().any(|l| matches!(l.kind, LossKind::Removed | LossKind::Changed))
 }
 
 /// `payments (12 rows), users.nickname (3 values)`; `nothing` when empty.

@@ -35,14 +35,24 @@ pub async fn put_back(live: &UrlDatabase, snap: &UrlDatabase, losses: &[DataLoss
     let (live_census, snap_census) = (census(live).await?, census(snap).await?);
     let mut tables = Vec::new();
     let mut columns = Vec::new();
+    let mut changed = Vec::new();
+    let untold = |what: &str| conflict(live, &format!("{what} were not told apart"));
     for (i, l) in losses.iter().enumerate() {
+        if l.kind == LossKind::Changed {
+            // From the markers `mark_downgraded` made: the values the downgrade changed.
+            let col = l.column.clone().unwrap_or_default();
+            let p = pair(&l.table, &live_census, &snap_census)
+                .filter(|p| !p.pk.is_empty() && p.cols.contains(&col) && !p.identity.contains(&col))
+                .filter(|_| snap_census.tables.contains_key(&removed::marker_name(i)))
+                .ok_or_else(|| untold(&format!("the values of `{}.{col}` the downgrade changed", l.table)))?;
+            changed.push((p, col, removed::marker(snap, i), removed::marker_down(snap, i)));
+            continue;
+        }
         if l.kind == LossKind::Removed {
             // From the marker `mark_removed` made: only the rows the downgrade deleted.
             let mut p = pair(&l.table, &live_census, &snap_census)
                 .filter(|_| snap_census.tables.contains_key(&removed::marker_name(i)))
-                .ok_or_else(|| {
-                    conflict(live, &format!("the rows the downgrade deleted from `{}` were not told apart", l.table))
-                })?;
+                .ok_or_else(|| untold(&format!("the rows the downgrade deleted from `{}`", l.table)))?;
             p.snap = removed::marker(snap, i);
             tables.push(p);
             continue;
@@ -73,20 +83,26 @@ pub async fn put_back(live: &UrlDatabase, snap: &UrlDatabase, losses: &[DataLoss
     match (live.url(), snap.url()) {
         (DbUrl::Sqlite { .. }, DbUrl::Sqlite { path }) => {
             let database = live.describe();
-            let mut written: Vec<String> =
-                tables.iter().map(|p| p.name).chain(columns.iter().map(|(p, _)| p.name)).map(str::to_owned).collect();
+            let mut written: Vec<String> = tables
+                .iter()
+                .map(|p| p.name)
+                .chain(columns.iter().map(|(p, _)| p.name))
+                .chain(changed.iter().map(|(p, ..)| p.name))
+                .map(str::to_owned)
+                .collect();
             written.sort_unstable();
             written.dedup();
             let plan = SqlitePlan {
                 tables: tables.iter().map(SqlitePlan::table).collect(),
                 columns: columns.iter().map(|(p, c)| SqlitePlan::column(p, c)).collect(),
+                changed: changed.iter().map(|(p, c, b, d)| super::changed::sqlite_update(p, c, b, d)).collect(),
                 written,
             };
             sqlite_attached(live, path, true, move |c| plan.run(c))
                 .await?
                 .map_err(|detail| Error::Query { database, detail })
         }
-        _ => pg_put_back(live, snap, &tables, &columns).await,
+        _ => pg_put_back(live, snap, &tables, &columns, &changed).await,
     }
 }
 
@@ -114,6 +130,8 @@ struct SqlitePlan {
     tables: Vec<(String, String, String, String, bool)>,
     /// Per column: name, rows-gone query, update.
     columns: Vec<(String, String, String)>,
+    /// Per column whose values the downgrade changed: the update.
+    changed: Vec<String>,
     /// The tables written to, whose triggers must not fire.
     written: Vec<String>,
 }
@@ -220,15 +238,22 @@ impl SqlitePlan {
             }
             stats.values_set += u64::try_from(conn.execute(update, [])?).unwrap_or(0);
         }
+        for update in &self.changed {
+            stats.values_set += u64::try_from(conn.execute(update, [])?).unwrap_or(0);
+        }
         Ok(Ok(stats))
     }
 }
+
+/// A column whose values the downgrade changed: the pair, the column, its two markers.
+type Changed<'a> = (Pair<'a>, String, String, String);
 
 async fn pg_put_back(
     live: &UrlDatabase,
     snap: &UrlDatabase,
     tables: &[Pair<'_>],
     columns: &[(Pair<'_>, String)],
+    changed: &[Changed<'_>],
 ) -> Result<PutBackStats> {
     // Read everything from the snapshot copy first: the live transaction stays short.
     let mut table_rows = Vec::new();
@@ -239,6 +264,14 @@ async fn pg_put_back(
     for (p, c) in columns {
         column_rows.push(pg_read(snap, &pg_rows_out(p, &key_and(p, c))).await?);
     }
+    let mut changed_rows = Vec::new();
+    for (p, c, before, down) in changed {
+        let read = |marker: &str| {
+            let from = Pair { snap: marker.to_owned(), ..p.clone() };
+            async move { pg_read(snap, &pg_rows_out(&from, &key_and(&from, c))).await }
+        };
+        changed_rows.push((read(before).await?, read(down).await?));
+    }
     let pg = live.pg();
     let client = pg.connect().await?;
     let err = |e: &tokio_postgres::Error| pg.query_err(e);
@@ -247,8 +280,12 @@ async fn pg_put_back(
         client.batch_execute(&pg_text_settings(true)).await.map_err(|e| err(&e))?;
         // A put-back restores state, it is no new event: the user triggers of the tables it
         // writes are turned off for this transaction (foreign-key checks stay on).
-        let mut written: Vec<&str> =
-            tables.iter().chain(columns.iter().map(|(p, _)| p)).map(|p| p.live.as_str()).collect();
+        let mut written: Vec<&str> = tables
+            .iter()
+            .chain(columns.iter().map(|(p, _)| p))
+            .chain(changed.iter().map(|(p, ..)| p))
+            .map(|p| p.live.as_str())
+            .collect();
         written.sort_unstable();
         written.dedup();
         let mut triggers = Vec::new();
@@ -338,6 +375,10 @@ async fn pg_put_back(
             }
             advance_sequences(&client, p, Some(c)).await.map_err(|e| err(&e))?;
             stats.values_set += n;
+        }
+        for ((p, c, ..), (before, down)) in changed.iter().zip(&changed_rows) {
+            let sql = super::changed::pg_update(p, c);
+            stats.values_set += client.execute(&sql, &[before, down]).await.map_err(|e| err(&e))?;
         }
         triggers_on_and_commit(&client, &triggers).await.map_err(|e| err(&e))?;
         Ok(stats)

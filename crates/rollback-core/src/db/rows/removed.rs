@@ -15,16 +15,34 @@ use crate::model::{DataLoss, LossKind};
 /// The marker of `losses[i]`, as SQL naming it in the snapshot copy `snap`. (A name of its own,
 /// not derived from the table's: PostgreSQL cuts names at 63 bytes.)
 pub(super) fn marker(snap: &UrlDatabase, i: usize) -> String {
-    let name = q(&marker_name(i));
-    match snap.url() {
-        DbUrl::Sqlite { .. } => name,
-        DbUrl::Postgres { .. } => format!("\"public\".{name}"),
-    }
+    in_copy(snap, &marker_name(i))
 }
 
 /// The marker's table name, as the census of the copy lists it.
 pub(super) fn marker_name(i: usize) -> String {
     format!("forge_rollback_deleted_{i}")
+}
+
+/// The second marker of a `Changed` entry `losses[i]`: the values the downgrade left, where
+/// [`marker`] holds the snapshot's.
+pub(super) fn marker_down(snap: &UrlDatabase, i: usize) -> String {
+    in_copy(snap, &format!("forge_rollback_down_{i}"))
+}
+
+/// The table `name` of the copy `snap`, as SQL.
+fn in_copy(snap: &UrlDatabase, name: &str) -> String {
+    match snap.url() {
+        DbUrl::Sqlite { .. } => q(name),
+        DbUrl::Postgres { .. } => format!("\"public\".{}", q(name)),
+    }
+}
+
+/// The error when what the downgrade did to `l` cannot be told row by row, and `why`.
+pub(super) fn untold(snap: &UrlDatabase, l: &DataLoss, why: &str) -> Error {
+    Error::Query {
+        database: snap.describe(),
+        detail: format!("cannot tell, row by row, what the downgrade did to {}: {why}", l.describe()),
+    }
 }
 
 /// The marker table of `losses[i]` with only the primary key of its table: for rows matched by
@@ -46,7 +64,7 @@ fn key_pair<'a>(name: &'a str, of: &Census) -> Option<Pair<'a>> {
 /// rows of its table that `downgraded` (another copy of the same snapshot, taken down as the run
 /// did) no longer has, matched by primary key. A table without a primary key, or gone from
 /// either copy, is an error: its deleted rows cannot be told.
-pub async fn mark_removed(snap: &UrlDatabase, downgraded: &UrlDatabase, losses: &[DataLoss]) -> Result<()> {
+pub(super) async fn mark_removed(snap: &UrlDatabase, downgraded: &UrlDatabase, losses: &[DataLoss]) -> Result<()> {
     let todo: Vec<(usize, &DataLoss)> =
         losses.iter().enumerate().filter(|(_, l)| l.kind == LossKind::Removed).collect();
     if todo.is_empty() {
@@ -56,13 +74,9 @@ pub async fn mark_removed(snap: &UrlDatabase, downgraded: &UrlDatabase, losses: 
     let down_census = census(downgraded).await?;
     let mut statements = Vec::new();
     for (i, l) in todo {
-        let untold = |why: &str| Error::Query {
-            database: snap.describe(),
-            detail: format!("cannot tell the {} row(s) the downgrade deleted from `{}`: {why}", l.rows, l.table),
-        };
-        let p = key_pair(&l.table, &snap_census).ok_or_else(|| untold("it has no primary key"))?;
+        let p = key_pair(&l.table, &snap_census).ok_or_else(|| untold(snap, l, "it has no primary key"))?;
         if !down_census.tables.get(&l.table).is_some_and(|t| p.pk.iter().all(|k| t.columns.contains_key(k))) {
-            return Err(untold("the downgrade changed its primary key"));
+            return Err(untold(snap, l, "the downgrade changed its primary key"));
         }
         statements.push((i, p));
     }

@@ -1,8 +1,10 @@
 //! Rows a downgrade deletes from a table that stays (a data migration's downgrade: "the old
-//! release cannot show refunds, delete them") are named by the forecast and put back by the
-//! undo when rows were written since, told apart from rows the app deleted while rolled back:
-//! the downgrade runs again on a copy of the snapshot, and only the rows it deletes there come
-//! back. For Alembic and the native migrator, on SQLite and a real PostgreSQL.
+//! release cannot show refunds, delete them") and values it changes in a column that stays
+//! ("the old release cannot match mixed-case emails, lower them") are named by the forecast and
+//! put back by the undo when rows were written since, told apart from what the app deleted or
+//! changed while rolled back: the downgrade runs again on a copy of the snapshot, and only the
+//! rows it deletes there, and the values it changes there, come back (a value the app changed
+//! since stays). For Alembic and the native migrator, on SQLite and a real PostgreSQL.
 
 use rollback_core::event::Recorder;
 use rollback_core::plan::Level;
@@ -33,6 +35,7 @@ def upgrade():
 
 
 def downgrade():
+    op.execute("UPDATE users SET email = lower(email)")
     op.execute("DELETE FROM payments WHERE amount_cents < 0")
     with op.batch_alter_table("payments") as b:
         b.drop_column("refund_of")
@@ -53,7 +56,7 @@ fn deploy_v4(kind: Fx, db: Engine) -> Deployed {
             d.repo.write(&up, "ALTER TABLE payments ADD COLUMN refund_of INTEGER;\n");
             d.repo.write(
                 &down,
-                "DELETE FROM payments WHERE amount_cents < 0;\nALTER TABLE payments DROP COLUMN refund_of;\n",
+                "UPDATE users SET email = lower(email);\nDELETE FROM payments WHERE amount_cents < 0;\nALTER TABLE payments DROP COLUMN refund_of;\n",
             );
             vec![up, down]
         }
@@ -67,6 +70,8 @@ fn deploy_v4(kind: Fx, db: Engine) -> Deployed {
     block_on(rb.db().unwrap().unwrap().upgrade(&[])).unwrap();
     sql(&rb, "INSERT INTO payments (id, amount_cents, note, refund_of) VALUES (11, -500, 'refund of 10', 10)");
     sql(&rb, "INSERT INTO payments (id, amount_cents, note, refund_of) VALUES (12, -90, 'refund: it''s late', 2)");
+    sql(&rb, "UPDATE users SET email = 'Grace@Example.COM' WHERE id = 2");
+    sql(&rb, "INSERT INTO users (id, name, email) VALUES (3, 'linus', 'Linus@Kernel.ORG')");
     d
 }
 
@@ -79,17 +84,22 @@ fn ids(rb: &rollback_core::Rollback, db: Engine) -> String {
     .unwrap_or_default()
 }
 
-fn deleted_rows_come_back_and_rows_deleted_since_stay_gone(kind: Fx, db: Engine) {
+fn downgraded_rows_come_back_and_what_changed_since_stays(kind: Fx, db: Engine) {
     let d = deploy_v4(kind, db);
     let rb = engine(&d);
 
     let plan = rb.plan(Some(Level::Full), Some("v3")).unwrap();
     assert_eq!(
         plan.data_loss,
-        [DataLoss::column("payments", "refund_of", 2), DataLoss::removed("payments", 2)],
-        "the forecast counts the deleted rows"
+        [
+            DataLoss::column("payments", "refund_of", 2),
+            DataLoss::removed("payments", 2),
+            DataLoss::changed("users", "email", 2)
+        ],
+        "the forecast counts the deleted rows and the changed values"
     );
-    let forecast = "payments.refund_of (2 values), payments (2 rows deleted, the table stays)";
+    let forecast =
+        "payments.refund_of (2 values), payments (2 rows deleted, the table stays), users.email (2 values changed)";
     assert!(plan.render().contains(forecast), "{}", plan.render());
 
     let keep = Keep::default();
@@ -98,17 +108,21 @@ fn deleted_rows_come_back_and_rows_deleted_since_stay_gone(kind: Fx, db: Engine)
     let summary = keep.0.lock().unwrap().clone();
     assert!(summary.contains(&format!("The downgrade destroys: {forecast}")), "{summary}");
     assert_eq!(ids(&rb, db), "1,2,3,10");
+    assert_eq!(scalar(&rb, "SELECT email FROM users WHERE id = 2").as_deref(), Some("grace@example.com"));
 
-    // Rolled back: a payment comes in, and payment 10 is deleted by the app.
+    // Rolled back: a payment comes in, payment 10 is deleted and linus changes his address.
     sql(&rb, "INSERT INTO payments (id, amount_cents, note) VALUES (13, 300, 'while rolled back')");
     sql(&rb, "DELETE FROM payments WHERE id = 10");
+    sql(&rb, "UPDATE users SET email = 'linus@new.example' WHERE id = 3");
 
     let keep = Keep::default();
     let undo = rb.undo(run.run_id.as_deref().unwrap(), &keep, &Recorder::default()).unwrap();
     assert_eq!(undo.status, RunStatus::Succeeded, "{:?}", undo.error);
     let summary = keep.0.lock().unwrap().clone();
     assert!(
-        summary.contains("put back 2 row(s) the downgrade deleted from payments, 2 value(s) of payments.refund_of"),
+        summary.contains(
+            "put back 2 row(s) the downgrade deleted from payments, 2 value(s) of payments.refund_of, 2 value(s) of users.email the downgrade changed"
+        ),
         "{summary}"
     );
     let names = steps(&undo);
@@ -119,6 +133,9 @@ fn deleted_rows_come_back_and_rows_deleted_since_stay_gone(kind: Fx, db: Engine)
     assert_eq!(scalar(&rb, "SELECT amount_cents FROM payments WHERE id = 11").as_deref(), Some("-500"));
     assert_eq!(scalar(&rb, "SELECT refund_of FROM payments WHERE id = 11").as_deref(), Some("10"));
     assert_eq!(scalar(&rb, "SELECT count(refund_of) FROM payments").as_deref(), Some("2"));
+    // Grace's address as it was; linus's, changed while rolled back, as he wrote it.
+    assert_eq!(scalar(&rb, "SELECT email FROM users WHERE id = 2").as_deref(), Some("Grace@Example.COM"));
+    assert_eq!(scalar(&rb, "SELECT email FROM users WHERE id = 3").as_deref(), Some("linus@new.example"));
 
     // v4 breaks again: the undo of that undo goes back down, deleting the refunds again (named
     // and kept in its snapshot), and keeps what was written since.
@@ -127,7 +144,9 @@ fn deleted_rows_come_back_and_rows_deleted_since_stay_gone(kind: Fx, db: Engine)
     let again = rb.undo(undo.run_id.as_deref().unwrap(), &keep, &Recorder::default()).unwrap();
     assert_eq!(again.status, RunStatus::Succeeded, "{:?}", again.error);
     let summary = keep.0.lock().unwrap().clone();
-    assert!(summary.contains(&format!("The downgrade drops: {forecast}")), "{summary}");
+    let drops =
+        "payments.refund_of (2 values), payments (2 rows deleted, the table stays), users.email (1 value changed)";
+    assert!(summary.contains(&format!("The downgrade drops: {drops}")), "{summary}");
     assert_eq!(ids(&rb, db), "1,2,3,13,14");
 
     // Rolled back again: a payment comes in; the undo of this goes forward with the refunds.
@@ -137,6 +156,8 @@ fn deleted_rows_come_back_and_rows_deleted_since_stay_gone(kind: Fx, db: Engine)
     assert!(steps(&third).contains(&"put_back_rows"), "{:?}", steps(&third));
     assert_eq!(ids(&rb, db), "1,2,3,11,12,13,14,15");
     assert_eq!(scalar(&rb, "SELECT refund_of FROM payments WHERE id = 12").as_deref(), Some("2"));
+    assert_eq!(scalar(&rb, "SELECT email FROM users WHERE id = 2").as_deref(), Some("Grace@Example.COM"));
+    assert_eq!(scalar(&rb, "SELECT email FROM users WHERE id = 3").as_deref(), Some("linus@new.example"));
 }
 
 /// A row the app wrote while rolled back under a deleted row's key, with other content: the
@@ -165,10 +186,10 @@ macro_rules! cases {
 }
 
 cases! {
-    deleted_rows_alembic_sqlite: deleted_rows_come_back_and_rows_deleted_since_stay_gone, Fx::Alembic, Engine::Sqlite;
-    deleted_rows_alembic_postgres: deleted_rows_come_back_and_rows_deleted_since_stay_gone, Fx::Alembic, Engine::Postgres;
-    deleted_rows_sql_sqlite: deleted_rows_come_back_and_rows_deleted_since_stay_gone, Fx::Sql, Engine::Sqlite;
-    deleted_rows_sql_postgres: deleted_rows_come_back_and_rows_deleted_since_stay_gone, Fx::Sql, Engine::Postgres;
-    deleted_rows_key_taken_sqlite: a_key_taken_since_is_refused_before_anything_changes, Fx::Alembic, Engine::Sqlite;
-    deleted_rows_key_taken_postgres: a_key_taken_since_is_refused_before_anything_changes, Fx::Sql, Engine::Postgres;
+    downgraded_rows_alembic_sqlite: downgraded_rows_come_back_and_what_changed_since_stays, Fx::Alembic, Engine::Sqlite;
+    downgraded_rows_alembic_postgres: downgraded_rows_come_back_and_what_changed_since_stays, Fx::Alembic, Engine::Postgres;
+    downgraded_rows_sql_sqlite: downgraded_rows_come_back_and_what_changed_since_stays, Fx::Sql, Engine::Sqlite;
+    downgraded_rows_sql_postgres: downgraded_rows_come_back_and_what_changed_since_stays, Fx::Sql, Engine::Postgres;
+    downgraded_rows_key_taken_sqlite: a_key_taken_since_is_refused_before_anything_changes, Fx::Alembic, Engine::Sqlite;
+    downgraded_rows_key_taken_postgres: a_key_taken_since_is_refused_before_anything_changes, Fx::Sql, Engine::Postgres;
 }

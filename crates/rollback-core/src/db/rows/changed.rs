@@ -1,0 +1,204 @@
+//! Values a downgrade changes in columns that stay (`LossKind::Changed`): an `UPDATE` that maps
+//! a value the older release does not know, a column type it narrows. The forecast compares,
+//! row by row (matched by primary key), the live database with its downgraded copy. The undo
+//! writes the snapshot's value back where the value now is still the one the downgrade left (a
+//! value the app changed while rolled back stays): the run's downgrade runs again on a second
+//! copy of the snapshot (see `mark_deleted` in the engine), and the rows whose value differs
+//! there are written, with both values, into a marker table of the snapshot copy.
+
+use std::fmt::Write as _;
+
+use super::compare::{Pair, pair, pg_read, pg_rows_in, pg_rows_out, pg_text_settings, sqlite_attached};
+use super::removed::{marker, marker_down, untold};
+use super::{Census, census, q};
+use crate::db::url::DbUrl;
+use crate::db::{Result, UrlDatabase, postgres};
+use crate::model::{DataLoss, LossKind};
+
+/// The columns both `live` and `down` have in table `name`, keyed the same way: the pair (live
+/// as `live`, the downgraded copy as `snap`) and the columns to compare (not the key's).
+fn compared<'a>(name: &'a str, live: &Census, down: &Census) -> Option<(Pair<'a>, Vec<String>)> {
+    let p = pair(name, live, down)?;
+    let live_pk = &live.tables.get(name)?.primary_key;
+    if p.pk.is_empty() || &p.pk != live_pk || p.pk.iter().any(|k| !p.cols.contains(k)) {
+        return None;
+    }
+    let cols: Vec<String> = p.cols.iter().filter(|c| !p.pk.contains(c)).cloned().collect();
+    (!cols.is_empty()).then_some((p, cols))
+}
+
+/// Values the downgraded copy `down` holds other than `live` in the rows both have (matched by
+/// primary key): one `Changed` loss per column that has any, with their count. Tables named in
+/// `skip`, tables without a primary key and columns the database computes are left out. The
+/// live database is only read.
+pub async fn changed(live: &UrlDatabase, down: &UrlDatabase, skip: &[String]) -> Result<Vec<DataLoss>> {
+    let (lc, dc) = (census(live).await?, census(down).await?);
+    let mut out = Vec::new();
+    for name in lc.tables.keys().filter(|n| !skip.contains(n)) {
+        let Some((p, cols)) = compared(name, &lc, &dc) else { continue };
+        let counts = count_changed(live, down, &p, &cols).await?;
+        out.extend(cols.iter().zip(counts).filter(|(_, n)| *n > 0).map(|(c, n)| DataLoss::changed(name, c, n)));
+    }
+    Ok(out)
+}
+
+/// Per column of `cols`: the rows of `p`'s table whose value differs between `live` (as
+/// `p.live`) and `down` (as `p.snap`).
+async fn count_changed(live: &UrlDatabase, down: &UrlDatabase, p: &Pair<'_>, cols: &[String]) -> Result<Vec<u64>> {
+    let to_u64 = |n: i64| u64::try_from(n).unwrap_or(0);
+    if let (DbUrl::Sqlite { .. }, DbUrl::Sqlite { path }) = (live.url(), down.url()) {
+        let mut sql = "SELECT 0".to_owned();
+        for c in cols {
+            let _ = write!(sql, ", coalesce(sum(CASE WHEN m.{c} IS NOT s.{c} THEN 1 ELSE 0 END), 0)", c = q(c));
+        }
+        let _ = write!(sql, " FROM main.{} m JOIN snap.{} s ON {}", p.live, p.snap, p.join("m", "s"));
+        let n = cols.len();
+        let row: Vec<i64> = sqlite_attached(live, path, false, move |c| {
+            c.query_row(&sql, [], |r| (1..=n).map(|i| r.get(i)).collect::<rusqlite::Result<Vec<i64>>>())
+        })
+        .await?;
+        return Ok(row.into_iter().map(to_u64).collect());
+    }
+    // PostgreSQL: an order-independent digest of each column's values by key, on both sides;
+    // the rows are read and compared only for a table where one differs.
+    let digest = |t: &str| {
+        let key = p.pk.iter().map(|k| format!("{}::text", q(k))).collect::<Vec<_>>().join(", ");
+        let sums = cols
+            .iter()
+            .map(|c| {
+                format!(
+                    "coalesce(sum(hashtextextended(concat_ws('|', {key}) || '|' || coalesce({}::text, '\\N-null'), 7)::numeric), 0)::text",
+                    q(c)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        format!("SELECT {sums} FROM {t}")
+    };
+    let read = |db: &UrlDatabase, sql: String| {
+        let db = db.clone();
+        async move {
+            let pg = db.pg();
+            let client = pg.connect().await?;
+            pg.within("comparing values", async { postgres::rows(&client, &sql).await.map_err(|e| pg.query_err(&e)) })
+                .await
+        }
+    };
+    let (a, b) = (read(live, digest(&p.live)).await?, read(down, digest(&p.snap)).await?);
+    if a == b {
+        return Ok(vec![0; cols.len()]);
+    }
+    let mut with_key = p.pk.clone();
+    with_key.extend(cols.iter().cloned());
+    let rows = pg_read(down, &pg_rows_out(p, &with_key)).await?;
+    let sums = cols
+        .iter()
+        .map(|c| {
+            format!(
+                "coalesce(sum(CASE WHEN {} IS DISTINCT FROM {} THEN 1 ELSE 0 END), 0)",
+                p.cmp("l", c),
+                p.cmp("d", c)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    let sql = format!("SELECT {sums} FROM {} l JOIN {} d ON {}", p.live, pg_rows_in(p, &with_key), p.join("l", "d"));
+    let pg = live.pg();
+    let client = pg.connect().await?;
+    pg.within("comparing values", async {
+        client.batch_execute(&pg_text_settings(false)).await.map_err(|e| pg.query_err(&e))?;
+        let row = client.query_one(&sql, &[&rows]).await.map_err(|e| pg.query_err(&e))?;
+        Ok((0..cols.len()).map(|i| to_u64(row.get::<_, i64>(i))).collect())
+    })
+    .await
+}
+
+/// For every `Changed` entry `i` of `losses`, in the snapshot copy `snap`, two tables with the
+/// key and the column, for every row whose value the downgrade changed: [`marker`]`(i)` with
+/// the snapshot's values, [`marker_down`]`(i)` with those `downgraded` has (another copy of the
+/// same snapshot, taken down as the run did).
+pub(super) async fn mark_changed(snap: &UrlDatabase, downgraded: &UrlDatabase, losses: &[DataLoss]) -> Result<()> {
+    let todo: Vec<(usize, &DataLoss)> =
+        losses.iter().enumerate().filter(|(_, l)| l.kind == LossKind::Changed).collect();
+    if todo.is_empty() {
+        return Ok(());
+    }
+    let (sc, dc) = (census(snap).await?, census(downgraded).await?);
+    for (i, l) in todo {
+        let col = l.column.as_deref().unwrap_or_default();
+        let (p, _) = compared(&l.table, &sc, &dc)
+            .filter(|(_, cols)| cols.iter().any(|c| c == col))
+            .ok_or_else(|| untold(snap, l, "its primary key or the column changed"))?;
+        let (before, down) = (marker(snap, i), marker_down(snap, i));
+        let keys = p.pk.iter().map(|k| format!("s.{k}", k = q(k))).collect::<Vec<_>>().join(", ");
+        let c = q(col);
+        if let (DbUrl::Sqlite { .. }, DbUrl::Sqlite { path }) = (snap.url(), downgraded.url()) {
+            let rows = |side: &str| {
+                format!(
+                    "SELECT {keys}, {side}.{c} AS {c} FROM main.{t} s JOIN snap.{t} d ON {j} WHERE s.{c} IS NOT d.{c}",
+                    t = p.live,
+                    j = p.join("d", "s")
+                )
+            };
+            let sql = format!("CREATE TABLE main.{before} AS {}; CREATE TABLE main.{down} AS {}", rows("s"), rows("d"));
+            sqlite_attached(snap, path, true, move |conn| conn.execute_batch(&sql)).await?;
+        } else {
+            let with_key: Vec<String> = p.pk.iter().cloned().chain(std::iter::once(col.to_owned())).collect();
+            let rows = pg_read(downgraded, &pg_rows_out(&p, &with_key)).await?;
+            let src = pg_rows_in(&p, &with_key);
+            let (a, b, j, t) = (p.cmp("s", col), p.cmp("d", col), p.join("d", "s"), &p.live);
+            let fill = |side: &str, m: &str| {
+                format!(
+                    "INSERT INTO {m} SELECT {keys}, {side}.{c} FROM {t} s JOIN {src} d ON {j} WHERE {a} IS DISTINCT FROM {b}"
+                )
+            };
+            let create = format!(
+                "CREATE TABLE {before} AS SELECT {keys}, s.{c} FROM {t} s WITH NO DATA; CREATE TABLE {down} AS SELECT {keys}, s.{c} FROM {t} s WITH NO DATA"
+            );
+            let (fill_before, fill_down) = (fill("s", &before), fill("d", &down));
+            let pg = snap.pg();
+            let client = pg.connect().await?;
+            pg.within("marking the values the downgrade changed", async {
+                client.batch_execute(&pg_text_settings(false)).await.map_err(|e| pg.query_err(&e))?;
+                client.batch_execute(&create).await.map_err(|e| pg.query_err(&e))?;
+                client.execute(&fill_before, &[&rows]).await.map_err(|e| pg.query_err(&e))?;
+                client.execute(&fill_down, &[&rows]).await.map_err(|e| pg.query_err(&e))
+            })
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+/// SQLite, with the snapshot copy attached as `snap`: writes back into `p`'s table the values of
+/// `col` the downgrade changed (marker `before`), where the value is still the one it left
+/// (marker `down`). A value the app changed while rolled back stays.
+pub(super) fn sqlite_update(p: &Pair<'_>, col: &str, before: &str, down: &str) -> String {
+    let on = |a: &str| {
+        p.pk.iter().map(|k| format!("{a}.{k} = main.{}.{k}", p.live, k = q(k))).collect::<Vec<_>>().join(" AND ")
+    };
+    format!(
+        "UPDATE main.{l} SET {c} = (SELECT b.{c} FROM snap.{before} b WHERE {ob}) WHERE EXISTS (SELECT 1 FROM snap.{down} d WHERE {od} AND main.{l}.{c} IS d.{c})",
+        l = p.live,
+        c = q(col),
+        ob = on("b"),
+        od = on("d")
+    )
+}
+
+/// PostgreSQL: [`sqlite_update`]'s statement, with the markers' rows as `$1` (the snapshot's
+/// values) and `$2` (the values the downgrade left), both as [`pg_rows_out`] writes them.
+pub(super) fn pg_update(p: &Pair<'_>, col: &str) -> String {
+    let with_key: Vec<String> = p.pk.iter().cloned().chain(std::iter::once(col.to_owned())).collect();
+    format!(
+        "UPDATE {l} m SET {c} = b.{c} FROM {src_b} b JOIN {src_d} d ON {bd} WHERE {mb} AND {now} IS NOT DISTINCT FROM {left}",
+        l = p.live,
+        c = q(col),
+        src_b = pg_rows_in(p, &with_key),
+        src_d = pg_rows_in(p, &with_key).replace("$1::text::json", "$2::text::json"),
+        bd = p.join("b", "d"),
+        mb = p.join("m", "b"),
+        now = p.cmp("m", col),
+        left = p.cmp("d", col)
+    )
+}
