@@ -14,6 +14,7 @@ use std::collections::BTreeSet;
 use tokio_postgres::Client;
 
 use super::compare::{Pair, pair, pg_read, pg_rows_in, pg_rows_out, pg_text_settings, sqlite_attached};
+use super::pg_order::in_dependency_order;
 use super::put_back::advance_sequences;
 use super::triggers::{drop_triggers, triggers_off, triggers_on_and_commit};
 use super::{census, q};
@@ -247,35 +248,15 @@ async fn pg_keep(restored: &UrlDatabase, before: &UrlDatabase, plans: &[Plan<'_>
                 triggers.extend(triggers_off(&client, &p.live).await.map_err(|e| err(&e))?);
             }
         }
-        let mut found = Vec::new();
-        // Tables in dependency order: one whose insert fails (a foreign key to rows not back
-        // yet) is tried again after the others.
-        let mut pending: Vec<usize> = (0..plans.len()).collect();
-        while !pending.is_empty() {
-            let mut failed = Vec::new();
-            let mut last = None;
-            for &i in &pending {
-                client.batch_execute("SAVEPOINT forge_rollback_keep").await.map_err(|e| err(&e))?;
-                match pg_keep_table(&client, &plans[i], &rows[i]).await {
-                    Ok(f) => {
-                        client.batch_execute("RELEASE SAVEPOINT forge_rollback_keep").await.map_err(|e| err(&e))?;
-                        found.push(f);
-                    }
-                    Err(e) => {
-                        client.batch_execute("ROLLBACK TO SAVEPOINT forge_rollback_keep").await.map_err(|e| err(&e))?;
-                        last = Some(e);
-                        failed.push(i);
-                    }
-                }
-            }
-            if failed.len() == pending.len() {
-                return Err(last.map_or_else(
-                    || Error::Query { database: restored.describe(), detail: "no progress".into() },
-                    |e| err(&e),
-                ));
-            }
-            pending = failed;
-        }
+        // Tables in dependency order (a foreign key to rows not back yet: tried again later).
+        let found: Vec<_> = in_dependency_order(&client, "forge_rollback_keep", plans.len(), |i| {
+            pg_keep_table(&client, &plans[i], &rows[i])
+        })
+        .await
+        .map_err(|e| err(&e))?
+        .into_iter()
+        .map(|(_, f)| f)
+        .collect();
         triggers_on_and_commit(&client, &triggers).await.map_err(|e| err(&e))?;
         Ok(found)
     };

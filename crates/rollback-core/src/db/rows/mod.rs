@@ -21,6 +21,7 @@ use crate::model::{DataLoss, LossKind};
 mod changed;
 mod compare;
 mod keep;
+mod pg_order;
 mod put_back;
 mod removed;
 mod triggers;

@@ -7,6 +7,7 @@ use tokio_postgres::Client;
 use super::compare::{
     Pair, pair, pg_read, pg_rows_in, pg_rows_out, pg_text_settings, sqlite_attached, sqlite_conflicts,
 };
+use super::pg_order::in_dependency_order;
 use super::triggers::{drop_triggers, triggers_off, triggers_on_and_commit};
 use super::{census, q, removed};
 use crate::db::url::DbUrl;
@@ -295,35 +296,17 @@ async fn pg_put_back(
         }
         let mut stats = PutBackStats::default();
         // Tables in dependency order: a table whose insert fails (a foreign key to a table not
-        // back yet) is tried again after the others.
-        let mut pending: Vec<usize> = (0..tables.len()).collect();
-        while !pending.is_empty() {
-            let mut failed = Vec::new();
-            let mut last_error = None;
-            for &i in &pending {
-                let p = &tables[i];
-                client.batch_execute("SAVEPOINT forge_rollback_put_back").await.map_err(|e| err(&e))?;
-                match pg_put_back_table(&client, p, &table_rows[i]).await {
-                    Ok(Ok((inserted, present))) => {
-                        stats.rows_inserted += inserted;
-                        stats.rows_present += present;
-                        client.batch_execute("RELEASE SAVEPOINT forge_rollback_put_back").await.map_err(|e| err(&e))?;
-                    }
-                    Ok(Err(why)) => return Err(conflict(live, &why)),
-                    Err(e) => {
-                        client
-                            .batch_execute("ROLLBACK TO SAVEPOINT forge_rollback_put_back")
-                            .await
-                            .map_err(|e| err(&e))?;
-                        last_error = Some(e);
-                        failed.push(i);
-                    }
-                }
-            }
-            if failed.len() == pending.len() {
-                return Err(last_error.map_or_else(|| conflict(live, "no progress"), |e| err(&e)));
-            }
-            pending = failed;
+        // back yet) is tried again after the others. A conflict stops the put-back (after the
+        // round: the transaction is rolled back whole).
+        let written = in_dependency_order(&client, "forge_rollback_put_back", tables.len(), |i| {
+            pg_put_back_table(&client, &tables[i], &table_rows[i])
+        })
+        .await
+        .map_err(|e| err(&e))?;
+        for (_, result) in written {
+            let (inserted, present) = result.map_err(|why| conflict(live, &why))?;
+            stats.rows_inserted += inserted;
+            stats.rows_present += present;
         }
         for ((p, c), json) in columns.iter().zip(&column_rows) {
             let src = pg_rows_in(p, &key_and(p, c));
