@@ -152,9 +152,10 @@ impl Error {
                 | vcs::Error::BareRepository { .. }
                 | vcs::Error::UnknownRevision { .. }
                 | vcs::Error::AmbiguousRevision { .. } => ErrorKind::Usage,
-                vcs::Error::UnbornBranch { .. } | vcs::Error::FilterNotRun { .. } | vcs::Error::SplitIndex => {
-                    ErrorKind::Refused
-                }
+                vcs::Error::UnbornBranch { .. }
+                | vcs::Error::FilterNotRun { .. }
+                | vcs::Error::SplitIndex
+                | vcs::Error::SparseIndex => ErrorKind::Refused,
                 _ => ErrorKind::Failed,
             },
             Error::Backup(backup::Error::UnknownSnapshot { .. }) => ErrorKind::Usage,
@@ -268,6 +269,9 @@ impl Error {
             )),
             Error::Vcs(vcs::Error::SplitIndex) => Some(
                 "nothing was changed: join the index again with `git update-index --no-split-index`, and keep git from splitting it again with `git config core.splitIndex false` (a `true` may come from ~/.gitconfig); or set `backend = \"git-cli\"` under `[vcs]` (the default), which reads a split index through `git`".into(),
+            ),
+            Error::Vcs(vcs::Error::SparseIndex) => Some(
+                "nothing was changed: set `backend = \"git-cli\"` under `[vcs]` (the default), which reads a sparse index through `git`; or make the index full again with `git sparse-checkout set --no-sparse-index`".into(),
             ),
             Error::Vcs(vcs::Error::GitNotFound(_)) => Some(
                 "install git, or set `backend = \"git2\"` under `[vcs]` in the configuration: the built-in libgit2 backend needs no `git` program".into(),

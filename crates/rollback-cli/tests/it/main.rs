@@ -36,6 +36,7 @@ mod rows_sqlite_exact;
 mod secrets;
 mod services;
 mod shapes;
+mod shapes_explore;
 mod snapshots;
 mod statcache;
 mod submodule_shapes;

@@ -417,13 +417,28 @@ impl GitCliBackend {
     /// changes (git would refuse: "Entry '...' not uptodate"; a rollback has their content in
     /// its snapshot). Entries `commit` has unchanged keep their flag, as git does.
     fn reset(&self, commit: &CommitId, message: &str) -> Result<()> {
-        let changed: Vec<Flagged> = self.flagged_entries()?.into_iter().filter(|f| f.entry.changed.is_some()).collect();
+        // The flags to clear where the target differs: those of changed files (the target's
+        // version wins), and every assume-unchanged one. Git checks an assume-unchanged entry
+        // it must rewrite or delete against its stat data, which a copied or restored tree (or
+        // `core.ignoreStat`, which flags every entry) leaves stale: "not uptodate", and the
+        // reset stops half-way. Absent skip-worktree entries (a sparse checkout) keep theirs.
+        let changed: Vec<Flagged> = self
+            .flagged_entries()?
+            .into_iter()
+            .filter(|f| f.entry.changed.is_some() || f.entry.flag == IndexFlag::AssumeUnchanged)
+            .collect();
         if !changed.is_empty() {
-            let out = self
-                .git()
-                .args(["ls-tree", "-z", "--full-tree", "--end-of-options", commit.as_str()])
-                .args(changed.iter().map(|f| OsStr::from_bytes(f.entry.path.as_bytes())))
-                .run()?;
+            let mut ls_tree = self.git().args(["ls-tree", "-z", "--full-tree"]);
+            // Past a few thousand paths (`core.ignoreStat`), the whole tree: no argument list
+            // too long for the system.
+            ls_tree = if changed.len() > 1000 {
+                ls_tree.args(["-r", "--end-of-options", commit.as_str()])
+            } else {
+                ls_tree
+                    .args(["--end-of-options", commit.as_str()])
+                    .args(changed.iter().map(|f| OsStr::from_bytes(f.entry.path.as_bytes())))
+            };
+            let out = ls_tree.run()?;
             let mut at_target = HashMap::new();
             for rec in records(&out) {
                 let (mode, _, oid, path) = split_entry("ls-tree", rec)?;
@@ -435,6 +450,14 @@ impl GitCliBackend {
                 .collect();
             self.clear_flags(&differ, None)?;
         }
+        // `reset --hard` rewrites every file whose stat data differs from the index's, content
+        // unchanged or not (a copied tree; a `chmod` under `core.fileMode=false`, which git
+        // then calls clean and the snapshot does not hold: the rewrite would lose its mode).
+        // A refresh first records the stat data of the files that match, so that the reset
+        // writes only what the target changes, as the git2 back-end does. Exit 1: some files
+        // have changes (left to the reset). Not `-q`: it would hide git's words on a held
+        // `index.lock`, which the hint names.
+        self.git().args(["update-index", "--refresh"]).run_maybe()?;
         self.git()
             .args(["reset", "-q", "--hard", "--end-of-options", commit.as_str()])
             .env("GIT_REFLOG_ACTION", message)

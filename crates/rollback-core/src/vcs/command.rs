@@ -62,6 +62,11 @@ impl<'a> Git<'a> {
             .arg("-C")
             .arg(self.dir)
             .args(["-c", "core.quotepath=off"])
+            // A file system monitor (`core.fsmonitor`: a hook such as Watchman's, or git's own
+            // daemon) lets git skip the files it says did not change; one that missed an event
+            // hides an edit from the status scan, and the reset then writes over it without a
+            // snapshot. Every file is looked at instead.
+            .args(["-c", "core.fsmonitor=false"])
             .args(&self.args)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

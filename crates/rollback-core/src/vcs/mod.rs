@@ -87,6 +87,13 @@ pub enum Error {
         "the repository's index is a split index (`core.splitIndex`, or `git update-index --split-index`), which the `git2` back-end (libgit2) cannot read"
     )]
     SplitIndex,
+    /// The index is sparse (`git sparse-checkout set --sparse-index`, `index.sparse`): its
+    /// folder entries (`sdir` extension) are ones libgit2 cannot read, so the `git2` back-end
+    /// cannot use the repository.
+    #[error(
+        "the repository's index is a sparse index (`git sparse-checkout set --sparse-index`, or `index.sparse`), which the `git2` back-end (libgit2) cannot read"
+    )]
+    SparseIndex,
     /// A `git` command failed.
     #[error("`git {args}` failed (exit {code}): {stderr}")]
     Command {

@@ -102,6 +102,10 @@ impl Rollback {
     /// their exact bytes rather than what a checkout with today's settings writes (a file
     /// checked out before `core.autocrlf` was turned on would come back with CRLF). Without
     /// conversion, git writes them back byte for byte and they are not captured.
+    ///
+    /// Likewise under `core.fileMode=false`: git then ignores the executable bit, so a file
+    /// whose bit was changed by hand (`chmod -x deploy.sh`) is clean to it, and a checkout
+    /// writes the bit the commit records.
     pub(crate) fn checkout_captures(
         &self,
         head: &crate::vcs::CommitId,
@@ -113,7 +117,13 @@ impl Rollback {
             .filter(|c| c.kind != crate::vcs::ChangeKind::Added && !already.iter().any(|(p, _)| p == &c.path))
             .map(|c| &c.path)
             .collect();
-        if rewritten.is_empty() || !self.vcs.checkout_converts(head, &rewritten)? {
+        let mode_ignored = || -> Result<bool> {
+            Ok(self
+                .vcs
+                .config_value("core.fileMode")?
+                .is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "false" | "no" | "off" | "0")))
+        };
+        if rewritten.is_empty() || !(self.vcs.checkout_converts(head, &rewritten)? || mode_ignored()?) {
             return Ok(Vec::new());
         }
         Ok(rewritten

@@ -139,6 +139,16 @@ pub(super) fn plan(repo: &Repository, workdir: &Path, tree: &Tree<'_>) -> Result
     Ok(plan)
 }
 
+/// Flags `paths` skip-worktree in `index` (the files a sparse checkout leaves out).
+pub(super) fn skip_worktree_in(index: &mut git2::Index, paths: &std::collections::HashSet<Vec<u8>>) -> Result<()> {
+    for path in paths {
+        let Some(mut entry) = index.get_path(Path::new(OsStr::from_bytes(path)), 0) else { continue };
+        entry.flags_extended |= SKIP_WORKTREE;
+        index.add(&entry).map_err(git2_err("flag an index entry skip-worktree"))?;
+    }
+    Ok(())
+}
+
 impl FlagPlan {
     /// Sets the kept flags again on `index`, once it holds the target's tree.
     pub(super) fn keep_flags_in(&self, index: &mut git2::Index) -> Result<()> {

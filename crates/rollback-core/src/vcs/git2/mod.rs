@@ -11,8 +11,9 @@
 //!   message. The reflog entry is exactly `message`, where the command line's `git reset`
 //!   writes `message: updating HEAD`. libgit2's checkout knows nothing of assume-unchanged and
 //!   skip-worktree flags: we put back the flags git keeps and the changed skip-worktree files
-//!   git leaves alone. It has no sparse checkout either: files a sparse checkout leaves out of
-//!   the work tree are written by a reset (git leaves them out);
+//!   git leaves alone. It has no sparse checkout either: the reset works out which of the
+//!   target's files the patterns leave out (`sparse.rs`), does not name them to the checkout,
+//!   and flags them skip-worktree, as git does;
 //! - open: libgit2's `discover` forgets where the `.git` file was, and takes the git folder's
 //!   parent for the work tree (wrong for `git init --separate-git-dir`); `open_ext` keeps it.
 
@@ -37,6 +38,7 @@ use crate::paths::RepoPath;
 mod filters;
 mod flags;
 mod refs;
+mod sparse;
 mod way;
 
 use refs::names_commits_apart;
@@ -92,11 +94,14 @@ pub struct Git2Backend {
 
 fn git2_err(context: impl Into<String>) -> impl FnOnce(git2::Error) -> Error {
     let context = context.into();
-    // A split index (its `link` extension), met by whichever call reads the index first, is
-    // refused as such, naming the way out, not as a raw libgit2 error.
+    // A split index (its `link` extension) or a sparse one (`sdir`), met by whichever call
+    // reads the index first, is refused as such, naming the way out, not as a raw libgit2
+    // error.
     move |source| {
         if source.message().contains("mandatory extension: 'link'") {
             Error::SplitIndex
+        } else if source.message().contains("mandatory extension: 'sdir'") {
+            Error::SparseIndex
         } else {
             Error::Git2 { context, source }
         }
@@ -292,15 +297,40 @@ impl Git2Backend {
         }
         let indexed: Vec<Vec<u8>> = fresh_index(repo)?.iter().map(|e| e.path).collect();
         let way = way::plan(&self.workdir, &target_entries, &head_entries, &indexed)?;
+        let left_out = sparse::left_out(repo, &self.workdir, &target_entries);
         way.clear(repo, &self.workdir)?;
         let mut guard = filters::Guard::default();
         let mut checkout = CheckoutBuilder::new();
         checkout.force();
-        for spec in way.pathspecs() {
-            checkout.path(spec);
+        let mut nothing_to_write = false;
+        // Files of HEAD or the index where the target has a folder with files left out:
+        // removed before the checkout, and not named to it (their name would stand for the
+        // folder's files).
+        let mut replaced: Vec<PathBuf> = Vec::new();
+        if left_out.is_empty() {
+            for spec in way.pathspecs() {
+                checkout.path(spec);
+            }
+        } else {
+            let all = target_entries.iter().chain(&head_entries).map(|(p, _, _)| p.as_slice());
+            let (paths, folders) =
+                sparse::named_paths(&left_out, all.chain(indexed.iter().map(Vec::as_slice)), |p| way.leaves_alone(p));
+            replaced.extend(folders.iter().map(|p| self.workdir.join(OsStr::from_bytes(p))));
+            nothing_to_write = paths.is_empty();
+            checkout.disable_pathspec_match(true);
+            for path in paths {
+                checkout.path(OsStr::from_bytes(path));
+            }
+        }
+        for path in &replaced {
+            if std::fs::symlink_metadata(path).is_ok_and(|m| !m.is_dir()) {
+                std::fs::remove_file(path).at("remove", path)?;
+            }
         }
         guard.watch(&mut checkout, repo, &drivers);
-        let checked_out = repo.checkout_tree(tree.as_object(), Some(&mut checkout));
+        // An empty path list would mean every path.
+        let checked_out =
+            if nothing_to_write { Ok(()) } else { repo.checkout_tree(tree.as_object(), Some(&mut checkout)) };
         drop(checkout);
         guard.result(checked_out, &format!("check out {commit}"))?;
         if let Some(name) = branch_ref {
@@ -315,7 +345,10 @@ impl Git2Backend {
         let mut index = fresh_index(repo)?;
         index.read_tree(&tree).map_err(git2_err("read tree into index"))?;
         plan.keep_flags_in(&mut index)?;
+        flags::skip_worktree_in(&mut index, &left_out)?;
         index.write().map_err(git2_err("write index"))?;
+        let added: Vec<_> =
+            added.into_iter().filter(|(p, _, _)| !left_out.contains(p.as_os_str().as_bytes())).collect();
         way::write_missing_added(repo, &self.workdir, &added)?;
         plan.put_back_files()?;
         repo.cleanup_state().map_err(git2_err("clean up merge state"))?;

@@ -209,6 +209,13 @@ impl Way {
         out
     }
 
+    /// Whether `path` (`/`-separated) is one [`Way::pathspecs`] leaves out, or below one.
+    pub(super) fn leaves_alone(&self, path: &[u8]) -> bool {
+        self.excluded
+            .iter()
+            .any(|x| path.strip_prefix(x.as_slice()).is_some_and(|rest| rest.is_empty() || rest[0] == b'/'))
+    }
+
     /// Removes what [`plan`] found in the way, and writes back HEAD's entries it must.
     pub(super) fn clear(&self, repo: &Repository, workdir: &Path) -> Result<()> {
         for path in &self.entries {
