@@ -66,8 +66,9 @@ async fn count_changed(live: &UrlDatabase, down: &UrlDatabase, p: &Pair<'_>, col
         let sums = cols
             .iter()
             .map(|c| {
+                // 60 bits of an MD5 per value (every server version has `md5`), summed.
                 format!(
-                    "coalesce(sum(hashtextextended(concat_ws('|', {key}) || '|' || coalesce({}::text, '\\N-null'), 7)::numeric), 0)::text",
+                    "coalesce(sum(('x' || substr(md5(concat_ws('|', {key}) || '|' || coalesce({}::text, '\\N-null')), 1, 15))::bit(60)::bigint::numeric), 0)::text",
                     q(c)
                 )
             })
