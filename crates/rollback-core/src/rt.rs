@@ -5,22 +5,36 @@
 //! `pyo3-async-runtimes`, so there is one runtime per process whichever front-end is used.
 
 use std::future::Future;
-use std::sync::OnceLock;
+use std::sync::{Mutex, PoisonError};
 
 use tokio::runtime::{Handle, Runtime};
 
-static RUNTIME: OnceLock<Runtime> = OnceLock::new();
+/// The runtime, with the process it was built in. A child made by `fork` (gunicorn
+/// `--preload`, Python's `multiprocessing`) inherits the memory but none of the threads: the
+/// parent's runtime is dead there (its workers drive I/O and timers), and anything run on it
+/// would wait for ever. The child builds its own on first use; the parent's stays leaked,
+/// never dropped (dropping would wait for threads that do not exist).
+static RUNTIME: Mutex<Option<(u32, &'static Runtime)>> = Mutex::new(None);
 
-/// The shared multi-threaded runtime (two workers: checks are I/O-bound).
+/// The shared multi-threaded runtime (two workers: checks are I/O-bound) of this process.
 pub fn runtime() -> &'static Runtime {
-    RUNTIME.get_or_init(|| {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("forge-rollback")
-            .enable_all()
-            .build()
-            .expect("the tokio runtime can be built")
-    })
+    let pid = std::process::id();
+    let mut slot = RUNTIME.lock().unwrap_or_else(PoisonError::into_inner);
+    match *slot {
+        Some((built_in, rt)) if built_in == pid => rt,
+        _ => {
+            let rt: &'static Runtime = Box::leak(Box::new(
+                tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .thread_name("forge-rollback")
+                    .enable_all()
+                    .build()
+                    .expect("the tokio runtime can be built"),
+            ));
+            *slot = Some((pid, rt));
+            rt
+        }
+    }
 }
 
 /// Runs `future` to completion on the shared runtime from synchronous code.

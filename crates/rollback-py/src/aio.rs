@@ -10,6 +10,9 @@
 //! (journaled `cancelled`), and `await_job` waits for that before it re-raises
 //! `CancelledError` with `run_id` and `result` set. The worker touches Python only through
 //! [`with_python`], so a run outliving the interpreter never panics.
+//!
+//! After `os.fork()` the child has the runtime's memory but none of its threads: the core's
+//! `rt::runtime` builds the child a runtime of its own, on which its jobs run.
 
 use std::sync::{Arc, Mutex, PoisonError};
 

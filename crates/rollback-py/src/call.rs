@@ -6,7 +6,10 @@
 //!   engine asks [`Call::cancelled`] before each step and stops there, journaled `cancelled`;
 //! - the exception to raise when the call returns (a callback's, `KeyboardInterrupt`,
 //!   `AbortRollback`), so nothing ever unwinds through the engine;
-//! - for async calls, the event loop that awaits it, where async callbacks are awaited.
+//! - for async calls, the event loop that awaits it, where async callbacks are awaited, and the
+//!   future of the async callback being awaited now: cancelling the call cancels it, so a
+//!   callback waiting on something that never comes (an operator who never answers) cannot
+//!   keep a cancelled call from stopping.
 //!
 //! Interpreter exit: an `atexit` hook ([`at_exit`]) cancels every live call and waits for each
 //! to stop at its next step boundary (a second Ctrl-C stops the wait; the run is then left
@@ -66,6 +69,8 @@ pub struct Call {
     raise: Mutex<Option<PyErr>>,
     /// The asyncio loop awaiting an async call (set when it is awaited).
     event_loop: OnceLock<Py<PyAny>>,
+    /// The `concurrent.futures.Future` of the async callback being awaited now, if any.
+    awaiting: Mutex<Option<Py<PyAny>>>,
     /// A sync call on the main thread: Ctrl-C is looked for at each step boundary.
     pub signals: bool,
 }
@@ -76,11 +81,42 @@ impl Call {
         Arc::new(Self { signals, ..Self::default() })
     }
 
-    /// Asks the run to stop at its next step boundary.
+    /// Asks the run to stop at its next step boundary; an async callback being awaited is
+    /// cancelled now.
     pub fn cancel(&self, why: &str) {
-        let mut c = lock(&self.cancel);
-        if c.is_none() {
-            *c = Some(why.to_owned());
+        {
+            let mut c = lock(&self.cancel);
+            if c.is_none() {
+                *c = Some(why.to_owned());
+            }
+        }
+        self.cancel_awaited();
+    }
+
+    /// Cancels the async callback being awaited, if any (its awaiter then gets
+    /// `concurrent.futures.CancelledError`).
+    fn cancel_awaited(&self) {
+        // Not under the lock: `cancel` runs Python code, which may let the worker that awaits
+        // the callback take the GIL and then wait for this lock.
+        let awaited = lock(&self.awaiting).take();
+        if let Some(future) = awaited {
+            with_python(|py| {
+                let _ = future.bind(py).call_method0("cancel");
+            });
+        }
+    }
+
+    /// Whether the call was asked to stop (a signal is not looked for).
+    pub fn is_cancelled(&self) -> bool {
+        lock(&self.cancel).is_some()
+    }
+
+    /// Notes the `concurrent.futures.Future` of the async callback awaited now (`None`: done);
+    /// cancels it at once if the call already was.
+    pub fn set_awaiting(&self, future: Option<Py<PyAny>>) {
+        *lock(&self.awaiting) = future;
+        if self.is_cancelled() {
+            self.cancel_awaited();
         }
     }
 
@@ -162,7 +198,9 @@ impl Drop for Live {
 #[pyfunction]
 pub fn at_exit(py: Python<'_>) {
     let (m, cv) = registry();
-    for call in lock(m).live.values() {
+    // Not under the registry's lock: cancelling a call may attach to Python (`with_python`).
+    let live: Vec<Arc<Call>> = lock(m).live.values().cloned().collect();
+    for call in live {
         call.cancel("the Python interpreter is exiting");
     }
     loop {

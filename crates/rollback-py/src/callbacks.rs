@@ -46,10 +46,11 @@ fn close(value: &Bound<'_, PyAny>) {
 }
 
 /// `value`, awaited first if it is awaitable: on the call's event loop (async calls), else a
-/// `TypeError` naming `what`.
-pub fn resolve<'py>(call: &Call, what: &str, value: Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+/// `TypeError` naming `what`. `None`: the call was cancelled (its asyncio task, interpreter
+/// exit) while the awaitable was awaited, and the awaitable was cancelled with it.
+pub fn resolve<'py>(call: &Call, what: &str, value: Bound<'py, PyAny>) -> PyResult<Option<Bound<'py, PyAny>>> {
     if !is_awaitable(&value)? {
-        return Ok(value);
+        return Ok(Some(value));
     }
     let py = value.py();
     let Some(event_loop) = call.event_loop() else {
@@ -68,8 +69,20 @@ pub fn resolve<'py>(call: &Call, what: &str, value: Bound<'py, PyAny>) -> PyResu
     }
     let coro = py.import("forge_rollback._aio")?.call_method1("as_coroutine", (value,))?;
     let future = py.import("asyncio")?.call_method1("run_coroutine_threadsafe", (coro, event_loop.bind(py)))?;
+    // Cancelling the call (its task cancelled, `asyncio.wait_for` running out) cancels this
+    // future, and with it the coroutine on the loop: a callback that waits for an answer that
+    // never comes must not keep the call from stopping.
+    call.set_awaiting(Some(future.clone().unbind()));
     // Waits with the GIL released (a `threading` lock), while the loop runs the coroutine.
-    future.call_method0("result")
+    let answer = future.call_method0("result");
+    call.set_awaiting(None);
+    match answer {
+        Err(e) if call.is_cancelled() && future.call_method0("cancelled")?.is_truthy()? => {
+            drop(e);
+            Ok(None)
+        }
+        answer => answer.map(Some),
+    }
 }
 
 /// The `confirm` argument.
@@ -222,11 +235,16 @@ impl Prompter for PyPrompter {
         let answer = with_python(|py| {
             let plan = Py::new(py, Plan::new(&request.plan)?)?;
             let answer = callback.bind(py).call1((request.summary.as_str(), plan))?;
-            confirmed(&resolve(&self.call, "the confirm callback", answer)?)
+            resolve(&self.call, "the confirm callback", answer)?.map(|a| confirmed(&a)).transpose()
         });
         match answer {
             None => Err(Error::Cancelled(format!("{EXITING}; nothing was changed"))),
-            Some(Ok(yes)) => Ok(yes),
+            Some(Ok(Some(yes))) => Ok(yes),
+            // Cancelled while an async confirm was awaited: it is cancelled too.
+            Some(Ok(None)) => Err(Error::Cancelled(format!(
+                "{} while the confirm callback was awaited; nothing was changed",
+                self.call.cancelled().unwrap_or_default()
+            ))),
             Some(Err(e)) => Err(self.failed("confirm", e)),
         }
     }
@@ -239,11 +257,13 @@ impl Prompter for PyPrompter {
         let answer = with_python(|py| {
             let step = to_py(py, request)?;
             let answer = callback.bind(py).call1((step,))?;
-            decision(&resolve(&self.call, "the approve callback", answer)?)
+            resolve(&self.call, "the approve callback", answer)?.map(|a| decision(&a)).transpose()
         });
         match answer {
-            None => Ok(StepDecision::Abort { undo: false }),
-            Some(Ok(d)) => Ok(d),
+            // Interpreter exit, or the call cancelled while an async approve was awaited:
+            // stop before this step (journaled cancelled).
+            None | Some(Ok(None)) => Ok(StepDecision::Abort { undo: false }),
+            Some(Ok(Some(d))) => Ok(d),
             // No answer: the engine logs why and stops the run here, recorded as cancelled;
             // the binding re-raises the exception.
             Some(Err(e)) => Err(self.failed("approve", e)),

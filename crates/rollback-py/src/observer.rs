@@ -11,6 +11,10 @@
 //! step, journaled `cancelled` (resumable, undoable), and the call re-raises it with `run_id`
 //! and `result` set. An awaitable returned by the callback is awaited on the caller's loop in
 //! the async methods; in the sync ones it is closed and logged as an error.
+//!
+//! A logging set-up that raises (a filter, a custom logger class) is reported through Python's
+//! "unraisable" hook; `on_event` still gets every event, so a broken log filter cannot blind a
+//! watchdog or keep its `AbortRollback` from stopping the run.
 
 use std::sync::Arc;
 
@@ -88,12 +92,15 @@ impl PyObserver {
         Ok(Self { on_event: on_event.map(|cb| cb.clone().unbind()), call })
     }
 
+    /// Logs `event` and hands it to `on_event`. The logging machinery failing with an
+    /// `Exception` (a filter or logger class that raises) does not keep the event from
+    /// `on_event`: its error is returned once the callback has had the event.
     fn emit(&self, py: Python<'_>, event: &Event) -> PyResult<()> {
         let (level, message) = level_and_message(event);
         let logger = logger(py)?;
-        let enabled = logger.call_method1("isEnabledFor", (level,))?.is_truthy()?;
-        if !enabled && self.on_event.is_none() {
-            return Ok(());
+        let enabled = logger.call_method1("isEnabledFor", (level,)).and_then(|e| e.is_truthy());
+        if !matches!(enabled, Ok(true)) && self.on_event.is_none() {
+            return enabled.map(drop);
         }
         let dict = to_py(py, event)?;
         // A log event's hint is data in the core: the callback and the logger get it in
@@ -101,13 +108,28 @@ impl PyObserver {
         if let Event::Log { hint: Some(h), .. } = event {
             dict.bind(py).set_item("hint", h.render(Frontend::Python))?;
         }
-        if enabled {
-            let extra = PyDict::new(py);
-            extra.set_item("forge_rollback_event", dict.clone_ref(py))?;
-            let kwargs = PyDict::new(py);
-            kwargs.set_item("extra", extra)?;
-            logger.call_method("log", (level, message), Some(&kwargs))?;
+        let logged = enabled.and_then(|enabled| {
+            if enabled {
+                let extra = PyDict::new(py);
+                extra.set_item("forge_rollback_event", dict.clone_ref(py))?;
+                let kwargs = PyDict::new(py);
+                kwargs.set_item("extra", extra)?;
+                logger.call_method("log", (level, message), Some(&kwargs))?;
+            }
+            Ok(())
+        });
+        // Ctrl-C (or `SystemExit`) while the logger ran: the caller stops the run.
+        if let Err(e) = &logged
+            && !e.is_instance_of::<pyo3::exceptions::PyException>(py)
+        {
+            return logged;
         }
+        self.call_on_event(py, logger, dict)?;
+        logged
+    }
+
+    /// Hands the event dict to `on_event`, if there is one.
+    fn call_on_event(&self, py: Python<'_>, logger: &Bound<'_, PyAny>, dict: Py<PyAny>) -> PyResult<()> {
         let Some(cb) = &self.on_event else { return Ok(()) };
         let outcome =
             cb.bind(py).call1((dict,)).and_then(|r| resolve(&self.call, "the on_event callback", r).map(|_| ()));

@@ -9,9 +9,12 @@ fields beyond ``step``) are typed as far as every variant agrees, and ``dict[str
 
 (The ``Literal`` aliases are written as unions of one-value ``Literal``s, which is the same type,
 so that ``mypy.stubtest`` sees a union at run time too.)
-"""
 
-from __future__ import annotations
+No ``from __future__ import annotations`` here: on Python 3.11 a ``TypedDict`` whose annotations
+are strings cannot see ``NotRequired`` and lists those keys in ``__required_keys__``, so tools
+that read the shapes at run time (validators, ``typing.get_type_hints`` users) would demand keys
+the results leave out.
+"""
 
 from typing import Any, Literal, NotRequired, TypeAlias, TypedDict
 
