@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Benchmarks: every figure of docs/PERFORMANCE.md in one run (`make bench`).
 #
-#   scripts/bench.sh [--sizes small,medium,large] [--reps N] [--large-reps N] [--baseline BIN] [--render-only]
+#   scripts/bench.sh [--sizes small,medium,large] [--reps N] [--large-reps N] [--baseline BIN [--baseline-label TEXT]] [--render-only]
 #   scripts/bench.sh --verify-only [--reps N] [--render-only]   # only the verification benchmark
 #
 # Builds the release binary, installs `restic` and `hyperfine` with apt-get when they are missing

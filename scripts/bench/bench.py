@@ -179,6 +179,7 @@ def med(xs: list[float]) -> float:
 
 
 BASELINE: Path | None = None
+BASELINE_LABEL = "the binary built from the commit before the speed work"
 
 
 def bench_rollback(fr: Path, name: str, reps: int, fraction: float = 0.01, methods=("fr", "seed", "bare")) -> dict:
@@ -283,7 +284,8 @@ def bench_startup(fr: Path) -> dict:
 
 
 def bench_python() -> dict:
-    for py in (ROOT / ".venv" / "bin" / "python", Path(sys.executable)):
+    venv = [Path(os.environ["VIRTUAL_ENV"]) / "bin" / "python"] if os.environ.get("VIRTUAL_ENV") else []
+    for py in (ROOT / ".venv" / "bin" / "python", *venv, Path(sys.executable)):
         if py.exists() and run([str(py), "-c", "import forge_rollback"], check=False).returncode == 0:
             ts = [timed([str(py), "-c", "import forge_rollback"])[0] for _ in range(10)]
             base = [timed([str(py), "-c", "pass"])[0] for _ in range(10)]
@@ -340,10 +342,13 @@ def main() -> None:
     ap.add_argument("--large-reps", type=int, help="repetitions for the large size")
     ap.add_argument("--render-only", action="store_true", help="rewrite the doc from target/bench-results.json")
     ap.add_argument("--baseline", type=Path, help="an earlier forge-rollback binary, run side by side with --fr")
+    ap.add_argument("--baseline-label", default="the binary built from the commit before the speed work",
+                    help="what the --baseline binary is, for the tables' text")
     a = ap.parse_args()
     FR = a.fr.resolve()
-    global BASELINE
+    global BASELINE, BASELINE_LABEL
     BASELINE = a.baseline.resolve() if a.baseline else None
+    BASELINE_LABEL = a.baseline_label
     if a.render_only:
         render(json.loads(RESULTS.read_text()))
         return
@@ -385,6 +390,7 @@ def main() -> None:
     log("start-up")
     res["startup"] = bench_startup(FR)
     res["python"] = bench_python()
+    res["baseline_label"] = BASELINE_LABEL
     res["total_minutes"] = (time.perf_counter() - t0) / 60
     res["reps"] = {n: reps(n) for n in sizes}
     RESULTS.write_text(json.dumps(res, indent=2))
@@ -440,7 +446,7 @@ def render(res: dict) -> None:
                  f"{fmt_s(r['seed']['median'])} | {fmt_s(r['bare']['median'])} | {ratio:.2f}x | {seed:.2f}x | {goal} |")
     if any("base" in r for r in res["rollback"].values()):
         L.append("")
-        L.append("Before this change, in the same run: the binary built from the commit before the speed work "
+        L.append(f"Before this change, in the same run: {res.get('baseline_label', BASELINE_LABEL)} "
                  "(`--baseline`), interleaved with the others on the same work copies.")
         L.append("")
         L.append("| size | `run --fast` before | `run --fast` now | bare | before / bare | now / bare | now / before |")
