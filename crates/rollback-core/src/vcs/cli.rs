@@ -680,6 +680,11 @@ impl VcsBackend for GitCliBackend {
     }
 
     fn config_value(&self, key: &str) -> Result<Option<String>> {
+        // Read in process when libgit2 can (no `git` process on the fast path), as the other
+        // reads of settings are.
+        if let Some(r) = &self.reader {
+            return r.config_value(key);
+        }
         let out = self.git().args(["config", "--get", key]).run_maybe()?;
         Ok(out.map(|v| String::from_utf8_lossy(&v).trim().to_owned()))
     }
