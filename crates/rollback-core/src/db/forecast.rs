@@ -29,7 +29,7 @@ pub async fn forecast(migrator: &dyn DbMigrator, to: &[Revision], scratch: &Path
         let skip = migrator.bookkeeping_tables();
         let mut losses = rows::dropped(&before, &after, &skip);
         losses.extend(rows::removed(&before, &after, &skip));
-        losses.extend(rows::changed(live, &copy.db, &skip).await?);
+        losses.extend(rows::changed(live, &copy.db, &before, &after, &skip).await?);
         losses.sort_by(|a, b| a.table.cmp(&b.table));
         Ok(losses)
     }

@@ -110,7 +110,7 @@ impl Rollback {
                 let drops: Vec<DataLoss> = rows::dropped(&before, &after, &skip)
                     .into_iter()
                     .chain(rows::removed(&before, &after, &skip))
-                    .chain(rows::changed(live, &now.db, &skip).await?)
+                    .chain(rows::changed(live, &now.db, &before, &after, &skip).await?)
                     .filter(|l| l.rows > 0)
                     .collect();
                 Ok::<_, crate::db::Error>(Ok((losses, drops)))

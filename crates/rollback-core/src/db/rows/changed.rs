@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 
 use super::compare::{Pair, pair, pg_read, pg_rows_in, pg_rows_out, pg_text_settings, sqlite_attached};
 use super::removed::{marker, marker_down, untold};
-use super::{Census, census, q};
+use super::{Census, q};
 use crate::db::url::DbUrl;
 use crate::db::{Result, UrlDatabase, postgres};
 use crate::model::{DataLoss, LossKind};
@@ -28,14 +28,21 @@ fn compared<'a>(name: &'a str, live: &Census, down: &Census) -> Option<(Pair<'a>
 }
 
 /// Values the downgraded copy `down` holds other than `live` in the rows both have (matched by
-/// primary key): one `Changed` loss per column that has any, with their count. Tables named in
-/// `skip`, tables without a primary key and columns the database computes are left out. The
-/// live database is only read.
-pub async fn changed(live: &UrlDatabase, down: &UrlDatabase, skip: &[String]) -> Result<Vec<DataLoss>> {
-    let (lc, dc) = (census(live).await?, census(down).await?);
+/// primary key): one `Changed` loss per column that has any, with their count. `lc` and `dc`
+/// are the tables of each (their census; `live`'s may be taken of a copy made of it before the
+/// downgrade: the names and keys are the same). Tables named in `skip`, tables without a
+/// primary key and columns the database computes are left out. The live database is only
+/// read.
+pub async fn changed(
+    live: &UrlDatabase,
+    down: &UrlDatabase,
+    lc: &Census,
+    dc: &Census,
+    skip: &[String],
+) -> Result<Vec<DataLoss>> {
     let mut out = Vec::new();
     for name in lc.tables.keys().filter(|n| !skip.contains(n)) {
-        let Some((p, cols)) = compared(name, &lc, &dc) else { continue };
+        let Some((p, cols)) = compared(name, lc, dc) else { continue };
         let counts = count_changed(live, down, &p, &cols).await?;
         out.extend(cols.iter().zip(counts).filter(|(_, n)| *n > 0).map(|(c, n)| DataLoss::changed(name, c, n)));
     }
@@ -118,16 +125,15 @@ async fn count_changed(live: &UrlDatabase, down: &UrlDatabase, p: &Pair<'_>, col
 /// key and the column, for every row whose value the downgrade changed: [`marker`]`(i)` with
 /// the snapshot's values, [`marker_down`]`(i)` with those `downgraded` has (another copy of the
 /// same snapshot, taken down as the run did).
-pub(super) async fn mark_changed(snap: &UrlDatabase, downgraded: &UrlDatabase, losses: &[DataLoss]) -> Result<()> {
-    let todo: Vec<(usize, &DataLoss)> =
-        losses.iter().enumerate().filter(|(_, l)| l.kind == LossKind::Changed).collect();
-    if todo.is_empty() {
-        return Ok(());
-    }
-    let (sc, dc) = (census(snap).await?, census(downgraded).await?);
-    for (i, l) in todo {
+pub(super) async fn mark_changed(
+    snap: &UrlDatabase,
+    downgraded: &UrlDatabase,
+    (sc, dc): (&Census, &Census),
+    losses: &[DataLoss],
+) -> Result<()> {
+    for (i, l) in losses.iter().enumerate().filter(|(_, l)| l.kind == LossKind::Changed) {
         let col = l.column.as_deref().unwrap_or_default();
-        let (p, _) = compared(&l.table, &sc, &dc)
+        let (p, _) = compared(&l.table, sc, dc)
             .filter(|(_, cols)| cols.iter().any(|c| c == col))
             .ok_or_else(|| untold(snap, l, "its primary key or the column changed"))?;
         let (before, down) = (marker(snap, i), marker_down(snap, i));

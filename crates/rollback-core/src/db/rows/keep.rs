@@ -14,7 +14,7 @@ use std::collections::BTreeSet;
 use tokio_postgres::Client;
 
 use super::compare::{Pair, pair, pg_read, pg_rows_in, pg_rows_out, pg_text_settings, sqlite_attached};
-use super::pg_order::in_dependency_order;
+use super::pg_order::{in_dependency_order, within_or_rolled_back};
 use super::put_back::advance_sequences;
 use super::triggers::{drop_triggers, triggers_off, triggers_on_and_commit};
 use super::{census, q};
@@ -260,17 +260,11 @@ async fn pg_keep(restored: &UrlDatabase, before: &UrlDatabase, plans: &[Plan<'_>
         triggers_on_and_commit(&client, &triggers).await.map_err(|e| err(&e))?;
         Ok(found)
     };
-    match tokio::time::timeout(pg.timeout, work).await {
-        Ok(Ok(found)) => Ok(found),
-        Ok(Err(e)) => {
-            let _ = client.batch_execute("ROLLBACK").await;
-            Err(e)
-        }
-        Err(_) => Err(Error::Query {
-            database: restored.describe(),
-            detail: format!("putting rows back not done within {}s (database.timeout_secs)", pg.timeout.as_secs()),
-        }),
-    }
+    within_or_rolled_back(&client, pg.timeout, work, || Error::Query {
+        database: restored.describe(),
+        detail: format!("putting rows back not done within {}s (database.timeout_secs)", pg.timeout.as_secs()),
+    })
+    .await
 }
 
 async fn pg_keep_table(

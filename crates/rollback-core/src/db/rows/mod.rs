@@ -105,8 +105,12 @@ pub fn removed(before: &Census, after: &Census, skip: &[String]) -> Vec<DataLoss
 /// snapshot taken down as the run did. `put_back` reads them; nothing to do without such
 /// entries.
 pub async fn mark_downgraded(snap: &UrlDatabase, downgraded: &UrlDatabase, losses: &[DataLoss]) -> Result<()> {
-    removed::mark_removed(snap, downgraded, losses).await?;
-    changed::mark_changed(snap, downgraded, losses).await
+    if !needs_marks(losses) {
+        return Ok(());
+    }
+    let (sc, dc) = (census(snap).await?, census(downgraded).await?);
+    removed::mark_removed(snap, downgraded, (&sc, &dc), losses).await?;
+    changed::mark_changed(snap, downgraded, (&sc, &dc), losses).await
 }
 
 /// Whether putting `losses` back needs [`mark_downgraded`] (and so the run's downgrade run

@@ -1,11 +1,31 @@
-//! Writing tables in dependency order on PostgreSQL without knowing the order: each table's
-//! write runs in a savepoint; one that fails (a foreign key to rows not written yet) is rolled
-//! back to its savepoint and tried again after the others, round after round, until a round
-//! makes no progress.
+//! The transactions that write rows back on PostgreSQL: bounded in time and rolled back whole
+//! on any error ([`within_or_rolled_back`]), and writing tables in dependency order without
+//! knowing the order ([`in_dependency_order`]).
 
 use std::future::Future;
+use std::time::Duration;
 
 use tokio_postgres::Client;
+
+use crate::db::{Error, Result};
+
+/// Runs `work` (a transaction it opens on `client`) within `timeout`. On its error the
+/// transaction is rolled back, and the error returned; when the time runs out, `timed_out()`.
+pub(super) async fn within_or_rolled_back<T>(
+    client: &Client,
+    timeout: Duration,
+    work: impl Future<Output = Result<T>>,
+    timed_out: impl FnOnce() -> Error,
+) -> Result<T> {
+    match tokio::time::timeout(timeout, work).await {
+        Ok(Ok(done)) => Ok(done),
+        Ok(Err(e)) => {
+            let _ = client.batch_execute("ROLLBACK").await;
+            Err(e)
+        }
+        Err(_) => Err(timed_out()),
+    }
+}
 
 /// Runs `write(i)` for every `i` in `0..n` inside the transaction open on `client`, each in
 /// the savepoint `savepoint`, retrying the ones that fail after the others. Returns every

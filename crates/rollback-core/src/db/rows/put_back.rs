@@ -7,7 +7,7 @@ use tokio_postgres::Client;
 use super::compare::{
     Pair, pair, pg_read, pg_rows_in, pg_rows_out, pg_text_settings, sqlite_attached, sqlite_conflicts,
 };
-use super::pg_order::in_dependency_order;
+use super::pg_order::{in_dependency_order, within_or_rolled_back};
 use super::triggers::{drop_triggers, triggers_off, triggers_on_and_commit};
 use super::{census, q, removed};
 use crate::db::url::DbUrl;
@@ -366,14 +366,10 @@ async fn pg_put_back(
         triggers_on_and_commit(&client, &triggers).await.map_err(|e| err(&e))?;
         Ok(stats)
     };
-    match tokio::time::timeout(pg.timeout, work).await {
-        Ok(Ok(stats)) => Ok(stats),
-        Ok(Err(e)) => {
-            let _ = client.batch_execute("ROLLBACK").await;
-            Err(e)
-        }
-        Err(_) => Err(conflict(live, &format!("not done within {}s (database.timeout_secs)", pg.timeout.as_secs()))),
-    }
+    within_or_rolled_back(&client, pg.timeout, work, || {
+        conflict(live, &format!("not done within {}s (database.timeout_secs)", pg.timeout.as_secs()))
+    })
+    .await
 }
 
 /// The primary key's columns and `col`.

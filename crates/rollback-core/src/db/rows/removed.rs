@@ -7,7 +7,7 @@
 //! still there after the downgrade, so it is not in the marker and does not come back.
 
 use super::compare::{Pair, pg_read, pg_rows_in, pg_rows_out, pg_text_settings, sqlite_attached};
-use super::{Census, census, q};
+use super::{Census, q};
 use crate::db::url::DbUrl;
 use crate::db::{Error, Result, UrlDatabase};
 use crate::model::{DataLoss, LossKind};
@@ -64,17 +64,20 @@ fn key_pair<'a>(name: &'a str, of: &Census) -> Option<Pair<'a>> {
 /// rows of its table that `downgraded` (another copy of the same snapshot, taken down as the run
 /// did) no longer has, matched by primary key. A table without a primary key, or gone from
 /// either copy, is an error: its deleted rows cannot be told.
-pub(super) async fn mark_removed(snap: &UrlDatabase, downgraded: &UrlDatabase, losses: &[DataLoss]) -> Result<()> {
+pub(super) async fn mark_removed(
+    snap: &UrlDatabase,
+    downgraded: &UrlDatabase,
+    (snap_census, down_census): (&Census, &Census),
+    losses: &[DataLoss],
+) -> Result<()> {
     let todo: Vec<(usize, &DataLoss)> =
         losses.iter().enumerate().filter(|(_, l)| l.kind == LossKind::Removed).collect();
     if todo.is_empty() {
         return Ok(());
     }
-    let snap_census = census(snap).await?;
-    let down_census = census(downgraded).await?;
     let mut statements = Vec::new();
     for (i, l) in todo {
-        let p = key_pair(&l.table, &snap_census).ok_or_else(|| untold(snap, l, "it has no primary key"))?;
+        let p = key_pair(&l.table, snap_census).ok_or_else(|| untold(snap, l, "it has no primary key"))?;
         if !down_census.tables.get(&l.table).is_some_and(|t| p.pk.iter().all(|k| t.columns.contains_key(k))) {
             return Err(untold(snap, l, "the downgrade changed its primary key"));
         }
