@@ -273,7 +273,12 @@ fn step_begins(state: &RunState, plan: &crate::plan::Plan, name: &str) -> usize 
 
 /// Whether an attempt of the run's reset began before the one running now (the reset calling
 /// this has journaled its own begin) and was cut short: HEAD has not moved, but git may have
-/// written, or removed, part of the tree already ([`Rollback::left_by_reset`]).
+/// written, or removed, part of the tree already ([`Rollback::left_by_reset`]). Only a resumed
+/// run can have one: a new run (its plan made now, `fresh_plan`) begins each step once, so its
+/// journal is not read again on the fast path.
 pub(crate) fn earlier_reset_began(ex: &Exec<'_>) -> Result<bool> {
+    if ex.fresh_plan {
+        return Ok(false);
+    }
     Ok(step_begins(&RunState::load(ex.journal.path())?, ex.plan, "reset") > 1)
 }
