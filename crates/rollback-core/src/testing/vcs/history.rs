@@ -104,7 +104,9 @@ pub fn resolve_revisions(open: &Open) {
     assert_eq!(b.resolve("HEAD").unwrap(), cid(&v3));
     assert_eq!(b.resolve("HEAD~1").unwrap(), cid(&v2));
     assert_eq!(b.resolve("HEAD~2").unwrap(), cid(&v1));
-    for bad in ["nope", "-h", "--all", "", "HEAD~9", "HEAD^{tree}", "HEAD:README.md", "v1..v2", "refs/heads/nope"] {
+    // Under 4 hex digits, even the start of a commit's id, is no short hash (git's minimum).
+    let bad = ["nope", "-h", "--all", "", "HEAD~9", "HEAD^{tree}", "HEAD:README.md", "v1..v2", "refs/heads/nope"];
+    for bad in bad.into_iter().chain(["BAD", "abc", &v1[..3]]) {
         match b.resolve(bad) {
             Err(Error::UnknownRevision { rev }) => assert_eq!(rev, bad),
             other => panic!("{}: resolve({bad:?}) gave {other:?}", b.name()),

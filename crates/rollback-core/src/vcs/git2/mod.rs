@@ -17,7 +17,7 @@
 //! - open: libgit2's `discover` forgets where the `.git` file was, and takes the git folder's
 //!   parent for the work tree (wrong for `git init --separate-git-dir`); `open_ext` keeps it.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -37,10 +37,12 @@ use crate::paths::RepoPath;
 
 mod filters;
 mod flags;
+mod ignored;
 mod refs;
 mod sparse;
 mod way;
 
+use ignored::ignored_below_tracked;
 use refs::names_commits_apart;
 
 /// Mode of a gitlink (submodule) entry.
@@ -135,79 +137,6 @@ fn walk_tree(repo: &Repository, tree: &Tree<'_>, prefix: &[u8], out: &mut Vec<(V
         } else {
             let mode = u32::try_from(entry.filemode()).unwrap_or_default();
             out.push((path, entry.id(), mode));
-        }
-    }
-    Ok(())
-}
-
-/// The ignored content of ignored folders that hold tracked files, which libgit2 leaves out
-/// of its status (`logs/` ignored, `logs/kept.txt` tracked, `logs/new.txt` not reported).
-/// `git status --ignored=matching` lists it: files one by one, and a folder without tracked
-/// files once (even an empty one). Appends those entries to `out`.
-fn ignored_below_tracked(repo: &Repository, workdir: &Path, out: &mut Vec<StatusEntry>) -> Result<()> {
-    let index = fresh_index(repo)?;
-    let mut tracked = HashSet::new();
-    let mut dirs = BTreeSet::new();
-    for entry in index.iter() {
-        for (i, b) in entry.path.iter().enumerate() {
-            if *b == b'/' {
-                dirs.insert(entry.path[..i].to_vec());
-            }
-        }
-        tracked.insert(entry.path);
-    }
-    let mut roots: Vec<Vec<u8>> = Vec::new();
-    for dir in &dirs {
-        let below_root = roots.iter().any(|r| dir.len() > r.len() && dir.starts_with(r) && dir[r.len()] == b'/');
-        if below_root {
-            continue;
-        }
-        let ignored = repo
-            .is_path_ignored(Path::new(OsStr::from_bytes(dir)))
-            .map_err(git2_err(format!("check whether `{}` is ignored", String::from_utf8_lossy(dir))))?;
-        if ignored {
-            roots.push(dir.clone());
-        }
-    }
-    for root in roots {
-        walk_ignored(workdir, &root, &tracked, &dirs, out)?;
-    }
-    Ok(())
-}
-
-fn walk_ignored(
-    workdir: &Path,
-    dir: &[u8],
-    tracked: &HashSet<Vec<u8>>,
-    dirs: &BTreeSet<Vec<u8>>,
-    out: &mut Vec<StatusEntry>,
-) -> Result<()> {
-    let fs_dir = workdir.join(OsStr::from_bytes(dir));
-    let entries = match std::fs::read_dir(&fs_dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(crate::fsutil::IoError::new("list", fs_dir, e).into()),
-    };
-    for entry in entries {
-        let entry = entry.at("list", &fs_dir)?;
-        let name = entry.file_name();
-        if name.as_bytes() == b".git" {
-            continue;
-        }
-        let mut rel = dir.to_vec();
-        rel.push(b'/');
-        rel.extend_from_slice(name.as_bytes());
-        if tracked.contains(&rel) {
-            continue;
-        }
-        let is_dir = entry.file_type().at("read type of", &entry.path())?.is_dir();
-        if !is_dir {
-            out.push(StatusEntry::new(repo_path(&rel)?, StatusKind::Ignored));
-        } else if dirs.contains(&rel) {
-            walk_ignored(workdir, &rel, tracked, dirs, out)?;
-        } else {
-            // Even when empty, as git does.
-            out.push(StatusEntry::new(repo_path(&rel)?, StatusKind::Ignored));
         }
     }
     Ok(())
@@ -485,6 +414,8 @@ impl VcsBackend for Git2Backend {
         }
         let repo = self.repo();
         let object = repo.revparse_single(rev).map_err(|e| match e.code() {
+            // Under 4 hex digits git knows no short hash (libgit2: "prefix length too short").
+            ErrorCode::Ambiguous if rev.len() < 4 && rev.bytes().all(|b| b.is_ascii_hexdigit()) => unknown(),
             ErrorCode::Ambiguous => Error::AmbiguousRevision { rev: rev.to_owned() },
             ErrorCode::NotFound
             | ErrorCode::InvalidSpec
