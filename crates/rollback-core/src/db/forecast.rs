@@ -2,9 +2,11 @@
 //! guessed from migration text. The database is copied (see `scratch`), the planned
 //! downgrade runs on the copy with the configured migrator and the work tree's files, and the
 //! tables and columns before and after are compared: a dropped table counts its rows, a
-//! dropped column its non-null values, a table that stays the rows it has fewer; and the
-//! values of columns that stay are compared with the live database's, row by row. The copy is discarded afterwards, on error too. The live
-//! database is only read.
+//! dropped column its non-null values (not a column the database computes). The tables that
+//! stay are compared with the live database row by row, matched by primary key: the rows the
+//! downgrade deleted (keys the copy no longer holds; in a table without a primary key, the rows
+//! it has fewer) and the values it changed (see `rows::removed_and_changed`). The copy is
+//! discarded afterwards, on error too. The live database is only read.
 
 use std::path::Path;
 
@@ -28,8 +30,7 @@ pub async fn forecast(migrator: &dyn DbMigrator, to: &[Revision], scratch: &Path
         let after = rows::census(&copy.db).await?;
         let skip = migrator.bookkeeping_tables();
         let mut losses = rows::dropped(&before, &after, &skip);
-        losses.extend(rows::removed(&before, &after, &skip));
-        losses.extend(rows::changed(live, &copy.db, &before, &after, &skip).await?);
+        losses.extend(rows::removed_and_changed(live, &copy.db, &before, &after, &skip).await?);
         losses.sort_by(|a, b| a.table.cmp(&b.table));
         Ok(losses)
     }

@@ -109,8 +109,7 @@ impl Rollback {
                 // What the downgrade destroys, as a run's forecast says it (its undo reads it).
                 let drops: Vec<DataLoss> = rows::dropped(&before, &after, &skip)
                     .into_iter()
-                    .chain(rows::removed(&before, &after, &skip))
-                    .chain(rows::changed(live, &now.db, &before, &after, &skip).await?)
+                    .chain(rows::removed_and_changed(live, &now.db, &before, &after, &skip).await?)
                     .filter(|l| l.rows > 0)
                     .collect();
                 Ok::<_, crate::db::Error>(Ok((losses, drops)))

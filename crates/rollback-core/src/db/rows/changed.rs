@@ -1,10 +1,12 @@
 //! Values a downgrade changes in columns that stay (`LossKind::Changed`): an `UPDATE` that maps
 //! a value the older release does not know, a column type it narrows. The forecast compares,
-//! row by row (matched by primary key), the live database with its downgraded copy. The undo
-//! writes the snapshot's value back where the value now is still the one the downgrade left (a
-//! value the app changed while rolled back stays): the run's downgrade runs again on a second
-//! copy of the snapshot (see `mark_deleted` in the engine), and the rows whose value differs
-//! there are written, with both values, into a marker table of the snapshot copy.
+//! row by row (matched by primary key), the live database with its downgraded copy; the same
+//! reading counts the rows both hold, which tells how many rows the downgrade deleted
+//! (`LossKind::Removed`, see `removed_and_changed`). The undo writes the snapshot's value back
+//! where the value now is still the one the downgrade left (a value the app changed while
+//! rolled back stays): the run's downgrade runs again on a second copy of the snapshot (see
+//! `mark_downgraded`), and the rows whose value differs there are written, with both values,
+//! into a marker table of the snapshot copy.
 
 use std::fmt::Write as _;
 
@@ -16,7 +18,8 @@ use crate::db::{Result, UrlDatabase, postgres};
 use crate::model::{DataLoss, LossKind};
 
 /// The columns both `live` and `down` have in table `name`, keyed the same way: the pair (live
-/// as `live`, the downgraded copy as `snap`) and the columns to compare (not the key's).
+/// as `live`, the downgraded copy as `snap`) and the columns to compare (not the key's; none
+/// when the table holds only its key).
 fn compared<'a>(name: &'a str, live: &Census, down: &Census) -> Option<(Pair<'a>, Vec<String>)> {
     let p = pair(name, live, down)?;
     let live_pk = &live.tables.get(name)?.primary_key;
@@ -24,64 +27,67 @@ fn compared<'a>(name: &'a str, live: &Census, down: &Census) -> Option<(Pair<'a>
         return None;
     }
     let cols: Vec<String> = p.cols.iter().filter(|c| !p.pk.contains(c)).cloned().collect();
-    (!cols.is_empty()).then_some((p, cols))
+    Some((p, cols))
 }
 
-/// Values the downgraded copy `down` holds other than `live` in the rows both have (matched by
-/// primary key): one `Changed` loss per column that has any, with their count. `lc` and `dc`
-/// are the tables of each (their census; `live`'s may be taken of a copy made of it before the
-/// downgrade: the names and keys are the same). Tables named in `skip`, tables without a
-/// primary key and columns the database computes are left out. The live database is only
-/// read.
-pub async fn changed(
+/// One table that stays, compared row by row between the live database and its downgraded
+/// copy (see [`compare_table`]).
+pub(super) struct TableDiff {
+    /// Rows both hold, matched by primary key.
+    pub(super) matched: u64,
+    /// Per column both have (not the key's, not computed ones): the matched rows whose value
+    /// differs.
+    pub(super) changed: Vec<(String, u64)>,
+}
+
+/// Compares table `name` of `live` with the downgraded copy `down`, row by row, matched by
+/// primary key. `lc` and `dc` are the tables of each (their census; `live`'s may be taken of a
+/// copy made of it before the downgrade: the names and keys are the same). `None` when the
+/// table is not on both sides, has no primary key, or the downgrade changed it. The live
+/// database is only read; each side is read once.
+pub(super) async fn compare_table(
     live: &UrlDatabase,
     down: &UrlDatabase,
+    name: &str,
     lc: &Census,
     dc: &Census,
-    skip: &[String],
-) -> Result<Vec<DataLoss>> {
-    let mut out = Vec::new();
-    for name in lc.tables.keys().filter(|n| !skip.contains(n)) {
-        let Some((p, cols)) = compared(name, lc, dc) else { continue };
-        let counts = count_changed(live, down, &p, &cols).await?;
-        out.extend(cols.iter().zip(counts).filter(|(_, n)| *n > 0).map(|(c, n)| DataLoss::changed(name, c, n)));
-    }
-    Ok(out)
+) -> Result<Option<TableDiff>> {
+    let Some((p, cols)) = compared(name, lc, dc) else { return Ok(None) };
+    let (matched, counts) = count_rows(live, down, &p, &cols).await?;
+    Ok(Some(TableDiff { matched, changed: cols.into_iter().zip(counts).collect() }))
 }
 
-/// Per column of `cols`: the rows of `p`'s table whose value differs between `live` (as
-/// `p.live`) and `down` (as `p.snap`).
-async fn count_changed(live: &UrlDatabase, down: &UrlDatabase, p: &Pair<'_>, cols: &[String]) -> Result<Vec<u64>> {
+/// The rows of `p`'s table both `live` (as `p.live`) and `down` (as `p.snap`) hold, matched
+/// by key, and per column of `cols`, those of them whose value differs.
+async fn count_rows(live: &UrlDatabase, down: &UrlDatabase, p: &Pair<'_>, cols: &[String]) -> Result<(u64, Vec<u64>)> {
     let to_u64 = |n: i64| u64::try_from(n).unwrap_or(0);
+    let counts = |row: Vec<i64>| {
+        let mut it = row.into_iter().map(to_u64);
+        (it.next().unwrap_or(0), it.collect())
+    };
     if let (DbUrl::Sqlite { .. }, DbUrl::Sqlite { path }) = (live.url(), down.url()) {
-        let mut sql = "SELECT 0".to_owned();
+        let mut sql = "SELECT count(*)".to_owned();
         for c in cols {
             let _ = write!(sql, ", coalesce(sum(CASE WHEN m.{c} IS NOT s.{c} THEN 1 ELSE 0 END), 0)", c = q(c));
         }
-        let _ = write!(sql, " FROM main.{} m JOIN snap.{} s ON {}", p.live, p.snap, p.join("m", "s"));
+        let _ = write!(sql, " FROM main.{} m JOIN snap.{} s ON {}", p.live, p.snap, p.sqlite_join("m", "s"));
         let n = cols.len();
         let row: Vec<i64> = sqlite_attached(live, path, false, move |c| {
-            c.query_row(&sql, [], |r| (1..=n).map(|i| r.get(i)).collect::<rusqlite::Result<Vec<i64>>>())
+            c.query_row(&sql, [], |r| (0..=n).map(|i| r.get(i)).collect::<rusqlite::Result<Vec<i64>>>())
         })
         .await?;
-        return Ok(row.into_iter().map(to_u64).collect());
+        return Ok(counts(row));
     }
-    // PostgreSQL: an order-independent digest of each column's values by key, on both sides;
-    // the rows are read and compared only for a table where one differs.
+    // PostgreSQL: the rows and an order-independent digest of them (each row's key and compared
+    // columns as the text of a record, which tells every row apart: a field holding a
+    // delimiter, a quote or nothing is quoted, NULL is an empty field), on both sides; the rows
+    // are read and compared only for a table where the two differ.
     let digest = |t: &str| {
-        let key = p.pk.iter().map(|k| format!("{}::text", q(k))).collect::<Vec<_>>().join(", ");
-        let sums = cols
-            .iter()
-            .map(|c| {
-                // 60 bits of an MD5 per value (every server version has `md5`), summed.
-                format!(
-                    "coalesce(sum(('x' || substr(md5(concat_ws('|', {key}) || '|' || coalesce({}::text, '\\N-null')), 1, 15))::bit(60)::bigint::numeric), 0)::text",
-                    q(c)
-                )
-            })
-            .collect::<Vec<_>>()
-            .join(", ");
-        format!("SELECT {sums} FROM {t}")
+        let fields = p.pk.iter().chain(cols).map(|c| q(c)).collect::<Vec<_>>().join(", ");
+        // 60 bits of an MD5 per row (every server version has `md5`), summed.
+        format!(
+            "SELECT count(*)::text, coalesce(sum(('x' || substr(md5(ROW({fields})::text), 1, 15))::bit(60)::bigint::numeric), 0)::text FROM {t}"
+        )
     };
     let read = |db: &UrlDatabase, sql: String| {
         let db = db.clone();
@@ -94,29 +100,28 @@ async fn count_changed(live: &UrlDatabase, down: &UrlDatabase, p: &Pair<'_>, col
     };
     let (a, b) = (read(live, digest(&p.live)).await?, read(down, digest(&p.snap)).await?);
     if a == b {
-        return Ok(vec![0; cols.len()]);
+        let rows = a.first().and_then(|r| r.first()).and_then(|n| n.parse().ok()).unwrap_or(0);
+        return Ok((rows, vec![0; cols.len()]));
     }
     let mut with_key = p.pk.clone();
     with_key.extend(cols.iter().cloned());
     let rows = pg_read(down, &pg_rows_out(p, &with_key)).await?;
-    let sums = cols
-        .iter()
-        .map(|c| {
-            format!(
-                "coalesce(sum(CASE WHEN {} IS DISTINCT FROM {} THEN 1 ELSE 0 END), 0)",
-                p.cmp("l", c),
-                p.cmp("d", c)
-            )
-        })
-        .collect::<Vec<_>>()
-        .join(", ");
-    let sql = format!("SELECT {sums} FROM {} l JOIN {} d ON {}", p.live, pg_rows_in(p, &with_key), p.join("l", "d"));
+    let mut sql = "SELECT count(*)".to_owned();
+    for c in cols {
+        let _ = write!(
+            sql,
+            ", coalesce(sum(CASE WHEN {} IS DISTINCT FROM {} THEN 1 ELSE 0 END), 0)",
+            p.cmp("l", c),
+            p.cmp("d", c)
+        );
+    }
+    let _ = write!(sql, " FROM {} l JOIN {} d ON {}", p.live, pg_rows_in(p, &with_key), p.join("l", "d"));
     let pg = live.pg();
     let client = pg.connect().await?;
     pg.within("comparing values", async {
         client.batch_execute(&pg_text_settings(false)).await.map_err(|e| pg.query_err(&e))?;
         let row = client.query_one(&sql, &[&rows]).await.map_err(|e| pg.query_err(&e))?;
-        Ok((0..cols.len()).map(|i| to_u64(row.get::<_, i64>(i))).collect())
+        Ok(counts((0..=cols.len()).map(|i| row.get::<_, i64>(i)).collect()))
     })
     .await
 }
@@ -144,7 +149,7 @@ pub(super) async fn mark_changed(
                 format!(
                     "SELECT {keys}, {side}.{c} AS {c} FROM main.{t} s JOIN snap.{t} d ON {j} WHERE s.{c} IS NOT d.{c}",
                     t = p.live,
-                    j = p.join("d", "s")
+                    j = p.sqlite_join("d", "s")
                 )
             };
             let sql = format!("CREATE TABLE main.{before} AS {}; CREATE TABLE main.{down} AS {}", rows("s"), rows("d"));
@@ -181,9 +186,7 @@ pub(super) async fn mark_changed(
 /// `col` the downgrade changed (marker `before`), where the value is still the one it left
 /// (marker `down`). A value the app changed while rolled back stays.
 pub(super) fn sqlite_update(p: &Pair<'_>, col: &str, before: &str, down: &str) -> String {
-    let on = |a: &str| {
-        p.pk.iter().map(|k| format!("{a}.{k} = main.{}.{k}", p.live, k = q(k))).collect::<Vec<_>>().join(" AND ")
-    };
+    let on = |a: &str| p.sqlite_join(a, &format!("main.{}", p.live));
     format!(
         "UPDATE main.{l} SET {c} = (SELECT b.{c} FROM snap.{before} b WHERE {ob}) WHERE EXISTS (SELECT 1 FROM snap.{down} d WHERE {od} AND main.{l}.{c} IS d.{c})",
         l = p.live,

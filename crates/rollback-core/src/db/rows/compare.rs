@@ -25,8 +25,21 @@ pub(super) struct Pair<'a> {
 }
 
 impl Pair<'_> {
+    /// `a` and `b` under the same primary key, on PostgreSQL (whose key columns are `NOT
+    /// NULL`): `=`, which its indexes and hash joins serve.
     pub(super) fn join(&self, a: &str, b: &str) -> String {
-        self.pk.iter().map(|k| format!("{a}.{k} = {b}.{k}", k = q(k))).collect::<Vec<_>>().join(" AND ")
+        self.join_with(a, b, "=")
+    }
+    /// [`Pair::join`] on SQLite, NULL-safe (`IS`, which its indexes serve as well): SQLite lets
+    /// a key column of an ordinary table hold NULL (unless it is `INTEGER PRIMARY KEY` or the
+    /// table `WITHOUT ROWID`), and a row under such a key is matched like any other. (Its
+    /// uniqueness is not enforced: rows under the same key with a NULL in it are not told
+    /// apart.)
+    pub(super) fn sqlite_join(&self, a: &str, b: &str) -> String {
+        self.join_with(a, b, "IS")
+    }
+    fn join_with(&self, a: &str, b: &str, op: &str) -> String {
+        self.pk.iter().map(|k| format!("{a}.{k} {op} {b}.{k}", k = q(k))).collect::<Vec<_>>().join(" AND ")
     }
     pub(super) fn col_list(&self, alias: &str) -> String {
         self.cols.iter().map(|c| format!("{alias}.{}", q(c))).collect::<Vec<_>>().join(", ")
@@ -237,7 +250,7 @@ async fn deleted_since(live: &UrlDatabase, snap: &UrlDatabase, p: &Pair<'_>, col
                 "SELECT count(*) FROM snap.{} s WHERE {where_} AND NOT EXISTS (SELECT 1 FROM main.{} m WHERE {})",
                 p.snap,
                 p.live,
-                p.join("m", "s")
+                p.sqlite_join("m", "s")
             );
             sqlite_attached(live, path, false, move |c| c.query_row(&sql, [], |r| r.get::<_, i64>(0))).await
         }
@@ -268,7 +281,7 @@ pub(super) fn sqlite_conflicts(p: &Pair<'_>) -> String {
         "SELECT count(*) FROM snap.{} s JOIN main.{} m ON {} WHERE NOT ({})",
         p.snap,
         p.live,
-        p.join("m", "s"),
+        p.sqlite_join("m", "s"),
         if same.is_empty() { "1".to_owned() } else { same }
     )
 }

@@ -165,7 +165,7 @@ async fn sqlite_keep(restored: &UrlDatabase, before: &std::path::Path, plans: &[
                     "SELECT count(*) FROM snap.{} s JOIN main.{} m ON {} WHERE NOT ({})",
                     p.snap,
                     p.live,
-                    p.join("m", "s"),
+                    p.sqlite_join("m", "s"),
                     sqlite_same(p)
                 ),
                 Some(format!(
@@ -175,7 +175,7 @@ async fn sqlite_keep(restored: &UrlDatabase, before: &std::path::Path, plans: &[
                     p.col_list("s"),
                     p.snap,
                     p.live,
-                    p.join("m", "s")
+                    p.sqlite_join("m", "s")
                 )),
                 OTHER_CONTENT.to_owned(),
             )),

@@ -26,7 +26,6 @@ mod put_back;
 mod removed;
 mod triggers;
 
-pub use changed::changed;
 pub use compare::obstacles;
 pub use keep::{Kept, NotKept, keep_written};
 pub use put_back::{PutBackStats, put_back};
@@ -62,8 +61,9 @@ pub struct Census {
 }
 
 /// What dropped between `before` and `after`: whole tables (their rows), and columns of tables
-/// that stay (their non-null values). Tables named in `skip` (the migrator's own bookkeeping)
-/// are left out. Sorted by table, the whole table before its columns.
+/// that stay (their non-null values; not the columns the database computes, which are no data:
+/// the upgrade that adds one back computes it again). Tables named in `skip` (the migrator's
+/// own bookkeeping) are left out. Sorted by table, the whole table before its columns.
 pub fn dropped(before: &Census, after: &Census, skip: &[String]) -> Vec<DataLoss> {
     let mut out = Vec::new();
     for (name, t) in &before.tables {
@@ -74,7 +74,7 @@ pub fn dropped(before: &Census, after: &Census, skip: &[String]) -> Vec<DataLoss
             None => out.push(DataLoss::table(name, t.rows)),
             Some(now) => {
                 for (col, values) in &t.columns {
-                    if !now.columns.contains_key(col) {
+                    if !now.columns.contains_key(col) && !t.generated.contains(col) {
                         out.push(DataLoss::column(name, col, *values));
                     }
                 }
@@ -84,19 +84,44 @@ pub fn dropped(before: &Census, after: &Census, skip: &[String]) -> Vec<DataLoss
     out
 }
 
-/// Rows deleted between `before` and `after` from tables that stay: one `Removed` loss per
-/// table that has fewer rows after (by how many fewer). A downgrade that deletes rows and
-/// inserts as many others is not seen. Tables named in `skip` are left out.
-pub fn removed(before: &Census, after: &Census, skip: &[String]) -> Vec<DataLoss> {
-    before
-        .tables
-        .iter()
-        .filter(|(name, _)| !skip.iter().any(|s| s == *name))
-        .filter_map(|(name, t)| {
-            let now = after.tables.get(name)?;
-            (now.rows < t.rows).then(|| DataLoss::removed(name, t.rows - now.rows))
-        })
-        .collect()
+/// What a downgrade did to the tables that stay: the rows it deleted (one `Removed` loss per
+/// table) and the values it changed in columns that stay (one `Changed` loss per column), every
+/// `Removed` loss first. `before` is the census of the database before the downgrade (of
+/// `live`, or of a copy made of it), `after` that of `down`, the copy it ran on.
+///
+/// In a table with a primary key (the same on both sides) rows are matched by key, and a
+/// deleted row is one of `before`'s rows whose key `down` no longer holds: a downgrade that
+/// deletes rows and inserts as many others is seen. Its rows are counted in `before` and
+/// matched between `live` and `down`, so a row the app deletes from `live` meanwhile counts as
+/// deleted (one it inserts does not). A table without a primary key (or whose key the downgrade
+/// changed) is compared by its row count only: the rows it has fewer. Values are compared by
+/// key only (see the `changed` module). Tables named in `skip` are left out. The live database
+/// is only read, each table once.
+pub async fn removed_and_changed(
+    live: &UrlDatabase,
+    down: &UrlDatabase,
+    before: &Census,
+    after: &Census,
+    skip: &[String],
+) -> Result<Vec<DataLoss>> {
+    let (mut removed, mut values) = (Vec::new(), Vec::new());
+    for (name, t) in before.tables.iter().filter(|(name, _)| !skip.contains(name)) {
+        let Some(now) = after.tables.get(name) else { continue };
+        let gone = match changed::compare_table(live, down, name, before, after).await? {
+            Some(diff) => {
+                values.extend(
+                    diff.changed.iter().filter(|(_, n)| *n > 0).map(|(col, n)| DataLoss::changed(name, col, *n)),
+                );
+                t.rows.saturating_sub(diff.matched)
+            }
+            None => t.rows.saturating_sub(now.rows),
+        };
+        if gone > 0 {
+            removed.push(DataLoss::removed(name, gone));
+        }
+    }
+    removed.append(&mut values);
+    Ok(removed)
 }
 
 /// Writes into the snapshot copy `snap` what tells, row by row, the rows the run's downgrade

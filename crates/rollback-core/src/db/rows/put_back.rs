@@ -166,7 +166,7 @@ impl SqlitePlan {
                     p.col_list("s"),
                     p.snap,
                     p.live,
-                    p.join("m", "s")
+                    p.sqlite_join("m", "s")
                 ),
             )
         };
@@ -175,13 +175,12 @@ impl SqlitePlan {
 
     fn column(p: &Pair<'_>, col: &str) -> (String, String, String) {
         let c = q(col);
-        let outer =
-            p.pk.iter().map(|k| format!("s.{k} = main.{}.{k}", p.live, k = q(k))).collect::<Vec<_>>().join(" AND ");
+        let outer = p.sqlite_join("s", &format!("main.{}", p.live));
         let gone = format!(
             "SELECT count(*) FROM snap.{} s WHERE s.{c} IS NOT NULL AND NOT EXISTS (SELECT 1 FROM main.{} m WHERE {})",
             p.snap,
             p.live,
-            p.join("m", "s")
+            p.sqlite_join("m", "s")
         );
         let update = format!(
             "UPDATE main.{l} SET {c} = (SELECT s.{c} FROM snap.{s} s WHERE {outer}) WHERE EXISTS (SELECT 1 FROM snap.{s} s WHERE {outer} AND s.{c} IS NOT main.{l}.{c})",

@@ -92,7 +92,7 @@ pub(super) async fn mark_removed(
                         "CREATE TABLE main.{m} AS SELECT * FROM main.{t} s WHERE NOT EXISTS (SELECT 1 FROM snap.{t} d WHERE {j})",
                         m = marker(snap, *i),
                         t = p.live,
-                        j = p.join("d", "s")
+                        j = p.sqlite_join("d", "s")
                     )
                 })
                 .collect();
