@@ -66,8 +66,9 @@ fn undo_env_edit_made_while_rolled_back_is_named_with_where_it_is_kept() {
     assert!(warned < out.stderr.find("Restoring the index").unwrap(), "{}", out.stderr);
 
     // The blob it names holds the rotated secret.
-    let blob = warning.split("blob `").nth(1).and_then(|s| s.split('`').next()).expect(&warning);
-    assert_eq!(std::fs::read(state_dir(&r).join(blob)).unwrap(), ROTATED.as_bytes());
+    let blob = warning.split("(file `").nth(1).and_then(|s| s.split('`').next()).expect(&warning);
+    assert!(std::path::Path::new(blob).starts_with(state_dir(&r).join("backups/blobs")), "{warning}");
+    assert_eq!(std::fs::read(blob).unwrap(), ROTATED.as_bytes());
 
     // The undo's incident report says it too.
     let md = fr(&r, &["report", undo]);

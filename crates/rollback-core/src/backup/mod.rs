@@ -1,14 +1,15 @@
 //! Backups: a content-addressed [`BackupStore`] of snapshots.
 //!
 //! A snapshot is a [`Manifest`] (what every captured path held: file bytes by blob id, mode,
-//! symlink target, or absence) plus the blobs it names. Blobs are named by their BLAKE3 hash,
-//! so a second snapshot of unchanged files writes no new blob bytes, and `verify` can re-hash
-//! everything. The manifest is written last, atomically: it is the snapshot's completion
+//! symlink target, or absence, and the owner of what was there) plus the blobs it names. Blobs
+//! are named by their BLAKE3 hash, so a second snapshot of unchanged files writes no new blob
+//! bytes, and `verify` can re-hash everything. The manifest is written last, atomically: it is the snapshot's completion
 //! marker, and a crash before it leaves only unreferenced blobs for `prune` to collect.
 //!
 //! - [`store::FsBackupStore`]: the store on disk (state folder, `0700`/`0600`);
 //! - [`snapshot`]: capturing paths of a work tree into a manifest, and restoring them safely.
 
+pub(crate) mod chown;
 pub mod snapshot;
 pub mod statcache;
 pub mod store;
@@ -294,6 +295,49 @@ pub struct ManifestEntry {
     /// What it held.
     #[serde(flatten)]
     pub kind: EntryKind,
+    /// Who owned the file or symlink, and the folders above it: given back by a restore that
+    /// runs as root. `None` for absent paths, and in manifests written before owners were
+    /// recorded (a restore then leaves what it writes to the user it runs as).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<Ownership>,
+}
+
+/// The numeric user and group ids that owned a file, symlink or folder.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Owner {
+    /// User id.
+    pub uid: u32,
+    /// Group id.
+    pub gid: u32,
+}
+
+impl Owner {
+    /// The owner in `meta` (from `lstat` or an open file).
+    pub fn of(meta: &std::fs::Metadata) -> Self {
+        use std::os::unix::fs::MetadataExt as _;
+        Self { uid: meta.uid(), gid: meta.gid() }
+    }
+}
+
+/// Who owned a captured file or symlink, and the folders above it (for the folders a restore
+/// has to make again, when the rollback removed them).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ownership {
+    /// The path's own owner.
+    #[serde(flatten)]
+    pub owner: Owner,
+    /// Owners of the folders above the path, outermost first. Empty when every one was owned
+    /// like the path itself (the usual case: no bytes spent on it).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub folders: Vec<Owner>,
+}
+
+impl Ownership {
+    /// The owner of the folder `depth` levels down on the way to the path (0: the outermost
+    /// folder below the work tree's root).
+    pub fn folder(&self, depth: usize) -> Option<Owner> {
+        if self.folders.is_empty() { Some(self.owner) } else { self.folders.get(depth).copied() }
+    }
 }
 
 /// An object of the index that a restore may need to write back into the object database.
@@ -556,6 +600,13 @@ pub trait BackupStore: Send + Sync {
     fn blob_stat(&self, id: &BlobId) -> Result<Option<statcache::FileStat>> {
         let _ = id;
         Ok(None)
+    }
+
+    /// The file that holds blob `id`'s content as it is, for a message that points an operator
+    /// at it (`None`: a store that keeps its blobs otherwise).
+    fn blob_file(&self, id: &BlobId) -> Option<std::path::PathBuf> {
+        let _ = id;
+        None
     }
 
     /// Writes a manifest atomically. Every blob it names must already be stored. This is the

@@ -18,12 +18,16 @@
 //!
 //! # What is not captured
 //!
-//! Empty folders (git does not track them either), folder permission bits, owners, times and
-//! extended attributes. Entries named `.git` below a captured folder (a nested repository) are
-//! skipped: they cannot be represented as a [`RepoPath`]. FIFOs, sockets and devices are an
+//! Empty folders (git does not track them either), folders' permission bits, times and
+//! extended attributes. Entries named `.git` below a captured folder (a nested repository)
+//! are skipped: they cannot be represented as a [`RepoPath`]. FIFOs, sockets and devices are an
 //! error ([`Error::UnsupportedFileType`]).
+//!
+//! The owner (user and group ids) of every file and symlink is recorded, and those of the
+//! folders above it when one differs: [`restore`] gives them back when it runs as root (to the
+//! folders it has to make again), and leaves what it writes to its own user otherwise.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::{self, OpenOptions};
 use std::io;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
@@ -32,7 +36,9 @@ use std::path::Path;
 use std::sync::atomic::Ordering;
 
 use super::statcache::{FileStat, StatCache};
-use super::{BackupStore, BlobId, EntryKind, Error, ManifestEntry, Origin, PutStats, Result, SymlinkTarget};
+use super::{
+    BackupStore, BlobId, EntryKind, Error, ManifestEntry, Origin, Owner, Ownership, PutStats, Result, SymlinkTarget,
+};
 use crate::fsutil::{IoContext, IoError};
 use crate::paths::RepoPath;
 
@@ -68,8 +74,8 @@ fn lstat(path: &Path) -> Result<Option<fs::Metadata>, IoError> {
 ///
 /// Per path (see the [module docs](self) for what is followed):
 /// - a regular file → [`EntryKind::File`] with its blob, size and permission bits
-///   (`mode & 0o7777`);
-/// - a symlink → [`EntryKind::Symlink`] with its raw target;
+///   (`mode & 0o7777`), and its owner;
+/// - a symlink → [`EntryKind::Symlink`] with its raw target, and its owner;
 /// - nothing → [`EntryKind::Absent`], plus an `Absent` entry for every missing parent folder,
 ///   so that a restore removes folders that did not exist;
 /// - a folder → every file and symlink below it, with the same origin.
@@ -107,7 +113,8 @@ pub fn capture_cached(
 ) -> Result<(Vec<ManifestEntry>, PutStats)> {
     let mut out: BTreeMap<RepoPath, ManifestEntry> = BTreeMap::new();
     let mut stats = PutStats::default();
-    let mut folders: HashSet<RepoPath> = HashSet::new();
+    // Real folders seen, with their owners.
+    let mut folders: HashMap<RepoPath, Owner> = HashMap::new();
     let mut pending: Vec<Pending> = Vec::new();
     let mut queued: HashSet<RepoPath> = HashSet::new();
     // A path listed on its own is captured with its own origin, not as part of a folder above
@@ -119,19 +126,19 @@ pub fn capture_cached(
     for (done, (path, origin)) in paths.iter().enumerate() {
         progress.at(done as u64 / 2);
         let origin = *origin;
-        let absent = |p: RepoPath| ManifestEntry { path: p, origin, kind: EntryKind::Absent };
+        let absent = |p: RepoPath| ManifestEntry { path: p, origin, kind: EntryKind::Absent, owner: None };
         // Parents, outermost first: a missing one makes it and everything below it absent; a
         // symlink or file in the way means the path cannot exist in the work tree.
         let ancestors: Vec<RepoPath> = path.ancestors().collect();
         let mut blocked = false;
         for (i, anc) in ancestors.iter().enumerate().rev() {
             // A folder seen as a real folder earlier in this capture is not looked at again.
-            if folders.contains(anc) {
+            if folders.contains_key(anc) {
                 continue;
             }
             match lstat(&anc.to_fs(workdir))? {
                 Some(m) if m.is_dir() => {
-                    folders.insert(anc.clone());
+                    folders.insert(anc.clone(), Owner::of(&m));
                 }
                 Some(_) => {
                     blocked = true;
@@ -159,6 +166,7 @@ pub fn capture_cached(
             &mut out,
             &mut pending,
             &mut queued,
+            &mut folders,
             &mut stats,
             cache.as_deref_mut(),
         )?;
@@ -173,7 +181,7 @@ pub fn capture_cached(
     let queue = (pending.len() as u64).max(1);
     let stored = store_pending(store, workdir, &pending, &mut |n| progress.at(walked + n * (total - walked) / queue))?;
     let mut new_seen: HashSet<BlobId> = HashSet::new();
-    for (Pending { path, origin }, (blob, size, new, stat, stored)) in pending.into_iter().zip(stored) {
+    for (Pending { path, origin }, (blob, size, new, stat, owner, stored)) in pending.into_iter().zip(stored) {
         // Two files with the same content race to store one blob: it is new once.
         if new && new_seen.insert(blob.clone()) {
             stats.new_blobs += 1;
@@ -188,10 +196,19 @@ pub fn capture_cached(
             }
         }
         let kind = EntryKind::File { blob, size, mode: stat.mode & 0o7777 };
-        out.insert(path.clone(), ManifestEntry { path, origin, kind });
+        out.insert(
+            path.clone(),
+            ManifestEntry { path, origin, kind, owner: Some(Ownership { owner, folders: vec![] }) },
+        );
     }
     progress.end();
-    Ok((out.into_values().collect(), stats))
+    let mut entries: Vec<ManifestEntry> = out.into_values().collect();
+    for e in &mut entries {
+        if let Some(own) = &mut e.owner {
+            own.folders = folder_owners(workdir, &e.path, own.owner, &mut folders)?;
+        }
+    }
+    Ok((entries, stats))
 }
 
 /// Passes on a rising count out of `total` at most about 100 times: the first value, then
@@ -234,8 +251,8 @@ struct Pending {
 }
 
 /// What storing one [`Pending`] file gave: its blob, size, whether the blob was new, the stat
-/// of the open file, and the stat of the new blob's store file.
-type Stored = (BlobId, u64, bool, FileStat, Option<FileStat>);
+/// and owner of the open file, and the stat of the new blob's store file.
+type Stored = (BlobId, u64, bool, FileStat, Owner, Option<FileStat>);
 
 /// The fewest files a thread is started for: below this, threads cost more than they give.
 const PARALLEL_FROM: usize = 32;
@@ -256,6 +273,7 @@ fn capture_one(
     out: &mut BTreeMap<RepoPath, ManifestEntry>,
     pending: &mut Vec<Pending>,
     queued: &mut HashSet<RepoPath>,
+    folders: &mut HashMap<RepoPath, Owner>,
     stats: &mut PutStats,
     mut cache: Option<&mut StatCache>,
 ) -> Result<bool> {
@@ -264,7 +282,7 @@ fn capture_one(
     }
     let full = path.to_fs(workdir);
     let Some(meta) = lstat(&full)? else {
-        out.insert(path.clone(), ManifestEntry { path: path.clone(), origin, kind: EntryKind::Absent });
+        out.insert(path.clone(), ManifestEntry { path: path.clone(), origin, kind: EntryKind::Absent, owner: None });
         return Ok(false);
     };
     let ft = meta.file_type();
@@ -294,6 +312,7 @@ fn capture_one(
         }
         EntryKind::File { blob, size: seen.size, mode: seen.mode & 0o7777 }
     } else if ft.is_dir() {
+        folders.insert(path.clone(), Owner::of(&meta));
         let mut children: Vec<_> = fs::read_dir(&full)
             .at("list", &full)?
             .map(|e| e.map(|e| e.file_name()))
@@ -313,14 +332,55 @@ fn capture_one(
             if listed.contains(&child) {
                 continue;
             }
-            capture_one(store, workdir, &child, origin, listed, out, pending, queued, stats, cache.as_deref_mut())?;
+            capture_one(
+                store,
+                workdir,
+                &child,
+                origin,
+                listed,
+                out,
+                pending,
+                queued,
+                folders,
+                stats,
+                cache.as_deref_mut(),
+            )?;
         }
         return Ok(true);
     } else {
         return Err(Error::UnsupportedFileType { path: path.clone(), kind: unsupported_kind(ft) });
     };
-    out.insert(path.clone(), ManifestEntry { path: path.clone(), origin, kind });
+    let owner = Ownership { owner: Owner::of(&meta), folders: vec![] };
+    out.insert(path.clone(), ManifestEntry { path: path.clone(), origin, kind, owner: Some(owner) });
     Ok(false)
+}
+
+/// The owners of the folders above `path`, outermost first (from `seen`, the folders the
+/// capture looked at, else by `lstat`), for [`Ownership::folders`]: empty when every one is
+/// owned by `owner`, the path's own.
+fn folder_owners(
+    workdir: &Path,
+    path: &RepoPath,
+    owner: Owner,
+    seen: &mut HashMap<RepoPath, Owner>,
+) -> Result<Vec<Owner>, IoError> {
+    let ancestors: Vec<RepoPath> = path.ancestors().collect();
+    let mut out = Vec::with_capacity(ancestors.len());
+    for anc in ancestors.iter().rev() {
+        let o = if let Some(o) = seen.get(anc) {
+            *o
+        } else {
+            let full = anc.to_fs(workdir);
+            let o = Owner::of(&fs::symlink_metadata(&full).at("read metadata of", &full)?);
+            seen.insert(anc.clone(), o);
+            o
+        };
+        out.push(o);
+    }
+    if out.iter().all(|o| *o == owner) {
+        out.clear();
+    }
+    Ok(out)
 }
 
 /// Reads one regular file into the store.
@@ -341,7 +401,7 @@ fn store_file(store: &dyn BackupStore, workdir: &Path, path: &RepoPath) -> Resul
     let (blob, size, new) = store.put_blob_from(f, &full)?;
     // Hashed while it was written: the verification after the capture need not read it back.
     let stored = if new { store.blob_stat(&blob)? } else { None };
-    Ok((blob, size, new, FileStat::of(&meta), stored))
+    Ok((blob, size, new, FileStat::of(&meta), Owner::of(&meta), stored))
 }
 
 /// Stores the `pending` files, on up to as many threads as there are cores (at least

@@ -315,6 +315,10 @@ impl FsBackupStore {
 }
 
 impl BackupStore for FsBackupStore {
+    fn blob_file(&self, id: &BlobId) -> Option<PathBuf> {
+        Some(self.blob_path(id))
+    }
+
     fn put_blob(&self, content: &[u8]) -> Result<(BlobId, bool)> {
         let id = BlobId::of(content);
         let path = self.blob_path(&id);
@@ -665,6 +669,7 @@ mod tests {
                 path: RepoPath::new(format!("f{i}")).unwrap(),
                 origin: super::super::Origin::Untracked,
                 kind: EntryKind::File { blob: (*b).clone(), size: 1, mode: 0o644 },
+                owner: None,
             })
             .collect();
         Manifest {

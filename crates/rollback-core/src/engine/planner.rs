@@ -1,7 +1,7 @@
 //! Building plans. Pure reads of the repository; nothing is written.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
 use crate::assess::{Assessment, ChangedFile};
@@ -63,14 +63,20 @@ pub fn captures(workdir: &Path, config: &Config, status: &[StatusEntry], changes
     // HEAD tracks these; the reset handles them and git keeps their content.
     let tracked_at_head: BTreeSet<&RepoPath> =
         changes.iter().filter(|c| c.kind != ChangeKind::Added).map(|c| &c.path).collect();
-    // ... but not their permission bits beyond the x bit: a clean file the reset rewrites or
-    // deletes whose mode is not the one a checkout writes (`chmod 600 settings.py`) is
-    // captured, so that the undo gives it back with its mode. One `lstat` per such path.
+    // ... but not their permission bits beyond the x bit, nor their owner: a clean file the
+    // reset rewrites or deletes whose mode is not the one a checkout writes (`chmod 600
+    // settings.py`) is captured, so that the undo gives it back with its mode; so is a file or
+    // symlink another user owns when this runs as root (`sudo` over the files of `www-data`:
+    // git writes root's), so that the undo gives it back to its owner. One `lstat` per path.
     let umask = umask();
+    let root = crate::fsutil::euid() == 0;
     for c in changes.iter().filter(|c| c.kind != ChangeKind::Added && !c.submodule) {
         if !out.contains_key(&c.path)
-            && std::fs::symlink_metadata(c.path.to_fs(workdir))
-                .is_ok_and(|m| m.is_file() && !checkout_writes(m.permissions().mode(), umask))
+            && std::fs::symlink_metadata(c.path.to_fs(workdir)).is_ok_and(|m| {
+                let given_away = root && (m.uid(), m.gid()) != (0, 0);
+                (m.is_file() || m.is_symlink())
+                    && (given_away || m.is_file() && !checkout_writes(m.permissions().mode(), umask))
+            })
         {
             out.insert(c.path.clone(), Origin::Tracked);
         }

@@ -85,15 +85,11 @@ impl Rollback {
         for (now, file) in files {
             let (changed, kept) = match now {
                 Some(EntryKind::File { blob, .. }) => {
-                    let hex = blob.as_str();
-                    (
-                        "was changed",
-                        format!(
-                            "the changed version is kept in backup {own}, this undo's snapshot (blob `backups/blobs/{}/{}` in the state folder)",
-                            &hex[..2],
-                            &hex[2..]
-                        ),
-                    )
+                    let at = match self.store().ok().and_then(|s| s.blob_file(&blob)) {
+                        Some(file) => format!("file `{}`", file.display()),
+                        None => format!("blob {blob}"),
+                    };
+                    ("was changed", format!("the changed version is kept in backup {own}, this undo's snapshot ({at})"))
                 }
                 Some(EntryKind::Absent) => {
                     ("was removed", format!("backup {own}, this undo's snapshot, records it as absent"))

@@ -161,6 +161,7 @@ mod state_tests {
                 path: RepoPath::new(b".env".to_vec()).unwrap(),
                 origin: Origin::Env,
                 kind: EntryKind::File { blob, size: content.len() as u64, mode: 0o600 },
+                owner: None,
             }],
             index: None,
             label: label.map(str::to_owned),

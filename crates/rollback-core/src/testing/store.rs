@@ -147,6 +147,7 @@ fn file_entry(store: &dyn BackupStore, path: &str, content: &[u8]) -> ManifestEn
         path: rp(path),
         origin: Origin::Tracked,
         kind: EntryKind::File { blob, size: content.len() as u64, mode: 0o644 },
+        owner: None,
     }
 }
 
@@ -260,7 +261,15 @@ pub fn round_trip_restores_the_exact_tree<S: StoreUnderTest>(open: &OpenStore<S>
     assert_eq!(repo.tree(), before);
     assert_eq!(
         restored,
-        RestoreStats { files: 11, symlinks: 3, removed: 2, removed_dirs: 2, kept_dirs: 0, skipped: 0 }
+        RestoreStats {
+            files: 11,
+            symlinks: 3,
+            removed: 2,
+            removed_dirs: 2,
+            kept_dirs: 0,
+            skipped: 0,
+            owners_refused: 0
+        }
     );
     assert!(!repo.exists("gone"));
 
@@ -335,7 +344,7 @@ pub fn manifest_round_trips_and_lists_oldest_first<S: StoreUnderTest>(open: &Ope
     let newer = sid("20251210-173900-bbbbbb");
     let older = sid("20251209-080000-aaaaaa");
     let e1 = file_entry(&store, "x/y", b"12345");
-    let absent = ManifestEntry { path: rp("z"), origin: Origin::Ignored, kind: EntryKind::Absent };
+    let absent = ManifestEntry { path: rp("z"), origin: Origin::Ignored, kind: EntryKind::Absent, owner: None };
     let m = manifest(&newer, vec![e1, absent]);
     store.put_manifest(&m).unwrap();
     store.put_manifest(&manifest(&older, vec![])).unwrap();
@@ -361,6 +370,7 @@ pub fn put_manifest_refuses_a_missing_blob<S: StoreUnderTest>(open: &OpenStore<S
         path: rp("app/main.py"),
         origin: Origin::Tracked,
         kind: EntryKind::File { blob: blob.clone(), size: 12, mode: 0o644 },
+        owner: None,
     };
     let err = store.put_manifest(&manifest(&id, vec![entry])).unwrap_err();
     match &err {
@@ -498,6 +508,7 @@ pub fn restore_refuses_a_file_below_a_restored_symlink<S: StoreUnderTest>(open: 
             path: rp("s"),
             origin: Origin::Tracked,
             kind: EntryKind::Symlink { target: crate::backup::SymlinkTarget(b"/tmp".to_vec()) },
+            owner: None,
         },
         file_entry(&store, "s/x", b"x"),
     ];

@@ -86,6 +86,7 @@ fn file_entry(store: &dyn BackupStore, path: &str, content: &[u8]) -> ManifestEn
         path: rp(path),
         origin: Origin::Tracked,
         kind: EntryKind::File { blob, size: content.len() as u64, mode: 0o644 },
+        owner: None,
     }
 }
 fn mode_of(p: &Path) -> u32 {
@@ -122,8 +123,8 @@ fn read_tampered(edit: impl FnOnce(&mut serde_json::Value)) -> Error {
     let m = manifest(
         &id,
         vec![
-            ManifestEntry { path: rp("a"), origin: Origin::Tracked, kind: EntryKind::Absent },
-            ManifestEntry { path: rp("b"), origin: Origin::Tracked, kind: EntryKind::Absent },
+            ManifestEntry { path: rp("a"), origin: Origin::Tracked, kind: EntryKind::Absent, owner: None },
+            ManifestEntry { path: rp("b"), origin: Origin::Tracked, kind: EntryKind::Absent, owner: None },
         ],
     );
     let mut value = serde_json::to_value(&m).unwrap();
@@ -228,7 +229,7 @@ fn a_non_empty_folder_in_a_files_way_is_refused_before_any_change() {
     fs::write(w.join("z/app.cfg/keep.txt"), "someone's file\n").unwrap();
     let entries = vec![
         file_entry(&store, "a.txt", b"before\n"),
-        ManifestEntry { path: rp("gone.txt"), origin: Origin::Untracked, kind: EntryKind::Absent },
+        ManifestEntry { path: rp("gone.txt"), origin: Origin::Untracked, kind: EntryKind::Absent, owner: None },
         file_entry(&store, "z/app.cfg", b"cfg\n"),
     ];
     let err = rollback_core::backup::snapshot::restore(&store, w, &entries).unwrap_err();
@@ -241,7 +242,12 @@ fn a_non_empty_folder_in_a_files_way_is_refused_before_any_change() {
     // The same folder holding only what the restore removes empties, and the file goes there.
     let entries = vec![
         file_entry(&store, "z/app.cfg", b"cfg\n"),
-        ManifestEntry { path: rp("z/app.cfg/keep.txt"), origin: Origin::Untracked, kind: EntryKind::Absent },
+        ManifestEntry {
+            path: rp("z/app.cfg/keep.txt"),
+            origin: Origin::Untracked,
+            kind: EntryKind::Absent,
+            owner: None,
+        },
     ];
     rollback_core::backup::snapshot::restore(&store, w, &entries).unwrap();
     assert_eq!(fs::read_to_string(w.join("z/app.cfg")).unwrap(), "cfg\n");

@@ -13,6 +13,7 @@ mod journal_compat;
 mod kept;
 mod notify;
 mod notify_formats;
+mod owners;
 mod parsers;
 mod platform_fly;
 mod platform_heroku;

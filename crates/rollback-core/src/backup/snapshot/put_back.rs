@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::lstat;
-use crate::backup::{BackupStore, BlobId, EntryKind, Error, ManifestEntry, Result};
+use crate::backup::{BackupStore, BlobId, EntryKind, Error, ManifestEntry, Owner, Ownership, Result, chown};
 use crate::fsutil::{IoContext, IoError};
 use crate::paths::RepoPath;
 
@@ -32,6 +32,15 @@ pub struct RestoreStats {
     /// Absent entries skipped because a parent on disk is not a folder (so nothing can exist
     /// at that path in the work tree).
     pub skipped: usize,
+    /// Files, symlinks and folders written as root whose recorded owner this system would not
+    /// let root give (a user namespace, NFS's `root_squash`): left root's.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub owners_refused: usize,
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde passes a reference
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// Makes each group of `groups` one file again after a restore of `entries`: every other
@@ -80,7 +89,8 @@ fn unsafe_restore(path: &RepoPath, reason: impl Into<String>) -> Error {
 }
 
 /// Restores `entries` into the work tree at `workdir`: each path gets back exactly what it
-/// held (bytes and mode, symlink target, or nothing).
+/// held (bytes and mode, symlink target, or nothing), and, when this process runs as root, the
+/// owner recorded with it ([`owner_to_give`]).
 ///
 /// Nothing is changed unless all of this holds first:
 /// - every parent folder of every entry that exists on disk is a real folder (not a symlink,
@@ -97,7 +107,9 @@ fn unsafe_restore(path: &RepoPath, reason: impl Into<String>) -> Error {
 /// a folder only if it is empty), and files and symlinks are written: a file through a temp
 /// file in its folder with its exact mode (the umask does not narrow it), renamed over the
 /// path; a symlink created under a temp name and renamed over the path (temp names fit in
-/// `NAME_MAX` whatever the name's length). Missing parent folders are created one by one, and
+/// `NAME_MAX` whatever the name's length). The owner is set on the temp file or symlink before
+/// the rename, on a file before its mode (`chown` clears the setuid and setgid bits), and on
+/// each folder made once it is made. Missing parent folders are created one by one, and
 /// a parent that is not a real folder then is refused; a folder in the way is removed only if
 /// it holds nothing but (empty) folders, deepest first (what the checks allow once the absent
 /// entries are gone), else [`Error::UnsafeRestore`]. Removals come first so that a path that
@@ -200,18 +212,15 @@ pub fn restore(store: &dyn BackupStore, workdir: &Path, entries: &[ManifestEntry
         match &e.kind {
             EntryKind::Absent => {}
             EntryKind::File { blob, mode, .. } => {
-                prepare_target(workdir, &e.path, &full, &mut folders)?;
-                write_file(store, &full, blob, *mode)?;
+                let refused = &mut stats.owners_refused;
+                prepare_target(workdir, &e.path, &full, &mut folders, owner_to_give(e), refused)?;
+                write_file(store, &full, blob, *mode, owner_to_give(e).map(|o| o.owner), refused)?;
                 stats.files += 1;
             }
             EntryKind::Symlink { target } => {
-                prepare_target(workdir, &e.path, &full, &mut folders)?;
-                let tmp = temp_path(&full);
-                std::os::unix::fs::symlink(OsStr::from_bytes(&target.0), &tmp).at("create symlink", &tmp)?;
-                if let Err(err) = fs::rename(&tmp, &full) {
-                    let _ = fs::remove_file(&tmp);
-                    return Err(IoError::new("rename into place", full, err).into());
-                }
+                let refused = &mut stats.owners_refused;
+                prepare_target(workdir, &e.path, &full, &mut folders, owner_to_give(e), refused)?;
+                write_symlink(workdir, &e.path, &target.0, owner_to_give(e).map(|o| o.owner), refused)?;
                 stats.symlinks += 1;
             }
         }
@@ -245,17 +254,30 @@ fn emptied_by_restore(workdir: &Path, dir: &Path, absent: &BTreeSet<&RepoPath>) 
 /// symlink; `folders` holds those known to be real folders already); a folder at the path is
 /// removed if it holds nothing but (empty) folders, deepest first and never through a link,
 /// refused otherwise before any of it is removed. Files and symlinks at the path stay (the
-/// rename replaces them atomically).
-fn prepare_target(workdir: &Path, path: &RepoPath, full: &Path, folders: &mut HashSet<RepoPath>) -> Result<()> {
+/// rename replaces them atomically). A folder made gets its recorded owner from `owner`, if
+/// given (counted in `refused` when the system would not let root give it).
+fn prepare_target(
+    workdir: &Path,
+    path: &RepoPath,
+    full: &Path,
+    folders: &mut HashSet<RepoPath>,
+    owner: Option<&Ownership>,
+    refused: &mut usize,
+) -> Result<()> {
     let ancestors: Vec<RepoPath> = path.ancestors().collect();
-    for anc in ancestors.iter().rev() {
+    for (depth, anc) in ancestors.iter().rev().enumerate() {
         if folders.contains(anc) {
             continue;
         }
         let dir = anc.to_fs(workdir);
         let found = match lstat(&dir)? {
             None => match fs::create_dir(&dir) {
-                Ok(()) => None,
+                Ok(()) => {
+                    if let Some(o) = owner.and_then(|o| o.folder(depth)) {
+                        give(workdir, &fs_rel(anc.as_bytes()), o, fs::Metadata::is_dir, refused)?;
+                    }
+                    None
+                }
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => lstat(&dir)?,
                 Err(e) => return Err(IoError::new("create folder", dir, e).into()),
             },
@@ -358,13 +380,87 @@ pub fn check_space(workdir: &Path, needed: u64) -> Result<()> {
     Ok(())
 }
 
-/// Writes blob `blob` with exactly `mode` through a temp file renamed over `full`, streamed
-/// from the store.
-fn write_file(store: &dyn BackupStore, full: &Path, blob: &BlobId, mode: u32) -> Result<()> {
+/// The owners a restore gives what it writes for `e` (and the folders it makes for it): the
+/// recorded ones when this process runs as root. `None` for any other user (only root can give
+/// a file away; what an ordinary user writes is its own, as before owners were recorded) and
+/// for entries recorded without them.
+fn owner_to_give(e: &ManifestEntry) -> Option<&Ownership> {
+    e.owner.as_ref().filter(|_| crate::fsutil::euid() == 0)
+}
+
+/// `rel` (the bytes of a path of the work tree) as a relative path.
+fn fs_rel(rel: &[u8]) -> PathBuf {
+    PathBuf::from(OsStr::from_bytes(rel))
+}
+
+/// Gives `rel` (below `workdir`) the owner `to` when `expect` holds for it, never through a
+/// symlink ([`chown::chown_beneath`]); a system that will not let root give it counts in
+/// `refused`.
+fn give(
+    workdir: &Path,
+    rel: &Path,
+    to: Owner,
+    expect: impl Fn(&fs::Metadata) -> bool,
+    refused: &mut usize,
+) -> Result<()> {
+    match chown::chown_beneath(workdir, rel, to, expect) {
+        Ok(_) => Ok(()),
+        Err(e) if chown::refused(&e) => {
+            *refused += 1;
+            Ok(())
+        }
+        Err(e) => Err(IoError::new("set the owner of", workdir.join(rel), e).into()),
+    }
+}
+
+/// Creates a symlink to the raw `target` under a temp name next to `path`, gives it `owner`
+/// (the link itself, never what it leads to) and renames it over the path.
+fn write_symlink(
+    workdir: &Path,
+    path: &RepoPath,
+    target: &[u8],
+    owner: Option<Owner>,
+    refused: &mut usize,
+) -> Result<()> {
+    let full = path.to_fs(workdir);
+    let tmp = temp_path(&full);
+    std::os::unix::fs::symlink(OsStr::from_bytes(target), &tmp).at("create symlink", &tmp)?;
+    let result = match (owner, tmp.file_name()) {
+        (Some(o), Some(name)) => {
+            let rel = fs_rel(path.as_bytes()).with_file_name(name);
+            give(workdir, &rel, o, |m| m.file_type().is_symlink(), refused)
+        }
+        _ => Ok(()),
+    }
+    .and_then(|()| Ok(fs::rename(&tmp, &full).at("rename into place", &full)?));
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Writes blob `blob` with exactly `mode` (and `owner`, if given) through a temp file renamed
+/// over `full`, streamed from the store.
+fn write_file(
+    store: &dyn BackupStore,
+    full: &Path,
+    blob: &BlobId,
+    mode: u32,
+    owner: Option<Owner>,
+    refused: &mut usize,
+) -> Result<()> {
     let tmp = temp_path(full);
     let result: Result<()> = (|| {
         let mut f = OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp).at("create", &tmp)?;
         store.copy_blob_to(blob, &mut f, &tmp)?;
+        // The owner before the mode: `chown` clears the setuid and setgid bits, even as root.
+        // Through the handle: the file just made, whatever its name leads to by now.
+        if let Some(o) = owner {
+            match std::os::unix::fs::fchown(&f, Some(o.uid), Some(o.gid)) {
+                Err(e) if chown::refused(&e) => *refused += 1,
+                other => other.at("set the owner of", &tmp)?,
+            }
+        }
         // Set after the write (a read-only mode must not block it) and explicitly, so the
         // umask does not narrow it.
         f.set_permissions(fs::Permissions::from_mode(mode)).at("set permissions of", &tmp)?;

@@ -22,6 +22,9 @@ impl Rollback {
         let m = store.manifest(record)?;
         ctx.log(LogLevel::Info, format!("Restoring env files recorded with {} (record {record})...", m.head.short()));
         let stats = backup::snapshot::restore(store.as_ref(), self.workdir(), &m.entries)?;
+        if stats.owners_refused > 0 {
+            ctx.log(LogLevel::Warn, backup::chown::refused_warning(stats.owners_refused));
+        }
         let files: Vec<String> = m
             .entries
             .iter()

@@ -4,6 +4,7 @@ mod db_snapshot;
 mod deploy;
 mod downgrade;
 mod env_restore;
+mod owners;
 mod promote;
 mod record;
 mod remove_untracked;

@@ -107,6 +107,8 @@ impl Rollback {
         for c in changes.iter().filter(|c| c.kind != vcs::ChangeKind::Added) {
             unshare(&c.path.to_fs(self.workdir()))?;
         }
+        // Run as root, git writes root's files: whose each one is to be, told before it writes.
+        let new_paths = self.new_paths_owners(&manifest, changes);
         ctx.log(LogLevel::Info, format!("Reverting code to commit: {target}"));
         match branch {
             Some(b) if head.branch.as_deref() != Some(b) => self.vcs.checkout_branch_at(b, target, &message)?,
@@ -130,6 +132,18 @@ impl Rollback {
         } else {
             Vec::new()
         };
+        if let Some(new) = &new_paths {
+            let (given, refused) = self.give_owners_back(&manifest, changes, new)?;
+            if given > 0 {
+                ctx.log(
+                    LogLevel::Info,
+                    format!("Gave {given} path(s) git wrote as root's to the user that owned them, or their folder"),
+                );
+            }
+            if refused > 0 {
+                ctx.log(LogLevel::Warn, crate::backup::chown::refused_warning(refused));
+            }
+        }
         Ok(StepDetail::Reset { target: target.clone(), cleared, changed: changes.len(), kept })
     }
 
@@ -282,7 +296,10 @@ impl Rollback {
         if keep.is_empty() {
             return Ok(());
         }
-        backup::snapshot::restore(self.store()?.as_ref(), self.workdir(), &keep)?;
+        let stats = backup::snapshot::restore(self.store()?.as_ref(), self.workdir(), &keep)?;
+        if stats.owners_refused > 0 {
+            ctx.log(LogLevel::Warn, backup::chown::refused_warning(stats.owners_refused));
+        }
         for e in &keep {
             ctx.log(
                 LogLevel::Info,

@@ -42,6 +42,9 @@ impl Rollback {
             );
         }
         let stats = backup::snapshot::restore(store.as_ref(), workdir, &entries)?;
+        if stats.owners_refused > 0 {
+            ctx.log(LogLevel::Warn, backup::chown::refused_warning(stats.owners_refused));
+        }
         let linked = backup::snapshot::relink(workdir, &entries, &m.hard_links)?;
         if linked > 0 {
             ctx.log(LogLevel::Info, format!("Re-made {linked} hard link(s) between restored files"));
