@@ -163,6 +163,7 @@ pub fn record(
         label: Some(LABEL.into()),
         database: None,
         hard_links: Vec::new(),
+        landing: std::collections::BTreeMap::new(),
     };
     store.put_manifest(&manifest)?;
     Ok(Some(EnvRecord {

@@ -10,6 +10,7 @@ const POINTS: &[&str] = &[
     "end:snapshot",
     "before:reset",
     "inside:reset",
+    "written:reset",
     "after:reset",
     "end:reset",
     "before:remove_untracked",

@@ -149,6 +149,59 @@ fn the_snapshot_records_owners() {
     );
 }
 
+/// v1 with `app/legacy/old.py` and `ops/run.sh`, v2 without them; every path the app's but `ops/`,
+/// a folder of root's. At v2.
+fn release_that_drops_files() -> TestRepo {
+    let r = TestRepo::new();
+    r.write("app/main.py", "v1\n")
+        .write("app/legacy/old.py", "old\n")
+        .write("README.md", "sample app\n")
+        .write("ops/run.sh", "#!/bin/sh\n")
+        .symlink("current.py", "app/main.py");
+    r.commit_all("v1");
+    r.git(&["tag", "v1"]);
+    r.remove("app/legacy/old.py").remove("ops/run.sh").remove("current.py");
+    r.write("app/main.py", "v2\n").symlink("current.py", "README.md");
+    r.commit_all("v2");
+    give_away(r.path());
+    // A folder of root's (left empty by v2): what the target adds there has no other owner
+    // to take.
+    lchown(r.path().join("ops"), Some(0), Some(0)).unwrap();
+    r
+}
+
+/// The owners after the rollback to v1 of [`release_that_drops_files`].
+#[track_caller]
+fn assert_rolled_back_owners(r: &TestRepo, backend: &str) {
+    assert_eq!(r.read("app/legacy/old.py"), b"old\n", "{backend}: the rollback ran");
+    let now = owners(r.path());
+    for path in ["app/main.py", "app/legacy", "app/legacy/old.py", "current.py", "README.md"] {
+        assert_eq!((now[path].0, now[path].1), (UID, GID), "{backend}: `{path}` is the app's: {now:?}");
+    }
+    assert_eq!((now["ops/run.sh"].0, now["ops/run.sh"].1), (0, 0), "{backend}: in a folder of root's");
+}
+
+/// A reset killed right after git wrote the target, before the owners were given, then
+/// resumed: what git wrote is the app's all the same. The owners were taken with the snapshot,
+/// before anything changed; looked for after the crash, git's own new folder and files would
+/// have passed for what was there, and stayed root's.
+#[test]
+fn a_reset_killed_after_git_wrote_gives_the_owners_on_resume() {
+    require_root();
+    for backend in BACKENDS {
+        let r = release_that_drops_files();
+        let (_dir, cfg) = config(backend);
+        let kill = [("FORGE_ROLLBACK_FAILPOINT", "written:reset")];
+        let killed = fr(&r, &cfg, &["run", "--fast", "--yes", "--json", "--target", "v1"], &kill);
+        assert_eq!(killed.code, None, "{backend}: killed by a signal\n{}", killed.stderr);
+        assert_eq!(owners(r.path())["app/legacy/old.py"].0, 0, "{backend}: git wrote it root's");
+        let runs = fr(&r, &cfg, &["runs", "list", "--json"], &[]).json();
+        let id = runs[0]["run_id"].as_str().unwrap().to_owned();
+        fr(&r, &cfg, &["resume", &id, "--json"], &[]).ok();
+        assert_rolled_back_owners(&r, backend);
+    }
+}
+
 /// `run --fast` as root on an app that belongs to another user: what the reset writes is the
 /// app's, not root's (git writes root's): a file the target changes keeps its owner, one it
 /// adds back (and the folder git makes for it) gets the owner of the folder it lands in, and a
@@ -158,29 +211,10 @@ fn the_snapshot_records_owners() {
 fn a_rollback_as_root_leaves_what_the_reset_writes_to_the_apps_user() {
     require_root();
     for backend in BACKENDS {
-        let r = TestRepo::new();
-        r.write("app/main.py", "v1\n")
-            .write("app/legacy/old.py", "old\n")
-            .write("README.md", "sample app\n")
-            .write("ops/run.sh", "#!/bin/sh\n")
-            .symlink("current.py", "app/main.py");
-        r.commit_all("v1");
-        r.git(&["tag", "v1"]);
-        r.remove("app/legacy/old.py").remove("ops/run.sh").remove("current.py");
-        r.write("app/main.py", "v2\n").symlink("current.py", "README.md");
-        r.commit_all("v2");
-        give_away(r.path());
-        // A folder of root's (left empty by v2): what the target adds there has no other owner
-        // to take.
-        lchown(r.path().join("ops"), Some(0), Some(0)).unwrap();
+        let r = release_that_drops_files();
         let (_dir, cfg) = config(backend);
         fr(&r, &cfg, &["run", "--fast", "--yes", "--json", "--target", "v1"], &[]).ok();
-        assert_eq!(r.read("app/legacy/old.py"), b"old\n", "{backend}: the rollback ran");
-        let now = owners(r.path());
-        for path in ["app/main.py", "app/legacy", "app/legacy/old.py", "current.py", "README.md"] {
-            assert_eq!((now[path].0, now[path].1), (UID, GID), "{backend}: `{path}` is the app's: {now:?}");
-        }
-        assert_eq!((now["ops/run.sh"].0, now["ops/run.sh"].1), (0, 0), "{backend}: in a folder of root's");
+        assert_rolled_back_owners(&r, backend);
     }
 }
 

@@ -14,6 +14,7 @@ pub mod snapshot;
 pub mod statcache;
 pub mod store;
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
 
@@ -395,6 +396,14 @@ pub struct Manifest {
     /// written before it was recorded.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub hard_links: Vec<Vec<RepoPath>>,
+    /// Whose the paths the move will write where nothing stays are to be, taken by a run as root
+    /// before it changed anything: each path the target adds, and each folder git will make for
+    /// one, with the owner of what was there (a file the move or the clearing of its way
+    /// removes), else of the nearest folder above it. Paths that would be root's are left out.
+    /// The reset gives them these owners after git wrote them root's, a resumed reset too.
+    /// Empty when not run as root, and in manifests written before it was recorded.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub landing: BTreeMap<RepoPath, Owner>,
 }
 
 /// A database dump held by a snapshot.

@@ -685,6 +685,7 @@ mod tests {
             label: None,
             database: None,
             hard_links: Vec::new(),
+            landing: std::collections::BTreeMap::new(),
         }
     }
 

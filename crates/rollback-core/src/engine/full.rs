@@ -266,6 +266,7 @@ impl Rollback {
                 revisions,
             }),
             hard_links: Vec::new(),
+            landing: std::collections::BTreeMap::new(),
         };
         store.put_manifest(&manifest)?;
         let report = store.verify(Some(std::slice::from_ref(&manifest.id)))?;

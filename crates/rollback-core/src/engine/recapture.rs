@@ -169,6 +169,7 @@ impl Rollback {
             label: None,
             database: None,
             hard_links,
+            landing: old.landing.clone(),
         };
         super::support::put_verified(store.as_ref(), &manifest)?;
         ex.journal.append(&Record::Recaptured {

@@ -167,6 +167,7 @@ mod state_tests {
             label: label.map(str::to_owned),
             database: None,
             hard_links: Vec::new(),
+            landing: std::collections::BTreeMap::new(),
         };
         store.put_manifest(&m).unwrap();
         (m, hex)

@@ -138,6 +138,7 @@ fn manifest(id: &SnapshotId, entries: Vec<ManifestEntry>) -> Manifest {
         label: None,
         database: None,
         hard_links: Vec::new(),
+        landing: std::collections::BTreeMap::new(),
     }
 }
 

@@ -77,6 +77,7 @@ fn manifest(id: &SnapshotId, entries: Vec<ManifestEntry>) -> Manifest {
         label: None,
         database: None,
         hard_links: Vec::new(),
+        landing: std::collections::BTreeMap::new(),
     }
 }
 

@@ -107,13 +107,12 @@ impl Rollback {
         for c in changes.iter().filter(|c| c.kind != vcs::ChangeKind::Added) {
             unshare(&c.path.to_fs(self.workdir()))?;
         }
-        // Run as root, git writes root's files: whose each one is to be, told before it writes.
-        let new_paths = self.new_paths_owners(&manifest, changes);
         ctx.log(LogLevel::Info, format!("Reverting code to commit: {target}"));
         match branch {
             Some(b) if head.branch.as_deref() != Some(b) => self.vcs.checkout_branch_at(b, target, &message)?,
             _ => self.vcs.reset_hard(target, &message)?,
         }
+        failpoint::hit("written:reset")?;
         let submodules: Vec<&RepoPath> = changes.iter().filter(|c| c.submodule).map(|c| &c.path).collect();
         if !submodules.is_empty() {
             ctx.log(
@@ -132,8 +131,9 @@ impl Rollback {
         } else {
             Vec::new()
         };
-        if let Some(new) = &new_paths {
-            let (given, refused) = self.give_owners_back(&manifest, changes, new)?;
+        // Run as root, git wrote root's files (a resumed reset too: the owners were taken before).
+        if crate::fsutil::euid() == 0 {
+            let (given, refused) = self.give_owners_back(&manifest, changes)?;
             if given > 0 {
                 ctx.log(
                     LogLevel::Info,

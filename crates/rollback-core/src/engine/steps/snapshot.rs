@@ -45,6 +45,8 @@ impl Rollback {
         let mut paths: Vec<(RepoPath, Origin)> = captures.into_iter().map(|c| (c.path, c.origin)).collect();
         paths.extend(self.checkout_captures(&head.commit, Self::reset_changes(ex.plan), &paths)?);
         let total = paths.len() as u64;
+        // Before anything changes: whose what the reset will write where nothing stays is.
+        let landing = self.landing_owners(Self::reset_changes(ex.plan));
         // Read before the first `stat`: its moment bounds what the next snapshot may reuse.
         let mut cache = StatCache::load(&self.stat_cache_path(), workdir);
         let (entries, mut stats) =
@@ -70,6 +72,7 @@ impl Rollback {
             label: None,
             database: None,
             hard_links,
+            landing,
         };
         let report = crate::engine::support::put_verified_cached(store.as_ref(), &manifest, &mut cache)?;
         self.save_stat_cache(&cache, store.as_ref());
