@@ -422,6 +422,11 @@ pub struct DatabaseSnapshot {
 }
 
 impl Manifest {
+    /// The entry of `path`, if the snapshot captured it (the entries are sorted by path).
+    pub fn entry(&self, path: &RepoPath) -> Option<&ManifestEntry> {
+        self.entries.binary_search_by(|e| e.path.cmp(path)).ok().map(|i| &self.entries[i])
+    }
+
     /// Total bytes of file content the snapshot refers to.
     pub fn content_bytes(&self) -> u64 {
         self.entries

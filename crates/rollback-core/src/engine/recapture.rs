@@ -75,8 +75,7 @@ impl Rollback {
         let env: Vec<RepoPath> =
             plan.captures().iter().filter(|c| c.origin == Origin::Env).map(|c| c.path.clone()).collect();
         let at_start = head.commit == old.head;
-        let origin_of =
-            |p: &RepoPath| old.entries.iter().find(|e| &e.path == p).map_or(Origin::Untracked, |e| e.origin);
+        let origin_of = |p: &RepoPath| old.entry(p).map_or(Origin::Untracked, |e| e.origin);
         let paths: Vec<(RepoPath, Origin)> = if let Some(only) = only {
             only.iter().map(|p| (p.clone(), origin_of(p))).collect()
         } else if at_start {
@@ -150,8 +149,7 @@ impl Rollback {
         // Links as they are now, plus the old snapshot's groups whose files are unchanged.
         let mut hard_links = backup::snapshot::hard_link_groups(workdir, &entries);
         for g in &old.hard_links {
-            let same =
-                g.iter().all(|p| entries.iter().find(|e| &e.path == p) == old.entries.iter().find(|e| &e.path == p));
+            let same = g.iter().all(|p| entries.iter().find(|e| &e.path == p) == old.entry(p));
             if same && !hard_links.iter().any(|h| h.iter().any(|p| g.contains(p))) {
                 hard_links.push(g.clone());
             }

@@ -60,7 +60,7 @@ impl Rollback {
         let workdir = self.workdir();
         let found = self.own_manifest(ex).and_then(|own| {
             let run = self.load_run(&run_id)?;
-            let now = |p: &RepoPath| own.entries.iter().find(|o| &o.path == p).map(|o| o.kind.clone());
+            let now = |p: &RepoPath| own.entry(p).map(|o| o.kind.clone());
             let is_now = |p: &RepoPath, k: &EntryKind| match now(p) {
                 Some(o) => crate::env::same_content(&o, k),
                 None => crate::env::holds(workdir, p, k),

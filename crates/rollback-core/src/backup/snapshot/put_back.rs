@@ -432,7 +432,7 @@ fn write_symlink(
         }
         _ => Ok(()),
     }
-    .and_then(|()| Ok(fs::rename(&tmp, &full).at("rename into place", &full)?));
+    .and_then(|()| fs::rename(&tmp, &full).at("rename into place", &full).map_err(Into::into));
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
     }

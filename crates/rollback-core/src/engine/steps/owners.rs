@@ -15,7 +15,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
-use crate::backup::{self, Manifest, Owner, chown};
+use crate::backup::{Manifest, Owner, chown};
 use crate::engine::Rollback;
 use crate::error::Result;
 use crate::fsutil::IoError;
@@ -40,12 +40,16 @@ impl Rollback {
             let mut down: Vec<RepoPath> = c.path.ancestors().collect();
             down.reverse();
             down.push(c.path.clone());
+            // One `lstat` per level: below the first that is not a folder, nothing is.
             let mut owner = root_owner;
+            let mut in_tree = true;
             for p in down {
-                match backup::snapshot::lstat_in_tree(workdir, &p) {
+                let found = if in_tree { std::fs::symlink_metadata(p.to_fs(workdir)).ok() } else { None };
+                match found {
                     Some(m) if m.is_dir() => owner = Owner::of(&m),
                     found => {
                         // What is there now goes; what git writes in its place is its owner's.
+                        in_tree = false;
                         owner = found.map_or(owner, |m| Owner::of(&m));
                         out.insert(p, owner);
                     }
@@ -64,7 +68,8 @@ impl Rollback {
     /// `root_squash`: left root's).
     pub(crate) fn give_owners_back(&self, manifest: &Manifest, changes: &[Change]) -> Result<(usize, usize)> {
         let workdir = self.workdir();
-        let recorded = |p: &RepoPath| recorded_owner(manifest, p).filter(|o| (o.uid, o.gid) != (0, 0));
+        let recorded =
+            |p: &RepoPath| manifest.entry(p)?.owner.as_ref().map(|o| o.owner).filter(|o| (o.uid, o.gid) != (0, 0));
         let wanted = changes
             .iter()
             .filter(|c| matches!(c.kind, ChangeKind::Modified | ChangeKind::TypeChanged) && !c.submodule)
@@ -83,10 +88,4 @@ impl Rollback {
         }
         Ok((given, refused))
     }
-}
-
-/// The owner `manifest` recorded for `path`, if it captured something there.
-fn recorded_owner(manifest: &Manifest, path: &RepoPath) -> Option<Owner> {
-    let i = manifest.entries.binary_search_by(|e| e.path.cmp(path)).ok()?;
-    manifest.entries[i].owner.as_ref().map(|o| o.owner)
 }

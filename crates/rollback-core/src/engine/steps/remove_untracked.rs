@@ -64,8 +64,7 @@ impl Rollback {
         let mut removed = 0;
         for p in &paths {
             let full = p.to_fs(workdir);
-            // The manifest's entries are sorted by path.
-            let captured = manifest.entries.binary_search_by(|e| e.path.cmp(p)).ok().map(|i| &manifest.entries[i].kind);
+            let captured = manifest.entry(p).map(|e| &e.kind);
             let unchanged = |k| backup::snapshot::still_as_recorded(ex.captured.as_ref(), p, &full, k);
             match std::fs::symlink_metadata(&full) {
                 Ok(m) if !m.is_dir() && !captured.is_some_and(unchanged) => {
