@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -27,26 +28,40 @@ async def never_answered(asked: asyncio.Event, cancelled: list[bool]) -> bool:
     return True
 
 
+def time_out_while_a_callback_waits(
+    start: Callable[[Callable[[], Awaitable[bool]]], Coroutine[Any, Any, fr.RunResult]],
+) -> tuple[float, list[bool], BaseException | None]:
+    """Starts the call `start` makes, giving it `wait` for its callback to await (an answer that
+    never comes); once the callback waits, times the call out after 0.5 s. Returns how long the
+    time-out took to return, `[True]` if the waiting callback was cancelled, and the cause of the
+    `TimeoutError`."""
+    cancelled: list[bool] = []
+
+    async def main() -> tuple[float, BaseException | None]:
+        asked = asyncio.Event()
+        task = asyncio.create_task(start(lambda: never_answered(asked, cancelled)))
+        await asked.wait()
+        began = time.monotonic()
+        with pytest.raises(TimeoutError) as info:
+            # The outer bound only keeps a regression from hanging the test run.
+            await asyncio.wait_for(asyncio.wait_for(task, 0.5), 20)
+        return time.monotonic() - began, info.value.__cause__
+
+    elapsed, cause = asyncio.run(main())
+    return elapsed, cancelled, cause
+
+
 def test_timeout_while_an_async_confirm_waits_changes_nothing_and_returns_on_time(repo: Repo) -> None:
     before = repo.state()
     rb = fr.Rollback.open(repo.path)
-    cancelled: list[bool] = []
 
-    async def main() -> float:
-        asked = asyncio.Event()
-
+    def start(wait: Callable[[], Awaitable[bool]]) -> Coroutine[Any, Any, fr.RunResult]:
         async def confirm(summary: str, plan: fr.Plan) -> bool:
-            return await never_answered(asked, cancelled)
+            return await wait()
 
-        task = asyncio.create_task(rb.arun("fast", target="v1", confirm=confirm))
-        await asked.wait()
-        start = time.monotonic()
-        with pytest.raises(TimeoutError):
-            # The outer bound only keeps a regression from hanging the test run.
-            await asyncio.wait_for(asyncio.wait_for(task, 0.5), 20)
-        return time.monotonic() - start
+        return rb.arun("fast", target="v1", confirm=confirm)
 
-    elapsed = asyncio.run(main())
+    elapsed, cancelled, _ = time_out_while_a_callback_waits(start)
     assert elapsed < 10
     assert cancelled == [True]
     assert repo.state() == before
@@ -57,24 +72,14 @@ def test_timeout_while_an_async_confirm_waits_changes_nothing_and_returns_on_tim
 def test_timeout_while_an_async_approve_waits_stops_the_run_before_that_step(repo: Repo) -> None:
     before = repo.state()
     rb = fr.Rollback.open(repo.path)
-    cancelled: list[bool] = []
 
-    async def main() -> tuple[float, BaseException | None]:
-        asked = asyncio.Event()
-
+    def start(wait: Callable[[], Awaitable[bool]]) -> Coroutine[Any, Any, fr.RunResult]:
         async def approve(step: StepApproval) -> bool:
-            if step["name"] == "reset":
-                return await never_answered(asked, cancelled)
-            return True
+            return await wait() if step["name"] == "reset" else True
 
-        task = asyncio.create_task(rb.arun("manual", target="v1", confirm=True, approve=approve))
-        await asked.wait()
-        start = time.monotonic()
-        with pytest.raises(TimeoutError) as info:
-            await asyncio.wait_for(asyncio.wait_for(task, 0.5), 20)
-        return time.monotonic() - start, info.value.__cause__
+        return rb.arun("manual", target="v1", confirm=True, approve=approve)
 
-    elapsed, cause = asyncio.run(main())
+    elapsed, cancelled, cause = time_out_while_a_callback_waits(start)
     assert elapsed < 10
     assert cancelled == [True]
     result: fr.RunResult = getattr(cause, "result")
@@ -87,23 +92,15 @@ def test_timeout_while_an_async_approve_waits_stops_the_run_before_that_step(rep
 
 def test_timeout_while_an_async_on_event_waits_stops_the_run_at_the_next_step(repo: Repo) -> None:
     rb = fr.Rollback.open(repo.path)
-    cancelled: list[bool] = []
 
-    async def main() -> tuple[float, BaseException | None]:
-        asked = asyncio.Event()
-
+    def start(wait: Callable[[], Awaitable[bool]]) -> Coroutine[Any, Any, fr.RunResult]:
         async def on_event(event: Event) -> Any:
             if event["event"] == "step_started" and event["step"] == "reset":
-                await never_answered(asked, cancelled)
+                await wait()
 
-        task = asyncio.create_task(rb.arun("fast", target="v1", confirm=True, on_event=on_event))
-        await asked.wait()
-        start = time.monotonic()
-        with pytest.raises(TimeoutError) as info:
-            await asyncio.wait_for(asyncio.wait_for(task, 0.5), 20)
-        return time.monotonic() - start, info.value.__cause__
+        return rb.arun("fast", target="v1", confirm=True, on_event=on_event)
 
-    elapsed, cause = asyncio.run(main())
+    elapsed, cancelled, cause = time_out_while_a_callback_waits(start)
     assert elapsed < 10
     assert cancelled == [True]
     result: fr.RunResult = getattr(cause, "result")

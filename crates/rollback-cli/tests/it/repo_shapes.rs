@@ -12,6 +12,13 @@ use rollback_testkit::{Node, TestRepo};
 use crate::common::{Picture, picture};
 use crate::shapes::{BACKENDS, config, fr, run_id};
 
+/// Makes the stat data git keeps for `path` stale, its content unchanged, as a copied or
+/// restored tree, or a `touch`, does: its modification time goes back to 2001.
+fn make_stat_stale(r: &TestRepo, path: &str) {
+    let old = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(978_307_200);
+    std::fs::File::options().write(true).open(r.path().join(path)).unwrap().set_modified(old).unwrap();
+}
+
 /// Everything `undo` must give back, index entries and their flags included.
 fn full_picture(r: &TestRepo) -> (Picture, String) {
     (picture(r), r.git(&["ls-files", "-s", "-v"]))
@@ -81,13 +88,9 @@ fn assume_unchanged_entries_with_stale_stat_data_do_not_stop_the_reset_half_way(
                 r.git(&args);
             }
             assert!(r.git(&["ls-files", "-v"]).lines().all(|l| l.starts_with("h ")), "{what}: every entry flagged");
-            let touched = std::process::Command::new("touch")
-                .current_dir(r.path())
-                .args(["-d", "2001-01-01 00:00:00", "--"])
-                .args(&files)
-                .status()
-                .unwrap();
-            assert!(touched.success());
+            for f in &files {
+                make_stat_stale(&r, f);
+            }
             r.write("requirements.txt", "fastapi==0.111\nstripe==7\nsentry-sdk==2\n");
             let before = full_picture(&r);
             let between = run_and_undo(&r, backend, "v1");
@@ -170,12 +173,7 @@ fn executable_bits_changed_under_file_mode_false_come_back_on_undo() {
         let before = full_picture(&r);
         // `git status` (here and in the picture) records the stat data; a copy, a restore or
         // a `touch` since leaves them stale again (the picture holds no times).
-        let touched = std::process::Command::new("touch")
-            .current_dir(r.path())
-            .args(["-d", "2001-01-01 00:00:00", "README.md"])
-            .status()
-            .unwrap();
-        assert!(touched.success());
+        make_stat_stale(&r, "README.md");
         let between = run_and_undo(&r, backend, "v1");
         assert!(
             matches!(between.0.tree.0.get(&b"README.md"[..]), Some(Node::File { mode: 0o755, .. })),
@@ -223,12 +221,7 @@ fn a_locked_down_file_the_rollback_does_not_change_keeps_its_mode_when_its_stat_
         // `README.md` is the same in v1 and v3.
         r.chmod("README.md", 0o600);
         let before = full_picture(&r);
-        let touched = std::process::Command::new("touch")
-            .current_dir(r.path())
-            .args(["-d", "2001-01-01 00:00:00", "README.md"])
-            .status()
-            .unwrap();
-        assert!(touched.success());
+        make_stat_stale(&r, "README.md");
         let between = run_and_undo(&r, backend, "v1");
         assert!(
             matches!(between.0.tree.0.get(&b"README.md"[..]), Some(Node::File { mode: 0o600, .. })),

@@ -10,7 +10,7 @@ use rollback_core::event::Recorder;
 use rollback_core::plan::Level;
 use rollback_core::prompt::AutoConfirm;
 use rollback_core::rt::block_on;
-use rollback_core::{DataLoss, ErrorKind, LossKind, RunStatus};
+use rollback_core::{DataLoss, ErrorKind, LossKind, RunOutcome, RunStatus};
 use rollback_testkit::db::{MigratorKind as Fx, SQL_DIR};
 
 use super::full::{Deployed, Engine, deploy, engine, full, sql, state};
@@ -107,6 +107,26 @@ fn ids(rb: &rollback_core::Rollback, db: Engine) -> String {
     .unwrap_or_default()
 }
 
+/// `run --full --target v3`, confirmed: the outcome (it must succeed) and what the
+/// confirmation showed.
+fn run_to_v3(rb: &rollback_core::Rollback) -> (RunOutcome, String) {
+    let keep = Keep::default();
+    let out = rb.run(&full("v3"), &keep, &Recorder::default()).unwrap();
+    assert_eq!(out.status, RunStatus::Succeeded, "{:?}", out.error);
+    let summary = keep.0.lock().unwrap().clone();
+    (out, summary)
+}
+
+/// The undo of `done`, confirmed: the outcome (it must succeed) and what the confirmation
+/// showed.
+fn undo_of(rb: &rollback_core::Rollback, done: &RunOutcome) -> (RunOutcome, String) {
+    let keep = Keep::default();
+    let out = rb.undo(done.run_id.as_deref().unwrap(), &keep, &Recorder::default()).unwrap();
+    assert_eq!(out.status, RunStatus::Succeeded, "{:?}", out.error);
+    let summary = keep.0.lock().unwrap().clone();
+    (out, summary)
+}
+
 fn downgraded_rows_come_back_and_what_changed_since_stays(kind: Fx, db: Engine) {
     let d = deploy_v4(kind, db);
     let rb = engine(&d);
@@ -125,10 +145,7 @@ fn downgraded_rows_come_back_and_what_changed_since_stays(kind: Fx, db: Engine) 
         "payments.refund_of (2 values), payments (2 rows deleted, the table stays), users.email (2 values changed)";
     assert!(plan.render().contains(forecast), "{}", plan.render());
 
-    let keep = Keep::default();
-    let run = rb.run(&full("v3"), &keep, &Recorder::default()).unwrap();
-    assert_eq!(run.status, RunStatus::Succeeded, "{:?}", run.error);
-    let summary = keep.0.lock().unwrap().clone();
+    let (run, summary) = run_to_v3(&rb);
     assert!(summary.contains(&format!("The downgrade destroys: {forecast}")), "{summary}");
     assert_eq!(ids(&rb, db), "1,2,3,10");
     assert_eq!(scalar(&rb, "SELECT email FROM users WHERE id = 2").as_deref(), Some("grace@example.com"));
@@ -138,10 +155,7 @@ fn downgraded_rows_come_back_and_what_changed_since_stays(kind: Fx, db: Engine) 
     sql(&rb, "DELETE FROM payments WHERE id = 10");
     sql(&rb, "UPDATE users SET email = 'linus@new.example' WHERE id = 3");
 
-    let keep = Keep::default();
-    let undo = rb.undo(run.run_id.as_deref().unwrap(), &keep, &Recorder::default()).unwrap();
-    assert_eq!(undo.status, RunStatus::Succeeded, "{:?}", undo.error);
-    let summary = keep.0.lock().unwrap().clone();
+    let (undo, summary) = undo_of(&rb, &run);
     assert!(
         summary.contains(
             "put back 2 row(s) the downgrade deleted from payments, 2 value(s) of payments.refund_of, 2 value(s) of users.email the downgrade changed"
@@ -163,10 +177,7 @@ fn downgraded_rows_come_back_and_what_changed_since_stays(kind: Fx, db: Engine) 
     // v4 breaks again: the undo of that undo goes back down, deleting the refunds again (named
     // and kept in its snapshot), and keeps what was written since.
     sql(&rb, "INSERT INTO payments (id, amount_cents, note) VALUES (14, 40, 'after the undo')");
-    let keep = Keep::default();
-    let again = rb.undo(undo.run_id.as_deref().unwrap(), &keep, &Recorder::default()).unwrap();
-    assert_eq!(again.status, RunStatus::Succeeded, "{:?}", again.error);
-    let summary = keep.0.lock().unwrap().clone();
+    let (again, summary) = undo_of(&rb, &undo);
     let drops =
         "payments.refund_of (2 values), payments (2 rows deleted, the table stays), users.email (1 value changed)";
     assert!(summary.contains(&format!("The downgrade drops: {drops}")), "{summary}");
@@ -251,10 +262,7 @@ fn deleted_rows_replaced_by_as_many_are_seen(kind: Fx, db: Engine) {
     let forecast = "payments (2 rows deleted, the table stays)";
     assert!(plan.render().contains(forecast), "{}", plan.render());
 
-    let keep = Keep::default();
-    let run = rb.run(&full("v3"), &keep, &Recorder::default()).unwrap();
-    assert_eq!(run.status, RunStatus::Succeeded, "{:?}", run.error);
-    let summary = keep.0.lock().unwrap().clone();
+    let (run, summary) = run_to_v3(&rb);
     assert!(summary.contains(&format!("The downgrade destroys: {forecast}")), "{summary}");
     assert_eq!(ids(&rb, db), "1,2,3,10,13,14", "placeholders 13 and 14 in place of the refunds");
 
@@ -262,10 +270,7 @@ fn deleted_rows_replaced_by_as_many_are_seen(kind: Fx, db: Engine) {
     sql(&rb, "INSERT INTO payments (id, amount_cents, note) VALUES (15, 300, 'while rolled back')");
     sql(&rb, "DELETE FROM payments WHERE id = 10");
 
-    let keep = Keep::default();
-    let undo = rb.undo(run.run_id.as_deref().unwrap(), &keep, &Recorder::default()).unwrap();
-    assert_eq!(undo.status, RunStatus::Succeeded, "{:?}", undo.error);
-    let summary = keep.0.lock().unwrap().clone();
+    let (undo, summary) = undo_of(&rb, &run);
     assert!(summary.contains("put back 2 row(s) the downgrade deleted from payments"), "{summary}");
     assert!(steps(&undo).contains(&"put_back_rows"), "{:?}", steps(&undo));
     // The refunds are back as they were; 15 stays; 10 stays gone; the placeholders stay.
@@ -277,10 +282,7 @@ fn deleted_rows_replaced_by_as_many_are_seen(kind: Fx, db: Engine) {
     // v4 breaks again, after a write: the undo of that undo goes back down, which deletes the
     // refunds again (named by key, kept in its snapshot) and books two more placeholders.
     sql(&rb, "INSERT INTO payments (id, amount_cents, note) VALUES (16, 40, 'after the undo')");
-    let keep = Keep::default();
-    let again = rb.undo(undo.run_id.as_deref().unwrap(), &keep, &Recorder::default()).unwrap();
-    assert_eq!(again.status, RunStatus::Succeeded, "{:?}", again.error);
-    let summary = keep.0.lock().unwrap().clone();
+    let (again, summary) = undo_of(&rb, &undo);
     assert!(summary.contains(&format!("The downgrade drops: {forecast}")), "{summary}");
     assert_eq!(ids(&rb, db), "1,2,3,13,14,15,16,17,18");
 
