@@ -16,7 +16,8 @@
 //! `inside:downgrade` (the database snapshot taken, the downgrade not begun) and, in the native
 //! SQL migrator on SQLite, `between:downgrades` (after each committed downgrade of one
 //! migration); in an undo's guarded database restore, `inside:restore_database` (the database
-//! checked unchanged under the lock, the restore not begun); `before:prune` (`backups prune`, its lock
+//! checked unchanged under the lock, the restore not begun); `write:report` (the run finished
+//! and journaled, its report about to be written); `before:prune` (`backups prune`, its lock
 //! taken, about to read the runs and decide what to keep). With the variable unset, a failpoint is one environment lookup.
 //!
 //! Compiled in only with the `failpoints` cargo feature (the crash tests enable it); without

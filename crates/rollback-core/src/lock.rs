@@ -56,12 +56,13 @@ pub enum Error {
         /// Its holder, if it had written its details yet.
         holder: Option<LockHolder>,
     },
-    /// A git process is writing the repository: its index lock file stayed in place for as
-    /// long as a run waits for it (a `git` the previous holder started and that outlived it,
-    /// or one the operator runs).
+    /// A git process is writing the repository: its index lock file (or the lock file of a
+    /// ref the reset moves: `HEAD.lock`, the branch's) stayed in place for as long as a run
+    /// waits for it (a `git` the previous holder started and that outlived it, or one the
+    /// operator runs).
     #[error("a git process is writing the repository: `{}` exists (waited {waited_secs} s)", index_lock.display())]
     GitBusy {
-        /// The index lock file (`.git/index.lock`).
+        /// The lock file (`.git/index.lock`, `.git/HEAD.lock`, `.git/refs/heads/main.lock`).
         index_lock: PathBuf,
         /// How long the run waited for it to go.
         waited_secs: u64,

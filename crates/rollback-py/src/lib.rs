@@ -29,6 +29,12 @@ mod rollback;
 /// Import `forge_rollback` rather than this module.
 #[pymodule]
 fn _forge_rollback(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    // SAFETY: while the module is imported (under the import lock), before anything of it can
+    // run: no thread uses this module's libgit2 yet.
+    #[allow(unsafe_code)]
+    unsafe {
+        rollback_core::vcs::git2::cache_trees();
+    }
     // One runtime per process: the async methods' futures and the engine's own async work
     // (checks, database, webhooks) share the core's. `Err` means it is set already (the
     // module was initialised before, e.g. in a subinterpreter): that is the same runtime.

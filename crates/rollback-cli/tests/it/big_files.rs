@@ -152,7 +152,8 @@ fn an_undo_without_room_for_its_files_is_refused_before_anything_changes() {
     let refused = fr_at(&["undo", &id, "--yes"]);
     refused.code(4);
     assert!(
-        refused.stderr.contains(&format!("undo of run {id} writes back 1500000 byte(s) of files")),
+        refused.stderr.contains(&format!("undo of run {id} needs 1500"))
+            && refused.stderr.contains("(1500000 for the files it writes back, 0 for the tracked files git writes, "),
         "{}",
         refused.stderr
     );
@@ -164,4 +165,124 @@ fn an_undo_without_room_for_its_files_is_refused_before_anything_changes() {
     fr_at(&["undo", &id, "--yes"]).ok();
     assert_eq!(std::fs::read(repo.join("data.bin")).unwrap(), data);
     assert_eq!(std::fs::read(repo.join("main.py")).unwrap(), b"V = 2\n");
+}
+
+/// A repository on a small file system whose state folder is elsewhere; `fr_at` runs the
+/// binary there with that configuration.
+struct SmallRepo {
+    fs: crate::common::SmallFs,
+    repo: std::path::PathBuf,
+    _state: tempfile::TempDir,
+    cfg: String,
+}
+
+impl SmallRepo {
+    fn new(options: &str) -> Option<Self> {
+        let fs = match crate::common::SmallFs::mount_with(options) {
+            Ok(fs) => fs,
+            Err(why) => {
+                eprintln!("skipped: no size-limited file system here ({why})");
+                return None;
+            }
+        };
+        let repo = fs.mountpoint.join("app");
+        std::fs::create_dir(&repo).unwrap();
+        git(&repo, &["init", "-q", "-b", "main"]);
+        let state = tempfile::tempdir().unwrap();
+        let config = state.path().join("rollback.toml");
+        std::fs::write(&config, format!("[state]\ndir = \"{}\"\n", state.path().join("state").display())).unwrap();
+        let cfg = config.to_str().unwrap().to_owned();
+        Some(Self { fs, repo, _state: state, cfg })
+    }
+
+    fn fr_at(&self, args: &[&str]) -> crate::common::Out {
+        let mut all = vec!["--config", self.cfg.as_str()];
+        all.extend_from_slice(args);
+        crate::common::run_in(&self.repo, &all, &[])
+    }
+
+    fn commit(&self, message: &str) {
+        git(&self.repo, &["add", "-A"]);
+        git(&self.repo, &["commit", "-qm", message]);
+    }
+
+    /// Fills the file system up to `keep` bytes free.
+    fn fill_to(&self, keep: u64) {
+        let free = rollback_core::backup::snapshot::free_space(&self.repo).unwrap();
+        std::fs::write(self.fs.mountpoint.join("filler"), vec![0u8; usize::try_from(free - keep).unwrap()]).unwrap();
+    }
+}
+
+/// The rollback deleted a big tracked file (the broken release added it); the file system
+/// then fills up. The undo's `git reset` writes that file back: counted now, so the undo is
+/// refused before it changes anything (before, it passed the check and failed half-way, HEAD
+/// still at the target and the local edit not back).
+#[test]
+fn an_undo_without_room_for_the_tracked_files_git_writes_is_refused() {
+    let Some(s) = SmallRepo::new("size=4m") else { return };
+    std::fs::write(s.repo.join("main.py"), "V = 1\n").unwrap();
+    s.commit("v1");
+    git(&s.repo, &["tag", "v1"]);
+    let data: Vec<u8> = (0..1_500_000u32).map(|n| (n.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
+    std::fs::write(s.repo.join("model.bin"), &data).unwrap();
+    s.commit("v2: a model");
+    std::fs::write(s.repo.join("main.py"), "V = 2 # local edit\n").unwrap();
+    let out = s.fr_at(&["run", "--fast", "--yes", "--json", "--target", "v1"]);
+    out.ok();
+    let id = out.json()["run_id"].as_str().unwrap().to_owned();
+    assert!(!s.repo.join("model.bin").exists());
+
+    s.fill_to(500_000);
+    let head = git(&s.repo, &["rev-parse", "HEAD"]);
+    let tree = rollback_testkit::TreeState::capture(&s.repo);
+    let refused = s.fr_at(&["undo", &id, "--yes"]);
+    refused.code(4);
+    assert!(refused.stderr.contains("1500000 for the tracked files git writes"), "{}", refused.stderr);
+    assert_eq!(git(&s.repo, &["rev-parse", "HEAD"]), head, "HEAD did not move");
+    assert_eq!(rollback_testkit::TreeState::capture(&s.repo), tree, "the tree did not change");
+
+    std::fs::remove_file(s.fs.mountpoint.join("filler")).unwrap();
+    s.fr_at(&["undo", &id, "--yes"]).ok();
+    assert_eq!(std::fs::read(s.repo.join("model.bin")).unwrap(), data);
+    assert_eq!(std::fs::read(s.repo.join("main.py")).unwrap(), b"V = 2 # local edit\n");
+}
+
+/// Room in bytes but not in inodes: the undo makes 200 untracked files again on a file
+/// system that can hold only a few more. Refused before anything changes, naming the count
+/// (before, it wrote some of them and failed half-way).
+#[test]
+fn an_undo_without_inodes_for_its_files_is_refused() {
+    let Some(s) = SmallRepo::new("size=8m,nr_inodes=400") else { return };
+    std::fs::write(s.repo.join("main.py"), "V = 1\n").unwrap();
+    s.commit("v1");
+    git(&s.repo, &["tag", "v1"]);
+    std::fs::write(s.repo.join("main.py"), "V = 2\n").unwrap();
+    s.commit("v2");
+    std::fs::create_dir(s.repo.join("uploads")).unwrap();
+    for n in 0..200 {
+        std::fs::write(s.repo.join(format!("uploads/{n}.txt")), format!("upload {n}\n")).unwrap();
+    }
+    let before = rollback_testkit::TreeState::capture(&s.repo);
+    let out = s.fr_at(&["run", "--fast", "--yes", "--json", "--target", "v1"]);
+    out.ok();
+    let id = out.json()["run_id"].as_str().unwrap().to_owned();
+    assert!(!s.repo.join("uploads").exists());
+
+    // Use up the inodes, leaving about 20.
+    let filler = s.fs.mountpoint.join("many");
+    std::fs::create_dir(&filler).unwrap();
+    let mut n = 0;
+    while rollback_core::backup::snapshot::free_inodes(&s.repo).unwrap().unwrap() > 20 {
+        std::fs::write(filler.join(n.to_string()), "").unwrap();
+        n += 1;
+    }
+    let tree = rollback_testkit::TreeState::capture(&s.repo);
+    let refused = s.fr_at(&["undo", &id, "--yes"]);
+    refused.code(4);
+    assert!(refused.stderr.contains("makes 202 file(s), symlink(s) and folder(s) where none is"), "{}", refused.stderr);
+    assert_eq!(rollback_testkit::TreeState::capture(&s.repo), tree, "the tree did not change");
+
+    std::fs::remove_dir_all(&filler).unwrap();
+    s.fr_at(&["undo", &id, "--yes"]).ok();
+    assert_eq!(rollback_testkit::TreeState::capture(&s.repo), before);
 }

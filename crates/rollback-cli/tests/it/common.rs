@@ -298,11 +298,16 @@ pub struct SmallFs {
 
 impl SmallFs {
     pub fn mount(size: &str) -> Result<Self, String> {
+        Self::mount_with(&format!("size={size}"))
+    }
+
+    /// A tmpfs mounted with `options` (`size=4m,nr_inodes=64`).
+    pub fn mount_with(options: &str) -> Result<Self, String> {
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
         let mountpoint = dir.path().join("mnt");
         std::fs::create_dir(&mountpoint).map_err(|e| e.to_string())?;
         let out = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size},mode=0700"), "tmpfs"])
+            .args(["-t", "tmpfs", "-o", &format!("{options},mode=0700"), "tmpfs"])
             .arg(&mountpoint)
             .output()
             .map_err(|e| format!("cannot run mount: {e}"))?;

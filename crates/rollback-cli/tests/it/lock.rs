@@ -262,6 +262,33 @@ fn a_git_still_writing_the_repository_is_waited_for_then_refused() {
     assert_eq!(out.json()["status"], "succeeded", "{}", out.stderr);
 }
 
+/// A ref lock left in place (`.git/refs/heads/main.lock` or `.git/HEAD.lock`, by a killed git):
+/// `git reset --hard` wrote the work tree and the index, then failed on the ref, leaving the
+/// files at the target and HEAD where it was. It is waited for and refused like `index.lock`,
+/// with nothing changed; once it is gone the run goes ahead.
+#[test]
+fn a_ref_lock_left_in_place_is_refused_before_anything_changes() {
+    let (r, _) = messy_repo();
+    let before = picture(&r);
+    for lock in ["refs/heads/main.lock", "HEAD.lock"] {
+        let lock = r.path().join(".git").join(lock);
+        std::fs::write(&lock, "").unwrap();
+        let refused = fr(&r, &["run", "--fast", "--yes", "--target", "v1"]);
+        refused.code(3);
+        assert!(
+            refused.stderr.contains(&format!("a git process is writing the repository: `{}` exists", lock.display())),
+            "{}",
+            refused.stderr
+        );
+        assert_eq!(picture(&r), before, "nothing changed");
+        std::fs::remove_file(&lock).unwrap();
+    }
+    assert_eq!(fr(&r, &["runs", "list", "--json"]).json(), serde_json::json!([]), "no run journaled");
+    let out = fr(&r, &["run", "--fast", "--yes", "--json", "--target", "v1"]);
+    out.ok();
+    assert_eq!(r.head(), r.git(&["rev-parse", "v1"]));
+}
+
 /// Ctrl-C at a terminal signals the whole foreground process group, the `git reset --hard`
 /// forge-rollback started included. git now runs in a process group of its own: it finishes
 /// writing the work tree, and the run stops at the next step boundary (exit 5, `cancelled`),

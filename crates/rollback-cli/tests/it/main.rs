@@ -31,6 +31,7 @@ mod registry;
 mod rehearse;
 mod reliability;
 mod repo_shapes;
+mod reset_obstacles;
 mod resume_mid_reset;
 mod roundtrip;
 mod rows;

@@ -238,3 +238,47 @@ fn backups_list_shows_a_database_dump_as_one() {
     assert!(line.contains("database ") && line.contains("app.db"), "{line}");
     assert!(!line.contains("path(s)"), "a dump captures no paths: {line}");
 }
+
+/// The run's report cannot be written (a full disk; here an error injected where it is
+/// written): the run's outcome stands (exit 0, its JSON, `succeeded`) with a warning naming
+/// `report RUN`, which rebuilds it. With `on_failure = "undo"` and a failing check, the
+/// automatic undo still runs (before, the run exited 1 with no JSON and was left rolled back).
+#[test]
+fn a_report_that_cannot_be_written_is_a_warning_not_the_outcome() {
+    let (r, _) = messy_repo();
+    let before = picture(&r);
+    let env = [("FORGE_ROLLBACK_FAILPOINT", "write:report"), ("FORGE_ROLLBACK_FAILPOINT_ACTION", "error")];
+    let said = |j: &serde_json::Value| {
+        j["warnings"].as_array().unwrap().iter().any(|w| {
+            w.as_str().unwrap().contains("the run's report could not be written (failpoint `write:report`")
+                && w.as_str().unwrap().contains("rebuilds it from the journal")
+        })
+    };
+    let out = fr_env(&r, &["run", "--fast", "--yes", "--json", "--target", "v1"], &env);
+    out.ok();
+    let j = out.json();
+    assert_eq!(j["status"], "succeeded", "{}", out.stdout);
+    assert!(said(&j), "{}", out.stdout);
+    let id = j["run_id"].as_str().unwrap().to_owned();
+    assert!(!state_dir(&r).join("runs").join(&id).join("report.md").exists());
+    let report = fr(&r, &["report", &id]);
+    assert!(report.ok().stdout.contains("# Rollback"), "{}", report.stdout);
+    fr(&r, &["undo", &id, "--yes"]).ok();
+    assert_eq!(picture(&r), before);
+
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("forge-rollback.toml");
+    std::fs::write(
+        &cfg,
+        "[verify]\non_failure = \"undo\"\n[[checks]]\nname = \"app\"\nkind = \"command\"\nargv = [\"false\"]\n",
+    )
+    .unwrap();
+    let args = ["--config", cfg.to_str().unwrap(), "run", "--fast", "--yes", "--json", "--target", "v1"];
+    let out = fr_env(&r, &args, &env);
+    out.code(6);
+    let j = out.json();
+    assert_eq!(j["status"], "verification_failed", "{}", out.stdout);
+    assert!(said(&j), "{}", out.stdout);
+    assert!(j["undone_by"].is_string(), "the automatic undo ran: {}", out.stdout);
+    assert_eq!(picture(&r), before);
+}

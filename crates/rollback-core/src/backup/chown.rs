@@ -3,20 +3,18 @@
 //! The work tree's folders may belong to the app's user, who can swap one for a symlink to
 //! anywhere, or put a hard link to another file in place of one git wrote, while a rollback
 //! runs as root. A `chown` by path would follow such a folder symlink, and `lchown` changes
-//! every name of a hard-linked file: root would give away a file outside the tree. So each
-//! folder on the way is opened below the one before with `O_NOFOLLOW`, the path itself with
-//! `O_PATH | O_NOFOLLOW` (a symlink is opened as itself), its metadata are read through that
-//! handle and the owner is set through it (`fchownat` with `AT_EMPTY_PATH`): what is checked
-//! is what is changed.
+//! every name of a hard-linked file: root would give away a file outside the tree. So the
+//! folder is reached through real folders only ([`beneath::Dir`]), the path itself is opened
+//! with `O_PATH | O_NOFOLLOW` (a symlink is opened as itself), its metadata are read through
+//! that handle and the owner is set through it (`fchownat` with `AT_EMPTY_PATH`): what is
+//! checked is what is changed.
 
-use std::ffi::{CString, OsStr};
-use std::fs::{File, Metadata};
+use std::fs::Metadata;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
-use std::path::{Component, Path};
+use std::path::{Path, PathBuf};
 
 use super::Owner;
+use super::beneath::{self, Dir};
 
 /// Whether `e` says that this process may not give files away here, rather than that something
 /// is wrong with the path: root without `CAP_CHOWN`, or in a user namespace where the owner has
@@ -43,57 +41,13 @@ pub(crate) fn chown_beneath(
     to: Owner,
     expect: impl Fn(&Metadata) -> bool,
 ) -> io::Result<bool> {
-    let names: Vec<&OsStr> = rel
-        .components()
-        .map(|c| match c {
-            Component::Normal(n) => Ok(n),
-            _ => Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("not a plain relative path: {}", rel.display()),
-            )),
-        })
-        .collect::<io::Result<_>>()?;
+    let names = beneath::names(rel)?;
     let Some((leaf, folders)) = names.split_last() else { return Ok(false) };
-    let gone = |e: &io::Error| matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR | libc::ELOOP));
-    let mut dir = open_at(None, root.as_os_str(), libc::O_PATH | libc::O_DIRECTORY)?;
-    for name in folders {
-        dir = match open_at(Some(&dir), name, libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW) {
-            Ok(next) => next,
-            Err(e) if gone(&e) => return Ok(false),
-            Err(e) => return Err(e),
-        };
+    let Some(dir) = Dir::open(root, &folders.iter().collect::<PathBuf>())? else { return Ok(false) };
+    match dir.chown_if(leaf, to, expect) {
+        Err(e) if beneath::gone(&e) => Ok(false),
+        other => other,
     }
-    let path = match open_at(Some(&dir), leaf, libc::O_PATH | libc::O_NOFOLLOW) {
-        Ok(path) => File::from(path),
-        Err(e) if gone(&e) => return Ok(false),
-        Err(e) => return Err(e),
-    };
-    if !expect(&path.metadata()?) {
-        return Ok(false);
-    }
-    // SAFETY: a valid descriptor and a NUL-terminated empty name; `AT_EMPTY_PATH` makes the
-    // call act on the descriptor itself (an `O_PATH` one is allowed).
-    #[allow(unsafe_code)]
-    let rc = unsafe { libc::fchownat(path.as_raw_fd(), c"".as_ptr(), to.uid, to.gid, libc::AT_EMPTY_PATH) };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(true)
-}
-
-/// `openat(dir, name, flags | O_CLOEXEC)`; the current folder when `dir` is `None`.
-fn open_at(dir: Option<&OwnedFd>, name: &OsStr, flags: libc::c_int) -> io::Result<OwnedFd> {
-    let name = CString::new(name.as_bytes()).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-    let at = dir.map_or(libc::AT_FDCWD, AsRawFd::as_raw_fd);
-    // SAFETY: `at` is a valid descriptor (or `AT_FDCWD`) and `name` is NUL-terminated.
-    #[allow(unsafe_code)]
-    let fd = unsafe { libc::openat(at, name.as_ptr(), flags | libc::O_CLOEXEC) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: `openat` returned a new descriptor that nothing else owns.
-    #[allow(unsafe_code)]
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@
 //! - [`store::FsBackupStore`]: the store on disk (state folder, `0700`/`0600`);
 //! - [`snapshot`]: capturing paths of a work tree into a manifest, and restoring them safely.
 
+pub(crate) mod beneath;
 pub(crate) mod chown;
 pub mod snapshot;
 pub mod statcache;

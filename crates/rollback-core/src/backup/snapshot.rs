@@ -44,7 +44,7 @@ use crate::paths::RepoPath;
 
 mod put_back;
 
-pub use put_back::{RestoreStats, check_space, free_space, relink, restore, space_needed};
+pub use put_back::{RestoreStats, check_space, free_inodes, free_space, inodes_needed, relink, restore, space_needed};
 
 /// The file-type name of `ft` for messages, when it cannot be captured.
 fn unsupported_kind(ft: fs::FileType) -> &'static str {

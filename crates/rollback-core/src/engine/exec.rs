@@ -226,10 +226,26 @@ impl Rollback {
         let mut outcome = self.outcome_of(&state);
         // The journal's (this attempt's up to its `finished` record), and the notifications' since.
         outcome.warnings = std::mem::take(&mut ctx.warnings);
-        self.write_report(&state, &outcome)?;
-        if status == RunStatus::Succeeded {
+        // The report and `run.json` are read from the journal (`report RUN` rebuilds the
+        // report): one that cannot be written (a full disk) is a warning, never the run's
+        // outcome, and the automatic undo below still runs.
+        let written = self.write_report(&state, &outcome).and_then(|()| {
+            if status != RunStatus::Succeeded {
+                return Ok(());
+            }
             let json = serde_json::to_vec_pretty(&outcome).unwrap_or_default();
-            fsutil::atomic_write(&self.state.run_dir(&ex.run_id).join("run.json"), &json)?;
+            Ok(fsutil::atomic_write(&self.state.run_dir(&ex.run_id).join("run.json"), &json)?)
+        });
+        if let Err(e) = written {
+            let warning = format!(
+                "the run's report could not be written ({}); `forge-rollback report {}` rebuilds it from the journal",
+                e.chain(),
+                ex.run_id
+            );
+            ctx.log(LogLevel::Warn, warning.clone());
+            // This run's, not the automatic undo's below (which shares `ctx`).
+            ctx.warnings.retain(|w| *w != warning);
+            outcome.warnings.push(warning);
         }
         let undo_now = match status {
             RunStatus::VerificationFailed => {
@@ -274,6 +290,7 @@ impl Rollback {
 
     /// Writes `report.md` and `report.json` into the run's folder.
     pub(crate) fn write_report(&self, state: &RunState, outcome: &RunOutcome) -> Result<()> {
+        crate::failpoint::hit("write:report")?;
         let report = crate::report::build(state, outcome, self.vcs.as_ref());
         let dir = self.state.run_dir(&state.run_id);
         fsutil::atomic_write(&dir.join("report.md"), report.to_markdown().as_bytes())?;

@@ -130,15 +130,31 @@ impl Rollback {
     /// `index.lock` for as long as a `reset --hard` writes the work tree. A run killed with
     /// `kill -9` leaves the `git` it started running, and a run that took the lock over at once
     /// would capture and reset a tree that git is still writing.
+    ///
+    /// The lock files of the refs a reset moves count too (`HEAD.lock`, and the current
+    /// branch's): `git reset --hard` writes the work tree and the index first and fails on a
+    /// held ref after that, which would leave the files at the target and HEAD where it was.
     fn wait_for_git(&self, ctx: &mut Ctx<'_>) -> Result<()> {
-        let mut index_lock = self.vcs.index_path().into_os_string();
-        index_lock.push(".lock");
-        let index_lock = std::path::PathBuf::from(index_lock);
+        let with_lock = |p: std::path::PathBuf| {
+            let mut lock = p.into_os_string();
+            lock.push(".lock");
+            std::path::PathBuf::from(lock)
+        };
+        let index = self.vcs.index_path();
+        let mut locks = vec![with_lock(index.clone())];
+        if let Some(worktree_git_dir) = index.parent() {
+            locks.push(with_lock(worktree_git_dir.join("HEAD")));
+        }
+        if let Ok(Some(branch)) = self.vcs.head().map(|h| h.branch) {
+            locks.push(with_lock(self.vcs.git_dir().join("refs/heads").join(branch)));
+        }
         let start = std::time::Instant::now();
         let mut told = false;
-        while std::fs::symlink_metadata(&index_lock).is_ok() {
+        while let Some(held) = locks.iter().find(|l| std::fs::symlink_metadata(l).is_ok()) {
             if start.elapsed() >= GIT_WAIT {
-                return Err(crate::lock::Error::GitBusy { index_lock, waited_secs: GIT_WAIT.as_secs() }.into());
+                return Err(
+                    crate::lock::Error::GitBusy { index_lock: held.clone(), waited_secs: GIT_WAIT.as_secs() }.into()
+                );
             }
             if !told && start.elapsed() >= GIT_NOTICE_AFTER {
                 told = true;
@@ -146,7 +162,7 @@ impl Rollback {
                     LogLevel::Warn,
                     format!(
                         "waiting for a git process that is writing the repository (`{}` exists), up to {} s",
-                        index_lock.display(),
+                        held.display(),
                         GIT_WAIT.as_secs()
                     ),
                 );

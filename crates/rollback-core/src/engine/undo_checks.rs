@@ -154,26 +154,73 @@ pub(super) fn refuse_db_unreachable(db: &dyn crate::db::DbMigrator, run_id: &str
 }
 
 /// Refuses the undo before anything changes when the work tree's file system has no room for
-/// the files it writes back (an undo that ran out of space after moving HEAD would leave the
-/// tree between two states).
+/// what it writes (an undo that ran out of space after moving HEAD would leave the tree between
+/// two states): the bytes of the files it writes back, of the tracked files its reset writes
+/// (the blobs of the snapshot's commit that differ from HEAD's, less what they replace), and of
+/// the index (written whole before it replaces the old one); and an inode for each file,
+/// symlink and folder made where nothing is. A checkout filter that makes a file bigger than
+/// its blob (git LFS: a pointer of a hundred bytes for a file of gigabytes) is not counted.
 pub(super) fn refuse_no_space(rb: &Rollback, run_id: &str, manifest: &Manifest) -> Result<()> {
-    let needed = crate::backup::snapshot::space_needed(rb.workdir(), &manifest.entries);
-    match crate::backup::snapshot::check_space(rb.workdir(), needed) {
-        Err(crate::backup::Error::NoSpace { needed, available, path }) => Err(Error::refused(
-            format!(
-                "undo of run {run_id} writes back {needed} byte(s) of files, but `{}` has {available} byte(s) free",
-                path.display()
-            ),
-            Some(
-                format!(
-                    "free at least {} byte(s) there, then run the undo again; nothing was changed",
-                    needed.saturating_sub(available)
-                )
-                .into(),
-            ),
-        )),
-        other => Ok(other?),
+    use crate::backup::snapshot::{free_inodes, free_space, inodes_needed, lstat_in_tree, space_needed};
+    let workdir = rb.workdir();
+    let files = space_needed(workdir, &manifest.entries);
+    let mut inodes = inodes_needed(workdir, &manifest.entries);
+    let mut tracked = 0u64;
+    let head = rb.vcs.head()?.commit;
+    if head != manifest.head {
+        // Counted whole even where the snapshot holds the path too: git writes its version
+        // first, and the restore's temp file sits next to it until the rename. The files git
+        // removes are not taken off (it may write before it removes).
+        let mut folders = std::collections::HashSet::new();
+        for c in rb.vcs.diff(&head, &manifest.head)? {
+            if c.kind == crate::vcs::ChangeKind::Deleted || c.submodule {
+                continue;
+            }
+            let size = rb.vcs.blob_size_at(&manifest.head, &c.path)?.unwrap_or(0);
+            let now = lstat_in_tree(workdir, &c.path);
+            tracked += size.saturating_sub(now.as_ref().map_or(0, |m| if m.is_file() { m.len() } else { 0 }));
+            if now.is_none() {
+                inodes += 1;
+                for anc in c.path.ancestors() {
+                    if folders.contains(&anc) || lstat_in_tree(workdir, &anc).is_some() {
+                        break;
+                    }
+                    folders.insert(anc);
+                }
+            }
+        }
+        inodes += folders.len() as u64;
     }
+    let index = match &manifest.index {
+        Some(i) => rb.store()?.blob_stat(&i.blob)?.map_or(0, |s| s.size),
+        None => 0,
+    };
+    let needed = files + tracked + index;
+    let hint = |what: String| -> Option<crate::hint::Hint> {
+        Some(format!("free {what} there, then run the undo again; nothing was changed").into())
+    };
+    let available = free_space(workdir)?;
+    if needed > available {
+        return Err(Error::refused(
+            format!(
+                "undo of run {run_id} needs {needed} byte(s) free ({files} for the files it writes back, {tracked} for the tracked files git writes, {index} for the index), but `{}` has {available} byte(s) free",
+                workdir.display()
+            ),
+            hint(format!("at least {} byte(s)", needed - available)),
+        ));
+    }
+    if let Some(free) = free_inodes(workdir)?
+        && inodes > free
+    {
+        return Err(Error::refused(
+            format!(
+                "undo of run {run_id} makes {inodes} file(s), symlink(s) and folder(s) where none is, but `{}` can hold only {free} more (it runs out of inodes)",
+                workdir.display()
+            ),
+            hint(format!("at least {} inode(s) (delete files)", inodes - free)),
+        ));
+    }
+    Ok(())
 }
 
 /// Refuses the undo when a blob of `snapshot`, the backup it writes the files back from, is

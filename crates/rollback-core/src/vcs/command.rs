@@ -128,4 +128,20 @@ impl<'a> Git<'a> {
             _ => Err(self.command_error(&out)),
         }
     }
+
+    /// Runs git where exit code 1 means "some were found" (`update-index --refresh`): its
+    /// stdout on exit 0 or 1.
+    pub(super) fn run_listing(&self) -> Result<Vec<u8>> {
+        let out = self.output()?;
+        match out.status.code() {
+            Some(0 | 1) => Ok(out.stdout),
+            _ => Err(self.command_error(&out)),
+        }
+    }
+
+    /// [`Git::run`], with what git printed on stderr when it succeeded (its warnings).
+    pub(super) fn run_with_warnings(&self) -> Result<(Vec<u8>, Vec<u8>)> {
+        let out = self.output()?;
+        if out.status.success() { Ok((out.stdout, out.stderr)) } else { Err(self.command_error(&out)) }
+    }
 }

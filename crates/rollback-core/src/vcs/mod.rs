@@ -104,6 +104,14 @@ pub enum Error {
         /// What git printed on stderr, trimmed.
         stderr: String,
     },
+    /// `git reset --hard` finished, but could not remove files the target does not have (a
+    /// folder the user may not write, an immutable file, a file mounted over): the work tree
+    /// is not the target's.
+    #[error("`git reset --hard` could not remove {} file(s) the target does not have: {}", left.len(), left.join("; "))]
+    NotRemoved {
+        /// `'PATH': REASON`, as git said.
+        left: Vec<String>,
+    },
     /// A libgit2 call failed.
     #[error("libgit2: {context}")]
     Git2 {
@@ -364,6 +372,12 @@ pub trait VcsBackend: Send + Sync {
     /// The bytes of `path` in `commit`, `None` if the commit has no such file.
     fn read_file_at(&self, commit: &CommitId, path: &RepoPath) -> Result<Option<Vec<u8>>>;
 
+    /// The size of the blob of `path` in `commit` (before any checkout filter), `None` if the
+    /// commit has no such file. The default reads the blob.
+    fn blob_size_at(&self, commit: &CommitId, path: &RepoPath) -> Result<Option<u64>> {
+        Ok(self.read_file_at(commit, path)?.map(|b| b.len() as u64))
+    }
+
     /// The value of a git configuration key as git reads it (repository, global and system
     /// files), `None` when unset. The default knows none (in-memory fakes).
     fn config_value(&self, _key: &str) -> Result<Option<String>> {
@@ -436,6 +450,26 @@ pub trait VcsBackend: Send + Sync {
     /// An unchanged flagged entry that `commit` changes goes as git takes it (an assume-unchanged
     /// flag is dropped, a skip-worktree flag kept).
     fn reset_hard(&self, commit: &CommitId, message: &str) -> Result<()>;
+
+    /// Records the stat data of the tracked files whose content matches the index (as `git
+    /// update-index --refresh` does), and returns the tracked paths whose work-tree entry does
+    /// not (changed, deleted, replaced, unmerged), sorted: what a hard reset writes over
+    /// besides what its target changes. The default lists the unstaged changes of
+    /// [`VcsBackend::status`] and records nothing.
+    fn refresh(&self) -> Result<Vec<RepoPath>> {
+        Ok(self
+            .status(false)?
+            .into_iter()
+            .filter(|e| matches!(e.kind, StatusKind::Tracked { unstaged: Some(_), .. }))
+            .map(|e| e.path)
+            .collect())
+    }
+
+    /// [`VcsBackend::reset_hard`] right after [`VcsBackend::refresh`]: a back-end whose reset
+    /// refreshes the index first may skip that. The default is `reset_hard`.
+    fn reset_hard_refreshed(&self, commit: &CommitId, message: &str) -> Result<()> {
+        self.reset_hard(commit, message)
+    }
 
     /// Makes `branch` point at `commit` (creating it if needed), makes HEAD a symbolic ref to
     /// it, and resets index and work tree hard to `commit`. Used by undo when the branch

@@ -3,15 +3,16 @@
 
 use std::collections::{BTreeSet, HashSet};
 use std::ffi::OsStr;
-use std::fs::{self, OpenOptions};
+use std::fs;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use super::lstat;
+use crate::backup::beneath::Dir;
 use crate::backup::{BackupStore, BlobId, EntryKind, Error, ManifestEntry, Owner, Ownership, Result, chown};
 use crate::fsutil::{IoContext, IoError};
 use crate::paths::RepoPath;
@@ -63,13 +64,15 @@ pub fn relink(workdir: &Path, entries: &[ManifestEntry], groups: &[Vec<RepoPath>
         if blobs.iter().any(|b| *b != Some(*first_blob)) {
             continue;
         }
-        let first = g[0].to_fs(workdir);
+        let (first_dir, first) = parent_dir(workdir, &g[0])?;
         for p in &g[1..] {
             let full = p.to_fs(workdir);
-            let tmp = temp_path(&full);
-            fs::hard_link(&first, &tmp).at("link", &tmp)?;
-            if let Err(e) = fs::rename(&tmp, &full) {
-                let _ = fs::remove_file(&tmp);
+            let (dir, name) = parent_dir(workdir, p)?;
+            let tmp_full = temp_path(&full);
+            let tmp = file_name(&tmp_full);
+            dir.link(&first_dir, first, tmp).at("link", &tmp_full)?;
+            if let Err(e) = dir.rename(tmp, name) {
+                let _ = dir.remove(tmp, false);
                 return Err(IoError::new("rename into place", full, e).into());
             }
             made += 1;
@@ -82,6 +85,22 @@ pub fn relink(workdir: &Path, entries: &[ManifestEntry], groups: &[Vec<RepoPath>
 /// fits in `NAME_MAX` however long `path`'s is).
 fn temp_path(path: &Path) -> PathBuf {
     crate::fsutil::temp_sibling(path, "restore")
+}
+
+/// The last name of `path` (a temp path or a path of the work tree: never empty).
+fn file_name(path: &Path) -> &OsStr {
+    path.file_name().unwrap_or_default()
+}
+
+/// The real folder holding `path`, reached through real folders only ([`Dir`]), and the
+/// path's name in it; refused when a folder on the way is not a real folder (any more).
+fn parent_dir<'p>(workdir: &Path, path: &'p RepoPath) -> Result<(Dir, &'p OsStr)> {
+    let rel = path.as_path();
+    let parent = rel.parent().unwrap_or(Path::new(""));
+    match Dir::open(workdir, parent).at("open folder", &workdir.join(parent))? {
+        Some(dir) => Ok((dir, file_name(rel))),
+        None => Err(unsafe_restore(path, "a parent folder is not a real folder (changed while restoring)")),
+    }
 }
 
 fn unsafe_restore(path: &RepoPath, reason: impl Into<String>) -> Error {
@@ -115,7 +134,26 @@ fn unsafe_restore(path: &RepoPath, reason: impl Into<String>) -> Error {
 /// entries are gone), else [`Error::UnsafeRestore`]. Removals come first so that a path that
 /// was a file or symlink is free again when a folder the rollback created there held only
 /// paths that were absent. Finally one `syncfs` makes the restored tree durable.
+///
+/// Every change (a file or symlink written, renamed or removed, a folder made or removed, an
+/// owner given) is made relative to its folder opened through real folders only
+/// ([`beneath::Dir`]), never by path: a folder swapped for a symlink after the checks (the
+/// app's user can, while root restores) does not lead a write or a removal out of the tree.
+/// A file or symlink whose folder is no longer reached that way is refused
+/// ([`Error::UnsafeRestore`]), half-way; an absent entry below one is left (nothing of the
+/// tree can be there).
 pub fn restore(store: &dyn BackupStore, workdir: &Path, entries: &[ManifestEntry]) -> Result<RestoreStats> {
+    restore_checked(store, workdir, entries, &mut || {})
+}
+
+/// [`restore`], calling `after_checks` once everything is checked and before anything changes
+/// (tests change the tree there).
+fn restore_checked(
+    store: &dyn BackupStore,
+    workdir: &Path,
+    entries: &[ManifestEntry],
+    after_checks: &mut dyn FnMut(),
+) -> Result<RestoreStats> {
     let mut stats = RestoreStats::default();
     let written: BTreeSet<&RepoPath> =
         entries.iter().filter(|e| !matches!(e.kind, EntryKind::Absent)).map(|e| &e.path).collect();
@@ -180,6 +218,7 @@ pub fn restore(store: &dyn BackupStore, workdir: &Path, entries: &[ManifestEntry
         }
     }
     check_space(workdir, space_needed(workdir, entries))?;
+    after_checks();
 
     // 3. Paths that were absent, deepest first.
     let mut absent: Vec<&RepoPath> =
@@ -191,36 +230,43 @@ pub fn restore(store: &dyn BackupStore, workdir: &Path, entries: &[ManifestEntry
             continue;
         }
         let full = path.to_fs(workdir);
-        match lstat(&full)? {
+        let rel = path.as_path();
+        // Not reached through real folders (one was swapped since the checks): nothing of the
+        // tree can be there.
+        let Some(dir) = Dir::open(workdir, rel.parent().unwrap_or(Path::new(""))).at("open folder", &full)? else {
+            continue;
+        };
+        let name = file_name(rel);
+        match dir.entry(name).at("read metadata of", &full)? {
             None => {}
-            Some(m) if m.is_dir() => match fs::remove_dir(&full) {
+            Some((_, m)) if m.is_dir() => match dir.remove(name, true) {
                 Ok(()) => stats.removed_dirs += 1,
                 Err(e) if e.kind() == io::ErrorKind::DirectoryNotEmpty => stats.kept_dirs += 1,
                 Err(e) => return Err(IoError::new("remove folder", full, e).into()),
             },
             Some(_) => {
-                fs::remove_file(&full).at("remove", &full)?;
+                dir.remove(name, false).at("remove", &full)?;
                 stats.removed += 1;
             }
         }
     }
 
     // 4. Files and symlinks.
-    let mut folders: HashSet<RepoPath> = HashSet::new();
     for e in entries {
         let full = e.path.to_fs(workdir);
+        let refused = &mut stats.owners_refused;
         match &e.kind {
             EntryKind::Absent => {}
             EntryKind::File { blob, mode, .. } => {
-                let refused = &mut stats.owners_refused;
-                prepare_target(workdir, &e.path, &full, &mut folders, owner_to_give(e), refused)?;
-                write_file(store, &full, blob, *mode, owner_to_give(e).map(|o| o.owner), refused)?;
+                let dir = prepare_target(workdir, &e.path, &full, owner_to_give(e), refused)?;
+                let owner = owner_to_give(e).map(|o| o.owner);
+                write_file(store, &dir, file_name(e.path.as_path()), &full, blob, *mode, owner, refused)?;
                 stats.files += 1;
             }
             EntryKind::Symlink { target } => {
-                let refused = &mut stats.owners_refused;
-                prepare_target(workdir, &e.path, &full, &mut folders, owner_to_give(e), refused)?;
-                write_symlink(workdir, &e.path, &target.0, owner_to_give(e).map(|o| o.owner), refused)?;
+                let dir = prepare_target(workdir, &e.path, &full, owner_to_give(e), refused)?;
+                let owner = owner_to_give(e).map(|o| o.owner);
+                write_symlink(&dir, file_name(e.path.as_path()), &full, &target.0, owner, refused)?;
                 stats.symlinks += 1;
             }
         }
@@ -249,94 +295,113 @@ fn emptied_by_restore(workdir: &Path, dir: &Path, absent: &BTreeSet<&RepoPath>) 
     Ok(true)
 }
 
-/// Makes `full` ready to be renamed over: parent folders exist, each a real folder (looked at
-/// with `lstat`, outermost first, and made one by one: nothing is created or written through a
-/// symlink; `folders` holds those known to be real folders already); a folder at the path is
-/// removed if it holds nothing but (empty) folders, deepest first and never through a link,
-/// refused otherwise before any of it is removed. Files and symlinks at the path stay (the
-/// rename replaces them atomically). A folder made gets its recorded owner from `owner`, if
-/// given (counted in `refused` when the system would not let root give it).
+/// Makes the path ready to be renamed over, and opens its folder: parent folders exist, each
+/// a real folder reached through real folders only ([`Dir`], outermost first, made one by one:
+/// nothing is created or written through a symlink); a folder at the path is removed if it
+/// holds nothing but (empty) folders, deepest first and never through a link, refused
+/// otherwise before any of it is removed. Files and symlinks at the path stay (the rename
+/// replaces them atomically). A folder made gets its recorded owner from `owner`, if given
+/// (counted in `refused` when the system would not let root give it).
 fn prepare_target(
     workdir: &Path,
     path: &RepoPath,
     full: &Path,
-    folders: &mut HashSet<RepoPath>,
     owner: Option<&Ownership>,
     refused: &mut usize,
-) -> Result<()> {
+) -> Result<Dir> {
+    let not_real = |anc: &RepoPath, m: Option<fs::Metadata>| {
+        let what = if m.is_some_and(|m| m.file_type().is_symlink()) { "a symlink" } else { "not a folder" };
+        unsafe_restore(path, format!("its parent folder `{anc}` is {what}"))
+    };
+    let mut dir = Dir::open(workdir, Path::new(""))
+        .at("open folder", workdir)?
+        .ok_or_else(|| unsafe_restore(path, "the work tree is not a folder"))?;
     let ancestors: Vec<RepoPath> = path.ancestors().collect();
     for (depth, anc) in ancestors.iter().rev().enumerate() {
-        if folders.contains(anc) {
+        let name = file_name(anc.as_path());
+        let at = anc.to_fs(workdir);
+        if let Some(next) = dir.child(name).at("open folder", &at)? {
+            dir = next;
             continue;
         }
-        let dir = anc.to_fs(workdir);
-        let found = match lstat(&dir)? {
-            None => match fs::create_dir(&dir) {
-                Ok(()) => {
-                    if let Some(o) = owner.and_then(|o| o.folder(depth)) {
-                        give(workdir, &fs_rel(anc.as_bytes()), o, fs::Metadata::is_dir, refused)?;
-                    }
-                    None
-                }
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => lstat(&dir)?,
-                Err(e) => return Err(IoError::new("create folder", dir, e).into()),
-            },
-            found => found,
+        let made = dir.make_folder(name).at("create folder", &at)?;
+        let Some(next) = dir.child(name).at("open folder", &at)? else {
+            return Err(not_real(anc, dir.entry(name).at("read metadata of", &at)?.map(|(_, m)| m)));
         };
-        if let Some(m) = found
-            && !m.is_dir()
-        {
-            let what = if m.file_type().is_symlink() { "a symlink" } else { "not a folder" };
-            return Err(unsafe_restore(path, format!("its parent folder `{anc}` is {what}")));
+        // The owner through the handle the restore goes on with: the folder made, or one put
+        // there since, which it writes into all the same.
+        if made && let Some(o) = owner.and_then(|o| o.folder(depth)) {
+            match next.chown(o) {
+                Err(e) if chown::refused(&e) => *refused += 1,
+                other => other.at("set the owner of", &at)?,
+            }
         }
-        folders.insert(anc.clone());
+        dir = next;
     }
-    folders.remove(path);
-    if lstat(full)?.is_some_and(|m| m.is_dir()) {
+    let name = file_name(path.as_path());
+    if dir.entry(name).at("read metadata of", full)?.is_some_and(|(_, m)| m.is_dir()) {
         // What the checks allowed: a folder that holds nothing but folders (the absent
         // entries below it were removed already). Anything else in it is found before any of
         // it is removed.
-        let mut below = Vec::new();
-        if !only_folders(full, &mut below)? {
-            return Err(unsafe_restore(path, "a folder that is not empty is in the way"));
+        let in_the_way = || unsafe_restore(path, "a folder that is not empty is in the way");
+        let folder = dir.child(name).at("open folder", full)?.ok_or_else(in_the_way)?;
+        if !only_folders(&folder).at("read folder", full)? {
+            return Err(in_the_way());
         }
-        if !below.is_empty() {
-            folders.retain(|f| !f.starts_with(path));
-        }
-        // Deepest first: every folder is listed after the one holding it.
-        for dir in below.iter().rev().map(PathBuf::as_path).chain(std::iter::once(full)) {
-            match fs::remove_dir(dir) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::DirectoryNotEmpty => {
-                    return Err(unsafe_restore(path, "a folder that is not empty is in the way"));
-                }
-                Err(e) => return Err(IoError::new("remove folder", dir, e).into()),
-            }
+        match remove_folders(&dir, name) {
+            Ok(()) => {}
+            // Something put in it, or in its place, since it was looked at.
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOTEMPTY | libc::ENOTDIR)) => return Err(in_the_way()),
+            Err(e) => return Err(IoError::new("remove folder", full, e).into()),
         }
     }
-    Ok(())
+    Ok(dir)
 }
 
-/// Whether the folder `dir` holds nothing but folders, at any depth; those are pushed onto
-/// `below`, each after the folder holding it. Symlinks are not followed (one is "something
-/// else", whatever it leads to).
-fn only_folders(dir: &Path, below: &mut Vec<PathBuf>) -> Result<bool> {
-    for entry in fs::read_dir(dir).at("read folder", dir)? {
-        let entry = entry.at("read folder", dir)?;
-        let full = entry.path();
-        if !entry.file_type().at("read metadata of", &full)?.is_dir() {
-            return Ok(false);
-        }
-        below.push(full.clone());
-        if !only_folders(&full, below)? {
-            return Ok(false);
+/// Whether the folder `dir` holds nothing but folders, at any depth. Symlinks are not
+/// followed (one is "something else", whatever it leads to).
+fn only_folders(dir: &Dir) -> io::Result<bool> {
+    for (name, is_dir) in dir.list()? {
+        match dir.child(&name)? {
+            Some(child) if is_dir => {
+                if !only_folders(&child)? {
+                    return Ok(false);
+                }
+            }
+            _ => return Ok(false),
         }
     }
     Ok(true)
 }
 
+/// Removes the folder `name` of `dir` and the folders in it, deepest first (each must be
+/// empty by then: `DirectoryNotEmpty` otherwise).
+fn remove_folders(dir: &Dir, name: &OsStr) -> io::Result<()> {
+    if let Some(folder) = dir.child(name)? {
+        for (below, _) in folder.list()? {
+            remove_folders(&folder, &below)?;
+        }
+    }
+    dir.remove(name, true)
+}
+
 /// Bytes free for an unprivileged user on the file system holding `path`.
 pub fn free_space(path: &Path) -> Result<u64> {
+    let st = statvfs(path)?;
+    #[allow(clippy::useless_conversion)] // the field types differ between platforms
+    Ok(u64::from(st.f_bavail).saturating_mul(u64::from(st.f_frsize)))
+}
+
+/// Inodes free for an unprivileged user on the file system holding `path` (how many files can
+/// still be made); `None` when it does not count them (btrfs, some network file systems say 0
+/// of 0).
+pub fn free_inodes(path: &Path) -> Result<Option<u64>> {
+    let st = statvfs(path)?;
+    #[allow(clippy::useless_conversion)] // the field types differ between platforms
+    Ok((u64::from(st.f_files) > 0).then(|| u64::from(st.f_favail)))
+}
+
+fn statvfs(path: &Path) -> Result<libc::statvfs> {
     let c = std::ffi::CString::new(path.as_os_str().as_bytes())
         .map_err(|e| IoError::new("check free space of", path, io::Error::new(io::ErrorKind::InvalidInput, e)))?;
     // SAFETY: `c` is a valid NUL-terminated path and `st` a properly sized, writable struct
@@ -349,8 +414,7 @@ pub fn free_space(path: &Path) -> Result<u64> {
     if rc != 0 {
         return Err(IoError::new("check free space of", path, io::Error::last_os_error()).into());
     }
-    #[allow(clippy::useless_conversion)] // the field types differ between platforms
-    Ok(u64::from(st.f_bavail).saturating_mul(u64::from(st.f_frsize)))
+    Ok(st)
 }
 
 /// Bytes a restore of `entries` needs free in the work tree at `workdir` as it is now: what
@@ -368,6 +432,26 @@ pub fn space_needed(workdir: &Path, entries: &[ManifestEntry]) -> u64 {
         }
     }
     grow + transient
+}
+
+/// Inodes a restore of `entries` takes: a file or symlink made where nothing is now, each
+/// folder made for one, and one more for the temp file of the one being written.
+pub fn inodes_needed(workdir: &Path, entries: &[ManifestEntry]) -> u64 {
+    let mut folders: HashSet<RepoPath> = HashSet::new();
+    let mut made = 1;
+    for e in entries.iter().filter(|e| !matches!(e.kind, EntryKind::Absent)) {
+        if super::lstat_in_tree(workdir, &e.path).is_some() {
+            continue;
+        }
+        made += 1;
+        for anc in e.path.ancestors() {
+            if folders.contains(&anc) || super::lstat_in_tree(workdir, &anc).is_some() {
+                break;
+            }
+            folders.insert(anc);
+        }
+    }
+    made + folders.len() as u64
 }
 
 /// Refuses ([`Error::NoSpace`]) when the file system of `workdir` has less than `needed`
@@ -388,87 +472,129 @@ fn owner_to_give(e: &ManifestEntry) -> Option<&Ownership> {
     e.owner.as_ref().filter(|_| crate::fsutil::euid() == 0)
 }
 
-/// `rel` (the bytes of a path of the work tree) as a relative path.
-fn fs_rel(rel: &[u8]) -> PathBuf {
-    PathBuf::from(OsStr::from_bytes(rel))
-}
-
-/// Gives `rel` (below `workdir`) the owner `to` when `expect` holds for it, never through a
-/// symlink ([`chown::chown_beneath`]); a system that will not let root give it counts in
+/// Gives `name` in `dir` (the path `full`) the owner `to` when `expect` holds for it, never
+/// through a symlink ([`Dir::chown_if`]); a system that will not let root give it counts in
 /// `refused`.
 fn give(
-    workdir: &Path,
-    rel: &Path,
+    dir: &Dir,
+    name: &OsStr,
+    full: &Path,
     to: Owner,
     expect: impl Fn(&fs::Metadata) -> bool,
     refused: &mut usize,
 ) -> Result<()> {
-    match chown::chown_beneath(workdir, rel, to, expect) {
+    match dir.chown_if(name, to, expect) {
         Ok(_) => Ok(()),
         Err(e) if chown::refused(&e) => {
             *refused += 1;
             Ok(())
         }
-        Err(e) => Err(IoError::new("set the owner of", workdir.join(rel), e).into()),
+        Err(e) => Err(IoError::new("set the owner of", full, e).into()),
     }
 }
 
-/// Creates a symlink to the raw `target` under a temp name next to `path`, gives it `owner`
-/// (the link itself, never what it leads to) and renames it over the path.
+/// Creates a symlink to the raw `target` under a temp name in `dir`, gives it `owner` (the
+/// link itself, never what it leads to) and renames it over `name` (the path `full`).
 fn write_symlink(
-    workdir: &Path,
-    path: &RepoPath,
+    dir: &Dir,
+    name: &OsStr,
+    full: &Path,
     target: &[u8],
     owner: Option<Owner>,
     refused: &mut usize,
 ) -> Result<()> {
-    let full = path.to_fs(workdir);
-    let tmp = temp_path(&full);
-    std::os::unix::fs::symlink(OsStr::from_bytes(target), &tmp).at("create symlink", &tmp)?;
-    let result = match (owner, tmp.file_name()) {
-        (Some(o), Some(name)) => {
-            let rel = fs_rel(path.as_bytes()).with_file_name(name);
-            give(workdir, &rel, o, |m| m.file_type().is_symlink(), refused)
-        }
-        _ => Ok(()),
+    let tmp_full = temp_path(full);
+    let tmp = file_name(&tmp_full);
+    // Made here or not at all: what is already under that name is not ours to remove.
+    dir.symlink(OsStr::from_bytes(target), tmp).at("create symlink", &tmp_full)?;
+    let result = match owner {
+        Some(o) => give(dir, tmp, &tmp_full, o, |m| m.file_type().is_symlink(), refused),
+        None => Ok(()),
     }
-    .and_then(|()| fs::rename(&tmp, &full).at("rename into place", &full).map_err(Into::into));
+    .and_then(|()| dir.rename(tmp, name).at("rename into place", full).map_err(Into::into));
     if result.is_err() {
-        let _ = fs::remove_file(&tmp);
+        let _ = dir.remove(tmp, false);
     }
     result
 }
 
-/// Writes blob `blob` with exactly `mode` (and `owner`, if given) through a temp file renamed
-/// over `full`, streamed from the store.
+/// Writes blob `blob` with exactly `mode` (and `owner`, if given) through a temp file in
+/// `dir` renamed over `name` (the path `full`), streamed from the store.
+#[allow(clippy::too_many_arguments)]
 fn write_file(
     store: &dyn BackupStore,
+    dir: &Dir,
+    name: &OsStr,
     full: &Path,
     blob: &BlobId,
     mode: u32,
     owner: Option<Owner>,
     refused: &mut usize,
 ) -> Result<()> {
-    let tmp = temp_path(full);
+    let tmp_full = temp_path(full);
+    let tmp = file_name(&tmp_full);
+    // Made here or not at all: a file already under that name is not ours to remove.
+    let mut f = dir.create_new(tmp, 0o600).at("create", &tmp_full)?;
     let result: Result<()> = (|| {
-        let mut f = OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp).at("create", &tmp)?;
-        store.copy_blob_to(blob, &mut f, &tmp)?;
+        store.copy_blob_to(blob, &mut f, &tmp_full)?;
         // The owner before the mode: `chown` clears the setuid and setgid bits, even as root.
         // Through the handle: the file just made, whatever its name leads to by now.
         if let Some(o) = owner {
             match std::os::unix::fs::fchown(&f, Some(o.uid), Some(o.gid)) {
                 Err(e) if chown::refused(&e) => *refused += 1,
-                other => other.at("set the owner of", &tmp)?,
+                other => other.at("set the owner of", &tmp_full)?,
             }
         }
         // Set after the write (a read-only mode must not block it) and explicitly, so the
         // umask does not narrow it.
-        f.set_permissions(fs::Permissions::from_mode(mode)).at("set permissions of", &tmp)?;
+        f.set_permissions(fs::Permissions::from_mode(mode)).at("set permissions of", &tmp_full)?;
         drop(f);
-        Ok(fs::rename(&tmp, full).at("rename into place", full)?)
+        Ok(dir.rename(tmp, name).at("rename into place", full)?)
     })();
     if result.is_err() {
-        let _ = fs::remove_file(&tmp);
+        let _ = dir.remove(tmp, false);
     }
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backup::Origin;
+    use crate::backup::store::FsBackupStore;
+
+    /// A folder swapped for a symlink to a folder outside the tree after the restore's checks
+    /// (what the app's user can do while root restores): nothing is written or removed
+    /// outside, and the file is refused.
+    #[test]
+    fn a_folder_swapped_for_a_symlink_after_the_checks_leads_nothing_out() {
+        let store_dir = tempfile::tempdir().unwrap();
+        let store = FsBackupStore::open(store_dir.path()).unwrap();
+        let tree = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        fs::create_dir_all(tree.path().join("app/conf")).unwrap();
+        fs::write(tree.path().join("app/old.txt"), "old").unwrap();
+        fs::create_dir(outside.path().join("conf")).unwrap();
+        fs::write(outside.path().join("old.txt"), "keep me").unwrap();
+        let (blob, _) = store.put_blob(b"evil").unwrap();
+        let entry = |path: &str, kind: EntryKind| ManifestEntry {
+            path: RepoPath::new(path).unwrap(),
+            origin: Origin::Untracked,
+            kind,
+            owner: None,
+        };
+        let entries = [
+            entry("app/conf/x.conf", EntryKind::File { blob, size: 4, mode: 0o644 }),
+            entry("app/old.txt", EntryKind::Absent),
+        ];
+        let swap = &mut || {
+            fs::rename(tree.path().join("app"), tree.path().join("app.moved")).unwrap();
+            std::os::unix::fs::symlink(outside.path(), tree.path().join("app")).unwrap();
+        };
+        let err = restore_checked(&store, tree.path(), &entries, swap).unwrap_err();
+        assert!(matches!(&err, Error::UnsafeRestore { path, .. } if path == "app/conf/x.conf"), "{err}");
+        assert_eq!(fs::read_to_string(outside.path().join("old.txt")).unwrap(), "keep me", "not removed");
+        assert_eq!(fs::read_dir(outside.path().join("conf")).unwrap().count(), 0, "nothing written outside");
+        assert_eq!(fs::read_to_string(tree.path().join("app.moved/old.txt")).unwrap(), "old");
+    }
 }

@@ -4,6 +4,7 @@ mod db_snapshot;
 mod deploy;
 mod downgrade;
 mod env_restore;
+mod late_writes;
 mod owners;
 mod promote;
 mod record;

@@ -31,18 +31,42 @@ impl Rollback {
         let head = self.vcs.head()?;
         let message = format!("forge-rollback: {} {} to {}", ex.plan.kind.as_str(), ex.run_id, target.short());
         let mut cleared = 0;
+        // Whether the index was refreshed just now, for the reset ([`vcs::VcsBackend::refresh`]).
+        let mut refreshed = false;
         if head.commit == ex.plan.from.commit {
             // An earlier attempt was cut short (the process and its git killed half-way): what
             // git wrote or removed then is its own work, not an edit, and is no problem.
             let cut_short = crate::engine::recapture::earlier_reset_began(ex)?.then_some(target);
-            // Nothing is deleted that no backup holds: what is in the way must still be as
-            // the snapshot captured it; if something changed since, capture again first.
-            if !self.way_problems(&manifest, changes, cut_short)?.is_empty() {
+            // Nothing is deleted or overwritten that no backup holds: what is in the way, and
+            // every tracked file the reset writes over, must still be as the snapshot captured
+            // it; if something changed since, capture again first. What an attempt cut short
+            // wrote is git's, not an edit.
+            let mut differ = self.differ_from_index()?;
+            let mut captured_again = false;
+            if !self.way_problems(&manifest, changes, cut_short)?.is_empty()
+                || !self.written_since(&manifest, &differ, cut_short, ex)?.is_empty()
+            {
                 self.recapture(ctx, ex, Why::Reset, None)?;
                 manifest = self.own_manifest(ex)?;
+                differ = self.differ_from_index()?;
+                captured_again = true;
             }
             if let Some(e) = planner::refuse_nested_repos(self.workdir(), changes, "target") {
                 return Err(e);
+            }
+            if captured_again
+                && let Some(path) = self.written_since(&manifest, &differ, cut_short, ex)?.into_iter().next()
+            {
+                return Err(Error::refused(
+                    format!(
+                        "`{path}` is being written while the rollback runs: the reset would write over it, and it changed after the snapshot and again after it was captured again"
+                    ),
+                    Some(crate::hint::hint![
+                        "stop whatever writes there, then ",
+                        crate::hint::Action::resume(&ex.run_id),
+                        " (it captures it again)"
+                    ]),
+                ));
             }
             if let Some((path, problem)) = self.way_problems(&manifest, changes, cut_short)?.into_iter().next() {
                 return Err(Error::refused(
@@ -83,6 +107,7 @@ impl Rollback {
             if ex.plan.kind == RunKind::Rollback {
                 self.warn_flagged_overwritten(ctx, &ex.run_id, &manifest, changes)?;
             }
+            refreshed = true;
             failpoint::hit("inside:reset")?;
         } else if head.commit != *target {
             return Err(Error::refused(
@@ -110,9 +135,14 @@ impl Rollback {
         ctx.log(LogLevel::Info, format!("Reverting code to commit: {target}"));
         match branch {
             Some(b) if head.branch.as_deref() != Some(b) => self.vcs.checkout_branch_at(b, target, &message)?,
+            // Right after the refresh above (the way cleared since): the reset skips its own.
+            _ if refreshed => self.vcs.reset_hard_refreshed(target, &message)?,
             _ => self.vcs.reset_hard(target, &message)?,
         }
         failpoint::hit("written:reset")?;
+        if head.commit == *target {
+            self.remove_left_behind(ctx, &manifest, &ex.plan.from.commit, changes)?;
+        }
         let submodules: Vec<&RepoPath> = changes.iter().filter(|c| c.submodule).map(|c| &c.path).collect();
         if !submodules.is_empty() {
             ctx.log(
@@ -219,7 +249,7 @@ impl Rollback {
     /// to `to` may have left ([`Rollback::left_by_reset`]): nothing (looked at as capture
     /// does, never through a symlink), such a file or symlink, or a folder holding only such
     /// files and symlinks (folders git made for the target's files).
-    fn tree_left_by_reset(&self, path: &RepoPath, head: &CommitId, to: &CommitId) -> Result<bool> {
+    pub(super) fn tree_left_by_reset(&self, path: &RepoPath, head: &CommitId, to: &CommitId) -> Result<bool> {
         let workdir = self.workdir();
         let full = path.to_fs(workdir);
         let Some(meta) = backup::snapshot::lstat_in_tree(workdir, path) else { return Ok(true) };

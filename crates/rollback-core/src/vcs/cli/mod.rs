@@ -447,6 +447,13 @@ impl VcsBackend for GitCliBackend {
         Ok(self.flagged_entries()?.into_iter().map(|f| f.entry).collect())
     }
 
+    fn blob_size_at(&self, commit: &CommitId, path: &RepoPath) -> Result<Option<u64>> {
+        match &self.reader {
+            Some(r) => r.blob_size_at(commit, path),
+            None => Ok(self.read_file_at(commit, path)?.map(|b| b.len() as u64)),
+        }
+    }
+
     fn tracked_paths(&self, commit: &CommitId) -> Result<Vec<RepoPath>> {
         if let Some(r) = &self.reader {
             return r.tracked_paths(commit);
@@ -572,7 +579,15 @@ impl VcsBackend for GitCliBackend {
     }
 
     fn reset_hard(&self, commit: &CommitId, message: &str) -> Result<()> {
-        self.reset(commit, message)
+        self.reset(commit, message, true)
+    }
+
+    fn refresh(&self) -> Result<Vec<RepoPath>> {
+        self.refresh_index()
+    }
+
+    fn reset_hard_refreshed(&self, commit: &CommitId, message: &str) -> Result<()> {
+        self.reset(commit, message, false)
     }
 
     fn checkout_branch_at(&self, branch: &str, commit: &CommitId, message: &str) -> Result<()> {
@@ -581,7 +596,7 @@ impl VcsBackend for GitCliBackend {
         self.git().args(["check-ref-format", &full]).run()?;
         self.git().args(["update-ref", "-m", message, "--end-of-options", &full, commit.as_str()]).run()?;
         self.git().args(["symbolic-ref", "-m", message, "HEAD", &full]).run()?;
-        self.reset(commit, message)
+        self.reset(commit, message, true)
     }
 
     fn set_ref(&self, name: &str, commit: &CommitId, message: &str) -> Result<()> {

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use super::{GitCliBackend, parse_err, parse_path, parse_status, records, split_entry};
 use crate::fsutil::IoContext;
 use crate::paths::RepoPath;
-use crate::vcs::{ChangeKind, CommitId, FlaggedEntry, IndexFlag, Result, StatusKind, VcsBackend};
+use crate::vcs::{ChangeKind, CommitId, Error, FlaggedEntry, IndexFlag, Result, StatusKind, VcsBackend};
 
 /// A flagged index entry with the mode and object id the index records.
 pub(super) struct Flagged {
@@ -131,7 +131,10 @@ impl GitCliBackend {
     /// `git reset --hard`, after clearing the flags of changed flagged entries that `commit`
     /// changes (git would refuse: "Entry '...' not uptodate"; a rollback has their content in
     /// its snapshot). Entries `commit` has unchanged keep their flag, as git does.
-    pub(super) fn reset(&self, commit: &CommitId, message: &str) -> Result<()> {
+    ///
+    /// With `refresh`, the index is refreshed first ([`GitCliBackend::refresh_index`]);
+    /// without, the caller has just done it.
+    pub(super) fn reset(&self, commit: &CommitId, message: &str, refresh: bool) -> Result<()> {
         // The flags to clear where the target differs: those of changed files (the target's
         // version wins), and every assume-unchanged one. Git checks an assume-unchanged entry
         // it must rewrite or delete against its stat data, which a copied or restored tree (or
@@ -171,14 +174,97 @@ impl GitCliBackend {
         // A refresh first records the stat data of the files that match, so that the reset
         // writes only what the target changes, as the git2 back-end does. Right before the
         // reset, so that no file's stat data can go stale in between (a refresh run earlier,
-        // during the snapshot, was measured 6% faster and left that window open). Exit 1: some
-        // files have changes (left to the reset). Not `-q`: it would hide git's words on a held
-        // `index.lock`, which the hint names.
-        self.git().args(["update-index", "--refresh"]).run_maybe()?;
-        self.git()
+        // during the snapshot, was measured 6% faster and left that window open); the engine
+        // calls [`GitCliBackend::refresh_index`] itself just before a reset that skips it.
+        if refresh {
+            self.refresh_index()?;
+        }
+        let (_, warnings) = self
+            .git()
             .args(["reset", "-q", "--hard", "--end-of-options", commit.as_str()])
             .env("GIT_REFLOG_ACTION", message)
-            .run()
-            .map(drop)
+            .run_with_warnings()?;
+        // Git exits 0 when it could not remove a file the target lacks (a folder the user may
+        // not write, an immutable file, a mount point): the tree is then not the target's.
+        let left: Vec<String> = not_removed(&warnings)
+            .into_iter()
+            .filter(|(path, _)| {
+                std::fs::symlink_metadata(self.workdir.join(OsStr::from_bytes(path))).is_ok_and(|m| !m.is_dir())
+            })
+            .map(|(path, reason)| format!("'{}': {reason}", String::from_utf8_lossy(&path)))
+            .collect();
+        if left.is_empty() { Ok(()) } else { Err(Error::NotRemoved { left }) }
+    }
+
+    /// `git update-index --refresh`: records the stat data of the tracked files that match
+    /// the index, and returns the paths of those that do not (changed, deleted, replaced,
+    /// unmerged), sorted. Exit 1 means some were found. Not `-q`: it would hide them, and
+    /// git's words on a held `index.lock`, which the hint names.
+    pub(super) fn refresh_index(&self) -> Result<Vec<RepoPath>> {
+        parse_refresh(&self.git().args(["update-index", "--refresh"]).run_listing()?)
+    }
+}
+
+/// What `git reset --hard`'s warnings say it could not remove: the path and the reason of each
+/// `warning: unable to unlink 'PATH': REASON` (the path raw, as git prints it). The caller
+/// keeps those still there as a file or symlink: git also warns about a tracked file that is a
+/// folder now, which it then replaces as it should. (A folder it could not remove, `unable to
+/// rmdir`, is one that still holds untracked files: left as git leaves it.)
+fn not_removed(warnings: &[u8]) -> Vec<(Vec<u8>, String)> {
+    const LEAD: &[u8] = b"warning: unable to unlink '";
+    let mut out = Vec::new();
+    let mut rest = warnings;
+    while let Some(at) = rest.windows(LEAD.len()).position(|w| w == LEAD) {
+        rest = &rest[at + LEAD.len()..];
+        let line = rest.split(|b| *b == b'\n').next().unwrap_or_default();
+        // The path may hold `': `: the reason is after the last one on the line.
+        if let Some(end) = line.windows(3).rposition(|w| w == b"': ") {
+            out.push((line[..end].to_vec(), String::from_utf8_lossy(&line[end + 3..]).into_owned()));
+        }
+    }
+    out
+}
+
+/// The paths of `git update-index --refresh`'s report: `PATH: needs update` or `PATH: needs
+/// merge`, one per line. Git prints a path raw (`core.quotepath` does not apply), so one may
+/// hold a newline: a record ends only at one of those endings.
+fn parse_refresh(out: &[u8]) -> Result<Vec<RepoPath>> {
+    const ENDS: [&[u8]; 2] = [b": needs update\n", b": needs merge\n"];
+    let find = |hay: &[u8], needle: &[u8]| hay.windows(needle.len()).position(|w| w == needle);
+    let mut paths = Vec::new();
+    let mut rest = out;
+    while !rest.is_empty() {
+        let Some((at, len)) = ENDS.iter().filter_map(|e| find(rest, e).map(|at| (at, e.len()))).min() else {
+            return Err(parse_err("update-index", format!("bad record `{}`", String::from_utf8_lossy(rest))));
+        };
+        paths.push(parse_path("update-index", &rest[..at])?);
+        rest = &rest[at + len..];
+    }
+    paths.sort();
+    paths.dedup();
+    Ok(paths)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refresh_reports_parse_with_newlines_and_colons_in_names() {
+        let out = b"a: b.txt: needs update\nnl\nx: needs update\nu: needs merge\nu: needs merge\n";
+        let got: Vec<Vec<u8>> = parse_refresh(out).unwrap().iter().map(|p| p.as_bytes().to_vec()).collect();
+        assert_eq!(got, [&b"a: b.txt"[..], b"nl\nx", b"u"]);
+        assert!(parse_refresh(b"").unwrap().is_empty());
+        assert!(parse_refresh(b"warning: something else\n").is_err());
+    }
+
+    #[test]
+    fn files_git_could_not_remove_are_named_and_folders_left_full_are_not() {
+        let warnings = b"warning: unable to unlink 'new/n.py': Permission denied\nwarning: unable to rmdir 'sub': Directory not empty\nwarning: unable to unlink 'c': Is a directory\n";
+        let got = not_removed(warnings);
+        assert_eq!(got[0], (b"new/n.py".to_vec(), "Permission denied".to_owned()));
+        assert_eq!(got[1], (b"c".to_vec(), "Is a directory".to_owned()));
+        assert_eq!(got.len(), 2);
+        assert!(not_removed(b"").is_empty());
     }
 }

@@ -142,6 +142,28 @@ fn walk_tree(repo: &Repository, tree: &Tree<'_>, prefix: &[u8], out: &mut Vec<(V
     Ok(())
 }
 
+/// Lets libgit2 keep parsed trees of up to 16 MiB in its object cache (256 MiB in all, its
+/// default), once per process. Its default keeps none over 4 KiB: a folder of more than about
+/// a hundred entries was inflated again, through its delta chain, each time a later step
+/// looked a path up in a tree the assessment's diff had already read (4 of a no-change
+/// snapshot's 14 ms on the medium bench repository, docs/PERFORMANCE.md). Without it
+/// everything works, only slower. The binary and the Python module call it as they start.
+///
+/// # Safety
+///
+/// It sets a global of libgit2 that libgit2 reads without synchronization: call it before
+/// any thread of the process uses libgit2 (first thing in `main`, or while a module is being
+/// imported), never while one may.
+#[allow(unsafe_code)]
+pub unsafe fn cache_trees() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: the caller's promise: no other thread uses libgit2 now. A failure leaves
+        // the default.
+        let _ = unsafe { git2::opts::set_cache_object_limit(ObjectType::Tree, 16 << 20) };
+    });
+}
+
 impl Git2Backend {
     /// Opens the repository containing `dir`. The work tree is the folder holding the `.git`
     /// folder or file (`git init --separate-git-dir`, submodules and linked worktrees have a
@@ -549,6 +571,29 @@ impl VcsBackend for Git2Backend {
         Ok(out)
     }
 
+    /// The tracked paths whose work-tree entry differs from the index (libgit2 compares the
+    /// stat data, then the content), without the untracked walk of [`VcsBackend::status`].
+    /// Nothing is written: libgit2's checkout compares for itself.
+    fn refresh(&self) -> Result<Vec<RepoPath>> {
+        let repo = self.repo();
+        let mut opts = StatusOptions::new();
+        opts.show(git2::StatusShow::Workdir)
+            .include_untracked(false)
+            .include_ignored(false)
+            .exclude_submodules(true)
+            .renames_index_to_workdir(false);
+        let statuses = repo.statuses(Some(&mut opts)).map_err(git2_err("read status"))?;
+        let differ = Status::WT_MODIFIED | Status::WT_DELETED | Status::WT_TYPECHANGE | Status::CONFLICTED;
+        let mut out: Vec<RepoPath> = statuses
+            .iter()
+            .filter(|e| e.status().intersects(differ))
+            .map(|e| repo_path(e.path_bytes()))
+            .collect::<Result<_>>()?;
+        out.sort();
+        out.dedup();
+        Ok(out)
+    }
+
     fn flagged(&self) -> Result<Vec<FlaggedEntry>> {
         if !self.any_flagged()? {
             return Ok(Vec::new());
@@ -622,6 +667,23 @@ impl VcsBackend for Git2Backend {
             }
         }
         Ok(false)
+    }
+
+    fn blob_size_at(&self, commit: &CommitId, path: &RepoPath) -> Result<Option<u64>> {
+        let repo = self.repo();
+        let tree = tree_of(&repo, commit)?;
+        let entry = match tree.get_path(Path::new(OsStr::from_bytes(path.as_bytes()))) {
+            Ok(e) => e,
+            Err(e) if e.code() == ErrorCode::NotFound => return Ok(None),
+            Err(e) => return Err(git2_err(format!("look up {path} in {commit}"))(e)),
+        };
+        if entry.kind() != Some(ObjectType::Blob) {
+            return Ok(None);
+        }
+        let odb = repo.odb().map_err(git2_err("open object database".to_owned()))?;
+        let (size, _) =
+            odb.read_header(entry.id()).map_err(git2_err(format!("read the size of {path} in {commit}")))?;
+        Ok(Some(size as u64))
     }
 
     fn read_file_at(&self, commit: &CommitId, path: &RepoPath) -> Result<Option<Vec<u8>>> {
