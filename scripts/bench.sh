@@ -30,6 +30,18 @@ target_dir=${CARGO_TARGET_DIR:-$root/target}
 echo "building the release binary" >&2
 cargo build --release -q -p rollback-cli
 fr=$target_dir/release/forge-rollback
+# A baseline built from another commit into the same target folder (a `git worktree` with this
+# CARGO_TARGET_DIR) is written to the same path; cargo does not copy an up-to-date binary back
+# over it, and the bench would compare the baseline with itself.
+prev=
+for a in "$@"; do
+    if [[ $prev == --baseline ]] && cmp -s -- "$a" "$fr"; then
+        echo "error: $fr is the baseline $a byte for byte (a baseline build left it there);" \
+            "run \`touch crates/rollback-cli/src/main.rs\` and try again" >&2
+        exit 2
+    fi
+    prev=$a
+done
 
 missing=()
 command -v restic >/dev/null || missing+=(restic)
