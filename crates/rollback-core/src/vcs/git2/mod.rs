@@ -142,6 +142,18 @@ fn walk_tree(repo: &Repository, tree: &Tree<'_>, prefix: &[u8], out: &mut Vec<(V
     Ok(())
 }
 
+/// The id of the blob at `path` in `commit`'s tree; `None` when there is none (or a folder or
+/// submodule is there).
+fn blob_at(repo: &Repository, commit: &CommitId, path: &RepoPath) -> Result<Option<Oid>> {
+    let tree = tree_of(repo, commit)?;
+    let entry = match tree.get_path(Path::new(OsStr::from_bytes(path.as_bytes()))) {
+        Ok(e) => e,
+        Err(e) if e.code() == ErrorCode::NotFound => return Ok(None),
+        Err(e) => return Err(git2_err(format!("look up {path} in {commit}"))(e)),
+    };
+    Ok((entry.kind() == Some(ObjectType::Blob)).then(|| entry.id()))
+}
+
 /// Lets libgit2 keep parsed trees of up to 16 MiB in its object cache (256 MiB in all, its
 /// default), once per process. Its default keeps none over 4 KiB: a folder of more than about
 /// a hundred entries was inflated again, through its delta chain, each time a later step
@@ -671,33 +683,16 @@ impl VcsBackend for Git2Backend {
 
     fn blob_size_at(&self, commit: &CommitId, path: &RepoPath) -> Result<Option<u64>> {
         let repo = self.repo();
-        let tree = tree_of(&repo, commit)?;
-        let entry = match tree.get_path(Path::new(OsStr::from_bytes(path.as_bytes()))) {
-            Ok(e) => e,
-            Err(e) if e.code() == ErrorCode::NotFound => return Ok(None),
-            Err(e) => return Err(git2_err(format!("look up {path} in {commit}"))(e)),
-        };
-        if entry.kind() != Some(ObjectType::Blob) {
-            return Ok(None);
-        }
+        let Some(id) = blob_at(&repo, commit, path)? else { return Ok(None) };
         let odb = repo.odb().map_err(git2_err("open object database".to_owned()))?;
-        let (size, _) =
-            odb.read_header(entry.id()).map_err(git2_err(format!("read the size of {path} in {commit}")))?;
+        let (size, _) = odb.read_header(id).map_err(git2_err(format!("read the size of {path} in {commit}")))?;
         Ok(Some(size as u64))
     }
 
     fn read_file_at(&self, commit: &CommitId, path: &RepoPath) -> Result<Option<Vec<u8>>> {
         let repo = self.repo();
-        let tree = tree_of(&repo, commit)?;
-        let entry = match tree.get_path(Path::new(OsStr::from_bytes(path.as_bytes()))) {
-            Ok(e) => e,
-            Err(e) if e.code() == ErrorCode::NotFound => return Ok(None),
-            Err(e) => return Err(git2_err(format!("look up {path} in {commit}"))(e)),
-        };
-        if entry.kind() != Some(ObjectType::Blob) {
-            return Ok(None);
-        }
-        let blob = repo.find_blob(entry.id()).map_err(git2_err(format!("read blob {}", entry.id())))?;
+        let Some(id) = blob_at(&repo, commit, path)? else { return Ok(None) };
+        let blob = repo.find_blob(id).map_err(git2_err(format!("read blob {id}")))?;
         Ok(Some(blob.content().to_vec()))
     }
 
