@@ -159,3 +159,36 @@ fn undo_puts_back_files_whose_names_are_255_bytes_long() {
         assert_eq!(names.len(), 6, "{backend}: no temp file left: {names:?}");
     }
 }
+
+/// An undo killed between making a temp file and renaming it over its path leaves that temp
+/// file (`.NAME.restore-PID-N`) in the tree. A resumed undo removes it when its process is gone
+/// and it holds nothing (or exactly the entry's content), and leaves anything else under such a
+/// name: a live process's, or one holding other bytes (a file of the user's).
+#[test]
+fn a_resumed_undo_removes_the_temp_files_of_the_attempt_killed_before_it() {
+    let (r, _) = crate::common::messy_repo();
+    let id = crate::common::rollback(&r, "v1");
+    let env = [("FORGE_ROLLBACK_FAILPOINT", "before:restore_files"), ("FORGE_ROLLBACK_FAILPOINT_ACTION", "error")];
+    let failed = crate::common::fr_env(&r, &["undo", &id, "--yes", "--json"], &env);
+    failed.code(1);
+    let undo_id = failed.json()["run_id"].as_str().unwrap().to_owned();
+    // A process id above the kernel's limit (`pid_max` is at most 4,194,304): never alive.
+    let gone = 4_194_300;
+    assert!(!std::path::Path::new(&format!("/proc/{gone}")).exists());
+    let stray = format!("app/.main.py.restore-{gone}-0");
+    let users = format!("app/.main.py.restore-{gone}-1");
+    let live = format!("app/.main.py.restore-{}-0", std::process::id());
+    r.write(&stray, "").write(&users, "my notes\n").write(&live, "");
+
+    let resumed = crate::common::fr(&r, &["resume", &undo_id, "--json"]);
+    resumed.ok();
+    assert!(
+        resumed.stderr.contains("Removed 1 temp file(s) an earlier attempt of this restore left"),
+        "{}",
+        resumed.stderr
+    );
+    assert!(!r.exists(&stray));
+    assert_eq!(r.read(&users), b"my notes\n");
+    assert!(r.exists(&live));
+    assert_eq!(r.read("app/main.py"), b"# hotfix in progress\n");
+}

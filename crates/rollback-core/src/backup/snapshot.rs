@@ -43,8 +43,10 @@ use crate::fsutil::{IoContext, IoError};
 use crate::paths::RepoPath;
 
 mod put_back;
+mod strays;
 
 pub use put_back::{RestoreStats, check_space, free_inodes, free_space, inodes_needed, relink, restore, space_needed};
+pub use strays::remove_stray_temps;
 
 /// The file-type name of `ft` for messages, when it cannot be captured.
 fn unsupported_kind(ft: fs::FileType) -> &'static str {

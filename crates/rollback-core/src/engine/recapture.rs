@@ -276,8 +276,14 @@ fn step_begins(state: &RunState, plan: &crate::plan::Plan, name: &str) -> usize 
 /// run can have one: a new run (its plan made now, `fresh_plan`) begins each step once, so its
 /// journal is not read again on the fast path.
 pub(crate) fn earlier_reset_began(ex: &Exec<'_>) -> Result<bool> {
+    earlier_attempt_began(ex, "reset")
+}
+
+/// Whether an attempt of the run's step `name` began before the one running now (which has
+/// journaled its own begin); never for a new run (`fresh_plan`), whose journal is not read.
+pub(crate) fn earlier_attempt_began(ex: &Exec<'_>, name: &str) -> Result<bool> {
     if ex.fresh_plan {
         return Ok(false);
     }
-    Ok(step_begins(&RunState::load(ex.journal.path())?, ex.plan, "reset") > 1)
+    Ok(step_begins(&RunState::load(ex.journal.path())?, ex.plan, name) > 1)
 }

@@ -41,6 +41,17 @@ impl Rollback {
                 ),
             );
         }
+        // An earlier attempt of this step, killed between making a temp file and renaming it
+        // over its path, left that temp file in the tree.
+        if crate::engine::recapture::earlier_attempt_began(ex, "restore_files")? {
+            let strays = backup::snapshot::remove_stray_temps(workdir, &entries)?;
+            if strays > 0 {
+                ctx.log(
+                    LogLevel::Info,
+                    format!("Removed {strays} temp file(s) an earlier attempt of this restore left"),
+                );
+            }
+        }
         let stats = backup::snapshot::restore(store.as_ref(), workdir, &entries)?;
         if stats.owners_refused > 0 {
             ctx.log(LogLevel::Warn, backup::chown::refused_warning(stats.owners_refused));
