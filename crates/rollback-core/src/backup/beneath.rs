@@ -44,6 +44,13 @@ impl Dir {
         Ok(Some(dir))
     }
 
+    /// The real folder holding `rel` (a plain relative path below `root`), as [`Dir::open`]
+    /// opens it, and `rel`'s name in it.
+    pub(crate) fn holding<'p>(root: &Path, rel: &'p Path) -> io::Result<Option<(Dir, &'p OsStr)>> {
+        let name = rel.file_name().unwrap_or_default();
+        Ok(Dir::open(root, rel.parent().unwrap_or(Path::new("")))?.map(|dir| (dir, name)))
+    }
+
     /// The real folder `name` in this one; `None` when it is not there or not a real folder.
     pub(crate) fn child(&self, name: &OsStr) -> io::Result<Option<Dir>> {
         match open_at(Some(&self.0), name, libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW) {

@@ -45,6 +45,7 @@ use crate::paths::RepoPath;
 mod put_back;
 mod strays;
 
+pub(crate) use put_back::add_missing_folders;
 pub use put_back::{RestoreStats, check_space, free_inodes, free_space, inodes_needed, relink, restore, space_needed};
 pub use strays::remove_stray_temps;
 

@@ -181,12 +181,7 @@ pub(super) fn refuse_no_space(rb: &Rollback, run_id: &str, manifest: &Manifest) 
             tracked += size.saturating_sub(now.as_ref().map_or(0, |m| if m.is_file() { m.len() } else { 0 }));
             if now.is_none() {
                 inodes += 1;
-                for anc in c.path.ancestors() {
-                    if folders.contains(&anc) || lstat_in_tree(workdir, &anc).is_some() {
-                        break;
-                    }
-                    folders.insert(anc);
-                }
+                crate::backup::snapshot::add_missing_folders(workdir, &c.path, &mut folders);
             }
         }
         inodes += folders.len() as u64;

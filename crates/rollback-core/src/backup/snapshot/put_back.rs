@@ -95,12 +95,9 @@ fn file_name(path: &Path) -> &OsStr {
 /// The real folder holding `path`, reached through real folders only ([`Dir`]), and the
 /// path's name in it; refused when a folder on the way is not a real folder (any more).
 fn parent_dir<'p>(workdir: &Path, path: &'p RepoPath) -> Result<(Dir, &'p OsStr)> {
-    let rel = path.as_path();
-    let parent = rel.parent().unwrap_or(Path::new(""));
-    match Dir::open(workdir, parent).at("open folder", &workdir.join(parent))? {
-        Some(dir) => Ok((dir, file_name(rel))),
-        None => Err(unsafe_restore(path, "a parent folder is not a real folder (changed while restoring)")),
-    }
+    Dir::holding(workdir, path.as_path())
+        .at("open folder", &path.to_fs(workdir))?
+        .ok_or_else(|| unsafe_restore(path, "a parent folder is not a real folder (changed while restoring)"))
 }
 
 fn unsafe_restore(path: &RepoPath, reason: impl Into<String>) -> Error {
@@ -230,13 +227,9 @@ fn restore_checked(
             continue;
         }
         let full = path.to_fs(workdir);
-        let rel = path.as_path();
         // Not reached through real folders (one was swapped since the checks): nothing of the
         // tree can be there.
-        let Some(dir) = Dir::open(workdir, rel.parent().unwrap_or(Path::new(""))).at("open folder", &full)? else {
-            continue;
-        };
-        let name = file_name(rel);
+        let Some((dir, name)) = Dir::holding(workdir, path.as_path()).at("open folder", &full)? else { continue };
         match dir.entry(name).at("read metadata of", &full)? {
             None => {}
             Some((_, m)) if m.is_dir() => match dir.remove(name, true) {
@@ -444,14 +437,20 @@ pub fn inodes_needed(workdir: &Path, entries: &[ManifestEntry]) -> u64 {
             continue;
         }
         made += 1;
-        for anc in e.path.ancestors() {
-            if folders.contains(&anc) || super::lstat_in_tree(workdir, &anc).is_some() {
-                break;
-            }
-            folders.insert(anc);
-        }
+        add_missing_folders(workdir, &e.path, &mut folders);
     }
     made + folders.len() as u64
+}
+
+/// Adds to `folders` each folder above `path` that is not in the work tree now (a write
+/// makes it), nearest first, up to the first one there or already in `folders`.
+pub(crate) fn add_missing_folders(workdir: &Path, path: &RepoPath, folders: &mut HashSet<RepoPath>) {
+    for anc in path.ancestors() {
+        if folders.contains(&anc) || super::lstat_in_tree(workdir, &anc).is_some() {
+            break;
+        }
+        folders.insert(anc);
+    }
 }
 
 /// Refuses ([`Error::NoSpace`]) when the file system of `workdir` has less than `needed`

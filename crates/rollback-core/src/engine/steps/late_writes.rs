@@ -86,14 +86,8 @@ impl Rollback {
         let workdir = self.workdir();
         let mut removed = 0;
         for c in changes.iter().filter(|c| c.kind == vcs::ChangeKind::Deleted && !c.submodule) {
-            let rel = c.path.as_path();
             let full = c.path.to_fs(workdir);
-            let name = rel.file_name().unwrap_or_default();
-            let Some(dir) =
-                Dir::open(workdir, rel.parent().unwrap_or(std::path::Path::new(""))).at("open folder", &full)?
-            else {
-                continue;
-            };
+            let Some((dir, name)) = Dir::holding(workdir, c.path.as_path()).at("open folder", &full)? else { continue };
             let Some((_, meta)) = dir.entry(name).at("read metadata of", &full)? else { continue };
             let keeps = |bytes_of: &dyn Fn(u64) -> Result<Option<Vec<u8>>>| -> Result<bool> {
                 let captured = match manifest.entry(&c.path).map(|e| &e.kind) {
@@ -119,9 +113,8 @@ impl Rollback {
                 removed += 1;
                 // The folders it leaves empty, as git removes them; never through a symlink.
                 for folder in c.path.ancestors() {
-                    let rel = folder.as_path();
-                    let parent = Dir::open(workdir, rel.parent().unwrap_or(std::path::Path::new(""))).ok().flatten();
-                    if parent.is_none_or(|p| p.remove(rel.file_name().unwrap_or_default(), true).is_err()) {
+                    let parent = Dir::holding(workdir, folder.as_path()).ok().flatten();
+                    if parent.is_none_or(|(p, name)| p.remove(name, true).is_err()) {
                         break;
                     }
                 }
