@@ -40,6 +40,8 @@ pub fn dispatch(args: &Args, out: &Output) -> anyhow::Result<ExitStatus> {
     let cancellable = match &args.command {
         Command::Run(r) => level(&r.level) != Some(Level::Manual),
         Command::Undo { .. } => true,
+        // Nothing real to protect, but its copy to remove: stopped at a boundary, cleaned up.
+        Command::Rehearse { .. } => true,
         _ => false,
     };
     let log = LogPrinter::new(args.quiet, cancellable).with_progress(crate::progress::wanted(args.json, args.quiet));
@@ -85,6 +87,7 @@ pub fn dispatch(args: &Args, out: &Output) -> anyhow::Result<ExitStatus> {
                 // No `--actor` flag yet: runs from the CLI record none.
                 actor: None,
                 database_only: r.database_only,
+                expect_head: None,
             };
             let prompter: &dyn Prompter = if r.yes { &AutoConfirm } else { &TerminalPrompter };
             let outcome = rb.run(&opts, prompter, &log)?;
@@ -157,7 +160,11 @@ pub fn dispatch(args: &Args, out: &Output) -> anyhow::Result<ExitStatus> {
                 dry_run: w.dry_run,
                 rounds: w.rounds,
             };
-            let stop = rollback_core::watch::stop_on_signals();
+            let stop = rollback_core::signals::stop_on_signals_saying(|| {
+                crate::output::signal_notice(
+                    "interrupted: stopping after this round, once a rollback under way finishes (a second Ctrl-C or SIGTERM stops at once)",
+                );
+            });
             let report = rb.watch(&opts, &stop, &log)?;
             if out.json {
                 out.json_value(&report)?;

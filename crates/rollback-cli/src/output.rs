@@ -102,7 +102,13 @@ impl Observer for LogPrinter {
             return None;
         }
         // First asked before the first step: the handlers go in once the run has begun.
-        let stop = self.stop.get_or_init(rollback_core::watch::stop_on_signals);
+        let stop = self.stop.get_or_init(|| {
+            rollback_core::signals::stop_on_signals_saying(|| {
+                signal_notice(
+                    "interrupted: stopping at the next step boundary, once the step under way finishes (a second Ctrl-C or SIGTERM stops at once, leaving the run `interrupted`: `resume` or `undo` it then)",
+                );
+            })
+        });
         stop.load(Ordering::SeqCst).then(|| "interrupted (SIGINT or SIGTERM)".to_owned())
     }
 
@@ -120,5 +126,20 @@ impl Observer for LogPrinter {
                 None => eprintln!("{line}"),
             }
         }
+    }
+}
+
+/// A log line on stderr, from the signal handler's thread (no observer there), even under
+/// `--quiet`: it answers the operator's own signal.
+#[allow(clippy::print_stderr)]
+pub fn signal_notice(message: &str) {
+    let event = Event::Log {
+        at: rollback_core::time::Timestamp::now(),
+        level: rollback_core::event::LogLevel::Warn,
+        message: message.to_owned(),
+        hint: None,
+    };
+    if let Some(line) = event.log_line() {
+        eprintln!("{line}");
     }
 }

@@ -218,7 +218,7 @@ pub fn resolve_target(
         let id = vcs.resolve(rev)?;
         let commit = vcs.commit_info(&id)?;
         return Ok(Target {
-            registry_entry: registry.find(&id).cloned(),
+            registry_entry: registry.deciding(&id).cloned(),
             commit,
             rev: Some(rev.to_owned()),
             source: TargetSource::Explicit,

@@ -63,6 +63,9 @@ pub enum Error {
         /// What to do instead.
         hint: Option<Hint>,
     },
+    /// The async runtime (database, HTTP, signals) could not be started; nothing was changed.
+    #[error("could not start the runtime that database, HTTP and signal work runs on")]
+    Runtime(#[source] std::io::Error),
     /// A step of a run failed. The run is recorded as failed and can be resumed or undone.
     #[error("step `{step}` of run {run_id} failed")]
     StepFailed {
@@ -145,6 +148,9 @@ impl Error {
     /// The family this error belongs to.
     pub fn kind(&self) -> ErrorKind {
         match self {
+            // Reading or writing the registry failed (a read-only or immutable file): an I/O
+            // error, not bad input.
+            Error::Registry(registry::Error::Io(_)) => ErrorKind::Failed,
             Error::Config(_) | Error::Registry(_) | Error::Usage { .. } | Error::NoTarget { .. } => ErrorKind::Usage,
             Error::Vcs(e) => match e {
                 vcs::Error::NotARepository { .. }
@@ -171,7 +177,7 @@ impl Error {
             Error::StepFailed { source, .. } if source.kind() == ErrorKind::Cancelled => ErrorKind::Cancelled,
             // forge-rollback refusing a path of its state folder: another owner, a symlink, more
             // names (a file where a folder belongs is damage, an I/O failure).
-            Error::Io(e) | Error::Backup(backup::Error::Io(e))
+            Error::Io(e) | Error::Backup(backup::Error::Io(e)) | Error::Journal(journal::Error::Io(e))
                 if e.unsafe_state().is_some_and(|u| !matches!(u.problem, crate::fsutil::Problem::Kind { .. })) =>
             {
                 ErrorKind::Refused
@@ -236,9 +242,41 @@ impl Error {
         }
     }
 
+    /// One of the system's `codes` (`EMFILE`, `EROFS`, ...) somewhere in the causes.
+    fn caused_by_os_error(&self, codes: &[i32]) -> bool {
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(self);
+        while let Some(e) = cause {
+            if e.downcast_ref::<std::io::Error>()
+                .and_then(std::io::Error::raw_os_error)
+                .is_some_and(|c| codes.contains(&c))
+            {
+                return true;
+            }
+            // libgit2 reports the system's error as text only.
+            if let Some(g) = e.downcast_ref::<git2::Error>()
+                && codes.iter().any(|c| {
+                    let text = std::io::Error::from_raw_os_error(*c).to_string();
+                    g.message().contains(text.split(" (os error").next().unwrap_or(&text))
+                })
+            {
+                return true;
+            }
+            cause = e.source();
+        }
+        false
+    }
+
     /// Hints that name no action: the same words for every front-end.
     fn text_hint(&self) -> Option<String> {
         match self {
+            // The system's own limits first: what a variant would say does not help there.
+            _ if self.caused_by_os_error(&[libc::EROFS]) => Some(
+                "that file system is mounted read-only: make it writable, or (for the state folder) set `state.dir` in the configuration to a folder on a writable one, then try again (`resume` a run that failed on it)".into(),
+            ),
+            _ if self.caused_by_os_error(&[libc::EMFILE, libc::ENFILE]) => Some(format!(
+                "the process may have only {} files open at once (`ulimit -n`): raise the limit (`ulimit -n 4096` in the shell; `LimitNOFILE=` for a systemd service), then try again (`resume` a run that failed on it)",
+                open_file_limit().map_or_else(|| "a few".to_owned(), |n| n.to_string())
+            )),
             Error::Db(e) => e.hint(),
             Error::Production(e) => e.hint(),
             Error::Registry(e) => e.hint(),
@@ -276,13 +314,17 @@ impl Error {
             Error::Vcs(vcs::Error::GitNotFound(_)) => Some(
                 "install git, or set `backend = \"git2\"` under `[vcs]` in the configuration: the built-in libgit2 backend needs no `git` program".into(),
             ),
-            Error::Backup(backup::Error::Io(e)) | Error::Io(e) if e.unsafe_state().is_some() => {
+            Error::Backup(backup::Error::Io(e)) | Error::Io(e) | Error::Journal(journal::Error::Io(e))
+                if e.unsafe_state().is_some() =>
+            {
                 e.unsafe_state().map(crate::fsutil::UnsafeState::hint)
             }
             Error::Backup(backup::Error::NoSpace { needed, available, .. }) => {
                 Some(format!("free at least {} byte(s) there, then try again", needed.saturating_sub(*available)))
             }
-            Error::Backup(backup::Error::Io(e)) | Error::Io(e) if e.kind() == std::io::ErrorKind::StorageFull => {
+            Error::Backup(backup::Error::Io(e)) | Error::Io(e) | Error::Journal(journal::Error::Io(e))
+                if e.kind() == std::io::ErrorKind::StorageFull =>
+            {
                 Some("the disk is full: free space, then try again".into())
             }
             Error::Journal(journal::Error::Corrupt { path, .. }) => Some(format!(
@@ -292,4 +334,13 @@ impl Error {
             _ => None,
         }
     }
+}
+
+/// The soft limit on open files (`RLIMIT_NOFILE`), when there is one.
+fn open_file_limit() -> Option<u64> {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: `getrlimit` writes the struct it is given, which lives for the call.
+    #[allow(unsafe_code)]
+    let ok = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &raw mut lim) } == 0;
+    (ok && lim.rlim_cur != libc::RLIM_INFINITY).then_some(lim.rlim_cur)
 }

@@ -103,6 +103,7 @@ mod failpoint;
 mod fsutil;
 pub mod hint;
 mod http;
+mod immutable;
 pub mod journal;
 pub mod lock;
 pub mod model;
@@ -119,6 +120,7 @@ pub mod report;
 pub mod restart;
 pub mod rt;
 pub mod secret;
+pub mod signals;
 pub(crate) mod state;
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -217,6 +217,44 @@ impl Registry {
         }
     }
 
+    /// Runs `edit` (load, change, [`Registry::save`]) holding an exclusive `flock` on the
+    /// folder that holds the registry at `path`: two edits at once (a watcher's bad mark and
+    /// an operator's `mark`) each see the other's entry instead of the last writer's file
+    /// winning. The folder, not the file: a save renames a new file into place. Waits for the
+    /// other edit, which takes milliseconds; the kernel drops a dead holder's lock.
+    pub fn locked<T, E: From<Error>>(path: &Path, edit: impl FnOnce() -> Result<T, E>) -> Result<T, E> {
+        let path = &Self::resolved(path)?;
+        let parent = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        std::fs::create_dir_all(parent)
+            .map_err(|e| Error::from(crate::fsutil::IoError::new("create folder", parent, e)))?;
+        let dir =
+            std::fs::File::open(parent).map_err(|e| Error::from(crate::fsutil::IoError::new("open", parent, e)))?;
+        match lock_exclusive(&dir) {
+            Ok(()) => {}
+            // A file system that cannot lock a folder (NFS emulates `flock` with byte-range
+            // locks, which need a file open for writing): the edit goes on unlocked, as before
+            // there was a lock, rather than every mark failing.
+            Err(e)
+                if matches!(e.raw_os_error(), Some(libc::EBADF | libc::ENOLCK | libc::EOPNOTSUPP | libc::EINVAL)) => {}
+            Err(e) => return Err(Error::from(crate::fsutil::IoError::new("lock", parent, e)).into()),
+        }
+        // Released when `dir` is closed, after the edit.
+        edit()
+    }
+
+    /// Where the registry at `path` is written: the file a symlink there points to (a registry
+    /// shared between checkouts, Capistrano's `shared/`), so that the link stays a link and
+    /// the shared file gets the mark; `path` itself otherwise.
+    fn resolved(path: &Path) -> Result<PathBuf, Error> {
+        if !std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
+            return Ok(path.to_path_buf());
+        }
+        std::fs::canonicalize(path).map_err(|e| crate::fsutil::IoError::new("resolve the symlink", path, e).into())
+    }
+
     /// The JSON text, pretty, with a trailing newline.
     pub fn to_json(&self) -> Vec<u8> {
         let mut out = serde_json::to_vec_pretty(self).unwrap_or_default();
@@ -227,13 +265,24 @@ impl Registry {
     /// Writes the registry atomically, keeping the file's permission bits (default `0644`: it
     /// is meant to be committed).
     pub fn save(&mut self, path: &Path) -> Result<(), Error> {
-        use std::os::unix::fs::PermissionsExt;
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
         self.last_updated = Timestamp::now().to_string();
-        let mode = std::fs::metadata(path).map_or(0o644, |m| m.permissions().mode() & 0o7777);
+        let path = &Self::resolved(path)?;
+        let old = std::fs::metadata(path).ok();
+        let mode = old.as_ref().map_or(0o644, |m| m.permissions().mode() & 0o7777);
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).map_err(|e| crate::fsutil::IoError::new("create folder", parent, e))?;
         }
         crate::fsutil::atomic_write_mode(path, &self.to_json(), mode)?;
+        // The owner it had (the deploy user's, written by root under `sudo` or a root
+        // watcher): kept. Only root can, and only root changes it by writing.
+        if let Some(m) = old
+            && crate::fsutil::euid() == 0
+            && (m.uid(), m.gid()) != (0, 0)
+        {
+            std::os::unix::fs::chown(path, Some(m.uid()), Some(m.gid()))
+                .map_err(|e| crate::fsutil::IoError::new("set the owner of", path, e))?;
+        }
         Ok(())
     }
 
@@ -242,11 +291,14 @@ impl Registry {
         self.position(commit).map(|i| &self.commits[i])
     }
 
+    /// The entry that decides for `commit`: its bad one when it has one (a registry merged from
+    /// two branches can list it twice), else its only one.
+    pub fn deciding(&self, commit: &CommitId) -> Option<&Entry> {
+        self.commits.iter().find(|e| e.known_bad && Self::names(e, commit)).or_else(|| self.find(commit))
+    }
+
     fn position(&self, commit: &CommitId) -> Option<usize> {
-        self.commits.iter().position(|e| {
-            let h = e.hash.trim().to_ascii_lowercase();
-            h.len() >= 4 && commit.as_str().starts_with(&h)
-        })
+        self.commits.iter().position(|e| Self::names(e, commit))
     }
 
     fn upsert(
@@ -276,13 +328,24 @@ impl Registry {
             });
             self.commits.len() - 1
         };
+        // One entry per commit from here on: later duplicates go.
+        let mut i = 0;
+        self.commits.retain(|e| {
+            i += 1;
+            i - 1 == idx || !Self::names(e, commit)
+        });
         let e = &mut self.commits[idx];
         e.hash = commit.to_string();
+        let was_good = e.verified && !e.known_bad;
         e.verified = !bad;
         e.known_bad = bad;
         e.marked_at = Some(now);
         if let Some(n) = note {
             n.clone_into(&mut e.notes);
+        } else if bad && was_good {
+            // The known-good entry's note ("24h uptime, all checks green") is no reason for a
+            // bad mark, which `gate` and the refusals quote.
+            e.notes.clear();
         }
         Ok(MarkOutcome { entry: e.clone(), updated, env: None, notes: Vec::new() })
     }
@@ -307,12 +370,22 @@ impl Registry {
         let i = self
             .position(commit)
             .ok_or_else(|| Error::NotListed { commit: commit.to_string(), path: path.to_owned() })?;
-        Ok(self.commits.remove(i))
+        let first = self.commits.remove(i);
+        // Every entry of the commit: a duplicate left behind would keep its mark.
+        self.commits.retain(|e| !Self::names(e, commit));
+        Ok(first)
     }
 
-    /// Whether `commit` is marked bad.
+    /// Whether `commit` is marked bad: by any of its entries (a registry merged from two
+    /// branches can list a commit twice, once good and once bad; bad wins).
     pub fn is_bad(&self, commit: &CommitId) -> bool {
-        self.find(commit).is_some_and(|e| e.known_bad)
+        self.commits.iter().any(|e| e.known_bad && Self::names(e, commit))
+    }
+
+    /// Whether `e` is the entry of `commit` (a full hash, or the short one older files hold).
+    fn names(e: &Entry, commit: &CommitId) -> bool {
+        let h = e.hash.trim().to_ascii_lowercase();
+        h.len() >= 4 && commit.as_str().starts_with(&h)
     }
 
     /// The rollback target when none is given: among verified, not-bad commits that resolve in
@@ -323,7 +396,7 @@ impl Registry {
         let mut best: Option<(bool, i64, CommitId, Entry)> = None;
         for e in self.commits.iter().filter(|e| e.verified && !e.known_bad) {
             let Ok(id) = vcs.resolve(e.hash.trim()) else { continue };
-            if &id == head {
+            if &id == head || self.is_bad(&id) {
                 continue;
             }
             let ancestor = vcs.is_ancestor(&id, head)?;
@@ -334,6 +407,23 @@ impl Registry {
             }
         }
         Ok(best.map(|(_, _, id, e)| (id, e)))
+    }
+}
+
+/// `flock(LOCK_EX)` on `file`, waiting for the holder (retried when a signal interrupts it).
+fn lock_exclusive(file: &std::fs::File) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd as _;
+    loop {
+        // SAFETY: the descriptor is open for the duration of the call.
+        #[allow(unsafe_code)]
+        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
+        if rc == 0 {
+            return Ok(());
+        }
+        let e = std::io::Error::last_os_error();
+        if e.kind() != std::io::ErrorKind::Interrupted {
+            return Err(e);
+        }
     }
 }
 

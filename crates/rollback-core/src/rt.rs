@@ -17,25 +17,41 @@ use tokio::runtime::{Handle, Runtime};
 static RUNTIME: Mutex<Option<(u32, &'static Runtime)>> = Mutex::new(None);
 
 /// The shared multi-threaded runtime (two workers: checks are I/O-bound) of this process.
+///
+/// # Panics
+/// When it cannot be built (see [`try_runtime`], which every run calls before it changes
+/// anything, so that a run does not stop half-way on this).
 pub fn runtime() -> &'static Runtime {
+    try_runtime().expect("the tokio runtime can be built")
+}
+
+/// The shared runtime, or why it cannot be built: building it opens file descriptors (an
+/// epoll instance, an event fd, the signal driver's socket pair), and tokio panics when its
+/// signal driver gets none. Under a tiny open-file limit (`ulimit -n 12`) this says so instead.
+pub fn try_runtime() -> std::io::Result<&'static Runtime> {
     let pid = std::process::id();
     let mut slot = RUNTIME.lock().unwrap_or_else(PoisonError::into_inner);
-    match *slot {
-        Some((built_in, rt)) if built_in == pid => rt,
-        _ => {
-            let rt: &'static Runtime = Box::leak(Box::new(
-                tokio::runtime::Builder::new_multi_thread()
-                    .worker_threads(2)
-                    .thread_name("forge-rollback")
-                    .enable_all()
-                    .build()
-                    .expect("the tokio runtime can be built"),
-            ));
-            *slot = Some((pid, rt));
-            rt
-        }
+    if let Some((built_in, rt)) = *slot
+        && built_in == pid
+    {
+        return Ok(rt);
     }
+    // Room for the descriptors the build opens, asked for before tokio is, which would panic.
+    let probes: Vec<std::fs::File> =
+        (0..RUNTIME_DESCRIPTORS).map(|_| std::fs::File::open("/dev/null")).collect::<std::io::Result<_>>()?;
+    drop(probes);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("forge-rollback")
+        .enable_all()
+        .build()?;
+    let rt: &'static Runtime = Box::leak(Box::new(rt));
+    *slot = Some((pid, rt));
+    Ok(rt)
 }
+
+/// File descriptors the runtime's build opens, with some to spare.
+const RUNTIME_DESCRIPTORS: usize = 8;
 
 /// Runs `future` to completion on the shared runtime from synchronous code.
 ///

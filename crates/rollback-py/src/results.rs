@@ -515,6 +515,9 @@ result_class! {
         database_copy => "database_copy",
         /// What the downgrade would destroy in the live database: `{"table", "column", "rows", "kind"}`.
         data_loss => "data_loss",
+        /// Why the forecast could not be made (`None`: it was): what the downgrade destroys
+        /// is then unknown, not none.
+        data_loss_unknown => "data_loss_unknown",
         /// The rollback on the copy: `{"status", "steps", "error", "duration_ms"}`.
         rollback => "rollback",
         /// Its undo on the copy (`None`: the rollback stopped before changing anything).

@@ -96,6 +96,7 @@ fn run_options(
         allow_irreversible,
         actor,
         database_only,
+        expect_head: None,
     })
 }
 

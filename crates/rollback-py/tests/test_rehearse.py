@@ -54,6 +54,7 @@ def test_rehearse_reports_steps_and_timings_and_touches_nothing_real(make_db_app
     assert r.database_copy == "sqlite-backup"
     assert r.database is not None and r.database.endswith("app.db")
     assert isinstance(r.data_loss, list)
+    assert r.data_loss_unknown is None  # the forecast was made
     steps = {s["step"]: s for s in r.rollback["steps"]}
     for name in ("snapshot", "db_snapshot", "downgrade", "reset", "record"):
         assert steps[name]["status"] == "done", steps

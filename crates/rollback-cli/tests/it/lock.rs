@@ -293,6 +293,15 @@ fn a_ref_lock_left_in_place_is_refused_before_anything_changes() {
 /// forge-rollback started included. git now runs in a process group of its own: it finishes
 /// writing the work tree, and the run stops at the next step boundary (exit 5, `cancelled`),
 /// where before git died half-way and the run failed (exit 1) on a half-written tree.
+/// A smudge filter on `app/main.py`, the file a rollback to v1 rewrites, that runs `before`
+/// (a shell snippet: say that git runs it) and then takes `secs` seconds, so that whatever the
+/// test does next happens while git writes the work tree.
+pub(crate) fn slow_filter(r: &TestRepo, before: &str, secs: u32) {
+    r.git(&["config", "filter.slow.smudge", &format!("{before}; sleep {secs}; cat")]);
+    r.git(&["config", "filter.slow.clean", "cat"]);
+    std::fs::write(r.path().join(".git/info/attributes"), "app/main.py filter=slow\n").unwrap();
+}
+
 #[test]
 fn ctrl_c_at_the_terminal_lets_the_reset_finish_and_stops_at_the_step_boundary() {
     use std::os::unix::process::CommandExt as _;
@@ -301,9 +310,7 @@ fn ctrl_c_at_the_terminal_lets_the_reset_finish_and_stops_at_the_step_boundary()
     // A smudge filter on the file the reset writes: it says when git runs it, then takes its
     // time, so the signal arrives while git is writing the work tree.
     let started = r.path().join(".git/filter-started");
-    r.git(&["config", "filter.slow.smudge", &format!("touch '{}'; sleep 2; cat", started.display())]);
-    r.git(&["config", "filter.slow.clean", "cat"]);
-    std::fs::write(r.path().join(".git/info/attributes"), "app/main.py filter=slow\n").unwrap();
+    slow_filter(&r, &format!("touch '{}'", started.display()), 2);
     let out_dir = tempfile::tempdir().unwrap();
     let mut cmd = command(r.path(), &["run", "--fast", "--yes", "--json", "--target", "v1"]);
     // Its own group, as a shell's job is: the signal below must not reach the test itself.
@@ -318,6 +325,7 @@ fn ctrl_c_at_the_terminal_lets_the_reset_finish_and_stops_at_the_step_boundary()
     let stdout = std::fs::read_to_string(out_dir.path().join("stdout")).unwrap();
     let stderr = std::fs::read_to_string(out_dir.path().join("stderr")).unwrap();
     assert_eq!(status.code(), Some(5), "{stdout}\n{stderr}");
+    assert!(stderr.contains("[WARN] interrupted: stopping at the next step boundary"), "{stderr}");
     let j: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(j["status"], "cancelled", "{stderr}");
     let reset = j["steps"].as_array().unwrap().iter().find(|s| s["step"] == "reset").unwrap();
@@ -325,6 +333,105 @@ fn ctrl_c_at_the_terminal_lets_the_reset_finish_and_stops_at_the_step_boundary()
     assert_eq!(r.head(), r.git(&["rev-parse", "v1"]), "the reset finished");
     assert_eq!(r.git(&["status", "--porcelain", "--untracked-files=no"]), "", "and wrote every tracked file");
     fr(&r, &["undo", j["run_id"].as_str().unwrap(), "--yes"]).ok();
+    assert_eq!(picture(&r), before);
+}
+
+/// A step that hangs (a `git` filter waiting on a network that does not answer): the first
+/// SIGTERM says the run stops once the step finishes; a second ends the process at once, by
+/// that signal, and the run shows as `interrupted`. Once the hanging git is gone and its
+/// `index.lock` removed, the undo puts everything back. The second signal used to do nothing.
+#[test]
+fn a_second_signal_stops_a_hanging_step_at_once() {
+    use std::os::unix::process::{CommandExt as _, ExitStatusExt as _};
+    let (r, _) = messy_repo();
+    let before = picture(&r);
+    let group_file = r.path().join(".git/filter-group");
+    // The filter writes its process group (the `git` the run started, in a group of its own).
+    slow_filter(&r, &format!("cut -d' ' -f5 /proc/$$/stat > '{}'", group_file.display()), 60);
+    let out_dir = tempfile::tempdir().unwrap();
+    let stderr_path = out_dir.path().join("stderr");
+    let mut cmd = command(r.path(), &["run", "--fast", "--yes", "--json", "--target", "v1"]);
+    cmd.process_group(0).stdout(std::process::Stdio::null()).stderr(std::fs::File::create(&stderr_path).unwrap());
+    let mut child = cmd.spawn().unwrap();
+    let group = || std::fs::read_to_string(&group_file).unwrap_or_default().trim().to_owned();
+    crate::common::wait_until("git to run the filter", Duration::from_secs(60), || !group().is_empty());
+    let term = || {
+        assert!(
+            std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success()
+        );
+    };
+    term();
+    crate::common::wait_until("the notice", Duration::from_secs(60), || {
+        std::fs::read_to_string(&stderr_path).unwrap().contains("stopping at the next step boundary")
+    });
+    term();
+    let status = child.wait().unwrap();
+    let stderr = std::fs::read_to_string(&stderr_path).unwrap();
+    assert_eq!(status.signal(), Some(libc::SIGTERM), "{status:?}: {stderr}");
+    // The operator stops the hanging git too, and removes the lock it leaves.
+    assert!(
+        std::process::Command::new("kill").args(["-KILL", "--", &format!("-{}", group())]).status().unwrap().success()
+    );
+    crate::common::wait_until("the filter's group to end", Duration::from_secs(60), || {
+        !std::process::Command::new("kill").args(["-0", "--", &format!("-{}", group())]).status().unwrap().success()
+    });
+    std::fs::remove_file(r.path().join(".git/index.lock")).unwrap();
+    let runs = fr(&r, &["runs", "list", "--json"]);
+    runs.ok();
+    assert!(runs.stdout.contains("\"interrupted\""), "{}", runs.stdout);
+    let run_id =
+        std::fs::read_dir(r.path().join(".git/forge-rollback/runs")).unwrap().flatten().next().unwrap().file_name();
+    std::fs::remove_file(r.path().join(".git/info/attributes")).unwrap();
+    fr(&r, &["undo", run_id.to_str().unwrap(), "--yes"]).ok();
+    assert_eq!(picture(&r), before);
+}
+
+/// While a live run's `git reset` writes the tree (holding `index.lock`), a second run is told
+/// at once which run holds the lock (not, 10 s later, that a git is writing), and a dry run
+/// shows its plan without waiting.
+#[test]
+fn a_second_run_during_a_live_reset_names_the_run_and_a_dry_run_does_not_wait() {
+    let (r, _) = messy_repo();
+    let started = r.path().join(".git/filter-started");
+    slow_filter(&r, &format!("touch '{}'", started.display()), 5);
+    let first = Background::spawn(r.path(), &["run", "--fast", "--yes", "--target", "v1"], &[]);
+    crate::common::wait_until("git to run the filter", Duration::from_secs(60), || started.exists());
+    assert!(r.path().join(".git/index.lock").exists());
+    let second = fr(&r, &["run", "--fast", "--yes", "--target", "v1"]);
+    second.code(3);
+    assert!(second.stderr.contains("another rollback is running"), "{}", second.stderr);
+    assert!(!second.stderr.contains("waiting for a git process"), "{}", second.stderr);
+    let dry = fr(&r, &["run", "--fast", "--dry-run", "--json", "--target", "v2"]);
+    assert!(!dry.stderr.contains("waiting for a git process"), "{}", dry.stderr);
+    first.wait(Duration::from_secs(60)).ok();
+}
+
+/// A run killed with `kill -9` during its reset leaves its `git reset` running. An undo started
+/// at once waits for that git (it holds `index.lock`) before it reads HEAD, then puts back the
+/// state from before the run. It used to read HEAD before the wait and refuse after it: "HEAD
+/// moved while the undo was being confirmed" (exit 4), with `--yes`.
+#[test]
+fn an_undo_right_after_a_kill_waits_for_the_orphan_git_reset() {
+    let (r, _) = messy_repo();
+    let before = picture(&r);
+    let started = r.path().join(".git/filter-started");
+    slow_filter(&r, &format!("touch '{}'", started.display()), 2);
+    let mut run = command(r.path(), &["run", "--fast", "--yes", "--json", "--target", "v1"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    crate::common::wait_until("git to run the filter", Duration::from_secs(60), || started.exists());
+    // SIGKILL to the run alone: the `git reset` it started goes on writing.
+    run.kill().unwrap();
+    run.wait().unwrap();
+    assert!(r.path().join(".git/index.lock").exists(), "the orphan git is still writing");
+    let runs: Vec<_> = std::fs::read_dir(r.path().join(".git/forge-rollback/runs")).unwrap().flatten().collect();
+    assert_eq!(runs.len(), 1);
+    let run_id = runs[0].file_name().into_string().unwrap();
+    let undo = fr(&r, &["undo", &run_id, "--yes", "--json"]);
+    undo.ok();
+    assert!(!undo.stderr.contains("HEAD moved"), "{}", undo.stderr);
     assert_eq!(picture(&r), before);
 }
 

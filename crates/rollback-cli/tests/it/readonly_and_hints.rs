@@ -282,3 +282,62 @@ fn a_report_that_cannot_be_written_is_a_warning_not_the_outcome() {
     assert!(j["undone_by"].is_string(), "the automatic undo ran: {}", out.stdout);
     assert_eq!(picture(&r), before);
 }
+
+/// Under a tiny open-file limit the run is refused before it changes anything, saying which
+/// limit to raise (exit 1, no state folder, and the next run is not blocked). It used to panic
+/// (exit 101) once its journal existed, building the runtime for its signal handlers, and the
+/// run it left `interrupted` refused every later one (exit 4).
+#[test]
+fn a_tiny_open_file_limit_is_refused_before_anything_changes() {
+    use std::os::unix::process::CommandExt as _;
+    let (r, _) = messy_repo();
+    let before = picture(&r);
+    let commands: [&[&str]; 2] =
+        [&["run", "--fast", "--yes", "--target", "v1"], &["rehearse", "--fast", "--target", "v1"]];
+    for (limit, args) in [10, 11, 12].into_iter().flat_map(|l| commands.map(|c| (l, c))) {
+        let mut cmd = crate::common::command(r.path(), args);
+        // SAFETY: `setrlimit` is async-signal-safe; it runs in the child before `exec`.
+        #[allow(unsafe_code)]
+        unsafe {
+            cmd.pre_exec(move || {
+                let lim = libc::rlimit { rlim_cur: limit, rlim_max: limit };
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &raw const lim) == 0 {
+                    Ok(())
+                } else {
+                    Err(std::io::Error::last_os_error())
+                }
+            });
+        }
+        let out = cmd.output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}, limit {limit}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}, limit {limit}: {stderr}");
+        assert!(stderr.contains(&format!("only {limit} files open at once (`ulimit -n`)")), "limit {limit}: {stderr}");
+        assert!(!state_dir(&r).exists(), "limit {limit}: a state folder was made");
+        assert_eq!(picture(&r), before, "limit {limit}");
+    }
+    crate::common::rollback(&r, "v1");
+}
+
+/// A state folder on a file system mounted read-only: refused, nothing changed, and the hint
+/// says so (it used to be a bare `Read-only file system` error).
+#[test]
+#[allow(clippy::print_stderr)] // says why it is skipped
+fn a_state_folder_on_a_read_only_file_system_says_so() {
+    let fs = match crate::common::SmallFs::mount_with("size=1m,ro") {
+        Ok(fs) => fs,
+        Err(why) => {
+            eprintln!("skipped: no tmpfs here ({why})");
+            return;
+        }
+    };
+    let (r, _) = messy_repo();
+    let before = picture(&r);
+    let config = r.path().join(".git/ro-state.toml");
+    std::fs::write(&config, format!("[state]\ndir = \"{}\"\n", fs.mountpoint.display())).unwrap();
+    let out = fr(&r, &["--config", config.to_str().unwrap(), "run", "--fast", "--yes", "--target", "v1"]);
+    out.code(1);
+    assert!(out.stderr.contains("Read-only file system"), "{}", out.stderr);
+    assert!(out.stderr.contains("hint: that file system is mounted read-only"), "{}", out.stderr);
+    assert_eq!(picture(&r), before);
+}

@@ -1,5 +1,7 @@
 //! The known-good registry: the seed's file format, target choice, bad marks.
 
+use std::time::Duration;
+
 use crate::common::{fr, messy_repo, picture};
 
 #[test]
@@ -110,4 +112,153 @@ fn uncommitted_registry_and_config_survive_a_rollback() {
         .map(|c| (c["verified"].as_bool().unwrap(), c["known_bad"].as_bool().unwrap_or(false)))
         .collect();
     assert_eq!(states, [(true, false), (false, true)]);
+}
+
+/// `args` started in the background, paused at the failpoint `point` until the returned file
+/// is written; returned once the pause is reached.
+fn paused_at(
+    r: &rollback_testkit::TestRepo,
+    args: &[&str],
+    point: &str,
+) -> (crate::common::Background, std::path::PathBuf) {
+    let release = r.path().join(".git/release-registry");
+    let run = crate::common::Background::spawn(
+        r.path(),
+        args,
+        &[
+            ("FORGE_ROLLBACK_FAILPOINT", point),
+            ("FORGE_ROLLBACK_FAILPOINT_ACTION", "pause"),
+            ("FORGE_ROLLBACK_FAILPOINT_RELEASE", release.to_str().unwrap()),
+        ],
+    );
+    let reached = r.path().join(".git/release-registry.reached");
+    crate::common::wait_until(&format!("`{point}`"), Duration::from_secs(60), || reached.exists());
+    (run, release)
+}
+
+/// Two registry edits at once (a watcher's bad mark and an operator's `mark`): the second
+/// waits for the first, and both entries are there. The first is paused after it read the
+/// registry; the second used to write its entry meanwhile, and the first then wrote the file
+/// it had read, without it (every command exited 0, and a bad commit passed `gate`).
+#[test]
+fn two_registry_edits_at_once_keep_both_entries() {
+    let (r, [v1, v2, _]) = messy_repo();
+    let (first, release) = paused_at(&r, &["known-good", "mark", "v1"], "after:registry-load");
+    let mut second = crate::common::Background::spawn(r.path(), &["known-good", "bad", "v2"], &[]);
+    let pid = second.child.id().to_string();
+    // Until the second edit is done, or waits on the registry's lock (`/proc/locks` lists a
+    // blocked `flock` as `-> FLOCK ... PID`).
+    crate::common::wait_until("the second edit to finish or wait", Duration::from_secs(60), || {
+        second.child.try_wait().unwrap().is_some()
+            || std::fs::read_to_string("/proc/locks")
+                .unwrap()
+                .lines()
+                .any(|l| l.contains("->") && l.split_whitespace().any(|w| w == pid))
+    });
+    std::fs::write(&release, "").unwrap();
+    first.wait(Duration::from_secs(60)).ok();
+    second.wait(Duration::from_secs(60)).ok();
+    let reg: serde_json::Value = serde_json::from_slice(&r.read("rollback/config/known-good-commits.json")).unwrap();
+    let hashes: Vec<&str> = reg["commits"].as_array().unwrap().iter().map(|e| e["hash"].as_str().unwrap()).collect();
+    assert!(hashes.contains(&v1.as_str()) && hashes.contains(&v2.as_str()), "{hashes:?}");
+    fr(&r, &["gate", "v2"]).code(4);
+}
+
+/// A commit listed twice (a registry merged from two branches: good on one, bad on the other):
+/// bad wins for `gate`, the target choice and `mark`; `unmark` removes both entries.
+#[test]
+fn a_commit_listed_good_and_bad_counts_as_bad() {
+    let (r, [v1, v2, _]) = messy_repo();
+    fr(&r, &["known-good", "mark", "v1"]).ok();
+    fr(&r, &["known-good", "mark", "v2"]).ok();
+    let path = "rollback/config/known-good-commits.json";
+    let mut reg: serde_json::Value = serde_json::from_slice(&r.read(path)).unwrap();
+    let commits = reg["commits"].as_array_mut().unwrap();
+    let mut bad = commits.iter().find(|e| e["hash"] == v2.as_str()).unwrap().clone();
+    bad["verified"] = false.into();
+    bad["known_bad"] = true.into();
+    bad["notes"] = "broke payments".into();
+    commits.push(bad);
+    r.write(path, serde_json::to_vec_pretty(&reg).unwrap());
+    let gate = fr(&r, &["gate", "v2", "--json"]);
+    gate.code(4);
+    assert!(gate.stdout.contains("broke payments"), "{}", gate.stdout);
+    let dry = fr(&r, &["run", "--fast", "--dry-run", "--json"]);
+    dry.ok();
+    assert_eq!(dry.json()["plan"]["to"], v1.as_str(), "{}", dry.stdout);
+    fr(&r, &["known-good", "mark", "v2"]).code(4);
+    fr(&r, &["known-good", "unmark", "v2"]).ok();
+    let reg: serde_json::Value = serde_json::from_slice(&r.read(path)).unwrap();
+    assert!(!reg["commits"].as_array().unwrap().iter().any(|e| e["hash"] == v2.as_str()), "{reg}");
+}
+
+/// A registry that is a symlink to a file shared between checkouts (Capistrano's `shared/`):
+/// a mark goes into the shared file, and the link stays a link. It used to be replaced by a
+/// plain file, so the shared registry never got the mark.
+#[test]
+fn a_symlinked_registry_is_written_where_it_points() {
+    let (r, [_, _, v3]) = messy_repo();
+    let shared = tempfile::tempdir().unwrap();
+    let target = shared.path().join("known-good-commits.json");
+    fr(&r, &["known-good", "mark", "v1"]).ok();
+    let link = r.path().join("rollback/config/known-good-commits.json");
+    std::fs::rename(&link, &target).unwrap();
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    fr(&r, &["known-good", "bad", "v3", "--note", "broke login"]).ok();
+    assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink(), "still a link");
+    let reg: serde_json::Value = serde_json::from_slice(&std::fs::read(&target).unwrap()).unwrap();
+    assert!(
+        reg["commits"].as_array().unwrap().iter().any(|e| e["hash"] == v3.as_str() && e["known_bad"] == true),
+        "{reg}"
+    );
+}
+
+/// Written by root (`sudo`, a root watcher), the registry keeps the deploy user's owner; it
+/// used to become root's.
+#[test]
+fn a_registry_written_by_root_keeps_its_owner() {
+    use std::os::unix::fs::MetadataExt as _;
+    // `/proc/self` belongs to the process's effective user.
+    if std::fs::metadata("/proc/self").unwrap().uid() != 0 {
+        return;
+    }
+    let (r, _) = messy_repo();
+    fr(&r, &["known-good", "mark", "v1"]).ok();
+    let path = r.path().join("rollback/config/known-good-commits.json");
+    std::os::unix::fs::chown(&path, Some(1234), Some(1234)).unwrap();
+    fr(&r, &["known-good", "bad", "v3"]).ok();
+    let m = std::fs::metadata(&path).unwrap();
+    assert_eq!((m.uid(), m.gid()), (1234, 1234));
+}
+
+/// `bad` without `--note` on a known-good entry drops its note ("24h uptime, all checks
+/// green"), which `gate` and the refusals quote as the reason it is bad.
+#[test]
+fn a_bad_mark_does_not_keep_the_known_good_note() {
+    let (r, _) = messy_repo();
+    fr(&r, &["known-good", "mark", "v2", "--note", "24h uptime, all checks green"]).ok();
+    fr(&r, &["known-good", "bad", "v2"]).ok();
+    let gate = fr(&r, &["gate", "v2"]);
+    gate.code(4);
+    assert!(
+        !gate.stdout.contains("all checks green") && !gate.stderr.contains("all checks green"),
+        "{}{}",
+        gate.stdout,
+        gate.stderr
+    );
+}
+
+/// `mark` checks for a bad mark before it asks the database anything, and again under the
+/// registry's lock: a `bad` of the same commit made in between is not lifted by the `mark`
+/// (it used to be: the first check passed, and the locked edit set the entry good).
+#[test]
+fn a_bad_mark_made_while_a_mark_is_under_way_stays() {
+    let (r, [_, v2, _]) = messy_repo();
+    let (mark, release) = paused_at(&r, &["known-good", "mark", "v2"], "before:registry-edit");
+    fr(&r, &["known-good", "bad", "v2", "--note", "broke login"]).ok();
+    std::fs::write(&release, "").unwrap();
+    let out = mark.wait(Duration::from_secs(60));
+    out.code(4);
+    assert!(out.stderr.contains("broke login"), "{}", out.stderr);
+    fr(&r, &["gate", &v2]).code(4);
 }

@@ -21,7 +21,7 @@ use crate::common::{fr, messy_repo};
 const CONFIG: &str = "forge-rollback.toml";
 
 /// Every file and link below `root`, `.git` included: mode and bytes (or link target).
-fn fingerprint(root: &Path) -> BTreeMap<PathBuf, (u32, Vec<u8>)> {
+pub(crate) fn fingerprint(root: &Path) -> BTreeMap<PathBuf, (u32, Vec<u8>)> {
     fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<PathBuf, (u32, Vec<u8>)>) {
         for e in std::fs::read_dir(dir).unwrap() {
             let p = e.unwrap().path();
@@ -229,6 +229,18 @@ fn a_failing_downgrade_is_reported_exit_1_and_nothing_real_changes() {
     assert_eq!(j["undo"]["status"], "succeeded", "{}", out.stdout);
     assert_eq!(j["undo_identical"], true, "{}", out.stdout);
     assert_eq!(d.fingerprint(), before);
+    // What the downgrade destroys is unknown (its forecast failed too), not "none"; and no
+    // hint names the copy's runs, which the real repository does not have.
+    assert!(j["data_loss_unknown"].as_str().is_some_and(|w| w.contains("could not be made")), "{}", out.stdout);
+    assert!(
+        !j["warnings"].as_array().unwrap().iter().any(|w| w.as_str().unwrap().starts_with("hint:")),
+        "{}",
+        out.stdout
+    );
+    let text = fr(&d.repo, &["rehearse", "--full", "--target", "v1", "--allow-irreversible"]);
+    text.code(1);
+    assert!(text.stdout.contains("data loss forecast: UNKNOWN ("), "{}", text.stdout);
+    assert!(!text.stdout.contains("forge-rollback resume"), "{}", text.stdout);
 }
 
 #[test]

@@ -34,10 +34,14 @@ impl Rollback {
     ) -> Result<MarkOutcome> {
         let id = self.vcs.resolve(rev)?;
         let path = self.registry_path();
-        let mut reg = Registry::load(&path)?;
-        let out = f(&mut reg, &id)?;
-        reg.save(&path)?;
-        Ok(out)
+        crate::failpoint::hit("before:registry-edit")?;
+        Registry::locked(&path, || {
+            let mut reg = Registry::load(&path)?;
+            crate::failpoint::hit("after:registry-load")?;
+            let out = f(&mut reg, &id)?;
+            reg.save(&path)?;
+            Ok(out)
+        })
     }
 
     /// Marks `rev` verified known-good. When `rev` is HEAD, also records the `[env] files`
@@ -54,10 +58,9 @@ impl Rollback {
     /// the wrong commit must not undo silently.
     pub fn mark_good_with(&self, rev: &str, note: Option<&str>, lift_bad: bool) -> Result<MarkOutcome> {
         let id = self.vcs.resolve(rev)?;
-        let lifted = self.check_bad_mark(&id, lift_bad)?;
-        // A lifted mark's note ("broke login") must not stay on the known-good entry: without
-        // a note of its own, the entry says which mark was lifted.
-        let note = note.or(lifted.as_deref());
+        // Refused early (before the database is asked anything), and again under the
+        // registry's lock: a bad mark made in between must not be lifted unasked.
+        bad_mark(&Registry::load(&self.registry_path())?, &id, lift_bad)?;
         let is_head = self.vcs.head().is_ok_and(|h| h.commit == id);
         let mut notes = Vec::new();
         let migrator = match self.db() {
@@ -77,8 +80,12 @@ impl Rollback {
             },
             _ => None,
         };
+        let mut lifted = None;
         let mut out = self.edit_registry(rev, |r, id| {
-            let mut out = r.mark(self.vcs.as_ref(), id, note)?;
+            lifted = bad_mark(r, id, lift_bad)?;
+            // A lifted mark's note ("broke login") must not stay on the known-good entry:
+            // without a note of its own, the entry says which mark was lifted.
+            let mut out = r.mark(self.vcs.as_ref(), id, note.or(lifted.as_deref()))?;
             if let Some(revs) = &revisions {
                 if let Some(e) = r.commits.iter_mut().find(|e| e.hash == id.as_str()) {
                     e.database_migrations = revs.iter().map(|r| r.0.clone()).collect();
@@ -103,33 +110,6 @@ impl Rollback {
         Ok(out)
     }
 
-    /// Refuses to mark `id` known-good while it is marked known bad, unless `lift_bad`; then
-    /// the note saying which mark goes.
-    fn check_bad_mark(&self, id: &CommitId, lift_bad: bool) -> Result<Option<String>> {
-        let reg = Registry::load(&self.registry_path())?;
-        let Some(e) = reg.find(id).filter(|e| e.known_bad) else { return Ok(None) };
-        let mark = match (e.marked_at.as_deref(), e.notes.trim()) {
-            (Some(at), "") => format!("marked {at}"),
-            (Some(at), why) => format!("marked {at}: {why}"),
-            (None, "") => "no note".to_owned(),
-            (None, why) => why.to_owned(),
-        };
-        if lift_bad {
-            return Ok(Some(format!("lifted the known-bad mark of {} ({mark})", id.short())));
-        }
-        Err(Error::refused(
-            format!(
-                "commit {} is marked known bad in the registry ({mark}): marking it known-good would lift that mark",
-                id.short()
-            ),
-            Some(hint![
-                "if the mark is wrong, pass ",
-                Action::LiftBad,
-                " to lift it and mark the commit known-good; a release that fixes it needs no flag"
-            ]),
-        ))
-    }
-
     /// Marks `rev` known bad: never a target.
     pub fn mark_bad(&self, rev: &str, note: Option<&str>) -> Result<MarkOutcome> {
         self.edit_registry(rev, |r, id| r.mark_bad(self.vcs.as_ref(), id, note))
@@ -140,18 +120,21 @@ impl Rollback {
     pub fn gate(&self, rev: &str) -> Result<Gate> {
         let commit = self.vcs.resolve(rev)?;
         let reg = Registry::load(&self.registry_path())?;
-        let entry = reg.find(&commit).cloned();
-        Ok(Gate { known_bad: entry.as_ref().is_some_and(|e| e.known_bad), commit, entry })
+        let entry = reg.deciding(&commit).cloned();
+        let known_bad = reg.is_bad(&commit);
+        Ok(Gate { commit, known_bad, entry })
     }
 
     /// Removes `rev` from the registry.
     pub fn unmark(&self, rev: &str) -> Result<crate::registry::Entry> {
         let id = self.vcs.resolve(rev)?;
         let path = self.registry_path();
-        let mut reg = Registry::load(&path)?;
-        let e = reg.unmark(&id, &path)?;
-        reg.save(&path)?;
-        Ok(e)
+        Registry::locked(&path, || {
+            let mut reg = Registry::load(&path)?;
+            let e = reg.unmark(&id, &path)?;
+            reg.save(&path)?;
+            Ok(e)
+        })
     }
 
     // ----- backups and lock -----------------------------------------------------------
@@ -243,7 +226,7 @@ impl Rollback {
                 std::collections::BTreeMap::new();
             for s in summaries {
                 if s.label.as_deref() == Some(crate::env::LABEL)
-                    && reg.find(&s.head).is_some_and(|e| e.verified && !e.known_bad)
+                    && reg.deciding(&s.head).is_some_and(|e| e.verified && !e.known_bad)
                     && newest.get(&s.head).is_none_or(|n| (n.created_at, &n.id) < (s.created_at, &s.id))
                 {
                     newest.insert(s.head.clone(), s);
@@ -284,4 +267,30 @@ impl Rollback {
     pub fn unlock(&self) -> Result<Option<LockHolder>> {
         Ok(lock::unlock(&self.state.lock_path())?)
     }
+}
+
+/// Refuses to mark `id` known-good while it is marked known bad, unless `lift_bad`; then
+/// the note saying which mark goes.
+fn bad_mark(reg: &Registry, id: &CommitId, lift_bad: bool) -> Result<Option<String>> {
+    let Some(e) = reg.deciding(id).filter(|e| e.known_bad) else { return Ok(None) };
+    let mark = match (e.marked_at.as_deref(), e.notes.trim()) {
+        (Some(at), "") => format!("marked {at}"),
+        (Some(at), why) => format!("marked {at}: {why}"),
+        (None, "") => "no note".to_owned(),
+        (None, why) => why.to_owned(),
+    };
+    if lift_bad {
+        return Ok(Some(format!("lifted the known-bad mark of {} ({mark})", id.short())));
+    }
+    Err(Error::refused(
+        format!(
+            "commit {} is marked known bad in the registry ({mark}): marking it known-good would lift that mark",
+            id.short()
+        ),
+        Some(hint![
+            "if the mark is wrong, pass ",
+            Action::LiftBad,
+            " to lift it and mark the commit known-good; a release that fixes it needs no flag"
+        ]),
+    ))
 }

@@ -84,6 +84,10 @@ pub struct RunOptions {
     /// (`run --database-only`). A fleet runs it once, on one host, before any host's code
     /// moves; `undo RUN` brings the schema and the rows back like any full run's undo.
     pub database_only: bool,
+    /// Roll back only from this commit: refused, changing nothing, when HEAD is elsewhere when
+    /// the run takes its lock. A watcher passes the commit its failing rounds checked, so that
+    /// a fix deployed meanwhile (or another watcher's rollback) is not rolled back unchecked.
+    pub expect_head: Option<crate::vcs::CommitId>,
 }
 
 pub use crate::outcome::{RunOutcome, RunSummary, StepReport};

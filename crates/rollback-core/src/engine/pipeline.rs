@@ -63,6 +63,11 @@ pub(crate) trait Entry {
     type Ready;
     /// The lock holder's command, for `lock status` and a refused second run.
     fn command(&self) -> String;
+    /// Plans only and writes nothing (`run --dry-run`): shown even while another run holds
+    /// the lock or a git writes the repository.
+    fn dry_run(&self) -> bool {
+        false
+    }
     /// Reads only: assess, refuse, plan, confirm.
     fn prepare(&self, rb: &Rollback, ctx: &mut Ctx<'_>, prompter: &dyn Prompter) -> Result<Next<Self::Ready>>;
     /// Under the lock: refuse again, plan again, into a job.
@@ -83,7 +88,18 @@ impl Rollback {
         prompter: &dyn Prompter,
         observer: &dyn Observer,
     ) -> Result<RunOutcome> {
+        // Built now, or the run refused: built later (for the signal handlers, a service check)
+        // it could fail half-way.
+        crate::rt::try_runtime().map_err(crate::Error::Runtime)?;
         let mut ctx = Ctx::new(observer);
+        // Before the checks read HEAD, the index and the tree: a `git` still writing them (the
+        // orphan of a run killed during its reset) would move HEAD under the checks, and the
+        // same wait under the lock would then find HEAD "moved while confirming". Not while a
+        // live run holds the lock (its own git holds `index.lock`): the checks name that run,
+        // after bad input; nor for a dry run, which writes nothing.
+        if !entry.dry_run() && matches!(crate::lock::holder(&self.state.lock_path()), Ok(None)) {
+            self.wait_for_git(&mut ctx)?;
+        }
         let ready = match entry.prepare(self, &mut ctx, prompter)? {
             Next::Go(ready) => ready,
             Next::Done(outcome) => return Ok(*outcome),
@@ -134,7 +150,7 @@ impl Rollback {
     /// The lock files of the refs a reset moves count too (`HEAD.lock`, and the current
     /// branch's): `git reset --hard` writes the work tree and the index first and fails on a
     /// held ref after that, which would leave the files at the target and HEAD where it was.
-    fn wait_for_git(&self, ctx: &mut Ctx<'_>) -> Result<()> {
+    pub(crate) fn wait_for_git(&self, ctx: &mut Ctx<'_>) -> Result<()> {
         let with_lock = |p: std::path::PathBuf| {
             let mut lock = p.into_os_string();
             lock.push(".lock");

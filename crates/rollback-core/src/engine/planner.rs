@@ -226,6 +226,16 @@ fn holds_git(dir: &Path) -> bool {
     })
 }
 
+/// Untracked files a rollback keeps where they are (captured all the same): the registry and
+/// the configuration file it was given.
+pub(crate) fn kept_untracked(workdir: &Path, config: &Config) -> Vec<RepoPath> {
+    [config.registry_path(workdir)]
+        .into_iter()
+        .chain(config.source.clone())
+        .filter_map(|p| RepoPath::from_fs(workdir, &if p.is_absolute() { p } else { workdir.join(p) }).ok())
+        .collect()
+}
+
 /// Captures sorted by what the reset does to them.
 struct Split<'a> {
     /// Untracked or ignored entries standing where the target has files: removed before the
@@ -318,11 +328,7 @@ pub fn rollback_plan(vcs: &dyn VcsBackend, config: &Config, checks: &[String], a
     let changed: BTreeSet<&RepoPath> = changes.iter().map(|c| &c.path).collect();
     let hidden: BTreeSet<&RepoPath> = a.status.iter().filter(|e| e.hidden_by.is_some()).map(|e| &e.path).collect();
     discards.retain(|p| changed.contains(p) || !hidden.contains(p));
-    let keep: Vec<RepoPath> = [config.registry_path(workdir)]
-        .into_iter()
-        .chain(config.source.clone())
-        .filter_map(|p| RepoPath::from_fs(workdir, &if p.is_absolute() { p } else { workdir.join(p) }).ok())
-        .collect();
+    let keep = kept_untracked(workdir, config);
     let remove: Vec<RepoPath> = rest.into_iter().map(|c| c.path.clone()).filter(|p| !keep.contains(p)).collect();
     let found = find_caches(config, &a.status, &changes, &CacheGuard::new(config, workdir));
     let mut steps = vec![Step::Snapshot { capture }];

@@ -31,6 +31,18 @@ impl Rollback {
     /// The reasons a run of this assessment would be refused (empty: it may go ahead).
     pub(crate) fn refusals(&self, a: &Assessment, opts: &RunOptions, level: Level) -> Vec<Error> {
         let mut out = Vec::new();
+        if let Some(expected) = &opts.expect_head
+            && &a.head.commit != expected
+        {
+            out.push(Error::refused(
+                format!(
+                    "HEAD is at {}, not at {}, the commit this rollback was asked to leave (it moved since that was decided)",
+                    a.head.commit.short(),
+                    expected.short()
+                ),
+                Some("check what HEAD is now before rolling back from it".into()),
+            ));
+        }
         if level != Level::Fast {
             out.extend(self.database_refusals(a, opts));
             if a.database.as_ref().is_some_and(|d| d.reachable && d.needs_downgrade) {
@@ -68,6 +80,12 @@ impl Rollback {
             let touched: Vec<&crate::paths::RepoPath> =
                 changes.iter().map(|c| &c.path).chain(&a.dirty.modified).chain(&a.dirty.staged).collect();
             out.extend(super::planner::refuse_filters(self.vcs.as_ref(), &a.target.commit.id, &touched));
+            // Files the reset rewrites or removes and the untracked ones `remove_untracked`
+            // removes, with their folders: none may be immutable or append-only.
+            let kept = super::planner::kept_untracked(self.workdir(), &self.config);
+            let removed = a.dirty.untracked.iter().filter(|p| !kept.contains(p));
+            let locked = crate::immutable::locked(self.workdir(), touched.iter().copied().chain(removed));
+            out.extend(crate::immutable::refusal("the rollback", &locked));
             // An undo at once when verification fails writes HEAD's files back the same way.
             if self.config.verify.on_failure == crate::verify::config::OnFailure::Undo {
                 let changed: Vec<&crate::paths::RepoPath> = changes.iter().map(|c| &c.path).collect();

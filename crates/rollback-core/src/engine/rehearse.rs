@@ -112,23 +112,45 @@ impl Rollback {
     /// run would refuse; a run holding the lock is [`crate::lock::Error::Held`].
     pub fn rehearse(&self, opts: &RehearseOptions, observer: &dyn Observer) -> Result<Rehearsal> {
         let started = Instant::now();
+        crate::rt::try_runtime().map_err(Error::Runtime)?;
         self.rehearsal_preflight(opts)?;
+        // Asked once before anything is copied: a front-end that stops on signals (the CLI)
+        // starts listening now, so that Ctrl-C stops the rehearsal at its next boundary and
+        // the copy (the `.env` files, the database's rows) is removed, not left in `$TMPDIR`.
+        let stopped = |observer: &dyn Observer| {
+            observer.cancelled().map(|why| Error::Cancelled(format!("{why}; nothing of the rehearsal's copy is left")))
+        };
+        if let Some(e) = stopped(observer) {
+            return Err(e);
+        }
+        // A git writing the real repository (or its stale `index.lock`): refused here, naming
+        // the real lock file, before a copy carries it along.
+        self.wait_for_git(&mut super::support::Ctx::new(observer))?;
         let full_wanted = opts.level != Some(Level::Fast);
         let db_config = self.config.database.clone().filter(|_| full_wanted);
         let layout = self.copy_files(db_config.is_some())?;
+        if let Some(e) = stopped(observer) {
+            return Err(e);
+        }
         // The database copy is dropped (PostgreSQL: `DROP DATABASE`) with `scratch`, whatever
         // happens from here on.
         let scratch = match &db_config {
             Some(_) => Some(self.copy_database(&layout)?),
             None => None,
         };
-        let copy = self.open_copy(&layout, scratch.as_ref())?;
-        let result = self.rehearse_on(&copy, &layout, scratch.as_ref(), opts, observer);
-        drop(copy);
+        let result = match stopped(observer) {
+            Some(e) => Err(e),
+            None => self
+                .open_copy(&layout, scratch.as_ref())
+                .and_then(|copy| self.rehearse_on(&copy, &layout, scratch.as_ref(), opts, observer)),
+        };
         let removed = match scratch {
             Some(s) => crate::rt::block_on(s.discard()).map_err(Error::from),
             None => Ok(()),
         };
+        if let Some(e) = stopped(observer) {
+            return Err(e);
+        }
         let mut rehearsal = result?;
         if let Err(e) = removed {
             rehearsal.warnings.push(format!("the temporary copy of the database could not be dropped: {}", e.chain()));
@@ -144,7 +166,9 @@ impl Rollback {
         }
         self.check_target(opts.target.as_deref())?;
         let git_dir = fsutil::resolve(self.vcs.git_dir());
-        if git_dir != fsutil::resolve(&self.workdir().join(".git")) {
+        let dot_git = self.workdir().join(".git");
+        // A `.git` symlink too: copied as the link, the copy's git folder would be the real one.
+        if git_dir != fsutil::resolve(&dot_git) || std::fs::symlink_metadata(&dot_git).is_ok_and(|m| m.is_symlink()) {
             return Err(Error::usage(
                 format!(
                     "`{}` keeps its git folder elsewhere (`{}`): rehearse copies a work tree whose `.git` folder is inside it",
@@ -199,6 +223,8 @@ impl Rollback {
         let state_in_tree = state.strip_prefix(&workdir).ok().map(Path::to_path_buf);
         let skip_all = |rel: &Path| state_in_tree.as_deref() == Some(rel) || skip(rel);
         copy_tree(self.workdir(), &tree, &skip_all)?;
+        isolate_git_config(&root, &tree)?;
+        absolute_alternates(&fsutil::resolve(self.vcs.git_dir()), &tree)?;
         if state.exists() {
             let dest = match &state_in_tree {
                 Some(rel) => tree.join(rel),
@@ -260,6 +286,23 @@ impl Rollback {
             Err(_) => layout.root.join("registry").join(registry.file_name().unwrap_or_default()),
         };
         let vcs = crate::vcs::open(cfg.vcs.backend, &layout.tree)?;
+        // Whatever else in the configuration could lead git back to the real repository (an
+        // included file setting `core.worktree`), the copy is used only if git works on it.
+        let (tree, git) = (fsutil::resolve(&layout.tree), fsutil::resolve(vcs.git_dir()));
+        if fsutil::resolve(vcs.workdir()) != tree || !git.starts_with(&tree) {
+            return Err(Error::refused(
+                format!(
+                    "git would work on `{}` (git folder `{}`) for the rehearsal's copy `{}`: the repository's configuration points it elsewhere, and rehearse changes nothing real",
+                    vcs.workdir().display(),
+                    git.display(),
+                    tree.display()
+                ),
+                Some(
+                    "look for `core.worktree` in the files `git config --show-origin --get-all core.worktree` names"
+                        .into(),
+                ),
+            ));
+        }
         let migrator: Option<Arc<dyn DbMigrator>> = match (scratch, &mut cfg.database) {
             (Some(s), Some(d)) => {
                 // A relative interpreter (`.venv/bin/python`) is the real tree's: virtualenvs
@@ -305,6 +348,14 @@ impl Rollback {
         let level = plan.level.unwrap_or(Level::Fast);
         // The steps a real run has that reach real services.
         let a = copy.assess(Some(plan.to.as_str()))?;
+        // What the copy cannot carry: an immutable or append-only file or folder of the real
+        // tree, on which the real run is refused.
+        let kept = planner::kept_untracked(self.workdir(), &self.config);
+        let removed = a.dirty.untracked.iter().filter(|p| !kept.contains(p));
+        let touched = a.changes.iter().map(|c| &c.path).chain(&a.dirty.modified).chain(&a.dirty.staged).chain(removed);
+        if let Some(e) = crate::immutable::refusal("the rollback", &crate::immutable::locked(self.workdir(), touched)) {
+            return Err(e);
+        }
         let real = planner::rollback_plan(copy.vcs.as_ref(), &self.config, &self.check_names(), &a, level);
         let mut not_rehearsed: Vec<&'static str> =
             real.steps.iter().map(crate::plan::Step::name).filter(|n| not_rehearsed_reason(n).is_some()).collect();
@@ -334,11 +385,14 @@ impl Rollback {
             ..RunOptions::default()
         };
         let run = copy.run(&run_opts, &AutoConfirm, &timer)?;
-        let mut warnings = run.warnings.clone();
+        // The runs' hints name runs of the copy (`resume RUN`), which the real repository
+        // does not have.
+        let own = |w: &&String| !w.starts_with("hint: ");
+        let mut warnings: Vec<String> = run.warnings.iter().filter(own).cloned().collect();
         let undo = match &run.run_id {
             Some(id) => {
                 let u = copy.undo(id, &AutoConfirm, &timer)?;
-                warnings.extend(u.warnings.iter().cloned());
+                warnings.extend(u.warnings.iter().filter(own).cloned());
                 Some(u)
             }
             None => None,
@@ -364,6 +418,11 @@ impl Rollback {
             },
             database_copy: scratch.map(|s| s.method().to_owned()),
             data_loss: plan.data_loss.clone(),
+            data_loss_unknown: plan
+                .risks
+                .iter()
+                .find(|r| r.code == crate::model::RiskCode::DataLossUnknown)
+                .map(|r| r.message.clone()),
             rollback,
             undo,
             undo_identical,
@@ -375,6 +434,55 @@ impl Rollback {
         rehearsal.passed = rehearsal.steps_passed() && rehearsal.undo_identical;
         Ok(rehearsal)
     }
+}
+
+/// The copy's own git configuration, so that git run on the copy touches nothing real:
+/// - no `core.worktree` (a path to the real work tree, which git would reset and clean);
+/// - hooks from an empty folder (`core.hooksPath`): the repository's hooks notify, deploy or
+///   log where a rehearsal must not.
+fn isolate_git_config(root: &Path, tree: &Path) -> Result<()> {
+    let no_hooks = root.join("no-hooks");
+    std::fs::create_dir_all(&no_hooks).map_err(|e| IoError::new("create folder", &no_hooks, e))?;
+    let git_err = |path: &Path, e: &git2::Error| -> Error {
+        IoError::new("edit git configuration", path, std::io::Error::other(e.message().to_owned())).into()
+    };
+    for name in ["config", "config.worktree"] {
+        let path = tree.join(".git").join(name);
+        if !path.exists() && name != "config" {
+            continue;
+        }
+        let mut config = git2::Config::open(&path).map_err(|e| git_err(&path, &e))?;
+        match config.remove_multivar("core.worktree", ".*") {
+            Err(e) if e.code() != git2::ErrorCode::NotFound => return Err(git_err(&path, &e)),
+            _ => {}
+        }
+        if name == "config" {
+            config.set_str("core.hooksPath", &no_hooks.to_string_lossy()).map_err(|e| git_err(&path, &e))?;
+        }
+    }
+    Ok(())
+}
+
+/// The copy's `objects/info/alternates` (a `git clone --shared`: objects the repository
+/// borrows from another) with its relative paths made absolute: relative to the real object
+/// folder, they would not resolve from the copy, and the rehearsal would fail where the run
+/// works.
+fn absolute_alternates(git_dir: &Path, tree: &Path) -> Result<()> {
+    let path = tree.join(".git/objects/info/alternates");
+    let Ok(text) = std::fs::read_to_string(&path) else { return Ok(()) };
+    let objects = git_dir.join("objects");
+    let lines: Vec<String> = text
+        .lines()
+        .map(|l| {
+            let t = l.trim();
+            if t.is_empty() || t.starts_with('#') || Path::new(t).is_absolute() {
+                l.to_owned()
+            } else {
+                objects.join(t).to_string_lossy().into_owned()
+            }
+        })
+        .collect();
+    std::fs::write(&path, lines.join("\n") + "\n").map_err(|e| IoError::new("write", &path, e).into())
 }
 
 /// Whether `rel` is the database file `db` or one of its `-wal`, `-shm`, `-journal` files.

@@ -34,6 +34,10 @@ pub(crate) enum Ready {
 impl Entry for RollbackEntry<'_> {
     type Ready = Ready;
 
+    fn dry_run(&self) -> bool {
+        self.opts.dry_run
+    }
+
     fn command(&self) -> String {
         "run".to_owned()
     }

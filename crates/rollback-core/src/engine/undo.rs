@@ -4,7 +4,9 @@ use std::fmt::Write as _;
 
 use super::pipeline::{Entry, Job, Next, Start};
 use super::support::{new_run_id, refuse_other_worktree};
-use super::undo_checks::{refuse_damaged_backup, refuse_db_unreachable, refuse_no_space, refuse_reset};
+use super::undo_checks::{
+    refuse_damaged_backup, refuse_db_unreachable, refuse_locked_paths, refuse_no_space, refuse_reset,
+};
 use super::{Ctx, Rollback, RunOutcome, planner};
 use crate::backup::Manifest;
 use crate::error::{Error, Result};
@@ -42,13 +44,16 @@ impl Entry for UndoEntry<'_> {
         // store that cannot be trusted is refused before the lock.
         if prompter.is_automatic() {
             if let Some(id) = &target.tree_snapshot {
-                refuse_no_space(rb, run_id, &rb.run_manifest(run_id, id)?)?;
+                let manifest = rb.run_manifest(run_id, id)?;
+                refuse_no_space(rb, run_id, &manifest)?;
+                refuse_locked_paths(rb, run_id, &manifest)?;
             }
             return Ok(Next::Go(Some(head)));
         }
         if let Some((manifest, db)) = rb.undo_inputs(&target, self.restore_snapshot)? {
             rb.refuse_head_moved_since(&target, &manifest, &head.commit)?;
             refuse_no_space(rb, run_id, &manifest)?;
+            refuse_locked_paths(rb, run_id, &manifest)?;
             let mut plan = planner::undo_plan(
                 rb.vcs.as_ref(),
                 &rb.config,
@@ -157,6 +162,7 @@ impl Entry for UndoEntry<'_> {
         let head = rb.vcs.head()?;
         rb.refuse_head_moved_since(&target, &manifest, &head.commit)?;
         refuse_no_space(rb, run_id, &manifest)?;
+        refuse_locked_paths(rb, run_id, &manifest)?;
         let mut plan =
             planner::undo_plan(rb.vcs.as_ref(), &rb.config, &rb.check_names(), &head, &manifest, run_id, db.as_ref())?;
         if let Some(e) = refuse_reset(rb, &plan, &manifest) {

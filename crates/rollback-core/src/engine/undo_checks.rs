@@ -153,6 +153,18 @@ pub(super) fn refuse_db_unreachable(db: &dyn crate::db::DbMigrator, run_id: &str
     ))
 }
 
+/// Refuses the undo when a path it writes (a file of the snapshot, one its reset changes) or
+/// a folder holding one is immutable or append-only: the undo would stop half-way on it.
+pub(super) fn refuse_locked_paths(rb: &Rollback, run_id: &str, manifest: &Manifest) -> Result<()> {
+    let mut paths: Vec<crate::paths::RepoPath> = manifest.entries.iter().map(|e| e.path.clone()).collect();
+    let head = rb.vcs.head()?.commit;
+    if head != manifest.head {
+        paths.extend(rb.vcs.diff(&head, &manifest.head)?.into_iter().map(|c| c.path));
+    }
+    let locked = crate::immutable::locked(rb.workdir(), &paths);
+    crate::immutable::refusal(&format!("undo of run {run_id}"), &locked).map_or(Ok(()), Err)
+}
+
 /// Refuses the undo before anything changes when the work tree's file system has no room for
 /// what it writes (an undo that ran out of space after moving HEAD would leave the tree between
 /// two states): the bytes of the files it writes back, of the tracked files its reset writes

@@ -10,9 +10,11 @@ use crate::backup::{EntryKind, Manifest, SnapshotId};
 use crate::fsutil::IoError;
 
 /// Copies the folder `src` into `dst` (created): regular files with their bytes and permission
-/// bits, symlinks with their target (never followed), folders with their mode. `skip(rel)`
-/// leaves an entry (and everything below it) out; sockets and pipes are left out. Returns the
-/// number of files and links copied.
+/// bits, symlinks with their target (never followed), folders with their mode, FIFOs and
+/// sockets as new ones of the same mode (a real run meets them where the copy does: a FIFO
+/// where the target has a file fails its snapshot), device nodes too where this user may make
+/// them. `skip(rel)` leaves an entry (and everything below it) out. Returns the number of
+/// files and links copied.
 pub(crate) fn copy_tree(src: &Path, dst: &Path, skip: &dyn Fn(&Path) -> bool) -> Result<usize, IoError> {
     let mut n = 0;
     copy_dir(src, dst, Path::new(""), skip, &mut n)?;
@@ -48,9 +50,43 @@ fn copy_dir(src: &Path, dst: &Path, rel: &Path, skip: &dyn Fn(&Path) -> bool, n:
             // that would share blocks with the original.
             fs::copy(&path, &target).map_err(|e| IoError::new("copy", &path, e))?;
             *n += 1;
+        } else {
+            make_special(&target, &meta)?;
+            *n += 1;
         }
     }
     Ok(())
+}
+
+/// A new FIFO, socket or device node at `target` like the one `meta` describes (never a copy
+/// of what it carries: nothing of the original is opened).
+fn make_special(target: &Path, meta: &fs::Metadata) -> Result<(), IoError> {
+    use std::os::unix::ffi::OsStrExt as _;
+    use std::os::unix::fs::{FileTypeExt as _, MetadataExt as _};
+    let kind = meta.file_type();
+    if kind.is_socket() {
+        // Binding makes the socket file; it stays when the listener is dropped.
+        std::os::unix::net::UnixListener::bind(target).map_err(|e| IoError::new("make socket", target, e))?;
+        return fs::set_permissions(target, fs::Permissions::from_mode(meta.permissions().mode() & 0o7777))
+            .map_err(|e| IoError::new("set mode", target, e));
+    }
+    let c = std::ffi::CString::new(target.as_os_str().as_bytes())
+        .map_err(|e| IoError::new("make special file", target, std::io::Error::other(e)))?;
+    let mode = meta.mode() as libc::mode_t;
+    // SAFETY: `c` is a NUL-terminated path that lives for the call; nothing else is passed.
+    #[allow(unsafe_code)]
+    let rc = unsafe { libc::mknod(c.as_ptr(), mode, meta.rdev() as libc::dev_t) };
+    if rc != 0 {
+        let e = std::io::Error::last_os_error();
+        // A device node needs privileges the user may not have: the copy goes without it.
+        if (kind.is_block_device() || kind.is_char_device()) && e.raw_os_error() == Some(libc::EPERM) {
+            return Ok(());
+        }
+        return Err(IoError::new("make special file", target, e));
+    }
+    // `mknod` applies the umask.
+    fs::set_permissions(target, fs::Permissions::from_mode(meta.permissions().mode() & 0o7777))
+        .map_err(|e| IoError::new("set mode", target, e))
 }
 
 /// Copies the state folder `src` into `dst` for a rehearsal: the runs (journals and logs, so

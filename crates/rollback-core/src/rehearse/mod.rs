@@ -89,6 +89,10 @@ pub struct Rehearsal {
     pub database_copy: Option<String>,
     /// The data-loss forecast of the plan: what the downgrade destroys in the live database.
     pub data_loss: Vec<DataLoss>,
+    /// Why the forecast could not be made (the downgrade failed on its copy, an irreversible
+    /// migration): then what the downgrade destroys is unknown, not none.
+    #[serde(default)]
+    pub data_loss_unknown: Option<String>,
     /// The rollback on the copy.
     pub rollback: RehearsedRun,
     /// Its undo on the copy (`None`: the rollback stopped before changing anything).
@@ -143,6 +147,8 @@ impl Rehearsal {
         }
         if self.database.is_none() {
             let _ = writeln!(s, "database: not part of this rehearsal");
+        } else if let (true, Some(why)) = (self.data_loss.is_empty(), &self.data_loss_unknown) {
+            let _ = writeln!(s, "data loss forecast: UNKNOWN ({why})");
         } else if self.data_loss.is_empty() {
             let _ = writeln!(s, "data loss forecast: none");
         } else {

@@ -19,6 +19,9 @@ enum Node {
     Link(PathBuf),
     /// A folder.
     Dir,
+    /// A FIFO, socket or device node: its type and permission bits (never opened: reading a
+    /// FIFO would wait for a writer).
+    Special { kind: u32, mode: u32 },
 }
 
 /// Everything an undo must give back.
@@ -126,6 +129,11 @@ fn walk(
         } else if meta.is_dir() {
             walk(root, &rel, skip, out)?;
             Node::Dir
+        } else if !meta.is_file() {
+            Node::Special {
+                kind: std::os::unix::fs::MetadataExt::mode(&meta) & libc::S_IFMT,
+                mode: meta.permissions().mode() & 0o7777,
+            }
         } else {
             let bytes = fs::read(&path).map_err(|e| IoError::new("read", &path, e))?;
             Node::File { hash: blake3::hash(&bytes), mode: meta.permissions().mode() & 0o7777 }

@@ -223,6 +223,35 @@ fn a_state_folder_owned_by_another_user_is_refused() {
     assert!(fs::symlink_metadata(state.join("lock")).is_ok());
 }
 
+/// A run's journal that another user took over: its undo and its resume are refused like any
+/// state path of theirs (`Refused`, with the owner and the `chown` hint), not failed with an
+/// I/O error and no hint.
+#[test]
+fn a_journal_owned_by_another_user_is_refused_with_the_hint() {
+    let Some(other) = OtherUser::create("a_journal_owned_by_another_user_is_refused_with_the_hint") else { return };
+    let s = Scene::new();
+    let state = s.outside.path().join("state");
+    let rb = Rollback::builder(s.repo.path()).config(config(&state)).build().unwrap();
+    let run = rb.run(&fast_to("v1"), &AutoConfirm, &Recorder::default()).unwrap();
+    let run_id = run.run_id.unwrap();
+    let journal = state.join("runs").join(&run_id).join("journal.jsonl");
+    chown_r(&journal, other.uid);
+    let (head, tree) = (s.repo.head(), s.repo.tree());
+    let errors = [
+        rb.undo(&run_id, &AutoConfirm, &Recorder::default()).unwrap_err(),
+        rb.resume(&run_id, &Recorder::default()).unwrap_err(),
+    ];
+    for err in &errors {
+        assert_refused(err, &[&journal.display().to_string()], &format!("chown -R root {}", journal.display()));
+        assert!(chain(err).contains(&format!("belongs to {} (uid {})", other.name, other.uid)), "{}", chain(err));
+    }
+    assert_eq!(s.repo.head(), head, "HEAD did not move");
+    assert!(s.repo.tree() == tree, "the work tree is unchanged");
+    chown_r(&journal, 0);
+    rb.undo(&run_id, &AutoConfirm, &Recorder::default()).unwrap();
+    assert!(s.repo.exists("notes.txt"));
+}
+
 #[test]
 fn a_swapped_backup_in_folders_another_user_owns_is_never_restored() {
     let Some(other) = OtherUser::create("a_swapped_backup_in_folders_another_user_owns_is_never_restored") else {

@@ -13,21 +13,25 @@
 use std::fs::OpenOptions;
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::engine::{Rollback, RunOptions};
+use crate::engine::Rollback;
 use crate::error::{Error, Result};
 use crate::event::{Event, LogLevel, Observer};
 use crate::fsutil::IoContext;
-use crate::journal::RunStatus;
 use crate::plan::Level;
-use crate::prompt::AutoConfirm;
 use crate::time::Timestamp;
 use crate::vcs::CommitId;
+
+mod act;
+
+use act::Settled;
+
+/// The stop flag of front-ends that watch (moved to [`crate::signals`]).
+pub use crate::signals::{stop_on_signals, stop_on_signals_saying};
 
 /// How to watch.
 #[derive(Clone, Debug)]
@@ -138,32 +142,9 @@ pub struct WatchReport {
     pub stopped_by: String,
 }
 
-/// A stop flag set by SIGINT or SIGTERM, for front-ends that watch.
-///
-/// The signals are received on the shared runtime, so the process is not killed by them while
-/// the flag is installed: the watcher finishes its round (a rollback in progress completes)
-/// and returns.
-pub fn stop_on_signals() -> Arc<AtomicBool> {
-    let flag = Arc::new(AtomicBool::new(false));
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        // Registered before this returns, not in the spawned task: a signal that comes as soon
-        // as the watch starts sets the flag instead of killing the process.
-        let _context = crate::rt::runtime().enter();
-        if let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) {
-            let f = flag.clone();
-            crate::rt::runtime().spawn(async move {
-                tokio::select! {
-                    _ = int.recv() => {}
-                    _ = term.recv() => {}
-                }
-                f.store(true, Ordering::SeqCst);
-            });
-        }
-    }
-    flag
-}
+/// The longest interval between rounds: a year (longer ones overflow the clock's arithmetic,
+/// and watch nothing).
+const MAX_INTERVAL: Duration = Duration::from_secs(366 * 24 * 3600);
 
 struct Log<'a> {
     observer: &'a dyn Observer,
@@ -220,8 +201,16 @@ impl Rollback {
                 Some("add checks (`forge-rollback init --preset forge --print` shows examples)".into()),
             ));
         }
+        // Its checks and its rollbacks need the runtime: refused now, not at the first round.
+        crate::rt::try_runtime().map_err(Error::Runtime)?;
         if opts.failures == 0 {
             return Err(Error::usage("`failures` must be at least 1".to_owned(), None));
+        }
+        if opts.interval > MAX_INTERVAL {
+            return Err(Error::usage(
+                format!("an interval of {:.0} s is longer than a year", opts.interval.as_secs_f64()),
+                Some("give `--interval` (or `[watch] interval_secs`) in seconds, at most 31622400".into()),
+            ));
         }
         if opts.level == Some(Level::Manual) {
             // It would only find out when a rollback is due, and then not roll back.
@@ -239,7 +228,8 @@ impl Rollback {
                 .get("minimum_uptime_hours")
                 .and_then(serde_json::Value::as_f64)
                 .unwrap_or(24.0);
-            Duration::try_from_secs_f64(hours.max(0.0) * 3600.0).map_err(|_| {
+            // A negative window would promote after one round: refused like an absurd one.
+            Duration::try_from_secs_f64(hours * 3600.0).map_err(|_| {
                 Error::usage(
                     format!("the registry's `verification_criteria.minimum_uptime_hours` ({hours}) is not a usable number of hours"),
                     Some("fix it in the registry, or pass `--promote-after HOURS`".into()),
@@ -271,12 +261,19 @@ impl Rollback {
             ),
         );
         let mut report = WatchReport::default();
-        // Commits this watch will not roll back from (again): the releases it rolled back to,
-        // and the ones it left when the target failed the checks too. The failures outlived a
-        // rollback to a verified release, so the code is not their cause; walking down the
-        // registry marking releases bad, or flapping between rollback and undo, would only
-        // make things worse.
-        let mut settled: Vec<CommitId> = Vec::new();
+        let mut settled = Settled::default();
+        // A watch before this one (restarted by systemd, after a reboot) rolled back to HEAD:
+        // failures now would walk down the registry just the same.
+        if let Some(run) = self.watch_rollback_to(&head) {
+            log.say(
+                LogLevel::Info,
+                format!(
+                    "HEAD ({}) is the release watch run {run} rolled back to: this watch will not roll back from it either",
+                    head.short()
+                ),
+            );
+            settled.rolled_to.push(head.clone());
+        }
         let mut failures = 0u32;
         let mut passing_since: Option<Instant> = None;
         let mut promoted_head = false;
@@ -330,6 +327,8 @@ impl Rollback {
                 })?;
             } else if v.passed {
                 failures = 0;
+                // The outage that failed a rollback's own verification is over.
+                settled.outage.clear();
                 let since = *passing_since.get_or_insert(round_start);
                 log.say(LogLevel::Success, format!("round {}: all {} check(s) passed", report.rounds, v.checks.len()));
                 log.record(&WatchRecord::Round {
@@ -342,8 +341,7 @@ impl Rollback {
                 })?;
                 let passed_for = round_start.saturating_duration_since(since) + Duration::from_millis(v.duration_ms);
                 if !promoted_head && passed_for >= promote_after {
-                    promoted_head = true;
-                    self.promote(&mut log, &head, passed_for, opts.dry_run, &mut report)?;
+                    promoted_head = self.promote(&mut log, &head, passed_for, opts.dry_run, &mut report)?;
                 }
             } else {
                 failures += 1;
@@ -373,6 +371,11 @@ impl Rollback {
                     self.watch_rollback(&mut log, opts, &head, failed, &mut report, &mut settled)?;
                 }
             }
+            // The last round: no interval after it to wait out.
+            if opts.rounds.is_some_and(|n| report.rounds >= n) {
+                report.stopped_by = "rounds".into();
+                break;
+            }
             if sleep_until(round_start + opts.interval, stop) {
                 report.stopped_by = "signal".into();
                 break;
@@ -391,166 +394,5 @@ impl Rollback {
             ),
         );
         Ok(report)
-    }
-
-    fn promote(
-        &self,
-        log: &mut Log<'_>,
-        head: &CommitId,
-        passed_for: Duration,
-        dry_run: bool,
-        report: &mut WatchReport,
-    ) -> Result<()> {
-        let (good, bad) =
-            self.registry()?.find(head).map_or((false, false), |e| (e.verified && !e.known_bad, e.known_bad));
-        if good {
-            return Ok(());
-        }
-        let passed = human(passed_for);
-        if bad {
-            // A bad mark is a person's (or a rollback's) decision that passing checks do not
-            // overturn: the checks may not see what made the release bad.
-            log.say(
-                LogLevel::Warn,
-                format!(
-                    "not marking {0} known-good: it is marked known bad (passed every round for {passed}; `forge-rollback known-good unmark {0}` if the mark is wrong)",
-                    head.short()
-                ),
-            );
-        } else if dry_run {
-            log.say(
-                LogLevel::Info,
-                format!("dry run: would mark {} known-good (passed every round for {passed})", head.short()),
-            );
-        } else {
-            let out = self.mark_good(head.as_str(), Some(&format!("watch: passed every round for {passed}")))?;
-            for n in &out.notes {
-                log.say(LogLevel::Warn, n.clone());
-            }
-            log.say(LogLevel::Success, format!("Marked {} known-good (passed every round for {passed})", head.short()));
-            report.promoted.push(head.clone());
-        }
-        log.record(&WatchRecord::Promote {
-            at: Timestamp::now(),
-            commit: head.clone(),
-            passed_for_secs: passed_for.as_secs_f64(),
-            done: !dry_run && !bad,
-        })
-    }
-
-    fn watch_rollback(
-        &self,
-        log: &mut Log<'_>,
-        opts: &WatchOptions,
-        head: &CommitId,
-        because: Vec<String>,
-        report: &mut WatchReport,
-        settled: &mut Vec<CommitId>,
-    ) -> Result<()> {
-        let at = Timestamp::now();
-        if settled.contains(head) {
-            log.say(
-                LogLevel::Error,
-                format!(
-                    "{} failed rounds, but this watch already rolled back from or to {}: the failures outlived a rollback to a verified release, so they are not in the code; not rolling back again (investigate the services, the database, the network)",
-                    opts.failures,
-                    head.short()
-                ),
-            );
-            return log.record(&WatchRecord::Rollback {
-                at,
-                from: head.clone(),
-                run_id: None,
-                outcome:
-                    "not started: this watch already rolled back from or to HEAD; the failures are not in the code"
-                        .into(),
-                because,
-            });
-        }
-        if let Some(holder) = self.lock_holder()? {
-            log.say(
-                LogLevel::Warn,
-                format!("{} failed rounds, but a run is in progress ({holder}): not starting another", opts.failures),
-            );
-            return log.record(&WatchRecord::Rollback {
-                at,
-                from: head.clone(),
-                run_id: None,
-                outcome: format!("not started: the lock is held by {holder}"),
-                because,
-            });
-        }
-        let run_opts = RunOptions {
-            level: opts.level,
-            target: None,
-            dry_run: opts.dry_run,
-            reason: Some(format!(
-                "watch: {} failed verification rounds in a row: {}",
-                opts.failures,
-                because.join("; ")
-            )),
-            ..RunOptions::default()
-        };
-        log.say(
-            LogLevel::Warn,
-            format!(
-                "{} failed rounds in a row: {}rolling back from {}",
-                opts.failures,
-                if opts.dry_run { "dry run: would be " } else { "" },
-                head.short()
-            ),
-        );
-        match self.run(&run_opts, &AutoConfirm, log.observer) {
-            Ok(outcome) if opts.dry_run => log.record(&WatchRecord::Rollback {
-                at,
-                from: head.clone(),
-                run_id: None,
-                outcome: format!("dry run: would roll back to {}", outcome.to.short()),
-                because,
-            }),
-            Ok(outcome) => {
-                if let Some(id) = &outcome.run_id {
-                    report.rollbacks.push(id.clone());
-                }
-                let verified = outcome.verification.as_ref().is_none_or(|v| v.passed);
-                if matches!(outcome.status, RunStatus::Succeeded | RunStatus::VerificationFailed | RunStatus::Undone) {
-                    settled.push(outcome.to.clone());
-                }
-                if !verified {
-                    // The checks failed on the known-good release too (and `on_failure = "undo"`
-                    // may have brought the broken one back): the failures are not in the code.
-                    // Rolling back again from either commit would only flap.
-                    settled.push(head.clone());
-                }
-                log.record(&WatchRecord::Rollback {
-                    at,
-                    from: head.clone(),
-                    run_id: outcome.run_id.clone(),
-                    outcome: outcome.status.to_string(),
-                    because,
-                })?;
-                if outcome.status == RunStatus::Succeeded && verified {
-                    // Only when the known-good release passes where this one failed is there
-                    // evidence against this one.
-                    self.mark_bad(head.as_str(), Some("watch: failed verification; rolled back from"))?;
-                    log.say(
-                        LogLevel::Info,
-                        format!("Marked {} known bad: it will not be a rollback target", head.short()),
-                    );
-                    log.record(&WatchRecord::MarkBad { at: Timestamp::now(), commit: head.clone() })?;
-                }
-                Ok(())
-            }
-            Err(e) => {
-                log.say(LogLevel::Error, format!("the rollback did not start: {e}"));
-                log.record(&WatchRecord::Rollback {
-                    at,
-                    from: head.clone(),
-                    run_id: None,
-                    outcome: format!("not started: {e}"),
-                    because,
-                })
-            }
-        }
     }
 }

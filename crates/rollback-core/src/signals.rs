@@ -1,0 +1,66 @@
+//! SIGINT and SIGTERM for front-ends that stop at a boundary (a run's step, a watch's round)
+//! instead of dying half-way: the first signal sets a flag, a second ends the process.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// A stop flag set by SIGINT or SIGTERM, for front-ends that watch.
+///
+/// The signals are received on the shared runtime, so the process is not killed by them while
+/// the flag is installed: the watcher finishes its round (a rollback in progress completes)
+/// and returns.
+pub fn stop_on_signals() -> Arc<AtomicBool> {
+    stop_on_signals_saying(|| {})
+}
+
+/// [`stop_on_signals`], calling `notice` when the first signal comes (a front-end says what
+/// happens now: the step or round under way finishes first). A second SIGINT or SIGTERM ends
+/// the process at once, by that signal, as `kill` would: for a step that hangs (a `git` whose
+/// filter waits on the network). Its journal keeps what it did; the run shows as `interrupted`.
+pub fn stop_on_signals_saying(notice: impl Fn() + Send + 'static) -> Arc<AtomicBool> {
+    let flag = Arc::new(AtomicBool::new(false));
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        // Registered before this returns, not in the spawned task: a signal that comes as soon
+        // as the watch starts sets the flag instead of killing the process.
+        // No runtime (too few file descriptors to build one): no handlers, and the signals
+        // keep their default action; the caller finds out from `rt::try_runtime` itself.
+        let Ok(rt) = crate::rt::try_runtime() else { return flag };
+        let _context = rt.enter();
+        if let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) {
+            let f = flag.clone();
+            rt.spawn(async move {
+                let mut seen = 0;
+                loop {
+                    let signo = tokio::select! {
+                        _ = int.recv() => libc::SIGINT,
+                        _ = term.recv() => libc::SIGTERM,
+                    };
+                    seen += 1;
+                    if seen == 1 {
+                        f.store(true, Ordering::SeqCst);
+                        notice();
+                    } else {
+                        die_by(signo);
+                    }
+                }
+            });
+        }
+    }
+    flag
+}
+
+/// Ends the process by `signo` with its default action (the exit status a shell reads as
+/// killed by it).
+#[cfg(unix)]
+fn die_by(signo: libc::c_int) {
+    // SAFETY: restoring a signal's default action and raising it are plain libc calls with no
+    // memory passed; the process ends on the raise.
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::signal(signo, libc::SIG_DFL);
+        libc::raise(signo);
+    }
+    std::process::exit(128 + signo);
+}
