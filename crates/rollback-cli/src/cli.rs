@@ -131,6 +131,11 @@ pub enum Command {
     Gate {
         /// The commit to check (a hash, tag, branch, `HEAD`).
         rev: String,
+        /// Read the registry as this commit holds it (`main`, `FETCH_HEAD`), not from the work
+        /// tree: in CI the work tree is the commit being deployed, which cannot hold its own
+        /// bad mark.
+        #[arg(long, value_name = "REF")]
+        registry_at: Option<String>,
     },
     /// Remove the lock file left by a run that died (refused while its holder is alive).
     Unlock,

@@ -199,8 +199,8 @@ pub fn dispatch(args: &Args, out: &Output) -> anyhow::Result<ExitStatus> {
             }
             Ok(ExitStatus::Success)
         }
-        Command::Gate { rev } => {
-            let gate = open(args)?.gate(rev)?;
+        Command::Gate { rev, registry_at } => {
+            let gate = open(args)?.gate_at(rev, registry_at.as_deref())?;
             if out.json {
                 out.json_value(&serde_json::to_value(&gate)?)?;
             }

@@ -262,3 +262,25 @@ fn a_bad_mark_made_while_a_mark_is_under_way_stays() {
     assert!(out.stderr.contains("broke login"), "{}", out.stderr);
     fr(&r, &["gate", &v2]).code(4);
 }
+
+/// CI checks out the commit being deployed, whose tree cannot hold its own bad mark (that is
+/// committed on top of it, later): `gate` there passed the very release it exists to stop.
+/// `--registry-at REF` reads the registry as `REF` holds it; a `REF` without one is exit 2.
+#[test]
+fn gate_reads_the_registry_as_a_branch_holds_it() {
+    let (r, [_, _, v3]) = messy_repo();
+    fr(&r, &["known-good", "bad", "v3", "--note", "broke login"]).ok();
+    r.git(&["add", "rollback/config/known-good-commits.json"]);
+    r.git(&["commit", "-q", "-m", "mark v3 bad"]);
+    r.git(&["branch", "-q", "registry-tip"]);
+    // What CI's checkout of the release has: its own tree.
+    r.git(&["stash", "-q", "-u"]);
+    r.git(&["checkout", "-q", "--detach", "v3"]);
+    fr(&r, &["gate", &v3]).ok();
+    let gate = fr(&r, &["gate", &v3, "--registry-at", "registry-tip"]);
+    gate.code(4);
+    assert!(gate.stderr.contains("broke login"), "{}", gate.stderr);
+    let none = fr(&r, &["gate", &v3, "--registry-at", "v1"]);
+    none.code(2);
+    assert!(none.stderr.contains("has no registry at `rollback/config/known-good-commits.json`"), "{}", none.stderr);
+}

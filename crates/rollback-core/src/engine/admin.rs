@@ -118,8 +118,35 @@ impl Rollback {
     /// The gate for CI and git hooks: whether `rev` is marked known bad in the registry
     /// (`forge-rollback gate REV` exits non-zero then). Reads only.
     pub fn gate(&self, rev: &str) -> Result<Gate> {
+        self.gate_at(rev, None)
+    }
+
+    /// [`Rollback::gate`] with the registry as the commit `at` holds it (a branch: `main`,
+    /// `FETCH_HEAD`), not as the work tree does. In CI the work tree is the commit being
+    /// deployed, which cannot hold its own bad mark: that is committed on top of it, later.
+    /// A commit without the registry is bad usage, not an empty registry that passes all.
+    pub fn gate_at(&self, rev: &str, at: Option<&str>) -> Result<Gate> {
         let commit = self.vcs.resolve(rev)?;
-        let reg = Registry::load(&self.registry_path())?;
+        let reg = match at {
+            None => Registry::load(&self.registry_path())?,
+            Some(at) => {
+                let holder = self.vcs.resolve(at)?;
+                let path = self.registry_path();
+                let rel = crate::paths::RepoPath::from_fs(self.workdir(), &path).map_err(|_| {
+                    Error::usage(
+                        format!("the registry `{}` is outside the work tree: no commit holds it", path.display()),
+                        Some("leave out `--registry-at`, or keep the registry in the repository".into()),
+                    )
+                })?;
+                let Some(bytes) = self.vcs.read_file_at(&holder, &rel)? else {
+                    return Err(Error::usage(
+                        format!("commit {} ({at}) has no registry at `{rel}`", holder.short()),
+                        Some("name the branch the registry is committed on (`git fetch origin main`, then `--registry-at FETCH_HEAD`)".into()),
+                    ));
+                };
+                Registry::parse(&bytes, &path)?
+            }
+        };
         let entry = reg.deciding(&commit).cloned();
         let known_bad = reg.is_bad(&commit);
         Ok(Gate { commit, known_bad, entry })
