@@ -433,7 +433,7 @@ impl Deployer for Fly {
     fn no_autodeploy_switch(&self) -> Option<String> {
         Some(
             "no autodeploy on Fly: releases come from `fly deploy` (usually in CI), which nothing here can switch off; \
-             make CI run `forge-rollback gate <commit>` before it deploys"
+             make CI run `forge-rollback gate <commit> --registry-at <default branch>` before it deploys"
                 .to_owned(),
         )
     }

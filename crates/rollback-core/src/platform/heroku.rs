@@ -256,7 +256,7 @@ impl Deployer for Heroku {
         Some(
             "Heroku's Platform API cannot switch automatic deploys: turn them off in the Dashboard (the app's \
              Deploy tab, \"Disable Automatic Deploys\"), or ship through pipeline promotion; guard CI deploys \
-             with `forge-rollback gate <commit>`"
+             with `forge-rollback gate <commit> --registry-at <default branch>`"
                 .to_owned(),
         )
     }
