@@ -111,6 +111,23 @@ fn host_name() -> String {
     String::from_utf8_lossy(&buf[..end]).into_owned()
 }
 
+/// `flock(LOCK_EX)` on `file`, waiting for the holder (retried when a signal interrupts it):
+/// for short critical sections (a registry edit), where waiting is the right answer.
+pub(crate) fn flock_wait(file: &File) -> std::io::Result<()> {
+    loop {
+        // SAFETY: the descriptor is open for the duration of the call.
+        #[allow(unsafe_code)]
+        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
+        if rc == 0 {
+            return Ok(());
+        }
+        let e = std::io::Error::last_os_error();
+        if e.kind() != std::io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
 /// `flock(fd, LOCK_EX | LOCK_NB)`: `Ok(true)` when taken, `Ok(false)` when held elsewhere.
 fn try_flock(file: &File, path: &Path) -> Result<bool, IoError> {
     // SAFETY: the descriptor is open for the duration of the call.

@@ -232,7 +232,7 @@ impl Registry {
             .map_err(|e| Error::from(crate::fsutil::IoError::new("create folder", parent, e)))?;
         let dir =
             std::fs::File::open(parent).map_err(|e| Error::from(crate::fsutil::IoError::new("open", parent, e)))?;
-        match lock_exclusive(&dir) {
+        match crate::lock::flock_wait(&dir) {
             Ok(()) => {}
             // A file system that cannot lock a folder (NFS emulates `flock` with byte-range
             // locks, which need a file open for writing): the edit goes on unlocked, as before
@@ -379,7 +379,7 @@ impl Registry {
     /// Whether `commit` is marked bad: by any of its entries (a registry merged from two
     /// branches can list a commit twice, once good and once bad; bad wins).
     pub fn is_bad(&self, commit: &CommitId) -> bool {
-        self.commits.iter().any(|e| e.known_bad && Self::names(e, commit))
+        self.deciding(commit).is_some_and(|e| e.known_bad)
     }
 
     /// Whether `e` is the entry of `commit` (a full hash, or the short one older files hold).
@@ -407,23 +407,6 @@ impl Registry {
             }
         }
         Ok(best.map(|(_, _, id, e)| (id, e)))
-    }
-}
-
-/// `flock(LOCK_EX)` on `file`, waiting for the holder (retried when a signal interrupts it).
-fn lock_exclusive(file: &std::fs::File) -> std::io::Result<()> {
-    use std::os::fd::AsRawFd as _;
-    loop {
-        // SAFETY: the descriptor is open for the duration of the call.
-        #[allow(unsafe_code)]
-        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
-        if rc == 0 {
-            return Ok(());
-        }
-        let e = std::io::Error::last_os_error();
-        if e.kind() != std::io::ErrorKind::Interrupted {
-            return Err(e);
-        }
     }
 }
 

@@ -147,9 +147,9 @@ impl Rollback {
                 Registry::parse(&bytes, &path)?
             }
         };
+        // The bad entry when the commit has one (a merged registry can list it twice).
         let entry = reg.deciding(&commit).cloned();
-        let known_bad = reg.is_bad(&commit);
-        Ok(Gate { commit, known_bad, entry })
+        Ok(Gate { commit, known_bad: entry.as_ref().is_some_and(|e| e.known_bad), entry })
     }
 
     /// Removes `rev` from the registry.

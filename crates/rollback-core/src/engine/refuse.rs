@@ -80,12 +80,7 @@ impl Rollback {
             let touched: Vec<&crate::paths::RepoPath> =
                 changes.iter().map(|c| &c.path).chain(&a.dirty.modified).chain(&a.dirty.staged).collect();
             out.extend(super::planner::refuse_filters(self.vcs.as_ref(), &a.target.commit.id, &touched));
-            // Files the reset rewrites or removes and the untracked ones `remove_untracked`
-            // removes, with their folders: none may be immutable or append-only.
-            let kept = super::planner::kept_untracked(self.workdir(), &self.config);
-            let removed = a.dirty.untracked.iter().filter(|p| !kept.contains(p));
-            let locked = crate::immutable::locked(self.workdir(), touched.iter().copied().chain(removed));
-            out.extend(crate::immutable::refusal("the rollback", &locked));
+            out.extend(self.locked_paths_refusal(a));
             // An undo at once when verification fails writes HEAD's files back the same way.
             if self.config.verify.on_failure == crate::verify::config::OnFailure::Undo {
                 let changed: Vec<&crate::paths::RepoPath> = changes.iter().map(|c| &c.path).collect();
@@ -196,6 +191,17 @@ impl Rollback {
     /// Refuses while a live process holds the run lock, naming it. Asked before the
     /// unfinished-run refusal outside the lock: a run that is still running is unfinished too,
     /// and "resume or undo it" would be dangerous advice about a live run.
+    /// The refusal when a file the rollback of `a` changes (what the reset rewrites or
+    /// removes, the untracked files `remove_untracked` removes), or the folder it changes it
+    /// in, is immutable or append-only in this work tree. `a` may be a copy's assessment (a
+    /// rehearsal): its paths are relative, and the real tree is what is looked at.
+    pub(crate) fn locked_paths_refusal(&self, a: &Assessment) -> Option<Error> {
+        let kept = super::planner::kept_untracked(self.workdir(), &self.config);
+        let removed = a.dirty.untracked.iter().filter(|p| !kept.contains(p));
+        let touched = a.changes.iter().map(|c| &c.path).chain(&a.dirty.modified).chain(&a.dirty.staged).chain(removed);
+        crate::immutable::refusal("the rollback", &crate::immutable::locked(self.workdir(), touched))
+    }
+
     pub(crate) fn refuse_locked(&self) -> Result<()> {
         Ok(crate::lock::refuse_held(&self.state.lock_path())?)
     }

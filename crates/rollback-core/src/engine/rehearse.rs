@@ -350,10 +350,7 @@ impl Rollback {
         let a = copy.assess(Some(plan.to.as_str()))?;
         // What the copy cannot carry: an immutable or append-only file or folder of the real
         // tree, on which the real run is refused.
-        let kept = planner::kept_untracked(self.workdir(), &self.config);
-        let removed = a.dirty.untracked.iter().filter(|p| !kept.contains(p));
-        let touched = a.changes.iter().map(|c| &c.path).chain(&a.dirty.modified).chain(&a.dirty.staged).chain(removed);
-        if let Some(e) = crate::immutable::refusal("the rollback", &crate::immutable::locked(self.workdir(), touched)) {
+        if let Some(e) = self.locked_paths_refusal(&a) {
             return Err(e);
         }
         let real = planner::rollback_plan(copy.vcs.as_ref(), &self.config, &self.check_names(), &a, level);

@@ -67,24 +67,22 @@ fn make_special(target: &Path, meta: &fs::Metadata) -> Result<(), IoError> {
     if kind.is_socket() {
         // Binding makes the socket file; it stays when the listener is dropped.
         std::os::unix::net::UnixListener::bind(target).map_err(|e| IoError::new("make socket", target, e))?;
-        return fs::set_permissions(target, fs::Permissions::from_mode(meta.permissions().mode() & 0o7777))
-            .map_err(|e| IoError::new("set mode", target, e));
-    }
-    let c = std::ffi::CString::new(target.as_os_str().as_bytes())
-        .map_err(|e| IoError::new("make special file", target, std::io::Error::other(e)))?;
-    let mode = meta.mode() as libc::mode_t;
-    // SAFETY: `c` is a NUL-terminated path that lives for the call; nothing else is passed.
-    #[allow(unsafe_code)]
-    let rc = unsafe { libc::mknod(c.as_ptr(), mode, meta.rdev() as libc::dev_t) };
-    if rc != 0 {
-        let e = std::io::Error::last_os_error();
-        // A device node needs privileges the user may not have: the copy goes without it.
-        if (kind.is_block_device() || kind.is_char_device()) && e.raw_os_error() == Some(libc::EPERM) {
-            return Ok(());
+    } else {
+        let c = std::ffi::CString::new(target.as_os_str().as_bytes())
+            .map_err(|e| IoError::new("make special file", target, std::io::Error::other(e)))?;
+        // SAFETY: `c` is a NUL-terminated path that lives for the call; nothing else is passed.
+        #[allow(unsafe_code)]
+        let rc = unsafe { libc::mknod(c.as_ptr(), meta.mode() as libc::mode_t, meta.rdev() as libc::dev_t) };
+        if rc != 0 {
+            let e = std::io::Error::last_os_error();
+            // A device node needs privileges the user may not have: the copy goes without it.
+            if (kind.is_block_device() || kind.is_char_device()) && e.raw_os_error() == Some(libc::EPERM) {
+                return Ok(());
+            }
+            return Err(IoError::new("make special file", target, e));
         }
-        return Err(IoError::new("make special file", target, e));
     }
-    // `mknod` applies the umask.
+    // Both apply the umask.
     fs::set_permissions(target, fs::Permissions::from_mode(meta.permissions().mode() & 0o7777))
         .map_err(|e| IoError::new("set mode", target, e))
 }
