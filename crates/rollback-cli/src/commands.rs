@@ -200,7 +200,17 @@ pub fn dispatch(args: &Args, out: &Output) -> anyhow::Result<ExitStatus> {
             Ok(ExitStatus::Success)
         }
         Command::Gate { rev, registry_at } => {
-            let gate = open(args)?.gate_at(rev, registry_at.as_deref())?;
+            let rb = open(args)?;
+            let gate = rb.gate_at(rev, registry_at.as_deref())?;
+            if !gate.registry_found {
+                crate::output::note(
+                    args.quiet,
+                    &format!(
+                        "there is no registry at `{}`: no commit is marked known bad",
+                        rb.registry_path().display()
+                    ),
+                );
+            }
             if out.json {
                 out.json_value(&serde_json::to_value(&gate)?)?;
             }

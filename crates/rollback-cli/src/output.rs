@@ -129,6 +129,14 @@ impl Observer for LogPrinter {
     }
 }
 
+/// A `note:` on stderr that does not change the outcome; none under `--quiet`.
+#[allow(clippy::print_stderr)]
+pub fn note(quiet: bool, message: &str) {
+    if !quiet {
+        eprintln!("note: {message}");
+    }
+}
+
 /// A log line on stderr, from the signal handler's thread (no observer there), even under
 /// `--quiet`: it answers the operator's own signal.
 #[allow(clippy::print_stderr)]

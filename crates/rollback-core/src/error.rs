@@ -145,6 +145,15 @@ impl Error {
         self.hint().map(|h| h.render(frontend))
     }
 
+    /// The file-system error underneath, from whichever part met it (the engine, the backup
+    /// store or the journal).
+    fn io_error(&self) -> Option<&crate::fsutil::IoError> {
+        match self {
+            Error::Io(e) | Error::Backup(backup::Error::Io(e)) | Error::Journal(journal::Error::Io(e)) => Some(e),
+            _ => None,
+        }
+    }
+
     /// The family this error belongs to.
     pub fn kind(&self) -> ErrorKind {
         match self {
@@ -177,8 +186,10 @@ impl Error {
             Error::StepFailed { source, .. } if source.kind() == ErrorKind::Cancelled => ErrorKind::Cancelled,
             // forge-rollback refusing a path of its state folder: another owner, a symlink, more
             // names (a file where a folder belongs is damage, an I/O failure).
-            Error::Io(e) | Error::Backup(backup::Error::Io(e)) | Error::Journal(journal::Error::Io(e))
-                if e.unsafe_state().is_some_and(|u| !matches!(u.problem, crate::fsutil::Problem::Kind { .. })) =>
+            _ if self
+                .io_error()
+                .and_then(crate::fsutil::IoError::unsafe_state)
+                .is_some_and(|u| !matches!(u.problem, crate::fsutil::Problem::Kind { .. })) =>
             {
                 ErrorKind::Refused
             }
@@ -314,17 +325,11 @@ impl Error {
             Error::Vcs(vcs::Error::GitNotFound(_)) => Some(
                 "install git, or set `backend = \"git2\"` under `[vcs]` in the configuration: the built-in libgit2 backend needs no `git` program".into(),
             ),
-            Error::Backup(backup::Error::Io(e)) | Error::Io(e) | Error::Journal(journal::Error::Io(e))
-                if e.unsafe_state().is_some() =>
-            {
-                e.unsafe_state().map(crate::fsutil::UnsafeState::hint)
-            }
+            _ if let Some(u) = self.io_error().and_then(crate::fsutil::IoError::unsafe_state) => Some(u.hint()),
             Error::Backup(backup::Error::NoSpace { needed, available, .. }) => {
                 Some(format!("free at least {} byte(s) there, then try again", needed.saturating_sub(*available)))
             }
-            Error::Backup(backup::Error::Io(e)) | Error::Io(e) | Error::Journal(journal::Error::Io(e))
-                if e.kind() == std::io::ErrorKind::StorageFull =>
-            {
+            _ if self.io_error().is_some_and(|e| e.kind() == std::io::ErrorKind::StorageFull) => {
                 Some("the disk is full: free space, then try again".into())
             }
             Error::Journal(journal::Error::Corrupt { path, .. }) => Some(format!(

@@ -391,7 +391,9 @@ impl Registry {
     /// The rollback target when none is given: among verified, not-bad commits that resolve in
     /// this repository and are not HEAD, the newest (by commit time) ancestor of HEAD; if no
     /// listed commit is an ancestor, the newest of them (the engine then refuses it as a
-    /// non-ancestor unless allowed). Never a silent `HEAD~1`.
+    /// non-ancestor unless allowed). Never a silent `HEAD~1`. Of two made in the same second
+    /// (commit times have whole seconds; a rebase or a script commits faster), the one that
+    /// descends from the other is the newer.
     pub fn pick_target(&self, vcs: &dyn VcsBackend, head: &CommitId) -> crate::Result<Option<(CommitId, Entry)>> {
         let mut best: Option<(bool, i64, CommitId, Entry)> = None;
         for e in self.commits.iter().filter(|e| e.verified && !e.known_bad) {
@@ -401,7 +403,11 @@ impl Registry {
             }
             let ancestor = vcs.is_ancestor(&id, head)?;
             let time = vcs.commit_info(&id)?.time;
-            let better = best.as_ref().is_none_or(|(a, t, ..)| (ancestor, time) > (*a, *t));
+            let better = match &best {
+                None => true,
+                Some((a, t, b, _)) if (ancestor, time) == (*a, *t) => b != &id && vcs.is_ancestor(b, &id)?,
+                Some((a, t, ..)) => (ancestor, time) > (*a, *t),
+            };
             if better {
                 best = Some((ancestor, time, id, e.clone()));
             }

@@ -286,3 +286,49 @@ fn gate_reads_the_registry_as_a_branch_holds_it() {
     none.code(2);
     assert!(none.stderr.contains("has no registry at `rollback/config/known-good-commits.json`"), "{}", none.stderr);
 }
+
+#[test]
+fn of_two_known_good_commits_made_in_the_same_second_the_later_one_is_the_target() {
+    let r = rollback_testkit::TestRepo::new();
+    let [_, _, v3] = r.three_releases();
+    // The test repository's clock moves only with `commit_all`: this commit has v3's time.
+    r.write("app/fix.py", "FIX = 1\n");
+    r.git(&["add", "-A"]);
+    r.git(&["commit", "-q", "-m", "fix on top of v3, the same second"]);
+    let fix = r.head();
+    assert_eq!(r.git(&["log", "-1", "--format=%ct", &v3]), r.git(&["log", "-1", "--format=%ct", &fix]));
+    r.write("app/main.py", "broken = True\n");
+    r.commit_all("release v4");
+    // Listed older first, then newer first: the order in the file does not decide.
+    for order in [[&v3, &fix], [&fix, &v3]] {
+        for c in order {
+            fr(&r, &["known-good", "mark", c.as_str()]).ok();
+        }
+        let a = fr(&r, &["assess", "--json"]).json();
+        assert_eq!(a["target"]["commit"]["id"], fix.as_str(), "order {order:?}");
+        for c in order {
+            fr(&r, &["known-good", "unmark", c.as_str()]).ok();
+        }
+    }
+}
+
+#[test]
+fn gate_says_when_there_is_no_registry() {
+    let (r, [_, _, v3]) = messy_repo();
+    let reg = r.path().join("rollback/config/known-good-commits.json");
+    if reg.exists() {
+        std::fs::remove_file(&reg).unwrap();
+    }
+    let out = fr(&r, &["gate", &v3]);
+    out.ok();
+    assert!(out.stderr.contains("note: there is no registry at"), "{}", out.stderr);
+    let out = fr(&r, &["gate", &v3, "--json"]);
+    out.ok();
+    assert_eq!(out.json()["registry_found"], false);
+    assert!(fr(&r, &["-q", "gate", &v3]).stderr.is_empty());
+    fr(&r, &["known-good", "bad", "v1"]).ok();
+    let out = fr(&r, &["gate", &v3, "--json"]);
+    out.ok();
+    assert_eq!(out.json()["registry_found"], true);
+    assert!(!out.stderr.contains("note:"), "{}", out.stderr);
+}

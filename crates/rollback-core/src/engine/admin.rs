@@ -22,6 +22,9 @@ pub struct Gate {
     pub known_bad: bool,
     /// Its registry entry, if it has one.
     pub entry: Option<crate::registry::Entry>,
+    /// The registry file exists. Without one nothing is marked, and every commit passes: a
+    /// front-end says so, as a misspelt `registry` path looks just the same.
+    pub registry_found: bool,
 }
 
 impl Rollback {
@@ -127,8 +130,15 @@ impl Rollback {
     /// A commit without the registry is bad usage, not an empty registry that passes all.
     pub fn gate_at(&self, rev: &str, at: Option<&str>) -> Result<Gate> {
         let commit = self.vcs.resolve(rev)?;
+        let mut registry_found = true;
         let reg = match at {
-            None => Registry::load(&self.registry_path())?,
+            None => {
+                let path = self.registry_path();
+                let reg = Registry::load(&path)?;
+                // `load` reads a missing file as an empty registry.
+                registry_found = std::fs::metadata(&path).is_ok();
+                reg
+            }
             Some(at) => {
                 let holder = self.vcs.resolve(at)?;
                 let path = self.registry_path();
@@ -149,7 +159,7 @@ impl Rollback {
         };
         // The bad entry when the commit has one (a merged registry can list it twice).
         let entry = reg.deciding(&commit).cloned();
-        Ok(Gate { commit, known_bad: entry.as_ref().is_some_and(|e| e.known_bad), entry })
+        Ok(Gate { commit, known_bad: entry.as_ref().is_some_and(|e| e.known_bad), entry, registry_found })
     }
 
     /// Removes `rev` from the registry.
