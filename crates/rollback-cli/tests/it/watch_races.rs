@@ -213,3 +213,40 @@ fn a_restarted_watch_does_not_walk_down_the_registry() {
     let runs = fr(&r, &["runs", "list", "--json"]);
     assert_eq!(runs.json().as_array().unwrap().len(), 1, "{}", runs.stdout);
 }
+
+/// With `on_failure = "undo"`, a watch whose rollback failed its own verification (an outage:
+/// v2 fails too) is undone back onto v3 and holds off; restarted (systemd, a reboot) before
+/// any round passed, it held off no longer: it rolled back from v3 again at once, and again
+/// was undone. It now reads the outage from its log; a passing round still ends it.
+#[test]
+fn a_restarted_watch_keeps_holding_off_during_an_outage() {
+    let (r, [_, _, v3, _], dir, cfg) = repo_with_check("test ! -f .git/outage");
+    let mut text = std::fs::read_to_string(&cfg).unwrap();
+    text.push_str("\n[verify]\non_failure = \"undo\"\n");
+    std::fs::write(&cfg, text).unwrap();
+    std::fs::write(r.path().join(".git/outage"), "").unwrap();
+    let watch =
+        |rounds: &str| fr(&r, &["--config", &cfg, "watch", "--interval", "0.1", "--failures", "2", "--rounds", rounds]);
+    let first = watch("2");
+    first.ok();
+    assert_eq!(r.head(), v3, "undone back onto v3: {}", first.stderr);
+    let runs = || fr(&r, &["runs", "list", "--json"]).json().as_array().unwrap().len();
+    assert_eq!(runs(), 2, "the rollback and its undo: {}", first.stderr);
+
+    let second = watch("3");
+    second.ok();
+    assert!(second.stderr.contains("failed its own verification (an outage)"), "{}", second.stderr);
+    assert!(second.stderr.contains("not rolling back again"), "{}", second.stderr);
+    assert_eq!(runs(), 2, "no second rollback: {}", second.stderr);
+
+    // The outage ends (a round passes), then v3 fails again: rolled back, and it sticks.
+    std::fs::remove_file(r.path().join(".git/outage")).unwrap();
+    let third = watch("1");
+    third.ok();
+    std::fs::write(r.path().join(".git/outage"), "").unwrap();
+    let fourth = watch("2");
+    fourth.ok();
+    assert!(!fourth.stderr.contains("an outage"), "{}", fourth.stderr);
+    assert_eq!(runs(), 4, "rolled back (and, failing on v2 too, undone) again: {}", fourth.stderr);
+    drop(dir);
+}

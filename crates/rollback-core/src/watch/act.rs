@@ -153,6 +153,29 @@ impl Rollback {
         .then(|| last.run_id.clone())
     }
 
+    /// The outage a watch before this one was holding off, from its log (`watch.jsonl` at
+    /// `path`): the commits it rolled back from whose rollback failed its own verification,
+    /// with no passing round since. A restarted watch (with `on_failure = "undo"` back on the
+    /// release it left) would otherwise roll back from it again at once. A log that cannot be
+    /// read, or a line that is not a record (a torn last line), holds nothing.
+    pub(super) fn outage_from_log(path: &std::path::Path) -> Vec<CommitId> {
+        let failed = RunStatus::VerificationFailed.as_str();
+        let mut outage: Vec<CommitId> = Vec::new();
+        let Ok(text) = std::fs::read_to_string(path) else { return outage };
+        for record in text.lines().filter_map(|l| serde_json::from_str::<WatchRecord>(l).ok()) {
+            match record {
+                WatchRecord::Round { passed: true, .. } => outage.clear(),
+                WatchRecord::Rollback { from, run_id: Some(_), outcome, .. } if outcome == failed => {
+                    if !outage.contains(&from) {
+                        outage.push(from);
+                    }
+                }
+                _ => {}
+            }
+        }
+        outage
+    }
+
     pub(super) fn watch_rollback(
         &self,
         log: &mut Log<'_>,

@@ -238,6 +238,7 @@ impl Rollback {
         };
         self.state_dir().ensure()?;
         let path = self.state_dir().root().join("watch.jsonl");
+        let outage = Self::outage_from_log(&path);
         let file = OpenOptions::new().create(true).append(true).mode(0o600).open(&path).at("open", &path)?;
         let mut log = Log { observer, file, path };
         let mut head = self.vcs().head()?.commit;
@@ -274,6 +275,16 @@ impl Rollback {
             );
             settled.rolled_to.push(head.clone());
         }
+        for commit in &outage {
+            log.say(
+                LogLevel::Info,
+                format!(
+                    "the last watch's rollback from {} failed its own verification (an outage) and no round has passed since: this watch will not roll back from it until one does",
+                    commit.short()
+                ),
+            );
+        }
+        settled.outage = outage;
         let mut failures = 0u32;
         let mut passing_since: Option<Instant> = None;
         let mut promoted_head = false;
