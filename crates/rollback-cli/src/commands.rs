@@ -137,6 +137,8 @@ pub fn dispatch(args: &Args, out: &Output) -> anyhow::Result<ExitStatus> {
         Command::Verify { checks } => {
             let rb = open(args)?;
             let only = (!checks.is_empty()).then_some(checks.as_slice());
+            // Ctrl-C ends `verify` at once, as it always did, but not its check programs.
+            rollback_core::signals::die_on_signals();
             let report = rb.verify(only)?;
             if out.json {
                 out.json_value(&report)?;
@@ -322,7 +324,11 @@ fn print_outcome(out: &Output, o: &RunOutcome) -> anyhow::Result<ExitStatus> {
     } else {
         out.text(&render_outcome(o))?;
     }
-    if o.verification.as_ref().is_some_and(|v| !v.passed) && o.status != RunStatus::Failed {
+    // Failed checks are exit 6 for a run whose steps all ran (undone or not); a run that
+    // failed or was interrupted after its checks says that instead (1, 5).
+    if o.verification.as_ref().is_some_and(|v| !v.passed)
+        && !matches!(o.status, RunStatus::Failed | RunStatus::Cancelled)
+    {
         return Ok(ExitStatus::VerificationFailed);
     }
     Ok(match o.status {

@@ -537,6 +537,14 @@ impl RunState {
         self.plan.steps.iter().zip(&self.done).find(|(s, _)| s.name() == step).and_then(|(_, d)| d.as_ref())
     }
 
+    /// The verdict of the run's completed `verify` step, if it has one.
+    pub fn verification(&self) -> Option<&crate::verify::VerificationReport> {
+        match self.detail_of("verify")? {
+            StepDetail::Verify(v) => Some(v),
+            _ => None,
+        }
+    }
+
     /// The snapshot id a completed step journaled (`snapshot` and `db_snapshot` steps).
     pub fn snapshot_of(&self, step: &str) -> Option<crate::backup::SnapshotId> {
         self.detail_of(step).and_then(StepDetail::snapshot).cloned()

@@ -1,8 +1,35 @@
 //! SIGINT and SIGTERM for front-ends that stop at a boundary (a run's step, a watch's round)
 //! instead of dying half-way: the first signal sets a flag, a second ends the process.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+/// Process groups of children that must not outlive forge-rollback when a signal ends it
+/// ([`die_by`]): a check's program runs in its own group (a Ctrl-C at the terminal does not
+/// reach it), and is killed with its group when its check is dropped, which a process dying
+/// by a signal never does.
+static CHILD_GROUPS: Mutex<Vec<i32>> = Mutex::new(Vec::new());
+
+/// A child's process group, killed if a signal ends forge-rollback while this lives.
+#[must_use = "the group is forgotten when this is dropped"]
+pub(crate) struct ChildGroup(i32);
+
+impl ChildGroup {
+    /// Remembers the group `pgid` (a child spawned with `process_group(0)`).
+    pub(crate) fn new(pgid: i32) -> Self {
+        CHILD_GROUPS.lock().unwrap_or_else(PoisonError::into_inner).push(pgid);
+        Self(pgid)
+    }
+}
+
+impl Drop for ChildGroup {
+    fn drop(&mut self) {
+        let mut groups = CHILD_GROUPS.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(i) = groups.iter().position(|g| *g == self.0) {
+            groups.swap_remove(i);
+        }
+    }
+}
 
 /// A stop flag set by SIGINT or SIGTERM, for front-ends that watch.
 ///
@@ -18,6 +45,19 @@ pub fn stop_on_signals() -> Arc<AtomicBool> {
 /// the process at once, by that signal, as `kill` would: for a step that hangs (a `git` whose
 /// filter waits on the network). Its journal keeps what it did; the run shows as `interrupted`.
 pub fn stop_on_signals_saying(notice: impl Fn() + Send + 'static) -> Arc<AtomicBool> {
+    install(false, notice)
+}
+
+/// For a command with no boundary to stop at (`verify`): the first SIGINT or SIGTERM ends the
+/// process by that signal, as without a handler, but kills the check programs it started
+/// first instead of leaving them running, orphaned.
+pub fn die_on_signals() {
+    install(true, || {});
+}
+
+/// The handlers: the first signal sets the returned flag and calls `notice` (or, with
+/// `first_ends`, ends the process); a second ends it.
+fn install(first_ends: bool, notice: impl Fn() + Send + 'static) -> Arc<AtomicBool> {
     let flag = Arc::new(AtomicBool::new(false));
     #[cfg(unix)]
     {
@@ -38,7 +78,7 @@ pub fn stop_on_signals_saying(notice: impl Fn() + Send + 'static) -> Arc<AtomicB
                         _ = term.recv() => libc::SIGTERM,
                     };
                     seen += 1;
-                    if seen == 1 {
+                    if seen == 1 && !first_ends {
                         f.store(true, Ordering::SeqCst);
                         notice();
                     } else {
@@ -52,9 +92,17 @@ pub fn stop_on_signals_saying(notice: impl Fn() + Send + 'static) -> Arc<AtomicB
 }
 
 /// Ends the process by `signo` with its default action (the exit status a shell reads as
-/// killed by it).
+/// killed by it), killing the process groups of the check programs running first.
 #[cfg(unix)]
 fn die_by(signo: libc::c_int) {
+    for pgid in CHILD_GROUPS.lock().unwrap_or_else(PoisonError::into_inner).iter().filter(|g| **g > 1) {
+        // SAFETY: kill(2) with a negative pid signals the process group `pgid`, which a child
+        // of ours leads (registered while its check runs, dropped once it is reaped).
+        #[allow(unsafe_code)]
+        unsafe {
+            libc::kill(-*pgid, libc::SIGKILL);
+        }
+    }
     // SAFETY: restoring a signal's default action and raising it are plain libc calls with no
     // memory passed; the process ends on the raise.
     #[allow(unsafe_code)]

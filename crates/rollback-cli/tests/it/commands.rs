@@ -94,6 +94,50 @@ fn prune_keeps_every_snapshot_of_a_kept_run() {
     assert_eq!(state(&r), before, "the run is undone whole: files, HEAD and rows");
 }
 
+/// The database dump of a full run is corrupt: the undo refuses before it changes anything,
+/// like a damaged files backup. It used to start, fail in `restore_database` (exit 1), and
+/// stay unfinished, blocking every later undo.
+#[test]
+fn an_undo_from_a_damaged_database_dump_is_refused_with_nothing_changed() {
+    use crate::crash_full::{deployed, env, state};
+    let r = deployed();
+    let before = state(&r);
+    let run = crate::common::fr_env(&r, &["run", "--full", "--yes", "--target", "v1", "--json"], &env());
+    run.ok();
+    let id = run.json()["run_id"].as_str().unwrap().to_owned();
+    let rolled_back = state(&r);
+    let backups = fr(&r, &["backups", "list", "--json"]).json();
+    let dump = backups
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["run_id"] == id.as_str() && s["database"].is_object())
+        .unwrap_or_else(|| panic!("no database backup of {id}: {backups}"));
+    let store = r.path().join(".git/forge-rollback/backups");
+    let manifest =
+        std::fs::read_to_string(store.join(format!("snapshots/{}.json", dump["id"].as_str().unwrap()))).unwrap();
+    // Every blob the dump's manifest names (64 hex digits), damaged.
+    let mut damaged = Vec::new();
+    for word in manifest.split(|c: char| !c.is_ascii_hexdigit()).filter(|w| w.len() == 64) {
+        let blob = store.join("blobs").join(&word[..2]).join(&word[2..]);
+        if let Ok(good) = std::fs::read(&blob) {
+            std::fs::write(&blob, &good[..good.len() / 2]).unwrap();
+            damaged.push((blob, good));
+        }
+    }
+    assert!(!damaged.is_empty(), "{manifest}");
+    let refused = crate::common::fr_env(&r, &["undo", &id, "--yes"], &env());
+    refused.code(4);
+    assert!(refused.stderr.contains("which the undo restores the database from, is damaged"), "{}", refused.stderr);
+    assert_eq!(state(&r), rolled_back, "nothing changed");
+    assert_eq!(fr(&r, &["runs", "list", "--json"]).json().as_array().unwrap().len(), 1, "no undo journaled");
+    for (blob, good) in damaged {
+        std::fs::write(blob, good).unwrap();
+    }
+    crate::common::fr_env(&r, &["undo", &id, "--yes"], &env()).ok();
+    assert_eq!(state(&r), before);
+}
+
 #[test]
 fn runs_show_prints_steps_and_log() {
     let (r, _) = messy_repo();

@@ -48,6 +48,12 @@ fn crash_at(point: &str) -> (rollback_testkit::TestRepo, Picture, String) {
     assert_eq!(shown["outcome"]["interrupted"], true, "{point}");
     let text = fr(&r, &["runs", "show", &id]);
     assert!(text.stdout.contains("status:  interrupted (the process died half-way"), "{point}: {}", text.stdout);
+    // So does the incident report (it said "Status: Running").
+    let report = fr(&r, &["report", &id]);
+    report.ok();
+    assert!(report.stdout.contains("**Status**: Interrupted"), "{point}: {}", report.stdout);
+    assert!(!report.stdout.contains("unning"), "{point}: {}", report.stdout);
+    assert_eq!(fr(&r, &["report", &id, "--format", "json"]).json()["interrupted"], true, "{point}");
     (r, before, id)
 }
 

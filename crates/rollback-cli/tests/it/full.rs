@@ -122,6 +122,32 @@ fn full_run_and_undo_through_the_binary() {
     assert!(md.stdout.contains("database moved from 0003 to 0002"), "{}", md.stdout);
 }
 
+/// `backups prune` removed a full run's backups: its report, rebuilt on request, no longer
+/// says the dropped rows are kept and that `undo` brings them back (the undo is refused).
+#[test]
+fn the_report_of_a_pruned_run_offers_neither_the_rows_nor_the_undo() {
+    let (r, _) = deployed();
+    upgrade(&r);
+    let out = fr_env(&r, &["run", "--full", "--yes", "--json", "--target", "v2"], &env());
+    out.ok();
+    let id = out.json()["run_id"].as_str().unwrap().to_owned();
+    let md = fr_env(&r, &["report", &id], &env());
+    assert!(md.stdout.contains(&format!("`forge-rollback undo {id}` brings them back")), "{}", md.stdout);
+    fr(&r, &["backups", "prune", "--keep", "0"]).ok();
+    fr_env(&r, &["undo", &id, "--yes"], &env()).code(4);
+
+    let md = fr_env(&r, &["report", &id], &env());
+    md.ok();
+    assert!(md.stdout.contains("table `payments`: 3 row(s) dropped"), "{}", md.stdout);
+    assert!(md.stdout.contains("forge-rollback can no longer bring them back"), "{}", md.stdout);
+    assert!(!md.stdout.contains("brings them back"), "{}", md.stdout);
+    assert!(md.stdout.contains("- **Undo**: not available: its backups "), "{}", md.stdout);
+    let j = fr_env(&r, &["report", &id, "--format", "json"], &env()).json();
+    assert!(j["data_loss"]["kept_in"].is_null() && j["data_loss"]["restore_command"].is_null(), "{j}");
+    assert!(j["commands"]["undo"].is_null(), "{j}");
+    assert!(j["commands"]["undo_unavailable"].as_str().unwrap().contains("gone from the store"), "{j}");
+}
+
 #[test]
 fn fast_rollback_over_a_schema_change_warns() {
     let (r, _) = deployed();

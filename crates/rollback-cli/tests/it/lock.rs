@@ -469,3 +469,47 @@ fn backups_prune_holds_the_lock_while_it_decides() {
     let next = crate::common::rollback(&r, "v1");
     crate::common::undo(&r, &next);
 }
+
+/// Ctrl-C while the checks run, and they fail: the run stops at the boundary after them,
+/// `cancelled` (exit 5; it was 6, the code of a run whose steps all ran). Its `resume` keeps
+/// their verdict: `verification_failed`, and `on_failure = "undo"` undoes it. The resume used
+/// to run only `record` and journal the run `succeeded`, never undone.
+#[test]
+fn a_resume_after_failed_checks_keeps_their_verdict() {
+    let (r, _) = messy_repo();
+    let before = picture(&r);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("rollback.toml");
+    std::fs::write(
+        &cfg,
+        "[verify]\non_failure = \"undo\"\n\n[[checks]]\nname = \"api\"\nkind = \"command\"\nargv = [\"sh\", \"-c\", \"echo down >&2; exit 1\"]\n",
+    )
+    .unwrap();
+    let cfg = cfg.to_str().unwrap();
+    let (run, release) = paused_at(
+        &r,
+        &["--config", cfg, "run", "--fast", "--yes", "--json", "--target", "v1"],
+        &[],
+        "end:verify",
+        "verify",
+    );
+    let status = std::process::Command::new("kill").args(["-INT", &run.child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    std::fs::write(&release, "").unwrap();
+    let out = run.wait(Duration::from_secs(120));
+    out.code(5);
+    let j = out.json();
+    assert_eq!(j["status"], "cancelled", "{}", out.stderr);
+    assert_eq!(j["verification"]["passed"], false, "{}", out.stdout);
+    let run_id = j["run_id"].as_str().unwrap().to_owned();
+
+    let resumed = fr(&r, &["--config", cfg, "resume", &run_id, "--yes", "--json"]);
+    resumed.code(6);
+    let j = resumed.json();
+    assert_eq!(j["status"], "verification_failed", "{}", resumed.stderr);
+    assert!(j["undone_by"].is_string(), "on_failure = \"undo\" applies: {}", resumed.stdout);
+    assert_eq!(picture(&r), before);
+    let runs = fr(&r, &["runs", "list", "--json"]).json();
+    let this = runs.as_array().unwrap().iter().find(|x| x["run_id"] == run_id.as_str()).unwrap();
+    assert_ne!(this["status"], "succeeded", "{runs}");
+}

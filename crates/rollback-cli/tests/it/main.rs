@@ -21,6 +21,7 @@ mod lock;
 mod manual;
 mod migration_child;
 mod old_journal;
+mod orphans;
 mod owners;
 mod platforms;
 mod platforms_kubernetes;

@@ -334,10 +334,7 @@ impl Rollback {
                 })
             }),
             plan: None,
-            verification: state.detail_of("verify").and_then(|d| match d {
-                crate::detail::StepDetail::Verify(v) => Some(v.clone()),
-                _ => None,
-            }),
+            verification: state.verification().cloned(),
             undone_by: state.undone_by.clone(),
             interrupted: false,
         }

@@ -238,6 +238,10 @@ impl Rollback {
             Start::Resumed { at, .. } => Some(*at),
             Start::New { .. } => None,
         };
+        let resumed = match resumed_at {
+            Some(_) => Some(RunState::load(journal.path())?),
+            None => None,
+        };
         let mut ex = Exec {
             run_id: run_id.clone(),
             plan,
@@ -247,7 +251,9 @@ impl Rollback {
             // A new plan was made under the lock just now; a resumed one was not.
             fresh_plan: matches!(start, Start::New { .. }),
             manual: manual.then_some(prompter),
-            verification: None,
+            // A resume past the checks keeps their verdict: a run stopped (Ctrl-C) after checks
+            // that failed is `verification_failed`, and `on_failure` applies, not `succeeded`.
+            verification: resumed.as_ref().and_then(RunState::verification).cloned(),
             aborted: None,
             abort_reason: None,
             failure_detail: None,
@@ -256,7 +262,7 @@ impl Rollback {
         };
         // A resume past the snapshot first captures what changed since the run stopped: the
         // operator may have fixed a file as the hint said, and the steps left would overwrite it.
-        if resumed_at.is_some_and(|at| at > 0) && RunState::load(ex.journal.path())?.tree_snapshot.is_some() {
+        if resumed_at.is_some_and(|at| at > 0) && resumed.is_some_and(|s| s.tree_snapshot.is_some()) {
             self.recapture(ctx, &mut ex, super::recapture::Why::Resume, None)?;
         }
         self.execute(ctx, &mut ex, at)

@@ -25,8 +25,19 @@ impl Rollback {
     /// shows in it).
     pub fn report(&self, run_id: &str) -> Result<crate::report::IncidentReport> {
         let state = self.load_run(run_id)?;
-        let outcome = self.outcome_of(&state);
-        Ok(crate::report::build(&state, &outcome, self.vcs.as_ref()))
+        let mut outcome = self.outcome_of(&state);
+        outcome.interrupted = self.interrupted(&state)?;
+        let mut report = crate::report::build(&state, &outcome, self.vcs.as_ref());
+        // Rebuilt later than the run: `backups prune` may have removed what it offered.
+        let store = self.store()?;
+        let gone: Vec<String> = ["snapshot", "db_snapshot"]
+            .into_iter()
+            .filter_map(|step| state.snapshot_of(step))
+            .filter(|id| matches!(store.manifest(id), Err(crate::backup::Error::UnknownSnapshot { .. })))
+            .map(|id| id.to_string())
+            .collect();
+        report.backups_gone(&gone);
+        Ok(report)
     }
 
     // ----- runs -----------------------------------------------------------------------
@@ -117,7 +128,12 @@ impl Rollback {
         let log = std::fs::read_to_string(self.state.run_dir(run_id).join("run.log")).unwrap_or_default();
         let records = s.records.clone();
         let mut outcome = self.outcome_of(&s);
-        outcome.interrupted = s.status == RunStatus::Running && lock::holder(&self.state.lock_path())?.is_none();
+        outcome.interrupted = self.interrupted(&s)?;
         Ok((outcome, records, log))
+    }
+
+    /// The run is journaled `running` and no process holds the lock: it was killed half-way.
+    fn interrupted(&self, s: &RunState) -> Result<bool> {
+        Ok(s.status == RunStatus::Running && lock::holder(&self.state.lock_path())?.is_none())
     }
 }

@@ -152,7 +152,12 @@ impl Entry for UndoEntry<'_> {
             return Ok(Next::Done(Box::new(outcome)));
         };
         // Under the lock, once (not again for the confirmation's plan).
-        refuse_damaged_backup(rb, &manifest.id)?;
+        refuse_damaged_backup(rb, &manifest.id, "the files")?;
+        // The database's dump too: found corrupt by the restore step, the undo would fail
+        // half-way and stay unfinished, blocking the next one.
+        if let Some(db) = &db {
+            refuse_damaged_backup(rb, &db.snapshot, "the database")?;
+        }
         if db.is_some() && rb.db()?.is_none() {
             return Err(Error::usage(
                 format!("run {run_id} changed the database, but no `[database]` is configured now"),

@@ -233,7 +233,7 @@ pub(super) fn refuse_no_space(rb: &Rollback, run_id: &str, manifest: &Manifest) 
 /// Refuses the undo when a blob of `snapshot`, the backup it writes the files back from, is
 /// missing or corrupt: found by `restore_files` instead, it would leave the tree half-way,
 /// HEAD already moved. Every blob is re-hashed.
-pub(super) fn refuse_damaged_backup(rb: &Rollback, snapshot: &crate::backup::SnapshotId) -> Result<()> {
+pub(super) fn refuse_damaged_backup(rb: &Rollback, snapshot: &crate::backup::SnapshotId, what: &str) -> Result<()> {
     let report = rb.store()?.verify(Some(std::slice::from_ref(snapshot)))?;
     if let Some(first) = report.problems.first() {
         let more = match report.problems.len() {
@@ -241,7 +241,7 @@ pub(super) fn refuse_damaged_backup(rb: &Rollback, snapshot: &crate::backup::Sna
             n => format!(" (and {} more)", n - 1),
         };
         return Err(Error::refused(
-            format!("backup {snapshot}, which the undo restores the files from, is damaged: {first}{more}"),
+            format!("backup {snapshot}, which the undo restores {what} from, is damaged: {first}{more}"),
             Some(crate::hint::hint![
                 "nothing was changed; ",
                 crate::hint::Action::VerifyBackup { id: snapshot.to_string() },

@@ -75,3 +75,20 @@ pub(super) fn line(l: &crate::model::DataLoss) -> String {
         (Some(c), _) => format!("column `{}.{c}`: {} value(s) dropped", l.table, l.rows),
     }
 }
+
+/// `loss` as it reads once the backups `gone` are no longer in the store (`why` says so): rows
+/// kept only in one of them cannot be brought back by the tool any more.
+pub(super) fn backups_gone(loss: &mut DataLoss, gone: &[String], why: &str) {
+    let kept_in_gone = loss.kept_in.as_ref().is_some_and(|k| gone.contains(k));
+    if kept_in_gone {
+        loss.explanation = format!(
+            "Yes, from the live database — the downgrade dropped {}; they were kept in database backup {}, but {why}: forge-rollback can no longer bring them back",
+            crate::db::rows::describe(&loss.dropped),
+            loss.kept_in.as_deref().unwrap_or("?"),
+        );
+        loss.kept_in = None;
+        loss.restore_command = None;
+    } else {
+        loss.explanation = format!("{}; since then, {why}", loss.explanation);
+    }
+}

@@ -38,6 +38,12 @@ fn capitalized(s: &str) -> String {
 }
 
 impl IncidentReport {
+    /// The status as `runs list` words it: a run journaled `running` that nothing runs is
+    /// `interrupted`.
+    fn status_word(&self) -> &'static str {
+        if self.interrupted { "interrupted" } else { self.status.as_str() }
+    }
+
     /// The runbook's template, filled in.
     pub fn to_markdown(&self) -> String {
         let mut o = String::new();
@@ -61,7 +67,7 @@ impl IncidentReport {
             let _ = writeln!(o, "**Triggered by**: {actor}  ");
         }
         let _ = writeln!(o, "**Rollback Type**: {}  ", self.rollback_type);
-        let _ = writeln!(o, "**Status**: {}\n", capitalized(self.status.as_str()));
+        let _ = writeln!(o, "**Status**: {}\n", capitalized(self.status_word()));
 
         let _ = match self.kind {
             RunKind::Rollback => writeln!(
@@ -70,7 +76,7 @@ impl IncidentReport {
                 self.workdir.display(),
                 self.previous.hash.short(),
                 self.target.hash.short(),
-                self.status
+                self.status_word()
             ),
             RunKind::Undo => writeln!(
                 o,
@@ -79,7 +85,7 @@ impl IncidentReport {
                 self.workdir.display(),
                 self.previous.hash.short(),
                 self.target.hash.short(),
-                self.status
+                self.status_word()
             ),
         };
 
@@ -147,7 +153,7 @@ impl IncidentReport {
             self.workdir.display(),
             self.backend
         );
-        let _ = writeln!(o, "- **Status**: {}", self.status);
+        let _ = writeln!(o, "- **Status**: {}", self.status_word());
         if let Some(b) = &self.backup_id {
             let _ = writeln!(o, "- **Backup**: `{b}`");
         }
@@ -171,13 +177,14 @@ impl IncidentReport {
         if let Some(c) = &self.commands.resume {
             let _ = writeln!(o, "- **Resume**: `{c}` finishes the run from the first step that did not complete");
         }
-        match &self.commands.undo {
-            Some(c) => {
-                let _ = writeln!(o, "- **Undo**: `{c}` puts back the state from before this run");
-            }
-            None => {
-                let _ = writeln!(o, "- **Undo**: not available: the run is {}", self.status);
-            }
+        if let Some(c) = &self.commands.undo {
+            let _ = writeln!(o, "- **Undo**: `{c}` puts back the state from before this run");
+        } else {
+            let why = match &self.commands.undo_unavailable {
+                Some(why) => why.clone(),
+                None => format!("the run is {}", self.status_word()),
+            };
+            let _ = writeln!(o, "- **Undo**: not available: {why}");
         }
         for w in &self.warnings {
             let _ = writeln!(o, "- **Warning**: {w}");

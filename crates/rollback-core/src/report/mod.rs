@@ -129,6 +129,29 @@ pub struct Commands {
     pub resume: Option<String>,
     /// Puts back the state from before the run.
     pub undo: Option<String>,
+    /// Why there is no `undo` command when the run is not settled: its backups are gone.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub undo_unavailable: Option<String>,
+}
+
+impl IncidentReport {
+    /// The run's backups `gone` (ids) are no longer in the store (`backups prune` removed
+    /// them, or someone did): the report stops offering the undo, and the rows they kept.
+    pub(crate) fn backups_gone(&mut self, gone: &[String]) {
+        if gone.is_empty() {
+            return;
+        }
+        let why = format!(
+            "its backup{} {} {} gone from the store (`backups prune`, or removed)",
+            if gone.len() == 1 { "" } else { "s" },
+            gone.join(", "),
+            if gone.len() == 1 { "is" } else { "are" }
+        );
+        if self.commands.undo.take().is_some() {
+            self.commands.undo_unavailable = Some(why.clone());
+        }
+        data_loss::backups_gone(&mut self.data_loss, gone, &why);
+    }
 }
 
 /// Everything the report says, serializable (the JSON form).
@@ -144,6 +167,10 @@ pub struct IncidentReport {
     pub rollback_type: String,
     /// Outcome.
     pub status: RunStatus,
+    /// Journaled `running` while nothing runs it (no process holds the lock): killed half-way,
+    /// as `runs list` says. The report calls it `interrupted`.
+    #[serde(default)]
+    pub interrupted: bool,
     /// From `--severity`.
     pub severity: Option<Severity>,
     /// From `--reason` (an undo's is `undo of RUN`).
@@ -424,6 +451,7 @@ pub fn build(state: &RunState, outcome: &RunOutcome, vcs: &dyn VcsBackend) -> In
         resume: matches!(state.status, RunStatus::Failed | RunStatus::Running)
             .then(|| format!("forge-rollback resume {id}")),
         undo: (!settled).then(|| format!("forge-rollback undo {id}")),
+        undo_unavailable: None,
     };
 
     let mut to_fill_in = Vec::new();
@@ -444,6 +472,7 @@ pub fn build(state: &RunState, outcome: &RunOutcome, vcs: &dyn VcsBackend) -> In
         level: plan.level,
         rollback_type: rollback_type(plan.kind, plan.level),
         status: state.status,
+        interrupted: outcome.interrupted,
         severity: state.severity,
         reason: state.reason.clone(),
         actor: state.actor.clone(),

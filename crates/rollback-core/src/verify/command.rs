@@ -154,6 +154,8 @@ pub async fn run_command(
     let started = Instant::now();
     let mut child = cmd.spawn().map_err(|source| SpawnError { program: program.to_owned(), source })?;
     let mut guard = GroupGuard(child.id().and_then(|id| i32::try_from(id).ok()));
+    // Killed too when a signal ends forge-rollback (a second Ctrl-C), which drops no guard.
+    let mut registered = guard.0.map(crate::signals::ChildGroup::new);
     let out = Arc::new(Mutex::new(Vec::new()));
     let err = Arc::new(Mutex::new(Vec::new()));
     let mut readers = Readers(Vec::new());
@@ -171,6 +173,7 @@ pub async fn run_command(
         Some(Ok(status)) => {
             // Reaped: the group id may be reused from now on; never signal it.
             guard.0 = None;
+            drop(registered.take());
             (Some(status), false)
         }
         Some(Err(_)) => {

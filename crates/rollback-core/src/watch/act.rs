@@ -165,10 +165,10 @@ impl Rollback {
         for record in text.lines().filter_map(|l| serde_json::from_str::<WatchRecord>(l).ok()) {
             match record {
                 WatchRecord::Round { passed: true, .. } => outage.clear(),
-                WatchRecord::Rollback { from, run_id: Some(_), outcome, .. } if outcome == failed => {
-                    if !outage.contains(&from) {
-                        outage.push(from);
-                    }
+                WatchRecord::Rollback { from, run_id: Some(_), outcome, .. }
+                    if outcome == failed && !outage.contains(&from) =>
+                {
+                    outage.push(from);
                 }
                 _ => {}
             }
