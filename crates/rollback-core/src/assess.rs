@@ -197,6 +197,24 @@ pub fn submodule_update(paths: &[&RepoPath]) -> String {
 }
 
 /// `paths` for people: `a`, `b`.
+/// Folders package managers install dependencies into inside a project.
+const DEPENDENCY_FOLDERS: &[&[u8]] = &[b".venv", b"venv", b"node_modules", b"__pypackages__", b".tox"];
+
+/// The dependency folders (`node_modules`, `.venv`, ...) among `untracked` files, each with
+/// how many files it holds, by path (the outermost such folder of each file).
+fn dependency_folders(untracked: &[RepoPath]) -> std::collections::BTreeMap<String, usize> {
+    let mut found = std::collections::BTreeMap::new();
+    for path in untracked {
+        let parts: Vec<&[u8]> = path.as_bytes().split(|b| *b == b'/').collect();
+        // Not the file's own name: a file called `venv` is no folder of dependencies.
+        if let Some(i) = parts[..parts.len().saturating_sub(1)].iter().position(|p| DEPENDENCY_FOLDERS.contains(p)) {
+            let dir = String::from_utf8_lossy(&parts[..=i].join(&b'/')).into_owned();
+            *found.entry(dir).or_insert(0) += 1;
+        }
+    }
+    found
+}
+
 pub(crate) fn show_paths<'a>(paths: impl IntoIterator<Item = &'a RepoPath>) -> String {
     paths.into_iter().map(|p| format!("`{p}`")).collect::<Vec<_>>().join(", ")
 }
@@ -418,6 +436,18 @@ pub fn assess(
             format!(
                 "{} untracked or ignored path(s) sit where the target has files: they are snapshotted, then replaced",
                 dirty.at_target_paths.len()
+            ),
+        ));
+    }
+    let deps = dependency_folders(&dirty.untracked);
+    if !deps.is_empty() {
+        let list: Vec<String> = deps.iter().map(|(dir, n)| format!("`{dir}/` ({n} file(s))")).collect();
+        risks.push(risk(
+            RiskCode::UntrackedDependencies,
+            Severity::Medium,
+            format!(
+                "installed dependencies are untracked and not ignored: {}; the run removes them with the other untracked files (kept in the snapshot, back on `undo`), and the app may not start until they are reinstalled; list them in `.gitignore` to keep them",
+                list.join(", ")
             ),
         ));
     }

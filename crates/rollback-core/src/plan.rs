@@ -448,7 +448,7 @@ pub struct Plan {
     #[serde(default)]
     pub data_loss: Vec<DataLoss>,
     /// Risks found while planning: a data-loss forecast that could not be made
-    /// (`data_loss_unknown`).
+    /// (`data_loss_unknown`), a production target's, untracked dependencies the run removes.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub risks: Vec<crate::model::Risk>,
 }
@@ -469,7 +469,9 @@ impl Plan {
         let _ = writeln!(out, "Plan: {what} of {}", self.workdir.display());
         let _ = writeln!(out, "  from {} ({branch})", self.from.commit.short());
         let _ = writeln!(out, "  to   {} {}", self.to.short(), self.to_summary);
-        if self.steps.iter().any(|s| matches!(s, Step::Downgrade { .. })) && self.risks.is_empty() {
+        if self.steps.iter().any(|s| matches!(s, Step::Downgrade { .. }))
+            && !self.risks.iter().any(|r| r.code == crate::model::RiskCode::DataLossUnknown)
+        {
             let _ = writeln!(out, "  the downgrade destroys: {}", crate::db::rows::describe(&self.data_loss));
         }
         for r in &self.risks {

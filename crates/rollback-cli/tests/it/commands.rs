@@ -230,3 +230,34 @@ fn report_prints_writes_and_follows_the_template() {
     assert_eq!(std::fs::read_to_string(file).unwrap(), md.stdout);
     fr(&r, &["run", "--fast", "--yes", "--target", "v1", "--severity", "apocalyptic"]).code(2);
 }
+
+/// Installed dependencies that sit untracked and not ignored (`node_modules/`, `.venv/`) are
+/// removed by the run with the other untracked files: `assess` and the plan say so, naming
+/// the folders, where they used to appear only as one more file among hundreds to remove.
+/// Ignored ones are kept by the run and not named.
+#[test]
+fn untracked_dependency_folders_are_named_before_the_run_removes_them() {
+    let (r, _) = messy_repo();
+    for i in 0..30 {
+        r.write(format!("web/node_modules/pkg/f{i}.js"), "x\n");
+    }
+    // `.venv/` is in the sample app's `.gitignore`: kept by the run, not named.
+    r.write("venv/lib/site.py", "x\n").write(".venv/lib/site.py", "x\n").write("tools/venv", "a file, not a folder\n");
+    let a = fr(&r, &["assess", "--target", "v1", "--json"]).json();
+    let risk = a["risks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["code"] == "untracked_dependencies")
+        .unwrap_or_else(|| panic!("{a}"));
+    let msg = risk["message"].as_str().unwrap();
+    assert!(msg.contains("`web/node_modules/` (30 file(s))") && msg.contains("`venv/` (1 file(s))"), "{msg}");
+    assert!(!msg.contains("tools/venv") && !msg.contains(".venv"), "{msg}");
+    let plan = fr(&r, &["plan", "--fast", "--target", "v1"]);
+    plan.ok();
+    assert!(plan.stdout.contains("risk untracked_dependencies: "), "{}", plan.stdout);
+    // Ignored too: nothing left to say.
+    r.write(".gitignore", ".env\n__pycache__/\n*.pyc\n.venv/\nvenv/\nnode_modules/\n");
+    let a = fr(&r, &["assess", "--target", "v1", "--json"]).json();
+    assert!(!a["risks"].as_array().unwrap().iter().any(|x| x["code"] == "untracked_dependencies"), "{a}");
+}

@@ -375,7 +375,8 @@ pub fn rollback_plan(vcs: &dyn VcsBackend, config: &Config, checks: &[String], a
         undo_of: None,
         steps,
         data_loss: Vec::new(),
-        risks: Vec::new(),
+        // What the plan's own steps do that the operator must weigh: said with the plan.
+        risks: a.risks.iter().filter(|r| r.code == crate::model::RiskCode::UntrackedDependencies).cloned().collect(),
     }
 }
 

@@ -64,6 +64,10 @@ risk_codes! {
     UntrackedAtTargetPaths = "untracked_at_target_paths",
     /// The tree has uncommitted work (it is snapshotted).
     DirtyTree = "dirty_tree",
+    /// Installed dependencies (`node_modules/`, `.venv/`) sit untracked and not ignored in the
+    /// work tree: the run removes them with the other untracked files, and the app may not
+    /// start without them until they are reinstalled or the run is undone.
+    UntrackedDependencies = "untracked_dependencies",
     /// The database cannot be reached.
     DbUnreachable = "db_unreachable",
     /// The migration graph has several heads.
