@@ -229,6 +229,20 @@ impl StepDetail {
     }
 }
 
+/// What a step found part-way, journaled (a `progress` record) before it acts on it, so a
+/// resume or an undo after a crash knows it even though the step never ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ProgressDetail {
+    /// `promote`: whether the platform's automatic deploys were on, read before the step
+    /// switches them (an undo turns them back on only if they were).
+    AutodeployFound {
+        /// They were on.
+        on: bool,
+    },
+}
+
 /// What a failed step left behind, journaled with its `step_failed` record.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FailureDetail {

@@ -178,6 +178,7 @@ impl Error {
             Error::Db(db::Error::Config(_) | db::Error::UrlEnv(_)) => ErrorKind::Usage,
             Error::Lock(lock::Error::Held { .. } | lock::Error::GitBusy { .. }) => ErrorKind::Locked,
             Error::Refused { .. } | Error::Production(production::Error::Refused { .. }) => ErrorKind::Refused,
+            Error::Production(production::Error::Usage { .. }) => ErrorKind::Usage,
             Error::Cancelled(_) => ErrorKind::Cancelled,
             Error::Journal(journal::Error::UnknownRun { .. }) => ErrorKind::Usage,
             // A journal that cannot be read is not acted on: nothing changed, and the operator

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::detail::{FailureDetail, StepDetail};
+use crate::detail::{FailureDetail, ProgressDetail, StepDetail};
 use crate::fsutil::{IoContext, IoError};
 use crate::plan::Plan;
 use crate::time::Timestamp;
@@ -131,6 +131,17 @@ pub enum Record {
         /// `{"database_changed": false}` once the database is as it was before the step).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         detail: Option<FailureDetail>,
+    },
+    /// What a running step found part-way, before acting on it ([`ProgressDetail`]).
+    Progress {
+        /// When.
+        at: Timestamp,
+        /// 0-based index.
+        index: usize,
+        /// Step name.
+        step: String,
+        /// What it found.
+        detail: ProgressDetail,
     },
     /// The operator answered for a step of a manual run.
     Decision {
@@ -479,7 +490,7 @@ impl RunState {
                     state.failure = Some((*index, error.clone()));
                     state.interrupted_at = None;
                 }
-                Record::Decision { index, .. } => check(*index)?,
+                Record::Decision { index, .. } | Record::Progress { index, .. } => check(*index)?,
                 Record::StepSkipped { index, .. } => {
                     check(*index)?;
                     state.done[*index] = Some(StepDetail::Skipped);

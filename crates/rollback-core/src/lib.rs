@@ -131,7 +131,7 @@ pub mod watch;
 
 pub use backup::BackupStore;
 pub use db::DbMigrator;
-pub use detail::{FailureDetail, StepDetail};
+pub use detail::{FailureDetail, ProgressDetail, StepDetail};
 pub use engine::{Gate, Rollback, RollbackBuilder, RunOptions, UndoOptions};
 pub use error::{Error, ErrorKind, Result};
 pub use event::{Event, Observer};

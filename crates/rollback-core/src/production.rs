@@ -61,8 +61,28 @@ pub enum Error {
         /// What to do about it.
         hint: Option<String>,
     },
+    /// The platform could not be reached, or answered `5xx`: a call that may work when
+    /// repeated (the wait for a release to serve repeats it until its deadline).
+    #[error("{target}: {message}")]
+    Unavailable {
+        /// [`Deployer::describe`].
+        target: String,
+        /// What went wrong, secrets removed.
+        message: String,
+    },
+    /// The configuration names something that is not there (an unset token variable):
+    /// nothing was asked of the platform.
+    #[error("{target}: {message}")]
+    Usage {
+        /// [`Deployer::describe`].
+        target: String,
+        /// What is missing.
+        message: String,
+        /// What to do about it.
+        hint: Option<String>,
+    },
     /// A promoted release did not start serving in time.
-    #[error("{target}: release {release} did not go live within {seconds} s")]
+    #[error("{target}: release {release} did not go live within {seconds} s{}", last_look(.last_error.as_deref()))]
     NotLive {
         /// [`Deployer::describe`].
         target: String,
@@ -70,6 +90,8 @@ pub enum Error {
         release: String,
         /// The wait.
         seconds: u64,
+        /// The last look failed (the platform unreachable or answering `5xx`): with what.
+        last_error: Option<String>,
     },
 }
 
@@ -77,12 +99,17 @@ impl Error {
     /// What to do next.
     pub fn hint(&self) -> Option<String> {
         match self {
-            Error::Platform { hint, .. } | Error::Refused { hint, .. } => hint.clone(),
+            Error::Platform { hint, .. } | Error::Refused { hint, .. } | Error::Usage { hint, .. } => hint.clone(),
+            Error::Unavailable { .. } => Some("the platform may be having trouble: try again in a moment".into()),
             Error::NotLive { .. } => {
                 Some("look at the platform's logs; resume the run once the release serves, or undo it".into())
             }
         }
     }
+}
+
+fn last_look(error: Option<&str>) -> String {
+    error.map(|e| format!(" (the last look failed: {e})")).unwrap_or_default()
 }
 
 /// The module's result.
@@ -109,6 +136,21 @@ pub trait Deployer: Send + Sync {
 
     /// Waits until `release` serves, at most `timeout`.
     async fn wait_live(&self, release: &Release, timeout: Duration) -> Result<()>;
+
+    /// A deploy newer than the live release that has not ended yet (building, deploying, its
+    /// release phase running): it will replace the live release when it ends, so nothing is
+    /// decided from [`Deployer::current`] while one is in flight. `None` when none is, and on
+    /// targets where the live release already is the one being rolled out (Kubernetes).
+    async fn in_flight(&self) -> Result<Option<Release>> {
+        Ok(None)
+    }
+
+    /// Waits until no deploy is in flight ([`Deployer::in_flight`]), at most `timeout`
+    /// ([`Error::NotLive`] naming `pending` when one still is).
+    async fn wait_settled(&self, pending: &Release, timeout: Duration) -> Result<()> {
+        let _ = (pending, timeout);
+        Ok(())
+    }
 
     /// Whether `live` (from [`Deployer::current`]) serves `release`: the same release, or, on
     /// platforms whose rollback makes a new release from an earlier one's image (Railway), one
@@ -155,6 +197,16 @@ pub trait Deployer: Send + Sync {
         Err(Error::Platform {
             target: self.describe(),
             message: "this target does not run downgrades".to_owned(),
+            hint: None,
+        })
+    }
+
+    /// Whether the platform's automatic deploys are on (read only: the promote step journals
+    /// it before it switches them, so an undo knows what the operator had).
+    async fn autodeploy(&self) -> Result<bool> {
+        Err(Error::Platform {
+            target: self.describe(),
+            message: "this target has no automatic-deploy switch".to_owned(),
             hint: None,
         })
     }

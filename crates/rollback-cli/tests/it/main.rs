@@ -25,6 +25,7 @@ mod orphans;
 mod owners;
 mod platforms;
 mod platforms_kubernetes;
+mod platforms_races;
 mod progress;
 mod put_back_triggers;
 mod readonly_and_hints;

@@ -98,23 +98,26 @@ impl Rollback {
     }
 
     /// Adds `promote` to an undo plan when the run undone began promoting: the release live
-    /// before that run goes live again.
+    /// before that run goes live again. Refused when production serves neither that release
+    /// nor the one the run promoted (or one of them is not what is in flight there): someone
+    /// deployed since, and the undo would put the release the run rolled back away from over
+    /// their deploy.
     pub(crate) fn plan_repromotion(&self, plan: &mut Plan, undone: &RunState) -> Result<()> {
         let promoted = undone.plan.steps.iter().enumerate().find_map(|(i, s)| match s {
-            Step::Promote { production, from, autodeploy, .. } if began(undone, i) => {
-                Some((production, from, *autodeploy, undone.done.get(i).cloned().flatten()))
+            Step::Promote { production, from, to, autodeploy } if began(undone, i) => {
+                Some((production, from, to, *autodeploy, i))
             }
             _ => None,
         });
-        let Some((production, before, froze, done)) = promoted else { return Ok(()) };
-        // Automatic deploys go back on if the run turned them off: its step says so, or it
-        // meant to and did not finish (they were on, or the plan would not have frozen).
-        let thaw = match done {
-            Some(crate::detail::StepDetail::Promote { autodeploy_was, .. }) => {
-                froze == Some(false) && autodeploy_was != Some(false)
-            }
-            _ => froze == Some(false),
-        };
+        let Some((production, before, promoted_to, froze, index)) = promoted else { return Ok(()) };
+        // Automatic deploys go back on only if the run turned them off: they were on when its
+        // step read them (journaled before it switched them, or in its end record). If it
+        // never read them, it never switched them.
+        let thaw = froze == Some(false)
+            && match undone.done.get(index).cloned().flatten() {
+                Some(crate::detail::StepDetail::Promote { autodeploy_was, .. }) => autodeploy_was != Some(false),
+                _ => super::steps::autodeploy_found_in(undone, index) == Some(true),
+            };
         let Some(d) = &self.deployer else {
             return Err(Error::usage(
                 format!(
@@ -125,6 +128,26 @@ impl Rollback {
             ));
         };
         let from = crate::rt::block_on(d.current())?;
+        // Either release, whole or part-way (Fly between two images keeps the release's id).
+        let ours =
+            |r: &crate::production::Release| [promoted_to, before].iter().any(|o| r.id == o.id || d.serves(r, o));
+        let pending = crate::rt::block_on(d.in_flight())?;
+        let other = if ours(&from) { pending.filter(|p| !ours(p)) } else { Some(from.clone()) };
+        if let Some(other) = other {
+            let run_id = &undone.run_id;
+            return Err(Error::refused(
+                format!(
+                    "production ({production}) {} {other}, not {promoted_to} where run {run_id} left it: someone deployed since, and undoing run {run_id} now would put {before} back over that deploy; nothing was changed",
+                    if ours(&from) { "is deploying" } else { "runs" },
+                ),
+                Some(
+                    format!(
+                        "if {before} belongs in production, promote it on the platform by hand; to keep the newer deploy, leave production as it is (undoing run {run_id} is for when {promoted_to} is still live)"
+                    )
+                    .into(),
+                ),
+            ));
+        }
         insert_before_checks(
             plan,
             Step::Promote { production: d.describe(), from, to: before.clone(), autodeploy: thaw.then_some(true) },

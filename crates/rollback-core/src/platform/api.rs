@@ -64,13 +64,20 @@ impl Api {
             Ok(_) => EnvProblem::Empty,
             Err(e) => e.problem,
         };
-        Err(self.error(
-            format!("the environment variable {} {problem}", self.token_env),
-            Some(format!(
+        // Bad usage, as for any variable the config names: nothing was asked of the platform.
+        Err(Error::Usage {
+            target: self.target.clone(),
+            message: format!("the environment variable {} {problem}", self.token_env),
+            hint: Some(format!(
                 "export {} with {}, or name another variable in `[deploy] token_env`",
                 self.token_env, self.token_what
             )),
-        ))
+        })
+    }
+
+    /// An error that may pass when the call is repeated (no answer, or a `5xx`).
+    pub fn unavailable(&self, message: String) -> Error {
+        Error::Unavailable { target: self.target.clone(), message }
     }
 
     /// Sends the request `build` makes (called again for each retry), waiting out `429`s.
@@ -86,12 +93,12 @@ impl Api {
         loop {
             let sent = build(client).timeout(REQUEST_TIMEOUT).send().await;
             let mut resp =
-                sent.map_err(|e| self.error(redact_in(&describe_error(e, Some(&host)), [token.expose()]), None))?;
+                sent.map_err(|e| self.unavailable(redact_in(&describe_error(e, Some(&host)), [token.expose()])))?;
             let status = resp.status().as_u16();
             let headers = resp.headers().clone();
             let body = crate::http::read_capped(&mut resp, MAX_BODY)
                 .await
-                .map_err(|e| self.error(redact_in(&describe_error(e, Some(&host)), [token.expose()]), None))?
+                .map_err(|e| self.unavailable(redact_in(&describe_error(e, Some(&host)), [token.expose()])))?
                 .bytes;
             if status != 429 {
                 return Ok(Response { status, body, headers });
@@ -127,7 +134,11 @@ impl Api {
             )),
             _ => None,
         };
-        self.error(redact_in(&format!("{what} failed ({}): {said}", resp.status), [token.expose()]), hint)
+        let message = redact_in(&format!("{what} failed ({}): {said}", resp.status), [token.expose()]);
+        if resp.status >= 500 {
+            return self.unavailable(message);
+        }
+        self.error(message, hint)
     }
 }
 
@@ -144,7 +155,11 @@ pub enum Poll {
 
 /// Looks with `check` every `interval` until the release serves, fails, or `timeout` passes
 /// (then [`Error::NotLive`] naming `target`, the deployer's description). The last look is
-/// taken at the deadline, never after it.
+/// taken at the deadline, never after it. A look that fails as [`Error::Unavailable`] (no
+/// answer, a `5xx`, a timeout) is not an answer: platform APIs have such moments, and a
+/// rollback must not fail on one in a ten-minute wait. The looks go on until the deadline,
+/// and the last such error is named if the release is still not live then. Any other error
+/// (a `4xx`: a bad token, a service that is gone) ends the wait at once.
 pub async fn poll_live<F, Fut>(
     target: impl FnOnce() -> String,
     release: &Release,
@@ -157,26 +172,70 @@ where
     Fut: Future<Output = Result<Poll>>,
 {
     let deadline = Instant::now() + timeout;
+    let mut last_error;
     loop {
-        match check().await? {
-            Poll::Live => return Ok(()),
-            Poll::Failed(e) => return Err(e),
-            Poll::Pending => {}
+        match check().await {
+            Ok(Poll::Live) => return Ok(()),
+            Ok(Poll::Failed(e)) => return Err(e),
+            Ok(Poll::Pending) => last_error = None,
+            Err(e @ Error::Unavailable { .. }) => last_error = Some(e.to_string()),
+            Err(e) => return Err(e),
         }
         if Instant::now() >= deadline {
-            return Err(Error::NotLive { target: target(), release: release.id.clone(), seconds: timeout.as_secs() });
+            return Err(Error::NotLive {
+                target: target(),
+                release: release.id.clone(),
+                seconds: timeout.as_secs(),
+                last_error,
+            });
         }
         tokio::time::sleep(interval.min(deadline.saturating_duration_since(Instant::now()))).await;
     }
 }
 
-/// `Retry-After` in seconds (the HTTP-date form is read as "now").
+/// `Retry-After` as a wait: delay-seconds, or an HTTP date (RFC 9110 section 10.2.3: the
+/// IMF-fixdate form, which servers must send), counted from now and never below zero. A value
+/// that is neither is taken as no header at all (the wait is unknown), not as "now".
 fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
-    let v = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
-    match v.parse::<u64>() {
-        Ok(s) => Some(Duration::from_secs(s)),
-        Err(_) => Some(Duration::ZERO),
+    retry_after_value(headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?)
+}
+
+/// One `Retry-After` value as a wait ([`retry_after`]).
+pub(crate) fn retry_after_value(v: &str) -> Option<Duration> {
+    let v = v.trim();
+    if let Ok(s) = v.parse::<u64>() {
+        return Some(Duration::from_secs(s));
     }
+    let at = imf_fixdate(v)?;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).ok()?.as_secs();
+    Some(Duration::from_secs(at.saturating_sub(now)))
+}
+
+/// Seconds since the Unix epoch of an IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`).
+fn imf_fixdate(v: &str) -> Option<u64> {
+    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    let parts: Vec<&str> = v.split(' ').collect();
+    let [weekday, day, month, year, time, "GMT"] = parts.as_slice() else { return None };
+    if weekday.len() != 4 || !weekday.ends_with(',') || day.len() != 2 || year.len() != 4 {
+        return None;
+    }
+    let day: u64 = day.parse().ok()?;
+    let month = MONTHS.iter().position(|m| m == month)? as u64 + 1;
+    let year: u64 = year.parse().ok()?;
+    let hms: Vec<u64> =
+        time.split(':').map(|p| if p.len() == 2 { p.parse().ok() } else { None }).collect::<Option<_>>()?;
+    let [h, m, s] = hms.as_slice() else { return None };
+    if year < 1970 || !(1..=31).contains(&day) || *h > 23 || *m > 59 || *s > 60 {
+        return None;
+    }
+    // Days from the epoch to the civil date (Howard Hinnant's `days_from_civil`).
+    let (y, mo) = if month <= 2 { (year - 1, month + 9) } else { (year, month - 3) };
+    let era = y / 400;
+    let yoe = y - era * 400;
+    let doy = (153 * mo + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = (era * 146_097 + doe).checked_sub(719_468)?;
+    Some(days * 86_400 + h * 3_600 + m * 60 + s)
 }
 
 /// The message a platform put in an error body: `{"message"}`, `{"id","message"}` (Heroku),
@@ -212,5 +271,23 @@ mod tests {
         assert_eq!(platform_message(br#"{"id":"forbidden","message":"no access"}"#).as_deref(), Some("no access"));
         assert_eq!(platform_message(br#"{"error":"bad"}"#).as_deref(), Some("bad"));
         assert_eq!(platform_message(b"<html>"), None);
+    }
+
+    #[test]
+    fn retry_after_reads_seconds_and_http_dates() {
+        assert_eq!(imf_fixdate("Sun, 06 Nov 1994 08:49:37 GMT"), Some(784_111_777));
+        assert_eq!(imf_fixdate("Thu, 01 Jan 1970 00:00:00 GMT"), Some(0));
+        assert_eq!(imf_fixdate("Wed, 21 Oct 2099 07:28:00 GMT"), Some(4_096_250_880));
+        assert_eq!(imf_fixdate("Sunday, 06-Nov-94 08:49:37 GMT"), None);
+        assert_eq!(imf_fixdate("soon"), None);
+        let with = |v: &str| {
+            let mut h = reqwest::header::HeaderMap::new();
+            h.insert(reqwest::header::RETRY_AFTER, v.parse().unwrap());
+            retry_after(&h)
+        };
+        assert_eq!(with("7"), Some(Duration::from_secs(7)));
+        assert_eq!(with("Thu, 01 Jan 1970 00:00:00 GMT"), Some(Duration::ZERO), "a date past is now");
+        assert!(with("Wed, 21 Oct 2099 07:28:00 GMT").is_some_and(|w| w > MAX_RETRY_AFTER));
+        assert_eq!(with("later please"), None, "unreadable is no header");
     }
 }

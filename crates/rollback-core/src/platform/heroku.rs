@@ -14,6 +14,9 @@
 //!   `succeeded`; a newer release of it with status `failed` (its release phase failed) fails
 //!   the wait at once.
 //!
+//! - A release newer than the current one with status `pending` (its release phase running)
+//!   is in flight: it becomes current when it succeeds ([`Deployer::in_flight`]).
+//!
 //! Freeze: the Platform API has no automatic-deploy switch. GitHub auto-deploy lives in an
 //! undocumented service the Heroku CLI only calls when it sets a pipeline up
 //! (`kolkrabbi.heroku.com/apps/{app}/github`), so it is not driven here:
@@ -188,6 +191,19 @@ impl Deployer for Heroku {
                 Some("check `app` in `[deploy]`: the app has never been released".to_owned()),
             )),
         }
+    }
+
+    async fn in_flight(&self) -> Result<Option<Release>> {
+        let newer = self.releases(MAX_PAGES, PAGE, |r| r.current).await?;
+        match newer.iter().take_while(|r| !r.current).find(|r| r.status == "pending") {
+            Some(r) => Ok(Some(self.release(r).await?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn wait_settled(&self, pending: &Release, timeout: Duration) -> Result<()> {
+        let check = || async { Ok(if self.in_flight().await?.is_none() { Poll::Live } else { Poll::Pending }) };
+        poll_live(|| self.describe(), pending, timeout.min(self.live_timeout), self.poll, check).await
     }
 
     async fn find(&self, commit: &CommitId) -> Result<Option<Release>> {

@@ -2,12 +2,17 @@
 //! (`https://backboard.railway.app/graphql/v2`).
 //!
 //! - `deployments(input: {serviceId, environmentId}, first, after)`, newest first, page by
-//!   page (`pageInfo.endCursor`): the live deployment is the newest with status `SUCCESS` (or
-//!   `SLEEPING`); the target's is the newest whose `meta.commitHash` is the target commit and
+//!   page (`pageInfo.endCursor`): the live deployment is the newest with status `SUCCESS`,
+//!   `SLEEPING` or `CRASHED` (a release that crashed after starting is still what the service
+//!   runs, and the usual reason to roll back), unless a `REMOVED` one is newer than it (then
+//!   it was replaced); the target's is the newest whose `meta.commitHash` is the target commit and
 //!   that can still be rolled back to (`canRollback`).
 //! - `deploymentRollback(id)`: Railway makes a *new* deployment from the earlier one's image
 //!   and variables. That new deployment serves the same commit, so a deployment "serves" a
 //!   release when it is that release or was built from the same commit ([`Deployer::serves`]).
+//! - A deployment newer than the live one with status `INITIALIZING`, `QUEUED`, `WAITING`,
+//!   `BUILDING` or `DEPLOYING` is in flight: it replaces the live one when it ends
+//!   ([`Deployer::in_flight`]).
 //! - The wait polls the list until the newest live deployment serves the release; a newer
 //!   deployment of it that ends `FAILED` or `CRASHED` fails the wait at once.
 //!
@@ -156,6 +161,16 @@ impl Deployment {
         matches!(self.status.as_str(), "SUCCESS" | "SLEEPING")
     }
 
+    /// What the service runs, if nothing newer replaced it: live, or crashed after starting.
+    fn is_current(&self) -> bool {
+        self.is_live() || self.status == "CRASHED"
+    }
+
+    /// Not ended yet: queued, building or starting.
+    fn in_flight(&self) -> bool {
+        matches!(self.status.as_str(), "INITIALIZING" | "QUEUED" | "WAITING" | "BUILDING" | "DEPLOYING")
+    }
+
     fn release(&self) -> Release {
         // `createdAt` is RFC 3339: its date is enough for people.
         let created =
@@ -250,14 +265,43 @@ impl Railway {
         Ok(all)
     }
 
+    /// The deployment the service runs: the newest `SUCCESS`, `SLEEPING` or `CRASHED` one, as
+    /// long as no `REMOVED` one is newer (a crashed deployment that was replaced is not it).
     async fn live(&self) -> Result<Deployment> {
-        let all = self.deployments(MAX_PAGES, Deployment::is_live).await?;
-        all.into_iter().find(Deployment::is_live).ok_or_else(|| {
-            self.api.error(
-                "no deployment is live (none has status SUCCESS)".to_owned(),
+        let all = self.deployments(MAX_PAGES, |d| d.is_current() || d.status == "REMOVED").await?;
+        match all.iter().position(|d| d.is_current() || d.status == "REMOVED") {
+            Some(i) if all[i].is_current() => Ok(all[i].clone()),
+            _ if all.is_empty() => Err(self.api.error(
+                "the service has no deployments in this environment".to_owned(),
                 Some("check the service and environment ids in `[deploy]`".to_owned()),
-            )
-        })
+            )),
+            _ => Err(self.api.error(
+                format!(
+                    "no deployment is live: none of the {} read is SUCCESS, SLEEPING or CRASHED (the newest is {})",
+                    all.len(),
+                    all[0].status
+                ),
+                Some(
+                    "the service runs nothing Railway can roll back from: deploy it on Railway, then try again"
+                        .to_owned(),
+                ),
+            )),
+        }
+    }
+}
+
+impl Railway {
+    /// The ids the auto-deploy calls take (the project's read from the service's deployments),
+    /// and `serviceInstanceAutoDeployStatus`.
+    async fn autodeploy_status(&self) -> Result<(serde_json::Value, AutoDeployStatus)> {
+        let page = self.deployments(1, |_| true).await?;
+        let Some(project_id) = page.iter().find_map(|d| d.project_id.clone()) else {
+            return Err(self.api.error("the service has no deployment to read its project from".to_owned(), None));
+        };
+        let ids = json!({"environmentId": self.environment_id, "projectId": project_id, "serviceId": self.service_id});
+        let status: AutoDeployStatusData =
+            self.graphql("reading auto-deploy", json!({"query": AUTODEPLOY_STATUS, "variables": ids})).await?;
+        Ok((ids, status.status))
     }
 }
 
@@ -273,6 +317,16 @@ impl Deployer for Railway {
 
     async fn current(&self) -> Result<Release> {
         Ok(self.live().await?.release())
+    }
+
+    async fn in_flight(&self) -> Result<Option<Release>> {
+        let newer = self.deployments(MAX_PAGES, Deployment::is_current).await?;
+        Ok(newer.iter().take_while(|d| !d.is_current()).find(|d| d.in_flight()).map(Deployment::release))
+    }
+
+    async fn wait_settled(&self, pending: &Release, timeout: Duration) -> Result<()> {
+        let check = || async { Ok(if self.in_flight().await?.is_none() { Poll::Live } else { Poll::Pending }) };
+        poll_live(|| self.describe(), pending, timeout.min(self.live_timeout), self.poll, check).await
     }
 
     async fn find(&self, commit: &CommitId) -> Result<Option<Release>> {
@@ -336,25 +390,23 @@ impl Deployer for Railway {
         true
     }
 
-    /// `serviceInstanceAutoDeployStatus`, then `serviceInstanceAutoDeployUpdate` if it differs;
-    /// the project's id comes from the service's deployments.
+    /// `serviceInstanceAutoDeployStatus`'s `enabled`.
+    async fn autodeploy(&self) -> Result<bool> {
+        Ok(self.autodeploy_status().await?.1.enabled)
+    }
+
+    /// [`Deployer::autodeploy`], then `serviceInstanceAutoDeployUpdate` if it differs.
     async fn set_autodeploy(&self, on: bool) -> Result<bool> {
-        let page = self.deployments(1, |_| true).await?;
-        let Some(project_id) = page.iter().find_map(|d| d.project_id.clone()) else {
-            return Err(self.api.error("the service has no deployment to read its project from".to_owned(), None));
-        };
-        let ids = json!({"environmentId": self.environment_id, "projectId": project_id, "serviceId": self.service_id});
-        let status: AutoDeployStatusData =
-            self.graphql("reading auto-deploy", json!({"query": AUTODEPLOY_STATUS, "variables": ids})).await?;
-        let was = status.status.enabled;
+        let (ids, status) = self.autodeploy_status().await?;
+        let was = status.enabled;
         if was == on {
             return Ok(was);
         }
-        if on && !status.status.can_enable {
+        if on && !status.can_enable {
             return Err(self.api.error(
                 format!(
                     "auto-deploy cannot be turned back on: {}",
-                    status.status.reason.as_deref().unwrap_or("Railway gave no reason")
+                    status.reason.as_deref().unwrap_or("Railway gave no reason")
                 ),
                 Some("turn it on in the service's settings once the source is connected".to_owned()),
             ));

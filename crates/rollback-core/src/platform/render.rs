@@ -8,6 +8,9 @@
 //! - `POST /services/{serviceId}/rollback {"deployId"}`: Render starts a *new* deploy (trigger
 //!   `rollback`) from the earlier one's build, for the same commit; so a deploy "serves" a
 //!   release when it is that release or was built from the same commit.
+//! - A deploy newer than the live one whose status is `created`, `queued`,
+//!   `build_in_progress`, `pre_deploy_in_progress` or `update_in_progress` is in flight: it
+//!   replaces the live deploy when it ends ([`Deployer::in_flight`]).
 //! - The wait polls the first page until the newest live deploy serves the release; a newer
 //!   deploy of it ending `build_failed`, `update_failed`, `pre_deploy_failed` or `canceled`
 //!   fails the wait at once.
@@ -62,6 +65,14 @@ struct Commit {
 }
 
 impl Deploy {
+    /// Not ended yet: building, running its pre-deploy command, or starting.
+    fn in_flight(&self) -> bool {
+        matches!(
+            self.status.as_str(),
+            "created" | "queued" | "build_in_progress" | "pre_deploy_in_progress" | "update_in_progress"
+        )
+    }
+
     fn commit(&self) -> Option<CommitId> {
         self.commit.as_ref().and_then(|c| CommitId::new(&c.id))
     }
@@ -148,6 +159,16 @@ impl Deployer for Render {
         })
     }
 
+    async fn in_flight(&self) -> Result<Option<Release>> {
+        let newer = self.deploys(MAX_PAGES, PAGE, |d| d.status == "live").await?;
+        Ok(newer.iter().take_while(|d| d.status != "live").find(|d| d.in_flight()).map(Deploy::release))
+    }
+
+    async fn wait_settled(&self, pending: &Release, timeout: Duration) -> Result<()> {
+        let check = || async { Ok(if self.in_flight().await?.is_none() { Poll::Live } else { Poll::Pending }) };
+        poll_live(|| self.describe(), pending, timeout.min(self.live_timeout), self.poll, check).await
+    }
+
     async fn find(&self, commit: &CommitId) -> Result<Option<Release>> {
         let ran =
             |d: &Deploy| d.commit().as_ref() == Some(commit) && matches!(d.status.as_str(), "live" | "deactivated");
@@ -210,9 +231,8 @@ impl Deployer for Render {
         true
     }
 
-    /// `GET /services/{id}` for `autoDeploy`, then `PATCH /services/{id} {"autoDeploy"}` if it
-    /// differs.
-    async fn set_autodeploy(&self, on: bool) -> Result<bool> {
+    /// `GET /services/{id}`: `autoDeploy` is `yes`.
+    async fn autodeploy(&self) -> Result<bool> {
         #[derive(Deserialize)]
         struct Service {
             #[serde(rename = "autoDeploy")]
@@ -228,7 +248,13 @@ impl Deployer for Render {
         if resp.status != 200 {
             return Err(self.api.status_error("reading the service", &resp, &token));
         }
-        let was = resp.json::<Service>(&self.api)?.auto_deploy == "yes";
+        Ok(resp.json::<Service>(&self.api)?.auto_deploy == "yes")
+    }
+
+    /// [`Deployer::autodeploy`], then `PATCH /services/{id} {"autoDeploy"}` if it differs.
+    async fn set_autodeploy(&self, on: bool) -> Result<bool> {
+        let was = self.autodeploy().await?;
+        let token = self.api.token()?;
         if was == on {
             return Ok(was);
         }

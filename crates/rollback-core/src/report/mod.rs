@@ -551,6 +551,13 @@ fn timeline(state: &RunState) -> Vec<TimelineEntry> {
                 (*at, format!("Operator {what}"))
             }
             Record::StepSkipped { at, index, step } => (*at, format!("Step {}/{total} `{step}` SKIPPED", index + 1)),
+            Record::Progress { at, index, step, detail } => {
+                let found = match detail {
+                    crate::detail::ProgressDetail::AutodeployFound { on: true } => "automatic deploys were on",
+                    crate::detail::ProgressDetail::AutodeployFound { on: false } => "automatic deploys were off",
+                };
+                (*at, format!("Step {}/{total} `{step}` found: {found}", index + 1))
+            }
             Record::Finished { at, status, .. } => {
                 let what = match status {
                     RunStatus::Succeeded if plan.kind == RunKind::Undo => "Undo complete".to_owned(),

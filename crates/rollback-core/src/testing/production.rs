@@ -114,6 +114,7 @@ impl Deployer for MemDeployer {
                 target: self.describe(),
                 release: release.id.clone(),
                 seconds: timeout.as_secs(),
+                last_error: None,
             });
         }
         Ok(())

@@ -255,6 +255,28 @@ fn the_planted_key_is_in_no_plan_journal_report_or_event() {
     assert!(!seen.contains(TOKEN), "the key leaked");
 }
 
+#[test]
+fn an_undo_while_the_runs_promotion_is_in_flight_waits_for_it_and_does_not_claim_success() {
+    let (r, v1, v2, v3) = repo();
+    set_token("FR_HK_INFLIGHT", TOKEN);
+    let f = fake(&v1, &v2, &v3);
+    let rb = rollback(&r, &f, "FR_HK_INFLIGHT");
+    f.never_live(true);
+    let out = rb.run(&to_v1(), &AutoConfirm, &Recorder::default()).unwrap();
+    assert_eq!(out.status, RunStatus::Failed, "{:?}", out.error);
+    let undo = rb.undo(out.run_id.as_deref().unwrap(), &AutoConfirm, &Recorder::default()).unwrap();
+    assert_eq!(undo.status, RunStatus::Failed, "not complete while the run's promotion is in flight");
+    assert!(undo.error.clone().unwrap_or_default().contains("still in progress"), "{:?}", undo.error);
+    assert_eq!(f.rollbacks(), ["rel-1"], "nothing sent over it");
+
+    // The platform finishes the run's promotion; the resumed undo then puts v3 back over it.
+    f.never_live(false);
+    let resumed = rb.resume(undo.run_id.as_deref().unwrap(), &Recorder::default()).unwrap();
+    assert_eq!(resumed.status, RunStatus::Succeeded, "{:?}", resumed.error);
+    assert_eq!(f.rollbacks(), ["rel-1", "rel-3"]);
+    assert_eq!(f.live_commit().as_deref(), Some(v3.as_str()));
+}
+
 /// Against Heroku itself, read-only, when `FORGE_ROLLBACK_LIVE_HEROKU_API_KEY` and
 /// `FORGE_ROLLBACK_LIVE_HEROKU_APP` are set.
 #[test]

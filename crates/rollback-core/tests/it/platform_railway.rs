@@ -136,6 +136,27 @@ fn a_missing_token_variable_is_named_with_a_hint() {
 }
 
 #[test]
+fn a_live_deployment_that_crashed_is_the_one_rolled_back_from() {
+    let (r, v1, v2, v3) = repo();
+    set_token("FR_RW_CRASHED", TOKEN);
+    let f = fake(RailwayToken::Project, &v1, &v2, &v3);
+    f.crash_live();
+    let d = Railway::from_config(&deploy_config(&f, "FR_RW_CRASHED", TokenKind::Project));
+    let live = rt::block_on(d.current()).unwrap();
+    assert_eq!((live.id.as_str(), live.commit.as_ref()), ("dep-3", Some(&v3)), "the crashed release is what runs");
+
+    let out = rollback(&r, &f, "FR_RW_CRASHED").run(&to_v1(), &AutoConfirm, &Recorder::default()).unwrap();
+    assert_eq!(out.status, RunStatus::Succeeded, "{:?}", out.error);
+    assert_eq!(f.rollbacks(), ["dep-1"]);
+    assert_eq!(f.live_commit().as_deref(), Some(v1.as_str()));
+    assert!(
+        f.deployments().iter().any(|x| x.id == "dep-3" && x.status == "REMOVED"),
+        "the new deployment replaced the crashed one: {:?}",
+        f.deployments()
+    );
+}
+
+#[test]
 fn a_429_is_waited_out_as_retry_after_says() {
     let (_r, v1, v2, v3) = repo();
     set_token("FR_RW_429", TOKEN);
@@ -300,6 +321,28 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
         if p.is_dir() { out.extend(walk(&p)) } else { out.push(p) }
     }
     out
+}
+
+#[test]
+fn an_undo_while_the_runs_promotion_is_in_flight_waits_for_it_and_does_not_claim_success() {
+    let (r, v1, v2, v3) = repo();
+    set_token("FR_RW_INFLIGHT", TOKEN);
+    let f = fake(RailwayToken::Project, &v1, &v2, &v3);
+    let rb = rollback(&r, &f, "FR_RW_INFLIGHT");
+    f.never_live(true);
+    let out = rb.run(&to_v1(), &AutoConfirm, &Recorder::default()).unwrap();
+    assert_eq!(out.status, RunStatus::Failed, "{:?}", out.error);
+    let undo = rb.undo(out.run_id.as_deref().unwrap(), &AutoConfirm, &Recorder::default()).unwrap();
+    assert_eq!(undo.status, RunStatus::Failed, "not complete while the run's promotion is in flight");
+    assert!(undo.error.clone().unwrap_or_default().contains("still in progress"), "{:?}", undo.error);
+    assert_eq!(f.rollbacks(), ["dep-1"], "nothing sent over it");
+
+    // The platform finishes the run's promotion; the resumed undo then puts v3 back over it.
+    f.never_live(false);
+    let resumed = rb.resume(undo.run_id.as_deref().unwrap(), &Recorder::default()).unwrap();
+    assert_eq!(resumed.status, RunStatus::Succeeded, "{:?}", resumed.error);
+    assert_eq!(f.rollbacks(), ["dep-1", "dep-3"]);
+    assert_eq!(f.live_commit().as_deref(), Some(v3.as_str()));
 }
 
 /// Against Railway itself, read-only (`current`, `find` of the live commit), when

@@ -228,6 +228,45 @@ fn a_deploy_that_never_goes_live_or_fails_fails_the_wait_and_resume_does_not_rol
 }
 
 #[test]
+fn a_502_while_waiting_for_the_deploy_is_looked_past_until_the_deadline() {
+    let (r, v1, v2, v3) = repo();
+    set_token("FR_RND_HICCUP", TOKEN);
+    let f = fake(&v1, &v2, &v3);
+    f.hiccup_while_deploying(1);
+    let out = rollback(&r, &f, "FR_RND_HICCUP").run(&to_v1(), &AutoConfirm, &Recorder::default()).unwrap();
+    assert_eq!(out.status, RunStatus::Succeeded, "one bad answer does not fail the run: {:?}", out.error);
+    assert_eq!(f.rollbacks(), ["dep-1"]);
+    assert_eq!(f.live_commit().as_deref(), Some(v1.as_str()));
+
+    // An API that keeps failing: the wait ends at its deadline, naming the last failure.
+    let (r2, ..) = repo();
+    let f2 = fake(&v1, &v2, &v3);
+    f2.hiccup_while_deploying(u32::MAX);
+    let out = rollback(&r2, &f2, "FR_RND_HICCUP").run(&to_v1(), &AutoConfirm, &Recorder::default()).unwrap();
+    assert_eq!(out.status, RunStatus::Failed);
+    let error = out.error.unwrap_or_default();
+    assert!(error.contains("did not go live within 3 s"), "{error}");
+    assert!(error.contains("the last look failed") && error.contains("listing deploys failed (502)"), "{error}");
+}
+
+#[test]
+fn a_retry_after_given_as_an_http_date_is_waited_for_or_refused_not_read_as_now() {
+    let (_r, v1, v2, v3) = repo();
+    set_token("FR_RND_DATE", TOKEN);
+    let f = fake(&v1, &v2, &v3);
+    let d = Render::from_config(&deploy_config(&f, "FR_RND_DATE"));
+    f.rate_limit_with(1, "Wed, 21 Oct 2099 07:28:00 GMT");
+    let err = rt::block_on(d.current()).unwrap_err();
+    assert!(err.to_string().contains("rate limited (429)"), "{err}");
+    let hint = err.hint().unwrap_or_default();
+    assert!(hint.contains("asked to wait") && !hint.contains("wait 0 s"), "{hint}");
+    assert_eq!(f.requests().len(), 1, "a wait of decades is not taken, nor retried at once");
+    f.rate_limit_with(1, "no date at all");
+    let err = rt::block_on(d.current()).unwrap_err();
+    assert!(err.hint().unwrap_or_default().contains("an unknown time"), "{:?}", err.hint());
+}
+
+#[test]
 fn the_planted_key_is_in_no_plan_journal_report_or_event() {
     let (r, v1, v2, v3) = repo();
     set_token("FR_RND_PLANTED", TOKEN);

@@ -49,6 +49,8 @@ struct KubeState {
     deadline_exceeded: bool,
     refuse_patch: Option<String>,
     rate_limited: u32,
+    /// Reads of the workload to answer normally, then how many to answer `503`.
+    unavailable: (u32, u32),
     page_max: usize,
     /// The Jobs created: name, body, reads left before it ends, whether it succeeded.
     jobs: Vec<FakeJob>,
@@ -165,6 +167,7 @@ impl FakeKubernetes {
             deadline_exceeded: false,
             refuse_patch: None,
             rate_limited: 0,
+            unavailable: (0, 0),
             page_max: 2,
             jobs: Vec::new(),
             job_runner: None,
@@ -283,6 +286,12 @@ impl FakeKubernetes {
     /// The next `n` requests get `429` with `Retry-After: 1`.
     pub fn rate_limit(&self, n: u32) {
         lock(&self.state).rate_limited = n;
+    }
+
+    /// After `skip` more reads of the workload, the next `n` answer `503 Service Unavailable`
+    /// (an API server restarting behind its load balancer).
+    pub fn unavailable_after(&self, skip: u32, n: u32) {
+        lock(&self.state).unavailable = (skip, n);
     }
 }
 
@@ -416,6 +425,14 @@ fn kube(st: &mut KubeState, req: &RecordedRequest) -> Reply {
     let one = format!("{workloads}/{NAME}");
     match (req.method.as_str(), rest) {
         ("GET", r) if r == one => {
+            match st.unavailable {
+                (0, 0) => {}
+                (0, n) => {
+                    st.unavailable.1 = n - 1;
+                    return status(503, "ServiceUnavailable", "the server is currently unable to handle the request");
+                }
+                (skip, _) => st.unavailable.0 = skip - 1,
+            }
             if st.polls_left > 0 && !st.never_complete && !st.deadline_exceeded {
                 st.polls_left -= 1;
                 if st.polls_left == 0 {

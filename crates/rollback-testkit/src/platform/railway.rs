@@ -153,6 +153,13 @@ impl FakeRailway {
         lock(&self.state).rate_limited = n;
     }
 
+    /// The live deployment crashes after starting (status `CRASHED`), as a bad release does.
+    pub fn crash_live(&self) {
+        if let Some(d) = lock(&self.state).deployments.iter_mut().find(|d| d.status == "SUCCESS") {
+            d.status = "CRASHED".into();
+        }
+    }
+
     /// Marks every deployment of `commit` as no longer rollbackable (`canRollback: false`).
     pub fn expire(&self, commit: &str) {
         for d in &mut lock(&self.state).deployments {
@@ -193,7 +200,8 @@ fn settle(st: &mut RailwayState) {
     }
     if let Some(i) = came_live {
         for (j, d) in st.deployments.iter_mut().enumerate() {
-            if j != i && d.status == "SUCCESS" {
+            // What it replaces is removed, running or crashed.
+            if j != i && matches!(d.status.as_str(), "SUCCESS" | "SLEEPING" | "CRASHED") {
                 d.status = "REMOVED".into();
             }
         }

@@ -34,6 +34,8 @@ struct RenderState {
     never_live: bool,
     end_failed: bool,
     rate_limited: u32,
+    retry_after: String,
+    hiccups: u32,
 }
 
 /// A fake Render REST API under `/v1`: `GET /services/{id}/deploys` (cursor pagination, at
@@ -74,6 +76,8 @@ impl FakeRender {
             never_live: false,
             end_failed: false,
             rate_limited: 0,
+            retry_after: "1".into(),
+            hiccups: 0,
         }));
         let s = state.clone();
         let server = TestServer::with_handler(Arc::new(move |req| render(&mut lock(&s), req)));
@@ -129,6 +133,44 @@ impl FakeRender {
         lock(&self.state).never_live = on;
     }
 
+    /// Deploys in progress go live after `lists` more lists of the deploys (new ones too: no
+    /// longer `never_live`).
+    pub fn finish_after(&self, lists: u32) {
+        let mut st = lock(&self.state);
+        st.never_live = false;
+        for d in st.deploys.iter_mut().filter(|d| d.status == "update_in_progress") {
+            d.polls_left = lists;
+        }
+    }
+
+    /// Someone deploys `commit` outside forge-rollback (a push, the dashboard): a new deploy
+    /// `id`, live at once (`in_progress`: `update_in_progress` until `finish_after`).
+    pub fn deploy(&self, id: &str, commit: &str, in_progress: bool) {
+        let mut st = lock(&self.state);
+        if !in_progress {
+            for d in st.deploys.iter_mut().filter(|d| d.status == "live") {
+                d.status = "deactivated".into();
+            }
+        }
+        let status = if in_progress { "update_in_progress" } else { "live" };
+        st.deploys.insert(
+            0,
+            RenderDeploy {
+                id: id.to_owned(),
+                commit: commit.to_owned(),
+                status: status.into(),
+                trigger: "new_commit".into(),
+                polls_left: if in_progress { u32::MAX } else { 0 },
+            },
+        );
+    }
+
+    /// The next `n` lists of the deploys made while a deploy is in progress answer
+    /// `502 Bad Gateway` (a platform API's bad moment during the wait).
+    pub fn hiccup_while_deploying(&self, n: u32) {
+        lock(&self.state).hiccups = n;
+    }
+
     /// New deploys end `update_failed`.
     pub fn end_failed(&self, on: bool) {
         lock(&self.state).end_failed = on;
@@ -136,7 +178,14 @@ impl FakeRender {
 
     /// The next `n` requests get `429` with `Retry-After: 1`.
     pub fn rate_limit(&self, n: u32) {
-        lock(&self.state).rate_limited = n;
+        self.rate_limit_with(n, "1");
+    }
+
+    /// The next `n` requests get `429` with this `Retry-After` (seconds, or an HTTP date).
+    pub fn rate_limit_with(&self, n: u32, retry_after: &str) {
+        let mut st = lock(&self.state);
+        st.rate_limited = n;
+        retry_after.clone_into(&mut st.retry_after);
     }
 }
 
@@ -190,7 +239,7 @@ fn render(st: &mut RenderState, req: &RecordedRequest) -> Reply {
     if st.rate_limited > 0 {
         st.rate_limited -= 1;
         let mut r = render_error(429, "rate_limit", "rate limit exceeded");
-        r.headers.push(("Retry-After".into(), "1".into()));
+        r.headers.push(("Retry-After".into(), st.retry_after.clone()));
         return r;
     }
     if req.header("authorization") != Some(format!("Bearer {}", st.token).as_str()) {
@@ -206,6 +255,11 @@ fn render(st: &mut RenderState, req: &RecordedRequest) -> Reply {
     }
     match (req.method.as_str(), tail) {
         ("GET", "deploys") => {
+            if st.hiccups > 0 && st.deploys.iter().any(|d| d.status == "update_in_progress") {
+                st.hiccups -= 1;
+                // What a proxy in front of the API sends: not Render's JSON.
+                return Reply { status: 502, headers: Vec::new(), body: "Bad Gateway".into() };
+            }
             render_settle(st);
             let limit = query_param(&req.path, "limit").and_then(|l| l.parse::<usize>().ok()).unwrap_or(20);
             if !(1..=100).contains(&limit) {

@@ -27,6 +27,8 @@ use crate::paths::RepoPath;
 use crate::plan::{Plan, Step};
 use crate::vcs;
 
+pub(crate) use promote::found_in as autodeploy_found_in;
+
 impl Rollback {
     // ----- steps ----------------------------------------------------------------------
 
@@ -52,7 +54,7 @@ impl Rollback {
             Step::Restart { .. } => self.step_restart(ctx, &ex.run_id),
             Step::Deploy { .. } => self.step_deploy(ctx, ex),
             Step::Promote { production, from, to, autodeploy } => {
-                self.step_promote(ctx, production, from, to, *autodeploy)
+                self.step_promote(ctx, ex, production, from, to, *autodeploy)
             }
             Step::Verify { .. } => self.step_verify(ctx, ex),
             Step::Record => self.step_record(ctx, ex),

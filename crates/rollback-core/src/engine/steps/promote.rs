@@ -1,18 +1,28 @@
 //! `promote`: make the planned release live on the production target and wait until it
 //! serves; then, if the plan says so, turn the platform's automatic deploys off (the freeze
 //! after a rollback) or back on (an undo). Safe to repeat: a resumed run finds the release
-//! live already, and setting the switch to what it is changes nothing.
+//! live already, or its promotion still in flight (and waits for it rather than send it
+//! again), and setting the switch to what it is changes nothing.
+//!
+//! Nothing is decided while another deploy is in flight on the platform (the run's own
+//! promotion that did not go live in time, a colleague's deploy): it would replace whatever
+//! this step makes live a moment later. The step waits for it to end (at most the live
+//! timeout), then looks again.
 
-use crate::detail::StepDetail;
-use crate::engine::{Ctx, Rollback};
+use crate::detail::{ProgressDetail, StepDetail};
+use crate::engine::{Ctx, Exec, Rollback};
 use crate::error::{Error, Result};
 use crate::event::LogLevel;
-use crate::production::{Deployer, LIVE_TIMEOUT, Release};
+use crate::journal::{Record, RunState};
+use crate::plan::Step;
+use crate::production::{self, Deployer, LIVE_TIMEOUT, Release};
+use crate::time::Timestamp;
 
 impl Rollback {
     pub(crate) fn step_promote(
         &self,
         ctx: &mut Ctx<'_>,
+        ex: &mut Exec<'_>,
         production: &str,
         from: &Release,
         to: &Release,
@@ -24,24 +34,100 @@ impl Rollback {
                 Some("open the repository with the same deployer, then resume".into()),
             ));
         };
-        let live = crate::rt::block_on(d.current())?;
-        let already = d.serves(&live, to);
-        if already {
-            ctx.log(LogLevel::Info, format!("Production {production}: {to} is live already"));
-        } else {
-            ctx.log(LogLevel::Info, format!("Production {production}: promoting {to} (live now: {live})..."));
-            crate::rt::block_on(d.rollback(to))?;
-            crate::rt::block_on(d.wait_live(to, LIVE_TIMEOUT))?;
-            ctx.log(LogLevel::Success, format!("Production {production}: {to} is live"));
-        }
+        let already = match crate::rt::block_on(d.in_flight())? {
+            Some(pending) if d.serves(&pending, to) => {
+                ctx.log(
+                    LogLevel::Info,
+                    format!(
+                        "Production {production}: {pending}, a promotion of {to}, is in progress already: waiting for it to serve (not sent again)"
+                    ),
+                );
+                crate::rt::block_on(d.wait_live(to, LIVE_TIMEOUT))?;
+                ctx.log(LogLevel::Success, format!("Production {production}: {to} is live"));
+                true
+            }
+            Some(pending) => {
+                ctx.log(
+                    LogLevel::Warn,
+                    format!(
+                        "Production {production}: {pending} is still in progress and would replace whatever is promoted now: waiting for it to end"
+                    ),
+                );
+                crate::rt::block_on(d.wait_settled(&pending, LIVE_TIMEOUT))
+                    .map_err(|e| still_in_flight(e, production, &pending))?;
+                promote(ctx, d.as_ref(), production, to)?
+            }
+            None => promote(ctx, d.as_ref(), production, to)?,
+        };
         let autodeploy_was = if let Some(on) = autodeploy {
-            Some(switch(ctx, d.as_ref(), production, on)?)
+            let was = autodeploy_found(d.as_ref(), ex)?;
+            switch(ctx, d.as_ref(), production, on, was)?;
+            Some(was)
         } else {
             others(ctx, d.as_ref(), production);
             None
         };
         Ok(StepDetail::Promote { from: from.clone(), to: to.clone(), already, autodeploy, autodeploy_was })
     }
+}
+
+/// Makes `to` live unless it is already, and waits until it serves; whether it was live
+/// already.
+fn promote(ctx: &mut Ctx<'_>, d: &dyn Deployer, production: &str, to: &Release) -> Result<bool> {
+    let live = crate::rt::block_on(d.current())?;
+    if d.serves(&live, to) {
+        ctx.log(LogLevel::Info, format!("Production {production}: {to} is live already"));
+        return Ok(true);
+    }
+    ctx.log(LogLevel::Info, format!("Production {production}: promoting {to} (live now: {live})..."));
+    crate::rt::block_on(d.rollback(to))?;
+    crate::rt::block_on(d.wait_live(to, LIVE_TIMEOUT))?;
+    ctx.log(LogLevel::Success, format!("Production {production}: {to} is live"));
+    Ok(false)
+}
+
+/// A deploy in flight that did not end within the wait: nothing was sent.
+fn still_in_flight(e: production::Error, production: &str, pending: &Release) -> Error {
+    match e {
+        production::Error::NotLive { seconds, .. } => Error::refused(
+            format!(
+                "production {production}: {pending} is still in progress after {seconds} s, and would replace whatever this step promoted; nothing was sent"
+            ),
+            Some(
+                "wait until it ends on the platform (or cancel it there), then resume this run: it looks at what is live again"
+                    .into(),
+            ),
+        ),
+        other => other.into(),
+    }
+}
+
+/// Whether automatic deploys were on before this run's `promote` switched them: journaled
+/// (a `progress` record) the first time the step reads it, before it switches anything, and
+/// taken from the journal by a resumed step, which would otherwise read the value it set
+/// itself before a crash.
+fn autodeploy_found(d: &dyn Deployer, ex: &mut Exec<'_>) -> Result<bool> {
+    let index = ex.plan.steps.iter().position(|s| matches!(s, Step::Promote { .. })).unwrap_or_default();
+    let state = RunState::load(ex.journal.path())?;
+    if let Some(on) = found_in(&state, index) {
+        return Ok(on);
+    }
+    let on = crate::rt::block_on(d.autodeploy())?;
+    ex.journal.append(&Record::Progress {
+        at: Timestamp::now(),
+        index,
+        step: "promote".into(),
+        detail: ProgressDetail::AutodeployFound { on },
+    })?;
+    Ok(on)
+}
+
+/// What step `index` of `state` journaled it found about automatic deploys, if it got that far.
+pub(crate) fn found_in(state: &RunState, index: usize) -> Option<bool> {
+    state.records.iter().rev().find_map(|r| match r {
+        Record::Progress { index: i, detail: ProgressDetail::AutodeployFound { on }, .. } if *i == index => Some(*on),
+        _ => None,
+    })
 }
 
 /// On a target with no switch, says who else deploys it (a GitOps controller that will
@@ -67,9 +153,10 @@ fn others(ctx: &mut Ctx<'_>, d: &dyn Deployer, production: &str) {
     }
 }
 
-/// Sets the automatic deploys and says so.
-fn switch(ctx: &mut Ctx<'_>, d: &dyn Deployer, production: &str, on: bool) -> Result<bool> {
-    let was = crate::rt::block_on(d.set_autodeploy(on))?;
+/// Sets the automatic deploys (`was`: what the step found before it switched anything) and
+/// says so.
+fn switch(ctx: &mut Ctx<'_>, d: &dyn Deployer, production: &str, on: bool, was: bool) -> Result<()> {
+    crate::rt::block_on(d.set_autodeploy(on))?;
     let message = match (on, was) {
         (false, true) => {
             "automatic deploys turned off: a push to the branch will not deploy the bad release again (undo turns them back on)"
@@ -79,5 +166,5 @@ fn switch(ctx: &mut Ctx<'_>, d: &dyn Deployer, production: &str, on: bool) -> Re
         (true, true) => "automatic deploys were on already",
     };
     ctx.log(if was == on { LogLevel::Info } else { LogLevel::Warn }, format!("Production {production}: {message}"));
-    Ok(was)
+    Ok(())
 }

@@ -95,6 +95,12 @@ impl Client {
         Error::Platform { target: self.target.clone(), message: redact_in(message, secrets), hint }
     }
 
+    /// An error that may pass when the call is repeated (no answer, or a `5xx`).
+    fn unavailable(&self, message: &str) -> Error {
+        let secrets = self.creds.token.iter().chain(&self.creds.identity_pem).map(crate::secret::Secret::expose);
+        Error::Unavailable { target: self.target.clone(), message: redact_in(message, secrets) }
+    }
+
     /// Sends one request (again after each `429`); the status and body.
     async fn send(&self, method: reqwest::Method, path: &str, body: Option<(&str, String)>) -> Result<(u16, Vec<u8>)> {
         let url = format!("{}{path}", self.creds.server);
@@ -111,16 +117,16 @@ impl Client {
             if let Some((content_type, b)) = &body {
                 req = req.header("Content-Type", *content_type).body(b.clone());
             }
-            let mut resp = req.send().await.map_err(|e| self.error(&describe_error(e, Some(&host)), None))?;
+            let mut resp = req.send().await.map_err(|e| self.unavailable(&describe_error(e, Some(&host))))?;
             let status = resp.status().as_u16();
             let wait = resp
                 .headers()
                 .get(reqwest::header::RETRY_AFTER)
                 .and_then(|v| v.to_str().ok())
-                .map(|v| v.trim().parse::<u64>().map_or(Duration::ZERO, Duration::from_secs));
+                .and_then(crate::platform::api::retry_after_value);
             let bytes = crate::http::read_capped(&mut resp, MAX_BODY)
                 .await
-                .map_err(|e| self.error(&describe_error(e, Some(&host)), None))?
+                .map_err(|e| self.unavailable(&describe_error(e, Some(&host))))?
                 .bytes;
             if status != 429 {
                 return Ok((status, bytes));
@@ -156,6 +162,9 @@ impl Client {
             ),
             _ => None,
         };
+        if status >= 500 {
+            return self.unavailable(&format!("{what} failed ({status}): {said}"));
+        }
         self.error(&format!("{what} failed ({status}): {said}"), hint)
     }
 

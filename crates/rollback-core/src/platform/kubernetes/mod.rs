@@ -149,6 +149,36 @@ impl Kubernetes {
         format!("/apis/apps/v1/namespaces/{}/{resource}", self.namespace)
     }
 
+    /// Whether `w` runs `release` (`rev`, its revision, for a Deployment) with every replica
+    /// updated and ready; a rollout that failed is an error.
+    fn rolled_out(&self, w: &Workload, rev: Option<&Revision>, release: &Release) -> Result<bool> {
+        let serves = match (rev, self.kind) {
+            (Some(r), Kind::Deployment) => w.runs(r),
+            (_, Kind::StatefulSet) => w.update_revision() == Some(release.id.as_str()),
+            (None, Kind::Deployment) => false,
+        };
+        if !serves {
+            return Ok(false);
+        }
+        let status = match self.kind {
+            Kind::Deployment => w.deployment_status(),
+            Kind::StatefulSet => w.statefulset_status(),
+        };
+        match status {
+            Ok(None) => Ok(true),
+            Ok(Some(_waiting)) => Ok(false),
+            Err(why) => Err(self.error(
+                format!("the rollout of {release} failed: {why}"),
+                Some(format!(
+                    "`kubectl describe {}/{} -n {}` shows why; resume the run once it serves, or undo it",
+                    self.kind.name(),
+                    self.name,
+                    self.namespace
+                )),
+            )),
+        }
+    }
+
     async fn workload(&self, client: &Client) -> Result<Workload> {
         let path = format!("{}/{}", self.path(self.kind.resource()), self.name);
         client.get(&format!("reading the {}", self.kind.name()), &path).await?.ok_or_else(|| {
@@ -282,39 +312,25 @@ impl Deployer for Kubernetes {
         let deadline = Instant::now() + wait;
         let (_, revs) = self.revisions(&client).await?;
         let rev = revs.into_iter().find(|r| r.name == release.id);
+        // One failed look (no answer, a `5xx`) is not the end of the wait: see `poll_live`.
+        let mut last_error;
         loop {
-            let w = self.workload(&client).await?;
-            let serves = match (&rev, self.kind) {
-                (Some(r), Kind::Deployment) => w.runs(r),
-                (_, Kind::StatefulSet) => w.update_revision() == Some(release.id.as_str()),
-                (None, Kind::Deployment) => false,
-            };
-            if serves {
-                let status = match self.kind {
-                    Kind::Deployment => w.deployment_status(),
-                    Kind::StatefulSet => w.statefulset_status(),
-                };
-                match status {
-                    Ok(None) => return Ok(()),
-                    Ok(Some(_waiting)) => {}
-                    Err(why) => {
-                        return Err(self.error(
-                            format!("the rollout of {release} failed: {why}"),
-                            Some(format!(
-                                "`kubectl describe {}/{} -n {}` shows why; resume the run once it serves, or undo it",
-                                self.kind.name(),
-                                self.name,
-                                self.namespace
-                            )),
-                        ));
+            match self.workload(&client).await {
+                Ok(w) => {
+                    last_error = None;
+                    if self.rolled_out(&w, rev.as_ref(), release)? {
+                        return Ok(());
                     }
                 }
+                Err(e @ Error::Unavailable { .. }) => last_error = Some(e.to_string()),
+                Err(e) => return Err(e),
             }
             if Instant::now() >= deadline {
                 return Err(Error::NotLive {
                     target: self.describe(),
                     release: release.id.clone(),
                     seconds: wait.as_secs(),
+                    last_error: last_error.take(),
                 });
             }
             tokio::time::sleep(self.poll.min(deadline.saturating_duration_since(Instant::now()))).await;
