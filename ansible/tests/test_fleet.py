@@ -4,9 +4,11 @@ Four hosts (`web1`..`web4`, `ansible_connection=local`), each its own git work t
 one origin (its own `.git`, so its own state folder), all sharing one SQLite database file that
 real Alembic migrated to the broken release. The playbook rolls back to `v1` in batches of two
 (`serial: 2`): the database once on `web1`, then the code. Cases: all good; a host of batch 2
-failing verification (every touched host undone, the database back at HEAD's revision); the
-controller killed mid-batch and the playbook run again (resumes and finishes); a second run
-changes nothing.
+failing verification (every touched host undone, the database back at HEAD's revision), then a
+second play that reports only its own runs; failures within max_fail_percentage, then a re-run
+that resumes the failed run; the controller killed mid-batch, or during the database downgrade,
+and the playbook run again (resumes and finishes, or undoes the database run it finds); a
+second run changes nothing; a failure's msg keeps the command's causes.
 
 Run by `scripts/test.sh python` with the test venv's Python (ansible-core from
 requirements-dev.txt) and the debug `forge-rollback` the Rust stage built (`FORGE_ROLLBACK_BIN`,
@@ -122,6 +124,20 @@ def downgrade():
 '''
 
 REVISIONS = ["a1000000users", "b2000000payments"]
+
+# Appended to a host's env.py: Alembic lingers after it committed a downgrade to the first
+# revision, on the live database only, while the flag file exists.
+LINGER = """
+import sqlite3
+import time
+
+if os.path.exists({flag!r}) and os.environ["DATABASE_URL"] == {url!r}:
+    _c = sqlite3.connect({db!r})
+    _v = _c.execute("SELECT version_num FROM alembic_version").fetchone()
+    _c.close()
+    if _v and _v[0] == "a1000000users":
+        time.sleep(120)
+"""
 
 
 def cli_binary() -> Path:
@@ -289,6 +305,20 @@ def descendants(root: int) -> list[int]:
     return out
 
 
+def kill_controller(proc: subprocess.Popen[bytes]) -> None:
+    """SIGKILL of the controller and every process it started (the modules and the
+    forge-rollback they run, which Ansible's local connection starts in sessions of their own):
+    as when the controller's machine dies."""
+    killed = [proc.pid, *descendants(proc.pid)]
+    for pid in killed:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    proc.wait()
+    wait_gone(killed)
+
+
 @pytest.fixture
 def fleet(tmp_path: Path) -> Iterator[Fleet]:
     if not cli_binary().is_file():
@@ -423,7 +453,35 @@ def test_a_host_failing_verification_in_batch_2_undoes_every_touched_host(fleet:
     # web3 fails its check on either release: its undo is done, and the report says the host
     # still fails.
     assert [u["host"] for u in report["undos"] if u["verification_failed"]] == ["web3"], report["undos"]
-    assert "## Undone" in fleet.report.read_text()
+    md = fleet.report.read_text()
+    assert "## Undone" in md
+    # The failure names the failing check and why, from the run's JSON (not the CLI's log), and
+    # its second line stays inside the Markdown list item.
+    error = failed[0]["error"]
+    assert error.splitlines() == [
+        f"run {failed[0]['run_id']} finished its steps but the services failed verification:",
+        "  check `app` failed: exit code 1, expected 0",
+    ], error
+    assert "\n    check `app` failed: exit code 1, expected 0\n" in md, md
+
+    # The operator fixes web3 and plays again; this time the load balancer fails after batch 1.
+    # The report is this play's: batch 2 was not touched, only batch 1 and the database undone.
+    fleet.config("web3")
+    again = fleet.play("-e", f"forge_rollback_lb_url=http://127.0.0.1:{closed_port()}/health")
+    assert again.returncode != 0, show(again)
+    assert set(fleet.heads().values()) == {fleet.v2}, show(again)
+    assert fleet.payments() == [(1, 1250), (2, 990), (3, 5)]
+    second = fleet.report_json()
+    assert {h["host"]: h["outcome"] for h in second["hosts"]} == {
+        "web1": "failed", "web2": "failed", "web3": "not_touched", "web4": "not_touched"
+    }, second["hosts"]
+    assert all(h["run"]["started_at"][:19] >= second["fleet"]["started_at"][:19] for h in second["hosts"] if h["run"])
+    assert {(u["host"], u["scope"], u["action"]) for u in second["undos"]} == {
+        ("web1", "code", "undone"), ("web2", "code", "undone"), ("web1", "database", "undone")
+    }, second["undos"]
+    assert "web3" not in fleet.report.read_text().split("## Failures")[1]
+    # Each play keeps its record in a folder of its own.
+    assert second["fleet"]["record_dir"] != report["fleet"]["record_dir"], second["fleet"]
 
 
 def test_a_failing_load_balancer_check_undoes_the_first_batch_and_the_database(fleet: Fleet) -> None:
@@ -440,21 +498,41 @@ def test_a_failing_load_balancer_check_undoes_the_first_batch_and_the_database(f
     assert fleet.report_json()["fleet"]["outcome"] == "undone"
 
 
-def test_a_failure_within_max_fail_percentage_lets_the_fleet_go_on(fleet: Fleet) -> None:
+def test_a_failure_within_max_fail_percentage_lets_the_fleet_go_on_then_a_rerun_finishes_it(fleet: Fleet) -> None:
+    # Batch 1: web2's restart fails (its run `failed`); batch 2: web3 fails its check
+    # (`verification_failed`). Half of each batch is allowed.
+    broken = fleet.tmp / "restart-broken"
+    broken.touch()
+    fleet.config("web2", restart=["sh", "-c", f"test ! -e {broken}"])
     fleet.config("web3", check=["false"])
     p = fleet.play("-e", "forge_rollback_max_fail_percentage=50")
-    # web3 failed (ansible-playbook says so in its exit code) but half a batch is allowed.
+    # web2 and web3 failed (ansible-playbook says so in its exit code) but half a batch is allowed.
     assert p.returncode != 0, show(p)
     heads = fleet.heads()
     assert heads == {h: fleet.v1 for h in HOSTS}, heads
     assert fleet.revision() == [REVISIONS[0]]
+    assert [r["status"] for r in fleet.runs("web2")] == ["failed"]
     web3 = [r for r in fleet.runs("web3") if r["kind"] == "rollback"]
     assert [r["status"] for r in web3] == ["verification_failed"], web3
     assert all(r["kind"] == "rollback" for h in HOSTS for r in fleet.runs(h)), "nothing was undone"
     report = fleet.report_json()
     assert report["fleet"]["outcome"] == "rolled_back_with_failures"
-    assert [h["host"] for h in report["hosts"] if h["outcome"] == "failed"] == ["web3"]
+    assert [h["host"] for h in report["hosts"] if h["outcome"] == "failed"] == ["web2", "web3"]
     assert report["undos"] == []
+
+    # Both fixed, the same command again: the hosts agree (web2's failed run counts as being on
+    # the way from the old release), web2's run is resumed and the fleet finishes.
+    broken.unlink()
+    fleet.config("web3")
+    again = fleet.play("-e", "forge_rollback_max_fail_percentage=50")
+    assert again.returncode == 0, show(again)
+    assert [r["status"] for r in fleet.runs("web2")] == ["succeeded"], fleet.runs("web2")
+    second = fleet.report_json()
+    assert second["fleet"]["outcome"] == "rolled_back", second["fleet"]
+    assert {h["host"]: h["action"] for h in second["hosts"]} == {
+        "web1": "already_done", "web2": "resumed", "web3": "already_done", "web4": "already_done"
+    }, second["hosts"]
+    assert second["database"]["action"] == "already_done", second["database"]
 
 
 def test_a_failed_database_downgrade_moves_no_code_and_is_undone(fleet: Fleet) -> None:
@@ -499,6 +577,9 @@ def test_check_mode_plans_and_changes_nothing(fleet: Fleet) -> None:
     assert fleet.revision() == [REVISIONS[1]]
     assert all(fleet.runs(h) == [] for h in HOSTS)
     assert not fleet.report.exists()
+    assert "check mode: planned only; nothing was rolled back and no report was written" in p.stdout, show(p)
+    assert "fleet report:" not in p.stdout, show(p)
+    assert not (fleet.tmp / "forge-rollback-fleet").exists()
 
 
 def test_the_controller_killed_mid_batch_then_a_rerun_resumes_and_finishes(fleet: Fleet) -> None:
@@ -522,17 +603,7 @@ def test_the_controller_killed_mid_batch_then_a_rerun_resumes_and_finishes(fleet
             time.sleep(0.05)
         assert proc.poll() is None, "the playbook ended before web1's restart began"
     finally:
-        # The controller and every process it started (the modules and the forge-rollback they
-        # run, which Ansible's local connection starts in sessions of their own): as when the
-        # controller's machine dies.
-        killed = [proc.pid, *descendants(proc.pid)]
-        for pid in killed:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        proc.wait()
-        wait_gone(killed)
+        kill_controller(proc)
     code = [r for r in fleet.runs("web1") if r["level"] == "fast"]
     assert len(code) == 1 and code[0]["interrupted"], code
     assert fleet.revision() == [REVISIONS[0]]
@@ -547,3 +618,74 @@ def test_the_controller_killed_mid_batch_then_a_rerun_resumes_and_finishes(fleet
     assert fleet.revision() == [REVISIONS[0]]
     for h in HOSTS:
         assert all(r["status"] == "succeeded" for r in fleet.runs(h)), fleet.runs(h)
+
+
+def test_the_controller_killed_during_the_database_downgrade_then_reruns_undo_or_finish_it(fleet: Fleet) -> None:
+    # web1's Alembic lingers after it committed the downgrade (only on the live database, only
+    # while the flag exists): the controller, and everything it started, is killed then.
+    linger = fleet.tmp / "linger"
+    env_py = fleet.paths["web1"] / "migrations" / "env.py"
+    env_py.write_text(env_py.read_text() + LINGER.format(flag=str(linger), url=fleet.url, db=str(fleet.db)))
+
+    def crash_during_the_downgrade() -> str:
+        linger.touch()
+        proc = subprocess.Popen(fleet.argv(), cwd=fleet.tmp, env=fleet.env(), stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, start_new_session=True)
+        try:
+            deadline = time.monotonic() + 300
+            while time.monotonic() < deadline and proc.poll() is None and fleet.revision() != [REVISIONS[0]]:
+                time.sleep(0.05)
+            assert proc.poll() is None, "the playbook ended before web1's downgrade committed"
+        finally:
+            kill_controller(proc)
+            linger.unlink()
+        db_runs = [r for r in fleet.runs("web1") if r["kind"] == "rollback" and r["status"] != "undone"]
+        assert len(db_runs) == 1 and db_runs[0]["interrupted"] and db_runs[0]["level"] == "full", db_runs
+        assert fleet.revision() == [REVISIONS[0]] and fleet.payments() is None
+        return db_runs[0]["run_id"]
+
+    # Re-run with `level=fast`: the database host's code run is refused (an unfinished run
+    # there), and the abort finds the database run on the database host although the
+    # controller has no record of it: everything is back on the old release, schema and rows.
+    db_run = crash_during_the_downgrade()
+    p = fleet.play("-e", "level=fast")
+    assert p.returncode != 0, show(p)
+    assert set(fleet.heads().values()) == {fleet.v2}, show(p)
+    assert fleet.revision() == [REVISIONS[1]], show(p)
+    assert fleet.payments() == [(1, 1250), (2, 990), (3, 5)]
+    report = fleet.report_json()
+    assert report["fleet"]["outcome"] == "undone"
+    assert report["database"]["run_id"] == db_run, report["database"]
+    assert ("web1", "database", db_run, "undone") in {(u["host"], u["scope"], u["run_id"], u["action"]) for u in report["undos"]}
+    assert "Not moved" not in fleet.report.read_text()
+
+    # The same crash, then the same command again: the half-done database run makes the level
+    # full (the database's revision alone now says fast), it is resumed and the fleet finishes.
+    db_run = crash_during_the_downgrade()
+    p = fleet.play()
+    assert p.returncode == 0, show(p)
+    assert set(fleet.heads().values()) == {fleet.v1}, show(p)
+    assert fleet.revision() == [REVISIONS[0]] and fleet.payments() is None
+    assert {r["run_id"]: r["status"] for r in fleet.runs("web1") if r["level"] == "full"}[db_run] == "succeeded"
+    report = fleet.report_json()
+    assert (report["fleet"]["outcome"], report["fleet"]["level"]) == ("rolled_back", "full"), report["fleet"]
+    assert (report["database"]["run_id"], report["database"]["action"]) == (db_run, "resumed"), report["database"]
+
+
+def test_a_failure_keeps_the_causes_the_command_printed(fleet: Fleet) -> None:
+    # A config path that is a folder: the CLI prints `error:` and, indented, `caused by:`.
+    playbook, result = fleet.tmp / "assess.yml", fleet.tmp / "result.json"
+    playbook.write_text(
+        "- hosts: web1\n  gather_facts: false\n  tasks:\n"
+        "    - forge.rollback.rollback:\n"
+        "        path: '{{ forge_rollback_path }}'\n        bin: '{{ forge_rollback_bin }}'\n"
+        "        config: '{{ forge_rollback_path }}/migrations'\n        state: assessed\n"
+        "      register: r\n      ignore_errors: true\n"
+        f"    - ansible.builtin.copy: {{dest: '{result}', content: '{{{{ r | to_json }}}}'}}\n"
+    )
+    p = subprocess.run([str(ansible_playbook()), "-i", str(fleet.inventory), str(playbook)], cwd=fleet.tmp,
+                       env=fleet.env(), capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, show(p)
+    r = json.loads(result.read_text())
+    assert r["failed"] and r["rc"] == 2, r
+    assert r["msg"] == f"error: cannot read config `{fleet.paths['web1']}/migrations`\n  caused by: Is a directory (os error 21)", r

@@ -8,6 +8,7 @@
 use std::path::{Path, PathBuf};
 
 mod glob;
+mod secrets;
 pub use glob::matches_nearly_everything;
 
 use globset::{GlobSet, GlobSetBuilder};
@@ -434,7 +435,8 @@ impl Config {
     pub fn parse(text: &str, source: Option<&Path>) -> Result<Self, Error> {
         let shown = source.map_or_else(|| PathBuf::from("<config>"), Path::to_path_buf);
         let raw: RawConfig = toml::from_str(text).map_err(|e| {
-            let (line, column) = e.span().map_or((1, 1), |s| line_col(text, s.start));
+            let at = crate::verify::config::error_offset(text, e.message()).or(e.span().map(|s| s.start));
+            let (line, column) = at.map_or((1, 1), |at| line_col(text, at));
             Error::Parse { path: shown.clone(), line, column, message: e.message().trim().to_owned() }
         })?;
         Self::from_raw(raw, source.map(Path::to_path_buf))
@@ -530,6 +532,8 @@ impl Config {
             dependencies: build_set(&shown, "categories.dependencies", &raw.categories.dependencies)?,
             env: build_set(&shown, "categories.env", &raw.categories.env)?,
         };
+        let mut verify = raw.verify;
+        verify.secrets = secrets::of(raw.database.as_ref(), raw.deploy.as_ref(), &raw.notify);
         Ok(Self {
             source,
             registry: raw.registry,
@@ -541,7 +545,7 @@ impl Config {
             database: raw.database,
             env: raw.env,
             checks: raw.checks,
-            verify: raw.verify,
+            verify,
             restart: raw.restart,
             deploy: raw.deploy,
             notify: raw.notify,

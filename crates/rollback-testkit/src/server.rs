@@ -66,6 +66,9 @@ pub enum Behaviour {
     DeleteMe,
     /// A WebSocket echo.
     WsEcho,
+    /// A WebSocket the server closes at once with this close code and reason (`1011`,
+    /// `database unavailable`).
+    WsClose(u16, String),
     /// Makes `path` behave as `to` from now on, then answers `200 {"switched": path}` (a
     /// deploy hook whose deploy heals the service).
     Switch {
@@ -604,6 +607,7 @@ fn respond(s: &Shared, stream: &mut TcpStream, req: &RecordedRequest, path: &str
             }
         }
         Behaviour::WsEcho => ws_echo(s, stream, req, leftover),
+        Behaviour::WsClose(code, reason) => ws_close(s, stream, req, leftover, *code, reason),
         Behaviour::Switch { path: other, to } => {
             lock(&s.routes).insert(other.clone(), (**to).clone());
             send_json(s, stream, 200, &serde_json::json!({ "switched": other }));
@@ -626,20 +630,45 @@ fn respond(s: &Shared, stream: &mut TcpStream, req: &RecordedRequest, path: &str
     }
 }
 
-fn ws_echo(s: &Shared, stream: &mut TcpStream, req: &RecordedRequest, leftover: Vec<u8>) {
+/// Answers the WebSocket handshake (`426` to a plain request); the socket, once upgraded.
+fn ws_accept(
+    s: &Shared,
+    stream: &mut TcpStream,
+    req: &RecordedRequest,
+    leftover: Vec<u8>,
+) -> Option<WebSocket<TcpStream>> {
     let upgrade = req.header("upgrade").is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
     let Some(key) = req.header("sec-websocket-key").filter(|_| upgrade) else {
-        return send(s, stream, 426, "text/plain", &[("Upgrade", "websocket")], b"websocket only");
+        send(s, stream, 426, "text/plain", &[("Upgrade", "websocket")], b"websocket only");
+        return None;
     };
     let accept = tungstenite::handshake::derive_accept_key(key.as_bytes());
     let head = format!(
         "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
     );
     if !write_all(s, stream, head.as_bytes()) {
-        return;
+        return None;
     }
-    let Ok(clone) = stream.try_clone() else { return };
-    let mut ws = WebSocket::from_partially_read(clone, leftover, Role::Server, None);
+    let clone = stream.try_clone().ok()?;
+    Some(WebSocket::from_partially_read(clone, leftover, Role::Server, None))
+}
+
+fn ws_close(s: &Shared, stream: &mut TcpStream, req: &RecordedRequest, leftover: Vec<u8>, code: u16, reason: &str) {
+    let Some(mut ws) = ws_accept(s, stream, req, leftover) else { return };
+    let frame = tungstenite::protocol::CloseFrame { code: code.into(), reason: reason.to_owned().into() };
+    let _ = ws.close(Some(frame));
+    // Reading sends the close frame and waits for the client's answer to it.
+    while !stopped(s) {
+        match ws.read() {
+            Ok(_) => {}
+            Err(tungstenite::Error::Io(e)) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            Err(_) => return,
+        }
+    }
+}
+
+fn ws_echo(s: &Shared, stream: &mut TcpStream, req: &RecordedRequest, leftover: Vec<u8>) {
+    let Some(mut ws) = ws_accept(s, stream, req, leftover) else { return };
     while !stopped(s) {
         match ws.read() {
             Ok(m @ (Message::Text(_) | Message::Binary(_))) => {

@@ -3,6 +3,7 @@
 mod bad_input;
 mod big_files;
 mod cache_guard;
+mod check_secrets;
 mod commands;
 mod common;
 mod completions;

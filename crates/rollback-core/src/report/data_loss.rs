@@ -13,6 +13,13 @@ pub(super) fn of(state: &RunState, backup_id: Option<&str>, anything_else_began:
         state.plan.steps.iter().zip(&state.done).any(|(s, d)| matches!(s, Step::Downgrade { .. }) && d.is_some());
     let dropped: Vec<crate::model::DataLoss> =
         if downgraded { state.plan.data_loss.iter().filter(|l| l.rows > 0).cloned().collect() } else { Vec::new() };
+    // A downgrade that began and did not end (killed, or failed having changed the database)
+    // may have dropped what its forecast named: said, though the database backup keeps it.
+    let cut_short = state.plan.steps.iter().enumerate().any(|(i, s)| {
+        matches!(s, Step::Downgrade { .. }) && state.done.get(i).is_some_and(Option::is_none) && state.step_changed(i)
+    });
+    let may_have_dropped: Vec<crate::model::DataLoss> =
+        if cut_short { state.plan.data_loss.iter().filter(|l| l.rows > 0).cloned().collect() } else { Vec::new() };
     match (backup_id, anything_else_began) {
         (Some(id), _) if !dropped.is_empty() => {
             let db = db_backup.unwrap_or_else(|| "?".into());
@@ -32,6 +39,11 @@ pub(super) fn of(state: &RunState, backup_id: Option<&str>, anything_else_began:
         (Some(id), _) => DataLoss {
             lost: Some(false),
             explanation: match db_backup {
+                Some(db) if !may_have_dropped.is_empty() => format!(
+                    "No — every changed or removed file was captured in verified backup {id}, and the database in verified backup {db}, before any change; the downgrade did not finish and may have dropped {} from the live database: they are in that backup, and {} brings them back",
+                    crate::db::rows::describe(&may_have_dropped),
+                    crate::hint::Action::undo(&state.run_id).render(crate::hint::Frontend::Cli)
+                ),
                 Some(db) => format!(
                     "No — every changed or removed file was captured in verified backup {id}, and the database in verified backup {db}, before any change"
                 ),

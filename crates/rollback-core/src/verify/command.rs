@@ -1,7 +1,8 @@
 //! `kind = "command"`, and running a program the way checks and restart steps need it.
 //!
 //! A program runs from an argv (no shell) in its own process group, with stdin closed and
-//! its output read through pipes, keeping at most [`MAX_OUTPUT_BYTES`] of each stream. When it
+//! its output read through pipes, keeping the first [`MAX_OUTPUT_BYTES`] of its standard output
+//! and the last [`MAX_STDERR_BYTES`] of its standard error (where its error is). When it
 //! times out, or the check running it is cancelled, its process group is killed: the program
 //! and whatever it started, nothing else. A program that exits normally keeps its background
 //! children (a restart script may start a server), and their inherited pipes do not keep us
@@ -18,9 +19,13 @@ use tokio::task::JoinHandle;
 use super::Outcome;
 use super::config::CommandCheck;
 use super::http::quote;
+use super::template::Vars;
 
-/// Most bytes kept of a program's stdout, and of its stderr.
+/// Most bytes kept of a program's stdout: its start.
 pub const MAX_OUTPUT_BYTES: usize = 1024 * 1024;
+
+/// Most bytes kept of a program's stderr: its end, whose last lines say what went wrong.
+pub const MAX_STDERR_BYTES: usize = 64 * 1024;
 
 /// How long to keep reading output after the program exited (its background children may
 /// hold the pipes open forever).
@@ -35,7 +40,9 @@ pub struct ProgramOutput {
     pub timed_out: bool,
     /// The start of its standard output (at most [`MAX_OUTPUT_BYTES`]).
     pub stdout: Vec<u8>,
-    /// The start of its standard error (at most [`MAX_OUTPUT_BYTES`]).
+    /// It wrote more to its standard output than [`ProgramOutput::stdout`] holds.
+    pub stdout_truncated: bool,
+    /// The end of its standard error (at most [`MAX_STDERR_BYTES`], from the start of a line).
     pub stderr: Vec<u8>,
     /// Run time.
     pub elapsed: Duration,
@@ -117,17 +124,64 @@ impl Drop for Readers {
     }
 }
 
-fn drain<R: AsyncRead + Unpin + Send + 'static>(mut pipe: R, into: Arc<Mutex<Vec<u8>>>) -> JoinHandle<()> {
+/// What is kept of one output stream.
+#[derive(Default)]
+struct Captured {
+    bytes: Vec<u8>,
+    /// More was written than `bytes` holds.
+    truncated: bool,
+}
+
+/// Which part of a stream is kept.
+#[derive(Clone, Copy)]
+enum Keep {
+    /// The first bytes.
+    Head(usize),
+    /// The last bytes.
+    Tail(usize),
+}
+
+impl Captured {
+    fn push(&mut self, data: &[u8], keep: Keep) {
+        match keep {
+            Keep::Head(cap) => {
+                let room = cap.saturating_sub(self.bytes.len());
+                self.truncated |= data.len() > room;
+                self.bytes.extend_from_slice(&data[..data.len().min(room)]);
+            }
+            Keep::Tail(cap) => {
+                self.bytes.extend_from_slice(data);
+                // Cut down only once twice the limit is held: each byte is moved at most once.
+                if self.bytes.len() > cap.saturating_mul(2) {
+                    self.cut_to(cap);
+                }
+            }
+        }
+    }
+
+    /// Keeps the last `cap` bytes, from the start of a line when the cut fell inside one.
+    fn cut_to(&mut self, cap: usize) {
+        if self.bytes.len() <= cap {
+            return;
+        }
+        let mut cut = self.bytes.len() - cap;
+        if self.bytes[cut - 1] != b'\n'
+            && let Some(nl) = self.bytes[cut..].iter().position(|b| *b == b'\n')
+        {
+            cut += nl + 1;
+        }
+        self.bytes.drain(..cut);
+        self.truncated = true;
+    }
+}
+
+fn drain<R: AsyncRead + Unpin + Send + 'static>(mut pipe: R, into: Arc<Mutex<Captured>>, keep: Keep) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut buf = vec![0_u8; 16 * 1024];
         loop {
             match pipe.read(&mut buf).await {
                 Ok(0) | Err(_) => return,
-                Ok(n) => {
-                    let mut out = into.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                    let room = MAX_OUTPUT_BYTES.saturating_sub(out.len());
-                    out.extend_from_slice(&buf[..n.min(room)]);
-                }
+                Ok(n) => into.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(&buf[..n], keep),
             }
         }
     })
@@ -156,14 +210,14 @@ pub async fn run_command(
     let mut guard = GroupGuard(child.id().and_then(|id| i32::try_from(id).ok()));
     // Killed too when a signal ends forge-rollback (a second Ctrl-C), which drops no guard.
     let mut registered = guard.0.map(crate::signals::ChildGroup::new);
-    let out = Arc::new(Mutex::new(Vec::new()));
-    let err = Arc::new(Mutex::new(Vec::new()));
+    let out = Arc::new(Mutex::new(Captured::default()));
+    let err = Arc::new(Mutex::new(Captured::default()));
     let mut readers = Readers(Vec::new());
     if let Some(p) = child.stdout.take() {
-        readers.0.push(drain(p, out.clone()));
+        readers.0.push(drain(p, out.clone(), Keep::Head(MAX_OUTPUT_BYTES)));
     }
     if let Some(p) = child.stderr.take() {
-        readers.0.push(drain(p, err.clone()));
+        readers.0.push(drain(p, err.clone(), Keep::Tail(MAX_STDERR_BYTES)));
     }
     let waited = match timeout {
         Some(t) => tokio::time::timeout(t, child.wait()).await.ok(),
@@ -195,14 +249,32 @@ pub async fn run_command(
     .await;
     drop(readers);
     let take =
-        |b: &Arc<Mutex<Vec<u8>>>| std::mem::take(&mut *b.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
-    Ok(ProgramOutput { status, timed_out, stdout: take(&out), stderr: take(&err), elapsed })
+        |b: &Arc<Mutex<Captured>>| std::mem::take(&mut *b.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+    let (stdout, mut stderr) = (take(&out), take(&err));
+    stderr.cut_to(MAX_STDERR_BYTES);
+    Ok(ProgramOutput {
+        status,
+        timed_out,
+        stdout: stdout.bytes,
+        stdout_truncated: stdout.truncated,
+        stderr: stderr.bytes,
+        elapsed,
+    })
 }
 
-/// Runs a `command` check once (its timeout is the check's, enforced by the caller).
-pub(super) async fn run(check: &CommandCheck, workdir: &Path) -> Outcome {
+/// Runs a `command` check once (its timeout is the check's, enforced by the caller); `vars`
+/// scrubs the secrets the program may print.
+pub(super) async fn run(check: &CommandCheck, workdir: &Path, vars: &Vars) -> Outcome {
     let cwd = match &check.cwd {
-        Some(rel) => workdir.join(rel),
+        Some(rel) => {
+            let dir = workdir.join(rel);
+            // Spawning in a missing folder fails as if the program were missing: say which.
+            if !dir.is_dir() {
+                let what = if dir.exists() { "is not a folder" } else { "does not exist in the work tree" };
+                return Outcome::Error(format!("`cwd` `{}` {what} ({})", rel.display(), dir.display()));
+            }
+            dir
+        }
         None => workdir.to_owned(),
     };
     let out = match run_program(&check.argv, &cwd, None).await {
@@ -215,14 +287,44 @@ pub(super) async fn run(check: &CommandCheck, workdir: &Path) -> Outcome {
         let tail = out.stderr_tail(3);
         if !tail.is_empty() {
             reason.push_str(": ");
-            reason.push_str(&quote(&tail));
+            reason.push_str(&quote(&vars.redact(&tail)));
         }
         return Outcome::Failed(reason);
     }
     if let Some(needle) = &check.stdout_contains
         && !String::from_utf8_lossy(&out.stdout).contains(needle.as_str())
     {
-        return Outcome::Failed(format!("stdout does not contain `{needle}`"));
+        return Outcome::Failed(if out.stdout_truncated {
+            format!(
+                "stdout does not contain `{needle}` in its first {MAX_OUTPUT_BYTES} bytes (the program wrote more, which is not read)"
+            )
+        } else {
+            format!("stdout does not contain `{needle}`")
+        });
     }
     Outcome::Passed(out.describe_exit())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_head_and_the_tail_of_a_stream_are_kept() {
+        let mut head = Captured::default();
+        head.push(b"abcd", Keep::Head(6));
+        head.push(b"efgh", Keep::Head(6));
+        assert_eq!((head.bytes.as_slice(), head.truncated), (&b"abcdef"[..], true));
+        let mut tail = Captured::default();
+        for line in ["one\n", "two\n", "three\n", "four\n"] {
+            tail.push(line.as_bytes(), Keep::Tail(8));
+        }
+        tail.cut_to(8);
+        // The last 8 bytes start inside `three`: the kept text starts at the next line.
+        assert_eq!((tail.bytes.as_slice(), tail.truncated), (&b"four\n"[..], true));
+        let mut exact = Captured::default();
+        exact.push(b"one\ntwo\n", Keep::Tail(4));
+        exact.cut_to(4);
+        assert_eq!(exact.bytes, b"two\n");
+    }
 }

@@ -22,10 +22,11 @@
 //!   `json_pointer` + `json_equals`, `max_body_bytes` (1 MiB: no more is ever read),
 //!   `follow_redirects` (true; at most `http::MAX_REDIRECTS`);
 //! - `tcp`: `address` (`host:port`) accepts a connection;
-//! - `websocket`: `url` (`ws://`), optional `send` text, optional `expect_contains` in the
-//!   first text reply;
+//! - `websocket`: `url` (`ws://`, templates allowed), optional `send` text, optional
+//!   `expect_contains` in the first text reply;
 //! - `command`: `argv` (no shell), `cwd` (relative to the work tree), `expect_exit` (0),
-//!   `stdout_contains`; on timeout the program's own process group is killed;
+//!   `stdout_contains` (in the first `MAX_OUTPUT_BYTES` of stdout); on timeout the program's own
+//!   process group is killed;
 //! - `sql`: `query`, optional `expect` (the first column of the first row, as text);
 //! - `db-revision`: the database is at the revisions the work tree's migrations expect;
 //! - `flow`: `base_url`, `vars`, `vars_env` and `[[checks.steps]]` of HTTP requests, each with
@@ -33,6 +34,9 @@
 //!   pointer into the response), and `[[checks.teardown]]` steps run after them, always;
 //! - `prometheus`: `url`, `query`, `min`/`max` (inclusive), `for`, `interval_secs`, `no_data`,
 //!   `baseline` + `max_increase`/`max_ratio` (see [`super::prometheus`]).
+//!
+//! Timeouts are more than 0 and at most [`MAX_SECS`] (a day), as is a `prometheus` check's
+//! `interval_secs`: larger values are refused naming the key, not cut short at run time.
 //!
 //! Templates: `{{name}}` in URLs, header values and bodies is replaced by a flow variable, a
 //! captured value, `{{random}}` (a value unique to each attempt of the check, so a `register`
@@ -42,11 +46,12 @@ use std::collections::{BTreeMap, HashSet};
 use std::path::{Component, Path, PathBuf};
 
 use serde::de::Error as _;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize};
 
+pub use super::expect_status::ExpectStatus;
 pub use super::prometheus::{NoData, PrometheusCheck};
 use super::template::Template;
-use crate::secret::Secret;
+use crate::secret::{Secret, Secrets};
 
 /// One `[[checks]]` entry: the name and settings common to every kind, and the kind's own
 /// keys in [`CheckSpec`]. Unknown keys are refused.
@@ -170,73 +175,6 @@ impl CheckSpec {
             CheckSpec::Flow(_) => "flow",
             CheckSpec::Prometheus(_) => "prometheus",
         }
-    }
-}
-
-/// The status codes a response may have: `expect_status = 200` or `expect_status = [200, 204]`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ExpectStatus(pub Vec<u16>);
-
-impl ExpectStatus {
-    /// Whether `code` is expected; `None` means any `2xx`.
-    pub fn accepts(this: Option<&ExpectStatus>, code: u16) -> bool {
-        match this {
-            Some(s) => s.0.contains(&code),
-            None => (200..300).contains(&code),
-        }
-    }
-
-    /// "200", "one of 200, 204", "2xx".
-    pub fn describe(this: Option<&ExpectStatus>) -> String {
-        match this.map(|s| s.0.as_slice()) {
-            None | Some([]) => "2xx".to_owned(),
-            Some([one]) => one.to_string(),
-            Some(many) => format!("one of {}", many.iter().map(u16::to_string).collect::<Vec<_>>().join(", ")),
-        }
-    }
-}
-
-impl Serialize for ExpectStatus {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match self.0.as_slice() {
-            [one] => s.serialize_u16(*one),
-            many => many.serialize(s),
-        }
-    }
-}
-
-impl<'de> Deserialize<'de> for ExpectStatus {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> serde::de::Visitor<'de> for V {
-            type Value = ExpectStatus;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a status code or a list of status codes")
-            }
-            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<ExpectStatus, E> {
-                code(v).map(|c| ExpectStatus(vec![c]))
-            }
-            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<ExpectStatus, E> {
-                self.visit_i64(i64::try_from(v).unwrap_or(i64::MAX))
-            }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<ExpectStatus, A::Error> {
-                let mut out = Vec::new();
-                while let Some(v) = seq.next_element::<i64>()? {
-                    out.push(code(v)?);
-                }
-                if out.is_empty() {
-                    return Err(A::Error::custom("`expect_status` is an empty list"));
-                }
-                Ok(ExpectStatus(out))
-            }
-        }
-        fn code<E: serde::de::Error>(v: i64) -> Result<u16, E> {
-            u16::try_from(v)
-                .ok()
-                .filter(|c| (100..=599).contains(c))
-                .ok_or_else(|| E::custom(format!("{v} is not an HTTP status code (100 to 599)")))
-        }
-        d.deserialize_any(V)
     }
 }
 
@@ -464,11 +402,21 @@ pub struct VerifySettings {
     /// Most checks running at once (1: one at a time).
     #[serde(default = "default_concurrency")]
     pub concurrency: usize,
+    /// The secrets of the rest of the configuration (`[database]`, `[deploy]`, `[[notify]]`),
+    /// scrubbed from every check's reason with the checks' own. Filled when the configuration
+    /// is loaded; not a key of `[verify]`.
+    #[serde(skip)]
+    pub secrets: Secrets,
 }
 
 impl Default for VerifySettings {
     fn default() -> Self {
-        Self { timeout_secs: default_timeout(), on_failure: OnFailure::Stop, concurrency: DEFAULT_CONCURRENCY }
+        Self {
+            timeout_secs: default_timeout(),
+            on_failure: OnFailure::Stop,
+            concurrency: DEFAULT_CONCURRENCY,
+            secrets: Secrets::default(),
+        }
     }
 }
 
@@ -477,12 +425,24 @@ pub(crate) fn valid_secs(v: f64) -> bool {
     v.is_finite() && v > 0.0
 }
 
+/// The longest wait a check may set, in seconds (one day): no check waits longer.
+pub const MAX_SECS: f64 = 86_400.0;
+
+/// `Err` unless `v` is a timeout a check can have: more than 0, at most [`MAX_SECS`].
+fn check_timeout_secs(v: f64) -> Result<(), String> {
+    if !valid_secs(v) {
+        return Err(format!("must be more than 0 (got {v})"));
+    }
+    if v > MAX_SECS {
+        return Err(format!("must be at most {MAX_SECS} (one day; got {v})"));
+    }
+    Ok(())
+}
+
 /// Checks the `[[checks]]` list: unique names, valid URLs, sane timeouts, a `sql` or
 /// `db-revision` check only with a `[database]`. `Err((key, message))`.
 pub fn validate(checks: &[CheckConfig], settings: &VerifySettings, has_database: bool) -> Result<(), (String, String)> {
-    if !valid_secs(settings.timeout_secs) {
-        return Err(("verify.timeout_secs".into(), format!("must be more than 0 (got {})", settings.timeout_secs)));
-    }
+    check_timeout_secs(settings.timeout_secs).map_err(|m| ("verify.timeout_secs".to_owned(), m))?;
     if settings.concurrency == 0 {
         return Err(("verify.concurrency".into(), "must be at least 1".into()));
     }
@@ -495,10 +455,8 @@ pub fn validate(checks: &[CheckConfig], settings: &VerifySettings, has_database:
         if !names.insert(c.name.as_str()) {
             return Err((key("name"), format!("`{}` is used by two checks: names must be unique", c.name)));
         }
-        if let Some(t) = c.timeout_secs
-            && !valid_secs(t)
-        {
-            return Err((key("timeout_secs"), format!("must be more than 0 (got {t})")));
+        if let Some(t) = c.timeout_secs {
+            check_timeout_secs(t).map_err(|m| (key("timeout_secs"), m))?;
         }
         if !(c.backoff_secs.is_finite() && c.backoff_secs >= 0.0) {
             return Err((key("backoff_secs"), format!("must be 0 or more (got {})", c.backoff_secs)));
@@ -537,7 +495,7 @@ fn validate_spec(spec: &CheckSpec, has_database: bool) -> Result<(), Invalid> {
             split_address(&t.address).map_err(|m| ("address".to_owned(), m))?;
         }
         CheckSpec::Websocket(w) => {
-            check_url(&w.url, &["ws"], &HashSet::new()).map_err(|m| ("url".to_owned(), m))?;
+            check_url(&w.url, &["ws"], &builtin_vars()).map_err(|m| ("url".to_owned(), m))?;
         }
         CheckSpec::Command(c) => {
             if c.argv.first().is_none_or(String::is_empty) {
@@ -733,6 +691,27 @@ fn check_relative(p: &Path) -> Result<(), String> {
     Ok(())
 }
 
+/// Where in the configuration `text` the error `message` about a check is: the first key it
+/// names in backticks, in the `[[checks]]` entry of the check it names (for an unknown field
+/// `expect_stauts` of check `api`, that key in that entry), else that entry's header. `None` when the message names no check of
+/// `text`. (An entry is read through a table, and the parser's own position is then the first
+/// `[[checks]]` header, whichever entry is wrong.)
+pub(crate) fn error_offset(text: &str, message: &str) -> Option<usize> {
+    use toml::de::{DeTable, DeValue};
+    let (name, rest) = message.strip_prefix("check `")?.split_once("`: ")?;
+    let doc = DeTable::parse(text).ok()?;
+    let DeValue::Array(entries) = doc.get_ref().get("checks")?.get_ref() else { return None };
+    let (span, table) = entries.iter().find_map(|e| match e.get_ref() {
+        DeValue::Table(t) if matches!(t.get("name").map(toml::Spanned::get_ref), Some(DeValue::String(n)) if n == name) => {
+            Some((e.span(), t))
+        }
+        _ => None,
+    })?;
+    // Backticks alternate: the named words are the odd pieces.
+    let key = rest.split('`').skip(1).step_by(2).find_map(|word| table.keys().find(|k| k.get_ref() == word));
+    Some(key.map_or(span.start, |k| k.span().start))
+}
+
 /// Splits `host:port` (`[::1]:8000` for IPv6).
 pub(crate) fn split_address(address: &str) -> Result<(String, u16), String> {
     let bad = || format!("`{address}` is not `host:port`");
@@ -778,17 +757,5 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("unknown field `port`"), "{e}");
-    }
-
-    #[test]
-    fn status_sets() {
-        let one = ExpectStatus(vec![200]);
-        let many = ExpectStatus(vec![200, 204]);
-        assert!(ExpectStatus::accepts(None, 204));
-        assert!(!ExpectStatus::accepts(None, 301));
-        assert!(!ExpectStatus::accepts(Some(&one), 204));
-        assert_eq!(ExpectStatus::describe(Some(&one)), "200");
-        assert_eq!(ExpectStatus::describe(Some(&many)), "one of 200, 204");
-        assert_eq!(ExpectStatus::describe(None), "2xx");
     }
 }

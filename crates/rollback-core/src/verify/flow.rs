@@ -70,7 +70,7 @@ async fn run_step(flow: &FlowCheck, step: &FlowStep, vars: &mut Vars) -> Result<
     };
     let mut resp = send(&req, vars).await?;
     if !ExpectStatus::accepts(step.expect_status.as_ref(), resp.status) {
-        return Err(resp.unexpected_status(step.expect_status.as_ref()).await);
+        return Err(resp.unexpected_status(step.expect_status.as_ref(), vars).await);
     }
     if step.body_contains.is_none() && step.capture.is_empty() {
         return Ok(());

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use super::Outcome;
 use super::config::{ExpectStatus, HttpCheck};
+use super::redact::escape_controls;
 use super::template::Vars;
 use crate::http::{CappedBody, describe_error, form_encode, host_port, read_capped};
 use crate::secret::Secret;
@@ -38,11 +39,11 @@ impl Response {
         read_capped(&mut self.inner, max).await.map_err(|e| Outcome::Error(describe_error(e, Some(&self.target))))
     }
 
-    /// `status 502, expected 200: <start of the body>`.
-    pub(super) async fn unexpected_status(&mut self, expected: Option<&ExpectStatus>) -> Outcome {
+    /// `status 502, expected 200: <start of the body>` (secrets scrubbed before it is cut short).
+    pub(super) async fn unexpected_status(&mut self, expected: Option<&ExpectStatus>, vars: &Vars) -> Outcome {
         let mut reason = format!("status {}, expected {}", self.status, ExpectStatus::describe(expected));
         if let Ok(b) = read_capped(&mut self.inner, SNIPPET_BYTES).await {
-            let text = quote(&String::from_utf8_lossy(&b.bytes));
+            let text = quote(&vars.redact(&String::from_utf8_lossy(&b.bytes)));
             if !text.is_empty() {
                 reason.push_str(": ");
                 reason.push_str(&text);
@@ -52,13 +53,21 @@ impl Response {
     }
 }
 
-/// `text` on one line, at most [`QUOTE_CHARS`] characters.
+/// `text` on one line, its control characters escaped, at most [`QUOTE_CHARS`] characters.
+/// Text from a service or a program: scrub its secrets first (a secret cut short here would
+/// no longer be recognised).
 pub(super) fn quote(text: &str) -> String {
     let one_line = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    match one_line.char_indices().nth(QUOTE_CHARS) {
-        Some((i, _)) => format!("{}…", &one_line[..i]),
-        None => one_line,
+    let mut out = String::new();
+    for (count, c) in one_line.chars().enumerate() {
+        if count == QUOTE_CHARS {
+            out.push('…');
+            break;
+        }
+        // An escape (`\u{1b}`) is kept whole: it counts as one character.
+        out.push_str(&escape_controls(c.encode_utf8(&mut [0; 4])));
     }
+    out
 }
 
 /// Sends `req` (templates rendered with `vars`; header values become secrets). Errors are
@@ -138,7 +147,7 @@ pub(super) async fn run(check: &HttpCheck, vars: &mut Vars) -> Outcome {
         Err(o) => return o,
     };
     if !ExpectStatus::accepts(check.expect_status.as_ref(), resp.status) {
-        return resp.unexpected_status(check.expect_status.as_ref()).await;
+        return resp.unexpected_status(check.expect_status.as_ref(), vars).await;
     }
     let wants_body = check.body_contains.is_some() || check.json_pointer.is_some() || check.json_equals.is_some();
     if !wants_body {
@@ -181,7 +190,7 @@ pub(super) async fn run(check: &HttpCheck, vars: &mut Vars) -> Outcome {
             let what = if pointer.is_empty() { "the JSON body".to_owned() } else { format!("`{pointer}`") };
             return Outcome::Failed(format!(
                 "{what} is {}, expected {}",
-                quote(&found.to_string()),
+                quote(&vars.redact(&found.to_string())),
                 quote(&expected.to_string())
             ));
         }
@@ -207,5 +216,8 @@ mod tests {
         assert_eq!(quote("a\n  b\tc"), "a b c");
         let long = "x".repeat(500);
         assert_eq!(quote(&long).chars().count(), QUOTE_CHARS + 1);
+        assert_eq!(quote("\u{1b}]0;owned\u{7} ok"), "\\u{1b}]0;owned\\u{7} ok");
+        let escapes = "\u{1b}".repeat(QUOTE_CHARS + 5);
+        assert_eq!(quote(&escapes), format!("{}…", "\\u{1b}".repeat(QUOTE_CHARS)));
     }
 }

@@ -9,9 +9,11 @@
 
 pub mod command;
 pub mod config;
+mod expect_status;
 mod flow;
 mod http;
 pub mod prometheus;
+pub(crate) mod redact;
 mod sql;
 mod tcp;
 mod template;
@@ -155,7 +157,15 @@ impl ServiceVerifier for Verifier {
         };
         let unknown: Vec<&String> =
             only.unwrap_or_default().iter().filter(|n| !self.checks.iter().any(|c| &c.name == *n)).collect();
-        let ctx = Arc::new(Ctx { db: self.db.clone(), workdir: self.workdir.clone(), deployed_at: self.deployed_at });
+        // Resolved once a round: the environment the checks read is the one scrubbed.
+        let mut secrets = self.settings.secrets.clone();
+        secrets.extend(&redact::check_secrets(&self.checks));
+        let ctx = Arc::new(Ctx {
+            db: self.db.clone(),
+            workdir: self.workdir.clone(),
+            deployed_at: self.deployed_at,
+            known: secrets.values().into(),
+        });
         let permits = Arc::new(Semaphore::new(self.settings.concurrency.clamp(1, Semaphore::MAX_PERMITS)));
         let running = selected.into_iter().map(|check| {
             let (ctx, permits) = (ctx.clone(), permits.clone());
@@ -165,17 +175,22 @@ impl ServiceVerifier for Verifier {
                 // does, not while it waits for a permit.
                 let _permit = permits.acquire_owned().await.ok();
                 let (name, kind) = (check.name.clone(), check.kind());
+                let known = ctx.known.clone();
                 let mut task = tokio::spawn(run_check(check.clone(), ctx, limit));
                 // A backstop, in case a check blocks its thread and its own timeout cannot fire.
                 let done = tokio::time::timeout(limit + BACKSTOP_GRACE, &mut task).await;
                 task.abort();
-                match done {
+                let mut result = match done {
                     Ok(Ok(result)) => result,
                     Ok(Err(join)) => {
                         CheckResult::new(name, kind, Status::Error, limit, 1, format!("the check crashed: {join}"))
                     }
                     Err(_) => CheckResult::new(name, kind, Status::Timeout, limit, 1, timed_out(limit)),
-                }
+                };
+                // Every reason, whatever produced it (a timeout quoting the attempt before, a
+                // crash), goes out scrubbed and escaped.
+                result.reason = redact::escape_controls(&Vars::with_known(known).redact(&result.reason));
+                result
             }
         });
         let mut checks = futures_util::future::join_all(running).await;
@@ -206,6 +221,8 @@ struct Ctx {
     db: Option<Arc<dyn DbProbe>>,
     workdir: PathBuf,
     deployed_at: Option<Timestamp>,
+    /// The configuration's secret values, scrubbed from every reason.
+    known: Arc<[String]>,
 }
 
 /// `passed`, `failed`, `timeout` or `error`.
@@ -287,8 +304,7 @@ impl Outcome {
 /// A number of seconds from the config as a duration: anything not positive and finite
 /// counts as the 10 s default, and nothing waits longer than a day.
 pub(crate) fn duration(secs: f64) -> Duration {
-    const DAY: f64 = 86_400.0;
-    if config::valid_secs(secs) { Duration::from_secs_f64(secs.min(DAY)) } else { Duration::from_secs(10) }
+    if config::valid_secs(secs) { Duration::from_secs_f64(secs.min(config::MAX_SECS)) } else { Duration::from_secs(10) }
 }
 
 /// Milliseconds, saturating.
@@ -335,7 +351,7 @@ async fn attempts(check: &CheckConfig, ctx: &Ctx, progress: &mut Progress) -> Ou
     let mut backoff = config::valid_secs(check.backoff_secs).then(|| duration(check.backoff_secs));
     loop {
         progress.attempts += 1;
-        let mut vars = Vars::new();
+        let mut vars = Vars::with_known(ctx.known.clone());
         let outcome = run_once(&check.spec, ctx, &mut vars, &mut progress.metric).await;
         let outcome = outcome.map_reason(|r| vars.redact(&r));
         if matches!(outcome, Outcome::Passed(_) | Outcome::Inconclusive(_)) || progress.attempts > check.retries {
@@ -353,8 +369,8 @@ async fn run_once(spec: &CheckSpec, ctx: &Ctx, vars: &mut Vars, metric: &mut Opt
     match spec {
         CheckSpec::Http(c) => http::run(c, vars).await,
         CheckSpec::Tcp(c) => tcp::run(c).await,
-        CheckSpec::Websocket(c) => websocket::run(c).await,
-        CheckSpec::Command(c) => command::run(c, &ctx.workdir).await,
+        CheckSpec::Websocket(c) => websocket::run(c, vars).await,
+        CheckSpec::Command(c) => command::run(c, &ctx.workdir, vars).await,
         CheckSpec::Sql(c) => sql::run_sql(c, ctx.db.as_deref()).await,
         CheckSpec::DbRevision(_) => sql::run_revision(ctx.db.as_deref()).await,
         CheckSpec::Flow(c) => flow::run(c, vars).await,

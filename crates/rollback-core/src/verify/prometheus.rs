@@ -33,6 +33,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::Outcome;
+use super::config::MAX_SECS;
 use crate::http::{describe_error, host_port, read_capped};
 use crate::time::Timestamp;
 
@@ -185,8 +186,11 @@ pub(super) fn validate(p: &PrometheusCheck) -> Result<(), (String, String)> {
     if p.for_ == 0 {
         return Err(("for".into(), "must be at least 1".into()));
     }
-    if !(p.interval_secs.is_finite() && p.interval_secs >= 0.0) {
-        return Err(("interval_secs".into(), format!("must be 0 or more (got {})", p.interval_secs)));
+    if !(p.interval_secs.is_finite() && (0.0..=MAX_SECS).contains(&p.interval_secs)) {
+        return Err((
+            "interval_secs".into(),
+            format!("must be between 0 and {MAX_SECS} (one day; got {})", p.interval_secs),
+        ));
     }
     Ok(())
 }
@@ -194,6 +198,8 @@ pub(super) fn validate(p: &PrometheusCheck) -> Result<(), (String, String)> {
 /// The check's timeout must be longer than the `for` evaluations of one run wait in all.
 pub(super) fn check_timeout(p: &PrometheusCheck, timeout: f64) -> Result<(), String> {
     let waits = f64::from(p.for_.saturating_sub(1)) * p.interval_secs;
+    // The timeout the check will really have: none is longer than a day.
+    let timeout = timeout.min(MAX_SECS);
     if waits >= timeout {
         return Err(format!(
             "{timeout} s is not enough for `for = {}` evaluations {} s apart ({waits} s of waiting); raise `timeout_secs`",
@@ -223,6 +229,12 @@ async fn sample(base: &str, query: &str, time: Option<Timestamp>) -> Result<Opti
     let mut resp = client.get(url).send().await.map_err(|e| describe_error(e, Some(&target)))?;
     let status = resp.status().as_u16();
     let body = read_capped(&mut resp, MAX_ANSWER).await.map_err(|e| describe_error(e, Some(&target)))?;
+    if body.truncated {
+        return Err(format!(
+            "Prometheus at {target} answered more than {} MiB (status {status}): the query returns too many series; aggregate it (`sum`, `max`, `topk`)",
+            MAX_ANSWER / (1024 * 1024)
+        ));
+    }
     let doc: serde_json::Value = serde_json::from_slice(&body.bytes)
         .map_err(|_| format!("Prometheus at {target} answered status {status} with no JSON"))?;
     if doc.get("status").and_then(serde_json::Value::as_str) != Some("success") {
@@ -345,7 +357,9 @@ pub(super) async fn run(
         *seen = Some(metric.clone());
         match outcome {
             Outcome::Failed(_) if evaluation < p.for_ => {
-                tokio::time::sleep(Duration::from_secs_f64(p.interval_secs)).await;
+                // Bounded when the configuration is loaded; never a panic on a value that was not.
+                let pause = Duration::try_from_secs_f64(p.interval_secs.min(MAX_SECS)).unwrap_or(Duration::ZERO);
+                tokio::time::sleep(pause).await;
             }
             Outcome::Failed(r) if p.for_ > 1 => {
                 return Outcome::Failed(format!("{r} ({} evaluations in a row)", p.for_));

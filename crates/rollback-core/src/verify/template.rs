@@ -5,9 +5,10 @@
 //! are secrets: [`Vars`] remembers them so they can be scrubbed from every message.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::secret::redact_in;
+use crate::secret::{redact_in, redact_url_passwords, secret_parts};
 
 /// A parsed template: literal text and variable names, in order.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -91,6 +92,8 @@ pub(crate) fn unique_value() -> String {
 pub(crate) struct Vars {
     values: BTreeMap<String, String>,
     secrets: Vec<String>,
+    /// The configuration's secrets, resolved when the round began (longest first).
+    known: Arc<[String]>,
 }
 
 impl Vars {
@@ -99,6 +102,11 @@ impl Vars {
         let mut v = Self::default();
         v.values.insert("random".to_owned(), unique_value());
         v
+    }
+
+    /// [`Vars::new`], scrubbing `known` secrets too.
+    pub(crate) fn with_known(known: Arc<[String]>) -> Self {
+        Self { known, ..Self::new() }
     }
 
     /// Sets a plain variable.
@@ -112,16 +120,25 @@ impl Vars {
         self.values.insert(name.to_owned(), value);
     }
 
-    /// Remembers a secret value to scrub from messages.
+    /// Remembers a secret value to scrub from messages, and the parts of it a service may
+    /// quote alone (the token of `Bearer TOKEN`).
     pub(crate) fn add_secret(&mut self, value: &str) {
-        if !value.is_empty() && !self.secrets.iter().any(|s| s == value) {
-            self.secrets.push(value.to_owned());
+        for part in secret_parts(value) {
+            if !self.secrets.contains(&part) {
+                self.secrets.push(part);
+            }
         }
     }
 
-    /// `text` with the secrets seen so far replaced by `***`.
+    /// `text` with the passwords of its URLs, the secrets seen so far and the known ones
+    /// replaced by `***`. URL passwords go first: a URL holding a secret password keeps its
+    /// user, host and path in the text.
     pub(crate) fn redact(&self, text: &str) -> String {
-        redact_in(text, self.secrets.iter().map(String::as_str))
+        let mut seen: Vec<&str> = self.secrets.iter().map(String::as_str).collect();
+        // Longest first: a secret that holds another is replaced whole.
+        seen.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        let text = redact_in(&redact_url_passwords(text), seen);
+        redact_in(&text, self.known.iter().map(String::as_str))
     }
 
     /// Renders `text`; `{{env:NAME}}` reads the environment (its value becomes a secret).

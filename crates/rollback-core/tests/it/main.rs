@@ -37,3 +37,4 @@ mod verify;
 mod verify_http;
 mod verify_kinds;
 mod verify_prometheus;
+mod verify_reasons;

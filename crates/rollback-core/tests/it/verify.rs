@@ -207,6 +207,27 @@ fn unknown_keys_and_kinds_are_refused() {
 }
 
 #[test]
+fn an_error_in_a_later_check_points_at_that_check_and_its_key() {
+    let first =
+        "[verify]\ntimeout_secs = 5\n\n[[checks]]\nname = \"db\"\nkind = \"tcp\"\naddress = \"127.0.0.1:5432\"\n\n";
+    let at = |second: &str| match rollback_core::config::Config::parse(&format!("{first}{second}"), None) {
+        Err(rollback_core::config::Error::Parse { line, column, message, .. }) => (line, column, message),
+        other => panic!("{other:?}"),
+    };
+    // The second check starts on line 9.
+    let (line, column, message) =
+        at("[[checks]]\nname = \"api\"\nkind = \"http\"\nurl = \"http://h/\"\nexpect_stauts = 200\n");
+    assert_eq!((line, column), (13, 1), "{message}");
+    assert!(message.starts_with("check `api`: unknown field `expect_stauts`"), "{message}");
+    let (line, _, message) = at("[[checks]]\nname = \"t\"\nkind = \"tcp\"\naddress = \"h:1\"\nretries = \"x\"\n");
+    assert_eq!(line, 13, "{message}");
+    // A message that names no key of the entry: the entry's own `[[checks]]` line.
+    let (line, _, message) =
+        at("[[checks]]\nname = \"api\"\nkind = \"http\"\nurl = \"http://h/\"\nexpect_status = 999\n");
+    assert_eq!(line, 9, "{message}");
+}
+
+#[test]
 fn a_password_in_a_check_url_never_reaches_the_error() {
     for (kind, url) in [
         ("http", "http://admin:hunter2-pw@127.0.0.1:99999/health"),

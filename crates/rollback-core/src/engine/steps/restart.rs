@@ -11,11 +11,18 @@ impl Rollback {
     pub(crate) fn step_restart(&self, ctx: &mut Ctx<'_>, run_id: &str) -> Result<StepDetail> {
         ctx.log(LogLevel::Info, format!("Restarting services ({} step(s))...", self.config.restart.len()));
         let verifier = self.verifier();
+        // A restart command's stderr may quote a secret (`$DATABASE_URL`) or repaint the
+        // terminal: scrubbed like a check's reason, in the log and in the journaled detail.
+        let scrub = crate::verify::redact::scrubber(&self.config.verify, &self.config.checks);
         let shared = Mutex::new(&mut *ctx);
         let log = |level: LogLevel, message: String| {
-            shared.lock().unwrap_or_else(PoisonError::into_inner).log(level, message);
+            shared.lock().unwrap_or_else(PoisonError::into_inner).log(level, scrub(&message));
         };
-        let results = crate::rt::block_on(crate::restart::run(&self.config.restart, &verifier, self.workdir(), &log));
+        let mut results =
+            crate::rt::block_on(crate::restart::run(&self.config.restart, &verifier, self.workdir(), &log));
+        for r in &mut results {
+            r.detail = scrub(&r.detail);
+        }
         if let Some(bad) = results.iter().find(|r| !r.ok) {
             return Err(Error::Service {
                 message: format!("restart step `{}` failed: {}", bad.name, bad.detail),

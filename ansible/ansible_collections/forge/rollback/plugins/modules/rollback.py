@@ -17,9 +17,10 @@ description:
     on one git work tree.
   - C(state=assessed) reads only. C(state=rolled_back) rolls the tree (and with
     O(database_only) only its database) back to O(target); it resumes an interrupted run found
-    on the host instead of refusing, and changes nothing when the host is already at the target
-    after a finished run. C(state=verified) runs the configured checks. C(state=undone) undoes a
-    run (by O(run_id), else the newest rollback run to O(target) not undone yet).
+    on the host (or a failed run to O(target), once its cause is fixed) instead of refusing,
+    and changes nothing when the host is already at the target after a finished run.
+    C(state=verified) runs the configured checks. C(state=undone) undoes a run (by O(run_id),
+    else the newest rollback run to O(target) not undone yet).
   - In check mode C(state=rolled_back) runs C(forge-rollback plan) and reports the steps it
     would run; nothing is written.
 version_added: "0.1.0"
@@ -86,8 +87,9 @@ options:
     default: {}
 notes:
   - Exit codes of the command line are returned in RV(rc); a failure carries the command's
-    C(error:) and C(hint:) lines in RV(msg) and, when a run was journaled, its RV(run_id) and
-    RV(run), so a play can undo it.
+    C(error:), C(caused by:) and C(hint:) lines in RV(msg) (for a failed verification, exit 6,
+    one line per failing check with its reason) and, when a run was journaled, its RV(run_id)
+    and RV(run), so a play can undo it.
   - Supports check mode.
 """
 
@@ -158,9 +160,17 @@ assessment:
   type: dict
 rollback_from:
   description: With C(state=assessed), the commit the rollback goes from - HEAD, or where a run
-    to the target found on the host (finished or interrupted) started; hosts of one fleet agree on it.
+    to the target found on the host (finished, interrupted or failed) started; hosts of one fleet
+    agree on it.
   returned: state=assessed
   type: str
+database_run:
+  description: With C(state=assessed), a database-only run on this host from RV(rollback_from) to
+    the target that is not undone (C(run_id), C(status), C(interrupted), C(unfinished) - interrupted
+    or failed, to be resumed), or null. A fleet whose database host has one takes level C(full),
+    so its database step resumes it or finds it done.
+  returned: state=assessed
+  type: dict
 rollback_to:
   description: With C(state=assessed), the target commit (full hash).
   returned: state=assessed
@@ -222,16 +232,35 @@ class Cli:
 
     def fail(self, args, rc, err, data=None, **extra):
         # The command's own error: its `error:`, `caused by:` and `hint:` lines (the whole
-        # stderr, tracebacks of a migration included, is in `stderr`).
-        # A run that failed says why in its JSON (`error`); a refusal in `error:` lines.
-        lines = [ln[:1000] for ln in err.splitlines() if ln.startswith(("error:", "caused by:", "hint:"))]
+        # stderr, tracebacks of a migration included, is in `stderr`). The CLI indents
+        # `caused by:` under its `error:`: the indent is kept, so msg reads as the CLI printed it.
+        # A run that failed says why in its JSON (`error`); a refusal in `error:` lines; failed
+        # checks (exit 6) in the JSON's verification, read here rather than pasting the log.
+        lines = [ln[:1000] for ln in err.splitlines() if ln.lstrip().startswith(("error:", "caused by:", "hint:"))]
+        hints = [ln for ln in lines if ln.lstrip().startswith("hint:")]
+        checks = failed_checks(extra.get("verification") or (data.get("verification") if isinstance(data, dict) else None))
         if isinstance(data, dict) and data.get("error"):
-            lines = [shorten(str(data["error"]))] + [ln for ln in lines if ln.startswith("hint:")]
+            lines = [shorten(str(data["error"]))] + hints
+        elif rc == 6 and checks:
+            if isinstance(data, dict) and data.get("run_id"):
+                head = "run %s finished its steps but the services failed verification:" % data["run_id"]
+            else:
+                head = "forge-rollback %s: the services failed verification:" % args[0]
+            lines = [head] + checks + hints
         msg = "\n".join(lines) or "\n".join(err.strip().splitlines()[-20:]) or "forge-rollback %s exited %d" % (args[0], rc)
         result = dict(msg=msg, rc=rc, stderr=err, command=" ".join(self.base + list(args)), **extra)
         if isinstance(data, dict) and data.get("run_id"):
             result.update(run_id=data["run_id"], run=data)
         self.module.fail_json(**result)
+
+
+def failed_checks(verification):
+    """One indented line per check that did not pass, with its reason, from a verification's
+    JSON (`run --json` or `verify --json`); empty when there is none to read."""
+    if not isinstance(verification, dict):
+        return []
+    return ["  check `%s` %s: %s" % (c.get("name"), c.get("status", "failed"), c.get("reason") or "no reason given")
+            for c in verification.get("checks") or [] if not c.get("passed")]
 
 
 def shorten(text, keep=6):
@@ -248,15 +277,19 @@ def is_database_only(outcome):
     return "reset" not in steps and "downgrade" in steps
 
 
-def runs_of_scope(cli, runs, database_only):
-    """Rollback runs, newest first, with their outcomes, of the scope asked for."""
+def runs_of_scope(cli, runs, database_only=None):
+    """Rollback runs, newest first, with their outcomes, of the scope asked for (both scopes
+    with `database_only=None`, as (run, outcome, is database-only))."""
     out = []
     for r in reversed(runs):
         if r.get("kind") != "rollback":
             continue
         shown = cli.must("runs", "show", r["run_id"])
         outcome = shown.get("outcome", {})
-        if is_database_only(outcome) == database_only:
+        db_only = is_database_only(outcome)
+        if database_only is None:
+            out.append((r, outcome, db_only))
+        elif db_only == database_only:
             out.append((r, outcome))
     return out
 
@@ -284,21 +317,40 @@ def unfinished(r):
     return r.get("interrupted") or r.get("status") == "running"
 
 
+def to_resume(r, to):
+    """A run the module finishes instead of starting another: an interrupted one (any target:
+    the CLI refuses every new run until it is finished or undone), or a failed one to the
+    target (a step failed: the CLI resumes it from that step once the cause is fixed)."""
+    return unfinished(r) or (r.get("status") == "failed" and r.get("to") == to)
+
+
 def do_assessed(module, cli):
     p = module.params
     a = assess(cli, p["target"])
     head, to = a["head"]["commit"], a["target"]["commit"]["id"]
     runs = cli.must("runs", "list")
+    scoped = runs_of_scope(cli, runs)
     rollback_from = head
     found = None
-    for r, _ in runs_of_scope(cli, runs, False):
-        if r.get("to") != to or r.get("status") == "undone":
+    for r, _, db_only in scoped:
+        if db_only or r.get("to") != to or r.get("status") == "undone":
             continue
-        if unfinished(r) or (head == to and r.get("status") in FINISHED):
+        if to_resume(r, to) or (head == to and r.get("status") in FINISHED):
             found = r
             break
     if found:
         rollback_from = found["from"]
+    # A database-only run of this rollback on this host (same from, same target), not undone:
+    # the database is part-way or all the way down because of it. A fleet takes level full
+    # then, so the database step resumes it (or finds it done) whatever the database's
+    # revision now recommends.
+    database_run = None
+    for r, _, db_only in scoped:
+        if (db_only and r.get("to") == to and r.get("from") == rollback_from
+                and r.get("status") != "undone"):
+            database_run = dict(run_id=r["run_id"], status=r.get("status"), interrupted=bool(r.get("interrupted")),
+                                unfinished=bool(to_resume(r, to)))
+            break
     db = a.get("database") or {}
     module.exit_json(
         changed=False,
@@ -310,6 +362,7 @@ def do_assessed(module, cli):
         needs_downgrade=bool(db.get("needs_downgrade")),
         recommended_level=a.get("recommended_level"),
         run_id=found["run_id"] if found else None,
+        database_run=database_run,
         rc=0,
     )
 
@@ -319,17 +372,18 @@ def do_rolled_back(module, cli):
     database_only = p["database_only"]
     runs = wait_live(module, cli, cli.must("runs", "list"))
     scoped = runs_of_scope(cli, runs, database_only)
-    # An interrupted run of this scope: finish it rather than refuse.
+    a = assess(cli, p["target"])
+    head, to = a["head"]["commit"], a["target"]["commit"]["id"]
+    # An interrupted run of this scope, or a failed one to the target: finish it rather than
+    # refuse (or fail the same way again).
     for r, outcome in scoped:
-        if unfinished(r):
+        if to_resume(r, to):
             if module.check_mode:
                 module.exit_json(changed=True, action="resume", run_id=r["run_id"], run=outcome, rc=0)
             rc, data, err = cli.call("resume", r["run_id"], "--yes")
             if rc != 0:
                 cli.fail(("resume", r["run_id"]), rc, err, data if isinstance(data, dict) else outcome)
             module.exit_json(changed=True, action="resumed", run_id=r["run_id"], run=data, rc=rc)
-    a = assess(cli, p["target"])
-    head, to = a["head"]["commit"], a["target"]["commit"]["id"]
     done = [(r, o) for r, o in scoped if r.get("to") == to and r.get("status") in ("succeeded", "verification_failed")]
     if database_only:
         db = a.get("database")

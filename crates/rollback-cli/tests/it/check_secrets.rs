@@ -1,0 +1,158 @@
+//! A check's reason quotes text the tool does not write (a program's stderr, a service's error
+//! page): the secrets the rest of the configuration names (the database URL and its password,
+//! a header token, the deploy hook, a webhook's URL and signing secret) must not come through
+//! it, on the terminal, in `--json`, or in any file a run leaves (run.log, the journal, the
+//! report).
+
+use std::path::{Path, PathBuf};
+
+use rollback_testkit::server::{Behaviour, TestServer, refused_addr};
+
+use crate::common::{fr_env, messy_repo, state_dir, toml_str};
+
+const S_DB_PASSWORD: &str = "dbpw-PLANTED-4242";
+const S_TOKEN: &str = "tok-PLANTED-5151";
+const S_DEPLOY: &str = "deploy-PLANTED-6363";
+const S_HOOK: &str = "hook-PLANTED-7373";
+const S_SIGNING: &str = "sign-PLANTED-8383";
+const SECRETS: [&str; 5] = [S_DB_PASSWORD, S_TOKEN, S_DEPLOY, S_HOOK, S_SIGNING];
+
+fn files_below(dir: &Path, out: &mut Vec<PathBuf>) {
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if e.file_type().unwrap().is_dir() {
+            // Backup blobs hold the work tree's files as they were: not text the tool wrote.
+            if !p.ends_with("blobs") {
+                files_below(&p, out);
+            }
+        } else {
+            out.push(p);
+        }
+    }
+}
+
+#[test]
+fn a_failing_check_that_prints_the_configurations_secrets_is_reported_without_them() {
+    let (repo, _) = messy_repo();
+    let server = TestServer::start();
+    server.set(&format!("/deploy/{S_DEPLOY}"), Behaviour::Status(200));
+    server.set(&format!("/hooks/{S_HOOK}"), Behaviour::Status(200));
+    let db_url = format!("postgresql://app:{S_DB_PASSWORD}@{}/app", refused_addr());
+    let env = [
+        ("FR_TEST_DATABASE_URL", db_url.clone()),
+        ("FR_TEST_API_TOKEN", format!("Bearer {S_TOKEN}")),
+        ("FR_TEST_DEPLOY_HOOK", server.url(&format!("/deploy/{S_DEPLOY}"))),
+        ("FR_TEST_WEBHOOK", server.url(&format!("/hooks/{S_HOOK}"))),
+        ("FR_TEST_SIGNING", S_SIGNING.to_owned()),
+    ];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    // A connection check that fails the way such programs do: quoting what it was given.
+    let db_ping = "echo \"could not connect to $FR_TEST_DATABASE_URL\" >&2; \
+                   echo \"password $(echo \"$FR_TEST_DATABASE_URL\" | sed 's/.*app:\\(.*\\)@.*/\\1/') refused\" >&2; \
+                   echo \"token ${FR_TEST_API_TOKEN#Bearer } expired\" >&2; exit 2";
+    let hooks = "echo \"hooks $FR_TEST_DEPLOY_HOOK $FR_TEST_WEBHOOK signed with $FR_TEST_SIGNING\" >&2; exit 3";
+    let cfg_dir = tempfile::tempdir().unwrap();
+    let cfg = cfg_dir.path().join("rollback.toml").display().to_string();
+    std::fs::write(
+        &cfg,
+        format!(
+            "[database]\nkind = \"sql\"\nurl_env = \"FR_TEST_DATABASE_URL\"\n\n\
+             [[checks]]\nname = \"api\"\nkind = \"http\"\nurl = {}\nheaders_env = {{ Authorization = \"FR_TEST_API_TOKEN\" }}\ntimeout_secs = 5\n\n\
+             [[checks]]\nname = \"db-ping\"\nkind = \"command\"\nargv = [\"sh\", \"-c\", {}]\ntimeout_secs = 5\n\n\
+             [[checks]]\nname = \"hooks\"\nkind = \"command\"\nargv = [\"sh\", \"-c\", {}]\ntimeout_secs = 5\n\n\
+             [deploy]\nhook_url_env = \"FR_TEST_DEPLOY_HOOK\"\n\n\
+             [[notify]]\nname = \"chat\"\nurl_env = \"FR_TEST_WEBHOOK\"\nsecret_env = \"FR_TEST_SIGNING\"\n",
+            toml_str(&server.url("/health")),
+            toml_str(db_ping),
+            toml_str(hooks),
+        ),
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        let mut all = vec!["--config", cfg.as_str()];
+        all.extend_from_slice(args);
+        fr_env(&repo, &all, &env)
+    };
+
+    let text = run(&["verify"]);
+    text.code(6);
+    let json = run(&["verify", "--json"]);
+    json.code(6);
+    let reasons: Vec<String> =
+        json.json()["checks"].as_array().unwrap().iter().map(|c| c["reason"].as_str().unwrap().to_owned()).collect();
+    // What the programs said is still there, the secrets masked: the URL keeps its host.
+    assert_eq!(reasons[0], "status 200", "{reasons:?}");
+    assert!(
+        reasons[1].starts_with("exit code 2, expected 0: could not connect to postgresql://app:***@127.0.0.1:"),
+        "{reasons:?}"
+    );
+    assert!(reasons[1].ends_with("/app | password *** refused | token *** expired"), "{reasons:?}");
+    assert_eq!(reasons[2], "exit code 3, expected 0: hooks *** *** signed with ***", "{reasons:?}");
+    assert!(
+        server.requests_to("/health").last().unwrap().header("authorization") == Some(&format!("Bearer {S_TOKEN}"))
+    );
+
+    let out = run(&["run", "--fast", "--yes", "--json", "--target", "v2"]);
+    out.code(6);
+    let j = out.json();
+    assert_eq!(j["status"], "verification_failed", "{}", out.stdout);
+    let id = j["run_id"].as_str().unwrap().to_owned();
+    let report = run(&["report", &id]);
+    report.ok();
+    assert!(report.stdout.contains("could not connect to postgresql://app:***@"), "{}", report.stdout);
+
+    for (what, out) in [("verify", &text), ("verify --json", &json), ("run", &out), ("report", &report)] {
+        for s in SECRETS {
+            assert!(!out.stdout.contains(s), "`{what}` printed {s}:\n{}", out.stdout);
+            assert!(!out.stderr.contains(s), "`{what}` printed {s} on stderr:\n{}", out.stderr);
+        }
+    }
+    let mut files = Vec::new();
+    files_below(&state_dir(&repo), &mut files);
+    let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+    for must in ["run.log", "journal.jsonl", "report.md", "report.json"] {
+        assert!(names.iter().any(|n| n.ends_with(must)), "no {must} among {names:?}");
+    }
+    for f in &files {
+        let text = String::from_utf8_lossy(&std::fs::read(f).unwrap()).into_owned();
+        for s in SECRETS {
+            assert!(!text.contains(s), "{} holds {s}:\n{text}", f.display());
+        }
+    }
+}
+
+/// A `[[restart]]` command's stderr, quoted when it fails, is scrubbed the same way: no
+/// configured secret and no control character on the terminal or in any file of the run.
+#[test]
+fn a_failing_restart_that_prints_a_secret_is_reported_without_it() {
+    let (repo, _) = messy_repo();
+    let db_url = format!("postgresql://app:{S_DB_PASSWORD}@{}/app", refused_addr());
+    let env = [("FR_TEST_DATABASE_URL", db_url.as_str())];
+    let restart =
+        "echo \"could not connect to $FR_TEST_DATABASE_URL\" >&2; printf '\\033[2K\\033[32m[ok]\\n' >&2; exit 1";
+    let cfg_dir = tempfile::tempdir().unwrap();
+    let cfg = cfg_dir.path().join("rollback.toml").display().to_string();
+    std::fs::write(
+        &cfg,
+        format!(
+            "[database]\nkind = \"sql\"\nurl_env = \"FR_TEST_DATABASE_URL\"\n\n\
+             [[restart]]\nname = \"app\"\nargv = [\"sh\", \"-c\", {}]\n",
+            toml_str(restart)
+        ),
+    )
+    .unwrap();
+    let out = fr_env(&repo, &["--config", &cfg, "run", "--fast", "--yes", "--target", "v2"], &env);
+    out.code(1);
+    assert!(out.stderr.contains("could not connect to postgresql://app:***@"), "{}", out.stderr);
+    assert!(out.stderr.contains("\\u{1b}[2K"), "{}", out.stderr);
+    let mut files = Vec::new();
+    files_below(&state_dir(&repo), &mut files);
+    for (what, text) in files
+        .iter()
+        .map(|f| (f.display().to_string(), String::from_utf8_lossy(&std::fs::read(f).unwrap()).into_owned()))
+        .chain([("stderr".to_owned(), out.stderr.clone()), ("stdout".to_owned(), out.stdout.clone())])
+    {
+        assert!(!text.contains(S_DB_PASSWORD), "{what} holds the password:\n{text}");
+        assert!(!text.contains('\u{1b}'), "{what} holds a raw ESC:\n{text}");
+    }
+}
