@@ -535,6 +535,28 @@ def test_a_failure_within_max_fail_percentage_lets_the_fleet_go_on_then_a_rerun_
     assert second["database"]["action"] == "already_done", second["database"]
 
 
+def test_a_later_play_that_aborts_undoes_what_an_earlier_play_rolled_back(fleet: Fleet) -> None:
+    # Play 1: web2's restart fails within max_fail_percentage; the fleet goes on (batch 2 and
+    # the database on v1). Play 2, with no failure allowed: web2 fails again in batch 1, so the
+    # fleet aborts. It must undo web3 and web4 too (play 1 rolled them back; play 2 never
+    # reached them), or they run v1's code on v2's schema once the database is undone.
+    broken = fleet.tmp / "restart-broken"
+    broken.touch()
+    fleet.config("web2", restart=["sh", "-c", f"test ! -e {broken}"])
+    first = fleet.play("-e", "forge_rollback_max_fail_percentage=50")
+    assert first.returncode != 0, show(first)
+    assert fleet.heads() == {h: fleet.v1 for h in HOSTS}
+    again = fleet.play()
+    assert again.returncode != 0, show(again)
+    heads = fleet.heads()
+    assert heads == {h: fleet.v2 for h in HOSTS}, heads
+    assert fleet.revision() == [REVISIONS[1]]
+    assert fleet.payments() == [(1, 1250), (2, 990), (3, 5)]
+    report = fleet.report_json()
+    assert report["fleet"]["outcome"] == "undone", report["fleet"]
+    assert {u["host"] for u in report["undos"] if u["scope"] == "code"} == set(HOSTS), report["undos"]
+
+
 def test_a_failed_database_downgrade_moves_no_code_and_is_undone(fleet: Fleet) -> None:
     # web1 (the database host) has a migration whose downgrade fails half-way.
     rev2 = fleet.paths["web1"] / "migrations" / "versions" / "b2_payments.py"

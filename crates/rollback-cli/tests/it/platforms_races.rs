@@ -85,6 +85,13 @@ impl Setup {
         }
     }
 
+    fn railway(&self) -> &FakeRailway {
+        match &self.f {
+            Fake::Railway(f) => f,
+            Fake::Render(_) => panic!("not railway"),
+        }
+    }
+
     fn live_commit(&self) -> Option<String> {
         match &self.f {
             Fake::Render(f) => f.live_commit(),
@@ -197,4 +204,21 @@ fn a_token_variable_that_is_not_set_is_bad_usage_exit_2() {
     assert!(out.stderr.contains(&format!("{VAR} is not set")), "{}", out.stderr);
     assert!(out.stderr.contains(&format!("export {VAR}")), "{}", out.stderr);
     assert!(s.render().requests().is_empty(), "nothing asked of the platform");
+}
+
+/// Railway: the run's own promotion (a new deployment of v1) crashed after starting, and the
+/// run, killed before its step ended, is resumed. The crashed deployment is what the service
+/// runs, built from the target's commit, and used to pass for "live already": the resume
+/// ended `succeeded` with production down. It now fails, saying the promotion failed.
+#[test]
+fn a_resume_does_not_take_the_runs_crashed_promotion_for_live() {
+    let s = setup("railway");
+    let out = s.fr(&["run", "--fast", "--yes", "--target", "v1"], &[("FORGE_ROLLBACK_FAILPOINT", "after:promote")]);
+    assert_eq!(out.code, None, "killed\n{}", out.stderr);
+    let run = s.latest_run();
+    s.railway().crash_live();
+    let out = s.fr(&["resume", &run, "--json"], &[]);
+    out.code(1);
+    assert_eq!(out.json()["status"], "failed", "{}", out.stderr);
+    assert!(!out.stderr.contains("is live already"), "{}", out.stderr);
 }

@@ -28,12 +28,17 @@ impl Rollback {
         let mut outcome = self.outcome_of(&state);
         outcome.interrupted = self.interrupted(&state)?;
         let mut report = crate::report::build(&state, &outcome, self.vcs.as_ref());
-        // Rebuilt later than the run: `backups prune` may have removed what it offered.
-        let store = self.store()?;
+        // Rebuilt later than the run: `backups prune` may have removed what it offered. Read
+        // only: a report changes nothing, not even on a read-only state folder.
+        let store = self.existing_store()?;
         let gone: Vec<String> = ["snapshot", "db_snapshot"]
             .into_iter()
             .filter_map(|step| state.snapshot_of(step))
-            .filter(|id| matches!(store.manifest(id), Err(crate::backup::Error::UnknownSnapshot { .. })))
+            .filter(|id| {
+                store
+                    .as_ref()
+                    .is_none_or(|s| matches!(s.manifest(id), Err(crate::backup::Error::UnknownSnapshot { .. })))
+            })
             .map(|id| id.to_string())
             .collect();
         report.backups_gone(&gone);

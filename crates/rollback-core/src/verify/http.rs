@@ -43,7 +43,13 @@ impl Response {
     pub(super) async fn unexpected_status(&mut self, expected: Option<&ExpectStatus>, vars: &Vars) -> Outcome {
         let mut reason = format!("status {}, expected {}", self.status, ExpectStatus::describe(expected));
         if let Ok(b) = read_capped(&mut self.inner, SNIPPET_BYTES).await {
-            let text = quote(&vars.redact(&String::from_utf8_lossy(&b.bytes)));
+            let mut raw = String::from_utf8_lossy(&b.bytes).into_owned();
+            if b.truncated {
+                // Its last word may be the start of a secret cut short, which no longer
+                // matches the secret: not shown.
+                raw.truncate(raw.rfind(char::is_whitespace).unwrap_or(0));
+            }
+            let text = quote(&vars.redact(&raw));
             if !text.is_empty() {
                 reason.push_str(": ");
                 reason.push_str(&text);

@@ -134,11 +134,12 @@ impl Vars {
     /// replaced by `***`. URL passwords go first: a URL holding a secret password keeps its
     /// user, host and path in the text.
     pub(crate) fn redact(&self, text: &str) -> String {
-        let mut seen: Vec<&str> = self.secrets.iter().map(String::as_str).collect();
-        // Longest first: a secret that holds another is replaced whole.
-        seen.sort_by_key(|s| std::cmp::Reverse(s.len()));
-        let text = redact_in(&redact_url_passwords(text), seen);
-        redact_in(&text, self.known.iter().map(String::as_str))
+        let mut all: Vec<&str> = self.secrets.iter().chain(self.known.iter()).map(String::as_str).collect();
+        // Longest first, the check's and the configuration's together: a secret that holds
+        // another is replaced whole, never cut by the shorter one first.
+        all.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        all.dedup();
+        redact_in(&redact_url_passwords(text), all)
     }
 
     /// Renders `text`; `{{env:NAME}}` reads the environment (its value becomes a secret).

@@ -244,3 +244,37 @@ fn an_unchecked_huge_interval_times_the_check_out_instead_of_crashing_it() {
     let c = run(&Verifier::new(p.checks, p.verify, None, std::env::temp_dir())).checks.remove(0);
     assert_eq!((c.status.as_str(), c.reason.as_str()), ("timeout", "timed out after 1.0 s"), "{c:?}");
 }
+
+/// A secret that straddles the end of the body's quoted start (512 bytes, mostly blank lines
+/// on an error page) no longer matches whole: its start was shown. The last word of a body
+/// cut short is left out.
+#[test]
+fn a_secret_cut_short_at_the_end_of_the_quoted_body_is_not_shown_in_part() {
+    set_env("FR_TEST_REASONS_CUT", "Bearer cut-secret-0123456789");
+    let s = TestServer::start();
+    let page = format!(
+        "{}refused token cut-secret-0123456789 for this request",
+        " ".repeat(512 - "refused token cut-sec".len())
+    );
+    s.set("/cut", Behaviour::Text(401, page));
+    let r = run(&verifier(&http("cut", &s.url("/cut"), "headers_env = { Authorization = \"FR_TEST_REASONS_CUT\" }")));
+    assert_eq!(check(&r, "cut").reason, "status 401, expected 2xx: refused token");
+}
+
+/// A configuration's secret that holds a check's own (the database password
+/// `pw-abcd-key-1234` and a header value `abcd-key`) is replaced whole: scrubbing the check's
+/// own first left the rest of the longer one (`pw-***-1234`).
+#[test]
+fn a_longer_secret_of_the_configuration_is_replaced_whole_beside_a_checks_shorter_one() {
+    set_env("FR_TEST_REASONS_DB", "postgresql://app:pw-abcd-key-1234@127.0.0.1:1/app");
+    let s = TestServer::start();
+    s.set("/db", Behaviour::Text(503, "password pw-abcd-key-1234 refused".to_owned()));
+    let text = format!(
+        "[database]\nkind = \"sql\"\nurl_env = \"FR_TEST_REASONS_DB\"\n\n{}",
+        http("h", &s.url("/db"), "headers = { X-Key = \"abcd-key\" }")
+    );
+    let cfg = rollback_core::config::Config::parse(&text, None).unwrap();
+    let v = Verifier::new(cfg.checks, cfg.verify, None, std::env::temp_dir());
+    let r = run(&v);
+    assert_eq!(check(&r, "h").reason, "status 503, expected 2xx: password *** refused");
+}

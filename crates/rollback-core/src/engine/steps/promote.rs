@@ -75,7 +75,18 @@ impl Rollback {
 /// already.
 fn promote(ctx: &mut Ctx<'_>, d: &dyn Deployer, production: &str, to: &Release) -> Result<bool> {
     let live = crate::rt::block_on(d.current())?;
-    if d.serves(&live, to) {
+    // The very release asked for is what runs: nothing to send, whatever its health. Another
+    // release of the same build (the run's own promotion, on a resume) may have crashed after
+    // starting (Railway's `CRASHED`: what the service runs, not serving): one look by the
+    // platform's own "live" decides, and a promotion it says failed is the error.
+    let already = d.serves(&live, to)
+        && (live.id == to.id
+            || match crate::rt::block_on(d.wait_live(to, std::time::Duration::ZERO)) {
+                Ok(()) => true,
+                Err(production::Error::NotLive { .. }) => false,
+                Err(e) => return Err(e.into()),
+            });
+    if already {
         ctx.log(LogLevel::Info, format!("Production {production}: {to} is live already"));
         return Ok(true);
     }
