@@ -167,17 +167,19 @@ fn percent_decode(text: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// Standard base64 (padding optional); `None` when it is not base64.
-fn decode_base64(data: &str) -> Option<Vec<u8>> {
+/// Base64, standard or URL-safe alphabet (padding optional, whitespace ignored); `None` when
+/// it is not base64. The one decoder: a `Basic` credential here, a kubeconfig's data fields.
+pub(crate) fn decode_base64(data: &str) -> Option<Vec<u8>> {
     let mut out = Vec::with_capacity(data.len() * 3 / 4);
     let (mut acc, mut bits) = (0_u32, 0_u32);
-    for c in data.trim_end_matches('=').bytes() {
+    for c in data.bytes().filter(|b| !b.is_ascii_whitespace()) {
         let v = match c {
             b'A'..=b'Z' => c - b'A',
             b'a'..=b'z' => c - b'a' + 26,
             b'0'..=b'9' => c - b'0' + 52,
             b'+' | b'-' => 62,
             b'/' | b'_' => 63,
+            b'=' => break,
             _ => return None,
         };
         acc = (acc << 6) | u32::from(v);

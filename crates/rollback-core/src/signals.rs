@@ -95,13 +95,8 @@ fn install(first_ends: bool, notice: impl Fn() + Send + 'static) -> Arc<AtomicBo
 /// killed by it), killing the process groups of the check programs running first.
 #[cfg(unix)]
 fn die_by(signo: libc::c_int) {
-    for pgid in CHILD_GROUPS.lock().unwrap_or_else(PoisonError::into_inner).iter().filter(|g| **g > 1) {
-        // SAFETY: kill(2) with a negative pid signals the process group `pgid`, which a child
-        // of ours leads (registered while its check runs, dropped once it is reaped).
-        #[allow(unsafe_code)]
-        unsafe {
-            libc::kill(-*pgid, libc::SIGKILL);
-        }
+    for pgid in CHILD_GROUPS.lock().unwrap_or_else(PoisonError::into_inner).iter() {
+        kill_group(*pgid);
     }
     // SAFETY: restoring a signal's default action and raising it are plain libc calls with no
     // memory passed; the process ends on the raise.
@@ -111,4 +106,18 @@ fn die_by(signo: libc::c_int) {
         libc::raise(signo);
     }
     std::process::exit(128 + signo);
+}
+
+/// SIGKILL to every process of group `pgid` (nothing for 0 or 1).
+#[cfg(unix)]
+pub(crate) fn kill_group(pgid: i32) {
+    if pgid <= 1 {
+        return;
+    }
+    // SAFETY: kill(2) with a negative pid signals exactly the process group `pgid`, which a
+    // child of ours leads (spawned with `process_group(0)`, not reaped yet).
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::kill(-pgid, libc::SIGKILL);
+    }
 }

@@ -31,6 +31,16 @@ fn files_below(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
+/// `text` as a configuration file outside the work tree: its folder (kept while it is used)
+/// and its path.
+fn config_file(text: &str) -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("rollback.toml");
+    std::fs::write(&path, text).unwrap();
+    let path = path.display().to_string();
+    (dir, path)
+}
+
 #[test]
 fn a_failing_check_that_prints_the_configurations_secrets_is_reported_without_them() {
     let (repo, _) = messy_repo();
@@ -51,23 +61,17 @@ fn a_failing_check_that_prints_the_configurations_secrets_is_reported_without_th
                    echo \"password $(echo \"$FR_TEST_DATABASE_URL\" | sed 's/.*app:\\(.*\\)@.*/\\1/') refused\" >&2; \
                    echo \"token ${FR_TEST_API_TOKEN#Bearer } expired\" >&2; exit 2";
     let hooks = "echo \"hooks $FR_TEST_DEPLOY_HOOK $FR_TEST_WEBHOOK signed with $FR_TEST_SIGNING\" >&2; exit 3";
-    let cfg_dir = tempfile::tempdir().unwrap();
-    let cfg = cfg_dir.path().join("rollback.toml").display().to_string();
-    std::fs::write(
-        &cfg,
-        format!(
-            "[database]\nkind = \"sql\"\nurl_env = \"FR_TEST_DATABASE_URL\"\n\n\
+    let (_cfg_dir, cfg) = config_file(&format!(
+        "[database]\nkind = \"sql\"\nurl_env = \"FR_TEST_DATABASE_URL\"\n\n\
              [[checks]]\nname = \"api\"\nkind = \"http\"\nurl = {}\nheaders_env = {{ Authorization = \"FR_TEST_API_TOKEN\" }}\ntimeout_secs = 5\n\n\
              [[checks]]\nname = \"db-ping\"\nkind = \"command\"\nargv = [\"sh\", \"-c\", {}]\ntimeout_secs = 5\n\n\
              [[checks]]\nname = \"hooks\"\nkind = \"command\"\nargv = [\"sh\", \"-c\", {}]\ntimeout_secs = 5\n\n\
              [deploy]\nhook_url_env = \"FR_TEST_DEPLOY_HOOK\"\n\n\
              [[notify]]\nname = \"chat\"\nurl_env = \"FR_TEST_WEBHOOK\"\nsecret_env = \"FR_TEST_SIGNING\"\n",
-            toml_str(&server.url("/health")),
-            toml_str(db_ping),
-            toml_str(hooks),
-        ),
-    )
-    .unwrap();
+        toml_str(&server.url("/health")),
+        toml_str(db_ping),
+        toml_str(hooks),
+    ));
     let run = |args: &[&str]| {
         let mut all = vec!["--config", cfg.as_str()];
         all.extend_from_slice(args);
@@ -130,17 +134,11 @@ fn a_failing_restart_that_prints_a_secret_is_reported_without_it() {
     let env = [("FR_TEST_DATABASE_URL", db_url.as_str())];
     let restart =
         "echo \"could not connect to $FR_TEST_DATABASE_URL\" >&2; printf '\\033[2K\\033[32m[ok]\\n' >&2; exit 1";
-    let cfg_dir = tempfile::tempdir().unwrap();
-    let cfg = cfg_dir.path().join("rollback.toml").display().to_string();
-    std::fs::write(
-        &cfg,
-        format!(
-            "[database]\nkind = \"sql\"\nurl_env = \"FR_TEST_DATABASE_URL\"\n\n\
-             [[restart]]\nname = \"app\"\nargv = [\"sh\", \"-c\", {}]\n",
-            toml_str(restart)
-        ),
-    )
-    .unwrap();
+    let (_cfg_dir, cfg) = config_file(&format!(
+        "[database]\nkind = \"sql\"\nurl_env = \"FR_TEST_DATABASE_URL\"\n\n\
+         [[restart]]\nname = \"app\"\nargv = [\"sh\", \"-c\", {}]\n",
+        toml_str(restart)
+    ));
     let out = fr_env(&repo, &["--config", &cfg, "run", "--fast", "--yes", "--target", "v2"], &env);
     out.code(1);
     assert!(out.stderr.contains("could not connect to postgresql://app:***@"), "{}", out.stderr);

@@ -9,17 +9,14 @@ use crate::plan::Step;
 /// The section for `state`: `backup_id` is its verified work-tree snapshot, if taken.
 pub(super) fn of(state: &RunState, backup_id: Option<&str>, anything_else_began: bool) -> DataLoss {
     let db_backup = state.snapshot_of("db_snapshot").map(|s| s.to_string());
-    let downgraded =
-        state.plan.steps.iter().zip(&state.done).any(|(s, d)| matches!(s, Step::Downgrade { .. }) && d.is_some());
-    let dropped: Vec<crate::model::DataLoss> =
-        if downgraded { state.plan.data_loss.iter().filter(|l| l.rows > 0).cloned().collect() } else { Vec::new() };
+    let downgrade = state.plan.steps.iter().position(|s| matches!(s, Step::Downgrade { .. }));
+    let done = downgrade.is_some_and(|i| state.done.get(i).is_some_and(Option::is_some));
     // A downgrade that began and did not end (killed, or failed having changed the database)
     // may have dropped what its forecast named: said, though the database backup keeps it.
-    let cut_short = state.plan.steps.iter().enumerate().any(|(i, s)| {
-        matches!(s, Step::Downgrade { .. }) && state.done.get(i).is_some_and(Option::is_none) && state.step_changed(i)
-    });
-    let may_have_dropped: Vec<crate::model::DataLoss> =
-        if cut_short { state.plan.data_loss.iter().filter(|l| l.rows > 0).cloned().collect() } else { Vec::new() };
+    let cut_short = downgrade.is_some_and(|i| !done && state.step_changed(i));
+    let forecast = || state.plan.data_loss.iter().filter(|l| l.rows > 0).cloned().collect::<Vec<_>>();
+    let dropped = if done { forecast() } else { Vec::new() };
+    let may_have_dropped = if cut_short { forecast() } else { Vec::new() };
     match (backup_id, anything_else_began) {
         (Some(id), _) if !dropped.is_empty() => {
             let db = db_backup.unwrap_or_else(|| "?".into());

@@ -89,7 +89,7 @@ struct GroupGuard(Option<i32>);
 impl GroupGuard {
     fn kill(&mut self) {
         if let Some(pgid) = self.0.take() {
-            kill_group(pgid);
+            crate::signals::kill_group(pgid);
         }
     }
 }
@@ -97,19 +97,6 @@ impl GroupGuard {
 impl Drop for GroupGuard {
     fn drop(&mut self) {
         self.kill();
-    }
-}
-
-/// SIGKILL to every process of group `pgid`.
-fn kill_group(pgid: i32) {
-    if pgid <= 1 {
-        return;
-    }
-    // SAFETY: kill(2) with a negative pid signals exactly the process group `pgid`, which
-    // our own child leads (it was spawned with process_group(0) and is not reaped yet).
-    #[allow(unsafe_code)]
-    unsafe {
-        libc::kill(-pgid, libc::SIGKILL);
     }
 }
 

@@ -158,13 +158,11 @@ impl ServiceVerifier for Verifier {
         let unknown: Vec<&String> =
             only.unwrap_or_default().iter().filter(|n| !self.checks.iter().any(|c| &c.name == *n)).collect();
         // Resolved once a round: the environment the checks read is the one scrubbed.
-        let mut secrets = self.settings.secrets.clone();
-        secrets.extend(&redact::check_secrets(&self.checks));
         let ctx = Arc::new(Ctx {
             db: self.db.clone(),
             workdir: self.workdir.clone(),
             deployed_at: self.deployed_at,
-            known: secrets.values().into(),
+            known: redact::known_secrets(&self.settings, &self.checks),
         });
         let permits = Arc::new(Semaphore::new(self.settings.concurrency.clamp(1, Semaphore::MAX_PERMITS)));
         let running = selected.into_iter().map(|check| {

@@ -8,6 +8,7 @@
 //! checked service cannot repaint the operator's terminal (`ESC[2K`, a fake `[ok]` line).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use super::config::{CheckConfig, CheckSpec};
 use super::template::{Template, visit_json_strings};
@@ -53,10 +54,16 @@ pub(crate) fn check_secrets(checks: &[CheckConfig]) -> Secrets {
 /// filled when the configuration is loaded), URL passwords, control characters. The
 /// environment is read once, when this is made.
 pub(crate) fn scrubber(settings: &super::config::VerifySettings, checks: &[CheckConfig]) -> impl Fn(&str) -> String {
+    let vars = super::template::Vars::with_known(known_secrets(settings, checks));
+    move |text: &str| escape_controls(&vars.redact(text))
+}
+
+/// The values of every secret the configuration names (`settings.secrets`, filled when it is
+/// loaded) and the checks hold, the environment read now.
+pub(crate) fn known_secrets(settings: &super::config::VerifySettings, checks: &[CheckConfig]) -> Arc<[String]> {
     let mut secrets = settings.secrets.clone();
     secrets.extend(&check_secrets(checks));
-    let vars = super::template::Vars::with_known(secrets.values().into());
-    move |text: &str| escape_controls(&vars.redact(text))
+    secrets.values().into()
 }
 
 /// The variables of the `{{env:NAME}}` templates in `text`.

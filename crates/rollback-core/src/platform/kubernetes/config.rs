@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::secret::Secret;
+use crate::secret::{Secret, decode_base64};
 
 /// The service account's files inside a pod.
 pub const SERVICE_ACCOUNT_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
@@ -332,30 +332,6 @@ fn relative(file: &File, path: &Path) -> PathBuf {
 
 fn base64(data: &str, key: &str) -> Result<Vec<u8>, ConfigError> {
     decode_base64(data).ok_or_else(|| err(format!("kubeconfig: `{key}` is not base64"), "fix the kubeconfig"))
-}
-
-/// Standard base64 (padding optional, whitespace ignored).
-pub(crate) fn decode_base64(data: &str) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(data.len() * 3 / 4);
-    let (mut acc, mut bits) = (0u32, 0u32);
-    for c in data.bytes().filter(|b| !b.is_ascii_whitespace()) {
-        let v = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            b'=' => break,
-            _ => return None,
-        };
-        acc = (acc << 6) | u32::from(v);
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push(u8::try_from((acc >> bits) & 0xff).unwrap_or(0));
-        }
-    }
-    Some(out)
 }
 
 fn in_cluster(host: &str, port: Option<&str>, dir: &Path) -> Result<Credentials, ConfigError> {
