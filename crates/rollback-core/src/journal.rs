@@ -69,6 +69,11 @@ impl std::str::FromStr for Severity {
     }
 }
 
+/// The journal format this version writes, in [`Record::Started`]: `1` journals what a step
+/// finds part-way ([`Record::Progress`]), so a reader can tell "the step never got that far"
+/// from "written before such records existed" (`0`).
+pub const JOURNAL_FORMAT: u32 = 1;
+
 /// One journal line.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(tag = "record", rename_all = "snake_case")]
@@ -96,6 +101,10 @@ pub enum Record {
         /// journals.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         actor: Option<String>,
+        /// What the journal records ([`JOURNAL_FORMAT`] when written by this version; `0`
+        /// in journals written before it was recorded, which have no [`Record::Progress`]).
+        #[serde(default)]
+        format: u32,
     },
     /// A step is about to run.
     StepBegin {
@@ -350,7 +359,14 @@ pub fn read_readable(path: &Path) -> Result<(Vec<Record>, Option<Error>), Error>
             // Only the final line can be cut short, and only if it lacks its newline.
             Err(_) if is_last && !bytes.ends_with(b"\n") => break,
             Err(e) => {
-                damage = Some(Error::Corrupt { path: path.to_owned(), line: i + 1, detail: e.to_string() });
+                let detail = match records.first() {
+                    // Not damage, most likely: a record kind this version does not know.
+                    Some(Record::Started { format, .. }) if *format > JOURNAL_FORMAT => format!(
+                        "{e}; the run was journaled by a newer forge-rollback (journal format {format}, this one reads up to {JOURNAL_FORMAT}): resume or undo it with that version"
+                    ),
+                    _ => e.to_string(),
+                };
+                damage = Some(Error::Corrupt { path: path.to_owned(), line: i + 1, detail });
                 break;
             }
         }
@@ -398,6 +414,8 @@ pub struct RunState {
     pub worktree: Option<String>,
     /// Who asked for it, if given.
     pub actor: Option<String>,
+    /// Its journal's format ([`JOURNAL_FORMAT`]; `0` if written before it was recorded).
+    pub format: u32,
     /// For each step of the plan, its completion detail if it completed.
     pub done: Vec<Option<StepDetail>>,
     /// A step that began and neither ended nor failed (the crash point), if any.
@@ -424,7 +442,8 @@ pub struct RunState {
 impl RunState {
     /// Rebuilds the state from records.
     pub fn from_records(path: &Path, records: Vec<Record>) -> Result<Self, Error> {
-        let Some(Record::Started { at, run_id, plan, reason, severity, worktree, actor }) = records.first().cloned()
+        let Some(Record::Started { at, run_id, plan, reason, severity, worktree, actor, format }) =
+            records.first().cloned()
         else {
             return Err(Error::Corrupt {
                 path: path.to_owned(),
@@ -441,6 +460,7 @@ impl RunState {
             severity,
             worktree,
             actor,
+            format,
             interrupted_at: None,
             failure: None,
             status: RunStatus::Running,
@@ -618,6 +638,7 @@ mod tests {
             severity: None,
             worktree: None,
             actor: None,
+            format: crate::journal::JOURNAL_FORMAT,
         }
     }
 
@@ -718,5 +739,28 @@ mod tests {
         // The writer does not "mend" real damage: it has a newline, nothing is cut.
         drop(Journal::open(&path).unwrap());
         assert!(!torn_path(&path).exists());
+    }
+
+    #[test]
+    fn a_record_unknown_in_a_newer_journal_names_the_newer_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut newer = started(b"/w");
+        if let Record::Started { format, .. } = &mut newer {
+            *format = JOURNAL_FORMAT + 1;
+        }
+        let path = dir.path().join("journal.jsonl");
+        let mut text = line_of(&newer, &path).unwrap();
+        text.extend_from_slice(b"{\"record\":\"from_the_future\",\"at\":\"2027-01-01T00:00:00Z\"}\n");
+        std::fs::write(&path, text).unwrap();
+        let err = read(&path).unwrap_err().to_string();
+        assert!(err.contains("damaged at line 2") && err.contains("unknown variant `from_the_future`"), "{err}");
+        assert!(
+            err.contains(&format!("journaled by a newer forge-rollback (journal format {}", JOURNAL_FORMAT + 1)),
+            "{err}"
+        );
+        // This version's own journals say nothing of the kind.
+        let ours = tempfile::tempdir().unwrap();
+        let path = journal_with(ours.path(), b"{\"record\":\"from_the_future\"}\n");
+        assert!(!read(&path).unwrap_err().to_string().contains("newer"));
     }
 }

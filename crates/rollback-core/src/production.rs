@@ -70,6 +70,20 @@ pub enum Error {
         /// What went wrong, secrets removed.
         message: String,
     },
+    /// The platform kept answering `429 Too Many Requests` past the retries a call allows, or
+    /// without saying how long to wait: a call that may work later, like
+    /// [`Error::Unavailable`] (the wait for a release to serve looks past it).
+    #[error("{target}: {message}")]
+    RateLimited {
+        /// [`Deployer::describe`].
+        target: String,
+        /// What it said, secrets removed.
+        message: String,
+        /// The wait its last `Retry-After` asked for, when it said and could be read.
+        retry_after: Option<std::time::Duration>,
+        /// What to do about it.
+        hint: Option<String>,
+    },
     /// The configuration names something that is not there (an unset token variable):
     /// nothing was asked of the platform.
     #[error("{target}: {message}")]
@@ -99,11 +113,28 @@ impl Error {
     /// What to do next.
     pub fn hint(&self) -> Option<String> {
         match self {
-            Error::Platform { hint, .. } | Error::Refused { hint, .. } | Error::Usage { hint, .. } => hint.clone(),
+            Error::Platform { hint, .. }
+            | Error::Refused { hint, .. }
+            | Error::Usage { hint, .. }
+            | Error::RateLimited { hint, .. } => hint.clone(),
             Error::Unavailable { .. } => Some("the platform may be having trouble: try again in a moment".into()),
             Error::NotLive { .. } => {
                 Some("look at the platform's logs; resume the run once the release serves, or undo it".into())
             }
+        }
+    }
+
+    /// A failed call that may work when repeated ([`Error::Unavailable`],
+    /// [`Error::RateLimited`]): a wait for a release looks past it until its deadline.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Error::Unavailable { .. } | Error::RateLimited { .. })
+    }
+
+    /// How long the platform asked to be left alone, when it said ([`Error::RateLimited`]).
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        match self {
+            Error::RateLimited { retry_after, .. } => *retry_after,
+            _ => None,
         }
     }
 }

@@ -9,7 +9,7 @@ use rollback_testkit::TestRepo;
 use rollback_testkit::platform::{FakeRailway, FakeRender, RailwayToken};
 use tempfile::TempDir;
 
-use crate::common::{Out, fr_env, messy_repo, toml_str};
+use crate::common::{Out, fr_env, journal, messy_repo, state_dir, toml_str};
 
 const VAR: &str = "FR_CLI_RACES_TOKEN";
 const TOKEN: &str = "races-cli-planted-1b2c3d4e";
@@ -149,6 +149,31 @@ fn undo_while_the_runs_promotion_is_in_flight_waits_then_refuses_and_its_resume_
 }
 
 #[test]
+fn an_undo_whose_promote_step_meets_a_deploy_made_since_it_was_planned_refuses_it() {
+    for in_progress in [false, true] {
+        let s = setup("render");
+        let f = s.render();
+        s.fr(&["run", "--fast", "--yes", "--target", "v1"], &[]).ok();
+        let run = s.latest_run();
+        // Killed after planning, before its promote step: the plan saw only the run's release.
+        let out = s.fr(&["undo", &run, "--yes"], &[("FORGE_ROLLBACK_FAILPOINT", "before:promote")]);
+        assert_eq!(out.code, None, "killed\n{}", out.stderr);
+        let runs = s.fr(&["runs", "list", "--json"], &[]).json();
+        let undo = runs.as_array().unwrap().iter().map(|r| r["run_id"].as_str().unwrap()).find(|id| *id != run);
+        let undo = undo.expect("the undo's run is listed").to_owned();
+        // A colleague deploys a fix meanwhile; then the undo is resumed.
+        f.deploy("dep-9", FIX, in_progress);
+        let out = s.fr(&["resume", &undo], &[]);
+        out.code(1);
+        assert!(out.stderr.contains("dep-9") && out.stderr.contains("someone deployed since"), "{}", out.stderr);
+        assert!(out.stderr.contains("nothing was sent to production"), "{}", out.stderr);
+        assert_eq!(f.rollbacks(), ["dep-1"], "in progress {in_progress}: the bad release is not promoted again");
+        let live = if in_progress { s.ids[0].as_str() } else { FIX };
+        assert_eq!(f.live_commit().as_deref(), Some(live), "in progress {in_progress}");
+    }
+}
+
+#[test]
 fn resume_waits_for_the_promotion_still_in_flight_instead_of_sending_it_again() {
     let s = setup("render");
     let f = s.render();
@@ -221,4 +246,28 @@ fn a_resume_does_not_take_the_runs_crashed_promotion_for_live() {
     out.code(1);
     assert_eq!(out.json()["status"], "failed", "{}", out.stderr);
     assert!(!out.stderr.contains("is live already"), "{}", out.stderr);
+}
+
+#[test]
+fn an_undo_of_a_run_journaled_before_progress_records_turns_automatic_deploys_back_on() {
+    // A run killed after its freeze, its journal rewritten as the version before the
+    // `progress` record wrote it: no such record, no `format` in `started`.
+    for (old, thaw) in [(true, true), (false, false)] {
+        let s = setup("render");
+        let out = s.fr(&["run", "--fast", "--yes", "--target", "v1"], &[("FORGE_ROLLBACK_FAILPOINT", "after:promote")]);
+        assert_eq!(out.code, None, "killed\n{}", out.stderr);
+        let run = s.latest_run();
+        let mut records = journal(&s.r, &run);
+        records.retain(|r| r["record"] != "progress");
+        if old {
+            records[0].as_object_mut().unwrap().remove("format");
+        }
+        let text = records.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n") + "\n";
+        std::fs::write(state_dir(&s.r).join("runs").join(&run).join("journal.jsonl"), text).unwrap();
+        let j = s.fr(&["undo", &run, "--yes", "--json"], &[]).json();
+        assert_eq!(j["status"], "succeeded", "old journal {old}: {j}");
+        // A current journal without the record: the step never read the switch (killed in
+        // its live wait), so it never switched it.
+        assert_eq!(s.auto_deploy(), thaw, "old journal {old}");
+    }
 }

@@ -206,6 +206,7 @@ impl Rollback {
                         severity: *severity,
                         worktree: Some(super::support::worktree_id(self.vcs.as_ref())),
                         actor: actor.clone(),
+                        format: crate::journal::JOURNAL_FORMAT,
                     },
                 )?;
                 match plan.kind {

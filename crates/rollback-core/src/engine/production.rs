@@ -7,6 +7,7 @@ use crate::error::{Error, Result};
 use crate::journal::{Record, RunState};
 use crate::model::{Risk, RiskCode, RiskSeverity};
 use crate::plan::{Plan, Step};
+use crate::production::{Deployer, Release};
 
 impl Rollback {
     /// What the production target says about a rollback to `target`; never an error (an
@@ -103,19 +104,18 @@ impl Rollback {
     /// deployed since, and the undo would put the release the run rolled back away from over
     /// their deploy.
     pub(crate) fn plan_repromotion(&self, plan: &mut Plan, undone: &RunState) -> Result<()> {
-        let promoted = undone.plan.steps.iter().enumerate().find_map(|(i, s)| match s {
-            Step::Promote { production, from, to, autodeploy } if began(undone, i) => {
-                Some((production, from, to, *autodeploy, i))
-            }
-            _ => None,
-        });
-        let Some((production, before, promoted_to, froze, index)) = promoted else { return Ok(()) };
+        let Some(UndonePromotion { production, before, froze, index, .. }) = undone_promotion(undone) else {
+            return Ok(());
+        };
         // Automatic deploys go back on only if the run turned them off: they were on when its
         // step read them (journaled before it switched them, or in its end record). If it
-        // never read them, it never switched them.
+        // never read them, it never switched them. A journal from before what the step found
+        // was journaled cannot tell: as the version that wrote it would, they are taken to
+        // have been on (or its plan would not have frozen them).
         let thaw = froze == Some(false)
             && match undone.done.get(index).cloned().flatten() {
                 Some(crate::detail::StepDetail::Promote { autodeploy_was, .. }) => autodeploy_was != Some(false),
+                _ if undone.format == 0 => true,
                 _ => super::steps::autodeploy_found_in(undone, index) == Some(true),
             };
         let Some(d) = &self.deployer else {
@@ -127,33 +127,65 @@ impl Rollback {
                 Some("open the repository with the same deployer, then undo again".into()),
             ));
         };
-        let from = crate::rt::block_on(d.current())?;
-        // Either release, whole or part-way (Fly between two images keeps the release's id).
-        let ours =
-            |r: &crate::production::Release| [promoted_to, before].iter().any(|o| r.id == o.id || d.serves(r, o));
-        let pending = crate::rt::block_on(d.in_flight())?;
-        let other = if ours(&from) { pending.filter(|p| !ours(p)) } else { Some(from.clone()) };
-        if let Some(other) = other {
-            let run_id = &undone.run_id;
-            return Err(Error::refused(
-                format!(
-                    "production ({production}) {} {other}, not {promoted_to} where run {run_id} left it: someone deployed since, and undoing run {run_id} now would put {before} back over that deploy; nothing was changed",
-                    if ours(&from) { "is deploying" } else { "runs" },
-                ),
-                Some(
-                    format!(
-                        "if {before} belongs in production, promote it on the platform by hand; to keep the newer deploy, leave production as it is (undoing run {run_id} is for when {promoted_to} is still live)"
-                    )
-                    .into(),
-                ),
-            ));
-        }
+        let from = refuse_deploys_since(d.as_ref(), undone, true)?;
         insert_before_checks(
             plan,
             Step::Promote { production: d.describe(), from, to: before.clone(), autodeploy: thaw.then_some(true) },
         );
         Ok(())
     }
+}
+
+/// What the promote step of an undone run moved: from `before` to `promoted_to`.
+struct UndonePromotion<'a> {
+    production: &'a str,
+    before: &'a Release,
+    promoted_to: &'a Release,
+    froze: Option<bool>,
+    index: usize,
+}
+
+/// The promotion of `undone`, if its promote step began (one that began may have gone through).
+fn undone_promotion(undone: &RunState) -> Option<UndonePromotion<'_>> {
+    undone.plan.steps.iter().enumerate().find_map(|(i, s)| match s {
+        Step::Promote { production, from, to, autodeploy } if began(undone, i) => {
+            Some(UndonePromotion { production, before: from, promoted_to: to, froze: *autodeploy, index: i })
+        }
+        _ => None,
+    })
+}
+
+/// The release live now, when production runs and is deploying nothing but the two releases
+/// of `undone`'s promotion (either, whole or part-way: Fly between two images keeps the
+/// release's id). Anything else is refused: someone deployed since, and an undo would put the
+/// release the run rolled back away from over their deploy. Asked when the undo is planned,
+/// and again by its promote step (the undo's earlier steps, or the wait before a resume, may
+/// take long enough for a colleague to deploy a fix).
+/// `planning`: nothing has been changed yet (else: the undo's earlier steps have run, and
+/// nothing is sent to production).
+pub(crate) fn refuse_deploys_since(d: &dyn Deployer, undone: &RunState, planning: bool) -> Result<Release> {
+    let live = crate::rt::block_on(d.current())?;
+    let Some(UndonePromotion { production, before, promoted_to, .. }) = undone_promotion(undone) else {
+        return Ok(live);
+    };
+    let ours = |r: &Release| [promoted_to, before].iter().any(|o| r.id == o.id || d.serves(r, o));
+    let pending = crate::rt::block_on(d.in_flight())?;
+    let other = if ours(&live) { pending.filter(|p| !ours(p)) } else { Some(live.clone()) };
+    let Some(other) = other else { return Ok(live) };
+    let run_id = &undone.run_id;
+    Err(Error::refused(
+        format!(
+            "production ({production}) {} {other}, not {promoted_to} where run {run_id} left it: someone deployed since, and undoing run {run_id} now would put {before} back over that deploy; {}",
+            if ours(&live) { "is deploying" } else { "runs" },
+            if planning { "nothing was changed" } else { "nothing was sent to production" },
+        ),
+        Some(
+            format!(
+                "if {before} belongs in production, promote it on the platform by hand; to keep the newer deploy, leave production as it is (undoing run {run_id} is for when {promoted_to} is still live)"
+            )
+            .into(),
+        ),
+    ))
 }
 
 /// Whether step `index` of the run began (a promotion that began may have gone through).

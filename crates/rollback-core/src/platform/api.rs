@@ -108,16 +108,21 @@ impl Api {
             match wait {
                 Some(w) if attempt <= MAX_RETRIES && w <= MAX_RETRY_AFTER => tokio::time::sleep(w).await,
                 _ => {
-                    return Err(self.error(
-                        format!(
-                            "rate limited (429): {}",
-                            platform_message(&body).unwrap_or_else(|| "too many requests".to_owned())
+                    return Err(Error::RateLimited {
+                        target: self.target.clone(),
+                        message: redact_in(
+                            &format!(
+                                "rate limited (429): {}",
+                                platform_message(&body).unwrap_or_else(|| "too many requests".to_owned())
+                            ),
+                            [token.expose()],
                         ),
-                        Some(format!(
+                        retry_after: wait,
+                        hint: Some(format!(
                             "the API asked to wait {}; retry later",
                             wait.map_or_else(|| "an unknown time".to_owned(), |w| format!("{} s", w.as_secs()))
                         )),
-                    ));
+                    });
                 }
             }
         }
@@ -157,9 +162,11 @@ pub enum Poll {
 /// (then [`Error::NotLive`] naming `target`, the deployer's description). The last look is
 /// taken at the deadline, never after it. A look that fails as [`Error::Unavailable`] (no
 /// answer, a `5xx`, a timeout) is not an answer: platform APIs have such moments, and a
-/// rollback must not fail on one in a ten-minute wait. The looks go on until the deadline,
-/// and the last such error is named if the release is still not live then. Any other error
-/// (a `4xx`: a bad token, a service that is gone) ends the wait at once.
+/// rollback must not fail on one in a ten-minute wait; nor is a `429` the retries of one
+/// call could not wait out ([`Error::RateLimited`]: the next look waits at least what its
+/// `Retry-After` asked, within the deadline). The looks go on until the deadline, and the
+/// last such error is named if the release is still not live then. Any other error (a `4xx`:
+/// a bad token, a service that is gone) ends the wait at once.
 pub async fn poll_live<F, Fut>(
     target: impl FnOnce() -> String,
     release: &Release,
@@ -174,11 +181,15 @@ where
     let deadline = Instant::now() + timeout;
     let mut last_error;
     loop {
+        let mut pause = interval;
         match check().await {
             Ok(Poll::Live) => return Ok(()),
             Ok(Poll::Failed(e)) => return Err(e),
             Ok(Poll::Pending) => last_error = None,
-            Err(e @ Error::Unavailable { .. }) => last_error = Some(e.to_string()),
+            Err(e) if e.is_transient() => {
+                pause = pause.max(e.retry_after().unwrap_or_default());
+                last_error = Some(e.to_string());
+            }
             Err(e) => return Err(e),
         }
         if Instant::now() >= deadline {
@@ -189,7 +200,7 @@ where
                 last_error,
             });
         }
-        tokio::time::sleep(interval.min(deadline.saturating_duration_since(Instant::now()))).await;
+        tokio::time::sleep(pause.min(deadline.saturating_duration_since(Instant::now()))).await;
     }
 }
 

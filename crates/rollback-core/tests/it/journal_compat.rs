@@ -72,6 +72,7 @@ fn journal_with(lines: &[String], steps: usize) -> tempfile::TempDir {
         severity: None,
         worktree: None,
         actor: None,
+        format: rollback_core::journal::JOURNAL_FORMAT,
     };
     let mut text = serde_json::to_string(&started).unwrap();
     text.push('\n');

@@ -284,6 +284,28 @@ fn a_503_while_waiting_for_the_rollout_is_looked_past_until_the_deadline() {
 }
 
 #[test]
+fn a_429_while_waiting_for_the_rollout_is_looked_past_until_the_deadline() {
+    let c = ids();
+    let f = FakeKubernetes::deployment(TOKEN, &strs(&c), true);
+    let (_dir, k) = adapter(&f, false);
+    let to = rt::block_on(k.find(&c[0])).unwrap().unwrap();
+    rt::block_on(k.rollback(&to)).unwrap();
+    // No `Retry-After`: the call gives up at once, the wait looks again.
+    f.rate_limited_after(1, 2);
+    rt::block_on(k.wait_live(&to, Duration::from_secs(30))).unwrap();
+    assert_eq!(f.live_commit().as_deref(), Some(c[0].as_str()));
+
+    f.never_complete(true);
+    f.rate_limited_after(1, u32::MAX);
+    let err = rt::block_on(k.wait_live(&to, Duration::from_secs(30))).unwrap_err();
+    assert!(matches!(err, Error::NotLive { seconds: 3, .. }), "{err}");
+    assert!(
+        err.to_string().contains("the last look failed") && err.to_string().contains("rate limited (429)"),
+        "{err}"
+    );
+}
+
+#[test]
 fn a_429_is_waited_out_and_a_bad_token_names_the_status() {
     let c = ids();
     let f = FakeKubernetes::deployment(TOKEN, &strs(&c), true);

@@ -250,6 +250,29 @@ fn a_502_while_waiting_for_the_deploy_is_looked_past_until_the_deadline() {
 }
 
 #[test]
+fn a_429_the_retries_cannot_wait_out_while_waiting_for_the_deploy_is_looked_past_too() {
+    let (r, v1, v2, v3) = repo();
+    set_token("FR_RND_LIMIT", TOKEN);
+    let f = fake(&v1, &v2, &v3);
+    // No `Retry-After`: one call gives up at once; the wait for the deploy looks again.
+    f.rate_limit_while_deploying(2);
+    let out = rollback(&r, &f, "FR_RND_LIMIT").run(&to_v1(), &AutoConfirm, &Recorder::default()).unwrap();
+    assert_eq!(out.status, RunStatus::Succeeded, "a rate limit is not the deploy failing: {:?}", out.error);
+    assert_eq!(f.rollbacks(), ["dep-1"]);
+    assert_eq!(f.live_commit().as_deref(), Some(v1.as_str()));
+
+    // Still limited at the deadline: not live, naming the rate limit as the last look.
+    let (r2, ..) = repo();
+    let f2 = fake(&v1, &v2, &v3);
+    f2.rate_limit_while_deploying(u32::MAX);
+    let out = rollback(&r2, &f2, "FR_RND_LIMIT").run(&to_v1(), &AutoConfirm, &Recorder::default()).unwrap();
+    assert_eq!(out.status, RunStatus::Failed);
+    let error = out.error.unwrap_or_default();
+    assert!(error.contains("did not go live within 3 s"), "{error}");
+    assert!(error.contains("the last look failed") && error.contains("rate limited (429)"), "{error}");
+}
+
+#[test]
 fn a_retry_after_given_as_an_http_date_is_waited_for_or_refused_not_read_as_now() {
     let (_r, v1, v2, v3) = repo();
     set_token("FR_RND_DATE", TOKEN);

@@ -51,6 +51,7 @@ struct KubeState {
     rate_limited: u32,
     /// Reads of the workload to answer normally, then how many to answer `503`.
     unavailable: (u32, u32),
+    unavailable_as_429: bool,
     page_max: usize,
     /// The Jobs created: name, body, reads left before it ends, whether it succeeded.
     jobs: Vec<FakeJob>,
@@ -168,6 +169,7 @@ impl FakeKubernetes {
             refuse_patch: None,
             rate_limited: 0,
             unavailable: (0, 0),
+            unavailable_as_429: false,
             page_max: 2,
             jobs: Vec::new(),
             job_runner: None,
@@ -291,7 +293,17 @@ impl FakeKubernetes {
     /// After `skip` more reads of the workload, the next `n` answer `503 Service Unavailable`
     /// (an API server restarting behind its load balancer).
     pub fn unavailable_after(&self, skip: u32, n: u32) {
-        lock(&self.state).unavailable = (skip, n);
+        let mut st = lock(&self.state);
+        st.unavailable = (skip, n);
+        st.unavailable_as_429 = false;
+    }
+
+    /// As [`Self::unavailable_after`], answering `429 Too Many Requests` with no
+    /// `Retry-After` (API priority and fairness shedding load).
+    pub fn rate_limited_after(&self, skip: u32, n: u32) {
+        let mut st = lock(&self.state);
+        st.unavailable = (skip, n);
+        st.unavailable_as_429 = true;
     }
 }
 
@@ -429,6 +441,9 @@ fn kube(st: &mut KubeState, req: &RecordedRequest) -> Reply {
                 (0, 0) => {}
                 (0, n) => {
                     st.unavailable.1 = n - 1;
+                    if st.unavailable_as_429 {
+                        return status(429, "TooManyRequests", "too many requests, please try again later");
+                    }
                     return status(503, "ServiceUnavailable", "the server is currently unable to handle the request");
                 }
                 (skip, _) => st.unavailable.0 = skip - 1,

@@ -36,6 +36,7 @@ struct RenderState {
     rate_limited: u32,
     retry_after: String,
     hiccups: u32,
+    limits_while_deploying: u32,
 }
 
 /// A fake Render REST API under `/v1`: `GET /services/{id}/deploys` (cursor pagination, at
@@ -78,6 +79,7 @@ impl FakeRender {
             rate_limited: 0,
             retry_after: "1".into(),
             hiccups: 0,
+            limits_while_deploying: 0,
         }));
         let s = state.clone();
         let server = TestServer::with_handler(Arc::new(move |req| render(&mut lock(&s), req)));
@@ -171,6 +173,12 @@ impl FakeRender {
         lock(&self.state).hiccups = n;
     }
 
+    /// The next `n` lists of the deploys made while a deploy is in progress answer `429` with
+    /// no `Retry-After` (a limit the client's retries of one call cannot wait out).
+    pub fn rate_limit_while_deploying(&self, n: u32) {
+        lock(&self.state).limits_while_deploying = n;
+    }
+
     /// New deploys end `update_failed`.
     pub fn end_failed(&self, on: bool) {
         lock(&self.state).end_failed = on;
@@ -255,6 +263,10 @@ fn render(st: &mut RenderState, req: &RecordedRequest) -> Reply {
     }
     match (req.method.as_str(), tail) {
         ("GET", "deploys") => {
+            if st.limits_while_deploying > 0 && st.deploys.iter().any(|d| d.status == "update_in_progress") {
+                st.limits_while_deploying -= 1;
+                return render_error(429, "rate_limit", "rate limit exceeded");
+            }
             if st.hiccups > 0 && st.deploys.iter().any(|d| d.status == "update_in_progress") {
                 st.hiccups -= 1;
                 // What a proxy in front of the API sends: not Render's JSON.

@@ -7,13 +7,17 @@
 //! Nothing is decided while another deploy is in flight on the platform (the run's own
 //! promotion that did not go live in time, a colleague's deploy): it would replace whatever
 //! this step makes live a moment later. The step waits for it to end (at most the live
-//! timeout), then looks again.
+//! timeout), then looks again. An undo does not wait for a colleague's deploy: it refuses,
+//! as it does when planned, when production runs or deploys anything but the two releases
+//! of the run it undoes.
 
 use crate::detail::{ProgressDetail, StepDetail};
+use crate::engine::production::refuse_deploys_since;
 use crate::engine::{Ctx, Exec, Rollback};
 use crate::error::{Error, Result};
 use crate::event::LogLevel;
 use crate::journal::{Record, RunState};
+use crate::model::RunKind;
 use crate::plan::Step;
 use crate::production::{self, Deployer, LIVE_TIMEOUT, Release};
 use crate::time::Timestamp;
@@ -34,6 +38,16 @@ impl Rollback {
                 Some("open the repository with the same deployer, then resume".into()),
             ));
         };
+        // An undo puts the release its run rolled back away from over nothing but that run's
+        // own promotion: a deploy since (the undo's earlier steps take minutes on a big
+        // database; a resume may come hours later) is refused, as when it was planned.
+        let undone = match (&ex.plan.kind, &ex.plan.undo_of) {
+            (RunKind::Undo, Some(id)) => Some(self.load_run(id)?),
+            _ => None,
+        };
+        if let Some(undone) = &undone {
+            refuse_deploys_since(d.as_ref(), undone, false)?;
+        }
         let already = match crate::rt::block_on(d.in_flight())? {
             Some(pending) if d.serves(&pending, to) => {
                 ctx.log(
@@ -55,6 +69,9 @@ impl Rollback {
                 );
                 crate::rt::block_on(d.wait_settled(&pending, LIVE_TIMEOUT))
                     .map_err(|e| still_in_flight(e, production, &pending))?;
+                if let Some(undone) = &undone {
+                    refuse_deploys_since(d.as_ref(), undone, false)?;
+                }
                 promote(ctx, d.as_ref(), production, to)?
             }
             None => promote(ctx, d.as_ref(), production, to)?,

@@ -135,10 +135,14 @@ impl Client {
             match wait {
                 Some(w) if attempt <= MAX_RETRIES && w <= MAX_RETRY_AFTER => tokio::time::sleep(w).await,
                 _ => {
-                    return Err(self.error(
-                        &format!("rate limited (429): {}", status_of(&bytes).message),
-                        Some("the API server is overloaded; retry later".to_owned()),
-                    ));
+                    let secrets =
+                        self.creds.token.iter().chain(&self.creds.identity_pem).map(crate::secret::Secret::expose);
+                    return Err(Error::RateLimited {
+                        target: self.target.clone(),
+                        message: redact_in(&format!("rate limited (429): {}", status_of(&bytes).message), secrets),
+                        retry_after: wait,
+                        hint: Some("the API server is overloaded; retry later".to_owned()),
+                    });
                 }
             }
         }

@@ -312,9 +312,10 @@ impl Deployer for Kubernetes {
         let deadline = Instant::now() + wait;
         let (_, revs) = self.revisions(&client).await?;
         let rev = revs.into_iter().find(|r| r.name == release.id);
-        // One failed look (no answer, a `5xx`) is not the end of the wait: see `poll_live`.
+        // One failed look (no answer, a `5xx`, a `429`) is not the end of the wait: see `poll_live`.
         let mut last_error;
         loop {
+            let mut pause = self.poll;
             match self.workload(&client).await {
                 Ok(w) => {
                     last_error = None;
@@ -322,7 +323,10 @@ impl Deployer for Kubernetes {
                         return Ok(());
                     }
                 }
-                Err(e @ Error::Unavailable { .. }) => last_error = Some(e.to_string()),
+                Err(e) if e.is_transient() => {
+                    pause = pause.max(e.retry_after().unwrap_or_default());
+                    last_error = Some(e.to_string());
+                }
                 Err(e) => return Err(e),
             }
             if Instant::now() >= deadline {
@@ -333,7 +337,7 @@ impl Deployer for Kubernetes {
                     last_error: last_error.take(),
                 });
             }
-            tokio::time::sleep(self.poll.min(deadline.saturating_duration_since(Instant::now()))).await;
+            tokio::time::sleep(pause.min(deadline.saturating_duration_since(Instant::now()))).await;
         }
     }
 
