@@ -196,7 +196,6 @@ pub fn submodule_update(paths: &[&RepoPath]) -> String {
     format!("git submodule update --recursive -- {args}")
 }
 
-/// `paths` for people: `a`, `b`.
 /// Folders package managers install dependencies into inside a project.
 const DEPENDENCY_FOLDERS: &[&[u8]] = &[b".venv", b"venv", b"node_modules", b"__pypackages__", b".tox"];
 
@@ -215,6 +214,7 @@ fn dependency_folders(untracked: &[RepoPath]) -> std::collections::BTreeMap<Stri
     found
 }
 
+/// `paths` for people: `a`, `b`.
 pub(crate) fn show_paths<'a>(paths: impl IntoIterator<Item = &'a RepoPath>) -> String {
     paths.into_iter().map(|p| format!("`{p}`")).collect::<Vec<_>>().join(", ")
 }

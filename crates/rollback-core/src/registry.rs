@@ -389,11 +389,12 @@ impl Registry {
     }
 
     /// The rollback target when none is given: among verified, not-bad commits that resolve in
-    /// this repository and are not HEAD, the newest (by commit time) ancestor of HEAD; if no
-    /// listed commit is an ancestor, the newest of them (the engine then refuses it as a
-    /// non-ancestor unless allowed). Never a silent `HEAD~1`. Of two made in the same second
-    /// (commit times have whole seconds; a rebase or a script commits faster), the one that
-    /// descends from the other is the newer.
+    /// this repository and are not HEAD, the ancestor of HEAD nearest to it: of two where one
+    /// descends from the other, the descendant, whatever their commit times say (a rebase
+    /// keeps old dates, a clock runs behind, a script commits twice in a second); of two on
+    /// separate lines of a merge, the newer by commit time. If no listed commit is an
+    /// ancestor, the newest of them (the engine then refuses it as a non-ancestor unless
+    /// allowed), the descendant of two made in the same second. Never a silent `HEAD~1`.
     pub fn pick_target(&self, vcs: &dyn VcsBackend, head: &CommitId) -> crate::Result<Option<(CommitId, Entry)>> {
         let mut best: Option<(bool, i64, CommitId, Entry)> = None;
         for e in self.commits.iter().filter(|e| e.verified && !e.known_bad) {
@@ -405,7 +406,19 @@ impl Registry {
             let time = vcs.commit_info(&id)?.time;
             let better = match &best {
                 None => true,
-                Some((a, t, b, _)) if (ancestor, time) == (*a, *t) => b != &id && vcs.is_ancestor(b, &id)?,
+                Some((_, _, b, _)) if b == &id => false,
+                // Both on HEAD's history: the one nearer HEAD, whatever the clocks said (a
+                // rebase keeps old dates; a machine's clock runs behind).
+                Some((true, t, b, _)) if ancestor => {
+                    if vcs.is_ancestor(b, &id)? {
+                        true
+                    } else if vcs.is_ancestor(&id, b)? {
+                        false
+                    } else {
+                        time > *t
+                    }
+                }
+                Some((a, t, b, _)) if (ancestor, time) == (*a, *t) => vcs.is_ancestor(b, &id)?,
                 Some((a, t, ..)) => (ancestor, time) > (*a, *t),
             };
             if better {

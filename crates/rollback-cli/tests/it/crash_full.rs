@@ -157,3 +157,35 @@ fn a_full_rollback_killed_anywhere_resumes_or_undoes_to_a_consistent_state() {
         }
     }
 }
+
+/// A run killed in its downgrade, then its backups removed (`backups prune` keeps an
+/// unfinished run's; by hand): the report no longer says the rows it may have dropped are in a
+/// backup that `undo` brings back.
+#[test]
+fn the_report_of_a_run_cut_short_in_its_downgrade_whose_backups_are_gone_does_not_promise_the_rows() {
+    let r = deployed();
+    let killed = [env()[0], ("FORGE_ROLLBACK_FAILPOINT", "after:downgrade")];
+    let out = fr_env(&r, &["run", "--full", "--yes", "--target", "v1"], &killed);
+    assert_eq!(out.code, None, "killed\n{}", out.stderr);
+    let id = fr(&r, &["runs", "list", "--json"]).json()[0]["run_id"].as_str().unwrap().to_owned();
+    let before = fr_env(&r, &["report", &id], &env());
+    assert!(before.stdout.contains(&format!("`forge-rollback undo {id}` brings them back")), "{}", before.stdout);
+    let j = fr_env(&r, &["report", &id, "--format", "json"], &env()).json();
+    assert_eq!(j["data_loss"]["may_have_dropped"][0]["table"], "payments", "{j}");
+
+    let snapshots = crate::common::state_dir(&r).join("backups").join("snapshots");
+    for m in std::fs::read_dir(&snapshots).unwrap() {
+        std::fs::remove_file(m.unwrap().path()).unwrap();
+    }
+    let after = fr_env(&r, &["report", &id], &env());
+    after.ok();
+    assert!(
+        after.stdout.contains("Unknown — the downgrade did not finish and may have dropped payments (3 rows)"),
+        "{}",
+        after.stdout
+    );
+    assert!(after.stdout.contains("forge-rollback can no longer bring them back"), "{}", after.stdout);
+    assert!(!after.stdout.contains("brings them back"), "{}", after.stdout);
+    let j = fr_env(&r, &["report", &id, "--format", "json"], &env()).json();
+    assert!(j["data_loss"]["lost"].is_null() && j["data_loss"]["kept_in"].is_null(), "{j}");
+}

@@ -114,11 +114,17 @@ fn full_run_and_undo_through_the_binary() {
     // The report says where the database went and that it was backed up.
     let md = fr_env(&r, &["report", id], &env());
     md.ok();
-    // Its downgrade dropped `payments` with its rows: the report names them, the backup that
-    // keeps them and the command that brings them back.
+    // Its downgrade dropped `payments` with its rows: the report names them and the undo that
+    // put them back, and offers no undo of its own (it was undone).
+    let undo_id = undo.json()["run_id"].as_str().unwrap().to_owned();
     assert!(md.stdout.contains("Yes, from the live database"), "{}", md.stdout);
     assert!(md.stdout.contains("table `payments`: 3 row(s) dropped"), "{}", md.stdout);
-    assert!(md.stdout.contains(&format!("`forge-rollback undo {id}` brings them back")), "{}", md.stdout);
+    assert!(
+        md.stdout.contains(&format!("undo {undo_id} put them back from verified database backup")),
+        "{}",
+        md.stdout
+    );
+    assert!(!md.stdout.contains("brings them back"), "{}", md.stdout);
     assert!(md.stdout.contains("database moved from 0003 to 0002"), "{}", md.stdout);
 }
 

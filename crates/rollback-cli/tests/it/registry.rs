@@ -313,6 +313,35 @@ fn of_two_known_good_commits_made_in_the_same_second_the_later_one_is_the_target
 }
 
 #[test]
+fn a_known_good_commit_whose_clock_ran_behind_is_still_nearer_head_than_its_parent() {
+    let r = rollback_testkit::TestRepo::new();
+    let [_, _, v3] = r.three_releases();
+    r.write("app/fix.py", "FIX = 1\n");
+    r.git(&["add", "-A"]);
+    let tree = r.git(&["write-tree"]);
+    // Committed on top of v3 by a machine whose clock was an hour behind.
+    let t: i64 = r.git(&["log", "-1", "--format=%ct", &v3]).parse().unwrap();
+    let date = format!("@{} +0000", t - 3600);
+    let out = rollback_testkit::clean_git_env(&mut std::process::Command::new("git"))
+        .current_dir(r.path())
+        .args(["commit-tree", &tree, "-p", &v3, "-m", "fix on top of v3, clock behind"])
+        .env("GIT_AUTHOR_DATE", &date)
+        .env("GIT_COMMITTER_DATE", &date)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let fix = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    r.git(&["reset", "-q", "--hard", &fix]);
+    r.write("app/main.py", "broken = True\n");
+    r.commit_all("release v4");
+    for c in [&v3, &fix] {
+        fr(&r, &["known-good", "mark", c.as_str()]).ok();
+    }
+    let a = fr(&r, &["assess", "--json"]).json();
+    assert_eq!(a["target"]["commit"]["id"], fix.as_str(), "the descendant, not the later-dated parent");
+}
+
+#[test]
 fn gate_says_when_there_is_no_registry() {
     let (r, [_, _, v3]) = messy_repo();
     let reg = r.path().join("rollback/config/known-good-commits.json");

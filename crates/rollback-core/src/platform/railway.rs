@@ -269,22 +269,26 @@ impl Railway {
     /// long as no `REMOVED` one is newer (a crashed deployment that was replaced is not it).
     async fn live(&self) -> Result<Deployment> {
         let all = self.deployments(MAX_PAGES, |d| d.is_current() || d.status == "REMOVED").await?;
+        let hint = || {
+            Some("the service runs nothing Railway can roll back from: deploy it on Railway, then try again".to_owned())
+        };
         match all.iter().position(|d| d.is_current() || d.status == "REMOVED") {
             Some(i) if all[i].is_current() => Ok(all[i].clone()),
-            _ if all.is_empty() => Err(self.api.error(
+            // Older deployments that ran may follow; the newest one was taken down since.
+            Some(i) => Err(self
+                .api
+                .error(format!("no deployment is live: the newest that ran ({}) was REMOVED", all[i].id), hint())),
+            None if all.is_empty() => Err(self.api.error(
                 "the service has no deployments in this environment".to_owned(),
                 Some("check the service and environment ids in `[deploy]`".to_owned()),
             )),
-            _ => Err(self.api.error(
+            None => Err(self.api.error(
                 format!(
                     "no deployment is live: none of the {} read is SUCCESS, SLEEPING or CRASHED (the newest is {})",
                     all.len(),
                     all[0].status
                 ),
-                Some(
-                    "the service runs nothing Railway can roll back from: deploy it on Railway, then try again"
-                        .to_owned(),
-                ),
+                hint(),
             )),
         }
     }

@@ -4,6 +4,7 @@
 
 use super::DataLoss;
 use crate::journal::RunState;
+use crate::model::RunStatus;
 use crate::plan::Step;
 
 /// The section for `state`: `backup_id` is its verified work-tree snapshot, if taken.
@@ -17,47 +18,60 @@ pub(super) fn of(state: &RunState, backup_id: Option<&str>, anything_else_began:
     let forecast = || state.plan.data_loss.iter().filter(|l| l.rows > 0).cloned().collect::<Vec<_>>();
     let dropped = if done { forecast() } else { Vec::new() };
     let may_have_dropped = if cut_short { forecast() } else { Vec::new() };
+    // Rows an undo already put back are not offered again.
+    let put_back_by = state.undone_by.as_deref().filter(|_| state.status == RunStatus::Undone);
+    let command = || crate::hint::Action::undo(&state.run_id).render(crate::hint::Frontend::Cli);
     match (backup_id, anything_else_began) {
         (Some(id), _) if !dropped.is_empty() => {
             let db = db_backup.unwrap_or_else(|| "?".into());
-            // The report is read by operators: the CLI's words.
-            let command = crate::hint::Action::undo(&state.run_id).render(crate::hint::Frontend::Cli);
-            DataLoss {
-                lost: Some(true),
-                explanation: format!(
-                    "Yes, from the live database — the downgrade dropped {}; they are kept in verified database backup {db} (files in verified backup {id}), and {command} brings them back, keeping the rows written since",
-                    crate::db::rows::describe(&dropped)
-                ),
-                dropped,
-                kept_in: Some(db),
-                restore_command: Some(command),
-            }
+            let what = crate::db::rows::describe(&dropped);
+            let mut loss = DataLoss { lost: Some(true), dropped, ..DataLoss::default() };
+            loss.explanation = if let Some(undo) = put_back_by {
+                format!(
+                    "Yes, from the live database — the downgrade dropped {what}; undo {undo} put them back from verified database backup {db} (files from verified backup {id})"
+                )
+            } else {
+                // The report is read by operators: the CLI's words.
+                let command = command();
+                let text = format!(
+                    "Yes, from the live database — the downgrade dropped {what}; they are kept in verified database backup {db} (files in verified backup {id}), and {command} brings them back, keeping the rows written since"
+                );
+                loss.kept_in = Some(db);
+                loss.restore_command = Some(command);
+                text
+            };
+            loss
         }
-        (Some(id), _) => DataLoss {
-            lost: Some(false),
-            explanation: match db_backup {
-                Some(db) if !may_have_dropped.is_empty() => format!(
-                    "No — every changed or removed file was captured in verified backup {id}, and the database in verified backup {db}, before any change; the downgrade did not finish and may have dropped {} from the live database: they are in that backup, and {} brings them back",
-                    crate::db::rows::describe(&may_have_dropped),
-                    crate::hint::Action::undo(&state.run_id).render(crate::hint::Frontend::Cli)
-                ),
-                Some(db) => format!(
-                    "No — every changed or removed file was captured in verified backup {id}, and the database in verified backup {db}, before any change"
-                ),
-                None => {
-                    format!("No — every changed or removed file was captured in verified backup {id} before any change")
+        (Some(id), _) => {
+            let captured = format!("No — every changed or removed file was captured in verified backup {id}");
+            let mut loss = DataLoss { lost: Some(false), dropped, ..DataLoss::default() };
+            loss.explanation = match db_backup {
+                Some(db) if !may_have_dropped.is_empty() => {
+                    let what = crate::db::rows::describe(&may_have_dropped);
+                    let head = format!(
+                        "{captured}, and the database in verified backup {db}, before any change; the downgrade did not finish and may have dropped {what} from the live database"
+                    );
+                    loss.may_have_dropped = may_have_dropped;
+                    if let Some(undo) = put_back_by {
+                        format!("{head}: undo {undo} put the database back from that backup")
+                    } else {
+                        let command = command();
+                        let text = format!("{head}: they are in that backup, and {command} brings them back");
+                        loss.kept_in = Some(db);
+                        loss.restore_command = Some(command);
+                        text
+                    }
                 }
-            },
-            dropped,
-            kept_in: None,
-            restore_command: None,
-        },
+                Some(db) => format!("{captured}, and the database in verified backup {db}, before any change"),
+                None => format!("{captured} before any change"),
+            };
+            loss
+        }
         (None, false) => DataLoss {
             lost: Some(false),
             explanation: "No — the run stopped before changing anything".into(),
             dropped,
-            kept_in: None,
-            restore_command: None,
+            ..DataLoss::default()
         },
         (None, true) => DataLoss {
             lost: None,
@@ -65,8 +79,7 @@ pub(super) fn of(state: &RunState, backup_id: Option<&str>, anything_else_began:
                           tree with the previous commit"
                 .into(),
             dropped,
-            kept_in: None,
-            restore_command: None,
+            ..DataLoss::default()
         },
     }
 }
@@ -89,15 +102,23 @@ pub(super) fn line(l: &crate::model::DataLoss) -> String {
 /// kept only in one of them cannot be brought back by the tool any more.
 pub(super) fn backups_gone(loss: &mut DataLoss, gone: &[String], why: &str) {
     let kept_in_gone = loss.kept_in.as_ref().is_some_and(|k| gone.contains(k));
-    if kept_in_gone {
-        loss.explanation = format!(
-            "Yes, from the live database — the downgrade dropped {}; they were kept in database backup {}, but {why}: forge-rollback can no longer bring them back",
-            crate::db::rows::describe(&loss.dropped),
-            loss.kept_in.as_deref().unwrap_or("?"),
-        );
-        loss.kept_in = None;
-        loss.restore_command = None;
-    } else {
+    if !kept_in_gone {
         loss.explanation = format!("{}; since then, {why}", loss.explanation);
+        return;
     }
+    let db = loss.kept_in.take().unwrap_or_default();
+    loss.restore_command = None;
+    loss.explanation = if loss.dropped.is_empty() {
+        // Cut short in its downgrade: whether rows went is not known, and nothing keeps them.
+        loss.lost = None;
+        format!(
+            "Unknown — the downgrade did not finish and may have dropped {} from the live database; they were kept in database backup {db}, but {why}: forge-rollback can no longer bring them back",
+            crate::db::rows::describe(&loss.may_have_dropped),
+        )
+    } else {
+        format!(
+            "Yes, from the live database — the downgrade dropped {}; they were kept in database backup {db}, but {why}: forge-rollback can no longer bring them back",
+            crate::db::rows::describe(&loss.dropped),
+        )
+    };
 }

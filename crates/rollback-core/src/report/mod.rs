@@ -34,7 +34,7 @@ pub struct CommitRef {
 }
 
 /// Whether the run can have lost anything, and why the tool says so.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct DataLoss {
     /// `Some(false)`: nothing can be lost; `None`: the tool cannot tell.
     pub lost: Option<bool>,
@@ -44,7 +44,12 @@ pub struct DataLoss {
     /// forecast journaled with its plan), when the downgrade ran.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub dropped: Vec<crate::model::DataLoss>,
-    /// The database backup that keeps those rows.
+    /// What a downgrade that did not finish may have dropped (its forecast): killed, or
+    /// failed having changed the database.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub may_have_dropped: Vec<crate::model::DataLoss>,
+    /// The database backup that keeps those rows, while the tool can still bring them back
+    /// (not after an undo did, nor once the backup is pruned).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kept_in: Option<String>,
     /// The command that brings them back.

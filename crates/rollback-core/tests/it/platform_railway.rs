@@ -157,6 +157,20 @@ fn a_live_deployment_that_crashed_is_the_one_rolled_back_from() {
 }
 
 #[test]
+fn a_removed_newest_deployment_is_named_not_taken_for_none_that_ran() {
+    let (_r, v1, v2, v3) = repo();
+    set_token("FR_RW_REMOVED", TOKEN);
+    let f = fake(RailwayToken::Project, &v1, &v2, &v3);
+    // The newest that ran was taken down; an older one still says SUCCESS.
+    f.set_status("dep-3", "REMOVED");
+    f.set_status("dep-2", "SUCCESS");
+    let d = Railway::from_config(&deploy_config(&f, "FR_RW_REMOVED", TokenKind::Project));
+    let err = rt::block_on(d.current()).unwrap_err().to_string();
+    assert!(err.contains("no deployment is live: the newest that ran (dep-3) was REMOVED"), "{err}");
+    assert!(!err.contains("none of the"), "{err}");
+}
+
+#[test]
 fn a_429_is_waited_out_as_retry_after_says() {
     let (_r, v1, v2, v3) = repo();
     set_token("FR_RW_429", TOKEN);

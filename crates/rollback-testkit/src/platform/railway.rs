@@ -160,6 +160,13 @@ impl FakeRailway {
         }
     }
 
+    /// Sets deployment `id`'s status, as Railway would after something outside the test.
+    pub fn set_status(&self, id: &str, status: &str) {
+        if let Some(d) = lock(&self.state).deployments.iter_mut().find(|d| d.id == id) {
+            status.clone_into(&mut d.status);
+        }
+    }
+
     /// Marks every deployment of `commit` as no longer rollbackable (`canRollback: false`).
     pub fn expire(&self, commit: &str) {
         for d in &mut lock(&self.state).deployments {
