@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 use rollback_core::assess::Assessment;
 use rollback_core::backup::SnapshotId;
+use rollback_core::event::Observer as _;
 use rollback_core::plan::Level;
 use rollback_core::prompt::{AutoConfirm, Prompter};
 use rollback_core::{Rollback, RunOptions, config};
@@ -20,7 +21,18 @@ fn open(args: &Args) -> anyhow::Result<Rollback> {
     let dir = args.dir.clone().unwrap_or_else(|| PathBuf::from("."));
     // A locked database is said on stderr while the command waits, whichever command it is.
     let notices = std::sync::Arc::new(LogPrinter::new(args.quiet, false));
-    Ok(Rollback::open(&dir, args.config.as_deref())?.with_notices(notices))
+    let rb = Rollback::open(&dir, args.config.as_deref())?;
+    // What the configuration holds that works but not as one may expect (a secret too short
+    // to be scrubbed): said once, as it is loaded, whichever command loads it.
+    for message in rb.config().warnings() {
+        notices.event(&rollback_core::event::Event::Log {
+            at: rollback_core::time::Timestamp::now(),
+            level: rollback_core::event::LogLevel::Warn,
+            message,
+            hint: None,
+        });
+    }
+    Ok(rb.with_notices(notices))
 }
 
 fn level(l: &LevelArgs) -> Option<Level> {

@@ -9,6 +9,8 @@
 //! password), and [`Secrets`] lists the secrets a configuration names, to resolve when text is
 //! scrubbed.
 
+use std::ffi::OsString;
+
 use serde::{Deserialize, Serialize};
 
 /// What a secret prints as.
@@ -54,12 +56,17 @@ impl Serialize for Secret {
     }
 }
 
-/// `text` with every occurrence of each secret value (of 4 bytes or more) replaced by
-/// [`REDACTED`].
+/// The shortest secret [`redact_in`] replaces, in bytes. Shorter ones would turn every
+/// `ok`, `db` or `200` of a reason into `***`; a configuration holding one is warned about
+/// when it is loaded ([`Secrets::too_short`]).
+pub const MIN_REDACTED_LEN: usize = 4;
+
+/// `text` with every occurrence of each secret value (of [`MIN_REDACTED_LEN`] bytes or more)
+/// replaced by [`REDACTED`].
 pub fn redact_in<'a>(text: &str, secrets: impl IntoIterator<Item = &'a str>) -> String {
     let mut out = text.to_owned();
     for s in secrets {
-        if s.len() >= 4 && out.contains(s) {
+        if s.len() >= MIN_REDACTED_LEN && out.contains(s) {
             out = out.replace(s, REDACTED);
         }
     }
@@ -85,8 +92,7 @@ fn redact_urls(text: &str, keep_user: bool) -> String {
     while let Some(i) = rest.find("://") {
         let (head, tail) = rest.split_at(i + 3);
         out.push_str(head);
-        // The authority ends at the first `/`, whitespace or quote; credentials end at its last `@`.
-        let end = tail.find(|c: char| c == '/' || c.is_whitespace() || c == '\'' || c == '"').unwrap_or(tail.len());
+        let end = authority_end(tail);
         match tail[..end].rfind('@') {
             Some(at) => {
                 if keep_user && let Some((user, _)) = tail[..at].split_once(':') {
@@ -102,6 +108,13 @@ fn redact_urls(text: &str, keep_user: bool) -> String {
     }
     out.push_str(rest);
     out
+}
+
+/// Where the authority of a URL ends in `rest`, the text after its `://`: at the first `/`,
+/// `?`, `#`, whitespace or quote. Credentials end at the authority's last `@`; an `@` in the
+/// path, the query or the fragment (`?email=ops@example.com`) is not one of them.
+fn authority_end(rest: &str) -> usize {
+    rest.find(|c: char| matches!(c, '/' | '?' | '#' | '\'' | '"') || c.is_whitespace()).unwrap_or(rest.len())
 }
 
 /// Authorization schemes whose credential a service may quote alone (`token X has expired`).
@@ -121,8 +134,9 @@ pub fn secret_parts(value: &str) -> Vec<String> {
     {
         let credential = credential.trim();
         parts.push(credential.to_owned());
+        // Not UTF-8 (a Latin-1 password): as a reason shows it, invalid bytes as U+FFFD.
         if scheme.eq_ignore_ascii_case("basic")
-            && let Some(decoded) = decode_base64(credential).and_then(|b| String::from_utf8(b).ok())
+            && let Some(decoded) = decode_base64(credential).map(|b| String::from_utf8_lossy(&b).into_owned())
         {
             if let Some((_, password)) = decoded.split_once(':') {
                 parts.push(password.to_owned());
@@ -130,20 +144,30 @@ pub fn secret_parts(value: &str) -> Vec<String> {
             parts.push(decoded);
         }
     }
-    if let Some(raw) = url_password(trimmed) {
-        parts.push(raw.to_owned());
-        parts.push(percent_decode(raw));
-    }
+    parts.extend(url_passwords(trimmed));
     parts.retain(|p| !p.trim().is_empty());
     parts
 }
 
-/// The password exactly as written in a URL's user info (`scheme://user:PASSWORD@host`).
-fn url_password(text: &str) -> Option<&str> {
-    let (_, rest) = text.split_once("://")?;
-    let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
-    let (userinfo, _) = authority.rsplit_once('@')?;
-    userinfo.split_once(':').map(|(_, p)| p).filter(|p| !p.is_empty())
+/// The password of every URL in `text` (`scheme://user:PASSWORD@host`), as written and
+/// percent-decoded: what of a string that holds URLs is secret (not the URL, nor the text
+/// around it).
+pub(crate) fn url_passwords(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(i) = rest.find("://") {
+        rest = &rest[i + 3..];
+        let authority = &rest[..authority_end(rest)];
+        if let Some((userinfo, _)) = authority.rsplit_once('@')
+            && let Some((_, raw)) = userinfo.split_once(':')
+            && !raw.is_empty()
+        {
+            out.push(raw.to_owned());
+            out.push(percent_decode(raw));
+        }
+        rest = &rest[authority.len()..];
+    }
+    out
 }
 
 /// `%XX` sequences decoded (invalid ones kept as written).
@@ -197,15 +221,16 @@ pub(crate) fn decode_base64(data: &str) -> Option<Vec<u8>> {
 /// so a variable set after the configuration was loaded counts too.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Secrets {
-    inline: Vec<Secret>,
+    /// Where each value is written (`database.url`), and the value.
+    inline: Vec<(String, Secret)>,
     env: Vec<String>,
 }
 
 impl Secrets {
-    /// A value written in the configuration.
-    pub fn add(&mut self, value: &Secret) {
-        if !value.is_empty() && !self.inline.contains(value) {
-            self.inline.push(value.clone());
+    /// A value written in the configuration at `key` (`database.url`, named in warnings).
+    pub fn add(&mut self, key: &str, value: &Secret) {
+        if !value.is_empty() && !self.inline.iter().any(|(_, v)| v == value) {
+            self.inline.push((key.to_owned(), value.clone()));
         }
     }
 
@@ -219,19 +244,53 @@ impl Secrets {
 
     /// Both lists of `other` added to these.
     pub fn extend(&mut self, other: &Secrets) {
-        other.inline.iter().for_each(|s| self.add(s));
+        other.inline.iter().for_each(|(k, s)| self.add(k, s));
         other.env.iter().for_each(|v| self.add_env(v));
     }
 
     /// The values now (variables read from the environment; unset ones give none), with
     /// their [`secret_parts`], longest first: a value that holds another is replaced whole.
     pub fn values(&self) -> Vec<String> {
-        let env = self.env.iter().filter_map(|v| std::env::var(v).ok());
-        let mut out: Vec<String> =
-            self.inline.iter().map(|s| s.expose().to_owned()).chain(env).flat_map(|v| secret_parts(&v)).collect();
+        self.values_with(&|var| std::env::var_os(var))
+    }
+
+    /// [`Secrets::values`], the variables read through `env`. A value that is not UTF-8
+    /// counts as text shows it (invalid bytes as U+FFFD, as a program's output is read), so
+    /// it is scrubbed rather than skipped.
+    fn values_with(&self, env: &dyn Fn(&str) -> Option<OsString>) -> Vec<String> {
+        let mut out: Vec<String> = self.resolved(env).into_iter().flat_map(|(_, v)| secret_parts(&v)).collect();
         out.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
         out.dedup();
         out
+    }
+
+    /// Each value now and where it comes from (`` `database.url` ``, "the environment
+    /// variable `X`"); unset variables give none.
+    fn resolved(&self, env: &dyn Fn(&str) -> Option<OsString>) -> Vec<(String, String)> {
+        let inline = self.inline.iter().map(|(k, s)| (format!("`{k}`"), s.expose().to_owned()));
+        let env = self.env.iter().filter_map(|var| {
+            env(var).map(|v| (format!("the environment variable `{var}`"), v.to_string_lossy().into_owned()))
+        });
+        inline.chain(env).filter(|(_, v)| !v.is_empty()).collect()
+    }
+
+    /// One warning for each secret that is, or holds a password or token that is, shorter
+    /// than [`MIN_REDACTED_LEN`]: [`redact_in`] leaves it as written in check reasons and
+    /// restart output. The environment is read now.
+    pub fn too_short(&self) -> Vec<String> {
+        self.too_short_with(&|var| std::env::var_os(var))
+    }
+
+    fn too_short_with(&self, env: &dyn Fn(&str) -> Option<OsString>) -> Vec<String> {
+        self.resolved(env)
+            .into_iter()
+            .filter(|(_, v)| secret_parts(v).iter().any(|p| p.len() < MIN_REDACTED_LEN))
+            .map(|(place, _)| {
+                format!(
+                    "the secret in {place} (or its password or token) is shorter than {MIN_REDACTED_LEN} bytes: too short to be scrubbed, it shows as written in check reasons and restart output; use a longer one"
+                )
+            })
+            .collect()
     }
 }
 
@@ -324,6 +383,23 @@ mod tests {
     }
 
     #[test]
+    fn an_at_in_a_query_or_a_fragment_is_no_credential() {
+        for text in [
+            "https://h?email=ops@example.com",
+            "https://h/?email=ops@example.com",
+            "https://status.example.com#ops@example.com",
+            "https://h/users/@me",
+        ] {
+            assert_eq!(redact_url_passwords(text), text);
+            assert_eq!(redact_url_credentials(text), text);
+        }
+        assert_eq!(
+            redact_url_passwords("postgresql://app:pw@db?sslmode=require&x=a@b"),
+            "postgresql://app:***@db?sslmode=require&x=a@b"
+        );
+    }
+
+    #[test]
     fn parts_that_may_be_printed_alone() {
         assert_eq!(secret_parts("Bearer tok-12345"), ["Bearer tok-12345", "tok-12345"]);
         assert_eq!(secret_parts(" token  tok-12345"), [" token  tok-12345", "token  tok-12345", "tok-12345"]);
@@ -344,16 +420,58 @@ mod tests {
 
     #[test]
     fn secrets_resolve_the_environment_when_asked() {
+        use std::os::unix::ffi::OsStringExt;
         let mut s = Secrets::default();
-        s.add(&Secret::new("Bearer inline-tok-1"));
-        s.add_env("FORGE_ROLLBACK_TEST_SECRETS_VAR");
-        s.add_env("FORGE_ROLLBACK_TEST_SECRETS_UNSET");
-        assert_eq!(s.values(), ["Bearer inline-tok-1", "inline-tok-1"]);
-        // SAFETY: nextest runs each test in its own process; no other thread reads it.
-        #[allow(unsafe_code)]
-        unsafe {
-            std::env::set_var("FORGE_ROLLBACK_TEST_SECRETS_VAR", "https://u:pw-from-env@h/");
-        }
-        assert_eq!(s.values(), ["https://u:pw-from-env@h/", "Bearer inline-tok-1", "inline-tok-1", "pw-from-env"]);
+        s.add("checks[0].headers.Authorization", &Secret::new("Bearer inline-tok-1"));
+        s.add_env("SECRETS_VAR");
+        s.add_env("SECRETS_UNSET");
+        s.add_env("SECRETS_LATIN1");
+        let unset = |_: &str| None;
+        assert_eq!(s.values_with(&unset), ["Bearer inline-tok-1", "inline-tok-1"]);
+        // Read each time: a variable set after the configuration was loaded counts.
+        let set = |var: &str| match var {
+            "SECRETS_VAR" => Some(OsString::from("https://u:pw-from-env@h/")),
+            // Not UTF-8: scrubbed as a reason shows it, not skipped.
+            "SECRETS_LATIN1" => Some(OsString::from_vec(b"caf\xe9-pw-9".to_vec())),
+            _ => None,
+        };
+        assert_eq!(
+            s.values_with(&set),
+            ["https://u:pw-from-env@h/", "Bearer inline-tok-1", "inline-tok-1", "caf\u{fffd}-pw-9", "pw-from-env"]
+        );
+        assert_eq!(
+            redact_in("key caf\u{fffd}-pw-9 refused", s.values_with(&set).iter().map(String::as_str)),
+            "key *** refused"
+        );
+    }
+
+    #[test]
+    fn short_secrets_are_named_never_shown() {
+        let mut s = Secrets::default();
+        s.add("database.url", &Secret::new("postgresql://app:pw@db/app"));
+        s.add("checks[0].headers.Authorization", &Secret::new("Bearer long-enough-token"));
+        s.add_env("SHORT_VAR");
+        s.add_env("LONG_VAR");
+        let env = |var: &str| match var {
+            "SHORT_VAR" => Some(OsString::from("Basic YTpi")), // `a:b`
+            "LONG_VAR" => Some(OsString::from("long-enough")),
+            _ => None,
+        };
+        let w = s.too_short_with(&env);
+        assert_eq!(w.len(), 2, "{w:?}");
+        assert!(w[0].starts_with("the secret in `database.url` (or its password or token) is shorter than 4 bytes"));
+        assert!(w[1].starts_with("the secret in the environment variable `SHORT_VAR`"), "{w:?}");
+        assert!(w.iter().all(|w| !w.contains("pw") && !w.contains("YTpi")), "{w:?}");
+    }
+
+    #[test]
+    fn url_passwords_of_every_url_in_a_text() {
+        assert_eq!(
+            url_passwords(
+                "curl https://u:p%40w@h/x then postgresql://a:b2@db?x=c:d@e and https://h?to=ops:x@example.com"
+            ),
+            ["p%40w", "p@w", "b2", "b2"]
+        );
+        assert!(url_passwords("https://api.example.com/users/@me ops@example.com").is_empty());
     }
 }

@@ -277,6 +277,11 @@ impl Rollback {
             })
             .transpose()?;
         let core = py.detach(|| rollback_core::Rollback::open(&dir, config.as_deref())).map_err(PyRollbackError)?;
+        // What the configuration holds that works but not as one may expect (a secret too
+        // short to be scrubbed): said once, as the CLI says it, on the `forge_rollback` logger.
+        for message in core.config().warnings() {
+            crate::observer::logger(py)?.call_method1("warning", (message,))?;
+        }
         Ok(Self { core: Arc::new(core) })
     }
 

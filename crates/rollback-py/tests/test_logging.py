@@ -119,3 +119,16 @@ def test_async_on_event_in_a_sync_call_is_logged_not_left_unawaited(
     r = rb.run("fast", target="v1", confirm=True, on_event=on_event)
     assert r.status == "succeeded"
     assert any("cannot await it" in str(rec.exc_info[1]) for rec in caplog.records if rec.exc_info)
+
+
+def test_a_secret_too_short_to_be_scrubbed_is_warned_about_on_open_as_the_cli_does(
+    repo: Repo, caplog: pytest.LogCaptureFixture, tmp_path: Any
+) -> None:
+    caplog.set_level(logging.WARNING, logger="forge_rollback")
+    config = tmp_path / "short.toml"
+    config.write_text('[database]\nkind = "sql"\nurl = "postgresql://app:Q7z@127.0.0.1:1/app"\n')
+    fr.Rollback.open(repo.path, config)
+    warned = [rec for rec in caplog.records if rec.name == "forge_rollback" and rec.levelno == logging.WARNING]
+    messages = [rec.getMessage() for rec in warned]
+    assert any("the secret in `database.url`" in m and "too short to be scrubbed" in m for m in messages), messages
+    assert not any("Q7z" in m for m in messages), messages

@@ -4,11 +4,13 @@
 //! it, on the terminal, in `--json`, or in any file a run leaves (run.log, the journal, the
 //! report).
 
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use rollback_testkit::server::{Behaviour, TestServer, refused_addr};
 
-use crate::common::{fr_env, messy_repo, state_dir, toml_str};
+use crate::common::{command, fr_env, messy_repo, state_dir, toml_str};
 
 const S_DB_PASSWORD: &str = "dbpw-PLANTED-4242";
 const S_TOKEN: &str = "tok-PLANTED-5151";
@@ -153,4 +155,108 @@ fn a_failing_restart_that_prints_a_secret_is_reported_without_it() {
         assert!(!text.contains(S_DB_PASSWORD), "{what} holds the password:\n{text}");
         assert!(!text.contains('\u{1b}'), "{what} holds a raw ESC:\n{text}");
     }
+}
+
+/// The reasons of `verify --json` of `cfg`, `env` set for it (values may be any bytes).
+fn verify_reasons(repo: &rollback_testkit::TestRepo, cfg: &str, env: &[(&str, &OsStr)]) -> (Vec<String>, String) {
+    let mut cmd = command(repo.path(), &["--config", cfg, "verify", "--json"]);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let o = cmd.output().unwrap();
+    let stdout = String::from_utf8_lossy(&o.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
+    let json: serde_json::Value =
+        serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}\nstderr: {stderr}"));
+    let reasons = json["checks"].as_array().unwrap().iter().map(|c| c["reason"].as_str().unwrap().to_owned()).collect();
+    (reasons, stderr)
+}
+
+/// A secret that is not UTF-8 (a Latin-1 password in the environment or in a `Basic`
+/// credential) is scrubbed as the reason shows it, invalid bytes as U+FFFD, not skipped.
+#[test]
+fn a_secret_that_is_not_utf8_is_scrubbed_as_the_reason_shows_it() {
+    let (repo, _) = messy_repo();
+    let server = TestServer::start();
+    // `alice:p\xe4ss-PLANTED-2`, base64.
+    let basic = "Basic YWxpY2U6cORzcy1QTEFOVEVELTI=";
+    let signing = OsStr::from_bytes(b"sign-\xe9-PLANTED-1");
+    let (_cfg_dir, cfg) = config_file(&format!(
+        "[[checks]]\nname = \"api\"\nkind = \"http\"\nurl = {}\nheaders = {{ Authorization = {} }}\ntimeout_secs = 5\n\n\
+         [[checks]]\nname = \"login\"\nkind = \"command\"\nargv = [\"sh\", \"-c\", {}]\ntimeout_secs = 5\n\n\
+         [[checks]]\nname = \"signer\"\nkind = \"command\"\nargv = [\"sh\", \"-c\", {}]\ntimeout_secs = 5\n\n\
+         [[notify]]\nname = \"chat\"\nurl = {}\nsecret_env = \"FR_TEST_SIGNING\"\n",
+        toml_str(&server.url("/health")),
+        toml_str(basic),
+        toml_str("printf 'login alice:p\\344ss-PLANTED-2 refused (password p\\344ss-PLANTED-2)\\n' >&2; exit 1"),
+        toml_str("echo \"signature with $FR_TEST_SIGNING refused\" >&2; exit 1"),
+        toml_str(&server.url("/hooks/chat")),
+    ));
+    let (reasons, stderr) = verify_reasons(&repo, &cfg, &[("FR_TEST_SIGNING", signing)]);
+    assert_eq!(reasons[1], "exit code 1, expected 0: login *** refused (password ***)", "{reasons:?}");
+    assert_eq!(reasons[2], "exit code 1, expected 0: signature with *** refused", "{reasons:?}");
+    assert!(!stderr.contains("PLANTED"), "{stderr}");
+}
+
+/// A string of a check that holds `://` and an `@` is no secret (only a URL password in it
+/// is): a URL with an `@` in its path or query stays readable in a reason, host and all.
+#[test]
+fn a_url_with_an_at_in_its_path_or_query_is_shown_whole() {
+    let (repo, _) = messy_repo();
+    let server = TestServer::start();
+    let me = server.url("/users/@me");
+    server.set("/users/@me", Behaviour::Text(502, format!("no profile at {me}")));
+    let (_cfg_dir, cfg) = config_file(&format!(
+        "[[checks]]\nname = \"me\"\nkind = \"http\"\nurl = {}\ntimeout_secs = 5\n\n\
+         [[checks]]\nname = \"status\"\nkind = \"command\"\nargv = [\"sh\", \"-c\", {}]\ntimeout_secs = 5\n\n\
+         [[checks]]\nname = \"mirror\"\nkind = \"command\"\nargv = [\"sh\", \"-c\", {}]\ntimeout_secs = 5\n",
+        toml_str(&me),
+        toml_str(
+            "echo 'page https://status.example.com?email=ops@example.com and https://h/?to=ops@example.com' >&2; exit 1"
+        ),
+        // The password of a URL in a check's string is still a secret, alone too.
+        toml_str("echo 'https://u:pw-PLANTED-3@127.0.0.1:1/x: password pw-PLANTED-3 refused' >&2; exit 1"),
+    ));
+    let (reasons, _) = verify_reasons(&repo, &cfg, &[]);
+    assert_eq!(reasons[0], format!("status 502, expected 2xx: no profile at {me}"), "{reasons:?}");
+    assert_eq!(
+        reasons[1],
+        "exit code 1, expected 0: page https://status.example.com?email=ops@example.com and https://h/?to=ops@example.com",
+        "{reasons:?}"
+    );
+    assert_eq!(reasons[2], "exit code 1, expected 0: https://u:***@127.0.0.1:1/x: password *** refused", "{reasons:?}");
+}
+
+/// A secret under 4 bytes cannot be scrubbed (every `ok` or `db` of a reason would go): the
+/// configuration still loads, and says which secret it is, never its value.
+#[test]
+fn a_secret_too_short_to_be_scrubbed_is_warned_about_when_the_configuration_is_loaded() {
+    let (repo, _) = messy_repo();
+    let server = TestServer::start();
+    let config = |password: &str| {
+        format!(
+            "[database]\nkind = \"sql\"\nurl = {}\n\n\
+             [[checks]]\nname = \"api\"\nkind = \"http\"\nurl = {}\nheaders_env = {{ X-Api-Key = \"FR_TEST_API_KEY\" }}\ntimeout_secs = 5\n",
+            toml_str(&format!("postgresql://app:{password}@{}/app", refused_addr())),
+            toml_str(&server.url("/health")),
+        )
+    };
+    let (_short_dir, short) = config_file(&config("Q7z"));
+    let out = fr_env(&repo, &["--config", &short, "verify"], &[("FR_TEST_API_KEY", "K9x")]);
+    out.ok();
+    for named in ["`database.url`", "the environment variable `FR_TEST_API_KEY`"] {
+        assert!(
+            out.stderr.contains(&format!(
+                "the secret in {named} (or its password or token) is shorter than 4 bytes: too short to be scrubbed"
+            )),
+            "{named}: {}",
+            out.stderr
+        );
+    }
+    assert!(!out.stderr.contains("Q7z") && !out.stderr.contains("K9x"), "{}", out.stderr);
+    // Long enough: nothing to say.
+    let (_long_dir, long) = config_file(&config("Q7z-long-enough"));
+    let out = fr_env(&repo, &["--config", &long, "verify"], &[("FR_TEST_API_KEY", "K9x-long-enough")]);
+    out.ok();
+    assert!(!out.stderr.contains("too short"), "{}", out.stderr);
 }

@@ -691,25 +691,34 @@ fn check_relative(p: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// Where in the configuration `text` the error `message` about a check is: the first key it
-/// names in backticks, in the `[[checks]]` entry of the check it names (for an unknown field
-/// `expect_stauts` of check `api`, that key in that entry), else that entry's header. `None` when the message names no check of
-/// `text`. (An entry is read through a table, and the parser's own position is then the first
-/// `[[checks]]` header, whichever entry is wrong.)
+/// Where in the configuration `text` the error `message` about a check is: the key it names
+/// first in backticks, in the `[[checks]]` entry it is about (for an unknown field
+/// `expect_stauts` of check `api`, that key in that entry), else that entry's header. `None`
+/// when the message is about no entry of `text`. (An entry is read through a table, and the
+/// parser's own position is then the first `[[checks]]` header, whichever entry is wrong.)
+///
+/// The entry is the one that gives this very message when read alone: two entries may have
+/// the same name, and a name may hold `` `: ``, so the name in the message is not enough.
+/// Only the first backticked word can be the key: the others list what was expected
+/// (`` expected one of `name`, `kind` ``), keys the entry holds and that are not wrong.
 pub(crate) fn error_offset(text: &str, message: &str) -> Option<usize> {
     use toml::de::{DeTable, DeValue};
-    let (name, rest) = message.strip_prefix("check `")?.split_once("`: ")?;
+    let message = message.trim();
     let doc = DeTable::parse(text).ok()?;
     let DeValue::Array(entries) = doc.get_ref().get("checks")?.get_ref() else { return None };
-    let (span, table) = entries.iter().find_map(|e| match e.get_ref() {
-        DeValue::Table(t) if matches!(t.get("name").map(toml::Spanned::get_ref), Some(DeValue::String(n)) if n == name) => {
-            Some((e.span(), t))
-        }
-        _ => None,
+    let plain: toml::Table = text.parse().ok()?;
+    let plain = plain.get("checks")?.as_array()?;
+    let (entry, rest) = entries.iter().zip(plain).find_map(|(entry, value)| {
+        let DeValue::Table(t) = entry.get_ref() else { return None };
+        let Some(DeValue::String(name)) = t.get("name").map(toml::Spanned::get_ref) else { return None };
+        let rest = message.strip_prefix(&format!("check `{name}`: "))?;
+        let alone = value.clone().try_into::<CheckConfig>().err()?;
+        (alone.message().trim() == message).then_some((entry, rest))
     })?;
-    // Backticks alternate: the named words are the odd pieces.
-    let key = rest.split('`').skip(1).step_by(2).find_map(|word| table.keys().find(|k| k.get_ref() == word));
-    Some(key.map_or(span.start, |k| k.span().start))
+    let DeValue::Table(table) = entry.get_ref() else { return None };
+    let first = rest.split('`').nth(1);
+    let key = first.and_then(|word| table.keys().find(|k| k.get_ref() == word));
+    Some(key.map_or(entry.span().start, |k| k.span().start))
 }
 
 /// Splits `host:port` (`[::1]:8000` for IPv6).

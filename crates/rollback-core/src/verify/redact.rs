@@ -11,37 +11,46 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::config::{CheckConfig, CheckSpec};
-use super::template::{Template, visit_json_strings};
-use crate::secret::{Secret, Secrets};
+use super::template::Template;
+use crate::secret::{Secret, Secrets, url_passwords};
 
 /// The secrets the checks hold or name: header values, `headers_env` and `vars_env`
 /// variables, every `{{env:NAME}}` in their templates, passwords in their URLs.
 pub(crate) fn check_secrets(checks: &[CheckConfig]) -> Secrets {
     let mut out = Secrets::default();
-    for check in checks {
-        let headers = |out: &mut Secrets, headers: &BTreeMap<String, Secret>| {
-            for value in headers.values() {
-                out.add(value);
+    for (i, check) in checks.iter().enumerate() {
+        let headers = |out: &mut Secrets, key: &str, headers: &BTreeMap<String, Secret>| {
+            for (name, value) in headers {
+                out.add(&format!("{key}.headers.{name}"), value);
                 env_templates(out, value.expose());
             }
         };
+        let key = format!("checks[{i}]");
         match &check.spec {
             CheckSpec::Http(h) => {
-                headers(&mut out, &h.headers);
+                headers(&mut out, &key, &h.headers);
                 h.headers_env.values().for_each(|v| out.add_env(v));
             }
             CheckSpec::Flow(f) => {
                 f.vars_env.values().for_each(|v| out.add_env(v));
-                f.steps.iter().chain(&f.teardown).for_each(|s| headers(&mut out, &s.headers));
+                for (j, step) in f.steps.iter().enumerate() {
+                    headers(&mut out, &format!("{key}.steps[{j}]"), &step.headers);
+                }
+                for (j, step) in f.teardown.iter().enumerate() {
+                    headers(&mut out, &format!("{key}.teardown[{j}]"), &step.headers);
+                }
             }
             _ => {}
         }
-        // Every other string of the check (header values serialize as `***`).
+        // Every other string of the check (header values serialize as `***`): its templates'
+        // variables, and the password of each URL in it. Not the string itself: a URL with
+        // an `@` in its path or query (`/users/@me`, `?to=ops@example.com`) is no secret,
+        // and a reason quoting it must stay readable.
         if let Ok(value) = serde_json::to_value(&check.spec) {
-            visit_json_strings(&value, &mut |s| {
+            visit_strings(&value, key, &mut |key, s| {
                 env_templates(&mut out, s);
-                if s.contains("://") && s.contains('@') {
-                    out.add(&Secret::new(s));
+                for password in url_passwords(s) {
+                    out.add(&key, &Secret::new(password));
                 }
             });
         }
@@ -61,9 +70,32 @@ pub(crate) fn scrubber(settings: &super::config::VerifySettings, checks: &[Check
 /// The values of every secret the configuration names (`settings.secrets`, filled when it is
 /// loaded) and the checks hold, the environment read now.
 pub(crate) fn known_secrets(settings: &super::config::VerifySettings, checks: &[CheckConfig]) -> Arc<[String]> {
+    all_secrets(settings, checks).values().into()
+}
+
+/// Every secret the configuration names: `settings.secrets` and the checks'.
+pub(crate) fn all_secrets(settings: &super::config::VerifySettings, checks: &[CheckConfig]) -> Secrets {
     let mut secrets = settings.secrets.clone();
     secrets.extend(&check_secrets(checks));
-    secrets.values().into()
+    secrets
+}
+
+/// Calls `f` with each string in `v` and its key (`checks[0].steps[1].url`), `key` being `v`'s.
+fn visit_strings(v: &serde_json::Value, key: String, f: &mut impl FnMut(String, &str)) {
+    match v {
+        serde_json::Value::String(s) => f(key, s),
+        serde_json::Value::Array(a) => {
+            for (i, x) in a.iter().enumerate() {
+                visit_strings(x, format!("{key}[{i}]"), f);
+            }
+        }
+        serde_json::Value::Object(o) => {
+            for (k, x) in o {
+                visit_strings(x, format!("{key}.{k}"), f);
+            }
+        }
+        _ => {}
+    }
 }
 
 /// The variables of the `{{env:NAME}}` templates in `text`.

@@ -228,6 +228,32 @@ fn an_error_in_a_later_check_points_at_that_check_and_its_key() {
 }
 
 #[test]
+fn an_error_points_at_the_entry_that_has_it_whatever_the_names() {
+    let at = |text: &str| match rollback_core::config::Config::parse(text, None) {
+        Err(rollback_core::config::Error::Parse { line, message, .. }) => (line, message),
+        other => panic!("{other:?}"),
+    };
+    let tcp = |name: &str| format!("[[checks]]\nname = {name:?}\nkind = \"tcp\"\naddress = \"h:1\"\n\n");
+    // Two entries named `api`: the second is wrong (its `retries`, line 10), not the first.
+    let (line, message) =
+        at(&format!("{}[[checks]]\nname = \"api\"\nkind = \"tcp\"\naddress = \"h:1\"\nretries = \"x\"\n", tcp("api")));
+    assert_eq!(line, 10, "{message}");
+    // A name holding `` `: ``: the entry that has it, not the first one.
+    let (line, message) =
+        at(&format!("{}[[checks]]\nname = \"a`: b\"\nkind = \"tcp\"\naddress = \"h:1\"\nport = 2\n", tcp("a")));
+    assert!(message.starts_with("check `a`: b`: unknown field `port`"), "{message}");
+    assert_eq!(line, 10, "{message}");
+    // The unknown key is in a step, not in the entry: the entry's header, not its `name =` line,
+    // the first of the expected keys the message lists that the entry holds.
+    let (line, message) = at(&format!(
+        "{}[[checks]]\nname = \"f\"\nkind = \"flow\"\nbase_url = \"http://h/\"\n[[checks.steps]]\nurl = \"/\"\nnope = 1\n",
+        tcp("db")
+    ));
+    assert!(message.contains("unknown field `nope`") && message.contains("`name`"), "{message}");
+    assert_eq!(line, 6, "{message}");
+}
+
+#[test]
 fn a_password_in_a_check_url_never_reaches_the_error() {
     for (kind, url) in [
         ("http", "http://admin:hunter2-pw@127.0.0.1:99999/health"),
