@@ -4,9 +4,9 @@
     make bench-fleet                      # .venv's Python (ansible-core, Alembic), debug CLI
     python scripts/bench/fleet.py [--reps N] [--bin PATH] [--render-only]
 
-Each repetition builds a fresh fleet exactly as ansible/tests/test_fleet.py does (four git work
-trees cloned from one origin, one SQLite database migrated by real Alembic to the broken
-release, `ansible_connection=local`), then times, interleaved:
+Each repetition builds a fresh fleet exactly as the fleet tests do (ansible/tests/fleetkit.py:
+four git work trees cloned from one origin, one SQLite database migrated by real Alembic to the
+broken release, `ansible_connection=local`), then times, interleaved:
 - `forge-rollback run --full --yes` on one host, without Ansible (the floor);
 - the playbook on a 1-host inventory (assess, database run, code run, verify, report);
 - the playbook on the 4-host inventory in batches of 2.
@@ -36,7 +36,7 @@ DOC = ROOT / "docs" / "PERFORMANCE.md"
 BEGIN, END = "<!-- fleet:begin -->", "<!-- fleet:end -->"
 
 sys.path.insert(0, str(ROOT / "ansible" / "tests"))
-import test_fleet as tf  # noqa: E402  (the tests' fleet builder)
+import fleetkit as tf  # noqa: E402  (the tests' fleet builder)
 
 
 def machine() -> dict:

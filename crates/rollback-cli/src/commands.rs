@@ -7,6 +7,7 @@ use anyhow::Context as _;
 use rollback_core::assess::Assessment;
 use rollback_core::backup::SnapshotId;
 use rollback_core::event::Observer as _;
+use rollback_core::lock::Unlocked;
 use rollback_core::plan::Level;
 use rollback_core::prompt::{AutoConfirm, Prompter};
 use rollback_core::{Rollback, RunOptions, config};
@@ -249,13 +250,21 @@ pub fn dispatch(args: &Args, out: &Output) -> anyhow::Result<ExitStatus> {
         }
         Command::Unlock => {
             let rb = open(args)?;
-            let removed = rb.unlock()?;
+            let found = rb.unlock()?;
             if out.json {
-                out.json_value(&serde_json::json!({ "removed": removed }))?;
+                let (removed, removed_file) = match &found {
+                    Unlocked::NoFile => (None, false),
+                    Unlocked::Removed(h) => (Some(h), true),
+                    Unlocked::RemovedUnreadable => (None, true),
+                };
+                out.json_value(&serde_json::json!({ "removed": removed, "removed_file": removed_file }))?;
             } else {
-                match removed {
-                    Some(h) => out.text(&format!("removed the lock left by {h}\n"))?,
-                    None => out.text("no lock file: nothing to do\n")?,
+                match found {
+                    Unlocked::Removed(h) => out.text(&format!("removed the lock left by {h}\n"))?,
+                    Unlocked::RemovedUnreadable => out.text(
+                        "removed a lock file that names no holder (its holder died before writing it, or it was damaged)\n",
+                    )?,
+                    Unlocked::NoFile => out.text("no lock file: nothing to do\n")?,
                 }
             }
             Ok(ExitStatus::Success)
@@ -313,7 +322,26 @@ fn init(
         return Ok(ExitStatus::Success);
     }
     let base = args.dir.clone().unwrap_or_else(|| PathBuf::from("."));
-    let target = if let Some(p) = path { base.join(p) } else { open(args)?.workdir().join(config::DEFAULT_PATH) };
+    let target = if let Some(p) = path {
+        base.join(p)
+    } else {
+        let workdir = open(args)?.workdir().to_owned();
+        // `forge-rollback.toml` is found after the default path: a new file there would
+        // silently take its place.
+        let in_use = workdir.join(config::ALT_PATH);
+        if !force && in_use.exists() && !workdir.join(config::DEFAULT_PATH).exists() {
+            return Err(rollback_core::Error::usage(
+                format!(
+                    "`{}` is the configuration in use: a new `{}` would be found first and replace it",
+                    in_use.display(),
+                    config::DEFAULT_PATH
+                ),
+                Some("edit that file, write the new one elsewhere with `--path FILE` (read with `--config FILE`), or pass `--force` to write it anyway".into()),
+            )
+            .into());
+        }
+        workdir.join(config::DEFAULT_PATH)
+    };
     config::write_text(&target, &text, force)?;
     if out.json {
         out.json_value(&serde_json::json!({ "written": target }))?;

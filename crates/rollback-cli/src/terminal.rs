@@ -11,11 +11,14 @@ use rollback_core::prompt::{
 /// rule ([`confirms`], [`StepAnswer::parse`], [`yes_no`]), the same as for Python.
 pub struct TerminalPrompter;
 
-fn no_terminal(what: &str) -> rollback_core::Error {
-    rollback_core::Error::refused(
-        format!("no terminal to confirm the {what} on"),
-        Some("pass `--yes` (or `--auto-confirm`) to run without confirmation".into()),
-    )
+fn no_terminal(what: &str, manual: bool) -> rollback_core::Error {
+    // A manual run asks before every step: `--yes` cannot stand in for those answers.
+    let hint = if manual {
+        "a manual rollback needs a terminal to answer each step on: run it from one, or run `--full --yes` (every step, unasked)"
+    } else {
+        "pass `--yes` (or `--auto-confirm`) to run without confirmation"
+    };
+    rollback_core::Error::refused(format!("no terminal to confirm the {what} on"), Some(hint.into()))
 }
 
 /// One line from stdin, trimmed; `None` at end of input.
@@ -35,7 +38,8 @@ impl Prompter for TerminalPrompter {
     #[allow(clippy::print_stderr)]
     fn confirm(&self, request: &Confirmation) -> rollback_core::Result<bool> {
         if !std::io::stdin().is_terminal() {
-            return Err(no_terminal(&request.action));
+            let manual = request.plan.level == Some(rollback_core::plan::Level::Manual);
+            return Err(no_terminal(&request.action, manual));
         }
         eprintln!("WARNING: this will change the working tree of the deployed system");
         eprint!("{}", request.summary);
@@ -49,7 +53,7 @@ impl Prompter for TerminalPrompter {
         inspector: &dyn StepInspector,
     ) -> rollback_core::Result<StepDecision> {
         if !std::io::stdin().is_terminal() {
-            return Err(no_terminal("step"));
+            return Err(no_terminal("step", true));
         }
         eprintln!();
         eprintln!("Step {}/{}: {} — {}", request.index, request.total, request.name, request.title);

@@ -243,16 +243,27 @@ pub fn refuse_held(path: &Path) -> Result<(), Error> {
     Err(Error::Held { path: path.to_owned(), holder: read_holder(&mut file) })
 }
 
+/// What [`unlock`] found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Unlocked {
+    /// There was no lock file.
+    NoFile,
+    /// A dead holder's lock file, removed.
+    Removed(LockHolder),
+    /// A lock file that names no holder (its holder died before writing its details, or the
+    /// file is damaged), removed.
+    RemovedUnreadable,
+}
+
 /// Removes a leftover lock file of a dead holder (`forge-rollback unlock`). Refuses with
 /// [`Error::Held`] while a live process holds it: removing that file would let a second run in.
-/// Returns the dead holder's details, `None` if there was no file.
-pub fn unlock(path: &Path) -> Result<Option<LockHolder>, Error> {
+pub fn unlock(path: &Path) -> Result<Unlocked, Error> {
     if !check_folder(path)? {
-        return Ok(None);
+        return Ok(Unlocked::NoFile);
     }
     let mut file = match open_lock_file(path, OpenOptions::new().read(true).write(true)) {
         Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Unlocked::NoFile),
         Err(e) => return Err(e.into()),
     };
     if !try_flock(&file, path)? {
@@ -260,7 +271,7 @@ pub fn unlock(path: &Path) -> Result<Option<LockHolder>, Error> {
     }
     let previous = read_holder(&mut file);
     std::fs::remove_file(path).at("remove", path)?;
-    Ok(previous)
+    Ok(previous.map_or(Unlocked::RemovedUnreadable, Unlocked::Removed))
 }
 
 #[cfg(test)]
@@ -298,7 +309,12 @@ mod tests {
         assert_eq!(lock.taken_over, Some(dead.clone()));
         drop(lock);
         std::fs::write(&p, serde_json::to_vec(&dead).unwrap()).unwrap();
-        assert_eq!(unlock(&p).unwrap(), Some(dead));
+        assert_eq!(unlock(&p).unwrap(), Unlocked::Removed(dead));
         assert!(!p.exists());
+        // A holder killed before it wrote its details left an empty file.
+        std::fs::write(&p, b"").unwrap();
+        assert_eq!(unlock(&p).unwrap(), Unlocked::RemovedUnreadable);
+        assert!(!p.exists());
+        assert_eq!(unlock(&p).unwrap(), Unlocked::NoFile);
     }
 }

@@ -95,6 +95,11 @@ pub struct RunSummary {
     pub finished_at: Option<Timestamp>,
     /// Reason given.
     pub reason: Option<String>,
+    /// Whether it changed anything: a step other than the snapshots and the record began, and
+    /// did not fail leaving everything as it was (a downgrade whose database was put back). A
+    /// failed run that changed nothing blocks no new run, and is not resumed by one.
+    #[serde(default)]
+    pub changed_something: bool,
     /// Its journal is damaged (a line other than a torn last one is not a record): what is
     /// wrong, naming the file and line. The other fields are what the records before the
     /// damage say; the run cannot be shown, resumed or undone until the journal is mended.

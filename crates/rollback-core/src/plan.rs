@@ -47,6 +47,10 @@ pub enum Step {
         clear_way: Vec<RepoPath>,
         /// Tracked files with uncommitted changes that the reset overwrites (in the snapshot).
         discards: Vec<RepoPath>,
+        /// Paths of `changes` the reset leaves as they are: the registry and the configuration
+        /// file, which a rollback keeps with their content from before it.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        kept: Vec<RepoPath>,
     },
     /// Delete untracked files (all captured in the snapshot), then the folders they leave
     /// empty.
@@ -398,11 +402,14 @@ impl Step {
                     (why.to_owned(), &c.path)
                 })
                 .collect(),
-            Step::Reset { changes, clear_way, discards, .. } => {
+            Step::Reset { changes, clear_way, discards, kept, .. } => {
                 let mut v: Vec<(String, &RepoPath)> =
                     clear_way.iter().map(|p| ("clear the way".to_owned(), p)).collect();
                 v.extend(discards.iter().map(|p| ("discard local changes".to_owned(), p)));
                 v.extend(changes.iter().map(|c| {
+                    if kept.contains(&c.path) {
+                        return ("keep (not reset)".to_owned(), &c.path);
+                    }
                     let what = match c.kind {
                         // `changes` are HEAD → target: "added" means the target has it.
                         ChangeKind::Added => "add",

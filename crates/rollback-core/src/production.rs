@@ -233,13 +233,16 @@ pub trait Deployer: Send + Sync {
     }
 
     /// Whether the platform's automatic deploys are on (read only: the promote step journals
-    /// it before it switches them, so an undo knows what the operator had).
+    /// it before it switches them, so an undo knows what the operator had). A target whose
+    /// [`Deployer::switches_autodeploy`] is true implements it with
+    /// [`Deployer::set_autodeploy`].
     async fn autodeploy(&self) -> Result<bool> {
-        Err(Error::Platform {
-            target: self.describe(),
-            message: "this target has no automatic-deploy switch".to_owned(),
-            hint: None,
-        })
+        let message = if self.switches_autodeploy() {
+            "this target's adapter switches automatic deploys but cannot read them (`Deployer::autodeploy` is not implemented)"
+        } else {
+            "this target has no automatic-deploy switch"
+        };
+        Err(Error::Platform { target: self.describe(), message: message.to_owned(), hint: None })
     }
 
     /// Turns the platform's automatic deploys on or off; returns whether they were on. Safe

@@ -491,6 +491,8 @@ result_class! {
         finished_at => "finished_at",
         /// The reason given.
         reason => "reason",
+        /// Whether it changed anything (a failed run that did not blocks no new run).
+        changed_something => "changed_something",
         /// Why its journal cannot be read to the end (file and line), for a damaged journal;
         /// the other fields then say what the records before the damage say.
         damaged => "damaged",

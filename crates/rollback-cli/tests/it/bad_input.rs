@@ -93,6 +93,14 @@ fn no_terminal_and_no_yes_refuses_instead_of_hanging() {
     let e = refused_unchanged(&r, &["run", "--fast", "--target", "v1"], 4, "no terminal to confirm the rollback on");
     assert!(e.contains("hint: pass `--yes`"), "{e}");
     assert!(!r.path().join(".git/forge-rollback").exists(), "refused before any state was written");
+    // A manual run cannot take `--yes` (refused: it asks before every step): not suggested.
+    let before = picture(&r);
+    let out = fr(&r, &["run", "--manual", "--target", "v1"]);
+    out.code(4);
+    let e = out.stderr;
+    assert!(e.contains("error: no terminal to confirm the rollback on"), "{e}");
+    assert!(e.contains("a manual rollback needs a terminal") && !e.contains("pass `--yes`"), "{e}");
+    assert_eq!(picture(&r), before);
 }
 
 #[test]

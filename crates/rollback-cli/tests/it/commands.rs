@@ -171,6 +171,22 @@ fn init_writes_a_config_that_loads_and_refuses_to_overwrite() {
 }
 
 #[test]
+fn init_does_not_shadow_a_forge_rollback_toml_in_use() {
+    let (r, _) = messy_repo();
+    r.write("forge-rollback.toml", "[[checks]]\nname = \"api\"\nkind = \"command\"\nargv = [\"true\"]\n");
+    let refused = fr(&r, &["init"]);
+    refused.code(2);
+    assert!(refused.stderr.contains("forge-rollback.toml` is the configuration in use"), "{}", refused.stderr);
+    assert!(refused.stderr.contains("--path FILE"), "{}", refused.stderr);
+    assert!(!r.path().join("rollback/config/rollback.toml").exists(), "nothing written");
+    fr(&r, &["verify"]).ok();
+    // Asked for by name, or forced: written.
+    fr(&r, &["init", "--path", "other.toml"]).ok();
+    fr(&r, &["init", "--force"]).ok();
+    assert!(r.path().join("rollback/config/rollback.toml").exists());
+}
+
+#[test]
 fn demo_rolls_back_and_undoes_exactly() {
     let dir = tempfile::tempdir().unwrap();
     let out = run_in(dir.path(), &["demo", "--json"], &[("TMPDIR", dir.path().to_str().unwrap())]);

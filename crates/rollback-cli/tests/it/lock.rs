@@ -99,7 +99,15 @@ fn unlock_removes_a_dead_holders_file() {
     un.ok();
     assert!(un.stdout.starts_with("removed the lock left by pid "), "{}", un.stdout);
     assert!(!r.path().join(".git/forge-rollback/lock").exists());
-    fr(&r, &["unlock"]).ok();
+    let none = fr(&r, &["unlock", "--json"]);
+    none.ok();
+    assert_eq!(none.json(), serde_json::json!({"removed": null, "removed_file": false}));
+    // A holder killed before it wrote its details leaves an empty file: removed, and said.
+    std::fs::write(r.path().join(".git/forge-rollback/lock"), b"").unwrap();
+    let un = fr(&r, &["unlock"]);
+    un.ok();
+    assert!(un.stdout.starts_with("removed a lock file that names no holder"), "{}", un.stdout);
+    assert!(!r.path().join(".git/forge-rollback/lock").exists());
 }
 
 /// A run paused half-way is journaled `running` and holds the lock: a second run is told who
@@ -221,6 +229,15 @@ fn a_run_that_failed_having_changed_nothing_blocks_no_new_run() {
     let next = fr(&r, &["run", "--fast", "--yes", "--json", "--target", "v1"]);
     next.ok();
     let next_id = next.json()["run_id"].as_str().unwrap().to_owned();
+    // `runs list --json` says which changed something (the fleet module reads it).
+    let runs = fr(&r, &["runs", "list", "--json"]).json();
+    let changed: Vec<(&str, bool)> = runs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| (x["run_id"].as_str().unwrap(), x["changed_something"].as_bool().unwrap()))
+        .collect();
+    assert_eq!(changed, [(id.as_str(), false), (next_id.as_str(), true)]);
     crate::common::undo(&r, &next_id);
     assert_eq!(picture(&r), before);
 }

@@ -229,3 +229,34 @@ fn an_interrupted_manual_run_resumes_asking_for_the_remaining_steps() {
     // clear_caches was skipped on resume: the cache is still there.
     assert!(r.exists("app/__pycache__/main.cpython-311.pyc"));
 }
+
+/// The operator skips `reset`: the run ends without claiming the tree is at the target, and
+/// its report says the code stayed where it was.
+#[test]
+fn a_manual_run_with_its_reset_skipped_does_not_claim_the_target() {
+    let (r, _) = messy_repo();
+    let head = r.head();
+    let mut p = spawn(&r, &["run", "--manual", "--target", "v1"], &[]);
+    p.exp_string("Type `yes` to proceed:").unwrap();
+    p.send_line("yes").unwrap();
+    loop {
+        let step = next_step(&mut p);
+        p.send_line(if step == "reset" { "no" } else { "yes" }).unwrap();
+        if step == "record" {
+            break;
+        }
+    }
+    p.exp_string("Manual rollback finished with step `reset` skipped: the code in").unwrap();
+    assert_eq!(exit_code(&mut p), 0);
+    assert_eq!(r.head(), head, "the reset was skipped");
+    let id = only_run(&r)["run_id"].as_str().unwrap().to_owned();
+    let report = fr(&r, &["report", &id]);
+    report.ok();
+    assert!(
+        report
+            .stdout
+            .contains(&format!("with step `reset` skipped by the operator: the code stayed at {}", &head[..7])),
+        "{}",
+        report.stdout
+    );
+}

@@ -186,6 +186,10 @@ fn resume_waits_for_the_promotion_still_in_flight_instead_of_sending_it_again() 
     assert_eq!(out.json()["status"], "succeeded", "{}", out.stderr);
     assert!(out.stderr.contains("in progress already"), "{}", out.stderr);
     assert_eq!(f.rollbacks(), ["dep-1"], "promoted once");
+    // The run's own promotion moved production: not "live already" in the report.
+    let report = s.fr(&["report", &run], &[]);
+    assert!(report.stdout.contains("production moved from deploy dep-3"), "{}", report.stdout);
+    assert!(!report.stdout.contains("was live already"), "{}", report.stdout);
     assert_eq!(f.live_commit().as_deref(), Some(s.ids[0].as_str()));
 }
 

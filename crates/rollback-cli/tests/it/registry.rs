@@ -114,6 +114,29 @@ fn uncommitted_registry_and_config_survive_a_rollback() {
     assert_eq!(states, [(true, false), (false, true)]);
 }
 
+/// Committed after the target (which has neither): the plan says the reset keeps the registry
+/// and the configuration, as the run does, not that it deletes them.
+#[test]
+fn the_plan_says_the_committed_registry_and_config_are_kept_not_deleted() {
+    let (r, [v1, v2, _]) = messy_repo();
+    r.write("rollback/config/rollback.toml", "[caches]\nskip_dirs = [\".venv\"]\n");
+    fr(&r, &["known-good", "mark", &v2]).ok();
+    r.git(&["add", "rollback/config/rollback.toml", "rollback/config/known-good-commits.json"]);
+    r.git(&["commit", "-q", "-m", "config and registry"]);
+    let plan = fr(&r, &["plan", "--fast", "--target", &v1]);
+    plan.ok();
+    for f in ["rollback/config/rollback.toml", "rollback/config/known-good-commits.json"] {
+        let line = plan.stdout.lines().find(|l| l.ends_with(&format!(" {f}"))).unwrap_or_default();
+        assert!(line.trim_start().starts_with("keep (not reset) "), "{f}: {}", plan.stdout);
+    }
+    let j = fr(&r, &["plan", "--fast", "--target", &v1, "--json"]).json();
+    let reset = j["steps"].as_array().unwrap().iter().find(|s| s["step"] == "reset").unwrap().clone();
+    assert_eq!(reset["kept"].as_array().map(Vec::len), Some(2), "{reset}");
+    let out = fr(&r, &["run", "--fast", "--yes", "--target", &v1]);
+    out.ok();
+    assert!(r.exists("rollback/config/rollback.toml") && r.exists("rollback/config/known-good-commits.json"));
+}
+
 /// `args` started in the background, paused at the failpoint `point` until the returned file
 /// is written; returned once the pause is reached.
 fn paused_at(

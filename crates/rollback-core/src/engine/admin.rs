@@ -301,7 +301,7 @@ impl Rollback {
     }
 
     /// Removes a dead holder's leftover lock file; refuses while the holder is alive.
-    pub fn unlock(&self) -> Result<Option<LockHolder>> {
+    pub fn unlock(&self) -> Result<lock::Unlocked> {
         Ok(lock::unlock(&self.state.lock_path())?)
     }
 }

@@ -166,7 +166,23 @@ impl Rollback {
             RunKind::Rollback => " puts everything back",
         };
         let undo_hint = || Some(hint![Action::undo(&ex.run_id), back]);
+        // A manual run whose operator skipped the reset left the code where it was.
+        let reset_skipped = ex
+            .plan
+            .steps
+            .iter()
+            .enumerate()
+            .any(|(i, s)| matches!(s, crate::plan::Step::Reset { .. }) && ex.skipped.contains(&i));
         match (status, ex.plan.kind) {
+            (RunStatus::Succeeded, RunKind::Rollback) if reset_skipped => ctx.log(
+                LogLevel::Warn,
+                format!(
+                    "Manual rollback finished with step `reset` skipped: the code in {} is still at {}, not {}",
+                    self.workdir().display(),
+                    ex.plan.from.commit.short(),
+                    ex.plan.to.short()
+                ),
+            ),
             (RunStatus::Succeeded, RunKind::Rollback) => ctx.log(
                 LogLevel::Success,
                 format!("Rollback complete: {} is at {}", self.workdir().display(), ex.plan.to.short()),

@@ -149,6 +149,7 @@ impl Rollback {
             StepDecision::Run => {}
             StepDecision::Skip => {
                 ex.journal.append(&Record::StepSkipped { at: Timestamp::now(), index, step: step.name().into() })?;
+                ex.skipped.insert(index);
                 ctx.log(LogLevel::Warn, format!("Skipped step `{}` (operator)", step.name()));
             }
             StepDecision::Abort { undo } => {

@@ -346,12 +346,21 @@ pub fn rollback_plan(vcs: &dyn VcsBackend, config: &Config, checks: &[String], a
             sql: None,
         });
     }
+    // What the reset puts back as it was (`keep_tool_files`): a tool file HEAD or the work tree
+    // has; one only the target has is added like any other.
+    let kept = changes
+        .iter()
+        .filter(|c| keep.contains(&c.path))
+        .filter(|c| c.kind != ChangeKind::Added || std::fs::symlink_metadata(c.path.to_fs(workdir)).is_ok())
+        .map(|c| c.path.clone())
+        .collect();
     steps.push(Step::Reset {
         target: a.target.commit.id.clone(),
         branch: a.head.branch.clone(),
         changes,
         clear_way,
         discards,
+        kept,
     });
     steps.push(Step::RemoveUntracked { paths: remove, recompute: false });
     if full && let Some(env) = &a.env {
@@ -536,7 +545,15 @@ pub fn undo_plan(
                 }
             }
             steps.extend([
-                Step::Reset { target: to, branch: manifest.branch.clone(), changes, clear_way, discards },
+                // The undo's restore puts back the tool's files as the snapshot holds them.
+                Step::Reset {
+                    target: to,
+                    branch: manifest.branch.clone(),
+                    changes,
+                    clear_way,
+                    discards,
+                    kept: Vec::new(),
+                },
                 Step::RemoveUntracked { paths: remove, recompute: true },
                 Step::RestoreFiles { snapshot: manifest.id.clone(), entries: manifest.entries.len() },
                 Step::RestoreIndex { snapshot: manifest.id.clone() },

@@ -71,7 +71,9 @@ impl Rollback {
             // One damaged journal does not hide the other runs: it is listed as damaged, with
             // what its readable records say (see `refuse_damaged`).
             let (s, damage) = RunState::load_readable(&path)?;
+            let changed_something = Self::changed_something(&s);
             summaries.push(RunSummary {
+                changed_something,
                 damaged: damage.map(|d| d.to_string()),
                 interrupted: s.status == RunStatus::Running && live.is_none(),
                 backup_id: s.tree_snapshot.clone(),

@@ -72,11 +72,19 @@ impl IncidentReport {
         let _ = match self.kind {
             RunKind::Rollback => writeln!(
                 o,
-                "Run `{id}` rolled back `{}` from {} to {}: **{}**.\n",
+                "Run `{id}` rolled back `{}` from {} to {}: **{}**{}.\n",
                 self.workdir.display(),
                 self.previous.hash.short(),
                 self.target.hash.short(),
-                self.status_word()
+                self.status_word(),
+                if self.skipped.iter().any(|s| s == "reset") {
+                    format!(
+                        ", with step `reset` skipped by the operator: the code stayed at {}",
+                        self.previous.hash.short()
+                    )
+                } else {
+                    String::new()
+                }
             ),
             RunKind::Undo => writeln!(
                 o,

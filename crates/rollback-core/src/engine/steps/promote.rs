@@ -58,7 +58,8 @@ impl Rollback {
                 );
                 crate::rt::block_on(d.wait_live(to, LIVE_TIMEOUT))?;
                 ctx.log(LogLevel::Success, format!("Production {production}: {to} is live"));
-                true
+                // Not "live already": this run's own promotion (sent before) moved production.
+                false
             }
             Some(pending) => {
                 ctx.log(

@@ -16,9 +16,13 @@ description:
   - Drives the C(forge-rollback) command line installed on the host, always with C(--json),
     on one git work tree.
   - C(state=assessed) reads only. C(state=rolled_back) rolls the tree (and with
-    O(database_only) only its database) back to O(target); it resumes an interrupted run found
-    on the host (or a failed run to O(target), once its cause is fixed) instead of refusing,
-    and changes nothing when the host is already at the target after a finished run.
+    O(database_only) only its database) back to O(target); it resumes an interrupted run of
+    its scope found on the host (code runs, or with O(database_only) database-only runs) before
+    it assesses anything, and changes nothing when the host is already at the target after a
+    finished run. A failed run to O(target) is resumed (once its cause is fixed) when it is
+    the newest run of its scope and either changed something (forge-rollback refuses a new run
+    over it) or started from HEAD; an older attempt that failed having changed nothing is
+    left, and a new run plans from HEAD.
     C(state=verified) runs the configured checks. C(state=undone) undoes a run (by O(run_id),
     else the newest rollback run to O(target) not undone yet).
   - In check mode C(state=rolled_back) runs C(forge-rollback plan) and reports the steps it
@@ -160,8 +164,8 @@ assessment:
   type: dict
 rollback_from:
   description: With C(state=assessed), the commit the rollback goes from - HEAD, or where a run
-    to the target found on the host (finished, interrupted or failed) started; hosts of one fleet
-    agree on it.
+    to the target found on the host (finished, interrupted, or failed and to be resumed) started;
+    hosts of one fleet agree on it.
   returned: state=assessed
   type: str
 database_run:
@@ -192,11 +196,16 @@ rc:
 
 import json
 import time
+from collections import namedtuple
 
 from ansible.module_utils.basic import AnsibleModule
 
 #: Statuses of a run that left nothing to finish.
 FINISHED = ("succeeded", "verification_failed", "undone")
+
+#: A rollback run found on the host: its `runs list` entry, its outcome (`runs show`), whether
+#: it is database-only, and whether it changed anything (its `runs list` entry says).
+Run = namedtuple("Run", ["summary", "outcome", "db_only", "changed"])
 
 
 class Cli:
@@ -278,19 +287,19 @@ def is_database_only(outcome):
 
 
 def runs_of_scope(cli, runs, database_only=None):
-    """Rollback runs, newest first, with their outcomes, of the scope asked for (both scopes
-    with `database_only=None`, as (run, outcome, is database-only))."""
+    """Rollback runs, newest first, of the scope asked for (both scopes with
+    `database_only=None`), as `Run`s."""
     out = []
     for r in reversed(runs):
         if r.get("kind") != "rollback":
             continue
         shown = cli.must("runs", "show", r["run_id"])
         outcome = shown.get("outcome", {})
-        db_only = is_database_only(outcome)
-        if database_only is None:
-            out.append((r, outcome, db_only))
-        elif db_only == database_only:
-            out.append((r, outcome))
+        # `changed_something`: the command line's own rule (a failed run that changed nothing
+        # blocks no new run, and a new run plans from where the tree is now).
+        run = Run(r, outcome, is_database_only(outcome), r.get("changed_something", True))
+        if database_only is None or run.db_only == database_only:
+            out.append(run)
     return out
 
 
@@ -313,15 +322,52 @@ def assess(cli, target):
     return cli.must(*args)
 
 
+def resolve(cli, rev):
+    """The commit `rev` names, resolved as a run resolves its `--target`. `gate REV` reads only
+    and assesses nothing: no data-loss forecast, no production platform asked."""
+    rc, data, err = cli.call("gate", rev)
+    # Exit 4: the commit is marked known bad (a broken HEAD often is); the JSON naming it is
+    # printed all the same.
+    if rc not in (0, 4) or not isinstance(data, dict) or not data.get("commit"):
+        cli.fail(("gate", rev), rc, err)
+    return data["commit"]
+
+
 def unfinished(r):
     return r.get("interrupted") or r.get("status") == "running"
 
 
-def to_resume(r, to):
-    """A run the module finishes instead of starting another: an interrupted one (any target:
-    the CLI refuses every new run until it is finished or undone), or a failed one to the
-    target (a step failed: the CLI resumes it from that step once the cause is fixed)."""
-    return unfinished(r) or (r.get("status") == "failed" and r.get("to") == to)
+def to_resume(run, newest, to, head):
+    """Whether the module finishes `run` (a `Run` of the module's scope: code runs, or with
+    `database_only` database-only runs; `newest` the newest of that scope) instead of starting
+    another. `to` is the target's commit; `head()` gives HEAD's, asked only when needed.
+
+    An interrupted one, whatever its target: the command line refuses every new run until it
+    is finished or undone. Only within the scope: a code call does not resume an interrupted
+    database-only run (nor the other way round); the command line refuses its new run instead,
+    naming the unfinished one.
+
+    A failed one (a step failed: the command line resumes it from that step once the cause is
+    fixed) only when it goes to the target, is the newest run of its scope, and either changed
+    something (the command line refuses a new run over it) or started from HEAD. One that
+    failed having changed nothing (a snapshot that could not be taken, a downgrade put back)
+    from another commit is an old attempt that blocks nothing: a new run plans from HEAD."""
+    r = run.summary
+    if unfinished(r):
+        return True
+    if r.get("status") != "failed" or r.get("to") != to or run is not newest:
+        return False
+    return run.changed or r.get("from") == head()
+
+
+def resume(module, cli, run):
+    r = run.summary
+    if module.check_mode:
+        module.exit_json(changed=True, action="resume", run_id=r["run_id"], run=run.outcome, rc=0)
+    rc, data, err = cli.call("resume", r["run_id"], "--yes")
+    if rc != 0:
+        cli.fail(("resume", r["run_id"]), rc, err, data if isinstance(data, dict) else run.outcome)
+    module.exit_json(changed=True, action="resumed", run_id=r["run_id"], run=data, rc=rc)
 
 
 def do_assessed(module, cli):
@@ -330,12 +376,15 @@ def do_assessed(module, cli):
     head, to = a["head"]["commit"], a["target"]["commit"]["id"]
     runs = cli.must("runs", "list")
     scoped = runs_of_scope(cli, runs)
+    code = [x for x in scoped if not x.db_only]
+    db_runs = [x for x in scoped if x.db_only]
     rollback_from = head
     found = None
-    for r, _, db_only in scoped:
-        if db_only or r.get("to") != to or r.get("status") == "undone":
+    for x in code:
+        r = x.summary
+        if r.get("to") != to or r.get("status") == "undone":
             continue
-        if to_resume(r, to) or (head == to and r.get("status") in FINISHED):
+        if to_resume(x, code[0], to, lambda: head) or (head == to and r.get("status") in FINISHED):
             found = r
             break
     if found:
@@ -345,11 +394,11 @@ def do_assessed(module, cli):
     # then, so the database step resumes it (or finds it done) whatever the database's
     # revision now recommends.
     database_run = None
-    for r, _, db_only in scoped:
-        if (db_only and r.get("to") == to and r.get("from") == rollback_from
-                and r.get("status") != "undone"):
+    for x in db_runs:
+        r = x.summary
+        if r.get("to") == to and r.get("from") == rollback_from and r.get("status") != "undone":
             database_run = dict(run_id=r["run_id"], status=r.get("status"), interrupted=bool(r.get("interrupted")),
-                                unfinished=bool(to_resume(r, to)))
+                                unfinished=bool(to_resume(x, db_runs[0], to, lambda: head)))
             break
     db = a.get("database") or {}
     module.exit_json(
@@ -372,19 +421,30 @@ def do_rolled_back(module, cli):
     database_only = p["database_only"]
     runs = wait_live(module, cli, cli.must("runs", "list"))
     scoped = runs_of_scope(cli, runs, database_only)
-    a = assess(cli, p["target"])
+    # An interrupted run of this scope: finished first, before the host is asked anything else.
+    # `assess` runs the data-loss forecast (a throwaway downgrade) against a database the run
+    # may have left half-way down, asks the production platform, and resolves a target such as
+    # `HEAD~1` or the registry's choice from where the run left HEAD: none of that may stop
+    # the resume.
+    for x in scoped:
+        if unfinished(x.summary):
+            resume(module, cli, x)
+    # A failed run to the target (see `to_resume`): the target and HEAD are resolved without
+    # an assessment, unless no target is named (only an assessment reads the registry's choice).
+    a = None
+    newest = scoped[0] if scoped else None
+    if newest and newest.summary.get("status") == "failed":
+        if p["target"]:
+            to = resolve(cli, p["target"])
+        else:
+            a = assess(cli, None)
+            to = a["target"]["commit"]["id"]
+        if to_resume(newest, newest, to, lambda: resolve(cli, "HEAD")):
+            resume(module, cli, newest)
+    a = a or assess(cli, p["target"])
     head, to = a["head"]["commit"], a["target"]["commit"]["id"]
-    # An interrupted run of this scope, or a failed one to the target: finish it rather than
-    # refuse (or fail the same way again).
-    for r, outcome in scoped:
-        if to_resume(r, to):
-            if module.check_mode:
-                module.exit_json(changed=True, action="resume", run_id=r["run_id"], run=outcome, rc=0)
-            rc, data, err = cli.call("resume", r["run_id"], "--yes")
-            if rc != 0:
-                cli.fail(("resume", r["run_id"]), rc, err, data if isinstance(data, dict) else outcome)
-            module.exit_json(changed=True, action="resumed", run_id=r["run_id"], run=data, rc=rc)
-    done = [(r, o) for r, o in scoped if r.get("to") == to and r.get("status") in ("succeeded", "verification_failed")]
+    done = [(x.summary, x.outcome) for x in scoped
+            if x.summary.get("to") == to and x.summary.get("status") in ("succeeded", "verification_failed")]
     if database_only:
         db = a.get("database")
         if not db:
@@ -425,7 +485,8 @@ def do_undone(module, cli):
     if not run_id:
         runs = cli.must("runs", "list")
         to = assess(cli, p["target"])["target"]["commit"]["id"] if p["target"] else None
-        for r, _ in runs_of_scope(cli, runs, p["database_only"]):
+        for x in runs_of_scope(cli, runs, p["database_only"]):
+            r = x.summary
             if (r.get("status") != "undone" and (to is None or r.get("to") == to)
                     and (not p["rollback_from"] or r.get("from") == p["rollback_from"])):
                 run_id = r["run_id"]
