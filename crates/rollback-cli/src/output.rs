@@ -79,13 +79,16 @@ pub struct LogPrinter {
     /// confirmation prompt) they end the process as usual: nothing has changed.
     pub cancel_on_signals: bool,
     stop: OnceLock<Arc<AtomicBool>>,
+    /// The run is recorded; its report and webhooks are what is left ([`Observer::finishing`]):
+    /// a signal then only stops the wait for the webhooks, and the notice says so.
+    finishing: Arc<AtomicBool>,
     /// Progress bars (`None`: not drawn, see [`crate::progress::wanted`]).
     bars: Option<Bars>,
 }
 
 impl LogPrinter {
     pub fn new(quiet: bool, cancel_on_signals: bool) -> Self {
-        Self { quiet, cancel_on_signals, stop: OnceLock::new(), bars: None }
+        Self { quiet, cancel_on_signals, stop: OnceLock::new(), finishing: Arc::default(), bars: None }
     }
 
     /// Draws progress bars on stderr when `on` (a terminal, no `--json`, `-q`, `NO_COLOR`).
@@ -103,13 +106,20 @@ impl Observer for LogPrinter {
         }
         // First asked before the first step: the handlers go in once the run has begun.
         let stop = self.stop.get_or_init(|| {
-            rollback_core::signals::stop_on_signals_saying(|| {
-                signal_notice(
-                    "interrupted: stopping at the next step boundary, once the step under way finishes (a second Ctrl-C or SIGTERM stops at once, leaving the run `interrupted`: `resume` or `undo` it then)",
-                );
+            let finishing = self.finishing.clone();
+            rollback_core::signals::stop_on_signals_saying(move || {
+                signal_notice(if finishing.load(Ordering::SeqCst) {
+                    "interrupted: the run is over and recorded; no longer waiting for its webhooks"
+                } else {
+                    "interrupted: stopping at the next step boundary, once the step under way finishes (a second Ctrl-C or SIGTERM stops at once, leaving the run `interrupted`: `resume` or `undo` it then)"
+                });
             })
         });
         stop.load(Ordering::SeqCst).then(|| "interrupted (SIGINT or SIGTERM)".to_owned())
+    }
+
+    fn finishing(&self, on: bool) {
+        self.finishing.store(on, Ordering::SeqCst);
     }
 
     #[allow(clippy::print_stderr)]

@@ -483,7 +483,8 @@ impl Config {
         let check_names: Vec<&str> = raw.checks.iter().map(|c| c.name.as_str()).collect();
         crate::restart::validate(&raw.restart, &check_names).map_err(invalid)?;
         if let Some(d) = &raw.deploy {
-            d.validate().map_err(|(k, m)| invalid((format!("deploy.{k}"), m)))?;
+            // Its keys are named in full already (`deploy.remote`).
+            d.validate().map_err(invalid)?;
         }
         crate::notify::validate(&raw.notify).map_err(invalid)?;
         if !(raw.watch.interval_secs > 0.0 && raw.watch.interval_secs.is_finite()) {

@@ -22,22 +22,33 @@
 //!   the target's and whose parent is `from`, then a plain push (no force): history is kept,
 //!   and a remote that moved refuses it as a non-fast-forward ([`Error::NonFastForward`]).
 //!
-//! git runs with the inherited `GIT_*` variables removed (a `GIT_DIR` exported by a hook
+//! A remote that refuses the update itself (`[remote rejected]`: a hook, a protected branch,
+//! `receive.denyNonFastForwards`) is [`Error::Rejected`], with what it said; only git's own
+//! `[rejected]` means that the branch moved. [`check_ready`] finds, before a run changes
+//! anything, a hook URL missing from the environment and a remote the repository lacks.
+//!
+//! git runs killed with forge-rollback (a parent-death signal), and the push holds the push
+//! lock (`lock::PushLock`) with everything it starts, so that what outlives a killed
+//! run is waited for before the remote is read again. git runs with the inherited `GIT_*` variables removed (a `GIT_DIR` exported by a hook
 //! must not redirect it), except those that choose how to reach a remote (`GIT_SSH_COMMAND`,
 //! `GIT_ASKPASS`, ...), with `GIT_TERMINAL_PROMPT=0` (never wait on a password prompt) and
 //! `LC_ALL=C`. The hook's URL is a secret: it appears in no message, error or report.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
+mod error;
+mod git;
 mod kubernetes_keys;
 mod platform_keys;
 
+pub use error::Error;
+use git::{Git, push, pushed_before, remote_branch_tip, remote_exists, revert_commit};
+
 use crate::http::{client_without_redirects, describe_error};
 use crate::secret::{Secret, from_inline_or_env, redact_in};
-use crate::verify::command::run_command;
 use crate::verify::config::{ExpectStatus, valid_secs};
 use crate::verify::{duration, millis, timed_out};
 
@@ -101,6 +112,11 @@ impl DeployStrategy {
     }
 }
 
+/// `hook_expect_status`, named so in its errors.
+fn hook_expect_status<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<ExpectStatus>, D::Error> {
+    ExpectStatus::deserialize_as(d, "hook_expect_status").map(Some)
+}
+
 fn default_remote() -> String {
     "origin".to_owned()
 }
@@ -137,7 +153,7 @@ pub struct DeployConfig {
     #[serde(default = "default_hook_timeout")]
     pub hook_timeout_secs: f64,
     /// The hook's expected status (default: any `2xx`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "hook_expect_status")]
     pub hook_expect_status: Option<ExpectStatus>,
     /// Platform strategies: the service's id on the platform (Railway service id, Render
     /// `srv-...`).
@@ -271,6 +287,18 @@ fn plain_name(name: &str) -> bool {
         && name.chars().all(|c| !c.is_whitespace() && !c.is_control() && !"~^:?*[\\".contains(c))
 }
 
+/// A branch name git accepts (`git check-ref-format`, as `refs/heads/<name>`), that cannot be
+/// read as an option.
+fn branch_name(name: &str) -> bool {
+    plain_name(name)
+        && name != "@"
+        && !name.contains("@{")
+        && !name.ends_with('.')
+        && name
+            .split('/')
+            .all(|part| !part.is_empty() && !part.starts_with('.') && !part.to_ascii_lowercase().ends_with(".lock"))
+}
+
 impl DeployConfig {
     /// Whether there is anything to do (a push or a hook).
     pub fn is_active(&self) -> bool {
@@ -292,7 +320,7 @@ impl DeployConfig {
             }
         }
         if let Some(b) = &self.branch
-            && !plain_name(b)
+            && !branch_name(b.strip_prefix("refs/heads/").unwrap_or(b))
         {
             return Err(("deploy.branch".into(), format!("`{b}` is not a branch name")));
         }
@@ -340,6 +368,9 @@ pub struct DeployContext<'a> {
     pub to: &'a str,
     /// The branch that was rolled back (`None`: HEAD was detached).
     pub branch: Option<&'a str>,
+    /// The push lock file (`<state>/push.lock`), held while `git push` and whatever it starts
+    /// run, so that a push outliving this process is seen by the next command; `None`: none.
+    pub push_lock: Option<&'a Path>,
 }
 
 /// What [`deploy`] did.
@@ -361,125 +392,6 @@ pub struct DeployReport {
     pub detail: String,
 }
 
-/// Deploy failures.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum Error {
-    /// Nothing names the branch to push.
-    #[error("no branch to deploy: HEAD was detached and `[deploy] branch` is not set")]
-    NoBranch,
-    /// A commit id or name that cannot be handed to git safely.
-    #[error("`{value}` is not a valid {what}")]
-    Invalid {
-        /// What it should be (`commit id`, `branch name`).
-        what: &'static str,
-        /// The value.
-        value: String,
-    },
-    /// git could not be started.
-    #[error("cannot run `git`")]
-    GitNotFound(#[source] std::io::Error),
-    /// A git command failed.
-    #[error("`git {args}` failed ({exit}): {stderr}")]
-    Git {
-        /// Its arguments.
-        args: String,
-        /// How it exited.
-        exit: String,
-        /// Its error output.
-        stderr: String,
-    },
-    /// A git command ran past its timeout and was killed.
-    #[error("`git {args}` {}", timed_out(*limit))]
-    GitTimeout {
-        /// Its arguments.
-        args: String,
-        /// The timeout.
-        limit: Duration,
-    },
-    /// `push`: the remote branch is not where production was: someone pushed since (or the
-    /// branch does not exist on the remote).
-    #[error(
-        "the remote branch `{remote}/{branch}` is not at {expected}, where production was (someone pushed to it since, or it does not exist): the push was refused"
-    )]
-    RemoteMoved {
-        /// The remote.
-        remote: String,
-        /// The branch.
-        branch: String,
-        /// The commit it was expected at.
-        expected: String,
-    },
-    /// `revert-commit`: the remote branch has commits the rollback commit does not contain.
-    #[error(
-        "the remote `{remote}` refused the push to `{branch}` as a non-fast-forward: it has commits the rollback commit {commit} does not contain"
-    )]
-    NonFastForward {
-        /// The remote.
-        remote: String,
-        /// The branch.
-        branch: String,
-        /// The commit that was pushed.
-        commit: String,
-    },
-    /// The remote refused the push for another reason.
-    #[error("the remote `{remote}` refused the push to `{branch}`: {reason}")]
-    Rejected {
-        /// The remote.
-        remote: String,
-        /// The branch.
-        branch: String,
-        /// git's reason.
-        reason: String,
-    },
-    /// The deploy hook's URL is missing or invalid (never shown).
-    #[error("deploy hook: {0}")]
-    HookUrl(String),
-    /// The deploy hook failed; the push (if any) had succeeded.
-    #[error("the deploy hook failed: {reason}{}", pushed_commit.as_deref().map(|c| format!(" (the push of {} succeeded)", short(c))).unwrap_or_default())]
-    Hook {
-        /// What went wrong (no URL).
-        reason: String,
-        /// What was pushed before the hook was called.
-        pushed_commit: Option<String>,
-    },
-}
-
-impl Error {
-    /// What the operator can do.
-    pub fn hint(&self) -> Option<String> {
-        Some(match self {
-            Error::NoBranch => "set `branch` in `[deploy]`, or roll back with a branch checked out".into(),
-            Error::Invalid { .. } => return None,
-            Error::GitNotFound(_) => "install git, or set `strategy = \"none\"` in `[deploy]`".into(),
-            Error::Git { .. } => {
-                "check the remote's name, URL and credentials (`git remote -v`, `git push --dry-run`)".into()
-            }
-            Error::GitTimeout { .. } => {
-                "check the network and the remote, or raise `[deploy] push_timeout_secs`".into()
-            }
-            Error::RemoteMoved { remote, branch, .. } => format!(
-                "someone deployed after the broken release: `git fetch {remote}` and look at `{remote}/{branch}` before deciding; the local rollback stands"
-            ),
-            Error::NonFastForward { remote, branch, .. } => format!(
-                "`git fetch {remote}` and look at `{remote}/{branch}`: a newer release may already be live; the local rollback stands"
-            ),
-            Error::Rejected { .. } => {
-                "read the remote's reason: a protected branch or a pre-receive hook may refuse pushes".into()
-            }
-            Error::HookUrl(_) => {
-                "set `hook_url` or the environment variable named by `hook_url_env` in `[deploy]`".into()
-            }
-            Error::Hook { pushed_commit: Some(_), .. } => {
-                "the push succeeded; trigger the deploy from the platform's dashboard, or retry the hook".into()
-            }
-            Error::Hook { pushed_commit: None, .. } => {
-                "trigger the deploy from the platform's dashboard, or retry".into()
-            }
-        })
-    }
-}
-
 /// Runs the configured strategy, then the hook. With neither configured it does nothing and
 /// says so in the report.
 pub async fn deploy(config: &DeployConfig, ctx: &DeployContext<'_>) -> Result<DeployReport, Error> {
@@ -499,21 +411,24 @@ pub async fn deploy(config: &DeployConfig, ctx: &DeployContext<'_>) -> Result<De
         detail: String::new(),
     };
     let mut details = Vec::new();
+    // Before the push: a hook that cannot be called must not leave production half-deployed.
+    let hook_url = hook_url(config)?;
     if config.strategy.pushes() {
         let branch = config.branch.as_deref().or(ctx.branch).ok_or(Error::NoBranch)?;
         let branch = branch.strip_prefix("refs/heads/").unwrap_or(branch);
-        if !plain_name(branch) {
+        if !branch_name(branch) {
             return Err(Error::Invalid { what: "branch name", value: branch.to_owned() });
         }
         if !plain_name(&config.remote) {
             return Err(Error::Invalid { what: "remote name", value: config.remote.clone() });
         }
         let git = Git { dir: ctx.workdir.to_owned(), limit: duration(config.push_timeout_secs) };
+        let lock = ctx.push_lock.map(|path| (path, ctx.run_id));
         let pushed = if config.strategy == DeployStrategy::Push {
-            push(&git, &config.remote, branch, ctx.to, Some(ctx.from)).await?
+            push(&git, &config.remote, branch, ctx.to, Some(ctx.from), lock).await?
         } else {
             let commit = revert_commit(&git, ctx).await?;
-            match push(&git, &config.remote, branch, &commit, None).await {
+            match push(&git, &config.remote, branch, &commit, None, lock).await {
                 Ok(pushed) => pushed,
                 // Run again after its push went through (a resume after the hook failed): the
                 // commit made now differs from the one on the remote only by its date.
@@ -528,8 +443,6 @@ pub async fn deploy(config: &DeployConfig, ctx: &DeployContext<'_>) -> Result<De
         report.branch = Some(branch.to_owned());
         report.pushed_commit = Some(pushed);
     }
-    let hook_url =
-        from_inline_or_env(config.hook_url.as_ref(), config.hook_url_env.as_deref()).map_err(Error::HookUrl)?;
     if let Some(url) = hook_url {
         let commit = report.pushed_commit.clone().unwrap_or_else(|| ctx.to.to_owned());
         let body = serde_json::json!({
@@ -553,6 +466,34 @@ pub async fn deploy(config: &DeployConfig, ctx: &DeployContext<'_>) -> Result<De
 
 fn short(id: &str) -> &str {
     id.get(..12).unwrap_or(id)
+}
+
+/// The deploy hook's URL (`None`: no hook), from `hook_url` or the variable `hook_url_env`
+/// names, which must be set, not empty, UTF-8 and a URL.
+fn hook_url(config: &DeployConfig) -> Result<Option<Secret>, Error> {
+    let url = from_inline_or_env(config.hook_url.as_ref(), config.hook_url_env.as_deref()).map_err(Error::HookUrl)?;
+    if let (Some(url), Some(var)) = (&url, &config.hook_url_env) {
+        check_hook_url(url)
+            .map_err(|m| Error::HookUrl(format!("the environment variable `{var}` holds no usable URL: {m}")))?;
+    }
+    Ok(url)
+}
+
+/// What the deploy step would otherwise find only after the reset, checked before a run,
+/// resume or undo changes anything: the deploy hook's URL, and the remote pushed to. The
+/// error's config key: [`Error::config_key`].
+pub async fn check_ready(config: &DeployConfig, workdir: &Path) -> Result<(), Error> {
+    hook_url(config)?;
+    if config.strategy.pushes() {
+        if !plain_name(&config.remote) {
+            return Err(Error::Invalid { what: "remote name", value: config.remote.clone() });
+        }
+        let git = Git { dir: workdir.to_owned(), limit: duration(config.push_timeout_secs) };
+        if !remote_exists(&git, &config.remote).await? {
+            return Err(Error::NoRemote { remote: config.remote.clone() });
+        }
+    }
+    Ok(())
 }
 
 /// POSTs `body` to the hook; its status, or why it failed (never the URL).
@@ -593,126 +534,16 @@ pub(crate) fn secret_parts(raw: &str, url: &reqwest::Url) -> Vec<String> {
     parts
 }
 
-/// Variables that choose how git reaches a remote: kept when the rest of `GIT_*` is removed.
-const KEPT_GIT_VARS: [&str; 7] = [
-    "GIT_SSH",
-    "GIT_SSH_COMMAND",
-    "GIT_SSH_VARIANT",
-    "GIT_ASKPASS",
-    "GIT_PROXY_COMMAND",
-    "GIT_SSL_CAINFO",
-    "GIT_SSL_CAPATH",
-];
-
-struct Git {
-    dir: PathBuf,
-    limit: Duration,
-}
-
-impl Git {
-    /// Runs `git -C <dir> args...`; stdout, or the error.
-    async fn run(&self, args: &[&str], accept_failure: bool) -> Result<(bool, String, String), Error> {
-        use std::os::unix::ffi::OsStrExt;
-        let mut cmd = tokio::process::Command::new("git");
-        for (key, _) in std::env::vars_os() {
-            let k = key.as_bytes();
-            if k.starts_with(b"GIT_") && !KEPT_GIT_VARS.iter().any(|kept| kept.as_bytes() == k) {
-                cmd.env_remove(&key);
-            }
-        }
-        cmd.env("GIT_TERMINAL_PROMPT", "0")
-            .env("LC_ALL", "C")
-            .arg("-C")
-            .arg(&self.dir)
-            .args(["-c", "core.quotepath=off"])
-            .args(args);
-        let shown = args.join(" ");
-        let out = run_command(cmd, "git", Some(self.limit)).await.map_err(|e| Error::GitNotFound(e.source))?;
-        if out.timed_out {
-            return Err(Error::GitTimeout { args: shown, limit: self.limit });
-        }
-        let ok = out.status.is_some_and(|s| s.success());
-        let stdout = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-        // A remote URL with credentials in it may be echoed by git.
-        let stderr = crate::secret::redact_url_credentials(String::from_utf8_lossy(&out.stderr).trim());
-        if !ok && !accept_failure {
-            return Err(Error::Git { args: shown, exit: out.describe_exit(), stderr });
-        }
-        Ok((ok, stdout, stderr))
-    }
-}
-
-/// Pushes `commit` to `remote`'s `branch`; with `lease`, only if the remote branch is at it.
-async fn push(git: &Git, remote: &str, branch: &str, commit: &str, lease: Option<&str>) -> Result<String, Error> {
-    let dst = format!("refs/heads/{branch}");
-    let refspec = format!("{commit}:{dst}");
-    let lease_arg = lease.map(|l| format!("--force-with-lease={dst}:{l}"));
-    let mut args = vec!["push", "--porcelain"];
-    args.extend(lease_arg.as_deref());
-    args.extend([remote, refspec.as_str()]);
-    let (ok, stdout, stderr) = git.run(&args, true).await?;
-    if ok {
-        return Ok(commit.to_owned());
-    }
-    // `--porcelain`: `<flag>\t<src>:<dst>\t<summary> (<reason>)`, `!` for a rejected ref.
-    let line = stdout.lines().find(|l| l.starts_with('!') && l.contains(&format!(":{dst}\t")));
-    let reason = line.and_then(|l| l.rsplit('\t').next()).map(|s| s.trim().to_owned()).unwrap_or_default();
-    let (remote, branch) = (remote.to_owned(), branch.to_owned());
-    if reason.contains("stale info") {
-        return Err(Error::RemoteMoved { remote, branch, expected: lease.unwrap_or_default().to_owned() });
-    }
-    if reason.contains("non-fast-forward") || reason.contains("fetch first") {
-        if let Some(expected) = lease {
-            return Err(Error::RemoteMoved { remote, branch, expected: expected.to_owned() });
-        }
-        return Err(Error::NonFastForward { remote, branch, commit: commit.to_owned() });
-    }
-    if !reason.is_empty() {
-        return Err(Error::Rejected { remote, branch, reason });
-    }
-    Err(Error::Git { args: args.join(" "), exit: "failed".to_owned(), stderr })
-}
-
-/// The remote branch's tip if it is this run's rollback commit (pushed by an earlier attempt
-/// of the same run): parent `from`, the target's tree, the run named in its message.
-async fn pushed_before(
-    git: &Git,
-    remote: &str,
-    branch: &str,
-    ctx: &DeployContext<'_>,
-) -> Result<Option<String>, Error> {
-    let Some(tip) = remote_branch_tip(git, remote, branch).await? else { return Ok(None) };
-    let (ok, parents, _) = git.run(&["log", "-1", "--format=%P", &tip, "--"], true).await?;
-    let tree = git.tree_of(&tip).await?;
-    let ours = ok
-        && parents == ctx.from
-        && tree.is_some()
-        && tree == git.tree_of(ctx.to).await?
-        && git.made_by_run(&tip, ctx.run_id).await?;
-    Ok(ours.then_some(tip))
-}
-
-/// The commit `remote`'s `branch` points at; `None` when the branch does not exist there.
-async fn remote_branch_tip(git: &Git, remote: &str, branch: &str) -> Result<Option<String>, Error> {
-    let refname = format!("refs/heads/{branch}");
-    let (_, out, _) = git.run(&["ls-remote", "--refs", remote, &refname], false).await?;
-    Ok(out
-        .lines()
-        .filter_map(|l| l.split_once('\t'))
-        .find(|(_, name)| *name == refname)
-        .map(|(id, _)| id.to_owned())
-        .filter(|id| id.len() >= 40 && id.bytes().all(|b| b.is_ascii_hexdigit())))
-}
-
 /// Where `[deploy]`'s remote branch is now (`branch`: the branch rolled back, when `[deploy]
 /// branch` is not set); `None` when the branch does not exist there.
 pub async fn remote_tip(config: &DeployConfig, workdir: &Path, branch: Option<&str>) -> Result<Option<String>, Error> {
     let branch = config.branch.as_deref().or(branch).ok_or(Error::NoBranch)?;
     let branch = branch.strip_prefix("refs/heads/").unwrap_or(branch);
-    for (what, name) in [("branch name", branch), ("remote name", config.remote.as_str())] {
-        if !plain_name(name) {
-            return Err(Error::Invalid { what, value: name.to_owned() });
-        }
+    if !branch_name(branch) {
+        return Err(Error::Invalid { what: "branch name", value: branch.to_owned() });
+    }
+    if !plain_name(&config.remote) {
+        return Err(Error::Invalid { what: "remote name", value: config.remote.clone() });
     }
     let git = Git { dir: workdir.to_owned(), limit: duration(config.push_timeout_secs) };
     remote_branch_tip(&git, &config.remote, branch).await
@@ -726,45 +557,6 @@ pub async fn made_by_run(config: &DeployConfig, workdir: &Path, commit: &str, ru
     Git { dir: workdir.to_owned(), limit: duration(config.push_timeout_secs) }.made_by_run(commit, run_id).await
 }
 
-impl Git {
-    /// The tree of `commit`; `None` if the commit is not in this repository.
-    async fn tree_of(&self, commit: &str) -> Result<Option<String>, Error> {
-        let (ok, tree, _) =
-            self.run(&["rev-parse", "--verify", "--quiet", &format!("{commit}^{{tree}}")], true).await?;
-        Ok(ok.then_some(tree))
-    }
-
-    /// Whether `commit` is in this repository and names run `run_id` as its maker.
-    async fn made_by_run(&self, commit: &str, run_id: &str) -> Result<bool, Error> {
-        let (ok, message, _) = self.run(&["log", "-1", "--format=%B", commit, "--"], true).await?;
-        Ok(ok && message.contains(&format!("(forge-rollback run {run_id})")))
-    }
-}
-
-/// Makes the rollback commit: the target's tree on top of `from`; its id.
-async fn revert_commit(git: &Git, ctx: &DeployContext<'_>) -> Result<String, Error> {
-    // Use the repository's identity; if it has none, sign as forge-rollback rather than fail.
-    let author = git.run(&["var", "GIT_AUTHOR_IDENT"], true).await?.0;
-    let committer = git.run(&["var", "GIT_COMMITTER_IDENT"], true).await?.0;
-    let mut args: Vec<String> = Vec::new();
-    if !(author && committer) {
-        args.extend(["-c", "user.name=forge-rollback", "-c", "user.email=forge-rollback@localhost"].map(str::to_owned));
-    }
-    let message = format!("Roll back to {} (forge-rollback run {})", short(ctx.to), ctx.run_id);
-    args.extend(["commit-tree".to_owned(), format!("{}^{{tree}}", ctx.to), "-p".to_owned(), ctx.from.to_owned()]);
-    args.extend(["-m".to_owned(), message]);
-    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
-    let (_, id, _) = git.run(&argv, false).await?;
-    if id.len() < 40 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(Error::Git {
-            args: "commit-tree".into(),
-            exit: "exit code 0".into(),
-            stderr: format!("unexpected output `{id}`"),
-        });
-    }
-    Ok(id)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -776,6 +568,14 @@ mod tests {
         }
         for bad in ["", "-f", "a b", "a..b", "x.lock", "a:b", "x/", "a~1"] {
             assert!(!plain_name(bad), "{bad}");
+        }
+        // Odd but valid (git pushes them).
+        for ok in ["main", "a@b", "x{y}", "HEAD", "rel#1'\u{fc}\"x", "release/1.2"] {
+            assert!(branch_name(ok), "{ok}");
+        }
+        // What `git check-ref-format` refuses.
+        for bad in ["@", "a@{b", "a//b", ".x", "a/.b", "a/b.lock", "x.", "/a", "a\u{7f}"] {
+            assert!(!branch_name(bad), "{bad}");
         }
     }
 

@@ -176,7 +176,9 @@ impl Error {
             Error::Backup(backup::Error::UnknownSnapshot { .. }) => ErrorKind::Usage,
             Error::Backup(backup::Error::UnsafeRestore { .. }) => ErrorKind::Refused,
             Error::Db(db::Error::Config(_) | db::Error::UrlEnv(_)) => ErrorKind::Usage,
-            Error::Lock(lock::Error::Held { .. } | lock::Error::GitBusy { .. }) => ErrorKind::Locked,
+            Error::Lock(lock::Error::Held { .. } | lock::Error::GitBusy { .. } | lock::Error::PushRunning { .. }) => {
+                ErrorKind::Locked
+            }
             Error::Refused { .. } | Error::Production(production::Error::Refused { .. }) => ErrorKind::Refused,
             Error::Production(production::Error::Usage { .. }) => ErrorKind::Usage,
             Error::Cancelled(_) => ErrorKind::Cancelled,

@@ -159,6 +159,13 @@ pub trait Observer: Send + Sync {
     fn cancelled(&self) -> Option<String> {
         None
     }
+
+    /// Told `true` once a run is recorded as finished (its journal's `finished` record), when
+    /// all that is left is writing its report and waiting for its webhooks, and `false` once
+    /// that is over (before an automatic undo begins). Meanwhile a cancel
+    /// ([`Observer::cancelled`]) not asked for before only stops the wait for the webhooks: the
+    /// run's outcome stands. Front-ends that answer a signal say so then.
+    fn finishing(&self, _on: bool) {}
 }
 
 /// An observer that drops everything.

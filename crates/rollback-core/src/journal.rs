@@ -1,7 +1,7 @@
 //! The run journal: one JSON object per line, fsync'ed after every record.
 //!
 //! A run writes `started` (with its whole plan), then `step_begin` and `step_end` (or
-//! `step_failed`) around every step, then `finished`. An undo appends `undone` to the journal
+//! `step_failed`) around every step, then `finished`, then (with `[[notify]]`) `notified`. An undo appends `undone` to the journal
 //! of the run it undid. After a crash (`kill -9`, power loss) the journal says exactly which
 //! steps completed, so `resume` can finish the run and `undo` can put everything back. A last
 //! line cut short by a crash is ignored; damage anywhere else is an error naming the line.
@@ -71,7 +71,8 @@ impl std::str::FromStr for Severity {
 
 /// The journal format this version writes, in [`Record::Started`]: `1` journals what a step
 /// finds part-way ([`Record::Progress`]), so a reader can tell "the step never got that far"
-/// from "written before such records existed" (`0`).
+/// from "written before such records existed" (`0`), and what the webhooks did
+/// ([`Record::Notified`]).
 pub const JOURNAL_FORMAT: u32 = 1;
 
 /// One journal line.
@@ -205,6 +206,15 @@ pub enum Record {
         /// so that a report made later has them too.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         warnings: Vec<String>,
+    },
+    /// The webhooks were sent, after `finished` (they are sent once the run is recorded): what
+    /// each did with the run's `started` and its last event. Those that failed are warnings of
+    /// the run, as `finished`'s are ([`RunState::warnings`]).
+    Notified {
+        /// When the last was done.
+        at: Timestamp,
+        /// One per webhook and event sent.
+        results: Vec<crate::notify::NotifyResult>,
     },
     /// A later undo restored the state from before this run.
     Undone {
@@ -428,7 +438,8 @@ pub struct RunState {
     pub finished_at: Option<Timestamp>,
     /// The undo that undid it.
     pub undone_by: Option<String>,
-    /// The warnings of the latest attempt, as its [`Record::Finished`] has them.
+    /// The warnings of the latest attempt, as its [`Record::Finished`] has them, then its
+    /// webhooks' that failed ([`Record::Notified`]).
     pub warnings: Vec<String>,
     /// Steps the operator skipped (manual runs).
     pub skipped: Vec<usize>,
@@ -527,6 +538,9 @@ impl RunState {
                     state.status = *status;
                     state.finished_at = Some(*at);
                     state.warnings.clone_from(warnings);
+                }
+                Record::Notified { results, .. } => {
+                    state.warnings.extend(results.iter().filter_map(crate::notify::NotifyResult::warning));
                 }
                 Record::Undone { by, .. } => {
                     state.undone_by = Some(by.clone());

@@ -25,6 +25,11 @@ use serde::{Deserialize, Serialize};
 use crate::fsutil::{self, IoContext, IoError};
 use crate::time::Timestamp;
 
+mod push;
+
+pub(crate) use push::PushLock;
+pub use push::{PushHolder, refuse_push_running};
+
 /// Who holds (or held) the lock.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LockHolder {
@@ -67,6 +72,15 @@ pub enum Error {
         /// How long the run waited for it to go.
         waited_secs: u64,
     },
+    /// A `git push` that a run started is still running (it outlived that run's
+    /// forge-rollback): the remote may still change (`PushLock`).
+    #[error("{} is still running (it outlived the forge-rollback that started it): the remote may still change", holder.as_ref().map_or_else(|| "a `git push` of `[deploy]`".to_owned(), ToString::to_string))]
+    PushRunning {
+        /// The push lock file.
+        path: PathBuf,
+        /// The push, if its details were written yet.
+        holder: Option<PushHolder>,
+    },
     /// The lock file could not be opened or locked.
     #[error(transparent)]
     Io(#[from] IoError),
@@ -84,6 +98,12 @@ impl Error {
             Error::GitBusy { index_lock, .. } => Some(format!(
                 "wait for that git to finish and try again; if no git process is running, a crash left the file: remove `{}`",
                 index_lock.display()
+            )),
+            Error::PushRunning { holder, .. } => Some(format!(
+                "wait for it to end, then try again: the remote is read after it, to see whether the push went through{}",
+                holder.as_ref().and_then(|h| h.pgid).map_or_else(String::new, |g| format!(
+                    "; if it hangs, stop it with `kill -- -{g}` (the remote then keeps whatever it had accepted)"
+                ))
             )),
             Error::Io(e) => e.unsafe_state().map(fsutil::UnsafeState::hint),
         }

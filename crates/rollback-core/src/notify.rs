@@ -22,7 +22,9 @@
 //! in constant time, and refuses timestamps older than a few minutes (replays).
 //!
 //! [`send_all`] sends to every webhook at once and returns when all are done: each webhook
-//! takes at most `timeout_secs × (retries + 1)`, waits between attempts included.
+//! takes at most `timeout_secs × (retries + 1)`, waits between attempts included. A run sends
+//! its `started` in the background ([`Sending`]) and, once it is recorded, its last event with
+//! [`send_after`], within that same bound counted from then.
 
 // "PagerDuty", "PromQL" are product names, not code.
 #![allow(clippy::doc_markdown)]
@@ -35,6 +37,7 @@ use serde::{Deserialize, Serialize};
 use crate::deploy::secret_parts;
 use crate::event::LogLevel;
 use crate::http::{client_without_redirects, describe_error};
+use crate::model::RunKind;
 use crate::secret::{Secret, from_inline_or_env, redact_in};
 use crate::time::Timestamp;
 use crate::verify::config::valid_secs;
@@ -77,14 +80,16 @@ impl NotifyEventKind {
         }
     }
 
-    fn headline(self) -> &'static str {
-        match self {
-            NotifyEventKind::Started => "rollback started",
-            NotifyEventKind::Succeeded => "rollback succeeded",
-            NotifyEventKind::Failed => "rollback FAILED",
-            NotifyEventKind::VerificationFailed => "rollback done but verification FAILED",
-            NotifyEventKind::Cancelled => "rollback cancelled",
-        }
+    /// `rollback FAILED`, `undo succeeded`: what happened to a run of kind `run`.
+    fn headline(self, run: RunKind) -> String {
+        let what = match self {
+            NotifyEventKind::Started => "started",
+            NotifyEventKind::Succeeded => "succeeded",
+            NotifyEventKind::Failed => "FAILED",
+            NotifyEventKind::VerificationFailed => "done but verification FAILED",
+            NotifyEventKind::Cancelled => "cancelled",
+        };
+        format!("{} {what}", run.as_str())
     }
 }
 
@@ -205,14 +210,27 @@ impl NotifyConfig {
         if self.retries > MAX_RETRIES {
             return Err(("retries".into(), format!("at most {MAX_RETRIES} (got {})", self.retries)));
         }
+        if self.events.is_empty() {
+            return Err((
+                "events".into(),
+                "is an empty list: the webhook would never be sent anything (leave `events` out to send every event)"
+                    .into(),
+            ));
+        }
         for (key, inline, env) in [
-            ("secret", self.secret.is_some(), &self.secret_env),
-            ("routing_key", self.routing_key.is_some(), &self.routing_key_env),
-            ("token", self.token.is_some(), &self.token_env),
+            ("secret", &self.secret, &self.secret_env),
+            ("routing_key", &self.routing_key, &self.routing_key_env),
+            ("token", &self.token, &self.token_env),
         ] {
             match (inline, env) {
-                (true, Some(_)) => return Err((key.into(), format!("set either `{key}` or `{key}_env`, not both"))),
-                (false, Some(v)) if v.is_empty() => {
+                (Some(_), Some(_)) => {
+                    return Err((key.into(), format!("set either `{key}` or `{key}_env`, not both")));
+                }
+                // An HMAC keyed with nothing, or a key nobody holds: never what was meant.
+                (Some(value), None) if value.expose().trim().is_empty() => {
+                    return Err((key.into(), format!("is empty (or only white space): set it, or leave `{key}` out")));
+                }
+                (None, Some(v)) if v.is_empty() => {
                     return Err((format!("{key}_env"), "names no environment variable".into()));
                 }
                 _ => {}
@@ -255,6 +273,8 @@ pub fn validate(configs: &[NotifyConfig]) -> Result<(), (String, String)> {
 pub struct NotifyEvent {
     /// What happened.
     pub kind: NotifyEventKind,
+    /// The run's kind: `rollback`, or `undo` (of an earlier run).
+    pub run_kind: RunKind,
     /// The run.
     pub run_id: String,
     /// How bad it is.
@@ -272,7 +292,8 @@ pub struct NotifyEvent {
 }
 
 impl NotifyEvent {
-    /// The Slack text: `[forge-rollback] rollback FAILED in shop (run r1, 1a2b3c4 → 9f8e7d6): message`.
+    /// The Slack text: `[forge-rollback] rollback FAILED in shop (run r1, 1a2b3c4 → 9f8e7d6): message`
+    /// (`undo FAILED` for an undo).
     pub fn text(&self) -> String {
         let short = |c: &Option<String>| c.as_deref().map(|c| c.get(..7).unwrap_or(c).to_owned());
         let commits = match (short(&self.from), short(&self.to)) {
@@ -280,8 +301,12 @@ impl NotifyEvent {
             (None, Some(t)) => format!(", to {t}"),
             _ => String::new(),
         };
-        let mut text =
-            format!("[forge-rollback] {} in {} (run {}{commits})", self.kind.headline(), self.repository, self.run_id);
+        let mut text = format!(
+            "[forge-rollback] {} in {} (run {}{commits})",
+            self.kind.headline(self.run_kind),
+            self.repository,
+            self.run_id
+        );
         if !self.message.is_empty() {
             text.push_str(": ");
             text.push_str(&self.message);
@@ -296,9 +321,9 @@ impl NotifyEvent {
     }
 
     /// What an incident tool shows as a title: `forge-rollback: rollback FAILED in shop
-    /// (9f8e7d6 → 1a2b3c4)`.
+    /// (9f8e7d6 → 1a2b3c4)` (`undo FAILED` for an undo, which puts the broken release back).
     pub fn title(&self) -> String {
-        format!("forge-rollback: {} in {} ({})", self.kind.headline(), self.repository, self.commits())
+        format!("forge-rollback: {} in {} ({})", self.kind.headline(self.run_kind), self.repository, self.commits())
     }
 
     fn details(&self) -> serde_json::Value {
@@ -306,6 +331,7 @@ impl NotifyEvent {
             "run_id": self.run_id,
             "level": self.level,
             "status": self.kind.as_str(),
+            "run_kind": self.run_kind,
             "from": self.from,
             "to": self.to,
             "repository": self.repository,
@@ -317,7 +343,7 @@ impl NotifyEvent {
         let code = |c: &Option<String>| c.as_deref().map_or("unknown".to_owned(), |c| format!("`{c}`"));
         let mut md = format!(
             "**{}** in **{}**\n\n- run: `{}`\n- from: {}\n- to: {}\n- level: {}\n- at: {}\n",
-            self.kind.headline(),
+            self.kind.headline(self.run_kind),
             self.repository,
             self.run_id,
             code(&self.from),
@@ -406,6 +432,30 @@ pub struct NotifyResult {
     pub detail: String,
 }
 
+impl NotifyResult {
+    /// Not delivered, with why.
+    fn failed(name: String, kind: NotifyEventKind, detail: String) -> Self {
+        Self { name, kind, ok: false, attempts: 0, status: None, millis: 0, detail }
+    }
+
+    /// The run's warning when the webhook failed (``webhook `ops` (started) failed: timed out
+    /// after 5.0 s``), as logged and as reports list it; `None` when it was delivered.
+    pub fn warning(&self) -> Option<String> {
+        (!self.ok).then(|| format!("webhook `{}` ({}) failed: {}", self.name, self.kind.as_str(), self.detail))
+    }
+}
+
+/// The detail of a send given up because the caller stopped waiting ([`send_after`]'s `stop`).
+pub const INTERRUPTED: &str = "interrupted before it was answered";
+
+/// How often [`send_after`] asks its `stop`.
+const STOP_POLL: Duration = Duration::from_millis(50);
+
+/// The longest one webhook may take for one event: `timeout_secs × (retries + 1)`.
+fn budget(config: &NotifyConfig) -> Duration {
+    duration(config.timeout_secs).saturating_mul(config.retries.min(MAX_RETRIES) + 1)
+}
+
 /// Sends `event` to every webhook subscribed to its kind, at once; one result per webhook
 /// sent to (unsubscribed ones are left out). Never fails: problems are in the results. Each
 /// webhook takes at most its `timeout_secs × (retries + 1)`.
@@ -414,21 +464,141 @@ pub async fn send_all(configs: &[NotifyConfig], event: &NotifyEvent) -> Vec<Noti
         .iter()
         .enumerate()
         .filter(|(_, c)| c.events.contains(&event.kind))
-        .map(|(i, c)| send_one(c, c.label(i), event));
+        .map(|(i, c)| send_one(c, c.label(i), event, None));
     futures_util::future::join_all(sends).await
 }
 
-async fn send_one(config: &NotifyConfig, name: String, event: &NotifyEvent) -> NotifyResult {
+/// An event being sent in the background, one task per webhook subscribed to it: a run's
+/// `started`, sent while its first steps run, so that a slow webhook does not hold up an
+/// emergency. Collected by [`send_after`]; dropping it stops the sends not done yet.
+#[derive(Debug)]
+pub struct Sending {
+    /// By webhook, in the configuration's order; `None`: not subscribed to the event.
+    sends: Vec<Option<Background>>,
+}
+
+/// One webhook's send on the shared runtime, stopped when dropped.
+#[derive(Debug)]
+struct Background(tokio::task::JoinHandle<NotifyResult>);
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl Sending {
+    /// Starts sending `event` to every webhook of `configs` subscribed to it, on the shared
+    /// runtime, and returns at once. Each send is bounded as [`send_all`]'s are.
+    pub fn start(configs: &[NotifyConfig], event: &NotifyEvent) -> Self {
+        let sends = configs
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                c.events.contains(&event.kind).then(|| {
+                    let (config, event) = (c.clone(), event.clone());
+                    Background(
+                        crate::rt::runtime()
+                            .spawn(async move { send_one(&config, config.label(i), &event, None).await }),
+                    )
+                })
+            })
+            .collect();
+        Self { sends }
+    }
+}
+
+/// Sends `event`, a run's last, to every webhook of `configs` subscribed to it, collecting
+/// `before` (the run's `started`, from [`Sending::start`] with the same `configs`) meanwhile.
+/// Returns the results of both: `before`'s, then `event`'s. Never fails.
+///
+/// At each webhook the two stay in order: `event` goes out once that webhook's `started` is
+/// answered or given up, so that an incident tool never sees an alert resolved before it
+/// fired. And each webhook's share of the wait, its `started` included, ends `timeout_secs ×
+/// (retries + 1)` after this is called: the bound a webhook may hold a run up by. What a slow
+/// `started` used of it, `event` does not get (a `started` that took it all leaves `event`
+/// unsent, a failed result saying so).
+///
+/// `stop` is asked every 50 ms: once it says `true`, what is not done yet is given up at once,
+/// each a failed result with the detail [`INTERRUPTED`].
+pub async fn send_after(
+    configs: &[NotifyConfig],
+    before: Option<Sending>,
+    event: &NotifyEvent,
+    stop: &(dyn Fn() -> bool + Sync),
+) -> (Vec<NotifyResult>, Vec<NotifyResult>) {
+    let start = tokio::time::Instant::now();
+    let mut before = before.map(|b| b.sends).unwrap_or_default();
+    let each = configs.iter().enumerate().map(|(i, c)| {
+        let earlier = before.get_mut(i).and_then(Option::take);
+        async move {
+            let name = c.label(i);
+            let subscribed = c.events.contains(&event.kind);
+            let given_up = |kind| NotifyResult::failed(name.clone(), kind, INTERRUPTED.to_owned());
+            let stopped = async {
+                while !stop() {
+                    tokio::time::sleep(STOP_POLL).await;
+                }
+            };
+            tokio::pin!(stopped);
+            let mut started = None;
+            // Its share of the wait ends here, its `started` included (without one, the last
+            // event has it all).
+            let mut deadline = None;
+            if let Some(mut send) = earlier {
+                deadline = Some(start + budget(c));
+                // Begun before this call and bounded by the same budget: over before `deadline`.
+                let result = tokio::select! {
+                    joined = &mut send.0 => joined.unwrap_or_else(|e| {
+                        NotifyResult::failed(name.clone(), NotifyEventKind::Started, format!("the send stopped: {e}"))
+                    }),
+                    () = &mut stopped => {
+                        return (Some(given_up(NotifyEventKind::Started)), subscribed.then(|| given_up(event.kind)));
+                    }
+                };
+                started = Some(result);
+            }
+            let last = if subscribed {
+                Some(tokio::select! {
+                    r = send_one(c, name.clone(), event, deadline) => r,
+                    () = &mut stopped => given_up(event.kind),
+                })
+            } else {
+                None
+            };
+            (started, last)
+        }
+    });
+    let (started, last): (Vec<_>, Vec<_>) = futures_util::future::join_all(each).await.into_iter().unzip();
+    (started.into_iter().flatten().collect(), last.into_iter().flatten().collect())
+}
+
+/// Sends `event` to one webhook, within its budget, and within `deadline` when given (what
+/// its `started` left of the wait).
+async fn send_one(
+    config: &NotifyConfig,
+    name: String,
+    event: &NotifyEvent,
+    deadline: Option<tokio::time::Instant>,
+) -> NotifyResult {
     let start = Instant::now();
-    let mut result =
-        NotifyResult { name, kind: event.kind, ok: false, attempts: 0, status: None, millis: 0, detail: String::new() };
+    let mut result = NotifyResult::failed(name, event.kind, String::new());
     let per_attempt = duration(config.timeout_secs);
     let attempts = config.retries.min(MAX_RETRIES) + 1;
-    let budget = per_attempt.saturating_mul(attempts);
-    let bounded = tokio::time::timeout(budget, attempt_all(config, event, per_attempt, attempts, &mut result)).await;
+    let own = budget(config);
+    let left = deadline.map(|d| d.saturating_duration_since(tokio::time::Instant::now()));
+    if left.is_some_and(|l| l.is_zero()) {
+        result.detail = format!("not sent: its `started` took all the {:.1} s it may hold a run up", own.as_secs_f64());
+        return result;
+    }
+    let allowed = left.map_or(own, |l| l.min(own));
+    let bounded = tokio::time::timeout(allowed, attempt_all(config, event, per_attempt, attempts, &mut result)).await;
     if bounded.is_err() {
         result.ok = false;
-        let gave_up = format!("gave up after {:.1} s", budget.as_secs_f64());
+        let mut gave_up = format!("gave up after {:.1} s", allowed.as_secs_f64());
+        if allowed < own {
+            gave_up.push_str(", the time its `started` left");
+        }
         result.detail = if result.detail.is_empty() { gave_up } else { format!("{}; {gave_up}", result.detail) };
     }
     if result.attempts > 1 {

@@ -20,16 +20,21 @@
 //! plus `env`: secrets the tool holds (webhook URLs, database URLs) do not reach it.
 //!
 //! A step's program may leave background children behind (a script that starts the server):
-//! they are left running, and the pipes they inherit do not keep [`run`] waiting.
+//! they are left running, and do not keep [`run`] waiting. Its stdout and stderr go to two
+//! private files (`restart-<n>-<name>.stdout`, `.stderr`) in the folder [`run`] is given, not to
+//! pipes: what it started inherits them and must be able to write its logs once the step has
+//! ended. The program itself dies with forge-rollback (`kill -9`): it is not left running
+//! unwatched, past its timeout, next to the copy a `resume` starts.
 
 use std::collections::{BTreeMap, HashSet};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Component, Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
 use crate::event::LogLevel;
-use crate::verify::command::run_command;
+use crate::verify::command::run_command_to_files;
 use crate::verify::config::valid_secs;
 use crate::verify::{ServiceVerifier, duration, millis, timed_out};
 
@@ -147,16 +152,18 @@ where
 
 /// Runs `steps` in order in `workdir`, stopping at the first that fails; returns one result
 /// per step run. A step's readiness check is polled through `verifier` until it passes or
-/// `ready_timeout_secs` has passed.
+/// `ready_timeout_secs` has passed. Each program's output is appended to its files in
+/// `output_dir` (a run's folder), which must exist.
 pub async fn run(
     steps: &[RestartStep],
     verifier: &dyn ServiceVerifier,
     workdir: &Path,
+    output_dir: &Path,
     log: Log<'_>,
 ) -> Vec<RestartResult> {
     let mut results = Vec::with_capacity(steps.len());
-    for step in steps {
-        let result = run_step(step, verifier, workdir, log).await;
+    for (i, step) in steps.iter().enumerate() {
+        let result = run_step(step, verifier, workdir, &output_files(output_dir, i, &step.name), log).await;
         let ok = result.ok;
         if ok {
             log(LogLevel::Success, format!("restart `{}`: {}", step.name, result.detail));
@@ -171,7 +178,31 @@ pub async fn run(
     results
 }
 
-async fn run_step(step: &RestartStep, verifier: &dyn ServiceVerifier, workdir: &Path, log: Log<'_>) -> RestartResult {
+/// The files step number `index` (from 0) named `name` writes its stdout and stderr to: its
+/// number and its name (letters, digits, `.`, `_` and `-` kept, anything else `_`), so that two
+/// names never share them.
+pub fn output_files(output_dir: &Path, index: usize, name: &str) -> [PathBuf; 2] {
+    let safe: String =
+        name.chars().map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') { c } else { '_' }).collect();
+    ["stdout", "stderr"].map(|stream| output_dir.join(format!("restart-{}-{safe}.{stream}", index + 1)))
+}
+
+/// Opens (creates, mode `0600`) a file a step's program writes to, for appending.
+fn open_output(path: &Path) -> Result<std::fs::File, String> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.create(true).append(true).read(true).mode(0o600);
+    crate::fsutil::open_private(path, &mut opts, "open the output file of")
+        .map(|(file, _)| file)
+        .map_err(|e| format!("cannot open its output file: {e}"))
+}
+
+async fn run_step(
+    step: &RestartStep,
+    verifier: &dyn ServiceVerifier,
+    workdir: &Path,
+    [stdout, stderr]: &[PathBuf; 2],
+    log: Log<'_>,
+) -> RestartResult {
     let mut result = RestartResult {
         name: step.name.clone(),
         ok: false,
@@ -184,16 +215,18 @@ async fn run_step(step: &RestartStep, verifier: &dyn ServiceVerifier, workdir: &
         "no program to run (`argv` is empty)".clone_into(&mut result.detail);
         return result;
     }
-    let cmd = match command(step, workdir) {
+    let files = command(step, workdir).and_then(|cmd| Ok((cmd, open_output(stdout)?, open_output(stderr)?)));
+    let (mut cmd, stdout, stderr) = match files {
         Ok(c) => c,
         Err(e) => {
             result.detail = e;
             return result;
         }
     };
+    crate::signals::die_with_parent(&mut cmd);
     log(LogLevel::Info, format!("restart `{}`: running `{}`", step.name, step.argv.join(" ")));
     let limit = duration(step.timeout_secs);
-    let out = match run_command(cmd, &step.argv[0], Some(limit)).await {
+    let out = match run_command_to_files(cmd, &step.argv[0], Some(limit), stdout, stderr).await {
         Ok(o) => o,
         Err(e) => {
             result.detail = e.to_string();
@@ -255,21 +288,30 @@ fn command(step: &RestartStep, workdir: &Path) -> Result<tokio::process::Command
     };
     let mut cmd = tokio::process::Command::new(&step.argv[0]);
     cmd.args(&step.argv[1..]).current_dir(cwd);
+    if let Some(name) = unset_env(step) {
+        return Err(unset_env_message(name));
+    }
     if let Some(names) = &step.env_from {
         cmd.env_clear();
         for name in names {
-            match std::env::var_os(name) {
-                Some(v) => {
-                    cmd.env(name, v);
-                }
-                None => {
-                    return Err(format!("`env_from` names `{name}`, which is not set in forge-rollback's environment"));
-                }
+            if let Some(v) = std::env::var_os(name) {
+                cmd.env(name, v);
             }
         }
     }
     cmd.envs(&step.env);
     Ok(cmd)
+}
+
+/// The first variable `step`'s `env_from` names that is not set in forge-rollback's
+/// environment now: the step cannot run without it.
+pub fn unset_env(step: &RestartStep) -> Option<&str> {
+    step.env_from.iter().flatten().find(|name| std::env::var_os(name.as_str()).is_none()).map(String::as_str)
+}
+
+/// Why a step whose `env_from` names the unset variable `name` cannot run.
+pub fn unset_env_message(name: &str) -> String {
+    format!("`env_from` names `{name}`, which is not set in forge-rollback's environment")
 }
 
 /// Polls `check` until it passes (`Ok(time waited)`) or `limit` has passed (`Err(last

@@ -121,3 +121,54 @@ pub(crate) fn kill_group(pgid: i32) {
         libc::kill(-pgid, libc::SIGKILL);
     }
 }
+
+/// Has the child `cmd` starts killed (SIGKILL) when forge-rollback dies, by `kill -9` or the
+/// OOM killer, which run no destructor and no signal handler: no migration, restart program or
+/// `git push` goes on unsupervised, past its timeout, racing the operator's `resume`. Linux's
+/// parent-death signal: it reaches the program itself, not what the program starts (a server
+/// a restart script leaves running stays), and follows the thread that started the child;
+/// every caller waits for its child on that thread (or on the runtime's, which outlive it).
+#[cfg(target_os = "linux")]
+pub(crate) fn die_with_parent(cmd: &mut tokio::process::Command) {
+    let parent = libc::pid_t::try_from(std::process::id()).unwrap_or(0);
+    let arm = move || {
+        // SAFETY: `prctl` and `getppid` are async-signal-safe, as a `pre_exec` hook must be.
+        #[allow(unsafe_code)]
+        let (armed, ppid) =
+            unsafe { (libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong), libc::getppid()) };
+        if armed != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // The parent died between the fork and the `prctl`: no signal will come.
+        if ppid != parent {
+            return Err(std::io::Error::other("forge-rollback exited while starting it"));
+        }
+        Ok(())
+    };
+    // SAFETY: the hook only makes the two async-signal-safe calls above.
+    #[allow(unsafe_code)]
+    unsafe {
+        cmd.pre_exec(arm);
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn die_with_parent(_cmd: &mut tokio::process::Command) {}
+
+/// Has the child, and the programs it starts, inherit descriptor `fd` (every descriptor
+/// forge-rollback opens is closed on exec): an `flock` on it is held until the last of them
+/// exits ([`crate::lock::PushLock`]). `fd` must stay open until the child is started.
+#[cfg(unix)]
+pub(crate) fn inherit_fd(cmd: &mut tokio::process::Command, fd: std::os::fd::RawFd) {
+    let keep = move || {
+        // SAFETY: `fcntl` is async-signal-safe; it changes the flags of the child's copy only.
+        #[allow(unsafe_code)]
+        let rc = unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
+        if rc == -1 { Err(std::io::Error::last_os_error()) } else { Ok(()) }
+    };
+    // SAFETY: the hook only makes the async-signal-safe call above.
+    #[allow(unsafe_code)]
+    unsafe {
+        cmd.pre_exec(keep);
+    }
+}

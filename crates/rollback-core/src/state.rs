@@ -124,6 +124,11 @@ impl StateDir {
         self.root.join("lock")
     }
 
+    /// The push lock file: held while a `git push` of `[deploy]` runs (`lock::PushLock`).
+    pub fn push_lock_path(&self) -> PathBuf {
+        self.root.join("push.lock")
+    }
+
     /// Folder of all runs.
     pub fn runs_dir(&self) -> PathBuf {
         self.root.join("runs")

@@ -48,40 +48,11 @@ where
     // group, and must stop the run at the step boundary after a migration, dump or restore,
     // not kill it half-way (Python dies of the SIGINT, the step fails).
     cmd.process_group(0);
-    die_with_parent(&mut cmd);
+    // No Alembic goes on migrating unsupervised after forge-rollback died, racing the
+    // operator's `resume`.
+    crate::signals::die_with_parent(&mut cmd);
     cmd
 }
-
-/// Has the child killed when forge-rollback dies (`kill -9`, the OOM killer): no Alembic goes
-/// on migrating unsupervised, racing the operator's `resume`. Linux's parent-death signal,
-/// which follows the thread that started the child; every caller waits for its child on that
-/// thread (or on the runtime's, which outlive it).
-#[cfg(target_os = "linux")]
-fn die_with_parent(cmd: &mut Command) {
-    let parent = libc::pid_t::try_from(std::process::id()).unwrap_or(0);
-    let arm = move || {
-        // SAFETY: `prctl` and `getppid` are async-signal-safe, as a `pre_exec` hook must be.
-        #[allow(unsafe_code)]
-        let (armed, ppid) =
-            unsafe { (libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong), libc::getppid()) };
-        if armed != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        // The parent died between the fork and the `prctl`: no signal will come.
-        if ppid != parent {
-            return Err(std::io::Error::other("forge-rollback exited while starting it"));
-        }
-        Ok(())
-    };
-    // SAFETY: the hook only makes the two async-signal-safe calls above.
-    #[allow(unsafe_code)]
-    unsafe {
-        cmd.pre_exec(arm);
-    }
-}
-
-#[cfg(not(target_os = "linux"))]
-fn die_with_parent(_cmd: &mut Command) {}
 
 /// Starts `cmd` with stdout and stderr piped.
 pub(crate) fn spawn(program: &str, cmd: &mut Command) -> Result<Child> {

@@ -1,5 +1,6 @@
 //! Executing a plan: each step journaled (`step_begin`, work, `step_end`), then the run
-//! recorded: its status, webhooks, incident report and `run.json`.
+//! recorded: its status, incident report and `run.json`, then its webhooks (journaled, and
+//! the report written again with their warnings).
 
 use std::collections::BTreeSet;
 
@@ -47,7 +48,7 @@ pub(crate) struct Exec<'a> {
     /// Steps the operator skipped earlier (a resumed manual run): never run.
     pub(crate) skipped: BTreeSet<usize>,
     /// The `started` webhooks, sent while the first steps run.
-    pub(crate) started_notice: Option<tokio::task::JoinHandle<Vec<crate::notify::NotifyResult>>>,
+    pub(crate) started_notice: Option<crate::notify::Sending>,
 }
 
 impl Rollback {
@@ -160,6 +161,10 @@ impl Rollback {
         };
         let warnings = ctx.warnings.clone();
         ex.journal.append(&Record::Finished { at: finished, status, error: error.clone(), warnings })?;
+        // A cancel asked for until now was for the steps; from now on one only stops the wait
+        // for the webhooks, and the front-end says so.
+        let cancelled_before = ctx.observer.cancelled().is_some();
+        ctx.observer.finishing(true);
         // The undo of an undo rolls back again: say what it puts back.
         let back = match ex.plan.kind {
             RunKind::Undo => " puts back what this undo changed",
@@ -227,31 +232,11 @@ impl Rollback {
                 );
             }
         }
-        let kind = match status {
-            RunStatus::Succeeded => crate::notify::NotifyEventKind::Succeeded,
-            RunStatus::VerificationFailed => crate::notify::NotifyEventKind::VerificationFailed,
-            RunStatus::Cancelled => crate::notify::NotifyEventKind::Cancelled,
-            _ => crate::notify::NotifyEventKind::Failed,
-        };
-        if let Some(started) = ex.started_notice.take() {
-            let results = crate::rt::block_on(async { started.await.unwrap_or_default() });
-            Self::log_notified(ctx, crate::notify::NotifyEventKind::Started, &results);
-        }
-        self.notify(ctx, kind, &ex.run_id, ex.plan, error.as_deref());
-        let state = RunState::load(ex.journal.path())?;
-        let mut outcome = self.outcome_of(&state);
+        let recorded = self.record_and_notify(ctx, ex, status, error.as_deref(), cancelled_before);
+        ctx.observer.finishing(false);
+        let (mut outcome, written) = recorded?;
         // The journal's (this attempt's up to its `finished` record), and the notifications' since.
         outcome.warnings = std::mem::take(&mut ctx.warnings);
-        // The report and `run.json` are read from the journal (`report RUN` rebuilds the
-        // report): one that cannot be written (a full disk) is a warning, never the run's
-        // outcome, and the automatic undo below still runs.
-        let written = self.write_report(&state, &outcome).and_then(|()| {
-            if status != RunStatus::Succeeded {
-                return Ok(());
-            }
-            let json = serde_json::to_vec_pretty(&outcome).unwrap_or_default();
-            Ok(fsutil::atomic_write(&self.state.run_dir(&ex.run_id).join("run.json"), &json)?)
-        });
         if let Err(e) = written {
             let warning = format!(
                 "the run's report could not be written ({}); `forge-rollback report {}` rebuilds it from the journal",
@@ -275,6 +260,63 @@ impl Rollback {
             outcome = self.undo_after(ctx, &ex.run_id, outcome);
         }
         Ok(outcome)
+    }
+
+    /// Writes the report and `run.json` of a run just recorded (`finished`), then sends its
+    /// webhooks, journals what they did, and writes the report again with their warnings.
+    /// Returns the outcome and whether its files could be written.
+    ///
+    /// The files come first: a webhook that hangs for its whole timeout, or a second Ctrl-C
+    /// during that wait, must not leave a recorded run without them.
+    fn record_and_notify(
+        &self,
+        ctx: &mut Ctx<'_>,
+        ex: &mut Exec<'_>,
+        status: RunStatus,
+        error: Option<&str>,
+        cancelled_before: bool,
+    ) -> Result<(RunOutcome, Result<()>)> {
+        let recorded = self.write_outcome(ctx, ex, status)?;
+        let kind = match status {
+            RunStatus::Succeeded => crate::notify::NotifyEventKind::Succeeded,
+            RunStatus::VerificationFailed => crate::notify::NotifyEventKind::VerificationFailed,
+            RunStatus::Cancelled => crate::notify::NotifyEventKind::Cancelled,
+            _ => crate::notify::NotifyEventKind::Failed,
+        };
+        let results = self.notify_end(ctx, ex, kind, error, cancelled_before);
+        if results.is_empty() {
+            return Ok(recorded);
+        }
+        // Journaled, as the `finished` record's warnings are, for `report RUN` and `runs show`.
+        if let Err(e) = ex.journal.append(&Record::Notified { at: Timestamp::now(), results }) {
+            ctx.log(
+                LogLevel::Warn,
+                format!(
+                    "what the webhooks did could not be journaled ({e}): `forge-rollback report {}` will not list their warnings",
+                    ex.run_id
+                ),
+            );
+        }
+        self.write_outcome(ctx, ex, status)
+    }
+
+    /// The outcome of a recorded run, with the warnings logged so far, written to its report
+    /// and (when it succeeded) its `run.json`; with whether they could be written.
+    fn write_outcome(&self, ctx: &Ctx<'_>, ex: &Exec<'_>, status: RunStatus) -> Result<(RunOutcome, Result<()>)> {
+        let state = RunState::load(ex.journal.path())?;
+        let mut outcome = self.outcome_of(&state);
+        outcome.warnings.clone_from(&ctx.warnings);
+        // The report and `run.json` are read from the journal (`report RUN` rebuilds the
+        // report): one that cannot be written (a full disk) is a warning, never the run's
+        // outcome, and the automatic undo still runs.
+        let written = self.write_report(&state, &outcome).and_then(|()| {
+            if status != RunStatus::Succeeded {
+                return Ok(());
+            }
+            let json = serde_json::to_vec_pretty(&outcome).unwrap_or_default();
+            Ok(fsutil::atomic_write(&self.state.run_dir(&ex.run_id).join("run.json"), &json)?)
+        });
+        Ok((outcome, written))
     }
 
     /// Undoes a run that just finished, under the lock it already holds (`on_failure =

@@ -165,6 +165,7 @@ impl Rollback {
             locks.push(with_lock(self.vcs.git_dir().join("refs/heads").join(branch)));
         }
         let start = std::time::Instant::now();
+        self.wait_for_push(ctx, start)?;
         let mut told = false;
         while let Some(held) = locks.iter().find(|l| std::fs::symlink_metadata(l).is_ok()) {
             if start.elapsed() >= GIT_WAIT {
@@ -186,6 +187,27 @@ impl Rollback {
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
         Ok(())
+    }
+
+    /// Waits, up to [`GIT_WAIT`] from `start`, for no `git push` of `[deploy]` to be running:
+    /// one that outlived a killed run (its push lock, [`crate::lock::PushLock`]) may still
+    /// move the remote branch, and an undo or resume reading the remote meanwhile would find
+    /// it where it was, then act on that. Refused (exit 3) when it is still running after.
+    fn wait_for_push(&self, ctx: &mut Ctx<'_>, start: std::time::Instant) -> Result<()> {
+        let path = self.state.push_lock_path();
+        let mut told = false;
+        loop {
+            let running = match crate::lock::refuse_push_running(&path) {
+                Ok(()) => return Ok(()),
+                Err(e @ crate::lock::Error::PushRunning { .. }) if start.elapsed() < GIT_WAIT => e,
+                Err(e) => return Err(e.into()),
+            };
+            if !told && start.elapsed() >= GIT_NOTICE_AFTER {
+                told = true;
+                ctx.log(LogLevel::Warn, format!("{running}: waiting up to {} s for it to end", GIT_WAIT.as_secs()));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
     }
 
     /// Opens (or creates) the job's journal and log, then runs its steps.
@@ -224,7 +246,7 @@ impl Rollback {
                 }
                 ctx.log(LogLevel::Info, format!("From {} to {}", plan.from.commit.short(), plan.to.short()));
                 // Sent while the first steps run: a slow webhook must not hold up an emergency.
-                let notice = self.notify_later(crate::notify::NotifyEventKind::Started, run_id, plan);
+                let notice = self.notify_later(run_id, plan);
                 (journal, 0, BTreeSet::new(), notice)
             }
             Start::Resumed { at, skipped } => {

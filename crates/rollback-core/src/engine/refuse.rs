@@ -102,6 +102,7 @@ impl Rollback {
                 ));
             }
         }
+        out.extend(self.restart_refusals(a, opts));
         if opts.database_only {
             out.extend(self.database_only_refusal(a));
         }
@@ -140,6 +141,55 @@ impl Rollback {
                     " if you really mean to move to a commit HEAD never had"
                 ]),
             ));
+        }
+        out
+    }
+
+    /// `[[restart]]` steps that could not run once the code has moved: an `env_from` variable
+    /// not set in this environment (a usage error, as any variable the configuration names),
+    /// a `cwd` that neither is in the work tree now nor comes with the target. Found after the
+    /// reset, either would leave the run half-way for want of a setting.
+    fn restart_refusals(&self, a: &Assessment, opts: &RunOptions) -> Vec<Error> {
+        let mut out = Vec::new();
+        for step in &self.config.restart {
+            if let Some(var) = crate::restart::unset_env(step) {
+                out.push(Error::usage(
+                    format!("`[[restart]]` `{}`: {}", step.name, crate::restart::unset_env_message(var)),
+                    Some(
+                        format!("set `{var}` in the environment forge-rollback runs in, or take it out of `env_from`")
+                            .into(),
+                    ),
+                ));
+            }
+            let Some(cwd) = &step.cwd else { continue };
+            if self.workdir().join(cwd).is_dir() {
+                continue;
+            }
+            let parts: Vec<&str> = cwd
+                .components()
+                .filter_map(|c| match c {
+                    std::path::Component::Normal(p) => p.to_str(),
+                    _ => None,
+                })
+                .collect();
+            let Ok(dir) = crate::paths::RepoPath::new(parts.join("/")) else { continue };
+            // The reset writes the folder if the target adds or keeps a file in it.
+            let comes = !opts.database_only
+                && a.changes
+                    .iter()
+                    .map(ChangedFile::change)
+                    .any(|c| c.path.starts_with(&dir) && c.path != dir && c.kind != crate::vcs::ChangeKind::Deleted);
+            if !comes {
+                out.push(Error::usage(
+                    format!(
+                        "`[[restart]]` `{}`: its `cwd` `{}` is not a folder in the work tree, and the target {} does not bring one",
+                        step.name,
+                        cwd.display(),
+                        a.target.commit.id.short()
+                    ),
+                    Some("fix `cwd` in the configuration (it is relative to the top of the work tree)".into()),
+                ));
+            }
         }
         out
     }

@@ -73,6 +73,10 @@ impl Entry for ResumeEntry<'_> {
             // Nothing destructive happened yet: capture the tree again as it is now.
             at = 0;
         }
+        // A deploy still to run must be able to: refused now, before the steps ahead of it.
+        if plan.steps.iter().skip(at).any(|s| matches!(s, Step::Deploy { .. })) {
+            rb.refuse_deploy_unready(&plan)?;
+        }
         let manual = plan.level == Some(Level::Manual) && plan.kind == RunKind::Rollback && !prompter.is_automatic();
         Ok(Next::Go(Job {
             run_id: run_id.to_owned(),

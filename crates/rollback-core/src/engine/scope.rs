@@ -58,6 +58,7 @@ impl Rollback {
         } else {
             self.plan_promotion(&mut plan)?;
         }
+        self.refuse_deploy_unready(&plan)?;
         Ok(plan)
     }
 }

@@ -101,47 +101,54 @@ impl Rollback {
         Ok(crate::rt::block_on(verifier.verify(only)))
     }
 
-    /// Sends a webhook event to every `[[notify]]` subscribed to it. A failing or hanging
-    /// webhook is a warning, bounded by its own timeout; it never fails the run.
-    pub(crate) fn notify(
-        &self,
-        ctx: &mut Ctx<'_>,
-        kind: NotifyEventKind,
-        run_id: &str,
-        plan: &Plan,
-        error: Option<&str>,
-    ) {
-        if self.config.notify.is_empty() {
-            return;
-        }
-        let event = self.event(kind, run_id, plan, error);
-        let results = crate::rt::block_on(crate::notify::send_all(&self.config.notify, &event));
-        Self::log_notified(ctx, kind, &results);
-    }
-
-    /// Starts sending a webhook event on the shared runtime and returns at once; the caller
-    /// collects the results later (`None`: no webhook configured).
-    pub(crate) fn notify_later(
-        &self,
-        kind: NotifyEventKind,
-        run_id: &str,
-        plan: &Plan,
-    ) -> Option<tokio::task::JoinHandle<Vec<crate::notify::NotifyResult>>> {
+    /// Starts sending the `started` event of a run on the shared runtime and returns at once;
+    /// [`Rollback::notify_end`] collects it (`None`: no webhook configured).
+    pub(crate) fn notify_later(&self, run_id: &str, plan: &Plan) -> Option<crate::notify::Sending> {
         if self.config.notify.is_empty() {
             return None;
         }
-        let event = self.event(kind, run_id, plan, None);
-        let configs = self.config.notify.clone();
-        Some(crate::rt::runtime().spawn(async move { crate::notify::send_all(&configs, &event).await }))
+        let event = self.event(NotifyEventKind::Started, run_id, plan, None);
+        Some(crate::notify::Sending::start(&self.config.notify, &event))
+    }
+
+    /// Sends a recorded run's last event (`kind`, with its `error`) to every `[[notify]]`
+    /// subscribed to it, while collecting its `started` ([`Rollback::notify_later`]); logs what
+    /// each webhook did and returns it all (empty without webhooks). A failing or hanging
+    /// webhook is a warning, bounded by its own timeout ([`crate::notify::send_after`]); it
+    /// never fails the run.
+    ///
+    /// A cancel asked for during the wait ([`crate::event::Observer::cancelled`]) stops it at
+    /// once: the run is recorded already, and only the webhooks not answered yet are given up.
+    /// One asked for earlier does not (it was for the steps, and the run's `cancelled` event
+    /// must still go out).
+    pub(crate) fn notify_end(
+        &self,
+        ctx: &mut Ctx<'_>,
+        ex: &mut super::exec::Exec<'_>,
+        kind: NotifyEventKind,
+        error: Option<&str>,
+        cancelled_before: bool,
+    ) -> Vec<crate::notify::NotifyResult> {
+        let before = ex.started_notice.take();
+        if self.config.notify.is_empty() {
+            return Vec::new();
+        }
+        let event = self.event(kind, &ex.run_id, ex.plan, error);
+        let observer = ctx.observer;
+        let stop = move || !cancelled_before && observer.cancelled().is_some();
+        let (started, last) =
+            crate::rt::block_on(crate::notify::send_after(&self.config.notify, before, &event, &stop));
+        Self::log_notified(ctx, &started);
+        Self::log_notified(ctx, &last);
+        started.into_iter().chain(last).collect()
     }
 
     /// Logs what happened to each webhook.
-    pub(crate) fn log_notified(ctx: &mut Ctx<'_>, kind: NotifyEventKind, results: &[crate::notify::NotifyResult]) {
+    fn log_notified(ctx: &mut Ctx<'_>, results: &[crate::notify::NotifyResult]) {
         for r in results {
-            if r.ok {
-                ctx.log(LogLevel::Info, format!("Notified webhook `{}` ({})", r.name, kind.as_str()));
-            } else {
-                ctx.log(LogLevel::Warn, format!("webhook `{}` ({}) failed: {}", r.name, kind.as_str(), r.detail));
+            match r.warning() {
+                None => ctx.log(LogLevel::Info, format!("Notified webhook `{}` ({})", r.name, r.kind.as_str())),
+                Some(warning) => ctx.log(LogLevel::Warn, warning),
             }
         }
     }
@@ -161,6 +168,7 @@ impl Rollback {
         };
         NotifyEvent {
             kind,
+            run_kind: plan.kind,
             run_id: run_id.to_owned(),
             level: match kind {
                 NotifyEventKind::Started => LogLevel::Info,

@@ -67,6 +67,8 @@ impl Entry for UndoEntry<'_> {
             if let Some(e) = refuse_reset(rb, &plan, &manifest) {
                 return Err(e);
             }
+            rb.refuse_deploy_unready(&plan)?;
+            rb.refuse_pushed_over(&target, head.branch.as_deref())?;
             let made_since = rb.commits_made_since(&target, &manifest.head, &head.commit)?;
             let mut summary = format!(
                 "Undo run {run_id}\nRepository: {}\nFrom: {} ({})\nBack to: {} on {} with {} path(s) from backup {}{}\n",
@@ -173,6 +175,8 @@ impl Entry for UndoEntry<'_> {
         if let Some(e) = refuse_reset(rb, &plan, &manifest) {
             return Err(e);
         }
+        rb.refuse_deploy_unready(&plan)?;
+        rb.refuse_pushed_over(&target, head.branch.as_deref())?;
         rb.keep_commits_made_since(ctx, &target, &manifest.head, &head.commit)?;
         rb.plan_repromotion(&mut plan, &target)?;
         Ok(Next::Go(Job {

@@ -572,6 +572,16 @@ fn timeline(state: &RunState) -> Vec<TimelineEntry> {
                 };
                 (*at, what)
             }
+            Record::Notified { at, results } => {
+                let each: Vec<String> = results
+                    .iter()
+                    .map(|r| {
+                        let how = if r.ok { "delivered" } else { "FAILED" };
+                        format!("`{}` ({}) {how}", r.name, r.kind.as_str())
+                    })
+                    .collect();
+                (*at, format!("Webhooks: {}", each.join(", ")))
+            }
             Record::Undone { at, by } => {
                 if by == crate::journal::NOTHING_CHANGED {
                     (*at, "Marked as undone: it had changed nothing".to_owned())

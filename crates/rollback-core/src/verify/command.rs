@@ -5,9 +5,15 @@
 //! and the last [`MAX_STDERR_BYTES`] of its standard error (where its error is). When it
 //! times out, or the check running it is cancelled, its process group is killed: the program
 //! and whatever it started, nothing else. A program that exits normally keeps its background
-//! children (a restart script may start a server), and their inherited pipes do not keep us
-//! waiting.
+//! children, and their inherited pipes do not keep us waiting.
+//!
+//! A restart step's program writes into files instead ([`run_command_to_files`]): a server it
+//! starts in the background inherits its stdout and stderr, and must go on writing there after
+//! the step. A pipe would be closed under it when the step ends, and its next log line would
+//! fail (EPIPE) or kill it (SIGPIPE).
 
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 use std::process::{ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
@@ -187,13 +193,79 @@ pub async fn run_program(argv: &[String], cwd: &Path, timeout: Option<Duration>)
 /// [`run_program`] for a command already given its arguments, folder and environment:
 /// `program` names it in errors.
 pub async fn run_command(
-    mut cmd: tokio::process::Command,
+    cmd: tokio::process::Command,
     program: &str,
     timeout: Option<Duration>,
 ) -> Result<ProgramOutput, SpawnError> {
-    cmd.process_group(0).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
+    run_command_noting(cmd, program, timeout, |_| {}).await
+}
+
+/// [`run_command`], telling `started` the program's process group (its pid) once it runs.
+pub(crate) async fn run_command_noting(
+    mut cmd: tokio::process::Command,
+    program: &str,
+    timeout: Option<Duration>,
+    started_as: impl FnOnce(u32) + Send,
+) -> Result<ProgramOutput, SpawnError> {
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    run_with(cmd, program, timeout, None, started_as).await
+}
+
+/// [`run_command`] with the program's stdout and stderr going to the files `stdout` and
+/// `stderr` (opened for appending) instead of pipes: what it leaves running in the background
+/// keeps writing there after it exits. [`ProgramOutput::stdout`] is then empty, and
+/// [`ProgramOutput::stderr`] is the end of what was appended to `stderr` while it ran.
+pub async fn run_command_to_files(
+    mut cmd: tokio::process::Command,
+    program: &str,
+    timeout: Option<Duration>,
+    stdout: File,
+    stderr: File,
+) -> Result<ProgramOutput, SpawnError> {
+    let io_error = |source| SpawnError { program: program.to_owned(), source };
+    let mut reader = stderr.try_clone().map_err(io_error)?;
+    // Where this run's stderr starts: the file may hold an earlier attempt's (a resume).
+    let start = reader.seek(SeekFrom::End(0)).map_err(io_error)?;
+    cmd.stdout(stdout).stderr(stderr);
+    run_with(cmd, program, timeout, Some((reader, start)), |_| {}).await
+}
+
+/// The end of what was written to `file` from `start` on (at most [`MAX_STDERR_BYTES`], from
+/// the start of a line): the program's background children may write on, so only what is
+/// there now is read.
+fn read_tail(file: &mut File, start: u64) -> Captured {
+    let mut captured = Captured::default();
+    let Ok(end) = file.seek(SeekFrom::End(0)) else { return captured };
+    let cap = MAX_STDERR_BYTES as u64;
+    // A byte more than kept, to tell whether the cut fell at the start of a line.
+    let from = start.max(end.saturating_sub(cap + 1));
+    let mut bytes = Vec::new();
+    if file.seek(SeekFrom::Start(from)).is_ok() {
+        let _ = file.take(end - from).read_to_end(&mut bytes);
+    }
+    captured.truncated = from > start;
+    captured.bytes = bytes;
+    captured.cut_to(MAX_STDERR_BYTES);
+    captured
+}
+
+/// Spawns `cmd` (its stdout and stderr set up by the caller) and waits for it: piped output
+/// is read as it comes; with `stderr_file`, the stderr is read from that file from the given
+/// offset once the program ended. `started_as` is told the program's process group (its pid)
+/// once it runs.
+async fn run_with(
+    mut cmd: tokio::process::Command,
+    program: &str,
+    timeout: Option<Duration>,
+    stderr_file: Option<(File, u64)>,
+    started_as: impl FnOnce(u32) + Send,
+) -> Result<ProgramOutput, SpawnError> {
+    cmd.process_group(0).stdin(Stdio::null()).kill_on_drop(true);
     let started = Instant::now();
     let mut child = cmd.spawn().map_err(|source| SpawnError { program: program.to_owned(), source })?;
+    if let Some(pid) = child.id() {
+        started_as(pid);
+    }
     let mut guard = GroupGuard(child.id().and_then(|id| i32::try_from(id).ok()));
     // Killed too when a signal ends forge-rollback (a second Ctrl-C), which drops no guard.
     let mut registered = guard.0.map(crate::signals::ChildGroup::new);
@@ -228,16 +300,21 @@ pub async fn run_command(
         }
     };
     let elapsed = started.elapsed();
-    let _ = tokio::time::timeout(DRAIN_AFTER_EXIT, async {
-        for r in &mut readers.0 {
-            let _ = r.await;
-        }
-    })
-    .await;
+    if !readers.0.is_empty() {
+        let _ = tokio::time::timeout(DRAIN_AFTER_EXIT, async {
+            for r in &mut readers.0 {
+                let _ = r.await;
+            }
+        })
+        .await;
+    }
     drop(readers);
     let take =
         |b: &Arc<Mutex<Captured>>| std::mem::take(&mut *b.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
     let (stdout, mut stderr) = (take(&out), take(&err));
+    if let Some((mut file, start)) = stderr_file {
+        stderr = read_tail(&mut file, start);
+    }
     stderr.cut_to(MAX_STDERR_BYTES);
     Ok(ProgramOutput {
         status,

@@ -38,7 +38,14 @@ impl Serialize for ExpectStatus {
 
 impl<'de> Deserialize<'de> for ExpectStatus {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
+        Self::deserialize_as(d, "expect_status")
+    }
+}
+
+impl ExpectStatus {
+    /// Reads the value of config key `key`, which its errors name (`hook_expect_status`).
+    pub(crate) fn deserialize_as<'de, D: Deserializer<'de>>(d: D, key: &'static str) -> Result<Self, D::Error> {
+        struct V(&'static str);
         impl<'de> serde::de::Visitor<'de> for V {
             type Value = ExpectStatus;
             fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -56,7 +63,7 @@ impl<'de> Deserialize<'de> for ExpectStatus {
                     out.push(code(v)?);
                 }
                 if out.is_empty() {
-                    return Err(A::Error::custom("`expect_status` is an empty list"));
+                    return Err(A::Error::custom(format!("`{}` is an empty list", self.0)));
                 }
                 Ok(ExpectStatus(out))
             }
@@ -67,7 +74,7 @@ impl<'de> Deserialize<'de> for ExpectStatus {
                 .filter(|c| (100..=599).contains(c))
                 .ok_or_else(|| E::custom(format!("{v} is not an HTTP status code (100 to 599)")))
         }
-        d.deserialize_any(V)
+        d.deserialize_any(V(key))
     }
 }
 

@@ -174,10 +174,13 @@ impl ServiceVerifier for Verifier {
                 let _permit = permits.acquire_owned().await.ok();
                 let (name, kind) = (check.name.clone(), check.kind());
                 let known = ctx.known.clone();
-                let mut task = tokio::spawn(run_check(check.clone(), ctx, limit));
+                // Aborted when this is dropped too: a caller that stops waiting (a readiness wait
+                // that ran out) drops it, and the check, with the program it runs, must end
+                // with it, not run on detached.
+                let mut task = AbortOnDrop(tokio::spawn(run_check(check.clone(), ctx, limit)));
                 // A backstop, in case a check blocks its thread and its own timeout cannot fire.
-                let done = tokio::time::timeout(limit + BACKSTOP_GRACE, &mut task).await;
-                task.abort();
+                let done = tokio::time::timeout(limit + BACKSTOP_GRACE, &mut task.0).await;
+                task.0.abort();
                 let mut result = match done {
                     Ok(Ok(result)) => result,
                     Ok(Err(join)) => {
@@ -208,6 +211,16 @@ impl ServiceVerifier for Verifier {
             duration_ms: millis(clock.elapsed()),
             checks,
         }
+    }
+}
+
+/// A spawned task that is aborted when this is dropped: its future is dropped, and with it
+/// the guards that kill a check's program.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

@@ -59,13 +59,107 @@ pub(crate) fn check_secrets(checks: &[CheckConfig]) -> Secrets {
 }
 
 /// Scrubs text a program printed outside the checks (a `[[restart]]` command's stderr) as a
-/// check's reason is: the configuration's secrets and the checks' (`settings.secrets` is
-/// filled when the configuration is loaded), URL passwords, control characters. The
-/// environment is read once, when this is made.
-pub(crate) fn scrubber(settings: &super::config::VerifySettings, checks: &[CheckConfig]) -> impl Fn(&str) -> String {
-    let vars = super::template::Vars::with_known(known_secrets(settings, checks));
+/// check's reason is: of the `known` secret values (the configuration's and the checks',
+/// [`known_secrets`], and whatever else the caller knows the program may print), of URL
+/// passwords, and of control characters.
+pub(crate) fn scrubber(known: Vec<String>) -> impl Fn(&str) -> String {
+    let vars = super::template::Vars::with_known(known.into());
     move |text: &str| escape_controls(&vars.redact(text))
 }
+
+/// Scrubs the file at `path` in place: every occurrence of the `secrets` (of at least 4
+/// bytes, as [`crate::secret::redact_in`] scrubs) becomes as many `*`, every control
+/// character but line breaks and tabs a `?` (ESC, BEL; C1 as `??`). The file keeps its
+/// length, so what a program still running appends to it lands where it would have. For the
+/// output files of a `[[restart]]` program, in the run's folder: what was written when this
+/// runs is scrubbed, what a server it started writes later is that server's log.
+pub(crate) fn scrub_file(path: &std::path::Path, secrets: &[String]) -> Result<(), crate::fsutil::IoError> {
+    use std::os::unix::fs::FileExt;
+    let secrets: Vec<&[u8]> = secrets.iter().map(String::as_bytes).filter(|s| s.len() >= 4).collect();
+    let (file, meta) = crate::fsutil::open_private(path, std::fs::OpenOptions::new().read(true).write(true), "scrub")?;
+    let end = meta.len();
+    let io = |e| crate::fsutil::IoError::new("scrub", path, e);
+    // Windows that overlap by the longest secret less one byte (and a C1 control's first
+    // byte): whatever straddles two windows is whole in the second.
+    let overlap = secrets.iter().map(|s| s.len()).max().unwrap_or(2).max(2) - 1;
+    let mut buf = vec![0_u8; 64 * 1024 + overlap];
+    let mut at = 0_u64;
+    while at < end {
+        let len = usize::try_from((end - at).min(buf.len() as u64)).unwrap_or(buf.len());
+        let window = &mut buf[..len];
+        file.read_exact_at(window, at).map_err(io)?;
+        let read = window.to_vec();
+        for secret in &secrets {
+            let mut i = 0;
+            while i + secret.len() <= window.len() {
+                if window[i..].starts_with(secret) {
+                    window[i..i + secret.len()].fill(b'*');
+                    i += secret.len();
+                } else {
+                    i += 1;
+                }
+            }
+        }
+        for i in 0..window.len() {
+            let b = window[i];
+            if (b < 0x20 && !matches!(b, b'\n' | b'\t' | b'\r')) || b == 0x7f {
+                window[i] = b'?';
+            } else if b == 0xc2 && window.get(i + 1).is_some_and(|n| (0x80..=0x9f).contains(n)) {
+                window[i..i + 2].fill(b'?');
+            }
+        }
+        // Only the bytes changed are written: nothing else is touched.
+        let mut i = 0;
+        while i < len {
+            if window[i] == read[i] {
+                i += 1;
+                continue;
+            }
+            let start = i;
+            while i < len && window[i] != read[i] {
+                i += 1;
+            }
+            file.write_all_at(&window[start..i], at + start as u64).map_err(io)?;
+        }
+        if len < buf.len() {
+            break;
+        }
+        at += (buf.len() - overlap) as u64;
+    }
+    Ok(())
+}
+
+/// The values in dotenv text (`KEY=value`, `export KEY=value`, quoted or not; the lines
+/// [`crate::env::keys`] reads) that are long enough to scrub: shorter ones (`1`, `on`) are
+/// left, as [`crate::secret::redact_in`] leaves them, or every digit of a message would go.
+pub(crate) fn dotenv_values(content: &[u8]) -> Vec<String> {
+    let text = String::from_utf8_lossy(content);
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if line.starts_with('#') {
+            continue;
+        }
+        let line = line.strip_prefix("export ").map_or(line, str::trim_start);
+        let Some((key, value)) = line.split_once('=') else { continue };
+        if key.trim().is_empty() {
+            continue;
+        }
+        let value = value.trim();
+        let value = value
+            .strip_prefix('"')
+            .and_then(|v| v.strip_suffix('"'))
+            .or_else(|| value.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')))
+            .unwrap_or(value);
+        if value.len() >= MIN_ENV_SECRET_BYTES && !out.iter().any(|v| v == value) {
+            out.push(value.to_owned());
+        }
+    }
+    out
+}
+
+/// The shortest `[env]` value scrubbed from a restart program's output.
+const MIN_ENV_SECRET_BYTES: usize = 4;
 
 /// The values of every secret the configuration names (`settings.secrets`, filled when it is
 /// loaded) and the checks hold, the environment read now.
@@ -127,6 +221,26 @@ pub(crate) fn escape_controls(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_file_is_scrubbed_in_place_keeping_its_length() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out");
+        // The secret straddles the first two windows.
+        let mut text = vec![b'.'; 64 * 1024 - 3];
+        text.extend_from_slice(b"sk_live_123 \x1b[2K ok\tdone\n\xc2\x9b\n");
+        std::fs::write(&path, &text).unwrap();
+        scrub_file(&path, &["sk_live_123".to_owned(), "abc".to_owned()]).unwrap();
+        let got = std::fs::read(&path).unwrap();
+        assert_eq!(got.len(), text.len());
+        assert_eq!(&got[64 * 1024 - 3..], b"*********** ?[2K ok\tdone\n??\n");
+    }
+
+    #[test]
+    fn dotenv_values_are_read_unquoted_and_short_ones_left() {
+        let text = b"# comment\nSTRIPE_KEY=sk_live_abc\nexport TOKEN = \"quoted value\"\nNAME='single'\nDEBUG=1\n\nnot a line\n";
+        assert_eq!(dotenv_values(text), ["sk_live_abc", "quoted value", "single"]);
+    }
 
     #[test]
     fn controls_are_escaped_and_whitespace_folded() {

@@ -54,6 +54,7 @@ impl Setup {
             from: &self.releases[2],
             to: &self.releases[0],
             branch: Some("main"),
+            push_lock: None,
         }
     }
 
@@ -159,6 +160,12 @@ fn bad_remotes_branches_and_commits_are_clear_errors() {
     let err = rt::block_on(deploy::deploy(&c, &s.ctx())).unwrap_err();
     assert!(matches!(err, Error::Git { .. }), "{err:?}");
     assert!(err.to_string().contains("nowhere"), "{err}");
+    assert!(err.to_string().contains("(exit code 128)"), "git's own exit status: {err}");
+    // Found before a run changes anything.
+    let err = rt::block_on(deploy::check_ready(&c, s.repo.path())).unwrap_err();
+    assert!(matches!(err, Error::NoRemote { .. }), "{err:?}");
+    assert_eq!(err.config_key(&c), Some("deploy.remote"));
+    rt::block_on(deploy::check_ready(&config(DeployStrategy::Push), s.repo.path())).unwrap();
     let detached = DeployContext { branch: None, ..s.ctx() };
     let err = rt::block_on(deploy::deploy(&config(DeployStrategy::Push), &detached)).unwrap_err();
     assert!(matches!(err, Error::NoBranch), "{err:?}");

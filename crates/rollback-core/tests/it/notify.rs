@@ -4,6 +4,7 @@ use std::time::{Duration, Instant};
 
 use rollback_core::event::LogLevel;
 use rollback_core::notify::{self, NotifyConfig, NotifyEvent, NotifyEventKind, NotifyFormat};
+use rollback_core::plan::RunKind;
 use rollback_core::rt;
 use rollback_core::secret::Secret;
 use rollback_core::time::Timestamp;
@@ -14,6 +15,7 @@ const KEY: &str = "T000-B000-hooksecret";
 fn event(kind: NotifyEventKind) -> NotifyEvent {
     NotifyEvent {
         kind,
+        run_kind: RunKind::Rollback,
         run_id: "20251210-173900-ab12".into(),
         level: LogLevel::Error,
         from: Some("9f8e7d6c5b4a39281706f5e4d3c2b1a098765432".into()),
@@ -175,4 +177,132 @@ fn config_parsing_and_validation() {
         assert_eq!(k, key);
         assert!(m.contains(msg) && !m.contains(KEY), "{m}");
     }
+}
+
+#[test]
+fn empty_events_and_empty_inline_secrets_are_refused() {
+    let bad = |text: &str| {
+        let c: NotifyConfig = toml::from_str(&format!("url = \"https://h/{KEY}\"\n{text}")).unwrap();
+        notify::validate(&[c]).unwrap_err()
+    };
+    let (key, message) = bad("events = []\n");
+    assert_eq!(key, "notify[0].events");
+    assert!(message.contains("empty list") && message.contains("leave `events` out"), "{message}");
+    for (text, key) in [
+        ("secret = \"\"\n", "notify[0].secret"),
+        ("secret = \"  \"\n", "notify[0].secret"),
+        ("format = \"incident-io\"\ntoken = \"\"\n", "notify[0].token"),
+        ("format = \"pagerduty\"\nrouting_key = \"\"\n", "notify[0].routing_key"),
+    ] {
+        let (k, m) = bad(text);
+        assert_eq!(k, key, "{text}");
+        assert!(m.starts_with("is empty"), "{m}");
+    }
+    // A real secret with spaces in it is fine.
+    let c: NotifyConfig = toml::from_str("url = \"https://h/\"\nsecret = \" s p \"\n").unwrap();
+    notify::validate(&[c]).unwrap();
+}
+
+#[test]
+fn an_undo_is_headed_undo_and_says_so_in_the_event() {
+    let server = TestServer::start();
+    for path in ["/slack", "/json", "/pd", "/iio"] {
+        server.set(path, Behaviour::Status(202));
+    }
+    let configs = [
+        hook(&server, "/slack", NotifyFormat::Slack),
+        hook(&server, "/json", NotifyFormat::Json),
+        NotifyConfig { routing_key: Some(Secret::new("rk")), ..hook(&server, "/pd", NotifyFormat::PagerDuty) },
+        hook(&server, "/iio", NotifyFormat::IncidentIo),
+    ];
+    let undo = NotifyEvent { run_kind: RunKind::Undo, ..event(NotifyEventKind::Succeeded) };
+    let results = rt::block_on(notify::send_all(&configs, &undo));
+    assert!(results.iter().all(|r| r.ok), "{results:?}");
+    let body = |path: &str| server.requests_to(path)[0].body_json();
+    let text = body("/slack")["text"].as_str().unwrap().to_owned();
+    assert!(text.starts_with("[forge-rollback] undo succeeded in shop (run "), "{text}");
+    assert_eq!(body("/json")["run_kind"], "undo");
+    let pd = body("/pd");
+    let summary = pd["payload"]["summary"].as_str().unwrap();
+    assert!(summary.starts_with("forge-rollback: undo succeeded in shop (9f8e7d6 → 1a2b3c4)"), "{summary}");
+    assert_eq!(pd["payload"]["custom_details"]["run_kind"], "undo");
+    let iio = body("/iio");
+    assert_eq!(iio["title"], "forge-rollback: undo succeeded in shop (9f8e7d6 → 1a2b3c4)");
+    assert!(iio["description"].as_str().unwrap().starts_with("**undo succeeded** in **shop**"), "{iio}");
+    assert_eq!(iio["metadata"]["run_kind"], "undo");
+    // A rollback's say rollback.
+    let results = rt::block_on(notify::send_all(&configs[1..2], &event(NotifyEventKind::Failed)));
+    assert!(results[0].ok);
+    assert_eq!(server.requests_to("/json")[1].body_json()["run_kind"], "rollback");
+}
+
+/// The kinds of the events a path received, in order.
+fn kinds(server: &TestServer, path: &str) -> Vec<String> {
+    server.requests_to(path).iter().map(|r| r.body_json()["kind"].as_str().unwrap().to_owned()).collect()
+}
+
+#[test]
+fn a_runs_last_event_goes_out_once_its_started_is_answered() {
+    let server = TestServer::start();
+    // The `started` is answered on its second attempt only, 2 s later.
+    server.set("/order", Behaviour::after(1, Behaviour::Hang, Behaviour::Status(200)));
+    let c = NotifyConfig { timeout_secs: 2.0, retries: 1, ..hook(&server, "/order", NotifyFormat::Json) };
+    let configs = [c];
+    let started = notify::Sending::start(&configs, &event(NotifyEventKind::Started));
+    let (before, last) =
+        rt::block_on(notify::send_after(&configs, Some(started), &event(NotifyEventKind::Succeeded), &|| false));
+    assert_eq!(before.len(), 1);
+    assert!(before[0].ok && before[0].attempts == 2, "{before:?}");
+    assert!(last[0].ok, "within the time the `started` left: {last:?}");
+    // Sent at once, `succeeded` would have reached the receiver before the `started` retry.
+    assert_eq!(kinds(&server, "/order"), ["started", "started", "succeeded"]);
+}
+
+#[test]
+fn a_started_that_hangs_leaves_the_last_event_no_more_than_the_bound() {
+    let server = TestServer::start();
+    server.set("/hang", Behaviour::Hang);
+    server.set("/ok", Behaviour::Status(200));
+    let hanging = NotifyConfig { timeout_secs: 1.0, retries: 0, ..hook(&server, "/hang", NotifyFormat::Json) };
+    // Not subscribed to `started`: its last event has the whole bound.
+    let other = NotifyConfig { events: vec![NotifyEventKind::Succeeded], ..hook(&server, "/ok", NotifyFormat::Json) };
+    let configs = [hanging, other];
+    let started = notify::Sending::start(&configs, &event(NotifyEventKind::Started));
+    let (before, last) =
+        rt::block_on(notify::send_after(&configs, Some(started), &event(NotifyEventKind::Succeeded), &|| false));
+    assert_eq!(before.len(), 1, "{before:?}");
+    assert!(!before[0].ok && before[0].detail.contains("after 1.0 s"), "{before:?}");
+    // The `started` took (nearly) all of the hanging webhook's 1 s: `succeeded` gets what is left,
+    // not another second.
+    assert_eq!(last.len(), 2, "{last:?}");
+    let hung = &last[0];
+    assert!(!hung.ok && hung.attempts <= 1, "{hung:?}");
+    assert!(
+        hung.detail.starts_with("not sent: its `started` took all the 1.0 s")
+            || hung.detail.ends_with("the time its `started` left"),
+        "{hung:?}"
+    );
+    assert!(last[1].ok && last[1].kind == NotifyEventKind::Succeeded, "{last:?}");
+}
+
+#[test]
+fn a_stop_gives_up_at_once_what_is_not_answered() {
+    let server = TestServer::start();
+    server.set("/hang", Behaviour::Hang);
+    let configs = [NotifyConfig { timeout_secs: 600.0, retries: 0, ..hook(&server, "/hang", NotifyFormat::Json) }];
+    let started = notify::Sending::start(&configs, &event(NotifyEventKind::Started));
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let (before, last) = std::thread::scope(|s| {
+        s.spawn(|| {
+            server.wait_for_requests("/hang", 1, Duration::from_secs(60));
+            stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        });
+        rt::block_on(notify::send_after(&configs, Some(started), &event(NotifyEventKind::Failed), &|| {
+            stop.load(std::sync::atomic::Ordering::SeqCst)
+        }))
+    });
+    for (r, kind) in [(&before[0], NotifyEventKind::Started), (&last[0], NotifyEventKind::Failed)] {
+        assert_eq!((r.ok, r.kind, r.detail.as_str()), (false, kind, notify::INTERRUPTED), "{r:?}");
+    }
+    assert_eq!(kinds(&server, "/hang"), ["started"], "the last event waits for its `started`");
 }

@@ -7,6 +7,7 @@ use std::process::{Command, Stdio};
 
 use rollback_core::event::LogLevel;
 use rollback_core::notify::{self, NotifyConfig, NotifyEvent, NotifyEventKind, NotifyFormat};
+use rollback_core::plan::RunKind;
 use rollback_core::rt;
 use rollback_core::secret::Secret;
 use rollback_core::time::Timestamp;
@@ -19,6 +20,7 @@ const SIGNING: &str = "whsec-3c9e-signing";
 fn event(kind: NotifyEventKind) -> NotifyEvent {
     NotifyEvent {
         kind,
+        run_kind: RunKind::Rollback,
         run_id: "20251210-173900-ab12".into(),
         level: LogLevel::Error,
         from: Some("9f8e7d6c5b4a39281706f5e4d3c2b1a098765432".into()),

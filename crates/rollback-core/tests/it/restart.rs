@@ -26,7 +26,7 @@ fn verifier(server: &TestServer, path: &str, dir: &Path) -> Verifier {
 fn run(steps: &[RestartStep], v: &Verifier, dir: &Path) -> (Vec<RestartResult>, Vec<(LogLevel, String)>) {
     let lines = Mutex::new(Vec::new());
     let log = |level: LogLevel, line: String| lines.lock().unwrap().push((level, line));
-    let results = rt::block_on(restart::run(steps, v, dir, &log));
+    let results = rt::block_on(restart::run(steps, v, dir, dir, &log));
     (results, lines.into_inner().unwrap())
 }
 

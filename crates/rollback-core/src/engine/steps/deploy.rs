@@ -63,19 +63,99 @@ impl Rollback {
             return Ok(StepDetail::Deploy { summary, skipped: true, report: None });
         };
         let to = ex.plan.to.to_string();
+        let push_lock = self.state.push_lock_path();
         let dctx = crate::deploy::DeployContext {
             workdir: self.workdir(),
             run_id: &ex.run_id,
             from: &from,
             to: &to,
             branch: ex.plan.from.branch.as_deref(),
+            push_lock: Some(&push_lock),
         };
         match crate::rt::block_on(crate::deploy::deploy(cfg, &dctx)) {
             Ok(report) => {
                 ctx.log(LogLevel::Success, format!("Deployed: {}", report.detail));
                 Ok(StepDetail::Deploy { summary: report.detail.clone(), skipped: false, report: Some(report) })
             }
-            Err(e) => Err(Error::Service { message: format!("deploy failed: {e}"), hint: e.hint().map(Into::into) }),
+            Err(e) => Err(Error::Service {
+                message: format!("deploy failed: {e}"),
+                hint: e.hint_for(ex.plan.kind == RunKind::Undo).map(Into::into),
+            }),
         }
+    }
+
+    /// Refuses (exit 2, naming the key) what the deploy step would find only after the reset:
+    /// a deploy hook whose URL is not in the environment, a remote that does not exist. For
+    /// plans with a deploy step, before anything changes.
+    pub(crate) fn refuse_deploy_unready(&self, plan: &crate::plan::Plan) -> Result<()> {
+        let Some(cfg) = &self.config.deploy else { return Ok(()) };
+        if !plan.steps.iter().any(|s| matches!(s, crate::plan::Step::Deploy { .. })) {
+            return Ok(());
+        }
+        let Err(e) = crate::rt::block_on(crate::deploy::check_ready(cfg, self.workdir())) else { return Ok(()) };
+        let hint = match (&e, &cfg.hook_url_env) {
+            (crate::deploy::Error::HookUrl(_), Some(var)) => Some(format!(
+                "export `{var}` with the deploy hook's URL (http:// or https://), or name another variable in `[deploy] hook_url_env`; nothing was changed"
+            )),
+            _ => e.hint().map(|h| format!("{h}; nothing was changed")),
+        };
+        match e.config_key(cfg) {
+            Some(key) => Err(Error::usage(format!("{key}: {e}"), hint.map(Into::into))),
+            None => Err(Error::Service {
+                message: format!("deploy: {e}; nothing was changed"),
+                hint: e.hint().map(Into::into),
+            }),
+        }
+    }
+
+    /// Refuses the undo of `run` (exit 4, nothing changed) when the remote branch is not
+    /// where the run's push left it: someone deployed since, and the undo's push would be
+    /// refused after its reset (`push`'s lease, `revert-commit`'s fast-forward), or put the
+    /// broken release back over their deploy. As [`super::super::production`] does for the
+    /// platform strategies. A remote that cannot be read refuses too: the undo would stop
+    /// half-way on it.
+    pub(crate) fn refuse_pushed_over(&self, run: &crate::journal::RunState, branch: Option<&str>) -> Result<()> {
+        let Some(cfg) = &self.config.deploy else { return Ok(()) };
+        if !cfg.strategy.pushes() {
+            return Ok(());
+        }
+        let Some(StepDetail::Deploy { report: Some(report), .. }) = run.detail_of("deploy") else { return Ok(()) };
+        let Some(pushed) = &report.pushed_commit else { return Ok(()) };
+        let run_id = run.run_id.as_str();
+        let branch = cfg.branch.as_deref().or(branch);
+        let shown = format!("{}/{}", cfg.remote, branch.unwrap_or("?"));
+        let found = match crate::rt::block_on(crate::deploy::remote_tip(cfg, self.workdir(), branch)) {
+            Ok(Some(tip)) if &tip == pushed => return Ok(()),
+            Ok(found) => found,
+            Err(e) => {
+                return Err(Error::Service {
+                    message: format!(
+                        "cannot tell where `{shown}` is, which the undo of run {run_id} pushes to: {e}; nothing was changed"
+                    ),
+                    hint: e.hint().map(Into::into),
+                });
+            }
+        };
+        let short = |c: &str| c.get(..12).unwrap_or(c).to_owned();
+        let now = match &found {
+            Some(tip) => format!("is at {}", short(tip)),
+            None => "no longer exists".to_owned(),
+        };
+        Err(Error::refused(
+            format!(
+                "`{shown}` {now}, not at {} where run {run_id} pushed it: someone deployed since, and undoing run {run_id} now would push {} over that deploy; nothing was changed",
+                short(pushed),
+                run.plan.from.commit.short()
+            ),
+            Some(
+                format!(
+                    "`git fetch {}` and look at `{shown}`: to keep the newer deploy, leave production as it is (undoing run {run_id} is for when {} is still live); if {} belongs in production, push it by hand",
+                    cfg.remote,
+                    short(pushed),
+                    run.plan.from.commit.short()
+                )
+                .into(),
+            ),
+        ))
     }
 }

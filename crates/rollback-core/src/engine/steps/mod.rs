@@ -51,7 +51,7 @@ impl Rollback {
             Step::PutBackRows { snapshot, losses, deleted_at, .. } => {
                 self.step_put_back_rows(ctx, ex, snapshot, losses, deleted_at)
             }
-            Step::Restart { .. } => self.step_restart(ctx, &ex.run_id),
+            Step::Restart { .. } => self.step_restart(ctx, ex),
             Step::Deploy { .. } => self.step_deploy(ctx, ex),
             Step::Promote { production, from, to, autodeploy } => {
                 self.step_promote(ctx, ex, production, from, to, *autodeploy)

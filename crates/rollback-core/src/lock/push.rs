@@ -1,0 +1,178 @@
+//! The push lock: a `git push` of `[deploy]` that may still change the remote.
+//!
+//! A push is the one step whose effect lands elsewhere, late: the remote updates its branch
+//! only once it has the whole pack and its hooks have accepted it. A run killed during its
+//! push (`kill -9`, the OOM killer) has its `git push` killed with it (a parent-death signal),
+//! but what that push started on this machine goes on: for a remote reached by path, the
+//! `git receive-pack` and its hooks, which update the branch seconds later. An undo or resume
+//! that read the remote meanwhile would find it where it was and act on that.
+//!
+//! So the push runs holding an `flock` on `<state>/push.lock`, on a descriptor that `git push`
+//! and every program it starts inherit: the kernel keeps the lock until the last of them
+//! exits, whoever killed whom. A run, resume or undo waits for it like for a git writing the
+//! repository, and refuses (exit 3) while it is held. The file names the run and the push's
+//! process group.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::{Error, check_folder, open_lock_file, try_flock};
+use crate::fsutil::IoContext;
+use crate::time::Timestamp;
+
+/// The push a live process holds the push lock for.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PushHolder {
+    /// The run that started it.
+    pub run_id: String,
+    /// The process group of its `git push` (its programs on this machine are in it), once
+    /// started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pgid: Option<u32>,
+    /// When it started.
+    pub started_at: Timestamp,
+}
+
+impl std::fmt::Display for PushHolder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the `git push` of run {}", self.run_id)?;
+        if let Some(pgid) = self.pgid {
+            write!(f, " (process group {pgid})")?;
+        }
+        write!(f, ", started {}", self.started_at.log_format())
+    }
+}
+
+/// The push lock, held while a push runs.
+#[derive(Debug)]
+pub(crate) struct PushLock {
+    file: File,
+    path: PathBuf,
+    holder: PushHolder,
+}
+
+impl PushLock {
+    /// Takes the push lock at `path` for run `run_id`; [`Error::PushRunning`] while another
+    /// push holds it.
+    pub(crate) fn acquire(path: &Path, run_id: &str) -> Result<Self, Error> {
+        check_folder(path)?;
+        loop {
+            let mut file = open_lock_file(
+                path,
+                OpenOptions::new().read(true).write(true).create(true).truncate(false).mode(0o600),
+            )?;
+            if !try_flock(&file, path)? {
+                return Err(Error::PushRunning { path: path.to_owned(), holder: read_holder(&mut file) });
+            }
+            // Released and removed by the push before us between the open and the lock.
+            let ours = file.metadata().at("read metadata of", path)?;
+            match std::fs::symlink_metadata(path) {
+                Ok(m) if m.ino() == ours.ino() && m.dev() == ours.dev() => {}
+                _ => continue,
+            }
+            let mut lock = Self {
+                file,
+                path: path.to_owned(),
+                holder: PushHolder { run_id: run_id.to_owned(), pgid: None, started_at: Timestamp::now() },
+            };
+            lock.write_holder()?;
+            return Ok(lock);
+        }
+    }
+
+    /// The descriptor the push must inherit (it is close-on-exec here).
+    pub(crate) fn fd(&self) -> RawFd {
+        self.file.as_raw_fd()
+    }
+
+    /// Records the push's process group, once it is started.
+    pub(crate) fn started(&mut self, pgid: u32) {
+        self.holder.pgid = Some(pgid);
+        // Only the message of a later refusal reads it: a failed write costs the group's number.
+        let _ = self.write_holder();
+    }
+
+    fn write_holder(&mut self) -> Result<(), Error> {
+        let json = serde_json::to_vec(&self.holder).unwrap_or_default();
+        self.file.set_len(0).at("truncate", &self.path)?;
+        self.file.seek(SeekFrom::Start(0)).at("seek", &self.path)?;
+        self.file.write_all(&json).at("write", &self.path)?;
+        self.file.sync_all().at("sync", &self.path)?;
+        Ok(())
+    }
+}
+
+impl Drop for PushLock {
+    /// Removes the file if nothing holds the lock any more: the push ended and left nothing
+    /// running. Else a program it started lives on, holding the lock, and the file stays for
+    /// the next command to find.
+    fn drop(&mut self) {
+        let Ok(again) = open_lock_file(&self.path, OpenOptions::new().read(true)) else { return };
+        // Our descriptor shares the lock with the push's programs: close it first, then see
+        // whether a fresh one can take it.
+        let _ = std::mem::replace(&mut self.file, again);
+        if try_flock(&self.file, &self.path).unwrap_or(false) {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+fn read_holder(file: &mut File) -> Option<PushHolder> {
+    let mut text = String::new();
+    file.seek(SeekFrom::Start(0)).ok()?;
+    file.read_to_string(&mut text).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+/// [`Error::PushRunning`] while a live process holds the push lock at `path` (a push, or a
+/// program it started, still runs), naming the push; `Ok` when it is free or not there.
+pub fn refuse_push_running(path: &Path) -> Result<(), Error> {
+    if !check_folder(path)? {
+        return Ok(());
+    }
+    let mut file = match open_lock_file(path, OpenOptions::new().read(true)) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e.into()),
+    };
+    if try_flock(&file, path)? {
+        return Ok(());
+    }
+    Err(Error::PushRunning { path: path.to_owned(), holder: read_holder(&mut file) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn held_while_a_child_inherits_it_and_removed_when_free() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("push.lock");
+        let mut lock = PushLock::acquire(&p, "r1").unwrap();
+        lock.started(4242);
+        let held = |p: &Path| match refuse_push_running(p) {
+            Err(Error::PushRunning { holder: Some(h), .. }) => Some(h),
+            Ok(()) => None,
+            other => panic!("{other:?}"),
+        };
+        let holder = held(&p).expect("held");
+        assert_eq!((holder.run_id.as_str(), holder.pgid), ("r1", Some(4242)));
+        assert!(holder.to_string().contains("process group 4242"), "{holder}");
+        assert!(matches!(PushLock::acquire(&p, "r2"), Err(Error::PushRunning { .. })));
+        // A copy of the descriptor, as a child keeps it: the lock outlives ours.
+        let child = lock.file.try_clone().unwrap();
+        drop(lock);
+        assert!(p.exists(), "the file stays while something holds the lock");
+        assert_eq!(held(&p).map(|h| h.run_id), Some("r1".to_owned()));
+        drop(child);
+        assert_eq!(held(&p), None);
+        drop(PushLock::acquire(&p, "r3").unwrap());
+        assert!(!p.exists(), "removed once free");
+    }
+}
