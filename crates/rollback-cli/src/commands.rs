@@ -555,7 +555,7 @@ fn render_assessment(a: &Assessment) -> String {
                     files.join(", "),
                     r.recorded_at.log_format()
                 );
-                if env.diffs.is_empty() {
+                if env.blocked.is_empty() && env.diffs.is_empty() {
                     let _ = writeln!(s, "  same keys and values as recorded");
                 }
                 for d in &env.diffs {
@@ -574,6 +574,9 @@ fn render_assessment(a: &Assessment) -> String {
                     let _ = writeln!(s, "  {}: {}", d.file, parts.join("; "));
                 }
             }
+        }
+        for b in &env.blocked {
+            let _ = writeln!(s, "  cannot be restored: {}", b.message(&a.target.commit.id));
         }
     }
     let _ = writeln!(s, "recommended level: {} ({})", a.recommended_level, a.recommendation);
@@ -795,6 +798,10 @@ fn backups(args: &Args, out: &Output, command: &BackupsCommand) -> anyhow::Resul
 fn render_backups(list: &[rollback_core::backup::SnapshotSummary]) -> String {
     let mut s = String::new();
     for b in list {
+        if let Some(why) = &b.damaged {
+            let _ = writeln!(s, "{}  DAMAGED: {why}", b.id);
+            continue;
+        }
         let what = match &b.database {
             Some(d) => format!(
                 "database {} ({} dump, {} byte(s), at {})",
@@ -805,7 +812,13 @@ fn render_backups(list: &[rollback_core::backup::SnapshotSummary]) -> String {
             ),
             None => format!("{:>6} path(s) {:>10} byte(s)", b.entries, b.bytes),
         };
-        let _ = writeln!(s, "{}  {} {what}  run {}", b.id, b.head.short(), b.run_id.as_deref().unwrap_or("-"));
+        let _ = writeln!(
+            s,
+            "{}  {} {what}  run {}",
+            b.id,
+            b.head.as_ref().map_or("-", |h| h.short()),
+            b.run_id.as_deref().unwrap_or("-")
+        );
     }
     s
 }

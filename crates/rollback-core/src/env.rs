@@ -71,33 +71,61 @@ pub struct EnvAssessment {
     pub target_record: Option<EnvRecord>,
     /// Per file, what a full rollback would change (only files that differ).
     pub diffs: Vec<EnvFileDiff>,
+    /// Why a full rollback cannot restore the env: full and manual runs refuse, before
+    /// anything changes. Empty: nothing stops it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub blocked: Vec<EnvBlock>,
+}
+
+/// What stops a full rollback from restoring the env files.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum EnvBlock {
+    /// The target's env record is damaged: a blob corrupt or missing.
+    DamagedRecord {
+        /// The record.
+        record: SnapshotId,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// An env record whose manifest cannot be read, newer than the target's newest readable
+    /// one (or with none): it may be the target's newest, whose commit cannot be told.
+    UnreadableRecord {
+        /// The record.
+        record: SnapshotId,
+        /// Why it cannot be read.
+        reason: String,
+    },
+    /// A folder that is not empty is where an env file goes.
+    Folder {
+        /// The env file.
+        file: RepoPath,
+    },
+}
+
+impl EnvBlock {
+    /// One sentence for people, naming the record or file (`target`: the commit rolled back to).
+    pub fn message(&self, target: &CommitId) -> String {
+        match self {
+            EnvBlock::DamagedRecord { record, reason } => {
+                format!("the env record {record} of {} is damaged: {reason}", target.short())
+            }
+            EnvBlock::UnreadableRecord { record, reason } => format!(
+                "env record {record} cannot be read ({reason}): it may be the newest recorded for {}",
+                target.short()
+            ),
+            EnvBlock::Folder { file } => {
+                format!("env file `{file}` is a folder that is not empty: a full rollback cannot restore it")
+            }
+        }
+    }
 }
 
 /// Parses dotenv text into key → BLAKE3 hash of the value (values are never kept). Accepts
 /// `KEY=value`, `export KEY=value`, quotes, comments and blank lines; anything else is skipped.
 pub fn keys(content: &[u8]) -> BTreeMap<String, blake3::Hash> {
-    let text = String::from_utf8_lossy(content);
-    let mut out = BTreeMap::new();
-    for line in text.lines() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let line = line.strip_prefix("export ").map_or(line, str::trim_start);
-        let Some((key, value)) = line.split_once('=') else { continue };
-        let key = key.trim();
-        if key.is_empty() || !key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'-') {
-            continue;
-        }
-        let value = value.trim();
-        let value = value
-            .strip_prefix('"')
-            .and_then(|v| v.strip_suffix('"'))
-            .or_else(|| value.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')))
-            .unwrap_or(value);
-        out.insert(key.to_owned(), blake3::hash(value.as_bytes()));
-    }
-    out
+    crate::dotenv::entries(content).into_iter().map(|(k, v)| (k, blake3::hash(v.as_bytes()))).collect()
 }
 
 /// Compares the key names of two versions of one file (`None`: the file does not exist).
@@ -134,21 +162,58 @@ pub fn files(config: &Config) -> Vec<RepoPath> {
     config.env.files.iter().filter_map(|f| RepoPath::new(f.as_os_str().as_encoded_bytes().to_vec()).ok()).collect()
 }
 
-/// Records the configured files as they are now, for `commit`. `Ok(None)` when none of them
-/// exists (nothing worth recording).
+/// Records the configured files as they are now, for `commit`: the record (`None` when none of
+/// them exists: nothing worth recording) and notes for the operator on files recorded or left
+/// out in a way they may not expect.
+///
+/// A file that is a symlink (`.env -> ../shared/.env`, the shared-folder layout of Capistrano
+/// and other deploy tools) is recorded by the content it leads to, when that is a regular
+/// file: what the app reads. A full rollback then writes that content in place of the link
+/// (the shared file is never written through), and `undo` puts the link back, from the run's
+/// snapshot. A link that leads to no regular file, and a file below a symlinked folder, are
+/// not recorded (a full rollback leaves them as they are): the notes say so.
 pub fn record(
     store: &dyn BackupStore,
     workdir: &Path,
     head: &Head,
     commit: &CommitId,
     files: &[RepoPath],
-) -> crate::Result<Option<EnvRecord>> {
-    let paths: Vec<(RepoPath, Origin)> = files.iter().map(|f| (f.clone(), Origin::Ignored)).collect();
-    let (entries, _) = backup::snapshot::capture(store, workdir, &paths)?;
+) -> crate::Result<(Option<EnvRecord>, Vec<String>)> {
+    let mut notes = Vec::new();
+    let mut paths: Vec<(RepoPath, Origin)> = Vec::new();
+    for f in files {
+        match symlinked_folder(workdir, f) {
+            Some(link) => notes.push(format!(
+                "`{f}` not recorded: `{link}` is a symlink, and env history does not follow symlinked folders; a full rollback leaves the file as it is"
+            )),
+            None => paths.push((f.clone(), Origin::Ignored)),
+        }
+    }
+    let (mut entries, _) = backup::snapshot::capture(store, workdir, &paths)?;
+    let mut dangling = Vec::new();
+    for e in &mut entries {
+        let EntryKind::Symlink { target } = &e.kind else { continue };
+        let shown = String::from_utf8_lossy(&target.0).into_owned();
+        let Some((kind, owner)) = follow(store, &e.path.to_fs(workdir))? else {
+            notes.push(format!(
+                "`{}` not recorded: it is a symlink to `{shown}`, which leads to no regular file; a full rollback leaves it as it is",
+                e.path
+            ));
+            dangling.push(e.path.clone());
+            continue;
+        };
+        notes.push(format!(
+            "`{}` is a symlink to `{shown}`: the content it leads to is recorded; a full rollback writes that content in place of the link (leaving `{shown}` as it is), and `undo` puts the link back",
+            e.path
+        ));
+        e.kind = kind;
+        e.owner = Some(owner);
+    }
+    entries.retain(|e| !dangling.contains(&e.path));
     let present: Vec<RepoPath> =
         entries.iter().filter(|e| e.kind != EntryKind::Absent).map(|e| e.path.clone()).collect();
     if present.is_empty() {
-        return Ok(None);
+        return Ok((None, notes));
     }
     let manifest = Manifest {
         format: 1,
@@ -166,20 +231,72 @@ pub fn record(
         landing: std::collections::BTreeMap::new(),
     };
     store.put_manifest(&manifest)?;
-    Ok(Some(EnvRecord {
-        commit: commit.clone(),
-        snapshot: manifest.id,
-        recorded_at: manifest.created_at,
-        files: present,
-    }))
+    let record =
+        EnvRecord { commit: commit.clone(), snapshot: manifest.id, recorded_at: manifest.created_at, files: present };
+    Ok((Some(record), notes))
+}
+
+/// The content an env file that is a symlink leads to, stored: its entry (a file, with the
+/// permission bits and owner of the file the link leads to). `None` when the link leads to no
+/// regular file (dangling, a folder, a device).
+fn follow(store: &dyn BackupStore, full: &Path) -> crate::Result<Option<(EntryKind, backup::Ownership)>> {
+    use std::os::unix::fs::MetadataExt;
+    use std::os::unix::fs::OpenOptionsExt;
+    // `O_NONBLOCK`: a link to a FIFO must not hang the mark; it is refused below.
+    let Ok(file) = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(full) else {
+        return Ok(None);
+    };
+    let meta =
+        file.metadata().map_err(|e| backup::Error::from(crate::fsutil::IoError::new("read metadata of", full, e)))?;
+    if !meta.is_file() {
+        return Ok(None);
+    }
+    let (blob, size, _) = store.put_blob_from(file, full)?;
+    let owner = backup::Ownership { owner: backup::Owner::of(&meta), folders: Vec::new() };
+    Ok(Some((EntryKind::File { blob, size, mode: meta.mode() & 0o7777 }, owner)))
+}
+
+/// The folder above `file` that is a symlink, if one is (outermost first: nothing is looked
+/// at through a link).
+pub(crate) fn symlinked_folder(workdir: &Path, file: &RepoPath) -> Option<RepoPath> {
+    let ancestors: Vec<RepoPath> = file.ancestors().collect();
+    for anc in ancestors.into_iter().rev() {
+        match std::fs::symlink_metadata(anc.to_fs(workdir)) {
+            Ok(m) if m.file_type().is_symlink() => return Some(anc),
+            Ok(m) if m.is_dir() => {}
+            _ => return None,
+        }
+    }
+    None
+}
+
+/// What [`find`] found for a commit.
+#[derive(Debug, Default)]
+pub struct Found {
+    /// The newest env record of the commit that could be read, and its manifest.
+    pub newest: Option<(EnvRecord, Manifest)>,
+    /// Env records whose manifest could not be read (torn, deleted half-way), each with the
+    /// reason, that may be the commit's newest: newer than `newest`, or any when there is
+    /// none. Whose commit they hold cannot be told.
+    pub unreadable: Vec<(SnapshotId, String)>,
 }
 
 /// The newest env record of `commit`, if any. Only the env records' manifests are read (their
 /// ids say they are env records): every `assess` asks, and a store holds many run snapshots.
-pub fn find(store: &dyn BackupStore, commit: &CommitId) -> crate::Result<Option<(EnvRecord, Manifest)>> {
+/// A manifest that cannot be read does not stop the search: a damaged record of another
+/// commit must not block a rollback (see [`Found::unreadable`]).
+pub fn find(store: &dyn BackupStore, commit: &CommitId) -> crate::Result<Found> {
     let mut newest: Option<Manifest> = None;
+    let mut unreadable = Vec::new();
     for id in store.ids()?.into_iter().filter(|id| id.has_label(LABEL)) {
-        let m = store.manifest(&id)?;
+        let m = match store.manifest(&id) {
+            Ok(m) => m,
+            Err(e @ (backup::Error::BadManifest { .. } | backup::Error::UnknownSnapshot { .. })) => {
+                unreadable.push((id, e.to_string()));
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
         if m.label.as_deref() == Some(LABEL)
             && &m.head == commit
             && newest.as_ref().is_none_or(|n| (n.created_at, &n.id) < (m.created_at, &m.id))
@@ -187,12 +304,24 @@ pub fn find(store: &dyn BackupStore, commit: &CommitId) -> crate::Result<Option<
             newest = Some(m);
         }
     }
-    let Some(manifest) = newest else { return Ok(None) };
-    let files = manifest.entries.iter().filter(|e| e.kind != EntryKind::Absent).map(|e| e.path.clone()).collect();
-    Ok(Some((
-        EnvRecord { commit: commit.clone(), snapshot: manifest.id.clone(), recorded_at: manifest.created_at, files },
-        manifest,
-    )))
+    // Ids sort by the time they were made: an unreadable record older than the newest
+    // readable one cannot be the commit's newest.
+    if let Some(n) = &newest {
+        unreadable.retain(|(id, _)| id > &n.id);
+    }
+    let newest = newest.map(|manifest| {
+        let files = manifest.entries.iter().filter(|e| e.kind != EntryKind::Absent).map(|e| e.path.clone()).collect();
+        (
+            EnvRecord {
+                commit: commit.clone(),
+                snapshot: manifest.id.clone(),
+                recorded_at: manifest.created_at,
+                files,
+            },
+            manifest,
+        )
+    });
+    Ok(Found { newest, unreadable })
 }
 
 /// Compares the files in the work tree with a record (only files that differ are returned).
@@ -204,9 +333,17 @@ pub fn compare(
 ) -> crate::Result<Vec<EnvFileDiff>> {
     let mut out = Vec::new();
     for f in files {
+        // Below a symlinked folder the restore writes nothing (it never writes through a
+        // link): nothing there differs for a rollback.
+        if symlinked_folder(workdir, f).is_some() {
+            continue;
+        }
         let now = std::fs::read(f.to_fs(workdir)).ok();
         let recorded = match record.entries.iter().find(|e| &e.path == f).map(|e| &e.kind) {
             Some(EntryKind::File { blob, .. }) => Some(store.get_blob(blob)?),
+            // A link recorded as a link (by versions that did not follow it): the restore
+            // puts the link back, and its content is none of the record's business.
+            Some(EntryKind::Symlink { .. }) => continue,
             _ => None,
         };
         let d = diff(f, now.as_deref(), recorded.as_deref());

@@ -95,6 +95,7 @@ pub mod config;
 pub mod db;
 pub mod deploy;
 pub mod detail;
+mod dotenv;
 mod engine;
 pub mod env;
 pub mod error;

@@ -15,6 +15,7 @@ mod db_lock;
 mod deploy_git;
 mod downgrade_failure_rows;
 mod edits_since;
+mod env_history;
 mod file_folder;
 mod filters;
 mod full;

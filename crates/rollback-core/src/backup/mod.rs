@@ -459,8 +459,8 @@ pub struct SnapshotSummary {
     pub created_at: Timestamp,
     /// The run that took it.
     pub run_id: Option<String>,
-    /// HEAD at the time.
-    pub head: CommitId,
+    /// HEAD at the time (`None` for a damaged snapshot: its manifest cannot be read).
+    pub head: Option<CommitId>,
     /// Branch at the time.
     pub branch: Option<String>,
     /// Number of captured paths (none in a database snapshot).
@@ -473,6 +473,11 @@ pub struct SnapshotSummary {
     /// The database dump a database snapshot holds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub database: Option<DumpSummary>,
+    /// Why the snapshot's manifest cannot be read (torn by a full disk, deleted half-way):
+    /// it cannot be restored from, and its other fields are what its id tells
+    /// (`backups verify` reports it too).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub damaged: Option<String>,
 }
 
 /// What a database snapshot holds, for `backups list`: which database, and the dump's size.
@@ -504,12 +509,43 @@ impl SnapshotSummary {
             id: m.id.clone(),
             created_at: m.created_at,
             run_id: m.run_id.clone(),
-            head: m.head.clone(),
+            head: Some(m.head.clone()),
             branch: m.branch.clone(),
             entries: m.entries.len(),
             bytes: m.content_bytes() + database.as_ref().map_or(0, |d| d.size),
             label: m.label.clone(),
             database,
+            damaged: None,
+        }
+    }
+
+    /// The summary of snapshot `id`, whose manifest cannot be read (`why`): its time and
+    /// label are what the id says (`YYYYMMDD-HHMMSS[-label]-xxxxxx`).
+    pub fn damaged(id: &SnapshotId, why: String) -> Self {
+        let created_at = id
+            .as_str()
+            .get(..15)
+            .and_then(|t| {
+                let (d, h) = t.split_once('-')?;
+                let (y, rest) = d.split_at_checked(4)?;
+                let (mo, dd) = rest.split_at_checked(2)?;
+                let (hh, rest) = h.split_at_checked(2)?;
+                let (mi, ss) = rest.split_at_checked(2)?;
+                Timestamp::parse(&format!("{y}-{mo}-{dd}T{hh}:{mi}:{ss}Z"))
+            })
+            .unwrap_or(Timestamp::from_unix(0));
+        let parts: Vec<&str> = id.as_str().split('-').collect();
+        Self {
+            id: id.clone(),
+            created_at,
+            run_id: None,
+            head: None,
+            branch: None,
+            entries: 0,
+            bytes: 0,
+            label: (parts.len() == 4).then(|| parts[2].to_owned()),
+            database: None,
+            damaged: Some(why),
         }
     }
 }

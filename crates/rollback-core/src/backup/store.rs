@@ -513,10 +513,18 @@ impl BackupStore for FsBackupStore {
     }
 
     fn list(&self) -> Result<Vec<SnapshotSummary>> {
+        // A manifest that cannot be read is listed as damaged: `list` is where an operator
+        // looks at a damaged store, and one torn manifest must not hide the others.
         let mut list: Vec<SnapshotSummary> = self
             .snapshot_ids()?
             .iter()
-            .map(|id| Ok(SnapshotSummary::of(&self.manifest(id)?)))
+            .map(|id| match self.manifest(id) {
+                Ok(m) => Ok(SnapshotSummary::of(&m)),
+                Err(e @ (Error::BadManifest { .. } | Error::UnknownSnapshot { .. })) => {
+                    Ok(SnapshotSummary::damaged(id, e.to_string()))
+                }
+                Err(e) => Err(e),
+            })
             .collect::<Result<_>>()?;
         // Ids carry whole seconds only: order by creation time, then id.
         list.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));

@@ -98,10 +98,16 @@ impl Rollback {
             Ok(out)
         })?;
         if is_head {
-            out.env = self.record_env(&id)?;
-            if out.env.is_none() && !self.config.env.files.is_empty() {
+            let (record, env_notes) = self.record_env(&id)?;
+            out.env = record;
+            // The notes say why a file that exists was not recorded (a symlinked folder, a
+            // dangling link): "no env file exists" would be false then.
+            if out.env.is_none() && !self.config.env.files.is_empty() && env_notes.is_empty() {
                 notes.push("no env file exists: nothing recorded for a full rollback to restore".into());
+            } else if out.env.is_none() && !self.config.env.files.is_empty() {
+                notes.push("nothing recorded for a full rollback to restore".into());
             }
+            notes.splice(0..0, env_notes);
         } else if !self.config.env.files.is_empty() {
             notes.push(format!(
                 "env files not recorded: {} is not HEAD, and the files in the work tree belong to HEAD (mark a release while it is deployed)",
@@ -205,7 +211,8 @@ impl Rollback {
         }
     }
 
-    /// Keeps the `keep` newest snapshots and the other snapshots of their runs, plus the
+    /// Keeps the `keep` newest snapshots taken by runs (env records do not count) and the
+    /// other snapshots of their runs, plus the
     /// work-tree and database snapshots of unfinished runs (interrupted, failed, aborted
     /// part-way) and the newest env record of every verified known-good commit; removes the
     /// rest, the pinned refs of runs whose snapshot went, and unreferenced blobs.
@@ -243,10 +250,16 @@ impl Rollback {
         let summaries = store.list()?;
         // A run's snapshots (its work tree, its database) go together: a run is undone from
         // both, so keeping one of the `keep` newest keeps the others its run took.
-        let mut newest: Vec<&backup::SnapshotSummary> = summaries.iter().collect();
+        // Env records do not count toward `keep`: the ones still needed are kept on top of
+        // it (below), and counting them would push a run's backup out. Damaged snapshots (a
+        // manifest that cannot be read) cannot be restored from: they count for nothing.
+        let mut newest: Vec<&backup::SnapshotSummary> =
+            summaries.iter().filter(|s| s.damaged.is_none() && s.label.as_deref() != Some(crate::env::LABEL)).collect();
         newest.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
+        let newest: Vec<&backup::SnapshotSummary> = newest.into_iter().take(keep).collect();
+        protect.extend(newest.iter().map(|s| s.id.clone()));
         let mut kept_runs: std::collections::BTreeSet<&str> =
-            newest.iter().take(keep).filter_map(|s| s.run_id.as_deref()).collect();
+            newest.iter().filter_map(|s| s.run_id.as_deref()).collect();
         // A run whose journal is damaged may be unfinished, and which of its snapshots it
         // needs cannot be read: all of them stay.
         kept_runs.extend(runs.iter().filter(|r| r.damaged.is_some()).map(|r| r.run_id.as_str()));
@@ -262,16 +275,18 @@ impl Rollback {
             let mut newest: std::collections::BTreeMap<CommitId, backup::SnapshotSummary> =
                 std::collections::BTreeMap::new();
             for s in summaries {
+                let Some(head) = &s.head else { continue };
                 if s.label.as_deref() == Some(crate::env::LABEL)
-                    && reg.deciding(&s.head).is_some_and(|e| e.verified && !e.known_bad)
-                    && newest.get(&s.head).is_none_or(|n| (n.created_at, &n.id) < (s.created_at, &s.id))
+                    && reg.deciding(head).is_some_and(|e| e.verified && !e.known_bad)
+                    && newest.get(head).is_none_or(|n| (n.created_at, &n.id) < (s.created_at, &s.id))
                 {
-                    newest.insert(s.head.clone(), s);
+                    newest.insert(head.clone(), s);
                 }
             }
             protect.extend(newest.into_values().map(|s| s.id));
         }
-        let report = store.prune(keep, &protect, dry_run)?;
+        // Every snapshot to keep is in `protect`, the `keep` newest counted above.
+        let report = store.prune(0, &protect, dry_run)?;
         if !dry_run {
             for r in runs.iter().filter(|r| r.backup_id.as_ref().is_some_and(|b| report.removed_snapshots.contains(b)))
             {

@@ -9,6 +9,7 @@ use crate::assess::{self, Assessment, Severity};
 use crate::backup::{BackupStore, DatabaseSnapshot, Manifest, SnapshotId};
 use crate::db::{DbMigrator, Revision, show_revisions};
 use crate::engine::RunOptions;
+use crate::env::EnvBlock;
 use crate::error::{Error, Result};
 use crate::fsutil;
 use crate::hint::{Action, hint};
@@ -103,29 +104,77 @@ impl Rollback {
         Ok(())
     }
 
-    /// Adds what a full rollback would change in the env files (key names only).
+    /// Adds what a full rollback would change in the env files (key names only). A damaged
+    /// record, or a folder where an env file goes, is a risk here (a code-only rollback does
+    /// not need the env) and in [`crate::env::EnvAssessment::blocked`], which full and manual
+    /// runs refuse ([`Rollback::env_refusals`]).
     pub(crate) fn assess_env(&self, a: &mut Assessment) -> Result<()> {
         let files = crate::env::files(&self.config);
         if files.is_empty() {
             return Ok(());
         }
         let target = a.target.commit.id.clone();
-        let found = match self.existing_store()? {
-            Some(store) => crate::env::find(store.as_ref(), &target)?.map(|(r, m)| (store, r, m)),
-            None => None,
-        };
-        let (record, diffs) = match found {
-            Some((store, record, manifest)) => {
-                let diffs = crate::env::compare(store.as_ref(), self.workdir(), &files, &manifest)?;
-                (Some(record), diffs)
+        let mut blocked = Vec::new();
+        let (record, diffs) = match self.existing_store()? {
+            Some(store) => {
+                let found = crate::env::find(store.as_ref(), &target)?;
+                blocked.extend(
+                    found.unreadable.into_iter().map(|(record, reason)| EnvBlock::UnreadableRecord { record, reason }),
+                );
+                match found.newest {
+                    Some((record, manifest)) => {
+                        match crate::env::compare(store.as_ref(), self.workdir(), &files, &manifest) {
+                            Ok(diffs) => (Some(record), diffs),
+                            Err(e) => {
+                                blocked.push(EnvBlock::DamagedRecord {
+                                    record: record.snapshot.clone(),
+                                    reason: crate::engine::support::chain(&e),
+                                });
+                                (Some(record), Vec::new())
+                            }
+                        }
+                    }
+                    None => (None, Vec::new()),
+                }
             }
             None => (None, Vec::new()),
         };
+        // A folder that is not empty where an env file goes: the restore cannot put a file
+        // there, and would find out only after the reset.
+        for f in &files {
+            let full = f.to_fs(self.workdir());
+            if std::fs::symlink_metadata(&full).is_ok_and(|m| m.is_dir())
+                && std::fs::read_dir(&full).is_ok_and(|mut d| d.next().is_some())
+            {
+                blocked.push(EnvBlock::Folder { file: f.clone() });
+            }
+        }
         let existing: Vec<String> =
             files.iter().filter(|f| f.to_fs(self.workdir()).exists()).map(ToString::to_string).collect();
-        if record.is_none() && existing.is_empty() {
+        if record.is_none() && existing.is_empty() && blocked.is_empty() {
             // No env file here and none recorded: nothing to say.
             return Ok(());
+        }
+        for f in &files {
+            if let Some(link) = crate::env::symlinked_folder(self.workdir(), f) {
+                a.risks.push(assess::risk(
+                    RiskCode::EnvNotRecorded,
+                    Severity::Info,
+                    format!(
+                        "env file `{f}` is below `{link}`, a symlink: env history does not follow symlinked folders, and a full rollback leaves the file as it is"
+                    ),
+                ));
+            }
+        }
+        for b in &blocked {
+            a.risks.push(assess::risk(
+                RiskCode::EnvNotRestorable,
+                Severity::High,
+                format!(
+                    "{}; a full rollback is refused until this is fixed, a code-only one is not affected",
+                    b.message(&target)
+                ),
+            ));
         }
         if record.is_none() {
             a.risks.push(assess::risk(
@@ -154,8 +203,35 @@ impl Rollback {
             }
         }
         a.risks.sort_by_key(|r| std::cmp::Reverse(r.severity));
-        a.env = Some(crate::env::EnvAssessment { files, target_record: record, diffs });
+        a.env = Some(crate::env::EnvAssessment { files, target_record: record, diffs, blocked });
         Ok(())
+    }
+
+    /// Why a full or manual run must not start for the env: a damaged record it would restore
+    /// from, a folder where an env file goes ([`EnvBlock`]).
+    pub(crate) fn env_refusals(a: &Assessment) -> Vec<Error> {
+        let Some(env) = &a.env else { return Vec::new() };
+        let target = &a.target.commit.id;
+        env.blocked
+            .iter()
+            .map(|b| {
+                let hint = match b {
+                    EnvBlock::Folder { file } => hint![
+                        format!("move the folder `{file}` away (the rollback puts the recorded file there), or pass "),
+                        Action::Fast,
+                        " to roll back the code only"
+                    ],
+                    _ => hint![
+                        "`forge-rollback backups verify` names what is damaged; ",
+                        Action::MarkGood { rev: target.short().to_owned() },
+                        " while that release is deployed records its env anew; or pass ",
+                        Action::Fast,
+                        " to roll back the code only"
+                    ],
+                };
+                Error::refused(b.message(target), Some(hint))
+            })
+            .collect()
     }
 
     /// Why a full or manual run of this assessment must not start.
@@ -316,15 +392,18 @@ impl Rollback {
         Ok(crate::rt::block_on(db.current())?)
     }
 
-    /// Records the `[env] files` as they are now, for `commit` (`known-good mark`).
-    pub fn record_env(&self, commit: &crate::vcs::CommitId) -> Result<Option<crate::env::EnvRecord>> {
+    /// Records the `[env] files` as they are now, for `commit` (`known-good mark`): the record
+    /// (`None`: no env file exists) and notes on files followed or left out
+    /// ([`crate::env::record`]).
+    pub fn record_env(&self, commit: &crate::vcs::CommitId) -> Result<(Option<crate::env::EnvRecord>, Vec<String>)> {
         let files = crate::env::files(&self.config);
         if files.is_empty() {
-            return Ok(None);
+            return Ok((None, Vec::new()));
         }
         self.state.ensure()?;
         let head = self.vcs.head()?;
         let store: Arc<dyn BackupStore> = self.store()?;
-        crate::env::record(store.as_ref(), self.workdir(), &head, commit, &files)
+        let (record, notes) = crate::env::record(store.as_ref(), self.workdir(), &head, commit, &files)?;
+        Ok((record, notes))
     }
 }

@@ -15,7 +15,9 @@
 //!   (a reset interrupted half-way), and what git's reset, cut short, wrote or removed
 //!   ([`Rollback::left_by_reset`]), which keep the content the snapshot holds;
 //! - HEAD at the target (the reset is done): only the env files, and only while `restore_env`
-//!   has not begun: it is the one remaining step that overwrites a file the snapshot holds.
+//!   has not finished: it is the one remaining step that overwrites a file the snapshot holds.
+//!   Once it has begun, only the files holding neither the snapshot's content nor the
+//!   record's (an edit made after the crash: each file is replaced whole, never half-written).
 //!   Edits to other files made on the rolled-back tree are captured by the undo's own
 //!   snapshot, as always.
 
@@ -95,6 +97,27 @@ impl Rollback {
             && begins("restore_env") == 0
         {
             old.entries.iter().filter(|e| e.origin == Origin::Env).map(|e| (e.path.clone(), e.origin)).collect()
+        } else if head.commit == plan.to
+            && let Some(i) = plan.steps.iter().position(|s| s.name() == "restore_env")
+            && state.done.get(i).is_some_and(Option::is_none)
+            && begins("restore_env") > 0
+        {
+            // `restore_env` was cut short. It replaces each file whole (a temp file renamed
+            // over it), so a file holding neither what the snapshot holds nor what the record
+            // puts there was edited since the crash: the resume is about to overwrite it.
+            let record = match &plan.steps[i] {
+                crate::plan::Step::RestoreEnv { record: Some(id), .. } => Some(self.store()?.manifest(id)?),
+                _ => None,
+            };
+            let written = |p: &RepoPath| {
+                record.as_ref().and_then(|m| m.entry(p)).is_some_and(|e| crate::env::holds(workdir, p, &e.kind))
+            };
+            old.entries
+                .iter()
+                .filter(|e| e.origin == Origin::Env)
+                .filter(|e| !crate::env::holds(workdir, &e.path, &e.kind) && !written(&e.path))
+                .map(|e| (e.path.clone(), e.origin))
+                .collect()
         } else {
             return Ok(false);
         };

@@ -45,6 +45,9 @@ impl Rollback {
         }
         if level != Level::Fast {
             out.extend(self.database_refusals(a, opts));
+            if !opts.database_only {
+                out.extend(Self::env_refusals(a));
+            }
             if a.database.as_ref().is_some_and(|d| d.reachable && d.needs_downgrade) {
                 out.extend(self.environment_refusal());
             }

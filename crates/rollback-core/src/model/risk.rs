@@ -91,6 +91,9 @@ risk_codes! {
     EnvNotRecorded = "env_not_recorded",
     /// The env files differ from those recorded with the target.
     EnvDiffers = "env_differs",
+    /// A full rollback cannot restore the env: the target's record is damaged (or an
+    /// unreadable record may be its newest), or a folder is where an env file goes.
+    EnvNotRestorable = "env_not_restorable",
     /// The downgrade drops tables or columns that hold rows (the data-loss forecast).
     DowngradeDropsData = "downgrade_drops_data",
     /// The data-loss forecast could not be made: the database could not be copied, or the

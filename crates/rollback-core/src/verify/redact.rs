@@ -130,29 +130,13 @@ pub(crate) fn scrub_file(path: &std::path::Path, secrets: &[String]) -> Result<(
 }
 
 /// The values in dotenv text (`KEY=value`, `export KEY=value`, quoted or not; the lines
-/// [`crate::env::keys`] reads) that are long enough to scrub: shorter ones (`1`, `on`) are
+/// [`crate::dotenv::entries`] reads) that are long enough to scrub: shorter ones (`1`, `on`) are
 /// left, as [`crate::secret::redact_in`] leaves them, or every digit of a message would go.
 pub(crate) fn dotenv_values(content: &[u8]) -> Vec<String> {
-    let text = String::from_utf8_lossy(content);
-    let mut out = Vec::new();
-    for line in text.lines() {
-        let line = line.trim();
-        if line.starts_with('#') {
-            continue;
-        }
-        let line = line.strip_prefix("export ").map_or(line, str::trim_start);
-        let Some((key, value)) = line.split_once('=') else { continue };
-        if key.trim().is_empty() {
-            continue;
-        }
-        let value = value.trim();
-        let value = value
-            .strip_prefix('"')
-            .and_then(|v| v.strip_suffix('"'))
-            .or_else(|| value.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')))
-            .unwrap_or(value);
-        if value.len() >= MIN_ENV_SECRET_BYTES && !out.iter().any(|v| v == value) {
-            out.push(value.to_owned());
+    let mut out: Vec<String> = Vec::new();
+    for (_, value) in crate::dotenv::entries(content) {
+        if value.len() >= MIN_ENV_SECRET_BYTES && !out.contains(&value) {
+            out.push(value);
         }
     }
     out

@@ -185,8 +185,13 @@ fn truncated_manifest_is_rejected_with_position_and_list_names_it() {
     let err = store.manifest(&id).unwrap_err();
     let detail = bad_manifest_detail(&err);
     assert!(detail.contains("EOF") && detail.contains("line ") && detail.contains("column "), "{detail}");
-    let err = store.list().unwrap_err();
-    assert!(err.to_string().contains("20251210-173900-abcdef.json"), "{err}");
+    // `list` shows it as damaged rather than failing: it is where an operator looks.
+    let [listed] = store.list().unwrap().try_into().unwrap();
+    assert_eq!(listed.id, id);
+    assert_eq!(listed.head, None);
+    let why = listed.damaged.unwrap();
+    assert!(why.contains("20251210-173900-abcdef.json") && why.contains("EOF"), "{why}");
+    assert_eq!(listed.created_at, Timestamp::parse("2025-12-10T17:39:00Z").unwrap());
     // `verify` reports it as a problem rather than failing.
     let report = store.verify(None).unwrap();
     assert_eq!(report.problems.len(), 1);

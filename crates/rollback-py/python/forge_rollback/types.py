@@ -157,12 +157,13 @@ class SnapshotSummary(TypedDict):
     id: str
     created_at: str
     run_id: str | None
-    head: str
+    head: str | None
     branch: str | None
     entries: int
     bytes: int
     label: NotRequired[str]
     database: NotRequired[DumpSummary]
+    damaged: NotRequired[str]
 
 
 class StepReport(TypedDict):

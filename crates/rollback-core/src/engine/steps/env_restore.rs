@@ -1,6 +1,6 @@
 //! `restore_env`: the env files recorded with the target commit.
 
-use crate::backup::{self, EntryKind, SnapshotId};
+use crate::backup::{self, EntryKind, ManifestEntry, SnapshotId};
 use crate::detail::StepDetail;
 use crate::engine::{Ctx, Rollback};
 use crate::error::Result;
@@ -21,16 +21,45 @@ impl Rollback {
         let store = self.store()?;
         let m = store.manifest(record)?;
         ctx.log(LogLevel::Info, format!("Restoring env files recorded with {} (record {record})...", m.head.short()));
-        let stats = backup::snapshot::restore(store.as_ref(), self.workdir(), &m.entries)?;
+        // What is not written, and why: said, never counted as restored.
+        let mut left: Vec<(&ManifestEntry, String)> = Vec::new();
+        let mut put: Vec<ManifestEntry> = Vec::new();
+        for e in &m.entries {
+            if let Some(link) = crate::env::symlinked_folder(self.workdir(), &e.path) {
+                left.push((e, format!("`{link}` is a symlink, and env history never writes through one")));
+            } else if let EntryKind::Symlink { target } = &e.kind
+                && crate::env::holds(self.workdir(), &e.path, &e.kind)
+            {
+                // Records made before links were followed hold the link, not what it leads to.
+                left.push((
+                    e,
+                    format!(
+                        "the record holds the symlink to `{}` (it is that link already), not the content it leads to; `known-good mark` a release while it is deployed records that content",
+                        String::from_utf8_lossy(&target.0)
+                    ),
+                ));
+            } else {
+                put.push(e.clone());
+            }
+        }
+        let stats = backup::snapshot::restore(store.as_ref(), self.workdir(), &put)?;
         if stats.owners_refused > 0 {
             ctx.log(LogLevel::Warn, backup::chown::refused_warning(stats.owners_refused));
         }
-        let files: Vec<String> = m
-            .entries
+        let restored: Vec<String> = put
             .iter()
             .map(|e| format!("{}{}", e.path, if e.kind == EntryKind::Absent { " (removed)" } else { "" }))
             .collect();
-        ctx.log(LogLevel::Success, format!("Env files restored: {}", files.join(", ")));
+        for (e, why) in &left {
+            ctx.log(LogLevel::Warn, format!("env file `{}` left as it is, not restored: {why}", e.path));
+        }
+        if restored.is_empty() {
+            ctx.log(LogLevel::Warn, "no env file restored");
+        } else {
+            ctx.log(LogLevel::Success, format!("Env files restored: {}", restored.join(", ")));
+        }
+        let files =
+            restored.into_iter().chain(left.iter().map(|(e, _)| format!("{} (left as it is)", e.path))).collect();
         Ok(StepDetail::RestoreEnv {
             record: Some(record.clone()),
             files,

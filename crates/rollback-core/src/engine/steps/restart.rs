@@ -95,7 +95,7 @@ impl Rollback {
         });
         let record = match restored {
             Some(id) => store.manifest(&id).ok(),
-            None => crate::env::find(store.as_ref(), &ex.plan.to).ok().flatten().map(|(_, m)| m),
+            None => crate::env::find(store.as_ref(), &ex.plan.to).ok().and_then(|f| f.newest).map(|(_, m)| m),
         };
         let files = crate::env::files(&self.config);
         // The run's own snapshot holds much more than the env files: only those are read.
