@@ -14,6 +14,7 @@ mod demo;
 mod exit;
 mod output;
 mod progress;
+mod render;
 mod terminal;
 
 use std::ffi::OsString;

@@ -414,15 +414,7 @@ pub async fn deploy(config: &DeployConfig, ctx: &DeployContext<'_>) -> Result<De
     // Before the push: a hook that cannot be called must not leave production half-deployed.
     let hook_url = hook_url(config)?;
     if config.strategy.pushes() {
-        let branch = config.branch.as_deref().or(ctx.branch).ok_or(Error::NoBranch)?;
-        let branch = branch.strip_prefix("refs/heads/").unwrap_or(branch);
-        if !branch_name(branch) {
-            return Err(Error::Invalid { what: "branch name", value: branch.to_owned() });
-        }
-        if !plain_name(&config.remote) {
-            return Err(Error::Invalid { what: "remote name", value: config.remote.clone() });
-        }
-        let git = Git { dir: ctx.workdir.to_owned(), limit: duration(config.push_timeout_secs) };
+        let (branch, git) = push_target(config, ctx.workdir, ctx.branch)?;
         let lock = ctx.push_lock.map(|path| (path, ctx.run_id));
         let pushed = if config.strategy == DeployStrategy::Push {
             push(&git, &config.remote, branch, ctx.to, Some(ctx.from), lock).await?
@@ -537,6 +529,14 @@ pub(crate) fn secret_parts(raw: &str, url: &reqwest::Url) -> Vec<String> {
 /// Where `[deploy]`'s remote branch is now (`branch`: the branch rolled back, when `[deploy]
 /// branch` is not set); `None` when the branch does not exist there.
 pub async fn remote_tip(config: &DeployConfig, workdir: &Path, branch: Option<&str>) -> Result<Option<String>, Error> {
+    let (branch, git) = push_target(config, workdir, branch)?;
+    remote_branch_tip(&git, &config.remote, branch).await
+}
+
+/// The branch pushed to (`[deploy] branch`, else `branch`: the branch rolled back, without
+/// `refs/heads/`) and the git that pushes, both names checked as [`DeployConfig::validate`]
+/// checks them at load (a branch from the repository is checked here first).
+fn push_target<'a>(config: &'a DeployConfig, workdir: &Path, branch: Option<&'a str>) -> Result<(&'a str, Git), Error> {
     let branch = config.branch.as_deref().or(branch).ok_or(Error::NoBranch)?;
     let branch = branch.strip_prefix("refs/heads/").unwrap_or(branch);
     if !branch_name(branch) {
@@ -545,8 +545,7 @@ pub async fn remote_tip(config: &DeployConfig, workdir: &Path, branch: Option<&s
     if !plain_name(&config.remote) {
         return Err(Error::Invalid { what: "remote name", value: config.remote.clone() });
     }
-    let git = Git { dir: workdir.to_owned(), limit: duration(config.push_timeout_secs) };
-    remote_branch_tip(&git, &config.remote, branch).await
+    Ok((branch, Git { dir: workdir.to_owned(), limit: duration(config.push_timeout_secs) }))
 }
 
 /// Whether `commit` is a rollback commit that run `run_id` made (`revert-commit`).

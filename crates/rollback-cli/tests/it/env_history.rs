@@ -193,6 +193,11 @@ fn a_torn_env_record_of_another_commit_is_listed_damaged_and_blocks_no_code_roll
     full.code(4);
     assert!(full.stderr.contains(&format!("env record {torn} cannot be read")), "{}", full.stderr);
     fr(&r, &["run", "--fast", "--yes", "--target", "v1"]).ok();
+    // Never pruned: what cannot be read may be a newer version's, still needed.
+    let pruned = fr(&r, &["backups", "prune", "--keep", "0"]);
+    pruned.code(1);
+    assert!(pruned.stderr.contains(torn.as_str()), "{}", pruned.stderr);
+    assert!(v2.exists(), "the damaged manifest is kept");
 }
 
 #[test]

@@ -167,6 +167,13 @@ fn an_undo_whose_promote_step_meets_a_deploy_made_since_it_was_planned_refuses_i
         out.code(1);
         assert!(out.stderr.contains("dep-9") && out.stderr.contains("someone deployed since"), "{}", out.stderr);
         assert!(out.stderr.contains("nothing was sent to production"), "{}", out.stderr);
+        // What is left is said, and both ways on: back to the rollback's state, or finish.
+        assert!(
+            out.stderr.contains(&format!("put the rest back where run {run} left it: `forge-rollback undo {undo}`")),
+            "{}",
+            out.stderr
+        );
+        assert!(out.stderr.contains(&format!("then `forge-rollback resume {undo}`")), "{}", out.stderr);
         assert_eq!(f.rollbacks(), ["dep-1"], "in progress {in_progress}: the bad release is not promoted again");
         let live = if in_progress { s.ids[0].as_str() } else { FIX };
         assert_eq!(f.live_commit().as_deref(), Some(live), "in progress {in_progress}");
@@ -254,24 +261,31 @@ fn a_resume_does_not_take_the_runs_crashed_promotion_for_live() {
 
 #[test]
 fn an_undo_of_a_run_journaled_before_progress_records_turns_automatic_deploys_back_on() {
-    // A run killed after its freeze, its journal rewritten as the version before the
-    // `progress` record wrote it: no such record, no `format` in `started`.
-    for (old, thaw) in [(true, true), (false, false)] {
+    // A run killed after its freeze, its journal rewritten as older versions wrote it: the
+    // version before the `progress` record (no such record, no `format` in `started`), and
+    // the one after it but before `format` (the record, no `format`).
+    for (old, keep_progress, had, thaw) in
+        [(true, false, true, true), (false, false, true, false), (true, true, false, false), (true, true, true, true)]
+    {
         let s = setup("render");
+        s.set_auto_deploy(had);
         let out = s.fr(&["run", "--fast", "--yes", "--target", "v1"], &[("FORGE_ROLLBACK_FAILPOINT", "after:promote")]);
         assert_eq!(out.code, None, "killed\n{}", out.stderr);
         let run = s.latest_run();
         let mut records = journal(&s.r, &run);
-        records.retain(|r| r["record"] != "progress");
+        if !keep_progress {
+            records.retain(|r| r["record"] != "progress");
+        }
         if old {
             records[0].as_object_mut().unwrap().remove("format");
         }
         let text = records.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n") + "\n";
         std::fs::write(state_dir(&s.r).join("runs").join(&run).join("journal.jsonl"), text).unwrap();
         let j = s.fr(&["undo", &run, "--yes", "--json"], &[]).json();
-        assert_eq!(j["status"], "succeeded", "old journal {old}: {j}");
+        let at = format!("no format {old}, progress record {keep_progress}, automatic deploys were {had}");
+        assert_eq!(j["status"], "succeeded", "{at}: {j}");
         // A current journal without the record: the step never read the switch (killed in
-        // its live wait), so it never switched it.
-        assert_eq!(s.auto_deploy(), thaw, "old journal {old}");
+        // its live wait), so it never switched it. With the record: what it says.
+        assert_eq!(s.auto_deploy(), thaw, "{at}");
     }
 }

@@ -269,6 +269,11 @@ impl Rollback {
                 .filter(|s| s.run_id.as_deref().is_some_and(|r| kept_runs.contains(r)))
                 .map(|s| s.id.clone()),
         );
+        // A snapshot whose manifest cannot be read is never deleted: it may be a newer
+        // forge-rollback's (another format) that an undo of that version still needs, or
+        // damage the operator mends. Kept, it stops the prune (which blobs it needs cannot be
+        // read), naming it.
+        protect.extend(summaries.iter().filter(|s| s.damaged.is_some()).map(|s| s.id.clone()));
         // The newest env record of every commit the registry lists as verified: a full
         // rollback to it restores that env.
         if let Ok(reg) = self.registry() {

@@ -109,14 +109,14 @@ impl Rollback {
         };
         // Automatic deploys go back on only if the run turned them off: they were on when its
         // step read them (journaled before it switched them, or in its end record). If it
-        // never read them, it never switched them. A journal from before what the step found
-        // was journaled cannot tell: as the version that wrote it would, they are taken to
-        // have been on (or its plan would not have frozen them).
+        // never read them, it never switched them. Without that record, a journal written
+        // before it existed (no `format`: some such journals have it, others predate it)
+        // cannot tell: as the version that wrote it would, they are taken to have been on (or
+        // its plan would not have frozen them).
         let thaw = froze == Some(false)
             && match undone.done.get(index).cloned().flatten() {
                 Some(crate::detail::StepDetail::Promote { autodeploy_was, .. }) => autodeploy_was != Some(false),
-                _ if undone.format == 0 => true,
-                _ => super::steps::autodeploy_found_in(undone, index) == Some(true),
+                _ => super::steps::autodeploy_found_in(undone, index).unwrap_or(undone.format == 0),
             };
         let Some(d) = &self.deployer else {
             return Err(Error::usage(
@@ -127,7 +127,7 @@ impl Rollback {
                 Some("open the repository with the same deployer, then undo again".into()),
             ));
         };
-        let from = refuse_deploys_since(d.as_ref(), undone, true)?;
+        let from = refuse_deploys_since(d.as_ref(), undone, None)?;
         insert_before_checks(
             plan,
             Step::Promote { production: d.describe(), from, to: before.clone(), autodeploy: thaw.then_some(true) },
@@ -161,9 +161,10 @@ fn undone_promotion(undone: &RunState) -> Option<UndonePromotion<'_>> {
 /// release the run rolled back away from over their deploy. Asked when the undo is planned,
 /// and again by its promote step (the undo's earlier steps, or the wait before a resume, may
 /// take long enough for a colleague to deploy a fix).
-/// `planning`: nothing has been changed yet (else: the undo's earlier steps have run, and
-/// nothing is sent to production).
-pub(crate) fn refuse_deploys_since(d: &dyn Deployer, undone: &RunState, planning: bool) -> Result<Release> {
+/// `undo`: `None` when the undo is planned (nothing changed yet); at its promote step, the
+/// undo's own run id (its earlier steps have run: the error says what it left, and how to go
+/// either way).
+pub(crate) fn refuse_deploys_since(d: &dyn Deployer, undone: &RunState, undo: Option<&str>) -> Result<Release> {
     let live = crate::rt::block_on(d.current())?;
     let Some(UndonePromotion { production, before, promoted_to, .. }) = undone_promotion(undone) else {
         return Ok(live);
@@ -177,14 +178,26 @@ pub(crate) fn refuse_deploys_since(d: &dyn Deployer, undone: &RunState, planning
         format!(
             "production ({production}) {} {other}, not {promoted_to} where run {run_id} left it: someone deployed since, and undoing run {run_id} now would put {before} back over that deploy; {}",
             if ours(&live) { "is deploying" } else { "runs" },
-            if planning { "nothing was changed" } else { "nothing was sent to production" },
+            if undo.is_some() {
+                "nothing was sent to production (the undo's earlier steps have put the code, env files and database back as they were before that run)"
+            } else {
+                "nothing was changed"
+            },
         ),
-        Some(
-            format!(
+        Some(match undo {
+            None => format!(
                 "if {before} belongs in production, promote it on the platform by hand; to keep the newer deploy, leave production as it is (undoing run {run_id} is for when {promoted_to} is still live)"
             )
             .into(),
-        ),
+            Some(undo) => crate::hint::hint![
+                "to keep the newer deploy, put the rest back where run ",
+                run_id.clone(),
+                " left it: ",
+                crate::hint::Action::undo(undo),
+                format!("; to finish this undo, promote {before} on the platform by hand, then "),
+                crate::hint::Action::resume(undo)
+            ],
+        }),
     ))
 }
 

@@ -130,7 +130,8 @@ fn read_holder(file: &mut File) -> Option<PushHolder> {
 }
 
 /// [`Error::PushRunning`] while a live process holds the push lock at `path` (a push, or a
-/// program it started, still runs), naming the push; `Ok` when it is free or not there.
+/// program it started, still runs), naming the push; `Ok` when it is free or not there, or
+/// when all that holds it are git's own background helpers ([`background_helper`]).
 pub fn refuse_push_running(path: &Path) -> Result<(), Error> {
     if !check_folder(path)? {
         return Ok(());
@@ -143,12 +144,137 @@ pub fn refuse_push_running(path: &Path) -> Result<(), Error> {
     if try_flock(&file, path)? {
         return Ok(());
     }
+    let ours = file.metadata().at("read metadata of", path)?;
+    let holders = holders((ours.dev(), ours.ino()));
+    if !holders.is_empty() && holders.iter().all(|cmdline| background_helper(cmdline)) {
+        return Ok(());
+    }
     Err(Error::PushRunning { path: path.to_owned(), holder: read_holder(&mut file) })
+}
+
+/// Whether a process that holds the push lock (it inherited the descriptor from the push) is
+/// one of git's background helpers, which outlive a push by design and change no remote: the
+/// credential cache (`git credential-cache--daemon`, 15 minutes by default) and a detached
+/// `git gc --auto` or `git maintenance` a path remote's `receive-pack` starts once it has
+/// updated its refs.
+fn background_helper(cmdline: &[String]) -> bool {
+    let args: Vec<&str> = cmdline.iter().map(String::as_str).collect();
+    let name = args.first().map(|a| a.rsplit('/').next().unwrap_or(a)).unwrap_or_default();
+    if name.starts_with("git-credential-cache--daemon") {
+        return true;
+    }
+    if name != "git" {
+        return false;
+    }
+    // The subcommand, after git's own options (`-C DIR`, `-c k=v`, `--git-dir=...`).
+    let mut rest = args.iter().skip(1);
+    let sub = loop {
+        match rest.next() {
+            Some(&("-C" | "-c")) => {
+                rest.next();
+            }
+            Some(a) if a.starts_with('-') => {}
+            other => break other.copied().unwrap_or_default(),
+        }
+    };
+    matches!(sub, "credential-cache--daemon" | "gc" | "maintenance")
+}
+
+/// The command lines of the other processes (Linux: `/proc`) that have the file `(dev, ino)`
+/// open (this one has: it is looking).
+fn holders((dev, ino): (u64, u64)) -> Vec<Vec<String>> {
+    let Ok(procs) = std::fs::read_dir("/proc") else { return Vec::new() };
+    let me = std::process::id().to_string();
+    let mut out = Vec::new();
+    for p in procs.flatten() {
+        let Some(pid) = p.file_name().to_str().filter(|n| n.bytes().all(|b| b.is_ascii_digit())).map(str::to_owned)
+        else {
+            continue;
+        };
+        if pid == me {
+            continue;
+        }
+        let Ok(fds) = std::fs::read_dir(p.path().join("fd")) else { continue };
+        let holds =
+            fds.flatten().any(|fd| std::fs::metadata(fd.path()).is_ok_and(|m| m.dev() == dev && m.ino() == ino));
+        if holds {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            out.push(
+                cmdline
+                    .split(|b| *b == 0)
+                    .filter(|a| !a.is_empty())
+                    .map(|a| String::from_utf8_lossy(a).into_owned())
+                    .collect(),
+            );
+        }
+    }
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A child of the push that keeps the descriptor, named `argv0`.
+    fn child_holding(lock: &PushLock, argv0: &str) -> std::process::Child {
+        use std::os::unix::process::CommandExt as _;
+        let fd = lock.fd();
+        let mut cmd = std::process::Command::new("bash");
+        cmd.args(["-c", &format!("exec -a {argv0} sleep 30")]);
+        // SAFETY: `fcntl` is async-signal-safe.
+        #[allow(unsafe_code)]
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::fcntl(fd, libc::F_SETFD, 0) == -1 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        cmd.spawn().unwrap()
+    }
+
+    #[test]
+    fn a_lock_held_only_by_the_credential_cache_is_free_one_held_by_anything_else_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("push.lock");
+        for (argv0, free) in [("git-credential-cache--daemon", true), ("git-receive-pack", false)] {
+            let lock = PushLock::acquire(&p, "r1").unwrap();
+            let mut child = child_holding(&lock, argv0);
+            // The child has exec'd (its command line is its own) before the look.
+            let proc_cmdline = format!("/proc/{}/cmdline", child.id());
+            while !std::fs::read(&proc_cmdline).unwrap_or_default().starts_with(argv0.as_bytes()) {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            drop(lock);
+            assert_eq!(refuse_push_running(&p).is_ok(), free, "{argv0}");
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
+    }
+
+    #[test]
+    fn gits_background_helpers_are_told_from_a_push() {
+        let argv = |a: &[&str]| a.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        for helper in [
+            argv(&["git-credential-cache--daemon", "/home/u/.cache/git/credential/socket"]),
+            argv(&["git", "credential-cache--daemon", "/run/socket"]),
+            argv(&["/usr/bin/git", "gc", "--auto", "--quiet"]),
+            argv(&["git", "-C", "/srv/remote.git", "-c", "gc.autoDetach=true", "maintenance", "run", "--auto"]),
+        ] {
+            assert!(background_helper(&helper), "{helper:?}");
+        }
+        for push in [
+            argv(&["git", "push", "--porcelain", "origin"]),
+            argv(&["git-receive-pack", "/srv/remote.git"]),
+            argv(&["git", "receive-pack", "/srv/remote.git"]),
+            argv(&["/bin/sh", "hooks/pre-receive"]),
+            argv(&["git", "-C", "gc", "push"]),
+            Vec::new(),
+        ] {
+            assert!(!background_helper(&push), "{push:?}");
+        }
+    }
 
     #[test]
     fn held_while_a_child_inherits_it_and_removed_when_free() {

@@ -46,7 +46,7 @@ impl Rollback {
             _ => None,
         };
         if let Some(undone) = &undone {
-            refuse_deploys_since(d.as_ref(), undone, false)?;
+            refuse_deploys_since(d.as_ref(), undone, Some(&ex.run_id))?;
         }
         let already = match crate::rt::block_on(d.in_flight())? {
             Some(pending) if d.serves(&pending, to) => {
@@ -71,7 +71,7 @@ impl Rollback {
                 crate::rt::block_on(d.wait_settled(&pending, LIVE_TIMEOUT))
                     .map_err(|e| still_in_flight(e, production, &pending))?;
                 if let Some(undone) = &undone {
-                    refuse_deploys_since(d.as_ref(), undone, false)?;
+                    refuse_deploys_since(d.as_ref(), undone, Some(&ex.run_id))?;
                 }
                 promote(ctx, d.as_ref(), production, to)?
             }
