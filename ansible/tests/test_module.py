@@ -56,6 +56,21 @@ def test_a_failed_run_that_changed_nothing_is_not_resumed_once_head_moved(fleet:
     assert fleet.revision() == [REVISIONS[0]]
 
 
+def test_a_failed_run_to_a_target_named_from_head_is_resumed_though_its_reset_moved_head(fleet: Fleet) -> None:
+    # A run to `HEAD~1` (v1) failed at its restart, after its reset moved HEAD to v1: `HEAD~1`
+    # now names v1's parent. Asked again with the same target once the restart is fixed, the
+    # module finishes that run (the command line would refuse a new one over it).
+    fleet.config("web1", restart=["false"])
+    failed = fleet.module("web1", state="rolled_back", level="fast", target="HEAD~1")
+    assert failed["failed"] and failed["run"]["status"] == "failed", failed
+    assert fleet.heads()["web1"] == fleet.v1
+    fleet.config("web1")
+    r = fleet.module("web1", state="rolled_back", level="fast", target="HEAD~1")
+    assert not r.get("failed"), r
+    assert (r["action"], r["run_id"], r["run"]["status"]) == ("resumed", failed["run_id"], "succeeded"), r
+    assert fleet.heads()["web1"] == fleet.v1
+
+
 def test_an_interrupted_run_is_resumed_before_anything_is_assessed(fleet: Fleet) -> None:
     # A run to v1 killed during its restart (HEAD already at v1). Asked with no target and no
     # registry, an assessment cannot pick one (and mid-run it would pick from where the run

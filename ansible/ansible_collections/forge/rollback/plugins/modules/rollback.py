@@ -322,15 +322,29 @@ def assess(cli, target):
     return cli.must(*args)
 
 
-def resolve(cli, rev):
-    """The commit `rev` names, resolved as a run resolves its `--target`. `gate REV` reads only
-    and assesses nothing: no data-loss forecast, no production platform asked."""
+def resolve(cli, rev, must=True):
+    """The commit `rev` names, resolved as a run resolves its `--target` (`None` when it names
+    none and not `must`). `gate REV` reads only and assesses nothing: no data-loss forecast,
+    no production platform asked."""
     rc, data, err = cli.call("gate", rev)
     # Exit 4: the commit is marked known bad (a broken HEAD often is); the JSON naming it is
     # printed all the same.
     if rc not in (0, 4) or not isinstance(data, dict) or not data.get("commit"):
+        if not must:
+            return None
         cli.fail(("gate", rev), rc, err)
     return data["commit"]
+
+
+def head_relative(rev):
+    """What follows HEAD in a revision named from it (`~1` for `HEAD~1`, `^2` for `@^2`, an
+    empty string for `HEAD` itself); `None` for any other revision."""
+    for head in ("HEAD", "@"):
+        if rev == head:
+            return ""
+        if rev.startswith(head) and rev[len(head)] in "~^":
+            return rev[len(head):]
+    return None
 
 
 def unfinished(r):
@@ -435,7 +449,12 @@ def do_rolled_back(module, cli):
     newest = scoped[0] if scoped else None
     if newest and newest.summary.get("status") == "failed":
         if p["target"]:
-            to = resolve(cli, p["target"])
+            # A target named from HEAD (`HEAD~1`): the failed run may have moved HEAD (its
+            # reset ran), so it is read from where that run started, as the run read it.
+            rel = head_relative(p["target"])
+            started = newest.summary.get("from")
+            from_start = resolve(cli, started + rel, must=False) if rel is not None and started else None
+            to = from_start if from_start == newest.summary.get("to") else resolve(cli, p["target"])
         else:
             a = assess(cli, None)
             to = a["target"]["commit"]["id"]
