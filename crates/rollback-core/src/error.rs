@@ -176,6 +176,8 @@ impl Error {
             Error::Backup(backup::Error::UnknownSnapshot { .. }) => ErrorKind::Usage,
             Error::Backup(backup::Error::UnsafeRestore { .. }) => ErrorKind::Refused,
             Error::Db(db::Error::Config(_) | db::Error::UrlEnv(_)) => ErrorKind::Usage,
+            // Nothing was read or changed: the database is left to the other SQLite.
+            Error::Db(db::Error::OpenInProcess { .. }) => ErrorKind::Refused,
             Error::Lock(lock::Error::Held { .. } | lock::Error::GitBusy { .. } | lock::Error::PushRunning { .. }) => {
                 ErrorKind::Locked
             }

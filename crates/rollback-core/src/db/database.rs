@@ -102,6 +102,15 @@ impl UrlDatabase {
         .map_err(|e| Error::Query { database: self.describe(), detail: format!("the SQLite task failed: {e}") })?
     }
 
+    /// [`Error::OpenInProcess`] when this process has the SQLite file open through another
+    /// SQLite than the engine's (see `foreign_sqlite`); PostgreSQL never is.
+    pub(crate) fn refuse_open_in_process(&self) -> Result<()> {
+        match &self.url {
+            DbUrl::Sqlite { path } => super::foreign_sqlite::refuse_if_open_elsewhere(path, &self.describe()),
+            DbUrl::Postgres { .. } => Ok(()),
+        }
+    }
+
     /// Whether the database exists yet (a SQLite file that was never created does not;
     /// a PostgreSQL database always does once reachable).
     pub(crate) fn sqlite_missing(&self) -> bool {

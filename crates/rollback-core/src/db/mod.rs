@@ -21,6 +21,7 @@ pub mod config;
 pub mod database;
 mod env_probe;
 pub mod forecast;
+mod foreign_sqlite;
 pub mod graph;
 mod migration_files;
 pub mod notice;
@@ -169,6 +170,18 @@ pub enum Error {
         /// Which environment (`alembic.ini`'s `env.py`).
         what: String,
     },
+    /// This process has the SQLite database file open through another SQLite than the
+    /// engine's (the app's, when the Python module runs inside it): neither sees the other's
+    /// locks, so the engine neither reads nor changes it.
+    #[error(
+        "this process has the SQLite database `{path}` open through another SQLite (Python's sqlite3, SQLAlchemy): forge-rollback's own SQLite cannot see its locks, and changing or reading the database from inside this process could corrupt it"
+    )]
+    OpenInProcess {
+        /// The database, password removed.
+        database: String,
+        /// The database file, absolute.
+        path: String,
+    },
     /// The configuration is unusable (bad URL, missing file, ...).
     #[error("database config: {0}")]
     Config(String),
@@ -203,6 +216,10 @@ impl Error {
             Error::UrlEnv(crate::secret::EnvError { var, .. }) => Some(format!(
                 "set `{var}` to the database URL in the environment of the process that runs the rollback (where the app gets it from: its service's environment, the platform's variables), or name the variable that holds it in `database.url_env`"
             )),
+            Error::OpenInProcess { .. } => Some(
+                "run the rollback from another process (the `forge-rollback` command the wheel installs, e.g. `subprocess.run([\"forge-rollback\", \"run\", \"--full\", \"--yes\", ...])`), or close this process's connections to the database first (SQLAlchemy: `engine.dispose()`)"
+                    .into(),
+            ),
             Error::Locked { .. } => Some(
                 "find what holds the lock (a migration or a long transaction of the app: `fuser` on a SQLite file, `pg_locks` on PostgreSQL), let it finish or stop it, then run again"
                     .into(),

@@ -20,6 +20,9 @@ pub(crate) struct Handle {
     notices: Option<super::NoticeSink>,
     timer: Option<std::thread::JoinHandle<()>>,
     done: std::sync::Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>,
+    /// Counts this connection as the engine's own; last, so it is dropped after `conn` is
+    /// closed.
+    _claim: super::foreign_sqlite::Claim,
 }
 
 impl Drop for Handle {
@@ -100,8 +103,13 @@ pub(crate) fn open(
     if mode != Mode::Create && !path.exists() {
         return Err(unreachable("the database file does not exist".into()));
     }
+    // Before SQLite opens the file: opening it, or closing it again, while another SQLite of
+    // this process holds locks on it is what breaks them.
+    let claim = super::foreign_sqlite::claim(path, database)?;
     // No SQLITE_OPEN_URI: a plain path, never interpreted as a `file:` URI.
     let conn = Connection::open_with_flags(path, flags).map_err(|e| unreachable(e.to_string()))?;
+    // A database this connection created: nobody had it open before.
+    let claim = if claim.counted() { claim } else { super::foreign_sqlite::claim_created(path) };
     // Reading the schema fails on a file that is not a database, and waits for a lock.
     let probe = |wait: Duration| {
         let read =
@@ -129,7 +137,7 @@ pub(crate) fn open(
             }
         })
         .ok();
-    Ok(Handle { conn, timeout, notices: notices.cloned(), timer, done })
+    Ok(Handle { conn, timeout, notices: notices.cloned(), timer, done, _claim: claim })
 }
 
 impl Handle {
@@ -283,6 +291,9 @@ pub(crate) fn restore(
     guard: Option<&super::Unchanged>,
 ) -> Result<()> {
     let snap_err = |detail: String| Error::Snapshot { database: database.to_owned(), detail };
+    // Before the header is read below: closing that read's descriptor would drop the locks
+    // another SQLite of this process holds.
+    super::foreign_sqlite::refuse_if_open_elsewhere(path, database)?;
     let tmp = sibling(path, "restore");
     let result = (|| {
         std::fs::copy(src, &tmp).map_err(|e| snap_err(format!("cannot copy the snapshot `{}`: {e}", src.display())))?;

@@ -239,6 +239,14 @@ impl Rollback {
         let mut out = Vec::new();
         let Some(d) = &a.database else { return out };
         if !d.reachable {
+            // Another SQLite of this process has the file open: its own refusal, whose hint is
+            // to run from another process, not to bring the database back.
+            if let Ok(Some(db)) = self.db()
+                && let Some(Err(e)) = db.database().url_database().map(crate::db::UrlDatabase::refuse_open_in_process)
+            {
+                out.push(e.into());
+                return out;
+            }
             // Say why: a lock another connection holds reads very differently from a server
             // that is down.
             let why = d

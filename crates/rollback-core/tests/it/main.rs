@@ -8,6 +8,7 @@ mod db_lock;
 mod deploy;
 mod engine;
 mod forecast;
+mod foreign_sqlite;
 mod full;
 mod journal_compat;
 mod kept;
