@@ -466,7 +466,8 @@ impl Config {
         let shown = source.clone().unwrap_or_else(|| PathBuf::from("<defaults>"));
         let invalid = |(key, message): (String, String)| Error::Invalid { path: shown.clone(), key, message };
         if let Some(db) = &raw.database {
-            db.validate().map_err(|(k, m)| invalid((format!("database.{k}"), m)))?;
+            // Its keys are named in full already (`database.url`).
+            db.validate().map_err(invalid)?;
         }
         for f in &raw.env.files {
             if RepoPath::from_fs(Path::new("/w"), &Path::new("/w").join(f)).is_err()

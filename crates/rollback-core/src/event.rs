@@ -45,7 +45,8 @@ pub enum Event {
         at: Timestamp,
         /// Severity.
         level: LogLevel,
-        /// The message (no secrets, no trailing period).
+        /// The message (no secrets, no trailing period). Empty for a line that is only
+        /// advice: it reads `hint: …` then.
         message: String,
         /// What to do about it, rendered by each front-end after the message
         /// ([`Event::text`]).
@@ -132,10 +133,14 @@ impl Event {
         }
     }
 
-    /// A log event's message and its hint in `frontend`'s words (`message; hint`).
+    /// A log event's message and its hint in `frontend`'s words (`message; hint`, or `hint: …`
+    /// for a line that is only advice).
     pub fn text(&self, frontend: Frontend) -> Option<String> {
         match self {
             Event::Log { message, hint: None, .. } => Some(message.clone()),
+            Event::Log { message, hint: Some(h), .. } if message.is_empty() => {
+                Some(format!("hint: {}", h.render(frontend)))
+            }
             Event::Log { message, hint: Some(h), .. } => Some(format!("{message}; {}", h.render(frontend))),
             _ => None,
         }

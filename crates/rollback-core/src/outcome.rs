@@ -13,7 +13,8 @@ use crate::vcs::CommitId;
 pub struct StepReport {
     /// Step name.
     pub step: String,
-    /// `done`, `skipped` (by the operator), `failed`, `interrupted` or `pending`.
+    /// `done`, `skipped` (by the operator), `failed`, `interrupted`, `running` (under way in
+    /// a run a live process still runs, read back from its journal) or `pending`.
     pub status: String,
     /// What it did, as journaled.
     pub detail: Option<crate::detail::StepDetail>,

@@ -71,6 +71,38 @@ fn level_and_message(event: &Event) -> (u8, String) {
     }
 }
 
+/// The event as the dict `on_event` and the logger's records get. A log event's hint is
+/// data in the core: it comes in Python's words.
+fn event_dict(py: Python<'_>, event: &Event) -> PyResult<Py<PyAny>> {
+    let dict = to_py(py, event)?;
+    if let Event::Log { hint: Some(h), .. } = event {
+        dict.bind(py).set_item("hint", h.render(Frontend::Python))?;
+    }
+    Ok(dict)
+}
+
+/// One record on the logger, carrying the event dict as `record.forge_rollback_event`.
+fn log_record(logger: &Bound<'_, PyAny>, level: u8, message: String, dict: &Py<PyAny>) -> PyResult<()> {
+    let py = logger.py();
+    let extra = PyDict::new(py);
+    extra.set_item("forge_rollback_event", dict.clone_ref(py))?;
+    let kwargs = PyDict::new(py);
+    kwargs.set_item("extra", extra)?;
+    logger.call_method("log", (level, message), Some(&kwargs))?;
+    Ok(())
+}
+
+/// Logs `event` on the `forge_rollback` logger as a run's observer would, for what is said
+/// outside a call that has one (warnings of `Rollback.open`).
+pub fn log_event(py: Python<'_>, event: &Event) -> PyResult<()> {
+    let (level, message) = level_and_message(event);
+    let logger = logger(py)?;
+    if !logger.call_method1("isEnabledFor", (level,))?.is_truthy()? {
+        return Ok(());
+    }
+    log_record(logger, level, message, &event_dict(py, event)?)
+}
+
 /// The engine's `Observer` for one call.
 pub struct PyObserver {
     on_event: Option<Py<PyAny>>,
@@ -102,19 +134,10 @@ impl PyObserver {
         if !matches!(enabled, Ok(true)) && self.on_event.is_none() {
             return enabled.map(drop);
         }
-        let dict = to_py(py, event)?;
-        // A log event's hint is data in the core: the callback and the logger get it in
-        // Python's words.
-        if let Event::Log { hint: Some(h), .. } = event {
-            dict.bind(py).set_item("hint", h.render(Frontend::Python))?;
-        }
+        let dict = event_dict(py, event)?;
         let logged = enabled.and_then(|enabled| {
             if enabled {
-                let extra = PyDict::new(py);
-                extra.set_item("forge_rollback_event", dict.clone_ref(py))?;
-                let kwargs = PyDict::new(py);
-                kwargs.set_item("extra", extra)?;
-                logger.call_method("log", (level, message), Some(&kwargs))?;
+                log_record(logger, level, message, &dict)?;
             }
             Ok(())
         });
@@ -131,8 +154,10 @@ impl PyObserver {
     /// Hands the event dict to `on_event`, if there is one.
     fn call_on_event(&self, py: Python<'_>, logger: &Bound<'_, PyAny>, dict: Py<PyAny>) -> PyResult<()> {
         let Some(cb) = &self.on_event else { return Ok(()) };
-        let outcome =
-            cb.bind(py).call1((dict,)).and_then(|r| resolve(&self.call, "the on_event callback", r).map(|_| ()));
+        let outcome = cb
+            .bind(py)
+            .call1((dict.clone_ref(py),))
+            .and_then(|r| resolve(&self.call, "the on_event callback", r).map(|_| ()));
         if let Err(e) = outcome {
             // `AbortRollback`, or what is no `Exception` (Ctrl-C arriving while the callback
             // runs, `SystemExit`): stop the run, and raise it when the call returns.
@@ -141,8 +166,12 @@ impl PyObserver {
                 self.call.park(e);
                 self.call.cancel(&why);
             } else {
+                // With the event it was handed, as every record of this logger carries one.
+                let extra = PyDict::new(py);
+                extra.set_item("forge_rollback_event", dict)?;
                 let kwargs = PyDict::new(py);
                 kwargs.set_item("exc_info", e.value(py))?;
+                kwargs.set_item("extra", extra)?;
                 logger.call_method(
                     "error",
                     PyTuple::new(py, ["the on_event callback raised; the run goes on (raise forge_rollback.AbortRollback to stop it)"])?,

@@ -388,8 +388,9 @@ result_class! {
         }
 
         /// Raises the error family of a run that did not succeed: `StepFailedError` (status
-        /// `failed`, or `running`: interrupted), `VerificationError` (`verification_failed`),
-        /// `CancelledError` (`cancelled`). Returns `None` for `succeeded` and `undone`.
+        /// `failed`, or `running` and `interrupted`), `VerificationError`
+        /// (`verification_failed`), `CancelledError` (`cancelled`). Returns `None` for
+        /// `succeeded`, `undone` and a run a live process still runs.
         fn raise_for_status(&self, py: Python<'_>) -> PyResult<()> {
             match run_status_error(py, &self.json.value)? {
                 Some(e) => Err(e),
@@ -601,7 +602,11 @@ fn run_status_error(py: Python<'_>, run: &serde_json::Value) -> PyResult<Option<
         undone_by.is_none().then(|| py_words(vec!["put everything back with ".into(), Action::undo(run_id).into()]));
     let undone =
         undone_by.map(|u| format!(" (undone {})", rollback_core::journal::undone_by_words(u))).unwrap_or_default();
+    let interrupted = run.get("interrupted").and_then(serde_json::Value::as_bool).unwrap_or(false);
     let err = match status {
+        // A run a live process still runs (read back with `run_details`): nothing went wrong
+        // yet, and "resume or undo it" would be dangerous advice about it.
+        "running" if !interrupted => return Ok(None),
         "failed" | "running" => {
             let step = run
                 .get("steps")

@@ -279,8 +279,16 @@ impl Rollback {
         let core = py.detach(|| rollback_core::Rollback::open(&dir, config.as_deref())).map_err(PyRollbackError)?;
         // What the configuration holds that works but not as one may expect (a secret too
         // short to be scrubbed): said once, as the CLI says it, on the `forge_rollback` logger.
+        // An ordinary warning event, as the CLI's `open` logs it: the record carries
+        // `forge_rollback_event` like every other on that logger.
         for message in core.config().warnings() {
-            crate::observer::logger(py)?.call_method1("warning", (message,))?;
+            let event = rollback_core::event::Event::Log {
+                at: rollback_core::time::Timestamp::now(),
+                level: rollback_core::event::LogLevel::Warn,
+                message,
+                hint: None,
+            };
+            crate::observer::log_event(py, &event)?;
         }
         Ok(Self { core: Arc::new(core) })
     }

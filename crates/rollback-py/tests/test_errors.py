@@ -129,6 +129,25 @@ def test_invalid_config_names_the_file_and_key(repo: Repo, tmp_path: Path) -> No
     assert info.value.hint is not None
 
 
+@pytest.mark.parametrize(
+    ("toml", "key"),
+    [
+        ('[database]\nkind = "sql"\n', "database.url"),
+        ('[database]\nkind = "sql"\nurl = "sqlite:///app.db"\ntimeout_secs = 0\n', "database.timeout_secs"),
+        ('[deploy]\nstrategy = "railway"\nenvironment_id = "env-1"\n', "deploy.service_id"),
+    ],
+)
+def test_invalid_config_key_is_named_as_written(repo: Repo, tmp_path: Path, toml: str, key: str) -> None:
+    # The key as it is in the file, so that code can dispatch on `.key`; never named twice
+    # (`database.database.url`).
+    config = tmp_path / "bad.toml"
+    config.write_text(toml)
+    with pytest.raises(fr.ConfigError) as info:
+        fr.Rollback.open(repo.path, config=config)
+    assert info.value.key == key
+    assert str(info.value).startswith(f"invalid config `{config}`: {key}: "), str(info.value)
+
+
 def test_upgrade_database_without_a_database_is_a_config_error(repo: Repo) -> None:
     with pytest.raises(fr.ConfigError, match="no `\\[database\\]` is configured"):
         fr.Rollback.open(repo.path).upgrade_database()

@@ -346,3 +346,53 @@ def test_database_only_downgrades_the_schema_leaves_the_code_and_undo_brings_it_
     assert app.revision() == [app.revisions[2]]
     assert app.dump() == before_db
     assert app.code_state() == before_code
+
+
+def test_upgrade_database_is_refused_while_a_run_holds_the_lock(
+    make_db_app: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A service preparing its database while a full rollback runs: the upgrade would put back
+    the schema the run takes down, and the run would end `succeeded` with the old code on the
+    new schema. Like every call that changes things, it is refused while the run holds the
+    lock, naming the holder."""
+    import threading
+    import time
+
+    app: DbApp = make_db_app("sql", "sqlite")
+    release = tmp_path / "release"
+    monkeypatch.setenv("FORGE_ROLLBACK_FAILPOINT", "end:downgrade")
+    monkeypatch.setenv("FORGE_ROLLBACK_FAILPOINT_ACTION", "pause")
+    monkeypatch.setenv("FORGE_ROLLBACK_FAILPOINT_RELEASE", str(release))
+    rb = app.open()
+    results: list[fr.RunResult] = []
+    t = threading.Thread(target=lambda: results.append(rb.run("full", target="v1", confirm=True)))
+    t.start()
+    try:
+        # Read through the journal, not the database: this process's own SQLite connection
+        # would meddle with the run's.
+        def downgraded() -> bool:
+            runs = rb.runs()
+            steps = rb.run_details(runs[0].run_id).steps if runs else []
+            return any(s["step"] == "downgrade" and s["status"] == "done" for s in steps)
+
+        for _ in range(6000):
+            if downgraded():
+                break
+            time.sleep(0.01)
+        assert downgraded()
+        holder = rb.lock_holder()
+        assert holder is not None and holder["command"] == "run"
+        with pytest.raises(fr.LockHeldError) as info:
+            app.open().upgrade_database()
+        assert info.value.kind == "locked" and info.value.holder == holder
+    finally:
+        release.touch()
+        t.join(120)
+    monkeypatch.delenv("FORGE_ROLLBACK_FAILPOINT")
+    # The run went on undisturbed: v1's code on v1's schema.
+    assert results[0].status == "succeeded" and results[0].warnings == []
+    assert app.revision() == [app.revisions[0]]
+    # Once the run is over, the upgrade runs (with v1's migration files: nothing to do) and
+    # leaves no lock behind.
+    assert app.open().upgrade_database() == [app.revisions[0]]
+    assert rb.lock_holder() is None

@@ -163,3 +163,28 @@ def test_python_words_after_the_cli_ran_in_this_process(
     _no_cli_words(str(refused.value) + " ".join(refused.value.__notes__))
     assert rb.undo(run_id, confirm=True).status == "succeeded"
 
+
+
+def test_a_failed_steps_advice_reaches_python_in_pythons_words(
+    repo: Repo, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The advice logged after a failed step is a hint like any other: `on_event` gets it in
+    its `hint` key and the logged message ends with it, both in Python's words; the run's
+    `warnings` keep the CLI's, as documented."""
+    config = tmp_path / "restart.toml"
+    config.write_text('[[restart]]\nname = "app"\nargv = ["false"]\n')
+    rb = fr.Rollback.open(repo.path, config)
+    events: list[Event] = []
+    with caplog.at_level("WARNING", logger="forge_rollback"):
+        r = rb.run("fast", target="v1", confirm=True, on_event=events.append)
+    assert r.status == "failed"
+    run_id = r.run_id
+    advice = f'fix the service, then `resume("{run_id}")` runs the restart again'
+    assert [e.get("hint") for e in events if e["event"] == "log" and e["level"] == "warn"] == [advice]
+    assert f"hint: {advice}" in caplog.messages, caplog.messages
+    for e in events:
+        if e["event"] == "log":
+            _no_cli_words(e["message"] + (e.get("hint") or ""))
+    for m in caplog.messages:
+        _no_cli_words(m)
+    assert f"hint: fix the service, then `forge-rollback resume {run_id}` runs the restart again" in r.warnings

@@ -58,6 +58,9 @@ def test_a_raising_on_event_is_logged_and_the_run_completes(repo: Repo, caplog: 
     [logged] = [rec for rec in caplog.records if "on_event callback raised" in rec.getMessage()]
     assert logged.levelno == logging.ERROR
     assert logged.exc_info is not None and isinstance(logged.exc_info[1], RuntimeError)
+    # Like every record of this logger, it carries the event (the one the callback was handed).
+    event = getattr(logged, "forge_rollback_event")
+    assert (event["event"], event["step"]) == ("step_started", "remove_untracked")
 
 
 def test_abort_rollback_stops_before_the_next_step_and_is_reraised(repo: Repo) -> None:
@@ -132,3 +135,9 @@ def test_a_secret_too_short_to_be_scrubbed_is_warned_about_on_open_as_the_cli_do
     messages = [rec.getMessage() for rec in warned]
     assert any("the secret in `database.url`" in m and "too short to be scrubbed" in m for m in messages), messages
     assert not any("Q7z" in m for m in messages), messages
+    # An ordinary warning event, as every record on this logger: a handler written to the
+    # docs (`record.forge_rollback_event["level"]`) reads it.
+    [event] = [getattr(rec, "forge_rollback_event") for rec in warned if "too short to be scrubbed" in rec.getMessage()]
+    assert event["event"] == "log" and event["level"] == "warn"
+    assert "the secret in `database.url`" in event["message"] and "Q7z" not in event["message"]
+    assert "hint" not in event

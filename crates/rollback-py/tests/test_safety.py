@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import json
 import os
 import signal
 import subprocess
@@ -194,6 +195,36 @@ def test_wait_for_timeout_cancels_the_run_and_waits_for_it(
     assert rb.lock_holder() is None
 
 
+def test_cancelling_arun_after_its_last_step_says_the_run_had_ended(repo: Repo) -> None:
+    """`asyncio.wait_for` running out once the last step is done: the run ended `succeeded`
+    before the cancel could act, and the note says so, as the sync path's does; it does not
+    advise a `resume()` that would be refused."""
+    rb = fr.Rollback.open(repo.path)
+
+    async def main() -> asyncio.CancelledError:
+        task: asyncio.Task[fr.RunResult | fr.DryRunResult] | None = None
+
+        async def on_event(event: dict[str, Any]) -> None:
+            if event["event"] == "step_finished" and event["step"] == "record":
+                assert task is not None
+                task.cancel()
+
+        task = asyncio.create_task(rb.arun("fast", target="v1", confirm=True, on_event=on_event))
+        try:
+            await task
+        except asyncio.CancelledError as e:
+            return e
+        raise AssertionError("the task was not cancelled")
+
+    cancelled = asyncio.run(main())
+    run_id = getattr(cancelled, "run_id")
+    result: fr.RunResult = getattr(cancelled, "result")
+    assert result.status == "succeeded" and result.run_id == run_id
+    assert cancelled.__notes__ == [f"forge-rollback: run {run_id} had ended, status succeeded"]
+    [run] = rb.runs()
+    assert (run.run_id, run.status) == (run_id, "succeeded")
+
+
 # ----- 3. a live run is reported as the lock holder, never as "interrupted" ------------------
 
 
@@ -228,6 +259,44 @@ def test_second_run_during_a_live_run_raises_lock_held_naming_it(
                 second()
             assert info.value.holder is not None and info.value.holder["pid"] == os.getpid()
             assert "half-way" not in str(info.value)
+    finally:
+        release.touch()
+        t.join(60)
+    assert results[0].status == "succeeded"
+
+
+def test_a_live_run_read_back_is_not_called_interrupted_nor_advised_to_be_resumed(
+    repo: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A service polling a run that another thread (or process) still runs: its details say
+    `running`, the step under way is `running`, and neither `raise_for_status()` nor the
+    report advises resuming or undoing it."""
+    release = tmp_path / "release"
+    monkeypatch.setenv("FORGE_ROLLBACK_FAILPOINT", "before:reset")
+    monkeypatch.setenv("FORGE_ROLLBACK_FAILPOINT_ACTION", "pause")
+    monkeypatch.setenv("FORGE_ROLLBACK_FAILPOINT_RELEASE", str(release))
+    rb = fr.Rollback.open(repo.path)
+    started = threading.Event()
+    results: list[fr.RunResult | fr.DryRunResult] = []
+
+    def on_event(event: dict[str, Any]) -> None:
+        if event["event"] == "step_started" and event["step"] == "reset":
+            started.set()
+
+    t = threading.Thread(target=lambda: results.append(rb.run("fast", target="v1", confirm=True, on_event=on_event)))
+    t.start()
+    try:
+        assert started.wait(60)
+        [live] = rb.runs()
+        details = rb.run_details(live.run_id)
+        assert (details.status, details.interrupted) == ("running", False)
+        steps = {s["step"]: s["status"] for s in details.steps}
+        assert steps["snapshot"] == "done" and steps["reset"] == "running", steps
+        assert details.raise_for_status() is None
+        md = rb.report(live.run_id)
+        assert "interrupted" not in md and "Settle the failed run" not in md, md
+        commands = json.loads(rb.report(live.run_id, format="json"))["commands"]
+        assert commands["resume"] is None and commands["undo"] is None, commands
     finally:
         release.touch()
         t.join(60)

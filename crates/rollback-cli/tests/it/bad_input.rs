@@ -104,6 +104,18 @@ fn no_terminal_and_no_yes_refuses_instead_of_hanging() {
 }
 
 #[test]
+fn invalid_database_config_names_its_key_once() {
+    // The key as written in the file: `database.url`, never `database.database.url`.
+    let (r, _) = messy_repo();
+    r.write("forge-rollback.toml", "[database]\nkind = \"sql\"\n");
+    let e = refused_unchanged(&r, &["assess", "--target", "v1"], 2, "forge-rollback.toml`: database.url: set `url`");
+    assert!(!e.contains("database.database"), "{e}");
+    r.write("forge-rollback.toml", "[database]\nkind = \"sql\"\nurl = \"sqlite:///app.db\"\ntimeout_secs = 0\n");
+    let e = refused_unchanged(&r, &["assess", "--target", "v1"], 2, "forge-rollback.toml`: database.timeout_secs: ");
+    assert!(!e.contains("database.database"), "{e}");
+}
+
+#[test]
 fn malformed_config_and_registry_name_line_and_column() {
     let (r, _) = messy_repo();
     r.write("forge-rollback.toml", "[caches]\nglobs = [\"**/*.pyc\"\nskip_dirs = 3\n");

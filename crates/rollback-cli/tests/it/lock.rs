@@ -530,3 +530,28 @@ fn a_resume_after_failed_checks_keeps_their_verdict() {
     let this = runs.as_array().unwrap().iter().find(|x| x["run_id"] == run_id.as_str()).unwrap();
     assert_ne!(this["status"], "succeeded", "{runs}");
 }
+
+/// The report of a run that another process is still running: it is `running`, its step under
+/// way too (not `interrupted`), and it advises neither `resume` nor `undo` — dangerous advice
+/// about a live run.
+#[test]
+fn the_report_of_a_live_run_advises_no_resume_nor_undo() {
+    let (r, _) = messy_repo();
+    let (live, release) = paused_before(&r, &["run", "--fast", "--yes", "--json", "--target", "v1"], "reset");
+    let id = fr(&r, &["runs", "list", "--json"]).json()[0]["run_id"].as_str().unwrap().to_owned();
+    let md = fr(&r, &["report", &id]);
+    md.ok();
+    assert!(!md.stdout.contains("interrupted") && !md.stdout.contains("Settle the failed run"), "{}", md.stdout);
+    let json = fr(&r, &["report", &id, "--json"]).json();
+    assert_eq!(json["status"], "running");
+    assert_eq!(json["interrupted"], false);
+    assert!(json["commands"]["resume"].is_null() && json["commands"]["undo"].is_null(), "{json}");
+    let reset = json["steps"].as_array().unwrap().iter().find(|s| s["step"] == "reset").unwrap();
+    assert_eq!(reset["status"], "running", "{json}");
+    std::fs::write(&release, "").unwrap();
+    live.wait(Duration::from_secs(120)).ok();
+    // Once it is over, its report is that of a finished run.
+    let json = fr(&r, &["report", &id, "--json"]).json();
+    assert_eq!(json["status"], "succeeded");
+    assert_eq!(json["steps"].as_array().unwrap().iter().find(|s| s["step"] == "reset").unwrap()["status"], "done");
+}

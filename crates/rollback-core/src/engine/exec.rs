@@ -139,8 +139,9 @@ impl Rollback {
                     });
                     ctx.log(LogLevel::Error, format!("step `{name}` failed: {text}"));
                     if let Some(hint) = e.hint() {
-                        // A warning, so it also reaches the outcome and the report.
-                        ctx.log(LogLevel::Warn, format!("hint: {hint}"));
+                        // A warning, so it also reaches the outcome and the report; a line
+                        // that is only advice, rendered in each front-end's words.
+                        ctx.log_hint(LogLevel::Warn, "", Some(hint));
                     }
                     failure = Some((index, e));
                     break;

@@ -13,6 +13,7 @@ use crate::env::EnvBlock;
 use crate::error::{Error, Result};
 use crate::fsutil;
 use crate::hint::{Action, hint};
+use crate::lock::RunLock;
 use crate::model::RiskCode;
 use crate::plan::{Level, Plan, Step};
 use crate::time::Timestamp;
@@ -394,8 +395,14 @@ impl Rollback {
     /// Upgrades the configured database to `to` (all heads when empty) with the work tree's
     /// migration files; returns its revisions afterwards. For preparing a database (a fresh
     /// deploy, tests); a rollback never upgrades.
+    ///
+    /// Takes the run lock like every call that changes things: during a full rollback an
+    /// upgrade would put back the schema the run is taking down, and the run would still end
+    /// `succeeded` with the old code on the new schema.
     pub fn upgrade_database(&self, to: &[Revision]) -> Result<Vec<Revision>> {
         let db = self.migrator()?;
+        self.state.ensure()?;
+        let _lock = RunLock::acquire(&self.state.lock_path(), "upgrade_database")?;
         crate::rt::block_on(db.upgrade(to))?;
         Ok(crate::rt::block_on(db.current())?)
     }

@@ -26,7 +26,7 @@ impl Rollback {
     pub fn report(&self, run_id: &str) -> Result<crate::report::IncidentReport> {
         let state = self.load_run(run_id)?;
         let mut outcome = self.outcome_of(&state);
-        outcome.interrupted = self.interrupted(&state)?;
+        self.read_liveness(&state, &mut outcome)?;
         let mut report = crate::report::build(&state, &outcome, self.vcs.as_ref());
         // Rebuilt later than the run: `backups prune` may have removed what it offered. Read
         // only: a report changes nothing, not even on a read-only state folder.
@@ -135,8 +135,21 @@ impl Rollback {
         let log = std::fs::read_to_string(self.state.run_dir(run_id).join("run.log")).unwrap_or_default();
         let records = s.records.clone();
         let mut outcome = self.outcome_of(&s);
-        outcome.interrupted = self.interrupted(&s)?;
+        self.read_liveness(&s, &mut outcome)?;
         Ok((outcome, records, log))
+    }
+
+    /// Sets `interrupted` of a run read back from its journal. A run journaled `running`
+    /// that a live process still runs was not interrupted: the step it began is `running`,
+    /// and nothing in its outcome may advise resuming or undoing it.
+    fn read_liveness(&self, s: &RunState, outcome: &mut RunOutcome) -> Result<()> {
+        outcome.interrupted = self.interrupted(s)?;
+        if s.status == RunStatus::Running && !outcome.interrupted {
+            for step in outcome.steps.iter_mut().filter(|st| st.status == "interrupted") {
+                step.status = "running".into();
+            }
+        }
+        Ok(())
     }
 
     /// The run is journaled `running` and no process holds the lock: it was killed half-way.

@@ -66,7 +66,7 @@ pub struct StepLine {
     pub step: String,
     /// What the step does, one line.
     pub title: String,
-    /// `done`, `failed`, `interrupted` or `pending`.
+    /// `done`, `failed`, `interrupted`, `running` (under way in a live run) or `pending`.
     pub status: String,
     /// When its last attempt began.
     pub started_at: Option<Timestamp>,
@@ -452,10 +452,13 @@ pub fn build(state: &RunState, outcome: &RunOutcome, vcs: &dyn VcsBackend) -> In
     // A cancelled run that took its snapshot (a manual run aborted part-way) can be undone.
     let settled = matches!(state.status, RunStatus::Undone | RunStatus::Planned)
         || (state.status == RunStatus::Cancelled && backup_id.is_none());
+    // A run that a live process still runs is settled by that process: resuming or undoing it
+    // would be dangerous advice.
+    let live = state.status == RunStatus::Running && !outcome.interrupted;
     let commands = Commands {
-        resume: matches!(state.status, RunStatus::Failed | RunStatus::Running)
+        resume: (matches!(state.status, RunStatus::Failed | RunStatus::Running) && !live)
             .then(|| format!("forge-rollback resume {id}")),
-        undo: (!settled).then(|| format!("forge-rollback undo {id}")),
+        undo: (!settled && !live).then(|| format!("forge-rollback undo {id}")),
         undo_unavailable: None,
     };
 

@@ -55,11 +55,15 @@ async def await_job(job: _Job) -> Any:
             run_id = getattr(result, "run_id", None)
             setattr(cancelled, "run_id", run_id)
             setattr(cancelled, "result", result)
-            if run_id is not None:
+            # Worded as the sync path words it (`finish` in rollback.rs): a run whose last step
+            # was done before the cancel could act had ended, and has nothing to resume.
+            if run_id is not None and result.status == "cancelled":
                 cancelled.add_note(
-                    f"forge-rollback: run {run_id} stopped at a step boundary, status {result.status}; "
+                    f"forge-rollback: run {run_id} stopped at a step boundary, status cancelled; "
                     f'undo("{run_id}") puts everything back, resume("{run_id}") finishes it'
                 )
+            elif run_id is not None:
+                cancelled.add_note(f"forge-rollback: run {run_id} had ended, status {result.status}")
         raise
 
 

@@ -21,7 +21,7 @@ from typing import Any, Literal, NotRequired, TypeAlias, TypedDict
 Level: TypeAlias = Literal["fast"] | Literal["full"] | Literal["manual"]
 RunKind: TypeAlias = Literal["rollback"] | Literal["undo"]
 RunStatus: TypeAlias = Literal["planned"] | Literal["running"] | Literal["succeeded"] | Literal["failed"] | Literal["cancelled"] | Literal["undone"] | Literal["verification_failed"]
-StepStatus: TypeAlias = Literal["done"] | Literal["skipped"] | Literal["failed"] | Literal["interrupted"] | Literal["pending"]
+StepStatus: TypeAlias = Literal["done"] | Literal["skipped"] | Literal["failed"] | Literal["interrupted"] | Literal["running"] | Literal["pending"]
 Severity: TypeAlias = Literal["critical"] | Literal["high"] | Literal["medium"] | Literal["low"]
 RiskSeverity: TypeAlias = Literal["info"] | Literal["medium"] | Literal["high"]
 CheckStatus: TypeAlias = Literal["passed"] | Literal["failed"] | Literal["timeout"] | Literal["error"] | Literal["inconclusive"]
