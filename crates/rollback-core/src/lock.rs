@@ -172,6 +172,31 @@ fn check_folder(path: &Path) -> Result<bool, IoError> {
     path.parent().map_or(Ok(true), fsutil::check_dir)
 }
 
+/// What [`take`] found.
+enum Taken {
+    /// The lock is ours, on the file at the path.
+    Ours(File),
+    /// A live process holds it (the file, to read who).
+    Held(File),
+}
+
+/// Opens (creating, `0600`) the lock file at `path` and takes its `flock`, again when the
+/// holder we raced with unlinked the file between our open and our lock.
+fn take(path: &Path) -> Result<Taken, Error> {
+    loop {
+        let file =
+            open_lock_file(path, OpenOptions::new().read(true).write(true).create(true).truncate(false).mode(0o600))?;
+        if !try_flock(&file, path)? {
+            return Ok(Taken::Held(file));
+        }
+        let ours = file.metadata().at("read metadata of", path)?;
+        match std::fs::symlink_metadata(path) {
+            Ok(m) if m.ino() == ours.ino() && m.dev() == ours.dev() => return Ok(Taken::Ours(file)),
+            _ => {}
+        }
+    }
+}
+
 /// Opens the lock file with `opts` (see [`fsutil::open_private`]) and refuses one with other
 /// names: it is truncated and written.
 fn open_lock_file(path: &Path, opts: &mut OpenOptions) -> Result<File, IoError> {
@@ -184,34 +209,25 @@ impl RunLock {
     /// Takes the lock at `path` for `command`, failing at once if a live process holds it.
     pub fn acquire(path: &Path, command: &str) -> Result<Self, Error> {
         check_folder(path)?;
-        loop {
-            let mut file = open_lock_file(
-                path,
-                OpenOptions::new().read(true).write(true).create(true).truncate(false).mode(0o600),
-            )?;
-            if !try_flock(&file, path)? {
+        let mut file = match take(path)? {
+            Taken::Ours(file) => file,
+            Taken::Held(mut file) => {
                 return Err(Error::Held { path: path.to_owned(), holder: read_holder(&mut file) });
             }
-            // The holder we raced with may have unlinked the file before we locked it.
-            let ours = file.metadata().at("read metadata of", path)?;
-            match std::fs::symlink_metadata(path) {
-                Ok(m) if m.ino() == ours.ino() && m.dev() == ours.dev() => {}
-                _ => continue,
-            }
-            let taken_over = read_holder(&mut file);
-            let me = LockHolder {
-                pid: std::process::id(),
-                host: host_name(),
-                started_at: Timestamp::now(),
-                command: command.to_owned(),
-            };
-            let json = serde_json::to_vec(&me).unwrap_or_default();
-            file.set_len(0).at("truncate", path)?;
-            file.seek(SeekFrom::Start(0)).at("seek", path)?;
-            file.write_all(&json).at("write", path)?;
-            file.sync_all().at("sync", path)?;
-            return Ok(Self { file, path: path.to_owned(), taken_over });
-        }
+        };
+        let taken_over = read_holder(&mut file);
+        let me = LockHolder {
+            pid: std::process::id(),
+            host: host_name(),
+            started_at: Timestamp::now(),
+            command: command.to_owned(),
+        };
+        let json = serde_json::to_vec(&me).unwrap_or_default();
+        file.set_len(0).at("truncate", path)?;
+        file.seek(SeekFrom::Start(0)).at("seek", path)?;
+        file.write_all(&json).at("write", path)?;
+        file.sync_all().at("sync", path)?;
+        Ok(Self { file, path: path.to_owned(), taken_over })
     }
 
     /// The lock file.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import json
 import os
@@ -228,11 +229,11 @@ def test_cancelling_arun_after_its_last_step_says_the_run_had_ended(repo: Repo) 
 # ----- 3. a live run is reported as the lock holder, never as "interrupted" ------------------
 
 
-def test_second_run_during_a_live_run_raises_lock_held_naming_it(
-    repo: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@contextlib.contextmanager
+def paused_in_reset(repo: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[fr.Rollback]:
+    """A fast rollback to v1 run on a thread, paused inside its `reset` step (journaled
+    `running`, holding the lock) while the block runs; it must then finish `succeeded`."""
     release = tmp_path / "release"
-    # Paused inside a step: the first run is journaled `running` and holds the lock.
     monkeypatch.setenv("FORGE_ROLLBACK_FAILPOINT", "before:reset")
     monkeypatch.setenv("FORGE_ROLLBACK_FAILPOINT_ACTION", "pause")
     monkeypatch.setenv("FORGE_ROLLBACK_FAILPOINT_RELEASE", str(release))
@@ -248,6 +249,17 @@ def test_second_run_during_a_live_run_raises_lock_held_naming_it(
     t.start()
     try:
         assert started.wait(60)
+        yield rb
+    finally:
+        release.touch()
+        t.join(60)
+    assert results[0].status == "succeeded"
+
+
+def test_second_run_during_a_live_run_raises_lock_held_naming_it(
+    repo: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with paused_in_reset(repo, tmp_path, monkeypatch) as rb:
         [live] = rb.runs()
         assert live.status == "running"
         for second in (
@@ -259,10 +271,6 @@ def test_second_run_during_a_live_run_raises_lock_held_naming_it(
                 second()
             assert info.value.holder is not None and info.value.holder["pid"] == os.getpid()
             assert "half-way" not in str(info.value)
-    finally:
-        release.touch()
-        t.join(60)
-    assert results[0].status == "succeeded"
 
 
 def test_a_live_run_read_back_is_not_called_interrupted_nor_advised_to_be_resumed(
@@ -271,22 +279,7 @@ def test_a_live_run_read_back_is_not_called_interrupted_nor_advised_to_be_resume
     """A service polling a run that another thread (or process) still runs: its details say
     `running`, the step under way is `running`, and neither `raise_for_status()` nor the
     report advises resuming or undoing it."""
-    release = tmp_path / "release"
-    monkeypatch.setenv("FORGE_ROLLBACK_FAILPOINT", "before:reset")
-    monkeypatch.setenv("FORGE_ROLLBACK_FAILPOINT_ACTION", "pause")
-    monkeypatch.setenv("FORGE_ROLLBACK_FAILPOINT_RELEASE", str(release))
-    rb = fr.Rollback.open(repo.path)
-    started = threading.Event()
-    results: list[fr.RunResult | fr.DryRunResult] = []
-
-    def on_event(event: dict[str, Any]) -> None:
-        if event["event"] == "step_started" and event["step"] == "reset":
-            started.set()
-
-    t = threading.Thread(target=lambda: results.append(rb.run("fast", target="v1", confirm=True, on_event=on_event)))
-    t.start()
-    try:
-        assert started.wait(60)
+    with paused_in_reset(repo, tmp_path, monkeypatch) as rb:
         [live] = rb.runs()
         details = rb.run_details(live.run_id)
         assert (details.status, details.interrupted) == ("running", False)
@@ -297,10 +290,6 @@ def test_a_live_run_read_back_is_not_called_interrupted_nor_advised_to_be_resume
         assert "interrupted" not in md and "Settle the failed run" not in md, md
         commands = json.loads(rb.report(live.run_id, format="json"))["commands"]
         assert commands["resume"] is None and commands["undo"] is None, commands
-    finally:
-        release.touch()
-        t.join(60)
-    assert results[0].status == "succeeded"
 
 
 # ----- 4. Ctrl-C in a sync call: the run stops at a step boundary, the id comes with it -------

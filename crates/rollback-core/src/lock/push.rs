@@ -16,12 +16,12 @@
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::fd::{AsRawFd, RawFd};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::{Error, check_folder, open_lock_file, try_flock};
+use super::{Error, Taken, check_folder, open_lock_file, take, try_flock};
 use crate::fsutil::IoContext;
 use crate::time::Timestamp;
 
@@ -61,28 +61,19 @@ impl PushLock {
     /// push holds it.
     pub(crate) fn acquire(path: &Path, run_id: &str) -> Result<Self, Error> {
         check_folder(path)?;
-        loop {
-            let mut file = open_lock_file(
-                path,
-                OpenOptions::new().read(true).write(true).create(true).truncate(false).mode(0o600),
-            )?;
-            if !try_flock(&file, path)? {
+        let file = match take(path)? {
+            Taken::Ours(file) => file,
+            Taken::Held(mut file) => {
                 return Err(Error::PushRunning { path: path.to_owned(), holder: read_holder(&mut file) });
             }
-            // Released and removed by the push before us between the open and the lock.
-            let ours = file.metadata().at("read metadata of", path)?;
-            match std::fs::symlink_metadata(path) {
-                Ok(m) if m.ino() == ours.ino() && m.dev() == ours.dev() => {}
-                _ => continue,
-            }
-            let mut lock = Self {
-                file,
-                path: path.to_owned(),
-                holder: PushHolder { run_id: run_id.to_owned(), pgid: None, started_at: Timestamp::now() },
-            };
-            lock.write_holder()?;
-            return Ok(lock);
-        }
+        };
+        let mut lock = Self {
+            file,
+            path: path.to_owned(),
+            holder: PushHolder { run_id: run_id.to_owned(), pgid: None, started_at: Timestamp::now() },
+        };
+        lock.write_holder()?;
+        Ok(lock)
     }
 
     /// The descriptor the push must inherit (it is close-on-exec here).
