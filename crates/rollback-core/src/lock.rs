@@ -244,39 +244,34 @@ impl Drop for RunLock {
     }
 }
 
-/// Who holds the lock now, if anyone alive does.
-pub fn holder(path: &Path) -> Result<Option<LockHolder>, Error> {
+/// The lock file at `path`, open, when a live process holds its `flock` now (to read who);
+/// `None` when it is free, not there, or its folder is not.
+fn held(path: &Path) -> Result<Option<File>, Error> {
     if !check_folder(path)? {
         return Ok(None);
     }
-    let mut file = match open_lock_file(path, OpenOptions::new().read(true)) {
+    let file = match open_lock_file(path, OpenOptions::new().read(true)) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e.into()),
     };
-    if try_flock(&file, path)? {
-        // Nobody alive holds it (the file is a leftover of a dead holder).
-        return Ok(None);
-    }
-    Ok(read_holder(&mut file))
+    // Free: nobody alive holds it (the file is a leftover of a dead holder).
+    Ok((!try_flock(&file, path)?).then_some(file))
+}
+
+/// Who holds the lock now, if anyone alive does.
+pub fn holder(path: &Path) -> Result<Option<LockHolder>, Error> {
+    Ok(held(path)?.and_then(|mut file| read_holder(&mut file)))
 }
 
 /// [`Error::Held`] when a live process holds the lock now, naming it; `Ok` when the lock is
 /// free (or nobody has taken it yet). Takes nothing: a run that must refuse for another
 /// reason asks this first, so a live run is always reported as the holder it is.
 pub fn refuse_held(path: &Path) -> Result<(), Error> {
-    if !check_folder(path)? {
-        return Ok(());
+    match held(path)? {
+        Some(mut file) => Err(Error::Held { path: path.to_owned(), holder: read_holder(&mut file) }),
+        None => Ok(()),
     }
-    let mut file = match open_lock_file(path, OpenOptions::new().read(true)) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(e.into()),
-    };
-    if try_flock(&file, path)? {
-        return Ok(());
-    }
-    Err(Error::Held { path: path.to_owned(), holder: read_holder(&mut file) })
 }
 
 /// What [`unlock`] found.

@@ -44,20 +44,27 @@ fn blob_file(r: &TestRepo, manifest: &Path) -> PathBuf {
     state_dir(r).join("backups/blobs").join(&blob[..2]).join(&blob[2..])
 }
 
-fn id_of(manifest: &Path) -> String {
-    manifest.file_stem().unwrap().to_string_lossy().into_owned()
-}
-
-#[test]
-fn an_env_file_that_is_a_symlink_is_recorded_by_its_content_and_undo_gives_the_link_back() {
+/// `.env -> <shared>/.env` (the Capistrano layout), v1 marked with `API_KEY=good111`, then the
+/// broken release's env (`API_KEY=bad999`) written where the link leads. The shared folder
+/// lives as long as the first value.
+fn linked_env_marked_then_broken() -> (tempfile::TempDir, PathBuf, TestRepo) {
     let shared = tempfile::tempdir().unwrap();
     let shared_env = shared.path().join(".env");
     let r = marked_v1_then_v2(|r| {
         std::fs::write(&shared_env, "API_KEY=good111\n").unwrap();
         r.symlink(".env", &shared_env);
     });
-    // The broken release's env, written where the link leads.
     std::fs::write(&shared_env, "API_KEY=bad999\n").unwrap();
+    (shared, shared_env, r)
+}
+
+fn id_of(manifest: &Path) -> String {
+    manifest.file_stem().unwrap().to_string_lossy().into_owned()
+}
+
+#[test]
+fn an_env_file_that_is_a_symlink_is_recorded_by_its_content_and_undo_gives_the_link_back() {
+    let (_shared, shared_env, r) = linked_env_marked_then_broken();
 
     let a = fr(&r, &["assess", "--json"]).json();
     assert_eq!(a["env"]["diffs"][0]["changed"], serde_json::json!(["API_KEY"]), "{a:#}");
@@ -287,13 +294,7 @@ fn an_env_folder_turned_into_a_symlink_since_the_mark_is_left_as_it_is_and_said(
 
 #[test]
 fn a_record_holding_a_link_as_a_link_restores_nothing_and_says_so() {
-    let shared = tempfile::tempdir().unwrap();
-    let shared_env = shared.path().join(".env");
-    let r = marked_v1_then_v2(|r| {
-        std::fs::write(&shared_env, "API_KEY=good111\n").unwrap();
-        r.symlink(".env", &shared_env);
-    });
-    std::fs::write(&shared_env, "API_KEY=bad999\n").unwrap();
+    let (_shared, shared_env, r) = linked_env_marked_then_broken();
     // A record as versions before links were followed made it: the link, not its content.
     let [manifest] = env_manifests(&r).try_into().unwrap();
     let mut m: serde_json::Value = serde_json::from_slice(&std::fs::read(&manifest).unwrap()).unwrap();

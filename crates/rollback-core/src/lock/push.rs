@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::{Error, Taken, check_folder, open_lock_file, take, try_flock};
+use super::{Error, Taken, check_folder, held, open_lock_file, take, try_flock};
 use crate::fsutil::IoContext;
 use crate::time::Timestamp;
 
@@ -124,17 +124,7 @@ fn read_holder(file: &mut File) -> Option<PushHolder> {
 /// program it started, still runs), naming the push; `Ok` when it is free or not there, or
 /// when all that holds it are git's own background helpers ([`background_helper`]).
 pub fn refuse_push_running(path: &Path) -> Result<(), Error> {
-    if !check_folder(path)? {
-        return Ok(());
-    }
-    let mut file = match open_lock_file(path, OpenOptions::new().read(true)) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(e.into()),
-    };
-    if try_flock(&file, path)? {
-        return Ok(());
-    }
+    let Some(mut file) = held(path)? else { return Ok(()) };
     let ours = file.metadata().at("read metadata of", path)?;
     let holders = holders((ours.dev(), ours.ino()));
     if !holders.is_empty() && holders.iter().all(|cmdline| background_helper(cmdline)) {
