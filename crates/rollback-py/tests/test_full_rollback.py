@@ -396,3 +396,27 @@ def test_upgrade_database_is_refused_while_a_run_holds_the_lock(
     # leaves no lock behind.
     assert app.open().upgrade_database() == [app.revisions[0]]
     assert rb.lock_holder() is None
+
+
+def test_upgrade_database_is_refused_while_a_run_is_unfinished(make_db_app: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A full run that failed after its downgrade, before its reset: `resume` and `undo` go on
+    from the schema the journal recorded. An upgrade meanwhile would leave the old code on the
+    new schema after `resume`; it is refused, naming the run and both ways on, and the schema
+    is left where the run left it."""
+    app: DbApp = make_db_app("sql", "sqlite")
+    monkeypatch.setenv("FORGE_ROLLBACK_FAILPOINT", "before:reset")
+    monkeypatch.setenv("FORGE_ROLLBACK_FAILPOINT_ACTION", "error")
+    rb = app.open()
+    failed = rb.run("full", target="v1", confirm=True)
+    monkeypatch.delenv("FORGE_ROLLBACK_FAILPOINT")
+    monkeypatch.delenv("FORGE_ROLLBACK_FAILPOINT_ACTION")
+    assert failed.status == "failed" and failed.run_id is not None
+    assert app.revision() == [app.revisions[0]]
+    with pytest.raises(fr.RefusedError) as info:
+        app.open().upgrade_database()
+    assert f"run {failed.run_id} failed half-way" in info.value.message
+    assert info.value.hint is not None and "resume" in info.value.hint and "undo" in info.value.hint
+    assert app.revision() == [app.revisions[0]]
+    # Settled by its undo, the upgrade runs again.
+    assert rb.undo(failed.run_id, confirm=True).status == "succeeded"
+    assert app.open().upgrade_database() == [app.revisions[2]]

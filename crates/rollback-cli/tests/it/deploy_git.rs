@@ -148,6 +148,7 @@ fn a_hook_variable_that_is_not_set_is_refused_before_anything_changes() {
     for (args, value) in [
         (&["plan", "--fast", "--target", "v2"][..], None),
         (&["run", "--fast", "--dry-run", "--target", "v2"][..], None),
+        (&["rehearse", "--fast", "--target", "v2"][..], None),
         (&["run", "--fast", "--yes", "--target", "v2"][..], None),
         (&["run", "--fast", "--yes", "--target", "v2"][..], Some("")),
         (&["run", "--fast", "--yes", "--target", "v2"][..], Some("ftp://deploy.example.com/hook")),
@@ -278,7 +279,11 @@ fn an_undo_whose_push_is_refused_after_its_reset_does_not_say_the_rollback_stand
 fn a_missing_remote_is_refused_before_anything_changes() {
     let s = Setup::new("strategy = \"push\"\nremote = \"upstream\"");
     let before = picture(&s.repo);
-    for args in [&["plan", "--fast", "--target", "v2"][..], &["run", "--fast", "--yes", "--target", "v2"][..]] {
+    for args in [
+        &["plan", "--fast", "--target", "v2"][..],
+        &["rehearse", "--fast", "--target", "v2"][..],
+        &["run", "--fast", "--yes", "--target", "v2"][..],
+    ] {
         let out = s.fr(args, &[]);
         out.code(2);
         assert!(

@@ -398,11 +398,16 @@ impl Rollback {
     ///
     /// Takes the run lock like every call that changes things: during a full rollback an
     /// upgrade would put back the schema the run is taking down, and the run would still end
-    /// `succeeded` with the old code on the new schema.
+    /// `succeeded` with the old code on the new schema. Refused too while a run is unfinished
+    /// (failed or interrupted half-way): its `resume` and `undo` go on from the schema the
+    /// journal recorded, and an upgrade made meanwhile would have `resume` leave the old code
+    /// on the new schema.
     pub fn upgrade_database(&self, to: &[Revision]) -> Result<Vec<Revision>> {
         let db = self.migrator()?;
         self.state.ensure()?;
         let _lock = RunLock::acquire(&self.state.lock_path(), "upgrade_database")?;
+        self.refuse_damaged()?;
+        self.refuse_unfinished()?;
         crate::rt::block_on(db.upgrade(to))?;
         Ok(crate::rt::block_on(db.current())?)
     }

@@ -354,6 +354,9 @@ impl Rollback {
             return Err(e);
         }
         let real = planner::rollback_plan(copy.vcs.as_ref(), &self.config, &self.check_names(), &a, level);
+        // The deploy is not rehearsed, but what would stop the real run before it changes
+        // anything (the hook's variable, the remote) is said now, as `run` says it.
+        self.refuse_deploy_unready(&real)?;
         let mut not_rehearsed: Vec<&'static str> =
             real.steps.iter().map(crate::plan::Step::name).filter(|n| not_rehearsed_reason(n).is_some()).collect();
         if self.deployer.is_some() {

@@ -78,7 +78,8 @@ impl Rollback {
     /// cannot be read gives none.
     fn env_file_values(&self, ex: &mut Exec<'_>) -> Vec<String> {
         let mut out = Vec::new();
-        for file in crate::env::files(&self.config) {
+        let files = crate::env::files(&self.config);
+        for file in &files {
             let path = file.to_fs(self.workdir());
             // Regular files only (through a symlink, as the program reads them): a FIFO put
             // there would block the read.
@@ -97,7 +98,6 @@ impl Rollback {
             Some(id) => store.manifest(&id).ok(),
             None => crate::env::find(store.as_ref(), &ex.plan.to).ok().and_then(|f| f.newest).map(|(_, m)| m),
         };
-        let files = crate::env::files(&self.config);
         // The run's own snapshot holds much more than the env files: only those are read.
         let before = self.own_manifest(ex).ok();
         let entries = record
