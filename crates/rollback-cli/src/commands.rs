@@ -36,6 +36,19 @@ fn open(args: &Args) -> anyhow::Result<Rollback> {
     Ok(rb.with_notices(notices))
 }
 
+/// The error of opening a bare repository as a work tree.
+fn is_bare(err: &anyhow::Error) -> bool {
+    err.chain().any(|e| {
+        matches!(
+            e.downcast_ref::<rollback_core::Error>(),
+            Some(rollback_core::Error::Vcs(rollback_core::vcs::Error::BareRepository { .. }))
+        ) || matches!(
+            e.downcast_ref::<rollback_core::vcs::Error>(),
+            Some(rollback_core::vcs::Error::BareRepository { .. })
+        )
+    })
+}
+
 fn level(l: &LevelArgs) -> Option<Level> {
     if l.full {
         Some(Level::Full)
@@ -215,15 +228,22 @@ pub fn dispatch(args: &Args, out: &Output) -> anyhow::Result<ExitStatus> {
             Ok(ExitStatus::Success)
         }
         Command::Gate { rev, registry_at } => {
-            let rb = open(args)?;
-            let gate = rb.gate_at(rev, registry_at.as_deref())?;
+            let dir = args.dir.clone().unwrap_or_else(|| PathBuf::from("."));
+            // A git server's bare repository (a `pre-receive` hook): the history only.
+            let (gate, registry) = match open(args) {
+                Err(e) if is_bare(&e) => {
+                    let b = rollback_core::gate::gate_bare(&dir, args.config.as_deref(), rev, registry_at.as_deref())?;
+                    (b.gate, b.registry)
+                }
+                opened => {
+                    let rb = opened?;
+                    (rb.gate_at(rev, registry_at.as_deref())?, format!("`{}`", rb.registry_path().display()))
+                }
+            };
             if !gate.registry_found {
                 crate::output::note(
                     args.quiet,
-                    &format!(
-                        "there is no registry at `{}`: no commit is marked known bad",
-                        rb.registry_path().display()
-                    ),
+                    &format!("there is no registry at {registry}: no commit is marked known bad"),
                 );
             }
             if out.json {

@@ -19,6 +19,7 @@ mod env_history;
 mod file_folder;
 mod filters;
 mod full;
+mod gate_server;
 mod hints;
 mod lock;
 mod manual;

@@ -7,25 +7,11 @@ use super::support::pin_ref;
 use crate::backup::store::FsBackupStore;
 use crate::backup::{self, BackupStore, SnapshotId};
 use crate::error::{Error, Result};
+use crate::gate::Gate;
 use crate::hint::{Action, hint};
 use crate::lock::{self, LockHolder, RunLock};
 use crate::registry::{MarkOutcome, Registry};
 use crate::vcs::CommitId;
-
-/// What [`Rollback::gate`] found.
-#[derive(Clone, Debug, serde::Serialize)]
-#[non_exhaustive]
-pub struct Gate {
-    /// The commit asked about.
-    pub commit: CommitId,
-    /// It is marked known bad: it must not be deployed again.
-    pub known_bad: bool,
-    /// Its registry entry, if it has one.
-    pub entry: Option<crate::registry::Entry>,
-    /// The registry file exists. Without one nothing is marked, and every commit passes: a
-    /// front-end says so, as a misspelt `registry` path looks just the same.
-    pub registry_found: bool,
-}
 
 impl Rollback {
     // ----- known-good registry --------------------------------------------------------
@@ -155,17 +141,12 @@ impl Rollback {
                     )
                 })?;
                 let Some(bytes) = self.vcs.read_file_at(&holder, &rel)? else {
-                    return Err(Error::usage(
-                        format!("commit {} ({at}) has no registry at `{rel}`", holder.short()),
-                        Some("name the branch the registry is committed on (`git fetch origin main`, then `--registry-at FETCH_HEAD`)".into()),
-                    ));
+                    return Err(crate::gate::no_registry(&holder, at, &rel));
                 };
                 Registry::parse(&bytes, &path)?
             }
         };
-        // The bad entry when the commit has one (a merged registry can list it twice).
-        let entry = reg.deciding(&commit).cloned();
-        Ok(Gate { commit, known_bad: entry.as_ref().is_some_and(|e| e.known_bad), entry, registry_found })
+        Ok(Gate::of(&reg, commit, registry_found))
     }
 
     /// Removes `rev` from the registry.

@@ -38,7 +38,6 @@ mod support;
 mod undo;
 mod undo_checks;
 
-pub use admin::Gate;
 pub use builder::RollbackBuilder;
 use exec::Exec;
 use support::Ctx;

@@ -35,6 +35,7 @@ use super::{
 use crate::fsutil::IoContext;
 use crate::paths::RepoPath;
 
+mod bare;
 mod filters;
 mod flags;
 mod ignored;
@@ -42,6 +43,7 @@ mod refs;
 mod sparse;
 mod way;
 
+pub use bare::BareRepo;
 use ignored::ignored_below_tracked;
 use refs::names_commits_apart;
 
@@ -152,6 +154,38 @@ fn blob_at(repo: &Repository, commit: &CommitId, path: &RepoPath) -> Result<Opti
         Err(e) => return Err(git2_err(format!("look up {path} in {commit}"))(e)),
     };
     Ok((entry.kind() == Some(ObjectType::Blob)).then(|| entry.id()))
+}
+
+/// The commit `rev` names in `repo`, as git's `rev-parse REV^{commit}` finds it; a revision
+/// that names nothing, or a short hash shared by commits, is an error naming it.
+fn resolve_in(repo: &Repository, rev: &str) -> Result<CommitId> {
+    let unknown = || Error::UnknownRevision { rev: rev.to_owned() };
+    if rev.is_empty() || rev.starts_with('-') {
+        return Err(unknown());
+    }
+    let object = repo.revparse_single(rev).map_err(|e| match e.code() {
+        // Under 4 hex digits git knows no short hash (libgit2: "prefix length too short").
+        ErrorCode::Ambiguous if rev.len() < 4 && rev.bytes().all(|b| b.is_ascii_hexdigit()) => unknown(),
+        ErrorCode::Ambiguous => Error::AmbiguousRevision { rev: rev.to_owned() },
+        ErrorCode::NotFound
+        | ErrorCode::InvalidSpec
+        | ErrorCode::Invalid
+        | ErrorCode::Peel
+        | ErrorCode::UnbornBranch => unknown(),
+        _ => git2_err(format!("resolve `{rev}`"))(e),
+    })?;
+    let commit = object.peel_to_commit().map_err(|_| unknown())?;
+    if names_commits_apart(repo, rev) {
+        return Err(Error::AmbiguousRevision { rev: rev.to_owned() });
+    }
+    Ok(to_id(commit.id()))
+}
+
+/// The content of the file at `path` in `commit` (`None`: no file there).
+fn read_file_in(repo: &Repository, commit: &CommitId, path: &RepoPath) -> Result<Option<Vec<u8>>> {
+    let Some(id) = blob_at(repo, commit, path)? else { return Ok(None) };
+    let blob = repo.find_blob(id).map_err(git2_err(format!("read blob {id}")))?;
+    Ok(Some(blob.content().to_vec()))
 }
 
 /// Lets libgit2 keep parsed trees of up to 16 MiB in its object cache (256 MiB in all, its
@@ -442,27 +476,7 @@ impl VcsBackend for Git2Backend {
     }
 
     fn resolve(&self, rev: &str) -> Result<CommitId> {
-        let unknown = || Error::UnknownRevision { rev: rev.to_owned() };
-        if rev.is_empty() || rev.starts_with('-') {
-            return Err(unknown());
-        }
-        let repo = self.repo();
-        let object = repo.revparse_single(rev).map_err(|e| match e.code() {
-            // Under 4 hex digits git knows no short hash (libgit2: "prefix length too short").
-            ErrorCode::Ambiguous if rev.len() < 4 && rev.bytes().all(|b| b.is_ascii_hexdigit()) => unknown(),
-            ErrorCode::Ambiguous => Error::AmbiguousRevision { rev: rev.to_owned() },
-            ErrorCode::NotFound
-            | ErrorCode::InvalidSpec
-            | ErrorCode::Invalid
-            | ErrorCode::Peel
-            | ErrorCode::UnbornBranch => unknown(),
-            _ => git2_err(format!("resolve `{rev}`"))(e),
-        })?;
-        let commit = object.peel_to_commit().map_err(|_| unknown())?;
-        if names_commits_apart(&repo, rev) {
-            return Err(Error::AmbiguousRevision { rev: rev.to_owned() });
-        }
-        Ok(to_id(commit.id()))
+        resolve_in(&self.repo(), rev)
     }
 
     fn commit_info(&self, id: &CommitId) -> Result<CommitInfo> {
@@ -690,10 +704,7 @@ impl VcsBackend for Git2Backend {
     }
 
     fn read_file_at(&self, commit: &CommitId, path: &RepoPath) -> Result<Option<Vec<u8>>> {
-        let repo = self.repo();
-        let Some(id) = blob_at(&repo, commit, path)? else { return Ok(None) };
-        let blob = repo.find_blob(id).map_err(git2_err(format!("read blob {id}")))?;
-        Ok(Some(blob.content().to_vec()))
+        read_file_in(&self.repo(), commit, path)
     }
 
     fn staged_blobs(&self) -> Result<Vec<StagedBlob>> {

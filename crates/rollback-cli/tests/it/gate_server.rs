@@ -1,0 +1,89 @@
+//! `gate` in a bare repository: a git server's `pre-receive` hook refuses a push of a release
+//! marked known bad, reading the registry as the default branch holds it, and sees the commits
+//! being pushed in git's quarantine.
+
+use std::path::Path;
+use std::process::Command;
+
+use rollback_testkit::clean_git_env;
+
+use crate::common::{bare_remote, fr, messy_repo, run_in};
+
+const REGISTRY: &str = "rollback/config/known-good-commits.json";
+
+/// The `pre-receive` hook the docs give: `gate` for every ref a push creates or moves.
+fn install_hook(remote: &Path) {
+    let hook = remote.join("hooks/pre-receive");
+    std::fs::write(
+        &hook,
+        format!(
+            "#!/bin/sh\nwhile read -r _ new _; do\n  [ \"$new\" = 0000000000000000000000000000000000000000 ] || '{}' gate \"$new\" || exit 1\ndone\n",
+            env!("CARGO_BIN_EXE_forge-rollback")
+        ),
+    )
+    .unwrap();
+    let mut perms = std::fs::metadata(&hook).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+    std::fs::set_permissions(&hook, perms).unwrap();
+}
+
+/// `git push origin SPEC` from `repo`: (success, stderr).
+fn push(repo: &Path, spec: &str) -> (bool, String) {
+    let out =
+        clean_git_env(&mut Command::new("git")).current_dir(repo).args(["push", "origin", spec]).output().unwrap();
+    (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn a_pre_receive_hook_refuses_a_release_marked_known_bad_and_lets_new_commits_through() {
+    let (r, [v1, _, v3]) = messy_repo();
+    fr(&r, &["known-good", "bad", "v3", "--note", "broke login"]).ok();
+    r.git(&["add", REGISTRY]);
+    r.git(&["commit", "-q", "-m", "mark v3 bad"]);
+    let remote = bare_remote(&r);
+    install_hook(remote.path());
+
+    // Deploying the bad release again (a branch a deploy job watches): refused by the server.
+    let (ok, stderr) = push(r.path(), "v3:refs/heads/release");
+    assert!(!ok, "{stderr}");
+    assert!(stderr.contains("is marked known bad in the registry (broke login)"), "{stderr}");
+
+    // A new commit exists only in the push's quarantine while the hook runs: it is found
+    // there, and passes.
+    r.write("app/fix.py", "FIX = 1\n");
+    r.git(&["add", "app/fix.py"]);
+    r.git(&["commit", "-q", "-m", "fix on top"]);
+    let (ok, stderr) = push(r.path(), "HEAD:refs/heads/release");
+    assert!(ok, "{stderr}");
+    assert!(stderr.contains("is not marked known bad"), "{stderr}");
+
+    // Run by hand in the server's repository: the same answers, the registry of its HEAD.
+    run_in(remote.path(), &["gate", &v3], &[]).code(4);
+    let good = run_in(remote.path(), &["gate", &v1, "--json"], &[]);
+    good.ok();
+    let j = good.json();
+    assert_eq!((j["known_bad"].as_bool(), j["registry_found"].as_bool()), (Some(false), Some(true)), "{}", good.stdout);
+    // A commit without the registry, named: bad usage, as in a work tree.
+    let none = run_in(remote.path(), &["gate", &v3, "--registry-at", &v1], &[]);
+    none.code(2);
+    assert!(none.stderr.contains(&format!("has no registry at `{REGISTRY}`")), "{}", none.stderr);
+    // An unknown commit: bad usage.
+    run_in(remote.path(), &["gate", "no-such-rev"], &[]).code(2);
+}
+
+#[test]
+fn the_first_push_into_an_empty_server_repository_passes_with_a_note() {
+    let (r, _) = messy_repo();
+    let remote = tempfile::Builder::new().prefix("fr-remote-").tempdir().unwrap();
+    let out = clean_git_env(&mut Command::new("git"))
+        .args(["init", "-q", "--bare", "-b", "main"])
+        .arg(remote.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    install_hook(remote.path());
+    r.git(&["remote", "add", "origin", &remote.path().display().to_string()]);
+    let (ok, stderr) = push(r.path(), "main");
+    assert!(ok, "{stderr}");
+    assert!(stderr.contains("note: there is no registry at"), "{stderr}");
+}

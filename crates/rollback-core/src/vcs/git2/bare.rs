@@ -1,0 +1,73 @@
+//! A bare repository, as a git server holds it: what `gate` reads there (commits, and files of
+//! their trees). Nothing is written; there is no work tree to roll back.
+
+use std::ffi::OsStr;
+use std::path::Path;
+
+use git2::{ErrorCode, Repository, RepositoryOpenFlags};
+
+use super::{git2_err, read_file_in, resolve_in, to_id};
+use crate::paths::RepoPath;
+use crate::vcs::{CommitId, Error, Result};
+
+/// A repository opened to read its history only, bare or not.
+pub struct BareRepo {
+    repo: Repository,
+}
+
+impl std::fmt::Debug for BareRepo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BareRepo").field("path", &self.repo.path()).finish()
+    }
+}
+
+impl BareRepo {
+    /// Opens the repository containing `dir` the way git's own commands do inside a hook:
+    /// `GIT_DIR` when it is set, and the objects of a push being received. A server-side
+    /// `pre-receive` or `update` hook runs while the pushed commits are still in git's
+    /// quarantine folder (`GIT_OBJECT_DIRECTORY`, with the repository's own objects in
+    /// `GIT_ALTERNATE_OBJECT_DIRECTORIES`): without those, the commit the hook asks about is
+    /// unknown.
+    pub fn open(dir: &Path) -> Result<Self> {
+        let flags = RepositoryOpenFlags::FROM_ENV | RepositoryOpenFlags::CROSS_FS;
+        let repo = Repository::open_ext(dir, flags, std::iter::empty::<&OsStr>()).map_err(|e| match e.code() {
+            ErrorCode::Owner => super::super::not_owned(dir),
+            _ => Error::NotARepository { path: dir.to_path_buf(), source: Some(Box::new(e)) },
+        })?;
+        Ok(Self { repo })
+    }
+
+    /// Whether the repository has no work tree (a server's).
+    pub fn is_bare(&self) -> bool {
+        self.repo.is_bare()
+    }
+
+    /// The git folder.
+    pub fn path(&self) -> &Path {
+        self.repo.path()
+    }
+
+    /// The commit `rev` names.
+    pub fn resolve(&self, rev: &str) -> Result<CommitId> {
+        resolve_in(&self.repo, rev)
+    }
+
+    /// The commit HEAD names and the branch it is on; `None` before the first commit (an empty
+    /// repository that is receiving its first push).
+    pub fn head(&self) -> Result<Option<(CommitId, Option<String>)>> {
+        match self.repo.head() {
+            Ok(r) => {
+                let branch = r.shorthand().ok().map(str::to_owned);
+                let commit = r.peel_to_commit().map_err(git2_err("read HEAD"))?;
+                Ok(Some((to_id(commit.id()), branch)))
+            }
+            Err(e) if e.code() == ErrorCode::UnbornBranch || e.code() == ErrorCode::NotFound => Ok(None),
+            Err(e) => Err(git2_err("read HEAD")(e)),
+        }
+    }
+
+    /// The content of the file at `path` in `commit` (`None`: no file there).
+    pub fn read_file_at(&self, commit: &CommitId, path: &RepoPath) -> Result<Option<Vec<u8>>> {
+        read_file_in(&self.repo, commit, path)
+    }
+}
