@@ -172,21 +172,48 @@ impl Assessment {
     }
 }
 
-/// Git operations that a reset would silently abort (their state lives in the git dir).
-fn operation_in_progress(vcs: &dyn VcsBackend) -> Option<&'static str> {
+/// Whether the repository is a shallow clone (`git clone --depth`): its history stops at the
+/// commits `.git/shallow` lists, so "not an ancestor" may only mean "beyond that depth".
+pub(crate) fn is_shallow(vcs: &dyn VcsBackend) -> bool {
+    std::fs::symlink_metadata(vcs.git_dir().join("shallow")).is_ok_and(|m| m.len() > 0)
+}
+
+/// What to do about most operations in progress.
+const FINISH_OR_ABORT: &str = "finish or abort it (`git merge --abort`, `git rebase --abort`, ...) first";
+
+/// Git operations that a reset would silently abort (their state lives in the git dir): what
+/// is in progress, and how to finish or leave it.
+pub(crate) fn operation_in_progress(vcs: &dyn VcsBackend) -> Option<(&'static str, &'static str)> {
     let index = vcs.index_path();
     let dir = index.parent()?;
     [
-        ("MERGE_HEAD", "a merge"),
-        ("CHERRY_PICK_HEAD", "a cherry-pick"),
-        ("REVERT_HEAD", "a revert"),
-        ("rebase-merge", "a rebase"),
-        ("rebase-apply", "a rebase or `git am`"),
-        ("BISECT_LOG", "a bisect"),
+        ("MERGE_HEAD", "a merge", FINISH_OR_ABORT),
+        ("CHERRY_PICK_HEAD", "a cherry-pick", FINISH_OR_ABORT),
+        ("REVERT_HEAD", "a revert", FINISH_OR_ABORT),
+        ("rebase-merge", "a rebase", FINISH_OR_ABORT),
+        ("rebase-apply", "a rebase or `git am`", FINISH_OR_ABORT),
+        ("BISECT_LOG", "a bisect", FINISH_OR_ABORT),
+        // A sequence of picks (`git cherry-pick A B`) paused between two of them, with no
+        // `CHERRY_PICK_HEAD`: `--continue` would apply the rest onto whatever HEAD is then.
+        (
+            "sequencer",
+            "a cherry-pick or revert sequence",
+            "finish it (`git cherry-pick --continue`) or leave it (`git cherry-pick --quit`; `git revert` likewise for a revert) first",
+        ),
     ]
     .into_iter()
-    .find(|(f, _)| dir.join(f).exists())
-    .map(|(_, what)| what)
+    .find(|(f, _, _)| dir.join(f).exists())
+    .map(|(_, what, hint)| (what, hint))
+}
+
+/// Refuses `doing` (an undo, a resume) before anything changes when a git operation is in
+/// progress that its reset would silently abort, like a run is refused.
+pub(crate) fn refuse_operation_in_progress(vcs: &dyn VcsBackend, doing: &str) -> Option<crate::Error> {
+    let (what, hint) = operation_in_progress(vcs)?;
+    Some(crate::Error::refused(
+        format!("{what} is in progress: {doing} would abort it; nothing was changed"),
+        Some(hint.into()),
+    ))
 }
 
 /// The command that checks out the commits recorded for the submodules at `paths` (a reset
@@ -352,7 +379,7 @@ pub fn assess(
             "HEAD is detached: a rollback needs a branch to move".into(),
         ));
     }
-    if let Some(op) = operation_in_progress(vcs) {
+    if let Some((op, _)) = operation_in_progress(vcs) {
         risks.push(risk(
             RiskCode::OperationInProgress,
             Severity::High,
@@ -369,10 +396,17 @@ pub fn assess(
         risks.push(risk(
             RiskCode::NotAncestor,
             Severity::High,
-            format!(
-                "the target {} is not an ancestor of HEAD: the rollback would also move to commits HEAD never had",
-                to.short()
-            ),
+            if is_shallow(vcs) {
+                format!(
+                    "the target {} is not found in HEAD's history, which this shallow clone cuts short: it may be an ancestor beyond the clone's depth",
+                    to.short()
+                )
+            } else {
+                format!(
+                    "the target {} is not an ancestor of HEAD: the rollback would also move to commits HEAD never had",
+                    to.short()
+                )
+            },
         ));
     }
     if target.registry_entry.as_ref().is_some_and(|e| e.known_bad) {

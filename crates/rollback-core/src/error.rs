@@ -170,7 +170,8 @@ impl Error {
                 vcs::Error::UnbornBranch { .. }
                 | vcs::Error::FilterNotRun { .. }
                 | vcs::Error::SplitIndex
-                | vcs::Error::SparseIndex => ErrorKind::Refused,
+                | vcs::Error::SparseIndex
+                | vcs::Error::UnsupportedFormat { .. } => ErrorKind::Refused,
                 _ => ErrorKind::Failed,
             },
             Error::Backup(backup::Error::UnknownSnapshot { .. }) => ErrorKind::Usage,
@@ -230,6 +231,10 @@ impl Error {
             Error::Vcs(vcs::Error::NotARepository { .. }) => {
                 Some(hint!["run inside a git work tree, or point at one with ", Action::OpenWorkTree])
             }
+            Error::Vcs(vcs::Error::UnsupportedFormat { .. }) => Some(
+                "nothing was changed; forge-rollback needs a repository with the files ref format and SHA-1 object ids: roll back by hand with git in this one, or deploy from a clone made with git's defaults"
+                    .into(),
+            ),
             Error::Vcs(vcs::Error::BareRepository { .. }) => Some(hint![
                 "roll back the clone the app runs from, not the repository it pulls from: run there, or point at it with ",
                 Action::OpenWorkTree

@@ -189,7 +189,9 @@ impl Fields {
                 vcs::Error::UnknownRevision { rev } | vcs::Error::AmbiguousRevision { rev } => {
                     f.revision = Some(rev.clone());
                 }
-                vcs::Error::NotARepository { path, .. } | vcs::Error::BareRepository { path } => {
+                vcs::Error::NotARepository { path, .. }
+                | vcs::Error::BareRepository { path }
+                | vcs::Error::UnsupportedFormat { path, .. } => {
                     f.path = Some(show(path));
                 }
                 vcs::Error::NotOwned(o) => f.path = Some(show(&o.path)),

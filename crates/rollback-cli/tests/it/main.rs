@@ -20,6 +20,7 @@ mod file_folder;
 mod filters;
 mod full;
 mod gate_server;
+mod git_states;
 mod hints;
 mod lock;
 mod manual;

@@ -360,6 +360,19 @@ pub struct IndexSnapshot {
     pub blob: BlobId,
     /// Objects of staged changes.
     pub staged: Vec<StagedObject>,
+    /// With a split index (`core.splitIndex`), the shared index file the index names: git
+    /// cannot read the index without it, and deletes it once a newer one is two weeks old.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shared: Option<SharedIndex>,
+}
+
+/// The shared index file of a split index, as captured.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SharedIndex {
+    /// Its file name next to the index (`sharedindex.<hex>`).
+    pub name: String,
+    /// Its content in the store.
+    pub blob: BlobId,
 }
 
 /// A snapshot: what every captured path held, and where HEAD was.
@@ -445,7 +458,9 @@ impl Manifest {
             EntryKind::File { blob, .. } => Some(blob),
             _ => None,
         });
-        let index = self.index.iter().flat_map(|i| std::iter::once(&i.blob).chain(i.staged.iter().map(|s| &s.blob)));
+        let index = self.index.iter().flat_map(|i| {
+            std::iter::once(&i.blob).chain(i.shared.iter().map(|s| &s.blob)).chain(i.staged.iter().map(|s| &s.blob))
+        });
         entries.chain(index).chain(self.database.iter().map(|d| &d.blob))
     }
 }

@@ -38,8 +38,9 @@ use crate::fsutil::{self, IoError};
 use crate::paths::RepoPath;
 use crate::vcs::CommitId;
 
-/// The cache format this code reads and writes.
-const FORMAT: u32 = 1;
+/// The cache format this code reads and writes. 2: a split index's record holds its shared
+/// index (one of format 1 may lack it, and would be reused without it).
+const FORMAT: u32 = 2;
 
 /// The granularity assumed of a file system that keeps sub-second times: above the tick of
 /// the kernel's coarse clock that stamps file times (1 to 10 ms).

@@ -111,6 +111,7 @@ fn blob_refs(m: &Manifest) -> Vec<(&BlobId, Option<&RepoPath>)> {
         .collect();
     if let Some(index) = &m.index {
         out.push((&index.blob, None));
+        out.extend(index.shared.iter().map(|s| (&s.blob, None)));
         out.extend(index.staged.iter().map(|s| (&s.blob, Some(&s.path))));
     }
     if let Some(db) = &m.database {

@@ -65,10 +65,9 @@ impl Rollback {
                 .find(|r| r.code == crate::model::RiskCode::OperationInProgress)
                 .map(|r| r.message.clone())
                 .unwrap_or_default();
-            out.push(Error::refused(
-                msg,
-                Some("finish or abort it (`git merge --abort`, `git rebase --abort`, ...) first".into()),
-            ));
+            let hint = crate::assess::operation_in_progress(self.vcs.as_ref())
+                .map_or("finish or abort it (`git merge --abort`, `git rebase --abort`, ...) first", |(_, hint)| hint);
+            out.push(Error::refused(msg, Some(hint.into())));
         }
         out.extend(Self::known_bad_refusal(a));
         let changes: Vec<crate::vcs::Change> = a.changes.iter().map(ChangedFile::change).collect();
@@ -130,6 +129,20 @@ impl Rollback {
                     a.target.commit.id.short()
                 ),
                 Some(hint!["to discard the uncommitted changes only (they are snapshotted first), use ", Action::Fast]),
+            ));
+        } else if !a.target_is_ancestor && !opts.allow_non_ancestor && crate::assess::is_shallow(self.vcs.as_ref()) {
+            // The walk stopped at the clone's depth: the operator needs the history, not to
+            // turn the check off.
+            out.push(Error::refused(
+                format!(
+                    "the target {} is not found in the history of HEAD {}: this is a shallow clone (`.git/shallow`), whose history stops before it, so whether it is an ancestor cannot be told",
+                    a.target.commit.id.short(),
+                    a.head.commit.short()
+                ),
+                Some(
+                    "fetch the missing history (`git fetch --unshallow`, or `git fetch --deepen=N` with enough commits), then run again"
+                        .into(),
+                ),
             ));
         } else if !a.target_is_ancestor && !opts.allow_non_ancestor {
             out.push(Error::refused(

@@ -73,6 +73,18 @@ impl Entry for ResumeEntry<'_> {
             // Nothing destructive happened yet: capture the tree again as it is now.
             at = 0;
         }
+        // A merge (or the like) begun since the run stopped: the steps ahead that write the
+        // tree and the index would silently abort it, as a run's would.
+        if plan
+            .steps
+            .iter()
+            .skip(at)
+            .any(|s| matches!(s, Step::Reset { .. } | Step::RestoreFiles { .. } | Step::RestoreIndex { .. }))
+            && let Some(e) =
+                crate::assess::refuse_operation_in_progress(rb.vcs.as_ref(), &format!("resuming run {run_id}"))
+        {
+            return Err(e);
+        }
         // A deploy still to run must be able to: refused now, before the steps ahead of it.
         if plan.steps.iter().skip(at).any(|s| matches!(s, Step::Deploy { .. })) {
             rb.refuse_deploy_unready(&plan)?;

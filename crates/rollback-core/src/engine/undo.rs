@@ -38,6 +38,10 @@ impl Entry for UndoEntry<'_> {
         rb.refuse_locked()?;
         Rollback::refuse_undone(run_id, &target)?;
         refuse_other_worktree(rb.vcs.as_ref(), run_id, target.worktree.as_deref(), "undo")?;
+        if let Some(e) = crate::assess::refuse_operation_in_progress(rb.vcs.as_ref(), &format!("undoing run {run_id}"))
+        {
+            return Err(e);
+        }
         let head = rb.vcs.head()?;
         // Nobody to show a plan to (`--yes`): it is made once, under the lock (its database
         // part can cost copies and a rehearsal). The run's snapshot is still read now, so a
@@ -47,6 +51,7 @@ impl Entry for UndoEntry<'_> {
                 let manifest = rb.run_manifest(run_id, id)?;
                 refuse_no_space(rb, run_id, &manifest)?;
                 refuse_locked_paths(rb, run_id, &manifest)?;
+                rb.refuse_missing_shared_index(&manifest)?;
             }
             return Ok(Next::Go(Some(head)));
         }
@@ -54,6 +59,7 @@ impl Entry for UndoEntry<'_> {
             rb.refuse_head_moved_since(&target, &manifest, &head.commit)?;
             refuse_no_space(rb, run_id, &manifest)?;
             refuse_locked_paths(rb, run_id, &manifest)?;
+            rb.refuse_missing_shared_index(&manifest)?;
             let mut plan = planner::undo_plan(
                 rb.vcs.as_ref(),
                 &rb.config,
@@ -166,10 +172,16 @@ impl Entry for UndoEntry<'_> {
                 Some("restore the `[database]` section of the configuration, then undo again".into()),
             ));
         }
+        // Again under the lock: git may have started one since the confirmation.
+        if let Some(e) = crate::assess::refuse_operation_in_progress(rb.vcs.as_ref(), &format!("undoing run {run_id}"))
+        {
+            return Err(e);
+        }
         let head = rb.vcs.head()?;
         rb.refuse_head_moved_since(&target, &manifest, &head.commit)?;
         refuse_no_space(rb, run_id, &manifest)?;
         refuse_locked_paths(rb, run_id, &manifest)?;
+        rb.refuse_missing_shared_index(&manifest)?;
         let mut plan =
             planner::undo_plan(rb.vcs.as_ref(), &rb.config, &rb.check_names(), &head, &manifest, run_id, db.as_ref())?;
         if let Some(e) = refuse_reset(rb, &plan, &manifest) {

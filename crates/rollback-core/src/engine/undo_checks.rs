@@ -198,8 +198,13 @@ pub(super) fn refuse_no_space(rb: &Rollback, run_id: &str, manifest: &Manifest) 
         }
         inodes += folders.len() as u64;
     }
+    // A split index's shared index file counts too: the undo may have to write it back.
     let index = match &manifest.index {
-        Some(i) => rb.store()?.blob_stat(&i.blob)?.map_or(0, |s| s.size),
+        Some(i) => {
+            let store = rb.store()?;
+            let size = |b: &crate::backup::BlobId| Ok::<_, Error>(store.blob_stat(b)?.map_or(0, |s| s.size));
+            size(&i.blob)? + i.shared.as_ref().map_or(Ok(0), |s| size(&s.blob))?
+        }
         None => 0,
     };
     let needed = files + tracked + index;

@@ -58,6 +58,55 @@ fn varint(data: &[u8], mut at: usize) -> Option<(usize, usize)> {
 
 /// The walk itself, over the bytes of an index file.
 pub(crate) fn scan(data: &[u8]) -> Option<bool> {
+    let (found, extensions) = walk_entries(data)?;
+    // A split index keeps entries in another file: this walk does not see them.
+    let mut flagged = Some(found);
+    each_extension(data, extensions, |signature, _| {
+        if signature == b"link" {
+            flagged = None;
+        }
+    })?;
+    flagged
+}
+
+/// The name of the shared index file (`sharedindex.<hex>`, next to the index) that a split
+/// index's `link` extension names, or `None` when the index is not split (or this walk cannot
+/// read it). Git cannot read a split index without that file.
+pub(crate) fn shared_index_name(data: &[u8]) -> Option<String> {
+    use std::fmt::Write as _;
+    let (_, extensions) = walk_entries(data)?;
+    let mut name = None;
+    each_extension(data, extensions, |signature, body| {
+        // The shared index's id comes first, then the bitmaps of replaced and deleted entries.
+        // An all-zero id is a link to nothing (git ignores it).
+        if signature == b"link"
+            && let Some(id) = body.get(..OID_BYTES)
+            && id.iter().any(|&b| b != 0)
+        {
+            name = Some(id.iter().fold(String::from("sharedindex."), |mut s, b| {
+                let _ = write!(s, "{b:02x}");
+                s
+            }));
+        }
+    })?;
+    name
+}
+
+/// Calls `each` with the signature and body of every extension from `at` on; `None` when what
+/// follows the entries does not add up to extensions and the checksum exactly.
+fn each_extension(data: &[u8], mut at: usize, mut each: impl FnMut(&[u8], &[u8])) -> Option<()> {
+    while data.len().checked_sub(at)? > OID_BYTES {
+        let signature = data.get(at..at + 4)?;
+        let size = usize::try_from(be32(data, at + 4)?).ok()?;
+        let end = at.checked_add(8)?.checked_add(size)?;
+        each(signature, data.get(at + 8..end)?);
+        at = end;
+    }
+    (data.len().checked_sub(at)? == OID_BYTES).then_some(())
+}
+
+/// Walks the entries: whether a stage-0 entry is flagged, and where the extensions begin.
+fn walk_entries(data: &[u8]) -> Option<(bool, usize)> {
     if data.get(0..4)? != b"DIRC" {
         return None;
     }
@@ -106,17 +155,7 @@ pub(crate) fn scan(data: &[u8]) -> Option<bool> {
             found = true;
         }
     }
-    // Extensions, then the checksum: what is left must add up exactly. A split index keeps
-    // entries in another file: this walk does not see them.
-    while data.len().checked_sub(at)? > OID_BYTES {
-        let signature = data.get(at..at + 4)?;
-        if signature == b"link" {
-            return None;
-        }
-        let size = usize::try_from(be32(data, at + 4)?).ok()?;
-        at = at.checked_add(8)?.checked_add(size)?;
-    }
-    (data.len().checked_sub(at)? == OID_BYTES).then_some(found)
+    Some((found, at))
 }
 
 #[cfg(test)]
@@ -193,6 +232,22 @@ mod tests {
         assert_eq!(scan(b"not an index"), None);
         git(dir.path(), &["update-index", "--split-index"]);
         assert_eq!(scan(&index(&dir)), None, "split index");
+    }
+
+    #[test]
+    fn a_split_index_names_its_shared_index_file() {
+        let dir = repo("2");
+        assert_eq!(shared_index_name(&index(&dir)), None, "not split");
+        git(dir.path(), &["update-index", "--split-index"]);
+        let name = shared_index_name(&index(&dir)).expect("split");
+        let shared: Vec<String> = std::fs::read_dir(dir.path().join(".git"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("sharedindex."))
+            .collect();
+        assert_eq!(shared, [name], "the one shared index git wrote");
+        git(dir.path(), &["update-index", "--no-split-index"]);
+        assert_eq!(shared_index_name(&index(&dir)), None, "unsplit again");
     }
 
     #[test]

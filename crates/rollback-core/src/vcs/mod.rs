@@ -10,7 +10,7 @@
 pub mod cli;
 mod command;
 pub mod git2;
-mod index_scan;
+pub(crate) mod index_scan;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -32,6 +32,19 @@ pub enum Error {
         /// Why the backend said so.
         #[source]
         source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
+    /// The repository uses a format libgit2 cannot read: the reftable ref storage
+    /// (`extensions.refStorage`), SHA-256 object ids (`extensions.objectFormat`), or another
+    /// repository extension.
+    #[error("`{}` uses {format}, a repository format forge-rollback (libgit2) cannot read", path.display())]
+    UnsupportedFormat {
+        /// The folder that was opened.
+        path: PathBuf,
+        /// The format, for people.
+        format: String,
+        /// What libgit2 said.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
     /// The repository belongs to another user, and git does not use a repository another
     /// user owns unless `safe.directory` names it.
@@ -590,6 +603,20 @@ fn filter_not_run(path: &str, driver: &str, by_attributes: bool) -> String {
     )
 }
 
+/// The repository format named by a libgit2 error opening a repository, when the error is
+/// one of an unsupported format rather than of no repository at all.
+pub(crate) fn unsupported_format(message: &str) -> Option<String> {
+    if message.contains("extensions.refstorage") {
+        return Some("the reftable ref format (`extensions.refStorage`, `git init --ref-format=reftable`)".to_owned());
+    }
+    if message.contains("object format") || message.contains("extensions.objectformat") {
+        return Some("SHA-256 object ids (`extensions.objectFormat`, `git init --object-format=sha256`)".to_owned());
+    }
+    let ext = message.split("unsupported extension name ").nth(1)?;
+    let ext = ext.split_whitespace().next().unwrap_or(ext).trim_end_matches(|c: char| !c.is_ascii_alphanumeric());
+    Some(format!("the repository extension `{ext}`"))
+}
+
 /// [`Error::NotOwned`] for the repository around `dir`: its work tree is the nearest folder
 /// from `dir` up that holds a `.git` (else `dir`); what belongs to another user is the first of
 /// the work tree, its `.git` and the git folder a `.git` file points to that is not ours (git
@@ -693,4 +720,21 @@ pub(crate) fn add_hidden_changes(entries: &mut Vec<StatusEntry>, flagged: &[Flag
     }
     entries.retain(|e| !matches!(e.kind, StatusKind::Tracked { staged: None, unstaged: None }));
     git2::sort_status(entries);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::unsupported_format;
+
+    #[test]
+    fn libgit2s_messages_of_an_unsupported_format_name_it() {
+        let reftable = unsupported_format("unsupported extension name extensions.refstorage").unwrap();
+        assert!(reftable.contains("reftable"), "{reftable}");
+        let sha256 = unsupported_format("unknown object format 'sha256'").unwrap();
+        assert!(sha256.contains("SHA-256"), "{sha256}");
+        let other =
+            unsupported_format("unsupported extension name extensions.frobnicate; class=Repository (6)").unwrap();
+        assert_eq!(other, "the repository extension `extensions.frobnicate`");
+        assert_eq!(unsupported_format("could not find repository at '/tmp/x'"), None);
+    }
 }

@@ -43,7 +43,7 @@ fn stat_json(s: &FileStat) -> serde_json::Value {
 /// Writes a cache for `workdir` taken at `taken_ns` that says `a.txt` with `stat` held `blob`.
 fn write_cache(path: &Path, workdir: &Path, taken_ns: i64, stat: &FileStat, blob: &BlobId) {
     let v = serde_json::json!({
-        "format": 1,
+        "format": 2,
         "workdir": workdir,
         "taken_ns": taken_ns,
         "files": [{ "path": "a.txt", "stat": stat_json(stat), "blob": blob.as_str() }],

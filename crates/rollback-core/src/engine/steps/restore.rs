@@ -90,8 +90,67 @@ impl Rollback {
             }
         }
         let bytes = store.get_blob(&index.blob)?;
-        fsutil::atomic_write_mode(&self.vcs.index_path(), &bytes, 0o644)?;
+        let index_path = self.vcs.index_path();
+        // A split index names its shared index file: git may have deleted that one since (it
+        // expires two weeks after a newer one is written), and cannot read the index without.
+        if let Some(name) = crate::vcs::index_scan::shared_index_name(&bytes) {
+            let path = index_path.with_file_name(&name);
+            if std::fs::symlink_metadata(&path).is_err() {
+                let Some(shared) = index.shared.as_ref().filter(|s| s.name == name) else {
+                    return Err(missing_shared_index(snapshot, &name, "the index was not written back"));
+                };
+                fsutil::atomic_write_mode(&path, &store.get_blob(&shared.blob)?, 0o644)?;
+                ctx.log(LogLevel::Info, format!("Gave back the shared index `{name}` the split index needs"));
+            }
+        }
+        fsutil::atomic_write_mode(&index_path, &bytes, 0o644)?;
+        // Read back by git: an index it cannot read would leave every git command failing.
+        if let Err(e) = self.vcs.staged_blobs() {
+            return Err(Error::refused(
+                format!("git cannot read the index restored from backup {snapshot}: {e}"),
+                Some(
+                    "the undo's own backup holds the index from before it: undo this undo to go back; or `rm .git/index && git reset` makes a readable index from HEAD, without the staged changes"
+                        .into(),
+                ),
+            ));
+        }
         self.record_restored(&m);
         Ok(StepDetail::RestoreIndex { restored: true, objects_written: Some(written) })
+    }
+}
+
+/// The undo of a split index whose shared index file `name` is gone from the repository and
+/// not in backup `snapshot` (one taken before forge-rollback captured shared indexes); `then`
+/// says what was done about it.
+pub(crate) fn missing_shared_index(snapshot: &SnapshotId, name: &str, then: &str) -> Error {
+    Error::refused(
+        format!(
+            "the index in backup {snapshot} is a split index (`core.splitIndex`) whose shared index `{name}` is gone (git deletes an old one once a newer one is two weeks old) and not in the backup: git could not read that index; {then}"
+        ),
+        Some(
+            format!(
+                "put `{name}` back in the git folder from a copy of the repository (a file-system snapshot, a backup of the server), then undo again"
+            )
+            .into(),
+        ),
+    )
+}
+
+impl Rollback {
+    /// Refuses the undo from `manifest` before anything changes when its index is a split
+    /// index whose shared index file is neither in the repository nor in the backup.
+    pub(crate) fn refuse_missing_shared_index(&self, manifest: &crate::backup::Manifest) -> Result<()> {
+        let Some(index) = &manifest.index else { return Ok(()) };
+        if index.shared.is_some() {
+            // Captured with it: the damaged-backup check covers its blob.
+            return Ok(());
+        }
+        let bytes = self.store()?.get_blob(&index.blob)?;
+        match crate::vcs::index_scan::shared_index_name(&bytes) {
+            Some(name) if std::fs::symlink_metadata(self.vcs.index_path().with_file_name(&name)).is_err() => {
+                Err(missing_shared_index(&manifest.id, &name, "nothing was changed"))
+            }
+            _ => Ok(()),
+        }
     }
 }

@@ -2,7 +2,9 @@
 //! pin HEAD with a ref.
 
 use crate::backup::statcache::{FileStat, IndexRecord, StatCache};
-use crate::backup::{self, BackupStore, IndexSnapshot, Manifest, Origin, PutStats, SnapshotId, StagedObject};
+use crate::backup::{
+    self, BackupStore, IndexSnapshot, Manifest, Origin, PutStats, SharedIndex, SnapshotId, StagedObject,
+};
 use crate::detail::StepDetail;
 use crate::engine::support::pin_ref;
 use crate::engine::{Ctx, Exec, Rollback, planner};
@@ -144,6 +146,9 @@ impl Rollback {
     /// objects. Otherwise the index is read; when its content is the cached one (same hash,
     /// same HEAD) the staged objects are the cached ones, without asking git. The index is
     /// recorded in the cache either way.
+    ///
+    /// A split index (`core.splitIndex`) is only half of the index: the shared index file it
+    /// names is captured with it, so that an undo can give it back once git has deleted it.
     pub(crate) fn capture_index(
         &self,
         store: &dyn BackupStore,
@@ -162,6 +167,7 @@ impl Rollback {
             && let Some(known) = c.index(&stat, head)
             && store.blob_stat(&known.blob)?.is_some_and(|b| b.size == stat.size)
             && known.staged.iter().try_fold(true, |all, s| Ok::<_, Error>(all && store.has_blob(&s.blob)?))?
+            && known.shared.as_ref().map_or(Ok(true), |s| store.has_blob(&s.blob))?
         {
             let known = known.clone();
             stats.blobs += 1;
@@ -177,9 +183,11 @@ impl Rollback {
             stats.new_blobs += 1;
             stats.new_bytes += bytes.len() as u64;
         }
+        let shared = self.capture_shared_index(store, &index_path, &bytes, &mut stats)?;
         // The same content with the same HEAD: the same staged objects, without asking git.
         if let Some((c, head)) = cache.as_mut()
             && let Some(known) = c.index_with_content(&blob, head)
+            && known.shared == shared
             && known.staged.iter().try_fold(true, |all, s| Ok::<_, Error>(all && store.has_blob(&s.blob)?))?
         {
             let known = known.clone();
@@ -195,10 +203,36 @@ impl Rollback {
             }
             staged.push(StagedObject { path: s.path, oid: s.oid, blob: b });
         }
-        let snapshot = IndexSnapshot { blob, staged };
+        let snapshot = IndexSnapshot { blob, staged, shared };
         if let Some((c, head)) = cache {
             c.record_index(IndexRecord { stat, head: head.clone(), snapshot: snapshot.clone() });
         }
         Ok((Some(snapshot), stats))
+    }
+
+    /// The shared index file the split index `bytes` (read from `index_path`) names, into
+    /// `store`; `None` when the index is not split. One that is missing already (git cannot
+    /// read this index either) is not captured: the undo then refuses, unless it is back.
+    fn capture_shared_index(
+        &self,
+        store: &dyn BackupStore,
+        index_path: &std::path::Path,
+        bytes: &[u8],
+        stats: &mut PutStats,
+    ) -> Result<Option<SharedIndex>> {
+        let Some(name) = crate::vcs::index_scan::shared_index_name(bytes) else { return Ok(None) };
+        let path = index_path.with_file_name(&name);
+        let content = match std::fs::read(&path) {
+            Ok(c) => c,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(fsutil::IoError::new("read", &path, e).into()),
+        };
+        let (blob, new) = store.put_blob(&content)?;
+        stats.blobs += 1;
+        if new {
+            stats.new_blobs += 1;
+            stats.new_bytes += content.len() as u64;
+        }
+        Ok(Some(SharedIndex { name, blob }))
     }
 }

@@ -6,9 +6,9 @@ use std::path::Path;
 
 use git2::{ErrorCode, Repository, RepositoryOpenFlags};
 
-use super::{git2_err, read_file_in, resolve_in, to_id};
+use super::{git2_err, open_error, read_file_in, resolve_in, to_id};
 use crate::paths::RepoPath;
-use crate::vcs::{CommitId, Error, Result};
+use crate::vcs::{CommitId, Result};
 
 /// A repository opened to read its history only, bare or not.
 pub struct BareRepo {
@@ -30,10 +30,7 @@ impl BareRepo {
     /// unknown.
     pub fn open(dir: &Path) -> Result<Self> {
         let flags = RepositoryOpenFlags::FROM_ENV | RepositoryOpenFlags::CROSS_FS;
-        let repo = Repository::open_ext(dir, flags, std::iter::empty::<&OsStr>()).map_err(|e| match e.code() {
-            ErrorCode::Owner => super::super::not_owned(dir),
-            _ => Error::NotARepository { path: dir.to_path_buf(), source: Some(Box::new(e)) },
-        })?;
+        let repo = Repository::open_ext(dir, flags, std::iter::empty::<&OsStr>()).map_err(|e| open_error(dir, e))?;
         Ok(Self { repo })
     }
 

@@ -156,6 +156,18 @@ fn blob_at(repo: &Repository, commit: &CommitId, path: &RepoPath) -> Result<Opti
     Ok((entry.kind() == Some(ObjectType::Blob)).then(|| entry.id()))
 }
 
+/// Why the repository around `dir` could not be opened: another user's, a format libgit2
+/// cannot read, or no repository at all.
+fn open_error(dir: &Path, e: git2::Error) -> Error {
+    match e.code() {
+        ErrorCode::Owner => super::not_owned(dir),
+        _ => match super::unsupported_format(e.message()) {
+            Some(format) => Error::UnsupportedFormat { path: dir.to_path_buf(), format, source: Box::new(e) },
+            None => Error::NotARepository { path: dir.to_path_buf(), source: Some(Box::new(e)) },
+        },
+    }
+}
+
 /// The commit `rev` names in `repo`, as git's `rev-parse REV^{commit}` finds it; a revision
 /// that names nothing, or a short hash shared by commits, is an error naming it.
 fn resolve_in(repo: &Repository, rev: &str) -> Result<CommitId> {
@@ -215,12 +227,8 @@ impl Git2Backend {
     /// folder or file (`git init --separate-git-dir`, submodules and linked worktrees have a
     /// `.git` file), or `core.worktree`.
     pub fn open(dir: &Path) -> Result<Self> {
-        let repo = Repository::open_ext(dir, RepositoryOpenFlags::CROSS_FS, std::iter::empty::<&OsStr>()).map_err(
-            |e| match e.code() {
-                ErrorCode::Owner => super::not_owned(dir),
-                _ => Error::NotARepository { path: dir.to_path_buf(), source: Some(Box::new(e)) },
-            },
-        )?;
+        let repo = Repository::open_ext(dir, RepositoryOpenFlags::CROSS_FS, std::iter::empty::<&OsStr>())
+            .map_err(|e| open_error(dir, e))?;
         if repo.is_bare() {
             return Err(Error::BareRepository { path: repo.path().to_path_buf() });
         }
