@@ -336,6 +336,8 @@ impl Rollback {
         let mut a = assess::assess(self.vcs.as_ref(), &self.config, &registry, target)?;
         self.assess_database(&mut a);
         self.assess_env(&mut a)?;
+        let risks = self.checkout_risks(&a);
+        a.risks.extend(risks);
         Ok(a)
     }
 

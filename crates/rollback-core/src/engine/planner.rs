@@ -385,7 +385,15 @@ pub fn rollback_plan(vcs: &dyn VcsBackend, config: &Config, checks: &[String], a
         steps,
         data_loss: Vec::new(),
         // What the plan's own steps do that the operator must weigh: said with the plan.
-        risks: a.risks.iter().filter(|r| r.code == crate::model::RiskCode::UntrackedDependencies).cloned().collect(),
+        risks: a
+            .risks
+            .iter()
+            .filter(|r| {
+                use crate::model::RiskCode;
+                matches!(r.code, RiskCode::UntrackedDependencies | RiskCode::BlobsNotFetched | RiskCode::CaseOnlyNames)
+            })
+            .cloned()
+            .collect(),
     }
 }
 

@@ -1,5 +1,6 @@
 //! Refusals: the reasons a run must not start, checked before and again under the lock.
 
+mod checkout;
 mod nested_writes;
 
 use super::show_revisions;
@@ -26,6 +27,18 @@ impl Rollback {
                 ]),
             )
         })
+    }
+
+    /// What the reset writes: what the target changes, and local changes it reverts (paths
+    /// the target has no file at are removed, not written).
+    fn reset_writes(a: &Assessment) -> Vec<&crate::paths::RepoPath> {
+        a.changes.iter().map(|c| &c.path).chain(&a.dirty.modified).chain(&a.dirty.staged).collect()
+    }
+
+    /// The risks behind the checkout refusals ([`checkout`]): blobs a partial clone lacks,
+    /// names that differ only in case under the git2 back-end.
+    pub(crate) fn checkout_risks(&self, a: &Assessment) -> Vec<crate::model::Risk> {
+        checkout::risks(self.vcs.as_ref(), &a.target.commit.id, &a.head.commit, &Self::reset_writes(a))
     }
 
     /// The reasons a run of this assessment would be refused (empty: it may go ahead).
@@ -77,11 +90,17 @@ impl Rollback {
             out.extend(nested_writes::refuse_writes_into_repos(self.workdir(), self.vcs.as_ref(), target, &changes));
         }
         if !opts.database_only {
-            // What the reset writes: what the target changes, and local changes it reverts
-            // (paths the target has no file at are removed, not written).
-            let touched: Vec<&crate::paths::RepoPath> =
-                changes.iter().map(|c| &c.path).chain(&a.dirty.modified).chain(&a.dirty.staged).collect();
+            let touched = Self::reset_writes(a);
             out.extend(super::planner::refuse_filters(self.vcs.as_ref(), &a.target.commit.id, &touched));
+            out.extend(checkout::refuse_missing_blobs(self.vcs.as_ref(), &a.target.commit.id, &touched, !opts.dry_run));
+            out.extend(checkout::refuse_case_twins(self.vcs.as_ref(), &[&a.head.commit, &a.target.commit.id]));
+            if !opts.dry_run {
+                out.extend(checkout::refuse_hooked_move(
+                    self.vcs.as_ref(),
+                    a.head.branch.as_deref(),
+                    &a.target.commit.id,
+                ));
+            }
             out.extend(self.locked_paths_refusal(a));
             // An undo at once when verification fails writes HEAD's files back the same way.
             if self.config.verify.on_failure == crate::verify::config::OnFailure::Undo {

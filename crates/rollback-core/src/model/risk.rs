@@ -68,6 +68,14 @@ risk_codes! {
     /// work tree: the run removes them with the other untracked files, and the app may not
     /// start without them until they are reinstalled or the run is undone.
     UntrackedDependencies = "untracked_dependencies",
+    /// The repository is a partial clone (`git clone --filter=blob:none`) that lacks blobs of
+    /// files the reset writes: the `git-cli` back-end fetches them before it changes anything
+    /// (and refuses if it cannot); the `git2` back-end refuses.
+    BlobsNotFetched = "blobs_not_fetched",
+    /// Two tracked names differ only in letter case (`lib.py`, `Lib.py`) while
+    /// `core.ignorecase` is set: the `git2` back-end refuses (its checkout takes them for one
+    /// file).
+    CaseOnlyNames = "case_only_names",
     /// The database cannot be reached.
     DbUnreachable = "db_unreachable",
     /// The migration graph has several heads.

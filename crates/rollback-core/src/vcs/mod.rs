@@ -9,6 +9,7 @@
 
 pub mod cli;
 mod command;
+pub(crate) mod format;
 pub mod git2;
 pub(crate) mod index_scan;
 
@@ -333,6 +334,16 @@ pub struct StagedBlob {
     pub content: Vec<u8>,
 }
 
+/// A file whose blob the object database lacks: a partial clone (`git clone --filter=blob:none`)
+/// fetches a blob from its promisor remote only when something reads it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MissingBlob {
+    /// The file, relative to the work tree.
+    pub path: RepoPath,
+    /// The blob's id.
+    pub oid: CommitId,
+}
+
 /// A git backend. Paths are relative to [`VcsBackend::workdir`].
 pub trait VcsBackend: Send + Sync {
     /// `"git2"` or `"git-cli"`.
@@ -425,6 +436,53 @@ pub trait VcsBackend: Send + Sync {
     /// back-end that runs git's filters.
     fn filter_not_run(&self, commit: &CommitId, paths: &[&RepoPath]) -> Result<Option<Error>> {
         let _ = (commit, paths);
+        Ok(None)
+    }
+
+    /// The promisor remote of a partial clone (`extensions.partialClone`, or a remote with
+    /// `remote.<name>.promisor` set): the remote git fetches missing objects from. `None` for a
+    /// full clone, whose object database holds every object its commits name. The default
+    /// knows none (in-memory fakes).
+    fn promisor_remote(&self) -> Result<Option<String>> {
+        Ok(None)
+    }
+
+    /// The files among `paths` whose blob at `commit` (a regular file or a symlink there) is
+    /// not in the object database: what a checkout of `commit` cannot write without fetching.
+    /// Looks at no object unless the repository is a partial clone
+    /// ([`VcsBackend::promisor_remote`]), and never fetches. The default finds none.
+    fn missing_blobs(&self, commit: &CommitId, paths: &[&RepoPath]) -> Result<Vec<MissingBlob>> {
+        let _ = (commit, paths);
+        Ok(Vec::new())
+    }
+
+    /// Whether [`VcsBackend::fetch_blobs`] can fetch (the default: no, as libgit2).
+    fn fetches_blobs(&self) -> bool {
+        false
+    }
+
+    /// Fetches `blobs` from the promisor remote, as git's own lazy fetch does; `Ok(false)` when
+    /// this back-end cannot (the default: libgit2 never fetches a missing object).
+    fn fetch_blobs(&self, blobs: &[MissingBlob]) -> Result<bool> {
+        let _ = blobs;
+        Ok(false)
+    }
+
+    /// What the repository's `reference-transaction` hook said when it refused to let HEAD's
+    /// branch move to `to`, asked in a transaction that is prepared and then aborted (nothing
+    /// moves); `None` when it accepts or there is none. The default: none, for a back-end that
+    /// runs no hooks (libgit2 runs none).
+    fn hook_refuses_move(&self, to: &CommitId) -> Result<Option<String>> {
+        let _ = to;
+        Ok(None)
+    }
+
+    /// Two tracked paths of one of `commits` whose names differ only in letter case (`lib.py`,
+    /// `Lib.py`), when this back-end's checkout cannot keep them apart: the git2 back-end with
+    /// `core.ignorecase` set takes them for one file and leaves one of them out of the work
+    /// tree. The default: none, for a back-end whose checkout writes both.
+    fn case_twins(&self, commits: &[&CommitId]) -> Result<Option<(RepoPath, RepoPath)>> {
+        let _ = commits;
         Ok(None)
     }
 
@@ -603,20 +661,6 @@ fn filter_not_run(path: &str, driver: &str, by_attributes: bool) -> String {
     )
 }
 
-/// The repository format named by a libgit2 error opening a repository, when the error is
-/// one of an unsupported format rather than of no repository at all.
-pub(crate) fn unsupported_format(message: &str) -> Option<String> {
-    if message.contains("extensions.refstorage") {
-        return Some("the reftable ref format (`extensions.refStorage`, `git init --ref-format=reftable`)".to_owned());
-    }
-    if message.contains("object format") || message.contains("extensions.objectformat") {
-        return Some("SHA-256 object ids (`extensions.objectFormat`, `git init --object-format=sha256`)".to_owned());
-    }
-    let ext = message.split("unsupported extension name ").nth(1)?;
-    let ext = ext.split_whitespace().next().unwrap_or(ext).trim_end_matches(|c: char| !c.is_ascii_alphanumeric());
-    Some(format!("the repository extension `{ext}`"))
-}
-
 /// [`Error::NotOwned`] for the repository around `dir`: its work tree is the nearest folder
 /// from `dir` up that holds a `.git` (else `dir`); what belongs to another user is the first of
 /// the work tree, its `.git` and the git folder a `.git` file points to that is not ours (git
@@ -720,21 +764,4 @@ pub(crate) fn add_hidden_changes(entries: &mut Vec<StatusEntry>, flagged: &[Flag
     }
     entries.retain(|e| !matches!(e.kind, StatusKind::Tracked { staged: None, unstaged: None }));
     git2::sort_status(entries);
-}
-
-#[cfg(test)]
-mod tests {
-    use super::unsupported_format;
-
-    #[test]
-    fn libgit2s_messages_of_an_unsupported_format_name_it() {
-        let reftable = unsupported_format("unsupported extension name extensions.refstorage").unwrap();
-        assert!(reftable.contains("reftable"), "{reftable}");
-        let sha256 = unsupported_format("unknown object format 'sha256'").unwrap();
-        assert!(sha256.contains("SHA-256"), "{sha256}");
-        let other =
-            unsupported_format("unsupported extension name extensions.frobnicate; class=Repository (6)").unwrap();
-        assert_eq!(other, "the repository extension `extensions.frobnicate`");
-        assert_eq!(unsupported_format("could not find repository at '/tmp/x'"), None);
-    }
 }

@@ -21,12 +21,14 @@ use std::path::{Path, PathBuf};
 use super::command::Git;
 use super::git2::{Git2Backend, check_full_ref, sort_status};
 use super::{
-    Change, ChangeKind, CommitId, CommitInfo, Error, FlaggedEntry, Head, Result, StagedBlob, StatusEntry, StatusKind,
-    VcsBackend,
+    Change, ChangeKind, CommitId, CommitInfo, Error, FlaggedEntry, Head, MissingBlob, Result, StagedBlob, StatusEntry,
+    StatusKind, VcsBackend,
 };
 use crate::fsutil::IoContext;
 use crate::paths::RepoPath;
 
+mod hooks;
+mod partial;
 mod reset;
 
 /// `git log` format of one commit: id, summary, author, committer time, NUL-separated.
@@ -527,6 +529,26 @@ impl VcsBackend for GitCliBackend {
         }
         let out = self.git().args(["config", "--get", key]).run_maybe()?;
         Ok(out.map(|v| String::from_utf8_lossy(&v).trim().to_owned()))
+    }
+
+    fn promisor_remote(&self) -> Result<Option<String>> {
+        self.promisor_remote_by_git()
+    }
+
+    fn missing_blobs(&self, commit: &CommitId, paths: &[&RepoPath]) -> Result<Vec<MissingBlob>> {
+        self.missing_blobs_by_git(commit, paths)
+    }
+
+    fn hook_refuses_move(&self, to: &CommitId) -> Result<Option<String>> {
+        GitCliBackend::hook_refuses_move(self, to)
+    }
+
+    fn fetches_blobs(&self) -> bool {
+        true
+    }
+
+    fn fetch_blobs(&self, blobs: &[MissingBlob]) -> Result<bool> {
+        self.fetch_blobs_by_git(blobs)
     }
 
     fn staged_blobs(&self) -> Result<Vec<StagedBlob>> {

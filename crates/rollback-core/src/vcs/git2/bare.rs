@@ -6,7 +6,8 @@ use std::path::Path;
 
 use git2::{ErrorCode, Repository, RepositoryOpenFlags};
 
-use super::{git2_err, open_error, read_file_in, resolve_in, to_id};
+use super::lookup::{open_error, read_file_in, resolve_in};
+use super::{git2_err, to_id};
 use crate::paths::RepoPath;
 use crate::vcs::{CommitId, Result};
 

@@ -29,8 +29,8 @@ use git2::{
 };
 
 use super::{
-    Change, ChangeKind, CommitId, CommitInfo, Error, FlaggedEntry, Head, Result, StagedBlob, StatusEntry, StatusKind,
-    VcsBackend,
+    Change, ChangeKind, CommitId, CommitInfo, Error, FlaggedEntry, Head, MissingBlob, Result, StagedBlob, StatusEntry,
+    StatusKind, VcsBackend,
 };
 use crate::fsutil::IoContext;
 use crate::paths::RepoPath;
@@ -39,13 +39,15 @@ mod bare;
 mod filters;
 mod flags;
 mod ignored;
+mod lookup;
+mod partial;
 mod refs;
 mod sparse;
 mod way;
 
 pub use bare::BareRepo;
 use ignored::ignored_below_tracked;
-use refs::names_commits_apart;
+use lookup::{open_error, read_file_in, resolve_in};
 
 /// Mode of a gitlink (submodule) entry.
 const MODE_GITLINK: u32 = 0o160_000;
@@ -154,50 +156,6 @@ fn blob_at(repo: &Repository, commit: &CommitId, path: &RepoPath) -> Result<Opti
         Err(e) => return Err(git2_err(format!("look up {path} in {commit}"))(e)),
     };
     Ok((entry.kind() == Some(ObjectType::Blob)).then(|| entry.id()))
-}
-
-/// Why the repository around `dir` could not be opened: another user's, a format libgit2
-/// cannot read, or no repository at all.
-fn open_error(dir: &Path, e: git2::Error) -> Error {
-    match e.code() {
-        ErrorCode::Owner => super::not_owned(dir),
-        _ => match super::unsupported_format(e.message()) {
-            Some(format) => Error::UnsupportedFormat { path: dir.to_path_buf(), format, source: Box::new(e) },
-            None => Error::NotARepository { path: dir.to_path_buf(), source: Some(Box::new(e)) },
-        },
-    }
-}
-
-/// The commit `rev` names in `repo`, as git's `rev-parse REV^{commit}` finds it; a revision
-/// that names nothing, or a short hash shared by commits, is an error naming it.
-fn resolve_in(repo: &Repository, rev: &str) -> Result<CommitId> {
-    let unknown = || Error::UnknownRevision { rev: rev.to_owned() };
-    if rev.is_empty() || rev.starts_with('-') {
-        return Err(unknown());
-    }
-    let object = repo.revparse_single(rev).map_err(|e| match e.code() {
-        // Under 4 hex digits git knows no short hash (libgit2: "prefix length too short").
-        ErrorCode::Ambiguous if rev.len() < 4 && rev.bytes().all(|b| b.is_ascii_hexdigit()) => unknown(),
-        ErrorCode::Ambiguous => Error::AmbiguousRevision { rev: rev.to_owned() },
-        ErrorCode::NotFound
-        | ErrorCode::InvalidSpec
-        | ErrorCode::Invalid
-        | ErrorCode::Peel
-        | ErrorCode::UnbornBranch => unknown(),
-        _ => git2_err(format!("resolve `{rev}`"))(e),
-    })?;
-    let commit = object.peel_to_commit().map_err(|_| unknown())?;
-    if names_commits_apart(repo, rev) {
-        return Err(Error::AmbiguousRevision { rev: rev.to_owned() });
-    }
-    Ok(to_id(commit.id()))
-}
-
-/// The content of the file at `path` in `commit` (`None`: no file there).
-fn read_file_in(repo: &Repository, commit: &CommitId, path: &RepoPath) -> Result<Option<Vec<u8>>> {
-    let Some(id) = blob_at(repo, commit, path)? else { return Ok(None) };
-    let blob = repo.find_blob(id).map_err(git2_err(format!("read blob {id}")))?;
-    Ok(Some(blob.content().to_vec()))
 }
 
 /// Lets libgit2 keep parsed trees of up to 16 MiB in its object cache (256 MiB in all, its
@@ -678,6 +636,18 @@ impl VcsBackend for Git2Backend {
             }
         }
         Ok(None)
+    }
+
+    fn promisor_remote(&self) -> Result<Option<String>> {
+        partial::promisor_remote(&self.repo())
+    }
+
+    fn missing_blobs(&self, commit: &CommitId, paths: &[&RepoPath]) -> Result<Vec<MissingBlob>> {
+        partial::missing_blobs(&self.repo(), commit, paths)
+    }
+
+    fn case_twins(&self, commits: &[&CommitId]) -> Result<Option<(RepoPath, RepoPath)>> {
+        partial::case_twins(&self.repo(), commits)
     }
 
     /// Looks the files up folder by folder, each folder's tree read once (the candidates
