@@ -50,3 +50,35 @@ fn a_hook_that_rejects_the_branch_move_refuses_the_run_with_nothing_changed() {
     fr(&r, &cfg, &["undo", &run_id(&out), "--yes"], &[]).ok();
     assert_eq!(picture(&r), before, "the undo gives back the state before");
 }
+
+/// The freeze put in place while the tree is rolled back: the undo's own branch move is put to
+/// the hook before anything changes too, and refused with the hook's words.
+#[test]
+fn a_hook_set_up_after_the_run_refuses_its_undo_with_nothing_changed() {
+    let r = TestRepo::new();
+    r.write("main.py", "v1\n");
+    r.commit_all("v1");
+    r.git(&["tag", "v1"]);
+    r.write("main.py", "v2\n");
+    r.commit_all("v2");
+    r.write("main.py", "local edit\n");
+    let (_cfg_dir, cfg) = config("git-cli");
+    let before = picture(&r);
+    let out = fr(&r, &cfg, &["run", "--fast", "--yes", "--json", "--target", "v1"], &[]);
+    assert_eq!(out.ok().json()["status"], "succeeded");
+    let hooks = tempfile::tempdir().unwrap();
+    script(
+        hooks.path(),
+        "reference-transaction",
+        "[ \"$1\" = prepared ] || exit 0\nwhile read old new ref; do\n  [ \"$ref\" = refs/heads/main ] && { echo 'freeze: main is protected' >&2; exit 1; }\ndone\nexit 0\n",
+    );
+    r.git(&["config", "core.hooksPath", &hooks.path().display().to_string()]);
+    let rolled_back = picture(&r);
+    let undo = fr(&r, &cfg, &["undo", &run_id(&out), "--yes"], &[]);
+    undo.code(4);
+    assert!(undo.stderr.contains(": freeze: main is protected"), "{}", undo.stderr);
+    assert_eq!(picture(&r), rolled_back, "nothing changed");
+    r.git(&["config", "--unset", "core.hooksPath"]);
+    fr(&r, &cfg, &["undo", &run_id(&out), "--yes"], &[]).ok();
+    assert_eq!(picture(&r), before);
+}

@@ -1,6 +1,6 @@
 //! Refusals: the reasons a run must not start, checked before and again under the lock.
 
-mod checkout;
+pub(super) mod checkout;
 mod nested_writes;
 
 use super::show_revisions;

@@ -111,10 +111,19 @@ impl Rollback {
 /// its way, or a file the back-end would have to write through a filter program it cannot run.
 pub(super) fn refuse_reset(rb: &Rollback, plan: &crate::plan::Plan, manifest: &Manifest) -> Option<Error> {
     let changes = Rollback::reset_changes(plan);
-    planner::refuse_nested_repos(rb.workdir(), changes, "state being restored").or_else(|| {
-        let paths: Vec<&crate::paths::RepoPath> = changes.iter().map(|c| &c.path).collect();
-        planner::refuse_filters(rb.vcs.as_ref(), &manifest.head, &paths)
-    })
+    planner::refuse_nested_repos(rb.workdir(), changes, "state being restored")
+        .or_else(|| {
+            let paths: Vec<&crate::paths::RepoPath> = changes.iter().map(|c| &c.path).collect();
+            planner::refuse_filters(rb.vcs.as_ref(), &manifest.head, &paths)
+        })
+        // What the run's own checks found for its reset, for the undo's: a hook or a setting
+        // that came since the run would otherwise stop the undo after its snapshot.
+        .or_else(|| {
+            let head = rb.vcs.head().ok()?;
+            super::refuse::checkout::refuse_case_twins(rb.vcs.as_ref(), &[&head.commit, &manifest.head]).or_else(|| {
+                super::refuse::checkout::refuse_hooked_move(rb.vcs.as_ref(), head.branch.as_deref(), &manifest.head)
+            })
+        })
 }
 
 /// Refuses the undo of a run that changed the database, before anything changes, when the
