@@ -14,14 +14,14 @@ use rollback_core::{RunOutcome, RunStatus};
 
 use crate::cli::{Args, BackupsCommand, Command, KnownGoodCommand, LevelArgs, RunsCommand};
 use crate::exit::ExitStatus;
-use crate::output::{LogPrinter, Output};
+use crate::output::{LogPrinter, OnSignal, Output};
 use crate::render;
 use crate::terminal::TerminalPrompter;
 
 fn open(args: &Args) -> anyhow::Result<Rollback> {
     let dir = args.dir.clone().unwrap_or_else(|| PathBuf::from("."));
     // A locked database is said on stderr while the command waits, whichever command it is.
-    let notices = std::sync::Arc::new(LogPrinter::new(args.quiet, false));
+    let notices = std::sync::Arc::new(LogPrinter::new(args.quiet, OnSignal::Die));
     let rb = Rollback::open(&dir, args.config.as_deref())?;
     // What the configuration holds that works but not as one may expect (a secret too short
     // to be scrubbed): said once, as it is loaded, whichever command loads it.
@@ -63,14 +63,15 @@ fn level(l: &LevelArgs) -> Option<Level> {
 
 /// Runs the command; returns the exit status for outcomes that are not errors.
 pub fn dispatch(args: &Args, out: &Output) -> anyhow::Result<ExitStatus> {
-    let cancellable = match &args.command {
-        Command::Run(r) => level(&r.level) != Some(Level::Manual),
-        Command::Undo { .. } => true,
+    let on_signal = match &args.command {
+        // A manual run too: its prompts read the stop flag ([`TerminalPrompter`]), so a Ctrl-C
+        // at a prompt stops the run there, and one during a step at the step's end.
+        Command::Run(_) | Command::Undo { .. } | Command::Resume { .. } => OnSignal::StopRun,
         // Nothing real to protect, but its copy to remove: stopped at a boundary, cleaned up.
-        Command::Rehearse { .. } => true,
-        _ => false,
+        Command::Rehearse { .. } => OnSignal::StopRehearsal,
+        _ => OnSignal::Die,
     };
-    let log = LogPrinter::new(args.quiet, cancellable).with_progress(crate::progress::wanted(args.json, args.quiet));
+    let log = LogPrinter::new(args.quiet, on_signal).with_progress(crate::progress::wanted(args.json, args.quiet));
     match &args.command {
         Command::Init { force, print, path, preset } => {
             init(args, out, *force, *print, path.as_deref(), preset.as_deref())
@@ -180,11 +181,11 @@ pub fn dispatch(args: &Args, out: &Output) -> anyhow::Result<ExitStatus> {
                 interval: seconds(w.interval.unwrap_or(cfg.interval_secs), "--interval")?,
                 failures: w.failures.unwrap_or(cfg.failures),
                 level: level(&w.level).or(cfg.level),
-                promote_after: w
-                    .promote_after
-                    .or(cfg.promote_after_hours)
-                    .map(|h| seconds(h * 3600.0, "--promote-after"))
-                    .transpose()?,
+                promote_after: match (w.promote_after, cfg.promote_after_hours) {
+                    (Some(h), _) => Some(hours(h, "--promote-after")?),
+                    (None, Some(h)) => Some(hours(h, "[watch] promote_after_hours")?),
+                    (None, None) => None,
+                },
                 dry_run: w.dry_run,
                 rounds: w.rounds,
             };
@@ -290,10 +291,12 @@ pub fn dispatch(args: &Args, out: &Output) -> anyhow::Result<ExitStatus> {
             Ok(ExitStatus::Success)
         }
         Command::Completions { shell } => {
+            refuse_json(out, "completions", "it prints a shell script")?;
             crate::completions::completions(out, *shell)?;
             Ok(ExitStatus::Success)
         }
         Command::Man { pages_dir: None } => {
+            refuse_json(out, "man", "it prints the roff page; `man --dir DIR --json` lists the pages it writes")?;
             crate::completions::man(out)?;
             Ok(ExitStatus::Success)
         }
@@ -324,8 +327,40 @@ pub fn dispatch(args: &Args, out: &Output) -> anyhow::Result<ExitStatus> {
 fn seconds(s: f64, flag: &str) -> anyhow::Result<std::time::Duration> {
     std::time::Duration::try_from_secs_f64(s)
         .ok()
-        .filter(|d| !d.is_zero() || flag == "--promote-after")
+        .filter(|d| !d.is_zero())
         .ok_or_else(|| rollback_core::Error::usage(format!("{flag} must be a positive number, not {s}"), None).into())
+}
+
+/// `--json` on a command whose output is a document of its own (TOML, roff, a shell script):
+/// a usage error, not a success whose stdout a script cannot parse.
+fn refuse_json(out: &Output, command: &str, why: &str) -> anyhow::Result<()> {
+    if out.json {
+        return Err(rollback_core::Error::usage(
+            format!("`--json` does not apply to `{command}`: {why}"),
+            Some(format!("run `{command}` without `--json`").into()),
+        )
+        .into());
+    }
+    Ok(())
+}
+
+/// A number of hours (`--promote-after`), checked as typed: the error quotes the hours the
+/// operator gave, not the seconds they became.
+fn hours(h: f64, what: &str) -> anyhow::Result<std::time::Duration> {
+    if h.is_nan() || h < 0.0 {
+        return Err(rollback_core::Error::usage(
+            format!("{what} must be zero or a positive number of hours, not {h}"),
+            Some("give the hours after which a watch promotes its target, e.g. `--promote-after 24`".into()),
+        )
+        .into());
+    }
+    std::time::Duration::try_from_secs_f64(h * 3600.0).map_err(|_| {
+        rollback_core::Error::usage(
+            format!("{what} of {h:e} hours is too large"),
+            Some("give a number of hours a watch can wait for, e.g. `--promote-after 24`".into()),
+        )
+        .into()
+    })
 }
 
 fn init(
@@ -336,6 +371,9 @@ fn init(
     path: Option<&Path>,
     preset: Option<&str>,
 ) -> anyhow::Result<ExitStatus> {
+    if print {
+        refuse_json(out, "init --print", "it prints the TOML file itself; `init --json` writes it and says where")?;
+    }
     let text = config::preset(preset)?;
     if print {
         out.text(&text)?;

@@ -49,25 +49,76 @@ fn mend_bash(script: &str, bin: &str) -> String {
 
 /// The man page, roff (`clap_mangen`): `forge-rollback man > forge-rollback.1`.
 pub fn man(out: &Output) -> std::io::Result<()> {
-    let mut buf = Vec::new();
-    clap_mangen::Man::new(Args::command()).render(&mut buf)?;
-    out.text(&String::from_utf8_lossy(&buf))
+    let mut cmd = Args::command().disable_help_subcommand(true);
+    cmd.build();
+    out.text(&page(&cmd)?)
 }
 
 /// Every page, `forge-rollback.1` and one per subcommand (`forge-rollback-run.1`,
 /// `forge-rollback-known-good-mark.1`, ...), written into `dir` (created if missing); returns
-/// the files written, sorted.
+/// the files written, sorted. The walk is `clap_mangen::generate_to`'s, with each page's
+/// synopsis mended ([`synopsis_with_values`]) before it is written.
 pub fn man_pages(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    fn write(cmd: &clap::Command, dir: &Path, pages: &mut Vec<PathBuf>) -> anyhow::Result<()> {
+        for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+            write(sub, dir, pages)?;
+        }
+        let path = dir.join(clap_mangen::Man::new(cmd.clone()).get_filename());
+        let text = page(cmd).with_context(|| format!("render {}", path.display()))?;
+        std::fs::write(&path, text).with_context(|| format!("write {}", path.display()))?;
+        pages.push(path);
+        Ok(())
+    }
     std::fs::create_dir_all(dir).with_context(|| format!("create folder {}", dir.display()))?;
-    clap_mangen::generate_to(Args::command(), dir)
-        .with_context(|| format!("write man pages into {}", dir.display()))?;
-    let mut pages: Vec<PathBuf> = std::fs::read_dir(dir)
-        .with_context(|| format!("read folder {}", dir.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with(BIN) && n.ends_with(".1")))
-        .collect();
+    let mut cmd = Args::command().disable_help_subcommand(true);
+    cmd.build();
+    let mut pages = Vec::new();
+    write(&cmd, dir, &mut pages).with_context(|| format!("write man pages into {}", dir.display()))?;
     pages.sort();
     Ok(pages)
+}
+
+/// One page, roff, its synopsis with the options' value names.
+fn page(cmd: &clap::Command) -> std::io::Result<String> {
+    let mut buf = Vec::new();
+    clap_mangen::Man::new(cmd.clone()).render(&mut buf)?;
+    Ok(synopsis_with_values(&String::from_utf8_lossy(&buf), cmd))
+}
+
+/// Adds each option's value name to the SYNOPSIS line, which `clap_mangen` (0.2) leaves out:
+/// `[-C DIR] [--config FILE]`, not `[-C ] [--config]` (the OPTIONS section has them). The
+/// line is `clap_mangen`'s own roff: `\fB\-C \fR` for a short option alone, `\fB\-\-config\fR`
+/// for a long one (after `\fB\-s\fR|` when it has both).
+fn synopsis_with_values(page: &str, cmd: &clap::Command) -> String {
+    let roff = |s: &str| s.replace('-', "\\-");
+    let mut after_heading = false;
+    let mut lines = Vec::new();
+    for line in page.lines() {
+        let mut line = line.to_owned();
+        if after_heading {
+            for arg in cmd.get_arguments().filter(|a| !a.is_hide_set() && a.get_action().takes_values()) {
+                let value = arg
+                    .get_value_names()
+                    .and_then(|v| v.first())
+                    .map_or_else(|| arg.get_id().as_str().to_uppercase(), ToString::to_string);
+                let (from, to) = match (arg.get_short(), arg.get_long()) {
+                    (_, Some(long)) => {
+                        let flag = format!("\\fB{}\\fR", roff(&format!("--{long}")));
+                        (flag.clone(), format!("{flag} \\fI{value}\\fR"))
+                    }
+                    (Some(short), None) => (
+                        format!("\\fB{} \\fR", roff(&format!("-{short}"))),
+                        format!("\\fB{}\\fR \\fI{value}\\fR", roff(&format!("-{short}"))),
+                    ),
+                    (None, None) => continue,
+                };
+                line = line.replacen(&from, &to, 1);
+            }
+        }
+        after_heading = line == ".SH SYNOPSIS";
+        lines.push(line);
+    }
+    lines.join("\n") + "\n"
 }
 
 #[cfg(test)]

@@ -69,16 +69,46 @@ pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
         .any(|e| e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe))
 }
 
+/// What SIGINT and SIGTERM do to a command once its first step is reached.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum OnSignal {
+    /// End the process, as without a handler: nothing of it stops at a boundary.
+    Die,
+    /// `run`, `undo`, `resume`: stop the run at its next step boundary (journaled `cancelled`,
+    /// exit 5) instead of killing the process.
+    StopRun,
+    /// `rehearse`: stop at its next boundary and remove the copy; there is no real run to
+    /// resume or undo.
+    StopRehearsal,
+}
+
+/// The stop flag, once a command's first step installed the handlers: process-wide, as the
+/// signal handlers are; the terminal prompter reads it while it waits for an answer.
+static STOP: OnceLock<Arc<AtomicBool>> = OnceLock::new();
+
+/// Set while a manual run's prompt waits for the operator: a Ctrl-C then stops the run before
+/// the step asked about, with no step under way to wait for.
+static PROMPTING: AtomicBool = AtomicBool::new(false);
+
+/// Whether a SIGINT or SIGTERM asked the run to stop (always `false` before the handlers are
+/// installed: the signals then end the process).
+pub fn stop_requested() -> bool {
+    STOP.get().is_some_and(|stop| stop.load(Ordering::SeqCst))
+}
+
+/// Says the terminal prompter is (or no longer is) waiting for an answer.
+pub fn prompting(on: bool) {
+    PROMPTING.store(on, Ordering::SeqCst);
+}
+
 /// Prints log events on stderr in the seed's format.
 pub struct LogPrinter {
     /// `--quiet`.
     pub quiet: bool,
-    /// `run` (not manual: its step prompts must stay interruptible) and `undo`: from the first
-    /// step on, SIGINT and SIGTERM stop the run at its next step boundary (journaled
-    /// `cancelled`, exit 5) instead of killing the process. Before that (planning, the
-    /// confirmation prompt) they end the process as usual: nothing has changed.
-    pub cancel_on_signals: bool,
-    stop: OnceLock<Arc<AtomicBool>>,
+    /// From the first step on, whether SIGINT and SIGTERM stop the command at its next step
+    /// boundary instead of killing the process. Before that (planning, the confirmation
+    /// prompt) they end the process as usual: nothing has changed.
+    pub on_signal: OnSignal,
     /// The run is recorded; its report and webhooks are what is left ([`Observer::finishing`]):
     /// a signal then only stops the wait for the webhooks, and the notice says so.
     finishing: Arc<AtomicBool>,
@@ -87,8 +117,8 @@ pub struct LogPrinter {
 }
 
 impl LogPrinter {
-    pub fn new(quiet: bool, cancel_on_signals: bool) -> Self {
-        Self { quiet, cancel_on_signals, stop: OnceLock::new(), finishing: Arc::default(), bars: None }
+    pub fn new(quiet: bool, on_signal: OnSignal) -> Self {
+        Self { quiet, on_signal, finishing: Arc::default(), bars: None }
     }
 
     /// Draws progress bars on stderr when `on` (a terminal, no `--json`, `-q`, `NO_COLOR`).
@@ -101,15 +131,20 @@ impl LogPrinter {
 
 impl Observer for LogPrinter {
     fn cancelled(&self) -> Option<String> {
-        if !self.cancel_on_signals {
+        if self.on_signal == OnSignal::Die {
             return None;
         }
         // First asked before the first step: the handlers go in once the run has begun.
-        let stop = self.stop.get_or_init(|| {
+        let stop = STOP.get_or_init(|| {
             let finishing = self.finishing.clone();
+            let rehearsal = self.on_signal == OnSignal::StopRehearsal;
             rollback_core::signals::stop_on_signals_saying(move || {
                 signal_notice(if finishing.load(Ordering::SeqCst) {
                     "interrupted: the run is over and recorded; no longer waiting for its webhooks"
+                } else if rehearsal {
+                    "interrupted: stopping the rehearsal at its next boundary and removing its copy (a second Ctrl-C or SIGTERM stops at once and may leave the copy in the temporary folder)"
+                } else if PROMPTING.load(Ordering::SeqCst) {
+                    "interrupted: stopping the run here, before the step asked about (nothing of it has run)"
                 } else {
                     "interrupted: stopping at the next step boundary, once the step under way finishes (a second Ctrl-C or SIGTERM stops at once, leaving the run `interrupted`: `resume` or `undo` it then)"
                 });

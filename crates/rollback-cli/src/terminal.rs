@@ -21,17 +21,65 @@ fn no_terminal(what: &str, manual: bool) -> rollback_core::Error {
     rollback_core::Error::refused(format!("no terminal to confirm the {what} on"), Some(hint.into()))
 }
 
-/// One line from stdin, trimmed; `None` at end of input.
-fn read_answer(prompt: &str) -> rollback_core::Result<Option<String>> {
+/// What the operator gave at a prompt.
+enum Answer {
+    /// A line, trimmed.
+    Line(String),
+    /// End of input.
+    End,
+    /// A Ctrl-C or SIGTERM while waiting, once a run's signal handlers are in (a manual run's
+    /// step prompts): the run stops here, at a step boundary.
+    Interrupted,
+}
+
+/// Asks `prompt` on stderr and reads the answer from stdin.
+fn read_answer(prompt: &str) -> rollback_core::Result<Answer> {
     #[allow(clippy::print_stderr)]
     {
         eprint!("{prompt}");
     }
     let _ = std::io::stderr().flush();
+    crate::output::prompting(true);
+    let ready = wait_for_input();
+    crate::output::prompting(false);
+    // A line typed as the signal came: the notice already said the run stops here.
+    if !ready || crate::output::stop_requested() {
+        return Ok(Answer::Interrupted);
+    }
     let mut line = String::new();
     let n =
         std::io::stdin().lock().read_line(&mut line).map_err(|e| rollback_core::IoError::new("read", "<stdin>", e))?;
-    Ok((n > 0).then(|| line.trim().to_owned()))
+    Ok(if n > 0 { Answer::Line(line.trim().to_owned()) } else { Answer::End })
+}
+
+/// Waits until stdin has a line (or its end) to read: `true`; `false` if a signal asked the
+/// run to stop first. Once a run's handlers are in, a Ctrl-C no longer ends the process, and a
+/// blocking read would not return for it: the operator's Ctrl-C at a prompt would do nothing.
+/// So the wait looks at the stop flag between short waits (a terminal in line mode makes stdin
+/// readable once a whole line is typed; nothing stays in the reader's buffer after it).
+#[cfg(unix)]
+fn wait_for_input() -> bool {
+    use std::os::fd::AsRawFd as _;
+    let fd = std::io::stdin().as_raw_fd();
+    loop {
+        if crate::output::stop_requested() {
+            return false;
+        }
+        let mut pfd = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+        // SAFETY: poll(2) on one valid, initialised pollfd that outlives the call.
+        #[allow(unsafe_code)]
+        let rc = unsafe { libc::poll(&raw mut pfd, 1, 200) };
+        // A signal arriving interrupts the wait (EINTR): the loop then looks at the flag. An
+        // answer (a hang-up too) or any other failure is left to the read.
+        if rc > 0 || (rc < 0 && std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted) {
+            return true;
+        }
+    }
+}
+
+#[cfg(not(unix))]
+fn wait_for_input() -> bool {
+    !crate::output::stop_requested()
 }
 
 impl Prompter for TerminalPrompter {
@@ -43,7 +91,7 @@ impl Prompter for TerminalPrompter {
         }
         eprintln!("WARNING: this will change the working tree of the deployed system");
         eprint!("{}", request.summary);
-        Ok(read_answer("Type `yes` to proceed: ")?.as_deref().is_some_and(confirms))
+        Ok(matches!(read_answer("Type `yes` to proceed: ")?, Answer::Line(answer) if confirms(&answer)))
     }
 
     #[allow(clippy::print_stderr)]
@@ -62,9 +110,16 @@ impl Prompter for TerminalPrompter {
         }
         let choices = if request.skippable { "yes/no/inspect/abort" } else { "yes/inspect/abort" };
         loop {
-            let Some(answer) = read_answer(&format!("Run this step? [{choices}]: "))? else {
-                eprintln!("end of input: aborting");
-                return Ok(StepDecision::Abort { undo: false });
+            let answer = match read_answer(&format!("Run this step? [{choices}]: "))? {
+                Answer::Line(answer) => answer,
+                Answer::End => {
+                    eprintln!("end of input: aborting");
+                    return Ok(StepDecision::Abort { undo: false });
+                }
+                Answer::Interrupted => {
+                    eprintln!();
+                    return Ok(StepDecision::Abort { undo: false });
+                }
             };
             match StepAnswer::parse(&answer) {
                 Some(StepAnswer::Run) => return Ok(StepDecision::Run),
@@ -74,7 +129,7 @@ impl Prompter for TerminalPrompter {
                 Some(StepAnswer::AbortUndo) => return Ok(StepDecision::Abort { undo: true }),
                 Some(StepAnswer::Abort) => {
                     let undo = loop {
-                        let Some(answer) = read_answer("Undo what this run changed so far? [yes/no]: ")? else {
+                        let Answer::Line(answer) = read_answer("Undo what this run changed so far? [yes/no]: ")? else {
                             break false;
                         };
                         match yes_no(&answer) {

@@ -47,8 +47,10 @@ pub enum Step {
         clear_way: Vec<RepoPath>,
         /// Tracked files with uncommitted changes that the reset overwrites (in the snapshot).
         discards: Vec<RepoPath>,
-        /// Paths of `changes` the reset leaves as they are: the registry and the configuration
-        /// file, which a rollback keeps with their content from before it.
+        /// Paths the reset leaves as they are: the registry and the configuration file, which
+        /// a rollback keeps with their content from before it, whether the target changes
+        /// them (then also in `changes`) or they have uncommitted edits (then not in
+        /// `discards`).
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         kept: Vec<RepoPath>,
     },
@@ -406,6 +408,12 @@ impl Step {
                 let mut v: Vec<(String, &RepoPath)> =
                     clear_way.iter().map(|p| ("clear the way".to_owned(), p)).collect();
                 v.extend(discards.iter().map(|p| ("discard local changes".to_owned(), p)));
+                // Kept with their local edits, though the target does not change them.
+                v.extend(
+                    kept.iter()
+                        .filter(|p| !changes.iter().any(|c| &c.path == *p))
+                        .map(|p| ("keep (not reset)".to_owned(), p)),
+                );
                 v.extend(changes.iter().map(|c| {
                     if kept.contains(&c.path) {
                         return ("keep (not reset)".to_owned(), &c.path);

@@ -130,6 +130,13 @@ fn man_dir_writes_a_page_for_every_subcommand_where_it_is_told() {
     let (ok, text, warnings) = sh("groff", &["-man", "-Tutf8", "-ww", "-P-cbou"], &run);
     assert!(ok && warnings.is_empty(), "groff: {warnings}");
     assert!(text.contains("--target"), "{text}");
+    // The synopsis names each option's value, as `--help` does (it used to read `[--target]`).
+    // (groff justifies the lines: spaces collapsed.)
+    let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let synopsis = &flat[flat.find("SYNOPSIS").unwrap()..flat.find("DESCRIPTION").unwrap()];
+    for with_value in ["[-C DIR]", "[--config FILE]", "[--target REV]", "[--reason TEXT]", "[--severity LEVEL]"] {
+        assert!(synopsis.contains(with_value), "no `{with_value}` in the synopsis: {synopsis}");
+    }
 }
 
 #[test]
@@ -185,4 +192,28 @@ fn man_page_has_its_sections_and_every_subcommand() {
     let (ok, text, warnings) = sh("groff", &["-man", "-Tutf8", "-ww", "-P-cbou"], page);
     assert!(ok && warnings.is_empty(), "groff: {warnings}");
     assert!(text.contains("SUBCOMMANDS") && text.contains("rehearse"), "{text}");
+    let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(flat.contains("SYNOPSIS forge-rollback [-C DIR] [--config FILE] [--json]"), "{text}");
+}
+
+/// `--json` with a command whose output is a document (TOML, roff, a shell script) is a usage
+/// error naming the conflict, not a success whose stdout is not JSON.
+#[test]
+fn json_is_refused_where_the_output_is_not_json() {
+    let dir = tempfile::tempdir().unwrap();
+    for (args, command) in [
+        (&["--json", "init", "--print"][..], "init --print"),
+        (&["--json", "man"][..], "man"),
+        (&["--json", "completions", "bash"][..], "completions"),
+    ] {
+        let out = run_in(dir.path(), args, &[]);
+        out.code(2);
+        assert!(out.stdout.is_empty(), "{args:?}: {}", out.stdout);
+        assert!(out.stderr.contains(&format!("`--json` does not apply to `{command}`")), "{args:?}: {}", out.stderr);
+    }
+    // `man --dir` lists what it wrote as JSON: still allowed.
+    let pages = dir.path().join("pages").display().to_string();
+    let out = run_in(dir.path(), &["--json", "man", "--dir", &pages], &[]);
+    out.ok();
+    assert!(out.json()["pages"].as_array().is_some_and(|p| !p.is_empty()), "{}", out.stdout);
 }

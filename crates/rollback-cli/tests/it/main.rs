@@ -53,6 +53,7 @@ mod services;
 mod shapes;
 mod snapshots;
 mod statcache;
+mod stop_signals;
 mod submodule_shapes;
 mod submodules;
 mod symlink_folder;

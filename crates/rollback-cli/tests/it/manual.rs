@@ -260,3 +260,60 @@ fn a_manual_run_with_its_reset_skipped_does_not_claim_the_target() {
         report.stdout
     );
 }
+
+/// The operator skips `verify` although checks are configured: the report says so, instead of
+/// claiming none are configured or the run did not reach them.
+#[test]
+fn a_skipped_verify_is_reported_as_skipped_by_the_operator() {
+    let (r, _) = messy_repo();
+    let cfg_dir = tempfile::tempdir().unwrap();
+    let cfg = cfg_dir.path().join("rollback.toml");
+    std::fs::write(&cfg, "[[checks]]\nname = \"ok\"\nkind = \"command\"\nargv = [\"true\"]\n").unwrap();
+    let cfg = cfg.display().to_string();
+    let mut p = spawn(&r, &["--config", &cfg, "run", "--manual", "--target", "v1"], &[]);
+    p.exp_string("Type `yes` to proceed:").unwrap();
+    p.send_line("yes").unwrap();
+    let mut seen = Vec::new();
+    loop {
+        let step = next_step(&mut p);
+        p.send_line(if step == "verify" { "no" } else { "yes" }).unwrap();
+        let last = step == "record";
+        seen.push(step);
+        if last {
+            break;
+        }
+    }
+    assert!(seen.contains(&"verify".to_owned()), "{seen:?}");
+    assert_eq!(exit_code(&mut p), 0);
+    let id = only_run(&r)["run_id"].as_str().unwrap().to_owned();
+    let report = fr(&r, &["report", &id]);
+    report.ok();
+    assert!(
+        report.stdout.contains(
+            "Service checks: the service checks are configured but were skipped by the operator (manual run)."
+        ),
+        "{}",
+        report.stdout
+    );
+    assert!(!report.stdout.contains("none are configured"), "{}", report.stdout);
+}
+
+/// The confirmation counts a config file with uncommitted edits as kept, not among the local
+/// changes discarded: the reset puts it back as it was.
+#[test]
+fn the_confirmation_lists_a_tool_file_with_local_edits_as_kept() {
+    let r = TestRepo::new();
+    r.three_releases();
+    let cfg = "rollback/config/rollback.toml";
+    r.write(cfg, "# settings\n");
+    r.commit_all("rollback settings");
+    r.write("app/later.py", "LATER = 1\n");
+    r.commit_all("release v4");
+    r.write(cfg, "# settings\n# edited during the incident\n");
+    let mut p = spawn(&r, &["run", "--manual", "--target", "HEAD~1"], &[]);
+    p.exp_string("Local changes discarded (snapshotted first): 0").unwrap();
+    p.exp_string(&format!("Kept as they are (not reset): {cfg}")).unwrap();
+    p.exp_string("Type `yes` to proceed:").unwrap();
+    p.send_line("no").unwrap();
+    assert_eq!(exit_code(&mut p), 5);
+}

@@ -384,3 +384,38 @@ fn gate_says_when_there_is_no_registry() {
     assert_eq!(out.json()["registry_found"], true);
     assert!(!out.stderr.contains("note:"), "{}", out.stderr);
 }
+
+/// A config file with uncommitted edits that the target does not change: the reset puts it
+/// back as it was, and `plan`, the report and the plan's JSON say it is kept. They used to
+/// list it under "discard local changes" (and count it in the confirmation) while the run kept
+/// it: an operator was told a fresh setting or bad mark would be lost.
+#[test]
+fn a_tool_file_with_local_edits_is_planned_and_reported_as_kept() {
+    let r = rollback_testkit::TestRepo::new();
+    r.three_releases();
+    let cfg = "rollback/config/rollback.toml";
+    r.write(cfg, "# settings\n");
+    r.commit_all("rollback settings");
+    r.write("app/later.py", "LATER = 1\n");
+    r.commit_all("release v4");
+    r.write(cfg, "# settings\n# edited during the incident\n");
+
+    let plan = fr(&r, &["plan", "--fast", "--target", "HEAD~1", "--json"]);
+    plan.ok();
+    let plan = plan.json();
+    let reset = plan["steps"].as_array().unwrap().iter().find(|s| s["step"] == "reset").unwrap().clone();
+    assert!(!reset["discards"].as_array().unwrap().iter().any(|p| p == cfg), "{reset:#}");
+    assert!(reset["kept"].as_array().unwrap().iter().any(|p| p == cfg), "{reset:#}");
+    let text = fr(&r, &["plan", "--fast", "--target", "HEAD~1"]);
+    text.ok();
+    assert!(text.stdout.lines().any(|l| l.contains("keep (not reset)") && l.contains(cfg)), "{}", text.stdout);
+    assert!(!text.stdout.lines().any(|l| l.contains("discard") && l.contains(cfg)), "{}", text.stdout);
+
+    let run = fr(&r, &["run", "--fast", "--yes", "--target", "HEAD~1", "--json"]);
+    run.ok();
+    assert_eq!(String::from_utf8(r.read(cfg)).unwrap(), "# settings\n# edited during the incident\n");
+    let id = run.json()["run_id"].as_str().unwrap().to_owned();
+    let report = fr(&r, &["report", &id]);
+    report.ok();
+    assert!(report.stdout.contains(&format!("kept as before the reset: `{cfg}`")), "{}", report.stdout);
+}

@@ -115,6 +115,9 @@ fn a_signal_stops_the_rehearsal_and_removes_its_copy() {
     let stderr = std::fs::read_to_string(out_dir.path().join("stderr")).unwrap();
     assert_eq!(status.code(), Some(5), "{status:?}: {stderr}");
     assert!(stderr.contains("nothing of the rehearsal's copy is left"), "{stderr}");
+    // There is no real run to resume or undo: the notice speaks of the copy.
+    assert!(stderr.contains("stopping the rehearsal at its next boundary and removing its copy"), "{stderr}");
+    assert!(!stderr.contains("`resume` or `undo`"), "{stderr}");
     let left: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().flatten().map(|e| e.file_name()).collect();
     assert!(left.is_empty(), "left in $TMPDIR: {left:?}");
 }

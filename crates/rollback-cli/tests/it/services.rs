@@ -244,6 +244,8 @@ fn a_failed_verification_exits_6_and_on_failure_undo_puts_tree_head_and_remote_b
     let report = s.fr(&["report", &first]);
     report.ok();
     assert!(report.stdout.contains("1 of 1 service check(s) FAILED after the run"), "{}", report.stdout);
+    // The header in words, not the identifier `Verification_failed`.
+    assert!(report.stdout.contains("**Status**: Verification failed\n"), "{}", report.stdout);
     assert!(report.stdout.contains("- [ ] api (http): failed"), "{}", report.stdout);
     // Put it back by hand (the undo verifies against the same broken service: exit 6 too).
     s.fr(&["undo", &first, "--yes"]).code(6);

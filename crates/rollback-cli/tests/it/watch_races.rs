@@ -118,6 +118,26 @@ fn absurd_intervals_and_negative_windows_are_refused_before_the_first_round() {
     assert!(records(&r, "round").is_empty());
 }
 
+/// `--promote-after` is in hours: its errors quote the hours typed (they quoted the seconds
+/// they became, `-3600`, or a 300-digit number for `1e300`) and say what to give.
+#[test]
+fn promote_after_errors_quote_the_hours_typed() {
+    let (r, _, _dir, cfg) = repo_with_check("true");
+    let out = fr(&r, &["--config", &cfg, "watch", "--promote-after=-1", "--rounds", "1"]);
+    out.code(2);
+    assert!(
+        out.stderr.contains("--promote-after must be zero or a positive number of hours, not -1\n"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("hint: "), "{}", out.stderr);
+    let out = fr(&r, &["--config", &cfg, "watch", "--promote-after=1e300", "--rounds", "1"]);
+    out.code(2);
+    assert!(out.stderr.contains("--promote-after of 1e300 hours is too large"), "{}", out.stderr);
+    assert!(out.stderr.lines().all(|l| l.len() < 200), "{}", out.stderr);
+    assert!(records(&r, "round").is_empty());
+}
+
 /// `chattr -i` on drop, so that the temp folder can be removed.
 struct Immutable(std::path::PathBuf);
 

@@ -348,12 +348,22 @@ pub fn rollback_plan(vcs: &dyn VcsBackend, config: &Config, checks: &[String], a
     }
     // What the reset puts back as it was (`keep_tool_files`): a tool file HEAD or the work tree
     // has; one only the target has is added like any other.
-    let kept = changes
+    let mut kept: Vec<RepoPath> = changes
         .iter()
         .filter(|c| keep.contains(&c.path))
         .filter(|c| c.kind != ChangeKind::Added || std::fs::symlink_metadata(c.path.to_fs(workdir)).is_ok())
         .map(|c| c.path.clone())
         .collect();
+    // A tool file with uncommitted edits (a fresh `known-good bad` mark) is put back with
+    // them too: kept, not discarded. One deleted locally is not put back (there is nothing
+    // to put back): the reset does bring the file back, and that discards the deletion.
+    discards.retain(|p| {
+        let tool_file_kept = keep.contains(p) && std::fs::symlink_metadata(p.to_fs(workdir)).is_ok();
+        if tool_file_kept && !kept.contains(p) {
+            kept.push(p.clone());
+        }
+        !tool_file_kept
+    });
     steps.push(Step::Reset {
         target: a.target.commit.id.clone(),
         branch: a.head.branch.clone(),

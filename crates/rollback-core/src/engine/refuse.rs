@@ -385,6 +385,12 @@ impl Rollback {
                     "Env files replaced with those recorded for the target (snapshotted first): {}",
                     diffs.iter().map(|d| d.file.to_string()).collect::<Vec<_>>().join(", ")
                 ),
+                // The registry or config with local edits or a change in the target: the
+                // operator sees they are not lost with the reset.
+                Step::Reset { kept, .. } if !kept.is_empty() => format!(
+                    "Kept as they are (not reset): {}",
+                    kept.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+                ),
                 Step::Restart { steps, .. } => format!("Services restarted: {}", steps.join(", ")),
                 Step::Deploy { .. } => format!("Production: {}", step.details().join("; ")),
                 Step::Promote { production, from, to, .. } => format!("Production {production}: {from} -> {to}"),

@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use super::{ACTION_ITEMS, CommitRef, IncidentReport, NO_SERVICE_CHECKS, data_loss};
+use super::{ACTION_ITEMS, CommitRef, IncidentReport, NO_SERVICE_CHECKS, SKIPPED_SERVICE_CHECKS, data_loss};
 use crate::plan::RunKind;
 use crate::time::Timestamp;
 
@@ -67,7 +67,9 @@ impl IncidentReport {
             let _ = writeln!(o, "**Triggered by**: {actor}  ");
         }
         let _ = writeln!(o, "**Rollback Type**: {}  ", self.rollback_type);
-        let _ = writeln!(o, "**Status**: {}\n", capitalized(self.status_word()));
+        // In words for the header (`Verification failed`); the body keeps the identifier that
+        // `runs list` and the JSON show.
+        let _ = writeln!(o, "**Status**: {}\n", capitalized(&self.status_word().replace('_', " ")));
 
         let _ = match self.kind {
             RunKind::Rollback => writeln!(
@@ -227,7 +229,9 @@ impl IncidentReport {
         if !self.verification.checks.is_empty() {
             o.push('\n');
         }
-        if self.verification.service_checks.is_empty() {
+        if self.verification.service_checks.is_empty() && self.skipped.iter().any(|s| s == "verify") {
+            let _ = writeln!(o, "Service checks: {SKIPPED_SERVICE_CHECKS}.\n");
+        } else if self.verification.service_checks.is_empty() {
             let _ = writeln!(o, "Service checks: {NO_SERVICE_CHECKS}.\n");
         } else {
             let _ = writeln!(o, "Service checks ({}):\n", self.verification.note);

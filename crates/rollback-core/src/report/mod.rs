@@ -13,6 +13,7 @@
 mod data_loss;
 mod markdown;
 
+use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use serde::Serialize;
@@ -232,6 +233,8 @@ const ACTION_ITEMS: [&str; 4] =
     ["Update deployment checklist", "Add new test coverage", "Improve monitoring", "Update documentation"];
 const NO_SERVICE_CHECKS: &str =
     "no service checks ran (none are configured in `[[checks]]`, or the run did not reach them)";
+/// A manual run whose operator answered `skip` at `verify`: configured, reached, not run.
+const SKIPPED_SERVICE_CHECKS: &str = "the service checks are configured but were skipped by the operator (manual run)";
 
 fn commit_ref(vcs: &dyn VcsBackend, id: &CommitId, fallback: &str) -> CommitRef {
     let summary = vcs.commit_info(id).map_or_else(|_| fallback.to_owned(), |c| c.summary);
@@ -251,8 +254,18 @@ fn step_result(step: &Step, detail: &StepDetail) -> String {
         (_, StepDetail::Snapshot { entries, bytes, snapshot, .. }) => {
             format!("captured {entries} path(s), {bytes} byte(s), and the index in backup {snapshot}; verified")
         }
-        (Step::Reset { target, .. }, StepDetail::Reset { changed, cleared, .. }) => {
-            format!("moved to {}: {changed} tracked path(s) changed, {cleared} cleared out of the way", target.short())
+        (Step::Reset { target, .. }, StepDetail::Reset { changed, cleared, kept, .. }) => {
+            let mut line = format!(
+                "moved to {}: {changed} tracked path(s) changed, {cleared} cleared out of the way",
+                target.short()
+            );
+            // The registry or config put back as it was: the reader must not think a fresh
+            // bad mark or setting was lost with the reset.
+            if !kept.is_empty() {
+                let names: Vec<String> = kept.iter().map(|p| format!("`{p}`")).collect();
+                let _ = write!(line, "; kept as before the reset: {}", names.join(", "));
+            }
+            line
         }
         (_, StepDetail::RemoveUntracked { removed }) => format!("removed {removed} untracked file(s)"),
         (_, StepDetail::ClearCaches { removed }) => format!("removed {removed} cache path(s)"),
@@ -429,6 +442,8 @@ pub fn build(state: &RunState, outcome: &RunOutcome, vcs: &dyn VcsBackend) -> In
             metric: c.metric.clone(),
         })
         .collect();
+    let verify_skipped =
+        state.skipped.iter().filter_map(|i| plan.steps.get(*i)).any(|s| matches!(s, Step::Verify { .. }));
     let note = match &outcome.verification {
         Some(v) if v.passed => format!("all {} service check(s) passed after the run", v.checks.len()),
         Some(v) => format!(
@@ -436,6 +451,7 @@ pub fn build(state: &RunState, outcome: &RunOutcome, vcs: &dyn VcsBackend) -> In
             v.checks.iter().filter(|c| !c.passed).count(),
             v.checks.len()
         ),
+        None if verify_skipped => format!("{SKIPPED_SERVICE_CHECKS}: check the services by hand"),
         None => format!("{NO_SERVICE_CHECKS}: check the services by hand"),
     };
     let verification = Verification {
