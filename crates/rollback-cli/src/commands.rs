@@ -211,7 +211,13 @@ pub fn dispatch(args: &Args, out: &Output) -> anyhow::Result<ExitStatus> {
                     report.stopped_by
                 ))?;
             }
-            Ok(ExitStatus::Success)
+            // The last rollback of this watch, the one that left production where it is,
+            // decides as that `run` would have: a `--rounds` watch in a CI job or a cron
+            // script must not read success after a rollback whose checks failed.
+            Ok(report
+                .rollback_outcomes
+                .last()
+                .map_or(ExitStatus::Success, |r| run_exit(r.status, r.verification_failed)))
         }
         Command::Runs { command } => runs(args, out, command),
         Command::KnownGood { command } => known_good(args, out, command),
@@ -422,19 +428,22 @@ fn print_outcome(out: &Output, o: &RunOutcome) -> anyhow::Result<ExitStatus> {
     } else {
         out.text(&render::outcome(o))?;
     }
+    Ok(run_exit(o.status, o.verification.as_ref().is_some_and(|v| !v.passed)))
+}
+
+/// The exit status of a run that ended `status`, its checks failed or not.
+fn run_exit(status: RunStatus, verification_failed: bool) -> ExitStatus {
     // Failed checks are exit 6 for a run whose steps all ran (undone or not); a run that
     // failed or was interrupted after its checks says that instead (1, 5).
-    if o.verification.as_ref().is_some_and(|v| !v.passed)
-        && !matches!(o.status, RunStatus::Failed | RunStatus::Cancelled)
-    {
-        return Ok(ExitStatus::VerificationFailed);
+    if verification_failed && !matches!(status, RunStatus::Failed | RunStatus::Cancelled) {
+        return ExitStatus::VerificationFailed;
     }
-    Ok(match o.status {
+    match status {
         RunStatus::Succeeded | RunStatus::Planned | RunStatus::Undone => ExitStatus::Success,
         RunStatus::Cancelled => ExitStatus::Cancelled,
         RunStatus::VerificationFailed => ExitStatus::VerificationFailed,
         RunStatus::Failed | RunStatus::Running => ExitStatus::Failure,
-    })
+    }
 }
 
 fn runs(args: &Args, out: &Output, command: &RunsCommand) -> anyhow::Result<ExitStatus> {

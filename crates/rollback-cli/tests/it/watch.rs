@@ -315,7 +315,8 @@ fn sigterm_during_a_rollback_lets_the_rollback_finish_then_stops() {
     assert!(watch.child.try_wait().unwrap().is_none(), "SIGTERM killed the watch in the middle of a rollback");
     std::fs::write(&release, "").unwrap();
     let out = watch.wait(Duration::from_secs(60));
-    out.ok();
+    // Stopped by the signal, but its rollback's checks failed: exit 6, as that run's.
+    out.code(6);
     // The rollback completed, was recorded, and the watch stopped before another round.
     let runs = w.runs();
     assert_eq!(runs.len(), 1, "{runs:?}");
@@ -357,7 +358,9 @@ fn failures_that_outlive_a_rollback_do_not_cascade_down_the_registry() {
     w.fr(&["known-good", "mark", "v1"]).ok();
     w.server.set("/health", Behaviour::Status(503));
     let out = w.fr(&["watch", "--interval", "0.2", "--failures", "2", "--rounds", "6", "--promote-after", "1"]);
-    out.ok();
+    // The rollback it made failed its checks: exit 6, as that `run` would have (a `--rounds`
+    // watch in a CI job must not read success).
+    out.code(6);
     // Six rounds, a decision every two failed rounds: one rollback, then two refusals.
     let rollbacks = w.events("rollback");
     assert_eq!(rollbacks.len(), 3, "{rollbacks:?}");
@@ -407,8 +410,13 @@ fn a_manual_watch_is_refused_before_it_watches() {
 fn with_on_failure_undo_a_watch_does_not_flap_between_rollback_and_undo() {
     let w = Watched::new(|_| "[verify]\non_failure = \"undo\"\n".to_owned());
     w.server.set("/health", Behaviour::Status(503));
-    let out = w.fr(&["watch", "--interval", "0.2", "--failures", "2", "--rounds", "6", "--promote-after", "1"]);
-    out.ok();
+    let out =
+        w.fr(&["watch", "--interval", "0.2", "--failures", "2", "--rounds", "6", "--promote-after", "1", "--json"]);
+    // Undone for its failed checks: exit 6, as that `run` would have.
+    out.code(6);
+    let report = out.json();
+    assert_eq!(report["rollback_outcomes"][0]["status"], "verification_failed", "{report}");
+    assert_eq!(report["rollback_outcomes"][0]["verification_failed"], true, "{report}");
     let rollbacks = w.events("rollback");
     assert_eq!(rollbacks.len(), 3, "{rollbacks:?}");
     // The one rollback failed its checks and was undone at once: back on v3 ...

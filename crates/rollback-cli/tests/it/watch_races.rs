@@ -248,7 +248,7 @@ fn a_restarted_watch_keeps_holding_off_during_an_outage() {
     let watch =
         |rounds: &str| fr(&r, &["--config", &cfg, "watch", "--interval", "0.1", "--failures", "2", "--rounds", rounds]);
     let first = watch("2");
-    first.ok();
+    first.code(6);
     assert_eq!(r.head(), v3, "undone back onto v3: {}", first.stderr);
     let runs = || fr(&r, &["runs", "list", "--json"]).json().as_array().unwrap().len();
     assert_eq!(runs(), 2, "the rollback and its undo: {}", first.stderr);
@@ -265,7 +265,7 @@ fn a_restarted_watch_keeps_holding_off_during_an_outage() {
     third.ok();
     std::fs::write(r.path().join(".git/outage"), "").unwrap();
     let fourth = watch("2");
-    fourth.ok();
+    fourth.code(6);
     assert!(!fourth.stderr.contains("an outage"), "{}", fourth.stderr);
     assert_eq!(runs(), 4, "rolled back (and, failing on v2 too, undone) again: {}", fourth.stderr);
     drop(dir);

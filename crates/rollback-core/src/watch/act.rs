@@ -251,10 +251,15 @@ impl Rollback {
                 because,
             }),
             Ok(outcome) => {
+                let verified = outcome.verification.as_ref().is_none_or(|v| v.passed);
                 if let Some(id) = &outcome.run_id {
                     report.rollbacks.push(id.clone());
+                    report.rollback_outcomes.push(super::WatchRollback {
+                        run_id: id.clone(),
+                        status: outcome.status,
+                        verification_failed: !verified,
+                    });
                 }
-                let verified = outcome.verification.as_ref().is_none_or(|v| v.passed);
                 if matches!(outcome.status, RunStatus::Succeeded | RunStatus::VerificationFailed | RunStatus::Undone) {
                     settled.rolled_to.push(outcome.to.clone());
                 }

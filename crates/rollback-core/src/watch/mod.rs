@@ -136,10 +136,25 @@ pub struct WatchReport {
     pub failed_rounds: u64,
     /// Runs started.
     pub rollbacks: Vec<String>,
+    /// How each of those runs ended, in the same order: a front-end's exit status says when
+    /// one did not succeed (a `--rounds` watch in a CI job or a cron script).
+    #[serde(default)]
+    pub rollback_outcomes: Vec<WatchRollback>,
     /// Commits marked known-good.
     pub promoted: Vec<CommitId>,
     /// `signal` or `rounds`.
     pub stopped_by: String,
+}
+
+/// How a rollback a watch started ended.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WatchRollback {
+    /// The run.
+    pub run_id: String,
+    /// Its status when the watch went on.
+    pub status: crate::journal::RunStatus,
+    /// Its checks failed (it may have been undone for that: `[verify] on_failure = "undo"`).
+    pub verification_failed: bool,
 }
 
 /// The longest interval between rounds: a year (longer ones overflow the clock's arithmetic,
