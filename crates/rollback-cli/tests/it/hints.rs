@@ -38,6 +38,15 @@ fn a_refusal_names_cli_commands_and_flags() {
         refused.stderr
     );
     assert!(!refused.stderr.contains("undo(\""), "no Python words: {}", refused.stderr);
+    // Finished, it has nothing left to resume, and says how it ended.
+    fr(&r, &["resume", &id, "--yes"]).ok();
+    let again = fr(&r, &["resume", &id, "--yes"]);
+    again.code(4);
+    assert!(
+        again.stderr.contains(&format!("run {id} ended `succeeded`: there is nothing to resume")),
+        "{}",
+        again.stderr
+    );
 }
 
 /// A git command that takes `.git/index.lock` while the run is under way (here: made just

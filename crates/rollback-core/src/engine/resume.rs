@@ -36,7 +36,7 @@ impl Entry for ResumeEntry<'_> {
             // anything yet: the snapshots are taken again then (below).
             RunStatus::Running | RunStatus::Failed | RunStatus::Cancelled => {}
             other => {
-                return Err(Error::refused(format!("run {run_id} is {other}: there is nothing to resume"), None));
+                return Err(Error::refused(format!("run {run_id} ended `{other}`: there is nothing to resume"), None));
             }
         }
         let head = rb.vcs.head()?;
