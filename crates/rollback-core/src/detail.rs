@@ -85,6 +85,11 @@ pub enum StepDetail {
         /// database with it when none of this undo's database steps completed.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         holds: Option<crate::model::DbFingerprint>,
+        /// Taken again by a resume that put rows written since back into the restored
+        /// database: what the downgrade drops of the database as it is now (the forecast run
+        /// again), in place of the plan's. `None` for the run's first snapshot.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        forecast: Option<Vec<crate::model::DataLoss>>,
     },
     /// `downgrade`: the schema moved back.
     Downgrade {
@@ -162,6 +167,11 @@ pub enum StepDetail {
         rows_present: u64,
         /// Column values written back.
         values_set: u64,
+        /// Values the downgrade changed that were not written back, per column: the value
+        /// there was no longer the one the downgrade and the upgrade leave (the app changed it,
+        /// or deleted its row).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        values_left: Vec<crate::model::DataLoss>,
         /// The database as this step left it, for the undo of this undo: compared with the
         /// database then, to know whether anything was written since. `None` in journals
         /// written before it was recorded, or when it could not be read.

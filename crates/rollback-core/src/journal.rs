@@ -582,6 +582,15 @@ impl RunState {
         self.plan.steps.iter().zip(&self.done).find(|(s, _)| s.name() == step).and_then(|(_, d)| d.as_ref())
     }
 
+    /// What the run's downgrade destroys: the plan's forecast, or the one measured again when a
+    /// resume put rows back and took the database snapshot again (see `StepDetail::DbSnapshot`).
+    pub fn data_loss_forecast(&self) -> &[crate::model::DataLoss] {
+        match self.detail_of("db_snapshot") {
+            Some(StepDetail::DbSnapshot { forecast: Some(f), .. }) => f,
+            _ => &self.plan.data_loss,
+        }
+    }
+
     /// The verdict of the run's completed `verify` step, if it has one.
     pub fn verification(&self) -> Option<&crate::verify::VerificationReport> {
         match self.detail_of("verify")? {

@@ -231,6 +231,20 @@ impl Drop for Background {
 }
 
 /// A bare repository in a temp dir, added to `repo` as `origin`, with `main` pushed.
+/// Three releases, a fourth that adds a file, and the configuration file committed before them
+/// edited in the work tree (a setting changed during the incident): a tool file the reset keeps.
+pub fn repo_with_an_edited_tool_file() -> (TestRepo, &'static str) {
+    let r = TestRepo::new();
+    r.three_releases();
+    let cfg = "rollback/config/rollback.toml";
+    r.write(cfg, "# settings\n");
+    r.commit_all("rollback settings");
+    r.write("app/later.py", "LATER = 1\n");
+    r.commit_all("release v4");
+    r.write(cfg, "# settings\n# edited during the incident\n");
+    (r, cfg)
+}
+
 pub fn bare_remote(repo: &TestRepo) -> tempfile::TempDir {
     let dir = tempfile::Builder::new().prefix("fr-remote-").tempdir().unwrap();
     let out = clean_git_env(&mut Command::new("git"))

@@ -9,7 +9,7 @@ use rollback_testkit::{TestRepo, clean_git_env};
 use crate::common::{fr, messy_repo, picture};
 
 /// Starts the binary on a pseudo-terminal (stdin, stdout and stderr all on it).
-fn spawn(repo: &TestRepo, args: &[&str], env: &[(&str, &str)]) -> PtySession {
+pub(crate) fn spawn(repo: &TestRepo, args: &[&str], env: &[(&str, &str)]) -> PtySession {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_forge-rollback"));
     clean_git_env(&mut cmd);
     for (k, _) in std::env::vars_os() {
@@ -25,7 +25,7 @@ fn spawn(repo: &TestRepo, args: &[&str], env: &[(&str, &str)]) -> PtySession {
 }
 
 /// Waits for the next step prompt; returns the step's name.
-fn next_step(p: &mut PtySession) -> String {
+pub(crate) fn next_step(p: &mut PtySession) -> String {
     let (_, matched) = p.exp_regex(r"Step \d+/\d+: [a-z_]+").expect("a step prompt");
     let name = matched.rsplit(' ').next().unwrap().to_owned();
     p.exp_string("Run this step? [").expect("the question");
@@ -34,7 +34,7 @@ fn next_step(p: &mut PtySession) -> String {
 
 /// The exit code, from nix's `WaitStatus` (which rexpect does not re-export):
 /// `Exited(Pid(123), 5)`.
-fn exit_code(p: &mut PtySession) -> i32 {
+pub(crate) fn exit_code(p: &mut PtySession) -> i32 {
     let status = format!("{:?}", p.process_mut().wait().expect("wait"));
     let code = status.strip_prefix("Exited(").and_then(|s| s.rsplit(", ").next()).and_then(|s| s.strip_suffix(')'));
     code.and_then(|c| c.parse().ok()).unwrap_or_else(|| panic!("not a normal exit: {status}"))
@@ -302,14 +302,7 @@ fn a_skipped_verify_is_reported_as_skipped_by_the_operator() {
 /// changes discarded: the reset puts it back as it was.
 #[test]
 fn the_confirmation_lists_a_tool_file_with_local_edits_as_kept() {
-    let r = TestRepo::new();
-    r.three_releases();
-    let cfg = "rollback/config/rollback.toml";
-    r.write(cfg, "# settings\n");
-    r.commit_all("rollback settings");
-    r.write("app/later.py", "LATER = 1\n");
-    r.commit_all("release v4");
-    r.write(cfg, "# settings\n# edited during the incident\n");
+    let (r, cfg) = crate::common::repo_with_an_edited_tool_file();
     let mut p = spawn(&r, &["run", "--manual", "--target", "HEAD~1"], &[]);
     p.exp_string("Local changes discarded (snapshotted first): 0").unwrap();
     p.exp_string(&format!("Kept as they are (not reset): {cfg}")).unwrap();

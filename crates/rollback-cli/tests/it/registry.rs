@@ -391,14 +391,7 @@ fn gate_says_when_there_is_no_registry() {
 /// it: an operator was told a fresh setting or bad mark would be lost.
 #[test]
 fn a_tool_file_with_local_edits_is_planned_and_reported_as_kept() {
-    let r = rollback_testkit::TestRepo::new();
-    r.three_releases();
-    let cfg = "rollback/config/rollback.toml";
-    r.write(cfg, "# settings\n");
-    r.commit_all("rollback settings");
-    r.write("app/later.py", "LATER = 1\n");
-    r.commit_all("release v4");
-    r.write(cfg, "# settings\n# edited during the incident\n");
+    let (r, cfg) = crate::common::repo_with_an_edited_tool_file();
 
     let plan = fr(&r, &["plan", "--fast", "--target", "HEAD~1", "--json"]);
     plan.ok();

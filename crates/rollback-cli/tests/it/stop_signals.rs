@@ -3,14 +3,13 @@
 //! `cancelled`), as `run` does, instead of dying half-way through the step.
 
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use rexpect::process::Signal;
-use rexpect::session::{PtySession, spawn_command};
-use rollback_testkit::{TestRepo, clean_git_env};
+use rollback_testkit::TestRepo;
 
 use crate::common::{Background, fr, messy_repo, toml_str, wait_until};
+use crate::manual::{exit_code, next_step, spawn};
 
 /// A configuration whose `[[restart]]` program touches `started`, sleeps, then touches `done`:
 /// a step long enough to be interrupted, which shows whether it was let finish.
@@ -63,34 +62,6 @@ fn sigterm_stops_resume_at_the_step_boundary() {
     assert_ne!(run["interrupted"], true, "{run:#}");
 }
 
-/// Starts the binary on a pseudo-terminal.
-fn spawn(repo: &TestRepo, args: &[&str]) -> PtySession {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_forge-rollback"));
-    clean_git_env(&mut cmd);
-    for (k, _) in std::env::vars_os() {
-        if k.to_string_lossy().starts_with("FORGE_ROLLBACK") {
-            cmd.env_remove(k);
-        }
-    }
-    cmd.env("NO_COLOR", "1").env("TERM", "dumb").arg("-C").arg(repo.path()).args(args);
-    spawn_command(cmd, Some(60_000)).expect("spawn on a pty")
-}
-
-/// Waits for the next step prompt; returns the step's name.
-fn next_step(p: &mut PtySession) -> String {
-    let (_, matched) = p.exp_regex(r"Step \d+/\d+: [a-z_]+").expect("a step prompt");
-    let name = matched.rsplit(' ').next().unwrap().to_owned();
-    p.exp_string("Run this step? [").expect("the question");
-    name
-}
-
-/// The exit code; panics on a death by a signal.
-fn exit_code(p: &mut PtySession) -> i32 {
-    let status = format!("{:?}", p.process_mut().wait().expect("wait"));
-    let code = status.strip_prefix("Exited(").and_then(|s| s.rsplit(", ").next()).and_then(|s| s.strip_suffix(')'));
-    code.and_then(|c| c.parse().ok()).unwrap_or_else(|| panic!("not a normal exit: {status}"))
-}
-
 /// Ctrl-C while a step of a manual run runs: the step finishes, the run stops before the next
 /// question, `cancelled`, exit 5. It used to kill the run half-way through the step.
 #[test]
@@ -98,7 +69,7 @@ fn ctrl_c_during_a_manual_step_stops_at_the_step_boundary() {
     let (r, _) = messy_repo();
     let tmp = tempfile::tempdir().unwrap();
     let (cfg, started, done) = slow_restart(tmp.path());
-    let mut p = spawn(&r, &["--config", &cfg, "run", "--manual", "--target", "v1"]);
+    let mut p = spawn(&r, &["--config", &cfg, "run", "--manual", "--target", "v1"], &[]);
     p.exp_string("Type `yes` to proceed:").unwrap();
     p.send_line("yes").unwrap();
     loop {
@@ -123,7 +94,7 @@ fn ctrl_c_during_a_manual_step_stops_at_the_step_boundary() {
 fn ctrl_c_at_a_manual_question_stops_the_run_there() {
     let (r, _) = messy_repo();
     let head = r.head();
-    let mut p = spawn(&r, &["run", "--manual", "--target", "v1"]);
+    let mut p = spawn(&r, &["run", "--manual", "--target", "v1"], &[]);
     p.exp_string("Type `yes` to proceed:").unwrap();
     p.send_line("yes").unwrap();
     assert_eq!(next_step(&mut p), "snapshot");

@@ -99,10 +99,24 @@ impl Rollback {
                 _ => None,
             }
         };
-        let Some(recorded) = recorded else {
-            return Ok(DbUndoMode::Restore { keep_current: false, unchanged_since: None });
+        // A downgrade that began and never completed (killed, or failed and not put back)
+        // recorded no state to compare with. The database is then the snapshot's, or somewhere
+        // between it and the target, plus whatever the app wrote since: restoring the snapshot
+        // exactly would delete those writes. It goes the row-keeping way instead (an upgrade
+        // from where the downgrade stopped, none when it stopped at the snapshot's revisions,
+        // and the put-back), rehearsed first; what that cannot do faithfully is refused.
+        let cut_short = !is_undo
+            && recorded.is_none()
+            && target.plan.steps.iter().any(|s| matches!(s, crate::plan::Step::Downgrade { .. }))
+            && target.detail_of("downgrade").is_none();
+        let recorded = match recorded {
+            Some(recorded) => Some(recorded),
+            None if cut_short => None,
+            None => return Ok(DbUndoMode::Restore { keep_current: false, unchanged_since: None }),
         };
-        if self.db_fingerprint()? == *recorded {
+        if let Some(recorded) = recorded
+            && self.db_fingerprint()? == *recorded
+        {
             // Nothing written since the run: its snapshot goes back exactly, provided nothing
             // is written before the restore either (checked under the restore's lock).
             return Ok(DbUndoMode::Restore { keep_current: false, unchanged_since: Some(recorded.clone()) });
@@ -122,6 +136,9 @@ impl Rollback {
                 ]),
             )
         };
+        // The rows come back from the snapshot's dump: a damaged one is refused as the exact
+        // restore's is, before it is read (its blob's own error names no backup and no way on).
+        super::undo_checks::refuse_damaged_backup(self, snapshot, "the database's rows")?;
         let db = self.migrator()?;
         let Some(live) = db.url_database() else {
             return Err(refuse(format!("the `{}` migrator's database cannot be merged row by row", db.kind())));
@@ -130,6 +147,16 @@ impl Rollback {
         if is_undo && let Some(path) = self.path_down_to(&rec.revisions)? {
             return self.backward_mode(live, rec, path, &refuse);
         }
+        // Where a downgrade cut short stopped: it dropped what the database lacks now (the
+        // census tells), and deleted and changed rows only down to there (told by running it
+        // that far on a copy), nothing at all when it stopped at the snapshot's revisions (a
+        // migration that failed or was killed has its row writes rolled back).
+        let stopped_at = if cut_short { Some(crate::rt::block_on(db.current())?) } else { None };
+        let forecast: Vec<DataLoss> = match &stopped_at {
+            Some(at) if super::full::same(at, &rec.revisions) => Vec::new(),
+            Some(_) => target.data_loss_forecast().iter().filter(|l| l.kind != LossKind::Dropped).cloned().collect(),
+            None => target.data_loss_forecast().to_vec(),
+        };
         let store = self.store()?;
         let dir = scratch_dir()?;
         let file = dir.path().join("snapshot.dump");
@@ -141,7 +168,7 @@ impl Rollback {
                 let mut losses = rows::dropped(&snap, &now, &db.bookkeeping_tables());
                 // The forecast also names tables the downgrade dropped that exist again now,
                 // and the rows it deleted from tables that stay (counted by the forecast only).
-                for l in &target.plan.data_loss {
+                for l in &forecast {
                     if !losses.iter().any(|x| x.table == l.table && x.column == l.column && x.kind == l.kind) {
                         losses.push(l.clone());
                     }
@@ -175,7 +202,9 @@ impl Rollback {
         }
         // Rows the downgrade deleted from tables that stay, and values it changed in columns
         // that stay, are told by running it again.
-        let deleted_at = if rows::needs_marks(&losses) {
+        let deleted_at = if let Some(at) = stopped_at.filter(|_| rows::needs_marks(&losses)) {
+            at
+        } else if rows::needs_marks(&losses) {
             target
                 .plan
                 .steps
@@ -190,9 +219,15 @@ impl Rollback {
         } else {
             Vec::new()
         };
-        let upgrade_drops = self
-            .rehearse_forward(files, rec, &file, &losses, &deleted_at, dir.path())
-            .map_err(|e| refuse(format!("rehearsed on a copy, the undo fails: {}", super::support::chain(&e))))?;
+        let upgrade_drops =
+            self.rehearse_forward(files, rec, &file, &losses, &deleted_at, dir.path()).map_err(|e| {
+                // A failed statement names the scratch copy, which is gone by now: its words only.
+                let why = match &e {
+                    Error::Db(crate::db::Error::Query { detail, .. }) => detail.clone(),
+                    _ => super::support::chain(&e),
+                };
+                refuse(format!("rehearsed on a copy of the database, the undo fails: {why}"))
+            })?;
         Ok(DbUndoMode::Forward { to: rec.revisions.clone(), losses, upgrade_drops, deleted_at })
     }
 
@@ -227,7 +262,7 @@ impl Rollback {
                 on(&now.db)?.upgrade(&rec.revisions).await?;
                 let after = rows::census(&now.db).await?;
                 let from = Dumped { live, file: snapshot_file, dump: &rec.dump, dir };
-                mark_deleted(from, &on, &snap.db, deleted_at, losses).await?;
+                mark_deleted(from, &on, &snap.db, (deleted_at, &rec.revisions), losses).await?;
                 rows::put_back(&now.db, &snap.db, losses).await?;
                 let drops: Vec<DataLoss> = rows::dropped(&before, &after, &db.bookkeeping_tables())
                     .into_iter()
@@ -314,7 +349,7 @@ impl Rollback {
             ctx.log(
                 LogLevel::Warn,
                 format!(
-                    "the upgrade drops {} written while rolled back (kept in this undo's database snapshot)",
+                    "the upgrade removes {} of the rolled-back schema: renamed by it, or dropped with whatever the app wrote there while rolled back (kept in this undo's database snapshot)",
                     rows::describe(drops)
                 ),
             );
@@ -358,7 +393,7 @@ impl Rollback {
             };
             let result = async {
                 let from = Dumped { live, file: &file, dump: &rec.dump, dir: dir.path() };
-                mark_deleted(from, &on, &copy.db, deleted_at, losses).await?;
+                mark_deleted(from, &on, &copy.db, (deleted_at, &rec.revisions), losses).await?;
                 rows::put_back(live, &copy.db, losses).await
             }
             .await;
@@ -390,11 +425,21 @@ impl Rollback {
                 stats.rows_inserted, stats.rows_present, stats.values_set
             ),
         );
+        if !stats.values_left.is_empty() {
+            ctx.log(
+                LogLevel::Warn,
+                format!(
+                    "NOT written back: {}: the value there now is not the one the downgrade and this undo's upgrade leave (the app changed it while rolled back, or deleted its row); the values from before the run are in backup {snapshot}",
+                    rows::describe(&stats.values_left)
+                ),
+            );
+        }
         Ok(StepDetail::PutBackRows {
             snapshot: snapshot.clone(),
             rows_inserted: stats.rows_inserted,
             rows_present: stats.rows_present,
             values_set: stats.values_set,
+            values_left: stats.values_left,
             db_after: self.fingerprint_after(ctx, "put-back"),
         })
     }
@@ -439,14 +484,15 @@ struct Dumped<'a> {
 
 /// Tells, in the snapshot copy `snap`, the rows the run's downgrade deleted from tables that
 /// stay and the values it changed in columns that stay (`Removed` and `Changed` losses; see
-/// `rows::mark_downgraded`): that downgrade, to `deleted_at`,
-/// runs again with `on`'s migrator on one more copy of the snapshot `from`, discarded after.
+/// `rows::mark_downgraded` and `rows::mark_round_trip`): that downgrade, to `deleted_at`,
+/// runs again with `on`'s migrator on one more copy of the snapshot `from`, and for changed
+/// values the upgrade the undo runs, to `up_to`, after it; the copy is discarded after.
 /// Nothing to do when `losses` has none.
 async fn mark_deleted(
     from: Dumped<'_>,
     on: &(dyn Fn(&crate::db::UrlDatabase) -> crate::db::Result<std::sync::Arc<dyn crate::db::DbMigrator>> + Sync),
     snap: &crate::db::UrlDatabase,
-    deleted_at: &[Revision],
+    (deleted_at, up_to): (&[Revision], &[Revision]),
     losses: &[DataLoss],
 ) -> crate::db::Result<()> {
     if !rows::needs_marks(losses) {
@@ -455,7 +501,12 @@ async fn mark_deleted(
     let down = from.live.scratch_from_dump(from.file, from.dump, from.dir).await?;
     let result = async {
         on(&down.db)?.downgrade(deleted_at).await?;
-        rows::mark_downgraded(snap, &down.db, losses).await
+        rows::mark_downgraded(snap, &down.db, losses).await?;
+        if losses.iter().any(|l| l.kind == crate::model::LossKind::Changed) {
+            on(&down.db)?.upgrade(up_to).await?;
+            rows::mark_round_trip(snap, &down.db, losses).await?;
+        }
+        Ok(())
     }
     .await;
     let discarded = down.discard().await;

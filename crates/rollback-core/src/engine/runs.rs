@@ -42,6 +42,14 @@ impl Rollback {
             .map(|id| id.to_string())
             .collect();
         report.backups_gone(&gone);
+        // What the undo's put-back could not write back, from its own journal.
+        if let Some(undo) = state.undone_by.as_deref().filter(|u| valid_run_id(u))
+            && let Ok(u) = self.load_run(undo)
+            && let Some(crate::detail::StepDetail::PutBackRows { values_left, .. }) = u.detail_of("put_back_rows")
+        {
+            let db = state.snapshot_of("db_snapshot").map_or_else(|| "?".to_owned(), |s| s.to_string());
+            report.not_put_back(undo, &db, values_left);
+        }
         Ok(report)
     }
 

@@ -253,7 +253,7 @@ fn describe_db(d: &planner::DbRestore) -> String {
                 String::new()
             } else {
                 format!(
-                    "\nThe upgrade drops, of what was written since: {} (kept in this undo's database snapshot)",
+                    "\nThe upgrade removes, of the rolled-back schema: {} (renamed by it, or dropped with whatever the app wrote there since: kept in this undo's database snapshot)",
                     crate::db::rows::describe(upgrade_drops)
                 )
             }

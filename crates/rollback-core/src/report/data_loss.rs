@@ -15,7 +15,7 @@ pub(super) fn of(state: &RunState, backup_id: Option<&str>, anything_else_began:
     // A downgrade that began and did not end (killed, or failed having changed the database)
     // may have dropped what its forecast named: said, though the database backup keeps it.
     let cut_short = downgrade.is_some_and(|i| !done && state.step_changed(i));
-    let forecast = || state.plan.data_loss.iter().filter(|l| l.rows > 0).cloned().collect::<Vec<_>>();
+    let forecast = || state.data_loss_forecast().iter().filter(|l| l.rows > 0).cloned().collect::<Vec<_>>();
     let dropped = if done { forecast() } else { Vec::new() };
     let may_have_dropped = if cut_short { forecast() } else { Vec::new() };
     // Rows an undo already put back are not offered again.

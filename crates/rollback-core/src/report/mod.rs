@@ -49,6 +49,10 @@ pub struct DataLoss {
     /// failed having changed the database.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub may_have_dropped: Vec<crate::model::DataLoss>,
+    /// Values the downgrade changed that the undo of the run did not write back (the app
+    /// changed them while rolled back, or deleted their rows).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub not_put_back: Vec<crate::model::DataLoss>,
     /// The database backup that keeps those rows, while the tool can still bring them back
     /// (not after an undo did, nor once the backup is pruned).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -141,6 +145,21 @@ pub struct Commands {
 }
 
 impl IncidentReport {
+    /// The run's undo `undo` did not write back `left` (values the downgrade changed, then
+    /// changed again or deleted while rolled back): the Data Loss section says so instead of
+    /// "put them back".
+    pub(crate) fn not_put_back(&mut self, undo: &str, db: &str, left: &[crate::model::DataLoss]) {
+        if left.is_empty() {
+            return;
+        }
+        self.data_loss.explanation = format!(
+            "{}; but undo {undo} did NOT write back {} (changed or deleted while rolled back): the values from before the run are only in database backup {db}",
+            self.data_loss.explanation,
+            crate::db::rows::describe(left)
+        );
+        self.data_loss.not_put_back = left.to_vec();
+    }
+
     /// The run's backups `gone` (ids) are no longer in the store (`backups prune` removed
     /// them, or someone did): the report stops offering the undo, and the rows they kept.
     pub(crate) fn backups_gone(&mut self, gone: &[String]) {
@@ -296,8 +315,13 @@ fn step_result(step: &Step, detail: &StepDetail) -> String {
         (_, StepDetail::UpgradeDatabase { from, to, .. }) => {
             format!("database upgraded from {} to {}", revisions(from), revisions(to))
         }
-        (_, StepDetail::PutBackRows { snapshot, rows_inserted, rows_present, values_set, .. }) => format!(
-            "from backup {snapshot}: {rows_inserted} row(s) put back ({rows_present} there already), {values_set} column value(s) written back"
+        (_, StepDetail::PutBackRows { snapshot, rows_inserted, rows_present, values_set, values_left, .. }) => format!(
+            "from backup {snapshot}: {rows_inserted} row(s) put back ({rows_present} there already), {values_set} column value(s) written back{}",
+            if values_left.is_empty() {
+                String::new()
+            } else {
+                format!("; NOT written back (changed or deleted since): {}", crate::db::rows::describe(values_left))
+            }
         ),
         (_, StepDetail::Restart { steps }) => format!("{} restart step(s) succeeded", steps.len()),
         (_, StepDetail::Deploy { summary, .. }) => summary.clone(),

@@ -212,3 +212,27 @@ pub(super) fn pg_update(p: &Pair<'_>, col: &str) -> String {
         left = p.cmp("d", col)
     )
 }
+
+/// SQLite, after [`sqlite_update`]: how many of the values the downgrade changed (marker
+/// `before`) the live table holds now (written back, or there already: a resumed put-back).
+pub(super) fn sqlite_back(p: &Pair<'_>, col: &str, before: &str) -> String {
+    format!(
+        "SELECT count(*) FROM snap.{before} b JOIN main.{l} m ON {j} WHERE m.{c} IS b.{c}",
+        l = p.live,
+        c = q(col),
+        j = p.sqlite_join("b", "m")
+    )
+}
+
+/// PostgreSQL: [`sqlite_back`]'s query, with the marker's rows as `$1` (the snapshot's values).
+pub(super) fn pg_back(p: &Pair<'_>, col: &str) -> String {
+    let with_key: Vec<String> = p.pk.iter().cloned().chain(std::iter::once(col.to_owned())).collect();
+    format!(
+        "SELECT count(*) FROM {src_b} b JOIN {l} m ON {mb} WHERE {now} IS NOT DISTINCT FROM {was}",
+        l = p.live,
+        src_b = pg_rows_in(p, &with_key),
+        mb = p.join("m", "b"),
+        now = p.cmp("m", col),
+        was = p.cmp("b", col)
+    )
+}

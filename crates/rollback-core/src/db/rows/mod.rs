@@ -125,21 +125,34 @@ pub async fn removed_and_changed(
 }
 
 /// Writes into the snapshot copy `snap` what tells, row by row, the rows the run's downgrade
-/// deleted from tables that stay and the values it changed in columns that stay (`Removed` and
-/// `Changed` entries of `losses`), by comparing it with `downgraded`, another copy of the same
-/// snapshot taken down as the run did. `put_back` reads them; nothing to do without such
-/// entries.
+/// deleted from tables that stay (`Removed` entries of `losses`), by comparing it with
+/// `downgraded`, another copy of the same snapshot taken down as the run did. `put_back` reads
+/// them; nothing to do without such entries.
 pub async fn mark_downgraded(snap: &UrlDatabase, downgraded: &UrlDatabase, losses: &[DataLoss]) -> Result<()> {
-    if !needs_marks(losses) {
+    if !losses.iter().any(|l| l.kind == LossKind::Removed) {
         return Ok(());
     }
     let (sc, dc) = (census(snap).await?, census(downgraded).await?);
-    removed::mark_removed(snap, downgraded, (&sc, &dc), losses).await?;
-    changed::mark_changed(snap, downgraded, (&sc, &dc), losses).await
+    removed::mark_removed(snap, downgraded, (&sc, &dc), losses).await
 }
 
-/// Whether putting `losses` back needs [`mark_downgraded`] (and so the run's downgrade run
-/// again on a copy).
+/// Writes into the snapshot copy `snap` what tells, row by row, the values the run's downgrade
+/// changed in columns that stay (`Changed` entries of `losses`), by comparing it with
+/// `round_trip`, another copy of the same snapshot taken down as the run did and up again as
+/// the undo does: the undo's upgrade runs before the put-back, so the value a row the app left
+/// alone holds then is the upgrade's of the downgrade's, not the downgrade's (the two are not
+/// always inverses: a rounding, a normalisation). `put_back` reads them; nothing to do without
+/// such entries.
+pub async fn mark_round_trip(snap: &UrlDatabase, round_trip: &UrlDatabase, losses: &[DataLoss]) -> Result<()> {
+    if !losses.iter().any(|l| l.kind == LossKind::Changed) {
+        return Ok(());
+    }
+    let (sc, dc) = (census(snap).await?, census(round_trip).await?);
+    changed::mark_changed(snap, round_trip, (&sc, &dc), losses).await
+}
+
+/// Whether putting `losses` back needs [`mark_downgraded`] or [`mark_round_trip`] (and so the
+/// run's downgrade run again on a copy).
 pub fn needs_marks(losses: &[DataLoss]) -> bool {
     losses.iter().any(|l| matches!(l.kind, LossKind::Removed | LossKind::Changed))
 }

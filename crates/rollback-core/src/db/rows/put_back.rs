@@ -15,7 +15,7 @@ use crate::db::{Error, Result, UrlDatabase};
 use crate::model::{DataLoss, LossKind};
 
 /// What a put-back did.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PutBackStats {
     /// Rows inserted into dropped tables (and tables the downgrade deleted rows from).
     pub rows_inserted: u64,
@@ -24,6 +24,11 @@ pub struct PutBackStats {
     pub rows_present: u64,
     /// Column values written back.
     pub values_set: u64,
+    /// Values the downgrade changed that were not written back, per column (`Changed`, with
+    /// their count): the value there was no longer the one the downgrade and the upgrade leave
+    /// (the app changed it since, or deleted its row).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub values_left: Vec<DataLoss>,
 }
 
 /// Puts back into `live` (upgraded: the dropped tables and columns exist again) what the
@@ -46,7 +51,8 @@ pub async fn put_back(live: &UrlDatabase, snap: &UrlDatabase, losses: &[DataLoss
                 .filter(|p| !p.pk.is_empty() && p.cols.contains(&col) && !p.identity.contains(&col))
                 .filter(|_| snap_census.tables.contains_key(&removed::marker_name(i)))
                 .ok_or_else(|| untold(&format!("the values of `{}.{col}` the downgrade changed", l.table)))?;
-            changed.push((p, col, removed::marker(snap, i), removed::marker_down(snap, i)));
+            let marked = snap_census.tables.get(&removed::marker_name(i)).map_or(0, |t| t.rows);
+            changed.push((p, col, removed::marker(snap, i), removed::marker_down(snap, i), marked));
             continue;
         }
         if l.kind == LossKind::Removed {
@@ -96,7 +102,14 @@ pub async fn put_back(live: &UrlDatabase, snap: &UrlDatabase, losses: &[DataLoss
             let plan = SqlitePlan {
                 tables: tables.iter().map(SqlitePlan::table).collect(),
                 columns: columns.iter().map(|(p, c)| SqlitePlan::column(p, c)).collect(),
-                changed: changed.iter().map(|(p, c, b, d)| super::changed::sqlite_update(p, c, b, d)).collect(),
+                changed: changed
+                    .iter()
+                    .map(|(p, c, b, d, marked)| {
+                        let (update, back) =
+                            (super::changed::sqlite_update(p, c, b, d), super::changed::sqlite_back(p, c, b));
+                        (DataLoss::changed(p.name, c, *marked), update, back)
+                    })
+                    .collect(),
                 written,
             };
             sqlite_attached(live, path, true, move |c| plan.run(c))
@@ -131,8 +144,9 @@ struct SqlitePlan {
     tables: Vec<(String, String, String, String, bool)>,
     /// Per column: name, rows-gone query, update.
     columns: Vec<(String, String, String)>,
-    /// Per column whose values the downgrade changed: the update.
-    changed: Vec<String>,
+    /// Per column whose values the downgrade changed: the column with how many, the update,
+    /// the count of those values there after it.
+    changed: Vec<(DataLoss, String, String)>,
     /// The tables written to, whose triggers must not fire.
     written: Vec<String>,
 }
@@ -193,6 +207,10 @@ impl SqlitePlan {
     /// `Ok(Err(why))`: a conflict, rolled back.
     fn run(self, conn: &rusqlite::Connection) -> rusqlite::Result<std::result::Result<PutBackStats, String>> {
         conn.execute_batch("BEGIN IMMEDIATE")?;
+        // Foreign keys are checked at the commit, not per statement: a row put back whose
+        // parent was deleted since is then named (`foreign_key_check`), where the statement
+        // would fail as a bare "FOREIGN KEY constraint failed". Reset by the commit.
+        conn.execute_batch("PRAGMA defer_foreign_keys = ON")?;
         let result = (|| -> rusqlite::Result<std::result::Result<PutBackStats, String>> {
             // A put-back restores state, it is no new event: the triggers of the tables it
             // writes must not fire. SQLite cannot turn a trigger off, so they are dropped and
@@ -206,7 +224,19 @@ impl SqlitePlan {
             Ok(stats)
         })();
         match &result {
-            Ok(Ok(_)) => conn.execute_batch("COMMIT")?,
+            Ok(Ok(_)) => match conn.execute_batch("COMMIT") {
+                Ok(()) => {}
+                Err(e) if e.sqlite_extended_error_code() == Some(rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY) => {
+                    // The transaction is still open: what breaks a key is read, then dropped.
+                    let why = orphans(conn, &self.written);
+                    let _ = conn.execute_batch("ROLLBACK");
+                    return Ok(Err(why?.unwrap_or_else(|| e.to_string())));
+                }
+                Err(e) => {
+                    let _ = conn.execute_batch("ROLLBACK");
+                    return Err(e);
+                }
+            },
             _ => {
                 let _ = conn.execute_batch("ROLLBACK");
             }
@@ -238,15 +268,57 @@ impl SqlitePlan {
             }
             stats.values_set += u64::try_from(conn.execute(update, [])?).unwrap_or(0);
         }
-        for update in &self.changed {
+        for (marked, update, back) in &self.changed {
             stats.values_set += u64::try_from(conn.execute(update, [])?).unwrap_or(0);
+            let there: i64 = conn.query_row(back, [], |r| r.get(0))?;
+            left_behind(&mut stats, marked, u64::try_from(there).unwrap_or(0));
         }
         Ok(Ok(stats))
     }
 }
 
-/// A column whose values the downgrade changed: the pair, the column, its two markers.
-type Changed<'a> = (Pair<'a>, String, String, String);
+/// SQLite, in a put-back's open transaction whose commit broke a foreign key: the rows of the
+/// tables it wrote (`written`) that reference a row that is not there, per table and parent
+/// (`payments: 1 row(s) reference rows of users that are not there (deleted since the run):
+/// rowid 9`); `None` when none of them is among the violations.
+fn orphans(conn: &rusqlite::Connection, written: &[String]) -> rusqlite::Result<Option<String>> {
+    let mut stmt = conn.prepare("PRAGMA foreign_key_check")?;
+    let rows: Vec<(String, Option<i64>, String)> =
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?.collect::<rusqlite::Result<_>>()?;
+    let mut by: std::collections::BTreeMap<(String, String), Vec<String>> = std::collections::BTreeMap::new();
+    for (table, rowid, parent) in rows.into_iter().filter(|(t, ..)| written.iter().any(|w| w == t)) {
+        by.entry((table, parent)).or_default().push(rowid.map_or_else(|| "?".to_owned(), |r| r.to_string()));
+    }
+    if by.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(
+        by.into_iter()
+            .map(|((table, parent), ids)| {
+                let shown = ids.iter().take(5).cloned().collect::<Vec<_>>().join(", ");
+                let more = if ids.len() > 5 { ", ..." } else { "" };
+                format!(
+                    "{table}: {} row(s) reference rows of {parent} that are not there (deleted since the run): rowid {shown}{more}",
+                    ids.len()
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("; "),
+    ))
+}
+
+/// A column whose values the downgrade changed: the pair, the column, its two markers, how
+/// many values they hold.
+type Changed<'a> = (Pair<'a>, String, String, String, u64);
+
+/// Counts in `stats` the values of `marked` (a `Changed` column with how many values the
+/// downgrade changed) that are not back: all but the `there` the live table now holds.
+fn left_behind(stats: &mut PutBackStats, marked: &DataLoss, there: u64) {
+    let left = marked.rows.saturating_sub(there);
+    if left > 0 {
+        stats.values_left.push(DataLoss { rows: left, ..marked.clone() });
+    }
+}
 
 async fn pg_put_back(
     live: &UrlDatabase,
@@ -265,7 +337,7 @@ async fn pg_put_back(
         column_rows.push(pg_read(snap, &pg_rows_out(p, &key_and(p, c))).await?);
     }
     let mut changed_rows = Vec::new();
-    for (p, c, before, down) in changed {
+    for (p, c, before, down, _) in changed {
         let read = |marker: &str| {
             let from = Pair { snap: marker.to_owned(), ..p.clone() };
             async move { pg_read(snap, &pg_rows_out(&from, &key_and(&from, c))).await }
@@ -358,9 +430,12 @@ async fn pg_put_back(
             advance_sequences(&client, p, Some(c)).await.map_err(|e| err(&e))?;
             stats.values_set += n;
         }
-        for ((p, c, ..), (before, down)) in changed.iter().zip(&changed_rows) {
+        for ((p, c, .., marked), (before, down)) in changed.iter().zip(&changed_rows) {
             let sql = super::changed::pg_update(p, c);
             stats.values_set += client.execute(&sql, &[before, down]).await.map_err(|e| err(&e))?;
+            let there: i64 =
+                client.query_one(&super::changed::pg_back(p, c), &[before]).await.map_err(|e| err(&e))?.get(0);
+            left_behind(&mut stats, &DataLoss::changed(p.name, c, *marked), u64::try_from(there).unwrap_or(0));
         }
         triggers_on_and_commit(&client, &triggers).await.map_err(|e| err(&e))?;
         Ok(stats)

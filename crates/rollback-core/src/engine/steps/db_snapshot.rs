@@ -66,6 +66,7 @@ impl Rollback {
             format: rec.dump.format.clone(),
             revisions: rec.revisions.clone(),
             holds,
+            forecast: None,
         })
     }
 }

@@ -75,11 +75,26 @@ impl Rollback {
             ctx.log(LogLevel::Info, format!("Database restored from backup {snapshot}{}", restored.note));
             rows_put_back = restored.rows_put_back;
         }
-        // Rows put back just now are in no snapshot of this run: the fingerprint its undo
-        // compares with must not say "nothing written since" (which restores the snapshot
-        // exactly and would drop them). The database's before the downgrade never equals one
-        // after it (the version moves), so the undo keeps every row written since the snapshot.
-        let before_downgrade = if rows_put_back > 0 { Some(self.db_fingerprint()?) } else { None };
+        // Rows put back just now are in no snapshot of this run: the database is dumped again
+        // and that dump is the run's snapshot from now on (what its undo restores or puts back
+        // from), so what this downgrade drops of those rows comes back too. When it cannot be
+        // taken, the fingerprint the undo compares with must not say "nothing written since"
+        // (which restores the old snapshot exactly and would drop them): the database's before
+        // the downgrade never equals one after it (the version moves), so the undo keeps every
+        // row written since the snapshot.
+        let mut snapshot = snapshot;
+        let before_downgrade = if rows_put_back > 0 {
+            match self.snapshot_again(ctx, ex, &snapshot) {
+                // A failure below restores this one: the rows put back are in it.
+                Some(again) => {
+                    snapshot = again;
+                    None
+                }
+                None => Some(self.db_fingerprint()?),
+            }
+        } else {
+            None
+        };
         // `[deploy]` may run it on the production target (a Kubernetes Job with the live image).
         let remote = self.deployer.as_ref().filter(|d| d.runs_downgrades());
         ctx.log(
@@ -103,6 +118,25 @@ impl Rollback {
         });
         if let Err(e) = result {
             let cause = crate::engine::support::chain(&e);
+            // Nothing is wrong with a migration that waited for a lock the app held.
+            let locked = matches!(e, Error::Db(crate::db::Error::Locked { .. }));
+            let way_on = || {
+                if locked {
+                    crate::hint::hint![
+                        "find what holds the lock (a long transaction or a migration of the app: `fuser` on a SQLite file, `pg_locks` on PostgreSQL) and let it finish or stop it; then ",
+                        crate::hint::Action::resume(&ex.run_id),
+                        "; or ",
+                        crate::hint::Action::undo(&ex.run_id)
+                    ]
+                } else {
+                    crate::hint::hint![
+                        "fix the migration, then ",
+                        crate::hint::Action::resume(&ex.run_id),
+                        "; or ",
+                        crate::hint::Action::undo(&ex.run_id)
+                    ]
+                }
+            };
             ctx.log(LogLevel::Error, format!("downgrade failed: {cause}"));
             // Migrations that are atomic (the native migrator everywhere, anything on
             // PostgreSQL) and failed on the first one left the database as it was: restoring
@@ -115,12 +149,7 @@ impl Rollback {
                     message: format!(
                         "the downgrade failed ({cause}); the failed migration was rolled back whole, so the database is as it was and the code was not touched"
                     ),
-                    hint: Some(crate::hint::hint![
-                        "fix the migration, then ",
-                        crate::hint::Action::resume(&ex.run_id),
-                        "; or ",
-                        crate::hint::Action::undo(&ex.run_id)
-                    ]),
+                    hint: Some(way_on()),
                 });
             }
             ctx.log(LogLevel::Info, format!("Restoring database from backup {snapshot}..."));
@@ -130,12 +159,7 @@ impl Rollback {
                         "the downgrade failed ({cause}); the database was restored from backup {snapshot}{} and the code was not touched",
                         restored.note
                     ),
-                    hint: Some(crate::hint::hint![
-                        "fix the migration, then ",
-                        crate::hint::Action::resume(&ex.run_id),
-                        "; or ",
-                        crate::hint::Action::undo(&ex.run_id)
-                    ]),
+                    hint: Some(way_on()),
                 }),
                 Err(r) => Err({
                     ex.failure_detail = Some(FailureDetail { database_changed: true });

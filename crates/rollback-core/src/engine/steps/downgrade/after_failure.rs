@@ -249,6 +249,58 @@ impl Rollback {
         Ok(self.db_fingerprint()?.hash != theirs)
     }
 
+    /// After a resume restored the run's database snapshot `old` and put back rows written since
+    /// it: dumps the database again and journals the dump as the run's `db_snapshot` (a second
+    /// `step_end` of that step, then the downgrade's `step_begin` again), so that `undo` and a
+    /// later resume use it. Returns it; `None`, with a warning, when it could not be taken.
+    pub(crate) fn snapshot_again(&self, ctx: &mut Ctx<'_>, ex: &mut Exec<'_>, old: &SnapshotId) -> Option<SnapshotId> {
+        let index = |name: &str| ex.plan.steps.iter().position(|s| s.name() == name);
+        let (Some(snap_at), Some(down_at)) = (index("db_snapshot"), index("downgrade")) else { return None };
+        // What this downgrade drops now (the rows put back included), for the report and the
+        // undo; the plan's when it cannot be measured.
+        let to = ex.plan.steps.iter().find_map(|s| match s {
+            crate::plan::Step::Downgrade { to, .. } => Some(to.clone()),
+            _ => None,
+        });
+        let forecast = to.and_then(|to| self.forecast_downgrade(&to).ok());
+        let taken = self.dump_database(Some(&ex.run_id), "database").and_then(|m| {
+            let rec = m.database.as_ref().expect("a database manifest");
+            let detail = crate::detail::StepDetail::DbSnapshot {
+                snapshot: m.id.clone(),
+                bytes: rec.dump.size,
+                format: rec.dump.format.clone(),
+                revisions: rec.revisions.clone(),
+                holds: None,
+                forecast,
+            };
+            let now = crate::time::Timestamp::now();
+            ex.journal.append(&Record::StepEnd { at: now, index: snap_at, step: "db_snapshot".into(), detail })?;
+            ex.journal.append(&Record::StepBegin { at: now, index: down_at, step: "downgrade".into() })?;
+            Ok(m.id)
+        });
+        match taken {
+            Ok(id) => {
+                ctx.log(
+                    LogLevel::Success,
+                    format!(
+                        "Database backup {id} created (the rows put back included): it replaces backup {old} as what this run's undo puts back"
+                    ),
+                );
+                Some(id)
+            }
+            Err(e) => {
+                ctx.log(
+                    LogLevel::Warn,
+                    format!(
+                        "could not back up the database again after putting rows back ({}): what the downgrade drops of those rows is in no backup of this run",
+                        crate::engine::support::chain(&e)
+                    ),
+                );
+                None
+            }
+        }
+    }
+
     /// Whether this attempt of the run took its database snapshot (a resume that started over
     /// takes it again): the database was then as the snapshot holds it when the downgrade began.
     pub(crate) fn db_snapshot_taken_now(ex: &Exec<'_>) -> Result<bool> {

@@ -1,0 +1,41 @@
+//! The row-keeping undo refused because a row it would put back references a row the app
+//! deleted while rolled back (a foreign key): the refusal names the table, the parent and the
+//! row, not a bare "FOREIGN KEY constraint failed" on a scratch copy that is gone.
+
+use rollback_testkit::db::SQL_DIR;
+
+use crate::common::{fr_env, migrate_sqlite};
+use crate::crash_full::{deployed, env, state};
+use crate::full::sqlite;
+
+#[test]
+fn undo_refused_on_a_foreign_key_names_the_table_the_parent_and_the_row() {
+    let r = deployed();
+    let (up, down) = (format!("{SQL_DIR}/0004_orders.up.sql"), format!("{SQL_DIR}/0004_orders.down.sql"));
+    r.write(&up, "CREATE TABLE orders (id INTEGER PRIMARY KEY, user_id INTEGER NOT NULL REFERENCES users (id));\n")
+        .write(&down, "DROP TABLE orders;\n");
+    r.git(&["add", &up, &down]);
+    r.git(&["commit", "-qm", "v4: orders"]);
+    migrate_sqlite(&r);
+    sqlite(&r, "INSERT INTO users (id, name) VALUES (6, 'gone soon'); INSERT INTO orders (id, user_id) VALUES (9, 6)");
+
+    let run = fr_env(&r, &["run", "--full", "--yes", "--target", "v1", "--json"], &env());
+    run.ok();
+    let id = run.json()["run_id"].as_str().unwrap().to_owned();
+    // While rolled back (no `orders` table then) the app deletes the user the order references.
+    sqlite(&r, "DELETE FROM users WHERE id = 6");
+    let rolled_back = state(&r);
+
+    let refused = fr_env(&r, &["undo", &id, "--yes"], &env());
+    refused.code(4);
+    assert!(
+        refused
+            .stderr
+            .contains("orders: 1 row(s) reference rows of users that are not there (deleted since the run): rowid 9"),
+        "{}",
+        refused.stderr
+    );
+    assert!(!refused.stderr.contains("forge_rollback_scratch"), "no scratch copy named:\n{}", refused.stderr);
+    assert!(refused.stderr.contains("--restore-snapshot"), "{}", refused.stderr);
+    assert_eq!(state(&r), rolled_back, "nothing changed");
+}
