@@ -67,7 +67,8 @@ pub(crate) fn no_registry(holder: &CommitId, at: &str, rel: &RepoPath) -> Error 
 /// pushed, still in git's quarantine: [`BareRepo::open`] reads it there.
 ///
 /// A repository with no commit yet (its first push) and a default branch without a registry
-/// pass, with `registry_found` false; an `at` without one is bad usage, as in a work tree.
+/// pass, with `registry_found` false; an `at` without one is bad usage, as in a work tree, and
+/// so is an unborn HEAD beside other branches.
 pub fn gate_bare(dir: &Path, config: Option<&Path>, rev: &str, at: Option<&str>) -> Result<BareGate> {
     let repo = BareRepo::open(dir)?;
     let commit = repo.resolve(rev)?;
@@ -82,6 +83,14 @@ pub fn gate_bare(dir: &Path, config: Option<&Path>, rev: &str, at: Option<&str>)
     };
     let rel = registry_in_repository(&config)?;
     let Some((holder, name)) = holder else {
+        // HEAD unborn beside branches (`master` where every push goes to `main`): reading no
+        // registry would let every commit through.
+        if repo.has_refs()? {
+            return Err(Error::usage(
+                "HEAD of this repository names a branch with no commit, though it has others: which one holds the registry is not known",
+                Some("name it with `--registry-at main` (the branch bad marks are committed on), or point HEAD at it: `git symbolic-ref HEAD refs/heads/main`".into()),
+            ));
+        }
         let gate = Gate { commit, known_bad: false, entry: None, registry_found: false };
         return Ok(BareGate { gate, registry: format!("`{rel}`: the repository has no commit on HEAD yet") });
     };

@@ -87,3 +87,25 @@ fn the_first_push_into_an_empty_server_repository_passes_with_a_note() {
     assert!(ok, "{stderr}");
     assert!(stderr.contains("note: there is no registry at"), "{stderr}");
 }
+
+/// A server repository whose HEAD names `master` while every push goes to `main`: no registry
+/// would be read and every commit would pass. Bad usage, naming the way out.
+#[test]
+fn an_unborn_head_beside_other_branches_is_bad_usage() {
+    let (r, [_, _, v3]) = messy_repo();
+    fr(&r, &["known-good", "bad", "v3"]).ok();
+    r.git(&["add", REGISTRY]);
+    r.git(&["commit", "-q", "-m", "mark v3 bad"]);
+    let remote = bare_remote(&r);
+    let head = clean_git_env(&mut Command::new("git"))
+        .arg("--git-dir")
+        .arg(remote.path())
+        .args(["symbolic-ref", "HEAD", "refs/heads/master"])
+        .output()
+        .unwrap();
+    assert!(head.status.success());
+    let out = run_in(remote.path(), &["gate", &v3], &[]);
+    out.code(2);
+    assert!(out.stderr.contains("--registry-at main"), "{}", out.stderr);
+    run_in(remote.path(), &["gate", &v3, "--registry-at", "main"], &[]).code(4);
+}

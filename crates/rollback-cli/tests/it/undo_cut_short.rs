@@ -95,3 +95,29 @@ fn a_row_put_back_by_resume_is_in_the_snapshot_its_undo_puts_back_from() {
         report.stdout
     );
 }
+
+/// Killed inside its first downgrade (atomic here: the database stays as the snapshot holds
+/// it); the app writes a row with a value in a column the downgrade drops; `resume` downgrades
+/// from there. That row was in no backup of the run: the resume backs the database up again
+/// first, so `undo` gives the value back.
+#[test]
+fn a_row_written_after_a_downgrade_killed_whole_is_backed_up_by_the_resume() {
+    let r = deployed();
+    let id = killed_run(&r, "inside:downgrade");
+    assert_eq!(sqlite(&r, "SELECT max(version) FROM forge_rollback_migrations"), "[(3,)]\n");
+    sqlite(&r, "INSERT INTO users (id, name, email) VALUES (80, 'after', 'after@example.com')");
+
+    let resumed = fr_env(&r, &["resume", &id, "--yes"], &env());
+    assert_eq!(resumed.code, Some(0), "{}\n{}", resumed.stdout, resumed.stderr);
+    assert!(resumed.stderr.contains("(with the rows written since backup"), "{}", resumed.stderr);
+    assert_eq!(sqlite(&r, "SELECT max(version) FROM forge_rollback_migrations"), "[(1,)]\n");
+
+    let undo = fr_env(&r, &["undo", &id, "--yes"], &env());
+    assert_eq!(undo.code, Some(0), "{}\n{}", undo.stdout, undo.stderr);
+    assert_eq!(
+        sqlite(&r, "SELECT id, email FROM users WHERE id = 80"),
+        "[(80, 'after@example.com')]\n",
+        "{}",
+        undo.stderr
+    );
+}

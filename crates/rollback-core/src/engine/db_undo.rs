@@ -143,6 +143,14 @@ impl Rollback {
         let Some(live) = db.url_database() else {
             return Err(refuse(format!("the `{}` migrator's database cannot be merged row by row", db.kind())));
         };
+        // Where a migration that is not atomic here (Alembic on SQLite) stopped half-way, what
+        // it had changed cannot be told (its version row never moved): not guessed.
+        if cut_short && !db.failed_migration_rolls_back_whole() {
+            return Err(refuse(format!(
+                "the run's downgrade was cut short, and the `{}` migrator's migrations are not atomic on this database: what the migration under way had changed cannot be told",
+                db.kind()
+            )));
+        }
         // The undo of an undo that brought the schema forward goes down again.
         if is_undo && let Some(path) = self.path_down_to(&rec.revisions)? {
             return self.backward_mode(live, rec, path, &refuse);

@@ -77,6 +77,13 @@ impl Entry for RollbackEntry<'_> {
         let level = Rollback::level_for(&a, opts);
         rb.require_database(&a, level)?;
         let mut plan = rb.scoped_plan(&a, level, opts)?;
+        // A live run first (it is unfinished too, but must not be resumed or undone): the
+        // refusals below may fetch a partial clone's blobs or put the branch move to the
+        // `reference-transaction` hook (a ref transaction, with its locks), which must not meet
+        // that run's reset. A dry run does neither, and is not refused for a live run.
+        if !opts.dry_run {
+            rb.refuse_locked()?;
+        }
         let refusals = rb.refusals(&a, opts, level);
         if opts.dry_run || level == Level::Manual {
             rb.fill_previews(&mut plan);
@@ -120,9 +127,7 @@ impl Entry for RollbackEntry<'_> {
                 interrupted: false,
             })));
         }
-        // A live run first (it is unfinished too, but must not be resumed or undone), then an
-        // unfinished one: until it is settled, the tree is between two states.
-        rb.refuse_locked()?;
+        // Then an unfinished run: until it is settled, the tree is between two states.
         rb.refuse_damaged()?;
         rb.refuse_unfinished()?;
         if let Some(e) = refusals.into_iter().next() {

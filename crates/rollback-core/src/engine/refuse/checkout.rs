@@ -17,7 +17,7 @@ use crate::vcs::{CommitId, MissingBlob, VcsBackend};
 /// in one batch (what the git-cli back-end runs for the files a reset writes).
 fn fetch_command(remote: &str, commit: &CommitId) -> String {
     format!(
-        "git rev-list --objects --missing=print {} | sed -n 's/^?//p' | git -c fetch.negotiationAlgorithm=noop fetch --no-tags --no-write-fetch-head --filter=blob:none --stdin {remote}",
+        "git rev-list --objects --no-walk --missing=print {} | sed -n 's/^?//p' | git -c fetch.negotiationAlgorithm=noop fetch --no-tags --no-write-fetch-head --filter=blob:none --stdin {remote}",
         commit.short()
     )
 }

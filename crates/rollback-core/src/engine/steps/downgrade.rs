@@ -29,6 +29,7 @@ impl Rollback {
         })?;
         let current = crate::rt::block_on(db.current())?;
         let mut rows_put_back = 0;
+        let mut written_since = false;
         if same(&current, to) {
             ctx.log(LogLevel::Info, format!("Database already at {}", show_revisions(to)));
             let db_after = self.fingerprint_after_downgrade(ctx);
@@ -74,6 +75,15 @@ impl Rollback {
             let restored = self.restore_after_failure(ctx, &ex.run_id, &snapshot, from)?;
             ctx.log(LogLevel::Info, format!("Database restored from backup {snapshot}{}", restored.note));
             rows_put_back = restored.rows_put_back;
+        } else if !ex.fresh_plan
+            && db.failed_migration_rolls_back_whole()
+            && !Self::db_snapshot_taken_now(ex)?
+            && self.differs_from_snapshot(&snapshot)?
+        {
+            // A downgrade that failed or was killed whole left the database as the snapshot
+            // holds it, and the app has written since: those rows are in no backup of this run,
+            // and what this downgrade drops of them would be lost to its undo.
+            written_since = true;
         }
         // Rows put back just now are in no snapshot of this run: the database is dumped again
         // and that dump is the run's snapshot from now on (what its undo restores or puts back
@@ -83,7 +93,7 @@ impl Rollback {
         // the downgrade never equals one after it (the version moves), so the undo keeps every
         // row written since the snapshot.
         let mut snapshot = snapshot;
-        let before_downgrade = if rows_put_back > 0 {
+        let before_downgrade = if rows_put_back > 0 || written_since {
             match self.snapshot_again(ctx, ex, &snapshot) {
                 // A failure below restores this one: the rows put back are in it.
                 Some(again) => {

@@ -43,6 +43,9 @@ impl GitCliBackend {
                 let said: Vec<&str> = stderr.lines().filter(|l| !l.contains("aborted by hook")).collect();
                 Ok(Some(if said.is_empty() { stderr.clone() } else { said.join("; ") }))
             }
+            // A git before 2.27 has no transaction verbs, and one before 2.28 runs no
+            // `reference-transaction` hook at all: nothing to ask.
+            Err(Error::Command { stderr, .. }) if stderr.contains("unknown command") => Ok(None),
             Err(e) => Err(e),
         }
     }

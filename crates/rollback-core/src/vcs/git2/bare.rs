@@ -64,6 +64,13 @@ impl BareRepo {
         }
     }
 
+    /// Whether any ref names a commit: a repository whose HEAD is unborn may still hold
+    /// branches (HEAD naming `master` where every push goes to `main`).
+    pub fn has_refs(&self) -> Result<bool> {
+        let mut refs = self.repo.references().map_err(git2_err("list refs"))?;
+        Ok(refs.next().is_some())
+    }
+
     /// The content of the file at `path` in `commit` (`None`: no file there).
     pub fn read_file_at(&self, commit: &CommitId, path: &RepoPath) -> Result<Option<Vec<u8>>> {
         read_file_in(&self.repo, commit, path)

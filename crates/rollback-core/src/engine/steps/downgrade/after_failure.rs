@@ -250,7 +250,7 @@ impl Rollback {
     }
 
     /// After a resume restored the run's database snapshot `old` and put back rows written since
-    /// it: dumps the database again and journals the dump as the run's `db_snapshot` (a second
+    /// it (or found rows written since a downgrade that failed whole): dumps the database again and journals the dump as the run's `db_snapshot` (a second
     /// `step_end` of that step, then the downgrade's `step_begin` again), so that `undo` and a
     /// later resume use it. Returns it; `None`, with a warning, when it could not be taken.
     pub(crate) fn snapshot_again(&self, ctx: &mut Ctx<'_>, ex: &mut Exec<'_>, old: &SnapshotId) -> Option<SnapshotId> {
@@ -283,7 +283,7 @@ impl Rollback {
                 ctx.log(
                     LogLevel::Success,
                     format!(
-                        "Database backup {id} created (the rows put back included): it replaces backup {old} as what this run's undo puts back"
+                        "Database backup {id} created (with the rows written since backup {old}): it replaces that one as what this run's undo puts back"
                     ),
                 );
                 Some(id)
