@@ -86,6 +86,19 @@ fn downgrading(tail: &str) -> (Deployed, Background) {
     (d, run)
 }
 
+/// A full run killed (`kill -9`) while Alembic's downgrade hangs after dropping `audit`, and
+/// Alembic gone with it: the deployment and the run's id.
+fn killed_half_way() -> (Deployed, String) {
+    let (d, run) = downgrading(HANGS);
+    let alembic = alembic_pid(&d);
+    run.kill_9();
+    assert_eq!(run.wait(Duration::from_secs(30)).code, None, "killed by the signal");
+    wait_until("Alembic to die with forge-rollback", Duration::from_secs(60), || !alive(alembic));
+    let list = fr(&d.repo, &["runs", "list", "--json"]).json();
+    let id = list[0]["run_id"].as_str().unwrap().to_owned();
+    (d, id)
+}
+
 #[test]
 fn a_row_committed_during_a_failed_downgrade_is_put_back_after_the_restore() {
     let (d, run) = downgrading(FAILS);
@@ -136,13 +149,7 @@ fn a_row_updated_during_a_failed_downgrade_is_named_with_the_file_that_holds_it(
 
 #[test]
 fn a_downgrade_killed_half_way_resumes_from_the_snapshot_keeping_rows_written_since() {
-    let (d, run) = downgrading(HANGS);
-    let alembic = alembic_pid(&d);
-    run.kill_9();
-    assert_eq!(run.wait(Duration::from_secs(30)).code, None, "killed by the signal");
-    wait_until("Alembic to die with forge-rollback", Duration::from_secs(60), || !alive(alembic));
-    let list = fr(&d.repo, &["runs", "list", "--json"]).json();
-    let id = list[0]["run_id"].as_str().unwrap().to_owned();
+    let (d, id) = killed_half_way();
     // The app signs a user up on the half-downgraded database; the migration is fixed.
     d.sql("INSERT INTO users (id, name, email) VALUES (2, 'signup after the crash', 'new@example.com')");
     std::fs::write(d.repo.path().join("go"), "").unwrap();
@@ -253,13 +260,7 @@ fn postgres_rows_of_tables_a_completed_migration_writes_are_named_not_put_back()
 /// changed (before, it kept the app's row but not the dropped table's rows, and said nothing).
 #[test]
 fn the_undo_of_a_non_atomic_downgrade_killed_half_way_is_refused_with_nothing_changed() {
-    let (d, run) = downgrading(HANGS);
-    let alembic = alembic_pid(&d);
-    run.kill_9();
-    assert_eq!(run.wait(Duration::from_secs(30)).code, None, "killed by the signal");
-    wait_until("Alembic to die with forge-rollback", Duration::from_secs(60), || !alive(alembic));
-    let list = fr(&d.repo, &["runs", "list", "--json"]).json();
-    let id = list[0]["run_id"].as_str().unwrap().to_owned();
+    let (d, id) = killed_half_way();
     d.sql("INSERT INTO users (id, name, email) VALUES (2, 'signup after the crash', 'new@example.com')");
 
     let undo = fr(&d.repo, &["undo", &id, "--yes"]);

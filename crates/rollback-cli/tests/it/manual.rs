@@ -40,7 +40,8 @@ pub(crate) fn exit_code(p: &mut PtySession) -> i32 {
     code.and_then(|c| c.parse().ok()).unwrap_or_else(|| panic!("not a normal exit: {status}"))
 }
 
-fn only_run(repo: &TestRepo) -> serde_json::Value {
+/// The one rollback in the run list (an undo may be there too).
+pub(crate) fn only_run(repo: &TestRepo) -> serde_json::Value {
     let out = fr(repo, &["runs", "list", "--json"]);
     out.ok();
     let list = out.json();

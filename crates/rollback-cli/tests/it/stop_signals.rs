@@ -6,10 +6,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use rexpect::process::Signal;
-use rollback_testkit::TestRepo;
 
-use crate::common::{Background, fr, messy_repo, toml_str, wait_until};
-use crate::manual::{exit_code, next_step, spawn};
+use crate::common::{Background, messy_repo, toml_str, wait_until};
+use crate::manual::{exit_code, next_step, only_run, spawn};
 
 /// A configuration whose `[[restart]]` program touches `started`, sleeps, then touches `done`:
 /// a step long enough to be interrupted, which shows whether it was let finish.
@@ -21,16 +20,6 @@ fn slow_restart(dir: &Path) -> (String, std::path::PathBuf, std::path::PathBuf) 
     std::fs::write(&cfg, format!("[[restart]]\nname = \"app\"\nargv = [\"sh\", \"-c\", {}]\n", toml_str(&body)))
         .unwrap();
     (cfg.display().to_string(), started, done)
-}
-
-fn only_rollback(repo: &TestRepo) -> serde_json::Value {
-    let out = fr(repo, &["runs", "list", "--json"]);
-    out.ok();
-    let list = out.json();
-    let rollbacks: Vec<serde_json::Value> =
-        list.as_array().unwrap().iter().filter(|r| r["kind"] == "rollback").cloned().collect();
-    assert_eq!(rollbacks.len(), 1, "{list:#}");
-    rollbacks[0].clone()
 }
 
 /// SIGTERM while `resume` runs a step: the step finishes, the run stops at its boundary,
@@ -48,7 +37,7 @@ fn sigterm_stops_resume_at_the_step_boundary() {
     );
     assert_ne!(killed.code, Some(0), "{}", killed.stderr);
     assert!(!started.exists(), "the restart ran before the kill");
-    let id = only_rollback(&r)["run_id"].as_str().unwrap().to_owned();
+    let id = only_run(&r)["run_id"].as_str().unwrap().to_owned();
 
     let resume = Background::spawn(r.path(), &["--config", &cfg, "resume", &id, "--yes"], &[]);
     wait_until("the restart program to start", Duration::from_secs(60), || started.exists());
@@ -57,7 +46,7 @@ fn sigterm_stops_resume_at_the_step_boundary() {
     assert_eq!(out.code, Some(5), "{}", out.stderr);
     assert!(out.stderr.contains("stopping at the next step boundary"), "{}", out.stderr);
     assert!(done.exists(), "the restart was cut off half-way");
-    let run = only_rollback(&r);
+    let run = only_run(&r);
     assert_eq!(run["status"], "cancelled", "{run:#}");
     assert_ne!(run["interrupted"], true, "{run:#}");
 }
@@ -84,7 +73,7 @@ fn ctrl_c_during_a_manual_step_stops_at_the_step_boundary() {
     p.exp_string("stopping at the next step boundary").unwrap();
     assert_eq!(exit_code(&mut p), 5);
     assert!(done.exists(), "the restart was cut off half-way");
-    let run = only_rollback(&r);
+    let run = only_run(&r);
     assert_eq!(run["status"], "cancelled", "{run:#}");
 }
 
@@ -104,6 +93,6 @@ fn ctrl_c_at_a_manual_question_stops_the_run_there() {
     p.exp_string("before the step asked about").unwrap();
     assert_eq!(exit_code(&mut p), 5);
     assert_eq!(r.head(), head, "the reset ran");
-    let run = only_rollback(&r);
+    let run = only_run(&r);
     assert_eq!(run["status"], "cancelled", "{run:#}");
 }
