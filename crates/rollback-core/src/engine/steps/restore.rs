@@ -145,7 +145,9 @@ impl Rollback {
             // Captured with it: the damaged-backup check covers its blob.
             return Ok(());
         }
-        let bytes = self.store()?.get_blob(&index.blob)?;
+        // A blob that cannot be read is the damaged-backup refusal's to name (with its way on),
+        // under the lock: not this check's raw "corrupt" error.
+        let Ok(bytes) = self.store()?.get_blob(&index.blob) else { return Ok(()) };
         match crate::vcs::index_scan::shared_index_name(&bytes) {
             Some(name) if std::fs::symlink_metadata(self.vcs.index_path().with_file_name(&name)).is_err() => {
                 Err(missing_shared_index(&manifest.id, &name, "nothing was changed"))
