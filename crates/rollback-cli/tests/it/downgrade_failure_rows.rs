@@ -256,23 +256,17 @@ fn postgres_rows_of_tables_a_completed_migration_writes_are_named_not_put_back()
 
 /// Killed half-way through a migration that is not atomic on SQLite (Alembic: the table is
 /// dropped, the version row not moved yet), then undone straight away after the app wrote: what
-/// the migration under way had changed cannot be told, so the undo is refused with nothing
-/// changed (before, it kept the app's row but not the dropped table's rows, and said nothing).
+/// the migration under way had changed cannot be told, so the undo restores the snapshot
+/// exactly (the dropped table's rows come back) and the app's row stays only in the undo's own
+/// database snapshot. `resume` is the way that keeps both.
 #[test]
-fn the_undo_of_a_non_atomic_downgrade_killed_half_way_is_refused_with_nothing_changed() {
+fn the_undo_of_a_non_atomic_downgrade_killed_half_way_restores_the_snapshot_exactly() {
     let (d, id) = killed_half_way();
     d.sql("INSERT INTO users (id, name, email) VALUES (2, 'signup after the crash', 'new@example.com')");
-
     let undo = fr(&d.repo, &["undo", &id, "--yes"]);
-    undo.code(4);
-    assert!(undo.stderr.contains("migrations are not atomic on this database"), "{}", undo.stderr);
-    assert!(undo.stderr.contains("--restore-snapshot"), "{}", undo.stderr);
-    assert!(!has_audit(&d), "nothing changed: the table the migration dropped is still gone");
-    assert_eq!(d.sql("SELECT name FROM users WHERE id = 2").as_deref(), Some("signup after the crash"));
-    // `resume` is the way on that keeps both: it starts the downgrade again from the snapshot.
-    std::fs::write(d.repo.path().join("go"), "").unwrap();
-    fr(&d.repo, &["resume", &id, "--yes"]).ok();
-    fr(&d.repo, &["undo", &id, "--yes"]).ok();
+    undo.ok();
+    assert!(undo.stderr.contains("Restoring database"), "{}", undo.stderr);
+    assert_eq!(d.sql("SELECT version_num FROM alembic_version").as_deref(), Some(V4), "{}", undo.stderr);
     assert_eq!(d.sql("SELECT what FROM audit WHERE id = 1").as_deref(), Some("deploy"));
-    assert_eq!(d.sql("SELECT name FROM users WHERE id = 2").as_deref(), Some("signup after the crash"));
+    assert_eq!(d.sql("SELECT name FROM users WHERE id = 2"), None, "kept only in the undo's snapshot");
 }

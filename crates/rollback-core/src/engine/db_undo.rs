@@ -105,10 +105,15 @@ impl Rollback {
         // exactly would delete those writes. It goes the row-keeping way instead (an upgrade
         // from where the downgrade stopped, none when it stopped at the snapshot's revisions,
         // and the put-back), rehearsed first; what that cannot do faithfully is refused.
+        // Only where a migration cut short changed nothing (atomic: the native migrator, anything
+        // on PostgreSQL). Where it may have committed part of its work (Alembic on SQLite), what
+        // it changed cannot be told: the snapshot is restored exactly, as before, and rows the
+        // app wrote since stay in the undo's own database snapshot.
         let cut_short = !is_undo
             && recorded.is_none()
             && target.plan.steps.iter().any(|s| matches!(s, crate::plan::Step::Downgrade { .. }))
-            && target.detail_of("downgrade").is_none();
+            && target.detail_of("downgrade").is_none()
+            && self.migrator()?.failed_migration_rolls_back_whole();
         let recorded = match recorded {
             Some(recorded) => Some(recorded),
             None if cut_short => None,
@@ -143,14 +148,6 @@ impl Rollback {
         let Some(live) = db.url_database() else {
             return Err(refuse(format!("the `{}` migrator's database cannot be merged row by row", db.kind())));
         };
-        // Where a migration that is not atomic here (Alembic on SQLite) stopped half-way, what
-        // it had changed cannot be told (its version row never moved): not guessed.
-        if cut_short && !db.failed_migration_rolls_back_whole() {
-            return Err(refuse(format!(
-                "the run's downgrade was cut short, and the `{}` migrator's migrations are not atomic on this database: what the migration under way had changed cannot be told",
-                db.kind()
-            )));
-        }
         // The undo of an undo that brought the schema forward goes down again.
         if is_undo && let Some(path) = self.path_down_to(&rec.revisions)? {
             return self.backward_mode(live, rec, path, &refuse);
