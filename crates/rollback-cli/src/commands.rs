@@ -38,15 +38,10 @@ fn open(args: &Args) -> anyhow::Result<Rollback> {
 
 /// The error of opening a bare repository as a work tree.
 fn is_bare(err: &anyhow::Error) -> bool {
-    err.chain().any(|e| {
-        matches!(
-            e.downcast_ref::<rollback_core::Error>(),
-            Some(rollback_core::Error::Vcs(rollback_core::vcs::Error::BareRepository { .. }))
-        ) || matches!(
-            e.downcast_ref::<rollback_core::vcs::Error>(),
-            Some(rollback_core::vcs::Error::BareRepository { .. })
-        )
-    })
+    matches!(
+        crate::output::core_error(err),
+        Some(rollback_core::Error::Vcs(rollback_core::vcs::Error::BareRepository { .. }))
+    )
 }
 
 fn level(l: &LevelArgs) -> Option<Level> {

@@ -59,7 +59,7 @@ impl Output {
     }
 }
 
-fn core_error(err: &anyhow::Error) -> Option<&rollback_core::Error> {
+pub(crate) fn core_error(err: &anyhow::Error) -> Option<&rollback_core::Error> {
     err.chain().find_map(|e| e.downcast_ref::<rollback_core::Error>())
 }
 

@@ -179,7 +179,7 @@ pub(crate) fn is_shallow(vcs: &dyn VcsBackend) -> bool {
 }
 
 /// What to do about most operations in progress.
-const FINISH_OR_ABORT: &str = "finish or abort it (`git merge --abort`, `git rebase --abort`, ...) first";
+pub(crate) const FINISH_OR_ABORT: &str = "finish or abort it (`git merge --abort`, `git rebase --abort`, ...) first";
 
 /// Git operations that a reset would silently abort (their state lives in the git dir): what
 /// is in progress, and how to finish or leave it.

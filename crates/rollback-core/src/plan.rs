@@ -472,6 +472,14 @@ pub struct Plan {
 pub const FILES_SHOWN: usize = 20;
 
 impl Plan {
+    /// The revisions the plan's downgrade step takes the database to (`None`: no downgrade).
+    pub fn downgrade_to(&self) -> Option<&[crate::db::Revision]> {
+        self.steps.iter().find_map(|s| match s {
+            Step::Downgrade { to, .. } => Some(to.as_slice()),
+            _ => None,
+        })
+    }
+
     /// The plan as text for people: numbered steps, each with the files it touches.
     pub fn render(&self) -> String {
         let mut out = String::new();

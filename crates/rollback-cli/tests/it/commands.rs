@@ -115,26 +115,7 @@ fn an_undo_from_a_damaged_database_dump_is_refused_with_nothing_changed() {
     run.ok();
     let id = run.json()["run_id"].as_str().unwrap().to_owned();
     let rolled_back = state(&r);
-    let backups = fr(&r, &["backups", "list", "--json"]).json();
-    let dump = backups
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["run_id"] == id.as_str() && s["database"].is_object())
-        .unwrap_or_else(|| panic!("no database backup of {id}: {backups}"));
-    let store = r.path().join(".git/forge-rollback/backups");
-    let manifest =
-        std::fs::read_to_string(store.join(format!("snapshots/{}.json", dump["id"].as_str().unwrap()))).unwrap();
-    // Every blob the dump's manifest names (64 hex digits), damaged.
-    let mut damaged = Vec::new();
-    for word in manifest.split(|c: char| !c.is_ascii_hexdigit()).filter(|w| w.len() == 64) {
-        let blob = store.join("blobs").join(&word[..2]).join(&word[2..]);
-        if let Ok(good) = std::fs::read(&blob) {
-            std::fs::write(&blob, &good[..good.len() / 2]).unwrap();
-            damaged.push((blob, good));
-        }
-    }
-    assert!(!damaged.is_empty(), "{manifest}");
+    let (_, damaged) = crate::crash_full::damage_database_backup(&r, &id);
     let refused = crate::common::fr_env(&r, &["undo", &id, "--yes"], &env());
     refused.code(4);
     assert!(refused.stderr.contains("which the undo restores the database from, is damaged"), "{}", refused.stderr);

@@ -62,6 +62,32 @@ pub(crate) struct State {
     dump: String,
 }
 
+/// Truncates every blob of run `id`'s database backup (found through `backups list`): its id,
+/// and each damaged blob with its good content, to put back.
+pub(crate) fn damage_database_backup(r: &TestRepo, id: &str) -> (String, Vec<(std::path::PathBuf, Vec<u8>)>) {
+    let backups = fr(r, &["backups", "list", "--json"]).json();
+    let dump = backups
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["run_id"] == id && s["database"].is_object())
+        .unwrap_or_else(|| panic!("no database backup of {id}: {backups}"));
+    let dump_id = dump["id"].as_str().unwrap().to_owned();
+    let store = r.path().join(".git/forge-rollback/backups");
+    let manifest = std::fs::read_to_string(store.join(format!("snapshots/{dump_id}.json"))).unwrap();
+    // Every blob the dump's manifest names (64 hex digits).
+    let mut damaged = Vec::new();
+    for word in manifest.split(|c: char| !c.is_ascii_hexdigit()).filter(|w| w.len() == 64) {
+        let blob = store.join("blobs").join(&word[..2]).join(&word[2..]);
+        if let Ok(good) = std::fs::read(&blob) {
+            std::fs::write(&blob, &good[..good.len() / 2]).unwrap();
+            damaged.push((blob, good));
+        }
+    }
+    assert!(!damaged.is_empty(), "{manifest}");
+    (dump_id, damaged)
+}
+
 pub(crate) fn state(r: &TestRepo) -> State {
     let config = rollback_core::config::Config::parse(
         &format!("[database]\nkind = \"sql\"\nurl = \"sqlite:///app.db\"\nmigrations_dir = \"{SQL_DIR}\"\n"),

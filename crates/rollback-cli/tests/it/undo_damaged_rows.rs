@@ -15,25 +15,7 @@ fn an_undo_keeping_rows_from_a_damaged_database_dump_is_refused_with_nothing_cha
     // Written while rolled back: the undo would keep it, putting rows back from the dump.
     sqlite(&r, "INSERT INTO users (id, name) VALUES (3, 'linus')");
     let rolled_back = state(&r);
-    let backups = fr(&r, &["backups", "list", "--json"]).json();
-    let dump = backups
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["run_id"] == id.as_str() && s["database"].is_object())
-        .unwrap_or_else(|| panic!("no database backup of {id}: {backups}"));
-    let dump_id = dump["id"].as_str().unwrap().to_owned();
-    let store = r.path().join(".git/forge-rollback/backups");
-    let manifest = std::fs::read_to_string(store.join(format!("snapshots/{dump_id}.json"))).unwrap();
-    let mut damaged = 0;
-    for word in manifest.split(|c: char| !c.is_ascii_hexdigit()).filter(|w| w.len() == 64) {
-        let blob = store.join("blobs").join(&word[..2]).join(&word[2..]);
-        if let Ok(good) = std::fs::read(&blob) {
-            std::fs::write(&blob, &good[..good.len() / 2]).unwrap();
-            damaged += 1;
-        }
-    }
-    assert!(damaged > 0, "{manifest}");
+    let (dump_id, _) = crate::crash_full::damage_database_backup(&r, &id);
 
     let refused = fr_env(&r, &["undo", &id, "--yes"], &env());
     refused.code(4);

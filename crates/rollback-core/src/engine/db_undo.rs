@@ -111,7 +111,7 @@ impl Rollback {
         // app wrote since stay in the undo's own database snapshot.
         let cut_short = !is_undo
             && recorded.is_none()
-            && target.plan.steps.iter().any(|s| matches!(s, crate::plan::Step::Downgrade { .. }))
+            && target.plan.downgrade_to().is_some()
             && target.detail_of("downgrade").is_none()
             && self.migrator()?.failed_migration_rolls_back_whole();
         let recorded = match recorded {
@@ -210,17 +210,9 @@ impl Rollback {
         let deleted_at = if let Some(at) = stopped_at.filter(|_| rows::needs_marks(&losses)) {
             at
         } else if rows::needs_marks(&losses) {
-            target
-                .plan
-                .steps
-                .iter()
-                .find_map(|s| match s {
-                    crate::plan::Step::Downgrade { to, .. } => Some(to.clone()),
-                    _ => None,
-                })
-                .ok_or_else(|| {
-                    refuse("the rows its downgrade deleted cannot be told: it has no downgrade step".into())
-                })?
+            target.plan.downgrade_to().map(<[Revision]>::to_vec).ok_or_else(|| {
+                refuse("the rows its downgrade deleted cannot be told: it has no downgrade step".into())
+            })?
         } else {
             Vec::new()
         };

@@ -36,7 +36,8 @@ impl Rollback {
     }
 
     /// The risks behind the checkout refusals ([`checkout`]): blobs a partial clone lacks,
-    /// names that differ only in case under the git2 back-end.
+    /// names that differ only in case under the git2 back-end. Part of every assessment a run
+    /// is refused from: [`Rollback::refusals`] asks the back-end again only where these say so.
     pub(crate) fn checkout_risks(&self, a: &Assessment) -> Vec<crate::model::Risk> {
         checkout::risks(self.vcs.as_ref(), &a.target.commit.id, &a.head.commit, &Self::reset_writes(a))
     }
@@ -79,7 +80,7 @@ impl Rollback {
                 .map(|r| r.message.clone())
                 .unwrap_or_default();
             let hint = crate::assess::operation_in_progress(self.vcs.as_ref())
-                .map_or("finish or abort it (`git merge --abort`, `git rebase --abort`, ...) first", |(_, hint)| hint);
+                .map_or(crate::assess::FINISH_OR_ABORT, |(_, hint)| hint);
             out.push(Error::refused(msg, Some(hint.into())));
         }
         out.extend(Self::known_bad_refusal(a));
@@ -92,8 +93,19 @@ impl Rollback {
         if !opts.database_only {
             let touched = Self::reset_writes(a);
             out.extend(super::planner::refuse_filters(self.vcs.as_ref(), &a.target.commit.id, &touched));
-            out.extend(checkout::refuse_missing_blobs(self.vcs.as_ref(), &a.target.commit.id, &touched, !opts.dry_run));
-            out.extend(checkout::refuse_case_twins(self.vcs.as_ref(), &[&a.head.commit, &a.target.commit.id]));
+            // The assessment looked already ([`Rollback::checkout_risks`]): asked again (the
+            // fetch, the refusal's words) only where it found something.
+            if a.has_risk(crate::model::RiskCode::BlobsNotFetched) {
+                out.extend(checkout::refuse_missing_blobs(
+                    self.vcs.as_ref(),
+                    &a.target.commit.id,
+                    &touched,
+                    !opts.dry_run,
+                ));
+            }
+            if a.has_risk(crate::model::RiskCode::CaseOnlyNames) {
+                out.extend(checkout::refuse_case_twins(self.vcs.as_ref(), &[&a.head.commit, &a.target.commit.id]));
+            }
             if !opts.dry_run {
                 out.extend(checkout::refuse_hooked_move(
                     self.vcs.as_ref(),

@@ -119,7 +119,11 @@ pub(super) fn refuse_reset(rb: &Rollback, plan: &crate::plan::Plan, manifest: &M
         // What the run's own checks found for its reset, for the undo's: a hook or a setting
         // that came since the run would otherwise stop the undo after its snapshot.
         .or_else(|| {
-            let head = rb.vcs.head().ok()?;
+            // HEAD that cannot be read is said, not taken for "nothing to check".
+            let head = match rb.vcs.head() {
+                Ok(h) => h,
+                Err(e) => return Some(e.into()),
+            };
             super::refuse::checkout::refuse_case_twins(rb.vcs.as_ref(), &[&head.commit, &manifest.head]).or_else(|| {
                 super::refuse::checkout::refuse_hooked_move(rb.vcs.as_ref(), head.branch.as_deref(), &manifest.head)
             })

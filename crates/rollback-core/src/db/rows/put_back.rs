@@ -52,7 +52,13 @@ pub async fn put_back(live: &UrlDatabase, snap: &UrlDatabase, losses: &[DataLoss
                 .filter(|_| snap_census.tables.contains_key(&removed::marker_name(i)))
                 .ok_or_else(|| untold(&format!("the values of `{}.{col}` the downgrade changed", l.table)))?;
             let marked = snap_census.tables.get(&removed::marker_name(i)).map_or(0, |t| t.rows);
-            changed.push((p, col, removed::marker(snap, i), removed::marker_down(snap, i), marked));
+            changed.push(Changed {
+                loss: DataLoss::changed(p.name, &col, marked),
+                pair: p,
+                before: removed::marker(snap, i),
+                down: removed::marker_down(snap, i),
+                column: col,
+            });
             continue;
         }
         if l.kind == LossKind::Removed {
@@ -94,7 +100,7 @@ pub async fn put_back(live: &UrlDatabase, snap: &UrlDatabase, losses: &[DataLoss
                 .iter()
                 .map(|p| p.name)
                 .chain(columns.iter().map(|(p, _)| p.name))
-                .chain(changed.iter().map(|(p, ..)| p.name))
+                .chain(changed.iter().map(|c| c.pair.name))
                 .map(str::to_owned)
                 .collect();
             written.sort_unstable();
@@ -104,10 +110,10 @@ pub async fn put_back(live: &UrlDatabase, snap: &UrlDatabase, losses: &[DataLoss
                 columns: columns.iter().map(|(p, c)| SqlitePlan::column(p, c)).collect(),
                 changed: changed
                     .iter()
-                    .map(|(p, c, b, d, marked)| {
-                        let (update, back) =
-                            (super::changed::sqlite_update(p, c, b, d), super::changed::sqlite_back(p, c, b));
-                        (DataLoss::changed(p.name, c, *marked), update, back)
+                    .map(|c| SqliteChanged {
+                        loss: c.loss.clone(),
+                        update: super::changed::sqlite_update(&c.pair, &c.column, &c.before, &c.down),
+                        back: super::changed::sqlite_back(&c.pair, &c.column, &c.before),
                     })
                     .collect(),
                 written,
@@ -144,9 +150,8 @@ struct SqlitePlan {
     tables: Vec<(String, String, String, String, bool)>,
     /// Per column: name, rows-gone query, update.
     columns: Vec<(String, String, String)>,
-    /// Per column whose values the downgrade changed: the column with how many, the update,
-    /// the count of those values there after it.
-    changed: Vec<(DataLoss, String, String)>,
+    /// Per column whose values the downgrade changed.
+    changed: Vec<SqliteChanged>,
     /// The tables written to, whose triggers must not fire.
     written: Vec<String>,
 }
@@ -268,10 +273,10 @@ impl SqlitePlan {
             }
             stats.values_set += u64::try_from(conn.execute(update, [])?).unwrap_or(0);
         }
-        for (marked, update, back) in &self.changed {
-            stats.values_set += u64::try_from(conn.execute(update, [])?).unwrap_or(0);
-            let there: i64 = conn.query_row(back, [], |r| r.get(0))?;
-            left_behind(&mut stats, marked, u64::try_from(there).unwrap_or(0));
+        for c in &self.changed {
+            stats.values_set += u64::try_from(conn.execute(&c.update, [])?).unwrap_or(0);
+            let there: i64 = conn.query_row(&c.back, [], |r| r.get(0))?;
+            left_behind(&mut stats, &c.loss, u64::try_from(there).unwrap_or(0));
         }
         Ok(Ok(stats))
     }
@@ -307,9 +312,26 @@ fn orphans(conn: &rusqlite::Connection, written: &[String]) -> rusqlite::Result<
     ))
 }
 
-/// A column whose values the downgrade changed: the pair, the column, its two markers, how
-/// many values they hold.
-type Changed<'a> = (Pair<'a>, String, String, String, u64);
+/// A column whose values the downgrade changed.
+struct Changed<'a> {
+    pair: Pair<'a>,
+    column: String,
+    /// The marker tables (`mark_downgraded`, `mark_round_trip`): the snapshot's values, and those
+    /// the downgrade and the undo's upgrade leave.
+    before: String,
+    down: String,
+    /// The column, with how many values the downgrade changed.
+    loss: DataLoss,
+}
+
+/// SQLite: a [`Changed`] column's statements.
+struct SqliteChanged {
+    loss: DataLoss,
+    /// Writes the values back.
+    update: String,
+    /// Counts the values there after it.
+    back: String,
+}
 
 /// Counts in `stats` the values of `marked` (a `Changed` column with how many values the
 /// downgrade changed) that are not back: all but the `there` the live table now holds.
@@ -337,12 +359,12 @@ async fn pg_put_back(
         column_rows.push(pg_read(snap, &pg_rows_out(p, &key_and(p, c))).await?);
     }
     let mut changed_rows = Vec::new();
-    for (p, c, before, down, _) in changed {
+    for c in changed {
         let read = |marker: &str| {
-            let from = Pair { snap: marker.to_owned(), ..p.clone() };
-            async move { pg_read(snap, &pg_rows_out(&from, &key_and(&from, c))).await }
+            let from = Pair { snap: marker.to_owned(), ..c.pair.clone() };
+            async move { pg_read(snap, &pg_rows_out(&from, &key_and(&from, &c.column))).await }
         };
-        changed_rows.push((read(before).await?, read(down).await?));
+        changed_rows.push((read(&c.before).await?, read(&c.down).await?));
     }
     let pg = live.pg();
     let client = pg.connect().await?;
@@ -355,7 +377,7 @@ async fn pg_put_back(
         let mut written: Vec<&str> = tables
             .iter()
             .chain(columns.iter().map(|(p, _)| p))
-            .chain(changed.iter().map(|(p, ..)| p))
+            .chain(changed.iter().map(|c| &c.pair))
             .map(|p| p.live.as_str())
             .collect();
         written.sort_unstable();
@@ -430,12 +452,12 @@ async fn pg_put_back(
             advance_sequences(&client, p, Some(c)).await.map_err(|e| err(&e))?;
             stats.values_set += n;
         }
-        for ((p, c, .., marked), (before, down)) in changed.iter().zip(&changed_rows) {
-            let sql = super::changed::pg_update(p, c);
+        for (c, (before, down)) in changed.iter().zip(&changed_rows) {
+            let sql = super::changed::pg_update(&c.pair, &c.column);
             stats.values_set += client.execute(&sql, &[before, down]).await.map_err(|e| err(&e))?;
-            let there: i64 =
-                client.query_one(&super::changed::pg_back(p, c), &[before]).await.map_err(|e| err(&e))?.get(0);
-            left_behind(&mut stats, &DataLoss::changed(p.name, c, *marked), u64::try_from(there).unwrap_or(0));
+            let back = super::changed::pg_back(&c.pair, &c.column);
+            let there: i64 = client.query_one(&back, &[before]).await.map_err(|e| err(&e))?.get(0);
+            left_behind(&mut stats, &c.loss, u64::try_from(there).unwrap_or(0));
         }
         triggers_on_and_commit(&client, &triggers).await.map_err(|e| err(&e))?;
         Ok(stats)

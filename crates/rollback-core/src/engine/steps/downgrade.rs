@@ -35,6 +35,8 @@ impl Rollback {
             let db_after = self.fingerprint_after_downgrade(ctx);
             return Ok(StepDetail::Downgrade { from: current, to: to.to_vec(), already: true, db_after });
         }
+        // Why a resumed run starts again from the snapshot, if it must.
+        let mut restore_because = None;
         if !same(&current, from) {
             if ex.fresh_plan {
                 return Err(Error::refused(
@@ -46,44 +48,33 @@ impl Rollback {
                     Some("assess again and rerun".into()),
                 ));
             }
-            // A resumed run whose downgrade was cut short: start again from the snapshot.
-            ctx.log(
-                LogLevel::Warn,
-                format!(
-                    "database at {}: restoring backup {snapshot} before downgrading again",
-                    show_revisions(&current)
-                ),
-            );
-            let restored = self.restore_after_failure(ctx, &ex.run_id, &snapshot, from)?;
-            ctx.log(LogLevel::Info, format!("Database restored from backup {snapshot}{}", restored.note));
-            rows_put_back = restored.rows_put_back;
-        } else if !ex.fresh_plan
-            && !db.failed_migration_rolls_back_whole()
-            && !Self::db_snapshot_taken_now(ex)?
-            && self.differs_from_snapshot(&snapshot)?
-        {
-            // Still at `from`, but a migration killed half-way may have committed DDL already
-            // (SQLite drops a table at once) while its version row never moved: the database is
-            // not the snapshot's. Start again from the snapshot, keeping the rows written since.
-            ctx.log(
-                LogLevel::Warn,
-                format!(
+            // A resumed run whose downgrade was cut short.
+            restore_because = Some(format!(
+                "database at {}: restoring backup {snapshot} before downgrading again",
+                show_revisions(&current)
+            ));
+        } else if !ex.fresh_plan && !Self::db_snapshot_taken_now(ex)? && self.differs_from_snapshot(&snapshot)? {
+            if db.failed_migration_rolls_back_whole() {
+                // A downgrade that failed or was killed whole left the database as the snapshot
+                // holds it, and the app has written since: those rows are in no backup of this
+                // run, and what this downgrade drops of them would be lost to its undo.
+                written_since = true;
+            } else {
+                // Still at `from`, but a migration killed half-way may have committed DDL
+                // already (SQLite drops a table at once) while its version row never moved: the
+                // database is not the snapshot's.
+                restore_because = Some(format!(
                     "database at {} but not as backup {snapshot} holds it (a downgrade cut short may have changed it): restoring the backup before downgrading again",
                     show_revisions(&current)
-                ),
-            );
+                ));
+            }
+        }
+        if let Some(why) = restore_because {
+            // Start again from the snapshot, keeping the rows written since.
+            ctx.log(LogLevel::Warn, why);
             let restored = self.restore_after_failure(ctx, &ex.run_id, &snapshot, from)?;
             ctx.log(LogLevel::Info, format!("Database restored from backup {snapshot}{}", restored.note));
             rows_put_back = restored.rows_put_back;
-        } else if !ex.fresh_plan
-            && db.failed_migration_rolls_back_whole()
-            && !Self::db_snapshot_taken_now(ex)?
-            && self.differs_from_snapshot(&snapshot)?
-        {
-            // A downgrade that failed or was killed whole left the database as the snapshot
-            // holds it, and the app has written since: those rows are in no backup of this run,
-            // and what this downgrade drops of them would be lost to its undo.
-            written_since = true;
         }
         // Rows put back just now are in no snapshot of this run: the database is dumped again
         // and that dump is the run's snapshot from now on (what its undo restores or puts back
@@ -130,22 +121,18 @@ impl Rollback {
             let cause = crate::engine::support::chain(&e);
             // Nothing is wrong with a migration that waited for a lock the app held.
             let locked = matches!(e, Error::Db(crate::db::Error::Locked { .. }));
+            let first = if locked {
+                "find what holds the lock (a long transaction or a migration of the app: `fuser` on a SQLite file, `pg_locks` on PostgreSQL) and let it finish or stop it; then "
+            } else {
+                "fix the migration, then "
+            };
             let way_on = || {
-                if locked {
-                    crate::hint::hint![
-                        "find what holds the lock (a long transaction or a migration of the app: `fuser` on a SQLite file, `pg_locks` on PostgreSQL) and let it finish or stop it; then ",
-                        crate::hint::Action::resume(&ex.run_id),
-                        "; or ",
-                        crate::hint::Action::undo(&ex.run_id)
-                    ]
-                } else {
-                    crate::hint::hint![
-                        "fix the migration, then ",
-                        crate::hint::Action::resume(&ex.run_id),
-                        "; or ",
-                        crate::hint::Action::undo(&ex.run_id)
-                    ]
-                }
+                crate::hint::hint![
+                    first,
+                    crate::hint::Action::resume(&ex.run_id),
+                    "; or ",
+                    crate::hint::Action::undo(&ex.run_id)
+                ]
             };
             ctx.log(LogLevel::Error, format!("downgrade failed: {cause}"));
             // Migrations that are atomic (the native migrator everywhere, anything on

@@ -258,11 +258,7 @@ impl Rollback {
         let (Some(snap_at), Some(down_at)) = (index("db_snapshot"), index("downgrade")) else { return None };
         // What this downgrade drops now (the rows put back included), for the report and the
         // undo; the plan's when it cannot be measured.
-        let to = ex.plan.steps.iter().find_map(|s| match s {
-            crate::plan::Step::Downgrade { to, .. } => Some(to.clone()),
-            _ => None,
-        });
-        let forecast = to.and_then(|to| self.forecast_downgrade(&to).ok());
+        let forecast = ex.plan.downgrade_to().and_then(|to| self.forecast_downgrade(to).ok());
         let taken = self.dump_database(Some(&ex.run_id), "database").and_then(|m| {
             let rec = m.database.as_ref().expect("a database manifest");
             let detail = crate::detail::StepDetail::DbSnapshot {
