@@ -206,13 +206,17 @@ pub fn dispatch(args: &Args, out: &Output) -> anyhow::Result<ExitStatus> {
                     report.stopped_by
                 ))?;
             }
-            // The last rollback of this watch, the one that left production where it is,
-            // decides as that `run` would have: a `--rounds` watch in a CI job or a cron
-            // script must not read success after a rollback whose checks failed.
-            Ok(report
-                .rollback_outcomes
-                .last()
-                .map_or(ExitStatus::Success, |r| run_exit(r.status, r.verification_failed)))
+            // A rollback decided on and not started, with no passing round since, decides
+            // by why; else the last rollback of this watch, the one that left production
+            // where it is, as that `run` would have: a `--rounds` watch in a CI job or a
+            // cron script must not read success while the service was left failing.
+            Ok(match &report.not_started {
+                Some(n) => watch_not_started_exit(n.kind),
+                None => report
+                    .rollback_outcomes
+                    .last()
+                    .map_or(ExitStatus::Success, |r| run_exit(r.status, r.verification_failed)),
+            })
         }
         Command::Runs { command } => runs(args, out, command),
         Command::KnownGood { command } => known_good(args, out, command),
@@ -438,6 +442,21 @@ fn run_exit(status: RunStatus, verification_failed: bool) -> ExitStatus {
         RunStatus::Cancelled => ExitStatus::Cancelled,
         RunStatus::VerificationFailed => ExitStatus::VerificationFailed,
         RunStatus::Failed | RunStatus::Running => ExitStatus::Failure,
+    }
+}
+
+/// How a watch exits when the rollback it decided on last did not start and no round passed
+/// since: the failures outlived a rollback (the checks fail, as `verify` exits), or why the
+/// run did not start, as that `run` would have exited.
+fn watch_not_started_exit(kind: rollback_core::watch::NotStartedKind) -> ExitStatus {
+    use rollback_core::watch::NotStartedKind;
+    match kind {
+        NotStartedKind::Outage => ExitStatus::VerificationFailed,
+        NotStartedKind::Locked => ExitStatus::Locked,
+        NotStartedKind::Usage => ExitStatus::Usage,
+        NotStartedKind::Refused => ExitStatus::Refused,
+        NotStartedKind::Cancelled => ExitStatus::Cancelled,
+        NotStartedKind::Failed => ExitStatus::Failure,
     }
 }
 

@@ -111,10 +111,24 @@ fn redact_urls(text: &str, keep_user: bool) -> String {
 }
 
 /// Where the authority of a URL ends in `rest`, the text after its `://`: at the first `/`,
-/// `?`, `#`, whitespace or quote. Credentials end at the authority's last `@`; an `@` in the
-/// path, the query or the fragment (`?email=ops@example.com`) is not one of them.
+/// `?`, `#`, whitespace or quote after its credentials, which end at its last `@`; an `@` in
+/// the path, the query or the fragment (`?email=ops@example.com`) is not one of them.
+///
+/// A password may hold a literal `?`, `#` or `@`, as libpq reads a URL (everything up to the
+/// `@` before the path) and SQLAlchemy too (`postgresql://app:pa?ss@db/app` connects): when
+/// the text before the first `@` is `user:...` (a user without `?` or `#`), the credentials
+/// run to the last `@` before the first `?` or `#` that follows that first `@`.
 fn authority_end(rest: &str) -> usize {
-    rest.find(|c: char| matches!(c, '/' | '?' | '#' | '\'' | '"') || c.is_whitespace()).unwrap_or(rest.len())
+    let hard = rest.find(|c: char| matches!(c, '/' | '\'' | '"') || c.is_whitespace()).unwrap_or(rest.len());
+    let candidate = &rest[..hard];
+    let soft = |from: usize| candidate[from..].find(['?', '#']).map_or(hard, |i| from + i);
+    match candidate.find('@') {
+        Some(first_at) if candidate[..first_at].split_once(':').is_some_and(|(user, _)| !user.contains(['?', '#'])) => {
+            let last_at = candidate[..soft(first_at)].rfind('@').unwrap_or(first_at);
+            soft(last_at)
+        }
+        _ => soft(0),
+    }
 }
 
 /// Authorization schemes whose credential a service may quote alone (`token X has expired`).
@@ -397,6 +411,25 @@ mod tests {
             redact_url_passwords("postgresql://app:pw@db?sslmode=require&x=a@b"),
             "postgresql://app:***@db?sslmode=require&x=a@b"
         );
+    }
+
+    #[test]
+    fn a_password_may_hold_a_question_mark_a_hash_or_an_at() {
+        for (url, password) in [
+            ("postgresql://app:pa?ss@db/app", "pa?ss"),
+            ("postgresql://app:pa#ss@db:5432/app?sslmode=require", "pa#ss"),
+            ("postgresql://app:p@ss@db?x=a@b", "p@ss"),
+            ("postgresql://app:p?s@s@db", "p?s@s"),
+            ("mysql://app:%3Fpw?@db", "%3Fpw?"),
+        ] {
+            let redacted = redact_url_passwords(&format!("could not connect: {url} (timeout)"));
+            assert!(!redacted.contains(password), "{redacted}");
+            assert!(redacted.contains("app:***@"), "{redacted}");
+            assert!(redacted.ends_with(" (timeout)"), "{redacted}");
+            assert!(url_passwords(url).contains(&password.to_owned()), "{url}: {:?}", url_passwords(url));
+        }
+        // A port and a query with an `@` in it read as credentials: more hidden, nothing shown.
+        assert_eq!(redact_url_passwords("https://h:8080?to=ops@x"), "https://h:***@x");
     }
 
     #[test]

@@ -213,23 +213,30 @@ fn env_values_a_failing_restart_quotes_appear_in_no_output() {
     r.write(".gitignore", ".env\n").write("app/main.py", "V = 1\n");
     r.commit_all("release v1");
     r.git(&["tag", "v1"]);
-    r.write(".env", format!("STRIPE_KEY={RECORDED}\nDEBUG=1\n"));
+    r.write(".env", format!("STRIPE_KEY={RECORDED}\nDEBUG=1\nPORT=8000\nDB_HOST=localhost\nAPP_ENV=production\n"));
     fr(&r, &["known-good", "mark", "HEAD"]).ok();
     // The app quotes the key it read, and the one it had before (kept outside the tree, as an
     // app holds it in memory; not in its argv, which the plan shows).
     let before = tools.path().join("before");
     std::fs::write(&before, format!("was {CURRENT}\n")).unwrap();
     let body = format!(
-        ". ./.env; cat '{b}'; echo \"stripe.AuthenticationError: invalid key $STRIPE_KEY ($(cat '{b}'))\" >&2; exit 1",
+        ". ./.env; cat '{b}'; echo \"stripe.AuthenticationError: invalid key $STRIPE_KEY ($(cat '{b}'))\" >&2; \
+         echo \"address already in use: ('0.0.0.0', $PORT) on $DB_HOST ($APP_ENV)\" >&2; exit 1",
         b = before.display()
     );
     write_cfg(tools.path(), &format!("[[restart]]\nname = \"api\"\nargv = [\"sh\", \"-c\", {}]\n", toml_str(&body)));
     r.write("app/main.py", "V = 2\n");
     r.commit_all("release v2");
-    r.write(".env", format!("STRIPE_KEY={CURRENT}\n"));
+    r.write(".env", format!("STRIPE_KEY={CURRENT}\nPORT=8000\n"));
     let out = frc(&r, tools.path(), &["run", "--full", "--yes", "--target", "v1"], &[]);
     out.code(1);
     assert!(out.stderr.contains("stripe.AuthenticationError: invalid key ***"), "{}", out.stderr);
+    // The values that say what failed, which name no secret, are left as they are.
+    assert!(
+        out.stderr.contains("address already in use: ('0.0.0.0', 8000) on localhost (production)"),
+        "{}",
+        out.stderr
+    );
     let mut places = vec![("stdout".to_owned(), out.stdout.clone()), ("stderr".to_owned(), out.stderr.clone())];
     for dir in run_dirs(&r) {
         for file in std::fs::read_dir(&dir).unwrap().flatten() {

@@ -230,10 +230,15 @@ fn no_rollback_is_started_while_another_run_holds_the_lock() {
         std::fs::read_to_string(&lock).is_ok_and(|s| s.contains("pid"))
     });
 
-    let out = w.fr(&["watch", "--interval", "0.2", "--failures", "1", "--rounds", "2", "--promote-after", "1"]);
+    let out =
+        w.fr(&["watch", "--interval", "0.2", "--failures", "1", "--rounds", "2", "--promote-after", "1", "--json"]);
     std::fs::write(&release, "").unwrap();
     let first = first.wait_with_output().unwrap();
-    out.ok();
+    // The service was left failing, the rollback to another run: exit 3, as that `run`.
+    out.code(3);
+    let report = out.json();
+    assert_eq!(report["not_started"]["kind"], "locked", "{report}");
+    assert_eq!(report["not_started"]["from"], w.ids[2].as_str(), "{report}");
     assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
 
     let rollbacks = w.events("rollback");
@@ -417,6 +422,7 @@ fn with_on_failure_undo_a_watch_does_not_flap_between_rollback_and_undo() {
     let report = out.json();
     assert_eq!(report["rollback_outcomes"][0]["status"], "verification_failed", "{report}");
     assert_eq!(report["rollback_outcomes"][0]["verification_failed"], true, "{report}");
+    assert_eq!(report["not_started"]["kind"], "outage", "{report}");
     let rollbacks = w.events("rollback");
     assert_eq!(rollbacks.len(), 3, "{rollbacks:?}");
     // The one rollback failed its checks and was undone at once: back on v3 ...
@@ -430,4 +436,46 @@ fn with_on_failure_undo_a_watch_does_not_flap_between_rollback_and_undo() {
     assert!(w.events("mark_bad").is_empty());
     let runs = w.runs();
     assert_eq!(runs.len(), 2, "one rollback and its undo: {runs:?}");
+}
+
+#[test]
+fn a_rollback_refused_after_the_last_failed_rounds_is_the_watch_exit_status() {
+    // HEAD detached at v3: the rollback the failed rounds call for is refused (a safety check).
+    let w = Watched::new(|_| String::new());
+    w.repo.git(&["checkout", "-q", "--detach", "HEAD"]);
+    w.server.set("/health", Behaviour::Status(500));
+    let out =
+        w.fr(&["watch", "--interval", "0.2", "--failures", "1", "--rounds", "2", "--promote-after", "1", "--json"]);
+    // Exit 0 here read success in a CI job while the service was down and nothing was done.
+    out.code(4);
+    let report = out.json();
+    assert_eq!(report["not_started"]["kind"], "refused", "{report}");
+    assert!(report["not_started"]["reason"].as_str().unwrap().contains("detached"), "{report}");
+    assert!(report["rollbacks"].as_array().unwrap().is_empty(), "{report}");
+    assert_eq!(w.repo.head(), w.ids[2]);
+    assert!(w.runs().is_empty());
+
+    // A round that passes after the refusal: the watch left a healthy service, exit 0.
+    w.server.set("/health", Behaviour::Status(500));
+    let watch = w.spawn(&[
+        "watch",
+        "--interval",
+        "0.3",
+        "--failures",
+        "1",
+        "--rounds",
+        "8",
+        "--promote-after",
+        "1000",
+        "--json",
+    ]);
+    let refused_before = w.events("rollback").len();
+    wait_until("a refused rollback", Duration::from_secs(60), || w.events("rollback").len() > refused_before);
+    w.server.set("/health", Behaviour::Healthy);
+    let out = watch.wait(Duration::from_secs(120));
+    out.ok();
+    let report = out.json();
+    assert!(report["not_started"].is_null(), "{report}");
+    let last_round = w.events("round").pop().unwrap();
+    assert_eq!(last_round["passed"], true, "{last_round}");
 }

@@ -130,13 +130,22 @@ pub(crate) fn scrub_file(path: &std::path::Path, secrets: &[String]) -> Result<(
 }
 
 /// The values in dotenv text (`KEY=value`, `export KEY=value`, quoted or not; the lines
-/// [`crate::dotenv::entries`] reads) that are long enough to scrub: shorter ones (`1`, `on`) are
-/// left, as [`crate::secret::redact_in`] leaves them, or every digit of a message would go.
+/// [`crate::dotenv::entries`] reads) that may be secret, to scrub from a restart program's
+/// output: the value of a key that names a secret ([`SECRET_KEY_WORDS`]), a value that reads
+/// like a generated credential ([`looks_generated`]), and the password of a URL in any value.
+/// `PORT=8000`, `APP_ENV=production`, `DB_HOST=localhost` or `LOG_LEVEL=info` are left: hidden,
+/// every `8000` and `info` of an outage's messages would go, with what they say.
 pub(crate) fn dotenv_values(content: &[u8]) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
-    for (_, value) in crate::dotenv::entries(content) {
-        if value.len() >= MIN_ENV_SECRET_BYTES && !out.contains(&value) {
-            out.push(value);
+    for (key, value) in crate::dotenv::entries(content) {
+        let mut secret: Vec<String> = crate::secret::url_passwords(&value);
+        if names_a_secret(&key) || looks_generated(&value) {
+            secret.push(value);
+        }
+        for value in secret {
+            if value.len() >= MIN_ENV_SECRET_BYTES && !out.contains(&value) {
+                out.push(value);
+            }
         }
     }
     out
@@ -144,6 +153,41 @@ pub(crate) fn dotenv_values(content: &[u8]) -> Vec<String> {
 
 /// The shortest `[env]` value scrubbed from a restart program's output.
 const MIN_ENV_SECRET_BYTES: usize = 4;
+
+/// Words that make an `[env]` key name a secret, matched in its upper case anywhere in it
+/// (`STRIPE_KEY`, `GITHUB_TOKEN`, `DB_PASSWORD`, `SENTRY_DSN`, `SESSION_COOKIE_SECRET`).
+const SECRET_KEY_WORDS: [&str; 13] = [
+    "KEY",
+    "TOKEN",
+    "SECRET",
+    "PASS",
+    "PWD",
+    "AUTH",
+    "CREDENTIAL",
+    "PRIVATE",
+    "SALT",
+    "SIGNATURE",
+    "DSN",
+    "COOKIE",
+    "SESSION",
+];
+
+fn names_a_secret(key: &str) -> bool {
+    let key = key.to_ascii_uppercase();
+    SECRET_KEY_WORDS.iter().any(|w| key.contains(w))
+}
+
+/// A value that reads like a generated credential whatever its key is called: 16 bytes or
+/// more without a blank, holding both letters and digits, and not a URL or an absolute path
+/// (`sk_live_4eC39HqLyjWDarjt`, a hex or base64 key).
+fn looks_generated(value: &str) -> bool {
+    value.len() >= 16
+        && !value.contains(char::is_whitespace)
+        && value.contains(|c: char| c.is_ascii_alphabetic())
+        && value.contains(|c: char| c.is_ascii_digit())
+        && !value.contains("://")
+        && !value.starts_with('/')
+}
 
 /// The values of every secret the configuration names (`settings.secrets`, filled when it is
 /// loaded) and the checks hold, the environment read now.
@@ -222,8 +266,18 @@ mod tests {
 
     #[test]
     fn dotenv_values_are_read_unquoted_and_short_ones_left() {
-        let text = b"# comment\nSTRIPE_KEY=sk_live_abc\nexport TOKEN = \"quoted value\"\nNAME='single'\nDEBUG=1\n\nnot a line\n";
+        let text = b"# comment\nSTRIPE_KEY=sk_live_abc\nexport TOKEN = \"quoted value\"\nDB_PASS='single'\nAPI_KEY=1\n\nnot a line\n";
         assert_eq!(dotenv_values(text), ["sk_live_abc", "quoted value", "single"]);
+    }
+
+    #[test]
+    fn dotenv_values_that_say_what_failed_are_left() {
+        let text = b"PORT=8000\nDEBUG=true\nAPP_ENV=production\nLOG_LEVEL=info\nDB_HOST=localhost\n\
+            DATA_DIR=/var/lib/app/2024-uploads-v2\nSTATUS_URL=https://status.example.com/v1\n\
+            UPSTREAM=ab12CD34ef56GH78ij90\nDATABASE_URL=postgresql://app:pa?ss-77@db:5432/app\n";
+        assert_eq!(dotenv_values(text), ["ab12CD34ef56GH78ij90", "pa?ss-77"]);
+        assert!(names_a_secret("session_cookie_secret") && names_a_secret("SENTRY_DSN"));
+        assert!(!names_a_secret("APP_ENV") && !names_a_secret("LOG_LEVEL"));
     }
 
     #[test]

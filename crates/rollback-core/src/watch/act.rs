@@ -195,6 +195,11 @@ impl Rollback {
                     head.short()
                 ),
             );
+            report.not_started = Some(super::WatchNotStarted {
+                from: head.clone(),
+                reason: "this watch already rolled back from or to it: the failures are not in the code".into(),
+                kind: super::NotStartedKind::Outage,
+            });
             return log.record(&WatchRecord::Rollback {
                 at,
                 from: head.clone(),
@@ -206,6 +211,11 @@ impl Rollback {
             });
         }
         if let Some(holder) = self.lock_holder()? {
+            report.not_started = Some(super::WatchNotStarted {
+                from: head.clone(),
+                reason: format!("the lock is held by {holder}"),
+                kind: super::NotStartedKind::Locked,
+            });
             log.say(
                 LogLevel::Warn,
                 format!("{} failed rounds, but a run is in progress ({holder}): not starting another", opts.failures),
@@ -242,7 +252,13 @@ impl Rollback {
                 head.short()
             ),
         );
-        match self.run(&run_opts, &AutoConfirm, log.observer) {
+        let started = self.run(&run_opts, &AutoConfirm, log.observer);
+        report.not_started = started.as_ref().err().map(|e| super::WatchNotStarted {
+            from: head.clone(),
+            reason: e.chain(),
+            kind: e.kind().into(),
+        });
+        match started {
             Ok(outcome) if opts.dry_run => log.record(&WatchRecord::Rollback {
                 at,
                 from: head.clone(),

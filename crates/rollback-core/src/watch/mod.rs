@@ -144,6 +144,54 @@ pub struct WatchReport {
     pub promoted: Vec<CommitId>,
     /// `signal` or `rounds`.
     pub stopped_by: String,
+    /// The rollback this watch decided on last but did not start, when no round passed and no
+    /// rollback started after it: production was left failing, and a front-end's exit status
+    /// says why (another run held the lock, the failures outlived a rollback, a refusal).
+    #[serde(default)]
+    pub not_started: Option<WatchNotStarted>,
+}
+
+/// A rollback a watch decided on, after failed rounds, and did not start.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WatchNotStarted {
+    /// The commit the failed rounds checked.
+    pub from: CommitId,
+    /// Why, as the log says it.
+    pub reason: String,
+    /// Why, as a family.
+    pub kind: NotStartedKind,
+}
+
+/// Why a watch did not start the rollback it decided on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NotStartedKind {
+    /// This watch already rolled back from or to that commit: the failures outlived a
+    /// rollback to a verified release, so they are not in the code.
+    Outage,
+    /// Another run held the lock.
+    Locked,
+    /// The configuration, the registry or the repository was not usable (no target, ...).
+    Usage,
+    /// A safety check refused: HEAD moved during the last round (a fix deployed), a dirty
+    /// tree, ...
+    Refused,
+    /// The rollback was declined or interrupted before its first step.
+    Cancelled,
+    /// Anything else that stopped it before its first step.
+    Failed,
+}
+
+impl From<crate::ErrorKind> for NotStartedKind {
+    fn from(kind: crate::ErrorKind) -> Self {
+        match kind {
+            crate::ErrorKind::Usage => Self::Usage,
+            crate::ErrorKind::Locked => Self::Locked,
+            crate::ErrorKind::Refused => Self::Refused,
+            crate::ErrorKind::Cancelled => Self::Cancelled,
+            _ => Self::Failed,
+        }
+    }
 }
 
 /// How a rollback a watch started ended.
@@ -353,6 +401,7 @@ impl Rollback {
                 })?;
             } else if v.passed {
                 failures = 0;
+                report.not_started = None;
                 // The outage that failed a rollback's own verification is over.
                 settled.outage.clear();
                 let since = *passing_since.get_or_insert(round_start);
