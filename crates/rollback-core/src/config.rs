@@ -49,6 +49,8 @@ path = "rollback/config/known-good-commits.json"
 # "git-cli" (the `git` program on PATH, run with no inherited GIT_* variables; faster on
 # large trees) or "git2" (libgit2, built in: no git program needed).
 backend = "git-cli"
+# In a partial clone, the longest the fetch of missing blobs may take (git-cli), seconds.
+# fetch_timeout_secs = 120
 
 [clean]
 # Ignored files are left alone by a rollback, except those matching these globs: they are
@@ -203,11 +205,27 @@ pub struct StateConfig {
 }
 
 /// `[vcs]`.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct VcsConfig {
     /// Which backend.
     pub backend: BackendKind,
+    /// Longest the `git-cli` back-end's fetch of a partial clone's missing blobs may take, in
+    /// seconds, before it is stopped and the run refused.
+    pub fetch_timeout_secs: f64,
+}
+
+impl Default for VcsConfig {
+    fn default() -> Self {
+        Self { backend: BackendKind::default(), fetch_timeout_secs: crate::vcs::cli::DEFAULT_FETCH_TIMEOUT_SECS }
+    }
+}
+
+impl VcsConfig {
+    /// `fetch_timeout_secs` as a duration.
+    pub fn fetch_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs_f64(self.fetch_timeout_secs.clamp(0.001, crate::verify::config::MAX_SECS))
+    }
 }
 
 /// `[clean]`.
@@ -488,6 +506,14 @@ impl Config {
             d.validate().map_err(invalid)?;
         }
         crate::notify::validate(&raw.notify).map_err(invalid)?;
+        if !(crate::verify::config::valid_secs(raw.vcs.fetch_timeout_secs)
+            && raw.vcs.fetch_timeout_secs <= crate::verify::config::MAX_SECS)
+        {
+            return Err(invalid((
+                "vcs.fetch_timeout_secs".into(),
+                format!("must be more than 0 and at most a day (got {})", raw.vcs.fetch_timeout_secs),
+            )));
+        }
         if !(raw.watch.interval_secs > 0.0 && raw.watch.interval_secs.is_finite()) {
             return Err(invalid(("watch.interval_secs".into(), "must be a positive number of seconds".into())));
         }

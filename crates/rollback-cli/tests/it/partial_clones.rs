@@ -107,6 +107,32 @@ fn git_cli_refuses_a_partial_clone_whose_remote_is_down_with_nothing_changed() {
 }
 
 #[test]
+fn a_fetch_from_a_remote_that_never_answers_is_stopped_at_its_limit_with_nothing_changed() {
+    let (r, _remote) = blobless_clone();
+    // The git host accepts connections and never answers (a hung load balancer): git's HTTP
+    // fetch has no timeout of its own.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/app.git", silent.local_addr().unwrap());
+    r.git(&["remote", "set-url", "origin", &url]);
+    let (cfg_dir, cfg) = config("git-cli");
+    std::fs::write(&cfg, "[vcs]\nbackend = \"git-cli\"\nfetch_timeout_secs = 1\n").unwrap();
+    let before = picture(&r);
+    let out = fr(&r, &cfg, &["run", "--fast", "--yes", "--target", "v1"], &[]);
+    out.code(4);
+    assert!(out.stderr.contains("and fetching them failed: `git "), "{}", out.stderr);
+    assert!(out.stderr.contains("did not end within 1 s, and was stopped"), "{}", out.stderr);
+    assert_eq!(picture(&r), before, "nothing changed");
+    // Bad values are refused when the configuration loads.
+    for bad in ["0", "-1", "nan", "100000"] {
+        std::fs::write(&cfg, format!("[vcs]\nfetch_timeout_secs = {bad}\n")).unwrap();
+        let out = fr(&r, &cfg, &["plan", "--fast", "--target", "v1"], &[]);
+        out.code(2);
+        assert!(out.stderr.contains("vcs.fetch_timeout_secs"), "{bad}: {}", out.stderr);
+    }
+    drop((silent, cfg_dir));
+}
+
+#[test]
 fn git_cli_plans_the_fetch_and_says_nothing_once_the_blobs_are_local() {
     let (r, _remote) = blobless_clone();
     let (_cfg_dir, cfg) = config("git-cli");

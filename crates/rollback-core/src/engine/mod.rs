@@ -148,7 +148,9 @@ impl Rollback {
         let config = Config::discover(&workdir, config_path.as_deref())?;
         let backend: Box<dyn VcsBackend> = match config.vcs.backend {
             BackendKind::Git2 => Box::new(probe),
-            BackendKind::GitCli => Box::new(vcs::cli::GitCliBackend::with_reader(probe)),
+            BackendKind::GitCli => {
+                Box::new(vcs::cli::GitCliBackend::with_reader(probe).with_fetch_timeout(config.vcs.fetch_timeout()))
+            }
         };
         Self::with_backend(backend, config)
     }

@@ -7,6 +7,8 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::CommandExt as _;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use super::{Error, Result};
 
@@ -16,11 +18,12 @@ pub(super) struct Git<'a> {
     args: Vec<OsString>,
     stdin: Option<&'a [u8]>,
     env: Vec<(&'static str, OsString)>,
+    limit: Option<Duration>,
 }
 
 impl<'a> Git<'a> {
     pub(super) fn new(dir: &'a Path) -> Self {
-        Self { dir, args: Vec::new(), stdin: None, env: Vec::new() }
+        Self { dir, args: Vec::new(), stdin: None, env: Vec::new(), limit: None }
     }
 
     pub(super) fn arg(mut self, arg: impl AsRef<OsStr>) -> Self {
@@ -40,6 +43,13 @@ impl<'a> Git<'a> {
 
     pub(super) fn env(mut self, key: &'static str, value: impl AsRef<OsStr>) -> Self {
         self.env.push((key, value.as_ref().to_owned()));
+        self
+    }
+
+    /// Kills git's process group after `limit` ([`Error::Timeout`]): a command that waits on a
+    /// remote, which may never answer.
+    pub(super) fn limit(mut self, limit: Duration) -> Self {
+        self.limit = Some(limit);
         self
     }
 
@@ -76,18 +86,36 @@ impl<'a> Git<'a> {
         // through writing the work tree.
         cmd.process_group(0);
         let mut child = cmd.spawn().map_err(Error::GitNotFound)?;
-        let Some(input) = self.stdin else {
-            return child.wait_with_output().map_err(Error::GitNotFound);
+        let (input, limit) = match (self.stdin, self.limit) {
+            (None, None) => return child.wait_with_output().map_err(Error::GitNotFound),
+            (input, limit) => (input.unwrap_or_default(), limit),
         };
-        let mut pipe = child.stdin.take().expect("stdin is piped");
+        let pgid = i32::try_from(child.id()).unwrap_or(0);
+        let (done, finished) = std::sync::mpsc::channel::<()>();
+        let timed_out = AtomicBool::new(false);
+        let pipe = child.stdin.take();
         let mut stdout_pipe = child.stdout.take().expect("stdout is piped");
         let mut stderr_pipe = child.stderr.take().expect("stderr is piped");
         // Feed stdin and drain stderr on threads while reading stdout, so no pipe can fill up
         // and deadlock.
-        std::thread::scope(|s| {
+        let out = std::thread::scope(|s| {
+            if let Some(limit) = limit {
+                let timed_out = &timed_out;
+                s.spawn(move || {
+                    // Ended (or dropped) when git has exited and been reaped; else the limit.
+                    if finished.recv_timeout(limit) == Err(std::sync::mpsc::RecvTimeoutError::Timeout) {
+                        timed_out.store(true, Ordering::SeqCst);
+                        crate::signals::kill_group(pgid);
+                    }
+                });
+            } else {
+                drop(finished);
+            }
             let writer = s.spawn(move || {
                 // git may exit early (an error) and close its stdin: that shows in its status.
-                let _ = pipe.write_all(input);
+                if let Some(mut pipe) = pipe {
+                    let _ = pipe.write_all(input);
+                }
             });
             let err_reader = s.spawn(move || {
                 let mut buf = Vec::new();
@@ -98,10 +126,16 @@ impl<'a> Git<'a> {
             let read = stdout_pipe.read_to_end(&mut stdout);
             let _ = writer.join();
             let stderr = err_reader.join().unwrap_or_default();
-            let status = child.wait().map_err(Error::GitNotFound)?;
+            let status = child.wait();
+            drop(done);
+            let status = status.map_err(Error::GitNotFound)?;
             read.map_err(Error::GitNotFound)?;
             Ok(Output { status, stdout, stderr })
-        })
+        });
+        match self.limit {
+            Some(limit) if timed_out.load(Ordering::SeqCst) => Err(Error::Timeout { args: self.shown_args(), limit }),
+            _ => out,
+        }
     }
 
     fn command_error(&self, out: &Output) -> Error {

@@ -108,6 +108,14 @@ pub enum Error {
         "the repository's index is a sparse index (`git sparse-checkout set --sparse-index`, or `index.sparse`), which the `git2` back-end (libgit2) cannot read"
     )]
     SparseIndex,
+    /// A `git` command that waits on a remote did not end within its limit, and was killed.
+    #[error("`git {args}` did not end within {} s, and was stopped", limit.as_secs_f64())]
+    Timeout {
+        /// The arguments, space-joined.
+        args: String,
+        /// How long it was given.
+        limit: std::time::Duration,
+    },
     /// A `git` command failed.
     #[error("`git {args}` failed (exit {code}): {stderr}")]
     Command {

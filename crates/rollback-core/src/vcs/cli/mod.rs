@@ -44,6 +44,15 @@ pub struct GitCliBackend {
     worktree_git_dir: PathBuf,
     /// In-process reads of objects, refs and index flags (see the module docs).
     reader: Option<Git2Backend>,
+    /// Longest the fetch of a partial clone's missing blobs may take (`[vcs] fetch_timeout_secs`).
+    fetch_limit: std::time::Duration,
+}
+
+/// The default of `[vcs] fetch_timeout_secs`.
+pub const DEFAULT_FETCH_TIMEOUT_SECS: f64 = 120.0;
+
+fn default_fetch_limit() -> std::time::Duration {
+    std::time::Duration::from_secs_f64(DEFAULT_FETCH_TIMEOUT_SECS)
 }
 
 fn parse_err(command: &str, detail: impl Into<String>) -> Error {
@@ -185,7 +194,7 @@ impl GitCliBackend {
         }
         let worktree_git_dir = canonical(&query("--absolute-git-dir")?)?;
         let workdir = canonical(&query("--show-toplevel")?)?;
-        Ok(Self { workdir, git_dir, worktree_git_dir, reader: None })
+        Ok(Self { workdir, git_dir, worktree_git_dir, reader: None, fetch_limit: default_fetch_limit() })
     }
 
     /// The command-line backend over the repository `reader` has open, reading objects, refs
@@ -196,7 +205,16 @@ impl GitCliBackend {
             git_dir: reader.git_dir().to_path_buf(),
             worktree_git_dir: reader.index_path().parent().map(Path::to_path_buf).unwrap_or_default(),
             reader: Some(reader),
+            fetch_limit: default_fetch_limit(),
         }
+    }
+
+    /// The longest the fetch of a partial clone's missing blobs may take before it is stopped
+    /// and the run refused (default [`DEFAULT_FETCH_TIMEOUT_SECS`]).
+    #[must_use]
+    pub fn with_fetch_timeout(mut self, limit: std::time::Duration) -> Self {
+        self.fetch_limit = limit;
+        self
     }
 
     /// Opens the repository containing `dir` with a libgit2 reader, or without one when
@@ -208,6 +226,10 @@ impl GitCliBackend {
             Err(e @ (Error::NotOwned(_) | Error::BareRepository { .. })) => Err(e),
             Err(_) => Self::open(dir),
         }
+    }
+
+    fn fetch_limit(&self) -> std::time::Duration {
+        self.fetch_limit
     }
 
     fn git(&self) -> Git<'_> {

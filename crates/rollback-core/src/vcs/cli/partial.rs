@@ -81,7 +81,8 @@ impl GitCliBackend {
 
     /// The batch fetch git's lazy fetch runs: only the named objects, no tags, no refs
     /// written, no negotiation. `GIT_TERMINAL_PROMPT=0` (always set) keeps it from waiting on
-    /// a password prompt.
+    /// a password prompt, and the limit (`[vcs] fetch_timeout_secs`) on a remote that never
+    /// answers.
     pub(super) fn fetch_blobs_by_git(&self, blobs: &[MissingBlob]) -> Result<bool> {
         let Some(remote) = self.promisor_remote_by_git()? else { return Ok(false) };
         reject_option(&remote)?;
@@ -90,6 +91,7 @@ impl GitCliBackend {
             .args(["-c", "fetch.negotiationAlgorithm=noop", "fetch", "--no-tags", "--no-write-fetch-head"])
             .args(["--recurse-submodules=no", "--filter=blob:none", "--stdin", &remote])
             .stdin(input.as_bytes())
+            .limit(self.fetch_limit())
             .run()?;
         Ok(true)
     }
