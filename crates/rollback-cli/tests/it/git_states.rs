@@ -61,6 +61,28 @@ fn undo_gives_back_the_shared_index_git_deleted_since() {
     assert_eq!(r.git(&["diff", "--cached", "--name-only"]).trim(), "app/main.py");
 }
 
+/// A shared index that is there but damaged since the run (a full disk truncated it): the
+/// undo gives back the backup's copy over it, and git reads the index afterwards.
+#[test]
+fn undo_gives_back_a_shared_index_damaged_since() {
+    let r = split_index_with_staged_work();
+    r.git(&["config", "splitIndex.sharedIndexExpire", "never"]);
+    let before = picture(&r);
+    let staged = r.git(&["ls-files", "-s"]);
+    let shared = shared_indexes(&r);
+    let id = crate::common::rollback(&r, "v1");
+    // The rolled-back index has a shared index of its own; the one from before the run stays.
+    assert!(shared_indexes(&r).len() > shared.len(), "{:?}", shared_indexes(&r));
+    for name in &shared {
+        std::fs::write(r.path().join(".git").join(name), "truncated").unwrap();
+    }
+    let out = fr(&r, &["undo", &id, "--yes", "--json"]);
+    out.ok();
+    assert!(out.stderr.contains("(it was damaged)"), "{}", out.stderr);
+    assert_eq!(r.git(&["ls-files", "-s"]), staged, "the index from before the run");
+    assert_eq!(picture(&r), before);
+}
+
 /// The manifest file of the snapshot run `id` took.
 fn run_manifest(r: &TestRepo, id: &str) -> PathBuf {
     let dir = crate::common::state_dir(r).join("backups/snapshots");

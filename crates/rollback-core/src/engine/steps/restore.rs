@@ -93,26 +93,39 @@ impl Rollback {
         let index_path = self.vcs.index_path();
         // A split index names its shared index file: git may have deleted that one since (it
         // expires two weeks after a newer one is written), and cannot read the index without.
+        // The file is named by its content's hash, so one there with other content is damaged
+        // (truncated by a full disk, overwritten): the backup's is given back over it.
         if let Some(name) = crate::vcs::index_scan::shared_index_name(&bytes) {
             let path = index_path.with_file_name(&name);
-            if std::fs::symlink_metadata(&path).is_err() {
-                let Some(shared) = index.shared.as_ref().filter(|s| s.name == name) else {
+            let present = std::fs::symlink_metadata(&path).is_ok();
+            match index.shared.as_ref().filter(|s| s.name == name) {
+                Some(shared) => {
+                    let content = store.get_blob(&shared.blob)?;
+                    if !present || std::fs::read(&path).ok().as_deref() != Some(content.as_slice()) {
+                        fsutil::atomic_write_mode(&path, &content, 0o644)?;
+                        let why = if present { "was damaged" } else { "was gone" };
+                        ctx.log(
+                            LogLevel::Info,
+                            format!("Gave back the shared index `{name}` the split index needs (it {why})"),
+                        );
+                    }
+                }
+                None if !present => {
                     return Err(missing_shared_index(snapshot, &name, "the index was not written back"));
-                };
-                fsutil::atomic_write_mode(&path, &store.get_blob(&shared.blob)?, 0o644)?;
-                ctx.log(LogLevel::Info, format!("Gave back the shared index `{name}` the split index needs"));
+                }
+                None => {}
             }
         }
         fsutil::atomic_write_mode(&index_path, &bytes, 0o644)?;
-        // Read back by git: an index it cannot read would leave every git command failing.
+        // Read back by git (with `git-cli`; libgit2 ignores a split index's link): an index it
+        // cannot read would leave every git command failing. The index is written: a failed
+        // step, not a refusal.
         if let Err(e) = self.vcs.staged_blobs() {
-            return Err(Error::refused(
-                format!("git cannot read the index restored from backup {snapshot}: {e}"),
-                Some(
-                    "the undo's own backup holds the index from before it: undo this undo to go back; or `rm .git/index && git reset` makes a readable index from HEAD, without the staged changes"
-                        .into(),
-                ),
-            ));
+            let hint = "the undo's own backup holds the index from before it: undo this undo to go back; or `rm .git/index && git reset` makes a readable index from HEAD, without the staged changes";
+            return Err(Error::Service {
+                message: format!("git cannot read the index restored from backup {snapshot}: {e}"),
+                hint: Some(hint.into()),
+            });
         }
         self.record_restored(&m);
         Ok(StepDetail::RestoreIndex { restored: true, objects_written: Some(written) })

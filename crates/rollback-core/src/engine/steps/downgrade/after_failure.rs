@@ -258,7 +258,19 @@ impl Rollback {
         let (Some(snap_at), Some(down_at)) = (index("db_snapshot"), index("downgrade")) else { return None };
         // What this downgrade drops now (the rows put back included), for the report and the
         // undo; the plan's when it cannot be measured.
-        let forecast = ex.plan.downgrade_to().and_then(|to| self.forecast_downgrade(to).ok());
+        let forecast = ex.plan.downgrade_to().and_then(|to| match self.forecast_downgrade(to) {
+            Ok(f) => Some(f),
+            Err(e) => {
+                ctx.log(
+                    LogLevel::Warn,
+                    format!(
+                        "could not measure again what the downgrade drops (the rows put back included): {}; the report counts the plan's forecast, which does not",
+                        e.chain()
+                    ),
+                );
+                None
+            }
+        });
         let taken = self.dump_database(Some(&ex.run_id), "database").and_then(|m| {
             let rec = m.database.as_ref().expect("a database manifest");
             let detail = crate::detail::StepDetail::DbSnapshot {
