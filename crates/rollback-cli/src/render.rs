@@ -57,7 +57,12 @@ pub(crate) fn outcome(o: &RunOutcome) -> String {
     if let Some(u) = &o.undo_of {
         let _ = writeln!(s, "undoes:  {u}");
     }
-    let _ = writeln!(s, "time:    {} ms", o.duration_ms);
+    if o.finished_at.is_none() && !o.interrupted {
+        // Live: no time taken yet, only since when.
+        let _ = writeln!(s, "time:    running since {}", o.started_at);
+    } else {
+        let _ = writeln!(s, "time:    {} ms", o.duration_ms);
+    }
     for st in &o.steps {
         let _ = writeln!(s, "  [{:<11}] {}", st.status, st.step);
     }

@@ -139,7 +139,14 @@ impl Prompter for TerminalPrompter {
                     };
                     return Ok(StepDecision::Abort { undo });
                 }
-                None => eprintln!("`{answer}`? answer {choices}"),
+                None => eprintln!(
+                    "`{answer}`? answer {}",
+                    if request.skippable {
+                        "yes (or run), no (or skip), inspect, abort (then asked whether to undo) or abort-undo"
+                    } else {
+                        "yes (or run), inspect, abort (then asked whether to undo) or abort-undo"
+                    }
+                ),
             }
         }
     }

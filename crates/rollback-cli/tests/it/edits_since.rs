@@ -324,3 +324,31 @@ fn an_undo_over_a_nested_repository_is_refused_naming_it() {
     assert_eq!(picture(&r), before, "nothing changed");
     assert_eq!(r.head(), r.git(&["rev-parse", "v1"]));
 }
+
+/// `runs show` of a run still going says since when it runs, not `time: 0 ms`.
+#[test]
+fn runs_show_of_a_live_run_says_since_when_it_runs() {
+    let (r, _) = messy_repo();
+    let (child, release) = paused_at_the_reset(&r, &["run", "--fast", "--yes", "--json", "--target", "v1"]);
+    let runs = fr(&r, &["runs", "list", "--json"]).json();
+    let id = runs[0]["run_id"].as_str().unwrap().to_owned();
+    let out = fr(&r, &["runs", "show", &id]);
+    out.ok();
+    assert!(out.stdout.contains("time:    running since 20"), "{}", out.stdout);
+    assert!(!out.stdout.contains("time:    0 ms"), "{}", out.stdout);
+    let (code, stderr, _) = go_on(child, &release);
+    assert_eq!(code, Some(0), "{stderr}");
+    let out = fr(&r, &["runs", "show", &id]);
+    assert!(out.stdout.contains(" ms\n") && !out.stdout.contains("running since"), "{}", out.stdout);
+}
+
+/// A run to HEAD with a clean tree has nothing to do: refused with the way to go further back.
+#[test]
+fn nothing_to_roll_back_says_how_to_go_further_back() {
+    let (r, _) = messy_repo();
+    r.git(&["stash", "-u", "-q"]);
+    let out = fr(&r, &["run", "--fast", "--yes", "--target", "HEAD"]);
+    out.code(4);
+    assert!(out.stderr.contains("nothing to roll back: HEAD is already at"), "{}", out.stderr);
+    assert!(out.stderr.contains("hint: to roll back further, name an older release: `--target REV`"), "{}", out.stderr);
+}

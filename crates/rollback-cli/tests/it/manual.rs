@@ -157,7 +157,7 @@ fn answers_are_the_documented_words_in_any_case() {
     p.send_line("  Yes  ").unwrap();
     assert_eq!(next_step(&mut p), "snapshot");
     p.send_line("y").unwrap();
-    p.exp_string("`y`? answer yes/inspect/abort").unwrap();
+    p.exp_string("`y`? answer yes (or run), inspect, abort (then asked whether to undo) or abort-undo").unwrap();
     p.send_line("YES").unwrap();
     assert_eq!(next_step(&mut p), "reset");
     p.send_line("Run").unwrap();

@@ -149,7 +149,10 @@ impl Rollback {
                     "nothing to roll back: HEAD is already at {} and the tree is clean",
                     a.target.commit.id.short()
                 ),
-                None,
+                Some(
+                    "to roll back further, name an older release: `--target REV` (`forge-rollback known-good list` shows the verified ones)"
+                        .into(),
+                ),
             ));
         } else if at_head && level != Level::Fast && !schema_moves && !env_moves {
             // A full rollback to HEAD would snapshot, "reset" to the same commit and restart
