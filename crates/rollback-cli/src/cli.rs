@@ -236,7 +236,9 @@ pub struct RehearseArgs {
 #[derive(Debug, ClapArgs)]
 pub struct WatchArgs {
     /// Seconds between rounds.
-    #[arg(long, value_name = "SECONDS")]
+    // A negative value typed after a space (`--interval -1`) reaches the documented refusal
+    // that quotes it, not clap's "unexpected argument".
+    #[arg(long, value_name = "SECONDS", allow_negative_numbers = true)]
     pub interval: Option<f64>,
     /// Failed rounds in a row before rolling back.
     #[arg(long, value_name = "N")]
@@ -246,7 +248,7 @@ pub struct WatchArgs {
     pub level: LevelArgs,
     /// Hours a commit must pass every round before it is marked known-good (`0` promotes
     /// after the first passing round; default: the registry's `minimum_uptime_hours`).
-    #[arg(long, value_name = "HOURS")]
+    #[arg(long, value_name = "HOURS", allow_negative_numbers = true)]
     pub promote_after: Option<f64>,
     /// Report what it would do; never roll back or promote.
     #[arg(long)]

@@ -208,6 +208,13 @@ fn failed_rounds_roll_back_to_the_known_good_release_and_mark_the_bad_one() {
     assert!(out.stderr.contains("round 2: 1 of 1 check(s) failed (2/2 in a row): api: status 503"), "{}", out.stderr);
     assert!(out.stderr.contains(&format!("rolling back from {}", short(&w.ids[2]))), "{}", out.stderr);
     assert!(out.stderr.contains(&format!("Marked {} known bad", short(&w.ids[2]))), "{}", out.stderr);
+    // The mark is local: the gates in CI and on the git server read the default branch's.
+    assert!(
+        out.stderr.contains("known bad in `rollback/config/known-good-commits.json` on this host")
+            && out.stderr.contains("once that file is committed on the default branch (`git add "),
+        "{}",
+        out.stderr
+    );
     assert!(out.stdout.contains(&format!("rollbacks: {run_id}")), "{}", out.stdout);
 }
 
@@ -478,4 +485,84 @@ fn a_rollback_refused_after_the_last_failed_rounds_is_the_watch_exit_status() {
     assert!(report["not_started"].is_null(), "{report}");
     let last_round = w.events("round").pop().unwrap();
     assert_eq!(last_round["passed"], true, "{last_round}");
+}
+
+#[test]
+fn a_stop_asked_for_during_a_failing_round_starts_no_rollback() {
+    // The round takes two seconds (a slow failing check): SIGTERM comes in the middle of it.
+    let w = Watched::new(|_| String::new());
+    w.server.set("/health", Behaviour::Slow(Duration::from_secs(2), Box::new(Behaviour::Status(500))));
+    let watch = w.spawn(&["watch", "--interval", "0.2", "--failures", "1", "--promote-after", "1", "--json"]);
+    wait_until("the first round's request", Duration::from_secs(60), || !w.server.requests().is_empty());
+    watch.terminate();
+    let out = watch.wait(Duration::from_secs(60));
+    // Interrupted: exit 5; the rollback the failed round called for was not started.
+    out.code(5);
+    assert_eq!(out.json()["not_started"]["kind"], "cancelled", "{}", out.stdout);
+    assert!(w.runs().is_empty(), "no rollback after the operator asked the watch to stop");
+    assert_eq!(w.repo.head(), w.ids[2]);
+    let rollbacks = w.events("rollback");
+    assert_eq!(rollbacks.len(), 1, "{rollbacks:?}");
+    assert_eq!(rollbacks[0]["outcome"], "not started: the watch was asked to stop (a signal)");
+    assert!(out.stderr.contains("asked to stop during the round: not starting a rollback"), "{}", out.stderr);
+
+    // A passing round with a stop asked for during it promotes nothing either.
+    w.server.set("/health", Behaviour::Slow(Duration::from_secs(2), Box::new(Behaviour::Healthy)));
+    let before = w.server.requests().len();
+    let watch = w.spawn(&["watch", "--interval", "0.2", "--promote-after", "0"]);
+    wait_until("the round's request", Duration::from_secs(60), || w.server.requests().len() > before);
+    watch.terminate();
+    watch.wait(Duration::from_secs(60)).ok();
+    assert!(w.entry(&w.ids[2]).is_none(), "v3 was not promoted after the stop");
+}
+
+#[test]
+fn failures_on_local_edits_roll_back_but_do_not_mark_the_commit_bad() {
+    // v3 is fine; a hot edit on the host broke it. The rollback sets the edit aside (in its
+    // backup), and the commit alone was never checked: no bad mark.
+    let w = Watched::new(|s| format!("[deploy]\nhook_url = {}\n", toml_str(&s.url("/deploy/hook"))));
+    w.repo.write("app/main.py", "HOTFIX = 'broken'\n");
+    w.server.set("/health", Behaviour::Status(503));
+    w.server.set("/deploy/hook", Behaviour::switch("/health", Behaviour::Healthy));
+    let out = w.fr(&["watch", "--interval", "0.2", "--failures", "1", "--rounds", "2", "--promote-after", "1"]);
+    out.ok();
+    assert_eq!(w.runs().len(), 1);
+    assert_eq!(w.repo.head(), w.ids[1]);
+    assert!(w.events("mark_bad").is_empty(), "{:?}", w.records());
+    assert!(w.entry(&w.ids[2]).is_none_or(|e| e["known_bad"] != true), "v3 was not marked bad");
+    assert!(
+        out.stderr.contains("not marking") && out.stderr.contains("local changes to tracked files (app/main.py)"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn an_unreadable_registry_does_not_keep_the_watch_from_starting() {
+    let w = Watched::new(|_| String::new());
+    std::fs::write(w.repo.path().join("rollback/config/known-good-commits.json"), "{\"commits\": [").unwrap();
+    let out = w.fr(&["watch", "--interval", "0.2", "--rounds", "1"]);
+    out.ok();
+    assert_eq!(w.events("round").len(), 1);
+    assert!(
+        out.stderr.contains("could not read the registry, so the promotion window is the default 24 h"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn a_negative_interval_or_window_after_a_space_is_refused_quoting_it() {
+    let w = Watched::new(|_| String::new());
+    let out = w.fr(&["watch", "--promote-after", "-1", "--rounds", "1"]);
+    out.code(2);
+    assert!(
+        out.stderr.contains("--promote-after must be zero or a positive number of hours, not -1"),
+        "{}",
+        out.stderr
+    );
+    let out = w.fr(&["watch", "--interval", "-1", "--rounds", "1"]);
+    out.code(2);
+    assert!(out.stderr.contains("--interval must be a positive number, not -1"), "{}", out.stderr);
+    assert!(w.records().is_empty());
 }

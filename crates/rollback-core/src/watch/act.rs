@@ -24,7 +24,28 @@ pub(super) struct Settled {
     pub(super) outage: Vec<CommitId>,
 }
 
+/// Up to five of `names`, then how many more.
+fn list_some(names: &[String]) -> String {
+    let more = if names.len() > 5 { format!(" and {} more", names.len() - 5) } else { String::new() };
+    format!("{}{more}", names.iter().take(5).cloned().collect::<Vec<_>>().join(", "))
+}
+
 impl Rollback {
+    /// The tracked files with local changes (hidden ones included), but for those a rollback
+    /// keeps (the registry the watch itself writes, the configuration, env files, the
+    /// database): what a round checks beyond the commit.
+    fn local_edits(&self) -> Result<Vec<String>> {
+        let guard = crate::engine::planner::CacheGuard::new(self.config(), self.workdir());
+        Ok(self
+            .vcs()
+            .status(false)?
+            .into_iter()
+            .filter(|e| matches!(e.kind, crate::vcs::StatusKind::Tracked { .. }) || e.hidden_by.is_some())
+            .filter(|e| !guard.protects(&e.path))
+            .map(|e| e.path.to_string())
+            .collect())
+    }
+
     /// Marks `head` known-good once it passed for the window. `Ok(true)` when that is settled
     /// for this commit (marked, already good, marked bad, a dry run); `Ok(false)` when the
     /// next passing round should try again (the registry could not be read or written, the
@@ -60,19 +81,10 @@ impl Rollback {
             // What passed is the work tree: with local changes to tracked files, not the
             // commit. The files a rollback keeps (the registry the watch itself writes, the
             // configuration, env files, the database) are no part of the release.
-            let guard = crate::engine::planner::CacheGuard::new(self.config(), self.workdir());
-            let edited: Vec<String> = match self.vcs().status(false) {
-                Ok(status) => status
-                    .into_iter()
-                    .filter(|e| matches!(e.kind, crate::vcs::StatusKind::Tracked { .. }) || e.hidden_by.is_some())
-                    .filter(|e| !guard.protects(&e.path))
-                    .map(|e| e.path.to_string())
-                    .collect(),
+            let edited = match self.local_edits() {
+                Ok(edited) => edited,
                 Err(e) => {
-                    log.say(
-                        LogLevel::Error,
-                        format!("could not read the status of the work tree: {}", crate::Error::from(e).chain()),
-                    );
+                    log.say(LogLevel::Error, format!("could not read the status of the work tree: {}", e.chain()));
                     return Ok(false);
                 }
             };
@@ -80,10 +92,9 @@ impl Rollback {
                 log.say(
                     LogLevel::Warn,
                     format!(
-                        "not marking {} known-good yet: the checks passed on local changes to tracked files ({}{}), not on the commit alone; commit them (a new release) or put them back",
+                        "not marking {} known-good yet: the checks passed on local changes to tracked files ({}), not on the commit alone; commit them (a new release) or put them back",
                         head.short(),
-                        edited.iter().take(5).cloned().collect::<Vec<_>>().join(", "),
-                        if edited.len() > 5 { format!(" and {} more", edited.len() - 5) } else { String::new() }
+                        list_some(&edited)
                     ),
                 );
                 return Ok(false);
@@ -252,6 +263,9 @@ impl Rollback {
                 head.short()
             ),
         );
+        // What the failing rounds checked beyond the commit, which the rollback sets aside:
+        // failures seen there are no evidence against the commit.
+        let edited = self.local_edits();
         let started = self.run(&run_opts, &AutoConfirm, log.observer);
         report.not_started = started.as_ref().err().map(|e| super::WatchNotStarted {
             from: head.clone(),
@@ -292,16 +306,36 @@ impl Rollback {
                     outcome: outcome.status.to_string(),
                     because,
                 })?;
-                if outcome.status == RunStatus::Succeeded && verified {
+                let edited = match edited {
+                    Ok(edited) => edited,
+                    Err(e) => vec![format!("(the status could not be read: {})", e.chain())],
+                };
+                if outcome.status == RunStatus::Succeeded && verified && !edited.is_empty() {
+                    log.say(
+                        LogLevel::Warn,
+                        format!(
+                            "not marking {} known bad: the failing rounds ran on local changes to tracked files ({}), which the rollback set aside (in its backup), not on the commit alone",
+                            head.short(),
+                            list_some(&edited)
+                        ),
+                    );
+                } else if outcome.status == RunStatus::Succeeded && verified {
                     // Only when the known-good release passes where this one failed is there
                     // evidence against this one.
                     // A registry that cannot be written must not end the watch: production
                     // is on the release just rolled back to, and needs watching.
                     match self.mark_bad(head.as_str(), Some("watch: failed verification; rolled back from")) {
                         Ok(_) => {
+                            // The mark is in this host's registry file: the gates in CI and
+                            // on the git server read it as the default branch holds it.
+                            let registry = self.registry_path();
+                            let shown = registry.strip_prefix(self.workdir()).unwrap_or(&registry).display().to_string();
                             log.say(
                                 LogLevel::Info,
-                                format!("Marked {} known bad: it will not be a rollback target", head.short()),
+                                format!(
+                                    "Marked {0} known bad in `{shown}` on this host: it will not be a rollback target here; `gate` in CI and on the git server sees it once that file is committed on the default branch (`git add {shown} && git commit -m \"mark {0} known bad\" && git push`)",
+                                    head.short()
+                                ),
                             );
                             log.record(&WatchRecord::MarkBad { at: Timestamp::now(), commit: head.clone() })?;
                         }

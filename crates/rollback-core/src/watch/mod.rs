@@ -282,15 +282,20 @@ impl Rollback {
                 Some("watch with `--fast` or `--full`, or leave the level to the assessment".into()),
             ));
         }
+        // A registry that cannot be read must not keep production unwatched: the default
+        // window, said; it is read again at each promotion and rollback.
+        let mut unreadable = None;
         let promote_after = if let Some(d) = opts.promote_after {
             d
         } else {
-            let hours = self
-                .registry()?
-                .verification_criteria
-                .get("minimum_uptime_hours")
-                .and_then(serde_json::Value::as_f64)
-                .unwrap_or(24.0);
+            let hours = match self.registry() {
+                Ok(r) => r.verification_criteria.get("minimum_uptime_hours").and_then(serde_json::Value::as_f64),
+                Err(e) => {
+                    unreadable = Some(e.chain());
+                    None
+                }
+            }
+            .unwrap_or(24.0);
             // A negative window would promote after one round: refused like an absurd one.
             Duration::try_from_secs_f64(hours * 3600.0).map_err(|_| {
                 Error::usage(
@@ -324,6 +329,14 @@ impl Rollback {
                 if opts.dry_run { " (dry run)" } else { "" }
             ),
         );
+        if let Some(e) = unreadable {
+            log.say(
+                LogLevel::Error,
+                format!(
+                    "could not read the registry, so the promotion window is the default 24 h (pass `--promote-after HOURS` to choose): {e}; the watch goes on, and reads it again to promote or roll back"
+                ),
+            );
+        }
         let mut report = WatchReport::default();
         let mut settled = Settled::default();
         // A watch before this one (restarted by systemd, after a reboot) rolled back to HEAD:
@@ -415,7 +428,8 @@ impl Rollback {
                     inconclusive,
                 })?;
                 let passed_for = round_start.saturating_duration_since(since) + Duration::from_millis(v.duration_ms);
-                if !promoted_head && passed_for >= promote_after {
+                // Asked to stop (a signal during the round): the operator is taking over.
+                if !promoted_head && passed_for >= promote_after && !stop.load(Ordering::SeqCst) {
                     promoted_head = self.promote(&mut log, &head, passed_for, opts.dry_run, &mut report)?;
                 }
             } else {
@@ -443,7 +457,31 @@ impl Rollback {
                 })?;
                 if failures >= opts.failures {
                     failures = 0;
-                    self.watch_rollback(&mut log, opts, &head, failed, &mut report, &mut settled)?;
+                    if stop.load(Ordering::SeqCst) {
+                        // A signal during the round: the operator is taking over (a planned
+                        // outage, a deploy by hand). Only a rollback already begun finishes.
+                        log.say(
+                            LogLevel::Warn,
+                            format!(
+                                "{} failed rounds in a row, but this watch was asked to stop during the round: not starting a rollback",
+                                opts.failures
+                            ),
+                        );
+                        report.not_started = Some(WatchNotStarted {
+                            from: head.clone(),
+                            reason: "the watch was asked to stop (a signal)".into(),
+                            kind: NotStartedKind::Cancelled,
+                        });
+                        log.record(&WatchRecord::Rollback {
+                            at: Timestamp::now(),
+                            from: head.clone(),
+                            run_id: None,
+                            outcome: "not started: the watch was asked to stop (a signal)".into(),
+                            because: failed,
+                        })?;
+                    } else {
+                        self.watch_rollback(&mut log, opts, &head, failed, &mut report, &mut settled)?;
+                    }
                 }
             }
             // The last round: no interval after it to wait out.
