@@ -566,3 +566,24 @@ fn a_negative_interval_or_window_after_a_space_is_refused_quoting_it() {
     assert!(out.stderr.contains("--interval must be a positive number, not -1"), "{}", out.stderr);
     assert!(w.records().is_empty());
 }
+
+#[test]
+fn a_run_left_half_way_is_said_when_the_watch_starts() {
+    let w = Watched::new(|_| String::new());
+    // A rollback killed after its reset (the host rebooted under it).
+    let out = crate::common::fr_env(
+        &w.repo,
+        &["run", "--fast", "--yes", "--target", "v1"],
+        &[("FORGE_ROLLBACK_FAILPOINT", "end:reset")],
+    );
+    assert_eq!(out.code, None, "killed: {}", out.stderr);
+    let out = w.fr(&["watch", "--interval", "0.2", "--rounds", "1", "--promote-after", "1"]);
+    out.ok();
+    assert!(out.stderr.contains("was interrupted half-way"), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("until it is finished or undone, a rollback this watch decides on is refused; finish it with"),
+        "{}",
+        out.stderr
+    );
+}

@@ -337,6 +337,19 @@ impl Rollback {
                 ),
             );
         }
+        // A run left half-way (the watch's own, killed with it; an operator's): every rollback
+        // this watch decides on would be refused, so say it now, not at the first outage.
+        if self.refuse_locked().is_ok()
+            && let Err(e) = self.refuse_unfinished()
+        {
+            log.say(
+                LogLevel::Warn,
+                format!(
+                    "{e}: until it is finished or undone, a rollback this watch decides on is refused{}",
+                    crate::Error::hint(&e).map(|h| format!("; {h}")).unwrap_or_default()
+                ),
+            );
+        }
         let mut report = WatchReport::default();
         let mut settled = Settled::default();
         // A watch before this one (restarted by systemd, after a reboot) rolled back to HEAD:
