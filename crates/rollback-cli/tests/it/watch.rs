@@ -430,6 +430,7 @@ fn with_on_failure_undo_a_watch_does_not_flap_between_rollback_and_undo() {
     assert_eq!(report["rollback_outcomes"][0]["status"], "verification_failed", "{report}");
     assert_eq!(report["rollback_outcomes"][0]["verification_failed"], true, "{report}");
     assert_eq!(report["not_started"]["kind"], "outage", "{report}");
+    assert!(report["rollback_outcomes"][0]["undone_by"].is_string(), "back on v3: {report}");
     let rollbacks = w.events("rollback");
     assert_eq!(rollbacks.len(), 3, "{rollbacks:?}");
     // The one rollback failed its checks and was undone at once: back on v3 ...

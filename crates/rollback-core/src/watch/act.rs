@@ -288,6 +288,7 @@ impl Rollback {
                         run_id: id.clone(),
                         status: outcome.status,
                         verification_failed: !verified,
+                        undone_by: outcome.undone_by.clone(),
                     });
                 }
                 if matches!(outcome.status, RunStatus::Succeeded | RunStatus::VerificationFailed | RunStatus::Undone) {

@@ -203,6 +203,10 @@ pub struct WatchRollback {
     pub status: crate::journal::RunStatus,
     /// Its checks failed (it may have been undone for that: `[verify] on_failure = "undo"`).
     pub verification_failed: bool,
+    /// The undo that put back what it changed (`[verify] on_failure = "undo"`): production is
+    /// back on the release the watch left.
+    #[serde(default)]
+    pub undone_by: Option<String>,
 }
 
 /// The longest interval between rounds: a year (longer ones overflow the clock's arithmetic,
