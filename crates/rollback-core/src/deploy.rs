@@ -18,9 +18,15 @@
 //!   <to>:refs/heads/<b>`, where `from` is the commit production runs (HEAD before the
 //!   rollback). If anyone pushed to the remote branch since, the push is refused
 //!   ([`Error::RemoteMoved`]) and nothing changes.
-//! - `revert-commit`: `git commit-tree <to>^{tree} -p <from>` makes a commit whose files are
-//!   the target's and whose parent is `from`, then a plain push (no force): history is kept,
-//!   and a remote that moved refuses it as a non-fast-forward ([`Error::NonFastForward`]).
+//! - `revert-commit`: `git commit-tree <tree> -p <from>` makes a commit whose files are the
+//!   target's and whose parent is `from`, then a plain push (no force): history is kept, and
+//!   a remote that moved refuses it as a non-fast-forward ([`Error::NonFastForward`]). The
+//!   paths of [`DeployContext::keep`] (the registry and the configuration file, which the
+//!   local reset keeps too) are in it as `from` has them: the tree is the target's read into
+//!   a temporary index, those entries replaced with `from`'s (`git update-index`), then
+//!   `git write-tree`.
+//! - `push` puts the target commit itself on the branch: its registry and configuration
+//!   file too, older copies that lack the bad marks made since (`revert-commit` keeps them).
 //!
 //! A remote that refuses the update itself (`[remote rejected]`: a hook, a protected branch,
 //! `receive.denyNonFastForwards`) is [`Error::Rejected`], with what it said; only git's own
@@ -45,7 +51,7 @@ mod kubernetes_keys;
 mod platform_keys;
 
 pub use error::Error;
-use git::{Git, push, pushed_before, remote_branch_tip, remote_exists, revert_commit};
+use git::{Git, push, pushed_before, remote_branch_tip, remote_exists, revert_commit, rollback_tree};
 
 use crate::http::{client_without_redirects, describe_error};
 use crate::secret::{Secret, from_inline_or_env, redact_in};
@@ -371,6 +377,11 @@ pub struct DeployContext<'a> {
     /// The push lock file (`<state>/push.lock`), held while `git push` and whatever it starts
     /// run, so that a push outliving this process is seen by the next command; `None`: none.
     pub push_lock: Option<&'a Path>,
+    /// `revert-commit`: paths (relative to the top of the work tree, `/`-separated) that the
+    /// rollback commit has as `from` has them, not as the target has them (or not at all, when
+    /// `from` has none): the registry and the configuration file. Empty: the target's tree
+    /// exactly (an undo, which puts back the commit the run started from).
+    pub keep: &'a [String],
 }
 
 /// What [`deploy`] did.
@@ -384,6 +395,10 @@ pub struct DeployReport {
     pub branch: Option<String>,
     /// The commit the remote branch now points at (for `revert-commit`, the new commit).
     pub pushed_commit: Option<String>,
+    /// `revert-commit`: the kept paths ([`DeployContext::keep`]) that the pushed commit has
+    /// as `from` has them, where the target's differ.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kept: Vec<String>,
     /// The deploy hook's answer, when one was called.
     pub hook_status: Option<u16>,
     /// Wall time in milliseconds.
@@ -406,6 +421,7 @@ pub async fn deploy(config: &DeployConfig, ctx: &DeployContext<'_>) -> Result<De
         remote: None,
         branch: None,
         pushed_commit: None,
+        kept: Vec::new(),
         hook_status: None,
         millis: 0,
         detail: String::new(),
@@ -419,18 +435,25 @@ pub async fn deploy(config: &DeployConfig, ctx: &DeployContext<'_>) -> Result<De
         let pushed = if config.strategy == DeployStrategy::Push {
             push(&git, &config.remote, branch, ctx.to, Some(ctx.from), lock).await?
         } else {
-            let commit = revert_commit(&git, ctx).await?;
+            let (tree, kept) = rollback_tree(&git, ctx).await?;
+            report.kept = kept;
+            let commit = revert_commit(&git, ctx, &tree).await?;
             match push(&git, &config.remote, branch, &commit, None, lock).await {
                 Ok(pushed) => pushed,
                 // Run again after its push went through (a resume after the hook failed): the
                 // commit made now differs from the one on the remote only by its date.
                 Err(e @ Error::NonFastForward { .. }) => {
-                    pushed_before(&git, &config.remote, branch, ctx).await.ok().flatten().ok_or(e)?
+                    pushed_before(&git, &config.remote, branch, ctx, &tree).await.ok().flatten().ok_or(e)?
                 }
                 Err(e) => return Err(e),
             }
         };
         details.push(format!("pushed {} to {}/{branch}", short(&pushed), config.remote));
+        if !report.kept.is_empty() {
+            let kept: Vec<String> = report.kept.iter().map(|p| format!("`{p}`")).collect();
+            let it = if kept.len() == 1 { "it" } else { "them" };
+            details.push(format!("kept {} as production ({}) has {it}", kept.join(", "), short(ctx.from)));
+        }
         report.remote = Some(config.remote.clone());
         report.branch = Some(branch.to_owned());
         report.pushed_commit = Some(pushed);
@@ -480,7 +503,7 @@ pub async fn check_ready(config: &DeployConfig, workdir: &Path) -> Result<(), Er
         if !plain_name(&config.remote) {
             return Err(Error::Invalid { what: "remote name", value: config.remote.clone() });
         }
-        let git = Git { dir: workdir.to_owned(), limit: duration(config.push_timeout_secs) };
+        let git = Git { dir: workdir.to_owned(), limit: duration(config.push_timeout_secs), index: None };
         if !remote_exists(&git, &config.remote).await? {
             return Err(Error::NoRemote { remote: config.remote.clone() });
         }
@@ -545,7 +568,7 @@ fn push_target<'a>(config: &'a DeployConfig, workdir: &Path, branch: Option<&'a 
     if !plain_name(&config.remote) {
         return Err(Error::Invalid { what: "remote name", value: config.remote.clone() });
     }
-    Ok((branch, Git { dir: workdir.to_owned(), limit: duration(config.push_timeout_secs) }))
+    Ok((branch, Git { dir: workdir.to_owned(), limit: duration(config.push_timeout_secs), index: None }))
 }
 
 /// Whether `commit` is a rollback commit that run `run_id` made (`revert-commit`).
@@ -553,7 +576,9 @@ pub async fn made_by_run(config: &DeployConfig, workdir: &Path, commit: &str, ru
     if !commit.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Ok(false);
     }
-    Git { dir: workdir.to_owned(), limit: duration(config.push_timeout_secs) }.made_by_run(commit, run_id).await
+    Git { dir: workdir.to_owned(), limit: duration(config.push_timeout_secs), index: None }
+        .made_by_run(commit, run_id)
+        .await
 }
 
 #[cfg(test)]

@@ -181,6 +181,10 @@ pub enum Step {
         branch: Option<String>,
         /// Whether a deploy hook is called (its URL is a secret and never shown).
         hook: bool,
+        /// `revert-commit`: the tool's files (registry, configuration file) that the pushed
+        /// commit has as the commit production runs has them, not as the target has them.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        kept: Vec<RepoPath>,
     },
     /// Make an earlier release live on the production target (a [`crate::production::Deployer`])
     /// and wait until it serves. Both ids are in the plan, so a resumed run and an undo know
@@ -285,13 +289,21 @@ impl Step {
                 v
             }
             Step::Restart { steps, commands } => steps.iter().zip(commands).map(|(n, c)| format!("{n}: {c}")).collect(),
-            Step::Deploy { strategy, remote, branch, hook } => {
+            Step::Deploy { strategy, remote, branch, hook, kept } => {
                 let mut v = Vec::new();
                 if strategy != "none" && remote.is_some() {
                     v.push(format!(
                         "{strategy} to {} branch {}",
                         remote.as_deref().unwrap_or("origin"),
                         branch.as_deref().unwrap_or("(the rolled-back branch)")
+                    ));
+                }
+                if !kept.is_empty() {
+                    let paths: Vec<String> = kept.iter().map(|p| format!("`{p}`")).collect();
+                    let it = if kept.len() == 1 { "it" } else { "them" };
+                    v.push(format!(
+                        "the rollback commit has the target's files, but keeps {} as production's commit has {it}",
+                        paths.join(", ")
                     ));
                 }
                 if *hook {

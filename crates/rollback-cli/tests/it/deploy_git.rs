@@ -332,3 +332,96 @@ fn deploy_config_errors_name_the_key_as_written() {
     out.code(2);
     assert!(out.stderr.contains("`hook_expect_status` is an empty list"), "{}", out.stderr);
 }
+
+/// `git show <rev>` in a bare repository; `None` when it has no such object.
+fn bare_show(remote: &std::path::Path, rev: &str) -> Option<String> {
+    let out = rollback_testkit::clean_git_env(&mut std::process::Command::new("git"))
+        .arg("--git-dir")
+        .arg(remote)
+        .args(["show", rev])
+        .output()
+        .unwrap();
+    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+#[test]
+fn a_revert_commit_keeps_the_registry_and_config_of_production_so_the_server_gate_still_refuses_bad_releases() {
+    const REGISTRY: &str = "rollback/config/known-good-commits.json";
+    const CONFIG: &str = "rollback/config/rollback.toml";
+    let r = TestRepo::new();
+    // The target: a release with the configuration of its day, before any registry.
+    r.write("app.py", "v1\n").write(CONFIG, "# as of v1\n[deploy]\nstrategy = \"revert-commit\"\n");
+    let target = r.commit_all("v1");
+    // Release X, marked known bad (committed), then a broken release on top.
+    r.write("app.py", "broken\n");
+    let bad = r.commit_all("X");
+    crate::common::fr(&r, &["known-good", "bad", &bad, "--note", "broke login"]).ok();
+    r.write(CONFIG, "# changed since v1\n[deploy]\nstrategy = \"revert-commit\"\n");
+    r.commit_all("registry: X bad; config changed");
+    r.write("app.py", "broken again\n");
+    let from = r.commit_all("release 3 (broken)");
+    let remote = crate::common::bare_remote(&r);
+    r.git(&["config", "user.name", "Operator"]);
+    r.git(&["config", "user.email", "operator@example.com"]);
+    let main = || bare_rev(remote.path(), "refs/heads/main");
+    // `forge-rollback -C <bare> gate <commit>`, as the server's pre-receive hook runs it.
+    let gate = |commit: &str| crate::common::run_in(remote.path(), &["gate", commit], &[]);
+    gate(&bad).code(4);
+
+    // The plan says which files the pushed commit keeps.
+    let plan = crate::common::fr(&r, &["plan", "--fast", "--target", &target]);
+    plan.ok();
+    assert!(
+        plan.stdout.contains(&format!("keeps `{REGISTRY}`, `{CONFIG}` as production's commit has them")),
+        "{}",
+        plan.stdout
+    );
+
+    assert!(!plan.stdout.contains("push_resets_tool_files"), "{}", plan.stdout);
+    // With `push` (the target itself, force-pushed) they would go back: the plan warns.
+    let push_cfg = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(push_cfg.path(), "[deploy]\nstrategy = \"push\"\n").unwrap();
+    let cfg = push_cfg.path().display().to_string();
+    let plan = crate::common::fr(&r, &["--config", &cfg, "plan", "--fast", "--target", &target]);
+    plan.ok();
+    assert!(
+        plan.stdout.contains(&format!(
+            "risk push_resets_tool_files: deploy: `push` puts {} itself on `origin/main`, and with it that commit's version of `{REGISTRY}` (older, or none):",
+            &target[..7]
+        )),
+        "{}",
+        plan.stdout
+    );
+
+    let out = crate::common::fr(&r, &["run", "--fast", "--yes", "--json", "--target", &target]);
+    out.ok();
+    let id = run_id(&out);
+    let pushed = main();
+    assert_eq!(bare_rev(remote.path(), &format!("{pushed}^")), from, "on top of production: history kept");
+    // The code is the target's; the registry and the configuration are production's.
+    assert_eq!(bare_show(remote.path(), &format!("{pushed}:app.py")).unwrap(), "v1\n");
+    for path in [REGISTRY, CONFIG] {
+        assert_eq!(
+            bare_show(remote.path(), &format!("{pushed}:{path}")),
+            bare_show(remote.path(), &format!("{from}:{path}")),
+            "{path}"
+        );
+    }
+    let deploy = out.json()["steps"].as_array().unwrap().iter().find(|s| s["step"] == "deploy").cloned().unwrap();
+    assert_eq!(deploy["detail"]["kept"], serde_json::json!([REGISTRY, CONFIG]), "{deploy}");
+    // The server's gate reads the registry of its default branch: X is still refused.
+    let refused = gate(&bad);
+    refused.code(4);
+    assert!(refused.stderr.contains("is marked known bad in the registry (broke login)"), "{}", refused.stderr);
+
+    // The undo puts production's own commit back, tree and all, on top of the rollback commit.
+    crate::common::fr(&r, &["undo", &id, "--yes"]).ok();
+    let again = main();
+    assert_eq!(bare_rev(remote.path(), &format!("{again}^")), pushed);
+    assert_eq!(
+        bare_rev(remote.path(), &format!("{again}^{{tree}}")),
+        r.git(&["rev-parse", &format!("{from}^{{tree}}")])
+    );
+    assert_eq!(r.head(), from);
+    gate(&bad).code(4);
+}

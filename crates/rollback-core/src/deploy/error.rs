@@ -33,6 +33,9 @@ pub enum Error {
         /// Its error output.
         stderr: String,
     },
+    /// The temporary index the rollback commit's tree is built in could not be made.
+    #[error("cannot create a temporary folder for the rollback commit's index")]
+    TempIndex(#[source] std::io::Error),
     /// A git command ran past its timeout and was killed.
     #[error("`git {args}` {}", timed_out(*limit))]
     GitTimeout {
@@ -137,6 +140,10 @@ impl Error {
             Error::GitNotFound(_) => "install git, or set `strategy = \"none\"` in `[deploy]`".into(),
             Error::Git { .. } => {
                 "check the remote's name, URL and credentials (`git remote -v`, `git push --dry-run`)".into()
+            }
+            Error::TempIndex(_) => {
+                "check that the temporary folder (`$TMPDIR`, else /tmp) exists and is writable, then resume the run"
+                    .into()
             }
             Error::GitTimeout { .. } => {
                 "check the network and the remote, or raise `[deploy] push_timeout_secs`".into()

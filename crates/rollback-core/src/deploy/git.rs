@@ -21,6 +21,8 @@ const KEPT_GIT_VARS: [&str; 7] = [
 pub(super) struct Git {
     pub(super) dir: PathBuf,
     pub(super) limit: Duration,
+    /// The index file git reads and writes (`GIT_INDEX_FILE`); `None`: the repository's.
+    pub(super) index: Option<PathBuf>,
 }
 
 /// What a git command printed, and how it ended.
@@ -43,6 +45,9 @@ impl Git {
             if k.starts_with(b"GIT_") && !KEPT_GIT_VARS.iter().any(|kept| kept.as_bytes() == k) {
                 cmd.env_remove(&key);
             }
+        }
+        if let Some(index) = &self.index {
+            cmd.env("GIT_INDEX_FILE", index);
         }
         cmd.env("GIT_TERMINAL_PROMPT", "0")
             .env("LC_ALL", "C")
@@ -162,20 +167,20 @@ pub(super) async fn remote_exists(git: &Git, remote: &str) -> Result<bool, Error
 }
 
 /// The remote branch's tip if it is this run's rollback commit (pushed by an earlier attempt
-/// of the same run): parent `from`, the target's tree, the run named in its message.
+/// of the same run): parent `from`, the tree `tree` ([`rollback_tree`]), the run named in its
+/// message.
 pub(super) async fn pushed_before(
     git: &Git,
     remote: &str,
     branch: &str,
     ctx: &DeployContext<'_>,
+    tree: &str,
 ) -> Result<Option<String>, Error> {
     let Some(tip) = remote_branch_tip(git, remote, branch).await? else { return Ok(None) };
     let (ok, parents, _) = git.run(&["log", "-1", "--format=%P", &tip, "--"], true).await?;
-    let tree = git.tree_of(&tip).await?;
     let ours = ok
         && parents == ctx.from
-        && tree.is_some()
-        && tree == git.tree_of(ctx.to).await?
+        && git.tree_of(&tip).await?.as_deref() == Some(tree)
         && git.made_by_run(&tip, ctx.run_id).await?;
     Ok(ours.then_some(tip))
 }
@@ -207,8 +212,97 @@ impl Git {
     }
 }
 
-/// Makes the rollback commit: the target's tree on top of `from`; its id.
-pub(super) async fn revert_commit(git: &Git, ctx: &DeployContext<'_>) -> Result<String, Error> {
+/// One entry of a commit's tree (`git ls-tree`).
+#[derive(PartialEq, Eq)]
+struct TreeEntry {
+    /// `100644`, `100755`, `120000`, `040000`, `160000`.
+    mode: String,
+    /// `blob`, `tree` or `commit`.
+    kind: String,
+    oid: String,
+}
+
+impl Git {
+    /// The entry `path` (relative to the top of the work tree) of `commit`'s tree; `None` when
+    /// the commit has nothing there.
+    async fn entry(&self, commit: &str, path: &str) -> Result<Option<TreeEntry>, Error> {
+        // `-z`: the path unquoted; `--full-tree`: relative to the top, wherever git runs;
+        // literal pathspecs: a `*` in a file name is not a pattern.
+        let args = ["--literal-pathspecs", "ls-tree", "-z", "--full-tree", commit, "--", path];
+        let (_, out, _) = self.run(&args, false).await?;
+        for record in out.split('\0') {
+            // `<mode> <type> <oid>\t<path>`
+            let Some((meta, name)) = record.split_once('\t') else { continue };
+            let mut fields = meta.split(' ');
+            if let (Some(mode), Some(kind), Some(oid), true) =
+                (fields.next(), fields.next(), fields.next(), name == path)
+            {
+                return Ok(Some(TreeEntry { mode: mode.to_owned(), kind: kind.to_owned(), oid: oid.to_owned() }));
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// The rollback commit's tree, and the paths of `ctx.keep` in it that are as `from` has them
+/// rather than as the target has them. It is the target's tree, except that each kept path
+/// (the registry, the configuration file) is `from`'s file, or absent when `from` has none:
+/// the production branch must not go back to the target's older registry, which has none of
+/// the bad marks made since, and a server gate reading the branch would then let those
+/// releases through again. The local reset keeps the same files (`keep_tool_files`). Built in
+/// an index of its own, so the repository's index is never touched.
+pub(super) async fn rollback_tree(git: &Git, ctx: &DeployContext<'_>) -> Result<(String, Vec<String>), Error> {
+    let target_tree = format!("{}^{{tree}}", ctx.to);
+    let (tree, kept) = if ctx.keep.is_empty() {
+        let (_, tree, _) = git.run(&["rev-parse", "--verify", &target_tree], false).await?;
+        (tree, Vec::new())
+    } else {
+        let temp = tempfile::tempdir().map_err(Error::TempIndex)?;
+        let git = Git { dir: git.dir.clone(), limit: git.limit, index: Some(temp.path().join("index")) };
+        git.run(&["read-tree", &target_tree], false).await?;
+        let mut kept = Vec::new();
+        for path in ctx.keep {
+            let (target, production) = (git.entry(ctx.to, path).await?, git.entry(ctx.from, path).await?);
+            if target == production {
+                continue;
+            }
+            let is_file = |e: &Option<TreeEntry>| e.as_ref().is_some_and(|e| e.kind == "blob");
+            match &production {
+                // `--replace`: a folder of the target's at the same path (or a file where the
+                // path needs a folder) gives way, as in `from`.
+                Some(e) if is_file(&production) => {
+                    let info = format!("{},{},{path}", e.mode, e.oid);
+                    git.run(&["update-index", "--add", "--replace", "--cacheinfo", &info], false).await?;
+                }
+                None if is_file(&target) => {
+                    git.run(&["update-index", "--force-remove", "--", path], false).await?;
+                }
+                // A folder or a submodule on either side: not the tool's file; the target's stays.
+                _ => continue,
+            }
+            kept.push(path.clone());
+        }
+        let (_, tree, _) = git.run(&["write-tree"], false).await?;
+        (tree, kept)
+    };
+    check_id("write-tree", &tree)?;
+    Ok((tree, kept))
+}
+
+/// Whether `id`, what `command` printed, is a full object id; if not, the error saying so.
+fn check_id(command: &str, id: &str) -> Result<(), Error> {
+    if id.len() < 40 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(Error::Git {
+            args: command.into(),
+            exit: "exit code 0".into(),
+            stderr: format!("unexpected output `{id}`"),
+        });
+    }
+    Ok(())
+}
+
+/// Makes the rollback commit: the tree `tree` ([`rollback_tree`]) on top of `from`; its id.
+pub(super) async fn revert_commit(git: &Git, ctx: &DeployContext<'_>, tree: &str) -> Result<String, Error> {
     // Use the repository's identity; if it has none, sign as forge-rollback rather than fail.
     let author = git.run(&["var", "GIT_AUTHOR_IDENT"], true).await?.0;
     let committer = git.run(&["var", "GIT_COMMITTER_IDENT"], true).await?.0;
@@ -217,16 +311,10 @@ pub(super) async fn revert_commit(git: &Git, ctx: &DeployContext<'_>) -> Result<
         args.extend(["-c", "user.name=forge-rollback", "-c", "user.email=forge-rollback@localhost"].map(str::to_owned));
     }
     let message = format!("Roll back to {} (forge-rollback run {})", short(ctx.to), ctx.run_id);
-    args.extend(["commit-tree".to_owned(), format!("{}^{{tree}}", ctx.to), "-p".to_owned(), ctx.from.to_owned()]);
+    args.extend(["commit-tree".to_owned(), tree.to_owned(), "-p".to_owned(), ctx.from.to_owned()]);
     args.extend(["-m".to_owned(), message]);
     let argv: Vec<&str> = args.iter().map(String::as_str).collect();
     let (_, id, _) = git.run(&argv, false).await?;
-    if id.len() < 40 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(Error::Git {
-            args: "commit-tree".into(),
-            exit: "exit code 0".into(),
-            stderr: format!("unexpected output `{id}`"),
-        });
-    }
+    check_id("commit-tree", &id)?;
     Ok(id)
 }

@@ -340,6 +340,7 @@ impl Rollback {
         self.assess_env(&mut a)?;
         let risks = self.checkout_risks(&a);
         a.risks.extend(risks);
+        a.risks.extend(self.push_risk(&a));
         Ok(a)
     }
 

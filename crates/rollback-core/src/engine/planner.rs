@@ -280,8 +280,10 @@ pub fn with_env_files(mut capture: Vec<Capture>, files: &[RepoPath]) -> Vec<Capt
     capture
 }
 
-/// The restart, deploy and verify steps the configuration asks for, in that order.
-pub fn service_steps(config: &Config, checks: &[String]) -> Vec<Step> {
+/// The restart, deploy and verify steps the configuration asks for, in that order. `keep`:
+/// the paths a `revert-commit` deploy takes from the commit production runs
+/// ([`Step::Deploy`]'s `kept`).
+pub fn service_steps(config: &Config, checks: &[String], keep: Vec<RepoPath>) -> Vec<Step> {
     let mut steps = Vec::new();
     if !config.restart.is_empty() {
         steps.push(Step::Restart {
@@ -290,7 +292,7 @@ pub fn service_steps(config: &Config, checks: &[String]) -> Vec<Step> {
         });
     }
     if let Some(d) = &config.deploy
-        && let Some(step) = deploy_step(d)
+        && let Some(step) = deploy_step(d, keep)
     {
         steps.push(step);
     }
@@ -300,14 +302,34 @@ pub fn service_steps(config: &Config, checks: &[String]) -> Vec<Step> {
     steps
 }
 
-fn deploy_step(d: &crate::deploy::DeployConfig) -> Option<Step> {
+fn deploy_step(d: &crate::deploy::DeployConfig, keep: Vec<RepoPath>) -> Option<Step> {
     let pushes = d.strategy.pushes();
+    let revert = d.strategy == crate::deploy::DeployStrategy::RevertCommit;
     d.is_active().then(|| Step::Deploy {
         strategy: d.strategy.as_str().to_owned(),
         remote: pushes.then(|| d.remote.clone()),
         branch: if pushes { d.branch.clone() } else { None },
         hook: d.hook_url.is_some() || d.hook_url_env.is_some(),
+        kept: if revert { keep } else { Vec::new() },
     })
+}
+
+/// The tool's own files inside the work tree: the registry and the configuration file. A
+/// rollback leaves them as they were before it, locally (`keep_tool_files`) and in the commit
+/// a `revert-commit` deploy pushes: the target's older copies must not forget the commits
+/// marked since (a bad release would become eligible again, and pass a server's `gate`).
+pub(crate) fn tool_files(workdir: &Path, config: &Config) -> Vec<RepoPath> {
+    let mut out = Vec::new();
+    for path in std::iter::once(config.registry_path(workdir)).chain(config.source.clone()) {
+        let path = super::support::normalize(&if path.is_absolute() { path } else { workdir.join(path) });
+        if path.starts_with(workdir)
+            && let Ok(rel) = RepoPath::from_fs(workdir, &path)
+            && !out.contains(&rel)
+        {
+            out.push(rel);
+        }
+    }
+    out
 }
 
 /// The rollback plan for an assessment at `level`. Full and manual plans add, when the
@@ -381,7 +403,7 @@ pub fn rollback_plan(vcs: &dyn VcsBackend, config: &Config, checks: &[String], a
         });
     }
     steps.push(Step::ClearCaches { found });
-    steps.extend(service_steps(config, checks));
+    steps.extend(service_steps(config, checks, tool_files(workdir, config)));
     steps.push(Step::Record);
     Plan {
         kind: RunKind::Rollback,
@@ -400,7 +422,13 @@ pub fn rollback_plan(vcs: &dyn VcsBackend, config: &Config, checks: &[String], a
             .iter()
             .filter(|r| {
                 use crate::model::RiskCode;
-                matches!(r.code, RiskCode::UntrackedDependencies | RiskCode::BlobsNotFetched | RiskCode::CaseOnlyNames)
+                matches!(
+                    r.code,
+                    RiskCode::UntrackedDependencies
+                        | RiskCode::BlobsNotFetched
+                        | RiskCode::CaseOnlyNames
+                        | RiskCode::PushResetsToolFiles
+                )
             })
             .cloned()
             .collect(),
@@ -577,7 +605,9 @@ pub fn undo_plan(
                 Step::RestoreIndex { snapshot: manifest.id.clone() },
             ]);
             steps.extend(after_files);
-            steps.extend(service_steps(config, checks));
+            // The undo puts back the commit the run started from, tool files and all: its
+            // deploy pushes that commit's tree exactly.
+            steps.extend(service_steps(config, checks, Vec::new()));
             steps.push(Step::Record);
             steps
         },

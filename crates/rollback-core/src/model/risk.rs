@@ -113,6 +113,11 @@ risk_codes! {
     /// Something else deploys the production target (Argo CD or Flux auto-sync) and would
     /// re-apply the rolled-back release.
     ProductionAutoSync = "production_auto_sync",
+    /// `[deploy] strategy = "push"` puts the target commit itself on the remote branch, with
+    /// its older registry or configuration file: the bad marks made since are gone from the
+    /// branch (a server's `gate` lets those releases through again). `revert-commit` keeps
+    /// them.
+    PushResetsToolFiles = "push_resets_tool_files",
 }
 
 impl std::fmt::Display for RiskCode {

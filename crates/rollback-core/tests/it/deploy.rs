@@ -55,6 +55,7 @@ impl Setup {
             to: &self.releases[0],
             branch: Some("main"),
             push_lock: None,
+            keep: &[],
         }
     }
 
@@ -118,6 +119,57 @@ fn revert_commit_pushes_the_targets_tree_on_top_of_production() {
         format!("Roll back to {} (forge-rollback run 20251210-173900-ab12)|Operator", &s.releases[0][..12])
     );
     assert!(report.detail.starts_with("pushed ") && report.detail.ends_with(" to origin/main"), "{report:?}");
+}
+
+#[test]
+fn revert_commit_keeps_the_kept_paths_as_production_has_them_and_a_second_attempt_finds_its_push() {
+    let s = setup();
+    // Production: v3 with README.md deleted, pushed and fetched.
+    let other = TestRepo::new();
+    let url = s.remote.path().to_str().unwrap();
+    other.git(&["fetch", "-q", url, "main"]);
+    other.git(&["reset", "-q", "--hard", "FETCH_HEAD"]);
+    other.git(&["rm", "-q", "README.md"]);
+    let production = other.commit_all("drop the readme");
+    other.git(&["push", "-q", url, "HEAD:refs/heads/main"]);
+    s.repo.git(&["fetch", "-q", "origin"]);
+    // Changed since v1, added since v1, removed since v1, the same as v1, in neither, and a
+    // folder (not a tool file: left as the target has it).
+    let keep: Vec<String> = ["requirements.txt", "app/payments.py", "README.md", ".gitignore", "nowhere.json", "app"]
+        .map(str::to_owned)
+        .into();
+    let ctx = DeployContext { from: &production, keep: &keep, ..s.ctx() };
+    let report = rt::block_on(deploy::deploy(&config(DeployStrategy::RevertCommit), &ctx)).unwrap();
+    let pushed = report.pushed_commit.clone().unwrap();
+    assert_eq!(s.remote_main(), pushed);
+    assert_eq!(report.kept, ["requirements.txt", "app/payments.py", "README.md"]);
+    assert!(
+        report.detail.contains("; kept `requirements.txt`, `app/payments.py`, `README.md` as production ("),
+        "{report:?}"
+    );
+    let r = s.remote.path();
+    // `<mode> <type> <id>\t<path>`, one a line, sorted by path.
+    let files = |commit: &str| git(r, &["ls-tree", "-r", commit]);
+    let path = |line: &str| line.split_once('\t').unwrap().1.to_owned();
+    // v1's tree with production's requirements.txt and app/payments.py, and no README.md.
+    let from_target = files(&s.releases[0]);
+    let from_target = from_target.lines().filter(|l| !["README.md", "requirements.txt"].contains(&path(l).as_str()));
+    let from_production = files(&production);
+    let from_production =
+        from_production.lines().filter(|l| ["requirements.txt", "app/payments.py"].contains(&path(l).as_str()));
+    let mut expected: Vec<&str> = from_target.chain(from_production).collect();
+    expected.sort_by_key(|l| path(l));
+    assert_eq!(files(&pushed).lines().collect::<Vec<_>>(), expected);
+    assert_eq!(git(r, &["rev-parse", &format!("{pushed}^")]), production);
+    // The repository's own index is untouched.
+    assert_eq!(s.repo.git(&["status", "--porcelain", "--untracked-files=no"]), "");
+
+    // The same run again (a resume after its hook failed), its new commit made by someone else
+    // so that it differs from the pushed one: the run's commit on the remote is found.
+    s.repo.git(&["config", "user.name", "Another Operator"]);
+    let again = rt::block_on(deploy::deploy(&config(DeployStrategy::RevertCommit), &ctx)).unwrap();
+    assert_eq!(again.pushed_commit.as_deref(), Some(pushed.as_str()));
+    assert_eq!(s.remote_main(), pushed);
 }
 
 #[test]

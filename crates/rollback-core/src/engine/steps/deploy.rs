@@ -1,9 +1,11 @@
 //! `deploy`: push, revert commit, deploy hook (`[deploy]`).
 
+use crate::deploy::DeployStrategy;
 use crate::detail::StepDetail;
 use crate::engine::{Ctx, Exec, Rollback};
 use crate::error::{Error, Result};
 use crate::event::LogLevel;
+use crate::paths::RepoPath;
 use crate::plan::RunKind;
 
 impl Rollback {
@@ -48,7 +50,32 @@ impl Rollback {
         }
     }
 
-    pub(crate) fn step_deploy(&self, ctx: &mut Ctx<'_>, ex: &mut Exec<'_>) -> Result<StepDetail> {
+    /// The risk `push_resets_tool_files`: `[deploy] strategy = "push"` force-pushes the target
+    /// itself, and the target's registry or configuration file differs from HEAD's: the
+    /// remote branch would go back to the older copy (`revert-commit` keeps HEAD's).
+    pub(crate) fn push_risk(&self, a: &crate::assess::Assessment) -> Option<crate::model::Risk> {
+        let cfg = self.config.deploy.as_ref().filter(|c| c.strategy == DeployStrategy::Push)?;
+        let tools = self.tool_files();
+        let changed: Vec<&RepoPath> = a.changes.iter().map(|c| &c.path).filter(|p| tools.contains(p)).collect();
+        if changed.is_empty() {
+            return None;
+        }
+        let branch = cfg.branch.as_deref().or(a.head.branch.as_deref()).unwrap_or("(the rolled-back branch)");
+        let branch = branch.strip_prefix("refs/heads/").unwrap_or(branch);
+        Some(crate::model::Risk::new(
+            crate::model::RiskCode::PushResetsToolFiles,
+            crate::model::RiskSeverity::High,
+            format!(
+                "deploy: `push` puts {} itself on `{}/{branch}`, and with it that commit's version of {} (older, or none): the bad marks committed since are gone from the branch (a server's `gate` reading it lets those releases through again), and settings changed since go back; `strategy = \"revert-commit\"` keeps HEAD's",
+                a.target.commit.id.short(),
+                cfg.remote,
+                crate::assess::show_paths(changed)
+            ),
+        ))
+    }
+
+    /// `kept`: the paths a `revert-commit` commit has as `from` has them (the plan's).
+    pub(crate) fn step_deploy(&self, ctx: &mut Ctx<'_>, ex: &mut Exec<'_>, kept: &[RepoPath]) -> Result<StepDetail> {
         let Some(cfg) = &self.config.deploy else {
             return Ok(StepDetail::Deploy { summary: "no [deploy] configured".into(), skipped: false, report: None });
         };
@@ -64,6 +91,16 @@ impl Rollback {
         };
         let to = ex.plan.to.to_string();
         let push_lock = self.state.push_lock_path();
+        let mut keep = Vec::new();
+        for path in kept {
+            match path.to_str() {
+                Some(p) => keep.push(p.to_owned()),
+                None => ctx.log(
+                    LogLevel::Warn,
+                    format!("`{path}` is not UTF-8: the rollback commit has it as the target has it"),
+                ),
+            }
+        }
         let dctx = crate::deploy::DeployContext {
             workdir: self.workdir(),
             run_id: &ex.run_id,
@@ -71,6 +108,7 @@ impl Rollback {
             to: &to,
             branch: ex.plan.from.branch.as_deref(),
             push_lock: Some(&push_lock),
+            keep: &keep,
         };
         match crate::rt::block_on(crate::deploy::deploy(cfg, &dctx)) {
             Ok(report) => {

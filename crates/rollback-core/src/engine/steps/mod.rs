@@ -52,7 +52,7 @@ impl Rollback {
                 self.step_put_back_rows(ctx, ex, snapshot, losses, deleted_at)
             }
             Step::Restart { .. } => self.step_restart(ctx, ex),
-            Step::Deploy { .. } => self.step_deploy(ctx, ex),
+            Step::Deploy { kept, .. } => self.step_deploy(ctx, ex, kept),
             Step::Promote { production, from, to, autodeploy } => {
                 self.step_promote(ctx, ex, production, from, to, *autodeploy)
             }

@@ -8,7 +8,6 @@ use std::path::Path;
 use crate::backup::{self, EntryKind, Manifest, ManifestEntry, Origin};
 use crate::detail::StepDetail;
 use crate::engine::recapture::Why;
-use crate::engine::support::normalize;
 use crate::engine::{Ctx, Exec, Rollback, planner};
 use crate::error::{Error, Result};
 use crate::event::LogLevel;
@@ -347,18 +346,7 @@ impl Rollback {
     /// A rollback never removes them and leaves them with their pre-rollback content (the old
     /// scripts reset their own config and backups away).
     pub fn tool_files(&self) -> Vec<RepoPath> {
-        let workdir = self.workdir();
-        let mut out = Vec::new();
-        for path in std::iter::once(self.registry_path()).chain(self.config.source.clone()) {
-            let path = normalize(&if path.is_absolute() { path } else { workdir.join(path) });
-            if path.starts_with(workdir)
-                && let Ok(rel) = RepoPath::from_fs(workdir, &path)
-                && !out.contains(&rel)
-            {
-                out.push(rel);
-            }
-        }
-        out
+        planner::tool_files(self.workdir(), &self.config)
     }
 
     /// Puts the registry and the config file back as they were before the reset: the target's
