@@ -227,7 +227,8 @@ fn a_restarted_watch_does_not_walk_down_the_registry() {
     assert_eq!(r.head(), v2, "{}", first.stderr);
     std::fs::write(r.path().join(".git/outage"), "").unwrap();
     let second = fr(&r, &["--config", &cfg, "watch", "--interval", "0.1", "--failures", "2", "--rounds", "3"]);
-    second.ok();
+    // The service left failing, a rollback not started for it: exit 6, as `verify` would.
+    second.code(6);
     assert!(second.stderr.contains("is the release watch run"), "{}", second.stderr);
     assert_eq!(r.head(), v2, "{}", second.stderr);
     let runs = fr(&r, &["runs", "list", "--json"]);
@@ -254,7 +255,7 @@ fn a_restarted_watch_keeps_holding_off_during_an_outage() {
     assert_eq!(runs(), 2, "the rollback and its undo: {}", first.stderr);
 
     let second = watch("3");
-    second.ok();
+    second.code(6);
     assert!(second.stderr.contains("failed its own verification (an outage)"), "{}", second.stderr);
     assert!(second.stderr.contains("not rolling back again"), "{}", second.stderr);
     assert_eq!(runs(), 2, "no second rollback: {}", second.stderr);
