@@ -136,6 +136,11 @@ pub enum Command {
         /// bad mark.
         #[arg(long, value_name = "REF")]
         registry_at: Option<String>,
+        /// The ref a pre-receive hook is updating to REV (`refs/heads/main`). When it is the
+        /// branch HEAD names, a push that leaves its registry or configuration unreadable is
+        /// refused, and one that repairs them is judged by the registry it brings.
+        #[arg(long = "ref", value_name = "REFNAME")]
+        push_ref: Option<String>,
     },
     /// Remove the lock file left by a run that died (refused while its holder is alive).
     Unlock,

@@ -44,6 +44,11 @@ fn is_bare(err: &anyhow::Error) -> bool {
     )
 }
 
+/// The error of a configuration file that does not load.
+fn is_config(err: &anyhow::Error) -> bool {
+    matches!(crate::output::core_error(err), Some(rollback_core::Error::Config(_)))
+}
+
 fn level(l: &LevelArgs) -> Option<Level> {
     if l.full {
         Some(Level::Full)
@@ -233,19 +238,35 @@ pub fn dispatch(args: &Args, out: &Output) -> anyhow::Result<ExitStatus> {
             }
             Ok(ExitStatus::Success)
         }
-        Command::Gate { rev, registry_at } => {
+        Command::Gate { rev, registry_at, push_ref } => {
             let dir = args.dir.clone().unwrap_or_else(|| PathBuf::from("."));
-            // A git server's bare repository (a `pre-receive` hook): the history only.
+            let gate_args = rollback_core::gate::GateArgs {
+                registry_at: registry_at.as_deref(),
+                push_ref: push_ref.as_deref(),
+                config: args.config.as_deref(),
+            };
+            // A git server's bare repository (a `pre-receive` hook): the history only. So too
+            // a push-to-deploy repository whose work tree's configuration does not load, in
+            // its hook: the push may be the one that repairs it.
             let (gate, registry) = match open(args) {
-                Err(e) if is_bare(&e) => {
-                    let b = rollback_core::gate::gate_bare(&dir, args.config.as_deref(), rev, registry_at.as_deref())?;
+                Err(e) if is_bare(&e) || (rollback_core::gate::in_push_quarantine() && is_config(&e)) => {
+                    let b = rollback_core::gate::gate_bare(&dir, rev, gate_args)?;
                     (b.gate, b.registry)
                 }
                 opened => {
                     let rb = opened?;
-                    (rb.gate_at(rev, registry_at.as_deref())?, format!("`{}`", rb.registry_path().display()))
+                    (rb.gate_with(rev, gate_args)?, format!("`{}`", rb.registry_path().display()))
                 }
             };
+            for note in &gate.notes {
+                crate::output::note(args.quiet, note);
+            }
+            if gate.kind != rollback_core::vcs::ObjectKind::Commit {
+                if out.json {
+                    out.json_value(&serde_json::to_value(&gate)?)?;
+                }
+                return Ok(ExitStatus::Success);
+            }
             if !gate.registry_found {
                 crate::output::note(
                     args.quiet,

@@ -305,9 +305,17 @@ impl Error {
             Error::Vcs(vcs::Error::UnbornBranch { .. }) => {
                 Some("commit something first: there is nothing to roll back to".into())
             }
+            // A full hash needs no more digits: the object is not in this repository.
+            Error::Vcs(vcs::Error::UnknownRevision { rev }) if vcs::CommitId::new(rev.as_str()).is_some() => Some(
+                "no object has that id in this repository: fetch it first (`git fetch`), or check the hash; `git log --oneline` lists commits".into(),
+            ),
             Error::Vcs(vcs::Error::UnknownRevision { .. }) => {
                 Some("give a longer hash, a branch or a tag; `git log --oneline` lists commits".into())
             }
+            Error::Vcs(vcs::Error::BlobNotLocal { blob, .. }) => Some(format!(
+                "`git cat-file blob {} >/dev/null` fetches it from `{}` (git fetches a partial clone's missing objects on demand); then run the command again",
+                blob.oid, blob.remote
+            )),
             Error::Vcs(vcs::Error::AmbiguousRevision { rev }) => Some(format!(
                 "give a longer hash, or the ref in full (`refs/tags/{rev}`, `refs/heads/{rev}`); `git show-ref {rev}` lists the refs of that name"
             )),

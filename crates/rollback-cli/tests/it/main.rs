@@ -21,6 +21,8 @@ mod env_history;
 mod file_folder;
 mod filters;
 mod full;
+mod gate_hooks;
+mod gate_registry_at;
 mod gate_server;
 mod git_states;
 mod hints;

@@ -7,11 +7,13 @@ use super::support::pin_ref;
 use crate::backup::store::FsBackupStore;
 use crate::backup::{self, BackupStore, SnapshotId};
 use crate::error::{Error, Result};
-use crate::gate::Gate;
+use crate::gate::{self, Gate, GateArgs};
 use crate::hint::{Action, hint};
 use crate::lock::{self, LockHolder, RunLock};
+use crate::paths::RepoPath;
 use crate::registry::{MarkOutcome, Registry};
 use crate::vcs::CommitId;
+use crate::vcs::git2::BareRepo;
 
 impl Rollback {
     // ----- known-good registry --------------------------------------------------------
@@ -113,40 +115,101 @@ impl Rollback {
     /// The gate for CI and git hooks: whether `rev` is marked known bad in the registry
     /// (`forge-rollback gate REV` exits non-zero then). Reads only.
     pub fn gate(&self, rev: &str) -> Result<Gate> {
-        self.gate_at(rev, None)
+        self.gate_with(rev, GateArgs::default())
     }
 
     /// [`Rollback::gate`] with the registry as the commit `at` holds it (a branch: `main`,
-    /// `FETCH_HEAD`), not as the work tree does. In CI the work tree is the commit being
-    /// deployed, which cannot hold its own bad mark: that is committed on top of it, later.
-    /// A commit without the registry is bad usage, not an empty registry that passes all.
+    /// `FETCH_HEAD`), not as the work tree does: see [`Rollback::gate_with`].
     pub fn gate_at(&self, rev: &str, at: Option<&str>) -> Result<Gate> {
-        let commit = self.vcs.resolve(rev)?;
-        let mut registry_found = true;
-        let reg = match at {
-            None => {
-                let path = self.registry_path();
-                let reg = Registry::load(&path)?;
-                // `load` reads a missing file as an empty registry.
-                registry_found = std::fs::metadata(&path).is_ok();
-                reg
-            }
-            Some(at) => {
-                let holder = self.vcs.resolve(at)?;
-                let path = self.registry_path();
-                let rel = crate::paths::RepoPath::from_fs(self.workdir(), &path).map_err(|_| {
-                    Error::usage(
-                        format!("the registry `{}` is outside the work tree: no commit holds it", path.display()),
-                        Some("leave out `--registry-at`, or keep the registry in the repository".into()),
-                    )
-                })?;
-                let Some(bytes) = self.vcs.read_file_at(&holder, &rel)? else {
-                    return Err(crate::gate::no_registry(&holder, at, &rel));
-                };
-                Registry::parse(&bytes, &path)?
+        self.gate_with(rev, GateArgs { registry_at: at, ..GateArgs::default() })
+    }
+
+    /// The gate, asked as [`GateArgs`] says. With `registry_at`, the registry is read as that
+    /// commit holds it (in CI the work tree is the commit being deployed, which cannot hold its
+    /// own bad mark: that is committed on top of it, later), at the path the configuration
+    /// committed there gives (the registry may have moved since the commit deployed), or the
+    /// work tree's when it has none or `config` was given; a commit without the registry is
+    /// bad usage, not an empty registry that passes all.
+    ///
+    /// In a push's hook (a repository with a work tree that receives pushes, as push-to-deploy
+    /// has it), `rev` is read where git keeps the pushed objects until the hook accepts them.
+    /// An object that is not a commit (a tag of a blob) passes, with a note.
+    pub fn gate_with(&self, rev: &str, args: GateArgs<'_>) -> Result<Gate> {
+        let hook = gate::in_push_quarantine();
+        let history = if hook || args.push_ref.is_some() { Some(BareRepo::open(self.workdir())?) } else { None };
+        let resolved = match &history {
+            Some(h) => h.resolve(rev),
+            None => self.vcs.resolve(rev),
+        };
+        let commit = match resolved {
+            Ok(c) => c,
+            Err(e) => {
+                let repo = history.or_else(|| BareRepo::open(self.workdir()).ok());
+                return gate::non_commit(repo.as_ref(), rev, e.into());
             }
         };
-        Ok(Gate::of(&reg, commit, registry_found))
+        let explicit = args.config.map(|_| &self.config);
+        let pushed = match &history {
+            Some(h) => gate::pushed_copy(h, &commit, args.push_ref, explicit)?,
+            None => None,
+        };
+        let mut notes = Vec::new();
+        let Some(at) = args.registry_at else {
+            let path = self.registry_path();
+            let (reg, found) = match Registry::load(&path) {
+                // `load` reads a missing file as an empty registry.
+                Ok(reg) => (reg, std::fs::metadata(&path).is_ok()),
+                Err(e) => match (Error::from(e), pushed) {
+                    (e, Some((branch, copy))) if gate::unloadable(&e) => {
+                        notes.push(format!(
+                            "the registry on {branch} cannot be read ({e}); this push repairs it, and is judged by {}",
+                            copy.shown
+                        ));
+                        let found = copy.registry.is_some();
+                        (copy.registry.unwrap_or_default(), found)
+                    }
+                    (e, _) if hook && gate::unloadable(&e) => {
+                        let branch = history.as_ref().and_then(BareRepo::head_branch).unwrap_or_else(|| "HEAD".into());
+                        return Err(gate::unreadable_on_server(&e, branch.trim_start_matches("refs/heads/")));
+                    }
+                    (e, _) => return Err(e),
+                },
+            };
+            let mut gate = Gate::of(&reg, commit, found);
+            gate.notes = notes;
+            return Ok(gate);
+        };
+        let holder = self.vcs.resolve(at)?;
+        let read = |c: &CommitId, p: &RepoPath| self.vcs.read_file_at(c, p).map_err(Error::from);
+        let committed = if args.config.is_some() { None } else { gate::committed_config(&read, &holder, at)? };
+        let ours = || {
+            let path = self.registry_path();
+            RepoPath::from_fs(self.workdir(), &path).map_err(|_| {
+                Error::usage(
+                    format!("the registry `{}` is outside the work tree: no commit holds it", path.display()),
+                    Some("leave out `--registry-at`, or keep the registry in the repository".into()),
+                )
+            })
+        };
+        let (rel, origin) = match committed {
+            Some((config, file)) => {
+                let rel = gate::registry_in_repository(&config)?;
+                // The registry moved since the commit in the work tree: say where it was read.
+                if ours().ok().as_ref() != Some(&rel) {
+                    notes.push(format!("the registry's path `{rel}` is the one {file} gives"));
+                }
+                (rel, file)
+            }
+            None if args.config.is_some() => (ours()?, "the configuration given (`--config`)".to_owned()),
+            None => (ours()?, format!("the work tree's configuration ({at} has none)")),
+        };
+        let Some(bytes) = read(&holder, &rel)? else {
+            return Err(gate::no_registry(&holder, at, &rel, &origin));
+        };
+        let reg = Registry::parse(&bytes, &std::path::PathBuf::from(format!("{at}:{rel}")))?;
+        let mut gate = Gate::of(&reg, commit, true);
+        gate.notes = notes;
+        Ok(gate)
     }
 
     /// Removes `rev` from the registry.

@@ -7,6 +7,7 @@
 //! gets. The trait is synchronous: every operation is local disk work that blocks anyway; async
 //! callers run the engine on a blocking thread.
 
+mod blobs;
 pub mod cli;
 mod command;
 pub(crate) mod format;
@@ -20,6 +21,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::paths::RepoPath;
+
+pub use blobs::{MissingBlob, NotLocalBlob, ObjectKind};
 
 /// Errors from a version-control backend.
 #[derive(Debug, thiserror::Error)]
@@ -115,6 +118,22 @@ pub enum Error {
         args: String,
         /// How long it was given.
         limit: std::time::Duration,
+    },
+    /// A file's blob is not in this partial clone (`git clone --filter=blob:none`): libgit2
+    /// never fetches it, and fetching it through `git` failed or was not tried.
+    #[error(
+        "the blob {} of `{}` in commit {} is not in this partial clone{}",
+        blob.oid,
+        blob.path,
+        blob.commit.short(),
+        if fetch.is_some() { format!(", and fetching it from `{}` failed", blob.remote) } else { String::new() }
+    )]
+    BlobNotLocal {
+        /// Which blob, of which file.
+        blob: Box<NotLocalBlob>,
+        /// Why the fetch failed, when one was tried (the `git-cli` back-end).
+        #[source]
+        fetch: Option<Box<Error>>,
     },
     /// A `git` command failed.
     #[error("`git {args}` failed (exit {code}): {stderr}")]
@@ -340,16 +359,6 @@ pub struct StagedBlob {
     pub oid: CommitId,
     /// The object's bytes.
     pub content: Vec<u8>,
-}
-
-/// A file whose blob the object database lacks: a partial clone (`git clone --filter=blob:none`)
-/// fetches a blob from its promisor remote only when something reads it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct MissingBlob {
-    /// The file, relative to the work tree.
-    pub path: RepoPath,
-    /// The blob's id.
-    pub oid: CommitId,
 }
 
 /// A git backend. Paths are relative to [`VcsBackend::workdir`].

@@ -494,7 +494,10 @@ impl VcsBackend for GitCliBackend {
 
     fn read_file_at(&self, commit: &CommitId, path: &RepoPath) -> Result<Option<Vec<u8>>> {
         if let Some(r) = &self.reader {
-            return r.read_file_at(commit, path);
+            return match r.read_file_at(commit, path) {
+                Err(Error::BlobNotLocal { blob, fetch: None }) => self.fetch_blob(blob).map(Some),
+                read => read,
+            };
         }
         let out = self
             .git()

@@ -79,6 +79,19 @@ impl GitCliBackend {
             .collect())
     }
 
+    /// One blob a partial clone lacks (libgit2 found it missing), read through `git`, which
+    /// fetches it from the promisor remote on demand: the registry `gate --registry-at` reads
+    /// in a CI checkout made with `filter: blob:none`. Stopped after `[vcs]
+    /// fetch_timeout_secs`, as the batch fetch is; a failure names the blob.
+    pub(super) fn fetch_blob(&self, blob: Box<crate::vcs::NotLocalBlob>) -> Result<Vec<u8>> {
+        let read = self
+            .git()
+            .args(["cat-file", "blob", "--end-of-options", blob.oid.as_str()])
+            .limit(self.fetch_limit())
+            .run();
+        read.map_err(|e| crate::vcs::Error::BlobNotLocal { blob, fetch: Some(Box::new(e)) })
+    }
+
     /// The batch fetch git's lazy fetch runs: only the named objects, no tags, no refs
     /// written, no negotiation. `GIT_TERMINAL_PROMPT=0` (always set) keeps it from waiting on
     /// a password prompt, and the limit (`[vcs] fetch_timeout_secs`) on a remote that never

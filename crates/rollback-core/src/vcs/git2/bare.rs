@@ -6,7 +6,7 @@ use std::path::Path;
 
 use git2::{ErrorCode, Repository, RepositoryOpenFlags};
 
-use super::lookup::{open_error, read_file_in, resolve_in};
+use super::lookup::{non_commit_in, open_error, read_file_in, resolve_in};
 use super::{git2_err, to_id};
 use crate::paths::RepoPath;
 use crate::vcs::{CommitId, Result};
@@ -48,6 +48,18 @@ impl BareRepo {
     /// The commit `rev` names.
     pub fn resolve(&self, rev: &str) -> Result<CommitId> {
         resolve_in(&self.repo, rev)
+    }
+
+    /// The object `rev` names when it is not a commit (a tag of a tree or a blob): its id and
+    /// kind.
+    pub fn non_commit(&self, rev: &str) -> Option<(CommitId, crate::vcs::ObjectKind)> {
+        non_commit_in(&self.repo, rev)
+    }
+
+    /// The branch HEAD names (`refs/heads/main`), born or not; `None` when HEAD is detached.
+    pub fn head_branch(&self) -> Option<String> {
+        let head = self.repo.find_reference("HEAD").ok()?;
+        head.symbolic_target().ok().flatten().map(str::to_owned)
     }
 
     /// The commit HEAD names and the branch it is on; `None` before the first commit (an empty

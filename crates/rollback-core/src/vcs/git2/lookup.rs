@@ -50,6 +50,42 @@ pub(super) fn resolve_in(repo: &Repository, rev: &str) -> Result<CommitId> {
 /// The content of the file at `path` in `commit` (`None`: no file there).
 pub(super) fn read_file_in(repo: &Repository, commit: &CommitId, path: &RepoPath) -> Result<Option<Vec<u8>>> {
     let Some(id) = blob_at(repo, commit, path)? else { return Ok(None) };
-    let blob = repo.find_blob(id).map_err(git2_err(format!("read blob {id}")))?;
+    let blob = repo.find_blob(id).map_err(|e| match e.code() {
+        // A partial clone's blob that was never fetched: said as such (a raw "object not
+        // found" reads as a broken repository), with the remote it would come from.
+        ErrorCode::NotFound => match super::partial::promisor_remote(repo) {
+            Ok(Some(remote)) => Error::BlobNotLocal {
+                blob: Box::new(crate::vcs::NotLocalBlob {
+                    path: path.to_string(),
+                    commit: commit.clone(),
+                    oid: to_id(id),
+                    remote,
+                }),
+                fetch: None,
+            },
+            _ => git2_err(format!("read blob {id}"))(e),
+        },
+        _ => git2_err(format!("read blob {id}"))(e),
+    })?;
     Ok(Some(blob.content().to_vec()))
+}
+
+/// The object `rev` names when it exists but is not a commit (a tag of a tree or a blob):
+/// its id and kind. `None` when it names nothing, or a commit.
+pub(super) fn non_commit_in(repo: &Repository, rev: &str) -> Option<(CommitId, crate::vcs::ObjectKind)> {
+    if rev.is_empty() || rev.starts_with('-') {
+        return None;
+    }
+    let mut object = repo.revparse_single(rev).ok()?;
+    // Peeling "to any" peels a tag one step (and fails on a blob): a tag of a tag is peeled
+    // until it is not one.
+    while object.kind() == Some(git2::ObjectType::Tag) {
+        object = object.peel(git2::ObjectType::Any).ok()?;
+    }
+    let kind = match object.kind()? {
+        git2::ObjectType::Tree => crate::vcs::ObjectKind::Tree,
+        git2::ObjectType::Blob => crate::vcs::ObjectKind::Blob,
+        _ => return None,
+    };
+    Some((to_id(object.id()), kind))
 }
