@@ -248,14 +248,17 @@ pub fn dispatch(args: &Args, out: &Output) -> anyhow::Result<ExitStatus> {
             // A git server's bare repository (a `pre-receive` hook): the history only. So too
             // a push-to-deploy repository whose work tree's configuration does not load, in
             // its hook: the push may be the one that repairs it.
-            let (gate, registry) = match open(args) {
-                Err(e) if is_bare(&e) || (rollback_core::gate::in_push_quarantine() && is_config(&e)) => {
+            let in_push = rollback_core::gate::in_push_quarantine();
+            // Whether the registry read is not this work tree's file (a server's, a ref's).
+            let (gate, registry, registry_elsewhere) = match open(args) {
+                Err(e) if is_bare(&e) || (in_push && is_config(&e)) => {
                     let b = rollback_core::gate::gate_bare(&dir, rev, gate_args)?;
-                    (b.gate, b.registry)
+                    (b.gate, b.registry, true)
                 }
                 opened => {
                     let rb = opened?;
-                    (rb.gate_with(rev, gate_args)?, format!("`{}`", rb.registry_path().display()))
+                    let registry = format!("`{}`", rb.registry_path().display());
+                    (rb.gate_with(rev, gate_args)?, registry, in_push || registry_at.is_some())
                 }
             };
             for note in &gate.notes {
@@ -284,9 +287,18 @@ pub fn dispatch(args: &Args, out: &Output) -> anyhow::Result<ExitStatus> {
                         "commit {short} is marked known bad in the registry{}",
                         why.map(|n| format!(" ({n})")).unwrap_or_default()
                     ),
-                    Some(format!(
-                        "deploy a fix on top of it; `forge-rollback known-good unmark {short}` lifts the mark once it is safe"
-                    ).into()),
+                    Some(if registry_elsewhere {
+                        // A server's hook or a CI job reads the default branch's registry:
+                        // an unmark in a work tree changes nothing there until it is pushed.
+                        format!(
+                            "deploy a fix on top of it; to lift the mark once it is safe, run `forge-rollback known-good unmark {short}` in a clone, then commit the registry and push it to the default branch, which this gate reads"
+                        )
+                    } else {
+                        format!(
+                            "deploy a fix on top of it; `forge-rollback known-good unmark {short}` lifts the mark once it is safe"
+                        )
+                    }
+                    .into()),
                 )
                 .into());
             }

@@ -47,6 +47,8 @@ fn a_pre_receive_hook_refuses_a_release_marked_known_bad_and_lets_new_commits_th
     let (ok, stderr) = push(r.path(), "v3:refs/heads/release");
     assert!(!ok, "{stderr}");
     assert!(stderr.contains("is marked known bad in the registry (broke login)"), "{stderr}");
+    // The pusher cannot unmark it on the server: the hint says where the mark is read.
+    assert!(stderr.contains("then commit the registry and push it to the default branch"), "{stderr}");
 
     // A new commit exists only in the push's quarantine while the hook runs: it is found
     // there, and passes.
