@@ -95,6 +95,18 @@ pub enum Error {
         /// What to do about it.
         hint: Option<String>,
     },
+    /// Something the target runs for the rollback (a `--full` downgrade's Kubernetes Job) was
+    /// given up on and could not be seen to end: it may still be changing what it works on
+    /// (the database), so nothing may be decided from how that looks now.
+    #[error("{target}: {message}")]
+    Unsettled {
+        /// [`Deployer::describe`].
+        target: String,
+        /// What is not known, and why.
+        message: String,
+        /// What to do about it.
+        hint: Option<String>,
+    },
     /// A promoted release did not start serving in time.
     #[error("{target}: release {release} did not go live within {seconds} s{}", last_look(.last_error.as_deref()))]
     NotLive {
@@ -116,6 +128,7 @@ impl Error {
             Error::Platform { hint, .. }
             | Error::Refused { hint, .. }
             | Error::Usage { hint, .. }
+            | Error::Unsettled { hint, .. }
             | Error::RateLimited { hint, .. } => hint.clone(),
             Error::Unavailable { .. } => Some("the platform may be having trouble: try again in a moment".into()),
             Error::NotLive { .. } => {
@@ -190,6 +203,22 @@ pub trait Deployer: Send + Sync {
         live.id == release.id
     }
 
+    /// Whether [`Deployer::current`] names the release the target is rolling out rather than
+    /// one that serves (Kubernetes: the workload's pod template, whatever its pods run). A
+    /// release found "live" there is still waited for, as a promotion is: a resumed run whose
+    /// rollout had not finished must not take it for done.
+    fn current_is_desired(&self) -> bool {
+        false
+    }
+
+    /// Refuses ([`Error::Refused`]) a promotion of `release` that cannot happen (a paused
+    /// Kubernetes Deployment, a revision pruned since): an undo checks it when planned, before
+    /// anything changes, as a run's planning does through [`Deployer::find`].
+    async fn check_promotable(&self, release: &Release) -> Result<()> {
+        let _ = release;
+        Ok(())
+    }
+
     /// Whether [`Deployer::set_autodeploy`] works on this target (the freeze after a
     /// rollback: a push to the branch must not deploy the bad release straight back).
     fn switches_autodeploy(&self) -> bool {
@@ -230,6 +259,22 @@ pub trait Deployer: Send + Sync {
             message: "this target does not run downgrades".to_owned(),
             hint: None,
         })
+    }
+
+    /// A downgrade of run `run_id` ([`Deployer::run_downgrade`]) still running on the target:
+    /// a Job a run left behind when it was killed or gave up on it. What it is called, for
+    /// the log; `None` when none runs.
+    async fn running_downgrade(&self, run_id: &str) -> Result<Option<String>> {
+        let _ = run_id;
+        Ok(None)
+    }
+
+    /// Waits until no downgrade of run `run_id` runs on the target ([`Deployer::running_downgrade`]),
+    /// at most as long as one may run; [`Error::Refused`] when one still does then (the
+    /// database may still be changing: nothing may be decided from it).
+    async fn wait_downgrade_ended(&self, run_id: &str) -> Result<()> {
+        let _ = run_id;
+        Ok(())
     }
 
     /// Whether the platform's automatic deploys are on (read only: the promote step journals

@@ -1,8 +1,11 @@
 //! `[deploy] strategy = "kubernetes"` through the binary, against `FakeKubernetes` (a local
 //! server speaking the `apps/v1` API, with a controller that rolls templates out): the plan's
-//! revision ids, a kill at each point of the promote step followed by resume or undo, the
-//! refusal when no revision of the target exists, a paused Deployment, the freeze messages
-//! (none to turn off; Argo CD named with how to suspend it), and a planted token.
+//! revision ids, a kill at each point of the promote step followed by resume or undo, a resume
+//! whose rollout had not finished, the refusal when no revision of the target exists, a paused
+//! Deployment (for an undo too, and a pruned ReplicaSet), unusable credentials (exit 2), the
+//! freeze messages (none to turn off; Argo CD named with how to suspend it), a planted token,
+//! and `--full`'s downgrade Job: its body, a failed one, one read through `503`s, one that
+//! cannot be seen to end, and one a killed run left running, which `undo` waits for.
 
 use std::path::PathBuf;
 
@@ -374,4 +377,174 @@ fn a_kill_around_the_downgrade_job_is_resumed_without_a_second_job_or_undone() {
             assert_eq!(r.head(), fx.commits[3], "{at}");
         }
     }
+}
+
+/// The name of run `run`'s first downgrade Job.
+fn job_of(run: &str) -> String {
+    let clean: String =
+        run.to_ascii_lowercase().chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
+    format!("forge-rollback-downgrade-{}", clean.trim_matches('-'))
+}
+
+/// [`full_setup`] with `live_timeout_secs = 2` (the Job's deadline and the waits for it).
+fn full_setup_short() -> (TestRepo, rollback_testkit::db::MigrationFixture, FakeKubernetes, TempDir, PathBuf) {
+    let (r, fx, f, dir, config) = full_setup();
+    let text = std::fs::read_to_string(&config).unwrap().replace("live_timeout_secs = 30", "live_timeout_secs = 2");
+    std::fs::write(&config, text).unwrap();
+    (r, fx, f, dir, config)
+}
+
+#[test]
+fn a_503_while_reading_the_downgrade_job_is_looked_past_and_the_job_waited_for() {
+    let (r, fx, f, _dir, config) = full_setup();
+    // The Job runs for a few reads; two reads in the middle get no answer (the looks for an
+    // earlier Job of the run and the create come first).
+    f.job_reads(4);
+    f.jobs_unavailable_after(3, 2);
+    let out =
+        fr_env(&r, &["--config", config.to_str().unwrap(), "run", "--full", "--yes", "--json", "--target", "v2"], &[]);
+    out.ok();
+    assert_eq!(out.json()["status"], "succeeded", "{}", out.stderr);
+    assert_eq!(alembic_version(&r), fx.revisions[1]);
+    assert_eq!(f.jobs().len(), 1, "one job");
+    assert!(!f.jobs()[0].active());
+    assert_eq!(f.live_commit().as_deref(), Some(fx.commits[2].as_str()));
+}
+
+#[test]
+fn a_downgrade_job_that_cannot_be_seen_to_end_is_not_called_harmless_and_the_undo_waits_for_it() {
+    let (r, fx, f, _dir, config) = full_setup_short();
+    let fr = |args: &[&str]| {
+        let mut all = vec!["--config", config.to_str().unwrap()];
+        all.extend_from_slice(args);
+        fr_env(&r, &all, &[])
+    };
+    // The Job runs on; the API server stops answering about it after it was created.
+    f.job_reads(u32::MAX);
+    f.jobs_unavailable_after(3, u32::MAX);
+    let out = fr(&["run", "--full", "--yes", "--target", "v2"]);
+    out.code(1);
+    assert!(out.stderr.contains("the downgrade's outcome is not known"), "{}", out.stderr);
+    assert!(out.stderr.contains("could not be deleted"), "{}", out.stderr);
+    assert!(!out.stderr.contains("the database is as it was"), "{}", out.stderr);
+    assert!(!out.stderr.contains("having changed nothing"), "{}", out.stderr);
+    assert!(f.patches().is_empty(), "no rollout");
+    assert_eq!(r.head(), fx.commits[3], "the code was not touched");
+    let id = fr(&["runs", "list", "--json"]).json()[0]["run_id"].as_str().unwrap().to_owned();
+
+    // The API server answers again; the Job still runs: a resume and an undo are refused,
+    // nothing changed.
+    f.jobs_unavailable_after(0, 0);
+    let out = fr(&["resume", &id]);
+    out.code(4);
+    assert!(out.stderr.contains(&format!("{} is still running", job_of(&id))), "{}", out.stderr);
+    let out = fr(&["undo", &id, "--yes"]);
+    out.code(4);
+    assert!(out.stderr.contains(&format!("{} is still running", job_of(&id))), "{}", out.stderr);
+    assert!(out.stderr.contains("nothing was changed"), "{}", out.stderr);
+    assert!(f.jobs()[0].active());
+
+    // It ends (and downgrades): the undo waits for it, then puts the database back.
+    f.end_jobs();
+    let out = fr(&["undo", &id, "--yes", "--json"]);
+    out.ok();
+    assert_eq!(out.json()["status"], "succeeded", "{}", out.stderr);
+    assert!(!f.jobs()[0].active());
+    assert_eq!(alembic_version(&r), fx.revisions[2], "the undo restored the database after the job's downgrade");
+    assert_eq!(r.head(), fx.commits[3]);
+}
+
+#[test]
+fn an_undo_waits_for_the_downgrade_job_a_killed_run_left_running() {
+    let (r, fx, f, _dir, config) = full_setup_short();
+    let fr = |args: &[&str], env: &[(&str, &str)]| {
+        let mut all = vec!["--config", config.to_str().unwrap()];
+        all.extend_from_slice(args);
+        fr_env(&r, &all, env)
+    };
+    let out = fr(&["run", "--full", "--yes", "--target", "v2"], &[("FORGE_ROLLBACK_FAILPOINT", "inside:downgrade")]);
+    assert_eq!(out.code, None, "killed\n{}", out.stderr);
+    let id = fr(&["runs", "list", "--json"], &[]).json()[0]["run_id"].as_str().unwrap().to_owned();
+    // The Job the run had started goes on after the kill, and downgrades when it ends.
+    let python = rollback_testkit::db::python();
+    f.add_running_job_with(&job_of(&id), 3, &[&python, "-m", "alembic", "downgrade", &fx.revisions[1]]);
+    let out = fr(&["undo", &id, "--yes", "--json"], &[]);
+    out.ok();
+    assert_eq!(out.json()["status"], "succeeded", "{}", out.stderr);
+    assert!(out.stderr.contains("still runs on kubernetes deployment prod/api"), "{}", out.stderr);
+    assert!(!f.jobs()[0].active(), "the undo ended after the job");
+    assert_eq!(alembic_version(&r), fx.revisions[2], "the job's downgrade was put back");
+    assert_eq!(r.head(), fx.commits[3]);
+}
+
+#[test]
+fn a_resumed_run_whose_rollout_has_not_finished_waits_for_it_instead_of_calling_it_live() {
+    for stuck in ["never completes", "exceeded its deadline"] {
+        let s = setup(&[0, 1, 2]);
+        let fail = |on: bool| {
+            if stuck == "never completes" { s.f.never_complete(on) } else { s.f.deadline_exceeded(on) }
+        };
+        fail(true);
+        let out = s.fr(&["run", "--fast", "--yes", "--target", "v1"]);
+        out.code(1);
+        let id = s.fr(&["runs", "list", "--json"]).json()[0]["run_id"].as_str().unwrap().to_owned();
+        let out = s.fr(&["resume", &id, "--json"]);
+        out.code(1);
+        assert!(!out.stderr.contains("is live already"), "{stuck}: {}", out.stderr);
+        assert_eq!(out.json()["status"], "failed", "{stuck}");
+        assert_eq!(s.f.patches().len(), 1, "{stuck}: not sent again");
+
+        fail(false);
+        let out = s.fr(&["resume", &id, "--json"]);
+        out.ok();
+        assert_eq!(out.json()["status"], "succeeded", "{stuck}: {}", out.stderr);
+        assert_eq!(s.f.patches().len(), 1, "{stuck}: not sent again");
+        assert_eq!(s.f.live_commit().as_deref(), Some(s.ids[0].as_str()));
+    }
+}
+
+#[test]
+fn an_undo_whose_release_cannot_be_rolled_out_again_is_refused_before_anything_changes() {
+    let s = setup(&[0, 1, 2]);
+    let out = s.fr(&["run", "--fast", "--yes", "--json", "--target", "v1"]);
+    out.ok();
+    let id = out.json()["run_id"].as_str().unwrap().to_owned();
+
+    s.f.set_paused(true);
+    let out = s.fr(&["undo", &id, "--yes"]);
+    out.code(4);
+    assert!(out.stderr.contains("deployment api is paused"), "{}", out.stderr);
+    assert_eq!(s.r.head(), s.ids[0], "the code was not moved");
+
+    // The release the run rolled back away from (v3) was pruned since.
+    s.f.set_paused(false);
+    let v3 = s.name_of(2);
+    s.f.prune_revision(&v3);
+    let out = s.fr(&["undo", &id, "--yes"]);
+    out.code(4);
+    assert!(out.stderr.contains(&format!("replicaset {v3} is gone")), "{}", out.stderr);
+    assert_eq!(s.r.head(), s.ids[0], "the code was not moved");
+    assert_eq!(s.f.patches().len(), 1, "only the run's own rollout");
+    assert_eq!(s.fr(&["runs", "list", "--json"]).json().as_array().unwrap().len(), 1, "no undo run was started");
+}
+
+#[test]
+fn credentials_that_cannot_be_used_exit_2_naming_the_contexts_namespace() {
+    let s = setup(&[0, 1, 2]);
+    let text = std::fs::read_to_string(&s.kubeconfig).unwrap();
+    let exec = text.replace(&format!("    token: {TOKEN}\n"), "    exec: {command: aws, args: [eks, get-token]}\n");
+    std::fs::write(&s.kubeconfig, exec).unwrap();
+    let out = s.fr(&["plan", "--fast", "--target", "v1"]);
+    out.code(2);
+    assert!(out.stderr.contains("kubernetes deployment prod/api: kubeconfig"), "{}", out.stderr);
+    assert!(out.stderr.contains("an `exec` credential plugin"), "{}", out.stderr);
+
+    std::fs::write(&s.kubeconfig, text).unwrap();
+    let mut config = std::fs::read_to_string(&s.config).unwrap();
+    config.push_str("context = \"nope\"\n");
+    std::fs::write(&s.config, config).unwrap();
+    let out = s.fr(&["plan", "--fast", "--target", "v1"]);
+    out.code(2);
+    assert!(out.stderr.contains("has no context `nope`"), "{}", out.stderr);
+    assert!(s.f.requests().is_empty(), "nothing was asked of the cluster");
 }

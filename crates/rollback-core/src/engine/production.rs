@@ -1,5 +1,6 @@
 //! Planning the `promote` step on a production target ([`Deployer`]): which release is live,
-//! which one the target commit built, and, for an undo, which one goes back.
+//! which one the target commit built, and, for an undo, which one goes back (and that it can).
+//! Before an undo or a resume of a `--full` run: a downgrade the target may still run for it.
 
 use super::Rollback;
 use crate::assess::ProductionAssessment;
@@ -128,10 +129,41 @@ impl Rollback {
             ));
         };
         let from = refuse_deploys_since(d.as_ref(), undone, None)?;
+        // A promotion that cannot happen (a paused Deployment, a revision pruned since) is
+        // refused now, before the undo's first step moves anything.
+        if from.id != before.id {
+            crate::rt::block_on(d.check_promotable(before))?;
+        }
         insert_before_checks(
             plan,
             Step::Promote { production: d.describe(), from, to: before.clone(), autodeploy: thaw.then_some(true) },
         );
+        Ok(())
+    }
+
+    /// Before an undo or a resume looks at the database: a downgrade of run `undone` that may
+    /// still run on the production target (its Job, left by a run that was killed or gave up
+    /// on it) is waited for, or the undo or resume is refused while it runs (nothing changed
+    /// yet).
+    pub(crate) fn wait_run_downgrade(&self, ctx: &mut super::Ctx<'_>, undone: &RunState) -> Result<()> {
+        let Some(d) = self.deployer.as_ref().filter(|d| d.runs_downgrades()) else { return Ok(()) };
+        let downgraded =
+            undone.plan.steps.iter().enumerate().any(|(i, s)| matches!(s, Step::Downgrade { .. }) && began(undone, i));
+        if !downgraded {
+            return Ok(());
+        }
+        if let Some(job) = crate::rt::block_on(d.running_downgrade(&undone.run_id))? {
+            ctx.log(
+                crate::event::LogLevel::Warn,
+                format!(
+                    "the downgrade {job} of run {} still runs on {}: waiting for it to end before the database is looked at",
+                    undone.run_id,
+                    d.describe()
+                ),
+            );
+            crate::rt::block_on(d.wait_downgrade_ended(&undone.run_id))?;
+            ctx.log(crate::event::LogLevel::Info, format!("the downgrade {job} of run {} has ended", undone.run_id));
+        }
         Ok(())
     }
 }

@@ -26,7 +26,7 @@ impl Entry for ResumeEntry<'_> {
         Ok(Next::Go(()))
     }
 
-    fn settle(&self, rb: &Rollback, _ctx: &mut Ctx<'_>, (): (), prompter: &dyn Prompter) -> Result<Next<Job>> {
+    fn settle(&self, rb: &Rollback, ctx: &mut Ctx<'_>, (): (), prompter: &dyn Prompter) -> Result<Next<Job>> {
         let run_id = self.run_id;
         let state = rb.load_run(run_id)?;
         super::support::refuse_other_worktree(rb.vcs.as_ref(), run_id, state.worktree.as_deref(), "resume")?;
@@ -39,6 +39,9 @@ impl Entry for ResumeEntry<'_> {
                 return Err(Error::refused(format!("run {run_id} ended `{other}`: there is nothing to resume"), None));
             }
         }
+        // A downgrade Job the run left running decides what the database is: waited for
+        // before any step looks at it (refused, nothing changed, while it still runs).
+        rb.wait_run_downgrade(ctx, &state)?;
         let head = rb.vcs.head()?;
         let plan = state.plan.clone();
         if head.commit != plan.from.commit && head.commit != plan.to {

@@ -151,6 +151,7 @@ impl Entry for UndoEntry<'_> {
                 Some(format!("resume or undo {} first", r.run_id).into()),
             ));
         }
+        rb.wait_run_downgrade(ctx, &target)?;
         let Some((manifest, db)) = rb.undo_inputs(&target, self.restore_snapshot)? else {
             // Stopped before its snapshot completed: it changed nothing.
             mark_undone_nothing_changed(rb, run_id)?;

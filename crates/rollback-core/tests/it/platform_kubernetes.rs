@@ -423,6 +423,10 @@ fn kubeconfig_errors_name_the_problem_and_exec_plugins_are_refused() {
     assert!(e.message.contains("has no context `nope`"), "{}", e.message);
     let e = load(&format!("{base}users: []\n"), None);
     assert!(e.message.contains("names user `u`, which it does not define"), "{}", e.message);
+    // A bare token where the user's map belongs: the parser's message does not quote it.
+    let e = load(&format!("{base}users:\n- name: u\n  user: k8s-planted-token-9f8e\n"), None);
+    assert!(e.message.contains("users[0].user: invalid type: string"), "{}", e.message);
+    assert!(!e.message.contains("k8s-planted-token-9f8e"), "{}", e.message);
     let e = load("clusters: [\n", None);
     assert!(e.message.contains("is not a valid kubeconfig"), "{}", e.message);
     let e = load(&format!("{base}users:\n- name: u\n  user:\n    client-certificate-data: eA==\n"), None);
@@ -694,14 +698,64 @@ fn https_with_the_kubeconfigs_ca_and_client_certificate_reaches_the_api_server()
     assert_eq!(rt::block_on(k.current()).unwrap().commit.as_ref(), Some(&c[2]));
     let seen = front.client_certs.lock().unwrap().clone();
     assert!(!seen.is_empty() && seen.iter().all(|&presented| presented), "the client certificate was sent: {seen:?}");
-    // No CA: the server's certificate is not trusted.
+    // No CA: the server's certificate is not trusted, which waiting does not mend.
     let (_d2, k) = with(cluster(""), &token_user());
-    let (msg, _) = message(&rt::block_on(k.current()).unwrap_err());
+    let err = rt::block_on(k.current()).unwrap_err();
+    assert!(!err.is_transient(), "{err:?}");
+    let (msg, hint) = message(&err);
     assert!(msg.to_lowercase().contains("certificate"), "{msg}");
+    assert!(hint.contains("`certificate-authority-data`"), "{hint}");
     // insecure-skip-tls-verify: accepted, without a client certificate.
     front.client_certs.lock().unwrap().clear();
     let (_d3, k) = with(cluster("    insecure-skip-tls-verify: true"), &token_user());
     assert_eq!(rt::block_on(k.current()).unwrap().commit.as_ref(), Some(&c[2]));
     let seen = front.client_certs.lock().unwrap().clone();
     assert!(!seen.is_empty() && seen.iter().all(|&presented| !presented), "{seen:?}");
+}
+
+#[test]
+fn the_first_look_of_the_rollout_wait_may_fail_too() {
+    let c = ids();
+    let f = FakeKubernetes::deployment(TOKEN, &strs(&c), true);
+    let (_dir, k) = adapter(&f, false);
+    let to = rt::block_on(k.find(&c[0])).unwrap().unwrap();
+    rt::block_on(k.rollback(&to)).unwrap();
+    // The look right after the PATCH (the workload, for the release's revision) gets a `503`.
+    f.unavailable_after(0, 1);
+    rt::block_on(k.wait_live(&to, Duration::from_secs(30))).unwrap();
+    assert_eq!(f.live_commit().as_deref(), Some(c[0].as_str()));
+}
+
+#[test]
+fn a_rollback_away_from_a_rollout_past_its_deadline_waits_past_its_stale_condition() {
+    let c = ids();
+    let f = FakeKubernetes::deployment(TOKEN, &strs(&c), true);
+    f.stuck_rollout();
+    let (_dir, k) = adapter(&f, false);
+    // The bad release's own rollout failed: said so at once.
+    let bad = rt::block_on(k.current()).unwrap();
+    let (msg, _) = message(&rt::block_on(k.wait_live(&bad, Duration::from_secs(30))).unwrap_err());
+    assert!(msg.contains(&format!("ReplicaSet \"{}\" has timed out progressing", bad.id)), "{msg}");
+    // The rollback's rollout: the condition that names the bad release's ReplicaSet stays
+    // until the new one makes progress, and is not this rollout's failure.
+    let to = rt::block_on(k.find(&c[0])).unwrap().unwrap();
+    rt::block_on(k.rollback(&to)).unwrap();
+    rt::block_on(k.wait_live(&to, Duration::from_secs(30))).unwrap();
+    assert_eq!(f.live_commit().as_deref(), Some(c[0].as_str()));
+}
+
+#[test]
+fn a_look_that_gets_no_answer_in_time_is_cut_at_the_waits_deadline() {
+    let c = ids();
+    let f = FakeKubernetes::deployment(TOKEN, &strs(&c), true);
+    let (_dir, k) = adapter(&f, false);
+    let to = rt::block_on(k.find(&c[0])).unwrap().unwrap();
+    rt::block_on(k.rollback(&to)).unwrap();
+    f.never_complete(true);
+    // The API server answers the wait's looks only after 8 s; the wait is 3 s.
+    f.slow_after(0, u32::MAX, Duration::from_secs(8));
+    let err = rt::block_on(k.wait_live(&to, Duration::from_secs(30))).unwrap_err();
+    assert!(matches!(err, Error::NotLive { seconds: 3, .. }), "{err}");
+    assert!(err.to_string().contains("the API server did not answer within"), "{err}");
+    f.slow_after(0, 0, Duration::ZERO);
 }

@@ -53,12 +53,21 @@ struct KubeState {
     unavailable: (u32, u32),
     unavailable_as_429: bool,
     page_max: usize,
-    /// The Jobs created: name, body, reads left before it ends, whether it succeeded.
+    /// The Jobs created: name, body, reads left before it ends, how it ended.
     jobs: Vec<FakeJob>,
     /// Where a Job's command runs (the "image"), with which environment; `None`: Jobs succeed
     /// without running anything.
     job_runner: Option<(std::path::PathBuf, Vec<(String, String)>)>,
     job_fails: bool,
+    /// Reads of a new Job before it ends.
+    job_reads: u32,
+    /// Requests under `/jobs` to answer normally, then how many to answer `503`.
+    jobs_unavailable: (u32, u32),
+    /// The ReplicaSet whose rollout exceeded its progress deadline (`stuck_rollout`): its
+    /// `ProgressDeadlineExceeded` condition stays, naming it, until a later rollout completes.
+    timed_out: Option<String>,
+    /// Reads of the workload to answer at once, then how many to answer only after a while.
+    slow: (u32, u32, std::time::Duration),
 }
 
 /// A Job the fake was asked to create.
@@ -69,9 +78,20 @@ pub struct FakeJob {
     /// The body `POST`ed.
     pub body: Value,
     polls_left: u32,
-    succeeded: bool,
+    /// Whether it succeeded, once it ended (its command ran).
+    ended: Option<bool>,
     /// What its command printed (stdout and stderr), when it ran.
     pub output: String,
+    /// Whether it was deleted (and how: the `propagationPolicy` asked for); a deleted Job that
+    /// had not ended never runs its command.
+    pub deleted: Option<String>,
+}
+
+impl FakeJob {
+    /// Whether it still runs: neither ended nor deleted.
+    pub fn active(&self) -> bool {
+        self.ended.is_none() && self.deleted.is_none()
+    }
 }
 
 /// A fake Kubernetes API server speaking the REST shapes `kubectl` uses:
@@ -84,7 +104,14 @@ pub struct FakeJob {
 /// A patch of the template makes the controller reuse the revision with the same template
 /// (renumbered to the next revision, as the real controller does) or make a new one; the
 /// rollout completes after two reads of the workload, or never (`never_complete`), or fails
-/// with `ProgressDeadlineExceeded` (`deadline_exceeded`).
+/// with `ProgressDeadlineExceeded` naming its ReplicaSet (`deadline_exceeded`); a rollout
+/// stuck so before the test (`stuck_rollout`) keeps that condition past a later patch until
+/// the new rollout progresses, as kube-controller-manager does. Reads may be answered late
+/// (`slow_after`) or with `503`.
+///
+/// `batch/v1` Jobs: `POST`, `GET` and `DELETE .../jobs/{name}`. A Job is `active` for a set
+/// number of reads (`job_reads`), then its command runs (`run_jobs_in`, the kubelet of this
+/// fake) and it has succeeded or failed; a deleted Job that had not ended never runs it.
 pub struct FakeKubernetes {
     server: TestServer,
     state: Arc<Mutex<KubeState>>,
@@ -174,9 +201,24 @@ impl FakeKubernetes {
             jobs: Vec::new(),
             job_runner: None,
             job_fails: false,
+            job_reads: 1,
+            jobs_unavailable: (0, 0),
+            timed_out: None,
+            slow: (0, 0, std::time::Duration::ZERO),
         }));
         let s = state.clone();
-        let server = TestServer::with_handler(Arc::new(move |req| kube(&mut lock(&s), req)));
+        let server = TestServer::with_handler(Arc::new(move |req| {
+            let (reply, wait) = {
+                let mut st = lock(&s);
+                let wait = slow_read(&mut st, req);
+                (kube(&mut st, req), wait)
+            };
+            // An API server that takes its time: the answer comes late (the state is not held).
+            if let Some(wait) = wait {
+                std::thread::sleep(wait);
+            }
+            reply
+        }));
         Self { server, state }
     }
 
@@ -270,9 +312,58 @@ impl FakeKubernetes {
             name: name.to_owned(),
             body,
             polls_left: reads,
-            succeeded: true,
+            ended: None,
             output: String::new(),
+            deleted: None,
         });
+    }
+
+    /// Adds a Job named `name` that is running and ends after `reads` reads, when its pod
+    /// runs `argv` (see [`Self::run_jobs_in`]): one a run killed while it waited left behind.
+    pub fn add_running_job_with(&self, name: &str, reads: u32, argv: &[&str]) {
+        let body = json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name, "namespace": NAMESPACE},
+            "spec": {"backoffLimit": 0, "template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "web", "command": argv}]}}}});
+        lock(&self.state).jobs.push(FakeJob {
+            name: name.to_owned(),
+            body,
+            polls_left: reads,
+            ended: None,
+            output: String::new(),
+            deleted: None,
+        });
+    }
+
+    /// Deletes the revision (ReplicaSet, ControllerRevision) `name`, as the controller does
+    /// past `revisionHistoryLimit`.
+    pub fn prune_revision(&self, name: &str) {
+        lock(&self.state).revisions.retain(|r| r.name != name);
+    }
+
+    /// New Jobs end (run their command) after `reads` reads of them (1 unless told).
+    pub fn job_reads(&self, reads: u32) {
+        lock(&self.state).job_reads = reads;
+    }
+
+    /// Every Job that has not ended ends at its next read.
+    pub fn end_jobs(&self) {
+        for j in &mut lock(&self.state).jobs {
+            j.polls_left = 0;
+        }
+    }
+
+    /// After `skip` more requests under `.../jobs`, the next `n` answer `503`.
+    pub fn jobs_unavailable_after(&self, skip: u32, n: u32) {
+        lock(&self.state).jobs_unavailable = (skip, n);
+    }
+
+    /// The live rollout has exceeded its progress deadline (its pods never became ready), as
+    /// kube-controller-manager leaves it: `ProgressDeadlineExceeded` naming its ReplicaSet.
+    /// A rollout to another template makes progress and completes; until it does, the old
+    /// condition stays (`syncRolloutStatus` keeps a timed-out condition it finds).
+    pub fn stuck_rollout(&self) {
+        let mut st = lock(&self.state);
+        let live = st.revisions.iter().find(|r| r.owner == UID && r.template == st.template).map(|r| r.name.clone());
+        st.timed_out = live;
     }
 
     /// Jobs fail (`BackoffLimitExceeded`) without running.
@@ -290,6 +381,12 @@ impl FakeKubernetes {
         lock(&self.state).rate_limited = n;
     }
 
+    /// After `skip` more reads of the workload, the next `n` are answered only after `wait`
+    /// (an API server that stopped answering in time).
+    pub fn slow_after(&self, skip: u32, n: u32, wait: std::time::Duration) {
+        lock(&self.state).slow = (skip, n, wait);
+    }
+
     /// After `skip` more reads of the workload, the next `n` answer `503 Service Unavailable`
     /// (an API server restarting behind its load balancer).
     pub fn unavailable_after(&self, skip: u32, n: u32) {
@@ -304,6 +401,26 @@ impl FakeKubernetes {
         let mut st = lock(&self.state);
         st.unavailable = (skip, n);
         st.unavailable_as_429 = true;
+    }
+}
+
+/// How long to hold the answer to `req` back ([`FakeKubernetes::slow_after`]).
+fn slow_read(st: &mut KubeState, req: &RecordedRequest) -> Option<std::time::Duration> {
+    let workload = if st.statefulset { "statefulsets" } else { "deployments" };
+    let path = req.path.split('?').next().unwrap_or("");
+    if req.method != "GET" || path != format!("/apis/apps/v1/namespaces/{NAMESPACE}/{workload}/{NAME}") {
+        return None;
+    }
+    match st.slow {
+        (_, 0, _) => None,
+        (0, n, wait) => {
+            st.slow.1 = n - 1;
+            Some(wait)
+        }
+        (skip, _, _) => {
+            st.slow.0 = skip - 1;
+            None
+        }
     }
 }
 
@@ -331,8 +448,14 @@ fn query<'a>(path: &'a str, key: &str) -> Option<&'a str> {
     q.split('&').filter_map(|kv| kv.split_once('=')).find(|(k, _)| *k == key).map(|(_, v)| v)
 }
 
+/// The name of the ReplicaSet of the workload's template.
+fn live_name(st: &KubeState) -> Option<String> {
+    st.revisions.iter().find(|r| r.owner == UID && r.template == st.template).map(|r| r.name.clone())
+}
+
 fn replicas_status(st: &KubeState) -> Value {
-    let done = st.polls_left == 0 && !st.never_complete && !st.deadline_exceeded;
+    let stuck = st.timed_out.is_some() && st.timed_out == live_name(st);
+    let done = st.polls_left == 0 && !st.never_complete && !st.deadline_exceeded && !stuck;
     let updated = if done { 2 } else { 1 };
     let mut s = json!({
         "observedGeneration": st.observed, "replicas": if done { 2 } else { 3 }, "updatedReplicas": updated,
@@ -342,8 +465,10 @@ fn replicas_status(st: &KubeState) -> Value {
         let update = st.revisions.iter().find(|r| r.owner == UID && without_hash(r.template.clone()) == st.template);
         s["updateRevision"] = json!(update.map(|r| r.name.clone()));
         s["currentRevision"] = json!(st.current_revision);
-    } else if st.deadline_exceeded {
-        s["conditions"] = json!([{"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded", "message": format!("ReplicaSet \"{NAME}\" has timed out progressing.")}]);
+    } else if st.deadline_exceeded || st.timed_out.is_some() {
+        // The controller's message names the ReplicaSet whose rollout timed out.
+        let rs = if st.deadline_exceeded { live_name(st) } else { st.timed_out.clone() };
+        s["conditions"] = json!([{"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded", "message": format!("ReplicaSet \"{}\" has timed out progressing.", rs.unwrap_or_default())}]);
     } else {
         s["conditions"] = json!([{"type": "Progressing", "status": "True", "reason": if done { "NewReplicaSetAvailable" } else { "ReplicaSetUpdated" }, "message": "progressing"}]);
     }
@@ -453,6 +578,10 @@ fn kube(st: &mut KubeState, req: &RecordedRequest) -> Reply {
                 if st.polls_left == 0 {
                     let update = replicas_status(st)["updateRevision"].as_str().unwrap_or("").to_owned();
                     st.current_revision = update;
+                    if st.timed_out != live_name(st) {
+                        // Progress: the controller replaces the old deadline condition.
+                        st.timed_out = None;
+                    }
                 }
             }
             Reply::json(200, &workload_json(st))
@@ -533,12 +662,14 @@ fn kube(st: &mut KubeState, req: &RecordedRequest) -> Reply {
 
 fn job_json(j: &FakeJob) -> Value {
     let mut body = j.body.clone();
-    body["status"] = if j.polls_left > 0 {
-        json!({"active": 1, "startTime": "2026-12-04T10:00:00Z"})
-    } else if j.succeeded {
-        json!({"succeeded": 1, "conditions": [{"type": "Complete", "status": "True"}]})
-    } else {
-        json!({"failed": 1, "conditions": [{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded", "message": "Job has reached the specified backoff limit"}]})
+    body["status"] = match j.ended {
+        None => json!({"active": 1, "ready": 0, "terminating": 0, "startTime": "2026-12-04T10:00:00Z"}),
+        Some(true) => {
+            json!({"succeeded": 1, "active": 0, "conditions": [{"type": "Complete", "status": "True", "reason": "CompletionsReached", "message": "Reached expected number of succeeded pods"}]})
+        }
+        Some(false) => {
+            json!({"failed": 1, "active": 0, "conditions": [{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded", "message": "Job has reached the specified backoff limit"}]})
+        }
     };
     body
 }
@@ -565,6 +696,14 @@ fn run_job(st: &KubeState, body: &Value) -> (bool, String) {
 }
 
 fn jobs(st: &mut KubeState, req: &RecordedRequest, rest: &str) -> Reply {
+    match st.jobs_unavailable {
+        (0, 0) => {}
+        (0, n) => {
+            st.jobs_unavailable.1 = n - 1;
+            return status(503, "ServiceUnavailable", "the server is currently unable to handle the request");
+        }
+        (skip, _) => st.jobs_unavailable.0 = skip - 1,
+    }
     match (req.method.as_str(), rest) {
         ("POST", "") => {
             if req.header("content-type") != Some("application/json") {
@@ -585,22 +724,42 @@ fn jobs(st: &mut KubeState, req: &RecordedRequest, rest: &str) -> Reply {
             if st.jobs.iter().any(|j| j.name == name) {
                 return status(409, "AlreadyExists", &format!("jobs.batch \"{name}\" already exists"));
             }
-            let (succeeded, output) = run_job(st, &body);
-            let job = FakeJob { name, body, polls_left: 1, succeeded, output };
+            let job =
+                FakeJob { name, body, polls_left: st.job_reads, ended: None, output: String::new(), deleted: None };
             let reply = job_json(&job);
             st.jobs.push(job);
             Reply::json(201, &reply)
         }
         ("GET", r) if r.starts_with('/') => {
             let name = &r[1..];
-            match st.jobs.iter_mut().find(|j| j.name == name) {
-                Some(j) => {
-                    let reply = job_json(j);
-                    j.polls_left = j.polls_left.saturating_sub(1);
-                    Reply::json(200, &reply)
-                }
-                None => status(404, "NotFound", &format!("jobs.batch \"{name}\" not found")),
+            let Some(i) = st.jobs.iter().position(|j| j.name == name && j.deleted.is_none()) else {
+                return status(404, "NotFound", &format!("jobs.batch \"{name}\" not found"));
+            };
+            // The Job's pod runs its command (as a kubelet would) when the Job's time is up.
+            if st.jobs[i].ended.is_none() && st.jobs[i].polls_left == 0 {
+                let (ok, output) = if st.jobs[i].body.pointer("/spec/template").is_some() {
+                    run_job(st, &st.jobs[i].body)
+                } else {
+                    (true, String::new())
+                };
+                st.jobs[i].ended = Some(ok);
+                st.jobs[i].output = output;
             }
+            let j = &mut st.jobs[i];
+            j.polls_left = j.polls_left.saturating_sub(1);
+            Reply::json(200, &job_json(j))
+        }
+        // Gone at once, its pod with it (the fake's pods stop at once, so `Foreground` ends
+        // the same way); the answer is the Job, marked for deletion, as the API server's.
+        ("DELETE", r) if r.starts_with('/') => {
+            let name = &r[1..];
+            let Some(j) = st.jobs.iter_mut().find(|j| j.name == name && j.deleted.is_none()) else {
+                return status(404, "NotFound", &format!("jobs.batch \"{name}\" not found"));
+            };
+            j.deleted = Some(query(&req.path, "propagationPolicy").unwrap_or("Orphan").to_owned());
+            let mut reply = job_json(j);
+            reply["metadata"]["deletionTimestamp"] = json!("2026-12-04T10:05:00Z");
+            Reply::json(200, &reply)
         }
         _ => status(404, "NotFound", "the server could not find the requested resource"),
     }

@@ -27,6 +27,14 @@ impl Rollback {
                 None,
             )
         })?;
+        // A resumed run's downgrade Job may still run on the production target (the run was
+        // killed, or gave up on it): nothing is read of the database until it has ended.
+        if let Some(d) = self.deployer.as_ref().filter(|d| d.runs_downgrades())
+            && let Some(job) = crate::rt::block_on(d.running_downgrade(&ex.run_id))?
+        {
+            ctx.log(LogLevel::Warn, format!("the downgrade {job} of this run still runs: waiting for it to end"));
+            crate::rt::block_on(d.wait_downgrade_ended(&ex.run_id))?;
+        }
         let current = crate::rt::block_on(db.current())?;
         let mut rows_put_back = 0;
         let mut written_since = false;
@@ -135,6 +143,23 @@ impl Rollback {
                 ]
             };
             ctx.log(LogLevel::Error, format!("downgrade failed: {cause}"));
+            // A Job given up on and not seen to end: the database may still be changing, so it
+            // is neither declared as it was nor restored under the Job's feet.
+            if let Error::Production(crate::production::Error::Unsettled { hint, .. }) = &e {
+                ex.failure_detail = Some(FailureDetail { database_changed: true });
+                return Err(Error::Service {
+                    message: format!(
+                        "the downgrade's outcome is not known ({cause}); the database was not restored and may have changed; the code was not touched"
+                    ),
+                    hint: Some(crate::hint::hint![
+                        format!("{}; then ", hint.as_deref().unwrap_or("make sure the downgrade has ended")),
+                        crate::hint::Action::resume(&ex.run_id),
+                        " or ",
+                        crate::hint::Action::undo(&ex.run_id),
+                        " (both wait for it to end first)"
+                    ]),
+                });
+            }
             // Migrations that are atomic (the native migrator everywhere, anything on
             // PostgreSQL) and failed on the first one left the database as it was: restoring
             // the snapshot would only throw away the writes made since it was taken.

@@ -105,6 +105,25 @@ fn promote(ctx: &mut Ctx<'_>, d: &dyn Deployer, production: &str, to: &Release) 
                 Err(e) => return Err(e.into()),
             });
     if already {
+        // Where "live" is only what the target rolls out (Kubernetes' template), a resumed
+        // run's own rollout, cut short, is waited for as a promotion is (not sent again).
+        if d.current_is_desired() {
+            match crate::rt::block_on(d.wait_live(to, std::time::Duration::ZERO)) {
+                Ok(()) => {}
+                Err(production::Error::NotLive { .. }) => {
+                    ctx.log(
+                        LogLevel::Info,
+                        format!(
+                            "Production {production}: {to} is being rolled out already: waiting for it to serve (not sent again)"
+                        ),
+                    );
+                    crate::rt::block_on(d.wait_live(to, LIVE_TIMEOUT))?;
+                    ctx.log(LogLevel::Success, format!("Production {production}: {to} is live"));
+                    return Ok(false);
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
         ctx.log(LogLevel::Info, format!("Production {production}: {to} is live already"));
         return Ok(true);
     }

@@ -117,7 +117,23 @@ impl Client {
             if let Some((content_type, b)) = &body {
                 req = req.header("Content-Type", *content_type).body(b.clone());
             }
-            let mut resp = req.send().await.map_err(|e| self.unavailable(&describe_error(e, Some(&host))))?;
+            let mut resp = req.send().await.map_err(|e| {
+                let said = describe_error(e, Some(&host));
+                // A certificate the kubeconfig's CA does not sign (an unknown issuer, a name that
+                // does not match, an expired one) will not pass by waiting: rustls says
+                // "invalid peer certificate" (its `Error::InvalidCertificate`), wrapped by
+                // the connector in an I/O error whose cause chain hides the type.
+                if said.contains("invalid peer certificate") {
+                    return self.error(
+                        &format!("the API server's certificate was not accepted: {said}"),
+                        Some(format!(
+                            "check the cluster's `certificate-authority` / `certificate-authority-data` and `server` in {}",
+                            self.creds.source
+                        )),
+                    );
+                }
+                self.unavailable(&said)
+            })?;
             let status = resp.status().as_u16();
             let wait = resp
                 .headers()
@@ -216,6 +232,17 @@ impl Client {
     pub async fn patch(&self, what: &str, path: &str, content_type: &str, body: String) -> Result<()> {
         let (status, resp) = self.send(reqwest::Method::PATCH, path, Some((content_type, body))).await?;
         if status == 200 { Ok(()) } else { Err(self.failed(what, status, &resp)) }
+    }
+
+    /// `DELETE path` (which may carry `?propagationPolicy=`); `Ok(false)` when it is gone
+    /// already (`404`).
+    pub async fn delete(&self, what: &str, path: &str) -> Result<bool> {
+        let (status, resp) = self.send(reqwest::Method::DELETE, path, None).await?;
+        match status {
+            200 | 202 => Ok(true),
+            404 => Ok(false),
+            _ => Err(self.failed(what, status, &resp)),
+        }
     }
 
     /// `POST path` with a JSON body; `Ok(false)` when it exists already (`409`).

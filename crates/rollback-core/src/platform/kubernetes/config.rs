@@ -48,10 +48,35 @@ pub struct ConfigError {
     pub message: String,
     /// What to do.
     pub hint: String,
+    /// The namespace of the context chosen, when the error came after it was found (for
+    /// messages that name the workload).
+    pub namespace: Option<String>,
 }
 
 fn err(message: impl Into<String>, hint: impl Into<String>) -> ConfigError {
-    ConfigError { message: message.into(), hint: hint.into() }
+    ConfigError { message: message.into(), hint: hint.into(), namespace: None }
+}
+
+/// A YAML parser's message without the values it quotes: a value in the wrong place may be
+/// a token (`user: <token>` for `user: {token: <token>}`), which is never printed. What is
+/// wrong, and where (the key's path, the line and column), stays.
+fn without_values(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut quoted = false;
+    for c in message.chars() {
+        if c == '"' {
+            if !quoted {
+                out.push_str("\"…");
+            }
+            quoted = !quoted;
+            if !quoted {
+                out.push('"');
+            }
+        } else if !quoted {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// What [`load`] reads besides files: the environment and the keys of `[deploy]`.
@@ -192,7 +217,11 @@ fn from_files(paths: &[PathBuf], sources: &Sources, must_exist: bool) -> Result<
         } else {
             serde_norway::from_slice(&text).map_err(|e| {
                 err(
-                    format!("kubeconfig {} is not a valid kubeconfig: {e}", path.display()),
+                    format!(
+                        "kubeconfig {} is not a valid kubeconfig: {}",
+                        path.display(),
+                        without_values(&e.to_string())
+                    ),
                     "fix the file, or point `[deploy] kubeconfig` at another",
                 )
             })?
@@ -219,8 +248,19 @@ fn from_files(paths: &[PathBuf], sources: &Sources, must_exist: bool) -> Result<
             "check `context` in `[deploy]` (`kubectl config get-contexts` lists them)",
         )
     })?;
+    let namespace = context.namespace.clone().filter(|n| !n.is_empty());
+    with_context(&files, &shown, &context_name, context).map_err(|e| ConfigError { namespace, ..e })
+}
+
+/// The credentials of `context` (named `context_name`) in `files` (`shown`, for messages).
+fn with_context(
+    files: &[File],
+    shown: &str,
+    context_name: &str,
+    context: &Context,
+) -> Result<Credentials, ConfigError> {
     let cluster_name = context.cluster.clone().unwrap_or_default();
-    let (cluster_file, cluster) = find(&files, |c| c.clusters.as_deref(), &cluster_name).ok_or_else(|| {
+    let (cluster_file, cluster) = find(files, |c| c.clusters.as_deref(), &cluster_name).ok_or_else(|| {
         err(
             format!(
                 "kubeconfig {shown}: context `{context_name}` names cluster `{cluster_name}`, which it does not define"
@@ -232,7 +272,7 @@ fn from_files(paths: &[PathBuf], sources: &Sources, must_exist: bool) -> Result<
     let user = if user_name.is_empty() {
         None
     } else {
-        Some(find(&files, |c| c.users.as_deref(), &user_name).ok_or_else(|| {
+        Some(find(files, |c| c.users.as_deref(), &user_name).ok_or_else(|| {
             err(
                 format!(
                     "kubeconfig {shown}: context `{context_name}` names user `{user_name}`, which it does not define"

@@ -13,10 +13,18 @@
 //!
 //! The Job is named after the run (`forge-rollback-downgrade-<run>`, then `-2`, `-3`, ... for
 //! later attempts): a resumed run waits for its Job that still runs instead of starting a
-//! second one. Waiting reads `status.succeeded` / `status.failed` (and a `Failed` condition);
-//! nothing else is fetched (not the logs: `kubectl logs job/<name>` shows them).
+//! second one, and an undo waits for it before it looks at the database. Waiting reads
+//! `status.succeeded` / `status.failed` (and a `Failed` condition), and `active` /
+//! `terminating` (a pod that still runs or stops); nothing else is fetched (not the logs:
+//! `kubectl logs job/<name>` shows them).
+//!
+//! The Job does not die with forge-rollback, nor when a look at it fails: a look that gets no
+//! answer, a `5xx` or a `429` is looked past until the Job's own deadline
+//! (`live_timeout_secs`). A wait that gives up deletes the Job (`propagationPolicy:
+//! Foreground`) and waits until it is gone; when it cannot see it gone, the downgrade's outcome is
+//! unknown ([`crate::production::Error::Unsettled`]), never "failed, nothing changed".
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -26,6 +34,9 @@ use crate::production::Result;
 
 /// Most attempts (Jobs) per run.
 const MAX_ATTEMPTS: u32 = 20;
+/// How long a deleted Job's pod may take to stop (the default termination grace period is
+/// 30 s).
+const STOP_GRACE: Duration = Duration::from_secs(60);
 
 #[derive(Debug, Default, Deserialize)]
 struct Job {
@@ -39,6 +50,10 @@ struct JobStatus {
     succeeded: i64,
     #[serde(default)]
     failed: i64,
+    #[serde(default)]
+    active: i64,
+    #[serde(default)]
+    terminating: i64,
     #[serde(default)]
     conditions: Vec<JobCondition>,
 }
@@ -56,8 +71,13 @@ struct JobCondition {
 }
 
 impl JobStatus {
-    /// `Some(Ok)` succeeded, `Some(Err(why))` failed, `None` still running.
+    /// `Some(Ok)` succeeded, `Some(Err(why))` failed, `None` still running: a pod still
+    /// active or stopping (a Job past its deadline is marked failed while its pod stops) may
+    /// still be changing the database.
     fn outcome(&self) -> Option<std::result::Result<(), String>> {
+        if self.active > 0 || self.terminating > 0 {
+            return None;
+        }
         if self.succeeded > 0 || self.conditions.iter().any(|c| c.kind == "Complete" && c.status == "True") {
             return Some(Ok(()));
         }
@@ -139,19 +159,25 @@ impl Kubernetes {
             return Err(self.error("`[deploy] migrate_command` is not set".to_owned(), None));
         };
         let client = self.client()?;
+        let deadline = Instant::now() + self.live_timeout;
         for n in 1..=MAX_ATTEMPTS {
             let name = job_name(run_id, n);
             let path = format!("{}/{name}", self.jobs_path());
-            match client.get::<Job>("reading the downgrade job", &path).await? {
+            match self.read_job(&client, &path, deadline).await? {
                 Some(job) if job.status.outcome().is_some() => continue,
                 Some(_) => {}
                 None => {
                     let w = self.workload(&client).await?;
                     let body = self.job_body(&name, run_id, w.template(), &expand(argv, revisions))?;
-                    client.create("creating the downgrade job", &self.jobs_path(), body.to_string()).await?;
+                    match client.create("creating the downgrade job", &self.jobs_path(), body.to_string()).await {
+                        Ok(_) => {}
+                        // A create that got no answer may have made the Job all the same.
+                        Err(e) if e.is_transient() => return self.wait_job(&client, &name, &path, Some(e)).await,
+                        Err(e) => return Err(e),
+                    }
                 }
             }
-            return self.wait_job(&client, &name, &path).await;
+            return self.wait_job(&client, &name, &path, None).await;
         }
         Err(self.error(
             format!("run {run_id} has {MAX_ATTEMPTS} downgrade jobs already"),
@@ -162,32 +188,169 @@ impl Kubernetes {
         ))
     }
 
-    async fn wait_job(&self, client: &super::Client, name: &str, path: &str) -> Result<String> {
-        let deadline = Instant::now() + self.live_timeout;
-        let logs = format!("`kubectl logs job/{name} -n {}` shows its output", self.namespace);
+    /// The Job at `path` (`None`: there is none), looking past failed looks (no answer, a
+    /// `5xx`, a `429`) until `deadline`.
+    async fn read_job(&self, client: &super::Client, path: &str, deadline: Instant) -> Result<Option<Job>> {
         loop {
-            let job: Job = client.get("reading the downgrade job", path).await?.ok_or_else(|| {
-                self.error(
-                    format!("job {name} disappeared while it ran"),
-                    Some("someone deleted it; resume the run".to_owned()),
-                )
-            })?;
-            match job.status.outcome() {
-                Some(Ok(())) => return Ok(format!("job {name}")),
-                Some(Err(why)) => {
-                    // The engine's own hint replaces this one: the pointer to the logs goes in the message.
-                    return Err(self.error(format!("the downgrade job {name} failed ({why}; {logs})"), Some(logs)));
+            match client.get::<Job>("reading the downgrade job", path).await {
+                Err(e) if e.is_transient() && Instant::now() < deadline => {
+                    let pause = self.poll.max(e.retry_after().unwrap_or_default());
+                    tokio::time::sleep(pause.min(deadline.saturating_duration_since(Instant::now()))).await;
                 }
-                None => {}
+                other => return other,
+            }
+        }
+    }
+
+    /// Waits until Job `name` ends. A look that fails as a platform in trouble (no answer, a
+    /// `5xx`, a `429`) is looked past until the deadline, as the rollout wait does: the Job
+    /// runs on whether or not it is watched. Given up on (the deadline, a look that cannot be
+    /// made), it is deleted; only when it is seen gone is its end known ([`Error::Platform`],
+    /// a failed downgrade). Otherwise [`Error::Unsettled`]. `unsent`: the create that got no
+    /// answer, when it may not have made the Job (a `404` then means nothing ran).
+    async fn wait_job(
+        &self,
+        client: &super::Client,
+        name: &str,
+        path: &str,
+        unsent: Option<crate::production::Error>,
+    ) -> Result<String> {
+        // Its `activeDeadlineSeconds`: a Job still running then is deleted.
+        let wait = self.live_timeout;
+        let deadline = Instant::now() + wait;
+        let logs = format!("`kubectl logs job/{name} -n {}` shows its output", self.namespace);
+        let mut unsent = unsent;
+        loop {
+            let mut pause = self.poll;
+            match client.get::<Job>("reading the downgrade job", path).await {
+                Ok(Some(job)) => match job.status.outcome() {
+                    Some(Ok(())) => return Ok(format!("job {name}")),
+                    // The engine's own hint replaces this one: the pointer to the logs goes in the message.
+                    Some(Err(why)) => {
+                        return Err(self.error(format!("the downgrade job {name} failed ({why}; {logs})"), Some(logs)));
+                    }
+                    None => unsent = None,
+                },
+                Ok(None) => {
+                    return Err(match unsent {
+                        Some(e) => e,
+                        // A `kubectl delete` (in the background, its default) leaves the pod stopping.
+                        None => self.unsettled(
+                            name,
+                            &format!("job {name} disappeared while it ran (someone deleted it; its pod may still be stopping)"),
+                        ),
+                    });
+                }
+                Err(e) if e.is_transient() && Instant::now() < deadline => {
+                    pause = pause.max(e.retry_after().unwrap_or_default());
+                }
+                Err(e) => return Err(self.give_up(client, name, path, &format!("could not be read ({e})")).await),
             }
             if Instant::now() >= deadline {
-                return Err(self.error(
-                    format!(
-                        "the downgrade job {name} did not finish within {} s ({logs})",
-                        self.live_timeout.as_secs()
+                let why = format!("did not finish within {} s", wait.as_secs());
+                return Err(self.give_up(client, name, path, &why).await);
+            }
+            tokio::time::sleep(pause.min(deadline.saturating_duration_since(Instant::now()))).await;
+        }
+    }
+
+    /// Deletes Job `name` (`propagationPolicy: Foreground`: the Job stays until its pod is
+    /// gone; a delete that fails as a platform in trouble is tried again for as long as the
+    /// wait was) and waits until it is gone, at most [`STOP_GRACE`]: a failed downgrade whose
+    /// end is known, or [`Error::Unsettled`](crate::production::Error::Unsettled).
+    async fn give_up(&self, client: &super::Client, name: &str, path: &str, why: &str) -> crate::production::Error {
+        let logs = format!("`kubectl logs job/{name} -n {}` shows its output", self.namespace);
+        let mut deadline = Instant::now() + self.live_timeout;
+        let mut deleted = false;
+        let mut last = String::new();
+        loop {
+            let look = if deleted {
+                client.get::<Job>("reading the downgrade job", path).await.map(|j| j.is_none())
+            } else {
+                match client.delete("deleting the downgrade job", &format!("{path}?propagationPolicy=Foreground")).await
+                {
+                    Ok(found) => {
+                        deleted = true;
+                        deadline = Instant::now() + STOP_GRACE;
+                        Ok(!found)
+                    }
+                    Err(e) => Err(e),
+                }
+            };
+            match look {
+                Ok(true) => {
+                    return self.error(
+                        format!("the downgrade job {name} {why}: it was deleted, and its pod has stopped ({logs})"),
+                        Some(logs),
+                    );
+                }
+                Ok(false) => {}
+                Err(e) if e.is_transient() => last = format!(" ({e})"),
+                Err(e) => {
+                    last = format!(" ({e})");
+                    break;
+                }
+            }
+            if Instant::now() >= deadline {
+                break;
+            }
+            tokio::time::sleep(self.poll.min(deadline.saturating_duration_since(Instant::now()))).await;
+        }
+        let what = if deleted { "was deleted but is not gone yet" } else { "could not be deleted" };
+        self.unsettled(name, &format!("the downgrade job {name} {why}, and it {what}{last}"))
+    }
+
+    fn unsettled(&self, name: &str, message: &str) -> crate::production::Error {
+        crate::production::Error::Unsettled {
+            target: self.target(),
+            message: format!("{message}: it may still be changing the database"),
+            hint: Some(format!(
+                "see whether it still runs (`kubectl get job {name} -n {ns}`); let it end, or stop it with `kubectl delete job {name} -n {ns} --cascade=foreground`",
+                ns = self.namespace
+            )),
+        }
+    }
+
+    /// A downgrade Job of run `run_id` that has not ended (its name), looking past failed
+    /// looks until `deadline`.
+    pub(super) async fn running_job(&self, run_id: &str, deadline: Instant) -> Result<Option<String>> {
+        if self.migrate_command.is_none() {
+            return Ok(None);
+        }
+        let client = self.client()?;
+        for n in 1..=MAX_ATTEMPTS {
+            let name = job_name(run_id, n);
+            match self.read_job(&client, &format!("{}/{name}", self.jobs_path()), deadline).await? {
+                Some(job) if job.status.outcome().is_some() => {}
+                Some(_) => return Ok(Some(format!("job {name}"))),
+                None => return Ok(None),
+            }
+        }
+        Ok(None)
+    }
+
+    /// Waits until no downgrade Job of run `run_id` runs, at most `live_timeout_secs` (a
+    /// Job's own deadline); refused when one still does, or when that cannot be told.
+    pub(super) async fn wait_jobs_ended(&self, run_id: &str) -> Result<()> {
+        let deadline = Instant::now() + self.live_timeout;
+        loop {
+            let running = match self.running_job(run_id, deadline).await {
+                Ok(None) => return Ok(()),
+                Ok(Some(name)) => format!("{name} is still running"),
+                Err(e) if e.is_transient() => format!("may still be running (it cannot be read: {e})"),
+                Err(e) => return Err(e),
+            };
+            if Instant::now() >= deadline {
+                return Err(crate::production::Error::Refused {
+                    target: self.target(),
+                    message: format!(
+                        "the downgrade {running} of run {run_id}: it may still be changing the database; nothing was changed"
                     ),
-                    Some(logs),
-                ));
+                    hint: Some(format!(
+                        "let it end, or stop it with `kubectl delete jobs -n {} -l forge-rollback/purpose=downgrade --cascade=foreground`; then try again",
+                        self.namespace
+                    )),
+                });
             }
             tokio::time::sleep(self.poll.min(deadline.saturating_duration_since(Instant::now()))).await;
         }

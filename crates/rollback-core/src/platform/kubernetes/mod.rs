@@ -22,7 +22,11 @@
 //!   ReplicaSet's others, as kubectl computes them); a paused Deployment is refused. A StatefulSet gets the
 //!   ControllerRevision's `data` as `application/strategic-merge-patch+json`.
 //! - `wait_live`: `kubectl rollout status`'s rules (see [`rollout`]); a Deployment whose
-//!   `Progressing` condition says `ProgressDeadlineExceeded` fails at once.
+//!   `Progressing` condition says `ProgressDeadlineExceeded` for this rollout's ReplicaSet
+//!   fails at once (one naming the ReplicaSet it replaces is waited past). Every look may
+//!   fail and is repeated until the deadline, and gets at most the time left.
+//! - `current()` is what the workload rolls out, not what serves
+//!   ([`Deployer::current_is_desired`]): a release found there is still waited for.
 //! - `--full` with `[deploy] migrate_command`: the downgrade runs as a Job made from the live
 //!   pod template, before the rollout ([`job`]).
 //! - No automatic-deploy switch: a GitOps controller (Argo CD, Flux) found in the workload's
@@ -45,6 +49,9 @@ use self::rollout::{ControllerRevision, DEFAULT_COMMIT_ANNOTATION, ReplicaSet, R
 use crate::deploy::DeployConfig;
 use crate::production::{Deployer, Error, Release, Result};
 use crate::vcs::CommitId;
+
+/// The least time the rollout wait gives a look (the one at its deadline).
+const LAST_LOOK: Duration = Duration::from_secs(1);
 
 /// A Deployment or a StatefulSet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -110,7 +117,11 @@ impl Kubernetes {
         let namespace = c
             .namespace
             .clone()
-            .or_else(|| creds.as_ref().ok().and_then(|k| k.namespace.clone()))
+            .or_else(|| match &creds {
+                Ok(k) => k.namespace.clone(),
+                // Named in the message that says why the credentials cannot be used.
+                Err(e) => e.namespace.clone(),
+            })
             .unwrap_or_else(|| "default".to_owned());
         Self {
             kind,
@@ -139,7 +150,13 @@ impl Kubernetes {
         if let Some(c) = slot.as_ref() {
             return Ok(c.clone());
         }
-        let creds = self.creds.clone().map_err(|e| self.error(e.message, Some(e.hint)))?;
+        // Credentials that cannot be used are a configuration problem (exit 2), found before
+        // anything is asked of the cluster.
+        let creds = self.creds.clone().map_err(|e| Error::Usage {
+            target: self.target(),
+            message: e.message,
+            hint: Some(e.hint),
+        })?;
         let c = Arc::new(Client::new(creds, self.target())?);
         *slot = Some(c.clone());
         Ok(c)
@@ -161,7 +178,7 @@ impl Kubernetes {
             return Ok(false);
         }
         let status = match self.kind {
-            Kind::Deployment => w.deployment_status(),
+            Kind::Deployment => w.deployment_status(&release.id),
             Kind::StatefulSet => w.statefulset_status(),
         };
         match status {
@@ -170,7 +187,7 @@ impl Kubernetes {
             Err(why) => Err(self.error(
                 format!("the rollout of {release} failed: {why}"),
                 Some(format!(
-                    "`kubectl describe {}/{} -n {}` shows why; resume the run once it serves, or undo it",
+                    "`kubectl describe {}/{} -n {}` shows why (its pods' events and logs); fix that, then resume the run: it waits for the rollout again",
                     self.kind.name(),
                     self.name,
                     self.namespace
@@ -310,14 +327,35 @@ impl Deployer for Kubernetes {
         let client = self.client()?;
         let wait = timeout.min(self.live_timeout);
         let deadline = Instant::now() + wait;
-        let (_, revs) = self.revisions(&client).await?;
-        let rev = revs.into_iter().find(|r| r.name == release.id);
+        // A Deployment's release is found among its revisions once; every look, the first
+        // too, may fail.
+        let mut rev = None;
         // One failed look (no answer, a `5xx`, a `429`) is not the end of the wait: see `poll_live`.
         let mut last_error;
         loop {
             let mut pause = self.poll;
-            match self.workload(&client).await {
-                Ok(w) => {
+            let want_revisions = self.kind == Kind::Deployment && rev.is_none();
+            let look = async {
+                if want_revisions {
+                    self.revisions(&client).await.map(|(w, revs)| (w, Some(revs)))
+                } else {
+                    self.workload(&client).await.map(|w| (w, None))
+                }
+            };
+            // A look gets the time left (at least a moment, for the look at the deadline), not
+            // a request's full timeout: the wait ends when `live_timeout_secs` says.
+            let left = deadline.saturating_duration_since(Instant::now()).max(LAST_LOOK);
+            let look = tokio::time::timeout(left, look).await.unwrap_or_else(|_| {
+                Err(Error::Unavailable {
+                    target: self.target(),
+                    message: format!("the API server did not answer within {:.1} s", left.as_secs_f64()),
+                })
+            });
+            match look {
+                Ok((w, revs)) => {
+                    if let Some(revs) = revs {
+                        rev = revs.into_iter().find(|r| r.name == release.id);
+                    }
                     last_error = None;
                     if self.rolled_out(&w, rev.as_ref(), release)? {
                         return Ok(());
@@ -341,12 +379,49 @@ impl Deployer for Kubernetes {
         }
     }
 
+    fn current_is_desired(&self) -> bool {
+        // `current()` is the workload's template: the release being rolled out.
+        true
+    }
+
+    async fn check_promotable(&self, release: &Release) -> Result<()> {
+        let client = self.client()?;
+        let (w, revs) = self.revisions(&client).await?;
+        self.refuse_paused(&w)?;
+        if revs.iter().any(|r| r.name == release.id) {
+            return Ok(());
+        }
+        Err(Error::Refused {
+            target: self.target(),
+            message: format!(
+                "{} {} is gone (no revision of the {} has that name now: its revisionHistoryLimit may have pruned it), so {release} cannot be rolled out again",
+                self.kind.revision(),
+                release.id,
+                self.kind.name()
+            ),
+            hint: Some(format!(
+                "deploy that release again by your usual pipeline (`kubectl rollout history {}/{} -n {}` lists the revisions kept)",
+                self.kind.name(),
+                self.name,
+                self.namespace
+            )),
+        })
+    }
+
     fn runs_downgrades(&self) -> bool {
         self.migrate_command.is_some()
     }
 
     async fn run_downgrade(&self, run_id: &str, revisions: &[String]) -> Result<String> {
         self.downgrade_job(run_id, revisions).await
+    }
+
+    async fn running_downgrade(&self, run_id: &str) -> Result<Option<String>> {
+        self.running_job(run_id, Instant::now() + self.live_timeout).await
+    }
+
+    async fn wait_downgrade_ended(&self, run_id: &str) -> Result<()> {
+        self.wait_jobs_ended(run_id).await
     }
 
     async fn auto_deployers(&self) -> Result<Option<Vec<String>>> {

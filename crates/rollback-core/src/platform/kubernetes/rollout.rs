@@ -253,9 +253,16 @@ impl Workload {
         without_hash(self.spec.template.clone()) == rev.template
     }
 
-    /// `kubectl rollout status` for a Deployment: `Ok(None)` when complete, `Ok(Some(why))`
-    /// while waiting, `Err` when it failed (`ProgressDeadlineExceeded`).
-    pub fn deployment_status(&self) -> Result<Option<String>, String> {
+    /// `kubectl rollout status` for a Deployment rolling out ReplicaSet `replica_set`:
+    /// `Ok(None)` when complete, `Ok(Some(why))` while waiting, `Err` when it failed
+    /// (`ProgressDeadlineExceeded`).
+    ///
+    /// Unlike kubectl, a deadline condition that names another ReplicaSet is waited past: the
+    /// controller keeps the condition of the rollout this one replaced (the bad release a
+    /// rollback moves away from) until the new one makes progress (`syncRolloutStatus`
+    /// keeps a `ProgressDeadlineExceeded` it finds), and it writes its own as
+    /// `ReplicaSet "<name>" has timed out progressing.`.
+    pub fn deployment_status(&self, replica_set: &str) -> Result<Option<String>, String> {
         let (spec, st) = (&self.spec, &self.status);
         if self.metadata.generation > st.observed_generation {
             return Ok(Some("waiting for the deployment spec update to be observed".to_owned()));
@@ -263,7 +270,15 @@ impl Workload {
         if let Some(c) = st.conditions.iter().find(|c| c.kind == "Progressing")
             && c.reason == "ProgressDeadlineExceeded"
         {
-            return Err(format!("exceeded its progress deadline: {}", c.message));
+            let named = c.message.strip_prefix("ReplicaSet \"").and_then(|m| m.split('"').next());
+            match named {
+                Some(other) if other != replica_set => {
+                    return Ok(Some(format!(
+                        "replicaset {other}, replaced by this rollout, had exceeded its progress deadline"
+                    )));
+                }
+                _ => return Err(format!("exceeded its progress deadline: {}", c.message)),
+            }
         }
         if let Some(want) = spec.replicas
             && st.updated_replicas < want
