@@ -27,6 +27,16 @@ use crate::exit::ExitStatus;
 /// returns its exit code (docs/cli.md, "Exit codes"). Data goes to stdout, everything else to
 /// stderr, as the binary does.
 pub fn main(argv: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> u8 {
+    // Embedded (the Python module's `cli_main`), the process goes on after the command: its
+    // own SIGINT and SIGTERM actions come back when the command returns, and a later command
+    // installs its handlers afresh.
+    let _signals = rollback_core::signals::Scope::enter();
+    let code = run(argv);
+    output::forget_stop();
+    code
+}
+
+fn run(argv: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> u8 {
     let args = match cli::Args::try_parse_from(argv) {
         Ok(a) => a,
         Err(e) => {

@@ -2,7 +2,7 @@
 
 use std::io::{IsTerminal, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use rollback_core::event::{Event, Observer};
 
@@ -83,8 +83,10 @@ pub enum OnSignal {
 }
 
 /// The stop flag, once a command's first step installed the handlers: process-wide, as the
-/// signal handlers are; the terminal prompter reads it while it waits for an answer.
-static STOP: OnceLock<Arc<AtomicBool>> = OnceLock::new();
+/// signal handlers are; the terminal prompter reads it while it waits for an answer. Cleared
+/// when the command returns ([`forget_stop`]): in the Python module's `cli_main` the process
+/// goes on, and a later command must install its own handlers and start with a fresh flag.
+static STOP: Mutex<Option<Arc<AtomicBool>>> = Mutex::new(None);
 
 /// Set while a manual run's prompt waits for the operator: a Ctrl-C then stops the run before
 /// the step asked about, with no step under way to wait for.
@@ -93,7 +95,13 @@ static PROMPTING: AtomicBool = AtomicBool::new(false);
 /// Whether a SIGINT or SIGTERM asked the run to stop (always `false` before the handlers are
 /// installed: the signals then end the process).
 pub fn stop_requested() -> bool {
-    STOP.get().is_some_and(|stop| stop.load(Ordering::SeqCst))
+    STOP.lock().unwrap_or_else(PoisonError::into_inner).as_ref().is_some_and(|stop| stop.load(Ordering::SeqCst))
+}
+
+/// Forgets the stop flag of the command that ran (its handlers end with
+/// `rollback_core::signals::Scope`).
+pub fn forget_stop() {
+    STOP.lock().unwrap_or_else(PoisonError::into_inner).take();
 }
 
 /// Says the terminal prompter is (or no longer is) waiting for an answer.
@@ -135,7 +143,8 @@ impl Observer for LogPrinter {
             return None;
         }
         // First asked before the first step: the handlers go in once the run has begun.
-        let stop = STOP.get_or_init(|| {
+        let mut installed = STOP.lock().unwrap_or_else(PoisonError::into_inner);
+        let stop = installed.get_or_insert_with(|| {
             let finishing = self.finishing.clone();
             let rehearsal = self.on_signal == OnSignal::StopRehearsal;
             rollback_core::signals::stop_on_signals_saying(move || {

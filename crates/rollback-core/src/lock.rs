@@ -13,12 +13,17 @@
 //! Releasing unlinks the file while still holding the lock. A taker that opened the old file
 //! just before checks, once it holds the lock, that its descriptor still is the file at the
 //! path, and starts over if not, so two takers can never both believe they hold it.
+//!
+//! A fork without exec shares the locked file with the child, and with it the lock: the
+//! process that embeds the engine (the Python module) calls [`close_inherited`] in the child, so
+//! a worker forked during a run does not hold the lock after its parent died.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI32, Ordering};
 
 use serde::{Deserialize, Serialize};
 
@@ -90,6 +95,11 @@ impl Error {
     /// What the operator can do.
     pub fn hint(&self) -> Option<String> {
         match self {
+            // This very process (another thread or task of a service that embeds the
+            // module): waiting for its own exit would be no advice.
+            Error::Held { holder: Some(h), .. } if h.pid == std::process::id() && h.host == host_name() => {
+                Some("another thread or task of this process holds it: wait for that run to end and try again".into())
+            }
             Error::Held { holder: Some(h), .. } => Some(format!(
                 "wait for it to finish; the lock is released when pid {} exits, even if it is killed",
                 h.pid
@@ -106,6 +116,43 @@ impl Error {
                 ))
             )),
             Error::Io(e) => e.unsafe_state().map(fsutil::UnsafeState::hint),
+        }
+    }
+}
+
+/// The descriptors of the run locks this process holds (`-1`: a free slot), for
+/// [`close_inherited`]. Atomics, not a mutex: a fork can come while another thread holds a
+/// mutex, which the child could then never take.
+static HELD_FDS: [AtomicI32; 64] = [const { AtomicI32::new(-1) }; 64];
+
+fn remember_held(fd: RawFd) {
+    // More locks at once than slots (a service with as many repositories): the extra ones are
+    // not closed in a forked child, as before.
+    let _ = HELD_FDS.iter().find(|slot| slot.compare_exchange(-1, fd, Ordering::SeqCst, Ordering::SeqCst).is_ok());
+}
+
+fn forget_held(fd: RawFd) {
+    if let Some(slot) = HELD_FDS.iter().find(|slot| slot.load(Ordering::SeqCst) == fd) {
+        slot.store(-1, Ordering::SeqCst);
+    }
+}
+
+/// Closes, in a child forked without exec, its copies of the descriptors of the run locks its
+/// parent holds. An `flock` belongs to the open file, which a fork shares: a child that kept
+/// it (a pre-fork server's worker, `multiprocessing`'s) would keep the lock after its parent
+/// died, for as long as it lives, and `resume` and `unlock` would name the dead parent. The
+/// runs are the parent's: the child never releases them itself (the threads that would are
+/// not in it). The Python module calls this from `os.register_at_fork`.
+pub fn close_inherited() {
+    for slot in &HELD_FDS {
+        let fd = slot.swap(-1, Ordering::SeqCst);
+        if fd >= 0 {
+            // SAFETY: `fd` is the child's copy of a lock descriptor no code of the child uses
+            // (its `RunLock` lives on a thread of the parent); closing it leaves the parent's.
+            #[allow(unsafe_code)]
+            unsafe {
+                libc::close(fd);
+            }
         }
     }
 }
@@ -215,7 +262,18 @@ impl RunLock {
                 return Err(Error::Held { path: path.to_owned(), holder: read_holder(&mut file) });
             }
         };
+        // Remembered as soon as it is held, before its holder is written (what others read
+        // to know the lock is taken): a fork from then on closes the child's copy. From here
+        // on, a failure releases it as a drop does.
+        remember_held(file.as_raw_fd());
         let taken_over = read_holder(&mut file);
+        let mut lock = Self { file, path: path.to_owned(), taken_over };
+        lock.write_holder(command)?;
+        Ok(lock)
+    }
+
+    /// Writes this process's details into the lock file.
+    fn write_holder(&mut self, command: &str) -> Result<(), Error> {
         let me = LockHolder {
             pid: std::process::id(),
             host: host_name(),
@@ -223,11 +281,12 @@ impl RunLock {
             command: command.to_owned(),
         };
         let json = serde_json::to_vec(&me).unwrap_or_default();
+        let (file, path) = (&mut self.file, &self.path);
         file.set_len(0).at("truncate", path)?;
         file.seek(SeekFrom::Start(0)).at("seek", path)?;
         file.write_all(&json).at("write", path)?;
         file.sync_all().at("sync", path)?;
-        Ok(Self { file, path: path.to_owned(), taken_over })
+        Ok(())
     }
 
     /// The lock file.
@@ -238,6 +297,9 @@ impl RunLock {
 
 impl Drop for RunLock {
     fn drop(&mut self) {
+        // Forgotten before it is closed: a fork now must not close another file that reuses
+        // the number.
+        forget_held(self.file.as_raw_fd());
         // Unlink while still locked; closing `file` then releases the flock.
         let _ = std::fs::remove_file(&self.path);
         let _ = self.file.sync_all();
@@ -320,6 +382,14 @@ mod tests {
         assert_eq!(h.pid, std::process::id());
         assert_eq!(h.command, "run");
         assert!(err.to_string().contains(&format!("pid {}", std::process::id())), "{err}");
+        // The holder is this very process (another thread of a service): no advice to wait
+        // for its own exit.
+        let hint = err.hint().unwrap();
+        assert!(hint.contains("another thread or task of this process"), "{hint}");
+        assert!(!hint.contains("exits"), "{hint}");
+        let other =
+            Error::Held { path: p.clone(), holder: Some(LockHolder { pid: std::process::id() + 1, ..h.clone() }) };
+        assert!(other.hint().unwrap().contains(&format!("pid {} exits", std::process::id() + 1)));
         assert_eq!(holder(&p).unwrap().map(|h| h.pid), Some(std::process::id()));
         assert!(matches!(unlock(&p), Err(Error::Held { .. })));
         drop(first);

@@ -55,6 +55,85 @@ pub fn die_on_signals() {
     install(true, || {});
 }
 
+/// The listener tasks [`install`] started; a [`Scope`] ends them when it is dropped.
+#[cfg(unix)]
+static LISTENERS: Mutex<Vec<tokio::task::AbortHandle>> = Mutex::new(Vec::new());
+
+/// SIGINT's and SIGTERM's actions as [`install`] set them, kept when a [`Scope`] put the host
+/// process's back: tokio sets its handler once per process, so a later [`install`] sets these
+/// again itself.
+#[cfg(unix)]
+static ARMED: Mutex<Vec<(libc::c_int, libc::sigaction)>> = Mutex::new(Vec::new());
+
+#[cfg(unix)]
+const HANDLED: [libc::c_int; 2] = [libc::SIGINT, libc::SIGTERM];
+
+/// The current action of `signo`.
+#[cfg(unix)]
+fn action_of(signo: libc::c_int) -> libc::sigaction {
+    // SAFETY: a zeroed `sigaction` is a valid value (no handler, empty mask); sigaction(2)
+    // with a null new action only reads the current one into it.
+    #[allow(unsafe_code)]
+    unsafe {
+        let mut old: libc::sigaction = std::mem::zeroed();
+        libc::sigaction(signo, std::ptr::null(), &raw mut old);
+        old
+    }
+}
+
+/// Makes `action` the action of `signo`.
+#[cfg(unix)]
+fn set_action(signo: libc::c_int, action: &libc::sigaction) {
+    // SAFETY: `action` was read by sigaction(2) itself ([`action_of`]): a handler that is
+    // still in the process (tokio's, or the host's own), with its flags and mask.
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::sigaction(signo, action, std::ptr::null_mut());
+    }
+}
+
+/// A front-end run inside a host process that goes on after it (the Python module's
+/// `cli_main`): the handlers of [`stop_on_signals`] and [`die_on_signals`] set while this
+/// lives act as in the binary; when it is dropped their listener tasks end and SIGINT and
+/// SIGTERM get back the actions the process had before (Python's own `KeyboardInterrupt`,
+/// SIGTERM's default), so a command that ran once does not decide what a later signal does to
+/// the host.
+#[must_use = "the host's actions come back when this is dropped"]
+pub struct Scope {
+    #[cfg(unix)]
+    before: Vec<(libc::c_int, libc::sigaction)>,
+}
+
+impl Scope {
+    /// Notes the process's SIGINT and SIGTERM actions, to put back on drop.
+    pub fn enter() -> Self {
+        Self {
+            #[cfg(unix)]
+            before: HANDLED.iter().map(|&signo| (signo, action_of(signo))).collect(),
+        }
+    }
+}
+
+impl Drop for Scope {
+    fn drop(&mut self) {
+        #[cfg(unix)]
+        {
+            for task in LISTENERS.lock().unwrap_or_else(PoisonError::into_inner).drain(..) {
+                task.abort();
+            }
+            let mut armed = ARMED.lock().unwrap_or_else(PoisonError::into_inner);
+            for (signo, before) in &self.before {
+                let now = action_of(*signo);
+                if now.sa_sigaction != before.sa_sigaction {
+                    armed.retain(|(s, _)| s != signo);
+                    armed.push((*signo, now));
+                    set_action(*signo, before);
+                }
+            }
+        }
+    }
+}
+
 /// The handlers: the first signal sets the returned flag and calls `notice` (or, with
 /// `first_ends`, ends the process); a second ends it.
 fn install(first_ends: bool, notice: impl Fn() + Send + 'static) -> Arc<AtomicBool> {
@@ -68,9 +147,13 @@ fn install(first_ends: bool, notice: impl Fn() + Send + 'static) -> Arc<AtomicBo
         // keep their default action; the caller finds out from `rt::try_runtime` itself.
         let Ok(rt) = crate::rt::try_runtime() else { return flag };
         let _context = rt.enter();
+        // A [`Scope`] put the host's actions back after an earlier command: tokio's come back.
+        for (signo, action) in ARMED.lock().unwrap_or_else(PoisonError::into_inner).iter() {
+            set_action(*signo, action);
+        }
         if let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) {
             let f = flag.clone();
-            rt.spawn(async move {
+            let task = rt.spawn(async move {
                 let mut seen = 0;
                 loop {
                     let signo = tokio::select! {
@@ -86,6 +169,7 @@ fn install(first_ends: bool, notice: impl Fn() + Send + 'static) -> Arc<AtomicBo
                     }
                 }
             });
+            LISTENERS.lock().unwrap_or_else(PoisonError::into_inner).push(task.abort_handle());
         }
     }
     flag
@@ -95,9 +179,7 @@ fn install(first_ends: bool, notice: impl Fn() + Send + 'static) -> Arc<AtomicBo
 /// killed by it), killing the process groups of the check programs running first.
 #[cfg(unix)]
 fn die_by(signo: libc::c_int) {
-    for pgid in CHILD_GROUPS.lock().unwrap_or_else(PoisonError::into_inner).iter() {
-        kill_group(*pgid);
-    }
+    kill_child_groups();
     // SAFETY: restoring a signal's default action and raising it are plain libc calls with no
     // memory passed; the process ends on the raise.
     #[allow(unsafe_code)]
@@ -106,6 +188,16 @@ fn die_by(signo: libc::c_int) {
         libc::raise(signo);
     }
     std::process::exit(128 + signo);
+}
+
+/// Kills the process groups of the check programs still running: for a process that ends
+/// with work it will not wait for (a signal, or the Python module's interpreter exit with a
+/// `verify` left in the background), so that no check program outlives it, orphaned.
+#[cfg(unix)]
+pub fn kill_child_groups() {
+    for pgid in CHILD_GROUPS.lock().unwrap_or_else(PoisonError::into_inner).iter() {
+        kill_group(*pgid);
+    }
 }
 
 /// SIGKILL to every process of group `pgid` (nothing for 0 or 1).

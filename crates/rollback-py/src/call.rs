@@ -15,9 +15,14 @@
 //! to stop at its next step boundary (a second Ctrl-C stops the wait; the run is then left
 //! `running` for `resume` or `undo`, as after a crash). From then on no worker thread touches
 //! Python again ([`with_python`] refuses), so a run outliving the interpreter never panics.
+//!
+//! Fork: a child forked while calls are live has none of the threads that run them; the
+//! `os.register_at_fork` hook ([`after_fork_in_child`]) makes it forget them and close its
+//! copies of their run locks.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::RecvTimeoutError;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::Duration;
 
@@ -59,6 +64,41 @@ pub fn with_python<R>(f: impl for<'py> FnOnce(Python<'py>) -> R) -> Option<R> {
     lock(m).attached -= 1;
     cv.notify_all();
     out
+}
+
+/// Whether this thread is Python's main thread (where Ctrl-C arrives).
+pub fn on_main_thread(py: Python<'_>) -> PyResult<bool> {
+    let threading = py.import("threading")?;
+    Ok(threading.call_method0("current_thread")?.is(&threading.call_method0("main_thread")?))
+}
+
+/// Runs `work` (a call that is no run: `verify`, `assess`, `plan`) without the GIL. On the main
+/// thread it runs on the shared runtime's blocking pool while this thread waits in short
+/// slices, running Python's signal handlers between them: Ctrl-C (or a handler that raises)
+/// ends the wait at once with its exception, as in the CLI, instead of after a check's or the
+/// database's timeout. The work then ends in the background, its result dropped, as a
+/// cancelled `averify()`'s is; it only reads.
+pub fn interruptible<T: Send + 'static>(py: Python<'_>, work: impl FnOnce() -> T + Send + 'static) -> PyResult<T> {
+    if !on_main_thread(py)? {
+        return Ok(py.detach(work));
+    }
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    rollback_core::rt::runtime().spawn_blocking(move || {
+        let _ = tx.send(work());
+    });
+    // `detach` wants what it borrows to be `Sync`, which a receiver is not.
+    let rx = Mutex::new(rx);
+    loop {
+        match py.detach(|| lock(&rx).recv_timeout(Duration::from_millis(50))) {
+            Ok(out) => return Ok(out),
+            Err(RecvTimeoutError::Timeout) => py.check_signals()?,
+            Err(RecvTimeoutError::Disconnected) => {
+                return Err(pyo3::exceptions::PyRuntimeError::new_err(
+                    "forge_rollback worker thread panicked (a bug; please report it)",
+                ));
+            }
+        }
+    }
 }
 
 /// One call into the engine.
@@ -193,6 +233,24 @@ impl Drop for Live {
     }
 }
 
+/// The `os.register_at_fork(after_in_child=...)` hook. The child of a fork has the memory of
+/// the parent's live calls but none of the threads that run them: they are the parent's, so
+/// the child forgets them (its interpreter exit would wait for them for ever) and closes its
+/// copies of their run locks' descriptors (it would hold the locks after the parent died).
+#[pyfunction]
+pub fn after_fork_in_child() {
+    rollback_core::lock::close_inherited();
+    let (m, _) = registry();
+    let inherited = {
+        let mut r = lock(m);
+        // A worker thread of the parent may have been waiting for the GIL inside
+        // `with_python`: it is not in the child.
+        r.attached = 0;
+        std::mem::take(&mut r.live)
+    };
+    drop(inherited);
+}
+
 /// The `atexit` hook: cancels every live call, waits for each to stop at its next step
 /// boundary, then keeps worker threads away from Python for good.
 #[pyfunction]
@@ -215,6 +273,11 @@ pub fn at_exit(py: Python<'_>) {
         }
     }
     lock(m).finalizing = true;
+    // A `verify` left in the background (a cancelled `averify()`, an interrupted `verify()`, a
+    // daemon thread's) would leave its check programs running after the process, orphaned:
+    // they end with it, as when a signal ends the CLI.
+    #[cfg(unix)]
+    rollback_core::signals::kill_child_groups();
     py.detach(|| {
         let mut r = lock(m);
         while r.attached > 0 {

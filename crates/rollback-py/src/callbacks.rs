@@ -221,6 +221,13 @@ fn decision(answer: &Bound<'_, PyAny>) -> PyResult<StepDecision> {
 const EXITING: &str = "the Python interpreter is exiting";
 
 impl Prompter for PyPrompter {
+    /// `confirm=True` (or `"yes"`) is the CLI's `--yes`: the engine takes the lock first and
+    /// plans once, under it, so both refuse for the same reason in the same order. Not with an
+    /// `approve` callback: a manual run asks before each step.
+    fn is_automatic(&self) -> bool {
+        matches!(self.confirm, Confirm::Yes) && self.approve.is_none()
+    }
+
     fn confirm(&self, request: &Confirmation) -> Result<bool> {
         // Cancelled (or Ctrl-C) while assessing: stop before anything is written.
         if let Some(why) = self.call.cancelled() {
@@ -251,7 +258,9 @@ impl Prompter for PyPrompter {
 
     fn approve_step(&self, request: &StepApproval, _inspector: &dyn StepInspector) -> Result<StepDecision> {
         let Some(callback) = &self.approve else { return Ok(StepDecision::Run) };
-        if self.call.has_parked() {
+        // A signal handler that raised (Ctrl-C, a job's time limit) stops the run before this
+        // step, as it would at any step boundary: the callback is not asked.
+        if self.call.has_parked() || self.call.cancelled().is_some() {
             return Ok(StepDecision::Abort { undo: false });
         }
         let answer = with_python(|py| {

@@ -5,7 +5,8 @@ use pyo3::prelude::*;
 
 /// Runs `forge-rollback` with `argv` (program name first) and returns its exit code. Data goes
 /// to the process's stdout (file descriptor 1), everything else to stderr, as the binary does.
-/// Runs without the GIL. Hints name CLI commands for the rest of the process.
+/// Runs without the GIL. While it runs, SIGINT and SIGTERM act as in the binary; when it
+/// returns, the process's own handlers are back (Python's `KeyboardInterrupt`).
 #[pyfunction]
 #[allow(clippy::needless_pass_by_value)] // PyO3 extracts a list of str as Vec<String>
 pub fn cli_main(py: Python<'_>, argv: Vec<String>) -> u8 {

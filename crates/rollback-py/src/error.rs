@@ -386,7 +386,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
         (py.get_type::<RefusedError>(), REFUSED_FIELDS),
         (py.get_type::<CancelledError>(), CANCELLED_FIELDS),
         (py.get_type::<StepFailedError>(), STEP_FIELDS),
-        (py.get_type::<VerificationError>(), &["run_id", "report"]),
+        (py.get_type::<VerificationError>(), &["run_id", "report", "failed"]),
     ];
     for (class, names) in defaults {
         for name in names {

@@ -19,6 +19,7 @@ mod call;
 mod callbacks;
 mod cli;
 mod error;
+mod inprocess;
 mod known_good;
 mod observer;
 mod results;
@@ -54,5 +55,10 @@ fn _forge_rollback(m: &Bound<'_, PyModule>) -> PyResult<()> {
     // Interpreter exit cancels live runs at their next step boundary and waits for them.
     let at_exit = pyo3::wrap_pyfunction!(call::at_exit, m)?;
     m.py().import("atexit")?.call_method1("register", (at_exit,))?;
+    // A child forked while runs are live (a pre-fork server, `multiprocessing`) must neither
+    // wait for them at exit nor keep their run locks.
+    let kwargs = pyo3::types::PyDict::new(m.py());
+    kwargs.set_item("after_in_child", pyo3::wrap_pyfunction!(call::after_fork_in_child, m)?)?;
+    m.py().import("os")?.call_method("register_at_fork", (), Some(&kwargs))?;
     Ok(())
 }

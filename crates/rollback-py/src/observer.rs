@@ -186,6 +186,18 @@ impl PyObserver {
 impl Observer for PyObserver {
     fn event(&self, event: &Event) {
         with_python(|py| {
+            // A signal that came while the engine worked has its Python handler run by the
+            // first Python code called now. Whatever that handler raises (Ctrl-C, or a job's
+            // time limit: `signal.alarm` raising `TimeoutError`, Celery's
+            // `SoftTimeLimitExceeded`) stops the run, so it is run here, before the logger
+            // or `on_event`, which would take an `Exception` for their own failure.
+            if self.call.signals
+                && let Err(e) = py.check_signals()
+            {
+                let why = e.get_type(py).name().map(|n| n.to_string()).unwrap_or_default();
+                self.call.park(e);
+                self.call.cancel(&format!("interrupted ({why})"));
+            }
             match self.emit(py, event) {
                 Ok(()) => {}
                 // Ctrl-C arriving while Python ran the logger: stop at the next step.

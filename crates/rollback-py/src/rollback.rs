@@ -14,7 +14,7 @@ use rollback_core::plan::{Level, RunKind};
 use rollback_core::{Error, RunOptions, RunOutcome, UndoOptions};
 
 use crate::aio::{self, job};
-use crate::call::{Call, Live};
+use crate::call::{Call, Live, interruptible, on_main_thread};
 use crate::callbacks::{Confirm, PyPrompter};
 use crate::error::{PyRollbackError, to_pyerr};
 use crate::known_good::KnownGood;
@@ -40,12 +40,6 @@ fn parse_level(level: Option<&str>) -> PyResult<Option<Level>> {
 
 fn parse_severity(severity: Option<&str>) -> PyResult<Option<rollback_core::journal::Severity>> {
     severity.map(str::parse).transpose().map_err(|e| PyRollbackError(e).into())
-}
-
-/// Whether this thread is Python's main thread (where Ctrl-C arrives).
-fn on_main_thread(py: Python<'_>) -> PyResult<bool> {
-    let threading = py.import("threading")?;
-    Ok(threading.call_method0("current_thread")?.is(&threading.call_method0("main_thread")?))
 }
 
 /// The prompter and observer of one call, and the call they share.
@@ -315,8 +309,8 @@ impl Rollback {
     /// Assesses a rollback to `target` (default: the newest verified known-good commit).
     #[pyo3(signature = (target = None))]
     fn assess(&self, py: Python<'_>, target: Option<&str>) -> PyResult<Py<PyAny>> {
-        let core = &self.core;
-        to_assessment(py, py.detach(|| core.assess(target)))
+        let (core, target) = (self.core.clone(), target.map(str::to_owned));
+        to_assessment(py, interruptible(py, move || core.assess(target.as_deref()))?)
     }
 
     /// `assess` as a coroutine.
@@ -337,8 +331,8 @@ impl Rollback {
         database_only: bool,
     ) -> PyResult<Py<PyAny>> {
         let opts = RunOptions { level: parse_level(level)?, target, database_only, ..RunOptions::default() };
-        let core = &self.core;
-        to_plan(py, py.detach(|| core.plan_with(&opts)))
+        let core = self.core.clone();
+        to_plan(py, interruptible(py, move || core.plan_with(&opts))?)
     }
 
     /// `plan` as a coroutine (a full plan asks Alembic for its SQL: never on the loop).
@@ -397,6 +391,7 @@ impl Rollback {
         let confirm = Confirm::from_arg(confirm, dry_run, false, "run")?;
         let cbs = Callbacks::new(py, confirm, on_event, approve, false)?;
         check_manual(&opts, &cbs)?;
+        crate::inprocess::warn_sqlite_in_process(py, &self.core, &opts)?;
         let core = &self.core;
         drive(py, &cbs, |cbs| core.run(&opts, &cbs.prompter, &cbs.observer))
     }
@@ -437,6 +432,7 @@ impl Rollback {
         let confirm = Confirm::from_arg(confirm, dry_run, true, "arun")?;
         let cbs = Callbacks::new(py, confirm, on_event, approve, true)?;
         check_manual(&opts, &cbs)?;
+        crate::inprocess::warn_sqlite_in_process(py, &self.core, &opts)?;
         let core = self.core.clone();
         drive_async(py, cbs, move |cbs| core.run(&opts, &cbs.prompter, &cbs.observer))
     }
@@ -566,8 +562,8 @@ impl Rollback {
     #[pyo3(signature = (checks = None))]
     #[allow(clippy::needless_pass_by_value)] // PyO3 extracts a list of str as Vec<String>
     fn verify(&self, py: Python<'_>, checks: Option<Vec<String>>) -> PyResult<Py<PyAny>> {
-        let core = &self.core;
-        to_report(py, py.detach(|| core.verify(checks.as_deref())))
+        let core = self.core.clone();
+        to_report(py, interruptible(py, move || core.verify(checks.as_deref()))?)
     }
 
     /// `verify` as a coroutine.

@@ -25,7 +25,7 @@ FIELDS: dict[type[fr.RollbackError], list[str]] = {
     fr.RefusedError: ["path"],
     fr.CancelledError: ["run_id"],
     fr.StepFailedError: ["run_id", "step"],
-    fr.VerificationError: ["run_id", "report"],
+    fr.VerificationError: ["run_id", "report", "failed"],
 }
 
 

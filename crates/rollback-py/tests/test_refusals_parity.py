@@ -5,7 +5,9 @@ bad is refused unless the mark is lifted. Python and the CLI compiled into the m
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
+import subprocess
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -13,7 +15,7 @@ import forge_rollback as fr
 from forge_rollback._forge_rollback import cli_main
 
 if TYPE_CHECKING:  # pytest's importlib mode: conftest is not importable at run time
-    from conftest import Repo
+    from conftest import DbApp, Repo
 
 
 def _registry(repo: Repo) -> bytes:
@@ -94,3 +96,32 @@ def test_marking_a_commit_marked_bad_known_good_needs_lift_bad(
     marked = json.loads(capfd.readouterr().out)
     assert marked["entry"]["verified"] is True
     assert any("broke login again" in n for n in marked["notes"]), marked
+
+
+def test_undo_behind_an_unfinished_undo_names_it_like_the_cli(make_db_app: Any, cli: Path) -> None:
+    """Undo R while an undo U of R stopped half-way (its database restored, its code not): the
+    module (`confirm=True`, the CLI's `--yes`, or a confirm callback, the CLI's prompt) refuses
+    as the CLI does, naming U, not with U's half-done work taken for writes made since R."""
+    app: DbApp = make_db_app("sql", "sqlite")
+    rb = app.open()
+    r = rb.run("full", target="v1", confirm=True)
+
+    def stop_at_reset(event: dict[str, Any]) -> None:
+        if event["event"] == "step_started" and event["step"] == "reset":
+            raise fr.AbortRollback("operator stopped the undo")
+
+    with pytest.raises(fr.AbortRollback) as stopped:
+        rb.undo(r.run_id, confirm=True, on_event=stop_at_reset)
+    u = getattr(stopped.value, "run_id")
+    assert rb.run_details(u).status == "cancelled"
+
+    out = subprocess.run(
+        [cli, "-C", app.repo.path, "--config", app.config, "undo", r.run_id, "--yes"], capture_output=True, text=True
+    )
+    assert out.returncode == 4, out.stderr
+    assert f"run {u} is unfinished" in out.stderr
+    for confirm in (True, lambda summary, plan: True):
+        with pytest.raises(fr.RefusedError) as refused:
+            rb.undo(r.run_id, confirm=confirm)
+        assert refused.value.message == f"run {u} is unfinished"
+        assert refused.value.hint is not None and u in refused.value.hint

@@ -265,3 +265,20 @@ def test_a_rollback_that_moves_a_submodule_warns_and_assess_marks_it(tmp_path: P
     r = rb.run("fast", target="HEAD~1", confirm=True)
     assert r.status == "succeeded"
     assert any("git submodule update --recursive -- vendor/lib" in w for w in r.warnings), r.warnings
+
+
+def test_an_actor_with_line_breaks_and_escapes_stays_on_its_report_line(repo: Repo) -> None:
+    """`actor` comes from wherever an app learns who asked (a chat name, a JSON body): a line
+    break in it must not start a header field of its own (a false `**Status**`), and an escape
+    sequence must not reach the terminal of whoever reads the report."""
+    repo.write("forge-rollback.toml", '[[restart]]\nname = "svc"\nargv = ["false"]\n')
+    rb = fr.Rollback.open(repo.path)
+    r = rb.run("fast", target="v1", confirm=True, actor="mallory\n**Status**: Succeeded\n\x1b[2J")
+    assert r.status == "failed"
+    md = rb.report(r.run_id, format="md")
+    assert "\x1b" not in md
+    [triggered] = [line for line in md.splitlines() if line.startswith("**Triggered by**")]
+    assert "mallory" in triggered and "\\u{1b}[2J" in triggered
+    assert [line for line in md.splitlines() if line.startswith("**Status**")] == ["**Status**: Failed"]
+    # The journal keeps what was passed.
+    assert json.loads(rb.report(r.run_id, format="json"))["actor"] == "mallory\n**Status**: Succeeded\n\x1b[2J"

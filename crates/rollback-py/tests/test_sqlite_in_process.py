@@ -66,3 +66,25 @@ def test_a_full_rollback_is_refused_while_this_process_has_the_database_open(
     assert app.revision() == [app.revisions[0]]
     assert "payments" not in app.tables()
     assert ("request in flight",) in app.query("SELECT name FROM users")
+
+
+def test_a_full_run_from_a_process_with_sqlite3_loaded_warns_to_run_it_in_a_child(
+    make_db_app: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """No connection is open when the run starts, so it goes ahead; but one the service opens
+    during it is not seen by the engine's SQLite. Python's `sqlite3` is loaded here (this
+    module imports it): the run warns, with the advice to run the rollback in a child process."""
+    app: DbApp = make_db_app("sql", "sqlite")
+    rb = app.open()
+    with caplog.at_level("WARNING", logger="forge_rollback"):
+        rb.run("fast", target="v1", confirm=True)
+    assert not [r for r in caplog.records if "sqlite3" in r.getMessage()]
+    undo = rb.runs()[-1].run_id
+    rb.undo(undo, confirm=True)
+    with caplog.at_level("WARNING", logger="forge_rollback"):
+        r = rb.run("full", target="v1", confirm=True)
+    assert r.status == "succeeded"
+    [warning] = [r for r in caplog.records if "sqlite3" in r.getMessage()]
+    assert warning.levelname == "WARNING"
+    assert "child process" in warning.getMessage() and '"-m", "forge_rollback"' in warning.getMessage()
+    assert getattr(warning, "forge_rollback_event")["level"] == "warn"

@@ -55,6 +55,10 @@ impl Entry for UndoEntry<'_> {
             }
             return Ok(Next::Go(Some(head)));
         }
+        // Checked again under the lock (`settle`); named first here too, as with `--yes`:
+        // another run's half-done work (a stopped undo of this run) would otherwise show as a
+        // database changed since the run, a misleading refusal.
+        refuse_other_unfinished(rb, run_id)?;
         if let Some((manifest, db)) = rb.undo_inputs(&target, self.restore_snapshot)? {
             rb.refuse_head_moved_since(&target, &manifest, &head.commit)?;
             refuse_no_space(rb, run_id, &manifest)?;
@@ -144,13 +148,7 @@ impl Entry for UndoEntry<'_> {
                 );
             }
         }
-        // Other unfinished runs (not this one, which the undo settles) block an undo too.
-        if let Some(r) = rb.unfinished_runs()?.into_iter().find(|r| r.run_id != run_id) {
-            return Err(Error::refused(
-                format!("run {} is unfinished", r.run_id),
-                Some(format!("resume or undo {} first", r.run_id).into()),
-            ));
-        }
+        refuse_other_unfinished(rb, run_id)?;
         rb.wait_run_downgrade(ctx, &target)?;
         let Some((manifest, db)) = rb.undo_inputs(&target, self.restore_snapshot)? else {
             // Stopped before its snapshot completed: it changed nothing.
@@ -206,6 +204,22 @@ impl Entry for UndoEntry<'_> {
 }
 
 /// Closes a run that changed nothing: undone, by nobody ([`crate::journal::NOTHING_CHANGED`]).
+/// Other unfinished runs (not `run_id`, which the undo settles) block an undo. A failed undo
+/// of `run_id` that changed nothing is not one: the undo takes its place.
+fn refuse_other_unfinished(rb: &Rollback, run_id: &str) -> Result<()> {
+    let blocking = rb.unfinished_runs()?.into_iter().find(|r| {
+        r.run_id != run_id
+            && !rb.load_run(&r.run_id).is_ok_and(|s| Rollback::failed_undo_that_changed_nothing(&s, run_id))
+    });
+    match blocking {
+        Some(r) => Err(Error::refused(
+            format!("run {} is unfinished", r.run_id),
+            Some(format!("resume or undo {} first", r.run_id).into()),
+        )),
+        None => Ok(()),
+    }
+}
+
 fn mark_undone_nothing_changed(rb: &Rollback, run_id: &str) -> Result<()> {
     let mut j = Journal::open(&rb.state.run_dir(run_id).join("journal.jsonl"))?;
     Ok(j.append(&Record::Undone { at: Timestamp::now(), by: crate::journal::NOTHING_CHANGED.into() })?)

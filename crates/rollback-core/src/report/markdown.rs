@@ -64,6 +64,10 @@ impl IncidentReport {
             }
         }
         if let Some(actor) = &self.actor {
+            // One line, whatever the caller passed (a chat user name, a JSON field): a line
+            // break would start a header field of its own (a false `**Status**`), an escape
+            // sequence would act on the terminal of whoever reads the report.
+            let actor = crate::verify::redact::escape_controls(actor);
             let _ = writeln!(o, "**Triggered by**: {actor}  ");
         }
         let _ = writeln!(o, "**Rollback Type**: {}  ", self.rollback_type);

@@ -60,7 +60,9 @@ __all__ = [
 __version__: str
 
 def cli_main(argv: list[str]) -> int:
-    """Runs `forge-rollback` with `argv` (program name first); returns its exit code."""
+    """Runs `forge-rollback` with `argv` (program name first); returns its exit code. While it
+    runs, SIGINT and SIGTERM act as in the binary; when it returns, the process's own handlers
+    are back."""
 
 _T = TypeVar("_T")
 _R = TypeVar("_R")
@@ -72,8 +74,8 @@ _Path = str | bytes | os.PathLike[str] | os.PathLike[bytes]
 # rule of the CLI's typed `yes`); False declines (CancelledError); any other answer ("no",
 # "y", None, 1) is a ValueError. Nothing changes unless it goes ahead.
 _Answer = bool | str
-_Confirm = Literal[True, "yes"] | Callable[[str, Plan], _Answer]
-_AConfirm = Literal[True, "yes"] | Callable[[str, Plan], _Answer | Awaitable[_Answer]]
+_Confirm = bool | str | Callable[[str, Plan], _Answer]
+_AConfirm = bool | str | Callable[[str, Plan], _Answer | Awaitable[_Answer]]
 # An exception other than AbortRollback is logged and the run goes on.
 _OnEvent = Callable[[Event], object]
 # `approve(step)`: True / "yes" / "run" runs the step, False / "no" / "skip" skips it, "abort"
@@ -595,7 +597,8 @@ class VerificationError(RollbackError):
 
     run_id: str | None
     report: VerificationReport | None
-    failed: list[str]
+    # The failed checks' names; `None` only in one made in Python.
+    failed: list[str] | None
 
 class AbortRollback(Exception):
     """Raise it from `on_event` to stop the run before its next step (journaled `cancelled`);

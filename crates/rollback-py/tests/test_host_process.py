@@ -1,0 +1,353 @@
+"""The module inside a host process that goes on around it: the host's signal handlers after
+`cli_main`, a job's time limit raised from a signal handler, Ctrl-C during a call that waits on
+a check, and processes forked while a run is live (a pre-fork server's workers)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+import forge_rollback as fr
+
+if TYPE_CHECKING:  # pytest's importlib mode: conftest is not importable at run time
+    from conftest import Repo
+
+
+def _child(tmp_path: Path, name: str, source: str, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    script = tmp_path / f"{name}.py"
+    script.write_text(textwrap.dedent(source))
+    return subprocess.Popen(
+        [sys.executable, str(script), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def _paused_before_reset(tmp_path: Path) -> tuple[dict[str, str], Path]:
+    """The environment that pauses a run before its `reset` step until the file it names exists."""
+    release = tmp_path / "release"
+    env = {
+        "FORGE_ROLLBACK_FAILPOINT": "before:reset",
+        "FORGE_ROLLBACK_FAILPOINT_ACTION": "pause",
+        "FORGE_ROLLBACK_FAILPOINT_RELEASE": str(release),
+    }
+    return env, release
+
+
+# ----- cli_main gives the host its signal handlers back ----------------------------------------
+
+CLI_MAIN_THEN_RUN = """
+import signal, sys
+import forge_rollback as fr
+
+repo = sys.argv[1]
+signal.signal(signal.SIGINT, signal.default_int_handler)
+# An earlier command line run in this process (`verify` installs the CLI's "Ctrl-C ends the
+# process" handler).
+print("cli_main", fr.cli_main(["forge-rollback", "-C", repo, "-q", "verify"]), flush=True)
+rb = fr.Rollback.open(repo)
+try:
+    rb.run("fast", target="v1", confirm=True)
+    print("run returned", flush=True)
+except KeyboardInterrupt as e:
+    print("KeyboardInterrupt", e.result.status, flush=True)
+"""
+
+
+def test_ctrl_c_after_cli_main_stops_a_run_at_its_step_boundary(repo: Repo, tmp_path: Path) -> None:
+    repo.write("forge-rollback.toml", '[[checks]]\nname = "ok"\nkind = "command"\nargv = ["true"]\n')
+    env, release = _paused_before_reset(tmp_path)
+    child = _child(tmp_path, "cli_main_then_run", CLI_MAIN_THEN_RUN, str(repo.path), env=env)
+    reached = Path(f"{release}.reached")
+    while not reached.exists():
+        assert child.poll() is None, child.communicate()
+        threading.Event().wait(0.05)
+    child.send_signal(signal.SIGINT)
+    release.touch()
+    out, err = child.communicate(timeout=120)
+    # Not killed by the signal in the middle of the step by the CLI's handler left installed.
+    assert child.returncode == 0, out + err
+    assert "KeyboardInterrupt cancelled" in out, out + err
+    [run] = fr.Rollback.open(repo.path).runs()
+    assert run.status == "cancelled"
+
+
+CLI_MAIN_THEN_SIGTERM = """
+import os, signal, sys, time
+import forge_rollback as fr
+
+repo = sys.argv[1]
+# A run through the command line installs the CLI's "SIGTERM stops at the next step" handler.
+print("cli_main", fr.cli_main(["forge-rollback", "-C", repo, "-q", "run", "--fast", "--target", "v1", "--yes"]), flush=True)
+os.kill(os.getpid(), signal.SIGTERM)
+time.sleep(60)
+print("survived SIGTERM", flush=True)
+"""
+
+
+def test_sigterm_after_cli_main_ends_the_process_as_without_it(repo: Repo, tmp_path: Path) -> None:
+    child = _child(tmp_path, "cli_main_then_sigterm", CLI_MAIN_THEN_SIGTERM, str(repo.path))
+    out, err = child.communicate(timeout=120)
+    assert "cli_main 0" in out, out + err
+    assert child.returncode == -signal.SIGTERM, out + err
+    assert "survived" not in out and "interrupted" not in err, out + err
+
+
+CLI_MAIN_TWICE = """
+import sys
+import forge_rollback as fr
+
+repo = sys.argv[1]
+print("first", fr.cli_main(["forge-rollback", "-C", repo, "-q", "verify", "--check", "ok"]), flush=True)
+# The second command line waits on a check program; Ctrl-C must end it as in the binary.
+print("second", fr.cli_main(["forge-rollback", "-C", repo, "-q", "verify", "--check", "slow"]), flush=True)
+"""
+
+
+def test_a_later_cli_main_gets_the_cli_signal_handlers_again(repo: Repo, tmp_path: Path) -> None:
+    started = tmp_path / "started"
+    repo.write(
+        "forge-rollback.toml",
+        '[[checks]]\nname = "ok"\nkind = "command"\nargv = ["true"]\n'
+        f'[[checks]]\nname = "slow"\nkind = "command"\ntimeout_secs = 600\nargv = ["sh", "-c", "touch {started}; sleep 600"]\n',
+    )
+    child = _child(tmp_path, "cli_main_twice", CLI_MAIN_TWICE, str(repo.path))
+    assert child.stdout is not None
+    while not (line := child.stdout.readline()).startswith("first"):
+        assert line, child.communicate()
+    assert line.startswith("first 0"), line
+    while not started.exists():
+        assert child.poll() is None, child.communicate()
+        threading.Event().wait(0.05)
+    child.send_signal(signal.SIGINT)
+    out, err = child.communicate(timeout=120)
+    # Ended by the signal, as the binary's `verify` is, not after the check's 600 s.
+    assert child.returncode == -signal.SIGINT, out + err
+
+
+# ----- a signal handler's exception (a job's time limit) stops a sync run --------------------
+
+
+class SoftTimeLimitExceeded(Exception):
+    """What Celery's time limit raises from its signal handler: an `Exception`."""
+
+
+@pytest.fixture
+def time_limit_handler() -> Any:
+    def on_alarm(signum: int, frame: object) -> None:
+        raise SoftTimeLimitExceeded("the job's time limit was reached")
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGALRM, previous)
+
+
+@pytest.mark.usefixtures("time_limit_handler")
+def test_an_exception_from_a_signal_handler_stops_a_sync_run_and_is_raised(
+    repo: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env, release = _paused_before_reset(tmp_path)
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    rb = fr.Rollback.open(repo.path)
+    before = repo.state()
+    reached = Path(f"{release}.reached")
+
+    def time_limit() -> None:
+        # The limit fires while the main thread is inside Rust (paused before `reset`).
+        while not reached.exists():
+            threading.Event().wait(0.02)
+        os.kill(os.getpid(), signal.SIGALRM)
+        release.touch()
+
+    threading.Thread(target=time_limit).start()
+    with pytest.raises(SoftTimeLimitExceeded) as info:
+        rb.run("fast", target="v1", confirm=True, on_event=lambda event: None)
+    result: fr.RunResult = getattr(info.value, "result")
+    assert result.status == "cancelled"
+    assert {s["step"]: s["status"] for s in result.steps}["remove_untracked"] == "pending"
+    [run] = rb.runs()
+    assert run.status == "cancelled" and run.run_id == getattr(info.value, "run_id")
+    assert rb.undo(run.run_id, confirm=True).status == "succeeded"
+    assert repo.state() == before
+
+
+# ----- Ctrl-C during a sync call that waits on a check -----------------------------------------
+
+
+@pytest.fixture
+def python_ctrl_c() -> Any:
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+@pytest.mark.usefixtures("python_ctrl_c")
+def test_ctrl_c_during_a_sync_verify_is_raised_while_the_check_still_waits(repo: Repo, tmp_path: Path) -> None:
+    started, done = tmp_path / "started", tmp_path / "done"
+    repo.write(
+        "forge-rollback.toml",
+        '[[checks]]\nname = "slow"\nkind = "command"\ntimeout_secs = 600\n'
+        f'argv = ["sh", "-c", "echo $$ > {started}; sleep 60; touch {done}"]\n',
+    )
+    rb = fr.Rollback.open(repo.path)
+
+    def interrupt() -> None:
+        while not (started.exists() and started.read_text().strip()):
+            threading.Event().wait(0.02)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    threading.Thread(target=interrupt).start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            rb.verify()
+        # Raised while the check program still runs, not once it is over.
+        assert not done.exists()
+    finally:
+        try:
+            os.killpg(int(started.read_text()), signal.SIGKILL)
+        except (ProcessLookupError, ValueError, FileNotFoundError):
+            pass
+
+
+# ----- fork while a run is live ----------------------------------------------------------------
+
+FORK_DURING_RUN = """
+import os, signal, sys, threading
+import forge_rollback as fr
+
+repo, mode = sys.argv[1], sys.argv[2]
+rb = fr.Rollback.open(repo)
+paused = threading.Event()
+
+def on_event(event):
+    if event["event"] == "step_started" and event["step"] == "reset":
+        paused.set()
+
+t = threading.Thread(target=lambda: rb.run("fast", target="v1", confirm=True, on_event=on_event))
+t.start()
+paused.wait(60)
+pid = os.fork()
+if pid == 0:
+    if mode == "exit":
+        signal.alarm(60)  # a hang ends the child with SIGALRM instead of hanging the test
+        sys.exit(0)  # a normal exit: atexit hooks run
+    # A worker that outlives its parent; it says so once it runs (its fork hooks ran).
+    print("worker", os.getpid(), flush=True)
+    signal.pause()
+if mode == "exit":
+    open(sys.argv[3], "w").close()
+    _, status = os.waitpid(pid, 0)
+    t.join()
+    print("child exit", os.waitstatus_to_exitcode(status), flush=True)
+else:
+    t.join()
+"""
+
+
+def test_a_child_forked_during_a_run_exits_at_once(repo: Repo, tmp_path: Path) -> None:
+    env, release = _paused_before_reset(tmp_path)
+    child = _child(tmp_path, "fork_exit", FORK_DURING_RUN, str(repo.path), "exit", str(release), env=env)
+    out, err = child.communicate(timeout=180)
+    assert child.returncode == 0, out + err
+    assert "child exit 0" in out, out + err
+    [run] = fr.Rollback.open(repo.path).runs()
+    assert run.status == "succeeded"
+
+
+def test_a_worker_forked_during_a_run_does_not_keep_its_lock_after_the_parent_died(
+    repo: Repo, tmp_path: Path, cli: Path
+) -> None:
+    env, _release = _paused_before_reset(tmp_path)
+    service = _child(tmp_path, "fork_lock", FORK_DURING_RUN, str(repo.path), "lock", env=env)
+    assert service.stdout is not None
+    worker = int(service.stdout.readline().split()[1])
+    try:
+        service.kill()  # kill -9, as the OOM killer would
+        service.wait(timeout=60)  # not `communicate`: the worker still has the pipes
+        rb = fr.Rollback.open(repo.path)
+        assert rb.lock_holder() is None
+        [run] = rb.runs()
+        # The run is seen as interrupted, and the CLI can settle it while the worker lives.
+        assert run.status == "running" and run.interrupted
+        out = subprocess.run([cli, "-C", repo.path, "undo", run.run_id, "--yes"], capture_output=True, text=True)
+        assert out.returncode == 0, out.stderr
+        assert fr.Rollback.open(repo.path).runs()[0].status == "undone"
+    finally:
+        os.kill(worker, signal.SIGKILL)
+        service.stdout.close()
+        assert service.stderr is not None
+        service.stderr.close()
+
+
+# ----- interpreter exit with a check left running in the background -----------------------------
+
+CANCELLED_AVERIFY_THEN_EXIT = """
+import asyncio, os, sys
+import forge_rollback as fr
+
+repo, started = sys.argv[1], sys.argv[2]
+rb = fr.Rollback.open(repo)
+
+async def main():
+    task = asyncio.create_task(rb.averify())
+    while not (os.path.exists(started) and open(started).read().strip()):
+        await asyncio.sleep(0.02)
+    task.cancel()  # `asyncio.wait_for` running out: the result is dropped, the check goes on
+    try:
+        await task
+    except asyncio.CancelledError:
+        print("averify cancelled; the service exits", flush=True)
+
+asyncio.run(main())
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # Killed but not reaped yet by init: a zombie is not running.
+    stat = Path(f"/proc/{pid}/stat")
+    return stat.exists() and stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def test_a_check_program_does_not_outlive_the_service_that_exits(repo: Repo, tmp_path: Path) -> None:
+    started = tmp_path / "started"
+    repo.write(
+        "forge-rollback.toml",
+        '[[checks]]\nname = "smoke"\nkind = "command"\ntimeout_secs = 600\n'
+        f'argv = ["sh", "-c", "echo $$ > {started}; exec sleep 600"]\n',
+    )
+    child = _child(tmp_path, "averify_exit", CANCELLED_AVERIFY_THEN_EXIT, str(repo.path), str(started))
+    out, err = child.communicate(timeout=120)
+    assert child.returncode == 0, out + err
+    assert "averify cancelled" in out
+    program = int(started.read_text())
+    try:
+        # The service killed its group as it exited; the kernel may take a moment to end it.
+        for _ in range(200):
+            if not _alive(program):
+                break
+            threading.Event().wait(0.05)
+        assert not _alive(program), "the check program outlived the service"
+    finally:
+        try:
+            os.killpg(program, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
