@@ -14,7 +14,7 @@ const CONFIG: &str = "rollback/config/rollback.toml";
 
 /// The `pre-receive` hook in `hooks`: the one docs/cli.md gives (`--ref "$ref"`), or the one
 /// it gave before (`with_ref` false).
-fn install_hook(hooks: &Path, with_ref: bool) {
+pub(crate) fn install_hook(hooks: &Path, with_ref: bool) {
     let hook = hooks.join("pre-receive");
     let opt = if with_ref { " --ref \"$ref\"" } else { "" };
     std::fs::write(
@@ -31,7 +31,7 @@ fn install_hook(hooks: &Path, with_ref: bool) {
 }
 
 /// `git push origin SPEC` from `repo`: (success, stderr).
-fn push(repo: &Path, spec: &str) -> (bool, String) {
+pub(crate) fn push(repo: &Path, spec: &str) -> (bool, String) {
     let out =
         clean_git_env(&mut Command::new("git")).current_dir(repo).args(["push", "origin", spec]).output().unwrap();
     (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())

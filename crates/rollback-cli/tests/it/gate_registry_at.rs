@@ -1,12 +1,13 @@
 //! `gate REV --registry-at REF`, the CI recipe: the registry is read where REF's own
 //! configuration puts it, and in a blob-less partial clone its blob is fetched.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use rollback_testkit::{TestRepo, clean_git_env};
 
 use crate::common::{fr, run_in};
+use crate::partial_clones::Unreachable;
 
 fn git_in(dir: &Path, args: &[&str]) -> String {
     let out = clean_git_env(&mut Command::new("git")).arg("-C").arg(dir).args(args).output().unwrap();
@@ -82,26 +83,6 @@ fn registry_at_reads_the_registry_where_the_refs_own_configuration_puts_it() {
         "{}",
         out.stderr
     );
-}
-
-/// The remote moved away for the life of the value: the git host down.
-struct Unreachable {
-    from: PathBuf,
-    to: PathBuf,
-}
-
-impl Unreachable {
-    fn new(remote: &Path) -> Self {
-        let to = remote.with_extension("down");
-        std::fs::rename(remote, &to).unwrap();
-        Self { from: remote.to_path_buf(), to }
-    }
-}
-
-impl Drop for Unreachable {
-    fn drop(&mut self) {
-        let _ = std::fs::rename(&self.to, &self.from);
-    }
 }
 
 #[test]

@@ -2,37 +2,14 @@
 //! marked known bad, reading the registry as the default branch holds it, and sees the commits
 //! being pushed in git's quarantine.
 
-use std::path::Path;
 use std::process::Command;
 
 use rollback_testkit::clean_git_env;
 
 use crate::common::{bare_remote, fr, messy_repo, run_in};
+use crate::gate_hooks::{install_hook, push};
 
 const REGISTRY: &str = "rollback/config/known-good-commits.json";
-
-/// The `pre-receive` hook the docs give: `gate` for every ref a push creates or moves.
-fn install_hook(remote: &Path) {
-    let hook = remote.join("hooks/pre-receive");
-    std::fs::write(
-        &hook,
-        format!(
-            "#!/bin/sh\nwhile read -r _ new _; do\n  [ \"$new\" = 0000000000000000000000000000000000000000 ] || '{}' gate \"$new\" || exit 1\ndone\n",
-            env!("CARGO_BIN_EXE_forge-rollback")
-        ),
-    )
-    .unwrap();
-    let mut perms = std::fs::metadata(&hook).unwrap().permissions();
-    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
-    std::fs::set_permissions(&hook, perms).unwrap();
-}
-
-/// `git push origin SPEC` from `repo`: (success, stderr).
-fn push(repo: &Path, spec: &str) -> (bool, String) {
-    let out =
-        clean_git_env(&mut Command::new("git")).current_dir(repo).args(["push", "origin", spec]).output().unwrap();
-    (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
-}
 
 #[test]
 fn a_pre_receive_hook_refuses_a_release_marked_known_bad_and_lets_new_commits_through() {
@@ -41,7 +18,7 @@ fn a_pre_receive_hook_refuses_a_release_marked_known_bad_and_lets_new_commits_th
     r.git(&["add", REGISTRY]);
     r.git(&["commit", "-q", "-m", "mark v3 bad"]);
     let remote = bare_remote(&r);
-    install_hook(remote.path());
+    install_hook(&remote.path().join("hooks"), true);
 
     // Deploying the bad release again (a branch a deploy job watches): refused by the server.
     let (ok, stderr) = push(r.path(), "v3:refs/heads/release");
@@ -83,7 +60,7 @@ fn the_first_push_into_an_empty_server_repository_passes_with_a_note() {
         .output()
         .unwrap();
     assert!(out.status.success());
-    install_hook(remote.path());
+    install_hook(&remote.path().join("hooks"), true);
     r.git(&["remote", "add", "origin", &remote.path().display().to_string()]);
     let (ok, stderr) = push(r.path(), "main");
     assert!(ok, "{stderr}");

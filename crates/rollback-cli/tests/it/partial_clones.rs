@@ -46,13 +46,13 @@ fn blobless_clone() -> (TestRepo, tempfile::TempDir) {
 }
 
 /// The remote moved away for the life of the value: the git host down, as during an outage.
-struct Unreachable {
+pub(crate) struct Unreachable {
     from: PathBuf,
     to: PathBuf,
 }
 
 impl Unreachable {
-    fn new(remote: &Path) -> Self {
+    pub(crate) fn new(remote: &Path) -> Self {
         let to = remote.with_extension("down");
         std::fs::rename(remote, &to).unwrap();
         Self { from: remote.to_path_buf(), to }

@@ -308,6 +308,10 @@ impl FakeKubernetes {
     /// run left behind).
     pub fn add_running_job(&self, name: &str, reads: u32) {
         let body = json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name, "namespace": NAMESPACE}});
+        self.push_running_job(name, reads, body);
+    }
+
+    fn push_running_job(&self, name: &str, reads: u32, body: serde_json::Value) {
         lock(&self.state).jobs.push(FakeJob {
             name: name.to_owned(),
             body,
@@ -323,14 +327,7 @@ impl FakeKubernetes {
     pub fn add_running_job_with(&self, name: &str, reads: u32, argv: &[&str]) {
         let body = json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name, "namespace": NAMESPACE},
             "spec": {"backoffLimit": 0, "template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "web", "command": argv}]}}}});
-        lock(&self.state).jobs.push(FakeJob {
-            name: name.to_owned(),
-            body,
-            polls_left: reads,
-            ended: None,
-            output: String::new(),
-            deleted: None,
-        });
+        self.push_running_job(name, reads, body);
     }
 
     /// Deletes the revision (ReplicaSet, ControllerRevision) `name`, as the controller does
