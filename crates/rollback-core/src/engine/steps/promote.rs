@@ -50,14 +50,13 @@ impl Rollback {
         }
         let already = match crate::rt::block_on(d.in_flight())? {
             Some(pending) if d.serves(&pending, to) => {
-                ctx.log(
-                    LogLevel::Info,
-                    format!(
-                        "Production {production}: {pending}, a promotion of {to}, is in progress already: waiting for it to serve (not sent again)"
-                    ),
-                );
-                crate::rt::block_on(d.wait_live(to, LIVE_TIMEOUT))?;
-                ctx.log(LogLevel::Success, format!("Production {production}: {to} is live"));
+                wait_to_serve(
+                    ctx,
+                    d.as_ref(),
+                    production,
+                    to,
+                    &format!("{pending}, a promotion of {to}, is in progress"),
+                )?;
                 // Not "live already": this run's own promotion (sent before) moved production.
                 false
             }
@@ -89,6 +88,17 @@ impl Rollback {
     }
 }
 
+/// Waits until `to`, whose promotion (`what`) is under way already, serves: not sent again.
+fn wait_to_serve(ctx: &mut Ctx<'_>, d: &dyn Deployer, production: &str, to: &Release, what: &str) -> Result<()> {
+    ctx.log(
+        LogLevel::Info,
+        format!("Production {production}: {what} already: waiting for it to serve (not sent again)"),
+    );
+    crate::rt::block_on(d.wait_live(to, LIVE_TIMEOUT))?;
+    ctx.log(LogLevel::Success, format!("Production {production}: {to} is live"));
+    Ok(())
+}
+
 /// Makes `to` live unless it is already, and waits until it serves; whether it was live
 /// already.
 fn promote(ctx: &mut Ctx<'_>, d: &dyn Deployer, production: &str, to: &Release) -> Result<bool> {
@@ -97,35 +107,28 @@ fn promote(ctx: &mut Ctx<'_>, d: &dyn Deployer, production: &str, to: &Release) 
     // release of the same build (the run's own promotion, on a resume) may have crashed after
     // starting (Railway's `CRASHED`: what the service runs, not serving): one look by the
     // platform's own "live" decides, and a promotion it says failed is the error.
-    let already = d.serves(&live, to)
-        && (live.id == to.id
-            || match crate::rt::block_on(d.wait_live(to, std::time::Duration::ZERO)) {
+    if d.serves(&live, to) {
+        let same = live.id == to.id;
+        // Where "live" is only what the target rolls out (Kubernetes' template), the very
+        // release asked for is looked at too: a resumed run's own rollout, cut short.
+        let serving = if same && !d.current_is_desired() {
+            true
+        } else {
+            match crate::rt::block_on(d.wait_live(to, std::time::Duration::ZERO)) {
                 Ok(()) => true,
                 Err(production::Error::NotLive { .. }) => false,
                 Err(e) => return Err(e.into()),
-            });
-    if already {
-        // Where "live" is only what the target rolls out (Kubernetes' template), a resumed
-        // run's own rollout, cut short, is waited for as a promotion is (not sent again).
-        if d.current_is_desired() {
-            match crate::rt::block_on(d.wait_live(to, std::time::Duration::ZERO)) {
-                Ok(()) => {}
-                Err(production::Error::NotLive { .. }) => {
-                    ctx.log(
-                        LogLevel::Info,
-                        format!(
-                            "Production {production}: {to} is being rolled out already: waiting for it to serve (not sent again)"
-                        ),
-                    );
-                    crate::rt::block_on(d.wait_live(to, LIVE_TIMEOUT))?;
-                    ctx.log(LogLevel::Success, format!("Production {production}: {to} is live"));
-                    return Ok(false);
-                }
-                Err(e) => return Err(e.into()),
             }
+        };
+        if serving {
+            ctx.log(LogLevel::Info, format!("Production {production}: {to} is live already"));
+            return Ok(true);
         }
-        ctx.log(LogLevel::Info, format!("Production {production}: {to} is live already"));
-        return Ok(true);
+        if same {
+            // Waited for as a promotion is (not sent again).
+            wait_to_serve(ctx, d, production, to, &format!("{to} is being rolled out"))?;
+            return Ok(false);
+        }
     }
     ctx.log(LogLevel::Info, format!("Production {production}: promoting {to} (live now: {live})..."));
     crate::rt::block_on(d.rollback(to))?;
