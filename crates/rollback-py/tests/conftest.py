@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import signal
 import sqlite3
 import stat
 import subprocess
@@ -670,3 +671,14 @@ def _every_getter(obj: object) -> dict[str, object]:
 def every_getter() -> Any:
     """`every_getter(result)`: every attribute of a result object, read once."""
     return _every_getter
+
+
+@pytest.fixture
+def python_ctrl_c() -> Iterator[None]:
+    """Python's own SIGINT handler (KeyboardInterrupt), whatever the test runner inherited: a
+    shell starts background jobs with SIGINT ignored, and Python then leaves it ignored."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)

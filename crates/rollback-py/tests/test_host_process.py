@@ -187,15 +187,6 @@ def test_an_exception_from_a_signal_handler_stops_a_sync_run_and_is_raised(
 # ----- Ctrl-C during a sync call that waits on a check -----------------------------------------
 
 
-@pytest.fixture
-def python_ctrl_c() -> Any:
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
 @pytest.mark.usefixtures("python_ctrl_c")
 def test_ctrl_c_during_a_sync_verify_is_raised_while_the_check_still_waits(repo: Repo, tmp_path: Path) -> None:
     started, done = tmp_path / "started", tmp_path / "done"

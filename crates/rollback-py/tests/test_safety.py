@@ -295,17 +295,6 @@ def test_a_live_run_read_back_is_not_called_interrupted_nor_advised_to_be_resume
 # ----- 4. Ctrl-C in a sync call: the run stops at a step boundary, the id comes with it -------
 
 
-@pytest.fixture
-def python_ctrl_c() -> Iterator[None]:
-    """Python's own SIGINT handler (KeyboardInterrupt), whatever the test runner inherited: a
-    shell starts background jobs with SIGINT ignored, and Python then leaves it ignored."""
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
 @pytest.mark.usefixtures("python_ctrl_c")
 def test_ctrl_c_during_a_sync_run_raises_keyboard_interrupt_with_the_run(
     repo: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
