@@ -81,8 +81,17 @@ def test_script_sigint_during_a_run_stops_it_at_the_next_step_as_cancelled(repo:
         assert time.monotonic() < deadline, "the run never began its reset"
         time.sleep(0.05)
     proc.send_signal(signal.SIGINT)
+    # Let the run go only once it said it saw the signal: its handler runs on another thread,
+    # and a run let go at once could pass the step boundary before that thread set the flag.
+    assert proc.stderr is not None
+    seen = []
+    while not seen or "interrupted: " not in seen[-1]:
+        line = proc.stderr.readline()
+        assert line, "".join(seen)
+        seen.append(line)
     release.write_text("")
-    stdout, stderr = proc.communicate(timeout=120)
+    stdout, rest = proc.communicate(timeout=120)
+    stderr = "".join(seen) + rest
     assert proc.returncode == 5, stderr
     result = json.loads(stdout)
     assert result["status"] == "cancelled", stderr

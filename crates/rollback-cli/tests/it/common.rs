@@ -191,6 +191,22 @@ impl Background {
         assert!(status.success(), "kill -TERM {} failed", self.child.id());
     }
 
+    /// Sends `signal` (`"INT"`, `"TERM"`) to it and waits until it has said so on stderr
+    /// (`interrupted: ...`). Its handler runs on a runtime thread: a paused run let go at once
+    /// could pass the step boundary before that thread has set the stop flag.
+    #[track_caller]
+    pub fn interrupt(&self, signal: &str) {
+        let seen_before = self.stderr_so_far().matches("interrupted: ").count();
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{signal} {} failed", self.child.id());
+        wait_until(&format!("SIG{signal} to be seen"), std::time::Duration::from_secs(60), || {
+            self.stderr_so_far().matches("interrupted: ").count() > seen_before
+        });
+    }
+
     /// Sends `SIGKILL` to it (by its pid), as an operator's `kill -9` does.
     pub fn kill_9(&self) {
         let status = Command::new("kill").args(["-KILL", &self.child.id().to_string()]).status().expect("run kill");

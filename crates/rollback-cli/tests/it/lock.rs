@@ -171,8 +171,7 @@ fn sigint_during_a_run_stops_it_at_the_next_step_as_cancelled() {
     let (r, _) = messy_repo();
     let before = picture(&r);
     let (run, release) = paused_before(&r, &["run", "--fast", "--yes", "--json", "--target", "v1"], "reset");
-    let status = std::process::Command::new("kill").args(["-INT", &run.child.id().to_string()]).status().unwrap();
-    assert!(status.success());
+    run.interrupt("INT");
     std::fs::write(&release, "").unwrap();
     let out = run.wait(Duration::from_secs(120));
     out.code(5);
@@ -198,8 +197,7 @@ fn a_run_cancelled_before_it_changed_anything_can_be_resumed() {
     let (r, _) = messy_repo();
     let (run, release) =
         paused_at(&r, &["run", "--fast", "--yes", "--json", "--target", "v1"], &[], "end:snapshot", "snapshot");
-    let status = std::process::Command::new("kill").args(["-INT", &run.child.id().to_string()]).status().unwrap();
-    assert!(status.success());
+    run.interrupt("INT");
     std::fs::write(&release, "").unwrap();
     let out = run.wait(Duration::from_secs(120));
     out.code(5);
@@ -510,8 +508,7 @@ fn a_resume_after_failed_checks_keeps_their_verdict() {
         "end:verify",
         "verify",
     );
-    let status = std::process::Command::new("kill").args(["-INT", &run.child.id().to_string()]).status().unwrap();
-    assert!(status.success());
+    run.interrupt("INT");
     std::fs::write(&release, "").unwrap();
     let out = run.wait(Duration::from_secs(120));
     out.code(5);

@@ -321,8 +321,7 @@ fn sigterm_during_a_rollback_lets_the_rollback_finish_then_stops() {
             std::fs::read_to_string(run.path().join("journal.jsonl")).is_ok_and(|j| j.contains("\"step\":\"reset\""))
         })
     });
-    watch.terminate();
-    std::thread::sleep(Duration::from_millis(300));
+    watch.interrupt("TERM");
     let mut watch = watch;
     assert!(watch.child.try_wait().unwrap().is_none(), "SIGTERM killed the watch in the middle of a rollback");
     std::fs::write(&release, "").unwrap();
