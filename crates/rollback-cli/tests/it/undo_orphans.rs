@@ -39,3 +39,68 @@ fn undo_refused_on_a_foreign_key_names_the_table_the_parent_and_the_row() {
     assert!(refused.stderr.contains("--restore-snapshot"), "{}", refused.stderr);
     assert_eq!(state(&r), rolled_back, "nothing changed");
 }
+
+/// An app that runs SQLite with foreign keys off (SQLite's default, and Python's `sqlite3`'s)
+/// can hold rows whose parent was gone before any rollback. The undo puts such a row back as it
+/// was, and the rows around it: a table the downgrade dropped comes back whole.
+#[test]
+fn undo_puts_back_a_row_that_was_an_orphan_before_the_run() {
+    let r = deployed();
+    let (up, down) = (format!("{SQL_DIR}/0004_orders.up.sql"), format!("{SQL_DIR}/0004_orders.down.sql"));
+    r.write(&up, "CREATE TABLE orders (id INTEGER PRIMARY KEY, user_id INTEGER NOT NULL REFERENCES users (id));\n")
+        .write(&down, "DROP TABLE orders;\n");
+    r.git(&["add", &up, &down]);
+    r.git(&["commit", "-qm", "v4: orders"]);
+    migrate_sqlite(&r);
+    // Order 8's user 99 never existed: written with foreign keys off, as the app runs.
+    sqlite(
+        &r,
+        "INSERT INTO users (id, name) VALUES (6, 'stays'); INSERT INTO orders (id, user_id) VALUES (8, 99), (9, 6)",
+    );
+    let before = sqlite(&r, "SELECT id, user_id FROM orders");
+
+    let run = fr_env(&r, &["run", "--full", "--yes", "--target", "v1", "--json"], &env());
+    run.ok();
+    let id = run.json()["run_id"].as_str().unwrap().to_owned();
+    // A user signs up while rolled back: the undo keeps that row and puts the orders back.
+    sqlite(&r, "INSERT INTO users (id, name) VALUES (7, 'while rolled back')");
+    let undo = fr_env(&r, &["undo", &id, "--yes"], &env());
+    undo.ok();
+    assert_eq!(sqlite(&r, "SELECT id, user_id FROM orders"), before, "{}", undo.stderr);
+    assert_eq!(sqlite(&r, "SELECT name FROM users WHERE id = 7"), "[('while rolled back',)]\n");
+}
+
+/// The refusal names only the rows whose parent went while rolled back, not a row whose parent
+/// was missing before the run.
+#[test]
+fn undo_refused_on_a_foreign_key_does_not_blame_an_older_orphan() {
+    let r = deployed();
+    let (up, down) = (format!("{SQL_DIR}/0004_orders.up.sql"), format!("{SQL_DIR}/0004_orders.down.sql"));
+    r.write(&up, "CREATE TABLE orders (id INTEGER PRIMARY KEY, user_id INTEGER NOT NULL REFERENCES users (id));\n")
+        .write(&down, "DROP TABLE orders;\n");
+    r.git(&["add", &up, &down]);
+    r.git(&["commit", "-qm", "v4: orders"]);
+    migrate_sqlite(&r);
+    sqlite(
+        &r,
+        "INSERT INTO users (id, name) VALUES (6, 'gone soon'); INSERT INTO orders (id, user_id) VALUES (8, 99), (9, 6)",
+    );
+
+    let run = fr_env(&r, &["run", "--full", "--yes", "--target", "v1", "--json"], &env());
+    run.ok();
+    let id = run.json()["run_id"].as_str().unwrap().to_owned();
+    sqlite(&r, "DELETE FROM users WHERE id = 6");
+    let rolled_back = state(&r);
+
+    let refused = fr_env(&r, &["undo", &id, "--yes"], &env());
+    refused.code(4);
+    assert!(
+        refused
+            .stderr
+            .contains("orders: 1 row(s) reference rows of users that are not there (deleted since the run): rowid 9"),
+        "{}",
+        refused.stderr
+    );
+    assert!(!refused.stderr.contains("rowid 8"), "{}", refused.stderr);
+    assert_eq!(state(&r), rolled_back, "nothing changed");
+}

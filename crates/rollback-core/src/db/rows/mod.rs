@@ -20,6 +20,7 @@ use crate::model::{DataLoss, LossKind};
 
 mod changed;
 mod compare;
+mod fk;
 mod keep;
 mod pg_order;
 mod put_back;

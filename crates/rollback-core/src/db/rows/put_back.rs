@@ -9,7 +9,7 @@ use super::compare::{
 };
 use super::pg_order::{in_dependency_order, within_or_rolled_back};
 use super::triggers::{drop_triggers, triggers_off, triggers_on_and_commit};
-use super::{census, q, removed};
+use super::{census, fk, q, removed};
 use crate::db::url::DbUrl;
 use crate::db::{Error, Result, UrlDatabase};
 use crate::model::{DataLoss, LossKind};
@@ -211,11 +211,37 @@ impl SqlitePlan {
 
     /// `Ok(Err(why))`: a conflict, rolled back.
     fn run(self, conn: &rusqlite::Connection) -> rusqlite::Result<std::result::Result<PutBackStats, String>> {
+        conn.execute_batch("PRAGMA foreign_keys = ON")?;
+        if let Some(done) = self.attempt(conn, true)? {
+            return Ok(done);
+        }
+        // Every reference the put-back broke was broken before the run (an app that runs with
+        // foreign keys off): written again with them off, and checked by hand before the
+        // commit. The setting cannot change inside a transaction.
+        conn.execute_batch("PRAGMA foreign_keys = OFF")?;
+        let done = self.attempt(conn, false);
+        conn.execute_batch("PRAGMA foreign_keys = ON")?;
+        Ok(done?.unwrap_or_else(|| Err("foreign keys broken by the put-back could not be told apart".to_owned())))
+    }
+
+    /// One transaction of the put-back, foreign keys `enforced` by SQLite or checked here.
+    /// `None`: enforced, the commit broke references, each of them broken before the run too.
+    fn attempt(
+        &self,
+        conn: &rusqlite::Connection,
+        enforced: bool,
+    ) -> rusqlite::Result<Option<std::result::Result<PutBackStats, String>>> {
         conn.execute_batch("BEGIN IMMEDIATE")?;
-        // Foreign keys are checked at the commit, not per statement: a row put back whose
-        // parent was deleted since is then named (`foreign_key_check`), where the statement
-        // would fail as a bare "FOREIGN KEY constraint failed". Reset by the commit.
-        conn.execute_batch("PRAGMA defer_foreign_keys = ON")?;
+        // Enforced, foreign keys are checked at the commit, not per statement: a row put back
+        // whose parent was deleted since is then named (`foreign_key_check`), where the
+        // statement would fail as a bare "FOREIGN KEY constraint failed". Reset by the commit.
+        // The savepoint gives back the references broken before, should the commit fail.
+        let before = if enforced {
+            conn.execute_batch("PRAGMA defer_foreign_keys = ON; SAVEPOINT put_back")?;
+            None
+        } else {
+            Some(fk::broken(conn, &self.written)?)
+        };
         let result = (|| -> rusqlite::Result<std::result::Result<PutBackStats, String>> {
             // A put-back restores state, it is no new event: the triggers of the tables it
             // writes must not fire. SQLite cannot turn a trigger off, so they are dropped and
@@ -226,27 +252,47 @@ impl SqlitePlan {
             for sql in &triggers {
                 conn.execute_batch(sql)?;
             }
+            if let (Ok(_), Some(before)) = (&stats, &before) {
+                let after = fk::broken(conn, &self.written)?;
+                let deleted = fk::deleted_since(conn, after.difference(before))?;
+                if !deleted.is_empty() {
+                    return Ok(Err(fk::describe(&deleted)));
+                }
+            }
             Ok(stats)
         })();
-        match &result {
-            Ok(Ok(_)) => match conn.execute_batch("COMMIT") {
-                Ok(()) => {}
-                Err(e) if e.sqlite_extended_error_code() == Some(rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY) => {
-                    // The transaction is still open: what breaks a key is read, then dropped.
-                    let why = orphans(conn, &self.written);
-                    let _ = conn.execute_batch("ROLLBACK");
-                    return Ok(Err(why?.unwrap_or_else(|| e.to_string())));
-                }
-                Err(e) => {
-                    let _ = conn.execute_batch("ROLLBACK");
-                    return Err(e);
-                }
-            },
-            _ => {
+        if !matches!(result, Ok(Ok(_))) {
+            let _ = conn.execute_batch("ROLLBACK");
+            return result.map(Some);
+        }
+        match conn.execute_batch("COMMIT") {
+            Ok(()) => result.map(Some),
+            Err(e)
+                if enforced && e.sqlite_extended_error_code() == Some(rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY) =>
+            {
+                // The transaction is still open: what breaks a key is read, then dropped.
+                let why = self.broken_since(conn);
                 let _ = conn.execute_batch("ROLLBACK");
+                Ok(why?.map(Err))
+            }
+            Err(e) => {
+                let _ = conn.execute_batch("ROLLBACK");
+                Err(e)
             }
         }
-        result
+    }
+
+    /// In an enforced attempt whose commit failed, writes still in place: the references the
+    /// put-back broke whose parent was deleted since the run, described; `None` when each was
+    /// broken before the run (the parent was not in the snapshot either) or before the
+    /// put-back began.
+    fn broken_since(&self, conn: &rusqlite::Connection) -> rusqlite::Result<Option<String>> {
+        let after = fk::broken(conn, &self.written)?;
+        let deleted = fk::deleted_since(conn, &after)?;
+        conn.execute_batch("ROLLBACK TO put_back")?;
+        let before = fk::broken(conn, &self.written)?;
+        let deleted: Vec<_> = deleted.into_iter().filter(|b| !before.contains(b)).collect();
+        Ok((!deleted.is_empty()).then(|| fk::describe(&deleted)))
     }
 
     /// The inserts and updates; `Ok(Err(why))`: a conflict.
@@ -280,36 +326,6 @@ impl SqlitePlan {
         }
         Ok(Ok(stats))
     }
-}
-
-/// SQLite, in a put-back's open transaction whose commit broke a foreign key: the rows of the
-/// tables it wrote (`written`) that reference a row that is not there, per table and parent
-/// (`payments: 1 row(s) reference rows of users that are not there (deleted since the run):
-/// rowid 9`); `None` when none of them is among the violations.
-fn orphans(conn: &rusqlite::Connection, written: &[String]) -> rusqlite::Result<Option<String>> {
-    let mut stmt = conn.prepare("PRAGMA foreign_key_check")?;
-    let rows: Vec<(String, Option<i64>, String)> =
-        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?.collect::<rusqlite::Result<_>>()?;
-    let mut by: std::collections::BTreeMap<(String, String), Vec<String>> = std::collections::BTreeMap::new();
-    for (table, rowid, parent) in rows.into_iter().filter(|(t, ..)| written.iter().any(|w| w == t)) {
-        by.entry((table, parent)).or_default().push(rowid.map_or_else(|| "?".to_owned(), |r| r.to_string()));
-    }
-    if by.is_empty() {
-        return Ok(None);
-    }
-    Ok(Some(
-        by.into_iter()
-            .map(|((table, parent), ids)| {
-                let shown = ids.iter().take(5).cloned().collect::<Vec<_>>().join(", ");
-                let more = if ids.len() > 5 { ", ..." } else { "" };
-                format!(
-                    "{table}: {} row(s) reference rows of {parent} that are not there (deleted since the run): rowid {shown}{more}",
-                    ids.len()
-                )
-            })
-            .collect::<Vec<_>>()
-            .join("; "),
-    ))
 }
 
 /// A column whose values the downgrade changed.
