@@ -198,7 +198,8 @@ pub trait Deployer: Send + Sync {
 
     /// Whether `live` (from [`Deployer::current`]) serves `release`: the same release, or, on
     /// platforms whose rollback makes a new release from an earlier one's image (Railway), one
-    /// built from the same commit.
+    /// built from the same commit, or (Kubernetes) a revision a `kubectl rollout restart` made
+    /// of it.
     fn serves(&self, live: &Release, release: &Release) -> bool {
         live.id == release.id
     }

@@ -5,7 +5,8 @@
 //! Deployment (for an undo too, and a pruned ReplicaSet), unusable credentials (exit 2), the
 //! freeze messages (none to turn off; Argo CD named with how to suspend it), a planted token,
 //! and `--full`'s downgrade Job: its body, a failed one, one read through `503`s, one that
-//! cannot be seen to end, and one a killed run left running, which `undo` waits for.
+//! cannot be seen to end, and one a killed run left running, which `undo` waits for. An undo
+//! after a `kubectl rollout restart` goes ahead; one after another image was deployed is refused.
 
 use std::path::PathBuf;
 
@@ -455,6 +456,55 @@ fn a_downgrade_job_that_cannot_be_seen_to_end_is_not_called_harmless_and_the_und
 }
 
 #[test]
+fn a_downgrade_job_given_up_on_and_seen_gone_is_a_failed_downgrade_and_a_resume_runs_it_again() {
+    let (r, fx, f, _dir, config) = full_setup_short();
+    let fr = |args: &[&str]| {
+        let mut all = vec!["--config", config.to_str().unwrap()];
+        all.extend_from_slice(args);
+        fr_env(&r, &all, &[])
+    };
+    // The Job runs past its deadline (`live_timeout_secs`): the wait gives up and deletes it;
+    // the API server answers throughout, so it is seen gone, its command never having run.
+    f.job_reads(u32::MAX);
+    let out = fr(&["run", "--full", "--yes", "--target", "v2"]);
+    out.code(1);
+    let id = fr(&["runs", "list", "--json"]).json()[0]["run_id"].as_str().unwrap().to_owned();
+    let job = job_of(&id);
+    assert!(
+        out.stderr.contains(&format!(
+            "the downgrade job {job} did not finish within 2 s: it was deleted, and its pod has stopped"
+        )),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("outcome is not known"), "its end is known: {}", out.stderr);
+    assert_eq!(f.jobs()[0].deleted.as_deref(), Some("Foreground"), "deleted, its pod with it");
+    assert!(!f.jobs()[0].active());
+    // A failed downgrade: the database as it was (here restored from the run's snapshot), the
+    // code and the rollout not touched.
+    assert_eq!(alembic_version(&r), fx.revisions[2]);
+    assert_eq!(r.head(), fx.commits[3], "the code was not touched");
+    assert!(f.patches().is_empty(), "no rollout");
+    assert!(out.stderr.contains("the database was restored from backup"), "{}", out.stderr);
+    let shown = fr(&["runs", "show", &id, "--json"]).json();
+    assert_eq!(shown["outcome"]["status"], "failed", "{shown}");
+    let failed = shown["journal"].as_array().unwrap().iter().find(|rec| rec["record"] == "step_failed").unwrap();
+    assert_eq!(failed["detail"]["database_changed"], false, "undo has nothing of this run's to put back: {failed}");
+
+    // Its hint: resume once the cause is fixed (here, a Job that ends in time): the downgrade
+    // runs again, as a new Job under the free name, then the rest of the run.
+    f.job_reads(1);
+    let out = fr(&["resume", &id, "--json"]);
+    out.ok();
+    assert_eq!(out.json()["status"], "succeeded", "{}", out.stderr);
+    assert_eq!(f.jobs().len(), 2);
+    assert_eq!(f.jobs()[1].name, job);
+    assert_eq!(alembic_version(&r), fx.revisions[1]);
+    assert_eq!(r.head(), fx.commits[2]);
+    assert_eq!(f.live_commit().as_deref(), Some(fx.commits[2].as_str()));
+}
+
+#[test]
 fn an_undo_waits_for_the_downgrade_job_a_killed_run_left_running() {
     let (r, fx, f, _dir, config) = full_setup_short();
     let fr = |args: &[&str], env: &[(&str, &str)]| {
@@ -500,6 +550,59 @@ fn a_resumed_run_whose_rollout_has_not_finished_waits_for_it_instead_of_calling_
         assert_eq!(out.json()["status"], "succeeded", "{stuck}: {}", out.stderr);
         assert_eq!(s.f.patches().len(), 1, "{stuck}: not sent again");
         assert_eq!(s.f.live_commit().as_deref(), Some(s.ids[0].as_str()));
+    }
+}
+
+#[test]
+fn an_undo_after_a_rollout_restart_puts_the_earlier_template_back_but_one_after_a_new_image_is_refused() {
+    for case in ["restart", "restart while the undo was cut short", "new image"] {
+        let s = setup(&[0, 1, 2]);
+        let out = s.fr(&["run", "--fast", "--yes", "--json", "--target", "v1"]);
+        out.ok();
+        let run = out.json()["run_id"].as_str().unwrap().to_owned();
+        let v3 = s.f.revisions()[2].template.clone();
+        let cut_short = case == "restart while the undo was cut short";
+        let undo = if cut_short {
+            // Planned (production ran the run's release), killed before its promote step.
+            let out = s.fr_env(&["undo", &run, "--yes"], &[("FORGE_ROLLBACK_FAILPOINT", "before:promote")]);
+            assert_eq!(out.code, None, "{case}: killed\n{}", out.stderr);
+            let runs = s.fr(&["runs", "list", "--json"]).json();
+            let ids = runs.as_array().unwrap().iter().map(|r| r["run_id"].as_str().unwrap().to_owned());
+            ids.into_iter().find(|id| *id != run)
+        } else {
+            None
+        };
+        // The operator restarts the pods (to pick up a ConfigMap put back by hand), or deploys
+        // another image: either way the controller makes a new ReplicaSet.
+        let code = if case == "new image" {
+            s.f.set_image("web", "registry.example/api:hotfix-1")
+        } else {
+            s.f.rollout_restart("2026-12-06T09:40:00Z")
+        };
+        assert_eq!(code, 200, "{case}");
+        assert_eq!(s.f.revisions().len(), 4, "{case}: a new revision");
+        let out = match &undo {
+            Some(undo) => s.fr(&["resume", undo, "--json"]),
+            None => s.fr(&["undo", &run, "--yes", "--json"]),
+        };
+        if case == "new image" {
+            out.code(4);
+            assert!(out.stderr.contains("someone deployed since"), "{case}: {}", out.stderr);
+            assert!(out.stderr.contains("image registry.example/api:hotfix-1"), "{case}: {}", out.stderr);
+            assert_eq!(s.r.head(), s.ids[0], "{case}: nothing changed");
+            assert_eq!(s.f.patches().len(), 2, "{case}: the run's rollout and the new image only");
+            continue;
+        }
+        assert!(!out.stderr.contains("someone deployed since"), "{case}: {}", out.stderr);
+        out.ok();
+        assert_eq!(out.json()["status"], "succeeded", "{case}: {}", out.stderr);
+        // What `kubectl rollout undo` would do: the earlier template back whole, with no
+        // restart annotation, on the earlier ReplicaSet.
+        assert_eq!(s.f.template(), v3, "{case}");
+        assert_eq!(s.f.revisions().len(), 4, "{case}: v3's ReplicaSet was reused");
+        assert_eq!(s.r.head(), s.ids[2], "{case}");
+        let (_, last) = s.f.patches().pop().unwrap();
+        assert_eq!(last[0]["value"], v3, "{case}: the undo's patch");
     }
 }
 

@@ -191,6 +191,36 @@ fn a_statefulset_gets_the_controllerrevision_data_as_a_strategic_merge_patch() {
 }
 
 #[test]
+fn a_revision_kubectl_rollout_restart_made_serves_the_release_it_restarted_and_a_new_image_does_not() {
+    for statefulset in [false, true] {
+        let c = ids();
+        let f = if statefulset {
+            FakeKubernetes::statefulset(TOKEN, &strs(&c))
+        } else {
+            FakeKubernetes::deployment(TOKEN, &strs(&c), true)
+        };
+        let (_dir, k) = adapter(&f, statefulset);
+        let before = rt::block_on(k.current()).unwrap();
+        let to = rt::block_on(k.find(&c[0])).unwrap().unwrap();
+        rt::block_on(k.rollback(&to)).unwrap();
+        rt::block_on(k.wait_live(&to, Duration::from_secs(5))).unwrap();
+
+        assert_eq!(f.rollout_restart("2026-12-06T09:40:00Z"), 200, "statefulset {statefulset}");
+        let restarted = rt::block_on(k.current()).unwrap();
+        assert_ne!(restarted.id, to.id, "statefulset {statefulset}: a new revision");
+        assert!(k.serves(&restarted, &to), "statefulset {statefulset}: {restarted} serves {to}");
+        assert!(!k.serves(&restarted, &before), "statefulset {statefulset}: {restarted} is not {before}");
+
+        assert_eq!(f.set_image("web", "registry.example/api:hotfix-1"), 200, "statefulset {statefulset}");
+        let other = rt::block_on(k.current()).unwrap();
+        assert!(other.summary.contains("image registry.example/api:hotfix-1"), "{}", other.summary);
+        assert_eq!(other.commit, to.commit, "statefulset {statefulset}: the commit annotation is the same");
+        assert!(!k.serves(&other, &to), "statefulset {statefulset}: {other} is another build");
+        assert!(!k.serves(&other, &restarted), "statefulset {statefulset}");
+    }
+}
+
+#[test]
 fn the_image_tag_names_the_commit_when_templates_carry_no_annotation() {
     let c = ids();
     let f = FakeKubernetes::deployment(TOKEN, &strs(&c), false);

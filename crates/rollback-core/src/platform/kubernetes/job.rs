@@ -21,8 +21,9 @@
 //! The Job does not die with forge-rollback, nor when a look at it fails: a look that gets no
 //! answer, a `5xx` or a `429` is looked past until the Job's own deadline
 //! (`live_timeout_secs`). A wait that gives up deletes the Job (`propagationPolicy:
-//! Foreground`) and waits until it is gone; when it cannot see it gone, the downgrade's outcome is
-//! unknown ([`crate::production::Error::Unsettled`]), never "failed, nothing changed".
+//! Foreground`) and waits until it is gone (at most its pod's `terminationGracePeriodSeconds`
+//! and 30 s); when it cannot see it gone, the downgrade's outcome is unknown
+//! ([`crate::production::Error::Unsettled`]), never "failed, nothing changed".
 
 use std::time::{Duration, Instant};
 
@@ -34,14 +35,47 @@ use crate::production::Result;
 
 /// Most attempts (Jobs) per run.
 const MAX_ATTEMPTS: u32 = 20;
-/// How long a deleted Job's pod may take to stop (the default termination grace period is
-/// 30 s).
-const STOP_GRACE: Duration = Duration::from_secs(60);
+/// A pod's `terminationGracePeriodSeconds` when its template does not say (Kubernetes'
+/// default).
+const DEFAULT_GRACE_SECS: u64 = 30;
+/// How long past its pod's grace period a deleted Job may take to go: the kubelet reports the
+/// pod stopped, then the garbage collector removes the Job.
+const GONE_MARGIN: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Default, Deserialize)]
 struct Job {
     #[serde(default)]
+    spec: JobSpec,
+    #[serde(default)]
     status: JobStatus,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct JobSpec {
+    #[serde(default)]
+    template: PodTemplate,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct PodTemplate {
+    #[serde(default)]
+    spec: PodSpec,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PodSpec {
+    termination_grace_period_seconds: Option<u64>,
+}
+
+impl Job {
+    /// How long this Job, deleted, may take to go: its pod gets its
+    /// `terminationGracePeriodSeconds` (the live template's, kept in the Job; 30 s unless set)
+    /// between the stop signal and being killed, then a margin.
+    fn stop_wait(&self) -> Duration {
+        let grace = self.spec.template.spec.termination_grace_period_seconds.unwrap_or(DEFAULT_GRACE_SECS);
+        Duration::from_secs(grace) + GONE_MARGIN
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -220,6 +254,9 @@ impl Kubernetes {
         let deadline = Instant::now() + wait;
         let logs = format!("`kubectl logs job/{name} -n {}` shows its output", self.namespace);
         let mut unsent = unsent;
+        // How long it may take to go once deleted, from the Job as last read (the default
+        // grace period when it never was).
+        let mut stop_wait = Job::default().stop_wait();
         loop {
             let mut pause = self.poll;
             match client.get::<Job>("reading the downgrade job", path).await {
@@ -229,7 +266,10 @@ impl Kubernetes {
                     Some(Err(why)) => {
                         return Err(self.error(format!("the downgrade job {name} failed ({why}; {logs})"), Some(logs)));
                     }
-                    None => unsent = None,
+                    None => {
+                        unsent = None;
+                        stop_wait = job.stop_wait();
+                    }
                 },
                 Ok(None) => {
                     return Err(match unsent {
@@ -244,21 +284,32 @@ impl Kubernetes {
                 Err(e) if e.is_transient() && Instant::now() < deadline => {
                     pause = pause.max(e.retry_after().unwrap_or_default());
                 }
-                Err(e) => return Err(self.give_up(client, name, path, &format!("could not be read ({e})")).await),
+                Err(e) => {
+                    return Err(self
+                        .give_up(client, (name, path), &format!("could not be read ({e})"), stop_wait)
+                        .await);
+                }
             }
             if Instant::now() >= deadline {
                 let why = format!("did not finish within {} s", wait.as_secs());
-                return Err(self.give_up(client, name, path, &why).await);
+                return Err(self.give_up(client, (name, path), &why, stop_wait).await);
             }
             tokio::time::sleep(pause.min(deadline.saturating_duration_since(Instant::now()))).await;
         }
     }
 
-    /// Deletes Job `name` (`propagationPolicy: Foreground`: the Job stays until its pod is
-    /// gone; a delete that fails as a platform in trouble is tried again for as long as the
-    /// wait was) and waits until it is gone, at most [`STOP_GRACE`]: a failed downgrade whose
-    /// end is known, or [`Error::Unsettled`](crate::production::Error::Unsettled).
-    async fn give_up(&self, client: &super::Client, name: &str, path: &str, why: &str) -> crate::production::Error {
+    /// Deletes Job `name` at `path` (`propagationPolicy: Foreground`: the Job stays until its
+    /// pod is gone; a delete that fails as a platform in trouble is tried again for as long as
+    /// the wait was) and waits until it is gone, at most `stop_wait` ([`Job::stop_wait`]): a
+    /// failed downgrade whose end is known, or
+    /// [`Error::Unsettled`](crate::production::Error::Unsettled).
+    async fn give_up(
+        &self,
+        client: &super::Client,
+        (name, path): (&str, &str),
+        why: &str,
+        stop_wait: Duration,
+    ) -> crate::production::Error {
         let logs = format!("`kubectl logs job/{name} -n {}` shows its output", self.namespace);
         let mut deadline = Instant::now() + self.live_timeout;
         let mut deleted = false;
@@ -271,7 +322,7 @@ impl Kubernetes {
                 {
                     Ok(found) => {
                         deleted = true;
-                        deadline = Instant::now() + STOP_GRACE;
+                        deadline = Instant::now() + stop_wait;
                         Ok(!found)
                     }
                     Err(e) => Err(e),
@@ -296,7 +347,15 @@ impl Kubernetes {
             }
             tokio::time::sleep(self.poll.min(deadline.saturating_duration_since(Instant::now()))).await;
         }
-        let what = if deleted { "was deleted but is not gone yet" } else { "could not be deleted" };
+        let what = if deleted {
+            format!(
+                "was deleted but is not gone {} s later (its pod's grace period and {} s)",
+                stop_wait.as_secs(),
+                GONE_MARGIN.as_secs()
+            )
+        } else {
+            "could not be deleted".to_owned()
+        };
         self.unsettled(name, &format!("the downgrade job {name} {why}, and it {what}{last}"))
     }
 
@@ -371,5 +430,18 @@ mod tests {
         assert_eq!(expand(&argv, &["a".into(), "b".into()]), ["alembic", "downgrade", "a", "b"]);
         let sh: Vec<String> = ["sh", "-c", "migrate to {revision}"].map(str::to_owned).to_vec();
         assert_eq!(expand(&sh, &["a1".into()])[2], "migrate to a1");
+    }
+
+    #[test]
+    fn a_deleted_job_is_given_its_pods_grace_period_and_a_margin_to_go() {
+        // As the API server returns a Job: the pod template's grace period (from the live
+        // template, or defaulted), or none when the Job was never read.
+        let job = |spec: serde_json::Value| serde_json::from_value::<Job>(serde_json::json!({"spec": spec})).unwrap();
+        let long = job(serde_json::json!({"template": {"spec": {"terminationGracePeriodSeconds": 300}}}));
+        assert_eq!(long.stop_wait(), Duration::from_secs(330));
+        let none = job(serde_json::json!({"template": {"spec": {"terminationGracePeriodSeconds": 0}}}));
+        assert_eq!(none.stop_wait(), Duration::from_secs(30));
+        assert_eq!(job(serde_json::json!({})).stop_wait(), Duration::from_secs(60));
+        assert_eq!(Job::default().stop_wait(), Duration::from_secs(60));
     }
 }

@@ -25,6 +25,10 @@
 //!   `Progressing` condition says `ProgressDeadlineExceeded` for this rollout's ReplicaSet
 //!   fails at once (one naming the ReplicaSet it replaces is waited past). Every look may
 //!   fail and is repeated until the deadline, and gets at most the time left.
+//! - A revision `kubectl rollout restart` made (the template's `kubectl.kubernetes.io/restartedAt`
+//!   annotation is all that changed) serves the release it restarted ([`Deployer::serves`]): an
+//!   undo after a restart is not refused as "someone deployed since", and puts the earlier
+//!   template back whole, as `kubectl rollout undo` would.
 //! - `current()` is what the workload rolls out, not what serves
 //!   ([`Deployer::current_is_desired`]): a release found there is still waited for.
 //! - `--full` with `[deploy] migrate_command`: the downgrade runs as a Job made from the live
@@ -37,6 +41,7 @@ pub mod config;
 pub mod job;
 pub mod rollout;
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -96,6 +101,10 @@ pub struct Kubernetes {
     migrate_command: Option<Vec<String>>,
     creds: std::result::Result<Credentials, ConfigError>,
     client: Mutex<Option<Arc<Client>>>,
+    /// The release template ([`rollout::release_template`]) of each revision listed so far, by
+    /// name, for [`Deployer::serves`]. A revision's name is its template's hash, so what is
+    /// known of a name never goes stale.
+    releases: Mutex<BTreeMap<String, serde_json::Value>>,
     live_timeout: Duration,
     poll: Duration,
 }
@@ -132,6 +141,7 @@ impl Kubernetes {
             migrate_command: c.migrate_command.clone(),
             creds,
             client: Mutex::new(None),
+            releases: Mutex::new(BTreeMap::new()),
             live_timeout: Duration::from_secs_f64(c.live_timeout_secs),
             poll: Duration::from_secs_f64(c.poll_secs),
         }
@@ -225,6 +235,11 @@ impl Kubernetes {
                 w.controller_revisions(revs)
             }
         };
+        let mut releases = self.releases.lock().unwrap_or_else(PoisonError::into_inner);
+        for r in &revs {
+            releases.insert(r.name.clone(), rollout::release_template(&r.template));
+        }
+        drop(releases);
         Ok((w, revs))
     }
 
@@ -377,6 +392,18 @@ impl Deployer for Kubernetes {
             }
             tokio::time::sleep(pause.min(deadline.saturating_duration_since(Instant::now()))).await;
         }
+    }
+
+    /// The same revision, or one whose template is `release`'s but for the restart annotation
+    /// (`kubectl rollout restart` made it: the same image, command and env). Both revisions must
+    /// have been listed by this adapter ([`Deployer::current`] lists them all); one it never
+    /// saw (pruned) is not taken for the same release.
+    fn serves(&self, live: &Release, release: &Release) -> bool {
+        if live.id == release.id {
+            return true;
+        }
+        let releases = self.releases.lock().unwrap_or_else(PoisonError::into_inner);
+        matches!((releases.get(&live.id), releases.get(&release.id)), (Some(a), Some(b)) if a == b)
     }
 
     fn current_is_desired(&self) -> bool {

@@ -16,6 +16,8 @@ pub const HASH_LABEL: &str = "pod-template-hash";
 pub const REVISION_ANNOTATION: &str = "deployment.kubernetes.io/revision";
 /// The pod-template annotation naming the commit, when `commit_annotation` is not set.
 pub const DEFAULT_COMMIT_ANNOTATION: &str = "forge-rollback/commit";
+/// The pod-template annotation `kubectl rollout restart` sets (to the time of the restart).
+pub const RESTARTED_AT: &str = "kubectl.kubernetes.io/restartedAt";
 
 /// `metadata`, the parts read.
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -376,6 +378,24 @@ fn without_hash(mut template: Value) -> Value {
     template
 }
 
+/// A revision's template (without `pod-template-hash`) as it is whatever restarts it had: a
+/// `kubectl rollout restart` changes only the `kubectl.kubernetes.io/restartedAt` annotation,
+/// which makes a new revision of the same release (same image, command and env). A template
+/// left with no annotations is the same as one that never had any.
+pub fn release_template(template: &Value) -> Value {
+    let mut t = template.clone();
+    if let Some(meta) = t.get_mut("metadata").and_then(Value::as_object_mut) {
+        if let Some(a) = meta.get_mut("annotations").and_then(Value::as_object_mut) {
+            a.remove(RESTARTED_AT);
+        }
+        if meta.get("annotations").is_some_and(|a| a.as_object().is_some_and(serde_json::Map::is_empty) || a.is_null())
+        {
+            meta.remove("annotations");
+        }
+    }
+    t
+}
+
 /// The commit a pod template names: its `annotation` (a full id, or a prefix of `commit` when
 /// one is given), else an image tag with a hex part of at least 7 digits that `commit` starts
 /// with. `None` when neither.
@@ -461,5 +481,23 @@ mod tests {
         for image in ["api:1a2b3c", "api:latest", "reg.io:5000/1a2b3c4d", "api:2b3c4d5e"] {
             assert_eq!(template_commit(&t(json!({}), image), DEFAULT_COMMIT_ANNOTATION, Some(&c)), None, "{image}");
         }
+    }
+
+    #[test]
+    fn a_restart_leaves_the_release_template_as_it_was() {
+        let t = json!({"metadata": {"labels": {"app": "api"}}, "spec": {"containers": [{"image": "api:1"}]}});
+        let mut restarted = t.clone();
+        restarted["metadata"]["annotations"] = json!({RESTARTED_AT: "2026-12-06T09:40:00Z"});
+        assert_eq!(release_template(&restarted), release_template(&t));
+        let mut annotated = t.clone();
+        annotated["metadata"]["annotations"] = json!({"team": "pay"});
+        let mut both = annotated.clone();
+        both["metadata"]["annotations"][RESTARTED_AT] = json!("2026-12-06T09:40:00Z");
+        assert_eq!(release_template(&both), release_template(&annotated));
+        // Anything else is another release: another annotation, another image.
+        assert_ne!(release_template(&annotated), release_template(&t));
+        let mut image = restarted.clone();
+        image["spec"]["containers"][0]["image"] = json!("api:2");
+        assert_ne!(release_template(&image), release_template(&t));
     }
 }

@@ -2,6 +2,8 @@
 //! StatefulSet with its ControllerRevisions, in namespace `prod`, and a controller that rolls a
 //! patched template out over a few reads.
 
+mod jobs;
+
 use std::sync::{Arc, Mutex};
 
 use serde_json::{Value, json};
@@ -101,6 +103,8 @@ impl FakeJob {
 /// `limit` with `continue` tokens, at most 2 items a page whatever `limit` asks). Bearer auth;
 /// errors are `Status` objects; `429` with `Retry-After` on command.
 ///
+/// A strategic-merge patch may also change the template in part (`kubectl rollout restart`,
+/// `kubectl set image`: [`FakeKubernetes::rollout_restart`], [`FakeKubernetes::set_image`]).
 /// A patch of the template makes the controller reuse the revision with the same template
 /// (renumbered to the next revision, as the real controller does) or make a new one; the
 /// rollout completes after two reads of the workload, or never (`never_complete`), or fails
@@ -246,6 +250,11 @@ impl FakeKubernetes {
         lock(&self.state).template.pointer("/spec/containers/0/env/0/value").and_then(Value::as_str).map(str::to_owned)
     }
 
+    /// The workload's pod template.
+    pub fn template(&self) -> Value {
+        lock(&self.state).template.clone()
+    }
+
     /// The revisions, in creation order.
     pub fn revisions(&self) -> Vec<KubeRevision> {
         lock(&self.state).revisions.clone()
@@ -373,6 +382,44 @@ impl FakeKubernetes {
         lock(&self.state).jobs.clone()
     }
 
+    /// Sends what `kubectl rollout restart` sends: a strategic-merge `PATCH` of the workload
+    /// that sets its pod template's `kubectl.kubernetes.io/restartedAt` annotation to `at`. The
+    /// controller then rolls out a new revision of the same image, command and env. Returns
+    /// the answer's status code.
+    pub fn rollout_restart(&self, at: &str) -> u16 {
+        self.kubectl_patch(
+            &json!({"spec": {"template": {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": at}}}}}),
+        )
+    }
+
+    /// Sends what `kubectl set image <workload> <container>=<image>` sends: a strategic-merge
+    /// `PATCH` of that container's image (a deploy of another build, the rest of the template
+    /// as it is). Returns the answer's status code.
+    pub fn set_image(&self, container: &str, image: &str) -> u16 {
+        self.kubectl_patch(
+            &json!({"spec": {"template": {"spec": {"containers": [{"name": container, "image": image}]}}}}),
+        )
+    }
+
+    /// `PATCH`es the workload over HTTP with the strategic-merge patch `patch`, as kubectl does.
+    fn kubectl_patch(&self, patch: &Value) -> u16 {
+        let (token, workloads) = {
+            let st = lock(&self.state);
+            (st.token.clone(), if st.statefulset { "statefulsets" } else { "deployments" })
+        };
+        let body = patch.to_string();
+        let host = self.url().trim_start_matches("http://").to_owned();
+        let request = format!(
+            "PATCH /apis/apps/v1/namespaces/{NAMESPACE}/{workloads}/{NAME} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/strategic-merge-patch+json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let mut stream = std::net::TcpStream::connect(&host).expect("connect to the fake API server");
+        std::io::Write::write_all(&mut stream, request.as_bytes()).expect("send the PATCH");
+        let mut answer = String::new();
+        std::io::Read::read_to_string(&mut stream, &mut answer).expect("read the answer");
+        answer.split(' ').nth(1).and_then(|code| code.parse().ok()).unwrap_or(0)
+    }
+
     /// The next `n` requests get `429` with `Retry-After: 1`.
     pub fn rate_limit(&self, n: u32) {
         lock(&self.state).rate_limited = n;
@@ -424,6 +471,38 @@ fn slow_read(st: &mut KubeState, req: &RecordedRequest) -> Option<std::time::Dur
 /// The `kubernetes.io/change-cause` a release's ReplicaSet carries: `deploy <commit>`.
 fn change_cause(template: &Value) -> String {
     format!("deploy {}", template.pointer("/spec/containers/0/env/0/value").and_then(Value::as_str).unwrap_or("?"))
+}
+
+/// A strategic merge of `patch` into `into`, as far as the fake needs it: maps are merged key
+/// by key (`null` deletes a key, `$patch` is a directive, not a key), lists of named items
+/// (containers, env) item by name, anything else replaces.
+fn merge(into: &mut Value, patch: &Value) {
+    if let (Some(items), Some(base)) = (patch.as_array(), into.as_array_mut())
+        && items.iter().chain(base.iter()).all(|i| i.get("name").is_some())
+    {
+        for item in items {
+            match base.iter_mut().find(|b| b["name"] == item["name"]) {
+                Some(b) => merge(b, item),
+                None => base.push(item.clone()),
+            }
+        }
+        return;
+    }
+    let Some(keys) = patch.as_object() else {
+        *into = patch.clone();
+        return;
+    };
+    if !into.is_object() {
+        *into = json!({});
+    }
+    let Some(map) = into.as_object_mut() else { return };
+    for (k, v) in keys.iter().filter(|(k, _)| *k != "$patch") {
+        if v.is_null() {
+            map.remove(k);
+        } else {
+            merge(map.entry(k.clone()).or_insert(Value::Null), v);
+        }
+    }
 }
 
 fn without_hash(mut t: Value) -> Value {
@@ -548,7 +627,7 @@ fn kube(st: &mut KubeState, req: &RecordedRequest) -> Reply {
     }
     let path = req.path.split('?').next().unwrap_or("");
     if let Some(rest) = path.strip_prefix(&format!("/apis/batch/v1/namespaces/{NAMESPACE}/jobs")) {
-        return jobs(st, req, rest);
+        return jobs::jobs(st, req, rest);
     }
     let (workloads, revisions) =
         if st.statefulset { ("statefulsets", "controllerrevisions") } else { ("deployments", "replicasets") };
@@ -614,19 +693,25 @@ fn kube(st: &mut KubeState, req: &RecordedRequest) -> Reply {
                 return status(422, "Invalid", m);
             }
             let body = req.body_json();
-            let template = if st.statefulset {
-                if req.header("content-type") != Some("application/strategic-merge-patch+json") {
-                    return status(415, "UnsupportedMediaType", "the body of the request was in an unknown format");
-                }
-                let Some(mut t) = body.pointer("/spec/template").cloned() else {
+            let smp = req.header("content-type") == Some("application/strategic-merge-patch+json");
+            let template = if smp {
+                // A rollback's `$patch: replace` of the template, or a change merged into it
+                // (`kubectl rollout restart`'s annotation).
+                let Some(patch) = body.pointer("/spec/template") else {
                     return status(422, "Invalid", "spec.template: Required value");
                 };
-                if let Some(o) = t.as_object_mut() {
-                    o.remove("$patch");
+                let mut t = st.template.clone();
+                if patch["$patch"] == "replace" {
+                    t = patch.clone();
+                    if let Some(o) = t.as_object_mut() {
+                        o.remove("$patch");
+                    }
+                } else {
+                    merge(&mut t, patch);
                 }
                 t
             } else {
-                if req.header("content-type") != Some("application/json-patch+json") {
+                if st.statefulset || req.header("content-type") != Some("application/json-patch+json") {
                     return status(415, "UnsupportedMediaType", "the body of the request was in an unknown format");
                 }
                 let ops = body.as_array().cloned().unwrap_or_default();
@@ -652,111 +737,6 @@ fn kube(st: &mut KubeState, req: &RecordedRequest) -> Reply {
                 roll(st, template);
             }
             Reply::json(200, &workload_json(st))
-        }
-        _ => status(404, "NotFound", "the server could not find the requested resource"),
-    }
-}
-
-fn job_json(j: &FakeJob) -> Value {
-    let mut body = j.body.clone();
-    body["status"] = match j.ended {
-        None => json!({"active": 1, "ready": 0, "terminating": 0, "startTime": "2026-12-04T10:00:00Z"}),
-        Some(true) => {
-            json!({"succeeded": 1, "active": 0, "conditions": [{"type": "Complete", "status": "True", "reason": "CompletionsReached", "message": "Reached expected number of succeeded pods"}]})
-        }
-        Some(false) => {
-            json!({"failed": 1, "active": 0, "conditions": [{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded", "message": "Job has reached the specified backoff limit"}]})
-        }
-    };
-    body
-}
-
-fn run_job(st: &KubeState, body: &Value) -> (bool, String) {
-    if st.job_fails {
-        return (false, String::new());
-    }
-    let Some((dir, env)) = &st.job_runner else { return (true, String::new()) };
-    let argv: Vec<String> = body
-        .pointer("/spec/template/spec/containers/0/command")
-        .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
-        .unwrap_or_default();
-    let Some((program, args)) = argv.split_first() else { return (false, "no command".into()) };
-    match std::process::Command::new(program).args(args).current_dir(dir).envs(env.iter().map(|(k, v)| (k, v))).output()
-    {
-        Ok(o) => (
-            o.status.success(),
-            format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr)),
-        ),
-        Err(e) => (false, e.to_string()),
-    }
-}
-
-fn jobs(st: &mut KubeState, req: &RecordedRequest, rest: &str) -> Reply {
-    match st.jobs_unavailable {
-        (0, 0) => {}
-        (0, n) => {
-            st.jobs_unavailable.1 = n - 1;
-            return status(503, "ServiceUnavailable", "the server is currently unable to handle the request");
-        }
-        (skip, _) => st.jobs_unavailable.0 = skip - 1,
-    }
-    match (req.method.as_str(), rest) {
-        ("POST", "") => {
-            if req.header("content-type") != Some("application/json") {
-                return status(415, "UnsupportedMediaType", "the body of the request was in an unknown format");
-            }
-            let body = req.body_json();
-            let name = body.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("").to_owned();
-            if body["kind"] != "Job" || body["apiVersion"] != "batch/v1" || name.is_empty() {
-                return status(422, "Invalid", "expected a batch/v1 Job with a name");
-            }
-            if body.pointer("/spec/template/spec/restartPolicy").and_then(Value::as_str) != Some("Never") {
-                return status(
-                    422,
-                    "Invalid",
-                    "spec.template.spec.restartPolicy: Required value: valid values: \"OnFailure\", \"Never\"",
-                );
-            }
-            if st.jobs.iter().any(|j| j.name == name) {
-                return status(409, "AlreadyExists", &format!("jobs.batch \"{name}\" already exists"));
-            }
-            let job =
-                FakeJob { name, body, polls_left: st.job_reads, ended: None, output: String::new(), deleted: None };
-            let reply = job_json(&job);
-            st.jobs.push(job);
-            Reply::json(201, &reply)
-        }
-        ("GET", r) if r.starts_with('/') => {
-            let name = &r[1..];
-            let Some(i) = st.jobs.iter().position(|j| j.name == name && j.deleted.is_none()) else {
-                return status(404, "NotFound", &format!("jobs.batch \"{name}\" not found"));
-            };
-            // The Job's pod runs its command (as a kubelet would) when the Job's time is up.
-            if st.jobs[i].ended.is_none() && st.jobs[i].polls_left == 0 {
-                let (ok, output) = if st.jobs[i].body.pointer("/spec/template").is_some() {
-                    run_job(st, &st.jobs[i].body)
-                } else {
-                    (true, String::new())
-                };
-                st.jobs[i].ended = Some(ok);
-                st.jobs[i].output = output;
-            }
-            let j = &mut st.jobs[i];
-            j.polls_left = j.polls_left.saturating_sub(1);
-            Reply::json(200, &job_json(j))
-        }
-        // Gone at once, its pod with it (the fake's pods stop at once, so `Foreground` ends
-        // the same way); the answer is the Job, marked for deletion, as the API server's.
-        ("DELETE", r) if r.starts_with('/') => {
-            let name = &r[1..];
-            let Some(j) = st.jobs.iter_mut().find(|j| j.name == name && j.deleted.is_none()) else {
-                return status(404, "NotFound", &format!("jobs.batch \"{name}\" not found"));
-            };
-            j.deleted = Some(query(&req.path, "propagationPolicy").unwrap_or("Orphan").to_owned());
-            let mut reply = job_json(j);
-            reply["metadata"]["deletionTimestamp"] = json!("2026-12-04T10:05:00Z");
-            Reply::json(200, &reply)
         }
         _ => status(404, "NotFound", "the server could not find the requested resource"),
     }
