@@ -88,3 +88,32 @@ fn an_unborn_head_beside_other_branches_is_bad_usage() {
     assert!(out.stderr.contains("--registry-at main"), "{}", out.stderr);
     run_in(remote.path(), &["gate", &v3, "--registry-at", "main"], &[]).code(4);
 }
+
+/// `gate -C /srv/repo.git` run from another repository's hook, where git has set `GIT_DIR` to
+/// that other repository and its push's quarantine: the folder named is the one read, objects
+/// and all.
+#[test]
+fn a_gate_named_to_a_repository_reads_it_whatever_git_dir_says() {
+    let (r, [_, _, v3]) = messy_repo();
+    fr(&r, &["known-good", "bad", "v3", "--note", "broke login"]).ok();
+    r.git(&["add", REGISTRY]);
+    r.git(&["commit", "-q", "-m", "mark v3 bad"]);
+    let remote = bare_remote(&r);
+    // Another repository, whose history holds v3 unmarked.
+    let (other, _) = messy_repo();
+    let git_dir = other.path().join(".git");
+    let objects = git_dir.join("objects");
+    // As git sets them in the other repository's `pre-receive` hook (its push's quarantine).
+    let env = [
+        ("GIT_DIR", git_dir.to_str().unwrap()),
+        ("GIT_OBJECT_DIRECTORY", objects.to_str().unwrap()),
+        ("GIT_ALTERNATE_OBJECT_DIRECTORIES", objects.to_str().unwrap()),
+        ("GIT_QUARANTINE_PATH", objects.to_str().unwrap()),
+    ];
+    let out = run_in(remote.path(), &["gate", &v3], &env);
+    out.code(4);
+    assert!(out.stderr.contains("is marked known bad in the registry (broke login)"), "{}", out.stderr);
+    // `GIT_DIR` naming the same repository (a hook's own, relative) reads it as before.
+    let same = run_in(remote.path(), &["gate", &v3], &[("GIT_DIR", ".")]);
+    same.code(4);
+}

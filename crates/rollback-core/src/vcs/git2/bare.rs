@@ -29,9 +29,24 @@ impl BareRepo {
     /// quarantine folder (`GIT_OBJECT_DIRECTORY`, with the repository's own objects in
     /// `GIT_ALTERNATE_OBJECT_DIRECTORIES`): without those, the commit the hook asks about is
     /// unknown.
+    ///
+    /// When `GIT_DIR` names another repository (`gate -C /srv/repo.git` run from that other
+    /// repository's hook), git's variables describe that other push: `dir`'s repository is
+    /// opened as it is, its own objects only.
     pub fn open(dir: &Path) -> Result<Self> {
-        let flags = RepositoryOpenFlags::FROM_ENV | RepositoryOpenFlags::CROSS_FS;
-        let repo = Repository::open_ext(dir, flags, std::iter::empty::<&OsStr>()).map_err(|e| open_error(dir, e))?;
+        let plain = RepositoryOpenFlags::CROSS_FS;
+        let open =
+            |flags| Repository::open_ext(dir, flags, std::iter::empty::<&OsStr>()).map_err(|e| open_error(dir, e));
+        let repo = open(plain)?;
+        let ours = std::env::var_os("GIT_DIR").is_none_or(|git_dir| {
+            // Relative to the current folder, as git reads it.
+            match (std::fs::canonicalize(git_dir), std::fs::canonicalize(repo.path())) {
+                (Ok(theirs), Ok(ours)) => theirs == ours,
+                // A `GIT_DIR` that names no folder is not this repository.
+                _ => false,
+            }
+        });
+        let repo = if ours { open(plain | RepositoryOpenFlags::FROM_ENV)? } else { repo };
         Ok(Self { repo })
     }
 
