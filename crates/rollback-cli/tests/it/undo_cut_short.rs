@@ -111,6 +111,17 @@ fn a_row_written_after_a_downgrade_killed_whole_is_backed_up_by_the_resume() {
     assert_eq!(resumed.code, Some(0), "{}\n{}", resumed.stdout, resumed.stderr);
     assert!(resumed.stderr.contains("(with the rows written since backup"), "{}", resumed.stderr);
     assert_eq!(sqlite(&r, "SELECT max(version) FROM forge_rollback_migrations"), "[(1,)]\n");
+    // The report's times: the snapshot's are its first dump's (not spanning the kill up to the
+    // dump taken again), and the downgrade's begin is the resume's first, before its restore.
+    let journal = fr(&r, &["runs", "show", &id, "--json"]).json()["journal"].as_array().unwrap().clone();
+    let at = |record: &str, step: &str, nth: usize| {
+        journal.iter().filter(|x| x["record"] == record && x["step"] == step).nth(nth).unwrap()["at"].clone()
+    };
+    assert_eq!(at("step_end", "db_snapshot", 1), at("step_begin", "downgrade", 2), "the dump taken again");
+    let report = fr(&r, &["report", &id, "--json"]).json();
+    let step = |name: &str| report["steps"].as_array().unwrap().iter().find(|x| x["step"] == name).unwrap().clone();
+    assert_eq!(step("db_snapshot")["ended_at"], at("step_end", "db_snapshot", 0), "{report}");
+    assert_eq!(step("downgrade")["started_at"], at("step_begin", "downgrade", 1), "{report}");
 
     let undo = fr_env(&r, &["undo", &id, "--yes"], &env());
     assert_eq!(undo.code, Some(0), "{}\n{}", undo.stdout, undo.stderr);

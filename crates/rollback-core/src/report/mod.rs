@@ -373,21 +373,34 @@ pub fn build(state: &RunState, outcome: &RunOutcome, vcs: &dyn VcsBackend) -> In
     let plan = &state.plan;
     let total = plan.steps.len();
 
-    // Last attempt's begin and end of each step (a resume may run a step again).
+    // Last attempt's begin and end of each step (a resume may run a step again). A resume
+    // that takes the database snapshot again journals a second end of `db_snapshot`, then the
+    // downgrade's begin again, inside the downgrade's attempt: neither is an attempt of its own,
+    // so the snapshot keeps its times and the downgrade its first begin.
     let mut began: Vec<Option<Timestamp>> = vec![None; total];
     let mut ended: Vec<Option<Timestamp>> = vec![None; total];
     let mut errors: Vec<Option<String>> = vec![None; total];
+    // Begun by the process that journals now, and not ended.
+    let mut open = vec![false; total];
     for r in &state.records {
         match r {
+            Record::Resumed { .. } => open.fill(false),
+            Record::StepBegin { index, .. } if *index < total && open[*index] => {}
             Record::StepBegin { at, index, .. } if *index < total => {
                 began[*index] = Some(*at);
                 ended[*index] = None;
                 errors[*index] = None;
+                open[*index] = true;
             }
-            Record::StepEnd { at, index, .. } if *index < total => ended[*index] = Some(*at),
+            Record::StepEnd { index, .. } if *index < total && ended[*index].is_some() && !open[*index] => {}
+            Record::StepEnd { at, index, .. } if *index < total => {
+                ended[*index] = Some(*at);
+                open[*index] = false;
+            }
             Record::StepFailed { at, index, error, .. } if *index < total => {
                 ended[*index] = Some(*at);
                 errors[*index] = Some(error.clone());
+                open[*index] = false;
             }
             _ => {}
         }
