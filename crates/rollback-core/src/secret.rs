@@ -61,16 +61,59 @@ impl Serialize for Secret {
 /// when it is loaded ([`Secrets::too_short`]).
 pub const MIN_REDACTED_LEN: usize = 4;
 
+/// A secret shorter than this, in bytes, is scrubbed only where it stands as a word of its own
+/// ([`secret_at`]): the stock `postgres:postgres` or a Basic `user:pass` would otherwise turn
+/// every `postgresql://` into `***ql://` and every `passed` into `***ed`. A longer one is
+/// scrubbed wherever it is: no ordinary word holds it.
+pub const WHOLE_WORD_BELOW: usize = 12;
+
 /// `text` with every occurrence of each secret value (of [`MIN_REDACTED_LEN`] bytes or more)
-/// replaced by [`REDACTED`].
+/// replaced by [`REDACTED`]; of a short one ([`WHOLE_WORD_BELOW`]), every occurrence as a word.
 pub fn redact_in<'a>(text: &str, secrets: impl IntoIterator<Item = &'a str>) -> String {
     let mut out = text.to_owned();
     for s in secrets {
         if s.len() >= MIN_REDACTED_LEN && out.contains(s) {
-            out = out.replace(s, REDACTED);
+            out = replace_secret(&out, s);
         }
     }
     out
+}
+
+fn replace_secret(text: &str, secret: &str) -> String {
+    let step = secret.chars().next().map_or(1, char::len_utf8);
+    let mut out = String::with_capacity(text.len());
+    let (mut copied, mut from) = (0, 0);
+    while let Some(found) = text[from..].find(secret) {
+        let at = from + found;
+        if secret_at(text.as_bytes(), at, secret.as_bytes()) {
+            out.push_str(&text[copied..at]);
+            out.push_str(REDACTED);
+            copied = at + secret.len();
+            from = copied;
+        } else {
+            from = at + step;
+        }
+    }
+    out.push_str(&text[copied..]);
+    out
+}
+
+/// Whether `secret` is at `hay[at..]` as it is scrubbed: anywhere when it is long
+/// ([`WHOLE_WORD_BELOW`]); a short one only where no letter, digit or `_` touches it on a side
+/// where it begins or ends with one (`role "postgres"`, not `postgresql`). Nothing touches it
+/// beyond `hay`'s edges: in a window of a longer text, a word cut at the edge is scrubbed.
+pub(crate) fn secret_at(hay: &[u8], at: usize, secret: &[u8]) -> bool {
+    if secret.is_empty() || !hay[at..].starts_with(secret) {
+        return false;
+    }
+    if secret.len() >= WHOLE_WORD_BELOW {
+        return true;
+    }
+    let word = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
+    let end = at + secret.len();
+    let touches_before = at > 0 && word(hay[at - 1]) && word(secret[0]);
+    let touches_after = end < hay.len() && word(hay[end]) && word(secret[secret.len() - 1]);
+    !touches_before && !touches_after
 }
 
 /// `text` with the credentials of every URL in it (`scheme://user:password@host`) replaced by
@@ -376,6 +419,20 @@ pub fn from_inline_or_env(inline: Option<&Secret>, var: Option<&str>) -> Result<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_short_secret_is_scrubbed_as_a_word_and_a_long_one_anywhere() {
+        assert_eq!(
+            redact_in("postgresql postgres _postgres postgres1 (postgres) postgres", ["postgres"]),
+            "postgresql *** _postgres postgres1 (***) ***"
+        );
+        // One that begins or ends with punctuation needs no boundary on that side.
+        assert_eq!(redact_in("a:pw-1:b x-pw-1:y", [":pw-1:"]), "a***b x-pw-1:y");
+        assert_eq!(redact_in("idLONGSECRET-123456z", ["LONGSECRET-123456"]), "id***z");
+        // Non-ASCII around and in it.
+        assert_eq!(redact_in("é-p\u{e4}ss-é", ["p\u{e4}ss"]), "é-***-é");
+        assert_eq!(redact_in("pässpäss päss", ["päss"]), "pässpäss ***");
+    }
 
     #[test]
     fn never_printed() {

@@ -260,3 +260,29 @@ fn a_secret_too_short_to_be_scrubbed_is_warned_about_when_the_configuration_is_l
     out.ok();
     assert!(!out.stderr.contains("too short"), "{}", out.stderr);
 }
+
+/// The stock development URL `postgresql://postgres:postgres@...` and a Basic `user:pass`:
+/// short secrets that are common words are scrubbed where they stand alone, not inside other
+/// words, so a reason still says `postgresql://` and `passed`.
+#[test]
+fn a_short_secret_that_is_a_common_word_is_scrubbed_only_as_a_word() {
+    let (repo, _) = messy_repo();
+    let server = TestServer::start();
+    let (_cfg_dir, cfg) = config_file(&format!(
+        "[database]\nkind = \"sql\"\nurl = {}\n\n\
+         [[checks]]\nname = \"api\"\nkind = \"http\"\nurl = {}\nheaders = {{ Authorization = \"Basic dXNlcjpwYXNz\" }}\ntimeout_secs = 5\n\n\
+         [[checks]]\nname = \"db\"\nkind = \"command\"\nargv = [\"sh\", \"-c\", {}]\ntimeout_secs = 5\n",
+        toml_str(&format!("postgresql://postgres:postgres@{}/app", refused_addr())),
+        toml_str(&server.url("/health")),
+        toml_str(
+            "echo 'postgresql://localhost/app: FATAL: password authentication failed for user \"postgres\"; 3 passed, 1 failed; user:pass pass' >&2; exit 1"
+        ),
+    ));
+    let (reasons, stderr) = verify_reasons(&repo, &cfg, &[]);
+    assert_eq!(
+        reasons[1],
+        "exit code 1, expected 0: postgresql://localhost/app: FATAL: password authentication failed for user \"***\"; 3 passed, 1 failed; *** ***",
+        "{reasons:?}"
+    );
+    assert!(!stderr.contains("\"postgres\"") && !stderr.contains(" pass "), "{stderr}");
+}

@@ -68,7 +68,7 @@ pub(crate) fn scrubber(known: Vec<String>) -> impl Fn(&str) -> String {
 }
 
 /// Scrubs the file at `path` in place: every occurrence of the `secrets` (of at least 4
-/// bytes, as [`crate::secret::redact_in`] scrubs) becomes as many `*`, every control
+/// bytes; a short one as a word: as [`crate::secret::redact_in`] scrubs) becomes as many `*`, every control
 /// character but line breaks and tabs a `?` (ESC, BEL; C1 as `??`). The file keeps its
 /// length, so what a program still running appends to it lands where it would have. For the
 /// output files of a `[[restart]]` program, in the run's folder: what was written when this
@@ -92,7 +92,7 @@ pub(crate) fn scrub_file(path: &std::path::Path, secrets: &[String]) -> Result<(
         for secret in &secrets {
             let mut i = 0;
             while i + secret.len() <= window.len() {
-                if window[i..].starts_with(secret) {
+                if crate::secret::secret_at(window, i, secret) {
                     window[i..i + secret.len()].fill(b'*');
                     i += secret.len();
                 } else {
