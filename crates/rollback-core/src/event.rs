@@ -165,6 +165,16 @@ pub trait Observer: Send + Sync {
         None
     }
 
+    /// Asked every 50 ms while a run, before its first step, waits on the database for its
+    /// assessment (an unresponsive server holds it for up to `database.timeout_secs`):
+    /// `Some(why)` abandons the wait, and the run ends with [`crate::Error::Cancelled`],
+    /// nothing changed. For front-ends whose caller must be able to stop there (the Python
+    /// module: Ctrl-C on the main thread, a cancelled asyncio task); the CLI leaves it `None`,
+    /// as a signal before the first step ends the command.
+    fn stop_waiting(&self) -> Option<String> {
+        None
+    }
+
     /// Told `true` once a run is recorded as finished (its journal's `finished` record), when
     /// all that is left is writing its report and waiting for its webhooks, and `false` once
     /// that is over (before an automatic undo begins). Meanwhile a cancel

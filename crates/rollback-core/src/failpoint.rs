@@ -15,7 +15,7 @@
 //! target, the owners of what it wrote not yet given back); for full rollbacks
 //! `inside:downgrade` (the database snapshot taken, the downgrade not begun) and, in the native
 //! SQL migrator on SQLite, `between:downgrades` (after each committed downgrade of one
-//! migration); in an undo's guarded database restore, `inside:restore_database` (the database
+//! migration) and `between:upgrades` (the same for `upgrade_database`); in an undo's guarded database restore, `inside:restore_database` (the database
 //! checked unchanged under the lock, the restore not begun); `write:report` (the run finished
 //! and journaled, its report about to be written); `before:prune` (`backups prune`, its lock
 //! taken, about to read the runs and decide what to keep). With the variable unset, a failpoint is one environment lookup.

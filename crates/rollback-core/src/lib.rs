@@ -134,7 +134,7 @@ pub mod watch;
 pub use backup::BackupStore;
 pub use db::DbMigrator;
 pub use detail::{FailureDetail, ProgressDetail, StepDetail};
-pub use engine::{Rollback, RollbackBuilder, RunOptions, UndoOptions};
+pub use engine::{DatabaseUpgrade, Rollback, RollbackBuilder, RunOptions, UndoOptions};
 pub use error::{Error, ErrorKind, Result};
 pub use event::{Event, Observer};
 pub use fsutil::IoError;

@@ -70,6 +70,38 @@ where
     }
 }
 
+/// [`block_on`], asking `stop` every 50 ms while `future` is pending: `Some(why)` drops the
+/// future there (what it waited for is abandoned) and returns `Err(why)`. `stop` runs on this
+/// thread (the Python module's signal check needs the main thread), except inside a runtime,
+/// where the helper thread of [`block_on`] asks it.
+pub fn block_on_unless<F>(future: F, stop: &(dyn Fn() -> Option<String> + Sync)) -> Result<F::Output, String>
+where
+    F: Future + Send,
+    F::Output: Send,
+{
+    let watched = async {
+        let mut future = std::pin::pin!(future);
+        loop {
+            match tokio::time::timeout(STOP_POLL, &mut future).await {
+                Ok(out) => return Ok(out),
+                Err(_) => {
+                    if let Some(why) = stop() {
+                        return Err(why);
+                    }
+                }
+            }
+        }
+    };
+    if Handle::try_current().is_ok() {
+        std::thread::scope(|s| s.spawn(|| runtime().block_on(watched)).join().expect("the runtime thread panicked"))
+    } else {
+        runtime().block_on(watched)
+    }
+}
+
+/// How often [`block_on_unless`] asks whether to stop.
+const STOP_POLL: std::time::Duration = std::time::Duration::from_millis(50);
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -79,5 +111,20 @@ mod tests {
         assert_eq!(block_on(async { 1 + 1 }), 2);
         let inner = runtime().block_on(async { tokio::task::spawn_blocking(|| block_on(async { 40 + 2 })).await });
         assert_eq!(inner.unwrap(), 42);
+    }
+
+    #[test]
+    fn block_on_unless_abandons_a_future_that_never_ends_once_asked_to() {
+        let asked = std::sync::atomic::AtomicUsize::new(0);
+        let stop = || (asked.fetch_add(1, std::sync::atomic::Ordering::SeqCst) >= 2).then(|| "stop".to_owned());
+        assert_eq!(block_on_unless(std::future::pending::<()>(), &stop), Err("stop".to_owned()));
+        assert_eq!(asked.load(std::sync::atomic::Ordering::SeqCst), 3);
+        // A future that ends first is not asked about.
+        assert_eq!(block_on_unless(async { 7 }, &|| Some("never".to_owned())), Ok(7));
+        let inner = runtime().block_on(async {
+            tokio::task::spawn_blocking(|| block_on_unless(std::future::pending::<()>(), &|| Some("inside".into())))
+                .await
+        });
+        assert_eq!(inner.unwrap(), Err("inside".to_owned()));
     }
 }

@@ -101,6 +101,47 @@ pub fn interruptible<T: Send + 'static>(py: Python<'_>, work: impl FnOnce() -> T
     }
 }
 
+/// Runs `work`, which writes and stops at its next boundary once `call` is cancelled
+/// (`upgrade_database`, between two migrations), without the GIL. On the main thread it runs
+/// on the shared runtime's blocking pool while this thread waits in short slices, running
+/// Python's signal handlers between them: what one raises (Ctrl-C) cancels `call`, and is
+/// raised once the work has stopped, never before (the lock it holds is released by then).
+pub fn until_stopped<T: Send + 'static>(
+    py: Python<'_>,
+    call: &Arc<Call>,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> PyResult<T> {
+    let live = Live::register(call);
+    let out = if on_main_thread(py)? {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        rollback_core::rt::runtime().spawn_blocking(move || {
+            let _ = tx.send(work());
+        });
+        let rx = Mutex::new(rx);
+        loop {
+            match py.detach(|| lock(&rx).recv_timeout(Duration::from_millis(50))) {
+                Ok(out) => break out,
+                Err(RecvTimeoutError::Timeout) => {
+                    if let Err(e) = py.check_signals() {
+                        let why = e.get_type(py).name().map(|n| n.to_string()).unwrap_or_default();
+                        call.park(e);
+                        call.cancel(&format!("interrupted ({why})"));
+                    }
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    return Err(pyo3::exceptions::PyRuntimeError::new_err(
+                        "forge_rollback worker thread panicked (a bug; please report it)",
+                    ));
+                }
+            }
+        }
+    } else {
+        py.detach(work)
+    };
+    drop(live);
+    call.take_parked().map_or(Ok(out), Err)
+}
+
 /// One call into the engine.
 #[derive(Default)]
 pub struct Call {

@@ -216,4 +216,11 @@ impl Observer for PyObserver {
     fn cancelled(&self) -> Option<String> {
         self.call.cancelled()
     }
+
+    /// The same answer as at a step boundary: a sync run on the main thread stops waiting for
+    /// an unresponsive database on Ctrl-C (not after `database.timeout_secs`), a cancelled
+    /// `arun` on its task's cancel.
+    fn stop_waiting(&self) -> Option<String> {
+        self.call.cancelled()
+    }
 }

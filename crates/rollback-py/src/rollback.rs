@@ -14,7 +14,7 @@ use rollback_core::plan::{Level, RunKind};
 use rollback_core::{Error, RunOptions, RunOutcome, UndoOptions};
 
 use crate::aio::{self, job};
-use crate::call::{Call, Live, interruptible, on_main_thread};
+use crate::call::{Call, Live, interruptible, on_main_thread, until_stopped};
 use crate::callbacks::{Confirm, PyPrompter};
 use crate::error::{PyRollbackError, to_pyerr};
 use crate::known_good::KnownGood;
@@ -228,6 +228,45 @@ fn to_details(py: Python<'_>, r: CoreResult<RunOutcome>) -> PyResult<Py<PyAny>> 
 fn to_revisions(py: Python<'_>, r: CoreResult<Vec<Revision>>) -> PyResult<Py<PyAny>> {
     let revs: Vec<String> = r.map_err(core_err(py))?.into_iter().map(|r| r.0).collect();
     Ok(pyo3::types::PyList::new(py, revs)?.into_any().unbind())
+}
+
+/// `upgrade_database`'s `to`: one revision as a `str`, or a sequence of them. A `str` is a
+/// sequence too, and must never be read as one revision per character.
+fn revisions_arg(to: Option<&Bound<'_, PyAny>>) -> PyResult<Vec<Revision>> {
+    let Some(to) = to.filter(|t| !t.is_none()) else { return Ok(Vec::new()) };
+    if let Ok(one) = to.cast::<pyo3::types::PyString>() {
+        return Ok(vec![Revision(one.to_str()?.to_owned())]);
+    }
+    let revs: Vec<String> = to.extract().map_err(|_| {
+        let kind = to.get_type().name().map(|n| n.to_string()).unwrap_or_default();
+        pyo3::exceptions::PyTypeError::new_err(format!(
+            "to must be a revision (str) or a list of revisions, not {kind}"
+        ))
+    })?;
+    Ok(revs.into_iter().map(Revision).collect())
+}
+
+/// The stop check of an upgrade: the call's cancel (an asyncio task cancelled, Ctrl-C seen
+/// by [`until_stopped`], interpreter exit).
+fn stop_check(call: &Arc<Call>) -> rollback_core::db::StopCheck {
+    let call = call.clone();
+    Arc::new(move || call.cancelled())
+}
+
+/// The revisions an upgrade left the database at; what it did not do (a revision it is
+/// already past) is said on the `forge_rollback` logger first, as a warning.
+fn to_upgrade(py: Python<'_>, r: CoreResult<rollback_core::DatabaseUpgrade>) -> PyResult<Py<PyAny>> {
+    let done = r.map_err(core_err(py))?;
+    for message in done.notes {
+        let event = rollback_core::event::Event::Log {
+            at: rollback_core::time::Timestamp::now(),
+            level: rollback_core::event::LogLevel::Warn,
+            message,
+            hint: None,
+        };
+        crate::observer::log_event(py, &event)?;
+    }
+    to_revisions(py, Ok(done.revisions))
 }
 
 fn report_work(core: &Core, run_id: &str, format: &str) -> CoreResult<String> {
@@ -574,22 +613,27 @@ impl Rollback {
     }
 
     /// Upgrades the configured database to `to` (default: the heads of the work tree's
-    /// migration files) with the work tree's migration files; returns the revisions it is at
-    /// afterwards. For preparing a database (a fresh deploy, tests): a rollback never upgrades.
+    /// migration files; one revision as a `str`, or a list) with the work tree's migration
+    /// files; returns the revisions it is at afterwards. For preparing a database (a fresh
+    /// deploy, tests): a rollback never upgrades, and neither does this go down: a revision
+    /// the database is already past is left as it is, with a warning on the `forge_rollback`
+    /// logger. Ctrl-C on the main thread stops it between two migrations.
     #[pyo3(signature = (to = None))]
-    #[allow(clippy::needless_pass_by_value)] // PyO3 extracts a list of str as Vec<String>
-    fn upgrade_database(&self, py: Python<'_>, to: Option<Vec<String>>) -> PyResult<Py<PyAny>> {
-        let core = &self.core;
-        let to: Vec<Revision> = to.unwrap_or_default().into_iter().map(Revision).collect();
-        to_revisions(py, py.detach(|| core.upgrade_database(&to)))
+    fn upgrade_database(&self, py: Python<'_>, to: Option<&Bound<'_, PyAny>>) -> PyResult<Py<PyAny>> {
+        let (core, to) = (self.core.clone(), revisions_arg(to)?);
+        let call = Call::new(false);
+        let stop = stop_check(&call);
+        to_upgrade(py, until_stopped(py, &call, move || core.upgrade_database_unless(&to, &stop))?)
     }
 
-    /// `upgrade_database` as a coroutine.
+    /// `upgrade_database` as a coroutine; cancelling the task stops the upgrade between two
+    /// migrations (the lock released), then raises `CancelledError`.
     #[pyo3(signature = (to = None))]
-    fn aupgrade_database<'py>(&self, py: Python<'py>, to: Option<Vec<String>>) -> PyResult<Bound<'py, PyAny>> {
-        let core = self.core.clone();
-        let to: Vec<Revision> = to.unwrap_or_default().into_iter().map(Revision).collect();
-        aio::coroutine(py, None, job(move || core.upgrade_database(&to), to_revisions))
+    fn aupgrade_database<'py>(&self, py: Python<'py>, to: Option<&Bound<'_, PyAny>>) -> PyResult<Bound<'py, PyAny>> {
+        let (core, to) = (self.core.clone(), revisions_arg(to)?);
+        let call = Call::new(false);
+        let stop = stop_check(&call);
+        aio::coroutine(py, Some(call), job(move || core.upgrade_database_unless(&to, &stop), to_upgrade))
     }
 
     /// Every run, oldest first (`forge-rollback runs list --json`).

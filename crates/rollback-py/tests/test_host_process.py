@@ -215,6 +215,84 @@ def test_ctrl_c_during_a_sync_verify_is_raised_while_the_check_still_waits(repo:
             pass
 
 
+# ----- Ctrl-C while a sync run is assessed against a database that never answers ---------------
+
+SILENT_DATABASE_RUN = """
+import asyncio, json, os, signal, socket, sys, threading
+import forge_rollback as fr
+
+repo, config, confirm = sys.argv[1], sys.argv[2], sys.argv[3]
+# Python's own handler, even when the test runner was started with SIGINT ignored.
+signal.signal(signal.SIGINT, signal.default_int_handler)
+# A PostgreSQL that accepts connections and never answers (a hung server, a black-holed proxy).
+listener = socket.create_server(("127.0.0.1", 0))
+os.environ["DATABASE_URL"] = f"postgresql://app:secret@127.0.0.1:{listener.getsockname()[1]}/app"
+held = []
+cancel_task = []
+
+def accept():
+    conn, _ = listener.accept()
+    held.append(conn)
+    # The run waits on the database now: Ctrl-C, or the asyncio task cancelled.
+    if cancel_task:
+        cancel_task[0]()
+    else:
+        os.kill(os.getpid(), signal.SIGINT)
+
+threading.Thread(target=accept, daemon=True).start()
+rb = fr.Rollback.open(repo, config=config)
+
+async def cancelled_arun():
+    task = asyncio.ensure_future(rb.arun("full", target="v1", confirm=True))
+    loop = asyncio.get_running_loop()
+    cancel_task.append(lambda: loop.call_soon_threadsafe(task.cancel))
+    await task
+
+try:
+    if confirm == "async":
+        asyncio.run(cancelled_arun())
+    else:
+        rb.run("full", target="v1", confirm=True if confirm == "yes" else (lambda summary, plan: True))
+    print("returned")
+except KeyboardInterrupt:
+    print("KeyboardInterrupt")
+except asyncio.CancelledError:
+    print("CancelledError")
+print(json.dumps({"runs": len(rb.runs()), "lock": rb.lock_holder()}))
+"""
+
+
+@pytest.mark.parametrize("confirm", ["yes", "callback", "async"])
+def test_ctrl_c_or_a_cancel_while_a_run_assesses_an_unresponsive_database_stops_it_at_once(
+    make_db_app: Any, tmp_path: Path, confirm: str
+) -> None:
+    """The database's timeout is 600 s; the child is given 120 s. Without the signal check
+    while the assessment waits, the child would still be waiting when the test gives up.
+    `confirm=True` assesses under the lock, a confirm callback before it: both stop. So does
+    an `arun` whose task is cancelled then."""
+    import json
+
+    app = make_db_app("sql", "sqlite")
+    config = tmp_path / "silent.toml"
+    config.write_text(
+        '[database]\nkind = "sql"\nmigrations_dir = "db/migrations"\nurl_env = "DATABASE_URL"\ntimeout_secs = 600\n'
+    )
+    before = app.code_state()
+    child = _child(tmp_path, "silent_db", SILENT_DATABASE_RUN, str(app.repo.path), str(config), confirm)
+    try:
+        out, err = child.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        out, err = child.communicate()
+        pytest.fail(f"Ctrl-C did not stop the run's assessment within 120 s:\n{out}{err}")
+    assert child.returncode == 0, out + err
+    lines = out.splitlines()
+    assert lines[0] == ("CancelledError" if confirm == "async" else "KeyboardInterrupt"), out + err
+    # Nothing changed: no run journaled, no lock left, the tree as it was.
+    assert json.loads(lines[1]) == {"runs": 0, "lock": None}
+    assert app.code_state() == before
+
+
 # ----- fork while a run is live ----------------------------------------------------------------
 
 FORK_DURING_RUN = """

@@ -188,6 +188,15 @@ pub enum Error {
     /// `database.url_env` names a variable that gives no URL (unset, empty or not UTF-8).
     #[error("database config: {0}")]
     UrlEnv(crate::secret::EnvError),
+    /// An upgrade stopped between two migrations because its caller asked it to
+    /// ([`DbMigrator::upgrade_unless`]); the migrations applied before stay.
+    #[error("the upgrade of `{database}` stopped between two migrations: {why}")]
+    Stopped {
+        /// The database, password removed.
+        database: String,
+        /// Why the caller asked (`the asyncio task awaiting it was cancelled`, ...).
+        why: String,
+    },
     /// Migration files could not be read from a commit.
     #[error("cannot read the migration files of commit `{commit}`")]
     Vcs {
@@ -340,6 +349,18 @@ pub trait DbMigrator: Send + Sync {
     /// tests, the demo and operators preparing a database; never by a rollback.
     async fn upgrade(&self, to: &[Revision]) -> Result<()>;
 
+    /// [`DbMigrator::upgrade`], asking `stop` before each migration: `Some(why)` ends the
+    /// upgrade there with [`Error::Stopped`], and the migrations applied before it stay (each
+    /// was committed whole). This default asks once, before anything is applied: a migrator
+    /// that applies every migration in one go (Alembic: one `alembic upgrade` process, which
+    /// must not be killed half-way through a migration) has no boundary in between.
+    async fn upgrade_unless(&self, to: &[Revision], stop: &StopCheck) -> Result<()> {
+        if let Some(why) = stop() {
+            return Err(Error::Stopped { database: self.database().describe(), why });
+        }
+        self.upgrade(to).await
+    }
+
     /// Checks that the migration environment connects to the configured database (Alembic:
     /// asks its `env.py` which URL it would use, without letting it connect); fails with
     /// [`Error::EnvElsewhere`] when it would not. Migrators whose SQL forge-rollback runs
@@ -354,6 +375,10 @@ pub trait DbMigrator: Send + Sync {
         Ok(Vec::new())
     }
 }
+
+/// Asked between two migrations of an upgrade ([`DbMigrator::upgrade_unless`]): `Some(why)`
+/// stops it there. Shared, as the SQLite work runs on a thread of its own.
+pub type StopCheck = Arc<dyn Fn() -> Option<String> + Send + Sync>;
 
 /// Opens the migrator the configuration names, for the work tree at `workdir`. Does not
 /// connect yet.

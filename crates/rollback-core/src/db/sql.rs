@@ -15,6 +15,7 @@
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 
@@ -22,7 +23,7 @@ use super::config::{DatabaseConfig, is_identifier};
 use super::graph::{Migration, MigrationGraph, Reversibility};
 use super::migration_files::{File, Source};
 use super::url::DbUrl;
-use super::{DbMigrator, Error, Result, Revision, UrlDatabase, postgres, sqlite};
+use super::{DbMigrator, Error, Result, Revision, StopCheck, UrlDatabase, postgres, sqlite};
 use crate::vcs::{CommitId, VcsBackend};
 
 /// One migration's files.
@@ -322,8 +323,9 @@ impl SqlMigrator {
     }
 
     /// Runs `steps` (each `(migration, apply)`: `true` = up and record, `false` = down and
-    /// forget), each in its own transaction, under the lock.
-    async fn run(&self, steps: Vec<(SqlMigration, bool)>) -> Result<()> {
+    /// forget), each in its own transaction, under the lock; `stop` (an upgrade's) is asked
+    /// before each ([`DbMigrator::upgrade_unless`]).
+    async fn run(&self, steps: Vec<(SqlMigration, bool)>, stop: Option<StopCheck>) -> Result<()> {
         if steps.is_empty() {
             return Ok(());
         }
@@ -337,6 +339,9 @@ impl SqlMigrator {
                     .with_sqlite(sqlite::Mode::Create, move |c, database| {
                         c.conn.execute_batch(&create).map_err(sqlite::query_err(database))?;
                         for (m, up) in steps {
+                            if let Some(why) = stop.as_ref().and_then(|stop| stop()) {
+                                return Err(Error::Stopped { database: database.to_owned(), why });
+                            }
                             match c.begin_immediate(database) {
                                 Ok(()) => {}
                                 Err(Error::Query { detail, .. }) => {
@@ -369,8 +374,10 @@ impl SqlMigrator {
                                 let _ = c.conn.execute_batch("ROLLBACK");
                                 return Err(Error::Migration { database: database.to_owned(), revision: m.revision.clone(), detail });
                             }
-                            // Crash tests: a kill between two committed downgrades.
-                            if !up && !scratch && let Err(e) = crate::failpoint::hit("between:downgrades") {
+                            // Crash tests: a kill between two committed downgrades; cancel
+                            // tests: a pause between two committed upgrades.
+                            let point = if up { "between:upgrades" } else { "between:downgrades" };
+                            if !scratch && let Err(e) = crate::failpoint::hit(point) {
                                 return Err(Error::Migration {
                                     database: database.to_owned(),
                                     revision: m.revision.clone(),
@@ -400,6 +407,9 @@ impl SqlMigrator {
                     })
                     .await?;
                     for (m, up) in steps {
+                        if let Some(why) = stop.as_ref().and_then(|stop| stop()) {
+                            return Err(Error::Stopped { database: self.db.describe(), why });
+                        }
                         let work = || async {
                             let sql = if up { m.up_sql().map_err(|e| e.to_string())? } else { m.down_sql()? };
                             let path = if up { &m.up_path } else { &m.down_path };
@@ -569,10 +579,14 @@ impl DbMigrator for SqlMigrator {
             }
             run.push((m.clone(), false));
         }
-        self.run(run).await
+        self.run(run, None).await
     }
 
     async fn upgrade(&self, to: &[Revision]) -> Result<()> {
+        self.upgrade_unless(to, &(Arc::new(|| None) as StopCheck)).await
+    }
+
+    async fn upgrade_unless(&self, to: &[Revision], stop: &StopCheck) -> Result<()> {
         let migrations = self.load_worktree()?;
         let applied = self.applied().await?;
         let target = match to {
@@ -605,7 +619,7 @@ impl DbMigrator for SqlMigrator {
             }
             run.push((m.clone(), true));
         }
-        self.run(run).await
+        self.run(run, Some(stop.clone())).await
     }
 
     async fn edited_migrations(&self) -> Result<Vec<Revision>> {

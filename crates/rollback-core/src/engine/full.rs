@@ -13,7 +13,6 @@ use crate::env::EnvBlock;
 use crate::error::{Error, Result};
 use crate::fsutil;
 use crate::hint::{Action, hint};
-use crate::lock::RunLock;
 use crate::model::RiskCode;
 use crate::plan::{Level, Plan, Step};
 use crate::time::Timestamp;
@@ -47,11 +46,16 @@ impl Rollback {
 
     /// Adds the database assessment and its risks; recommends `full` when the schema must
     /// move.
-    pub(crate) fn assess_database(&self, a: &mut Assessment) {
+    /// `stop`: as for [`Rollback::assess_local_unless`]; its `Cancelled` is the one error
+    /// returned.
+    pub(crate) fn assess_database(&self, a: &mut Assessment, stop: &(dyn Fn() -> Option<String> + Sync)) -> Result<()> {
         // A code-only rollback must not be blocked by the database: an unset `url_env`, a
         // migration file of the broken release that does not parse... `assess` shows it as a
         // risk; full and manual runs (and their plans) fail with the error itself.
-        if let Err(e) = self.assess_database_strict(a) {
+        if let Err(e) = self.assess_database_unless(a, stop) {
+            if let Error::Cancelled(_) = e {
+                return Err(e);
+            }
             a.risks.push(assess::risk(
                 RiskCode::DbNotAssessed,
                 Severity::High,
@@ -62,6 +66,7 @@ impl Rollback {
             ));
             a.risks.sort_by_key(|r| std::cmp::Reverse(r.severity));
         }
+        Ok(())
     }
 
     /// Full and manual levels need the database assessed: the error that stopped it.
@@ -78,9 +83,16 @@ impl Rollback {
     }
 
     pub(crate) fn assess_database_strict(&self, a: &mut Assessment) -> Result<()> {
+        self.assess_database_unless(a, &|| None)
+    }
+
+    fn assess_database_unless(&self, a: &mut Assessment, stop: &(dyn Fn() -> Option<String> + Sync)) -> Result<()> {
         let Some(db) = self.db()? else { return Ok(()) };
         let target = a.target.commit.id.clone();
-        let d = crate::rt::block_on(crate::db::assess::assess(db.as_ref(), self.vcs.as_ref(), &target))?;
+        let d = crate::rt::block_on_unless(crate::db::assess::assess(db.as_ref(), self.vcs.as_ref(), &target), stop)
+            .map_err(|why| {
+            Error::Cancelled(format!("{why} while the database was being assessed; nothing was changed"))
+        })??;
         a.risks.extend(d.risks.iter().cloned());
         // With a database configured, the database itself says whether the schema must move:
         // changed migration files that do not move it (a comment, a new unapplied file) are not
@@ -390,26 +402,6 @@ impl Rollback {
             }
         })?;
         Ok(manifest)
-    }
-
-    /// Upgrades the configured database to `to` (all heads when empty) with the work tree's
-    /// migration files; returns its revisions afterwards. For preparing a database (a fresh
-    /// deploy, tests); a rollback never upgrades.
-    ///
-    /// Takes the run lock like every call that changes things: during a full rollback an
-    /// upgrade would put back the schema the run is taking down, and the run would still end
-    /// `succeeded` with the old code on the new schema. Refused too while a run is unfinished
-    /// (failed or interrupted half-way): its `resume` and `undo` go on from the schema the
-    /// journal recorded, and an upgrade made meanwhile would have `resume` leave the old code
-    /// on the new schema.
-    pub fn upgrade_database(&self, to: &[Revision]) -> Result<Vec<Revision>> {
-        let db = self.migrator()?;
-        self.state.ensure()?;
-        let _lock = RunLock::acquire(&self.state.lock_path(), "upgrade_database")?;
-        self.refuse_damaged()?;
-        self.refuse_unfinished()?;
-        crate::rt::block_on(db.upgrade(to))?;
-        Ok(crate::rt::block_on(db.current())?)
     }
 
     /// Records the `[env] files` as they are now, for `commit` (`known-good mark`): the record

@@ -37,10 +37,12 @@ mod steps;
 mod support;
 mod undo;
 mod undo_checks;
+mod upgrade;
 
 pub use builder::RollbackBuilder;
 use exec::Exec;
 use support::Ctx;
+pub use upgrade::DatabaseUpgrade;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
@@ -334,9 +336,20 @@ impl Rollback {
     /// [`Rollback::assess`] without the data-loss forecast and without asking the production
     /// target (plans make both themselves).
     pub(crate) fn assess_local(&self, target: Option<&str>) -> Result<Assessment> {
+        self.assess_local_unless(target, &|| None)
+    }
+
+    /// [`Rollback::assess_local`] for a run before its first step: `stop` (the run's
+    /// [`crate::event::Observer::stop_waiting`]) is asked while the database is read, and
+    /// `Some(why)` ends the wait at once with [`Error::Cancelled`], nothing changed.
+    pub(crate) fn assess_local_unless(
+        &self,
+        target: Option<&str>,
+        stop: &(dyn Fn() -> Option<String> + Sync),
+    ) -> Result<Assessment> {
         let registry = self.registry()?;
         let mut a = assess::assess(self.vcs.as_ref(), &self.config, &registry, target)?;
-        self.assess_database(&mut a);
+        self.assess_database(&mut a, stop)?;
         self.assess_env(&mut a)?;
         let risks = self.checkout_risks(&a);
         a.risks.extend(risks);

@@ -53,6 +53,10 @@ impl Observer for Timer<'_> {
     fn cancelled(&self) -> Option<String> {
         self.inner.cancelled()
     }
+
+    fn stop_waiting(&self) -> Option<String> {
+        self.inner.stop_waiting()
+    }
 }
 
 impl Timer<'_> {

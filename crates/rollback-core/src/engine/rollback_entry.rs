@@ -66,7 +66,8 @@ impl Entry for RollbackEntry<'_> {
             }
             return Ok(Next::Go(Ready::Unattended));
         }
-        let a = match rb.assess_local(opts.target.as_deref()) {
+        let stop = || ctx.observer.stop_waiting();
+        let a = match rb.assess_local_unless(opts.target.as_deref(), &stop) {
             Ok(a) => a,
             Err(e) if opts.dry_run => return Err(e),
             Err(e) => {
@@ -154,7 +155,7 @@ impl Entry for RollbackEntry<'_> {
         rb.refuse_unfinished()?;
         let (now, level, forecast) = match ready {
             Ready::Unattended => {
-                let a = rb.assess_local(opts.target.as_deref())?;
+                let a = rb.assess_local_unless(opts.target.as_deref(), &|| ctx.observer.stop_waiting())?;
                 let level = Rollback::level_for(&a, opts);
                 rb.require_database(&a, level)?;
                 if let Some(e) = rb.refusals(&a, opts, level).into_iter().next() {
@@ -168,7 +169,7 @@ impl Entry for RollbackEntry<'_> {
             }
             Ready::Confirmed { assessment: a, level, forecast } => {
                 // Plan again under the lock, from the state as it is now.
-                let now = rb.assess_local(Some(a.target.commit.id.as_str()))?;
+                let now = rb.assess_local_unless(Some(a.target.commit.id.as_str()), &|| ctx.observer.stop_waiting())?;
                 rb.require_database(&now, level)?;
                 if now.head != a.head {
                     return Err(Error::refused(

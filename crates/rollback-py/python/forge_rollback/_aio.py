@@ -35,7 +35,8 @@ async def await_job(job: _Job) -> Any:
     Cancelled while a run works (``task.cancel()``, ``asyncio.wait_for`` / ``asyncio.timeout``
     running out, ``asyncio.run`` ending): the run is asked to stop at its next step boundary,
     and this waits until it has (journaled ``cancelled``, undoable) before re-raising
-    ``CancelledError`` with ``run_id`` and ``result`` set.
+    ``CancelledError`` with ``run_id`` and ``result`` set. An upgrade stops between two
+    migrations the same way; the note says where it stopped.
     """
     future = job()
     try:
@@ -64,6 +65,16 @@ async def await_job(job: _Job) -> Any:
                 )
             elif run_id is not None:
                 cancelled.add_note(f"forge-rollback: run {run_id} had ended, status {result.status}")
+        elif future.done() and not future.cancelled() and isinstance(future.exception(), _stopped_type()):
+            # Work that stopped for the cancel (an upgrade between two migrations): where.
+            stopped = future.exception()
+            cancelled.add_note(f"forge-rollback: {getattr(stopped, 'message', stopped)}")
         raise
+
+
+def _stopped_type() -> type[BaseException]:
+    from forge_rollback import CancelledError
+
+    return CancelledError
 
 
