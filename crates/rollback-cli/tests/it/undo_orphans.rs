@@ -8,8 +8,9 @@ use crate::common::{fr_env, migrate_sqlite};
 use crate::crash_full::{deployed, env, state};
 use crate::full::sqlite;
 
-#[test]
-fn undo_refused_on_a_foreign_key_names_the_table_the_parent_and_the_row() {
+/// The deployed app with a v4 that adds `orders` (a foreign key to `users`), migrated: a full
+/// run to v1 drops the table and keeps its rows for the undo.
+fn with_orders() -> rollback_testkit::TestRepo {
     let r = deployed();
     let (up, down) = (format!("{SQL_DIR}/0004_orders.up.sql"), format!("{SQL_DIR}/0004_orders.down.sql"));
     r.write(&up, "CREATE TABLE orders (id INTEGER PRIMARY KEY, user_id INTEGER NOT NULL REFERENCES users (id));\n")
@@ -17,6 +18,12 @@ fn undo_refused_on_a_foreign_key_names_the_table_the_parent_and_the_row() {
     r.git(&["add", &up, &down]);
     r.git(&["commit", "-qm", "v4: orders"]);
     migrate_sqlite(&r);
+    r
+}
+
+#[test]
+fn undo_refused_on_a_foreign_key_names_the_table_the_parent_and_the_row() {
+    let r = with_orders();
     sqlite(&r, "INSERT INTO users (id, name) VALUES (6, 'gone soon'); INSERT INTO orders (id, user_id) VALUES (9, 6)");
 
     let run = fr_env(&r, &["run", "--full", "--yes", "--target", "v1", "--json"], &env());
@@ -45,13 +52,7 @@ fn undo_refused_on_a_foreign_key_names_the_table_the_parent_and_the_row() {
 /// was, and the rows around it: a table the downgrade dropped comes back whole.
 #[test]
 fn undo_puts_back_a_row_that_was_an_orphan_before_the_run() {
-    let r = deployed();
-    let (up, down) = (format!("{SQL_DIR}/0004_orders.up.sql"), format!("{SQL_DIR}/0004_orders.down.sql"));
-    r.write(&up, "CREATE TABLE orders (id INTEGER PRIMARY KEY, user_id INTEGER NOT NULL REFERENCES users (id));\n")
-        .write(&down, "DROP TABLE orders;\n");
-    r.git(&["add", &up, &down]);
-    r.git(&["commit", "-qm", "v4: orders"]);
-    migrate_sqlite(&r);
+    let r = with_orders();
     // Order 8's user 99 never existed: written with foreign keys off, as the app runs.
     sqlite(
         &r,
@@ -74,13 +75,7 @@ fn undo_puts_back_a_row_that_was_an_orphan_before_the_run() {
 /// was missing before the run.
 #[test]
 fn undo_refused_on_a_foreign_key_does_not_blame_an_older_orphan() {
-    let r = deployed();
-    let (up, down) = (format!("{SQL_DIR}/0004_orders.up.sql"), format!("{SQL_DIR}/0004_orders.down.sql"));
-    r.write(&up, "CREATE TABLE orders (id INTEGER PRIMARY KEY, user_id INTEGER NOT NULL REFERENCES users (id));\n")
-        .write(&down, "DROP TABLE orders;\n");
-    r.git(&["add", &up, &down]);
-    r.git(&["commit", "-qm", "v4: orders"]);
-    migrate_sqlite(&r);
+    let r = with_orders();
     sqlite(
         &r,
         "INSERT INTO users (id, name) VALUES (6, 'gone soon'); INSERT INTO orders (id, user_id) VALUES (8, 99), (9, 6)",
