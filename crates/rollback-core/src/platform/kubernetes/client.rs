@@ -205,6 +205,26 @@ impl Client {
 
     /// Every item of the list at `path` (which may carry a query), page by page.
     pub async fn list<T: DeserializeOwned>(&self, what: &str, path: &str) -> Result<Vec<T>> {
+        self.pages(what, path, false).await?.map_err(|status| self.failed(what, status, &[]))
+    }
+
+    /// As [`Self::list`], but a first page answered `403` or `404` is `Ok(Err(status))`: a
+    /// resource the cluster may not serve (a custom resource not installed) or these
+    /// credentials may not read, which is an answer, not a failure.
+    pub async fn list_if_readable<T: DeserializeOwned>(
+        &self,
+        what: &str,
+        path: &str,
+    ) -> Result<std::result::Result<Vec<T>, u16>> {
+        self.pages(what, path, true).await
+    }
+
+    async fn pages<T: DeserializeOwned>(
+        &self,
+        what: &str,
+        path: &str,
+        readable_only: bool,
+    ) -> Result<std::result::Result<Vec<T>, u16>> {
         let mut all = Vec::new();
         let mut next: Option<String> = None;
         let sep = if path.contains('?') { '&' } else { '?' };
@@ -215,6 +235,9 @@ impl Client {
                 url.push_str(&crate::http::form_encode([("", c.as_str())])[1..]);
             }
             let (status, body) = self.send(reqwest::Method::GET, &url, None).await?;
+            if readable_only && next.is_none() && matches!(status, 403 | 404) {
+                return Ok(Err(status));
+            }
             if status != 200 {
                 return Err(self.failed(what, status, &body));
             }
@@ -222,7 +245,7 @@ impl Client {
             all.extend(page.items);
             next = page.metadata.next.filter(|c| !c.is_empty());
             if next.is_none() {
-                return Ok(all);
+                return Ok(Ok(all));
             }
         }
         Err(self.error(&format!("{what}: more than {} items", PAGE * MAX_PAGES), None))

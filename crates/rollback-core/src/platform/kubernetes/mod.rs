@@ -34,8 +34,11 @@
 //! - `--full` with `[deploy] migrate_command`: the downgrade runs as a Job made from the live
 //!   pod template, before the rollout ([`job`]).
 //! - No automatic-deploy switch: a GitOps controller (Argo CD, Flux) found in the workload's
-//!   labels and annotations is named, with how to suspend it; their APIs are not called.
+//!   labels and annotations is named, with how to suspend it. Without such a mark, an
+//!   `app.kubernetes.io/instance` label (Argo CD's tracking before 3.0) is looked up in Argo
+//!   CD's Application API ([`argocd`]); nothing else of their APIs is called.
 
+mod argocd;
 pub mod client;
 pub mod config;
 pub mod job;
@@ -454,6 +457,10 @@ impl Deployer for Kubernetes {
     async fn auto_deployers(&self) -> Result<Option<Vec<String>>> {
         let client = self.client()?;
         let w = self.workload(&client).await?;
-        Ok(Some(w.gitops(&self.namespace)))
+        let mut found = w.gitops(&self.namespace);
+        if found.is_empty() {
+            found.extend(self.label_tracking(&client, &w).await);
+        }
+        Ok(Some(found))
     }
 }

@@ -16,6 +16,10 @@ pub const HASH_LABEL: &str = "pod-template-hash";
 pub const REVISION_ANNOTATION: &str = "deployment.kubernetes.io/revision";
 /// The pod-template annotation naming the commit, when `commit_annotation` is not set.
 pub const DEFAULT_COMMIT_ANNOTATION: &str = "forge-rollback/commit";
+/// The label Argo CD tracks resources by before 3.0 (its default "label" tracking method).
+pub const INSTANCE_LABEL: &str = "app.kubernetes.io/instance";
+/// The annotation `helm install` puts on what it makes.
+const HELM_RELEASE_ANNOTATION: &str = "meta.helm.sh/release-name";
 /// The pod-template annotation `kubectl rollout restart` sets (to the time of the restart).
 pub const RESTARTED_AT: &str = "kubectl.kubernetes.io/restartedAt";
 
@@ -332,6 +336,21 @@ impl Workload {
         Ok(None)
     }
 
+    /// The value of its `app.kubernetes.io/instance` label, or else its pod template's: the
+    /// label Argo CD tracks what it deploys by before 3.0 (with no `argocd.argoproj.io/*` key),
+    /// which Helm and many charts and operators set too.
+    pub fn instance_label(&self) -> Option<&str> {
+        self.metadata.labels.get(INSTANCE_LABEL).map(String::as_str).or_else(|| {
+            self.spec.template.pointer("/metadata/labels").and_then(|l| l.get(INSTANCE_LABEL)).and_then(Value::as_str)
+        })
+    }
+
+    /// Whether `helm install` (or `upgrade`) made it: its `meta.helm.sh/release-name`
+    /// annotation, which Argo CD's own rendering of a chart (`helm template`) does not set.
+    pub fn helm_release(&self) -> bool {
+        self.metadata.annotations.contains_key(HELM_RELEASE_ANNOTATION)
+    }
+
     /// Argo CD or Flux owns the workload: what they are and how to stop them re-applying the
     /// release that was rolled back. Read from its labels and annotations only.
     pub fn gitops(&self, namespace: &str) -> Vec<String> {
@@ -343,12 +362,9 @@ impl Workload {
                 .annotations
                 .get("argocd.argoproj.io/tracking-id")
                 .and_then(|t| t.split(':').next())
-                .or_else(|| m.labels.get("app.kubernetes.io/instance").map(String::as_str))
+                .or_else(|| m.labels.get(INSTANCE_LABEL).map(String::as_str))
                 .unwrap_or("APP");
-            out.push(format!(
-                "Argo CD manages {} (application {app}): auto-sync re-applies the release in git; suspend it first with `argocd app set {app} --sync-policy none`, and revert the commit in git before turning it back on",
-                m.name
-            ));
+            out.push(format!("Argo CD manages {} (application {app}): {}", m.name, argo_cd_suspend(app)));
         }
         for (kind, prefix, what) in [
             ("kustomization", "kustomize.toolkit.fluxcd.io/", "Kustomization"),
@@ -368,6 +384,13 @@ impl Workload {
         }
         out
     }
+}
+
+/// What Argo CD's auto-sync does to a rollback and how to stop it, for application `app`.
+pub fn argo_cd_suspend(app: &str) -> String {
+    format!(
+        "auto-sync re-applies the release in git; suspend it first with `argocd app set {app} --sync-policy none`, and revert the commit in git before turning it back on"
+    )
 }
 
 /// A template without the `pod-template-hash` label (and without an emptied `labels`).
@@ -481,6 +504,27 @@ mod tests {
         for image in ["api:1a2b3c", "api:latest", "reg.io:5000/1a2b3c4d", "api:2b3c4d5e"] {
             assert_eq!(template_commit(&t(json!({}), image), DEFAULT_COMMIT_ANNOTATION, Some(&c)), None, "{image}");
         }
+    }
+
+    #[test]
+    fn the_instance_label_is_the_workloads_or_else_its_pod_templates() {
+        let w = |labels: Value, template_labels: Value, annotations: Value| -> Workload {
+            serde_json::from_value(json!({
+                "metadata": {"name": "api", "labels": labels, "annotations": annotations},
+                "spec": {"template": {"metadata": {"labels": template_labels}}},
+            }))
+            .unwrap()
+        };
+        let none = json!({});
+        let both = w(json!({INSTANCE_LABEL: "shop"}), json!({INSTANCE_LABEL: "chart"}), none.clone());
+        assert_eq!(both.instance_label(), Some("shop"));
+        assert!(!both.helm_release());
+        assert_eq!(w(none.clone(), json!({INSTANCE_LABEL: "chart"}), none.clone()).instance_label(), Some("chart"));
+        assert_eq!(w(json!({"app": "api"}), json!({"app": "api"}), none.clone()).instance_label(), None);
+        let helm = w(json!({INSTANCE_LABEL: "shop"}), none.clone(), json!({HELM_RELEASE_ANNOTATION: "shop"}));
+        assert!(helm.helm_release());
+        // Neither counts as an Argo CD mark by itself.
+        assert!(helm.gitops("prod").is_empty() && both.gitops("prod").is_empty());
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! The fake Kubernetes API server: `apps/v1` Deployments with their ReplicaSets, or a
 //! StatefulSet with its ControllerRevisions, in namespace `prod`, and a controller that rolls a
-//! patched template out over a few reads.
+//! patched template out over a few reads; Argo CD's Application API when a test installs it.
 
+mod argocd;
 mod jobs;
 
 use std::sync::{Arc, Mutex};
@@ -70,6 +71,7 @@ struct KubeState {
     timed_out: Option<String>,
     /// Reads of the workload to answer at once, then how many to answer only after a while.
     slow: (u32, u32, std::time::Duration),
+    argo: argocd::ArgoCd,
 }
 
 /// A Job the fake was asked to create.
@@ -209,6 +211,7 @@ impl FakeKubernetes {
             jobs_unavailable: (0, 0),
             timed_out: None,
             slow: (0, 0, std::time::Duration::ZERO),
+            argo: argocd::ArgoCd::default(),
         }));
         let s = state.clone();
         let server = TestServer::with_handler(Arc::new(move |req| {
@@ -289,6 +292,18 @@ impl FakeKubernetes {
             st.annotations[key] = json!(value);
             st.copied.insert(key.to_owned(), json!(value));
         }
+    }
+
+    /// Installs Argo CD's Application API with these `(namespace, name)` Applications;
+    /// `cluster_wide`: whether the credentials may list those of every namespace at once.
+    pub fn argo_cd_applications(&self, apps: &[(&str, &str)], cluster_wide: bool) {
+        let apps = apps.iter().map(|(ns, name)| ((*ns).to_owned(), (*name).to_owned())).collect();
+        lock(&self.state).argo = argocd::ArgoCd { apps: Some(apps), cluster_wide };
+    }
+
+    /// The paths of the requests to Argo CD's API (`/apis/argoproj.io/...`), in order.
+    pub fn argo_cd_requests(&self) -> Vec<String> {
+        self.requests().into_iter().filter(|r| r.path.starts_with("/apis/argoproj.io/")).map(|r| r.path).collect()
     }
 
     /// Rollouts never complete.
@@ -628,6 +643,9 @@ fn kube(st: &mut KubeState, req: &RecordedRequest) -> Reply {
     let path = req.path.split('?').next().unwrap_or("");
     if let Some(rest) = path.strip_prefix(&format!("/apis/batch/v1/namespaces/{NAMESPACE}/jobs")) {
         return jobs::jobs(st, req, rest);
+    }
+    if let Some(rest) = path.strip_prefix("/apis/argoproj.io/") {
+        return argocd::applications(&st.argo, req, rest);
     }
     let (workloads, revisions) =
         if st.statefulset { ("statefulsets", "controllerrevisions") } else { ("deployments", "replicasets") };
