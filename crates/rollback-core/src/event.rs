@@ -166,9 +166,10 @@ pub trait Observer: Send + Sync {
     }
 
     /// Asked every 50 ms while a run, before its first step, waits on the database for its
-    /// assessment (an unresponsive server holds it for up to `database.timeout_secs`):
-    /// `Some(why)` abandons the wait, and the run ends with [`crate::Error::Cancelled`],
-    /// nothing changed. For front-ends whose caller must be able to stop there (the Python
+    /// assessment (an unresponsive server holds it for up to `database.timeout_secs`), and
+    /// once more just before the run is journaled: `Some(why)` abandons the wait (or the run),
+    /// and the run ends with [`crate::Error::Cancelled`], nothing changed and nothing
+    /// journaled. For front-ends whose caller must be able to stop there (the Python
     /// module: Ctrl-C on the main thread, a cancelled asyncio task); the CLI leaves it `None`,
     /// as a signal before the first step ends the command.
     fn stop_waiting(&self) -> Option<String> {

@@ -6,7 +6,9 @@
 //! exception is parked in the [`Call`]; the confirm callback answers `Err(Error::Callback)`
 //! (nothing changes), the approve callback too (the engine logs it and stops the manual run
 //! before that step, journaled as cancelled). The binding then raises the parked, original
-//! exception.
+//! exception. A `KeyboardInterrupt` in the confirm callback is the caller's Ctrl-C landing
+//! while it ran: it cancels the call (nothing journaled), as does a cancel that came while a
+//! sync confirm ran, whatever it answered.
 //!
 //! Answers are strict, and read by the core's rules, the same as the CLI's terminal:
 //! `confirm` (the argument, or a callback's answer) goes ahead only on `True` or the string
@@ -19,7 +21,7 @@
 
 use std::sync::Arc;
 
-use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::exceptions::{PyKeyboardInterrupt, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBool, PyString};
@@ -246,12 +248,31 @@ impl Prompter for PyPrompter {
         });
         match answer {
             None => Err(Error::Cancelled(format!("{EXITING}; nothing was changed"))),
-            Some(Ok(Some(yes))) => Ok(yes),
+            // Cancelled while a sync confirm ran (its asyncio task, Ctrl-C landing after the
+            // callback's last Python line): as a decline, nothing is journaled. Going on would
+            // journal a run cancelled before its first step, whose `resume` would carry out
+            // the rollback the caller had just cancelled.
+            Some(Ok(Some(true))) => match self.call.cancelled() {
+                Some(why) => {
+                    Err(Error::Cancelled(format!("{why} while the confirm callback ran; nothing was changed")))
+                }
+                None => Ok(true),
+            },
+            Some(Ok(Some(no))) => Ok(no),
             // Cancelled while an async confirm was awaited: it is cancelled too.
             Some(Ok(None)) => Err(Error::Cancelled(format!(
                 "{} while the confirm callback was awaited; nothing was changed",
                 self.call.cancelled().unwrap_or_default()
             ))),
+            // Ctrl-C landing while the callback ran is raised inside it: the caller's Ctrl-C
+            // before the run's first step, as a decline, not a failure of the callback.
+            Some(Err(e)) if with_python(|py| e.is_instance_of::<PyKeyboardInterrupt>(py)).unwrap_or(false) => {
+                self.call.park(e);
+                self.call.cancel("interrupted (KeyboardInterrupt)");
+                Err(Error::Cancelled(
+                    "interrupted (KeyboardInterrupt) while the confirm callback ran; nothing was changed".into(),
+                ))
+            }
             Some(Err(e)) => Err(self.failed("confirm", e)),
         }
     }

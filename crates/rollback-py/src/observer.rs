@@ -162,7 +162,13 @@ impl PyObserver {
             // `AbortRollback`, or what is no `Exception` (Ctrl-C arriving while the callback
             // runs, `SystemExit`): stop the run, and raise it when the call returns.
             if e.is_instance_of::<AbortRollback>(py) || !e.is_instance_of::<pyo3::exceptions::PyException>(py) {
-                let why = format!("{} raised by the on_event callback: {}", e.get_type(py).name()?, e.value(py));
+                // Ctrl-C landing while the callback ran is raised inside it: it is the caller's
+                // Ctrl-C, not something the callback did, and reads as one anywhere else does.
+                let why = if e.is_instance_of::<pyo3::exceptions::PyKeyboardInterrupt>(py) {
+                    "interrupted (KeyboardInterrupt)".to_owned()
+                } else {
+                    format!("{} raised by the on_event callback: {}", e.get_type(py).name()?, e.value(py))
+                };
                 self.call.park(e);
                 self.call.cancel(&why);
             } else {

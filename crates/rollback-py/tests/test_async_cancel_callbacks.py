@@ -5,6 +5,7 @@ callback waits for something that never comes (an operator who never answers).""
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any
@@ -107,3 +108,38 @@ def test_timeout_while_an_async_on_event_waits_stops_the_run_at_the_next_step(re
     assert result.status == "cancelled"
     assert rb.lock_holder() is None
     assert rb.undo(result.run_id, confirm=True).status == "succeeded"
+
+
+def test_a_cancel_while_a_sync_confirm_runs_journals_no_run(repo: Repo) -> None:
+    """A plain (sync) confirm cannot be cancelled while it runs: it answers True after the task
+    was cancelled. As for a declined confirmation, nothing is journaled: a run `cancelled`
+    before its first step would have nothing to undo, and its note's `resume` would carry out
+    the rollback the caller had just cancelled."""
+    before = repo.state()
+    rb = fr.Rollback.open(repo.path)
+    asked, cancel_seen = threading.Event(), threading.Event()
+
+    def confirm(summary: str, plan: fr.Plan) -> bool:
+        asked.set()
+        cancel_seen.wait(60)
+        return True
+
+    async def main() -> BaseException:
+        task = asyncio.create_task(rb.arun("fast", target="v1", confirm=confirm))
+        while not asked.is_set():
+            await asyncio.sleep(0.01)
+        task.cancel()
+        # Runs on the loop after the task has taken its cancel (and cancelled the call).
+        asyncio.get_running_loop().call_soon(cancel_seen.set)
+        with pytest.raises(asyncio.CancelledError) as info:
+            await task
+        return info.value
+
+    cancelled = asyncio.run(main())
+    assert getattr(cancelled, "run_id", None) is None
+    notes = getattr(cancelled, "__notes__", [])
+    assert notes and not any("resume" in n for n in notes), notes
+    assert "nothing was changed" in notes[0]
+    assert rb.runs() == []
+    assert rb.lock_holder() is None
+    assert repo.state() == before

@@ -184,6 +184,37 @@ def test_an_exception_from_a_signal_handler_stops_a_sync_run_and_is_raised(
     assert repo.state() == before
 
 
+@pytest.mark.usefixtures("python_ctrl_c")
+def test_ctrl_c_once_the_lock_is_taken_but_before_the_first_step_journals_no_run(
+    repo: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`confirm=True` takes the lock before it assesses. Ctrl-C then, before the first step,
+    changes nothing: no run is journaled (one `cancelled` with no step done would have nothing
+    to undo, and its `resume` would carry out the rollback just interrupted)."""
+    monkeypatch.setenv("FORGE_ROLLBACK_FAILPOINT", "after:lock")
+    monkeypatch.setenv("FORGE_ROLLBACK_FAILPOINT_ACTION", "pause")
+    release = tmp_path / "release"
+    monkeypatch.setenv("FORGE_ROLLBACK_FAILPOINT_RELEASE", str(release))
+    rb = fr.Rollback.open(repo.path)
+    before = repo.state()
+    reached = Path(f"{release}.reached")
+
+    def interrupt() -> None:
+        # While the main thread is inside Rust, holding the lock, before the run's first step.
+        while not reached.exists():
+            threading.Event().wait(0.02)
+        os.kill(os.getpid(), signal.SIGINT)
+        release.touch()
+
+    threading.Thread(target=interrupt).start()
+    with pytest.raises(KeyboardInterrupt) as info:
+        rb.run("fast", target="v1", confirm=True)
+    assert getattr(info.value, "run_id", None) is None
+    assert rb.runs() == []
+    assert rb.lock_holder() is None
+    assert repo.state() == before
+
+
 # ----- Ctrl-C during a sync call that waits on a check -----------------------------------------
 
 
@@ -291,6 +322,244 @@ def test_ctrl_c_or_a_cancel_while_a_run_assesses_an_unresponsive_database_stops_
     # Nothing changed: no run journaled, no lock left, the tree as it was.
     assert json.loads(lines[1]) == {"runs": 0, "lock": None}
     assert app.code_state() == before
+
+
+# ----- Ctrl-C while a sync run's data-loss forecast copies the database ------------------------
+
+FORECAST_RUN = """
+import json, signal, sys
+import forge_rollback as fr
+
+repo, config, confirm = sys.argv[1], sys.argv[2], sys.argv[3]
+signal.signal(signal.SIGINT, signal.default_int_handler)
+rb = fr.Rollback.open(repo, config=config)
+try:
+    rb.run("full", target="v1", confirm=True if confirm == "yes" else (lambda summary, plan: True))
+    print("returned")
+except KeyboardInterrupt as e:
+    print("KeyboardInterrupt", getattr(e, "run_id", None))
+print(json.dumps({"runs": len(rb.runs()), "lock": rb.lock_holder()}))
+"""
+
+
+@pytest.mark.parametrize("confirm", ["yes", "callback"])
+def test_ctrl_c_while_the_forecast_dumps_the_database_stops_the_run_at_once(
+    make_db_app: Any, tmp_path: Path, confirm: str
+) -> None:
+    """The forecast's `pg_dump` hangs (as on a server that stopped answering) and Ctrl-C comes
+    then: the run stops at once, not after `database.timeout_secs` (600 s; the child is given
+    120 s), with nothing changed and no run journaled. The dump is abandoned (its process
+    killed) before any scratch database exists on the server. `confirm=True` forecasts under
+    the lock, a confirm callback before it."""
+    import json
+    import shutil
+
+    import psycopg2
+
+    app = make_db_app("sql", "postgres")
+    pid_file = tmp_path / "pg_dump.pid"
+    stuck_pg_dump = tmp_path / "stuck_pg_dump"
+    stuck_pg_dump.write_text(
+        "#!/bin/sh\n"
+        # The client check asks for the version: the real one answers.
+        f'for a in "$@"; do [ "$a" = --version ] && exec {shutil.which("pg_dump")} "$@"; done\n'
+        f"echo $$ > {pid_file}\n"
+        "kill -INT $PPID\n"
+        f"exec {shutil.which('sleep')} 600\n"
+    )
+    stuck_pg_dump.chmod(0o755)
+    config = tmp_path / "stuck.toml"
+    config.write_text(
+        app.config.read_text().replace("timeout_secs = 120", "timeout_secs = 600") + f'pg_dump = "{stuck_pg_dump}"\n'
+    )
+    before = app.code_state()
+    child = _child(tmp_path, "forecast_run", FORECAST_RUN, str(app.repo.path), str(config), confirm)
+    try:
+        out, err = child.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        out, err = child.communicate()
+        pytest.fail(f"Ctrl-C did not stop the run's forecast within 120 s:\n{out}{err}")
+    finally:
+        if pid_file.exists():
+            try:
+                os.kill(int(pid_file.read_text()), signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    assert child.returncode == 0, out + err
+    lines = out.splitlines()
+    assert lines[0] == "KeyboardInterrupt None", out + err
+    assert json.loads(lines[1]) == {"runs": 0, "lock": None}
+    assert app.code_state() == before
+    # The forecast got as far as its dump (the pg_dump was started), and no further.
+    assert pid_file.exists()
+    con = psycopg2.connect(app.pg.server)
+    try:
+        with con.cursor() as cur:
+            cur.execute("SELECT datname FROM pg_database WHERE datname LIKE %s", (f"forge_rollback_scratch_%{app.pg.name}",))
+            assert cur.fetchall() == []
+    finally:
+        con.close()
+
+
+SECOND_DATABASE_CHECK_RUN = """
+import json, os, signal, socket, sys, threading, urllib.parse
+import forge_rollback as fr
+
+repo, config, confirm = sys.argv[1], sys.argv[2], sys.argv[3]
+signal.signal(signal.SIGINT, signal.default_int_handler)
+real = urllib.parse.urlsplit(os.environ["DATABASE_URL"])
+listener = socket.create_server(("127.0.0.1", 0))
+os.environ["DATABASE_URL"] = real._replace(netloc=f"{real.username}:{real.password}@127.0.0.1:{listener.getsockname()[1]}").geturl()
+accepted, held = [], []
+
+def pipe(a, b):
+    try:
+        while data := a.recv(65536):
+            b.sendall(data)
+    except OSError:
+        pass
+    finally:
+        for s in (a, b):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+def serve():
+    # The assessment's ping is answered, its read of the revisions is refused (the assessment
+    # fails: a full run reads the database again for the error), and that second check finds
+    # a server that accepts and never answers.
+    while True:
+        conn, _ = listener.accept()
+        accepted.append(conn)
+        if len(accepted) == 1:
+            up = socket.create_connection((real.hostname, real.port))
+            threading.Thread(target=pipe, args=(conn, up), daemon=True).start()
+            threading.Thread(target=pipe, args=(up, conn), daemon=True).start()
+        elif len(accepted) == 2:
+            conn.close()
+        else:
+            held.append(conn)
+            if len(held) == 1:
+                os.kill(os.getpid(), signal.SIGINT)
+
+threading.Thread(target=serve, daemon=True).start()
+rb = fr.Rollback.open(repo, config=config)
+try:
+    rb.run("full", target="v1", confirm=True if confirm == "yes" else (lambda summary, plan: True))
+    print("returned")
+except KeyboardInterrupt as e:
+    print("KeyboardInterrupt", getattr(e, "run_id", None))
+except fr.RollbackError as e:
+    print(type(e).__name__, e)
+print(json.dumps({"runs": len(rb.runs()), "lock": rb.lock_holder(), "held": len(held)}))
+"""
+
+
+@pytest.mark.parametrize("confirm", ["yes", "callback"])
+def test_ctrl_c_while_a_full_run_reads_the_database_again_stops_it_at_once(
+    make_db_app: Any, tmp_path: Path, confirm: str
+) -> None:
+    """A full run whose assessment failed reads the database again for the error to report; a
+    server that stopped answering by then holds it for `database.timeout_secs` (600 s; the child
+    is given 120 s). Ctrl-C ends that wait at once: nothing changed, no run journaled."""
+    import json
+
+    app = make_db_app("sql", "postgres")
+    config = tmp_path / "second.toml"
+    config.write_text(app.config.read_text().replace("timeout_secs = 120", "timeout_secs = 600"))
+    before = app.code_state()
+    child = _child(tmp_path, "second_check", SECOND_DATABASE_CHECK_RUN, str(app.repo.path), str(config), confirm)
+    try:
+        out, err = child.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        out, err = child.communicate()
+        pytest.fail(f"Ctrl-C did not stop the run's second database check within 120 s:\n{out}{err}")
+    assert child.returncode == 0, out + err
+    lines = out.splitlines()
+    assert lines[0] == "KeyboardInterrupt None", out + err
+    assert json.loads(lines[1]) == {"runs": 0, "lock": None, "held": 1}
+    assert app.code_state() == before
+
+
+# ----- Ctrl-C while a Python callback runs ----------------------------------------------------
+
+CTRL_C_IN_A_CALLBACK = """
+import json, signal, sys, threading, time
+import forge_rollback as fr
+
+repo, where = sys.argv[1], sys.argv[2]
+signal.signal(signal.SIGINT, signal.default_int_handler)
+sleeping = threading.Event()
+
+def interrupt():
+    sleeping.wait()
+    # To the main thread, as a terminal's Ctrl-C most often lands: a process-wide signal taken
+    # by another thread would not wake the main thread's `time.sleep` (Python's own limit).
+    signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+
+threading.Thread(target=interrupt, daemon=True).start()
+
+def nap():
+    sleeping.set()
+    # KeyboardInterrupt is raised in here. In short sleeps: a signal that lands just before a
+    # `time.sleep` began is only acted on once that sleep is over.
+    for _ in range(2400):
+        time.sleep(0.05)
+    return True
+
+def on_event(event):
+    if event["event"] == "step_started" and event["step"] == "snapshot":
+        nap()
+
+rb = fr.Rollback.open(repo)
+try:
+    if where == "on_event":
+        rb.run("fast", target="v1", confirm=True, on_event=on_event)
+    else:
+        rb.run("fast", target="v1", confirm=lambda summary, plan: nap())
+    print("returned")
+except KeyboardInterrupt as e:
+    print("KeyboardInterrupt")
+    result = getattr(e, "result", None)
+    print(json.dumps(None if result is None else {
+        "status": result.status, "error": result.error, "steps": {s["step"]: s["status"] for s in result.steps},
+    }))
+print(json.dumps({"runs": [r.status for r in rb.runs()], "lock": rb.lock_holder()}))
+"""
+
+
+@pytest.mark.parametrize("where", ["on_event", "confirm"])
+def test_ctrl_c_while_a_callback_runs_is_the_callers_ctrl_c(repo: Repo, tmp_path: Path, where: str) -> None:
+    """Ctrl-C landing while Python runs a callback is raised inside it. It is still the caller's
+    Ctrl-C, not a failure of the callback: from `on_event` during a step, the run stops at its
+    next step boundary, cancelled as `interrupted (KeyboardInterrupt)` like a Ctrl-C anywhere
+    else; from the confirm callback, before the first step, nothing is journaled."""
+    import json
+
+    before = repo.state()
+    child = _child(tmp_path, "ctrl_c_callback", CTRL_C_IN_A_CALLBACK, str(repo.path), where)
+    try:
+        out, err = child.communicate(timeout=110)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        out, err = child.communicate()
+        pytest.fail(f"Ctrl-C did not interrupt the callback:\n{out}{err}")
+    assert child.returncode == 0, out + err
+    lines = out.splitlines()
+    assert lines[0] == "KeyboardInterrupt", out + err
+    result, state = json.loads(lines[1]), json.loads(lines[2])
+    if where == "on_event":
+        assert result["status"] == "cancelled"
+        assert result["error"] == "interrupted (KeyboardInterrupt)"
+        assert result["steps"]["snapshot"] == "done" and result["steps"]["reset"] == "pending", result
+        assert state == {"runs": ["cancelled"], "lock": None}
+    else:
+        assert result is None
+        assert state == {"runs": [], "lock": None}
+        assert repo.state() == before
 
 
 # ----- fork while a run is live ----------------------------------------------------------------

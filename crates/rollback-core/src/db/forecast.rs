@@ -8,7 +8,7 @@
 //! it has fewer) and the values it changed (see `rows::removed_and_changed`). The copy is
 //! discarded afterwards, on error too. The live database is only read.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::{DbMigrator, Error, Result, Revision, rows};
 use crate::model::DataLoss;
@@ -17,10 +17,27 @@ use crate::model::DataLoss;
 /// `scratch` (SQLite) or on the same server (PostgreSQL). Fails when the copy cannot be made
 /// or the downgrade fails on it.
 pub async fn forecast(migrator: &dyn DbMigrator, to: &[Revision], scratch: &Path) -> Result<Vec<DataLoss>> {
-    let Some(live) = migrator.url_database() else {
-        return Err(Error::Config(format!("the `{}` migrator's database cannot be copied", migrator.kind())));
-    };
-    let copy = live.scratch_copy(scratch).await?;
+    let dumped = dump_live(migrator, scratch).await?;
+    forecast_from(migrator, to, scratch, dumped).await
+}
+
+/// The part of [`forecast`] that leaves nothing behind if it is abandoned (dropped): nothing
+/// on the server, a killed `pg_dump`, a file in `scratch`. For PostgreSQL, the dump of the live
+/// database the copy is made from; `None` for SQLite, whose copy is made in one go.
+pub(crate) async fn dump_live(migrator: &dyn DbMigrator, scratch: &Path) -> Result<Option<PathBuf>> {
+    live(migrator)?.dump_for_copy(scratch).await
+}
+
+/// The rest of [`forecast`], from what [`dump_live`] made: the copy (a database on the server,
+/// for PostgreSQL), the downgrade on it, the comparison, and the copy discarded.
+pub(crate) async fn forecast_from(
+    migrator: &dyn DbMigrator,
+    to: &[Revision],
+    scratch: &Path,
+    dumped: Option<PathBuf>,
+) -> Result<Vec<DataLoss>> {
+    let live = live(migrator)?;
+    let copy = live.scratch_copy_from(scratch, dumped).await?;
     let result = async {
         let on_copy = migrator
             .on_database(copy.db.clone(), None)
@@ -39,4 +56,10 @@ pub async fn forecast(migrator: &dyn DbMigrator, to: &[Revision], scratch: &Path
     let losses = result?;
     discarded?;
     Ok(losses)
+}
+
+fn live(migrator: &dyn DbMigrator) -> Result<&super::UrlDatabase> {
+    migrator
+        .url_database()
+        .ok_or_else(|| Error::Config(format!("the `{}` migrator's database cannot be copied", migrator.kind())))
 }

@@ -76,6 +76,28 @@ impl UrlDatabase {
         }
     }
 
+    /// The first half of a PostgreSQL copy, which leaves nothing on the server: the live
+    /// database dumped into `work` (its `pg_dump` is killed if this is dropped, and what it wrote
+    /// is in `work`). `None` for SQLite, copied in one go by
+    /// [`UrlDatabase::scratch_copy_from`].
+    pub(crate) async fn dump_for_copy(&self, work: &Path) -> Result<Option<PathBuf>> {
+        if !matches!(self.url(), DbUrl::Postgres { .. }) {
+            return Ok(None);
+        }
+        let dump = work.join(format!("{}.dump", random_name()));
+        postgres::snapshot(&self.pg(), self.pg_dump(), self.pg_restore(), &dump).await?;
+        Ok(Some(dump))
+    }
+
+    /// [`UrlDatabase::scratch_copy`], from the dump [`UrlDatabase::dump_for_copy`] made (removed
+    /// afterwards), or in one go when there is none (SQLite).
+    pub(crate) async fn scratch_copy_from(&self, dir: &Path, dumped: Option<PathBuf>) -> Result<ScratchCopy> {
+        let Some(dump) = dumped else { return self.scratch_copy(dir).await };
+        let copy = self.pg_copy_from(&dump).await;
+        let _ = std::fs::remove_file(&dump);
+        copy
+    }
+
     /// A copy of the database as it is now and one of the dump in `file`, in `dir`; the first
     /// is discarded again when the second cannot be made.
     pub(crate) async fn scratch_now_and_dump(

@@ -4,7 +4,7 @@
 use super::Rollback;
 use crate::assess::Assessment;
 use crate::db::Revision;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::fsutil::IoError;
 use crate::model::{DataLoss, Risk, RiskCode, RiskSeverity};
 use crate::plan::{Plan, Step};
@@ -13,22 +13,53 @@ impl Rollback {
     /// What downgrading the database to `to` would destroy, measured on a copy made in a
     /// private temp folder (removed afterwards) or a temporary PostgreSQL database.
     pub(crate) fn forecast_downgrade(&self, to: &[Revision]) -> Result<Vec<DataLoss>> {
+        self.forecast_downgrade_unless(to, &|| None)
+    }
+
+    /// [`Rollback::forecast_downgrade`] for a run before its first step: `stop` (the run's
+    /// [`crate::event::Observer::stop_waiting`]) is asked while the live database is dumped for
+    /// the copy, and `Some(why)` ends the wait at once with [`Error::Cancelled`]. Only then:
+    /// abandoning the dump leaves nothing behind (its `pg_dump` is killed, its file is in the
+    /// scratch folder), while the copy is a database on the server, which only the forecast's
+    /// own end drops; from there on the forecast runs to its end.
+    fn forecast_downgrade_unless(
+        &self,
+        to: &[Revision],
+        stop: &(dyn Fn() -> Option<String> + Sync),
+    ) -> Result<Vec<DataLoss>> {
         let db = self.migrator()?;
         let dir = tempfile::Builder::new()
             .prefix("forge-rollback-forecast-")
             .tempdir()
             .map_err(|e| IoError::new("create a scratch folder in", std::env::temp_dir(), e))?;
-        Ok(crate::rt::block_on(crate::db::forecast::forecast(db.as_ref(), to, dir.path()))?)
+        let dumped = crate::rt::block_on_unless(crate::db::forecast::dump_live(db.as_ref(), dir.path()), stop)
+            .map_err(|why| {
+                Error::Cancelled(format!(
+                    "{why} while the database was being copied for the data-loss forecast; nothing was changed"
+                ))
+            })??;
+        Ok(crate::rt::block_on(crate::db::forecast::forecast_from(db.as_ref(), to, dir.path(), dumped))?)
     }
 
     /// Fills the plan's `data_loss` from its downgrade step, or says why it could not as a
     /// `data_loss_unknown` risk. Nothing to do (no copy at all) when the plan has no downgrade.
     pub(crate) fn forecast_plan(&self, plan: &mut Plan) {
+        // Never stopped, so never `Err`.
+        let _ = self.forecast_plan_unless(plan, &|| None);
+    }
+
+    /// [`Rollback::forecast_plan`] for a run before its first step: its `Cancelled` (see
+    /// [`Rollback::forecast_downgrade_unless`]) is the one error returned.
+    pub(crate) fn forecast_plan_unless(
+        &self,
+        plan: &mut Plan,
+        stop: &(dyn Fn() -> Option<String> + Sync),
+    ) -> Result<()> {
         let Some((to, path)) = plan.steps.iter().find_map(|s| match s {
             Step::Downgrade { to, path, .. } => Some((to.clone(), path.clone())),
             _ => None,
         }) else {
-            return;
+            return Ok(());
         };
         let irreversible: Vec<&str> =
             path.iter().filter(|p| p.irreversible.is_some()).map(|p| p.revision.as_str()).collect();
@@ -41,12 +72,14 @@ impl Rollback {
                     irreversible.join(", ")
                 ),
             ));
-            return;
+            return Ok(());
         }
-        match self.forecast_downgrade(&to) {
+        match self.forecast_downgrade_unless(&to, stop) {
             Ok(losses) => plan.data_loss = losses,
+            Err(e @ Error::Cancelled(_)) => return Err(e),
             Err(e) => plan.risks.push(unknown(&e)),
         }
+        Ok(())
     }
 
     /// Adds the forecast to an assessment whose database must go down (and can: reachable,

@@ -69,21 +69,24 @@ impl Rollback {
         Ok(())
     }
 
-    /// Full and manual levels need the database assessed: the error that stopped it.
-    pub(crate) fn require_database(&self, a: &Assessment, level: Level) -> Result<()> {
+    /// Full and manual levels need the database assessed: the error that stopped it, read
+    /// again from the database. `stop`: as for [`Rollback::assess_local_unless`] (a run before
+    /// its first step; its `Cancelled` wins).
+    pub(crate) fn require_database(
+        &self,
+        a: &Assessment,
+        level: Level,
+        stop: &(dyn Fn() -> Option<String> + Sync),
+    ) -> Result<()> {
         if level == Level::Fast || self.config.database.is_none() || a.database.is_some() {
             return Ok(());
         }
         let mut again = a.clone();
-        self.assess_database_strict(&mut again)?;
+        self.assess_database_unless(&mut again, stop)?;
         Err(Error::refused(
             "the database could not be assessed when the run was planned".to_owned(),
             Some("assess again and rerun".into()),
         ))
-    }
-
-    pub(crate) fn assess_database_strict(&self, a: &mut Assessment) -> Result<()> {
-        self.assess_database_unless(a, &|| None)
     }
 
     fn assess_database_unless(&self, a: &mut Assessment, stop: &(dyn Fn() -> Option<String> + Sync)) -> Result<()> {

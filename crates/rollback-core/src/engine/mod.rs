@@ -373,7 +373,7 @@ impl Rollback {
         Self::check_scope(opts)?;
         let a = self.assess_local(opts.target.as_deref())?;
         let level = Self::level_for(&a, opts);
-        self.require_database(&a, level)?;
+        self.require_database(&a, level, &|| None)?;
         if opts.database_only
             && let Some(e) = self.database_only_refusal(&a)
         {

@@ -108,7 +108,20 @@ impl Rollback {
         let outcome = (|| {
             let lock = self.take_lock(&mut ctx, &entry.command())?;
             failpoint::hit("after:lock")?;
-            let outcome = self.settle_and_execute(&mut ctx, entry, ready, prompter);
+            let outcome = match entry.settle(self, &mut ctx, ready, prompter)? {
+                // A caller that stops waiting before the first step (a cancelled asyncio task
+                // or Ctrl-C in the Python module, while it confirmed or the lock was taken) gets
+                // no run at all, as for a declined confirmation: a run journaled `cancelled`
+                // before its first step would have nothing to undo, and its `resume` would
+                // carry out what the caller had just cancelled. The CLI never says so here.
+                Next::Go(job) => match ctx.observer.stop_waiting() {
+                    Some(why) => {
+                        Err(crate::Error::Cancelled(format!("{why} before the run's first step; nothing was changed")))
+                    }
+                    None => self.execute_job(&mut ctx, &job, prompter),
+                },
+                Next::Done(outcome) => Ok(*outcome),
+            };
             drop(lock);
             outcome
         })();

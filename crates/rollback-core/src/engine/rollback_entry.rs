@@ -76,7 +76,7 @@ impl Entry for RollbackEntry<'_> {
             }
         };
         let level = Rollback::level_for(&a, opts);
-        rb.require_database(&a, level)?;
+        rb.require_database(&a, level, &stop)?;
         let mut plan = rb.scoped_plan(&a, level, opts)?;
         // A live run first (it is unfinished too, but must not be resumed or undone): the
         // refusals below may fetch a partial clone's blobs or put the branch move to the
@@ -90,7 +90,7 @@ impl Entry for RollbackEntry<'_> {
             rb.fill_previews(&mut plan);
         }
         if refusals.is_empty() || opts.dry_run {
-            rb.forecast_plan(&mut plan);
+            rb.forecast_plan_unless(&mut plan, &stop)?;
         }
         if opts.dry_run {
             // A target marked known bad is refused outright, as the run would refuse it: no
@@ -157,7 +157,7 @@ impl Entry for RollbackEntry<'_> {
             Ready::Unattended => {
                 let a = rb.assess_local_unless(opts.target.as_deref(), &|| ctx.observer.stop_waiting())?;
                 let level = Rollback::level_for(&a, opts);
-                rb.require_database(&a, level)?;
+                rb.require_database(&a, level, &|| ctx.observer.stop_waiting())?;
                 if let Some(e) = rb.refusals(&a, opts, level).into_iter().next() {
                     return Err(e);
                 }
@@ -170,7 +170,7 @@ impl Entry for RollbackEntry<'_> {
             Ready::Confirmed { assessment: a, level, forecast } => {
                 // Plan again under the lock, from the state as it is now.
                 let now = rb.assess_local_unless(Some(a.target.commit.id.as_str()), &|| ctx.observer.stop_waiting())?;
-                rb.require_database(&now, level)?;
+                rb.require_database(&now, level, &|| ctx.observer.stop_waiting())?;
                 if now.head != a.head {
                     return Err(Error::refused(
                         format!(
@@ -189,7 +189,7 @@ impl Entry for RollbackEntry<'_> {
         // unattended, one made now.
         match forecast {
             Some((losses, risks)) => (plan.data_loss, plan.risks) = (losses, risks),
-            None => rb.forecast_plan(&mut plan),
+            None => rb.forecast_plan_unless(&mut plan, &|| ctx.observer.stop_waiting())?,
         }
         if level == Level::Manual {
             rb.fill_previews(&mut plan);
