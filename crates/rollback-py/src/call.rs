@@ -82,6 +82,17 @@ pub fn interruptible<T: Send + 'static>(py: Python<'_>, work: impl FnOnce() -> T
     if !on_main_thread(py)? {
         return Ok(py.detach(work));
     }
+    on_the_pool(py, work, Err)
+}
+
+/// Runs `work` on the shared runtime's blocking pool while this thread (the main one) waits
+/// for it in 50 ms slices, running Python's signal handlers between them; what one raises
+/// goes to `raised`, whose `Err` ends the wait there (the work is left to finish alone).
+fn on_the_pool<T: Send + 'static>(
+    py: Python<'_>,
+    work: impl FnOnce() -> T + Send + 'static,
+    mut raised: impl FnMut(PyErr) -> PyResult<()>,
+) -> PyResult<T> {
     let (tx, rx) = std::sync::mpsc::sync_channel(1);
     rollback_core::rt::runtime().spawn_blocking(move || {
         let _ = tx.send(work());
@@ -91,7 +102,11 @@ pub fn interruptible<T: Send + 'static>(py: Python<'_>, work: impl FnOnce() -> T
     loop {
         match py.detach(|| lock(&rx).recv_timeout(Duration::from_millis(50))) {
             Ok(out) => return Ok(out),
-            Err(RecvTimeoutError::Timeout) => py.check_signals()?,
+            Err(RecvTimeoutError::Timeout) => {
+                if let Err(e) = py.check_signals() {
+                    raised(e)?;
+                }
+            }
             Err(RecvTimeoutError::Disconnected) => {
                 return Err(pyo3::exceptions::PyRuntimeError::new_err(
                     "forge_rollback worker thread panicked (a bug; please report it)",
@@ -113,28 +128,12 @@ pub fn until_stopped<T: Send + 'static>(
 ) -> PyResult<T> {
     let live = Live::register(call);
     let out = if on_main_thread(py)? {
-        let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        rollback_core::rt::runtime().spawn_blocking(move || {
-            let _ = tx.send(work());
-        });
-        let rx = Mutex::new(rx);
-        loop {
-            match py.detach(|| lock(&rx).recv_timeout(Duration::from_millis(50))) {
-                Ok(out) => break out,
-                Err(RecvTimeoutError::Timeout) => {
-                    if let Err(e) = py.check_signals() {
-                        let why = e.get_type(py).name().map(|n| n.to_string()).unwrap_or_default();
-                        call.park(e);
-                        call.cancel(&format!("interrupted ({why})"));
-                    }
-                }
-                Err(RecvTimeoutError::Disconnected) => {
-                    return Err(pyo3::exceptions::PyRuntimeError::new_err(
-                        "forge_rollback worker thread panicked (a bug; please report it)",
-                    ));
-                }
-            }
-        }
+        on_the_pool(py, work, |e| {
+            let why = e.get_type(py).name().map(|n| n.to_string()).unwrap_or_default();
+            call.park(e);
+            call.cancel(&format!("interrupted ({why})"));
+            Ok(())
+        })?
     } else {
         py.detach(work)
     };

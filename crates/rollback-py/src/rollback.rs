@@ -258,13 +258,7 @@ fn stop_check(call: &Arc<Call>) -> rollback_core::db::StopCheck {
 fn to_upgrade(py: Python<'_>, r: CoreResult<rollback_core::DatabaseUpgrade>) -> PyResult<Py<PyAny>> {
     let done = r.map_err(core_err(py))?;
     for message in done.notes {
-        let event = rollback_core::event::Event::Log {
-            at: rollback_core::time::Timestamp::now(),
-            level: rollback_core::event::LogLevel::Warn,
-            message,
-            hint: None,
-        };
-        crate::observer::log_event(py, &event)?;
+        crate::observer::log_warning(py, message)?;
     }
     to_revisions(py, Ok(done.revisions))
 }
@@ -315,13 +309,7 @@ impl Rollback {
         // An ordinary warning event, as the CLI's `open` logs it: the record carries
         // `forge_rollback_event` like every other on that logger.
         for message in core.config().warnings() {
-            let event = rollback_core::event::Event::Log {
-                at: rollback_core::time::Timestamp::now(),
-                level: rollback_core::event::LogLevel::Warn,
-                message,
-                hint: None,
-            };
-            crate::observer::log_event(py, &event)?;
+            crate::observer::log_warning(py, message)?;
         }
         Ok(Self { core: Arc::new(core) })
     }
