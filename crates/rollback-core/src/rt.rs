@@ -71,9 +71,9 @@ where
 }
 
 /// [`block_on`], asking `stop` every 50 ms while `future` is pending: `Some(why)` drops the
-/// future there (what it waited for is abandoned) and returns `Err(why)`. `stop` runs on this
-/// thread (the Python module's signal check needs the main thread), except inside a runtime,
-/// where the helper thread of [`block_on`] asks it.
+/// future there (what it waited for is abandoned) and returns `Err(why)`. `stop` runs where
+/// [`block_on`] drives the future: on this thread (the Python module's signal check needs the
+/// main thread), except inside a runtime, on its helper thread.
 pub fn block_on_unless<F>(future: F, stop: &(dyn Fn() -> Option<String> + Sync)) -> Result<F::Output, String>
 where
     F: Future + Send,
@@ -92,11 +92,7 @@ where
             }
         }
     };
-    if Handle::try_current().is_ok() {
-        std::thread::scope(|s| s.spawn(|| runtime().block_on(watched)).join().expect("the runtime thread panicked"))
-    } else {
-        runtime().block_on(watched)
-    }
+    block_on(watched)
 }
 
 /// How often [`block_on_unless`] asks whether to stop.
