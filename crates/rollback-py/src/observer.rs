@@ -92,8 +92,6 @@ fn log_record(logger: &Bound<'_, PyAny>, level: u8, message: String, dict: &Py<P
     Ok(())
 }
 
-/// Logs `event` on the `forge_rollback` logger as a run's observer would, for what is said
-/// outside a call that has one (warnings of `Rollback.open`).
 /// `message` as a warning on the `forge_rollback` logger, an ordinary warning event as the
 /// CLI logs it (the record carries `forge_rollback_event` like every other on that logger).
 pub fn log_warning(py: Python<'_>, message: String) -> PyResult<()> {
@@ -101,6 +99,8 @@ pub fn log_warning(py: Python<'_>, message: String) -> PyResult<()> {
     log_event(py, &Event::Log { at, level: LogLevel::Warn, message, hint: None })
 }
 
+/// Logs `event` on the `forge_rollback` logger as a run's observer would, for what is said
+/// outside a call that has one (warnings of `Rollback.open`).
 pub fn log_event(py: Python<'_>, event: &Event) -> PyResult<()> {
     let (level, message) = level_and_message(event);
     let logger = logger(py)?;
