@@ -7,7 +7,7 @@
 //! only when the parent row was there in the run's snapshot and is gone now: the app deleted
 //! it while rolled back.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use rusqlite::types::Value;
 
@@ -45,51 +45,68 @@ pub(super) fn deleted_since<'a>(
     conn: &rusqlite::Connection,
     broken: impl IntoIterator<Item = &'a Broken>,
 ) -> rusqlite::Result<Vec<Broken>> {
+    // Each foreign key's columns are read once, however many of its rows are broken.
+    let mut keys: BTreeMap<(&str, i64), Option<Reference>> = BTreeMap::new();
     let mut out = Vec::new();
     for b in broken {
         let Some(rowid) = b.rowid else {
             out.push(b.clone());
             continue;
         };
-        let mut from = Vec::new();
-        let mut to = Vec::new();
-        let mut stmt = conn.prepare(&format!("PRAGMA main.foreign_key_list({})", q(&b.table)))?;
-        let mut rows = stmt.query([])?;
-        while let Some(r) = rows.next()? {
-            if r.get::<_, i64>(0)? == b.fkid {
-                from.push((r.get::<_, i64>(1)?, r.get::<_, String>(3)?));
-                to.push((r.get::<_, i64>(1)?, r.get::<_, Option<String>>(4)?));
-            }
-        }
-        from.sort_unstable();
-        to.sort_unstable();
-        let from: Vec<String> = from.into_iter().map(|(_, c)| c).collect();
-        // A reference to the parent's primary key names no column (`REFERENCES users`).
-        let to: Vec<String> = if to.iter().all(|(_, c)| c.is_some()) {
-            to.into_iter().filter_map(|(_, c)| c).collect()
-        } else {
-            parent_key(conn, &b.parent)?
+        let key = match keys.entry((&b.table, b.fkid)) {
+            std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::btree_map::Entry::Vacant(e) => e.insert(columns(conn, b)?),
         };
-        if from.is_empty() || to.len() != from.len() {
-            // The parent is not in the snapshot (no key read), or its key does not match the
-            // reference: no row of it to have been deleted.
-            continue;
-        }
+        // The parent is not in the snapshot (no key read), or its key does not match the
+        // reference: no row of it to have been deleted.
+        let Some(Reference { from, to }) = key else { continue };
         let select = from.iter().map(|c| q(c)).collect::<Vec<_>>().join(", ");
-        let values: Vec<Value> =
-            conn.query_row(&format!("SELECT {select} FROM main.{} WHERE rowid = ?1", q(&b.table)), [rowid], |r| {
-                (0..from.len()).map(|i| r.get::<_, Value>(i)).collect()
-            })?;
+        let values: Vec<Value> = conn
+            .prepare_cached(&format!("SELECT {select} FROM main.{} WHERE rowid = ?1", q(&b.table)))?
+            .query_row([rowid], |r| (0..from.len()).map(|i| r.get::<_, Value>(i)).collect())?;
         let matches =
             to.iter().enumerate().map(|(i, c)| format!("{} = ?{}", q(c), i + 1)).collect::<Vec<_>>().join(" AND ");
         let there = conn
-            .prepare(&format!("SELECT 1 FROM snap.{} WHERE {matches} LIMIT 1", q(&b.parent)))?
+            .prepare_cached(&format!("SELECT 1 FROM snap.{} WHERE {matches} LIMIT 1", q(&b.parent)))?
             .exists(rusqlite::params_from_iter(values))?;
         if there {
             out.push(b.clone());
         }
     }
     Ok(out)
+}
+
+/// A foreign key's columns, in key order.
+struct Reference {
+    /// The child's columns.
+    from: Vec<String>,
+    /// The parent's columns they reference.
+    to: Vec<String>,
+}
+
+/// The columns of `b`'s foreign key; `None` when the two sides do not pair up (the parent is
+/// not in the snapshot, or its key does not match the reference).
+fn columns(conn: &rusqlite::Connection, b: &Broken) -> rusqlite::Result<Option<Reference>> {
+    let mut from = Vec::new();
+    let mut to = Vec::new();
+    let mut stmt = conn.prepare(&format!("PRAGMA main.foreign_key_list({})", q(&b.table)))?;
+    let mut rows = stmt.query([])?;
+    while let Some(r) = rows.next()? {
+        if r.get::<_, i64>(0)? == b.fkid {
+            from.push((r.get::<_, i64>(1)?, r.get::<_, String>(3)?));
+            to.push((r.get::<_, i64>(1)?, r.get::<_, Option<String>>(4)?));
+        }
+    }
+    from.sort_unstable();
+    to.sort_unstable();
+    let from: Vec<String> = from.into_iter().map(|(_, c)| c).collect();
+    // A reference to the parent's primary key names no column (`REFERENCES users`).
+    let to: Vec<String> = if to.iter().all(|(_, c)| c.is_some()) {
+        to.into_iter().filter_map(|(_, c)| c).collect()
+    } else {
+        parent_key(conn, &b.parent)?
+    };
+    Ok((!from.is_empty() && to.len() == from.len()).then_some(Reference { from, to }))
 }
 
 /// The primary key of `parent` in the snapshot, in key order (empty: no such table there).
@@ -105,7 +122,7 @@ fn parent_key(conn: &rusqlite::Connection, parent: &str) -> rusqlite::Result<Vec
 /// `deleted`, per table and parent, as a refusal says it (`payments: 1 row(s) reference rows
 /// of users that are not there (deleted since the run): rowid 9`).
 pub(super) fn describe(deleted: &[Broken]) -> String {
-    let mut by: std::collections::BTreeMap<(&str, &str), Vec<String>> = std::collections::BTreeMap::new();
+    let mut by: BTreeMap<(&str, &str), Vec<String>> = BTreeMap::new();
     for b in deleted {
         by.entry((&b.table, &b.parent)).or_default().push(b.rowid.map_or_else(|| "?".to_owned(), |r| r.to_string()));
     }
