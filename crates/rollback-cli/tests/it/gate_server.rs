@@ -113,7 +113,6 @@ fn a_gate_named_to_a_repository_reads_it_whatever_git_dir_says() {
     let out = run_in(remote.path(), &["gate", &v3], &env);
     out.code(4);
     assert!(out.stderr.contains("is marked known bad in the registry (broke login)"), "{}", out.stderr);
-    // `GIT_DIR` naming the same repository (a hook's own, relative) reads it as before.
-    let same = run_in(remote.path(), &["gate", &v3], &[("GIT_DIR", ".")]);
-    same.code(4);
+    // `GIT_DIR` naming the same repository (the hook's own) is the pre-receive test above: its
+    // new commit is found only through the quarantine git names.
 }
