@@ -221,6 +221,11 @@ pub struct DeployConfig {
     /// (default `forge-rollback/commit`; the image tag is read when it is absent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub commit_annotation: Option<String>,
+    /// Kubernetes: the label Argo CD tracks what it deploys by (its `argocd-cm`
+    /// `application.instanceLabelKey`); unset: read from `argocd-cm` in namespace `argocd`, else
+    /// `app.kubernetes.io/instance`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub argocd_instance_label: Option<String>,
     /// Kubernetes, `--full`: the command (argv) that downgrades the database, run as a Job with
     /// the live release's image before the rollout (`"{revision}"` becomes the target
     /// revisions, or `base`). Unset: the downgrade runs here, as for other strategies.
@@ -278,6 +283,7 @@ impl Default for DeployConfig {
             kubeconfig: None,
             context: None,
             commit_annotation: None,
+            argocd_instance_label: None,
             migrate_command: None,
         }
     }

@@ -35,6 +35,7 @@ mod owners;
 mod partial_clones;
 mod platforms;
 mod platforms_kubernetes;
+mod platforms_kubernetes_argocd;
 mod platforms_races;
 mod progress;
 mod put_back_triggers;

@@ -3,10 +3,11 @@
 //! revision ids, a kill at each point of the promote step followed by resume or undo, a resume
 //! whose rollout had not finished, the refusal when no revision of the target exists, a paused
 //! Deployment (for an undo too, and a pruned ReplicaSet), unusable credentials (exit 2), the
-//! freeze messages (none to turn off; Argo CD named with how to suspend it, by its marks or by
-//! its tracking label and Application API; a Helm release left alone), a planted token,
+//! freeze messages (none to turn off; Argo CD named with how to suspend it, by its marks; its
+//! tracking label in `platforms_kubernetes_argocd`), a planted token,
 //! and `--full`'s downgrade Job: its body, a failed one, one read through `503`s, one that
-//! cannot be seen to end, and one a killed run left running, which `undo` waits for. An undo
+//! cannot be seen to end, one that ends as it is deleted at its deadline, and one a killed run
+//! left running, which `undo` waits for. An undo
 //! after a `kubectl rollout restart` goes ahead; one after another image was deployed is refused.
 
 use std::path::PathBuf;
@@ -19,18 +20,18 @@ use crate::common::{Out, fr_env, messy_repo, state_dir, toml_str};
 
 const TOKEN: &str = "k8s-cli-planted-5f4e3d2c1b";
 
-struct Setup {
-    r: TestRepo,
+pub(crate) struct Setup {
+    pub(crate) r: TestRepo,
     ids: [String; 3],
-    f: FakeKubernetes,
+    pub(crate) f: FakeKubernetes,
     _dir: TempDir,
-    config: PathBuf,
+    pub(crate) config: PathBuf,
     kubeconfig: PathBuf,
 }
 
 /// The messy repo at v3; the Deployment has revisions of `built` (indexes into v1..v3), the
 /// last one live. Config and kubeconfig live outside the work tree.
-fn setup(built: &[usize]) -> Setup {
+pub(crate) fn setup(built: &[usize]) -> Setup {
     let (r, ids) = messy_repo();
     let commits: Vec<&str> = built.iter().map(|&i| ids[i].as_str()).collect();
     let f = FakeKubernetes::deployment(TOKEN, &commits, true);
@@ -57,7 +58,7 @@ fn setup(built: &[usize]) -> Setup {
 }
 
 impl Setup {
-    fn fr(&self, args: &[&str]) -> Out {
+    pub(crate) fn fr(&self, args: &[&str]) -> Out {
         self.fr_env(args, &[])
     }
 
@@ -167,108 +168,6 @@ fn freeze_says_nothing_deploys_it_or_names_argo_cd_with_how_to_suspend_it() {
     let out = s.fr(&["run", "--fast", "--yes", "--target", "v1"]);
     out.ok();
     assert!(out.stderr.contains("argocd app set shop --sync-policy none"), "{}", out.stderr);
-}
-
-/// The messages of `plan --json`'s `production_auto_sync` risks.
-fn auto_sync_risks(s: &Setup) -> Vec<String> {
-    let plan = s.fr(&["plan", "--fast", "--target", "v1", "--json"]).json();
-    let risks = plan["risks"].as_array().cloned().unwrap_or_default();
-    let codes = |r: &serde_json::Value| r["code"] == "production_auto_sync" || r["code"] == "no_autodeploy_switch";
-    risks.iter().filter(|r| codes(r)).map(|r| r["message"].as_str().unwrap_or("").to_owned()).collect()
-}
-
-/// A Deployment labelled `app.kubernetes.io/instance: <value>` and nothing else of Argo CD's.
-fn instance_labelled(value: &str) -> Setup {
-    let s = setup(&[0, 1, 2]);
-    s.f.mark(true, "app.kubernetes.io/instance", value);
-    s
-}
-
-#[test]
-fn argo_cd_tracking_by_the_instance_label_is_named_when_its_application_exists() {
-    // Every Application listed at once.
-    let s = instance_labelled("shop");
-    s.f.argo_cd_applications(&[("argocd", "other"), ("argocd", "shop")], true);
-    let risks = auto_sync_risks(&s);
-    assert_eq!(risks.len(), 1, "{risks:?}");
-    assert!(
-        risks[0].starts_with(
-            "Argo CD manages api (application shop, tracked by its label `app.kubernetes.io/instance: shop`)"
-        ),
-        "{risks:?}"
-    );
-    assert_eq!(s.f.argo_cd_requests()[0], "/apis/argoproj.io/v1alpha1/applications?limit=100");
-    let out = s.fr(&["run", "--fast", "--yes", "--target", "v1"]);
-    out.ok();
-    assert!(out.stderr.contains("argocd app set shop --sync-policy none"), "{}", out.stderr);
-    assert!(!out.stderr.contains("nothing to freeze"), "{}", out.stderr);
-
-    // Credentials that may list Applications only per namespace: Argo CD's own, or the one an
-    // "apps in any namespace" label (`<namespace>_<name>`) names.
-    for (label, ns, app) in [("shop", "argocd", "shop"), ("team_shop", "team", "team/shop")] {
-        let s = instance_labelled(label);
-        s.f.argo_cd_applications(&[(ns, "shop")], false);
-        let risks = auto_sync_risks(&s);
-        assert_eq!(risks.len(), 1, "{risks:?}");
-        assert!(risks[0].starts_with(&format!("Argo CD manages api (application {app}, tracked")), "{risks:?}");
-        assert!(risks[0].contains(&format!("argocd app set {app} --sync-policy none")), "{risks:?}");
-        let asked = s.f.argo_cd_requests();
-        assert_eq!(asked[1], format!("/apis/argoproj.io/v1alpha1/namespaces/{ns}/applications?limit=100"), "{asked:?}");
-    }
-}
-
-#[test]
-fn an_instance_label_argo_cd_cannot_be_asked_about_is_not_called_nothing_to_freeze() {
-    // No Argo CD API (`404`): label tracking named, with how to check and suspend.
-    let s = instance_labelled("shop");
-    let risks = auto_sync_risks(&s);
-    assert_eq!(risks.len(), 1, "{risks:?}");
-    for part in [
-        "no automatic deploy was found for sure",
-        "label tracking",
-        "argocd app get shop",
-        "no Argo CD Application API",
-    ] {
-        assert!(risks[0].contains(part), "{part}: {risks:?}");
-    }
-    assert!(!s.f.argo_cd_requests().is_empty());
-    let out = s.fr(&["run", "--fast", "--yes", "--target", "v1"]);
-    out.ok();
-    assert!(!out.stderr.contains("nothing to freeze"), "{}", out.stderr);
-    assert!(out.stderr.contains("[WARN]") && out.stderr.contains("label tracking"), "{}", out.stderr);
-    assert!(out.stderr.contains("argocd app set shop --sync-policy none"), "{}", out.stderr);
-
-    // Argo CD is there and has no such Application: the label is someone else's.
-    let s = instance_labelled("shop");
-    s.f.argo_cd_applications(&[("argocd", "billing")], true);
-    assert_eq!(auto_sync_risks(&s), Vec::<String>::new());
-    assert_eq!(s.f.argo_cd_requests().len(), 1);
-    let out = s.fr(&["run", "--fast", "--yes", "--target", "v1"]);
-    out.ok();
-    assert!(out.stderr.contains("nothing to freeze"), "{}", out.stderr);
-}
-
-#[test]
-fn a_helm_release_is_not_taken_for_argo_cd_unless_argo_cd_has_its_application() {
-    // `helm install` labels what it makes too: with no Argo CD API, as without the label.
-    let s = instance_labelled("shop");
-    s.f.mark(false, "meta.helm.sh/release-name", "shop");
-    assert_eq!(auto_sync_risks(&s), Vec::<String>::new());
-    let out = s.fr(&["run", "--fast", "--yes", "--target", "v1"]);
-    out.ok();
-    assert!(
-        out.stderr.contains("no automatic deploys found (no Argo CD or Flux marks): nothing to freeze"),
-        "{}",
-        out.stderr
-    );
-    assert!(!s.f.argo_cd_requests().is_empty(), "Argo CD's API was asked");
-
-    // An Application of that name: Argo CD deploys it.
-    let s = instance_labelled("shop");
-    s.f.mark(false, "meta.helm.sh/release-name", "shop");
-    s.f.argo_cd_applications(&[("argocd", "shop")], true);
-    let risks = auto_sync_risks(&s);
-    assert!(risks.len() == 1 && risks[0].starts_with("Argo CD manages api (application shop, tracked"), "{risks:?}");
 }
 
 fn files(dir: &std::path::Path, out: &mut Vec<PathBuf>) {
@@ -603,6 +502,25 @@ fn a_downgrade_job_given_up_on_and_seen_gone_is_a_failed_downgrade_and_a_resume_
     assert_eq!(f.jobs().len(), 2);
     assert_eq!(f.jobs()[1].name, job);
     assert_eq!(alembic_version(&r), fx.revisions[1]);
+    assert_eq!(r.head(), fx.commits[2]);
+    assert_eq!(f.live_commit().as_deref(), Some(fx.commits[2].as_str()));
+}
+
+#[test]
+fn a_downgrade_job_that_ends_as_its_deadline_comes_is_a_downgrade_that_succeeded() {
+    let (r, fx, f, _dir, config) = full_setup_short();
+    // The Job runs until the wait's deadline, and its pod finishes the downgrade just before
+    // the wait's `DELETE` reaches the API server: the answer to the delete shows it succeeded.
+    f.job_reads(u32::MAX);
+    f.jobs_end_at_delete(true);
+    let out =
+        fr_env(&r, &["--config", config.to_str().unwrap(), "run", "--full", "--yes", "--json", "--target", "v2"], &[]);
+    out.ok();
+    assert_eq!(out.json()["status"], "succeeded", "{}", out.stderr);
+    assert!(out.stderr.contains("(it had ended when it was deleted at its deadline) succeeded"), "{}", out.stderr);
+    assert!(!out.stderr.contains("restored from backup"), "{}", out.stderr);
+    assert_eq!(f.jobs()[0].deleted.as_deref(), Some("Foreground"), "given up on, then seen ended");
+    assert_eq!(alembic_version(&r), fx.revisions[1], "the job's downgrade stands, not the snapshot");
     assert_eq!(r.head(), fx.commits[2]);
     assert_eq!(f.live_commit().as_deref(), Some(fx.commits[2].as_str()));
 }

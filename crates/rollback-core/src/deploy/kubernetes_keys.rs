@@ -1,7 +1,7 @@
 //! The checks of `[deploy]`'s Kubernetes keys (`namespace`, `deployment` or `statefulset`,
-//! `container`, `kubeconfig`, `context`, `commit_annotation`): refused for other strategies;
-//! for `kubernetes`, exactly one workload, names the API server accepts, and none of the other
-//! platforms' ids.
+//! `container`, `kubeconfig`, `context`, `commit_annotation`, `argocd_instance_label`): refused
+//! for other strategies; for `kubernetes`, exactly one workload, names the API server accepts,
+//! and none of the other platforms' ids.
 
 use super::{DeployConfig, DeployStrategy};
 
@@ -37,6 +37,7 @@ impl DeployConfig {
             ("container", &self.container),
             ("context", &self.context),
             ("commit_annotation", &self.commit_annotation),
+            ("argocd_instance_label", &self.argocd_instance_label),
         ];
         if self.strategy != DeployStrategy::Kubernetes {
             let set = names.iter().find(|(_, v)| v.is_some()).map(|(k, _)| *k);
@@ -93,6 +94,12 @@ impl DeployConfig {
             && !annotation_key(a)
         {
             return Err(("deploy.commit_annotation".into(), format!("`{a}` is not an annotation key")));
+        }
+        // A label key has an annotation key's form.
+        if let Some(l) = &self.argocd_instance_label
+            && !annotation_key(l)
+        {
+            return Err(("deploy.argocd_instance_label".into(), format!("`{l}` is not a label key")));
         }
         if let Some(argv) = &self.migrate_command
             && (argv.first().is_none_or(|a| a.trim().is_empty()) || argv.iter().any(|a| a.contains('\0')))

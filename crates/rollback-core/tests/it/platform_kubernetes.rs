@@ -520,6 +520,10 @@ fn kubernetes_keys_are_checked() {
         (DeployConfig { token_env: Some("T".into()), ..ok.clone() }, "deploy.token_env"),
         (DeployConfig { commit_annotation: Some("bad key".into()), ..ok.clone() }, "deploy.commit_annotation"),
         (
+            DeployConfig { argocd_instance_label: Some("Bad_Prefix/app".into()), ..ok.clone() },
+            "deploy.argocd_instance_label",
+        ),
+        (
             DeployConfig { strategy: DeployStrategy::Render, service_id: Some("s".into()), ..ok.clone() },
             "deploy.deployment",
         ),
@@ -537,6 +541,9 @@ fn kubernetes_keys_are_checked() {
         let (k, m) = c.validate().unwrap_err();
         assert_eq!(k, key, "{m}");
     }
+    DeployConfig { argocd_instance_label: Some("argocd.argoproj.io/instance".into()), ..ok.clone() }
+        .validate()
+        .unwrap();
 }
 
 /// Against a real cluster, read-only, when `FORGE_TEST_KUBECONFIG`, `FORGE_TEST_K8S_NAMESPACE`

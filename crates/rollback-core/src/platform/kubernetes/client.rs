@@ -203,6 +203,21 @@ impl Client {
         }
     }
 
+    /// As [`Self::get`], but a `403` or `404` is `Ok(Err(status))`: an object these
+    /// credentials may not read or that is not there, which is an answer, not a failure.
+    pub async fn get_if_readable<T: DeserializeOwned>(
+        &self,
+        what: &str,
+        path: &str,
+    ) -> Result<std::result::Result<T, u16>> {
+        let (status, body) = self.send(reqwest::Method::GET, path, None).await?;
+        match status {
+            200 => self.parse(what, &body).map(Ok),
+            403 | 404 => Ok(Err(status)),
+            _ => Err(self.failed(what, status, &body)),
+        }
+    }
+
     /// Every item of the list at `path` (which may carry a query), page by page.
     pub async fn list<T: DeserializeOwned>(&self, what: &str, path: &str) -> Result<Vec<T>> {
         self.pages(what, path, false).await?.map_err(|status| self.failed(what, status, &[]))
@@ -257,13 +272,15 @@ impl Client {
         if status == 200 { Ok(()) } else { Err(self.failed(what, status, &resp)) }
     }
 
-    /// `DELETE path` (which may carry `?propagationPolicy=`); `Ok(false)` when it is gone
-    /// already (`404`).
-    pub async fn delete(&self, what: &str, path: &str) -> Result<bool> {
+    /// `DELETE path` (which may carry `?propagationPolicy=`): the object as the API server
+    /// answers it, i.e. as it stood when the delete took effect (its status then); `None` when
+    /// it is gone already (`404`). An answer that is not the object (a `Status`, which some
+    /// resources send) reads as `T::default()`.
+    pub async fn delete<T: DeserializeOwned + Default>(&self, what: &str, path: &str) -> Result<Option<T>> {
         let (status, resp) = self.send(reqwest::Method::DELETE, path, None).await?;
         match status {
-            200 | 202 => Ok(true),
-            404 => Ok(false),
+            200 | 202 => Ok(Some(serde_json::from_slice(&resp).unwrap_or_default())),
+            404 => Ok(None),
             _ => Err(self.failed(what, status, &resp)),
         }
     }

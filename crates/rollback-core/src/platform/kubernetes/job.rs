@@ -23,7 +23,9 @@
 //! (`live_timeout_secs`). A wait that gives up deletes the Job (`propagationPolicy:
 //! Foreground`) and waits until it is gone (at most its pod's `terminationGracePeriodSeconds`
 //! and 30 s); when it cannot see it gone, the downgrade's outcome is unknown
-//! ([`crate::production::Error::Unsettled`]), never "failed, nothing changed".
+//! ([`crate::production::Error::Unsettled`]), never "failed, nothing changed". A Job the
+//! answer to that `DELETE` shows succeeded (it ended between the last look and the delete) is
+//! a downgrade that succeeded.
 
 use std::time::{Duration, Instant};
 
@@ -285,14 +287,12 @@ impl Kubernetes {
                     pause = pause.max(e.retry_after().unwrap_or_default());
                 }
                 Err(e) => {
-                    return Err(self
-                        .give_up(client, (name, path), &format!("could not be read ({e})"), stop_wait)
-                        .await);
+                    return self.give_up(client, (name, path), &format!("could not be read ({e})"), stop_wait).await;
                 }
             }
             if Instant::now() >= deadline {
                 let why = format!("did not finish within {} s", wait.as_secs());
-                return Err(self.give_up(client, (name, path), &why, stop_wait).await);
+                return self.give_up(client, (name, path), &why, stop_wait).await;
             }
             tokio::time::sleep(pause.min(deadline.saturating_duration_since(Instant::now()))).await;
         }
@@ -303,13 +303,20 @@ impl Kubernetes {
     /// the wait was) and waits until it is gone, at most `stop_wait` ([`Job::stop_wait`]): a
     /// failed downgrade whose end is known, or
     /// [`Error::Unsettled`](crate::production::Error::Unsettled).
+    ///
+    /// Unless the Job had succeeded by the time the delete took effect: the API server answers
+    /// a `DELETE` with the object as it stood then, so a Job that ended between the last look
+    /// and the delete is a downgrade that succeeded, not one to restore the snapshot over. A
+    /// look before the delete would leave that gap open; the answer to the delete closes it.
+    /// A success seen only after the delete is not taken: the pod had been told to stop, and a
+    /// program that exits 0 on `SIGTERM` has not necessarily finished its downgrade.
     async fn give_up(
         &self,
         client: &super::Client,
         (name, path): (&str, &str),
         why: &str,
         stop_wait: Duration,
-    ) -> crate::production::Error {
+    ) -> Result<String> {
         let logs = format!("`kubectl logs job/{name} -n {}` shows its output", self.namespace);
         let mut deadline = Instant::now() + self.live_timeout;
         let mut deleted = false;
@@ -318,22 +325,27 @@ impl Kubernetes {
             let look = if deleted {
                 client.get::<Job>("reading the downgrade job", path).await.map(|j| j.is_none())
             } else {
-                match client.delete("deleting the downgrade job", &format!("{path}?propagationPolicy=Foreground")).await
+                match client
+                    .delete::<Job>("deleting the downgrade job", &format!("{path}?propagationPolicy=Foreground"))
+                    .await
                 {
+                    Ok(Some(job)) if job.status.outcome() == Some(Ok(())) => {
+                        return Ok(format!("job {name} (it had ended when it was deleted at its deadline)"));
+                    }
                     Ok(found) => {
                         deleted = true;
                         deadline = Instant::now() + stop_wait;
-                        Ok(!found)
+                        Ok(found.is_none())
                     }
                     Err(e) => Err(e),
                 }
             };
             match look {
                 Ok(true) => {
-                    return self.error(
+                    return Err(self.error(
                         format!("the downgrade job {name} {why}: it was deleted, and its pod has stopped ({logs})"),
                         Some(logs),
-                    );
+                    ));
                 }
                 Ok(false) => {}
                 Err(e) if e.is_transient() => last = format!(" ({e})"),
@@ -356,7 +368,7 @@ impl Kubernetes {
         } else {
             "could not be deleted".to_owned()
         };
-        self.unsettled(name, &format!("the downgrade job {name} {why}, and it {what}{last}"))
+        Err(self.unsettled(name, &format!("the downgrade job {name} {why}, and it {what}{last}")))
     }
 
     fn unsettled(&self, name: &str, message: &str) -> crate::production::Error {

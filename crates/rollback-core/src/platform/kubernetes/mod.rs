@@ -34,8 +34,9 @@
 //! - `--full` with `[deploy] migrate_command`: the downgrade runs as a Job made from the live
 //!   pod template, before the rollout ([`job`]).
 //! - No automatic-deploy switch: a GitOps controller (Argo CD, Flux) found in the workload's
-//!   labels and annotations is named, with how to suspend it. Without such a mark, an
-//!   `app.kubernetes.io/instance` label (Argo CD's tracking before 3.0) is looked up in Argo
+//!   labels and annotations is named, with how to suspend it. Without such a mark, Argo CD's
+//!   tracking label (before 3.0 its only mark: `app.kubernetes.io/instance`, or the key its
+//!   `argocd-cm` config map or `[deploy] argocd_instance_label` names) is looked up in Argo
 //!   CD's Application API ([`argocd`]); nothing else of their APIs is called.
 
 mod argocd;
@@ -100,6 +101,8 @@ pub struct Kubernetes {
     name: String,
     namespace: String,
     commit_annotation: String,
+    /// `[deploy] argocd_instance_label`: Argo CD's tracking label, when `argocd-cm` is not read.
+    argocd_instance_label: Option<String>,
     container: Option<String>,
     migrate_command: Option<Vec<String>>,
     creds: std::result::Result<Credentials, ConfigError>,
@@ -140,6 +143,7 @@ impl Kubernetes {
             name,
             namespace,
             commit_annotation: c.commit_annotation.clone().unwrap_or_else(|| DEFAULT_COMMIT_ANNOTATION.to_owned()),
+            argocd_instance_label: c.argocd_instance_label.clone(),
             container: c.container.clone(),
             migrate_command: c.migrate_command.clone(),
             creds,

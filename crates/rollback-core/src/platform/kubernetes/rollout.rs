@@ -16,8 +16,12 @@ pub const HASH_LABEL: &str = "pod-template-hash";
 pub const REVISION_ANNOTATION: &str = "deployment.kubernetes.io/revision";
 /// The pod-template annotation naming the commit, when `commit_annotation` is not set.
 pub const DEFAULT_COMMIT_ANNOTATION: &str = "forge-rollback/commit";
-/// The label Argo CD tracks resources by before 3.0 (its default "label" tracking method).
+/// The label Argo CD tracks resources by before 3.0 (its default "label" tracking method),
+/// unless its `argocd-cm` config map names another (`application.instanceLabelKey`).
 pub const INSTANCE_LABEL: &str = "app.kubernetes.io/instance";
+/// The custom tracking label Argo CD's documentation suggests (`application.instanceLabelKey:
+/// argocd.argoproj.io/instance`): an Argo CD mark by its prefix, the application its value.
+const ARGO_CD_INSTANCE_LABEL: &str = "argocd.argoproj.io/instance";
 /// The annotation `helm install` puts on what it makes.
 const HELM_RELEASE_ANNOTATION: &str = "meta.helm.sh/release-name";
 /// The pod-template annotation `kubectl rollout restart` sets (to the time of the restart).
@@ -336,13 +340,16 @@ impl Workload {
         Ok(None)
     }
 
-    /// The value of its `app.kubernetes.io/instance` label, or else its pod template's: the
-    /// label Argo CD tracks what it deploys by before 3.0 (with no `argocd.argoproj.io/*` key),
-    /// which Helm and many charts and operators set too.
-    pub fn instance_label(&self) -> Option<&str> {
-        self.metadata.labels.get(INSTANCE_LABEL).map(String::as_str).or_else(|| {
-            self.spec.template.pointer("/metadata/labels").and_then(|l| l.get(INSTANCE_LABEL)).and_then(Value::as_str)
-        })
+    /// The value of its label `key`, or else its pod template's: for Argo CD's tracking label
+    /// (`app.kubernetes.io/instance` unless `argocd-cm` names another), which Argo CD before 3.0
+    /// tracks what it deploys by (with no `argocd.argoproj.io/*` key), and which Helm and many
+    /// charts and operators set too.
+    pub fn label(&self, key: &str) -> Option<&str> {
+        self.metadata
+            .labels
+            .get(key)
+            .map(String::as_str)
+            .or_else(|| self.spec.template.pointer("/metadata/labels").and_then(|l| l.get(key)).and_then(Value::as_str))
     }
 
     /// Whether `helm install` (or `upgrade`) made it: its `meta.helm.sh/release-name`
@@ -362,6 +369,7 @@ impl Workload {
                 .annotations
                 .get("argocd.argoproj.io/tracking-id")
                 .and_then(|t| t.split(':').next())
+                .or_else(|| m.labels.get(ARGO_CD_INSTANCE_LABEL).map(String::as_str))
                 .or_else(|| m.labels.get(INSTANCE_LABEL).map(String::as_str))
                 .unwrap_or("APP");
             out.push(format!("Argo CD manages {} (application {app}): {}", m.name, argo_cd_suspend(app)));
@@ -517,14 +525,22 @@ mod tests {
         };
         let none = json!({});
         let both = w(json!({INSTANCE_LABEL: "shop"}), json!({INSTANCE_LABEL: "chart"}), none.clone());
-        assert_eq!(both.instance_label(), Some("shop"));
+        assert_eq!(both.label(INSTANCE_LABEL), Some("shop"));
         assert!(!both.helm_release());
-        assert_eq!(w(none.clone(), json!({INSTANCE_LABEL: "chart"}), none.clone()).instance_label(), Some("chart"));
-        assert_eq!(w(json!({"app": "api"}), json!({"app": "api"}), none.clone()).instance_label(), None);
+        assert_eq!(
+            w(none.clone(), json!({INSTANCE_LABEL: "chart"}), none.clone()).label(INSTANCE_LABEL),
+            Some("chart")
+        );
+        assert_eq!(w(json!({"app": "api"}), json!({"app": "api"}), none.clone()).label(INSTANCE_LABEL), None);
         let helm = w(json!({INSTANCE_LABEL: "shop"}), none.clone(), json!({HELM_RELEASE_ANNOTATION: "shop"}));
         assert!(helm.helm_release());
         // Neither counts as an Argo CD mark by itself.
         assert!(helm.gitops("prod").is_empty() && both.gitops("prod").is_empty());
+        // The custom tracking label Argo CD's documentation suggests is a mark, and names the
+        // application.
+        let custom = w(json!({ARGO_CD_INSTANCE_LABEL: "shop"}), none.clone(), none.clone());
+        let found = custom.gitops("prod");
+        assert!(found.len() == 1 && found[0].starts_with("Argo CD manages api (application shop)"), "{found:?}");
     }
 
     #[test]

@@ -41,6 +41,17 @@ fn run_job(st: &KubeState, body: &Value) -> (bool, String) {
     }
 }
 
+/// Job `i` ends: its pod runs the command (a Job added with no pod template succeeds).
+fn end_job(st: &mut KubeState, i: usize) {
+    let (ok, output) = if st.jobs[i].body.pointer("/spec/template").is_some() {
+        run_job(st, &st.jobs[i].body)
+    } else {
+        (true, String::new())
+    };
+    st.jobs[i].ended = Some(ok);
+    st.jobs[i].output = output;
+}
+
 pub(super) fn jobs(st: &mut KubeState, req: &RecordedRequest, rest: &str) -> Reply {
     match st.jobs_unavailable {
         (0, 0) => {}
@@ -84,28 +95,34 @@ pub(super) fn jobs(st: &mut KubeState, req: &RecordedRequest, rest: &str) -> Rep
             };
             // The Job's pod runs its command (as a kubelet would) when the Job's time is up.
             if st.jobs[i].ended.is_none() && st.jobs[i].polls_left == 0 {
-                let (ok, output) = if st.jobs[i].body.pointer("/spec/template").is_some() {
-                    run_job(st, &st.jobs[i].body)
-                } else {
-                    (true, String::new())
-                };
-                st.jobs[i].ended = Some(ok);
-                st.jobs[i].output = output;
+                end_job(st, i);
             }
             let j = &mut st.jobs[i];
             j.polls_left = j.polls_left.saturating_sub(1);
             Reply::json(200, &job_json(j))
         }
         // Gone at once, its pod with it (the fake's pods stop at once, so `Foreground` ends
-        // the same way); the answer is the Job, marked for deletion, as the API server's.
+        // the same way); the answer is the Job as it stood when the delete took effect, marked
+        // for deletion (with `Foreground`, by the finalizer that holds it until its pod is
+        // gone), as the API server's.
         ("DELETE", r) if r.starts_with('/') => {
             let name = &r[1..];
-            let Some(j) = st.jobs.iter_mut().find(|j| j.name == name && j.deleted.is_none()) else {
+            let Some(i) = st.jobs.iter().position(|j| j.name == name && j.deleted.is_none()) else {
                 return status(404, "NotFound", &format!("jobs.batch \"{name}\" not found"));
             };
-            j.deleted = Some(query(&req.path, "propagationPolicy").unwrap_or("Orphan").to_owned());
+            // Its pod finished just before the delete reached the API server
+            // (`jobs_end_at_delete`): the Job had ended by then.
+            if st.jobs_end_at_delete && st.jobs[i].ended.is_none() {
+                end_job(st, i);
+            }
+            let policy = query(&req.path, "propagationPolicy").unwrap_or("Orphan").to_owned();
+            let j = &mut st.jobs[i];
             let mut reply = job_json(j);
             reply["metadata"]["deletionTimestamp"] = json!("2026-12-04T10:05:00Z");
+            if policy == "Foreground" {
+                reply["metadata"]["finalizers"] = json!(["foregroundDeletion"]);
+            }
+            j.deleted = Some(policy);
             Reply::json(200, &reply)
         }
         _ => status(404, "NotFound", "the server could not find the requested resource"),

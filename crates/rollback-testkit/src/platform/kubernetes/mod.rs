@@ -1,6 +1,7 @@
 //! The fake Kubernetes API server: `apps/v1` Deployments with their ReplicaSets, or a
 //! StatefulSet with its ControllerRevisions, in namespace `prod`, and a controller that rolls a
-//! patched template out over a few reads; Argo CD's Application API when a test installs it.
+//! patched template out over a few reads; Argo CD's Application API and settings when a test
+//! installs them.
 
 mod argocd;
 mod jobs;
@@ -64,6 +65,9 @@ struct KubeState {
     job_fails: bool,
     /// Reads of a new Job before it ends.
     job_reads: u32,
+    /// A Job that has not ended when it is deleted ends just before (its pod finished as the
+    /// delete came).
+    jobs_end_at_delete: bool,
     /// Requests under `/jobs` to answer normally, then how many to answer `503`.
     jobs_unavailable: (u32, u32),
     /// The ReplicaSet whose rollout exceeded its progress deadline (`stuck_rollout`): its
@@ -117,7 +121,9 @@ impl FakeJob {
 ///
 /// `batch/v1` Jobs: `POST`, `GET` and `DELETE .../jobs/{name}`. A Job is `active` for a set
 /// number of reads (`job_reads`), then its command runs (`run_jobs_in`, the kubelet of this
-/// fake) and it has succeeded or failed; a deleted Job that had not ended never runs it.
+/// fake) and it has succeeded or failed; a deleted Job that had not ended never runs it (unless
+/// `jobs_end_at_delete`: it ends just before the delete takes effect). A `DELETE` answers the
+/// Job as it stood then.
 pub struct FakeKubernetes {
     server: TestServer,
     state: Arc<Mutex<KubeState>>,
@@ -208,6 +214,7 @@ impl FakeKubernetes {
             job_runner: None,
             job_fails: false,
             job_reads: 1,
+            jobs_end_at_delete: false,
             jobs_unavailable: (0, 0),
             timed_out: None,
             slow: (0, 0, std::time::Duration::ZERO),
@@ -294,18 +301,6 @@ impl FakeKubernetes {
         }
     }
 
-    /// Installs Argo CD's Application API with these `(namespace, name)` Applications;
-    /// `cluster_wide`: whether the credentials may list those of every namespace at once.
-    pub fn argo_cd_applications(&self, apps: &[(&str, &str)], cluster_wide: bool) {
-        let apps = apps.iter().map(|(ns, name)| ((*ns).to_owned(), (*name).to_owned())).collect();
-        lock(&self.state).argo = argocd::ArgoCd { apps: Some(apps), cluster_wide };
-    }
-
-    /// The paths of the requests to Argo CD's API (`/apis/argoproj.io/...`), in order.
-    pub fn argo_cd_requests(&self) -> Vec<String> {
-        self.requests().into_iter().filter(|r| r.path.starts_with("/apis/argoproj.io/")).map(|r| r.path).collect()
-    }
-
     /// Rollouts never complete.
     pub fn never_complete(&self, on: bool) {
         lock(&self.state).never_complete = on;
@@ -363,6 +358,13 @@ impl FakeKubernetes {
     /// New Jobs end (run their command) after `reads` reads of them (1 unless told).
     pub fn job_reads(&self, reads: u32) {
         lock(&self.state).job_reads = reads;
+    }
+
+    /// A Job that has not ended when a `DELETE` of it comes ends just before it (its pod
+    /// finished as the delete was sent): the answer to the delete shows it succeeded or failed,
+    /// and it is gone.
+    pub fn jobs_end_at_delete(&self, on: bool) {
+        lock(&self.state).jobs_end_at_delete = on;
     }
 
     /// Every Job that has not ended ends at its next read.
@@ -646,6 +648,9 @@ fn kube(st: &mut KubeState, req: &RecordedRequest) -> Reply {
     }
     if let Some(rest) = path.strip_prefix("/apis/argoproj.io/") {
         return argocd::applications(&st.argo, req, rest);
+    }
+    if let Some(rest) = path.strip_prefix("/api/v1/namespaces/") {
+        return argocd::config_map(&st.argo, req, rest);
     }
     let (workloads, revisions) =
         if st.statefulset { ("statefulsets", "controllerrevisions") } else { ("deployments", "replicasets") };
