@@ -166,7 +166,9 @@ pub trait Observer: Send + Sync {
     }
 
     /// Asked every 50 ms while a run, before its first step, waits on the database for its
-    /// assessment (an unresponsive server holds it for up to `database.timeout_secs`), and
+    /// assessment (an unresponsive server holds it for up to `database.timeout_secs`) or on the
+    /// migration tool (the data-loss forecast's dump, Alembic's `env.py` for the check of
+    /// which database it connects to and for a manual run's SQL preview), and
     /// once more just before the run is journaled: `Some(why)` abandons the wait (or the run),
     /// and the run ends with [`crate::Error::Cancelled`], nothing changed and nothing
     /// journaled. For front-ends whose caller must be able to stop there (the Python

@@ -129,9 +129,7 @@ pub fn until_stopped<T: Send + 'static>(
     let live = Live::register(call);
     let out = if on_main_thread(py)? {
         on_the_pool(py, work, |e| {
-            let why = e.get_type(py).name().map(|n| n.to_string()).unwrap_or_default();
-            call.park(e);
-            call.cancel(&format!("interrupted ({why})"));
+            call.interrupt(py, e);
             Ok(())
         })?
     } else {
@@ -139,6 +137,32 @@ pub fn until_stopped<T: Send + 'static>(
     };
     drop(live);
     call.take_parked().map_or(Ok(out), Err)
+}
+
+/// Why a run stops for `raised`, what a Python signal handler raised: `interrupted
+/// (KeyboardInterrupt)` for Ctrl-C, as a run's error reads wherever the Ctrl-C lands.
+pub fn interrupted(py: Python<'_>, raised: &PyErr) -> String {
+    let name = raised.get_type(py).name().map(|n| n.to_string());
+    format!("interrupted ({})", name.as_deref().unwrap_or("signal"))
+}
+
+/// Whether `raised`, coming out of a Python callback, is the host asking the call to stop
+/// rather than the callback failing: Ctrl-C's `KeyboardInterrupt`, or an exception a Python
+/// signal handler raised while the callback ran (a job's time limit: Celery's
+/// `SoftTimeLimitExceeded`, `signal.alarm` raising `TimeoutError`). Python runs a handler in
+/// whatever Python code the main thread runs when the signal arrives, so its exception comes
+/// out of the callback as if the callback had raised it; only its traceback tells: it passes
+/// through the handler's own frame (`forge_rollback._signals`).
+pub fn raised_by_signal(py: Python<'_>, raised: &PyErr) -> bool {
+    if raised.is_instance_of::<pyo3::exceptions::PyKeyboardInterrupt>(py) {
+        return true;
+    }
+    py.import("forge_rollback._signals")
+        // The traceback as pyo3 holds it: before Python 3.12 the exception's
+        // `__traceback__` is only set once Python code catches it.
+        .and_then(|m| m.call_method1("raised_by_signal_handler", (raised.traceback(py),)))
+        .and_then(|r| r.is_truthy())
+        .unwrap_or(false)
 }
 
 /// One call into the engine.
@@ -203,19 +227,27 @@ impl Call {
     /// Why the run must stop, if it must; on the main thread of a sync call, a pending Ctrl-C
     /// (or any signal handler that raises) becomes the reason, and its exception is raised when
     /// the call returns.
-    #[allow(clippy::redundant_closure)] // the closure is generic over 'py, the method is not
     pub fn cancelled(&self) -> Option<String> {
         if let Some(why) = lock(&self.cancel).clone() {
             return Some(why);
         }
-        if self.signals
-            && let Some(Err(e)) = with_python(|py| Python::check_signals(py))
-        {
-            let why = with_python(|py| e.get_type(py).name().map(|n| n.to_string()).ok()).flatten();
-            self.park(e);
-            self.cancel(&format!("interrupted ({})", why.as_deref().unwrap_or("signal")));
+        if self.signals {
+            with_python(|py| {
+                if let Err(e) = py.check_signals() {
+                    self.interrupt(py, e);
+                }
+            });
         }
         lock(&self.cancel).clone()
+    }
+
+    /// Stops the run at its next step boundary for `raised`, what a Python signal handler
+    /// raised (Ctrl-C's `KeyboardInterrupt`, a job's time limit), and keeps it to raise when
+    /// the call returns. The run's error reads [`interrupted`]`(raised)`.
+    pub fn interrupt(&self, py: Python<'_>, raised: PyErr) {
+        let why = interrupted(py, &raised);
+        self.park(raised);
+        self.cancel(&why);
     }
 
     /// Keeps `err` to raise when the call returns (the first one kept wins).

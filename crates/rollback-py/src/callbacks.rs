@@ -6,9 +6,11 @@
 //! exception is parked in the [`Call`]; the confirm callback answers `Err(Error::Callback)`
 //! (nothing changes), the approve callback too (the engine logs it and stops the manual run
 //! before that step, journaled as cancelled). The binding then raises the parked, original
-//! exception. A `KeyboardInterrupt` in the confirm callback is the caller's Ctrl-C landing
-//! while it ran: it cancels the call (nothing journaled), as does a cancel that came while a
-//! sync confirm ran, whatever it answered.
+//! exception. A `KeyboardInterrupt` in either callback, or an exception a Python signal
+//! handler raised inside it (a job's time limit), is the host stopping the call while it ran,
+//! not a failure of the callback: from confirm it cancels the call (nothing journaled), as does
+//! a cancel that came while a sync confirm ran, whatever it answered; from approve the run is
+//! cancelled before that step, as by a Ctrl-C at a step boundary.
 //!
 //! Answers are strict, and read by the core's rules, the same as the CLI's terminal:
 //! `confirm` (the argument, or a callback's answer) goes ahead only on `True` or the string
@@ -21,14 +23,14 @@
 
 use std::sync::Arc;
 
-use pyo3::exceptions::{PyKeyboardInterrupt, PyTypeError, PyValueError};
+use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBool, PyString};
 use rollback_core::prompt::{Confirmation, Prompter, StepAnswer, StepApproval, StepDecision, StepInspector, confirms};
 use rollback_core::{Error, Result};
 
-use crate::call::{Call, with_python};
+use crate::call::{Call, interrupted, raised_by_signal, with_python};
 use crate::results::{Plan, to_py};
 
 fn inspect<'py>(py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyAny>> {
@@ -192,6 +194,21 @@ impl PyPrompter {
         self.approve.is_some()
     }
 
+    /// `Ok(why)`: `e` is the host stopping the call (Ctrl-C, a signal handler's exception
+    /// raised inside the callback, [`crate::call::raised_by_signal`]); the call is cancelled
+    /// for it, and raises it when it returns. `Err(e)`: the callback failed.
+    fn interrupted(&self, e: PyErr) -> std::result::Result<String, PyErr> {
+        with_python(|py| {
+            if !raised_by_signal(py, &e) {
+                return Err(e);
+            }
+            let why = interrupted(py, &e);
+            self.call.interrupt(py, e);
+            Ok(why)
+        })
+        .unwrap_or_else(|| Ok(EXITING.to_owned()))
+    }
+
     fn failed(&self, what: &str, e: PyErr) -> Error {
         let text = with_python(|_| e.to_string()).unwrap_or_default();
         self.call.park(e);
@@ -264,16 +281,13 @@ impl Prompter for PyPrompter {
                 "{} while the confirm callback was awaited; nothing was changed",
                 self.call.cancelled().unwrap_or_default()
             ))),
-            // Ctrl-C landing while the callback ran is raised inside it: the caller's Ctrl-C
-            // before the run's first step, as a decline, not a failure of the callback.
-            Some(Err(e)) if with_python(|py| e.is_instance_of::<PyKeyboardInterrupt>(py)).unwrap_or(false) => {
-                self.call.park(e);
-                self.call.cancel("interrupted (KeyboardInterrupt)");
-                Err(Error::Cancelled(
-                    "interrupted (KeyboardInterrupt) while the confirm callback ran; nothing was changed".into(),
-                ))
-            }
-            Some(Err(e)) => Err(self.failed("confirm", e)),
+            // Ctrl-C (or a job's time limit) landing while the callback ran is raised inside
+            // it: the host stopping the call before the run's first step, as a decline, not a
+            // failure of the callback.
+            Some(Err(e)) => match self.interrupted(e) {
+                Ok(why) => Err(Error::Cancelled(format!("{why} while the confirm callback ran; nothing was changed"))),
+                Err(e) => Err(self.failed("confirm", e)),
+            },
         }
     }
 
@@ -291,12 +305,19 @@ impl Prompter for PyPrompter {
         });
         match answer {
             // Interpreter exit, or the call cancelled while an async approve was awaited:
-            // stop before this step (journaled cancelled).
+            // stop before this step (the engine journals the run cancelled for that reason).
             None | Some(Ok(None)) => Ok(StepDecision::Abort { undo: false }),
             Some(Ok(Some(d))) => Ok(d),
-            // No answer: the engine logs why and stops the run here, recorded as cancelled;
-            // the binding re-raises the exception.
-            Some(Err(e)) => Err(self.failed("approve", e)),
+            Some(Err(e)) => match self.interrupted(e) {
+                // Ctrl-C (or a job's time limit) landing while the callback ran: no answer of
+                // the operator's but the host stopping the run, here, before this step, as it
+                // would at a step boundary (`interrupted (KeyboardInterrupt)`, not "the
+                // operator aborted the run").
+                Ok(_) => Ok(StepDecision::Abort { undo: false }),
+                // No answer: the engine logs why and stops the run here, recorded as
+                // cancelled; the binding re-raises the exception.
+                Err(e) => Err(self.failed("approve", e)),
+            },
         }
     }
 }

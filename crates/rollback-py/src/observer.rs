@@ -9,8 +9,10 @@
 //! the run goes on: observing must not leave a rollback half-done. Raising
 //! `forge_rollback.AbortRollback` is the one way to stop it: the run stops before its next
 //! step, journaled `cancelled` (resumable, undoable), and the call re-raises it with `run_id`
-//! and `result` set. An awaitable returned by the callback is awaited on the caller's loop in
-//! the async methods; in the sync ones it is closed and logged as an error.
+//! and `result` set. What the host raises inside the callback is no failure of it: Ctrl-C, or
+//! a signal handler's exception (a job's time limit, [`crate::call::raised_by_signal`]), stops
+//! the run as it would at a step boundary. An awaitable returned by the callback is awaited on
+//! the caller's loop in the async methods; in the sync ones it is closed and logged as an error.
 //!
 //! A logging set-up that raises (a filter, a custom logger class) is reported through Python's
 //! "unraisable" hook; `on_event` still gets every event, so a broken log filter cannot blind a
@@ -24,7 +26,7 @@ use pyo3::types::{PyDict, PyTuple};
 use rollback_core::event::{Event, LogLevel, Observer};
 use rollback_core::hint::Frontend;
 
-use crate::call::{Call, with_python};
+use crate::call::{Call, raised_by_signal, with_python};
 use crate::callbacks::resolve;
 use crate::error::AbortRollback;
 use crate::results::to_py;
@@ -166,16 +168,15 @@ impl PyObserver {
             .call1((dict.clone_ref(py),))
             .and_then(|r| resolve(&self.call, "the on_event callback", r).map(|_| ()));
         if let Err(e) = outcome {
-            // `AbortRollback`, or what is no `Exception` (Ctrl-C arriving while the callback
-            // runs, `SystemExit`): stop the run, and raise it when the call returns.
-            if e.is_instance_of::<AbortRollback>(py) || !e.is_instance_of::<pyo3::exceptions::PyException>(py) {
-                // Ctrl-C landing while the callback ran is raised inside it: it is the caller's
-                // Ctrl-C, not something the callback did, and reads as one anywhere else does.
-                let why = if e.is_instance_of::<pyo3::exceptions::PyKeyboardInterrupt>(py) {
-                    "interrupted (KeyboardInterrupt)".to_owned()
-                } else {
-                    format!("{} raised by the on_event callback: {}", e.get_type(py).name()?, e.value(py))
-                };
+            if raised_by_signal(py, &e) {
+                // Ctrl-C, or a job's time limit, landing while the callback ran is raised
+                // inside it: it is the host stopping the run, not something the callback did,
+                // and reads as it does anywhere else.
+                self.call.interrupt(py, e);
+            } else if e.is_instance_of::<AbortRollback>(py) || !e.is_instance_of::<pyo3::exceptions::PyException>(py) {
+                // `AbortRollback`, or what is no `Exception` (`SystemExit`): stop the run, and
+                // raise it when the call returns.
+                let why = format!("{} raised by the on_event callback: {}", e.get_type(py).name()?, e.value(py));
                 self.call.park(e);
                 self.call.cancel(&why);
             } else {
@@ -207,17 +208,14 @@ impl Observer for PyObserver {
             if self.call.signals
                 && let Err(e) = py.check_signals()
             {
-                let why = e.get_type(py).name().map(|n| n.to_string()).unwrap_or_default();
-                self.call.park(e);
-                self.call.cancel(&format!("interrupted ({why})"));
+                self.call.interrupt(py, e);
             }
             match self.emit(py, event) {
                 Ok(()) => {}
-                // Ctrl-C arriving while Python ran the logger: stop at the next step.
-                Err(e) if !e.is_instance_of::<pyo3::exceptions::PyException>(py) => {
-                    let why = e.get_type(py).name().map(|n| n.to_string()).unwrap_or_default();
-                    self.call.park(e);
-                    self.call.cancel(&format!("interrupted ({why})"));
+                // Ctrl-C (or a signal handler's exception) arriving while Python ran the
+                // logger: stop at the next step.
+                Err(e) if !e.is_instance_of::<pyo3::exceptions::PyException>(py) || raised_by_signal(py, &e) => {
+                    self.call.interrupt(py, e);
                 }
                 // The logging machinery itself failed (a broken handler): Python's own
                 // "unraisable" report, never an abort.

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use rexpect::process::Signal;
 
-use crate::common::{Background, messy_repo, toml_str, wait_until};
+use crate::common::{Background, fr, messy_repo, toml_str, wait_until};
 use crate::manual::{exit_code, next_step, only_run, spawn};
 
 /// A configuration whose `[[restart]]` program touches `started`, sleeps, then touches `done`:
@@ -95,4 +95,9 @@ fn ctrl_c_at_a_manual_question_stops_the_run_there() {
     assert_eq!(r.head(), head, "the reset ran");
     let run = only_run(&r);
     assert_eq!(run["status"], "cancelled", "{run:#}");
+    // Nobody answered for the reset: the run was cancelled by the signal, not aborted.
+    let report = fr(&r, &["report", run["run_id"].as_str().unwrap()]);
+    report.ok();
+    assert!(report.stdout.contains("interrupted (SIGINT or SIGTERM)"), "{}", report.stdout);
+    assert!(!report.stdout.contains("aborted"), "{}", report.stdout);
 }

@@ -315,25 +315,36 @@ impl Rollback {
     /// Refuses a full rollback whose migration environment would connect elsewhere than the
     /// configured database (Alembic's stock `env.py` reads `sqlalchemy.url` from its ini):
     /// the downgrade would run there. Other failures of the check are left to the steps that
-    /// run Alembic, which report them.
-    pub(crate) fn environment_refusal(&self) -> Option<Error> {
-        let db = self.db().ok().flatten()?;
-        match crate::rt::block_on(db.check_environment()) {
+    /// run Alembic, which report them. `stop`: as for [`Rollback::assess_local_unless`] (the
+    /// check runs the project's `env.py`, which may hang up to the database's timeout).
+    pub(crate) fn environment_refusal(&self, stop: &(dyn Fn() -> Option<String> + Sync)) -> Result<Option<Error>> {
+        let Some(db) = self.db().ok().flatten() else { return Ok(None) };
+        let checked = crate::rt::block_on_unless(db.check_environment(), stop).map_err(|why| {
+            Error::Cancelled(format!("{why} while the migration environment was being checked; nothing was changed"))
+        })?;
+        Ok(match checked {
             Err(e @ crate::db::Error::EnvElsewhere { .. }) => {
                 Some(Error::refused(e.to_string(), e.hint().map(Into::into)))
             }
             _ => None,
-        }
+        })
     }
 
-    /// Fills what plans show but runs do not need: the downgrade's SQL.
-    pub(crate) fn fill_previews(&self, plan: &mut Plan) {
-        let Ok(Some(db)) = self.db() else { return };
+    /// Fills what plans show but runs do not need: the downgrade's SQL. `stop`: as for
+    /// [`Rollback::environment_refusal`] (Alembic's offline mode runs `env.py` too).
+    pub(crate) fn fill_previews(&self, plan: &mut Plan, stop: &(dyn Fn() -> Option<String> + Sync)) -> Result<()> {
+        let Ok(Some(db)) = self.db() else { return Ok(()) };
         for step in &mut plan.steps {
             if let Step::Downgrade { from, to, sql, .. } = step {
-                *sql = crate::rt::block_on(db.downgrade_sql(from, to)).ok().flatten();
+                let previewed = crate::rt::block_on_unless(db.downgrade_sql(from, to), stop).map_err(|why| {
+                    Error::Cancelled(format!(
+                        "{why} while the downgrade's SQL was being previewed; nothing was changed"
+                    ))
+                })?;
+                *sql = previewed.ok().flatten();
             }
         }
+        Ok(())
     }
 
     /// Dumps the database into a temp file in the state folder, then into the store.

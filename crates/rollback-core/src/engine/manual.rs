@@ -133,6 +133,18 @@ impl Rollback {
             }
             break;
         }
+        // A stop that came while the step was asked about (Ctrl-C at the question, a cancelled
+        // asyncio task, a signal handler's exception raised inside a Python callback) ends the
+        // run here, before this step, as one at a step boundary does: it is no answer of the
+        // operator's, so none is journaled, and the run is cancelled for that reason, not
+        // "aborted by the operator". An `abort-undo` given all the same is still carried out.
+        if decision != (StepDecision::Abort { undo: true })
+            && let Some(why) = ctx.observer.cancelled()
+        {
+            ctx.log(LogLevel::Warn, format!("run {} cancelled before step `{}`: {why}", ex.run_id, step.name()));
+            ex.abort_reason = Some(why);
+            return Ok(StepDecision::Abort { undo: false });
+        }
         let answer = match decision {
             StepDecision::Run => "yes",
             StepDecision::Skip => "no",

@@ -390,12 +390,12 @@ impl Rollback {
         // A migration environment that would downgrade another database than the configured one.
         if level != Level::Fast
             && a.database.as_ref().is_some_and(|d| d.reachable && d.needs_downgrade)
-            && let Some(e) = self.environment_refusal()
+            && let Some(e) = self.environment_refusal(&|| None)?
         {
             return Err(e);
         }
         let mut plan = self.scoped_plan(&a, level, opts)?;
-        self.fill_previews(&mut plan);
+        self.fill_previews(&mut plan, &|| None)?;
         self.forecast_plan(&mut plan);
         Ok(plan)
     }

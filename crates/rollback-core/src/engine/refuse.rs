@@ -43,7 +43,14 @@ impl Rollback {
     }
 
     /// The reasons a run of this assessment would be refused (empty: it may go ahead).
-    pub(crate) fn refusals(&self, a: &Assessment, opts: &RunOptions, level: Level) -> Vec<Error> {
+    /// `stop`: as for [`Rollback::environment_refusal`], whose check may wait.
+    pub(crate) fn refusals(
+        &self,
+        a: &Assessment,
+        opts: &RunOptions,
+        level: Level,
+        stop: &(dyn Fn() -> Option<String> + Sync),
+    ) -> Result<Vec<Error>> {
         let mut out = Vec::new();
         if let Some(expected) = &opts.expect_head
             && &a.head.commit != expected
@@ -63,7 +70,7 @@ impl Rollback {
                 out.extend(Self::env_refusals(a));
             }
             if a.database.as_ref().is_some_and(|d| d.reachable && d.needs_downgrade) {
-                out.extend(self.environment_refusal());
+                out.extend(self.environment_refusal(stop)?);
             }
         }
         if a.head.branch.is_none() {
@@ -192,7 +199,7 @@ impl Rollback {
                 ]),
             ));
         }
-        out
+        Ok(out)
     }
 
     /// `[[restart]]` steps that could not run once the code has moved: an `env_from` variable

@@ -85,9 +85,9 @@ impl Entry for RollbackEntry<'_> {
         if !opts.dry_run {
             rb.refuse_locked()?;
         }
-        let refusals = rb.refusals(&a, opts, level);
+        let refusals = rb.refusals(&a, opts, level, &stop)?;
         if opts.dry_run || level == Level::Manual {
-            rb.fill_previews(&mut plan);
+            rb.fill_previews(&mut plan, &stop)?;
         }
         if refusals.is_empty() || opts.dry_run {
             rb.forecast_plan_unless(&mut plan, &stop)?;
@@ -158,7 +158,7 @@ impl Entry for RollbackEntry<'_> {
                 let a = rb.assess_local_unless(opts.target.as_deref(), &|| ctx.observer.stop_waiting())?;
                 let level = Rollback::level_for(&a, opts);
                 rb.require_database(&a, level, &|| ctx.observer.stop_waiting())?;
-                if let Some(e) = rb.refusals(&a, opts, level).into_iter().next() {
+                if let Some(e) = rb.refusals(&a, opts, level, &|| ctx.observer.stop_waiting())?.into_iter().next() {
                     return Err(e);
                 }
                 Rollback::warn_schema(ctx, &a, level);
@@ -192,7 +192,7 @@ impl Entry for RollbackEntry<'_> {
             None => rb.forecast_plan_unless(&mut plan, &|| ctx.observer.stop_waiting())?,
         }
         if level == Level::Manual {
-            rb.fill_previews(&mut plan);
+            rb.fill_previews(&mut plan, &|| ctx.observer.stop_waiting())?;
         }
         Ok(Next::Go(Job {
             run_id: new_run_id(),
