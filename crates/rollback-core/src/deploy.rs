@@ -226,6 +226,10 @@ pub struct DeployConfig {
     /// `app.kubernetes.io/instance`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub argocd_instance_label: Option<String>,
+    /// Kubernetes: the namespace Argo CD is installed in (its `argocd-cm` and Applications);
+    /// unset: `argocd`, as its install manifests have it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub argocd_namespace: Option<String>,
     /// Kubernetes, `--full`: the command (argv) that downgrades the database, run as a Job with
     /// the live release's image before the rollout (`"{revision}"` becomes the target
     /// revisions, or `base`). Unset: the downgrade runs here, as for other strategies.
@@ -284,6 +288,7 @@ impl Default for DeployConfig {
             context: None,
             commit_annotation: None,
             argocd_instance_label: None,
+            argocd_namespace: None,
             migrate_command: None,
         }
     }

@@ -157,6 +157,47 @@ fn a_tracking_label_set_in_deploy_is_used_without_reading_argocd_cm() {
 }
 
 #[test]
+fn argo_cd_installed_in_another_namespace_is_read_there_when_deploy_names_it() {
+    // As OpenShift GitOps installs it: settings and Applications in `openshift-gitops`, and
+    // credentials that may list the Applications of that namespace only.
+    let s = setup(&[0, 1, 2]);
+    s.f.mark(true, "mycompany.com/appname", "shop");
+    s.f.argo_cd_applications(&[("openshift-gitops", "shop")], false);
+    s.f.argo_cd_namespace("openshift-gitops");
+    s.f.argo_cd_settings(Some(&[("application.instanceLabelKey", "mycompany.com/appname")]));
+    let mut config = std::fs::read_to_string(&s.config).unwrap();
+    config.push_str("argocd_namespace = \"openshift-gitops\"\n");
+    std::fs::write(&s.config, config).unwrap();
+    let risks = auto_sync_risks(&s);
+    assert_eq!(risks.len(), 1, "{risks:?}");
+    assert!(
+        risks[0]
+            .starts_with("Argo CD manages api (application shop, tracked by its label `mycompany.com/appname: shop`)"),
+        "{risks:?}"
+    );
+    assert_eq!(s.f.config_map_requests(), ["/api/v1/namespaces/openshift-gitops/configmaps/argocd-cm"]);
+    let asked = s.f.argo_cd_requests();
+    assert_eq!(
+        asked.last().map(String::as_str),
+        Some("/apis/argoproj.io/v1alpha1/namespaces/openshift-gitops/applications?limit=100"),
+        "{asked:?}"
+    );
+
+    // A namespace that is no Kubernetes name is refused at load.
+    let mut config = std::fs::read_to_string(&s.config).unwrap();
+    config = config.replace("argocd_namespace = \"openshift-gitops\"", "argocd_namespace = \"Open Shift\"");
+    std::fs::write(&s.config, config).unwrap();
+    let out = s.fr(&["plan", "--fast", "--target", "v1"]);
+    out.code(2);
+    assert!(
+        out.stderr.contains("deploy.argocd_namespace")
+            && out.stderr.contains("`Open Shift` is not a Kubernetes object name"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
 fn an_argo_cd_whose_tracking_label_cannot_be_learned_is_not_called_nothing_to_freeze() {
     // `argocd-cm` may not be read (`403`), or is not in namespace `argocd` (`404`: Argo CD
     // installed elsewhere), and Argo CD's API is served here: a custom label cannot be ruled out.

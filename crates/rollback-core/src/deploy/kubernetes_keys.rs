@@ -1,6 +1,6 @@
 //! The checks of `[deploy]`'s Kubernetes keys (`namespace`, `deployment` or `statefulset`,
-//! `container`, `kubeconfig`, `context`, `commit_annotation`, `argocd_instance_label`): refused
-//! for other strategies; for `kubernetes`, exactly one workload, names the API server accepts,
+//! `container`, `kubeconfig`, `context`, `commit_annotation`, `argocd_instance_label`,
+//! `argocd_namespace`): refused for other strategies; for `kubernetes`, exactly one workload, names the API server accepts,
 //! and none of the other platforms' ids.
 
 use super::{DeployConfig, DeployStrategy};
@@ -35,6 +35,7 @@ impl DeployConfig {
             ("deployment", &self.deployment),
             ("statefulset", &self.statefulset),
             ("container", &self.container),
+            ("argocd_namespace", &self.argocd_namespace),
             ("context", &self.context),
             ("commit_annotation", &self.commit_annotation),
             ("argocd_instance_label", &self.argocd_instance_label),
@@ -78,7 +79,7 @@ impl DeployConfig {
             }
             _ => {}
         }
-        for (key, value) in &names[..4] {
+        for (key, value) in &names[..5] {
             if let Some(v) = value
                 && !object_name(v)
             {

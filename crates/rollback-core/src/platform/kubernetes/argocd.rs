@@ -2,7 +2,8 @@
 //! label`), Argo CD marks what it deploys with a label alone, no `argocd.argoproj.io/*` key:
 //! `<key>: <application>`, where the key is `application.instanceLabelKey` in its config map
 //! `argocd-cm` (`app.kubernetes.io/instance` when unset). forge-rollback takes the key from
-//! `[deploy] argocd_instance_label`, else from `argocd-cm` in Argo CD's namespace `argocd`.
+//! `[deploy] argocd_instance_label`, else from `argocd-cm` in Argo CD's namespace (`argocd`, or
+//! `[deploy] argocd_namespace`).
 //! Helm and many charts and operators set `app.kubernetes.io/instance` too, so the label is
 //! taken for Argo CD only when the cluster's Argo CD API (`argoproj.io/v1alpha1` Applications)
 //! lists an Application of that name; when that cannot be told, the operator is told what to
@@ -26,9 +27,10 @@ use super::rollout::{INSTANCE_LABEL, Workload, argo_cd_suspend};
 
 /// Argo CD's Application API.
 const APPLICATIONS: &str = "/apis/argoproj.io/v1alpha1";
-/// The namespace Argo CD's install manifests use, where its Applications live unless they
-/// are in "any namespace" (whose label value then names the namespace).
-const ARGO_CD_NAMESPACE: &str = "argocd";
+/// The namespace Argo CD's install manifests use, where its settings and its Applications
+/// live (unless they are in "any namespace", whose label value then names the namespace);
+/// another one is named by `[deploy] argocd_namespace` (OpenShift GitOps: `openshift-gitops`).
+pub(super) const DEFAULT_NAMESPACE: &str = "argocd";
 /// Argo CD's settings: the config map in its namespace.
 const SETTINGS: &str = "argocd-cm";
 /// The key of `argocd-cm` naming the tracking label (Argo CD's `settingsApplicationInstanceLabelKey`).
@@ -98,15 +100,18 @@ with label tracking (before Argo CD 3.0, or `application.resourceTrackingMethod:
 `application.instanceLabelKey` names in its ConfigMap {SETTINGS} (`{INSTANCE_LABEL}` when unset), so no automatic deploy of {workload} was found for sure; \
 check with `kubectl get configmap {SETTINGS} -n <Argo CD's namespace> -o jsonpath='{{.data.application\\.instanceLabelKey}}'` \
 and `kubectl get {kind} {workload} -n {ns} --show-labels`; if {workload} carries that label, Argo CD deploys it (the value names the application): {}; \
-set `argocd_instance_label` in `[deploy]` to that key (or grant `get` on the ConfigMap {SETTINGS} in namespace {ARGO_CD_NAMESPACE}) so forge-rollback can tell",
-            argo_cd_suspend("<application>")
+set `argocd_instance_label` in `[deploy]` to that key (or grant `get` on the ConfigMap {SETTINGS} in namespace {argo_ns}, \
+or name Argo CD's namespace in `argocd_namespace`) so forge-rollback can tell",
+            argo_cd_suspend("<application>"),
+            argo_ns = self.argocd_namespace
         ))
     }
 
     /// Argo CD's tracking label from its `argocd-cm` (`application.instanceLabelKey`; the
     /// default when unset or empty, as Argo CD reads it), or why it cannot be read.
     async fn tracking_label(&self, client: &Client) -> Result<String, String> {
-        let path = format!("/api/v1/namespaces/{ARGO_CD_NAMESPACE}/configmaps/{SETTINGS}");
+        let ns = &self.argocd_namespace;
+        let path = format!("/api/v1/namespaces/{ns}/configmaps/{SETTINGS}");
         match client.get_if_readable::<ConfigMap>("reading Argo CD's settings", &path).await {
             Ok(Ok(cm)) => Ok(cm
                 .data
@@ -115,12 +120,12 @@ set `argocd_instance_label` in `[deploy]` to that key (or grant `get` on the Con
                 .map_or(INSTANCE_LABEL, String::as_str)
                 .to_owned()),
             Ok(Err(404)) => Err(format!(
-                "namespace {ARGO_CD_NAMESPACE} has no ConfigMap {SETTINGS}: Argo CD's settings are in another namespace or cluster"
+                "namespace {ns} has no ConfigMap {SETTINGS}: Argo CD's settings are in another namespace (`argocd_namespace` in `[deploy]` names it) or cluster"
             )),
-            Ok(Err(status)) => Err(format!(
-                "these credentials may not read the ConfigMap {SETTINGS} in namespace {ARGO_CD_NAMESPACE} ({status})"
-            )),
-            Err(e) => Err(format!("reading the ConfigMap {SETTINGS} in namespace {ARGO_CD_NAMESPACE} failed: {e}")),
+            Ok(Err(status)) => {
+                Err(format!("these credentials may not read the ConfigMap {SETTINGS} in namespace {ns} ({status})"))
+            }
+            Err(e) => Err(format!("reading the ConfigMap {SETTINGS} in namespace {ns} failed: {e}")),
         }
     }
 
@@ -173,7 +178,7 @@ check with `argocd app get {app}`; if it exists, {}",
             Ok(Err(_forbidden)) => {}
             Err(e) => return Found::Unknown(format!("listing its applications failed: {e}")),
         }
-        let ns = namespace.unwrap_or(ARGO_CD_NAMESPACE);
+        let ns = namespace.unwrap_or(&self.argocd_namespace);
         let path = format!("{APPLICATIONS}/namespaces/{ns}/applications");
         match client.list_if_readable::<Application>(what, &path).await {
             Ok(Ok(apps)) if matches(&apps) => Found::Yes,

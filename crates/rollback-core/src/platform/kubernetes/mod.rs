@@ -36,7 +36,8 @@
 //! - No automatic-deploy switch: a GitOps controller (Argo CD, Flux) found in the workload's
 //!   labels and annotations is named, with how to suspend it. Without such a mark, Argo CD's
 //!   tracking label (before 3.0 its only mark: `app.kubernetes.io/instance`, or the key its
-//!   `argocd-cm` config map or `[deploy] argocd_instance_label` names) is looked up in Argo
+//!   `argocd-cm` config map (in `[deploy] argocd_namespace`, default `argocd`) or `[deploy]
+//!   argocd_instance_label` names) is looked up in Argo
 //!   CD's Application API ([`argocd`]); nothing else of their APIs is called.
 
 mod argocd;
@@ -103,6 +104,8 @@ pub struct Kubernetes {
     commit_annotation: String,
     /// `[deploy] argocd_instance_label`: Argo CD's tracking label, when `argocd-cm` is not read.
     argocd_instance_label: Option<String>,
+    /// `[deploy] argocd_namespace`: where Argo CD's `argocd-cm` and Applications are.
+    argocd_namespace: String,
     container: Option<String>,
     migrate_command: Option<Vec<String>>,
     creds: std::result::Result<Credentials, ConfigError>,
@@ -144,6 +147,7 @@ impl Kubernetes {
             namespace,
             commit_annotation: c.commit_annotation.clone().unwrap_or_else(|| DEFAULT_COMMIT_ANNOTATION.to_owned()),
             argocd_instance_label: c.argocd_instance_label.clone(),
+            argocd_namespace: c.argocd_namespace.clone().unwrap_or_else(|| argocd::DEFAULT_NAMESPACE.to_owned()),
             container: c.container.clone(),
             migrate_command: c.migrate_command.clone(),
             creds,

@@ -2,8 +2,9 @@
 //! and the lists), served only when a test installs it
 //! ([`super::FakeKubernetes::argo_cd_applications`]; otherwise its paths are `404`, as an API
 //! server without Argo CD's custom resources answers), and its settings, the config map
-//! `argocd-cm` in namespace `argocd` (`GET /api/v1/namespaces/{ns}/configmaps/{name}`), which
-//! the install makes (with no `data`) unless a test says otherwise.
+//! `argocd-cm` in Argo CD's namespace (`argocd`, or another a test names:
+//! `GET /api/v1/namespaces/{ns}/configmaps/{name}`), which the install makes (with no `data`)
+//! unless a test says otherwise.
 
 use serde_json::{Value, json};
 
@@ -11,7 +12,7 @@ use super::{FakeKubernetes, lock, query, status};
 use crate::server::{RecordedRequest, Reply};
 
 /// Argo CD's namespace in its install manifests.
-const NAMESPACE: &str = "argocd";
+pub(super) const NAMESPACE: &str = "argocd";
 /// Argo CD's settings.
 const SETTINGS: &str = "argocd-cm";
 
@@ -23,8 +24,10 @@ pub(super) struct ArgoCd {
     /// Whether the credentials may list Applications of every namespace (else `403` for the
     /// cluster-wide list, as with a Role in one namespace).
     pub(super) cluster_wide: bool,
-    /// `argocd-cm` in namespace `argocd`: `None` when there is none (`404`).
+    /// `argocd-cm` in Argo CD's namespace: `None` when there is none (`404`).
     pub(super) settings: Option<Vec<(String, String)>>,
+    /// Argo CD's namespace, where `argocd-cm` is (`None`: `argocd`).
+    pub(super) namespace: Option<String>,
     /// Whether the credentials may not read `argocd-cm` (`403`, whether or not it exists).
     pub(super) settings_forbidden: bool,
 }
@@ -50,7 +53,13 @@ impl FakeKubernetes {
         lock(&self.state).argo.settings = data;
     }
 
-    /// The credentials may not read ConfigMaps in namespace `argocd` (`403`).
+    /// Argo CD is installed in namespace `ns` (as OpenShift GitOps is in `openshift-gitops`):
+    /// its `argocd-cm` is there, not in `argocd`.
+    pub fn argo_cd_namespace(&self, ns: &str) {
+        lock(&self.state).argo.namespace = Some(ns.to_owned());
+    }
+
+    /// The credentials may not read ConfigMaps in Argo CD's namespace (`403`).
     pub fn argo_cd_settings_forbidden(&self, on: bool) {
         lock(&self.state).argo.settings_forbidden = on;
     }
@@ -79,8 +88,9 @@ pub(super) fn config_map(argo: &ArgoCd, req: &RecordedRequest, rest: &str) -> Re
     if req.method != "GET" {
         return status(405, "MethodNotAllowed", "forge-rollback only reads ConfigMaps");
     }
+    let home = argo.namespace.as_deref().unwrap_or(NAMESPACE);
     // RBAC comes first: a `403` whether or not the object exists.
-    if argo.settings_forbidden && ns == NAMESPACE {
+    if argo.settings_forbidden && ns == home {
         return status(
             403,
             "Forbidden",
@@ -90,12 +100,12 @@ pub(super) fn config_map(argo: &ArgoCd, req: &RecordedRequest, rest: &str) -> Re
         );
     }
     let data = match &argo.settings {
-        Some(data) if ns == NAMESPACE && name == SETTINGS => data,
+        Some(data) if ns == home && name == SETTINGS => data,
         _ => return status(404, "NotFound", &format!("configmaps \"{name}\" not found")),
     };
     let mut cm = json!({
         "kind": "ConfigMap", "apiVersion": "v1",
-        "metadata": {"name": SETTINGS, "namespace": NAMESPACE, "uid": "uid-argocd-cm", "resourceVersion": "4100",
+        "metadata": {"name": SETTINGS, "namespace": home, "uid": "uid-argocd-cm", "resourceVersion": "4100",
                      "labels": {"app.kubernetes.io/name": SETTINGS, "app.kubernetes.io/part-of": "argocd"}},
     });
     // The API server leaves out an empty `data`, as the install's ConfigMap has.
