@@ -29,7 +29,7 @@ use super::rollout::{INSTANCE_LABEL, Workload, argo_cd_suspend};
 const APPLICATIONS: &str = "/apis/argoproj.io/v1alpha1";
 /// The namespace Argo CD's install manifests use, where its settings and its Applications
 /// live (unless they are in "any namespace", whose label value then names the namespace);
-/// another one is named by `[deploy] argocd_namespace` (OpenShift GitOps: `openshift-gitops`).
+/// another one is named by `[deploy] argocd_namespace` (`openshift-gitops` for Red Hat's GitOps operator).
 pub(super) const DEFAULT_NAMESPACE: &str = "argocd";
 /// Argo CD's settings: the config map in its namespace.
 const SETTINGS: &str = "argocd-cm";

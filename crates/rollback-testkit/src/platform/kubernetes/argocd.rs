@@ -53,7 +53,7 @@ impl FakeKubernetes {
         lock(&self.state).argo.settings = data;
     }
 
-    /// Argo CD is installed in namespace `ns` (as OpenShift GitOps is in `openshift-gitops`):
+    /// Argo CD is installed in namespace `ns` (as Red Hat's GitOps operator puts it in `openshift-gitops`):
     /// its `argocd-cm` is there, not in `argocd`.
     pub fn argo_cd_namespace(&self, ns: &str) {
         lock(&self.state).argo.namespace = Some(ns.to_owned());
