@@ -49,6 +49,12 @@ pub struct DatabaseConfig {
     /// Longest a migration run, a dump or a restore may take, in seconds.
     #[serde(default = "default_timeout")]
     pub timeout_secs: u64,
+    /// Native SQL on SQLite: run migrations with foreign keys enforced (`PRAGMA foreign_keys =
+    /// ON`). Off by default, as SQLite, its `sqlite3` shell, Python's `sqlite3` and Alembic run
+    /// them: a table rebuilt by a migration then neither cascades into nor refuses on the
+    /// tables that reference it.
+    #[serde(default)]
+    pub sqlite_foreign_keys: bool,
     /// `pg_dump` program.
     #[serde(default = "default_pg_dump")]
     pub pg_dump: String,
@@ -110,6 +116,12 @@ impl DatabaseConfig {
         }
         match self.kind {
             MigratorKind::Alembic => {
+                if self.sqlite_foreign_keys {
+                    return err(
+                        "sqlite_foreign_keys",
+                        "only the native migrator (`kind = \"sql\"`) opens the connection its migrations run on; Alembic's runs through the project's env.py: turn foreign keys on there (a SQLAlchemy `connect` event running `PRAGMA foreign_keys = ON`)".into(),
+                    );
+                }
                 if self.python.trim().is_empty() {
                     return err("python", "must name a Python interpreter".into());
                 }
@@ -220,6 +232,13 @@ mod tests {
         let mut c = base("alembic");
         c.python = " ".into();
         assert_eq!(key(&c), "database.python");
+        let mut c = base("alembic");
+        c.sqlite_foreign_keys = true;
+        assert_eq!(key(&c), "database.sqlite_foreign_keys");
+        let mut c = base("sql");
+        c.sqlite_foreign_keys = true;
+        assert_eq!(c.validate(), Ok(()));
+        assert!(!base("sql").sqlite_foreign_keys, "off by default, as SQLite's own tools run migrations");
         // Alembic does not use the tracking table: any name passes there.
         let mut c = base("alembic");
         c.table = "weird name".into();

@@ -32,6 +32,7 @@ pub mod rows;
 pub mod scratch;
 pub mod sql;
 mod sqlite;
+mod sqlite_migration;
 mod tls;
 pub mod url;
 
@@ -312,6 +313,13 @@ pub trait DbMigrator: Send + Sync {
     /// elsewhere.
     fn on_database(&self, _db: UrlDatabase, _workdir: Option<&Path>) -> Option<Arc<dyn DbMigrator>> {
         None
+    }
+
+    /// What the migrations run since the last call left for the operator to know, taken (the
+    /// native migrator on SQLite: the references a migration left broken, as it runs them
+    /// with foreign keys off). Nothing by default.
+    fn take_warnings(&self) -> Vec<String> {
+        Vec::new()
     }
 
     /// The migrator's own tables (the version table): never counted as data.

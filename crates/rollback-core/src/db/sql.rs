@@ -8,6 +8,9 @@
 //! - Each migration runs with its tracking-table row in one transaction (`BEGIN IMMEDIATE` on
 //!   SQLite): a failing migration leaves the database at the migration before it, exactly.
 //!   Files must not contain their own `BEGIN`/`COMMIT`.
+//! - On SQLite foreign keys are off while a migration runs, as SQLite's own tools run it
+//!   (`database.sqlite_foreign_keys` turns them on); the references it leaves broken are said in
+//!   a warning ([`DbMigrator::take_warnings`]; see `sqlite_migration`).
 //! - On PostgreSQL a session advisory lock (keyed on the table name) is held for a whole
 //!   upgrade or downgrade, so two runs cannot interleave.
 //! - A migration whose `.down.sql` is missing or empty is irreversible: a downgrade through it
@@ -23,7 +26,7 @@ use super::config::{DatabaseConfig, is_identifier};
 use super::graph::{Migration, MigrationGraph, Reversibility};
 use super::migration_files::{File, Source};
 use super::url::DbUrl;
-use super::{DbMigrator, Error, Result, Revision, StopCheck, UrlDatabase, postgres, sqlite};
+use super::{DbMigrator, Error, Result, Revision, StopCheck, UrlDatabase, postgres, sqlite, sqlite_migration};
 use crate::vcs::{CommitId, VcsBackend};
 
 /// One migration's files.
@@ -216,6 +219,11 @@ pub struct SqlMigrator {
     table: String,
     /// Works on a throwaway copy (the forecast): crash-test failpoints are not for it.
     scratch: bool,
+    /// SQLite: migrations run with foreign keys enforced (`database.sqlite_foreign_keys`).
+    foreign_keys: bool,
+    /// What the migrations run left for the operator to know, until taken
+    /// ([`DbMigrator::take_warnings`]); each copy of the database has its own.
+    warnings: Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl SqlMigrator {
@@ -231,6 +239,8 @@ impl SqlMigrator {
             dir: config.migrations_dir.clone(),
             table: config.table.clone(),
             scratch: false,
+            foreign_keys: config.sqlite_foreign_keys,
+            warnings: Arc::default(),
         })
     }
 
@@ -334,9 +344,13 @@ impl SqlMigrator {
         let scratch = self.scratch;
         match self.db.url() {
             DbUrl::Sqlite { .. } => {
+                let (enforced, warnings) = (self.foreign_keys, self.warnings.clone());
                 let result = self
                     .db
                     .with_sqlite(sqlite::Mode::Create, move |c, database| {
+                        // Outside any transaction: the setting cannot change inside one.
+                        sqlite_migration::enforce_foreign_keys(&c.conn, enforced)
+                            .map_err(sqlite::query_err(database))?;
                         c.conn.execute_batch(&create).map_err(sqlite::query_err(database))?;
                         for (m, up) in steps {
                             if let Some(why) = stop.as_ref().and_then(|stop| stop()) {
@@ -353,7 +367,9 @@ impl SqlMigrator {
                                 }
                                 Err(e) => return Err(e),
                             }
-                            let run = |tx: &rusqlite::Connection| -> std::result::Result<(), String> {
+                            let run = |tx: &rusqlite::Connection| -> std::result::Result<Option<String>, String> {
+                                // Not enforced, the references it breaks are counted, not refused.
+                                let before = (!enforced).then(|| sqlite_migration::broken_references(tx));
                                 if up {
                                     let sql = m.up_sql().map_err(|e| e.to_string())?;
                                     tx.execute_batch(sql).map_err(|e| format!("{}: {e}", m.up_path))?;
@@ -368,11 +384,24 @@ impl SqlMigrator {
                                     tx.execute(&format!("DELETE FROM {table} WHERE version = ?1"), [i64::try_from(m.number).unwrap_or(i64::MAX)])
                                         .map_err(|e| format!("forgetting it in `{table}`: {e}"))?;
                                 }
-                                tx.execute_batch("COMMIT").map_err(|e| format!("COMMIT: {e}"))
+                                let left = before.and_then(|before| {
+                                    let (what, path) = if up { ("upgrade", &m.up_path) } else { ("downgrade", &m.down_path) };
+                                    let what = format!("migration {}'s {what} (`{path}`)", m.revision);
+                                    sqlite_migration::warning(&what, &before, &sqlite_migration::broken_references(tx))
+                                });
+                                tx.execute_batch("COMMIT").map_err(|e| format!("COMMIT: {e}"))?;
+                                Ok(left)
                             };
-                            if let Err(detail) = run(&c.conn) {
-                                let _ = c.conn.execute_batch("ROLLBACK");
-                                return Err(Error::Migration { database: database.to_owned(), revision: m.revision.clone(), detail });
+                            match run(&c.conn) {
+                                Ok(left) => {
+                                    if let (Some(w), Ok(mut all)) = (left, warnings.lock()) {
+                                        all.push(w);
+                                    }
+                                }
+                                Err(detail) => {
+                                    let _ = c.conn.execute_batch("ROLLBACK");
+                                    return Err(Error::Migration { database: database.to_owned(), revision: m.revision.clone(), detail });
+                                }
                             }
                             // Crash tests: a kill between two committed downgrades; cancel
                             // tests: a pause between two committed upgrades.
@@ -524,11 +553,15 @@ impl DbMigrator for SqlMigrator {
 
     fn on_database(&self, db: UrlDatabase, workdir: Option<&Path>) -> Option<std::sync::Arc<dyn DbMigrator>> {
         let workdir = workdir.map_or_else(|| self.workdir.clone(), Path::to_path_buf);
-        Some(std::sync::Arc::new(Self { db, workdir, scratch: true, ..self.clone() }))
+        Some(std::sync::Arc::new(Self { db, workdir, scratch: true, warnings: Arc::default(), ..self.clone() }))
     }
 
     fn bookkeeping_tables(&self) -> Vec<String> {
         vec![self.table.clone()]
+    }
+
+    fn take_warnings(&self) -> Vec<String> {
+        self.warnings.lock().map(|mut w| std::mem::take(&mut *w)).unwrap_or_default()
     }
 
     async fn current(&self) -> Result<Vec<Revision>> {

@@ -122,6 +122,11 @@ pub(crate) fn open(
     };
     within_lock_wait(timeout, database, notices, probe)?;
     conn.busy_timeout(timeout).map_err(|e| unreachable(e.to_string()))?;
+    // Foreign keys off, SQLite's documented default, whatever this build's is (the bundled
+    // SQLite enforces them unless told otherwise): as the app's own tools open the database.
+    // Whoever needs them says so on its connection: the native migrator as
+    // `database.sqlite_foreign_keys` says, the put-back, which checks them itself.
+    conn.execute_batch("PRAGMA foreign_keys = OFF").map_err(|e| unreachable(e.to_string()))?;
     let done = std::sync::Arc::new((std::sync::Mutex::new(false), std::sync::Condvar::new()));
     let handle = conn.get_interrupt_handle();
     let d = done.clone();

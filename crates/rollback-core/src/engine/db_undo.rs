@@ -351,7 +351,11 @@ impl Rollback {
                 ),
             );
         }
-        crate::rt::block_on(db.upgrade(to))?;
+        let upgraded = crate::rt::block_on(db.upgrade(to));
+        for w in db.take_warnings() {
+            ctx.log(LogLevel::Warn, w);
+        }
+        upgraded?;
         let now = crate::rt::block_on(db.current())?;
         ctx.log(LogLevel::Success, format!("Database at {}", show_revisions(&now)));
         let db_after = self.fingerprint_after(ctx, "upgrade");

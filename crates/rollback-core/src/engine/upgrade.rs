@@ -14,7 +14,8 @@ pub struct DatabaseUpgrade {
     /// The revisions the database is at afterwards.
     pub revisions: Vec<Revision>,
     /// What was asked for but not done, for the operator: a revision the database is already
-    /// past (an upgrade never goes down).
+    /// past (an upgrade never goes down); and what a migration left to know (SQLite:
+    /// references it left broken).
     pub notes: Vec<String>,
 }
 
@@ -67,7 +68,7 @@ impl Rollback {
         self.refuse_unfinished()?;
         let before = crate::rt::block_on(db.current())?;
         let below = graph.ancestors_or_self(&before);
-        let notes = to
+        let mut notes: Vec<String> = to
             .iter()
             .filter(|r| below.contains(*r) && !before.contains(*r))
             .map(|r| {
@@ -77,7 +78,10 @@ impl Rollback {
                 )
             })
             .collect();
-        match crate::rt::block_on(db.upgrade_unless(to, stop)) {
+        let upgraded = crate::rt::block_on(db.upgrade_unless(to, stop));
+        // References a migration left broken, said; for migrations that were applied.
+        notes.extend(db.take_warnings());
+        match upgraded {
             Ok(()) => {}
             Err(crate::db::Error::Stopped { why, .. }) => {
                 let now = crate::rt::block_on(db.current())?;

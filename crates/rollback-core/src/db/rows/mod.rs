@@ -25,6 +25,8 @@ mod keep;
 mod pg_order;
 mod put_back;
 mod removed;
+mod sqlite_sequence;
+mod sqlite_virtual;
 mod triggers;
 
 pub use compare::obstacles;
@@ -186,18 +188,30 @@ pub async fn census(db: &UrlDatabase) -> Result<Census> {
 }
 
 fn sqlite_census(conn: &rusqlite::Connection) -> rusqlite::Result<Census> {
-    let names: Vec<String> = {
+    let names: Vec<(String, bool)> = {
+        // SQLite reserves the names that begin with `sqlite_`, in any letter case, for its
+        // own tables (`sqlite_sequence`, `sqlite_stat1`): only those are skipped. (`LIKE
+        // 'sqlite_%'` skipped `SQLiteCache` too: `_` matches any character there.) The
+        // shadow tables of a virtual table (`docs_content`, `docs_data` of a full-text
+        // `docs`) are its storage, not data of their own: the virtual table is counted.
         let mut stmt = conn.prepare(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name",
+            "SELECT name, type = 'virtual' FROM pragma_table_list
+              WHERE schema = 'main' AND type IN ('table', 'virtual') AND lower(substr(name, 1, 7)) <> 'sqlite_'
+              ORDER BY name",
         )?;
-        stmt.query_map([], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<rusqlite::Result<_>>()?
     };
     let mut census = Census::default();
-    for name in names {
+    for (name, is_virtual) in names {
         let mut cols: Vec<(String, i64)> = {
             let mut stmt = conn.prepare(&format!("PRAGMA table_info({})", q(&name)))?;
             stmt.query_map([], |r| Ok((r.get(1)?, r.get(5)?)))?.collect::<rusqlite::Result<_>>()?
         };
+        // A virtual table has no primary key; its rows are told apart, and put back, by their
+        // rowid (a full-text table's rowid is what the app's rows point at).
+        if is_virtual && !cols.iter().any(|(c, _)| c.eq_ignore_ascii_case("rowid")) {
+            cols.insert(0, ("rowid".to_owned(), 1));
+        }
         let mut sql = "SELECT count(*)".to_owned();
         for (c, _) in &cols {
             let _ = write!(sql, ", count({})", q(c));

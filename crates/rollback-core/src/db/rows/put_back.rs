@@ -211,6 +211,9 @@ impl SqlitePlan {
 
     /// `Ok(Err(why))`: a conflict, rolled back.
     fn run(self, conn: &rusqlite::Connection) -> rusqlite::Result<std::result::Result<PutBackStats, String>> {
+        if let Some(why) = super::sqlite_virtual::unsound(conn, &self.written)? {
+            return Ok(Err(why));
+        }
         conn.execute_batch("PRAGMA foreign_keys = ON")?;
         if let Some(done) = self.attempt(conn, true)? {
             return Ok(done);
@@ -324,6 +327,7 @@ impl SqlitePlan {
             let there: i64 = conn.query_row(&c.back, [], |r| r.get(0))?;
             left_behind(&mut stats, &c.loss, u64::try_from(there).unwrap_or(0));
         }
+        super::sqlite_sequence::advance(conn)?;
         Ok(Ok(stats))
     }
 }

@@ -125,6 +125,9 @@ impl Rollback {
             }
             None => crate::rt::block_on(db.downgrade(to)).map_err(Error::from),
         });
+        // What the migrations left to know (references left broken) stands only when they
+        // stand: a failure below rolls them back or restores the snapshot.
+        let left = db.take_warnings();
         if let Err(e) = result {
             let cause = crate::engine::support::chain(&e);
             // Nothing is wrong with a migration that waited for a lock the app held.
@@ -199,6 +202,9 @@ impl Rollback {
                     }
                 }),
             };
+        }
+        for w in left {
+            ctx.log(LogLevel::Warn, w);
         }
         let now = crate::rt::block_on(db.current())?;
         ctx.log(LogLevel::Success, format!("Database at {}", show_revisions(&now)));
