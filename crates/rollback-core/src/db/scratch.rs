@@ -156,9 +156,18 @@ impl UrlDatabase {
             })
         })
         .await?;
+        let settings = pg
+            .within("copying the database's settings", async {
+                copy_database_settings(&client, &name).await.map_err(|e| pg.query_err(&e))
+            })
+            .await;
         drop(client);
         let copy = ScratchCopy { db: self.with_url(url), place: Place::Pg { admin: self.url().clone(), name } };
-        match postgres::restore(&copy.db.pg(), self.pg_restore(), file, None).await {
+        let filled = match settings {
+            Ok(()) => postgres::restore(&copy.db.pg(), self.pg_restore(), file, None).await,
+            Err(e) => Err(e),
+        };
+        match filled {
             Ok(()) => Ok(copy),
             Err(e) => {
                 let _ = copy.discard().await;
@@ -166,6 +175,31 @@ impl UrlDatabase {
             }
         }
     }
+}
+
+/// Gives the scratch database `name` the settings of the database `client` is connected to
+/// (`ALTER DATABASE … SET`, such as a `search_path` naming the app's schema): a dump does not
+/// carry them, and without them the migrations find other tables on the copy than on the live
+/// database. Each value is taken over as the server reads it (`set_config` in this session,
+/// then `SET … FROM CURRENT`), so a list like `app, public` stays a list. A setting this role
+/// may not set (one a superuser set) is left out: it cannot be set on the copy either.
+async fn copy_database_settings(client: &tokio_postgres::Client, name: &str) -> Result<(), tokio_postgres::Error> {
+    let settings = client
+        .query(
+            "SELECT split_part(s, '=', 1), substr(s, strpos(s, '=') + 1)
+               FROM pg_db_role_setting r, unnest(r.setconfig) s
+              WHERE r.setrole = 0 AND r.setdatabase = (SELECT oid FROM pg_database WHERE datname = current_database())",
+            &[],
+        )
+        .await?;
+    for row in settings {
+        let (key, value): (String, String) = (row.get(0), row.get(1));
+        if client.execute("SELECT set_config($1, $2, false)", &[&key, &value]).await.is_ok() {
+            let ident = format!("\"{}\"", key.replace('"', "\"\""));
+            let _ = client.batch_execute(&format!("ALTER DATABASE {name} SET {ident} FROM CURRENT")).await;
+        }
+    }
+    Ok(())
 }
 
 /// [`ScratchCopy::method`] of a SQLite copy.

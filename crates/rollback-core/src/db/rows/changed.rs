@@ -98,7 +98,7 @@ async fn count_rows(live: &UrlDatabase, down: &UrlDatabase, p: &Pair<'_>, cols: 
                 .await
         }
     };
-    let (a, b) = (read(live, digest(&p.live)).await?, read(down, digest(&p.snap)).await?);
+    let (a, b) = (read(live, digest(&p.live_rows())).await?, read(down, digest(&p.snap_rows())).await?);
     if a == b {
         let rows = a.first().and_then(|r| r.first()).and_then(|n| n.parse().ok()).unwrap_or(0);
         return Ok((rows, vec![0; cols.len()]));
@@ -115,7 +115,7 @@ async fn count_rows(live: &UrlDatabase, down: &UrlDatabase, p: &Pair<'_>, cols: 
             p.cmp("d", c)
         );
     }
-    let _ = write!(sql, " FROM {} l JOIN {} d ON {}", p.live, pg_rows_in(p, &with_key), p.join("l", "d"));
+    let _ = write!(sql, " FROM {} l JOIN {} d ON {}", p.live_rows(), pg_rows_in(p, &with_key), p.join("l", "d"));
     let pg = live.pg();
     let client = pg.connect().await?;
     pg.within("comparing values", async {
@@ -158,7 +158,7 @@ pub(super) async fn mark_changed(
             let with_key: Vec<String> = p.pk.iter().cloned().chain(std::iter::once(col.to_owned())).collect();
             let rows = pg_read(downgraded, &pg_rows_out(&p, &with_key)).await?;
             let src = pg_rows_in(&p, &with_key);
-            let (a, b, j, t) = (p.cmp("s", col), p.cmp("d", col), p.join("d", "s"), &p.live);
+            let (a, b, j, t) = (p.cmp("s", col), p.cmp("d", col), p.join("d", "s"), &p.live_rows());
             let fill = |side: &str, m: &str| {
                 format!(
                     "INSERT INTO {m} SELECT {keys}, {side}.{c} FROM {t} s JOIN {src} d ON {j} WHERE {a} IS DISTINCT FROM {b}"
@@ -202,7 +202,7 @@ pub(super) fn pg_update(p: &Pair<'_>, col: &str) -> String {
     let with_key: Vec<String> = p.pk.iter().cloned().chain(std::iter::once(col.to_owned())).collect();
     format!(
         "UPDATE {l} m SET {c} = b.{c} FROM {src_b} b JOIN {src_d} d ON {bd} WHERE {mb} AND {now} IS NOT DISTINCT FROM {left}",
-        l = p.live,
+        l = p.live_rows(),
         c = q(col),
         src_b = pg_rows_in(p, &with_key),
         src_d = pg_rows_in(p, &with_key).replace("$1::text::json", "$2::text::json"),
@@ -229,7 +229,7 @@ pub(super) fn pg_back(p: &Pair<'_>, col: &str) -> String {
     let with_key: Vec<String> = p.pk.iter().cloned().chain(std::iter::once(col.to_owned())).collect();
     format!(
         "SELECT count(*) FROM {src_b} b JOIN {l} m ON {mb} WHERE {now} IS NOT DISTINCT FROM {was}",
-        l = p.live,
+        l = p.live_rows(),
         src_b = pg_rows_in(p, &with_key),
         mb = p.join("m", "b"),
         now = p.cmp("m", col),

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use super::{Census, census, q};
 use crate::db::url::DbUrl;
-use crate::db::{Result, UrlDatabase, postgres, sqlite};
+use crate::db::{Error, Result, UrlDatabase, postgres, sqlite};
 use crate::model::{DataLoss, LossKind};
 
 /// The SQL pieces for one table both sides have.
@@ -22,6 +22,13 @@ pub(super) struct Pair<'a> {
     pub(super) identity: Vec<String>,
     /// Of `cols`, the live table's `json`/`jsonb` ones, with their type as SQL.
     pub(super) json: Vec<(String, String)>,
+    /// Of `cols`, the live table's columns compared by their text form: their type has no
+    /// equality (`xml`, `point`) or one that is not sameness (`box` compares areas).
+    pub(super) by_text: Vec<String>,
+    /// The live and the snapshot's tables are plain tables with inheritance children
+    /// (PostgreSQL): read `ONLY` them, a child's rows are the child's.
+    pub(super) live_only: bool,
+    pub(super) snap_only: bool,
 }
 
 impl Pair<'_> {
@@ -44,9 +51,18 @@ impl Pair<'_> {
     pub(super) fn col_list(&self, alias: &str) -> String {
         self.cols.iter().map(|c| format!("{alias}.{}", q(c))).collect::<Vec<_>>().join(", ")
     }
-    /// `alias.col` as compared: a `json` value by its text (`json` has no `=`).
+    /// The live table as read (PostgreSQL): `ONLY` it when it has inheritance children.
+    pub(super) fn live_rows(&self) -> String {
+        only(self.live_only, &self.live)
+    }
+    /// The snapshot's table as read (PostgreSQL), like [`Pair::live_rows`].
+    pub(super) fn snap_rows(&self) -> String {
+        only(self.snap_only, &self.snap)
+    }
+    /// `alias.col` as compared: a `json` value by its text (`json` has no `=`), and so is a
+    /// value of a type without a sameness `=` (see [`Pair::by_text`]).
     pub(super) fn cmp(&self, alias: &str, col: &str) -> String {
-        if self.json.iter().any(|(j, _)| j == col) {
+        if self.json.iter().any(|(j, _)| j == col) || self.by_text.iter().any(|t| t == col) {
             format!("{alias}.{}::text", q(col))
         } else {
             format!("{alias}.{}", q(col))
@@ -61,6 +77,11 @@ impl Pair<'_> {
     }
 }
 
+/// `table`, or `ONLY table` (PostgreSQL) when `only`.
+pub(super) fn only(only: bool, table: &str) -> String {
+    if only { format!("ONLY {table}") } else { table.to_owned() }
+}
+
 pub(super) fn pair<'a>(name: &'a str, live: &Census, snap: &Census) -> Option<Pair<'a>> {
     let (l, s) = (live.tables.get(name)?, snap.tables.get(name)?);
     let cols: Vec<String> =
@@ -72,6 +93,9 @@ pub(super) fn pair<'a>(name: &'a str, live: &Census, snap: &Census) -> Option<Pa
         pk: s.primary_key.clone(),
         identity: cols.iter().filter(|c| l.identity.contains(*c)).cloned().collect(),
         json: l.json.iter().filter(|(c, _)| cols.contains(c)).map(|(c, t)| (c.clone(), t.clone())).collect(),
+        by_text: l.by_text.iter().filter(|c| cols.contains(c)).cloned().collect(),
+        live_only: l.only,
+        snap_only: s.only,
         cols,
     })
 }
@@ -103,7 +127,7 @@ pub(super) fn pg_rows_out(p: &Pair<'_>, cols: &[String]) -> String {
         "SELECT coalesce(json_agg(json_build_array({}, {})), '[]')::text FROM {} s",
         object(false),
         object(true),
-        p.snap
+        p.snap_rows()
     )
 }
 
@@ -144,6 +168,33 @@ pub(super) async fn pg_read(db: &UrlDatabase, sql: &str) -> Result<String> {
         postgres::scalar(&client, sql).await.map_err(|e| pg.query_err(&e)).map(Option::unwrap_or_default)
     })
     .await
+}
+
+/// [`pg_read`] of the rows [`pg_rows_out`] writes of `p`'s table (`cols`) from the snapshot copy
+/// `snap`. They travel as one value, which PostgreSQL caps at 1 GB in text form: a table over
+/// that is refused naming it and its size (and the way out), not with a bare "out of memory".
+pub(super) async fn pg_read_rows(snap: &UrlDatabase, p: &Pair<'_>, cols: &[String]) -> Result<String> {
+    match pg_read(snap, &pg_rows_out(p, cols)).await {
+        Err(Error::Query { database, detail }) if over_one_value(&detail) => {
+            let size = format!("SELECT pg_size_pretty(pg_total_relation_size({}::regclass))", lit(&p.snap));
+            let size = pg_scalar(snap, &size).await.unwrap_or_else(|_| "?".to_owned());
+            Err(Error::Query {
+                database,
+                detail: format!(
+                    "the rows of `{}` ({size} on disk) are too large to put back in one piece: in text form they are over PostgreSQL's 1 GB limit for one value ({detail}); moving them in batches is not supported yet, so they can only come back with `undo --restore-snapshot`",
+                    p.name
+                ),
+            })
+        }
+        other => other,
+    }
+}
+
+/// Whether a server error says a value outgrew PostgreSQL's 1 GB limit.
+fn over_one_value(detail: &str) -> bool {
+    ["out of memory", "Cannot enlarge string buffer", "invalid memory alloc request size"]
+        .iter()
+        .any(|m| detail.contains(m))
 }
 
 /// Why putting `losses` back from the snapshot copy `snap` into `live` (not upgraded yet: the
@@ -260,13 +311,13 @@ async fn deleted_since(live: &UrlDatabase, snap: &UrlDatabase, p: &Pair<'_>, col
             let out = format!(
                 "SELECT coalesce(json_agg(json_build_object({})), '[]')::text FROM {} s WHERE {where_}",
                 keys.join(", "),
-                p.snap
+                p.snap_rows()
             );
             let json = pg_scalar(snap, &out).await?;
             let count = format!(
                 "SELECT count(*) FROM json_populate_recordset(NULL::{}, $1::text::json) s WHERE NOT EXISTS (SELECT 1 FROM {} m WHERE {})",
                 p.live,
-                p.live,
+                p.live_rows(),
                 p.join("m", "s")
             );
             pg_count_with(live, &count, &json).await
@@ -320,4 +371,21 @@ pub(super) async fn pg_count_with(db: &UrlDatabase, sql: &str, json: &str) -> Re
         client.query_one(sql, &[&json]).await.map(|r| r.get::<_, i64>(0)).map_err(|e| pg.query_err(&e))
     })
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The server's errors for a value over 1 GB are told from others.
+    #[test]
+    fn over_one_value_tells_the_size_limit_errors() {
+        for e in [
+            "ERROR: out of memory (Cannot enlarge string buffer containing 600000037 bytes by 600000034 more bytes.)",
+            "ERROR: invalid memory alloc request size 1073741824",
+        ] {
+            assert!(over_one_value(e), "{e}");
+        }
+        assert!(!over_one_value("ERROR: operator does not exist: xml = xml"));
+    }
 }

@@ -100,7 +100,7 @@ pub async fn keep_written(
     let mut kept = Kept::default();
     let mut plans = Vec::new();
     for (name, b) in &old.tables {
-        if skip.iter().any(|s| s == name) || b.rows == 0 {
+        if super::skipped(name, skip, &old) || b.rows == 0 {
             continue;
         }
         let Some(r) = live.tables.get(name) else {
@@ -253,7 +253,7 @@ async fn pg_keep(restored: &UrlDatabase, before: &UrlDatabase, plans: &[Plan<'_>
             pg_keep_table(&client, &plans[i], &rows[i])
         })
         .await
-        .map_err(|e| err(&e))?
+        .map_err(|(_, e)| err(&e))?
         .into_iter()
         .map(|(_, f)| f)
         .collect();
@@ -282,7 +282,7 @@ async fn pg_keep_table(
         Plan::Insert(p) => {
             let missing = count(format!(
                 "SELECT count(*) FROM {src} s JOIN {} m ON {} WHERE NOT ({same})",
-                p.live,
+                p.live_rows(),
                 p.join("m", "s")
             ))
             .await?;
@@ -290,11 +290,12 @@ async fn pg_keep_table(
             let inserted = client
                 .execute(
                     &format!(
-                        "INSERT INTO {l} ({}){overriding} SELECT {} FROM {src} s WHERE NOT EXISTS (SELECT 1 FROM {l} m WHERE {})",
+                        "INSERT INTO {l} ({}){overriding} SELECT {} FROM {src} s WHERE NOT EXISTS (SELECT 1 FROM {r} m WHERE {})",
                         p.bare_cols(),
                         p.col_list("s"),
                         p.join("m", "s"),
-                        l = p.live
+                        l = p.live,
+                        r = p.live_rows()
                     ),
                     &[&json],
                 )
@@ -309,7 +310,7 @@ async fn pg_keep_table(
         Plan::Count(p, why) => {
             let missing = count(format!(
                 "SELECT count(*) FROM {src} s WHERE NOT EXISTS (SELECT 1 FROM {} m WHERE {same})",
-                p.live
+                p.live_rows()
             ))
             .await?;
             Ok((p.name.to_owned(), 0, missing, why.clone()))

@@ -22,7 +22,9 @@ mod changed;
 mod compare;
 mod fk;
 mod keep;
+mod pg_cycles;
 mod pg_order;
+mod pg_sequences;
 mod put_back;
 mod removed;
 mod sqlite_sequence;
@@ -54,6 +56,12 @@ pub struct TableCensus {
     /// Columns of type `json` or `jsonb` (or a domain over them), with their type as SQL: their
     /// values travel as text, so that JSON `null` stays distinct from SQL `NULL`.
     pub(super) json: BTreeMap<String, String>,
+    /// Columns compared by their text form (PostgreSQL): their type has no default btree
+    /// equality (`xml`, `point`, `box`, whose `=` compares areas), so no `=` that tells sameness.
+    pub(super) by_text: BTreeSet<String>,
+    /// A plain table with inheritance children (PostgreSQL): counted, read and matched `ONLY`
+    /// itself (a partitioned table is read through its partitions, which hold its rows).
+    pub(super) only: bool,
 }
 
 /// Every table of a database, by name.
@@ -70,7 +78,7 @@ pub struct Census {
 pub fn dropped(before: &Census, after: &Census, skip: &[String]) -> Vec<DataLoss> {
     let mut out = Vec::new();
     for (name, t) in &before.tables {
-        if skip.iter().any(|s| s == name) {
+        if skipped(name, skip, before) {
             continue;
         }
         match after.tables.get(name) {
@@ -85,6 +93,19 @@ pub fn dropped(before: &Census, after: &Census, skip: &[String]) -> Vec<DataLoss
         }
     }
     out
+}
+
+/// Whether the table `name` of `census` is one of the migrator's own, `skip`. An unqualified
+/// entry (`alembic_version`) names the table the migrator finds through the search path: the
+/// one in PostgreSQL's `public`, or, when `public` has none (an app kept in a schema of its own
+/// and found through a database-level `search_path`), that name in another schema.
+fn skipped(name: &str, skip: &[String], census: &Census) -> bool {
+    skip.iter().any(|s| {
+        s == name
+            || (!s.contains('.')
+                && !census.tables.contains_key(s)
+                && name.rsplit_once('.').is_some_and(|(_, table)| table == s))
+    })
 }
 
 /// What a downgrade did to the tables that stay: the rows it deleted (one `Removed` loss per
@@ -108,7 +129,7 @@ pub async fn removed_and_changed(
     skip: &[String],
 ) -> Result<Vec<DataLoss>> {
     let (mut removed, mut values) = (Vec::new(), Vec::new());
-    for (name, t) in before.tables.iter().filter(|(name, _)| !skip.contains(name)) {
+    for (name, t) in before.tables.iter().filter(|(name, _)| !skipped(name, skip, before)) {
         let Some(now) = after.tables.get(name) else { continue };
         let gone = match changed::compare_table(live, down, name, before, after).await? {
             Some(diff) => {
@@ -234,25 +255,40 @@ fn sqlite_census(conn: &rusqlite::Connection) -> rusqlite::Result<Census> {
     Ok(census)
 }
 
+/// `payments` (schema `public`), `billing.payments`: one name per table. A part holding a dot
+/// or a double quote is quoted (`"billing.payments"`, a table of `public`), so no two tables
+/// share a name: the census is keyed by it, and a loss names its table by it.
 fn pg_name(schema: &str, table: &str) -> String {
-    if schema == "public" { table.to_owned() } else { format!("{schema}.{table}") }
+    let part = |s: &str| if s.contains(['.', '"']) { q(s) } else { s.to_owned() };
+    if schema == "public" { part(table) } else { format!("{}.{}", part(schema), part(table)) }
 }
 
 async fn pg_census(ctx: &postgres::Ctx<'_>, client: &Client) -> Result<Census> {
     let rows = |sql: String| async move { postgres::rows(client, &sql).await.map_err(|e| ctx.query_err(&e)) };
     let user = postgres::USER_SCHEMA.replace("nspname", "n.nspname");
     let mut census = Census::default();
+    // The third column: `t` for a plain table with inheritance children, read `ONLY` itself.
     let tables = rows(format!(
-        "SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        "SELECT n.nspname, c.relname, CASE WHEN c.relkind = 'r' AND c.relhassubclass THEN 't' ELSE '' END
+           FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
           WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition AND {user}"
     ))
     .await?;
     // The fourth column: the type as SQL of a `json`/`jsonb` column (or a domain over one).
+    // The fifth: `t` when its (base) type, or for an array its element type, is a base type
+    // without a default btree operator class: its `=` is missing (`xml`, `point`) or is no
+    // sameness (`box`, `circle`: areas), so values are compared by their text form.
     let columns = rows(format!(
         "SELECT n.nspname, c.relname, a.attname,
                 CASE WHEN coalesce(nullif(t.typbasetype, 0), t.oid) IN ('json'::regtype, 'jsonb'::regtype)
-                     THEN format_type(a.atttypid, a.atttypmod) ELSE '' END
+                     THEN format_type(a.atttypid, a.atttypmod) ELSE '' END,
+                CASE WHEN v.typtype = 'b' AND NOT EXISTS (
+                       SELECT 1 FROM pg_opclass o JOIN pg_am m ON m.oid = o.opcmethod
+                        WHERE m.amname = 'btree' AND o.opcdefault AND o.opcintype = v.oid)
+                     THEN 't' ELSE '' END
            FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
+           JOIN pg_type b ON b.oid = coalesce(nullif(t.typbasetype, 0), t.oid)
+           JOIN pg_type v ON v.oid = CASE WHEN b.typcategory = 'A' THEN b.typelem ELSE b.oid END
            JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
           WHERE a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r', 'p') AND {user}
           ORDER BY a.attnum"
@@ -279,11 +315,12 @@ async fn pg_census(ctx: &postgres::Ctx<'_>, client: &Client) -> Result<Census> {
         let of_table = |c: &&Vec<String>| c[0] == t[0] && c[1] == t[1];
         let cols: Vec<&String> = columns.iter().filter(of_table).map(|c| &c[2]).collect();
         let sql = format!("{}.{}", q(&t[0]), q(&t[1]));
+        let only = t[2] == "t";
         let mut select = "SELECT count(*)".to_owned();
         for c in &cols {
             let _ = write!(select, ", count({})", q(c));
         }
-        let _ = write!(select, " FROM {sql}");
+        let _ = write!(select, " FROM {}", compare::only(only, &sql));
         let counts = rows(select).await?.into_iter().next().unwrap_or_default();
         let n = |i: usize| counts.get(i).and_then(|v| v.parse().ok()).unwrap_or(0);
         census.tables.insert(
@@ -306,6 +343,8 @@ async fn pg_census(ctx: &postgres::Ctx<'_>, client: &Client) -> Result<Census> {
                     .filter(|c| !c[3].is_empty())
                     .map(|c| (c[2].clone(), c[3].clone()))
                     .collect(),
+                by_text: columns.iter().filter(of_table).filter(|c| c[4] == "t").map(|c| c[2].clone()).collect(),
+                only,
             },
         );
     }

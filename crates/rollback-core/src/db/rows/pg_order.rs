@@ -29,14 +29,15 @@ pub(super) async fn within_or_rolled_back<T>(
 
 /// Runs `write(i)` for every `i` in `0..n` inside the transaction open on `client`, each in
 /// the savepoint `savepoint`, retrying the ones that fail after the others. Returns every
-/// result with its index, in the order they succeeded; the last error when a round makes no
-/// progress (or a savepoint statement's own error).
+/// result with its index, in the order they succeeded. When a round makes no progress: the
+/// indexes still pending, and the error of the last of them (a savepoint statement's own
+/// error: with no index).
 pub(super) async fn in_dependency_order<T, F, Fut>(
     client: &Client,
     savepoint: &str,
     n: usize,
     mut write: F,
-) -> Result<Vec<(usize, T)>, tokio_postgres::Error>
+) -> Result<Vec<(usize, T)>, (Vec<usize>, tokio_postgres::Error)>
 where
     F: FnMut(usize) -> Fut,
     Fut: Future<Output = Result<T, tokio_postgres::Error>>,
@@ -46,15 +47,16 @@ where
     while !pending.is_empty() {
         let mut failed = Vec::new();
         let mut last = None;
+        let own = |e| (Vec::new(), e);
         for &i in &pending {
-            client.batch_execute(&format!("SAVEPOINT {savepoint}")).await?;
+            client.batch_execute(&format!("SAVEPOINT {savepoint}")).await.map_err(own)?;
             match write(i).await {
                 Ok(t) => {
-                    client.batch_execute(&format!("RELEASE SAVEPOINT {savepoint}")).await?;
+                    client.batch_execute(&format!("RELEASE SAVEPOINT {savepoint}")).await.map_err(own)?;
                     done.push((i, t));
                 }
                 Err(e) => {
-                    client.batch_execute(&format!("ROLLBACK TO SAVEPOINT {savepoint}")).await?;
+                    client.batch_execute(&format!("ROLLBACK TO SAVEPOINT {savepoint}")).await.map_err(own)?;
                     last = Some(e);
                     failed.push(i);
                 }
@@ -63,7 +65,7 @@ where
         if failed.len() == pending.len()
             && let Some(e) = last
         {
-            return Err(e);
+            return Err((failed, e));
         }
         pending = failed;
     }

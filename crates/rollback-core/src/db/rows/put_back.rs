@@ -4,12 +4,10 @@
 use serde::{Deserialize, Serialize};
 use tokio_postgres::Client;
 
-use super::compare::{
-    Pair, pair, pg_read, pg_rows_in, pg_rows_out, pg_text_settings, sqlite_attached, sqlite_conflicts,
-};
+use super::compare::{Pair, pair, pg_read_rows, pg_rows_in, pg_text_settings, sqlite_attached, sqlite_conflicts};
 use super::pg_order::{in_dependency_order, within_or_rolled_back};
 use super::triggers::{drop_triggers, triggers_off, triggers_on_and_commit};
-use super::{census, fk, q, removed};
+use super::{census, fk, pg_cycles, pg_sequences, q, removed};
 use crate::db::url::DbUrl;
 use crate::db::{Error, Result, UrlDatabase};
 use crate::model::{DataLoss, LossKind};
@@ -372,26 +370,37 @@ async fn pg_put_back(
     // Read everything from the snapshot copy first: the live transaction stays short.
     let mut table_rows = Vec::new();
     for p in tables {
-        table_rows.push(pg_read(snap, &pg_rows_out(p, &p.cols)).await?);
+        table_rows.push(pg_read_rows(snap, p, &p.cols).await?);
     }
     let mut column_rows = Vec::new();
     for (p, c) in columns {
-        column_rows.push(pg_read(snap, &pg_rows_out(p, &key_and(p, c))).await?);
+        column_rows.push(pg_read_rows(snap, p, &key_and(p, c)).await?);
     }
     let mut changed_rows = Vec::new();
     for c in changed {
         let read = |marker: &str| {
             let from = Pair { snap: marker.to_owned(), ..c.pair.clone() };
-            async move { pg_read(snap, &pg_rows_out(&from, &key_and(&from, &c.column))).await }
+            async move { pg_read_rows(snap, &from, &key_and(&from, &c.column)).await }
         };
         changed_rows.push((read(&c.before).await?, read(&c.down).await?));
     }
+    let sequences = pg_sequences::read(snap).await?;
     let pg = live.pg();
     let client = pg.connect().await?;
     let err = |e: &tokio_postgres::Error| pg.query_err(e);
+    // A failed write names what it was writing.
+    let at = |what: &str, e: &tokio_postgres::Error| match pg.query_err(e) {
+        Error::Query { database, detail } => {
+            Error::Query { database, detail: format!("putting back {what}: {detail}") }
+        }
+        other => other,
+    };
     let work = async {
         client.batch_execute("BEGIN").await.map_err(|e| err(&e))?;
         client.batch_execute(&pg_text_settings(true)).await.map_err(|e| err(&e))?;
+        // Foreign keys declared DEFERRABLE are checked at the commit: tables that reference
+        // each other through them go back in any order.
+        client.batch_execute("SET CONSTRAINTS ALL DEFERRED").await.map_err(|e| err(&e))?;
         // A put-back restores state, it is no new event: the user triggers of the tables it
         // writes are turned off for this transaction (foreign-key checks stay on).
         let mut written: Vec<&str> = tables
@@ -411,12 +420,43 @@ async fn pg_put_back(
         // Tables in dependency order: a table whose insert fails (a foreign key to a table not
         // back yet) is tried again after the others. A conflict stops the put-back (after the
         // round: the transaction is rolled back whole).
-        let written = in_dependency_order(&client, "forge_rollback_put_back", tables.len(), |i| {
-            pg_put_back_table(&client, &tables[i], &table_rows[i])
+        client.batch_execute("SAVEPOINT forge_rollback_tables").await.map_err(|e| err(&e))?;
+        let none: Vec<Vec<String>> = vec![Vec::new(); tables.len()];
+        let inserted = match in_dependency_order(&client, "forge_rollback_put_back", tables.len(), |i| {
+            pg_put_back_table(&client, &tables[i], &table_rows[i], &none[i])
         })
         .await
-        .map_err(|e| err(&e))?;
-        for (_, result) in written {
+        {
+            Ok(done) => done,
+            Err((stuck, e)) => {
+                let Some(refused) = stuck_tables(live, tables, &stuck, &e) else {
+                    return Err(match stuck.last() {
+                        Some(&i) => at(&format!("the rows of `{}`", tables[i].name), &e),
+                        None => err(&e),
+                    });
+                };
+                // A cycle of foreign keys checked at once: again, from the start, with the
+                // referencing columns of those keys NULL, then written back.
+                let nulled = pg_cycles::nulled(&client, tables, &stuck).await.map_err(|e| err(&e))?;
+                if nulled.iter().all(Vec::is_empty) {
+                    return Err(refused);
+                }
+                client.batch_execute("ROLLBACK TO SAVEPOINT forge_rollback_tables").await.map_err(|e| err(&e))?;
+                let done = in_dependency_order(&client, "forge_rollback_put_back", tables.len(), |i| {
+                    pg_put_back_table(&client, &tables[i], &table_rows[i], &nulled[i])
+                })
+                .await
+                .map_err(|_| refused)?;
+                for (i, cols) in nulled.iter().enumerate().filter(|(_, c)| !c.is_empty()) {
+                    client
+                        .execute(&pg_cycles::set_back(&tables[i], cols), &[&table_rows[i]])
+                        .await
+                        .map_err(|e| at(&format!("the rows of `{}`", tables[i].name), &e))?;
+                }
+                done
+            }
+        };
+        for (_, result) in inserted {
             let (inserted, present) = result.map_err(|why| conflict(live, &why))?;
             stats.rows_inserted += inserted;
             stats.rows_present += present;
@@ -427,14 +467,14 @@ async fn pg_put_back(
                 .query_one(
                     &format!(
                         "SELECT count(*) FROM {src} s WHERE s.{col} IS NOT NULL AND NOT EXISTS (SELECT 1 FROM {} m WHERE {})",
-                        p.live,
+                        p.live_rows(),
                         p.join("m", "s"),
                         col = q(c)
                     ),
                     &[json],
                 )
                 .await
-                .map_err(|e| err(&e))?
+                .map_err(|e| at(&format!("the values of `{}.{c}`", p.name), &e))?
                 .get(0);
             if gone != 0 {
                 return Err(conflict(
@@ -459,26 +499,34 @@ async fn pg_put_back(
                         p.join("m", "s"),
                         p.cmp("m", c),
                         p.cmp("s", c),
-                        l = p.live,
+                        l = p.live_rows(),
                         col = q(c)
                     ),
                     &[json],
                 )
                 .await
-                .map_err(|e| err(&e))?;
+                .map_err(|e| at(&format!("the values of `{}.{c}`", p.name), &e))?;
             if always {
                 client.batch_execute(&identity("ALWAYS")).await.map_err(|e| err(&e))?;
             }
-            advance_sequences(&client, p, Some(c)).await.map_err(|e| err(&e))?;
             stats.values_set += n;
         }
         for (c, (before, down)) in changed.iter().zip(&changed_rows) {
+            let what = format!("the values of `{}.{}` the downgrade changed", c.pair.name, c.column);
             let sql = super::changed::pg_update(&c.pair, &c.column);
-            stats.values_set += client.execute(&sql, &[before, down]).await.map_err(|e| err(&e))?;
+            stats.values_set += client.execute(&sql, &[before, down]).await.map_err(|e| at(&what, &e))?;
             let back = super::changed::pg_back(&c.pair, &c.column);
-            let there: i64 = client.query_one(&back, &[before]).await.map_err(|e| err(&e))?.get(0);
+            let there: i64 = client.query_one(&back, &[before]).await.map_err(|e| at(&what, &e))?.get(0);
             left_behind(&mut stats, &c.loss, u64::try_from(there).unwrap_or(0));
         }
+        // Sequences where the snapshot had them, and past every value put back.
+        let put: Vec<(&str, Option<&str>)> = tables
+            .iter()
+            .map(|p| (p.live.as_str(), None))
+            .chain(columns.iter().map(|(p, c)| (p.live.as_str(), Some(c.as_str()))))
+            .chain(changed.iter().map(|c| (c.pair.live.as_str(), Some(c.column.as_str()))))
+            .collect();
+        pg_sequences::put_back(&client, &sequences, &put).await.map_err(|e| at("the sequences", &e))?;
         triggers_on_and_commit(&client, &triggers).await.map_err(|e| err(&e))?;
         Ok(stats)
     };
@@ -486,6 +534,25 @@ async fn pg_put_back(
         conflict(live, &format!("not done within {}s (database.timeout_secs)", pg.timeout.as_secs()))
     })
     .await
+}
+
+/// The refusal when the tables `stuck` (indexes into `tables`, two or more) could not be put
+/// back in any order because of a foreign key (`e`): they reference each other, through keys
+/// checked at once that `pg_cycles` cannot break (a cycle: neither can go first), or reference
+/// rows deleted since.
+fn stuck_tables(db: &UrlDatabase, tables: &[Pair<'_>], stuck: &[usize], e: &tokio_postgres::Error) -> Option<Error> {
+    if stuck.len() < 2 || e.code() != Some(&tokio_postgres::error::SqlState::FOREIGN_KEY_VIOLATION) {
+        return None;
+    }
+    let names: Vec<String> = stuck.iter().map(|&i| format!("`{}`", tables[i].name)).collect();
+    let detail = e.as_db_error().map_or_else(|| e.to_string(), |d| d.message().to_owned());
+    Some(conflict(
+        db,
+        &format!(
+            "the rows of {} cannot be put back in any order ({detail}): these tables reference each other through foreign keys checked at once whose columns are NOT NULL (a reference cycle: none can go first), or reference rows deleted since the run; declaring those foreign keys DEFERRABLE lets them go back together. Nothing was changed",
+            names.join(", ")
+        ),
+    ))
 }
 
 /// The primary key's columns and `col`.
@@ -551,10 +618,12 @@ pub(super) async fn advance_sequences(
 
 /// One table's rows back: `Ok(Err(why))` on a conflict; `Err` on a database error (a foreign
 /// key not satisfied yet: tried again later).
+/// The columns in `nulled` go in as NULL (see `pg_cycles`; a table with a primary key only).
 async fn pg_put_back_table(
     client: &Client,
     p: &Pair<'_>,
     json: &str,
+    nulled: &[String],
 ) -> std::result::Result<std::result::Result<(u64, u64), String>, tokio_postgres::Error> {
     let src = pg_rows_in(p, &p.cols);
     // Identity values are put back as they were.
@@ -565,7 +634,7 @@ async fn pg_put_back_table(
         // Matched as a multiset: the table must hold no row the snapshot does not (counting
         // identical copies); the snapshot's copies not there yet are put back. An empty table
         // takes them all without comparing (no equality needed, e.g. for `json` columns).
-        let now: i64 = client.query_one(&format!("SELECT count(*) FROM {}", p.live), &[]).await?.get(0);
+        let now: i64 = client.query_one(&format!("SELECT count(*) FROM {}", p.live_rows()), &[]).await?.get(0);
         let other: i64 = if now == 0 {
             0
         } else {
@@ -574,7 +643,7 @@ async fn pg_put_back_table(
                     &format!(
                         "SELECT count(*) FROM (SELECT {c} FROM {l} EXCEPT ALL SELECT {c} FROM {src} s) a",
                         c = p.bare_cols(),
-                        l = p.live
+                        l = p.live_rows()
                     ),
                     &[&json],
                 )
@@ -591,9 +660,10 @@ async fn pg_put_back_table(
             format!("INSERT INTO {} ({}){overriding} SELECT {} FROM {src} s", p.live, p.bare_cols(), p.col_list("s"))
         } else {
             format!(
-                "INSERT INTO {l} ({c}){overriding} SELECT {c} FROM (SELECT {c} FROM {src} s EXCEPT ALL SELECT {c} FROM {l}) b",
+                "INSERT INTO {l} ({c}){overriding} SELECT {c} FROM (SELECT {c} FROM {src} s EXCEPT ALL SELECT {c} FROM {r}) b",
                 c = p.bare_cols(),
-                l = p.live
+                l = p.live,
+                r = p.live_rows()
             )
         };
         client.execute(&insert, &[&json]).await?
@@ -602,7 +672,7 @@ async fn pg_put_back_table(
             .query_one(
                 &format!(
                     "SELECT count(*) FROM {src} s JOIN {} m ON {} WHERE ROW({}) IS DISTINCT FROM ROW({})",
-                    p.live,
+                    p.live_rows(),
                     p.join("m", "s"),
                     p.cmp_list("m"),
                     p.cmp_list("s")
@@ -623,16 +693,18 @@ async fn pg_put_back_table(
                     "INSERT INTO {} ({}){overriding} SELECT {} FROM {src} s WHERE NOT EXISTS (SELECT 1 FROM {} m WHERE {})",
                     p.live,
                     p.bare_cols(),
-                    p.col_list("s"),
-                    p.live,
+                    p.cols
+                        .iter()
+                        .map(|c| if nulled.contains(c) { "NULL".to_owned() } else { format!("s.{}", q(c)) })
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    p.live_rows(),
                     p.join("m", "s")
                 ),
                 &[&json],
             )
             .await?
     };
-    // Sequences behind the keys put back must not hand out those keys again.
-    advance_sequences(client, p, None).await?;
     Ok(Ok((inserted, total.saturating_sub(inserted))))
 }
 
@@ -658,6 +730,9 @@ mod tests {
             cols: vec!["kind".to_owned(), "n".to_owned()],
             identity: Vec::new(),
             json: Vec::new(),
+            by_text: Vec::new(),
+            live_only: false,
+            snap_only: false,
         };
         let rows = |a: &str, b: &str| -> Vec<(Option<String>, Option<i64>)> {
             let sql = format!("SELECT kind, n FROM ({}) ORDER BY kind, n", sqlite_except_all(&p, a, b));

@@ -57,6 +57,9 @@ fn key_pair<'a>(name: &'a str, of: &Census) -> Option<Pair<'a>> {
         cols: t.primary_key.clone(),
         identity: Vec::new(),
         json: Vec::new(),
+        by_text: Vec::new(),
+        live_only: t.only,
+        snap_only: t.only,
     })
 }
 
@@ -109,7 +112,7 @@ pub(super) async fn mark_removed(
             // The keys the downgraded copy still has, read there, compared here.
             let keys = pg_read(downgraded, &pg_rows_out(p, &p.pk)).await?;
             // (`CREATE TABLE … AS` takes no parameters: the table first, then the rows.)
-            let (m, t) = (marker(snap, *i), &p.live);
+            let (m, t) = (marker(snap, *i), p.live_rows());
             let create = format!("CREATE TABLE {m} AS SELECT * FROM {t} WITH NO DATA");
             let insert = format!(
                 "INSERT INTO {m} SELECT * FROM {t} s WHERE NOT EXISTS (SELECT 1 FROM {src} d WHERE {j})",
