@@ -58,6 +58,14 @@ pub(crate) fn setup(built: &[usize]) -> Setup {
 }
 
 impl Setup {
+    /// Appends `line` (a `key = value` of `[deploy]`, the config's last table) to the config.
+    pub(crate) fn add_to_deploy(&self, line: &str) {
+        let mut config = std::fs::read_to_string(&self.config).unwrap();
+        config.push_str(line);
+        config.push('\n');
+        std::fs::write(&self.config, config).unwrap();
+    }
+
     pub(crate) fn fr(&self, args: &[&str]) -> Out {
         self.fr_env(args, &[])
     }
@@ -664,9 +672,7 @@ fn credentials_that_cannot_be_used_exit_2_naming_the_contexts_namespace() {
     assert!(out.stderr.contains("an `exec` credential plugin"), "{}", out.stderr);
 
     std::fs::write(&s.kubeconfig, text).unwrap();
-    let mut config = std::fs::read_to_string(&s.config).unwrap();
-    config.push_str("context = \"nope\"\n");
-    std::fs::write(&s.config, config).unwrap();
+    s.add_to_deploy("context = \"nope\"");
     let out = s.fr(&["plan", "--fast", "--target", "v1"]);
     out.code(2);
     assert!(out.stderr.contains("has no context `nope`"), "{}", out.stderr);

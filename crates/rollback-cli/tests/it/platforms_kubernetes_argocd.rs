@@ -143,9 +143,7 @@ fn a_tracking_label_set_in_deploy_is_used_without_reading_argocd_cm() {
     let s = custom_labelled();
     // forge-rollback may not read Argo CD's settings; `[deploy]` names the label instead.
     s.f.argo_cd_settings_forbidden(true);
-    let mut config = std::fs::read_to_string(&s.config).unwrap();
-    config.push_str("argocd_instance_label = \"mycompany.com/appname\"\n");
-    std::fs::write(&s.config, config).unwrap();
+    s.add_to_deploy("argocd_instance_label = \"mycompany.com/appname\"");
     let risks = auto_sync_risks(&s);
     assert_eq!(risks.len(), 1, "{risks:?}");
     assert!(
@@ -165,9 +163,7 @@ fn argo_cd_installed_in_another_namespace_is_read_there_when_deploy_names_it() {
     s.f.argo_cd_applications(&[("openshift-gitops", "shop")], false);
     s.f.argo_cd_namespace("openshift-gitops");
     s.f.argo_cd_settings(Some(&[("application.instanceLabelKey", "mycompany.com/appname")]));
-    let mut config = std::fs::read_to_string(&s.config).unwrap();
-    config.push_str("argocd_namespace = \"openshift-gitops\"\n");
-    std::fs::write(&s.config, config).unwrap();
+    s.add_to_deploy("argocd_namespace = \"openshift-gitops\"");
     let risks = auto_sync_risks(&s);
     assert_eq!(risks.len(), 1, "{risks:?}");
     assert!(
@@ -184,9 +180,8 @@ fn argo_cd_installed_in_another_namespace_is_read_there_when_deploy_names_it() {
     );
 
     // A namespace that is no Kubernetes name is refused at load.
-    let mut config = std::fs::read_to_string(&s.config).unwrap();
-    config = config.replace("argocd_namespace = \"openshift-gitops\"", "argocd_namespace = \"Open Shift\"");
-    std::fs::write(&s.config, config).unwrap();
+    let s = setup(&[0, 1, 2]);
+    s.add_to_deploy("argocd_namespace = \"Open Shift\"");
     let out = s.fr(&["plan", "--fast", "--target", "v1"]);
     out.code(2);
     assert!(

@@ -14,7 +14,7 @@ use rollback_core::rt::block_on;
 use rollback_core::secret::Secret;
 use rollback_testkit::db::PgDatabase;
 
-fn database(url: &str, workdir: &Path) -> UrlDatabase {
+pub(crate) fn database(url: &str, workdir: &Path) -> UrlDatabase {
     UrlDatabase::new(DbUrl::parse(&Secret::new(url), workdir).unwrap(), 60, "pg_dump".into(), "pg_restore".into())
 }
 
@@ -27,22 +27,28 @@ fn column(name: &str, col: &str, rows: u64) -> DataLoss {
 }
 
 /// Two PostgreSQL databases: the snapshot copy and the live one.
-struct Pg {
-    snap: PgDatabase,
-    live: PgDatabase,
+pub(crate) struct Pg {
+    pub(crate) snap: PgDatabase,
+    pub(crate) live: PgDatabase,
 }
 
 impl Pg {
-    fn new(snap_sql: &str, live_sql: &str) -> Self {
+    pub(crate) fn new(snap_sql: &str, live_sql: &str) -> Self {
         let pg = Self { snap: PgDatabase::new(), live: PgDatabase::new() };
         pg.snap.psql(snap_sql);
         pg.live.psql(live_sql);
         pg
     }
 
-    fn put_back(&self, losses: &[DataLoss]) -> Result<PutBackStats, Error> {
+    pub(crate) fn put_back(&self, losses: &[DataLoss]) -> Result<PutBackStats, Error> {
         let dir = tempfile::tempdir().unwrap();
         block_on(put_back(&database(&self.live.url(), dir.path()), &database(&self.snap.url(), dir.path()), losses))
+    }
+
+    /// The snapshot copy's census.
+    pub(crate) fn snap_census(&self) -> rollback_core::db::rows::Census {
+        let dir = tempfile::tempdir().unwrap();
+        block_on(rollback_core::db::rows::census(&database(&self.snap.url(), dir.path()))).unwrap()
     }
 }
 

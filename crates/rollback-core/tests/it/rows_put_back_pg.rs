@@ -7,44 +7,12 @@
 //! database "after the upgrade" (the dropped tables and columns there again, empty, their
 //! sequences at their start), on the test PostgreSQL server.
 
-use std::path::Path;
-
 use rollback_core::DataLoss;
-use rollback_core::db::rows::{PutBackStats, census, put_back};
-use rollback_core::db::url::DbUrl;
-use rollback_core::db::{Error, UrlDatabase};
+use rollback_core::db::rows::census;
 use rollback_core::rt::block_on;
-use rollback_core::secret::Secret;
 use rollback_testkit::db::PgDatabase;
 
-fn database(url: &str, workdir: &Path) -> UrlDatabase {
-    UrlDatabase::new(DbUrl::parse(&Secret::new(url), workdir).unwrap(), 60, "pg_dump".into(), "pg_restore".into())
-}
-
-/// Two PostgreSQL databases: the snapshot copy and the live one.
-struct Pg {
-    snap: PgDatabase,
-    live: PgDatabase,
-}
-
-impl Pg {
-    fn new(snap_sql: &str, live_sql: &str) -> Self {
-        let pg = Self { snap: PgDatabase::new(), live: PgDatabase::new() };
-        pg.snap.psql(snap_sql);
-        pg.live.psql(live_sql);
-        pg
-    }
-
-    fn put_back(&self, losses: &[DataLoss]) -> Result<PutBackStats, Error> {
-        let dir = tempfile::tempdir().unwrap();
-        block_on(put_back(&database(&self.live.url(), dir.path()), &database(&self.snap.url(), dir.path()), losses))
-    }
-
-    fn snap_census(&self) -> rollback_core::db::rows::Census {
-        let dir = tempfile::tempdir().unwrap();
-        block_on(census(&database(&self.snap.url(), dir.path()))).unwrap()
-    }
-}
+use crate::rows_put_back::{Pg, database};
 
 /// After the put-back every sequence hands out an id it never handed out before: one not owned
 /// by its column (`CREATE SEQUENCE` + `DEFAULT nextval`) moves past the keys put back (before,
