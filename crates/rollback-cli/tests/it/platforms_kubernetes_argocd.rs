@@ -14,6 +14,15 @@ fn auto_sync_risks(s: &Setup) -> Vec<String> {
     risks.iter().filter(|r| codes(r)).map(|r| r["message"].as_str().unwrap_or("").to_owned()).collect()
 }
 
+/// The one auto-sync risk: Argo CD's application `shop` manages the workload, tracked by its
+/// label `label: shop`.
+fn assert_managed_as_shop(s: &Setup, label: &str) {
+    let risks = auto_sync_risks(s);
+    assert_eq!(risks.len(), 1, "{risks:?}");
+    let expected = format!("Argo CD manages api (application shop, tracked by its label `{label}: shop`)");
+    assert!(risks[0].starts_with(&expected), "{risks:?}");
+}
+
 /// A Deployment labelled `app.kubernetes.io/instance: <value>` and nothing else of Argo CD's.
 fn instance_labelled(value: &str) -> Setup {
     let s = setup(&[0, 1, 2]);
@@ -26,14 +35,7 @@ fn argo_cd_tracking_by_the_instance_label_is_named_when_its_application_exists()
     // Every Application listed at once.
     let s = instance_labelled("shop");
     s.f.argo_cd_applications(&[("argocd", "other"), ("argocd", "shop")], true);
-    let risks = auto_sync_risks(&s);
-    assert_eq!(risks.len(), 1, "{risks:?}");
-    assert!(
-        risks[0].starts_with(
-            "Argo CD manages api (application shop, tracked by its label `app.kubernetes.io/instance: shop`)"
-        ),
-        "{risks:?}"
-    );
+    assert_managed_as_shop(&s, "app.kubernetes.io/instance");
     assert_eq!(s.f.argo_cd_requests()[0], "/apis/argoproj.io/v1alpha1/applications?limit=100");
     let out = s.fr(&["run", "--fast", "--yes", "--target", "v1"]);
     out.ok();
@@ -124,13 +126,7 @@ fn a_custom_tracking_label_named_in_argocd_cm_is_read() {
         ("application.instanceLabelKey", "mycompany.com/appname"),
         ("application.resourceTrackingMethod", "label"),
     ]));
-    let risks = auto_sync_risks(&s);
-    assert_eq!(risks.len(), 1, "{risks:?}");
-    assert!(
-        risks[0]
-            .starts_with("Argo CD manages api (application shop, tracked by its label `mycompany.com/appname: shop`)"),
-        "{risks:?}"
-    );
+    assert_managed_as_shop(&s, "mycompany.com/appname");
     assert_eq!(s.f.config_map_requests()[0], "/api/v1/namespaces/argocd/configmaps/argocd-cm");
     let out = s.fr(&["run", "--fast", "--yes", "--target", "v1"]);
     out.ok();
@@ -144,13 +140,7 @@ fn a_tracking_label_set_in_deploy_is_used_without_reading_argocd_cm() {
     // forge-rollback may not read Argo CD's settings; `[deploy]` names the label instead.
     s.f.argo_cd_settings_forbidden(true);
     s.add_to_deploy("argocd_instance_label = \"mycompany.com/appname\"");
-    let risks = auto_sync_risks(&s);
-    assert_eq!(risks.len(), 1, "{risks:?}");
-    assert!(
-        risks[0]
-            .starts_with("Argo CD manages api (application shop, tracked by its label `mycompany.com/appname: shop`)"),
-        "{risks:?}"
-    );
+    assert_managed_as_shop(&s, "mycompany.com/appname");
     assert_eq!(s.f.config_map_requests(), Vec::<String>::new());
 }
 
@@ -164,13 +154,7 @@ fn argo_cd_installed_in_another_namespace_is_read_there_when_deploy_names_it() {
     s.f.argo_cd_namespace("openshift-gitops");
     s.f.argo_cd_settings(Some(&[("application.instanceLabelKey", "mycompany.com/appname")]));
     s.add_to_deploy("argocd_namespace = \"openshift-gitops\"");
-    let risks = auto_sync_risks(&s);
-    assert_eq!(risks.len(), 1, "{risks:?}");
-    assert!(
-        risks[0]
-            .starts_with("Argo CD manages api (application shop, tracked by its label `mycompany.com/appname: shop`)"),
-        "{risks:?}"
-    );
+    assert_managed_as_shop(&s, "mycompany.com/appname");
     assert_eq!(s.f.config_map_requests(), ["/api/v1/namespaces/openshift-gitops/configmaps/argocd-cm"]);
     let asked = s.f.argo_cd_requests();
     assert_eq!(
