@@ -8,7 +8,7 @@
 //! sequences at their start), on the test PostgreSQL server.
 
 use rollback_core::DataLoss;
-use rollback_core::db::rows::census;
+use rollback_core::db::rows::{census, keep_written};
 use rollback_core::rt::block_on;
 use rollback_testkit::db::PgDatabase;
 
@@ -239,4 +239,36 @@ fn pg_tables_referencing_each_other_go_back_or_are_named() {
             assert_eq!(pg.live.psql("SELECT count(*) FROM authors"), "0", "{what}: nothing changed");
         }
     }
+}
+
+/// Rows written while a downgrade ran, kept after the snapshot is restored over it
+/// (`rows::keep_written`): no id handed out meanwhile is handed out again. A sequence a
+/// `DEFAULT nextval(...)` names but the column does not own goes where it was before the
+/// restore (before, only owned sequences moved: this one stayed where the snapshot had it,
+/// and the app's next insert failed on the key of a row kept); an owned one too.
+#[test]
+fn pg_rows_kept_after_a_failed_downgrade_move_every_sequence_past_them() {
+    let schema = "CREATE SEQUENCE ticket_seq;
+                  CREATE TABLE tickets (id int PRIMARY KEY DEFAULT nextval('ticket_seq'), title text);
+                  CREATE TABLE orders (id serial PRIMARY KEY, note text);";
+    // `snap`: the database just before the restore, with the rows written meanwhile; `live`:
+    // the snapshot restored.
+    let pg = Pg::new(
+        &format!(
+            "{schema}
+             INSERT INTO tickets (title) VALUES ('a'), ('b'), ('c'), ('written meanwhile'), ('and another');
+             INSERT INTO orders (note) VALUES ('x'), ('written meanwhile');"
+        ),
+        &format!(
+            "{schema}
+             INSERT INTO tickets (title) VALUES ('a'), ('b'), ('c');
+             INSERT INTO orders (note) VALUES ('x');"
+        ),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let (restored, before) = (database(&pg.live.url(), dir.path()), database(&pg.snap.url(), dir.path()));
+    let kept = block_on(keep_written(&restored, &before, &[], &std::collections::BTreeSet::new(), "")).unwrap();
+    assert_eq!(kept.rows_inserted(), 3, "{kept:?}");
+    assert_eq!(pg.live.psql("INSERT INTO tickets (title) VALUES ('new') RETURNING id"), "6");
+    assert_eq!(pg.live.psql("INSERT INTO orders (note) VALUES ('new') RETURNING id"), "3");
 }

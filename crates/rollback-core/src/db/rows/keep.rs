@@ -15,7 +15,7 @@ use tokio_postgres::Client;
 
 use super::compare::{Pair, pair, pg_read, pg_rows_in, pg_rows_out, pg_text_settings, sqlite_attached};
 use super::pg_order::{in_dependency_order, within_or_rolled_back};
-use super::put_back::advance_sequences;
+use super::pg_sequences;
 use super::triggers::{drop_triggers, triggers_off, triggers_on_and_commit};
 use super::{census, q};
 use crate::db::url::DbUrl;
@@ -236,6 +236,8 @@ async fn pg_keep(restored: &UrlDatabase, before: &UrlDatabase, plans: &[Plan<'_>
         let (Plan::Insert(p) | Plan::Count(p, _)) = plan;
         rows.push(pg_read(before, &pg_rows_out(p, &p.cols)).await?);
     }
+    // Where the app's writes had moved the sequences before the restore (see the end).
+    let sequences = pg_sequences::read(before).await?;
     let pg = restored.pg();
     let client = pg.connect().await?;
     let err = |e: &tokio_postgres::Error| pg.query_err(e);
@@ -249,16 +251,26 @@ async fn pg_keep(restored: &UrlDatabase, before: &UrlDatabase, plans: &[Plan<'_>
             }
         }
         // Tables in dependency order (a foreign key to rows not back yet: tried again later).
-        let found: Vec<_> = in_dependency_order(&client, "forge_rollback_keep", plans.len(), |i| {
+        let done = in_dependency_order(&client, "forge_rollback_keep", plans.len(), |i| {
             pg_keep_table(&client, &plans[i], &rows[i])
         })
         .await
-        .map_err(|(_, e)| err(&e))?
-        .into_iter()
-        .map(|(_, f)| f)
-        .collect();
+        .map_err(|(_, e)| err(&e))?;
+        // No id handed out while the downgrade ran is handed out again: every sequence goes
+        // where it was before the restore, or past the keys put back (owned by the column or
+        // not), never back. (Before, only the sequences the tables own moved, to their largest
+        // key: one a `DEFAULT nextval(...)` named stayed where the snapshot had it, and the
+        // app's next insert failed on the key of a row kept.)
+        let kept: Vec<(&str, Option<&str>)> = done
+            .iter()
+            .filter_map(|(i, (_, inserted, _, _))| match &plans[*i] {
+                Plan::Insert(p) if *inserted > 0 => Some((p.live.as_str(), None)),
+                _ => None,
+            })
+            .collect();
+        pg_sequences::put_back(&client, &sequences, &kept).await.map_err(|e| err(&e))?;
         triggers_on_and_commit(&client, &triggers).await.map_err(|e| err(&e))?;
-        Ok(found)
+        Ok(done.into_iter().map(|(_, f)| f).collect())
     };
     within_or_rolled_back(&client, pg.timeout, work, || Error::Query {
         database: restored.describe(),
@@ -300,11 +312,6 @@ async fn pg_keep_table(
                     &[&json],
                 )
                 .await?;
-            // Keys put back must not be handed out again (and a table that took none keeps
-            // its sequences exactly as the snapshot had them).
-            if inserted > 0 {
-                advance_sequences(client, p, None).await?;
-            }
             Ok((p.name.to_owned(), inserted, missing, OTHER_CONTENT.to_owned()))
         }
         Plan::Count(p, why) => {

@@ -575,47 +575,6 @@ fn denied(db: &UrlDatabase, e: &tokio_postgres::Error) -> Option<Error> {
     ))
 }
 
-/// Moves the sequences behind the columns of `p`'s table (all of them, or `only` that one)
-/// past the values in them: keys put back are never handed out again. Serial and identity
-/// columns alike (`pg_get_serial_sequence` finds both).
-pub(super) async fn advance_sequences(
-    client: &Client,
-    p: &Pair<'_>,
-    only: Option<&str>,
-) -> std::result::Result<(), tokio_postgres::Error> {
-    let seqs = client
-        .query(
-            &format!(
-                "SELECT a.attname::text, pg_get_serial_sequence('{}', a.attname) FROM pg_attribute a WHERE a.attrelid = '{}'::regclass AND a.attnum > 0 AND NOT a.attisdropped",
-                p.live.replace('\'', "''"),
-                p.live.replace('\'', "''")
-            ),
-            &[],
-        )
-        .await?;
-    for row in seqs {
-        let (col, seq): (String, Option<String>) = (row.get(0), row.get(1));
-        if only.is_some_and(|o| o != col) {
-            continue;
-        }
-        if let Some(seq) = seq {
-            client
-                .execute(
-                    &format!(
-                        "SELECT setval('{}', GREATEST((SELECT coalesce(max({}), 0) FROM {}), (SELECT last_value FROM {}), 1))",
-                        seq.replace('\'', "''"),
-                        q(&col),
-                        p.live,
-                        seq
-                    ),
-                    &[],
-                )
-                .await?;
-        }
-    }
-    Ok(())
-}
-
 /// One table's rows back: `Ok(Err(why))` on a conflict; `Err` on a database error (a foreign
 /// key not satisfied yet: tried again later).
 /// The columns in `nulled` go in as NULL (see `pg_cycles`; a table with a primary key only).
