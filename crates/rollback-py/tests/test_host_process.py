@@ -44,6 +44,20 @@ def _paused_before_reset(tmp_path: Path) -> tuple[dict[str, str], Path]:
     return env, release
 
 
+def _signal_once_paused(release: Path, signum: int) -> None:
+    """Sends this process `signum` once the paused run has reached its failpoint (while the main
+    thread is inside Rust), then lets the run go on."""
+    reached = Path(f"{release}.reached")
+
+    def send() -> None:
+        while not reached.exists():
+            threading.Event().wait(0.02)
+        os.kill(os.getpid(), signum)
+        release.touch()
+
+    threading.Thread(target=send).start()
+
+
 # ----- cli_main gives the host its signal handlers back ----------------------------------------
 
 CLI_MAIN_THEN_RUN = """
@@ -163,16 +177,8 @@ def test_an_exception_from_a_signal_handler_stops_a_sync_run_and_is_raised(
         monkeypatch.setenv(k, v)
     rb = fr.Rollback.open(repo.path)
     before = repo.state()
-    reached = Path(f"{release}.reached")
-
-    def time_limit() -> None:
-        # The limit fires while the main thread is inside Rust (paused before `reset`).
-        while not reached.exists():
-            threading.Event().wait(0.02)
-        os.kill(os.getpid(), signal.SIGALRM)
-        release.touch()
-
-    threading.Thread(target=time_limit).start()
+    # The limit fires while the main thread is inside Rust (paused before `reset`).
+    _signal_once_paused(release, signal.SIGALRM)
     with pytest.raises(SoftTimeLimitExceeded) as info:
         rb.run("fast", target="v1", confirm=True, on_event=lambda event: None)
     result: fr.RunResult = getattr(info.value, "result")
@@ -197,16 +203,8 @@ def test_ctrl_c_once_the_lock_is_taken_but_before_the_first_step_journals_no_run
     monkeypatch.setenv("FORGE_ROLLBACK_FAILPOINT_RELEASE", str(release))
     rb = fr.Rollback.open(repo.path)
     before = repo.state()
-    reached = Path(f"{release}.reached")
-
-    def interrupt() -> None:
-        # While the main thread is inside Rust, holding the lock, before the run's first step.
-        while not reached.exists():
-            threading.Event().wait(0.02)
-        os.kill(os.getpid(), signal.SIGINT)
-        release.touch()
-
-    threading.Thread(target=interrupt).start()
+    # While the main thread is inside Rust, holding the lock, before the run's first step.
+    _signal_once_paused(release, signal.SIGINT)
     with pytest.raises(KeyboardInterrupt) as info:
         rb.run("fast", target="v1", confirm=True)
     assert getattr(info.value, "run_id", None) is None
