@@ -16,6 +16,7 @@ mod notify;
 mod notify_formats;
 mod owners;
 mod parsers;
+mod platform_common;
 mod platform_fly;
 mod platform_heroku;
 mod platform_kubernetes;

@@ -13,27 +13,13 @@ use rollback_core::production::Deployer;
 use rollback_core::prompt::AutoConfirm;
 use rollback_core::testing::production::{self, DeployerUnderTest};
 use rollback_core::vcs::CommitId;
-use rollback_core::{ErrorKind, Rollback, RunOptions, RunStatus, rt};
+use rollback_core::{ErrorKind, Rollback, RunStatus, rt};
 use rollback_testkit::TestRepo;
 use rollback_testkit::platform::FakeFly;
 
+use crate::platform_common::{everything_a_run_to_v1_leaves, repo, set_token, to_v1};
+
 const TOKEN: &str = "fly-planted-token-5d6e7f8a9b";
-
-fn set_token(var: &str, value: &str) {
-    // SAFETY: nextest runs each test in its own process; every test uses its own variable.
-    #[allow(unsafe_code)]
-    unsafe {
-        std::env::set_var(var, value);
-    }
-}
-
-fn repo() -> (TestRepo, CommitId, CommitId, CommitId) {
-    let r = TestRepo::new();
-    r.three_releases();
-    let id = |t: &str| CommitId::new(r.git(&["rev-parse", t]).trim()).unwrap();
-    let (v1, v2, v3) = (id("v1"), id("v2"), id("v3"));
-    (r, v1, v2, v3)
-}
 
 /// Releases v1 (rel-1), v2 (rel-2) and v3 (rel-3, on both Machines): two pages of two.
 fn fake(v1: &CommitId, v2: &CommitId, v3: &CommitId) -> FakeFly {
@@ -57,10 +43,6 @@ fn rollback(r: &TestRepo, f: &FakeFly, var: &str) -> Rollback {
     let mut config = Config::default();
     config.deploy = Some(deploy_config(f, var));
     Rollback::builder(r.path()).config(config).build().unwrap()
-}
-
-fn to_v1() -> RunOptions {
-    RunOptions { level: Some(Level::Fast), target: Some("v1".into()), ..RunOptions::default() }
 }
 
 const IMAGE_1: &str = "registry.fly.io/my-app:deployment-01";
@@ -306,23 +288,7 @@ fn the_planted_token_is_in_no_plan_journal_report_or_event() {
     let f = fake(&v1, &v2, &v3);
     f.rate_limit(1);
     let rb = rollback(&r, &f, "FR_FLY_PLANTED");
-    let plan = rb.plan(Some(Level::Fast), Some("v1")).unwrap();
-    let events = Recorder::default();
-    let out = rb.run(&to_v1(), &AutoConfirm, &events).unwrap();
-    assert_eq!(out.status, RunStatus::Succeeded, "{:?}", out.error);
-    let report = rb.report(out.run_id.as_deref().unwrap()).unwrap();
-    let mut seen =
-        format!("{plan:?}\n{}\n{out:?}\n{events:?}\n{}", serde_json::to_string(&plan).unwrap(), report.to_markdown());
-    let mut stack = vec![r.path().join(".git")];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(d).unwrap().flatten() {
-            if e.path().is_dir() {
-                stack.push(e.path());
-            } else {
-                seen.push_str(&String::from_utf8_lossy(&std::fs::read(e.path()).unwrap()));
-            }
-        }
-    }
+    let seen = everything_a_run_to_v1_leaves(&rb, &r);
     assert!(seen.contains("rel-1"));
     assert!(!seen.contains(TOKEN), "the token leaked");
     assert!(f.requests().iter().filter(|q| q.header("authorization") == Some(&format!("Bearer {TOKEN}"))).count() > 5);

@@ -13,27 +13,13 @@ use rollback_core::production::Deployer;
 use rollback_core::prompt::AutoConfirm;
 use rollback_core::testing::production::{self, DeployerUnderTest};
 use rollback_core::vcs::CommitId;
-use rollback_core::{ErrorKind, Rollback, RunOptions, RunStatus, rt};
+use rollback_core::{ErrorKind, Rollback, RunStatus, rt};
 use rollback_testkit::TestRepo;
 use rollback_testkit::platform::FakeHeroku;
 
+use crate::platform_common::{everything_a_run_to_v1_leaves, repo, set_token, to_v1};
+
 const TOKEN: &str = "hk-planted-key-8e9f0a1b2c";
-
-fn set_token(var: &str, value: &str) {
-    // SAFETY: nextest runs each test in its own process; every test uses its own variable.
-    #[allow(unsafe_code)]
-    unsafe {
-        std::env::set_var(var, value);
-    }
-}
-
-fn repo() -> (TestRepo, CommitId, CommitId, CommitId) {
-    let r = TestRepo::new();
-    r.three_releases();
-    let id = |t: &str| CommitId::new(r.git(&["rev-parse", t]).trim()).unwrap();
-    let (v1, v2, v3) = (id("v1"), id("v2"), id("v3"));
-    (r, v1, v2, v3)
-}
 
 /// Releases v1 (rel-1), v2 (rel-2) and v3 (rel-3, current): two pages of two.
 fn fake(v1: &CommitId, v2: &CommitId, v3: &CommitId) -> FakeHeroku {
@@ -56,10 +42,6 @@ fn rollback(r: &TestRepo, f: &FakeHeroku, var: &str) -> Rollback {
     let mut config = Config::default();
     config.deploy = Some(deploy_config(f, var));
     Rollback::builder(r.path()).config(config).build().unwrap()
-}
-
-fn to_v1() -> RunOptions {
-    RunOptions { level: Some(Level::Fast), target: Some("v1".into()), ..RunOptions::default() }
 }
 
 #[test]
@@ -234,23 +216,7 @@ fn the_planted_key_is_in_no_plan_journal_report_or_event() {
     set_token("FR_HK_PLANTED", TOKEN);
     let f = fake(&v1, &v2, &v3);
     let rb = rollback(&r, &f, "FR_HK_PLANTED");
-    let plan = rb.plan(Some(Level::Fast), Some("v1")).unwrap();
-    let events = Recorder::default();
-    let out = rb.run(&to_v1(), &AutoConfirm, &events).unwrap();
-    assert_eq!(out.status, RunStatus::Succeeded, "{:?}", out.error);
-    let report = rb.report(out.run_id.as_deref().unwrap()).unwrap();
-    let mut seen =
-        format!("{plan:?}\n{}\n{out:?}\n{events:?}\n{}", serde_json::to_string(&plan).unwrap(), report.to_markdown());
-    let mut stack = vec![r.path().join(".git")];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(d).unwrap().flatten() {
-            if e.path().is_dir() {
-                stack.push(e.path());
-            } else {
-                seen.push_str(&String::from_utf8_lossy(&std::fs::read(e.path()).unwrap()));
-            }
-        }
-    }
+    let seen = everything_a_run_to_v1_leaves(&rb, &r);
     assert!(seen.contains("rel-1"));
     assert!(!seen.contains(TOKEN), "the key leaked");
 }

@@ -11,27 +11,13 @@ use rollback_core::production::Deployer;
 use rollback_core::prompt::AutoConfirm;
 use rollback_core::testing::production::{self, DeployerUnderTest};
 use rollback_core::vcs::CommitId;
-use rollback_core::{ErrorKind, Rollback, RunOptions, RunStatus, rt};
+use rollback_core::{ErrorKind, Rollback, RunStatus, rt};
 use rollback_testkit::TestRepo;
 use rollback_testkit::platform::{FakeRailway, RailwayToken};
 
+use crate::platform_common::{everything_a_run_to_v1_leaves, repo, set_token, to_v1};
+
 const TOKEN: &str = "rw-planted-token-5f0c1d2e";
-
-fn set_token(var: &str, value: &str) {
-    // SAFETY: nextest runs each test in its own process; every test uses its own variable.
-    #[allow(unsafe_code)]
-    unsafe {
-        std::env::set_var(var, value);
-    }
-}
-
-fn repo() -> (TestRepo, CommitId, CommitId, CommitId) {
-    let r = TestRepo::new();
-    r.three_releases();
-    let id = |t: &str| CommitId::new(r.git(&["rev-parse", t]).trim()).unwrap();
-    let (v1, v2, v3) = (id("v1"), id("v2"), id("v3"));
-    (r, v1, v2, v3)
-}
 
 /// Deployments of v1, v2 and v3 (live): three, so listing takes two pages of two.
 fn fake(kind: RailwayToken, v1: &CommitId, v2: &CommitId, v3: &CommitId) -> FakeRailway {
@@ -56,10 +42,6 @@ fn rollback(r: &TestRepo, f: &FakeRailway, var: &str) -> Rollback {
     let mut config = Config::default();
     config.deploy = Some(deploy_config(f, var, TokenKind::Project));
     Rollback::builder(r.path()).config(config).build().unwrap()
-}
-
-fn to_v1() -> RunOptions {
-    RunOptions { level: Some(Level::Fast), target: Some("v1".into()), ..RunOptions::default() }
 }
 
 #[test]
@@ -312,29 +294,10 @@ fn the_planted_token_is_in_no_plan_journal_report_or_log() {
     set_token("FR_RW_PLANTED", TOKEN);
     let f = fake(RailwayToken::Project, &v1, &v2, &v3);
     let rb = rollback(&r, &f, "FR_RW_PLANTED");
-    let plan = rb.plan(Some(Level::Fast), Some("v1")).unwrap();
-    let events = Recorder::default();
-    let out = rb.run(&to_v1(), &AutoConfirm, &events).unwrap();
-    assert_eq!(out.status, RunStatus::Succeeded, "{:?}", out.error);
-    let id = out.run_id.clone().unwrap();
-    let report = rb.report(&id).unwrap();
-    let mut seen =
-        format!("{plan:?}\n{}\n{out:?}\n{:?}\n{}", serde_json::to_string(&plan).unwrap(), events, report.to_markdown());
-    for entry in walk(&r.path().join(".git")) {
-        seen.push_str(&String::from_utf8_lossy(&std::fs::read(entry).unwrap()));
-    }
+    let seen = everything_a_run_to_v1_leaves(&rb, &r);
     assert!(seen.contains("dep-1"), "the state was read");
     assert!(!seen.contains(TOKEN), "the token leaked");
     assert!(f.requests().iter().all(|q| q.header("project-access-token") == Some(TOKEN)), "and it was sent");
-}
-
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap().flatten() {
-        let p = e.path();
-        if p.is_dir() { out.extend(walk(&p)) } else { out.push(p) }
-    }
-    out
 }
 
 #[test]
