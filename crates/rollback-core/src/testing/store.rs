@@ -109,11 +109,15 @@ pub fn run_all<S: StoreUnderTest>(open: &OpenStore<S>) {
     super::run_cases("BackupStore", &cases::<S>(), open);
 }
 
-fn rp(p: impl Into<Vec<u8>>) -> RepoPath {
+// Building blocks, public for a store's own tests beside the suite.
+
+/// A repository path from text, which must be valid.
+pub fn rp(p: impl Into<Vec<u8>>) -> RepoPath {
     RepoPath::new(p).unwrap()
 }
 
-fn sid(s: &str) -> SnapshotId {
+/// A snapshot id from text, which must be valid.
+pub fn sid(s: &str) -> SnapshotId {
     SnapshotId::parse(s).unwrap()
 }
 
@@ -124,7 +128,8 @@ fn new_store<S: StoreUnderTest>(open: &OpenStore<S>) -> (TempDir, S) {
     (dir, store)
 }
 
-fn manifest(id: &SnapshotId, entries: Vec<ManifestEntry>) -> Manifest {
+/// A manifest of `entries` with fixed fields (run `run-1`, branch `main`, HEAD `aaa…`).
+pub fn manifest(id: &SnapshotId, entries: Vec<ManifestEntry>) -> Manifest {
     Manifest {
         format: 1,
         id: id.clone(),
@@ -142,7 +147,8 @@ fn manifest(id: &SnapshotId, entries: Vec<ManifestEntry>) -> Manifest {
     }
 }
 
-fn file_entry(store: &dyn BackupStore, path: &str, content: &[u8]) -> ManifestEntry {
+/// A tracked file entry (mode `0644`) whose `content` is put in `store` first.
+pub fn file_entry(store: &dyn BackupStore, path: &str, content: &[u8]) -> ManifestEntry {
     let (blob, _) = store.put_blob(content).unwrap();
     ManifestEntry {
         path: rp(path),
@@ -152,7 +158,8 @@ fn file_entry(store: &dyn BackupStore, path: &str, content: &[u8]) -> ManifestEn
     }
 }
 
-fn mode_of(p: &Path) -> u32 {
+/// The permission bits of `p` (not followed if a symlink).
+pub fn mode_of(p: &Path) -> u32 {
     fs::symlink_metadata(p).unwrap().permissions().mode() & 0o7777
 }
 

@@ -8,11 +8,10 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use rollback_core::backup::store::FsBackupStore;
-use rollback_core::backup::{BackupStore, EntryKind, Error, Manifest, ManifestEntry, Origin, SnapshotId};
+use rollback_core::backup::{BackupStore, EntryKind, Error, ManifestEntry, Origin, SnapshotId};
 use rollback_core::paths::RepoPath;
-use rollback_core::testing::store as suite;
+use rollback_core::testing::store::{self as suite, file_entry, manifest, mode_of, rp, sid};
 use rollback_core::time::Timestamp;
-use rollback_core::vcs::CommitId;
 use tempfile::TempDir;
 
 fn open_fs(dir: &Path) -> FsBackupStore {
@@ -49,49 +48,10 @@ conformance!(
     corrupt_blob_fails_restore_before_any_change,
 );
 
-fn rp(p: impl Into<Vec<u8>>) -> RepoPath {
-    RepoPath::new(p).unwrap()
-}
-
-fn sid(s: &str) -> SnapshotId {
-    SnapshotId::parse(s).unwrap()
-}
-
 fn new_store() -> (TempDir, FsBackupStore) {
     let dir = tempfile::tempdir().unwrap();
     let store = FsBackupStore::open(&dir.path().join("backups")).unwrap();
     (dir, store)
-}
-
-fn manifest(id: &SnapshotId, entries: Vec<ManifestEntry>) -> Manifest {
-    Manifest {
-        format: 1,
-        id: id.clone(),
-        created_at: Timestamp::from_unix(1_765_000_000),
-        run_id: Some("run-1".into()),
-        workdir: "/repo".into(),
-        head: CommitId::new("a".repeat(40)).unwrap(),
-        branch: Some("main".into()),
-        entries,
-        index: None,
-        label: None,
-        database: None,
-        hard_links: Vec::new(),
-        landing: std::collections::BTreeMap::new(),
-    }
-}
-
-fn file_entry(store: &dyn BackupStore, path: &str, content: &[u8]) -> ManifestEntry {
-    let (blob, _) = store.put_blob(content).unwrap();
-    ManifestEntry {
-        path: rp(path),
-        origin: Origin::Tracked,
-        kind: EntryKind::File { blob, size: content.len() as u64, mode: 0o644 },
-        owner: None,
-    }
-}
-fn mode_of(p: &Path) -> u32 {
-    fs::symlink_metadata(p).unwrap().permissions().mode() & 0o7777
 }
 
 #[test]
