@@ -88,8 +88,8 @@ pub enum OnSignal {
 /// goes on, and a later command must install its own handlers and start with a fresh flag.
 static STOP: Mutex<Option<Arc<AtomicBool>>> = Mutex::new(None);
 
-/// Set while a manual run's prompt waits for the operator: a Ctrl-C then stops the run before
-/// the step asked about, with no step under way to wait for.
+/// Set while a manual run's prompt waits for the operator, or shows what `inspect` asked for: a
+/// Ctrl-C then stops the run before the step asked about, with no step under way to wait for.
 static PROMPTING: AtomicBool = AtomicBool::new(false);
 
 /// Whether a SIGINT or SIGTERM asked the run to stop (always `false` before the handlers are

@@ -125,7 +125,19 @@ impl Prompter for TerminalPrompter {
                 Some(StepAnswer::Run) => return Ok(StepDecision::Run),
                 Some(StepAnswer::Skip) if request.skippable => return Ok(StepDecision::Skip),
                 Some(StepAnswer::Skip) => eprintln!("this step cannot be skipped: every later step relies on it"),
-                Some(StepAnswer::Inspect) => eprint!("{}", inspector.inspect()),
+                Some(StepAnswer::Inspect) => {
+                    // Still the question: inspect may wait on the project's code (the SQL
+                    // preview runs Alembic's `env.py`), and a signal meanwhile cuts it short and
+                    // stops the run before this step, as one while the answer is awaited does.
+                    crate::output::prompting(true);
+                    let shown = inspector.inspect();
+                    crate::output::prompting(false);
+                    eprint!("{shown}");
+                    if crate::output::stop_requested() {
+                        eprintln!();
+                        return Ok(StepDecision::Abort { undo: false });
+                    }
+                }
                 Some(StepAnswer::AbortUndo) => return Ok(StepDecision::Abort { undo: true }),
                 Some(StepAnswer::Abort) => {
                     let undo = loop {

@@ -22,6 +22,26 @@ struct Inspector<'a> {
     step: &'a Step,
     manifest: Option<&'a Manifest>,
     asked: Cell<u32>,
+    /// The run's stop check ([`crate::event::Observer::cancelled`]). What inspect waits on is
+    /// the project's code: the SQL preview runs Alembic's `env.py`, which may hang on a
+    /// database that never answers (up to `database.timeout_secs`), and the operator's Ctrl-C
+    /// must not wait for it.
+    stop: &'a (dyn Fn() -> Option<String> + Sync),
+}
+
+impl Inspector<'_> {
+    /// `future`'s output, or why the run's stop check gave it up (not started once stopped:
+    /// the preview would start Alembic only to kill it).
+    fn wait<F>(&self, future: F) -> std::result::Result<F::Output, String>
+    where
+        F: std::future::Future + Send,
+        F::Output: Send,
+    {
+        if let Some(why) = (self.stop)() {
+            return Err(why);
+        }
+        crate::rt::block_on_unless(future, self.stop)
+    }
 }
 
 impl StepInspector for Inspector<'_> {
@@ -39,21 +59,38 @@ impl StepInspector for Inspector<'_> {
             let _ = writeln!(o, "Diff HEAD -> target: {} path(s)", changes.len());
         }
         if let Ok(Some(db)) = self.rb.db() {
-            match crate::rt::block_on(db.current()) {
-                Ok(revs) => {
-                    let _ =
-                        writeln!(o, "Database {}: now at {}", db.database().describe(), super::show_revisions(&revs));
+            let name = db.database().describe();
+            match self.wait(db.current()) {
+                Ok(Ok(revs)) => {
+                    let _ = writeln!(o, "Database {name}: now at {}", super::show_revisions(&revs));
                 }
-                Err(e) => {
-                    let _ = writeln!(o, "Database {}: cannot read its revision: {e}", db.database().describe());
+                Ok(Err(e)) => {
+                    let _ = writeln!(o, "Database {name}: cannot read its revision: {e}");
+                }
+                Err(why) => {
+                    let _ = writeln!(o, "Database {name}: revision not read: {why}");
                 }
             }
         }
+        // Not filled when the run was planned: the preview failed then (or timed out), and is
+        // tried again here. Its failure is said, not left out: no SQL shown is no SQL known.
         if let Step::Downgrade { from, to, sql: None, .. } = self.step
             && let Ok(Some(db)) = self.rb.db()
-            && let Ok(Some(sql)) = crate::rt::block_on(db.downgrade_sql(from, to))
         {
-            let _ = writeln!(o, "SQL:\n{sql}");
+            match self.wait(db.downgrade_sql(from, to)) {
+                Ok(Ok(Some(sql))) => {
+                    let _ = writeln!(o, "SQL:\n{sql}");
+                }
+                Ok(Ok(None)) => {
+                    let _ = writeln!(o, "SQL: none to show ({} cannot write this downgrade as SQL)", db.kind());
+                }
+                Ok(Err(e)) => {
+                    let _ = writeln!(o, "SQL: cannot be previewed: {e}");
+                }
+                Err(why) => {
+                    let _ = writeln!(o, "SQL: preview stopped: {why}");
+                }
+            }
         }
         match self.manifest {
             Some(m) => {
@@ -98,8 +135,11 @@ impl Rollback {
             let _ = self.own_manifest(ex);
         }
         let mut decision = StepDecision::Abort { undo: false };
+        let observer = ctx.observer;
+        let stop = || observer.cancelled();
         for _ in 0..3 {
-            let inspector = Inspector { rb: self, step, manifest: ex.manifest.as_ref(), asked: Cell::new(0) };
+            let inspector =
+                Inspector { rb: self, step, manifest: ex.manifest.as_ref(), asked: Cell::new(0), stop: &stop };
             let answer = prompter.approve_step(&request, &inspector);
             for _ in 0..inspector.asked.get() {
                 ex.journal.append(&Record::Decision {
