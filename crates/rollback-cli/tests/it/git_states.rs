@@ -269,3 +269,50 @@ fn a_repository_format_libgit2_cannot_read_is_named() {
         assert!(!out.stderr.contains("run inside a git work tree"), "{init}: {}", out.stderr);
     }
 }
+
+/// FILES2-7: a branch also checked out in a second worktree (`git worktree add --force`) is
+/// moved there too by the reset, while that worktree's files and index stay on the broken
+/// release. `assess` and `plan` name that worktree (a medium risk, which the plan a run
+/// confirms repeats); a worktree on another branch is not named. Both back-ends.
+#[test]
+fn a_branch_checked_out_in_another_worktree_is_named_before_the_run_moves_it() {
+    let named = |plan: &serde_json::Value| {
+        plan["risks"].as_array().into_iter().flatten().find(|x| x["code"] == "branch_in_other_worktree").cloned()
+    };
+    // The path as git recorded it, or as the file system resolves it.
+    let names = |message: &str, path: &Path| {
+        [path.to_path_buf(), path.canonicalize().unwrap()]
+            .iter()
+            .any(|p| message.contains(&format!("`{}`", p.display())))
+    };
+    for backend in ["git-cli", "git2"] {
+        let r = TestRepo::new();
+        r.three_releases();
+        let (_cfg_dir, cfg) = crate::shapes::config(backend);
+        let dir = tempfile::tempdir().unwrap();
+        let (same, other) = (dir.path().join("same"), dir.path().join("other"));
+        r.git(&["worktree", "add", "-q", "-b", "dev", other.to_str().unwrap()]);
+        let plan_v1 = || crate::shapes::fr(&r, &cfg, &["plan", "--fast", "--target", "v1", "--json"], &[]).ok().json();
+        let plan = plan_v1();
+        assert!(named(&plan).is_none(), "{backend}: a worktree on another branch is not named: {plan}");
+
+        r.git(&["worktree", "add", "-q", "--force", same.to_str().unwrap(), "main"]);
+        let plan = plan_v1();
+        let risk = named(&plan).unwrap_or_else(|| panic!("{backend}: {plan}"));
+        assert_eq!(risk["severity"], "medium", "{backend}: {risk}");
+        let message = risk["message"].as_str().unwrap();
+        assert!(message.contains("branch `main` is also checked out in the worktree"), "{backend}: {message}");
+        assert!(names(message, &same) && !names(message, &other), "{backend}: {message}");
+
+        let text = crate::shapes::fr(&r, &cfg, &["plan", "--fast", "--target", "v1"], &[]);
+        text.ok();
+        assert!(text.stdout.contains("risk branch_in_other_worktree: branch `main`"), "{backend}: {}", text.stdout);
+        let assessed = crate::shapes::fr(&r, &cfg, &["assess", "--target", "v1", "--json"], &[]).ok().json();
+        assert!(named(&assessed).is_some(), "{backend}: {assessed}");
+
+        // Seen from that worktree, the main one is the other.
+        let plan = run_in(&same, &["--config", &cfg, "plan", "--fast", "--target", "v2", "--json"], &[]).ok().json();
+        let risk = named(&plan).unwrap_or_else(|| panic!("{backend}: {plan}"));
+        assert!(names(risk["message"].as_str().unwrap(), r.path()), "{backend}: {risk}");
+    }
+}

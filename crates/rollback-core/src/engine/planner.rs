@@ -427,6 +427,7 @@ pub fn rollback_plan(vcs: &dyn VcsBackend, config: &Config, checks: &[String], a
                     RiskCode::UntrackedDependencies
                         | RiskCode::BlobsNotFetched
                         | RiskCode::CaseOnlyNames
+                        | RiskCode::BranchInOtherWorktree
                         | RiskCode::PushResetsToolFiles
                 )
             })

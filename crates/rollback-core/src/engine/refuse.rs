@@ -36,10 +36,15 @@ impl Rollback {
     }
 
     /// The risks behind the checkout refusals ([`checkout`]): blobs a partial clone lacks,
-    /// names that differ only in case under the git2 back-end. Part of every assessment a run
+    /// names that differ only in case under the git2 back-end; and the branch checked out in
+    /// another worktree too (a warning). Part of every assessment a run
     /// is refused from: [`Rollback::refusals`] asks the back-end again only where these say so.
     pub(crate) fn checkout_risks(&self, a: &Assessment) -> Vec<crate::model::Risk> {
-        checkout::risks(self.vcs.as_ref(), &a.target.commit.id, &a.head.commit, &Self::reset_writes(a))
+        let mut out = checkout::risks(self.vcs.as_ref(), &a.target.commit.id, &a.head.commit, &Self::reset_writes(a));
+        if let Some(branch) = &a.head.branch {
+            out.extend(checkout::branch_elsewhere(self.vcs.as_ref(), branch));
+        }
+        out
     }
 
     /// The reasons a run of this assessment would be refused (empty: it may go ahead).

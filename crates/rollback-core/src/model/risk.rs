@@ -76,6 +76,11 @@ risk_codes! {
     /// `core.ignorecase` is set: the `git2` back-end refuses (its checkout takes them for one
     /// file).
     CaseOnlyNames = "case_only_names",
+    /// The branch the rollback moves is also checked out in another worktree of the
+    /// repository (`git worktree add --force`): its HEAD moves with the branch while its files
+    /// and index stay where they are, so that worktree shows the rolled-back-from release as
+    /// staged changes.
+    BranchInOtherWorktree = "branch_in_other_worktree",
     /// The database cannot be reached.
     DbUnreachable = "db_unreachable",
     /// The migration graph has several heads.

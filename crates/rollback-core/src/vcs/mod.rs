@@ -13,6 +13,7 @@ mod command;
 pub(crate) mod format;
 pub mod git2;
 pub(crate) mod index_scan;
+mod worktrees;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -454,6 +455,20 @@ pub trait VcsBackend: Send + Sync {
     fn filter_not_run(&self, commit: &CommitId, paths: &[&RepoPath]) -> Result<Option<Error>> {
         let _ = (commit, paths);
         Ok(None)
+    }
+
+    /// The work trees of this repository other than this one that have `branch` checked out
+    /// (`git worktree add --force`): a reset of this one moves their HEAD too. The default
+    /// reads git's files ([`worktrees`]); the main work tree is the parent of a common folder
+    /// named `.git`, or `core.worktree`.
+    fn worktrees_on_branch(&self, branch: &str) -> Vec<PathBuf> {
+        let common = self.git_dir();
+        let main = if common.file_name().is_some_and(|n| n == ".git") {
+            common.parent().map(Path::to_path_buf)
+        } else {
+            self.config_value("core.worktree").ok().flatten().map(|w| common.join(w))
+        };
+        worktrees::checked_out_elsewhere(common, main.as_deref(), self.workdir(), branch)
     }
 
     /// The promisor remote of a partial clone (`extensions.partialClone`, or a remote with

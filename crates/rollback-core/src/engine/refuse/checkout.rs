@@ -134,6 +134,28 @@ pub(crate) fn risks(vcs: &dyn VcsBackend, commit: &CommitId, head: &CommitId, pa
     out
 }
 
+/// The warning when `branch`, which the reset moves, is also checked out in other worktrees:
+/// their HEAD moves with it while their files and index stay on the release rolled back from.
+/// Git refuses to move such a branch with `git branch -f`; a reset moves it anyway, and so does
+/// this one (production is here), with this said first.
+pub(crate) fn branch_elsewhere(vcs: &dyn VcsBackend, branch: &str) -> Option<Risk> {
+    let others = vcs.worktrees_on_branch(branch);
+    let first = others.first()?;
+    let more = match others.len() {
+        1 => String::new(),
+        n => format!(" (and {} more)", n - 1),
+    };
+    Some(Risk::new(
+        RiskCode::BranchInOtherWorktree,
+        RiskSeverity::Medium,
+        format!(
+            "branch `{branch}` is also checked out in the worktree `{}`{more}: the rollback moves its HEAD too, while its files and index stay on the release rolled back from, so `git status` there shows that release as staged changes and a commit there would bring it back; see to it after the rollback (`git -C {} status`)",
+            first.display(),
+            first.display()
+        ),
+    ))
+}
+
 /// The refusal when the back-end's checkout would take two tracked names of `commits` that
 /// differ only in letter case for one file.
 pub(crate) fn refuse_case_twins(vcs: &dyn VcsBackend, commits: &[&CommitId]) -> Option<Error> {
