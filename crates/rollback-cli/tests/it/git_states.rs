@@ -273,7 +273,8 @@ fn a_repository_format_libgit2_cannot_read_is_named() {
 /// FILES2-7: a branch also checked out in a second worktree (`git worktree add --force`) is
 /// moved there too by the reset, while that worktree's files and index stay on the broken
 /// release. `assess` and `plan` name that worktree (a medium risk, which the plan a run
-/// confirms repeats); a worktree on another branch is not named. Both back-ends.
+/// confirms repeats), and the reset of a run or an undo says it in the log; a worktree on
+/// another branch is not named. Both back-ends.
 #[test]
 fn a_branch_checked_out_in_another_worktree_is_named_before_the_run_moves_it() {
     let named = |plan: &serde_json::Value| {
@@ -309,6 +310,14 @@ fn a_branch_checked_out_in_another_worktree_is_named_before_the_run_moves_it() {
         assert!(text.stdout.contains("risk branch_in_other_worktree: branch `main`"), "{backend}: {}", text.stdout);
         let assessed = crate::shapes::fr(&r, &cfg, &["assess", "--target", "v1", "--json"], &[]).ok().json();
         assert!(named(&assessed).is_some(), "{backend}: {assessed}");
+
+        // A run confirmed with `--yes` shows no plan: its reset says it in the log.
+        let run = crate::shapes::fr(&r, &cfg, &["run", "--fast", "--yes", "--json", "--target", "v1"], &[]);
+        let run = run.ok();
+        let said = "the reset moved branch `main`, which the worktree `";
+        assert!(run.stderr.contains(said) && names(&run.stderr, &same), "{backend}: {}", run.stderr);
+        let undo = crate::shapes::fr(&r, &cfg, &["undo", run.json()["run_id"].as_str().unwrap(), "--yes"], &[]);
+        assert!(undo.ok().stderr.contains(said), "{backend}: {}", undo.stderr);
 
         // Seen from that worktree, the main one is the other.
         let plan = run_in(&same, &["--config", &cfg, "plan", "--fast", "--target", "v2", "--json"], &[]).ok().json();

@@ -154,6 +154,21 @@ impl Rollback {
                 ),
             );
         }
+        // `assess` named them before (`branch_in_other_worktree`); said again where a run
+        // confirmed with `--yes` (or an undo) leaves it: the log and the report.
+        if let Some(moved) = branch.or(head.branch.as_deref())
+            && let [first, ..] = self.vcs.worktrees_on_branch(moved).as_slice()
+        {
+            ctx.log(
+                LogLevel::Warn,
+                format!(
+                    "the reset moved branch `{moved}`, which the worktree `{}` also has checked out: its HEAD is at {} now while its files and index are still the release before, shown there as staged changes; check it with `git -C {} status`",
+                    first.display(),
+                    target.short(),
+                    first.display()
+                ),
+            );
+        }
         let kept = if ex.plan.kind == RunKind::Rollback {
             self.keep_flagged_files(ctx, &manifest, changes)?;
             self.keep_tool_files(ctx, &manifest)?
