@@ -14,7 +14,8 @@
 # - Prometheus (scripts/prometheus.sh: installs the Debian package `prometheus` with apt-get if
 #   needed, starts a server on 127.0.0.1 and waits for its first scrape), exported as
 #   FORGE_TEST_PROM_BIN (the `prometheus` tests start their own server per test, scraping
-#   their own app) and stopped on exit like PostgreSQL.
+#   their own app) and stopped on exit like PostgreSQL;
+# - git-lfs (apt-get install git-lfs when missing), for the LFS tests.
 # `scripts/test.sh lint` alone needs neither.
 #
 # Runs from any directory, needs no stdin, and can be re-run: the venv (.venv at the repo root)
@@ -173,6 +174,7 @@ if [[ " ${stages[*]} " == *" rust "* || " ${stages[*]} " == *" python "* ]]; the
     setup_venv
     setup_postgres
     setup_prometheus
+    step "git-lfs (scripts/git-lfs.sh: apt-get install git-lfs if missing)" bash scripts/git-lfs.sh || :
 fi
 for s in "${stages[@]}"; do
     "stage_$s"

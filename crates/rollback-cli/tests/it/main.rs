@@ -26,6 +26,7 @@ mod gate_registry_at;
 mod gate_server;
 mod git_states;
 mod hints;
+mod lfs;
 mod lock;
 mod manual;
 mod migration_child;

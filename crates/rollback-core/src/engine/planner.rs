@@ -426,6 +426,7 @@ pub fn rollback_plan(vcs: &dyn VcsBackend, config: &Config, checks: &[String], a
                     r.code,
                     RiskCode::UntrackedDependencies
                         | RiskCode::BlobsNotFetched
+                        | RiskCode::LfsObjectsNotFetched
                         | RiskCode::CaseOnlyNames
                         | RiskCode::BranchInOtherWorktree
                         | RiskCode::PushResetsToolFiles

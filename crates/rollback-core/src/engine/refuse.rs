@@ -1,6 +1,7 @@
 //! Refusals: the reasons a run must not start, checked before and again under the lock.
 
 pub(super) mod checkout;
+mod lfs;
 mod nested_writes;
 
 use super::show_revisions;
@@ -36,11 +37,13 @@ impl Rollback {
     }
 
     /// The risks behind the checkout refusals ([`checkout`]): blobs a partial clone lacks,
-    /// names that differ only in case under the git2 back-end; and the branch checked out in
-    /// another worktree too (a warning). Part of every assessment a run
+    /// names that differ only in case under the git2 back-end, LFS objects not on this machine;
+    /// and the branch checked out in another worktree too (a warning). Part of every assessment a run
     /// is refused from: [`Rollback::refusals`] asks the back-end again only where these say so.
     pub(crate) fn checkout_risks(&self, a: &Assessment) -> Vec<crate::model::Risk> {
-        let mut out = checkout::risks(self.vcs.as_ref(), &a.target.commit.id, &a.head.commit, &Self::reset_writes(a));
+        let writes = Self::reset_writes(a);
+        let mut out = checkout::risks(self.vcs.as_ref(), &a.target.commit.id, &a.head.commit, &writes);
+        out.extend(lfs::risk(self.vcs.as_ref(), &a.target.commit.id, &writes));
         if let Some(branch) = &a.head.branch {
             out.extend(checkout::branch_elsewhere(self.vcs.as_ref(), branch));
         }
@@ -114,6 +117,9 @@ impl Rollback {
                     &touched,
                     !opts.dry_run,
                 ));
+            }
+            if a.has_risk(crate::model::RiskCode::LfsObjectsNotFetched) {
+                out.extend(lfs::refusal(self.vcs.as_ref(), &a.target.commit.id, &touched, !opts.dry_run));
             }
             if a.has_risk(crate::model::RiskCode::CaseOnlyNames) {
                 out.extend(checkout::refuse_case_twins(self.vcs.as_ref(), &[&a.head.commit, &a.target.commit.id]));

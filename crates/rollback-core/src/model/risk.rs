@@ -72,6 +72,10 @@ risk_codes! {
     /// files the reset writes: the `git-cli` back-end fetches them before it changes anything
     /// (and refuses if it cannot); the `git2` back-end refuses.
     BlobsNotFetched = "blobs_not_fetched",
+    /// Files the reset writes are stored in git LFS and their objects are not on this machine:
+    /// the `git-cli` back-end fetches them before it changes anything (and refuses if it
+    /// cannot, as when the LFS server is down); the `git2` back-end refuses LFS files anyway.
+    LfsObjectsNotFetched = "lfs_objects_not_fetched",
     /// Two tracked names differ only in letter case (`lib.py`, `Lib.py`) while
     /// `core.ignorecase` is set: the `git2` back-end refuses (its checkout takes them for one
     /// file).

@@ -500,6 +500,15 @@ pub trait VcsBackend: Send + Sync {
         Ok(false)
     }
 
+    /// Fetches the git LFS objects of `commit`'s files from `remote` (`git lfs fetch REMOTE
+    /// COMMIT`: only those not stored locally), so that a checkout's LFS filter finds them;
+    /// `Ok(false)` when this back-end cannot (the default: libgit2 runs no filter, and the git2
+    /// back-end refuses LFS files before it writes anything).
+    fn fetch_lfs(&self, remote: &str, commit: &CommitId) -> Result<bool> {
+        let _ = (remote, commit);
+        Ok(false)
+    }
+
     /// What the repository's `reference-transaction` hook said when it refused to let HEAD's
     /// branch move to `to`, asked in a transaction that is prepared and then aborted (nothing
     /// moves); `None` when it accepts or there is none. The default: none, for a back-end that

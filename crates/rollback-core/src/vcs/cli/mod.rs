@@ -576,6 +576,14 @@ impl VcsBackend for GitCliBackend {
         self.fetch_blobs_by_git(blobs)
     }
 
+    fn fetch_lfs(&self, remote: &str, commit: &CommitId) -> Result<bool> {
+        reject_option(remote)?;
+        // Within the partial-clone fetch's limit: an LFS server that never answers must not
+        // hold the rollback (the run is refused then, nothing changed).
+        self.git().args(["lfs", "fetch", remote, commit.as_str()]).limit(self.fetch_limit()).run()?;
+        Ok(true)
+    }
+
     fn staged_blobs(&self) -> Result<Vec<StagedBlob>> {
         // `diff-index --cached` compares the index with HEAD's tree (the empty tree on an
         // unborn branch) and, unlike `ls-files -s`, skips `git add -N` entries.
