@@ -172,6 +172,9 @@ pub enum StepDetail {
         /// or deleted its row).
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         values_left: Vec<crate::model::DataLoss>,
+        /// SQLite: the `AUTOINCREMENT` tables whose counter was moved up to the snapshot's.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        counters_raised: Vec<String>,
         /// The database as this step left it, for the undo of this undo: compared with the
         /// database then, to know whether anything was written since. `None` in journals
         /// written before it was recorded, or when it could not be read.

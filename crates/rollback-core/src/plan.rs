@@ -163,6 +163,12 @@ pub enum Step {
         /// and the rows that copy no longer has are the ones to put back. Empty otherwise.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         deleted_at: Vec<crate::db::Revision>,
+        /// SQLite: the `AUTOINCREMENT` tables whose counter is below the snapshot's once the
+        /// schema is where it goes (rehearsed on a copy): moved up, even with no row to put back
+        /// (a downgrade or upgrade that rebuilt the table lowered it). The put-back moves up
+        /// every counter below the snapshot's; these are the ones the plan knew of.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        counters: Vec<String>,
     },
     /// Run the `[[restart]]` commands in order, each followed by its readiness wait.
     Restart {
@@ -381,9 +387,13 @@ impl Step {
                     format!(" (it drops {})", crate::db::rows::describe(drops))
                 }
             ),
-            Step::PutBackRows { snapshot, losses, .. } => {
-                format!("put back {} from backup {snapshot}", crate::db::rows::describe(losses))
-            }
+            Step::PutBackRows { snapshot, losses, counters, .. } => format!(
+                "put back {} from backup {snapshot}",
+                crate::db::rows::with_counters(
+                    (!losses.is_empty()).then(|| crate::db::rows::describe(losses)),
+                    counters
+                )
+            ),
             Step::Restart { steps, .. } => format!("restart services ({} step(s))", steps.len()),
             Step::Deploy { strategy, hook, .. } => {
                 format!("deploy ({strategy}{})", if *hook { ", deploy hook" } else { "" })

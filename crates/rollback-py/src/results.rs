@@ -304,12 +304,24 @@ result_class! {
         undo_of => "undo_of",
         /// The steps, in order: one dict each, with a `step` key naming it.
         steps => "steps",
+        /// What the downgrade would destroy in the live database (the data-loss forecast):
+        /// `{"table", "column", "rows", "kind"}`; empty when nothing, or without a downgrade.
+        data_loss => "data_loss",
     }
     methods {
         /// The work tree's root.
         #[getter]
         fn workdir(&self) -> PyResult<std::ffi::OsString> {
             self.json.path_field("workdir")
+        }
+
+        /// Risks found while planning: `{"code", "severity", "message"}` (a forecast that
+        /// could not be made, `data_loss_unknown`; what the downgrade left on the forecast's
+        /// copy, `downgrade_warning`; ...). Empty when none (the core leaves the key out then).
+        #[getter]
+        fn risks(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+            let none = serde_json::Value::Array(Vec::new());
+            json_loads(py, &self.json.value.get("risks").unwrap_or(&none).to_string())
         }
     }
 }

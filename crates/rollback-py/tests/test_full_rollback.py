@@ -279,6 +279,30 @@ def test_irreversible_downgrade_is_refused_unless_allowed_and_a_failed_downgrade
     assert app.code_state() == before_code
 
 
+def test_plan_says_what_the_downgrade_leaves_broken_before_the_run(make_db_app: Any) -> None:
+    """The data-loss forecast runs the downgrade on a copy: the references it leaves broken there
+    are the plan's risk `downgrade_warning` (`Plan.risks`), with the forecast (`Plan.data_loss`),
+    before anything runs. Before, they were said only once the real downgrade had run."""
+    app: DbApp = make_db_app("sql", "sqlite")
+    # A table of the app's own (no migration made it) referencing payments, which the
+    # downgrade to v1 drops; SQLite leaves foreign keys off, so nothing stops the drop.
+    app.query("CREATE TABLE receipts (id INTEGER PRIMARY KEY, payment_id INTEGER REFERENCES payments (id))")
+    app.query("INSERT INTO receipts VALUES (1, 1), (2, 2)")
+    before = app.dump()
+    rb = app.open()
+
+    plan = rb.plan("full", target="v1")
+    warned = [r for r in plan.risks if r["code"] == "downgrade_warning"]
+    assert len(warned) == 1, plan.risks
+    assert warned[0]["severity"] == "medium"
+    assert "left 2 row(s) of `receipts` referencing rows of `payments` that are not there" in warned[0]["message"]
+    assert ("payments", None, 3, "dropped") in [(d["table"], d["column"], d["rows"], d["kind"]) for d in plan.data_loss]
+    assert plan.risks == plan.to_dict()["risks"]
+    # No risk: the key the core leaves out reads as an empty list.
+    assert rb.plan("fast", target="v1").risks == []
+    assert app.dump() == before
+
+
 @pytest.mark.parametrize("restore_snapshot", [False, True])
 def test_undo_keeps_rows_written_while_rolled_back_unless_restore_snapshot(
     make_db_app: Any, restore_snapshot: bool

@@ -105,25 +105,110 @@ fn sqlite_foreign_keys_true_runs_migrations_with_them_enforced() {
     assert_eq!(posts(&r), "[]\n", "enforced: DROP TABLE users cascades into posts");
 }
 
+/// v2 adds `tags`, which two posts reference; its down migration drops `tags` and leaves the
+/// posts' `tag_id` as it is.
+fn app_whose_downgrade_breaks_references() -> TestRepo {
+    app(
+        "REFERENCES users (id)",
+        "CREATE TABLE tags (id INTEGER PRIMARY KEY);\nINSERT INTO tags VALUES (1);\nALTER TABLE posts ADD COLUMN tag_id INTEGER REFERENCES tags (id);\nUPDATE posts SET tag_id = 1 WHERE id < 3;\n",
+        "DROP TABLE tags;\n",
+        "",
+    )
+}
+
+/// What the downgrade of [`app_whose_downgrade_breaks_references`] is said to leave.
+fn broken_tags() -> String {
+    format!(
+        "migration 0002's downgrade (`{SQL_DIR}/0002_v2.down.sql`) left 2 row(s) of `posts` referencing rows of `tags` that are not there"
+    )
+}
+
 /// A down migration that drops a table other rows still reference is not failed (SQLite's own
 /// tools would not fail it), but the run says which rows it left referencing nothing: in its
 /// output, its warnings and its report.
 #[test]
 fn a_migration_leaving_broken_references_is_said_not_failed() {
-    let r = app(
-        "REFERENCES users (id)",
-        "CREATE TABLE tags (id INTEGER PRIMARY KEY);\nINSERT INTO tags VALUES (1);\nALTER TABLE posts ADD COLUMN tag_id INTEGER REFERENCES tags (id);\nUPDATE posts SET tag_id = 1 WHERE id < 3;\n",
-        "DROP TABLE tags;\n",
-        "",
-    );
+    let r = app_whose_downgrade_breaks_references();
     let (id, run) = run_to_v1(&r);
-    let said = format!(
-        "migration 0002's downgrade (`{SQL_DIR}/0002_v2.down.sql`) left 2 row(s) of `posts` referencing rows of `tags` that are not there"
-    );
-    assert!(run.stderr.contains(&said), "{}", run.stderr);
+    assert!(run.stderr.contains(&broken_tags()), "{}", run.stderr);
     let warnings = run.json()["warnings"].to_string();
     assert!(warnings.contains("2 row(s) of `posts` referencing rows of `tags`"), "{warnings}");
     let report = fr(&r, &["report", &id]);
     report.ok();
     assert!(report.stdout.contains("2 row(s) of `posts` referencing rows of `tags`"), "{}", report.stdout);
+}
+
+/// The data-loss forecast runs the downgrade on a copy: what it leaves broken there is said
+/// before the run, by `plan` (text and `--json`), `assess` and the run's confirmation, as the
+/// risk `downgrade_warning`. Before, it was said only once the real downgrade had run.
+#[test]
+fn the_forecast_says_the_references_the_downgrade_will_leave_broken() {
+    let r = app_whose_downgrade_breaks_references();
+    let said = broken_tags();
+
+    let plan = fr(&r, &["plan", "--full", "--target", "v1"]);
+    plan.ok();
+    assert!(
+        plan.stdout.contains(&format!(
+            "risk downgrade_warning: run on a copy of the database by the data-loss forecast, {said}"
+        )),
+        "{}",
+        plan.stdout
+    );
+    let json = fr(&r, &["plan", "--full", "--target", "v1", "--json"]);
+    json.ok();
+    let risks = json.json()["risks"].clone();
+    let warned: Vec<&serde_json::Value> =
+        risks.as_array().unwrap().iter().filter(|r| r["code"] == "downgrade_warning").collect();
+    assert_eq!(warned.len(), 1, "{risks:#}");
+    assert_eq!(warned[0]["severity"], "medium");
+    assert!(warned[0]["message"].as_str().unwrap().contains(&said), "{risks:#}");
+
+    let assess = fr(&r, &["assess", "--target", "v1", "--json"]);
+    assess.ok();
+    let risks = assess.json()["risks"].to_string();
+    assert!(risks.contains("downgrade_warning") && risks.contains(&said), "{risks}");
+
+    // The confirmation says it with what the downgrade destroys; declined, nothing changes.
+    let mut p = crate::manual::spawn(&r, &["run", "--full", "--target", "v1"], &[]);
+    p.exp_string("The downgrade destroys").unwrap();
+    p.exp_string(&said).unwrap();
+    p.exp_string("Type `yes` to proceed:").unwrap();
+    p.send_line("no").unwrap();
+    p.exp_eof().unwrap();
+    assert_eq!(sqlite(&r, "SELECT count(*) FROM tags"), "[(1,)]\n", "the live database is as it was");
+}
+
+/// The undo of an undo that brought the schema forward goes down again, rehearsed on a copy:
+/// what that downgrade leaves broken there is in its confirmation before it runs. Here a table
+/// of the app's own (no migration made it) references `tags`, which v2's down migration drops.
+#[test]
+fn the_undo_of_an_undo_says_the_references_its_downgrade_will_leave_broken() {
+    let r = app(
+        "REFERENCES users (id)",
+        "CREATE TABLE tags (id INTEGER PRIMARY KEY);\nINSERT INTO tags VALUES (1);\n",
+        "DROP TABLE tags;\n",
+        "",
+    );
+    sqlite(
+        &r,
+        "CREATE TABLE tag_uses (id INTEGER PRIMARY KEY, tag_id INTEGER REFERENCES tags (id)); INSERT INTO tag_uses VALUES (1, 1), (2, 1)",
+    );
+    let (id, _) = run_to_v1(&r);
+    sqlite(&r, "INSERT INTO posts VALUES (10, 2, 'written while rolled back')");
+    let undo = fr(&r, &["undo", &id, "--yes", "--json"]);
+    undo.ok();
+    let undo_id = undo.json()["run_id"].as_str().unwrap().to_owned();
+    sqlite(&r, "INSERT INTO posts VALUES (11, 2, 'written after the undo')");
+
+    let mut p = crate::manual::spawn(&r, &["undo", &undo_id], &[]);
+    p.exp_string("changed since that undo: downgrade to 0001").unwrap();
+    p.exp_string(&format!(
+        "Warning: rehearsed on a copy of the database, migration 0002's downgrade (`{SQL_DIR}/0002_v2.down.sql`) left 2 row(s) of `tag_uses` referencing rows of `tags` that are not there"
+    ))
+    .unwrap();
+    p.exp_string("Type `yes` to proceed:").unwrap();
+    p.send_line("no").unwrap();
+    p.exp_eof().unwrap();
+    assert_eq!(sqlite(&r, "SELECT count(*) FROM tags"), "[(1,)]\n", "the live database is as it was");
 }

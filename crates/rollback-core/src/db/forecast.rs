@@ -6,17 +6,29 @@
 //! stay are compared with the live database row by row, matched by primary key: the rows the
 //! downgrade deleted (keys the copy no longer holds; in a table without a primary key, the rows
 //! it has fewer) and the values it changed (see `rows::removed_and_changed`). The copy is
-//! discarded afterwards, on error too. The live database is only read.
+//! discarded afterwards, on error too. The live database is only read. What the migrations
+//! left for the operator to know on the copy (the native migrator on SQLite: references to rows
+//! that are not there) comes with the count: the run's downgrade leaves the same.
 
 use std::path::{Path, PathBuf};
 
 use super::{DbMigrator, Error, Result, Revision, rows};
 use crate::model::DataLoss;
 
+/// What a downgrade run on a copy of the database showed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Forecast {
+    /// What it destroys, per table and column.
+    pub losses: Vec<DataLoss>,
+    /// What its migrations left for the operator to know ([`DbMigrator::take_warnings`] of the
+    /// migrator on the copy), in the order they ran.
+    pub warnings: Vec<String>,
+}
+
 /// What downgrading `migrator`'s database to `to` would destroy; the copy is made under
 /// `scratch` (SQLite) or on the same server (PostgreSQL). Fails when the copy cannot be made
 /// or the downgrade fails on it.
-pub async fn forecast(migrator: &dyn DbMigrator, to: &[Revision], scratch: &Path) -> Result<Vec<DataLoss>> {
+pub async fn forecast(migrator: &dyn DbMigrator, to: &[Revision], scratch: &Path) -> Result<Forecast> {
     let dumped = dump_live(migrator, scratch).await?;
     forecast_from(migrator, to, scratch, dumped).await
 }
@@ -35,7 +47,7 @@ pub(crate) async fn forecast_from(
     to: &[Revision],
     scratch: &Path,
     dumped: Option<PathBuf>,
-) -> Result<Vec<DataLoss>> {
+) -> Result<Forecast> {
     let live = live(migrator)?;
     let copy = live.scratch_copy_from(scratch, dumped).await?;
     let result = async {
@@ -44,18 +56,20 @@ pub(crate) async fn forecast_from(
             .ok_or_else(|| Error::Config(format!("the `{}` migrator cannot run on a copy", migrator.kind())))?;
         let before = rows::census(&copy.db).await?;
         on_copy.downgrade(to).await?;
+        // Taken from the copy's own migrator, which nothing else reads.
+        let warnings = on_copy.take_warnings();
         let after = rows::census(&copy.db).await?;
         let skip = migrator.bookkeeping_tables();
         let mut losses = rows::dropped(&before, &after, &skip);
         losses.extend(rows::removed_and_changed(live, &copy.db, &before, &after, &skip).await?);
         losses.sort_by(|a, b| a.table.cmp(&b.table));
-        Ok(losses)
+        Ok(Forecast { losses, warnings })
     }
     .await;
     let discarded = copy.discard().await;
-    let losses = result?;
+    let forecast = result?;
     discarded?;
-    Ok(losses)
+    Ok(forecast)
 }
 
 fn live(migrator: &dyn DbMigrator) -> Result<&super::UrlDatabase> {

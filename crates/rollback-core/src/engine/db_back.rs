@@ -17,7 +17,7 @@ use crate::backup::DatabaseSnapshot;
 use crate::db::{DowngradeStep, Revision, UrlDatabase, rows};
 use crate::error::{Error, Result};
 use crate::journal::RunState;
-use crate::model::{DataLoss, DbFingerprint};
+use crate::model::{DataLoss, DbFingerprint, Risk, RiskCode, RiskSeverity};
 use crate::plan::Step;
 
 /// The database as undo `u` left it: the fingerprint its last completed database step
@@ -103,8 +103,12 @@ impl Rollback {
                 if !obstacles.is_empty() {
                     return Ok(Err(obstacles.join("; ")));
                 }
-                on(&now.db)?.downgrade(&rec.revisions).await?;
+                let down = on(&now.db)?;
+                down.downgrade(&rec.revisions).await?;
+                // What it left to know on the copy (references left broken), said before it runs.
+                let warnings = down.take_warnings();
                 let after = rows::census(&now.db).await?;
+                let counters = rows::counters_behind(&now.db, &snap.db).await?;
                 rows::put_back(&now.db, &snap.db, &losses).await?;
                 // What the downgrade destroys, as a run's forecast says it (its undo reads it).
                 let drops: Vec<DataLoss> = rows::dropped(&before, &after, &skip)
@@ -112,7 +116,7 @@ impl Rollback {
                     .chain(rows::removed_and_changed(live, &now.db, &before, &after, &skip).await?)
                     .filter(|l| l.rows > 0)
                     .collect();
-                Ok::<_, crate::db::Error>(Ok((losses, drops)))
+                Ok::<_, crate::db::Error>(Ok((losses, drops, counters, warnings)))
             }
             .await;
             let (a, b) = (now.discard().await, snap.discard().await);
@@ -122,7 +126,25 @@ impl Rollback {
             Ok::<_, crate::db::Error>(out)
         })
         .map_err(|e| refuse(format!("rehearsed on a copy, the undo fails: {e}")))?;
-        let (losses, drops) = rehearsed.map_err(refuse)?;
-        Ok(DbUndoMode::Backward { migrator: db.kind().to_owned(), to: rec.revisions.clone(), path, losses, drops })
+        let (losses, drops, counters, warnings) = rehearsed.map_err(refuse)?;
+        let warnings = warnings
+            .iter()
+            .map(|w| {
+                Risk::new(
+                    RiskCode::DowngradeWarning,
+                    RiskSeverity::Medium,
+                    format!("rehearsed on a copy of the database, {w}; this undo's downgrade does the same"),
+                )
+            })
+            .collect();
+        Ok(DbUndoMode::Backward {
+            migrator: db.kind().to_owned(),
+            to: rec.revisions.clone(),
+            path,
+            losses,
+            drops,
+            counters,
+            warnings,
+        })
     }
 }

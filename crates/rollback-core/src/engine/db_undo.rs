@@ -216,7 +216,7 @@ impl Rollback {
         } else {
             Vec::new()
         };
-        let upgrade_drops =
+        let (upgrade_drops, counters) =
             self.rehearse_forward(files, rec, &file, &losses, &deleted_at, dir.path()).map_err(|e| {
                 // A failed statement names the scratch copy, which is gone by now: its words only.
                 let why = match &e {
@@ -225,7 +225,7 @@ impl Rollback {
                 };
                 refuse(format!("rehearsed on a copy of the database, the undo fails: {why}"))
             })?;
-        Ok(DbUndoMode::Forward { to: rec.revisions.clone(), losses, upgrade_drops, deleted_at })
+        Ok(DbUndoMode::Forward { to: rec.revisions.clone(), losses, upgrade_drops, deleted_at, counters })
     }
 
     /// The undo's database steps, rehearsed on a copy of the database as it is now, with the
@@ -234,7 +234,8 @@ impl Rollback {
     /// downgrade deleted told first, see [`mark_deleted`]). A conflict only the upgrade creates
     /// (seed rows under the same keys with other content) is found here, before anything
     /// changes. Returns what the upgrade itself drops of the database as it is now (values
-    /// written while rolled back into columns the newer schema does not have).
+    /// written while rolled back into columns the newer schema does not have), and the
+    /// `AUTOINCREMENT` tables whose counter it leaves below the snapshot's.
     fn rehearse_forward(
         &self,
         files: &Manifest,
@@ -243,7 +244,7 @@ impl Rollback {
         losses: &[DataLoss],
         deleted_at: &[Revision],
         dir: &std::path::Path,
-    ) -> Result<Vec<DataLoss>> {
+    ) -> Result<(Vec<DataLoss>, Vec<String>)> {
         let tree = dir.join("tree");
         self.materialize(files, &tree)?;
         let db = self.migrator()?;
@@ -258,6 +259,7 @@ impl Rollback {
                 let before = rows::census(&now.db).await?;
                 on(&now.db)?.upgrade(&rec.revisions).await?;
                 let after = rows::census(&now.db).await?;
+                let counters = rows::counters_behind(&now.db, &snap.db).await?;
                 let from = Dumped { live, file: snapshot_file, dump: &rec.dump, dir };
                 mark_deleted(from, &on, &snap.db, (deleted_at, &rec.revisions), losses).await?;
                 rows::put_back(&now.db, &snap.db, losses).await?;
@@ -265,14 +267,14 @@ impl Rollback {
                     .into_iter()
                     .filter(|l| l.rows > 0)
                     .collect();
-                Ok::<_, crate::db::Error>(drops)
+                Ok::<_, crate::db::Error>((drops, counters))
             }
             .await;
             let (a, b) = (now.discard().await, snap.discard().await);
-            let drops = result?;
+            let out = result?;
             a?;
             b?;
-            Ok::<_, crate::db::Error>(drops)
+            Ok::<_, crate::db::Error>(out)
         })?)
     }
 
@@ -363,13 +365,14 @@ impl Rollback {
     }
 
     /// `put_back_rows`: what the downgrade dropped (or deleted from tables that stay), back
-    /// from the run's database snapshot.
+    /// from the run's database snapshot, with the `AUTOINCREMENT` counters below the
+    /// snapshot's (`counters`: those the plan knew of; every one is moved).
     pub(crate) fn step_put_back_rows(
         &self,
         ctx: &mut Ctx<'_>,
         ex: &Exec<'_>,
         snapshot: &SnapshotId,
-        losses: &[DataLoss],
+        (losses, counters): (&[DataLoss], &[String]),
         deleted_at: &[Revision],
     ) -> Result<StepDetail> {
         let db = self.migrator()?.clone();
@@ -380,7 +383,8 @@ impl Rollback {
         let Some(rec) = &manifest.database else {
             return Err(Error::refused(format!("backup {snapshot} holds no database dump"), None));
         };
-        ctx.log(LogLevel::Info, format!("Putting back {} from backup {snapshot}...", rows::describe(losses)));
+        let what = rows::with_counters((!losses.is_empty()).then(|| rows::describe(losses)), counters);
+        ctx.log(LogLevel::Info, format!("Putting back {what} from backup {snapshot}..."));
         let dir = scratch_dir()?;
         let file = dir.path().join("snapshot.dump");
         self.store()?.get_blob_to_file(&rec.blob, &file)?;
@@ -422,8 +426,11 @@ impl Rollback {
         ctx.log(
             LogLevel::Success,
             format!(
-                "{} row(s) put back ({} there already), {} column value(s) written back",
-                stats.rows_inserted, stats.rows_present, stats.values_set
+                "{} row(s) put back ({} there already), {} column value(s) written back{}",
+                stats.rows_inserted,
+                stats.rows_present,
+                stats.values_set,
+                rows::counters_moved(&stats.counters_raised)
             ),
         );
         if !stats.values_left.is_empty() {
@@ -441,6 +448,7 @@ impl Rollback {
             rows_present: stats.rows_present,
             values_set: stats.values_set,
             values_left: stats.values_left,
+            counters_raised: stats.counters_raised,
             db_after: self.fingerprint_after(ctx, "put-back"),
         })
     }

@@ -4,15 +4,17 @@
 use super::Rollback;
 use crate::assess::Assessment;
 use crate::db::Revision;
+use crate::db::forecast::Forecast;
 use crate::error::{Error, Result};
 use crate::fsutil::IoError;
-use crate::model::{DataLoss, Risk, RiskCode, RiskSeverity};
+use crate::model::{Risk, RiskCode, RiskSeverity};
 use crate::plan::{Plan, Step};
 
 impl Rollback {
-    /// What downgrading the database to `to` would destroy, measured on a copy made in a
-    /// private temp folder (removed afterwards) or a temporary PostgreSQL database.
-    pub(crate) fn forecast_downgrade(&self, to: &[Revision]) -> Result<Vec<DataLoss>> {
+    /// What downgrading the database to `to` would destroy (and what its migrations leave to
+    /// know), measured on a copy made in a private temp folder (removed afterwards) or a
+    /// temporary PostgreSQL database.
+    pub(crate) fn forecast_downgrade(&self, to: &[Revision]) -> Result<Forecast> {
         self.forecast_downgrade_unless(to, &|| None)
     }
 
@@ -26,7 +28,7 @@ impl Rollback {
         &self,
         to: &[Revision],
         stop: &(dyn Fn() -> Option<String> + Sync),
-    ) -> Result<Vec<DataLoss>> {
+    ) -> Result<Forecast> {
         let db = self.migrator()?;
         let dir = tempfile::Builder::new()
             .prefix("forge-rollback-forecast-")
@@ -41,7 +43,8 @@ impl Rollback {
         Ok(crate::rt::block_on(crate::db::forecast::forecast_from(db.as_ref(), to, dir.path(), dumped))?)
     }
 
-    /// Fills the plan's `data_loss` from its downgrade step, or says why it could not as a
+    /// Fills the plan's `data_loss` from its downgrade step, with a `downgrade_warning` risk
+    /// per warning its migrations left on the copy, or says why it could not as a
     /// `data_loss_unknown` risk. Nothing to do (no copy at all) when the plan has no downgrade.
     pub(crate) fn forecast_plan(&self, plan: &mut Plan) {
         // Never stopped, so never `Err`.
@@ -75,7 +78,10 @@ impl Rollback {
             return Ok(());
         }
         match self.forecast_downgrade_unless(&to, stop) {
-            Ok(losses) => plan.data_loss = losses,
+            Ok(f) => {
+                plan.risks.extend(warned(&f));
+                plan.data_loss = f.losses;
+            }
             Err(e @ Error::Cancelled(_)) => return Err(e),
             Err(e) => plan.risks.push(unknown(&e)),
         }
@@ -97,7 +103,9 @@ impl Rollback {
             return;
         }
         match self.forecast_downgrade(&d.target_heads.clone()) {
-            Ok(losses) => {
+            Ok(f) => {
+                a.risks.extend(warned(&f));
+                let losses = f.losses;
                 if losses.iter().any(|l| l.rows > 0) {
                     a.risks.push(Risk::new(
                         RiskCode::DowngradeDropsData,
@@ -114,6 +122,18 @@ impl Rollback {
         }
         a.risks.sort_by_key(|r| std::cmp::Reverse(r.severity));
     }
+}
+
+/// The warnings the forecast's downgrade left on the copy, as risks: the run's downgrade
+/// leaves the same on the live database, where they would be said only once it ran.
+fn warned(f: &Forecast) -> impl Iterator<Item = Risk> + '_ {
+    f.warnings.iter().map(|w| {
+        Risk::new(
+            RiskCode::DowngradeWarning,
+            RiskSeverity::Medium,
+            format!("run on a copy of the database by the data-loss forecast, {w}; the run's downgrade does the same"),
+        )
+    })
 }
 
 fn unknown(e: &crate::Error) -> Risk {

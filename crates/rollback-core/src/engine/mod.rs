@@ -37,6 +37,7 @@ mod steps;
 mod support;
 mod undo;
 mod undo_checks;
+mod undo_plan;
 mod upgrade;
 
 pub use builder::RollbackBuilder;

@@ -9,7 +9,9 @@ use crate::backup::{EntryKind, Manifest, Origin};
 use crate::config::Config;
 use crate::paths::RepoPath;
 use crate::plan::{Capture, Level, Plan, RunKind, Step};
-use crate::vcs::{Change, ChangeKind, CommitId, Head, StatusEntry, StatusKind, VcsBackend};
+use crate::vcs::{Change, ChangeKind, CommitId, StatusEntry, StatusKind, VcsBackend};
+
+pub use super::undo_plan::{DbRestore, DbUndoMode, undo_plan};
 
 /// Whether `p` is in the way of a path the target adds: the same path, an ancestor of it
 /// (a file where the target needs a folder) or below it (a folder where the target needs a
@@ -237,17 +239,17 @@ pub(crate) fn kept_untracked(workdir: &Path, config: &Config) -> Vec<RepoPath> {
 }
 
 /// Captures sorted by what the reset does to them.
-struct Split<'a> {
+pub(super) struct Split<'a> {
     /// Untracked or ignored entries standing where the target has files: removed before the
     /// reset.
-    clear_way: Vec<RepoPath>,
+    pub(super) clear_way: Vec<RepoPath>,
     /// Tracked files whose local changes the reset overwrites.
-    discards: Vec<RepoPath>,
+    pub(super) discards: Vec<RepoPath>,
     /// Untracked or ignored entries out of the target's way: removal candidates.
-    rest: Vec<&'a Capture>,
+    pub(super) rest: Vec<&'a Capture>,
 }
 
-fn split<'a>(capture: &'a [Capture], changes: &[Change], status: &[StatusEntry]) -> Split<'a> {
+pub(super) fn split<'a>(capture: &'a [Capture], changes: &[Change], status: &[StatusEntry]) -> Split<'a> {
     let added: BTreeSet<&RepoPath> = changes.iter().filter(|c| c.kind == ChangeKind::Added).map(|c| &c.path).collect();
     // A clean tracked file captured for its mode only has no local changes to discard.
     let listed: BTreeSet<&RepoPath> = status.iter().map(|e| &e.path).collect();
@@ -446,179 +448,6 @@ pub fn database_only(mut plan: Plan) -> Plan {
         matches!(s, Step::Snapshot { .. } | Step::DbSnapshot { .. } | Step::Downgrade { .. } | Step::Record)
     });
     plan
-}
-
-/// A database snapshot an undo restores.
-#[derive(Clone, Debug)]
-pub struct DbRestore {
-    /// The snapshot.
-    pub snapshot: crate::backup::SnapshotId,
-    /// The database, password removed.
-    pub database: String,
-    /// Its revisions now, for the undo's own snapshot.
-    pub current: Vec<crate::db::Revision>,
-    /// How it goes back.
-    pub mode: DbUndoMode,
-}
-
-/// How an undo puts a database back.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum DbUndoMode {
-    /// Exactly as the snapshot holds it, byte for byte: nothing was written since the run
-    /// (or `--restore-snapshot`, which first keeps the database as it is in a file:
-    /// `keep_current`).
-    Restore {
-        /// Dump the database as it is now into the state folder first.
-        keep_current: bool,
-        /// The fingerprint the database had when the undo chose to restore it exactly; the
-        /// restore checks it still has it (see [`Step::RestoreDatabase`]).
-        unchanged_since: Option<crate::model::DbFingerprint>,
-    },
-    /// The database changed since the run: upgrade it to `to` with the restored migration
-    /// files, then put back what the downgrade dropped (`losses`, counted in the snapshot).
-    Forward {
-        /// The snapshot's revisions.
-        to: Vec<crate::db::Revision>,
-        /// Tables and columns to put back.
-        losses: Vec<crate::model::DataLoss>,
-        /// What the upgrade itself drops of the database as it is now (rehearsed on a copy):
-        /// values written while rolled back into columns the newer schema does not have.
-        upgrade_drops: Vec<crate::model::DataLoss>,
-        /// The revisions the run's downgrade went to, when it deleted rows from tables that
-        /// stay (see `Step::PutBackRows::deleted_at`); empty otherwise.
-        deleted_at: Vec<crate::db::Revision>,
-    },
-    /// The undo of an undo that brought the schema forward, when the database changed since:
-    /// downgrade it to `to` with the work tree's migration files (as a run does), then put
-    /// back what that undo's upgrade dropped (`losses`, counted in the snapshot).
-    Backward {
-        /// The migrator, for the downgrade step.
-        migrator: String,
-        /// The snapshot's revisions.
-        to: Vec<crate::db::Revision>,
-        /// The migrations undone.
-        path: Vec<crate::db::DowngradeStep>,
-        /// Tables and columns to put back from the snapshot after the downgrade.
-        losses: Vec<crate::model::DataLoss>,
-        /// What the downgrade drops of the database as it is now (rehearsed on a copy; kept
-        /// in this undo's database snapshot).
-        drops: Vec<crate::model::DataLoss>,
-    },
-}
-
-/// The undo plan restoring `manifest` (taken by run `undo_of`) from the current state.
-pub fn undo_plan(
-    vcs: &dyn VcsBackend,
-    config: &Config,
-    checks: &[String],
-    head: &Head,
-    manifest: &Manifest,
-    undo_of: &str,
-    db: Option<&DbRestore>,
-) -> crate::Result<Plan> {
-    let workdir = vcs.workdir();
-    let to: CommitId = manifest.head.clone();
-    let changes = vcs.diff(&head.commit, &to)?;
-    let status = vcs.status(true)?;
-    let env_files: Vec<RepoPath> =
-        manifest.entries.iter().filter(|e| e.origin == Origin::Env).map(|e| e.path.clone()).collect();
-    let capture = with_env_files(captures(workdir, config, &status, &changes), &env_files);
-    let Split { clear_way, discards, rest } = split(&capture, &changes, &status);
-    let restored: BTreeSet<&RepoPath> =
-        manifest.entries.iter().filter(|e| e.kind != EntryKind::Absent).map(|e| &e.path).collect();
-    let remove: Vec<RepoPath> = rest
-        .into_iter()
-        .filter(|c| c.origin == Origin::Untracked && !restored.contains(&c.path))
-        .map(|c| c.path.clone())
-        .collect();
-    Ok(Plan {
-        kind: RunKind::Undo,
-        level: None,
-        workdir: workdir.to_path_buf(),
-        backend: vcs.name().into(),
-        from: head.clone(),
-        to: to.clone(),
-        to_summary: vcs.commit_info(&to)?.summary,
-        undo_of: Some(undo_of.to_owned()),
-        steps: {
-            let mut steps = vec![Step::Snapshot { capture }];
-            let mut after_files = Vec::new();
-            if let Some(db) = db {
-                steps.push(Step::DbSnapshot { database: db.database.clone(), revisions: db.current.clone() });
-                match &db.mode {
-                    // A restore goes first, like a rollback's downgrade: a failure there leaves
-                    // the code untouched.
-                    DbUndoMode::Restore { keep_current, unchanged_since } => steps.push(Step::RestoreDatabase {
-                        snapshot: db.snapshot.clone(),
-                        database: db.database.clone(),
-                        keep_current: *keep_current,
-                        unchanged_since: unchanged_since.clone(),
-                    }),
-                    // A downgrade needs the newer migration files: it runs before they go.
-                    DbUndoMode::Backward { migrator, to, path, losses, .. } => {
-                        steps.push(Step::Downgrade {
-                            database: db.database.clone(),
-                            migrator: migrator.clone(),
-                            from: db.current.clone(),
-                            to: to.clone(),
-                            path: path.clone(),
-                            sql: None,
-                        });
-                        if !losses.is_empty() {
-                            steps.push(Step::PutBackRows {
-                                snapshot: db.snapshot.clone(),
-                                database: db.database.clone(),
-                                losses: losses.clone(),
-                                deleted_at: Vec::new(),
-                            });
-                        }
-                    }
-                    // An upgrade needs the newer migration files: it runs once they are back.
-                    DbUndoMode::Forward { to, losses, upgrade_drops, deleted_at } => {
-                        after_files.push(Step::UpgradeDatabase {
-                            database: db.database.clone(),
-                            from: db.current.clone(),
-                            to: to.clone(),
-                            drops: upgrade_drops.clone(),
-                        });
-                        if !losses.is_empty() {
-                            after_files.push(Step::PutBackRows {
-                                snapshot: db.snapshot.clone(),
-                                database: db.database.clone(),
-                                losses: losses.clone(),
-                                deleted_at: deleted_at.clone(),
-                            });
-                        }
-                    }
-                }
-            }
-            steps.extend([
-                // The undo's restore puts back the tool's files as the snapshot holds them.
-                Step::Reset {
-                    target: to,
-                    branch: manifest.branch.clone(),
-                    changes,
-                    clear_way,
-                    discards,
-                    kept: Vec::new(),
-                },
-                Step::RemoveUntracked { paths: remove, recompute: true },
-                Step::RestoreFiles { snapshot: manifest.id.clone(), entries: manifest.entries.len() },
-                Step::RestoreIndex { snapshot: manifest.id.clone() },
-            ]);
-            steps.extend(after_files);
-            // The undo puts back the commit the run started from, tool files and all: its
-            // deploy pushes that commit's tree exactly.
-            steps.extend(service_steps(config, checks, Vec::new()));
-            steps.push(Step::Record);
-            steps
-        },
-        data_loss: match db.map(|d| &d.mode) {
-            Some(DbUndoMode::Backward { drops, .. }) => drops.clone(),
-            _ => Vec::new(),
-        },
-        risks: Vec::new(),
-    })
 }
 
 /// Captured paths that the reset must clear first, per the manifest actually taken: what is

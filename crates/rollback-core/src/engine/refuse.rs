@@ -412,7 +412,13 @@ impl Rollback {
                             crate::db::rows::describe(&plan.data_loss)
                         ),
                         None => "\nThe downgrade destroys no rows".to_owned(),
-                    }
+                    } + &plan
+                        .risks
+                        .iter()
+                        .filter(|r| r.code == crate::model::RiskCode::DowngradeWarning)
+                        .map(|r| format!("\nWarning: {}", r.message))
+                        .collect::<Vec<_>>()
+                        .concat()
                 }
                 Step::RestoreEnv { record: Some(_), diffs, .. } if !diffs.is_empty() => format!(
                     "Env files replaced with those recorded for the target (snapshotted first): {}",

@@ -239,8 +239,8 @@ fn describe_db(d: &planner::DbRestore) -> String {
             "\nDatabase: {}: dump it as it is now into the state folder, then restore snapshot {} (writes made since the run stay only in that dump)",
             d.database, d.snapshot
         ),
-        planner::DbUndoMode::Backward { to, path, losses, drops, .. } => format!(
-            "\nDatabase: {} changed since that undo: downgrade to {} ({} migration(s), as the run did; the rows written since stay where the older schema has room for them){}{}",
+        planner::DbUndoMode::Backward { to, path, losses, drops, counters, warnings, .. } => format!(
+            "\nDatabase: {} changed since that undo: downgrade to {} ({} migration(s), as the run did; the rows written since stay where the older schema has room for them){}{}{}",
             d.database,
             crate::db::show_revisions(to),
             path.len(),
@@ -252,17 +252,18 @@ fn describe_db(d: &planner::DbRestore) -> String {
                     crate::db::rows::describe(drops)
                 )
             },
-            if losses.is_empty() {
+            warnings.iter().map(|r| format!("\nWarning: {}", r.message)).collect::<Vec<_>>().concat(),
+            if losses.is_empty() && counters.is_empty() {
                 String::new()
             } else {
-                format!("\nThen put back {} from backup {}", put_back_words(losses), d.snapshot)
+                format!("\nThen put back {} from backup {}", put_back_words(losses, counters), d.snapshot)
             }
         ),
-        planner::DbUndoMode::Forward { to, losses, upgrade_drops, .. } => format!(
+        planner::DbUndoMode::Forward { to, losses, upgrade_drops, counters, .. } => format!(
             "\nDatabase: {} changed since the run: upgrade to {} and put back {} from backup {}; the rows written since stay{}",
             d.database,
             crate::db::show_revisions(to),
-            if losses.is_empty() { "nothing".to_owned() } else { put_back_words(losses) },
+            put_back_words(losses, counters),
             d.snapshot,
             if upgrade_drops.is_empty() {
                 String::new()
@@ -276,8 +277,14 @@ fn describe_db(d: &planner::DbRestore) -> String {
     }
 }
 
-/// `12 rows of payments, 3 values of users.nickname`.
-fn put_back_words(losses: &[crate::model::DataLoss]) -> String {
+/// `12 rows of payments, 3 values of users.nickname`, then the `AUTOINCREMENT` counters of
+/// `counters`; `nothing` when none.
+fn put_back_words(losses: &[crate::model::DataLoss], counters: &[String]) -> String {
+    let rows = (!losses.is_empty()).then(|| rows_words(losses));
+    crate::db::rows::with_counters(rows, counters)
+}
+
+fn rows_words(losses: &[crate::model::DataLoss]) -> String {
     losses
         .iter()
         .map(|l| match (&l.column, l.kind) {

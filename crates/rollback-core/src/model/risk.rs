@@ -116,6 +116,11 @@ risk_codes! {
     /// The data-loss forecast could not be made: the database could not be copied, or the
     /// downgrade failed on the copy.
     DataLossUnknown = "data_loss_unknown",
+    /// A migration of the downgrade, run on a copy by the data-loss forecast, left something
+    /// for the operator to know, as the run's downgrade will: with the native migrator on
+    /// SQLite, rows referencing rows that are not there (it runs migrations with foreign keys
+    /// off, as SQLite's own tools do).
+    DowngradeWarning = "downgrade_warning",
     /// The production target has no automatic-deploy switch to turn off after the rollback
     /// (Fly.io, Heroku): a push or CI deploy can bring the bad release back.
     NoAutodeploySwitch = "no_autodeploy_switch",

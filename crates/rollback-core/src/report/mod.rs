@@ -315,8 +315,20 @@ fn step_result(step: &Step, detail: &StepDetail) -> String {
         (_, StepDetail::UpgradeDatabase { from, to, .. }) => {
             format!("database upgraded from {} to {}", revisions(from), revisions(to))
         }
-        (_, StepDetail::PutBackRows { snapshot, rows_inserted, rows_present, values_set, values_left, .. }) => format!(
-            "from backup {snapshot}: {rows_inserted} row(s) put back ({rows_present} there already), {values_set} column value(s) written back{}",
+        (
+            _,
+            StepDetail::PutBackRows {
+                snapshot,
+                rows_inserted,
+                rows_present,
+                values_set,
+                values_left,
+                counters_raised,
+                ..
+            },
+        ) => format!(
+            "from backup {snapshot}: {rows_inserted} row(s) put back ({rows_present} there already), {values_set} column value(s) written back{}{}",
+            crate::db::rows::counters_moved(counters_raised),
             if values_left.is_empty() {
                 String::new()
             } else {

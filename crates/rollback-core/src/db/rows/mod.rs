@@ -34,6 +34,7 @@ mod triggers;
 pub use compare::obstacles;
 pub use keep::{Kept, NotKept, keep_written};
 pub use put_back::{PutBackStats, put_back};
+pub use sqlite_sequence::counters_behind;
 
 /// One table: its rows, the non-null values of each column, its primary key.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -187,6 +188,32 @@ pub fn describe(losses: &[DataLoss]) -> String {
         return "nothing".to_owned();
     }
     losses.iter().map(DataLoss::describe).collect::<Vec<_>>().join(", ")
+}
+
+/// What a put-back brings back, as people read it: `what` (its rows and values, worded by the
+/// caller; `None`: none) and the `AUTOINCREMENT` counters of the tables `counters` (SQLite:
+/// moved up to the snapshot's, see [`counters_behind`]).
+pub fn with_counters(what: Option<String>, counters: &[String]) -> String {
+    let counters = (!counters.is_empty()).then(|| format!("the {} (up to the snapshot's)", counters_of(counters)));
+    match (what, counters) {
+        (Some(what), Some(counters)) => format!("{what}, and {counters}"),
+        (Some(only), None) | (None, Some(only)) => only,
+        (None, None) => "nothing".to_owned(),
+    }
+}
+
+/// `, AUTOINCREMENT counter(s) of `jobs` moved up to the snapshot's`: what a put-back did to
+/// the counters of `tables`; empty when none.
+pub fn counters_moved(tables: &[String]) -> String {
+    if tables.is_empty() {
+        return String::new();
+    }
+    format!(", {} moved up to the snapshot's", counters_of(tables))
+}
+
+fn counters_of(tables: &[String]) -> String {
+    let tables: Vec<String> = tables.iter().map(|t| format!("`{t}`")).collect();
+    format!("AUTOINCREMENT counter(s) of {}", tables.join(", "))
 }
 
 pub(super) fn q(s: &str) -> String {

@@ -27,6 +27,10 @@ pub struct PutBackStats {
     /// (the app changed it since, or deleted its row).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub values_left: Vec<DataLoss>,
+    /// SQLite: the `AUTOINCREMENT` tables whose counter was moved up to the snapshot's (it was
+    /// below: the downgrade or the upgrade dropped or rebuilt the table).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub counters_raised: Vec<String>,
 }
 
 /// Puts back into `live` (upgraded: the dropped tables and columns exist again) what the
@@ -325,7 +329,7 @@ impl SqlitePlan {
             let there: i64 = conn.query_row(&c.back, [], |r| r.get(0))?;
             left_behind(&mut stats, &c.loss, u64::try_from(there).unwrap_or(0));
         }
-        super::sqlite_sequence::advance(conn)?;
+        stats.counters_raised = super::sqlite_sequence::advance(conn)?;
         Ok(Ok(stats))
     }
 }

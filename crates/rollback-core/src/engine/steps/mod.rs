@@ -48,8 +48,8 @@ impl Rollback {
                 self.step_restore_database(ctx, ex, snapshot, kept, unchanged_since.as_ref())
             }
             Step::UpgradeDatabase { to, drops, .. } => self.step_upgrade_database(ctx, to, drops),
-            Step::PutBackRows { snapshot, losses, deleted_at, .. } => {
-                self.step_put_back_rows(ctx, ex, snapshot, losses, deleted_at)
+            Step::PutBackRows { snapshot, losses, deleted_at, counters, .. } => {
+                self.step_put_back_rows(ctx, ex, snapshot, (losses, counters), deleted_at)
             }
             Step::Restart { .. } => self.step_restart(ctx, ex),
             Step::Deploy { kept, .. } => self.step_deploy(ctx, ex, kept),

@@ -259,7 +259,7 @@ impl Rollback {
         // What this downgrade drops now (the rows put back included), for the report and the
         // undo; the plan's when it cannot be measured.
         let forecast = ex.plan.downgrade_to().and_then(|to| match self.forecast_downgrade(to) {
-            Ok(f) => Some(f),
+            Ok(f) => Some(f.losses),
             Err(e) => {
                 ctx.log(
                     LogLevel::Warn,
