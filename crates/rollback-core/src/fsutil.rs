@@ -408,6 +408,34 @@ pub fn read(path: &Path) -> Result<Vec<u8>, IoError> {
     Ok(bytes)
 }
 
+/// Replaces the file at `full`, if it is a regular file with other hard links, by a copy of
+/// its own (same bytes, mode and, run as root, owner; a new inode), through a temp file renamed
+/// over it; `Ok(true)` when it did. A checkout that writes a file in place (libgit2 opens it
+/// with `O_TRUNC`) would otherwise write through every other name of the file too, one outside
+/// the work tree included; git itself writes a new file.
+pub fn unshare(full: &Path) -> Result<bool, IoError> {
+    let Ok(meta) = fs::symlink_metadata(full) else { return Ok(false) };
+    if !meta.is_file() || meta.nlink() < 2 {
+        return Ok(false);
+    }
+    let tmp = temp_sibling(full, "unlink");
+    let result = fs::copy(full, &tmp)
+        .and_then(|_| fs::set_permissions(&tmp, fs::Permissions::from_mode(meta.mode() & 0o7777)))
+        .and_then(|()| {
+            if euid() == 0 {
+                std::os::unix::fs::lchown(&tmp, Some(meta.uid()), Some(meta.gid()))?;
+                // `chown` clears the setuid and setgid bits.
+                fs::set_permissions(&tmp, fs::Permissions::from_mode(meta.mode() & 0o7777))?;
+            }
+            fs::rename(&tmp, full)
+        });
+    if let Err(e) = result {
+        let _ = fs::remove_file(&tmp);
+        return Err(IoError::new("copy to break the hard link of", full, e));
+    }
+    Ok(true)
+}
+
 /// Removes a file or symlink if it exists; `Ok(false)` when there was nothing.
 pub fn remove_file_if_exists(path: &Path) -> Result<bool, IoError> {
     match fs::remove_file(path) {

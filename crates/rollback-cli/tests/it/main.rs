@@ -60,6 +60,7 @@ mod snapshots;
 mod sqlite_foreign_keys;
 mod statcache;
 mod stop_signals;
+mod submodule_checkouts;
 mod submodule_shapes;
 mod submodules;
 mod symlink_folder;

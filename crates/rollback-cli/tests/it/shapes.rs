@@ -243,6 +243,42 @@ fn hard_links_between_captured_files_come_back_as_hard_links() {
     }
 }
 
+/// A tracked file with a local edit that the target has as HEAD has it: the reset only
+/// reverts the edit. The file has two other names, one outside the work tree (a configuration
+/// shared with another service) and an untracked one in the tree. libgit2 writes the file in
+/// place, through its links: before, the `git2` back-end overwrote the outside file (its edit
+/// lost) and the untracked name, which the undo then left with the committed content. Now
+/// both back-ends write a new file, as git does: the outside file is untouched, and the undo
+/// gives back the edit and makes the tree's link again.
+#[test]
+fn a_reverted_local_edit_is_not_written_through_its_hard_links() {
+    const EDITED: &[u8] = b"sample app\nlocal note\n";
+    for backend in BACKENDS {
+        let r = TestRepo::new();
+        r.three_releases();
+        let (_cfg_dir, cfg) = config(backend);
+        let outside = tempfile::tempdir().unwrap();
+        let shared = outside.path().join("README-shared.md");
+        r.write("README.md", EDITED);
+        std::fs::hard_link(r.path().join("README.md"), &shared).unwrap();
+        std::fs::hard_link(r.path().join("README.md"), r.path().join("readme-copy.md")).unwrap();
+        let before = picture(&r);
+        let out = fr(&r, &cfg, &["run", "--fast", "--yes", "--json", "--target", "v1"], &[]);
+        out.ok();
+        assert_eq!(r.read("README.md"), b"sample app\n", "{backend}: the edit is reverted");
+        assert_eq!(std::fs::read(&shared).unwrap(), EDITED, "{backend}: the file outside the work tree");
+        assert!(
+            !out.stderr.contains("readme-copy.md"),
+            "{backend}: no word of a changed untracked file: {}",
+            out.stderr
+        );
+        fr(&r, &cfg, &["undo", &run_id(&out), "--yes"], &[]).ok();
+        assert_eq!(picture(&r), before, "{backend}: content, modes, HEAD and index");
+        assert_eq!(inode(&r, "README.md"), inode(&r, "readme-copy.md"), "{backend}: one file again");
+        assert_eq!(std::fs::read(&shared).unwrap(), EDITED, "{backend}: the file outside the work tree");
+    }
+}
+
 /// Case 15, end-of-line conversion: `core.autocrlf` turned on after the files were checked
 /// out (they are LF on disk, git calls them clean). The rollback captures the clean files it
 /// rewrites when a checkout may convert bytes, so `undo` gives them back byte for byte,

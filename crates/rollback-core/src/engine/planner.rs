@@ -13,6 +13,11 @@ use crate::vcs::{Change, ChangeKind, CommitId, StatusEntry, StatusKind, VcsBacke
 
 pub use super::undo_plan::{DbRestore, DbUndoMode, undo_plan};
 
+mod nested;
+
+pub(crate) use nested::holds_dot_git;
+pub use nested::{kept_checkouts, refuse_nested_repos};
+
 /// Whether `p` is in the way of a path the target adds: the same path, an ancestor of it
 /// (a file where the target needs a folder) or below it (a folder where the target needs a
 /// file).
@@ -104,7 +109,13 @@ pub fn captures(workdir: &Path, config: &Config, status: &[StatusEntry], changes
             }
         }
     }
-    out.into_iter().map(|(path, origin)| Capture { path, origin }).collect()
+    // Untracked work in a submodule's checkout the move keeps is the submodule's, and stays
+    // where it is with it.
+    let kept = kept_checkouts(workdir, changes);
+    out.into_iter()
+        .filter(|(path, origin)| *origin == Origin::Tracked || !kept.iter().any(|k| path.starts_with(k)))
+        .map(|(path, origin)| Capture { path, origin })
+        .collect()
 }
 
 /// Whether a checkout writes a file with exactly the permission bits of `mode` (`st_mode`)
@@ -467,56 +478,6 @@ pub fn clear_way_from(manifest: &Manifest, changes: &[Change]) -> Vec<RepoPath> 
         .filter(|e| e.kind != EntryKind::Absent && in_the_way(&e.path, &added))
         .map(|e| e.path.clone())
         .collect()
-}
-
-/// Folders on disk that are nested git repositories (they hold an entry named `.git`, in any
-/// letter case, at any depth) and sit at or below a path the move adds: the reset would
-/// delete them whole, their history with them, and a snapshot cannot hold a repository's
-/// `.git` safely (it would capture a live object database, locks and hooks). Sorted; each is
-/// the folder holding the `.git`.
-pub fn nested_repos_in_the_way(workdir: &Path, changes: &[Change]) -> Vec<RepoPath> {
-    fn walk(workdir: &Path, dir: &Path, out: &mut BTreeSet<RepoPath>) {
-        let Ok(rd) = std::fs::read_dir(dir) else { return };
-        for entry in rd.flatten() {
-            let Ok(ft) = entry.file_type() else { continue };
-            if entry.file_name().as_encoded_bytes().eq_ignore_ascii_case(b".git") {
-                if let Ok(p) = RepoPath::from_fs(workdir, dir) {
-                    out.insert(p);
-                }
-            } else if ft.is_dir() {
-                walk(workdir, &entry.path(), out);
-            }
-        }
-    }
-    let mut out = BTreeSet::new();
-    for c in changes.iter().filter(|c| c.kind == ChangeKind::Added) {
-        // Not through a symlinked parent: what it leads to is not in the work tree.
-        if crate::backup::snapshot::lstat_in_tree(workdir, &c.path).is_some_and(|m| m.is_dir()) {
-            walk(workdir, &c.path.to_fs(workdir), &mut out);
-        }
-    }
-    out.into_iter().collect()
-}
-
-/// The refusal for nested repositories in the way of a move (see
-/// [`nested_repos_in_the_way`]), naming them; `None` when there are none.
-pub fn refuse_nested_repos(workdir: &Path, changes: &[Change], what: &str) -> Option<crate::Error> {
-    let found = nested_repos_in_the_way(workdir, changes);
-    if found.is_empty() {
-        return None;
-    }
-    let names = crate::assess::show_paths(&found);
-    Some(crate::Error::refused(
-        format!(
-            "{names}: a nested git repository (a folder with its own `.git`) where the {what} has a file; \
-             the move would delete it with its history, and backups do not hold a repository's `.git`"
-        ),
-        Some(
-            "move the nested repository out of the work tree (or make it a submodule), then run again; \
-             nothing was changed"
-                .into(),
-        ),
-    ))
 }
 
 /// The refusal when a reset to `commit` would have to write one of `paths` (those that are

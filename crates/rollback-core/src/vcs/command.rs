@@ -77,6 +77,13 @@ impl<'a> Git<'a> {
             // hides an edit from the status scan, and the reset then writes over it without a
             // snapshot. Every file is looked at instead.
             .args(["-c", "core.fsmonitor=false"])
+            // `submodule.recurse = true` (often set globally, so that `pull` and `checkout`
+            // keep submodules in step) makes `reset --hard` check every submodule out at the
+            // commit the target records: its branch, staged changes and edits are lost, and no
+            // snapshot holds them (a submodule is another repository). A reset here moves the
+            // recorded commit only and leaves the submodule's work tree alone, as the git2
+            // back-end does; the run says which `git submodule update` brings them in step.
+            .args(["-c", "submodule.recurse=false"])
             .args(&self.args)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -7,25 +7,15 @@
 //! a submodule that the target has as a plain tracked folder gets the target's files over its
 //! checkout, its uncommitted edits overwritten, and the undo, which would delete a folder that
 //! holds a `.git`, is refused. So the rollback is refused before anything changes, on every
-//! back-end. ([`crate::engine::planner::nested_repos_in_the_way`] covers the other shape: a
+//! back-end. ([`crate::engine::planner::refuse_nested_repos`] covers the other shape: a
 //! nested repository at or below a path where the target adds a file, which the move deletes.)
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
-use crate::backup::snapshot::lstat_in_tree;
+use crate::engine::planner::holds_dot_git;
 use crate::paths::RepoPath;
 use crate::vcs::{Change, ChangeKind, CommitId, VcsBackend};
-
-/// Whether the folder `dir` of the work tree (not seen through a symlink) holds an entry named
-/// `.git`, in any letter case.
-fn holds_git(workdir: &Path, dir: &RepoPath) -> bool {
-    if !lstat_in_tree(workdir, dir).is_some_and(|m| m.is_dir()) {
-        return false;
-    }
-    let Ok(entries) = std::fs::read_dir(dir.to_fs(workdir)) else { return false };
-    entries.flatten().any(|e| e.file_name().as_encoded_bytes().eq_ignore_ascii_case(b".git"))
-}
 
 /// The nested repositories a move to `target` writes into, each with the first path of the
 /// move that it writes there, sorted: a folder holding `.git` above a path the move writes (a
@@ -46,13 +36,14 @@ pub(crate) fn repos_written_into(
     for c in changes.iter().filter(|c| c.kind != ChangeKind::Deleted) {
         let mut parents: Vec<RepoPath> = c.path.ancestors().collect();
         parents.reverse();
-        let found = parents.into_iter().find(|dir| *seen.entry(dir.clone()).or_insert_with(|| holds_git(workdir, dir)));
+        let found =
+            parents.into_iter().find(|dir| *seen.entry(dir.clone()).or_insert_with(|| holds_dot_git(workdir, dir)));
         if let Some(dir) = found {
             if dropped.contains(&&dir) {
                 out.entry(dir).or_insert_with(|| c.path.clone());
             }
         } else if c.kind == ChangeKind::TypeChanged
-            && holds_git(workdir, &c.path)
+            && holds_dot_git(workdir, &c.path)
             && vcs.read_file_at(target, &c.path).is_ok_and(|f| f.is_some())
         {
             // A submodule (or a repository) where the target has a file or a symlink.

@@ -124,13 +124,6 @@ impl Rollback {
                 ]),
             ));
         }
-        // A tracked file the reset rewrites may be a hard link to another file (captured
-        // untracked work, or something outside the tree): a checkout that writes in place
-        // would change that other name too. Give it an inode of its own first; the snapshot
-        // recorded the link, and `undo` makes it again.
-        for c in changes.iter().filter(|c| c.kind != vcs::ChangeKind::Added) {
-            unshare(&c.path.to_fs(self.workdir()))?;
-        }
         ctx.log(LogLevel::Info, format!("Reverting code to commit: {target}"));
         match branch {
             Some(b) if head.branch.as_deref() != Some(b) => self.vcs.checkout_branch_at(b, target, &message)?,
@@ -232,6 +225,9 @@ impl Rollback {
             .map(|c| c.path.clone())
             .chain(clear.iter().cloned())
             .collect();
+        // A submodule's checkout where the target records the submodule is not in the way:
+        // the reset writes nothing into it.
+        let kept = planner::kept_checkouts(workdir, changes);
         for c in changes.iter().filter(|c| c.kind == vcs::ChangeKind::Added) {
             // Outermost parent first, down to the path itself; the first one that is not a
             // real folder ends the way down.
@@ -242,7 +238,7 @@ impl Rollback {
                 let full = p.to_fs(workdir);
                 match std::fs::symlink_metadata(&full) {
                     Ok(m) if m.is_dir() => {
-                        if p == c.path {
+                        if p == c.path && !kept.contains(&p) {
                             walk(workdir, &full, &handled, &mut out);
                         }
                     }
@@ -439,25 +435,4 @@ fn walk(workdir: &Path, dir: &Path, handled: &BTreeSet<RepoPath>, out: &mut Vec<
             _ => out.push((p, WayProblem::InNoBackup)),
         }
     }
-}
-
-/// Replaces the file at `full`, if it is a regular file with other hard links, by a copy of
-/// its own (same bytes and mode, a new inode), through a temp file renamed over it.
-fn unshare(full: &Path) -> Result<()> {
-    use std::os::unix::fs::{MetadataExt, PermissionsExt};
-    let Ok(meta) = std::fs::symlink_metadata(full) else { return Ok(()) };
-    if !meta.is_file() || meta.nlink() < 2 {
-        return Ok(());
-    }
-    let mut tmp = full.as_os_str().to_owned();
-    tmp.push(format!(".unlink-{}", std::process::id()));
-    let tmp = std::path::PathBuf::from(tmp);
-    let result = std::fs::copy(full, &tmp)
-        .and_then(|_| std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(meta.permissions().mode())))
-        .and_then(|()| std::fs::rename(&tmp, full));
-    if let Err(e) = result {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(fsutil::IoError::new("copy to break the hard link of", full, e).into());
-    }
-    Ok(())
 }

@@ -18,7 +18,7 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use git2::{AttrCheckFlags, AttrValue, CheckoutNotificationType, Repository, build::CheckoutBuilder};
+use git2::{AttrCheckFlags, AttrValue, Repository};
 
 use super::git2_err;
 use crate::vcs::{Error, Result};
@@ -106,63 +106,6 @@ pub(super) fn refusal(
         driver,
         by_attributes: true,
     }))
-}
-
-/// What the checkout's notifications found: the refusal, or a notification that did not
-/// finish (a panic inside it, which libgit2 would take for "stop" and git2 for success).
-#[derive(Default)]
-pub(super) struct Guard {
-    refused: Option<Error>,
-    unfinished: bool,
-}
-
-impl Guard {
-    /// Makes `checkout` announce every file it will write, before it writes any, and stop at the
-    /// first that needs one of `drivers`; a no-op without drivers.
-    pub(super) fn watch<'a>(
-        &'a mut self,
-        checkout: &mut CheckoutBuilder<'a>,
-        repo: &'a Repository,
-        drivers: &'a BTreeSet<String>,
-    ) {
-        if drivers.is_empty() {
-            return;
-        }
-        // Every write is an update (a forced checkout announces a local edit it reverts as
-        // dirty, then as updated); a file only removed is never updated.
-        checkout.notify_on(CheckoutNotificationType::UPDATED);
-        checkout.notify(move |_, path, baseline, target, _| {
-            let (Some(path), Some(target)) = (path, target) else { return true };
-            if !super::is_regular(u32::from(target.mode())) {
-                return true;
-            }
-            self.unfinished = true;
-            let blob = |id| repo.find_blob(id).ok().map(|b| b.content().to_vec());
-            let verdict = refusal(repo, path, || blob(target.id()), || baseline.and_then(|b| blob(b.id())), drivers);
-            self.unfinished = false;
-            match verdict {
-                Ok(None) => true,
-                Ok(Some(e)) | Err(e) => {
-                    self.refused = Some(e);
-                    false
-                }
-            }
-        });
-    }
-
-    /// The checkout's result, with the refusal first.
-    pub(super) fn result(self, checked_out: std::result::Result<(), git2::Error>, what: &str) -> Result<()> {
-        if let Some(e) = self.refused {
-            return Err(e);
-        }
-        if self.unfinished {
-            return Err(Error::Git2 {
-                context: what.to_owned(),
-                source: git2::Error::from_str("a check of the files to write stopped half-way"),
-            });
-        }
-        checked_out.map_err(git2_err(what.to_owned()))
-    }
 }
 
 #[cfg(test)]

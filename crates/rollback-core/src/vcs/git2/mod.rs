@@ -44,6 +44,7 @@ mod partial;
 mod refs;
 mod sparse;
 mod way;
+mod writes;
 
 pub use bare::BareRepo;
 use ignored::ignored_below_tracked;
@@ -262,7 +263,7 @@ impl Git2Backend {
         let way = way::plan(&self.workdir, &target_entries, &head_entries, &indexed)?;
         let left_out = sparse::left_out(repo, &self.workdir, &target_entries);
         way.clear(repo, &self.workdir)?;
-        let mut guard = filters::Guard::default();
+        let mut guard = writes::Guard::default();
         let mut checkout = CheckoutBuilder::new();
         checkout.force();
         let mut nothing_to_write = false;
@@ -290,7 +291,7 @@ impl Git2Backend {
                 std::fs::remove_file(path).at("remove", path)?;
             }
         }
-        guard.watch(&mut checkout, repo, &drivers);
+        guard.watch(&mut checkout, repo, &self.workdir, &drivers);
         // An empty path list would mean every path.
         let checked_out =
             if nothing_to_write { Ok(()) } else { repo.checkout_tree(tree.as_object(), Some(&mut checkout)) };

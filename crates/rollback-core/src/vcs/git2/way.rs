@@ -8,7 +8,10 @@
 //!   through the link (and writes what it leads to, or fails: "Is a directory");
 //! - a folder where the target has a file or a symlink: git removes it with what it holds (a
 //!   reset overwrites untracked files in the way); libgit2 fails on some ("null OID cannot
-//!   exist").
+//!   exist");
+//! - a submodule's folder: git writes nothing into it, and removes the folder of a submodule
+//!   the target drops only when it is empty; libgit2 removes it whole, `.git` and all
+//!   (`submodule_checkouts`, left out of its checkout).
 //!
 //! [`plan`] looks at the work tree without changing it; [`Way::clear`] then removes what is in
 //! the way, just before the checkout. A folder in the way that holds a nested repository (an
@@ -169,16 +172,52 @@ pub(super) fn plan(
             way.excluded.insert(dir.to_vec());
         }
     }
+    way.excluded.extend(submodule_checkouts(&mut parents, target, head)?);
     if let Some(odd) = way.excluded.iter().find(|p| p.iter().any(|b| b"*?[\\".contains(b))) {
         return Err(Error::Git2 {
             context: format!(
-                "`{}` is a symlink or a file where a tracked folder was, with a name the git2 back-end cannot leave out of its checkout (it has `*`, `?`, `[` or `\\`); set `backend = \"git-cli\"` in `[vcs]` of forge-rollback.toml for this rollback",
+                "`{}` is a symlink or a file where a tracked folder was, or a submodule's checkout, with a name the git2 back-end cannot leave out of its checkout (it has `*`, `?`, `[` or `\\`); set `backend = \"git-cli\"` in `[vcs]` of forge-rollback.toml for this rollback",
                 String::from_utf8_lossy(odd)
             ),
             source: git2::Error::from_str("refused before changing anything"),
         });
     }
     Ok(way)
+}
+
+/// The folders of submodules that the checkout must leave as they are: a gitlink of HEAD or
+/// of the target (on each side that has the path, and with nothing of either tree below it)
+/// whose folder holds anything. `git reset --hard` writes nothing into a submodule's folder:
+/// it makes the folder of a submodule the target adds only when it is missing, and removes the
+/// folder of one the target drops only when it is empty (it warns "unable to rmdir" and leaves
+/// it otherwise). libgit2's checkout removes the folder of a dropped submodule whole, the
+/// submodule's checkout and its `.git` with it: a `.git` folder holds the submodule's own
+/// history (unpushed commits, branches, stash), which no backup holds, and a `gitdir:` file is
+/// what makes the folder a repository again.
+fn submodule_checkouts(
+    parents: &mut Parents<'_>,
+    target: &[(Vec<u8>, Oid, u32)],
+    head: &[(Vec<u8>, Oid, u32)],
+) -> Result<Vec<Vec<u8>>> {
+    let below = |path: &[u8], p: &[u8]| p.len() > path.len() && p.starts_with(path) && p[path.len()] == b'/';
+    let mut out = Vec::new();
+    for (path, _, _) in target.iter().chain(head).filter(|(_, _, mode)| *mode == MODE_GITLINK) {
+        let gitlink_or_absent = |tree: &[(Vec<u8>, Oid, u32)]| {
+            tree.iter().all(|(p, _, mode)| !below(path, p) && (p != path || *mode == MODE_GITLINK))
+        };
+        if out.contains(path) || !gitlink_or_absent(target) || !gitlink_or_absent(head) {
+            continue;
+        }
+        // Below a symlink or a file, or missing: nothing of a checkout is there.
+        if parents.blocked(path)?.is_some() {
+            continue;
+        }
+        let full = parents.workdir.join(OsStr::from_bytes(path));
+        if lstat(&full)?.is_some_and(|m| m.is_dir()) && std::fs::read_dir(&full).at("list", &full)?.next().is_some() {
+            out.push(path.clone());
+        }
+    }
+    Ok(out)
 }
 
 /// The first entry named `.git` (in any letter case) at or below the folder `dir`, without
