@@ -229,6 +229,7 @@ pub fn record(
         database: None,
         hard_links: Vec::new(),
         landing: std::collections::BTreeMap::new(),
+        folders: Vec::new(),
     };
     store.put_manifest(&manifest)?;
     let record =

@@ -49,11 +49,7 @@ pub(crate) fn locked<'a>(root: &Path, paths: impl IntoIterator<Item = &'a RepoPa
     let mut out = Vec::new();
     for p in paths {
         let rel = p.as_path();
-        let folder = rel
-            .ancestors()
-            .skip(1)
-            .find(|a| a.as_os_str().is_empty() || std::fs::symlink_metadata(root.join(a)).is_ok_and(|m| m.is_dir()))
-            .unwrap_or(Path::new(""));
+        let folder = folder_of(root, rel);
         for candidate in [rel, folder] {
             if !seen.insert(candidate.to_path_buf()) {
                 continue;
@@ -66,6 +62,15 @@ pub(crate) fn locked<'a>(root: &Path, paths: impl IntoIterator<Item = &'a RepoPa
     }
     out.sort();
     out
+}
+
+/// The folder `rel` (a path below `root`) is made, replaced or removed in: its nearest
+/// ancestor that is a real folder now (`""`: `root` itself).
+pub(crate) fn folder_of<'p>(root: &Path, rel: &'p Path) -> &'p Path {
+    rel.ancestors()
+        .skip(1)
+        .find(|a| a.as_os_str().is_empty() || std::fs::symlink_metadata(root.join(a)).is_ok_and(|m| m.is_dir()))
+        .unwrap_or(Path::new(""))
 }
 
 /// The refusal for `locked` paths (none: `None`), for `what` ("the rollback", "the undo").

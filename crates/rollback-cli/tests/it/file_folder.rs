@@ -96,3 +96,57 @@ fn a_tracked_file_replaced_by_a_folder_in_the_work_tree_comes_back_on_undo() {
         assert_eq!(r.read("repl/inner"), b"inner\n");
     }
 }
+
+/// Empty folders in a folder the target turns into a file (a cache or uploads folder the app
+/// keeps, made at start): the reset must remove them for the file, and the undo makes them
+/// again. Before, no backup recorded them: the undo said the state was back without them.
+#[test]
+fn empty_folders_in_a_folder_the_target_turns_into_a_file_come_back_on_undo() {
+    for backend in BACKENDS {
+        // c1: the file `p`; c2 (HEAD): the folder `p/` holding `p/q`.
+        let r = swap(true);
+        for empty in ["p/cache", "p/uploads/2026/12"] {
+            std::fs::create_dir_all(r.path().join(empty)).unwrap();
+        }
+        roll_back_and_undo(&r, backend, "HEAD~1", |r| {
+            assert_eq!(r.read("p"), b"a module\n", "{backend}");
+        });
+        for empty in ["p/cache", "p/uploads/2026/12"] {
+            assert!(r.path().join(empty).is_dir(), "{backend}: `{empty}` is back");
+        }
+    }
+}
+
+/// Folders with modes of their own, holding only untracked files the rollback removes with
+/// them: a setgid folder shared by a group (`2775`), a read-only one (`0555`, filled before it
+/// becomes read-only again), a private one (`0700`), and a tracked folder (`0750`) that the
+/// reset empties and removes (an undo's reset makes it again with git's default mode). The
+/// undo gives each its mode back. Before, all came back `0755`.
+#[test]
+fn folder_modes_come_back_on_undo() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |r: &TestRepo, p: &str| std::fs::metadata(r.path().join(p)).unwrap().permissions().mode() & 0o7777;
+    let set = |r: &TestRepo, p: &str, m: u32| {
+        std::fs::set_permissions(r.path().join(p), std::fs::Permissions::from_mode(m)).unwrap();
+    };
+    for backend in BACKENDS {
+        let r = TestRepo::new();
+        r.write("README", "app\n");
+        r.commit_all("c1");
+        r.write("legacy/old.py", "old\n");
+        r.commit_all("c2");
+        r.write("uploads/a.bin", "upload\n").write("ro/f.txt", "read only\n").write("secrets/key.pem", "key\n");
+        let folders = [("uploads", 0o2775), ("ro", 0o555), ("secrets", 0o700), ("legacy", 0o750)];
+        for (p, m) in folders {
+            set(&r, p, m);
+        }
+        roll_back_and_undo(&r, backend, "HEAD~1", |r| {
+            assert!(!r.exists("uploads") && !r.exists("legacy"), "{backend}: removed by the rollback");
+        });
+        for (p, m) in folders {
+            assert_eq!(mode(&r, p), m, "{backend}: `{p}` has its mode back");
+        }
+        assert_eq!(r.read("ro/f.txt"), b"read only\n", "{backend}");
+        set(&r, "ro", 0o755);
+    }
+}

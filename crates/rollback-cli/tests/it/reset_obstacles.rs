@@ -1,12 +1,15 @@
 //! Files a rollback cannot change. An immutable or append-only file (`chattr +i`, `+a`) or
-//! folder is found before anything changes, and the run or undo is refused (exit 4). A file
-//! the reset cannot remove for another reason (a file mounted over here; a folder the user may
-//! not write fails the same way): `git reset --hard` only warns and exits 0, and the run used
-//! to report success with the broken release's file still in the tree. It now fails, naming
-//! the file, and `resume` finishes once the obstacle is gone.
+//! folder, or a folder the user may not write, is found before anything changes, and the run
+//! or undo is refused (exit 4). A file the reset cannot remove for another reason (a file
+//! mounted over): `git reset --hard` only warns and exits 0, and the run used to report
+//! success with the broken release's file still in the tree. It now fails, naming the file,
+//! and `resume` finishes once the obstacle is gone.
+
+use std::os::unix::fs::MetadataExt as _;
 
 use rollback_testkit::TestRepo;
 
+use crate::common::Out;
 use crate::shapes::config;
 
 /// `chattr` on `path` (`+i` or `-i`).
@@ -114,4 +117,127 @@ fn immutable_files_refuse_the_run_and_the_undo_before_anything_changes() {
     std::fs::remove_dir(&folder).unwrap();
     crate::common::undo(&r, &id);
     assert_eq!(crate::common::picture(&r), before, "the local edit is back");
+}
+
+/// The binary run as a user that folder modes bind: this one, or `nobody` (uid and gid 65534)
+/// when the tests run as root (no mode binds root). The work tree and `home` are given to
+/// `nobody` then, and the binary is linked (else copied) into `home` when `nobody` cannot
+/// reach it where cargo built it.
+struct NotRoot {
+    uid: Option<u32>,
+    bin: std::path::PathBuf,
+    home: tempfile::TempDir,
+}
+
+impl NotRoot {
+    fn new(r: &TestRepo) -> Self {
+        use std::os::unix::process::CommandExt as _;
+        let home = tempfile::tempdir().unwrap();
+        let built = std::path::PathBuf::from(env!("CARGO_BIN_EXE_forge-rollback"));
+        if std::fs::metadata("/proc/self").unwrap().uid() != 0 {
+            return Self { uid: None, bin: built, home };
+        }
+        for dir in [r.path(), home.path()] {
+            let st = std::process::Command::new("chown").args(["-R", "65534:65534"]).arg(dir).status().unwrap();
+            assert!(st.success(), "chown -R nobody {}", dir.display());
+        }
+        let reachable = std::process::Command::new(&built).arg("--version").uid(65534).gid(65534).output().is_ok();
+        let bin = if reachable {
+            built
+        } else {
+            // Linked after the `chown`: the built binary keeps its owner.
+            let to = home.path().join("forge-rollback");
+            std::fs::hard_link(&built, &to).or_else(|_| std::fs::copy(&built, &to).map(drop)).unwrap();
+            to
+        };
+        Self { uid: Some(65534), bin, home }
+    }
+
+    /// The tree, HEAD and `git status` (git run as the user: git refuses, to root, a
+    /// repository another user owns).
+    fn picture(&self, r: &TestRepo) -> (rollback_testkit::TreeState, String, String) {
+        let git = |args: &[&str]| {
+            use std::os::unix::process::CommandExt as _;
+            let mut cmd = std::process::Command::new("git");
+            rollback_testkit::clean_git_env(&mut cmd).arg("-C").arg(r.path()).args(args);
+            if let Some(uid) = self.uid {
+                cmd.uid(uid).gid(uid);
+            }
+            let o = cmd.output().unwrap();
+            assert!(o.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+            String::from_utf8_lossy(&o.stdout).into_owned()
+        };
+        (r.tree(), git(&["rev-parse", "HEAD"]), git(&["status", "--porcelain", "--untracked-files=all", "--ignored"]))
+    }
+
+    fn run(&self, r: &TestRepo, backend: &str, args: &[&str]) -> Out {
+        use std::os::unix::process::CommandExt as _;
+        let cfg = self.home.path().join(format!("{backend}.toml"));
+        if !cfg.exists() {
+            std::fs::write(&cfg, format!("[vcs]\nbackend = \"{backend}\"\n")).unwrap();
+            if let Some(uid) = self.uid {
+                std::os::unix::fs::chown(&cfg, Some(uid), Some(uid)).unwrap();
+            }
+        }
+        let mut cmd = std::process::Command::new(&self.bin);
+        rollback_testkit::clean_git_env(&mut cmd);
+        cmd.env("NO_COLOR", "1").env("HOME", self.home.path()).arg("-C").arg(r.path()).arg("--config").arg(&cfg);
+        cmd.args(args).stdin(std::process::Stdio::null());
+        if let Some(uid) = self.uid {
+            cmd.uid(uid).gid(uid);
+        }
+        let o = cmd.output().expect("run forge-rollback");
+        Out {
+            code: o.status.code(),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+}
+
+/// Not root: an untracked file in a folder the user keeps read-only (`chmod 555`), then a
+/// tracked file the undo writes back into a folder made read-only after the run. Each is found
+/// before anything changes: the run and the undo are refused (exit 4) naming the folder, and
+/// both go through once it is writable. Before, the run moved HEAD and the tree to the target
+/// and then failed to remove the file, and its undo failed after its own reset.
+#[test]
+fn folders_the_user_may_not_write_refuse_the_run_and_the_undo_before_anything_changes() {
+    for backend in ["git2", "git-cli"] {
+        let r = TestRepo::new();
+        r.write("app/main.py", "v1\n");
+        r.commit_all("c1");
+        r.git(&["tag", "v1"]);
+        r.write("app/main.py", "v2\n").write("app/new.py", "new\n");
+        r.commit_all("c2");
+        r.write("rodir/x", "kept read-only\n");
+        let user = NotRoot::new(&r);
+        chmod(&r, "rodir", 0o555);
+        let before = user.picture(&r);
+        let refused = user.run(&r, backend, &["run", "--fast", "--yes", "--target", "v1"]);
+        refused.code(4);
+        assert!(refused.stderr.contains("may not write: `rodir` (mode 0555"), "{backend}: {}", refused.stderr);
+        assert!(refused.stderr.contains("hint: nothing was changed"), "{backend}: {}", refused.stderr);
+        assert_eq!(user.picture(&r), before, "{backend}: nothing changed");
+
+        chmod(&r, "rodir", 0o755);
+        let before = user.picture(&r);
+        let out = user.run(&r, backend, &["run", "--fast", "--yes", "--json", "--target", "v1"]);
+        out.ok();
+        assert!(!r.exists("rodir/x") && !r.exists("app/new.py"), "{backend}");
+        let run = out.json()["run_id"].as_str().unwrap().to_owned();
+        chmod(&r, "app", 0o555);
+        let moved = user.picture(&r);
+        let refused = user.run(&r, backend, &["undo", &run, "--yes"]);
+        refused.code(4);
+        assert!(refused.stderr.contains("may not write: `app` (mode 0555"), "{backend}: {}", refused.stderr);
+        assert_eq!(user.picture(&r), moved, "{backend}: nothing changed");
+        chmod(&r, "app", 0o755);
+        user.run(&r, backend, &["undo", &run, "--yes"]).ok();
+        assert_eq!(user.picture(&r), before, "{backend}: the state from before");
+    }
+}
+
+fn chmod(r: &TestRepo, path: &str, mode: u32) {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(r.path().join(path), std::fs::Permissions::from_mode(mode)).unwrap();
 }

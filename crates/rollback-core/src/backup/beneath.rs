@@ -193,6 +193,34 @@ impl Dir {
         check(unsafe { libc::fchownat(self.0.as_raw_fd(), c"".as_ptr(), to.uid, to.gid, libc::AT_EMPTY_PATH) })
     }
 
+    /// This folder's permission bits (`mode & 0o7777`), read through its handle.
+    pub(crate) fn mode(&self) -> io::Result<u32> {
+        use std::os::unix::fs::PermissionsExt as _;
+        let file = File::from(self.0.try_clone()?);
+        Ok(file.metadata()?.permissions().mode() & 0o7777)
+    }
+
+    /// Gives this folder itself the permission bits `mode`, through its handle: the folder
+    /// opened, whatever its path leads to by now. A handle opened for reading is needed for
+    /// `fchmod`; a folder this user may not read is changed through `/proc/self/fd`, which
+    /// names the same folder.
+    pub(crate) fn set_mode(&self, mode: u32) -> io::Result<()> {
+        match open_at(Some(&self.0), OsStr::new("."), libc::O_RDONLY | libc::O_DIRECTORY) {
+            Ok(fd) => {
+                // SAFETY: a valid descriptor, just opened.
+                #[allow(unsafe_code)]
+                check(unsafe { libc::fchmod(fd.as_raw_fd(), mode as libc::mode_t) })
+            }
+            Err(e) if e.raw_os_error() == Some(libc::EACCES) => {
+                let c = c_name(OsStr::new(&format!("/proc/self/fd/{}", self.0.as_raw_fd())))?;
+                // SAFETY: a NUL-terminated path naming this process's own descriptor.
+                #[allow(unsafe_code)]
+                check(unsafe { libc::chmod(c.as_ptr(), mode as libc::mode_t) })
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     /// Gives `name` the owner `to` when `expect` says yes to its metadata, read through the
     /// handle the owner is then set through (a symlink is changed as itself). Returns whether
     /// it changed it (`false`: not there, or `expect` said no).

@@ -342,6 +342,22 @@ impl Ownership {
     }
 }
 
+/// A folder of the work tree as a snapshot saw it: each folder above a captured path, each
+/// folder below a captured folder (empty ones included), and each folder above a file the
+/// reset rewrites or deletes (git removes a folder it empties, and makes it again with its
+/// default mode). An undo makes again the ones that are missing and gives each its mode.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Folder {
+    /// The folder, relative to the work tree.
+    pub path: RepoPath,
+    /// Permission bits (`0o755`, `0o2775` for a setgid shared folder, `0o555`, ...), exactly
+    /// as on disk.
+    pub mode: u32,
+    /// Who owned it: given to the folder when a restore that runs as root makes it again.
+    #[serde(flatten)]
+    pub owner: Owner,
+}
+
 /// An object of the index that a restore may need to write back into the object database.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StagedObject {
@@ -418,6 +434,12 @@ pub struct Manifest {
     /// Empty when not run as root, and in manifests written before it was recorded.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub landing: BTreeMap<RepoPath, Owner>,
+    /// The folders the snapshot saw, with their modes and owners ([`Folder`]), sorted by
+    /// path: [`snapshot::restore_folders`] makes the missing ones again and gives each its
+    /// mode. Empty in manifests written before folders were recorded (an undo from one gives
+    /// back no empty folder, and makes folders with the default mode).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub folders: Vec<Folder>,
 }
 
 /// A database dump held by a snapshot.

@@ -16,10 +16,17 @@
 //!   created with their exact raw target, so an existing symlink at the path is replaced, not
 //!   followed.
 //!
+//! # Folders
+//!
+//! A folder is not an entry, but [`capture_all`] records every folder it sees ([`Folder`]):
+//! those above each path, and those below a captured folder, empty ones included, each with
+//! its permission bits (setgid and sticky bits included) and owner. [`restore_folders`] makes
+//! the missing ones again after a restore, and gives each its mode once the files are in (a
+//! read-only folder is filled first).
+//!
 //! # What is not captured
 //!
-//! Empty folders (git does not track them either), folders' permission bits, times and
-//! extended attributes. Entries named `.git` below a captured folder (a nested repository)
+//! Times and extended attributes. Entries named `.git` below a captured folder (a nested repository)
 //! are skipped: they cannot be represented as a [`RepoPath`]. FIFOs, sockets and devices are an
 //! error ([`Error::UnsupportedFileType`]).
 //!
@@ -37,7 +44,8 @@ use std::sync::atomic::Ordering;
 
 use super::statcache::{FileStat, StatCache};
 use super::{
-    BackupStore, BlobId, EntryKind, Error, ManifestEntry, Origin, Owner, Ownership, PutStats, Result, SymlinkTarget,
+    BackupStore, BlobId, EntryKind, Error, Folder, ManifestEntry, Origin, Owner, Ownership, PutStats, Result,
+    SymlinkTarget,
 };
 use crate::fsutil::{IoContext, IoError};
 use crate::paths::RepoPath;
@@ -46,7 +54,10 @@ mod put_back;
 mod strays;
 
 pub(crate) use put_back::add_missing_folders;
-pub use put_back::{RestoreStats, check_space, free_inodes, free_space, inodes_needed, relink, restore, space_needed};
+pub use put_back::{
+    FolderStats, RestoreStats, check_space, free_inodes, free_space, inodes_needed, relink, restore, restore_folders,
+    space_needed,
+};
 pub use strays::remove_stray_temps;
 
 /// The file-type name of `ft` for messages, when it cannot be captured.
@@ -111,13 +122,36 @@ pub fn capture_cached(
     store: &dyn BackupStore,
     workdir: &Path,
     paths: &[(RepoPath, Origin)],
-    mut cache: Option<&mut StatCache>,
+    cache: Option<&mut StatCache>,
     progress: &mut dyn FnMut(u64),
 ) -> Result<(Vec<ManifestEntry>, PutStats)> {
+    capture_all(store, workdir, paths, cache, progress).map(|c| (c.entries, c.stats))
+}
+
+/// What [`capture_all`] took.
+#[derive(Debug)]
+pub struct Captured {
+    /// The entries, as [`capture`] gives them.
+    pub entries: Vec<ManifestEntry>,
+    /// Every real folder the capture saw, sorted by path: above each path, and below each
+    /// captured folder (empty ones included).
+    pub folders: Vec<Folder>,
+    /// Blobs offered to the store and the new ones it wrote.
+    pub stats: PutStats,
+}
+
+/// [`capture_cached`], with the folders it saw ([`Captured::folders`]).
+pub fn capture_all(
+    store: &dyn BackupStore,
+    workdir: &Path,
+    paths: &[(RepoPath, Origin)],
+    mut cache: Option<&mut StatCache>,
+    progress: &mut dyn FnMut(u64),
+) -> Result<Captured> {
     let mut out: BTreeMap<RepoPath, ManifestEntry> = BTreeMap::new();
     let mut stats = PutStats::default();
-    // Real folders seen, with their owners.
-    let mut folders: HashMap<RepoPath, Owner> = HashMap::new();
+    // Real folders seen, with their owners and modes.
+    let mut folders: HashMap<RepoPath, Seen> = HashMap::new();
     let mut pending: Vec<Pending> = Vec::new();
     let mut queued: HashSet<RepoPath> = HashSet::new();
     // A path listed on its own is captured with its own origin, not as part of a folder above
@@ -141,7 +175,7 @@ pub fn capture_cached(
             }
             match lstat(&anc.to_fs(workdir))? {
                 Some(m) if m.is_dir() => {
-                    folders.insert(anc.clone(), Owner::of(&m));
+                    folders.insert(anc.clone(), Seen::of(&m));
                 }
                 Some(_) => {
                     blocked = true;
@@ -211,7 +245,50 @@ pub fn capture_cached(
             own.folders = folder_owners(workdir, &e.path, own.owner, &mut folders)?;
         }
     }
-    Ok((entries, stats))
+    let mut folders: Vec<Folder> =
+        folders.into_iter().map(|(path, Seen { owner, mode })| Folder { path, mode, owner }).collect();
+    folders.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(Captured { entries, folders, stats })
+}
+
+/// A real folder the capture saw: its owner and permission bits.
+#[derive(Clone, Copy, Debug)]
+struct Seen {
+    owner: Owner,
+    mode: u32,
+}
+
+impl Seen {
+    fn of(meta: &fs::Metadata) -> Self {
+        use std::os::unix::fs::PermissionsExt as _;
+        Self { owner: Owner::of(meta), mode: meta.permissions().mode() & 0o7777 }
+    }
+}
+
+/// Adds to `folders` (sorted by path, as [`Captured::folders`]) each real folder above each of
+/// `paths` it does not hold yet: the folders a reset that rewrites or deletes those paths may
+/// empty, remove and make again with the default mode. Parents are looked at outermost
+/// first, and none through a symlink or below a file.
+pub fn add_folders_above(workdir: &Path, paths: &[&RepoPath], folders: &mut Vec<Folder>) -> Result<(), IoError> {
+    let mut known: HashSet<RepoPath> = folders.iter().map(|f| f.path.clone()).collect();
+    for path in paths {
+        let ancestors: Vec<RepoPath> = path.ancestors().collect();
+        for anc in ancestors.into_iter().rev() {
+            if known.contains(&anc) {
+                continue;
+            }
+            match lstat(&anc.to_fs(workdir))? {
+                Some(m) if m.is_dir() => {
+                    let Seen { owner, mode } = Seen::of(&m);
+                    known.insert(anc.clone());
+                    folders.push(Folder { path: anc, mode, owner });
+                }
+                _ => break,
+            }
+        }
+    }
+    folders.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(())
 }
 
 /// Passes on a rising count out of `total` at most about 100 times: the first value, then
@@ -276,7 +353,7 @@ fn capture_one(
     out: &mut BTreeMap<RepoPath, ManifestEntry>,
     pending: &mut Vec<Pending>,
     queued: &mut HashSet<RepoPath>,
-    folders: &mut HashMap<RepoPath, Owner>,
+    folders: &mut HashMap<RepoPath, Seen>,
     stats: &mut PutStats,
     mut cache: Option<&mut StatCache>,
 ) -> Result<bool> {
@@ -315,7 +392,7 @@ fn capture_one(
         }
         EntryKind::File { blob, size: seen.size, mode: seen.mode & 0o7777 }
     } else if ft.is_dir() {
-        folders.insert(path.clone(), Owner::of(&meta));
+        folders.insert(path.clone(), Seen::of(&meta));
         let mut children: Vec<_> = fs::read_dir(&full)
             .at("list", &full)?
             .map(|e| e.map(|e| e.file_name()))
@@ -365,18 +442,18 @@ fn folder_owners(
     workdir: &Path,
     path: &RepoPath,
     owner: Owner,
-    seen: &mut HashMap<RepoPath, Owner>,
+    seen: &mut HashMap<RepoPath, Seen>,
 ) -> Result<Vec<Owner>, IoError> {
     let ancestors: Vec<RepoPath> = path.ancestors().collect();
     let mut out = Vec::with_capacity(ancestors.len());
     for anc in ancestors.iter().rev() {
-        let o = if let Some(o) = seen.get(anc) {
-            *o
+        let o = if let Some(s) = seen.get(anc) {
+            s.owner
         } else {
             let full = anc.to_fs(workdir);
-            let o = Owner::of(&fs::symlink_metadata(&full).at("read metadata of", &full)?);
-            seen.insert(anc.clone(), o);
-            o
+            let s = Seen::of(&fs::symlink_metadata(&full).at("read metadata of", &full)?);
+            seen.insert(anc.clone(), s);
+            s.owner
         };
         out.push(o);
     }

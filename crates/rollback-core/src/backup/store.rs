@@ -43,6 +43,8 @@
 //! The store assumes one writer at a time (the engine holds the repository's lock): `prune`
 //! running while another process is taking a snapshot would delete that snapshot's blobs.
 
+mod holes;
+
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -56,6 +58,7 @@ use super::{
 };
 use crate::fsutil::{self, IoContext, IoError};
 use crate::paths::RepoPath;
+use holes::copy_hashing;
 
 /// The manifest format this store reads and writes.
 const FORMAT: u32 = 1;
@@ -130,28 +133,9 @@ fn is_our_file(meta: &fs::Metadata) -> bool {
     meta.is_file() && meta.uid() == fsutil::euid()
 }
 
-/// Copies `f` (opened at `from`) into `to` in 1 MiB chunks, hashing what passes: one read of
-/// the source.
 /// Files up to this size are captured through memory ([`BackupStore::put_blob`]); bigger ones
 /// are streamed.
 const SMALL_BLOB: u64 = 4 << 20;
-
-fn copy_hashing(mut f: File, from: &Path, to: &mut File, to_path: &Path) -> Result<(BlobId, u64), IoError> {
-    use std::io::Read;
-    let mut hasher = blake3::Hasher::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut len = 0u64;
-    loop {
-        let n = f.read(&mut buf).at("read", from)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-        to.write_all(&buf[..n]).at("write", to_path)?;
-        len += n as u64;
-    }
-    Ok((BlobId::from_hash(hasher.finalize()), len))
-}
 
 /// Creates `tmp` (mode `0600`, it must not exist), lets `fill` write it, and removes it again
 /// if `fill` fails. Returns what `fill` returned.

@@ -378,6 +378,7 @@ impl Rollback {
             }),
             hard_links: Vec::new(),
             landing: std::collections::BTreeMap::new(),
+            folders: Vec::new(),
         };
         store.put_manifest(&manifest)?;
         let report = store.verify(Some(std::slice::from_ref(&manifest.id)))?;

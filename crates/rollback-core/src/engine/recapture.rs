@@ -191,6 +191,7 @@ impl Rollback {
             database: None,
             hard_links,
             landing: old.landing.clone(),
+            folders: old.folders.clone(),
         };
         super::support::put_verified(store.as_ref(), &manifest)?;
         ex.journal.append(&Record::Recaptured {

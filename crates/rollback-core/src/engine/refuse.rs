@@ -309,15 +309,22 @@ impl Rollback {
     /// Refuses while a live process holds the run lock, naming it. Asked before the
     /// unfinished-run refusal outside the lock: a run that is still running is unfinished too,
     /// and "resume or undo it" would be dangerous advice about a live run.
-    /// The refusal when a file the rollback of `a` changes (what the reset rewrites or
+    /// The refusals when a file the rollback of `a` changes (what the reset rewrites or
     /// removes, the untracked files `remove_untracked` removes), or the folder it changes it
-    /// in, is immutable or append-only in this work tree. `a` may be a copy's assessment (a
-    /// rehearsal): its paths are relative, and the real tree is what is looked at.
-    pub(crate) fn locked_paths_refusal(&self, a: &Assessment) -> Option<Error> {
+    /// in, is immutable or append-only in this work tree, and when this user may not write
+    /// such a folder. `a` may be a copy's assessment (a rehearsal): its paths are relative,
+    /// and the real tree is what is looked at.
+    pub(crate) fn locked_paths_refusal(&self, a: &Assessment) -> Vec<Error> {
         let kept = super::planner::kept_untracked(self.workdir(), &self.config);
         let removed = a.dirty.untracked.iter().filter(|p| !kept.contains(p));
-        let touched = a.changes.iter().map(|c| &c.path).chain(&a.dirty.modified).chain(&a.dirty.staged).chain(removed);
-        crate::immutable::refusal("the rollback", &crate::immutable::locked(self.workdir(), touched))
+        let touched: Vec<&crate::paths::RepoPath> =
+            a.changes.iter().map(|c| &c.path).chain(&a.dirty.modified).chain(&a.dirty.staged).chain(removed).collect();
+        let locked = crate::immutable::locked(self.workdir(), touched.iter().copied());
+        let unwritable = crate::unwritable::unwritable(self.workdir(), touched.iter().copied());
+        crate::immutable::refusal("the rollback", &locked)
+            .into_iter()
+            .chain(crate::unwritable::refusal("the rollback", &unwritable))
+            .collect()
     }
 
     pub(crate) fn refuse_locked(&self) -> Result<()> {

@@ -353,8 +353,8 @@ impl Rollback {
         // The steps a real run has that reach real services.
         let a = copy.assess(Some(plan.to.as_str()))?;
         // What the copy cannot carry: an immutable or append-only file or folder of the real
-        // tree, on which the real run is refused.
-        if let Some(e) = self.locked_paths_refusal(&a) {
+        // tree, or a folder of it this user may not write, on which the real run is refused.
+        if let Some(e) = self.locked_paths_refusal(&a).into_iter().next() {
             return Err(e);
         }
         let real = planner::rollback_plan(copy.vcs.as_ref(), &self.config, &self.check_names(), &a, level);

@@ -167,15 +167,19 @@ pub(super) fn refuse_db_unreachable(db: &dyn crate::db::DbMigrator, run_id: &str
 }
 
 /// Refuses the undo when a path it writes (a file of the snapshot, one its reset changes) or
-/// a folder holding one is immutable or append-only: the undo would stop half-way on it.
+/// a folder holding one is immutable or append-only, or when this user may not write such a
+/// folder: the undo would stop half-way on it.
 pub(super) fn refuse_locked_paths(rb: &Rollback, run_id: &str, manifest: &Manifest) -> Result<()> {
     let mut paths: Vec<crate::paths::RepoPath> = manifest.entries.iter().map(|e| e.path.clone()).collect();
     let head = rb.vcs.head()?.commit;
     if head != manifest.head {
         paths.extend(rb.vcs.diff(&head, &manifest.head)?.into_iter().map(|c| c.path));
     }
+    let what = format!("undo of run {run_id}");
     let locked = crate::immutable::locked(rb.workdir(), &paths);
-    crate::immutable::refusal(&format!("undo of run {run_id}"), &locked).map_or(Ok(()), Err)
+    crate::immutable::refusal(&what, &locked).map_or(Ok(()), Err)?;
+    let unwritable = crate::unwritable::unwritable(rb.workdir(), &paths);
+    crate::unwritable::refusal(&what, &unwritable).map_or(Ok(()), Err)
 }
 
 /// Refuses the undo before anything changes when the work tree's file system has no room for

@@ -202,6 +202,7 @@ mod state_tests {
             database: None,
             hard_links: Vec::new(),
             landing: std::collections::BTreeMap::new(),
+            folders: Vec::new(),
         };
         store.put_manifest(&m).unwrap();
         (m, hex)

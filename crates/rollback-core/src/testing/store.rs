@@ -144,6 +144,7 @@ pub fn manifest(id: &SnapshotId, entries: Vec<ManifestEntry>) -> Manifest {
         database: None,
         hard_links: Vec::new(),
         landing: std::collections::BTreeMap::new(),
+        folders: Vec::new(),
     }
 }
 
@@ -276,7 +277,9 @@ pub fn round_trip_restores_the_exact_tree<S: StoreUnderTest>(open: &OpenStore<S>
             removed_dirs: 2,
             kept_dirs: 0,
             skipped: 0,
-            owners_refused: 0
+            owners_refused: 0,
+            folders_made: 0,
+            folder_modes: 0
         }
     );
     assert!(!repo.exists("gone"));

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::lstat;
 use crate::backup::beneath::Dir;
-use crate::backup::{BackupStore, BlobId, EntryKind, Error, ManifestEntry, Owner, Ownership, Result, chown};
+use crate::backup::{BackupStore, BlobId, EntryKind, Error, Folder, ManifestEntry, Owner, Ownership, Result, chown};
 use crate::fsutil::{IoContext, IoError};
 use crate::paths::RepoPath;
 
@@ -37,6 +37,71 @@ pub struct RestoreStats {
     /// let root give (a user namespace, NFS's `root_squash`): left root's.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub owners_refused: usize,
+    /// Folders made again by [`restore_folders`] (empty ones the rollback removed).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub folders_made: usize,
+    /// Folders given back their recorded mode by [`restore_folders`].
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub folder_modes: usize,
+}
+
+/// Counters of one [`restore_folders`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FolderStats {
+    /// Folders made again: missing, though the snapshot saw them (an empty folder the
+    /// rollback removed, or one git removed when the reset emptied it).
+    pub made: usize,
+    /// Folders whose mode differed from the recorded one and was given back.
+    pub modes: usize,
+    /// Folders whose mode this user may not set (another user's): left as they are.
+    pub modes_refused: usize,
+    /// Folders made as root whose recorded owner this system would not let root give.
+    pub owners_refused: usize,
+}
+
+/// Gives back the folders a snapshot saw ([`Folder`]), after [`restore`] and [`relink`]
+/// wrote the files: each one missing is made again where its parent is a real folder (with
+/// its recorded owner, when this process runs as root), outermost first; then each gets its
+/// recorded mode where it has another, deepest first, so that a read-only folder is filled
+/// before it becomes read-only and a folder without search permission is set after what is
+/// below it. A path where something else than a folder is now is left as it is. As
+/// [`restore`], every change goes through folders opened through real folders only
+/// ([`Dir`]), never through a symlink.
+pub fn restore_folders(workdir: &Path, folders: &[Folder]) -> Result<FolderStats> {
+    let mut stats = FolderStats::default();
+    let mut sorted: Vec<&Folder> = folders.iter().collect();
+    sorted.sort_by(|a, b| a.path.cmp(&b.path));
+    for f in &sorted {
+        let full = f.path.to_fs(workdir);
+        let Some((dir, name)) = Dir::holding(workdir, f.path.as_path()).at("open folder", &full)? else { continue };
+        if dir.entry(name).at("read metadata of", &full)?.is_some()
+            || !dir.make_folder(name).at("create folder", &full)?
+        {
+            continue;
+        }
+        stats.made += 1;
+        if crate::fsutil::euid() == 0
+            && let Some(made) = dir.child(name).at("open folder", &full)?
+        {
+            match made.chown(f.owner) {
+                Err(e) if chown::refused(&e) => stats.owners_refused += 1,
+                other => other.at("set the owner of", &full)?,
+            }
+        }
+    }
+    for f in sorted.iter().rev() {
+        let full = f.path.to_fs(workdir);
+        let Some(dir) = Dir::open(workdir, f.path.as_path()).at("open folder", &full)? else { continue };
+        if dir.mode().at("read metadata of", &full)? == f.mode {
+            continue;
+        }
+        match dir.set_mode(f.mode) {
+            Ok(()) => stats.modes += 1,
+            Err(e) if e.raw_os_error() == Some(libc::EPERM) => stats.modes_refused += 1,
+            Err(e) => return Err(IoError::new("set permissions of", full, e).into()),
+        }
+    }
+    Ok(stats)
 }
 
 #[allow(clippy::trivially_copy_pass_by_ref)] // serde passes a reference

@@ -25,6 +25,7 @@ fn manifest_of(blobs: &[&BlobId]) -> Manifest {
         database: None,
         hard_links: Vec::new(),
         landing: std::collections::BTreeMap::new(),
+        folders: Vec::new(),
     }
 }
 

@@ -52,13 +52,28 @@ impl Rollback {
                 );
             }
         }
-        let stats = backup::snapshot::restore(store.as_ref(), workdir, &entries)?;
-        if stats.owners_refused > 0 {
-            ctx.log(LogLevel::Warn, backup::chown::refused_warning(stats.owners_refused));
-        }
+        let mut stats = backup::snapshot::restore(store.as_ref(), workdir, &entries)?;
         let linked = backup::snapshot::relink(workdir, &entries, &m.hard_links)?;
         if linked > 0 {
             ctx.log(LogLevel::Info, format!("Re-made {linked} hard link(s) between restored files"));
+        }
+        // Last: empty folders the run removed, and each folder's mode (a read-only folder is
+        // set once its files are in and linked).
+        let folders = backup::snapshot::restore_folders(workdir, &m.folders)?;
+        stats.folders_made = folders.made;
+        stats.folder_modes = folders.modes;
+        stats.owners_refused += folders.owners_refused;
+        if folders.modes_refused > 0 {
+            ctx.log(
+                LogLevel::Warn,
+                format!(
+                    "{} folder(s) keep the mode they have now: they belong to another user, and only their owner or root can give back the mode recorded in backup {snapshot}",
+                    folders.modes_refused
+                ),
+            );
+        }
+        if stats.owners_refused > 0 {
+            ctx.log(LogLevel::Warn, backup::chown::refused_warning(stats.owners_refused));
         }
         // The registry and the config as they are now, not as they were before the run: a
         // `known-good bad` mark made since (by an operator or `watch`) must survive the undo.

@@ -51,10 +51,18 @@ impl Rollback {
         let landing = self.landing_owners(Self::reset_changes(ex.plan));
         // Read before the first `stat`: its moment bounds what the next snapshot may reuse.
         let mut cache = StatCache::load(&self.stat_cache_path(), workdir);
-        let (entries, mut stats) =
-            backup::snapshot::capture_cached(store.as_ref(), workdir, &paths, Some(&mut cache), &mut |done| {
+        let backup::snapshot::Captured { entries, mut folders, mut stats } =
+            backup::snapshot::capture_all(store.as_ref(), workdir, &paths, Some(&mut cache), &mut |done| {
                 ctx.progress(&ex.run_id, "snapshot", ProgressUnit::Files, done, Some(total));
             })?;
+        // The folders of the files the reset rewrites or deletes: git removes a folder it
+        // empties, and an undo's reset makes it again with the default mode.
+        let rewritten: Vec<&RepoPath> = Self::reset_changes(ex.plan)
+            .iter()
+            .filter(|c| c.kind != crate::vcs::ChangeKind::Added)
+            .map(|c| &c.path)
+            .collect();
+        backup::snapshot::add_folders_above(workdir, &rewritten, &mut folders)?;
         let (index, index_stats) = self.capture_index(store.as_ref(), Some((&mut cache, &head.commit)))?;
         stats.blobs += index_stats.blobs;
         stats.new_blobs += index_stats.new_blobs;
@@ -75,6 +83,7 @@ impl Rollback {
             database: None,
             hard_links,
             landing,
+            folders,
         };
         let report = crate::engine::support::put_verified_cached(store.as_ref(), &manifest, &mut cache)?;
         self.save_stat_cache(&cache, store.as_ref());
