@@ -178,25 +178,33 @@ impl UrlDatabase {
 }
 
 /// Gives the scratch database `name` the settings of the database `client` is connected to
-/// (`ALTER DATABASE … SET`, such as a `search_path` naming the app's schema): a dump does not
-/// carry them, and without them the migrations find other tables on the copy than on the live
-/// database. Each value is taken over as the server reads it (`set_config` in this session,
-/// then `SET … FROM CURRENT`), so a list like `app, public` stays a list. A setting this role
-/// may not set (one a superuser set) is left out: it cannot be set on the copy either.
+/// (`ALTER DATABASE … SET`, such as a `search_path` naming the app's schema), and those of the
+/// role connected in it (`ALTER ROLE … IN DATABASE … SET`, which take precedence): a dump
+/// carries neither, and without them the migrations find other tables on the copy than on the
+/// live database, or run with other limits. The copy is used by the role connected here (its
+/// URL is the live one's, but for the database), so that role's are the ones that apply there;
+/// other roles' settings never apply to it. (Before, the role's were left out: a
+/// `search_path` set only for the app's role in its database was missing on the copy.) Each
+/// value is taken over as the server reads it (`set_config` in this session, then `SET … FROM
+/// CURRENT`), so a list like `app, public` stays a list. A setting this role may not set (one a
+/// superuser set) is left out: it cannot be set on the copy either.
 async fn copy_database_settings(client: &tokio_postgres::Client, name: &str) -> Result<(), tokio_postgres::Error> {
     let settings = client
         .query(
-            "SELECT split_part(s, '=', 1), substr(s, strpos(s, '=') + 1)
+            "SELECT split_part(s, '=', 1), substr(s, strpos(s, '=') + 1), r.setrole <> 0
                FROM pg_db_role_setting r, unnest(r.setconfig) s
-              WHERE r.setrole = 0 AND r.setdatabase = (SELECT oid FROM pg_database WHERE datname = current_database())",
+              WHERE r.setdatabase = (SELECT oid FROM pg_database WHERE datname = current_database())
+                AND r.setrole IN (0, (SELECT oid FROM pg_roles WHERE rolname = session_user))
+              ORDER BY r.setrole <> 0",
             &[],
         )
         .await?;
     for row in settings {
-        let (key, value): (String, String) = (row.get(0), row.get(1));
+        let (key, value, of_role): (String, String, bool) = (row.get(0), row.get(1), row.get(2));
         if client.execute("SELECT set_config($1, $2, false)", &[&key, &value]).await.is_ok() {
             let ident = format!("\"{}\"", key.replace('"', "\"\""));
-            let _ = client.batch_execute(&format!("ALTER DATABASE {name} SET {ident} FROM CURRENT")).await;
+            let whose = if of_role { "ROLE SESSION_USER IN DATABASE" } else { "DATABASE" };
+            let _ = client.batch_execute(&format!("ALTER {whose} {name} SET {ident} FROM CURRENT")).await;
         }
     }
     Ok(())

@@ -30,6 +30,7 @@ mod restore_guard;
 mod rows;
 mod rows_downgraded;
 mod rows_put_back;
+mod rows_put_back_batches;
 mod rows_put_back_pg;
 mod rows_redo;
 mod sqlite_restore;

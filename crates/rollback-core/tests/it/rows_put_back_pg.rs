@@ -170,6 +170,30 @@ fn pg_a_scratch_copy_keeps_the_database_search_path() {
     assert_eq!(read, "app, \"$user\"\n5MB\n2");
 }
 
+/// The settings of the role connected, in the live database (`ALTER ROLE … IN DATABASE … SET`),
+/// are the copy's too, over the database's as on the live database: its unqualified names find
+/// the app's tables, its limits are the same (before, only the database's were copied: the
+/// copy found nothing and ran with other limits).
+#[test]
+fn pg_a_scratch_copy_keeps_the_roles_settings_in_the_database() {
+    let live = PgDatabase::new();
+    let name = live.name().to_owned();
+    live.psql(&format!(
+        "DROP SCHEMA public; CREATE SCHEMA app; CREATE TABLE app.users (id int PRIMARY KEY);
+         INSERT INTO app.users VALUES (1), (2);
+         ALTER DATABASE {name} SET work_mem = '5MB';
+         ALTER ROLE CURRENT_USER IN DATABASE {name} SET search_path = app, \"$user\";
+         ALTER ROLE CURRENT_USER IN DATABASE {name} SET work_mem = '7MB';"
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let db = database(&live.url(), dir.path());
+    let copy = block_on(db.scratch_copy_to(&dir.path().join("unused.db"), dir.path())).unwrap();
+    let copy_name = copy.database().url().pg_params().unwrap().dbname.unwrap();
+    let read = live.server().psql(&copy_name, "SHOW search_path; SHOW work_mem; SELECT count(*) FROM users");
+    block_on(copy.discard()).unwrap();
+    assert_eq!(read, "app, \"$user\"\n7MB\n2");
+}
+
 /// The migrator's own table, named without a schema (`forge_rollback_migrations`), is found
 /// where the search path finds it: in the app's schema when `public` has none. The rows the
 /// downgrade deleted from it are no loss of the app's (before, `app.forge_rollback_migrations`

@@ -10,9 +10,9 @@
 
 use std::fmt::Write as _;
 
-use super::compare::{Pair, pair, pg_read, pg_rows_in, pg_rows_out, pg_text_settings, sqlite_attached};
+use super::compare::{Pair, pair, pg_text_settings, sqlite_attached};
 use super::removed::{marker, marker_down, untold};
-use super::{Census, q};
+use super::{Census, pg_batches, q};
 use crate::db::url::DbUrl;
 use crate::db::{Result, UrlDatabase, postgres};
 use crate::model::{DataLoss, LossKind};
@@ -103,9 +103,14 @@ async fn count_rows(live: &UrlDatabase, down: &UrlDatabase, p: &Pair<'_>, cols: 
         let rows = a.first().and_then(|r| r.first()).and_then(|n| n.parse().ok()).unwrap_or(0);
         return Ok((rows, vec![0; cols.len()]));
     }
+    // The downgraded copy's rows go into a temporary table of a session on the live database
+    // (in batches: see `pg_batches`), typed as the live table's columns, where they are
+    // compared; the app's tables are only read.
     let mut with_key = p.pk.clone();
     with_key.extend(cols.iter().cloned());
-    let rows = pg_read(down, &pg_rows_out(p, &with_key)).await?;
+    let pg = live.pg();
+    let client = pg.connect().await?;
+    let staged = pg_batches::stage(down, p, &with_key, None, &client, live, "forge_rollback_values").await?;
     let mut sql = "SELECT count(*)".to_owned();
     for c in cols {
         let _ = write!(
@@ -115,12 +120,9 @@ async fn count_rows(live: &UrlDatabase, down: &UrlDatabase, p: &Pair<'_>, cols: 
             p.cmp("d", c)
         );
     }
-    let _ = write!(sql, " FROM {} l JOIN {} d ON {}", p.live_rows(), pg_rows_in(p, &with_key), p.join("l", "d"));
-    let pg = live.pg();
-    let client = pg.connect().await?;
+    let _ = write!(sql, " FROM {} l JOIN {staged} d ON {}", p.live_rows(), p.join("l", "d"));
     pg.within("comparing values", async {
-        client.batch_execute(&pg_text_settings(false)).await.map_err(|e| pg.query_err(&e))?;
-        let row = client.query_one(&sql, &[&rows]).await.map_err(|e| pg.query_err(&e))?;
+        let row = client.query_one(&sql, &[]).await.map_err(|e| pg.query_err(&e))?;
         Ok(counts((0..=cols.len()).map(|i| row.get::<_, i64>(i)).collect()))
     })
     .await
@@ -156,8 +158,12 @@ pub(super) async fn mark_changed(
             sqlite_attached(snap, path, true, move |conn| conn.execute_batch(&sql)).await?;
         } else {
             let with_key: Vec<String> = p.pk.iter().cloned().chain(std::iter::once(col.to_owned())).collect();
-            let rows = pg_read(downgraded, &pg_rows_out(&p, &with_key)).await?;
-            let src = pg_rows_in(&p, &with_key);
+            // The downgraded copy's values, read there (in batches, into a temporary table of
+            // this session), compared here.
+            let pg = snap.pg();
+            let client = pg.connect().await?;
+            let src =
+                pg_batches::stage(downgraded, &p, &with_key, None, &client, snap, "forge_rollback_values").await?;
             let (a, b, j, t) = (p.cmp("s", col), p.cmp("d", col), p.join("d", "s"), &p.live_rows());
             let fill = |side: &str, m: &str| {
                 format!(
@@ -168,13 +174,11 @@ pub(super) async fn mark_changed(
                 "CREATE TABLE {before} AS SELECT {keys}, s.{c} FROM {t} s WITH NO DATA; CREATE TABLE {down} AS SELECT {keys}, s.{c} FROM {t} s WITH NO DATA"
             );
             let (fill_before, fill_down) = (fill("s", &before), fill("d", &down));
-            let pg = snap.pg();
-            let client = pg.connect().await?;
             pg.within("marking the values the downgrade changed", async {
                 client.batch_execute(&pg_text_settings(false)).await.map_err(|e| pg.query_err(&e))?;
                 client.batch_execute(&create).await.map_err(|e| pg.query_err(&e))?;
-                client.execute(&fill_before, &[&rows]).await.map_err(|e| pg.query_err(&e))?;
-                client.execute(&fill_down, &[&rows]).await.map_err(|e| pg.query_err(&e))
+                client.execute(&fill_before, &[]).await.map_err(|e| pg.query_err(&e))?;
+                client.execute(&fill_down, &[]).await.map_err(|e| pg.query_err(&e))
             })
             .await?;
         }
@@ -196,16 +200,14 @@ pub(super) fn sqlite_update(p: &Pair<'_>, col: &str, before: &str, down: &str) -
     )
 }
 
-/// PostgreSQL: [`sqlite_update`]'s statement, with the markers' rows as `$1` (the snapshot's
-/// values) and `$2` (the values the downgrade left), both as [`pg_rows_out`] writes them.
-pub(super) fn pg_update(p: &Pair<'_>, col: &str) -> String {
-    let with_key: Vec<String> = p.pk.iter().cloned().chain(std::iter::once(col.to_owned())).collect();
+/// PostgreSQL: [`sqlite_update`]'s statement, with the markers' rows staged in this session
+/// (see `pg_batches`): `before` (the snapshot's values) and `down` (the values the downgrade
+/// left).
+pub(super) fn pg_update(p: &Pair<'_>, col: &str, before: &str, down: &str) -> String {
     format!(
-        "UPDATE {l} m SET {c} = b.{c} FROM {src_b} b JOIN {src_d} d ON {bd} WHERE {mb} AND {now} IS NOT DISTINCT FROM {left}",
+        "UPDATE {l} m SET {c} = b.{c} FROM {before} b JOIN {down} d ON {bd} WHERE {mb} AND {now} IS NOT DISTINCT FROM {left}",
         l = p.live_rows(),
         c = q(col),
-        src_b = pg_rows_in(p, &with_key),
-        src_d = pg_rows_in(p, &with_key).replace("$1::text::json", "$2::text::json"),
         bd = p.join("b", "d"),
         mb = p.join("m", "b"),
         now = p.cmp("m", col),
@@ -224,13 +226,12 @@ pub(super) fn sqlite_back(p: &Pair<'_>, col: &str, before: &str) -> String {
     )
 }
 
-/// PostgreSQL: [`sqlite_back`]'s query, with the marker's rows as `$1` (the snapshot's values).
-pub(super) fn pg_back(p: &Pair<'_>, col: &str) -> String {
-    let with_key: Vec<String> = p.pk.iter().cloned().chain(std::iter::once(col.to_owned())).collect();
+/// PostgreSQL: [`sqlite_back`]'s query, with the marker's rows staged in this session as
+/// `before` (the snapshot's values).
+pub(super) fn pg_back(p: &Pair<'_>, col: &str, before: &str) -> String {
     format!(
-        "SELECT count(*) FROM {src_b} b JOIN {l} m ON {mb} WHERE {now} IS NOT DISTINCT FROM {was}",
+        "SELECT count(*) FROM {before} b JOIN {l} m ON {mb} WHERE {now} IS NOT DISTINCT FROM {was}",
         l = p.live_rows(),
-        src_b = pg_rows_in(p, &with_key),
         mb = p.join("m", "b"),
         now = p.cmp("m", col),
         was = p.cmp("b", col)

@@ -3,9 +3,9 @@
 
 use std::fmt::Write as _;
 
-use super::{Census, census, q};
+use super::{Census, census, pg_batches, q};
 use crate::db::url::DbUrl;
-use crate::db::{Error, Result, UrlDatabase, postgres, sqlite};
+use crate::db::{Result, UrlDatabase, postgres, sqlite};
 use crate::model::{DataLoss, LossKind};
 
 /// The SQL pieces for one table both sides have.
@@ -100,7 +100,7 @@ pub(super) fn pair<'a>(name: &'a str, live: &Census, snap: &Census) -> Option<Pa
     })
 }
 
-fn lit(s: &str) -> String {
+pub(super) fn lit(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
 }
 
@@ -109,12 +109,13 @@ fn lit(s: &str) -> String {
 const PG_TEXT_SETTINGS: [(&str, &str); 3] =
     [("DateStyle", "ISO, YMD"), ("IntervalStyle", "postgres"), ("extra_float_digits", "3")];
 
-/// The values of `cols` of the snapshot's table, as a
-/// JSON array with one `[{column: text}, {json column: text}]` per row: every value in its
-/// text form, JSON `null` only for SQL `NULL`. (`json_agg` of the rows would make a `json`
-/// value that is JSON `null` the same as SQL `NULL`: `json_populate_recordset` reads both as
-/// SQL `NULL`.) Read it with [`pg_read`]; [`pg_rows_in`] turns it back into rows.
-pub(super) fn pg_rows_out(p: &Pair<'_>, cols: &[String]) -> String {
+/// Each row (those `filter` holds for, when given) of the values of `cols` of the snapshot's
+/// table (aliased `s`), as one JSON text
+/// `[{column: text}, {json column: text}]`: every value in its text form, JSON `null` only for
+/// SQL `NULL`. (`json_agg` of the rows would make a `json` value that is JSON `null` the same
+/// as SQL `NULL`: `json_populate_recordset` reads both as SQL `NULL`.) A batch of them joined
+/// into a JSON array (see `pg_batches`) is what [`pg_rows_in`] turns back into rows.
+pub(super) fn pg_row_out(p: &Pair<'_>, cols: &[String], filter: Option<&str>) -> String {
     let object = |json: bool| {
         let cols: Vec<&String> = cols.iter().filter(|c| p.json.iter().any(|(j, _)| j == *c) == json).collect();
         format!(
@@ -123,17 +124,14 @@ pub(super) fn pg_rows_out(p: &Pair<'_>, cols: &[String]) -> String {
             cols.iter().map(|c| format!("s.{}::text", q(c))).collect::<Vec<_>>().join(", ")
         )
     };
-    format!(
-        "SELECT coalesce(json_agg(json_build_array({}, {})), '[]')::text FROM {} s",
-        object(false),
-        object(true),
-        p.snap_rows()
-    )
+    let filter = filter.map(|f| format!(" WHERE {f}")).unwrap_or_default();
+    format!("SELECT json_build_array({}, {})::text FROM {} s{filter}", object(false), object(true), p.snap_rows())
 }
 
-/// The rows [`pg_rows_out`] wrote (the statement's `$1`), as a relation with the columns
-/// `cols` of the live table, typed as there: each value is read by its type's input function
-/// (`json_populate_record` of its text form); a `json`/`jsonb` value is cast from its text.
+/// A batch of the rows [`pg_row_out`] wrote, as a JSON array (the statement's `$1`), as a
+/// relation with the columns `cols` of the live table, typed as there: each value is read by
+/// its type's input function (`json_populate_record` of its text form); a `json`/`jsonb` value
+/// is cast from its text.
 pub(super) fn pg_rows_in(p: &Pair<'_>, cols: &[String]) -> String {
     let select = cols
         .iter()
@@ -158,40 +156,8 @@ pub(super) fn pg_text_settings(local: bool) -> String {
     out
 }
 
-/// The result of `sql` (one text value) on `db`, in a session with [`PG_TEXT_SETTINGS`].
-pub(super) async fn pg_read(db: &UrlDatabase, sql: &str) -> Result<String> {
-    let pg = db.pg();
-    let client = pg.connect().await?;
-    let set = pg_text_settings(false);
-    pg.within("reading rows", async {
-        client.batch_execute(&set).await.map_err(|e| pg.query_err(&e))?;
-        postgres::scalar(&client, sql).await.map_err(|e| pg.query_err(&e)).map(Option::unwrap_or_default)
-    })
-    .await
-}
-
-/// [`pg_read`] of the rows [`pg_rows_out`] writes of `p`'s table (`cols`) from the snapshot copy
-/// `snap`. They travel as one value, which PostgreSQL caps at 1 GB in text form: a table over
-/// that is refused naming it and its size (and the way out), not with a bare "out of memory".
-pub(super) async fn pg_read_rows(snap: &UrlDatabase, p: &Pair<'_>, cols: &[String]) -> Result<String> {
-    match pg_read(snap, &pg_rows_out(p, cols)).await {
-        Err(Error::Query { database, detail }) if over_one_value(&detail) => {
-            let size = format!("SELECT pg_size_pretty(pg_total_relation_size({}::regclass))", lit(&p.snap));
-            let size = pg_scalar(snap, &size).await.unwrap_or_else(|_| "?".to_owned());
-            Err(Error::Query {
-                database,
-                detail: format!(
-                    "the rows of `{}` ({size} on disk) are too large to put back in one piece: in text form they are over PostgreSQL's 1 GB limit for one value ({detail}); moving them in batches is not supported yet, so they can only come back with `undo --restore-snapshot`",
-                    p.name
-                ),
-            })
-        }
-        other => other,
-    }
-}
-
 /// Whether a server error says a value outgrew PostgreSQL's 1 GB limit.
-fn over_one_value(detail: &str) -> bool {
+pub(super) fn over_one_value(detail: &str) -> bool {
     ["out of memory", "Cannot enlarge string buffer", "invalid memory alloc request size"]
         .iter()
         .any(|m| detail.contains(m))
@@ -307,20 +273,21 @@ async fn deleted_since(live: &UrlDatabase, snap: &UrlDatabase, p: &Pair<'_>, col
         }
     } else {
         {
-            let keys = p.pk.iter().map(|k| format!("'{}', s.{}", k.replace('\'', "''"), q(k))).collect::<Vec<_>>();
-            let out = format!(
-                "SELECT coalesce(json_agg(json_build_object({})), '[]')::text FROM {} s WHERE {where_}",
-                keys.join(", "),
-                p.snap_rows()
-            );
-            let json = pg_scalar(snap, &out).await?;
+            // The snapshot's keys (of rows with a value) go into a temporary table of a session on the live database
+            // (in batches: see `pg_batches`), typed as the live table's, where they are
+            // compared; the app's tables are only read.
+            let pg = live.pg();
+            let client = pg.connect().await?;
+            let keys = pg_batches::stage(snap, p, &p.pk, Some(&where_), &client, live, "forge_rollback_keys").await?;
             let count = format!(
-                "SELECT count(*) FROM json_populate_recordset(NULL::{}, $1::text::json) s WHERE NOT EXISTS (SELECT 1 FROM {} m WHERE {})",
-                p.live,
+                "SELECT count(*) FROM {keys} s WHERE NOT EXISTS (SELECT 1 FROM {} m WHERE {})",
                 p.live_rows(),
                 p.join("m", "s")
             );
-            pg_count_with(live, &count, &json).await
+            pg.within("comparing rows", async {
+                client.query_one(&count, &[]).await.map(|r| r.get::<_, i64>(0)).map_err(|e| pg.query_err(&e))
+            })
+            .await
         }
     }
     .map(|n| u64::try_from(n).unwrap_or(0))
@@ -360,15 +327,6 @@ pub(super) async fn pg_scalar(db: &UrlDatabase, sql: &str) -> Result<String> {
     let client = pg.connect().await?;
     pg.within("reading rows", async {
         postgres::scalar(&client, sql).await.map_err(|e| pg.query_err(&e)).map(Option::unwrap_or_default)
-    })
-    .await
-}
-
-pub(super) async fn pg_count_with(db: &UrlDatabase, sql: &str, json: &str) -> Result<i64> {
-    let pg = db.pg();
-    let client = pg.connect().await?;
-    pg.within("comparing rows", async {
-        client.query_one(sql, &[&json]).await.map(|r| r.get::<_, i64>(0)).map_err(|e| pg.query_err(&e))
     })
     .await
 }

@@ -13,11 +13,11 @@ use std::collections::BTreeSet;
 
 use tokio_postgres::Client;
 
-use super::compare::{Pair, pair, pg_read, pg_rows_in, pg_rows_out, pg_text_settings, sqlite_attached};
+use super::compare::{Pair, pair, pg_text_settings, sqlite_attached};
 use super::pg_order::{in_dependency_order, within_or_rolled_back};
-use super::pg_sequences;
 use super::triggers::{drop_triggers, triggers_off, triggers_on_and_commit};
 use super::{census, q};
+use super::{pg_batches, pg_sequences};
 use crate::db::url::DbUrl;
 use crate::db::{Error, Result, UrlDatabase};
 
@@ -230,16 +230,19 @@ async fn sqlite_keep(restored: &UrlDatabase, before: &std::path::Path, plans: &[
 }
 
 async fn pg_keep(restored: &UrlDatabase, before: &UrlDatabase, plans: &[Plan<'_>]) -> Result<Found> {
-    // Read everything from the copy first: the transaction on the live database stays short.
+    // Everything from the copy first, into temporary tables of this session, in batches (no
+    // table is one value, which PostgreSQL caps at 1 GB in text form): the transaction on the
+    // live database stays short.
+    let pg = restored.pg();
+    let client = pg.connect().await?;
     let mut rows = Vec::new();
-    for plan in plans {
+    for (i, plan) in plans.iter().enumerate() {
         let (Plan::Insert(p) | Plan::Count(p, _)) = plan;
-        rows.push(pg_read(before, &pg_rows_out(p, &p.cols)).await?);
+        let name = format!("forge_rollback_rows_{i}");
+        rows.push(pg_batches::stage(before, p, &p.cols, None, &client, restored, &name).await?);
     }
     // Where the app's writes had moved the sequences before the restore (see the end).
     let sequences = pg_sequences::read(before).await?;
-    let pg = restored.pg();
-    let client = pg.connect().await?;
     let err = |e: &tokio_postgres::Error| pg.query_err(e);
     let work = async {
         client.batch_execute("BEGIN").await.map_err(|e| err(&e))?;
@@ -282,13 +285,12 @@ async fn pg_keep(restored: &UrlDatabase, before: &UrlDatabase, plans: &[Plan<'_>
 async fn pg_keep_table(
     client: &Client,
     plan: &Plan<'_>,
-    json: &str,
+    src: &str,
 ) -> std::result::Result<(String, u64, u64, String), tokio_postgres::Error> {
     let (Plan::Insert(p) | Plan::Count(p, _)) = plan;
-    let src = pg_rows_in(p, &p.cols);
     let same = format!("ROW({}) IS NOT DISTINCT FROM ROW({})", p.cmp_list("m"), p.cmp_list("s"));
     let count = |sql: String| async move {
-        client.query_one(&sql, &[&json]).await.map(|r| u64::try_from(r.get::<_, i64>(0)).unwrap_or(0))
+        client.query_one(&sql, &[]).await.map(|r| u64::try_from(r.get::<_, i64>(0)).unwrap_or(0))
     };
     match plan {
         Plan::Insert(p) => {
@@ -309,7 +311,7 @@ async fn pg_keep_table(
                         l = p.live,
                         r = p.live_rows()
                     ),
-                    &[&json],
+                    &[],
                 )
                 .await?;
             Ok((p.name.to_owned(), inserted, missing, OTHER_CONTENT.to_owned()))

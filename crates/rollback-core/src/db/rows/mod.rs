@@ -4,9 +4,9 @@
 //!
 //! Tables are named as people read them: `payments` (SQLite, or PostgreSQL's `public`
 //! schema), `billing.payments` (another PostgreSQL schema). Rows are matched by primary key;
-//! between two PostgreSQL databases they travel as JSON holding each value's text form, read
-//! back by its type's input function (`json_populate_record`) as a dump would be, so every
-//! type comes back as it was; `json`/`jsonb` values travel as their text too, so that JSON
+//! between two PostgreSQL databases they travel in batches (`pg_batches`), as JSON holding each
+//! value's text form, read back by its type's input function (`json_populate_record`) as a
+//! dump would be, so every type comes back as it was; `json`/`jsonb` values travel as their text too, so that JSON
 //! `null` stays apart from SQL `NULL`.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -22,6 +22,7 @@ mod changed;
 mod compare;
 mod fk;
 mod keep;
+mod pg_batches;
 mod pg_cycles;
 mod pg_order;
 mod pg_sequences;

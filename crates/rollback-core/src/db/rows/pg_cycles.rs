@@ -6,7 +6,7 @@
 
 use tokio_postgres::Client;
 
-use super::compare::{Pair, pg_rows_in};
+use super::compare::Pair;
 use super::q;
 
 /// For the tables `stuck` (indexes into `tables`, which could not be put back in any order):
@@ -51,9 +51,10 @@ pub(super) async fn nulled(
     Ok(out)
 }
 
-/// The update that writes back, from the snapshot's rows (`$1`, as `pg_rows_out` writes them),
-/// the columns `cols` of `p`'s table that went in as NULL: where the row's values differ.
-pub(super) fn set_back(p: &Pair<'_>, cols: &[String]) -> String {
+/// The update that writes back, from the snapshot's rows (staged in this session as `src`: see
+/// `pg_batches`), the columns `cols` of `p`'s table that went in as NULL: where the row's values
+/// differ.
+pub(super) fn set_back(p: &Pair<'_>, cols: &[String], src: &str) -> String {
     let list = |alias: &str| cols.iter().map(|c| format!("{alias}.{}", q(c))).collect::<Vec<_>>().join(", ");
     format!(
         "UPDATE {l} m SET ({bare}) = ROW({s}) FROM {src} s WHERE {j} AND ROW({m}) IS DISTINCT FROM ROW({s})",
@@ -61,7 +62,6 @@ pub(super) fn set_back(p: &Pair<'_>, cols: &[String]) -> String {
         bare = cols.iter().map(|c| q(c)).collect::<Vec<_>>().join(", "),
         s = list("s"),
         m = list("m"),
-        src = pg_rows_in(p, &p.cols),
         j = p.join("m", "s")
     )
 }

@@ -4,10 +4,10 @@
 use serde::{Deserialize, Serialize};
 use tokio_postgres::Client;
 
-use super::compare::{Pair, pair, pg_read_rows, pg_rows_in, pg_text_settings, sqlite_attached, sqlite_conflicts};
+use super::compare::{Pair, pair, pg_text_settings, sqlite_attached, sqlite_conflicts};
 use super::pg_order::{in_dependency_order, within_or_rolled_back};
 use super::triggers::{drop_triggers, triggers_off, triggers_on_and_commit};
-use super::{census, fk, pg_cycles, pg_sequences, q, removed};
+use super::{census, fk, pg_batches, pg_cycles, pg_sequences, q, removed};
 use crate::db::url::DbUrl;
 use crate::db::{Error, Result, UrlDatabase};
 use crate::model::{DataLoss, LossKind};
@@ -371,26 +371,30 @@ async fn pg_put_back(
     columns: &[(Pair<'_>, String)],
     changed: &[Changed<'_>],
 ) -> Result<PutBackStats> {
-    // Read everything from the snapshot copy first: the live transaction stays short.
-    let mut table_rows = Vec::new();
-    for p in tables {
-        table_rows.push(pg_read_rows(snap, p, &p.cols).await?);
-    }
-    let mut column_rows = Vec::new();
-    for (p, c) in columns {
-        column_rows.push(pg_read_rows(snap, p, &key_and(p, c)).await?);
-    }
-    let mut changed_rows = Vec::new();
-    for c in changed {
-        let read = |marker: &str| {
-            let from = Pair { snap: marker.to_owned(), ..c.pair.clone() };
-            async move { pg_read_rows(snap, &from, &key_and(&from, &c.column)).await }
-        };
-        changed_rows.push((read(&c.before).await?, read(&c.down).await?));
-    }
-    let sequences = pg_sequences::read(snap).await?;
+    // Everything from the snapshot copy first, into temporary tables of this session, in
+    // batches (no table is one value, which PostgreSQL caps at 1 GB in text form): the live
+    // transaction stays short.
     let pg = live.pg();
     let client = pg.connect().await?;
+    let stage = pg_batches::stage;
+    let mut table_rows = Vec::new();
+    for (i, p) in tables.iter().enumerate() {
+        table_rows.push(stage(snap, p, &p.cols, None, &client, live, &format!("forge_rollback_rows_{i}")).await?);
+    }
+    let mut column_rows = Vec::new();
+    for (i, (p, c)) in columns.iter().enumerate() {
+        let name = format!("forge_rollback_values_{i}");
+        column_rows.push(stage(snap, p, &key_and(p, c), None, &client, live, &name).await?);
+    }
+    let mut changed_rows = Vec::new();
+    for (i, c) in changed.iter().enumerate() {
+        let cols = key_and(&c.pair, &c.column);
+        let marker = |snap: &str| Pair { snap: snap.to_owned(), ..c.pair.clone() };
+        let (b, d) = (format!("forge_rollback_before_{i}"), format!("forge_rollback_down_{i}"));
+        let before = stage(snap, &marker(&c.before), &cols, None, &client, live, &b).await?;
+        changed_rows.push((before, stage(snap, &marker(&c.down), &cols, None, &client, live, &d).await?));
+    }
+    let sequences = pg_sequences::read(snap).await?;
     let err = |e: &tokio_postgres::Error| pg.query_err(e);
     // A failed write names what it was writing.
     let at = |what: &str, e: &tokio_postgres::Error| match pg.query_err(e) {
@@ -453,7 +457,7 @@ async fn pg_put_back(
                 .map_err(|_| refused)?;
                 for (i, cols) in nulled.iter().enumerate().filter(|(_, c)| !c.is_empty()) {
                     client
-                        .execute(&pg_cycles::set_back(&tables[i], cols), &[&table_rows[i]])
+                        .execute(&pg_cycles::set_back(&tables[i], cols, &table_rows[i]), &[])
                         .await
                         .map_err(|e| at(&format!("the rows of `{}`", tables[i].name), &e))?;
                 }
@@ -465,8 +469,7 @@ async fn pg_put_back(
             stats.rows_inserted += inserted;
             stats.rows_present += present;
         }
-        for ((p, c), json) in columns.iter().zip(&column_rows) {
-            let src = pg_rows_in(p, &key_and(p, c));
+        for ((p, c), src) in columns.iter().zip(&column_rows) {
             let gone: i64 = client
                 .query_one(
                     &format!(
@@ -475,7 +478,7 @@ async fn pg_put_back(
                         p.join("m", "s"),
                         col = q(c)
                     ),
-                    &[json],
+                    &[],
                 )
                 .await
                 .map_err(|e| at(&format!("the values of `{}.{c}`", p.name), &e))?
@@ -506,7 +509,7 @@ async fn pg_put_back(
                         l = p.live_rows(),
                         col = q(c)
                     ),
-                    &[json],
+                    &[],
                 )
                 .await
                 .map_err(|e| at(&format!("the values of `{}.{c}`", p.name), &e))?;
@@ -517,10 +520,10 @@ async fn pg_put_back(
         }
         for (c, (before, down)) in changed.iter().zip(&changed_rows) {
             let what = format!("the values of `{}.{}` the downgrade changed", c.pair.name, c.column);
-            let sql = super::changed::pg_update(&c.pair, &c.column);
-            stats.values_set += client.execute(&sql, &[before, down]).await.map_err(|e| at(&what, &e))?;
-            let back = super::changed::pg_back(&c.pair, &c.column);
-            let there: i64 = client.query_one(&back, &[before]).await.map_err(|e| at(&what, &e))?.get(0);
+            let sql = super::changed::pg_update(&c.pair, &c.column, before, down);
+            stats.values_set += client.execute(&sql, &[]).await.map_err(|e| at(&what, &e))?;
+            let back = super::changed::pg_back(&c.pair, &c.column, before);
+            let there: i64 = client.query_one(&back, &[]).await.map_err(|e| at(&what, &e))?.get(0);
             left_behind(&mut stats, &c.loss, u64::try_from(there).unwrap_or(0));
         }
         // Sequences where the snapshot had them, and past every value put back.
@@ -579,19 +582,19 @@ fn denied(db: &UrlDatabase, e: &tokio_postgres::Error) -> Option<Error> {
     ))
 }
 
-/// One table's rows back: `Ok(Err(why))` on a conflict; `Err` on a database error (a foreign
-/// key not satisfied yet: tried again later).
+/// One table's rows back, from `src` (its rows staged from the snapshot copy: see
+/// `pg_batches`): `Ok(Err(why))` on a conflict; `Err` on a database error (a foreign key not
+/// satisfied yet: tried again later).
 /// The columns in `nulled` go in as NULL (see `pg_cycles`; a table with a primary key only).
 async fn pg_put_back_table(
     client: &Client,
     p: &Pair<'_>,
-    json: &str,
+    src: &str,
     nulled: &[String],
 ) -> std::result::Result<std::result::Result<(u64, u64), String>, tokio_postgres::Error> {
-    let src = pg_rows_in(p, &p.cols);
     // Identity values are put back as they were.
     let overriding = if p.identity.is_empty() { "" } else { " OVERRIDING SYSTEM VALUE" };
-    let total: i64 = client.query_one(&format!("SELECT count(*) FROM {src} s"), &[&json]).await?.get(0);
+    let total: i64 = client.query_one(&format!("SELECT count(*) FROM {src} s"), &[]).await?.get(0);
     let total = u64::try_from(total).unwrap_or(0);
     let inserted = if p.pk.is_empty() {
         // Matched as a multiset: the table must hold no row the snapshot does not (counting
@@ -608,7 +611,7 @@ async fn pg_put_back_table(
                         c = p.bare_cols(),
                         l = p.live_rows()
                     ),
-                    &[&json],
+                    &[],
                 )
                 .await?
                 .get(0)
@@ -629,7 +632,7 @@ async fn pg_put_back_table(
                 r = p.live_rows()
             )
         };
-        client.execute(&insert, &[&json]).await?
+        client.execute(&insert, &[]).await?
     } else {
         let conflicts: i64 = client
             .query_one(
@@ -640,7 +643,7 @@ async fn pg_put_back_table(
                     p.cmp_list("m"),
                     p.cmp_list("s")
                 ),
-                &[&json],
+                &[],
             )
             .await?
             .get(0);
@@ -664,7 +667,7 @@ async fn pg_put_back_table(
                     p.live_rows(),
                     p.join("m", "s")
                 ),
-                &[&json],
+                &[],
             )
             .await?
     };

@@ -6,8 +6,8 @@
 //! table, refusing a key there with other content. A row the app deleted while rolled back was
 //! still there after the downgrade, so it is not in the marker and does not come back.
 
-use super::compare::{Pair, pg_read, pg_rows_in, pg_rows_out, pg_text_settings, sqlite_attached};
-use super::{Census, q};
+use super::compare::{Pair, pg_text_settings, sqlite_attached};
+use super::{Census, pg_batches, q};
 use crate::db::url::DbUrl;
 use crate::db::{Error, Result, UrlDatabase};
 use crate::model::{DataLoss, LossKind};
@@ -109,21 +109,21 @@ pub(super) async fn mark_removed(
     } else {
         let pg = snap.pg();
         for (i, p) in &statements {
-            // The keys the downgraded copy still has, read there, compared here.
-            let keys = pg_read(downgraded, &pg_rows_out(p, &p.pk)).await?;
+            // The keys the downgraded copy still has, read there (in batches, into a temporary
+            // table of this session), compared here.
+            let client = pg.connect().await?;
+            let keys = pg_batches::stage(downgraded, p, &p.pk, None, &client, snap, "forge_rollback_keys").await?;
             // (`CREATE TABLE … AS` takes no parameters: the table first, then the rows.)
             let (m, t) = (marker(snap, *i), p.live_rows());
             let create = format!("CREATE TABLE {m} AS SELECT * FROM {t} WITH NO DATA");
             let insert = format!(
-                "INSERT INTO {m} SELECT * FROM {t} s WHERE NOT EXISTS (SELECT 1 FROM {src} d WHERE {j})",
-                src = pg_rows_in(p, &p.pk),
+                "INSERT INTO {m} SELECT * FROM {t} s WHERE NOT EXISTS (SELECT 1 FROM {keys} d WHERE {j})",
                 j = p.join("d", "s")
             );
-            let client = pg.connect().await?;
             pg.within("marking the rows the downgrade deleted", async {
                 client.batch_execute(&pg_text_settings(false)).await.map_err(|e| pg.query_err(&e))?;
                 client.batch_execute(&create).await.map_err(|e| pg.query_err(&e))?;
-                client.execute(&insert, &[&keys]).await.map_err(|e| pg.query_err(&e))
+                client.execute(&insert, &[]).await.map_err(|e| pg.query_err(&e))
             })
             .await?;
         }
