@@ -22,6 +22,12 @@ fn table(name: &str, rows: u64) -> DataLoss {
     DataLoss::table(name, rows)
 }
 
+/// What a put-back with nothing left out and no counter raised did: rows inserted, rows already
+/// there, values set.
+fn did(rows_inserted: u64, rows_present: u64, values_set: u64) -> PutBackStats {
+    PutBackStats { rows_inserted, rows_present, values_set, values_left: Vec::new(), counters_raised: Vec::new() }
+}
+
 fn column(name: &str, col: &str, rows: u64) -> DataLoss {
     DataLoss::column(name, col, rows)
 }
@@ -76,32 +82,14 @@ fn pg_jsonb_null_stays_apart_from_sql_null() {
     );
     let losses = [table("things", 4), column("users", "prefs", 2)];
     let stats = pg.put_back(&losses).unwrap();
-    assert_eq!(
-        stats,
-        PutBackStats {
-            rows_inserted: 4,
-            rows_present: 0,
-            values_set: 2,
-            values_left: Vec::new(),
-            counters_raised: Vec::new()
-        }
-    );
+    assert_eq!(stats, did(4, 0, 2));
     let things = "SELECT id, meta IS NULL, meta::text, metas::text, metas[1] IS NULL, word IS NULL, word FROM things ORDER BY id";
     assert_eq!(pg.live.psql(things), pg.snap.psql(things));
     assert!(pg.live.psql(things).starts_with("1|f|null|{\"null\",NULL}|f|f|null\n"), "{}", pg.live.psql(things));
     let users = "SELECT id, prefs IS NULL, prefs::text FROM users ORDER BY id";
     assert_eq!(pg.live.psql(users), "1|f|null\n2|t|\n3|f|{\"k\": null}\n4|t|");
     // Again: nothing more to do.
-    assert_eq!(
-        pg.put_back(&losses).unwrap(),
-        PutBackStats {
-            rows_inserted: 0,
-            rows_present: 4,
-            values_set: 0,
-            values_left: Vec::new(),
-            counters_raised: Vec::new()
-        }
-    );
+    assert_eq!(pg.put_back(&losses).unwrap(), did(0, 4, 0));
 }
 
 /// `json` values (which have no `=`) come back with their exact text, JSON `null` included.
@@ -122,30 +110,12 @@ fn pg_json_values_come_back_exact() {
     );
     let losses = [table("docs", 3), column("users", "raw", 2)];
     let stats = pg.put_back(&losses).unwrap();
-    assert_eq!(
-        stats,
-        PutBackStats {
-            rows_inserted: 4,
-            rows_present: 0,
-            values_set: 2,
-            values_left: Vec::new(),
-            counters_raised: Vec::new()
-        }
-    );
+    assert_eq!(stats, did(4, 0, 2));
     let docs = "SELECT id, doc IS NULL, doc::text FROM docs ORDER BY id";
     assert_eq!(pg.live.psql(docs), pg.snap.psql(docs));
     let users = "SELECT id, raw IS NULL, raw::text FROM users WHERE id < 4 ORDER BY id";
     assert_eq!(pg.live.psql(users), pg.snap.psql(users));
-    assert_eq!(
-        pg.put_back(&losses).unwrap(),
-        PutBackStats {
-            rows_inserted: 0,
-            rows_present: 4,
-            values_set: 0,
-            values_left: Vec::new(),
-            counters_raised: Vec::new()
-        }
-    );
+    assert_eq!(pg.put_back(&losses).unwrap(), did(0, 4, 0));
 }
 
 /// Other value kinds keep their exact value through the put-back.
@@ -260,16 +230,7 @@ fn sqlite_put_back_fires_no_trigger() {
     let schema = "SELECT type, name, tbl_name, rootpage, sql FROM sqlite_schema ORDER BY type, name";
     let before = lite.query(schema);
     let stats = lite.put_back(&[table("payments", 2), column("users", "email", 2)]).unwrap();
-    assert_eq!(
-        stats,
-        PutBackStats {
-            rows_inserted: 2,
-            rows_present: 0,
-            values_set: 2,
-            values_left: Vec::new(),
-            counters_raised: Vec::new()
-        }
-    );
+    assert_eq!(stats, did(2, 0, 2));
     assert_eq!(lite.query("SELECT n FROM counters"), ["150"], "the running total counts each payment once");
     assert_eq!(lite.query("SELECT count(*) FROM audit"), ["0"], "no update to audit");
     assert_eq!(lite.query("SELECT id, email FROM users ORDER BY id"), ["1|ada@x", "2|bob@x", "3|NULL"]);
@@ -351,16 +312,7 @@ fn pg_put_back_fires_no_user_trigger() {
     let before = pg.live.psql(PG_TRIGGERS);
     assert!(before.contains("|t"), "the foreign key's own triggers: {before}");
     let stats = pg.put_back(&[table("payments", 2), column("users", "email", 2)]).unwrap();
-    assert_eq!(
-        stats,
-        PutBackStats {
-            rows_inserted: 2,
-            rows_present: 0,
-            values_set: 2,
-            values_left: Vec::new(),
-            counters_raised: Vec::new()
-        }
-    );
+    assert_eq!(stats, did(2, 0, 2));
     assert_eq!(pg.live.psql("SELECT n FROM counters"), "150", "the running total counts each payment once");
     assert_eq!(pg.live.psql("SELECT count(*) FROM audit"), "0", "no update to audit");
     assert_eq!(pg.live.psql(PG_TRIGGERS), before, "every trigger as it was");
@@ -438,16 +390,7 @@ fn pg_identity_and_generated_columns_are_put_back() {
     );
     let losses = [table("events", 2), table("invoices", 2), column("users", "ticket", 2), column("users", "shout", 2)];
     let stats = pg.put_back(&losses).unwrap();
-    assert_eq!(
-        stats,
-        PutBackStats {
-            rows_inserted: 4,
-            rows_present: 0,
-            values_set: 2,
-            values_left: Vec::new(),
-            counters_raised: Vec::new()
-        }
-    );
+    assert_eq!(stats, did(4, 0, 2));
     assert_eq!(pg.live.psql("SELECT id, kind FROM events ORDER BY id"), "1|a\n3|c");
     assert_eq!(pg.live.psql("SELECT id, net, gross FROM invoices ORDER BY id"), "1|10|20\n2||");
     assert_eq!(
