@@ -169,6 +169,7 @@ impl Error {
                 | vcs::Error::AmbiguousRevision { .. } => ErrorKind::Usage,
                 vcs::Error::UnbornBranch { .. }
                 | vcs::Error::FilterNotRun { .. }
+                | vcs::Error::EncodingNotRun { .. }
                 | vcs::Error::SplitIndex
                 | vcs::Error::SparseIndex
                 | vcs::Error::UnsupportedFormat { .. } => ErrorKind::Refused,
@@ -333,6 +334,9 @@ impl Error {
             }
             Error::Vcs(vcs::Error::FilterNotRun { driver, .. }) => Some(format!(
                 "set `backend = \"git-cli\"` under `[vcs]` in the configuration, so that the `git` program writes the files and runs the `{driver}` filter; nothing was written (a run that stopped on this: `resume` it after the change)"
+            )),
+            Error::Vcs(vcs::Error::EncodingNotRun { encoding, .. }) => Some(format!(
+                "set `backend = \"git-cli\"` under `[vcs]` in the configuration, so that the `git` program writes the files in {encoding}; nothing was written (a run that stopped on this: `resume` it after the change)"
             )),
             Error::Vcs(vcs::Error::SplitIndex) => Some(
                 "nothing was changed: join the index again with `git update-index --no-split-index`, and keep git from splitting it again with `git config core.splitIndex false` (a `true` may come from ~/.gitconfig); or set `backend = \"git-cli\"` under `[vcs]` (the default), which reads a split index through `git`".into(),

@@ -194,3 +194,59 @@ fn a_deleted_filtered_file_refuses_the_undo_and_an_undo_on_failure_run() {
     fr(&r, &cli, &["undo", &run_id(&out), "--yes"], &[]).ok();
     assert_eq!(picture(&r), before);
 }
+
+/// FILES2-10: a file git keeps in another encoding in the work tree (`working-tree-encoding`,
+/// UTF-16 for PowerShell scripts or SQL Server files) is converted by git on checkout, and not
+/// by libgit2, which wrote the repository's UTF-8 silently. The git2 back-end now refuses it
+/// before it writes anything, as it refuses a filter; the git-cli back-end writes it in UTF-16,
+/// as `git checkout` does. An attributes file of the target that starts giving files an
+/// encoding is refused too.
+#[test]
+fn git2_refuses_a_file_git_writes_in_another_encoding_and_git_cli_writes_it() {
+    let utf16 = |s: &str| -> Vec<u8> { s.encode_utf16().flat_map(u16::to_le_bytes).collect() };
+    let r = TestRepo::new();
+    r.write(".gitattributes", "*.ps1 text working-tree-encoding=UTF-16LE eol=lf\n");
+    r.write("run.ps1", utf16("Write-Output one\n"));
+    r.commit_all("v1");
+    r.git(&["tag", "v1"]);
+    r.write("run.ps1", utf16("Write-Output two\n"));
+    r.commit_all("v2");
+    assert_eq!(r.git(&["cat-file", "-p", "HEAD:run.ps1"]), "Write-Output two", "stored in UTF-8");
+
+    let (_g2, git2) = config("git2");
+    let before = picture(&r);
+    let refused = fr(&r, &git2, &["run", "--fast", "--yes", "--target", "v1"], &[]);
+    refused.code(4);
+    assert!(
+        refused.stderr.contains(
+            "`run.ps1` is kept in the work tree in UTF-16LE (`working-tree-encoding` in its attributes), a conversion the git2 back-end (libgit2) does not make"
+        ),
+        "{}",
+        refused.stderr
+    );
+    assert!(refused.stderr.contains("so that the `git` program writes the files in UTF-16LE"), "{}", refused.stderr);
+    assert_eq!(picture(&r), before, "nothing changed");
+
+    let (_cli, cli) = config("git-cli");
+    fr(&r, &cli, &["run", "--fast", "--yes", "--target", "v1"], &[]).ok();
+    assert_eq!(r.read("run.ps1"), utf16("Write-Output one\n"), "written in UTF-16LE");
+
+    // A target whose attributes start giving `*.ps1` that encoding: refused by git2 as well.
+    let r = TestRepo::new();
+    r.write("run.ps1", "Write-Output one\n");
+    r.commit_all("v1");
+    r.write(".gitattributes", "*.ps1 text working-tree-encoding=UTF-16LE\n")
+        .write("run.ps1", utf16("Write-Output one\n"));
+    r.commit_all("v2 (the encoding)");
+    r.git(&["tag", "v2"]);
+    r.git(&["rm", "-q", ".gitattributes"]);
+    r.write("run.ps1", "Write-Output one\n");
+    r.commit_all("v3 (back to UTF-8)");
+    let refused = fr(&r, &git2, &["run", "--fast", "--yes", "--target", "v2"], &[]);
+    refused.code(4);
+    assert!(
+        refused.stderr.contains("`.gitattributes` of the target makes git write files in UTF-16LE"),
+        "{}",
+        refused.stderr
+    );
+}

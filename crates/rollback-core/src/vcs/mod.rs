@@ -99,6 +99,18 @@ pub enum Error {
         /// `path` is an attribute file that starts applying the driver to a pattern.
         by_attributes: bool,
     },
+    /// Writing a file needs git's `working-tree-encoding` conversion (the work tree keeps it in
+    /// UTF-16, say, the repository in UTF-8), which this back-end does not make: it would write
+    /// the repository's bytes instead of the file.
+    #[error("{}", encoding_not_run(path, encoding, *by_attributes))]
+    EncodingNotRun {
+        /// The file, relative to the work tree.
+        path: String,
+        /// The encoding the attributes name (`UTF-16LE`).
+        encoding: String,
+        /// `path` is an attribute file that starts giving files that encoding.
+        by_attributes: bool,
+    },
     /// The index is split (`core.splitIndex`, `git update-index --split-index`): its `link`
     /// extension is one libgit2 cannot read, so the `git2` back-end cannot use the repository.
     #[error(
@@ -688,6 +700,18 @@ pub struct Ownership {
     pub owner_uid: u32,
     /// The user running forge-rollback.
     pub me: String,
+}
+
+/// [`Error::EncodingNotRun`]'s message.
+fn encoding_not_run(path: &str, encoding: &str, by_attributes: bool) -> String {
+    let what = if by_attributes {
+        format!("`{path}` of the target makes git write files in {encoding} (`working-tree-encoding`)")
+    } else {
+        format!("`{path}` is kept in the work tree in {encoding} (`working-tree-encoding` in its attributes)")
+    };
+    format!(
+        "{what}, a conversion the git2 back-end (libgit2) does not make: it would write the repository's UTF-8 bytes instead of the file"
+    )
 }
 
 /// [`Error::FilterNotRun`]'s message.

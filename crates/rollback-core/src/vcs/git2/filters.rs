@@ -108,6 +108,60 @@ pub(super) fn refusal(
     }))
 }
 
+/// Whether `encoding` (a `working-tree-encoding` value) is UTF-8, the repository's own: git
+/// converts nothing then.
+fn is_utf8(encoding: &[u8]) -> bool {
+    encoding.eq_ignore_ascii_case(b"utf-8") || encoding.eq_ignore_ascii_case(b"utf8")
+}
+
+/// The `(pattern, encoding)` pairs of the attribute file `content` that give files an encoding
+/// other than UTF-8 (`*.ps1 working-tree-encoding=UTF-16LE`).
+fn encodings(content: &[u8]) -> BTreeSet<(Vec<u8>, String)> {
+    let mut out = BTreeSet::new();
+    for line in content.split(|b| *b == b'\n') {
+        let mut words = line.split(u8::is_ascii_whitespace).filter(|t| !t.is_empty());
+        let Some(pattern) = words.next().filter(|p| !p.starts_with(b"#")) else { continue };
+        for enc in words.filter_map(|w| w.strip_prefix(b"working-tree-encoding=")).filter(|e| !is_utf8(e)) {
+            out.insert((pattern.to_vec(), String::from_utf8_lossy(enc).into_owned()));
+        }
+    }
+    out
+}
+
+/// The refusal for writing the regular file `path` when git would convert it to another
+/// encoding (`working-tree-encoding`, which libgit2 ignores): through its attributes, read as
+/// [`refusal`] reads them, or, for an attribute file, through an encoding its `new` content
+/// gives a pattern its `old` content did not.
+pub(super) fn encoding_refusal(
+    repo: &Repository,
+    path: &Path,
+    new: impl FnOnce() -> Option<Vec<u8>>,
+    old: impl FnOnce() -> Option<Vec<u8>>,
+) -> Result<Option<Error>> {
+    let value = repo
+        .get_attr_bytes(path, "working-tree-encoding", AttrCheckFlags::INDEX_THEN_FILE)
+        .map_err(git2_err(format!("read the attributes of {}", path.display())))?;
+    let encoding = match AttrValue::from_bytes(value) {
+        AttrValue::String(s) => Some(s.as_bytes()),
+        AttrValue::Bytes(b) => Some(b),
+        _ => None,
+    };
+    if let Some(e) = encoding.filter(|e| !is_utf8(e)) {
+        let encoding = String::from_utf8_lossy(e).into_owned();
+        return Ok(Some(Error::EncodingNotRun { path: path.display().to_string(), encoding, by_attributes: false }));
+    }
+    if path.file_name().is_none_or(|n| n != ".gitattributes") {
+        return Ok(None);
+    }
+    let Some(new) = new() else { return Ok(None) };
+    let before = old().map(|o| encodings(&o)).unwrap_or_default();
+    Ok(encodings(&new).into_iter().find(|pair| !before.contains(pair)).map(|(_, encoding)| Error::EncodingNotRun {
+        path: path.display().to_string(),
+        encoding,
+        by_attributes: true,
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

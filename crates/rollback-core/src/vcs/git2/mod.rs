@@ -619,9 +619,12 @@ impl VcsBackend for Git2Backend {
     }
 
     fn filter_not_run(&self, commit: &CommitId, paths: &[&RepoPath]) -> Result<Option<Error>> {
+        // An encoding comes from attributes only: looked up where some may apply (asked before
+        // the repository is taken: the question takes it too).
+        let encodes = self.checkout_converts(commit, paths)?;
         let repo = self.repo();
         let drivers = filters::configured_drivers(&repo)?;
-        if drivers.is_empty() {
+        if drivers.is_empty() && !encodes {
             return Ok(None);
         }
         let target = tree_of(&repo, commit)?;
@@ -632,7 +635,12 @@ impl VcsBackend for Git2Backend {
             let Some(id) = regular_blob(&target, path.as_path()) else { continue };
             let blob = |id| repo.find_blob(id).ok().map(|b| b.content().to_vec());
             let old = || head.as_ref().and_then(|h| regular_blob(h, path.as_path())).and_then(blob);
-            if let Some(e) = filters::refusal(&repo, path.as_path(), || blob(id), old, &drivers)? {
+            if encodes && let Some(e) = filters::encoding_refusal(&repo, path.as_path(), || blob(id), old)? {
+                return Ok(Some(e));
+            }
+            if !drivers.is_empty()
+                && let Some(e) = filters::refusal(&repo, path.as_path(), || blob(id), old, &drivers)?
+            {
                 return Ok(Some(e));
             }
         }
