@@ -66,7 +66,7 @@ pub struct FolderStats {
 /// before it becomes read-only and a folder without search permission is set after what is
 /// below it. A path where something else than a folder is now is left as it is. As
 /// [`restore`], every change goes through folders opened through real folders only
-/// ([`Dir`]), never through a symlink.
+/// (`beneath::Dir`), never through a symlink.
 pub fn restore_folders(workdir: &Path, folders: &[Folder]) -> Result<FolderStats> {
     let mut stats = FolderStats::default();
     let mut sorted: Vec<&Folder> = folders.iter().collect();
