@@ -148,6 +148,18 @@ fn pg_values_without_an_equality_come_back() {
     assert!(e.contains("docs: 1 row(s) exist under the same primary key with other content"), "{e}");
 }
 
+/// What a scratch copy of `live` says of its `search_path` and `work_mem`, and how many rows
+/// its unqualified `users` holds (the copy is discarded after).
+fn settings_of_a_copy(live: &PgDatabase) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let db = database(&live.url(), dir.path());
+    let copy = block_on(db.scratch_copy_to(&dir.path().join("unused.db"), dir.path())).unwrap();
+    let copy_name = copy.database().url().pg_params().unwrap().dbname.unwrap();
+    let read = live.server().psql(&copy_name, "SHOW search_path; SHOW work_mem; SELECT count(*) FROM users");
+    block_on(copy.discard()).unwrap();
+    read
+}
+
 /// A copy of a database whose app lives in a schema of its own, found through a database-level
 /// `search_path` (`ALTER DATABASE … SET search_path = app, "$user"`), has that setting too, as
 /// a list: its unqualified names find the app's tables (before, a dump did not carry it and
@@ -161,12 +173,7 @@ fn pg_a_scratch_copy_keeps_the_database_search_path() {
          INSERT INTO app.users VALUES (1), (2);
          ALTER DATABASE {name} SET search_path = app, \"$user\"; ALTER DATABASE {name} SET work_mem = '5MB';"
     ));
-    let dir = tempfile::tempdir().unwrap();
-    let db = database(&live.url(), dir.path());
-    let copy = block_on(db.scratch_copy_to(&dir.path().join("unused.db"), dir.path())).unwrap();
-    let copy_name = copy.database().url().pg_params().unwrap().dbname.unwrap();
-    let read = live.server().psql(&copy_name, "SHOW search_path; SHOW work_mem; SELECT count(*) FROM users");
-    block_on(copy.discard()).unwrap();
+    let read = settings_of_a_copy(&live);
     assert_eq!(read, "app, \"$user\"\n5MB\n2");
 }
 
@@ -185,12 +192,7 @@ fn pg_a_scratch_copy_keeps_the_roles_settings_in_the_database() {
          ALTER ROLE CURRENT_USER IN DATABASE {name} SET search_path = app, \"$user\";
          ALTER ROLE CURRENT_USER IN DATABASE {name} SET work_mem = '7MB';"
     ));
-    let dir = tempfile::tempdir().unwrap();
-    let db = database(&live.url(), dir.path());
-    let copy = block_on(db.scratch_copy_to(&dir.path().join("unused.db"), dir.path())).unwrap();
-    let copy_name = copy.database().url().pg_params().unwrap().dbname.unwrap();
-    let read = live.server().psql(&copy_name, "SHOW search_path; SHOW work_mem; SELECT count(*) FROM users");
-    block_on(copy.discard()).unwrap();
+    let read = settings_of_a_copy(&live);
     assert_eq!(read, "app, \"$user\"\n7MB\n2");
 }
 
