@@ -86,3 +86,51 @@ fn an_lfs_object_not_here_is_fetched_first_when_the_server_answers() {
     assert_eq!(std::fs::read_to_string(r.path().join("main.py")).unwrap(), "print('v2, edited here')\n");
     assert_eq!(std::fs::read_to_string(r.path().join("notes.txt")).unwrap(), "untracked\n");
 }
+
+/// `lfs.fetchexclude` (a server that needs no textures, say): git's LFS filter writes the
+/// excluded files as their pointers, fetching nothing, so `git reset --hard` goes through. The
+/// run was refused ("`origin` did not send them") although git would have written them.
+#[test]
+fn a_file_the_lfs_fetch_settings_leave_out_is_written_as_its_pointer_as_git_does() {
+    let (r, _server) = lfs_repo();
+    r.git(&["config", "lfs.fetchexclude", "*.bin"]);
+    let plan = fr(&r, &["plan", "--fast", "--target", "v1", "--json"]).ok().json();
+    let risk = plan["risks"].as_array().into_iter().flatten().find(|x| x["code"] == "lfs_objects_not_fetched");
+    assert!(
+        risk.is_some_and(|x| x["message"]
+            .as_str()
+            .unwrap()
+            .contains("`lfs.fetchexclude` leave out are written as their pointers")),
+        "{plan}"
+    );
+
+    let run = fr(&r, &["run", "--fast", "--yes", "--json", "--target", "v1"]).ok().json();
+    let pointer = r.git(&["cat-file", "blob", "v1:model.bin"]);
+    assert_eq!(
+        std::fs::read_to_string(r.path().join("model.bin")).unwrap().trim_end(),
+        pointer,
+        "the pointer, as git writes it"
+    );
+    assert!(!r.path().join("new.py").exists());
+    fr(&r, &["undo", run["run_id"].as_str().unwrap(), "--yes"]).ok();
+    assert_eq!(std::fs::read_to_string(r.path().join("model.bin")).unwrap(), "weights of v2\n");
+    assert_eq!(std::fs::read_to_string(r.path().join("main.py")).unwrap(), "print('v2, edited here')\n");
+}
+
+/// The same, with the LFS server down: the excluded file needs no server, so the run goes
+/// through; a file the settings do not leave out is still refused, nothing changed.
+#[test]
+fn with_the_lfs_server_down_only_the_files_the_fetch_settings_leave_in_are_refused() {
+    let (r, _server) = lfs_repo();
+    r.git(&["config", "lfs.url", "http://127.0.0.1:9/"]);
+    r.git(&["config", "lfs.fetchexclude", "assets/*"]);
+    let before = picture(&r);
+    let out = fr(&r, &["run", "--fast", "--yes", "--target", "v1"]);
+    out.code(4);
+    assert!(out.stderr.contains("(`model.bin` first), and fetching them failed"), "{}", out.stderr);
+    assert_eq!(picture(&r), before, "nothing changed");
+
+    r.git(&["config", "lfs.fetchexclude", "*.bin"]);
+    fr(&r, &["run", "--fast", "--yes", "--target", "v1"]).ok();
+    assert!(std::fs::read_to_string(r.path().join("model.bin")).unwrap().starts_with("version https://git-lfs"));
+}

@@ -19,11 +19,12 @@ pub(super) struct Git<'a> {
     stdin: Option<&'a [u8]>,
     env: Vec<(&'static str, OsString)>,
     limit: Option<Duration>,
+    discard_stdout: bool,
 }
 
 impl<'a> Git<'a> {
     pub(super) fn new(dir: &'a Path) -> Self {
-        Self { dir, args: Vec::new(), stdin: None, env: Vec::new(), limit: None }
+        Self { dir, args: Vec::new(), stdin: None, env: Vec::new(), limit: None, discard_stdout: false }
     }
 
     pub(super) fn arg(mut self, arg: impl AsRef<OsStr>) -> Self {
@@ -50,6 +51,13 @@ impl<'a> Git<'a> {
     /// remote, which may never answer.
     pub(super) fn limit(mut self, limit: Duration) -> Self {
         self.limit = Some(limit);
+        self
+    }
+
+    /// Sends git's stdout to `/dev/null`: a command whose output may be large and is not
+    /// read (a filter writing a whole file).
+    pub(super) fn discard_stdout(mut self) -> Self {
+        self.discard_stdout = true;
         self
     }
 
@@ -85,7 +93,7 @@ impl<'a> Git<'a> {
             // back-end does; the run says which `git submodule update` brings them in step.
             .args(["-c", "submodule.recurse=false"])
             .args(&self.args)
-            .stdout(Stdio::piped())
+            .stdout(if self.discard_stdout { Stdio::null() } else { Stdio::piped() })
             .stderr(Stdio::piped())
             .stdin(if self.stdin.is_some() { Stdio::piped() } else { Stdio::null() });
         // Its own process group: a Ctrl-C at the terminal goes to forge-rollback's group, which
@@ -101,7 +109,7 @@ impl<'a> Git<'a> {
         let (done, finished) = std::sync::mpsc::channel::<()>();
         let timed_out = AtomicBool::new(false);
         let pipe = child.stdin.take();
-        let mut stdout_pipe = child.stdout.take().expect("stdout is piped");
+        let stdout_pipe = child.stdout.take();
         let mut stderr_pipe = child.stderr.take().expect("stderr is piped");
         // Feed stdin and drain stderr on threads while reading stdout, so no pipe can fill up
         // and deadlock.
@@ -130,7 +138,7 @@ impl<'a> Git<'a> {
                 buf
             });
             let mut stdout = Vec::new();
-            let read = stdout_pipe.read_to_end(&mut stdout);
+            let read = stdout_pipe.map_or(Ok(0), |mut pipe| pipe.read_to_end(&mut stdout));
             let _ = writer.join();
             let stderr = err_reader.join().unwrap_or_default();
             let status = child.wait();

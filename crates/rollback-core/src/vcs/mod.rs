@@ -361,6 +361,17 @@ pub trait VcsBackend: Send + Sync {
         Ok(false)
     }
 
+    /// Runs git LFS's smudge filter on the pointer of `path` as a checkout would (`git lfs
+    /// smudge -- PATH`), its output discarded: `Ok(true)` when it writes the file, either from
+    /// an object it has or downloads, or as the pointer itself for a path that
+    /// `lfs.fetchexclude` or `lfs.fetchinclude` leaves out; an error when it fails (the LFS
+    /// server down), as the checkout would. `Ok(false)` when this back-end cannot run it (the
+    /// default).
+    fn lfs_smudges(&self, path: &RepoPath, pointer: &[u8]) -> Result<bool> {
+        let _ = (path, pointer);
+        Ok(false)
+    }
+
     /// What the repository's `reference-transaction` hook said when it refused to let HEAD's
     /// branch move to `to`, asked in a transaction that is prepared and then aborted (nothing
     /// moves); `None` when it accepts or there is none. The default: none, for a back-end that

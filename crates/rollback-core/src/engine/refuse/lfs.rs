@@ -55,9 +55,9 @@ fn remote(vcs: &dyn VcsBackend) -> String {
 }
 
 /// The files among `paths` that `commit` stores in LFS and whose objects are not stored here
-/// (none when no LFS filter downloads on checkout). Reads only blobs small enough to be
-/// pointers.
-fn missing(vcs: &dyn VcsBackend, commit: &CommitId, paths: &[&RepoPath]) -> Result<Vec<RepoPath>, Error> {
+/// (none when no LFS filter downloads on checkout), each with its pointer. Reads only blobs
+/// small enough to be pointers.
+fn missing(vcs: &dyn VcsBackend, commit: &CommitId, paths: &[&RepoPath]) -> Result<Vec<(RepoPath, Vec<u8>)>, Error> {
     if paths.is_empty() || !downloads(vcs) {
         return Ok(Vec::new());
     }
@@ -70,10 +70,29 @@ fn missing(vcs: &dyn VcsBackend, commit: &CommitId, paths: &[&RepoPath]) -> Resu
         if let Some(oid) = pointer_oid(&content)
             && !object_path(vcs, oid).is_file()
         {
-            out.push((*path).clone());
+            out.push(((*path).clone(), content));
         }
     }
     Ok(out)
+}
+
+/// Whether git-lfs's fetch settings leave some paths out (`lfs.fetchinclude`,
+/// `lfs.fetchexclude`): its filter then writes those files as their pointers, fetching nothing.
+fn fetch_filtered(vcs: &dyn VcsBackend) -> bool {
+    ["lfs.fetchinclude", "lfs.fetchexclude"]
+        .iter()
+        .any(|key| vcs.config_value(key).ok().flatten().is_some_and(|v| !v.trim().is_empty()))
+}
+
+/// Why git-lfs's own filter cannot write one of the `missing` files, run on each as the
+/// checkout would run it; `None` when it writes them all. A path its fetch settings leave out
+/// comes out as its pointer, as `git reset --hard` would write it, and is no obstacle.
+fn smudge_failure(vcs: &dyn VcsBackend, missing: &[(RepoPath, Vec<u8>)], otherwise: &str) -> Option<String> {
+    missing.iter().find_map(|(path, pointer)| match vcs.lfs_smudges(path, pointer) {
+        Ok(true) => None,
+        Ok(false) => Some(otherwise.to_owned()),
+        Err(e) => Some(e.to_string()),
+    })
 }
 
 fn lacks(missing: &[RepoPath]) -> String {
@@ -87,13 +106,19 @@ fn lacks(missing: &[RepoPath]) -> String {
 /// The risk of a reset to `commit` writing `paths` whose LFS objects are not here: said by
 /// `assess` and `plan`, and what [`refusal`] is asked again for.
 pub(crate) fn risk(vcs: &dyn VcsBackend, commit: &CommitId, paths: &[&RepoPath]) -> Option<Risk> {
-    let missing = missing(vcs, commit, paths).ok()?;
+    let missing: Vec<RepoPath> = missing(vcs, commit, paths).ok()?.into_iter().map(|(p, _)| p).collect();
+    // Said without running the filter: `plan` neither downloads nor waits on the LFS server.
+    let unless = if fetch_filtered(vcs) {
+        " (those `lfs.fetchinclude` or `lfs.fetchexclude` leave out are written as their pointers, as git does, and are no obstacle)"
+    } else {
+        ""
+    };
     (!missing.is_empty()).then(|| {
         Risk::new(
             RiskCode::LfsObjectsNotFetched,
             RiskSeverity::Medium,
             format!(
-                "{}: the run fetches them from `{}` before it changes anything, and refuses if it cannot (the LFS server down)",
+                "{}: the run fetches them from `{}` before it changes anything, and refuses if it cannot (the LFS server down){unless}",
                 lacks(&missing),
                 remote(vcs)
             ),
@@ -113,18 +138,22 @@ pub(crate) fn refusal(vcs: &dyn VcsBackend, commit: &CommitId, paths: &[&RepoPat
     if !fetch {
         return None;
     }
+    let named: Vec<RepoPath> = missing.iter().map(|(p, _)| p.clone()).collect();
     let remote = remote(vcs);
     let why = match vcs.fetch_lfs(&remote, commit) {
         Ok(false) => return None,
+        // The fetch may have failed on files the fetch settings leave out of the checkout too.
+        Err(e) if fetch_filtered(vcs) => smudge_failure(vcs, &missing, &e.to_string())?,
         Err(e) => e.to_string(),
         Ok(true) => match self::missing(vcs, commit, paths) {
             Ok(still) if still.is_empty() => return None,
-            Ok(_) => format!("`{remote}` did not send them"),
+            // Left out by the fetch settings, or not on the server: the filter tells which.
+            Ok(still) => smudge_failure(vcs, &still, &format!("`{remote}` did not send them"))?,
             Err(e) => return Some(e),
         },
     };
     Some(Error::refused(
-        format!("{}, and fetching them failed: {why}", lacks(&missing)),
+        format!("{}, and fetching them failed: {why}", lacks(&named)),
         Some(
             format!(
                 "nothing was changed; the reset would stop half-way without them. Make the LFS server of `{remote}` reachable from this host and run again, or fetch them yourself first: `git lfs fetch {remote} {}`",

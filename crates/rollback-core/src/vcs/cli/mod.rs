@@ -584,6 +584,20 @@ impl VcsBackend for GitCliBackend {
         Ok(true)
     }
 
+    fn lfs_smudges(&self, path: &RepoPath, pointer: &[u8]) -> Result<bool> {
+        // The filter git's checkout runs, on the same pointer: it alone knows which paths its
+        // include and exclude lists leave as pointers. It may download; within the fetch's
+        // limit, as above.
+        self.git()
+            .args(["lfs", "smudge", "--"])
+            .arg(path.as_path())
+            .stdin(pointer)
+            .discard_stdout()
+            .limit(self.fetch_limit())
+            .run()?;
+        Ok(true)
+    }
+
     fn staged_blobs(&self) -> Result<Vec<StagedBlob>> {
         // `diff-index --cached` compares the index with HEAD's tree (the empty tree on an
         // unborn branch) and, unlike `ls-files -s`, skips `git add -N` entries.
