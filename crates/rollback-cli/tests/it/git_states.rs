@@ -311,12 +311,27 @@ fn a_branch_checked_out_in_another_worktree_is_named_before_the_run_moves_it() {
         let assessed = crate::shapes::fr(&r, &cfg, &["assess", "--target", "v1", "--json"], &[]).ok().json();
         assert!(named(&assessed).is_some(), "{backend}: {assessed}");
 
+        // The confirmation on a terminal says it before `yes`.
+        let mut p = crate::manual::spawn(&r, &["--config", &cfg, "run", "--fast", "--target", "v1"], &[]);
+        p.exp_string("Warning: branch `main` is also checked out in the worktree").unwrap();
+        p.exp_string("Type `yes` to proceed:").unwrap();
+        p.send_line("no").unwrap();
+        assert_eq!(crate::manual::exit_code(&mut p), 5, "{backend}");
+
         // A run confirmed with `--yes` shows no plan: its reset says it in the log.
         let run = crate::shapes::fr(&r, &cfg, &["run", "--fast", "--yes", "--json", "--target", "v1"], &[]);
         let run = run.ok();
         let said = "the reset moved branch `main`, which the worktree `";
         assert!(run.stderr.contains(said) && names(&run.stderr, &same), "{backend}: {}", run.stderr);
-        let undo = crate::shapes::fr(&r, &cfg, &["undo", run.json()["run_id"].as_str().unwrap(), "--yes"], &[]);
+        let id = run.json()["run_id"].as_str().unwrap().to_owned();
+        // The undo moves the branch back, and its confirmation says so too.
+        let mut p = crate::manual::spawn(&r, &["--config", &cfg, "undo", &id], &[]);
+        p.exp_string("Warning: branch `main` is also checked out in the worktree").unwrap();
+        p.exp_string("the undo moves its HEAD too").unwrap();
+        p.exp_string("Type `yes` to proceed:").unwrap();
+        p.send_line("no").unwrap();
+        assert_eq!(crate::manual::exit_code(&mut p), 5, "{backend}");
+        let undo = crate::shapes::fr(&r, &cfg, &["undo", &id, "--yes"], &[]);
         assert!(undo.ok().stderr.contains(said), "{backend}: {}", undo.stderr);
 
         // Seen from that worktree, the main one is the other.

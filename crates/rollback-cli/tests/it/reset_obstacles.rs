@@ -94,9 +94,15 @@ fn immutable_files_refuse_the_run_and_the_undo_before_anything_changes() {
     let (plugin, settings) = (r.path().join("app/new/plugin.py"), r.path().join("app/new/settings.py"));
     chattr("+i", &plugin);
     chattr("+i", &settings);
+    let plan = crate::common::fr(&r, &["plan", "--fast", "--json", "--target", "v3"]);
     let out = crate::common::fr(&r, &["run", "--fast", "--yes", "--target", "v3"]);
     chattr("-i", &plugin);
     chattr("-i", &settings);
+    let plan = plan.ok().json();
+    assert!(
+        not_changeable(&plan).contains("`app/new/plugin.py`: immutable (`chattr +i`)"),
+        "plan says it first: {plan}"
+    );
     out.code(4);
     assert!(
         out.stderr.contains("the rollback would have to change 2 path(s) that cannot be changed: `app/new/plugin.py`: immutable (`chattr +i`), `app/new/settings.py`: immutable (`chattr +i`)"),
@@ -213,6 +219,9 @@ fn folders_the_user_may_not_write_refuse_the_run_and_the_undo_before_anything_ch
         let user = NotRoot::new(&r);
         chmod(&r, "rodir", 0o555);
         let before = user.picture(&r);
+        // `plan` says it first.
+        let plan = user.run(&r, backend, &["plan", "--fast", "--json", "--target", "v1"]).ok().json();
+        assert!(not_changeable(&plan).contains("may not write: `rodir` (mode 0555"), "{backend}: {plan}");
         let refused = user.run(&r, backend, &["run", "--fast", "--yes", "--target", "v1"]);
         refused.code(4);
         assert!(refused.stderr.contains("may not write: `rodir` (mode 0555"), "{backend}: {}", refused.stderr);
@@ -240,4 +249,15 @@ fn folders_the_user_may_not_write_refuse_the_run_and_the_undo_before_anything_ch
 fn chmod(r: &TestRepo, path: &str, mode: u32) {
     use std::os::unix::fs::PermissionsExt as _;
     std::fs::set_permissions(r.path().join(path), std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// The message of the plan's `files_not_changeable` risk (high), empty when it has none.
+fn not_changeable(plan: &serde_json::Value) -> String {
+    plan["risks"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|x| x["code"] == "files_not_changeable" && x["severity"] == "high")
+        .map(|x| x["message"].as_str().unwrap_or_default().to_owned())
+        .unwrap_or_default()
 }

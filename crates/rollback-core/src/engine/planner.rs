@@ -441,6 +441,7 @@ pub fn rollback_plan(vcs: &dyn VcsBackend, config: &Config, checks: &[String], a
                         | RiskCode::BlobsNotFetched
                         | RiskCode::LfsObjectsNotFetched
                         | RiskCode::CaseOnlyNames
+                        | RiskCode::FilesNotChangeable
                         | RiskCode::BranchInOtherWorktree
                         | RiskCode::PushResetsToolFiles
                 )

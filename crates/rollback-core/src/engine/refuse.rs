@@ -11,6 +11,7 @@ use crate::error::{Error, Result};
 use crate::event::LogLevel;
 use crate::hint::{Action, hint};
 use crate::journal::{Record, RunState, RunStatus};
+use crate::model::RiskCode;
 use crate::plan::{Level, Plan, Step};
 
 impl Rollback {
@@ -37,16 +38,24 @@ impl Rollback {
     }
 
     /// The risks behind the checkout refusals ([`checkout`]): blobs a partial clone lacks,
-    /// names that differ only in case under the git2 back-end, LFS objects not on this machine;
-    /// and the branch checked out in another worktree too (a warning). Part of every assessment a run
+    /// names that differ only in case under the git2 back-end, LFS objects not on this machine,
+    /// files or folders this run may not change; and the branch checked out in another
+    /// worktree too (a warning). Part of every assessment a run
     /// is refused from: [`Rollback::refusals`] asks the back-end again only where these say so.
     pub(crate) fn checkout_risks(&self, a: &Assessment) -> Vec<crate::model::Risk> {
         let writes = Self::reset_writes(a);
         let mut out = checkout::risks(self.vcs.as_ref(), &a.target.commit.id, &a.head.commit, &writes);
         out.extend(lfs::risk(self.vcs.as_ref(), &a.target.commit.id, &writes));
         if let Some(branch) = &a.head.branch {
-            out.extend(checkout::branch_elsewhere(self.vcs.as_ref(), branch));
+            out.extend(checkout::branch_elsewhere(self.vcs.as_ref(), branch, "the rollback"));
         }
+        out.extend(self.locked_paths_refusal(a).into_iter().map(|e| {
+            crate::model::Risk::new(
+                crate::model::RiskCode::FilesNotChangeable,
+                crate::model::RiskSeverity::High,
+                format!("a run that moves the code refuses: {e}"),
+            )
+        }));
         out
     }
 
@@ -131,7 +140,9 @@ impl Rollback {
                     &a.target.commit.id,
                 ));
             }
-            out.extend(self.locked_paths_refusal(a));
+            if a.has_risk(crate::model::RiskCode::FilesNotChangeable) {
+                out.extend(self.locked_paths_refusal(a));
+            }
             // An undo at once when verification fails writes HEAD's files back the same way.
             if self.config.verify.on_failure == crate::verify::config::OnFailure::Undo {
                 let changed: Vec<&crate::paths::RepoPath> = changes.iter().map(|c| &c.path).collect();
@@ -445,6 +456,12 @@ impl Rollback {
             };
             s.push_str(&line);
             s.push('\n');
+        }
+        // The plan's other risks (a worktree sharing the branch, dependencies removed with the
+        // untracked files, ...): what the operator weighs before typing `yes`.
+        for r in plan.risks.iter().filter(|r| !matches!(r.code, RiskCode::DowngradeWarning | RiskCode::DataLossUnknown))
+        {
+            s.push_str(&format!("Warning: {}\n", r.message));
         }
         s
     }

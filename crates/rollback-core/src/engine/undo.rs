@@ -99,6 +99,10 @@ impl Entry for UndoEntry<'_> {
                     show_commits(&made_since)
                 );
             }
+            // The database's warnings are in its line above.
+            for r in plan.risks.iter().filter(|r| r.code != crate::model::RiskCode::DowngradeWarning) {
+                let _ = writeln!(summary, "Warning: {}", r.message);
+            }
             // A record that cannot be read refuses nothing: the undo's warning says so.
             let workdir = rb.workdir();
             let edited = rb.env_edited_since(&target, &manifest, &|p, k| crate::env::holds(workdir, p, k));

@@ -196,6 +196,10 @@ pub fn undo_plan(
         risks: match db.map(|d| &d.mode) {
             Some(DbUndoMode::Backward { warnings, .. }) => warnings.clone(),
             _ => Vec::new(),
-        },
+        }
+        .into_iter()
+        // The undo moves the branch back: a worktree that shares it is moved too.
+        .chain(head.branch.as_deref().and_then(|b| super::refuse::checkout::branch_elsewhere(vcs, b, "the undo")))
+        .collect(),
     })
 }

@@ -80,6 +80,10 @@ risk_codes! {
     /// `core.ignorecase` is set: the `git2` back-end refuses (its checkout takes them for one
     /// file).
     CaseOnlyNames = "case_only_names",
+    /// Files the rollback changes are immutable or append-only (`chattr +i`, `+a`), or sit in
+    /// folders this user may not write (`chmod 555`, another user's folder, a read-only
+    /// mount): a run that moves the code refuses, nothing changed.
+    FilesNotChangeable = "files_not_changeable",
     /// The branch the rollback moves is also checked out in another worktree of the
     /// repository (`git worktree add --force`): its HEAD moves with the branch while its files
     /// and index stay where they are, so that worktree shows the rolled-back-from release as

@@ -138,7 +138,7 @@ pub(crate) fn risks(vcs: &dyn VcsBackend, commit: &CommitId, head: &CommitId, pa
 /// their HEAD moves with it while their files and index stay on the release rolled back from.
 /// Git refuses to move such a branch with `git branch -f`; a reset moves it anyway, and so does
 /// this one (production is here), with this said first.
-pub(crate) fn branch_elsewhere(vcs: &dyn VcsBackend, branch: &str) -> Option<Risk> {
+pub(crate) fn branch_elsewhere(vcs: &dyn VcsBackend, branch: &str, what: &str) -> Option<Risk> {
     let others = vcs.worktrees_on_branch(branch);
     let first = others.first()?;
     let more = match others.len() {
@@ -149,7 +149,7 @@ pub(crate) fn branch_elsewhere(vcs: &dyn VcsBackend, branch: &str) -> Option<Ris
         RiskCode::BranchInOtherWorktree,
         RiskSeverity::Medium,
         format!(
-            "branch `{branch}` is also checked out in the worktree `{}`{more}: the rollback moves its HEAD too, while its files and index stay on the release rolled back from, so `git status` there shows that release as staged changes and a commit there would bring it back; see to it after the rollback (`git -C {} status`)",
+            "branch `{branch}` is also checked out in the worktree `{}`{more}: {what} moves its HEAD too, while its files and index stay where they are, so `git status` there shows the release moved from as staged changes and a commit there would bring it back; see to it after {what} (`git -C {} status`)",
             first.display(),
             first.display()
         ),
