@@ -461,7 +461,9 @@ impl Rollback {
         // untracked files, ...): what the operator weighs before typing `yes`.
         for r in plan.risks.iter().filter(|r| !matches!(r.code, RiskCode::DowngradeWarning | RiskCode::DataLossUnknown))
         {
-            s.push_str(&format!("Warning: {}\n", r.message));
+            s.push_str("Warning: ");
+            s.push_str(&r.message);
+            s.push('\n');
         }
         s
     }
