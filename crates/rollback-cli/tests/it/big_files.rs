@@ -286,3 +286,78 @@ fn an_undo_without_inodes_for_its_files_is_refused() {
     s.fr_at(&["undo", &id, "--yes"]).ok();
     assert_eq!(rollback_testkit::TreeState::capture(&s.repo), before);
 }
+
+/// RES-RESET-NOROOM: the target brings back a big tracked file the broken release deleted, and
+/// the work tree's file system has less room than that. The run's reset would stop half-way
+/// (part of the tree at the target, a torn file, and with `git` only "unable to write file"):
+/// it is refused before anything changes, saying how much to free; with room it goes through.
+/// Both back-ends.
+#[test]
+fn a_run_without_room_for_the_tracked_files_its_reset_writes_is_refused() {
+    for backend in ["git-cli", "git2"] {
+        let Some(s) = SmallRepo::new("size=4m") else { return };
+        let config = std::fs::read_to_string(&s.cfg).unwrap();
+        std::fs::write(&s.cfg, format!("{config}[vcs]\nbackend = \"{backend}\"\n")).unwrap();
+        let data: Vec<u8> = (0..1_500_000u32).map(|n| (n.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
+        std::fs::write(s.repo.join("model.bin"), &data).unwrap();
+        std::fs::write(s.repo.join("main.py"), "V = 1\n").unwrap();
+        s.commit("v1: a model");
+        git(&s.repo, &["tag", "v1"]);
+        std::fs::remove_file(s.repo.join("model.bin")).unwrap();
+        std::fs::write(s.repo.join("main.py"), "V = 2\n").unwrap();
+        s.commit("v2: no model");
+        git(&s.repo, &["gc", "-q"]);
+
+        s.fill_to(500_000);
+        let head = git(&s.repo, &["rev-parse", "HEAD"]);
+        let tree = rollback_testkit::TreeState::capture(&s.repo);
+        let refused = s.fr_at(&["run", "--fast", "--yes", "--target", "v1"]);
+        refused.code(4);
+        assert!(refused.stderr.contains("(1500000 for the tracked files it writes, "), "{backend}: {}", refused.stderr);
+        assert!(refused.stderr.contains("then run again; nothing was changed"), "{backend}: {}", refused.stderr);
+        assert_eq!(git(&s.repo, &["rev-parse", "HEAD"]), head, "{backend}: HEAD did not move");
+        assert_eq!(rollback_testkit::TreeState::capture(&s.repo), tree, "{backend}: the tree did not change");
+
+        std::fs::remove_file(s.fs.mountpoint.join("filler")).unwrap();
+        s.fr_at(&["run", "--fast", "--yes", "--target", "v1"]).ok();
+        assert_eq!(std::fs::read(s.repo.join("model.bin")).unwrap(), data, "{backend}");
+    }
+}
+
+/// The same for inodes: the target brings back a folder of 120 files on a file system that
+/// can make only a few more.
+#[test]
+fn a_run_without_inodes_for_the_files_its_reset_makes_is_refused() {
+    let Some(s) = SmallRepo::new("size=8m,nr_inodes=600") else { return };
+    std::fs::create_dir(s.repo.join("d")).unwrap();
+    for n in 0..120 {
+        std::fs::write(s.repo.join(format!("d/{n}.txt")), format!("file {n}\n")).unwrap();
+    }
+    std::fs::write(s.repo.join("main.py"), "V = 1\n").unwrap();
+    s.commit("v1");
+    git(&s.repo, &["tag", "v1"]);
+    std::fs::remove_dir_all(s.repo.join("d")).unwrap();
+    std::fs::write(s.repo.join("main.py"), "V = 2\n").unwrap();
+    s.commit("v2");
+    git(&s.repo, &["gc", "-q"]);
+    let filler = s.fs.mountpoint.join("many");
+    std::fs::create_dir(&filler).unwrap();
+    let mut n = 0;
+    while rollback_core::backup::snapshot::free_inodes(&s.repo).unwrap().unwrap() > 40 {
+        std::fs::write(filler.join(n.to_string()), "").unwrap();
+        n += 1;
+    }
+    let tree = rollback_testkit::TreeState::capture(&s.repo);
+    let refused = s.fr_at(&["run", "--fast", "--yes", "--target", "v1"]);
+    refused.code(4);
+    assert!(
+        refused.stderr.contains("the rollback's reset makes 121 file(s) and folder(s) where none is"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(rollback_testkit::TreeState::capture(&s.repo), tree, "the tree did not change");
+
+    std::fs::remove_dir_all(&filler).unwrap();
+    s.fr_at(&["run", "--fast", "--yes", "--target", "v1"]).ok();
+    assert_eq!(std::fs::read_to_string(s.repo.join("d/7.txt")).unwrap(), "file 7\n");
+}

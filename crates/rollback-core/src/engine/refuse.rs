@@ -3,6 +3,7 @@
 pub(super) mod checkout;
 mod lfs;
 mod nested_writes;
+pub(super) mod room;
 
 use super::show_revisions;
 use super::{Ctx, Rollback, RunOptions, RunSummary};
@@ -143,6 +144,7 @@ impl Rollback {
             if a.has_risk(crate::model::RiskCode::FilesNotChangeable) {
                 out.extend(self.locked_paths_refusal(a));
             }
+            out.extend(room::refusal(self.vcs.as_ref(), self.workdir(), &a.target.commit.id, &changes));
             // An undo at once when verification fails writes HEAD's files back the same way.
             if self.config.verify.on_failure == crate::verify::config::OnFailure::Undo {
                 let changed: Vec<&crate::paths::RepoPath> = changes.iter().map(|c| &c.path).collect();

@@ -190,30 +190,23 @@ pub(super) fn refuse_locked_paths(rb: &Rollback, run_id: &str, manifest: &Manife
 /// symlink and folder made where nothing is. A checkout filter that makes a file bigger than
 /// its blob (git LFS: a pointer of a hundred bytes for a file of gigabytes) is not counted.
 pub(super) fn refuse_no_space(rb: &Rollback, run_id: &str, manifest: &Manifest) -> Result<()> {
-    use crate::backup::snapshot::{free_inodes, free_space, inodes_needed, lstat_in_tree, space_needed};
+    use crate::backup::snapshot::{free_inodes, free_space, inodes_needed, space_needed};
     let workdir = rb.workdir();
     let files = space_needed(workdir, &manifest.entries);
     let mut inodes = inodes_needed(workdir, &manifest.entries);
-    let mut tracked = 0u64;
     let head = rb.vcs.head()?.commit;
+    // Counted whole even where the snapshot holds the path too: git writes its version first,
+    // and the restore's temp file sits next to it until the rename.
+    let mut tracked = 0u64;
     if head != manifest.head {
-        // Counted whole even where the snapshot holds the path too: git writes its version
-        // first, and the restore's temp file sits next to it until the rename. The files git
-        // removes are not taken off (it may write before it removes).
-        let mut folders = std::collections::HashSet::new();
-        for c in rb.vcs.diff(&head, &manifest.head)? {
-            if c.kind == crate::vcs::ChangeKind::Deleted || c.submodule {
-                continue;
-            }
-            let size = rb.vcs.blob_size_at(&manifest.head, &c.path)?.unwrap_or(0);
-            let now = lstat_in_tree(workdir, &c.path);
-            tracked += size.saturating_sub(now.as_ref().map_or(0, |m| if m.is_file() { m.len() } else { 0 }));
-            if now.is_none() {
-                inodes += 1;
-                crate::backup::snapshot::add_missing_folders(workdir, &c.path, &mut folders);
-            }
-        }
-        inodes += folders.len() as u64;
+        let (bytes, made) = super::refuse::room::checkout_needs(
+            rb.vcs.as_ref(),
+            workdir,
+            &manifest.head,
+            &rb.vcs.diff(&head, &manifest.head)?,
+        );
+        tracked = bytes;
+        inodes += made;
     }
     // A split index's shared index file counts too: the undo may have to write it back.
     let index = match &manifest.index {
