@@ -696,6 +696,13 @@ fn backups(args: &Args, out: &Output, command: &BackupsCommand) -> anyhow::Resul
                         lost.join(", ")
                     );
                 }
+                if let Some(first) = report.refs_left.first() {
+                    let _ = writeln!(
+                        s,
+                        "warning: {} pin ref(s) of the pruned runs could not be deleted (first: {first}); they keep those commits in the repository, nothing else: run `backups prune` again once git's lock is free",
+                        report.refs_left.len()
+                    );
+                }
                 out.text(&s)?;
             }
             Ok(ExitStatus::Success)

@@ -48,6 +48,41 @@ fn backups_list_verify_detect_corruption_and_prune() {
     assert_ne!(picture(&r), before_undo);
 }
 
+/// PRUNE-HALFWAY: git's `packed-refs.lock` is held (a `git gc` running, or one that crashed)
+/// while `backups prune` removes backups. The prune failed on the first pin ref it could not
+/// delete, after the backups were gone, and never said which runs could no longer be undone
+/// (the next prune removed nothing, so it never did). Now it finishes, names the runs, warns
+/// of the refs left, and the next prune deletes them.
+#[test]
+fn a_prune_that_cannot_delete_pin_refs_still_names_the_runs_and_the_next_deletes_them() {
+    let (r, _) = messy_repo();
+    let first = rollback(&r, "v1");
+    let undone = undo(&r, &first)["run_id"].as_str().unwrap().to_owned();
+    let second = rollback(&r, "v2");
+    let lock = r.path().join(".git/packed-refs.lock");
+    std::fs::write(&lock, "").unwrap();
+    let out = fr(&r, &["backups", "prune", "--keep", "1"]);
+    out.ok();
+    assert!(out.stdout.contains("removed 2 backup(s)"), "{}", out.stdout);
+    // The undo of the first run (the first is undone already).
+    assert!(
+        out.stdout.contains(&format!("can no longer be undone (their backups were removed): {undone}")),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("warning: 2 pin ref(s) of the pruned runs could not be deleted"), "{}", out.stdout);
+    assert!(out.stdout.contains("run `backups prune` again once git's lock is free"), "{}", out.stdout);
+
+    std::fs::remove_file(&lock).unwrap();
+    let again = fr(&r, &["backups", "prune", "--keep", "1", "--json"]).json();
+    assert!(again.get("refs_left").is_none(), "{again}");
+    assert_eq!(
+        r.git(&["for-each-ref", "--format=%(refname)", "refs/forge-rollback"]),
+        format!("refs/forge-rollback/runs/{second}/from"),
+        "only the kept run's pin ref is left"
+    );
+}
+
 /// A blob of the run's backup is corrupt: the undo finds it before it changes anything (it
 /// used to reset HEAD and clean the tree first, then fail in `restore_files`, half-way).
 #[test]

@@ -611,6 +611,12 @@ pub struct PruneReport {
     pub removed_blobs: usize,
     /// Bytes freed.
     pub freed_bytes: u64,
+    /// The pin refs (`refs/forge-rollback/runs/RUN/from`) of runs whose backups are gone that
+    /// could not be deleted (git's `packed-refs.lock` held: a `git gc` running, or one that
+    /// crashed), each with why. They keep those commits in the repository, nothing else; the
+    /// next prune deletes them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub refs_left: Vec<String>,
 }
 
 /// Counters of one `put`: how much was read and how much was newly written.

@@ -323,23 +323,35 @@ impl Rollback {
         if let Ok(reg) = self.registry() {
             let mut newest: std::collections::BTreeMap<CommitId, backup::SnapshotSummary> =
                 std::collections::BTreeMap::new();
-            for s in summaries {
+            for s in &summaries {
                 let Some(head) = &s.head else { continue };
                 if s.label.as_deref() == Some(crate::env::LABEL)
                     && reg.deciding(head).is_some_and(|e| e.verified && !e.known_bad)
                     && newest.get(head).is_none_or(|n| (n.created_at, &n.id) < (s.created_at, &s.id))
                 {
-                    newest.insert(head.clone(), s);
+                    newest.insert(head.clone(), s.clone());
                 }
             }
             protect.extend(newest.into_values().map(|s| s.id));
         }
         // Every snapshot to keep is in `protect`, the `keep` newest counted above.
-        let report = store.prune(0, &protect, dry_run)?;
+        let mut report = store.prune(0, &protect, dry_run)?;
         if !dry_run {
-            for r in runs.iter().filter(|r| r.backup_id.as_ref().is_some_and(|b| report.removed_snapshots.contains(b)))
-            {
-                self.vcs.delete_ref(&pin_ref(&r.run_id))?;
+            // The backups are gone whatever happens to the refs: a ref git will not delete now
+            // is said in the report, and the next prune deletes it (its backup was removed by
+            // this prune or an earlier one), so the runs that can no longer be undone are
+            // always named.
+            let present: std::collections::HashSet<&SnapshotId> = summaries.iter().map(|s| &s.id).collect();
+            for r in &runs {
+                let Some(b) = &r.backup_id else { continue };
+                let name = pin_ref(&r.run_id);
+                let gone = report.removed_snapshots.contains(b)
+                    || (!present.contains(b) && self.vcs.read_ref(&name).ok().flatten().is_some());
+                if gone && let Err(e) = self.vcs.delete_ref(&name) {
+                    // git's advice about the lock runs on for lines: its first line says it.
+                    let e = e.to_string();
+                    report.refs_left.push(format!("{name}: {}", e.lines().next().unwrap_or_default()));
+                }
             }
         }
         Ok(report)
