@@ -319,3 +319,41 @@ fn a_record_holding_a_link_as_a_link_restores_nothing_and_says_so() {
     assert!(out.stderr.contains("[WARN] no env file restored"), "{}", out.stderr);
     assert!(!out.stderr.contains("Env files restored"), "{}", out.stderr);
 }
+
+/// RES-ENV-DIR-UMASK: the recorded `config/app.env` (its folder gone in the broken release)
+/// is written back by a full run that runs under `umask 000` (a service's `UMask=0000`). Its
+/// folder was made `0777`: anyone could swap the secrets file by a rename. It is never writable
+/// by group or others now.
+#[test]
+fn a_folder_made_for_a_restored_env_file_is_not_writable_by_others_whatever_the_umask() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let r = TestRepo::new();
+    r.write(".gitignore", "config/\n").write("app.py", "V = 1\n");
+    r.write("forge-rollback.toml", "[env]\nfiles = [\"config/app.env\"]\n");
+    r.commit_all("release v1");
+    r.git(&["tag", "v1"]);
+    r.write("config/app.env", "DB_PASSWORD=s3cret\n");
+    std::fs::set_permissions(r.path().join("config"), std::fs::Permissions::from_mode(0o750)).unwrap();
+    fr(&r, &["known-good", "mark", "HEAD"]).ok();
+    r.commit_all("registry");
+    r.write("app.py", "V = 2\n");
+    r.commit_all("release v2");
+    std::fs::remove_dir_all(r.path().join("config")).unwrap();
+
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_forge-rollback"));
+    rollback_testkit::clean_git_env(&mut cmd);
+    cmd.arg("-C").arg(r.path()).args(["run", "--full", "--yes", "--target", "v1"]);
+    // SAFETY: `umask` is async-signal-safe and touches only the child.
+    #[allow(unsafe_code)]
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
+            libc::umask(0);
+            Ok(())
+        });
+    }
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(std::fs::read_to_string(r.path().join("config/app.env")).unwrap(), "DB_PASSWORD=s3cret\n");
+    let mode = std::fs::metadata(r.path().join("config")).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode & 0o022, 0, "config/ is {mode:o}: writable by group or others");
+}

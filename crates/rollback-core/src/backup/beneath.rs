@@ -74,13 +74,16 @@ impl Dir {
         }
     }
 
-    /// Makes the folder `name` (mode `0777` less the umask, as `mkdir` does); `false` when
-    /// something is there already.
+    /// Makes the folder `name`, mode `0755` less the umask; `false` when something is there
+    /// already. Never writable by group or others, whatever the umask (a service's `UMask=0000`):
+    /// a folder made for a file the restore writes may hold secrets (an env file), and anyone
+    /// who may write it may swap that file by a rename. A folder the snapshot recorded gets
+    /// its own mode afterwards.
     pub(crate) fn make_folder(&self, name: &OsStr) -> io::Result<bool> {
         let c = c_name(name)?;
         // SAFETY: a valid descriptor and a NUL-terminated name.
         #[allow(unsafe_code)]
-        let rc = unsafe { libc::mkdirat(self.0.as_raw_fd(), c.as_ptr(), 0o777) };
+        let rc = unsafe { libc::mkdirat(self.0.as_raw_fd(), c.as_ptr(), 0o755) };
         match check(rc) {
             Ok(()) => Ok(true),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
