@@ -361,3 +361,24 @@ fn a_run_without_inodes_for_the_files_its_reset_makes_is_refused() {
     s.fr_at(&["run", "--fast", "--yes", "--target", "v1"]).ok();
     assert_eq!(std::fs::read_to_string(s.repo.join("d/7.txt")).unwrap(), "file 7\n");
 }
+
+/// RES-REHEARSE-TMPDIR: the rehearsal's copy goes to `$TMPDIR`; when that is full, the error
+/// named the real work tree's file (whose disk has room). It names the copy's path now.
+#[test]
+fn a_full_tmpdir_is_named_by_the_rehearsal_not_the_work_tree() {
+    let fs = match crate::common::SmallFs::mount("1m") {
+        Ok(fs) => fs,
+        Err(why) => {
+            eprintln!("skipped: no size-limited file system here ({why})");
+            return;
+        }
+    };
+    let r = rollback_testkit::TestRepo::new();
+    r.three_releases();
+    std::fs::write(r.path().join("big-untracked.bin"), vec![7u8; 2_000_000]).unwrap();
+    let tmp = fs.mountpoint.to_str().unwrap();
+    let out = crate::common::fr_env(&r, &["rehearse", "--fast", "--target", "v1"], &[("TMPDIR", tmp)]);
+    out.code(1);
+    assert!(out.stderr.contains(&format!("copy into `{tmp}/forge-rollback-rehearse-")), "{}", out.stderr);
+    assert!(out.stderr.contains("No space left on device"), "{}", out.stderr);
+}

@@ -48,7 +48,7 @@ fn copy_dir(src: &Path, dst: &Path, rel: &Path, skip: &dyn Fn(&Path) -> bool, n:
         } else if kind.is_file() {
             // `fs::copy` copies the bytes and the permission bits; no hard link, no reflink
             // that would share blocks with the original.
-            fs::copy(&path, &target).map_err(|e| IoError::new("copy", &path, e))?;
+            fs::copy(&path, &target).map_err(|e| copy_error(&path, &target, e))?;
             *n += 1;
         } else {
             make_special(&target, &meta)?;
@@ -133,13 +133,25 @@ pub(crate) fn copy_state(src: &Path, dst: &Path) -> Result<usize, crate::Error> 
             }
             let parent = d.parent().unwrap_or(&to);
             fs::create_dir_all(parent).map_err(|e| IoError::new("create folder", parent, e))?;
-            fs::copy(&s, &d).map_err(|e| IoError::new("copy", &s, e))?;
+            fs::copy(&s, &d).map_err(|e| copy_error(&s, &d, e))?;
             n += 1;
         }
-        fs::copy(&path, to.join("snapshots").join(&name)).map_err(|e| IoError::new("copy", &path, e))?;
+        let d = to.join("snapshots").join(&name);
+        fs::copy(&path, &d).map_err(|e| copy_error(&path, &d, e))?;
         n += 1;
     }
     Ok(n)
+}
+
+/// The error of copying `src` to `dst`: named by the copy's side when its file system is full
+/// (the rehearsal's copy in `$TMPDIR`, not the real work tree, needs the room), else by the
+/// file read.
+fn copy_error(src: &Path, dst: &Path, e: std::io::Error) -> IoError {
+    if matches!(e.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT)) {
+        IoError::new("copy into", dst, e)
+    } else {
+        IoError::new("copy", src, e)
+    }
 }
 
 #[cfg(test)]
