@@ -62,6 +62,14 @@ fn resume_finishes_after_a_crash_at_every_point() {
     let expected = reference_after();
     for point in POINTS {
         let (r, _, id) = crash_at(point);
+        // `plan` and `assess` say so first (they showed a plan that looked fine).
+        for cmd in [&["plan", "--fast", "--target", "v1", "--json"][..], &["assess", "--target", "v1", "--json"]] {
+            let j = fr(&r, cmd).ok().json();
+            let risk = j["risks"].as_array().unwrap().iter().find(|x| x["code"] == "unfinished_run").cloned();
+            let message = risk.as_ref().map(|x| x["message"].as_str().unwrap().to_owned()).unwrap_or_default();
+            assert!(message.contains(&format!("run {id} was interrupted half-way")), "{point} {cmd:?}: {j}");
+            assert!(message.contains("a new run is refused until it is finished or put back"), "{point}: {message}");
+        }
         // A new run is refused while this one is unfinished.
         let blocked = fr(&r, &["run", "--fast", "--yes", "--target", "v1"]);
         blocked.code(4);

@@ -328,6 +328,7 @@ impl Rollback {
     /// and says what it would destroy ([`Assessment::data_loss`]).
     pub fn assess(&self, target: Option<&str>) -> Result<Assessment> {
         let mut a = self.assess_local(target)?;
+        a.risks.extend(self.unfinished_risk());
         self.forecast_assessment(&mut a);
         a.production = self.assess_production(&a.target.commit.id);
         a.risks.extend(self.production_risks());
@@ -396,6 +397,7 @@ impl Rollback {
             return Err(e);
         }
         let mut plan = self.scoped_plan(&a, level, opts)?;
+        plan.risks.extend(self.unfinished_risk());
         self.fill_previews(&mut plan, &|| None)?;
         self.forecast_plan(&mut plan);
         Ok(plan)

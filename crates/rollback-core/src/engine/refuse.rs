@@ -353,6 +353,18 @@ impl Rollback {
         Ok(())
     }
 
+    /// [`Rollback::refuse_unfinished`] as a risk, for `assess` and `plan`: after a crash they
+    /// showed a plan that looked fine while `run` would refuse.
+    pub(crate) fn unfinished_risk(&self) -> Option<crate::model::Risk> {
+        let e = self.refuse_unfinished().err()?;
+        let hint = e.hint().map(|h| format!(": {h}")).unwrap_or_default();
+        Some(crate::model::Risk::new(
+            RiskCode::UnfinishedRun,
+            crate::model::RiskSeverity::High,
+            format!("{e}; a new run is refused until it is finished or put back{hint}"),
+        ))
+    }
+
     pub(crate) fn refuse_unfinished(&self) -> Result<()> {
         if let Some(r) = self.unfinished_runs()?.first() {
             let what = match r.status {

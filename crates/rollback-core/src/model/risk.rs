@@ -84,6 +84,10 @@ risk_codes! {
     /// folders this user may not write (`chmod 555`, another user's folder, a read-only
     /// mount): a run that moves the code refuses, nothing changed.
     FilesNotChangeable = "files_not_changeable",
+    /// An earlier run or undo stopped half-way (interrupted, or failed after changing
+    /// something): a new run is refused until it is finished with `resume` or taken back
+    /// with `undo`. Said by `assess` and `plan`.
+    UnfinishedRun = "unfinished_run",
     /// The branch the rollback moves is also checked out in another worktree of the
     /// repository (`git worktree add --force`): its HEAD moves with the branch while its files
     /// and index stay where they are, so that worktree shows the rolled-back-from release as
