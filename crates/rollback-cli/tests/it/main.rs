@@ -80,3 +80,4 @@ mod watch;
 mod watch_prometheus;
 mod watch_races;
 mod webhooks;
+mod xattrs;

@@ -224,6 +224,14 @@ impl Dir {
         }
     }
 
+    /// A path that names `name` in this folder (`.`: the folder itself) through this
+    /// process's descriptor of it (`/proc/self/fd/N/name`): the folder opened, whatever its
+    /// path leads to by now. For the calls that have no `*at` form taking a descriptor
+    /// (`lsetxattr`, `llistxattr`), which then do not follow `name` if it is a symlink.
+    pub(crate) fn proc_path(&self, name: &OsStr) -> std::path::PathBuf {
+        Path::new(&format!("/proc/self/fd/{}", self.0.as_raw_fd())).join(name)
+    }
+
     /// Gives `name` the owner `to` when `expect` says yes to its metadata, read through the
     /// handle the owner is then set through (a symlink is changed as itself). Returns whether
     /// it changed it (`false`: not there, or `expect` said no).

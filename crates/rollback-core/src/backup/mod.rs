@@ -1,7 +1,7 @@
 //! Backups: a content-addressed [`BackupStore`] of snapshots.
 //!
 //! A snapshot is a [`Manifest`] (what every captured path held: file bytes by blob id, mode,
-//! symlink target, or absence, and the owner of what was there) plus the blobs it names. Blobs
+//! symlink target, or absence, the owner of what was there and its extended attributes) plus the blobs it names. Blobs
 //! are named by their BLAKE3 hash, so a second snapshot of unchanged files writes no new blob
 //! bytes, and `verify` can re-hash everything. The manifest is written last, atomically: it is the snapshot's completion
 //! marker, and a crash before it leaves only unreferenced blobs for `prune` to collect.
@@ -14,6 +14,7 @@ pub(crate) mod chown;
 pub mod snapshot;
 pub mod statcache;
 pub mod store;
+pub mod xattr;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -302,6 +303,12 @@ pub struct ManifestEntry {
     /// recorded (a restore then leaves what it writes to the user it runs as).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner: Option<Ownership>,
+    /// The extended attributes of the file or symlink ([`xattr`]: ACLs, file capabilities,
+    /// `user.*`, ...) that the capturing process could read, sorted by name: given back by a
+    /// restore, after the owner and around the mode. Empty for absent paths, for files without
+    /// any, and in manifests written before they were recorded.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub xattrs: Vec<xattr::Xattr>,
 }
 
 /// The numeric user and group ids that owned a file, symlink or folder.
@@ -356,6 +363,11 @@ pub struct Folder {
     /// Who owned it: given to the folder when a restore that runs as root makes it again.
     #[serde(flatten)]
     pub owner: Owner,
+    /// Its extended attributes (a default ACL that files made in it inherit, ...), sorted by
+    /// name: given back to the folder, around its mode. Empty for folders without any, and in
+    /// manifests written before they were recorded.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub xattrs: Vec<xattr::Xattr>,
 }
 
 /// An object of the index that a restore may need to write back into the object database.

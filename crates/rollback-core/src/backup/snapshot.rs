@@ -24,9 +24,18 @@
 //! the missing ones again after a restore, and gives each its mode once the files are in (a
 //! read-only folder is filled first).
 //!
+//! # Extended attributes
+//!
+//! Every extended attribute the capturing process can read ([`xattr`](super::xattr): POSIX
+//! ACLs, file capabilities, security labels, `user.*`, `trusted.*` as root) is recorded with
+//! each file, symlink and folder: a file's from the descriptor its bytes are read through (or
+//! from the [stat cache](super::statcache), whose entries change when an attribute does), a
+//! symlink's and a folder's by path, never followed. [`restore`] and [`restore_folders`] set
+//! them again, and say which ones this process may not set.
+//!
 //! # What is not captured
 //!
-//! Times and extended attributes. Entries named `.git` below a captured folder (a nested repository)
+//! Times. Entries named `.git` below a captured folder (a nested repository)
 //! are skipped: they cannot be represented as a [`RepoPath`]. FIFOs, sockets and devices are an
 //! error ([`Error::UnsupportedFileType`]).
 //!
@@ -43,6 +52,7 @@ use std::path::Path;
 use std::sync::atomic::Ordering;
 
 use super::statcache::{FileStat, StatCache};
+use super::xattr::{On, Xattr};
 use super::{
     BackupStore, BlobId, EntryKind, Error, Folder, ManifestEntry, Origin, Owner, Ownership, PutStats, Result,
     SymlinkTarget,
@@ -88,8 +98,9 @@ fn lstat(path: &Path) -> Result<Option<fs::Metadata>, IoError> {
 ///
 /// Per path (see the [module docs](self) for what is followed):
 /// - a regular file → [`EntryKind::File`] with its blob, size and permission bits
-///   (`mode & 0o7777`), and its owner;
-/// - a symlink → [`EntryKind::Symlink`] with its raw target, and its owner;
+///   (`mode & 0o7777`), its owner and its extended attributes;
+/// - a symlink → [`EntryKind::Symlink`] with its raw target, its owner and its extended
+///   attributes;
 /// - nothing → [`EntryKind::Absent`], plus an `Absent` entry for every missing parent folder,
 ///   so that a restore removes folders that did not exist;
 /// - a folder → every file and symlink below it, with the same origin.
@@ -163,7 +174,8 @@ pub fn capture_all(
     for (done, (path, origin)) in paths.iter().enumerate() {
         progress.at(done as u64 / 2);
         let origin = *origin;
-        let absent = |p: RepoPath| ManifestEntry { path: p, origin, kind: EntryKind::Absent, owner: None };
+        let absent =
+            |p: RepoPath| ManifestEntry { path: p, origin, kind: EntryKind::Absent, owner: None, xattrs: vec![] };
         // Parents, outermost first: a missing one makes it and everything below it absent; a
         // symlink or file in the way means the path cannot exist in the work tree.
         let ancestors: Vec<RepoPath> = path.ancestors().collect();
@@ -175,7 +187,7 @@ pub fn capture_all(
             }
             match lstat(&anc.to_fs(workdir))? {
                 Some(m) if m.is_dir() => {
-                    folders.insert(anc.clone(), Seen::of(&m));
+                    folders.insert(anc.clone(), Seen::of(&m, &anc.to_fs(workdir))?);
                 }
                 Some(_) => {
                     blocked = true;
@@ -218,7 +230,9 @@ pub fn capture_all(
     let queue = (pending.len() as u64).max(1);
     let stored = store_pending(store, workdir, &pending, &mut |n| progress.at(walked + n * (total - walked) / queue))?;
     let mut new_seen: HashSet<BlobId> = HashSet::new();
-    for (Pending { path, origin }, (blob, size, new, stat, owner, stored)) in pending.into_iter().zip(stored) {
+    for (Pending { path, origin }, Stored { blob, size, new, stat, owner, xattrs, blob_file: stored }) in
+        pending.into_iter().zip(stored)
+    {
         // Two files with the same content race to store one blob: it is new once.
         if new && new_seen.insert(blob.clone()) {
             stats.new_blobs += 1;
@@ -227,7 +241,7 @@ pub fn capture_all(
         stats.blobs += 1;
         stats.bytes += size;
         if let Some(c) = cache.as_deref_mut() {
-            c.record_file(&path, stat, &blob);
+            c.record_file(&path, stat, &blob, &xattrs);
             if let Some(stored) = stored {
                 c.record_written_blob(&blob, stored);
             }
@@ -235,7 +249,7 @@ pub fn capture_all(
         let kind = EntryKind::File { blob, size, mode: stat.mode & 0o7777 };
         out.insert(
             path.clone(),
-            ManifestEntry { path, origin, kind, owner: Some(Ownership { owner, folders: vec![] }) },
+            ManifestEntry { path, origin, kind, owner: Some(Ownership { owner, folders: vec![] }), xattrs },
         );
     }
     progress.end();
@@ -246,22 +260,26 @@ pub fn capture_all(
         }
     }
     let mut folders: Vec<Folder> =
-        folders.into_iter().map(|(path, Seen { owner, mode })| Folder { path, mode, owner }).collect();
+        folders.into_iter().map(|(path, Seen { owner, mode, xattrs })| Folder { path, mode, owner, xattrs }).collect();
     folders.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(Captured { entries, folders, stats })
 }
 
-/// A real folder the capture saw: its owner and permission bits.
-#[derive(Clone, Copy, Debug)]
+/// A real folder the capture saw: its owner, permission bits and extended attributes.
+#[derive(Clone, Debug)]
 struct Seen {
     owner: Owner,
     mode: u32,
+    xattrs: Vec<Xattr>,
 }
 
 impl Seen {
-    fn of(meta: &fs::Metadata) -> Self {
+    /// The folder at `full`, whose `lstat` is `meta` (its attributes read by path, not
+    /// followed).
+    fn of(meta: &fs::Metadata, full: &Path) -> Result<Self, IoError> {
         use std::os::unix::fs::PermissionsExt as _;
-        Self { owner: Owner::of(meta), mode: meta.permissions().mode() & 0o7777 }
+        let xattrs = On::Path(full).read().at("read extended attributes of", full)?;
+        Ok(Self { owner: Owner::of(meta), mode: meta.permissions().mode() & 0o7777, xattrs })
     }
 }
 
@@ -279,9 +297,9 @@ pub fn add_folders_above(workdir: &Path, paths: &[&RepoPath], folders: &mut Vec<
             }
             match lstat(&anc.to_fs(workdir))? {
                 Some(m) if m.is_dir() => {
-                    let Seen { owner, mode } = Seen::of(&m);
+                    let Seen { owner, mode, xattrs } = Seen::of(&m, &anc.to_fs(workdir))?;
                     known.insert(anc.clone());
-                    folders.push(Folder { path: anc, mode, owner });
+                    folders.push(Folder { path: anc, mode, owner, xattrs });
                 }
                 _ => break,
             }
@@ -330,9 +348,19 @@ struct Pending {
     origin: Origin,
 }
 
-/// What storing one [`Pending`] file gave: its blob, size, whether the blob was new, the stat
-/// and owner of the open file, and the stat of the new blob's store file.
-type Stored = (BlobId, u64, bool, FileStat, Owner, Option<FileStat>);
+/// What storing one [`Pending`] file gave.
+struct Stored {
+    /// Its blob and size, and whether the blob was new.
+    blob: BlobId,
+    size: u64,
+    new: bool,
+    /// The stat, owner and extended attributes of the open file.
+    stat: FileStat,
+    owner: Owner,
+    xattrs: Vec<Xattr>,
+    /// The stat of the new blob's store file.
+    blob_file: Option<FileStat>,
+}
 
 /// The fewest files a thread is started for: below this, threads cost more than they give.
 const PARALLEL_FROM: usize = 32;
@@ -362,25 +390,36 @@ fn capture_one(
     }
     let full = path.to_fs(workdir);
     let Some(meta) = lstat(&full)? else {
-        out.insert(path.clone(), ManifestEntry { path: path.clone(), origin, kind: EntryKind::Absent, owner: None });
+        out.insert(
+            path.clone(),
+            ManifestEntry { path: path.clone(), origin, kind: EntryKind::Absent, owner: None, xattrs: vec![] },
+        );
         return Ok(false);
     };
     let ft = meta.file_type();
-    let kind = if ft.is_symlink() {
+    let (kind, xattrs) = if ft.is_symlink() {
         let target = fs::read_link(&full).at("read symlink", &full)?;
-        EntryKind::Symlink { target: SymlinkTarget(target.into_os_string().into_vec()) }
+        let xattrs = On::Path(&full).read().at("read extended attributes of", &full)?;
+        (EntryKind::Symlink { target: SymlinkTarget(target.into_os_string().into_vec()) }, xattrs)
     } else if ft.is_file() {
         // The `lstat` above says all the cache compares: a reusable entry whose blob is stored
-        // with the file's size means the file is not even opened.
+        // with the file's size means the file is not even opened (nor its attributes read:
+        // changing one changes the ctime the entry is kept under).
         let seen = FileStat::of(&meta);
         let known = match cache.as_deref() {
             Some(c) => match c.file(path, &seen) {
-                Some(blob) if store.blob_stat(blob)?.is_some_and(|b| b.size == seen.size) => Some(blob.clone()),
+                Some((blob, xattrs)) if store.blob_stat(blob)?.is_some_and(|b| b.size == seen.size) => {
+                    let xattrs = match xattrs {
+                        Some(x) => x.to_vec(),
+                        None => On::Path(&full).read().at("read extended attributes of", &full)?,
+                    };
+                    Some((blob.clone(), xattrs))
+                }
                 _ => None,
             },
             None => None,
         };
-        let Some(blob) = known else {
+        let Some((blob, xattrs)) = known else {
             queued.insert(path.clone());
             pending.push(Pending { path: path.clone(), origin });
             return Ok(false);
@@ -388,11 +427,11 @@ fn capture_one(
         stats.blobs += 1;
         stats.bytes += seen.size;
         if let Some(c) = cache.as_deref_mut() {
-            c.record_file(path, seen, &blob);
+            c.record_file(path, seen, &blob, &xattrs);
         }
-        EntryKind::File { blob, size: seen.size, mode: seen.mode & 0o7777 }
+        (EntryKind::File { blob, size: seen.size, mode: seen.mode & 0o7777 }, xattrs)
     } else if ft.is_dir() {
-        folders.insert(path.clone(), Seen::of(&meta));
+        folders.insert(path.clone(), Seen::of(&meta, &full)?);
         let mut children: Vec<_> = fs::read_dir(&full)
             .at("list", &full)?
             .map(|e| e.map(|e| e.file_name()))
@@ -431,7 +470,7 @@ fn capture_one(
         return Err(Error::UnsupportedFileType { path: path.clone(), kind: unsupported_kind(ft) });
     };
     let owner = Ownership { owner: Owner::of(&meta), folders: vec![] };
-    out.insert(path.clone(), ManifestEntry { path: path.clone(), origin, kind, owner: Some(owner) });
+    out.insert(path.clone(), ManifestEntry { path: path.clone(), origin, kind, owner: Some(owner), xattrs });
     Ok(false)
 }
 
@@ -451,9 +490,10 @@ fn folder_owners(
             s.owner
         } else {
             let full = anc.to_fs(workdir);
-            let s = Seen::of(&fs::symlink_metadata(&full).at("read metadata of", &full)?);
+            let s = Seen::of(&fs::symlink_metadata(&full).at("read metadata of", &full)?, &full)?;
+            let owner = s.owner;
             seen.insert(anc.clone(), s);
-            s.owner
+            owner
         };
         out.push(o);
     }
@@ -477,11 +517,14 @@ fn store_file(store: &dyn BackupStore, workdir: &Path, path: &RepoPath) -> Resul
     if !meta.is_file() {
         return Err(Error::UnsupportedFileType { path: path.clone(), kind: unsupported_kind(meta.file_type()) });
     }
+    // Read through the descriptor the bytes are: the attributes of the file captured, after
+    // the stat recorded (a change since changes the ctime, and the cache entry with it).
+    let xattrs = On::Fd(&f).read().at("read extended attributes of", &full)?;
     // Streamed into the store: a file bigger than memory is captured all the same.
     let (blob, size, new) = store.put_blob_from(f, &full)?;
     // Hashed while it was written: the verification after the capture need not read it back.
     let stored = if new { store.blob_stat(&blob)? } else { None };
-    Ok((blob, size, new, FileStat::of(&meta), Owner::of(&meta), stored))
+    Ok(Stored { blob, size, new, stat: FileStat::of(&meta), owner: Owner::of(&meta), xattrs, blob_file: stored })
 }
 
 /// Stores the `pending` files, on up to as many threads as there are cores (at least

@@ -3,8 +3,10 @@
 //!
 //! The same idea as git's index, with the same protection against "racy" entries:
 //!
-//! - per captured path, the cache keeps `(dev, ino, size, mtime_ns, ctime_ns, mode)` and the
-//!   blob the content hashed to; for the git index file, its stat, HEAD's commit and the
+//! - per captured path, the cache keeps `(dev, ino, size, mtime_ns, ctime_ns, mode)`, the
+//!   blob the content hashed to and the file's extended attributes (setting or removing one
+//!   changes the ctime, so an entry that is reused still holds the file's attributes: a
+//!   snapshot of unchanged files reads neither their bytes nor their attributes); for the git index file, its stat, HEAD's commit and the
 //!   [`IndexSnapshot`] taken from it (the index blob and the staged objects); per stored blob,
 //!   the stat of its file in the store when its content was last hashed and found right;
 //! - every stat in one cache was taken after a single moment, `taken_ns`, read from the clock
@@ -33,14 +35,20 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::xattr::Xattr;
 use super::{BlobId, IndexSnapshot};
 use crate::fsutil::{self, IoError};
 use crate::paths::RepoPath;
 use crate::vcs::CommitId;
 
-/// The cache format this code reads and writes. 2: a split index's record holds its shared
-/// index (one of format 1 may lack it, and would be reused without it).
-const FORMAT: u32 = 2;
+/// The cache format this code writes. 2: a split index's record holds its shared index (one of
+/// format 1 may lack it, and would be reused without it). 3: a file's record holds its
+/// extended attributes.
+const FORMAT: u32 = 3;
+
+/// The oldest format this code reads: a file's record of format 2 holds no extended
+/// attributes, so a capture that reuses one reads the file's attributes (not its bytes).
+const OLDEST_FORMAT: u32 = 2;
 
 /// The granularity assumed of a file system that keeps sub-second times: above the tick of
 /// the kernel's coarse clock that stamps file times (1 to 10 ms).
@@ -134,7 +142,13 @@ struct FileRecord {
     path: RepoPath,
     stat: FileStat,
     blob: BlobId,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    xattrs: Vec<Xattr>,
 }
+
+/// What the cache knows of a file: its stat, the blob its content hashed to, its extended
+/// attributes.
+type Known = (FileStat, BlobId, Vec<Xattr>);
 
 #[derive(Serialize, Deserialize)]
 struct BlobRecord {
@@ -158,11 +172,13 @@ struct Stored {
 pub struct StatCache {
     workdir: PathBuf,
     old_taken_ns: i64,
-    old_files: HashMap<RepoPath, (FileStat, BlobId)>,
+    old_files: HashMap<RepoPath, Known>,
+    /// Whether the records in `old_files` hold the files' extended attributes (format 3 on).
+    old_xattrs: bool,
     old_index: Option<IndexRecord>,
     old_blobs: HashMap<BlobId, FileStat>,
     taken_ns: i64,
-    files: BTreeMap<RepoPath, (FileStat, BlobId)>,
+    files: BTreeMap<RepoPath, Known>,
     index: Option<IndexRecord>,
     blobs: BTreeMap<BlobId, FileStat>,
     written: HashSet<BlobId>,
@@ -175,6 +191,7 @@ impl StatCache {
             workdir: workdir.to_path_buf(),
             old_taken_ns: i64::MIN,
             old_files: HashMap::new(),
+            old_xattrs: true,
             old_index: None,
             old_blobs: HashMap::new(),
             taken_ns: now_ns(),
@@ -192,25 +209,29 @@ impl StatCache {
         let mut cache = Self::empty(workdir);
         let Ok(bytes) = fsutil::read(path) else { return cache };
         let Ok(stored) = serde_json::from_slice::<Stored>(&bytes) else { return cache };
-        if stored.format != FORMAT || stored.workdir != workdir {
+        if !(OLDEST_FORMAT..=FORMAT).contains(&stored.format) || stored.workdir != workdir {
             return cache;
         }
         cache.old_taken_ns = stored.taken_ns;
-        cache.old_files = stored.files.into_iter().map(|r| (r.path, (r.stat, r.blob))).collect();
+        cache.old_xattrs = stored.format >= 3;
+        cache.old_files = stored.files.into_iter().map(|r| (r.path, (r.stat, r.blob, r.xattrs))).collect();
         cache.old_index = stored.index;
         cache.old_blobs = stored.blobs.into_iter().map(|r| (r.blob, r.stat)).collect();
         cache
     }
 
-    /// The blob `path` held when it had stat `now`, if the cache may be trusted for it.
-    pub fn file(&self, path: &RepoPath, now: &FileStat) -> Option<&BlobId> {
-        let (stat, blob) = self.old_files.get(path)?;
-        reusable(stat, now, self.old_taken_ns).then_some(blob)
+    /// The blob `path` held when it had stat `now`, and its extended attributes then (`None`:
+    /// a cache written before they were recorded; read them from the file), if the cache may
+    /// be trusted for it.
+    pub fn file(&self, path: &RepoPath, now: &FileStat) -> Option<(&BlobId, Option<&[Xattr]>)> {
+        let (stat, blob, xattrs) = self.old_files.get(path)?;
+        reusable(stat, now, self.old_taken_ns).then_some((blob, self.old_xattrs.then_some(xattrs.as_slice())))
     }
 
-    /// Records that `path`, with stat `stat` (taken after this cache's moment), held `blob`.
-    pub fn record_file(&mut self, path: &RepoPath, stat: FileStat, blob: &BlobId) {
-        self.files.insert(path.clone(), (stat, blob.clone()));
+    /// Records that `path`, with stat `stat` (taken after this cache's moment), held `blob`
+    /// and had the extended attributes `xattrs` (read after that stat).
+    pub fn record_file(&mut self, path: &RepoPath, stat: FileStat, blob: &BlobId, xattrs: &[Xattr]) {
+        self.files.insert(path.clone(), (stat, blob.clone(), xattrs.to_vec()));
     }
 
     /// Whether `path`, whose stat is `now`, still holds `blob` as recorded since this cache's
@@ -218,7 +239,7 @@ impl StatCache {
     /// granularity (a write within the same tick could keep the stat). The check a step makes
     /// before it deletes a file the snapshot of this same run took, instead of hashing it again.
     pub fn still_recorded(&self, path: &RepoPath, now: &FileStat, blob: &BlobId) -> bool {
-        self.files.get(path).is_some_and(|(stat, b)| b == blob && reusable(stat, now, self.taken_ns))
+        self.files.get(path).is_some_and(|(stat, b, _)| b == blob && reusable(stat, now, self.taken_ns))
     }
 
     /// Records that the store's file of `blob`, with stat `stat`, was written from content
@@ -284,7 +305,12 @@ impl StatCache {
             files: self
                 .files
                 .iter()
-                .map(|(path, (stat, blob))| FileRecord { path: path.clone(), stat: *stat, blob: blob.clone() })
+                .map(|(path, (stat, blob, xattrs))| FileRecord {
+                    path: path.clone(),
+                    stat: *stat,
+                    blob: blob.clone(),
+                    xattrs: xattrs.clone(),
+                })
                 .collect(),
             index: self.index.clone(),
             blobs: blobs.into_iter().map(|(blob, stat)| BlobRecord { blob, stat }).collect(),

@@ -74,15 +74,20 @@ pub fn captures(workdir: &Path, config: &Config, status: &[StatusEntry], changes
     // reset rewrites or deletes whose mode is not the one a checkout writes (`chmod 600
     // settings.py`) is captured, so that the undo gives it back with its mode; so is a file or
     // symlink another user owns when this runs as root (`sudo` over the files of `www-data`:
-    // git writes root's), so that the undo gives it back to its owner. One `lstat` per path.
+    // git writes root's), so that the undo gives it back to its owner; so is one with extended
+    // attributes (an ACL, a capability, `user.*`: git writes a new file without them). One
+    // `lstat` per path, and one `llistxattr` for a file whose stat says nothing.
     let umask = umask();
     let root = crate::fsutil::euid() == 0;
     for c in changes.iter().filter(|c| c.kind != ChangeKind::Added && !c.submodule) {
+        let full = c.path.to_fs(workdir);
         if !out.contains_key(&c.path)
-            && std::fs::symlink_metadata(c.path.to_fs(workdir)).is_ok_and(|m| {
+            && std::fs::symlink_metadata(&full).is_ok_and(|m| {
                 let given_away = root && (m.uid(), m.gid()) != (0, 0);
                 (m.is_file() || m.is_symlink())
-                    && (given_away || m.is_file() && !checkout_writes(m.permissions().mode(), umask))
+                    && (given_away
+                        || m.is_file() && !checkout_writes(m.permissions().mode(), umask)
+                        || has_xattrs(&full))
             })
         {
             out.insert(c.path.clone(), Origin::Tracked);
@@ -116,6 +121,14 @@ pub fn captures(workdir: &Path, config: &Config, status: &[StatusEntry], changes
         .filter(|(path, origin)| *origin == Origin::Tracked || !kept.iter().any(|k| path.starts_with(k)))
         .map(|(path, origin)| Capture { path, origin })
         .collect()
+}
+
+/// Whether the file or symlink at `full` (not followed) has an extended attribute a checkout
+/// does not give the file it writes. A security label (`security.selinux`) does not count: the
+/// system labels the new file by its policy, as it labelled this one. An attribute that cannot
+/// be listed counts as none (the capture, which reads it again, says what is wrong).
+fn has_xattrs(full: &Path) -> bool {
+    crate::backup::xattr::On::Path(full).read().is_ok_and(|xattrs| xattrs.iter().any(|x| x.name != b"security.selinux"))
 }
 
 /// Whether a checkout writes a file with exactly the permission bits of `mode` (`st_mode`)

@@ -1,13 +1,35 @@
 //! The throwaway copy a rehearsal runs on: folders copied file by file (bytes, permission
-//! bits, symlink targets), never hard-linked, so nothing of the original is written, not even
-//! its link counts.
+//! bits, symlink targets, extended attributes), never hard-linked, so nothing of the original is
+//! written, not even its link counts.
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
+use crate::backup::xattr::{self, On};
 use crate::backup::{EntryKind, Manifest, SnapshotId};
 use crate::fsutil::IoError;
+use crate::paths::RepoPath;
+
+/// Gives `to` the extended attributes of `from` (neither followed), with the mode `mode` set
+/// between the others and the ACLs, as a restore sets them. One this user may not set
+/// (a capability when not root) is left out of the copy: its picture before the rehearsed
+/// rollback then lacks it too, and the comparison stays fair.
+fn copy_xattrs(from: &Path, to: &Path, mode: Option<u32>) -> Result<(), IoError> {
+    let xattrs = On::Path(from).read().map_err(|e| IoError::new("read extended attributes of", from, e))?;
+    let set = |before: bool| {
+        let mut refused = Vec::new();
+        let rel = RepoPath::new(b"copy".to_vec()).expect("a plain name");
+        On::Path(to)
+            .give(&xattr::phase(&xattrs, before), &rel, &mut refused)
+            .map_err(|e| IoError::new("set extended attributes of", to, e))
+    };
+    set(true)?;
+    if let Some(mode) = mode {
+        fs::set_permissions(to, fs::Permissions::from_mode(mode)).map_err(|e| IoError::new("set mode", to, e))?;
+    }
+    set(false)
+}
 
 /// Copies the folder `src` into `dst` (created): regular files with their bytes and permission
 /// bits, symlinks with their target (never followed), folders with their mode, FIFOs and
@@ -39,16 +61,17 @@ fn copy_dir(src: &Path, dst: &Path, rel: &Path, skip: &dyn Fn(&Path) -> bool, n:
         if kind.is_symlink() {
             let link = fs::read_link(&path).map_err(|e| IoError::new("read link", &path, e))?;
             std::os::unix::fs::symlink(&link, &target).map_err(|e| IoError::new("create link", &target, e))?;
+            copy_xattrs(&path, &target, None)?;
             *n += 1;
         } else if kind.is_dir() {
             copy_dir(src, dst, &rel, skip, n)?;
             let mode = meta.permissions().mode() & 0o7777;
-            fs::set_permissions(&target, fs::Permissions::from_mode(mode))
-                .map_err(|e| IoError::new("set mode", &target, e))?;
+            copy_xattrs(&path, &target, Some(mode))?;
         } else if kind.is_file() {
             // `fs::copy` copies the bytes and the permission bits; no hard link, no reflink
             // that would share blocks with the original.
             fs::copy(&path, &target).map_err(|e| copy_error(&path, &target, e))?;
+            copy_xattrs(&path, &target, Some(meta.permissions().mode() & 0o7777))?;
             *n += 1;
         } else {
             make_special(&target, &meta)?;
@@ -208,6 +231,7 @@ mod state_tests {
                 origin: Origin::Env,
                 kind: EntryKind::File { blob, size: content.len() as u64, mode: 0o600 },
                 owner: None,
+                xattrs: vec![],
             }],
             index: None,
             label: label.map(str::to_owned),

@@ -8,17 +8,18 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
+use crate::backup::xattr::{On, Xattr};
 use crate::fsutil::IoError;
 
 /// One entry of the tree.
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Node {
-    /// A file: its bytes' hash and permission bits.
-    File { hash: blake3::Hash, mode: u32 },
+    /// A file: its bytes' hash, permission bits and extended attributes.
+    File { hash: blake3::Hash, mode: u32, xattrs: Vec<Xattr> },
     /// A symlink and its target.
     Link(PathBuf),
-    /// A folder.
-    Dir,
+    /// A folder and its extended attributes (a default ACL).
+    Dir(Vec<Xattr>),
     /// A FIFO, socket or device node: its type and permission bits (never opened: reading a
     /// FIFO would wait for a writer).
     Special { kind: u32, mode: u32 },
@@ -64,7 +65,7 @@ impl Picture {
 
     /// Files and links compared.
     pub(crate) fn file_count(&self) -> usize {
-        self.files.values().filter(|n| !matches!(n, Node::Dir)).count()
+        self.files.values().filter(|n| !matches!(n, Node::Dir(_))).count()
     }
 
     /// What differs between `self` (before) and `after`: paths, `HEAD`, `branch`, `index`,
@@ -109,6 +110,11 @@ fn git_err(dir: &Path, e: &git2::Error) -> crate::Error {
     crate::vcs::Error::NotARepository { path: dir.to_path_buf(), source: Some(e.message().to_owned().into()) }.into()
 }
 
+/// The extended attributes of `path` (not followed).
+fn xattrs_of(path: &Path) -> Result<Vec<Xattr>, IoError> {
+    On::Path(path).read().map_err(|e| IoError::new("read extended attributes of", path, e))
+}
+
 fn walk(
     root: &Path,
     rel: &Path,
@@ -128,7 +134,7 @@ fn walk(
             Node::Link(fs::read_link(&path).map_err(|e| IoError::new("read link", &path, e))?)
         } else if meta.is_dir() {
             walk(root, &rel, skip, out)?;
-            Node::Dir
+            Node::Dir(xattrs_of(&path)?)
         } else if !meta.is_file() {
             Node::Special {
                 kind: std::os::unix::fs::MetadataExt::mode(&meta) & libc::S_IFMT,
@@ -136,7 +142,8 @@ fn walk(
             }
         } else {
             let bytes = fs::read(&path).map_err(|e| IoError::new("read", &path, e))?;
-            Node::File { hash: blake3::hash(&bytes), mode: meta.permissions().mode() & 0o7777 }
+            let mode = meta.permissions().mode() & 0o7777;
+            Node::File { hash: blake3::hash(&bytes), mode, xattrs: xattrs_of(&path)? }
         };
         out.insert(rel, node);
     }

@@ -156,6 +156,7 @@ pub fn file_entry(store: &dyn BackupStore, path: &str, content: &[u8]) -> Manife
         origin: Origin::Tracked,
         kind: EntryKind::File { blob, size: content.len() as u64, mode: 0o644 },
         owner: None,
+        xattrs: vec![],
     }
 }
 
@@ -279,7 +280,8 @@ pub fn round_trip_restores_the_exact_tree<S: StoreUnderTest>(open: &OpenStore<S>
             skipped: 0,
             owners_refused: 0,
             folders_made: 0,
-            folder_modes: 0
+            folder_modes: 0,
+            xattrs_refused: vec![]
         }
     );
     assert!(!repo.exists("gone"));
@@ -355,7 +357,8 @@ pub fn manifest_round_trips_and_lists_oldest_first<S: StoreUnderTest>(open: &Ope
     let newer = sid("20251210-173900-bbbbbb");
     let older = sid("20251209-080000-aaaaaa");
     let e1 = file_entry(&store, "x/y", b"12345");
-    let absent = ManifestEntry { path: rp("z"), origin: Origin::Ignored, kind: EntryKind::Absent, owner: None };
+    let absent =
+        ManifestEntry { path: rp("z"), origin: Origin::Ignored, kind: EntryKind::Absent, owner: None, xattrs: vec![] };
     let m = manifest(&newer, vec![e1, absent]);
     store.put_manifest(&m).unwrap();
     store.put_manifest(&manifest(&older, vec![])).unwrap();
@@ -382,6 +385,7 @@ pub fn put_manifest_refuses_a_missing_blob<S: StoreUnderTest>(open: &OpenStore<S
         origin: Origin::Tracked,
         kind: EntryKind::File { blob: blob.clone(), size: 12, mode: 0o644 },
         owner: None,
+        xattrs: vec![],
     };
     let err = store.put_manifest(&manifest(&id, vec![entry])).unwrap_err();
     match &err {
@@ -520,6 +524,7 @@ pub fn restore_refuses_a_file_below_a_restored_symlink<S: StoreUnderTest>(open: 
             origin: Origin::Tracked,
             kind: EntryKind::Symlink { target: crate::backup::SymlinkTarget(b"/tmp".to_vec()) },
             owner: None,
+            xattrs: vec![],
         },
         file_entry(&store, "s/x", b"x"),
     ];

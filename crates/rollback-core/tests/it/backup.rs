@@ -84,8 +84,20 @@ fn read_tampered(edit: impl FnOnce(&mut serde_json::Value)) -> Error {
     let m = manifest(
         &id,
         vec![
-            ManifestEntry { path: rp("a"), origin: Origin::Tracked, kind: EntryKind::Absent, owner: None },
-            ManifestEntry { path: rp("b"), origin: Origin::Tracked, kind: EntryKind::Absent, owner: None },
+            ManifestEntry {
+                path: rp("a"),
+                origin: Origin::Tracked,
+                kind: EntryKind::Absent,
+                owner: None,
+                xattrs: vec![],
+            },
+            ManifestEntry {
+                path: rp("b"),
+                origin: Origin::Tracked,
+                kind: EntryKind::Absent,
+                owner: None,
+                xattrs: vec![],
+            },
         ],
     );
     let mut value = serde_json::to_value(&m).unwrap();
@@ -195,7 +207,13 @@ fn a_non_empty_folder_in_a_files_way_is_refused_before_any_change() {
     fs::write(w.join("z/app.cfg/keep.txt"), "someone's file\n").unwrap();
     let entries = vec![
         file_entry(&store, "a.txt", b"before\n"),
-        ManifestEntry { path: rp("gone.txt"), origin: Origin::Untracked, kind: EntryKind::Absent, owner: None },
+        ManifestEntry {
+            path: rp("gone.txt"),
+            origin: Origin::Untracked,
+            kind: EntryKind::Absent,
+            owner: None,
+            xattrs: vec![],
+        },
         file_entry(&store, "z/app.cfg", b"cfg\n"),
     ];
     let err = rollback_core::backup::snapshot::restore(&store, w, &entries).unwrap_err();
@@ -213,6 +231,7 @@ fn a_non_empty_folder_in_a_files_way_is_refused_before_any_change() {
             origin: Origin::Untracked,
             kind: EntryKind::Absent,
             owner: None,
+            xattrs: vec![],
         },
     ];
     rollback_core::backup::snapshot::restore(&store, w, &entries).unwrap();
@@ -339,6 +358,7 @@ fn a_manifest_without_folders_loads() {
         path: rp("a"),
         mode: 0o700,
         owner: rollback_core::backup::Owner { uid: 1, gid: 2 },
+        xattrs: vec![],
     }];
     let mut json = serde_json::to_value(&m).unwrap();
     assert_eq!(json["folders"][0], serde_json::json!({"path": "a", "mode": 0o700, "uid": 1, "gid": 2}));

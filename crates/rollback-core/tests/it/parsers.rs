@@ -327,12 +327,14 @@ fn restore_refuses_a_symlinked_grandparent_pointing_outside_the_tree() {
             origin: Origin::Untracked,
             kind: EntryKind::File { blob, size: 8, mode: 0o644 },
             owner: None,
+            xattrs: vec![],
         },
         ManifestEntry {
             path: rollback_core::paths::RepoPath::new("keep.txt").unwrap(),
             origin: Origin::Tracked,
             kind: EntryKind::File { blob: keep, size: 16, mode: 0o644 },
             owner: None,
+            xattrs: vec![],
         },
     ];
     let err = restore(&store, repo.path(), &entries).unwrap_err();

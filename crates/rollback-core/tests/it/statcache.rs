@@ -173,3 +173,69 @@ fn a_capture_records_what_it_read_and_the_cache_round_trips() {
     // Read back, the entry (just written: racy) is not reused, and the file is read again.
     assert_eq!(captured_blob(&s), BlobId::of(b"real"));
 }
+
+/// `lsetxattr(path, user.origin, value)`; `false` when the temp folder's file system keeps no
+/// user attributes (the tests below then have nothing to check, and say so).
+#[allow(clippy::print_stderr)] // says why it is skipped
+fn set_origin(path: &Path, value: &[u8]) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let p = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+    // SAFETY: NUL-terminated path and name, and a readable value of the length given.
+    #[allow(unsafe_code)]
+    let rc = unsafe { libc::lsetxattr(p.as_ptr(), c"user.origin".as_ptr(), value.as_ptr().cast(), value.len(), 0) };
+    let e = std::io::Error::last_os_error();
+    if rc != 0 && e.raw_os_error() == Some(libc::EOPNOTSUPP) {
+        eprintln!("skipped: the temp folder's file system keeps no user attributes");
+        return false;
+    }
+    assert_eq!(rc, 0, "set user.origin: {e}");
+    true
+}
+
+/// What a capture through the cache records for `a.txt`: its blob and its `user.origin`.
+fn captured_with_origin(s: &Setup) -> (BlobId, Option<Vec<u8>>) {
+    let mut cache = StatCache::load(&s.cache, &s.wd);
+    let paths = [(RepoPath::new("a.txt").unwrap(), Origin::Tracked)];
+    let (entries, _) = snapshot::capture_cached(&s.store, &s.wd, &paths, Some(&mut cache), &mut |_| {}).unwrap();
+    cache.save(&s.cache, &|b| s.store.blob_stat(b).ok().flatten()).unwrap();
+    let origin = entries[0].xattrs.iter().find(|x| x.name == b"user.origin").map(|x| x.value.clone());
+    match &entries[0].kind {
+        EntryKind::File { blob, .. } => (blob.clone(), origin),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// A snapshot that reuses an entry (and reads nothing of the file) records the extended
+/// attributes the entry was taken with; one set since changes the ctime, so the file is
+/// looked at again and the new value recorded.
+#[test]
+fn a_reused_statcache_entry_keeps_the_extended_attributes() {
+    let s = setup();
+    let path = s.wd.join("a.txt");
+    if !set_origin(&path, b"operator") {
+        return;
+    }
+    // Older than the next cache's moment by more than the granularity: its entry is reusable.
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    assert_eq!(captured_with_origin(&s), (BlobId::of(b"real"), Some(b"operator".to_vec())), "read from the file");
+    let cache = StatCache::load(&s.cache, &s.wd);
+    assert!(cache.file(&RepoPath::new("a.txt").unwrap(), &stat_now(&path)).is_some(), "the entry is reusable");
+    assert_eq!(captured_with_origin(&s), (BlobId::of(b"real"), Some(b"operator".to_vec())), "from the cache");
+
+    assert!(set_origin(&path, b"changed"));
+    assert_eq!(captured_with_origin(&s).1, Some(b"changed".to_vec()), "a changed attribute is seen");
+}
+
+/// A cache written before attributes were recorded (format 2) is still reused for the bytes
+/// (the decoy proves the file was not read), and the attributes are read from the file.
+#[test]
+fn a_format_2_statcache_entry_is_reused_with_the_files_extended_attributes() {
+    let s = setup();
+    let path = s.wd.join("a.txt");
+    if !set_origin(&path, b"operator") {
+        return;
+    }
+    let st = stat_now(&path);
+    write_cache(&s.cache, &s.wd, st.ctime_ns.max(st.mtime_ns) + HOUR_NS, &st, &s.decoy);
+    assert_eq!(captured_with_origin(&s), (s.decoy.clone(), Some(b"operator".to_vec())));
+}

@@ -13,12 +13,13 @@ use serde::{Deserialize, Serialize};
 
 use super::lstat;
 use crate::backup::beneath::Dir;
+use crate::backup::xattr::{self, NotGivenBack, On, Xattr};
 use crate::backup::{BackupStore, BlobId, EntryKind, Error, Folder, ManifestEntry, Owner, Ownership, Result, chown};
 use crate::fsutil::{IoContext, IoError};
 use crate::paths::RepoPath;
 
 /// Counters of one [`restore`].
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RestoreStats {
     /// Regular files written.
     pub files: usize,
@@ -43,10 +44,15 @@ pub struct RestoreStats {
     /// Folders given back their recorded mode by [`restore_folders`].
     #[serde(default, skip_serializing_if = "is_zero")]
     pub folder_modes: usize,
+    /// Extended attributes recorded with a file, symlink or folder that this process may not
+    /// set (`security.capability` when not root, a file system without them): the path is
+    /// restored without them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub xattrs_refused: Vec<NotGivenBack>,
 }
 
 /// Counters of one [`restore_folders`].
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FolderStats {
     /// Folders made again: missing, though the snapshot saw them (an empty folder the
     /// rollback removed, or one git removed when the reset emptied it).
@@ -57,6 +63,9 @@ pub struct FolderStats {
     pub modes_refused: usize,
     /// Folders made as root whose recorded owner this system would not let root give.
     pub owners_refused: usize,
+    /// Recorded extended attributes of folders that this process may not set.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub xattrs_refused: Vec<NotGivenBack>,
 }
 
 /// Gives back the folders a snapshot saw ([`Folder`]), after [`restore`] and [`relink`]
@@ -64,7 +73,10 @@ pub struct FolderStats {
 /// its recorded owner, when this process runs as root), outermost first; then each gets its
 /// recorded mode where it has another, deepest first, so that a read-only folder is filled
 /// before it becomes read-only and a folder without search permission is set after what is
-/// below it. A path where something else than a folder is now is left as it is. As
+/// below it. Each gets its recorded extended attributes that it does not hold (git makes a
+/// folder again without them): the ACLs after the mode, which would change their mask, the
+/// others before it; those this process may not set are listed in
+/// [`FolderStats::xattrs_refused`]. A path where something else than a folder is now is left as it is. As
 /// [`restore`], every change goes through folders opened through real folders only
 /// (`beneath::Dir`), never through a symlink.
 pub fn restore_folders(workdir: &Path, folders: &[Folder]) -> Result<FolderStats> {
@@ -92,14 +104,19 @@ pub fn restore_folders(workdir: &Path, folders: &[Folder]) -> Result<FolderStats
     for f in sorted.iter().rev() {
         let full = f.path.to_fs(workdir);
         let Some(dir) = Dir::open(workdir, f.path.as_path()).at("open folder", &full)? else { continue };
-        if dir.mode().at("read metadata of", &full)? == f.mode {
-            continue;
+        let at = dir.proc_path(OsStr::new("."));
+        let give = |before: bool, lost: &mut Vec<NotGivenBack>| {
+            On::Path(&at).give(&xattr::phase(&f.xattrs, before), &f.path, lost).at("set extended attributes of", &full)
+        };
+        give(true, &mut stats.xattrs_refused)?;
+        if dir.mode().at("read metadata of", &full)? != f.mode {
+            match dir.set_mode(f.mode) {
+                Ok(()) => stats.modes += 1,
+                Err(e) if e.raw_os_error() == Some(libc::EPERM) => stats.modes_refused += 1,
+                Err(e) => return Err(IoError::new("set permissions of", full, e).into()),
+            }
         }
-        match dir.set_mode(f.mode) {
-            Ok(()) => stats.modes += 1,
-            Err(e) if e.raw_os_error() == Some(libc::EPERM) => stats.modes_refused += 1,
-            Err(e) => return Err(IoError::new("set permissions of", full, e).into()),
-        }
+        give(false, &mut stats.xattrs_refused)?;
     }
     Ok(stats)
 }
@@ -170,8 +187,9 @@ fn unsafe_restore(path: &RepoPath, reason: impl Into<String>) -> Error {
 }
 
 /// Restores `entries` into the work tree at `workdir`: each path gets back exactly what it
-/// held (bytes and mode, symlink target, or nothing), and, when this process runs as root, the
-/// owner recorded with it ([`owner_to_give`]).
+/// held (bytes and mode, symlink target, or nothing), its extended attributes, and, when this
+/// process runs as root, the owner recorded with it ([`owner_to_give`]). Attributes this
+/// process may not set are listed in [`RestoreStats::xattrs_refused`].
 ///
 /// Nothing is changed unless all of this holds first:
 /// - every parent folder of every entry that exists on disk is a real folder (not a symlink,
@@ -190,7 +208,10 @@ fn unsafe_restore(path: &RepoPath, reason: impl Into<String>) -> Error {
 /// path; a symlink created under a temp name and renamed over the path (temp names fit in
 /// `NAME_MAX` whatever the name's length). The owner is set on the temp file or symlink before
 /// the rename, on a file before its mode (`chown` clears the setuid and setgid bits), and on
-/// each folder made once it is made. Missing parent folders are created one by one, and
+/// each folder made once it is made. A file's extended attributes are set on the temp file
+/// after its owner (`chown` clears `security.capability`): the ACLs after its mode (an ACL
+/// sets the group bits to its mask; a `chmod` after it would change the mask), the others
+/// before it (a read-only mode would keep a non-root owner from setting `user.*`). Missing parent folders are created one by one, and
 /// a parent that is not a real folder then is refused; a folder in the way is removed only if
 /// it holds nothing but (empty) folders, deepest first (what the checks allow once the absent
 /// entries are gone), else [`Error::UnsafeRestore`]. Removals come first so that a path that
@@ -313,18 +334,17 @@ fn restore_checked(
     for e in entries {
         let full = e.path.to_fs(workdir);
         let refused = &mut stats.owners_refused;
+        let to = Target { path: &e.path, full: &full, owner: owner_to_give(e).map(|o| o.owner), xattrs: &e.xattrs };
         match &e.kind {
             EntryKind::Absent => {}
             EntryKind::File { blob, mode, .. } => {
                 let dir = prepare_target(workdir, &e.path, &full, owner_to_give(e), refused)?;
-                let owner = owner_to_give(e).map(|o| o.owner);
-                write_file(store, &dir, file_name(e.path.as_path()), &full, blob, *mode, owner, refused)?;
+                write_file(store, &dir, &to, blob, *mode, refused, &mut stats.xattrs_refused)?;
                 stats.files += 1;
             }
             EntryKind::Symlink { target } => {
                 let dir = prepare_target(workdir, &e.path, &full, owner_to_give(e), refused)?;
-                let owner = owner_to_give(e).map(|o| o.owner);
-                write_symlink(&dir, file_name(e.path.as_path()), &full, &target.0, owner, refused)?;
+                write_symlink(&dir, &to, &target.0, refused, &mut stats.xattrs_refused)?;
                 stats.symlinks += 1;
             }
         }
@@ -557,24 +577,40 @@ fn give(
     }
 }
 
-/// Creates a symlink to the raw `target` under a temp name in `dir`, gives it `owner` (the
-/// link itself, never what it leads to) and renames it over `name` (the path `full`).
+/// What a restore writes a file or symlink for: the path, the owner to give it (if any) and
+/// the extended attributes recorded with it.
+struct Target<'a> {
+    path: &'a RepoPath,
+    full: &'a Path,
+    owner: Option<Owner>,
+    xattrs: &'a [Xattr],
+}
+
+/// Creates a symlink to the raw `target` under a temp name in `dir`, gives it its owner and
+/// extended attributes (the link itself, never what it leads to; attributes it may not set are
+/// added to `lost`) and renames it over its name.
 fn write_symlink(
     dir: &Dir,
-    name: &OsStr,
-    full: &Path,
+    to: &Target<'_>,
     target: &[u8],
-    owner: Option<Owner>,
     refused: &mut usize,
+    lost: &mut Vec<NotGivenBack>,
 ) -> Result<()> {
+    let (name, full) = (file_name(to.path.as_path()), to.full);
     let tmp_full = temp_path(full);
     let tmp = file_name(&tmp_full);
     // Made here or not at all: what is already under that name is not ours to remove.
     dir.symlink(OsStr::from_bytes(target), tmp).at("create symlink", &tmp_full)?;
-    let result = match owner {
+    let result = match to.owner {
         Some(o) => give(dir, tmp, &tmp_full, o, |m| m.file_type().is_symlink(), refused),
         None => Ok(()),
     }
+    .and_then(|()| {
+        // A symlink has no mode of its own: every attribute after the owner. By the folder's
+        // descriptor, never by a path a swapped folder could lead elsewhere.
+        let xattrs: Vec<&Xattr> = to.xattrs.iter().collect();
+        Ok(On::Path(&dir.proc_path(tmp)).give(&xattrs, to.path, lost).at("set extended attributes of", &tmp_full)?)
+    })
     .and_then(|()| dir.rename(tmp, name).at("rename into place", full).map_err(Into::into));
     if result.is_err() {
         let _ = dir.remove(tmp, false);
@@ -582,19 +618,19 @@ fn write_symlink(
     result
 }
 
-/// Writes blob `blob` with exactly `mode` (and `owner`, if given) through a temp file in
-/// `dir` renamed over `name` (the path `full`), streamed from the store.
-#[allow(clippy::too_many_arguments)]
+/// Writes blob `blob` with exactly `mode` (and its owner, if given, and its extended
+/// attributes: those it may not set are added to `lost`) through a temp file in `dir` renamed
+/// over its name, streamed from the store.
 fn write_file(
     store: &dyn BackupStore,
     dir: &Dir,
-    name: &OsStr,
-    full: &Path,
+    to: &Target<'_>,
     blob: &BlobId,
     mode: u32,
-    owner: Option<Owner>,
     refused: &mut usize,
+    lost: &mut Vec<NotGivenBack>,
 ) -> Result<()> {
+    let (name, full) = (file_name(to.path.as_path()), to.full);
     let tmp_full = temp_path(full);
     let tmp = file_name(&tmp_full);
     // Made here or not at all: a file already under that name is not ours to remove.
@@ -603,15 +639,24 @@ fn write_file(
         store.copy_blob_to(blob, &mut f, &tmp_full)?;
         // The owner before the mode: `chown` clears the setuid and setgid bits, even as root.
         // Through the handle: the file just made, whatever its name leads to by now.
-        if let Some(o) = owner {
+        if let Some(o) = to.owner {
             match std::os::unix::fs::fchown(&f, Some(o.uid), Some(o.gid)) {
                 Err(e) if chown::refused(&e) => *refused += 1,
                 other => other.at("set the owner of", &tmp_full)?,
             }
         }
+        // After the owner, which clears `security.capability`; before the mode, which could
+        // take away the write permission a non-root owner needs to set `user.*`.
+        let give = |before: bool, lost: &mut Vec<NotGivenBack>| {
+            On::Fd(&f).give(&xattr::phase(to.xattrs, before), to.path, lost).at("set extended attributes of", &tmp_full)
+        };
+        give(true, lost)?;
         // Set after the write (a read-only mode must not block it) and explicitly, so the
         // umask does not narrow it.
         f.set_permissions(fs::Permissions::from_mode(mode)).at("set permissions of", &tmp_full)?;
+        // The ACLs last: one sets the group bits to its mask, which a `chmod` after it would
+        // change.
+        give(false, lost)?;
         drop(f);
         Ok(dir.rename(tmp, name).at("rename into place", full)?)
     })();
@@ -646,6 +691,7 @@ mod tests {
             origin: Origin::Untracked,
             kind,
             owner: None,
+            xattrs: vec![],
         };
         let entries = [
             entry("app/conf/x.conf", EntryKind::File { blob, size: 4, mode: 0o644 }),

@@ -9,6 +9,7 @@ fn manifest_of(blobs: &[&BlobId]) -> Manifest {
             origin: super::super::Origin::Untracked,
             kind: EntryKind::File { blob: (*b).clone(), size: 1, mode: 0o644 },
             owner: None,
+            xattrs: vec![],
         })
         .collect();
     Manifest {

@@ -46,6 +46,9 @@ impl Rollback {
         if stats.owners_refused > 0 {
             ctx.log(LogLevel::Warn, backup::chown::refused_warning(stats.owners_refused));
         }
+        if !stats.xattrs_refused.is_empty() {
+            ctx.log(LogLevel::Warn, backup::xattr::not_given_back_warning(record.as_str(), &stats.xattrs_refused));
+        }
         let restored: Vec<String> = put
             .iter()
             .map(|e| format!("{}{}", e.path, if e.kind == EntryKind::Absent { " (removed)" } else { "" }))

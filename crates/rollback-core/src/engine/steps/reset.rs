@@ -340,6 +340,9 @@ impl Rollback {
         if stats.owners_refused > 0 {
             ctx.log(LogLevel::Warn, backup::chown::refused_warning(stats.owners_refused));
         }
+        if !stats.xattrs_refused.is_empty() {
+            ctx.log(LogLevel::Warn, backup::xattr::not_given_back_warning(manifest.id.as_str(), &stats.xattrs_refused));
+        }
         for e in &keep {
             ctx.log(
                 LogLevel::Info,

@@ -63,6 +63,7 @@ impl Rollback {
         stats.folders_made = folders.made;
         stats.folder_modes = folders.modes;
         stats.owners_refused += folders.owners_refused;
+        stats.xattrs_refused.extend(folders.xattrs_refused);
         if folders.modes_refused > 0 {
             ctx.log(
                 LogLevel::Warn,
@@ -74,6 +75,9 @@ impl Rollback {
         }
         if stats.owners_refused > 0 {
             ctx.log(LogLevel::Warn, backup::chown::refused_warning(stats.owners_refused));
+        }
+        if !stats.xattrs_refused.is_empty() {
+            ctx.log(LogLevel::Warn, backup::xattr::not_given_back_warning(snapshot.as_str(), &stats.xattrs_refused));
         }
         // The registry and the config as they are now, not as they were before the run: a
         // `known-good bad` mark made since (by an operator or `watch`) must survive the undo.

@@ -7,6 +7,7 @@ use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::PathBuf;
 
 use crate::backup::statcache::{FileStat, IndexRecord, StatCache};
+use crate::backup::xattr::{On, Xattr};
 use crate::backup::{BackupStore, BlobId, EntryKind, Manifest};
 use crate::engine::Rollback;
 
@@ -35,15 +36,15 @@ impl Rollback {
         for e in &manifest.entries {
             let EntryKind::File { blob, .. } = &e.kind else { continue };
             let full = e.path.to_fs(workdir);
-            if let Some((stat, actual)) = stat_and_hash(&full)
+            if let Some((stat, actual, xattrs)) = stat_and_hash(&full)
                 && &actual == blob
             {
-                cache.record_file(&e.path, stat, blob);
+                cache.record_file(&e.path, stat, blob, &xattrs);
             }
         }
         if let Some(index) = &manifest.index
             && self.vcs.head().is_ok_and(|h| h.commit == manifest.head)
-            && let Some((stat, actual)) = stat_and_hash(&self.vcs.index_path())
+            && let Some((stat, actual, _)) = stat_and_hash(&self.vcs.index_path())
             && actual == index.blob
         {
             cache.record_index(IndexRecord { stat, head: manifest.head.clone(), snapshot: index.clone() });
@@ -61,9 +62,10 @@ impl Rollback {
     }
 }
 
-/// The stat of the regular file at `full` (not followed if a symlink) and the hash of what was
-/// read from it after that stat.
-fn stat_and_hash(full: &std::path::Path) -> Option<(FileStat, BlobId)> {
+/// The stat of the regular file at `full` (not followed if a symlink), the hash of what was
+/// read from it after that stat, and its extended attributes as they are now (an attribute
+/// the undo could not give back is not recorded as if it had).
+fn stat_and_hash(full: &std::path::Path) -> Option<(FileStat, BlobId, Vec<Xattr>)> {
     let mut f = OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK).open(full).ok()?;
     let meta = f.metadata().ok()?;
     if !meta.is_file() {
@@ -71,5 +73,6 @@ fn stat_and_hash(full: &std::path::Path) -> Option<(FileStat, BlobId)> {
     }
     let mut hasher = blake3::Hasher::new();
     std::io::copy(&mut f, &mut hasher).ok()?;
-    Some((FileStat::of(&meta), BlobId::from_hash(hasher.finalize())))
+    let xattrs = On::Fd(&f).read().ok()?;
+    Some((FileStat::of(&meta), BlobId::from_hash(hasher.finalize()), xattrs))
 }
