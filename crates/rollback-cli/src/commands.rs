@@ -448,19 +448,35 @@ fn init(
 }
 
 fn print_outcome(out: &Output, o: &RunOutcome) -> anyhow::Result<ExitStatus> {
-    if out.json {
-        out.json_value(o)?;
+    let printed = if out.json {
+        out.json_value(o)
     } else if let Some(plan) = &o.plan {
         let mut s = plan.render();
         for w in &o.warnings {
             let _ = writeln!(s, "warning: {w}");
         }
         s.push_str("dry run: nothing was changed\n");
+        // The plan is all a dry run gives: not printed, it failed.
         out.text(&s)?;
+        Ok(())
     } else {
-        out.text(&render::outcome(o))?;
+        out.text(&render::outcome(o)).map_err(anyhow::Error::from)
+    };
+    let status = run_exit(o.status, o.verification.as_ref().is_some_and(|v| !v.passed));
+    // The run is over and journaled: the exit status says how it ended, whether or not its
+    // outcome could be printed (stdout a file on a full disk). A closed pipe (`| head`) is
+    // not worth a word.
+    if let Err(e) = printed
+        && !crate::output::is_broken_pipe(&e)
+    {
+        let show =
+            o.run_id.as_deref().map_or_else(String::new, |id| format!("; `forge-rollback runs show {id}` shows it"));
+        crate::output::sayln!(
+            "warning: the outcome could not be printed on stdout ({e:#}): the run ended `{}`{show}",
+            o.status
+        );
     }
-    Ok(run_exit(o.status, o.verification.as_ref().is_some_and(|v| !v.passed)))
+    Ok(status)
 }
 
 /// The exit status of a run that ended `status`, its checks failed or not.
@@ -529,6 +545,11 @@ fn runs(args: &Args, out: &Output, command: &RunsCommand) -> anyhow::Result<Exit
                     );
                     if let Some(d) = &r.damaged {
                         let _ = writeln!(s, "    {d}");
+                    }
+                    // A state folder shared with another clone lists its runs too; they are
+                    // undone and resumed there, not here.
+                    if r.other_worktree {
+                        let _ = writeln!(s, "    ran in another work tree: {}", r.workdir.display());
                     }
                 }
                 out.text(&s)?;

@@ -1,5 +1,6 @@
 //! Printing: data on stdout (text or `--json`), log lines and errors on stderr.
 
+use std::fmt::Write as _;
 use std::io::{IsTerminal, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -39,25 +40,52 @@ impl Output {
     }
 
     /// Prints an error, its causes and a hint.
-    #[allow(clippy::print_stderr)]
     pub fn error(&self, err: &anyhow::Error) {
         let (red, yellow, reset) = if self.color { ("\x1b[31;1m", "\x1b[33;1m", "\x1b[0m") } else { ("", "", "") };
-        eprintln!("{red}error{reset}: {err}");
+        let mut text = format!("{red}error{reset}: {err}\n");
         let mut last = err.to_string();
         for cause in err.chain().skip(1) {
-            let text = cause.to_string();
-            if last.contains(&text) {
+            let cause = cause.to_string();
+            if last.contains(&cause) {
                 continue;
             }
-            eprintln!("  caused by: {text}");
-            last = text;
+            let _ = writeln!(text, "  caused by: {cause}");
+            last = cause;
         }
         // The core's hint, in the CLI's words (commands and `--flags`).
         if let Some(hint) = core_error(err).and_then(|e| e.hint_for(rollback_core::hint::Frontend::Cli)) {
-            eprintln!("{yellow}hint{reset}: {hint}");
+            let _ = writeln!(text, "{yellow}hint{reset}: {hint}");
         }
+        to_stderr(&text);
     }
 }
+
+/// Writes `text` to stderr, best effort: a log line or a prompt that cannot be written (stderr a
+/// file on a full disk, a pipe to a `head` that exited, a terminal that hung up) is dropped.
+/// `eprintln!` panics instead, and a panic at a log line would stop a rollback half-way, its
+/// run left `interrupted`; `run.log` keeps every line of a run.
+pub fn to_stderr(text: &str) {
+    let _ = std::io::stderr().lock().write_all(text.as_bytes());
+}
+
+/// `eprint!` that never panics ([`to_stderr`]).
+macro_rules! say {
+    ($($arg:tt)*) => {
+        $crate::output::to_stderr(&format!($($arg)*))
+    };
+}
+
+/// `eprintln!` that never panics ([`to_stderr`]).
+macro_rules! sayln {
+    () => {
+        $crate::output::to_stderr("\n")
+    };
+    ($($arg:tt)*) => {
+        $crate::output::to_stderr(&format!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+pub(crate) use {say, sayln};
 
 pub(crate) fn core_error(err: &anyhow::Error) -> Option<&rollback_core::Error> {
     err.chain().find_map(|e| e.downcast_ref::<rollback_core::Error>())
@@ -75,7 +103,8 @@ pub enum OnSignal {
     /// End the process, as without a handler: nothing of it stops at a boundary.
     Die,
     /// `run`, `undo`, `resume`: stop the run at its next step boundary (journaled `cancelled`,
-    /// exit 5) instead of killing the process.
+    /// exit 5) instead of killing the process. A hangup (SIGHUP) is ignored from then on, with
+    /// [`OnSignal::StopRehearsal`] too: the command finishes.
     StopRun,
     /// `rehearse`: stop at its next boundary and remove the copy; there is no real run to
     /// resume or undo.
@@ -145,6 +174,8 @@ impl Observer for LogPrinter {
         // First asked before the first step: the handlers go in once the run has begun.
         let mut installed = STOP.lock().unwrap_or_else(PoisonError::into_inner);
         let stop = installed.get_or_insert_with(|| {
+            // A hangup (the SSH session dropped) lets the command finish (docs/cli.md).
+            rollback_core::signals::ignore_hangup();
             let finishing = self.finishing.clone();
             let rehearsal = self.on_signal == OnSignal::StopRehearsal;
             rollback_core::signals::stop_on_signals_saying(move || {
@@ -166,7 +197,6 @@ impl Observer for LogPrinter {
         self.finishing.store(on, Ordering::SeqCst);
     }
 
-    #[allow(clippy::print_stderr)]
     fn event(&self, event: &Event) {
         if let Some(bars) = &self.bars {
             bars.event(event);
@@ -176,24 +206,22 @@ impl Observer for LogPrinter {
         }
         if let Some(line) = event.log_line() {
             match &self.bars {
-                Some(bars) => bars.suspend(|| eprintln!("{line}")),
-                None => eprintln!("{line}"),
+                Some(bars) => bars.suspend(|| sayln!("{line}")),
+                None => sayln!("{line}"),
             }
         }
     }
 }
 
 /// A `note:` on stderr that does not change the outcome; none under `--quiet`.
-#[allow(clippy::print_stderr)]
 pub fn note(quiet: bool, message: &str) {
     if !quiet {
-        eprintln!("note: {message}");
+        sayln!("note: {message}");
     }
 }
 
 /// A log line on stderr, from the signal handler's thread (no observer there), even under
 /// `--quiet`: it answers the operator's own signal.
-#[allow(clippy::print_stderr)]
 pub fn signal_notice(message: &str) {
     let event = Event::Log {
         at: rollback_core::time::Timestamp::now(),
@@ -202,6 +230,6 @@ pub fn signal_notice(message: &str) {
         hint: None,
     };
     if let Some(line) = event.log_line() {
-        eprintln!("{line}");
+        sayln!("{line}");
     }
 }

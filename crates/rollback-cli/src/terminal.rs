@@ -1,7 +1,8 @@
 //! Asking the operator on the terminal.
 
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::{BufRead, IsTerminal};
 
+use crate::output::{say, sayln};
 use rollback_core::prompt::{
     Confirmation, Prompter, StepAnswer, StepApproval, StepDecision, StepInspector, confirms, yes_no,
 };
@@ -34,11 +35,7 @@ enum Answer {
 
 /// Asks `prompt` on stderr and reads the answer from stdin.
 fn read_answer(prompt: &str) -> rollback_core::Result<Answer> {
-    #[allow(clippy::print_stderr)]
-    {
-        eprint!("{prompt}");
-    }
-    let _ = std::io::stderr().flush();
+    say!("{prompt}");
     crate::output::prompting(true);
     let ready = wait_for_input();
     crate::output::prompting(false);
@@ -83,18 +80,16 @@ fn wait_for_input() -> bool {
 }
 
 impl Prompter for TerminalPrompter {
-    #[allow(clippy::print_stderr)]
     fn confirm(&self, request: &Confirmation) -> rollback_core::Result<bool> {
         if !std::io::stdin().is_terminal() {
             let manual = request.plan.level == Some(rollback_core::plan::Level::Manual);
             return Err(no_terminal(&request.action, manual));
         }
-        eprintln!("WARNING: this will change the working tree of the deployed system");
-        eprint!("{}", request.summary);
+        sayln!("WARNING: this will change the working tree of the deployed system");
+        say!("{}", request.summary);
         Ok(matches!(read_answer("Type `yes` to proceed: ")?, Answer::Line(answer) if confirms(&answer)))
     }
 
-    #[allow(clippy::print_stderr)]
     fn approve_step(
         &self,
         request: &StepApproval,
@@ -103,28 +98,28 @@ impl Prompter for TerminalPrompter {
         if !std::io::stdin().is_terminal() {
             return Err(no_terminal("step", true));
         }
-        eprintln!();
-        eprintln!("Step {}/{}: {} — {}", request.index, request.total, request.name, request.title);
+        sayln!();
+        sayln!("Step {}/{}: {} — {}", request.index, request.total, request.name, request.title);
         for line in &request.preview {
-            eprintln!("    {line}");
+            sayln!("    {line}");
         }
         let choices = if request.skippable { "yes/no/inspect/abort" } else { "yes/inspect/abort" };
         loop {
             let answer = match read_answer(&format!("Run this step? [{choices}]: "))? {
                 Answer::Line(answer) => answer,
                 Answer::End => {
-                    eprintln!("end of input: aborting");
+                    sayln!("end of input: aborting");
                     return Ok(StepDecision::Abort { undo: false });
                 }
                 Answer::Interrupted => {
-                    eprintln!();
+                    sayln!();
                     return Ok(StepDecision::Abort { undo: false });
                 }
             };
             match StepAnswer::parse(&answer) {
                 Some(StepAnswer::Run) => return Ok(StepDecision::Run),
                 Some(StepAnswer::Skip) if request.skippable => return Ok(StepDecision::Skip),
-                Some(StepAnswer::Skip) => eprintln!("this step cannot be skipped: every later step relies on it"),
+                Some(StepAnswer::Skip) => sayln!("this step cannot be skipped: every later step relies on it"),
                 Some(StepAnswer::Inspect) => {
                     // Still the question: inspect may wait on the project's code (the SQL
                     // preview runs Alembic's `env.py`), and a signal meanwhile cuts it short and
@@ -132,9 +127,9 @@ impl Prompter for TerminalPrompter {
                     crate::output::prompting(true);
                     let shown = inspector.inspect();
                     crate::output::prompting(false);
-                    eprint!("{shown}");
+                    say!("{shown}");
                     if crate::output::stop_requested() {
-                        eprintln!();
+                        sayln!();
                         return Ok(StepDecision::Abort { undo: false });
                     }
                 }
@@ -146,12 +141,12 @@ impl Prompter for TerminalPrompter {
                         };
                         match yes_no(&answer) {
                             Some(undo) => break undo,
-                            None => eprintln!("answer yes or no"),
+                            None => sayln!("answer yes or no"),
                         }
                     };
                     return Ok(StepDecision::Abort { undo });
                 }
-                None => eprintln!(
+                None => sayln!(
                     "`{answer}`? answer {}",
                     if request.skippable {
                         "yes (or run), no (or skip), inspect, abort (then asked whether to undo) or abort-undo"

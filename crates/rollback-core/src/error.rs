@@ -77,6 +77,17 @@ pub enum Error {
         #[source]
         source: Box<Error>,
     },
+    /// The journal of a run under way could not be written (a full disk, an I/O error): the
+    /// run stopped between two of its records, and is finished with `resume` or put back with
+    /// `undo`, like a failed step's.
+    #[error("run {run_id} stopped half-way: its journal failed")]
+    RunStopped {
+        /// The run.
+        run_id: String,
+        /// The journal's error.
+        #[source]
+        source: Box<Error>,
+    },
     /// No known-good commit to roll back to, and none given.
     #[error(
         "no rollback target: the registry `{}` has no verified known-good commit other than HEAD ({}) that is not marked bad",
@@ -207,6 +218,24 @@ impl Error {
     /// What to do next, when there is something: data each front-end renders
     /// ([`Hint::render`]).
     pub fn hint(&self) -> Option<Hint> {
+        // The run exists, and a new one is refused until it is finished or put back: "try
+        // again" (what the journal's own error would say) is not what to do.
+        if let Error::RunStopped { run_id, source } = self {
+            let first = if source.io_error().is_some_and(|e| e.kind() == std::io::ErrorKind::StorageFull) {
+                "the disk is full: free space, then "
+            } else if source.caused_by_os_error(&[libc::EROFS]) {
+                "make that file system writable, then "
+            } else {
+                "fix the cause, then "
+            };
+            return Some(hint![
+                first,
+                Action::resume(run_id),
+                " finishes the run, or ",
+                Action::undo(run_id),
+                " puts back what it changed"
+            ]);
+        }
         self.text_hint().map(Hint::from).or_else(|| match self {
             Error::Refused { hint, .. } | Error::Usage { hint, .. } | Error::Service { hint, .. } => hint.clone(),
             Error::Config(config::Error::Read { path, source }) if source.kind() == std::io::ErrorKind::NotFound => {

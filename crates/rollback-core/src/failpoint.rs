@@ -4,6 +4,7 @@
 //! `FORGE_ROLLBACK_FAILPOINT_ACTION`:
 //! - `kill` (default): the process sends itself `SIGKILL`, exactly like `kill -9`;
 //! - `error`: the step fails with an injected I/O error;
+//! - `enospc`: the same with "No space left on device", as on a full disk;
 //! - `pause`: write the point's name to `<release>.reached`, then wait until the file named by
 //!   `FORGE_ROLLBACK_FAILPOINT_RELEASE` (`<release>`) exists (at most 120 s), then go on: tests
 //!   use it to hold the lock while a second run starts.
@@ -16,7 +17,9 @@
 //! `inside:downgrade` (the database snapshot taken, the downgrade not begun) and, in the native
 //! SQL migrator on SQLite, `between:downgrades` (after each committed downgrade of one
 //! migration) and `between:upgrades` (the same for `upgrade_database`); in an undo's guarded database restore, `inside:restore_database` (the database
-//! checked unchanged under the lock, the restore not begun); `write:report` (the run finished
+//! checked unchanged under the lock, the restore not begun); `journal:<record>` and
+//! `journal:<record>:<step>` (appending that record to a run's journal, e.g.
+//! `journal:step_end:reset`: the append fails, nothing of it written); `write:report` (the run finished
 //! and journaled, its report about to be written); `before:prune` (`backups prune`, its lock
 //! taken, about to read the runs and decide what to keep). With the variable unset, a failpoint is one environment lookup.
 //!
@@ -47,6 +50,10 @@ pub(crate) fn hit(point: &str) -> crate::Result<()> {
         return Ok(());
     }
     match std::env::var("FORGE_ROLLBACK_FAILPOINT_ACTION").as_deref() {
+        // As a full disk fails a write.
+        Ok("enospc") => {
+            Err(crate::fsutil::IoError::new("failpoint", point, std::io::Error::from_raw_os_error(libc::ENOSPC)).into())
+        }
         Ok("error") => Err(crate::fsutil::IoError::new(
             "failpoint",
             point,

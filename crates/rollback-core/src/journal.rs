@@ -98,6 +98,13 @@ pub enum Record {
         /// written before it was recorded.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         worktree: Option<String>,
+        /// The repository it ran in: its common git folder, absolute and canonical. Two clones
+        /// (or two unrelated repositories) whose configs name one state folder see each
+        /// other's runs, and `worktree` is the same (`""`) in each; this tells them apart.
+        /// (The work tree's own path is the plan's `workdir`.) `None` in journals written
+        /// before it was recorded.
+        #[serde(default, skip_serializing_if = "Option::is_none", with = "crate::paths::os_path_opt")]
+        git_dir: Option<PathBuf>,
         /// Who asked for the run (`RunOptions::actor`); `None` when not given, and in older
         /// journals.
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -295,6 +302,8 @@ impl Journal {
     /// Appends a record and fsyncs it.
     pub fn append(&mut self, record: &Record) -> Result<(), Error> {
         let line = line_of(record, &self.path)?;
+        #[cfg(feature = "failpoints")]
+        failpoint(&line)?;
         self.file.write_all(&line).at("append to journal", &self.path)?;
         self.file.sync_data().at("sync journal", &self.path)?;
         Ok(())
@@ -303,6 +312,22 @@ impl Journal {
     /// The file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+}
+
+/// The failpoints `journal:<record>` and `journal:<record>:<step>` of an append of `line`.
+#[cfg(feature = "failpoints")]
+fn failpoint(line: &[u8]) -> Result<(), Error> {
+    let record: serde_json::Value = serde_json::from_slice(line).unwrap_or_default();
+    let kind = record["record"].as_str().unwrap_or_default();
+    let hit = |point: String| match crate::failpoint::hit(&point) {
+        Err(crate::Error::Io(e)) => Err(Error::Io(e)),
+        _ => Ok(()),
+    };
+    hit(format!("journal:{kind}"))?;
+    match record["step"].as_str() {
+        Some(step) => hit(format!("journal:{kind}:{step}")),
+        None => Ok(()),
     }
 }
 
@@ -422,6 +447,9 @@ pub struct RunState {
     pub severity: Option<Severity>,
     /// The work tree it ran in (see [`Record::Started`]); `None` if not recorded.
     pub worktree: Option<String>,
+    /// The repository's git folder it ran in (see [`Record::Started`]); `None` if not
+    /// recorded.
+    pub git_dir: Option<PathBuf>,
     /// Who asked for it, if given.
     pub actor: Option<String>,
     /// Its journal's format ([`JOURNAL_FORMAT`]; `0` if written before it was recorded).
@@ -453,7 +481,7 @@ pub struct RunState {
 impl RunState {
     /// Rebuilds the state from records.
     pub fn from_records(path: &Path, records: Vec<Record>) -> Result<Self, Error> {
-        let Some(Record::Started { at, run_id, plan, reason, severity, worktree, actor, format }) =
+        let Some(Record::Started { at, run_id, plan, reason, severity, worktree, git_dir, actor, format }) =
             records.first().cloned()
         else {
             return Err(Error::Corrupt {
@@ -470,6 +498,7 @@ impl RunState {
             reason,
             severity,
             worktree,
+            git_dir,
             actor,
             format,
             interrupted_at: None,

@@ -127,6 +127,7 @@ pub(crate) mod state;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod time;
+mod tmpdir;
 mod unwritable;
 pub mod vcs;
 pub mod verify;

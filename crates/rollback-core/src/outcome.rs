@@ -107,4 +107,12 @@ pub struct RunSummary {
     /// `None` (`null`) for a readable journal.
     #[serde(default)]
     pub damaged: Option<String>,
+    /// The work tree it ran in (absolute). Clones whose configs name one state folder list
+    /// each other's runs.
+    #[serde(default, with = "crate::paths::os_path")]
+    pub workdir: std::path::PathBuf,
+    /// It ran in another work tree (or repository) than the one this list was made in:
+    /// `undo` and `resume` refuse it here.
+    #[serde(default)]
+    pub other_worktree: bool,
 }

@@ -198,6 +198,29 @@ pub mod os_path {
     }
 }
 
+/// [`os_path`] for an optional path: `None` is `null` (or the key left out, with
+/// `#[serde(default)]`).
+pub mod os_path_opt {
+    use std::path::{Path, PathBuf};
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    /// Writes the path as [`super::os_path`] does, or `null`.
+    pub fn serialize<S: Serializer>(path: &Option<PathBuf>, s: S) -> Result<S::Ok, S::Error> {
+        match path {
+            Some(p) => super::os_path::serialize(Path::new(p), s),
+            None => s.serialize_none(),
+        }
+    }
+
+    /// Reads either form back, or `null`.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<PathBuf>, D::Error> {
+        #[derive(Deserialize)]
+        struct Wrapped(#[serde(with = "super::os_path")] PathBuf);
+        Ok(Option::<Wrapped>::deserialize(d)?.map(|w| w.0))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -102,14 +102,19 @@ fn set_action(signo: libc::c_int, action: &libc::sigaction) {
 pub struct Scope {
     #[cfg(unix)]
     before: Vec<(libc::c_int, libc::sigaction)>,
+    /// SIGHUP's action before [`ignore_hangup`], put back as it was.
+    #[cfg(unix)]
+    hangup: libc::sigaction,
 }
 
 impl Scope {
-    /// Notes the process's SIGINT and SIGTERM actions, to put back on drop.
+    /// Notes the process's SIGINT, SIGTERM and SIGHUP actions, to put back on drop.
     pub fn enter() -> Self {
         Self {
             #[cfg(unix)]
             before: HANDLED.iter().map(|&signo| (signo, action_of(signo))).collect(),
+            #[cfg(unix)]
+            hangup: action_of(libc::SIGHUP),
         }
     }
 }
@@ -118,6 +123,7 @@ impl Drop for Scope {
     fn drop(&mut self) {
         #[cfg(unix)]
         {
+            set_action(libc::SIGHUP, &self.hangup);
             for task in LISTENERS.lock().unwrap_or_else(PoisonError::into_inner).drain(..) {
                 task.abort();
             }
@@ -131,6 +137,23 @@ impl Drop for Scope {
                 }
             }
         }
+    }
+}
+
+/// Ignores SIGHUP from now on (until the [`Scope`] ends), as `nohup` would, for a command that
+/// has begun to change things (a run's first step): an operator whose SSH session drops in the
+/// middle of a rollback wants it finished, not stopped half-way with no one there to `resume`
+/// it. Ignored, not handled: the programs the steps start (`git`, a migration tool, a restart
+/// script) inherit it, and the shell's hangup reaches them too (they share our process group),
+/// so a handler of our own would still let the step under way be killed. What the run prints
+/// to the terminal that went away is lost (the front-end writes best effort); `run.log` and
+/// the journal keep it.
+pub fn ignore_hangup() {
+    #[cfg(unix)]
+    // SAFETY: setting a signal's action to "ignore" passes no memory and runs no code.
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::signal(libc::SIGHUP, libc::SIG_IGN);
     }
 }
 
@@ -262,5 +285,25 @@ pub(crate) fn inherit_fd(cmd: &mut tokio::process::Command, fd: std::os::fd::Raw
     #[allow(unsafe_code)]
     unsafe {
         cmd.pre_exec(keep);
+    }
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    /// The Python module's `cli_main` runs a command inside a process that goes on: the
+    /// hangup it ignored during a run must be the host's again afterwards.
+    #[test]
+    fn a_scope_gives_sighup_back_the_action_it_had() {
+        // SAFETY: a plain libc call with no memory passed (the test's process only).
+        #[allow(unsafe_code)]
+        unsafe {
+            libc::signal(libc::SIGHUP, libc::SIG_DFL);
+        }
+        {
+            let _scope = super::Scope::enter();
+            super::ignore_hangup();
+            assert_eq!(super::action_of(libc::SIGHUP).sa_sigaction, libc::SIG_IGN);
+        }
+        assert_eq!(super::action_of(libc::SIGHUP).sa_sigaction, libc::SIG_DFL);
     }
 }

@@ -13,7 +13,7 @@
 //! | `LockHeldError` | kind `locked` | `holder` (dict or `None`), `path` |
 //! | `RefusedError` | kind `refused` | `path` (the work-tree file refused, when there is one) |
 //! | `CancelledError` | kind `cancelled` | `run_id` |
-//! | `StepFailedError` | a step failed (`RunResult.raise_for_status()`); `Error::Service` (restart, deploy) | `run_id`, `step` |
+//! | `StepFailedError` | a step failed (`RunResult.raise_for_status()`); `Error::Service` (restart, deploy); a run stopped half-way because its journal could not be written (`step` `None`) | `run_id`, `step` |
 //! | `VerificationError` | checks failed (`raise_for_status()` of a report or a run) | `run_id`, `report`, `failed` |
 //!
 //! The family follows the error's kind first (a database *config* error is a `ConfigError`,
@@ -223,6 +223,10 @@ impl Fields {
                     f.database = Some(database.clone());
                     f.revision = Some(to.clone());
                 }
+                db::Error::HotJournal { database, journal, .. } => {
+                    f.database = Some(database.clone());
+                    f.path = Some(journal.clone());
+                }
                 db::Error::ClientTooOld { database, tool, .. } => {
                     f.database = Some(database.clone());
                     f.program = Some(tool.clone());
@@ -243,6 +247,7 @@ impl Fields {
                 f.run_id = Some(run_id.clone());
                 f.step = Some(step.clone());
             }
+            Error::RunStopped { run_id, .. } => f.run_id = Some(run_id.clone()),
             _ => {}
         }
         f
@@ -267,7 +272,9 @@ fn class_of<'py>(py: Python<'py>, e: &Error) -> (Bound<'py, PyType>, &'static [&
         (ErrorKind::Locked, _) => (py.get_type::<LockHeldError>(), LOCK_FIELDS),
         (ErrorKind::Refused, _) => (py.get_type::<RefusedError>(), REFUSED_FIELDS),
         (ErrorKind::Cancelled, _) => (py.get_type::<CancelledError>(), CANCELLED_FIELDS),
-        (_, Error::StepFailed { .. } | Error::Service { .. }) => (py.get_type::<StepFailedError>(), STEP_FIELDS),
+        (_, Error::StepFailed { .. } | Error::RunStopped { .. } | Error::Service { .. }) => {
+            (py.get_type::<StepFailedError>(), STEP_FIELDS)
+        }
         (_, Error::Vcs(_)) => (py.get_type::<VcsError>(), VCS_FIELDS),
         (_, Error::Backup(_)) => (py.get_type::<BackupError>(), BACKUP_FIELDS),
         (_, Error::Db(_)) => (py.get_type::<DatabaseError>(), DATABASE_FIELDS),

@@ -84,7 +84,7 @@ impl Deployed {
         block_on(self.engine().db().unwrap().unwrap().database().query_scalar(statement)).unwrap()
     }
 
-    fn dump(&self) -> String {
+    pub(crate) fn dump(&self) -> String {
         block_on(self.engine().db().unwrap().unwrap().database().canonical_dump()).unwrap()
     }
 

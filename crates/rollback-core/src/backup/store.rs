@@ -650,5 +650,31 @@ impl BackupStore for FsBackupStore {
     }
 }
 
+/// Removes the temp files that processes no longer running left at the top of the blob folder
+/// of the store at `root` (`.incoming.tmp-PID-N`: a large file was being copied in when a hangup
+/// or `kill -9` ended the run), and returns how many bytes that freed. Those of a live process
+/// (a `known-good mark` recording env files meanwhile) stay, as does anything named otherwise.
+/// Best effort: what cannot be read or removed is left to `backups prune`, which removes every
+/// temp file.
+pub fn remove_dead_temp_blobs(root: &Path) -> u64 {
+    let Ok(dir) = fs::read_dir(root.join("blobs")) else { return 0 };
+    let mut freed = 0;
+    for entry in dir.flatten() {
+        let name = entry.file_name();
+        let pid = name.to_str().and_then(|n| n.strip_prefix(".incoming.tmp-")?.split_once('-')?.0.parse().ok());
+        let Some(pid) = pid.filter(|p: &libc::pid_t| *p > 0) else { continue };
+        // SAFETY: signal 0 sends nothing; it only asks whether the process exists (EPERM: it
+        // does, another user's).
+        #[allow(unsafe_code)]
+        let alive =
+            unsafe { libc::kill(pid, 0) } == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
+        let size = entry.metadata().map_or(0, |m| m.len());
+        if !alive && fs::remove_file(entry.path()).is_ok() {
+            freed += size;
+        }
+    }
+    freed
+}
+
 #[cfg(test)]
 mod tests;

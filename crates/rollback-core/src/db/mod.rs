@@ -183,6 +183,19 @@ pub enum Error {
         /// The database file, absolute.
         path: String,
     },
+    /// A SQLite database with a hot journal (left by a process killed inside a write
+    /// transaction) that could not be rolled back: SQLite reads nothing until it is.
+    #[error(
+        "database `{database}` has a hot journal `{journal}` left by a process killed mid-transaction, and it could not be rolled back: {detail}"
+    )]
+    HotJournal {
+        /// The database, password removed.
+        database: String,
+        /// The journal file.
+        journal: String,
+        /// Why the roll-back failed.
+        detail: String,
+    },
     /// The configuration is unusable (bad URL, missing file, ...).
     #[error("database config: {0}")]
     Config(String),
@@ -230,6 +243,10 @@ impl Error {
                 "run the rollback from another process (the `forge-rollback` command the wheel installs, e.g. `subprocess.run([\"forge-rollback\", \"run\", \"--full\", \"--yes\", ...])`), or close this process's connections to the database first (SQLAlchemy: `engine.dispose()`)"
                     .into(),
             ),
+            Error::HotJournal { journal, .. } => Some(format!(
+                "the journal holds what the killed transaction overwrote: keep `{journal}` next to the database (deleting it corrupts the database) and open the database once read-write as the user who owns it and its folder (`sqlite3 '{}' 'PRAGMA integrity_check'` rolls the journal back), then run again",
+                journal.strip_suffix("-journal").or_else(|| journal.strip_suffix("-wal")).unwrap_or(journal)
+            )),
             Error::Locked { .. } => Some(
                 "find what holds the lock (a migration or a long transaction of the app: `fuser` on a SQLite file, `pg_locks` on PostgreSQL), let it finish or stop it, then run again"
                     .into(),

@@ -290,6 +290,10 @@ pub(crate) async fn snapshot(ctx: &Ctx<'_>, pg_dump: &str, pg_restore: &str, des
     let partial = std::path::PathBuf::from(partial);
     let _ = std::fs::remove_file(&partial);
     let result = async {
+        // `0600` before `pg_dump` writes into it (it keeps the mode of a file it overwrites):
+        // the dump holds every row, as private as the state folder wherever it is made.
+        super::sqlite::private_file(&partial)
+            .map_err(|e| snap_err(format!("cannot create `{}`: {e}", partial.display())))?;
         let args =
             [std::ffi::OsStr::new("--format=custom"), "--no-password".as_ref(), "--file".as_ref(), partial.as_os_str()];
         let out = process::output(pg_dump, process::command(pg_dump, args, None, &env), ctx.timeout).await?;

@@ -120,11 +120,17 @@ impl UrlDatabase {
     pub(crate) async fn scratch_from_dump(&self, file: &Path, dump: &DbDump, dir: &Path) -> Result<ScratchCopy> {
         match (self.url(), dump.format.as_str()) {
             (DbUrl::Sqlite { .. }, FORMAT_SQLITE) => {
+                use std::os::unix::fs::PermissionsExt as _;
                 let dest = dir.join(format!("{}.db", random_name()));
-                std::fs::copy(file, &dest).map_err(|e| Error::Snapshot {
-                    database: self.describe(),
-                    detail: format!("cannot copy the snapshot `{}`: {e}", file.display()),
-                })?;
+                // `0600` whatever the snapshot file's mode: the copy is as private as the
+                // state folder (see `sqlite::private_file`).
+                sqlite::private_file(&dest)
+                    .and_then(|()| std::fs::copy(file, &dest))
+                    .and_then(|_| std::fs::set_permissions(&dest, std::fs::Permissions::from_mode(0o600)))
+                    .map_err(|e| Error::Snapshot {
+                        database: self.describe(),
+                        detail: format!("cannot copy the snapshot `{}`: {e}", file.display()),
+                    })?;
                 Ok(self.file_copy(dest))
             }
             (DbUrl::Postgres { .. }, FORMAT_PG) => self.pg_copy_from(file).await,

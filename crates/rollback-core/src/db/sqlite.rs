@@ -87,7 +87,63 @@ fn within_lock_wait<T>(
 /// (`BEGIN EXCLUSIVE`, a migration) is waited for [`LOCK_NOTICE_AFTER`], then `notices` hears
 /// of it and the wait goes on for the rest of `timeout`; still locked then, the error is
 /// [`Error::Locked`].
+///
+/// A hot journal (the `-journal` of a process killed inside a write transaction) stops a
+/// read-only connection at its first read: SQLite must roll it back first, which only a
+/// connection that can write does. A read-only open that meets one opens the file read-write
+/// once, as the app's first connection would (SQLite rolls the journal back under its
+/// exclusive lock; the database then holds its last committed state), then opens read-only
+/// again. When that fails too, the error is [`Error::HotJournal`].
 pub(crate) fn open(
+    path: &Path,
+    mode: Mode,
+    timeout: Duration,
+    database: &str,
+    notices: Option<&super::NoticeSink>,
+) -> Result<Handle> {
+    match open_once(path, mode, timeout, database, notices) {
+        Err(Error::HotJournal { journal, .. }) if mode == Mode::ReadOnly => {
+            match open_once(path, Mode::ReadWrite, timeout, database, notices) {
+                Ok(rolled_back) => drop(rolled_back),
+                Err(e @ (Error::HotJournal { .. } | Error::Locked { .. })) => return Err(e),
+                // The file or its folder not writable: still the journal's doing.
+                Err(e) => {
+                    return Err(Error::HotJournal { database: database.to_owned(), journal, detail: e.to_string() });
+                }
+            }
+            open_once(path, mode, timeout, database, notices)
+        }
+        opened => opened,
+    }
+}
+
+/// Whether SQLite refused to read because a hot journal (or a WAL that needs recovery) must be
+/// rolled back first and this connection cannot write.
+fn is_hot_journal(e: &rusqlite::Error) -> bool {
+    use rusqlite::ffi;
+    matches!(
+        e,
+        rusqlite::Error::SqliteFailure(ffi::Error { extended_code, .. }, _)
+            if [ffi::SQLITE_READONLY_ROLLBACK, ffi::SQLITE_READONLY_RECOVERY].contains(extended_code)
+    )
+}
+
+/// [`Error::HotJournal`] for the database at `path`: its `-wal` when that needs recovery, else
+/// its `-journal`.
+fn hot_journal(path: &Path, database: &str, e: &rusqlite::Error) -> Error {
+    let wal =
+        matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.extended_code == rusqlite::ffi::SQLITE_READONLY_RECOVERY);
+    let mut journal = path.as_os_str().to_os_string();
+    journal.push(if wal { "-wal" } else { "-journal" });
+    Error::HotJournal {
+        database: database.to_owned(),
+        journal: PathBuf::from(journal).display().to_string(),
+        detail: e.to_string(),
+    }
+}
+
+/// [`open`] without the roll-back of a hot journal.
+fn open_once(
     path: &Path,
     mode: Mode,
     timeout: Duration,
@@ -117,6 +173,7 @@ pub(crate) fn open(
         match read {
             Ok(()) => Ok(Some(())),
             Err(e) if is_locked(&e) => Ok(None),
+            Err(e) if is_hot_journal(&e) => Err(hot_journal(path, database, &e)),
             Err(e) => Err(unreachable(e.to_string())),
         }
     };
@@ -218,6 +275,15 @@ fn integrity_check(path: &Path, timeout: Duration, database: &str) -> Result<()>
     }
 }
 
+/// Creates the empty file `path` with mode `0600` for a copy to be written into: SQLite would
+/// make it `0644` (what the umask leaves of it), readable by every local user, and a copy holds
+/// the same data as the database, kept private as the state folder is. An empty file is an
+/// empty database to SQLite; the journal it makes next to it takes the file's mode.
+pub(crate) fn private_file(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).map(drop)
+}
+
 /// A temp file next to `path`.
 fn sibling(path: &Path, suffix: &str) -> PathBuf {
     let mut name = path.file_name().unwrap_or_default().to_os_string();
@@ -250,6 +316,7 @@ pub(crate) fn snapshot(
     let tmp = sibling(dest, "partial");
     let _ = std::fs::remove_file(&tmp);
     let result = (|| {
+        private_file(&tmp).map_err(|e| snap_err(format!("cannot create `{}`: {e}", tmp.display())))?;
         src.conn
             .backup(rusqlite::MAIN_DB, &tmp, None::<fn(rusqlite::backup::Progress)>)
             .map_err(|e| snap_err(format!("online backup into `{}` failed: {e}", tmp.display())))?;

@@ -71,6 +71,10 @@ impl Rollback {
             },
             _ => None,
         };
+        // The env files first: a mark that fails while recording them (a full disk) must not
+        // have marked the commit already, verified with no env record for a full rollback to
+        // restore. A record without a registry entry is harmless (a later mark records again).
+        let env = if is_head { Some(self.record_env(&id)?) } else { None };
         let mut lifted = None;
         let mut out = self.edit_registry(rev, |r, id| {
             lifted = bad_mark(r, id, lift_bad)?;
@@ -85,8 +89,7 @@ impl Rollback {
             }
             Ok(out)
         })?;
-        if is_head {
-            let (record, env_notes) = self.record_env(&id)?;
+        if let Some((record, env_notes)) = env {
             out.env = record;
             // The notes say why a file that exists was not recorded (a symlinked folder, a
             // dangling link): "no env file exists" would be false then.

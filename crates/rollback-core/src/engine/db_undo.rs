@@ -36,12 +36,9 @@ use crate::journal::RunState;
 use crate::model::{DataLoss, DbFingerprint, LossKind};
 use crate::plan::RunKind;
 
-/// A private temp folder for scratch copies, removed when dropped.
+/// A private temp folder for scratch copies, removed when dropped (see [`crate::tmpdir`]).
 pub(super) fn scratch_dir() -> Result<tempfile::TempDir> {
-    Ok(tempfile::Builder::new()
-        .prefix("forge-rollback-rows-")
-        .tempdir()
-        .map_err(|e| IoError::new("create a scratch folder in", std::env::temp_dir(), e))?)
+    Ok(crate::tmpdir::create(crate::tmpdir::Kind::Rows)?)
 }
 
 impl Rollback {

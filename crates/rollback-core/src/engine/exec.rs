@@ -66,8 +66,53 @@ impl Rollback {
         Ok(text)
     }
 
+    /// What a journal error out of [`Rollback::execute`] becomes: the run has begun, and stops
+    /// between two of its records (a full disk, an I/O error), so the error names it and says
+    /// to `resume` or `undo` it ([`Error::RunStopped`]), never "try again": a new run is refused
+    /// while this one is unfinished. Tries once to journal it as failed, as a failed step is
+    /// (its step, if one was under way, then `finished`), through a fresh open that first
+    /// cuts a torn last line the failed append may have left; still `interrupted` when that
+    /// fails too. Other errors are returned as they are.
+    pub(crate) fn stopped_by_journal(ex: &Exec<'_>, e: Error) -> Error {
+        if !matches!(e, Error::Journal(crate::journal::Error::Io(_))) {
+            return e;
+        }
+        let text = chain(&e);
+        let record_failure = || -> Result<()> {
+            let path = ex.journal.path();
+            let mut journal = Journal::open(path)?;
+            let state = RunState::load(path)?;
+            // Its end is journaled already (a later record failed), or every step is done and
+            // only `finished` is missing: `resume` writes that, without running a step again.
+            if state.status != RunStatus::Running || (state.interrupted_at.is_none() && state.next_step().is_none()) {
+                return Ok(());
+            }
+            if let Some(index) = state.interrupted_at {
+                let step = ex.plan.steps.get(index).map_or("?", crate::plan::Step::name).into();
+                let at = Timestamp::now();
+                journal.append(&Record::StepFailed { at, index, step, error: text.clone(), detail: None })?;
+            }
+            let at = Timestamp::now();
+            journal.append(&Record::Finished {
+                at,
+                status: RunStatus::Failed,
+                error: Some(text),
+                warnings: Vec::new(),
+            })?;
+            Ok(())
+        };
+        let _ = record_failure();
+        Error::RunStopped { run_id: ex.run_id.clone(), source: Box::new(e) }
+    }
+
     /// Runs the steps from `start`; journals the end of the run; builds the outcome.
     pub(crate) fn execute(&self, ctx: &mut Ctx<'_>, ex: &mut Exec<'_>, start: usize) -> Result<RunOutcome> {
+        // Under the lock: the partial copy of a large file a run that died (a hangup, `kill -9`)
+        // left in the store is no one's now; left there, it would hold its space until a prune.
+        let freed = crate::backup::store::remove_dead_temp_blobs(&self.state.backups_dir());
+        if freed > 0 {
+            ctx.log(LogLevel::Info, format!("removed {freed} byte(s) of partial backup files a run that died left"));
+        }
         let total = ex.plan.steps.len();
         let mut failure: Option<(usize, Error)> = None;
         for index in start..total {

@@ -6,7 +6,6 @@ use crate::assess::Assessment;
 use crate::db::Revision;
 use crate::db::forecast::Forecast;
 use crate::error::{Error, Result};
-use crate::fsutil::IoError;
 use crate::model::{Risk, RiskCode, RiskSeverity};
 use crate::plan::{Plan, Step};
 
@@ -30,10 +29,7 @@ impl Rollback {
         stop: &(dyn Fn() -> Option<String> + Sync),
     ) -> Result<Forecast> {
         let db = self.migrator()?;
-        let dir = tempfile::Builder::new()
-            .prefix("forge-rollback-forecast-")
-            .tempdir()
-            .map_err(|e| IoError::new("create a scratch folder in", std::env::temp_dir(), e))?;
+        let dir = crate::tmpdir::create(crate::tmpdir::Kind::Forecast)?;
         let dumped = crate::rt::block_on_unless(crate::db::forecast::dump_live(db.as_ref(), dir.path()), stop)
             .map_err(|why| {
                 Error::Cancelled(format!(

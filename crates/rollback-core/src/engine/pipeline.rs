@@ -48,6 +48,12 @@ pub(crate) enum Start {
     Resumed { at: usize, skipped: BTreeSet<usize> },
 }
 
+/// The run locks a run, undo or resume holds ([`Rollback::take_lock`]); dropping releases them.
+pub(crate) struct RunLocks {
+    _state: RunLock,
+    _repo: RunLock,
+}
+
 /// A plan ready to execute under the lock.
 pub(crate) struct Job {
     pub(crate) run_id: String,
@@ -97,7 +103,10 @@ impl Rollback {
         // same wait under the lock would then find HEAD "moved while confirming". Not while a
         // live run holds the lock (its own git holds `index.lock`): the checks name that run,
         // after bad input; nor for a dry run, which writes nothing.
-        if !entry.dry_run() && matches!(crate::lock::holder(&self.state.lock_path()), Ok(None)) {
+        if !entry.dry_run()
+            && matches!(crate::lock::holder(&self.state.lock_path()), Ok(None))
+            && matches!(crate::lock::holder(&self.repo_lock_path()), Ok(None))
+        {
             self.wait_for_git(&mut ctx)?;
         }
         let ready = match entry.prepare(self, &mut ctx, prompter)? {
@@ -146,13 +155,30 @@ impl Rollback {
         }
     }
 
-    pub(crate) fn take_lock(&self, ctx: &mut Ctx<'_>, command: &str) -> Result<RunLock> {
-        let lock = RunLock::acquire(&self.state.lock_path(), command)?;
-        if let Some(prev) = &lock.taken_over {
+    /// Takes the run lock: the state folder's, then the repository's ([`Self::repo_lock_path`]),
+    /// always in that order (two takers never wait for each other: each fails at once when
+    /// the other holds one).
+    pub(crate) fn take_lock(&self, ctx: &mut Ctx<'_>, command: &str) -> Result<RunLocks> {
+        let state = RunLock::acquire(&self.state.lock_path(), command)?;
+        if let Some(prev) = &state.taken_over {
             ctx.log(LogLevel::Warn, format!("took over a stale lock: its holder ({prev}) is gone"));
         }
+        // The same dead holder left both; its state lock was named above.
+        let repo = RunLock::acquire(&self.repo_lock_path(), command)?;
         self.wait_for_git(ctx)?;
-        Ok(lock)
+        Ok(RunLocks { _state: state, _repo: repo })
+    }
+
+    /// The repository's run lock, in its common git folder, whatever `state.dir` says: two
+    /// configurations naming different state folders (an operator's `--config` next to the
+    /// repository's own file, a `state.dir` changed between releases) would each hold their
+    /// own folder's lock and move the same branch at once. One lock for the whole repository,
+    /// linked work trees included, as the default state folder (in the common git folder)
+    /// already gives them: they share the branches and refs a run moves (a branch may be
+    /// checked out in two of them), and a rollback is rare enough that waiting is no cost.
+    /// Inside `.git`, it is never an untracked file, and `git gc` leaves it alone.
+    pub(crate) fn repo_lock_path(&self) -> std::path::PathBuf {
+        self.vcs.git_dir().join("forge-rollback.lock")
     }
 
     /// Waits, up to [`GIT_WAIT`], for no git process to be writing the repository: git holds
@@ -240,6 +266,7 @@ impl Rollback {
                         reason: reason.clone(),
                         severity: *severity,
                         worktree: Some(super::support::worktree_id(self.vcs.as_ref())),
+                        git_dir: Some(self.vcs.git_dir().to_path_buf()),
                         actor: actor.clone(),
                         format: crate::journal::JOURNAL_FORMAT,
                     },
@@ -301,6 +328,6 @@ impl Rollback {
         if resumed_at.is_some_and(|at| at > 0) && resumed.is_some_and(|s| s.tree_snapshot.is_some()) {
             self.recapture(ctx, &mut ex, super::recapture::Why::Resume, None)?;
         }
-        self.execute(ctx, &mut ex, at)
+        self.execute(ctx, &mut ex, at).map_err(|e| Self::stopped_by_journal(&ex, e))
     }
 }

@@ -341,7 +341,8 @@ impl Rollback {
     }
 
     pub(crate) fn refuse_locked(&self) -> Result<()> {
-        Ok(crate::lock::refuse_held(&self.state.lock_path())?)
+        crate::lock::refuse_held(&self.state.lock_path())?;
+        Ok(crate::lock::refuse_held(&self.repo_lock_path())?)
     }
 
     /// Checks that the target `rev` names (or, without one, the registry's) resolves from
@@ -372,6 +373,24 @@ impl Rollback {
                 _ if r.interrupted || r.status == RunStatus::Running => "was interrupted",
                 _ => "failed",
             };
+            if r.other_worktree {
+                // Its own work tree is the one between two states; this one waits for it
+                // (the state folder, and its lock, are shared).
+                return Err(Error::refused(
+                    format!(
+                        "run {} {what} half-way in another work tree, `{}`, that shares this state folder",
+                        r.run_id,
+                        r.workdir.display()
+                    ),
+                    Some(hint![
+                        "finish it with ",
+                        Action::resume(&r.run_id),
+                        " or put it back with ",
+                        Action::undo(&r.run_id),
+                        " in that work tree"
+                    ]),
+                ));
+            }
             return Err(Error::refused(
                 format!("run {} {what} half-way; the repository may be between two states", r.run_id),
                 Some(hint![

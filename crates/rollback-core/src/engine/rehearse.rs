@@ -202,10 +202,7 @@ impl Rollback {
 
     /// Copies the tree with `.git`, the state folder and the registry into a new temp folder.
     fn copy_files(&self, with_db: bool) -> Result<Layout> {
-        let tmp = tempfile::Builder::new()
-            .prefix("forge-rollback-rehearse-")
-            .tempdir()
-            .map_err(|e| IoError::new("create temp folder", std::env::temp_dir(), e))?;
+        let tmp = crate::tmpdir::create(crate::tmpdir::Kind::Rehearse)?;
         let root = fsutil::resolve(tmp.path());
         let tree = root.join("tree");
         let db_in_tree = if with_db { self.sqlite_in_tree()? } else { None };

@@ -29,7 +29,7 @@ impl Entry for ResumeEntry<'_> {
     fn settle(&self, rb: &Rollback, ctx: &mut Ctx<'_>, (): (), prompter: &dyn Prompter) -> Result<Next<Job>> {
         let run_id = self.run_id;
         let state = rb.load_run(run_id)?;
-        super::support::refuse_other_worktree(rb.vcs.as_ref(), run_id, state.worktree.as_deref(), "resume")?;
+        super::support::refuse_other_worktree(rb.vcs.as_ref(), &state, "resume")?;
         match state.status {
             // A cancelled run (a manual run aborted part-way; Ctrl-C, SIGTERM or the caller's
             // cancel between steps) can be finished later, whether or not it had changed
@@ -55,6 +55,7 @@ impl Entry for ResumeEntry<'_> {
                 Some(crate::hint::hint![crate::hint::Action::undo(run_id), " restores the state from before the run"]),
             ));
         }
+        refuse_other_branch(run_id, &plan, head.branch.as_deref())?;
         // Steps that change the tree or the database: once one has changed something, the
         // snapshots taken before it are the only record of the prior state and must not be
         // taken again. A downgrade that failed and left the database as it was (put back from
@@ -100,6 +101,36 @@ impl Entry for ResumeEntry<'_> {
             manual,
         }))
     }
+}
+
+/// Refuses when HEAD is on another branch than the run's: the branch it started on, or the
+/// one its reset puts HEAD on (an undo's). Only for a plan that resets (a `--database-only`
+/// run moves no branch). An operator who started a branch where the run
+/// stopped (`git checkout -b hotfix`, at the same commit) would otherwise be taken off it
+/// without a word, the run's branch checked out again and reset; and the snapshot taken again
+/// would record `hotfix`, so the run's undo would give back `hotfix` and leave the run's
+/// branch at the target.
+fn refuse_other_branch(run_id: &str, plan: &crate::plan::Plan, here: Option<&str>) -> Result<()> {
+    let Some(reset_branch) = plan.steps.iter().find_map(|s| match s {
+        Step::Reset { branch, .. } => Some(branch.as_deref()),
+        _ => None,
+    }) else {
+        return Ok(());
+    };
+    let started_on = plan.from.branch.as_deref();
+    if here == started_on || here == reset_branch {
+        return Ok(());
+    }
+    let Some(branch) = reset_branch.or(started_on) else { return Ok(()) };
+    let now = here.map_or_else(|| "detached".to_owned(), |b| format!("on branch `{b}`"));
+    Err(Error::refused(
+        format!("HEAD is {now}, not on `{branch}`, the branch run {run_id} rolls back; nothing was changed"),
+        Some(crate::hint::hint![
+            format!("check `{branch}` out again (`git switch {branch}`) and resume; or "),
+            crate::hint::Action::undo(run_id),
+            " restores the state from before the run"
+        ]),
+    ))
 }
 
 impl Rollback {

@@ -80,6 +80,7 @@ impl Rollback {
             // what its readable records say (see `refuse_damaged`).
             let (s, damage) = RunState::load_readable(&path)?;
             let changed_something = Self::changed_something(&s);
+            let other_worktree = !super::support::ran_here(self.vcs.as_ref(), &s);
             summaries.push(RunSummary {
                 changed_something,
                 damaged: damage.map(|d| d.to_string()),
@@ -96,6 +97,8 @@ impl Rollback {
                 started_at: s.started_at,
                 finished_at: s.finished_at,
                 reason: s.reason,
+                workdir: s.plan.workdir,
+                other_worktree,
             });
         }
         // Ids sort by second only; two runs in the same second sort by their start time.

@@ -103,23 +103,75 @@ fn show_worktree(id: &str) -> String {
     }
 }
 
-/// Refuses to undo or resume `run_id` from another work tree than the one it ran in: linked
-/// work trees share the state folder, and the run's snapshot and plan describe its own.
+/// Refuses to undo or resume `run` from another work tree than the one it ran in: the run's
+/// snapshot and plan describe its own tree, and an undo elsewhere would write that tree's
+/// files (its secrets too) here and mark the run undone. Linked work trees share the state
+/// folder, and so do clones (or unrelated repositories) whose configs name the same one.
+///
+/// A run is this work tree's when its work-tree id ([`worktree_id`]) is this one's and its
+/// repository ([`crate::journal::RunState::git_dir`]) is this one: the same git folder, or,
+/// when the folder it recorded is gone, this repository holds the run's pin ref (the
+/// repository was moved, `mv`, since the run: the ref is written where the run ran and a
+/// clone never fetches it). A run journaled before the git folder was recorded is checked
+/// by its work-tree id only.
 pub(crate) fn refuse_other_worktree(
     vcs: &dyn crate::vcs::VcsBackend,
-    run_id: &str,
-    recorded: Option<&str>,
+    run: &crate::journal::RunState,
     action: &str,
 ) -> Result<()> {
-    let Some(recorded) = recorded else { return Ok(()) };
-    let here = worktree_id(vcs);
-    if here == recorded {
+    let run_id = run.run_id.as_str();
+    if let Some(recorded) = run.worktree.as_deref() {
+        let here = worktree_id(vcs);
+        if here != recorded {
+            return Err(Error::refused(
+                format!("run {run_id} ran in {}; this is {}", show_worktree(recorded), show_worktree(&here)),
+                Some(
+                    format!("{action} it from the work tree it ran in (`git worktree list` shows where each one is)")
+                        .into(),
+                ),
+            ));
+        }
+    }
+    if ran_in_this_repository(vcs, run) {
         return Ok(());
     }
+    let recorded = run.git_dir.as_deref().unwrap_or(Path::new("?"));
     Err(Error::refused(
-        format!("run {run_id} ran in {}; this is {}", show_worktree(recorded), show_worktree(&here)),
-        Some(format!("{action} it from the work tree it ran in (`git worktree list` shows where each one is)").into()),
+        format!(
+            "run {run_id} ran in another work tree: `{}` (git folder `{}`); this is `{}` (git folder `{}`); nothing was changed",
+            run.plan.workdir.display(),
+            recorded.display(),
+            vcs.workdir().display(),
+            vcs.git_dir().display()
+        ),
+        Some(
+            format!(
+                "{action} it from the work tree it ran in (`runs list` shows where each run ran); the two share the state folder `state.dir` names"
+            )
+            .into(),
+        ),
     ))
+}
+
+/// Whether `run` ran in this repository ([`refuse_other_worktree`]); `true` for a run
+/// journaled before its git folder was recorded.
+pub(crate) fn ran_in_this_repository(vcs: &dyn crate::vcs::VcsBackend, run: &crate::journal::RunState) -> bool {
+    let Some(recorded) = run.git_dir.as_deref() else { return true };
+    let here = vcs.git_dir();
+    if recorded == here {
+        return true;
+    }
+    match recorded.canonicalize() {
+        // The same folder by another path (a symlink), or another repository.
+        Ok(now) => now == here,
+        // Gone: moved here, if this repository holds the run's pin ref.
+        Err(_) => vcs.read_ref(&pin_ref(&run.run_id)).ok().flatten().is_some(),
+    }
+}
+
+/// Whether `run` ran in this work tree: what `undo` and `resume` ask ([`refuse_other_worktree`]).
+pub(crate) fn ran_here(vcs: &dyn crate::vcs::VcsBackend, run: &crate::journal::RunState) -> bool {
+    run.worktree.as_deref().is_none_or(|w| w == worktree_id(vcs)) && ran_in_this_repository(vcs, run)
 }
 
 /// Stores a new backup's manifest and reads the backup back: a backup that fails its own

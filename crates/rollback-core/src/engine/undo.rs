@@ -37,7 +37,7 @@ impl Entry for UndoEntry<'_> {
         let target = rb.load_run(run_id)?;
         rb.refuse_locked()?;
         Rollback::refuse_undone(run_id, &target)?;
-        refuse_other_worktree(rb.vcs.as_ref(), run_id, target.worktree.as_deref(), "undo")?;
+        refuse_other_worktree(rb.vcs.as_ref(), &target, "undo")?;
         if let Some(e) = crate::assess::refuse_operation_in_progress(rb.vcs.as_ref(), &format!("undoing run {run_id}"))
         {
             return Err(e);
@@ -137,7 +137,7 @@ impl Entry for UndoEntry<'_> {
         }
         let target = rb.load_run(run_id)?;
         Rollback::refuse_undone(run_id, &target)?;
-        refuse_other_worktree(rb.vcs.as_ref(), run_id, target.worktree.as_deref(), "undo")?;
+        refuse_other_worktree(rb.vcs.as_ref(), &target, "undo")?;
         // An earlier undo of this run that failed having changed nothing: this one takes its
         // place (it is closed, so that it is not resumed later over this one's work).
         for r in rb.runs()?.into_iter().filter(|r| r.run_id != run_id && r.status == RunStatus::Failed) {

@@ -16,6 +16,7 @@ fn started(workdir: &[u8]) -> Record {
         reason: None,
         severity: None,
         worktree: None,
+        git_dir: None,
         actor: None,
         format: crate::journal::JOURNAL_FORMAT,
     }

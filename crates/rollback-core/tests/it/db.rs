@@ -472,3 +472,27 @@ fn open_refuses_bad_config_without_echoing_the_password() {
     c.table = "bad name".into();
     assert!(db::open(&c, repo.path()).is_err());
 }
+
+/// A copy of a SQLite database (the forecast's, the undo's checks', a snapshot) is `0600`,
+/// whatever the database's mode and the umask: SQLite would make it `0644`, readable by every
+/// local user.
+#[test]
+fn sqlite_scratch_copy_and_snapshot_are_private() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let live = dir.path().join("app.db");
+    rusqlite::Connection::open(&live).unwrap().execute_batch("CREATE TABLE t (x); INSERT INTO t VALUES (1);").unwrap();
+    std::fs::set_permissions(&live, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let d = database("sqlite:///app.db", dir.path(), "pg_dump");
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    block_on(async {
+        let copy = dir.path().join("copy.db");
+        let scratch = d.scratch_copy_to(&copy, dir.path()).await.unwrap();
+        assert_eq!(mode(&copy), 0o600);
+        assert_eq!(scratch.db.canonical_dump().await.unwrap(), d.canonical_dump().await.unwrap());
+        scratch.discard().await.unwrap();
+        let snap = dir.path().join("snap.db");
+        d.snapshot(&snap).await.unwrap();
+        assert_eq!(mode(&snap), 0o600);
+    });
+}

@@ -71,6 +71,7 @@ fn journal_with(lines: &[String], steps: usize) -> tempfile::TempDir {
         reason: None,
         severity: None,
         worktree: None,
+        git_dir: None,
         actor: None,
         format: rollback_core::journal::JOURNAL_FORMAT,
     };

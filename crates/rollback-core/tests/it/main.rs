@@ -33,6 +33,7 @@ mod rows_put_back;
 mod rows_put_back_batches;
 mod rows_put_back_pg;
 mod rows_redo;
+mod sqlite_hot_journal;
 mod sqlite_restore;
 mod statcache;
 mod state_security;

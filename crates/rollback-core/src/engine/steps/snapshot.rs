@@ -16,6 +16,29 @@ use crate::paths::RepoPath;
 use crate::time::Timestamp;
 
 impl Rollback {
+    /// Removes the `<ref>.lock` file of one of the run's own refs (`refs/forge-rollback/...`)
+    /// that a run killed while it wrote the ref left behind: git and libgit2 refuse to write
+    /// the ref for as long as the file is there, so the run could never be resumed. Such a
+    /// lock is stale: only forge-rollback writes these refs, and a run writes its own under the
+    /// run lock, which this process holds.
+    fn clear_stale_ref_lock(&self, ctx: &mut Ctx<'_>, name: &str) -> Result<()> {
+        if !name.starts_with("refs/forge-rollback/") {
+            return Ok(());
+        }
+        let lock = self.vcs.git_dir().join(format!("{name}.lock"));
+        match std::fs::remove_file(&lock) {
+            Ok(()) => {
+                ctx.log(
+                    LogLevel::Info,
+                    format!("removed `{}`, left by a run killed while it wrote that ref", lock.display()),
+                );
+                Ok(())
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(fsutil::IoError::new("remove the stale ref lock", &lock, e).into()),
+        }
+    }
+
     pub(crate) fn step_snapshot(&self, ctx: &mut Ctx<'_>, ex: &mut Exec<'_>) -> Result<StepDetail> {
         ctx.log(LogLevel::Info, "Creating backup of current state...");
         let head = self.vcs.head()?;
@@ -87,6 +110,7 @@ impl Rollback {
         };
         let report = crate::engine::support::put_verified_cached(store.as_ref(), &manifest, &mut cache)?;
         self.save_stat_cache(&cache, store.as_ref());
+        self.clear_stale_ref_lock(ctx, &pin_ref(&ex.run_id))?;
         self.vcs.set_ref(&pin_ref(&ex.run_id), &head.commit, "forge-rollback: keep the pre-rollback commit")?;
         ctx.log(
             LogLevel::Success,
