@@ -222,7 +222,7 @@ impl Error {
         // again" (what the journal's own error would say) is not what to do.
         if let Error::RunStopped { run_id, source } = self {
             let first = if source.io_error().is_some_and(|e| e.kind() == std::io::ErrorKind::StorageFull) {
-                "the disk is full: free space, then "
+                "the disk is full (of bytes or of inodes: `df -h`, `df -i`): free some, then "
             } else if source.caused_by_os_error(&[libc::EROFS]) {
                 "make that file system writable, then "
             } else {
@@ -381,7 +381,7 @@ impl Error {
                 Some(format!("free at least {} byte(s) there, then try again", needed.saturating_sub(*available)))
             }
             _ if self.io_error().is_some_and(|e| e.kind() == std::io::ErrorKind::StorageFull) => {
-                Some("the disk is full: free space, then try again".into())
+                Some("the disk is full (of bytes or of inodes: `df -h`, `df -i`): free some, then try again".into())
             }
             Error::Journal(journal::Error::Corrupt { path, .. }) => Some(format!(
                 "the run's records stop being readable at that line (a torn last line is not damage; this is): look at `{}`, mend the line or, once you know the state the run left, move its folder out of the state folder's `runs/` (keep it); `runs list` lists it as damaged",

@@ -268,8 +268,15 @@ impl RunLock {
         remember_held(file.as_raw_fd());
         let taken_over = read_holder(&mut file);
         let mut lock = Self { file, path: path.to_owned(), taken_over };
-        lock.write_holder(command)?;
-        Ok(lock)
+        match lock.write_holder(command) {
+            // A full file system (a new lock file has no block yet): the `flock` is held all
+            // the same, and another process is refused with its holder unknown. `backups
+            // prune`, the way to free a full state folder, goes on; a run fails at its first
+            // write there, before it changes anything.
+            Err(Error::Io(e)) if matches!(e.source.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT)) => Ok(lock),
+            Err(e) => Err(e),
+            Ok(()) => Ok(lock),
+        }
     }
 
     /// Writes this process's details into the lock file.
@@ -280,9 +287,14 @@ impl RunLock {
             started_at: Timestamp::now(),
             command: command.to_owned(),
         };
-        let json = serde_json::to_vec(&me).unwrap_or_default();
+        let mut json = serde_json::to_vec(&me).unwrap_or_default();
         let (file, path) = (&mut self.file, &self.path);
-        file.set_len(0).at("truncate", path)?;
+        // Written over the last holder's record, padded with spaces (JSON allows them) to its
+        // length, never truncated first: emptying the file and writing it again needs a free
+        // block, which a full file system (tmpfs, copy-on-write) does not have, and `backups
+        // prune`, the way out of a full state folder, takes this lock too.
+        let before = file.metadata().map_or(0, |m| m.len());
+        json.resize(json.len().max(usize::try_from(before).unwrap_or(0)), b' ');
         file.seek(SeekFrom::Start(0)).at("seek", path)?;
         file.write_all(&json).at("write", path)?;
         file.sync_all().at("sync", path)?;

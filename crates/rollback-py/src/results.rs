@@ -509,6 +509,12 @@ result_class! {
         /// Why its journal cannot be read to the end (file and line), for a damaged journal;
         /// the other fields then say what the records before the damage say.
         damaged => "damaged",
+        /// The work tree it ran in (absolute): clones whose configurations name one state
+        /// folder list each other's runs.
+        workdir => "workdir",
+        /// It ran in another work tree (or repository) than this one: `undo` and `resume`
+        /// refuse it here.
+        other_worktree => "other_worktree",
     }
 }
 

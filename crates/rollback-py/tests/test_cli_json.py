@@ -59,6 +59,8 @@ def test_registry_runs_and_backups_json_match_cli(cli: Path, repo: Repo) -> None
     runs: list[dict[str, Any]] = json.loads(run_cli(cli, repo, "runs", "list", "--json"))
     assert runs == [s.to_dict() for s in rb.runs()]
     assert runs[0]["run_id"] == r.run_id
+    # Where each run ran: a state folder shared by clones lists theirs too.
+    assert rb.runs()[0].workdir == str(rb.workdir) and rb.runs()[0].other_worktree is False
 
     backups = json.loads(run_cli(cli, repo, "backups", "list", "--json"))
     assert backups == rb.backups()

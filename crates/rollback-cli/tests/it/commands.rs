@@ -83,6 +83,45 @@ fn a_prune_that_cannot_delete_pin_refs_still_names_the_runs_and_the_next_deletes
     );
 }
 
+/// RES-PRUNE-FULL: the state folder's file system is full (a tmpfs filled by something
+/// else). `backups prune`, the way to free it, failed before removing anything: taking the run
+/// lock made a new lock file and wrote its holder, which needs a free block. The lock is held
+/// all the same now, and the prune frees the space.
+#[test]
+fn prune_frees_a_full_state_folder() {
+    let fs = match crate::common::SmallFs::mount("3m") {
+        Ok(fs) => fs,
+        Err(why) => {
+            eprintln!("skipped: no size-limited file system here ({why})");
+            return;
+        }
+    };
+    let r = rollback_testkit::TestRepo::new();
+    r.three_releases();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("prune-full.toml");
+    std::fs::write(&cfg, format!("[state]\ndir = \"{}\"\n", fs.mountpoint.join("state").display())).unwrap();
+    let cfg = cfg.to_str().unwrap();
+    for n in 0..3 {
+        std::fs::write(r.path().join(format!("u{n}.bin")), vec![u8::try_from(n).unwrap(); 500_000]).unwrap();
+        let id = crate::common::fr(&r, &["--config", cfg, "run", "--fast", "--yes", "--json", "--target", "v1"])
+            .ok()
+            .json()["run_id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        crate::common::fr(&r, &["--config", cfg, "undo", &id, "--yes"]).ok();
+    }
+    let free = rollback_core::backup::snapshot::free_space(&fs.mountpoint).unwrap();
+    // More than fits: the write stops where the file system is full.
+    let filled = std::fs::write(fs.mountpoint.join("filler"), vec![0u8; usize::try_from(free).unwrap() + 1_000_000]);
+    assert!(filled.is_err(), "the file system is full now");
+    let out = crate::common::fr(&r, &["--config", cfg, "backups", "prune", "--keep", "1"]);
+    out.ok();
+    assert!(out.stdout.contains("removed 5 backup(s)"), "{}", out.stdout);
+    assert!(rollback_core::backup::snapshot::free_space(&fs.mountpoint).unwrap() > 1_000_000, "the blobs are gone");
+}
+
 /// A blob of the run's backup is corrupt: the undo finds it before it changes anything (it
 /// used to reset HEAD and clean the tree first, then fail in `restore_files`, half-way).
 #[test]
