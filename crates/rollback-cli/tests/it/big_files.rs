@@ -109,13 +109,7 @@ fn git(dir: &Path, args: &[&str]) -> String {
 /// gives the file back.
 #[test]
 fn an_undo_without_room_for_its_files_is_refused_before_anything_changes() {
-    let fs = match crate::common::SmallFs::mount("4m") {
-        Ok(fs) => fs,
-        Err(why) => {
-            eprintln!("skipped: no size-limited file system here ({why})");
-            return;
-        }
-    };
+    let Some(fs) = crate::common::SmallFs::or_skip("size=4m") else { return };
     let repo = fs.mountpoint.join("app");
     std::fs::create_dir(&repo).unwrap();
     git(&repo, &["init", "-q", "-b", "main"]);
@@ -178,13 +172,7 @@ struct SmallRepo {
 
 impl SmallRepo {
     fn new(options: &str) -> Option<Self> {
-        let fs = match crate::common::SmallFs::mount_with(options) {
-            Ok(fs) => fs,
-            Err(why) => {
-                eprintln!("skipped: no size-limited file system here ({why})");
-                return None;
-            }
-        };
+        let fs = crate::common::SmallFs::or_skip(options)?;
         let repo = fs.mountpoint.join("app");
         std::fs::create_dir(&repo).unwrap();
         git(&repo, &["init", "-q", "-b", "main"]);
@@ -366,13 +354,7 @@ fn a_run_without_inodes_for_the_files_its_reset_makes_is_refused() {
 /// named the real work tree's file (whose disk has room). It names the copy's path now.
 #[test]
 fn a_full_tmpdir_is_named_by_the_rehearsal_not_the_work_tree() {
-    let fs = match crate::common::SmallFs::mount("1m") {
-        Ok(fs) => fs,
-        Err(why) => {
-            eprintln!("skipped: no size-limited file system here ({why})");
-            return;
-        }
-    };
+    let Some(fs) = crate::common::SmallFs::or_skip("size=1m") else { return };
     let r = rollback_testkit::TestRepo::new();
     r.three_releases();
     std::fs::write(r.path().join("big-untracked.bin"), vec![7u8; 2_000_000]).unwrap();

@@ -331,6 +331,12 @@ impl SmallFs {
         Self::mount_with(&format!("size={size}"))
     }
 
+    /// [`SmallFs::mount_with`], or `None` after saying on stderr why the test is skipped.
+    #[allow(clippy::print_stderr)] // says why the test is skipped
+    pub fn or_skip(options: &str) -> Option<Self> {
+        Self::mount_with(options).map_err(|why| eprintln!("skipped: no size-limited file system here ({why})")).ok()
+    }
+
     /// A tmpfs mounted with `options` (`size=4m,nr_inodes=64`).
     pub fn mount_with(options: &str) -> Result<Self, String> {
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
