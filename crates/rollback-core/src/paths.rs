@@ -143,7 +143,7 @@ impl fmt::Debug for RepoPath {
 
 /// Writes path bytes as a JSON string when they are valid UTF-8, as the array of the bytes
 /// otherwise.
-fn serialize_bytes<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+pub(crate) fn serialize_bytes<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
     match std::str::from_utf8(bytes) {
         Ok(text) => s.serialize_str(text),
         Err(_) => s.collect_seq(bytes.iter()),
@@ -151,7 +151,7 @@ fn serialize_bytes<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error>
 }
 
 /// Reads either form [`serialize_bytes`] writes.
-fn deserialize_bytes<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+pub(crate) fn deserialize_bytes<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum Raw {

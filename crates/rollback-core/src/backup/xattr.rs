@@ -260,29 +260,9 @@ fn c_path(p: &Path) -> io::Result<CString> {
     CString::new(p.as_os_str().as_bytes()).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))
 }
 
-/// Serde of a name: a string when UTF-8, else an array of bytes.
+/// Serde of a name: a string when UTF-8, else an array of bytes, as a path is written.
 mod text_or_bytes {
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub(super) fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
-        match std::str::from_utf8(v) {
-            Ok(t) => s.serialize_str(t),
-            Err(_) => s.collect_seq(v.iter()),
-        }
-    }
-
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Text(String),
-            Bytes(Vec<u8>),
-        }
-        Ok(match Raw::deserialize(d)? {
-            Raw::Text(t) => t.into_bytes(),
-            Raw::Bytes(b) => b,
-        })
-    }
+    pub(super) use crate::paths::{deserialize_bytes as deserialize, serialize_bytes as serialize};
 }
 
 /// Serde of a value: lowercase hex.
