@@ -11,7 +11,8 @@
 //!
 //! Points: `after:lock`, and for every step `before:<step>` (its begin record is in the
 //! journal, nothing done yet), `after:<step>` (work done, end record not yet written) and
-//! `end:<step>` (end record written); plus `inside:snapshot` (blobs stored, manifest not yet
+//! `end:<step>` (end record written); plus `inside:blob_copy` (a blob being copied into or
+//! out of the store, after its first MiB: files over 4 MiB only), `inside:snapshot` (blobs stored, manifest not yet
 //! written) and `inside:reset` (the way cleared, the reset not yet done), `written:reset` (git has written the
 //! target, the owners of what it wrote not yet given back); for full rollbacks
 //! `inside:downgrade` (the database snapshot taken, the downgrade not begun) and, in the native

@@ -113,6 +113,11 @@ pub enum Record {
         /// in journals written before it was recorded, which have no [`Record::Progress`]).
         #[serde(default)]
         format: u32,
+        /// The run's place among the runs of its state folder: one more than the highest
+        /// before it, taken under the state folder's lock ([`RunOrder`]). `None` in journals
+        /// written before it was recorded.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        seq: Option<u64>,
     },
     /// A step is about to run.
     StepBegin {
@@ -454,6 +459,9 @@ pub struct RunState {
     pub actor: Option<String>,
     /// Its journal's format ([`JOURNAL_FORMAT`]; `0` if written before it was recorded).
     pub format: u32,
+    /// Its place among the state folder's runs (see [`Record::Started`]); `None` if not
+    /// recorded.
+    pub seq: Option<u64>,
     /// For each step of the plan, its completion detail if it completed.
     pub done: Vec<Option<StepDetail>>,
     /// A step that began and neither ended nor failed (the crash point), if any.
@@ -478,10 +486,42 @@ pub struct RunState {
     pub tree_snapshot: Option<crate::backup::SnapshotId>,
 }
 
+/// Where a run stands among the runs of one state folder, for "which came first": by the
+/// `seq` of its [`Record::Started`], which a clock stepped back (NTP, a restored VM) cannot
+/// reorder. Runs journaled before `seq` was recorded come before every numbered one, in the
+/// order of their start times, then ids.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct RunOrder<'a>(bool, u64, Timestamp, &'a str);
+
+impl<'a> RunOrder<'a> {
+    /// From a run's `seq`, start time and id.
+    pub fn new(seq: Option<u64>, started_at: Timestamp, run_id: &'a str) -> Self {
+        Self(seq.is_some(), seq.unwrap_or(0), started_at, run_id)
+    }
+}
+
+/// The `seq` recorded in the journal at `path` (its first line), if it can be read.
+pub(crate) fn started_seq(path: &Path) -> Option<u64> {
+    use std::io::BufRead as _;
+    #[derive(Deserialize)]
+    struct Head {
+        #[serde(default)]
+        seq: Option<u64>,
+    }
+    let mut line = String::new();
+    std::io::BufReader::new(File::open(path).ok()?).read_line(&mut line).ok()?;
+    serde_json::from_str::<Head>(&line).ok()?.seq
+}
+
 impl RunState {
+    /// Its place among the runs of its state folder.
+    pub fn order(&self) -> RunOrder<'_> {
+        RunOrder::new(self.seq, self.started_at, &self.run_id)
+    }
+
     /// Rebuilds the state from records.
     pub fn from_records(path: &Path, records: Vec<Record>) -> Result<Self, Error> {
-        let Some(Record::Started { at, run_id, plan, reason, severity, worktree, git_dir, actor, format }) =
+        let Some(Record::Started { at, run_id, plan, reason, severity, worktree, git_dir, actor, format, seq }) =
             records.first().cloned()
         else {
             return Err(Error::Corrupt {
@@ -501,6 +541,7 @@ impl RunState {
             git_dir,
             actor,
             format,
+            seq,
             interrupted_at: None,
             failure: None,
             status: RunStatus::Running,

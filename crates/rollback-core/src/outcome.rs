@@ -115,4 +115,15 @@ pub struct RunSummary {
     /// `undo` and `resume` refuse it here.
     #[serde(default)]
     pub other_worktree: bool,
+    /// Its place among the state folder's runs (the journal's `seq`); `None` for runs
+    /// journaled before it was recorded. Not part of the JSON: the list is in that order.
+    #[serde(skip)]
+    pub seq: Option<u64>,
+}
+
+impl RunSummary {
+    /// Its place among the runs of its state folder ([`crate::journal::RunOrder`]).
+    pub fn order(&self) -> crate::journal::RunOrder<'_> {
+        crate::journal::RunOrder::new(self.seq, self.started_at, &self.run_id)
+    }
 }

@@ -352,3 +352,38 @@ fn nothing_to_roll_back_says_how_to_go_further_back() {
     assert!(out.stderr.contains("nothing to roll back: HEAD is already at"), "{}", out.stderr);
     assert!(out.stderr.contains("hint: to roll back further, name an older release: `--target REV`"), "{}", out.stderr);
 }
+
+/// A file rewritten while the snapshot reads it (RES-TORN-CAPTURE): the run held at
+/// `inside:blob_copy` with the first MiB of an untracked 6 MiB file stored, while the app
+/// rewrites the file. The snapshot reads it again instead of keeping its first MiB as it was
+/// and the rest as it became; `undo` gives back the file as it was written, whole.
+#[test]
+fn a_file_rewritten_while_the_snapshot_reads_it_is_read_again_whole() {
+    let (r, _) = messy_repo();
+    let (old, new) = (vec![b'a'; 6 << 20], vec![b'b'; 6 << 20]);
+    r.write("uploads/big.bin", &old);
+    let release = r.path().join(".git/release-copy");
+    let child = command(r.path(), &["run", "--fast", "--yes", "--json", "--target", "v1"])
+        .env("FORGE_ROLLBACK_FAILPOINT", "inside:blob_copy")
+        .env("FORGE_ROLLBACK_FAILPOINT_ACTION", "pause")
+        .env("FORGE_ROLLBACK_FAILPOINT_RELEASE", &release)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let reached = r.path().join(".git/release-copy.reached");
+    let start = Instant::now();
+    while !reached.exists() {
+        assert!(start.elapsed() < Duration::from_secs(60), "the capture never reached the copy");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    r.write("uploads/big.bin", &new);
+    let expected = picture(&r);
+    let (code, stderr, id) = go_on(child, &release);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(!r.path().join("uploads/big.bin").exists(), "removed as untracked, its backup whole");
+
+    fr(&r, &["undo", &id, "--yes", "--json"]).ok();
+    assert!(r.read("uploads/big.bin") == new, "the file as it was written, not torn");
+    assert_eq!(picture(&r), expected);
+}

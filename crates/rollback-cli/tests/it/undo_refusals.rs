@@ -133,6 +133,43 @@ fn undo_of_a_run_another_rollback_moved_head_since_is_refused() {
     assert_eq!(r.branch().as_deref(), Some("main"));
 }
 
+/// repro-6 after the clock was set back between A and B (NTP stepping it, a VM restored from
+/// a snapshot): B began "a year before" A by its records. It is still the later run: the undo
+/// of A is refused naming B (not blaming git), `runs list` keeps the order they ran in, and
+/// undone newest first both go through.
+#[test]
+fn a_later_run_whose_clock_was_set_back_is_still_named_as_the_later_one() {
+    let r = rollback_testkit::TestRepo::new();
+    let [_, _, v3] = r.three_releases();
+    let a = crate::common::rollback(&r, "v2");
+    let b = crate::common::rollback(&r, "v1");
+    let path = crate::common::state_dir(&r).join("runs").join(&b).join("journal.jsonl");
+    let earlier: Vec<String> = std::fs::read_to_string(&path)
+        .unwrap()
+        .lines()
+        .map(|line| {
+            let mut record: serde_json::Value = serde_json::from_str(line).unwrap();
+            if let Some(at) = record["at"].as_str() {
+                let year: u32 = at[..4].parse().unwrap();
+                record["at"] = format!("{}{}", year - 1, &at[4..]).into();
+            }
+            record.to_string()
+        })
+        .collect();
+    std::fs::write(&path, earlier.join("\n") + "\n").unwrap();
+    assert_eq!(run_ids(&r), [a.clone(), b.clone()], "in the order they ran");
+    let before = crate::common::picture(&r);
+    let out = fr(&r, &["undo", &a, "--yes"]);
+    out.code(4);
+    assert!(out.stderr.contains(&format!("another rollback or undo (run {b}) moved it since")), "{}", out.stderr);
+    assert!(out.stderr.contains(&format!("forge-rollback undo {b}")), "{}", out.stderr);
+    assert_eq!(crate::common::picture(&r), before);
+    crate::common::undo(&r, &b);
+    crate::common::undo(&r, &a);
+    assert_eq!(r.head().trim(), v3.trim());
+    assert_eq!(r.branch().as_deref(), Some("main"));
+}
+
 /// HEAD moved by git since the run (back to where it started): the undo would move it
 /// nowhere new but restore the run's files over it; refused, saying where the run left HEAD.
 #[test]

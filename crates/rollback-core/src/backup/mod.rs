@@ -73,6 +73,16 @@ pub enum Error {
         /// What it is ("FIFO", "socket", ...).
         kind: &'static str,
     },
+    /// A file that changed while it was read into the store, each of `tries` times
+    /// (something is writing it): its bytes could not be captured whole, and nothing was
+    /// changed.
+    #[error("`{path}` changed while it was being backed up, {tries} times in a row: something is writing it")]
+    ChangedWhileCaptured {
+        /// The path in the work tree.
+        path: RepoPath,
+        /// How many times it was read.
+        tries: u32,
+    },
     /// A manifest that does not parse or fails validation.
     #[error("backup manifest `{}` is invalid: {detail}", path.display())]
     BadManifest {

@@ -503,8 +503,26 @@ fn folder_owners(
     Ok(out)
 }
 
-/// Reads one regular file into the store.
+/// How many times a file is read into the store before a capture gives up on it because it
+/// changed while it was being read each time.
+const CAPTURE_TRIES: u32 = 4;
+
+/// Reads one regular file into the store, whole: when its stat after the read differs from
+/// the stat before (something wrote it meanwhile, so the bytes stored may be half old and
+/// half new), it is read again, up to [`CAPTURE_TRIES`] times, then refused
+/// ([`Error::ChangedWhileCaptured`]): a backup must never call torn bytes "the content".
 fn store_file(store: &dyn BackupStore, workdir: &Path, path: &RepoPath) -> Result<Stored> {
+    for _ in 1..CAPTURE_TRIES {
+        if let Some(stored) = store_file_once(store, workdir, path)? {
+            return Ok(stored);
+        }
+    }
+    store_file_once(store, workdir, path)?
+        .ok_or_else(|| Error::ChangedWhileCaptured { path: path.clone(), tries: CAPTURE_TRIES })
+}
+
+/// One read of a regular file into the store; `None` when the file changed while it was read.
+fn store_file_once(store: &dyn BackupStore, workdir: &Path, path: &RepoPath) -> Result<Option<Stored>> {
     let full = path.to_fs(workdir);
     // `O_NOFOLLOW`: if the file was swapped for a symlink since the walk's `lstat`, fail
     // rather than read through it. The stat recorded comes from the open file itself.
@@ -520,11 +538,18 @@ fn store_file(store: &dyn BackupStore, workdir: &Path, path: &RepoPath) -> Resul
     // Read through the descriptor the bytes are: the attributes of the file captured, after
     // the stat recorded (a change since changes the ctime, and the cache entry with it).
     let xattrs = On::Fd(&f).read().at("read extended attributes of", &full)?;
+    // The same open file, to stat once its bytes are read.
+    let after = f.try_clone().at("open", &full)?;
     // Streamed into the store: a file bigger than memory is captured all the same.
     let (blob, size, new) = store.put_blob_from(f, &full)?;
+    let stat = FileStat::of(&meta);
+    // Any write since the first stat changes the ctime (and a chmod, chown or attribute too).
+    if FileStat::of(&after.metadata().at("read metadata of", &full)?) != stat || size != meta.len() {
+        return Ok(None);
+    }
     // Hashed while it was written: the verification after the capture need not read it back.
     let stored = if new { store.blob_stat(&blob)? } else { None };
-    Ok(Stored { blob, size, new, stat: FileStat::of(&meta), owner: Owner::of(&meta), xattrs, blob_file: stored })
+    Ok(Some(Stored { blob, size, new, stat, owner: Owner::of(&meta), xattrs, blob_file: stored }))
 }
 
 /// Stores the `pending` files, on up to as many threads as there are cores (at least

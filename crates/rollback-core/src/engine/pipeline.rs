@@ -255,6 +255,8 @@ impl Rollback {
         let dir = self.state.run_dir(run_id);
         let (journal, at, skipped, started_notice) = match start {
             Start::New { reason, severity, actor } => {
+                // Before its own folder exists: one more than every run there (under the lock).
+                let seq = self.next_seq()?;
                 fsutil::create_private_dir(&dir)?;
                 ctx.open_log(&dir.join("run.log"))?;
                 let journal = Journal::create(
@@ -269,6 +271,7 @@ impl Rollback {
                         git_dir: Some(self.vcs.git_dir().to_path_buf()),
                         actor: actor.clone(),
                         format: crate::journal::JOURNAL_FORMAT,
+                        seq: Some(seq),
                     },
                 )?;
                 match plan.kind {

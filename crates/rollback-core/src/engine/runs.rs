@@ -55,7 +55,25 @@ impl Rollback {
 
     // ----- runs -----------------------------------------------------------------------
 
-    /// Every run, oldest first.
+    /// The `seq` of a run about to start: one more than the highest recorded in the state
+    /// folder's journals (1 when none is), read under the state folder's lock. A journal
+    /// whose first line cannot be read counts as unnumbered.
+    pub(crate) fn next_seq(&self) -> Result<u64> {
+        let dir = self.state.runs_dir();
+        let rd = match std::fs::read_dir(&dir) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(1),
+            Err(e) => return Err(fsutil::IoError::new("read folder", &dir, e).into()),
+        };
+        let highest = rd
+            .flatten()
+            .filter(|e| e.file_name().to_str().is_some_and(valid_run_id))
+            .filter_map(|e| crate::journal::started_seq(&e.path().join("journal.jsonl")))
+            .max();
+        Ok(highest.map_or(1, |n| n.saturating_add(1)))
+    }
+
+    /// Every run, in the order they began (`RunOrder`).
     pub fn runs(&self) -> Result<Vec<RunSummary>> {
         let dir = self.state.runs_dir();
         let rd = match std::fs::read_dir(&dir) {
@@ -99,10 +117,11 @@ impl Rollback {
                 reason: s.reason,
                 workdir: s.plan.workdir,
                 other_worktree,
+                seq: s.seq,
             });
         }
-        // Ids sort by second only; two runs in the same second sort by their start time.
-        summaries.sort_by(|a, b| (a.started_at, &a.run_id).cmp(&(b.started_at, &b.run_id)));
+        // In the order they began, which their clocks may not tell (a clock stepped back).
+        summaries.sort_by(|a, b| a.order().cmp(&b.order()));
         Ok(summaries)
     }
 

@@ -366,9 +366,8 @@ impl Rollback {
             return Ok(candidates);
         }
         let mut known: Vec<CommitId> = vec![run.plan.from.commit.clone(), run.plan.to.clone()];
-        let started = (run.started_at, run.run_id.as_str());
         for r in self.runs().unwrap_or_default() {
-            if (r.started_at, r.run_id.as_str()) <= started {
+            if r.order() <= run.order() {
                 known.extend([r.from, r.to]);
             }
         }

@@ -295,14 +295,13 @@ impl Rollback {
             return Ok(());
         }
         let run_id = run.run_id.as_str();
-        let started = (run.started_at, run_id);
         let mut later: Vec<_> = self
             .runs()
             .unwrap_or_default()
             .into_iter()
-            .filter(|r| (r.started_at, r.run_id.as_str()) > started && r.status != RunStatus::Undone)
+            .filter(|r| r.order() > run.order() && r.status != RunStatus::Undone)
             .collect();
-        later.sort_by(|a, b| (b.started_at, &b.run_id).cmp(&(a.started_at, &a.run_id)));
+        later.sort_by(|a, b| b.order().cmp(&a.order()));
         let message = format!(
             "HEAD is at {}, not where run {run_id} left it ({}): {} moved it since, and undoing run {run_id} now would move the branch back to {} from where that left it; nothing was changed",
             head.short(),

@@ -19,6 +19,7 @@ fn started(workdir: &[u8]) -> Record {
         git_dir: None,
         actor: None,
         format: crate::journal::JOURNAL_FORMAT,
+        seq: Some(1),
     }
 }
 

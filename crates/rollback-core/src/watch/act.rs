@@ -155,7 +155,7 @@ impl Rollback {
     /// watcher started, finished, not undone).
     pub(super) fn watch_rollback_to(&self, head: &CommitId) -> Option<String> {
         let runs = self.runs().ok()?;
-        let last = runs.iter().max_by(|a, b| (&a.started_at, &a.run_id).cmp(&(&b.started_at, &b.run_id)))?;
+        let last = runs.last()?;
         (last.kind == crate::model::RunKind::Rollback
             && matches!(last.status, RunStatus::Succeeded | RunStatus::VerificationFailed)
             && last.undone_by.is_none()

@@ -74,6 +74,7 @@ fn journal_with(lines: &[String], steps: usize) -> tempfile::TempDir {
         git_dir: None,
         actor: None,
         format: rollback_core::journal::JOURNAL_FORMAT,
+        seq: None,
     };
     let mut text = serde_json::to_string(&started).unwrap();
     text.push('\n');
