@@ -186,6 +186,9 @@ pub fn record(
             Some(link) => notes.push(format!(
                 "`{f}` not recorded: `{link}` is a symlink, and env history does not follow symlinked folders; a full rollback leaves the file as it is"
             )),
+            None if std::fs::symlink_metadata(f.to_fs(workdir)).is_ok_and(|m| m.is_dir()) => notes.push(format!(
+                "`{f}` not recorded: it is a folder, and `[env] files` names files; a full rollback leaves it as it is"
+            )),
             None => paths.push((f.clone(), Origin::Ignored)),
         }
     }
@@ -377,19 +380,21 @@ pub(crate) fn holds(workdir: &Path, file: &RepoPath, kind: &EntryKind) -> bool {
     }
 }
 
-/// The env files of `restored` (the snapshot an undo puts back) that were changed since the
-/// run being undone left them: each holds now (`is_now`) neither what the run wrote there
-/// (`left`, from its `restore_env` record or the snapshot its own undo restored) nor what the
-/// undo puts back. The undo overwrites those edits: they stay only in its own snapshot.
+/// The env files (`env`, paths) of `restored` (the snapshot an undo puts back) that were
+/// changed since the run being undone left them: each holds now (`is_now`) neither what the
+/// run wrote there (`left`, from its `restore_env` record or the snapshot its own undo
+/// restored) nor what the undo puts back. The undo overwrites those edits: they stay only in
+/// its own snapshot.
 pub(crate) fn edited_since(
     restored: &Manifest,
+    env: &std::collections::BTreeSet<RepoPath>,
     left: &BTreeMap<RepoPath, EntryKind>,
     is_now: &dyn Fn(&RepoPath, &EntryKind) -> bool,
 ) -> Vec<RepoPath> {
     restored
         .entries
         .iter()
-        .filter(|e| e.origin == Origin::Env)
+        .filter(|e| env.contains(&e.path))
         .filter(|e| !is_now(&e.path, &e.kind))
         // A file the run did not write is as the run left it when it holds what the undo
         // puts back (the content from before the run).

@@ -18,6 +18,7 @@ mod downgrade_failure_rows;
 mod downgrade_lock_hint;
 mod edits_since;
 mod env_history;
+mod env_shapes;
 mod file_folder;
 mod filters;
 mod full;

@@ -96,7 +96,8 @@ impl Rollback {
             && plan.steps.iter().any(|s| s.name() == "restore_env")
             && begins("restore_env") == 0
         {
-            old.entries.iter().filter(|e| e.origin == Origin::Env).map(|e| (e.path.clone(), e.origin)).collect()
+            let env = self.env_entries(plan, &old)?;
+            old.entries.iter().filter(|e| env.contains(&e.path)).map(|e| (e.path.clone(), e.origin)).collect()
         } else if head.commit == plan.to
             && let Some(i) = plan.steps.iter().position(|s| s.name() == "restore_env")
             && state.done.get(i).is_some_and(Option::is_none)
@@ -112,9 +113,10 @@ impl Rollback {
             let written = |p: &RepoPath| {
                 record.as_ref().and_then(|m| m.entry(p)).is_some_and(|e| crate::env::holds(workdir, p, &e.kind))
             };
+            let env = self.env_entries(plan, &old)?;
             old.entries
                 .iter()
-                .filter(|e| e.origin == Origin::Env)
+                .filter(|e| env.contains(&e.path))
                 .filter(|e| !crate::env::holds(workdir, &e.path, &e.kind) && !written(&e.path))
                 .map(|e| (e.path.clone(), e.origin))
                 .collect()
@@ -282,6 +284,22 @@ impl Rollback {
                 }
             }
         })
+    }
+
+    /// The paths of `manifest` (a snapshot of the run of `plan`) that are env files: captured
+    /// as [`Origin::Env`], or named by the env record the run's `restore_env` writes. A
+    /// configured env file that git tracks and that had local edits is captured as tracked
+    /// (the reset discards those edits), and is an env file all the same.
+    pub(crate) fn env_entries(&self, plan: &crate::plan::Plan, manifest: &Manifest) -> Result<BTreeSet<RepoPath>> {
+        let mut out: BTreeSet<RepoPath> =
+            manifest.entries.iter().filter(|e| e.origin == Origin::Env).map(|e| e.path.clone()).collect();
+        for step in &plan.steps {
+            if let crate::plan::Step::RestoreEnv { record: Some(id), .. } = step {
+                let record = self.store()?.manifest(id)?;
+                out.extend(record.entries.into_iter().map(|e| e.path).filter(|p| manifest.entry(p).is_some()));
+            }
+        }
+        Ok(out)
     }
 }
 

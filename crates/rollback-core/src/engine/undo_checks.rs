@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use super::{Ctx, Exec, Rollback, planner};
-use crate::backup::{EntryKind, Manifest, Origin};
+use crate::backup::{EntryKind, Manifest};
 use crate::error::{Error, Result};
 use crate::event::LogLevel;
 use crate::hint::{Action, hint};
@@ -28,7 +28,8 @@ impl Rollback {
         restored: &Manifest,
         is_now: &dyn Fn(&RepoPath, &EntryKind) -> bool,
     ) -> Result<Vec<RepoPath>> {
-        if !restored.entries.iter().any(|e| e.origin == Origin::Env) {
+        let env = self.env_entries(&run.plan, restored)?;
+        if env.is_empty() {
             return Ok(Vec::new());
         }
         let store = self.store()?;
@@ -43,7 +44,7 @@ impl Rollback {
                 _ => {}
             }
         }
-        Ok(crate::env::edited_since(restored, &left, is_now))
+        Ok(crate::env::edited_since(restored, &env, &left, is_now))
     }
 
     /// Before an undo's `restore_files` writes back `restored`: a warning (in the undo's
@@ -54,9 +55,6 @@ impl Rollback {
     /// undo's own snapshot, taken before anything changed.
     pub(crate) fn warn_env_edited_since(&self, ctx: &mut Ctx<'_>, ex: &mut Exec<'_>, restored: &Manifest) {
         let Some(run_id) = ex.plan.undo_of.clone() else { return };
-        if !restored.entries.iter().any(|e| e.origin == Origin::Env) {
-            return;
-        }
         let workdir = self.workdir();
         let found = self.own_manifest(ex).and_then(|own| {
             let run = self.load_run(&run_id)?;

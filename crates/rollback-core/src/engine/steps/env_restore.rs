@@ -2,12 +2,21 @@
 
 use crate::backup::{self, EntryKind, ManifestEntry, SnapshotId};
 use crate::detail::StepDetail;
-use crate::engine::{Ctx, Rollback};
+use crate::engine::{Ctx, Exec, Rollback};
 use crate::error::Result;
 use crate::event::LogLevel;
 
 impl Rollback {
-    pub(crate) fn step_restore_env(&self, ctx: &mut Ctx<'_>, record: Option<&SnapshotId>) -> Result<StepDetail> {
+    /// Writes the record's files over the live ones: only those the run's snapshot holds (the
+    /// configured `[env] files`, captured before anything changed). A file the record has
+    /// that the configuration no longer names was not backed up by this run: writing or
+    /// removing it would lose what it holds, so it is left as it is, with a warning.
+    pub(crate) fn step_restore_env(
+        &self,
+        ctx: &mut Ctx<'_>,
+        ex: &mut Exec<'_>,
+        record: Option<&SnapshotId>,
+    ) -> Result<StepDetail> {
         let Some(record) = record else {
             ctx.log(LogLevel::Warn, "no env recorded for the target: env files left as they are");
             return Ok(StepDetail::RestoreEnv {
@@ -20,12 +29,18 @@ impl Rollback {
         };
         let store = self.store()?;
         let m = store.manifest(record)?;
+        let own = self.own_manifest(ex)?;
         ctx.log(LogLevel::Info, format!("Restoring env files recorded with {} (record {record})...", m.head.short()));
         // What is not written, and why: said, never counted as restored.
         let mut left: Vec<(&ManifestEntry, String)> = Vec::new();
         let mut put: Vec<ManifestEntry> = Vec::new();
         for e in &m.entries {
-            if let Some(link) = crate::env::symlinked_folder(self.workdir(), &e.path) {
+            if own.entry(&e.path).is_none() {
+                left.push((
+                    e,
+                    "this run did not back it up before it began, as `[env] files` does not name it now (name it there to have full rollbacks restore it)".to_owned(),
+                ));
+            } else if let Some(link) = crate::env::symlinked_folder(self.workdir(), &e.path) {
                 left.push((e, format!("`{link}` is a symlink, and env history never writes through one")));
             } else if let EntryKind::Symlink { target } = &e.kind
                 && crate::env::holds(self.workdir(), &e.path, &e.kind)

@@ -42,7 +42,7 @@ impl Rollback {
             Step::RestoreIndex { snapshot } => self.step_restore_index(ctx, snapshot),
             Step::DbSnapshot { .. } => self.step_db_snapshot(ctx, ex),
             Step::Downgrade { to, from, .. } => self.step_downgrade(ctx, ex, from, to),
-            Step::RestoreEnv { record, .. } => self.step_restore_env(ctx, record.as_ref()),
+            Step::RestoreEnv { record, .. } => self.step_restore_env(ctx, ex, record.as_ref()),
             Step::RestoreDatabase { snapshot, keep_current, unchanged_since, .. } => {
                 let kept = if *keep_current { Some(self.keep_current_database(ctx, ex)?) } else { None };
                 self.step_restore_database(ctx, ex, snapshot, kept, unchanged_since.as_ref())
