@@ -125,3 +125,35 @@ fn a_folder_at_an_env_path_is_not_recorded_and_mark_says_so() {
     let runs = state_dir(&r).join("runs");
     assert!(!runs.exists() || std::fs::read_dir(&runs).unwrap().next().is_none(), "mark makes no run");
 }
+
+/// ENV-EMPTY-FOLDER-NOT-UNDONE: an empty folder where the recorded `.env` goes. The run's
+/// snapshot holds no entry for it, so the restore leaves it (it replaced it with the recorded
+/// file, and `undo` then left that file where the folder was), saying why.
+#[test]
+fn an_empty_folder_where_the_recorded_env_file_goes_is_left_and_named() {
+    let r = TestRepo::new();
+    r.write(".gitignore", ".env\nforge-rollback.toml\n").write("app.py", "print(1)\n");
+    r.write("forge-rollback.toml", "[env]\nfiles = [\".env\"]\n");
+    r.commit_all("v1");
+    r.git(&["tag", "v1"]);
+    r.write(".env", "K=1\n");
+    fr(&r, &["known-good", "mark", "HEAD"]).ok();
+    r.write("app.py", "print(2)\n");
+    r.commit_all("v2");
+    std::fs::remove_file(r.path().join(".env")).unwrap();
+    std::fs::create_dir(r.path().join(".env")).unwrap();
+
+    let out = fr(&r, &["run", "--full", "--yes", "--json", "--target", "v1"]);
+    out.ok();
+    assert!(
+        warnings(&out.json())
+            .iter()
+            .any(|w| w.contains("env file `.env` left as it is") && w.contains("it is a folder")),
+        "{}",
+        out.stderr
+    );
+    assert!(r.path().join(".env").is_dir());
+    let run = out.json()["run_id"].as_str().unwrap().to_owned();
+    fr(&r, &["undo", &run, "--yes", "--json"]).ok();
+    assert!(r.path().join(".env").is_dir(), "the empty folder is still there");
+}

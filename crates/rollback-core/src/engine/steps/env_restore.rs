@@ -34,12 +34,16 @@ impl Rollback {
         // What is not written, and why: said, never counted as restored.
         let mut left: Vec<(&ManifestEntry, String)> = Vec::new();
         let mut put: Vec<ManifestEntry> = Vec::new();
+        let named = crate::env::files(&self.config);
         for e in &m.entries {
             if own.entry(&e.path).is_none() {
-                left.push((
-                    e,
-                    "this run did not back it up before it began, as `[env] files` does not name it now (name it there to have full rollbacks restore it)".to_owned(),
-                ));
+                let why = if named.contains(&e.path) {
+                    // An empty folder there: the capture holds no entry for it.
+                    "this run did not back it up before it began: it is a folder, and `[env] files` names files"
+                } else {
+                    "this run did not back it up before it began, as `[env] files` does not name it now (name it there to have full rollbacks restore it)"
+                };
+                left.push((e, why.to_owned()));
             } else if let Some(link) = crate::env::symlinked_folder(self.workdir(), &e.path) {
                 left.push((e, format!("`{link}` is a symlink, and env history never writes through one")));
             } else if let EntryKind::Symlink { target } = &e.kind
