@@ -24,6 +24,9 @@
 //! and journaled, its report about to be written); `before:prune` (`backups prune`, its lock
 //! taken, about to read the runs and decide what to keep). With the variable unset, a failpoint is one environment lookup.
 //!
+//! The same feature lets tests set the clock back: `FORGE_ROLLBACK_CLOCK_SKEW_SECS` (see
+//! `time.rs`).
+//!
 //! Compiled in only with the `failpoints` cargo feature (the crash tests enable it); without
 //! it, [`hit`] is an empty inline function, so release binaries cannot be made to kill
 //! themselves through their environment.

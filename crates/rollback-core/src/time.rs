@@ -14,11 +14,30 @@ pub struct Timestamp {
     millis: i64,
 }
 
+/// With the `failpoints` feature (the crash tests' builds), `FORGE_ROLLBACK_CLOCK_SKEW_SECS`
+/// (whole seconds, may be negative) is added to every [`Timestamp::now`]: tests run a command
+/// with its clock set back, as NTP stepping it or a VM restored from a snapshot would.
+#[cfg(feature = "failpoints")]
+fn skew_millis() -> i64 {
+    std::env::var("FORGE_ROLLBACK_CLOCK_SKEW_SECS")
+        .ok()
+        .and_then(|s| s.trim().parse::<i64>().ok())
+        .map_or(0, |secs| secs.saturating_mul(1000))
+}
+
+/// Without the `failpoints` feature the clock is never skewed.
+#[cfg(not(feature = "failpoints"))]
+#[inline]
+fn skew_millis() -> i64 {
+    0
+}
+
 impl Timestamp {
     /// The current time.
     pub fn now() -> Self {
         let d = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
-        Self { millis: i64::try_from(d.as_millis()).unwrap_or(i64::MAX) }
+        let millis = i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+        Self { millis: millis.saturating_add(skew_millis()) }
     }
 
     /// From seconds since the epoch.

@@ -133,30 +133,27 @@ fn undo_of_a_run_another_rollback_moved_head_since_is_refused() {
     assert_eq!(r.branch().as_deref(), Some("main"));
 }
 
+/// A year's worth of seconds: a clock set back by this much puts a later run "before" any
+/// earlier one by its timestamps (its run id, journal and backup ids included).
+const A_YEAR_BACK: &str = "-31536000";
+
 /// repro-6 after the clock was set back between A and B (NTP stepping it, a VM restored from
-/// a snapshot): B began "a year before" A by its records. It is still the later run: the undo
-/// of A is refused naming B (not blaming git), `runs list` keeps the order they ran in, and
+/// a snapshot): B began "a year before" A by its clock. It is still the later run: the undo of
+/// A is refused naming B (not blaming git), `runs list` keeps the order they ran in, and
 /// undone newest first both go through.
 #[test]
 fn a_later_run_whose_clock_was_set_back_is_still_named_as_the_later_one() {
     let r = rollback_testkit::TestRepo::new();
     let [_, _, v3] = r.three_releases();
     let a = crate::common::rollback(&r, "v2");
-    let b = crate::common::rollback(&r, "v1");
-    let path = crate::common::state_dir(&r).join("runs").join(&b).join("journal.jsonl");
-    let earlier: Vec<String> = std::fs::read_to_string(&path)
-        .unwrap()
-        .lines()
-        .map(|line| {
-            let mut record: serde_json::Value = serde_json::from_str(line).unwrap();
-            if let Some(at) = record["at"].as_str() {
-                let year: u32 = at[..4].parse().unwrap();
-                record["at"] = format!("{}{}", year - 1, &at[4..]).into();
-            }
-            record.to_string()
-        })
-        .collect();
-    std::fs::write(&path, earlier.join("\n") + "\n").unwrap();
+    let out = crate::common::fr_env(
+        &r,
+        &["run", "--fast", "--yes", "--json", "--target", "v1"],
+        &[("FORGE_ROLLBACK_CLOCK_SKEW_SECS", A_YEAR_BACK)],
+    );
+    out.ok();
+    let b = out.json()["run_id"].as_str().unwrap().to_owned();
+    assert!(b < a, "B's id says it began first: {b} {a}");
     assert_eq!(run_ids(&r), [a.clone(), b.clone()], "in the order they ran");
     let before = crate::common::picture(&r);
     let out = fr(&r, &["undo", &a, "--yes"]);
@@ -168,6 +165,27 @@ fn a_later_run_whose_clock_was_set_back_is_still_named_as_the_later_one() {
     crate::common::undo(&r, &a);
     assert_eq!(r.head().trim(), v3.trim());
     assert_eq!(r.branch().as_deref(), Some("main"));
+}
+
+/// `backups prune --keep 1` after the clock was set back between A and B: the backup kept
+/// is B's, the later run's (its timestamps say it is the older), so B can still be undone,
+/// and A is the run named as no longer undoable.
+#[test]
+fn prune_keeps_the_later_runs_backup_when_the_clock_was_set_back() {
+    let r = rollback_testkit::TestRepo::new();
+    r.three_releases();
+    let a = crate::common::rollback(&r, "v2");
+    let out = crate::common::fr_env(
+        &r,
+        &["run", "--fast", "--yes", "--json", "--target", "v1"],
+        &[("FORGE_ROLLBACK_CLOCK_SKEW_SECS", A_YEAR_BACK)],
+    );
+    out.ok();
+    let b = out.json()["run_id"].as_str().unwrap().to_owned();
+    let out = fr(&r, &["backups", "prune", "--keep", "1", "--json"]);
+    out.ok();
+    assert_eq!(out.json()["runs_no_longer_undoable"], serde_json::json!([a]), "{}", out.stdout);
+    crate::common::undo(&r, &b);
 }
 
 /// HEAD moved by git since the run (back to where it started): the undo would move it

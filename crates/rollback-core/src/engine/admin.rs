@@ -302,7 +302,13 @@ impl Rollback {
         // manifest that cannot be read) cannot be restored from: they count for nothing.
         let mut newest: Vec<&backup::SnapshotSummary> =
             summaries.iter().filter(|s| s.damaged.is_none() && s.label.as_deref() != Some(crate::env::LABEL)).collect();
-        newest.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
+        // Newest first by their runs' order (`RunOrder`: a clock set back between two runs
+        // does not make the later one's backup look older); a snapshot whose run is gone
+        // counts as older than every run's.
+        let order: std::collections::HashMap<&str, usize> =
+            runs.iter().enumerate().map(|(i, r)| (r.run_id.as_str(), i)).collect();
+        let rank = |s: &backup::SnapshotSummary| s.run_id.as_deref().and_then(|id| order.get(id).copied());
+        newest.sort_by(|a, b| (rank(b), b.created_at, &b.id).cmp(&(rank(a), a.created_at, &a.id)));
         let newest: Vec<&backup::SnapshotSummary> = newest.into_iter().take(keep).collect();
         protect.extend(newest.iter().map(|s| s.id.clone()));
         let mut kept_runs: std::collections::BTreeSet<&str> =
