@@ -203,6 +203,9 @@ pub(crate) fn assessment(a: &Assessment) -> String {
                             parts.push(format!("{what}: {}", keys.join(", ")));
                         }
                     }
+                    if d.content_differs {
+                        parts.push("bytes differ, no key does".to_owned());
+                    }
                     let _ = writeln!(s, "  {}: {}", d.file, parts.join("; "));
                 }
             }

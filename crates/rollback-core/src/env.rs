@@ -49,6 +49,10 @@ pub struct EnvFileDiff {
     pub removed: Vec<String>,
     /// Keys in both, with different values.
     pub changed: Vec<String>,
+    /// The bytes differ, although no key does (a file that is not a dotenv, bytes that are not
+    /// UTF-8, a comment): a rollback still puts the recorded bytes back.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub content_differs: bool,
 }
 
 impl EnvFileDiff {
@@ -59,6 +63,7 @@ impl EnvFileDiff {
             && self.added.is_empty()
             && self.removed.is_empty()
             && self.changed.is_empty()
+            && !self.content_differs
     }
 }
 
@@ -128,7 +133,8 @@ pub fn keys(content: &[u8]) -> BTreeMap<String, blake3::Hash> {
     crate::dotenv::entries(content).into_iter().map(|(k, v)| (k, blake3::hash(v.as_bytes()))).collect()
 }
 
-/// Compares the key names of two versions of one file (`None`: the file does not exist).
+/// Compares the key names of two versions of one file (`None`: the file does not exist), and
+/// their bytes when no key differs: only whether they do is kept.
 pub fn diff(file: &RepoPath, now: Option<&[u8]>, recorded: Option<&[u8]>) -> EnvFileDiff {
     let mut d = EnvFileDiff {
         file: file.clone(),
@@ -137,6 +143,7 @@ pub fn diff(file: &RepoPath, now: Option<&[u8]>, recorded: Option<&[u8]>) -> Env
         added: Vec::new(),
         removed: Vec::new(),
         changed: Vec::new(),
+        content_differs: false,
     };
     match (now, recorded) {
         (None, None) => {}
@@ -152,6 +159,7 @@ pub fn diff(file: &RepoPath, now: Option<&[u8]>, recorded: Option<&[u8]>) -> Env
                 }
             }
             d.removed = now.keys().filter(|k| !rec.contains_key(*k)).cloned().collect();
+            d.content_differs = d.is_empty() && a != b;
         }
     }
     d
@@ -429,5 +437,41 @@ mod tests {
         assert!(!json.contains("s3cr3t") && !json.contains("other-secret") && !json.contains("pw@"), "{json}");
         assert!(diff(&RepoPath::new(".env").unwrap(), Some(b), Some(b)).is_empty());
         assert!(diff(&RepoPath::new(".env").unwrap(), None, Some(b)).only_recorded);
+    }
+
+    #[test]
+    fn a_rotated_multi_line_value_is_a_changed_key() {
+        let good = b"TLS_KEY=\"-----BEGIN PRIVATE KEY-----\nAAAAgoodKey1\n-----END PRIVATE KEY-----\"\nPORT=8000\n";
+        let bad = b"TLS_KEY=\"-----BEGIN PRIVATE KEY-----\nBBBBbadKey2\n-----END PRIVATE KEY-----\"\nPORT=8000\n";
+        let d = diff(&RepoPath::new(".env").unwrap(), Some(bad), Some(good));
+        assert_eq!(
+            (d.changed, d.added, d.removed, d.content_differs),
+            (vec!["TLS_KEY".to_owned()], vec![], vec![], false)
+        );
+    }
+
+    #[test]
+    fn bytes_that_differ_in_no_key_still_differ() {
+        let f = RepoPath::new("config/secrets.yaml").unwrap();
+        for (now, recorded) in [
+            (&b"K=\xff\n"[..], &b"K=\xfe\n"[..]),
+            (b"db_password: bad2\n", b"db_password: good1\n"),
+            (b"# rotated\nK=1\n", b"K=1\n"),
+        ] {
+            let d = diff(&f, Some(now), Some(recorded));
+            assert!(d.content_differs && !d.is_empty(), "{d:?}");
+            assert!(d.added.is_empty() && d.removed.is_empty() && d.changed.is_empty());
+            let json = serde_json::to_string(&d).unwrap();
+            assert!(
+                json.contains(r#""content_differs":true"#) && !json.contains("bad2") && !json.contains("good1"),
+                "{json}"
+            );
+        }
+        let same = diff(&f, Some(b"db_password: good1\n"), Some(b"db_password: good1\n"));
+        assert!(same.is_empty() && !same.content_differs);
+        // Written only when set, and read back when missing (diffs journaled by earlier versions).
+        let json = serde_json::to_string(&same).unwrap();
+        assert!(!json.contains("content_differs"), "{json}");
+        assert_eq!(serde_json::from_str::<EnvFileDiff>(&json).unwrap(), same);
     }
 }

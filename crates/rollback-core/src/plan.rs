@@ -290,6 +290,9 @@ impl Step {
                             parts.push(format!("{what} {}", keys.join(", ")));
                         }
                     }
+                    if d.content_differs {
+                        parts.push("put back its recorded bytes (they differ, no key does)".to_owned());
+                    }
                     v.push(format!("{}: {}", d.file, parts.join("; ")));
                 }
                 v

@@ -204,11 +204,13 @@ impl Rollback {
             ));
         } else if !diffs.is_empty() {
             let keys: usize = diffs.iter().map(|d| d.added.len() + d.removed.len() + d.changed.len()).sum();
+            let bytes = diffs.iter().filter(|d| d.content_differs).count();
+            let bytes = if bytes == 0 { String::new() } else { format!("; {bytes} differ in bytes but in no key") };
             a.risks.push(assess::risk(
                 RiskCode::EnvDiffers,
                 Severity::Medium,
                 format!(
-                    "{} env file(s) differ from those recorded with the target ({keys} key(s)): a full rollback restores them",
+                    "{} env file(s) differ from those recorded with the target ({keys} key(s){bytes}): a full rollback restores them",
                     diffs.len()
                 ),
             ));

@@ -135,11 +135,21 @@ pub(crate) fn scrub_file(path: &std::path::Path, secrets: &[String]) -> Result<(
 /// like a generated credential ([`looks_generated`]), and the password of a URL in any value.
 /// `PORT=8000`, `APP_ENV=production`, `DB_HOST=localhost` or `LOG_LEVEL=info` are left: hidden,
 /// every `8000` and `info` of an outage's messages would go, with what they say.
+///
+/// A value of several lines (a PEM key) is scrubbed whole and line by line, each line trimmed,
+/// since a program may print one line of it: every line of a secret value, and any line that
+/// reads like a generated credential on its own. A PEM's armour lines (`-----BEGIN PRIVATE
+/// KEY-----`) say what it is, not what it holds: they are left.
 pub(crate) fn dotenv_values(content: &[u8]) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for (key, value) in crate::dotenv::entries(content) {
         let mut secret: Vec<String> = crate::secret::url_passwords(&value);
-        if names_a_secret(&key) || looks_generated(&value) {
+        let named = names_a_secret(&key);
+        if value.contains('\n') {
+            let lines = value.lines().map(str::trim).filter(|l| !l.starts_with("-----"));
+            secret.extend(lines.filter(|l| named || looks_generated(l)).map(str::to_owned));
+        }
+        if named || looks_generated(&value) {
             secret.push(value);
         }
         for value in secret {
@@ -268,6 +278,25 @@ mod tests {
     fn dotenv_values_are_read_unquoted_and_short_ones_left() {
         let text = b"# comment\nSTRIPE_KEY=sk_live_abc\nexport TOKEN = \"quoted value\"\nDB_PASS='single'\nAPI_KEY=1\n\nnot a line\n";
         assert_eq!(dotenv_values(text), ["sk_live_abc", "quoted value", "single"]);
+    }
+
+    #[test]
+    fn dotenv_values_are_read_as_the_app_reads_them() {
+        let text = b"\xef\xbb\xbfAPI_TOKEN=tok12345short\nSECRET_KEY=abcdEFGH1234 # rotated 2026-01\n\
+            TLS_PRIVATE_KEY=\"-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkq\nab\n-----END PRIVATE KEY-----\"\n\
+            CA_BUNDLE=\"-----BEGIN CERTIFICATE-----\n  MIIDdzCCAl+gAwIBAgIEc3x9\n-----END CERTIFICATE-----\"\nPORT=8000\n";
+        assert_eq!(
+            dotenv_values(text),
+            [
+                "tok12345short",
+                "abcdEFGH1234",
+                "MIIEvQIBADANBgkq",
+                "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkq\nab\n-----END PRIVATE KEY-----",
+                "MIIDdzCCAl+gAwIBAgIEc3x9",
+            ]
+        );
+        let scrub = scrubber(dotenv_values(text));
+        assert_eq!(scrub("bad PEM line MIIEvQIBADANBgkq"), "bad PEM line ***");
     }
 
     #[test]
