@@ -106,10 +106,16 @@ fn a_folder_made_where_the_reset_cleared_a_file_is_captured_not_deleted() {
 /// `args` (a run or an undo) held where its reset step has begun (`before:reset`, journaled,
 /// nothing done yet); write the returned file to let it go on.
 fn paused_at_the_reset(r: &TestRepo, args: &[&str]) -> (std::process::Child, std::path::PathBuf) {
-    let release = r.path().join(".git/release-reset");
+    paused_at_point(r, args, "before:reset")
+}
+
+/// `args` held by the failpoint `point` (`pause`) once it got there; write the returned file to
+/// let it go on.
+fn paused_at_point(r: &TestRepo, args: &[&str], point: &str) -> (std::process::Child, std::path::PathBuf) {
+    let release = r.path().join(".git/release-paused");
     let _ = std::fs::remove_file(&release);
     let child = command(r.path(), args)
-        .env("FORGE_ROLLBACK_FAILPOINT", "before:reset")
+        .env("FORGE_ROLLBACK_FAILPOINT", point)
         .env("FORGE_ROLLBACK_FAILPOINT_ACTION", "pause")
         .env("FORGE_ROLLBACK_FAILPOINT_RELEASE", &release)
         .stdout(std::process::Stdio::piped())
@@ -117,10 +123,10 @@ fn paused_at_the_reset(r: &TestRepo, args: &[&str]) -> (std::process::Child, std
         .spawn()
         .unwrap();
     // The pause writes `<release>.reached` once it got there.
-    let reached = r.path().join(".git/release-reset.reached");
+    let reached = r.path().join(".git/release-paused.reached");
     let start = Instant::now();
     while !reached.exists() {
-        assert!(start.elapsed() < Duration::from_secs(60), "the run never reached the reset");
+        assert!(start.elapsed() < Duration::from_secs(60), "the run never reached `{point}`");
         std::thread::sleep(Duration::from_millis(20));
     }
     std::fs::remove_file(&reached).unwrap();
@@ -362,21 +368,8 @@ fn a_file_rewritten_while_the_snapshot_reads_it_is_read_again_whole() {
     let (r, _) = messy_repo();
     let (old, new) = (vec![b'a'; 6 << 20], vec![b'b'; 6 << 20]);
     r.write("uploads/big.bin", &old);
-    let release = r.path().join(".git/release-copy");
-    let child = command(r.path(), &["run", "--fast", "--yes", "--json", "--target", "v1"])
-        .env("FORGE_ROLLBACK_FAILPOINT", "inside:blob_copy")
-        .env("FORGE_ROLLBACK_FAILPOINT_ACTION", "pause")
-        .env("FORGE_ROLLBACK_FAILPOINT_RELEASE", &release)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let reached = r.path().join(".git/release-copy.reached");
-    let start = Instant::now();
-    while !reached.exists() {
-        assert!(start.elapsed() < Duration::from_secs(60), "the capture never reached the copy");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let (child, release) =
+        paused_at_point(&r, &["run", "--fast", "--yes", "--json", "--target", "v1"], "inside:blob_copy");
     r.write("uploads/big.bin", &new);
     let expected = picture(&r);
     let (code, stderr, id) = go_on(child, &release);

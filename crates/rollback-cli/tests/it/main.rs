@@ -77,6 +77,7 @@ mod undo_damaged_rows;
 mod undo_env_edits;
 mod undo_of_failed_undo;
 mod undo_orphans;
+mod undo_publications;
 mod undo_put_back;
 mod undo_race;
 mod undo_refusals;

@@ -137,6 +137,20 @@ fn undo_of_a_run_another_rollback_moved_head_since_is_refused() {
 /// earlier one by its timestamps (its run id, journal and backup ids included).
 const A_YEAR_BACK: &str = "-31536000";
 
+/// A (v3 → v2), then B (v2 → v1) with the clock a year back; their ids, B's the "older".
+fn rolled_back_twice_with_the_clock_set_back(r: &rollback_testkit::TestRepo) -> (String, String) {
+    let a = crate::common::rollback(r, "v2");
+    let out = crate::common::fr_env(
+        r,
+        &["run", "--fast", "--yes", "--json", "--target", "v1"],
+        &[("FORGE_ROLLBACK_CLOCK_SKEW_SECS", A_YEAR_BACK)],
+    );
+    out.ok();
+    let b = out.json()["run_id"].as_str().unwrap().to_owned();
+    assert!(b < a, "B's id says it began first: {b} {a}");
+    (a, b)
+}
+
 /// repro-6 after the clock was set back between A and B (NTP stepping it, a VM restored from
 /// a snapshot): B began "a year before" A by its clock. It is still the later run: the undo of
 /// A is refused naming B (not blaming git), `runs list` keeps the order they ran in, and
@@ -145,15 +159,7 @@ const A_YEAR_BACK: &str = "-31536000";
 fn a_later_run_whose_clock_was_set_back_is_still_named_as_the_later_one() {
     let r = rollback_testkit::TestRepo::new();
     let [_, _, v3] = r.three_releases();
-    let a = crate::common::rollback(&r, "v2");
-    let out = crate::common::fr_env(
-        &r,
-        &["run", "--fast", "--yes", "--json", "--target", "v1"],
-        &[("FORGE_ROLLBACK_CLOCK_SKEW_SECS", A_YEAR_BACK)],
-    );
-    out.ok();
-    let b = out.json()["run_id"].as_str().unwrap().to_owned();
-    assert!(b < a, "B's id says it began first: {b} {a}");
+    let (a, b) = rolled_back_twice_with_the_clock_set_back(&r);
     assert_eq!(run_ids(&r), [a.clone(), b.clone()], "in the order they ran");
     let before = crate::common::picture(&r);
     let out = fr(&r, &["undo", &a, "--yes"]);
@@ -174,14 +180,7 @@ fn a_later_run_whose_clock_was_set_back_is_still_named_as_the_later_one() {
 fn prune_keeps_the_later_runs_backup_when_the_clock_was_set_back() {
     let r = rollback_testkit::TestRepo::new();
     r.three_releases();
-    let a = crate::common::rollback(&r, "v2");
-    let out = crate::common::fr_env(
-        &r,
-        &["run", "--fast", "--yes", "--json", "--target", "v1"],
-        &[("FORGE_ROLLBACK_CLOCK_SKEW_SECS", A_YEAR_BACK)],
-    );
-    out.ok();
-    let b = out.json()["run_id"].as_str().unwrap().to_owned();
+    let (a, b) = rolled_back_twice_with_the_clock_set_back(&r);
     let out = fr(&r, &["backups", "prune", "--keep", "1", "--json"]);
     out.ok();
     assert_eq!(out.json()["runs_no_longer_undoable"], serde_json::json!([a]), "{}", out.stdout);

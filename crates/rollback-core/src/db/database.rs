@@ -185,7 +185,8 @@ impl UrlDatabase {
     /// into the live database through SQLite's online backup API (its write lock waited for as
     /// any lock is, announced after 2 s; connections the app has open see the result); a file
     /// that is missing or not a SQLite database is replaced by the checked copy. PostgreSQL: in one transaction,
-    /// every user schema is dropped (objects created after the snapshot go too), `public` is
+    /// every user schema and publication is dropped (objects created after the snapshot go
+    /// too; a database with a subscription is refused, [`Error::Subscribed`]), `public` is
     /// recreated with its owner and grants, and the archive is replayed (`pg_restore -f -`,
     /// its data streamed with `COPY`); on any failure nothing changes. Needs the rights to drop
     /// and create the schemas (the owner or a superuser).
@@ -227,7 +228,9 @@ impl UrlDatabase {
                 .await
                 .map_err(|e| Error::Snapshot { database: self.describe(), detail: e.to_string() })?
             }
-            DbUrl::Postgres { .. } => postgres::restore(&self.pg(), &self.pg_restore, src, guard).await,
+            DbUrl::Postgres { .. } => {
+                postgres::restore(&self.pg(), &self.pg_restore, src, postgres::RestoreInto::Live, guard).await
+            }
         }
     }
 

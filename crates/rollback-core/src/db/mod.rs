@@ -158,6 +158,20 @@ pub enum Error {
         /// Since when (`the run`, `the undo began`).
         since: String,
     },
+    /// A PostgreSQL restore found logical-replication subscriptions in the database, checked
+    /// before it changed anything: dropping one that owns a replication slot cannot happen in
+    /// the restore's transaction, and dropping it without its slot would leave the slot on the
+    /// publisher, holding WAL there.
+    #[error(
+        "database `{database}` has the logical replication subscription(s) {}: a restore cannot drop and re-create them inside its transaction (each may own a replication slot on its publisher); nothing was restored",
+        quoted(names)
+    )]
+    Subscribed {
+        /// The database, password removed.
+        database: String,
+        /// The subscriptions' names.
+        names: Vec<String>,
+    },
     /// The migration environment (Alembic's `env.py`) would connect to another database than
     /// the configured one.
     #[error(
@@ -247,6 +261,7 @@ impl Error {
                 "the journal holds what the killed transaction overwrote: keep `{journal}` next to the database (deleting it corrupts the database) and open the database once read-write as the user who owns it and its folder (`sqlite3 '{}' 'PRAGMA integrity_check'` rolls the journal back), then run again",
                 journal.strip_suffix("-journal").or_else(|| journal.strip_suffix("-wal")).unwrap_or(journal)
             )),
+            Error::Subscribed { names, .. } => Some(format!("{}, then run again", detach_subscriptions(names))),
             Error::Locked { .. } => Some(
                 "find what holds the lock (a migration or a long transaction of the app: `fuser` on a SQLite file, `pg_locks` on PostgreSQL), let it finish or stop it, then run again"
                     .into(),
@@ -254,6 +269,21 @@ impl Error {
             _ => None,
         }
     }
+}
+
+/// How to take the subscriptions `names` out of the way of a restore ([`Error::Subscribed`]),
+/// and what the restore then does with them.
+pub(crate) fn detach_subscriptions(names: &[String]) -> String {
+    let name = names.first().map_or("NAME", String::as_str);
+    let name = format!("\"{}\"", name.replace('"', "\"\""));
+    format!(
+        "detach and drop each subscription first, keeping its slot on the publisher (`ALTER SUBSCRIPTION {name} DISABLE; ALTER SUBSCRIPTION {name} SET (slot_name = NONE); DROP SUBSCRIPTION {name};`); the restore re-creates those the snapshot holds, disabled (`ALTER SUBSCRIPTION {name} ENABLE` after it; drop a slot on the publisher that nothing uses any more)"
+    )
+}
+
+/// `a`, `b`: names as messages show them.
+fn quoted(names: &[String]) -> String {
+    names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
 }
 
 /// Result of a database call.

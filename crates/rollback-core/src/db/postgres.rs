@@ -2,8 +2,8 @@
 //! canonical dump.
 //!
 //! A restore is exact and atomic: in ONE transaction on our own connection it drops every
-//! user schema (so objects created after the snapshot go too), recreates `public` as it was,
-//! and replays the snapshot, which `pg_restore -f -` turns into SQL (its `COPY` blocks are
+//! user schema (so objects created after the snapshot go too) and the publications, recreates
+//! `public` as it was, and replays the snapshot, which `pg_restore -f -` turns into SQL (its `COPY` blocks are
 //! streamed through `COPY FROM STDIN`). If anything fails, nothing changed.
 
 use std::fmt::Write as _;
@@ -329,16 +329,49 @@ pub(crate) async fn snapshot(ctx: &Ctx<'_>, pg_dump: &str, pg_restore: &str, des
 
 /// Drops every user schema and large object, and recreates `public` as `initdb` makes it
 /// (the state `pg_dump` compares against: it only records how `public` differs from it).
-/// Runs inside the restore's transaction.
+/// Also drops what a dump of one database re-creates outside its schemas and what dropping
+/// them leaves: publications (the dump re-creates each with its tables), and foreign-data
+/// wrappers, foreign servers, casts and access methods that no extension brought. (Event
+/// triggers go with their function's schema; subscriptions are refused before, see
+/// [`subscriptions`].) Runs inside the restore's transaction.
 const CLEAR_DATABASE: &str = r"
 DO $forge_rollback$
 DECLARE
     s record;
 BEGIN
+    IF current_setting('server_version_num')::int >= 100000 THEN
+        FOR s IN SELECT pubname FROM pg_publication LOOP
+            EXECUTE format('DROP PUBLICATION %I', s.pubname);
+        END LOOP;
+    END IF;
     FOR s IN SELECT nspname FROM pg_namespace
               WHERE nspname NOT IN ('pg_catalog', 'information_schema') AND nspname !~ '^pg_(toast|temp_|toast_temp_)'
     LOOP
         EXECUTE format('DROP SCHEMA %I CASCADE', s.nspname);
+    END LOOP;
+    FOR s IN SELECT v.srvname FROM pg_foreign_server v
+              WHERE NOT EXISTS (SELECT FROM pg_depend d WHERE d.classid = 'pg_foreign_server'::regclass
+                                                          AND d.objid = v.oid AND d.deptype = 'e')
+    LOOP
+        EXECUTE format('DROP SERVER %I CASCADE', s.srvname);
+    END LOOP;
+    FOR s IN SELECT w.fdwname FROM pg_foreign_data_wrapper w
+              WHERE NOT EXISTS (SELECT FROM pg_depend d WHERE d.classid = 'pg_foreign_data_wrapper'::regclass
+                                                          AND d.objid = w.oid AND d.deptype = 'e')
+    LOOP
+        EXECUTE format('DROP FOREIGN DATA WRAPPER %I CASCADE', s.fdwname);
+    END LOOP;
+    FOR s IN SELECT c.castsource::regtype::text AS source, c.casttarget::regtype::text AS target FROM pg_cast c
+              WHERE c.oid >= 16384 AND NOT EXISTS (SELECT FROM pg_depend d WHERE d.classid = 'pg_cast'::regclass
+                                                                             AND d.objid = c.oid AND d.deptype = 'e')
+    LOOP
+        EXECUTE format('DROP CAST (%s AS %s)', s.source, s.target);
+    END LOOP;
+    FOR s IN SELECT a.amname FROM pg_am a
+              WHERE a.oid >= 16384 AND NOT EXISTS (SELECT FROM pg_depend d WHERE d.classid = 'pg_am'::regclass
+                                                                             AND d.objid = a.oid AND d.deptype = 'e')
+    LOOP
+        EXECUTE format('DROP ACCESS METHOD %I CASCADE', s.amname);
     END LOOP;
     PERFORM lo_unlink(oid) FROM pg_largeobject_metadata;
     IF current_setting('server_version_num')::int >= 150000 THEN
@@ -373,6 +406,29 @@ $forge_rollback$;",
     )
 }
 
+/// The logical-replication subscriptions of the database `client` is connected to, by name
+/// (readable by any role: `pg_subscription` hides only the connection strings).
+async fn subscriptions(client: &Client, server_num: u32) -> Result<Vec<String>, tokio_postgres::Error> {
+    if server_num < 100_000 {
+        return Ok(Vec::new());
+    }
+    let sql = "SELECT subname FROM pg_subscription
+                WHERE subdbid = (SELECT oid FROM pg_database WHERE datname = current_database()) ORDER BY 1";
+    Ok(rows(client, sql).await?.into_iter().filter_map(|r| r.into_iter().next()).collect())
+}
+
+/// What a [`restore`] replaces.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum RestoreInto {
+    /// The live database. One with subscriptions is refused ([`Error::Subscribed`]): dropping
+    /// one that owns a replication slot cannot happen inside a transaction, and dropping it
+    /// without its slot would leave the slot on the publisher holding WAL.
+    Live,
+    /// A scratch copy just created empty: the archive's subscriptions are left out (a copy
+    /// must not replicate, and one with a subscription cannot be dropped).
+    Scratch,
+}
+
 /// Puts the database back exactly as the archive `src` recorded, in one transaction. With a
 /// `guard`, the transaction first locks every user table against writers
 /// ([`lock_user_tables`]) and compares the database's fingerprint with `guard.expect`: written
@@ -381,6 +437,7 @@ pub(crate) async fn restore(
     ctx: &Ctx<'_>,
     pg_restore: &str,
     src: &Path,
+    into: RestoreInto,
     guard: Option<&super::Unchanged>,
 ) -> Result<()> {
     let snap_err = |detail: String| Error::Snapshot { database: ctx.database(), detail: ctx.url.redact_in(&detail) };
@@ -390,9 +447,19 @@ pub(crate) async fn restore(
     let client = ctx.connect().await?;
     let (num, server) = ctx.server_version(&client).await?;
     ctx.check_client("pg_restore", pg_restore, num, &server).await?;
+    if into == RestoreInto::Live {
+        let names = subscriptions(&client, num).await.map_err(|e| ctx.query_err(&e))?;
+        if !names.is_empty() {
+            return Err(Error::Subscribed { database: ctx.database(), names });
+        }
+    }
 
     // `--file=-`: the archive as a SQL script on stdout; pg_restore itself connects nowhere.
-    let args = [std::ffi::OsStr::new("--file=-"), src.as_os_str()];
+    let mut args = vec![std::ffi::OsStr::new("--file=-")];
+    if into == RestoreInto::Scratch {
+        args.push("--no-subscriptions".as_ref());
+    }
+    args.push(src.as_os_str());
     let mut cmd = process::command(pg_restore, args, None, &[]);
     let mut child = process::spawn(pg_restore, &mut cmd)?;
     let stdout = child.stdout.take().ok_or_else(|| snap_err("no stdout".into()))?;

@@ -170,7 +170,9 @@ impl UrlDatabase {
         drop(client);
         let copy = ScratchCopy { db: self.with_url(url), place: Place::Pg { admin: self.url().clone(), name } };
         let filled = match settings {
-            Ok(()) => postgres::restore(&copy.db.pg(), self.pg_restore(), file, None).await,
+            Ok(()) => {
+                postgres::restore(&copy.db.pg(), self.pg_restore(), file, postgres::RestoreInto::Scratch, None).await
+            }
             Err(e) => Err(e),
         };
         match filled {

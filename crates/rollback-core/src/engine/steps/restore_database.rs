@@ -82,6 +82,22 @@ impl Rollback {
                     ]),
                 });
             }
+            // Refused before the restore's transaction began: once the subscriptions are out
+            // of the way, `resume` restores.
+            Err(Error::Db(crate::db::Error::Subscribed { database, names })) => {
+                ex.failure_detail = Some(FailureDetail { database_changed: false });
+                let hint = crate::hint::hint![
+                    crate::db::detach_subscriptions(&names),
+                    "; then ",
+                    crate::hint::Action::resume(&ex.run_id),
+                    " restores"
+                ];
+                let e = crate::db::Error::Subscribed { database, names };
+                return Err(Error::Service {
+                    message: format!("{e}, and this undo changed nothing"),
+                    hint: Some(hint),
+                });
+            }
             Err(e) => return Err(e),
         };
         let now = crate::rt::block_on(db.current())?;
