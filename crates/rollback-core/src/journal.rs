@@ -661,6 +661,14 @@ impl RunState {
         }
     }
 
+    /// Whether what the run's downgrade destroys is unknown: its plan's data-loss forecast could
+    /// not be made (a `data_loss_unknown` risk), and no resume measured it again. The forecast
+    /// is then empty, and says nothing.
+    pub fn data_loss_unknown(&self) -> bool {
+        !matches!(self.detail_of("db_snapshot"), Some(StepDetail::DbSnapshot { forecast: Some(_), .. }))
+            && self.plan.risks.iter().any(|r| r.code == crate::model::RiskCode::DataLossUnknown)
+    }
+
     /// The verdict of the run's completed `verify` step, if it has one.
     pub fn verification(&self) -> Option<&crate::verify::VerificationReport> {
         match self.detail_of("verify")? {

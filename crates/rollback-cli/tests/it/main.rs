@@ -57,6 +57,7 @@ mod restart_processes;
 mod resume_mid_reset;
 mod roundtrip;
 mod rows;
+mod rows_changed_values;
 mod rows_sqlite_exact;
 mod run_identity;
 mod scratch_folders;

@@ -89,7 +89,7 @@ impl Deployed {
     }
 
     /// `run --full --target v3`, then `write` while rolled back, then `undo`: its stderr.
-    fn round_trip(&self, write: &str) -> String {
+    pub(crate) fn round_trip(&self, write: &str) -> String {
         let run = fr(&self.repo, &["run", "--full", "--yes", "--target", "v3", "--json"]);
         run.ok();
         assert_eq!(run.json()["status"], "succeeded", "{}", run.stderr);

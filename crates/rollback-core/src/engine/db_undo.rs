@@ -154,7 +154,7 @@ impl Rollback {
         // that far on a copy), nothing at all when it stopped at the snapshot's revisions (a
         // migration that failed or was killed has its row writes rolled back).
         let stopped_at = if cut_short { Some(crate::rt::block_on(db.current())?) } else { None };
-        let forecast: Vec<DataLoss> = match &stopped_at {
+        let mut forecast: Vec<DataLoss> = match &stopped_at {
             Some(at) if super::full::same(at, &rec.revisions) => Vec::new(),
             Some(_) => target.data_loss_forecast().iter().filter(|l| l.kind != LossKind::Dropped).cloned().collect(),
             None => target.data_loss_forecast().to_vec(),
@@ -163,6 +163,23 @@ impl Rollback {
         let dir = scratch_dir()?;
         let file = dir.path().join("snapshot.dump");
         store.get_blob_to_file(&rec.blob, &file)?;
+        // A run whose forecast could not be made has none to go by: what its downgrade deleted
+        // and changed is measured here, by running it again on a copy of the snapshot. Without
+        // it the undo would put back only the dropped tables and columns, and say the state is
+        // back.
+        let unmeasured = match &stopped_at {
+            Some(at) if super::full::same(at, &rec.revisions) => None,
+            Some(at) => Some(at.clone()),
+            None => target.plan.downgrade_to().map(<[Revision]>::to_vec),
+        };
+        if let Some(to) = unmeasured.filter(|_| target.data_loss_unknown()) {
+            forecast = self.measure_downgrade(files, rec, &file, &to, dir.path()).map_err(|e| {
+                refuse(format!(
+                    "its data-loss forecast could not be made, so what its downgrade deleted and changed is unknown, and measuring it on a copy of the snapshot failed: {}",
+                    super::support::chain(&e)
+                ))
+            })?;
+        }
         let (losses, obstacles) = crate::rt::block_on(async {
             let copy = live.scratch_from_dump(&file, &rec.dump, dir.path()).await?;
             let result = async {
@@ -268,6 +285,53 @@ impl Rollback {
             }
             .await;
             let (a, b) = (now.discard().await, snap.discard().await);
+            let out = result?;
+            a?;
+            b?;
+            Ok::<_, crate::db::Error>(out)
+        })?)
+    }
+
+    /// What the run's downgrade, to `to`, destroys of its snapshot (the dump `snapshot_file`):
+    /// the forecast a run makes before it starts, made again on two copies of the snapshot (one
+    /// taken down with the migration files of the tree the undo puts back, written under `dir`,
+    /// compared with the other), for a run whose own forecast could not be made.
+    fn measure_downgrade(
+        &self,
+        files: &Manifest,
+        rec: &DatabaseSnapshot,
+        snapshot_file: &std::path::Path,
+        to: &[Revision],
+        dir: &std::path::Path,
+    ) -> Result<Vec<DataLoss>> {
+        let tree = dir.join("measure-tree");
+        self.materialize(files, &tree)?;
+        let db = self.migrator()?;
+        let live = db.url_database().ok_or_else(|| Error::refused("the database cannot be copied".to_owned(), None))?;
+        Ok(crate::rt::block_on(async {
+            let snap = live.scratch_from_dump(snapshot_file, &rec.dump, dir).await?;
+            let down = match live.scratch_from_dump(snapshot_file, &rec.dump, dir).await {
+                Ok(down) => down,
+                Err(e) => {
+                    let _ = snap.discard().await;
+                    return Err(e);
+                }
+            };
+            let result = async {
+                let on = db.on_database(down.db.clone(), Some(&tree)).ok_or_else(|| {
+                    crate::db::Error::Config(format!("the `{}` migrator cannot run on a copy", db.kind()))
+                })?;
+                let before = rows::census(&snap.db).await?;
+                on.downgrade(to).await?;
+                let _ = on.take_warnings();
+                let after = rows::census(&down.db).await?;
+                let skip = db.bookkeeping_tables();
+                let mut losses = rows::dropped(&before, &after, &skip);
+                losses.extend(rows::removed_and_changed(&snap.db, &down.db, &before, &after, &skip).await?);
+                Ok::<_, crate::db::Error>(losses)
+            }
+            .await;
+            let (a, b) = (snap.discard().await, down.discard().await);
             let out = result?;
             a?;
             b?;

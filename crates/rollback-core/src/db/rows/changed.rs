@@ -66,9 +66,15 @@ async fn count_rows(live: &UrlDatabase, down: &UrlDatabase, p: &Pair<'_>, cols: 
         (it.next().unwrap_or(0), it.collect())
     };
     if let (DbUrl::Sqlite { .. }, DbUrl::Sqlite { path }) = (live.url(), down.url()) {
+        // `COLLATE BINARY` here and below: a `NOCASE` (or `RTRIM`) column's `IS` ignores what
+        // the downgrade changed (`lower(email)`), but the value is not the one stored before.
         let mut sql = "SELECT count(*)".to_owned();
         for c in cols {
-            let _ = write!(sql, ", coalesce(sum(CASE WHEN m.{c} IS NOT s.{c} THEN 1 ELSE 0 END), 0)", c = q(c));
+            let _ = write!(
+                sql,
+                ", coalesce(sum(CASE WHEN m.{c} IS NOT s.{c} COLLATE BINARY THEN 1 ELSE 0 END), 0)",
+                c = q(c)
+            );
         }
         let _ = write!(sql, " FROM main.{} m JOIN snap.{} s ON {}", p.live, p.snap, p.sqlite_join("m", "s"));
         let n = cols.len();
@@ -105,12 +111,23 @@ async fn count_rows(live: &UrlDatabase, down: &UrlDatabase, p: &Pair<'_>, cols: 
     }
     // The downgraded copy's rows go into a temporary table of a session on the live database
     // (in batches: see `pg_batches`), typed as the live table's columns, where they are
-    // compared; the app's tables are only read.
+    // compared; the app's tables are only read. A column whose type the downgrade changed is
+    // read back as the live type where its values allow (`numeric(8,2)` as `numeric(8,3)`: a
+    // value the narrowing left alone is the same); where one does not (`a,b` is no `text[]`),
+    // such columns are staged again in their text form, and compared by it.
     let mut with_key = p.pk.clone();
     with_key.extend(cols.iter().cloned());
     let pg = live.pg();
-    let client = pg.connect().await?;
-    let staged = pg_batches::stage(down, p, &with_key, None, &client, live, "forge_rollback_values").await?;
+    let mut client = pg.connect().await?;
+    let mut p = p.clone();
+    let staged = match pg_batches::stage(down, &p, &with_key, None, &client, live, "forge_rollback_values").await {
+        Err(_) if p.retyped.iter().any(|c| cols.contains(c)) => {
+            p.as_text = p.retyped.iter().filter(|c| cols.contains(c)).cloned().collect();
+            client = pg.connect().await?;
+            pg_batches::stage(down, &p, &with_key, None, &client, live, "forge_rollback_values").await?
+        }
+        staged => staged?,
+    };
     let mut sql = "SELECT count(*)".to_owned();
     for c in cols {
         let _ = write!(
@@ -149,7 +166,7 @@ pub(super) async fn mark_changed(
         if let (DbUrl::Sqlite { .. }, DbUrl::Sqlite { path }) = (snap.url(), downgraded.url()) {
             let rows = |side: &str| {
                 format!(
-                    "SELECT {keys}, {side}.{c} AS {c} FROM main.{t} s JOIN snap.{t} d ON {j} WHERE s.{c} IS NOT d.{c}",
+                    "SELECT {keys}, {side}.{c} AS {c} FROM main.{t} s JOIN snap.{t} d ON {j} WHERE s.{c} IS NOT d.{c} COLLATE BINARY",
                     t = p.live,
                     j = p.sqlite_join("d", "s")
                 )
@@ -192,7 +209,7 @@ pub(super) async fn mark_changed(
 pub(super) fn sqlite_update(p: &Pair<'_>, col: &str, before: &str, down: &str) -> String {
     let on = |a: &str| p.sqlite_join(a, &format!("main.{}", p.live));
     format!(
-        "UPDATE main.{l} SET {c} = (SELECT b.{c} FROM snap.{before} b WHERE {ob}) WHERE EXISTS (SELECT 1 FROM snap.{down} d WHERE {od} AND main.{l}.{c} IS d.{c})",
+        "UPDATE main.{l} SET {c} = (SELECT b.{c} FROM snap.{before} b WHERE {ob}) WHERE EXISTS (SELECT 1 FROM snap.{down} d WHERE {od} AND main.{l}.{c} IS d.{c} COLLATE BINARY)",
         l = p.live,
         c = q(col),
         ob = on("b"),
@@ -219,7 +236,7 @@ pub(super) fn pg_update(p: &Pair<'_>, col: &str, before: &str, down: &str) -> St
 /// `before`) the live table holds now (written back, or there already: a resumed put-back).
 pub(super) fn sqlite_back(p: &Pair<'_>, col: &str, before: &str) -> String {
     format!(
-        "SELECT count(*) FROM snap.{before} b JOIN main.{l} m ON {j} WHERE m.{c} IS b.{c}",
+        "SELECT count(*) FROM snap.{before} b JOIN main.{l} m ON {j} WHERE m.{c} IS b.{c} COLLATE BINARY",
         l = p.live,
         c = q(col),
         j = p.sqlite_join("b", "m")

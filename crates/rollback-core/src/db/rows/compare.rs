@@ -22,9 +22,13 @@ pub(super) struct Pair<'a> {
     pub(super) identity: Vec<String>,
     /// Of `cols`, the live table's `json`/`jsonb` ones, with their type as SQL.
     pub(super) json: Vec<(String, String)>,
-    /// Of `cols`, the live table's columns compared by their text form: their type has no
-    /// equality (`xml`, `point`) or one that is not sameness (`box` compares areas).
-    pub(super) by_text: Vec<String>,
+    /// Of `cols`, those whose type differs between the two tables (PostgreSQL: a migration
+    /// changed it, `text` to `text[]`).
+    pub(super) retyped: Vec<String>,
+    /// Of `cols`, those staged in their text form, not read back as the live column's type (see
+    /// `pg_batches::stage`): some of the other side's values do not read back as it (`a,b` is
+    /// no `text[]`).
+    pub(super) as_text: Vec<String>,
     /// The live and the snapshot's tables are plain tables with inheritance children
     /// (PostgreSQL): read `ONLY` them, a child's rows are the child's.
     pub(super) live_only: bool,
@@ -59,18 +63,21 @@ impl Pair<'_> {
     pub(super) fn snap_rows(&self) -> String {
         only(self.snap_only, &self.snap)
     }
-    /// `alias.col` as compared: a `json` value by its text (`json` has no `=`), and so is a
-    /// value of a type without a sameness `=` (see [`Pair::by_text`]).
+    /// `alias.col` as compared (PostgreSQL): by its text form, byte for byte, in one session
+    /// (both sides read with the same settings). A type's `=` does not tell sameness: it is
+    /// missing (`json`, `xml`, `point`), compares areas (`box`), ignores letter case (`citext`,
+    /// a nondeterministic collation), or the scale of a number (`1.50 = 1.5`), or the way an
+    /// interval is written (`36:00:00 = 1 day 12:00:00`). A value stored differently is a
+    /// different value, which the undo must put back.
     pub(super) fn cmp(&self, alias: &str, col: &str) -> String {
-        if self.json.iter().any(|(j, _)| j == col) || self.by_text.iter().any(|t| t == col) {
-            format!("{alias}.{}::text", q(col))
-        } else {
-            format!("{alias}.{}", q(col))
-        }
+        format!("({alias}.{}::text COLLATE \"C\")", q(col))
     }
     /// The columns of `alias` as compared (see [`Pair::cmp`]).
     pub(super) fn cmp_list(&self, alias: &str) -> String {
         self.cols.iter().map(|c| self.cmp(alias, c)).collect::<Vec<_>>().join(", ")
+    }
+    fn is_json(&self, col: &str) -> bool {
+        self.json.iter().any(|(j, _)| j == col)
     }
     pub(super) fn bare_cols(&self) -> String {
         self.cols.iter().map(|c| q(c)).collect::<Vec<_>>().join(", ")
@@ -93,7 +100,8 @@ pub(super) fn pair<'a>(name: &'a str, live: &Census, snap: &Census) -> Option<Pa
         pk: s.primary_key.clone(),
         identity: cols.iter().filter(|c| l.identity.contains(*c)).cloned().collect(),
         json: l.json.iter().filter(|(c, _)| cols.contains(c)).map(|(c, t)| (c.clone(), t.clone())).collect(),
-        by_text: l.by_text.iter().filter(|c| cols.contains(c)).cloned().collect(),
+        retyped: cols.iter().filter(|c| l.types.get(*c) != s.types.get(*c)).cloned().collect(),
+        as_text: Vec::new(),
         live_only: l.only,
         snap_only: s.only,
         cols,
@@ -131,20 +139,26 @@ pub(super) fn pg_row_out(p: &Pair<'_>, cols: &[String], filter: Option<&str>) ->
 /// A batch of the rows [`pg_row_out`] wrote, as a JSON array (the statement's `$1`), as a
 /// relation with the columns `cols` of the live table, typed as there: each value is read by
 /// its type's input function (`json_populate_record` of its text form); a `json`/`jsonb` value
-/// is cast from its text.
+/// is cast from its text; a column of [`Pair::as_text`] stays text, never read as its type.
 pub(super) fn pg_rows_in(p: &Pair<'_>, cols: &[String]) -> String {
     let select = cols
         .iter()
         .map(|c| match p.json.iter().find(|(j, _)| j == c) {
+            _ if p.as_text.contains(c) => format!("(e.value -> {} ->> {}) AS {}", u8::from(p.is_json(c)), lit(c), q(c)),
             Some((_, ty)) => format!("(e.value -> 1 ->> {})::{ty} AS {}", lit(c), q(c)),
             None => format!("r.{c}", c = q(c)),
         })
         .collect::<Vec<_>>()
         .join(", ");
-    format!(
-        "(SELECT {select} FROM json_array_elements($1::text::json) e, LATERAL json_populate_record(NULL::{}, e.value -> 0) r)",
-        p.live
-    )
+    // The columns staged as text are left out of the record read as the live table's row:
+    // their values need not read back as its types.
+    let record = if p.as_text.is_empty() {
+        format!("json_populate_record(NULL::{}, e.value -> 0)", p.live)
+    } else {
+        let skip = p.as_text.iter().map(|c| lit(c)).collect::<Vec<_>>().join(", ");
+        format!("jsonb_populate_record(NULL::{}, (e.value -> 0)::jsonb - ARRAY[{skip}]::text[])", p.live)
+    };
+    format!("(SELECT {select} FROM json_array_elements($1::text::json) e, LATERAL {record} r)")
 }
 
 /// `SET` (`SET LOCAL` when `local`) of [`PG_TEXT_SETTINGS`].
@@ -294,7 +308,8 @@ async fn deleted_since(live: &UrlDatabase, snap: &UrlDatabase, p: &Pair<'_>, col
 }
 
 pub(super) fn sqlite_conflicts(p: &Pair<'_>) -> String {
-    let same = p.cols.iter().map(|c| format!("m.{c} IS s.{c}", c = q(c))).collect::<Vec<_>>().join(" AND ");
+    let same =
+        p.cols.iter().map(|c| format!("m.{c} IS s.{c} COLLATE BINARY", c = q(c))).collect::<Vec<_>>().join(" AND ");
     format!(
         "SELECT count(*) FROM snap.{} s JOIN main.{} m ON {} WHERE NOT ({})",
         p.snap,

@@ -148,9 +148,11 @@ type Found = Vec<(String, u64, u64, String)>;
 
 const OTHER_CONTENT: &str = "their primary key is in the restored database with other content";
 
-/// `s.c IS m.c AND …` over the columns of `p` (NULL-safe; `1` when there are none).
+/// `s.c IS m.c AND …` over the columns of `p` (NULL-safe, byte for byte: `COLLATE BINARY`, so
+/// the letter case of a `NOCASE` column counts; `1` when there are none).
 fn sqlite_same(p: &Pair<'_>) -> String {
-    let same = p.cols.iter().map(|c| format!("m.{c} IS s.{c}", c = q(c))).collect::<Vec<_>>().join(" AND ");
+    let same =
+        p.cols.iter().map(|c| format!("m.{c} IS s.{c} COLLATE BINARY", c = q(c))).collect::<Vec<_>>().join(" AND ");
     if same.is_empty() { "1".to_owned() } else { same }
 }
 

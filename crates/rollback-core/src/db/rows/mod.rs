@@ -58,9 +58,10 @@ pub struct TableCensus {
     /// Columns of type `json` or `jsonb` (or a domain over them), with their type as SQL: their
     /// values travel as text, so that JSON `null` stays distinct from SQL `NULL`.
     pub(super) json: BTreeMap<String, String>,
-    /// Columns compared by their text form (PostgreSQL): their type has no default btree
-    /// equality (`xml`, `point`, `box`, whose `=` compares areas), so no `=` that tells sameness.
-    pub(super) by_text: BTreeSet<String>,
+    /// Each column's type as SQL (PostgreSQL; `format_type`): a column whose type differs
+    /// between two databases is staged in its text form when its values do not read back as the
+    /// other's type (see `changed`).
+    pub(super) types: BTreeMap<String, String>,
     /// A plain table with inheritance children (PostgreSQL): counted, read and matched `ONLY`
     /// itself (a partitioned table is read through its partitions, which hold its rows).
     pub(super) only: bool,
@@ -303,20 +304,13 @@ async fn pg_census(ctx: &postgres::Ctx<'_>, client: &Client) -> Result<Census> {
     ))
     .await?;
     // The fourth column: the type as SQL of a `json`/`jsonb` column (or a domain over one).
-    // The fifth: `t` when its (base) type, or for an array its element type, is a base type
-    // without a default btree operator class: its `=` is missing (`xml`, `point`) or is no
-    // sameness (`box`, `circle`: areas), so values are compared by their text form.
+    // The fifth: every column's type as SQL.
     let columns = rows(format!(
         "SELECT n.nspname, c.relname, a.attname,
                 CASE WHEN coalesce(nullif(t.typbasetype, 0), t.oid) IN ('json'::regtype, 'jsonb'::regtype)
                      THEN format_type(a.atttypid, a.atttypmod) ELSE '' END,
-                CASE WHEN v.typtype = 'b' AND NOT EXISTS (
-                       SELECT 1 FROM pg_opclass o JOIN pg_am m ON m.oid = o.opcmethod
-                        WHERE m.amname = 'btree' AND o.opcdefault AND o.opcintype = v.oid)
-                     THEN 't' ELSE '' END
+                format_type(a.atttypid, a.atttypmod)
            FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
-           JOIN pg_type b ON b.oid = coalesce(nullif(t.typbasetype, 0), t.oid)
-           JOIN pg_type v ON v.oid = CASE WHEN b.typcategory = 'A' THEN b.typelem ELSE b.oid END
            JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
           WHERE a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r', 'p') AND {user}
           ORDER BY a.attnum"
@@ -371,7 +365,7 @@ async fn pg_census(ctx: &postgres::Ctx<'_>, client: &Client) -> Result<Census> {
                     .filter(|c| !c[3].is_empty())
                     .map(|c| (c[2].clone(), c[3].clone()))
                     .collect(),
-                by_text: columns.iter().filter(of_table).filter(|c| c[4] == "t").map(|c| c[2].clone()).collect(),
+                types: columns.iter().filter(of_table).map(|c| (c[2].clone(), c[4].clone())).collect(),
                 only,
             },
         );

@@ -39,7 +39,7 @@ fn batch_rows() -> usize {
 /// Copies the values of `cols` of every row of `p`'s table in `from` (the table `p.snap`, read
 /// as [`Pair::snap_rows`] aliased `s`; only the rows `filter` holds for, when given) into a new
 /// temporary table `name` of the session `to` (a connection to `to_db`, typed as the columns of
-/// `p.live` there), in batches; returns that table as SQL, to read in its place. Values travel in their text form, as [`pg_row_out`] writes them, so
+/// `p.live` there, text for those of [`Pair::as_text`]), in batches; returns that table as SQL, to read in its place. Values travel in their text form, as [`pg_row_out`] writes them, so
 /// both sessions get the fixed text settings (see `pg_text_settings`): `to`'s for the rest of
 /// the session. Must run outside a transaction of `to` (the table is the session's).
 pub(super) async fn stage(
@@ -56,7 +56,10 @@ pub(super) async fn stage(
     let create = format!(
         "{} CREATE TEMPORARY TABLE {table} AS SELECT {} FROM {} WITH NO DATA",
         pg_text_settings(false),
-        cols.iter().map(|c| q(c)).collect::<Vec<_>>().join(", "),
+        cols.iter()
+            .map(|c| if p.as_text.contains(c) { format!("{c}::text AS {c}", c = q(c)) } else { q(c) })
+            .collect::<Vec<_>>()
+            .join(", "),
         p.live
     );
     into.within("reading rows", async {

@@ -56,12 +56,14 @@ pub(super) async fn nulled(
 /// differ.
 pub(super) fn set_back(p: &Pair<'_>, cols: &[String], src: &str) -> String {
     let list = |alias: &str| cols.iter().map(|c| format!("{alias}.{}", q(c))).collect::<Vec<_>>().join(", ");
+    let cmp = |alias: &str| cols.iter().map(|c| p.cmp(alias, c)).collect::<Vec<_>>().join(", ");
     format!(
-        "UPDATE {l} m SET ({bare}) = ROW({s}) FROM {src} s WHERE {j} AND ROW({m}) IS DISTINCT FROM ROW({s})",
+        "UPDATE {l} m SET ({bare}) = ROW({s}) FROM {src} s WHERE {j} AND ROW({m}) IS DISTINCT FROM ROW({sc})",
         l = p.live_rows(),
         bare = cols.iter().map(|c| q(c)).collect::<Vec<_>>().join(", "),
         s = list("s"),
-        m = list("m"),
+        m = cmp("m"),
+        sc = cmp("s"),
         j = p.join("m", "s")
     )
 }

@@ -204,7 +204,7 @@ impl SqlitePlan {
             p.sqlite_join("m", "s")
         );
         let update = format!(
-            "UPDATE main.{l} SET {c} = (SELECT s.{c} FROM snap.{s} s WHERE {outer}) WHERE EXISTS (SELECT 1 FROM snap.{s} s WHERE {outer} AND s.{c} IS NOT main.{l}.{c})",
+            "UPDATE main.{l} SET {c} = (SELECT s.{c} FROM snap.{s} s WHERE {outer}) WHERE EXISTS (SELECT 1 FROM snap.{s} s WHERE {outer} AND s.{c} IS NOT main.{l}.{c} COLLATE BINARY)",
             l = p.live,
             s = p.snap
         );
@@ -696,7 +696,8 @@ mod tests {
             cols: vec!["kind".to_owned(), "n".to_owned()],
             identity: Vec::new(),
             json: Vec::new(),
-            by_text: Vec::new(),
+            retyped: Vec::new(),
+            as_text: Vec::new(),
             live_only: false,
             snap_only: false,
         };

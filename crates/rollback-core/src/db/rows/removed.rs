@@ -57,7 +57,8 @@ fn key_pair<'a>(name: &'a str, of: &Census) -> Option<Pair<'a>> {
         cols: t.primary_key.clone(),
         identity: Vec::new(),
         json: Vec::new(),
-        by_text: Vec::new(),
+        retyped: Vec::new(),
+        as_text: Vec::new(),
         live_only: t.only,
         snap_only: t.only,
     })
