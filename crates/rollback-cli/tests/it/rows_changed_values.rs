@@ -10,27 +10,25 @@ use rollback_testkit::db::Engine;
 use crate::common::fr;
 use crate::rows_sqlite_exact::Deployed;
 
+/// The v4 migration over the Alembic fixture (after `b84e1d2c3f03`), with the bodies of its
+/// `upgrade` and `downgrade` (indented Python).
+fn v4(upgrade: &str, downgrade: &str) -> String {
+    format!(
+        "from alembic import op\nimport sqlalchemy as sa\n\nrevision = \"e4e4e4e4e404\"\ndown_revision = \"b84e1d2c3f03\"\nbranch_labels = None\ndepends_on = None\n\n\ndef upgrade():\n{upgrade}\n\n\ndef downgrade():\n{downgrade}\n"
+    )
+}
+
 /// v4 over the Alembic fixture: adds `users.display`; its downgrade drops it, and normalises
 /// the columns the test gives `users` (lower case, one decimal, days for hours).
-const NORMALISES: &str = r#"from alembic import op
-import sqlalchemy as sa
+fn normalises() -> String {
+    v4(
+        r#"    op.add_column("users", sa.Column("display", sa.Text()))"#,
+        r#"    op.execute("UPDATE users SET mail = lower(mail), nick = lower(nick), amount = round(amount, 1), span = justify_hours(span)")
+    op.drop_column("users", "display")"#,
+    )
+}
 
-revision = "e4e4e4e4e404"
-down_revision = "b84e1d2c3f03"
-branch_labels = None
-depends_on = None
-
-
-def upgrade():
-    op.add_column("users", sa.Column("display", sa.Text()))
-
-
-def downgrade():
-    op.execute("UPDATE users SET mail = lower(mail), nick = lower(nick), amount = round(amount, 1), span = justify_hours(span)")
-    op.drop_column("users", "display")
-"#;
-
-/// `citext`, an ICU collation that ignores case, and the columns [`NORMALISES`] changes.
+/// `citext`, an ICU collation that ignores case, and the columns [`normalises`] changes.
 fn with_loose_columns(d: &Deployed) {
     d.sql("CREATE EXTENSION IF NOT EXISTS citext");
     d.sql("CREATE COLLATION ci (provider = icu, locale = 'und-u-ks-level2', deterministic = false)");
@@ -41,7 +39,7 @@ const LOOSE: &str = "SELECT concat_ws('|', mail::text, nick, amount::text, span:
 
 #[test]
 fn values_equal_to_what_the_downgrade_left_are_changed_values_and_come_back() {
-    let d = Deployed::new(Engine::Postgres, NORMALISES);
+    let d = Deployed::new(Engine::Postgres, &normalises());
     with_loose_columns(&d);
     d.sql("INSERT INTO users (id, name, mail, nick, amount, span, display) VALUES (1, 'grace', 'Grace.Hopper@Navy.MIL', 'GraceH', 1.50, '36:00:00', 'Grace')");
     let before = d.sql(LOOSE);
@@ -68,27 +66,17 @@ fn values_equal_to_what_the_downgrade_left_are_changed_values_and_come_back() {
 
 /// v4 over the Alembic fixture, for SQLite: adds `users.display`; its downgrade drops it and
 /// lower-cases the `NOCASE` column the test gives `users`.
-const LOWERS: &str = r#"from alembic import op
-import sqlalchemy as sa
-
-revision = "e4e4e4e4e404"
-down_revision = "b84e1d2c3f03"
-branch_labels = None
-depends_on = None
-
-
-def upgrade():
-    op.add_column("users", sa.Column("display", sa.Text()))
-
-
-def downgrade():
-    op.execute("UPDATE users SET mail = lower(mail)")
-    op.execute("ALTER TABLE users DROP COLUMN display")
-"#;
+fn lowers() -> String {
+    v4(
+        r#"    op.add_column("users", sa.Column("display", sa.Text()))"#,
+        r#"    op.execute("UPDATE users SET mail = lower(mail)")
+    op.execute("ALTER TABLE users DROP COLUMN display")"#,
+    )
+}
 
 #[test]
 fn sqlite_letter_case_of_a_nocase_column_is_a_changed_value_and_comes_back() {
-    let d = Deployed::new(Engine::Sqlite, LOWERS);
+    let d = Deployed::new(Engine::Sqlite, &lowers());
     d.sql("ALTER TABLE users ADD COLUMN mail TEXT COLLATE NOCASE");
     d.sql("INSERT INTO users (id, name, mail, display) VALUES (1, 'grace', 'Grace.Hopper@Navy.MIL', 'Grace')");
 
@@ -105,26 +93,17 @@ fn sqlite_letter_case_of_a_nocase_column_is_a_changed_value_and_comes_back() {
 
 /// v4 over the Alembic fixture: `users.name` becomes a `text[]` (split at commas); its
 /// downgrade deletes the rows of `@new.example` and joins the names again.
-const TO_ARRAY: &str = r#"from alembic import op
-
-revision = "e4e4e4e4e404"
-down_revision = "b84e1d2c3f03"
-branch_labels = None
-depends_on = None
-
-
-def upgrade():
-    op.execute("ALTER TABLE users ALTER COLUMN name TYPE text[] USING string_to_array(name, ',')")
-
-
-def downgrade():
-    op.execute("DELETE FROM users WHERE email LIKE '%@new.example'")
-    op.execute("ALTER TABLE users ALTER COLUMN name TYPE varchar(50) USING array_to_string(name, ',')")
-"#;
+fn to_array() -> String {
+    v4(
+        r#"    op.execute("ALTER TABLE users ALTER COLUMN name TYPE text[] USING string_to_array(name, ',')")"#,
+        r#"    op.execute("DELETE FROM users WHERE email LIKE '%@new.example'")
+    op.execute("ALTER TABLE users ALTER COLUMN name TYPE varchar(50) USING array_to_string(name, ',')")"#,
+    )
+}
 
 #[test]
 fn a_column_whose_type_the_upgrade_changed_is_compared_and_its_values_come_back() {
-    let d = Deployed::new(Engine::Postgres, TO_ARRAY);
+    let d = Deployed::new(Engine::Postgres, &to_array());
     d.sql("INSERT INTO users (id, name, email) VALUES (1, '{a,b}', 'a@old.example'), (2, '{x,\"y,z\"}', 'x@old.example'), (3, '{n}', 'n@new.example')");
 
     let plan = fr(&d.repo, &["plan", "--full", "--target", "v3", "--json"]);
@@ -154,28 +133,16 @@ fn a_column_whose_type_the_upgrade_changed_is_compared_and_its_values_come_back(
 /// `marker` exists, it fails: the data-loss forecast cannot be made.
 fn unforecast(marker: &std::path::Path) -> String {
     let marker = marker.display();
-    format!(
-        r#"from alembic import op
-import os
-import sqlalchemy as sa
-
-revision = "e4e4e4e4e404"
-down_revision = "b84e1d2c3f03"
-branch_labels = None
-depends_on = None
-
-
-def upgrade():
-    op.add_column("users", sa.Column("display", sa.Text()))
-
-
-def downgrade():
+    v4(
+        r#"    op.add_column("users", sa.Column("display", sa.Text()))"#,
+        &format!(
+            r#"    import os
     if "forge_rollback_scratch" in str(op.get_bind().engine.url) and os.path.exists("{marker}"):
         raise RuntimeError("this copy cannot be taken down")
     op.execute("DELETE FROM users WHERE email LIKE '%@new.example'")
     op.execute("UPDATE users SET name = lower(name)")
-    op.drop_column("users", "display")
-"#
+    op.drop_column("users", "display")"#
+        ),
     )
 }
 
