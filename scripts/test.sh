@@ -18,6 +18,11 @@
 # - git-lfs (apt-get install git-lfs when missing), for the LFS tests.
 # `scripts/test.sh lint` alone needs neither.
 #
+# Two pairs overlap, as CI has 2 cores and neither half of a pair keeps both busy: the lint runs
+# while the setup downloads and installs, and the wheel's release build runs while pytest does; each
+# background job's output is printed in one piece when it ends. Every step logs how long it took
+# (`done: NAME (Ns)`), so a slow CI run shows where its time went.
+#
 # Runs from any directory, needs no stdin, and can be re-run: the venv (.venv at the repo root)
 # and cargo's target dir are reused. Independent steps all run even when one fails, so a single
 # CI run reports every problem; the exit status is non-zero if any step failed, and the last
@@ -44,16 +49,77 @@ step() {
     if ((rc != 0)); then
         log "FAILED: $name (exit $rc, $((SECONDS - t))s)"
         failed+=("$name")
+    else
+        log "done: $name ($((SECONDS - t))s)"
     fi
     return "$rc"
 }
 
+# Work that can overlap runs in the background (CI has 2 cores and much of this waits on the
+# network, on child processes or on one rustc): `background FUNCTION` runs a function of steps
+# in a subshell, its output held in a log; `collect` waits for every one, prints each log in
+# the order they began, and records their failed steps like the foreground's.
+bg_dir=$(mktemp -d)
+bg_pids=()
+bg_funcs=()
+services=0
+kill_tree() {
+    local child
+    for child in $(pgrep -P "$1" || :); do kill_tree "$child"; done
+    kill "$1" 2>/dev/null || :
+}
+# On exit (success, failure or interrupt): stop what is still running in the background, and
+# what pg.sh and prometheus.sh started.
+cleanup() {
+    local pid
+    for pid in "${bg_pids[@]}"; do kill_tree "$pid"; done
+    rm -rf "$bg_dir"
+    if ((services)); then
+        bash "$ROOT/scripts/pg.sh" stop
+        bash "$ROOT/scripts/prometheus.sh" stop
+    fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+background() {
+    (
+        failed=()
+        t=$SECONDS
+        "$1" >"$bg_dir/$1.log" 2>&1
+        printf '%s\n' "${failed[@]}" >"$bg_dir/$1.failed"
+        echo "$((SECONDS - t))" >"$bg_dir/$1.took"
+    ) &
+    bg_pids+=("$!")
+    bg_funcs+=("$1")
+}
+collect() {
+    local f line
+    ((${#bg_pids[@]})) || return 0
+    wait "${bg_pids[@]}" || :
+    for f in "${bg_funcs[@]}"; do
+        log "(ran alongside) $f: its output"
+        cat "$bg_dir/$f.log"
+        if [[ ! -f $bg_dir/$f.failed ]]; then
+            log "FAILED: $f did not finish"
+            failed+=("$f (did not finish)")
+            continue
+        fi
+        log "(ran alongside) $f: $(cat "$bg_dir/$f.took")s"
+        while IFS= read -r line; do
+            [[ -z $line ]] || failed+=("$line")
+        done <"$bg_dir/$f.failed"
+    done
+    bg_pids=()
+    bg_funcs=()
+}
+
 stage_lint() {
     step "cargo fmt --check" cargo fmt --all --check || :
-    step "cargo clippy" cargo clippy --all-targets --locked -- -D warnings || :
-    # rollback-py is not a default member (it is an extension module), so lint it by name.
-    step "cargo clippy -p rollback-py" \
-        cargo clippy -p rollback-py --all-targets --locked -- -D warnings || :
+    # --workspace: rollback-py too, which is not a default member (it is an extension module).
+    # One run, so rollback-core and the CLI library are checked once, with the features the
+    # tests enable (failpoints); the few lines compiled only without them are built (not
+    # linted) by the wheel below.
+    step "cargo clippy --workspace" cargo clippy --workspace --all-targets --locked -- -D warnings || :
 }
 
 stage_rust() {
@@ -84,10 +150,7 @@ setup_venv() {
 setup_postgres() {
     local env_file
     env_file=$(mktemp)
-    # Stop what pg.sh and prometheus.sh start when this script exits, on success, failure or
-    # interrupt.
-    trap 'bash "$ROOT/scripts/pg.sh" stop; bash "$ROOT/scripts/prometheus.sh" stop' EXIT
-    trap 'exit 130' INT TERM
+    services=1
     if step "start PostgreSQL (scripts/pg.sh start)" bash scripts/pg.sh start >"$env_file"; then
         # shellcheck disable=SC1090
         source "$env_file"
@@ -131,15 +194,9 @@ stage_python() {
     step "mypy.stubtest forge_rollback" "$py" -m mypy.stubtest \
         --mypy-config-file crates/rollback-py/pyproject.toml forge_rollback || :
 
-    # The wheel users install: the portable one (release, abi3, manylinux_2_28 linked with zig),
-    # its tag confirmed by auditwheel, then installed into a fresh venv where `forge-rollback demo`
-    # and `import forge_rollback` run with no Rust toolchain on PATH. FORGE_TEST_DEV_WHEEL=1 tests
-    # the fast dev-profile wheel instead (a quick local loop; not what is shipped).
-    if [[ ${FORGE_TEST_DEV_WHEEL:-} == 1 ]]; then
-        step "wheel (dev profile): forge-rollback command without a Rust toolchain" scripts/wheel-test.sh "$py" || :
-    else
-        step "wheel (portable, manylinux_2_28): built, auditwheel, run without a Rust toolchain" scripts/wheel.sh check || :
-    fi
+    # The wheel's release build (mostly rustc) overlaps the pytest runs below (mostly Python
+    # waiting on its children), then `collect` prints its output.
+    background wheel_check
 
     local rc=0
     step "pytest crates/rollback-py/tests" "$py" -m pytest -q crates/rollback-py/tests || rc=$?
@@ -153,6 +210,21 @@ stage_python() {
     step "pytest ansible/tests (fleet rollback with ansible-core)" "$py" -m pytest -q ansible/tests || rc=$?
     if ((rc == 5)); then
         echo "error: pytest collected no tests in ansible/tests" >&2
+    fi
+    collect
+}
+
+# The wheel users install: the portable one (release, abi3, manylinux_2_28 linked with zig), its
+# tag confirmed by auditwheel, then installed into a fresh venv where `forge-rollback demo` and
+# `import forge_rollback` run with no Rust toolchain on PATH. FORGE_TEST_DEV_WHEEL=1 tests the
+# fast dev-profile wheel instead (a quick local loop; not what is shipped).
+wheel_check() {
+    if [[ ${FORGE_TEST_DEV_WHEEL:-} == 1 ]]; then
+        step "wheel (dev profile): forge-rollback command without a Rust toolchain" \
+            scripts/wheel-test.sh "$VENV/bin/python" || :
+    else
+        step "wheel (portable, manylinux_2_28): built, auditwheel, run without a Rust toolchain" \
+            scripts/wheel.sh check || :
     fi
 }
 
@@ -169,7 +241,13 @@ for s in "${stages[@]}"; do
 done
 
 start=$SECONDS
+lint_aside=0
 if [[ " ${stages[*]} " == *" rust "* || " ${stages[*]} " == *" python "* ]]; then
+    # The lint (rustc) needs none of the setup (downloads, apt-get, servers): they overlap.
+    if [[ " ${stages[*]} " == *" lint "* ]]; then
+        background stage_lint
+        lint_aside=1
+    fi
     log "setup: Python tools, PostgreSQL and Prometheus for the tests"
     setup_venv
     setup_postgres
@@ -177,7 +255,11 @@ if [[ " ${stages[*]} " == *" rust "* || " ${stages[*]} " == *" python "* ]]; the
     step "git-lfs (scripts/git-lfs.sh: apt-get install git-lfs if missing)" bash scripts/git-lfs.sh || :
 fi
 for s in "${stages[@]}"; do
-    "stage_$s"
+    if [[ $s == lint ]] && ((lint_aside)); then
+        collect
+    else
+        "stage_$s"
+    fi
 done
 
 took="$((SECONDS - start))s"

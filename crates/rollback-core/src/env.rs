@@ -263,7 +263,7 @@ fn follow(store: &dyn BackupStore, full: &Path) -> crate::Result<Option<(EntryKi
     if !meta.is_file() {
         return Ok(None);
     }
-    let (blob, size, _) = store.put_blob_from(file, full)?;
+    let (blob, size, _) = store.put_blob_from(&file, full)?;
     let owner = backup::Ownership { owner: backup::Owner::of(&meta), folders: Vec::new() };
     Ok(Some((EntryKind::File { blob, size, mode: meta.mode() & 0o7777 }, owner)))
 }

@@ -500,19 +500,6 @@ impl<'a> RunOrder<'a> {
     }
 }
 
-/// The `seq` recorded in the journal at `path` (its first line), if it can be read.
-pub(crate) fn started_seq(path: &Path) -> Option<u64> {
-    use std::io::BufRead as _;
-    #[derive(Deserialize)]
-    struct Head {
-        #[serde(default)]
-        seq: Option<u64>,
-    }
-    let mut line = String::new();
-    std::io::BufReader::new(File::open(path).ok()?).read_line(&mut line).ok()?;
-    serde_json::from_str::<Head>(&line).ok()?.seq
-}
-
 impl RunState {
     /// Its place among the runs of its state folder.
     pub fn order(&self) -> RunOrder<'_> {

@@ -673,8 +673,9 @@ pub trait BackupStore: Send + Sync {
 
     /// Stores what `file` holds from its current position to its end (a captured work-tree
     /// file: possibly large; the default holds it in memory, [`store::FsBackupStore`] streams
-    /// it). `path` names it in errors. Returns its id, its size and whether bytes were written.
-    fn put_blob_from(&self, mut file: std::fs::File, path: &std::path::Path) -> Result<(BlobId, u64, bool)> {
+    /// it). Borrowed: the caller can still `fstat` it afterwards. `path` names it in errors.
+    /// Returns its id, its size and whether bytes were written.
+    fn put_blob_from(&self, mut file: &std::fs::File, path: &std::path::Path) -> Result<(BlobId, u64, bool)> {
         use std::io::Read as _;
         let mut content = Vec::new();
         file.read_to_end(&mut content).map_err(|e| IoError::new("read", path, e))?;

@@ -538,13 +538,12 @@ fn store_file_once(store: &dyn BackupStore, workdir: &Path, path: &RepoPath) -> 
     // Read through the descriptor the bytes are: the attributes of the file captured, after
     // the stat recorded (a change since changes the ctime, and the cache entry with it).
     let xattrs = On::Fd(&f).read().at("read extended attributes of", &full)?;
-    // The same open file, to stat once its bytes are read.
-    let after = f.try_clone().at("open", &full)?;
     // Streamed into the store: a file bigger than memory is captured all the same.
-    let (blob, size, new) = store.put_blob_from(f, &full)?;
+    let (blob, size, new) = store.put_blob_from(&f, &full)?;
     let stat = FileStat::of(&meta);
-    // Any write since the first stat changes the ctime (and a chmod, chown or attribute too).
-    if FileStat::of(&after.metadata().at("read metadata of", &full)?) != stat || size != meta.len() {
+    // Stat'ed again through the same descriptor once its bytes are read: any write since the
+    // first stat changes the ctime (and a chmod, chown or attribute too).
+    if FileStat::of(&f.metadata().at("read metadata of", &full)?) != stat || size != meta.len() {
         return Ok(None);
     }
     // Hashed while it was written: the verification after the capture need not read it back.

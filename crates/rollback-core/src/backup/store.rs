@@ -345,7 +345,7 @@ impl BackupStore for FsBackupStore {
     }
 
     fn put_blob_file(&self, src: &Path) -> Result<(BlobId, u64, bool)> {
-        self.put_blob_from(File::open(src).at("open", src)?, src)
+        self.put_blob_from(&File::open(src).at("open", src)?, src)
     }
 
     fn check_blob(&self, id: &BlobId) -> Result<u64> {
@@ -371,14 +371,14 @@ impl BackupStore for FsBackupStore {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(Error::BlobNotFound { blob: id.to_string() }),
             Err(e) => return Err(e.into()),
         };
-        let (actual, _) = copy_hashing(blob, &path, out, out_path)?;
+        let (actual, _) = copy_hashing(&blob, &path, out, out_path)?;
         if &actual != id {
             return Err(Error::CorruptBlob { blob: id.to_string(), actual: actual.to_string() });
         }
         Ok(())
     }
 
-    fn put_blob_from(&self, mut source: File, src: &Path) -> Result<(BlobId, u64, bool)> {
+    fn put_blob_from(&self, mut source: &File, src: &Path) -> Result<(BlobId, u64, bool)> {
         // A small file is read whole: hashed first, it is not written at all when that blob
         // is there already (the common case of a second snapshot).
         let len = source.metadata().at("read metadata of", src)?.len();
@@ -419,7 +419,7 @@ impl BackupStore for FsBackupStore {
         };
         let tmp = temp_path(dest);
         let actual = write_temp(&tmp, |f| {
-            let (actual, _) = copy_hashing(blob, &path, f, &tmp)?;
+            let (actual, _) = copy_hashing(&blob, &path, f, &tmp)?;
             f.sync_all().at("sync", &tmp)?;
             Ok(actual)
         })?;

@@ -42,8 +42,9 @@ pub(crate) enum Next<T> {
 
 /// How a job's execution begins.
 pub(crate) enum Start {
-    /// A new run: its `started` record carries these.
-    New { reason: Option<String>, severity: Option<Severity>, actor: Option<String> },
+    /// A new run: its `started` record carries these. `seq` is [`Rollback::next_seq`] of the
+    /// runs read under the lock.
+    New { reason: Option<String>, severity: Option<Severity>, actor: Option<String>, seq: u64 },
     /// An interrupted or failed run, from step `at`, never running the steps in `skipped`.
     Resumed { at: usize, skipped: BTreeSet<usize> },
 }
@@ -254,9 +255,7 @@ impl Rollback {
         let Job { run_id, plan, start, manual } = job;
         let dir = self.state.run_dir(run_id);
         let (journal, at, skipped, started_notice) = match start {
-            Start::New { reason, severity, actor } => {
-                // Before its own folder exists: one more than every run there (under the lock).
-                let seq = self.next_seq()?;
+            Start::New { reason, severity, actor, seq } => {
                 fsutil::create_private_dir(&dir)?;
                 ctx.open_log(&dir.join("run.log"))?;
                 let journal = Journal::create(
@@ -271,7 +270,7 @@ impl Rollback {
                         git_dir: Some(self.vcs.git_dir().to_path_buf()),
                         actor: actor.clone(),
                         format: crate::journal::JOURNAL_FORMAT,
-                        seq: Some(seq),
+                        seq: Some(*seq),
                     },
                 )?;
                 match plan.kind {

@@ -96,7 +96,8 @@ impl Rollback {
             && plan.steps.iter().any(|s| s.name() == "restore_env")
             && begins("restore_env") == 0
         {
-            let env = self.env_entries(plan, &old)?;
+            let records = self.env_records(plan)?;
+            let env = env_entries(&old, records.iter().map(|(_, m)| m));
             old.entries.iter().filter(|e| env.contains(&e.path)).map(|e| (e.path.clone(), e.origin)).collect()
         } else if head.commit == plan.to
             && let Some(i) = plan.steps.iter().position(|s| s.name() == "restore_env")
@@ -113,7 +114,7 @@ impl Rollback {
             let written = |p: &RepoPath| {
                 record.as_ref().and_then(|m| m.entry(p)).is_some_and(|e| crate::env::holds(workdir, p, &e.kind))
             };
-            let env = self.env_entries(plan, &old)?;
+            let env = env_entries(&old, &record);
             old.entries
                 .iter()
                 .filter(|e| env.contains(&e.path))
@@ -286,21 +287,33 @@ impl Rollback {
         })
     }
 
-    /// The paths of `manifest` (a snapshot of the run of `plan`) that are env files: captured
-    /// as [`Origin::Env`], or named by the env record the run's `restore_env` writes. A
-    /// configured env file that git tracks and that had local edits is captured as tracked
-    /// (the reset discards those edits), and is an env file all the same.
-    pub(crate) fn env_entries(&self, plan: &crate::plan::Plan, manifest: &Manifest) -> Result<BTreeSet<RepoPath>> {
-        let mut out: BTreeSet<RepoPath> =
-            manifest.entries.iter().filter(|e| e.origin == Origin::Env).map(|e| e.path.clone()).collect();
-        for step in &plan.steps {
+    /// The env records the `restore_env` steps of `plan` write, by the index of their step.
+    pub(crate) fn env_records(&self, plan: &crate::plan::Plan) -> Result<Vec<(usize, Manifest)>> {
+        let mut out = Vec::new();
+        for (i, step) in plan.steps.iter().enumerate() {
             if let crate::plan::Step::RestoreEnv { record: Some(id), .. } = step {
-                let record = self.store()?.manifest(id)?;
-                out.extend(record.entries.into_iter().map(|e| e.path).filter(|p| manifest.entry(p).is_some()));
+                out.push((i, self.store()?.manifest(id)?));
             }
         }
         Ok(out)
     }
+}
+
+/// The paths of `manifest` (a snapshot of a run) that are env files: captured as
+/// [`Origin::Env`], or named by one of `records`, the env records the run's `restore_env`
+/// writes ([`Rollback::env_records`]). A configured env file that git tracks and that had local
+/// edits is captured as tracked (the reset discards those edits), and is an env file all the
+/// same.
+pub(crate) fn env_entries<'a>(
+    manifest: &Manifest,
+    records: impl IntoIterator<Item = &'a Manifest>,
+) -> BTreeSet<RepoPath> {
+    let mut out: BTreeSet<RepoPath> =
+        manifest.entries.iter().filter(|e| e.origin == Origin::Env).map(|e| e.path.clone()).collect();
+    for record in records {
+        out.extend(record.entries.iter().map(|e| &e.path).filter(|p| manifest.entry(p).is_some()).cloned());
+    }
+    out
 }
 
 /// How many times the journal `state` shows step `name` of `plan` begun.

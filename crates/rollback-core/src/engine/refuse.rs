@@ -280,9 +280,12 @@ impl Rollback {
     /// schema downgraded and the code not yet reset, say). Until they are resumed or undone,
     /// new runs are refused and `backups prune` keeps their snapshots.
     pub(crate) fn unfinished_runs(&self) -> Result<Vec<RunSummary>> {
-        Ok(self
-            .runs()?
-            .into_iter()
+        Ok(self.unfinished_among(self.runs()?))
+    }
+
+    /// [`Rollback::unfinished_runs`] among `runs`, already read ([`Rollback::runs`]).
+    fn unfinished_among(&self, runs: Vec<RunSummary>) -> Vec<RunSummary> {
+        runs.into_iter()
             .filter(|r| match r.status {
                 RunStatus::Running => true,
                 // A run that failed (or was cancelled) having changed nothing is no state to
@@ -291,7 +294,7 @@ impl Rollback {
                 RunStatus::Cancelled => self.load_run(&r.run_id).is_ok_and(|s| Self::changed_something(&s)),
                 _ => false,
             })
-            .collect())
+            .collect()
     }
 
     /// Whether a step that changes the tree, the database or the services began, other than
@@ -367,7 +370,12 @@ impl Rollback {
     }
 
     pub(crate) fn refuse_unfinished(&self) -> Result<()> {
-        if let Some(r) = self.unfinished_runs()?.first() {
+        self.refuse_unfinished_among(self.runs()?)
+    }
+
+    /// [`Rollback::refuse_unfinished`] among `runs`, already read ([`Rollback::runs`]).
+    pub(crate) fn refuse_unfinished_among(&self, runs: Vec<RunSummary>) -> Result<()> {
+        if let Some(r) = self.unfinished_among(runs).first() {
             let what = match r.status {
                 RunStatus::Cancelled => "was aborted",
                 _ if r.interrupted || r.status == RunStatus::Running => "was interrupted",

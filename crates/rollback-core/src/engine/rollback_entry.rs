@@ -151,8 +151,11 @@ impl Entry for RollbackEntry<'_> {
 
     fn settle(&self, rb: &Rollback, ctx: &mut Ctx<'_>, ready: Ready, _prompter: &dyn Prompter) -> Result<Next<Job>> {
         let opts = self.opts;
-        rb.refuse_damaged()?;
-        rb.refuse_unfinished()?;
+        // Every run's journal, read once under the lock: for both refusals and the new run's `seq`.
+        let runs = rb.runs()?;
+        rb.refuse_damaged_among(&runs)?;
+        let seq = Rollback::next_seq(&runs);
+        rb.refuse_unfinished_among(runs)?;
         let (now, level, forecast) = match ready {
             Ready::Unattended => {
                 let a = rb.assess_local_unless(opts.target.as_deref(), &|| ctx.observer.stop_waiting())?;
@@ -197,7 +200,7 @@ impl Entry for RollbackEntry<'_> {
         Ok(Next::Go(Job {
             run_id: new_run_id(),
             plan,
-            start: Start::New { reason: opts.reason.clone(), severity: opts.severity, actor: opts.actor.clone() },
+            start: Start::New { reason: opts.reason.clone(), severity: opts.severity, actor: opts.actor.clone(), seq },
             manual: level == Level::Manual,
         }))
     }

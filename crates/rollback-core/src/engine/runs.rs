@@ -55,22 +55,10 @@ impl Rollback {
 
     // ----- runs -----------------------------------------------------------------------
 
-    /// The `seq` of a run about to start: one more than the highest recorded in the state
-    /// folder's journals (1 when none is), read under the state folder's lock. A journal
-    /// whose first line cannot be read counts as unnumbered.
-    pub(crate) fn next_seq(&self) -> Result<u64> {
-        let dir = self.state.runs_dir();
-        let rd = match std::fs::read_dir(&dir) {
-            Ok(rd) => rd,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(1),
-            Err(e) => return Err(fsutil::IoError::new("read folder", &dir, e).into()),
-        };
-        let highest = rd
-            .flatten()
-            .filter(|e| e.file_name().to_str().is_some_and(valid_run_id))
-            .filter_map(|e| crate::journal::started_seq(&e.path().join("journal.jsonl")))
-            .max();
-        Ok(highest.map_or(1, |n| n.saturating_add(1)))
+    /// The `seq` of a run about to start: one more than the highest of `runs` (every run of
+    /// the state folder, [`Rollback::runs`], read under its lock), 1 when none has one.
+    pub(crate) fn next_seq(runs: &[RunSummary]) -> u64 {
+        runs.iter().filter_map(|r| r.seq).max().map_or(1, |n| n.saturating_add(1))
     }
 
     /// Every run, in the order they began (`RunOrder`).
@@ -132,7 +120,12 @@ impl Rollback {
     /// damaged run that finished blocks nothing. Asked before the unfinished-run refusal,
     /// whose advice (resume or undo it) cannot work on a journal that cannot be read.
     pub(crate) fn refuse_damaged(&self) -> Result<()> {
-        for r in self.runs()? {
+        self.refuse_damaged_among(&self.runs()?)
+    }
+
+    /// [`Rollback::refuse_damaged`] over `runs`, already read ([`Rollback::runs`]).
+    pub(crate) fn refuse_damaged_among(&self, runs: &[RunSummary]) -> Result<()> {
+        for r in runs {
             let Some(damage) = &r.damaged else { continue };
             let unfinished = match r.status {
                 RunStatus::Running | RunStatus::Failed => true,

@@ -140,7 +140,10 @@ impl Entry for UndoEntry<'_> {
         refuse_other_worktree(rb.vcs.as_ref(), &target, "undo")?;
         // An earlier undo of this run that failed having changed nothing: this one takes its
         // place (it is closed, so that it is not resumed later over this one's work).
-        for r in rb.runs()?.into_iter().filter(|r| r.run_id != run_id && r.status == RunStatus::Failed) {
+        let runs = rb.runs()?;
+        // Its `seq`: the statuses changed below do not change it.
+        let seq = Rollback::next_seq(&runs);
+        for r in runs.into_iter().filter(|r| r.run_id != run_id && r.status == RunStatus::Failed) {
             if rb.load_run(&r.run_id).is_ok_and(|s| Rollback::failed_undo_that_changed_nothing(&s, run_id)) {
                 mark_undone_nothing_changed(rb, &r.run_id)?;
                 ctx.log(
@@ -201,6 +204,7 @@ impl Entry for UndoEntry<'_> {
                 reason: Some(format!("undo of {run_id}")),
                 severity: None,
                 actor: self.actor.map(str::to_owned),
+                seq,
             },
             manual: false,
         }))

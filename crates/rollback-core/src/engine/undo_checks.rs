@@ -28,20 +28,21 @@ impl Rollback {
         restored: &Manifest,
         is_now: &dyn Fn(&RepoPath, &EntryKind) -> bool,
     ) -> Result<Vec<RepoPath>> {
-        let env = self.env_entries(&run.plan, restored)?;
+        let records = self.env_records(&run.plan)?;
+        let env = super::recapture::env_entries(restored, records.iter().map(|(_, m)| m));
         if env.is_empty() {
             return Ok(Vec::new());
         }
         let store = self.store()?;
         let mut left: BTreeMap<RepoPath, EntryKind> = BTreeMap::new();
         for (i, step) in run.plan.steps.iter().enumerate() {
-            match step {
-                Step::RestoreEnv { record: Some(id), .. } | Step::RestoreFiles { snapshot: id, .. }
-                    if run.step_changed(i) =>
-                {
-                    left.extend(store.manifest(id)?.entries.into_iter().map(|e| (e.path, e.kind)));
-                }
-                _ => {}
+            if !run.step_changed(i) {
+                continue;
+            }
+            if let Some((_, record)) = records.iter().find(|(at, _)| *at == i) {
+                left.extend(record.entries.iter().map(|e| (e.path.clone(), e.kind.clone())));
+            } else if let Step::RestoreFiles { snapshot: id, .. } = step {
+                left.extend(store.manifest(id)?.entries.into_iter().map(|e| (e.path, e.kind)));
             }
         }
         Ok(crate::env::edited_since(restored, &env, &left, is_now))

@@ -22,7 +22,7 @@ use crate::fsutil::{IoContext as _, IoError};
 /// empty from its offset on) in 1 MiB chunks, hashing what passes: one read of the source. Holes
 /// of the source are left as holes in `to` (see the [module docs](self)). Returns the hash and
 /// the number of bytes (holes included).
-pub(super) fn copy_hashing(mut f: File, from: &Path, to: &mut File, to_path: &Path) -> Result<(BlobId, u64), IoError> {
+pub(super) fn copy_hashing(mut f: &File, from: &Path, to: &mut File, to_path: &Path) -> Result<(BlobId, u64), IoError> {
     let mut hasher = blake3::Hasher::new();
     let mut buf = vec![0u8; 1 << 20];
     let mut pos = f.stream_position().at("read", from)?;
@@ -30,10 +30,10 @@ pub(super) fn copy_hashing(mut f: File, from: &Path, to: &mut File, to_path: &Pa
     // Whether `to` ends in a hole: its length is then set at the end.
     let mut ends_in_hole = false;
     loop {
-        let hole = seek(&f, pos, libc::SEEK_HOLE);
+        let hole = seek(f, pos, libc::SEEK_HOLE);
         if hole == Some(pos) {
             // A hole at `pos`: up to the next data, or to the end of the file.
-            let end = match seek(&f, pos, libc::SEEK_DATA) {
+            let end = match seek(f, pos, libc::SEEK_DATA) {
                 Some(data) => data,
                 None => f.metadata().at("read metadata of", from)?.len(),
             };
