@@ -280,12 +280,12 @@ impl Rollback {
     /// schema downgraded and the code not yet reset, say). Until they are resumed or undone,
     /// new runs are refused and `backups prune` keeps their snapshots.
     pub(crate) fn unfinished_runs(&self) -> Result<Vec<RunSummary>> {
-        Ok(self.unfinished_among(self.runs()?))
+        Ok(self.unfinished_among(&self.runs()?).into_iter().cloned().collect())
     }
 
     /// [`Rollback::unfinished_runs`] among `runs`, already read ([`Rollback::runs`]).
-    fn unfinished_among(&self, runs: Vec<RunSummary>) -> Vec<RunSummary> {
-        runs.into_iter()
+    fn unfinished_among<'a>(&self, runs: &'a [RunSummary]) -> Vec<&'a RunSummary> {
+        runs.iter()
             .filter(|r| match r.status {
                 RunStatus::Running => true,
                 // A run that failed (or was cancelled) having changed nothing is no state to
@@ -370,11 +370,11 @@ impl Rollback {
     }
 
     pub(crate) fn refuse_unfinished(&self) -> Result<()> {
-        self.refuse_unfinished_among(self.runs()?)
+        self.refuse_unfinished_among(&self.runs()?)
     }
 
     /// [`Rollback::refuse_unfinished`] among `runs`, already read ([`Rollback::runs`]).
-    pub(crate) fn refuse_unfinished_among(&self, runs: Vec<RunSummary>) -> Result<()> {
+    pub(super) fn refuse_unfinished_among(&self, runs: &[RunSummary]) -> Result<()> {
         if let Some(r) = self.unfinished_among(runs).first() {
             let what = match r.status {
                 RunStatus::Cancelled => "was aborted",

@@ -129,8 +129,7 @@ impl Entry for RollbackEntry<'_> {
             })));
         }
         // Then an unfinished run: until it is settled, the tree is between two states.
-        rb.refuse_damaged()?;
-        rb.refuse_unfinished()?;
+        rb.refuse_unsettled()?;
         if let Some(e) = refusals.into_iter().next() {
             return Err(e);
         }
@@ -151,11 +150,7 @@ impl Entry for RollbackEntry<'_> {
 
     fn settle(&self, rb: &Rollback, ctx: &mut Ctx<'_>, ready: Ready, _prompter: &dyn Prompter) -> Result<Next<Job>> {
         let opts = self.opts;
-        // Every run's journal, read once under the lock: for both refusals and the new run's `seq`.
-        let runs = rb.runs()?;
-        rb.refuse_damaged_among(&runs)?;
-        let seq = Rollback::next_seq(&runs);
-        rb.refuse_unfinished_among(runs)?;
+        let seq = Rollback::next_seq(&rb.refuse_unsettled()?);
         let (now, level, forecast) = match ready {
             Ready::Unattended => {
                 let a = rb.assess_local_unless(opts.target.as_deref(), &|| ctx.observer.stop_waiting())?;

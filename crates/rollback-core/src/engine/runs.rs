@@ -55,6 +55,16 @@ impl Rollback {
 
     // ----- runs -----------------------------------------------------------------------
 
+    /// Before a new run, under the lock: every run's journal read once ([`Rollback::runs`]),
+    /// refused on a damaged one that may be unfinished, then on an unfinished run. Returns the
+    /// runs read, for the new run's [`Rollback::next_seq`].
+    pub(crate) fn refuse_unsettled(&self) -> Result<Vec<RunSummary>> {
+        let runs = self.runs()?;
+        self.refuse_damaged(&runs)?;
+        self.refuse_unfinished_among(&runs)?;
+        Ok(runs)
+    }
+
     /// The `seq` of a run about to start: one more than the highest of `runs` (every run of
     /// the state folder, [`Rollback::runs`], read under its lock), 1 when none has one.
     pub(crate) fn next_seq(runs: &[RunSummary]) -> u64 {
@@ -119,12 +129,7 @@ impl Rollback {
     /// record can make it unfinished again (only a failed or interrupted run is resumed), so a
     /// damaged run that finished blocks nothing. Asked before the unfinished-run refusal,
     /// whose advice (resume or undo it) cannot work on a journal that cannot be read.
-    pub(crate) fn refuse_damaged(&self) -> Result<()> {
-        self.refuse_damaged_among(&self.runs()?)
-    }
-
-    /// [`Rollback::refuse_damaged`] over `runs`, already read ([`Rollback::runs`]).
-    pub(crate) fn refuse_damaged_among(&self, runs: &[RunSummary]) -> Result<()> {
+    fn refuse_damaged(&self, runs: &[RunSummary]) -> Result<()> {
         for r in runs {
             let Some(damage) = &r.damaged else { continue };
             let unfinished = match r.status {

@@ -64,8 +64,7 @@ impl Rollback {
         }
         self.state.ensure()?;
         let _lock = RunLock::acquire(&self.state.lock_path(), "upgrade_database")?;
-        self.refuse_damaged()?;
-        self.refuse_unfinished()?;
+        self.refuse_unsettled()?;
         let before = crate::rt::block_on(db.current())?;
         let below = graph.ancestors_or_self(&before);
         let mut notes: Vec<String> = to
