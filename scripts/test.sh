@@ -18,10 +18,13 @@
 # - git-lfs (apt-get install git-lfs when missing), for the LFS tests.
 # `scripts/test.sh lint` alone needs neither.
 #
-# Two pairs overlap, as CI has 2 cores and neither half of a pair keeps both busy: the lint runs
-# while the setup downloads and installs, and the wheel's release build runs while pytest does; each
-# background job's output is printed in one piece when it ends. Every step logs how long it took
-# (`done: NAME (Ns)`), so a slow CI run shows where its time went.
+# CI has 2 cores, and much of the work leaves one idle (downloads, tests waiting on PostgreSQL,
+# Alembic or a server), so three pairs overlap: the test build runs while the setup downloads and
+# installs; the Python extension's build and the lint (cargo) run while the Rust tests do, which
+# nextest runs from the build's list of test binaries, taking no cargo lock; the wheel's release
+# build runs while pytest does. Each background job's output is printed in one piece when it
+# ends. Every step logs its wall time and the CPU time of what it ran (`done: NAME (Ns, CPU Ns)`),
+# so a slow CI run shows where its time went.
 #
 # Runs from any directory, needs no stdin, and can be re-run: the venv (.venv at the repo root)
 # and cargo's target dir are reused. Independent steps all run even when one fails, so a single
@@ -42,17 +45,36 @@ log() { printf '\n==> %s\n' "$*" >&2; }
 # step NAME COMMAND...: run one simple command (never a shell function: bash ignores `set -e`
 # inside anything run from `||`), record it if it fails, and return its status.
 step() {
-    local name=$1 t=$SECONDS rc=0
+    local name=$1 t=$SECONDS rc=0 cpu
     shift
     log "$name"
+    children_cpu
+    cpu=$cpu_ms
     "$@" || rc=$?
+    children_cpu
+    cpu="CPU $(((cpu_ms - cpu) / 1000))s"
     if ((rc != 0)); then
-        log "FAILED: $name (exit $rc, $((SECONDS - t))s)"
+        log "FAILED: $name (exit $rc, $((SECONDS - t))s, $cpu)"
         failed+=("$name")
     else
-        log "done: $name ($((SECONDS - t))s)"
+        log "done: $name ($((SECONDS - t))s, $cpu)"
     fi
     return "$rc"
+}
+
+# children_cpu: sets cpu_ms to the user + system time of this shell's finished children, from
+# bash's `times` (its second line, e.g. `1m2.345s 0m0.120s`), read in this shell, not a subshell.
+cpu_ms=0
+children_cpu() {
+    local file=$bg_dir/times.$BASHPID line ms=0 f
+    times >"$file"
+    { read -r line && read -r line; } <"$file"
+    for f in $line; do
+        if [[ $f =~ ^([0-9]+)m([0-9]+)\.([0-9]{3})s$ ]]; then
+            ms=$((ms + (10#${BASH_REMATCH[1]} * 60 + 10#${BASH_REMATCH[2]}) * 1000 + 10#${BASH_REMATCH[3]}))
+        fi
+    done
+    cpu_ms=$ms
 }
 
 # Work that can overlap runs in the background (CI has 2 cores and much of this waits on the
@@ -122,15 +144,35 @@ stage_lint() {
     step "cargo clippy --workspace" cargo clippy --workspace --all-targets --locked -- -D warnings || :
 }
 
-stage_rust() {
-    if cargo nextest --version >/dev/null 2>&1; then
-        step "cargo nextest run --profile ci" cargo nextest run --profile ci --locked || :
+# The Rust tests in two steps. `build_tests` builds every test binary (and the CLI binary the
+# Python tests drive: target/debug/forge-rollback, with the tests' failpoints) and has nextest
+# write the list of them to $REUSE; `run_tests` runs them from that list (nextest's "reuse
+# build"), so it invokes no cargo and holds no lock on the target dir while the tests run: the
+# extension's build and the lint can use cargo beside it. Without cargo-nextest: `cargo test`.
+have_nextest=0
+if cargo nextest --version >/dev/null 2>&1; then have_nextest=1; fi
+REUSE=$(cargo metadata --format-version 1 --no-deps | "$PYTHON" -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/nextest-reuse
+build_tests() {
+    rm -rf "$REUSE"
+    mkdir -p "$REUSE"
+    if ((have_nextest)); then
+        step "cargo build: the test binaries (nextest list --list-type binaries-only)" \
+            cargo nextest list --locked --list-type binaries-only --message-format json >"$REUSE/binaries.json" || return 0
+        step "cargo metadata" cargo metadata --locked --format-version 1 >"$REUSE/cargo-metadata.json" || return 0
     else
         log "cargo-nextest is not installed; using cargo test"
+        step "cargo build: the test binaries (cargo test --no-run)" cargo test --no-run --locked || return 0
+    fi
+    touch "$REUSE/built"
+}
+run_tests() {
+    [[ -f $REUSE/built ]] || return 0 # the build failed: its step is recorded
+    if ((have_nextest)); then
+        step "cargo nextest run --profile ci" cargo nextest run --profile ci \
+            --binaries-metadata "$REUSE/binaries.json" --cargo-metadata "$REUSE/cargo-metadata.json" || :
+    else
         step "cargo test" cargo test --locked || :
     fi
-    # nextest does not run doctests.
-    step "cargo test --doc" cargo test --doc --locked || :
 }
 
 # The venv and the PostgreSQL server the rust and python stages use. A failure here is
@@ -168,25 +210,32 @@ setup_prometheus() {
     rm -f "$env_file"
 }
 
+# The extension, built with `maturin develop` rather than `pip install ./crates/rollback-py`:
+# - it uses the maturin pinned in requirements-dev.txt, with no isolated build env to fetch;
+# - it builds the debug profile into the same target dir as the Rust tests, so what they compiled
+#   with the same features is reused, not rebuilt in release mode;
+# - it installs the package editable (a .pth to crates/rollback-py/python, the .so copied next to
+#   __init__.py), so stubtest and pytest see the hand-written .pyi and py.typed.
+# Both read the same pyproject.toml; `pip install ./crates/rollback-py` (what users run) builds
+# the same module in release mode.
+build_python() {
+    ((venv_ok)) || return 0
+    step "maturin develop" env VIRTUAL_ENV="$VENV" "$VENV/bin/maturin" develop --locked -q \
+        --features failpoints -m crates/rollback-py/Cargo.toml || return 0
+    touch "$bg_dir/python-built"
+}
+
 stage_python() {
     local py=$VENV/bin/python
     ((venv_ok)) || return 0
+    [[ -f $bg_dir/python-built ]] || return 0 # maturin develop failed: its step is recorded
 
-    # Build the extension with `maturin develop` rather than `pip install ./crates/rollback-py`:
-    # - it uses the maturin pinned in requirements-dev.txt, with no isolated build env to fetch;
-    # - it builds the debug profile into the same target dir as the Rust tests, so dependencies
-    #   already compiled for `cargo nextest` (libgit2, blake3, ...) are reused, not rebuilt in
-    #   release mode;
-    # - it installs the package editable (a .pth to crates/rollback-py/python, the .so copied
-    #   next to __init__.py), so stubtest and pytest see the hand-written .pyi and py.typed.
-    # Both read the same pyproject.toml; `pip install ./crates/rollback-py` (what users run)
-    # builds the same module in release mode.
-    step "maturin develop" env VIRTUAL_ENV="$VENV" "$VENV/bin/maturin" develop --locked -q \
-        --features failpoints -m crates/rollback-py/Cargo.toml || return 0
-
-    # The CLI-vs-Python JSON tests run the CLI binary built here.
-    step "cargo build -p rollback-cli" cargo build -q --locked -p rollback-cli || return 0
-    FORGE_ROLLBACK_BIN=$(cargo metadata --format-version 1 --no-deps | "$py" -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/debug/forge-rollback
+    # The CLI-vs-Python JSON tests and the Ansible tests run the CLI binary: the test build's
+    # when the rust stage made it in this run, else built here.
+    if [[ ! -f $REUSE/built ]]; then
+        step "cargo build -p rollback-cli" cargo build -q --locked -p rollback-cli || return 0
+    fi
+    FORGE_ROLLBACK_BIN=$(dirname "$REUSE")/debug/forge-rollback
     export FORGE_ROLLBACK_BIN
 
     # stubtest also checks the submodules (forge_rollback._forge_rollback); naming them too makes
@@ -240,27 +289,40 @@ for s in "${stages[@]}"; do
     esac
 done
 
+want() { [[ " ${stages[*]} " == *" $1 "* ]]; }
+beside_tests() {
+    if want python; then build_python; fi
+    if want lint; then stage_lint; fi
+}
+
 start=$SECONDS
-lint_aside=0
-if [[ " ${stages[*]} " == *" rust "* || " ${stages[*]} " == *" python "* ]]; then
-    # The lint (rustc) needs none of the setup (downloads, apt-get, servers): they overlap.
-    if [[ " ${stages[*]} " == *" lint "* ]]; then
-        background stage_lint
-        lint_aside=1
-    fi
+rm -f "$REUSE/built"
+if want rust || want python; then
+    # The test build (rustc) needs none of the setup (downloads, apt-get, servers): they overlap.
+    if want rust; then background build_tests; fi
     log "setup: Python tools, PostgreSQL and Prometheus for the tests"
     setup_venv
     setup_postgres
     setup_prometheus
     step "git-lfs (scripts/git-lfs.sh: apt-get install git-lfs if missing)" bash scripts/git-lfs.sh || :
+    collect
 fi
-for s in "${stages[@]}"; do
-    if [[ $s == lint ]] && ((lint_aside)); then
-        collect
-    else
-        "stage_$s"
-    fi
-done
+if want rust && ((have_nextest)) && [[ -f $REUSE/built ]]; then
+    # While the tests run (taking no cargo lock), the cargo work that is left: the extension's
+    # build, then the lint (one after the other: both take the target dir's lock).
+    background beside_tests
+    run_tests
+    collect
+else
+    if want lint; then stage_lint; fi
+    if want python; then build_python; fi
+    if want rust; then run_tests; fi
+fi
+if want rust; then
+    # nextest does not run doctests.
+    step "cargo test --doc" cargo test --doc --locked || :
+fi
+if want python; then stage_python; fi
 
 took="$((SECONDS - start))s"
 if ((${#failed[@]})); then
