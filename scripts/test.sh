@@ -45,36 +45,41 @@ log() { printf '\n==> %s\n' "$*" >&2; }
 # step NAME COMMAND...: run one simple command (never a shell function: bash ignores `set -e`
 # inside anything run from `||`), record it if it fails, and return its status.
 step() {
-    local name=$1 t=$SECONDS rc=0 cpu
+    local name=$1 t=$SECONDS rc=0 times=$bg_dir/times.$BASHPID
     shift
     log "$name"
-    children_cpu
-    cpu=$cpu_ms
-    "$@" || rc=$?
-    children_cpu
-    cpu="CPU $(((cpu_ms - cpu) / 1000))s"
+    # In a subshell of its own, whose `times` then counts this command alone: a background job
+    # that ends meanwhile is a child of this shell, not of that one.
+    (
+        rc=0
+        "$@" || rc=$?
+        times >"$times"
+        exit "$rc"
+    ) || rc=$?
+    cpu_of "$times"
     if ((rc != 0)); then
-        log "FAILED: $name (exit $rc, $((SECONDS - t))s, $cpu)"
+        log "FAILED: $name (exit $rc, $((SECONDS - t))s, CPU ${cpu_s}s)"
         failed+=("$name")
     else
-        log "done: $name ($((SECONDS - t))s, $cpu)"
+        log "done: $name ($((SECONDS - t))s, CPU ${cpu_s}s)"
     fi
     return "$rc"
 }
 
-# children_cpu: sets cpu_ms to the user + system time of this shell's finished children, from
-# bash's `times` (its second line, e.g. `1m2.345s 0m0.120s`), read in this shell, not a subshell.
-cpu_ms=0
-children_cpu() {
-    local file=$bg_dir/times.$BASHPID line ms=0 f
-    times >"$file"
-    { read -r line && read -r line; } <"$file"
+# cpu_of FILE: sets cpu_s to the user + system seconds of the children in FILE, the output of
+# bash's `times` (its second line, e.g. `1m2.345s 0m0.120s`); 0 when there is none.
+cpu_s=0
+cpu_of() {
+    local line=0 f
+    cpu_s=0
+    [[ -f $1 ]] || return 0
+    { read -r line && read -r line; } <"$1" || :
+    rm -f "$1"
     for f in $line; do
-        if [[ $f =~ ^([0-9]+)m([0-9]+)\.([0-9]{3})s$ ]]; then
-            ms=$((ms + (10#${BASH_REMATCH[1]} * 60 + 10#${BASH_REMATCH[2]}) * 1000 + 10#${BASH_REMATCH[3]}))
+        if [[ $f =~ ^([0-9]+)m([0-9]+)\.[0-9]+s$ ]]; then
+            cpu_s=$((cpu_s + 10#${BASH_REMATCH[1]} * 60 + 10#${BASH_REMATCH[2]}))
         fi
     done
-    cpu_ms=$ms
 }
 
 # Work that can overlap runs in the background (CI has 2 cores and much of this waits on the
@@ -243,24 +248,30 @@ stage_python() {
     step "mypy.stubtest forge_rollback" "$py" -m mypy.stubtest \
         --mypy-config-file crates/rollback-py/pyproject.toml forge_rollback || :
 
-    # The wheel's release build (mostly rustc) overlaps the pytest runs below (mostly Python
-    # waiting on its children), then `collect` prints its output.
+    # Three at once, as none keeps both cores busy: the wheel's release build (rustc), the
+    # Ansible tests and the module's tests (mostly Python waiting on its children). `collect`
+    # then prints the output of the first two.
     background wheel_check
+    background ansible_tests
 
     local rc=0
     step "pytest crates/rollback-py/tests" "$py" -m pytest -q crates/rollback-py/tests || rc=$?
     if ((rc == 5)); then
         echo "error: pytest collected no tests in crates/rollback-py/tests" >&2
     fi
+    collect
+}
 
-    # The Ansible collection (ansible/ansible_collections/forge/rollback) with the venv's real
-    # ansible-core against a 4-host fleet of temp work trees, driving the CLI built above.
-    rc=0
-    step "pytest ansible/tests (fleet rollback with ansible-core)" "$py" -m pytest -q ansible/tests || rc=$?
+# The Ansible collection (ansible/ansible_collections/forge/rollback) with the venv's real
+# ansible-core against a 4-host fleet of temp work trees, driving the CLI binary. No pytest
+# cache: the module's tests, running meanwhile, write theirs.
+ansible_tests() {
+    local rc=0
+    step "pytest ansible/tests (fleet rollback with ansible-core)" \
+        "$VENV/bin/python" -m pytest -q -p no:cacheprovider ansible/tests || rc=$?
     if ((rc == 5)); then
         echo "error: pytest collected no tests in ansible/tests" >&2
     fi
-    collect
 }
 
 # The wheel users install: the portable one (release, abi3, manylinux_2_28 linked with zig), its
