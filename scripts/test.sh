@@ -19,11 +19,11 @@
 # `scripts/test.sh lint` alone needs neither.
 #
 # CI has 2 cores, and much of the work leaves one idle (downloads, tests waiting on PostgreSQL,
-# Alembic or a server), so three pairs overlap: the test build runs while the setup downloads and
+# Alembic or a server), so work overlaps: the test build runs while the setup downloads and
 # installs; the Python extension's build and the lint (cargo) run while the Rust tests do, which
 # nextest runs from the build's list of test binaries, taking no cargo lock; the wheel's release
-# build runs while pytest does. Each background job's output is printed in one piece when it
-# ends. Every step logs its wall time and the CPU time of what it ran (`done: NAME (Ns, CPU Ns)`),
+# build and the Ansible tests run while the module's pytest suite does. Each background job's
+# output is printed in one piece when it ends. Every step logs its wall time and the CPU time of what it ran (`done: NAME (Ns, CPU Ns)`),
 # so a slow CI run shows where its time went.
 #
 # Runs from any directory, needs no stdin, and can be re-run: the venv (.venv at the repo root)
@@ -156,7 +156,10 @@ stage_lint() {
 # extension's build and the lint can use cargo beside it. Without cargo-nextest: `cargo test`.
 have_nextest=0
 if cargo nextest --version >/dev/null 2>&1; then have_nextest=1; fi
-REUSE=$(cargo metadata --format-version 1 --no-deps | "$PYTHON" -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/nextest-reuse
+# (A Cargo.toml cargo cannot read fails the build step below, named, not this line.)
+REUSE=$(cargo metadata --format-version 1 --no-deps 2>/dev/null | "$PYTHON" -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])' 2>/dev/null) ||
+    REUSE=$ROOT/target
+REUSE=$REUSE/nextest-reuse
 build_tests() {
     rm -rf "$REUSE"
     mkdir -p "$REUSE"
@@ -217,8 +220,9 @@ setup_prometheus() {
 
 # The extension, built with `maturin develop` rather than `pip install ./crates/rollback-py`:
 # - it uses the maturin pinned in requirements-dev.txt, with no isolated build env to fetch;
-# - it builds the debug profile into the same target dir as the Rust tests, so what they compiled
-#   with the same features is reused, not rebuilt in release mode;
+# - it builds the debug profile into the same target dir as the Rust tests, reusing what they
+#   compiled with the same features (not much: the tests' dev-dependencies turn on features of
+#   libc, regex and a few others, and everything above those is compiled again);
 # - it installs the package editable (a .pth to crates/rollback-py/python, the .so copied next to
 #   __init__.py), so stubtest and pytest see the hand-written .pyi and py.typed.
 # Both read the same pyproject.toml; `pip install ./crates/rollback-py` (what users run) builds
