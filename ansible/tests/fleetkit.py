@@ -218,7 +218,12 @@ class Fleet:
 
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("GIT_", "ANSIBLE_", "FORGE_ROLLBACK_FAILPOINT"))}
+        # AnsiballZ unpacks each module into the system temp dir; a module the tests kill
+        # would leave its folder in /tmp.
+        scratch = self.tmp / "tmp"
+        scratch.mkdir(exist_ok=True)
         return env | GIT_ENV | {
+            "TMPDIR": str(scratch),
             "ANSIBLE_COLLECTIONS_PATH": str(COLLECTIONS),
             "ANSIBLE_HOME": str(self.tmp / "ansible-home"),
             "ANSIBLE_LOCAL_TEMP": str(self.tmp / "ansible-tmp"),

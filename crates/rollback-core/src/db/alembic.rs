@@ -18,6 +18,7 @@
 //! error stay applied (restore the snapshot).
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use async_trait::async_trait;
 
@@ -107,16 +108,16 @@ impl AlembicMigrator {
     /// which libpq drivers read): when the migration waited too long for a lock another
     /// session holds, the notice is sent and the command runs once more, waiting for the rest of
     /// the timeout; still locked then, [`Error::Locked`]. Transactional DDL rolled the failed
-    /// attempt back whole. On SQLite (or a driver that ignores `PGOPTIONS`) it is `alembic`.
+    /// attempt back whole. Each attempt's process is given `database.timeout_secs` plus its
+    /// lock wait, so that Python's start-up does not eat into the wait and a lock is not
+    /// reported as a hang. On SQLite (or a driver that ignores `PGOPTIONS`) it is `alembic`.
     async fn alembic_lock_aware(&self, args: &[&str]) -> Result<std::result::Result<process::Output, String>> {
         if !matches!(self.db.url(), super::url::DbUrl::Postgres { .. }) {
             return Ok(self.alembic(args).await);
         }
         let timeout = self.db.timeout();
         let first = timeout.min(sqlite::LOCK_NOTICE_AFTER);
-        let options = |d: std::time::Duration| format!("-c lock_timeout={}", d.as_millis().max(1));
-        let out =
-            self.python_alembic(&["-c", &alembic_driver::driver()], args, &[("PGOPTIONS", &options(first))]).await;
+        let out = self.alembic_waiting(args, first).await;
         let locked = |r: &std::result::Result<process::Output, String>| {
             r.as_ref().is_err_and(|e| e.contains("LockNotAvailable") || e.contains("due to lock timeout"))
         };
@@ -131,8 +132,20 @@ impl AlembicMigrator {
         if let Some(sink) = self.db.notice_sink() {
             sink(&super::DbNotice::Locked { database: self.db.describe(), waiting_secs: rest.as_secs() });
         }
-        let out = self.python_alembic(&["-c", &alembic_driver::driver()], args, &[("PGOPTIONS", &options(rest))]).await;
+        let out = self.alembic_waiting(args, rest).await;
         if locked(&out) { Err(gave_up) } else { Ok(out) }
+    }
+
+    /// `alembic <args>` with PostgreSQL's `lock_timeout` at `lock_wait`; the process is given
+    /// `database.timeout_secs` plus that wait, so a slow start is not mistaken for a hang.
+    async fn alembic_waiting(
+        &self,
+        args: &[&str],
+        lock_wait: Duration,
+    ) -> std::result::Result<process::Output, String> {
+        let options = format!("-c lock_timeout={}", lock_wait.as_millis().max(1));
+        self.python_alembic_waiting(&["-c", &alembic_driver::driver()], args, &[("PGOPTIONS", &options)], lock_wait)
+            .await
     }
 
     /// Runs `python <lead> -c <ini> <args>` the way Alembic runs (folder, environment, URL in
@@ -142,6 +155,18 @@ impl AlembicMigrator {
         lead: &[&str],
         args: &[&str],
         extra_env: &[(&str, &str)],
+    ) -> std::result::Result<process::Output, String> {
+        self.python_alembic_waiting(lead, args, extra_env, Duration::ZERO).await
+    }
+
+    /// [`Self::python_alembic`] for a process that may wait up to `lock_wait` for a lock (its
+    /// deadline is longer by as much).
+    async fn python_alembic_waiting(
+        &self,
+        lead: &[&str],
+        args: &[&str],
+        extra_env: &[(&str, &str)],
+        lock_wait: Duration,
     ) -> std::result::Result<process::Output, String> {
         let url = self.db.url().for_child();
         let mut env: Vec<(&str, &str)> = vec![
@@ -171,7 +196,7 @@ impl AlembicMigrator {
             self.python.clone()
         };
         let cmd = process::command(&python, argv, Some(&run_in), &env);
-        let out = process::output(&self.python, cmd, self.db.timeout())
+        let out = process::output_waiting(&self.python, cmd, self.db.timeout(), lock_wait)
             .await
             .map_err(|e| self.db.url().redact_in(&e.to_string()))?;
         if out.status.success() {

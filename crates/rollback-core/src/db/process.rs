@@ -63,9 +63,23 @@ pub(crate) fn spawn(program: &str, cmd: &mut Command) -> Result<Child> {
 }
 
 /// Runs `cmd` to completion within `timeout` (killed after it).
-pub(crate) async fn output(program: &str, mut cmd: Command, timeout: Duration) -> Result<Output> {
+pub(crate) async fn output(program: &str, cmd: Command, timeout: Duration) -> Result<Output> {
+    output_waiting(program, cmd, timeout, Duration::ZERO).await
+}
+
+/// Runs `cmd`, which may wait up to `lock_wait` for a lock another session holds (its
+/// `lock_timeout`), to completion within `timeout` plus that wait (killed after it). The lock
+/// wait is counted apart from the deadline: a process that started slowly (Python, the
+/// imports of an `env.py`) and then waited for a lock meets its own `lock_timeout`, and is
+/// reported as locked, before the deadline could kill it as hung.
+pub(crate) async fn output_waiting(
+    program: &str,
+    mut cmd: Command,
+    timeout: Duration,
+    lock_wait: Duration,
+) -> Result<Output> {
     let child = spawn(program, &mut cmd)?;
-    match tokio::time::timeout(timeout, child.wait_with_output()).await {
+    match tokio::time::timeout(timeout + lock_wait, child.wait_with_output()).await {
         Ok(Ok(out)) => Ok(Output { status: out.status, stdout: out.stdout, stderr: out.stderr }),
         Ok(Err(e)) => {
             Err(Error::Program { program: program.to_owned(), detail: format!("waiting for it failed: {e}") })
@@ -73,8 +87,23 @@ pub(crate) async fn output(program: &str, mut cmd: Command, timeout: Duration) -
         // Dropping the future drops the child, which kills it (kill_on_drop).
         Err(_) => Err(Error::Program {
             program: program.to_owned(),
-            detail: format!("timed out after {}s (database.timeout_secs) and was killed", timeout.as_secs()),
+            detail: format!("timed out after {} and was killed", time_limit(timeout, lock_wait)),
         }),
+    }
+}
+
+/// `3s (database.timeout_secs)`, or with a lock wait `5s (database.timeout_secs 3s, plus up to
+/// 2s waiting for a lock)`: what a timed-out database operation was given.
+pub(crate) fn time_limit(timeout: Duration, lock_wait: Duration) -> String {
+    if lock_wait.is_zero() {
+        format!("{}s (database.timeout_secs)", timeout.as_secs())
+    } else {
+        format!(
+            "{}s (database.timeout_secs {}s, plus up to {}s waiting for a lock)",
+            (timeout + lock_wait).as_secs(),
+            timeout.as_secs(),
+            lock_wait.as_secs()
+        )
     }
 }
 

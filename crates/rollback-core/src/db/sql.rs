@@ -483,11 +483,14 @@ impl SqlMigrator {
                                     .batch_execute(&format!("SET lock_timeout = {ms}"))
                                     .await
                                     .map_err(|e| postgres::error_detail(&e))?;
-                                match tokio::time::timeout(self.db.timeout(), work).await {
+                                // The lock wait is not the migration's work: a slow
+                                // statement before the locked one must not turn the lock
+                                // into a timeout.
+                                match tokio::time::timeout(self.db.timeout() + lock_wait, work).await {
                                     Ok(r) => r,
                                     Err(_) => Err(format!(
-                                        "timed out after {}s (database.timeout_secs)",
-                                        self.db.timeout().as_secs()
+                                        "timed out after {}",
+                                        super::process::time_limit(self.db.timeout(), lock_wait)
                                     )),
                                 }
                             }

@@ -153,24 +153,80 @@ impl Drop for PgLockHolder {
 
 #[test]
 fn a_postgres_table_locked_by_the_app_is_said_and_named_by_the_native_downgrade() {
-    postgres_table_locked(MigratorKind::Sql);
+    postgres_table_locked(MigratorKind::Sql, None, 3, |_| {});
 }
 
 #[test]
 fn a_postgres_table_locked_by_the_app_is_said_and_named_by_the_alembic_downgrade() {
-    postgres_table_locked(MigratorKind::Alembic);
+    postgres_table_locked(MigratorKind::Alembic, None, 3, |_| {});
 }
 
-fn postgres_table_locked(kind: MigratorKind) {
+#[test]
+fn an_alembic_slow_to_start_meets_the_lock_and_is_not_mistaken_for_a_hang() {
+    // Each downgrade process spends 2.5 s before Python starts (an `env.py` importing a large
+    // app, a loaded machine): 2.5 s of the 3 s the retry may wait for the lock. Its lock wait
+    // is counted apart from `timeout_secs`, so the lock is still what is reported, not "timed
+    // out and was killed".
+    let dir = tempfile::tempdir().unwrap();
+    let python = slow_python(dir.path(), "sleep 2.5");
+    postgres_table_locked(MigratorKind::Alembic, Some(&python), 5, |_| {});
+}
+
+#[test]
+fn a_native_downgrade_slow_before_the_locked_table_is_still_said_locked() {
+    // 2.5 s of work before the statement that needs the locked table: the lock wait is
+    // counted apart from `timeout_secs`, so the retry's 3 s wait ends in "locked", not in
+    // "timed out".
+    postgres_table_locked(MigratorKind::Sql, None, 5, |repo| {
+        repo.write(format!("{SQL_DIR}/0003_add_payments.down.sql"), "SELECT pg_sleep(2.5);\nDROP TABLE payments;\n");
+    });
+}
+
+#[test]
+fn a_hung_alembic_downgrade_is_killed_after_the_timeout_plus_its_lock_wait() {
     use rollback_core::rt::block_on;
+    let dir = tempfile::tempdir().unwrap();
+    let python = slow_python(dir.path(), "exec sleep 60");
+    let (fx, _pg, rb, _repo) = pg_deployed(MigratorKind::Alembic, Some(&python), 3);
+    let db = rb.db().unwrap().unwrap().clone();
+    let to = [rollback_core::db::Revision(fx.revisions[1].clone())];
+    let err = block_on(db.downgrade(&to)).unwrap_err().to_string();
+    assert!(
+        err.contains("timed out after 5s (database.timeout_secs 3s, plus up to 2s waiting for a lock) and was killed"),
+        "{err}"
+    );
+    assert_eq!(block_on(db.current()).unwrap(), [rollback_core::db::Revision(fx.revisions[2].clone())]);
+}
+
+/// An interpreter that runs `before` (shell) first when it is started for `alembic downgrade`,
+/// then the test interpreter.
+fn slow_python(dir: &std::path::Path, before: &str) -> String {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join("slow-python");
+    let script = format!(
+        "#!/bin/sh\nfor a in \"$@\"; do [ \"$a\" = downgrade ] && {{ {before}; break; }}; done\nexec '{}' \"$@\"\n",
+        rollback_testkit::db::python()
+    );
+    std::fs::write(&path, script).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path.to_string_lossy().into_owned()
+}
+
+/// A repository migrated to its last revision on a fresh PostgreSQL database, with
+/// `timeout_secs = timeout` and `python` (the test interpreter by default).
+fn pg_deployed(
+    kind: MigratorKind,
+    python: Option<&str>,
+    timeout: u64,
+) -> (MigrationFixture, rollback_testkit::db::PgDatabase, Rollback, TestRepo) {
     let repo = TestRepo::new();
     let fx = MigrationFixture::new(&repo, kind);
     let pg = rollback_testkit::db::PgDatabase::new();
     let text = format!(
-        "[database]\nkind = \"{}\"\nurl = \"{}\"\nmigrations_dir = \"{SQL_DIR}\"\npython = \"{}\"\ntimeout_secs = 3\n",
+        "[database]\nkind = \"{}\"\nurl = \"{}\"\nmigrations_dir = \"{SQL_DIR}\"\npython = \"{}\"\ntimeout_secs = {timeout}\n",
         fx.kind_name(),
         pg.url(),
-        rollback_testkit::db::python()
+        python.map_or_else(rollback_testkit::db::python, str::to_owned)
     );
     let rb = Rollback::with_backend(
         vcs::open(BackendKind::GitCli, repo.path()).unwrap(),
@@ -178,6 +234,15 @@ fn postgres_table_locked(kind: MigratorKind) {
     )
     .unwrap();
     rb.upgrade_database(&[]).unwrap();
+    (fx, pg, rb, repo)
+}
+
+/// The downgrade from v3 to v2 while the app's session holds `payments` (after `prepare`
+/// changed the work tree): said after 2 s, named as locked after `timeout`, nothing changed.
+fn postgres_table_locked(kind: MigratorKind, python: Option<&str>, timeout: u64, prepare: impl FnOnce(&TestRepo)) {
+    use rollback_core::rt::block_on;
+    let (fx, pg, rb, repo) = pg_deployed(kind, python, timeout);
+    prepare(&repo);
     let recorder = Arc::new(Recorder::default());
     let rb = rb.with_notices(recorder.clone());
     let db = rb.db().unwrap().unwrap().clone();
@@ -185,10 +250,12 @@ fn postgres_table_locked(kind: MigratorKind) {
     let holder = PgLockHolder::take(&pg, "payments");
     let to = [rollback_core::db::Revision(fx.revisions[1].clone())];
     let err = block_on(db.downgrade(&to)).unwrap_err();
-    assert!(err.to_string().contains("is locked by another connection: still locked after 3s"), "{err}");
+    let locked = format!("is locked by another connection: still locked after {timeout}s");
+    assert!(err.to_string().contains(&locked), "{err}");
     assert!(err.hint().unwrap().contains("pg_locks"), "{:?}", err.hint());
     let said = recorder.messages();
-    assert_eq!(said.iter().filter(|m| m.contains("still waiting for it, up to 1s more")).count(), 1, "{said:?}");
+    let waiting = format!("still waiting for it, up to {}s more", timeout - 2);
+    assert_eq!(said.iter().filter(|m| m.contains(&waiting)).count(), 1, "{said:?}");
     // Nothing changed: the failed migration was rolled back whole.
     assert_eq!(block_on(db.current()).unwrap(), [rollback_core::db::Revision(fx.revisions[2].clone())]);
 
