@@ -23,8 +23,8 @@
 # installs; the Python extension's build and the lint (cargo) run while the Rust tests do, which
 # nextest runs from the build's list of test binaries, taking no cargo lock; the wheel's release
 # build and the Ansible tests run while the module's pytest suite does. Each background job's
-# output is printed in one piece when it ends. Every step logs its wall time and the CPU time of what it ran (`done: NAME (Ns, CPU Ns)`),
-# so a slow CI run shows where its time went.
+# output is printed in one piece when it ends. Every step logs its wall time and the CPU time of
+# what it ran (`done: NAME (Ns, CPU Ns)`), so a slow CI run shows where its time went.
 #
 # Runs from any directory, needs no stdin, and can be re-run: the venv (.venv at the repo root)
 # and cargo's target dir are reused. Independent steps all run even when one fails, so a single

@@ -101,7 +101,7 @@ impl AlembicMigrator {
     /// Runs Alembic's command line (`python -c DRIVER -c <ini> <args>`, see
     /// `alembic_driver`); fails with the stderr tail.
     async fn alembic(&self, args: &[&str]) -> std::result::Result<process::Output, String> {
-        self.python_alembic(&["-c", &alembic_driver::driver()], args, &[]).await
+        self.alembic_waiting(args, Duration::ZERO).await
     }
 
     /// `alembic <args>` on PostgreSQL with a short `lock_timeout` first (through `PGOPTIONS`,
@@ -109,8 +109,7 @@ impl AlembicMigrator {
     /// session holds, the notice is sent and the command runs once more, waiting for the rest of
     /// the timeout; still locked then, [`Error::Locked`]. Transactional DDL rolled the failed
     /// attempt back whole. Each attempt's process is given `database.timeout_secs` plus its
-    /// lock wait, so that Python's start-up does not eat into the wait and a lock is not
-    /// reported as a hang. On SQLite (or a driver that ignores `PGOPTIONS`) it is `alembic`.
+    /// lock wait. On SQLite (or a driver that ignores `PGOPTIONS`) it is `alembic`.
     async fn alembic_lock_aware(&self, args: &[&str]) -> Result<std::result::Result<process::Output, String>> {
         if !matches!(self.db.url(), super::url::DbUrl::Postgres { .. }) {
             return Ok(self.alembic(args).await);
@@ -136,36 +135,24 @@ impl AlembicMigrator {
         if locked(&out) { Err(gave_up) } else { Ok(out) }
     }
 
-    /// `alembic <args>` with PostgreSQL's `lock_timeout` at `lock_wait`; the process is given
-    /// `database.timeout_secs` plus that wait, so a slow start is not mistaken for a hang.
+    /// [`Self::alembic`] waiting up to `lock_wait` for a lock (see [`Self::python_alembic`]).
     async fn alembic_waiting(
         &self,
         args: &[&str],
         lock_wait: Duration,
     ) -> std::result::Result<process::Output, String> {
-        let options = format!("-c lock_timeout={}", lock_wait.as_millis().max(1));
-        self.python_alembic_waiting(&["-c", &alembic_driver::driver()], args, &[("PGOPTIONS", &options)], lock_wait)
-            .await
+        self.python_alembic(&["-c", &alembic_driver::driver()], args, lock_wait).await
     }
 
     /// Runs `python <lead> -c <ini> <args>` the way Alembic runs (folder, environment, URL in
-    /// the environment, deadline); fails with the stderr tail.
+    /// the environment, deadline); fails with the stderr tail. A non-zero `lock_wait` is
+    /// PostgreSQL's `lock_timeout` (through `PGOPTIONS`, which libpq drivers read), and the
+    /// process is given `database.timeout_secs` plus that wait, so that a slow start (Python,
+    /// an `env.py`'s imports) does not eat into the wait and a lock is not reported as a hang.
     pub(super) async fn python_alembic(
         &self,
         lead: &[&str],
         args: &[&str],
-        extra_env: &[(&str, &str)],
-    ) -> std::result::Result<process::Output, String> {
-        self.python_alembic_waiting(lead, args, extra_env, Duration::ZERO).await
-    }
-
-    /// [`Self::python_alembic`] for a process that may wait up to `lock_wait` for a lock (its
-    /// deadline is longer by as much).
-    async fn python_alembic_waiting(
-        &self,
-        lead: &[&str],
-        args: &[&str],
-        extra_env: &[(&str, &str)],
         lock_wait: Duration,
     ) -> std::result::Result<process::Output, String> {
         let url = self.db.url().for_child();
@@ -181,7 +168,10 @@ impl AlembicMigrator {
         let live_dir = self.live_dir.to_string_lossy();
         env.push(("FORGE_ROLLBACK_LIVE_URL", self.live_url.expose()));
         env.push(("FORGE_ROLLBACK_LIVE_DIR", &live_dir));
-        env.extend_from_slice(extra_env);
+        let options = format!("-c lock_timeout={}", lock_wait.as_millis().max(1));
+        if !lock_wait.is_zero() {
+            env.push(("PGOPTIONS", &options));
+        }
         // Alembic runs in the folder of its `alembic.ini`, as its users run it: a stock
         // `env.py` reads `sqlalchemy.url = sqlite:///app.db` relative to there.
         let ini = self.workdir.join(&self.alembic_ini);

@@ -59,9 +59,8 @@ const MARK: &str = "FORGE-ROLLBACK-ENV-URL ";
 pub(super) async fn check(m: &AlembicMigrator) -> Result<()> {
     let db = m.url_database();
     let script = format!("{}{PROBE}", super::alembic_driver::PATCH);
-    let out = m.python_alembic(&["-c", &script], &["current"], &[]).await.map_err(|detail| Error::Program {
-        program: "alembic current (forge-rollback's check of env.py)".to_owned(),
-        detail,
+    let out = m.python_alembic(&["-c", &script], &["current"], std::time::Duration::ZERO).await.map_err(|detail| {
+        Error::Program { program: "alembic current (forge-rollback's check of env.py)".to_owned(), detail }
     })?;
     let stdout = String::from_utf8_lossy(&out.stdout);
     let Some(line) = stdout.lines().rev().find_map(|l| l.strip_prefix(MARK)) else {
