@@ -147,6 +147,10 @@ stage_lint() {
     # tests enable (failpoints); the few lines compiled only without them are built (not
     # linted) by the wheel below.
     step "cargo clippy --workspace" cargo clippy --workspace --all-targets --locked -- -D warnings || :
+    # Not a lint of the code, but as cheap (cargo tree, no build): the Python module's build must
+    # keep reusing the Rust test build (TEST_SCOPE below).
+    step "same features for the Rust tests and the Python module (scripts/check-features.py)" \
+        "$PYTHON" scripts/check-features.py || :
 }
 
 # The Rust tests in two steps. `build_tests` builds every test binary (and the CLI binary the
@@ -156,6 +160,12 @@ stage_lint() {
 # extension's build and the lint can use cargo beside it. Without cargo-nextest: `cargo test`.
 have_nextest=0
 if cargo nextest --version >/dev/null 2>&1; then have_nextest=1; fi
+# The test build, the doctests and the Python module's build (below) resolve features over the
+# same crates: the whole workspace with rollback-py's `failpoints`, which adds the Rust tests'
+# dev-dependencies to the module and whose pyo3 adds its features to the tests' build (rollback-py
+# has no Rust tests, so none of it is compiled here). The module's build then compiles only pyo3
+# and rollback-py, not some 70 crates again (check_features keeps it so).
+TEST_SCOPE=(--workspace --features rollback-py/failpoints)
 # (A Cargo.toml cargo cannot read fails the build step below, named, not this line.)
 REUSE=$(cargo metadata --format-version 1 --no-deps 2>/dev/null | "$PYTHON" -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])' 2>/dev/null) ||
     REUSE=$ROOT/target
@@ -165,11 +175,11 @@ build_tests() {
     mkdir -p "$REUSE"
     if ((have_nextest)); then
         step "cargo build: the test binaries (nextest list --list-type binaries-only)" \
-            cargo nextest list --locked --list-type binaries-only --message-format json >"$REUSE/binaries.json" || return 0
+            cargo nextest list --locked "${TEST_SCOPE[@]}" --list-type binaries-only --message-format json >"$REUSE/binaries.json" || return 0
         step "cargo metadata" cargo metadata --locked --format-version 1 >"$REUSE/cargo-metadata.json" || return 0
     else
         log "cargo-nextest is not installed; using cargo test"
-        step "cargo build: the test binaries (cargo test --no-run)" cargo test --no-run --locked || return 0
+        step "cargo build: the test binaries (cargo test --no-run)" cargo test --no-run --locked "${TEST_SCOPE[@]}" || return 0
     fi
     touch "$REUSE/built"
 }
@@ -179,7 +189,7 @@ run_tests() {
         step "cargo nextest run --profile ci" cargo nextest run --profile ci \
             --binaries-metadata "$REUSE/binaries.json" --cargo-metadata "$REUSE/cargo-metadata.json" || :
     else
-        step "cargo test" cargo test --locked || :
+        step "cargo test" cargo test --locked "${TEST_SCOPE[@]}" || :
     fi
 }
 
@@ -221,8 +231,7 @@ setup_prometheus() {
 # The extension, built with `maturin develop` rather than `pip install ./crates/rollback-py`:
 # - it uses the maturin pinned in requirements-dev.txt, with no isolated build env to fetch;
 # - it builds the debug profile into the same target dir as the Rust tests, reusing what they
-#   compiled with the same features (not much: the tests' dev-dependencies turn on features of
-#   libc, regex and a few others, and everything above those is compiled again);
+#   compiled (all but pyo3 and rollback-py itself: see TEST_SCOPE);
 # - it installs the package editable (a .pth to crates/rollback-py/python, the .so copied next to
 #   __init__.py), so stubtest and pytest see the hand-written .pyi and py.typed.
 # Both read the same pyproject.toml; `pip install ./crates/rollback-py` (what users run) builds
@@ -335,7 +344,7 @@ else
 fi
 if want rust; then
     # nextest does not run doctests.
-    step "cargo test --doc" cargo test --doc --locked || :
+    step "cargo test --doc" cargo test --doc --locked "${TEST_SCOPE[@]}" || :
 fi
 if want python; then stage_python; fi
 
