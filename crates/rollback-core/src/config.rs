@@ -323,6 +323,39 @@ struct RawConfig {
     watch: WatchConfig,
 }
 
+/// The `[env] files` as the engine uses them, each relative to the work tree and written one way
+/// (`./.env` is `.env`), or why one cannot be: outside the work tree, a folder (`.env/`), empty,
+/// or the same file twice.
+fn env_files(files: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
+    let mut out: Vec<PathBuf> = Vec::with_capacity(files.len());
+    for f in files {
+        let text = f.to_string_lossy();
+        // `components()` drops a trailing `/` and every `.` after the first part: look first.
+        if text.trim().is_empty() {
+            return Err("an empty path names no file".into());
+        }
+        if text.ends_with('/') {
+            return Err(format!(
+                "`{text}` ends with `/`, so it names a folder; an env file is a file (`{}`)",
+                text.trim_end_matches('/')
+            ));
+        }
+        let clean: PathBuf = f.components().filter(|c| !matches!(c, std::path::Component::CurDir)).collect();
+        if f.is_absolute()
+            || clean.as_os_str().is_empty()
+            || clean.components().any(|c| !matches!(c, std::path::Component::Normal(_)))
+            || RepoPath::from_fs(Path::new("/w"), &Path::new("/w").join(&clean)).is_err()
+        {
+            return Err(format!("`{text}` must be a path inside the work tree, relative to it, without `..`"));
+        }
+        if out.contains(&clean) {
+            return Err(format!("`{text}` names `{}` a second time", clean.display()));
+        }
+        out.push(clean);
+    }
+    Ok(out)
+}
+
 /// `[env]`: the env and config files a full rollback puts back as they were recorded with the
 /// target commit.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -480,24 +513,14 @@ impl Config {
         Ok(Self::default())
     }
 
-    fn from_raw(raw: RawConfig, source: Option<PathBuf>) -> Result<Self, Error> {
+    fn from_raw(mut raw: RawConfig, source: Option<PathBuf>) -> Result<Self, Error> {
         let shown = source.clone().unwrap_or_else(|| PathBuf::from("<defaults>"));
         let invalid = |(key, message): (String, String)| Error::Invalid { path: shown.clone(), key, message };
         if let Some(db) = &raw.database {
             // Its keys are named in full already (`database.url`).
             db.validate().map_err(invalid)?;
         }
-        for f in &raw.env.files {
-            if RepoPath::from_fs(Path::new("/w"), &Path::new("/w").join(f)).is_err()
-                || f.is_absolute()
-                || f.components().any(|c| !matches!(c, std::path::Component::Normal(_)))
-            {
-                return Err(invalid((
-                    "env.files".into(),
-                    format!("`{}` must be a path inside the work tree, without `..`", f.display()),
-                )));
-            }
-        }
+        raw.env.files = env_files(&raw.env.files).map_err(|m| invalid(("env.files".into(), m)))?;
         crate::verify::config::validate(&raw.checks, &raw.verify, raw.database.is_some()).map_err(invalid)?;
         let check_names: Vec<&str> = raw.checks.iter().map(|c| c.name.as_str()).collect();
         crate::restart::validate(&raw.restart, &check_names).map_err(invalid)?;

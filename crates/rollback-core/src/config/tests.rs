@@ -93,3 +93,25 @@ fn categorizes_like_the_seed_app() {
     assert!(c.is_cache(&RepoPath::new("a/b/x.pyc").unwrap()));
     assert!(!c.is_cache(&RepoPath::new("a/pyc").unwrap()));
 }
+
+#[test]
+fn env_files_are_taken_one_way_and_a_folder_or_a_repeat_is_refused_with_its_reason() {
+    let c = Config::parse("[env]\nfiles = ['./.env', 'config/./app.env', 'deploy//prod.env']\n", None).unwrap();
+    assert_eq!(c.env.files, [Path::new(".env"), Path::new("config/app.env"), Path::new("deploy/prod.env")]);
+
+    for (files, said) in [
+        ("'.env/'", "`.env/` ends with `/`, so it names a folder; an env file is a file (`.env`)"),
+        ("'config/'", "`config/` ends with `/`"),
+        ("''", "an empty path names no file"),
+        ("'.'", "`.` must be a path inside the work tree, relative to it, without `..`"),
+        ("'../x.env'", "`../x.env` must be a path inside the work tree"),
+        ("'/etc/app.env'", "`/etc/app.env` must be a path inside the work tree"),
+        ("'a/../.env'", "`a/../.env` must be a path inside the work tree"),
+        ("'.env', './.env'", "`./.env` names `.env` a second time"),
+    ] {
+        let err = Config::parse(&format!("[env]\nfiles = [{files}]\n"), Some(Path::new("c.toml"))).expect_err(files);
+        let Error::Invalid { key, message, .. } = &err else { panic!("{files}: {err:?}") };
+        assert_eq!(key, "env.files", "{files}");
+        assert!(message.contains(said), "{files}: {message}");
+    }
+}
