@@ -22,7 +22,8 @@
 //! `journal:<record>:<step>` (appending that record to a run's journal, e.g.
 //! `journal:step_end:reset`: the append fails, nothing of it written); `write:report` (the run finished
 //! and journaled, its report about to be written); `before:prune` (`backups prune`, its lock
-//! taken, about to read the runs and decide what to keep). With the variable unset, a failpoint is one environment lookup.
+//! taken, about to read the runs and decide what to keep); `inside:forecast` (a data-loss
+//! forecast about to copy the database: with `error`, the forecast cannot be made). With the variable unset, a failpoint is one environment lookup.
 //!
 //! The same feature lets tests set the clock back: `FORGE_ROLLBACK_CLOCK_SKEW_SECS` (see
 //! `time.rs`).

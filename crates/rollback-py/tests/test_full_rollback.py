@@ -444,3 +444,28 @@ def test_upgrade_database_is_refused_while_a_run_is_unfinished(make_db_app: Any,
     # Settled by its undo, the upgrade runs again.
     assert rb.undo(failed.run_id, confirm=True).status == "succeeded"
     assert app.open().upgrade_database() == [app.revisions[2]]
+
+
+def test_an_unattended_run_without_a_forecast_warns_and_reports_unknown_loss(
+    make_db_app: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`confirm=True` is the CLI's `--yes`: no one reads a confirmation, so when the data-loss
+    forecast cannot be made (a failpoint here) the run warns, and its report says the loss is
+    unknown, never "No", although the downgrade dropped `payments`."""
+    app: DbApp = make_db_app("sql", "sqlite")
+    rb = app.open()
+    monkeypatch.setenv("FORGE_ROLLBACK_FAILPOINT", "inside:forecast")
+    monkeypatch.setenv("FORGE_ROLLBACK_FAILPOINT_ACTION", "error")
+    r = rb.run("full", target="v1", confirm=True)
+    monkeypatch.delenv("FORGE_ROLLBACK_FAILPOINT")
+    assert r.status == "succeeded", r.error
+    assert "payments" not in app.tables()
+    assert any("the data-loss forecast could not be made (" in w for w in r.warnings), r.warnings
+    assert r.run_id is not None
+    report = json.loads(rb.report(r.run_id, format="json"))
+    loss = report["data_loss"]
+    assert loss["lost"] is None, loss
+    assert loss["explanation"].startswith("Unknown — the downgrade ran"), loss
+    # The report is the same document the CLI writes: its words.
+    assert loss["restore_command"] == f"`forge-rollback undo {r.run_id}`", loss
+    assert isinstance(loss["kept_in"], str), loss

@@ -199,19 +199,22 @@ fn the_report_of_a_run_cut_short_in_its_downgrade_whose_backups_are_gone_does_no
     let j = fr_env(&r, &["report", &id, "--format", "json"], &env()).json();
     assert_eq!(j["data_loss"]["may_have_dropped"][0]["table"], "payments", "{j}");
 
-    let snapshots = crate::common::state_dir(&r).join("backups").join("snapshots");
+    let after = report_with_backups_gone(&r, &id);
+    assert!(after.contains("Unknown — the downgrade did not finish and may have dropped payments (3 rows)"), "{after}");
+    assert!(after.contains("forge-rollback can no longer bring them back"), "{after}");
+    assert!(!after.contains("brings them back"), "{after}");
+}
+
+/// Removes every backup of `r` (as an operator's `rm` would), then returns run `id`'s report,
+/// whose JSON must then name no backup as keeping anything and call the loss unknown.
+pub(crate) fn report_with_backups_gone(r: &TestRepo, id: &str) -> String {
+    let snapshots = crate::common::state_dir(r).join("backups").join("snapshots");
     for m in std::fs::read_dir(&snapshots).unwrap() {
         std::fs::remove_file(m.unwrap().path()).unwrap();
     }
-    let after = fr_env(&r, &["report", &id], &env());
-    after.ok();
-    assert!(
-        after.stdout.contains("Unknown — the downgrade did not finish and may have dropped payments (3 rows)"),
-        "{}",
-        after.stdout
-    );
-    assert!(after.stdout.contains("forge-rollback can no longer bring them back"), "{}", after.stdout);
-    assert!(!after.stdout.contains("brings them back"), "{}", after.stdout);
-    let j = fr_env(&r, &["report", &id, "--format", "json"], &env()).json();
+    let j = fr_env(r, &["report", id, "--format", "json"], &env()).json();
     assert!(j["data_loss"]["lost"].is_null() && j["data_loss"]["kept_in"].is_null(), "{j}");
+    let report = fr_env(r, &["report", id], &env());
+    report.ok();
+    report.stdout
 }

@@ -21,6 +21,7 @@ mod env_history;
 mod env_shapes;
 mod file_folder;
 mod filters;
+mod forecast_unknown;
 mod full;
 mod gate_hooks;
 mod gate_registry_at;

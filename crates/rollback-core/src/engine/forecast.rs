@@ -29,6 +29,7 @@ impl Rollback {
         stop: &(dyn Fn() -> Option<String> + Sync),
     ) -> Result<Forecast> {
         let db = self.migrator()?;
+        crate::failpoint::hit("inside:forecast")?;
         let dir = crate::tmpdir::create(crate::tmpdir::Kind::Forecast)?;
         let dumped = crate::rt::block_on_unless(crate::db::forecast::dump_live(db.as_ref(), dir.path()), stop)
             .map_err(|why| {

@@ -185,9 +185,18 @@ impl Entry for RollbackEntry<'_> {
         let mut plan = rb.scoped_plan(&now, level, opts)?;
         // The journal keeps the forecast with the plan: the one the operator confirmed, or,
         // unattended, one made now.
-        match forecast {
-            Some((losses, risks)) => (plan.data_loss, plan.risks) = (losses, risks),
-            None => rb.forecast_plan_unless(&mut plan, &|| ctx.observer.stop_waiting())?,
+        if let Some((losses, risks)) = forecast {
+            (plan.data_loss, plan.risks) = (losses, risks);
+        } else {
+            rb.forecast_plan_unless(&mut plan, &|| ctx.observer.stop_waiting())?;
+            // Unattended, no one saw the summary that says so: the log, the result and the
+            // report do.
+            if let Some(r) = plan.risks.iter().find(|r| r.code == crate::model::RiskCode::DataLossUnknown) {
+                ctx.log(
+                    LogLevel::Warn,
+                    format!("{}; the database is backed up before the downgrade, and `undo` puts it back", r.message),
+                );
+            }
         }
         if level == Level::Manual {
             rb.fill_previews(&mut plan, &|| ctx.observer.stop_waiting())?;

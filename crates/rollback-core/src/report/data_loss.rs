@@ -20,26 +20,46 @@ pub(super) fn of(state: &RunState, backup_id: Option<&str>, anything_else_began:
     let may_have_dropped = if cut_short { forecast() } else { Vec::new() };
     // Rows an undo already put back are not offered again.
     let put_back_by = state.undone_by.as_deref().filter(|_| state.status == RunStatus::Undone);
-    let command = || crate::hint::Action::undo(&state.run_id).render(crate::hint::Frontend::Cli);
     match (backup_id, anything_else_began) {
+        // The downgrade ran (or began) with no forecast to say what it drops: not "no".
+        (Some(id), _) if (done || cut_short) && state.data_loss_unknown() => {
+            let db = db_backup.unwrap_or_else(|| "?".into());
+            let ran = if done { "ran" } else { "began and did not finish" };
+            let head = format!(
+                "Unknown — the downgrade {ran}, and what it dropped from the live database was not measured (the data-loss forecast could not be made); every changed or removed file was captured in verified backup {id}, and the database as it was before the run in verified backup {db}"
+            );
+            let mut loss = DataLoss { lost: None, ..DataLoss::default() };
+            loss.explanation = undo_or_offer(
+                &mut loss,
+                db,
+                put_back_by,
+                &state.run_id,
+                |undo| format!("{head}: undo {undo} put the database back from that backup"),
+                |command| format!("{head}: {command} brings it back, keeping the rows written since"),
+            );
+            loss
+        }
         (Some(id), _) if !dropped.is_empty() => {
             let db = db_backup.unwrap_or_else(|| "?".into());
             let what = crate::db::rows::describe(&dropped);
             let mut loss = DataLoss { lost: Some(true), dropped, ..DataLoss::default() };
-            loss.explanation = if let Some(undo) = put_back_by {
-                format!(
-                    "Yes, from the live database — the downgrade dropped {what}; undo {undo} put them back from verified database backup {db} (files from verified backup {id})"
-                )
-            } else {
-                // The report is read by operators: the CLI's words.
-                let command = command();
-                let text = format!(
-                    "Yes, from the live database — the downgrade dropped {what}; they are kept in verified database backup {db} (files in verified backup {id}), and {command} brings them back, keeping the rows written since"
-                );
-                loss.kept_in = Some(db);
-                loss.restore_command = Some(command);
-                text
-            };
+            let yes = format!("Yes, from the live database — the downgrade dropped {what}");
+            loss.explanation = undo_or_offer(
+                &mut loss,
+                db.clone(),
+                put_back_by,
+                &state.run_id,
+                |undo| {
+                    format!(
+                        "{yes}; undo {undo} put them back from verified database backup {db} (files from verified backup {id})"
+                    )
+                },
+                |command| {
+                    format!(
+                        "{yes}; they are kept in verified database backup {db} (files in verified backup {id}), and {command} brings them back, keeping the rows written since"
+                    )
+                },
+            );
             loss
         }
         (Some(id), _) => {
@@ -52,15 +72,14 @@ pub(super) fn of(state: &RunState, backup_id: Option<&str>, anything_else_began:
                         "{captured}, and the database in verified backup {db}, before any change; the downgrade did not finish and may have dropped {what} from the live database"
                     );
                     loss.may_have_dropped = may_have_dropped;
-                    if let Some(undo) = put_back_by {
-                        format!("{head}: undo {undo} put the database back from that backup")
-                    } else {
-                        let command = command();
-                        let text = format!("{head}: they are in that backup, and {command} brings them back");
-                        loss.kept_in = Some(db);
-                        loss.restore_command = Some(command);
-                        text
-                    }
+                    undo_or_offer(
+                        &mut loss,
+                        db,
+                        put_back_by,
+                        &state.run_id,
+                        |undo| format!("{head}: undo {undo} put the database back from that backup"),
+                        |command| format!("{head}: they are in that backup, and {command} brings them back"),
+                    )
                 }
                 Some(db) => format!("{captured}, and the database in verified backup {db}, before any change"),
                 None => format!("{captured} before any change"),
@@ -82,6 +101,28 @@ pub(super) fn of(state: &RunState, backup_id: Option<&str>, anything_else_began:
             ..DataLoss::default()
         },
     }
+}
+
+/// How a loss the database backup `db` keeps ends: `undone` words the undo `undone_by` that
+/// already put it back; else `offer` words the command that brings it back, which `loss` keeps
+/// (with `db`) for as long as the backup is there.
+fn undo_or_offer(
+    loss: &mut DataLoss,
+    db: String,
+    undone_by: Option<&str>,
+    run_id: &str,
+    undone: impl FnOnce(&str) -> String,
+    offer: impl FnOnce(&str) -> String,
+) -> String {
+    if let Some(undo) = undone_by {
+        return undone(undo);
+    }
+    // The report is read by operators: the CLI's words.
+    let command = crate::hint::Action::undo(run_id).render(crate::hint::Frontend::Cli);
+    let text = offer(&command);
+    loss.kept_in = Some(db);
+    loss.restore_command = Some(command);
+    text
 }
 
 /// `table `payments`: 12 rows` / `column `users.nickname`: 3 values`.
@@ -108,7 +149,13 @@ pub(super) fn backups_gone(loss: &mut DataLoss, gone: &[String], why: &str) {
     }
     let db = loss.kept_in.take().unwrap_or_default();
     loss.restore_command = None;
-    loss.explanation = if loss.dropped.is_empty() {
+    loss.explanation = if loss.dropped.is_empty() && loss.may_have_dropped.is_empty() {
+        // A downgrade with no forecast: what went is not known, and nothing keeps it.
+        loss.lost = None;
+        format!(
+            "Unknown — what the downgrade dropped from the live database was not measured; the database as it was before the run was kept in database backup {db}, but {why}: forge-rollback can no longer bring it back"
+        )
+    } else if loss.dropped.is_empty() {
         // Cut short in its downgrade: whether rows went is not known, and nothing keeps them.
         loss.lost = None;
         format!(
