@@ -17,8 +17,8 @@ import re
 import subprocess
 import sys
 
-# What scripts/test.sh builds: the tests (with their dev-dependencies), and the module alone.
-TESTS = ["--workspace", "--features", "rollback-py/failpoints", "-e", "normal,build,dev"]
+# What scripts/test.sh builds: the tests over the packages and features it passes (its
+# TEST_SCOPE, given as this script's arguments), with their dev-dependencies; the module alone.
 MODULE = ["-p", "rollback-py", "--features", "failpoints", "-e", "normal,build"]
 LINE = re.compile(r"^(\S+ v\S+)(?: \([^)]*\))?(?: (\S*))?(?: \(\*\))?$")
 
@@ -41,7 +41,10 @@ def features(args):
 
 
 def main():
-    tests, module = features(TESTS), features(MODULE)
+    if len(sys.argv) < 2:
+        print("usage: check-features.py CARGO_ARGS... (the test build's, e.g. --workspace --features F)", file=sys.stderr)
+        return 2
+    tests, module = features([*sys.argv[1:], "-e", "normal,build,dev"]), features(MODULE)
     if "rollback-py v" not in " ".join(module) or not tests:
         # Nothing read is not "the same": cargo tree's format is not what this script reads.
         print("error: could not read the crates and features out of `cargo tree`", file=sys.stderr)

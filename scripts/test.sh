@@ -150,7 +150,7 @@ stage_lint() {
     # Not a lint of the code, but as cheap (cargo tree, no build): the Python module's build must
     # keep reusing the Rust test build (TEST_SCOPE below).
     step "same features for the Rust tests and the Python module (scripts/check-features.py)" \
-        "$PYTHON" scripts/check-features.py || :
+        "$PYTHON" scripts/check-features.py "${TEST_SCOPE[@]}" || :
 }
 
 # The Rust tests in two steps. `build_tests` builds every test binary (and the CLI binary the
