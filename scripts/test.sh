@@ -21,9 +21,9 @@
 # CI has 2 cores, and much of the work leaves one idle (downloads, tests waiting on PostgreSQL,
 # Alembic or a server), so work overlaps: the test build runs while the setup downloads and
 # installs; the Python extension's build and the lint (cargo) run while the Rust tests do, which
-# nextest runs from the build's list of test binaries, taking no cargo lock; the wheel's release
-# build and the Ansible tests run while the module's pytest suite does. Each background job's
-# output is printed in one piece when it ends. Every step logs its wall time and the CPU time of
+# nextest runs from the build's list of test binaries, taking no cargo lock; the wheel's build
+# and the Ansible tests run while the module's pytest suite does. Each background job's output
+# is printed in one piece when it ends. Every step logs its wall time and the CPU time of
 # what it ran (`done: NAME (Ns, CPU Ns)`), so a slow CI run shows where its time went.
 #
 # Runs from any directory, needs no stdin, and can be re-run: the venv (.venv at the repo root)
@@ -261,7 +261,7 @@ stage_python() {
     step "mypy.stubtest forge_rollback" "$py" -m mypy.stubtest \
         --mypy-config-file crates/rollback-py/pyproject.toml forge_rollback || :
 
-    # Three at once, as none keeps both cores busy: the wheel's release build (rustc), the
+    # Three at once, as none keeps both cores busy: the wheel's build (rustc), the
     # Ansible tests and the module's tests (mostly Python waiting on its children). `collect`
     # then prints the output of the first two.
     background wheel_check
@@ -276,28 +276,32 @@ stage_python() {
 }
 
 # The Ansible collection (ansible/ansible_collections/forge/rollback) with the venv's real
-# ansible-core against a 4-host fleet of temp work trees, driving the CLI binary. No pytest
-# cache: the module's tests, running meanwhile, write theirs.
+# ansible-core against a 4-host fleet of temp work trees, driving the CLI binary. Two tests at a
+# time (pytest-xdist): each is one controller, about one core's worth of Python at its busiest,
+# and one after the other they were the longest job of CI's last stage. No pytest cache: the
+# module's tests, running meanwhile, write theirs.
 ansible_tests() {
     local rc=0
     step "pytest ansible/tests (fleet rollback with ansible-core)" \
-        "$VENV/bin/python" -m pytest -q -p no:cacheprovider ansible/tests || rc=$?
+        "$VENV/bin/python" -m pytest -q -p no:cacheprovider -n 2 ansible/tests || rc=$?
     if ((rc == 5)); then
         echo "error: pytest collected no tests in ansible/tests" >&2
     fi
 }
 
-# The wheel users install: the portable one (release, abi3, manylinux_2_28 linked with zig), its
-# tag confirmed by auditwheel, then installed into a fresh venv where `forge-rollback demo` and
-# `import forge_rollback` run with no Rust toolchain on PATH. FORGE_TEST_DEV_WHEEL=1 tests the
-# fast dev-profile wheel instead (a quick local loop; not what is shipped).
+# The wheel users install: the portable one (abi3, manylinux_2_28 linked with zig), its tag
+# confirmed by auditwheel, then installed into a fresh venv where `forge-rollback demo` and
+# `import forge_rollback` run with no Rust toolchain on PATH. Built with the `wheel-check`
+# profile: release without the optimiser (Cargo.toml), which saves CI some 450 CPU-s of its
+# budget; `make wheel-check` checks the optimised release wheel the same way.
+# FORGE_TEST_DEV_WHEEL=1 tests the host's dev-profile wheel instead (a quick local loop).
 wheel_check() {
     if [[ ${FORGE_TEST_DEV_WHEEL:-} == 1 ]]; then
         step "wheel (dev profile): forge-rollback command without a Rust toolchain" \
             scripts/wheel-test.sh "$VENV/bin/python" || :
     else
-        step "wheel (portable, manylinux_2_28): built, auditwheel, run without a Rust toolchain" \
-            scripts/wheel.sh check || :
+        step "wheel (portable, manylinux_2_28; profile wheel-check): built, auditwheel, run without a Rust toolchain" \
+            scripts/wheel.sh check --profile wheel-check || :
     fi
 }
 

@@ -8,11 +8,31 @@
 #   scripts/wheel.sh          # build target/wheels/forge_rollback-*-manylinux_2_28_x86_64.whl
 #   scripts/wheel.sh check    # build it, then `auditwheel show` must report manylinux_2_28, and
 #                             # scripts/wheel-test.sh installs and runs it with no Rust toolchain
+#   scripts/wheel.sh [check] --profile NAME   # the same with another cargo profile
 #
 # A release build: 6 to 10 min on 2 shared cores (all of it compiled for the explicit target, apart
-# from the debug build the tests use). `make test` (CI) runs `check`, so every CI run builds and
-# tests the wheel that is shipped; FORGE_TEST_DEV_WHEEL=1 swaps in the fast dev wheel locally.
+# from the debug build the tests use). `make test` (CI) runs `check --profile wheel-check`: the
+# same wheel, built and checked the same way, without the optimiser (Cargo.toml), 2.5 min;
+# FORGE_TEST_DEV_WHEEL=1 swaps in the dev wheel of the host (no zig) for a quick local loop.
 set -euo pipefail
+
+check=0
+profile=(--release)
+while (($#)); do
+    case $1 in
+        check) check=1 ;;
+        --profile)
+            [[ -n ${2:-} ]] || { echo "error: --profile needs a cargo profile name" >&2; exit 2; }
+            profile=(--profile "$2")
+            shift
+            ;;
+        *)
+            echo "usage: scripts/wheel.sh [check] [--profile NAME] (unknown argument '$1')" >&2
+            exit 2
+            ;;
+    esac
+    shift
+done
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$PWD
@@ -30,12 +50,12 @@ fi
 
 # maturin runs zig as `python -m ziglang` with the first python on PATH: the venv's.
 rm -f "$OUT"/forge_rollback-*-"$POLICY"_*.whl
-PATH="$VENV/bin:$PATH" "$VENV/bin/maturin" build --release --locked --zig --compatibility "$POLICY" \
+PATH="$VENV/bin:$PATH" "$VENV/bin/maturin" build "${profile[@]}" --locked --zig --compatibility "$POLICY" \
     -m crates/rollback-py/Cargo.toml --out "$OUT"
 wheel=$(ls "$OUT"/forge_rollback-*-"$POLICY"_x86_64.whl)
-echo "built $wheel ($(du -h "$wheel" | cut -f1))"
+echo "built $wheel ($(du -h "$wheel" | cut -f1), cargo ${profile[*]})"
 
-if [[ ${1:-} == check ]]; then
+if ((check)); then
     shown=$("$VENV/bin/auditwheel" show "$wheel")
     echo "$shown"
     if ! grep -q "consistent with the following platform tag: \"${POLICY}_x86_64\"" <<<"$(tr '\n' ' ' <<<"$shown" | tr -s ' ')"; then
