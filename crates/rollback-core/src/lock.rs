@@ -196,7 +196,7 @@ pub(crate) fn flock_wait(file: &File) -> std::io::Result<()> {
 }
 
 /// `flock(fd, LOCK_EX | LOCK_NB)`: `Ok(true)` when taken, `Ok(false)` when held elsewhere.
-fn try_flock(file: &File, path: &Path) -> Result<bool, IoError> {
+pub(crate) fn try_flock(file: &File, path: &Path) -> Result<bool, IoError> {
     // SAFETY: the descriptor is open for the duration of the call.
     #[allow(unsafe_code)]
     let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };

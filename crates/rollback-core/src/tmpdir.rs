@@ -8,8 +8,16 @@
 //! power loss) is removed by the next command that makes one: its name carries the process id
 //! (`forge-rollback-forecast-<pid>-<random>`), and a folder of this user whose process is gone is
 //! stale.
+//!
+//! A process id only means something in its own PID namespace: two containers that share `/tmp`
+//! (a pod's volume, a host folder mounted into both) each see the other's ids as unused. So the
+//! owner also holds an `flock` on its folder for as long as it lives, which the kernel drops when
+//! the process dies, whatever its namespace; a folder is stale only when its process is gone from
+//! here and its lock can be taken. The folder is made under a hidden name, locked, then renamed,
+//! so it is never seen under its name unlocked.
 
-use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+use std::fs::File;
+use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 
 use crate::fsutil::{self, IoError};
@@ -37,25 +45,66 @@ impl Kind {
     }
 }
 
+/// A private scratch folder: removed when dropped, locked (`flock`) while it lives.
+pub(crate) struct Scratch {
+    path: PathBuf,
+    // Closed after the folder is removed (fields drop after `drop`).
+    _lock: File,
+}
+
+impl Scratch {
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
 /// A new private (`0700`) folder of `kind` in the system's temp folder, removed when dropped;
 /// the stale folders killed processes left there are removed first ([`remove_stale`]).
-pub(crate) fn create(kind: Kind) -> Result<tempfile::TempDir, IoError> {
+pub(crate) fn create(kind: Kind) -> Result<Scratch, IoError> {
     create_in(kind, &std::env::temp_dir())
 }
 
-fn create_in(kind: Kind, parent: &Path) -> Result<tempfile::TempDir, IoError> {
+fn create_in(kind: Kind, parent: &Path) -> Result<Scratch, IoError> {
     remove_stale(parent);
-    tempfile::Builder::new()
-        .prefix(&format!("{}{}-", kind.prefix(), std::process::id()))
+    // Hidden (`.` first) until it is locked: `remove_stale` does not look at that name. A process
+    // killed in between leaves an empty folder.
+    let staged = tempfile::Builder::new()
+        .prefix(&format!(".{}{}-", kind.prefix(), std::process::id()))
         .permissions(std::fs::Permissions::from_mode(0o700))
         .tempdir_in(parent)
-        .map_err(|e| IoError::new("create a scratch folder in", parent, e))
+        .map_err(|e| IoError::new("create a scratch folder in", parent, e))?;
+    let lock = open_dir(staged.path()).map_err(|e| IoError::new("open the scratch folder", staged.path(), e))?;
+    if !crate::lock::try_flock(&lock, staged.path())? {
+        let busy = std::io::Error::new(std::io::ErrorKind::WouldBlock, "locked by another process");
+        return Err(IoError::new("lock the scratch folder", staged.path(), busy));
+    }
+    let name = staged.path().file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_prefix('.'));
+    let Some(name) = name else {
+        let bad = std::io::Error::new(std::io::ErrorKind::InvalidData, "unexpected name");
+        return Err(IoError::new("name the scratch folder", staged.path(), bad));
+    };
+    let path = parent.join(name);
+    std::fs::rename(staged.path(), &path).map_err(|e| IoError::new("rename the scratch folder", staged.path(), e))?;
+    let _moved = staged.keep();
+    Ok(Scratch { path, _lock: lock })
 }
 
-/// Removes, from `parent`, the folders of every [`Kind`] this user made whose process is gone,
-/// and returns them. Anything else stays: another user's folder, a symlink, a name without a
-/// process id (a folder of an older forge-rollback cannot be told from one in use), and the
-/// folders of a live process. What cannot be removed is left for the next time.
+/// The folder itself, opened to lock it (not followed if a symlink).
+fn open_dir(path: &Path) -> std::io::Result<File> {
+    std::fs::OpenOptions::new().read(true).custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW).open(path)
+}
+
+/// Removes, from `parent`, the folders of every [`Kind`] this user made whose process is gone
+/// and whose lock is free, and returns them. Anything else stays: another user's folder, a
+/// symlink, a name without a process id (a folder of an older forge-rollback cannot be told from
+/// one in use), the folders of a live process, and a locked one (its owner lives in another PID
+/// namespace). What cannot be removed is left for the next time.
 pub(crate) fn remove_stale(parent: &Path) -> Vec<PathBuf> {
     let Ok(entries) = std::fs::read_dir(parent) else { return Vec::new() };
     let mut removed = Vec::new();
@@ -69,6 +118,11 @@ pub(crate) fn remove_stale(parent: &Path) -> Vec<PathBuf> {
         // Not followed: a symlink here is nobody's scratch folder.
         let Ok(meta) = std::fs::symlink_metadata(&path) else { continue };
         if !meta.is_dir() || meta.uid() != fsutil::euid() {
+            continue;
+        }
+        // Held while it is removed; its owner, if any, holds it until it is done.
+        let Ok(lock) = open_dir(&path) else { continue };
+        if !matches!(crate::lock::try_flock(&lock, &path), Ok(true)) {
             continue;
         }
         if std::fs::remove_dir_all(&path).is_ok() {
@@ -135,6 +189,44 @@ mod tests {
             let mode = std::fs::metadata(dir.path()).unwrap().mode() & 0o777;
             assert_eq!(mode, 0o700, "{name}");
         }
+    }
+
+    /// Whether another open file description could lock `path` now.
+    fn lock_free(path: &Path) -> bool {
+        crate::lock::try_flock(&open_dir(path).unwrap(), path).unwrap()
+    }
+
+    #[test]
+    fn scratch_folder_is_locked_while_it_lives_and_never_left_hidden() {
+        let parent = tempfile::tempdir().unwrap();
+        let dir = create_in(Kind::Rows, parent.path()).unwrap();
+        let path = dir.path().to_path_buf();
+        assert!(!lock_free(&path), "the owner holds the lock");
+        let names: Vec<_> = std::fs::read_dir(parent.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, [path.file_name().unwrap()], "only the folder, under its name");
+        drop(dir);
+        assert!(!path.exists(), "removed when dropped");
+    }
+
+    /// A process in another PID namespace sharing this temp folder: its pid is unused here, but
+    /// it holds its folder's lock. Its folder stays until the lock is free.
+    #[test]
+    fn scratch_folder_of_a_process_in_another_pid_namespace_is_kept_while_locked() {
+        let parent = tempfile::tempdir().unwrap();
+        let dead = dead_pid();
+        let theirs = parent.path().join(format!("forge-rollback-forecast-{dead}-gggg"));
+        std::fs::create_dir(&theirs).unwrap();
+        std::fs::write(theirs.join("forge_rollback_scratch_0.db"), "rows being copied").unwrap();
+        let held = open_dir(&theirs).unwrap();
+        assert!(crate::lock::try_flock(&held, &theirs).unwrap());
+
+        let ours = create_in(Kind::Forecast, parent.path()).unwrap();
+        assert!(theirs.join("forge_rollback_scratch_0.db").exists(), "a locked folder is in use: kept");
+        assert!(remove_stale(parent.path()).is_empty());
+
+        drop(held);
+        assert_eq!(remove_stale(parent.path()), [theirs], "its owner is gone: stale");
+        assert!(ours.path().exists(), "our own stays");
     }
 
     #[test]

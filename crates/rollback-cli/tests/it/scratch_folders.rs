@@ -1,6 +1,7 @@
 //! The scratch folders that hold copies of the database outside the state folder (the
 //! data-loss forecast's `forge-rollback-forecast-*`, the undo's `forge-rollback-rows-*`) are
-//! private, and the ones a killed process left are removed by the next command that makes one.
+//! private, and the ones a killed process left are removed by the next command that makes one;
+//! a folder whose owner holds its lock is kept, though its pid is unused here.
 //! Real Alembic on SQLite, through the binary, with `TMPDIR` pointing at a folder of the test.
 
 use rollback_testkit::db::Engine;
@@ -48,6 +49,15 @@ fn scratch_folders_of_killed_processes_are_removed_by_the_next_forecast() {
     // Process 1 is always there: its folder is in use.
     let live = tmp.path().join("forge-rollback-forecast-1-lMn0pQ");
     std::fs::create_dir(&live).unwrap();
+    // A forge-rollback in another PID namespace sharing this temp folder (another container): its
+    // pid is unused here, but it holds its folder's lock, so the folder is in use.
+    let elsewhere = tmp.path().join(format!("forge-rollback-rows-{dead}-rS7tUv"));
+    std::fs::create_dir(&elsewhere).unwrap();
+    let held = std::fs::File::open(&elsewhere).unwrap();
+    // SAFETY: the descriptor is open for the call.
+    #[allow(unsafe_code)]
+    let rc = unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&held), libc::LOCK_EX | libc::LOCK_NB) };
+    assert_eq!(rc, 0);
 
     d.sql("INSERT INTO audit (id) VALUES (1), (2)");
     let env = [("TMPDIR", tmp.path().to_str().unwrap())];
@@ -57,6 +67,13 @@ fn scratch_folders_of_killed_processes_are_removed_by_the_next_forecast() {
 
     assert!(!stale_forecast.exists() && !stale_rows.exists(), "stale folders removed");
     assert!(live.exists(), "a live process's folder is kept");
-    let left: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
-    assert_eq!(left, [live.file_name().unwrap()], "the forecast's own folder is gone too");
+    assert!(elsewhere.exists(), "a locked folder is kept, whatever its pid");
+    let mut left: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    left.sort();
+    assert_eq!(
+        left,
+        [live.file_name().unwrap(), elsewhere.file_name().unwrap()],
+        "the forecast's own folder is gone too"
+    );
+    drop(held);
 }

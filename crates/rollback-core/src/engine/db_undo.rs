@@ -37,7 +37,7 @@ use crate::model::{DataLoss, DbFingerprint, LossKind};
 use crate::plan::RunKind;
 
 /// A private temp folder for scratch copies, removed when dropped (see [`crate::tmpdir`]).
-pub(super) fn scratch_dir() -> Result<tempfile::TempDir> {
+pub(super) fn scratch_dir() -> Result<crate::tmpdir::Scratch> {
     Ok(crate::tmpdir::create(crate::tmpdir::Kind::Rows)?)
 }
 

@@ -100,7 +100,7 @@ impl Timer<'_> {
 /// Where things are in the throwaway copy.
 struct Layout {
     /// Removed when dropped.
-    _root: tempfile::TempDir,
+    _root: crate::tmpdir::Scratch,
     root: PathBuf,
     tree: PathBuf,
     /// The database file's path relative to the work tree, when it lives there.
