@@ -8,7 +8,8 @@
 #   scripts/wheel.sh          # build target/wheels/forge_rollback-*-manylinux_2_28_x86_64.whl
 #   scripts/wheel.sh check    # build it, then `auditwheel show` must report manylinux_2_28, and
 #                             # scripts/wheel-test.sh installs and runs it with no Rust toolchain
-#   scripts/wheel.sh [check] --profile NAME   # the same with another cargo profile
+#   scripts/wheel.sh [check] --profile NAME   # the same with another cargo profile, into
+#                                             # target/wheels/NAME
 #
 # A release build: 6 to 10 min on 2 shared cores (all of it compiled for the explicit target, apart
 # from the debug build the tests use). `make test` (CI) runs `check --profile wheel-check`: the
@@ -18,12 +19,16 @@ set -euo pipefail
 
 check=0
 profile=(--release)
+subdir=
 while (($#)); do
     case $1 in
         check) check=1 ;;
         --profile)
             [[ -n ${2:-} ]] || { echo "error: --profile needs a cargo profile name" >&2; exit 2; }
             profile=(--profile "$2")
+            # Not where `make wheel` puts the wheel that ships, which `pip install
+            # target/wheels/forge_rollback-*.whl` would then pick up.
+            subdir=/$2
             shift
             ;;
         *)
@@ -40,7 +45,7 @@ PYTHON=${PYTHON:-python3}
 POLICY=manylinux_2_28
 TARGET=$(cargo metadata --format-version 1 --no-deps | "$PYTHON" -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
 VENV=$TARGET/wheel-build-venv
-OUT=$TARGET/wheels
+OUT=$TARGET/wheels$subdir
 
 if [[ ! -x $VENV/bin/python ]] || ! cmp -s requirements-wheel.txt "$VENV/requirements-wheel.txt"; then
     "$PYTHON" -m venv "$VENV"
