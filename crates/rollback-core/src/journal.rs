@@ -648,12 +648,15 @@ impl RunState {
         }
     }
 
-    /// Whether what the run's downgrade destroys is unknown: its plan's data-loss forecast could
-    /// not be made (a `data_loss_unknown` risk), and no resume measured it again. The forecast
-    /// is then empty, and says nothing.
-    pub fn data_loss_unknown(&self) -> bool {
-        !matches!(self.detail_of("db_snapshot"), Some(StepDetail::DbSnapshot { forecast: Some(_), .. }))
-            && self.plan.risks.iter().any(|r| r.code == crate::model::RiskCode::DataLossUnknown)
+    /// Why what the run's downgrade destroys is unknown, if it is: its plan's data-loss forecast
+    /// could not be made (the reason its `data_loss_unknown` risk gives), and no resume measured
+    /// it again. The forecast is then empty, and says nothing.
+    pub fn data_loss_unknown(&self) -> Option<&str> {
+        if matches!(self.detail_of("db_snapshot"), Some(StepDetail::DbSnapshot { forecast: Some(_), .. })) {
+            return None;
+        }
+        let risk = self.plan.risks.iter().find(|r| r.code == crate::model::RiskCode::DataLossUnknown)?;
+        Some(risk.why())
     }
 
     /// The verdict of the run's completed `verify` step, if it has one.

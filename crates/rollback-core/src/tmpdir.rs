@@ -14,7 +14,9 @@
 //! owner also holds an `flock` on its folder for as long as it lives, which the kernel drops when
 //! the process dies, whatever its namespace; a folder is stale only when its process is gone from
 //! here and its lock can be taken. The folder is made under a hidden name, locked, then renamed,
-//! so it is never seen under its name unlocked.
+//! so it is never seen under its name unlocked. A process killed between making the hidden
+//! folder and renaming it leaves it empty: it goes too, once it is a minute old (its owner, if
+//! alive in another namespace, renamed it within microseconds).
 
 use std::fs::File;
 use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _, PermissionsExt as _};
@@ -75,7 +77,7 @@ fn create_in(kind: Kind, parent: &Path) -> Result<Scratch, IoError> {
     // Hidden (`.` first) until it is locked: `remove_stale` does not look at that name. A process
     // killed in between leaves an empty folder.
     let staged = tempfile::Builder::new()
-        .prefix(&format!(".{}{}-", kind.prefix(), std::process::id()))
+        .prefix(&format!("{STAGED}{}{}-", kind.prefix(), std::process::id()))
         .permissions(std::fs::Permissions::from_mode(0o700))
         .tempdir_in(parent)
         .map_err(|e| IoError::new("create a scratch folder in", parent, e))?;
@@ -84,7 +86,7 @@ fn create_in(kind: Kind, parent: &Path) -> Result<Scratch, IoError> {
         let busy = std::io::Error::new(std::io::ErrorKind::WouldBlock, "locked by another process");
         return Err(IoError::new("lock the scratch folder", staged.path(), busy));
     }
-    let name = staged.path().file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_prefix('.'));
+    let name = staged.path().file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_prefix(STAGED));
     let Some(name) = name else {
         let bad = std::io::Error::new(std::io::ErrorKind::InvalidData, "unexpected name");
         return Err(IoError::new("name the scratch folder", staged.path(), bad));
@@ -95,22 +97,35 @@ fn create_in(kind: Kind, parent: &Path) -> Result<Scratch, IoError> {
     Ok(Scratch { path, _lock: lock })
 }
 
+/// What a scratch folder's name starts with until it is locked.
+const STAGED: &str = ".";
+
+/// How old a hidden (staged) folder must be before it is taken for a killed process's: its
+/// owner renames it microseconds after making it.
+const STAGED_STALE_AFTER: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// The folder itself, opened to lock it (not followed if a symlink).
 fn open_dir(path: &Path) -> std::io::Result<File> {
     std::fs::OpenOptions::new().read(true).custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW).open(path)
 }
 
 /// Removes, from `parent`, the folders of every [`Kind`] this user made whose process is gone
-/// and whose lock is free, and returns them. Anything else stays: another user's folder, a
-/// symlink, a name without a process id (a folder of an older forge-rollback cannot be told from
-/// one in use), the folders of a live process, and a locked one (its owner lives in another PID
-/// namespace). What cannot be removed is left for the next time.
+/// and whose lock is free, and returns them; and the empty hidden folders such a process left
+/// while making one, once a minute old. Anything else stays: another user's folder, a symlink, a
+/// name without a process id (a folder of an older forge-rollback cannot be told from one in
+/// use), the folders of a live process, a locked one (its owner lives in another PID namespace),
+/// and a hidden one that is young or not empty. What cannot be removed is left for the next time.
 pub(crate) fn remove_stale(parent: &Path) -> Vec<PathBuf> {
     let Ok(entries) = std::fs::read_dir(parent) else { return Vec::new() };
     let mut removed = Vec::new();
     for entry in entries.flatten() {
         let name = entry.file_name();
-        let Some(pid) = name.to_str().and_then(pid_of) else { continue };
+        let Some(name) = name.to_str() else { continue };
+        let (staged, name) = match name.strip_prefix(STAGED) {
+            Some(rest) => (true, rest),
+            None => (false, name),
+        };
+        let Some(pid) = pid_of(name) else { continue };
         if pid == std::process::id() || alive(pid) {
             continue;
         }
@@ -120,12 +135,17 @@ pub(crate) fn remove_stale(parent: &Path) -> Vec<PathBuf> {
         if !meta.is_dir() || meta.uid() != fsutil::euid() {
             continue;
         }
+        if staged && !meta.modified().is_ok_and(|m| m.elapsed().is_ok_and(|age| age >= STAGED_STALE_AFTER)) {
+            continue;
+        }
         // Held while it is removed; its owner, if any, holds it until it is done.
         let Ok(lock) = open_dir(&path) else { continue };
         if !matches!(crate::lock::try_flock(&lock, &path), Ok(true)) {
             continue;
         }
-        if std::fs::remove_dir_all(&path).is_ok() {
+        // A staged folder is empty: anything in one is not ours to remove.
+        let gone = if staged { std::fs::remove_dir(&path) } else { std::fs::remove_dir_all(&path) };
+        if gone.is_ok() {
             removed.push(path);
         }
     }
@@ -227,6 +247,45 @@ mod tests {
         drop(held);
         assert_eq!(remove_stale(parent.path()), [theirs], "its owner is gone: stale");
         assert!(ours.path().exists(), "our own stays");
+    }
+
+    /// Its modification time set `ago` in the past.
+    fn age(path: &Path, ago: std::time::Duration) {
+        let then = std::time::SystemTime::now() - ago;
+        open_dir(path).unwrap().set_modified(then).unwrap();
+    }
+
+    /// A process killed between making its hidden folder and renaming it left it empty: it goes
+    /// once it is old enough that no live owner can still be about to rename it.
+    #[test]
+    fn scratch_hidden_folder_a_killed_process_left_is_removed_once_old() {
+        let parent = tempfile::tempdir().unwrap();
+        let p = parent.path();
+        let dead = dead_pid();
+        let left = p.join(format!(".forge-rollback-rows-{dead}-hhhh"));
+        // Kept: a young one (its owner may be renaming it), one with something in it, a locked
+        // one, a live process's, a hidden folder of another name.
+        let young = p.join(format!(".forge-rollback-forecast-{dead}-iiii"));
+        let full = p.join(format!(".forge-rollback-rehearse-{dead}-jjjj"));
+        let locked = p.join(format!(".forge-rollback-rows-{dead}-kkkk"));
+        let live = p.join(".forge-rollback-rows-1-llll");
+        let other = p.join(format!(".forge-rollback-cache-{dead}-mmmm"));
+        for d in [&left, &young, &full, &locked, &live, &other] {
+            std::fs::create_dir(d).unwrap();
+        }
+        std::fs::write(full.join("tree"), "x").unwrap();
+        for d in [&left, &full, &locked, &live, &other] {
+            age(d, STAGED_STALE_AFTER + std::time::Duration::from_secs(5));
+        }
+        age(&young, STAGED_STALE_AFTER / 2);
+        let held = open_dir(&locked).unwrap();
+        assert!(crate::lock::try_flock(&held, &locked).unwrap());
+
+        assert_eq!(remove_stale(p), [left], "only the old, empty, free one of a dead process");
+        for kept in [&young, &full, &locked, &live, &other] {
+            assert!(kept.exists(), "{} kept", kept.display());
+        }
+        assert!(full.join("tree").exists());
     }
 
     #[test]

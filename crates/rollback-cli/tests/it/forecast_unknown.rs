@@ -32,11 +32,15 @@ fn a_downgrade_without_a_forecast_is_reported_as_unknown_loss_not_as_none() {
     let id = result["run_id"].as_str().unwrap().to_owned();
     let report = fr_env(&r, &["report", &id], &env());
     report.ok();
+    // With the reason the run gave: the failpoint's error, as the warning said it.
+    let warned = out.stderr.split("the data-loss forecast could not be made (").nth(1).unwrap();
+    let reason = format!("the data-loss forecast could not be made ({}", warned.split("): ").next().unwrap());
+    assert!(reason.contains("failpoint"), "{reason}");
     assert!(
-        report.stdout.contains(
-            "Unknown — the downgrade ran, and what it dropped from the live database was not measured (the data-loss forecast could not be made)"
-        ),
-        "{}",
+        report.stdout.contains(&format!(
+            "Unknown — the downgrade ran, and what it dropped from the live database was not measured, as {reason});"
+        )),
+        "{reason}\n{}",
         report.stdout
     );
     assert!(report.stdout.contains(&format!("`forge-rollback undo {id}` brings it back")), "{}", report.stdout);
@@ -44,10 +48,16 @@ fn a_downgrade_without_a_forecast_is_reported_as_unknown_loss_not_as_none() {
     let j = fr_env(&r, &["report", &id, "--format", "json"], &env()).json();
     assert!(j["data_loss"]["lost"].is_null(), "{j}");
     assert!(j["data_loss"]["kept_in"].is_string(), "{j}");
+    assert_eq!(j["data_loss"]["not_measured"], format!("{reason})"), "{j}");
 
     // Its backups gone: nothing is promised any more.
     let after = report_with_backups_gone(&r, &id);
-    assert!(after.contains("Unknown — what the downgrade dropped from the live database was not measured"), "{after}");
+    assert!(
+        after.contains(&format!(
+            "Unknown — what the downgrade dropped from the live database was not measured, as {reason});"
+        )),
+        "{after}"
+    );
     assert!(after.contains("forge-rollback can no longer bring it back"), "{after}");
     assert!(!after.contains("brings it back,"), "{after}");
 }

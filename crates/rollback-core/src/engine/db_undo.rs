@@ -172,7 +172,7 @@ impl Rollback {
             Some(at) => Some(at.clone()),
             None => target.plan.downgrade_to().map(<[Revision]>::to_vec),
         };
-        if let Some(to) = unmeasured.filter(|_| target.data_loss_unknown()) {
+        if let Some(to) = unmeasured.filter(|_| target.data_loss_unknown().is_some()) {
             forecast = self.measure_downgrade(files, rec, &file, &to, dir.path()).map_err(|e| {
                 refuse(format!(
                     "its data-loss forecast could not be made, so what its downgrade deleted and changed is unknown, and measuring it on a copy of the snapshot failed: {}",

@@ -64,14 +64,10 @@ impl Rollback {
         let irreversible: Vec<&str> =
             path.iter().filter(|p| p.irreversible.is_some()).map(|p| p.revision.as_str()).collect();
         if !irreversible.is_empty() {
-            plan.risks.push(Risk::new(
-                RiskCode::DataLossUnknown,
-                RiskSeverity::Medium,
-                format!(
-                    "the data-loss forecast cannot run a downgrade through irreversible migration(s) {}: what the downgrade destroys is unknown",
-                    irreversible.join(", ")
-                ),
-            ));
+            plan.risks.push(Risk::data_loss_unknown(format_args!(
+                "the data-loss forecast cannot run a downgrade through irreversible migration(s) {}",
+                irreversible.join(", ")
+            )));
             return Ok(());
         }
         match self.forecast_downgrade_unless(&to, stop) {
@@ -134,12 +130,5 @@ fn warned(f: &Forecast) -> impl Iterator<Item = Risk> + '_ {
 }
 
 fn unknown(e: &crate::Error) -> Risk {
-    Risk::new(
-        RiskCode::DataLossUnknown,
-        RiskSeverity::Medium,
-        format!(
-            "the data-loss forecast could not be made ({}): what the downgrade destroys is unknown",
-            super::support::chain(e)
-        ),
-    )
+    Risk::data_loss_unknown(format_args!("the data-loss forecast could not be made ({})", super::support::chain(e)))
 }

@@ -165,9 +165,24 @@ pub struct Risk {
     pub message: String,
 }
 
+/// How a `data_loss_unknown` risk's message ends, after why the forecast could not be made.
+const LOSS_UNKNOWN: &str = ": what the downgrade destroys is unknown";
+
 impl Risk {
     /// A risk.
     pub fn new(code: RiskCode, severity: RiskSeverity, message: impl Into<String>) -> Self {
         Self { code, severity, message: message.into() }
+    }
+
+    /// A `data_loss_unknown` risk: the data-loss forecast could not be made, for the reason
+    /// `why` (a whole clause: "the data-loss forecast could not be made (…)").
+    pub(crate) fn data_loss_unknown(why: impl std::fmt::Display) -> Self {
+        Self::new(RiskCode::DataLossUnknown, RiskSeverity::Medium, format!("{why}{LOSS_UNKNOWN}"))
+    }
+
+    /// Why the data-loss forecast could not be made, for a `data_loss_unknown` risk: its
+    /// message without the words that say what follows.
+    pub(crate) fn why(&self) -> &str {
+        self.message.strip_suffix(LOSS_UNKNOWN).unwrap_or(&self.message)
     }
 }

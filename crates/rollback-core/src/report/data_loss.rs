@@ -22,13 +22,14 @@ pub(super) fn of(state: &RunState, backup_id: Option<&str>, anything_else_began:
     let put_back_by = state.undone_by.as_deref().filter(|_| state.status == RunStatus::Undone);
     match (backup_id, anything_else_began) {
         // The downgrade ran (or began) with no forecast to say what it drops: not "no".
-        (Some(id), _) if (done || cut_short) && state.data_loss_unknown() => {
+        (Some(id), _) if (done || cut_short) && state.data_loss_unknown().is_some() => {
+            let why = state.data_loss_unknown().unwrap_or_default().to_owned();
             let db = db_backup.unwrap_or_else(|| "?".into());
             let ran = if done { "ran" } else { "began and did not finish" };
             let head = format!(
-                "Unknown — the downgrade {ran}, and what it dropped from the live database was not measured (the data-loss forecast could not be made); every changed or removed file was captured in verified backup {id}, and the database as it was before the run in verified backup {db}"
+                "Unknown — the downgrade {ran}, and what it dropped from the live database was not measured, as {why}; every changed or removed file was captured in verified backup {id}, and the database as it was before the run in verified backup {db}"
             );
-            let mut loss = DataLoss { lost: None, ..DataLoss::default() };
+            let mut loss = DataLoss { lost: None, not_measured: Some(why), ..DataLoss::default() };
             loss.explanation = undo_or_offer(
                 &mut loss,
                 db,
@@ -149,11 +150,10 @@ pub(super) fn backups_gone(loss: &mut DataLoss, gone: &[String], why: &str) {
     }
     let db = loss.kept_in.take().unwrap_or_default();
     loss.restore_command = None;
-    loss.explanation = if loss.dropped.is_empty() && loss.may_have_dropped.is_empty() {
+    loss.explanation = if let Some(unmeasured) = &loss.not_measured {
         // A downgrade with no forecast: what went is not known, and nothing keeps it.
-        loss.lost = None;
         format!(
-            "Unknown — what the downgrade dropped from the live database was not measured; the database as it was before the run was kept in database backup {db}, but {why}: forge-rollback can no longer bring it back"
+            "Unknown — what the downgrade dropped from the live database was not measured, as {unmeasured}; the database as it was before the run was kept in database backup {db}, but {why}: forge-rollback can no longer bring it back"
         )
     } else if loss.dropped.is_empty() {
         // Cut short in its downgrade: whether rows went is not known, and nothing keeps them.

@@ -53,6 +53,10 @@ pub struct DataLoss {
     /// changed them while rolled back, or deleted their rows).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub not_put_back: Vec<crate::model::DataLoss>,
+    /// Why what the downgrade dropped was not measured, when it ran without a data-loss
+    /// forecast (`lost` is then `None`): "the data-loss forecast could not be made (…)".
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub not_measured: Option<String>,
     /// The database backup that keeps those rows, while the tool can still bring them back
     /// (not after an undo did, nor once the backup is pruned).
     #[serde(skip_serializing_if = "Option::is_none")]
