@@ -151,6 +151,9 @@ stage_lint() {
     # keep reusing the Rust test build (TEST_SCOPE below).
     step "same features for the Rust tests and the Python module (scripts/check-features.py)" \
         "$PYTHON" scripts/check-features.py "${TEST_SCOPE[@]}" || :
+    # As cheap (cargo metadata): the rust-version users are told is not below what the locked
+    # dependencies need.
+    step "rust-version covers the locked dependencies (scripts/check-msrv.py)" "$PYTHON" scripts/check-msrv.py || :
 }
 
 # The Rust tests in two steps. `build_tests` builds every test binary (and the CLI binary the

@@ -376,7 +376,10 @@ impl Error {
             Error::Vcs(vcs::Error::GitNotFound(_)) => Some(
                 "install git, or set `backend = \"git2\"` under `[vcs]` in the configuration: the built-in libgit2 backend needs no `git` program".into(),
             ),
-            _ if let Some(u) = self.io_error().and_then(crate::fsutil::IoError::unsafe_state) => Some(u.hint()),
+            // (No `if let` guard: Rust 1.89, the `rust-version`, has none.)
+            _ if self.io_error().and_then(crate::fsutil::IoError::unsafe_state).is_some() => {
+                self.io_error().and_then(crate::fsutil::IoError::unsafe_state).map(crate::fsutil::UnsafeState::hint)
+            }
             Error::Backup(backup::Error::NoSpace { needed, available, .. }) => {
                 Some(format!("free at least {} byte(s) there, then try again", needed.saturating_sub(*available)))
             }

@@ -74,8 +74,8 @@ pub(crate) fn create(kind: Kind) -> Result<Scratch, IoError> {
 
 fn create_in(kind: Kind, parent: &Path) -> Result<Scratch, IoError> {
     remove_stale(parent);
-    // Hidden (`.` first) until it is locked: `remove_stale` does not look at that name. A process
-    // killed in between leaves an empty folder.
+    // Hidden (`.` first) until it is locked: `remove_stale` leaves that name alone while it is
+    // young. A process killed in between leaves an empty folder, removed once a minute old.
     let staged = tempfile::Builder::new()
         .prefix(&format!("{STAGED}{}{}-", kind.prefix(), std::process::id()))
         .permissions(std::fs::Permissions::from_mode(0o700))

@@ -52,7 +52,7 @@ impl Rng {
     fn content(&mut self, tag: &str) -> Vec<u8> {
         let n = self.next();
         let mut c = format!("{tag} {n:016x}\n").into_bytes();
-        if n % 5 == 0 {
+        if n.is_multiple_of(5) {
             c.extend_from_slice(b"\x00\xffbinary tail");
         }
         c

@@ -127,19 +127,19 @@ pub async fn assess(migrator: &dyn DbMigrator, vcs: &dyn VcsBackend, target: &Co
                 format!("migration `{}` ({}) cannot be undone: {reason}", step.revision, step.description),
             ));
         }
-        if let Some(m) = code.get(&step.revision) {
-            if !m.destructive_upgrade.is_empty() {
-                risks.push(risk(
-                    RiskCode::DestructiveUpgrade,
-                    Severity::Medium,
-                    format!(
-                        "migration `{}` ({}) removed data ({}); undoing it restores the schema, not the data (the snapshot has it)",
-                        step.revision,
-                        step.description,
-                        m.destructive_upgrade.join(", ")
-                    ),
-                ));
-            }
+        if let Some(m) = code.get(&step.revision)
+            && !m.destructive_upgrade.is_empty()
+        {
+            risks.push(risk(
+                RiskCode::DestructiveUpgrade,
+                Severity::Medium,
+                format!(
+                    "migration `{}` ({}) removed data ({}); undoing it restores the schema, not the data (the snapshot has it)",
+                    step.revision,
+                    step.description,
+                    m.destructive_upgrade.join(", ")
+                ),
+            ));
         }
     }
     if reachable {

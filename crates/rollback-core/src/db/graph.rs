@@ -123,10 +123,10 @@ impl MigrationGraph {
         let mut out = BTreeSet::new();
         let mut stack: Vec<&Revision> = revs.iter().collect();
         while let Some(r) = stack.pop() {
-            if out.insert(r.clone()) {
-                if let Some(m) = self.get(r) {
-                    stack.extend(&m.down_revisions);
-                }
+            if out.insert(r.clone())
+                && let Some(m) = self.get(r)
+            {
+                stack.extend(&m.down_revisions);
             }
         }
         out

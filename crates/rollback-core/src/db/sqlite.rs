@@ -192,10 +192,10 @@ fn open_once(
         .spawn(move || {
             let (lock, cvar) = &*d;
             let Ok(guard) = lock.lock() else { return };
-            if let Ok((done, _)) = cvar.wait_timeout_while(guard, timeout, |done| !*done) {
-                if !*done {
-                    handle.interrupt();
-                }
+            if let Ok((done, _)) = cvar.wait_timeout_while(guard, timeout, |done| !*done)
+                && !*done
+            {
+                handle.interrupt();
             }
         })
         .ok();

@@ -81,11 +81,11 @@ impl Rollback {
             // A lifted mark's note ("broke login") must not stay on the known-good entry:
             // without a note of its own, the entry says which mark was lifted.
             let mut out = r.mark(self.vcs.as_ref(), id, note.or(lifted.as_deref()))?;
-            if let Some(revs) = &revisions {
-                if let Some(e) = r.commits.iter_mut().find(|e| e.hash == id.as_str()) {
-                    e.database_migrations = revs.iter().map(|r| r.0.clone()).collect();
-                    out.entry = e.clone();
-                }
+            if let Some(revs) = &revisions
+                && let Some(e) = r.commits.iter_mut().find(|e| e.hash == id.as_str())
+            {
+                e.database_migrations = revs.iter().map(|r| r.0.clone()).collect();
+                out.entry = e.clone();
             }
             Ok(out)
         })?;

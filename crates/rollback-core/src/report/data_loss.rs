@@ -20,10 +20,12 @@ pub(super) fn of(state: &RunState, backup_id: Option<&str>, anything_else_began:
     let may_have_dropped = if cut_short { forecast() } else { Vec::new() };
     // Rows an undo already put back are not offered again.
     let put_back_by = state.undone_by.as_deref().filter(|_| state.status == RunStatus::Undone);
+    // Why what the downgrade that ran (or began) dropped was not measured, if it was not.
+    let unmeasured = state.data_loss_unknown().filter(|_| done || cut_short);
     match (backup_id, anything_else_began) {
         // The downgrade ran (or began) with no forecast to say what it drops: not "no".
-        (Some(id), _) if (done || cut_short) && state.data_loss_unknown().is_some() => {
-            let why = state.data_loss_unknown().unwrap_or_default().to_owned();
+        (Some(id), _) if unmeasured.is_some() => {
+            let why = unmeasured.unwrap_or_default().to_owned();
             let db = db_backup.unwrap_or_else(|| "?".into());
             let ran = if done { "ran" } else { "began and did not finish" };
             let head = format!(

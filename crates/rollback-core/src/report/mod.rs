@@ -471,15 +471,15 @@ pub fn build(state: &RunState, outcome: &RunOutcome, vcs: &dyn VcsBackend) -> In
             detail: format!("backup {id} was read back and every blob's hash checked before any change"),
             metric: None,
         });
-    } else if let Some(i) = snapshot_idx {
-        if state.failure.as_ref().is_some_and(|(f, _)| *f == i) {
-            checks.push(CheckResult {
-                name: "backup verified".into(),
-                passed: false,
-                detail: "the snapshot step failed: no backup was stored, and nothing was changed".into(),
-                metric: None,
-            });
-        }
+    } else if let Some(i) = snapshot_idx
+        && state.failure.as_ref().is_some_and(|(f, _)| *f == i)
+    {
+        checks.push(CheckResult {
+            name: "backup verified".into(),
+            passed: false,
+            detail: "the snapshot step failed: no backup was stored, and nothing was changed".into(),
+            metric: None,
+        });
     }
     let service_checks: Vec<CheckResult> = outcome
         .verification

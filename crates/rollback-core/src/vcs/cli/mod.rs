@@ -66,7 +66,7 @@ const GITLINK_MODE: &str = "160000";
 /// (`:src-mode dst-mode src-id dst-id status`, as five fields) and its path's bytes.
 fn raw_changes<'a>(command: &str, out: &'a [u8]) -> Result<Vec<([&'a str; 5], &'a [u8])>> {
     let recs: Vec<&[u8]> = records(out).collect();
-    if recs.len() % 2 != 0 {
+    if !recs.len().is_multiple_of(2) {
         return Err(parse_err(command, "odd number of fields"));
     }
     recs.chunks(2)
@@ -248,7 +248,7 @@ impl GitCliBackend {
     fn log(&self, args: &[&str]) -> Result<Vec<CommitInfo>> {
         let out = self.git().args(["log", "--no-show-signature", "--no-color", "-z", LOG_FORMAT]).args(args).run()?;
         let fields: Vec<&[u8]> = records(&out).collect();
-        if fields.len() % 4 != 0 {
+        if !fields.len().is_multiple_of(4) {
             return Err(parse_err("log", format!("{} fields, not a multiple of 4", fields.len())));
         }
         fields
