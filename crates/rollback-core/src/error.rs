@@ -319,6 +319,7 @@ impl Error {
 
     /// Hints that name no action: the same words for every front-end.
     fn text_hint(&self) -> Option<String> {
+        let unsafe_state = self.io_error().and_then(crate::fsutil::IoError::unsafe_state);
         match self {
             // The system's own limits first: what a variant would say does not help there.
             _ if self.caused_by_os_error(&[libc::EROFS]) => Some(
@@ -376,10 +377,7 @@ impl Error {
             Error::Vcs(vcs::Error::GitNotFound(_)) => Some(
                 "install git, or set `backend = \"git2\"` under `[vcs]` in the configuration: the built-in libgit2 backend needs no `git` program".into(),
             ),
-            // (No `if let` guard: Rust 1.89, the `rust-version`, has none.)
-            _ if self.io_error().and_then(crate::fsutil::IoError::unsafe_state).is_some() => {
-                self.io_error().and_then(crate::fsutil::IoError::unsafe_state).map(crate::fsutil::UnsafeState::hint)
-            }
+            _ if unsafe_state.is_some() => unsafe_state.map(crate::fsutil::UnsafeState::hint),
             Error::Backup(backup::Error::NoSpace { needed, available, .. }) => {
                 Some(format!("free at least {} byte(s) there, then try again", needed.saturating_sub(*available)))
             }

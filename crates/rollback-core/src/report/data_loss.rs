@@ -22,10 +22,10 @@ pub(super) fn of(state: &RunState, backup_id: Option<&str>, anything_else_began:
     let put_back_by = state.undone_by.as_deref().filter(|_| state.status == RunStatus::Undone);
     // Why what the downgrade that ran (or began) dropped was not measured, if it was not.
     let unmeasured = state.data_loss_unknown().filter(|_| done || cut_short);
-    match (backup_id, anything_else_began) {
+    match (backup_id, anything_else_began, unmeasured) {
         // The downgrade ran (or began) with no forecast to say what it drops: not "no".
-        (Some(id), _) if unmeasured.is_some() => {
-            let why = unmeasured.unwrap_or_default().to_owned();
+        (Some(id), _, Some(why)) => {
+            let why = why.to_owned();
             let db = db_backup.unwrap_or_else(|| "?".into());
             let ran = if done { "ran" } else { "began and did not finish" };
             let head = format!(
@@ -42,7 +42,7 @@ pub(super) fn of(state: &RunState, backup_id: Option<&str>, anything_else_began:
             );
             loss
         }
-        (Some(id), _) if !dropped.is_empty() => {
+        (Some(id), _, _) if !dropped.is_empty() => {
             let db = db_backup.unwrap_or_else(|| "?".into());
             let what = crate::db::rows::describe(&dropped);
             let mut loss = DataLoss { lost: Some(true), dropped, ..DataLoss::default() };
@@ -65,7 +65,7 @@ pub(super) fn of(state: &RunState, backup_id: Option<&str>, anything_else_began:
             );
             loss
         }
-        (Some(id), _) => {
+        (Some(id), _, _) => {
             let captured = format!("No — every changed or removed file was captured in verified backup {id}");
             let mut loss = DataLoss { lost: Some(false), dropped, ..DataLoss::default() };
             loss.explanation = match db_backup {
@@ -89,13 +89,13 @@ pub(super) fn of(state: &RunState, backup_id: Option<&str>, anything_else_began:
             };
             loss
         }
-        (None, false) => DataLoss {
+        (None, false, _) => DataLoss {
             lost: Some(false),
             explanation: "No — the run stopped before changing anything".into(),
             dropped,
             ..DataLoss::default()
         },
-        (None, true) => DataLoss {
+        (None, true, _) => DataLoss {
             lost: None,
             explanation: "Unknown — steps after the snapshot began without a completed snapshot; compare the work \
                           tree with the previous commit"
