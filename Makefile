@@ -4,7 +4,7 @@
 CARGO ?= cargo
 
 .DEFAULT_GOAL := help
-.PHONY: help demo fmt lint test rust-test python-test wheel wheel-check bench bench-fleet doc test-k8s
+.PHONY: help demo fmt lint test rust-test python-test wheel wheel-check msrv bench bench-fleet doc test-k8s
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -32,6 +32,9 @@ wheel: ## portable release wheel (module + forge-rollback command; abi3, manylin
 
 wheel-check: ## build the portable wheel, check its manylinux_2_28 tag with auditwheel, install and run it without Rust
 	scripts/wheel.sh check
+
+msrv: ## build-check the workspace with Rust at its declared rust-version (installs it with rustup; not in make test)
+	scripts/msrv.sh
 
 test-k8s: ## opt-in: the Kubernetes adapter against your cluster (FORGE_TEST_KUBECONFIG, FORGE_TEST_K8S_NAMESPACE, FORGE_TEST_K8S_DEPLOYMENT)
 	@if [ -z "$$FORGE_TEST_KUBECONFIG" ] || [ -z "$$FORGE_TEST_K8S_NAMESPACE" ] || [ -z "$$FORGE_TEST_K8S_DEPLOYMENT" ]; then \

@@ -7,7 +7,7 @@ crates/rollback-cli`. A dependency update can raise the real minimum without any
 then get cargo's error about a crate they never chose instead of ours. This reads `cargo
 metadata` (no build) and names every locked package whose own `rust-version` is above the
 workspace's. What the language features of our own code need is checked by building with that
-toolchain (`cargo +<rust-version> check --workspace --all-targets`), not here.
+toolchain (`make msrv`, scripts/msrv.sh), not here.
 
 Exit 0 when none is, 1 (with the packages and the fix) when some are, 2 when `cargo metadata`
 fails or the workspace declares no `rust-version`.
