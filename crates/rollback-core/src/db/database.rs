@@ -369,8 +369,8 @@ impl Database for UrlDatabase {
     }
 
     /// The BLAKE3 of the schema and, per table, the row count and an order-independent digest
-    /// of the rows, computed in one pass (on PostgreSQL by the server): no table is held in
-    /// memory, unlike [`Database::canonical_dump`].
+    /// of the rows, computed in one pass (on PostgreSQL by the server, with the large objects'
+    /// content): no table is held in memory, unlike [`Database::canonical_dump`].
     async fn fingerprint(&self) -> Result<String> {
         let text = match &self.url {
             DbUrl::Sqlite { .. } => {

@@ -12,6 +12,7 @@ mod foreign_sqlite;
 mod full;
 mod journal_compat;
 mod kept;
+mod large_objects;
 mod notify;
 mod notify_formats;
 mod owners;

@@ -1,10 +1,12 @@
-//! PostgreSQL: connections (TLS per `sslmode`), `pg_dump -Fc` snapshots, exact restores and a
-//! canonical dump.
+//! PostgreSQL: connections (TLS per `sslmode`), `pg_dump -Fc` snapshots, exact restores, and
+//! the canonical and digest dumps (`canonical`).
 //!
 //! A restore is exact and atomic: in ONE transaction on our own connection it drops every
 //! user schema (so objects created after the snapshot go too) and the publications, recreates
 //! `public` as it was, and replays the snapshot, which `pg_restore -f -` turns into SQL (its `COPY` blocks are
 //! streamed through `COPY FROM STDIN`). If anything fails, nothing changed.
+
+mod canonical;
 
 use std::fmt::Write as _;
 use std::future::Future;
@@ -19,6 +21,8 @@ use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
 use super::process;
 use super::url::{DbUrl, PgParams};
 use super::{Error, Result};
+
+pub(crate) use canonical::{canonical_dump, digest_dump};
 
 /// The application name our sessions show in `pg_stat_activity`.
 const APP_NAME: &str = "forge-rollback";
@@ -575,167 +579,6 @@ async fn replay(client: &Client, stdout: tokio::process::ChildStdout) -> Result<
         client.batch_execute(&sql).await.map_err(|e| format!("restore script: {}", error_detail(&e)))?;
     }
     Ok(())
-}
-
-fn qi(s: &str) -> String {
-    format!("\"{}\"", s.replace('"', "\"\""))
-}
-
-/// Schema and rows, one fact per line, sorted: equal text means equal states (object ids,
-/// physical order and dropped-column slots do not show).
-pub(crate) async fn canonical_dump(ctx: &Ctx<'_>, client: &Client) -> Result<String> {
-    dump_with(ctx, client, false).await
-}
-
-/// The schema as [`canonical_dump`] has it, each table's rows as their count and an
-/// order-independent digest (the sum of a 64-bit hash of every row, computed by the server in
-/// one pass): the same on equal states, different once a row is added, removed or changed,
-/// and cheap in memory however big the tables.
-pub(crate) async fn digest_dump(ctx: &Ctx<'_>, client: &Client) -> Result<String> {
-    dump_with(ctx, client, true).await
-}
-
-async fn dump_with(ctx: &Ctx<'_>, client: &Client, digest: bool) -> Result<String> {
-    let q = |sql: String| async move { rows(client, &sql).await.map_err(|e| ctx.query_err(&e)) };
-    let user = |alias: &str| USER_SCHEMA.replace("nspname", &format!("{alias}.nspname"));
-    let mut lines = Vec::new();
-    for r in q(format!("SELECT n.nspname, n.nspowner::regrole::text FROM pg_namespace n WHERE {}", user("n"))).await? {
-        lines.push(format!("schema {} owner={}", r[0], r[1]));
-    }
-    for r in
-        q("SELECT e.extname, e.extversion, n.nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace"
-            .into())
-        .await?
-    {
-        lines.push(format!("extension {} {} in {}", r[0], r[1], r[2]));
-    }
-    let rels = q(format!(
-        "SELECT n.nspname, c.relname, c.relkind::text, c.relowner::regrole::text,
-                CASE WHEN c.relkind IN ('v', 'm') THEN pg_get_viewdef(c.oid) END
-           FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-          WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') AND {}",
-        user("n")
-    ))
-    .await?;
-    for r in &rels {
-        let name = format!("{}.{}", r[0], r[1]);
-        lines.push(format!("relation {name} kind={} owner={}", r[2], r[3]));
-        if r[2] == "v" || r[2] == "m" {
-            lines.push(format!("relation {name} definition {:?}", r[4]));
-        }
-    }
-    for r in q(format!(
-        "SELECT n.nspname, c.relname, lpad(a.attnum::text, 5, '0'), a.attname, format_type(a.atttypid, a.atttypmod),
-                a.attnotnull, pg_get_expr(d.adbin, d.adrelid), a.attidentity, a.attgenerated,
-                row_number() OVER (PARTITION BY c.oid ORDER BY a.attnum)
-           FROM pg_attribute a
-           JOIN pg_class c ON c.oid = a.attrelid
-           JOIN pg_namespace n ON n.oid = c.relnamespace
-           LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
-          WHERE a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r', 'p', 'v', 'm', 'f') AND {}",
-        user("n")
-    ))
-    .await?
-    {
-        // The position among live columns, not attnum (dropped columns leave gaps).
-        lines.push(format!(
-            "relation {}.{} column {:0>5} {} {} notnull={} default={} identity={} generated={}",
-            r[0], r[1], r[9], r[3], r[4], r[5], r[6], r[7], r[8]
-        ));
-    }
-    for r in q(format!(
-        "SELECT n.nspname, c.relname, con.conname, pg_get_constraintdef(con.oid)
-           FROM pg_constraint con JOIN pg_class c ON c.oid = con.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace
-          WHERE {}",
-        user("n")
-    ))
-    .await?
-    {
-        lines.push(format!("relation {}.{} constraint {} {}", r[0], r[1], r[2], r[3]));
-    }
-    for r in q(format!(
-        "SELECT n.nspname, c.relname, pg_get_indexdef(i.indexrelid)
-           FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid JOIN pg_namespace n ON n.oid = c.relnamespace
-          WHERE {}",
-        user("n")
-    ))
-    .await?
-    {
-        lines.push(format!("relation {}.{} index {}", r[0], r[1], r[2]));
-    }
-    for r in q(format!(
-        "SELECT n.nspname, c.relname, t.tgname, pg_get_triggerdef(t.oid)
-           FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace
-          WHERE NOT t.tgisinternal AND {}",
-        user("n")
-    ))
-    .await?
-    {
-        lines.push(format!("relation {}.{} trigger {} {}", r[0], r[1], r[2], r[3]));
-    }
-    for r in q(format!(
-        "SELECT schemaname, sequencename, data_type::text, start_value, increment_by, min_value, max_value, cycle, last_value
-           FROM pg_sequences WHERE {}",
-        USER_SCHEMA.replace("nspname", "schemaname")
-    ))
-    .await?
-    {
-        lines.push(format!(
-            "sequence {}.{} {} start={} increment={} min={} max={} cycle={} last={}",
-            r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8]
-        ));
-    }
-    for r in q(format!(
-        "SELECT n.nspname, p.proname, pg_get_function_identity_arguments(p.oid), pg_get_functiondef(p.oid)
-           FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-          WHERE p.prokind IN ('f', 'p') AND {}",
-        user("n")
-    ))
-    .await?
-    {
-        lines.push(format!("function {}.{}({}) {:?}", r[0], r[1], r[2], r[3]));
-    }
-    for r in q(format!(
-        "SELECT n.nspname, t.typname, t.typtype::text, format_type(t.typbasetype, t.typtypmod), t.typnotnull, t.typdefault,
-                (SELECT string_agg(e.enumlabel, ',' ORDER BY e.enumsortorder) FROM pg_enum e WHERE e.enumtypid = t.oid)
-           FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
-          WHERE t.typtype IN ('e', 'd') AND {}",
-        user("n")
-    ))
-    .await?
-    {
-        lines.push(format!("type {}.{} kind={} base={} notnull={} default={} labels={}", r[0], r[1], r[2], r[3], r[4], r[5], r[6]));
-    }
-    for r in rels.iter().filter(|r| r[2] == "r" || r[2] == "m") {
-        let name = format!("{}.{}", r[0], r[1]);
-        if digest {
-            let d = q(format!(
-                "SELECT count(*), coalesce(sum(hashtextextended(t::text, 0)::numeric), 0) FROM ONLY {}.{} t",
-                qi(&r[0]),
-                qi(&r[1])
-            ))
-            .await?;
-            let d = d.first().cloned().unwrap_or_default();
-            let field = |i: usize| d.get(i).map_or("?", String::as_str);
-            lines.push(format!("relation {name} rows {:0>12} digest {}", field(0), field(1)));
-            continue;
-        }
-        let data = q(format!("SELECT t::text FROM ONLY {}.{} t", qi(&r[0]), qi(&r[1]))).await?;
-        lines.push(format!("relation {name} rows {:0>12}", data.len()));
-        for row in data {
-            lines.push(format!("relation {name} row {:?}", row[0]));
-        }
-    }
-    let count: usize = q("SELECT count(*) FROM pg_largeobject_metadata".into())
-        .await?
-        .first()
-        .and_then(|r| r[0].parse().ok())
-        .unwrap_or(0);
-    lines.push(format!("large_objects {count}"));
-    lines.sort();
-    let mut out = lines.join("\n");
-    out.push('\n');
-    Ok(out)
 }
 
 #[cfg(test)]
