@@ -1,6 +1,7 @@
 //! PostgreSQL's state as text, for comparing two states: the canonical dump (every fact one
 //! line, every row) and the digest dump the fingerprint hashes (every row folded into its
-//! table's count and digest by the server). Schema, rows, sequences and large objects.
+//! table's count and digest by the server). Schema, rows, sequences, large objects and
+//! publications.
 
 use tokio_postgres::Client;
 
@@ -55,6 +56,29 @@ where
     let mut lines = vec![format!("large_objects {}", r.len())];
     lines.extend(r.into_iter().map(|row| format!("large_object {}", row[0])));
     Ok(lines)
+}
+
+/// The logical-replication publications (PostgreSQL 10 and later): name, owner, what each
+/// publishes, and its tables (with PostgreSQL 15's column lists and row filters). Outside any
+/// schema, so a restore drops them and the dump re-creates those it holds: one created while
+/// rolled back changes the fingerprint, and the undo keeps it instead of restoring over it.
+/// None gives no line, as before they were read.
+async fn publications<F, Fut>(q: &F) -> Result<Vec<String>>
+where
+    F: Fn(String) -> Fut,
+    Fut: std::future::Future<Output = Result<Vec<Vec<String>>>>,
+{
+    let version = q("SELECT current_setting('server_version_num')".into()).await?;
+    if version.first().and_then(|r| r[0].parse::<u32>().ok()).unwrap_or(0) < 100_000 {
+        return Ok(Vec::new());
+    }
+    let r = q("SELECT p.pubname, p.pubowner::regrole::text, (to_jsonb(p) - 'oid' - 'pubname' - 'pubowner')::text,
+                      (SELECT string_agg((to_jsonb(t) - 'pubname')::text, ',' ORDER BY t.schemaname, t.tablename)
+                         FROM pg_publication_tables t WHERE t.pubname = p.pubname)
+                 FROM pg_publication p"
+        .into())
+    .await?;
+    Ok(r.into_iter().map(|r| format!("publication {} owner={} {} tables={}", r[0], r[1], r[2], r[3])).collect())
 }
 
 fn qi(s: &str) -> String {
@@ -207,6 +231,7 @@ async fn dump_with(ctx: &Ctx<'_>, client: &Client, digest: bool) -> Result<Strin
         }
     }
     lines.extend(large_objects(&q, digest).await?);
+    lines.extend(publications(&q).await?);
     lines.sort();
     let mut out = lines.join("\n");
     out.push('\n');

@@ -1,7 +1,8 @@
-//! PostgreSQL large objects (`lo_from_bytea`, `lo_put`): data an app writes outside any table.
-//! The fingerprint and the canonical dump see their content, so a large object written in place
-//! while rolled back (no row changes) is kept by the undo instead of being restored over; a
-//! role that may not read one still gets a fingerprint. On the test PostgreSQL server.
+//! What an app or a DBA writes to PostgreSQL outside the tables' rows: large objects
+//! (`lo_from_bytea`, `lo_put`) and publications. The fingerprint and the canonical dump see
+//! them, so one written while rolled back (no row changes) is kept by the undo instead of
+//! being restored over; a role that may not read a large object still gets a fingerprint. On
+//! the test PostgreSQL server.
 
 use rollback_core::RunStatus;
 use rollback_core::db::Database;
@@ -109,4 +110,49 @@ fn a_large_object_written_in_place_while_rolled_back_is_kept_by_the_undo() {
     sql(&rb, &format!("SELECT lo_put({oid}, 7, 'v3')"));
     let strip = |s: &str| s.lines().filter(|l| !l.contains("add_")).collect::<Vec<_>>().join("\n");
     assert_eq!(strip(&state(&d, &rb).dump), strip(&before.dump));
+}
+
+/// A publication created, given a table or dropped changes the fingerprint; none gives the
+/// same fingerprint again.
+#[test]
+fn fingerprint_sees_publications() {
+    let db = PgDatabase::new();
+    let url = db.url();
+    db.psql("CREATE TABLE a (id int PRIMARY KEY); CREATE TABLE b (id int PRIMARY KEY)");
+    let first = fingerprint(&url);
+    db.psql("CREATE PUBLICATION feed FOR TABLE a");
+    let one = fingerprint(&url);
+    assert_ne!(one, first, "a publication");
+    assert!(canonical(&url).contains("publication feed owner="), "{}", canonical(&url));
+    db.psql("ALTER PUBLICATION feed ADD TABLE b");
+    assert_ne!(fingerprint(&url), one, "one more table");
+    db.psql("ALTER PUBLICATION feed DROP TABLE b");
+    assert_eq!(fingerprint(&url), one, "the same tables again");
+    db.psql("ALTER PUBLICATION feed SET (publish = 'insert')");
+    assert_ne!(fingerprint(&url), one, "what it publishes");
+    db.psql("DROP PUBLICATION feed");
+    assert_eq!(fingerprint(&url), first, "none again");
+}
+
+/// A DBA creates a publication while the app runs rolled back (to stream changes elsewhere) and
+/// no row changes. The restore drops publications and re-creates the snapshot's, so the undo
+/// restored the snapshot over it before; now it sees it and keeps it.
+#[test]
+fn a_publication_created_while_rolled_back_is_kept_by_the_undo() {
+    let d = deploy(Fx::Sql, Engine::Postgres);
+    let rb = engine(&d);
+    let out = rb.run(&full("v1"), &AutoConfirm, &Recorder::default()).unwrap();
+    assert_eq!(out.status, RunStatus::Succeeded, "{:?}", out.error);
+
+    sql(&rb, "CREATE PUBLICATION feed FOR TABLE users");
+    let undo = rb.undo(out.run_id.as_deref().unwrap(), &AutoConfirm, &Recorder::default()).unwrap();
+    assert_eq!(undo.status, RunStatus::Succeeded, "{:?}", undo.error);
+    let names = steps(&undo);
+    assert!(names.contains(&"put_back_rows") && !names.contains(&"restore_database"), "{names:?}");
+    assert_eq!(
+        scalar(&rb, "SELECT string_agg(pubname || ':' || tablename, ',') FROM pg_publication_tables").as_deref(),
+        Some("feed:users"),
+        "kept"
+    );
+    assert_eq!(scalar(&rb, "SELECT count(*) FROM payments").as_deref(), Some("4"), "the dropped rows are back");
 }
