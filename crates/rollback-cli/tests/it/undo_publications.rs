@@ -77,10 +77,12 @@ fn postgres_exact_undo_restores_publications_and_foreign_servers() {
             "cdc all=false public.audit,public.users\nempty all=false -\neverything all=true public.alembic_version,public.audit,public.payments,public.users"
         ),
     );
-    // A publication made while rolled back is not in the snapshot: the exact restore drops it.
+    // A publication made while rolled back changes the fingerprint: a plain undo would keep it
+    // and bring the schema forward (rollback-core's `pg_outside_tables.rs`). It is not in the
+    // snapshot, so `--restore-snapshot`, the exact restore, drops it.
     d.sql("CREATE PUBLICATION later FOR TABLE audit");
 
-    let undo = fr(&d.repo, &["undo", &id, "--yes"]);
+    let undo = fr(&d.repo, &["undo", &id, "--yes", "--restore-snapshot"]);
     undo.ok();
 
     assert!(undo.stderr.contains("Restoring database"), "the exact restore:\n{}", undo.stderr);
