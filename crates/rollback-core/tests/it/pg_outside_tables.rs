@@ -1,5 +1,5 @@
 //! What an app or a DBA writes to PostgreSQL outside the tables' rows: large objects
-//! (`lo_from_bytea`, `lo_put`) and publications. The fingerprint and the canonical dump see
+//! (`lo_from_bytea`, `lo_put`), publications, foreign servers, casts. The fingerprint and the canonical dump see
 //! them, so one written while rolled back (no row changes) is kept by the undo instead of
 //! being restored over; a role that may not read a large object still gets a fingerprint. On
 //! the test PostgreSQL server.
@@ -112,13 +112,16 @@ fn a_large_object_written_in_place_while_rolled_back_is_kept_by_the_undo() {
     assert_eq!(strip(&state(&d, &rb).dump), strip(&before.dump));
 }
 
-/// A publication created, given a table or dropped changes the fingerprint; none gives the
-/// same fingerprint again.
+/// A publication created, given a table, changed or dropped changes the fingerprint, and so
+/// does a foreign server, its wrapper, a cast or an access method: what the exact restore drops
+/// and re-creates outside the schemas. None gives the same fingerprint again.
 #[test]
-fn fingerprint_sees_publications() {
+fn fingerprint_sees_what_a_restore_recreates_outside_the_schemas() {
     let db = PgDatabase::new();
     let url = db.url();
-    db.psql("CREATE TABLE a (id int PRIMARY KEY); CREATE TABLE b (id int PRIMARY KEY)");
+    db.psql(
+        "CREATE TABLE a (id int PRIMARY KEY); CREATE TABLE b (id int PRIMARY KEY); CREATE TYPE mood AS ENUM ('ok')",
+    );
     let first = fingerprint(&url);
     db.psql("CREATE PUBLICATION feed FOR TABLE a");
     let one = fingerprint(&url);
@@ -132,6 +135,35 @@ fn fingerprint_sees_publications() {
     assert_ne!(fingerprint(&url), one, "what it publishes");
     db.psql("DROP PUBLICATION feed");
     assert_eq!(fingerprint(&url), first, "none again");
+
+    for (make, change, undo) in [
+        (
+            "CREATE FOREIGN DATA WRAPPER w",
+            "ALTER FOREIGN DATA WRAPPER w OPTIONS (ADD debug 'on')",
+            "DROP FOREIGN DATA WRAPPER w",
+        ),
+        (
+            "CREATE FOREIGN DATA WRAPPER w; CREATE SERVER s FOREIGN DATA WRAPPER w OPTIONS (host 'db1')",
+            "ALTER SERVER s OPTIONS (SET host 'db2')",
+            "DROP FOREIGN DATA WRAPPER w CASCADE",
+        ),
+        (
+            "CREATE CAST (mood AS int) WITH INOUT",
+            "DROP CAST (mood AS int); CREATE CAST (mood AS int) WITH INOUT AS IMPLICIT",
+            "DROP CAST (mood AS int)",
+        ),
+        ("CREATE ACCESS METHOD heap2 TYPE TABLE HANDLER heap_tableam_handler", "", "DROP ACCESS METHOD heap2"),
+    ] {
+        db.psql(make);
+        let made = fingerprint(&url);
+        assert_ne!(made, first, "{make}");
+        if !change.is_empty() {
+            db.psql(change);
+            assert_ne!(fingerprint(&url), made, "{change}");
+        }
+        db.psql(undo);
+        assert_eq!(fingerprint(&url), first, "{undo}");
+    }
 }
 
 /// A DBA creates a publication while the app runs rolled back (to stream changes elsewhere) and

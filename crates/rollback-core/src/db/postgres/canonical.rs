@@ -1,7 +1,7 @@
 //! PostgreSQL's state as text, for comparing two states: the canonical dump (every fact one
 //! line, every row) and the digest dump the fingerprint hashes (every row folded into its
-//! table's count and digest by the server). Schema, rows, sequences, large objects and
-//! publications.
+//! table's count and digest by the server). Schema, rows, sequences, large objects, and what
+//! a restore re-creates outside the schemas (publications, foreign servers, casts).
 
 use tokio_postgres::Client;
 
@@ -58,19 +58,43 @@ where
     Ok(lines)
 }
 
-/// The logical-replication publications (PostgreSQL 10 and later): name, owner, what each
-/// publishes, and its tables (with PostgreSQL 15's column lists and row filters). Outside any
-/// schema, so a restore drops them and the dump re-creates those it holds: one created while
-/// rolled back changes the fingerprint, and the undo keeps it instead of restoring over it.
-/// None gives no line, as before they were read.
-async fn publications<F, Fut>(q: &F) -> Result<Vec<String>>
+/// Foreign-data wrappers, foreign servers, casts and access methods that no extension brought:
+/// what the restore drops outside the schemas besides publications (`CLEAR_DATABASE`).
+const NOT_FROM_EXTENSIONS: &str = "
+SELECT 'foreign_data_wrapper ' || w.fdwname || ' owner=' || w.fdwowner::regrole::text || ' handler=' || w.fdwhandler::regproc::text
+       || ' validator=' || w.fdwvalidator::regproc::text || ' options=' || coalesce(w.fdwoptions::text, '-')
+  FROM pg_foreign_data_wrapper w
+ WHERE NOT EXISTS (SELECT FROM pg_depend d WHERE d.classid = 'pg_foreign_data_wrapper'::regclass AND d.objid = w.oid AND d.deptype = 'e')
+UNION ALL
+SELECT 'foreign_server ' || s.srvname || ' wrapper=' || w.fdwname || ' owner=' || s.srvowner::regrole::text || ' type=' || coalesce(s.srvtype, '-')
+       || ' version=' || coalesce(s.srvversion, '-') || ' options=' || coalesce(s.srvoptions::text, '-')
+  FROM pg_foreign_server s JOIN pg_foreign_data_wrapper w ON w.oid = s.srvfdw
+ WHERE NOT EXISTS (SELECT FROM pg_depend d WHERE d.classid = 'pg_foreign_server'::regclass AND d.objid = s.oid AND d.deptype = 'e')
+UNION ALL
+SELECT 'cast ' || c.castsource::regtype::text || ' as ' || c.casttarget::regtype::text || ' function=' || c.castfunc::regprocedure::text
+       || ' context=' || c.castcontext::text || ' method=' || c.castmethod::text
+  FROM pg_cast c
+ WHERE c.oid >= 16384 AND NOT EXISTS (SELECT FROM pg_depend d WHERE d.classid = 'pg_cast'::regclass AND d.objid = c.oid AND d.deptype = 'e')
+UNION ALL
+SELECT 'access_method ' || a.amname || ' type=' || a.amtype::text || ' handler=' || a.amhandler::regproc::text
+  FROM pg_am a
+ WHERE a.oid >= 16384 AND NOT EXISTS (SELECT FROM pg_depend d WHERE d.classid = 'pg_am'::regclass AND d.objid = a.oid AND d.deptype = 'e')";
+
+/// What lives outside the schemas and the restore drops and re-creates from the dump: the
+/// logical-replication publications (PostgreSQL 10 and later: name, owner, what each
+/// publishes, its tables with PostgreSQL 15's column lists and row filters), and the
+/// [`NOT_FROM_EXTENSIONS`]. One created, changed or dropped while rolled back changes the
+/// fingerprint, so the undo keeps it instead of restoring over it. None gives no line, as
+/// before they were read.
+async fn outside_schemas<F, Fut>(q: &F) -> Result<Vec<String>>
 where
     F: Fn(String) -> Fut,
     Fut: std::future::Future<Output = Result<Vec<Vec<String>>>>,
 {
+    let mut lines: Vec<String> = q(NOT_FROM_EXTENSIONS.into()).await?.into_iter().map(|r| r[0].clone()).collect();
     let version = q("SELECT current_setting('server_version_num')".into()).await?;
     if version.first().and_then(|r| r[0].parse::<u32>().ok()).unwrap_or(0) < 100_000 {
-        return Ok(Vec::new());
+        return Ok(lines);
     }
     let r = q("SELECT p.pubname, p.pubowner::regrole::text, (to_jsonb(p) - 'oid' - 'pubname' - 'pubowner')::text,
                       (SELECT string_agg((to_jsonb(t) - 'pubname')::text, ',' ORDER BY t.schemaname, t.tablename)
@@ -78,7 +102,8 @@ where
                  FROM pg_publication p"
         .into())
     .await?;
-    Ok(r.into_iter().map(|r| format!("publication {} owner={} {} tables={}", r[0], r[1], r[2], r[3])).collect())
+    lines.extend(r.into_iter().map(|r| format!("publication {} owner={} {} tables={}", r[0], r[1], r[2], r[3])));
+    Ok(lines)
 }
 
 fn qi(s: &str) -> String {
@@ -231,7 +256,7 @@ async fn dump_with(ctx: &Ctx<'_>, client: &Client, digest: bool) -> Result<Strin
         }
     }
     lines.extend(large_objects(&q, digest).await?);
-    lines.extend(publications(&q).await?);
+    lines.extend(outside_schemas(&q).await?);
     lines.sort();
     let mut out = lines.join("\n");
     out.push('\n');
