@@ -19,11 +19,23 @@ const LO_READABLE: &str = "(current_setting('lo_compat_privileges')::bool
                 WHERE a.privilege_type = 'SELECT'
                   AND CASE WHEN a.grantee = 0 THEN true ELSE pg_has_role(a.grantee, 'USAGE') END))";
 
-/// One large object as text: its oid, owner, privileges, and the MD5 of its content (`-` when
-/// the session may not read it: then a change of its content does not show).
-const LO_LINE: &str =
-    "l.oid::text || ' owner=' || l.lomowner::regrole::text || ' acl=' || coalesce(l.lomacl::text, '-')
-    || ' content=' || CASE WHEN l.readable THEN md5(lo_get(l.oid)) ELSE '-' END";
+/// The MD5 of large object `l`'s content, read 1 MiB at a time (`lo_get` of a whole object
+/// fails beyond 1 GB, and large objects are where apps keep what is bigger): the MD5 of the
+/// chunks' MD5s, in order. The recursion stops after the first chunk shorter than 1 MiB.
+const LO_CONTENT: &str = "(WITH RECURSIVE c(off, h, more) AS (
+        SELECT 0::bigint, md5(x), length(x) = 1048576 FROM lo_get(l.oid, 0, 1048576) x
+        UNION ALL
+        SELECT c.off + 1048576, md5(x), length(x) = 1048576 FROM c, lo_get(l.oid, c.off + 1048576, 1048576) x WHERE c.more)
+    SELECT md5(string_agg(h, '' ORDER BY off)) FROM c)";
+
+/// One large object as text: its oid, owner, privileges, and its [`LO_CONTENT`] (`-` when the
+/// session may not read it: then a change of its content does not show).
+fn lo_line() -> String {
+    format!(
+        "l.oid::text || ' owner=' || l.lomowner::regrole::text || ' acl=' || coalesce(l.lomacl::text, '-')
+        || ' content=' || CASE WHEN l.readable THEN {LO_CONTENT} ELSE '-' END"
+    )
+}
 
 /// The large objects (`lo_create`, `lo_put`, `lowrite`: data an app writes outside any table,
 /// which the snapshot's `pg_dump` holds): one line each in the canonical dump; in the digest
@@ -37,9 +49,10 @@ where
     Fut: std::future::Future<Output = Result<Vec<Vec<String>>>>,
 {
     let from = format!("(SELECT l.*, {LO_READABLE} AS readable FROM pg_largeobject_metadata l) l");
+    let line = lo_line();
     if digest {
         let r = q(format!(
-            "SELECT count(*), coalesce(sum(hashtextextended({LO_LINE}, 0)::numeric), 0), count(*) FILTER (WHERE NOT l.readable)
+            "SELECT count(*), coalesce(sum(hashtextextended({line}, 0)::numeric), 0), count(*) FILTER (WHERE NOT l.readable)
                FROM {from}"
         ))
         .await?;
@@ -52,7 +65,7 @@ where
         }
         return Ok(vec![format!("large_objects {} digest {} unreadable {}", field(0), field(1), field(2))]);
     }
-    let r = q(format!("SELECT {LO_LINE} FROM {from}")).await?;
+    let r = q(format!("SELECT {line} FROM {from}")).await?;
     let mut lines = vec![format!("large_objects {}", r.len())];
     lines.extend(r.into_iter().map(|row| format!("large_object {}", row[0])));
     Ok(lines)
