@@ -4,7 +4,7 @@
 # lint) reads only the locked dependencies' own `rust-version`; whether our code uses a language
 # feature or a std API newer than that, only a build with that toolchain tells. Not part of
 # `make test`: it downloads a toolchain (about 70 MB with rustup's minimal profile) and checks
-# every crate again (about 2 min of CPU here).
+# every crate twice more (about 4 min here from a cold target/msrv, 7 min of CPU).
 #
 #   scripts/msrv.sh     # = make msrv
 #
