@@ -1,14 +1,14 @@
 //! What an app or a DBA writes to PostgreSQL outside the tables' rows: large objects
-//! (`lo_from_bytea`, `lo_put`), publications, foreign servers, casts. The fingerprint and the canonical dump see
-//! them, so one written while rolled back (no row changes) is kept by the undo instead of
-//! being restored over; a role that may not read a large object still gets a fingerprint. On
-//! the test PostgreSQL server.
+//! (`lo_from_bytea`, `lo_put`), publications, foreign servers, casts. The fingerprint and the
+//! canonical dump see them, so one written while rolled back (no row changes) is kept by the
+//! undo instead of being restored over; a role that may not read a large object still gets a
+//! fingerprint. On the test PostgreSQL server.
 
-use rollback_core::RunStatus;
 use rollback_core::db::Database;
 use rollback_core::event::Recorder;
 use rollback_core::prompt::AutoConfirm;
 use rollback_core::rt::block_on;
+use rollback_core::{Rollback, RunStatus};
 use rollback_testkit::db::{MigratorKind as Fx, PgDatabase};
 
 use super::full::{Engine, deploy, engine, full, sql, state};
@@ -23,6 +23,20 @@ fn fingerprint(url: &str) -> String {
 fn canonical(url: &str) -> String {
     let dir = tempfile::tempdir().unwrap();
     block_on(database(url, dir.path()).canonical_dump()).unwrap()
+}
+
+/// `run --full` to v1, `write` while rolled back, `undo`: both succeed, and the undo sees the
+/// write (it keeps the database and puts back what the downgrade dropped: the 4 payments)
+/// instead of restoring the snapshot over it.
+fn undo_after_writing(rb: &Rollback, write: &str) {
+    let out = rb.run(&full("v1"), &AutoConfirm, &Recorder::default()).unwrap();
+    assert_eq!(out.status, RunStatus::Succeeded, "{:?}", out.error);
+    sql(rb, write);
+    let undo = rb.undo(out.run_id.as_deref().unwrap(), &AutoConfirm, &Recorder::default()).unwrap();
+    assert_eq!(undo.status, RunStatus::Succeeded, "{:?}", undo.error);
+    let names = steps(&undo);
+    assert!(names.contains(&"put_back_rows") && !names.contains(&"restore_database"), "{write}: {names:?}");
+    assert_eq!(scalar(rb, "SELECT count(*) FROM payments").as_deref(), Some("4"), "the dropped rows are back");
 }
 
 /// Content written in place, an object added or removed, its privileges: each changes the
@@ -105,20 +119,12 @@ fn a_large_object_written_in_place_while_rolled_back_is_kept_by_the_undo() {
     let rb = engine(&d);
     let oid = scalar(&rb, "SELECT lo_from_bytea(0, 'avatar v3')").unwrap();
     let before = state(&d, &rb);
-    let out = rb.run(&full("v1"), &AutoConfirm, &Recorder::default()).unwrap();
-    assert_eq!(out.status, RunStatus::Succeeded, "{:?}", out.error);
-
-    sql(&rb, &format!("SELECT lo_put({oid}, 7, 'v1')"));
-    let undo = rb.undo(out.run_id.as_deref().unwrap(), &AutoConfirm, &Recorder::default()).unwrap();
-    assert_eq!(undo.status, RunStatus::Succeeded, "{:?}", undo.error);
-    let names = steps(&undo);
-    assert!(names.contains(&"put_back_rows") && !names.contains(&"restore_database"), "{names:?}");
+    undo_after_writing(&rb, &format!("SELECT lo_put({oid}, 7, 'v1')"));
     assert_eq!(
         scalar(&rb, &format!("SELECT convert_from(lo_get({oid}), 'UTF8')")).as_deref(),
         Some("avatar v1"),
         "the write made while rolled back is kept"
     );
-    assert_eq!(scalar(&rb, "SELECT count(*) FROM payments").as_deref(), Some("4"), "the dropped rows are back");
     // Apart from that write, the database is what it was before the rollback (the native
     // tracking table records when each migration was applied again).
     sql(&rb, &format!("SELECT lo_put({oid}, 7, 'v3')"));
@@ -187,18 +193,10 @@ fn fingerprint_sees_what_a_restore_recreates_outside_the_schemas() {
 fn a_publication_created_while_rolled_back_is_kept_by_the_undo() {
     let d = deploy(Fx::Sql, Engine::Postgres);
     let rb = engine(&d);
-    let out = rb.run(&full("v1"), &AutoConfirm, &Recorder::default()).unwrap();
-    assert_eq!(out.status, RunStatus::Succeeded, "{:?}", out.error);
-
-    sql(&rb, "CREATE PUBLICATION feed FOR TABLE users");
-    let undo = rb.undo(out.run_id.as_deref().unwrap(), &AutoConfirm, &Recorder::default()).unwrap();
-    assert_eq!(undo.status, RunStatus::Succeeded, "{:?}", undo.error);
-    let names = steps(&undo);
-    assert!(names.contains(&"put_back_rows") && !names.contains(&"restore_database"), "{names:?}");
+    undo_after_writing(&rb, "CREATE PUBLICATION feed FOR TABLE users");
     assert_eq!(
         scalar(&rb, "SELECT string_agg(pubname || ':' || tablename, ',') FROM pg_publication_tables").as_deref(),
         Some("feed:users"),
         "kept"
     );
-    assert_eq!(scalar(&rb, "SELECT count(*) FROM payments").as_deref(), Some("4"), "the dropped rows are back");
 }

@@ -5,7 +5,7 @@
 
 use tokio_postgres::Client;
 
-use super::{Ctx, USER_SCHEMA, rows};
+use super::{Ctx, USER_SCHEMA, rows, user_made};
 use crate::db::Result;
 
 /// Whether the session may read large object `l` (`pg_largeobject_metadata l`): what `lo_get`
@@ -43,19 +43,15 @@ fn lo_line() -> String {
 /// may not read, computed by the server in one pass. A large object written in place (no row
 /// changes) then changes the fingerprint, so the undo keeps it instead of restoring the
 /// snapshot over it.
-async fn large_objects<F, Fut>(q: &F, digest: bool) -> Result<Vec<String>>
-where
-    F: Fn(String) -> Fut,
-    Fut: std::future::Future<Output = Result<Vec<Vec<String>>>>,
-{
+async fn large_objects(ctx: &Ctx<'_>, client: &Client, digest: bool) -> Result<Vec<String>> {
     let from = format!("(SELECT l.*, {LO_READABLE} AS readable FROM pg_largeobject_metadata l) l");
     let line = lo_line();
     if digest {
-        let r = q(format!(
+        let sql = format!(
             "SELECT count(*), coalesce(sum(hashtextextended({line}, 0)::numeric), 0), count(*) FILTER (WHERE NOT l.readable)
                FROM {from}"
-        ))
-        .await?;
+        );
+        let r = query(ctx, client, &sql).await?;
         let r = r.first().cloned().unwrap_or_default();
         let field = |i: usize| r.get(i).map_or("?", String::as_str);
         // Without any, the line is the one fingerprints recorded before content counted, so
@@ -65,58 +61,69 @@ where
         }
         return Ok(vec![format!("large_objects {} digest {} unreadable {}", field(0), field(1), field(2))]);
     }
-    let r = q(format!("SELECT {line} FROM {from}")).await?;
+    let r = query(ctx, client, &format!("SELECT {line} FROM {from}")).await?;
     let mut lines = vec![format!("large_objects {}", r.len())];
     lines.extend(r.into_iter().map(|row| format!("large_object {}", row[0])));
     Ok(lines)
 }
 
-/// Foreign-data wrappers, foreign servers, casts and access methods that no extension brought:
-/// what the restore drops outside the schemas besides publications (`CLEAR_DATABASE`).
-const NOT_FROM_EXTENSIONS: &str = "
-SELECT 'foreign_data_wrapper ' || w.fdwname || ' owner=' || w.fdwowner::regrole::text || ' handler=' || w.fdwhandler::regproc::text
-       || ' validator=' || w.fdwvalidator::regproc::text || ' options=' || coalesce(w.fdwoptions::text, '-')
-  FROM pg_foreign_data_wrapper w
- WHERE NOT EXISTS (SELECT FROM pg_depend d WHERE d.classid = 'pg_foreign_data_wrapper'::regclass AND d.objid = w.oid AND d.deptype = 'e')
-UNION ALL
-SELECT 'foreign_server ' || s.srvname || ' wrapper=' || w.fdwname || ' owner=' || s.srvowner::regrole::text || ' type=' || coalesce(s.srvtype, '-')
-       || ' version=' || coalesce(s.srvversion, '-') || ' options=' || coalesce(s.srvoptions::text, '-')
-  FROM pg_foreign_server s JOIN pg_foreign_data_wrapper w ON w.oid = s.srvfdw
- WHERE NOT EXISTS (SELECT FROM pg_depend d WHERE d.classid = 'pg_foreign_server'::regclass AND d.objid = s.oid AND d.deptype = 'e')
-UNION ALL
-SELECT 'cast ' || c.castsource::regtype::text || ' as ' || c.casttarget::regtype::text || ' function=' || c.castfunc::regprocedure::text
-       || ' context=' || c.castcontext::text || ' method=' || c.castmethod::text
-  FROM pg_cast c
- WHERE c.oid >= 16384 AND NOT EXISTS (SELECT FROM pg_depend d WHERE d.classid = 'pg_cast'::regclass AND d.objid = c.oid AND d.deptype = 'e')
-UNION ALL
-SELECT 'access_method ' || a.amname || ' type=' || a.amtype::text || ' handler=' || a.amhandler::regproc::text
-  FROM pg_am a
- WHERE a.oid >= 16384 AND NOT EXISTS (SELECT FROM pg_depend d WHERE d.classid = 'pg_am'::regclass AND d.objid = a.oid AND d.deptype = 'e')";
+/// Foreign-data wrappers, foreign servers, casts and access methods that a user made
+/// ([`user_made`]): what the restore drops outside the schemas besides publications, a line
+/// each (user mappings are not read: their options hold passwords).
+fn not_from_extensions() -> String {
+    format!(
+        "SELECT 'foreign_data_wrapper ' || w.fdwname || ' owner=' || w.fdwowner::regrole::text
+                || ' handler=' || w.fdwhandler::regproc::text || ' validator=' || w.fdwvalidator::regproc::text
+                || ' options=' || coalesce(w.fdwoptions::text, '-')
+           FROM pg_foreign_data_wrapper w WHERE {}
+         UNION ALL
+         SELECT 'foreign_server ' || s.srvname || ' wrapper=' || w.fdwname || ' owner=' || s.srvowner::regrole::text
+                || ' type=' || coalesce(s.srvtype, '-') || ' version=' || coalesce(s.srvversion, '-')
+                || ' options=' || coalesce(s.srvoptions::text, '-')
+           FROM pg_foreign_server s JOIN pg_foreign_data_wrapper w ON w.oid = s.srvfdw WHERE {}
+         UNION ALL
+         SELECT 'cast ' || c.castsource::regtype::text || ' as ' || c.casttarget::regtype::text
+                || ' function=' || c.castfunc::regprocedure::text || ' context=' || c.castcontext::text
+                || ' method=' || c.castmethod::text
+           FROM pg_cast c WHERE {}
+         UNION ALL
+         SELECT 'access_method ' || a.amname || ' type=' || a.amtype::text || ' handler=' || a.amhandler::regproc::text
+           FROM pg_am a WHERE {}",
+        user_made("pg_foreign_data_wrapper", "w"),
+        user_made("pg_foreign_server", "s"),
+        user_made("pg_cast", "c"),
+        user_made("pg_am", "a"),
+    )
+}
 
 /// What lives outside the schemas and the restore drops and re-creates from the dump: the
 /// logical-replication publications (PostgreSQL 10 and later: name, owner, what each
 /// publishes, its tables with PostgreSQL 15's column lists and row filters), and the
-/// [`NOT_FROM_EXTENSIONS`]. One created, changed or dropped while rolled back changes the
+/// [`not_from_extensions`]. One created, changed or dropped while rolled back changes the
 /// fingerprint, so the undo keeps it instead of restoring over it. None gives no line, as
 /// before they were read.
-async fn outside_schemas<F, Fut>(q: &F) -> Result<Vec<String>>
-where
-    F: Fn(String) -> Fut,
-    Fut: std::future::Future<Output = Result<Vec<Vec<String>>>>,
-{
-    let mut lines: Vec<String> = q(NOT_FROM_EXTENSIONS.into()).await?.into_iter().map(|r| r[0].clone()).collect();
-    let version = q("SELECT current_setting('server_version_num')".into()).await?;
-    if version.first().and_then(|r| r[0].parse::<u32>().ok()).unwrap_or(0) < 100_000 {
+async fn outside_schemas(ctx: &Ctx<'_>, client: &Client) -> Result<Vec<String>> {
+    let mut lines: Vec<String> =
+        query(ctx, client, &not_from_extensions()).await?.into_iter().filter_map(|r| r.into_iter().next()).collect();
+    if ctx.server_version(client).await?.0 < 100_000 {
         return Ok(lines);
     }
-    let r = q("SELECT p.pubname, p.pubowner::regrole::text, (to_jsonb(p) - 'oid' - 'pubname' - 'pubowner')::text,
+    let r = query(
+        ctx,
+        client,
+        "SELECT p.pubname, p.pubowner::regrole::text, (to_jsonb(p) - 'oid' - 'pubname' - 'pubowner')::text,
                       (SELECT string_agg((to_jsonb(t) - 'pubname')::text, ',' ORDER BY t.schemaname, t.tablename)
                          FROM pg_publication_tables t WHERE t.pubname = p.pubname)
-                 FROM pg_publication p"
-        .into())
+                 FROM pg_publication p",
+    )
     .await?;
     lines.extend(r.into_iter().map(|r| format!("publication {} owner={} {} tables={}", r[0], r[1], r[2], r[3])));
     Ok(lines)
+}
+
+/// Every row of `sql`, each as its columns' text; errors as the database's.
+async fn query(ctx: &Ctx<'_>, client: &Client, sql: &str) -> Result<Vec<Vec<String>>> {
+    rows(client, sql).await.map_err(|e| ctx.query_err(&e))
 }
 
 fn qi(s: &str) -> String {
@@ -138,7 +145,7 @@ pub(crate) async fn digest_dump(ctx: &Ctx<'_>, client: &Client) -> Result<String
 }
 
 async fn dump_with(ctx: &Ctx<'_>, client: &Client, digest: bool) -> Result<String> {
-    let q = |sql: String| async move { rows(client, &sql).await.map_err(|e| ctx.query_err(&e)) };
+    let q = |sql: String| async move { query(ctx, client, &sql).await };
     let user = |alias: &str| USER_SCHEMA.replace("nspname", &format!("{alias}.nspname"));
     let mut lines = Vec::new();
     for r in q(format!("SELECT n.nspname, n.nspowner::regrole::text FROM pg_namespace n WHERE {}", user("n"))).await? {
@@ -268,8 +275,8 @@ async fn dump_with(ctx: &Ctx<'_>, client: &Client, digest: bool) -> Result<Strin
             lines.push(format!("relation {name} row {:?}", row[0]));
         }
     }
-    lines.extend(large_objects(&q, digest).await?);
-    lines.extend(outside_schemas(&q).await?);
+    lines.extend(large_objects(ctx, client, digest).await?);
+    lines.extend(outside_schemas(ctx, client).await?);
     lines.sort();
     let mut out = lines.join("\n");
     out.push('\n');

@@ -337,8 +337,11 @@ pub(crate) async fn snapshot(ctx: &Ctx<'_>, pg_dump: &str, pg_restore: &str, des
 /// them leaves: publications (the dump re-creates each with its tables), and foreign-data
 /// wrappers, foreign servers, casts and access methods that no extension brought. (Event
 /// triggers go with their function's schema; subscriptions are refused before, see
-/// [`subscriptions`].) Runs inside the restore's transaction.
-const CLEAR_DATABASE: &str = r"
+/// [`subscriptions`].) Runs inside the restore's transaction. The fingerprint reads the same
+/// objects ([`user_made`]), so that one made since the run is kept by its undo.
+fn clear_database() -> String {
+    format!(
+        r"
 DO $forge_rollback$
 DECLARE
     s record;
@@ -353,27 +356,20 @@ BEGIN
     LOOP
         EXECUTE format('DROP SCHEMA %I CASCADE', s.nspname);
     END LOOP;
-    FOR s IN SELECT v.srvname FROM pg_foreign_server v
-              WHERE NOT EXISTS (SELECT FROM pg_depend d WHERE d.classid = 'pg_foreign_server'::regclass
-                                                          AND d.objid = v.oid AND d.deptype = 'e')
+    FOR s IN SELECT v.srvname FROM pg_foreign_server v WHERE {server}
     LOOP
         EXECUTE format('DROP SERVER %I CASCADE', s.srvname);
     END LOOP;
-    FOR s IN SELECT w.fdwname FROM pg_foreign_data_wrapper w
-              WHERE NOT EXISTS (SELECT FROM pg_depend d WHERE d.classid = 'pg_foreign_data_wrapper'::regclass
-                                                          AND d.objid = w.oid AND d.deptype = 'e')
+    FOR s IN SELECT w.fdwname FROM pg_foreign_data_wrapper w WHERE {wrapper}
     LOOP
         EXECUTE format('DROP FOREIGN DATA WRAPPER %I CASCADE', s.fdwname);
     END LOOP;
     FOR s IN SELECT c.castsource::regtype::text AS source, c.casttarget::regtype::text AS target FROM pg_cast c
-              WHERE c.oid >= 16384 AND NOT EXISTS (SELECT FROM pg_depend d WHERE d.classid = 'pg_cast'::regclass
-                                                                             AND d.objid = c.oid AND d.deptype = 'e')
+              WHERE {cast}
     LOOP
         EXECUTE format('DROP CAST (%s AS %s)', s.source, s.target);
     END LOOP;
-    FOR s IN SELECT a.amname FROM pg_am a
-              WHERE a.oid >= 16384 AND NOT EXISTS (SELECT FROM pg_depend d WHERE d.classid = 'pg_am'::regclass
-                                                                             AND d.objid = a.oid AND d.deptype = 'e')
+    FOR s IN SELECT a.amname FROM pg_am a WHERE {method}
     LOOP
         EXECUTE format('DROP ACCESS METHOD %I CASCADE', s.amname);
     END LOOP;
@@ -388,7 +384,24 @@ BEGIN
     COMMENT ON SCHEMA public IS 'standard public schema';
 END
 $forge_rollback$;
-";
+",
+        server = user_made("pg_foreign_server", "v"),
+        wrapper = user_made("pg_foreign_data_wrapper", "w"),
+        cast = user_made("pg_cast", "c"),
+        method = user_made("pg_am", "a"),
+    )
+}
+
+/// Whether row `alias` of system catalog `catalog` was made in this database by a user: not
+/// built in (an oid from `FirstNormalObjectId` on) and not brought by an extension (which
+/// its `CREATE EXTENSION` in the dump re-creates). Of the objects outside the schemas, these
+/// are what the restore drops and the dump re-creates.
+pub(crate) fn user_made(catalog: &str, alias: &str) -> String {
+    format!(
+        "{alias}.oid >= 16384 AND NOT EXISTS (SELECT FROM pg_depend d WHERE d.classid = '{catalog}'::regclass \
+                                                           AND d.objid = {alias}.oid AND d.deptype = 'e')"
+    )
+}
 
 /// Takes `EXCLUSIVE` locks on every table of the user schemas ([`USER_SCHEMA`]), in the
 /// caller's transaction: readers go on, writers wait until it ends. What a guarded restore
@@ -486,7 +499,7 @@ pub(crate) async fn restore(
             crate::failpoint::hit("inside:restore_database").map_err(|e| snap_err(e.to_string()))?;
         }
         client
-            .batch_execute(CLEAR_DATABASE)
+            .batch_execute(&clear_database())
             .await
             .map_err(|e| snap_err(format!("clearing the database before the restore failed: {}", error_detail(&e))))?;
         replay(&client, stdout).await.map_err(snap_err)?;
